@@ -1,0 +1,66 @@
+// The host's only way to reach a board. One implementation speaks board.fbs over ZeroMQ
+// (inproc:// for an embedded simulated board, ipc:// or tcp:// for a wafer-sim process); a real
+// board driver would be another. Only main() functions and tests choose which.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "common/result.h"
+#include "host/board/board_types.h"
+
+namespace wafer::host {
+
+// Not thread-safe; owned by the one thread that drives the board. Every call is synchronous
+// and bounded by the link's timeout. When a call fails, `last_error()` names what went wrong
+// (for logs and reply `detail` fields).
+class BoardLink {
+ public:
+  virtual ~BoardLink() = default;
+
+  // Returns:
+  //   OK          - identity read.
+  //   UNAVAILABLE - the board did not answer within the timeout.
+  //   DATA_LOSS   - the reply was malformed.
+  virtual Result<BoardIdentity> Identify() = 0;
+
+  // Boots through the firmware (self-test, ready). OK when ready; FAILED_PRECONDITION when the
+  // self-test failed; UNAVAILABLE on timeout.
+  virtual Status Boot() = 0;
+
+  // Starts staging a model. RESOURCE_EXHAUSTED when it does not fit the board's SRAM or slots;
+  // ALREADY_EXISTS when the id is taken; INVALID_ARGUMENT for a bad manifest.
+  virtual Status BeginModel(const ModelManifest& manifest) = 0;
+
+  // Writes one chunk (at most max_chunk_bytes) of one tensor; the link computes its CRC-32C.
+  // DATA_LOSS when the board saw a CRC mismatch; OUT_OF_RANGE past the tensor's end.
+  virtual Status WriteWeights(uint32_t model_id, uint32_t tensor_index, uint64_t offset,
+                              std::span<const std::byte> data) = 0;
+
+  // FAILED_PRECONDITION when some tensor is incomplete.
+  virtual Status CommitModel(uint32_t model_id) = 0;
+
+  // NOT_FOUND when the model is not on the board.
+  virtual Status UnloadModel(uint32_t model_id) = 0;
+
+  // Advances a batch of sequences of one committed model. Per-sequence failures are in the
+  // outcome; the call fails only when the whole step did (NOT_FOUND model, UNAVAILABLE board).
+  virtual Result<StepOutcome> Step(uint32_t model_id, const std::vector<SeqStep>& seqs) = 0;
+
+  virtual Result<BoardTelemetry> ReadTelemetry() = 0;
+
+  // Resets the board to power-on; it must be booted again.
+  virtual Status Reset() = 0;
+
+  virtual const std::string& last_error() const = 0;
+};
+
+// Connects a DEALER to `endpoint` using `context` (which must be the board's context for
+// inproc://). `timeout_ms` bounds every call; on a timeout the link reconnects so a late reply
+// to an abandoned command can never be taken for the answer to a new one.
+Result<std::unique_ptr<BoardLink>> ConnectBoardLink(zmq::context_t& context,
+                                                    const std::string& endpoint, int timeout_ms);
+
+}  // namespace wafer::host

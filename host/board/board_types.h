@@ -1,0 +1,133 @@
+// Plain structs for the board link, as the host sees them. Only host/board/board_codec.cc
+// includes the generated board schema; everything else in host/ uses these.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace wafer::host {
+
+enum class BoardBootState : uint8_t { kPowerOn, kSelfTest, kReady, kFaulted };
+
+struct BoardIdentity {
+  std::string board_id;
+  std::string preset;
+  std::string firmware_version;
+  BoardBootState state = BoardBootState::kPowerOn;
+  uint64_t physical_pes = 0;
+  uint32_t fabric_width = 0;
+  uint32_t fabric_height = 0;
+  uint32_t sram_per_pe = 0;
+  double clock_hz = 0;
+  uint32_t max_slots = 0;
+  uint32_t max_chunk_bytes = 0;
+};
+
+enum class DType : uint8_t { kF32, kF16, kBF16 };
+
+// Matches board.fbs TensorRole value for value.
+enum class TensorRole : uint8_t {
+  kEmbedding, kAttnNorm, kWq, kWk, kWv, kWo, kMlpNorm, kWGate, kWUp, kWDown, kFinalNorm, kLmHead,
+};
+
+struct TensorDesc {
+  std::string name;
+  TensorRole role = TensorRole::kEmbedding;
+  uint32_t layer = 0;
+  DType dtype = DType::kF32;
+  std::vector<uint64_t> shape;
+  uint64_t byte_size = 0;
+};
+
+struct RopeScaling {
+  float factor = 0;  // 0: none.
+  float low_freq_factor = 0;
+  float high_freq_factor = 0;
+  uint32_t original_max_position = 0;
+};
+
+// A Llama-family architecture, as config.json gives it.
+struct ModelArch {
+  uint32_t vocab_size = 0;
+  uint32_t hidden_size = 0;
+  uint32_t intermediate_size = 0;
+  uint32_t num_layers = 0;
+  uint32_t num_heads = 0;
+  uint32_t num_kv_heads = 0;
+  uint32_t head_dim = 0;
+  float rope_theta = 10000.0f;
+  float rms_norm_eps = 1e-5f;
+  uint32_t max_position = 0;
+  bool tie_embeddings = false;
+  RopeScaling rope_scaling;
+};
+
+// Everything BeginModel tells the board.
+struct ModelManifest {
+  uint32_t model_id = 0;
+  std::string name;
+  ModelArch arch;
+  std::vector<TensorDesc> tensors;
+  uint32_t slots = 0;
+  uint32_t context_length = 0;
+  bool shape_only = false;
+};
+
+struct SeqSampling {
+  float temperature = 0;  // 0: greedy.
+  uint32_t top_k = 0;
+  float top_p = 1;
+  uint64_t seed = 0;
+};
+
+// One sequence's part of a Step (see board.fbs SeqStep).
+struct SeqStep {
+  uint32_t slot = 0;
+  bool reset = false;
+  std::vector<uint32_t> input_tokens;
+  uint32_t generate = 0;
+  SeqSampling sampling;
+  std::vector<uint32_t> stop_tokens;
+};
+
+struct SeqResult {
+  uint32_t slot = 0;
+  std::vector<uint32_t> tokens;
+  // OK, or why the sequence failed (RESOURCE_EXHAUSTED when its context is full).
+  Status status;
+  uint32_t context_tokens = 0;
+};
+
+struct DeviceTime {
+  int64_t total_ns = 0;
+  int64_t compute_ns = 0;
+  int64_t fabric_ns = 0;
+  int64_t inter_wafer_ns = 0;
+  int64_t host_io_ns = 0;
+};
+
+struct StepOutcome {
+  std::vector<SeqResult> results;  // In the order of the Step's seqs.
+  DeviceTime device_time;
+};
+
+struct BoardTelemetry {
+  BoardBootState state = BoardBootState::kPowerOn;
+  std::vector<float> region_temp_c;
+  float power_w = 0;
+  double clock_hz = 0;
+  float coolant_in_c = 0;
+  float coolant_out_c = 0;
+  uint64_t sram_used_bytes = 0;
+  uint64_t sram_total_bytes = 0;
+  uint64_t steps = 0;
+  uint64_t ecc_correctable = 0;
+  uint64_t ecc_uncorrectable = 0;
+};
+
+}  // namespace wafer::host
