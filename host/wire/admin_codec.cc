@@ -1,0 +1,215 @@
+#include "host/wire/admin_codec.h"
+
+#include <flatbuffers/flatbuffers.h>
+
+#include "host/wire/aligned_frame.h"
+#include "schemas/admin_generated.h"
+
+namespace wafer::host {
+namespace fb = ::flatbuffers;
+namespace wa = ::wafer::wire::admin;
+namespace ww = ::wafer::wire;
+
+namespace {
+
+std::string Str(const fb::String* s) { return s ? s->str() : std::string(); }
+
+using Encoded = std::pair<wa::AdminMessage, fb::Offset<void>>;
+
+struct Encoder {
+  fb::FlatBufferBuilder& b;
+
+  Encoded operator()(const StatusQuery& m) {
+    return {wa::AdminMessage::StatusQuery, wa::CreateStatusQuery(b, m.request_tag).Union()};
+  }
+  Encoded operator()(const StatusReply& m) {
+    std::vector<fb::Offset<wa::BoardInfo>> boards;
+    for (const BoardInfo& x : m.boards) {
+      boards.push_back(wa::CreateBoardInfo(
+          b, x.index, b.CreateString(x.endpoint), static_cast<wa::BoardState>(x.state),
+          b.CreateString(x.board_id), b.CreateString(x.preset), b.CreateString(x.firmware_version),
+          x.usable_pes, x.sram_bytes, x.sram_used_bytes, x.max_temperature_c, x.power_w,
+          x.steps));
+    }
+    std::vector<fb::Offset<wa::ModelInfo>> models;
+    for (const ModelInfo& x : m.models) {
+      models.push_back(wa::CreateModelInfo(b, b.CreateString(x.name), b.CreateString(x.path),
+                                           static_cast<wa::ModelState>(x.state), x.board,
+                                           x.parameters, x.weight_bytes, x.context_length,
+                                           x.slots, x.slots_used));
+    }
+    auto version = b.CreateString(m.version);
+    auto bv = b.CreateVector(boards);
+    auto mv = b.CreateVector(models);
+    auto job_ep = b.CreateString(m.job_endpoint);
+    auto metrics = b.CreateString(m.metrics_url);
+    return {wa::AdminMessage::StatusReply,
+            wa::CreateStatusReply(b, m.request_tag, version, m.uptime_s, bv, mv, m.jobs_queued,
+                                  m.jobs_running, m.jobs_finished, m.tokens_generated, m.draining,
+                                  job_ep, metrics)
+                .Union()};
+  }
+  Encoded operator()(const LoadModel& m) {
+    auto name = b.CreateString(m.name);
+    auto path = b.CreateString(m.path);
+    return {wa::AdminMessage::LoadModel,
+            wa::CreateLoadModel(b, m.request_tag, name, path, m.board, m.slots, m.context_length)
+                .Union()};
+  }
+  Encoded operator()(const LoadProgress& m) {
+    auto phase = b.CreateString(m.phase);
+    return {wa::AdminMessage::LoadProgress,
+            wa::CreateLoadProgress(b, m.request_tag, m.bytes_done, m.bytes_total,
+                                   m.bytes_per_second, m.eta_s, phase)
+                .Union()};
+  }
+  Encoded operator()(const UnloadModel& m) {
+    auto name = b.CreateString(m.name);
+    return {wa::AdminMessage::UnloadModel, wa::CreateUnloadModel(b, m.request_tag, name).Union()};
+  }
+  Encoded operator()(const Drain& m) {
+    return {wa::AdminMessage::Drain, wa::CreateDrain(b, m.request_tag).Union()};
+  }
+  Encoded operator()(const ResetBoard& m) {
+    return {wa::AdminMessage::ResetBoard, wa::CreateResetBoard(b, m.request_tag, m.board).Union()};
+  }
+  Encoded operator()(const OperationResult& m) {
+    auto detail = b.CreateString(m.detail);
+    return {wa::AdminMessage::OperationResult,
+            wa::CreateOperationResult(b, m.request_tag, static_cast<ww::ErrorCode>(m.code), detail,
+                                      m.elapsed_s)
+                .Union()};
+  }
+  Encoded operator()(const Heartbeat& m) {
+    return {wa::AdminMessage::wafer_wire_Heartbeat, ww::CreateHeartbeat(b, m.sent_ns, m.is_reply).Union()};
+  }
+  Encoded operator()(const ErrorReply& m) {
+    auto detail = b.CreateString(m.detail);
+    return {wa::AdminMessage::wafer_wire_ErrorReply,
+            ww::CreateErrorReply(b, static_cast<ww::ErrorCode>(m.code), detail, m.request_tag)
+                .Union()};
+  }
+};
+
+}  // namespace
+
+std::string EncodeAdmin(const AdminMessage& message) {
+  thread_local fb::FlatBufferBuilder builder(1024);
+  builder.Clear();
+  auto [type, body] = std::visit(Encoder{builder}, message);
+  ww::ProtocolVersion version(kProtocolMajor, kProtocolMinor);
+  builder.Finish(wa::CreateAdminEnvelope(builder, &version, type, body),
+                 wa::AdminEnvelopeIdentifier());
+  return std::string(reinterpret_cast<const char*>(builder.GetBufferPointer()),
+                     builder.GetSize());
+}
+
+bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeError* error) {
+  auto fail = [&](ErrorCode code, std::string detail) {
+    error->code = code;
+    error->detail = std::move(detail);
+    return false;
+  };
+  if (frame.size() < 8) return fail(ErrorCode::kMalformedMessage, "message shorter than 8 bytes");
+  std::span<const uint8_t> bytes = AlignedCopy(frame);
+  if (!wa::AdminEnvelopeBufferHasIdentifier(bytes.data())) {
+    return fail(ErrorCode::kMalformedMessage, "wrong file identifier (want WADM)");
+  }
+  fb::Verifier verifier(bytes.data(), bytes.size(), 32, 100000);
+  if (!wa::VerifyAdminEnvelopeBuffer(verifier)) {
+    return fail(ErrorCode::kMalformedMessage, "buffer failed FlatBuffers verification");
+  }
+  const wa::AdminEnvelope* env = wa::GetAdminEnvelope(bytes.data());
+  if (env->version() == nullptr) return fail(ErrorCode::kMalformedMessage, "missing version");
+  if (env->version()->major() != kProtocolMajor) {
+    return fail(ErrorCode::kUnsupportedVersion,
+                "protocol major version " + std::to_string(env->version()->major()) +
+                    " not supported (this daemon speaks " + std::to_string(kProtocolMajor) + ")");
+  }
+  switch (env->message_type()) {
+    case wa::AdminMessage::StatusQuery:
+      *out = StatusQuery{env->message_as_StatusQuery()->request_tag()};
+      return true;
+    case wa::AdminMessage::StatusReply: {
+      const auto* m = env->message_as_StatusReply();
+      StatusReply r;
+      r.request_tag = m->request_tag();
+      r.version = Str(m->version());
+      r.uptime_s = m->uptime_s();
+      if (m->boards() != nullptr) {
+        for (const wa::BoardInfo* x : *m->boards()) {
+          r.boards.push_back(BoardInfo{x->index(), Str(x->endpoint()),
+                                       static_cast<BoardState>(x->state()), Str(x->board_id()),
+                                       Str(x->preset()), Str(x->firmware_version()),
+                                       x->usable_pes(), x->sram_bytes(), x->sram_used_bytes(),
+                                       x->max_temperature_c(), x->power_w(), x->steps()});
+        }
+      }
+      if (m->models() != nullptr) {
+        for (const wa::ModelInfo* x : *m->models()) {
+          r.models.push_back(ModelInfo{Str(x->name()), Str(x->path()),
+                                       static_cast<ModelState>(x->state()), x->board(),
+                                       x->parameters(), x->weight_bytes(), x->context_length(),
+                                       x->slots(), x->slots_used()});
+        }
+      }
+      r.jobs_queued = m->jobs_queued();
+      r.jobs_running = m->jobs_running();
+      r.jobs_finished = m->jobs_finished();
+      r.tokens_generated = m->tokens_generated();
+      r.draining = m->draining();
+      r.job_endpoint = Str(m->job_endpoint());
+      r.metrics_url = Str(m->metrics_url());
+      *out = std::move(r);
+      return true;
+    }
+    case wa::AdminMessage::LoadModel: {
+      const auto* m = env->message_as_LoadModel();
+      *out = LoadModel{m->request_tag(), Str(m->name()), Str(m->path()), m->board(), m->slots(),
+                       m->context_length()};
+      return true;
+    }
+    case wa::AdminMessage::LoadProgress: {
+      const auto* m = env->message_as_LoadProgress();
+      *out = LoadProgress{m->request_tag(), m->bytes_done(), m->bytes_total(),
+                          m->bytes_per_second(), m->eta_s(), Str(m->phase())};
+      return true;
+    }
+    case wa::AdminMessage::UnloadModel: {
+      const auto* m = env->message_as_UnloadModel();
+      *out = UnloadModel{m->request_tag(), Str(m->name())};
+      return true;
+    }
+    case wa::AdminMessage::Drain:
+      *out = Drain{env->message_as_Drain()->request_tag()};
+      return true;
+    case wa::AdminMessage::ResetBoard: {
+      const auto* m = env->message_as_ResetBoard();
+      *out = ResetBoard{m->request_tag(), m->board()};
+      return true;
+    }
+    case wa::AdminMessage::OperationResult: {
+      const auto* m = env->message_as_OperationResult();
+      *out = OperationResult{m->request_tag(), static_cast<ErrorCode>(m->code()), Str(m->detail()),
+                             m->elapsed_s()};
+      return true;
+    }
+    case wa::AdminMessage::wafer_wire_Heartbeat: {
+      const auto* m = env->message_as_wafer_wire_Heartbeat();
+      *out = Heartbeat{m->sent_ns(), m->is_reply()};
+      return true;
+    }
+    case wa::AdminMessage::wafer_wire_ErrorReply: {
+      const auto* m = env->message_as_wafer_wire_ErrorReply();
+      *out = ErrorReply{static_cast<ErrorCode>(m->code()), Str(m->detail()), m->request_tag()};
+      return true;
+    }
+    default:  // A value read off the wire: NONE or a type this version does not know.
+      break;
+  }
+  return fail(ErrorCode::kWrongMessageType,
+              "unknown or empty message type " +
+                  std::to_string(static_cast<int>(env->message_type())));
+}
+
+}  // namespace wafer::host

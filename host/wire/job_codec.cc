@@ -1,0 +1,279 @@
+#include "host/wire/job_codec.h"
+
+#include <flatbuffers/flatbuffers.h>
+
+#include "host/wire/aligned_frame.h"
+#include "schemas/job_generated.h"
+
+namespace wafer::host {
+namespace fb = ::flatbuffers;
+namespace wj = ::wafer::wire::job;
+namespace ww = ::wafer::wire;
+
+namespace {
+
+std::string Str(const fb::String* s) { return s ? s->str() : std::string(); }
+
+template <typename T>
+std::vector<uint32_t> Ids(const fb::Vector<T>* v) {
+  return v ? std::vector<uint32_t>(v->begin(), v->end()) : std::vector<uint32_t>();
+}
+
+// One builder per thread, reused so steady-state encoding does not reallocate.
+fb::FlatBufferBuilder& Builder() {
+  thread_local fb::FlatBufferBuilder builder(1024);
+  builder.Clear();
+  return builder;
+}
+
+struct Encoder {
+  fb::FlatBufferBuilder& b;
+
+  std::pair<wj::JobMessage, fb::Offset<void>> operator()(const SubmitJob& m) {
+    auto key = b.CreateString(m.idempotency_key);
+    auto tenant = b.CreateString(m.tenant);
+    auto model = b.CreateString(m.model);
+    auto text = b.CreateString(m.prompt_text);
+    auto tokens = b.CreateVector(m.prompt_tokens);
+    auto sampling = wj::CreateSampling(b, m.sampling.temperature, m.sampling.top_k,
+                                       m.sampling.top_p, m.sampling.seed);
+    auto stops = b.CreateVector(m.stop_tokens);
+    auto off = wj::CreateSubmitJob(b, m.request_tag, key, tenant, model, text, tokens,
+                                   m.max_tokens, sampling, m.priority, m.deadline_unix_ms,
+                                   m.ttft_target_ms, stops, m.want_text);
+    return {wj::JobMessage::SubmitJob, off.Union()};
+  }
+  std::pair<wj::JobMessage, fb::Offset<void>> operator()(const JobAccepted& m) {
+    return {wj::JobMessage::JobAccepted,
+            wj::CreateJobAccepted(b, m.request_tag, m.job_id, m.queue_position, m.duplicate)
+                .Union()};
+  }
+  std::pair<wj::JobMessage, fb::Offset<void>> operator()(const JobRejected& m) {
+    auto detail = b.CreateString(m.detail);
+    return {wj::JobMessage::JobRejected,
+            wj::CreateJobRejected(b, m.request_tag, static_cast<ww::ErrorCode>(m.code), detail,
+                                  m.retry_after_ms)
+                .Union()};
+  }
+  std::pair<wj::JobMessage, fb::Offset<void>> operator()(const TokenChunk& m) {
+    auto tokens = b.CreateVector(m.tokens);
+    auto text = m.text.empty() ? fb::Offset<fb::String>() : b.CreateString(m.text);
+    return {wj::JobMessage::TokenChunk,
+            wj::CreateTokenChunk(b, m.job_id, m.seq, m.first_token_index, tokens, text).Union()};
+  }
+  std::pair<wj::JobMessage, fb::Offset<void>> operator()(const JobFinished& m) {
+    auto detail = b.CreateString(m.detail);
+    wj::Usage usage(m.prompt_tokens, m.completion_tokens);
+    wj::Timings timings(m.timings.queued_ns, m.timings.ttft_ns, m.timings.total_ns,
+                        m.timings.device_ns);
+    return {wj::JobMessage::JobFinished,
+            wj::CreateJobFinished(b, m.job_id, static_cast<wj::FinishReason>(m.reason), &usage,
+                                  &timings, m.chunks, static_cast<ww::ErrorCode>(m.error_code),
+                                  detail)
+                .Union()};
+  }
+  std::pair<wj::JobMessage, fb::Offset<void>> operator()(const CancelJob& m) {
+    return {wj::JobMessage::CancelJob, wj::CreateCancelJob(b, m.job_id).Union()};
+  }
+  std::pair<wj::JobMessage, fb::Offset<void>> operator()(const CancelResult& m) {
+    return {wj::JobMessage::CancelResult,
+            wj::CreateCancelResult(b, m.job_id, static_cast<ww::ErrorCode>(m.code)).Union()};
+  }
+  std::pair<wj::JobMessage, fb::Offset<void>> operator()(const JobStatusQuery& m) {
+    return {wj::JobMessage::JobStatusQuery, wj::CreateJobStatusQuery(b, m.job_id).Union()};
+  }
+  std::pair<wj::JobMessage, fb::Offset<void>> operator()(const JobStatusReply& m) {
+    return {wj::JobMessage::JobStatusReply,
+            wj::CreateJobStatusReply(b, m.job_id, static_cast<wj::JobState>(m.state),
+                                     m.tokens_generated, m.queue_position)
+                .Union()};
+  }
+  std::pair<wj::JobMessage, fb::Offset<void>> operator()(const ResumeStream& m) {
+    return {wj::JobMessage::ResumeStream, wj::CreateResumeStream(b, m.job_id, m.from_seq).Union()};
+  }
+  std::pair<wj::JobMessage, fb::Offset<void>> operator()(const CapacityQuery& m) {
+    return {wj::JobMessage::CapacityQuery, wj::CreateCapacityQuery(b, m.request_tag).Union()};
+  }
+  std::pair<wj::JobMessage, fb::Offset<void>> operator()(const CapacityReply& m) {
+    std::vector<fb::Offset<wj::ModelCapacity>> models;
+    for (const ModelCapacity& c : m.models) {
+      models.push_back(wj::CreateModelCapacity(b, b.CreateString(c.name), c.free_slots,
+                                               c.total_slots, c.context_length, c.ready));
+    }
+    auto vec = b.CreateVector(models);
+    return {wj::JobMessage::CapacityReply,
+            wj::CreateCapacityReply(b, m.request_tag, vec, m.queue_depth, m.queue_limit,
+                                    m.healthy, m.draining)
+                .Union()};
+  }
+  std::pair<wj::JobMessage, fb::Offset<void>> operator()(const Heartbeat& m) {
+    return {wj::JobMessage::wafer_wire_Heartbeat, ww::CreateHeartbeat(b, m.sent_ns, m.is_reply).Union()};
+  }
+  std::pair<wj::JobMessage, fb::Offset<void>> operator()(const ErrorReply& m) {
+    auto detail = b.CreateString(m.detail);
+    return {wj::JobMessage::wafer_wire_ErrorReply,
+            ww::CreateErrorReply(b, static_cast<ww::ErrorCode>(m.code), detail, m.request_tag)
+                .Union()};
+  }
+};
+
+SamplingParams DecodeSampling(const wj::Sampling* s) {
+  SamplingParams p;
+  if (s == nullptr) return p;
+  p.temperature = s->temperature();
+  p.top_k = s->top_k();
+  p.top_p = s->top_p();
+  p.seed = s->seed();
+  return p;
+}
+
+}  // namespace
+
+std::string EncodeJob(const JobMessage& message) {
+  fb::FlatBufferBuilder& b = Builder();
+  auto [type, body] = std::visit(Encoder{b}, message);
+  ww::ProtocolVersion version(kProtocolMajor, kProtocolMinor);
+  b.Finish(wj::CreateJobEnvelope(b, &version, type, body), wj::JobEnvelopeIdentifier());
+  return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+}
+
+bool DecodeJob(std::span<const std::byte> frame, JobMessage* out, DecodeError* error) {
+  auto fail = [&](ErrorCode code, std::string detail) {
+    error->code = code;
+    error->detail = std::move(detail);
+    return false;
+  };
+  if (frame.size() < 8) return fail(ErrorCode::kMalformedMessage, "message shorter than 8 bytes");
+  std::span<const uint8_t> bytes = AlignedCopy(frame);
+  if (!wj::JobEnvelopeBufferHasIdentifier(bytes.data())) {
+    return fail(ErrorCode::kMalformedMessage, "wrong file identifier (want WJOB)");
+  }
+  fb::Verifier verifier(bytes.data(), bytes.size(), /*max_depth=*/32, /*max_tables=*/100000);
+  if (!wj::VerifyJobEnvelopeBuffer(verifier)) {
+    return fail(ErrorCode::kMalformedMessage, "buffer failed FlatBuffers verification");
+  }
+  const wj::JobEnvelope* env = wj::GetJobEnvelope(bytes.data());
+  if (env->version() == nullptr) return fail(ErrorCode::kMalformedMessage, "missing version");
+  if (env->version()->major() != kProtocolMajor) {
+    return fail(ErrorCode::kUnsupportedVersion,
+                "protocol major version " + std::to_string(env->version()->major()) +
+                    " not supported (this daemon speaks " + std::to_string(kProtocolMajor) + ")");
+  }
+  switch (env->message_type()) {
+    case wj::JobMessage::SubmitJob: {
+      const wj::SubmitJob* m = env->message_as_SubmitJob();
+      SubmitJob s;
+      s.request_tag = m->request_tag();
+      error->request_tag = s.request_tag;
+      s.idempotency_key = Str(m->idempotency_key());
+      s.tenant = Str(m->tenant());
+      s.model = Str(m->model());
+      s.prompt_text = Str(m->prompt_text());
+      s.prompt_tokens = Ids(m->prompt_tokens());
+      s.max_tokens = m->max_tokens();
+      s.sampling = DecodeSampling(m->sampling());
+      s.priority = m->priority();
+      s.deadline_unix_ms = m->deadline_unix_ms();
+      s.ttft_target_ms = m->ttft_target_ms();
+      s.stop_tokens = Ids(m->stop_tokens());
+      s.want_text = m->want_text();
+      *out = std::move(s);
+      return true;
+    }
+    case wj::JobMessage::JobAccepted: {
+      const auto* m = env->message_as_JobAccepted();
+      *out = JobAccepted{m->request_tag(), m->job_id(), m->queue_position(), m->duplicate()};
+      return true;
+    }
+    case wj::JobMessage::JobRejected: {
+      const auto* m = env->message_as_JobRejected();
+      *out = JobRejected{m->request_tag(), static_cast<ErrorCode>(m->code()), Str(m->detail()),
+                         m->retry_after_ms()};
+      return true;
+    }
+    case wj::JobMessage::TokenChunk: {
+      const auto* m = env->message_as_TokenChunk();
+      *out = TokenChunk{m->job_id(), m->seq(), m->first_token_index(), Ids(m->tokens()),
+                        Str(m->text())};
+      return true;
+    }
+    case wj::JobMessage::JobFinished: {
+      const auto* m = env->message_as_JobFinished();
+      JobFinished f;
+      f.job_id = m->job_id();
+      f.reason = static_cast<FinishReason>(m->reason());
+      if (m->usage() != nullptr) {
+        f.prompt_tokens = m->usage()->prompt_tokens();
+        f.completion_tokens = m->usage()->completion_tokens();
+      }
+      if (m->timings() != nullptr) {
+        f.timings = JobTimings{m->timings()->queued_ns(), m->timings()->ttft_ns(),
+                               m->timings()->total_ns(), m->timings()->device_ns()};
+      }
+      f.chunks = m->chunks();
+      f.error_code = static_cast<ErrorCode>(m->error_code());
+      f.detail = Str(m->detail());
+      *out = std::move(f);
+      return true;
+    }
+    case wj::JobMessage::CancelJob:
+      *out = CancelJob{env->message_as_CancelJob()->job_id()};
+      return true;
+    case wj::JobMessage::CancelResult: {
+      const auto* m = env->message_as_CancelResult();
+      *out = CancelResult{m->job_id(), static_cast<ErrorCode>(m->code())};
+      return true;
+    }
+    case wj::JobMessage::JobStatusQuery:
+      *out = JobStatusQuery{env->message_as_JobStatusQuery()->job_id()};
+      return true;
+    case wj::JobMessage::JobStatusReply: {
+      const auto* m = env->message_as_JobStatusReply();
+      *out = JobStatusReply{m->job_id(), static_cast<JobState>(m->state()), m->tokens_generated(),
+                            m->queue_position()};
+      return true;
+    }
+    case wj::JobMessage::ResumeStream: {
+      const auto* m = env->message_as_ResumeStream();
+      *out = ResumeStream{m->job_id(), m->from_seq()};
+      return true;
+    }
+    case wj::JobMessage::CapacityQuery:
+      *out = CapacityQuery{env->message_as_CapacityQuery()->request_tag()};
+      return true;
+    case wj::JobMessage::CapacityReply: {
+      const auto* m = env->message_as_CapacityReply();
+      CapacityReply r;
+      r.request_tag = m->request_tag();
+      if (m->models() != nullptr) {
+        for (const wj::ModelCapacity* c : *m->models()) {
+          r.models.push_back(ModelCapacity{Str(c->name()), c->free_slots(), c->total_slots(),
+                                           c->context_length(), c->ready()});
+        }
+      }
+      r.queue_depth = m->queue_depth();
+      r.queue_limit = m->queue_limit();
+      r.healthy = m->healthy();
+      r.draining = m->draining();
+      *out = std::move(r);
+      return true;
+    }
+    case wj::JobMessage::wafer_wire_Heartbeat: {
+      const auto* m = env->message_as_wafer_wire_Heartbeat();
+      *out = Heartbeat{m->sent_ns(), m->is_reply()};
+      return true;
+    }
+    case wj::JobMessage::wafer_wire_ErrorReply: {
+      const auto* m = env->message_as_wafer_wire_ErrorReply();
+      *out = ErrorReply{static_cast<ErrorCode>(m->code()), Str(m->detail()), m->request_tag()};
+      return true;
+    }
+    default:  // A value read off the wire: NONE or a type this version does not know.
+      break;
+  }
+  return fail(ErrorCode::kWrongMessageType,
+              "unknown or empty message type " +
+                  std::to_string(static_cast<int>(env->message_type())));
+}
+
+}  // namespace wafer::host

@@ -1,0 +1,76 @@
+#include "host/wire/messages.h"
+
+namespace wafer::host {
+
+const char* ErrorCodeName(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kNone: return "NONE";
+    case ErrorCode::kMalformedMessage: return "MALFORMED_MESSAGE";
+    case ErrorCode::kUnsupportedVersion: return "UNSUPPORTED_VERSION";
+    case ErrorCode::kWrongMessageType: return "WRONG_MESSAGE_TYPE";
+    case ErrorCode::kUnknownModel: return "UNKNOWN_MODEL";
+    case ErrorCode::kPromptTooLong: return "PROMPT_TOO_LONG";
+    case ErrorCode::kInvalidMaxTokens: return "INVALID_MAX_TOKENS";
+    case ErrorCode::kInvalidSampling: return "INVALID_SAMPLING";
+    case ErrorCode::kQueueFull: return "QUEUE_FULL";
+    case ErrorCode::kDraining: return "DRAINING";
+    case ErrorCode::kUnknownJob: return "UNKNOWN_JOB";
+    case ErrorCode::kInvalidArgument: return "INVALID_ARGUMENT";
+    case ErrorCode::kModelNotReady: return "MODEL_NOT_READY";
+    case ErrorCode::kBoardUnavailable: return "BOARD_UNAVAILABLE";
+    case ErrorCode::kDeadlineExceeded: return "DEADLINE_EXCEEDED";
+    case ErrorCode::kInternal: return "INTERNAL";
+    case ErrorCode::kResourceExhausted: return "RESOURCE_EXHAUSTED";
+    case ErrorCode::kDataLoss: return "DATA_LOSS";
+    case ErrorCode::kFailedPrecondition: return "FAILED_PRECONDITION";
+    case ErrorCode::kUnimplemented: return "UNIMPLEMENTED";
+    case ErrorCode::kCancelled: return "CANCELLED";
+    case ErrorCode::kAlreadyExists: return "ALREADY_EXISTS";
+  }
+  return "UNKNOWN_CODE";
+}
+
+const char* FinishReasonName(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kLength: return "length";
+    case FinishReason::kStopToken: return "stop_token";
+    case FinishReason::kCancelled: return "cancelled";
+    case FinishReason::kDeadlineExceeded: return "deadline_exceeded";
+    case FinishReason::kError: return "error";
+    case FinishReason::kContextFull: return "context_full";
+  }
+  return "unknown";
+}
+
+const char* JobStateName(JobState state) {
+  switch (state) {
+    case JobState::kUnknown: return "unknown";
+    case JobState::kQueued: return "queued";
+    case JobState::kRunning: return "running";
+    case JobState::kFinished: return "finished";
+  }
+  return "unknown";
+}
+
+const char* BoardStateName(BoardState state) {
+  switch (state) {
+    case BoardState::kOffline: return "offline";
+    case BoardState::kBooting: return "booting";
+    case BoardState::kReady: return "ready";
+    case BoardState::kFaulted: return "faulted";
+    case BoardState::kResetting: return "resetting";
+  }
+  return "unknown";
+}
+
+const char* ModelStateName(ModelState state) {
+  switch (state) {
+    case ModelState::kLoading: return "loading";
+    case ModelState::kReady: return "ready";
+    case ModelState::kUnloading: return "unloading";
+    case ModelState::kFailed: return "failed";
+  }
+  return "unknown";
+}
+
+}  // namespace wafer::host

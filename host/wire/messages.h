@@ -1,0 +1,283 @@
+// Plain structs for the job and admin protocols. Only job_codec.cc and admin_codec.cc include the
+// generated FlatBuffers headers; the daemon, the client library and waferctl see these.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace wafer::host {
+
+// The protocol version this build speaks; a different major version is refused.
+inline constexpr uint16_t kProtocolMajor = 1;
+inline constexpr uint16_t kProtocolMinor = 0;
+
+// Same values as common.fbs ErrorCode.
+enum class ErrorCode : uint16_t {
+  kNone = 0,
+  kMalformedMessage = 1,
+  kUnsupportedVersion = 2,
+  kWrongMessageType = 3,
+  kUnknownModel = 4,
+  kPromptTooLong = 5,
+  kInvalidMaxTokens = 6,
+  kInvalidSampling = 7,
+  kQueueFull = 8,
+  kDraining = 9,
+  kUnknownJob = 10,
+  kInvalidArgument = 11,
+  kModelNotReady = 12,
+  kBoardUnavailable = 13,
+  kDeadlineExceeded = 14,
+  kInternal = 15,
+  kResourceExhausted = 16,
+  kDataLoss = 17,
+  kFailedPrecondition = 18,
+  kUnimplemented = 19,
+  kCancelled = 20,
+  kAlreadyExists = 21,
+};
+
+// "UNKNOWN_MODEL" style names, for logs, CLI output and metric labels.
+const char* ErrorCodeName(ErrorCode code);
+
+// A request that could not be decoded: what to answer.
+struct DecodeError {
+  ErrorCode code = ErrorCode::kMalformedMessage;
+  std::string detail;
+  uint64_t request_tag = 0;  // When it could be read.
+};
+
+struct Heartbeat {
+  int64_t sent_ns = 0;
+  bool is_reply = false;
+};
+
+struct ErrorReply {
+  ErrorCode code = ErrorCode::kNone;
+  std::string detail;
+  uint64_t request_tag = 0;
+};
+
+// ---- job socket ----
+
+struct SamplingParams {
+  float temperature = 0;
+  uint32_t top_k = 0;
+  float top_p = 1;
+  uint64_t seed = 0;
+};
+
+struct SubmitJob {
+  uint64_t request_tag = 0;
+  std::string idempotency_key;
+  std::string tenant;
+  std::string model;
+  std::string prompt_text;
+  std::vector<uint32_t> prompt_tokens;
+  uint32_t max_tokens = 0;
+  SamplingParams sampling;
+  uint8_t priority = 0;
+  uint64_t deadline_unix_ms = 0;
+  uint32_t ttft_target_ms = 0;
+  std::vector<uint32_t> stop_tokens;
+  bool want_text = true;
+};
+
+struct JobAccepted {
+  uint64_t request_tag = 0;
+  uint64_t job_id = 0;
+  uint32_t queue_position = 0;
+  bool duplicate = false;
+};
+
+struct JobRejected {
+  uint64_t request_tag = 0;
+  ErrorCode code = ErrorCode::kNone;
+  std::string detail;
+  uint32_t retry_after_ms = 0;
+};
+
+struct TokenChunk {
+  uint64_t job_id = 0;
+  uint32_t seq = 0;
+  uint32_t first_token_index = 0;
+  std::vector<uint32_t> tokens;
+  std::string text;
+};
+
+enum class FinishReason : uint8_t {
+  kLength, kStopToken, kCancelled, kDeadlineExceeded, kError, kContextFull,
+};
+const char* FinishReasonName(FinishReason reason);
+
+struct JobTimings {
+  int64_t queued_ns = 0;
+  int64_t ttft_ns = 0;
+  int64_t total_ns = 0;
+  int64_t device_ns = 0;
+};
+
+struct JobFinished {
+  uint64_t job_id = 0;
+  FinishReason reason = FinishReason::kLength;
+  uint32_t prompt_tokens = 0;
+  uint32_t completion_tokens = 0;
+  JobTimings timings;
+  uint32_t chunks = 0;
+  ErrorCode error_code = ErrorCode::kNone;
+  std::string detail;
+};
+
+struct CancelJob {
+  uint64_t job_id = 0;
+};
+
+struct CancelResult {
+  uint64_t job_id = 0;
+  ErrorCode code = ErrorCode::kNone;
+};
+
+enum class JobState : uint8_t { kUnknown, kQueued, kRunning, kFinished };
+const char* JobStateName(JobState state);
+
+struct JobStatusQuery {
+  uint64_t job_id = 0;
+};
+
+struct JobStatusReply {
+  uint64_t job_id = 0;
+  JobState state = JobState::kUnknown;
+  uint32_t tokens_generated = 0;
+  uint32_t queue_position = 0;
+};
+
+struct ResumeStream {
+  uint64_t job_id = 0;
+  uint32_t from_seq = 0;
+};
+
+struct CapacityQuery {
+  uint64_t request_tag = 0;
+};
+
+struct ModelCapacity {
+  std::string name;
+  uint32_t free_slots = 0;
+  uint32_t total_slots = 0;
+  uint32_t context_length = 0;
+  bool ready = false;
+};
+
+struct CapacityReply {
+  uint64_t request_tag = 0;
+  std::vector<ModelCapacity> models;
+  uint32_t queue_depth = 0;
+  uint32_t queue_limit = 0;
+  bool healthy = false;
+  bool draining = false;
+};
+
+using JobMessage =
+    std::variant<SubmitJob, JobAccepted, JobRejected, TokenChunk, JobFinished, CancelJob,
+                 CancelResult, JobStatusQuery, JobStatusReply, ResumeStream, CapacityQuery,
+                 CapacityReply, Heartbeat, ErrorReply>;
+
+// ---- admin socket ----
+
+enum class BoardState : uint8_t { kOffline, kBooting, kReady, kFaulted, kResetting };
+const char* BoardStateName(BoardState state);
+
+enum class ModelState : uint8_t { kLoading, kReady, kUnloading, kFailed };
+const char* ModelStateName(ModelState state);
+
+struct StatusQuery {
+  uint64_t request_tag = 0;
+};
+
+struct BoardInfo {
+  uint32_t index = 0;
+  std::string endpoint;
+  BoardState state = BoardState::kOffline;
+  std::string board_id;
+  std::string preset;
+  std::string firmware_version;
+  uint64_t usable_pes = 0;
+  uint64_t sram_bytes = 0;
+  uint64_t sram_used_bytes = 0;
+  float max_temperature_c = 0;
+  float power_w = 0;
+  uint64_t steps = 0;
+};
+
+struct ModelInfo {
+  std::string name;
+  std::string path;
+  ModelState state = ModelState::kLoading;
+  uint32_t board = 0;
+  uint64_t parameters = 0;
+  uint64_t weight_bytes = 0;
+  uint32_t context_length = 0;
+  uint32_t slots = 0;
+  uint32_t slots_used = 0;
+};
+
+struct StatusReply {
+  uint64_t request_tag = 0;
+  std::string version;
+  double uptime_s = 0;
+  std::vector<BoardInfo> boards;
+  std::vector<ModelInfo> models;
+  uint32_t jobs_queued = 0;
+  uint32_t jobs_running = 0;
+  uint64_t jobs_finished = 0;
+  uint64_t tokens_generated = 0;
+  bool draining = false;
+  std::string job_endpoint;
+  std::string metrics_url;
+};
+
+struct LoadModel {
+  uint64_t request_tag = 0;
+  std::string name;
+  std::string path;
+  uint32_t board = 0;
+  uint32_t slots = 0;
+  uint32_t context_length = 0;
+};
+
+struct LoadProgress {
+  uint64_t request_tag = 0;
+  uint64_t bytes_done = 0;
+  uint64_t bytes_total = 0;
+  double bytes_per_second = 0;
+  double eta_s = 0;
+  std::string phase;
+};
+
+struct UnloadModel {
+  uint64_t request_tag = 0;
+  std::string name;
+};
+
+struct Drain {
+  uint64_t request_tag = 0;
+};
+
+struct ResetBoard {
+  uint64_t request_tag = 0;
+  uint32_t board = 0;
+};
+
+struct OperationResult {
+  uint64_t request_tag = 0;
+  ErrorCode code = ErrorCode::kNone;
+  std::string detail;
+  double elapsed_s = 0;
+};
+
+using AdminMessage = std::variant<StatusQuery, StatusReply, LoadModel, LoadProgress, UnloadModel,
+                                  Drain, ResetBoard, OperationResult, Heartbeat, ErrorReply>;
+
+}  // namespace wafer::host
