@@ -26,6 +26,7 @@ const char* ErrorCodeName(ErrorCode code) {
     case ErrorCode::kUnimplemented: return "UNIMPLEMENTED";
     case ErrorCode::kCancelled: return "CANCELLED";
     case ErrorCode::kAlreadyExists: return "ALREADY_EXISTS";
+    case ErrorCode::kMessageTooLarge: return "MESSAGE_TOO_LARGE";
   }
   return "UNKNOWN_CODE";
 }

@@ -37,6 +37,7 @@ enum class ErrorCode : uint16_t {
   kUnimplemented = 19,
   kCancelled = 20,
   kAlreadyExists = 21,
+  kMessageTooLarge = 22,
 };
 
 // "UNKNOWN_MODEL" style names, for logs, CLI output and metric labels.

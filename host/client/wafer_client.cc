@@ -1,0 +1,280 @@
+#include "host/client/wafer_client.h"
+
+#include "host/wire/admin_codec.h"
+#include "host/wire/job_codec.h"
+
+namespace wafer::host {
+namespace {
+
+// Connects a DEALER with linger 0 (so closing never hangs on unsent messages).
+wafer::Status ConnectDealer(zmq::socket_t& socket, const std::string& endpoint,
+                            std::string* error) {
+  try {
+    socket.set(zmq::sockopt::linger, 0);
+    socket.connect(endpoint);
+  } catch (const zmq::error_t& e) {
+    *error = "cannot connect to " + endpoint + ": " + e.what();
+    return InvalidArgument();
+  }
+  return OkStatus();
+}
+
+wafer::Status SendBytes(zmq::socket_t& socket, const std::string& bytes, std::string* error) {
+  try {
+    zmq::message_t m(bytes.data(), bytes.size());
+    if (!socket.send(m, zmq::send_flags::dontwait)) {
+      *error = "send queue full (is waferd running?)";
+      return Unavailable();
+    }
+  } catch (const zmq::error_t& e) {
+    *error = std::string("send failed: ") + e.what();
+    return Unavailable();
+  }
+  return OkStatus();
+}
+
+// Receives one frame within `timeout_ms`.
+wafer::Status ReceiveFrame(zmq::socket_t& socket, zmq::message_t* frame, int timeout_ms,
+                           std::string* error) {
+  try {
+    zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms)) == 0) {
+      *error = "no reply within " + std::to_string(timeout_ms) + " ms";
+      return DeadlineExceeded();
+    }
+    if (!socket.recv(*frame, zmq::recv_flags::dontwait)) return DeadlineExceeded();
+  } catch (const zmq::error_t& e) {
+    *error = std::string("receive failed: ") + e.what();
+    return Unavailable();
+  }
+  return OkStatus();
+}
+
+std::span<const std::byte> View(const zmq::message_t& m) {
+  return {static_cast<const std::byte*>(m.data()), m.size()};
+}
+
+}  // namespace
+
+// ---- JobClient ----
+
+JobClient::JobClient(std::unique_ptr<zmq::context_t> context)
+    : context_(std::move(context)), socket_(*context_, zmq::socket_type::dealer) {}
+
+JobClient::~JobClient() {
+  socket_.close();
+  context_->close();
+}
+
+Result<std::unique_ptr<JobClient>> JobClient::Connect(const std::string& endpoint) {
+  std::unique_ptr<JobClient> c(new JobClient(std::make_unique<zmq::context_t>(1)));
+  WAFER_RETURN_IF_ERROR(ConnectDealer(c->socket_, endpoint, &c->last_error_));
+  return c;
+}
+
+Status JobClient::Send(const JobMessage& message) {
+  return SendBytes(socket_, EncodeJob(message), &last_error_);
+}
+
+Status JobClient::Receive(JobMessage* out, int timeout_ms) {
+  if (!buffered_.empty()) {
+    *out = std::move(buffered_.front());
+    buffered_.pop_front();
+    return OkStatus();
+  }
+  zmq::message_t frame;
+  WAFER_RETURN_IF_ERROR(ReceiveFrame(socket_, &frame, timeout_ms, &last_error_));
+  DecodeError error;
+  if (!DecodeJob(View(frame), out, &error)) {
+    last_error_ = "undecodable message from waferd: " + error.detail;
+    return DataLoss();
+  }
+  return OkStatus();
+}
+
+Status JobClient::WaitFor(const std::function<bool(const JobMessage&)>& match, JobMessage* out,
+                          int timeout_ms) {
+  for (auto it = buffered_.begin(); it != buffered_.end(); ++it) {
+    if (match(*it)) {
+      *out = std::move(*it);
+      buffered_.erase(it);
+      return OkStatus();
+    }
+  }
+  while (true) {
+    zmq::message_t frame;
+    WAFER_RETURN_IF_ERROR(ReceiveFrame(socket_, &frame, timeout_ms, &last_error_));
+    JobMessage message;
+    DecodeError error;
+    if (!DecodeJob(View(frame), &message, &error)) {
+      last_error_ = "undecodable message from waferd: " + error.detail;
+      return DataLoss();
+    }
+    if (match(message)) {
+      *out = std::move(message);
+      return OkStatus();
+    }
+    buffered_.push_back(std::move(message));
+  }
+}
+
+Status JobClient::Submit(const SubmitJob& job, SubmitOutcome* outcome, int timeout_ms) {
+  SubmitJob tagged = job;
+  tagged.request_tag = next_tag_++;
+  WAFER_RETURN_IF_ERROR(Send(tagged));
+  const uint64_t tag = tagged.request_tag;
+  JobMessage reply;
+  WAFER_RETURN_IF_ERROR(WaitFor(
+      [tag](const JobMessage& m) {
+        if (auto* a = std::get_if<JobAccepted>(&m)) return a->request_tag == tag;
+        if (auto* r = std::get_if<JobRejected>(&m)) return r->request_tag == tag;
+        if (auto* e = std::get_if<ErrorReply>(&m)) return e->request_tag == tag || e->request_tag == 0;
+        return false;
+      },
+      &reply, timeout_ms));
+  *outcome = SubmitOutcome{};
+  if (auto* a = std::get_if<JobAccepted>(&reply)) {
+    outcome->accepted = true;
+    outcome->accepted_reply = *a;
+  } else if (auto* r = std::get_if<JobRejected>(&reply)) {
+    outcome->rejection = *r;
+  } else {
+    const ErrorReply& e = std::get<ErrorReply>(reply);
+    outcome->rejection = JobRejected{tag, e.code, e.detail, 0};
+  }
+  return OkStatus();
+}
+
+Status JobClient::Run(const SubmitJob& job, const std::function<void(const TokenChunk&)>& on_chunk,
+                      SubmitOutcome* outcome, JobFinished* finished, int timeout_ms) {
+  WAFER_RETURN_IF_ERROR(Submit(job, outcome, timeout_ms));
+  if (!outcome->accepted) return OkStatus();
+  const uint64_t id = outcome->accepted_reply.job_id;
+  while (true) {
+    JobMessage m;
+    WAFER_RETURN_IF_ERROR(WaitFor(
+        [id](const JobMessage& x) {
+          if (auto* c = std::get_if<TokenChunk>(&x)) return c->job_id == id;
+          if (auto* f = std::get_if<JobFinished>(&x)) return f->job_id == id;
+          return false;
+        },
+        &m, timeout_ms));
+    if (auto* chunk = std::get_if<TokenChunk>(&m)) {
+      on_chunk(*chunk);
+    } else {
+      *finished = std::get<JobFinished>(m);
+      return OkStatus();
+    }
+  }
+}
+
+Status JobClient::Cancel(uint64_t job_id, CancelResult* result, int timeout_ms) {
+  WAFER_RETURN_IF_ERROR(Send(CancelJob{job_id}));
+  JobMessage m;
+  WAFER_RETURN_IF_ERROR(WaitFor(
+      [job_id](const JobMessage& x) {
+        auto* r = std::get_if<CancelResult>(&x);
+        return r != nullptr && r->job_id == job_id;
+      },
+      &m, timeout_ms));
+  *result = std::get<CancelResult>(m);
+  return OkStatus();
+}
+
+Status JobClient::QueryCapacity(CapacityReply* reply, int timeout_ms) {
+  const uint64_t tag = next_tag_++;
+  WAFER_RETURN_IF_ERROR(Send(CapacityQuery{tag}));
+  JobMessage m;
+  WAFER_RETURN_IF_ERROR(WaitFor(
+      [tag](const JobMessage& x) {
+        auto* r = std::get_if<CapacityReply>(&x);
+        return r != nullptr && r->request_tag == tag;
+      },
+      &m, timeout_ms));
+  *reply = std::get<CapacityReply>(m);
+  return OkStatus();
+}
+
+Status JobClient::QueryJob(uint64_t job_id, JobStatusReply* reply, int timeout_ms) {
+  WAFER_RETURN_IF_ERROR(Send(JobStatusQuery{job_id}));
+  JobMessage m;
+  WAFER_RETURN_IF_ERROR(WaitFor(
+      [job_id](const JobMessage& x) {
+        auto* r = std::get_if<JobStatusReply>(&x);
+        return r != nullptr && r->job_id == job_id;
+      },
+      &m, timeout_ms));
+  *reply = std::get<JobStatusReply>(m);
+  return OkStatus();
+}
+
+// ---- AdminClient ----
+
+AdminClient::AdminClient(std::unique_ptr<zmq::context_t> context)
+    : context_(std::move(context)), socket_(*context_, zmq::socket_type::dealer) {}
+
+AdminClient::~AdminClient() {
+  socket_.close();
+  context_->close();
+}
+
+Result<std::unique_ptr<AdminClient>> AdminClient::Connect(const std::string& endpoint) {
+  std::unique_ptr<AdminClient> c(new AdminClient(std::make_unique<zmq::context_t>(1)));
+  WAFER_RETURN_IF_ERROR(ConnectDealer(c->socket_, endpoint, &c->last_error_));
+  return c;
+}
+
+wafer::Status AdminClient::Receive(AdminMessage* out, int timeout_ms) {
+  zmq::message_t frame;
+  WAFER_RETURN_IF_ERROR(ReceiveFrame(socket_, &frame, timeout_ms, &last_error_));
+  DecodeError error;
+  if (!DecodeAdmin(View(frame), out, &error)) {
+    last_error_ = "undecodable message from waferd: " + error.detail;
+    return DataLoss();
+  }
+  return OkStatus();
+}
+
+wafer::Status AdminClient::Status(StatusReply* reply, int timeout_ms) {
+  const uint64_t tag = next_tag_++;
+  WAFER_RETURN_IF_ERROR(SendBytes(socket_, EncodeAdmin(StatusQuery{tag}), &last_error_));
+  while (true) {
+    AdminMessage m;
+    WAFER_RETURN_IF_ERROR(Receive(&m, timeout_ms));
+    if (auto* r = std::get_if<StatusReply>(&m); r != nullptr && r->request_tag == tag) {
+      *reply = std::move(*r);
+      return OkStatus();
+    }
+    if (auto* e = std::get_if<ErrorReply>(&m)) {
+      last_error_ = std::string(ErrorCodeName(e->code)) + ": " + e->detail;
+      return FailedPrecondition();
+    }
+  }
+}
+
+wafer::Status AdminClient::Operate(AdminMessage request,
+                                   const std::function<void(const LoadProgress&)>& on_progress,
+                                   OperationResult* result, int timeout_ms) {
+  const uint64_t tag = next_tag_++;
+  std::visit(
+      [tag](auto& m) {
+        if constexpr (requires { m.request_tag; }) m.request_tag = tag;
+      },
+      request);
+  WAFER_RETURN_IF_ERROR(SendBytes(socket_, EncodeAdmin(request), &last_error_));
+  while (true) {
+    AdminMessage m;
+    WAFER_RETURN_IF_ERROR(Receive(&m, timeout_ms));
+    if (auto* p = std::get_if<LoadProgress>(&m); p != nullptr && p->request_tag == tag) {
+      if (on_progress) on_progress(*p);
+    } else if (auto* r = std::get_if<OperationResult>(&m); r != nullptr && r->request_tag == tag) {
+      *result = std::move(*r);
+      return OkStatus();
+    } else if (auto* e = std::get_if<ErrorReply>(&m)) {
+      *result = OperationResult{tag, e->code, e->detail, 0};
+      return OkStatus();
+    }
+  }
+}
+
+}  // namespace wafer::host

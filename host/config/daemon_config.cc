@@ -1,0 +1,239 @@
+#include "host/config/daemon_config.h"
+
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+
+#include <yaml-cpp/yaml.h>
+
+namespace wafer::host {
+namespace {
+
+// Walks one YAML map, reading known keys and refusing unknown ones. yaml-cpp throws on bad
+// conversions; this class catches every exception and turns it into a detail message.
+class MapReader {
+ public:
+  MapReader(const YAML::Node& node, std::string prefix, std::string* detail)
+      : node_(node), prefix_(std::move(prefix)), detail_(detail) {}
+
+  bool IsMap() {
+    if (node_.IsMap()) return true;
+    return Fail(node_, prefix_.empty() ? "(top level)" : prefix_, "must be a mapping");
+  }
+
+  bool String(const char* key, std::string* out, bool allow_empty = true) {
+    known_.insert(key);
+    YAML::Node v = node_[key];
+    if (!v) return true;
+    if (!v.IsScalar()) return Fail(v, Name(key), "must be a string");
+    *out = v.Scalar();
+    if (!allow_empty && out->empty()) return Fail(v, Name(key), "must not be empty");
+    return true;
+  }
+
+  template <typename T>
+  bool Uint(const char* key, T* out, uint64_t min, uint64_t max) {
+    known_.insert(key);
+    YAML::Node v = node_[key];
+    if (!v) return true;
+    uint64_t value = 0;
+    const std::string& s = v.IsScalar() ? v.Scalar() : std::string();
+    if (!v.IsScalar() || s.empty() || s.find_first_not_of("0123456789") != std::string::npos) {
+      return Fail(v, Name(key), "must be a non-negative integer");
+    }
+    try {
+      value = std::stoull(s);
+    } catch (const std::exception&) {
+      return Fail(v, Name(key), "integer out of range");
+    }
+    if (value < min || value > max) {
+      return Fail(v, Name(key),
+                  "must be between " + std::to_string(min) + " and " + std::to_string(max));
+    }
+    *out = static_cast<T>(value);
+    return true;
+  }
+
+  YAML::Node Child(const char* key) {
+    known_.insert(key);
+    return node_[key];
+  }
+
+  // Call after reading every key.
+  bool NoUnknownKeys() {
+    for (auto it = node_.begin(); it != node_.end(); ++it) {
+      std::string key = it->first.IsScalar() ? it->first.Scalar() : "?";
+      if (known_.count(key) == 0) return Fail(it->first, Name(key.c_str()), "unknown key");
+    }
+    return true;
+  }
+
+  bool Fail(const YAML::Node& at, const std::string& name, const std::string& why) {
+    *detail_ = "line " + std::to_string(at.Mark().line + 1) + ": " + name + ": " + why;
+    return false;
+  }
+
+  std::string Name(const char* key) const { return prefix_.empty() ? key : prefix_ + "." + key; }
+
+ private:
+  YAML::Node node_;
+  std::string prefix_;
+  std::string* detail_;
+  std::set<std::string> known_;
+};
+
+bool ValidEndpoint(const std::string& e) {
+  return e.rfind("tcp://", 0) == 0 || e.rfind("ipc://", 0) == 0 || e.rfind("inproc://", 0) == 0;
+}
+
+bool ParseBoards(MapReader& top, DaemonConfig* c, std::string* detail) {
+  YAML::Node boards = top.Child("boards");
+  if (!boards) return true;
+  if (!boards.IsSequence() || boards.size() == 0) {
+    return top.Fail(boards, "boards", "must be a non-empty list");
+  }
+  c->boards.clear();
+  for (size_t i = 0; i < boards.size(); ++i) {
+    BoardConfig b;
+    MapReader r(boards[i], "boards[" + std::to_string(i) + "]", detail);
+    if (!r.IsMap() || !r.String("endpoint", &b.endpoint, false) || !r.String("preset", &b.preset, false) ||
+        !r.Uint("seed", &b.seed, 0, std::numeric_limits<uint64_t>::max()) ||
+        !r.Uint("timeout_ms", &b.timeout_ms, 10, 600000) || !r.NoUnknownKeys()) {
+      return false;
+    }
+    if (!ValidEndpoint(b.endpoint)) {
+      return r.Fail(boards[i]["endpoint"], r.Name("endpoint"),
+                    "must start with inproc://, ipc:// or tcp://");
+    }
+    c->boards.push_back(b);
+  }
+  return true;
+}
+
+bool ParseModels(MapReader& top, DaemonConfig* c, std::string* detail) {
+  YAML::Node models = top.Child("models");
+  if (!models || models.IsNull()) return true;
+  if (!models.IsSequence()) return top.Fail(models, "models", "must be a list");
+  for (size_t i = 0; i < models.size(); ++i) {
+    ModelLoadConfig m;
+    MapReader r(models[i], "models[" + std::to_string(i) + "]", detail);
+    if (!r.IsMap() || !r.String("name", &m.name) || !r.String("path", &m.path, false) ||
+        !r.Uint("board", &m.board, 0, 1023) || !r.Uint("slots", &m.slots, 0, 65536) ||
+        !r.Uint("context_length", &m.context_length, 0, 1 << 24) || !r.NoUnknownKeys()) {
+      return false;
+    }
+    if (!models[i]["path"]) return r.Fail(models[i], r.Name("path"), "is required");
+    c->models.push_back(m);
+  }
+  return true;
+}
+
+}  // namespace
+
+Status ParseDaemonConfig(const std::string& yaml_text, DaemonConfig* config,
+                         std::string* detail) {
+  DaemonConfig c;
+  try {
+    YAML::Node root = YAML::Load(yaml_text);
+    if (!root || root.IsNull()) {
+      *config = c;
+      return OkStatus();
+    }
+    MapReader top(root, "", detail);
+    if (!top.IsMap()) return InvalidArgument();
+    bool ok = top.String("job_endpoint", &c.job_endpoint, false) &&
+              top.String("admin_endpoint", &c.admin_endpoint, false) &&
+              top.String("metrics_address", &c.metrics_address) &&
+              top.Uint("max_message_bytes", &c.max_message_bytes, 1024, 256u << 20) &&
+              top.Uint("send_high_water_mark", &c.send_high_water_mark, 100, 10'000'000) &&
+              top.Uint("drain_timeout_ms", &c.drain_timeout_ms, 0, 3'600'000);
+    if (!ok) return InvalidArgument();
+    for (const std::string* e : {&c.job_endpoint, &c.admin_endpoint}) {
+      if (!ValidEndpoint(*e)) {
+        *detail = "endpoint '" + *e + "' must start with tcp://, ipc:// or inproc://";
+        return InvalidArgument();
+      }
+    }
+    if (c.job_endpoint == c.admin_endpoint) {
+      *detail = "job_endpoint and admin_endpoint must differ";
+      return InvalidArgument();
+    }
+    if (YAML::Node s = top.Child("scheduler")) {
+      MapReader r(s, "scheduler", detail);
+      ok = r.IsMap() && r.String("policy", &c.scheduler_policy, false) &&
+           r.Uint("queue_limit", &c.queue_limit, 1, 10'000'000) &&
+           r.Uint("max_tokens_limit", &c.max_tokens_limit, 1, 1 << 24) &&
+           r.Uint("max_batch", &c.max_batch, 1, 4096) &&
+           r.Uint("decode_tokens_per_step", &c.decode_tokens_per_step, 1, 256) &&
+           r.Uint("prefill_chunk_tokens", &c.prefill_chunk_tokens, 1, 1 << 20) &&
+           r.Uint("default_slots", &c.default_slots, 1, 65536) &&
+           r.Uint("finished_job_retention", &c.finished_job_retention, 0, 10'000'000) &&
+           r.NoUnknownKeys();
+      if (!ok) return InvalidArgument();
+      if (c.scheduler_policy != "fifo") {
+        r.Fail(s["policy"], "scheduler.policy", "unknown policy (known: fifo)");
+        return InvalidArgument();
+      }
+    }
+    if (!ParseBoards(top, &c, detail) || !ParseModels(top, &c, detail) || !top.NoUnknownKeys()) {
+      return InvalidArgument();
+    }
+    for (const ModelLoadConfig& m : c.models) {
+      if (m.board >= c.boards.size()) {
+        *detail = "models: board " + std::to_string(m.board) + " is not configured (" +
+                  std::to_string(c.boards.size()) + " boards)";
+        return InvalidArgument();
+      }
+    }
+  } catch (const YAML::Exception& e) {
+    *detail = "line " + std::to_string(e.mark.line + 1) + ": YAML syntax: " + e.msg;
+    return InvalidArgument();
+  }
+  *config = std::move(c);
+  return OkStatus();
+}
+
+Status LoadDaemonConfig(const std::string& path, DaemonConfig* config, std::string* detail) {
+  std::ifstream in(path);
+  if (!in) {
+    *detail = "cannot read config file " + path;
+    return NotFound();
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  Status s = ParseDaemonConfig(text.str(), config, detail);
+  if (!s.ok()) *detail = path + ": " + *detail;
+  return s;
+}
+
+std::string DefaultConfigYaml() {
+  DaemonConfig d;
+  const BoardConfig& b = d.boards[0];
+  std::ostringstream o;
+  o << "# waferd configuration. Every key is optional; these are the defaults.\n"
+    << "job_endpoint: " << d.job_endpoint << "      # ROUTER for cluster schedulers\n"
+    << "admin_endpoint: " << d.admin_endpoint << "    # ROUTER for waferctl\n"
+    << "metrics_address: " << d.metrics_address << "       # Prometheus /metrics; \"\" disables\n"
+    << "max_message_bytes: " << d.max_message_bytes << "        # larger messages are dropped\n"
+    << "send_high_water_mark: " << d.send_high_water_mark << "\n"
+    << "drain_timeout_ms: " << d.drain_timeout_ms << "          # SIGTERM waits this long for jobs\n"
+    << "scheduler:\n"
+    << "  policy: " << d.scheduler_policy << "\n"
+    << "  queue_limit: " << d.queue_limit << "\n"
+    << "  max_tokens_limit: " << d.max_tokens_limit << "\n"
+    << "  max_batch: " << d.max_batch << "                # sequences per Step\n"
+    << "  decode_tokens_per_step: " << d.decode_tokens_per_step << "     # tokens per sequence per Step\n"
+    << "  prefill_chunk_tokens: " << d.prefill_chunk_tokens << "\n"
+    << "  default_slots: " << d.default_slots << "             # KV-cache sequences per model\n"
+    << "  finished_job_retention: " << d.finished_job_retention << "\n"
+    << "boards:                          # inproc:// = embedded simulated board\n"
+    << "  - endpoint: " << b.endpoint << "\n"
+    << "    preset: " << b.preset << "\n"
+    << "    seed: " << b.seed << "\n"
+    << "    timeout_ms: " << b.timeout_ms << "\n"
+    << "models: []                       # [{name, path, board, slots, context_length}]\n";
+  return o.str();
+}
+
+}  // namespace wafer::host

@@ -1,0 +1,63 @@
+// waferd's configuration: one YAML file, a default for every key. An unknown key, a wrong type or
+// an impossible value is an error naming the key and its line.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace wafer::host {
+
+struct BoardConfig {
+  // inproc://NAME starts an embedded simulated board on that endpoint; ipc:// and tcp:// connect
+  // to a board (a wafer-sim process) that is already listening there.
+  std::string endpoint = "inproc://board0";
+  std::string preset = "mini";  // Embedded boards only.
+  uint64_t seed = 1;            // Embedded boards only.
+  uint32_t timeout_ms = 10000;  // Bound on every board-link call.
+
+  bool embedded() const { return endpoint.rfind("inproc://", 0) == 0; }
+};
+
+struct ModelLoadConfig {
+  std::string name;  // Empty: the directory's base name.
+  std::string path;
+  uint32_t board = 0;
+  uint32_t slots = 0;           // 0: scheduler.default_slots.
+  uint32_t context_length = 0;  // 0: the model's max_position_embeddings.
+};
+
+struct DaemonConfig {
+  std::string job_endpoint = "tcp://127.0.0.1:7421";
+  std::string admin_endpoint = "tcp://127.0.0.1:7422";
+  std::string metrics_address = "127.0.0.1:9464";  // host:port; port 0 picks a free one.
+  uint32_t max_message_bytes = 1 << 20;            // ZMQ_MAXMSGSIZE on both sockets.
+  uint32_t send_high_water_mark = 100000;          // Messages queued per peer before EAGAIN.
+  uint32_t drain_timeout_ms = 30000;
+
+  std::string scheduler_policy = "fifo";
+  uint32_t queue_limit = 10000;
+  uint32_t max_tokens_limit = 16384;   // Largest max_tokens a job may ask for.
+  uint32_t max_batch = 256;            // Sequences per Step.
+  uint32_t decode_tokens_per_step = 8;
+  uint32_t prefill_chunk_tokens = 512;
+  uint32_t default_slots = 64;
+  uint32_t finished_job_retention = 10000;  // Finished jobs kept for ResumeStream/JobStatus.
+
+  std::vector<BoardConfig> boards = {BoardConfig{}};
+  std::vector<ModelLoadConfig> models;
+};
+
+// Parses YAML text over the defaults. Returns INVALID_ARGUMENT with `detail` naming the key and
+// line ("line 4: scheduler.max_batch: must be between 1 and 4096").
+Status ParseDaemonConfig(const std::string& yaml_text, DaemonConfig* config, std::string* detail);
+
+// Reads and parses a file. NOT_FOUND when it cannot be read.
+Status LoadDaemonConfig(const std::string& path, DaemonConfig* config, std::string* detail);
+
+// The defaults as commented YAML; parsing it yields DaemonConfig{}.
+std::string DefaultConfigYaml();
+
+}  // namespace wafer::host

@@ -1,0 +1,373 @@
+// waferctl: the operator's CLI for waferd. Every command takes --json for scripts.
+//
+// Exit codes (stable, for scripts):
+//   0  success
+//   1  the daemon refused or the operation failed (rejection, load error, unknown model)
+//   2  usage error
+//   3  the daemon did not answer (not running, wrong endpoint, timeout)
+//   4  protocol error (an undecodable reply)
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "host/client/wafer_client.h"
+
+namespace wafer::host {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitUnreachable = 3;
+constexpr int kExitProtocol = 4;
+
+using json = nlohmann::json;
+
+struct Args {
+  std::string command;
+  std::vector<std::string> positional;
+  std::map<std::string, std::string> flags;  // --name value, or "" for switches.
+  bool json = false;
+
+  std::string Get(const std::string& key, const std::string& fallback = "") const {
+    auto it = flags.find(key);
+    return it == flags.end() ? fallback : it->second;
+  }
+};
+
+const char* kUsage =
+    "usage: waferctl [--endpoint E] [--admin-endpoint E] [--timeout-ms N] COMMAND [--json]\n"
+    "  status                          boards, models, jobs\n"
+    "  submit --model M (--prompt TEXT | --tokens 1,2,3) [--max-tokens N]\n"
+    "         [--temperature T] [--top-k K] [--top-p P] [--seed S] [--tenant T] [--key K]\n"
+    "                                  streams the tokens to stdout\n"
+    "  load PATH [--name N] [--board B] [--slots S] [--context C]\n"
+    "  unload NAME\n"
+    "  drain                           refuse new jobs, finish accepted ones\n"
+    "  reset BOARD\n"
+    "  capacity                        what the job socket can take\n"
+    "exit codes: 0 ok, 1 refused/failed, 2 usage, 3 daemon unreachable, 4 protocol error\n";
+
+// Flags that take no value.
+bool IsSwitch(const std::string& flag) { return flag == "json" || flag == "help"; }
+
+bool Parse(int argc, char** argv, Args* args) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--", 0) == 0) {
+      std::string key = a.substr(2);
+      if (IsSwitch(key)) {
+        args->flags[key] = "";
+      } else {
+        if (i + 1 >= argc) {
+          std::fprintf(stderr, "waferctl: --%s needs a value\n", key.c_str());
+          return false;
+        }
+        args->flags[key] = argv[++i];
+      }
+    } else if (args->command.empty()) {
+      args->command = a;
+    } else {
+      args->positional.push_back(a);
+    }
+  }
+  args->json = args->flags.count("json") > 0;
+  return !args->command.empty();
+}
+
+bool ParseUint(const std::string& s, uint64_t* out) {
+  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 19) {
+    return false;
+  }
+  *out = std::stoull(s);
+  return true;
+}
+
+int FromStatus(Status s, const std::string& detail, bool as_json) {
+  int code = s.code() == StatusCode::kDataLoss ? kExitProtocol : kExitUnreachable;
+  if (as_json) {
+    std::cout << json{{"ok", false}, {"error", s.name()}, {"detail", detail}}.dump() << "\n";
+  } else {
+    std::fprintf(stderr, "waferctl: %s: %s\n", s.name(), detail.c_str());
+  }
+  return code;
+}
+
+int CmdStatus(const Args& args, AdminClient& admin, int timeout) {
+  StatusReply r;
+  if (Status s = admin.Status(&r, timeout); !s.ok()) return FromStatus(s, admin.last_error(), args.json);
+  if (args.json) {
+    json boards = json::array(), models = json::array();
+    for (const BoardInfo& b : r.boards) {
+      boards.push_back({{"index", b.index}, {"endpoint", b.endpoint}, {"state", BoardStateName(b.state)},
+                        {"board_id", b.board_id}, {"preset", b.preset},
+                        {"firmware_version", b.firmware_version}, {"usable_pes", b.usable_pes},
+                        {"sram_bytes", b.sram_bytes}, {"sram_used_bytes", b.sram_used_bytes},
+                        {"max_temperature_c", b.max_temperature_c}, {"power_w", b.power_w},
+                        {"steps", b.steps}});
+    }
+    for (const ModelInfo& m : r.models) {
+      models.push_back({{"name", m.name}, {"path", m.path}, {"state", ModelStateName(m.state)},
+                        {"board", m.board}, {"parameters", m.parameters},
+                        {"weight_bytes", m.weight_bytes}, {"context_length", m.context_length},
+                        {"slots", m.slots}, {"slots_used", m.slots_used}});
+    }
+    std::cout << json{{"ok", true}, {"version", r.version}, {"uptime_s", r.uptime_s},
+                      {"boards", boards}, {"models", models}, {"jobs_queued", r.jobs_queued},
+                      {"jobs_running", r.jobs_running}, {"jobs_finished", r.jobs_finished},
+                      {"tokens_generated", r.tokens_generated}, {"draining", r.draining},
+                      {"job_endpoint", r.job_endpoint}, {"metrics_url", r.metrics_url}}
+                     .dump()
+              << "\n";
+    return kExitOk;
+  }
+  std::printf("waferd %s  up %.0f s%s\n", r.version.c_str(), r.uptime_s, r.draining ? "  DRAINING" : "");
+  std::printf("jobs: %u queued, %u running, %llu finished; %llu tokens generated\n", r.jobs_queued,
+              r.jobs_running, static_cast<unsigned long long>(r.jobs_finished),
+              static_cast<unsigned long long>(r.tokens_generated));
+  std::printf("job socket %s   metrics %s\n\n", r.job_endpoint.c_str(), r.metrics_url.c_str());
+  std::printf("%-5s %-10s %-8s %-12s %10s %14s %8s %8s\n", "BOARD", "STATE", "PRESET", "ID", "PEs",
+              "SRAM used/MB", "temp C", "power W");
+  for (const BoardInfo& b : r.boards) {
+    std::printf("%-5u %-10s %-8s %-12s %10llu %7.1f/%-6.0f %8.1f %8.0f\n", b.index,
+                BoardStateName(b.state), b.preset.c_str(), b.board_id.c_str(),
+                static_cast<unsigned long long>(b.usable_pes), b.sram_used_bytes / 1e6,
+                b.sram_bytes / 1e6, b.max_temperature_c, b.power_w);
+  }
+  std::printf("\n%-16s %-10s %5s %12s %8s %11s\n", "MODEL", "STATE", "BOARD", "PARAMS", "CONTEXT",
+              "SLOTS used");
+  for (const ModelInfo& m : r.models) {
+    std::printf("%-16s %-10s %5u %12llu %8u %5u/%-5u\n", m.name.c_str(), ModelStateName(m.state),
+                m.board, static_cast<unsigned long long>(m.parameters), m.context_length,
+                m.slots_used, m.slots);
+  }
+  return kExitOk;
+}
+
+bool ParseTokenList(const std::string& s, std::vector<uint32_t>* out) {
+  size_t pos = 0;
+  while (pos < s.size()) {
+    size_t comma = s.find(',', pos);
+    std::string item = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    uint64_t v;
+    if (!ParseUint(item, &v) || v > UINT32_MAX) return false;
+    out->push_back(static_cast<uint32_t>(v));
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return !out->empty();
+}
+
+int CmdSubmit(const Args& args, const std::string& endpoint, int timeout) {
+  SubmitJob job;
+  job.model = args.Get("model");
+  job.prompt_text = args.Get("prompt");
+  job.tenant = args.Get("tenant", "default");
+  job.idempotency_key = args.Get("key");
+  uint64_t v = 0;
+  if (!ParseUint(args.Get("max-tokens", "64"), &v) || v > UINT32_MAX) {
+    std::fprintf(stderr, "waferctl: --max-tokens must be an integer\n");
+    return kExitUsage;
+  }
+  job.max_tokens = static_cast<uint32_t>(v);
+  if (args.flags.count("tokens") && !ParseTokenList(args.Get("tokens"), &job.prompt_tokens)) {
+    std::fprintf(stderr, "waferctl: --tokens must be a comma-separated list of ids\n");
+    return kExitUsage;
+  }
+  try {
+    job.sampling.temperature = std::stof(args.Get("temperature", "0"));
+    job.sampling.top_p = std::stof(args.Get("top-p", "1"));
+  } catch (const std::exception&) {
+    std::fprintf(stderr, "waferctl: --temperature and --top-p must be numbers\n");
+    return kExitUsage;
+  }
+  if (!ParseUint(args.Get("top-k", "0"), &v)) return kExitUsage;
+  job.sampling.top_k = static_cast<uint32_t>(v);
+  if (!ParseUint(args.Get("seed", "0"), &v)) return kExitUsage;
+  job.sampling.seed = v;
+  if (job.model.empty()) {
+    std::fprintf(stderr, "waferctl: submit needs --model\n");
+    return kExitUsage;
+  }
+  auto client = JobClient::Connect(endpoint);
+  if (!client.ok()) return FromStatus(client.status(), "bad endpoint " + endpoint, args.json);
+  SubmitOutcome outcome;
+  JobFinished finished;
+  bool printed_text = false;
+  Status s = (*client)->Run(
+      job,
+      [&](const TokenChunk& c) {
+        if (args.json) {
+          std::cout << json{{"event", "chunk"}, {"job_id", c.job_id}, {"seq", c.seq},
+                            {"tokens", c.tokens}, {"text", c.text}}
+                           .dump()
+                    << std::endl;
+        } else if (!c.text.empty()) {
+          std::cout << c.text << std::flush;
+          printed_text = true;
+        } else {
+          for (uint32_t t : c.tokens) std::cout << t << ' ';
+          std::cout << std::flush;
+        }
+      },
+      &outcome, &finished, timeout);
+  if (!s.ok()) return FromStatus(s, (*client)->last_error(), args.json);
+  if (!outcome.accepted) {
+    const JobRejected& r = outcome.rejection;
+    if (args.json) {
+      std::cout << json{{"event", "rejected"}, {"code", ErrorCodeName(r.code)}, {"detail", r.detail},
+                        {"retry_after_ms", r.retry_after_ms}}
+                       .dump()
+                << "\n";
+    } else {
+      std::fprintf(stderr, "waferctl: rejected: %s: %s\n", ErrorCodeName(r.code), r.detail.c_str());
+    }
+    return kExitFailed;
+  }
+  const bool ok = finished.reason != FinishReason::kError && finished.reason != FinishReason::kCancelled;
+  if (args.json) {
+    std::cout << json{{"event", "finished"}, {"job_id", finished.job_id},
+                      {"reason", FinishReasonName(finished.reason)},
+                      {"prompt_tokens", finished.prompt_tokens},
+                      {"completion_tokens", finished.completion_tokens},
+                      {"ttft_ms", finished.timings.ttft_ns / 1e6},
+                      {"total_ms", finished.timings.total_ns / 1e6},
+                      {"device_ms", finished.timings.device_ns / 1e6},
+                      {"error", ErrorCodeName(finished.error_code)}, {"detail", finished.detail}}
+                     .dump()
+              << "\n";
+  } else {
+    if (printed_text || finished.completion_tokens > 0) std::cout << "\n";
+    std::fprintf(stderr, "[job %llu: %s, %u tokens, ttft %.2f ms, total %.2f ms%s%s]\n",
+                 static_cast<unsigned long long>(finished.job_id), FinishReasonName(finished.reason),
+                 finished.completion_tokens, finished.timings.ttft_ns / 1e6,
+                 finished.timings.total_ns / 1e6, finished.detail.empty() ? "" : ": ",
+                 finished.detail.c_str());
+  }
+  return ok ? kExitOk : kExitFailed;
+}
+
+int ReportOperation(const Args& args, Status s, const OperationResult& r, const std::string& error) {
+  if (!s.ok()) return FromStatus(s, error, args.json);
+  const bool ok = r.code == ErrorCode::kNone;
+  if (args.json) {
+    std::cout << json{{"ok", ok}, {"code", ErrorCodeName(r.code)}, {"detail", r.detail},
+                      {"elapsed_s", r.elapsed_s}}
+                     .dump()
+              << "\n";
+  } else if (ok) {
+    std::printf("%s (%.2f s)\n", r.detail.c_str(), r.elapsed_s);
+  } else {
+    std::fprintf(stderr, "waferctl: %s: %s\n", ErrorCodeName(r.code), r.detail.c_str());
+  }
+  return ok ? kExitOk : kExitFailed;
+}
+
+int CmdLoad(const Args& args, AdminClient& admin, int timeout) {
+  if (args.positional.size() != 1) {
+    std::fprintf(stderr, "waferctl: load needs one model directory\n");
+    return kExitUsage;
+  }
+  LoadModel load;
+  load.path = args.positional[0];
+  if (load.path[0] != '/') {
+    char cwd[4096];
+    if (getcwd(cwd, sizeof(cwd)) != nullptr) load.path = std::string(cwd) + "/" + load.path;
+  }
+  load.name = args.Get("name");
+  uint64_t v;
+  if (!ParseUint(args.Get("board", "0"), &v)) return kExitUsage;
+  load.board = static_cast<uint32_t>(v);
+  if (!ParseUint(args.Get("slots", "0"), &v)) return kExitUsage;
+  load.slots = static_cast<uint32_t>(v);
+  if (!ParseUint(args.Get("context", "0"), &v)) return kExitUsage;
+  load.context_length = static_cast<uint32_t>(v);
+  const bool tty = isatty(STDERR_FILENO);
+  OperationResult r;
+  Status s = admin.Operate(
+      load,
+      [&](const LoadProgress& p) {
+        if (args.json) {
+          std::cout << json{{"event", "progress"}, {"phase", p.phase}, {"bytes_done", p.bytes_done},
+                            {"bytes_total", p.bytes_total}, {"bytes_per_second", p.bytes_per_second},
+                            {"eta_s", p.eta_s}}
+                           .dump()
+                    << std::endl;
+          return;
+        }
+        double pct = p.bytes_total ? 100.0 * p.bytes_done / p.bytes_total : 100.0;
+        std::fprintf(stderr, "%sloading %5.1f%%  %8.2f / %.2f MB  %7.1f MB/s  eta %.1f s%s",
+                     tty ? "\r" : "", pct, p.bytes_done / 1e6, p.bytes_total / 1e6,
+                     p.bytes_per_second / 1e6, p.eta_s, tty ? "" : "\n");
+      },
+      &r, timeout);
+  if (tty && !args.json) std::fprintf(stderr, "\n");
+  return ReportOperation(args, s, r, admin.last_error());
+}
+
+int Main(int argc, char** argv) {
+  Args args;
+  if (!Parse(argc, argv, &args) || args.flags.count("help")) {
+    std::fputs(kUsage, args.flags.count("help") ? stdout : stderr);
+    return args.flags.count("help") ? kExitOk : kExitUsage;
+  }
+  const std::string job_ep = args.Get("endpoint", kDefaultJobEndpoint);
+  const std::string admin_ep = args.Get("admin-endpoint", kDefaultAdminEndpoint);
+  uint64_t timeout = 0;
+  if (!ParseUint(args.Get("timeout-ms", "5000"), &timeout) || timeout == 0) {
+    std::fprintf(stderr, "waferctl: --timeout-ms must be a positive integer\n");
+    return kExitUsage;
+  }
+  const int t = static_cast<int>(std::min<uint64_t>(timeout, 3'600'000));
+  if (args.command == "submit") return CmdSubmit(args, job_ep, t);
+  if (args.command == "capacity") {
+    auto client = JobClient::Connect(job_ep);
+    if (!client.ok()) return FromStatus(client.status(), "bad endpoint", args.json);
+    CapacityReply r;
+    if (Status s = (*client)->QueryCapacity(&r, t); !s.ok()) {
+      return FromStatus(s, (*client)->last_error(), args.json);
+    }
+    json models = json::array();
+    for (const ModelCapacity& m : r.models) {
+      models.push_back({{"name", m.name}, {"free_slots", m.free_slots}, {"total_slots", m.total_slots},
+                        {"context_length", m.context_length}, {"ready", m.ready}});
+    }
+    json out{{"ok", true}, {"models", models}, {"queue_depth", r.queue_depth},
+             {"queue_limit", r.queue_limit}, {"healthy", r.healthy}, {"draining", r.draining}};
+    std::cout << (args.json ? out.dump() : out.dump(2)) << "\n";
+    return kExitOk;
+  }
+  auto admin = AdminClient::Connect(admin_ep);
+  if (!admin.ok()) return FromStatus(admin.status(), "bad endpoint " + admin_ep, args.json);
+  AdminClient& a = **admin;
+  if (args.command == "status") return CmdStatus(args, a, t);
+  if (args.command == "load") return CmdLoad(args, a, t);
+  OperationResult r;
+  if (args.command == "unload" && args.positional.size() == 1) {
+    Status s = a.Operate(UnloadModel{0, args.positional[0]}, nullptr, &r, t);
+    return ReportOperation(args, s, r, a.last_error());
+  }
+  if (args.command == "drain") {
+    Status s = a.Operate(Drain{0}, nullptr, &r, t);
+    return ReportOperation(args, s, r, a.last_error());
+  }
+  uint64_t board;
+  if (args.command == "reset" && args.positional.size() == 1 && ParseUint(args.positional[0], &board)) {
+    Status s = a.Operate(ResetBoard{0, static_cast<uint32_t>(board)}, nullptr, &r, t);
+    return ReportOperation(args, s, r, a.last_error());
+  }
+  std::fputs(kUsage, stderr);
+  return kExitUsage;
+}
+
+}  // namespace
+}  // namespace wafer::host
+
+int main(int argc, char** argv) { return wafer::host::Main(argc, argv); }

@@ -1,0 +1,289 @@
+#include "host/daemon/board_worker.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "host/board/board_link.h"
+#include "host/daemon/inproc_channel.h"
+#include "host/daemon/worker_messages.h"
+
+namespace wafer::host {
+namespace {
+
+constexpr int64_t kTelemetryPeriodNs = 1'000'000'000;
+constexpr int64_t kReconnectPeriodNs = 2'000'000'000;
+constexpr int64_t kProgressPeriodNs = 100'000'000;
+
+double Seconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
+
+// Drives one board. Not thread-safe; lives on the worker thread.
+class Driver {
+ public:
+  Driver(zmq::context_t& context, const Clock& clock, uint32_t index, const BoardConfig& config,
+         zmq::socket_t& channel, const std::atomic<bool>& stop)
+      : context_(context),
+        clock_(clock),
+        index_(index),
+        config_(config),
+        channel_(channel),
+        stop_(stop) {}
+
+  // Connects and boots when not yet online; reports the outcome.
+  void EnsureOnline() {
+    if (link_ && online_) return;
+    int64_t now = clock_.NowNanos();
+    if (last_attempt_ns_ != 0 && now - last_attempt_ns_ < kReconnectPeriodNs) return;
+    last_attempt_ns_ = now;
+    if (!link_) {
+      auto link = ConnectBoardLink(context_, config_.endpoint, static_cast<int>(config_.timeout_ms));
+      if (!link.ok()) {
+        Report(false, BoardBootState::kPowerOn, "cannot connect to " + config_.endpoint);
+        return;
+      }
+      link_ = std::move(link).value();
+    }
+    auto identity = link_->Identify();
+    if (!identity.ok()) {
+      Report(false, BoardBootState::kPowerOn, "identify failed: " + link_->last_error());
+      return;
+    }
+    identity_ = *identity;
+    Report(true, BoardBootState::kSelfTest, "booting");
+    if (Status s = link_->Boot(); !s.ok()) {
+      Report(s.code() != StatusCode::kUnavailable, BoardBootState::kFaulted,
+             "boot failed: " + link_->last_error());
+      online_ = false;
+      return;
+    }
+    if (auto again = link_->Identify(); again.ok()) identity_ = *again;
+    online_ = true;
+    Report(true, BoardBootState::kReady, "ready");
+  }
+
+  void PollTelemetry() {
+    if (!online_) return;
+    int64_t now = clock_.NowNanos();
+    if (now - last_telemetry_ns_ < kTelemetryPeriodNs) return;
+    last_telemetry_ns_ = now;
+    auto t = link_->ReadTelemetry();
+    if (!t.ok()) {
+      MarkOffline("telemetry read failed: " + link_->last_error());
+      return;
+    }
+    auto update = std::make_unique<WorkerEvent>(BoardUpdate{});
+    BoardUpdate& u = std::get<BoardUpdate>(*update);
+    u.board = index_;
+    u.boot_state = t->state;
+    u.online = true;
+    u.identity = identity_;
+    u.telemetry = *t;
+    u.has_telemetry = true;
+    Send(std::move(update));
+  }
+
+  void Handle(StepWork& work) {
+    StepDone done;
+    done.model_id = work.model_id;
+    done.job_ids = std::move(work.job_ids);
+    done.sent_ns = work.sent_ns;
+    if (!online_) {
+      done.status = Unavailable();
+      done.detail = "board " + std::to_string(index_) + " is not ready";
+    } else if (auto outcome = link_->Step(work.model_id, work.seqs); outcome.ok()) {
+      done.outcome = std::move(outcome).value();
+    } else {
+      done.status = outcome.status();
+      done.detail = link_->last_error();
+      if (done.status.code() == StatusCode::kUnavailable) MarkOffline("step failed: " + done.detail);
+    }
+    Send(std::make_unique<WorkerEvent>(std::move(done)));
+  }
+
+  void Handle(LoadWork& work) {
+    int64_t start = clock_.NowNanos();
+    LoadDone done;
+    done.admin_tag = work.admin_tag;
+    done.admin_peer = work.admin_peer;
+    done.name = work.name;
+    done.model_id = work.model_id;
+    done.path = work.path;
+    done.status = Load(work, start, &done);
+    done.elapsed_s = Seconds(clock_.NowNanos() - start);
+    Send(std::make_unique<WorkerEvent>(std::move(done)));
+  }
+
+  void Handle(UnloadWork& work) {
+    int64_t start = clock_.NowNanos();
+    OperationDone done{work.admin_tag, work.admin_peer, work.name, OkStatus(), "", 0, false};
+    if (!online_) {
+      done.status = Unavailable();
+      done.detail = "board not ready";
+    } else if (Status s = link_->UnloadModel(work.model_id); !s.ok()) {
+      done.status = s;
+      done.detail = link_->last_error();
+    }
+    done.elapsed_s = Seconds(clock_.NowNanos() - start);
+    Send(std::make_unique<WorkerEvent>(std::move(done)));
+  }
+
+  void Handle(ResetWork& work) {
+    int64_t start = clock_.NowNanos();
+    OperationDone done{work.admin_tag, work.admin_peer, "", OkStatus(), "", 0, true};
+    if (!link_) {
+      done.status = Unavailable();
+      done.detail = "board not connected";
+    } else if (Status s = link_->Reset(); !s.ok()) {
+      done.status = s;
+      done.detail = link_->last_error();
+    }
+    online_ = false;
+    last_attempt_ns_ = 0;
+    Report(link_ != nullptr, BoardBootState::kPowerOn, "reset");
+    EnsureOnline();
+    if (done.status.ok() && !online_) {
+      done.status = Unavailable();
+      done.detail = "board did not come back after reset";
+    }
+    done.elapsed_s = Seconds(clock_.NowNanos() - start);
+    Send(std::make_unique<WorkerEvent>(std::move(done)));
+  }
+
+ private:
+  Status Load(LoadWork& work, int64_t start, LoadDone* done) {
+    if (!online_) {
+      done->detail = "board " + std::to_string(index_) + " is not ready";
+      return Unavailable();
+    }
+    ModelSource source;
+    WAFER_RETURN_IF_ERROR(OpenModelSource(work.path, &source, &done->detail));
+    if (work.name.empty()) work.name = source.name;
+    done->name = work.name;
+    ModelManifest manifest;
+    manifest.model_id = work.model_id;
+    manifest.name = work.name;
+    manifest.arch = source.arch;
+    manifest.tensors = source.tensors;
+    manifest.shape_only = source.shape_only;
+    manifest.slots = work.slots;
+    manifest.context_length = work.context_length == 0
+                                  ? source.arch.max_position
+                                  : std::min(work.context_length, source.arch.max_position);
+    if (Status s = link_->BeginModel(manifest); !s.ok()) {
+      done->detail = "board refused the model: " + link_->last_error();
+      return s;
+    }
+    const uint64_t total = source.shape_only ? 0 : source.weight_bytes();
+    const uint64_t chunk = std::max<uint32_t>(4096, identity_.max_chunk_bytes);
+    uint64_t written = 0;
+    int64_t last_progress = 0;
+    for (size_t i = 0; i < source.data.size() && !stop_.load(); ++i) {
+      std::span<const std::byte> tensor = source.data[i];
+      for (uint64_t off = 0; off < tensor.size(); off += chunk) {
+        auto piece = tensor.subspan(off, std::min<uint64_t>(chunk, tensor.size() - off));
+        if (Status s = link_->WriteWeights(work.model_id, static_cast<uint32_t>(i), off, piece);
+            !s.ok()) {
+          done->detail = "writing " + source.tensors[i].name + " at offset " +
+                         std::to_string(off) + ": " + link_->last_error();
+          link_->UnloadModel(work.model_id).IgnoreError();  // Nothing half-loaded stays.
+          return s;
+        }
+        written += piece.size();
+        int64_t now = clock_.NowNanos();
+        if (now - last_progress >= kProgressPeriodNs || written == total) {
+          last_progress = now;
+          double rate = static_cast<double>(written) / std::max(1e-9, Seconds(now - start));
+          Send(std::make_unique<WorkerEvent>(LoadProgressEvent{
+              work.admin_tag, work.admin_peer, written, total, rate, "transferring"}));
+        }
+      }
+    }
+    if (Status s = link_->CommitModel(work.model_id); !s.ok()) {
+      done->detail = "commit failed: " + link_->last_error();
+      link_->UnloadModel(work.model_id).IgnoreError();
+      return s;
+    }
+    done->arch = source.arch;
+    done->text = source.text;
+    done->parameters = source.parameters;
+    done->weight_bytes = source.weight_bytes();
+    done->slots = manifest.slots;
+    done->context_length = manifest.context_length;
+    done->shape_only = source.shape_only;
+    return OkStatus();
+  }
+
+  void MarkOffline(const std::string& why) {
+    online_ = false;
+    link_.reset();  // Reconnect from scratch next time.
+    last_attempt_ns_ = clock_.NowNanos();
+    Report(false, BoardBootState::kPowerOn, why);
+  }
+
+  void Report(bool online, BoardBootState state, const std::string& detail) {
+    auto update = std::make_unique<WorkerEvent>(BoardUpdate{});
+    BoardUpdate& u = std::get<BoardUpdate>(*update);
+    u.board = index_;
+    u.online = online;
+    u.boot_state = state;
+    u.detail = detail;
+    u.identity = identity_;
+    Send(std::move(update));
+  }
+
+  void Send(std::unique_ptr<WorkerEvent> event) { SendOwned(channel_, std::move(event)); }
+
+  zmq::context_t& context_;
+  const Clock& clock_;
+  const uint32_t index_;
+  const BoardConfig& config_;
+  zmq::socket_t& channel_;
+  const std::atomic<bool>& stop_;  // Daemon shutdown: abandon a load between chunks.
+  std::unique_ptr<BoardLink> link_;
+  BoardIdentity identity_;
+  bool online_ = false;
+  int64_t last_attempt_ns_ = 0;
+  int64_t last_telemetry_ns_ = 0;
+};
+
+}  // namespace
+
+BoardWorker::BoardWorker(zmq::context_t& context, const Clock& clock, uint32_t index,
+                         BoardConfig config)
+    : context_(context), clock_(clock), index_(index), config_(std::move(config)) {}
+
+BoardWorker::~BoardWorker() { Stop(); }
+
+std::string BoardWorker::ChannelEndpoint(uint32_t index) {
+  return "inproc://waferd-board-worker-" + std::to_string(index);
+}
+
+void BoardWorker::Start() { thread_ = std::thread([this] { Run(); }); }
+
+void BoardWorker::Stop() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+}
+
+void BoardWorker::Run() {
+  zmq::socket_t channel(context_, zmq::socket_type::pair);
+  channel.set(zmq::sockopt::linger, 0);
+  channel.connect(ChannelEndpoint(index_));
+  Driver driver(context_, clock_, index_, config_, channel, stop_);
+  driver.EnsureOnline();
+  while (!stop_.load()) {
+    zmq::pollitem_t items[] = {{channel.handle(), 0, ZMQ_POLLIN, 0}};
+    try {
+      zmq::poll(items, 1, std::chrono::milliseconds(50));
+    } catch (const zmq::error_t&) {
+      break;  // Context terminated.
+    }
+    while (auto request = ReceiveOwned<WorkerRequest>(channel)) {
+      std::visit([&](auto& work) { driver.Handle(work); }, *request);
+      if (stop_.load()) break;
+    }
+    driver.EnsureOnline();
+    driver.PollTelemetry();
+  }
+}
+
+}  // namespace wafer::host

@@ -1,0 +1,135 @@
+// waferd's core: the step loop. One thread owns the job socket, the admin socket and the step
+// loop's ends of the board-worker channels; it validates and queues jobs, plans each board's
+// next Step (continuous batching), streams tokens back and answers the admin plane.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "common/clock.h"
+#include "host/config/daemon_config.h"
+#include "host/daemon/board_worker.h"
+#include "host/daemon/worker_messages.h"
+#include "host/scheduler/scheduling_policy.h"
+#include "host/wire/messages.h"
+#include "telemetry/daemon_metrics.h"
+
+namespace wafer::host {
+
+inline constexpr const char* kWaferdVersion = "0.1.0";
+
+// Thread-compatible: construct, then Run() on one thread. RequestStop() is thread-safe and
+// async-signal-safe (it writes an eventfd).
+class Daemon {
+ public:
+  // Binds the sockets and the metrics endpoint and starts the board workers. Returns
+  // INVALID_ARGUMENT (bad config) or UNAVAILABLE (an endpoint could not be bound), with detail.
+  // REQUIRES: `context` and `clock` outlive the daemon; embedded boards are already listening
+  // on their inproc:// endpoints in `context`.
+  static Status Create(zmq::context_t& context, const DaemonConfig& config, const Clock& clock,
+                       std::unique_ptr<Daemon>* out, std::string* detail);
+  ~Daemon();
+
+  // Serves until RequestStop(), then drains: no new jobs, accepted ones run to completion (up to
+  // drain_timeout_ms), then returns.
+  void Run();
+  void RequestStop();
+
+  // The endpoints actually bound (a "tcp://127.0.0.1:*" config gets its real port here).
+  const std::string& job_endpoint() const { return job_endpoint_; }
+  const std::string& admin_endpoint() const { return admin_endpoint_; }
+  int metrics_port() const { return metrics_.port(); }
+
+ private:
+  struct Job;
+  struct Model;
+  struct Board;
+
+  Daemon(zmq::context_t& context, const DaemonConfig& config, const Clock& clock);
+  Status Bind(std::string* detail);
+
+  // Socket I/O.
+  void PumpJobSocket();
+  void PumpAdminSocket();
+  void PumpWorkers();
+  void SendTo(zmq::socket_t& socket, const char* socket_name, const std::string& peer,
+              const std::string& payload);
+  void SendJob(const std::string& peer, const JobMessage& message);
+  void SendAdmin(const std::string& peer, const AdminMessage& message);
+
+  // Job socket handlers (daemon_jobs.cc).
+  void OnJobFrame(const std::string& peer, std::span<const std::byte> payload);
+  void OnSubmit(const std::string& peer, SubmitJob& submit);
+  void OnCancel(const std::string& peer, const CancelJob& cancel);
+  void OnJobStatus(const std::string& peer, const JobStatusQuery& query);
+  void OnResume(const std::string& peer, const ResumeStream& resume);
+  void OnCapacity(const std::string& peer, const CapacityQuery& query);
+  void Reject(const std::string& peer, uint64_t tag, ErrorCode code, std::string detail,
+              uint32_t retry_after_ms = 0);
+
+  // Admin socket handlers (daemon_admin.cc).
+  void OnAdminFrame(const std::string& peer, std::span<const std::byte> payload);
+  void OnStatus(const std::string& peer, const StatusQuery& query);
+  void OnLoad(const std::string& peer, const LoadModel& load);
+  void OnUnload(const std::string& peer, const UnloadModel& unload);
+  void OnReset(const std::string& peer, const ResetBoard& reset);
+  void StartLoad(LoadWork work, uint32_t board);
+  void FinishOperation(const std::string& peer, uint64_t tag, Status status,
+                       const std::string& detail, double elapsed_s);
+
+  // Worker events and the step loop (daemon_steps.cc).
+  void OnWorkerEvent(Board& board, WorkerEvent& event);
+  void OnStepDone(Board& board, StepDone& done);
+  void OnLoadDone(LoadDone& done);
+  void OnOperationDone(Board& board, OperationDone& done);
+  void OnBoardUpdate(Board& board, const BoardUpdate& update);
+  void ScheduleSteps();
+  bool PlanStep(Board& board, Model& model);
+  void AdmitQueued(Model& model);
+  void ApplyTokens(Job& job, Model& model, const std::vector<uint32_t>& tokens, int64_t now);
+  void FinishJob(Job& job, FinishReason reason, ErrorCode error = ErrorCode::kNone,
+                 std::string detail = "");
+  void ReleaseSlot(Job& job);
+  void ExpireDeadlines();
+  void ForgetOldJobs();
+  void UpdateGauges();
+  Model* FindModel(const std::string& name);
+
+  zmq::context_t& context_;
+  const DaemonConfig config_;
+  const Clock& clock_;
+  const int64_t start_ns_;
+  int stop_fd_ = -1;
+  bool stopping_ = false;
+  bool draining_ = false;
+  int64_t drain_deadline_ns_ = 0;
+
+  zmq::socket_t job_socket_;
+  zmq::socket_t admin_socket_;
+  std::string job_endpoint_;
+  std::string admin_endpoint_;
+  telemetry::DaemonMetrics metrics_;
+  std::string metrics_url_;
+
+  std::unique_ptr<SchedulingPolicy> policy_;
+  std::vector<std::unique_ptr<Board>> boards_;
+  std::map<std::string, std::unique_ptr<Model>> models_;
+  uint32_t next_model_id_ = 1;
+
+  std::unordered_map<uint64_t, std::unique_ptr<Job>> jobs_;
+  std::unordered_map<std::string, uint64_t> idempotency_;  // tenant + '\0' + key -> job id.
+  std::deque<uint64_t> finished_order_;
+  uint64_t next_job_id_ = 1;
+  uint64_t jobs_finished_ = 0;
+  uint64_t tokens_generated_ = 0;
+  uint32_t jobs_running_ = 0;
+};
+
+}  // namespace wafer::host

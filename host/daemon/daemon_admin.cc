@@ -1,0 +1,191 @@
+// The admin socket: status, model load/unload with progress, drain, board reset.
+#include "host/daemon/daemon.h"
+#include "host/daemon/inproc_channel.h"
+#include "host/daemon/internal/daemon_records.h"
+#include "host/wire/admin_codec.h"
+
+namespace wafer::host {
+namespace {
+
+ErrorCode AdminCode(Status s) {
+  switch (s.code()) {
+    case StatusCode::kOk: return ErrorCode::kNone;
+    case StatusCode::kNotFound: return ErrorCode::kInvalidArgument;
+    case StatusCode::kInvalidArgument: return ErrorCode::kInvalidArgument;
+    case StatusCode::kAlreadyExists: return ErrorCode::kAlreadyExists;
+    case StatusCode::kResourceExhausted: return ErrorCode::kResourceExhausted;
+    case StatusCode::kFailedPrecondition: return ErrorCode::kFailedPrecondition;
+    case StatusCode::kUnavailable: return ErrorCode::kBoardUnavailable;
+    case StatusCode::kDataLoss: return ErrorCode::kDataLoss;
+    default: return ErrorCode::kInternal;
+  }
+}
+
+std::string BaseName(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+}  // namespace
+
+void Daemon::OnAdminFrame(const std::string& peer, std::span<const std::byte> payload) {
+  if (payload.size() > config_.max_message_bytes) {
+    SendAdmin(peer, ErrorReply{ErrorCode::kMessageTooLarge,
+                               "message exceeds max_message_bytes " +
+                                   std::to_string(config_.max_message_bytes),
+                               0});
+    return;
+  }
+  AdminMessage message;
+  DecodeError error;
+  if (!DecodeAdmin(payload, &message, &error)) {
+    SendAdmin(peer, ErrorReply{error.code, error.detail, error.request_tag});
+    return;
+  }
+  if (auto* status = std::get_if<StatusQuery>(&message)) {
+    OnStatus(peer, *status);
+  } else if (auto* load = std::get_if<LoadModel>(&message)) {
+    OnLoad(peer, *load);
+  } else if (auto* unload = std::get_if<UnloadModel>(&message)) {
+    OnUnload(peer, *unload);
+  } else if (auto* drain = std::get_if<Drain>(&message)) {
+    draining_ = true;
+    FinishOperation(peer, drain->request_tag, OkStatus(),
+                    "draining: new jobs are refused, accepted ones run to completion", 0);
+  } else if (auto* reset = std::get_if<ResetBoard>(&message)) {
+    OnReset(peer, *reset);
+  } else if (auto* beat = std::get_if<Heartbeat>(&message)) {
+    if (!beat->is_reply) SendAdmin(peer, Heartbeat{beat->sent_ns, true});
+  } else {
+    SendAdmin(peer, ErrorReply{ErrorCode::kWrongMessageType,
+                               "message type is daemon-to-client only", 0});
+  }
+}
+
+void Daemon::FinishOperation(const std::string& peer, uint64_t tag, Status status,
+                             const std::string& detail, double elapsed_s) {
+  if (peer.empty()) return;  // Started by the config file, not by a client.
+  SendAdmin(peer, OperationResult{tag, AdminCode(status), detail, elapsed_s});
+}
+
+void Daemon::OnStatus(const std::string& peer, const StatusQuery& query) {
+  StatusReply r;
+  r.request_tag = query.request_tag;
+  r.version = kWaferdVersion;
+  r.uptime_s = static_cast<double>(clock_.NowNanos() - start_ns_) / 1e9;
+  for (const auto& b : boards_) {
+    BoardInfo info;
+    info.index = b->index;
+    info.endpoint = b->config.endpoint;
+    info.state = b->state;
+    info.board_id = b->identity.board_id;
+    info.preset = b->identity.preset;
+    info.firmware_version = b->identity.firmware_version;
+    info.usable_pes = uint64_t{b->identity.fabric_width} * b->identity.fabric_height;
+    info.sram_bytes = b->telemetry.sram_total_bytes;
+    info.sram_used_bytes = b->telemetry.sram_used_bytes;
+    for (float t : b->telemetry.region_temp_c) info.max_temperature_c = std::max(info.max_temperature_c, t);
+    info.power_w = b->telemetry.power_w;
+    info.steps = b->steps;
+    r.boards.push_back(std::move(info));
+  }
+  for (const auto& [name, m] : models_) {
+    r.models.push_back(ModelInfo{name, m->path, m->state, m->board, m->parameters,
+                                 m->weight_bytes, m->context_length, m->slots,
+                                 static_cast<uint32_t>(m->running.size())});
+  }
+  r.jobs_queued = static_cast<uint32_t>(policy_->size());
+  r.jobs_running = jobs_running_;
+  r.jobs_finished = jobs_finished_;
+  r.tokens_generated = tokens_generated_;
+  r.draining = draining_;
+  r.job_endpoint = job_endpoint_;
+  r.metrics_url = metrics_url_;
+  SendAdmin(peer, r);
+}
+
+void Daemon::OnLoad(const std::string& peer, const LoadModel& load) {
+  if (load.path.empty()) {
+    return FinishOperation(peer, load.request_tag, InvalidArgument(), "path is required", 0);
+  }
+  if (load.board >= boards_.size()) {
+    return FinishOperation(peer, load.request_tag, InvalidArgument(),
+                           "board " + std::to_string(load.board) + " is not configured", 0);
+  }
+  LoadWork work;
+  work.admin_tag = load.request_tag;
+  work.admin_peer = peer;
+  work.name = load.name;
+  work.path = load.path;
+  work.slots = load.slots == 0 ? config_.default_slots : load.slots;
+  work.context_length = load.context_length;
+  StartLoad(std::move(work), load.board);
+}
+
+void Daemon::StartLoad(LoadWork work, uint32_t board) {
+  if (work.name.empty()) work.name = BaseName(work.path);
+  if (FindModel(work.name) != nullptr) {
+    return FinishOperation(work.admin_peer, work.admin_tag, AlreadyExists(),
+                           "a model named '" + work.name + "' is already loaded", 0);
+  }
+  auto model = std::make_unique<Model>();
+  model->name = work.name;
+  model->path = work.path;
+  model->board = board;
+  model->model_id = next_model_id_++;
+  model->state = ModelState::kLoading;
+  model->slots = work.slots;
+  work.model_id = model->model_id;
+  models_.emplace(model->name, std::move(model));
+  SendOwned(boards_[board]->channel, std::make_unique<WorkerRequest>(std::move(work)));
+}
+
+void Daemon::OnUnload(const std::string& peer, const UnloadModel& unload) {
+  Model* model = FindModel(unload.name);
+  if (model == nullptr || model->state == ModelState::kUnloading) {
+    SendAdmin(peer, OperationResult{unload.request_tag, ErrorCode::kUnknownModel,
+                                    "model '" + unload.name + "' is not loaded", 0});
+    return;
+  }
+  if (model->state != ModelState::kReady) {
+    return FinishOperation(peer, unload.request_tag, FailedPrecondition(),
+                           "model '" + unload.name + "' is " + ModelStateName(model->state), 0);
+  }
+  // Queued jobs end now; running ones finish their tokens; then the board frees the model.
+  model->state = ModelState::kUnloading;
+  model->unload_peer = peer;
+  model->unload_tag = unload.request_tag;
+  while (std::optional<uint64_t> id = policy_->PopNext(model->name)) {
+    Job& job = *jobs_.at(*id);
+    job.state = JobState::kRunning;  // Out of the queue already.
+    FinishJob(job, FinishReason::kError, ErrorCode::kModelNotReady, "model unloaded");
+  }
+}
+
+void Daemon::OnReset(const std::string& peer, const ResetBoard& reset) {
+  if (reset.board >= boards_.size()) {
+    return FinishOperation(peer, reset.request_tag, InvalidArgument(),
+                           "board " + std::to_string(reset.board) + " is not configured", 0);
+  }
+  // Every model on the board is lost: its jobs end with an error, the models are forgotten.
+  std::vector<std::string> lost;
+  for (auto& [name, model] : models_) {
+    if (model->board != reset.board) continue;
+    lost.push_back(name);
+    for (auto& [id, job] : jobs_) {
+      if (job->model == name && !job->finished) {
+        job->in_flight = false;
+        FinishJob(*job, FinishReason::kError, ErrorCode::kBoardUnavailable, "board reset");
+      }
+    }
+  }
+  for (const std::string& name : lost) models_.erase(name);
+  Board& board = *boards_[reset.board];
+  board.state = BoardState::kResetting;
+  board.step_in_flight = true;  // Until the reset completes.
+  SendOwned(board.channel,
+            std::make_unique<WorkerRequest>(ResetWork{reset.request_tag, peer}));
+}
+
+}  // namespace wafer::host

@@ -1,0 +1,55 @@
+// A model directory as the daemon loads it: the architecture, the tensors in transfer order and
+// their bytes (empty for a shape-only model given by config.json alone), and its text codec.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "host/board/board_types.h"
+
+namespace wafer::host {
+
+// Turns text into token ids and back. Thread-safe (immutable after construction).
+class TextCodec {
+ public:
+  virtual ~TextCodec() = default;
+  // INVALID_ARGUMENT when the text cannot be tokenized (detail says why).
+  virtual Status Encode(const std::string& text, std::vector<uint32_t>* ids,
+                        std::string* detail) const = 0;
+  // Appends the text of `ids` to `out`, holding back the bytes of an incomplete UTF-8
+  // character in `pending` until a later call completes it.
+  virtual void DecodeIncremental(std::span<const uint32_t> ids, std::string* pending,
+                                 std::string* out) const = 0;
+};
+
+struct ModelSource {
+  std::string name;
+  ModelArch arch;
+  uint64_t parameters = 0;
+  std::vector<TensorDesc> tensors;
+  std::vector<std::span<const std::byte>> data;  // Parallel to tensors; empty when shape_only.
+  bool shape_only = false;
+  std::shared_ptr<const TextCodec> text;  // Null without tokenizer.json.
+  std::shared_ptr<const void> keep_alive;  // Owns whatever `data` points into (mmaps).
+
+  uint64_t weight_bytes() const {
+    uint64_t n = 0;
+    for (const TensorDesc& t : tensors) n += t.byte_size;
+    return n;
+  }
+};
+
+// Opens a Hugging Face model directory: config.json with model.safetensors (or its sharded
+// index) for a functional model, config.json alone for a shape-only one. Every header, shape
+// and offset is verified. Returns NOT_FOUND, INVALID_ARGUMENT or DATA_LOSS with `detail` naming
+// the file and tensor.
+Status OpenModelSource(const std::string& dir, ModelSource* out, std::string* detail);
+
+// The tensors a Llama-family model of `arch` has, in transfer order, as 16-bit (bf16) tensors.
+std::vector<TensorDesc> LlamaTensorLayout(const ModelArch& arch, DType dtype);
+
+}  // namespace wafer::host

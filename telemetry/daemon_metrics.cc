@@ -1,0 +1,131 @@
+#include "telemetry/daemon_metrics.h"
+
+#include <prometheus/exposer.h>
+
+namespace wafer::telemetry {
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+
+// Latency buckets from 100 µs to 30 s: wafer-scale decode runs at 0.3-1 ms per token, TTFT
+// ranges from milliseconds to seconds under load.
+const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+      0.1,    0.25,    0.5,    1,     2.5,    5,     10,   30};
+  return kBuckets;
+}
+
+}  // namespace
+
+const std::vector<std::string>& DaemonMetrics::BoardStateNames() {
+  static const std::vector<std::string> kNames = {"offline", "booting", "ready", "faulted",
+                                                  "resetting"};
+  return kNames;
+}
+
+DaemonMetrics::DaemonMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  auto& r = *registry_;
+  submitted_ = &BuildCounter().Name("wafer_jobs_submitted_total")
+                    .Help("Jobs accepted onto the queue, by model.").Register(r);
+  finished_ = &BuildCounter().Name("wafer_jobs_finished_total")
+                   .Help("Jobs that ended, by model and finish reason.").Register(r);
+  rejected_ = &BuildCounter().Name("wafer_jobs_rejected_total")
+                   .Help("Submissions refused, by reason.").Register(r);
+  tokens_ = &BuildCounter().Name("wafer_tokens_generated_total")
+                 .Help("Tokens generated, by model.").Register(r);
+  dropped_ = &BuildCounter().Name("wafer_frontend_dropped_messages_total")
+                  .Help("Messages dropped by socket and reason (bad input without a reply "
+                        "address, or a peer that cannot take more).").Register(r);
+  ttft_ = &BuildHistogram().Name("wafer_job_time_to_first_token_seconds")
+               .Help("Time from acceptance to the first token, by model.").Register(r);
+  inter_token_ = &BuildHistogram().Name("wafer_job_inter_token_seconds")
+                      .Help("Mean time between tokens within each step's output, by model.")
+                      .Register(r);
+  queue_wait_ = &BuildHistogram().Name("wafer_job_queue_wait_seconds")
+                     .Help("Time from acceptance to the first step, by model.").Register(r);
+  board_state_ = &BuildGauge().Name("wafer_board_state")
+                      .Help("1 for the board's current state, 0 otherwise.").Register(r);
+  board_temp_ = &BuildGauge().Name("wafer_board_max_temperature_celsius")
+                     .Help("Hottest die-region temperature.").Register(r);
+  region_temp_ = &BuildGauge().Name("wafer_board_region_temperature_celsius")
+                      .Help("Temperature per die region.").Register(r);
+  board_power_ = &BuildGauge().Name("wafer_board_power_watts").Help("Board power.").Register(r);
+  sram_used_ = &BuildGauge().Name("wafer_board_sram_used_bytes")
+                    .Help("SRAM in use by weights and KV cache.").Register(r);
+  steps_ = &BuildCounter().Name("wafer_board_steps_total").Help("Steps executed.").Register(r);
+  device_seconds_ = &BuildCounter().Name("wafer_board_device_seconds_total")
+                         .Help("Modeled device time spent in steps.").Register(r);
+  queue_depth_ = &BuildGauge().Name("wafer_scheduler_queue_depth")
+                      .Help("Jobs waiting for a slot.").Register(r).Add({});
+  jobs_running_ = &BuildGauge().Name("wafer_scheduler_jobs_running")
+                       .Help("Jobs holding a KV-cache slot.").Register(r).Add({});
+  load_bytes_ = &BuildCounter().Name("wafer_model_load_bytes_total")
+                     .Help("Weight bytes written to boards.").Register(r).Add({});
+}
+
+DaemonMetrics::~DaemonMetrics() = default;
+
+Status DaemonMetrics::Serve(const std::string& address, std::string* detail) {
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(address, 2);
+    exposer_->RegisterCollectable(registry_);
+    std::vector<int> ports = exposer_->GetListeningPorts();
+    port_ = ports.empty() ? 0 : ports.front();
+  } catch (const std::exception& e) {
+    *detail = "cannot serve metrics on " + address + ": " + e.what();
+    exposer_.reset();
+    return Unavailable();
+  }
+  return OkStatus();
+}
+
+ModelSeries& DaemonMetrics::Model(const std::string& model) {
+  auto it = models_.find(model);
+  if (it != models_.end()) return it->second;
+  ModelSeries s;
+  s.submitted = &submitted_->Add({{"model", model}});
+  s.tokens = &tokens_->Add({{"model", model}});
+  s.ttft = &ttft_->Add({{"model", model}}, LatencyBuckets());
+  s.inter_token = &inter_token_->Add({{"model", model}}, LatencyBuckets());
+  s.queue_wait = &queue_wait_->Add({{"model", model}}, LatencyBuckets());
+  return models_.emplace(model, s).first->second;
+}
+
+BoardSeries& DaemonMetrics::Board(uint32_t board, size_t regions) {
+  auto it = boards_.find(board);
+  if (it != boards_.end() && it->second.region_temperature.size() >= regions) return it->second;
+  BoardSeries& s = boards_[board];
+  const std::string b = std::to_string(board);
+  if (s.state.empty()) {
+    for (const std::string& name : BoardStateNames()) {
+      s.state.push_back(&board_state_->Add({{"board", b}, {"state", name}}));
+    }
+    s.max_temperature = &board_temp_->Add({{"board", b}});
+    s.power = &board_power_->Add({{"board", b}});
+    s.sram_used = &sram_used_->Add({{"board", b}});
+    s.steps = &steps_->Add({{"board", b}});
+    s.device_seconds = &device_seconds_->Add({{"board", b}});
+  }
+  while (s.region_temperature.size() < regions) {
+    s.region_temperature.push_back(&region_temp_->Add(
+        {{"board", b}, {"region", std::to_string(s.region_temperature.size())}}));
+  }
+  return s;
+}
+
+prometheus::Counter& DaemonMetrics::Finished(const std::string& model, const std::string& reason) {
+  return finished_->Add({{"model", model}, {"reason", reason}});
+}
+
+prometheus::Counter& DaemonMetrics::Rejected(const std::string& reason) {
+  return rejected_->Add({{"reason", reason}});
+}
+
+prometheus::Counter& DaemonMetrics::Dropped(const std::string& socket, const std::string& reason) {
+  return dropped_->Add({{"socket", socket}, {"reason", reason}});
+}
+
+}  // namespace wafer::telemetry

@@ -1,0 +1,99 @@
+// waferd's Prometheus metrics, registered once at startup and cached as references, and the
+// HTTP exposer that serves them. Names follow wafer_<subsystem>_<what>_<unit>; labels are
+// low-cardinality (model, reason, board, region, socket), never a job id.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "common/status.h"
+
+namespace prometheus {
+class Exposer;
+}
+
+namespace wafer::telemetry {
+
+// Per-model series, created when a model is registered.
+struct ModelSeries {
+  prometheus::Counter* submitted = nullptr;
+  prometheus::Counter* tokens = nullptr;
+  prometheus::Histogram* ttft = nullptr;
+  prometheus::Histogram* inter_token = nullptr;
+  prometheus::Histogram* queue_wait = nullptr;
+};
+
+// Per-board series.
+struct BoardSeries {
+  std::vector<prometheus::Gauge*> state;  // One-hot, indexed by state.
+  prometheus::Gauge* max_temperature = nullptr;
+  prometheus::Gauge* power = nullptr;
+  prometheus::Gauge* sram_used = nullptr;
+  prometheus::Counter* steps = nullptr;
+  prometheus::Counter* device_seconds = nullptr;
+  std::vector<prometheus::Gauge*> region_temperature;
+};
+
+// Thread-safe: prometheus-cpp metrics are atomic; series creation is guarded by the registry.
+class DaemonMetrics {
+ public:
+  // The board states in the order of the one-hot `state` label values.
+  static const std::vector<std::string>& BoardStateNames();
+
+  DaemonMetrics();
+  ~DaemonMetrics();
+
+  // Starts serving /metrics on `address` ("127.0.0.1:0" picks a port). Returns UNAVAILABLE
+  // (bind failed; `detail` says why).
+  Status Serve(const std::string& address, std::string* detail);
+  // The bound port, or 0 when not serving.
+  int port() const { return port_; }
+
+  ModelSeries& Model(const std::string& model);
+  BoardSeries& Board(uint32_t board, size_t regions);
+  prometheus::Counter& Finished(const std::string& model, const std::string& reason);
+  prometheus::Counter& Rejected(const std::string& reason);
+  prometheus::Counter& Dropped(const std::string& socket, const std::string& reason);
+
+  prometheus::Gauge& queue_depth() { return *queue_depth_; }
+  prometheus::Gauge& jobs_running() { return *jobs_running_; }
+  prometheus::Counter& load_bytes() { return *load_bytes_; }
+
+  prometheus::Registry& registry() { return *registry_; }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  int port_ = 0;
+
+  prometheus::Family<prometheus::Counter>* submitted_;
+  prometheus::Family<prometheus::Counter>* finished_;
+  prometheus::Family<prometheus::Counter>* rejected_;
+  prometheus::Family<prometheus::Counter>* tokens_;
+  prometheus::Family<prometheus::Counter>* dropped_;
+  prometheus::Family<prometheus::Histogram>* ttft_;
+  prometheus::Family<prometheus::Histogram>* inter_token_;
+  prometheus::Family<prometheus::Histogram>* queue_wait_;
+  prometheus::Family<prometheus::Gauge>* board_state_;
+  prometheus::Family<prometheus::Gauge>* board_temp_;
+  prometheus::Family<prometheus::Gauge>* region_temp_;
+  prometheus::Family<prometheus::Gauge>* board_power_;
+  prometheus::Family<prometheus::Gauge>* sram_used_;
+  prometheus::Family<prometheus::Counter>* steps_;
+  prometheus::Family<prometheus::Counter>* device_seconds_;
+  prometheus::Gauge* queue_depth_;
+  prometheus::Gauge* jobs_running_;
+  prometheus::Counter* load_bytes_;
+
+  std::map<std::string, ModelSeries> models_;
+  std::map<uint32_t, BoardSeries> boards_;
+};
+
+}  // namespace wafer::telemetry
