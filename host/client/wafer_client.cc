@@ -235,7 +235,7 @@ wafer::Status AdminClient::Receive(AdminMessage* out, int timeout_ms) {
   return OkStatus();
 }
 
-wafer::Status AdminClient::Status(StatusReply* reply, int timeout_ms) {
+wafer::Status AdminClient::QueryStatus(StatusReply* reply, int timeout_ms) {
   const uint64_t tag = next_tag_++;
   WAFER_RETURN_IF_ERROR(SendBytes(socket_, EncodeAdmin(StatusQuery{tag}), &last_error_));
   while (true) {

@@ -71,7 +71,7 @@ class AdminClient {
   static Result<std::unique_ptr<AdminClient>> Connect(const std::string& endpoint);
   ~AdminClient();
 
-  Status Status(StatusReply* reply, int timeout_ms);
+  Status QueryStatus(StatusReply* reply, int timeout_ms);
   // Runs an operation (LoadModel, UnloadModel, Drain, ResetBoard; its request_tag is set here)
   // until its OperationResult, passing LoadProgress messages to `on_progress`. `timeout_ms`
   // bounds the silence between two messages, not the whole operation.

@@ -93,7 +93,7 @@ bool ParseUint(const std::string& s, uint64_t* out) {
 int FromStatus(Status s, const std::string& detail, bool as_json) {
   int code = s.code() == StatusCode::kDataLoss ? kExitProtocol : kExitUnreachable;
   if (as_json) {
-    std::cout << json{{"ok", false}, {"error", s.name()}, {"detail", detail}}.dump() << "\n";
+    std::cout << json{{"ok", false}, {"error", s.name()}, {"detail", detail}}.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
   } else {
     std::fprintf(stderr, "waferctl: %s: %s\n", s.name(), detail.c_str());
   }
@@ -102,7 +102,7 @@ int FromStatus(Status s, const std::string& detail, bool as_json) {
 
 int CmdStatus(const Args& args, AdminClient& admin, int timeout) {
   StatusReply r;
-  if (Status s = admin.Status(&r, timeout); !s.ok()) return FromStatus(s, admin.last_error(), args.json);
+  if (Status s = admin.QueryStatus(&r, timeout); !s.ok()) return FromStatus(s, admin.last_error(), args.json);
   if (args.json) {
     json boards = json::array(), models = json::array();
     for (const BoardInfo& b : r.boards) {
@@ -124,7 +124,7 @@ int CmdStatus(const Args& args, AdminClient& admin, int timeout) {
                       {"jobs_running", r.jobs_running}, {"jobs_finished", r.jobs_finished},
                       {"tokens_generated", r.tokens_generated}, {"draining", r.draining},
                       {"job_endpoint", r.job_endpoint}, {"metrics_url", r.metrics_url}}
-                     .dump()
+                     .dump(-1, ' ', false, json::error_handler_t::replace)
               << "\n";
     return kExitOk;
   }
@@ -207,7 +207,7 @@ int CmdSubmit(const Args& args, const std::string& endpoint, int timeout) {
         if (args.json) {
           std::cout << json{{"event", "chunk"}, {"job_id", c.job_id}, {"seq", c.seq},
                             {"tokens", c.tokens}, {"text", c.text}}
-                           .dump()
+                           .dump(-1, ' ', false, json::error_handler_t::replace)
                     << std::endl;
         } else if (!c.text.empty()) {
           std::cout << c.text << std::flush;
@@ -224,7 +224,7 @@ int CmdSubmit(const Args& args, const std::string& endpoint, int timeout) {
     if (args.json) {
       std::cout << json{{"event", "rejected"}, {"code", ErrorCodeName(r.code)}, {"detail", r.detail},
                         {"retry_after_ms", r.retry_after_ms}}
-                       .dump()
+                       .dump(-1, ' ', false, json::error_handler_t::replace)
                 << "\n";
     } else {
       std::fprintf(stderr, "waferctl: rejected: %s: %s\n", ErrorCodeName(r.code), r.detail.c_str());
@@ -241,7 +241,7 @@ int CmdSubmit(const Args& args, const std::string& endpoint, int timeout) {
                       {"total_ms", finished.timings.total_ns / 1e6},
                       {"device_ms", finished.timings.device_ns / 1e6},
                       {"error", ErrorCodeName(finished.error_code)}, {"detail", finished.detail}}
-                     .dump()
+                     .dump(-1, ' ', false, json::error_handler_t::replace)
               << "\n";
   } else {
     if (printed_text || finished.completion_tokens > 0) std::cout << "\n";
@@ -260,7 +260,7 @@ int ReportOperation(const Args& args, Status s, const OperationResult& r, const 
   if (args.json) {
     std::cout << json{{"ok", ok}, {"code", ErrorCodeName(r.code)}, {"detail", r.detail},
                       {"elapsed_s", r.elapsed_s}}
-                     .dump()
+                     .dump(-1, ' ', false, json::error_handler_t::replace)
               << "\n";
   } else if (ok) {
     std::printf("%s (%.2f s)\n", r.detail.c_str(), r.elapsed_s);
@@ -298,7 +298,7 @@ int CmdLoad(const Args& args, AdminClient& admin, int timeout) {
           std::cout << json{{"event", "progress"}, {"phase", p.phase}, {"bytes_done", p.bytes_done},
                             {"bytes_total", p.bytes_total}, {"bytes_per_second", p.bytes_per_second},
                             {"eta_s", p.eta_s}}
-                           .dump()
+                           .dump(-1, ' ', false, json::error_handler_t::replace)
                     << std::endl;
           return;
         }
@@ -341,7 +341,7 @@ int Main(int argc, char** argv) {
     }
     json out{{"ok", true}, {"models", models}, {"queue_depth", r.queue_depth},
              {"queue_limit", r.queue_limit}, {"healthy", r.healthy}, {"draining", r.draining}};
-    std::cout << (args.json ? out.dump() : out.dump(2)) << "\n";
+    std::cout << (args.json ? out.dump(-1, ' ', false, json::error_handler_t::replace) : out.dump(2)) << "\n";
     return kExitOk;
   }
   auto admin = AdminClient::Connect(admin_ep);

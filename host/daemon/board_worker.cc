@@ -257,7 +257,14 @@ std::string BoardWorker::ChannelEndpoint(uint32_t index) {
   return "inproc://waferd-board-worker-" + std::to_string(index);
 }
 
-void BoardWorker::Start() { thread_ = std::thread([this] { Run(); }); }
+void BoardWorker::Start() {
+  // Connect on the caller's thread so that the step loop's first sends (config loads) find a
+  // peer; the socket then moves to the worker thread (thread start is a full barrier).
+  channel_ = zmq::socket_t(context_, zmq::socket_type::pair);
+  channel_.set(zmq::sockopt::linger, 0);
+  channel_.connect(ChannelEndpoint(index_));
+  thread_ = std::thread([this] { Run(); });
+}
 
 void BoardWorker::Stop() {
   stop_.store(true);
@@ -265,9 +272,7 @@ void BoardWorker::Stop() {
 }
 
 void BoardWorker::Run() {
-  zmq::socket_t channel(context_, zmq::socket_type::pair);
-  channel.set(zmq::sockopt::linger, 0);
-  channel.connect(ChannelEndpoint(index_));
+  zmq::socket_t& channel = channel_;
   Driver driver(context_, clock_, index_, config_, channel, stop_);
   driver.EnsureOnline();
   while (!stop_.load()) {
@@ -284,6 +289,7 @@ void BoardWorker::Run() {
     driver.EnsureOnline();
     driver.PollTelemetry();
   }
+  channel_.close();
 }
 
 }  // namespace wafer::host

@@ -15,7 +15,7 @@
 
 namespace wafer::host {
 
-// The step loop's end of the channel is bound at `ChannelEndpoint(index)` before Start().
+// The step loop's end of the channel must be bound at `ChannelEndpoint(index)` before Start().
 // Thread-compatible: Start/Stop from the owning thread only.
 class BoardWorker {
  public:
@@ -36,6 +36,7 @@ class BoardWorker {
   const Clock& clock_;
   const uint32_t index_;
   const BoardConfig config_;
+  zmq::socket_t channel_;  // The worker's end; used only by the worker thread after Start().
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

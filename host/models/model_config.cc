@@ -1,6 +1,8 @@
 #include "host/models/model_config.h"
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <nlohmann/json.hpp>
 
@@ -70,6 +72,17 @@ class FieldReader {
 Status Fail(std::string* detail, std::string message) {
   if (detail != nullptr) *detail = std::move(message);
   return InvalidArgument();
+}
+
+// The shortest decimal that reads back as the same float (1e-05, not 9.999999747378752e-06).
+double ShortFloat(float f) {
+  for (int digits = 6; digits < 10; ++digits) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.*g", digits, static_cast<double>(f));
+    const double d = std::strtod(buf, nullptr);
+    if (static_cast<float>(d) == f) return d;
+  }
+  return f;
 }
 
 }  // namespace
@@ -189,8 +202,8 @@ std::string ModelConfigJson(const ModelArch& a, std::string_view torch_dtype,
       {"num_attention_heads", a.num_heads},
       {"num_key_value_heads", a.num_kv_heads},
       {"head_dim", a.head_dim},
-      {"rope_theta", a.rope_theta},
-      {"rms_norm_eps", a.rms_norm_eps},
+      {"rope_theta", ShortFloat(a.rope_theta)},
+      {"rms_norm_eps", ShortFloat(a.rms_norm_eps)},
       {"max_position_embeddings", a.max_position},
       {"tie_word_embeddings", a.tie_embeddings},
       {"hidden_act", "silu"},
@@ -202,9 +215,9 @@ std::string ModelConfigJson(const ModelArch& a, std::string_view torch_dtype,
   };
   if (a.rope_scaling.factor > 0) {
     j["rope_scaling"] = {{"rope_type", "llama3"},
-                         {"factor", a.rope_scaling.factor},
-                         {"low_freq_factor", a.rope_scaling.low_freq_factor},
-                         {"high_freq_factor", a.rope_scaling.high_freq_factor},
+                         {"factor", ShortFloat(a.rope_scaling.factor)},
+                         {"low_freq_factor", ShortFloat(a.rope_scaling.low_freq_factor)},
+                         {"high_freq_factor", ShortFloat(a.rope_scaling.high_freq_factor)},
                          {"original_max_position_embeddings",
                           a.rope_scaling.original_max_position}};
   } else {

@@ -1,0 +1,90 @@
+#include "board_sim/board_runner.h"
+
+#include <atomic>
+#include <future>
+#include <thread>
+
+#include "board_sim/zmq_host_port.h"
+#include "firmware/link/firmware_loop.h"
+
+namespace wafer::sim {
+namespace {
+
+constexpr int64_t kPollSliceNs = 50'000'000;  // How long a stop request can go unnoticed.
+
+// Not thread-safe to share; the board thread owns the socket, the wafer and the firmware.
+class BoardThread final : public EmbeddedBoard {
+ public:
+  BoardThread(zmq::context_t& context, std::string endpoint, Preset preset, BoardOptions options)
+      : context_(context),
+        endpoint_(std::move(endpoint)),
+        preset_(std::move(preset)),
+        options_(std::move(options)) {}
+
+  ~BoardThread() override {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // Starts the thread and waits until the socket is bound (or failed to bind).
+  Status Start(std::string* error) {
+    std::future<std::string> bound = bound_.get_future();
+    thread_ = std::thread([this] { Run(); });
+    const std::string failure = bound.get();
+    if (failure.empty()) return OkStatus();
+    if (error != nullptr) *error = "cannot bind " + endpoint_ + ": " + failure;
+    thread_.join();
+    return Unavailable();
+  }
+
+  const std::string& endpoint() const override { return endpoint_; }
+
+ private:
+  void Run() {
+    zmq::socket_t socket;
+    try {
+      socket = zmq::socket_t(context_, zmq::socket_type::router);
+      socket.set(zmq::sockopt::linger, 0);
+      socket.set(zmq::sockopt::router_mandatory, 1);
+      socket.bind(endpoint_);
+      endpoint_ = socket.get(zmq::sockopt::last_endpoint);  // Resolves tcp://...:* ports.
+    } catch (const zmq::error_t& e) {
+      bound_.set_value(e.what());
+      return;
+    }
+    const Clock& sensor_clock = options_.clock != nullptr ? *options_.clock : SystemClock::Get();
+    SimWafer wafer(preset_, sensor_clock,
+                   SimWaferOptions{options_.board_id, options_.seed, options_.faults});
+    SystemClock& clock = SystemClock::Get();
+    ZmqHostPort port(socket, clock);
+    // Init: the firmware's fixed buffers are allocated once, here.
+    auto firmware = std::make_unique<fw::FirmwareLoop>(port, wafer);
+    bound_.set_value("");
+    while (!stop_.load()) {
+      if (!firmware->PollOnce(clock.NowNanos() + kPollSliceNs).ok()) break;
+    }
+  }
+
+  zmq::context_t& context_;
+  std::string endpoint_;
+  Preset preset_;
+  BoardOptions options_;
+  std::promise<std::string> bound_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<EmbeddedBoard>> StartEmbeddedBoard(zmq::context_t& context,
+                                                          const std::string& endpoint,
+                                                          const BoardOptions& options,
+                                                          std::string* error) {
+  Result<Preset> preset = LoadPreset(options.preset, error, options.preset_dir);
+  if (!preset.ok()) return preset.status();
+  auto board = std::make_unique<BoardThread>(context, endpoint, std::move(preset).value(), options);
+  WAFER_RETURN_IF_ERROR(board->Start(error));
+  return std::unique_ptr<EmbeddedBoard>(std::move(board));
+}
+
+}  // namespace wafer::sim

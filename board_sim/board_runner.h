@@ -1,0 +1,43 @@
+// Runs a simulated board (firmware superloop + SimWafer) on its own thread, serving the board
+// link on a ZeroMQ ROUTER. Used by waferd for an embedded board (inproc://) and by wafer-sim.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "board_sim/sim_wafer.h"
+#include "common/clock.h"
+#include "common/result.h"
+
+namespace wafer::sim {
+
+struct BoardOptions {
+  std::string preset = "mini";  // A name in preset_dir, or a path to a .yaml file.
+  std::string preset_dir;       // Empty: the source tree's board_sim/presets.
+  std::string board_id = "sim-0";
+  uint64_t seed = 0;  // See SimWaferOptions::seed.
+  FaultPlan faults;
+  const Clock* clock = nullptr;  // Drives sensors; nullptr: SystemClock. Must outlive the board.
+};
+
+// Owns the board thread. Destruction stops the superloop and joins (within ~50 ms).
+class EmbeddedBoard {
+ public:
+  virtual ~EmbeddedBoard() = default;
+  virtual const std::string& endpoint() const = 0;
+};
+
+// Loads the preset, binds a ROUTER on `endpoint` (inproc://, ipc:// or tcp://) in `context`, and
+// starts serving. Returns when bound.
+// Returns:
+//   INVALID_ARGUMENT / NOT_FOUND - the preset is bad or missing (`error` names the key or file).
+//   UNAVAILABLE                  - the endpoint could not be bound (`error` says why).
+Result<std::unique_ptr<EmbeddedBoard>> StartEmbeddedBoard(zmq::context_t& context,
+                                                          const std::string& endpoint,
+                                                          const BoardOptions& options,
+                                                          std::string* error = nullptr);
+
+}  // namespace wafer::sim

@@ -1,0 +1,413 @@
+#include "board_sim/llama/llama_engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <new>
+
+#include "board_sim/llama/internal/kernels.h"
+
+namespace wafer::sim {
+namespace {
+
+using internal::MatMul;
+using internal::RmsNorm;
+
+constexpr uint32_t kRoleCount = 12;
+
+bool IsPerLayer(TensorRole role) {
+  switch (role) {
+    case TensorRole::kEmbedding:
+    case TensorRole::kFinalNorm:
+    case TensorRole::kLmHead:
+      return false;
+    case TensorRole::kAttnNorm:
+    case TensorRole::kWq:
+    case TensorRole::kWk:
+    case TensorRole::kWv:
+    case TensorRole::kWo:
+    case TensorRole::kMlpNorm:
+    case TensorRole::kWGate:
+    case TensorRole::kWUp:
+    case TensorRole::kWDown:
+      return true;
+  }
+  return false;
+}
+
+size_t ElementSize(DType dtype) {
+  switch (dtype) {
+    case DType::kF32:
+      return 4;
+    case DType::kF16:
+    case DType::kBF16:
+      return 2;
+  }
+  return 0;
+}
+
+// The shape `arch` requires for a tensor of `role`.
+std::vector<uint64_t> ExpectedShape(const LlamaArch& a, TensorRole role) {
+  const uint64_t hidden = a.hidden_size;
+  const uint64_t q_dim = uint64_t{a.num_heads} * a.head_dim;
+  const uint64_t kv_dim = uint64_t{a.num_kv_heads} * a.head_dim;
+  switch (role) {
+    case TensorRole::kEmbedding:
+    case TensorRole::kLmHead:
+      return {a.vocab_size, hidden};
+    case TensorRole::kAttnNorm:
+    case TensorRole::kMlpNorm:
+    case TensorRole::kFinalNorm:
+      return {hidden};
+    case TensorRole::kWq:
+      return {q_dim, hidden};
+    case TensorRole::kWk:
+    case TensorRole::kWv:
+      return {kv_dim, hidden};
+    case TensorRole::kWo:
+      return {hidden, q_dim};
+    case TensorRole::kWGate:
+    case TensorRole::kWUp:
+      return {a.intermediate_size, hidden};
+    case TensorRole::kWDown:
+      return {hidden, a.intermediate_size};
+  }
+  return {};
+}
+
+bool ArchIsValid(const LlamaArch& a) {
+  if (a.vocab_size == 0 || a.hidden_size == 0 || a.intermediate_size == 0 || a.num_layers == 0 ||
+      a.num_heads == 0 || a.num_kv_heads == 0 || a.head_dim == 0) {
+    return false;
+  }
+  if (a.head_dim % 2 != 0 || a.num_heads % a.num_kv_heads != 0) return false;
+  if (!(a.rope_theta > 1.0f) || !std::isfinite(a.rope_theta)) return false;
+  if (!(a.rms_norm_eps > 0.0f) || !std::isfinite(a.rms_norm_eps)) return false;
+  if (!(a.rope_scaling_factor >= 0.0f) || !std::isfinite(a.rope_scaling_factor)) return false;
+  if (a.rope_scaling_factor > 0) {
+    if (!(a.rope_low_freq_factor > 0) || !(a.rope_high_freq_factor > a.rope_low_freq_factor) ||
+        !std::isfinite(a.rope_high_freq_factor) || a.rope_original_max_position == 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Converts a validated tensor's bytes to float32.
+std::vector<float> ToFloat(const TensorView& t) {
+  const size_t count = t.bytes.size() / ElementSize(t.dtype);
+  std::vector<float> out(count);
+  const std::byte* src = t.bytes.data();
+  switch (t.dtype) {
+    case DType::kF32:
+      std::memcpy(out.data(), src, count * sizeof(float));
+      break;
+    case DType::kF16:
+      for (size_t i = 0; i < count; ++i) {
+        uint16_t bits;
+        std::memcpy(&bits, src + 2 * i, 2);
+        out[i] = internal::HalfToFloat(bits);
+      }
+      break;
+    case DType::kBF16:
+      for (size_t i = 0; i < count; ++i) {
+        uint16_t bits;
+        std::memcpy(&bits, src + 2 * i, 2);
+        out[i] = internal::BFloat16ToFloat(bits);
+      }
+      break;
+  }
+  return out;
+}
+
+}  // namespace
+
+struct LlamaEngine::Impl {
+  struct Layer {
+    std::vector<float> attn_norm, wq, wk, wv, wo, mlp_norm, gate, up, down;
+  };
+  struct Slot {
+    uint32_t tokens = 0;
+    std::vector<float> k;  // [layer][position][kv_heads * head_dim]
+    std::vector<float> v;
+  };
+
+  LlamaArch arch;
+  uint32_t context_length = 0;
+  std::vector<float> embedding;
+  std::vector<Layer> layers;
+  std::vector<float> final_norm;
+  std::vector<float> lm_head;  // Empty when tied to the embedding.
+  std::vector<double> inv_freq;
+  std::vector<Slot> slots;
+
+  const float* head() const { return arch.tie_embeddings ? embedding.data() : lm_head.data(); }
+  size_t kv_dim() const { return size_t{arch.num_kv_heads} * arch.head_dim; }
+  float* KeyAt(Slot& s, uint32_t layer, uint32_t pos) {
+    return s.k.data() + (size_t{layer} * context_length + pos) * kv_dim();
+  }
+  float* ValueAt(Slot& s, uint32_t layer, uint32_t pos) {
+    return s.v.data() + (size_t{layer} * context_length + pos) * kv_dim();
+  }
+
+  Status Install(const TensorView& t);
+  void Run(std::span<const uint32_t> slot_ids, std::span<const std::span<const uint32_t>> tokens,
+           std::span<float> logits);
+};
+
+Status LlamaEngine::Impl::Install(const TensorView& t) {
+  std::vector<float>* dst = nullptr;
+  if (IsPerLayer(t.role)) {
+    Layer& l = layers[t.layer];
+    switch (t.role) {
+      case TensorRole::kAttnNorm: dst = &l.attn_norm; break;
+      case TensorRole::kWq: dst = &l.wq; break;
+      case TensorRole::kWk: dst = &l.wk; break;
+      case TensorRole::kWv: dst = &l.wv; break;
+      case TensorRole::kWo: dst = &l.wo; break;
+      case TensorRole::kMlpNorm: dst = &l.mlp_norm; break;
+      case TensorRole::kWGate: dst = &l.gate; break;
+      case TensorRole::kWUp: dst = &l.up; break;
+      case TensorRole::kWDown: dst = &l.down; break;
+      default: return InvalidArgument();
+    }
+  } else {
+    switch (t.role) {
+      case TensorRole::kEmbedding: dst = &embedding; break;
+      case TensorRole::kFinalNorm: dst = &final_norm; break;
+      case TensorRole::kLmHead: dst = &lm_head; break;
+      default: return InvalidArgument();
+    }
+  }
+  *dst = ToFloat(t);
+  return OkStatus();
+}
+
+Result<std::unique_ptr<LlamaEngine>> LlamaEngine::Create(const LlamaArch& arch,
+                                                         std::span<const TensorView> tensors,
+                                                         uint32_t slots,
+                                                         uint32_t context_length) {
+  if (!ArchIsValid(arch) || slots == 0 || context_length == 0) return InvalidArgument();
+
+  // Every (role, layer) exactly once; the LM head only when not tied.
+  const size_t table = size_t{kRoleCount} * arch.num_layers;
+  std::vector<uint8_t> seen(table, 0);
+  for (const TensorView& t : tensors) {
+    const auto role = static_cast<uint32_t>(t.role);
+    if (role >= kRoleCount) return InvalidArgument();
+    if (IsPerLayer(t.role) ? t.layer >= arch.num_layers : t.layer != 0) return InvalidArgument();
+    if (t.role == TensorRole::kLmHead && arch.tie_embeddings) return InvalidArgument();
+    if (t.dtype != DType::kF32 && t.dtype != DType::kF16 && t.dtype != DType::kBF16) {
+      return InvalidArgument();
+    }
+    if (t.shape != ExpectedShape(arch, t.role)) return InvalidArgument();
+    uint64_t elements = 1;
+    for (uint64_t d : t.shape) elements *= d;  // Dimensions are bounded by uint32 arch fields.
+    if (t.bytes.size() != elements * ElementSize(t.dtype)) return InvalidArgument();
+    uint8_t& mark = seen[size_t{role} * arch.num_layers + t.layer];
+    if (mark) return InvalidArgument();
+    mark = 1;
+  }
+  for (uint32_t role = 0; role < kRoleCount; ++role) {
+    const auto r = static_cast<TensorRole>(role);
+    const uint32_t layers = IsPerLayer(r) ? arch.num_layers : 1;
+    const bool required = !(r == TensorRole::kLmHead && arch.tie_embeddings);
+    for (uint32_t l = 0; l < layers; ++l) {
+      if (required && !seen[size_t{role} * arch.num_layers + l]) return InvalidArgument();
+    }
+  }
+
+  // The KV cache: slots * 2 * layers * context * kv_dim floats, checked against overflow.
+  const uint64_t per_slot = uint64_t{arch.num_layers} * context_length * arch.num_kv_heads *
+                            arch.head_dim;
+  if (per_slot > std::numeric_limits<size_t>::max() / sizeof(float) / 2 / slots) {
+    return ResourceExhausted();
+  }
+
+  auto impl = std::make_unique<Impl>();
+  impl->arch = arch;
+  impl->context_length = context_length;
+  impl->layers.resize(arch.num_layers);
+  try {
+    for (const TensorView& t : tensors) WAFER_RETURN_IF_ERROR(impl->Install(t));
+    impl->slots.resize(slots);
+    for (Impl::Slot& s : impl->slots) {
+      s.k.resize(per_slot);
+      s.v.resize(per_slot);
+    }
+  } catch (const std::bad_alloc&) {
+    return ResourceExhausted();
+  } catch (const std::length_error&) {
+    return ResourceExhausted();
+  }
+  impl->inv_freq = internal::RopeInvFreq(arch.head_dim, arch.rope_theta, arch.rope_scaling_factor,
+                                         arch.rope_low_freq_factor, arch.rope_high_freq_factor,
+                                         arch.rope_original_max_position);
+  return std::unique_ptr<LlamaEngine>(new LlamaEngine(std::move(impl)));
+}
+
+LlamaEngine::LlamaEngine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+LlamaEngine::~LlamaEngine() = default;
+
+void LlamaEngine::ResetSlot(uint32_t slot) {
+  if (slot < impl_->slots.size()) impl_->slots[slot].tokens = 0;
+}
+
+uint32_t LlamaEngine::context_tokens(uint32_t slot) const {
+  return slot < impl_->slots.size() ? impl_->slots[slot].tokens : 0;
+}
+uint32_t LlamaEngine::slots() const { return static_cast<uint32_t>(impl_->slots.size()); }
+uint32_t LlamaEngine::context_length() const { return impl_->context_length; }
+const LlamaArch& LlamaEngine::arch() const { return impl_->arch; }
+
+Status LlamaEngine::Forward(std::span<const uint32_t> slots,
+                            std::span<const std::span<const uint32_t>> tokens,
+                            std::span<float> logits) {
+  const LlamaArch& a = impl_->arch;
+  if (slots.size() != tokens.size()) return InvalidArgument();
+  if (logits.size() < slots.size() * a.vocab_size) return InvalidArgument();
+  // Validate everything before touching any state.
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if (slots[i] >= impl_->slots.size()) return OutOfRange();
+    for (size_t j = 0; j < i; ++j) {
+      if (slots[j] == slots[i]) return InvalidArgument();
+    }
+    if (tokens[i].empty()) return InvalidArgument();
+    for (uint32_t id : tokens[i]) {
+      if (id >= a.vocab_size) return OutOfRange();
+    }
+  }
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const uint64_t used = impl_->slots[slots[i]].tokens;
+    if (used + tokens[i].size() > impl_->context_length) return ResourceExhausted();
+  }
+  if (slots.empty()) return OkStatus();
+  try {
+    impl_->Run(slots, tokens, logits);
+  } catch (const std::bad_alloc&) {
+    // Scratch allocation failed before any slot's token count changed; stale cache rows past a
+    // slot's count are never read.
+    return ResourceExhausted();
+  }
+  return OkStatus();
+}
+
+void LlamaEngine::Impl::Run(std::span<const uint32_t> slot_ids,
+                            std::span<const std::span<const uint32_t>> tokens,
+                            std::span<float> logits) {
+  const LlamaArch& a = arch;
+  const size_t hidden = a.hidden_size;
+  const size_t hd = a.head_dim;
+  const size_t half = hd / 2;
+  const size_t q_dim = size_t{a.num_heads} * hd;
+  const size_t kvd = kv_dim();
+  const size_t inter = a.intermediate_size;
+  const uint32_t group = a.num_heads / a.num_kv_heads;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+
+  // Flatten every slot's new tokens into one batch of rows.
+  size_t rows = 0;
+  for (const auto& t : tokens) rows += t.size();
+  std::vector<uint32_t> row_slot(rows), row_pos(rows);
+  std::vector<size_t> last_row(slot_ids.size());
+  std::vector<float> x(rows * hidden);
+  {
+    size_t r = 0;
+    for (size_t i = 0; i < slot_ids.size(); ++i) {
+      const uint32_t start = slots[slot_ids[i]].tokens;
+      for (size_t j = 0; j < tokens[i].size(); ++j, ++r) {
+        row_slot[r] = slot_ids[i];
+        row_pos[r] = start + static_cast<uint32_t>(j);
+        std::memcpy(&x[r * hidden], &embedding[size_t{tokens[i][j]} * hidden],
+                    hidden * sizeof(float));
+      }
+      last_row[i] = r - 1;
+    }
+  }
+  std::vector<float> cos(rows * half), sin(rows * half);
+  for (size_t r = 0; r < rows; ++r) {
+    internal::RopeCosSin(inv_freq.data(), static_cast<uint32_t>(half), row_pos[r], &cos[r * half],
+                         &sin[r * half]);
+  }
+
+  std::vector<float> xn(rows * hidden), q(rows * q_dim), k(rows * kvd), v(rows * kvd);
+  std::vector<float> attn(rows * q_dim), proj(rows * hidden);
+  std::vector<float> gate(rows * inter), up(rows * inter);
+  std::vector<float> scores(context_length);
+
+  for (uint32_t l = 0; l < a.num_layers; ++l) {
+    const Layer& w = layers[l];
+    for (size_t r = 0; r < rows; ++r) {
+      RmsNorm(&x[r * hidden], w.attn_norm.data(), hidden, a.rms_norm_eps, &xn[r * hidden]);
+    }
+    MatMul(xn.data(), rows, w.wq.data(), q_dim, hidden, q.data());
+    MatMul(xn.data(), rows, w.wk.data(), kvd, hidden, k.data());
+    MatMul(xn.data(), rows, w.wv.data(), kvd, hidden, v.data());
+    for (size_t r = 0; r < rows; ++r) {
+      for (uint32_t h = 0; h < a.num_heads; ++h) {
+        internal::ApplyRope(&q[r * q_dim + h * hd], a.head_dim, &cos[r * half], &sin[r * half]);
+      }
+      for (uint32_t h = 0; h < a.num_kv_heads; ++h) {
+        internal::ApplyRope(&k[r * kvd + h * hd], a.head_dim, &cos[r * half], &sin[r * half]);
+      }
+      Slot& s = slots[row_slot[r]];
+      std::memcpy(KeyAt(s, l, row_pos[r]), &k[r * kvd], kvd * sizeof(float));
+      std::memcpy(ValueAt(s, l, row_pos[r]), &v[r * kvd], kvd * sizeof(float));
+    }
+    // Causal attention: a row at position p sees its slot's positions 0..p, all now cached.
+    for (size_t r = 0; r < rows; ++r) {
+      Slot& s = slots[row_slot[r]];
+      const uint32_t len = row_pos[r] + 1;
+      const float* keys = KeyAt(s, l, 0);
+      const float* values = ValueAt(s, l, 0);
+      for (uint32_t h = 0; h < a.num_heads; ++h) {
+        const float* qh = &q[r * q_dim + h * hd];
+        const size_t kv_off = size_t{h / group} * hd;
+        float max_score = -std::numeric_limits<float>::infinity();
+        for (uint32_t p = 0; p < len; ++p) {
+          scores[p] = internal::Dot(qh, keys + p * kvd + kv_off, hd) * scale;
+          max_score = std::max(max_score, scores[p]);
+        }
+        float total = 0;
+        for (uint32_t p = 0; p < len; ++p) {
+          scores[p] = std::exp(scores[p] - max_score);
+          total += scores[p];
+        }
+        float* out = &attn[r * q_dim + h * hd];
+        std::fill(out, out + hd, 0.0f);
+        for (uint32_t p = 0; p < len; ++p) {
+          const float weight = scores[p] / total;
+          const float* vp = values + p * kvd + kv_off;
+          for (size_t d = 0; d < hd; ++d) out[d] += weight * vp[d];
+        }
+      }
+    }
+    MatMul(attn.data(), rows, w.wo.data(), hidden, q_dim, proj.data());
+    for (size_t i = 0; i < rows * hidden; ++i) x[i] += proj[i];
+
+    for (size_t r = 0; r < rows; ++r) {
+      RmsNorm(&x[r * hidden], w.mlp_norm.data(), hidden, a.rms_norm_eps, &xn[r * hidden]);
+    }
+    MatMul(xn.data(), rows, w.gate.data(), inter, hidden, gate.data());
+    MatMul(xn.data(), rows, w.up.data(), inter, hidden, up.data());
+    for (size_t i = 0; i < rows * inter; ++i) {
+      const float g = gate[i];
+      gate[i] = g / (1.0f + std::exp(-g)) * up[i];  // silu(gate) * up
+    }
+    MatMul(gate.data(), rows, w.down.data(), hidden, inter, proj.data());
+    for (size_t i = 0; i < rows * hidden; ++i) x[i] += proj[i];
+  }
+
+  // Only each slot's last position needs logits.
+  std::vector<float> last(slot_ids.size() * hidden);
+  for (size_t i = 0; i < slot_ids.size(); ++i) {
+    RmsNorm(&x[last_row[i] * hidden], final_norm.data(), hidden, a.rms_norm_eps, &last[i * hidden]);
+  }
+  MatMul(last.data(), slot_ids.size(), head(), a.vocab_size, hidden, logits.data());
+  for (size_t i = 0; i < slot_ids.size(); ++i) {
+    slots[slot_ids[i]].tokens += static_cast<uint32_t>(tokens[i].size());
+  }
+}
+
+}  // namespace wafer::sim

@@ -1,0 +1,184 @@
+#include "board_sim/preset.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+#include <vector>
+
+#ifndef WAFER_PRESET_DIR
+#define WAFER_PRESET_DIR "board_sim/presets"
+#endif
+
+namespace wafer::sim {
+namespace {
+
+struct Field {
+  const char* section;  // "" for top level.
+  const char* key;
+  std::function<bool(const YAML::Node&, Preset&)> set;  // false on a wrong type.
+};
+
+template <typename T>
+std::function<bool(const YAML::Node&, Preset&)> Into(T Preset::*member) {
+  return [member](const YAML::Node& n, Preset& p) {
+    if (!n.IsScalar()) return false;
+    T v;
+    if (!YAML::convert<T>::decode(n, v)) return false;
+    p.*member = v;
+    return true;
+  };
+}
+
+const std::vector<Field>& Fields() {
+  static const std::vector<Field> fields = {
+      {"", "name", Into(&Preset::name)},
+      {"wafer", "dies_x", Into(&Preset::dies_x)},
+      {"wafer", "dies_y", Into(&Preset::dies_y)},
+      {"wafer", "physical_pes", Into(&Preset::physical_pes)},
+      {"wafer", "fabric_width", Into(&Preset::fabric_width)},
+      {"wafer", "fabric_height", Into(&Preset::fabric_height)},
+      {"wafer", "sram_per_pe_bytes", Into(&Preset::sram_per_pe_bytes)},
+      {"wafer", "sram_bytes_per_cycle_per_pe", Into(&Preset::sram_bytes_per_cycle_per_pe)},
+      {"wafer", "simd_width", Into(&Preset::simd_width)},
+      {"wafer", "clock_hz", Into(&Preset::clock_hz)},
+      {"fabric", "hop_latency_cycles", Into(&Preset::hop_latency_cycles)},
+      {"fabric", "router_cycles", Into(&Preset::router_cycles)},
+      {"host", "io_bytes_per_s", Into(&Preset::io_bytes_per_s)},
+      {"host", "round_trip_us", Into(&Preset::round_trip_us)},
+      {"host", "max_slots", Into(&Preset::max_slots)},
+      {"power", "peak_w", Into(&Preset::peak_w)},
+      {"power", "idle_w", Into(&Preset::idle_w)},
+      {"thermal", "coolant_in_c", Into(&Preset::coolant_in_c)},
+      {"thermal", "coolant_flow_kg_s", Into(&Preset::coolant_flow_kg_s)},
+      {"thermal", "resistance_c_per_w", Into(&Preset::resistance_c_per_w)},
+      {"thermal", "time_constant_s", Into(&Preset::time_constant_s)},
+      {"thermal", "warn_c", Into(&Preset::warn_c)},
+      {"thermal", "critical_c", Into(&Preset::critical_c)},
+  };
+  return fields;
+}
+
+std::string Where(const YAML::Node& n) {
+  return n.Mark().line >= 0 ? " (line " + std::to_string(n.Mark().line + 1) + ")" : "";
+}
+
+std::string Path(const char* section, const std::string& key) {
+  return std::string(section).empty() ? key : std::string(section) + "." + key;
+}
+
+// Returns an empty string when the preset is physically possible, else the offending key.
+std::string CheckValues(const Preset& p) {
+  if (p.name.empty()) return "name: empty";
+  if (p.dies_x == 0 || p.dies_y == 0) return "wafer.dies_x/dies_y: must be > 0";
+  if (p.dies_x * p.dies_y > 128) return "wafer.dies_x*dies_y: at most 128 regions";
+  if (p.fabric_width == 0 || p.fabric_height == 0) return "wafer.fabric_width/height: must be > 0";
+  if (p.physical_pes < p.usable_pes()) return "wafer.physical_pes: fewer than the usable fabric";
+  if (p.sram_per_pe_bytes == 0) return "wafer.sram_per_pe_bytes: must be > 0";
+  if (!(p.sram_bytes_per_cycle_per_pe > 0)) return "wafer.sram_bytes_per_cycle_per_pe: must be > 0";
+  if (p.simd_width == 0) return "wafer.simd_width: must be > 0";
+  if (!(p.clock_hz > 0)) return "wafer.clock_hz: must be > 0";
+  if (!(p.hop_latency_cycles >= 0)) return "fabric.hop_latency_cycles: must be >= 0";
+  if (!(p.router_cycles >= 0)) return "fabric.router_cycles: must be >= 0";
+  if (!(p.io_bytes_per_s > 0)) return "host.io_bytes_per_s: must be > 0";
+  if (!(p.round_trip_us >= 0)) return "host.round_trip_us: must be >= 0";
+  if (p.max_slots == 0 || p.max_slots > 256) return "host.max_slots: must be in [1, 256]";
+  if (!(p.peak_w > 0)) return "power.peak_w: must be > 0";
+  if (!(p.idle_w >= 0) || p.idle_w > p.peak_w) return "power.idle_w: must be in [0, peak_w]";
+  if (!(p.coolant_flow_kg_s > 0)) return "thermal.coolant_flow_kg_s: must be > 0";
+  if (!(p.resistance_c_per_w > 0)) return "thermal.resistance_c_per_w: must be > 0";
+  if (!(p.time_constant_s > 0)) return "thermal.time_constant_s: must be > 0";
+  if (!(p.warn_c < p.critical_c)) return "thermal.warn_c: must be below critical_c";
+  return "";
+}
+
+}  // namespace
+
+Result<Preset> ParsePreset(const std::string& yaml_text, std::string* error) {
+  std::string ignored;
+  std::string& err = error != nullptr ? *error : ignored;
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    err = std::string("preset is not valid YAML: ") + e.what();
+    return InvalidArgument();
+  }
+  if (!root.IsMap()) {
+    err = "preset: top level must be a map";
+    return InvalidArgument();
+  }
+  Preset preset;
+  std::set<std::string> known_sections;
+  for (const Field& f : Fields()) known_sections.insert(f.section);
+  try {
+    // Unknown keys first, so a typo is named rather than reported as a missing key.
+    for (const auto& top : root) {
+      const std::string key = top.first.as<std::string>();
+      if (key == "name") continue;
+      if (known_sections.count(key) == 0) {
+        err = "unknown key '" + key + "'" + Where(top.first);
+        return InvalidArgument();
+      }
+      if (!top.second.IsMap()) {
+        err = "'" + key + "' must be a map" + Where(top.second);
+        return InvalidArgument();
+      }
+      for (const auto& sub : top.second) {
+        const std::string name = sub.first.as<std::string>();
+        bool found = false;
+        for (const Field& f : Fields()) found |= (key == f.section && name == f.key);
+        if (!found) {
+          err = "unknown key '" + Path(key.c_str(), name) + "'" + Where(sub.first);
+          return InvalidArgument();
+        }
+      }
+    }
+    for (const Field& f : Fields()) {
+      const YAML::Node n = std::string(f.section).empty() ? root[f.key] : root[f.section][f.key];
+      if (!n.IsDefined() || n.IsNull()) {
+        err = "missing key '" + Path(f.section, f.key) + "'";
+        return InvalidArgument();
+      }
+      if (!f.set(n, preset)) {
+        err = "wrong type for '" + Path(f.section, f.key) + "'" + Where(n);
+        return InvalidArgument();
+      }
+    }
+  } catch (const YAML::Exception& e) {
+    err = std::string("preset: ") + e.what();
+    return InvalidArgument();
+  }
+  if (std::string bad = CheckValues(preset); !bad.empty()) {
+    err = "impossible value for " + bad;
+    return InvalidArgument();
+  }
+  return preset;
+}
+
+Result<Preset> LoadPresetFile(const std::string& path, std::string* error) {
+  std::ifstream in(path);
+  if (!in) {
+    if (error != nullptr) *error = "cannot read preset file " + path;
+    return NotFound();
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  Result<Preset> preset = ParsePreset(text.str(), error);
+  if (!preset.ok() && error != nullptr) *error = path + ": " + *error;
+  return preset;
+}
+
+Result<Preset> LoadPreset(const std::string& name_or_path, std::string* error,
+                          const std::string& preset_dir) {
+  const bool is_path = name_or_path.find('/') != std::string::npos ||
+                       (name_or_path.size() > 5 &&
+                        name_or_path.compare(name_or_path.size() - 5, 5, ".yaml") == 0);
+  if (is_path) return LoadPresetFile(name_or_path, error);
+  const std::string dir = preset_dir.empty() ? WAFER_PRESET_DIR : preset_dir;
+  return LoadPresetFile(dir + "/" + name_or_path + ".yaml", error);
+}
+
+}  // namespace wafer::sim

@@ -1,0 +1,60 @@
+// Hardware presets: the parameters of a simulated wafer, loaded from YAML data files
+// (board_sim/presets/*.yaml). See shared/design/HARDWARE.md for where the numbers come from.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/result.h"
+
+namespace wafer::sim {
+
+struct Preset {
+  std::string name;
+  // wafer:
+  uint32_t dies_x = 0;
+  uint32_t dies_y = 0;
+  uint64_t physical_pes = 0;
+  uint32_t fabric_width = 0;
+  uint32_t fabric_height = 0;
+  uint32_t sram_per_pe_bytes = 0;
+  double sram_bytes_per_cycle_per_pe = 0;
+  uint32_t simd_width = 0;
+  double clock_hz = 0;
+  // fabric:
+  double hop_latency_cycles = 0;
+  double router_cycles = 0;
+  // host:
+  double io_bytes_per_s = 0;
+  double round_trip_us = 0;
+  uint32_t max_slots = 0;
+  // power:
+  double peak_w = 0;
+  double idle_w = 0;
+  // thermal:
+  double coolant_in_c = 0;
+  double coolant_flow_kg_s = 0;
+  double resistance_c_per_w = 0;
+  double time_constant_s = 0;
+  double warn_c = 0;
+  double critical_c = 0;
+
+  uint64_t usable_pes() const { return uint64_t{fabric_width} * fabric_height; }
+  uint64_t sram_total_bytes() const { return usable_pes() * sram_per_pe_bytes; }
+  uint32_t regions() const { return dies_x * dies_y; }
+};
+
+// Parses a preset from YAML text. Every key is required; an unknown key, a wrong type or an
+// impossible value (zero PEs, idle power above peak, ...) is INVALID_ARGUMENT and `error` names
+// the key and line.
+Result<Preset> ParsePreset(const std::string& yaml_text, std::string* error);
+
+// Loads a preset file. NOT_FOUND when unreadable; otherwise as ParsePreset.
+Result<Preset> LoadPresetFile(const std::string& path, std::string* error);
+
+// Resolves `name_or_path`: a path when it contains '/' or ends in ".yaml", otherwise
+// "<preset_dir>/<name>.yaml" (preset_dir defaults to the source tree's board_sim/presets).
+Result<Preset> LoadPreset(const std::string& name_or_path, std::string* error,
+                          const std::string& preset_dir = "");
+
+}  // namespace wafer::sim

@@ -1,0 +1,80 @@
+#include "board_sim/preset.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace wafer::sim {
+namespace {
+
+std::string ReadMini() {
+  std::ifstream in(std::string(WAFER_PRESET_DIR_FOR_TEST) + "/mini.yaml");
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+TEST(PresetTest, ShippedPresetsLoad) {
+  std::string error;
+  for (const char* name : {"mini", "wse2", "wse3"}) {
+    Result<Preset> p = LoadPreset(name, &error, WAFER_PRESET_DIR_FOR_TEST);
+    ASSERT_TRUE(p.ok()) << name << ": " << error;
+    EXPECT_EQ(p->name, name);
+    EXPECT_EQ(p->sram_per_pe_bytes, 48u * 1024);
+    EXPECT_DOUBLE_EQ(p->round_trip_us, 200);
+  }
+  Result<Preset> wse3 = LoadPreset("wse3", &error, WAFER_PRESET_DIR_FOR_TEST);
+  ASSERT_TRUE(wse3.ok());
+  EXPECT_EQ(wse3->usable_pes(), 893064u);
+  EXPECT_EQ(wse3->simd_width, 8u);
+  EXPECT_EQ(wse3->regions(), 84u);
+  Result<Preset> wse2 = LoadPreset("wse2", &error, WAFER_PRESET_DIR_FOR_TEST);
+  ASSERT_TRUE(wse2.ok());
+  EXPECT_EQ(wse2->usable_pes(), 753972u);
+  EXPECT_EQ(wse2->simd_width, 4u);
+}
+
+TEST(PresetTest, MissingFileIsNotFound) {
+  std::string error;
+  Result<Preset> p = LoadPreset("no-such-preset", &error, WAFER_PRESET_DIR_FOR_TEST);
+  EXPECT_EQ(p.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(error.find("no-such-preset"), std::string::npos);
+}
+
+void ExpectError(const std::string& text, const std::string& names) {
+  std::string error;
+  Result<Preset> p = ParsePreset(text, &error);
+  EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(error.find(names), std::string::npos) << error;
+}
+
+TEST(PresetTest, BadPresetsNameTheKey) {
+  const std::string mini = ReadMini();
+  ASSERT_FALSE(mini.empty());
+  std::string error;
+  ASSERT_TRUE(ParsePreset(mini, &error).ok()) << error;
+
+  std::string unknown = mini;
+  unknown.replace(unknown.find("  simd_width"), 12, "  simd_widht");
+  ExpectError(unknown, "wafer.simd_widht");
+  ExpectError(unknown, "line");
+
+  std::string missing = mini;
+  missing.replace(missing.find("  router_cycles: 3"), 18, "");
+  ExpectError(missing, "fabric.router_cycles");
+
+  std::string wrong_type = mini;
+  wrong_type.replace(wrong_type.find("fabric_width: 128"), 17, "fabric_width: wide");
+  ExpectError(wrong_type, "wafer.fabric_width");
+
+  std::string impossible = mini;
+  impossible.replace(impossible.find("idle_w: 75"), 10, "idle_w: 900");
+  ExpectError(impossible, "power.idle_w");
+
+  ExpectError("name: [unclosed", "YAML");
+  ExpectError("bogus: 1\n", "bogus");
+}
+
+}  // namespace
+}  // namespace wafer::sim

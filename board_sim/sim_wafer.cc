@@ -1,0 +1,374 @@
+#include "board_sim/sim_wafer.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace wafer::sim {
+namespace {
+
+namespace hal = ::wafer::fw::hal;
+
+constexpr uint64_t kSaturated = std::numeric_limits<uint64_t>::max();
+
+// Multiplication that saturates instead of wrapping, so absurd manifests fail the SRAM check.
+uint64_t SatMul(uint64_t a, uint64_t b) {
+  uint64_t r;
+  return __builtin_mul_overflow(a, b, &r) ? kSaturated : r;
+}
+uint64_t SatAdd(uint64_t a, uint64_t b) {
+  uint64_t r;
+  return __builtin_add_overflow(a, b, &r) ? kSaturated : r;
+}
+
+uint64_t ElementBytes(hal::DType d) {
+  switch (d) {
+    case hal::DType::kF32: return 4;
+    case hal::DType::kF16:
+    case hal::DType::kBF16: return 2;
+  }
+  return 4;
+}
+
+// Parameters of a Llama decoder from its arch (for shape-only models sent without tensors).
+uint64_t ArchParams(const hal::ModelArch& a) {
+  const uint64_t q = uint64_t{a.num_heads} * a.head_dim;
+  const uint64_t kv = uint64_t{a.num_kv_heads} * a.head_dim;
+  const uint64_t layer = uint64_t{a.hidden_size} * (2 * q + 2 * kv) +
+                         3 * uint64_t{a.hidden_size} * a.intermediate_size + 2 * a.hidden_size;
+  const uint64_t embed = uint64_t{a.vocab_size} * a.hidden_size;
+  return SatAdd(SatMul(layer, a.num_layers), embed * (a.tie_embeddings ? 1 : 2) + a.hidden_size);
+}
+
+uint64_t NextRandom(uint64_t& state) {  // splitmix64.
+  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+struct SimWafer::Model {
+  struct Tensor {
+    hal::TensorRole role = hal::TensorRole::kEmbedding;
+    uint32_t layer = 0;
+    hal::DType dtype = hal::DType::kF32;
+    std::vector<uint64_t> shape;
+    uint64_t byte_size = 0;
+    std::vector<std::byte> bytes;  // Allocated on the first write.
+  };
+  uint32_t id = 0;
+  hal::ModelArch arch;
+  ModelShape shape;
+  uint32_t slots = 0;
+  uint32_t context = 0;
+  bool shape_only = false;
+  bool committed = false;
+  uint64_t reserved_bytes = 0;
+  std::vector<Tensor> tensors;
+  std::unique_ptr<LlamaEngine> engine;  // Functional models, once committed.
+  std::vector<uint64_t> rng;            // Per slot; seeded from SeqSampling.seed on reset.
+  std::vector<uint32_t> context_tokens;  // Per slot, for shape-only models.
+
+  uint32_t ContextOf(uint32_t slot) const {
+    return engine ? engine->context_tokens(slot) : context_tokens[slot];
+  }
+};
+
+struct SimWafer::SeqRun {
+  const hal::SeqStepView* step = nullptr;
+  hal::SeqOutcome* out = nullptr;
+  bool generating = false;
+  uint32_t last_token = 0;  // To feed in the next decode pass.
+  size_t logits_row = 0;
+};
+
+SimWafer::SimWafer(Preset preset, const Clock& clock, SimWaferOptions options)
+    : preset_(std::move(preset)),
+      clock_(clock),
+      options_(std::move(options)),
+      timing_(preset_),
+      thermal_(preset_, clock.NowNanos()) {}
+
+SimWafer::~SimWafer() = default;
+
+hal::WaferInfo SimWafer::Info() const {
+  hal::WaferInfo info;
+  info.board_id = options_.board_id.c_str();
+  info.preset = preset_.name.c_str();
+  info.physical_pes = preset_.physical_pes;
+  info.fabric_width = preset_.fabric_width;
+  info.fabric_height = preset_.fabric_height;
+  info.sram_per_pe = preset_.sram_per_pe_bytes;
+  info.clock_hz = preset_.clock_hz;
+  info.max_slots = preset_.max_slots;
+  return info;
+}
+
+Status SimWafer::SelfTest() { return options_.faults.fail_self_test ? Internal() : OkStatus(); }
+
+uint64_t SimWafer::KvCacheBytes(const hal::ModelArch& a, uint32_t slots, uint32_t context) {
+  uint64_t b = SatMul(slots, context);
+  b = SatMul(b, a.num_layers);
+  b = SatMul(b, 2ull * a.num_kv_heads);
+  b = SatMul(b, a.head_dim);
+  return SatMul(b, 2);
+}
+
+Status SimWafer::BeginModel(const hal::ModelManifest& m) {
+  if (models_.count(m.model_id) != 0) return AlreadyExists();
+  const hal::ModelArch& a = m.arch;
+  if (a.vocab_size == 0 || a.hidden_size == 0 || a.intermediate_size == 0 ||
+      a.num_layers == 0 || a.num_heads == 0 || a.num_kv_heads == 0 || a.head_dim == 0 ||
+      a.num_heads % a.num_kv_heads != 0 || m.slots == 0 || m.context_length == 0) {
+    return InvalidArgument();
+  }
+  if (m.slots > preset_.max_slots) return ResourceExhausted();
+  auto model = std::make_unique<Model>();
+  uint64_t weight_bytes = 0;
+  for (const hal::TensorSpec& t : m.tensors) {
+    uint64_t elems = 1;
+    for (uint32_t i = 0; i < t.rank; ++i) elems = SatMul(elems, t.shape[i]);
+    if (t.rank == 0 || SatMul(elems, ElementBytes(t.dtype)) != t.byte_size) {
+      return InvalidArgument();
+    }
+    weight_bytes = SatAdd(weight_bytes, t.byte_size);
+    Model::Tensor tensor;
+    tensor.role = t.role;
+    tensor.layer = t.layer;
+    tensor.dtype = t.dtype;
+    tensor.shape.assign(t.shape.begin(), t.shape.begin() + t.rank);
+    tensor.byte_size = t.byte_size;
+    model->tensors.push_back(std::move(tensor));
+  }
+  if (m.tensors.empty()) weight_bytes = SatMul(ArchParams(a), 2);  // Shape-only at 16 bit.
+  const uint64_t need = SatAdd(weight_bytes, KvCacheBytes(a, m.slots, m.context_length));
+  if (need > preset_.sram_total_bytes() - sram_used_) return ResourceExhausted();
+
+  model->id = m.model_id;
+  model->arch = a;
+  model->shape = ModelShape{a.num_layers, a.hidden_size,  a.intermediate_size, a.num_heads,
+                            a.num_kv_heads, a.head_dim, a.vocab_size};
+  model->slots = m.slots;
+  model->context = m.context_length;
+  model->shape_only = m.shape_only;
+  model->reserved_bytes = need;
+  model->rng.assign(m.slots, 0);
+  model->context_tokens.assign(m.slots, 0);
+  sram_used_ += need;
+  models_[m.model_id] = std::move(model);
+  return OkStatus();
+}
+
+Status SimWafer::WriteTensor(uint32_t model_id, uint32_t tensor_index, uint64_t offset,
+                             std::span<const std::byte> data) {
+  auto it = models_.find(model_id);
+  if (it == models_.end() || it->second->committed) return NotFound();
+  Model& model = *it->second;
+  if (model.shape_only) return FailedPrecondition();
+  if (tensor_index >= model.tensors.size()) return OutOfRange();
+  Model::Tensor& t = model.tensors[tensor_index];
+  if (offset > t.byte_size || data.size() > t.byte_size - offset) return OutOfRange();
+  if (t.bytes.empty()) t.bytes.resize(t.byte_size);
+  std::copy(data.begin(), data.end(), t.bytes.begin() + static_cast<ptrdiff_t>(offset));
+  return OkStatus();
+}
+
+Status SimWafer::CommitModel(uint32_t model_id) {
+  auto it = models_.find(model_id);
+  if (it == models_.end() || it->second->committed) return NotFound();
+  Model& model = *it->second;
+  if (!model.shape_only) {
+    const hal::ModelArch& a = model.arch;
+    LlamaArch arch;
+    arch.vocab_size = a.vocab_size;
+    arch.hidden_size = a.hidden_size;
+    arch.intermediate_size = a.intermediate_size;
+    arch.num_layers = a.num_layers;
+    arch.num_heads = a.num_heads;
+    arch.num_kv_heads = a.num_kv_heads;
+    arch.head_dim = a.head_dim;
+    arch.rope_theta = a.rope_theta;
+    arch.rms_norm_eps = a.rms_norm_eps;
+    arch.max_position = a.max_position;
+    arch.tie_embeddings = a.tie_embeddings;
+    arch.rope_scaling_factor = a.rope_scaling_factor;
+    arch.rope_low_freq_factor = a.rope_low_freq_factor;
+    arch.rope_high_freq_factor = a.rope_high_freq_factor;
+    arch.rope_original_max_position = a.rope_original_max_position;
+    std::vector<TensorView> views;
+    for (const Model::Tensor& t : model.tensors) {
+      if (t.bytes.size() != t.byte_size) return InvalidArgument();  // Never written.
+      TensorView v;
+      v.role = static_cast<TensorRole>(t.role);
+      v.layer = t.layer;
+      v.dtype = static_cast<DType>(t.dtype);
+      v.shape = t.shape;
+      v.bytes = t.bytes;
+      views.push_back(std::move(v));
+    }
+    Result<std::unique_ptr<LlamaEngine>> engine =
+        LlamaEngine::Create(arch, views, model.slots, model.context);
+    if (!engine.ok()) return engine.status();
+    model.engine = std::move(engine).value();
+    // The engine holds its own float32 copy; the staged bytes are no longer needed.
+    for (Model::Tensor& t : model.tensors) std::vector<std::byte>().swap(t.bytes);
+  }
+  model.committed = true;
+  return OkStatus();
+}
+
+Status SimWafer::UnloadModel(uint32_t model_id) {
+  auto it = models_.find(model_id);
+  if (it == models_.end()) return NotFound();
+  sram_used_ -= it->second->reserved_bytes;
+  models_.erase(it);
+  return OkStatus();
+}
+
+Status SimWafer::RunStep(const hal::StepRequest& request, std::span<hal::SeqOutcome> outcomes,
+                         hal::DeviceTime& time) {
+  auto it = models_.find(request.model_id);
+  if (it == models_.end() || !it->second->committed) return NotFound();
+  Model& model = *it->second;
+  std::vector<bool> seen(model.slots, false);
+  std::vector<SeqRun> runs(request.seqs.size());
+  uint64_t io_bytes = 64;
+  for (size_t i = 0; i < request.seqs.size(); ++i) {
+    const hal::SeqStepView& s = request.seqs[i];
+    if (s.slot >= model.slots || seen[s.slot]) return InvalidArgument();
+    seen[s.slot] = true;
+    runs[i].step = &s;
+    runs[i].out = &outcomes[i];
+    io_bytes += 32 + 4 * (s.input_tokens.size() + s.generate + s.stop_tokens.size());
+  }
+  thermal_.AdvanceTo(clock_.NowNanos());
+  time = hal::DeviceTime{};
+  WAFER_RETURN_IF_ERROR(RunSeqs(model, runs, time));
+  time.host_io_ns = timing_.HostIoNs(io_bytes);
+  time.total_ns = time.compute_ns + time.fabric_ns + time.inter_wafer_ns + time.host_io_ns;
+  thermal_.AddBusy(time.compute_ns + time.fabric_ns);
+  return OkStatus();
+}
+
+Status SimWafer::RunSeqs(Model& model, std::span<SeqRun> runs, hal::DeviceTime& time) {
+  const uint32_t vocab = model.arch.vocab_size;
+  std::vector<uint32_t> batch_slots;
+  std::vector<std::span<const uint32_t>> batch_tokens;
+  std::vector<float> logits;
+  // Runs one forward pass over the batch (functional) or advances the counters (shape-only),
+  // and adds its modeled time.
+  auto forward = [&]() -> Status {
+    uint64_t tokens = 0;
+    double context_sum = 0;
+    for (size_t b = 0; b < batch_slots.size(); ++b) {
+      const double before = model.ContextOf(batch_slots[b]);
+      const double n = static_cast<double>(batch_tokens[b].size());
+      tokens += batch_tokens[b].size();
+      context_sum += n * (before + (n + 1) / 2);
+    }
+    if (tokens == 0) return OkStatus();
+    if (model.engine) {
+      logits.resize(batch_slots.size() * vocab);
+      WAFER_RETURN_IF_ERROR(model.engine->Forward(batch_slots, batch_tokens, logits));
+    } else {
+      for (size_t b = 0; b < batch_slots.size(); ++b) {
+        model.context_tokens[batch_slots[b]] += static_cast<uint32_t>(batch_tokens[b].size());
+      }
+    }
+    const PassTime pass = timing_.Pass(model.shape, tokens, context_sum / double(tokens));
+    time.compute_ns += pass.compute_ns;
+    time.fabric_ns += pass.fabric_ns;
+    return OkStatus();
+  };
+
+  // Resets, then one prefill pass with every sequence's input tokens.
+  for (SeqRun& r : runs) {
+    const hal::SeqStepView& s = *r.step;
+    r.out->code = StatusCode::kOk;
+    r.out->token_count = 0;
+    if (s.reset) {
+      if (model.engine) model.engine->ResetSlot(s.slot);
+      model.context_tokens[s.slot] = 0;
+      model.rng[s.slot] = model.shape_only ? s.sampling.seed ^ (options_.seed * 0x2545F4914F6CDD1Dull)
+                                           : s.sampling.seed;
+    }
+    const bool bad_token = std::any_of(s.input_tokens.begin(), s.input_tokens.end(),
+                                       [&](uint32_t t) { return t >= vocab; });
+    if (bad_token || (s.generate > 0 && s.input_tokens.empty())) {
+      r.out->code = StatusCode::kInvalidArgument;  // Nothing valid to generate from.
+      continue;
+    }
+    if (model.ContextOf(s.slot) + s.input_tokens.size() > model.context) {
+      r.out->code = StatusCode::kResourceExhausted;
+      continue;
+    }
+    if (s.input_tokens.empty()) continue;
+    r.logits_row = batch_slots.size();
+    r.generating = s.generate > 0;
+    batch_slots.push_back(s.slot);
+    batch_tokens.push_back(s.input_tokens);
+  }
+  WAFER_RETURN_IF_ERROR(forward());
+
+  // Decode: sample one token per generating sequence, then feed all of them in one batched pass.
+  for (;;) {
+    batch_slots.clear();
+    batch_tokens.clear();
+    for (SeqRun& r : runs) {
+      if (!r.generating) continue;
+      const hal::SeqStepView& s = *r.step;
+      uint64_t& rng = model.rng[s.slot];
+      uint32_t token;
+      if (model.engine) {
+        const Sampling sampling{s.sampling.temperature, s.sampling.top_k, s.sampling.top_p};
+        token = SampleToken(std::span<const float>(logits).subspan(r.logits_row * vocab, vocab),
+                            sampling, rng);
+      } else {
+        token = static_cast<uint32_t>(NextRandom(rng) % vocab);
+      }
+      r.out->token_buffer[r.out->token_count++] = token;
+      const bool stop =
+          std::find(s.stop_tokens.begin(), s.stop_tokens.end(), token) != s.stop_tokens.end();
+      if (stop || r.out->token_count == s.generate) {
+        r.generating = false;
+        continue;
+      }
+      if (model.ContextOf(s.slot) >= model.context) {
+        r.out->code = StatusCode::kResourceExhausted;
+        r.generating = false;
+        continue;
+      }
+      r.last_token = token;
+      r.logits_row = batch_slots.size();
+      batch_slots.push_back(s.slot);
+      batch_tokens.push_back(std::span<const uint32_t>(&r.last_token, 1));
+    }
+    if (batch_slots.empty()) break;
+    WAFER_RETURN_IF_ERROR(forward());
+  }
+  for (SeqRun& r : runs) r.out->context_tokens = model.ContextOf(r.step->slot);
+  return OkStatus();
+}
+
+void SimWafer::ReadSensors(hal::SensorReadout& out) {
+  thermal_.AdvanceTo(clock_.NowNanos());
+  out = hal::SensorReadout{};
+  out.region_count = std::min<uint32_t>(preset_.regions(), hal::kMaxRegions);
+  for (uint32_t i = 0; i < out.region_count; ++i) {
+    out.region_temp_c[i] = static_cast<float>(thermal_.region_c(i % preset_.dies_x));
+  }
+  out.power_w = static_cast<float>(thermal_.power_w());
+  out.clock_hz = thermal_.throttled() ? preset_.clock_hz * 0.8 : preset_.clock_hz;
+  out.coolant_in_c = static_cast<float>(thermal_.coolant_in_c());
+  out.coolant_out_c = static_cast<float>(thermal_.coolant_out_c());
+  out.sram_used_bytes = sram_used_;
+  out.sram_total_bytes = preset_.sram_total_bytes();
+}
+
+void SimWafer::PowerCycle() {
+  models_.clear();
+  sram_used_ = 0;
+}
+
+}  // namespace wafer::sim

@@ -1,0 +1,84 @@
+// wafer-sim: a simulated board in its own process, so a board crash cannot take waferd down.
+//
+//   wafer-sim --endpoint ipc:///tmp/board0.sock|tcp://127.0.0.1:5600 [--preset mini|PATH.yaml]
+//             [--preset-dir DIR] [--seed N] [--board-id NAME]
+//
+// Prints "wafer-sim: serving <endpoint>" once bound; SIGTERM or SIGINT exits cleanly (status 0).
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "board_sim/board_runner.h"
+
+namespace {
+
+int Usage(const char* why) {
+  std::fprintf(stderr,
+               "wafer-sim: %s\nusage: wafer-sim --endpoint ENDPOINT [--preset NAME|PATH] "
+               "[--preset-dir DIR] [--seed N] [--board-id NAME]\n",
+               why);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string endpoint;
+  wafer::sim::BoardOptions options;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "--help" || flag == "-h") {
+      Usage("a simulated wafer-scale board");
+      return 0;
+    }
+    if (i + 1 >= argc) return Usage(("missing value for " + flag).c_str());
+    const std::string value = argv[++i];
+    if (flag == "--endpoint") {
+      endpoint = value;
+    } else if (flag == "--preset") {
+      options.preset = value;
+    } else if (flag == "--preset-dir") {
+      options.preset_dir = value;
+    } else if (flag == "--board-id") {
+      options.board_id = value;
+    } else if (flag == "--seed") {
+      char* end = nullptr;
+      options.seed = std::strtoull(value.c_str(), &end, 10);
+      if (end == value.c_str() || *end != '\0') return Usage("--seed wants an unsigned integer");
+    } else {
+      return Usage(("unknown flag " + flag).c_str());
+    }
+  }
+  if (endpoint.empty()) return Usage("--endpoint is required");
+
+  // A closed stdout (the parent stopped reading) must not kill the board.
+  std::signal(SIGPIPE, SIG_IGN);
+  // Block the stop signals in every thread; the main thread waits for them below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  {
+    zmq::context_t context(1);
+    std::string error;
+    auto board = wafer::sim::StartEmbeddedBoard(context, endpoint, options, &error);
+    if (!board.ok()) {
+      std::fprintf(stderr, "wafer-sim: %s (%s)\n", error.c_str(), board.status().name());
+      return 1;
+    }
+    std::printf("wafer-sim: serving %s (board %s, preset %s, seed %llu)\n",
+                (*board)->endpoint().c_str(), options.board_id.c_str(), options.preset.c_str(),
+                static_cast<unsigned long long>(options.seed));
+    std::fflush(stdout);
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    std::printf("wafer-sim: signal %d, stopping\n", sig);
+  }  // The board thread stops and joins; then the context closes (linger 0).
+  return 0;
+}

@@ -1,0 +1,89 @@
+// Decoded board-link commands and the replies the firmware core produces, as plain structs.
+// firmware/link/ translates between these and board.fbs; the core never sees FlatBuffers.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "common/status.h"
+#include "firmware/hal/wafer.h"
+
+namespace wafer::fw {
+
+inline constexpr uint16_t kProtocolMajor = 1;
+inline constexpr uint16_t kProtocolMinor = 0;
+inline constexpr const char* kFirmwareVersion = "waferfw-1.0.0";
+
+// Limits the firmware enforces on every frame.
+inline constexpr size_t kMaxChunkBytes = 1u << 20;
+inline constexpr size_t kMaxFrameBytes = kMaxChunkBytes + (512u << 10);
+inline constexpr size_t kMaxTensors = 2048;
+inline constexpr size_t kMaxModels = 8;
+inline constexpr size_t kMaxSeqsPerStep = 256;
+inline constexpr size_t kMaxStepTokens = 16384;  // Sum of `generate` over a step's seqs.
+
+// Same order as board.fbs BootState.
+enum class BootState : uint8_t { kPowerOn, kSelfTest, kReady, kFaulted };
+
+enum class CommandKind : uint8_t {
+  kIdentify,
+  kBoot,
+  kBeginModel,
+  kWriteWeights,
+  kCommitModel,
+  kUnloadModel,
+  kStep,
+  kReadTelemetry,
+  kReset,
+  kHeartbeat,
+};
+
+struct WriteWeightsArgs {
+  uint32_t model_id = 0;
+  uint32_t tensor_index = 0;
+  uint64_t offset = 0;
+  std::span<const std::byte> data;
+  uint32_t crc32c = 0;
+};
+
+// One command. Only the fields of `kind` are meaningful; spans point into the received frame
+// and the decoder's storage and live until the next frame is decoded.
+struct Command {
+  CommandKind kind = CommandKind::kIdentify;
+  uint64_t command_id = 0;
+  hal::ModelManifest manifest;  // kBeginModel.
+  WriteWeightsArgs write;       // kWriteWeights.
+  uint32_t model_id = 0;        // kCommitModel, kUnloadModel.
+  hal::StepRequest step;        // kStep.
+  int64_t heartbeat_sent_ns = 0;
+};
+
+// Frame-level failures, answered with an ErrorReply (same meaning as wire ErrorCode values).
+enum class LinkError : uint8_t {
+  kMalformedMessage,
+  kUnsupportedVersion,
+  kWrongMessageType,
+  kInvalidArgument,
+};
+
+enum class ReplyKind : uint8_t { kIdentify, kBoot, kAck, kStep, kTelemetry, kHeartbeat, kError };
+
+// One reply. `detail` is a static string. Spans point into the command processor and stay valid
+// until it handles the next command.
+struct Reply {
+  ReplyKind kind = ReplyKind::kAck;
+  uint64_t command_id = 0;
+  StatusCode code = StatusCode::kOk;   // kAck, kBoot.
+  LinkError link_error = LinkError::kMalformedMessage;  // kError.
+  const char* detail = "";
+  BootState state = BootState::kPowerOn;  // kIdentify, kBoot, kTelemetry.
+  hal::WaferInfo info;                    // kIdentify.
+  bool self_test_passed = false;          // kBoot.
+  std::span<const hal::SeqOutcome> outcomes;  // kStep.
+  hal::DeviceTime device_time;                // kStep.
+  hal::SensorReadout sensors;                 // kTelemetry.
+  uint64_t steps = 0;                         // kTelemetry.
+  int64_t heartbeat_sent_ns = 0;              // kHeartbeat.
+};
+
+}  // namespace wafer::fw

@@ -1,0 +1,170 @@
+// The firmware's view of the wafer: a narrow interface the simulator (board_sim/SimWafer), a
+// scripted test fake and a future real driver implement. Everything crossing it is a plain struct
+// with spans; nothing here allocates.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "common/status.h"
+
+namespace wafer::fw::hal {
+
+// Same values as board.fbs DType.
+enum class DType : uint8_t { kF32, kF16, kBF16 };
+
+// Same values as board.fbs TensorRole.
+enum class TensorRole : uint8_t {
+  kEmbedding, kAttnNorm, kWq, kWk, kWv, kWo, kMlpNorm, kWGate, kWUp, kWDown, kFinalNorm, kLmHead,
+};
+
+inline constexpr size_t kMaxTensorRank = 4;
+inline constexpr size_t kMaxRegions = 128;
+
+struct TensorSpec {
+  std::span<const char> name;  // Not NUL-terminated.
+  TensorRole role = TensorRole::kEmbedding;
+  uint32_t layer = 0;
+  DType dtype = DType::kF32;
+  std::array<uint64_t, kMaxTensorRank> shape{};
+  uint32_t rank = 0;
+  uint64_t byte_size = 0;
+};
+
+struct ModelArch {
+  uint32_t vocab_size = 0;
+  uint32_t hidden_size = 0;
+  uint32_t intermediate_size = 0;
+  uint32_t num_layers = 0;
+  uint32_t num_heads = 0;
+  uint32_t num_kv_heads = 0;
+  uint32_t head_dim = 0;
+  float rope_theta = 10000.0f;
+  float rms_norm_eps = 1e-5f;
+  uint32_t max_position = 0;
+  bool tie_embeddings = false;
+  float rope_scaling_factor = 0;  // 0: none.
+  float rope_low_freq_factor = 0;
+  float rope_high_freq_factor = 0;
+  uint32_t rope_original_max_position = 0;
+};
+
+// What BeginModel describes. The spans are valid only during the call that receives them.
+struct ModelManifest {
+  uint32_t model_id = 0;
+  std::span<const char> name;
+  ModelArch arch;
+  std::span<const TensorSpec> tensors;
+  uint32_t slots = 0;
+  uint32_t context_length = 0;
+  bool shape_only = false;
+};
+
+struct Sampling {
+  float temperature = 0;  // 0: greedy.
+  uint32_t top_k = 0;
+  float top_p = 1;
+  uint64_t seed = 0;
+};
+
+struct SeqStepView {
+  uint32_t slot = 0;
+  bool reset = false;
+  std::span<const uint32_t> input_tokens;
+  uint32_t generate = 0;
+  Sampling sampling;  // Greedy defaults when the host sent none.
+  std::span<const uint32_t> stop_tokens;
+};
+
+struct StepRequest {
+  uint32_t model_id = 0;
+  std::span<const SeqStepView> seqs;
+};
+
+// One sequence's result. The firmware provides `token_buffer` (room for `generate` tokens);
+// the wafer fills the first `token_count` entries.
+struct SeqOutcome {
+  uint32_t slot = 0;
+  std::span<uint32_t> token_buffer;
+  uint32_t token_count = 0;
+  StatusCode code = StatusCode::kOk;  // RESOURCE_EXHAUSTED when the context filled up.
+  uint32_t context_tokens = 0;
+};
+
+struct DeviceTime {
+  int64_t total_ns = 0;
+  int64_t compute_ns = 0;
+  int64_t fabric_ns = 0;
+  int64_t inter_wafer_ns = 0;
+  int64_t host_io_ns = 0;
+};
+
+// Identity and geometry. `preset` points to storage owned by the wafer (NUL-terminated).
+struct WaferInfo {
+  const char* board_id = "";
+  const char* preset = "";
+  uint64_t physical_pes = 0;
+  uint32_t fabric_width = 0;
+  uint32_t fabric_height = 0;
+  uint32_t sram_per_pe = 0;
+  double clock_hz = 0;
+  uint32_t max_slots = 0;
+};
+
+struct SensorReadout {
+  std::array<float, kMaxRegions> region_temp_c{};
+  uint32_t region_count = 0;
+  float power_w = 0;
+  double clock_hz = 0;
+  float coolant_in_c = 0;
+  float coolant_out_c = 0;
+  uint64_t sram_used_bytes = 0;
+  uint64_t sram_total_bytes = 0;
+  uint64_t ecc_correctable = 0;
+  uint64_t ecc_uncorrectable = 0;
+};
+
+// Not thread-safe; driven only by the firmware's superloop.
+class Wafer {
+ public:
+  virtual ~Wafer() = default;
+
+  virtual WaferInfo Info() const = 0;
+
+  // Runs the power-on self-test. OK, or INTERNAL when the wafer failed it.
+  virtual Status SelfTest() = 0;
+
+  // Reserves SRAM for a model's weights and KV cache.
+  // Returns:
+  //   OK                 - reserved; WriteTensor may follow.
+  //   RESOURCE_EXHAUSTED - weights + KV cache exceed the free SRAM, or too many slots.
+  //   INVALID_ARGUMENT   - the manifest is inconsistent (sizes, arch).
+  //   ALREADY_EXISTS     - the id is taken.
+  virtual Status BeginModel(const ModelManifest& manifest) = 0;
+
+  // Writes bytes of one tensor. The firmware has already checked CRC and bounds.
+  // Returns OK, NOT_FOUND (no such staging model) or OUT_OF_RANGE.
+  virtual Status WriteTensor(uint32_t model_id, uint32_t tensor_index, uint64_t offset,
+                             std::span<const std::byte> data) = 0;
+
+  // Makes a fully written model steppable. OK, NOT_FOUND, INVALID_ARGUMENT (weights rejected).
+  virtual Status CommitModel(uint32_t model_id) = 0;
+
+  // Frees a model's SRAM (staging or committed). OK or NOT_FOUND.
+  virtual Status UnloadModel(uint32_t model_id) = 0;
+
+  // Runs one step. `outcomes` has one entry per request seq, with token buffers set.
+  // Returns OK (per-sequence failures are in `outcomes`), NOT_FOUND (model) or
+  // INVALID_ARGUMENT (a slot out of range or listed twice).
+  virtual Status RunStep(const StepRequest& request, std::span<SeqOutcome> outcomes,
+                         DeviceTime& time) = 0;
+
+  virtual void ReadSensors(SensorReadout& out) = 0;
+
+  // Power cycle: every model and all SRAM contents are lost.
+  virtual void PowerCycle() = 0;
+};
+
+}  // namespace wafer::fw::hal

@@ -1,0 +1,48 @@
+// The firmware superloop: receive a frame -> decode -> command processor -> encode -> send.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+#include "common/status.h"
+#include "firmware/command.h"
+#include "firmware/command_processor.h"
+#include "firmware/hal/host_port.h"
+#include "firmware/hal/wafer.h"
+#include "firmware/link/frame_codec.h"
+
+namespace wafer::fw {
+
+struct LoopStats {
+  uint64_t frames_received = 0;
+  uint64_t frames_rejected = 0;   // Failed size, identifier, verifier, version or bounds checks.
+  uint64_t replies_sent = 0;
+  uint64_t replies_dropped = 0;   // The port could not send (peer gone, would block).
+};
+
+// Not thread-safe: one thread runs PollOnce in a loop. About 1.5 MB of fixed buffers: allocate
+// it once at init (make_unique) and never again.
+class FirmwareLoop {
+ public:
+  // `port` and `wafer` outlive this.
+  FirmwareLoop(hal::HostPort& port, hal::Wafer& wafer) : port_(port), processor_(wafer) {}
+
+  // Serves at most one frame, waiting for it until `deadline_ns`.
+  // Returns OK (a frame was served, or none arrived in time) or UNAVAILABLE (the port failed).
+  Status PollOnce(int64_t deadline_ns);
+
+  const LoopStats& stats() const { return stats_; }
+  BootState state() const { return processor_.state(); }
+
+ private:
+  hal::HostPort& port_;
+  CommandProcessor processor_;
+  FrameCodec codec_;
+  alignas(16) std::array<std::byte, kMaxFrameBytes> rx_{};
+  Command cmd_;
+  Reply reply_;
+  LoopStats stats_;
+};
+
+}  // namespace wafer::fw

@@ -1,0 +1,194 @@
+#include "firmware/link/firmware_loop.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/crc32c.h"
+#include "firmware/testing/fake_wafer.h"
+#include "schemas/board_generated.h"
+
+namespace wafer::fw {
+namespace {
+
+namespace wb = ::wafer::wire::board;
+namespace wire = ::wafer::wire;
+
+class QueuePort final : public hal::HostPort {
+ public:
+  Result<size_t> Receive(std::span<std::byte> buffer, int64_t) override {
+    if (in.empty()) return DeadlineExceeded();
+    std::vector<std::byte> f = std::move(in.front());
+    in.pop_front();
+    std::memcpy(buffer.data(), f.data(), std::min(buffer.size(), f.size()));
+    return f.size();
+  }
+  Status Send(std::span<const std::byte> frame) override {
+    out.emplace_back(frame.begin(), frame.end());
+    return OkStatus();
+  }
+  std::deque<std::vector<std::byte>> in;
+  std::deque<std::vector<std::byte>> out;
+};
+
+std::vector<std::byte> Finish(flatbuffers::FlatBufferBuilder& fbb, uint64_t id,
+                              wb::BoardMessage type, flatbuffers::Offset<void> msg,
+                              uint16_t major = 1) {
+  wire::ProtocolVersion v(major, 3);
+  fbb.Finish(wb::CreateBoardEnvelope(fbb, &v, id, type, msg), wb::BoardEnvelopeIdentifier());
+  auto* p = reinterpret_cast<const std::byte*>(fbb.GetBufferPointer());
+  return {p, p + fbb.GetSize()};
+}
+
+std::vector<std::byte> IdentifyFrame(uint64_t id, uint16_t major = 1) {
+  flatbuffers::FlatBufferBuilder fbb;
+  return Finish(fbb, id, wb::BoardMessage::Identify, wb::CreateIdentify(fbb).Union(), major);
+}
+
+class FirmwareLoopTest : public ::testing::Test {
+ protected:
+  FirmwareLoopTest() : loop_(std::make_unique<FirmwareLoop>(port_, wafer_)) {}
+
+  // Feeds one frame, runs the loop once and returns the verified reply envelope.
+  const wb::BoardEnvelope* Serve(std::vector<std::byte> frame) {
+    port_.in.push_back(std::move(frame));
+    EXPECT_TRUE(loop_->PollOnce(0).ok());
+    EXPECT_EQ(port_.out.size(), 1u);
+    reply_ = std::move(port_.out.front());
+    port_.out.clear();
+    flatbuffers::Verifier v(reinterpret_cast<const uint8_t*>(reply_.data()), reply_.size());
+    EXPECT_TRUE(wb::VerifyBoardEnvelopeBuffer(v));
+    return wb::GetBoardEnvelope(reply_.data());
+  }
+  void ExpectError(std::vector<std::byte> frame, wire::ErrorCode code, uint64_t tag) {
+    const wb::BoardEnvelope* env = Serve(std::move(frame));
+    ASSERT_EQ(env->message_type(), wb::BoardMessage::wafer_wire_ErrorReply);
+    EXPECT_EQ(env->message_as_wafer_wire_ErrorReply()->code(), code);
+    EXPECT_EQ(env->message_as_wafer_wire_ErrorReply()->request_tag(), tag);
+    EXPECT_GT(env->message_as_wafer_wire_ErrorReply()->detail()->size(), 0u);
+  }
+  void ExpectStillServing() {
+    const wb::BoardEnvelope* env = Serve(IdentifyFrame(4242));
+    ASSERT_EQ(env->message_type(), wb::BoardMessage::IdentifyReply);
+    EXPECT_EQ(env->command_id(), 4242u);
+    EXPECT_EQ(env->message_as_IdentifyReply()->preset()->str(), "fake");
+  }
+
+  QueuePort port_;
+  testing::FakeWafer wafer_;
+  std::unique_ptr<FirmwareLoop> loop_;
+  std::vector<std::byte> reply_;
+};
+
+TEST_F(FirmwareLoopTest, IdentifyRoundTrip) {
+  const wb::BoardEnvelope* env = Serve(IdentifyFrame(17));
+  EXPECT_EQ(env->command_id(), 17u);
+  EXPECT_EQ(env->version()->major(), 1);
+  ASSERT_EQ(env->message_type(), wb::BoardMessage::IdentifyReply);
+  const auto* r = env->message_as_IdentifyReply();
+  EXPECT_EQ(r->board_id()->str(), "fake-0");
+  EXPECT_EQ(r->state(), wb::BootState::kPowerOn);
+  EXPECT_EQ(r->max_chunk_bytes(), kMaxChunkBytes);
+}
+
+TEST_F(FirmwareLoopTest, NothingArrivedIsNotAnError) {
+  EXPECT_TRUE(loop_->PollOnce(0).ok());
+  EXPECT_TRUE(port_.out.empty());
+}
+
+TEST_F(FirmwareLoopTest, GarbageTruncatedWrongIdentifierWrongVersion) {
+  std::vector<std::byte> garbage(64);
+  for (size_t i = 0; i < garbage.size(); ++i) garbage[i] = std::byte(i * 37 + 11);
+  ExpectError(garbage, wire::ErrorCode::kMalformedMessage, 0);
+  ExpectStillServing();
+
+  ExpectError(std::vector<std::byte>(3), wire::ErrorCode::kMalformedMessage, 0);
+  ExpectStillServing();
+
+  std::vector<std::byte> truncated = IdentifyFrame(5);
+  truncated.resize(truncated.size() - 6);
+  ExpectError(truncated, wire::ErrorCode::kMalformedMessage, 0);
+
+  std::vector<std::byte> wrong_id = IdentifyFrame(6);
+  std::memcpy(wrong_id.data() + 4, "XXXX", 4);
+  ExpectError(wrong_id, wire::ErrorCode::kMalformedMessage, 0);
+
+  ExpectError(IdentifyFrame(7, /*major=*/2), wire::ErrorCode::kUnsupportedVersion, 7);
+  ExpectStillServing();
+
+  std::vector<std::byte> huge(kMaxFrameBytes + 1);
+  ExpectError(huge, wire::ErrorCode::kMalformedMessage, 0);
+  ExpectStillServing();
+  EXPECT_EQ(loop_->stats().frames_rejected, 6u);
+  EXPECT_EQ(loop_->stats().frames_received, 10u);
+}
+
+TEST_F(FirmwareLoopTest, ReplyTypeAsCommandIsWrongMessageType) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto ack = wb::CreateAckDirect(fbb, wire::ErrorCode::kNone, "x");
+  ExpectError(Finish(fbb, 8, wb::BoardMessage::Ack, ack.Union()),
+              wire::ErrorCode::kWrongMessageType, 8);
+  ExpectStillServing();
+}
+
+TEST_F(FirmwareLoopTest, BadFieldsAreInvalidArgument) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto bm = wb::CreateBeginModelDirect(fbb, 1, "m", /*arch=*/0);
+  ExpectError(Finish(fbb, 9, wb::BoardMessage::BeginModel, bm.Union()),
+              wire::ErrorCode::kInvalidArgument, 9);
+  fbb.Clear();
+  auto sampling = wb::CreateSeqSampling(fbb, -1.0f);
+  auto seq = wb::CreateSeqStep(fbb, 0, false, 0, 1, sampling);
+  std::vector<flatbuffers::Offset<wb::SeqStep>> seqs = {seq};
+  auto step = wb::CreateStepDirect(fbb, 1, &seqs);
+  ExpectError(Finish(fbb, 10, wb::BoardMessage::Step, step.Union()),
+              wire::ErrorCode::kInvalidArgument, 10);
+  ExpectStillServing();
+}
+
+TEST_F(FirmwareLoopTest, CommandBeforeBootGetsTypedAckAndCrcMismatchIsDataLoss) {
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<uint8_t> data = {1, 2, 3, 4};
+  auto ww = wb::CreateWriteWeightsDirect(fbb, 1, 0, 0, &data, 0);
+  const wb::BoardEnvelope* env = Serve(Finish(fbb, 11, wb::BoardMessage::WriteWeights, ww.Union()));
+  ASSERT_EQ(env->message_type(), wb::BoardMessage::Ack);
+  EXPECT_EQ(env->message_as_Ack()->code(), wire::ErrorCode::kFailedPrecondition);
+
+  fbb.Clear();
+  env = Serve(Finish(fbb, 12, wb::BoardMessage::Boot, wb::CreateBoot(fbb).Union()));
+  ASSERT_EQ(env->message_type(), wb::BoardMessage::BootReply);
+  EXPECT_TRUE(env->message_as_BootReply()->self_test_passed());
+
+  fbb.Clear();
+  const std::vector<uint64_t> shape = {1};
+  std::vector<flatbuffers::Offset<wb::TensorDesc>> tensors = {
+      wb::CreateTensorDescDirect(fbb, "t", wb::TensorRole::kEmbedding, 0, wb::DType::kF32,
+                                 &shape, 4)};
+  auto arch = wb::CreateModelArch(fbb, 4, 4, 4, 1, 1, 1, 4);
+  auto bm = wb::CreateBeginModelDirect(fbb, 1, "m", arch, &tensors, 1, 8);
+  env = Serve(Finish(fbb, 13, wb::BoardMessage::BeginModel, bm.Union()));
+  ASSERT_EQ(env->message_type(), wb::BoardMessage::Ack);
+  EXPECT_EQ(env->message_as_Ack()->code(), wire::ErrorCode::kNone);
+
+  fbb.Clear();
+  const uint32_t bad_crc = Crc32c(std::as_bytes(std::span(data))) ^ 1;
+  ww = wb::CreateWriteWeightsDirect(fbb, 1, 0, 0, &data, bad_crc);
+  env = Serve(Finish(fbb, 14, wb::BoardMessage::WriteWeights, ww.Union()));
+  ASSERT_EQ(env->message_type(), wb::BoardMessage::Ack);
+  EXPECT_EQ(env->message_as_Ack()->code(), wire::ErrorCode::kDataLoss);
+  EXPECT_EQ(std::string(env->message_as_Ack()->detail()->c_str()).rfind("DATA_LOSS", 0), 0u);
+  EXPECT_EQ(wafer_.write_calls, 0);
+
+  fbb.Clear();
+  ww = wb::CreateWriteWeightsDirect(fbb, 1, 0, 2, &data, bad_crc ^ 1);
+  env = Serve(Finish(fbb, 15, wb::BoardMessage::WriteWeights, ww.Union()));
+  EXPECT_EQ(env->message_as_Ack()->code(), wire::ErrorCode::kInvalidArgument);
+  EXPECT_EQ(std::string(env->message_as_Ack()->detail()->c_str()).rfind("OUT_OF_RANGE", 0), 0u);
+}
+
+}  // namespace
+}  // namespace wafer::fw

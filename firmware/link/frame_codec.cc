@@ -1,0 +1,334 @@
+#include "firmware/link/frame_codec.h"
+
+#include <cstdio>
+
+#include "schemas/board_generated.h"
+
+namespace wafer::fw {
+namespace {
+
+namespace wire = ::wafer::wire;
+namespace wb = ::wafer::wire::board;
+
+static_assert(FLATBUFFERS_LITTLEENDIAN, "token vectors are read in place");
+
+bool Fail(Reply& error, uint64_t command_id, LinkError code, const char* detail) {
+  error = Reply{};
+  error.kind = ReplyKind::kError;
+  error.command_id = command_id;
+  error.link_error = code;
+  error.detail = detail;
+  return false;
+}
+
+std::span<const char> Chars(const flatbuffers::String* s) {
+  if (s == nullptr) return {};
+  return {s->c_str(), s->size()};
+}
+
+template <typename T>
+std::span<const T> Span(const flatbuffers::Vector<T>* v) {
+  if (v == nullptr) return {};
+  return {v->data(), v->size()};
+}
+
+wire::ErrorCode ToWire(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return wire::ErrorCode::kNone;
+    case StatusCode::kCancelled: return wire::ErrorCode::kCancelled;
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kOutOfRange: return wire::ErrorCode::kInvalidArgument;
+    case StatusCode::kDeadlineExceeded: return wire::ErrorCode::kDeadlineExceeded;
+    case StatusCode::kNotFound: return wire::ErrorCode::kUnknownModel;
+    case StatusCode::kAlreadyExists: return wire::ErrorCode::kAlreadyExists;
+    case StatusCode::kResourceExhausted: return wire::ErrorCode::kResourceExhausted;
+    case StatusCode::kFailedPrecondition: return wire::ErrorCode::kFailedPrecondition;
+    case StatusCode::kUnimplemented: return wire::ErrorCode::kUnimplemented;
+    case StatusCode::kUnavailable: return wire::ErrorCode::kBoardUnavailable;
+    case StatusCode::kDataLoss: return wire::ErrorCode::kDataLoss;
+    case StatusCode::kUnknown:
+    case StatusCode::kPermissionDenied:
+    case StatusCode::kAborted:
+    case StatusCode::kInternal:
+    case StatusCode::kUnauthenticated: return wire::ErrorCode::kInternal;
+  }
+  return wire::ErrorCode::kInternal;
+}
+
+wire::ErrorCode ToWire(LinkError e) {
+  switch (e) {
+    case LinkError::kMalformedMessage: return wire::ErrorCode::kMalformedMessage;
+    case LinkError::kUnsupportedVersion: return wire::ErrorCode::kUnsupportedVersion;
+    case LinkError::kWrongMessageType: return wire::ErrorCode::kWrongMessageType;
+    case LinkError::kInvalidArgument: return wire::ErrorCode::kInvalidArgument;
+  }
+  return wire::ErrorCode::kMalformedMessage;
+}
+
+wb::BootState ToWire(BootState s) { return static_cast<wb::BootState>(static_cast<uint8_t>(s)); }
+
+bool DecodeBeginModel(const wb::BeginModel& m, FixedVector<hal::TensorSpec, kMaxTensors>& tensors,
+                      hal::ModelManifest& out, const char*& detail) {
+  const wb::ModelArch* a = m.arch();
+  if (a == nullptr) {
+    detail = "BeginModel.arch missing";
+    return false;
+  }
+  out.model_id = m.model_id();
+  out.name = Chars(m.name());
+  out.arch.vocab_size = a->vocab_size();
+  out.arch.hidden_size = a->hidden_size();
+  out.arch.intermediate_size = a->intermediate_size();
+  out.arch.num_layers = a->num_layers();
+  out.arch.num_heads = a->num_heads();
+  out.arch.num_kv_heads = a->num_kv_heads();
+  out.arch.head_dim = a->head_dim();
+  out.arch.rope_theta = a->rope_theta();
+  out.arch.rms_norm_eps = a->rms_norm_eps();
+  out.arch.max_position = a->max_position();
+  out.arch.tie_embeddings = a->tie_embeddings();
+  if (const wb::RopeScaling* rs = a->rope_scaling()) {
+    out.arch.rope_scaling_factor = rs->factor();
+    out.arch.rope_low_freq_factor = rs->low_freq_factor();
+    out.arch.rope_high_freq_factor = rs->high_freq_factor();
+    out.arch.rope_original_max_position = rs->original_max_position();
+  }
+  out.slots = m.slots();
+  out.context_length = m.context_length();
+  out.shape_only = m.shape_only();
+  tensors.clear();
+  if (const auto* ts = m.tensors()) {
+    if (ts->size() > kMaxTensors) {
+      detail = "BeginModel.tensors: too many tensors";
+      return false;
+    }
+    for (const wb::TensorDesc* t : *ts) {
+      if (t == nullptr) {
+        detail = "BeginModel.tensors: null entry";
+        return false;
+      }
+      hal::TensorSpec spec;
+      spec.name = Chars(t->name());
+      // Values read off the wire are checked against the known range.
+      const auto role = static_cast<uint8_t>(t->role());
+      const auto dtype = static_cast<uint8_t>(t->dtype());
+      if (role > static_cast<uint8_t>(wb::TensorRole::MAX) ||
+          dtype > static_cast<uint8_t>(wb::DType::MAX)) {
+        detail = "TensorDesc.role or dtype out of range";
+        return false;
+      }
+      spec.role = static_cast<hal::TensorRole>(role);
+      spec.dtype = static_cast<hal::DType>(dtype);
+      spec.layer = t->layer();
+      const auto* shape = t->shape();
+      if (shape == nullptr || shape->size() == 0 || shape->size() > hal::kMaxTensorRank) {
+        detail = "TensorDesc.shape missing or rank above 4";
+        return false;
+      }
+      spec.rank = shape->size();
+      for (uint32_t i = 0; i < spec.rank; ++i) spec.shape[i] = shape->Get(i);
+      spec.byte_size = t->byte_size();
+      tensors.push_back(spec).IgnoreError();  // Bounded above.
+    }
+  }
+  out.tensors = std::span<const hal::TensorSpec>(tensors.data(), tensors.size());
+  return true;
+}
+
+bool DecodeStep(const wb::Step& s, std::array<hal::SeqStepView, kMaxSeqsPerStep>& seqs,
+                hal::StepRequest& out, const char*& detail) {
+  out.model_id = s.model_id();
+  const auto* v = s.seqs();
+  if (v == nullptr) {
+    out.seqs = {};
+    return true;
+  }
+  if (v->size() > kMaxSeqsPerStep) {
+    detail = "Step.seqs: more than 256 sequences";
+    return false;
+  }
+  for (uint32_t i = 0; i < v->size(); ++i) {
+    const wb::SeqStep* q = v->Get(i);
+    if (q == nullptr) {
+      detail = "Step.seqs: null entry";
+      return false;
+    }
+    hal::SeqStepView& view = seqs[i];
+    view = hal::SeqStepView{};
+    view.slot = q->slot();
+    view.reset = q->reset();
+    view.input_tokens = Span(q->input_tokens());
+    view.generate = q->generate();
+    view.stop_tokens = Span(q->stop_tokens());
+    if (const wb::SeqSampling* sp = q->sampling()) {
+      view.sampling.temperature = sp->temperature();
+      view.sampling.top_k = sp->top_k();
+      view.sampling.top_p = sp->top_p();
+      view.sampling.seed = sp->seed();
+      if (!(view.sampling.temperature >= 0) || !(view.sampling.top_p > 0) ||
+          !(view.sampling.top_p <= 1)) {
+        detail = "SeqSampling: temperature < 0 or top_p outside (0, 1]";
+        return false;
+      }
+    }
+  }
+  out.seqs = std::span<const hal::SeqStepView>(seqs.data(), v->size());
+  return true;
+}
+
+}  // namespace
+
+FrameCodec::FrameCodec() : fbb_(256 << 10) {}
+
+bool FrameCodec::Decode(std::span<const std::byte> frame, Command& cmd, Reply& error) {
+  const auto* bytes = reinterpret_cast<const uint8_t*>(frame.data());
+  if (frame.size() < 8 || frame.size() > kMaxFrameBytes) {
+    return Fail(error, 0, LinkError::kMalformedMessage, "frame size out of range");
+  }
+  if (!wb::BoardEnvelopeBufferHasIdentifier(bytes)) {
+    return Fail(error, 0, LinkError::kMalformedMessage, "wrong file identifier (want WBRD)");
+  }
+  flatbuffers::Verifier verifier(bytes, frame.size());
+  if (!wb::VerifyBoardEnvelopeBuffer(verifier)) {
+    return Fail(error, 0, LinkError::kMalformedMessage, "frame failed verification");
+  }
+  const wb::BoardEnvelope* env = wb::GetBoardEnvelope(bytes);
+  const uint64_t id = env->command_id();
+  if (env->version() == nullptr) {
+    return Fail(error, id, LinkError::kMalformedMessage, "envelope version missing");
+  }
+  if (env->version()->major() != kProtocolMajor) {
+    return Fail(error, id, LinkError::kUnsupportedVersion, "protocol major version is not 1");
+  }
+  cmd = Command{};
+  cmd.command_id = id;
+  const char* detail = "";
+  switch (env->message_type()) {
+    case wb::BoardMessage::Identify: cmd.kind = CommandKind::kIdentify; return true;
+    case wb::BoardMessage::Boot: cmd.kind = CommandKind::kBoot; return true;
+    case wb::BoardMessage::ReadTelemetry: cmd.kind = CommandKind::kReadTelemetry; return true;
+    case wb::BoardMessage::Reset: cmd.kind = CommandKind::kReset; return true;
+    case wb::BoardMessage::wafer_wire_Heartbeat:
+      cmd.kind = CommandKind::kHeartbeat;
+      cmd.heartbeat_sent_ns = env->message_as_wafer_wire_Heartbeat()->sent_ns();
+      return true;
+    case wb::BoardMessage::BeginModel:
+      cmd.kind = CommandKind::kBeginModel;
+      if (DecodeBeginModel(*env->message_as_BeginModel(), tensors_, cmd.manifest, detail)) {
+        return true;
+      }
+      return Fail(error, id, LinkError::kInvalidArgument, detail);
+    case wb::BoardMessage::WriteWeights: {
+      const wb::WriteWeights* w = env->message_as_WriteWeights();
+      cmd.kind = CommandKind::kWriteWeights;
+      if (w->data() == nullptr) {
+        return Fail(error, id, LinkError::kInvalidArgument, "WriteWeights.data missing");
+      }
+      cmd.write.model_id = w->model_id();
+      cmd.write.tensor_index = w->tensor_index();
+      cmd.write.offset = w->offset();
+      cmd.write.data = std::as_bytes(Span(w->data()));
+      cmd.write.crc32c = w->crc32c();
+      return true;
+    }
+    case wb::BoardMessage::CommitModel:
+      cmd.kind = CommandKind::kCommitModel;
+      cmd.model_id = env->message_as_CommitModel()->model_id();
+      return true;
+    case wb::BoardMessage::UnloadModel:
+      cmd.kind = CommandKind::kUnloadModel;
+      cmd.model_id = env->message_as_UnloadModel()->model_id();
+      return true;
+    case wb::BoardMessage::Step:
+      cmd.kind = CommandKind::kStep;
+      if (DecodeStep(*env->message_as_Step(), seqs_, cmd.step, detail)) return true;
+      return Fail(error, id, LinkError::kInvalidArgument, detail);
+    case wb::BoardMessage::NONE:
+      return Fail(error, id, LinkError::kMalformedMessage, "envelope has no message");
+    case wb::BoardMessage::IdentifyReply:
+    case wb::BoardMessage::BootReply:
+    case wb::BoardMessage::StepReply:
+    case wb::BoardMessage::Telemetry:
+    case wb::BoardMessage::Ack:
+    case wb::BoardMessage::wafer_wire_ErrorReply:
+      return Fail(error, id, LinkError::kWrongMessageType, "a reply is not a command");
+    default:
+      // Values read off the wire get a default: a newer host may send a message we lack.
+      return Fail(error, id, LinkError::kWrongMessageType, "unknown message type");
+  }
+}
+
+std::span<const std::byte> FrameCodec::Encode(const Reply& r) {
+  fbb_.Clear();
+  // Detail carries the canonical status name first, so a peer can recover codes the wire
+  // ErrorCode enum lacks (OUT_OF_RANGE travels as kInvalidArgument).
+  std::array<char, 256> text{};
+  if (r.code != StatusCode::kOk) {
+    std::snprintf(text.data(), text.size(), "%s: %s", StatusCodeName(r.code), r.detail);
+  } else {
+    std::snprintf(text.data(), text.size(), "%s", r.detail);
+  }
+  flatbuffers::Offset<void> msg;
+  wb::BoardMessage type = wb::BoardMessage::NONE;
+  switch (r.kind) {
+    case ReplyKind::kIdentify:
+      type = wb::BoardMessage::IdentifyReply;
+      msg = wb::CreateIdentifyReplyDirect(fbb_, r.info.board_id, r.info.preset, kFirmwareVersion,
+                                          ToWire(r.state), r.info.physical_pes,
+                                          r.info.fabric_width, r.info.fabric_height,
+                                          r.info.sram_per_pe, r.info.clock_hz, r.info.max_slots,
+                                          static_cast<uint32_t>(kMaxChunkBytes))
+                .Union();
+      break;
+    case ReplyKind::kBoot:
+      type = wb::BoardMessage::BootReply;
+      msg = wb::CreateBootReplyDirect(fbb_, ToWire(r.state), r.self_test_passed, text.data())
+                .Union();
+      break;
+    case ReplyKind::kAck:
+      type = wb::BoardMessage::Ack;
+      msg = wb::CreateAckDirect(fbb_, ToWire(r.code), text.data()).Union();
+      break;
+    case ReplyKind::kStep: {
+      std::array<flatbuffers::Offset<wb::SeqResult>, kMaxSeqsPerStep> results;
+      for (size_t i = 0; i < r.outcomes.size(); ++i) {
+        const hal::SeqOutcome& o = r.outcomes[i];
+        auto tokens = fbb_.CreateVector(o.token_buffer.data(), o.token_count);
+        results[i] = wb::CreateSeqResult(fbb_, o.slot, tokens, ToWire(o.code), o.context_tokens);
+      }
+      auto vec = fbb_.CreateVector(results.data(), r.outcomes.size());
+      const hal::DeviceTime& t = r.device_time;
+      auto dt = wb::CreateDeviceTime(fbb_, t.total_ns, t.compute_ns, t.fabric_ns,
+                                     t.inter_wafer_ns, t.host_io_ns);
+      type = wb::BoardMessage::StepReply;
+      msg = wb::CreateStepReply(fbb_, vec, dt).Union();
+      break;
+    }
+    case ReplyKind::kTelemetry: {
+      const hal::SensorReadout& s = r.sensors;
+      auto temps = fbb_.CreateVector(s.region_temp_c.data(), s.region_count);
+      type = wb::BoardMessage::Telemetry;
+      msg = wb::CreateTelemetry(fbb_, ToWire(r.state), temps, s.power_w, s.clock_hz,
+                                s.coolant_in_c, s.coolant_out_c, s.sram_used_bytes,
+                                s.sram_total_bytes, r.steps, s.ecc_correctable,
+                                s.ecc_uncorrectable)
+                .Union();
+      break;
+    }
+    case ReplyKind::kHeartbeat:
+      type = wb::BoardMessage::wafer_wire_Heartbeat;
+      msg = wire::CreateHeartbeat(fbb_, r.heartbeat_sent_ns, true).Union();
+      break;
+    case ReplyKind::kError:
+      type = wb::BoardMessage::wafer_wire_ErrorReply;
+      msg = wire::CreateErrorReplyDirect(fbb_, ToWire(r.link_error), r.detail, r.command_id)
+                .Union();
+      break;
+  }
+  const wire::ProtocolVersion version(kProtocolMajor, kProtocolMinor);
+  auto env = wb::CreateBoardEnvelope(fbb_, &version, r.command_id, type, msg);
+  wb::FinishBoardEnvelopeBuffer(fbb_, env);
+  return std::as_bytes(std::span<const uint8_t>(fbb_.GetBufferPointer(), fbb_.GetSize()));
+}
+
+}  // namespace wafer::fw

@@ -1,0 +1,86 @@
+// A scripted hal::Wafer for firmware tests: records what the firmware asked of it, stores written
+// bytes in a fixed buffer, and fails on command.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "firmware/hal/wafer.h"
+
+namespace wafer::fw::testing {
+
+class FakeWafer final : public hal::Wafer {
+ public:
+  static constexpr size_t kStoreBytes = 1 << 16;
+
+  hal::WaferInfo Info() const override {
+    hal::WaferInfo info;
+    info.board_id = "fake-0";
+    info.preset = "fake";
+    info.physical_pes = 100;
+    info.fabric_width = 8;
+    info.fabric_height = 8;
+    info.sram_per_pe = 48 * 1024;
+    info.clock_hz = 1e9;
+    info.max_slots = 4;
+    return info;
+  }
+  Status SelfTest() override { return self_test_fails ? Internal() : OkStatus(); }
+  Status BeginModel(const hal::ModelManifest& m) override {
+    ++begin_calls;
+    return begin_status.ok() ? (last_model_id = m.model_id, OkStatus()) : begin_status;
+  }
+  Status WriteTensor(uint32_t, uint32_t tensor_index, uint64_t offset,
+                     std::span<const std::byte> data) override {
+    ++write_calls;
+    bytes_written += data.size();
+    // Tensor i lives at i * 4096 in the store (tests keep tensors small).
+    const size_t at = tensor_index * 4096 + offset;
+    if (at + data.size() <= kStoreBytes) std::memcpy(store.data() + at, data.data(), data.size());
+    return OkStatus();
+  }
+  Status CommitModel(uint32_t) override {
+    ++commit_calls;
+    return OkStatus();
+  }
+  Status UnloadModel(uint32_t) override {
+    ++unload_calls;
+    return OkStatus();
+  }
+  Status RunStep(const hal::StepRequest& req, std::span<hal::SeqOutcome> outcomes,
+                 hal::DeviceTime& time) override {
+    ++step_calls;
+    for (size_t i = 0; i < req.seqs.size(); ++i) {
+      // Generates slot*100 + k, so tests can tell sequences apart.
+      for (uint32_t k = 0; k < req.seqs[i].generate; ++k) {
+        outcomes[i].token_buffer[k] = req.seqs[i].slot * 100 + k;
+      }
+      outcomes[i].token_count = req.seqs[i].generate;
+      outcomes[i].context_tokens =
+          static_cast<uint32_t>(req.seqs[i].input_tokens.size()) + req.seqs[i].generate;
+    }
+    time.total_ns = 1000;
+    time.compute_ns = 1000;
+    return OkStatus();
+  }
+  void ReadSensors(hal::SensorReadout& out) override {
+    out = hal::SensorReadout{};
+    out.region_count = 2;
+    out.region_temp_c[0] = 30;
+    out.region_temp_c[1] = 31;
+    out.power_w = 100;
+  }
+  void PowerCycle() override { ++power_cycles; }
+
+  bool self_test_fails = false;
+  Status begin_status;
+  uint32_t last_model_id = 0;
+  int begin_calls = 0, write_calls = 0, commit_calls = 0, unload_calls = 0, step_calls = 0;
+  int power_cycles = 0;
+  size_t bytes_written = 0;
+  std::array<std::byte, kStoreBytes> store{};
+};
+
+}  // namespace wafer::fw::testing

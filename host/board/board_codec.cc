@@ -1,0 +1,248 @@
+#include "host/board/board_codec.h"
+
+#include <cstring>
+
+#include "schemas/board_generated.h"
+
+namespace wafer::host {
+namespace {
+
+namespace wire = ::wafer::wire;
+namespace wb = ::wafer::wire::board;
+
+constexpr size_t kMaxReplyBytes = 64u << 20;
+
+Frame Finish(flatbuffers::FlatBufferBuilder& fbb, uint64_t id, wb::BoardMessage type,
+             flatbuffers::Offset<void> msg) {
+  const wire::ProtocolVersion version(kBoardProtocolMajor, kBoardProtocolMinor);
+  wb::FinishBoardEnvelopeBuffer(fbb, wb::CreateBoardEnvelope(fbb, &version, id, type, msg));
+  const auto* p = reinterpret_cast<const std::byte*>(fbb.GetBufferPointer());
+  return Frame(p, p + fbb.GetSize());
+}
+
+template <typename Table>
+Frame Empty(uint64_t id, wb::BoardMessage type, flatbuffers::Offset<Table> (*create)(
+                                                    flatbuffers::FlatBufferBuilder&)) {
+  flatbuffers::FlatBufferBuilder fbb(128);
+  return Finish(fbb, id, type, create(fbb).Union());
+}
+
+BoardBootState FromWire(wb::BootState s) {
+  switch (s) {
+    case wb::BootState::kPowerOn: return BoardBootState::kPowerOn;
+    case wb::BootState::kSelfTest: return BoardBootState::kSelfTest;
+    case wb::BootState::kReady: return BoardBootState::kReady;
+    case wb::BootState::kFaulted: return BoardBootState::kFaulted;
+    default: return BoardBootState::kFaulted;  // Unknown values read off the wire.
+  }
+}
+
+std::string Str(const flatbuffers::String* s) { return s == nullptr ? "" : s->str(); }
+
+}  // namespace
+
+Status StatusFromWire(uint16_t code, const std::string& detail) {
+  switch (static_cast<wire::ErrorCode>(code)) {
+    case wire::ErrorCode::kNone: return OkStatus();
+    case wire::ErrorCode::kInvalidArgument:
+      return detail.rfind("OUT_OF_RANGE", 0) == 0 ? OutOfRange() : InvalidArgument();
+    case wire::ErrorCode::kUnsupportedVersion: return FailedPrecondition();
+    case wire::ErrorCode::kUnknownModel: return NotFound();
+    case wire::ErrorCode::kResourceExhausted: return ResourceExhausted();
+    case wire::ErrorCode::kDataLoss: return DataLoss();
+    case wire::ErrorCode::kFailedPrecondition:
+    case wire::ErrorCode::kModelNotReady: return FailedPrecondition();
+    case wire::ErrorCode::kUnimplemented: return Unimplemented();
+    case wire::ErrorCode::kCancelled: return Cancelled();
+    case wire::ErrorCode::kAlreadyExists: return AlreadyExists();
+    case wire::ErrorCode::kBoardUnavailable: return Unavailable();
+    case wire::ErrorCode::kDeadlineExceeded: return DeadlineExceeded();
+    default: return Internal();  // Malformed/wrong-type (a host bug), internal, unknown.
+  }
+}
+
+Frame EncodeIdentify(uint64_t id) {
+  return Empty(id, wb::BoardMessage::Identify, &wb::CreateIdentify);
+}
+Frame EncodeBoot(uint64_t id) { return Empty(id, wb::BoardMessage::Boot, &wb::CreateBoot); }
+Frame EncodeReadTelemetry(uint64_t id) {
+  return Empty(id, wb::BoardMessage::ReadTelemetry, &wb::CreateReadTelemetry);
+}
+Frame EncodeReset(uint64_t id) { return Empty(id, wb::BoardMessage::Reset, &wb::CreateReset); }
+
+Frame EncodeHeartbeat(uint64_t id, int64_t sent_ns) {
+  flatbuffers::FlatBufferBuilder fbb(128);
+  return Finish(fbb, id, wb::BoardMessage::wafer_wire_Heartbeat,
+                wire::CreateHeartbeat(fbb, sent_ns, false).Union());
+}
+
+Frame EncodeBeginModel(uint64_t id, const ModelManifest& m) {
+  flatbuffers::FlatBufferBuilder fbb(1024 + m.tensors.size() * 128);
+  std::vector<flatbuffers::Offset<wb::TensorDesc>> tensors;
+  tensors.reserve(m.tensors.size());
+  for (const TensorDesc& t : m.tensors) {
+    tensors.push_back(wb::CreateTensorDescDirect(
+        fbb, t.name.c_str(), static_cast<wb::TensorRole>(t.role), t.layer,
+        static_cast<wb::DType>(t.dtype), &t.shape, t.byte_size));
+  }
+  const ModelArch& a = m.arch;
+  flatbuffers::Offset<wb::RopeScaling> rope;
+  if (a.rope_scaling.factor != 0) {
+    rope = wb::CreateRopeScaling(fbb, a.rope_scaling.factor, a.rope_scaling.low_freq_factor,
+                                 a.rope_scaling.high_freq_factor,
+                                 a.rope_scaling.original_max_position);
+  }
+  auto arch = wb::CreateModelArch(fbb, a.vocab_size, a.hidden_size, a.intermediate_size,
+                                  a.num_layers, a.num_heads, a.num_kv_heads, a.head_dim,
+                                  a.rope_theta, a.rms_norm_eps, a.max_position, a.tie_embeddings,
+                                  rope);
+  auto msg = wb::CreateBeginModelDirect(fbb, m.model_id, m.name.c_str(), arch, &tensors, m.slots,
+                                        m.context_length, m.shape_only);
+  return Finish(fbb, id, wb::BoardMessage::BeginModel, msg.Union());
+}
+
+Frame EncodeWriteWeights(uint64_t id, uint32_t model_id, uint32_t tensor_index, uint64_t offset,
+                         std::span<const std::byte> data, uint32_t crc32c) {
+  flatbuffers::FlatBufferBuilder fbb(data.size() + 256);
+  auto bytes = fbb.CreateVector(reinterpret_cast<const uint8_t*>(data.data()), data.size());
+  auto msg = wb::CreateWriteWeights(fbb, model_id, tensor_index, offset, bytes, crc32c);
+  return Finish(fbb, id, wb::BoardMessage::WriteWeights, msg.Union());
+}
+
+Frame EncodeCommitModel(uint64_t id, uint32_t model_id) {
+  flatbuffers::FlatBufferBuilder fbb(128);
+  return Finish(fbb, id, wb::BoardMessage::CommitModel,
+                wb::CreateCommitModel(fbb, model_id).Union());
+}
+
+Frame EncodeUnloadModel(uint64_t id, uint32_t model_id) {
+  flatbuffers::FlatBufferBuilder fbb(128);
+  return Finish(fbb, id, wb::BoardMessage::UnloadModel,
+                wb::CreateUnloadModel(fbb, model_id).Union());
+}
+
+Frame EncodeStep(uint64_t id, uint32_t model_id, const std::vector<SeqStep>& seqs) {
+  flatbuffers::FlatBufferBuilder fbb(1024);
+  std::vector<flatbuffers::Offset<wb::SeqStep>> out;
+  out.reserve(seqs.size());
+  for (const SeqStep& s : seqs) {
+    auto sampling = wb::CreateSeqSampling(fbb, s.sampling.temperature, s.sampling.top_k,
+                                          s.sampling.top_p, s.sampling.seed);
+    out.push_back(wb::CreateSeqStepDirect(fbb, s.slot, s.reset, &s.input_tokens, s.generate,
+                                          sampling, &s.stop_tokens));
+  }
+  auto msg = wb::CreateStepDirect(fbb, model_id, &out);
+  return Finish(fbb, id, wb::BoardMessage::Step, msg.Union());
+}
+
+Result<BoardReply> DecodeBoardReply(std::span<const std::byte> frame, std::string* error) {
+  auto fail = [error](const char* why) {
+    if (error != nullptr) *error = why;
+    return DataLoss();
+  };
+  if (frame.size() < 8 || frame.size() > kMaxReplyBytes) return fail("reply size out of range");
+  // ZeroMQ frames may be unaligned: copy into 8-byte aligned storage before verifying.
+  std::vector<uint64_t> aligned(frame.size() / 8 + 1);
+  std::memcpy(aligned.data(), frame.data(), frame.size());
+  const auto* bytes = reinterpret_cast<const uint8_t*>(aligned.data());
+  if (!wb::BoardEnvelopeBufferHasIdentifier(bytes)) return fail("reply has the wrong identifier");
+  flatbuffers::Verifier verifier(bytes, frame.size());
+  if (!wb::VerifyBoardEnvelopeBuffer(verifier)) return fail("reply failed verification");
+  const wb::BoardEnvelope* env = wb::GetBoardEnvelope(bytes);
+  if (env->version() == nullptr || env->version()->major() != kBoardProtocolMajor) {
+    return fail("reply has a missing or unsupported protocol version");
+  }
+  BoardReply r;
+  r.command_id = env->command_id();
+  switch (env->message_type()) {
+    case wb::BoardMessage::IdentifyReply: {
+      const auto* m = env->message_as_IdentifyReply();
+      r.type = BoardReplyType::kIdentify;
+      BoardIdentity& id = r.identity;
+      id.board_id = Str(m->board_id());
+      id.preset = Str(m->preset());
+      id.firmware_version = Str(m->firmware_version());
+      id.state = FromWire(m->state());
+      id.physical_pes = m->physical_pes();
+      id.fabric_width = m->fabric_width();
+      id.fabric_height = m->fabric_height();
+      id.sram_per_pe = m->sram_per_pe();
+      id.clock_hz = m->clock_hz();
+      id.max_slots = m->max_slots();
+      id.max_chunk_bytes = m->max_chunk_bytes();
+      return r;
+    }
+    case wb::BoardMessage::BootReply: {
+      const auto* m = env->message_as_BootReply();
+      r.type = BoardReplyType::kBoot;
+      r.boot_state = FromWire(m->state());
+      r.self_test_passed = m->self_test_passed();
+      r.detail = Str(m->detail());
+      r.status = r.self_test_passed && r.boot_state == BoardBootState::kReady
+                     ? OkStatus()
+                     : FailedPrecondition();
+      return r;
+    }
+    case wb::BoardMessage::Ack: {
+      const auto* m = env->message_as_Ack();
+      r.type = BoardReplyType::kAck;
+      r.detail = Str(m->detail());
+      r.status = StatusFromWire(static_cast<uint16_t>(m->code()), r.detail);
+      return r;
+    }
+    case wb::BoardMessage::wafer_wire_ErrorReply: {
+      const auto* m = env->message_as_wafer_wire_ErrorReply();
+      r.type = BoardReplyType::kError;
+      r.detail = Str(m->detail());
+      r.status = StatusFromWire(static_cast<uint16_t>(m->code()), r.detail);
+      if (r.status.ok()) r.status = Internal();  // An error reply always means failure.
+      return r;
+    }
+    case wb::BoardMessage::StepReply: {
+      const auto* m = env->message_as_StepReply();
+      r.type = BoardReplyType::kStep;
+      if (const auto* results = m->results()) {
+        for (const wb::SeqResult* s : *results) {
+          SeqResult out;
+          out.slot = s->slot();
+          if (s->tokens() != nullptr) out.tokens.assign(s->tokens()->begin(), s->tokens()->end());
+          out.status = StatusFromWire(static_cast<uint16_t>(s->code()), "");
+          out.context_tokens = s->context_tokens();
+          r.step.results.push_back(std::move(out));
+        }
+      }
+      if (const auto* t = m->device_time()) {
+        r.step.device_time = DeviceTime{t->total_ns(), t->compute_ns(), t->fabric_ns(),
+                                        t->inter_wafer_ns(), t->host_io_ns()};
+      }
+      return r;
+    }
+    case wb::BoardMessage::Telemetry: {
+      const auto* m = env->message_as_Telemetry();
+      r.type = BoardReplyType::kTelemetry;
+      BoardTelemetry& t = r.telemetry;
+      t.state = FromWire(m->state());
+      if (m->region_temp_c() != nullptr) {
+        t.region_temp_c.assign(m->region_temp_c()->begin(), m->region_temp_c()->end());
+      }
+      t.power_w = m->power_w();
+      t.clock_hz = m->clock_hz();
+      t.coolant_in_c = m->coolant_in_c();
+      t.coolant_out_c = m->coolant_out_c();
+      t.sram_used_bytes = m->sram_used_bytes();
+      t.sram_total_bytes = m->sram_total_bytes();
+      t.steps = m->steps();
+      t.ecc_correctable = m->ecc_correctable();
+      t.ecc_uncorrectable = m->ecc_uncorrectable();
+      return r;
+    }
+    case wb::BoardMessage::wafer_wire_Heartbeat:
+      r.type = BoardReplyType::kHeartbeat;
+      r.heartbeat_sent_ns = env->message_as_wafer_wire_Heartbeat()->sent_ns();
+      return r;
+    default:
+      return fail("message is not a board reply");
+  }
+}
+
+}  // namespace wafer::host

@@ -1,0 +1,58 @@
+// The host side of board.fbs: encodes commands and verifies + decodes replies into the plain
+// structs of board_types.h. The only host file that includes the generated board schema.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "host/board/board_types.h"
+
+namespace wafer::host {
+
+inline constexpr uint16_t kBoardProtocolMajor = 1;
+inline constexpr uint16_t kBoardProtocolMinor = 0;
+
+using Frame = std::vector<std::byte>;
+
+Frame EncodeIdentify(uint64_t command_id);
+Frame EncodeBoot(uint64_t command_id);
+Frame EncodeBeginModel(uint64_t command_id, const ModelManifest& manifest);
+Frame EncodeWriteWeights(uint64_t command_id, uint32_t model_id, uint32_t tensor_index,
+                         uint64_t offset, std::span<const std::byte> data, uint32_t crc32c);
+Frame EncodeCommitModel(uint64_t command_id, uint32_t model_id);
+Frame EncodeUnloadModel(uint64_t command_id, uint32_t model_id);
+Frame EncodeStep(uint64_t command_id, uint32_t model_id, const std::vector<SeqStep>& seqs);
+Frame EncodeReadTelemetry(uint64_t command_id);
+Frame EncodeReset(uint64_t command_id);
+Frame EncodeHeartbeat(uint64_t command_id, int64_t sent_ns);
+
+enum class BoardReplyType : uint8_t { kIdentify, kBoot, kAck, kStep, kTelemetry, kHeartbeat, kError };
+
+// A decoded reply; only the fields of `type` are set.
+struct BoardReply {
+  uint64_t command_id = 0;
+  BoardReplyType type = BoardReplyType::kAck;
+  Status status;       // kAck, kBoot and kError: the board's verdict.
+  std::string detail;  // kAck, kBoot and kError.
+  BoardIdentity identity;
+  BoardBootState boot_state = BoardBootState::kPowerOn;  // kBoot.
+  bool self_test_passed = false;                          // kBoot.
+  StepOutcome step;
+  BoardTelemetry telemetry;
+  int64_t heartbeat_sent_ns = 0;
+};
+
+// Verifies `frame` (any alignment: it is copied first) and decodes it.
+// Returns DATA_LOSS (with `error` saying why) for a frame that fails size, identifier,
+// verification or version checks, or is not a reply.
+Result<BoardReply> DecodeBoardReply(std::span<const std::byte> frame, std::string* error);
+
+// Maps a wire ErrorCode value (and the detail, whose "OUT_OF_RANGE:" prefix recovers a code the
+// wire enum lacks) to a Status.
+Status StatusFromWire(uint16_t code, const std::string& detail);
+
+}  // namespace wafer::host

@@ -1,0 +1,97 @@
+#include "host/board/board_codec.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "schemas/board_generated.h"
+
+namespace wafer::host {
+namespace {
+
+namespace wb = ::wafer::wire::board;
+namespace wire = ::wafer::wire;
+
+Frame StepReplyFrame(uint64_t id, uint16_t major) {
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<uint32_t> tokens = {5, 6, 7};
+  std::vector<flatbuffers::Offset<wb::SeqResult>> results = {
+      wb::CreateSeqResultDirect(fbb, 3, &tokens, wire::ErrorCode::kResourceExhausted, 42)};
+  auto dt = wb::CreateDeviceTime(fbb, 100, 10, 20, 0, 70);
+  auto msg = wb::CreateStepReplyDirect(fbb, &results, dt);
+  const wire::ProtocolVersion v(major, 0);
+  wb::FinishBoardEnvelopeBuffer(
+      fbb, wb::CreateBoardEnvelope(fbb, &v, id, wb::BoardMessage::StepReply, msg.Union()));
+  const auto* p = reinterpret_cast<const std::byte*>(fbb.GetBufferPointer());
+  return Frame(p, p + fbb.GetSize());
+}
+
+TEST(BoardCodecTest, DecodesStepReplyFromUnalignedMemory) {
+  const Frame f = StepReplyFrame(77, 1);
+  std::vector<std::byte> shifted(f.size() + 1);
+  std::memcpy(shifted.data() + 1, f.data(), f.size());
+  std::string error;
+  Result<BoardReply> r = DecodeBoardReply(std::span(shifted).subspan(1), &error);
+  ASSERT_TRUE(r.ok()) << error;
+  EXPECT_EQ(r->command_id, 77u);
+  EXPECT_EQ(r->type, BoardReplyType::kStep);
+  ASSERT_EQ(r->step.results.size(), 1u);
+  EXPECT_EQ(r->step.results[0].tokens, (std::vector<uint32_t>{5, 6, 7}));
+  EXPECT_EQ(r->step.results[0].status.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(r->step.results[0].context_tokens, 42u);
+  EXPECT_EQ(r->step.device_time.total_ns, 100);
+  EXPECT_EQ(r->step.device_time.host_io_ns, 70);
+}
+
+TEST(BoardCodecTest, RejectsBadReplies) {
+  std::string error;
+  EXPECT_EQ(DecodeBoardReply(StepReplyFrame(1, 2), &error).status().code(),
+            StatusCode::kDataLoss);
+  EXPECT_NE(error.find("version"), std::string::npos);
+  Frame garbage(40, std::byte{0x5a});
+  EXPECT_EQ(DecodeBoardReply(garbage, &error).status().code(), StatusCode::kDataLoss);
+  Frame truncated = StepReplyFrame(1, 1);
+  truncated.resize(truncated.size() / 2);
+  EXPECT_EQ(DecodeBoardReply(truncated, &error).status().code(), StatusCode::kDataLoss);
+  // A command is not a reply.
+  EXPECT_EQ(DecodeBoardReply(EncodeIdentify(3), &error).status().code(), StatusCode::kDataLoss);
+}
+
+TEST(BoardCodecTest, EncodedCommandsVerify) {
+  ModelManifest m;
+  m.model_id = 9;
+  m.name = "tiny";
+  m.arch.vocab_size = 64;
+  m.arch.rope_scaling.factor = 8;
+  m.tensors.push_back(TensorDesc{"w", TensorRole::kWq, 1, DType::kBF16, {4, 8}, 64});
+  m.slots = 2;
+  m.context_length = 16;
+  const Frame f = EncodeBeginModel(5, m);
+  flatbuffers::Verifier v(reinterpret_cast<const uint8_t*>(f.data()), f.size());
+  ASSERT_TRUE(wb::VerifyBoardEnvelopeBuffer(v));
+  const auto* env = wb::GetBoardEnvelope(f.data());
+  EXPECT_EQ(env->command_id(), 5u);
+  EXPECT_EQ(env->version()->major(), 1);
+  const auto* bm = env->message_as_BeginModel();
+  ASSERT_NE(bm, nullptr);
+  EXPECT_EQ(bm->tensors()->Get(0)->role(), wb::TensorRole::kWq);
+  EXPECT_EQ(bm->tensors()->Get(0)->dtype(), wb::DType::kBF16);
+  EXPECT_EQ(bm->tensors()->Get(0)->shape()->Get(1), 8u);
+  EXPECT_FLOAT_EQ(bm->arch()->rope_scaling()->factor(), 8);
+}
+
+TEST(BoardCodecTest, StatusFromWire) {
+  EXPECT_TRUE(StatusFromWire(0, "").ok());
+  EXPECT_EQ(StatusFromWire(static_cast<uint16_t>(wire::ErrorCode::kInvalidArgument),
+                           "OUT_OF_RANGE: chunk extends past the tensor's end")
+                .code(),
+            StatusCode::kOutOfRange);
+  EXPECT_EQ(StatusFromWire(static_cast<uint16_t>(wire::ErrorCode::kInvalidArgument), "x").code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(StatusFromWire(static_cast<uint16_t>(wire::ErrorCode::kUnknownModel), "").code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(StatusFromWire(9999, "").code(), StatusCode::kInternal);
+}
+
+}  // namespace
+}  // namespace wafer::host

@@ -1,0 +1,263 @@
+// End-to-end: host BoardLink <-> firmware <-> SimWafer, over inproc:// (embedded board) and over
+// tcp:// to a wafer-sim process; plus timeouts and stale replies against a scripted board.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+#include "board_sim/board_runner.h"
+#include "board_sim/testing/tiny_llama.h"
+#include "host/board/board_codec.h"
+#include "host/board/board_link.h"
+#include "schemas/board_generated.h"  // For the scripted board only.
+
+namespace wafer::host {
+namespace {
+
+namespace st = ::wafer::sim::testing;
+
+ModelManifest TinyManifest(uint32_t id, const sim::LlamaArch& a,
+                           const std::vector<st::TinyTensor>& tensors) {
+  ModelManifest m;
+  m.model_id = id;
+  m.name = "tiny";
+  m.arch.vocab_size = a.vocab_size;
+  m.arch.hidden_size = a.hidden_size;
+  m.arch.intermediate_size = a.intermediate_size;
+  m.arch.num_layers = a.num_layers;
+  m.arch.num_heads = a.num_heads;
+  m.arch.num_kv_heads = a.num_kv_heads;
+  m.arch.head_dim = a.head_dim;
+  m.arch.rope_theta = a.rope_theta;
+  m.arch.rms_norm_eps = a.rms_norm_eps;
+  m.arch.max_position = a.max_position;
+  for (const st::TinyTensor& t : tensors) {
+    m.tensors.push_back(TensorDesc{t.name, static_cast<TensorRole>(t.role), t.layer, DType::kF32,
+                                   t.shape, t.byte_size()});
+  }
+  m.slots = 4;
+  m.context_length = 128;
+  return m;
+}
+
+// The whole lifecycle against whatever board `link` reaches.
+void ExerciseBoard(BoardLink& link) {
+  Result<BoardIdentity> id = link.Identify();
+  ASSERT_TRUE(id.ok()) << link.last_error();
+  EXPECT_EQ(id->preset, "mini");
+  EXPECT_EQ(id->state, BoardBootState::kPowerOn);
+  EXPECT_EQ(id->fabric_width, 128u);
+  EXPECT_GT(id->max_chunk_bytes, 0u);
+
+  const sim::LlamaArch arch = st::TinyArch();
+  const auto tensors = st::MakeTinyLlama(arch, 11);
+  const ModelManifest manifest = TinyManifest(5, arch, tensors);
+  EXPECT_EQ(link.BeginModel(manifest).code(), StatusCode::kFailedPrecondition);  // Not booted.
+  EXPECT_NE(link.last_error().find("boot state"), std::string::npos) << link.last_error();
+  ASSERT_TRUE(link.Boot().ok()) << link.last_error();
+  ASSERT_TRUE(link.BeginModel(manifest).ok()) << link.last_error();
+  EXPECT_EQ(link.BeginModel(manifest).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(link.CommitModel(5).code(), StatusCode::kFailedPrecondition);  // Nothing written.
+  constexpr size_t kChunk = 1000;
+  for (uint32_t i = 0; i < tensors.size(); ++i) {
+    auto bytes = tensors[i].bytes();
+    for (size_t off = 0; off < bytes.size(); off += kChunk) {
+      const auto chunk = bytes.subspan(off, std::min(kChunk, bytes.size() - off));
+      ASSERT_TRUE(link.WriteWeights(5, i, off, chunk).ok()) << link.last_error();
+    }
+  }
+  const std::byte extra[8] = {};
+  EXPECT_EQ(link.WriteWeights(5, 0, tensors[0].byte_size() - 4, extra).code(),
+            StatusCode::kOutOfRange);
+  EXPECT_EQ(link.WriteWeights(5, 999, 0, extra).code(), StatusCode::kOutOfRange);
+  ASSERT_TRUE(link.CommitModel(5).ok()) << link.last_error();
+
+  const std::vector<uint32_t> prompt_a = {3, 1, 4, 1, 5, 9, 2, 6};
+  const std::vector<uint32_t> prompt_b = {2, 7, 1, 8};
+  const auto want_a = st::ReferenceGenerate(arch, tensors, prompt_a, 5, sim::Sampling{}, 0);
+  const auto want_b =
+      st::ReferenceGenerate(arch, tensors, prompt_b, 5, sim::Sampling{0.8f, 10, 0.9f}, 1234);
+  SeqStep a{.slot = 0, .reset = true, .input_tokens = prompt_a, .generate = 5};
+  SeqStep b{.slot = 3, .reset = true, .input_tokens = prompt_b, .generate = 5,
+            .sampling = {0.8f, 10, 0.9f, 1234}};
+  Result<StepOutcome> out = link.Step(5, {a, b});
+  ASSERT_TRUE(out.ok()) << link.last_error();
+  ASSERT_EQ(out->results.size(), 2u);
+  EXPECT_EQ(out->results[0].tokens, want_a);
+  EXPECT_EQ(out->results[1].tokens, want_b);
+  EXPECT_TRUE(out->results[0].status.ok());
+  EXPECT_EQ(out->results[0].context_tokens, 8u + 4u);
+  EXPECT_GT(out->device_time.total_ns, out->device_time.host_io_ns);
+  EXPECT_EQ(link.Step(6, {a}).status().code(), StatusCode::kNotFound);
+
+  Result<BoardTelemetry> t = link.ReadTelemetry();
+  ASSERT_TRUE(t.ok()) << link.last_error();
+  EXPECT_EQ(t->state, BoardBootState::kReady);
+  EXPECT_EQ(t->steps, 1u);
+  EXPECT_EQ(t->region_temp_c.size(), 4u);
+  EXPECT_GT(t->sram_used_bytes, 0u);
+  EXPECT_EQ(t->sram_total_bytes, 128ull * 128 * 48 * 1024);
+
+  ASSERT_TRUE(link.UnloadModel(5).ok());
+  EXPECT_EQ(link.UnloadModel(5).code(), StatusCode::kNotFound);
+  ASSERT_TRUE(link.Reset().ok());
+  Result<BoardIdentity> after = link.Identify();
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->state, BoardBootState::kPowerOn);
+}
+
+TEST(ZmqBoardLinkTest, EmbeddedBoardOverInproc) {
+  zmq::context_t context(1);
+  std::string error;
+  sim::BoardOptions options;
+  options.preset_dir = WAFER_PRESET_DIR_FOR_TEST;
+  auto board = sim::StartEmbeddedBoard(context, "inproc://board-e2e", options, &error);
+  ASSERT_TRUE(board.ok()) << error;
+  auto link = ConnectBoardLink(context, "inproc://board-e2e", 5000);
+  ASSERT_TRUE(link.ok());
+  ExerciseBoard(**link);
+
+  // Garbage on the same endpoint gets a typed error and the board keeps serving.
+  zmq::socket_t raw(context, zmq::socket_type::dealer);
+  raw.set(zmq::sockopt::linger, 0);
+  raw.set(zmq::sockopt::rcvtimeo, 5000);
+  raw.connect("inproc://board-e2e");
+  const char junk[] = "definitely not a flatbuffer";
+  raw.send(zmq::buffer(junk, sizeof(junk)));
+  zmq::message_t msg;
+  ASSERT_TRUE(raw.recv(msg));
+  std::string decode_error;
+  Result<BoardReply> reply =
+      DecodeBoardReply(std::span(static_cast<const std::byte*>(msg.data()), msg.size()),
+                       &decode_error);
+  ASSERT_TRUE(reply.ok()) << decode_error;
+  EXPECT_EQ(reply->type, BoardReplyType::kError);
+  EXPECT_NE(reply->detail.find("identifier"), std::string::npos);
+  EXPECT_TRUE((*link)->Identify().ok());
+}
+
+TEST(ZmqBoardLinkTest, BadPresetAndBusyEndpointAreReported) {
+  zmq::context_t context(1);
+  std::string error;
+  sim::BoardOptions options;
+  options.preset = "nope";
+  options.preset_dir = WAFER_PRESET_DIR_FOR_TEST;
+  EXPECT_EQ(sim::StartEmbeddedBoard(context, "inproc://x", options, &error).status().code(),
+            StatusCode::kNotFound);
+  options.preset = "mini";
+  auto first = sim::StartEmbeddedBoard(context, "inproc://dup", options, &error);
+  ASSERT_TRUE(first.ok()) << error;
+  EXPECT_EQ(sim::StartEmbeddedBoard(context, "inproc://dup", options, &error).status().code(),
+            StatusCode::kUnavailable);
+  EXPECT_NE(error.find("inproc://dup"), std::string::npos);
+}
+
+// A scripted board: ignores the first command, then answers every command twice, first with a
+// wrong command_id (a stale reply) and then with the right one.
+TEST(ZmqBoardLinkTest, TimeoutReconnectsAndStaleRepliesAreSkipped) {
+  zmq::context_t context(1);
+  zmq::socket_t router(context, zmq::socket_type::router);
+  router.set(zmq::sockopt::linger, 0);
+  router.bind("inproc://scripted");
+  std::atomic<bool> stop{false};
+  std::thread board([&] {
+    int seen = 0;
+    while (!stop) {
+      zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+      if (zmq::poll(&item, 1, std::chrono::milliseconds(20)) == 0) continue;
+      zmq::message_t peer, payload;
+      (void)router.recv(peer);
+      (void)router.recv(payload);
+      if (++seen == 1) continue;  // Swallow the first command.
+      std::vector<uint64_t> aligned(payload.size() / 8 + 1);
+      std::memcpy(aligned.data(), payload.data(), payload.size());
+      const uint64_t id = wafer::wire::board::GetBoardEnvelope(aligned.data())->command_id();
+      for (uint64_t reply_id : {id + 100, id}) {
+        flatbuffers::FlatBufferBuilder fbb;
+        auto msg = wafer::wire::board::CreateIdentifyReplyDirect(
+            fbb, reply_id == id ? "right" : "stale", "mini");
+        const wafer::wire::ProtocolVersion v(1, 0);
+        fbb.Finish(wafer::wire::board::CreateBoardEnvelope(
+                       fbb, &v, reply_id, wafer::wire::board::BoardMessage::IdentifyReply,
+                       msg.Union()),
+                   "WBRD");
+        zmq::message_t to(peer.data(), peer.size());
+        router.send(to, zmq::send_flags::sndmore);
+        router.send(zmq::buffer(fbb.GetBufferPointer(), fbb.GetSize()));
+      }
+    }
+  });
+  auto link = ConnectBoardLink(context, "inproc://scripted", 150);
+  ASSERT_TRUE(link.ok());
+  Result<BoardIdentity> first = (*link)->Identify();
+  EXPECT_EQ(first.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE((*link)->last_error().find("no reply"), std::string::npos) << (*link)->last_error();
+  for (int i = 0; i < 3; ++i) {
+    Result<BoardIdentity> again = (*link)->Identify();
+    ASSERT_TRUE(again.ok()) << (*link)->last_error();
+    EXPECT_EQ(again->board_id, "right");
+  }
+  stop = true;
+  board.join();
+}
+
+// Starts wafer-sim on an ephemeral tcp port; returns its pid and endpoint.
+pid_t StartWaferSim(std::string& endpoint) {
+  int fds[2];
+  if (pipe(fds) != 0) return -1;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], STDOUT_FILENO);
+    close(fds[0]);
+    close(fds[1]);
+    execl(WAFER_SIM_BINARY, "wafer-sim", "--endpoint", "tcp://127.0.0.1:*", "--preset", "mini",
+          "--preset-dir", WAFER_PRESET_DIR_FOR_TEST, "--seed", "3", "--board-id", "proc-0",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(fds[1]);
+  FILE* out = fdopen(fds[0], "r");
+  char line[512] = {};
+  const bool got = std::fgets(line, sizeof(line), out) != nullptr;
+  std::fclose(out);
+  const std::string text = got ? line : "";
+  const std::string prefix = "wafer-sim: serving ";
+  if (text.rfind(prefix, 0) != 0) return pid;
+  endpoint = text.substr(prefix.size(), text.find(' ', prefix.size()) - prefix.size());
+  return pid;
+}
+
+TEST(ZmqBoardLinkTest, WaferSimProcessOverTcp) {
+  std::string endpoint;
+  const pid_t pid = StartWaferSim(endpoint);
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(endpoint.rfind("tcp://127.0.0.1:", 0), 0u) << "wafer-sim did not report its endpoint";
+  {
+    zmq::context_t context(1);
+    auto link = ConnectBoardLink(context, endpoint, 5000);
+    ASSERT_TRUE(link.ok());
+    Result<BoardIdentity> id = (*link)->Identify();
+    ASSERT_TRUE(id.ok()) << (*link)->last_error();
+    EXPECT_EQ(id->board_id, "proc-0");
+    ExerciseBoard(**link);
+  }
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+
+  // With the process gone, calls time out instead of hanging.
+  zmq::context_t context(1);
+  auto link = ConnectBoardLink(context, endpoint, 100);
+  ASSERT_TRUE(link.ok());
+  EXPECT_EQ((*link)->Identify().status().code(), StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace wafer::host

@@ -1,0 +1,47 @@
+// wafer-mkmodel: writes a small random Llama checkpoint in the Hugging Face layout
+// (config.json, model.safetensors or shards + index, tokenizer.json), deterministic for a seed.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+#include "host/board/board_types.h"
+
+namespace wafer::host {
+
+enum class ModelPreset : uint8_t { kTiny, kSmall };
+
+struct MkModelOptions {
+  std::string out_dir;
+  ModelPreset preset = ModelPreset::kTiny;
+  DType dtype = DType::kF32;
+  bool tied = false;
+  uint64_t seed = 1;
+  uint32_t shards = 1;  // 1: model.safetensors; more: model-0000i-of-0000n.safetensors + index.
+};
+
+// The architecture of a preset (vocab_size filled in by the tokenizer the preset trains):
+// tiny: hidden 64, 2 layers, 4 heads, 2 kv heads, intermediate 192, max_position 1024, 256 merges;
+// small: hidden 256, 4 layers, 8 heads, 4 kv heads, intermediate 768, max_position 2048,
+// 512 merges.
+ModelArch PresetArch(ModelPreset preset, bool tied);
+
+// The tokenizer.json of a byte-level BPE learned from the embedded English and code sample:
+// 256 byte tokens, then `merges` merges (fewer if the sample runs out of pairs), then the added
+// tokens <|begin_of_text|> and <|end_of_text|>. Deterministic.
+std::string TrainTokenizerJson(uint32_t merges);
+
+// Parses command-line arguments (without argv[0]): --out DIR (required), --preset tiny|small,
+// --dtype f32|bf16|f16, --tied, --seed N, --shards N (1..64).
+// Returns INVALID_ARGUMENT with a detail for an unknown flag or a bad value.
+Result<MkModelOptions> ParseMkModelArgs(std::span<const std::string_view> args,
+                                        std::string* detail);
+
+// Creates `options.out_dir` (and parents) and writes the checkpoint into it.
+// Returns INVALID_ARGUMENT (bad options) or UNAVAILABLE (cannot create or write; detail says).
+Status MakeModel(const MkModelOptions& options, std::string* detail);
+
+}  // namespace wafer::host

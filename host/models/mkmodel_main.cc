@@ -1,0 +1,34 @@
+// wafer-mkmodel --out DIR [--preset tiny|small] [--dtype f32|bf16|f16] [--tied] [--seed N]
+//               [--shards N]
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "host/models/mkmodel.h"
+
+int main(int argc, char** argv) {
+  std::vector<std::string_view> args(argv + 1, argv + argc);
+  for (std::string_view a : args) {
+    if (a == "--help" || a == "-h") {
+      std::printf(
+          "usage: wafer-mkmodel --out DIR [--preset tiny|small] [--dtype f32|bf16|f16] [--tied]\n"
+          "                     [--seed N] [--shards N]\n"
+          "Writes a random Llama checkpoint (config.json, safetensors, tokenizer.json).\n");
+      return 0;
+    }
+  }
+  std::string detail;
+  auto options = wafer::host::ParseMkModelArgs(args, &detail);
+  if (!options.ok()) {
+    std::fprintf(stderr, "wafer-mkmodel: %s (try --help)\n", detail.c_str());
+    return 2;
+  }
+  const wafer::Status status = wafer::host::MakeModel(*options, &detail);
+  if (!status.ok()) {
+    std::fprintf(stderr, "wafer-mkmodel: %s: %s\n", status.name(), detail.c_str());
+    return 1;
+  }
+  std::printf("wrote %s\n", options->out_dir.c_str());
+  return 0;
+}

@@ -1,0 +1,128 @@
+#include "tests/daemon_harness.h"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+namespace wafer::testing {
+
+int RunProgram(const std::vector<std::string>& argv, const std::string& log) {
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+    }
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TempDir::TempDir() {
+  char tmpl[] = "/tmp/waferd-test-XXXXXX";
+  path_ = mkdtemp(tmpl);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+bool WriteModel(const std::string& dir, const std::string& preset, uint64_t seed,
+                const std::string& extra_flag) {
+  std::vector<std::string> argv = {WAFER_BIN_DIR "/wafer-mkmodel", "--out", dir, "--preset",
+                                   preset, "--seed", std::to_string(seed)};
+  if (!extra_flag.empty()) argv.push_back(extra_flag);
+  return RunProgram(argv) == 0;
+}
+
+bool WriteShapeOnlyModel(const std::string& dir) {
+  TempDir full;
+  if (!WriteModel(full.path(), "tiny", 1)) return false;
+  std::filesystem::create_directories(dir);
+  std::error_code ec;
+  std::filesystem::copy_file(full.path() + "/config.json", dir + "/config.json", ec);
+  return !ec;
+}
+
+DaemonHarness::DaemonHarness(const std::function<void(host::DaemonConfig&)>& tweak) {
+  config_.job_endpoint = "tcp://127.0.0.1:*";
+  config_.admin_endpoint = "tcp://127.0.0.1:*";
+  config_.metrics_address = "127.0.0.1:0";
+  config_.boards = {host::BoardConfig{}};
+  config_.boards[0].endpoint = "inproc://test-board0";
+  config_.drain_timeout_ms = 5000;
+  if (tweak) tweak(config_);
+  sim::BoardOptions options;
+  options.preset = "mini";
+  std::string error;
+  auto board = sim::StartEmbeddedBoard(context_, config_.boards[0].endpoint, options, &error);
+  if (!board.ok()) {
+    ADD_FAILURE() << "embedded board: " << error;
+    return;
+  }
+  board_ = std::move(board).value();
+  std::string detail;
+  if (!host::Daemon::Create(context_, config_, SystemClock::Get(), &daemon_, &detail).ok()) {
+    ADD_FAILURE() << "daemon: " << detail;
+    return;
+  }
+  loop_ = std::thread([this] { daemon_->Run(); });
+}
+
+DaemonHarness::~DaemonHarness() {
+  Stop();
+  daemon_.reset();
+  board_.reset();
+}
+
+void DaemonHarness::Stop() {
+  if (daemon_ && loop_.joinable()) {
+    daemon_->RequestStop();
+    loop_.join();
+  }
+}
+
+host::ErrorCode DaemonHarness::Load(const std::string& dir, const std::string& name,
+                                    uint32_t slots) {
+  auto admin = NewAdminClient();
+  host::LoadModel load;
+  load.path = dir;
+  load.name = name;
+  load.slots = slots;
+  host::OperationResult result;
+  Status s = admin->Operate(load, nullptr, &result, 30000);
+  if (!s.ok()) {
+    ADD_FAILURE() << "load: " << admin->last_error();
+    return host::ErrorCode::kInternal;
+  }
+  return result.code;
+}
+
+std::unique_ptr<host::JobClient> DaemonHarness::NewJobClient() {
+  auto c = host::JobClient::Connect(daemon_->job_endpoint());
+  EXPECT_TRUE(c.ok());
+  return std::move(c).value();
+}
+
+std::unique_ptr<host::AdminClient> DaemonHarness::NewAdminClient() {
+  auto c = host::AdminClient::Connect(daemon_->admin_endpoint());
+  EXPECT_TRUE(c.ok());
+  return std::move(c).value();
+}
+
+}  // namespace wafer::testing

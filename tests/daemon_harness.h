@@ -1,0 +1,63 @@
+// A waferd for cross-component tests: an embedded simulated board and the daemon's step loop in
+// this process, on loopback with ephemeral ports, with a freshly written model loaded.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <zmq.hpp>
+
+#include "board_sim/board_runner.h"
+#include "host/client/wafer_client.h"
+#include "host/daemon/daemon.h"
+
+namespace wafer::testing {
+
+// Runs a program and waits for it; returns its exit status (or -1). Output goes to `log`.
+int RunProgram(const std::vector<std::string>& argv, const std::string& log = "/dev/null");
+
+// A fresh temporary directory, removed by the destructor.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Writes a model with the project's wafer-mkmodel into `dir`; returns success.
+bool WriteModel(const std::string& dir, const std::string& preset, uint64_t seed,
+                const std::string& extra_flag = "");
+
+// Writes a shape-only model (config.json only) of the tiny shape into `dir`.
+bool WriteShapeOnlyModel(const std::string& dir);
+
+class DaemonHarness {
+ public:
+  // Starts the board and the daemon. `tweak` may adjust the config first.
+  explicit DaemonHarness(const std::function<void(host::DaemonConfig&)>& tweak = nullptr);
+  ~DaemonHarness();  // Stops the daemon (drain) and the board.
+
+  // Loads `dir` as `name` through the admin socket; returns the OperationResult's code.
+  host::ErrorCode Load(const std::string& dir, const std::string& name, uint32_t slots = 8);
+
+  std::unique_ptr<host::JobClient> NewJobClient();
+  std::unique_ptr<host::AdminClient> NewAdminClient();
+
+  host::Daemon& daemon() { return *daemon_; }
+  const host::DaemonConfig& config() const { return config_; }
+  // Stops the loop (drain) and waits for Run() to return.
+  void Stop();
+
+ private:
+  zmq::context_t context_{1};
+  host::DaemonConfig config_;
+  std::unique_ptr<sim::EmbeddedBoard> board_;
+  std::unique_ptr<host::Daemon> daemon_;
+  std::thread loop_;
+};
+
+}  // namespace wafer::testing

@@ -1,0 +1,216 @@
+// The shipped binaries as an operator runs them: waferd with a separate wafer-sim process over
+// ipc://, waferctl's commands, --json output and exit codes, config errors, and SIGTERM drain.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/daemon_harness.h"
+#include "tests/http_get.h"
+
+namespace wafer::testing {
+namespace {
+
+const std::string kBin = WAFER_BIN_DIR;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    FILE* f = std::fopen(log.c_str(), "w");
+    if (f != nullptr) {
+      dup2(fileno(f), 1);
+      dup2(fileno(f), 2);
+    }
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+// Sends SIGTERM and returns the exit code (or -1 when killed by a signal / timed out).
+int TerminateAndWait(pid_t pid, int timeout_s = 20) {
+  kill(pid, SIGTERM);
+  for (int i = 0; i < timeout_s * 10; ++i) {
+    int status;
+    if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  return -1;
+}
+
+// Runs waferctl; returns its exit code and fills `out` with what it printed.
+int Ctl(const std::vector<std::string>& args, std::string* out, const std::string& dir) {
+  std::vector<std::string> argv = {kBin + "/waferctl"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const std::string log = dir + "/ctl.out";
+  int code = RunProgram(argv, log);
+  *out = ReadFile(log);
+  return code;
+}
+
+TEST(ProcessTest, ConfigErrorsNameKeyAndLineAndExit2) {
+  TempDir dir;
+  std::ofstream(dir.path() + "/bad.yaml") << "scheduler:\n  max_batch: 0\n";
+  EXPECT_EQ(RunProgram({kBin + "/waferd", "--config", dir.path() + "/bad.yaml"}, dir.path() + "/log"), 2);
+  std::string log = ReadFile(dir.path() + "/log");
+  EXPECT_NE(log.find("line 2: scheduler.max_batch"), std::string::npos) << log;
+  EXPECT_EQ(RunProgram({kBin + "/waferd", "--bogus"}, dir.path() + "/log"), 2);
+  EXPECT_EQ(RunProgram({kBin + "/waferd", "--print-default-config"}, dir.path() + "/default.yaml"), 0);
+  // The printed defaults are a valid config.
+  std::string text = ReadFile(dir.path() + "/default.yaml");
+  EXPECT_NE(text.find("job_endpoint:"), std::string::npos);
+  EXPECT_NE(text.find("boards:"), std::string::npos);
+}
+
+TEST(ProcessTest, WaferdWithSeparateWaferSimServesWaferctl) {
+  TempDir dir;
+  ASSERT_TRUE(WriteModel(dir.path() + "/tiny", "tiny", 9));
+  const std::string board_ep = "ipc://" + dir.path() + "/board0.sock";
+  pid_t sim = Spawn({kBin + "/wafer-sim", "--endpoint", board_ep, "--preset", "mini",
+                     "--board-id", "sim-ipc"},
+                    dir.path() + "/sim.log");
+  const int job_port = FreeLoopbackPort(), admin_port = FreeLoopbackPort(),
+            metrics_port = FreeLoopbackPort();
+  const std::string job_ep = "tcp://127.0.0.1:" + std::to_string(job_port);
+  const std::string admin_ep = "tcp://127.0.0.1:" + std::to_string(admin_port);
+  std::ofstream(dir.path() + "/waferd.yaml")
+      << "job_endpoint: " << job_ep << "\nadmin_endpoint: " << admin_ep
+      << "\nmetrics_address: 127.0.0.1:" << metrics_port << "\nboards:\n  - endpoint: " << board_ep
+      << "\nmodels:\n  - name: tiny\n    path: " << dir.path() << "/tiny\n    slots: 4\n";
+  pid_t waferd = Spawn({kBin + "/waferd", "--config", dir.path() + "/waferd.yaml"},
+                       dir.path() + "/waferd.log");
+  const std::vector<std::string> eps = {"--endpoint", job_ep, "--admin-endpoint", admin_ep};
+  auto with = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), eps.begin(), eps.end());
+    return args;
+  };
+
+  // Wait until the model (loaded from the config) is ready.
+  std::string out;
+  bool ready = false;
+  for (int i = 0; i < 100 && !ready; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (Ctl(with({"status", "--json"}), &out, dir.path()) != 0) continue;
+    auto j = nlohmann::json::parse(out, nullptr, false);
+    ready = !j.is_discarded() && j["models"].size() == 1 && j["models"][0]["state"] == "ready" &&
+            j["boards"][0]["state"] == "ready";
+  }
+  ASSERT_TRUE(ready) << out << ReadFile(dir.path() + "/waferd.log");
+  auto status = nlohmann::json::parse(out);
+  EXPECT_EQ(status["boards"][0]["board_id"], "sim-ipc");
+  EXPECT_EQ(status["boards"][0]["endpoint"], board_ep);
+
+  // submit streams text and exits 0; --json gives one event per line.
+  EXPECT_EQ(Ctl(with({"submit", "--model", "tiny", "--prompt", "hello", "--max-tokens", "6"}), &out,
+                dir.path()),
+            0)
+      << out;
+  EXPECT_NE(out.find("length"), std::string::npos) << out;
+  EXPECT_EQ(Ctl(with({"submit", "--model", "tiny", "--tokens", "1,2,3", "--max-tokens", "5", "--json"}),
+                &out, dir.path()),
+            0);
+  std::istringstream lines(out);
+  std::string line, last;
+  int chunks = 0;
+  while (std::getline(lines, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << line;
+    if (j["event"] == "chunk") ++chunks;
+    last = line;
+  }
+  EXPECT_GT(chunks, 0);
+  auto finished = nlohmann::json::parse(last);
+  EXPECT_EQ(finished["event"], "finished");
+  EXPECT_EQ(finished["completion_tokens"], 5);
+
+  // A rejection exits 1 with the typed code; a usage error exits 2.
+  EXPECT_EQ(Ctl(with({"submit", "--model", "nope", "--prompt", "x", "--json"}), &out, dir.path()), 1);
+  EXPECT_EQ(nlohmann::json::parse(out)["code"], "UNKNOWN_MODEL");
+  EXPECT_EQ(Ctl(with({"submit", "--prompt", "x"}), &out, dir.path()), 2);
+  EXPECT_EQ(Ctl(with({"frobnicate"}), &out, dir.path()), 2);
+
+  // unload and load with --json; loading a missing directory exits 1.
+  EXPECT_EQ(Ctl(with({"unload", "tiny", "--json"}), &out, dir.path()), 0) << out;
+  EXPECT_EQ(nlohmann::json::parse(out)["ok"], true);
+  EXPECT_EQ(Ctl(with({"load", dir.path() + "/tiny", "--name", "tiny", "--json"}), &out, dir.path()), 0)
+      << out;
+  EXPECT_NE(out.find("\"progress\""), std::string::npos);
+  EXPECT_EQ(Ctl(with({"load", dir.path() + "/missing", "--json"}), &out, dir.path()), 1);
+
+  // The metrics endpoint answers.
+  int http_status = 0;
+  HttpGet(metrics_port, "/metrics", &http_status);
+  EXPECT_EQ(http_status, 200);
+
+  // SIGTERM drains and exits 0; then waferctl reports the daemon unreachable (exit 3).
+  EXPECT_EQ(TerminateAndWait(waferd), 0) << ReadFile(dir.path() + "/waferd.log");
+  EXPECT_EQ(Ctl(with({"--timeout-ms", "300", "status"}), &out, dir.path()), 3);
+  EXPECT_EQ(TerminateAndWait(sim), 0) << ReadFile(dir.path() + "/sim.log");
+}
+
+TEST(ProcessTest, DaemonSurvivesAWaferSimCrash) {
+  TempDir dir;
+  ASSERT_TRUE(WriteModel(dir.path() + "/tiny", "tiny", 9));
+  const std::string board_ep = "ipc://" + dir.path() + "/board0.sock";
+  pid_t sim = Spawn({kBin + "/wafer-sim", "--endpoint", board_ep}, dir.path() + "/sim.log");
+  const std::string job_ep = "tcp://127.0.0.1:" + std::to_string(FreeLoopbackPort());
+  const std::string admin_ep = "tcp://127.0.0.1:" + std::to_string(FreeLoopbackPort());
+  std::ofstream(dir.path() + "/waferd.yaml")
+      << "job_endpoint: " << job_ep << "\nadmin_endpoint: " << admin_ep
+      << "\nmetrics_address: \"\"\nboards:\n  - endpoint: " << board_ep << "\n    timeout_ms: 500\n";
+  pid_t waferd = Spawn({kBin + "/waferd", "--config", dir.path() + "/waferd.yaml"},
+                       dir.path() + "/waferd.log");
+  const std::vector<std::string> eps = {"--endpoint", job_ep, "--admin-endpoint", admin_ep};
+  std::string out;
+  auto board_state = [&]() -> std::string {
+    std::vector<std::string> args = eps;
+    args.insert(args.end(), {"status", "--json"});
+    if (Ctl(args, &out, dir.path()) != 0) return "";
+    auto j = nlohmann::json::parse(out, nullptr, false);
+    return j.is_discarded() ? "" : j["boards"][0]["state"].get<std::string>();
+  };
+  std::string state;
+  for (int i = 0; i < 100 && state != "ready"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    state = board_state();
+  }
+  ASSERT_EQ(state, "ready");
+  kill(sim, SIGKILL);
+  waitpid(sim, nullptr, 0);
+  for (int i = 0; i < 100 && state == "ready"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    state = board_state();
+  }
+  EXPECT_EQ(state, "offline");  // The daemon noticed and keeps answering.
+  // A new wafer-sim on the same endpoint: the daemon reconnects and boots it.
+  sim = Spawn({kBin + "/wafer-sim", "--endpoint", board_ep}, dir.path() + "/sim2.log");
+  for (int i = 0; i < 150 && state != "ready"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    state = board_state();
+  }
+  EXPECT_EQ(state, "ready") << ReadFile(dir.path() + "/waferd.log");
+  EXPECT_EQ(TerminateAndWait(waferd), 0);
+  EXPECT_EQ(TerminateAndWait(sim), 0);
+}
+
+}  // namespace
+}  // namespace wafer::testing
