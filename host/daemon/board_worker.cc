@@ -109,6 +109,7 @@ class Driver {
     done.path = work.path;
     done.status = Load(work, start, &done);
     done.elapsed_s = Seconds(clock_.NowNanos() - start);
+    last_telemetry_ns_ = 0;  // SRAM use changed: report it at once.
     Send(std::make_unique<WorkerEvent>(std::move(done)));
   }
 
@@ -122,6 +123,7 @@ class Driver {
       done.status = s;
       done.detail = link_->last_error();
     }
+    last_telemetry_ns_ = 0;
     done.elapsed_s = Seconds(clock_.NowNanos() - start);
     Send(std::make_unique<WorkerEvent>(std::move(done)));
   }

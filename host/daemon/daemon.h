@@ -126,6 +126,7 @@ class Daemon {
   std::unordered_map<uint64_t, std::unique_ptr<Job>> jobs_;
   std::unordered_map<std::string, uint64_t> idempotency_;  // tenant + '\0' + key -> job id.
   std::deque<uint64_t> finished_order_;
+  std::multimap<uint64_t, uint64_t> deadlines_;  // deadline_unix_ms -> job id, unfinished jobs.
   uint64_t next_job_id_ = 1;
   uint64_t jobs_finished_ = 0;
   uint64_t tokens_generated_ = 0;

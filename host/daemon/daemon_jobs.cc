@@ -138,6 +138,7 @@ void Daemon::OnSubmit(const std::string& peer, SubmitJob& s) {
     idempotency_[job->tenant + '\0' + job->idempotency_key] = job->id;
   }
   metrics_.Model(job->model).submitted->Increment();
+  if (job->deadline_unix_ms != 0) deadlines_.emplace(job->deadline_unix_ms, job->id);
   SendJob(peer, JobAccepted{tag, job->id, static_cast<uint32_t>(ahead), false});
   jobs_.emplace(job->id, std::move(job));
 }

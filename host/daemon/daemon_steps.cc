@@ -263,13 +263,19 @@ void Daemon::ForgetOldJobs() {
 }
 
 void Daemon::ExpireDeadlines() {
-  // Checked once per loop turn over running and queued jobs that carry a deadline.
+  // Only jobs that carry a deadline are indexed, soonest first: the common case costs nothing.
   const int64_t now_ms = UnixMillisNow();
-  for (auto& [id, job] : jobs_) {
-    if (job->finished || job->deadline_unix_ms == 0 || job->in_flight) continue;
-    if (static_cast<int64_t>(job->deadline_unix_ms) <= now_ms) {
-      FinishJob(*job, FinishReason::kDeadlineExceeded);
+  while (!deadlines_.empty() && static_cast<int64_t>(deadlines_.begin()->first) <= now_ms) {
+    auto [deadline, id] = *deadlines_.begin();
+    deadlines_.erase(deadlines_.begin());
+    auto it = jobs_.find(id);
+    if (it == jobs_.end() || it->second->finished) continue;
+    Job& job = *it->second;
+    if (job.in_flight) {
+      deadlines_.emplace(deadline, id);  // Its step returns soon; look again then.
+      return;
     }
+    FinishJob(job, FinishReason::kDeadlineExceeded);
   }
 }
 

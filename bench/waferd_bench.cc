@@ -1,0 +1,348 @@
+// waferd-bench: measures waferd (a separate process, embedded simulated board) against raw
+// ZeroMQ baselines measured in the same run, and prints each figure beside its baseline as a
+// ratio, with the target it is held to. Timing lives here, never in tests.
+//
+//   waferd-bench [--bin DIR] [--quick]
+//
+// (a) submit -> JobAccepted round trip vs a raw DEALER/ROUTER echo of the same bytes.
+// (b) token streaming through waferd (many concurrent jobs) vs a raw ZeroMQ relay carrying the
+//     same TokenChunk messages.
+// (c) waferd's resident memory idle and with 1,000 queued jobs.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "bench/load_generator.h"
+#include "common/clock.h"
+#include "host/client/wafer_client.h"
+#include "host/wire/job_codec.h"
+#include "tests/http_get.h"
+
+namespace wafer::bench {
+namespace {
+
+using host::JobMessage;
+
+struct Options {
+  std::string bin = WAFER_BIN_DIR;
+  bool quick = false;
+};
+
+double NowS() { return static_cast<double>(SystemClock::Get().NowNanos()) / 1e9; }
+
+// waferd as its own process, stopped (SIGTERM, then waited for) by the destructor.
+class WaferdProcess {
+ public:
+  // `shape` is a config.json; the model is loaded with `slots` sequences of `context` tokens.
+  WaferdProcess(const Options& o, const std::string& dir, const char* shape, uint32_t slots,
+                uint32_t context) {
+    job_ep_ = "tcp://127.0.0.1:" + std::to_string(testing::FreeLoopbackPort());
+    admin_ep_ = "tcp://127.0.0.1:" + std::to_string(testing::FreeLoopbackPort());
+    std::ofstream(dir + "/config.json") << shape;
+    std::ofstream(dir + "/waferd.yaml")
+        << "job_endpoint: " << job_ep_ << "\nadmin_endpoint: " << admin_ep_
+        << "\nmetrics_address: \"\"\nscheduler:\n  max_batch: 512\n  decode_tokens_per_step: 32\n"
+        << "  queue_limit: 100000\n  max_tokens_limit: 65536\n"
+        << "boards:\n  - endpoint: inproc://board0\n    preset: wse3\n";
+    pid_ = fork();
+    if (pid_ == 0) {
+      FILE* log = std::fopen((dir + "/waferd.log").c_str(), "w");
+      if (log != nullptr) dup2(fileno(log), 2);
+      std::string bin = o.bin + "/waferd", cfg = dir + "/waferd.yaml";
+      execl(bin.c_str(), bin.c_str(), "--config", cfg.c_str(), nullptr);
+      _exit(127);
+    }
+    auto admin = host::AdminClient::Connect(admin_ep_);
+    host::OperationResult r;
+    host::LoadModel load;
+    load.name = "shape";
+    load.path = dir;
+    load.slots = slots;
+    load.context_length = context;
+    ok_ = admin.ok() && (*admin)->Operate(load, nullptr, &r, 60000).ok() &&
+          r.code == host::ErrorCode::kNone;
+    if (!ok_) std::fprintf(stderr, "waferd-bench: load failed: %s\n", r.detail.c_str());
+  }
+  ~WaferdProcess() {
+    kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+  }
+  bool ok() const { return ok_; }
+  const std::string& job_endpoint() const { return job_ep_; }
+  double RssMb() const {
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+    }
+    return -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  bool ok_ = false;
+  std::string job_ep_, admin_ep_;
+};
+
+host::SubmitJob BenchJob(uint32_t max_tokens) {
+  host::SubmitJob j;
+  j.model = "shape";
+  j.tenant = "bench";
+  j.prompt_tokens = {1, 2, 3, 4, 5, 6, 7, 8};
+  j.max_tokens = max_tokens;
+  j.want_text = false;
+  return j;
+}
+
+struct Latency {
+  double p50_us = 0, p99_us = 0;
+};
+
+// (a) waferd: submit, time until JobAccepted, then wait (untimed) for JobFinished.
+Latency SubmitRoundTrip(const std::string& endpoint, int iterations, size_t* message_bytes) {
+  zmq::context_t ctx(1);
+  zmq::socket_t s(ctx, zmq::socket_type::dealer);
+  s.set(zmq::sockopt::linger, 0);
+  s.connect(endpoint);
+  std::vector<double> samples;
+  for (int i = 0; i < iterations; ++i) {
+    host::SubmitJob job = BenchJob(1);
+    job.request_tag = static_cast<uint64_t>(i + 1);
+    std::string bytes = host::EncodeJob(job);
+    *message_bytes = bytes.size();
+    double t0 = NowS();
+    s.send(zmq::buffer(bytes), zmq::send_flags::none);
+    bool accepted = false, finished = false;
+    while (!finished) {
+      zmq::message_t m;
+      if (!s.recv(m)) break;
+      if (!accepted) {
+        samples.push_back((NowS() - t0) * 1e6);
+        accepted = true;
+      }
+      JobMessage decoded;
+      host::DecodeError err;
+      if (!host::DecodeJob({static_cast<const std::byte*>(m.data()), m.size()}, &decoded, &err)) {
+        break;
+      }
+      finished = std::holds_alternative<host::JobFinished>(decoded) ||
+                 std::holds_alternative<host::JobRejected>(decoded);
+    }
+  }
+  samples.erase(samples.begin(), samples.begin() + std::min<size_t>(samples.size(), 100));
+  return {Quantile(samples, 0.5), Quantile(samples, 0.99)};
+}
+
+// (a) baseline: a ROUTER thread that echoes each message back to its sender.
+Latency RawEchoRoundTrip(int iterations, size_t message_bytes) {
+  zmq::context_t ctx(1);
+  zmq::socket_t router(ctx, zmq::socket_type::router);
+  router.set(zmq::sockopt::linger, 0);
+  router.bind("tcp://127.0.0.1:*");
+  std::string ep = router.get(zmq::sockopt::last_endpoint);
+  std::atomic<bool> stop{false};
+  std::thread echo([&] {
+    zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+    while (!stop) {
+      if (zmq::poll(&item, 1, std::chrono::milliseconds(50)) == 0) continue;
+      zmq::message_t id, body;
+      (void)router.recv(id);
+      (void)router.recv(body);
+      router.send(id, zmq::send_flags::sndmore);
+      router.send(body, zmq::send_flags::none);
+    }
+  });
+  zmq::socket_t s(ctx, zmq::socket_type::dealer);
+  s.set(zmq::sockopt::linger, 0);
+  s.connect(ep);
+  std::string payload(message_bytes, 'x');
+  std::vector<double> samples;
+  for (int i = 0; i < iterations; ++i) {
+    double t0 = NowS();
+    s.send(zmq::buffer(payload), zmq::send_flags::none);
+    zmq::message_t m;
+    (void)s.recv(m);
+    samples.push_back((NowS() - t0) * 1e6);
+  }
+  stop = true;
+  echo.join();
+  samples.erase(samples.begin(), samples.begin() + std::min<size_t>(samples.size(), 100));
+  return {Quantile(samples, 0.5), Quantile(samples, 0.99)};
+}
+
+// (b) baseline: producer -> relay (recv, forward with the client's routing id) -> client, the
+// same TokenChunk messages waferd would send, over the same transports (inproc in, tcp out).
+double RawRelayTokensPerSecond(uint64_t total_tokens, uint32_t tokens_per_chunk, uint32_t jobs) {
+  zmq::context_t ctx(2);
+  zmq::socket_t front(ctx, zmq::socket_type::router);  // To the client, like the job socket.
+  front.set(zmq::sockopt::linger, 0);
+  front.set(zmq::sockopt::sndhwm, 100000);
+  front.bind("tcp://127.0.0.1:*");
+  const std::string front_ep = front.get(zmq::sockopt::last_endpoint);
+  zmq::socket_t back(ctx, zmq::socket_type::pair);  // From the producer, like a board worker.
+  back.bind("inproc://relay-back");
+  const uint64_t chunks = total_tokens / tokens_per_chunk;
+  std::thread producer([&] {
+    zmq::socket_t out(ctx, zmq::socket_type::pair);
+    out.set(zmq::sockopt::sndhwm, 100000);
+    out.connect("inproc://relay-back");
+    std::vector<uint32_t> tokens(tokens_per_chunk, 1234);
+    for (uint64_t i = 0; i < chunks; ++i) {
+      host::TokenChunk c{1 + i % jobs, static_cast<uint32_t>(i / jobs), 0, tokens, ""};
+      out.send(zmq::buffer(host::EncodeJob(c)), zmq::send_flags::none);
+    }
+  });
+  zmq::socket_t client(ctx, zmq::socket_type::dealer);
+  client.set(zmq::sockopt::linger, 0);
+  client.set(zmq::sockopt::rcvhwm, 100000);
+  client.connect(front_ep);
+  client.send(zmq::str_buffer("hello"), zmq::send_flags::none);
+  zmq::message_t client_id, hello;
+  (void)front.recv(client_id);
+  (void)front.recv(hello);
+  std::thread relay([&] {
+    for (uint64_t i = 0; i < chunks; ++i) {
+      zmq::message_t m;
+      (void)back.recv(m);
+      zmq::message_t id(client_id.data(), client_id.size());
+      front.send(id, zmq::send_flags::sndmore);
+      front.send(m, zmq::send_flags::none);
+    }
+  });
+  double t0 = NowS();
+  uint64_t received = 0;
+  for (uint64_t i = 0; i < chunks; ++i) {
+    zmq::message_t m;
+    (void)client.recv(m);
+    JobMessage decoded;  // The client decodes, as it does for waferd.
+    host::DecodeError err;
+    if (host::DecodeJob({static_cast<const std::byte*>(m.data()), m.size()}, &decoded, &err)) {
+      received += std::get<host::TokenChunk>(decoded).tokens.size();
+    }
+  }
+  double elapsed = NowS() - t0;
+  producer.join();
+  relay.join();
+  return static_cast<double>(received) / elapsed;
+}
+
+// Llama 3.1 8B and Llama 3.2 1B as config.json gives them.
+constexpr const char* kLlama8B = R"({"architectures": ["LlamaForCausalLM"],
+  "vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336,
+  "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+  "max_position_embeddings": 131072, "rope_theta": 500000.0, "rms_norm_eps": 1e-05,
+  "tie_word_embeddings": false, "torch_dtype": "bfloat16"})";
+constexpr const char* kLlama1B = R"({"architectures": ["LlamaForCausalLM"],
+  "vocab_size": 128256, "hidden_size": 2048, "intermediate_size": 8192,
+  "num_hidden_layers": 16, "num_attention_heads": 32, "num_key_value_heads": 8,
+  "head_dim": 64, "max_position_embeddings": 131072, "rope_theta": 500000.0,
+  "rms_norm_eps": 1e-05, "tie_word_embeddings": true, "torch_dtype": "bfloat16"})";
+
+const char* Verdict(bool ok) { return ok ? "meets" : "MISSES"; }
+
+int Main(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--bin" && i + 1 < argc) o.bin = argv[++i];
+    else if (a == "--quick") o.quick = true;
+    else {
+      std::fprintf(stderr, "usage: waferd-bench [--bin DIR] [--quick]\n");
+      return 2;
+    }
+  }
+  char tmpl[] = "/tmp/waferd-bench-XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  const int rtt_iterations = o.quick ? 500 : 3000;
+
+  std::printf("waferd-bench: waferd is a separate process with an embedded wse3 board and a\n"
+              "shape-only model (config.json alone: synthetic tokens, modeled timing, no pacing):\n"
+              "Llama 3.1 8B's shape for (a) and (c), Llama 3.2 1B's for (b).\n\n");
+  {
+    WaferdProcess waferd(o, dir, kLlama8B, 64, 1024);
+    if (!waferd.ok()) return 1;
+    const double idle_rss = waferd.RssMb();
+    size_t bytes = 0;
+    Latency w = SubmitRoundTrip(waferd.job_endpoint(), rtt_iterations, &bytes);
+    Latency raw = RawEchoRoundTrip(rtt_iterations, bytes);
+    const double r50 = w.p50_us / raw.p50_us, r99 = w.p99_us / raw.p99_us;
+    std::printf("(a) submit -> accepted round trip, %d submits of %zu bytes\n", rtt_iterations, bytes);
+    std::printf("    %-22s p50 %8.1f us   p99 %8.1f us\n", "waferd", w.p50_us, w.p99_us);
+    std::printf("    %-22s p50 %8.1f us   p99 %8.1f us\n", "raw DEALER/ROUTER echo", raw.p50_us, raw.p99_us);
+    std::printf("    ratio                  p50 %8.2fx        p99 %8.2fx   (target <= 1.5x / 2x: %s / %s)\n\n",
+                r50, r99, Verdict(r50 <= 1.5), Verdict(r99 <= 2.0));
+
+    // (c) memory with 1,000 queued jobs: 64 slots busy with long jobs, the rest wait.
+    auto client = host::JobClient::Connect(waferd.job_endpoint());
+    uint32_t sent = 0, accepted = 0, refused = 0;
+    std::string why;
+    while (accepted + refused < 1064) {
+      // The DEALER queues 1,000 messages at most: send while it takes them, then read replies.
+      while (sent < 1064 && (*client)->Send(BenchJob(1000)).ok()) ++sent;
+      JobMessage m;
+      if (!(*client)->Receive(&m, 10000).ok()) break;
+      if (std::holds_alternative<host::JobAccepted>(m)) ++accepted;
+      if (auto* r = std::get_if<host::JobRejected>(&m)) {
+        ++refused;
+        why = r->detail;
+      }
+      if (auto* e = std::get_if<host::ErrorReply>(&m)) {
+        ++refused;
+        why = e->detail;
+      }
+    }
+    if (refused > 0) std::printf("    (%u submissions refused: %s)\n", refused, why.c_str());
+    const double queued_rss = waferd.RssMb();
+    std::printf("(c) waferd resident memory (VmRSS)\n");
+    std::printf("    idle, model loaded     %8.1f MB   (target < 50 MB: %s)\n", idle_rss, Verdict(idle_rss < 50));
+    std::printf("    1,000 jobs queued      %8.1f MB   (target < 100 MB: %s; %u accepted, 64 of them running)\n\n",
+                queued_rss, Verdict(queued_rss < 100), accepted);
+  }
+  {
+    const uint32_t slots = 256, jobs = o.quick ? 512 : 1024, max_tokens = o.quick ? 500 : 1000;
+    WaferdProcess waferd(o, dir, kLlama1B, slots, 1024);
+    if (!waferd.ok()) return 1;
+    LoadOptions load;
+    load.endpoint = waferd.job_endpoint();
+    load.model = "shape";
+    load.jobs = jobs;
+    load.concurrency = slots;
+    load.max_tokens = max_tokens;
+    load.token_prompts = true;
+    load.prompt_tokens = 8;
+    LoadReport report;
+    std::string detail;
+    if (!RunLoad(load, &report, &detail).ok()) {
+      std::fprintf(stderr, "waferd-bench: streaming run failed: %s\n", detail.c_str());
+      return 1;
+    }
+    const double w = report.tokens_per_s();
+    const double raw = RawRelayTokensPerSecond(report.tokens, 32, slots);
+    std::printf("(b) token streaming, %u jobs x %u tokens, %u in flight, 32 tokens per chunk\n", jobs,
+                max_tokens, slots);
+    std::printf("    %-22s %12.0f tokens/s   (target >= 2,000,000: %s)\n", "waferd", w, Verdict(w >= 2e6));
+    std::printf("    %-22s %12.0f tokens/s\n", "raw ZeroMQ relay", raw);
+    std::printf("    ratio                  %12.2fx          (target >= 0.5x: %s)\n", w / raw,
+                Verdict(w / raw >= 0.5));
+    std::printf("    modeled device decode  %12.0f tokens/s per user (p50, wse3, 1B shape)\n",
+                Quantile(report.device_tokens_per_s, 0.5));
+  }
+  std::string rm = "rm -rf " + dir;
+  return std::system(rm.c_str()) == 0 ? 0 : 0;
+}
+
+}  // namespace
+}  // namespace wafer::bench
+
+int main(int argc, char** argv) { return wafer::bench::Main(argc, argv); }
