@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -109,39 +110,44 @@ struct Latency {
   double p50_us = 0, p99_us = 0;
 };
 
-// (a) waferd: submit, time until JobAccepted, then wait (untimed) for JobFinished.
-Latency SubmitRoundTrip(const std::string& endpoint, int iterations, size_t* message_bytes) {
+// (a) waferd: send `make(i)`, time until the first reply, then read (untimed) until `done`
+// says the exchange is over, so every iteration starts with an idle daemon.
+Latency DaemonRoundTrip(const std::string& endpoint, int iterations,
+                        const std::function<std::string(int)>& make,
+                        const std::function<bool(const JobMessage&)>& done) {
   zmq::context_t ctx(1);
   zmq::socket_t s(ctx, zmq::socket_type::dealer);
   s.set(zmq::sockopt::linger, 0);
   s.connect(endpoint);
   std::vector<double> samples;
   for (int i = 0; i < iterations; ++i) {
-    host::SubmitJob job = BenchJob(1);
-    job.request_tag = static_cast<uint64_t>(i + 1);
-    std::string bytes = host::EncodeJob(job);
-    *message_bytes = bytes.size();
+    std::string bytes = make(i);
     double t0 = NowS();
     s.send(zmq::buffer(bytes), zmq::send_flags::none);
-    bool accepted = false, finished = false;
+    bool first = true, finished = false;
     while (!finished) {
       zmq::message_t m;
       if (!s.recv(m)) break;
-      if (!accepted) {
+      if (first) {
         samples.push_back((NowS() - t0) * 1e6);
-        accepted = true;
+        first = false;
       }
       JobMessage decoded;
       host::DecodeError err;
       if (!host::DecodeJob({static_cast<const std::byte*>(m.data()), m.size()}, &decoded, &err)) {
         break;
       }
-      finished = std::holds_alternative<host::JobFinished>(decoded) ||
-                 std::holds_alternative<host::JobRejected>(decoded);
+      finished = done(decoded);
     }
   }
   samples.erase(samples.begin(), samples.begin() + std::min<size_t>(samples.size(), 100));
   return {Quantile(samples, 0.5), Quantile(samples, 0.99)};
+}
+
+std::string EncodedSubmit(int i) {
+  host::SubmitJob job = BenchJob(1);
+  job.request_tag = static_cast<uint64_t>(i + 1);
+  return host::EncodeJob(job);
 }
 
 // (a) baseline: a ROUTER thread that echoes each message back to its sender.
@@ -273,13 +279,25 @@ int Main(int argc, char** argv) {
     WaferdProcess waferd(o, dir, kLlama8B, 64, 1024);
     if (!waferd.ok()) return 1;
     const double idle_rss = waferd.RssMb();
-    size_t bytes = 0;
-    Latency w = SubmitRoundTrip(waferd.job_endpoint(), rtt_iterations, &bytes);
+    const size_t bytes = EncodedSubmit(0).size();
+    Latency w = DaemonRoundTrip(waferd.job_endpoint(), rtt_iterations, EncodedSubmit,
+                                [](const JobMessage& m) {
+                                  return std::holds_alternative<host::JobFinished>(m) ||
+                                         std::holds_alternative<host::JobRejected>(m);
+                                });
+    // The same exchange without a job behind it: how much of (a) is the job's own work (its
+    // step starts on the board while the reply is in flight) rather than the front end.
+    Latency q = DaemonRoundTrip(
+        waferd.job_endpoint(), rtt_iterations,
+        [](int i) { return host::EncodeJob(host::CapacityQuery{static_cast<uint64_t>(i)}); },
+        [](const JobMessage&) { return true; });
     Latency raw = RawEchoRoundTrip(rtt_iterations, bytes);
     const double r50 = w.p50_us / raw.p50_us, r99 = w.p99_us / raw.p99_us;
     std::printf("(a) submit -> accepted round trip, %d submits of %zu bytes\n", rtt_iterations, bytes);
     std::printf("    %-22s p50 %8.1f us   p99 %8.1f us\n", "waferd", w.p50_us, w.p99_us);
     std::printf("    %-22s p50 %8.1f us   p99 %8.1f us\n", "raw DEALER/ROUTER echo", raw.p50_us, raw.p99_us);
+    std::printf("    %-22s p50 %8.1f us   p99 %8.1f us   (%.2fx / %.2fx raw; no job started)\n",
+                "waferd capacity query", q.p50_us, q.p99_us, q.p50_us / raw.p50_us, q.p99_us / raw.p99_us);
     std::printf("    ratio                  p50 %8.2fx        p99 %8.2fx   (target <= 1.5x / 2x: %s / %s)\n\n",
                 r50, r99, Verdict(r50 <= 1.5), Verdict(r99 <= 2.0));
 

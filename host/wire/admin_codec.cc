@@ -126,6 +126,10 @@ bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeErro
                 "protocol major version " + std::to_string(env->version()->major()) +
                     " not supported (this daemon speaks " + std::to_string(kProtocolMajor) + ")");
   }
+  // A union may carry its type without its table; the accessors would then return null.
+  if (env->message() == nullptr) {
+    return fail(ErrorCode::kMalformedMessage, "message type without a message");
+  }
   switch (env->message_type()) {
     case wa::AdminMessage::StatusQuery:
       *out = StatusQuery{env->message_as_StatusQuery()->request_tag()};

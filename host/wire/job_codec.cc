@@ -159,6 +159,10 @@ bool DecodeJob(std::span<const std::byte> frame, JobMessage* out, DecodeError* e
                 "protocol major version " + std::to_string(env->version()->major()) +
                     " not supported (this daemon speaks " + std::to_string(kProtocolMajor) + ")");
   }
+  // A union may carry its type without its table; the accessors would then return null.
+  if (env->message() == nullptr) {
+    return fail(ErrorCode::kMalformedMessage, "message type without a message");
+  }
   switch (env->message_type()) {
     case wj::JobMessage::SubmitJob: {
       const wj::SubmitJob* m = env->message_as_SubmitJob();

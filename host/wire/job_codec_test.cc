@@ -156,3 +156,23 @@ TEST(AdminCodecTest, StatusReplyRoundTrips) {
 
 }  // namespace
 }  // namespace wafer::host
+
+namespace wafer::host {
+namespace {
+
+// Found by tests/fuzz/job_decoder_fuzz: a union type whose table is absent verifies, and the
+// typed accessor then returns null.
+TEST(JobCodecTest, UnionTypeWithoutTableIsMalformed) {
+  flatbuffers::FlatBufferBuilder b;
+  wire::ProtocolVersion v(kProtocolMajor, 0);
+  b.Finish(wire::job::CreateJobEnvelope(b, &v, wire::job::JobMessage::ResumeStream),
+           wire::job::JobEnvelopeIdentifier());
+  std::string buf(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+  JobMessage out;
+  DecodeError err;
+  EXPECT_FALSE(DecodeJob(Bytes(buf), &out, &err));
+  EXPECT_EQ(err.code, ErrorCode::kMalformedMessage);
+}
+
+}  // namespace
+}  // namespace wafer::host
