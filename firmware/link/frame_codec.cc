@@ -200,6 +200,10 @@ bool FrameCodec::Decode(std::span<const std::byte> frame, Command& cmd, Reply& e
   if (env->version()->major() != kProtocolMajor) {
     return Fail(error, id, LinkError::kUnsupportedVersion, "protocol major version is not 1");
   }
+  // A union may carry its type without its table; every accessor would then return null.
+  if (env->message() == nullptr) {
+    return Fail(error, id, LinkError::kMalformedMessage, "message type without a message");
+  }
   cmd = Command{};
   cmd.command_id = id;
   const char* detail = "";

@@ -152,6 +152,8 @@ Result<BoardReply> DecodeBoardReply(std::span<const std::byte> frame, std::strin
   if (env->version() == nullptr || env->version()->major() != kBoardProtocolMajor) {
     return fail("reply has a missing or unsupported protocol version");
   }
+  // A union may carry its type without its table; every accessor would then return null.
+  if (env->message() == nullptr) return fail("reply has a message type but no message");
   BoardReply r;
   r.command_id = env->command_id();
   switch (env->message_type()) {

@@ -127,7 +127,7 @@ bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeErro
                     " not supported (this daemon speaks " + std::to_string(kProtocolMajor) + ")");
   }
   // A union may carry its type without its table; the accessors would then return null.
-  if (env->message() == nullptr) {
+  if (env->message_type() != wa::AdminMessage::NONE && env->message() == nullptr) {
     return fail(ErrorCode::kMalformedMessage, "message type without a message");
   }
   switch (env->message_type()) {

@@ -160,7 +160,7 @@ bool DecodeJob(std::span<const std::byte> frame, JobMessage* out, DecodeError* e
                     " not supported (this daemon speaks " + std::to_string(kProtocolMajor) + ")");
   }
   // A union may carry its type without its table; the accessors would then return null.
-  if (env->message() == nullptr) {
+  if (env->message_type() != wj::JobMessage::NONE && env->message() == nullptr) {
     return fail(ErrorCode::kMalformedMessage, "message type without a message");
   }
   switch (env->message_type()) {
