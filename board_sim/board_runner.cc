@@ -4,6 +4,8 @@
 #include <future>
 #include <thread>
 
+#include "board_sim/sim_firmware_flash.h"
+#include "board_sim/sodium_signature_verifier.h"
 #include "board_sim/zmq_host_port.h"
 #include "firmware/link/firmware_loop.h"
 
@@ -53,12 +55,16 @@ class BoardThread final : public EmbeddedBoard {
       return;
     }
     const Clock& sensor_clock = options_.clock != nullptr ? *options_.clock : SystemClock::Get();
+    SimFirmwareFlash flash;
+    SodiumSignatureVerifier verifier(options_.firmware_public_key);
     SimWafer wafer(preset_, sensor_clock,
-                   SimWaferOptions{options_.board_id, options_.seed, options_.faults});
+                   SimWaferOptions{options_.board_id, options_.seed, options_.faults, &flash});
     SystemClock& clock = SystemClock::Get();
     ZmqHostPort port(socket, clock);
-    // Init: the firmware's fixed buffers are allocated once, here.
-    auto firmware = std::make_unique<fw::FirmwareLoop>(port, wafer);
+    // Init: the firmware's fixed buffers are allocated once, here. Its error log is stamped with
+    // the same clock as the sensors, so a test's FakeClock drives both.
+    auto firmware = std::make_unique<fw::FirmwareLoop>(
+        port, fw::Platform{wafer, flash, verifier, sensor_clock});
     bound_.set_value("");
     while (!stop_.load()) {
       if (!firmware->PollOnce(clock.NowNanos() + kPollSliceNs).ok()) break;

@@ -4,11 +4,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <zmq.hpp>
 
 #include "board_sim/sim_wafer.h"
+#include "board_sim/sodium_signature_verifier.h"
 #include "common/clock.h"
 #include "common/result.h"
 
@@ -21,6 +23,9 @@ struct BoardOptions {
   uint64_t seed = 0;  // See SimWaferOptions::seed.
   FaultPlan faults;
   const Clock* clock = nullptr;  // Drives sensors; nullptr: SystemClock. Must outlive the board.
+  // The Ed25519 key firmware images must be signed with (the board's fused key). Without one the
+  // board refuses every image.
+  std::optional<FirmwarePublicKey> firmware_public_key;
 };
 
 // Owns the board thread. Destruction stops the superloop and joins (within ~50 ms).

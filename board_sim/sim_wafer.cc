@@ -105,7 +105,17 @@ hal::WaferInfo SimWafer::Info() const {
   return info;
 }
 
-Status SimWafer::SelfTest() { return options_.faults.fail_self_test ? Internal() : OkStatus(); }
+Status SimWafer::SelfTest() {
+  if (options_.faults.fail_self_test) return Internal();
+  if (options_.firmware == nullptr) return OkStatus();
+  const fw::hal::BootControl control = options_.firmware->ReadBootControl();
+  if (options_.faults.fail_trial_boot && control.trial) return Internal();
+  const fw::hal::SlotRecord& running = control.slots[control.active_slot];
+  const std::span<const std::byte> mapped = options_.firmware->MappedSlot(control.active_slot);
+  const std::string_view image(reinterpret_cast<const char*>(mapped.data()),
+                               std::min<uint64_t>(running.size, mapped.size()));
+  return image.find(kFailSelfTestMarker) == std::string_view::npos ? OkStatus() : Internal();
+}
 
 uint64_t SimWafer::KvCacheBytes(const hal::ModelArch& a, uint32_t slots, uint32_t context) {
   uint64_t b = SatMul(slots, context);

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "board_sim/llama/llama_engine.h"
@@ -14,6 +15,7 @@
 #include "board_sim/thermal_model.h"
 #include "board_sim/timing_model.h"
 #include "common/clock.h"
+#include "firmware/hal/firmware_flash.h"
 #include "firmware/hal/wafer.h"
 
 namespace wafer::sim {
@@ -21,6 +23,9 @@ namespace wafer::sim {
 // Fault switches tests flip.
 struct FaultPlan {
   bool fail_self_test = false;
+  // The self-test fails while a new firmware image is on trial (its first boot after a Reset),
+  // so the firmware rolls back to the previous slot.
+  bool fail_trial_boot = false;
 };
 
 struct SimWaferOptions {
@@ -29,6 +34,9 @@ struct SimWaferOptions {
   // sequence's own seed, so it matches LlamaEngine run directly).
   uint64_t seed = 0;
   FaultPlan faults;
+  // Optional, outlives the wafer: the self-test fails while the running image carries
+  // kFailSelfTestMarker (or is on trial, with FaultPlan::fail_trial_boot).
+  const fw::hal::FirmwareFlash* firmware = nullptr;
 };
 
 // Not thread-safe; driven by the firmware's superloop thread.
@@ -49,6 +57,10 @@ class SimWafer final : public fw::hal::Wafer {
                  fw::hal::DeviceTime& time) override;
   void ReadSensors(fw::hal::SensorReadout& out) override;
   void PowerCycle() override;
+
+  // Bytes a firmware image can carry to make the simulated self-test fail when it runs: a
+  // stand-in for an image that crashes on boot.
+  static constexpr std::string_view kFailSelfTestMarker = "WAFERFW:FAIL-SELF-TEST";
 
   // KV-cache bytes a model reserves: slots * context * layers * 2 (K, V) * kv_heads * head_dim
   // * 2 bytes (16-bit KV).

@@ -1,7 +1,10 @@
 // wafer-sim: a simulated board in its own process, so a board crash cannot take waferd down.
 //
 //   wafer-sim --endpoint ipc:///tmp/board0.sock|tcp://127.0.0.1:5600 [--preset mini|PATH.yaml]
-//             [--preset-dir DIR] [--seed N] [--board-id NAME]
+//             [--preset-dir DIR] [--seed N] [--board-id NAME] [--firmware-key HEX]
+//
+// --firmware-key is the Ed25519 public key (64 hex digits) firmware images must be signed with;
+// without it the board refuses every image.
 //
 // Prints "wafer-sim: serving <endpoint>" once bound; SIGTERM or SIGINT exits cleanly (status 0).
 #include <csignal>
@@ -19,7 +22,7 @@ namespace {
 int Usage(const char* why) {
   std::fprintf(stderr,
                "wafer-sim: %s\nusage: wafer-sim --endpoint ENDPOINT [--preset NAME|PATH] "
-               "[--preset-dir DIR] [--seed N] [--board-id NAME]\n",
+               "[--preset-dir DIR] [--seed N] [--board-id NAME] [--firmware-key HEX]\n",
                why);
   return 2;
 }
@@ -45,6 +48,10 @@ int main(int argc, char** argv) {
       options.preset_dir = value;
     } else if (flag == "--board-id") {
       options.board_id = value;
+    } else if (flag == "--firmware-key") {
+      auto key = wafer::sim::ParseFirmwarePublicKey(value);
+      if (!key.ok()) return Usage("--firmware-key wants 64 hex digits (an Ed25519 public key)");
+      options.firmware_public_key = *key;
     } else if (flag == "--seed") {
       char* end = nullptr;
       options.seed = std::strtoull(value.c_str(), &end, 10);

@@ -40,6 +40,7 @@ bool AlwaysServed(CommandKind kind) {
     case CommandKind::kReadTelemetry:
     case CommandKind::kReset:
     case CommandKind::kHeartbeat:
+    case CommandKind::kReadErrorLog:
       return true;
     case CommandKind::kBoot:
     case CommandKind::kBeginModel:
@@ -47,9 +48,17 @@ bool AlwaysServed(CommandKind kind) {
     case CommandKind::kCommitModel:
     case CommandKind::kUnloadModel:
     case CommandKind::kStep:
+    case CommandKind::kBeginFirmwareImage:
+    case CommandKind::kWriteFirmwareChunk:
+    case CommandKind::kCommitFirmwareImage:
       return false;
   }
   return false;
+}
+
+bool IsFirmwareUpdate(CommandKind kind) {
+  return kind == CommandKind::kBeginFirmwareImage || kind == CommandKind::kWriteFirmwareChunk ||
+         kind == CommandKind::kCommitFirmwareImage;
 }
 
 }  // namespace
@@ -58,10 +67,11 @@ bool IsCommandAllowed(BootState state, CommandKind kind) {
   if (AlwaysServed(kind)) return true;
   switch (state) {
     case BootState::kPowerOn:
-      return kind == CommandKind::kBoot;
+      return kind == CommandKind::kBoot || IsFirmwareUpdate(kind);
     case BootState::kSelfTest:
-    case BootState::kFaulted:
       return false;
+    case BootState::kFaulted:
+      return IsFirmwareUpdate(kind);  // A faulted board can still be re-flashed.
     case BootState::kReady:
       return true;
   }

@@ -30,8 +30,9 @@ class BootStateMachine {
   BootState state_ = BootState::kPowerOn;
 };
 
-// True when `kind` may be served in `state`. Identify, ReadTelemetry, Reset and Heartbeat are
-// always served; Boot in PowerOn and Ready; model commands and Step only in Ready.
+// True when `kind` may be served in `state`. Identify, ReadTelemetry, Reset, Heartbeat and
+// ReadErrorLog are always served; Boot in PowerOn and Ready; firmware image transfer in every
+// state but SelfTest (a faulted board can be re-flashed); model commands and Step only in Ready.
 bool IsCommandAllowed(BootState state, CommandKind kind);
 
 }  // namespace wafer::fw

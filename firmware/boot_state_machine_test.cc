@@ -79,6 +79,12 @@ TEST(BootStateMachineTest, CommandGating) {
     EXPECT_TRUE(IsCommandAllowed(s, CommandKind::kReadTelemetry));
     EXPECT_TRUE(IsCommandAllowed(s, CommandKind::kReset));
     EXPECT_TRUE(IsCommandAllowed(s, CommandKind::kHeartbeat));
+    EXPECT_TRUE(IsCommandAllowed(s, CommandKind::kReadErrorLog));
+    // Firmware transfer: everywhere but during the self-test (a faulted board can be re-flashed).
+    for (CommandKind k : {CommandKind::kBeginFirmwareImage, CommandKind::kWriteFirmwareChunk,
+                          CommandKind::kCommitFirmwareImage}) {
+      EXPECT_EQ(IsCommandAllowed(s, k), s != BootState::kSelfTest);
+    }
   }
   EXPECT_TRUE(IsCommandAllowed(BootState::kReady, CommandKind::kStep));
   EXPECT_TRUE(IsCommandAllowed(BootState::kReady, CommandKind::kCommitModel));

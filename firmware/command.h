@@ -6,6 +6,8 @@
 #include <span>
 
 #include "common/status.h"
+#include "firmware/error_log.h"
+#include "firmware/hal/signature_verifier.h"
 #include "firmware/hal/wafer.h"
 
 namespace wafer::fw {
@@ -36,6 +38,10 @@ enum class CommandKind : uint8_t {
   kReadTelemetry,
   kReset,
   kHeartbeat,
+  kReadErrorLog,
+  kBeginFirmwareImage,
+  kWriteFirmwareChunk,
+  kCommitFirmwareImage,
 };
 
 struct WriteWeightsArgs {
@@ -44,6 +50,20 @@ struct WriteWeightsArgs {
   uint64_t offset = 0;
   std::span<const std::byte> data;
   uint32_t crc32c = 0;
+};
+
+struct FirmwareImageArgs {
+  uint32_t slot = 0;
+  uint64_t size = 0;
+  uint32_t crc32c = 0;                // Of the whole image.
+  std::span<const std::byte> signature;  // kSignatureBytes (the decoder checks).
+};
+
+struct FirmwareChunkArgs {
+  uint32_t slot = 0;
+  uint64_t offset = 0;
+  std::span<const std::byte> data;
+  uint32_t crc32c = 0;  // Of `data`.
 };
 
 // One command. Only the fields of `kind` are meaningful; spans point into the received frame
@@ -56,6 +76,11 @@ struct Command {
   uint32_t model_id = 0;        // kCommitModel, kUnloadModel.
   hal::StepRequest step;        // kStep.
   int64_t heartbeat_sent_ns = 0;
+  uint64_t log_from_sequence = 0;    // kReadErrorLog.
+  uint32_t log_max_records = 0;      // kReadErrorLog; 0: as many as fit a reply.
+  FirmwareImageArgs image;           // kBeginFirmwareImage.
+  FirmwareChunkArgs image_chunk;     // kWriteFirmwareChunk.
+  uint32_t image_slot = 0;           // kCommitFirmwareImage.
 };
 
 // Frame-level failures, answered with an ErrorReply (same meaning as wire ErrorCode values).
@@ -66,7 +91,9 @@ enum class LinkError : uint8_t {
   kInvalidArgument,
 };
 
-enum class ReplyKind : uint8_t { kIdentify, kBoot, kAck, kStep, kTelemetry, kHeartbeat, kError };
+enum class ReplyKind : uint8_t {
+  kIdentify, kBoot, kAck, kStep, kTelemetry, kHeartbeat, kError, kErrorLog,
+};
 
 // One reply. `detail` is a static string. Spans point into the command processor and stay valid
 // until it handles the next command.
@@ -84,6 +111,11 @@ struct Reply {
   hal::SensorReadout sensors;                 // kTelemetry.
   uint64_t steps = 0;                         // kTelemetry.
   int64_t heartbeat_sent_ns = 0;              // kHeartbeat.
+  uint32_t active_firmware_slot = 0;          // kIdentify.
+  std::span<const LogRecord> log_records;     // kErrorLog.
+  uint64_t log_next_sequence = 0;             // kErrorLog.
+  uint64_t log_dropped = 0;                   // kErrorLog.
+  uint64_t log_overwritten = 0;               // kErrorLog.
 };
 
 }  // namespace wafer::fw

@@ -21,6 +21,7 @@ void CommandProcessor::Handle(const Command& cmd, Reply& reply) {
       reply.kind = ReplyKind::kIdentify;
       reply.info = wafer_.Info();
       reply.state = boot_.state();
+      reply.active_firmware_slot = slots_.active_slot();
       return;
     case CommandKind::kBoot:
       HandleBoot(reply);
@@ -43,6 +44,7 @@ void CommandProcessor::Handle(const Command& cmd, Reply& reply) {
         reply.kind = ReplyKind::kStep;
         return;
       }
+      LogStepFailure(cmd.step, status);
       break;
     case CommandKind::kReadTelemetry:
       reply.kind = ReplyKind::kTelemetry;
@@ -57,32 +59,102 @@ void CommandProcessor::Handle(const Command& cmd, Reply& reply) {
       reply.kind = ReplyKind::kHeartbeat;
       reply.heartbeat_sent_ns = cmd.heartbeat_sent_ns;
       return;
+    case CommandKind::kReadErrorLog:
+      HandleReadErrorLog(cmd, reply);
+      return;
+    case CommandKind::kBeginFirmwareImage:
+      status = slots_.Begin(cmd.image, detail);
+      break;
+    case CommandKind::kWriteFirmwareChunk:
+      status = slots_.WriteChunk(cmd.image_chunk, detail);
+      break;
+    case CommandKind::kCommitFirmwareImage:
+      status = slots_.Commit(cmd.image_slot, detail);
+      break;
   }
   reply.code = status.code();
   reply.detail = detail;
 }
 
+Status CommandProcessor::StepBoot(BootEvent event) {
+  const BootState from = boot_.state();
+  Status status = boot_.Step(event);
+  if (status.ok()) {
+    if (boot_.state() != from) {
+      log_.Append(Severity::kInfo, LogCode::kBootTransition,
+                  {static_cast<uint64_t>(from), static_cast<uint64_t>(boot_.state()),
+                   static_cast<uint64_t>(event)});
+    }
+  } else {
+    log_.Append(Severity::kWarning, LogCode::kBootRejected,
+                {static_cast<uint64_t>(from), static_cast<uint64_t>(event)});
+  }
+  return status;
+}
+
+bool CommandProcessor::SelfTestAndSettle() {
+  const Status self_test = wafer_.SelfTest();
+  if (!self_test.ok()) {
+    log_.Append(Severity::kError, LogCode::kSelfTestFailed,
+                {static_cast<uint64_t>(self_test.code()), slots_.active_slot()});
+  }
+  StepBoot(self_test.ok() ? BootEvent::kSelfTestPassed : BootEvent::kSelfTestFailed)
+      .IgnoreError();  // Always valid in SelfTest.
+  return self_test.ok();
+}
+
 void CommandProcessor::HandleBoot(Reply& reply) {
   reply.kind = ReplyKind::kBoot;
   if (boot_.state() == BootState::kReady) {  // Idempotent.
-    boot_.Step(BootEvent::kBoot).IgnoreError();
+    StepBoot(BootEvent::kBoot).IgnoreError();
     reply.self_test_passed = true;
     reply.state = boot_.state();
     return;
   }
-  Status status = boot_.Step(BootEvent::kBoot);
+  Status status = StepBoot(BootEvent::kBoot);
   if (!status.ok()) {
     reply.code = status.code();
     reply.detail = "boot not valid in this state";
     reply.state = boot_.state();
     return;
   }
-  const bool passed = wafer_.SelfTest().ok();
-  boot_.Step(passed ? BootEvent::kSelfTestPassed : BootEvent::kSelfTestFailed).IgnoreError();
+  bool passed = SelfTestAndSettle();
+  const char* detail = passed ? "" : "self-test failed";
+  if (slots_.OnSelfTest(passed) == BootVerdict::kRolledBack) {
+    // The new image failed its first boot: reboot into the previous one, once.
+    HandleReset();
+    StepBoot(BootEvent::kBoot).IgnoreError();  // PowerOn -> SelfTest is always valid.
+    passed = SelfTestAndSettle();
+    slots_.OnSelfTest(passed);  // Settled: the fallback is not on trial.
+    detail = passed ? "new firmware image failed self-test; rolled back to the previous slot"
+                    : "new firmware image failed self-test; the previous slot failed too";
+  }
   reply.self_test_passed = passed;
   reply.code = passed ? StatusCode::kOk : StatusCode::kFailedPrecondition;
-  reply.detail = passed ? "" : "self-test failed";
+  reply.detail = detail;
   reply.state = boot_.state();
+}
+
+void CommandProcessor::LogStepFailure(const hal::StepRequest& step, Status status) {
+  // A request the host got wrong is a warning; the wafer failing a valid step is an error.
+  const bool host_error = status.code() == StatusCode::kInvalidArgument ||
+                          status.code() == StatusCode::kNotFound ||
+                          status.code() == StatusCode::kFailedPrecondition ||
+                          status.code() == StatusCode::kResourceExhausted;
+  log_.Append(host_error ? Severity::kWarning : Severity::kError, LogCode::kStepFailed,
+              {step.model_id, static_cast<uint64_t>(status.code()), step.seqs.size()});
+}
+
+void CommandProcessor::HandleReadErrorLog(const Command& cmd, Reply& reply) {
+  size_t max = log_out_.size();
+  if (cmd.log_max_records != 0 && cmd.log_max_records < max) max = cmd.log_max_records;
+  const LogReadResult r =
+      log_.Read(cmd.log_from_sequence, std::span<LogRecord>(log_out_.data(), max));
+  reply.kind = ReplyKind::kErrorLog;
+  reply.log_records = std::span<const LogRecord>(log_out_.data(), r.count);
+  reply.log_next_sequence = r.next_sequence;
+  reply.log_dropped = r.dropped;
+  reply.log_overwritten = log_.overwritten();
 }
 
 CommandProcessor::ModelEntry* CommandProcessor::FindModel(uint32_t id) {
@@ -138,20 +210,25 @@ Status CommandProcessor::HandleWriteWeights(const WriteWeightsArgs& write, const
     detail = "model is not being staged";
     return FailedPrecondition();
   }
-  if (write.tensor_index >= progress_.size()) {
-    detail = "tensor_index out of range";
+  const auto out_of_range = [&](const char* why) {
+    log_.Append(Severity::kWarning, LogCode::kChunkOutOfRange,
+                {write.model_id, write.tensor_index, write.offset, write.data.size()});
+    detail = why;
     return OutOfRange();
-  }
+  };
+  if (write.tensor_index >= progress_.size()) return out_of_range("tensor_index out of range");
   TensorProgress& t = progress_[write.tensor_index];
   if (write.data.empty() || write.data.size() > kMaxChunkBytes) {
-    detail = "chunk size out of range";
-    return OutOfRange();
+    return out_of_range("chunk size out of range");
   }
   if (write.offset > t.byte_size || write.data.size() > t.byte_size - write.offset) {
-    detail = "chunk extends past the tensor's end";
-    return OutOfRange();
+    return out_of_range("chunk extends past the tensor's end");
   }
-  if (Crc32c(write.data) != write.crc32c) {
+  const uint32_t actual = Crc32c(write.data);
+  if (actual != write.crc32c) {
+    log_.Append(Severity::kWarning, LogCode::kChunkCrcMismatch,
+                {write.model_id, write.tensor_index, write.offset,
+                 (uint64_t{write.crc32c} << 32) | actual});
     detail = "chunk CRC-32C mismatch; nothing written";
     return DataLoss();
   }
@@ -256,7 +333,9 @@ Status CommandProcessor::HandleStep(const hal::StepRequest& step, Reply& reply,
 }
 
 void CommandProcessor::HandleReset() {
-  boot_.Step(BootEvent::kReset).IgnoreError();
+  log_.Append(Severity::kInfo, LogCode::kReset, {static_cast<uint64_t>(boot_.state())});
+  StepBoot(BootEvent::kReset).IgnoreError();  // Valid in every state.
+  slots_.OnReset();
   wafer_.PowerCycle();
   models_.clear();
   staging_ = false;

@@ -8,7 +8,10 @@
 #include "common/fixed_vector.h"
 #include "firmware/boot_state_machine.h"
 #include "firmware/command.h"
+#include "firmware/error_log.h"
+#include "firmware/firmware_slots.h"
 #include "firmware/hal/wafer.h"
+#include "firmware/platform.h"
 
 namespace wafer::fw {
 
@@ -16,8 +19,10 @@ namespace wafer::fw {
 // it once at init.
 class CommandProcessor {
  public:
-  // `wafer` outlives this.
-  explicit CommandProcessor(hal::Wafer& wafer) : wafer_(wafer) {}
+  // Every device of `platform` outlives this.
+  explicit CommandProcessor(const Platform& platform)
+      : wafer_(platform.wafer), log_(platform.clock),
+        slots_(platform.flash, platform.verifier, log_) {}
 
   // Handles `cmd` and fills `reply` (kind, code, detail and payload). Never fails: every error
   // becomes a reply code. Commands not allowed in the boot state get FAILED_PRECONDITION.
@@ -25,6 +30,8 @@ class CommandProcessor {
 
   BootState state() const { return boot_.state(); }
   uint64_t steps() const { return steps_; }
+  const ErrorLog& error_log() const { return log_; }
+  uint32_t active_firmware_slot() const { return slots_.active_slot(); }
 
  private:
   struct ModelEntry {
@@ -39,6 +46,12 @@ class CommandProcessor {
   };
 
   void HandleBoot(Reply& reply);
+  // Applies a boot event and logs the edge (or the rejection).
+  Status StepBoot(BootEvent event);
+  // Runs the self-test and the edge it leads to. True when it passed.
+  bool SelfTestAndSettle();
+  void HandleReadErrorLog(const Command& cmd, Reply& reply);
+  void LogStepFailure(const hal::StepRequest& step, Status status);
   Status HandleBeginModel(const hal::ModelManifest& manifest, const char*& detail);
   Status HandleWriteWeights(const WriteWeightsArgs& write, const char*& detail);
   Status HandleCommit(uint32_t model_id, const char*& detail);
@@ -48,6 +61,8 @@ class CommandProcessor {
   ModelEntry* FindModel(uint32_t id);
 
   hal::Wafer& wafer_;
+  ErrorLog log_;
+  FirmwareSlots slots_;
   BootStateMachine boot_;
   FixedVector<ModelEntry, kMaxModels> models_;
   bool staging_ = false;
@@ -55,6 +70,7 @@ class CommandProcessor {
   FixedVector<TensorProgress, kMaxTensors> progress_;
   std::array<hal::SeqOutcome, kMaxSeqsPerStep> outcomes_{};
   std::array<uint32_t, kMaxStepTokens> tokens_{};
+  std::array<LogRecord, kMaxLogRecordsPerReply> log_out_{};
   uint64_t steps_ = 0;
 };
 

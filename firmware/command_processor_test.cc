@@ -6,14 +6,14 @@
 #include <vector>
 
 #include "common/crc32c.h"
-#include "firmware/testing/fake_wafer.h"
+#include "firmware/testing/fake_platform.h"
 
 namespace wafer::fw {
 namespace {
 
 class CommandProcessorTest : public ::testing::Test {
  protected:
-  CommandProcessorTest() : cp_(std::make_unique<CommandProcessor>(wafer_)) {}
+  CommandProcessorTest() : cp_(std::make_unique<CommandProcessor>(fake_.platform())) {}
 
   Reply Run(const Command& cmd) {
     Reply r;
@@ -65,12 +65,31 @@ class CommandProcessorTest : public ::testing::Test {
     return v;
   }
 
-  testing::FakeWafer wafer_;
+  testing::FakePlatform fake_;
+  testing::FakeWafer& wafer_ = fake_.wafer;
   std::unique_ptr<CommandProcessor> cp_;
   hal::TensorSpec tensors_[2];
   std::vector<std::byte> chunk_;
   uint64_t next_id_ = 0;
 };
+
+// Reads the whole error log through the ReadErrorLog command.
+std::vector<LogRecord> ReadLog(CommandProcessor& cp, uint64_t from = 0) {
+  Command c;
+  c.kind = CommandKind::kReadErrorLog;
+  c.log_from_sequence = from;
+  Reply r;
+  cp.Handle(c, r);
+  EXPECT_EQ(r.kind, ReplyKind::kErrorLog);
+  return {r.log_records.begin(), r.log_records.end()};
+}
+
+const LogRecord* FindRecord(const std::vector<LogRecord>& log, LogCode code) {
+  for (const LogRecord& r : log) {
+    if (r.code == code) return &r;
+  }
+  return nullptr;
+}
 
 TEST_F(CommandProcessorTest, IdentifyServedInPowerOn) {
   Reply r = Simple(CommandKind::kIdentify);
@@ -215,6 +234,104 @@ TEST_F(CommandProcessorTest, HeartbeatEchoes) {
   Reply r = Run(c);
   EXPECT_EQ(r.kind, ReplyKind::kHeartbeat);
   EXPECT_EQ(r.heartbeat_sent_ns, 12345);
+}
+
+TEST_F(CommandProcessorTest, BootEdgesAndSelfTestFailureAreLogged) {
+  fake_.clock.Set(42'000);
+  wafer_.self_test_fails = true;
+  Simple(CommandKind::kBoot);
+  EXPECT_EQ(Simple(CommandKind::kBoot).code, StatusCode::kFailedPrecondition);  // Not served.
+  Simple(CommandKind::kReset);
+  const auto log = ReadLog(*cp_);
+  ASSERT_EQ(log.size(), 5u);
+  // PowerOn -> SelfTest, self-test failed, SelfTest -> Faulted, Reset, Faulted -> PowerOn.
+  EXPECT_EQ(log[0].code, LogCode::kBootTransition);
+  EXPECT_EQ(log[0].args[0], static_cast<uint64_t>(BootState::kPowerOn));
+  EXPECT_EQ(log[0].args[1], static_cast<uint64_t>(BootState::kSelfTest));
+  EXPECT_EQ(log[0].timestamp_ns, 42'000);
+  EXPECT_EQ(log[1].code, LogCode::kSelfTestFailed);
+  EXPECT_EQ(log[1].severity, Severity::kError);
+  EXPECT_EQ(log[2].code, LogCode::kBootTransition);
+  EXPECT_EQ(log[2].args[1], static_cast<uint64_t>(BootState::kFaulted));
+  EXPECT_EQ(log[3].code, LogCode::kReset);
+  EXPECT_EQ(log[3].args[0], static_cast<uint64_t>(BootState::kFaulted));
+  EXPECT_EQ(log[4].code, LogCode::kBootTransition);
+  EXPECT_EQ(log[4].args[1], static_cast<uint64_t>(BootState::kPowerOn));
+  for (size_t i = 1; i < log.size(); ++i) EXPECT_EQ(log[i].sequence, log[i - 1].sequence + 1);
+}
+
+TEST_F(CommandProcessorTest, ChunkCrcAndRangeFailuresAreLogged) {
+  BootOk();
+  ASSERT_EQ(Begin().code, StatusCode::kOk);
+  const uint64_t from = cp_->error_log().next_sequence();
+  EXPECT_EQ(Write(0, 0, Bytes(16, 1), /*crc_delta=*/1).code, StatusCode::kDataLoss);
+  EXPECT_EQ(Write(0, 10, Bytes(7, 1)).code, StatusCode::kOutOfRange);
+  const auto log = ReadLog(*cp_, from);
+  ASSERT_EQ(log.size(), 2u);
+  EXPECT_EQ(log[0].code, LogCode::kChunkCrcMismatch);
+  EXPECT_EQ(log[0].args[0], 7u);
+  const uint32_t actual = Crc32c(Bytes(16, 1));
+  EXPECT_EQ(log[0].args[3], (uint64_t{actual + 1} << 32) | actual);
+  EXPECT_EQ(log[1].code, LogCode::kChunkOutOfRange);
+  EXPECT_EQ(log[1].args[2], 10u);
+  EXPECT_EQ(log[1].args[3], 7u);
+}
+
+TEST_F(CommandProcessorTest, StepFailuresAreLoggedBySeverity) {
+  BootOk();
+  hal::SeqStepView seq;
+  seq.generate = 1;
+  Command c;
+  c.kind = CommandKind::kStep;
+  c.step.model_id = 3;
+  c.step.seqs = std::span<const hal::SeqStepView>(&seq, 1);
+  EXPECT_EQ(Run(c).code, StatusCode::kNotFound);
+  const LogRecord* host_error = FindRecord(ReadLog(*cp_), LogCode::kStepFailed);
+  ASSERT_NE(host_error, nullptr);
+  EXPECT_EQ(host_error->severity, Severity::kWarning);
+
+  ASSERT_EQ(Begin().code, StatusCode::kOk);
+  ASSERT_EQ(Write(0, 0, Bytes(16, 1)).code, StatusCode::kOk);
+  ASSERT_EQ(Write(1, 0, Bytes(8, 1)).code, StatusCode::kOk);
+  ASSERT_EQ(Simple(CommandKind::kCommitModel, 7).code, StatusCode::kOk);
+  wafer_.step_status = Internal();
+  const uint64_t from = cp_->error_log().next_sequence();
+  c.step.model_id = 7;
+  EXPECT_EQ(Run(c).code, StatusCode::kInternal);
+  const auto log = ReadLog(*cp_, from);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log[0].code, LogCode::kStepFailed);
+  EXPECT_EQ(log[0].severity, Severity::kError);
+  EXPECT_EQ(log[0].args[0], 7u);
+  EXPECT_EQ(log[0].args[1], static_cast<uint64_t>(StatusCode::kInternal));
+}
+
+TEST_F(CommandProcessorTest, ReadErrorLogPagesAndReportsDrops) {
+  // Fill the ring past capacity with resets in PowerOn (one record each).
+  for (size_t i = 0; i < kErrorLogCapacity + 3; ++i) Simple(CommandKind::kReset);
+  EXPECT_EQ(cp_->error_log().overwritten(), 3u);
+  Command c;
+  c.kind = CommandKind::kReadErrorLog;
+  c.log_from_sequence = 1;
+  c.log_max_records = 5;
+  Reply r;
+  cp_->Handle(c, r);
+  ASSERT_EQ(r.kind, ReplyKind::kErrorLog);
+  EXPECT_EQ(r.log_records.size(), 5u);
+  EXPECT_EQ(r.log_dropped, cp_->error_log().overwritten());
+  EXPECT_EQ(r.log_overwritten, cp_->error_log().overwritten());
+  EXPECT_EQ(r.log_next_sequence, r.log_records.back().sequence + 1);
+  c.log_max_records = 0;  // As many as fit one reply.
+  cp_->Handle(c, r);
+  EXPECT_EQ(r.log_records.size(), kMaxLogRecordsPerReply);
+}
+
+TEST_F(CommandProcessorTest, ErrorLogSurvivesReset) {
+  Simple(CommandKind::kReset);
+  const size_t before = ReadLog(*cp_).size();
+  ASSERT_GT(before, 0u);
+  Simple(CommandKind::kReset);
+  EXPECT_GT(ReadLog(*cp_).size(), before);
 }
 
 }  // namespace

@@ -41,7 +41,9 @@ struct BoardSeries {
   std::vector<prometheus::Gauge*> region_temperature;
 };
 
-// Thread-safe: prometheus-cpp metrics are atomic; series creation is guarded by the registry.
+// Updating a metric is thread-safe (prometheus-cpp metrics are atomic). Looking up or creating
+// series (Model, Board, Finished, Rejected, Dropped) is not: only waferd's step loop does it.
+// Returned references stay valid for the life of this object.
 class DaemonMetrics {
  public:
   // The board states in the order of the one-hot `state` label values.

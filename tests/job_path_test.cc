@@ -315,3 +315,79 @@ TEST_F(JobPathTest, DrainRefusesNewJobsAndFinishesAcceptedOnes) {
 
 }  // namespace
 }  // namespace wafer::testing
+
+namespace wafer::testing {
+namespace {
+
+using namespace wafer::host;
+
+// Collects one job's stream until JobFinished.
+struct Stream {
+  std::vector<uint32_t> tokens;
+  std::vector<uint32_t> seqs;
+  JobFinished finished;
+};
+
+Stream Collect(JobClient& client, uint64_t job_id) {
+  Stream s;
+  while (true) {
+    JobMessage m;
+    EXPECT_TRUE(client.Receive(&m, 30000).ok()) << client.last_error();
+    if (auto* c = std::get_if<TokenChunk>(&m); c != nullptr && c->job_id == job_id) {
+      s.seqs.push_back(c->seq);
+      s.tokens.insert(s.tokens.end(), c->tokens.begin(), c->tokens.end());
+    } else if (auto* f = std::get_if<JobFinished>(&m); f != nullptr && f->job_id == job_id) {
+      s.finished = *f;
+      return s;
+    } else if (std::holds_alternative<ErrorReply>(m)) {
+      ADD_FAILURE() << "error reply";
+      return s;
+    }
+  }
+}
+
+TEST(BoardLossTest, ResetBoardRequeuesRunningJobsAndTheyFinishIdentically) {
+  TempDir dir;
+  ASSERT_TRUE(WriteModel(dir.path() + "/tiny", "tiny", 21));
+  DaemonHarness h;
+  ASSERT_EQ(h.Load(dir.path() + "/tiny", "tiny", 4), ErrorCode::kNone);
+  auto client = h.NewJobClient();
+  SubmitJob j;
+  j.model = "tiny";
+  j.prompt_text = "The board will be reset while this runs";
+  j.max_tokens = 900;
+
+  // Reference: the same greedy job without interruption.
+  SubmitOutcome o;
+  ASSERT_TRUE(client->Submit(j, &o, 30000).ok());
+  ASSERT_TRUE(o.accepted);
+  Stream reference = Collect(*client, o.accepted_reply.job_id);
+  ASSERT_EQ(reference.tokens.size(), 900u);
+
+  ASSERT_TRUE(client->Submit(j, &o, 30000).ok());
+  ASSERT_TRUE(o.accepted);
+  const uint64_t id = o.accepted_reply.job_id;
+  JobMessage first;
+  do {
+    ASSERT_TRUE(client->Receive(&first, 30000).ok());
+  } while (!std::holds_alternative<TokenChunk>(first));
+  auto admin = h.NewAdminClient();
+  OperationResult reset;
+  ASSERT_TRUE(admin->Operate(ResetBoard{0, 0}, nullptr, &reset, 30000).ok());
+  EXPECT_EQ(reset.code, ErrorCode::kNone) << reset.detail;
+
+  Stream rest = Collect(*client, id);
+  std::vector<uint32_t> all = std::get<TokenChunk>(first).tokens;
+  all.insert(all.end(), rest.tokens.begin(), rest.tokens.end());
+  EXPECT_EQ(rest.finished.reason, FinishReason::kLength) << rest.finished.detail;
+  EXPECT_EQ(all, reference.tokens);  // Recomputed after the reset, greedy: the same tokens.
+  for (size_t i = 0; i < rest.seqs.size(); ++i) EXPECT_EQ(rest.seqs[i], i + 1);
+
+  StatusReply st;
+  ASSERT_TRUE(admin->QueryStatus(&st, 30000).ok());
+  ASSERT_EQ(st.models.size(), 1u);
+  EXPECT_EQ(st.models[0].state, ModelState::kReady);  // Reloaded by the daemon itself.
+}
+
+}  // namespace
+}  // namespace wafer::testing

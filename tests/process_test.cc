@@ -167,7 +167,7 @@ TEST(ProcessTest, WaferdWithSeparateWaferSimServesWaferctl) {
   EXPECT_EQ(TerminateAndWait(sim), 0) << ReadFile(dir.path() + "/sim.log");
 }
 
-TEST(ProcessTest, DaemonSurvivesAWaferSimCrash) {
+TEST(ProcessTest, JobsSurviveAWaferSimCrash) {
   TempDir dir;
   ASSERT_TRUE(WriteModel(dir.path() + "/tiny", "tiny", 9));
   const std::string board_ep = "ipc://" + dir.path() + "/board0.sock";
@@ -176,38 +176,72 @@ TEST(ProcessTest, DaemonSurvivesAWaferSimCrash) {
   const std::string admin_ep = "tcp://127.0.0.1:" + std::to_string(FreeLoopbackPort());
   std::ofstream(dir.path() + "/waferd.yaml")
       << "job_endpoint: " << job_ep << "\nadmin_endpoint: " << admin_ep
-      << "\nmetrics_address: \"\"\nboards:\n  - endpoint: " << board_ep << "\n    timeout_ms: 500\n";
+      << "\nmetrics_address: \"\"\nboards:\n  - endpoint: " << board_ep
+      << "\n    timeout_ms: 500\nmodels:\n  - name: tiny\n    path: " << dir.path()
+      << "/tiny\n    slots: 4\n";
   pid_t waferd = Spawn({kBin + "/waferd", "--config", dir.path() + "/waferd.yaml"},
                        dir.path() + "/waferd.log");
   const std::vector<std::string> eps = {"--endpoint", job_ep, "--admin-endpoint", admin_ep};
   std::string out;
-  auto board_state = [&]() -> std::string {
+  auto state_of = [&](const char* what) -> std::string {
     std::vector<std::string> args = eps;
     args.insert(args.end(), {"status", "--json"});
     if (Ctl(args, &out, dir.path()) != 0) return "";
     auto j = nlohmann::json::parse(out, nullptr, false);
-    return j.is_discarded() ? "" : j["boards"][0]["state"].get<std::string>();
+    if (j.is_discarded()) return "";
+    if (std::string(what) == "board") return j["boards"][0]["state"].get<std::string>();
+    return j["models"].empty() ? "" : j["models"][0]["state"].get<std::string>();
   };
-  std::string state;
-  for (int i = 0; i < 100 && state != "ready"; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    state = board_state();
-  }
-  ASSERT_EQ(state, "ready");
-  kill(sim, SIGKILL);
+  auto wait_for = [&](const char* what, const std::string& want, int tenths) {
+    std::string state;
+    for (int i = 0; i < tenths && state != want; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      state = state_of(what);
+    }
+    return state;
+  };
+  ASSERT_EQ(wait_for("model", "ready", 100), "ready") << ReadFile(dir.path() + "/waferd.log");
+
+  // A reference run, then the same greedy job with the board process killed under it.
+  auto client = host::JobClient::Connect(job_ep);
+  ASSERT_TRUE(client.ok());
+  host::SubmitJob job;
+  job.model = "tiny";
+  job.prompt_text = "crash";
+  job.max_tokens = 1000;
+  std::vector<uint32_t> reference;
+  host::SubmitOutcome outcome;
+  host::JobFinished finished;
+  ASSERT_TRUE((*client)->Run(job, [&](const host::TokenChunk& c) {
+    reference.insert(reference.end(), c.tokens.begin(), c.tokens.end());
+  }, &outcome, &finished, 30000).ok());
+  ASSERT_EQ(reference.size(), 1000u);
+
+  ASSERT_TRUE((*client)->Submit(job, &outcome, 30000).ok());
+  ASSERT_TRUE(outcome.accepted);
+  std::vector<uint32_t> tokens;
+  host::JobMessage m;
+  do {
+    ASSERT_TRUE((*client)->Receive(&m, 30000).ok());
+  } while (!std::holds_alternative<host::TokenChunk>(m));
+  kill(sim, SIGKILL);  // Mid-stream: the job has at most a few chunks.
   waitpid(sim, nullptr, 0);
-  for (int i = 0; i < 100 && state == "ready"; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    state = board_state();
-  }
-  EXPECT_EQ(state, "offline");  // The daemon noticed and keeps answering.
-  // A new wafer-sim on the same endpoint: the daemon reconnects and boots it.
+  const auto& first = std::get<host::TokenChunk>(m).tokens;
+  tokens.insert(tokens.end(), first.begin(), first.end());
+
+  EXPECT_EQ(wait_for("board", "offline", 100), "offline");  // Noticed; still answering.
   sim = Spawn({kBin + "/wafer-sim", "--endpoint", board_ep}, dir.path() + "/sim2.log");
-  for (int i = 0; i < 150 && state != "ready"; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    state = board_state();
+  EXPECT_EQ(wait_for("model", "ready", 150), "ready") << ReadFile(dir.path() + "/waferd.log");
+  while (true) {
+    ASSERT_TRUE((*client)->Receive(&m, 30000).ok()) << ReadFile(dir.path() + "/waferd.log");
+    if (auto* c = std::get_if<host::TokenChunk>(&m)) {
+      tokens.insert(tokens.end(), c->tokens.begin(), c->tokens.end());
+    } else if (auto* f = std::get_if<host::JobFinished>(&m)) {
+      EXPECT_EQ(f->reason, host::FinishReason::kLength) << f->detail;
+      break;
+    }
   }
-  EXPECT_EQ(state, "ready") << ReadFile(dir.path() + "/waferd.log");
+  EXPECT_EQ(tokens, reference);  // Recomputed on the new board process: nothing lost.
   EXPECT_EQ(TerminateAndWait(waferd), 0);
   EXPECT_EQ(TerminateAndWait(sim), 0);
 }

@@ -5,13 +5,13 @@
 #include <cstring>
 #include <limits>
 #include <new>
+#include <thread>
 
 #include "board_sim/llama/internal/kernels.h"
 
 namespace wafer::sim {
 namespace {
 
-using internal::MatMul;
 using internal::RmsNorm;
 
 constexpr uint32_t kRoleCount = 12;
@@ -94,38 +94,33 @@ bool ArchIsValid(const LlamaArch& a) {
   return true;
 }
 
-// Converts a validated tensor's bytes to float32.
+// Converts a validated tensor's bytes to float32 (norm weights: small and read per row).
 std::vector<float> ToFloat(const TensorView& t) {
-  const size_t count = t.bytes.size() / ElementSize(t.dtype);
-  std::vector<float> out(count);
-  const std::byte* src = t.bytes.data();
-  switch (t.dtype) {
-    case DType::kF32:
-      std::memcpy(out.data(), src, count * sizeof(float));
-      break;
-    case DType::kF16:
-      for (size_t i = 0; i < count; ++i) {
-        uint16_t bits;
-        std::memcpy(&bits, src + 2 * i, 2);
-        out[i] = internal::HalfToFloat(bits);
-      }
-      break;
-    case DType::kBF16:
-      for (size_t i = 0; i < count; ++i) {
-        uint16_t bits;
-        std::memcpy(&bits, src + 2 * i, 2);
-        out[i] = internal::BFloat16ToFloat(bits);
-      }
-      break;
-  }
+  internal::WeightMatrix m{t.dtype, t.bytes.data(), 1, t.bytes.size() / ElementSize(t.dtype)};
+  std::vector<float> out(m.in);
+  internal::ConvertRow(m, 0, out.data());
   return out;
 }
+
+// Helper threads for the matrix products: one per additional core, at most one (the products
+// are bound by memory bandwidth, which two cores already saturate on common hosts).
+size_t HelperThreads() { return std::thread::hardware_concurrency() > 1 ? 1 : 0; }
 
 }  // namespace
 
 struct LlamaEngine::Impl {
+  // A weight matrix copied in its stored dtype: decode streams 2 bytes per bfloat16/binary16
+  // weight instead of 4, and the kernels convert on the fly.
+  struct Matrix {
+    DType dtype = DType::kF32;
+    std::vector<std::byte> bytes;
+    size_t out = 0;
+    size_t in = 0;
+    internal::WeightMatrix view() const { return {dtype, bytes.data(), out, in}; }
+  };
   struct Layer {
-    std::vector<float> attn_norm, wq, wk, wv, wo, mlp_norm, gate, up, down;
+    std::vector<float> attn_norm, mlp_norm;
+    Matrix wq, wk, wv, wo, gate, up, down;
   };
   struct Slot {
     uint32_t tokens = 0;
@@ -135,14 +130,19 @@ struct LlamaEngine::Impl {
 
   LlamaArch arch;
   uint32_t context_length = 0;
-  std::vector<float> embedding;
+  Matrix embedding;
   std::vector<Layer> layers;
   std::vector<float> final_norm;
-  std::vector<float> lm_head;  // Empty when tied to the embedding.
+  Matrix lm_head;  // Empty when tied to the embedding.
   std::vector<double> inv_freq;
   std::vector<Slot> slots;
+  internal::Isa isa = internal::Isa::kPortable;
+  std::unique_ptr<internal::WorkerPool> pool;
 
-  const float* head() const { return arch.tie_embeddings ? embedding.data() : lm_head.data(); }
+  const Matrix& head() const { return arch.tie_embeddings ? embedding : lm_head; }
+  void MatMul(const float* x, size_t rows, const Matrix& w, float* y) {
+    internal::MatMul(x, rows, w.view(), y, pool.get(), isa);
+  }
   size_t kv_dim() const { return size_t{arch.num_kv_heads} * arch.head_dim; }
   float* KeyAt(Slot& s, uint32_t layer, uint32_t pos) {
     return s.k.data() + (size_t{layer} * context_length + pos) * kv_dim();
@@ -157,30 +157,39 @@ struct LlamaEngine::Impl {
 };
 
 Status LlamaEngine::Impl::Install(const TensorView& t) {
-  std::vector<float>* dst = nullptr;
+  std::vector<float>* norm = nullptr;
+  Matrix* matrix = nullptr;
   if (IsPerLayer(t.role)) {
     Layer& l = layers[t.layer];
     switch (t.role) {
-      case TensorRole::kAttnNorm: dst = &l.attn_norm; break;
-      case TensorRole::kWq: dst = &l.wq; break;
-      case TensorRole::kWk: dst = &l.wk; break;
-      case TensorRole::kWv: dst = &l.wv; break;
-      case TensorRole::kWo: dst = &l.wo; break;
-      case TensorRole::kMlpNorm: dst = &l.mlp_norm; break;
-      case TensorRole::kWGate: dst = &l.gate; break;
-      case TensorRole::kWUp: dst = &l.up; break;
-      case TensorRole::kWDown: dst = &l.down; break;
+      case TensorRole::kAttnNorm: norm = &l.attn_norm; break;
+      case TensorRole::kWq: matrix = &l.wq; break;
+      case TensorRole::kWk: matrix = &l.wk; break;
+      case TensorRole::kWv: matrix = &l.wv; break;
+      case TensorRole::kWo: matrix = &l.wo; break;
+      case TensorRole::kMlpNorm: norm = &l.mlp_norm; break;
+      case TensorRole::kWGate: matrix = &l.gate; break;
+      case TensorRole::kWUp: matrix = &l.up; break;
+      case TensorRole::kWDown: matrix = &l.down; break;
       default: return InvalidArgument();
     }
   } else {
     switch (t.role) {
-      case TensorRole::kEmbedding: dst = &embedding; break;
-      case TensorRole::kFinalNorm: dst = &final_norm; break;
-      case TensorRole::kLmHead: dst = &lm_head; break;
+      case TensorRole::kEmbedding: matrix = &embedding; break;
+      case TensorRole::kFinalNorm: norm = &final_norm; break;
+      case TensorRole::kLmHead: matrix = &lm_head; break;
       default: return InvalidArgument();
     }
   }
-  *dst = ToFloat(t);
+  if (norm != nullptr) {
+    *norm = ToFloat(t);
+    return OkStatus();
+  }
+  // Validated: a matrix has shape [out, in] and exactly out * in elements of its dtype.
+  matrix->dtype = t.dtype;
+  matrix->out = t.shape[0];
+  matrix->in = t.shape[1];
+  matrix->bytes.assign(t.bytes.begin(), t.bytes.end());
   return OkStatus();
 }
 
@@ -240,6 +249,14 @@ Result<std::unique_ptr<LlamaEngine>> LlamaEngine::Create(const LlamaArch& arch,
     return ResourceExhausted();
   } catch (const std::length_error&) {
     return ResourceExhausted();
+  }
+  impl->isa = internal::BestIsa();
+  if (const size_t helpers = HelperThreads(); helpers > 0) {
+    try {
+      impl->pool = std::make_unique<internal::WorkerPool>(helpers);
+    } catch (const std::bad_alloc&) {
+      return ResourceExhausted();
+    }
   }
   impl->inv_freq = internal::RopeInvFreq(arch.head_dim, arch.rope_theta, arch.rope_scaling_factor,
                                          arch.rope_low_freq_factor, arch.rope_high_freq_factor,
@@ -319,8 +336,7 @@ void LlamaEngine::Impl::Run(std::span<const uint32_t> slot_ids,
       for (size_t j = 0; j < tokens[i].size(); ++j, ++r) {
         row_slot[r] = slot_ids[i];
         row_pos[r] = start + static_cast<uint32_t>(j);
-        std::memcpy(&x[r * hidden], &embedding[size_t{tokens[i][j]} * hidden],
-                    hidden * sizeof(float));
+        internal::ConvertRow(embedding.view(), tokens[i][j], &x[r * hidden]);
       }
       last_row[i] = r - 1;
     }
@@ -341,9 +357,9 @@ void LlamaEngine::Impl::Run(std::span<const uint32_t> slot_ids,
     for (size_t r = 0; r < rows; ++r) {
       RmsNorm(&x[r * hidden], w.attn_norm.data(), hidden, a.rms_norm_eps, &xn[r * hidden]);
     }
-    MatMul(xn.data(), rows, w.wq.data(), q_dim, hidden, q.data());
-    MatMul(xn.data(), rows, w.wk.data(), kvd, hidden, k.data());
-    MatMul(xn.data(), rows, w.wv.data(), kvd, hidden, v.data());
+    MatMul(xn.data(), rows, w.wq, q.data());
+    MatMul(xn.data(), rows, w.wk, k.data());
+    MatMul(xn.data(), rows, w.wv, v.data());
     for (size_t r = 0; r < rows; ++r) {
       for (uint32_t h = 0; h < a.num_heads; ++h) {
         internal::ApplyRope(&q[r * q_dim + h * hd], a.head_dim, &cos[r * half], &sin[r * half]);
@@ -383,19 +399,19 @@ void LlamaEngine::Impl::Run(std::span<const uint32_t> slot_ids,
         }
       }
     }
-    MatMul(attn.data(), rows, w.wo.data(), hidden, q_dim, proj.data());
+    MatMul(attn.data(), rows, w.wo, proj.data());
     for (size_t i = 0; i < rows * hidden; ++i) x[i] += proj[i];
 
     for (size_t r = 0; r < rows; ++r) {
       RmsNorm(&x[r * hidden], w.mlp_norm.data(), hidden, a.rms_norm_eps, &xn[r * hidden]);
     }
-    MatMul(xn.data(), rows, w.gate.data(), inter, hidden, gate.data());
-    MatMul(xn.data(), rows, w.up.data(), inter, hidden, up.data());
+    MatMul(xn.data(), rows, w.gate, gate.data());
+    MatMul(xn.data(), rows, w.up, up.data());
     for (size_t i = 0; i < rows * inter; ++i) {
       const float g = gate[i];
       gate[i] = g / (1.0f + std::exp(-g)) * up[i];  // silu(gate) * up
     }
-    MatMul(gate.data(), rows, w.down.data(), hidden, inter, proj.data());
+    MatMul(gate.data(), rows, w.down, proj.data());
     for (size_t i = 0; i < rows * hidden; ++i) x[i] += proj[i];
   }
 
@@ -404,7 +420,7 @@ void LlamaEngine::Impl::Run(std::span<const uint32_t> slot_ids,
   for (size_t i = 0; i < slot_ids.size(); ++i) {
     RmsNorm(&x[last_row[i] * hidden], final_norm.data(), hidden, a.rms_norm_eps, &last[i * hidden]);
   }
-  MatMul(last.data(), slot_ids.size(), head(), a.vocab_size, hidden, logits.data());
+  MatMul(last.data(), slot_ids.size(), head(), logits.data());
   for (size_t i = 0; i < slot_ids.size(); ++i) {
     slots[slot_ids[i]].tokens += static_cast<uint32_t>(tokens[i].size());
   }

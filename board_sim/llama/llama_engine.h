@@ -53,11 +53,13 @@ struct Sampling {
   float top_p = 1;        // 1: off.
 };
 
-// Not thread-safe; owned by the simulated board.
+// Not thread-safe; owned by the simulated board. Internally, Forward() splits large matrix
+// products with one private helper thread (started by Create, idle between calls).
 class LlamaEngine {
  public:
-  // Validates every tensor's role, layer, dtype and shape against `arch` and converts the weights
-  // to float32. Reserves a KV cache of `slots` sequences of `context_length` tokens.
+  // Validates every tensor's role, layer, dtype and shape against `arch` and copies the weights
+  // in their stored dtype (norm weights as float32); `tensors` may be freed afterwards. Reserves
+  // a KV cache of `slots` sequences of `context_length` tokens.
   // Returns INVALID_ARGUMENT (missing, duplicate or misshapen tensor; bad arch) or
   // RESOURCE_EXHAUSTED (the KV cache cannot be allocated).
   static Result<std::unique_ptr<LlamaEngine>> Create(const LlamaArch& arch,

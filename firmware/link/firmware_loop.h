@@ -11,6 +11,7 @@
 #include "firmware/hal/host_port.h"
 #include "firmware/hal/wafer.h"
 #include "firmware/link/frame_codec.h"
+#include "firmware/platform.h"
 
 namespace wafer::fw {
 
@@ -25,8 +26,9 @@ struct LoopStats {
 // it once at init (make_unique) and never again.
 class FirmwareLoop {
  public:
-  // `port` and `wafer` outlive this.
-  FirmwareLoop(hal::HostPort& port, hal::Wafer& wafer) : port_(port), processor_(wafer) {}
+  // `port` and every device of `platform` outlive this.
+  FirmwareLoop(hal::HostPort& port, const Platform& platform)
+      : port_(port), processor_(platform) {}
 
   // Serves at most one frame, waiting for it until `deadline_ns`.
   // Returns OK (a frame was served, or none arrived in time) or UNAVAILABLE (the port failed).
@@ -34,6 +36,7 @@ class FirmwareLoop {
 
   const LoopStats& stats() const { return stats_; }
   BootState state() const { return processor_.state(); }
+  const CommandProcessor& processor() const { return processor_; }
 
  private:
   hal::HostPort& port_;

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/crc32c.h"
-#include "firmware/testing/fake_wafer.h"
+#include "firmware/testing/fake_platform.h"
 #include "schemas/board_generated.h"
 
 namespace wafer::fw {
@@ -51,7 +51,7 @@ std::vector<std::byte> IdentifyFrame(uint64_t id, uint16_t major = 1) {
 
 class FirmwareLoopTest : public ::testing::Test {
  protected:
-  FirmwareLoopTest() : loop_(std::make_unique<FirmwareLoop>(port_, wafer_)) {}
+  FirmwareLoopTest() : loop_(std::make_unique<FirmwareLoop>(port_, fake_.platform())) {}
 
   // Feeds one frame, runs the loop once and returns the verified reply envelope.
   const wb::BoardEnvelope* Serve(std::vector<std::byte> frame) {
@@ -79,7 +79,8 @@ class FirmwareLoopTest : public ::testing::Test {
   }
 
   QueuePort port_;
-  testing::FakeWafer wafer_;
+  testing::FakePlatform fake_;
+  testing::FakeWafer& wafer_ = fake_.wafer;
   std::unique_ptr<FirmwareLoop> loop_;
   std::vector<std::byte> reply_;
 };

@@ -247,6 +247,42 @@ bool FrameCodec::Decode(std::span<const std::byte> frame, Command& cmd, Reply& e
       cmd.kind = CommandKind::kStep;
       if (DecodeStep(*env->message_as_Step(), seqs_, cmd.step, detail)) return true;
       return Fail(error, id, LinkError::kInvalidArgument, detail);
+    case wb::BoardMessage::ReadErrorLog: {
+      const wb::ReadErrorLog* m = env->message_as_ReadErrorLog();
+      cmd.kind = CommandKind::kReadErrorLog;
+      cmd.log_from_sequence = m->from_sequence();
+      cmd.log_max_records = m->max_records();
+      return true;
+    }
+    case wb::BoardMessage::BeginFirmwareImage: {
+      const wb::BeginFirmwareImage* m = env->message_as_BeginFirmwareImage();
+      cmd.kind = CommandKind::kBeginFirmwareImage;
+      if (m->signature() == nullptr || m->signature()->size() != hal::kSignatureBytes) {
+        return Fail(error, id, LinkError::kInvalidArgument,
+                    "BeginFirmwareImage.signature must be 64 bytes");
+      }
+      cmd.image.slot = m->slot();
+      cmd.image.size = m->size();
+      cmd.image.crc32c = m->crc32c();
+      cmd.image.signature = std::as_bytes(Span(m->signature()));
+      return true;
+    }
+    case wb::BoardMessage::WriteFirmwareChunk: {
+      const wb::WriteFirmwareChunk* m = env->message_as_WriteFirmwareChunk();
+      cmd.kind = CommandKind::kWriteFirmwareChunk;
+      if (m->data() == nullptr) {
+        return Fail(error, id, LinkError::kInvalidArgument, "WriteFirmwareChunk.data missing");
+      }
+      cmd.image_chunk.slot = m->slot();
+      cmd.image_chunk.offset = m->offset();
+      cmd.image_chunk.data = std::as_bytes(Span(m->data()));
+      cmd.image_chunk.crc32c = m->crc32c();
+      return true;
+    }
+    case wb::BoardMessage::CommitFirmwareImage:
+      cmd.kind = CommandKind::kCommitFirmwareImage;
+      cmd.image_slot = env->message_as_CommitFirmwareImage()->slot();
+      return true;
     case wb::BoardMessage::NONE:
       return Fail(error, id, LinkError::kMalformedMessage, "envelope has no message");
     case wb::BoardMessage::IdentifyReply:
@@ -255,6 +291,7 @@ bool FrameCodec::Decode(std::span<const std::byte> frame, Command& cmd, Reply& e
     case wb::BoardMessage::Telemetry:
     case wb::BoardMessage::Ack:
     case wb::BoardMessage::wafer_wire_ErrorReply:
+    case wb::BoardMessage::ErrorLogReply:
       return Fail(error, id, LinkError::kWrongMessageType, "a reply is not a command");
     default:
       // Values read off the wire get a default: a newer host may send a message we lack.
@@ -281,7 +318,8 @@ std::span<const std::byte> FrameCodec::Encode(const Reply& r) {
                                           ToWire(r.state), r.info.physical_pes,
                                           r.info.fabric_width, r.info.fabric_height,
                                           r.info.sram_per_pe, r.info.clock_hz, r.info.max_slots,
-                                          static_cast<uint32_t>(kMaxChunkBytes))
+                                          static_cast<uint32_t>(kMaxChunkBytes),
+                                          r.active_firmware_slot)
                 .Union();
       break;
     case ReplyKind::kBoot:
@@ -323,6 +361,25 @@ std::span<const std::byte> FrameCodec::Encode(const Reply& r) {
       type = wb::BoardMessage::wafer_wire_Heartbeat;
       msg = wire::CreateHeartbeat(fbb_, r.heartbeat_sent_ns, true).Union();
       break;
+    case ReplyKind::kErrorLog: {
+      std::array<flatbuffers::Offset<wb::ErrorRecord>, kMaxLogRecordsPerReply> records;
+      const size_t n = r.log_records.size() < records.size() ? r.log_records.size()
+                                                              : records.size();
+      for (size_t i = 0; i < n; ++i) {
+        const LogRecord& rec = r.log_records[i];
+        auto args = fbb_.CreateVector(rec.args.data(), rec.arg_count);
+        records[i] = wb::CreateErrorRecord(
+            fbb_, rec.sequence, rec.timestamp_ns,
+            static_cast<wb::LogSeverity>(static_cast<uint8_t>(rec.severity)),
+            static_cast<wb::LogCode>(static_cast<uint16_t>(rec.code)), args);
+      }
+      auto vec = fbb_.CreateVector(records.data(), n);
+      type = wb::BoardMessage::ErrorLogReply;
+      msg = wb::CreateErrorLogReply(fbb_, vec, r.log_next_sequence, r.log_dropped,
+                                    r.log_overwritten)
+                .Union();
+      break;
+    }
     case ReplyKind::kError:
       type = wb::BoardMessage::wafer_wire_ErrorReply;
       msg = wire::CreateErrorReplyDirect(fbb_, ToWire(r.link_error), r.detail, r.command_id)

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "firmware/hal/firmware_flash.h"
 #include "firmware/hal/wafer.h"
 
 namespace wafer::fw::testing {
@@ -27,7 +28,16 @@ class FakeWafer final : public hal::Wafer {
     info.max_slots = 4;
     return info;
   }
-  Status SelfTest() override { return self_test_fails ? Internal() : OkStatus(); }
+  Status SelfTest() override {
+    ++self_tests;
+    if (self_test_fails) return Internal();
+    // Simulates a firmware image that cannot boot: fails while `failing_slot` runs.
+    if (flash != nullptr && failing_slot >= 0 &&
+        flash->ReadBootControl().active_slot == static_cast<uint32_t>(failing_slot)) {
+      return Internal();
+    }
+    return OkStatus();
+  }
   Status BeginModel(const hal::ModelManifest& m) override {
     ++begin_calls;
     return begin_status.ok() ? (last_model_id = m.model_id, OkStatus()) : begin_status;
@@ -52,6 +62,7 @@ class FakeWafer final : public hal::Wafer {
   Status RunStep(const hal::StepRequest& req, std::span<hal::SeqOutcome> outcomes,
                  hal::DeviceTime& time) override {
     ++step_calls;
+    if (!step_status.ok()) return step_status;
     for (size_t i = 0; i < req.seqs.size(); ++i) {
       // Generates slot*100 + k, so tests can tell sequences apart.
       for (uint32_t k = 0; k < req.seqs[i].generate; ++k) {
@@ -75,7 +86,11 @@ class FakeWafer final : public hal::Wafer {
   void PowerCycle() override { ++power_cycles; }
 
   bool self_test_fails = false;
+  const hal::FirmwareFlash* flash = nullptr;  // Optional; see failing_slot.
+  int failing_slot = -1;
+  int self_tests = 0;
   Status begin_status;
+  Status step_status;  // RunStep fails with this when not OK.
   uint32_t last_model_id = 0;
   int begin_calls = 0, write_calls = 0, commit_calls = 0, unload_calls = 0, step_calls = 0;
   int power_cycles = 0;

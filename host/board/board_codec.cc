@@ -57,7 +57,12 @@ Status StatusFromWire(uint16_t code, const std::string& detail) {
     case wire::ErrorCode::kAlreadyExists: return AlreadyExists();
     case wire::ErrorCode::kBoardUnavailable: return Unavailable();
     case wire::ErrorCode::kDeadlineExceeded: return DeadlineExceeded();
-    default: return Internal();  // Malformed/wrong-type (a host bug), internal, unknown.
+    case wire::ErrorCode::kInternal:
+      // The board sends PERMISSION_DENIED (a firmware image signature that does not verify) as
+      // kInternal with the canonical name first in the detail.
+      return detail.rfind("PERMISSION_DENIED", 0) == 0 ? Status(StatusCode::kPermissionDenied)
+                                                       : Internal();
+    default: return Internal();  // Malformed/wrong-type (a host bug), unknown.
   }
 }
 
@@ -74,6 +79,40 @@ Frame EncodeHeartbeat(uint64_t id, int64_t sent_ns) {
   flatbuffers::FlatBufferBuilder fbb(128);
   return Finish(fbb, id, wb::BoardMessage::wafer_wire_Heartbeat,
                 wire::CreateHeartbeat(fbb, sent_ns, false).Union());
+}
+
+Frame EncodeReadErrorLog(uint64_t id, uint64_t from_sequence, uint32_t max_records) {
+  flatbuffers::FlatBufferBuilder fbb(128);
+  return Finish(fbb, id, wb::BoardMessage::ReadErrorLog,
+                wb::CreateReadErrorLog(fbb, from_sequence, max_records).Union());
+}
+
+Frame EncodeBeginFirmwareImage(uint64_t id, uint32_t slot, uint64_t size, uint32_t crc32c,
+                               std::span<const std::byte> signature) {
+  flatbuffers::FlatBufferBuilder fbb(256);
+  auto sig = fbb.CreateVector(reinterpret_cast<const uint8_t*>(signature.data()),
+                              signature.size());
+  return Finish(fbb, id, wb::BoardMessage::BeginFirmwareImage,
+                wb::CreateBeginFirmwareImage(fbb, slot, size, crc32c, sig).Union());
+}
+
+Frame EncodeWriteFirmwareChunk(uint64_t id, uint32_t slot, uint64_t offset,
+                               std::span<const std::byte> data, uint32_t crc32c) {
+  flatbuffers::FlatBufferBuilder fbb(data.size() + 256);
+  auto bytes = fbb.CreateVector(reinterpret_cast<const uint8_t*>(data.data()), data.size());
+  return Finish(fbb, id, wb::BoardMessage::WriteFirmwareChunk,
+                wb::CreateWriteFirmwareChunk(fbb, slot, offset, bytes, crc32c).Union());
+}
+
+Frame EncodeCommitFirmwareImage(uint64_t id, uint32_t slot) {
+  flatbuffers::FlatBufferBuilder fbb(128);
+  return Finish(fbb, id, wb::BoardMessage::CommitFirmwareImage,
+                wb::CreateCommitFirmwareImage(fbb, slot).Union());
+}
+
+const char* BoardLogCodeName(uint16_t code) {
+  if (code > static_cast<uint16_t>(wb::LogCode::MAX)) return "";
+  return wb::EnumNameLogCode(static_cast<wb::LogCode>(code));
 }
 
 Frame EncodeBeginModel(uint64_t id, const ModelManifest& m) {
@@ -172,6 +211,7 @@ Result<BoardReply> DecodeBoardReply(std::span<const std::byte> frame, std::strin
       id.clock_hz = m->clock_hz();
       id.max_slots = m->max_slots();
       id.max_chunk_bytes = m->max_chunk_bytes();
+      id.active_firmware_slot = m->active_firmware_slot();
       return r;
     }
     case wb::BoardMessage::BootReply: {
@@ -236,6 +276,30 @@ Result<BoardReply> DecodeBoardReply(std::span<const std::byte> frame, std::strin
       t.steps = m->steps();
       t.ecc_correctable = m->ecc_correctable();
       t.ecc_uncorrectable = m->ecc_uncorrectable();
+      return r;
+    }
+    case wb::BoardMessage::ErrorLogReply: {
+      const auto* m = env->message_as_ErrorLogReply();
+      r.type = BoardReplyType::kErrorLog;
+      BoardErrorLog& log = r.error_log;
+      log.next_sequence = m->next_sequence();
+      log.dropped_count = m->dropped_count();
+      log.overwritten_total = m->overwritten_total();
+      if (const auto* records = m->records()) {
+        for (const wb::ErrorRecord* e : *records) {
+          BoardLogRecord rec;
+          rec.sequence = e->sequence();
+          rec.timestamp_ns = e->timestamp_ns();
+          const auto severity = static_cast<uint8_t>(e->severity());
+          // Values read off the wire: an unknown severity is reported as the worst.
+          rec.severity = severity <= static_cast<uint8_t>(wb::LogSeverity::MAX)
+                             ? static_cast<BoardLogSeverity>(severity)
+                             : BoardLogSeverity::kFatal;
+          rec.code = static_cast<uint16_t>(e->code());
+          if (e->args() != nullptr) rec.args.assign(e->args()->begin(), e->args()->end());
+          log.records.push_back(std::move(rec));
+        }
+      }
       return r;
     }
     case wb::BoardMessage::wafer_wire_Heartbeat:

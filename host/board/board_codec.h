@@ -29,8 +29,16 @@ Frame EncodeStep(uint64_t command_id, uint32_t model_id, const std::vector<SeqSt
 Frame EncodeReadTelemetry(uint64_t command_id);
 Frame EncodeReset(uint64_t command_id);
 Frame EncodeHeartbeat(uint64_t command_id, int64_t sent_ns);
+Frame EncodeReadErrorLog(uint64_t command_id, uint64_t from_sequence, uint32_t max_records);
+Frame EncodeBeginFirmwareImage(uint64_t command_id, uint32_t slot, uint64_t size,
+                               uint32_t crc32c, std::span<const std::byte> signature);
+Frame EncodeWriteFirmwareChunk(uint64_t command_id, uint32_t slot, uint64_t offset,
+                               std::span<const std::byte> data, uint32_t crc32c);
+Frame EncodeCommitFirmwareImage(uint64_t command_id, uint32_t slot);
 
-enum class BoardReplyType : uint8_t { kIdentify, kBoot, kAck, kStep, kTelemetry, kHeartbeat, kError };
+enum class BoardReplyType : uint8_t {
+  kIdentify, kBoot, kAck, kStep, kTelemetry, kHeartbeat, kError, kErrorLog,
+};
 
 // A decoded reply; only the fields of `type` are set.
 struct BoardReply {
@@ -44,6 +52,7 @@ struct BoardReply {
   StepOutcome step;
   BoardTelemetry telemetry;
   int64_t heartbeat_sent_ns = 0;
+  BoardErrorLog error_log;  // kErrorLog.
 };
 
 // Verifies `frame` (any alignment: it is copied first) and decodes it.
@@ -51,8 +60,11 @@ struct BoardReply {
 // verification or version checks, or is not a reply.
 Result<BoardReply> DecodeBoardReply(std::span<const std::byte> frame, std::string* error);
 
-// Maps a wire ErrorCode value (and the detail, whose "OUT_OF_RANGE:" prefix recovers a code the
-// wire enum lacks) to a Status.
+// The name of a board.fbs LogCode value ("kImageRolledBack"); "" for a code this host lacks.
+const char* BoardLogCodeName(uint16_t code);
+
+// Maps a wire ErrorCode value (and the detail, whose "OUT_OF_RANGE:" or "PERMISSION_DENIED:"
+// prefix recovers a code the wire enum lacks) to a Status.
 Status StatusFromWire(uint16_t code, const std::string& detail);
 
 }  // namespace wafer::host

@@ -26,6 +26,65 @@ Frame StepReplyFrame(uint64_t id, uint16_t major) {
   return Frame(p, p + fbb.GetSize());
 }
 
+TEST(BoardCodecTest, DecodesErrorLogReplyAndClampsUnknownSeverity) {
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<uint64_t> args = {1, 0};
+  std::vector<flatbuffers::Offset<wb::ErrorRecord>> records = {
+      wb::CreateErrorRecordDirect(fbb, 9, 1234, wb::LogSeverity::kError,
+                                  wb::LogCode::kImageRolledBack, &args),
+      wb::CreateErrorRecordDirect(fbb, 10, 1300, static_cast<wb::LogSeverity>(200),
+                                  static_cast<wb::LogCode>(999), nullptr)};
+  auto msg = wb::CreateErrorLogReplyDirect(fbb, &records, 11, 3, 8);
+  const wire::ProtocolVersion v(1, 0);
+  wb::FinishBoardEnvelopeBuffer(
+      fbb, wb::CreateBoardEnvelope(fbb, &v, 5, wb::BoardMessage::ErrorLogReply, msg.Union()));
+  const auto* p = reinterpret_cast<const std::byte*>(fbb.GetBufferPointer());
+  std::string error;
+  Result<BoardReply> r = DecodeBoardReply(std::span(p, fbb.GetSize()), &error);
+  ASSERT_TRUE(r.ok()) << error;
+  ASSERT_EQ(r->type, BoardReplyType::kErrorLog);
+  const BoardErrorLog& log = r->error_log;
+  EXPECT_EQ(log.next_sequence, 11u);
+  EXPECT_EQ(log.dropped_count, 3u);
+  EXPECT_EQ(log.overwritten_total, 8u);
+  ASSERT_EQ(log.records.size(), 2u);
+  EXPECT_EQ(log.records[0].sequence, 9u);
+  EXPECT_EQ(log.records[0].timestamp_ns, 1234);
+  EXPECT_EQ(log.records[0].severity, BoardLogSeverity::kError);
+  EXPECT_STREQ(BoardLogCodeName(log.records[0].code), "kImageRolledBack");
+  EXPECT_EQ(log.records[0].args, args);
+  EXPECT_EQ(log.records[1].severity, BoardLogSeverity::kFatal);
+  EXPECT_EQ(log.records[1].code, 999);
+  EXPECT_STREQ(BoardLogCodeName(999), "");
+  EXPECT_TRUE(log.records[1].args.empty());
+}
+
+TEST(BoardCodecTest, PermissionDeniedTravelsInTheDetail) {
+  const auto internal = static_cast<uint16_t>(wire::ErrorCode::kInternal);
+  EXPECT_EQ(StatusFromWire(internal, "PERMISSION_DENIED: bad signature").code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(StatusFromWire(internal, "INTERNAL: wafer failed").code(), StatusCode::kInternal);
+}
+
+TEST(BoardCodecTest, FirmwareCommandsEncodeWhatTheBoardDecodes) {
+  const std::vector<std::byte> sig(64, std::byte{7});
+  const std::vector<std::byte> data = {std::byte{1}, std::byte{2}, std::byte{3}};
+  const Frame begin = EncodeBeginFirmwareImage(3, 1, 4096, 0xABCD, sig);
+  const auto* env = wb::GetBoardEnvelope(begin.data());
+  ASSERT_EQ(env->message_type(), wb::BoardMessage::BeginFirmwareImage);
+  EXPECT_EQ(env->message_as_BeginFirmwareImage()->size(), 4096u);
+  EXPECT_EQ(env->message_as_BeginFirmwareImage()->signature()->size(), 64u);
+  const Frame chunk = EncodeWriteFirmwareChunk(4, 1, 100, data, 0x1234);
+  env = wb::GetBoardEnvelope(chunk.data());
+  ASSERT_EQ(env->message_type(), wb::BoardMessage::WriteFirmwareChunk);
+  EXPECT_EQ(env->message_as_WriteFirmwareChunk()->offset(), 100u);
+  EXPECT_EQ(env->message_as_WriteFirmwareChunk()->crc32c(), 0x1234u);
+  const Frame read = EncodeReadErrorLog(5, 42, 7);
+  env = wb::GetBoardEnvelope(read.data());
+  ASSERT_EQ(env->message_type(), wb::BoardMessage::ReadErrorLog);
+  EXPECT_EQ(env->message_as_ReadErrorLog()->from_sequence(), 42u);
+}
+
 TEST(BoardCodecTest, DecodesStepReplyFromUnalignedMemory) {
   const Frame f = StepReplyFrame(77, 1);
   std::vector<std::byte> shifted(f.size() + 1);

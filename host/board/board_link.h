@@ -51,8 +51,30 @@ class BoardLink {
 
   virtual Result<BoardTelemetry> ReadTelemetry() = 0;
 
-  // Resets the board to power-on; it must be booted again.
+  // Resets the board to power-on; it must be booted again. A firmware image accepted since the
+  // last reset becomes the running one, on trial until the next Boot's self-test passes (if it
+  // fails, the board rolls back to the previous image by itself and logs kImageRolledBack).
   virtual Status Reset() = 0;
+
+  // Reads the firmware error log from `from_sequence` on (0: the oldest record still held), up
+  // to one reply's worth; continue from the page's next_sequence. dropped_count tells how many
+  // records the board's ring overwrote before they could be read.
+  virtual Result<BoardErrorLog> ReadErrorLog(uint64_t from_sequence) = 0;
+
+  // Firmware update, in three steps: Begin (erases `slot`, which must not be the running one),
+  // WriteFirmwareChunk in order (each at most max_chunk_bytes; the link adds its CRC-32C), then
+  // Commit, where the board checks the whole image's CRC-32C and its Ed25519 signature (64 bytes)
+  // against the key it trusts. The image runs after the next Reset.
+  // Begin: OUT_OF_RANGE (slot or size), FAILED_PRECONDITION (running or fallback slot),
+  //        INVALID_ARGUMENT (signature not 64 bytes).
+  virtual Status BeginFirmwareImage(uint32_t slot, uint64_t size, uint32_t crc32c,
+                                    std::span<const std::byte> signature) = 0;
+  // DATA_LOSS (chunk CRC), OUT_OF_RANGE (past the image's end), FAILED_PRECONDITION (a gap or
+  // no transfer).
+  virtual Status WriteFirmwareChunk(uint32_t slot, uint64_t offset,
+                                    std::span<const std::byte> data) = 0;
+  // DATA_LOSS (image CRC), PERMISSION_DENIED (signature), FAILED_PRECONDITION (bytes missing).
+  virtual Status CommitFirmwareImage(uint32_t slot) = 0;
 
   virtual const std::string& last_error() const = 0;
 };

@@ -26,6 +26,7 @@ struct BoardIdentity {
   double clock_hz = 0;
   uint32_t max_slots = 0;
   uint32_t max_chunk_bytes = 0;
+  uint32_t active_firmware_slot = 0;  // 0 or 1.
 };
 
 enum class DType : uint8_t { kF32, kF16, kBF16 };
@@ -128,6 +129,27 @@ struct BoardTelemetry {
   uint64_t steps = 0;
   uint64_t ecc_correctable = 0;
   uint64_t ecc_uncorrectable = 0;
+};
+
+// Matches board.fbs LogSeverity.
+enum class BoardLogSeverity : uint8_t { kInfo, kWarning, kError, kFatal };
+
+// One firmware error-log record. `code` is a board.fbs LogCode value (BoardLogCodeName names it);
+// a newer firmware may send codes this host does not know.
+struct BoardLogRecord {
+  uint64_t sequence = 0;
+  int64_t timestamp_ns = 0;  // The board's clock.
+  BoardLogSeverity severity = BoardLogSeverity::kInfo;
+  uint16_t code = 0;
+  std::vector<uint64_t> args;
+};
+
+// One page of the firmware's error log.
+struct BoardErrorLog {
+  std::vector<BoardLogRecord> records;  // Oldest first.
+  uint64_t next_sequence = 0;           // Pass to the next ReadErrorLog.
+  uint64_t dropped_count = 0;           // Records from `from_sequence` on that were overwritten.
+  uint64_t overwritten_total = 0;       // Overwritten since the board powered up.
 };
 
 }  // namespace wafer::host

@@ -10,6 +10,8 @@
 namespace wafer::host {
 namespace {
 
+constexpr size_t kFirmwareSignatureBytes = 64;  // Ed25519.
+
 // Not thread-safe; owned by the thread that drives the board (the socket is that thread's).
 class ZmqBoardLink final : public BoardLink {
  public:
@@ -83,6 +85,38 @@ class ZmqBoardLink final : public BoardLink {
   }
 
   Status Reset() override { return Ack(EncodeReset, "Reset"); }
+
+  Result<BoardErrorLog> ReadErrorLog(uint64_t from_sequence) override {
+    WAFER_ASSIGN_OR_RETURN(
+        BoardReply r,
+        Call([&](uint64_t id) { return EncodeReadErrorLog(id, from_sequence, 0); },
+             "ReadErrorLog", BoardReplyType::kErrorLog));
+    return std::move(r.error_log);
+  }
+
+  Status BeginFirmwareImage(uint32_t slot, uint64_t size, uint32_t crc32c,
+                            std::span<const std::byte> signature) override {
+    if (signature.size() != kFirmwareSignatureBytes) {
+      last_error_ = "BeginFirmwareImage: signature must be 64 bytes (Ed25519)";
+      return InvalidArgument();
+    }
+    return Ack(
+        [&](uint64_t id) { return EncodeBeginFirmwareImage(id, slot, size, crc32c, signature); },
+        "BeginFirmwareImage");
+  }
+
+  Status WriteFirmwareChunk(uint32_t slot, uint64_t offset,
+                            std::span<const std::byte> data) override {
+    const uint32_t crc = Crc32c(data);
+    return Ack(
+        [&](uint64_t id) { return EncodeWriteFirmwareChunk(id, slot, offset, data, crc); },
+        "WriteFirmwareChunk");
+  }
+
+  Status CommitFirmwareImage(uint32_t slot) override {
+    return Ack([&](uint64_t id) { return EncodeCommitFirmwareImage(id, slot); },
+               "CommitFirmwareImage");
+  }
 
   const std::string& last_error() const override { return last_error_; }
 

@@ -10,7 +10,12 @@
 #include <cstring>
 #include <thread>
 
+#include <sodium.h>
+
+#include <algorithm>
+
 #include "board_sim/board_runner.h"
+#include "common/crc32c.h"
 #include "board_sim/testing/tiny_llama.h"
 #include "host/board/board_codec.h"
 #include "host/board/board_link.h"
@@ -139,6 +144,113 @@ TEST(ZmqBoardLinkTest, EmbeddedBoardOverInproc) {
   EXPECT_EQ(reply->type, BoardReplyType::kError);
   EXPECT_NE(reply->detail.find("identifier"), std::string::npos);
   EXPECT_TRUE((*link)->Identify().ok());
+}
+
+// Firmware update and the error log over the link: a signed image activates, a badly signed one
+// is refused, an image that cannot boot rolls back, and the error log tells the story.
+TEST(ZmqBoardLinkTest, FirmwareUpdateAndErrorLogOverInproc) {
+  ASSERT_GE(sodium_init(), 0);
+  sim::FirmwarePublicKey pk{};
+  std::array<unsigned char, crypto_sign_SECRETKEYBYTES> sk{};
+  crypto_sign_keypair(pk.data(), sk.data());
+  auto sign = [&](const std::vector<std::byte>& m) {
+    std::vector<std::byte> sig(crypto_sign_BYTES);
+    crypto_sign_detached(reinterpret_cast<unsigned char*>(sig.data()), nullptr,
+                         reinterpret_cast<const unsigned char*>(m.data()), m.size(), sk.data());
+    return sig;
+  };
+  auto make_image = [](size_t n, std::string_view embed) {
+    std::vector<std::byte> image(n);
+    for (size_t i = 0; i < n; ++i) image[i] = std::byte((i * 13 + 1) & 0xFF);
+    std::memcpy(image.data() + 100, embed.data(), embed.size());
+    return image;
+  };
+
+  zmq::context_t context(1);
+  FakeClock clock(7'000'000'000);
+  std::string error;
+  sim::BoardOptions options;
+  options.preset_dir = WAFER_PRESET_DIR_FOR_TEST;
+  options.clock = &clock;
+  options.firmware_public_key = pk;
+  auto board = sim::StartEmbeddedBoard(context, "inproc://board-fw", options, &error);
+  ASSERT_TRUE(board.ok()) << error;
+  auto connected = ConnectBoardLink(context, "inproc://board-fw", 5000);
+  ASSERT_TRUE(connected.ok());
+  BoardLink& link = **connected;
+  Result<BoardIdentity> id = link.Identify();
+  ASSERT_TRUE(id.ok()) << link.last_error();
+  EXPECT_EQ(id->active_firmware_slot, 0u);
+  ASSERT_TRUE(link.Boot().ok()) << link.last_error();
+
+  auto send = [&](uint32_t slot, const std::vector<std::byte>& image,
+                  const std::vector<std::byte>& sig) {
+    Status s = link.BeginFirmwareImage(slot, image.size(), Crc32c(image), sig);
+    if (!s.ok()) return s;
+    constexpr size_t kChunk = 100'000;
+    for (size_t off = 0; off < image.size(); off += kChunk) {
+      const auto chunk = std::span<const std::byte>(image).subspan(
+          off, std::min(kChunk, image.size() - off));
+      s = link.WriteFirmwareChunk(slot, off, chunk);
+      if (!s.ok()) return s;
+    }
+    return link.CommitFirmwareImage(slot);
+  };
+
+  const auto good = make_image(300'000, "waferfw-1.1.0");
+  EXPECT_EQ(link.BeginFirmwareImage(0, good.size(), Crc32c(good), sign(good)).code(),
+            StatusCode::kFailedPrecondition);  // Slot 0 runs.
+  EXPECT_EQ(link.BeginFirmwareImage(1, good.size(), Crc32c(good), {}).code(),
+            StatusCode::kInvalidArgument);
+  auto bad_sig = sign(good);
+  bad_sig[0] ^= std::byte{1};
+  EXPECT_EQ(send(1, good, bad_sig).code(), StatusCode::kPermissionDenied) << link.last_error();
+  EXPECT_NE(link.last_error().find("signature"), std::string::npos) << link.last_error();
+  ASSERT_TRUE(link.BeginFirmwareImage(1, good.size(), Crc32c(good) ^ 1, sign(good)).ok());
+  ASSERT_TRUE(link.WriteFirmwareChunk(1, 0, good).ok()) << link.last_error();
+  EXPECT_EQ(link.CommitFirmwareImage(1).code(), StatusCode::kDataLoss);
+  ASSERT_TRUE(send(1, good, sign(good)).ok()) << link.last_error();
+  EXPECT_EQ(link.Identify()->active_firmware_slot, 0u);  // Until the reset.
+  ASSERT_TRUE(link.Reset().ok());
+  ASSERT_TRUE(link.Boot().ok()) << link.last_error();
+  EXPECT_EQ(link.Identify()->active_firmware_slot, 1u);
+
+  // An image that cannot boot: slot 0 now (1 runs). The board rolls back on its own.
+  const auto broken = make_image(50'000, sim::SimWafer::kFailSelfTestMarker);
+  ASSERT_TRUE(send(0, broken, sign(broken)).ok()) << link.last_error();
+  clock.Advance(5'000);
+  ASSERT_TRUE(link.Reset().ok());
+  EXPECT_EQ(link.Identify()->active_firmware_slot, 0u);  // On trial.
+  ASSERT_TRUE(link.Boot().ok()) << link.last_error();
+  EXPECT_EQ(link.Identify()->active_firmware_slot, 1u);  // Rolled back.
+
+  Result<BoardErrorLog> log = link.ReadErrorLog(0);
+  ASSERT_TRUE(log.ok()) << link.last_error();
+  EXPECT_EQ(log->dropped_count, 0u);
+  ASSERT_FALSE(log->records.empty());
+  EXPECT_EQ(log->records.front().sequence, 1u);
+  EXPECT_EQ(log->next_sequence, log->records.back().sequence + 1);
+  std::vector<std::string> names;
+  for (const BoardLogRecord& r : log->records) names.push_back(BoardLogCodeName(r.code));
+  auto count = [&](const char* name) { return std::count(names.begin(), names.end(), name); };
+  EXPECT_EQ(count("kImageSignatureInvalid"), 1);
+  EXPECT_EQ(count("kImageCrcMismatch"), 1);
+  EXPECT_EQ(count("kImageAccepted"), 2);
+  EXPECT_EQ(count("kImageActivated"), 2);
+  EXPECT_EQ(count("kImageConfirmed"), 1);
+  EXPECT_EQ(count("kSelfTestFailed"), 1);
+  EXPECT_EQ(count("kImageRolledBack"), 1);
+  const BoardLogRecord& rollback =
+      log->records[std::find(names.begin(), names.end(), "kImageRolledBack") - names.begin()];
+  EXPECT_EQ(rollback.severity, BoardLogSeverity::kError);
+  EXPECT_EQ(rollback.args, (std::vector<uint64_t>{0, 1}));  // Failed slot, restored slot.
+  EXPECT_EQ(rollback.timestamp_ns, 7'000'005'000);
+  EXPECT_EQ(log->records.front().timestamp_ns, 7'000'000'000);
+  // Caught up: nothing more, same cursor.
+  Result<BoardErrorLog> more = link.ReadErrorLog(log->next_sequence);
+  ASSERT_TRUE(more.ok());
+  EXPECT_TRUE(more->records.empty());
+  EXPECT_EQ(more->next_sequence, log->next_sequence);
 }
 
 TEST(ZmqBoardLinkTest, BadPresetAndBusyEndpointAreReported) {

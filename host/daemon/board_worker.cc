@@ -170,6 +170,7 @@ class Driver {
     manifest.context_length = work.context_length == 0
                                   ? source.arch.max_position
                                   : std::min(work.context_length, source.arch.max_position);
+    if (work.replaces_model_id != 0) link_->UnloadModel(work.replaces_model_id).IgnoreError();
     if (Status s = link_->BeginModel(manifest); !s.ok()) {
       done->detail = "board refused the model: " + link_->last_error();
       return s;

@@ -90,6 +90,8 @@ class Daemon {
   void OnLoadDone(LoadDone& done);
   void OnOperationDone(Board& board, OperationDone& done);
   void OnBoardUpdate(Board& board, const BoardUpdate& update);
+  void OnBoardLost(Board& board);
+  void ReloadLostModels(Board& board);
   void ScheduleSteps();
   bool PlanStep(Board& board, Model& model);
   void AdmitQueued(Model& model);

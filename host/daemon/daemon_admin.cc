@@ -168,22 +168,12 @@ void Daemon::OnReset(const std::string& peer, const ResetBoard& reset) {
     return FinishOperation(peer, reset.request_tag, InvalidArgument(),
                            "board " + std::to_string(reset.board) + " is not configured", 0);
   }
-  // Every model on the board is lost: its jobs end with an error, the models are forgotten.
-  std::vector<std::string> lost;
-  for (auto& [name, model] : models_) {
-    if (model->board != reset.board) continue;
-    lost.push_back(name);
-    for (auto& [id, job] : jobs_) {
-      if (job->model == name && !job->finished) {
-        job->in_flight = false;
-        FinishJob(*job, FinishReason::kError, ErrorCode::kBoardUnavailable, "board reset");
-      }
-    }
-  }
-  for (const std::string& name : lost) models_.erase(name);
+  // The reset wipes the board: its running jobs are re-queued and its models reloaded when it
+  // is ready again (OnBoardLost, ReloadLostModels).
   Board& board = *boards_[reset.board];
+  OnBoardLost(board);
   board.state = BoardState::kResetting;
-  board.step_in_flight = true;  // Until the reset completes.
+  board.step_in_flight = true;  // No steps until the reset completes.
   SendOwned(board.channel,
             std::make_unique<WorkerRequest>(ResetWork{reset.request_tag, peer}));
 }

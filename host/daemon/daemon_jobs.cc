@@ -125,6 +125,7 @@ void Daemon::OnSubmit(const std::string& peer, SubmitJob& s) {
   job->tenant = std::move(s.tenant);
   job->idempotency_key = std::move(s.idempotency_key);
   job->prompt = std::move(prompt);
+  job->prefill = job->prompt;
   job->max_tokens = s.max_tokens;
   job->sampling = SeqSampling{sp.temperature, sp.top_k, sp.top_p, sp.seed};
   job->stop_tokens = std::move(s.stop_tokens);
@@ -137,7 +138,8 @@ void Daemon::OnSubmit(const std::string& peer, SubmitJob& s) {
   if (!job->idempotency_key.empty()) {
     idempotency_[job->tenant + '\0' + job->idempotency_key] = job->id;
   }
-  metrics_.Model(job->model).submitted->Increment();
+  job->series = &metrics_.Model(job->model);
+  job->series->submitted->Increment();
   if (job->deadline_unix_ms != 0) deadlines_.emplace(job->deadline_unix_ms, job->id);
   SendJob(peer, JobAccepted{tag, job->id, static_cast<uint32_t>(ahead), false});
   jobs_.emplace(job->id, std::move(job));

@@ -80,6 +80,58 @@ void Daemon::OnBoardUpdate(Board& board, const BoardUpdate& update) {
   if (previous != board.state) {
     std::fprintf(stderr, "waferd: board %u %s -> %s (%s)\n", board.index, BoardStateName(previous),
                  BoardStateName(board.state), board.detail.c_str());
+    if (previous == BoardState::kReady) OnBoardLost(board);
+    if (board.state == BoardState::kReady) ReloadLostModels(board);
+  }
+}
+
+void Daemon::OnBoardLost(Board& board) {
+  // The board's SRAM can no longer be trusted to hold the models or the KV caches. Running jobs
+  // go back to the front of the queue with their output so far as prefill; nothing accepted is
+  // lost, and clients see the stream continue once the model is back.
+  board.step_in_flight = false;
+  for (auto& [name, model] : models_) {
+    if (model->board != board.index) continue;
+    if (model->state != ModelState::kReady && model->state != ModelState::kUnloading) continue;
+    model->state = model->state == ModelState::kUnloading ? ModelState::kUnloading
+                                                          : ModelState::kFailed;
+    std::vector<uint64_t> requeue(model->running.begin(), model->running.end());
+    for (uint64_t id : requeue) {
+      Job& job = *jobs_.at(id);
+      ReleaseSlot(job);
+      job.in_flight = false;
+      if (job.cancel_requested) {
+        FinishJob(job, FinishReason::kCancelled);
+        continue;
+      }
+      job.state = JobState::kQueued;
+      job.prefill = job.prompt;
+      job.prefill.insert(job.prefill.end(), job.output.begin(), job.output.end());
+      job.prefill_fed = 0;
+      policy_->Push(QueuedJob{job.id, job.model, job.tenant, 0, job.accepted_ns,
+                              job.deadline_unix_ms});
+    }
+    model->free_slots.clear();
+    if (model->state == ModelState::kUnloading) model->unload_sent = true;  // Nothing to unload.
+    std::fprintf(stderr, "waferd: model %s lost with board %u; %zu jobs re-queued\n", name.c_str(),
+                 board.index, requeue.size());
+  }
+}
+
+void Daemon::ReloadLostModels(Board& board) {
+  for (auto& [name, model] : models_) {
+    if (model->board != board.index || model->state != ModelState::kFailed) continue;
+    LoadWork work;
+    work.name = name;
+    work.path = model->path;
+    work.slots = model->slots;
+    work.context_length = model->context_length;
+    work.replaces_model_id = model->model_id;  // Freed first, in case the board kept it.
+    model->model_id = next_model_id_++;
+    work.model_id = model->model_id;
+    model->state = ModelState::kLoading;
+    std::fprintf(stderr, "waferd: board %u is back; reloading %s\n", board.index, name.c_str());
+    SendOwned(board.channel, std::make_unique<WorkerRequest>(std::move(work)));
   }
 }
 
@@ -92,6 +144,16 @@ void Daemon::OnLoadDone(LoadDone& done) {
   if (!done.status.ok()) {
     std::fprintf(stderr, "waferd: loading %s failed: %s\n", model->name.c_str(), done.detail.c_str());
     FinishOperation(done.admin_peer, done.admin_tag, done.status, done.detail, done.elapsed_s);
+    if (done.status.code() == StatusCode::kUnavailable && policy_->QueuedFor(model->name) > 0) {
+      model->state = ModelState::kFailed;  // The board went away again: retry when it is back.
+      return;
+    }
+    while (std::optional<uint64_t> id = policy_->PopNext(model->name)) {
+      Job& job = *jobs_.at(*id);
+      job.state = JobState::kRunning;  // Out of the queue already.
+      FinishJob(job, FinishReason::kError, ErrorCode::kModelNotReady,
+                "model could not be loaded: " + done.detail);
+    }
     models_.erase(model->name);
     return;
   }
@@ -135,9 +197,19 @@ void Daemon::OnStepDone(Board& board, StepDone& done) {
     if (job != nullptr) job->in_flight = false;
     jobs.push_back(job);
   }
-  if (!done.status.ok() || model == nullptr) {
+  // Results for a model that lost its board (or was removed) are void: its jobs were re-queued
+  // by OnBoardLost and will be recomputed.
+  if (model == nullptr ||
+      (model->state != ModelState::kReady && model->state != ModelState::kUnloading)) {
+    return;
+  }
+  if (!done.status.ok()) {
+    if (done.status.code() == StatusCode::kUnavailable) {
+      OnBoardLost(board);  // The worker reports the board offline too; either order works.
+      return;
+    }
     for (Job* job : jobs) {
-      if (job != nullptr && !job->finished) {
+      if (job != nullptr && !job->finished && job->state == JobState::kRunning) {
         FinishJob(*job, FinishReason::kError, ToErrorCode(done.status), "step failed: " + done.detail);
       }
     }
@@ -150,7 +222,7 @@ void Daemon::OnStepDone(Board& board, StepDone& done) {
   const size_t n = std::min(jobs.size(), done.outcome.results.size());
   for (size_t i = 0; i < n; ++i) {
     Job* job = jobs[i];
-    if (job == nullptr || job->finished) continue;
+    if (job == nullptr || job->finished || job->state != JobState::kRunning) continue;
     SeqResult& r = done.outcome.results[i];
     job->device_ns += done.outcome.device_time.total_ns;
     if (job->cancel_requested) {
@@ -182,7 +254,7 @@ void Daemon::ApplyTokens(Job& job, Model& model, const std::vector<uint32_t>& to
     }
   }
   if (take == 0) return;
-  telemetry::ModelSeries& series = metrics_.Model(job.model);
+  telemetry::ModelSeries& series = *job.series;
   if (job.first_token_ns == 0) {
     job.first_token_ns = now;
     series.ttft->Observe(Seconds(now - job.accepted_ns));
@@ -308,22 +380,22 @@ bool Daemon::PlanStep(Board& board, Model& model) {
     seq.sampling = job.sampling;
     seq.stop_tokens = job.stop_tokens;
     const uint32_t remaining = job.max_tokens - static_cast<uint32_t>(job.output.size());
-    if (job.prompt_fed < job.prompt.size()) {
-      seq.reset = job.prompt_fed == 0;
+    if (job.prefill_fed < job.prefill.size()) {
+      seq.reset = job.prefill_fed == 0;
       uint32_t n = std::min<uint32_t>(config_.prefill_chunk_tokens,
-                                      static_cast<uint32_t>(job.prompt.size()) - job.prompt_fed);
-      seq.input_tokens.assign(job.prompt.begin() + job.prompt_fed,
-                              job.prompt.begin() + job.prompt_fed + n);
-      job.prompt_fed += n;
-      // The prompt's last chunk yields the first token at once: time to first token matters.
-      seq.generate = job.prompt_fed == job.prompt.size() ? 1 : 0;
+                                      static_cast<uint32_t>(job.prefill.size()) - job.prefill_fed);
+      seq.input_tokens.assign(job.prefill.begin() + job.prefill_fed,
+                              job.prefill.begin() + job.prefill_fed + n);
+      job.prefill_fed += n;
+      // The last prefill chunk yields the next token at once: time to first token matters.
+      seq.generate = job.prefill_fed == job.prefill.size() ? 1 : 0;
     } else {
       seq.input_tokens.push_back(job.output.back());
       seq.generate = std::min(config_.decode_tokens_per_step, remaining);
     }
     if (job.first_step_ns == 0) {
       job.first_step_ns = now;
-      metrics_.Model(job.model).queue_wait->Observe(Seconds(now - job.accepted_ns));
+      job.series->queue_wait->Observe(Seconds(now - job.accepted_ns));
     }
     job.in_flight = true;
     step.job_ids.push_back(job.id);

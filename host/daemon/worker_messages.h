@@ -30,6 +30,7 @@ struct LoadWork {
   uint32_t model_id = 0;
   uint32_t slots = 0;
   uint32_t context_length = 0;  // 0: the model's maximum.
+  uint32_t replaces_model_id = 0;  // Non-zero on a reload: unloaded first (NOT_FOUND is fine).
 };
 
 struct UnloadWork {

@@ -1,10 +1,14 @@
 #include "board_sim/llama/internal/kernels.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstring>
 #include <numbers>
-#include <system_error>
-#include <thread>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace wafer::sim::internal {
 
@@ -40,46 +44,237 @@ float Dot(const float* a, const float* b, size_t n) {
 
 namespace {
 
-void MatMulRows(const float* x, size_t rows, const float* w, size_t out_begin, size_t out_end,
-                size_t out, size_t in, float* y) {
-  // Four weight rows at a time: each row is streamed once while every batch row reuses it.
-  size_t o = out_begin;
-  for (; o + 4 <= out_end; o += 4) {
-    const float* w0 = w + o * in;
-    for (size_t t = 0; t < rows; ++t) {
-      const float* xt = x + t * in;
-      float* yt = y + t * out + o;
-      yt[0] = Dot(w0, xt, in);
-      yt[1] = Dot(w0 + in, xt, in);
-      yt[2] = Dot(w0 + 2 * in, xt, in);
-      yt[3] = Dot(w0 + 3 * in, xt, in);
+size_t ElementBytes(DType dtype) { return dtype == DType::kF32 ? 4 : 2; }
+
+float ElementAt(DType dtype, const std::byte* row, size_t i) {
+  switch (dtype) {
+    case DType::kF32: {
+      float f;
+      std::memcpy(&f, row + 4 * i, 4);
+      return f;
+    }
+    case DType::kF16: {
+      uint16_t bits;
+      std::memcpy(&bits, row + 2 * i, 2);
+      return HalfToFloat(bits);
+    }
+    case DType::kBF16: {
+      uint16_t bits;
+      std::memcpy(&bits, row + 2 * i, 2);
+      return BFloat16ToFloat(bits);
     }
   }
-  for (; o < out_end; ++o) {
-    for (size_t t = 0; t < rows; ++t) y[t * out + o] = Dot(w + o * in, x + t * in, in);
+  return 0;
+}
+
+// Output rows per block: each block's weight rows are read from memory once and then reused
+// from cache by every batch row.
+constexpr size_t kRowBlock = 4;
+
+// Per-thread float32 copy of one block of weight rows (the portable path, and the AVX2 path for
+// batches above two rows). Reused across calls, so steady-state decode does not allocate.
+float* BlockScratch(size_t floats) {
+  thread_local std::vector<float> scratch;
+  if (scratch.size() < floats) scratch.resize(floats);
+  return scratch.data();
+}
+
+void RowsPortable(const float* x, size_t rows, const WeightMatrix& w, size_t o_begin,
+                  size_t o_end, float* y) {
+  const size_t in = w.in;
+  const size_t row_bytes = in * ElementBytes(w.dtype);
+  float* scratch = w.dtype == DType::kF32 ? nullptr : BlockScratch(kRowBlock * in);
+  for (size_t o = o_begin; o < o_end; o += kRowBlock) {
+    const size_t n = std::min(kRowBlock, o_end - o);
+    const float* block;
+    if (scratch == nullptr) {
+      block = reinterpret_cast<const float*>(w.data + o * row_bytes);
+    } else {
+      for (size_t r = 0; r < n; ++r) ConvertRow(w, o + r, scratch + r * in);
+      block = scratch;
+    }
+    for (size_t t = 0; t < rows; ++t) {
+      for (size_t r = 0; r < n; ++r) y[t * w.out + o + r] = Dot(block + r * in, x + t * in, in);
+    }
   }
 }
 
-// Below this many multiply-adds a second thread costs more than it saves.
-constexpr size_t kThreadedMatMulMacs = size_t{1} << 21;
+#if defined(__x86_64__)
+
+#define WAFER_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+// Loaders: eight consecutive elements of a row as float32, exactly.
+struct LoadF32 {
+  static constexpr DType kDType = DType::kF32;
+  WAFER_AVX2 static __m256 Load(const std::byte* row, size_t i) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + i);
+  }
+};
+struct LoadBF16 {
+  static constexpr DType kDType = DType::kBF16;
+  WAFER_AVX2 static __m256 Load(const std::byte* row, size_t i) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+};
+struct LoadF16 {
+  static constexpr DType kDType = DType::kF16;
+  WAFER_AVX2 static __m256 Load(const std::byte* row, size_t i) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i)));
+  }
+};
+
+WAFER_AVX2 inline float HorizontalSum(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 d = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(d, _mm_movehdup_ps(d)));
+}
+
+// R weight rows x T batch rows of dot products, one 8-lane accumulator each. Every (row, batch
+// row) pair sees the same sequence of operations whatever R and T are, so results do not depend
+// on the blocking.
+template <int R, int T, class L>
+WAFER_AVX2 void Tile(const std::byte* w, size_t row_bytes, const float* x, size_t in, float* y,
+                     size_t y_stride) {
+  __m256 acc[R][T];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 2
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  }
+  size_t i = 0;
+  for (; i + 8 <= in; i += 8) {
+    __m256 xv[T];
+#pragma GCC unroll 2
+    for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x + t * in + i);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const __m256 wv = L::Load(w + r * row_bytes, i);
+#pragma GCC unroll 2
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int t = 0; t < T; ++t) {
+      float sum = HorizontalSum(acc[r][t]);
+      for (size_t j = i; j < in; ++j) {
+        sum += ElementAt(L::kDType, w + r * row_bytes, j) * x[t * in + j];
+      }
+      y[t * y_stride + r] = sum;
+    }
+  }
+}
+
+// All batch rows against weight rows [o, o + R).
+template <int R, class L>
+WAFER_AVX2 void BlockAvx2(const float* x, size_t rows, const std::byte* w, size_t row_bytes,
+                          size_t in, float* y, size_t out) {
+  size_t t = 0;
+  for (; t + 2 <= rows; t += 2) Tile<R, 2, L>(w, row_bytes, x + t * in, in, y + t * out, out);
+  if (t < rows) Tile<R, 1, L>(w, row_bytes, x + t * in, in, y + t * out, out);
+}
+
+template <class L>
+WAFER_AVX2 void ConvertBlockAvx2(const std::byte* w, size_t row_bytes, size_t n, size_t in,
+                                 float* dst) {
+  for (size_t r = 0; r < n; ++r) {
+    const std::byte* row = w + r * row_bytes;
+    size_t i = 0;
+    for (; i + 8 <= in; i += 8) _mm256_storeu_ps(dst + r * in + i, L::Load(row, i));
+    for (; i < in; ++i) dst[r * in + i] = ElementAt(L::kDType, row, i);
+  }
+}
+
+// Batches of one or two rows convert in registers (the weights stream at their stored width);
+// larger batches convert each block once into a per-thread float32 copy that stays in L1/L2.
+template <class L>
+WAFER_AVX2 void RowsAvx2(const float* x, size_t rows, const WeightMatrix& w, size_t o_begin,
+                         size_t o_end, float* y) {
+  const size_t in = w.in;
+  const size_t row_bytes = in * ElementBytes(w.dtype);
+  const bool convert = L::kDType != DType::kF32 && rows > 2;
+  float* scratch = convert ? BlockScratch(kRowBlock * in) : nullptr;
+  for (size_t o = o_begin; o < o_end; o += kRowBlock) {
+    const size_t n = std::min(kRowBlock, o_end - o);
+    const std::byte* block = w.data + o * row_bytes;
+    float* yo = y + o;
+    if (convert) {
+      ConvertBlockAvx2<L>(block, row_bytes, n, in, scratch);
+      const auto* f = reinterpret_cast<const std::byte*>(scratch);
+      if (n == kRowBlock) {
+        BlockAvx2<kRowBlock, LoadF32>(x, rows, f, in * 4, in, yo, w.out);
+      } else {
+        for (size_t r = 0; r < n; ++r) BlockAvx2<1, LoadF32>(x, rows, f + r * in * 4, in * 4, in, yo + r, w.out);
+      }
+    } else if (n == kRowBlock) {
+      BlockAvx2<kRowBlock, L>(x, rows, block, row_bytes, in, yo, w.out);
+    } else {
+      for (size_t r = 0; r < n; ++r) {
+        BlockAvx2<1, L>(x, rows, block + r * row_bytes, row_bytes, in, yo + r, w.out);
+      }
+    }
+  }
+}
+
+void Rows(const float* x, size_t rows, const WeightMatrix& w, size_t o_begin, size_t o_end,
+          float* y, Isa isa) {
+  if (isa == Isa::kAvx2Fma) {
+    switch (w.dtype) {
+      case DType::kF32: return RowsAvx2<LoadF32>(x, rows, w, o_begin, o_end, y);
+      case DType::kBF16: return RowsAvx2<LoadBF16>(x, rows, w, o_begin, o_end, y);
+      case DType::kF16: return RowsAvx2<LoadF16>(x, rows, w, o_begin, o_end, y);
+    }
+  }
+  RowsPortable(x, rows, w, o_begin, o_end, y);
+}
+
+#else  // !defined(__x86_64__)
+
+void Rows(const float* x, size_t rows, const WeightMatrix& w, size_t o_begin, size_t o_end,
+          float* y, Isa) {
+  RowsPortable(x, rows, w, o_begin, o_end, y);
+}
+
+#endif
+
+// Below this many multiply-adds, waking a helper costs more than it saves.
+constexpr size_t kThreadedMatMulMacs = size_t{1} << 18;
+// Output rows per parallel part: small enough that a helper which wakes late still gets work,
+// large enough that claiming a part is noise.
+constexpr size_t kRowsPerPart = 64;
 
 }  // namespace
 
-void MatMul(const float* x, size_t rows, const float* w, size_t out, size_t in, float* y) {
-  if (rows * out * in < kThreadedMatMulMacs || out < 64) {
-    MatMulRows(x, rows, w, 0, out, out, in, y);
+Isa BestIsa() {
+#if defined(__x86_64__)
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                           __builtin_cpu_supports("f16c");
+  if (avx2) return Isa::kAvx2Fma;
+#endif
+  return Isa::kPortable;
+}
+
+void ConvertRow(const WeightMatrix& w, size_t row, float* out) {
+  const std::byte* src = w.data + row * w.in * ElementBytes(w.dtype);
+  if (w.dtype == DType::kF32) {
+    std::memcpy(out, src, w.in * sizeof(float));
     return;
   }
-  const size_t split = (out / 2) & ~size_t{3};
-  std::thread helper;
-  try {
-    helper = std::thread([=] { MatMulRows(x, rows, w, split, out, out, in, y); });
-  } catch (const std::system_error&) {
-    MatMulRows(x, rows, w, 0, out, out, in, y);  // No thread available: do it all here.
+  for (size_t i = 0; i < w.in; ++i) out[i] = ElementAt(w.dtype, src, i);
+}
+
+void MatMul(const float* x, size_t rows, const WeightMatrix& w, float* y, WorkerPool* pool,
+            Isa isa) {
+  if (pool == nullptr || pool->parallelism() < 2 || rows * w.out * w.in < kThreadedMatMulMacs ||
+      w.out < 2 * kRowsPerPart) {
+    Rows(x, rows, w, 0, w.out, y, isa);
     return;
   }
-  MatMulRows(x, rows, w, 0, split, out, in, y);
-  helper.join();
+  const size_t parts = (w.out + kRowsPerPart - 1) / kRowsPerPart;
+  pool->Run(parts, [&](size_t part) {
+    const size_t begin = part * kRowsPerPart;
+    Rows(x, rows, w, begin, std::min(w.out, begin + kRowsPerPart), y, isa);
+  });
 }
 
 void RmsNorm(const float* x, const float* weight, size_t n, float eps, float* out) {

@@ -1,11 +1,15 @@
 // Float32 kernels of the functional Llama simulation: dtype conversion, batched matrix-vector
-// products, RMSNorm, rotary embedding tables. Private to board_sim/llama.
+// products over weights kept in their stored dtype, RMSNorm, rotary embedding tables. Private to
+// board_sim/llama.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <vector>
+
+#include "board_sim/llama/llama_engine.h"
+#include "board_sim/llama/internal/worker_pool.h"
 
 namespace wafer::sim::internal {
 
@@ -16,10 +20,35 @@ float BFloat16ToFloat(uint16_t bits);
 // Dot product with eight independent accumulators so that -O2 vectorizes it without fast-math.
 float Dot(const float* a, const float* b, size_t n);
 
-// y[t, o] = sum_i w[o, i] * x[t, i] for t < rows, o < out; `w` is [out, in] row-major (nn.Linear),
-// `x` is [rows, in], `y` is [rows, out]. Each weight row is read once for the whole batch. Large
-// products split the output rows over two threads.
-void MatMul(const float* x, size_t rows, const float* w, size_t out, size_t in, float* y);
+// A borrowed weight matrix [out, in], row-major (nn.Linear), in its stored dtype (little-endian
+// float32, binary16 or bfloat16).
+struct WeightMatrix {
+  DType dtype = DType::kF32;
+  const std::byte* data = nullptr;
+  size_t out = 0;
+  size_t in = 0;
+};
+
+// The instruction sets MatMul can use. Every one gives the same results up to float32 rounding.
+enum class Isa : uint8_t {
+  kPortable,  // Plain C++ that -O2 vectorizes with the baseline ISA.
+  kAvx2Fma,   // x86-64 AVX2 + FMA + F16C, chosen at run time.
+};
+
+// The best Isa this CPU supports.
+Isa BestIsa();
+
+// Converts row `row` of `w` (`w.in` elements) to float32 (exact).
+void ConvertRow(const WeightMatrix& w, size_t row, float* out);
+
+// y[t, o] = sum_i w[o, i] * x[t, i] for t < rows, o < w.out; `x` is [rows, w.in], `y` is
+// [rows, w.out]. Each weight row is streamed from memory once per call for the whole batch,
+// converted to float32 on the fly (or, for batches above two rows, once into a small per-thread
+// block that every batch row then reuses). Large products split the output rows over `pool`
+// (optional). Each y element is computed the same way whatever `rows` and the split are, so a
+// sequence's logits do not depend on what else is in the batch.
+void MatMul(const float* x, size_t rows, const WeightMatrix& w, float* y, WorkerPool* pool,
+            Isa isa);
 
 // out[i] = x[i] / sqrt(mean(x^2) + eps) * weight[i]; `out` may alias `x`.
 void RmsNorm(const float* x, const float* weight, size_t n, float eps, float* out);

@@ -26,7 +26,10 @@ struct Daemon::Job {
 
   JobState state = JobState::kQueued;
   int64_t slot = -1;
-  uint32_t prompt_fed = 0;  // Prompt tokens already sent to the board.
+  // What the board must read before the next token: the prompt, or after the job lost its
+  // board, the prompt plus everything generated so far (recomputed, then decoding resumes).
+  std::vector<uint32_t> prefill;
+  uint32_t prefill_fed = 0;  // Tokens of `prefill` already sent to the board.
   bool in_flight = false;   // Part of the step the board is running.
   bool cancel_requested = false;
 
@@ -41,6 +44,7 @@ struct Daemon::Job {
   int64_t last_token_ns = 0;
   int64_t device_ns = 0;
   std::optional<JobFinished> finished;
+  telemetry::ModelSeries* series = nullptr;  // The model's metrics; registered once.
 };
 
 struct Daemon::Model {

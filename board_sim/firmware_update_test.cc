@@ -1,0 +1,207 @@
+// Firmware A/B update on the simulated board: the firmware core with SimWafer, SimFirmwareFlash
+// and the libsodium verifier (real Ed25519 keys and signatures).
+#include <gtest/gtest.h>
+#include <sodium.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "board_sim/sim_firmware_flash.h"
+#include "board_sim/sim_wafer.h"
+#include "board_sim/sodium_signature_verifier.h"
+#include "common/crc32c.h"
+#include "firmware/command_processor.h"
+
+namespace wafer::sim {
+namespace {
+
+namespace hal = ::wafer::fw::hal;
+using fw::Command;
+using fw::CommandKind;
+using fw::Reply;
+
+struct KeyPair {
+  FirmwarePublicKey pk{};
+  std::array<unsigned char, crypto_sign_SECRETKEYBYTES> sk{};
+  KeyPair() {
+    EXPECT_EQ(sodium_init() >= 0, true);
+    crypto_sign_keypair(pk.data(), sk.data());
+  }
+  std::array<std::byte, hal::kSignatureBytes> Sign(const std::vector<std::byte>& m) const {
+    std::array<std::byte, hal::kSignatureBytes> sig{};
+    crypto_sign_detached(reinterpret_cast<unsigned char*>(sig.data()), nullptr,
+                         reinterpret_cast<const unsigned char*>(m.data()), m.size(), sk.data());
+    return sig;
+  }
+};
+
+std::vector<std::byte> MakeImage(size_t n, const std::string& embed = "") {
+  std::vector<std::byte> image(n);
+  for (size_t i = 0; i < n; ++i) image[i] = std::byte((i * 31 + 7) & 0xFF);
+  for (size_t i = 0; i < embed.size(); ++i) image[n / 2 + i] = std::byte(embed[i]);
+  return image;
+}
+
+class FirmwareUpdateTest : public ::testing::Test {
+ protected:
+  void Start(FaultPlan faults = {}, bool with_key = true) {
+    std::string error;
+    Result<Preset> preset = LoadPreset("mini", &error, WAFER_PRESET_DIR_FOR_TEST);
+    ASSERT_TRUE(preset.ok()) << error;
+    verifier_ = std::make_unique<SodiumSignatureVerifier>(
+        with_key ? std::optional<FirmwarePublicKey>(key_.pk) : std::nullopt);
+    SimWaferOptions options;
+    options.faults = faults;
+    options.firmware = &flash_;
+    wafer_ = std::make_unique<SimWafer>(*preset, clock_, options);
+    cp_ = std::make_unique<fw::CommandProcessor>(
+        fw::Platform{*wafer_, flash_, *verifier_, clock_});
+  }
+  Reply Run(Command c) {
+    Reply r;
+    cp_->Handle(c, r);
+    return r;
+  }
+  Reply Simple(CommandKind kind) {
+    Command c;
+    c.kind = kind;
+    return Run(c);
+  }
+  // Transfers `image` into slot 1 in 64 KiB chunks and commits it.
+  StatusCode Send(const std::vector<std::byte>& image,
+                  const std::array<std::byte, hal::kSignatureBytes>& sig, uint32_t crc) {
+    Command c;
+    c.kind = CommandKind::kBeginFirmwareImage;
+    c.image = fw::FirmwareImageArgs{1, image.size(), crc, sig};
+    Reply r = Run(c);
+    if (r.code != StatusCode::kOk) return r.code;
+    for (size_t off = 0; off < image.size(); off += 65536) {
+      c = Command{};
+      c.kind = CommandKind::kWriteFirmwareChunk;
+      auto data = std::span<const std::byte>(image).subspan(
+          off, std::min<size_t>(65536, image.size() - off));
+      c.image_chunk = fw::FirmwareChunkArgs{1, off, data, Crc32c(data)};
+      r = Run(c);
+      if (r.code != StatusCode::kOk) return r.code;
+    }
+    c = Command{};
+    c.kind = CommandKind::kCommitFirmwareImage;
+    c.image_slot = 1;
+    return Run(c).code;
+  }
+  bool Logged(fw::LogCode code) {
+    std::vector<fw::LogRecord> out(fw::kErrorLogCapacity);
+    out.resize(cp_->error_log().Read(0, out).count);
+    for (const auto& r : out) {
+      if (r.code == code) return true;
+    }
+    return false;
+  }
+  uint32_t ActiveSlot() { return Simple(CommandKind::kIdentify).active_firmware_slot; }
+  void ResetAndBoot(Reply* boot) {
+    ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+    *boot = Simple(CommandKind::kBoot);
+  }
+
+  KeyPair key_;
+  FakeClock clock_;
+  SimFirmwareFlash flash_;
+  std::unique_ptr<SodiumSignatureVerifier> verifier_;
+  std::unique_ptr<SimWafer> wafer_;
+  std::unique_ptr<fw::CommandProcessor> cp_;
+};
+
+TEST_F(FirmwareUpdateTest, FactoryImageRunsFromSlot0) {
+  Start();
+  EXPECT_EQ(ActiveSlot(), 0u);
+  const hal::BootControl c = flash_.ReadBootControl();
+  EXPECT_TRUE(c.slots[0].valid);
+  EXPECT_EQ(c.slots[0].crc32c,
+            Crc32c(flash_.MappedSlot(0).first(SimFirmwareFlash::kFactoryImage.size())));
+  EXPECT_FALSE(c.slots[1].valid);
+}
+
+TEST_F(FirmwareUpdateTest, SignedImageActivatesOnReset) {
+  Start();
+  ASSERT_EQ(Simple(CommandKind::kBoot).code, StatusCode::kOk);
+  const auto image = MakeImage(200'000);
+  ASSERT_EQ(Send(image, key_.Sign(image), Crc32c(image)), StatusCode::kOk);
+  Reply boot;
+  ResetAndBoot(&boot);
+  EXPECT_EQ(boot.code, StatusCode::kOk) << boot.detail;
+  EXPECT_EQ(ActiveSlot(), 1u);
+  EXPECT_TRUE(Logged(fw::LogCode::kImageConfirmed));
+  EXPECT_TRUE(std::equal(image.begin(), image.end(), flash_.MappedSlot(1).begin()));
+}
+
+TEST_F(FirmwareUpdateTest, BadCrcIsRefused) {
+  Start();
+  const auto image = MakeImage(1000);
+  EXPECT_EQ(Send(image, key_.Sign(image), Crc32c(image) + 1), StatusCode::kDataLoss);
+  Reply boot;
+  ResetAndBoot(&boot);
+  EXPECT_EQ(ActiveSlot(), 0u);
+}
+
+TEST_F(FirmwareUpdateTest, ImageSignedWithAnotherKeyIsRefused) {
+  Start();
+  const KeyPair other;
+  const auto image = MakeImage(1000);
+  EXPECT_EQ(Send(image, other.Sign(image), Crc32c(image)), StatusCode::kPermissionDenied);
+  EXPECT_TRUE(Logged(fw::LogCode::kImageSignatureInvalid));
+  // A signature of different bytes with the right key is refused too.
+  auto tampered = image;
+  const auto sig = key_.Sign(image);
+  tampered[3] ^= std::byte{1};
+  EXPECT_EQ(Send(tampered, sig, Crc32c(tampered)), StatusCode::kPermissionDenied);
+  Reply boot;
+  ResetAndBoot(&boot);
+  EXPECT_EQ(ActiveSlot(), 0u);
+}
+
+TEST_F(FirmwareUpdateTest, BoardWithoutAKeyRefusesEveryImage) {
+  Start({}, /*with_key=*/false);
+  const auto image = MakeImage(1000);
+  EXPECT_EQ(Send(image, key_.Sign(image), Crc32c(image)), StatusCode::kPermissionDenied);
+}
+
+TEST_F(FirmwareUpdateTest, ImageThatFailsSelfTestRollsBack) {
+  Start();
+  const auto image = MakeImage(5000, std::string(SimWafer::kFailSelfTestMarker));
+  ASSERT_EQ(Send(image, key_.Sign(image), Crc32c(image)), StatusCode::kOk);
+  Reply boot;
+  ResetAndBoot(&boot);
+  EXPECT_EQ(boot.code, StatusCode::kOk);
+  EXPECT_EQ(boot.state, fw::BootState::kReady);
+  EXPECT_EQ(ActiveSlot(), 0u);
+  EXPECT_FALSE(flash_.ReadBootControl().slots[1].valid);
+  EXPECT_TRUE(Logged(fw::LogCode::kSelfTestFailed));
+  EXPECT_TRUE(Logged(fw::LogCode::kImageRolledBack));
+}
+
+TEST_F(FirmwareUpdateTest, FaultPlanFailsTheTrialBootAndRollsBack) {
+  FaultPlan faults;
+  faults.fail_trial_boot = true;
+  Start(faults);
+  ASSERT_EQ(Simple(CommandKind::kBoot).code, StatusCode::kOk);  // Not on trial: passes.
+  const auto image = MakeImage(1000);
+  ASSERT_EQ(Send(image, key_.Sign(image), Crc32c(image)), StatusCode::kOk);
+  Reply boot;
+  ResetAndBoot(&boot);
+  EXPECT_EQ(boot.code, StatusCode::kOk);
+  EXPECT_EQ(ActiveSlot(), 0u);
+  EXPECT_TRUE(Logged(fw::LogCode::kImageRolledBack));
+}
+
+TEST(FirmwarePublicKeyTest, ParsesHexOnly) {
+  const std::string good(64, 'a');
+  ASSERT_TRUE(ParseFirmwarePublicKey(good).ok());
+  EXPECT_EQ((*ParseFirmwarePublicKey(good))[31], 0xAA);
+  EXPECT_FALSE(ParseFirmwarePublicKey(std::string(63, 'a')).ok());
+  EXPECT_FALSE(ParseFirmwarePublicKey(std::string(62, 'a') + "zz").ok());
+  EXPECT_FALSE(ParseFirmwarePublicKey("").ok());
+}
+
+}  // namespace
+}  // namespace wafer::sim

@@ -1,0 +1,178 @@
+#include "firmware/firmware_slots.h"
+
+#include <algorithm>
+
+#include "common/crc32c.h"
+
+namespace wafer::fw {
+
+Status FirmwareSlots::Store(const hal::BootControl& control, const char*& detail) {
+  Status status = flash_.WriteBootControl(control);
+  if (!status.ok()) detail = "boot-control flash write failed";
+  return status;
+}
+
+Status FirmwareSlots::Begin(const FirmwareImageArgs& image, const char*& detail) {
+  receiving_ = false;
+  if (image.slot >= hal::kFirmwareSlots || image.size == 0 ||
+      image.size > flash_.slot_capacity()) {
+    log_.Append(Severity::kWarning, LogCode::kImageOutOfRange, {image.slot, 0, image.size});
+    detail = "no such firmware slot, or the image size is 0 or above the slot's capacity";
+    return OutOfRange();
+  }
+  if (image.signature.size() != hal::kSignatureBytes) {
+    detail = "signature must be 64 bytes (Ed25519)";
+    return InvalidArgument();
+  }
+  hal::BootControl control = flash_.ReadBootControl();
+  if (image.slot == control.active_slot) {
+    detail = "the slot holds the running firmware image";
+    return FailedPrecondition();
+  }
+  if (control.trial && image.slot == control.fallback_slot) {
+    detail = "the slot holds the fallback image of a firmware image on trial";
+    return FailedPrecondition();
+  }
+  // The slot's old image is about to be erased: forget it first, so a power loss in between
+  // never leaves a record pointing at erased flash.
+  control.slots[image.slot] = hal::SlotRecord{};
+  if (control.pending && control.pending_slot == image.slot) control.pending = false;
+  WAFER_RETURN_IF_ERROR(Store(control, detail));
+  Status status = flash_.EraseSlot(image.slot);
+  if (!status.ok()) {
+    detail = "flash erase failed";
+    return status;
+  }
+  receiving_ = true;
+  slot_ = image.slot;
+  size_ = image.size;
+  crc32c_ = image.crc32c;
+  written_ = 0;
+  std::copy(image.signature.begin(), image.signature.end(), signature_.begin());
+  log_.Append(Severity::kInfo, LogCode::kImageBegin, {image.slot, image.size, image.crc32c});
+  return OkStatus();
+}
+
+Status FirmwareSlots::WriteChunk(const FirmwareChunkArgs& chunk, const char*& detail) {
+  if (!receiving_ || chunk.slot != slot_) {
+    detail = "no firmware image transfer into this slot";
+    return FailedPrecondition();
+  }
+  if (chunk.data.empty() || chunk.data.size() > kMaxChunkBytes || chunk.offset > size_ ||
+      chunk.data.size() > size_ - chunk.offset) {
+    log_.Append(Severity::kWarning, LogCode::kImageOutOfRange,
+                {chunk.slot, chunk.offset, chunk.data.size()});
+    detail = "firmware chunk is empty, too large or past the image's end";
+    return OutOfRange();
+  }
+  const uint32_t actual = Crc32c(chunk.data);
+  if (actual != chunk.crc32c) {
+    log_.Append(Severity::kWarning, LogCode::kImageChunkCrcMismatch,
+                {chunk.slot, chunk.offset, chunk.crc32c, actual});
+    detail = "firmware chunk CRC-32C mismatch; nothing written";
+    return DataLoss();
+  }
+  if (chunk.offset > written_) {
+    detail = "firmware chunk leaves a gap; the image is written in order";
+    return FailedPrecondition();
+  }
+  // Flash is programmed once after an erase: skip the part a retried chunk already wrote.
+  const uint64_t end = chunk.offset + chunk.data.size();
+  if (end <= written_) return OkStatus();
+  const size_t skip = static_cast<size_t>(written_ - chunk.offset);
+  Status status = flash_.ProgramSlot(slot_, written_, chunk.data.subspan(skip));
+  if (!status.ok()) {
+    detail = "flash program failed";
+    return status;
+  }
+  written_ = end;
+  return OkStatus();
+}
+
+Status FirmwareSlots::Commit(uint32_t slot, const char*& detail) {
+  if (!receiving_ || slot != slot_) {
+    detail = "no firmware image transfer into this slot";
+    return FailedPrecondition();
+  }
+  if (written_ != size_) {
+    detail = "the firmware image is not fully written";
+    return FailedPrecondition();
+  }
+  receiving_ = false;
+  const std::span<const std::byte> mapped = flash_.MappedSlot(slot);
+  if (mapped.size() < size_) {
+    detail = "flash slot is smaller than the image";
+    return Unavailable();
+  }
+  const std::span<const std::byte> image = mapped.first(static_cast<size_t>(size_));
+  // Checked against what the flash now holds, not what was sent.
+  const uint32_t actual = Crc32c(image);
+  if (actual != crc32c_) {
+    log_.Append(Severity::kError, LogCode::kImageCrcMismatch, {slot, crc32c_, actual});
+    detail = "firmware image CRC-32C mismatch; image refused";
+    return DataLoss();
+  }
+  if (!verifier_.Verify(image, std::span<const std::byte, hal::kSignatureBytes>(signature_))
+           .ok()) {
+    log_.Append(Severity::kError, LogCode::kImageSignatureInvalid, {slot, size_});
+    detail = "firmware image signature does not verify against the board's key; image refused";
+    return Status(StatusCode::kPermissionDenied);
+  }
+  hal::BootControl control = flash_.ReadBootControl();
+  control.slots[slot] = hal::SlotRecord{true, size_, crc32c_};
+  control.pending = true;
+  control.pending_slot = slot;
+  WAFER_RETURN_IF_ERROR(Store(control, detail));
+  log_.Append(Severity::kInfo, LogCode::kImageAccepted, {slot, size_, crc32c_});
+  return OkStatus();
+}
+
+void FirmwareSlots::RollBack(hal::BootControl& control) {
+  const uint32_t failed = control.active_slot;
+  control.slots[failed].valid = false;  // Never tried again; a new image must be sent.
+  control.active_slot = control.fallback_slot;
+  control.trial = false;
+  log_.Append(Severity::kError, LogCode::kImageRolledBack, {failed, control.active_slot});
+}
+
+void FirmwareSlots::OnReset() {
+  receiving_ = false;
+  hal::BootControl control = flash_.ReadBootControl();
+  bool changed = false;
+  if (control.trial) {
+    // The trial image never reached a passing self-test: treat the reset as a failed boot.
+    RollBack(control);
+    changed = true;
+  }
+  if (control.pending) {
+    control.pending = false;
+    if (control.slots[control.pending_slot].valid && control.pending_slot != control.active_slot) {
+      control.fallback_slot = control.active_slot;
+      control.active_slot = control.pending_slot;
+      control.trial = true;
+      log_.Append(Severity::kInfo, LogCode::kImageActivated,
+                  {control.active_slot, control.fallback_slot});
+    }
+    changed = true;
+  }
+  // A failed boot-control write keeps the old record: the board boots what it booted before.
+  const char* detail = "";
+  if (changed) Store(control, detail).IgnoreError();
+}
+
+BootVerdict FirmwareSlots::OnSelfTest(bool passed) {
+  hal::BootControl control = flash_.ReadBootControl();
+  if (!control.trial) return BootVerdict::kSettled;
+  const char* detail = "";
+  if (passed) {
+    control.trial = false;
+    log_.Append(Severity::kInfo, LogCode::kImageConfirmed, {control.active_slot});
+    Store(control, detail).IgnoreError();
+    return BootVerdict::kConfirmed;
+  }
+  RollBack(control);
+  Store(control, detail).IgnoreError();
+  return BootVerdict::kRolledBack;
+}
+
+}  // namespace wafer::fw

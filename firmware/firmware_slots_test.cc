@@ -1,0 +1,232 @@
+// Firmware A/B slots through the command processor, with fake flash and a toy verifier.
+#include "firmware/firmware_slots.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <vector>
+
+#include "common/crc32c.h"
+#include "firmware/command_processor.h"
+#include "firmware/testing/fake_platform.h"
+
+namespace wafer::fw {
+namespace {
+
+class FirmwareSlotsTest : public ::testing::Test {
+ protected:
+  FirmwareSlotsTest() : cp_(std::make_unique<CommandProcessor>(fake_.platform())) {
+    image_.resize(1000);
+    for (size_t i = 0; i < image_.size(); ++i) image_[i] = std::byte(i * 7 + 3);
+    signature_ = testing::FakeSignatureVerifier::Sign(image_);
+  }
+
+  Reply Run(Command c) {
+    c.command_id = ++next_id_;
+    Reply r;
+    cp_->Handle(c, r);
+    return r;
+  }
+  Reply Simple(CommandKind kind) {
+    Command c;
+    c.kind = kind;
+    return Run(c);
+  }
+  StatusCode Begin(uint32_t slot, uint64_t size, uint32_t crc) {
+    Command c;
+    c.kind = CommandKind::kBeginFirmwareImage;
+    c.image = FirmwareImageArgs{slot, size, crc, signature_};
+    return Run(c).code;
+  }
+  StatusCode Chunk(uint32_t slot, uint64_t offset, size_t n, int crc_delta = 0) {
+    Command c;
+    c.kind = CommandKind::kWriteFirmwareChunk;
+    const auto data = std::span<const std::byte>(image_).subspan(offset, n);
+    c.image_chunk = FirmwareChunkArgs{slot, offset, data, Crc32c(data) + crc_delta};
+    return Run(c).code;
+  }
+  StatusCode Commit(uint32_t slot) {
+    Command c;
+    c.kind = CommandKind::kCommitFirmwareImage;
+    c.image_slot = slot;
+    return Run(c).code;
+  }
+  // Sends the whole image into slot 1 in 400-byte chunks (the second one retried with overlap).
+  StatusCode SendImage(uint32_t image_crc) {
+    EXPECT_EQ(Begin(1, image_.size(), image_crc), StatusCode::kOk);
+    EXPECT_EQ(Chunk(1, 0, 400), StatusCode::kOk);
+    EXPECT_EQ(Chunk(1, 400, 400), StatusCode::kOk);
+    EXPECT_EQ(Chunk(1, 300, 500), StatusCode::kOk);  // A retry overlapping written bytes.
+    EXPECT_EQ(Chunk(1, 800, 200), StatusCode::kOk);
+    return Commit(1);
+  }
+  uint32_t ImageCrc() const { return Crc32c(image_); }
+  uint32_t ActiveSlot() { return Simple(CommandKind::kIdentify).active_firmware_slot; }
+  std::vector<LogCode> LogCodes() {
+    std::vector<LogRecord> out(kErrorLogCapacity);
+    out.resize(cp_->error_log().Read(0, out).count);
+    std::vector<LogCode> codes;
+    for (const LogRecord& r : out) codes.push_back(r.code);
+    return codes;
+  }
+  bool Logged(LogCode code) {
+    for (LogCode c : LogCodes()) {
+      if (c == code) return true;
+    }
+    return false;
+  }
+  void BootOk() {
+    Reply r = Simple(CommandKind::kBoot);
+    ASSERT_EQ(r.code, StatusCode::kOk) << r.detail;
+    ASSERT_EQ(r.state, BootState::kReady);
+  }
+
+  testing::FakePlatform fake_;
+  std::unique_ptr<CommandProcessor> cp_;
+  std::vector<std::byte> image_;
+  std::array<std::byte, hal::kSignatureBytes> signature_{};
+  uint64_t next_id_ = 0;
+};
+
+TEST_F(FirmwareSlotsTest, ValidImageActivatesOnResetAndBootConfirmsIt) {
+  BootOk();
+  ASSERT_EQ(SendImage(ImageCrc()), StatusCode::kOk);
+  EXPECT_EQ(fake_.flash.programmed_bytes, image_.size());  // The retry programmed nothing twice.
+  EXPECT_EQ(fake_.verifier.calls, 1);
+  EXPECT_TRUE(Logged(LogCode::kImageAccepted));
+  EXPECT_EQ(ActiveSlot(), 0u);  // Not before a reset.
+  hal::BootControl control = fake_.flash.ReadBootControl();
+  EXPECT_TRUE(control.pending);
+  EXPECT_TRUE(control.slots[1].valid);
+  EXPECT_EQ(control.slots[1].crc32c, ImageCrc());
+
+  EXPECT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+  EXPECT_EQ(ActiveSlot(), 1u);
+  EXPECT_TRUE(fake_.flash.ReadBootControl().trial);
+  EXPECT_TRUE(Logged(LogCode::kImageActivated));
+  BootOk();
+  control = fake_.flash.ReadBootControl();
+  EXPECT_FALSE(control.trial);
+  EXPECT_EQ(control.active_slot, 1u);
+  EXPECT_EQ(control.fallback_slot, 0u);
+  EXPECT_TRUE(Logged(LogCode::kImageConfirmed));
+  // Confirmed: another reset keeps the new image.
+  EXPECT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+  EXPECT_EQ(ActiveSlot(), 1u);
+}
+
+TEST_F(FirmwareSlotsTest, BadImageCrcIsRefusedAndNothingActivates) {
+  BootOk();
+  EXPECT_EQ(SendImage(ImageCrc() ^ 1), StatusCode::kDataLoss);
+  EXPECT_EQ(fake_.verifier.calls, 0);
+  EXPECT_TRUE(Logged(LogCode::kImageCrcMismatch));
+  EXPECT_FALSE(fake_.flash.ReadBootControl().pending);
+  EXPECT_FALSE(fake_.flash.ReadBootControl().slots[1].valid);
+  EXPECT_EQ(Commit(1), StatusCode::kFailedPrecondition);  // The transfer ended.
+  EXPECT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+  EXPECT_EQ(ActiveSlot(), 0u);
+}
+
+TEST_F(FirmwareSlotsTest, FlashCorruptionAfterProgrammingIsCaughtByTheImageCrc) {
+  BootOk();
+  ASSERT_EQ(Begin(1, image_.size(), ImageCrc()), StatusCode::kOk);
+  ASSERT_EQ(Chunk(1, 0, image_.size()), StatusCode::kOk);
+  fake_.flash.CorruptBit(1, 17);
+  EXPECT_EQ(Commit(1), StatusCode::kDataLoss);
+}
+
+TEST_F(FirmwareSlotsTest, BadChunkCrcWritesNothing) {
+  BootOk();
+  ASSERT_EQ(Begin(1, image_.size(), ImageCrc()), StatusCode::kOk);
+  EXPECT_EQ(Chunk(1, 0, 400, 1), StatusCode::kDataLoss);
+  EXPECT_EQ(fake_.flash.programmed_bytes, 0u);
+  EXPECT_TRUE(Logged(LogCode::kImageChunkCrcMismatch));
+  EXPECT_EQ(Chunk(1, 0, 400), StatusCode::kOk);  // The retry goes through.
+}
+
+TEST_F(FirmwareSlotsTest, BadSignatureIsRefused) {
+  BootOk();
+  signature_[10] ^= std::byte{0x80};
+  EXPECT_EQ(SendImage(ImageCrc()), StatusCode::kPermissionDenied);
+  EXPECT_EQ(fake_.verifier.calls, 1);
+  EXPECT_TRUE(Logged(LogCode::kImageSignatureInvalid));
+  EXPECT_FALSE(fake_.flash.ReadBootControl().slots[1].valid);
+  EXPECT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+  EXPECT_EQ(ActiveSlot(), 0u);
+}
+
+TEST_F(FirmwareSlotsTest, FailedBootRollsBackToThePreviousSlot) {
+  fake_.wafer.failing_slot = 1;
+  BootOk();
+  ASSERT_EQ(SendImage(ImageCrc()), StatusCode::kOk);
+  ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+  ASSERT_EQ(ActiveSlot(), 1u);
+  const int cycles = fake_.wafer.power_cycles;
+  Reply r = Simple(CommandKind::kBoot);
+  EXPECT_EQ(r.code, StatusCode::kOk) << r.detail;
+  EXPECT_TRUE(r.self_test_passed);
+  EXPECT_EQ(r.state, BootState::kReady);
+  EXPECT_NE(std::string(r.detail).find("rolled back"), std::string::npos);
+  EXPECT_EQ(fake_.wafer.power_cycles, cycles + 1);  // Rebooted into the old image.
+  EXPECT_EQ(ActiveSlot(), 0u);
+  const hal::BootControl control = fake_.flash.ReadBootControl();
+  EXPECT_FALSE(control.trial);
+  EXPECT_FALSE(control.slots[1].valid);  // Never tried again.
+  EXPECT_TRUE(Logged(LogCode::kSelfTestFailed));
+  EXPECT_TRUE(Logged(LogCode::kImageRolledBack));
+  // Stays on the old image across resets.
+  EXPECT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+  EXPECT_EQ(ActiveSlot(), 0u);
+  BootOk();
+}
+
+TEST_F(FirmwareSlotsTest, ResetBeforeATrialImageBootsRollsBack) {
+  BootOk();
+  ASSERT_EQ(SendImage(ImageCrc()), StatusCode::kOk);
+  ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+  ASSERT_EQ(ActiveSlot(), 1u);
+  ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);  // No self-test in between.
+  EXPECT_EQ(ActiveSlot(), 0u);
+  EXPECT_TRUE(Logged(LogCode::kImageRolledBack));
+}
+
+TEST_F(FirmwareSlotsTest, RefusesTheRunningSlotBadSlotsAndSizes) {
+  BootOk();
+  EXPECT_EQ(Begin(0, 100, 0), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Begin(2, 100, 0), StatusCode::kOutOfRange);
+  EXPECT_EQ(Begin(1, 0, 0), StatusCode::kOutOfRange);
+  EXPECT_EQ(Begin(1, testing::FakeFirmwareFlash::kSlotBytes + 1, 0), StatusCode::kOutOfRange);
+  EXPECT_TRUE(Logged(LogCode::kImageOutOfRange));
+  EXPECT_EQ(fake_.flash.erases, 0);
+  EXPECT_EQ(Chunk(1, 0, 10), StatusCode::kFailedPrecondition);  // No transfer.
+}
+
+TEST_F(FirmwareSlotsTest, ChunksOutOfRangeOrWithGapsAreRefused) {
+  BootOk();
+  ASSERT_EQ(Begin(1, 500, ImageCrc()), StatusCode::kOk);
+  EXPECT_EQ(Chunk(1, 400, 200), StatusCode::kOutOfRange);  // Past the image's end.
+  EXPECT_TRUE(Logged(LogCode::kImageOutOfRange));
+  EXPECT_EQ(Chunk(1, 100, 100), StatusCode::kFailedPrecondition);  // A gap.
+  EXPECT_EQ(Chunk(0, 0, 100), StatusCode::kFailedPrecondition);    // Another slot.
+  EXPECT_EQ(Commit(1), StatusCode::kFailedPrecondition);            // Incomplete.
+}
+
+TEST_F(FirmwareSlotsTest, AFaultedBoardCanBeReflashedButNotDuringSelfTest) {
+  fake_.wafer.self_test_fails = true;
+  EXPECT_EQ(Simple(CommandKind::kBoot).state, BootState::kFaulted);
+  EXPECT_EQ(SendImage(ImageCrc()), StatusCode::kOk);
+  EXPECT_FALSE(IsCommandAllowed(BootState::kSelfTest, CommandKind::kBeginFirmwareImage));
+  EXPECT_TRUE(IsCommandAllowed(BootState::kPowerOn, CommandKind::kWriteFirmwareChunk));
+}
+
+TEST_F(FirmwareSlotsTest, NewTransferIntoAPendingSlotCancelsIt) {
+  BootOk();
+  ASSERT_EQ(SendImage(ImageCrc()), StatusCode::kOk);
+  ASSERT_EQ(Begin(1, image_.size(), ImageCrc()), StatusCode::kOk);
+  EXPECT_FALSE(fake_.flash.ReadBootControl().pending);
+  EXPECT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+  EXPECT_EQ(ActiveSlot(), 0u);
+}
+
+}  // namespace
+}  // namespace wafer::fw
