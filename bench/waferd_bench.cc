@@ -355,6 +355,8 @@ int Main(int argc, char** argv) {
                 Verdict(w / raw >= 0.5));
     std::printf("    modeled device decode  %12.0f tokens/s per user (p50, wse3, 1B shape)\n",
                 Quantile(report.device_tokens_per_s, 0.5));
+    std::printf("    waferd VmRSS afterwards %11.1f MB (finished jobs kept for ResumeStream)\n",
+                waferd.RssMb());
   }
   std::string rm = "rm -rf " + dir;
   return std::system(rm.c_str()) == 0 ? 0 : 0;

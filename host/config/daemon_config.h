@@ -44,7 +44,8 @@ struct DaemonConfig {
   uint32_t decode_tokens_per_step = 8;
   uint32_t prefill_chunk_tokens = 512;
   uint32_t default_slots = 64;
-  uint32_t finished_job_retention = 10000;  // Finished jobs kept for ResumeStream/JobStatus.
+  // Finished jobs kept, with their tokens, for ResumeStream and JobStatus (~4 bytes a token).
+  uint32_t finished_job_retention = 1000;
 
   std::vector<BoardConfig> boards = {BoardConfig{}};
   std::vector<ModelLoadConfig> models;

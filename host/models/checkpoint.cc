@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "host/models/checksum_manifest.h"
+
 namespace wafer::host {
 namespace {
 
@@ -191,6 +193,8 @@ Result<std::unique_ptr<Checkpoint>> LoadCheckpoint(const std::string& dir_name,
   if (!fs::is_directory(dir, ec)) {
     return Fail(NotFound(), detail, dir_name + ": not a directory");
   }
+  // Integrity first: a corrupted file is DATA_LOSS, not whatever its parse happens to say.
+  WAFER_RETURN_IF_ERROR(VerifyChecksumManifest(dir_name, detail));
   auto ckpt = std::make_unique<Checkpoint>();
   ckpt->name = fs::absolute(dir, ec).lexically_normal().filename().string();
   if (ckpt->name.empty()) ckpt->name = fs::absolute(dir, ec).lexically_normal().parent_path().filename().string();

@@ -47,17 +47,21 @@ std::string TensorName(TensorRole role, uint32_t layer);
 // The shape `arch` requires for `role`, [out, in] for projections.
 std::vector<uint64_t> ExpectedTensorShape(const ModelArch& arch, TensorRole role);
 
-// Loads and validates `dir`. Every tensor must be present exactly once with the shape the config
+// Loads and validates `dir`. If `dir` holds model.checksums.json (see checksum_manifest.h), every
+// file it lists is first checked against its length and CRC-32C, before anything is parsed; files
+// it does not list are not checked. Every tensor must be present exactly once with the shape the config
 // requires; unknown tensors are refused (rotary_emb.inv_freq buffers of old checkpoints are
 // skipped). With an index, every weight_map entry must be in the shard it names and every shard
 // tensor in the weight_map; shard names must be plain file names. On error `*detail` (if not
 // null) names the file and tensor at fault.
 //
 // Returns:
-//   NOT_FOUND        - no config.json or no model.safetensors / index, or a missing shard.
+//   NOT_FOUND        - no config.json or no model.safetensors / index, a missing shard, or a
+//                      file the checksum manifest lists is missing.
 //   INVALID_ARGUMENT - bad config or tokenizer, missing/unknown/duplicate/misshapen tensor,
-//                      unsupported dtype, bad index.
-//   DATA_LOSS        - a corrupt or truncated safetensors file.
+//                      unsupported dtype, bad index, malformed checksum manifest.
+//   DATA_LOSS        - a corrupt or truncated safetensors file, or a listed file whose length or
+//                      CRC-32C differs from the manifest.
 //   UNAVAILABLE      - a file could not be read.
 Result<std::unique_ptr<Checkpoint>> LoadCheckpoint(const std::string& dir, std::string* detail);
 

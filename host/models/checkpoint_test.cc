@@ -8,6 +8,7 @@
 #include <cstring>
 #include <functional>
 
+#include "host/models/checksum_manifest.h"
 #include "host/models/mkmodel.h"
 
 namespace wafer::host {
@@ -25,12 +26,16 @@ class CheckpointTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(root_); }
 
-  std::string Make(const std::string& name, DType dtype, bool tied, uint32_t shards) {
+  // Without a checksum manifest unless asked: most tests below edit files after writing them to
+  // reach the structural checks, which a manifest would (rightly) refuse first.
+  std::string Make(const std::string& name, DType dtype, bool tied, uint32_t shards,
+                   bool checksums = false) {
     MkModelOptions o;
     o.out_dir = (root_ / name).string();
     o.dtype = dtype;
     o.tied = tied;
     o.shards = shards;
+    o.checksums = checksums;
     o.seed = 9;
     std::string detail;
     EXPECT_TRUE(MakeModel(o, &detail).ok()) << detail;
@@ -267,6 +272,86 @@ TEST(TensorNameTest, ParsesAndPrintsHfNames) {
   EXPECT_FALSE(ParseTensorName("model.layers.x.mlp.down_proj.weight", &role, &layer));
   EXPECT_FALSE(ParseTensorName("model.layers.1.mlp.down_proj.bias", &role, &layer));
   EXPECT_FALSE(ParseTensorName("model.layers.1", &role, &layer));
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// model.checksums.json
+// ---------------------------------------------------------------------------------------------
+
+void FlipByte(const fs::path& path, uint64_t offset_from_end) {
+  std::string bytes = ReadFile(path.string(), nullptr).value();
+  ASSERT_GT(bytes.size(), offset_from_end);
+  bytes[bytes.size() - 1 - offset_from_end] ^= 0x01;
+  ASSERT_TRUE(WriteFile(path.string(), bytes, nullptr).ok());
+}
+
+TEST_F(CheckpointTest, ManifestThatMatchesLoadsEveryLayout) {
+  for (uint32_t shards : {1u, 3u}) {
+    const std::string dir = Make("ok" + std::to_string(shards), DType::kBF16, false, shards, true);
+    const std::string manifest_text = ReadFile(dir + "/model.checksums.json", nullptr).value();
+    auto manifest = ParseChecksumManifest(manifest_text, "manifest", nullptr);
+    ASSERT_TRUE(manifest.ok());
+    // Every file mkmodel wrote is listed.
+    size_t files = 0;
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      if (entry.path().filename() == "model.checksums.json") continue;
+      ++files;
+      EXPECT_TRUE(manifest->contains(entry.path().filename().string())) << entry.path();
+    }
+    EXPECT_EQ(manifest->size(), files);
+    EXPECT_EQ(files, shards == 1 ? 3u : 3u + 3u);  // config, tokenizer, weights (+ index).
+    std::string detail;
+    auto ck = LoadCheckpoint(dir, &detail);
+    ASSERT_TRUE(ck.ok()) << detail;
+    CheckLoaded(**ck, DType::kBF16, false);
+  }
+}
+
+TEST_F(CheckpointTest, ManifestCatchesACorruptedByteThatTheParserCannot) {
+  const std::string dir = Make("corrupt", DType::kF32, false, 1, true);
+  // The last byte belongs to the last tensor's data: a flipped bit there still parses.
+  FlipByte(fs::path(dir) / "model.safetensors", 0);
+  ExpectRefused(dir, StatusCode::kDataLoss, {"model.safetensors", "CRC-32C"});
+  fs::remove(fs::path(dir) / "model.checksums.json");
+  std::string detail;
+  EXPECT_TRUE(LoadCheckpoint(dir, &detail).ok()) << detail;  // Only the manifest could tell.
+}
+
+TEST_F(CheckpointTest, ManifestCatchesACorruptedShard) {
+  const std::string dir = Make("corrupt_shard", DType::kBF16, false, 3, true);
+  FlipByte(fs::path(dir) / "model-00002-of-00003.safetensors", 5);
+  ExpectRefused(dir, StatusCode::kDataLoss, {"model-00002-of-00003.safetensors", "CRC-32C"});
+}
+
+TEST_F(CheckpointTest, ManifestNamesAMissingListedFile) {
+  const std::string dir = Make("gone", DType::kF32, false, 1, true);
+  // tokenizer.json is optional for the loader; listed in the manifest, its absence is an error.
+  fs::remove(fs::path(dir) / "tokenizer.json");
+  ExpectRefused(dir, StatusCode::kNotFound, {"tokenizer.json", "missing"});
+}
+
+TEST_F(CheckpointTest, ManifestCatchesAWrongLength) {
+  const std::string dir = Make("length", DType::kF32, false, 1, true);
+  // Trailing whitespace: config.json is still valid JSON with the same content.
+  const std::string config = ReadFile(dir + "/config.json", nullptr).value();
+  ASSERT_TRUE(WriteFile(dir + "/config.json", config + "\n", nullptr).ok());
+  ExpectRefused(dir, StatusCode::kDataLoss,
+                {"config.json", std::to_string(config.size() + 1) + " bytes",
+                 std::to_string(config.size())});
+}
+
+TEST_F(CheckpointTest, MalformedManifestIsInvalidArgument) {
+  const std::string dir = Make("badmanifest", DType::kF32, false, 1, true);
+  const std::string path = dir + "/model.checksums.json";
+  ASSERT_TRUE(WriteFile(path, "{\"algorithm\": \"crc32c\", \"files\": {\"../config.json\": "
+                              "{\"crc32c\": \"00000000\", \"bytes\": 1}}}", nullptr).ok());
+  ExpectRefused(dir, StatusCode::kInvalidArgument, {"model.checksums.json", "../config.json"});
+  ASSERT_TRUE(WriteFile(path, "{\"algorithm\": \"sha256\", \"files\": {}}", nullptr).ok());
+  ExpectRefused(dir, StatusCode::kInvalidArgument, {"crc32c"});
+  ASSERT_TRUE(WriteFile(path, "{\"algorithm\": \"crc32c\", \"files\": {\"config.json\": "
+                              "{\"crc32c\": \"xyz\", \"bytes\": 1}}}", nullptr).ok());
+  ExpectRefused(dir, StatusCode::kInvalidArgument, {"hex"});
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <numbers>
 
 #include "host/models/checkpoint.h"
+#include "host/models/checksum_manifest.h"
 #include "host/models/model_config.h"
 #include "host/models/safetensors_file.h"
 #include "host/models/tokenizer.h"
@@ -147,12 +148,19 @@ ModelArch PresetArch(ModelPreset preset, bool tied) {
     a.num_kv_heads = 2;
     a.intermediate_size = 192;
     a.max_position = 1024;
-  } else {
+  } else if (preset == ModelPreset::kSmall) {
     a.hidden_size = 256;
     a.num_layers = 4;
     a.num_heads = 8;
     a.num_kv_heads = 4;
     a.intermediate_size = 768;
+    a.max_position = 2048;
+  } else {
+    a.hidden_size = 1024;
+    a.num_layers = 8;
+    a.num_heads = 16;
+    a.num_kv_heads = 4;
+    a.intermediate_size = 4096;
     a.max_position = 2048;
   }
   a.head_dim = a.hidden_size / a.num_heads;
@@ -245,6 +253,10 @@ Result<MkModelOptions> ParseMkModelArgs(std::span<const std::string_view> args,
       o.tied = true;
       continue;
     }
+    if (flag == "--no-checksums") {
+      o.checksums = false;
+      continue;
+    }
     if (flag != "--out" && flag != "--preset" && flag != "--dtype" && flag != "--seed" &&
         flag != "--shards") {
       return Fail(InvalidArgument(), detail, "unknown argument '" + std::string(flag) + "'");
@@ -259,7 +271,8 @@ Result<MkModelOptions> ParseMkModelArgs(std::span<const std::string_view> args,
     } else if (flag == "--preset") {
       if (value == "tiny") o.preset = ModelPreset::kTiny;
       else if (value == "small") o.preset = ModelPreset::kSmall;
-      else return Fail(InvalidArgument(), detail, "--preset must be tiny or small, not '" + std::string(value) + "'");
+      else if (value == "medium") o.preset = ModelPreset::kMedium;
+      else return Fail(InvalidArgument(), detail, "--preset must be tiny, small or medium, not '" + std::string(value) + "'");
     } else if (flag == "--dtype") {
       if (value == "f32") o.dtype = DType::kF32;
       else if (value == "bf16") o.dtype = DType::kBF16;
@@ -331,42 +344,51 @@ Status MakeModel(const MkModelOptions& o, std::string* detail) {
   fs::create_directories(o.out_dir, ec);
   if (ec) return Fail(Unavailable(), detail, o.out_dir + ": cannot create: " + ec.message());
   const fs::path dir(o.out_dir);
+  // Every file written, with its checksum, for model.checksums.json.
+  ChecksumManifest manifest;
+  auto write = [&](const std::string& name, std::string_view contents) -> Status {
+    WAFER_RETURN_IF_ERROR(WriteFile((dir / name).string(), contents, detail));
+    if (o.checksums) manifest[name] = ChecksumOf(std::as_bytes(std::span(contents)));
+    return OkStatus();
+  };
+  // A manifest left by a previous run would not match what this run writes.
+  fs::remove(dir / kChecksumManifestName, ec);
   const uint32_t bos = arch.vocab_size - 2, eos = arch.vocab_size - 1;
-  WAFER_RETURN_IF_ERROR(WriteFile((dir / "config.json").string(),
-                                  ModelConfigJson(arch, TorchDType(o.dtype), bos, eos), detail));
-  WAFER_RETURN_IF_ERROR(WriteFile((dir / "tokenizer.json").string(), tokenizer_json, detail));
+  WAFER_RETURN_IF_ERROR(write("config.json", ModelConfigJson(arch, TorchDType(o.dtype), bos, eos)));
+  WAFER_RETURN_IF_ERROR(write("tokenizer.json", tokenizer_json));
   const std::map<std::string, std::string> metadata = {{"format", "pt"}};
   // Remove whatever layout a previous run left, so the directory holds exactly one.
   fs::remove(dir / "model.safetensors", ec);
   fs::remove(dir / "model.safetensors.index.json", ec);
   if (o.shards == 1) {
-    return WriteFile((dir / "model.safetensors").string(), EncodeSafetensors(tensors, metadata),
-                     detail);
-  }
-  // Contiguous runs of tensors, each shard closing once it holds its share of the bytes.
-  Json weight_map = Json::object();
-  size_t next = 0;
-  uint64_t written = 0;
-  for (uint32_t s = 0; s < o.shards; ++s) {
-    char name[64];
-    std::snprintf(name, sizeof name, "model-%05u-of-%05u.safetensors", s + 1, o.shards);
-    const size_t remaining_shards = o.shards - s - 1;
-    const uint64_t target = total_bytes * (s + 1) / o.shards;
-    const size_t begin = next;
-    do {
-      written += tensors[next].data.size();
-      weight_map[tensors[next].name] = name;
-      ++next;
-    } while (next < tensors.size() - remaining_shards && written < target);
-    if (s + 1 == o.shards) {
-      for (; next < tensors.size(); ++next) weight_map[tensors[next].name] = name;
+    WAFER_RETURN_IF_ERROR(write("model.safetensors", EncodeSafetensors(tensors, metadata)));
+  } else {
+    // Contiguous runs of tensors, each shard closing once it holds its share of the bytes.
+    Json weight_map = Json::object();
+    size_t next = 0;
+    uint64_t written = 0;
+    for (uint32_t s = 0; s < o.shards; ++s) {
+      char name[64];
+      std::snprintf(name, sizeof name, "model-%05u-of-%05u.safetensors", s + 1, o.shards);
+      const size_t remaining_shards = o.shards - s - 1;
+      const uint64_t target = total_bytes * (s + 1) / o.shards;
+      const size_t begin = next;
+      do {
+        written += tensors[next].data.size();
+        weight_map[tensors[next].name] = name;
+        ++next;
+      } while (next < tensors.size() - remaining_shards && written < target);
+      if (s + 1 == o.shards) {
+        for (; next < tensors.size(); ++next) weight_map[tensors[next].name] = name;
+      }
+      const std::span<const SafetensorsWriteTensor> part(tensors.data() + begin, next - begin);
+      WAFER_RETURN_IF_ERROR(write(name, EncodeSafetensors(part, metadata)));
     }
-    const std::span<const SafetensorsWriteTensor> part(tensors.data() + begin, next - begin);
-    WAFER_RETURN_IF_ERROR(
-        WriteFile((dir / name).string(), EncodeSafetensors(part, metadata), detail));
+    const Json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}};
+    WAFER_RETURN_IF_ERROR(write("model.safetensors.index.json", index.dump(2) + "\n"));
   }
-  const Json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}};
-  return WriteFile((dir / "model.safetensors.index.json").string(), index.dump(2) + "\n", detail);
+  if (!o.checksums) return OkStatus();
+  return WriteFile((dir / kChecksumManifestName).string(), ChecksumManifestJson(manifest), detail);
 }
 
 }  // namespace wafer::host

@@ -12,7 +12,7 @@
 
 namespace wafer::host {
 
-enum class ModelPreset : uint8_t { kTiny, kSmall };
+enum class ModelPreset : uint8_t { kTiny, kSmall, kMedium };
 
 struct MkModelOptions {
   std::string out_dir;
@@ -21,12 +21,14 @@ struct MkModelOptions {
   bool tied = false;
   uint64_t seed = 1;
   uint32_t shards = 1;  // 1: model.safetensors; more: model-0000i-of-0000n.safetensors + index.
+  bool checksums = true;  // Also write model.checksums.json over every file written.
 };
 
 // The architecture of a preset (vocab_size filled in by the tokenizer the preset trains):
 // tiny: hidden 64, 2 layers, 4 heads, 2 kv heads, intermediate 192, max_position 1024, 256 merges;
 // small: hidden 256, 4 layers, 8 heads, 4 kv heads, intermediate 768, max_position 2048,
-// 512 merges.
+// 512 merges; medium (for benchmarks, ~120M parameters: ~240 MB in bf16): hidden 1024, 8 layers,
+// 16 heads, 4 kv heads, intermediate 4096, max_position 2048, 512 merges.
 ModelArch PresetArch(ModelPreset preset, bool tied);
 
 // The tokenizer.json of a byte-level BPE learned from the embedded English and code sample:
@@ -34,13 +36,15 @@ ModelArch PresetArch(ModelPreset preset, bool tied);
 // tokens <|begin_of_text|> and <|end_of_text|>. Deterministic.
 std::string TrainTokenizerJson(uint32_t merges);
 
-// Parses command-line arguments (without argv[0]): --out DIR (required), --preset tiny|small,
-// --dtype f32|bf16|f16, --tied, --seed N, --shards N (1..64).
+// Parses command-line arguments (without argv[0]): --out DIR (required),
+// --preset tiny|small|medium, --dtype f32|bf16|f16, --tied, --seed N, --shards N (1..64),
+// --no-checksums.
 // Returns INVALID_ARGUMENT with a detail for an unknown flag or a bad value.
 Result<MkModelOptions> ParseMkModelArgs(std::span<const std::string_view> args,
                                         std::string* detail);
 
-// Creates `options.out_dir` (and parents) and writes the checkpoint into it.
+// Creates `options.out_dir` (and parents) and writes the checkpoint into it, with
+// model.checksums.json unless `options.checksums` is false (then a stale one is removed).
 // Returns INVALID_ARGUMENT (bad options) or UNAVAILABLE (cannot create or write; detail says).
 Status MakeModel(const MkModelOptions& options, std::string* detail);
 

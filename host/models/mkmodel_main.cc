@@ -1,5 +1,5 @@
-// wafer-mkmodel --out DIR [--preset tiny|small] [--dtype f32|bf16|f16] [--tied] [--seed N]
-//               [--shards N]
+// wafer-mkmodel --out DIR [--preset tiny|small|medium] [--dtype f32|bf16|f16] [--tied]
+//               [--seed N] [--shards N] [--no-checksums]
 #include <cstdio>
 #include <string>
 #include <string_view>
@@ -12,9 +12,10 @@ int main(int argc, char** argv) {
   for (std::string_view a : args) {
     if (a == "--help" || a == "-h") {
       std::printf(
-          "usage: wafer-mkmodel --out DIR [--preset tiny|small] [--dtype f32|bf16|f16] [--tied]\n"
-          "                     [--seed N] [--shards N]\n"
-          "Writes a random Llama checkpoint (config.json, safetensors, tokenizer.json).\n");
+          "usage: wafer-mkmodel --out DIR [--preset tiny|small|medium] [--dtype f32|bf16|f16]\n"
+          "                     [--tied] [--seed N] [--shards N] [--no-checksums]\n"
+          "Writes a random Llama checkpoint (config.json, safetensors, tokenizer.json) and\n"
+          "model.checksums.json (CRC-32C and length of each file; --no-checksums omits it).\n");
       return 0;
     }
   }

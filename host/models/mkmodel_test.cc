@@ -67,6 +67,39 @@ TEST(MkModelTest, SmallPresetArch) {
   EXPECT_TRUE(a.tie_embeddings);
 }
 
+TEST(MkModelTest, MediumPresetIsAtLeast200MBInBFloat16) {
+  ModelArch a = PresetArch(ModelPreset::kMedium, false);
+  EXPECT_EQ(a.hidden_size, 1024u);
+  EXPECT_EQ(a.head_dim * a.num_heads, a.hidden_size);
+  a.vocab_size = 770;  // 256 bytes + 512 merges + 2 added tokens.
+  uint64_t params = 2ull * a.vocab_size * a.hidden_size + a.hidden_size;
+  for (TensorRole role : {TensorRole::kAttnNorm, TensorRole::kWq, TensorRole::kWk, TensorRole::kWv,
+                          TensorRole::kWo, TensorRole::kMlpNorm, TensorRole::kWGate,
+                          TensorRole::kWUp, TensorRole::kWDown}) {
+    uint64_t n = 1;
+    for (uint64_t d : ExpectedTensorShape(a, role)) n *= d;
+    params += n * a.num_layers;
+  }
+  EXPECT_GE(params * 2, 200ull << 20);
+  EXPECT_LE(params * 2, 300ull << 20);
+}
+
+TEST(MkModelTest, ChecksumsOnByDefaultAndStaleManifestRemovedWhenOff) {
+  const fs::path dir = fs::temp_directory_path() / ("mkmodel_sums_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  MkModelOptions o;
+  o.out_dir = dir.string();
+  std::string detail;
+  ASSERT_TRUE(MakeModel(o, &detail).ok()) << detail;
+  EXPECT_TRUE(fs::exists(dir / "model.checksums.json"));
+  o.checksums = false;
+  o.seed = 2;  // Different weights: the old manifest would no longer match.
+  ASSERT_TRUE(MakeModel(o, &detail).ok()) << detail;
+  EXPECT_FALSE(fs::exists(dir / "model.checksums.json"));
+  EXPECT_TRUE(LoadCheckpoint(dir.string(), &detail).ok()) << detail;
+  fs::remove_all(dir);
+}
+
 TEST(MkModelTest, ParsesArguments) {
   std::string detail;
   const std::vector<std::string_view> args = {"--out", "/tmp/x", "--preset", "small", "--dtype",
@@ -79,6 +112,14 @@ TEST(MkModelTest, ParsesArguments) {
   EXPECT_TRUE(o->tied);
   EXPECT_EQ(o->seed, 77u);
   EXPECT_EQ(o->shards, 3u);
+  EXPECT_TRUE(o->checksums);
+
+  const std::vector<std::string_view> medium = {"--out", "d", "--preset", "medium",
+                                                "--no-checksums"};
+  o = ParseMkModelArgs(medium, &detail);
+  ASSERT_TRUE(o.ok()) << detail;
+  EXPECT_EQ(o->preset, ModelPreset::kMedium);
+  EXPECT_FALSE(o->checksums);
 
   const std::vector<std::vector<std::string_view>> bad = {
       {},

@@ -33,10 +33,14 @@ struct WeightMatrix {
 enum class Isa : uint8_t {
   kPortable,  // Plain C++ that -O2 vectorizes with the baseline ISA.
   kAvx2Fma,   // x86-64 AVX2 + FMA + F16C, chosen at run time.
+  kAvx512,    // x86-64 AVX-512 F/BW (with the above), chosen at run time.
 };
 
 // The best Isa this CPU supports.
 Isa BestIsa();
+
+// Whether this CPU can run `isa`.
+bool IsaSupported(Isa isa);
 
 // Converts row `row` of `w` (`w.in` elements) to float32 (exact).
 void ConvertRow(const WeightMatrix& w, size_t row, float* out);

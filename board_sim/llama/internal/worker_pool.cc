@@ -49,15 +49,19 @@ void WorkerPool::Run(size_t parts, const std::function<void(size_t)>& fn) {
     for (size_t p = 0; p < parts; ++p) fn(p);
     return;
   }
-  // Publish the work before the new generation: a helper that sees the generation (acquire on
-  // ticket_) sees fn_ and parts_.
+  // First close the previous generation (next part = UINT32_MAX, never claimable), so that a
+  // helper still looking at it cannot claim against the new parts_ before the new generation is
+  // published. A helper that sees the new parts_ (acquire) also sees the close, and its
+  // compare-exchange on the old ticket fails.
+  const uint64_t generation = ticket_.load(std::memory_order_relaxed) >> 32;
+  ticket_.store((generation << 32) | 0xffffffffu, std::memory_order_relaxed);
   fn_.store(&fn, std::memory_order_relaxed);
-  parts_.store(static_cast<uint32_t>(parts), std::memory_order_relaxed);
   finished_.store(0, std::memory_order_relaxed);
+  parts_.store(static_cast<uint32_t>(parts), std::memory_order_release);
   {
+    // Publish: a helper that sees the new generation (acquire on ticket_) sees fn_ and parts_.
     std::lock_guard<std::mutex> lock(mu_);
-    const uint64_t next_generation = (ticket_.load(std::memory_order_relaxed) >> 32) + 1;
-    ticket_.store(next_generation << 32, std::memory_order_release);
+    ticket_.store((generation + 1) << 32, std::memory_order_release);
   }
   wake_.notify_all();
   Work();
