@@ -166,6 +166,7 @@ Status ParseDaemonConfig(const std::string& yaml_text, DaemonConfig* config,
            r.Uint("max_tokens_limit", &c.max_tokens_limit, 1, 1 << 24) &&
            r.Uint("max_batch", &c.max_batch, 1, 4096) &&
            r.Uint("decode_tokens_per_step", &c.decode_tokens_per_step, 1, 256) &&
+           r.Uint("steps_in_flight", &c.steps_in_flight, 1, 8) &&
            r.Uint("prefill_chunk_tokens", &c.prefill_chunk_tokens, 1, 1 << 20) &&
            r.Uint("default_slots", &c.default_slots, 1, 65536) &&
            r.Uint("finished_job_retention", &c.finished_job_retention, 0, 10'000'000) &&
@@ -224,6 +225,7 @@ std::string DefaultConfigYaml() {
     << "  max_tokens_limit: " << d.max_tokens_limit << "\n"
     << "  max_batch: " << d.max_batch << "                # sequences per Step\n"
     << "  decode_tokens_per_step: " << d.decode_tokens_per_step << "     # tokens per sequence per Step\n"
+    << "  steps_in_flight: " << d.steps_in_flight << "           # per board, pipelined\n"
     << "  prefill_chunk_tokens: " << d.prefill_chunk_tokens << "\n"
     << "  default_slots: " << d.default_slots << "             # KV-cache sequences per model\n"
     << "  finished_job_retention: " << d.finished_job_retention << "\n"

@@ -42,6 +42,7 @@ struct DaemonConfig {
   uint32_t max_tokens_limit = 16384;   // Largest max_tokens a job may ask for.
   uint32_t max_batch = 256;            // Sequences per Step.
   uint32_t decode_tokens_per_step = 8;
+  uint32_t steps_in_flight = 2;  // Per board: the board computes one group while the next waits.
   uint32_t prefill_chunk_tokens = 512;
   uint32_t default_slots = 64;
   // Finished jobs kept, with their tokens, for ResumeStream and JobStatus (~4 bytes a token).

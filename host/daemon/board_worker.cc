@@ -83,6 +83,7 @@ class Driver {
 
   void Handle(StepWork& work) {
     StepDone done;
+    done.serial = work.serial;
     done.model_id = work.model_id;
     done.job_ids = std::move(work.job_ids);
     done.sent_ns = work.sent_ns;

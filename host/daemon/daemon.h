@@ -124,6 +124,7 @@ class Daemon {
   std::vector<std::unique_ptr<Board>> boards_;
   std::map<std::string, std::unique_ptr<Model>> models_;
   uint32_t next_model_id_ = 1;
+  uint64_t next_step_serial_ = 1;
 
   std::unordered_map<uint64_t, std::unique_ptr<Job>> jobs_;
   std::unordered_map<std::string, uint64_t> idempotency_;  // tenant + '\0' + key -> job id.

@@ -173,7 +173,7 @@ void Daemon::OnReset(const std::string& peer, const ResetBoard& reset) {
   Board& board = *boards_[reset.board];
   OnBoardLost(board);
   board.state = BoardState::kResetting;
-  board.step_in_flight = true;  // No steps until the reset completes.
+  board.resetting = true;  // No steps until the reset completes.
   SendOwned(board.channel,
             std::make_unique<WorkerRequest>(ResetWork{reset.request_tag, peer}));
 }

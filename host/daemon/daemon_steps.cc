@@ -88,8 +88,8 @@ void Daemon::OnBoardUpdate(Board& board, const BoardUpdate& update) {
 void Daemon::OnBoardLost(Board& board) {
   // The board's SRAM can no longer be trusted to hold the models or the KV caches. Running jobs
   // go back to the front of the queue with their output so far as prefill; nothing accepted is
-  // lost, and clients see the stream continue once the model is back.
-  board.step_in_flight = false;
+  // lost, and clients see the stream continue once the model is back. Steps still in flight
+  // come back from the worker (with results for the old model, ignored) and are counted then.
   for (auto& [name, model] : models_) {
     if (model->board != board.index) continue;
     if (model->state != ModelState::kReady && model->state != ModelState::kUnloading) continue;
@@ -179,12 +179,12 @@ void Daemon::OnLoadDone(LoadDone& done) {
 
 void Daemon::OnOperationDone(Board& board, OperationDone& done) {
   if (!done.was_reset) models_.erase(done.name);
-  if (done.was_reset) board.step_in_flight = false;
+  if (done.was_reset) board.resetting = false;
   FinishOperation(done.admin_peer, done.admin_tag, done.status, done.detail, done.elapsed_s);
 }
 
 void Daemon::OnStepDone(Board& board, StepDone& done) {
-  board.step_in_flight = false;
+  if (board.steps_in_flight > 0) --board.steps_in_flight;
   const int64_t now = clock_.NowNanos();
   Model* model = nullptr;
   for (auto& [name, m] : models_) {
@@ -194,6 +194,8 @@ void Daemon::OnStepDone(Board& board, StepDone& done) {
   for (uint64_t id : done.job_ids) {
     auto it = jobs_.find(id);
     Job* job = it == jobs_.end() ? nullptr : it->second.get();
+    // A job re-queued after a board loss may already be part of a newer step: leave it be.
+    if (job != nullptr && job->step_serial != done.serial) job = nullptr;
     if (job != nullptr) job->in_flight = false;
     jobs.push_back(job);
   }
@@ -366,15 +368,24 @@ void Daemon::AdmitQueued(Model& model) {
 
 bool Daemon::PlanStep(Board& board, Model& model) {
   AdmitQueued(model);
-  if (model.running.empty()) return false;
+  // With several steps in flight per board the running jobs are split between them, so the
+  // board computes one group while this loop streams the previous group's tokens.
+  const size_t per_step = std::min<size_t>(
+      config_.max_batch,
+      (model.running.size() + config_.steps_in_flight - 1) / config_.steps_in_flight);
   auto work = std::make_unique<WorkerRequest>(StepWork{});
   StepWork& step = std::get<StepWork>(*work);
+  step.serial = next_step_serial_++;
   step.model_id = model.model_id;
   const int64_t now = clock_.NowNanos();
   step.sent_ns = now;
+  std::deque<uint64_t> waiting;  // Running jobs left out of this step keep their order.
   for (uint64_t id : model.running) {
-    if (step.seqs.size() >= config_.max_batch) break;
     Job& job = *jobs_.at(id);
+    if (job.in_flight || step.seqs.size() >= per_step) {
+      waiting.push_back(id);
+      continue;
+    }
     SeqStep seq;
     seq.slot = static_cast<uint32_t>(job.slot);
     seq.sampling = job.sampling;
@@ -398,17 +409,18 @@ bool Daemon::PlanStep(Board& board, Model& model) {
       job.series->queue_wait->Observe(Seconds(now - job.accepted_ns));
     }
     job.in_flight = true;
+    job.step_serial = step.serial;
     step.job_ids.push_back(job.id);
     step.seqs.push_back(std::move(seq));
   }
-  // Rotate so that a model with more running jobs than max_batch serves all of them in turn.
-  for (size_t i = 0; i < step.seqs.size() && model.running.size() > config_.max_batch; ++i) {
-    model.running.push_back(model.running.front());
-    model.running.pop_front();
-  }
-  board.step_in_flight = true;
+  if (step.seqs.empty()) return false;
+  // The jobs just planned go to the back, so every running job gets its turn.
+  waiting.insert(waiting.end(), step.job_ids.begin(), step.job_ids.end());
+  model.running = std::move(waiting);
+  ++board.steps_in_flight;
   if (!SendOwned(board.channel, std::move(work))) {
-    board.step_in_flight = false;
+    // The worker is gone (shutdown); nothing will answer this step.
+    --board.steps_in_flight;
     std::fprintf(stderr, "waferd: board %u worker channel refused a step\n", board.index);
     return false;
   }
@@ -417,7 +429,7 @@ bool Daemon::PlanStep(Board& board, Model& model) {
 
 void Daemon::ScheduleSteps() {
   for (auto& board : boards_) {
-    if (board->step_in_flight || board->state != BoardState::kReady) continue;
+    if (board->state != BoardState::kReady || board->resetting) continue;
     std::vector<Model*> ready;
     for (auto& [name, model] : models_) {
       if (model->board == board->index &&
@@ -425,20 +437,24 @@ void Daemon::ScheduleSteps() {
         ready.push_back(model.get());
       }
     }
-    for (size_t k = 0; k < ready.size(); ++k) {
-      Model& model = *ready[(board->next_model + k) % ready.size()];
-      if (model.state == ModelState::kUnloading) {
-        if (model.running.empty() && !model.unload_sent) {
-          auto work = std::make_unique<WorkerRequest>(
-              UnloadWork{model.unload_tag, model.unload_peer, model.name, model.model_id});
-          model.unload_sent = true;
-          SendOwned(board->channel, std::move(work));
+    bool planned = true;
+    while (planned && board->steps_in_flight < config_.steps_in_flight) {
+      planned = false;
+      for (size_t k = 0; k < ready.size() && !planned; ++k) {
+        Model& model = *ready[(board->next_model + k) % ready.size()];
+        if (model.state == ModelState::kUnloading) {
+          if (model.running.empty() && !model.unload_sent) {
+            auto work = std::make_unique<WorkerRequest>(
+                UnloadWork{model.unload_tag, model.unload_peer, model.name, model.model_id});
+            model.unload_sent = true;
+            SendOwned(board->channel, std::move(work));
+          }
+          if (model.running.empty()) continue;
         }
-        if (model.running.empty()) continue;
-      }
-      if (PlanStep(*board, model)) {
-        board->next_model = (board->next_model + k + 1) % ready.size();
-        break;
+        if (PlanStep(*board, model)) {
+          board->next_model = (board->next_model + k + 1) % ready.size();
+          planned = true;
+        }
       }
     }
   }

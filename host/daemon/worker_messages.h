@@ -16,6 +16,7 @@ namespace wafer::host {
 // ---- step loop -> worker ----
 
 struct StepWork {
+  uint64_t serial = 0;  // Unique per daemon; StepDone echoes it.
   uint32_t model_id = 0;
   std::vector<SeqStep> seqs;
   std::vector<uint64_t> job_ids;  // Parallel to seqs; returned untouched.
@@ -50,6 +51,7 @@ using WorkerRequest = std::variant<StepWork, LoadWork, UnloadWork, ResetWork>;
 // ---- worker -> step loop ----
 
 struct StepDone {
+  uint64_t serial = 0;
   uint32_t model_id = 0;
   std::vector<uint64_t> job_ids;
   Status status;  // Not OK: the whole step failed (see detail); outcome is empty.

@@ -30,7 +30,8 @@ struct Daemon::Job {
   // board, the prompt plus everything generated so far (recomputed, then decoding resumes).
   std::vector<uint32_t> prefill;
   uint32_t prefill_fed = 0;  // Tokens of `prefill` already sent to the board.
-  bool in_flight = false;   // Part of the step the board is running.
+  bool in_flight = false;   // Part of the step the board is running...
+  uint64_t step_serial = 0;  // ...this one (a re-queued job's old step may still come back).
   bool cancel_requested = false;
 
   std::vector<uint32_t> output;
@@ -76,7 +77,8 @@ struct Daemon::Board {
   std::string detail;
   BoardIdentity identity;
   BoardTelemetry telemetry;
-  bool step_in_flight = false;
+  uint32_t steps_in_flight = 0;  // Sent to the worker, StepDone not yet back.
+  bool resetting = false;         // A ResetWork is under way.
   size_t next_model = 0;  // Round-robin position over this board's models.
   uint64_t steps = 0;
 };
