@@ -212,7 +212,7 @@ void Daemon::PumpWorkers() {
 }
 
 void Daemon::SendTo(zmq::socket_t& socket, const char* socket_name, const std::string& peer,
-                    const std::string& payload) {
+                    std::span<const std::byte> payload) {
   try {
     zmq::message_t id(peer.data(), peer.size());
     if (!socket.send(id, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
@@ -229,11 +229,12 @@ void Daemon::SendTo(zmq::socket_t& socket, const char* socket_name, const std::s
 }
 
 void Daemon::SendJob(const std::string& peer, const JobMessage& message) {
-  SendTo(job_socket_, "job", peer, EncodeJob(message));
+  SendTo(job_socket_, "job", peer, EncodeJobView(message));
 }
 
 void Daemon::SendAdmin(const std::string& peer, const AdminMessage& message) {
-  SendTo(admin_socket_, "admin", peer, EncodeAdmin(message));
+  const std::string bytes = EncodeAdmin(message);
+  SendTo(admin_socket_, "admin", peer, std::as_bytes(std::span<const char>(bytes)));
 }
 
 Daemon::Model* Daemon::FindModel(const std::string& name) {

@@ -60,7 +60,7 @@ class Daemon {
   void PumpAdminSocket();
   void PumpWorkers();
   void SendTo(zmq::socket_t& socket, const char* socket_name, const std::string& peer,
-              const std::string& payload);
+              std::span<const std::byte> payload);
   void SendJob(const std::string& peer, const JobMessage& message);
   void SendAdmin(const std::string& peer, const AdminMessage& message);
 

@@ -129,12 +129,17 @@ SamplingParams DecodeSampling(const wj::Sampling* s) {
 
 }  // namespace
 
-std::string EncodeJob(const JobMessage& message) {
+std::span<const std::byte> EncodeJobView(const JobMessage& message) {
   fb::FlatBufferBuilder& b = Builder();
   auto [type, body] = std::visit(Encoder{b}, message);
   ww::ProtocolVersion version(kProtocolMajor, kProtocolMinor);
   b.Finish(wj::CreateJobEnvelope(b, &version, type, body), wj::JobEnvelopeIdentifier());
-  return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+  return {reinterpret_cast<const std::byte*>(b.GetBufferPointer()), b.GetSize()};
+}
+
+std::string EncodeJob(const JobMessage& message) {
+  std::span<const std::byte> bytes = EncodeJobView(message);
+  return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
 }
 
 bool DecodeJob(std::span<const std::byte> frame, JobMessage* out, DecodeError* error) {

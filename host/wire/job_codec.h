@@ -13,6 +13,10 @@ namespace wafer::host {
 // Encodes `message` in a JobEnvelope with this build's protocol version. Thread-safe.
 std::string EncodeJob(const JobMessage& message);
 
+// The same, without a copy: the bytes live in a thread-local builder and stay valid until the
+// next EncodeJob or EncodeJobView on this thread. For hot paths that copy into a socket.
+std::span<const std::byte> EncodeJobView(const JobMessage& message);
+
 // Verifies and decodes one received frame. The frame may be unaligned; it is copied first.
 // Returns false and fills `error` (kMalformedMessage: truncated, garbage, wrong identifier or
 // missing fields; kUnsupportedVersion: another major version; kWrongMessageType: empty union).
