@@ -95,6 +95,11 @@ Status RunLoad(const LoadOptions& o, LoadReport* report, std::string* detail) {
       if (by_job.erase(f->job_id) == 0) continue;
       bool ok = f->reason == host::FinishReason::kLength || f->reason == host::FinishReason::kStopToken;
       (ok ? report->finished_ok : report->finished_other)++;
+      const int64_t decode_ns = f->timings.total_ns - f->timings.ttft_ns;
+      if (f->completion_tokens > 1 && decode_ns > 0) {
+        report->host_tokens_per_s.push_back((f->completion_tokens - 1) /
+                                            (static_cast<double>(decode_ns) / 1e9));
+      }
       if (f->timings.device_ns > 0 && f->completion_tokens > 0) {
         report->device_tokens_per_s.push_back(f->completion_tokens /
                                               (static_cast<double>(f->timings.device_ns) / 1e9));

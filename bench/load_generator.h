@@ -35,6 +35,7 @@ struct LoadReport {
   double wall_s = 0;
   std::vector<double> ttft_s;             // Client-side: submit sent -> first chunk received.
   std::vector<double> device_tokens_per_s;  // Per job: tokens / modeled device time.
+  std::vector<double> host_tokens_per_s;    // Per job: tokens after the first / (total - TTFT).
   std::string first_rejection;
 
   double tokens_per_s() const { return wall_s > 0 ? tokens / wall_s : 0; }
