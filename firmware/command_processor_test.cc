@@ -286,7 +286,8 @@ TEST_F(CommandProcessorTest, StepFailuresAreLoggedBySeverity) {
   c.step.model_id = 3;
   c.step.seqs = std::span<const hal::SeqStepView>(&seq, 1);
   EXPECT_EQ(Run(c).code, StatusCode::kNotFound);
-  const LogRecord* host_error = FindRecord(ReadLog(*cp_), LogCode::kStepFailed);
+  const auto records = ReadLog(*cp_);  // FindRecord points into it: keep it alive.
+  const LogRecord* host_error = FindRecord(records, LogCode::kStepFailed);
   ASSERT_NE(host_error, nullptr);
   EXPECT_EQ(host_error->severity, Severity::kWarning);
 
