@@ -1,5 +1,8 @@
 // The job path end to end over real sockets: submit -> accepted -> token chunks with sequence
 // numbers -> finished; cancel; capacity; status; admin load/unload; drain.
+#include <chrono>
+#include <thread>
+
 #include <gtest/gtest.h>
 
 #include "tests/daemon_harness.h"
@@ -387,6 +390,40 @@ TEST(BoardLossTest, ResetBoardRequeuesRunningJobsAndTheyFinishIdentically) {
   ASSERT_TRUE(admin->QueryStatus(&st, 30000).ok());
   ASSERT_EQ(st.models.size(), 1u);
   EXPECT_EQ(st.models[0].state, ModelState::kReady);  // Reloaded by the daemon itself.
+}
+
+}  // namespace
+}  // namespace wafer::testing
+
+namespace wafer::testing {
+namespace {
+
+using namespace wafer::host;
+
+TEST(BoardLogTest, AdminReadsTheFirmwareErrorLogThroughTheDaemon) {
+  DaemonHarness h;
+  auto admin = h.NewAdminClient();
+  // The board boots asynchronously; its boot edges are logged.
+  BoardLogReply log;
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(admin->ReadBoardLog(0, 0, &log, 10000).ok()) << admin->last_error();
+    if (log.records.size() >= 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GE(log.records.size(), 2u);
+  for (size_t i = 1; i < log.records.size(); ++i) {
+    EXPECT_GT(log.records[i].sequence, log.records[i - 1].sequence);
+    EXPECT_FALSE(log.records[i].code.empty());
+    EXPECT_FALSE(log.records[i].severity.empty());
+  }
+  EXPECT_GT(log.next_sequence, log.records.back().sequence);
+  // Reading on from next_sequence returns nothing new (the board is idle).
+  BoardLogReply more;
+  ASSERT_TRUE(admin->ReadBoardLog(0, log.next_sequence, &more, 10000).ok());
+  EXPECT_TRUE(more.records.empty());
+  // An unknown board is a typed refusal.
+  EXPECT_EQ(admin->ReadBoardLog(7, 0, &more, 10000), FailedPrecondition());
+  EXPECT_NE(admin->last_error().find("not configured"), std::string::npos);
 }
 
 }  // namespace

@@ -156,6 +156,11 @@ TEST(ProcessTest, WaferdWithSeparateWaferSimServesWaferctl) {
   EXPECT_NE(out.find("\"progress\""), std::string::npos);
   EXPECT_EQ(Ctl(with({"load", dir.path() + "/missing", "--json"}), &out, dir.path()), 1);
 
+  // The board's firmware log, through the daemon.
+  EXPECT_EQ(Ctl(with({"logs", "0", "--json"}), &out, dir.path()), 0) << out;
+  EXPECT_FALSE(nlohmann::json::parse(out)["records"].empty()) << out;
+  EXPECT_EQ(Ctl(with({"logs", "9"}), &out, dir.path()), 1);
+
   // The metrics endpoint answers.
   int http_status = 0;
   HttpGet(metrics_port, "/metrics", &http_status);

@@ -252,6 +252,29 @@ wafer::Status AdminClient::QueryStatus(StatusReply* reply, int timeout_ms) {
   }
 }
 
+wafer::Status AdminClient::ReadBoardLog(uint32_t board, uint64_t from_sequence,
+                                        BoardLogReply* reply, int timeout_ms) {
+  const uint64_t tag = next_tag_++;
+  WAFER_RETURN_IF_ERROR(
+      SendBytes(socket_, EncodeAdmin(host::ReadBoardLog{tag, board, from_sequence}), &last_error_));
+  while (true) {
+    AdminMessage m;
+    WAFER_RETURN_IF_ERROR(Receive(&m, timeout_ms));
+    if (auto* r = std::get_if<BoardLogReply>(&m); r != nullptr && r->request_tag == tag) {
+      *reply = std::move(*r);
+      return OkStatus();
+    }
+    if (auto* r = std::get_if<OperationResult>(&m); r != nullptr && r->request_tag == tag) {
+      last_error_ = std::string(ErrorCodeName(r->code)) + ": " + r->detail;
+      return FailedPrecondition();
+    }
+    if (auto* e = std::get_if<ErrorReply>(&m)) {
+      last_error_ = std::string(ErrorCodeName(e->code)) + ": " + e->detail;
+      return FailedPrecondition();
+    }
+  }
+}
+
 wafer::Status AdminClient::Operate(AdminMessage request,
                                    const std::function<void(const LoadProgress&)>& on_progress,
                                    OperationResult* result, int timeout_ms) {

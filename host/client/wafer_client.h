@@ -79,6 +79,11 @@ class AdminClient {
                         const std::function<void(const LoadProgress&)>& on_progress,
                         OperationResult* result, int timeout_ms);
 
+  // Reads board `board`'s firmware error log from `from_sequence`. FAILED_PRECONDITION when the
+  // daemon refused (detail in last_error()).
+  wafer::Status ReadBoardLog(uint32_t board, uint64_t from_sequence, BoardLogReply* reply,
+                             int timeout_ms);
+
   const std::string& last_error() const { return last_error_; }
 
  private:

@@ -52,6 +52,7 @@ const char* kUsage =
     "  unload NAME\n"
     "  drain                           refuse new jobs, finish accepted ones\n"
     "  reset BOARD\n"
+    "  logs BOARD [--from SEQ]          the board firmware's error log\n"
     "  capacity                        what the job socket can take\n"
     "exit codes: 0 ok, 1 refused/failed, 2 usage, 3 daemon unreachable, 4 protocol error\n";
 
@@ -312,6 +313,45 @@ int CmdLoad(const Args& args, AdminClient& admin, int timeout) {
   return ReportOperation(args, s, r, admin.last_error());
 }
 
+int CmdLogs(const Args& args, AdminClient& admin, uint32_t board, int timeout) {
+  uint64_t from = 0;
+  if (!ParseUint(args.Get("from", "0"), &from)) {
+    std::fprintf(stderr, "waferctl: --from must be a sequence number\n");
+    return kExitUsage;
+  }
+  BoardLogReply r;
+  if (Status s = admin.ReadBoardLog(board, from, &r, timeout); !s.ok()) {
+    if (s.code() != StatusCode::kFailedPrecondition) return FromStatus(s, admin.last_error(), args.json);
+    if (args.json) {
+      std::cout << json{{"ok", false}, {"detail", admin.last_error()}}.dump() << "\n";
+    } else {
+      std::fprintf(stderr, "waferctl: %s\n", admin.last_error().c_str());
+    }
+    return kExitFailed;
+  }
+  if (args.json) {
+    json records = json::array();
+    for (const BoardLogEntry& e : r.records) {
+      records.push_back({{"sequence", e.sequence}, {"timestamp_ns", e.timestamp_ns},
+                         {"severity", e.severity}, {"code", e.code}, {"args", e.args}});
+    }
+    std::cout << json{{"ok", true}, {"board", r.board}, {"records", records},
+                      {"next_sequence", r.next_sequence}, {"dropped", r.dropped}}
+                     .dump(-1, ' ', false, json::error_handler_t::replace)
+              << "\n";
+    return kExitOk;
+  }
+  if (r.dropped > 0) std::printf("(%llu records were overwritten before they were read)\n",
+                                 static_cast<unsigned long long>(r.dropped));
+  for (const BoardLogEntry& e : r.records) {
+    std::printf("%6llu %12.6f s  %-7s %-24s", static_cast<unsigned long long>(e.sequence),
+                e.timestamp_ns / 1e9, e.severity.c_str(), e.code.c_str());
+    for (uint64_t a : e.args) std::printf(" %llu", static_cast<unsigned long long>(a));
+    std::printf("\n");
+  }
+  return kExitOk;
+}
+
 int Main(int argc, char** argv) {
   Args args;
   if (!Parse(argc, argv, &args) || args.flags.count("help")) {
@@ -359,6 +399,9 @@ int Main(int argc, char** argv) {
     return ReportOperation(args, s, r, a.last_error());
   }
   uint64_t board;
+  if (args.command == "logs" && args.positional.size() == 1 && ParseUint(args.positional[0], &board)) {
+    return CmdLogs(args, a, static_cast<uint32_t>(board), t);
+  }
   if (args.command == "reset" && args.positional.size() == 1 && ParseUint(args.positional[0], &board)) {
     Status s = a.Operate(ResetBoard{0, static_cast<uint32_t>(board)}, nullptr, &r, t);
     return ReportOperation(args, s, r, a.last_error());

@@ -151,6 +151,20 @@ class Driver {
     Send(std::make_unique<WorkerEvent>(std::move(done)));
   }
 
+  void Handle(LogsWork& work) {
+    LogsDone done{work.admin_tag, work.admin_peer, OkStatus(), "", {}};
+    if (!link_) {
+      done.status = Unavailable();
+      done.detail = "board not connected";
+    } else if (auto log = link_->ReadErrorLog(work.from_sequence); log.ok()) {
+      done.log = std::move(log).value();
+    } else {
+      done.status = log.status();
+      done.detail = link_->last_error();
+    }
+    Send(std::make_unique<WorkerEvent>(std::move(done)));
+  }
+
  private:
   Status Load(LoadWork& work, int64_t start, LoadDone* done) {
     if (!online_) {

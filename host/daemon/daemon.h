@@ -80,6 +80,8 @@ class Daemon {
   void OnLoad(const std::string& peer, const LoadModel& load);
   void OnUnload(const std::string& peer, const UnloadModel& unload);
   void OnReset(const std::string& peer, const ResetBoard& reset);
+  void OnReadBoardLog(const std::string& peer, const ReadBoardLog& read);
+  void OnLogsDone(Board& board, LogsDone& done);
   void StartLoad(LoadWork work, uint32_t board);
   void FinishOperation(const std::string& peer, uint64_t tag, Status status,
                        const std::string& detail, double elapsed_s);

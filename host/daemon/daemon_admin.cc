@@ -1,4 +1,5 @@
 // The admin socket: status, model load/unload with progress, drain, board reset.
+#include "host/board/board_codec.h"
 #include "host/daemon/daemon.h"
 #include "host/daemon/inproc_channel.h"
 #include "host/daemon/internal/daemon_records.h"
@@ -55,6 +56,8 @@ void Daemon::OnAdminFrame(const std::string& peer, std::span<const std::byte> pa
                     "draining: new jobs are refused, accepted ones run to completion", 0);
   } else if (auto* reset = std::get_if<ResetBoard>(&message)) {
     OnReset(peer, *reset);
+  } else if (auto* read = std::get_if<ReadBoardLog>(&message)) {
+    OnReadBoardLog(peer, *read);
   } else if (auto* beat = std::get_if<Heartbeat>(&message)) {
     if (!beat->is_reply) SendAdmin(peer, Heartbeat{beat->sent_ns, true});
   } else {
@@ -176,6 +179,33 @@ void Daemon::OnReset(const std::string& peer, const ResetBoard& reset) {
   board.resetting = true;  // No steps until the reset completes.
   SendOwned(board.channel,
             std::make_unique<WorkerRequest>(ResetWork{reset.request_tag, peer}));
+}
+
+void Daemon::OnReadBoardLog(const std::string& peer, const ReadBoardLog& read) {
+  if (read.board >= boards_.size()) {
+    return FinishOperation(peer, read.request_tag, InvalidArgument(),
+                           "board " + std::to_string(read.board) + " is not configured", 0);
+  }
+  SendOwned(boards_[read.board]->channel,
+            std::make_unique<WorkerRequest>(LogsWork{read.request_tag, peer, read.from_sequence}));
+}
+
+void Daemon::OnLogsDone(Board& board, LogsDone& done) {
+  if (!done.status.ok()) {
+    return FinishOperation(done.admin_peer, done.admin_tag, done.status, done.detail, 0);
+  }
+  static constexpr const char* kSeverity[] = {"info", "warning", "error", "fatal"};
+  BoardLogReply reply{done.admin_tag, board.index, {}, done.log.next_sequence,
+                      done.log.dropped_count};
+  for (const BoardLogRecord& r : done.log.records) {
+    const size_t severity = static_cast<size_t>(r.severity);
+    std::string code = BoardLogCodeName(r.code);
+    if (code.empty()) code = "CODE_" + std::to_string(r.code);  // From a newer firmware.
+    reply.records.push_back(BoardLogEntry{r.sequence, r.timestamp_ns,
+                                          severity < 4 ? kSeverity[severity] : "unknown",
+                                          std::move(code), r.args});
+  }
+  SendAdmin(done.admin_peer, reply);
 }
 
 }  // namespace wafer::host

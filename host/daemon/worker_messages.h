@@ -46,7 +46,13 @@ struct ResetWork {
   std::string admin_peer;
 };
 
-using WorkerRequest = std::variant<StepWork, LoadWork, UnloadWork, ResetWork>;
+struct LogsWork {
+  uint64_t admin_tag = 0;
+  std::string admin_peer;
+  uint64_t from_sequence = 0;
+};
+
+using WorkerRequest = std::variant<StepWork, LoadWork, UnloadWork, ResetWork, LogsWork>;
 
 // ---- worker -> step loop ----
 
@@ -109,6 +115,15 @@ struct BoardUpdate {
   bool has_telemetry = false;
 };
 
-using WorkerEvent = std::variant<StepDone, LoadProgressEvent, LoadDone, OperationDone, BoardUpdate>;
+struct LogsDone {
+  uint64_t admin_tag = 0;
+  std::string admin_peer;
+  Status status;
+  std::string detail;
+  BoardErrorLog log;
+};
+
+using WorkerEvent =
+    std::variant<StepDone, LoadProgressEvent, LoadDone, OperationDone, BoardUpdate, LogsDone>;
 
 }  // namespace wafer::host

@@ -83,6 +83,22 @@ struct Encoder {
   Encoded operator()(const Heartbeat& m) {
     return {wa::AdminMessage::wafer_wire_Heartbeat, ww::CreateHeartbeat(b, m.sent_ns, m.is_reply).Union()};
   }
+  Encoded operator()(const ReadBoardLog& m) {
+    return {wa::AdminMessage::ReadBoardLog,
+            wa::CreateReadBoardLog(b, m.request_tag, m.board, m.from_sequence).Union()};
+  }
+  Encoded operator()(const BoardLogReply& m) {
+    std::vector<fb::Offset<wa::BoardLogEntry>> records;
+    for (const BoardLogEntry& e : m.records) {
+      records.push_back(wa::CreateBoardLogEntry(b, e.sequence, e.timestamp_ns,
+                                                b.CreateString(e.severity), b.CreateString(e.code),
+                                                b.CreateVector(e.args)));
+    }
+    auto vec = b.CreateVector(records);
+    return {wa::AdminMessage::BoardLogReply,
+            wa::CreateBoardLogReply(b, m.request_tag, m.board, vec, m.next_sequence, m.dropped)
+                .Union()};
+  }
   Encoded operator()(const ErrorReply& m) {
     auto detail = b.CreateString(m.detail);
     return {wa::AdminMessage::wafer_wire_ErrorReply,
@@ -206,6 +222,25 @@ bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeErro
     case wa::AdminMessage::wafer_wire_ErrorReply: {
       const auto* m = env->message_as_wafer_wire_ErrorReply();
       *out = ErrorReply{static_cast<ErrorCode>(m->code()), Str(m->detail()), m->request_tag()};
+      return true;
+    }
+    case wa::AdminMessage::ReadBoardLog: {
+      const auto* m = env->message_as_ReadBoardLog();
+      *out = ReadBoardLog{m->request_tag(), m->board(), m->from_sequence()};
+      return true;
+    }
+    case wa::AdminMessage::BoardLogReply: {
+      const auto* m = env->message_as_BoardLogReply();
+      BoardLogReply r{m->request_tag(), m->board(), {}, m->next_sequence(), m->dropped()};
+      if (m->records() != nullptr) {
+        for (const wa::BoardLogEntry* e : *m->records()) {
+          BoardLogEntry entry{e->sequence(), e->timestamp_ns(), Str(e->severity()), Str(e->code()),
+                              {}};
+          if (e->args() != nullptr) entry.args.assign(e->args()->begin(), e->args()->end());
+          r.records.push_back(std::move(entry));
+        }
+      }
+      *out = std::move(r);
       return true;
     }
     default:  // A value read off the wire: NONE or a type this version does not know.

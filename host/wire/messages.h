@@ -278,7 +278,30 @@ struct OperationResult {
   double elapsed_s = 0;
 };
 
-using AdminMessage = std::variant<StatusQuery, StatusReply, LoadModel, LoadProgress, UnloadModel,
-                                  Drain, ResetBoard, OperationResult, Heartbeat, ErrorReply>;
+struct ReadBoardLog {
+  uint64_t request_tag = 0;
+  uint32_t board = 0;
+  uint64_t from_sequence = 0;
+};
+
+struct BoardLogEntry {
+  uint64_t sequence = 0;
+  int64_t timestamp_ns = 0;
+  std::string severity;
+  std::string code;
+  std::vector<uint64_t> args;
+};
+
+struct BoardLogReply {
+  uint64_t request_tag = 0;
+  uint32_t board = 0;
+  std::vector<BoardLogEntry> records;
+  uint64_t next_sequence = 0;
+  uint64_t dropped = 0;
+};
+
+using AdminMessage =
+    std::variant<StatusQuery, StatusReply, LoadModel, LoadProgress, UnloadModel, Drain, ResetBoard,
+                 OperationResult, Heartbeat, ErrorReply, ReadBoardLog, BoardLogReply>;
 
 }  // namespace wafer::host
