@@ -45,6 +45,8 @@ Status RunLoad(const LoadOptions& o, LoadReport* report, std::string* detail) {
     job.model = o.model;
     job.tenant = "loadgen";
     job.max_tokens = o.max_tokens;
+    job.sampling.temperature = o.temperature;
+    job.sampling.seed = submitted;
     if (o.token_prompts) {
       for (uint32_t i = 0; i < o.prompt_tokens; ++i) job.prompt_tokens.push_back(1 + (i + submitted) % 200);
       job.want_text = false;

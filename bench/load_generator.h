@@ -22,6 +22,7 @@ struct LoadOptions {
   bool token_prompts = false;    // ...or, when true, as token ids 1..prompt_tokens.
   uint32_t prompt_tokens = 16;
   int timeout_ms = 60000;        // Bound on silence from the daemon.
+  float temperature = 0;         // 0: greedy. Otherwise job i samples with seed i.
   // Called with each chunk of the first job, as it arrives (the demo streams it).
   std::function<void(const host::TokenChunk&)> on_first_job_chunk;
 };

@@ -2,7 +2,7 @@
 // tokens to the terminal and prints a summary table. `make demo` runs it.
 //
 //   wafer-loadgen [--endpoint E] --model M [--jobs N] [--concurrency C] [--max-tokens T]
-//                 [--token-prompts] [--stream-first]
+//                 [--token-prompts] [--temperature T] [--stream-first]
 // Exit codes: 0 every job finished normally, 1 some did not, 2 usage, 3 the daemon stopped
 // answering.
 #include <cstdio>
@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
       else if (a == "--concurrency") o.concurrency = static_cast<uint32_t>(std::stoul(next()));
       else if (a == "--max-tokens") o.max_tokens = static_cast<uint32_t>(std::stoul(next()));
       else if (a == "--token-prompts") o.token_prompts = true;
+      else if (a == "--temperature") o.temperature = std::stof(next());
       else if (a == "--stream-first") stream_first = true;
       else throw std::invalid_argument(a);
     } catch (const std::exception&) {

@@ -428,3 +428,36 @@ TEST(BoardLogTest, AdminReadsTheFirmwareErrorLogThroughTheDaemon) {
 
 }  // namespace
 }  // namespace wafer::testing
+
+namespace wafer::testing {
+namespace {
+
+using namespace wafer::host;
+
+// The demo preset's weights encode a bigram model of mkmodel's built-in English and code sample:
+// through the real forward pass on the board, its output must be that sample's kind of text.
+TEST(DemoModelTest, ProducesPrintableTextThroughTheRealForwardPass) {
+  TempDir dir;
+  ASSERT_TRUE(WriteModel(dir.path() + "/demo", "demo", 1));
+  DaemonHarness h;
+  ASSERT_EQ(h.Load(dir.path() + "/demo", "demo", 4), ErrorCode::kNone);
+  auto client = h.NewJobClient();
+  SubmitJob j;
+  j.model = "demo";
+  j.prompt_text = "The quick brown";
+  j.max_tokens = 40;
+  std::string text;
+  SubmitOutcome o;
+  JobFinished f;
+  ASSERT_TRUE(client->Run(j, [&](const TokenChunk& c) { text += c.text; }, &o, &f, 30000).ok());
+  ASSERT_TRUE(o.accepted);
+  EXPECT_EQ(f.completion_tokens, 40u);
+  ASSERT_GT(text.size(), 40u);  // Merged tokens: more than one byte each on average.
+  for (char c : text) {
+    EXPECT_TRUE(c == '\n' || (c >= 0x20 && c < 0x7f)) << "byte " << int(c) << " in: " << text;
+  }
+  EXPECT_NE(text.find(' '), std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace wafer::testing

@@ -8,6 +8,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <numbers>
+#include <optional>
 
 #include "host/models/checkpoint.h"
 #include "host/models/checksum_manifest.h"
@@ -155,6 +156,13 @@ ModelArch PresetArch(ModelPreset preset, bool tied) {
     a.num_kv_heads = 4;
     a.intermediate_size = 768;
     a.max_position = 2048;
+  } else if (preset == ModelPreset::kDemo) {
+    a.hidden_size = 640;
+    a.num_layers = 2;
+    a.num_heads = 4;
+    a.num_kv_heads = 2;
+    a.intermediate_size = 256;
+    a.max_position = 1024;
   } else {
     a.hidden_size = 1024;
     a.num_layers = 8;
@@ -163,7 +171,7 @@ ModelArch PresetArch(ModelPreset preset, bool tied) {
     a.intermediate_size = 4096;
     a.max_position = 2048;
   }
-  a.head_dim = a.hidden_size / a.num_heads;
+  a.head_dim = preset == ModelPreset::kDemo ? 32 : a.hidden_size / a.num_heads;
   a.rope_theta = 10000.0f;
   a.rms_norm_eps = 1e-5f;
   a.tie_embeddings = tied;
@@ -272,7 +280,8 @@ Result<MkModelOptions> ParseMkModelArgs(std::span<const std::string_view> args,
       if (value == "tiny") o.preset = ModelPreset::kTiny;
       else if (value == "small") o.preset = ModelPreset::kSmall;
       else if (value == "medium") o.preset = ModelPreset::kMedium;
-      else return Fail(InvalidArgument(), detail, "--preset must be tiny, small or medium, not '" + std::string(value) + "'");
+      else if (value == "demo") o.preset = ModelPreset::kDemo;
+      else return Fail(InvalidArgument(), detail, "--preset must be tiny, small, medium or demo, not '" + std::string(value) + "'");
     } else if (flag == "--dtype") {
       if (value == "f32") o.dtype = DType::kF32;
       else if (value == "bf16") o.dtype = DType::kBF16;
@@ -292,15 +301,67 @@ Result<MkModelOptions> ParseMkModelArgs(std::span<const std::string_view> args,
   return o;
 }
 
+// log P(next | previous) over the tokens of the embedded sample, as a [vocab, vocab] matrix indexed
+// [next][previous], backed off to the unigram distribution so every entry is finite.
+std::vector<double> BigramLogProbabilities(const Tokenizer& tokenizer, uint32_t vocab) {
+  const std::vector<uint32_t> ids = tokenizer.Encode(kSample);
+  std::vector<double> pair(uint64_t{vocab} * vocab, 0.0), from(vocab, 0.0), unigram(vocab, 1.0);
+  for (uint32_t id : ids) unigram[id] += 1;
+  for (size_t i = 1; i < ids.size(); ++i) {
+    pair[uint64_t{ids[i]} * vocab + ids[i - 1]] += 1;
+    from[ids[i - 1]] += 1;
+  }
+  double total = 0;
+  for (double u : unigram) total += u;
+  constexpr double kBackoff = 0.5;  // Weight of the unigram distribution in every row.
+  std::vector<double> logp(pair.size());
+  for (uint32_t next = 0; next < vocab; ++next) {
+    for (uint32_t prev = 0; prev < vocab; ++prev) {
+      const double p = (pair[uint64_t{next} * vocab + prev] + kBackoff * unigram[next] / total) /
+                       (from[prev] + kBackoff);
+      logp[uint64_t{next} * vocab + prev] = std::log(p);
+    }
+  }
+  return logp;
+}
+
+// The demo preset's value for element `i` of a tensor of `role` (see mkmodel.h), or nullopt to
+// draw it at random like the other presets.
+std::optional<float> DemoValue(TensorRole role, uint64_t i, const ModelArch& arch,
+                               const std::vector<double>& bigram) {
+  const uint64_t hidden = arch.hidden_size, vocab = arch.vocab_size;
+  switch (role) {
+    case TensorRole::kEmbedding:  // One-hot: RMSNorm turns row t into sqrt(hidden) * e_t.
+      return (i / hidden == i % hidden) ? 1.0f : 0.0f;
+    case TensorRole::kWo:
+    case TensorRole::kWDown:  // The layers compute, but add nothing to the residual stream.
+      return 0.0f;
+    case TensorRole::kLmHead: {  // logits[next] = log P(next | t).
+      const uint64_t next = i / hidden, prev = i % hidden;
+      if (prev >= vocab) return 0.0f;
+      return static_cast<float>(bigram[next * vocab + prev] / std::sqrt(double(hidden)));
+    }
+    default:
+      return std::nullopt;
+  }
+}
+
 Status MakeModel(const MkModelOptions& o, std::string* detail) {
   if (o.out_dir.empty()) return Fail(InvalidArgument(), detail, "no output directory");
   const std::string tokenizer_json =
-      TrainTokenizerJson(o.preset == ModelPreset::kTiny ? 256 : 512);
+      TrainTokenizerJson(
+          o.preset == ModelPreset::kTiny || o.preset == ModelPreset::kDemo ? 256 : 512);
   std::string ignored;
   auto tokenizer = Tokenizer::FromJson(tokenizer_json, "generated tokenizer.json", &ignored);
   if (!tokenizer.ok()) return Fail(Internal(), detail, "generated tokenizer is invalid: " + ignored);
   ModelArch arch = PresetArch(o.preset, o.tied);
   arch.vocab_size = (*tokenizer)->vocab_size();
+  const bool demo = o.preset == ModelPreset::kDemo;
+  if (demo && (o.tied || arch.vocab_size > arch.hidden_size)) {
+    return Fail(InvalidArgument(), detail, "the demo preset needs an untied head and vocab <= hidden");
+  }
+  const std::vector<double> bigram =
+      demo ? BigramLogProbabilities(**tokenizer, arch.vocab_size) : std::vector<double>();
 
   // Tensors in checkpoint order. Projections ~ N(0, 1/in) keep activations near unit scale and
   // norms are 1. The embedding is small: RMSNorm rescales it for the first layer anyway, and a
@@ -334,7 +395,10 @@ Status MakeModel(const MkModelOptions& o, std::string* detail) {
     const double stddev = role == TensorRole::kEmbedding ? kEmbeddingStddev
                           : norm                         ? 0.0
                                                          : 1.0 / std::sqrt(double(t.shape[1]));
-    for (float& v : values) v = static_cast<float>(norm ? 1.0 : stddev * rng.Normal());
+    for (uint64_t i = 0; i < count; ++i) {
+      std::optional<float> fixed = demo ? DemoValue(role, i, arch, bigram) : std::nullopt;
+      values[i] = fixed ? *fixed : static_cast<float>(norm ? 1.0 : stddev * rng.Normal());
+    }
     t.data = EncodeValues(values, o.dtype);
     total_bytes += t.data.size();
     tensors.push_back(std::move(t));

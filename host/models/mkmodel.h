@@ -12,7 +12,7 @@
 
 namespace wafer::host {
 
-enum class ModelPreset : uint8_t { kTiny, kSmall, kMedium };
+enum class ModelPreset : uint8_t { kTiny, kSmall, kMedium, kDemo };
 
 struct MkModelOptions {
   std::string out_dir;
@@ -28,7 +28,11 @@ struct MkModelOptions {
 // tiny: hidden 64, 2 layers, 4 heads, 2 kv heads, intermediate 192, max_position 1024, 256 merges;
 // small: hidden 256, 4 layers, 8 heads, 4 kv heads, intermediate 768, max_position 2048,
 // 512 merges; medium (for benchmarks, ~120M parameters: ~240 MB in bf16): hidden 1024, 8 layers,
-// 16 heads, 4 kv heads, intermediate 4096, max_position 2048, 512 merges.
+// 16 heads, 4 kv heads, intermediate 4096, max_position 2048, 512 merges; demo: hidden 640 (at
+// least the vocabulary), 2 layers, 4 heads of 32, 2 kv heads, intermediate 256, max_position
+// 1024, 256 merges. The demo's weights are not random noise: its embedding is one-hot, its
+// attention and MLP outputs (o_proj, down_proj) are zero, and its LM head holds the log-probabilities
+// of a token bigram model of the embedded sample, so the real forward pass produces readable text.
 ModelArch PresetArch(ModelPreset preset, bool tied);
 
 // The tokenizer.json of a byte-level BPE learned from the embedded English and code sample:
@@ -37,7 +41,7 @@ ModelArch PresetArch(ModelPreset preset, bool tied);
 std::string TrainTokenizerJson(uint32_t merges);
 
 // Parses command-line arguments (without argv[0]): --out DIR (required),
-// --preset tiny|small|medium, --dtype f32|bf16|f16, --tied, --seed N, --shards N (1..64),
+// --preset tiny|small|medium|demo, --dtype f32|bf16|f16, --tied, --seed N, --shards N (1..64),
 // --no-checksums.
 // Returns INVALID_ARGUMENT with a detail for an unknown flag or a bad value.
 Result<MkModelOptions> ParseMkModelArgs(std::span<const std::string_view> args,

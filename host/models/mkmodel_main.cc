@@ -1,4 +1,4 @@
-// wafer-mkmodel --out DIR [--preset tiny|small|medium] [--dtype f32|bf16|f16] [--tied]
+// wafer-mkmodel --out DIR [--preset tiny|small|medium|demo] [--dtype f32|bf16|f16] [--tied]
 //               [--seed N] [--shards N] [--no-checksums]
 #include <cstdio>
 #include <string>
@@ -12,7 +12,7 @@ int main(int argc, char** argv) {
   for (std::string_view a : args) {
     if (a == "--help" || a == "-h") {
       std::printf(
-          "usage: wafer-mkmodel --out DIR [--preset tiny|small|medium] [--dtype f32|bf16|f16]\n"
+          "usage: wafer-mkmodel --out DIR [--preset tiny|small|medium|demo] [--dtype f32|bf16|f16]\n"
           "                     [--tied] [--seed N] [--shards N] [--no-checksums]\n"
           "Writes a random Llama checkpoint (config.json, safetensors, tokenizer.json) and\n"
           "model.checksums.json (CRC-32C and length of each file; --no-checksums omits it).\n");
