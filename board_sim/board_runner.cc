@@ -1,6 +1,7 @@
 #include "board_sim/board_runner.h"
 
 #include <atomic>
+#include <cstdlib>
 #include <future>
 #include <thread>
 
@@ -57,14 +58,30 @@ class BoardThread final : public EmbeddedBoard {
     const Clock& sensor_clock = options_.clock != nullptr ? *options_.clock : SystemClock::Get();
     SimFirmwareFlash flash;
     SodiumSignatureVerifier verifier(options_.firmware_public_key);
-    SimWafer wafer(preset_, sensor_clock,
-                   SimWaferOptions{options_.board_id, options_.seed, options_.faults, &flash});
+    SimWaferOptions wafer_options;
+    wafer_options.board_id = options_.board_id;
+    wafer_options.seed = options_.seed;
+    wafer_options.faults = options_.faults;
+    wafer_options.firmware = &flash;
+    if (options_.allow_process_crash) {
+      // wafer-sim only: die like a crashed process, without unwinding or flushing anything.
+      wafer_options.crash = [] { std::_Exit(kCrashExitCode); };
+    }
+    SimWafer wafer(preset_, sensor_clock, std::move(wafer_options));
     SystemClock& clock = SystemClock::Get();
     ZmqHostPort port(socket, clock);
     // Init: the firmware's fixed buffers are allocated once, here. Its error log is stamped with
     // the same clock as the sensors, so a test's FakeClock drives both.
     auto firmware = std::make_unique<fw::FirmwareLoop>(
         port, fw::Platform{wafer, flash, verifier, sensor_clock});
+    for (const fw::hal::FaultSpec& f : options_.faults.faults) {
+      if (f.kind != fw::hal::FaultKind::kFirmwareHang) continue;
+      fw::Command hang;  // The plan's hang, applied as InjectFault would.
+      hang.kind = fw::CommandKind::kInjectFault;
+      hang.fault = f;
+      auto ignored = std::make_unique<fw::Reply>();
+      firmware->processor().Handle(hang, *ignored);
+    }
     bound_.set_value("");
     while (!stop_.load()) {
       if (!firmware->PollOnce(clock.NowNanos() + kPollSliceNs).ok()) break;

@@ -26,7 +26,12 @@ struct BoardOptions {
   // The Ed25519 key firmware images must be signed with (the board's fused key). Without one the
   // board refuses every image.
   std::optional<FirmwarePublicKey> firmware_public_key;
+  // wafer-sim sets this: an injected kProcessCrash then exits the process at once with
+  // kCrashExitCode. An embedded board (inside waferd) refuses kProcessCrash.
+  bool allow_process_crash = false;
 };
+
+inline constexpr int kCrashExitCode = 70;
 
 // Owns the board thread. Destruction stops the superloop and joins (within ~50 ms).
 class EmbeddedBoard {

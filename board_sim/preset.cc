@@ -37,9 +37,10 @@ const std::vector<Field>& Fields() {
       {"", "name", Into(&Preset::name)},
       {"wafer", "dies_x", Into(&Preset::dies_x)},
       {"wafer", "dies_y", Into(&Preset::dies_y)},
-      {"wafer", "physical_pes", Into(&Preset::physical_pes)},
-      {"wafer", "fabric_width", Into(&Preset::fabric_width)},
-      {"wafer", "fabric_height", Into(&Preset::fabric_height)},
+      {"wafer", "physical_rows", Into(&Preset::physical_rows)},
+      {"wafer", "physical_cols", Into(&Preset::physical_cols)},
+      {"wafer", "spare_cols_per_row", Into(&Preset::spare_cols_per_row)},
+      {"wafer", "defect_rate", Into(&Preset::defect_rate)},
       {"wafer", "sram_per_pe_bytes", Into(&Preset::sram_per_pe_bytes)},
       {"wafer", "sram_bytes_per_cycle_per_pe", Into(&Preset::sram_bytes_per_cycle_per_pe)},
       {"wafer", "simd_width", Into(&Preset::simd_width)},
@@ -74,8 +75,14 @@ std::string CheckValues(const Preset& p) {
   if (p.name.empty()) return "name: empty";
   if (p.dies_x == 0 || p.dies_y == 0) return "wafer.dies_x/dies_y: must be > 0";
   if (p.dies_x * p.dies_y > 128) return "wafer.dies_x*dies_y: at most 128 regions";
-  if (p.fabric_width == 0 || p.fabric_height == 0) return "wafer.fabric_width/height: must be > 0";
-  if (p.physical_pes < p.usable_pes()) return "wafer.physical_pes: fewer than the usable fabric";
+  if (p.physical_rows == 0 || p.physical_rows > 2048) {
+    return "wafer.physical_rows: must be in [1, 2048]";
+  }
+  if (p.physical_cols == 0) return "wafer.physical_cols: must be > 0";
+  if (p.spare_cols_per_row >= p.physical_cols) {
+    return "wafer.spare_cols_per_row: must be below physical_cols";
+  }
+  if (!(p.defect_rate >= 0) || !(p.defect_rate < 1)) return "wafer.defect_rate: must be in [0, 1)";
   if (p.sram_per_pe_bytes == 0) return "wafer.sram_per_pe_bytes: must be > 0";
   if (!(p.sram_bytes_per_cycle_per_pe > 0)) return "wafer.sram_bytes_per_cycle_per_pe: must be > 0";
   if (p.simd_width == 0) return "wafer.simd_width: must be > 0";
@@ -151,6 +158,9 @@ Result<Preset> ParsePreset(const std::string& yaml_text, std::string* error) {
     err = std::string("preset: ") + e.what();
     return InvalidArgument();
   }
+  preset.physical_pes = uint64_t{preset.physical_rows} * preset.physical_cols;
+  preset.fabric_width = preset.physical_cols - preset.spare_cols_per_row;
+  preset.fabric_height = preset.physical_rows;
   if (std::string bad = CheckValues(preset); !bad.empty()) {
     err = "impossible value for " + bad;
     return InvalidArgument();

@@ -14,6 +14,15 @@ struct Preset {
   // wafer:
   uint32_t dies_x = 0;
   uint32_t dies_y = 0;
+  // Physical layout: rows x cols PEs; the last spare_cols_per_row of each row's healthy PEs are
+  // spares. defect_rate is the probability that a PE is defective from manufacturing (the fuses
+  // are drawn from it with the board's seed).
+  uint32_t physical_rows = 0;
+  uint32_t physical_cols = 0;
+  uint32_t spare_cols_per_row = 0;
+  double defect_rate = 0;
+  // Derived when parsed: physical_rows * physical_cols, and the nominal usable rectangle
+  // (physical_cols - spare_cols_per_row) x physical_rows, before any row is dropped.
   uint64_t physical_pes = 0;
   uint32_t fabric_width = 0;
   uint32_t fabric_height = 0;
@@ -39,6 +48,7 @@ struct Preset {
   double warn_c = 0;
   double critical_c = 0;
 
+  // The nominal usable rectangle (a harvested board may have dropped rows: see SimWafer).
   uint64_t usable_pes() const { return uint64_t{fabric_width} * fabric_height; }
   uint64_t sram_total_bytes() const { return usable_pes() * sram_per_pe_bytes; }
   uint32_t regions() const { return dies_x * dies_y; }

@@ -65,8 +65,8 @@ TEST(PresetTest, BadPresetsNameTheKey) {
   ExpectError(missing, "fabric.router_cycles");
 
   std::string wrong_type = mini;
-  wrong_type.replace(wrong_type.find("fabric_width: 128"), 17, "fabric_width: wide");
-  ExpectError(wrong_type, "wafer.fabric_width");
+  wrong_type.replace(wrong_type.find("physical_cols: 132"), 18, "physical_cols: wide");
+  ExpectError(wrong_type, "wafer.physical_cols");
 
   std::string impossible = mini;
   impossible.replace(impossible.find("idle_w: 75"), 10, "idle_w: 900");

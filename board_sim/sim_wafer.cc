@@ -1,6 +1,7 @@
 #include "board_sim/sim_wafer.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 namespace wafer::sim {
@@ -65,7 +66,10 @@ struct SimWafer::Model {
   bool shape_only = false;
   bool committed = false;
   uint64_t reserved_bytes = 0;
+  uint64_t base = 0;          // Linear SRAM address of the reservation.
+  uint64_t weight_bytes = 0;  // Weights first, then the KV cache.
   std::vector<Tensor> tensors;
+  std::vector<uint64_t> tensor_offsets;  // From base.
   std::unique_ptr<LlamaEngine> engine;  // Functional models, once committed.
   std::vector<uint64_t> rng;            // Per slot; seeded from SeqSampling.seed on reset.
   std::vector<uint32_t> context_tokens;  // Per slot, for shape-only models.
@@ -88,7 +92,15 @@ SimWafer::SimWafer(Preset preset, const Clock& clock, SimWaferOptions options)
       clock_(clock),
       options_(std::move(options)),
       timing_(preset_),
-      thermal_(preset_, clock.NowNanos()) {}
+      thermal_(preset_, clock.NowNanos()),
+      fabric_(preset_, options_.seed) {
+  for (const hal::FaultSpec& f : options_.faults.faults) {
+    if (f.kind == hal::FaultKind::kThermalRunaway || f.kind == hal::FaultKind::kPowerCap ||
+        f.kind == hal::FaultKind::kLinkCrc) {
+      ApplyFault(f).IgnoreError();
+    }
+  }
+}
 
 SimWafer::~SimWafer() = default;
 
@@ -97,8 +109,10 @@ hal::WaferInfo SimWafer::Info() const {
   info.board_id = options_.board_id.c_str();
   info.preset = preset_.name.c_str();
   info.physical_pes = preset_.physical_pes;
-  info.fabric_width = preset_.fabric_width;
-  info.fabric_height = preset_.fabric_height;
+  info.fabric_width = fabric_.usable_width();
+  info.fabric_height = fabric_.usable_height();
+  info.warn_c = static_cast<float>(preset_.warn_c);
+  info.critical_c = static_cast<float>(preset_.critical_c);
   info.sram_per_pe = preset_.sram_per_pe_bytes;
   info.clock_hz = preset_.clock_hz;
   info.max_slots = preset_.max_slots;
@@ -107,6 +121,8 @@ hal::WaferInfo SimWafer::Info() const {
 
 Status SimWafer::SelfTest() {
   if (options_.faults.fail_self_test) return Internal();
+  thermal_.AdvanceTo(clock_.NowNanos());
+  if (thermal_.max_region_c() > preset_.critical_c) return Internal();  // Too hot to run.
   if (options_.firmware == nullptr) return OkStatus();
   const fw::hal::BootControl control = options_.firmware->ReadBootControl();
   if (options_.faults.fail_trial_boot && control.trial) return Internal();
@@ -153,7 +169,14 @@ Status SimWafer::BeginModel(const hal::ModelManifest& m) {
   }
   if (m.tensors.empty()) weight_bytes = SatMul(ArchParams(a), 2);  // Shape-only at 16 bit.
   const uint64_t need = SatAdd(weight_bytes, KvCacheBytes(a, m.slots, m.context_length));
-  if (need > preset_.sram_total_bytes() - sram_used_) return ResourceExhausted();
+  if (need > sram_total_bytes() - sram_used_) return ResourceExhausted();
+  WAFER_ASSIGN_OR_RETURN(model->base, Allocate(need));
+  model->weight_bytes = weight_bytes;
+  uint64_t offset = 0;
+  for (const Model::Tensor& t : model->tensors) {
+    model->tensor_offsets.push_back(offset);
+    offset += t.byte_size;
+  }
 
   model->id = m.model_id;
   model->arch = a;
@@ -253,8 +276,15 @@ Status SimWafer::RunStep(const hal::StepRequest& request, std::span<hal::SeqOutc
     io_bytes += 32 + 4 * (s.input_tokens.size() + s.generate + s.stop_tokens.size());
   }
   thermal_.AdvanceTo(clock_.NowNanos());
+  if (thermal_.halted()) return Unavailable();
   time = hal::DeviceTime{};
   WAFER_RETURN_IF_ERROR(RunSeqs(model, runs, time));
+  // The pipeline runs at the pace of its slowest region's clock (throttled or capped).
+  const double ratio = thermal_.min_clock_ratio();
+  if (ratio < 1.0) {
+    time.compute_ns = std::llround(double(time.compute_ns) / ratio);
+    time.fabric_ns = std::llround(double(time.fabric_ns) / ratio);
+  }
   time.host_io_ns = timing_.HostIoNs(io_bytes);
   time.total_ns = time.compute_ns + time.fabric_ns + time.inter_wafer_ns + time.host_io_ns;
   thermal_.AddBusy(time.compute_ns + time.fabric_ns);
@@ -366,19 +396,161 @@ void SimWafer::ReadSensors(hal::SensorReadout& out) {
   out = hal::SensorReadout{};
   out.region_count = std::min<uint32_t>(preset_.regions(), hal::kMaxRegions);
   for (uint32_t i = 0; i < out.region_count; ++i) {
-    out.region_temp_c[i] = static_cast<float>(thermal_.region_c(i % preset_.dies_x));
+    out.region_temp_c[i] = static_cast<float>(thermal_.region_temp_c(i));
+    out.region_clock_hz[i] = preset_.clock_hz * thermal_.clock_ratio(i);
   }
   out.power_w = static_cast<float>(thermal_.power_w());
-  out.clock_hz = thermal_.throttled() ? preset_.clock_hz * 0.8 : preset_.clock_hz;
+  out.clock_hz = preset_.clock_hz * thermal_.min_clock_ratio();
   out.coolant_in_c = static_cast<float>(thermal_.coolant_in_c());
   out.coolant_out_c = static_cast<float>(thermal_.coolant_out_c());
   out.sram_used_bytes = sram_used_;
-  out.sram_total_bytes = preset_.sram_total_bytes();
+  out.sram_total_bytes = sram_total_bytes();
+  out.ecc_correctable = ecc_correctable_;
+  out.ecc_uncorrectable = ecc_uncorrectable_;
+  const RailPower rails = thermal_.rails();
+  out.core_power_w = static_cast<float>(rails.core_w);
+  out.sram_power_w = static_cast<float>(rails.sram_w);
+  out.io_power_w = static_cast<float>(rails.io_w);
+  out.coolant_flow_kg_s = static_cast<float>(thermal_.coolant_flow_kg_s());
+  out.power_cap_w = static_cast<float>(thermal_.power_cap_w());
+  out.throttled = thermal_.throttled();
 }
 
 void SimWafer::PowerCycle() {
   models_.clear();
   sram_used_ = 0;
+  fabric_.Unprogram();
+  timing_ = TimingModel(preset_);
+  thermal_.SetHalted(false);
+  events_.clear();
+  ecc_correctable_ = 0;
+  ecc_uncorrectable_ = 0;
+}
+
+uint64_t SimWafer::sram_total_bytes() const {
+  return fabric_.usable_pes() * preset_.sram_per_pe_bytes;
+}
+
+Result<uint64_t> SimWafer::Allocate(uint64_t bytes) const {
+  std::vector<std::pair<uint64_t, uint64_t>> used;  // (base, size), sorted by base.
+  for (const auto& [id, m] : models_) used.emplace_back(m->base, m->reserved_bytes);
+  std::sort(used.begin(), used.end());
+  uint64_t at = 0;
+  for (const auto& [base, size] : used) {
+    if (base >= at && base - at >= bytes) return at;
+    at = std::max(at, base + size);
+  }
+  if (sram_total_bytes() >= at && sram_total_bytes() - at >= bytes) return at;
+  return ResourceExhausted();
+}
+
+Status SimWafer::ProgramHarvest(std::span<const uint32_t> row_map) {
+  WAFER_RETURN_IF_ERROR(fabric_.Program(row_map));
+  // Placement and timing see the harvested rectangle.
+  Preset harvested = preset_;
+  harvested.fabric_height = fabric_.usable_height();
+  timing_ = TimingModel(harvested);
+  if (!plan_pe_faults_applied_) {
+    plan_pe_faults_applied_ = true;
+    for (const hal::FaultSpec& f : options_.faults.faults) {
+      if (f.kind == hal::FaultKind::kPeStop || f.kind == hal::FaultKind::kEccCorrectable ||
+          f.kind == hal::FaultKind::kEccUncorrectable) {
+        ApplyFault(f).IgnoreError();
+      }
+    }
+  }
+  return OkStatus();
+}
+
+Status SimWafer::RemapPe(uint32_t row, uint32_t col) { return fabric_.Remap(row, col); }
+
+hal::PeContents SimWafer::ContentsOfPe(uint32_t row, uint32_t col,
+                                       std::span<uint32_t> tensors) const {
+  hal::PeContents c;
+  if (row >= fabric_.usable_height() || col >= fabric_.usable_width()) return c;
+  const uint64_t pe = uint64_t{row} * fabric_.usable_width() + col;
+  const uint64_t lo = pe * preset_.sram_per_pe_bytes;
+  const uint64_t hi = lo + preset_.sram_per_pe_bytes;
+  auto overlaps = [&](uint64_t a, uint64_t b) { return a < hi && lo < b; };
+  for (const auto& [id, m] : models_) {
+    if (!overlaps(m->base, m->base + m->reserved_bytes)) continue;
+    c.has_model = true;
+    c.model_id = id;
+    for (size_t i = 0; i < m->tensors.size(); ++i) {
+      const uint64_t a = m->base + m->tensor_offsets[i];
+      if (!overlaps(a, a + m->tensors[i].byte_size)) continue;
+      if (c.tensor_count < tensors.size()) tensors[c.tensor_count] = static_cast<uint32_t>(i);
+      ++c.tensor_count;
+    }
+    c.kv_cache = overlaps(m->base + m->weight_bytes, m->base + m->reserved_bytes);
+    break;  // A PE boundary may straddle two models; the first one is reported.
+  }
+  return c;
+}
+
+size_t SimWafer::PollEvents(std::span<hal::HwEvent> out) {
+  size_t n = 0;
+  while (n < out.size() && !events_.empty()) {
+    out[n++] = events_.front();
+    events_.pop_front();
+  }
+  return n;
+}
+
+bool SimWafer::TakeLinkCrcError() {
+  if (link_crc_pending_ == 0) return false;
+  --link_crc_pending_;
+  return true;
+}
+
+Status SimWafer::InjectFault(const hal::FaultSpec& fault) { return ApplyFault(fault); }
+
+Status SimWafer::ApplyFault(const hal::FaultSpec& f) {
+  const auto pe_event = [&](hal::HwEventKind kind, uint64_t count) -> Status {
+    if (!fabric_.programmed()) return FailedPrecondition();
+    if (f.row >= fabric_.usable_height() || f.pe >= fabric_.usable_width()) {
+      return InvalidArgument();
+    }
+    events_.push_back(hal::HwEvent{kind, f.row, f.pe, count});
+    return OkStatus();
+  };
+  const uint64_t count = f.value >= 1 ? static_cast<uint64_t>(f.value) : 1;
+  switch (f.kind) {
+    case hal::FaultKind::kPeStop: {
+      if (!fabric_.programmed()) return FailedPrecondition();
+      const Status killed = fabric_.KillPe(f.row, f.pe);
+      if (!killed.ok()) return InvalidArgument();
+      return pe_event(hal::HwEventKind::kPeStopped, 1);
+    }
+    case hal::FaultKind::kEccCorrectable:
+      WAFER_RETURN_IF_ERROR(pe_event(hal::HwEventKind::kEccCorrectable, count));
+      ecc_correctable_ += count;
+      return OkStatus();
+    case hal::FaultKind::kEccUncorrectable:
+      WAFER_RETURN_IF_ERROR(pe_event(hal::HwEventKind::kEccUncorrectable, 1));
+      ++ecc_uncorrectable_;
+      return OkStatus();
+    case hal::FaultKind::kLinkCrc:
+      link_crc_pending_ += count;
+      return OkStatus();
+    case hal::FaultKind::kThermalRunaway:
+      if (f.region >= preset_.regions()) return InvalidArgument();
+      thermal_.AdvanceTo(clock_.NowNanos());
+      thermal_.SetRegionCoolingFactor(f.region, f.value);
+      return OkStatus();
+    case hal::FaultKind::kPowerCap:
+      thermal_.AdvanceTo(clock_.NowNanos());
+      thermal_.SetPowerCap(f.value);
+      return OkStatus();
+    case hal::FaultKind::kProcessCrash:
+      if (!options_.crash) return Unimplemented();
+      options_.crash();  // Does not return.
+      return Internal();
+    case hal::FaultKind::kNone:
+    case hal::FaultKind::kFirmwareHang:
+      return Unimplemented();  // The firmware's own fault, not the wafer's.
+  }
+  return InvalidArgument();
 }
 
 }  // namespace wafer::sim

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "board_sim/llama/llama_engine.h"
+#include "board_sim/fabric_map.h"
 #include "board_sim/preset.h"
 #include "board_sim/thermal_model.h"
 #include "board_sim/timing_model.h"
@@ -26,6 +29,11 @@ struct FaultPlan {
   // The self-test fails while a new firmware image is on trial (its first boot after a Reset),
   // so the firmware rolls back to the previous slot.
   bool fail_trial_boot = false;
+  // Faults present from power-on, as InjectFault would switch them: thermal runaway, power cap
+  // and link CRC at once; PE stops and ECC errors once the first boot has harvested the fabric.
+  // kFirmwareHang is the board runner's (the firmware hangs after its first reply); kProcessCrash
+  // is refused here (inject it on a running wafer-sim).
+  std::vector<fw::hal::FaultSpec> faults;
 };
 
 struct SimWaferOptions {
@@ -37,6 +45,9 @@ struct SimWaferOptions {
   // Optional, outlives the wafer: the self-test fails while the running image carries
   // kFailSelfTestMarker (or is on trial, with FaultPlan::fail_trial_boot).
   const fw::hal::FirmwareFlash* firmware = nullptr;
+  // Set only by wafer-sim: called for an injected kProcessCrash; must not return (it _Exits).
+  // Without it (an embedded board) kProcessCrash is UNIMPLEMENTED.
+  std::function<void()> crash;
 };
 
 // Not thread-safe; driven by the firmware's superloop thread.
@@ -57,6 +68,21 @@ class SimWafer final : public fw::hal::Wafer {
                  fw::hal::DeviceTime& time) override;
   void ReadSensors(fw::hal::SensorReadout& out) override;
   void PowerCycle() override;
+  fw::hal::PhysicalGeometry Geometry() const override { return fabric_.geometry(); }
+  uint32_t ReadRowFuses(uint32_t row) const override { return fabric_.Defects(row); }
+  Status ProgramHarvest(std::span<const uint32_t> row_map) override;
+  Status RemapPe(uint32_t row, uint32_t col) override;
+  fw::hal::PeContents ContentsOfPe(uint32_t row, uint32_t col,
+                                   std::span<uint32_t> tensors) const override;
+  size_t PollEvents(std::span<fw::hal::HwEvent> out) override;
+  void Halt() override { thermal_.SetHalted(true); }
+  Status InjectFault(const fw::hal::FaultSpec& fault) override;
+  bool TakeLinkCrcError() override;
+
+  // SRAM the usable PEs hold: usable PEs * sram_per_pe (the nominal rectangle until harvested).
+  uint64_t sram_total_bytes() const;
+  const FabricMap& fabric() const { return fabric_; }
+  const ThermalModel& thermal() const { return thermal_; }
 
   // Bytes a firmware image can carry to make the simulated self-test fail when it runs: a
   // stand-in for an image that crashes on boot.
@@ -72,14 +98,24 @@ class SimWafer final : public fw::hal::Wafer {
   struct Model;
   struct SeqRun;
   Status RunSeqs(Model& model, std::span<SeqRun> runs, fw::hal::DeviceTime& time);
+  // First-fit base address for `bytes` in the linear SRAM space (PE p holds bytes
+  // [p * sram_per_pe, (p + 1) * sram_per_pe)); RESOURCE_EXHAUSTED when no gap fits.
+  Result<uint64_t> Allocate(uint64_t bytes) const;
+  Status ApplyFault(const fw::hal::FaultSpec& fault);
 
   Preset preset_;
   const Clock& clock_;
   SimWaferOptions options_;
   TimingModel timing_;
   ThermalModel thermal_;
+  FabricMap fabric_;
   std::map<uint32_t, std::unique_ptr<Model>> models_;
   uint64_t sram_used_ = 0;
+  std::deque<fw::hal::HwEvent> events_;
+  uint64_t link_crc_pending_ = 0;
+  uint64_t ecc_correctable_ = 0;
+  uint64_t ecc_uncorrectable_ = 0;
+  bool plan_pe_faults_applied_ = false;
 };
 
 }  // namespace wafer::sim

@@ -32,6 +32,7 @@ int Usage(const char* why) {
 int main(int argc, char** argv) {
   std::string endpoint;
   wafer::sim::BoardOptions options;
+  options.allow_process_crash = true;  // A crash takes down this process only.
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--help" || flag == "-h") {

@@ -25,6 +25,10 @@ Status BootStateMachine::Step(BootEvent event) {
       }
       return FailedPrecondition();
     case BootState::kReady:
+      if (event == BootEvent::kFatalFault) {
+        state_ = BootState::kFaulted;
+        return OkStatus();
+      }
       return event == BootEvent::kBoot ? OkStatus() : FailedPrecondition();
     case BootState::kFaulted:
       return FailedPrecondition();
@@ -41,6 +45,9 @@ bool AlwaysServed(CommandKind kind) {
     case CommandKind::kReset:
     case CommandKind::kHeartbeat:
     case CommandKind::kReadErrorLog:
+    case CommandKind::kReadGeometry:
+    case CommandKind::kReadFaults:
+    case CommandKind::kInjectFault:
       return true;
     case CommandKind::kBoot:
     case CommandKind::kBeginModel:

@@ -8,7 +8,7 @@
 
 namespace wafer::fw {
 
-enum class BootEvent : uint8_t { kBoot, kSelfTestPassed, kSelfTestFailed, kReset };
+enum class BootEvent : uint8_t { kBoot, kSelfTestPassed, kSelfTestFailed, kReset, kFatalFault };
 
 // Transitions (anything not drawn is FAILED_PRECONDITION and leaves the state unchanged):
 //
@@ -17,6 +17,8 @@ enum class BootEvent : uint8_t { kBoot, kSelfTestPassed, kSelfTestFailed, kReset
 //      ^               |  SelfTestFailed
 //      |               +------------------> Faulted
 //      +---- Reset from every state (PowerOn, SelfTest, Ready, Faulted)
+//
+//   Ready --FatalFault (thermal trip)--> Faulted
 //
 // Not thread-safe; owned by the command processor.
 class BootStateMachine {
@@ -31,7 +33,7 @@ class BootStateMachine {
 };
 
 // True when `kind` may be served in `state`. Identify, ReadTelemetry, Reset, Heartbeat and
-// ReadErrorLog are always served; Boot in PowerOn and Ready; firmware image transfer in every
+// ReadErrorLog, ReadGeometry, ReadFaults and InjectFault are always served; Boot in PowerOn and Ready; firmware image transfer in every
 // state but SelfTest (a faulted board can be re-flashed); model commands and Step only in Ready.
 bool IsCommandAllowed(BootState state, CommandKind kind);
 

@@ -51,6 +51,10 @@ constexpr Edge kEdges[] = {
     {BootState::kFaulted, BootEvent::kSelfTestPassed, false, BootState::kFaulted},
     {BootState::kFaulted, BootEvent::kSelfTestFailed, false, BootState::kFaulted},
     {BootState::kFaulted, BootEvent::kReset, true, BootState::kPowerOn},
+    {BootState::kPowerOn, BootEvent::kFatalFault, false, BootState::kPowerOn},
+    {BootState::kSelfTest, BootEvent::kFatalFault, false, BootState::kSelfTest},
+    {BootState::kReady, BootEvent::kFatalFault, true, BootState::kFaulted},
+    {BootState::kFaulted, BootEvent::kFatalFault, false, BootState::kFaulted},
 };
 
 TEST(BootStateMachineTest, EveryEdge) {

@@ -2,6 +2,8 @@
 // firmware/link/ translates between these and board.fbs; the core never sees FlatBuffers.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <span>
 
@@ -42,6 +44,9 @@ enum class CommandKind : uint8_t {
   kBeginFirmwareImage,
   kWriteFirmwareChunk,
   kCommitFirmwareImage,
+  kReadGeometry,
+  kInjectFault,
+  kReadFaults,
 };
 
 struct WriteWeightsArgs {
@@ -81,6 +86,8 @@ struct Command {
   FirmwareImageArgs image;           // kBeginFirmwareImage.
   FirmwareChunkArgs image_chunk;     // kWriteFirmwareChunk.
   uint32_t image_slot = 0;           // kCommitFirmwareImage.
+  hal::FaultSpec fault;              // kInjectFault.
+  uint64_t faults_from_sequence = 0;  // kReadFaults.
 };
 
 // Frame-level failures, answered with an ErrorReply (same meaning as wire ErrorCode values).
@@ -89,10 +96,45 @@ enum class LinkError : uint8_t {
   kUnsupportedVersion,
   kWrongMessageType,
   kInvalidArgument,
+  kFrameCrc,  // The link CRC failed; the frame was not decoded (wire kDataLoss).
 };
 
 enum class ReplyKind : uint8_t {
-  kIdentify, kBoot, kAck, kStep, kTelemetry, kHeartbeat, kError, kErrorLog,
+  kIdentify, kBoot, kAck, kStep, kTelemetry, kHeartbeat, kError, kErrorLog, kGeometry, kFaults,
+};
+
+// Fabric geometry as the firmware harvested it (nominal before the first self-test).
+struct GeometrySummary {
+  uint64_t physical_pes = 0;
+  uint64_t healthy_pes = 0;
+  uint64_t spare_pes = 0;  // Healthy PEs outside the usable rectangle.
+  uint64_t failed_pes = 0;
+  uint64_t usable_pes = 0;
+  uint32_t physical_rows = 0;
+  uint32_t physical_cols = 0;
+  uint32_t spare_cols = 0;
+  uint32_t usable_width = 0;
+  uint32_t usable_height = 0;
+  uint64_t runtime_remaps = 0;
+  uint64_t runtime_failed = 0;
+  bool harvested = false;
+};
+
+inline constexpr size_t kMaxFaultReports = 32;
+inline constexpr size_t kMaxRestageTensors = 64;
+
+// One runtime PE fault (board.fbs FaultReport).
+struct FaultRecord {
+  uint64_t sequence = 0;
+  int64_t timestamp_ns = 0;
+  hal::FaultKind kind = hal::FaultKind::kPeStop;
+  uint32_t row = 0;
+  uint32_t pe = 0;
+  bool remapped = false;
+  uint32_t model_id = 0;
+  bool kv_cache_lost = false;
+  uint32_t tensor_count = 0;  // Entries of `tensors` in use.
+  std::array<uint32_t, kMaxRestageTensors> tensors{};
 };
 
 // One reply. `detail` is a static string. Spans point into the command processor and stay valid
@@ -116,6 +158,13 @@ struct Reply {
   uint64_t log_next_sequence = 0;             // kErrorLog.
   uint64_t log_dropped = 0;                   // kErrorLog.
   uint64_t log_overwritten = 0;               // kErrorLog.
+  GeometrySummary geometry;                   // kIdentify, kGeometry.
+  std::span<const uint16_t> row_failed;       // kGeometry: per physical row.
+  std::span<const uint32_t> dropped_rows;     // kGeometry.
+  std::span<const FaultRecord> faults;        // kFaults.
+  uint64_t faults_next_sequence = 0;          // kFaults.
+  bool thermal_trip = false;                  // kTelemetry.
+  uint64_t link_crc_errors = 0;               // kTelemetry.
 };
 
 }  // namespace wafer::fw

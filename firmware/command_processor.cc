@@ -5,6 +5,7 @@
 namespace wafer::fw {
 
 void CommandProcessor::Handle(const Command& cmd, Reply& reply) {
+  Poll();
   reply = Reply{};
   reply.command_id = cmd.command_id;
   reply.kind = ReplyKind::kAck;
@@ -22,6 +23,9 @@ void CommandProcessor::Handle(const Command& cmd, Reply& reply) {
       reply.info = wafer_.Info();
       reply.state = boot_.state();
       reply.active_firmware_slot = slots_.active_slot();
+      reply.geometry = Geometry();
+      reply.info.fabric_width = reply.geometry.usable_width;
+      reply.info.fabric_height = reply.geometry.usable_height;
       return;
     case CommandKind::kBoot:
       HandleBoot(reply);
@@ -51,6 +55,9 @@ void CommandProcessor::Handle(const Command& cmd, Reply& reply) {
       reply.state = boot_.state();
       reply.steps = steps_;
       wafer_.ReadSensors(reply.sensors);
+      reply.thermal_trip = tripped_;
+      reply.link_crc_errors = link_crc_errors_;
+      reply.geometry = Geometry();
       return;
     case CommandKind::kReset:
       HandleReset();
@@ -71,6 +78,19 @@ void CommandProcessor::Handle(const Command& cmd, Reply& reply) {
     case CommandKind::kCommitFirmwareImage:
       status = slots_.Commit(cmd.image_slot, detail);
       break;
+    case CommandKind::kReadGeometry:
+      reply.kind = ReplyKind::kGeometry;
+      reply.geometry = Geometry();
+      reply.row_failed = std::span<const uint16_t>(row_failed_.data(),
+                                                   harvested_ ? phys_.rows : 0);
+      reply.dropped_rows = std::span<const uint32_t>(dropped_.data(), dropped_count_);
+      return;
+    case CommandKind::kInjectFault:
+      HandleInjectFault(cmd.fault, reply);
+      return;
+    case CommandKind::kReadFaults:
+      HandleReadFaults(cmd.faults_from_sequence, reply);
+      return;
   }
   reply.code = status.code();
   reply.detail = detail;
@@ -93,7 +113,8 @@ Status CommandProcessor::StepBoot(BootEvent event) {
 }
 
 bool CommandProcessor::SelfTestAndSettle() {
-  const Status self_test = wafer_.SelfTest();
+  Status self_test = wafer_.SelfTest();
+  if (self_test.ok()) self_test = Harvest();
   if (!self_test.ok()) {
     log_.Append(Severity::kError, LogCode::kSelfTestFailed,
                 {static_cast<uint64_t>(self_test.code()), slots_.active_slot()});
@@ -299,6 +320,10 @@ Status CommandProcessor::HandleStep(const hal::StepRequest& step, Reply& reply,
     detail = "model is not committed";
     return FailedPrecondition();
   }
+  if (model->data_lost) {
+    detail = "weights lost to a PE fault (see ReadFaults); unload and reload the model";
+    return DataLoss();
+  }
   if (step.seqs.empty()) {
     detail = "step has no sequences";
     return InvalidArgument();
@@ -341,6 +366,219 @@ void CommandProcessor::HandleReset() {
   staging_ = false;
   progress_.clear();
   steps_ = 0;
+  harvested_ = false;
+  runtime_failed_ = 0;
+  runtime_remaps_ = 0;
+  dropped_count_ = 0;
+  hung_ = false;
+  tripped_ = false;
+  throttle_logged_ = false;
+}
+
+// --- Geometry, faults and health. ---
+
+GeometrySummary CommandProcessor::Geometry() const {
+  GeometrySummary g;
+  const hal::PhysicalGeometry phys = harvested_ ? phys_ : wafer_.Geometry();
+  g.physical_rows = phys.rows;
+  g.physical_cols = phys.cols;
+  g.spare_cols = phys.spare_cols;
+  g.physical_pes = uint64_t{phys.rows} * phys.cols;
+  g.usable_width = phys.cols > phys.spare_cols ? phys.cols - phys.spare_cols : 0;
+  g.usable_height = harvested_ ? usable_height_ : phys.rows;
+  g.usable_pes = uint64_t{g.usable_width} * g.usable_height;
+  g.failed_pes = harvested_ ? failed_pes_ + runtime_failed_ : 0;
+  g.healthy_pes = g.physical_pes - g.failed_pes;
+  g.spare_pes = g.healthy_pes > g.usable_pes ? g.healthy_pes - g.usable_pes : 0;
+  g.runtime_remaps = runtime_remaps_;
+  g.runtime_failed = runtime_failed_;
+  g.harvested = harvested_;
+  return g;
+}
+
+Status CommandProcessor::Harvest() {
+  harvested_ = false;
+  const hal::PhysicalGeometry phys = wafer_.Geometry();
+  if (phys.rows == 0 || phys.rows > hal::kMaxFabricRows || phys.spare_cols >= phys.cols) {
+    return Internal();
+  }
+  uint32_t kept = 0;
+  uint64_t failed = 0;
+  dropped_count_ = 0;
+  for (uint32_t r = 0; r < phys.rows; ++r) {
+    const uint32_t defects = wafer_.ReadRowFuses(r);
+    failed += defects;
+    row_failed_[r] = static_cast<uint16_t>(defects < 0xFFFF ? defects : 0xFFFF);
+    if (defects > phys.spare_cols) {  // Not enough spares: the row leaves the rectangle.
+      row_map_[r] = hal::kRowDropped;
+      spares_left_[r] = 0;
+      dropped_[dropped_count_++] = r;
+      continue;
+    }
+    spares_left_[r] = static_cast<uint16_t>(phys.spare_cols - defects);
+    usable_to_phys_[kept] = r;
+    row_map_[r] = kept++;
+  }
+  if (kept == 0) return Internal();
+  WAFER_RETURN_IF_ERROR(wafer_.ProgramHarvest(std::span<const uint32_t>(row_map_.data(), phys.rows)));
+  phys_ = phys;
+  usable_height_ = kept;
+  failed_pes_ = failed;
+  runtime_failed_ = 0;
+  runtime_remaps_ = 0;
+  harvested_ = true;
+  log_.Append(Severity::kInfo, LogCode::kFabricHarvested,
+              {phys.cols - phys.spare_cols, kept, failed, dropped_count_});
+  return OkStatus();
+}
+
+void CommandProcessor::HandlePeFault(hal::FaultKind kind, uint32_t row, uint32_t col) {
+  FaultRecord rec;
+  rec.kind = kind;
+  rec.row = row;
+  rec.pe = col;
+  rec.timestamp_ns = clock_.NowNanos();
+  const hal::PeContents contents = wafer_.ContentsOfPe(row, col, rec.tensors);
+  rec.model_id = contents.has_model ? contents.model_id : 0;
+  rec.kv_cache_lost = contents.kv_cache;
+  rec.tensor_count = contents.tensor_count < kMaxRestageTensors
+                         ? contents.tensor_count
+                         : static_cast<uint32_t>(kMaxRestageTensors);
+  if (harvested_ && row < usable_height_) {
+    const uint32_t phys_row = usable_to_phys_[row];
+    if (spares_left_[phys_row] > 0 && wafer_.RemapPe(row, col).ok()) {
+      --spares_left_[phys_row];
+      ++runtime_remaps_;
+      rec.remapped = true;
+    }
+    if (row_failed_[phys_row] < 0xFFFF) ++row_failed_[phys_row];
+  }
+  ++runtime_failed_;  // Stopped, or retired after losing its data.
+  if (contents.has_model) {
+    if (ModelEntry* m = FindModel(contents.model_id)) m->data_lost = true;
+  }
+  log_.Append(Severity::kError, LogCode::kPeFailed,
+              {row, col, (uint64_t{static_cast<uint8_t>(kind)} << 32) | (rec.remapped ? 1u : 0u),
+               contents.tensor_count});
+  const size_t at = faults_size_ == faults_.size() ? faults_head_
+                                                   : (faults_head_ + faults_size_) % faults_.size();
+  if (faults_size_ == faults_.size()) {
+    faults_head_ = (faults_head_ + 1) % faults_.size();
+  } else {
+    ++faults_size_;
+  }
+  rec.sequence = faults_next_sequence_++;
+  faults_[at] = rec;
+}
+
+void CommandProcessor::HandleHwEvent(const hal::HwEvent& e) {
+  switch (e.kind) {
+    case hal::HwEventKind::kPeStopped:
+      HandlePeFault(hal::FaultKind::kPeStop, e.row, e.col);
+      return;
+    case hal::HwEventKind::kEccUncorrectable:
+      HandlePeFault(hal::FaultKind::kEccUncorrectable, e.row, e.col);
+      return;
+    case hal::HwEventKind::kEccCorrectable:
+      log_.Append(Severity::kWarning, LogCode::kEccCorrected, {e.row, e.col, e.count});
+      return;
+  }
+}
+
+void CommandProcessor::CheckThermal() {
+  if (tripped_) return;
+  wafer_.ReadSensors(sensors_);
+  const hal::WaferInfo info = wafer_.Info();
+  uint32_t hottest = 0;
+  for (uint32_t i = 1; i < sensors_.region_count; ++i) {
+    if (sensors_.region_temp_c[i] > sensors_.region_temp_c[hottest]) hottest = i;
+  }
+  const float t = sensors_.region_count > 0 ? sensors_.region_temp_c[hottest] : 0;
+  const uint64_t milli_c = t > 0 ? static_cast<uint64_t>(t * 1000) : 0;
+  if (t > info.critical_c && boot_.state() == BootState::kReady) {
+    tripped_ = true;
+    wafer_.Halt();
+    log_.Append(Severity::kFatal, LogCode::kThermalTrip, {hottest, milli_c});
+    StepBoot(BootEvent::kFatalFault).IgnoreError();  // Valid in Ready.
+    return;
+  }
+  if (t > info.warn_c) {
+    if (!throttle_logged_) {
+      throttle_logged_ = true;
+      log_.Append(Severity::kWarning, LogCode::kThermalThrottle,
+                  {hottest, milli_c,
+                   static_cast<uint64_t>(sensors_.region_clock_hz[hottest] / 1000)});
+    }
+  } else {
+    throttle_logged_ = false;
+  }
+}
+
+void CommandProcessor::Poll() {
+  if (hung_) return;
+  std::array<hal::HwEvent, 8> events;
+  // Bounded: a storm of events is drained over several polls, never forever in one.
+  for (int round = 0; round < 16; ++round) {
+    const size_t n = wafer_.PollEvents(events);
+    for (size_t i = 0; i < n; ++i) HandleHwEvent(events[i]);
+    if (n < events.size()) break;
+  }
+  CheckThermal();
+}
+
+bool CommandProcessor::FrameFailedCrc() {
+  if (!wafer_.TakeLinkCrcError()) return false;
+  ++link_crc_errors_;
+  log_.Append(Severity::kWarning, LogCode::kLinkCrcError, {link_crc_errors_});
+  return true;
+}
+
+void CommandProcessor::HandleInjectFault(const hal::FaultSpec& fault, Reply& reply) {
+  reply.kind = ReplyKind::kAck;
+  if (fault.kind == hal::FaultKind::kNone) {
+    reply.code = StatusCode::kInvalidArgument;
+    reply.detail = "fault kind kNone";
+    return;
+  }
+  const uint64_t value =
+      fault.value > 0 ? static_cast<uint64_t>(fault.value) : 0;
+  if (fault.kind == hal::FaultKind::kFirmwareHang) {
+    log_.Append(Severity::kInfo, LogCode::kFaultInjected,
+                {static_cast<uint64_t>(fault.kind), fault.row, fault.pe, value});
+    hung_ = true;  // This Ack is the last thing the firmware says until a Reset.
+    return;
+  }
+  const Status status = wafer_.InjectFault(fault);
+  if (!status.ok()) {
+    reply.code = status.code();
+    reply.detail = status.code() == StatusCode::kUnimplemented
+                       ? "this board cannot simulate that fault"
+                       : "fault coordinates or value out of range";
+    return;
+  }
+  log_.Append(Severity::kInfo, LogCode::kFaultInjected,
+              {static_cast<uint64_t>(fault.kind), fault.row, fault.pe, value});
+  if (fault.kind == hal::FaultKind::kPowerCap) {
+    wafer_.ReadSensors(sensors_);
+    uint64_t min_khz = 0;
+    for (uint32_t i = 0; i < sensors_.region_count; ++i) {
+      const uint64_t khz = static_cast<uint64_t>(sensors_.region_clock_hz[i] / 1000);
+      if (i == 0 || khz < min_khz) min_khz = khz;
+    }
+    log_.Append(Severity::kWarning, LogCode::kPowerCapped, {value, min_khz});
+  }
+  Poll();  // The hardware monitors see the fault at once.
+}
+
+void CommandProcessor::HandleReadFaults(uint64_t from_sequence, Reply& reply) {
+  size_t n = 0;
+  for (size_t i = 0; i < faults_size_; ++i) {
+    const FaultRecord& rec = faults_[(faults_head_ + i) % faults_.size()];
+    if (rec.sequence >= from_sequence) faults_out_[n++] = rec;
+  }
+  reply.kind = ReplyKind::kFaults;
+  reply.faults = std::span<const FaultRecord>(faults_out_.data(), n);
+  reply.faults_next_sequence = faults_next_sequence_;
 }
 
 }  // namespace wafer::fw

@@ -22,13 +22,28 @@ class CommandProcessor {
   // Every device of `platform` outlives this.
   explicit CommandProcessor(const Platform& platform)
       : wafer_(platform.wafer), log_(platform.clock),
-        slots_(platform.flash, platform.verifier, log_) {}
+        slots_(platform.flash, platform.verifier, log_), clock_(platform.clock) {}
 
   // Handles `cmd` and fills `reply` (kind, code, detail and payload). Never fails: every error
   // becomes a reply code. Commands not allowed in the boot state get FAILED_PRECONDITION.
   void Handle(const Command& cmd, Reply& reply);
 
+  // Health work between commands: drains the wafer's hardware events (stopped PEs, ECC) into
+  // the error log and the fault reports, and watches the temperatures (throttle warning, trip at
+  // the critical one: clocks halted, state Faulted, a kFatal record). Handle() runs it first.
+  // Does nothing while the firmware is hung.
+  void Poll();
+
+  // Asks the link PHY whether the frame just received failed its CRC; when it did, counts and
+  // logs it and returns true (the frame must not be decoded).
+  bool FrameFailedCrc();
+
+  // True after an injected firmware hang: the superloop must answer nothing but a Reset, which
+  // models the board's reset line (see FirmwareLoop).
+  bool hung() const { return hung_; }
+
   BootState state() const { return boot_.state(); }
+  GeometrySummary Geometry() const;
   uint64_t steps() const { return steps_; }
   const ErrorLog& error_log() const { return log_; }
   uint32_t active_firmware_slot() const { return slots_.active_slot(); }
@@ -37,6 +52,7 @@ class CommandProcessor {
   struct ModelEntry {
     uint32_t id = 0;
     bool committed = false;
+    bool data_lost = false;  // A PE holding its data failed: Step fails until re-staged.
   };
   // Bytes written so far of each tensor of the model being staged. Chunks of one tensor arrive
   // in order; a chunk may repeat bytes already written (a retry) but may not leave a gap.
@@ -58,6 +74,13 @@ class CommandProcessor {
   Status HandleUnload(uint32_t model_id, const char*& detail);
   Status HandleStep(const hal::StepRequest& step, Reply& reply, const char*& detail);
   void HandleReset();
+  // Reads the fuses, drops rows whose defects exceed the spares and programs the row shifters.
+  Status Harvest();
+  void HandlePeFault(hal::FaultKind kind, uint32_t row, uint32_t col);
+  void HandleHwEvent(const hal::HwEvent& event);
+  void CheckThermal();
+  void HandleInjectFault(const hal::FaultSpec& fault, Reply& reply);
+  void HandleReadFaults(uint64_t from_sequence, Reply& reply);
   ModelEntry* FindModel(uint32_t id);
 
   hal::Wafer& wafer_;
@@ -72,6 +95,34 @@ class CommandProcessor {
   std::array<uint32_t, kMaxStepTokens> tokens_{};
   std::array<LogRecord, kMaxLogRecordsPerReply> log_out_{};
   uint64_t steps_ = 0;
+
+  // Harvest state (valid while harvested_).
+  bool harvested_ = false;
+  hal::PhysicalGeometry phys_{};
+  uint32_t usable_height_ = 0;
+  uint64_t failed_pes_ = 0;
+  uint64_t runtime_failed_ = 0;
+  uint64_t runtime_remaps_ = 0;
+  std::array<uint32_t, hal::kMaxFabricRows> row_map_{};        // Physical -> usable row.
+  std::array<uint32_t, hal::kMaxFabricRows> usable_to_phys_{};  // Usable -> physical row.
+  std::array<uint16_t, hal::kMaxFabricRows> row_failed_{};
+  std::array<uint16_t, hal::kMaxFabricRows> spares_left_{};
+  std::array<uint32_t, hal::kMaxFabricRows> dropped_{};
+  uint32_t dropped_count_ = 0;
+
+  // Fault reports: a ring of the newest kMaxFaultReports.
+  std::array<FaultRecord, kMaxFaultReports> faults_{};
+  size_t faults_head_ = 0;
+  size_t faults_size_ = 0;
+  uint64_t faults_next_sequence_ = 1;
+  std::array<FaultRecord, kMaxFaultReports> faults_out_{};
+
+  hal::SensorReadout sensors_{};
+  bool hung_ = false;
+  bool tripped_ = false;
+  bool throttle_logged_ = false;
+  uint64_t link_crc_errors_ = 0;
+  const Clock& clock_;
 };
 
 }  // namespace wafer::fw

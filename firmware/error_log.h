@@ -35,6 +35,14 @@ enum class LogCode : uint16_t {
   kImageActivated = 14,
   kImageConfirmed = 15,
   kImageRolledBack = 16,
+  kFabricHarvested = 17,
+  kPeFailed = 18,
+  kEccCorrected = 19,
+  kLinkCrcError = 20,
+  kThermalThrottle = 21,
+  kThermalTrip = 22,
+  kPowerCapped = 23,
+  kFaultInjected = 24,
 };
 
 inline constexpr size_t kLogArgs = 4;

@@ -172,6 +172,53 @@ TEST(ProcessTest, WaferdWithSeparateWaferSimServesWaferctl) {
   EXPECT_EQ(TerminateAndWait(sim), 0) << ReadFile(dir.path() + "/sim.log");
 }
 
+TEST(ProcessTest, TwoEmbeddedBoardsServeAModelEach) {
+  TempDir dir;
+  ASSERT_TRUE(WriteModel(dir.path() + "/a", "tiny", 1));
+  ASSERT_TRUE(WriteModel(dir.path() + "/b", "tiny", 2));
+  const std::string job_ep = "tcp://127.0.0.1:" + std::to_string(FreeLoopbackPort());
+  const std::string admin_ep = "tcp://127.0.0.1:" + std::to_string(FreeLoopbackPort());
+  std::ofstream(dir.path() + "/waferd.yaml")
+      << "job_endpoint: " << job_ep << "\nadmin_endpoint: " << admin_ep
+      << "\nmetrics_address: \"\"\nboards:\n  - endpoint: inproc://b0\n  - endpoint: inproc://b1\n"
+      << "    seed: 5\nmodels:\n  - {name: a, path: " << dir.path() << "/a, board: 0, slots: 2}\n"
+      << "  - {name: b, path: " << dir.path() << "/b, board: 1, slots: 2}\n";
+  pid_t waferd = Spawn({kBin + "/waferd", "--config", dir.path() + "/waferd.yaml"},
+                       dir.path() + "/waferd.log");
+  const std::vector<std::string> eps = {"--endpoint", job_ep, "--admin-endpoint", admin_ep};
+  std::string out;
+  nlohmann::json status;
+  for (int i = 0; i < 100; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::vector<std::string> args = eps;
+    args.insert(args.end(), {"status", "--json"});
+    if (Ctl(args, &out, dir.path()) != 0) continue;
+    status = nlohmann::json::parse(out, nullptr, false);
+    if (!status.is_discarded() && status["models"].size() == 2 &&
+        status["models"][0]["state"] == "ready" && status["models"][1]["state"] == "ready") {
+      break;
+    }
+  }
+  ASSERT_EQ(status["boards"].size(), 2u) << out;
+  for (const auto& m : status["models"]) {
+    EXPECT_EQ(m["state"], "ready") << ReadFile(dir.path() + "/waferd.log");
+    EXPECT_EQ(m["board"], m["name"] == "a" ? 0 : 1);
+  }
+  for (const char* model : {"a", "b"}) {
+    std::vector<std::string> args = eps;
+    args.insert(args.end(), {"submit", "--model", model, "--prompt", "hi", "--max-tokens", "7", "--json"});
+    EXPECT_EQ(Ctl(args, &out, dir.path()), 0) << out;
+    EXPECT_NE(out.find("\"completion_tokens\":7"), std::string::npos) << out;
+  }
+  std::vector<std::string> args = eps;
+  args.insert(args.end(), {"status", "--json"});
+  ASSERT_EQ(Ctl(args, &out, dir.path()), 0);
+  status = nlohmann::json::parse(out);
+  EXPECT_GT(status["boards"][0]["steps"].get<int>(), 0);  // Each board ran its own model.
+  EXPECT_GT(status["boards"][1]["steps"].get<int>(), 0);
+  EXPECT_EQ(TerminateAndWait(waferd), 0);
+}
+
 TEST(ProcessTest, JobsSurviveAWaferSimCrash) {
   TempDir dir;
   ASSERT_TRUE(WriteModel(dir.path() + "/tiny", "tiny", 9));

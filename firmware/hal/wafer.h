@@ -22,6 +22,49 @@ enum class TensorRole : uint8_t {
 
 inline constexpr size_t kMaxTensorRank = 4;
 inline constexpr size_t kMaxRegions = 128;
+// Most physical PE rows a wafer may have (the firmware's harvest tables are this long).
+inline constexpr uint32_t kMaxFabricRows = 2048;
+// A row_map entry for a physical row left out of the usable rectangle.
+inline constexpr uint32_t kRowDropped = 0xFFFFFFFFu;
+
+// Same values as board.fbs FaultKind.
+enum class FaultKind : uint8_t {
+  kNone, kPeStop, kEccCorrectable, kEccUncorrectable, kLinkCrc, kThermalRunaway, kPowerCap,
+  kFirmwareHang, kProcessCrash,
+};
+
+// One fault to inject (simulated boards; a real board refuses with UNIMPLEMENTED).
+struct FaultSpec {
+  FaultKind kind = FaultKind::kNone;
+  uint32_t region = 0;
+  uint32_t row = 0;  // Usable-rectangle coordinates.
+  uint32_t pe = 0;
+  double value = 0;
+};
+
+// Physical layout: `rows` x `cols` PEs, of which `spare_cols` per row are spares.
+struct PhysicalGeometry {
+  uint32_t rows = 0;
+  uint32_t cols = 0;
+  uint32_t spare_cols = 0;
+};
+
+// Something the wafer's hardware monitors saw since the last PollEvents.
+enum class HwEventKind : uint8_t { kPeStopped, kEccCorrectable, kEccUncorrectable };
+struct HwEvent {
+  HwEventKind kind = HwEventKind::kPeStopped;
+  uint32_t row = 0;  // Usable-rectangle coordinates.
+  uint32_t col = 0;
+  uint64_t count = 1;
+};
+
+// What lived on one PE: a model's tensors (indices into its manifest) and its KV cache.
+struct PeContents {
+  uint32_t model_id = 0;
+  bool has_model = false;
+  bool kv_cache = false;
+  uint32_t tensor_count = 0;  // Total; may exceed what fit in the caller's span.
+};
 
 struct TensorSpec {
   std::span<const char> name;  // Not NUL-terminated.
@@ -111,6 +154,8 @@ struct WaferInfo {
   uint32_t sram_per_pe = 0;
   double clock_hz = 0;
   uint32_t max_slots = 0;
+  float warn_c = 85;       // Throttle threshold.
+  float critical_c = 105;  // Trip threshold.
 };
 
 struct SensorReadout {
@@ -124,6 +169,13 @@ struct SensorReadout {
   uint64_t sram_total_bytes = 0;
   uint64_t ecc_correctable = 0;
   uint64_t ecc_uncorrectable = 0;
+  std::array<double, kMaxRegions> region_clock_hz{};  // 0: stopped.
+  float core_power_w = 0;
+  float sram_power_w = 0;
+  float io_power_w = 0;
+  float coolant_flow_kg_s = 0;
+  float power_cap_w = 0;  // 0: none.
+  bool throttled = false;
 };
 
 // Not thread-safe; driven only by the firmware's superloop.
@@ -163,8 +215,48 @@ class Wafer {
 
   virtual void ReadSensors(SensorReadout& out) = 0;
 
-  // Power cycle: every model and all SRAM contents are lost.
+  // Power cycle: every model and all SRAM contents are lost, the harvest is forgotten (the
+  // fabric is back to its nominal rectangle) and the clocks run again after a Halt.
   virtual void PowerCycle() = 0;
+
+  // --- Geometry and health. ---
+
+  virtual PhysicalGeometry Geometry() const = 0;
+
+  // Number of defective PEs the fuses record for physical row `row` (< Geometry().rows).
+  virtual uint32_t ReadRowFuses(uint32_t row) const = 0;
+
+  // Programs the row shifters: `row_map[physical row]` is its row in the usable rectangle, or
+  // kRowDropped. In each kept row the shifters skip the defective PEs, so the row's healthy PEs
+  // form a contiguous row of cols - spare_cols. SRAM capacity becomes exactly the usable PEs.
+  // Returns:
+  //   OK               - programmed.
+  //   INVALID_ARGUMENT - wrong length, a kept row has more defects than spares, or the kept rows
+  //                      are not numbered 0, 1, 2, ... in order.
+  virtual Status ProgramHarvest(std::span<const uint32_t> row_map) = 0;
+
+  // Moves usable PE (row, col) onto a spare of its physical row; its SRAM contents are lost.
+  // Returns OK, RESOURCE_EXHAUSTED (the row has no spare left) or OUT_OF_RANGE.
+  virtual Status RemapPe(uint32_t row, uint32_t col) = 0;
+
+  // What lived on usable PE (row, col): fills `tensors` with tensor indices (as many as fit).
+  virtual PeContents ContentsOfPe(uint32_t row, uint32_t col,
+                                  std::span<uint32_t> tensors) const = 0;
+
+  // Drains the hardware monitors' events into `out`; returns how many were written. Events
+  // beyond out.size() stay queued.
+  virtual size_t PollEvents(std::span<HwEvent> out) = 0;
+
+  // Stops every clock (a thermal trip). Steps fail with UNAVAILABLE until PowerCycle.
+  virtual void Halt() = 0;
+
+  // Injects a hardware fault (simulated boards). OK, INVALID_ARGUMENT (bad coordinates or
+  // value) or UNIMPLEMENTED (a real board, or a kind this board cannot simulate).
+  virtual Status InjectFault(const FaultSpec& fault) = 0;
+
+  // Consumes one pending host-link CRC failure: true when the frame just received must be
+  // treated as corrupted. A real link checks its CRC in hardware and never asks.
+  virtual bool TakeLinkCrcError() = 0;
 };
 
 }  // namespace wafer::fw::hal

@@ -20,6 +20,8 @@ struct LoopStats {
   uint64_t frames_rejected = 0;   // Failed size, identifier, verifier, version or bounds checks.
   uint64_t replies_sent = 0;
   uint64_t replies_dropped = 0;   // The port could not send (peer gone, would block).
+  uint64_t frames_crc_failed = 0;  // Failed the link CRC (answered with kDataLoss, not decoded).
+  uint64_t frames_ignored_while_hung = 0;  // Dropped unanswered by a hung firmware.
 };
 
 // Not thread-safe: one thread runs PollOnce in a loop. About 1.5 MB of fixed buffers: allocate
@@ -36,6 +38,7 @@ class FirmwareLoop {
 
   const LoopStats& stats() const { return stats_; }
   BootState state() const { return processor_.state(); }
+  CommandProcessor& processor() { return processor_; }
   const CommandProcessor& processor() const { return processor_; }
 
  private:

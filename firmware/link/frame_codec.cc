@@ -61,6 +61,7 @@ wire::ErrorCode ToWire(LinkError e) {
     case LinkError::kUnsupportedVersion: return wire::ErrorCode::kUnsupportedVersion;
     case LinkError::kWrongMessageType: return wire::ErrorCode::kWrongMessageType;
     case LinkError::kInvalidArgument: return wire::ErrorCode::kInvalidArgument;
+    case LinkError::kFrameCrc: return wire::ErrorCode::kDataLoss;
   }
   return wire::ErrorCode::kMalformedMessage;
 }
@@ -283,6 +284,26 @@ bool FrameCodec::Decode(std::span<const std::byte> frame, Command& cmd, Reply& e
       cmd.kind = CommandKind::kCommitFirmwareImage;
       cmd.image_slot = env->message_as_CommitFirmwareImage()->slot();
       return true;
+    case wb::BoardMessage::ReadGeometry: cmd.kind = CommandKind::kReadGeometry; return true;
+    case wb::BoardMessage::ReadFaults:
+      cmd.kind = CommandKind::kReadFaults;
+      cmd.faults_from_sequence = env->message_as_ReadFaults()->from_sequence();
+      return true;
+    case wb::BoardMessage::InjectFault: {
+      const wb::InjectFault* m = env->message_as_InjectFault();
+      cmd.kind = CommandKind::kInjectFault;
+      const auto kind = static_cast<uint8_t>(m->kind());
+      if (kind > static_cast<uint8_t>(wb::FaultKind::MAX) || !(m->value() >= 0)) {
+        return Fail(error, id, LinkError::kInvalidArgument,
+                    "InjectFault.kind unknown or value negative");
+      }
+      cmd.fault.kind = static_cast<hal::FaultKind>(kind);
+      cmd.fault.region = m->region();
+      cmd.fault.row = m->row();
+      cmd.fault.pe = m->pe();
+      cmd.fault.value = m->value();
+      return true;
+    }
     case wb::BoardMessage::NONE:
       return Fail(error, id, LinkError::kMalformedMessage, "envelope has no message");
     case wb::BoardMessage::IdentifyReply:
@@ -292,6 +313,8 @@ bool FrameCodec::Decode(std::span<const std::byte> frame, Command& cmd, Reply& e
     case wb::BoardMessage::Ack:
     case wb::BoardMessage::wafer_wire_ErrorReply:
     case wb::BoardMessage::ErrorLogReply:
+    case wb::BoardMessage::GeometryReply:
+    case wb::BoardMessage::FaultReply:
       return Fail(error, id, LinkError::kWrongMessageType, "a reply is not a command");
     default:
       // Values read off the wire get a default: a newer host may send a message we lack.
@@ -314,12 +337,14 @@ std::span<const std::byte> FrameCodec::Encode(const Reply& r) {
   switch (r.kind) {
     case ReplyKind::kIdentify:
       type = wb::BoardMessage::IdentifyReply;
-      msg = wb::CreateIdentifyReplyDirect(fbb_, r.info.board_id, r.info.preset, kFirmwareVersion,
-                                          ToWire(r.state), r.info.physical_pes,
-                                          r.info.fabric_width, r.info.fabric_height,
-                                          r.info.sram_per_pe, r.info.clock_hz, r.info.max_slots,
-                                          static_cast<uint32_t>(kMaxChunkBytes),
-                                          r.active_firmware_slot)
+      msg = wb::CreateIdentifyReplyDirect(
+                fbb_, r.info.board_id, r.info.preset, kFirmwareVersion, ToWire(r.state),
+                r.info.physical_pes, r.info.fabric_width, r.info.fabric_height,
+                r.info.sram_per_pe, r.info.clock_hz, r.info.max_slots,
+                static_cast<uint32_t>(kMaxChunkBytes), r.active_firmware_slot,
+                r.geometry.healthy_pes, r.geometry.spare_pes, r.geometry.failed_pes,
+                r.geometry.usable_pes, r.geometry.physical_rows, r.geometry.physical_cols,
+                r.geometry.spare_cols, r.geometry.harvested)
                 .Union();
       break;
     case ReplyKind::kBoot:
@@ -350,10 +375,13 @@ std::span<const std::byte> FrameCodec::Encode(const Reply& r) {
       const hal::SensorReadout& s = r.sensors;
       auto temps = fbb_.CreateVector(s.region_temp_c.data(), s.region_count);
       type = wb::BoardMessage::Telemetry;
+      auto clocks = fbb_.CreateVector(s.region_clock_hz.data(), s.region_count);
       msg = wb::CreateTelemetry(fbb_, ToWire(r.state), temps, s.power_w, s.clock_hz,
                                 s.coolant_in_c, s.coolant_out_c, s.sram_used_bytes,
                                 s.sram_total_bytes, r.steps, s.ecc_correctable,
-                                s.ecc_uncorrectable)
+                                s.ecc_uncorrectable, clocks, s.core_power_w, s.sram_power_w,
+                                s.io_power_w, s.coolant_flow_kg_s, s.power_cap_w, s.throttled,
+                                r.thermal_trip, r.link_crc_errors, r.geometry.runtime_failed)
                 .Union();
       break;
     }
@@ -378,6 +406,33 @@ std::span<const std::byte> FrameCodec::Encode(const Reply& r) {
       msg = wb::CreateErrorLogReply(fbb_, vec, r.log_next_sequence, r.log_dropped,
                                     r.log_overwritten)
                 .Union();
+      break;
+    }
+    case ReplyKind::kGeometry: {
+      const GeometrySummary& g = r.geometry;
+      auto rows = fbb_.CreateVector(r.row_failed.data(), r.row_failed.size());
+      auto dropped = fbb_.CreateVector(r.dropped_rows.data(), r.dropped_rows.size());
+      type = wb::BoardMessage::GeometryReply;
+      msg = wb::CreateGeometryReply(fbb_, g.physical_rows, g.physical_cols, g.spare_cols,
+                                    g.usable_width, g.usable_height, rows, dropped,
+                                    g.runtime_remaps, g.harvested)
+                .Union();
+      break;
+    }
+    case ReplyKind::kFaults: {
+      std::array<flatbuffers::Offset<wb::FaultReport>, kMaxFaultReports> reports;
+      const size_t n = r.faults.size() < reports.size() ? r.faults.size() : reports.size();
+      for (size_t i = 0; i < n; ++i) {
+        const FaultRecord& f = r.faults[i];
+        auto tensors = fbb_.CreateVector(f.tensors.data(), f.tensor_count);
+        reports[i] = wb::CreateFaultReport(
+            fbb_, f.sequence, f.timestamp_ns,
+            static_cast<wb::FaultKind>(static_cast<uint8_t>(f.kind)), f.row, f.pe, f.remapped,
+            f.model_id, tensors, f.kv_cache_lost);
+      }
+      auto vec = fbb_.CreateVector(reports.data(), n);
+      type = wb::BoardMessage::FaultReply;
+      msg = wb::CreateFaultReply(fbb_, vec, r.faults_next_sequence).Union();
       break;
     }
     case ReplyKind::kError:

@@ -81,9 +81,56 @@ class FakeWafer final : public hal::Wafer {
     out.region_count = 2;
     out.region_temp_c[0] = 30;
     out.region_temp_c[1] = 31;
+    if (hot_region_c > 0) out.region_temp_c[0] = hot_region_c;
     out.power_w = 100;
   }
-  void PowerCycle() override { ++power_cycles; }
+  void PowerCycle() override {
+    ++power_cycles;
+    halted = false;
+  }
+  hal::PhysicalGeometry Geometry() const override { return geometry; }
+  uint32_t ReadRowFuses(uint32_t row) const override {
+    return row < row_fuses.size() ? row_fuses[row] : 0;
+  }
+  Status ProgramHarvest(std::span<const uint32_t> row_map) override {
+    ++harvests;
+    programmed_rows = row_map.size();
+    for (size_t i = 0; i < row_map.size() && i < last_row_map.size(); ++i) {
+      last_row_map[i] = row_map[i];
+    }
+    return OkStatus();
+  }
+  Status RemapPe(uint32_t, uint32_t) override {
+    ++remaps;
+    return OkStatus();
+  }
+  hal::PeContents ContentsOfPe(uint32_t, uint32_t, std::span<uint32_t> tensors) const override {
+    for (size_t i = 0; i < pe_tensor_count && i < tensors.size(); ++i) {
+      tensors[i] = static_cast<uint32_t>(i) * 2 + 1;  // 1, 3, 5, ...
+    }
+    hal::PeContents c;
+    c.has_model = pe_model_id != 0;
+    c.model_id = pe_model_id;
+    c.tensor_count = pe_tensor_count;
+    return c;
+  }
+  size_t PollEvents(std::span<hal::HwEvent> out) override {
+    size_t n = 0;
+    while (n < out.size() && event_count > 0) {
+      out[n++] = events[--event_count];
+    }
+    return n;
+  }
+  void Halt() override { halted = true; }
+  Status InjectFault(const hal::FaultSpec& fault) override {
+    last_fault = fault;
+    return inject_status;
+  }
+  bool TakeLinkCrcError() override {
+    if (link_crc_pending == 0) return false;
+    --link_crc_pending;
+    return true;
+  }
 
   bool self_test_fails = false;
   const hal::FirmwareFlash* flash = nullptr;  // Optional; see failing_slot.
@@ -96,6 +143,22 @@ class FakeWafer final : public hal::Wafer {
   int power_cycles = 0;
   size_t bytes_written = 0;
   std::array<std::byte, kStoreBytes> store{};
+  // Geometry: 8 rows of 10 PEs, 2 spares each (the 8 x 8 usable rectangle of Info() when no
+  // row drops).
+  hal::PhysicalGeometry geometry{8, 10, 2};
+  std::array<uint32_t, 10> row_fuses{};
+  std::array<uint32_t, 10> last_row_map{};
+  size_t programmed_rows = 0;
+  int harvests = 0, remaps = 0;
+  uint32_t pe_model_id = 0;      // What ContentsOfPe reports.
+  uint32_t pe_tensor_count = 0;
+  std::array<hal::HwEvent, 8> events{};  // Queued (a stack) for PollEvents.
+  size_t event_count = 0;
+  bool halted = false;
+  hal::FaultSpec last_fault;
+  Status inject_status;
+  int link_crc_pending = 0;
+  float hot_region_c = 0;  // When > 0, region 0 reads this temperature.
 };
 
 }  // namespace wafer::fw::testing

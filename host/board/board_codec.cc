@@ -110,6 +110,24 @@ Frame EncodeCommitFirmwareImage(uint64_t id, uint32_t slot) {
                 wb::CreateCommitFirmwareImage(fbb, slot).Union());
 }
 
+Frame EncodeReadGeometry(uint64_t id) {
+  return Empty(id, wb::BoardMessage::ReadGeometry, &wb::CreateReadGeometry);
+}
+
+Frame EncodeInjectFault(uint64_t id, const BoardFaultInjection& f) {
+  flatbuffers::FlatBufferBuilder fbb(128);
+  return Finish(fbb, id, wb::BoardMessage::InjectFault,
+                wb::CreateInjectFault(fbb, static_cast<wb::FaultKind>(f.kind), f.region, f.row,
+                                      f.pe, f.value)
+                    .Union());
+}
+
+Frame EncodeReadFaults(uint64_t id, uint64_t from_sequence) {
+  flatbuffers::FlatBufferBuilder fbb(128);
+  return Finish(fbb, id, wb::BoardMessage::ReadFaults,
+                wb::CreateReadFaults(fbb, from_sequence).Union());
+}
+
 const char* BoardLogCodeName(uint16_t code) {
   if (code > static_cast<uint16_t>(wb::LogCode::MAX)) return "";
   return wb::EnumNameLogCode(static_cast<wb::LogCode>(code));
@@ -212,6 +230,14 @@ Result<BoardReply> DecodeBoardReply(std::span<const std::byte> frame, std::strin
       id.max_slots = m->max_slots();
       id.max_chunk_bytes = m->max_chunk_bytes();
       id.active_firmware_slot = m->active_firmware_slot();
+      id.healthy_pes = m->healthy_pes();
+      id.spare_pes = m->spare_pes();
+      id.failed_pes = m->failed_pes();
+      id.usable_pes = m->usable_pes();
+      id.physical_rows = m->physical_rows();
+      id.physical_cols = m->physical_cols();
+      id.spare_cols_per_row = m->spare_cols_per_row();
+      id.harvested = m->harvested();
       return r;
     }
     case wb::BoardMessage::BootReply: {
@@ -238,6 +264,7 @@ Result<BoardReply> DecodeBoardReply(std::span<const std::byte> frame, std::strin
       r.detail = Str(m->detail());
       r.status = StatusFromWire(static_cast<uint16_t>(m->code()), r.detail);
       if (r.status.ok()) r.status = Internal();  // An error reply always means failure.
+      r.frame_crc_failed = m->code() == wire::ErrorCode::kDataLoss;
       return r;
     }
     case wb::BoardMessage::StepReply: {
@@ -276,6 +303,18 @@ Result<BoardReply> DecodeBoardReply(std::span<const std::byte> frame, std::strin
       t.steps = m->steps();
       t.ecc_correctable = m->ecc_correctable();
       t.ecc_uncorrectable = m->ecc_uncorrectable();
+      if (m->region_clock_hz() != nullptr) {
+        t.region_clock_hz.assign(m->region_clock_hz()->begin(), m->region_clock_hz()->end());
+      }
+      t.core_power_w = m->core_power_w();
+      t.sram_power_w = m->sram_power_w();
+      t.io_power_w = m->io_power_w();
+      t.coolant_flow_kg_s = m->coolant_flow_kg_s();
+      t.power_cap_w = m->power_cap_w();
+      t.throttled = m->throttled();
+      t.thermal_trip = m->thermal_trip();
+      t.link_crc_errors = m->link_crc_errors();
+      t.runtime_failed_pes = m->runtime_failed_pes();
       return r;
     }
     case wb::BoardMessage::ErrorLogReply: {
@@ -298,6 +337,53 @@ Result<BoardReply> DecodeBoardReply(std::span<const std::byte> frame, std::strin
           rec.code = static_cast<uint16_t>(e->code());
           if (e->args() != nullptr) rec.args.assign(e->args()->begin(), e->args()->end());
           log.records.push_back(std::move(rec));
+        }
+      }
+      return r;
+    }
+    case wb::BoardMessage::GeometryReply: {
+      const auto* m = env->message_as_GeometryReply();
+      r.type = BoardReplyType::kGeometry;
+      BoardHarvestMap& g = r.geometry;
+      g.physical_rows = m->physical_rows();
+      g.physical_cols = m->physical_cols();
+      g.spare_cols_per_row = m->spare_cols_per_row();
+      g.usable_width = m->usable_width();
+      g.usable_height = m->usable_height();
+      if (m->row_failed() != nullptr) {
+        g.row_failed.assign(m->row_failed()->begin(), m->row_failed()->end());
+      }
+      if (m->dropped_rows() != nullptr) {
+        g.dropped_rows.assign(m->dropped_rows()->begin(), m->dropped_rows()->end());
+      }
+      g.runtime_remaps = m->runtime_remaps();
+      g.harvested = m->harvested();
+      return r;
+    }
+    case wb::BoardMessage::FaultReply: {
+      const auto* m = env->message_as_FaultReply();
+      r.type = BoardReplyType::kFaults;
+      r.faults.next_sequence = m->next_sequence();
+      if (const auto* faults = m->faults()) {
+        for (const wb::FaultReport* f : *faults) {
+          BoardFaultReport out;
+          out.sequence = f->sequence();
+          out.timestamp_ns = f->timestamp_ns();
+          const auto kind = static_cast<uint8_t>(f->kind());
+          // Values read off the wire: an unknown kind is reported as kNone.
+          out.kind = kind <= static_cast<uint8_t>(wb::FaultKind::MAX)
+                         ? static_cast<BoardFaultKind>(kind)
+                         : BoardFaultKind::kNone;
+          out.row = f->row();
+          out.pe = f->pe();
+          out.remapped = f->remapped();
+          out.model_id = f->model_id();
+          if (f->restage_tensors() != nullptr) {
+            out.restage_tensors.assign(f->restage_tensors()->begin(),
+                                       f->restage_tensors()->end());
+          }
+          out.kv_cache_lost = f->kv_cache_lost();
+          r.faults.faults.push_back(std::move(out));
         }
       }
       return r;

@@ -35,9 +35,12 @@ Frame EncodeBeginFirmwareImage(uint64_t command_id, uint32_t slot, uint64_t size
 Frame EncodeWriteFirmwareChunk(uint64_t command_id, uint32_t slot, uint64_t offset,
                                std::span<const std::byte> data, uint32_t crc32c);
 Frame EncodeCommitFirmwareImage(uint64_t command_id, uint32_t slot);
+Frame EncodeReadGeometry(uint64_t command_id);
+Frame EncodeInjectFault(uint64_t command_id, const BoardFaultInjection& fault);
+Frame EncodeReadFaults(uint64_t command_id, uint64_t from_sequence);
 
 enum class BoardReplyType : uint8_t {
-  kIdentify, kBoot, kAck, kStep, kTelemetry, kHeartbeat, kError, kErrorLog,
+  kIdentify, kBoot, kAck, kStep, kTelemetry, kHeartbeat, kError, kErrorLog, kGeometry, kFaults,
 };
 
 // A decoded reply; only the fields of `type` are set.
@@ -53,6 +56,10 @@ struct BoardReply {
   BoardTelemetry telemetry;
   int64_t heartbeat_sent_ns = 0;
   BoardErrorLog error_log;  // kErrorLog.
+  BoardHarvestMap geometry;   // kGeometry.
+  BoardFaults faults;       // kFaults.
+  // kError: the board's link CRC rejected the frame (it was not processed; resending is safe).
+  bool frame_crc_failed = false;
 };
 
 // Verifies `frame` (any alignment: it is copied first) and decodes it.

@@ -27,6 +27,61 @@ struct BoardIdentity {
   uint32_t max_slots = 0;
   uint32_t max_chunk_bytes = 0;
   uint32_t active_firmware_slot = 0;  // 0 or 1.
+  // Geometry (see board.fbs IdentifyReply): physical >= healthy >= usable.
+  uint64_t healthy_pes = 0;
+  uint64_t spare_pes = 0;
+  uint64_t failed_pes = 0;
+  uint64_t usable_pes = 0;  // fabric_width * fabric_height.
+  uint32_t physical_rows = 0;
+  uint32_t physical_cols = 0;
+  uint32_t spare_cols_per_row = 0;
+  bool harvested = false;  // False before the first Boot: the geometry is nominal.
+};
+
+// The fabric's harvesting map (ReadGeometry).
+struct BoardHarvestMap {
+  uint32_t physical_rows = 0;
+  uint32_t physical_cols = 0;
+  uint32_t spare_cols_per_row = 0;
+  uint32_t usable_width = 0;
+  uint32_t usable_height = 0;
+  std::vector<uint16_t> row_failed;     // Failed PEs per physical row.
+  std::vector<uint32_t> dropped_rows;   // Physical rows left out of the usable rectangle.
+  uint64_t runtime_remaps = 0;
+  bool harvested = false;
+};
+
+// Matches board.fbs FaultKind.
+enum class BoardFaultKind : uint8_t {
+  kNone, kPeStop, kEccCorrectable, kEccUncorrectable, kLinkCrc, kThermalRunaway, kPowerCap,
+  kFirmwareHang, kProcessCrash,
+};
+
+// A fault to inject on a simulated board (see board.fbs InjectFault for each kind's fields).
+struct BoardFaultInjection {
+  BoardFaultKind kind = BoardFaultKind::kNone;
+  uint32_t region = 0;
+  uint32_t row = 0;
+  uint32_t pe = 0;
+  double value = 0;
+};
+
+// A runtime PE fault and the tensors the host must re-stage (ReadFaults).
+struct BoardFaultReport {
+  uint64_t sequence = 0;
+  int64_t timestamp_ns = 0;
+  BoardFaultKind kind = BoardFaultKind::kNone;
+  uint32_t row = 0;
+  uint32_t pe = 0;
+  bool remapped = false;
+  uint32_t model_id = 0;
+  std::vector<uint32_t> restage_tensors;
+  bool kv_cache_lost = false;
+};
+
+struct BoardFaults {
+  std::vector<BoardFaultReport> faults;  // Oldest first.
+  uint64_t next_sequence = 0;
 };
 
 enum class DType : uint8_t { kF32, kF16, kBF16 };
@@ -129,6 +184,16 @@ struct BoardTelemetry {
   uint64_t steps = 0;
   uint64_t ecc_correctable = 0;
   uint64_t ecc_uncorrectable = 0;
+  std::vector<double> region_clock_hz;  // 0: stopped.
+  float core_power_w = 0;
+  float sram_power_w = 0;
+  float io_power_w = 0;
+  float coolant_flow_kg_s = 0;
+  float power_cap_w = 0;  // 0: none.
+  bool throttled = false;
+  bool thermal_trip = false;
+  uint64_t link_crc_errors = 0;
+  uint64_t runtime_failed_pes = 0;
 };
 
 // Matches board.fbs LogSeverity.

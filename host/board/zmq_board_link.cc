@@ -11,6 +11,7 @@ namespace wafer::host {
 namespace {
 
 constexpr size_t kFirmwareSignatureBytes = 64;  // Ed25519.
+constexpr int kMaxCrcRetries = 3;
 
 // Not thread-safe; owned by the thread that drives the board (the socket is that thread's).
 class ZmqBoardLink final : public BoardLink {
@@ -118,6 +119,38 @@ class ZmqBoardLink final : public BoardLink {
                "CommitFirmwareImage");
   }
 
+  Result<BoardHarvestMap> ReadGeometry() override {
+    WAFER_ASSIGN_OR_RETURN(BoardReply r,
+                           Call(EncodeReadGeometry, "ReadGeometry", BoardReplyType::kGeometry));
+    return std::move(r.geometry);
+  }
+
+  Result<BoardFaults> ReadFaults(uint64_t from_sequence) override {
+    WAFER_ASSIGN_OR_RETURN(
+        BoardReply r,
+        Call([&](uint64_t id) { return EncodeReadFaults(id, from_sequence); }, "ReadFaults",
+             BoardReplyType::kFaults));
+    return std::move(r.faults);
+  }
+
+  Status InjectFault(const BoardFaultInjection& fault) override {
+    return Ack([&](uint64_t id) { return EncodeInjectFault(id, fault); }, "InjectFault");
+  }
+
+  Status Heartbeat() override {
+    const int64_t sent = SystemClock::Get().NowNanos();
+    WAFER_ASSIGN_OR_RETURN(
+        BoardReply r, Call([&](uint64_t id) { return EncodeHeartbeat(id, sent); }, "Heartbeat",
+                           BoardReplyType::kHeartbeat));
+    if (r.heartbeat_sent_ns != sent) {
+      last_error_ = "Heartbeat: the board echoed a different timestamp";
+      return DataLoss();
+    }
+    return OkStatus();
+  }
+
+  uint64_t link_crc_retries() const { return link_crc_retries_; }
+
   const std::string& last_error() const override { return last_error_; }
 
  private:
@@ -132,8 +165,14 @@ class ZmqBoardLink final : public BoardLink {
   // abandoned commands are discarded. A board verdict other than OK is returned as the Status
   // (with last_error() set); OK replies of the wrong type are DATA_LOSS.
   Result<BoardReply> Call(const Encoder& encode, const char* what, BoardReplyType want) {
-    const uint64_t id = ++next_command_id_;
-    Result<BoardReply> reply = Exchange(encode(id), id, what);
+    Result<BoardReply> reply = DataLoss();
+    // A frame the board's link CRC rejected was not processed: resending it is safe.
+    for (int attempt = 0;; ++attempt) {
+      const uint64_t id = ++next_command_id_;
+      reply = Exchange(encode(id), id, what);
+      if (!reply.ok() || !reply->frame_crc_failed || attempt == kMaxCrcRetries) break;
+      ++link_crc_retries_;
+    }
     if (!reply.ok()) return reply;
     BoardReply& r = *reply;
     if (r.type == BoardReplyType::kError || r.type == BoardReplyType::kAck ||
@@ -174,7 +213,11 @@ class ZmqBoardLink final : public BoardLink {
           last_error_ = std::string(what) + ": bad reply from " + endpoint_ + ": " + error;
           return reply.status();
         }
-        if (reply->command_id != id) continue;  // A late reply to an abandoned command.
+        // A late reply to an abandoned command. A link-CRC rejection carries id 0 (the board
+        // could not trust the frame's id); with one command in flight it answers this one.
+        if (reply->command_id != id && !(reply->frame_crc_failed && reply->command_id == 0)) {
+          continue;
+        }
         return reply;
       }
     } catch (const zmq::error_t& e) {
@@ -207,6 +250,7 @@ class ZmqBoardLink final : public BoardLink {
   int timeout_ms_;
   zmq::socket_t socket_;
   uint64_t next_command_id_ = 0;
+  uint64_t link_crc_retries_ = 0;
   std::string last_error_;
 };
 

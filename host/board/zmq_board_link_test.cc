@@ -373,3 +373,91 @@ TEST(ZmqBoardLinkTest, WaferSimProcessOverTcp) {
 
 }  // namespace
 }  // namespace wafer::host
+
+namespace wafer::host {
+namespace {
+
+TEST(ZmqBoardLinkFaultTest, GeometryFaultsCrcRetryHangAndHeartbeat) {
+  zmq::context_t context(1);
+  FakeClock clock(1'000'000'000);
+  sim::BoardOptions options;
+  options.preset_dir = WAFER_PRESET_DIR_FOR_TEST;
+  options.clock = &clock;
+  options.seed = 5;
+  std::string error;
+  auto board = sim::StartEmbeddedBoard(context, "inproc://board-faults", options, &error);
+  ASSERT_TRUE(board.ok()) << error;
+  auto connected = ConnectBoardLink(context, "inproc://board-faults", 300);
+  ASSERT_TRUE(connected.ok());
+  BoardLink& link = **connected;
+
+  ASSERT_TRUE(link.Boot().ok()) << link.last_error();
+  Result<BoardIdentity> id = link.Identify();
+  ASSERT_TRUE(id.ok());
+  EXPECT_TRUE(id->harvested);
+  EXPECT_EQ(id->physical_rows, 128u);
+  EXPECT_EQ(id->physical_cols, 132u);
+  EXPECT_EQ(id->usable_pes, uint64_t{id->fabric_width} * id->fabric_height);
+  EXPECT_EQ(id->healthy_pes + id->failed_pes, id->physical_pes);
+  Result<BoardHarvestMap> geo = link.ReadGeometry();
+  ASSERT_TRUE(geo.ok()) << link.last_error();
+  EXPECT_EQ(geo->row_failed.size(), 128u);
+  EXPECT_EQ(geo->usable_height, id->fabric_height);
+
+  // A PE stops: the fault report names it.
+  ASSERT_TRUE(link.InjectFault({BoardFaultKind::kPeStop, 0, 2, 3, 0}).ok()) << link.last_error();
+  Result<BoardFaults> faults = link.ReadFaults(0);
+  ASSERT_TRUE(faults.ok());
+  ASSERT_EQ(faults->faults.size(), 1u);
+  EXPECT_EQ(faults->faults[0].kind, BoardFaultKind::kPeStop);
+  EXPECT_EQ(faults->faults[0].row, 2u);
+  EXPECT_EQ(faults->faults[0].pe, 3u);
+  EXPECT_TRUE(faults->faults[0].remapped);
+  EXPECT_EQ(link.ReadFaults(faults->next_sequence)->faults.size(), 0u);
+
+  // Two frames fail the link CRC: the link resends and the call still succeeds.
+  ASSERT_TRUE(link.InjectFault({BoardFaultKind::kLinkCrc, 0, 0, 0, 2}).ok());
+  Result<BoardTelemetry> t = link.ReadTelemetry();
+  ASSERT_TRUE(t.ok()) << link.last_error();
+  EXPECT_EQ(t->link_crc_errors, 2u);
+  EXPECT_EQ(t->runtime_failed_pes, 1u);
+  EXPECT_EQ(t->region_clock_hz.size(), 4u);
+  EXPECT_GT(t->core_power_w, 0);
+  EXPECT_GT(t->coolant_flow_kg_s, 0);
+
+  // An embedded board refuses to crash the process it lives in.
+  EXPECT_EQ(link.InjectFault({BoardFaultKind::kProcessCrash, 0, 0, 0, 0}).code(),
+            StatusCode::kUnimplemented);
+
+  // The firmware hangs: no heartbeat, nothing answered, until a Reset.
+  ASSERT_TRUE(link.Heartbeat().ok());
+  ASSERT_TRUE(link.InjectFault({BoardFaultKind::kFirmwareHang, 0, 0, 0, 0}).ok());
+  EXPECT_EQ(link.Heartbeat().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(link.Identify().status().code(), StatusCode::kUnavailable);
+  ASSERT_TRUE(link.Reset().ok()) << link.last_error();
+  EXPECT_TRUE(link.Heartbeat().ok());
+  ASSERT_TRUE(link.Boot().ok());
+  // The stopped PE stays dead across the reset; the self-test finds it.
+  EXPECT_EQ(link.Identify()->failed_pes, id->failed_pes + 1);
+}
+
+TEST(ZmqBoardLinkFaultTest, WaferSimCrashesOnRequest) {
+  std::string endpoint;
+  const pid_t pid = StartWaferSim(endpoint);
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(endpoint.rfind("tcp://127.0.0.1:", 0), 0u);
+  zmq::context_t context(1);
+  auto link = ConnectBoardLink(context, endpoint, 1000);
+  ASSERT_TRUE(link.ok());
+  ASSERT_TRUE((*link)->Heartbeat().ok()) << (*link)->last_error();
+  EXPECT_EQ((*link)->InjectFault({BoardFaultKind::kProcessCrash, 0, 0, 0, 0}).code(),
+            StatusCode::kUnavailable);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), sim::kCrashExitCode);
+  EXPECT_EQ((*link)->Heartbeat().code(), StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace wafer::host
