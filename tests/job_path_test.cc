@@ -480,3 +480,57 @@ TEST(DemoModelTest, ProducesPrintableTextThroughTheRealForwardPass) {
 
 }  // namespace
 }  // namespace wafer::testing
+
+namespace wafer::testing {
+namespace {
+
+using namespace wafer::host;
+
+// The watchdog: a firmware hang (injected through the admin socket) stops heartbeats and step
+// replies; the daemon resets the board, boots it, reloads the model and the running job
+// finishes with exactly the tokens an undisturbed run produces.
+TEST(BoardLossTest, HungFirmwareIsResetAndTheJobCompletes) {
+  TempDir dir;
+  ASSERT_TRUE(WriteModel(dir.path() + "/tiny", "tiny", 31));
+  DaemonHarness h([](DaemonConfig& c) { c.boards[0].timeout_ms = 300; });
+  ASSERT_EQ(h.Load(dir.path() + "/tiny", "tiny", 2), ErrorCode::kNone);
+  auto client = h.NewJobClient();
+  SubmitJob j;
+  j.model = "tiny";
+  j.prompt_text = "a hang is coming";
+  j.max_tokens = 1000;
+  SubmitOutcome o;
+  ASSERT_TRUE(client->Submit(j, &o, 30000).ok());
+  Stream reference = Collect(*client, o.accepted_reply.job_id);
+  ASSERT_EQ(reference.tokens.size(), 1000u);
+
+  ASSERT_TRUE(client->Submit(j, &o, 30000).ok());
+  ASSERT_TRUE(o.accepted);
+  JobMessage first;
+  do {
+    ASSERT_TRUE(client->Receive(&first, 30000).ok());
+  } while (!std::holds_alternative<TokenChunk>(first));
+  auto admin = h.NewAdminClient();
+  OperationResult r;
+  ASSERT_TRUE(admin->Operate(InjectFault{0, 0, "firmware_hang", 0, 0, 0, 0}, nullptr, &r, 30000).ok());
+  EXPECT_EQ(r.code, ErrorCode::kNone) << r.detail;
+
+  Stream rest = Collect(*client, o.accepted_reply.job_id);
+  std::vector<uint32_t> all = std::get<TokenChunk>(first).tokens;
+  all.insert(all.end(), rest.tokens.begin(), rest.tokens.end());
+  EXPECT_EQ(rest.finished.reason, FinishReason::kLength) << rest.finished.detail;
+  EXPECT_EQ(all, reference.tokens);
+
+  // The firmware's log (which survives the reset) recorded the injected fault.
+  BoardLogReply log;
+  ASSERT_TRUE(admin->ReadBoardLog(0, 0, &log, 30000).ok());
+  bool injected = false;
+  for (const BoardLogEntry& e : log.records) injected |= e.code == "kFaultInjected";
+  EXPECT_TRUE(injected);
+  // An unknown fault kind is a typed refusal.
+  ASSERT_TRUE(admin->Operate(InjectFault{0, 0, "gremlins", 0, 0, 0, 0}, nullptr, &r, 30000).ok());
+  EXPECT_EQ(r.code, ErrorCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace wafer::testing

@@ -53,6 +53,10 @@ const char* kUsage =
     "  drain                           refuse new jobs, finish accepted ones\n"
     "  reset BOARD\n"
     "  logs BOARD [--from SEQ]          the board firmware's error log\n"
+    "  fault BOARD KIND [--region N] [--row N] [--pe N] [--value X]\n"
+    "                                  inject a fault on a simulated board (drills): pe_stop,\n"
+    "                                  ecc_correctable, ecc_uncorrectable, link_crc,\n"
+    "                                  thermal_runaway, power_cap, firmware_hang, process_crash\n"
     "  capacity                        what the job socket can take\n"
     "exit codes: 0 ok, 1 refused/failed, 2 usage, 3 daemon unreachable, 4 protocol error\n";
 
@@ -401,6 +405,24 @@ int Main(int argc, char** argv) {
   uint64_t board;
   if (args.command == "logs" && args.positional.size() == 1 && ParseUint(args.positional[0], &board)) {
     return CmdLogs(args, a, static_cast<uint32_t>(board), t);
+  }
+  if (args.command == "fault" && args.positional.size() == 2 &&
+      ParseUint(args.positional[0], &board)) {
+    InjectFault fault{0, static_cast<uint32_t>(board), args.positional[1], 0, 0, 0, 0};
+    uint64_t v = 0;
+    if (!ParseUint(args.Get("region", "0"), &v)) return kExitUsage;
+    fault.region = static_cast<uint32_t>(v);
+    if (!ParseUint(args.Get("row", "0"), &v)) return kExitUsage;
+    fault.row = static_cast<uint32_t>(v);
+    if (!ParseUint(args.Get("pe", "0"), &v)) return kExitUsage;
+    fault.pe = static_cast<uint32_t>(v);
+    try {
+      fault.value = std::stod(args.Get("value", "0"));
+    } catch (const std::exception&) {
+      return kExitUsage;
+    }
+    Status s = a.Operate(fault, nullptr, &r, t);
+    return ReportOperation(args, s, r, a.last_error());
   }
   if (args.command == "reset" && args.positional.size() == 1 && ParseUint(args.positional[0], &board)) {
     Status s = a.Operate(ResetBoard{0, static_cast<uint32_t>(board)}, nullptr, &r, t);

@@ -44,6 +44,10 @@ class Driver {
     }
     auto identity = link_->Identify();
     if (!identity.ok()) {
+      // A hung firmware answers nothing but Reset (the board's reset line): pull it once.
+      if (link_->Reset().ok()) identity = link_->Identify();
+    }
+    if (!identity.ok()) {
       Report(false, BoardBootState::kPowerOn, "identify failed: " + link_->last_error());
       return;
     }
@@ -65,6 +69,12 @@ class Driver {
     int64_t now = clock_.NowNanos();
     if (now - last_telemetry_ns_ < kTelemetryPeriodNs) return;
     last_telemetry_ns_ = now;
+    // The watchdog: a firmware that misses its heartbeat is hung. Going offline re-queues the
+    // board's jobs; EnsureOnline then resets it, boots it, and the daemon reloads its models.
+    if (Status beat = link_->Heartbeat(); !beat.ok() && beat.code() != StatusCode::kUnimplemented) {
+      MarkOffline("missed firmware heartbeat: " + link_->last_error());
+      return;
+    }
     auto t = link_->ReadTelemetry();
     if (!t.ok()) {
       MarkOffline("telemetry read failed: " + link_->last_error());
@@ -116,7 +126,8 @@ class Driver {
 
   void Handle(UnloadWork& work) {
     int64_t start = clock_.NowNanos();
-    OperationDone done{work.admin_tag, work.admin_peer, work.name, OkStatus(), "", 0, false};
+    OperationDone done{OperationDone::Kind::kUnload, work.admin_tag, work.admin_peer, work.name,
+                       OkStatus(), "", 0};
     if (!online_) {
       done.status = Unavailable();
       done.detail = "board not ready";
@@ -131,7 +142,8 @@ class Driver {
 
   void Handle(ResetWork& work) {
     int64_t start = clock_.NowNanos();
-    OperationDone done{work.admin_tag, work.admin_peer, "", OkStatus(), "", 0, true};
+    OperationDone done{OperationDone::Kind::kReset, work.admin_tag, work.admin_peer, "",
+                       OkStatus(), "", 0};
     if (!link_) {
       done.status = Unavailable();
       done.detail = "board not connected";
@@ -148,6 +160,20 @@ class Driver {
       done.detail = "board did not come back after reset";
     }
     done.elapsed_s = Seconds(clock_.NowNanos() - start);
+    Send(std::make_unique<WorkerEvent>(std::move(done)));
+  }
+
+  void Handle(FaultWork& work) {
+    OperationDone done{OperationDone::Kind::kFault, work.admin_tag, work.admin_peer, "",
+                       OkStatus(), "fault injected", 0};
+    if (!link_) {
+      done.status = Unavailable();
+      done.detail = "board not connected";
+    } else if (Status s = link_->InjectFault(work.fault); !s.ok()) {
+      done.status = s;
+      done.detail = link_->last_error();
+    }
+    last_telemetry_ns_ = 0;  // Look at the board again at once.
     Send(std::make_unique<WorkerEvent>(std::move(done)));
   }
 

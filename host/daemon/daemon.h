@@ -81,6 +81,7 @@ class Daemon {
   void OnUnload(const std::string& peer, const UnloadModel& unload);
   void OnReset(const std::string& peer, const ResetBoard& reset);
   void OnReadBoardLog(const std::string& peer, const ReadBoardLog& read);
+  void OnInjectFault(const std::string& peer, const InjectFault& fault);
   void OnLogsDone(Board& board, LogsDone& done);
   void StartLoad(LoadWork work, uint32_t board);
   void FinishOperation(const std::string& peer, uint64_t tag, Status status,

@@ -58,6 +58,8 @@ void Daemon::OnAdminFrame(const std::string& peer, std::span<const std::byte> pa
     OnReset(peer, *reset);
   } else if (auto* read = std::get_if<ReadBoardLog>(&message)) {
     OnReadBoardLog(peer, *read);
+  } else if (auto* fault = std::get_if<InjectFault>(&message)) {
+    OnInjectFault(peer, *fault);
   } else if (auto* beat = std::get_if<Heartbeat>(&message)) {
     if (!beat->is_reply) SendAdmin(peer, Heartbeat{beat->sent_ns, true});
   } else {
@@ -188,6 +190,36 @@ void Daemon::OnReadBoardLog(const std::string& peer, const ReadBoardLog& read) {
   }
   SendOwned(boards_[read.board]->channel,
             std::make_unique<WorkerRequest>(LogsWork{read.request_tag, peer, read.from_sequence}));
+}
+
+void Daemon::OnInjectFault(const std::string& peer, const InjectFault& fault) {
+  static const std::pair<const char*, BoardFaultKind> kKinds[] = {
+      {"pe_stop", BoardFaultKind::kPeStop},
+      {"ecc_correctable", BoardFaultKind::kEccCorrectable},
+      {"ecc_uncorrectable", BoardFaultKind::kEccUncorrectable},
+      {"link_crc", BoardFaultKind::kLinkCrc},
+      {"thermal_runaway", BoardFaultKind::kThermalRunaway},
+      {"power_cap", BoardFaultKind::kPowerCap},
+      {"firmware_hang", BoardFaultKind::kFirmwareHang},
+      {"process_crash", BoardFaultKind::kProcessCrash},
+  };
+  if (fault.board >= boards_.size()) {
+    return FinishOperation(peer, fault.request_tag, InvalidArgument(),
+                           "board " + std::to_string(fault.board) + " is not configured", 0);
+  }
+  FaultWork work{fault.request_tag, peer, {}};
+  for (const auto& [name, kind] : kKinds) {
+    if (fault.kind == name) work.fault.kind = kind;
+  }
+  if (work.fault.kind == BoardFaultKind::kNone) {
+    return FinishOperation(peer, fault.request_tag, InvalidArgument(),
+                           "unknown fault kind '" + fault.kind + "'", 0);
+  }
+  work.fault.region = fault.region;
+  work.fault.row = fault.row;
+  work.fault.pe = fault.pe;
+  work.fault.value = fault.value;
+  SendOwned(boards_[fault.board]->channel, std::make_unique<WorkerRequest>(std::move(work)));
 }
 
 void Daemon::OnLogsDone(Board& board, LogsDone& done) {

@@ -179,8 +179,16 @@ void Daemon::OnLoadDone(LoadDone& done) {
 }
 
 void Daemon::OnOperationDone(Board& board, OperationDone& done) {
-  if (!done.was_reset) models_.erase(done.name);
-  if (done.was_reset) board.resetting = false;
+  switch (done.kind) {
+    case OperationDone::Kind::kUnload:
+      models_.erase(done.name);
+      break;
+    case OperationDone::Kind::kReset:
+      board.resetting = false;
+      break;
+    case OperationDone::Kind::kFault:
+      break;
+  }
   FinishOperation(done.admin_peer, done.admin_tag, done.status, done.detail, done.elapsed_s);
 }
 

@@ -52,7 +52,13 @@ struct LogsWork {
   uint64_t from_sequence = 0;
 };
 
-using WorkerRequest = std::variant<StepWork, LoadWork, UnloadWork, ResetWork, LogsWork>;
+struct FaultWork {
+  uint64_t admin_tag = 0;
+  std::string admin_peer;
+  BoardFaultInjection fault;
+};
+
+using WorkerRequest = std::variant<StepWork, LoadWork, UnloadWork, ResetWork, LogsWork, FaultWork>;
 
 // ---- worker -> step loop ----
 
@@ -95,13 +101,14 @@ struct LoadDone {
 };
 
 struct OperationDone {
+  enum class Kind : uint8_t { kUnload, kReset, kFault };
+  Kind kind = Kind::kUnload;
   uint64_t admin_tag = 0;
   std::string admin_peer;
   std::string name;  // Model name for unloads.
   Status status;
   std::string detail;
   double elapsed_s = 0;
-  bool was_reset = false;
 };
 
 // The board's state and latest readings, sent when the state changes and about once a second.

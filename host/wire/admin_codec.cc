@@ -99,6 +99,12 @@ struct Encoder {
             wa::CreateBoardLogReply(b, m.request_tag, m.board, vec, m.next_sequence, m.dropped)
                 .Union()};
   }
+  Encoded operator()(const InjectFault& m) {
+    auto kind = b.CreateString(m.kind);
+    return {wa::AdminMessage::InjectFault,
+            wa::CreateInjectFault(b, m.request_tag, m.board, kind, m.region, m.row, m.pe, m.value)
+                .Union()};
+  }
   Encoded operator()(const ErrorReply& m) {
     auto detail = b.CreateString(m.detail);
     return {wa::AdminMessage::wafer_wire_ErrorReply,
@@ -241,6 +247,12 @@ bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeErro
         }
       }
       *out = std::move(r);
+      return true;
+    }
+    case wa::AdminMessage::InjectFault: {
+      const auto* m = env->message_as_InjectFault();
+      *out = InjectFault{m->request_tag(), m->board(), Str(m->kind()), m->region(), m->row(),
+                         m->pe(), m->value()};
       return true;
     }
     default:  // A value read off the wire: NONE or a type this version does not know.

@@ -300,8 +300,18 @@ struct BoardLogReply {
   uint64_t dropped = 0;
 };
 
+struct InjectFault {
+  uint64_t request_tag = 0;
+  uint32_t board = 0;
+  std::string kind;  // See admin.fbs InjectFault.
+  uint32_t region = 0;
+  uint32_t row = 0;
+  uint32_t pe = 0;
+  double value = 0;
+};
+
 using AdminMessage =
     std::variant<StatusQuery, StatusReply, LoadModel, LoadProgress, UnloadModel, Drain, ResetBoard,
-                 OperationResult, Heartbeat, ErrorReply, ReadBoardLog, BoardLogReply>;
+                 OperationResult, Heartbeat, ErrorReply, ReadBoardLog, BoardLogReply, InjectFault>;
 
 }  // namespace wafer::host
