@@ -534,3 +534,33 @@ TEST(BoardLossTest, HungFirmwareIsResetAndTheJobCompletes) {
 
 }  // namespace
 }  // namespace wafer::testing
+
+namespace wafer::testing {
+namespace {
+
+using namespace wafer::host;
+
+TEST(BoardShowTest, AdminReportsGeometryHarvestingAndSensors) {
+  DaemonHarness h;
+  auto admin = h.NewAdminClient();
+  BoardDetail d;
+  for (int i = 0; i < 100; ++i) {  // The board boots asynchronously.
+    if (admin->ShowBoard(0, &d, 10000).ok() && !d.region_temp_c.empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(d.region_temp_c.empty()) << admin->last_error();
+  EXPECT_EQ(d.info.preset, "mini");
+  EXPECT_EQ(d.row_failed.size(), d.physical_rows);
+  uint64_t failed = 0;
+  for (uint16_t f : d.row_failed) failed += f;
+  EXPECT_EQ(failed, d.failed_pes);
+  EXPECT_EQ(d.healthy_pes, uint64_t{d.physical_rows} * d.physical_cols - d.failed_pes);
+  EXPECT_LE(uint64_t{d.usable_width} * d.usable_height, d.healthy_pes);
+  EXPECT_EQ(d.region_clock_hz.size(), d.region_temp_c.size());
+  EXPECT_GT(d.coolant_out_c, 0);
+  BoardDetail none;
+  EXPECT_EQ(admin->ShowBoard(3, &none, 10000), FailedPrecondition());
+}
+
+}  // namespace
+}  // namespace wafer::testing

@@ -237,30 +237,17 @@ wafer::Status AdminClient::Receive(AdminMessage* out, int timeout_ms) {
 
 wafer::Status AdminClient::QueryStatus(StatusReply* reply, int timeout_ms) {
   const uint64_t tag = next_tag_++;
-  WAFER_RETURN_IF_ERROR(SendBytes(socket_, EncodeAdmin(StatusQuery{tag}), &last_error_));
-  while (true) {
-    AdminMessage m;
-    WAFER_RETURN_IF_ERROR(Receive(&m, timeout_ms));
-    if (auto* r = std::get_if<StatusReply>(&m); r != nullptr && r->request_tag == tag) {
-      *reply = std::move(*r);
-      return OkStatus();
-    }
-    if (auto* e = std::get_if<ErrorReply>(&m)) {
-      last_error_ = std::string(ErrorCodeName(e->code)) + ": " + e->detail;
-      return FailedPrecondition();
-    }
-  }
+  return Ask(StatusQuery{tag}, tag, reply, timeout_ms);
 }
 
-wafer::Status AdminClient::ReadBoardLog(uint32_t board, uint64_t from_sequence,
-                                        BoardLogReply* reply, int timeout_ms) {
-  const uint64_t tag = next_tag_++;
-  WAFER_RETURN_IF_ERROR(
-      SendBytes(socket_, EncodeAdmin(host::ReadBoardLog{tag, board, from_sequence}), &last_error_));
+template <typename Reply>
+wafer::Status AdminClient::Ask(const AdminMessage& request, uint64_t tag, Reply* reply,
+                               int timeout_ms) {
+  WAFER_RETURN_IF_ERROR(SendBytes(socket_, EncodeAdmin(request), &last_error_));
   while (true) {
     AdminMessage m;
     WAFER_RETURN_IF_ERROR(Receive(&m, timeout_ms));
-    if (auto* r = std::get_if<BoardLogReply>(&m); r != nullptr && r->request_tag == tag) {
+    if (auto* r = std::get_if<Reply>(&m); r != nullptr && r->request_tag == tag) {
       *reply = std::move(*r);
       return OkStatus();
     }
@@ -273,6 +260,17 @@ wafer::Status AdminClient::ReadBoardLog(uint32_t board, uint64_t from_sequence,
       return FailedPrecondition();
     }
   }
+}
+
+wafer::Status AdminClient::ReadBoardLog(uint32_t board, uint64_t from_sequence,
+                                        BoardLogReply* reply, int timeout_ms) {
+  const uint64_t tag = next_tag_++;
+  return Ask(host::ReadBoardLog{tag, board, from_sequence}, tag, reply, timeout_ms);
+}
+
+wafer::Status AdminClient::ShowBoard(uint32_t board, BoardDetail* detail, int timeout_ms) {
+  const uint64_t tag = next_tag_++;
+  return Ask(host::ShowBoard{tag, board}, tag, detail, timeout_ms);
 }
 
 wafer::Status AdminClient::Operate(AdminMessage request,

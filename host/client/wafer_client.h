@@ -84,9 +84,18 @@ class AdminClient {
   wafer::Status ReadBoardLog(uint32_t board, uint64_t from_sequence, BoardLogReply* reply,
                              int timeout_ms);
 
+  // Geometry, harvesting map and sensors of board `board`. FAILED_PRECONDITION when the daemon
+  // refused (detail in last_error()).
+  wafer::Status ShowBoard(uint32_t board, BoardDetail* detail, int timeout_ms);
+
   const std::string& last_error() const { return last_error_; }
 
  private:
+  // Sends `request` and waits for its answer of type Reply (matched by request_tag); an
+  // OperationResult or ErrorReply instead is a refusal (FAILED_PRECONDITION).
+  template <typename Reply>
+  wafer::Status Ask(const AdminMessage& request, uint64_t tag, Reply* reply, int timeout_ms);
+
   explicit AdminClient(std::unique_ptr<zmq::context_t> context);
   wafer::Status Receive(AdminMessage* out, int timeout_ms);
 

@@ -18,6 +18,8 @@
 #include <nlohmann/json.hpp>
 
 #include "host/client/wafer_client.h"
+#include "host/ctl/board_view.h"
+#include "host/ctl/model_plan.h"
 
 namespace wafer::host {
 namespace {
@@ -53,11 +55,15 @@ const char* kUsage =
     "  drain                           refuse new jobs, finish accepted ones\n"
     "  reset BOARD\n"
     "  logs BOARD [--from SEQ]          the board firmware's error log\n"
+    "  board show BOARD                draw the wafer: dies, temperatures, failed/spare PEs\n"
     "  fault BOARD KIND [--region N] [--row N] [--pe N] [--value X]\n"
     "                                  inject a fault on a simulated board (drills): pe_stop,\n"
     "                                  ecc_correctable, ecc_uncorrectable, link_crc,\n"
     "                                  thermal_runaway, power_cap, firmware_hang, process_crash\n"
     "  capacity                        what the job socket can take\n"
+    "  model plan --config CONFIG.json --preset wse3|wse2|mini|PRESET.yaml [--boards N]\n"
+    "         [--slots S] [--context C] [--prompt-tokens P] [--fabric WxH]\n"
+    "                                  placement and modeled speed; needs no daemon\n"
     "exit codes: 0 ok, 1 refused/failed, 2 usage, 3 daemon unreachable, 4 protocol error\n";
 
 // Flags that take no value.
@@ -357,6 +363,10 @@ int CmdLogs(const Args& args, AdminClient& admin, uint32_t board, int timeout) {
 }
 
 int Main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "model") {  // Works without a daemon.
+    return RunModelPlanCommand(std::vector<std::string>(argv + 2, argv + argc), std::cout,
+                               std::cerr);
+  }
   Args args;
   if (!Parse(argc, argv, &args) || args.flags.count("help")) {
     std::fputs(kUsage, args.flags.count("help") ? stdout : stderr);
@@ -405,6 +415,17 @@ int Main(int argc, char** argv) {
   uint64_t board;
   if (args.command == "logs" && args.positional.size() == 1 && ParseUint(args.positional[0], &board)) {
     return CmdLogs(args, a, static_cast<uint32_t>(board), t);
+  }
+  if (args.command == "board" && args.positional.size() == 2 && args.positional[0] == "show" &&
+      ParseUint(args.positional[1], &board)) {
+    BoardDetail detail;
+    if (Status s = a.ShowBoard(static_cast<uint32_t>(board), &detail, t); !s.ok()) {
+      if (s.code() != StatusCode::kFailedPrecondition) return FromStatus(s, a.last_error(), args.json);
+      std::fprintf(stderr, "waferctl: %s\n", a.last_error().c_str());
+      return kExitFailed;
+    }
+    RenderBoard(detail, args.json, isatty(STDOUT_FILENO), std::cout);
+    return kExitOk;
   }
   if (args.command == "fault" && args.positional.size() == 2 &&
       ParseUint(args.positional[0], &board)) {

@@ -177,6 +177,24 @@ class Driver {
     Send(std::make_unique<WorkerEvent>(std::move(done)));
   }
 
+  void Handle(GeometryWork& work) {
+    GeometryDone done{work.admin_tag, work.admin_peer, OkStatus(), "", identity_, {}, {}};
+    if (!link_ || !online_) {
+      done.status = Unavailable();
+      done.detail = "board " + std::to_string(index_) + " is not ready";
+    } else if (auto harvest = link_->ReadGeometry(); !harvest.ok()) {
+      done.status = harvest.status();
+      done.detail = link_->last_error();
+    } else if (auto telemetry = link_->ReadTelemetry(); !telemetry.ok()) {
+      done.status = telemetry.status();
+      done.detail = link_->last_error();
+    } else {
+      done.harvest = std::move(harvest).value();
+      done.telemetry = std::move(telemetry).value();
+    }
+    Send(std::make_unique<WorkerEvent>(std::move(done)));
+  }
+
   void Handle(LogsWork& work) {
     LogsDone done{work.admin_tag, work.admin_peer, OkStatus(), "", {}};
     if (!link_) {

@@ -82,6 +82,9 @@ class Daemon {
   void OnReset(const std::string& peer, const ResetBoard& reset);
   void OnReadBoardLog(const std::string& peer, const ReadBoardLog& read);
   void OnInjectFault(const std::string& peer, const InjectFault& fault);
+  void OnShowBoard(const std::string& peer, const ShowBoard& show);
+  void OnGeometryDone(Board& board, GeometryDone& done);
+  BoardInfo InfoOf(const Board& board) const;
   void OnLogsDone(Board& board, LogsDone& done);
   void StartLoad(LoadWork work, uint32_t board);
   void FinishOperation(const std::string& peer, uint64_t tag, Status status,

@@ -60,6 +60,8 @@ void Daemon::OnAdminFrame(const std::string& peer, std::span<const std::byte> pa
     OnReadBoardLog(peer, *read);
   } else if (auto* fault = std::get_if<InjectFault>(&message)) {
     OnInjectFault(peer, *fault);
+  } else if (auto* show = std::get_if<ShowBoard>(&message)) {
+    OnShowBoard(peer, *show);
   } else if (auto* beat = std::get_if<Heartbeat>(&message)) {
     if (!beat->is_reply) SendAdmin(peer, Heartbeat{beat->sent_ns, true});
   } else {
@@ -74,27 +76,29 @@ void Daemon::FinishOperation(const std::string& peer, uint64_t tag, Status statu
   SendAdmin(peer, OperationResult{tag, AdminCode(status), detail, elapsed_s});
 }
 
+BoardInfo Daemon::InfoOf(const Board& b) const {
+  BoardInfo info;
+  info.index = b.index;
+  info.endpoint = b.config.endpoint;
+  info.state = b.state;
+  info.board_id = b.identity.board_id;
+  info.preset = b.identity.preset;
+  info.firmware_version = b.identity.firmware_version;
+  info.usable_pes = uint64_t{b.identity.fabric_width} * b.identity.fabric_height;
+  info.sram_bytes = b.telemetry.sram_total_bytes;
+  info.sram_used_bytes = b.telemetry.sram_used_bytes;
+  for (float t : b.telemetry.region_temp_c) info.max_temperature_c = std::max(info.max_temperature_c, t);
+  info.power_w = b.telemetry.power_w;
+  info.steps = b.steps;
+  return info;
+}
+
 void Daemon::OnStatus(const std::string& peer, const StatusQuery& query) {
   StatusReply r;
   r.request_tag = query.request_tag;
   r.version = kWaferdVersion;
   r.uptime_s = static_cast<double>(clock_.NowNanos() - start_ns_) / 1e9;
-  for (const auto& b : boards_) {
-    BoardInfo info;
-    info.index = b->index;
-    info.endpoint = b->config.endpoint;
-    info.state = b->state;
-    info.board_id = b->identity.board_id;
-    info.preset = b->identity.preset;
-    info.firmware_version = b->identity.firmware_version;
-    info.usable_pes = uint64_t{b->identity.fabric_width} * b->identity.fabric_height;
-    info.sram_bytes = b->telemetry.sram_total_bytes;
-    info.sram_used_bytes = b->telemetry.sram_used_bytes;
-    for (float t : b->telemetry.region_temp_c) info.max_temperature_c = std::max(info.max_temperature_c, t);
-    info.power_w = b->telemetry.power_w;
-    info.steps = b->steps;
-    r.boards.push_back(std::move(info));
-  }
+  for (const auto& b : boards_) r.boards.push_back(InfoOf(*b));
   for (const auto& [name, m] : models_) {
     r.models.push_back(ModelInfo{name, m->path, m->state, m->board, m->parameters,
                                  m->weight_bytes, m->context_length, m->slots,
@@ -220,6 +224,50 @@ void Daemon::OnInjectFault(const std::string& peer, const InjectFault& fault) {
   work.fault.pe = fault.pe;
   work.fault.value = fault.value;
   SendOwned(boards_[fault.board]->channel, std::make_unique<WorkerRequest>(std::move(work)));
+}
+
+void Daemon::OnShowBoard(const std::string& peer, const ShowBoard& show) {
+  if (show.board >= boards_.size()) {
+    return FinishOperation(peer, show.request_tag, InvalidArgument(),
+                           "board " + std::to_string(show.board) + " is not configured", 0);
+  }
+  SendOwned(boards_[show.board]->channel,
+            std::make_unique<WorkerRequest>(GeometryWork{show.request_tag, peer}));
+}
+
+void Daemon::OnGeometryDone(Board& board, GeometryDone& done) {
+  if (!done.status.ok()) {
+    return FinishOperation(done.admin_peer, done.admin_tag, done.status, done.detail, 0);
+  }
+  const BoardIdentity& id = done.identity;
+  const BoardHarvestMap& h = done.harvest;
+  const BoardTelemetry& t = done.telemetry;
+  BoardDetail d;
+  d.request_tag = done.admin_tag;
+  d.info = InfoOf(board);
+  d.physical_rows = h.physical_rows;
+  d.physical_cols = h.physical_cols;
+  d.spare_cols_per_row = h.spare_cols_per_row;
+  d.usable_width = h.usable_width;
+  d.usable_height = h.usable_height;
+  d.healthy_pes = id.healthy_pes;
+  d.spare_pes = id.spare_pes;
+  d.failed_pes = id.failed_pes;
+  d.row_failed = h.row_failed;
+  d.dropped_rows = h.dropped_rows;
+  d.runtime_remaps = h.runtime_remaps;
+  d.region_temp_c = t.region_temp_c;
+  d.region_clock_hz = t.region_clock_hz;
+  d.core_power_w = t.core_power_w;
+  d.sram_power_w = t.sram_power_w;
+  d.io_power_w = t.io_power_w;
+  d.coolant_in_c = t.coolant_in_c;
+  d.coolant_out_c = t.coolant_out_c;
+  d.throttled = t.throttled;
+  d.thermal_trip = t.thermal_trip;
+  d.ecc_correctable = t.ecc_correctable;
+  d.ecc_uncorrectable = t.ecc_uncorrectable;
+  SendAdmin(done.admin_peer, d);
 }
 
 void Daemon::OnLogsDone(Board& board, LogsDone& done) {

@@ -48,6 +48,7 @@ void Daemon::OnWorkerEvent(Board& board, WorkerEvent& event) {
   if (auto* op = std::get_if<OperationDone>(&event)) return OnOperationDone(board, *op);
   if (auto* update = std::get_if<BoardUpdate>(&event)) return OnBoardUpdate(board, *update);
   if (auto* logs = std::get_if<LogsDone>(&event)) return OnLogsDone(board, *logs);
+  if (auto* geometry = std::get_if<GeometryDone>(&event)) return OnGeometryDone(board, *geometry);
   if (auto* p = std::get_if<LoadProgressEvent>(&event)) {
     if (p->admin_peer.empty()) return;
     double rate = p->bytes_per_second;

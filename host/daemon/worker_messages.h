@@ -58,7 +58,13 @@ struct FaultWork {
   BoardFaultInjection fault;
 };
 
-using WorkerRequest = std::variant<StepWork, LoadWork, UnloadWork, ResetWork, LogsWork, FaultWork>;
+struct GeometryWork {
+  uint64_t admin_tag = 0;
+  std::string admin_peer;
+};
+
+using WorkerRequest =
+    std::variant<StepWork, LoadWork, UnloadWork, ResetWork, LogsWork, FaultWork, GeometryWork>;
 
 // ---- worker -> step loop ----
 
@@ -130,7 +136,17 @@ struct LogsDone {
   BoardErrorLog log;
 };
 
-using WorkerEvent =
-    std::variant<StepDone, LoadProgressEvent, LoadDone, OperationDone, BoardUpdate, LogsDone>;
+struct GeometryDone {
+  uint64_t admin_tag = 0;
+  std::string admin_peer;
+  Status status;
+  std::string detail;
+  BoardIdentity identity;
+  BoardHarvestMap harvest;
+  BoardTelemetry telemetry;
+};
+
+using WorkerEvent = std::variant<StepDone, LoadProgressEvent, LoadDone, OperationDone, BoardUpdate,
+                                 LogsDone, GeometryDone>;
 
 }  // namespace wafer::host

@@ -16,6 +16,27 @@ std::string Str(const fb::String* s) { return s ? s->str() : std::string(); }
 
 using Encoded = std::pair<wa::AdminMessage, fb::Offset<void>>;
 
+fb::Offset<wa::BoardInfo> EncodeBoardInfo(fb::FlatBufferBuilder& b, const BoardInfo& x) {
+  return wa::CreateBoardInfo(b, x.index, b.CreateString(x.endpoint),
+                             static_cast<wa::BoardState>(x.state), b.CreateString(x.board_id),
+                             b.CreateString(x.preset), b.CreateString(x.firmware_version),
+                             x.usable_pes, x.sram_bytes, x.sram_used_bytes, x.max_temperature_c,
+                             x.power_w, x.steps);
+}
+
+BoardInfo DecodeBoardInfo(const wa::BoardInfo* x) {
+  if (x == nullptr) return BoardInfo{};
+  return BoardInfo{x->index(), Str(x->endpoint()), static_cast<BoardState>(x->state()),
+                   Str(x->board_id()), Str(x->preset()), Str(x->firmware_version()),
+                   x->usable_pes(), x->sram_bytes(), x->sram_used_bytes(), x->max_temperature_c(),
+                   x->power_w(), x->steps()};
+}
+
+template <typename T, typename V>
+std::vector<T> Vec(const fb::Vector<V>* v) {
+  return v ? std::vector<T>(v->begin(), v->end()) : std::vector<T>();
+}
+
 struct Encoder {
   fb::FlatBufferBuilder& b;
 
@@ -24,13 +45,7 @@ struct Encoder {
   }
   Encoded operator()(const StatusReply& m) {
     std::vector<fb::Offset<wa::BoardInfo>> boards;
-    for (const BoardInfo& x : m.boards) {
-      boards.push_back(wa::CreateBoardInfo(
-          b, x.index, b.CreateString(x.endpoint), static_cast<wa::BoardState>(x.state),
-          b.CreateString(x.board_id), b.CreateString(x.preset), b.CreateString(x.firmware_version),
-          x.usable_pes, x.sram_bytes, x.sram_used_bytes, x.max_temperature_c, x.power_w,
-          x.steps));
-    }
+    for (const BoardInfo& x : m.boards) boards.push_back(EncodeBoardInfo(b, x));
     std::vector<fb::Offset<wa::ModelInfo>> models;
     for (const ModelInfo& x : m.models) {
       models.push_back(wa::CreateModelInfo(b, b.CreateString(x.name), b.CreateString(x.path),
@@ -105,6 +120,24 @@ struct Encoder {
             wa::CreateInjectFault(b, m.request_tag, m.board, kind, m.region, m.row, m.pe, m.value)
                 .Union()};
   }
+  Encoded operator()(const ShowBoard& m) {
+    return {wa::AdminMessage::ShowBoard, wa::CreateShowBoard(b, m.request_tag, m.board).Union()};
+  }
+  Encoded operator()(const BoardDetail& m) {
+    auto info = EncodeBoardInfo(b, m.info);
+    auto row_failed = b.CreateVector(m.row_failed);
+    auto dropped = b.CreateVector(m.dropped_rows);
+    auto temps = b.CreateVector(m.region_temp_c);
+    auto clocks = b.CreateVector(m.region_clock_hz);
+    return {wa::AdminMessage::BoardDetail,
+            wa::CreateBoardDetail(b, m.request_tag, info, m.physical_rows, m.physical_cols,
+                                  m.spare_cols_per_row, m.usable_width, m.usable_height,
+                                  m.healthy_pes, m.spare_pes, m.failed_pes, row_failed, dropped,
+                                  m.runtime_remaps, temps, clocks, m.core_power_w, m.sram_power_w,
+                                  m.io_power_w, m.coolant_in_c, m.coolant_out_c, m.throttled,
+                                  m.thermal_trip, m.ecc_correctable, m.ecc_uncorrectable)
+                .Union()};
+  }
   Encoded operator()(const ErrorReply& m) {
     auto detail = b.CreateString(m.detail);
     return {wa::AdminMessage::wafer_wire_ErrorReply,
@@ -163,13 +196,7 @@ bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeErro
       r.version = Str(m->version());
       r.uptime_s = m->uptime_s();
       if (m->boards() != nullptr) {
-        for (const wa::BoardInfo* x : *m->boards()) {
-          r.boards.push_back(BoardInfo{x->index(), Str(x->endpoint()),
-                                       static_cast<BoardState>(x->state()), Str(x->board_id()),
-                                       Str(x->preset()), Str(x->firmware_version()),
-                                       x->usable_pes(), x->sram_bytes(), x->sram_used_bytes(),
-                                       x->max_temperature_c(), x->power_w(), x->steps()});
-        }
+        for (const wa::BoardInfo* x : *m->boards()) r.boards.push_back(DecodeBoardInfo(x));
       }
       if (m->models() != nullptr) {
         for (const wa::ModelInfo* x : *m->models()) {
@@ -253,6 +280,41 @@ bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeErro
       const auto* m = env->message_as_InjectFault();
       *out = InjectFault{m->request_tag(), m->board(), Str(m->kind()), m->region(), m->row(),
                          m->pe(), m->value()};
+      return true;
+    }
+    case wa::AdminMessage::ShowBoard: {
+      const auto* m = env->message_as_ShowBoard();
+      *out = ShowBoard{m->request_tag(), m->board()};
+      return true;
+    }
+    case wa::AdminMessage::BoardDetail: {
+      const auto* m = env->message_as_BoardDetail();
+      BoardDetail d;
+      d.request_tag = m->request_tag();
+      d.info = DecodeBoardInfo(m->info());
+      d.physical_rows = m->physical_rows();
+      d.physical_cols = m->physical_cols();
+      d.spare_cols_per_row = m->spare_cols_per_row();
+      d.usable_width = m->usable_width();
+      d.usable_height = m->usable_height();
+      d.healthy_pes = m->healthy_pes();
+      d.spare_pes = m->spare_pes();
+      d.failed_pes = m->failed_pes();
+      d.row_failed = Vec<uint16_t>(m->row_failed());
+      d.dropped_rows = Vec<uint32_t>(m->dropped_rows());
+      d.runtime_remaps = m->runtime_remaps();
+      d.region_temp_c = Vec<float>(m->region_temp_c());
+      d.region_clock_hz = Vec<double>(m->region_clock_hz());
+      d.core_power_w = m->core_power_w();
+      d.sram_power_w = m->sram_power_w();
+      d.io_power_w = m->io_power_w();
+      d.coolant_in_c = m->coolant_in_c();
+      d.coolant_out_c = m->coolant_out_c();
+      d.throttled = m->throttled();
+      d.thermal_trip = m->thermal_trip();
+      d.ecc_correctable = m->ecc_correctable();
+      d.ecc_uncorrectable = m->ecc_uncorrectable();
+      *out = std::move(d);
       return true;
     }
     default:  // A value read off the wire: NONE or a type this version does not know.

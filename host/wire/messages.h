@@ -310,8 +310,41 @@ struct InjectFault {
   double value = 0;
 };
 
+struct ShowBoard {
+  uint64_t request_tag = 0;
+  uint32_t board = 0;
+};
+
+struct BoardDetail {
+  uint64_t request_tag = 0;
+  BoardInfo info;
+  uint32_t physical_rows = 0;
+  uint32_t physical_cols = 0;
+  uint32_t spare_cols_per_row = 0;
+  uint32_t usable_width = 0;
+  uint32_t usable_height = 0;
+  uint64_t healthy_pes = 0;
+  uint64_t spare_pes = 0;
+  uint64_t failed_pes = 0;
+  std::vector<uint16_t> row_failed;
+  std::vector<uint32_t> dropped_rows;
+  uint64_t runtime_remaps = 0;
+  std::vector<float> region_temp_c;
+  std::vector<double> region_clock_hz;
+  float core_power_w = 0;
+  float sram_power_w = 0;
+  float io_power_w = 0;
+  float coolant_in_c = 0;
+  float coolant_out_c = 0;
+  bool throttled = false;
+  bool thermal_trip = false;
+  uint64_t ecc_correctable = 0;
+  uint64_t ecc_uncorrectable = 0;
+};
+
 using AdminMessage =
     std::variant<StatusQuery, StatusReply, LoadModel, LoadProgress, UnloadModel, Drain, ResetBoard,
-                 OperationResult, Heartbeat, ErrorReply, ReadBoardLog, BoardLogReply, InjectFault>;
+                 OperationResult, Heartbeat, ErrorReply, ReadBoardLog, BoardLogReply, InjectFault,
+                 ShowBoard, BoardDetail>;
 
 }  // namespace wafer::host

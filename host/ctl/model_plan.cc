@@ -1,0 +1,271 @@
+#include "host/ctl/model_plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "board_sim/preset.h"
+#include "board_sim/timing_model.h"
+#include "host/models/model_config.h"
+#include "host/placement/placement_planner.h"
+
+namespace wafer::host {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+
+using Json = nlohmann::ordered_json;
+
+const char* kPlanUsage =
+    "usage: waferctl model plan --config CONFIG.json --preset wse3|wse2|mini|PATH.yaml\n"
+    "           [--boards N] [--slots S] [--context C] [--prompt-tokens P] [--fabric WxH] "
+    "[--json]\n";
+
+bool ParseU32(const std::string& s, uint32_t* out) {
+  if (s.empty() || s.size() > 10 || s.find_first_not_of("0123456789") != std::string::npos) {
+    return false;
+  }
+  const uint64_t v = std::stoull(s);
+  if (v > UINT32_MAX) return false;
+  *out = static_cast<uint32_t>(v);
+  return true;
+}
+
+bool ParseFabric(const std::string& s, uint32_t* w, uint32_t* h) {
+  const size_t x = s.find_first_of("xX");
+  return x != std::string::npos && ParseU32(s.substr(0, x), w) && ParseU32(s.substr(x + 1), h) &&
+         *w > 0 && *h > 0;
+}
+
+struct Phase {
+  uint64_t tokens = 0;
+  DeviceTime time;
+};
+
+// The modeled time of one pass of `tokens` positions (attending to `mean_context` earlier ones)
+// through the whole pipeline of `plan`.
+//
+// Per board b, board_sim's TimingModel models the b-th wafer holding its own layers (plus the
+// head on the last board) over the plan's region. Boards form a pipeline, so the first token
+// pays every board's latency and each further token pays the slowest board's interval:
+//   compute, fabric = sum_b Pass_b(1) + (Pass_s(T) - Pass_s(1)),  s = the slowest board.
+// The preset has no dedicated wafer-to-wafer link, so a hop between boards uses the wafer's
+// host I/O parameters (the only off-wafer link in the data):
+//   inter_wafer = (boards - 1) * (round_trip / 2              one-way transaction
+//                                 + T * hidden * 2 B / io_bytes_per_s   activations
+//                                 + (width / 2 * hop + router) / clock)  to the edge I/O
+// and the Step itself costs one host transaction moving `host_bytes` (TimingModel::HostIoNs).
+DeviceTime PipelineTime(const Plan& plan, const sim::Preset& region_preset, uint64_t tokens,
+                        double mean_context, uint64_t host_bytes) {
+  const sim::TimingModel timing(region_preset);
+  const ModelArch& a = plan.request.arch;
+  int64_t first_compute = 0, first_fabric = 0;
+  int64_t slow_interval = -1, slow_compute = 0, slow_fabric = 0;
+  for (const BoardPlan& b : plan.boards) {
+    sim::ModelShape shape;
+    shape.layers = b.layer_count;
+    shape.hidden = a.hidden_size;
+    shape.intermediate = a.intermediate_size;
+    shape.heads = a.num_heads;
+    shape.kv_heads = a.num_kv_heads;
+    shape.head_dim = a.head_dim;
+    shape.vocab = b.has_head ? a.vocab_size : 0;
+    const sim::PassTime one = timing.Pass(shape, 1, mean_context);
+    const sim::PassTime all = timing.Pass(shape, tokens, mean_context);
+    first_compute += one.compute_ns;
+    first_fabric += one.fabric_ns;
+    const int64_t interval = (all.compute_ns - one.compute_ns) + (all.fabric_ns - one.fabric_ns);
+    if (interval > slow_interval) {
+      slow_interval = interval;
+      slow_compute = all.compute_ns - one.compute_ns;
+      slow_fabric = all.fabric_ns - one.fabric_ns;
+    }
+  }
+  DeviceTime t;
+  t.compute_ns = first_compute + slow_compute;
+  t.fabric_ns = first_fabric + slow_fabric;
+  const double hops = double(plan.boards.size()) - 1;
+  const double edge_cycles =
+      double(plan.region_width) / 2 * region_preset.hop_latency_cycles + region_preset.router_cycles;
+  const double hop_ns = region_preset.round_trip_us * 1e3 / 2 +
+                        double(tokens) * a.hidden_size * 2 / region_preset.io_bytes_per_s * 1e9 +
+                        edge_cycles / region_preset.clock_hz * 1e9;
+  t.inter_wafer_ns = std::llround(hops * hop_ns);
+  t.host_io_ns = timing.HostIoNs(host_bytes);
+  t.total_ns = t.compute_ns + t.fabric_ns + t.inter_wafer_ns + t.host_io_ns;
+  return t;
+}
+
+Json TimeJson(const DeviceTime& t) {
+  return Json{{"total_ns", t.total_ns},
+              {"compute_ns", t.compute_ns},
+              {"fabric_ns", t.fabric_ns},
+              {"inter_wafer_ns", t.inter_wafer_ns},
+              {"host_io_ns", t.host_io_ns}};
+}
+
+std::string TimeText(const DeviceTime& t) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf,
+                "%.3f ms = compute %.3f + fabric %.3f + inter-wafer %.3f + host I/O %.3f ms",
+                t.total_ns / 1e6, t.compute_ns / 1e6, t.fabric_ns / 1e6, t.inter_wafer_ns / 1e6,
+                t.host_io_ns / 1e6);
+  return buf;
+}
+
+}  // namespace
+
+int RunModelPlanCommand(const std::vector<std::string>& args, std::ostream& out,
+                        std::ostream& err) {
+  size_t i = 0;
+  if (i < args.size() && args[i] == "model") ++i;
+  if (i >= args.size() || args[i] != "plan") {
+    err << kPlanUsage;
+    return kExitUsage;
+  }
+  ++i;
+  std::map<std::string, std::string> flags;
+  bool as_json = false;
+  static const char* kValued[] = {"config", "preset", "boards", "slots",
+                                  "context", "prompt-tokens", "fabric"};
+  for (; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--json") {
+      as_json = true;
+      continue;
+    }
+    const bool known = a.rfind("--", 0) == 0 &&
+                       std::any_of(std::begin(kValued), std::end(kValued),
+                                   [&](const char* k) { return a.substr(2) == k; });
+    if (!known || i + 1 >= args.size()) {
+      err << "waferctl model plan: unexpected or incomplete argument '" << a << "'\n" << kPlanUsage;
+      return kExitUsage;
+    }
+    flags[a.substr(2)] = args[++i];
+  }
+  if (!flags.count("config") || !flags.count("preset")) {
+    err << "waferctl model plan: --config and --preset are required\n" << kPlanUsage;
+    return kExitUsage;
+  }
+  uint32_t boards = 1, slots = 1, context = 0, prompt = 0, fw = 0, fh = 0;
+  auto number = [&](const char* key, uint32_t* v) {
+    if (!flags.count(key)) return true;
+    if (ParseU32(flags[key], v) && *v > 0) return true;
+    err << "waferctl model plan: --" << key << " must be a positive integer\n";
+    return false;
+  };
+  if (!number("boards", &boards) || !number("slots", &slots) || !number("context", &context) ||
+      !number("prompt-tokens", &prompt)) {
+    return kExitUsage;
+  }
+  if (flags.count("fabric") && !ParseFabric(flags["fabric"], &fw, &fh)) {
+    err << "waferctl model plan: --fabric must be WxH, e.g. 400x600\n";
+    return kExitUsage;
+  }
+
+  auto fail = [&](const std::string& code, const std::string& detail) {
+    if (as_json) {
+      out << Json{{"fits", false}, {"error", code}, {"detail", detail}}.dump(2) << "\n";
+    }
+    err << "waferctl model plan: " << code << ": " << detail << "\n";
+    return kExitFailed;
+  };
+  std::string detail;
+  auto config = LoadModelConfig(flags["config"], &detail);
+  if (!config.ok()) return fail(config.status().name(), detail);
+  auto preset = sim::LoadPreset(flags["preset"], &detail);
+  if (!preset.ok()) return fail(preset.status().name(), detail);
+  const ModelArch& arch = config->arch;
+  if (context == 0) context = std::min<uint32_t>(8192, arch.max_position);
+  if (prompt == 0) prompt = std::min<uint32_t>(1024, context);
+  if (prompt > context) {
+    err << "waferctl model plan: --prompt-tokens exceeds --context\n";
+    return kExitUsage;
+  }
+  if (slots > preset->max_slots) {
+    err << "waferctl model plan: --slots exceeds the preset's max_slots (" << preset->max_slots
+        << ")\n";
+    return kExitUsage;
+  }
+
+  PlanRequest request;
+  request.arch = arch;
+  request.board = {preset->fabric_width, preset->fabric_height, preset->sram_per_pe_bytes};
+  request.boards = boards;
+  request.slots = slots;
+  request.context = context;
+  request.dtype_bytes = config->torch_dtype == "float32" ? 4 : 2;
+  request.confine_width = fw;
+  request.confine_height = fh;
+  auto plan = PlanPlacement(request, &detail);
+  if (!plan.ok()) {
+    if (plan.status().code() == StatusCode::kResourceExhausted && as_json) {
+      Json j{{"fits", false}, {"error", plan.status().name()}, {"detail", detail}};
+      if (auto needed = BoardsNeeded(request, nullptr); needed.ok()) j["boards_needed"] = *needed;
+      out << j.dump(2) << "\n";
+      err << "waferctl model plan: does not fit: " << detail << "\n";
+      return kExitFailed;
+    }
+    if (plan.status().code() == StatusCode::kResourceExhausted) {
+      out << "does not fit: " << detail << "\n";
+      return kExitFailed;
+    }
+    return fail(plan.status().name(), detail);
+  }
+
+  sim::Preset region = *preset;
+  region.fabric_width = plan->region_width;
+  region.fabric_height = plan->region_height;
+  // Decode: every slot advances one token, each attending to the prompt (per-user rate is one
+  // token per step). Prefill: the whole prompt in one pass, attending on average to half of it.
+  const DeviceTime decode = PipelineTime(*plan, region, slots, prompt, uint64_t{slots} * 8);
+  const DeviceTime prefill =
+      PipelineTime(*plan, region, prompt, prompt / 2.0, uint64_t{prompt} * 4 + 4);
+  const double per_user = 1e9 / double(decode.total_ns);
+  const double prefill_rate = prompt * 1e9 / double(prefill.total_ns);
+  const double ttft_ms = prefill.total_ns / 1e6;
+
+  if (as_json) {
+    Json j;
+    j["fits"] = true;
+    j["model"] = {{"config", flags["config"]},
+                  {"parameters", config->param_count},
+                  {"layers", arch.num_layers},
+                  {"hidden", arch.hidden_size}};
+    j["preset"] = preset->name;
+    j["plan"] = Json::parse(PlanJson(*plan, /*include_tensors=*/false));
+    j["decode"] = {{"batch", slots},
+                   {"context", prompt},
+                   {"tokens_per_s_per_user", per_user},
+                   {"tokens_per_s_total", per_user * slots},
+                   {"step", TimeJson(decode)}};
+    j["prefill"] = {{"prompt_tokens", prompt},
+                    {"tokens_per_s", prefill_rate},
+                    {"ttft_ms", ttft_ms},
+                    {"time", TimeJson(prefill)}};
+    out << j.dump(2) << "\n";
+    return kExitOk;
+  }
+  char line[256];
+  std::snprintf(line, sizeof line, "model: %s, %.2f B parameters, %u layers; preset %s\n",
+                flags["config"].c_str(), config->param_count / 1e9, arch.num_layers,
+                preset->name.c_str());
+  out << line << PlanSummary(*plan);
+  std::snprintf(line, sizeof line, "fits: yes, on %zu of %u board(s)\n", plan->boards.size(),
+                boards);
+  out << line;
+  std::snprintf(line, sizeof line,
+                "decode: %.1f tokens/s per user (%u users, %.0f tokens/s total) at context %u\n",
+                per_user, slots, per_user * slots, prompt);
+  out << line << "  step " << TimeText(decode) << "\n";
+  std::snprintf(line, sizeof line, "prefill: %u tokens at %.0f tokens/s, TTFT %.3f ms\n", prompt,
+                prefill_rate, ttft_ms);
+  out << line << "  pass " << TimeText(prefill) << "\n";
+  return kExitOk;
+}
+
+}  // namespace wafer::host

@@ -1,0 +1,27 @@
+// `waferctl model plan`: plans a model's placement on simulated boards and estimates its speed,
+// without a daemon. Uses the host placement planner and board_sim's presets and TimingModel
+// (waferctl is a main-level tool, so it may link the simulator's models).
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace wafer::host {
+
+// Runs `waferctl model plan`. `args` are the words after `waferctl model` (a leading "model" is
+// also accepted):
+//   plan --config CONFIG.json --preset wse3|wse2|mini|PATH.yaml [--boards N] [--slots S]
+//        [--context C] [--prompt-tokens P] [--fabric WxH] [--json]
+// Defaults: boards 1, slots 1, context min(8192, max_position), prompt-tokens min(1024,
+// context). Prints the placement summary, whether it fits, and the modeled decode tokens/s per
+// user (all S slots decoding), prefill tokens/s and time to first token for a P-token prompt,
+// each with its time breakdown (compute, fabric, inter-wafer, host I/O). The output goes to
+// `out` (JSON with --json), diagnostics to `err`.
+//
+// Returns the waferctl exit code: 0 the model fits; 1 it does not fit or the config/preset
+// could not be loaded; 2 usage error.
+int RunModelPlanCommand(const std::vector<std::string>& args, std::ostream& out,
+                        std::ostream& err);
+
+}  // namespace wafer::host

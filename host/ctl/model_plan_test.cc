@@ -1,0 +1,151 @@
+#include "host/ctl/model_plan.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "host/models/model_config.h"
+
+namespace wafer::host {
+namespace {
+
+using Json = nlohmann::json;
+
+ModelArch Llama(uint32_t hidden, uint32_t inter, uint32_t layers, uint32_t heads) {
+  ModelArch a;
+  a.vocab_size = 128256;
+  a.hidden_size = hidden;
+  a.intermediate_size = inter;
+  a.num_layers = layers;
+  a.num_heads = heads;
+  a.num_kv_heads = 8;
+  a.head_dim = hidden / heads;
+  a.rope_theta = 500000;
+  a.max_position = 131072;
+  a.rope_scaling = {8, 1, 4, 8192};
+  return a;
+}
+
+std::string WriteConfig(const std::string& name, const ModelArch& arch) {
+  const std::string path = ::testing::TempDir() + "/" + name + ".config.json";
+  std::ofstream(path) << ModelConfigJson(arch, "bfloat16", 128000, 128001);
+  return path;
+}
+
+struct CmdRun {
+  int code;
+  std::string out, err;
+};
+
+CmdRun Plan(std::vector<std::string> args) {
+  std::ostringstream out, err;
+  const int code = RunModelPlanCommand(args, out, err);
+  return {code, out.str(), err.str()};
+}
+
+class ModelPlanTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    c8b_ = WriteConfig("llama8b", Llama(4096, 14336, 32, 32));
+    c70b_ = WriteConfig("llama70b", Llama(8192, 28672, 80, 64));
+  }
+  std::string c8b_, c70b_;
+};
+
+int64_t SumParts(const Json& t) {
+  return t["compute_ns"].get<int64_t>() + t["fabric_ns"].get<int64_t>() +
+         t["inter_wafer_ns"].get<int64_t>() + t["host_io_ns"].get<int64_t>();
+}
+
+TEST_F(ModelPlanTest, Llama8BFitsOneWse3) {
+  CmdRun r = Plan({"plan", "--config", c8b_, "--preset", "wse3", "--boards", "1", "--slots", "4",
+                "--context", "8192", "--prompt-tokens", "2048", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Json j = Json::parse(r.out);
+  EXPECT_TRUE(j["fits"].get<bool>());
+  EXPECT_EQ(j["plan"]["boards"].size(), 1u);
+  const Json& step = j["decode"]["step"];
+  EXPECT_EQ(step["total_ns"].get<int64_t>(), SumParts(step));
+  EXPECT_EQ(step["inter_wafer_ns"].get<int64_t>(), 0) << "one board: no hop";
+  EXPECT_GT(step["compute_ns"].get<int64_t>(), 0);
+  EXPECT_GT(step["fabric_ns"].get<int64_t>(), 0);
+  EXPECT_GT(step["host_io_ns"].get<int64_t>(), 0);
+  const double per_user = j["decode"]["tokens_per_s_per_user"];
+  EXPECT_GT(per_user, 0);
+  EXPECT_DOUBLE_EQ(j["decode"]["tokens_per_s_total"].get<double>(), 4 * per_user);
+  // Prefill amortizes the reductions: faster per token than decode for one user.
+  EXPECT_GT(j["prefill"]["tokens_per_s"].get<double>(), per_user);
+  EXPECT_EQ(j["prefill"]["time"]["total_ns"].get<int64_t>(), SumParts(j["prefill"]["time"]));
+  EXPECT_DOUBLE_EQ(j["prefill"]["ttft_ms"].get<double>(),
+                   j["prefill"]["time"]["total_ns"].get<int64_t>() / 1e6);
+}
+
+TEST_F(ModelPlanTest, TextOutputSaysItFits) {
+  CmdRun r = Plan({"model", "plan", "--config", c8b_, "--preset", "wse3"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("fits: yes"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("board 0: embedding + layers 0-31 + head"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tokens/s per user"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("TTFT"), std::string::npos) << r.out;
+}
+
+TEST_F(ModelPlanTest, Llama70BDoesNotFitOneBoard) {
+  CmdRun r = Plan({"plan", "--config", c70b_, "--preset", "wse3", "--json"});
+  EXPECT_EQ(r.code, 1);
+  const Json j = Json::parse(r.out);
+  EXPECT_FALSE(j["fits"].get<bool>());
+  EXPECT_EQ(j["error"], "RESOURCE_EXHAUSTED");
+  EXPECT_EQ(j["boards_needed"], 4);
+  CmdRun text = Plan({"plan", "--config", c70b_, "--preset", "wse3"});
+  EXPECT_EQ(text.code, 1);
+  EXPECT_NE(text.out.find("does not fit: the model needs 4 boards"), std::string::npos)
+      << text.out;
+}
+
+TEST_F(ModelPlanTest, Llama70BOnFourBoardsPaysInterWaferHops) {
+  CmdRun r = Plan({"plan", "--config", c70b_, "--preset", "wse3", "--boards", "4", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Json j = Json::parse(r.out);
+  EXPECT_EQ(j["plan"]["boards"].size(), 4u);
+  EXPECT_GT(j["decode"]["step"]["inter_wafer_ns"].get<int64_t>(), 0);
+  CmdRun small = Plan({"plan", "--config", c8b_, "--preset", "wse3", "--json"});
+  ASSERT_EQ(small.code, 0);
+  EXPECT_LT(j["decode"]["tokens_per_s_per_user"].get<double>(),
+            Json::parse(small.out)["decode"]["tokens_per_s_per_user"].get<double>());
+}
+
+TEST_F(ModelPlanTest, FabricConfinementAndPresetPath) {
+  const std::string preset = std::string(WAFER_PRESET_DIR) + "/wse2.yaml";
+  CmdRun whole = Plan({"plan", "--config", c8b_, "--preset", preset, "--json"});
+  ASSERT_EQ(whole.code, 0) << whole.err;
+  EXPECT_EQ(Json::parse(whole.out)["preset"], "wse2");
+  CmdRun confined = Plan({"plan", "--config", c8b_, "--preset", preset, "--fabric", "300x400",
+                       "--json"});
+  EXPECT_EQ(confined.code, 1);
+  EXPECT_GT(Json::parse(confined.out)["boards_needed"].get<int>(), 1);
+}
+
+TEST_F(ModelPlanTest, UsageErrors) {
+  EXPECT_EQ(Plan({}).code, 2);
+  EXPECT_EQ(Plan({"show"}).code, 2);
+  EXPECT_EQ(Plan({"plan", "--preset", "wse3"}).code, 2);
+  EXPECT_EQ(Plan({"plan", "--config", c8b_, "--preset", "wse3", "--boards", "0"}).code, 2);
+  EXPECT_EQ(Plan({"plan", "--config", c8b_, "--preset", "wse3", "--boards", "x"}).code, 2);
+  EXPECT_EQ(Plan({"plan", "--config", c8b_, "--preset", "wse3", "--fabric", "12"}).code, 2);
+  EXPECT_EQ(Plan({"plan", "--config", c8b_, "--preset", "wse3", "--bogus", "1"}).code, 2);
+  EXPECT_EQ(Plan({"plan", "--config", c8b_, "--preset", "wse3", "--slots"}).code, 2);
+  EXPECT_EQ(Plan({"plan", "--config", c8b_, "--preset", "wse3", "--context", "100",
+                  "--prompt-tokens", "200"}).code, 2);
+}
+
+TEST_F(ModelPlanTest, MissingFilesFail) {
+  CmdRun r = Plan({"plan", "--config", "/nonexistent/config.json", "--preset", "wse3", "--json"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_FALSE(Json::parse(r.out)["fits"].get<bool>());
+  EXPECT_EQ(Plan({"plan", "--config", c8b_, "--preset", "nosuchpreset"}).code, 1);
+}
+
+}  // namespace
+}  // namespace wafer::host
