@@ -2,7 +2,7 @@
 
 #include <flatbuffers/flatbuffers.h>
 
-#include "host/wire/aligned_frame.h"
+#include "host/wire/envelope.h"
 #include "schemas/admin_generated.h"
 
 namespace wafer::host {
@@ -160,31 +160,15 @@ std::string EncodeAdmin(const AdminMessage& message) {
 }
 
 bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeError* error) {
+  static constexpr EnvelopeSchema<wa::AdminEnvelope> kSchema{
+      wa::AdminEnvelopeBufferHasIdentifier, wa::VerifyAdminEnvelopeBuffer, wa::GetAdminEnvelope, "WADM"};
+  const wa::AdminEnvelope* env = OpenEnvelope(frame, kSchema, error);
+  if (env == nullptr) return false;
   auto fail = [&](ErrorCode code, std::string detail) {
     error->code = code;
     error->detail = std::move(detail);
     return false;
   };
-  if (frame.size() < 8) return fail(ErrorCode::kMalformedMessage, "message shorter than 8 bytes");
-  std::span<const uint8_t> bytes = AlignedCopy(frame);
-  if (!wa::AdminEnvelopeBufferHasIdentifier(bytes.data())) {
-    return fail(ErrorCode::kMalformedMessage, "wrong file identifier (want WADM)");
-  }
-  fb::Verifier verifier(bytes.data(), bytes.size(), 32, 100000);
-  if (!wa::VerifyAdminEnvelopeBuffer(verifier)) {
-    return fail(ErrorCode::kMalformedMessage, "buffer failed FlatBuffers verification");
-  }
-  const wa::AdminEnvelope* env = wa::GetAdminEnvelope(bytes.data());
-  if (env->version() == nullptr) return fail(ErrorCode::kMalformedMessage, "missing version");
-  if (env->version()->major() != kProtocolMajor) {
-    return fail(ErrorCode::kUnsupportedVersion,
-                "protocol major version " + std::to_string(env->version()->major()) +
-                    " not supported (this daemon speaks " + std::to_string(kProtocolMajor) + ")");
-  }
-  // A union may carry its type without its table; the accessors would then return null.
-  if (env->message_type() != wa::AdminMessage::NONE && env->message() == nullptr) {
-    return fail(ErrorCode::kMalformedMessage, "message type without a message");
-  }
   switch (env->message_type()) {
     case wa::AdminMessage::StatusQuery:
       *out = StatusQuery{env->message_as_StatusQuery()->request_tag()};

@@ -2,7 +2,7 @@
 
 #include <flatbuffers/flatbuffers.h>
 
-#include "host/wire/aligned_frame.h"
+#include "host/wire/envelope.h"
 #include "schemas/job_generated.h"
 
 namespace wafer::host {
@@ -143,31 +143,15 @@ std::string EncodeJob(const JobMessage& message) {
 }
 
 bool DecodeJob(std::span<const std::byte> frame, JobMessage* out, DecodeError* error) {
+  static constexpr EnvelopeSchema<wj::JobEnvelope> kSchema{
+      wj::JobEnvelopeBufferHasIdentifier, wj::VerifyJobEnvelopeBuffer, wj::GetJobEnvelope, "WJOB"};
+  const wj::JobEnvelope* env = OpenEnvelope(frame, kSchema, error);
+  if (env == nullptr) return false;
   auto fail = [&](ErrorCode code, std::string detail) {
     error->code = code;
     error->detail = std::move(detail);
     return false;
   };
-  if (frame.size() < 8) return fail(ErrorCode::kMalformedMessage, "message shorter than 8 bytes");
-  std::span<const uint8_t> bytes = AlignedCopy(frame);
-  if (!wj::JobEnvelopeBufferHasIdentifier(bytes.data())) {
-    return fail(ErrorCode::kMalformedMessage, "wrong file identifier (want WJOB)");
-  }
-  fb::Verifier verifier(bytes.data(), bytes.size(), /*max_depth=*/32, /*max_tables=*/100000);
-  if (!wj::VerifyJobEnvelopeBuffer(verifier)) {
-    return fail(ErrorCode::kMalformedMessage, "buffer failed FlatBuffers verification");
-  }
-  const wj::JobEnvelope* env = wj::GetJobEnvelope(bytes.data());
-  if (env->version() == nullptr) return fail(ErrorCode::kMalformedMessage, "missing version");
-  if (env->version()->major() != kProtocolMajor) {
-    return fail(ErrorCode::kUnsupportedVersion,
-                "protocol major version " + std::to_string(env->version()->major()) +
-                    " not supported (this daemon speaks " + std::to_string(kProtocolMajor) + ")");
-  }
-  // A union may carry its type without its table; the accessors would then return null.
-  if (env->message_type() != wj::JobMessage::NONE && env->message() == nullptr) {
-    return fail(ErrorCode::kMalformedMessage, "message type without a message");
-  }
   switch (env->message_type()) {
     case wj::JobMessage::SubmitJob: {
       const wj::SubmitJob* m = env->message_as_SubmitJob();
