@@ -161,7 +161,8 @@ std::string EncodeAdmin(const AdminMessage& message) {
 
 bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeError* error) {
   static constexpr EnvelopeSchema<wa::AdminEnvelope> kSchema{
-      wa::AdminEnvelopeBufferHasIdentifier, wa::VerifyAdminEnvelopeBuffer, wa::GetAdminEnvelope, "WADM"};
+      wa::AdminEnvelopeBufferHasIdentifier, wa::VerifyAdminEnvelopeBuffer, wa::GetAdminEnvelope,
+      "WADM"};
   const wa::AdminEnvelope* env = OpenEnvelope(frame, kSchema, error);
   if (env == nullptr) return false;
   auto fail = [&](ErrorCode code, std::string detail) {
