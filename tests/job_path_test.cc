@@ -564,3 +564,123 @@ TEST(BoardShowTest, AdminReportsGeometryHarvestingAndSensors) {
 
 }  // namespace
 }  // namespace wafer::testing
+
+namespace wafer::testing {
+namespace {
+
+using namespace wafer::host;
+
+// A PE holding weights stops: the board remaps it to a spare and refuses the model's steps
+// (DATA_LOSS); the daemon re-queues the jobs, re-stages the model and the job finishes with
+// exactly the tokens of an undisturbed run.
+TEST(BoardLossTest, FailedPeReloadsTheModelAndTheJobCompletes) {
+  TempDir dir;
+  ASSERT_TRUE(WriteModel(dir.path() + "/tiny", "tiny", 41));
+  DaemonHarness h;
+  ASSERT_EQ(h.Load(dir.path() + "/tiny", "tiny", 2), ErrorCode::kNone);
+  auto client = h.NewJobClient();
+  SubmitJob j;
+  j.model = "tiny";
+  j.prompt_text = "a PE is about to fail";
+  j.max_tokens = 1000;
+  SubmitOutcome o;
+  ASSERT_TRUE(client->Submit(j, &o, 30000).ok());
+  Stream reference = Collect(*client, o.accepted_reply.job_id);
+  ASSERT_EQ(reference.tokens.size(), 1000u);
+
+  ASSERT_TRUE(client->Submit(j, &o, 30000).ok());
+  ASSERT_TRUE(o.accepted);
+  JobMessage first;
+  do {
+    ASSERT_TRUE(client->Receive(&first, 30000).ok());
+  } while (!std::holds_alternative<TokenChunk>(first));
+  auto admin = h.NewAdminClient();
+  OperationResult r;
+  // The first PE of the fabric holds the start of the first tensor staged (the embedding).
+  ASSERT_TRUE(admin->Operate(InjectFault{0, 0, "pe_stop", 0, 0, 0, 0}, nullptr, &r, 30000).ok());
+  EXPECT_EQ(r.code, ErrorCode::kNone) << r.detail;
+
+  Stream rest = Collect(*client, o.accepted_reply.job_id);
+  std::vector<uint32_t> all = std::get<TokenChunk>(first).tokens;
+  all.insert(all.end(), rest.tokens.begin(), rest.tokens.end());
+  EXPECT_EQ(rest.finished.reason, FinishReason::kLength) << rest.finished.detail;
+  EXPECT_EQ(all, reference.tokens);
+
+  BoardLogReply log;
+  ASSERT_TRUE(admin->ReadBoardLog(0, 0, &log, 30000).ok());
+  bool pe_failed = false;
+  for (const BoardLogEntry& e : log.records) pe_failed |= e.code == "kPeFailed";
+  EXPECT_TRUE(pe_failed);
+  StatusReply st;
+  ASSERT_TRUE(admin->QueryStatus(&st, 30000).ok());
+  ASSERT_EQ(st.models.size(), 1u);
+  EXPECT_EQ(st.models[0].state, ModelState::kReady);
+}
+
+}  // namespace
+}  // namespace wafer::testing
+
+namespace wafer::testing {
+namespace {
+
+using namespace wafer::host;
+
+// An unload waiting for its last jobs when the board is reset: the jobs end with a typed error
+// and the unload completes (it must not wait forever for jobs that can no longer run).
+TEST(BoardLossTest, UnloadInProgressCompletesWhenTheBoardIsReset) {
+  TempDir dir;
+  ASSERT_TRUE(WriteModel(dir.path() + "/tiny", "tiny", 51));
+  DaemonHarness h;
+  ASSERT_EQ(h.Load(dir.path() + "/tiny", "tiny", 2), ErrorCode::kNone);
+  auto client = h.NewJobClient();
+  SubmitJob j;
+  j.model = "tiny";
+  j.prompt_text = "unload me";
+  j.max_tokens = 1000;
+  SubmitOutcome o;
+  ASSERT_TRUE(client->Submit(j, &o, 30000).ok());
+  ASSERT_TRUE(o.accepted);
+  JobMessage m;
+  do {
+    ASSERT_TRUE(client->Receive(&m, 30000).ok());
+  } while (!std::holds_alternative<TokenChunk>(m));
+
+  OperationResult unload;
+  Status unload_status;
+  std::thread unloader([&] {
+    auto admin = h.NewAdminClient();
+    unload_status = admin->Operate(UnloadModel{0, "tiny"}, nullptr, &unload, 30000);
+  });
+  // Wait until the daemon has started the unload, then reset the board under it.
+  auto admin = h.NewAdminClient();
+  for (int i = 0; i < 200; ++i) {
+    StatusReply st;
+    ASSERT_TRUE(admin->QueryStatus(&st, 30000).ok());
+    if (st.models.empty() || st.models[0].state == ModelState::kUnloading) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  OperationResult reset;
+  ASSERT_TRUE(admin->Operate(ResetBoard{0, 0}, nullptr, &reset, 30000).ok());
+  unloader.join();
+  ASSERT_TRUE(unload_status.ok());
+  EXPECT_EQ(unload.code, ErrorCode::kNone) << unload.detail;
+  JobFinished finished;
+  while (true) {
+    ASSERT_TRUE(client->Receive(&m, 30000).ok());
+    if (auto* f = std::get_if<JobFinished>(&m)) {
+      finished = *f;
+      break;
+    }
+  }
+  // Either the job outran the unload (length) or the reset ended it with a typed error.
+  if (finished.reason != FinishReason::kLength) {
+    EXPECT_EQ(finished.reason, FinishReason::kError);
+    EXPECT_EQ(finished.error_code, ErrorCode::kModelNotReady) << finished.detail;
+  }
+  StatusReply st;
+  ASSERT_TRUE(admin->QueryStatus(&st, 30000).ok());
+  EXPECT_TRUE(st.models.empty());
+}
+
+}  // namespace
+}  // namespace wafer::testing

@@ -97,6 +97,11 @@ class Daemon {
   void OnOperationDone(Board& board, OperationDone& done);
   void OnBoardUpdate(Board& board, const BoardUpdate& update);
   void OnBoardLost(Board& board);
+  // Takes a model off its board: running jobs are re-queued (prompt + output as prefill), the
+  // model becomes kFailed; an unloading model is removed instead. `model` may be destroyed.
+  void LoseModel(Model& model, const std::string& why);
+  // Loads a kFailed model again under a new id (its queued jobs wait for it).
+  void ReloadModel(Model& model);
   void ReloadLostModels(Board& board);
   void ScheduleSteps();
   bool PlanStep(Board& board, Model& model);

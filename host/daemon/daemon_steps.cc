@@ -88,52 +88,75 @@ void Daemon::OnBoardUpdate(Board& board, const BoardUpdate& update) {
 }
 
 void Daemon::OnBoardLost(Board& board) {
-  // The board's SRAM can no longer be trusted to hold the models or the KV caches. Running jobs
-  // go back to the front of the queue with their output so far as prefill; nothing accepted is
-  // lost, and clients see the stream continue once the model is back. Steps still in flight
-  // come back from the worker (with results for the old model, ignored) and are counted then.
+  // The board's SRAM can no longer be trusted to hold the models or the KV caches. Steps still
+  // in flight come back from the worker (with results for the old model, ignored) and are
+  // counted then. The models come back in ReloadLostModels once the board is ready.
+  std::vector<Model*> lost;
   for (auto& [name, model] : models_) {
-    if (model->board != board.index) continue;
-    if (model->state != ModelState::kReady && model->state != ModelState::kUnloading) continue;
-    model->state = model->state == ModelState::kUnloading ? ModelState::kUnloading
-                                                          : ModelState::kFailed;
-    std::vector<uint64_t> requeue(model->running.begin(), model->running.end());
-    for (uint64_t id : requeue) {
-      Job& job = *jobs_.at(id);
-      ReleaseSlot(job);
-      job.in_flight = false;
-      if (job.cancel_requested) {
-        FinishJob(job, FinishReason::kCancelled);
-        continue;
-      }
-      job.state = JobState::kQueued;
-      job.prefill = job.prompt;
-      job.prefill.insert(job.prefill.end(), job.output.begin(), job.output.end());
-      job.prefill_fed = 0;
-      policy_->Push(QueuedJob{job.id, job.model, job.tenant, 0, job.accepted_ns,
-                              job.deadline_unix_ms});
+    if (model->board == board.index &&
+        (model->state == ModelState::kReady || model->state == ModelState::kUnloading)) {
+      lost.push_back(model.get());
     }
-    model->free_slots.clear();
-    if (model->state == ModelState::kUnloading) model->unload_sent = true;  // Nothing to unload.
-    std::fprintf(stderr, "waferd: model %s lost with board %u; %zu jobs re-queued\n", name.c_str(),
-                 board.index, requeue.size());
   }
+  for (Model* model : lost) LoseModel(*model, "lost with board " + std::to_string(board.index));
+}
+
+void Daemon::LoseModel(Model& model, const std::string& why) {
+  if (model.state == ModelState::kUnloading) {
+    // It was going away anyway: its last jobs cannot finish, and there is nothing to unload.
+    std::vector<uint64_t> running(model.running.begin(), model.running.end());
+    for (uint64_t id : running) {
+      FinishJob(*jobs_.at(id), FinishReason::kError, ErrorCode::kModelNotReady,
+                "model unloaded; " + why);
+    }
+    std::fprintf(stderr, "waferd: model %s (unloading) %s; %zu jobs ended\n", model.name.c_str(),
+                 why.c_str(), running.size());
+    FinishOperation(model.unload_peer, model.unload_tag, OkStatus(),
+                    "model " + model.name + " unloaded (" + why + ")", 0);
+    models_.erase(model.name);  // `model` is gone after this line.
+    return;
+  }
+  // Running jobs go back to the queue with their output so far as prefill: nothing accepted is
+  // lost, and clients see the stream continue once the model is back.
+  model.state = ModelState::kFailed;
+  std::vector<uint64_t> requeue(model.running.begin(), model.running.end());
+  for (uint64_t id : requeue) {
+    Job& job = *jobs_.at(id);
+    ReleaseSlot(job);
+    job.in_flight = false;
+    if (job.cancel_requested) {
+      FinishJob(job, FinishReason::kCancelled);
+      continue;
+    }
+    job.state = JobState::kQueued;
+    job.prefill = job.prompt;
+    job.prefill.insert(job.prefill.end(), job.output.begin(), job.output.end());
+    job.prefill_fed = 0;
+    policy_->Push(QueuedJob{job.id, job.model, job.tenant, 0, job.accepted_ns,
+                            job.deadline_unix_ms});
+  }
+  model.free_slots.clear();
+  std::fprintf(stderr, "waferd: model %s %s; %zu jobs re-queued\n", model.name.c_str(),
+               why.c_str(), requeue.size());
+}
+
+void Daemon::ReloadModel(Model& model) {
+  LoadWork work;
+  work.name = model.name;
+  work.path = model.path;
+  work.slots = model.slots;
+  work.context_length = model.context_length;
+  work.replaces_model_id = model.model_id;  // Freed first, in case the board kept it.
+  model.model_id = next_model_id_++;
+  work.model_id = model.model_id;
+  model.state = ModelState::kLoading;
+  std::fprintf(stderr, "waferd: reloading %s onto board %u\n", model.name.c_str(), model.board);
+  SendOwned(boards_[model.board]->channel, std::make_unique<WorkerRequest>(std::move(work)));
 }
 
 void Daemon::ReloadLostModels(Board& board) {
   for (auto& [name, model] : models_) {
-    if (model->board != board.index || model->state != ModelState::kFailed) continue;
-    LoadWork work;
-    work.name = name;
-    work.path = model->path;
-    work.slots = model->slots;
-    work.context_length = model->context_length;
-    work.replaces_model_id = model->model_id;  // Freed first, in case the board kept it.
-    model->model_id = next_model_id_++;
-    work.model_id = model->model_id;
-    model->state = ModelState::kLoading;
-    std::fprintf(stderr, "waferd: board %u is back; reloading %s\n", board.index, name.c_str());
-    SendOwned(board.channel, std::make_unique<WorkerRequest>(std::move(work)));
+    if (model->board == board.index && model->state == ModelState::kFailed) ReloadModel(*model);
   }
 }
 
@@ -218,6 +241,14 @@ void Daemon::OnStepDone(Board& board, StepDone& done) {
   if (!done.status.ok()) {
     if (done.status.code() == StatusCode::kUnavailable) {
       OnBoardLost(board);  // The worker reports the board offline too; either order works.
+      return;
+    }
+    if (done.status.code() == StatusCode::kDataLoss) {
+      // Some of the model's weights sat on a PE that failed (the board remapped it to a spare
+      // and reports which tensors in ReadFaults). Re-staging everything is the simple, safe
+      // repair: the jobs wait in the queue meanwhile.
+      LoseModel(*model, "lost weights to a failed PE (" + done.detail + ")");
+      ReloadModel(*model);
       return;
     }
     for (Job* job : jobs) {
