@@ -187,7 +187,7 @@ TEST_F(FirmwareLoopTest, CommandBeforeBootGetsTypedAckAndCrcMismatchIsDataLoss) 
   fbb.Clear();
   ww = wb::CreateWriteWeightsDirect(fbb, 1, 0, 2, &data, bad_crc ^ 1);
   env = Serve(Finish(fbb, 15, wb::BoardMessage::WriteWeights, ww.Union()));
-  EXPECT_EQ(env->message_as_Ack()->code(), wire::ErrorCode::kInvalidArgument);
+  EXPECT_EQ(env->message_as_Ack()->code(), wire::ErrorCode::kOutOfRange);
   EXPECT_EQ(std::string(env->message_as_Ack()->detail()->c_str()).rfind("OUT_OF_RANGE", 0), 0u);
 }
 

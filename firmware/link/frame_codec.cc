@@ -36,8 +36,8 @@ wire::ErrorCode ToWire(StatusCode code) {
   switch (code) {
     case StatusCode::kOk: return wire::ErrorCode::kNone;
     case StatusCode::kCancelled: return wire::ErrorCode::kCancelled;
-    case StatusCode::kInvalidArgument:
-    case StatusCode::kOutOfRange: return wire::ErrorCode::kInvalidArgument;
+    case StatusCode::kInvalidArgument: return wire::ErrorCode::kInvalidArgument;
+    case StatusCode::kOutOfRange: return wire::ErrorCode::kOutOfRange;
     case StatusCode::kDeadlineExceeded: return wire::ErrorCode::kDeadlineExceeded;
     case StatusCode::kNotFound: return wire::ErrorCode::kUnknownModel;
     case StatusCode::kAlreadyExists: return wire::ErrorCode::kAlreadyExists;
@@ -46,8 +46,8 @@ wire::ErrorCode ToWire(StatusCode code) {
     case StatusCode::kUnimplemented: return wire::ErrorCode::kUnimplemented;
     case StatusCode::kUnavailable: return wire::ErrorCode::kBoardUnavailable;
     case StatusCode::kDataLoss: return wire::ErrorCode::kDataLoss;
+    case StatusCode::kPermissionDenied: return wire::ErrorCode::kPermissionDenied;
     case StatusCode::kUnknown:
-    case StatusCode::kPermissionDenied:
     case StatusCode::kAborted:
     case StatusCode::kInternal:
     case StatusCode::kUnauthenticated: return wire::ErrorCode::kInternal;
@@ -324,8 +324,7 @@ bool FrameCodec::Decode(std::span<const std::byte> frame, Command& cmd, Reply& e
 
 std::span<const std::byte> FrameCodec::Encode(const Reply& r) {
   fbb_.Clear();
-  // Detail carries the canonical status name first, so a peer can recover codes the wire
-  // ErrorCode enum lacks (OUT_OF_RANGE travels as kInvalidArgument).
+  // Detail carries the canonical status name first, for logs and operators.
   std::array<char, 256> text{};
   if (r.code != StatusCode::kOk) {
     std::snprintf(text.data(), text.size(), "%s: %s", StatusCodeName(r.code), r.detail);

@@ -41,11 +41,12 @@ std::string Str(const flatbuffers::String* s) { return s == nullptr ? "" : s->st
 
 }  // namespace
 
-Status StatusFromWire(uint16_t code, const std::string& detail) {
+Status StatusFromWire(uint16_t code) {
   switch (static_cast<wire::ErrorCode>(code)) {
     case wire::ErrorCode::kNone: return OkStatus();
-    case wire::ErrorCode::kInvalidArgument:
-      return detail.rfind("OUT_OF_RANGE", 0) == 0 ? OutOfRange() : InvalidArgument();
+    case wire::ErrorCode::kInvalidArgument: return InvalidArgument();
+    case wire::ErrorCode::kOutOfRange: return OutOfRange();
+    case wire::ErrorCode::kPermissionDenied: return Status(StatusCode::kPermissionDenied);
     case wire::ErrorCode::kUnsupportedVersion: return FailedPrecondition();
     case wire::ErrorCode::kUnknownModel: return NotFound();
     case wire::ErrorCode::kResourceExhausted: return ResourceExhausted();
@@ -57,11 +58,7 @@ Status StatusFromWire(uint16_t code, const std::string& detail) {
     case wire::ErrorCode::kAlreadyExists: return AlreadyExists();
     case wire::ErrorCode::kBoardUnavailable: return Unavailable();
     case wire::ErrorCode::kDeadlineExceeded: return DeadlineExceeded();
-    case wire::ErrorCode::kInternal:
-      // The board sends PERMISSION_DENIED (a firmware image signature that does not verify) as
-      // kInternal with the canonical name first in the detail.
-      return detail.rfind("PERMISSION_DENIED", 0) == 0 ? Status(StatusCode::kPermissionDenied)
-                                                       : Internal();
+    case wire::ErrorCode::kInternal: return Internal();
     default: return Internal();  // Malformed/wrong-type (a host bug), unknown.
   }
 }
@@ -255,14 +252,14 @@ Result<BoardReply> DecodeBoardReply(std::span<const std::byte> frame, std::strin
       const auto* m = env->message_as_Ack();
       r.type = BoardReplyType::kAck;
       r.detail = Str(m->detail());
-      r.status = StatusFromWire(static_cast<uint16_t>(m->code()), r.detail);
+      r.status = StatusFromWire(static_cast<uint16_t>(m->code()));
       return r;
     }
     case wb::BoardMessage::wafer_wire_ErrorReply: {
       const auto* m = env->message_as_wafer_wire_ErrorReply();
       r.type = BoardReplyType::kError;
       r.detail = Str(m->detail());
-      r.status = StatusFromWire(static_cast<uint16_t>(m->code()), r.detail);
+      r.status = StatusFromWire(static_cast<uint16_t>(m->code()));
       if (r.status.ok()) r.status = Internal();  // An error reply always means failure.
       r.frame_crc_failed = m->code() == wire::ErrorCode::kDataLoss;
       return r;
@@ -275,7 +272,7 @@ Result<BoardReply> DecodeBoardReply(std::span<const std::byte> frame, std::strin
           SeqResult out;
           out.slot = s->slot();
           if (s->tokens() != nullptr) out.tokens.assign(s->tokens()->begin(), s->tokens()->end());
-          out.status = StatusFromWire(static_cast<uint16_t>(s->code()), "");
+          out.status = StatusFromWire(static_cast<uint16_t>(s->code()));
           out.context_tokens = s->context_tokens();
           r.step.results.push_back(std::move(out));
         }

@@ -70,8 +70,7 @@ Result<BoardReply> DecodeBoardReply(std::span<const std::byte> frame, std::strin
 // The name of a board.fbs LogCode value ("kImageRolledBack"); "" for a code this host lacks.
 const char* BoardLogCodeName(uint16_t code);
 
-// Maps a wire ErrorCode value (and the detail, whose "OUT_OF_RANGE:" or "PERMISSION_DENIED:"
-// prefix recovers a code the wire enum lacks) to a Status.
-Status StatusFromWire(uint16_t code, const std::string& detail);
+// Maps a wire ErrorCode value to a Status (unknown values to INTERNAL).
+Status StatusFromWire(uint16_t code);
 
 }  // namespace wafer::host

@@ -18,6 +18,8 @@ ErrorCode AdminCode(Status s) {
     case StatusCode::kFailedPrecondition: return ErrorCode::kFailedPrecondition;
     case StatusCode::kUnavailable: return ErrorCode::kBoardUnavailable;
     case StatusCode::kDataLoss: return ErrorCode::kDataLoss;
+    case StatusCode::kOutOfRange: return ErrorCode::kOutOfRange;
+    case StatusCode::kPermissionDenied: return ErrorCode::kPermissionDenied;
     default: return ErrorCode::kInternal;
   }
 }

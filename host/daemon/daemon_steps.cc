@@ -22,6 +22,8 @@ ErrorCode ToErrorCode(Status s) {
     case StatusCode::kFailedPrecondition: return ErrorCode::kFailedPrecondition;
     case StatusCode::kUnavailable: return ErrorCode::kBoardUnavailable;
     case StatusCode::kDataLoss: return ErrorCode::kDataLoss;
+    case StatusCode::kOutOfRange: return ErrorCode::kOutOfRange;
+    case StatusCode::kPermissionDenied: return ErrorCode::kPermissionDenied;
     case StatusCode::kDeadlineExceeded: return ErrorCode::kDeadlineExceeded;
     case StatusCode::kCancelled: return ErrorCode::kCancelled;
     case StatusCode::kUnimplemented: return ErrorCode::kUnimplemented;

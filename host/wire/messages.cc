@@ -27,6 +27,8 @@ const char* ErrorCodeName(ErrorCode code) {
     case ErrorCode::kCancelled: return "CANCELLED";
     case ErrorCode::kAlreadyExists: return "ALREADY_EXISTS";
     case ErrorCode::kMessageTooLarge: return "MESSAGE_TOO_LARGE";
+    case ErrorCode::kOutOfRange: return "OUT_OF_RANGE";
+    case ErrorCode::kPermissionDenied: return "PERMISSION_DENIED";
   }
   return "UNKNOWN_CODE";
 }

@@ -38,6 +38,8 @@ enum class ErrorCode : uint16_t {
   kCancelled = 20,
   kAlreadyExists = 21,
   kMessageTooLarge = 22,
+  kOutOfRange = 23,
+  kPermissionDenied = 24,
 };
 
 // "UNKNOWN_MODEL" style names, for logs, CLI output and metric labels.
