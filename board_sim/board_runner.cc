@@ -62,6 +62,7 @@ class BoardThread final : public EmbeddedBoard {
     wafer_options.board_id = options_.board_id;
     wafer_options.seed = options_.seed;
     wafer_options.faults = options_.faults;
+    wafer_options.realtime = options_.realtime;
     wafer_options.firmware = &flash;
     if (options_.allow_process_crash) {
       // wafer-sim only: die like a crashed process, without unwinding or flushing anything.

@@ -29,6 +29,8 @@ struct BoardOptions {
   // wafer-sim sets this: an injected kProcessCrash then exits the process at once with
   // kCrashExitCode. An embedded board (inside waferd) refuses kProcessCrash.
   bool allow_process_crash = false;
+  // See SimWaferOptions::realtime.
+  bool realtime = false;
 };
 
 inline constexpr int kCrashExitCode = 70;

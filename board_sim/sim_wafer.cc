@@ -1,5 +1,8 @@
 #include "board_sim/sim_wafer.h"
 
+#include <chrono>
+#include <thread>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -261,6 +264,7 @@ Status SimWafer::UnloadModel(uint32_t model_id) {
 
 Status SimWafer::RunStep(const hal::StepRequest& request, std::span<hal::SeqOutcome> outcomes,
                          hal::DeviceTime& time) {
+  const int64_t began = clock_.NowNanos();
   auto it = models_.find(request.model_id);
   if (it == models_.end() || !it->second->committed) return NotFound();
   Model& model = *it->second;
@@ -288,6 +292,12 @@ Status SimWafer::RunStep(const hal::StepRequest& request, std::span<hal::SeqOutc
   time.host_io_ns = timing_.HostIoNs(io_bytes);
   time.total_ns = time.compute_ns + time.fabric_ns + time.inter_wafer_ns + time.host_io_ns;
   thermal_.AddBusy(time.compute_ns + time.fabric_ns);
+  if (options_.realtime) {
+    // The wafer is busy for the modeled time; the firmware waits for it, as it would for the
+    // fabric. (Simulated hardware latency, not a timeout: nothing else runs on this thread.)
+    const int64_t remaining = began + time.total_ns - clock_.NowNanos();
+    if (remaining > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(remaining));
+  }
   return OkStatus();
 }
 

@@ -45,6 +45,10 @@ struct SimWaferOptions {
   // Optional, outlives the wafer: the self-test fails while the running image carries
   // kFailSelfTestMarker (or is on trial, with FaultPlan::fail_trial_boot).
   const fw::hal::FirmwareFlash* firmware = nullptr;
+  // Real-time pacing: a Step returns no sooner than its modeled device time after it began, as
+  // the real wafer would, so tokens reach clients at the modeled rate. Off: as fast as the host
+  // can simulate. Needs a clock that moves by itself (not a FakeClock).
+  bool realtime = false;
   // Set only by wafer-sim: called for an injected kProcessCrash; must not return (it _Exits).
   // Without it (an embedded board) kProcessCrash is UNIMPLEMENTED.
   std::function<void()> crash;

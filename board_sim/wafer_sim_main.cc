@@ -1,7 +1,7 @@
 // wafer-sim: a simulated board in its own process, so a board crash cannot take waferd down.
 //
 //   wafer-sim --endpoint ipc:///tmp/board0.sock|tcp://127.0.0.1:5600 [--preset mini|PATH.yaml]
-//             [--preset-dir DIR] [--seed N] [--board-id NAME] [--firmware-key HEX]
+//             [--preset-dir DIR] [--seed N] [--board-id NAME] [--firmware-key HEX] [--pacing realtime|fast]
 //
 // --firmware-key is the Ed25519 public key (64 hex digits) firmware images must be signed with;
 // without it the board refuses every image.
@@ -22,7 +22,7 @@ namespace {
 int Usage(const char* why) {
   std::fprintf(stderr,
                "wafer-sim: %s\nusage: wafer-sim --endpoint ENDPOINT [--preset NAME|PATH] "
-               "[--preset-dir DIR] [--seed N] [--board-id NAME] [--firmware-key HEX]\n",
+               "[--preset-dir DIR] [--seed N] [--board-id NAME] [--firmware-key HEX] [--pacing realtime|fast]\n",
                why);
   return 2;
 }
@@ -45,6 +45,9 @@ int main(int argc, char** argv) {
       endpoint = value;
     } else if (flag == "--preset") {
       options.preset = value;
+    } else if (flag == "--pacing") {
+      if (value != "realtime" && value != "fast") return Usage("--pacing wants realtime or fast");
+      options.realtime = value == "realtime";
     } else if (flag == "--preset-dir") {
       options.preset_dir = value;
     } else if (flag == "--board-id") {

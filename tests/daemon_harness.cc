@@ -69,6 +69,7 @@ DaemonHarness::DaemonHarness(const std::function<void(host::DaemonConfig&)>& twe
   if (tweak) tweak(config_);
   sim::BoardOptions options;
   options.preset = "mini";
+  options.realtime = config_.boards[0].pacing == "realtime";
   std::string error;
   auto board = sim::StartEmbeddedBoard(context_, config_.boards[0].endpoint, options, &error);
   if (!board.ok()) {

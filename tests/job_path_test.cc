@@ -684,3 +684,32 @@ TEST(BoardLossTest, UnloadInProgressCompletesWhenTheBoardIsReset) {
 
 }  // namespace
 }  // namespace wafer::testing
+
+namespace wafer::testing {
+namespace {
+
+using namespace wafer::host;
+
+// Real-time pacing: each Step lasts at least its modeled device time, so a job can never finish
+// faster than the wafer it runs on would have produced it (a lower bound; never an upper one).
+TEST(PacingTest, RealtimeBoardTakesAtLeastTheModeledDeviceTime) {
+  TempDir dir;
+  ASSERT_TRUE(WriteShapeOnlyModel(dir.path() + "/shape"));
+  DaemonHarness h([](DaemonConfig& c) { c.boards[0].pacing = "realtime"; });
+  ASSERT_EQ(h.Load(dir.path() + "/shape", "shape", 4), ErrorCode::kNone);
+  auto client = h.NewJobClient();
+  SubmitJob j;
+  j.model = "shape";
+  j.prompt_tokens = {1, 2, 3, 4};
+  j.max_tokens = 200;
+  SubmitOutcome o;
+  JobFinished f;
+  ASSERT_TRUE(client->Run(j, [](const TokenChunk&) {}, &o, &f, 30000).ok());
+  ASSERT_TRUE(o.accepted);
+  EXPECT_EQ(f.completion_tokens, 200u);
+  EXPECT_GT(f.timings.device_ns, 0);
+  EXPECT_GE(f.timings.total_ns, f.timings.device_ns);
+}
+
+}  // namespace
+}  // namespace wafer::testing

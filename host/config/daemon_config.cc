@@ -97,10 +97,14 @@ bool ParseBoards(MapReader& top, DaemonConfig* c, std::string* detail) {
   for (size_t i = 0; i < boards.size(); ++i) {
     BoardConfig b;
     MapReader r(boards[i], "boards[" + std::to_string(i) + "]", detail);
-    if (!r.IsMap() || !r.String("endpoint", &b.endpoint, false) || !r.String("preset", &b.preset, false) ||
+    if (!r.IsMap() || !r.String("endpoint", &b.endpoint, false) ||
+        !r.String("preset", &b.preset, false) || !r.String("pacing", &b.pacing, false) ||
         !r.Uint("seed", &b.seed, 0, std::numeric_limits<uint64_t>::max()) ||
         !r.Uint("timeout_ms", &b.timeout_ms, 10, 600000) || !r.NoUnknownKeys()) {
       return false;
+    }
+    if (b.pacing != "fast" && b.pacing != "realtime") {
+      return r.Fail(boards[i]["pacing"], r.Name("pacing"), "must be realtime or fast");
     }
     if (!ValidEndpoint(b.endpoint)) {
       return r.Fail(boards[i]["endpoint"], r.Name("endpoint"),
@@ -233,6 +237,7 @@ std::string DefaultConfigYaml() {
     << "  - endpoint: " << b.endpoint << "\n"
     << "    preset: " << b.preset << "\n"
     << "    seed: " << b.seed << "\n"
+    << "    pacing: " << b.pacing << "                 # realtime: steps take their modeled time\n"
     << "    timeout_ms: " << b.timeout_ms << "\n"
     << "models: []                       # [{name, path, board, slots, context_length}]\n";
   return o.str();

@@ -16,6 +16,9 @@ struct BoardConfig {
   std::string endpoint = "inproc://board0";
   std::string preset = "mini";  // Embedded boards only.
   uint64_t seed = 1;            // Embedded boards only.
+  // Embedded boards only. "realtime": a Step takes its modeled device time, so tokens stream at
+  // the modeled rate; "fast": as fast as the host can simulate.
+  std::string pacing = "fast";
   uint32_t timeout_ms = 10000;  // Bound on every board-link call.
 
   bool embedded() const { return endpoint.rfind("inproc://", 0) == 0; }

@@ -70,6 +70,7 @@ TEST(DaemonConfigTest, ErrorsNameKeyAndLine) {
       {"boards: []\n", "boards: must be a non-empty list"},
       {"boards:\n  - endpoint: inproc://a\n    colour: red\n", "line 3: boards[0].colour: unknown key"},
       {"models:\n  - name: x\n", "models[0].path: is required"},
+      {"boards:\n  - endpoint: inproc://a\n    pacing: warp\n", "line 3: boards[0].pacing: must be realtime or fast"},
       {"models:\n  - path: /m\n    board: 3\n", "board 3 is not configured"},
       {"job_endpoint: [1, 2]\n", "line 1: job_endpoint: must be a string"},
       {"job_endpoint: tcp://a:1\nadmin_endpoint: tcp://a:1\n", "must differ"},

@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
     options.preset = b.preset;
     options.board_id = "sim-" + std::to_string(i);
     options.seed = b.seed;
+    options.realtime = b.pacing == "realtime";
     std::string error;
     auto board = sim::StartEmbeddedBoard(context, b.endpoint, options, &error);
     if (!board.ok()) {
