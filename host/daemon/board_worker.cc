@@ -96,7 +96,6 @@ class Driver {
     done.serial = work.serial;
     done.model_id = work.model_id;
     done.job_ids = std::move(work.job_ids);
-    done.sent_ns = work.sent_ns;
     if (!online_) {
       done.status = Unavailable();
       done.detail = "board " + std::to_string(index_) + " is not ready";
@@ -117,7 +116,6 @@ class Driver {
     done.admin_peer = work.admin_peer;
     done.name = work.name;
     done.model_id = work.model_id;
-    done.path = work.path;
     done.status = Load(work, start, &done);
     done.elapsed_s = Seconds(clock_.NowNanos() - start);
     last_telemetry_ns_ = 0;  // SRAM use changed: report it at once.

@@ -421,7 +421,6 @@ bool Daemon::PlanStep(Board& board, Model& model) {
   step.serial = next_step_serial_++;
   step.model_id = model.model_id;
   const int64_t now = clock_.NowNanos();
-  step.sent_ns = now;
   std::deque<uint64_t> waiting;  // Running jobs left out of this step keep their order.
   for (uint64_t id : model.running) {
     Job& job = *jobs_.at(id);

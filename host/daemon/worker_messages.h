@@ -20,7 +20,6 @@ struct StepWork {
   uint32_t model_id = 0;
   std::vector<SeqStep> seqs;
   std::vector<uint64_t> job_ids;  // Parallel to seqs; returned untouched.
-  int64_t sent_ns = 0;
 };
 
 struct LoadWork {
@@ -75,7 +74,6 @@ struct StepDone {
   Status status;  // Not OK: the whole step failed (see detail); outcome is empty.
   std::string detail;
   StepOutcome outcome;
-  int64_t sent_ns = 0;
 };
 
 struct LoadProgressEvent {
@@ -96,7 +94,6 @@ struct LoadDone {
   std::string detail;
   double elapsed_s = 0;
   // On success: what the step loop needs to serve the model.
-  std::string path;
   ModelArch arch;
   std::shared_ptr<const TextCodec> text;  // Null when the model has no tokenizer.
   uint64_t parameters = 0;
