@@ -90,9 +90,8 @@ class Daemon {
   void FinishOperation(const std::string& peer, uint64_t tag, Status status,
                        const std::string& detail, double elapsed_s);
 
-  // Worker events and the step loop (daemon_steps.cc).
+  // Boards and models coming and going (daemon_boards.cc).
   void OnWorkerEvent(Board& board, WorkerEvent& event);
-  void OnStepDone(Board& board, StepDone& done);
   void OnLoadDone(LoadDone& done);
   void OnOperationDone(Board& board, OperationDone& done);
   void OnBoardUpdate(Board& board, const BoardUpdate& update);
@@ -103,6 +102,9 @@ class Daemon {
   // Loads a kFailed model again under a new id (its queued jobs wait for it).
   void ReloadModel(Model& model);
   void ReloadLostModels(Board& board);
+
+  // The step loop (daemon_steps.cc).
+  void OnStepDone(Board& board, StepDone& done);
   void ScheduleSteps();
   bool PlanStep(Board& board, Model& model);
   void AdmitQueued(Model& model);

@@ -3,32 +3,11 @@
 #include "host/daemon/daemon.h"
 #include "host/daemon/inproc_channel.h"
 #include "host/daemon/internal/daemon_records.h"
+#include "host/daemon/internal/error_codes.h"
 #include "host/wire/admin_codec.h"
 
 namespace wafer::host {
 namespace {
-
-ErrorCode AdminCode(Status s) {
-  switch (s.code()) {
-    case StatusCode::kOk: return ErrorCode::kNone;
-    case StatusCode::kNotFound: return ErrorCode::kInvalidArgument;
-    case StatusCode::kInvalidArgument: return ErrorCode::kInvalidArgument;
-    case StatusCode::kAlreadyExists: return ErrorCode::kAlreadyExists;
-    case StatusCode::kResourceExhausted: return ErrorCode::kResourceExhausted;
-    case StatusCode::kFailedPrecondition: return ErrorCode::kFailedPrecondition;
-    case StatusCode::kUnavailable: return ErrorCode::kBoardUnavailable;
-    case StatusCode::kDataLoss: return ErrorCode::kDataLoss;
-    case StatusCode::kOutOfRange: return ErrorCode::kOutOfRange;
-    case StatusCode::kPermissionDenied: return ErrorCode::kPermissionDenied;
-    default: return ErrorCode::kInternal;
-  }
-}
-
-std::string BaseName(std::string path) {
-  while (path.size() > 1 && path.back() == '/') path.pop_back();
-  size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
 
 }  // namespace
 
@@ -75,7 +54,7 @@ void Daemon::OnAdminFrame(const std::string& peer, std::span<const std::byte> pa
 void Daemon::FinishOperation(const std::string& peer, uint64_t tag, Status status,
                              const std::string& detail, double elapsed_s) {
   if (peer.empty()) return;  // Started by the config file, not by a client.
-  SendAdmin(peer, OperationResult{tag, AdminCode(status), detail, elapsed_s});
+  SendAdmin(peer, OperationResult{tag, ErrorCodeFor(status, ErrorCode::kInvalidArgument), detail, elapsed_s});
 }
 
 BoardInfo Daemon::InfoOf(const Board& b) const {
@@ -135,7 +114,7 @@ void Daemon::OnLoad(const std::string& peer, const LoadModel& load) {
 }
 
 void Daemon::StartLoad(LoadWork work, uint32_t board) {
-  if (work.name.empty()) work.name = BaseName(work.path);
+  if (work.name.empty()) work.name = ModelNameFromPath(work.path);
   if (FindModel(work.name) != nullptr) {
     return FinishOperation(work.admin_peer, work.admin_tag, AlreadyExists(),
                            "a model named '" + work.name + "' is already loaded", 0);

@@ -14,12 +14,6 @@ bool Exists(const std::string& path) {
   return stat(path.c_str(), &st) == 0;
 }
 
-std::string BaseName(std::string path) {
-  while (path.size() > 1 && path.back() == '/') path.pop_back();
-  size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
 // Moves the complete UTF-8 characters at the front of `pending` to `out`, replacing invalid
 // bytes with U+FFFD, and leaves an incomplete character at the end in `pending`.
 void DrainUtf8(std::string* pending, std::string* out) {
@@ -79,6 +73,12 @@ class TokenizerCodec final : public TextCodec {
 
 }  // namespace
 
+std::string ModelNameFromPath(std::string dir) {
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  const size_t slash = dir.rfind('/');
+  return slash == std::string::npos ? dir : dir.substr(slash + 1);
+}
+
 std::vector<TensorDesc> LlamaTensorLayout(const ModelArch& arch, DType dtype) {
   const uint64_t elem = dtype == DType::kF32 ? 4 : 2;
   std::vector<TensorDesc> out;
@@ -108,7 +108,7 @@ Status OpenModelSource(const std::string& dir, ModelSource* out, std::string* de
   const bool has_weights = Exists(dir + "/model.safetensors") ||
                            Exists(dir + "/model.safetensors.index.json");
   ModelSource source;
-  source.name = BaseName(dir);
+  source.name = ModelNameFromPath(dir);
   if (has_weights) {
     auto checkpoint = LoadCheckpoint(dir, detail);
     if (!checkpoint.ok()) return checkpoint.status();

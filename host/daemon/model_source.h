@@ -49,6 +49,10 @@ struct ModelSource {
 // the file and tensor.
 Status OpenModelSource(const std::string& dir, ModelSource* out, std::string* detail);
 
+// The name a model directory gets when none is given: its base name ("/m/llama-8b/" ->
+// "llama-8b").
+std::string ModelNameFromPath(std::string dir);
+
 // The tensors a Llama-family model of `arch` has, in transfer order, as 16-bit (bf16) tensors.
 std::vector<TensorDesc> LlamaTensorLayout(const ModelArch& arch, DType dtype);
 
