@@ -3,25 +3,18 @@
 #include <algorithm>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 
+#include "host/models/internal/pre_tokenizer.h"
+#include "host/models/internal/utf8.h"
 #include "host/models/safetensors_file.h"
 
 namespace wafer::host {
 namespace {
 
 using Json = nlohmann::json;
-
-enum class ByteClass : uint8_t { kLetter, kDigit, kSpace, kOther };
-
-ByteClass Classify(char c) {
-  const auto b = static_cast<unsigned char>(c);
-  if (b >= 0x80 || (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z')) return ByteClass::kLetter;
-  if (b >= '0' && b <= '9') return ByteClass::kDigit;
-  if (b == ' ' || b == '\t' || b == '\n' || b == '\r' || b == '\f' || b == '\v') {
-    return ByteClass::kSpace;
-  }
-  return ByteClass::kOther;
-}
+using internal::Utf8SequenceLength;
+using internal::Utf8ValidFollower;
 
 void AppendUtf8(uint32_t cp, std::string& out) {
   if (cp < 0x80) {
@@ -39,26 +32,6 @@ void AppendUtf8(uint32_t cp, std::string& out) {
     out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
     out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
   }
-}
-
-// The length of the UTF-8 sequence `lead` starts (0: not a lead byte), and whether `next` may be
-// the byte at position `index` (>= 1) of it (rejects overlongs and surrogates like the standard).
-size_t SequenceLength(unsigned char lead) {
-  if (lead < 0x80) return 1;
-  if (lead >= 0xc2 && lead <= 0xdf) return 2;
-  if (lead >= 0xe0 && lead <= 0xef) return 3;
-  if (lead >= 0xf0 && lead <= 0xf4) return 4;
-  return 0;
-}
-
-bool ValidFollower(unsigned char lead, size_t index, unsigned char next) {
-  if ((next & 0xc0) != 0x80) return false;
-  if (index != 1) return true;
-  if (lead == 0xe0) return next >= 0xa0;
-  if (lead == 0xed) return next < 0xa0;
-  if (lead == 0xf0) return next >= 0x90;
-  if (lead == 0xf4) return next < 0x90;
-  return true;
 }
 
 // The byte a GPT-2 byte-level character stands for, keyed by its UTF-8 spelling.
@@ -79,7 +52,7 @@ std::string VocabStringToBytes(std::string_view s) {
   std::string out;
   size_t i = 0;
   while (i < s.size()) {
-    size_t len = SequenceLength(static_cast<unsigned char>(s[i]));
+    size_t len = Utf8SequenceLength(static_cast<unsigned char>(s[i]));
     if (len == 0 || i + len > s.size()) len = 1;
     const std::string ch(s.substr(i, len));
     auto it = table.find(ch);
@@ -102,6 +75,90 @@ std::string MergeKey(std::string_view a, std::string_view b) {
   return key;
 }
 
+// The "type" of a pre_tokenizer step; empty when it has none.
+std::string TypeOf(const Json& step) {
+  if (!step.is_object()) return "";
+  auto type = step.find("type");
+  return type != step.end() && type->is_string() ? type->get<std::string>() : "";
+}
+
+// The steps of a pre_tokenizer, Sequences flattened, in the order they run.
+void FlattenPreTokenizer(const Json& pre, std::vector<const Json*>& steps) {
+  auto inner = pre.is_object() ? pre.find("pretokenizers") : pre.end();
+  if (TypeOf(pre) == "Sequence" && inner != pre.end() && inner->is_array()) {
+    for (const Json& step : *inner) FlattenPreTokenizer(step, steps);
+  } else {
+    steps.push_back(&pre);
+  }
+}
+
+// A step as the error message names it: its type and, for the two kinds Waferd knows, the
+// fields that decide the split.
+std::string DescribeStep(const Json& step) {
+  const std::string type = TypeOf(step);
+  if (type.empty()) return step.dump();
+  if (type == "Split") {
+    return "Split{pattern: " + step.value("pattern", Json()).dump() +
+           ", behavior: " + step.value("behavior", Json()).dump() +
+           ", invert: " + step.value("invert", Json(false)).dump() + "}";
+  }
+  if (type == "ByteLevel") {
+    return "ByteLevel{add_prefix_space: " + step.value("add_prefix_space", Json()).dump() +
+           ", use_regex: " + step.value("use_regex", Json(true)).dump() + "}";
+  }
+  return type;
+}
+
+// Whether `step` is ByteLevel{add_prefix_space: false} with use_regex (default true) as given.
+bool IsByteLevel(const Json& step, bool use_regex) {
+  if (TypeOf(step) != "ByteLevel" || step.value("add_prefix_space", Json()) != Json(false)) {
+    return false;
+  }
+  return step.value("use_regex", Json(true)) == Json(use_regex);
+}
+
+// The pattern of a Split{pattern: {Regex: ...}, behavior: "Isolated", invert: false} step when
+// the regex is one PreTokenize implements.
+std::optional<PreTokenizer> KnownSplit(const Json& step) {
+  if (TypeOf(step) != "Split" || step.value("behavior", Json()) != Json("Isolated") ||
+      step.value("invert", Json(false)) != Json(false)) {
+    return std::nullopt;
+  }
+  const Json pattern = step.value("pattern", Json());
+  if (!pattern.is_object() || pattern.size() != 1 || !pattern.contains("Regex") ||
+      !pattern["Regex"].is_string()) {
+    return std::nullopt;
+  }
+  const std::string regex = pattern["Regex"].get<std::string>();
+  if (regex == internal::kGpt2Pattern) return PreTokenizer::kGpt2;
+  if (regex == internal::kLlama3Pattern) return PreTokenizer::kLlama3;
+  return std::nullopt;
+}
+
+// Which split a tokenizer.json's pre_tokenizer declares (`pre` is null when it has none). Only
+// the forms that PreTokenize reproduces exactly are accepted; anything else would tokenize
+// differently from the model's training, so it is refused rather than approximated.
+Result<PreTokenizer> ParsePreTokenizer(const Json* pre, const std::string& where,
+                                       std::string* detail) {
+  static constexpr char kSupported[] =
+      "; supported are ByteLevel{add_prefix_space: false, use_regex: true} (GPT-2 split) and "
+      "Sequence[Split{pattern: {Regex: <the GPT-2 or Llama 3 pattern>}, behavior: \"Isolated\"}, "
+      "ByteLevel{add_prefix_space: false, use_regex: false}]";
+  if (pre == nullptr || pre->is_null()) {
+    return Fail(detail, where + "no pre_tokenizer (text would not be split)" + kSupported);
+  }
+  std::vector<const Json*> steps;
+  FlattenPreTokenizer(*pre, steps);
+  if (steps.size() == 1 && IsByteLevel(*steps[0], /*use_regex=*/true)) return PreTokenizer::kGpt2;
+  if (steps.size() == 2 && IsByteLevel(*steps[1], /*use_regex=*/false)) {
+    if (auto pattern = KnownSplit(*steps[0])) return *pattern;
+  }
+  std::string described;
+  for (const Json* step : steps) described += (described.empty() ? "" : ", ") + DescribeStep(*step);
+  if (steps.size() != 1) described = "Sequence[" + described + "]";
+  return Fail(detail, where + "pre_tokenizer " + described + " is not supported" + kSupported);
+}
+
 }  // namespace
 
 const std::vector<std::string>& ByteToUnicode() {
@@ -117,35 +174,14 @@ const std::vector<std::string>& ByteToUnicode() {
   return *table;
 }
 
-std::vector<std::string_view> PreTokenize(std::string_view text) {
-  std::vector<std::string_view> pieces;
-  const size_t n = text.size();
-  auto run_end = [&](size_t from) {
-    const ByteClass c = Classify(text[from]);
-    size_t j = from;
-    while (j < n && Classify(text[j]) == c) ++j;
-    return j;
-  };
-  size_t i = 0;
-  while (i < n) {
-    if (Classify(text[i]) != ByteClass::kSpace) {
-      const size_t j = run_end(i);
-      pieces.push_back(text.substr(i, j - i));
-      i = j;
-      continue;
-    }
-    const size_t j = run_end(i);  // Whitespace [i, j).
-    if (j < n && text[j - 1] == ' ') {
-      if (j - 1 > i) pieces.push_back(text.substr(i, j - 1 - i));
-      const size_t k = run_end(j);
-      pieces.push_back(text.substr(j - 1, k - (j - 1)));
-      i = k;
-    } else {
-      pieces.push_back(text.substr(i, j - i));
-      i = j;
-    }
+std::vector<std::string_view> PreTokenize(std::string_view text, PreTokenizer pattern) {
+  switch (pattern) {
+    case PreTokenizer::kGpt2:
+      return internal::SplitGpt2(text);
+    case PreTokenizer::kLlama3:
+      return internal::SplitLlama3(text);
   }
-  return pieces;
+  return {};  // Unreachable for a valid enumerator.
 }
 
 size_t AppendCompleteUtf8(std::string_view bytes, std::string& out) {
@@ -153,7 +189,7 @@ size_t AppendCompleteUtf8(std::string_view bytes, std::string& out) {
   size_t i = 0;
   while (i < bytes.size()) {
     const auto lead = static_cast<unsigned char>(bytes[i]);
-    const size_t len = SequenceLength(lead);
+    const size_t len = Utf8SequenceLength(lead);
     if (len == 0) {
       out += kReplacement;
       ++i;
@@ -162,7 +198,7 @@ size_t AppendCompleteUtf8(std::string_view bytes, std::string& out) {
     const size_t avail = std::min(len, bytes.size() - i);
     bool valid = true;
     for (size_t k = 1; k < avail && valid; ++k) {
-      valid = ValidFollower(lead, k, static_cast<unsigned char>(bytes[i + k]));
+      valid = Utf8ValidFollower(lead, k, static_cast<unsigned char>(bytes[i + k]));
     }
     if (!valid) {
       out += kReplacement;
@@ -260,6 +296,9 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(std::string_view json_tex
         tok->merge_rank_.emplace(MergeKey(a, b), rank++);
       }
     }
+    auto pre = j.find("pre_tokenizer");
+    WAFER_ASSIGN_OR_RETURN(tok->pre_tokenizer_,
+                           ParsePreTokenizer(pre == j.end() ? nullptr : &*pre, where, detail));
   } catch (const std::exception& e) {
     return Fail(detail, where + "malformed: " + e.what());
   }
@@ -308,7 +347,7 @@ void Tokenizer::EncodeWord(std::string_view word, std::vector<uint32_t>& out) co
     }
     // Not byte-level after all: fall back to single characters, skipping unknown ones.
     for (size_t i = 0; i < s.size();) {
-      size_t len = SequenceLength(static_cast<unsigned char>(s[i]));
+      size_t len = Utf8SequenceLength(static_cast<unsigned char>(s[i]));
       if (len == 0 || i + len > s.size()) len = 1;
       auto ch = vocab_.find(s.substr(i, len));
       if (ch != vocab_.end()) out.push_back(ch->second);
@@ -320,7 +359,7 @@ void Tokenizer::EncodeWord(std::string_view word, std::vector<uint32_t>& out) co
 std::vector<uint32_t> Tokenizer::Encode(std::string_view text) const {
   std::vector<uint32_t> ids;
   auto encode_plain = [&](std::string_view plain) {
-    for (std::string_view word : PreTokenize(plain)) EncodeWord(word, ids);
+    for (std::string_view word : PreTokenize(plain, pre_tokenizer_)) EncodeWord(word, ids);
   };
   size_t start = 0;
   for (size_t i = 0; i < text.size();) {
