@@ -45,10 +45,11 @@ std::vector<std::byte> MakeImage(size_t n, const std::string& embed = "") {
 
 class FirmwareUpdateTest : public ::testing::Test {
  protected:
-  void Start(FaultPlan faults = {}, bool with_key = true) {
+  void Start(FaultPlan faults = {}, bool with_key = true, double defect_rate = -1) {
     std::string error;
     Result<Preset> preset = LoadPreset("mini", &error, WAFER_PRESET_DIR_FOR_TEST);
     ASSERT_TRUE(preset.ok()) << error;
+    if (defect_rate >= 0) preset->defect_rate = defect_rate;
     verifier_ = std::make_unique<SodiumSignatureVerifier>(
         with_key ? std::optional<FirmwarePublicKey>(key_.pk) : std::nullopt);
     SimWaferOptions options;
@@ -68,12 +69,13 @@ class FirmwareUpdateTest : public ::testing::Test {
     c.kind = kind;
     return Run(c);
   }
-  // Transfers `image` into slot 1 in 64 KiB chunks and commits it.
+  // Transfers `image` into `slot` (1 unless given) in 64 KiB chunks and commits it.
   StatusCode Send(const std::vector<std::byte>& image,
-                  const std::array<std::byte, hal::kSignatureBytes>& sig, uint32_t crc) {
+                  const std::array<std::byte, hal::kSignatureBytes>& sig, uint32_t crc,
+                  uint32_t slot = 1) {
     Command c;
     c.kind = CommandKind::kBeginFirmwareImage;
-    c.image = fw::FirmwareImageArgs{1, image.size(), crc, sig};
+    c.image = fw::FirmwareImageArgs{slot, image.size(), crc, sig};
     Reply r = Run(c);
     if (r.code != StatusCode::kOk) return r.code;
     for (size_t off = 0; off < image.size(); off += 65536) {
@@ -81,14 +83,29 @@ class FirmwareUpdateTest : public ::testing::Test {
       c.kind = CommandKind::kWriteFirmwareChunk;
       auto data = std::span<const std::byte>(image).subspan(
           off, std::min<size_t>(65536, image.size() - off));
-      c.image_chunk = fw::FirmwareChunkArgs{1, off, data, Crc32c(data)};
+      c.image_chunk = fw::FirmwareChunkArgs{slot, off, data, Crc32c(data)};
       r = Run(c);
       if (r.code != StatusCode::kOk) return r.code;
     }
     c = Command{};
     c.kind = CommandKind::kCommitFirmwareImage;
-    c.image_slot = 1;
+    c.image_slot = slot;
     return Run(c).code;
+  }
+  // Installs `image` in slot 1 and boots it (confirmed); slot 0 keeps the factory image.
+  void Install(const std::vector<std::byte>& image) {
+    ASSERT_EQ(Send(image, key_.Sign(image), Crc32c(image)), StatusCode::kOk);
+    Reply boot;
+    ResetAndBoot(&boot);
+    ASSERT_EQ(boot.code, StatusCode::kOk) << boot.detail;
+    ASSERT_EQ(ActiveSlot(), 1u);
+  }
+  // Flash decay: clears bit 0 of byte `offset` of `slot` (NOR programming can only clear bits).
+  void ClearBit(uint32_t slot, size_t offset) {
+    const std::byte b = flash_.MappedSlot(slot)[offset];
+    ASSERT_NE(b & std::byte{1}, std::byte{0}) << "pick a byte with bit 0 set";
+    const std::byte cleared[] = {b & ~std::byte{1}};
+    ASSERT_TRUE(flash_.ProgramSlot(slot, offset, cleared).ok());
   }
   bool Logged(fw::LogCode code) {
     std::vector<fw::LogRecord> out(fw::kErrorLogCapacity);
@@ -192,6 +209,104 @@ TEST_F(FirmwareUpdateTest, FaultPlanFailsTheTrialBootAndRollsBack) {
   EXPECT_EQ(boot.code, StatusCode::kOk);
   EXPECT_EQ(ActiveSlot(), 0u);
   EXPECT_TRUE(Logged(fw::LogCode::kImageRolledBack));
+}
+
+TEST_F(FirmwareUpdateTest, BoardWithoutAKeyBootsItsFactoryImage) {
+  // The factory image has no signature trailer, so a board that trusts no key still boots it
+  // (see FirmwareSlots::VerifyRunning).
+  Start({}, /*with_key=*/false);
+  const Reply boot = Simple(CommandKind::kBoot);
+  EXPECT_EQ(boot.code, StatusCode::kOk) << boot.detail;
+  EXPECT_EQ(boot.state, fw::BootState::kReady);
+}
+
+TEST_F(FirmwareUpdateTest, GoodImageBootsThroughVerificationToReady) {
+  Start();
+  const auto image = MakeImage(200'000);
+  Install(image);
+  // Its trailer holds the real Ed25519 signature, checked again at every boot.
+  const auto trailer = flash_.MappedSlot(1).subspan(image.size(), fw::FirmwareSlots::kTrailerBytes);
+  const auto sig = key_.Sign(image);
+  EXPECT_TRUE(std::equal(sig.begin(), sig.end(), trailer.begin() + fw::FirmwareSlots::kMagicBytes));
+  Reply boot;
+  ResetAndBoot(&boot);
+  EXPECT_EQ(boot.code, StatusCode::kOk) << boot.detail;
+  EXPECT_EQ(boot.state, fw::BootState::kReady);
+  EXPECT_EQ(ActiveSlot(), 1u);
+  EXPECT_FALSE(Logged(fw::LogCode::kImageRolledBack));
+}
+
+TEST_F(FirmwareUpdateTest, CorruptedTrialImageRollsBackToTheOldSlot) {
+  Start();
+  ASSERT_EQ(Simple(CommandKind::kBoot).code, StatusCode::kOk);
+  const auto image = MakeImage(5000);
+  ASSERT_EQ(Send(image, key_.Sign(image), Crc32c(image)), StatusCode::kOk);
+  ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+  ASSERT_EQ(ActiveSlot(), 1u);  // On trial.
+  ClearBit(1, 0);
+  const Reply boot = Simple(CommandKind::kBoot);
+  EXPECT_EQ(boot.code, StatusCode::kOk) << boot.detail;
+  EXPECT_EQ(boot.state, fw::BootState::kReady);
+  EXPECT_STREQ(boot.detail, "firmware image failed verification; rolled back to the other slot");
+  EXPECT_EQ(ActiveSlot(), 0u);
+  EXPECT_FALSE(flash_.ReadBootControl().slots[1].valid);
+  EXPECT_TRUE(Logged(fw::LogCode::kImageCrcMismatch));
+  EXPECT_TRUE(Logged(fw::LogCode::kImageRolledBack));
+}
+
+TEST_F(FirmwareUpdateTest, ImageWhoseSignatureNoLongerVerifiesRollsBack) {
+  Start();
+  const auto image = MakeImage(5000);
+  Install(image);
+  // A flipped signature bit: the bytes and their CRC are intact, the Ed25519 check fails.
+  size_t at = image.size() + fw::FirmwareSlots::kMagicBytes;
+  while ((flash_.MappedSlot(1)[at] & std::byte{1}) == std::byte{0}) ++at;
+  ClearBit(1, at);
+  Reply boot;
+  ResetAndBoot(&boot);
+  EXPECT_EQ(boot.state, fw::BootState::kReady);
+  EXPECT_EQ(ActiveSlot(), 0u);  // The factory image in the other slot.
+  EXPECT_TRUE(Logged(fw::LogCode::kImageSignatureInvalid));
+}
+
+TEST_F(FirmwareUpdateTest, CorruptedOnlyImageFaultsWithTheErrorLogged) {
+  Start();
+  const auto image = MakeImage(5000);
+  Install(image);
+  // Erase the factory image: a transfer into slot 0 that a reset abandons.
+  Command begin;
+  begin.kind = CommandKind::kBeginFirmwareImage;
+  begin.image = fw::FirmwareImageArgs{0, 100, 0, key_.Sign(image)};
+  ASSERT_EQ(Run(begin).code, StatusCode::kOk);
+  ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+  ASSERT_FALSE(flash_.ReadBootControl().slots[0].valid);
+  ClearBit(1, 0);
+  const Reply boot = Simple(CommandKind::kBoot);
+  EXPECT_EQ(boot.code, StatusCode::kFailedPrecondition);
+  EXPECT_EQ(boot.state, fw::BootState::kFaulted);
+  EXPECT_STREQ(boot.detail, "the running firmware image no longer matches its CRC-32C");
+  EXPECT_TRUE(Logged(fw::LogCode::kImageCrcMismatch));
+  EXPECT_EQ(Simple(CommandKind::kIdentify).state, fw::BootState::kFaulted);
+  // Re-flashing the faulted board brings it back.
+  const auto fresh = MakeImage(3000, "fresh");
+  ASSERT_EQ(Send(fresh, key_.Sign(fresh), Crc32c(fresh), /*slot=*/0), StatusCode::kOk);
+  Reply again;
+  ResetAndBoot(&again);
+  EXPECT_EQ(again.code, StatusCode::kOk) << again.detail;
+  EXPECT_EQ(ActiveSlot(), 0u);
+}
+
+TEST_F(FirmwareUpdateTest, HarvestFailureFaults) {
+  // Nearly every PE defective: every row has more defects than its 4 spares.
+  Start({}, true, /*defect_rate=*/0.9);
+  const Reply boot = Simple(CommandKind::kBoot);
+  EXPECT_EQ(boot.code, StatusCode::kFailedPrecondition);
+  EXPECT_EQ(boot.state, fw::BootState::kFaulted);
+  EXPECT_TRUE(boot.self_test_passed);
+  EXPECT_STREQ(boot.detail,
+               "defect remap failed: no usable row (every row has more defects than spares)");
+  EXPECT_TRUE(Logged(fw::LogCode::kSelfTestFailed));
+  EXPECT_FALSE(Logged(fw::LogCode::kFabricHarvested));
 }
 
 TEST(FirmwarePublicKeyTest, ParsesHexOnly) {

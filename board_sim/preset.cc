@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cmath>
 #include <fstream>
 #include <functional>
 #include <set>
@@ -58,6 +59,8 @@ const std::vector<Field>& Fields() {
       {"thermal", "time_constant_s", Into(&Preset::time_constant_s)},
       {"thermal", "warn_c", Into(&Preset::warn_c)},
       {"thermal", "critical_c", Into(&Preset::critical_c)},
+      {"interwafer", "hop_latency_us", Into(&Preset::interwafer_hop_latency_us)},
+      {"interwafer", "bytes_per_s", Into(&Preset::interwafer_bytes_per_s)},
   };
   return fields;
 }
@@ -98,6 +101,12 @@ std::string CheckValues(const Preset& p) {
   if (!(p.resistance_c_per_w > 0)) return "thermal.resistance_c_per_w: must be > 0";
   if (!(p.time_constant_s > 0)) return "thermal.time_constant_s: must be > 0";
   if (!(p.warn_c < p.critical_c)) return "thermal.warn_c: must be below critical_c";
+  if (!(p.interwafer_hop_latency_us >= 0) || !std::isfinite(p.interwafer_hop_latency_us)) {
+    return "interwafer.hop_latency_us: must be >= 0 and finite";
+  }
+  if (!(p.interwafer_bytes_per_s > 0) || !std::isfinite(p.interwafer_bytes_per_s)) {
+    return "interwafer.bytes_per_s: must be > 0 and finite";
+  }
   return "";
 }
 

@@ -47,6 +47,11 @@ struct Preset {
   double time_constant_s = 0;
   double warn_c = 0;
   double critical_c = 0;
+  // interwafer: the link between consecutive wafers of a pipeline (a model split by layers over
+  // several boards). One way, per hop: a fixed latency plus the activations' bytes at
+  // interwafer_bytes_per_s. HARDWARE.md does not list these; see the presets for the assumption.
+  double interwafer_hop_latency_us = 0;
+  double interwafer_bytes_per_s = 0;
 
   // The nominal usable rectangle (a harvested board may have dropped rows: see SimWafer).
   uint64_t usable_pes() const { return uint64_t{fabric_width} * fabric_height; }

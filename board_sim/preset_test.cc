@@ -76,5 +76,48 @@ TEST(PresetTest, BadPresetsNameTheKey) {
   ExpectError("bogus: 1\n", "bogus");
 }
 
+TEST(PresetTest, InterWaferLinkIsTheHundredGbePortsThroughOneSwitch) {
+  std::string error;
+  for (const char* name : {"mini", "wse2", "wse3"}) {
+    Result<Preset> p = LoadPreset(name, &error, WAFER_PRESET_DIR_FOR_TEST);
+    ASSERT_TRUE(p.ok()) << name << ": " << error;
+    // A few microseconds per hop (NICs + one switch), at the host I/O's 12 x 100 GbE.
+    EXPECT_DOUBLE_EQ(p->interwafer_hop_latency_us, 3) << name;
+    EXPECT_DOUBLE_EQ(p->interwafer_bytes_per_s, 150e9) << name;
+    EXPECT_DOUBLE_EQ(p->interwafer_bytes_per_s, p->io_bytes_per_s) << name;
+  }
+}
+
+TEST(PresetTest, InterWaferKeysAreRequiredAndChecked) {
+  const std::string mini = ReadMini();
+  ASSERT_FALSE(mini.empty());
+  const std::string latency = "  hop_latency_us: 3\n";
+  const std::string bandwidth = "  bytes_per_s: 150.0e9\n";
+  ASSERT_NE(mini.find(latency), std::string::npos);
+  ASSERT_NE(mini.find(bandwidth), std::string::npos);
+
+  std::string text = mini;
+  text.erase(text.find(latency), latency.size());
+  ExpectError(text, "missing key 'interwafer.hop_latency_us'");
+  text = mini;
+  text.erase(text.find(bandwidth), bandwidth.size());
+  ExpectError(text, "missing key 'interwafer.bytes_per_s'");
+  text = mini.substr(0, mini.find("interwafer:"));  // The whole section.
+  ExpectError(text, "missing key 'interwafer.");
+
+  text = mini;
+  text.replace(text.find(latency), latency.size(), "  hop_latency_us: -1\n");
+  ExpectError(text, "interwafer.hop_latency_us");
+  text = mini;
+  text.replace(text.find(bandwidth), bandwidth.size(), "  bytes_per_s: 0\n");
+  ExpectError(text, "interwafer.bytes_per_s");
+  text = mini;
+  text.replace(text.find(bandwidth), bandwidth.size(), "  bytes_per_s: fast\n");
+  ExpectError(text, "wrong type for 'interwafer.bytes_per_s'");
+  text = mini;
+  text.replace(text.find(bandwidth), bandwidth.size(), bandwidth + "  hops: 2\n");
+  ExpectError(text, "unknown key 'interwafer.hops'");
+}
+
 }  // namespace
 }  // namespace wafer::sim

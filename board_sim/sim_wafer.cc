@@ -33,16 +33,6 @@ uint64_t ElementBytes(hal::DType d) {
   return 4;
 }
 
-// Parameters of a Llama decoder from its arch (for shape-only models sent without tensors).
-uint64_t ArchParams(const hal::ModelArch& a) {
-  const uint64_t q = uint64_t{a.num_heads} * a.head_dim;
-  const uint64_t kv = uint64_t{a.num_kv_heads} * a.head_dim;
-  const uint64_t layer = uint64_t{a.hidden_size} * (2 * q + 2 * kv) +
-                         3 * uint64_t{a.hidden_size} * a.intermediate_size + 2 * a.hidden_size;
-  const uint64_t embed = uint64_t{a.vocab_size} * a.hidden_size;
-  return SatAdd(SatMul(layer, a.num_layers), embed * (a.tie_embeddings ? 1 : 2) + a.hidden_size);
-}
-
 uint64_t NextRandom(uint64_t& state) {  // splitmix64.
   uint64_t z = (state += 0x9E3779B97F4A7C15ull);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -68,11 +58,10 @@ struct SimWafer::Model {
   uint32_t context = 0;
   bool shape_only = false;
   bool committed = false;
-  uint64_t reserved_bytes = 0;
-  uint64_t base = 0;          // Linear SRAM address of the reservation.
-  uint64_t weight_bytes = 0;  // Weights first, then the KV cache.
   std::vector<Tensor> tensors;
-  std::vector<uint64_t> tensor_offsets;  // From base.
+  std::vector<hal::PeRect> placements;  // Parallel to tensors.
+  std::vector<hal::PeRect> kv_rects;
+  std::vector<SramReservation> reservations;  // What BeginModel took from the SRAM map.
   std::unique_ptr<LlamaEngine> engine;  // Functional models, once committed.
   std::vector<uint64_t> rng;            // Per slot; seeded from SeqSampling.seed on reset.
   std::vector<uint32_t> context_tokens;  // Per slot, for shape-only models.
@@ -97,6 +86,7 @@ SimWafer::SimWafer(Preset preset, const Clock& clock, SimWaferOptions options)
       timing_(preset_),
       thermal_(preset_, clock.NowNanos()),
       fabric_(preset_, options_.seed) {
+  ResetSram();
   for (const hal::FaultSpec& f : options_.faults.faults) {
     if (f.kind == hal::FaultKind::kThermalRunaway || f.kind == hal::FaultKind::kPowerCap ||
         f.kind == hal::FaultKind::kLinkCrc) {
@@ -153,15 +143,17 @@ Status SimWafer::BeginModel(const hal::ModelManifest& m) {
     return InvalidArgument();
   }
   if (m.slots > preset_.max_slots) return ResourceExhausted();
+  // Every model lists its tensors (a shape-only one too: nothing is written, but the SRAM its
+  // weights would hold is reserved), each on the PEs the host placed it.
+  if (m.tensors.empty() || m.kv_regions.empty()) return InvalidArgument();
   auto model = std::make_unique<Model>();
-  uint64_t weight_bytes = 0;
   for (const hal::TensorSpec& t : m.tensors) {
     uint64_t elems = 1;
     for (uint32_t i = 0; i < t.rank; ++i) elems = SatMul(elems, t.shape[i]);
-    if (t.rank == 0 || SatMul(elems, ElementBytes(t.dtype)) != t.byte_size) {
+    if (t.rank == 0 || SatMul(elems, ElementBytes(t.dtype)) != t.byte_size ||
+        t.placement.pes() == 0) {
       return InvalidArgument();
     }
-    weight_bytes = SatAdd(weight_bytes, t.byte_size);
     Model::Tensor tensor;
     tensor.role = t.role;
     tensor.layer = t.layer;
@@ -169,17 +161,23 @@ Status SimWafer::BeginModel(const hal::ModelManifest& m) {
     tensor.shape.assign(t.shape.begin(), t.shape.begin() + t.rank);
     tensor.byte_size = t.byte_size;
     model->tensors.push_back(std::move(tensor));
+    model->placements.push_back(t.placement);
+    const uint64_t per_pe = (t.byte_size + t.placement.pes() - 1) / t.placement.pes();
+    model->reservations.push_back(SramReservation{t.placement, per_pe});
   }
-  if (m.tensors.empty()) weight_bytes = SatMul(ArchParams(a), 2);  // Shape-only at 16 bit.
-  const uint64_t need = SatAdd(weight_bytes, KvCacheBytes(a, m.slots, m.context_length));
-  if (need > sram_total_bytes() - sram_used_) return ResourceExhausted();
-  WAFER_ASSIGN_OR_RETURN(model->base, Allocate(need));
-  model->weight_bytes = weight_bytes;
-  uint64_t offset = 0;
-  for (const Model::Tensor& t : model->tensors) {
-    model->tensor_offsets.push_back(offset);
-    offset += t.byte_size;
+  // Each layer's KV regions must hold its share of the cache.
+  std::vector<uint64_t> kv_reserved(a.num_layers, 0);
+  for (const hal::KvRegion& r : m.kv_regions) {
+    if (r.layer >= a.num_layers || r.rect.pes() == 0) return InvalidArgument();
+    kv_reserved[r.layer] = SatAdd(kv_reserved[r.layer], SatMul(r.bytes_per_pe, r.rect.pes()));
+    model->kv_rects.push_back(r.rect);
+    model->reservations.push_back(SramReservation{r.rect, r.bytes_per_pe});
   }
+  const uint64_t kv_per_layer = KvCacheBytes(a, m.slots, m.context_length) / a.num_layers;
+  for (uint64_t have : kv_reserved) {
+    if (have < kv_per_layer) return InvalidArgument();
+  }
+  WAFER_RETURN_IF_ERROR(sram_.Reserve(model->reservations));
 
   model->id = m.model_id;
   model->arch = a;
@@ -188,10 +186,8 @@ Status SimWafer::BeginModel(const hal::ModelManifest& m) {
   model->slots = m.slots;
   model->context = m.context_length;
   model->shape_only = m.shape_only;
-  model->reserved_bytes = need;
   model->rng.assign(m.slots, 0);
   model->context_tokens.assign(m.slots, 0);
-  sram_used_ += need;
   models_[m.model_id] = std::move(model);
   return OkStatus();
 }
@@ -257,7 +253,7 @@ Status SimWafer::CommitModel(uint32_t model_id) {
 Status SimWafer::UnloadModel(uint32_t model_id) {
   auto it = models_.find(model_id);
   if (it == models_.end()) return NotFound();
-  sram_used_ -= it->second->reserved_bytes;
+  sram_.Release(it->second->reservations);
   models_.erase(it);
   return OkStatus();
 }
@@ -413,7 +409,7 @@ void SimWafer::ReadSensors(hal::SensorReadout& out) {
   out.clock_hz = preset_.clock_hz * thermal_.min_clock_ratio();
   out.coolant_in_c = static_cast<float>(thermal_.coolant_in_c());
   out.coolant_out_c = static_cast<float>(thermal_.coolant_out_c());
-  out.sram_used_bytes = sram_used_;
+  out.sram_used_bytes = sram_.used_bytes();
   out.sram_total_bytes = sram_total_bytes();
   out.ecc_correctable = ecc_correctable_;
   out.ecc_uncorrectable = ecc_uncorrectable_;
@@ -428,8 +424,8 @@ void SimWafer::ReadSensors(hal::SensorReadout& out) {
 
 void SimWafer::PowerCycle() {
   models_.clear();
-  sram_used_ = 0;
   fabric_.Unprogram();
+  ResetSram();
   timing_ = TimingModel(preset_);
   thermal_.SetHalted(false);
   events_.clear();
@@ -441,21 +437,14 @@ uint64_t SimWafer::sram_total_bytes() const {
   return fabric_.usable_pes() * preset_.sram_per_pe_bytes;
 }
 
-Result<uint64_t> SimWafer::Allocate(uint64_t bytes) const {
-  std::vector<std::pair<uint64_t, uint64_t>> used;  // (base, size), sorted by base.
-  for (const auto& [id, m] : models_) used.emplace_back(m->base, m->reserved_bytes);
-  std::sort(used.begin(), used.end());
-  uint64_t at = 0;
-  for (const auto& [base, size] : used) {
-    if (base >= at && base - at >= bytes) return at;
-    at = std::max(at, base + size);
-  }
-  if (sram_total_bytes() >= at && sram_total_bytes() - at >= bytes) return at;
-  return ResourceExhausted();
+void SimWafer::ResetSram() {
+  sram_.Reset(fabric_.usable_width(), fabric_.usable_height(), preset_.sram_per_pe_bytes);
 }
 
 Status SimWafer::ProgramHarvest(std::span<const uint32_t> row_map) {
+  if (!models_.empty()) return FailedPrecondition();  // Only at boot, before any model.
   WAFER_RETURN_IF_ERROR(fabric_.Program(row_map));
+  ResetSram();
   // Placement and timing see the harvested rectangle.
   Preset harvested = preset_;
   harvested.fabric_height = fabric_.usable_height();
@@ -478,22 +467,21 @@ hal::PeContents SimWafer::ContentsOfPe(uint32_t row, uint32_t col,
                                        std::span<uint32_t> tensors) const {
   hal::PeContents c;
   if (row >= fabric_.usable_height() || col >= fabric_.usable_width()) return c;
-  const uint64_t pe = uint64_t{row} * fabric_.usable_width() + col;
-  const uint64_t lo = pe * preset_.sram_per_pe_bytes;
-  const uint64_t hi = lo + preset_.sram_per_pe_bytes;
-  auto overlaps = [&](uint64_t a, uint64_t b) { return a < hi && lo < b; };
+  auto holds = [&](const hal::PeRect& r) {
+    return col >= r.x && col - r.x < r.w && row >= r.y && row - r.y < r.h;
+  };
   for (const auto& [id, m] : models_) {
-    if (!overlaps(m->base, m->base + m->reserved_bytes)) continue;
-    c.has_model = true;
-    c.model_id = id;
-    for (size_t i = 0; i < m->tensors.size(); ++i) {
-      const uint64_t a = m->base + m->tensor_offsets[i];
-      if (!overlaps(a, a + m->tensors[i].byte_size)) continue;
+    for (size_t i = 0; i < m->placements.size(); ++i) {
+      if (!holds(m->placements[i])) continue;
       if (c.tensor_count < tensors.size()) tensors[c.tensor_count] = static_cast<uint32_t>(i);
       ++c.tensor_count;
     }
-    c.kv_cache = overlaps(m->base + m->weight_bytes, m->base + m->reserved_bytes);
-    break;  // A PE boundary may straddle two models; the first one is reported.
+    c.kv_cache = std::any_of(m->kv_rects.begin(), m->kv_rects.end(), holds);
+    if (c.tensor_count != 0 || c.kv_cache) {
+      c.has_model = true;
+      c.model_id = id;
+      break;  // Models placed by the host do not share PEs; the first one is reported.
+    }
   }
   return c;
 }

@@ -1,4 +1,5 @@
-// The simulated wafer: implements the firmware's hal::Wafer with exact SRAM accounting, weight
+// The simulated wafer: implements the firmware's hal::Wafer with exact per-PE SRAM accounting
+// (each tensor and KV region on the PEs the host placed it), weight
 // storage in host memory, functional (LlamaEngine) or shape-only execution, modeled device time
 // and a thermal model driven by the injected Clock.
 #pragma once
@@ -15,6 +16,7 @@
 #include "board_sim/llama/llama_engine.h"
 #include "board_sim/fabric_map.h"
 #include "board_sim/preset.h"
+#include "board_sim/sram_map.h"
 #include "board_sim/thermal_model.h"
 #include "board_sim/timing_model.h"
 #include "common/clock.h"
@@ -95,16 +97,16 @@ class SimWafer final : public fw::hal::Wafer {
   // KV-cache bytes a model reserves: slots * context * layers * 2 (K, V) * kv_heads * head_dim
   // * 2 bytes (16-bit KV).
   static uint64_t KvCacheBytes(const fw::hal::ModelArch& arch, uint32_t slots, uint32_t context);
-  uint64_t sram_used_bytes() const { return sram_used_; }
+  uint64_t sram_used_bytes() const { return sram_.used_bytes(); }
+  const SramMap& sram() const { return sram_; }
   const Preset& preset() const { return preset_; }
 
  private:
   struct Model;
   struct SeqRun;
   Status RunSeqs(Model& model, std::span<SeqRun> runs, fw::hal::DeviceTime& time);
-  // First-fit base address for `bytes` in the linear SRAM space (PE p holds bytes
-  // [p * sram_per_pe, (p + 1) * sram_per_pe)); RESOURCE_EXHAUSTED when no gap fits.
-  Result<uint64_t> Allocate(uint64_t bytes) const;
+  // Sizes the SRAM map to the usable rectangle, empty.
+  void ResetSram();
   Status ApplyFault(const fw::hal::FaultSpec& fault);
 
   Preset preset_;
@@ -114,7 +116,7 @@ class SimWafer final : public fw::hal::Wafer {
   ThermalModel thermal_;
   FabricMap fabric_;
   std::map<uint32_t, std::unique_ptr<Model>> models_;
-  uint64_t sram_used_ = 0;
+  SramMap sram_;  // Per-PE occupancy of the usable rectangle.
   std::deque<fw::hal::HwEvent> events_;
   uint64_t link_crc_pending_ = 0;
   uint64_t ecc_correctable_ = 0;

@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "board_sim/testing/row_placement.h"
 #include "board_sim/testing/tiny_llama.h"
 
 namespace wafer::sim {
@@ -77,7 +78,12 @@ class SimWaferTest : public ::testing::Test {
     hal::ModelManifest m;
     m.model_id = id;
     m.arch = ToHal(arch_);
+    const testing::RowPlacement placed = testing::PlaceInRows(
+        specs_, m.arch.num_layers, SimWafer::KvCacheBytes(m.arch, slots, context) / m.arch.num_layers,
+        wafer_.Info().fabric_width, wafer_.Info().sram_per_pe);
+    kv_ = placed.kv;
     m.tensors = specs_;
+    m.kv_regions = kv_;
     m.slots = slots;
     m.context_length = context;
     ASSERT_TRUE(wafer_.BeginModel(m).ok());
@@ -97,79 +103,131 @@ class SimWaferTest : public ::testing::Test {
   LlamaArch arch_ = testing::TinyArch();
   std::vector<testing::TinyTensor> tensors_;
   std::vector<hal::TensorSpec> specs_;
+  std::vector<hal::KvRegion> kv_;
 };
 
-TEST_F(SimWaferTest, SramAccountingIsExact) {
-  const uint64_t total = wafer_.preset().sram_total_bytes();
-  ASSERT_EQ(total, 128ull * 128 * 48 * 1024);
-  hal::ModelArch a;
-  a.vocab_size = 4;
-  a.hidden_size = 4;
-  a.intermediate_size = 4;
-  a.num_layers = 1;
-  a.num_heads = 1;
-  a.num_kv_heads = 1;
-  a.head_dim = 2;
-  // KV: 3 slots * 5 ctx * 1 layer * 2 * 1 kv head * 2 dims * 2 bytes = 120 bytes.
-  EXPECT_EQ(SimWafer::KvCacheBytes(a, 3, 5), 120u);
-  hal::TensorSpec t;
-  t.rank = 1;
-  t.dtype = hal::DType::kF32;
-  t.shape[0] = (total - 120) / 4 + 1;  // One float too many.
-  t.byte_size = t.shape[0] * 4;
-  hal::ModelManifest m;
-  m.model_id = 1;
-  m.arch = a;
-  m.tensors = std::span(&t, 1);
-  m.slots = 3;
-  m.context_length = 5;
-  EXPECT_EQ(wafer_.BeginModel(m).code(), StatusCode::kResourceExhausted);
-  EXPECT_EQ(wafer_.sram_used_bytes(), 0u);
-  t.shape[0] -= 1;
-  t.byte_size = t.shape[0] * 4;
-  ASSERT_TRUE(wafer_.BeginModel(m).ok());
-  EXPECT_EQ(wafer_.sram_used_bytes(), total);
-  m.model_id = 2;
-  t.shape[0] = 1;
-  t.byte_size = 4;
-  EXPECT_EQ(wafer_.BeginModel(m).code(), StatusCode::kResourceExhausted);
+// A one-layer model of one tensor placed on `tensor_rect` and a KV cache of 120 bytes on
+// `kv_rect` (3 slots x 5 tokens x 2 x 1 kv head x 2 dims x 2 bytes).
+struct OneTensorModel {
+  hal::TensorSpec tensor;
+  hal::KvRegion kv;
+  hal::ModelManifest manifest;
+
+  OneTensorModel(uint32_t id, uint64_t floats, hal::PeRect tensor_rect, hal::PeRect kv_rect) {
+    tensor.rank = 1;
+    tensor.dtype = hal::DType::kF32;
+    tensor.shape[0] = floats;
+    tensor.byte_size = floats * 4;
+    tensor.placement = tensor_rect;
+    kv = {0, kv_rect, (120 + kv_rect.pes() - 1) / std::max<uint64_t>(1, kv_rect.pes())};
+    manifest.model_id = id;
+    manifest.arch = {4, 4, 4, 1, 1, 1, 2};
+    manifest.tensors = std::span(&tensor, 1);
+    manifest.kv_regions = std::span(&kv, 1);
+    manifest.slots = 3;
+    manifest.context_length = 5;
+  }
+};
+
+TEST_F(SimWaferTest, SramIsAccountedPerPeOfEachPlacement) {
+  ASSERT_EQ(wafer_.sram_total_bytes(), 128ull * 128 * 48 * 1024);
+  EXPECT_EQ(SimWafer::KvCacheBytes(hal::ModelArch{4, 4, 4, 1, 1, 1, 2}, 3, 5), 120u);
+  // 1000 floats over a 3x2 rectangle: ceil(4000 / 6) = 667 bytes on each of its PEs.
+  OneTensorModel m(1, 1000, {10, 20, 3, 2}, {0, 0, 4, 1});
+  ASSERT_TRUE(wafer_.BeginModel(m.manifest).ok());
+  EXPECT_EQ(wafer_.sram_used_bytes(), 6u * 667 + 4 * 30);
+  EXPECT_EQ(wafer_.sram().used_at(20, 10), 667u);
+  EXPECT_EQ(wafer_.sram().used_at(21, 12), 667u);
+  EXPECT_EQ(wafer_.sram().used_at(21, 13), 0u);
+  EXPECT_EQ(wafer_.sram().used_at(0, 3), 30u);
+  EXPECT_EQ(wafer_.sram().used_at(1, 0), 0u);
   ASSERT_TRUE(wafer_.UnloadModel(1).ok());
   EXPECT_EQ(wafer_.sram_used_bytes(), 0u);
-  EXPECT_TRUE(wafer_.BeginModel(m).ok());
+  EXPECT_EQ(wafer_.sram().used_at(20, 10), 0u);
 }
 
-TEST_F(SimWaferTest, KvCacheAloneCanExhaustSram) {
-  hal::ModelArch a = ToHal(arch_);
-  a.num_layers = 32;
-  a.num_kv_heads = 8;
-  a.num_heads = 32;
-  a.head_dim = 128;
-  hal::ModelManifest m;
-  m.model_id = 1;
-  m.arch = a;
-  m.shape_only = true;
-  m.slots = 64;
-  m.context_length = 8192;  // 64 * 8192 * 32 * 2 * 8 * 128 * 2 = 64 GiB.
-  EXPECT_EQ(wafer_.BeginModel(m).code(), StatusCode::kResourceExhausted);
-  m.slots = 257;  // Above max_slots.
-  m.context_length = 1;
-  EXPECT_EQ(wafer_.BeginModel(m).code(), StatusCode::kResourceExhausted);
-  m.slots = 0;
-  EXPECT_EQ(wafer_.BeginModel(m).code(), StatusCode::kInvalidArgument);
+TEST_F(SimWaferTest, OverCommittingOnePeIsResourceExhaustedAndReservesNothing) {
+  const uint64_t per_pe = wafer_.Info().sram_per_pe;
+  // A full PE: 12288 floats on one PE fill its 48 KB exactly.
+  OneTensorModel full(1, per_pe / 4, {5, 5, 1, 1}, {0, 0, 1, 1});
+  ASSERT_TRUE(full.manifest.tensors[0].byte_size == per_pe);
+  ASSERT_TRUE(wafer_.BeginModel(full.manifest).ok());
+  // One more float than a PE holds: refused although the wafer is almost empty.
+  OneTensorModel too_big(2, per_pe / 4 + 1, {6, 5, 1, 1}, {1, 0, 1, 1});
+  EXPECT_EQ(wafer_.BeginModel(too_big.manifest).code(), StatusCode::kResourceExhausted);
+  // A model whose tensor fits but whose KV region lands on the full PE: refused, and the
+  // tensor reserved before the failure is released again (all or nothing).
+  const uint64_t used = wafer_.sram_used_bytes();
+  OneTensorModel overlap(3, 8, {20, 20, 1, 1}, {5, 5, 1, 1});
+  EXPECT_EQ(wafer_.BeginModel(overlap.manifest).code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(wafer_.sram_used_bytes(), used);
+  EXPECT_EQ(wafer_.sram().used_at(20, 20), 0u);
+  // The same model beside it fits; sharing a PE that has room is fine too.
+  OneTensorModel beside(3, 8, {6, 5, 3, 3}, {0, 0, 1, 1});
+  EXPECT_TRUE(wafer_.BeginModel(beside.manifest).ok());
+  EXPECT_EQ(wafer_.sram().used_at(0, 0), 120u + 120u);  // Both models' KV.
+  // Once the full model leaves, its PE is free again.
+  ASSERT_TRUE(wafer_.UnloadModel(1).ok());
+  EXPECT_TRUE(wafer_.BeginModel(OneTensorModel(4, per_pe / 4, {5, 5, 1, 1}, {2, 0, 1, 1}).manifest).ok());
+}
+
+TEST_F(SimWaferTest, PlacementsMustBeInsideTheUsableRectangleAndCoverTheKvCache) {
+  EXPECT_EQ(wafer_.BeginModel(OneTensorModel(1, 8, {127, 0, 2, 1}, {0, 0, 1, 1}).manifest).code(),
+            StatusCode::kInvalidArgument);  // One column past the edge.
+  EXPECT_EQ(wafer_.BeginModel(OneTensorModel(1, 8, {0, 128, 1, 1}, {0, 0, 1, 1}).manifest).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(wafer_.BeginModel(OneTensorModel(1, 8, {0, 0, 0, 1}, {0, 0, 1, 1}).manifest).code(),
+            StatusCode::kInvalidArgument);  // Empty.
+  EXPECT_EQ(wafer_.BeginModel(OneTensorModel(1, 8, {0, 0, 1, 1}, {0, 0, 1, 0}).manifest).code(),
+            StatusCode::kInvalidArgument);  // Empty KV region.
+  OneTensorModel short_kv(1, 8, {0, 0, 1, 1}, {0, 1, 4, 1});
+  short_kv.kv.bytes_per_pe = 29;  // 4 x 29 = 116 < 120 bytes.
+  EXPECT_EQ(wafer_.BeginModel(short_kv.manifest).code(), StatusCode::kInvalidArgument);
+  OneTensorModel no_kv(1, 8, {0, 0, 1, 1}, {0, 1, 4, 1});
+  no_kv.manifest.kv_regions = {};
+  EXPECT_EQ(wafer_.BeginModel(no_kv.manifest).code(), StatusCode::kInvalidArgument);
+  OneTensorModel wrong_layer(1, 8, {0, 0, 1, 1}, {0, 1, 4, 1});
+  wrong_layer.kv.layer = 1;  // The model has one layer.
+  EXPECT_EQ(wafer_.BeginModel(wrong_layer.manifest).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(wafer_.sram_used_bytes(), 0u);
+}
+
+TEST_F(SimWaferTest, KvCacheAloneCanExhaustAPe) {
+  // 120 bytes of KV squeezed onto one PE that a tensor nearly fills.
+  const uint64_t per_pe = wafer_.Info().sram_per_pe;
+  OneTensorModel m(1, per_pe / 4 - 16, {0, 0, 1, 1}, {0, 0, 1, 1});
+  EXPECT_EQ(wafer_.BeginModel(m.manifest).code(), StatusCode::kResourceExhausted);
+  m.manifest.slots = 257;  // Above max_slots.
+  EXPECT_EQ(wafer_.BeginModel(m.manifest).code(), StatusCode::kResourceExhausted);
+  m.manifest.slots = 0;
+  EXPECT_EQ(wafer_.BeginModel(m.manifest).code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(SimWaferTest, ContentsOfPeFollowPlacements) {
+  LoadTiny(3, 2, 32);
+  std::vector<uint32_t> found(8);
+  for (uint32_t i = 0; i < specs_.size(); ++i) {
+    const hal::PeRect& r = specs_[i].placement;
+    hal::PeContents c = wafer_.ContentsOfPe(r.y + r.h - 1, r.x + r.w - 1, found);
+    ASSERT_TRUE(c.has_model) << i;
+    EXPECT_EQ(c.model_id, 3u);
+    ASSERT_EQ(c.tensor_count, 1u) << "row bands do not share PEs";
+    EXPECT_EQ(found[0], i);
+    EXPECT_FALSE(c.kv_cache);
+  }
+  hal::PeContents kv = wafer_.ContentsOfPe(kv_[1].rect.y, 0, found);
+  EXPECT_TRUE(kv.has_model);
+  EXPECT_TRUE(kv.kv_cache);
+  EXPECT_EQ(kv.tensor_count, 0u);
+  EXPECT_FALSE(wafer_.ContentsOfPe(kv_[1].rect.y + kv_[1].rect.h, 0, found).has_model);
 }
 
 TEST_F(SimWaferTest, MisshapenTensorIsInvalidArgument) {
-  hal::TensorSpec t;
-  t.rank = 2;
-  t.shape = {4, 4};
-  t.byte_size = 60;  // Not 4 * 4 * 4.
-  hal::ModelManifest m;
-  m.model_id = 1;
-  m.arch = ToHal(arch_);
-  m.tensors = std::span(&t, 1);
-  m.slots = 1;
-  m.context_length = 8;
-  EXPECT_EQ(wafer_.BeginModel(m).code(), StatusCode::kInvalidArgument);
+  OneTensorModel m(1, 16, {0, 0, 1, 1}, {0, 1, 1, 1});
+  m.tensor.rank = 2;
+  m.tensor.shape = {4, 4};
+  m.tensor.byte_size = 60;  // Not 4 * 4 * 4.
+  EXPECT_EQ(wafer_.BeginModel(m.manifest).code(), StatusCode::kInvalidArgument);
 }
 
 TEST_F(SimWaferTest, FunctionalStepMatchesEngineRunDirectly) {
@@ -244,31 +302,50 @@ TEST_F(SimWaferTest, StopTokensAndFullContext) {
   EXPECT_EQ(bad_slot.Run(wafer_, 99).code(), StatusCode::kNotFound);
 }
 
-hal::ModelManifest ShapeOnly8B() {
-  hal::ModelManifest m;
-  m.model_id = 8;
-  m.arch.vocab_size = 128256;
-  m.arch.hidden_size = 4096;
-  m.arch.intermediate_size = 14336;
-  m.arch.num_layers = 32;
-  m.arch.num_heads = 32;
-  m.arch.num_kv_heads = 8;
-  m.arch.head_dim = 128;
-  m.shape_only = true;
-  m.slots = 4;
-  m.context_length = 2048;
-  return m;
+// A shape-only Llama manifest with its tensors and KV cache placed in row bands on `wafer`.
+struct ShapeOnlyModel {
+  std::vector<hal::TensorSpec> specs;
+  std::vector<hal::KvRegion> kv;
+  hal::ModelManifest manifest;
+
+  ShapeOnlyModel(const SimWafer& wafer, hal::ModelArch arch) {
+    specs = testing::LlamaSpecs(arch);
+    manifest.model_id = 8;
+    manifest.arch = arch;
+    manifest.shape_only = true;
+    manifest.slots = 4;
+    manifest.context_length = 2048;
+    kv = testing::PlaceInRows(specs, arch.num_layers,
+                              SimWafer::KvCacheBytes(arch, 4, 2048) / arch.num_layers,
+                              wafer.Info().fabric_width, wafer.Info().sram_per_pe)
+             .kv;
+    manifest.tensors = specs;
+    manifest.kv_regions = kv;
+  }
+};
+
+hal::ModelArch Llama8B() {
+  hal::ModelArch a;
+  a.vocab_size = 128256;
+  a.hidden_size = 4096;
+  a.intermediate_size = 14336;
+  a.num_layers = 32;
+  a.num_heads = 32;
+  a.num_kv_heads = 8;
+  a.head_dim = 128;
+  return a;
 }
 
 TEST(SimWaferShapeOnlyTest, DeterministicSyntheticTokensAndModeledTime) {
   FakeClock clock;
   SimWafer a(LoadOrDie("wse3"), clock, SimWaferOptions{});
   SimWafer b(LoadOrDie("wse3"), clock, SimWaferOptions{});
-  ASSERT_TRUE(a.BeginModel(ShapeOnly8B()).ok());
-  ASSERT_TRUE(b.BeginModel(ShapeOnly8B()).ok());
+  ASSERT_TRUE(a.BeginModel(ShapeOnlyModel(a, Llama8B()).manifest).ok());
+  ASSERT_TRUE(b.BeginModel(ShapeOnlyModel(b, Llama8B()).manifest).ok());
   ASSERT_TRUE(a.CommitModel(8).ok());
   ASSERT_TRUE(b.CommitModel(8).ok());
-  // 8.0 B parameters at 16 bit plus 4 * 2048 * 32 * 2 * 8 * 128 * 2 bytes of KV.
+  // 8.0 B parameters at 16 bit plus 4 * 2048 * 32 * 2 * 8 * 128 * 2 bytes of KV (each rounded
+  // up to whole PEs of its band), reserved although no weight is stored.
   EXPECT_GT(a.sram_used_bytes(), 16'000'000'000ull);
   EXPECT_LT(a.sram_used_bytes(), 17'200'000'000ull);
 
@@ -305,15 +382,16 @@ TEST(SimWaferThermalTest, TemperatureFollowsActivity) {
   w.ReadSensors(idle);
   ASSERT_EQ(idle.region_count, 4u);
   EXPECT_NEAR(idle.power_w, 75, 1e-3);
-  hal::ModelManifest m = ShapeOnly8B();
-  m.arch.num_layers = 2;
-  m.arch.vocab_size = 1000;
-  m.arch.hidden_size = 256;
-  m.arch.intermediate_size = 512;
-  m.arch.num_heads = 4;
-  m.arch.num_kv_heads = 2;
-  m.arch.head_dim = 64;
-  ASSERT_TRUE(w.BeginModel(m).ok());
+  hal::ModelArch arch = Llama8B();
+  arch.num_layers = 2;
+  arch.vocab_size = 1000;
+  arch.hidden_size = 256;
+  arch.intermediate_size = 512;
+  arch.num_heads = 4;
+  arch.num_kv_heads = 2;
+  arch.head_dim = 64;
+  ShapeOnlyModel m(w, arch);
+  ASSERT_TRUE(w.BeginModel(m.manifest).ok());
   ASSERT_TRUE(w.CommitModel(8).ok());
   std::vector<uint32_t> prompt(8, 1);
   // Back-to-back steps for 60 simulated seconds: the wafer is busy all the time.

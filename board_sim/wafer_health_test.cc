@@ -156,22 +156,36 @@ TEST(WaferHealthTest, BootHarvestsRowsAndSramFollowsUsablePes) {
   EXPECT_EQ(twin.Do(fw::CommandKind::kIdentify).geometry.usable_height, g.usable_height);
 }
 
-// Stages a shape-only model whose manifest lists `n` tensors of `bytes` each (placed in SRAM,
-// never written).
-fw::Reply& StageShapeOnly(Board& board, uint32_t id, std::vector<hal::TensorSpec>& specs,
-                          size_t n, uint64_t bytes) {
+// Stages a shape-only model whose manifest lists `n` tensors of `bytes` each (reserved in SRAM,
+// never written): tensor i on the two PEs at columns i and i + 1 of row 0, so neighbours share
+// a PE; each of the two layers' KV cache on a full row below.
+struct ManifestStorage {  // What a staged manifest's spans point into.
+  std::vector<hal::TensorSpec> specs;
+  std::vector<hal::KvRegion> kv;
+};
+
+fw::Reply& StageShapeOnly(Board& board, uint32_t id, ManifestStorage& storage, size_t n,
+                          uint64_t bytes) {
+  std::vector<hal::TensorSpec>& specs = storage.specs;
   specs.assign(n, hal::TensorSpec{});
-  for (hal::TensorSpec& s : specs) {
+  for (size_t i = 0; i < n; ++i) {
+    hal::TensorSpec& s = specs[i];
     s.dtype = hal::DType::kF16;
     s.rank = 1;
     s.shape[0] = bytes / 2;
     s.byte_size = bytes;
+    s.placement = {static_cast<uint32_t>(i), 0, 2, 1};
   }
+  const uint32_t width = board.Do(fw::CommandKind::kIdentify).geometry.usable_width;
+  // 2 slots x 64 tokens x 2 (K, V) x 2 kv heads x 16 dims x 2 bytes = 16 KB per layer.
+  const uint64_t kv_per_pe = 16384 / width + 1;
+  storage.kv = {{0, {0, 1, width, 1}, kv_per_pe}, {1, {0, 2, width, 1}, kv_per_pe}};
   fw::Command begin;
   begin.kind = fw::CommandKind::kBeginModel;
   begin.manifest.model_id = id;
   begin.manifest.arch = hal::ModelArch{64, 64, 128, 2, 4, 2, 16};
   begin.manifest.tensors = specs;
+  begin.manifest.kv_regions = storage.kv;
   begin.manifest.slots = 2;
   begin.manifest.context_length = 64;
   begin.manifest.shape_only = true;
@@ -201,9 +215,9 @@ TEST(WaferHealthTest, StoppedPeIsRemappedAndItsTensorsReported) {
   const Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.0");
   Board board(p);
   ASSERT_EQ(board.Do(fw::CommandKind::kBoot).code, StatusCode::kOk);
-  std::vector<hal::TensorSpec> specs;
+  ManifestStorage specs;
   // 4 tensors of 64 KiB: tensor i spans PEs [i * 4/3, ...): PE 1 holds tensors 0 and 1.
-  ASSERT_EQ(StageShapeOnly(board, 5, specs, 4, 64 << 10).code, StatusCode::kOk);
+  ASSERT_EQ(StageShapeOnly(board, 5, specs, 4, 32 << 10).code, StatusCode::kOk);
 
   ASSERT_EQ(board.Inject(hal::FaultKind::kPeStop, 0, 1, 0).code, StatusCode::kOk);
   fw::Reply& faults = board.Do(fw::CommandKind::kReadFaults);
@@ -255,7 +269,7 @@ TEST(WaferHealthTest, EccErrorsAreCountedOrRemapped) {
 TEST(WaferHealthTest, ThrottlingSlowsStepsAndPowerCapLowersTheClock) {
   const Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.0");
   Board cool(p), hot(p);
-  std::vector<hal::TensorSpec> specs;
+  ManifestStorage specs;
   std::vector<hal::SeqStepView> seqs;
   std::vector<uint32_t> tokens;
   for (Board* b : {&cool, &hot}) {
@@ -300,7 +314,7 @@ TEST(WaferHealthTest, PowerFollowsActivityAcrossRails) {
   EXPECT_NEAR(idle.core_power_w + idle.sram_power_w + idle.io_power_w, idle.power_w, 1e-3);
   EXPECT_FLOAT_EQ(idle.coolant_flow_kg_s, static_cast<float>(p.coolant_flow_kg_s));
 
-  std::vector<hal::TensorSpec> specs;
+  ManifestStorage specs;
   std::vector<hal::SeqStepView> seqs;
   std::vector<uint32_t> tokens;
   ASSERT_EQ(StageShapeOnly(board, 1, specs, 1, 1024).code, StatusCode::kOk);
@@ -321,7 +335,7 @@ TEST(WaferHealthTest, ThermalRunawayTripsTheBoard) {
   const Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.0");
   Board board(p);
   ASSERT_EQ(board.Do(fw::CommandKind::kBoot).code, StatusCode::kOk);
-  std::vector<hal::TensorSpec> specs;
+  ManifestStorage specs;
   ASSERT_EQ(StageShapeOnly(board, 1, specs, 1, 1024).code, StatusCode::kOk);
   ASSERT_EQ(board.Inject(hal::FaultKind::kThermalRunaway, 0, 0, 20, 3).code, StatusCode::kOk);
   EXPECT_EQ(board.Inject(hal::FaultKind::kThermalRunaway, 0, 0, 2, 99).code,

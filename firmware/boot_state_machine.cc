@@ -1,6 +1,16 @@
 #include "firmware/boot_state_machine.h"
 
 namespace wafer::fw {
+namespace {
+
+// Moves to `to` when `event` is `expected`.
+Status Edge(BootState& state, BootEvent event, BootEvent expected, BootState to) {
+  if (event != expected) return FailedPrecondition();
+  state = to;
+  return OkStatus();
+}
+
+}  // namespace
 
 Status BootStateMachine::Step(BootEvent event) {
   if (event == BootEvent::kReset) {
@@ -9,21 +19,25 @@ Status BootStateMachine::Step(BootEvent event) {
   }
   switch (state_) {
     case BootState::kPowerOn:
-      if (event == BootEvent::kBoot) {
-        state_ = BootState::kSelfTest;
-        return OkStatus();
-      }
-      return FailedPrecondition();
+      return Edge(state_, event, BootEvent::kBoot, BootState::kSelfTest);
     case BootState::kSelfTest:
-      if (event == BootEvent::kSelfTestPassed) {
-        state_ = BootState::kReady;
-        return OkStatus();
-      }
       if (event == BootEvent::kSelfTestFailed) {
         state_ = BootState::kFaulted;
         return OkStatus();
       }
-      return FailedPrecondition();
+      return Edge(state_, event, BootEvent::kSelfTestPassed, BootState::kVerifyImage);
+    case BootState::kVerifyImage:
+      if (event == BootEvent::kImageInvalid) {
+        state_ = BootState::kFaulted;
+        return OkStatus();
+      }
+      return Edge(state_, event, BootEvent::kImageVerified, BootState::kRemap);
+    case BootState::kRemap:
+      if (event == BootEvent::kRemapFailed) {
+        state_ = BootState::kFaulted;
+        return OkStatus();
+      }
+      return Edge(state_, event, BootEvent::kRemapDone, BootState::kReady);
     case BootState::kReady:
       if (event == BootEvent::kFatalFault) {
         state_ = BootState::kFaulted;
@@ -76,7 +90,9 @@ bool IsCommandAllowed(BootState state, CommandKind kind) {
     case BootState::kPowerOn:
       return kind == CommandKind::kBoot || IsFirmwareUpdate(kind);
     case BootState::kSelfTest:
-      return false;
+    case BootState::kVerifyImage:
+    case BootState::kRemap:
+      return false;  // A boot is in progress.
     case BootState::kFaulted:
       return IsFirmwareUpdate(kind);  // A faulted board can still be re-flashed.
     case BootState::kReady:

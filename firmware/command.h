@@ -22,12 +22,15 @@ inline constexpr const char* kFirmwareVersion = "waferfw-1.0.0";
 inline constexpr size_t kMaxChunkBytes = 1u << 20;
 inline constexpr size_t kMaxFrameBytes = kMaxChunkBytes + (512u << 10);
 inline constexpr size_t kMaxTensors = 2048;
+// KV regions of one BeginModel: one per decoder layer for the largest models, with room.
+inline constexpr size_t kMaxKvRegions = 512;
 inline constexpr size_t kMaxModels = 8;
 inline constexpr size_t kMaxSeqsPerStep = 256;
 inline constexpr size_t kMaxStepTokens = 16384;  // Sum of `generate` over a step's seqs.
 
-// Same order as board.fbs BootState.
-enum class BootState : uint8_t { kPowerOn, kSelfTest, kReady, kFaulted };
+// Same values as board.fbs BootState (new states are appended there, so they come last here too;
+// the boot order is PowerOn, SelfTest, VerifyImage, Remap, Ready).
+enum class BootState : uint8_t { kPowerOn, kSelfTest, kReady, kFaulted, kVerifyImage, kRemap };
 
 enum class CommandKind : uint8_t {
   kIdentify,

@@ -112,17 +112,54 @@ Status CommandProcessor::StepBoot(BootEvent event) {
   return status;
 }
 
-bool CommandProcessor::SelfTestAndSettle() {
-  Status self_test = wafer_.SelfTest();
-  if (self_test.ok()) self_test = Harvest();
-  if (!self_test.ok()) {
+BootState CommandProcessor::RunBootStages(const char*& detail) {
+  // Every StepBoot below is the edge drawn for the state the machine is in: always valid.
+  Status status = wafer_.SelfTest();
+  if (!status.ok()) {
     log_.Append(Severity::kError, LogCode::kSelfTestFailed,
-                {static_cast<uint64_t>(self_test.code()), slots_.active_slot()});
+                {static_cast<uint64_t>(status.code()), slots_.active_slot()});
+    StepBoot(BootEvent::kSelfTestFailed).IgnoreError();
+    detail = "self-test failed";
+    return BootState::kSelfTest;
   }
-  StepBoot(self_test.ok() ? BootEvent::kSelfTestPassed : BootEvent::kSelfTestFailed)
-      .IgnoreError();  // Always valid in SelfTest.
-  return self_test.ok();
+  StepBoot(BootEvent::kSelfTestPassed).IgnoreError();
+
+  // Nothing else of the image runs before it is verified. VerifyRunning logs the reason.
+  if (!slots_.VerifyRunning(detail).ok()) {
+    StepBoot(BootEvent::kImageInvalid).IgnoreError();
+    return BootState::kVerifyImage;
+  }
+  StepBoot(BootEvent::kImageVerified).IgnoreError();
+
+  status = Harvest(detail);
+  if (!status.ok()) {
+    // board.fbs has no record of its own for a failed remap: it is logged as the self-test
+    // failure it was part of before the remap became a state, with the status code that names
+    // it (RESOURCE_EXHAUSTED: no usable row), and the transition record's event is kRemapFailed.
+    log_.Append(Severity::kError, LogCode::kSelfTestFailed,
+                {static_cast<uint64_t>(status.code()), slots_.active_slot()});
+    StepBoot(BootEvent::kRemapFailed).IgnoreError();
+    return BootState::kRemap;
+  }
+  StepBoot(BootEvent::kRemapDone).IgnoreError();
+  return BootState::kReady;
 }
+
+namespace {
+
+// The Boot reply's detail when the board reached Ready on the other slot after the image that
+// ran first failed in `failed_in`.
+const char* RolledBackDetail(BootState failed_in) {
+  if (failed_in == BootState::kVerifyImage) {
+    return "firmware image failed verification; rolled back to the other slot";
+  }
+  if (failed_in == BootState::kRemap) {
+    return "new firmware image failed the defect remap; rolled back to the previous slot";
+  }
+  return "new firmware image failed self-test; rolled back to the previous slot";
+}
+
+}  // namespace
 
 void CommandProcessor::HandleBoot(Reply& reply) {
   reply.kind = ReplyKind::kBoot;
@@ -139,19 +176,26 @@ void CommandProcessor::HandleBoot(Reply& reply) {
     reply.state = boot_.state();
     return;
   }
-  bool passed = SelfTestAndSettle();
-  const char* detail = passed ? "" : "self-test failed";
-  if (slots_.OnSelfTest(passed) == BootVerdict::kRolledBack) {
-    // The new image failed its first boot: reboot into the previous one, once.
+  const char* detail = "";
+  BootState failed_in = RunBootStages(detail);
+  BootState first_failure = BootState::kReady;
+  // A rollback marks the slot that failed invalid, so this reboots at most once per slot; the
+  // bound is a backstop.
+  for (uint32_t boots = 1;; ++boots) {
+    const BootVerdict verdict = failed_in == BootState::kVerifyImage
+                                    ? slots_.OnImageInvalid()
+                                    : slots_.OnBootResult(failed_in == BootState::kReady);
+    if (verdict != BootVerdict::kRolledBack || boots > hal::kFirmwareSlots) break;
+    if (first_failure == BootState::kReady) first_failure = failed_in;
+    // The image failed: reboot into the other slot's, which goes through every stage too.
     HandleReset();
     StepBoot(BootEvent::kBoot).IgnoreError();  // PowerOn -> SelfTest is always valid.
-    passed = SelfTestAndSettle();
-    slots_.OnSelfTest(passed);  // Settled: the fallback is not on trial.
-    detail = passed ? "new firmware image failed self-test; rolled back to the previous slot"
-                    : "new firmware image failed self-test; the previous slot failed too";
+    failed_in = RunBootStages(detail);
   }
-  reply.self_test_passed = passed;
-  reply.code = passed ? StatusCode::kOk : StatusCode::kFailedPrecondition;
+  const bool ready = failed_in == BootState::kReady;
+  if (ready && first_failure != BootState::kReady) detail = RolledBackDetail(first_failure);
+  reply.self_test_passed = failed_in != BootState::kSelfTest;  // The last boot's self-test.
+  reply.code = ready ? StatusCode::kOk : StatusCode::kFailedPrecondition;
   reply.detail = detail;
   reply.state = boot_.state();
 }
@@ -203,15 +247,15 @@ Status CommandProcessor::HandleBeginModel(const hal::ModelManifest& manifest,
     detail = "too many tensors";
     return ResourceExhausted();
   }
-  if (manifest.shape_only ? false : manifest.tensors.empty()) {
-    detail = "a functional model needs tensors";
+  if (manifest.tensors.empty()) {
+    detail = "a model lists its tensors (a shape-only one too: their SRAM is reserved)";
     return InvalidArgument();
   }
   Status status = wafer_.BeginModel(manifest);
   if (!status.ok()) {
     detail = status.code() == StatusCode::kResourceExhausted
-                 ? "weights plus KV cache exceed the free SRAM or slots"
-                 : "wafer rejected the manifest";
+                 ? "a PE would hold more than its SRAM, or too many slots"
+                 : "wafer rejected the manifest (shapes, placements or KV regions)";
     return status;
   }
   progress_.clear();
@@ -396,10 +440,11 @@ GeometrySummary CommandProcessor::Geometry() const {
   return g;
 }
 
-Status CommandProcessor::Harvest() {
+Status CommandProcessor::Harvest(const char*& detail) {
   harvested_ = false;
   const hal::PhysicalGeometry phys = wafer_.Geometry();
   if (phys.rows == 0 || phys.rows > hal::kMaxFabricRows || phys.spare_cols >= phys.cols) {
+    detail = "defect remap failed: the wafer reports an impossible fabric geometry";
     return Internal();
   }
   uint32_t kept = 0;
@@ -419,8 +464,16 @@ Status CommandProcessor::Harvest() {
     usable_to_phys_[kept] = r;
     row_map_[r] = kept++;
   }
-  if (kept == 0) return Internal();
-  WAFER_RETURN_IF_ERROR(wafer_.ProgramHarvest(std::span<const uint32_t>(row_map_.data(), phys.rows)));
+  if (kept == 0) {
+    detail = "defect remap failed: no usable row (every row has more defects than spares)";
+    return ResourceExhausted();
+  }
+  const Status programmed =
+      wafer_.ProgramHarvest(std::span<const uint32_t>(row_map_.data(), phys.rows));
+  if (!programmed.ok()) {
+    detail = "defect remap failed: the row shifters could not be programmed";
+    return programmed;
+  }
   phys_ = phys;
   usable_height_ = kept;
   failed_pes_ = failed;

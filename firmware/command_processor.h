@@ -61,11 +61,17 @@ class CommandProcessor {
     uint64_t written = 0;
   };
 
+  // Boots from PowerOn through the stages to Ready or Faulted, rebooting into the other firmware
+  // slot when the image that ran failed (see RunBootStages and FirmwareSlots).
   void HandleBoot(Reply& reply);
   // Applies a boot event and logs the edge (or the rejection).
   Status StepBoot(BootEvent event);
-  // Runs the self-test and the edge it leads to. True when it passed.
-  bool SelfTestAndSettle();
+  // REQUIRES: state SelfTest. Runs the boot stages in order, stepping the machine through each:
+  // the wafer self-test, the running image's verification (FirmwareSlots::VerifyRunning) and the
+  // defect remap (Harvest). Stops at the first failure, which is logged (kError) and takes the
+  // machine to Faulted. Returns the state whose stage failed (kSelfTest, kVerifyImage, kRemap),
+  // or kReady; `detail` names the failure.
+  BootState RunBootStages(const char*& detail);
   void HandleReadErrorLog(const Command& cmd, Reply& reply);
   void LogStepFailure(const hal::StepRequest& step, Status status);
   Status HandleBeginModel(const hal::ModelManifest& manifest, const char*& detail);
@@ -74,8 +80,14 @@ class CommandProcessor {
   Status HandleUnload(uint32_t model_id, const char*& detail);
   Status HandleStep(const hal::StepRequest& step, Reply& reply, const char*& detail);
   void HandleReset();
-  // Reads the fuses, drops rows whose defects exceed the spares and programs the row shifters.
-  Status Harvest();
+  // The defect remap: reads the fuses, drops rows whose defects exceed the spares and programs
+  // the row shifters. `detail` names a failure.
+  // Returns:
+  //   OK                 - harvested; Geometry() reports the usable rectangle.
+  //   INTERNAL           - the wafer reports an impossible geometry.
+  //   RESOURCE_EXHAUSTED - no usable row: every row has more defects than spares.
+  //   (ProgramHarvest's code) - the row shifters could not be programmed.
+  Status Harvest(const char*& detail);
   void HandlePeFault(hal::FaultKind kind, uint32_t row, uint32_t col);
   void HandleHwEvent(const hal::HwEvent& event);
   void CheckThermal();

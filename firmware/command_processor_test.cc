@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <ostream>
 #include <vector>
 
 #include "common/crc32c.h"
@@ -59,6 +60,48 @@ class CommandProcessorTest : public ::testing::Test {
     c.write.crc32c = Crc32c(chunk_) + crc_delta;
     return Run(c);
   }
+  // Sends `image` into `slot` through the firmware-update commands, signed with the fake key.
+  StatusCode SendImage(uint32_t slot, const std::vector<std::byte>& image) {
+    image_ = image;
+    const auto signature = testing::FakeSignatureVerifier::Sign(image_);
+    Command c;
+    c.kind = CommandKind::kBeginFirmwareImage;
+    c.command_id = ++next_id_;
+    c.image = FirmwareImageArgs{slot, image_.size(), Crc32c(image_), signature};
+    if (Reply r = Run(c); r.code != StatusCode::kOk) return r.code;
+    c = Command{};
+    c.kind = CommandKind::kWriteFirmwareChunk;
+    c.command_id = ++next_id_;
+    c.image_chunk = FirmwareChunkArgs{slot, 0, image_, Crc32c(image_)};
+    if (Reply r = Run(c); r.code != StatusCode::kOk) return r.code;
+    c = Command{};
+    c.kind = CommandKind::kCommitFirmwareImage;
+    c.command_id = ++next_id_;
+    c.image_slot = slot;
+    return Run(c).code;
+  }
+  // Installs a signed image in slot 1 and boots it (Ready, confirmed): slot 1 runs, slot 0 keeps
+  // the factory image.
+  void InstallSlot1() {
+    ASSERT_EQ(SendImage(1, Bytes(1000, 9)), StatusCode::kOk);
+    ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+    BootOk();
+    ASSERT_EQ(fake_.flash.ReadBootControl().active_slot, 1u);
+    ASSERT_FALSE(fake_.flash.ReadBootControl().trial);
+  }
+  // Leaves slot 1 as the only image: erases the factory image in slot 0 (a transfer into it
+  // that a reset abandons).
+  void MakeSlot1TheOnlyImage() {
+    InstallSlot1();
+    Command c;
+    c.kind = CommandKind::kBeginFirmwareImage;
+    c.command_id = ++next_id_;
+    const auto signature = testing::FakeSignatureVerifier::Sign(image_);
+    c.image = FirmwareImageArgs{0, 100, 0, signature};
+    ASSERT_EQ(Run(c).code, StatusCode::kOk);
+    ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+    ASSERT_FALSE(fake_.flash.ReadBootControl().slots[0].valid);
+  }
   static std::vector<std::byte> Bytes(size_t n, uint8_t first) {
     std::vector<std::byte> v(n);
     for (size_t i = 0; i < n; ++i) v[i] = std::byte(first + i);
@@ -70,6 +113,7 @@ class CommandProcessorTest : public ::testing::Test {
   std::unique_ptr<CommandProcessor> cp_;
   hal::TensorSpec tensors_[2];
   std::vector<std::byte> chunk_;
+  std::vector<std::byte> image_;
   uint64_t next_id_ = 0;
 };
 
@@ -258,6 +302,224 @@ TEST_F(CommandProcessorTest, BootEdgesAndSelfTestFailureAreLogged) {
   EXPECT_EQ(log[4].code, LogCode::kBootTransition);
   EXPECT_EQ(log[4].args[1], static_cast<uint64_t>(BootState::kPowerOn));
   for (size_t i = 1; i < log.size(); ++i) EXPECT_EQ(log[i].sequence, log[i - 1].sequence + 1);
+}
+
+// One kBootTransition record: from, to, event.
+struct Transition {
+  BootState from;
+  BootState to;
+  BootEvent event;
+  bool operator==(const Transition&) const = default;
+};
+
+std::vector<Transition> Transitions(const std::vector<LogRecord>& log) {
+  std::vector<Transition> out;
+  for (const LogRecord& r : log) {
+    if (r.code != LogCode::kBootTransition) continue;
+    out.push_back({static_cast<BootState>(r.args[0]), static_cast<BootState>(r.args[1]),
+                   static_cast<BootEvent>(r.args[2])});
+  }
+  return out;
+}
+
+std::ostream& operator<<(std::ostream& os, const Transition& t) {
+  return os << int(t.from) << "->" << int(t.to) << " on " << int(t.event);
+}
+
+using S = BootState;
+using E = BootEvent;
+
+const std::vector<Transition> kGoodBoot = {{S::kPowerOn, S::kSelfTest, E::kBoot},
+                                           {S::kSelfTest, S::kVerifyImage, E::kSelfTestPassed},
+                                           {S::kVerifyImage, S::kRemap, E::kImageVerified},
+                                           {S::kRemap, S::kReady, E::kRemapDone}};
+
+TEST_F(CommandProcessorTest, FactoryImageBootsThroughEveryStage) {
+  BootOk();
+  EXPECT_EQ(Transitions(ReadLog(*cp_)), kGoodBoot);
+  // The factory image carries no signature trailer: accepted without a check (see
+  // FirmwareSlots::VerifyRunning), so the verifier is not consulted.
+  EXPECT_EQ(fake_.verifier.calls, 0);
+  EXPECT_EQ(wafer_.harvests, 1);
+  EXPECT_TRUE(cp_->Geometry().harvested);
+}
+
+TEST_F(CommandProcessorTest, GoodSignedImageIsVerifiedAtEveryBoot) {
+  InstallSlot1();
+  EXPECT_EQ(fake_.verifier.calls, 2);  // Commit, then the boot that confirmed it.
+  ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+  const uint64_t from = cp_->error_log().next_sequence();
+  BootOk();
+  EXPECT_EQ(fake_.verifier.calls, 3);
+  EXPECT_EQ(Transitions(ReadLog(*cp_, from)), kGoodBoot);
+  EXPECT_EQ(cp_->active_firmware_slot(), 1u);
+}
+
+TEST_F(CommandProcessorTest, CorruptedTrialImageRollsBackAndBootsTheOldSlot) {
+  BootOk();
+  ASSERT_EQ(SendImage(1, Bytes(1000, 9)), StatusCode::kOk);
+  ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+  ASSERT_TRUE(fake_.flash.ReadBootControl().trial);
+  fake_.flash.CorruptBit(1, 123);  // After Commit checked it: the flash decayed.
+  const uint64_t from = cp_->error_log().next_sequence();
+  Reply r = Simple(CommandKind::kBoot);
+  EXPECT_EQ(r.code, StatusCode::kOk) << r.detail;
+  EXPECT_EQ(r.state, BootState::kReady);
+  EXPECT_STREQ(r.detail, "firmware image failed verification; rolled back to the other slot");
+  EXPECT_EQ(cp_->active_firmware_slot(), 0u);
+  EXPECT_FALSE(fake_.flash.ReadBootControl().slots[1].valid);
+  EXPECT_FALSE(fake_.flash.ReadBootControl().trial);
+  const auto log = ReadLog(*cp_, from);
+  const LogRecord* crc = FindRecord(log, LogCode::kImageCrcMismatch);
+  ASSERT_NE(crc, nullptr);
+  EXPECT_EQ(crc->severity, Severity::kError);
+  EXPECT_EQ(crc->args[0], 1u);  // Slot.
+  const LogRecord* rollback = FindRecord(log, LogCode::kImageRolledBack);
+  ASSERT_NE(rollback, nullptr);
+  EXPECT_EQ(rollback->args[0], 1u);
+  EXPECT_EQ(rollback->args[1], 0u);
+  std::vector<Transition> want = {{S::kPowerOn, S::kSelfTest, E::kBoot},
+                                  {S::kSelfTest, S::kVerifyImage, E::kSelfTestPassed},
+                                  {S::kVerifyImage, S::kFaulted, E::kImageInvalid},
+                                  {S::kFaulted, S::kPowerOn, E::kReset}};
+  want.insert(want.end(), kGoodBoot.begin(), kGoodBoot.end());
+  EXPECT_EQ(Transitions(log), want);
+  // Stays on the old image across resets.
+  ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+  BootOk();
+  EXPECT_EQ(cp_->active_firmware_slot(), 0u);
+}
+
+TEST_F(CommandProcessorTest, TrialImageWithADamagedSignatureRollsBack) {
+  BootOk();
+  const auto image = Bytes(1000, 9);
+  ASSERT_EQ(SendImage(1, image), StatusCode::kOk);
+  ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+  // One bit of the signature in the trailer (the image's bytes and CRC are intact).
+  fake_.flash.CorruptBit(1, image.size() + FirmwareSlots::kMagicBytes + 2);
+  Reply r = Simple(CommandKind::kBoot);
+  EXPECT_EQ(r.state, BootState::kReady);
+  EXPECT_EQ(cp_->active_firmware_slot(), 0u);
+  const auto log = ReadLog(*cp_);
+  EXPECT_NE(FindRecord(log, LogCode::kImageSignatureInvalid), nullptr);
+  EXPECT_EQ(FindRecord(log, LogCode::kImageCrcMismatch), nullptr);
+}
+
+TEST_F(CommandProcessorTest, ADamagedTrailerIsNotTakenForAFactoryImage) {
+  const auto image = Bytes(1000, 9);
+  BootOk();
+  ASSERT_EQ(SendImage(1, image), StatusCode::kOk);
+  ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+  fake_.flash.CorruptBit(1, image.size());  // The magic.
+  EXPECT_EQ(Simple(CommandKind::kBoot).state, BootState::kReady);
+  EXPECT_EQ(cp_->active_firmware_slot(), 0u);  // Rolled back.
+  EXPECT_NE(FindRecord(ReadLog(*cp_), LogCode::kImageSignatureInvalid), nullptr);
+}
+
+TEST_F(CommandProcessorTest, CorruptedSettledImageFallsBackToTheOtherSlot) {
+  InstallSlot1();  // Slot 1 confirmed; slot 0 still holds the factory image.
+  ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+  fake_.flash.CorruptBit(1, 5);
+  Reply r = Simple(CommandKind::kBoot);
+  EXPECT_EQ(r.code, StatusCode::kOk) << r.detail;
+  EXPECT_EQ(r.state, BootState::kReady);
+  EXPECT_EQ(cp_->active_firmware_slot(), 0u);
+  EXPECT_FALSE(fake_.flash.ReadBootControl().slots[1].valid);
+  EXPECT_NE(FindRecord(ReadLog(*cp_), LogCode::kImageRolledBack), nullptr);
+}
+
+TEST_F(CommandProcessorTest, CorruptedOnlyImageFaultsWithTheReasonLogged) {
+  MakeSlot1TheOnlyImage();
+  fake_.flash.CorruptBit(1, 5);
+  const int cycles = wafer_.power_cycles;
+  const uint64_t from = cp_->error_log().next_sequence();
+  Reply r = Simple(CommandKind::kBoot);
+  EXPECT_EQ(r.kind, ReplyKind::kBoot);
+  EXPECT_EQ(r.code, StatusCode::kFailedPrecondition);
+  EXPECT_EQ(r.state, BootState::kFaulted);
+  EXPECT_TRUE(r.self_test_passed);  // The wafer was fine; the image was not.
+  EXPECT_STREQ(r.detail, "the running firmware image no longer matches its CRC-32C");
+  EXPECT_EQ(wafer_.power_cycles, cycles);  // Nothing to reboot into.
+  EXPECT_EQ(wafer_.harvests, 1);           // Only InstallSlot1's boot remapped.
+  const auto log = ReadLog(*cp_, from);
+  const LogRecord* crc = FindRecord(log, LogCode::kImageCrcMismatch);
+  ASSERT_NE(crc, nullptr);
+  EXPECT_EQ(crc->severity, Severity::kError);
+  EXPECT_EQ(crc->args[0], 1u);
+  const std::vector<Transition> want = {{S::kPowerOn, S::kSelfTest, E::kBoot},
+                                        {S::kSelfTest, S::kVerifyImage, E::kSelfTestPassed},
+                                        {S::kVerifyImage, S::kFaulted, E::kImageInvalid}};
+  EXPECT_EQ(Transitions(log), want);
+  EXPECT_FALSE(fake_.flash.ReadBootControl().slots[1].valid);
+  EXPECT_EQ(Simple(CommandKind::kBeginModel).code, StatusCode::kFailedPrecondition);
+
+  // The next boot finds no image at all.
+  ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+  r = Simple(CommandKind::kBoot);
+  EXPECT_EQ(r.state, BootState::kFaulted);
+  EXPECT_STREQ(r.detail, "no firmware image recorded in the running slot");
+
+  // A faulted board can be re-flashed: the new image boots on trial and is confirmed.
+  ASSERT_EQ(SendImage(0, Bytes(700, 3)), StatusCode::kOk);
+  ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+  BootOk();
+  EXPECT_EQ(cp_->active_firmware_slot(), 0u);
+  EXPECT_FALSE(fake_.flash.ReadBootControl().trial);
+}
+
+TEST_F(CommandProcessorTest, BoardWithNoImageRecordedFaults) {
+  hal::BootControl control;  // No slot holds an image.
+  ASSERT_TRUE(fake_.flash.WriteBootControl(control).ok());
+  Reply r = Simple(CommandKind::kBoot);
+  EXPECT_EQ(r.state, BootState::kFaulted);
+  EXPECT_EQ(r.code, StatusCode::kFailedPrecondition);
+  EXPECT_STREQ(r.detail, "no firmware image recorded in the running slot");
+  const auto log = ReadLog(*cp_);
+  const LogRecord* rec = FindRecord(log, LogCode::kImageOutOfRange);
+  ASSERT_NE(rec, nullptr);
+  EXPECT_EQ(rec->severity, Severity::kError);
+  EXPECT_EQ(rec->args[2], 0u);  // Size 0: nothing there.
+  EXPECT_EQ(wafer_.harvests, 0);
+}
+
+TEST_F(CommandProcessorTest, HarvestFailureFaultsWithTheReasonLogged) {
+  wafer_.row_fuses.fill(3);  // Every row has more defects than its 2 spares.
+  Reply r = Simple(CommandKind::kBoot);
+  EXPECT_EQ(r.code, StatusCode::kFailedPrecondition);
+  EXPECT_EQ(r.state, BootState::kFaulted);
+  EXPECT_STREQ(r.detail,
+               "defect remap failed: no usable row (every row has more defects than spares)");
+  EXPECT_EQ(wafer_.harvests, 0);  // Nothing programmed.
+  EXPECT_FALSE(cp_->Geometry().harvested);
+  const auto log = ReadLog(*cp_);
+  const LogRecord* failed = FindRecord(log, LogCode::kSelfTestFailed);
+  ASSERT_NE(failed, nullptr);
+  EXPECT_EQ(failed->severity, Severity::kError);
+  EXPECT_EQ(failed->args[0], static_cast<uint64_t>(StatusCode::kResourceExhausted));
+  const std::vector<Transition> want = {{S::kPowerOn, S::kSelfTest, E::kBoot},
+                                        {S::kSelfTest, S::kVerifyImage, E::kSelfTestPassed},
+                                        {S::kVerifyImage, S::kRemap, E::kImageVerified},
+                                        {S::kRemap, S::kFaulted, E::kRemapFailed}};
+  EXPECT_EQ(Transitions(log), want);
+  // Reset recovers once the fuses allow a rectangle.
+  ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+  wafer_.row_fuses.fill(0);
+  wafer_.row_fuses[3] = 3;  // One row dropped: reduced capacity, still usable.
+  BootOk();
+  EXPECT_EQ(cp_->Geometry().usable_height, 7u);
+}
+
+TEST_F(CommandProcessorTest, HarvestFailureOfATrialImageRollsBackThenFaults) {
+  BootOk();
+  ASSERT_EQ(SendImage(1, Bytes(1000, 9)), StatusCode::kOk);
+  ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+  wafer_.row_fuses.fill(3);  // Fails under either image.
+  Reply r = Simple(CommandKind::kBoot);
+  EXPECT_EQ(r.state, BootState::kFaulted);
+  EXPECT_EQ(cp_->active_firmware_slot(), 0u);  // The trial image was rolled back first.
+  EXPECT_FALSE(fake_.flash.ReadBootControl().slots[1].valid);
+  EXPECT_STREQ(r.detail,
+               "defect remap failed: no usable row (every row has more defects than spares)");
 }
 
 TEST_F(CommandProcessorTest, ChunkCrcAndRangeFailuresAreLogged) {

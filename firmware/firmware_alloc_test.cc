@@ -211,9 +211,10 @@ TEST(SteadyStateAllocationTest, SuperloopDecodeHandleEncodeAllocatesNothing) {
   {
     flatbuffers::FlatBufferBuilder fbb;
     std::vector<uint64_t> shape = {16};
+    const wb::PeRect placement(0, 0, 1, 1);
     std::vector<flatbuffers::Offset<wb::TensorDesc>> tensors = {
         wb::CreateTensorDescDirect(fbb, "t", wb::TensorRole::kEmbedding, 0, wb::DType::kF32,
-                                   &shape, 64)};
+                                   &shape, 64, &placement)};
     auto arch = wb::CreateModelArch(fbb);
     init.push_back(Frame(fbb, 2, wb::BoardMessage::BeginModel,
                          wb::CreateBeginModelDirect(fbb, 7, "m", arch, &tensors, 4, 64, false)

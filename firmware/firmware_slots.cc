@@ -14,10 +14,12 @@ Status FirmwareSlots::Store(const hal::BootControl& control, const char*& detail
 
 Status FirmwareSlots::Begin(const FirmwareImageArgs& image, const char*& detail) {
   receiving_ = false;
-  if (image.slot >= hal::kFirmwareSlots || image.size == 0 ||
-      image.size > flash_.slot_capacity()) {
+  const uint64_t capacity = flash_.slot_capacity();
+  if (image.slot >= hal::kFirmwareSlots || image.size == 0 || capacity < kTrailerBytes ||
+      image.size > capacity - kTrailerBytes) {
     log_.Append(Severity::kWarning, LogCode::kImageOutOfRange, {image.slot, 0, image.size});
-    detail = "no such firmware slot, or the image size is 0 or above the slot's capacity";
+    detail = "no such firmware slot, or the image size is 0 or above the slot's capacity less "
+             "its signature trailer";
     return OutOfRange();
   }
   if (image.signature.size() != hal::kSignatureBytes) {
@@ -118,6 +120,16 @@ Status FirmwareSlots::Commit(uint32_t slot, const char*& detail) {
     detail = "firmware image signature does not verify against the board's key; image refused";
     return Status(StatusCode::kPermissionDenied);
   }
+  // The trailer area was erased by Begin and is past the image: program it once. The record
+  // below is written only after it, so a valid record always has its trailer.
+  std::array<std::byte, kTrailerBytes> trailer;
+  std::copy(kTrailerMagic.begin(), kTrailerMagic.end(), trailer.begin());
+  std::copy(signature_.begin(), signature_.end(), trailer.begin() + kMagicBytes);
+  Status status = flash_.ProgramSlot(slot, size_, trailer);
+  if (!status.ok()) {
+    detail = "flash program failed (signature trailer)";
+    return status;
+  }
   hal::BootControl control = flash_.ReadBootControl();
   control.slots[slot] = hal::SlotRecord{true, size_, crc32c_};
   control.pending = true;
@@ -140,7 +152,7 @@ void FirmwareSlots::OnReset() {
   hal::BootControl control = flash_.ReadBootControl();
   bool changed = false;
   if (control.trial) {
-    // The trial image never reached a passing self-test: treat the reset as a failed boot.
+    // The trial image never reached Ready: treat the reset as a failed boot.
     RollBack(control);
     changed = true;
   }
@@ -160,11 +172,73 @@ void FirmwareSlots::OnReset() {
   if (changed) Store(control, detail).IgnoreError();
 }
 
-BootVerdict FirmwareSlots::OnSelfTest(bool passed) {
+Status FirmwareSlots::VerifyRunning(const char*& detail) {
+  const hal::BootControl control = flash_.ReadBootControl();
+  const uint32_t slot = control.active_slot;
+  const hal::SlotRecord record = slot < hal::kFirmwareSlots ? control.slots[slot]
+                                                            : hal::SlotRecord{};
+  if (!record.valid) {
+    log_.Append(Severity::kError, LogCode::kImageOutOfRange, {slot, 0, 0});
+    detail = "no firmware image recorded in the running slot";
+    return NotFound();
+  }
+  const std::span<const std::byte> mapped = flash_.MappedSlot(slot);
+  if (record.size == 0 || record.size > mapped.size()) {
+    log_.Append(Severity::kError, LogCode::kImageOutOfRange, {slot, 0, record.size});
+    detail = "the running slot's record gives an image size that does not fit the slot";
+    return DataLoss();
+  }
+  const size_t size = static_cast<size_t>(record.size);
+  if (mapped.size() - size < kTrailerBytes) return OkStatus();  // Factory: no room for a trailer.
+  const std::span<const std::byte> trailer = mapped.subspan(size, kTrailerBytes);
+  const auto erased = [](std::byte b) { return b == std::byte{0xFF}; };
+  if (std::all_of(trailer.begin(), trailer.end(), erased)) return OkStatus();  // Factory image.
+  const std::span<const std::byte> image = mapped.first(size);
+  const uint32_t actual = Crc32c(image);
+  if (actual != record.crc32c) {
+    log_.Append(Severity::kError, LogCode::kImageCrcMismatch, {slot, record.crc32c, actual});
+    detail = "the running firmware image no longer matches its CRC-32C";
+    return DataLoss();
+  }
+  if (!std::equal(kTrailerMagic.begin(), kTrailerMagic.end(), trailer.begin()) ||
+      !verifier_
+           .Verify(image, trailer.subspan(kMagicBytes).first<hal::kSignatureBytes>())
+           .ok()) {
+    log_.Append(Severity::kError, LogCode::kImageSignatureInvalid, {slot, record.size});
+    detail = "the running firmware image's signature does not verify (or its trailer is damaged)";
+    return Status(StatusCode::kPermissionDenied);
+  }
+  return OkStatus();
+}
+
+BootVerdict FirmwareSlots::OnImageInvalid() {
+  hal::BootControl control = flash_.ReadBootControl();
+  const char* detail = "";
+  if (control.trial) {
+    RollBack(control);
+    Store(control, detail).IgnoreError();
+    return BootVerdict::kRolledBack;
+  }
+  const uint32_t failed = control.active_slot;
+  const uint32_t other = (failed + 1) % hal::kFirmwareSlots;
+  control.slots[failed].valid = false;  // Never booted again; a new image must be sent.
+  if (!control.slots[other].valid) {
+    Store(control, detail).IgnoreError();
+    return BootVerdict::kNoFallback;
+  }
+  control.active_slot = other;
+  control.fallback_slot = other;
+  if (control.pending && control.pending_slot == other) control.pending = false;  // It runs now.
+  log_.Append(Severity::kError, LogCode::kImageRolledBack, {failed, other});
+  Store(control, detail).IgnoreError();
+  return BootVerdict::kRolledBack;
+}
+
+BootVerdict FirmwareSlots::OnBootResult(bool reached_ready) {
   hal::BootControl control = flash_.ReadBootControl();
   if (!control.trial) return BootVerdict::kSettled;
   const char* detail = "";
-  if (passed) {
+  if (reached_ready) {
     control.trial = false;
     log_.Append(Severity::kInfo, LogCode::kImageConfirmed, {control.active_slot});
     Store(control, detail).IgnoreError();

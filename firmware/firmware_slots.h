@@ -1,6 +1,7 @@
 // Firmware A/B slots: receives a new image into the slot that is not running, accepts it only
 // when its CRC-32C and Ed25519 signature check out, activates it at the next reset on trial,
-// and rolls back to the previous slot when the trial image fails to boot.
+// verifies the running image again at every boot, and rolls back to the other slot when a trial
+// image fails to boot or the running image no longer verifies.
 #pragma once
 
 #include <array>
@@ -15,22 +16,34 @@
 
 namespace wafer::fw {
 
-// What a self-test result meant for the slots.
+// What a boot's outcome meant for the slots.
 enum class BootVerdict : uint8_t {
-  kSettled,     // The running image was not on trial; nothing changed.
-  kConfirmed,   // The trial image passed and is now permanent.
-  kRolledBack,  // The trial image failed; the fallback slot is active again (reboot into it).
+  kSettled,      // The running image was not on trial; nothing changed.
+  kConfirmed,    // The trial image passed and is now permanent.
+  kRolledBack,   // The image failed; the other slot is active again (reboot into it).
+  kNoFallback,   // The running image is invalid and no other slot holds one: it cannot boot.
 };
 
 // The image lifecycle, per slot (the boot-control record in flash holds everything but the
 // transfer in progress, which a reset abandons):
 //
-//   Begin          Write* + Commit (CRC and signature OK)      Reset             SelfTest passed
+//   Begin          Write* + Commit (CRC and signature OK)      Reset               boot reached
 //   -----> erased ----------------------------------> pending -----> trial ----------------> active
-//                      CRC or signature bad: stays erased            |  SelfTest failed, or
-//                                                                    |  Reset before a self-test
+//                      CRC or signature bad: stays erased            |   Ready
+//                                                                    |  a boot stage failed, or
+//                                                                    |  Reset before a boot
 //                                                                    +-> rolled back (slot invalid,
 //                                                                        fallback slot active)
+//
+// An active (settled) image that no longer verifies at boot (VerifyRunning) is marked invalid
+// too, and the other slot runs instead when it holds an image (OnImageInvalid).
+//
+// Slot layout. An accepted image occupies bytes [0, size) of its slot and is followed by a
+// kTrailerBytes trailer that Commit programs: kTrailerMagic, then the image's Ed25519 signature.
+// The boot-control record holds the image's size and CRC-32C; the trailer is what lets every
+// boot check the signature again. A slot whose trailer area is still erased (all 0xFF), or has
+// no room for one, holds a factory image: one provisioned at manufacture together with its
+// record, never through Commit (see VerifyRunning for how it is treated).
 //
 // Not thread-safe; owned by the command processor.
 class FirmwareSlots {
@@ -39,10 +52,17 @@ class FirmwareSlots {
   FirmwareSlots(hal::FirmwareFlash& flash, hal::SignatureVerifier& verifier, ErrorLog& log)
       : flash_(flash), verifier_(verifier), log_(log) {}
 
+  static constexpr size_t kMagicBytes = 8;
+  static constexpr std::array<std::byte, kMagicBytes> kTrailerMagic = {
+      std::byte{'W'}, std::byte{'F'}, std::byte{'S'}, std::byte{'I'},
+      std::byte{'G'}, std::byte{'v'}, std::byte{'1'}, std::byte{0}};
+  static constexpr size_t kTrailerBytes = kMagicBytes + hal::kSignatureBytes;
+
   // Erases `image.slot` and starts receiving an image into it (abandoning any transfer).
   // Returns:
   //   OK                  - the slot is erased and waits for chunks.
-  //   OUT_OF_RANGE        - no such slot, or the size is 0 or above the slot's capacity.
+  //   OUT_OF_RANGE        - no such slot, or the size is 0 or above the slot's capacity less the
+  //                         kTrailerBytes signature trailer.
   //   INVALID_ARGUMENT    - the signature is not kSignatureBytes long.
   //   FAILED_PRECONDITION - the slot holds the running image, or the fallback of a trial.
   //   UNAVAILABLE         - the flash failed.
@@ -57,22 +77,58 @@ class FirmwareSlots {
   //   UNAVAILABLE         - the flash failed.
   Status WriteChunk(const FirmwareChunkArgs& chunk, const char*& detail);
 
-  // Checks the complete image and, when it passes, marks it pending for the next reset. The
-  // transfer ends either way.
+  // Checks the complete image and, when it passes, programs its signature trailer and marks it
+  // pending for the next reset. The transfer ends either way.
   // Returns:
   //   OK                  - accepted; activates at the next Reset.
   //   FAILED_PRECONDITION - no transfer into this slot, or bytes are missing.
   //   DATA_LOSS           - the image's CRC-32C did not match.
   //   PERMISSION_DENIED   - the signature did not verify against the board's key.
-  //   UNAVAILABLE         - the flash failed.
+  //   UNAVAILABLE         - the flash failed (the image, or its signature trailer).
   Status Commit(uint32_t slot, const char*& detail);
 
+  // Verifies the running slot's image before anything else of the boot runs: the bytes against
+  // the CRC-32C in the boot-control record, then the signature in the slot's trailer against the
+  // board's key (hal::SignatureVerifier). A failure is logged (kError) with its reason.
+  //
+  // Boards that never received an image through Commit, precisely:
+  //   - A factory image (a valid record, no trailer; see the slot layout above) is accepted
+  //     without either check, because the board holds no signature for it. That is the state
+  //     every simulated board starts in (SimFirmwareFlash: slot 0 holds real bytes and a correct
+  //     CRC record, but the simulator has no factory signing key, and a board may trust no key
+  //     at all), and the test fake's (FakeFirmwareFlash: a placeholder record, size 16 and CRC 0,
+  //     over erased flash, i.e. no image flashed at all). Both boot to Ready exactly as before
+  //     boot-time verification existed; the board becomes verifiable once an image is installed
+  //     through Begin/WriteChunk/Commit. The cost: bit rot in a factory image goes undetected
+  //     here (the wafer self-test still runs).
+  //   - A running slot whose record holds no image at all is NOT_FOUND: the board falls back to
+  //     the other slot if that holds an image, and otherwise faults (see OnImageInvalid); a
+  //     faulted board can still be re-flashed.
+  // A damaged trailer (neither erased nor kTrailerMagic) is not mistaken for a factory image: it
+  // fails verification.
+  // Returns:
+  //   OK                - the image verified, or it is a factory image.
+  //   NOT_FOUND         - the record has no image for the running slot (logged kImageOutOfRange
+  //                       with size 0).
+  //   DATA_LOSS         - the bytes do not match the recorded CRC-32C (kImageCrcMismatch), or
+  //                       the record's size does not fit the slot (kImageOutOfRange).
+  //   PERMISSION_DENIED - the signature does not verify, or the trailer is damaged
+  //                       (kImageSignatureInvalid).
+  Status VerifyRunning(const char*& detail);
+
   // Called at every reset (what the boot ROM does): abandons a transfer, rolls back a trial
-  // image that never passed a self-test, and puts a pending image on trial.
+  // image that never reached Ready, and puts a pending image on trial.
   void OnReset();
 
-  // Called with each self-test result. Confirms or rolls back a trial image.
-  BootVerdict OnSelfTest(bool passed);
+  // Called with each boot's outcome (true: self-test, image verification and defect remap all
+  // passed). Confirms a trial image that reached Ready, rolls back one that did not.
+  BootVerdict OnBootResult(bool reached_ready);
+
+  // Called when VerifyRunning failed. The running slot is marked invalid (never booted again). A
+  // trial image rolls back to its fallback slot; a settled one falls back to the other slot when
+  // that slot's record holds an image (kRolledBack: reboot into it; the reboot verifies it too).
+  // Otherwise kNoFallback: no valid image remains.
+  BootVerdict OnImageInvalid();
 
   uint32_t active_slot() const { return flash_.ReadBootControl().active_slot; }
 

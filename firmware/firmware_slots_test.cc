@@ -91,7 +91,8 @@ class FirmwareSlotsTest : public ::testing::Test {
 TEST_F(FirmwareSlotsTest, ValidImageActivatesOnResetAndBootConfirmsIt) {
   BootOk();
   ASSERT_EQ(SendImage(ImageCrc()), StatusCode::kOk);
-  EXPECT_EQ(fake_.flash.programmed_bytes, image_.size());  // The retry programmed nothing twice.
+  // The retry programmed nothing twice; Commit added the signature trailer.
+  EXPECT_EQ(fake_.flash.programmed_bytes, image_.size() + FirmwareSlots::kTrailerBytes);
   EXPECT_EQ(fake_.verifier.calls, 1);
   EXPECT_TRUE(Logged(LogCode::kImageAccepted));
   EXPECT_EQ(ActiveSlot(), 0u);  // Not before a reset.

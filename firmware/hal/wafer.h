@@ -66,6 +66,15 @@ struct PeContents {
   uint32_t tensor_count = 0;  // Total; may exceed what fit in the caller's span.
 };
 
+// A rectangle of PEs in usable-rectangle coordinates.
+struct PeRect {
+  uint32_t x = 0;  // Column of the top-left PE.
+  uint32_t y = 0;  // Row of the top-left PE.
+  uint32_t w = 0;
+  uint32_t h = 0;
+  uint64_t pes() const { return uint64_t{w} * h; }
+};
+
 struct TensorSpec {
   std::span<const char> name;  // Not NUL-terminated.
   TensorRole role = TensorRole::kEmbedding;
@@ -74,6 +83,16 @@ struct TensorSpec {
   std::array<uint64_t, kMaxTensorRank> shape{};
   uint32_t rank = 0;
   uint64_t byte_size = 0;
+  // Where the host placed it: the tensor is spread evenly over these PEs, each holding
+  // ceil(byte_size / placement.pes()) bytes.
+  PeRect placement;
+};
+
+// KV-cache space for one decoder layer: `bytes_per_pe` on every PE of `rect`.
+struct KvRegion {
+  uint32_t layer = 0;
+  PeRect rect;
+  uint64_t bytes_per_pe = 0;
 };
 
 struct ModelArch {
@@ -100,6 +119,8 @@ struct ModelManifest {
   std::span<const char> name;
   ModelArch arch;
   std::span<const TensorSpec> tensors;
+  // Every decoder layer's KV cache; together at least KvCacheBytes for the layer.
+  std::span<const KvRegion> kv_regions;
   uint32_t slots = 0;
   uint32_t context_length = 0;
   bool shape_only = false;
@@ -188,11 +209,14 @@ class Wafer {
   // Runs the power-on self-test. OK, or INTERNAL when the wafer failed it.
   virtual Status SelfTest() = 0;
 
-  // Reserves SRAM for a model's weights and KV cache.
+  // Reserves SRAM for a model's weights and KV cache on the PEs the manifest names: every
+  // tensor's placement and every KV region, per PE, on top of what other models hold there.
+  // All or nothing.
   // Returns:
   //   OK                 - reserved; WriteTensor may follow.
-  //   RESOURCE_EXHAUSTED - weights + KV cache exceed the free SRAM, or too many slots.
-  //   INVALID_ARGUMENT   - the manifest is inconsistent (sizes, arch).
+  //   RESOURCE_EXHAUSTED - some PE would hold more than its SRAM, or too many slots.
+  //   INVALID_ARGUMENT   - the manifest is inconsistent (sizes, arch, a placement outside the
+  //                        usable rectangle or empty, a layer without enough KV space).
   //   ALREADY_EXISTS     - the id is taken.
   virtual Status BeginModel(const ModelManifest& manifest) = 0;
 

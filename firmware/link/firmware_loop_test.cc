@@ -166,11 +166,23 @@ TEST_F(FirmwareLoopTest, CommandBeforeBootGetsTypedAckAndCrcMismatchIsDataLoss) 
 
   fbb.Clear();
   const std::vector<uint64_t> shape = {1};
-  std::vector<flatbuffers::Offset<wb::TensorDesc>> tensors = {
+  // A tensor without its placement is refused before the wafer sees it.
+  std::vector<flatbuffers::Offset<wb::TensorDesc>> unplaced = {
       wb::CreateTensorDescDirect(fbb, "t", wb::TensorRole::kEmbedding, 0, wb::DType::kF32,
                                  &shape, 4)};
   auto arch = wb::CreateModelArch(fbb, 4, 4, 4, 1, 1, 1, 4);
-  auto bm = wb::CreateBeginModelDirect(fbb, 1, "m", arch, &tensors, 1, 8);
+  ExpectError(Finish(fbb, 12, wb::BoardMessage::BeginModel,
+                     wb::CreateBeginModelDirect(fbb, 1, "m", arch, &unplaced, 1, 8).Union()),
+              wire::ErrorCode::kInvalidArgument, 12);
+
+  fbb.Clear();
+  const wb::PeRect placement(0, 0, 1, 1);
+  const std::vector<wb::KvRegion> kv = {wb::KvRegion(0, wb::PeRect(0, 1, 1, 1), 64)};
+  std::vector<flatbuffers::Offset<wb::TensorDesc>> tensors = {
+      wb::CreateTensorDescDirect(fbb, "t", wb::TensorRole::kEmbedding, 0, wb::DType::kF32,
+                                 &shape, 4, &placement)};
+  arch = wb::CreateModelArch(fbb, 4, 4, 4, 1, 1, 1, 4);
+  auto bm = wb::CreateBeginModelDirect(fbb, 1, "m", arch, &tensors, 1, 8, false, &kv);
   env = Serve(Finish(fbb, 13, wb::BoardMessage::BeginModel, bm.Union()));
   ASSERT_EQ(env->message_type(), wb::BoardMessage::Ack);
   EXPECT_EQ(env->message_as_Ack()->code(), wire::ErrorCode::kNone);

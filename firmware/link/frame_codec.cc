@@ -66,9 +66,22 @@ wire::ErrorCode ToWire(LinkError e) {
   return wire::ErrorCode::kMalformedMessage;
 }
 
-wb::BootState ToWire(BootState s) { return static_cast<wb::BootState>(static_cast<uint8_t>(s)); }
+wb::BootState ToWire(BootState s) {
+  switch (s) {
+    case BootState::kPowerOn: return wb::BootState::kPowerOn;
+    case BootState::kSelfTest: return wb::BootState::kSelfTest;
+    case BootState::kVerifyImage: return wb::BootState::kVerifyImage;
+    case BootState::kRemap: return wb::BootState::kRemap;
+    case BootState::kReady: return wb::BootState::kReady;
+    case BootState::kFaulted: return wb::BootState::kFaulted;
+  }
+  return wb::BootState::kFaulted;  // Unreachable: the switch is exhaustive.
+}
+
+hal::PeRect ToHal(const wb::PeRect& r) { return hal::PeRect{r.x(), r.y(), r.w(), r.h()}; }
 
 bool DecodeBeginModel(const wb::BeginModel& m, FixedVector<hal::TensorSpec, kMaxTensors>& tensors,
+                      FixedVector<hal::KvRegion, kMaxKvRegions>& kv_regions,
                       hal::ModelManifest& out, const char*& detail) {
   const wb::ModelArch* a = m.arch();
   if (a == nullptr) {
@@ -129,10 +142,27 @@ bool DecodeBeginModel(const wb::BeginModel& m, FixedVector<hal::TensorSpec, kMax
       spec.rank = shape->size();
       for (uint32_t i = 0; i < spec.rank; ++i) spec.shape[i] = shape->Get(i);
       spec.byte_size = t->byte_size();
+      if (t->placement() == nullptr) {
+        detail = "TensorDesc.placement missing";
+        return false;
+      }
+      spec.placement = ToHal(*t->placement());
       tensors.push_back(spec).IgnoreError();  // Bounded above.
     }
   }
+  kv_regions.clear();
+  if (const auto* kv = m.kv_regions()) {
+    if (kv->size() > kMaxKvRegions) {
+      detail = "BeginModel.kv_regions: too many regions";
+      return false;
+    }
+    for (const wb::KvRegion* r : *kv) {
+      kv_regions.push_back(hal::KvRegion{r->layer(), ToHal(r->rect()), r->bytes_per_pe()})
+          .IgnoreError();  // Bounded above.
+    }
+  }
   out.tensors = std::span<const hal::TensorSpec>(tensors.data(), tensors.size());
+  out.kv_regions = std::span<const hal::KvRegion>(kv_regions.data(), kv_regions.size());
   return true;
 }
 
@@ -219,7 +249,8 @@ bool FrameCodec::Decode(std::span<const std::byte> frame, Command& cmd, Reply& e
       return true;
     case wb::BoardMessage::BeginModel:
       cmd.kind = CommandKind::kBeginModel;
-      if (DecodeBeginModel(*env->message_as_BeginModel(), tensors_, cmd.manifest, detail)) {
+      if (DecodeBeginModel(*env->message_as_BeginModel(), tensors_, kv_regions_, cmd.manifest,
+                           detail)) {
         return true;
       }
       return Fail(error, id, LinkError::kInvalidArgument, detail);

@@ -31,6 +31,7 @@ class FrameCodec {
 
  private:
   FixedVector<hal::TensorSpec, kMaxTensors> tensors_;
+  FixedVector<hal::KvRegion, kMaxKvRegions> kv_regions_;
   std::array<hal::SeqStepView, kMaxSeqsPerStep> seqs_{};
   flatbuffers::FlatBufferBuilder fbb_;
 };

@@ -31,6 +31,8 @@ BoardBootState FromWire(wb::BootState s) {
   switch (s) {
     case wb::BootState::kPowerOn: return BoardBootState::kPowerOn;
     case wb::BootState::kSelfTest: return BoardBootState::kSelfTest;
+    case wb::BootState::kVerifyImage: return BoardBootState::kVerifyImage;
+    case wb::BootState::kRemap: return BoardBootState::kRemap;
     case wb::BootState::kReady: return BoardBootState::kReady;
     case wb::BootState::kFaulted: return BoardBootState::kFaulted;
     default: return BoardBootState::kFaulted;  // Unknown values read off the wire.
@@ -135,9 +137,15 @@ Frame EncodeBeginModel(uint64_t id, const ModelManifest& m) {
   std::vector<flatbuffers::Offset<wb::TensorDesc>> tensors;
   tensors.reserve(m.tensors.size());
   for (const TensorDesc& t : m.tensors) {
+    const wb::PeRect placement(t.placement.x, t.placement.y, t.placement.w, t.placement.h);
     tensors.push_back(wb::CreateTensorDescDirect(
         fbb, t.name.c_str(), static_cast<wb::TensorRole>(t.role), t.layer,
-        static_cast<wb::DType>(t.dtype), &t.shape, t.byte_size));
+        static_cast<wb::DType>(t.dtype), &t.shape, t.byte_size, &placement));
+  }
+  std::vector<wb::KvRegion> kv;
+  kv.reserve(m.kv_regions.size());
+  for (const KvRegion& r : m.kv_regions) {
+    kv.emplace_back(r.layer, wb::PeRect(r.rect.x, r.rect.y, r.rect.w, r.rect.h), r.bytes_per_pe);
   }
   const ModelArch& a = m.arch;
   flatbuffers::Offset<wb::RopeScaling> rope;
@@ -151,7 +159,7 @@ Frame EncodeBeginModel(uint64_t id, const ModelManifest& m) {
                                   a.rope_theta, a.rms_norm_eps, a.max_position, a.tie_embeddings,
                                   rope);
   auto msg = wb::CreateBeginModelDirect(fbb, m.model_id, m.name.c_str(), arch, &tensors, m.slots,
-                                        m.context_length, m.shape_only);
+                                        m.context_length, m.shape_only, &kv);
   return Finish(fbb, id, wb::BoardMessage::BeginModel, msg.Union());
 }
 

@@ -124,7 +124,8 @@ TEST(BoardCodecTest, EncodedCommandsVerify) {
   m.name = "tiny";
   m.arch.vocab_size = 64;
   m.arch.rope_scaling.factor = 8;
-  m.tensors.push_back(TensorDesc{"w", TensorRole::kWq, 1, DType::kBF16, {4, 8}, 64});
+  m.tensors.push_back(TensorDesc{"w", TensorRole::kWq, 1, DType::kBF16, {4, 8}, 64, {3, 4, 5, 6}});
+  m.kv_regions.push_back(KvRegion{1, {0, 10, 128, 2}, 512});
   m.slots = 2;
   m.context_length = 16;
   const Frame f = EncodeBeginModel(5, m);
@@ -138,6 +139,17 @@ TEST(BoardCodecTest, EncodedCommandsVerify) {
   EXPECT_EQ(bm->tensors()->Get(0)->role(), wb::TensorRole::kWq);
   EXPECT_EQ(bm->tensors()->Get(0)->dtype(), wb::DType::kBF16);
   EXPECT_EQ(bm->tensors()->Get(0)->shape()->Get(1), 8u);
+  const wb::PeRect* placement = bm->tensors()->Get(0)->placement();
+  ASSERT_NE(placement, nullptr);
+  EXPECT_EQ(placement->x(), 3u);
+  EXPECT_EQ(placement->y(), 4u);
+  EXPECT_EQ(placement->w(), 5u);
+  EXPECT_EQ(placement->h(), 6u);
+  ASSERT_EQ(bm->kv_regions()->size(), 1u);
+  EXPECT_EQ(bm->kv_regions()->Get(0)->layer(), 1u);
+  EXPECT_EQ(bm->kv_regions()->Get(0)->rect().y(), 10u);
+  EXPECT_EQ(bm->kv_regions()->Get(0)->rect().w(), 128u);
+  EXPECT_EQ(bm->kv_regions()->Get(0)->bytes_per_pe(), 512u);
   EXPECT_FLOAT_EQ(bm->arch()->rope_scaling()->factor(), 8);
 }
 

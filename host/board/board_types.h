@@ -12,7 +12,17 @@
 
 namespace wafer::host {
 
-enum class BoardBootState : uint8_t { kPowerOn, kSelfTest, kReady, kFaulted };
+// The firmware's boot state (board.fbs BootState). A boot goes PowerOn, SelfTest, VerifyImage
+// (the running firmware image's CRC and signature), Remap (manufacturing defects), Ready; a failed
+// stage or a fatal fault ends in Faulted, and Reset returns to PowerOn.
+enum class BoardBootState : uint8_t {
+  kPowerOn,
+  kSelfTest,
+  kVerifyImage,
+  kRemap,
+  kReady,
+  kFaulted,
+};
 
 struct BoardIdentity {
   std::string board_id;
@@ -91,6 +101,23 @@ enum class TensorRole : uint8_t {
   kEmbedding, kAttnNorm, kWq, kWk, kWv, kWo, kMlpNorm, kWGate, kWUp, kWDown, kFinalNorm, kLmHead,
 };
 
+// A rectangle of PEs in the usable fabric's coordinates.
+struct PeRect {
+  uint32_t x = 0;  // Column of the top-left PE.
+  uint32_t y = 0;  // Row of the top-left PE.
+  uint32_t w = 0;
+  uint32_t h = 0;
+  uint64_t pes() const { return uint64_t{w} * h; }
+  bool operator==(const PeRect&) const = default;
+};
+
+// KV-cache space for one decoder layer: `bytes_per_pe` on every PE of `rect`.
+struct KvRegion {
+  uint32_t layer = 0;
+  PeRect rect;
+  uint64_t bytes_per_pe = 0;
+};
+
 struct TensorDesc {
   std::string name;
   TensorRole role = TensorRole::kEmbedding;
@@ -98,6 +125,7 @@ struct TensorDesc {
   DType dtype = DType::kF32;
   std::vector<uint64_t> shape;
   uint64_t byte_size = 0;
+  PeRect placement;  // Set by the placement planner before BeginModel.
 };
 
 struct RopeScaling {
@@ -129,6 +157,7 @@ struct ModelManifest {
   std::string name;
   ModelArch arch;
   std::vector<TensorDesc> tensors;
+  std::vector<KvRegion> kv_regions;  // One per decoder layer (placement planner).
   uint32_t slots = 0;
   uint32_t context_length = 0;
   bool shape_only = false;

@@ -19,6 +19,7 @@
 #include "board_sim/testing/tiny_llama.h"
 #include "host/board/board_codec.h"
 #include "host/board/board_link.h"
+#include "host/placement/placement_planner.h"
 #include "schemas/board_generated.h"  // For the scripted board only.
 
 namespace wafer::host {
@@ -47,6 +48,19 @@ ModelManifest TinyManifest(uint32_t id, const sim::LlamaArch& a,
   }
   m.slots = 4;
   m.context_length = 128;
+  // Placed by the host's planner on the mini preset's 128-column fabric (a few rows).
+  PlanRequest request;
+  request.arch = m.arch;
+  request.board = {128, 64, 48 << 10};
+  request.slots = m.slots;
+  request.context = m.context_length;
+  request.dtype_bytes = 4;
+  std::string detail;
+  Result<Plan> plan = PlanPlacement(request, &detail);
+  EXPECT_TRUE(plan.ok()) << detail;
+  if (plan.ok()) {
+    EXPECT_TRUE(ApplyPlan(*plan, 0, &m, &detail).ok()) << detail;
+  }
   return m;
 }
 

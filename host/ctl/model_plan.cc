@@ -41,10 +41,15 @@ bool ParseFabric(const std::string& s, uint32_t* w, uint32_t* h) {
          *w > 0 && *h > 0;
 }
 
-struct Phase {
-  uint64_t tokens = 0;
-  DeviceTime time;
-};
+// The inter-wafer term of one pass of `tokens` positions over `boards` pipelined boards (see
+// PipelineTime): (boards - 1) hops, each the link's latency plus the 16-bit activations.
+double InterWaferNs(const sim::Preset& preset, size_t boards, uint64_t tokens, uint32_t hidden) {
+  if (boards < 2) return 0;
+  const double activation_bytes = double(tokens) * hidden * 2;
+  const double hop_ns = preset.interwafer_hop_latency_us * 1e3 +
+                        activation_bytes / preset.interwafer_bytes_per_s * 1e9;
+  return double(boards - 1) * hop_ns;
+}
 
 // The modeled time of one pass of `tokens` positions (attending to `mean_context` earlier ones)
 // through the whole pipeline of `plan`.
@@ -53,12 +58,17 @@ struct Phase {
 // head on the last board) over the plan's region. Boards form a pipeline, so the first token
 // pays every board's latency and each further token pays the slowest board's interval:
 //   compute, fabric = sum_b Pass_b(1) + (Pass_s(T) - Pass_s(1)),  s = the slowest board.
-// The preset has no dedicated wafer-to-wafer link, so a hop between boards uses the wafer's
-// host I/O parameters (the only off-wafer link in the data):
-//   inter_wafer = (boards - 1) * (round_trip / 2              one-way transaction
-//                                 + T * hidden * 2 B / io_bytes_per_s   activations
-//                                 + (width / 2 * hop + router) / clock)  to the edge I/O
-// and the Step itself costs one host transaction moving `host_bytes` (TimingModel::HostIoNs).
+// Between consecutive boards the pass's activations cross the preset's wafer-to-wafer link
+// (`interwafer:`: the systems' 100 GbE ports through one switch; see the preset files for the
+// assumption behind its numbers):
+//   inter_wafer = (boards - 1) * (interwafer.hop_latency_us                 NICs, switch, edges
+//                                 + T * hidden * 2 B / interwafer.bytes_per_s)  16-bit activations
+// The hop latency already covers the walk between the layers' PEs and the wafer's edge I/O, so
+// nothing here depends on the plan's region. Each hop is charged its latency plus the whole
+// pass's activations, in series with the boards' compute: apt for a decode step (T = the
+// batch, a few hundred KB at most), conservative for a long prefill, whose transfer a
+// runtime could stream under the next board's compute. The Step itself costs one host
+// transaction moving `host_bytes` (TimingModel::HostIoNs).
 DeviceTime PipelineTime(const Plan& plan, const sim::Preset& region_preset, uint64_t tokens,
                         double mean_context, uint64_t host_bytes) {
   const sim::TimingModel timing(region_preset);
@@ -88,13 +98,8 @@ DeviceTime PipelineTime(const Plan& plan, const sim::Preset& region_preset, uint
   DeviceTime t;
   t.compute_ns = first_compute + slow_compute;
   t.fabric_ns = first_fabric + slow_fabric;
-  const double hops = double(plan.boards.size()) - 1;
-  const double edge_cycles =
-      double(plan.region_width) / 2 * region_preset.hop_latency_cycles + region_preset.router_cycles;
-  const double hop_ns = region_preset.round_trip_us * 1e3 / 2 +
-                        double(tokens) * a.hidden_size * 2 / region_preset.io_bytes_per_s * 1e9 +
-                        edge_cycles / region_preset.clock_hz * 1e9;
-  t.inter_wafer_ns = std::llround(hops * hop_ns);
+  t.inter_wafer_ns = std::llround(InterWaferNs(region_preset, plan.boards.size(), tokens,
+                                                a.hidden_size));
   t.host_io_ns = timing.HostIoNs(host_bytes);
   t.total_ns = t.compute_ns + t.fabric_ns + t.inter_wafer_ns + t.host_io_ns;
   return t;
@@ -238,6 +243,9 @@ int RunModelPlanCommand(const std::vector<std::string>& args, std::ostream& out,
                   {"hidden", arch.hidden_size}};
     j["preset"] = preset->name;
     j["plan"] = Json::parse(PlanJson(*plan, /*include_tensors=*/false));
+    j["interwafer"] = {{"hops", plan->boards.size() - 1},
+                       {"hop_latency_us", preset->interwafer_hop_latency_us},
+                       {"bytes_per_s", preset->interwafer_bytes_per_s}};
     j["decode"] = {{"batch", slots},
                    {"context", prompt},
                    {"tokens_per_s_per_user", per_user},

@@ -16,7 +16,8 @@ namespace wafer::host {
 // Defaults: boards 1, slots 1, context min(8192, max_position), prompt-tokens min(1024,
 // context). Prints the placement summary, whether it fits, and the modeled decode tokens/s per
 // user (all S slots decoding), prefill tokens/s and time to first token for a P-token prompt,
-// each with its time breakdown (compute, fabric, inter-wafer, host I/O). The output goes to
+// each with its time breakdown (compute, fabric, inter-wafer, host I/O; the inter-wafer term
+// uses the preset's `interwafer:` link, whose parameters --json reports). The output goes to
 // `out` (JSON with --json), diagnostics to `err`.
 //
 // Returns the waferctl exit code: 0 the model fits; 1 it does not fit or the config/preset

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "board_sim/preset.h"
 #include "host/models/model_config.h"
 
 namespace wafer::host {
@@ -114,6 +115,41 @@ TEST_F(ModelPlanTest, Llama70BOnFourBoardsPaysInterWaferHops) {
   ASSERT_EQ(small.code, 0);
   EXPECT_LT(j["decode"]["tokens_per_s_per_user"].get<double>(),
             Json::parse(small.out)["decode"]["tokens_per_s_per_user"].get<double>());
+}
+
+// The inter-wafer term is (boards - 1) hops x (hop latency + pass tokens x hidden x 2 B /
+// bandwidth), with the link parameters read from the preset file itself.
+TEST_F(ModelPlanTest, InterWaferTermFollowsThePresetLink) {
+  std::string error;
+  Result<sim::Preset> preset = sim::LoadPreset("wse3", &error, WAFER_PRESET_DIR);
+  ASSERT_TRUE(preset.ok()) << error;
+  ASSERT_GT(preset->interwafer_hop_latency_us, 0);
+  ASSERT_GT(preset->interwafer_bytes_per_s, 0);
+  const uint32_t slots = 8, prompt = 1000;
+  CmdRun r = Plan({"plan", "--config", c70b_, "--preset", "wse3", "--boards", "4", "--slots",
+                   std::to_string(slots), "--context", "8192", "--prompt-tokens",
+                   std::to_string(prompt), "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Json j = Json::parse(r.out);
+  const size_t boards = j["plan"]["boards"].size();
+  ASSERT_EQ(boards, 4u);
+  EXPECT_EQ(j["interwafer"]["hops"].get<size_t>(), boards - 1);
+  EXPECT_DOUBLE_EQ(j["interwafer"]["hop_latency_us"].get<double>(),
+                   preset->interwafer_hop_latency_us);
+  EXPECT_DOUBLE_EQ(j["interwafer"]["bytes_per_s"].get<double>(), preset->interwafer_bytes_per_s);
+  auto expected_ns = [&](double tokens) {
+    const double hop_s = preset->interwafer_hop_latency_us * 1e-6 +
+                         tokens * 8192 * 2 / preset->interwafer_bytes_per_s;
+    return double(boards - 1) * hop_s * 1e9;
+  };
+  // Decode: one token for each of the 8 slots per pass. Prefill: the whole prompt.
+  EXPECT_NEAR(j["decode"]["step"]["inter_wafer_ns"].get<double>(), expected_ns(slots), 1.0);
+  EXPECT_NEAR(j["prefill"]["time"]["inter_wafer_ns"].get<double>(), expected_ns(prompt), 1.0);
+  // A decode hop is dominated by the link latency, a prefill hop by the bytes.
+  EXPECT_GT(preset->interwafer_hop_latency_us * 1e-6,
+            slots * 8192 * 2 / preset->interwafer_bytes_per_s);
+  EXPECT_LT(preset->interwafer_hop_latency_us * 1e-6,
+            prompt * 8192 * 2 / preset->interwafer_bytes_per_s);
 }
 
 TEST_F(ModelPlanTest, FabricConfinementAndPresetPath) {

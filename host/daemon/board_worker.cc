@@ -2,10 +2,14 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
+#include <utility>
+#include <vector>
 
 #include "host/board/board_link.h"
 #include "host/daemon/inproc_channel.h"
 #include "host/daemon/worker_messages.h"
+#include "host/placement/placement_planner.h"
 
 namespace wafer::host {
 namespace {
@@ -52,6 +56,9 @@ class Driver {
       return;
     }
     identity_ = *identity;
+    // A board that is not Ready was reset or power-cycled: no model of ours is on it any more.
+    // One still Ready (a link that only timed out) keeps its models and their rows.
+    if (identity_.state != BoardBootState::kReady) placed_rows_.clear();
     Report(true, BoardBootState::kSelfTest, "booting");
     if (Status s = link_->Boot(); !s.ok()) {
       Report(s.code() != StatusCode::kUnavailable, BoardBootState::kFaulted,
@@ -132,6 +139,8 @@ class Driver {
     } else if (Status s = link_->UnloadModel(work.model_id); !s.ok()) {
       done.status = s;
       done.detail = link_->last_error();
+    } else {
+      placed_rows_.erase(work.model_id);
     }
     last_telemetry_ns_ = 0;
     done.elapsed_s = Seconds(clock_.NowNanos() - start);
@@ -150,6 +159,7 @@ class Driver {
       done.detail = link_->last_error();
     }
     online_ = false;
+    placed_rows_.clear();  // Reset power-cycles the wafer: every model is gone.
     last_attempt_ns_ = 0;
     Report(link_ != nullptr, BoardBootState::kPowerOn, "reset");
     EnsureOnline();
@@ -227,8 +237,13 @@ class Driver {
     manifest.context_length = work.context_length == 0
                                   ? source.arch.max_position
                                   : std::min(work.context_length, source.arch.max_position);
-    if (work.replaces_model_id != 0) link_->UnloadModel(work.replaces_model_id).IgnoreError();
+    if (work.replaces_model_id != 0) {
+      link_->UnloadModel(work.replaces_model_id).IgnoreError();
+      placed_rows_.erase(work.replaces_model_id);
+    }
+    WAFER_RETURN_IF_ERROR(Place(&manifest, &done->detail));
     if (Status s = link_->BeginModel(manifest); !s.ok()) {
+      placed_rows_.erase(work.model_id);
       done->detail = "board refused the model: " + link_->last_error();
       return s;
     }
@@ -245,6 +260,7 @@ class Driver {
           done->detail = "writing " + source.tensors[i].name + " at offset " +
                          std::to_string(off) + ": " + link_->last_error();
           link_->UnloadModel(work.model_id).IgnoreError();  // Nothing half-loaded stays.
+          placed_rows_.erase(work.model_id);
           return s;
         }
         written += piece.size();
@@ -260,6 +276,7 @@ class Driver {
     if (Status s = link_->CommitModel(work.model_id); !s.ok()) {
       done->detail = "commit failed: " + link_->last_error();
       link_->UnloadModel(work.model_id).IgnoreError();
+      placed_rows_.erase(work.model_id);
       return s;
     }
     done->arch = source.arch;
@@ -270,6 +287,51 @@ class Driver {
     done->context_length = manifest.context_length;
     done->shape_only = source.shape_only;
     return OkStatus();
+  }
+
+  // Places `manifest` with the planner in the first band of free rows (below or between the
+  // models already on the board) that holds it, and records the rows it takes.
+  // RESOURCE_EXHAUSTED when no band does; `*detail` then says what the model needs.
+  Status Place(ModelManifest* manifest, std::string* detail) {
+    PlanRequest request;
+    request.arch = manifest->arch;
+    request.board = GeometryFromIdentity(identity_);
+    request.slots = manifest->slots;
+    request.context = manifest->context_length;
+    request.dtype_bytes = 2;
+    for (const TensorDesc& t : manifest->tensors) {
+      if (t.dtype == DType::kF32) request.dtype_bytes = 4;
+    }
+    // Free bands: the gaps between placed models, top to bottom.
+    std::vector<std::pair<uint32_t, uint32_t>> used;  // (first row, rows)
+    for (const auto& [id, rows] : placed_rows_) used.push_back(rows);
+    std::sort(used.begin(), used.end());
+    std::vector<std::pair<uint32_t, uint32_t>> gaps;
+    uint32_t row = 0;
+    for (const auto& [first, rows] : used) {
+      if (first > row) gaps.emplace_back(row, first - row);
+      row = std::max(row, first + rows);
+    }
+    if (row < request.board.fabric_height) gaps.emplace_back(row, request.board.fabric_height - row);
+    std::string why = "no free rows left on the board";
+    for (const auto& [first, rows] : gaps) {
+      request.origin_row = first;
+      request.confine_height = rows;
+      std::string gap_detail;
+      Result<Plan> plan = PlanPlacement(request, &gap_detail);
+      if (!plan.ok()) {
+        why = gap_detail;
+        continue;
+      }
+      WAFER_RETURN_IF_ERROR(ApplyPlan(*plan, 0, manifest, detail));
+      placed_rows_[manifest->model_id] = {first, plan->boards[0].rows_used};
+      return OkStatus();
+    }
+    *detail = "no room on board " + std::to_string(index_) + " (" +
+              std::to_string(request.board.fabric_width) + "x" +
+              std::to_string(request.board.fabric_height) + " PEs, " +
+              std::to_string(placed_rows_.size()) + " models placed): " + why;
+    return ResourceExhausted();
   }
 
   void MarkOffline(const std::string& why) {
@@ -301,6 +363,7 @@ class Driver {
   std::unique_ptr<BoardLink> link_;
   BoardIdentity identity_;
   bool online_ = false;
+  std::map<uint32_t, std::pair<uint32_t, uint32_t>> placed_rows_;  // model id -> (first row, rows)
   int64_t last_attempt_ns_ = 0;
   int64_t last_telemetry_ns_ = 0;
 };

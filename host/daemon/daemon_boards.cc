@@ -14,7 +14,9 @@ BoardState ToBoardState(const BoardUpdate& u) {
   if (!u.online) return BoardState::kOffline;
   switch (u.boot_state) {
     case BoardBootState::kPowerOn: return BoardState::kResetting;
-    case BoardBootState::kSelfTest: return BoardState::kBooting;
+    case BoardBootState::kSelfTest:
+    case BoardBootState::kVerifyImage:
+    case BoardBootState::kRemap: return BoardState::kBooting;
     case BoardBootState::kReady: return BoardState::kReady;
     case BoardBootState::kFaulted: return BoardState::kFaulted;
   }

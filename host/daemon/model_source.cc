@@ -83,7 +83,8 @@ std::vector<TensorDesc> LlamaTensorLayout(const ModelArch& arch, DType dtype) {
   const uint64_t elem = dtype == DType::kF32 ? 4 : 2;
   std::vector<TensorDesc> out;
   auto add = [&](TensorRole role, uint32_t layer) {
-    TensorDesc t{TensorName(role, layer), role, layer, dtype, ExpectedTensorShape(arch, role), elem};
+    TensorDesc t{TensorName(role, layer), role, layer, dtype, ExpectedTensorShape(arch, role),
+                 elem, {}};
     for (uint64_t d : t.shape) t.byte_size *= d;
     out.push_back(std::move(t));
   };

@@ -111,8 +111,16 @@ Status Validate(const PlanRequest& r, std::string* detail) {
     return Fail(InvalidArgument(), detail, "board geometry has a zero dimension");
   }
   if (r.boards == 0) return Fail(InvalidArgument(), detail, "boards must be at least 1");
-  if (r.dtype_bytes == 0) return Fail(InvalidArgument(), detail, "dtype_bytes must be > 0");
-  if (r.confine_width > r.board.fabric_width || r.confine_height > r.board.fabric_height) {
+  if (r.dtype_bytes == 0 || r.kv_dtype_bytes == 0) {
+    return Fail(InvalidArgument(), detail, "dtype_bytes and kv_dtype_bytes must be > 0");
+  }
+  if (r.origin_row >= r.board.fabric_height) {
+    return Fail(InvalidArgument(), detail,
+                "origin row " + std::to_string(r.origin_row) + " is outside the fabric's " +
+                    std::to_string(r.board.fabric_height) + " rows");
+  }
+  if (r.confine_width > r.board.fabric_width ||
+      r.confine_height > r.board.fabric_height - r.origin_row) {
     return Fail(InvalidArgument(), detail,
                 "fabric confinement " + std::to_string(r.confine_width) + "x" +
                     std::to_string(r.confine_height) + " exceeds the fabric " +
@@ -136,8 +144,8 @@ Result<Shaped> ShapeStages(const PlanRequest& r, bool tied_copy, std::string* de
   const ModelArch& a = r.arch;
   Shaped out;
   out.width = r.confine_width != 0 ? r.confine_width : r.board.fabric_width;
-  out.height = r.confine_height != 0 ? r.confine_height : r.board.fabric_height;
-  const uint64_t kv_per_layer = 2ull * a.num_kv_heads * a.head_dim * r.dtype_bytes *
+  out.height = r.confine_height != 0 ? r.confine_height : r.board.fabric_height - r.origin_row;
+  const uint64_t kv_per_layer = 2ull * a.num_kv_heads * a.head_dim * r.kv_dtype_bytes *
                                 uint64_t{r.slots} * r.context;
 
   auto stage = [](StageKind kind, uint32_t layer) {
@@ -269,7 +277,8 @@ Result<Plan> PlanPlacement(const PlanRequest& request, std::string* detail) {
     st.kind = s.kind;
     st.layer = s.layer;
     st.board = b.index;
-    st.band = {0, b.rows_used, shaped.width, s.rows};
+    const uint32_t y = request.origin_row + b.rows_used;
+    st.band = {0, y, shaped.width, s.rows};
     st.kv_bytes = s.kv_bytes;
     st.kv_bytes_per_pe = s.kv_per_pe;
     uint32_t x = 0;
@@ -279,7 +288,7 @@ Result<Plan> PlanPlacement(const PlanRequest& request, std::string* detail) {
       t.role = s.tensors[i].role;
       t.layer = s.tensors[i].layer;
       t.bytes = s.tensors[i].bytes;
-      t.rect = {x, b.rows_used, s.cols[i], s.rows};
+      t.rect = {x, y, s.cols[i], s.rows};
       t.bytes_per_pe = CeilDiv(t.bytes, t.rect.pes());
       x += s.cols[i];
       st.weight_bytes += t.bytes;
@@ -402,6 +411,29 @@ std::string PlanJson(const Plan& plan, bool include_tensors) {
   }
   j["stages"] = std::move(stages);
   return j.dump(2);
+}
+
+Status ApplyPlan(const Plan& plan, uint32_t board, ModelManifest* manifest,
+                 std::string* detail) {
+  manifest->kv_regions.clear();
+  for (TensorDesc& t : manifest->tensors) t.placement = {};
+  for (const StagePlacement& stage : plan.stages) {
+    if (stage.board != board) continue;
+    if (stage.kind == StageKind::kLayer) {
+      manifest->kv_regions.push_back(KvRegion{stage.layer, stage.band, stage.kv_bytes_per_pe});
+    }
+    for (const TensorPlacement& p : stage.tensors) {
+      for (TensorDesc& t : manifest->tensors) {
+        if (t.role == p.role && t.layer == p.layer) t.placement = p.rect;
+      }
+    }
+  }
+  for (const TensorDesc& t : manifest->tensors) {
+    if (t.placement.pes() == 0) {
+      return Fail(InvalidArgument(), detail, "the placement plan has no place for " + t.name);
+    }
+  }
+  return OkStatus();
 }
 
 }  // namespace wafer::host

@@ -45,18 +45,14 @@ struct PlanRequest {
   uint32_t boards = 1;          // Boards available.
   uint32_t slots = 0;           // KV reservation: sequences ...
   uint32_t context = 0;         // ... of this many tokens each.
-  uint32_t dtype_bytes = 2;     // Weights and KV cache.
+  uint32_t dtype_bytes = 2;     // Weights.
+  uint32_t kv_dtype_bytes = 2;  // KV cache (the board keeps it at 16 bit).
   uint32_t confine_width = 0;   // 0: the whole fabric width.
-  uint32_t confine_height = 0;  // 0: the whole fabric height.
+  uint32_t confine_height = 0;  // 0: the whole fabric height (below origin_row).
+  uint32_t origin_row = 0;      // The region starts at this row (rows above hold other models).
 };
 
-struct Rect {
-  uint32_t x = 0;  // Column of the top-left PE.
-  uint32_t y = 0;  // Row of the top-left PE.
-  uint32_t w = 0;
-  uint32_t h = 0;
-  uint64_t pes() const { return uint64_t{w} * h; }
-};
+using Rect = PeRect;
 
 struct TensorPlacement {
   std::string name;   // HF name, e.g. "model.layers.3.mlp.up_proj.weight".
@@ -129,5 +125,10 @@ std::string PlanSummary(const Plan& plan);
 std::string PlanJson(const Plan& plan, bool include_tensors);
 
 const char* StageKindName(StageKind kind);
+
+// Copies board `board`'s part of `plan` into `manifest`: each tensor's placement (matched by
+// role and layer) and one KV region per decoder layer. INVALID_ARGUMENT, with `*detail`, when a
+// manifest tensor has no place in the plan (the plan was made for another architecture).
+Status ApplyPlan(const Plan& plan, uint32_t board, ModelManifest* manifest, std::string* detail);
 
 }  // namespace wafer::host

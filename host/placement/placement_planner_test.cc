@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -323,6 +324,67 @@ TEST(PlacementPlannerTest, GeometryFromIdentity) {
   EXPECT_EQ(g.fabric_width, 128u);
   EXPECT_EQ(g.fabric_height, 100u);
   EXPECT_EQ(g.sram_per_pe, 49152u);
+}
+
+}  // namespace
+}  // namespace wafer::host
+
+namespace wafer::host {
+namespace {
+
+TEST(PlacementPlannerTest, OriginRowPlacesBelowOtherModelsAndConfinesTheHeight) {
+  std::string detail;
+  PlanRequest at_top = Request(Tiny(false), kMini, 1, 8, 256);
+  auto top = PlanPlacement(at_top, &detail);
+  ASSERT_TRUE(top.ok()) << detail;
+  PlanRequest below = at_top;
+  below.origin_row = 40;
+  auto shifted = PlanPlacement(below, &detail);
+  ASSERT_TRUE(shifted.ok()) << detail;
+  EXPECT_EQ(shifted->region_height, 128u - 40);
+  ASSERT_EQ(shifted->stages.size(), top->stages.size());
+  for (size_t s = 0; s < top->stages.size(); ++s) {
+    EXPECT_EQ(shifted->stages[s].band.y, top->stages[s].band.y + 40);
+    for (size_t t = 0; t < top->stages[s].tensors.size(); ++t) {
+      PeRect moved = top->stages[s].tensors[t].rect;
+      moved.y += 40;
+      EXPECT_EQ(shifted->stages[s].tensors[t].rect, moved);
+    }
+  }
+  // Too few rows below the origin: refused, not placed past the fabric's edge.
+  below.origin_row = 128 - top->boards[0].rows_used + 1;
+  EXPECT_EQ(PlanPlacement(below, &detail).status().code(), StatusCode::kResourceExhausted);
+  below.origin_row = 128;
+  EXPECT_EQ(PlanPlacement(below, &detail).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(PlacementPlannerTest, ApplyPlanFillsEveryTensorAndOneKvRegionPerLayer) {
+  std::string detail;
+  auto plan = PlanPlacement(Request(Tiny(false), kMini, 1, 8, 256), &detail);
+  ASSERT_TRUE(plan.ok()) << detail;
+  ModelManifest m;
+  for (const StagePlacement& stage : plan->stages) {
+    for (const TensorPlacement& t : stage.tensors) {
+      m.tensors.push_back(TensorDesc{t.name, t.role, t.layer, DType::kBF16, {}, t.bytes, {}});
+    }
+  }
+  std::reverse(m.tensors.begin(), m.tensors.end());  // Matched by role and layer, not order.
+  ASSERT_TRUE(ApplyPlan(*plan, 0, &m, &detail).ok()) << detail;
+  for (const TensorDesc& t : m.tensors) {
+    EXPECT_GT(t.placement.pes(), 0u) << t.name;
+    EXPECT_LE(t.placement.y + t.placement.h, 128u);
+  }
+  ASSERT_EQ(m.kv_regions.size(), 4u);
+  for (uint32_t l = 0; l < 4; ++l) {
+    EXPECT_EQ(m.kv_regions[l].layer, l);
+    EXPECT_GE(m.kv_regions[l].bytes_per_pe * m.kv_regions[l].rect.pes(),
+              8ull * 256 * 2 * 2 * 16 * 2);  // slots x context x (K, V) x kv heads x dims x 2 B
+  }
+  // A tensor the plan does not know (another architecture) is refused by name.
+  m.tensors.push_back(TensorDesc{"model.layers.9.mlp.up_proj.weight", TensorRole::kWUp, 9,
+                                 DType::kBF16, {}, 64, {}});
+  EXPECT_EQ(ApplyPlan(*plan, 0, &m, &detail).code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(detail.find("model.layers.9.mlp.up_proj.weight"), std::string::npos) << detail;
 }
 
 }  // namespace

@@ -37,7 +37,8 @@ std::vector<std::string> FuzzSeeds() {
   m.arch.head_dim = 4;
   m.arch.max_position = 32;
   m.tensors.push_back(TensorDesc{"model.embed_tokens.weight", TensorRole::kEmbedding, 0,
-                                 DType::kF32, {64, 8}, 64 * 8 * 4});
+                                 DType::kF32, {64, 8}, 64 * 8 * 4, {0, 0, 4, 2}});
+  m.kv_regions.push_back(KvRegion{0, {0, 2, 4, 1}, 256});
   m.slots = 2;
   m.context_length = 32;
   add(EncodeBeginModel(1, m));
