@@ -106,18 +106,15 @@ std::vector<float> ToFloat(const TensorView& t) {
 // are bound by memory bandwidth, which two cores already saturate on common hosts).
 size_t HelperThreads() { return std::thread::hardware_concurrency() > 1 ? 1 : 0; }
 
+// Attention is split over the pool in at most this many ranges of rows.
+constexpr size_t kAttentionParts = 16;
+
 }  // namespace
 
 struct LlamaEngine::Impl {
-  // A weight matrix copied in its stored dtype: decode streams 2 bytes per bfloat16/binary16
-  // weight instead of 4, and the kernels convert on the fly.
-  struct Matrix {
-    DType dtype = DType::kF32;
-    std::vector<std::byte> bytes;
-    size_t out = 0;
-    size_t in = 0;
-    internal::WeightMatrix view() const { return {dtype, bytes.data(), out, in}; }
-  };
+  // A weight matrix copied in its stored dtype (decode streams 2 bytes per bfloat16/binary16
+  // weight instead of 4, and the kernels convert on the fly), in the kernels' panel layout.
+  using Matrix = internal::PackedMatrix;
   struct Layer {
     std::vector<float> attn_norm, mlp_norm;
     Matrix wq, wk, wv, wo, gate, up, down;
@@ -141,7 +138,7 @@ struct LlamaEngine::Impl {
 
   const Matrix& head() const { return arch.tie_embeddings ? embedding : lm_head; }
   void MatMul(const float* x, size_t rows, const Matrix& w, float* y) {
-    internal::MatMul(x, rows, w.view(), y, pool.get(), isa);
+    internal::MatMul(x, rows, w, y, pool.get(), isa);
   }
   size_t kv_dim() const { return size_t{arch.num_kv_heads} * arch.head_dim; }
   float* KeyAt(Slot& s, uint32_t layer, uint32_t pos) {
@@ -152,6 +149,9 @@ struct LlamaEngine::Impl {
   }
 
   Status Install(const TensorView& t);
+  // One row's attention over its slot's cached positions 0..pos of layer `l`: `q` is the row's
+  // [num_heads * head_dim] query, `out` the same size; `scores` holds pos + 1 floats.
+  void Attend(uint32_t l, uint32_t slot, uint32_t pos, const float* q, float* scores, float* out);
   void Run(std::span<const uint32_t> slot_ids, std::span<const std::span<const uint32_t>> tokens,
            std::span<float> logits);
 };
@@ -186,10 +186,8 @@ Status LlamaEngine::Impl::Install(const TensorView& t) {
     return OkStatus();
   }
   // Validated: a matrix has shape [out, in] and exactly out * in elements of its dtype.
-  matrix->dtype = t.dtype;
-  matrix->out = t.shape[0];
-  matrix->in = t.shape[1];
-  matrix->bytes.assign(t.bytes.begin(), t.bytes.end());
+  *matrix = internal::PackedMatrix(
+      internal::WeightMatrix{t.dtype, t.bytes.data(), t.shape[0], t.shape[1]});
   return OkStatus();
 }
 
@@ -310,6 +308,37 @@ Status LlamaEngine::Forward(std::span<const uint32_t> slots,
   return OkStatus();
 }
 
+void LlamaEngine::Impl::Attend(uint32_t l, uint32_t slot, uint32_t pos, const float* q,
+                               float* scores, float* out) {
+  const size_t hd = arch.head_dim;
+  const size_t kvd = kv_dim();
+  const uint32_t group = arch.num_heads / arch.num_kv_heads;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  Slot& s = slots[slot];
+  const uint32_t len = pos + 1;
+  const float* keys = KeyAt(s, l, 0);
+  const float* values = ValueAt(s, l, 0);
+  for (uint32_t h = 0; h < arch.num_heads; ++h) {
+    const float* qh = q + h * hd;
+    const size_t kv_off = size_t{h / group} * hd;
+    float max_score = -std::numeric_limits<float>::infinity();
+    for (uint32_t p = 0; p < len; ++p) {
+      scores[p] = internal::Dot(qh, keys + p * kvd + kv_off, hd) * scale;
+      max_score = std::max(max_score, scores[p]);
+    }
+    float total = 0;
+    for (uint32_t p = 0; p < len; ++p) {
+      scores[p] = std::exp(scores[p] - max_score);
+      total += scores[p];
+    }
+    float* oh = out + h * hd;
+    std::fill(oh, oh + hd, 0.0f);
+    for (uint32_t p = 0; p < len; ++p) {
+      internal::Axpy(scores[p] / total, values + p * kvd + kv_off, hd, oh);
+    }
+  }
+}
+
 void LlamaEngine::Impl::Run(std::span<const uint32_t> slot_ids,
                             std::span<const std::span<const uint32_t>> tokens,
                             std::span<float> logits) {
@@ -320,8 +349,6 @@ void LlamaEngine::Impl::Run(std::span<const uint32_t> slot_ids,
   const size_t q_dim = size_t{a.num_heads} * hd;
   const size_t kvd = kv_dim();
   const size_t inter = a.intermediate_size;
-  const uint32_t group = a.num_heads / a.num_kv_heads;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
 
   // Flatten every slot's new tokens into one batch of rows.
   size_t rows = 0;
@@ -336,7 +363,7 @@ void LlamaEngine::Impl::Run(std::span<const uint32_t> slot_ids,
       for (size_t j = 0; j < tokens[i].size(); ++j, ++r) {
         row_slot[r] = slot_ids[i];
         row_pos[r] = start + static_cast<uint32_t>(j);
-        internal::ConvertRow(embedding.view(), tokens[i][j], &x[r * hidden]);
+        embedding.ConvertRow(tokens[i][j], &x[r * hidden]);
       }
       last_row[i] = r - 1;
     }
@@ -350,16 +377,17 @@ void LlamaEngine::Impl::Run(std::span<const uint32_t> slot_ids,
   std::vector<float> xn(rows * hidden), q(rows * q_dim), k(rows * kvd), v(rows * kvd);
   std::vector<float> attn(rows * q_dim), proj(rows * hidden);
   std::vector<float> gate(rows * inter), up(rows * inter);
-  std::vector<float> scores(context_length);
+  // Attention runs in up to kAttentionParts ranges of rows, each with its own scores.
+  const size_t attn_parts = std::min(rows, kAttentionParts);
+  std::vector<float> scores(attn_parts * context_length);
 
   for (uint32_t l = 0; l < a.num_layers; ++l) {
     const Layer& w = layers[l];
     for (size_t r = 0; r < rows; ++r) {
       RmsNorm(&x[r * hidden], w.attn_norm.data(), hidden, a.rms_norm_eps, &xn[r * hidden]);
     }
-    MatMul(xn.data(), rows, w.wq, q.data());
-    MatMul(xn.data(), rows, w.wk, k.data());
-    MatMul(xn.data(), rows, w.wv, v.data());
+    const internal::Product qkv[] = {{&w.wq, q.data()}, {&w.wk, k.data()}, {&w.wv, v.data()}};
+    internal::MatMul(xn.data(), rows, qkv, pool.get(), isa);
     for (size_t r = 0; r < rows; ++r) {
       for (uint32_t h = 0; h < a.num_heads; ++h) {
         internal::ApplyRope(&q[r * q_dim + h * hd], a.head_dim, &cos[r * half], &sin[r * half]);
@@ -371,33 +399,18 @@ void LlamaEngine::Impl::Run(std::span<const uint32_t> slot_ids,
       std::memcpy(KeyAt(s, l, row_pos[r]), &k[r * kvd], kvd * sizeof(float));
       std::memcpy(ValueAt(s, l, row_pos[r]), &v[r * kvd], kvd * sizeof(float));
     }
-    // Causal attention: a row at position p sees its slot's positions 0..p, all now cached.
-    for (size_t r = 0; r < rows; ++r) {
-      Slot& s = slots[row_slot[r]];
-      const uint32_t len = row_pos[r] + 1;
-      const float* keys = KeyAt(s, l, 0);
-      const float* values = ValueAt(s, l, 0);
-      for (uint32_t h = 0; h < a.num_heads; ++h) {
-        const float* qh = &q[r * q_dim + h * hd];
-        const size_t kv_off = size_t{h / group} * hd;
-        float max_score = -std::numeric_limits<float>::infinity();
-        for (uint32_t p = 0; p < len; ++p) {
-          scores[p] = internal::Dot(qh, keys + p * kvd + kv_off, hd) * scale;
-          max_score = std::max(max_score, scores[p]);
-        }
-        float total = 0;
-        for (uint32_t p = 0; p < len; ++p) {
-          scores[p] = std::exp(scores[p] - max_score);
-          total += scores[p];
-        }
-        float* out = &attn[r * q_dim + h * hd];
-        std::fill(out, out + hd, 0.0f);
-        for (uint32_t p = 0; p < len; ++p) {
-          const float weight = scores[p] / total;
-          const float* vp = values + p * kvd + kv_off;
-          for (size_t d = 0; d < hd; ++d) out[d] += weight * vp[d];
-        }
+    // Causal attention: a row at position p sees its slot's positions 0..p, all now cached. Rows
+    // are independent; they are spread over the pool in contiguous ranges, one score buffer each.
+    const auto attend_rows = [&](size_t part) {
+      float* part_scores = &scores[part * context_length];
+      for (size_t r = part * rows / attn_parts; r < (part + 1) * rows / attn_parts; ++r) {
+        Attend(l, row_slot[r], row_pos[r], &q[r * q_dim], part_scores, &attn[r * q_dim]);
       }
+    };
+    if (pool != nullptr && attn_parts > 1) {
+      pool->Run(attn_parts, attend_rows);
+    } else {
+      for (size_t part = 0; part < attn_parts; ++part) attend_rows(part);
     }
     MatMul(attn.data(), rows, w.wo, proj.data());
     for (size_t i = 0; i < rows * hidden; ++i) x[i] += proj[i];
@@ -405,12 +418,9 @@ void LlamaEngine::Impl::Run(std::span<const uint32_t> slot_ids,
     for (size_t r = 0; r < rows; ++r) {
       RmsNorm(&x[r * hidden], w.mlp_norm.data(), hidden, a.rms_norm_eps, &xn[r * hidden]);
     }
-    MatMul(xn.data(), rows, w.gate, gate.data());
-    MatMul(xn.data(), rows, w.up, up.data());
-    for (size_t i = 0; i < rows * inter; ++i) {
-      const float g = gate[i];
-      gate[i] = g / (1.0f + std::exp(-g)) * up[i];  // silu(gate) * up
-    }
+    const internal::Product gate_up[] = {{&w.gate, gate.data()}, {&w.up, up.data()}};
+    internal::MatMul(xn.data(), rows, gate_up, pool.get(), isa);
+    internal::SiluMul(gate.data(), up.data(), rows * inter, isa);
     MatMul(gate.data(), rows, w.down, proj.data());
     for (size_t i = 0; i < rows * hidden; ++i) x[i] += proj[i];
   }

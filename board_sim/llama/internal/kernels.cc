@@ -1,10 +1,18 @@
 #include "board_sim/llama/internal/kernels.h"
 
 #include <algorithm>
+#include <array>
+#include <cstdint>
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <new>
 #include <numbers>
+#include <utility>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #if defined(__x86_64__)
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() values into masked builtins, which
@@ -50,57 +58,100 @@ float Dot(const float* a, const float* b, size_t n) {
 
 namespace {
 
+constexpr size_t kLanes = PackedMatrix::kPanelRows;
+constexpr size_t kHugePage = size_t{2} << 20;
+#ifndef HUGE
+#define HUGE 1
+#endif
+
 size_t ElementBytes(DType dtype) { return dtype == DType::kF32 ? 4 : 2; }
 
-float ElementAt(DType dtype, const std::byte* row, size_t i) {
+float ElementAt(DType dtype, const std::byte* p) {
   switch (dtype) {
     case DType::kF32: {
       float f;
-      std::memcpy(&f, row + 4 * i, 4);
+      std::memcpy(&f, p, 4);
       return f;
     }
     case DType::kF16: {
       uint16_t bits;
-      std::memcpy(&bits, row + 2 * i, 2);
+      std::memcpy(&bits, p, 2);
       return HalfToFloat(bits);
     }
     case DType::kBF16: {
       uint16_t bits;
-      std::memcpy(&bits, row + 2 * i, 2);
+      std::memcpy(&bits, p, 2);
       return BFloat16ToFloat(bits);
     }
   }
   return 0;
 }
 
-// Output rows per block: each block's weight rows are read from memory once and then reused
-// from cache by every batch row.
-constexpr size_t kRowBlock = 4;
+// A panel is a sequence of steps, one per pair of inputs (2j, 2j + 1): 64 bytes for the 16-bit
+// dtypes, 128 for float32. Within a step:
+//   float32:  input 2j for lanes 0..15, then input 2j + 1 for lanes 0..15;
+//   binary16: the same order (so one load and one vcvtph2ps give sixteen lanes of one input);
+//   bfloat16: lane by lane, the pair (2j, 2j + 1) in one 32-bit word (so a shift gives input 2j
+//             and a mask input 2j + 1, both exactly as float32).
+constexpr size_t StepBytes(DType dtype) { return dtype == DType::kF32 ? 128 : 64; }
 
-// Per-thread float32 copy of one block of weight rows (the portable path, and the AVX2 path for
-// batches above two rows). Reused across calls, so steady-state decode does not allocate.
-float* BlockScratch(size_t floats) {
+constexpr size_t PackedOffset(DType dtype, size_t i, size_t lane) {
+  const size_t step = i / 2, odd = i % 2;
+  switch (dtype) {
+    case DType::kF32: return step * 128 + odd * 64 + lane * 4;
+    case DType::kF16: return step * 64 + odd * 32 + lane * 2;
+    case DType::kBF16: return step * 64 + lane * 4 + odd * 2;
+  }
+  return 0;
+}
+
+// Output rows per parallel part (in panels): small enough that a helper which wakes late still
+// gets work, large enough that claiming a part is noise.
+constexpr size_t kPanelsPerPart = 4;
+// Batch rows per AVX-512 tile: sixteen accumulator registers of one panel.
+#ifndef MAXTILE
+#define MAXTILE 16
+#endif
+constexpr size_t kMaxTileRows = MAXTILE;
+// Steps per chunk of the AVX-512 kernel: 128 steps of sixteen rows' inputs are 16 KiB, a third of
+// L1.
+#ifndef CHUNK
+#define CHUNK 128
+#endif
+constexpr size_t kChunkSteps = CHUNK;
+// Below this many multiply-adds, waking a helper costs more than it saves.
+constexpr size_t kThreadedMatMulMacs = size_t{1} << 18;
+
+// Per-thread float32 copy of one panel (portable path). Reused across calls, so steady-state
+// decode does not allocate.
+float* PanelScratch(size_t floats) {
   thread_local std::vector<float> scratch;
   if (scratch.size() < floats) scratch.resize(floats);
   return scratch.data();
 }
 
-void RowsPortable(const float* x, size_t rows, const WeightMatrix& w, size_t o_begin,
-                  size_t o_end, float* y) {
-  const size_t in = w.in;
-  const size_t row_bytes = in * ElementBytes(w.dtype);
-  float* scratch = w.dtype == DType::kF32 ? nullptr : BlockScratch(kRowBlock * in);
-  for (size_t o = o_begin; o < o_end; o += kRowBlock) {
-    const size_t n = std::min(kRowBlock, o_end - o);
-    const float* block;
-    if (scratch == nullptr) {
-      block = reinterpret_cast<const float*>(w.data + o * row_bytes);
-    } else {
-      for (size_t r = 0; r < n; ++r) ConvertRow(w, o + r, scratch + r * in);
-      block = scratch;
+// Panels [p_begin, p_end) of `w` times the batch. `xs` is the batch in steps (see StepMajor):
+// input i of batch row t at xs[(i / 2) * 2 * rows + 2 * t + i % 2]. One chain of separate
+// multiplies and adds per output, over i in order.
+void RowsPortable(const float* xs, size_t rows, const PackedMatrix& w, size_t p_begin,
+                  size_t p_end, float* y) {
+  const size_t in = w.in(), out = w.out();
+  float* wf = PanelScratch(in * kLanes);
+  for (size_t p = p_begin; p < p_end; ++p) {
+    const std::byte* panel = w.panel(p);
+    for (size_t i = 0; i < in; ++i) {
+      for (size_t l = 0; l < kLanes; ++l) {
+        wf[i * kLanes + l] = ElementAt(w.dtype(), panel + PackedOffset(w.dtype(), i, l));
+      }
     }
+    const size_t lanes = std::min(kLanes, out - p * kLanes);
     for (size_t t = 0; t < rows; ++t) {
-      for (size_t r = 0; r < n; ++r) y[t * w.out + o + r] = Dot(block + r * in, x + t * in, in);
+      float acc[kLanes] = {};
+      for (size_t i = 0; i < in; ++i) {
+        const float xv = xs[(i / 2) * 2 * rows + 2 * t + i % 2];
+        for (size_t l = 0; l < kLanes; ++l) acc[l] = acc[l] + wf[i * kLanes + l] * xv;
+      }
+      std::memcpy(y + t * out + p * kLanes, acc, lanes * sizeof(float));
     }
   }
 }
@@ -108,269 +159,377 @@ void RowsPortable(const float* x, size_t rows, const WeightMatrix& w, size_t o_b
 #if defined(__x86_64__)
 
 #define WAFER_AVX2 __attribute__((target("avx2,fma,f16c")))
-
-// Loaders: eight consecutive elements of a row as float32, exactly.
-struct LoadF32 {
-  static constexpr DType kDType = DType::kF32;
-  WAFER_AVX2 static __m256 Load(const std::byte* row, size_t i) {
-    return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + i);
-  }
-};
-struct LoadBF16 {
-  static constexpr DType kDType = DType::kBF16;
-  WAFER_AVX2 static __m256 Load(const std::byte* row, size_t i) {
-    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-  }
-};
-struct LoadF16 {
-  static constexpr DType kDType = DType::kF16;
-  WAFER_AVX2 static __m256 Load(const std::byte* row, size_t i) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * i)));
-  }
-};
-
-WAFER_AVX2 inline float HorizontalSum(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 d = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(d, _mm_movehdup_ps(d)));
-}
-
-// R weight rows x T batch rows of dot products, one 8-lane accumulator each. Every (row, batch
-// row) pair sees the same sequence of operations whatever R and T are, so results do not depend
-// on the blocking.
-template <int R, int T, class L>
-WAFER_AVX2 void Tile(const std::byte* w, size_t row_bytes, const float* x, size_t in, float* y,
-                     size_t y_stride) {
-  __m256 acc[R][T];
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 2
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
-  }
-  size_t i = 0;
-  for (; i + 8 <= in; i += 8) {
-    __m256 xv[T];
-#pragma GCC unroll 2
-    for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x + t * in + i);
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-      const __m256 wv = L::Load(w + r * row_bytes, i);
-#pragma GCC unroll 2
-      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    for (int t = 0; t < T; ++t) {
-      float sum = HorizontalSum(acc[r][t]);
-      for (size_t j = i; j < in; ++j) {
-        sum += ElementAt(L::kDType, w + r * row_bytes, j) * x[t * in + j];
-      }
-      y[t * y_stride + r] = sum;
-    }
-  }
-}
-
-// All batch rows against weight rows [o, o + R).
-template <int R, class L>
-WAFER_AVX2 void BlockAvx2(const float* x, size_t rows, const std::byte* w, size_t row_bytes,
-                          size_t in, float* y, size_t out) {
-  size_t t = 0;
-  for (; t + 2 <= rows; t += 2) Tile<R, 2, L>(w, row_bytes, x + t * in, in, y + t * out, out);
-  if (t < rows) Tile<R, 1, L>(w, row_bytes, x + t * in, in, y + t * out, out);
-}
-
-template <class L>
-WAFER_AVX2 void ConvertBlockAvx2(const std::byte* w, size_t row_bytes, size_t n, size_t in,
-                                 float* dst) {
-  for (size_t r = 0; r < n; ++r) {
-    const std::byte* row = w + r * row_bytes;
-    size_t i = 0;
-    for (; i + 8 <= in; i += 8) _mm256_storeu_ps(dst + r * in + i, L::Load(row, i));
-    for (; i < in; ++i) dst[r * in + i] = ElementAt(L::kDType, row, i);
-  }
-}
-
-// Batches of one or two rows convert in registers (the weights stream at their stored width);
-// larger batches convert each block once into a per-thread float32 copy that stays in L1/L2.
-template <class L>
-WAFER_AVX2 void RowsAvx2(const float* x, size_t rows, const WeightMatrix& w, size_t o_begin,
-                         size_t o_end, float* y) {
-  const size_t in = w.in;
-  const size_t row_bytes = in * ElementBytes(w.dtype);
-  const bool convert = L::kDType != DType::kF32 && rows > 2;
-  float* scratch = convert ? BlockScratch(kRowBlock * in) : nullptr;
-  for (size_t o = o_begin; o < o_end; o += kRowBlock) {
-    const size_t n = std::min(kRowBlock, o_end - o);
-    const std::byte* block = w.data + o * row_bytes;
-    float* yo = y + o;
-    if (convert) {
-      ConvertBlockAvx2<L>(block, row_bytes, n, in, scratch);
-      const auto* f = reinterpret_cast<const std::byte*>(scratch);
-      if (n == kRowBlock) {
-        BlockAvx2<kRowBlock, LoadF32>(x, rows, f, in * 4, in, yo, w.out);
-      } else {
-        for (size_t r = 0; r < n; ++r) BlockAvx2<1, LoadF32>(x, rows, f + r * in * 4, in * 4, in, yo + r, w.out);
-      }
-    } else if (n == kRowBlock) {
-      BlockAvx2<kRowBlock, L>(x, rows, block, row_bytes, in, yo, w.out);
-    } else {
-      for (size_t r = 0; r < n; ++r) {
-        BlockAvx2<1, L>(x, rows, block + r * row_bytes, row_bytes, in, yo + r, w.out);
-      }
-    }
-  }
-}
-
 #define WAFER_AVX512 __attribute__((target("avx512f,avx512bw,avx2,fma,f16c")))
 
-// The AVX-512 variant of the loaders and tiles above: sixteen lanes, and 32 registers allow 4x4
-// tiles, which halves the weight loads per multiply-add at large batches.
-struct Load512F32 {
-  static constexpr DType kDType = DType::kF32;
-  WAFER_AVX512 static __m512 Load(const std::byte* row, size_t i) {
-    return _mm512_loadu_ps(reinterpret_cast<const float*>(row) + i);
+// How far ahead of the step being multiplied a tile asks for its panel's weights. A panel
+// crosses a 4 KiB page every 64 steps, and the hardware streamer stops at page boundaries: without
+// this, the first lines of every page arrive late.
+#ifndef PREFETCH_DIST
+#define PREFETCH_DIST 4096
+#endif
+#ifndef PF1
+#define PF1 0
+#endif
+constexpr size_t kPrefetchBytes = PREFETCH_DIST;
+
+// Requests the lines of the step kPrefetchBytes past `s` into L1. Never faults, so the address
+// may lie past the end of the panel (it is computed as an integer for that reason).
+template <size_t kStep>
+inline void Prefetch(const std::byte* s) {
+  const uintptr_t ahead = reinterpret_cast<uintptr_t>(s) + kPrefetchBytes;
+  for (size_t line = 0; line < kStep; line += 64) {
+    if (PREFETCH_DIST) _mm_prefetch(reinterpret_cast<const char*>(ahead + line), _MM_HINT_T0);
+    if (PF1) _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(s) + PF1 + line), _MM_HINT_T1);
   }
-};
-struct Load512BF16 {
+}
+
+// AVX-512 step loaders: the sixteen lanes of inputs 2j (`even`) and 2j + 1 (`odd`), exactly.
+struct Bf16x16 {
   static constexpr DType kDType = DType::kBF16;
-  WAFER_AVX512 static __m512 Load(const std::byte* row, size_t i) {
-    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * i));
-    // The masked form: GCC 12's unmasked one trips -Wmaybe-uninitialized in its own header.
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_maskz_cvtepu16_epi32(0xffff, h), 16));
+  WAFER_AVX512 static void Step(const std::byte* s, __m512& even, __m512& odd) {
+    const __m512i v = _mm512_load_si512(s);
+    even = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+    odd = _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
   }
 };
-struct Load512F16 {
+struct F16x16 {
   static constexpr DType kDType = DType::kF16;
-  WAFER_AVX512 static __m512 Load(const std::byte* row, size_t i) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * i)));
+  WAFER_AVX512 static void Step(const std::byte* s, __m512& even, __m512& odd) {
+    even = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(s)));
+    odd = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(s + 32)));
+  }
+};
+struct F32x16 {
+  static constexpr DType kDType = DType::kF32;
+  WAFER_AVX512 static void Step(const std::byte* s, __m512& even, __m512& odd) {
+    even = _mm512_load_ps(s);
+    odd = _mm512_load_ps(s + 64);
   }
 };
 
-// Not _mm512_reduce_add_ps: GCC 12's version trips -Wuninitialized in its own header.
-WAFER_AVX512 inline float HorizontalSum512(__m512 v) {
-  const __m256 lo = _mm512_castps512_ps256(v);
-  const __m256 hi = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xff, _mm512_castps_pd(v), 1));
-  return HorizontalSum(_mm256_add_ps(lo, hi));
-}
-
-template <int R, int T, class L>
-WAFER_AVX512 void Tile512(const std::byte* w, size_t row_bytes, const float* x, size_t in,
-                          float* y, size_t y_stride) {
-  __m512 acc[R][T];
+// P consecutive panels times T batch rows over steps [s_begin, s_end), one accumulator register
+// each, resumed from and left in `acc` ([P][T][16] floats, 64-byte aligned). Every weight step is
+// loaded and converted once and feeds P * T * 2 fused multiply-adds; P * T <= 16 keeps the
+// accumulators, the converted weights and the broadcasts within the 32 registers. `x` holds the
+// tile's inputs of step s_begin (x[2t], x[2t + 1] for batch row t), `x_step` floats apart. When
+// `half_last`, the last step has only its even input (the odd one is padding and is skipped).
+template <int P, int T, class L>
+WAFER_AVX512 void Tile512(const std::byte* w, size_t panel_bytes, const float* x, size_t x_step,
+                          size_t s_begin, size_t s_end, bool half_last, float* acc_out) {
+  constexpr size_t kStep = StepBytes(L::kDType);
+  __m512 acc[P][T];
 #pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 4
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+  for (int p = 0; p < P; ++p) {
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) acc[p][t] = _mm512_load_ps(acc_out + (p * T + t) * kLanes);
   }
-  size_t i = 0;
-  for (; i + 16 <= in; i += 16) {
-    __m512 xv[T];
+  const size_t full_end = s_end - (half_last ? 1 : 0);
+  for (size_t j = s_begin; j < full_end; ++j, x += x_step) {
 #pragma GCC unroll 4
-    for (int t = 0; t < T; ++t) xv[t] = _mm512_loadu_ps(x + t * in + i);
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-      const __m512 wv = L::Load(w + r * row_bytes, i);
-#pragma GCC unroll 4
-      for (int t = 0; t < T; ++t) acc[r][t] = _mm512_fmadd_ps(wv, xv[t], acc[r][t]);
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    for (int t = 0; t < T; ++t) {
-      float sum = HorizontalSum512(acc[r][t]);
-      for (size_t j = i; j < in; ++j) {
-        sum += ElementAt(L::kDType, w + r * row_bytes, j) * x[t * in + j];
+    for (int p = 0; p < P; ++p) {
+      const std::byte* s = w + p * panel_bytes + j * kStep;
+      Prefetch<kStep>(s);
+      __m512 even, odd;
+      L::Step(s, even, odd);
+#pragma GCC unroll 16
+      for (int t = 0; t < T; ++t) {
+        acc[p][t] = _mm512_fmadd_ps(even, _mm512_set1_ps(x[2 * t]), acc[p][t]);
       }
-      y[t * y_stride + r] = sum;
+#pragma GCC unroll 16
+      for (int t = 0; t < T; ++t) {
+        acc[p][t] = _mm512_fmadd_ps(odd, _mm512_set1_ps(x[2 * t + 1]), acc[p][t]);
+      }
     }
   }
-}
-
-template <int R, class L>
-WAFER_AVX512 void Block512(const float* x, size_t rows, const std::byte* w, size_t row_bytes,
-                           size_t in, float* y, size_t out) {
-  size_t t = 0;
-  for (; t + 4 <= rows; t += 4) Tile512<R, 4, L>(w, row_bytes, x + t * in, in, y + t * out, out);
-  for (; t < rows; ++t) Tile512<R, 1, L>(w, row_bytes, x + t * in, in, y + t * out, out);
-}
-
-template <class L>
-WAFER_AVX512 void ConvertBlock512(const std::byte* w, size_t row_bytes, size_t n, size_t in,
-                                  float* dst) {
-  for (size_t r = 0; r < n; ++r) {
-    const std::byte* row = w + r * row_bytes;
-    size_t i = 0;
-    for (; i + 16 <= in; i += 16) _mm512_storeu_ps(dst + r * in + i, L::Load(row, i));
-    for (; i < in; ++i) dst[r * in + i] = ElementAt(L::kDType, row, i);
+  if (half_last) {
+#pragma GCC unroll 4
+    for (int p = 0; p < P; ++p) {
+      __m512 even, odd;
+      L::Step(w + p * panel_bytes + full_end * kStep, even, odd);
+#pragma GCC unroll 16
+      for (int t = 0; t < T; ++t) {
+        acc[p][t] = _mm512_fmadd_ps(even, _mm512_set1_ps(x[2 * t]), acc[p][t]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int p = 0; p < P; ++p) {
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) _mm512_store_ps(acc_out + (p * T + t) * kLanes, acc[p][t]);
   }
 }
 
+using TileFn = void (*)(const std::byte*, size_t, const float*, size_t, size_t, size_t, bool,
+                        float*);
+
+template <int P, class L, int... T>
+constexpr std::array<TileFn, sizeof...(T)> Tiles512(std::integer_sequence<int, T...>) {
+  return {&Tile512<P, T + 1, L>...};
+}
+
+// Panels [p_begin, p_end) in groups of kPanelsPerPart. Within a group, batch tiles of up to
+// sixteen rows: up to four rows take four panels at a time (independent chains hide the FMA
+// latency), up to eight two, more one. The steps go in chunks of kChunkSteps: one chunk of the
+// tile's inputs (16 KiB at sixteen rows) stays in L1 while every panel of the group streams
+// through it; the accumulators wait in `acc` between chunks, which leaves each output's chain of
+// operations unchanged.
 template <class L>
-WAFER_AVX512 void Rows512(const float* x, size_t rows, const WeightMatrix& w, size_t o_begin,
-                          size_t o_end, float* y) {
-  const size_t in = w.in;
-  const size_t row_bytes = in * ElementBytes(w.dtype);
-  const bool convert = L::kDType != DType::kF32 && rows > 2;
-  float* scratch = convert ? BlockScratch(kRowBlock * in) : nullptr;
-  for (size_t o = o_begin; o < o_end; o += kRowBlock) {
-    const size_t n = std::min(kRowBlock, o_end - o);
-    const std::byte* block = w.data + o * row_bytes;
-    float* yo = y + o;
-    if (convert) {
-      ConvertBlock512<L>(block, row_bytes, n, in, scratch);
-      const auto* f = reinterpret_cast<const std::byte*>(scratch);
-      if (n == kRowBlock) {
-        Block512<kRowBlock, Load512F32>(x, rows, f, in * 4, in, yo, w.out);
-      } else {
-        for (size_t r = 0; r < n; ++r) {
-          Block512<1, Load512F32>(x, rows, f + r * in * 4, in * 4, in, yo + r, w.out);
+WAFER_AVX512 void Rows512(const float* xs, size_t rows, const PackedMatrix& w, size_t p_begin,
+                          size_t p_end, float* y) {
+  static constexpr auto kP4 = Tiles512<4, L>(std::make_integer_sequence<int, 4>());
+  static constexpr auto kP2 = Tiles512<2, L>(std::make_integer_sequence<int, 8>());
+  static constexpr auto kP1 = Tiles512<1, L>(std::make_integer_sequence<int, kMaxTileRows>());
+  alignas(64) float acc[kPanelsPerPart * kMaxTileRows * kLanes];
+  const size_t out = w.out(), pb = w.panel_bytes(), steps = (w.in() + 1) / 2;
+  const bool odd_in = w.in() % 2 != 0;
+  for (size_t g = p_begin; g < p_end; g += kPanelsPerPart) {
+    const size_t n = std::min(kPanelsPerPart, p_end - g);
+    for (size_t t0 = 0; t0 < rows; t0 += kMaxTileRows) {
+      const size_t tile = std::min(kMaxTileRows, rows - t0);
+      const size_t group = tile <= 4 ? 4 : tile <= 8 ? 2 : 1;
+      const TileFn wide = tile <= 4 ? kP4[tile - 1] : tile <= 8 ? kP2[tile - 1] : nullptr;
+      const TileFn narrow = kP1[tile - 1];
+      std::memset(acc, 0, n * tile * kLanes * sizeof(float));
+      for (size_t s0 = 0; s0 < steps; s0 += kChunkSteps) {
+        const size_t s1 = std::min(steps, s0 + kChunkSteps);
+        const bool half = odd_in && s1 == steps;
+        const float* x = xs + s0 * 2 * rows + 2 * t0;
+        size_t p = 0;
+        for (; group > 1 && p + group <= n; p += group) {
+          wide(w.panel(g + p), pb, x, 2 * rows, s0, s1, half, acc + p * tile * kLanes);
+        }
+        for (; p < n; ++p) narrow(w.panel(g + p), pb, x, 2 * rows, s0, s1, half, acc + p * tile * kLanes);
+      }
+      for (size_t p = 0; p < n; ++p) {
+        const size_t first = (g + p) * kLanes;
+        const __mmask16 mask = static_cast<__mmask16>((1u << std::min(kLanes, out - first)) - 1);
+        for (size_t t = 0; t < tile; ++t) {
+          _mm512_mask_storeu_ps(y + (t0 + t) * out + first, mask,
+                                _mm512_load_ps(acc + (p * tile + t) * kLanes));
         }
       }
-    } else if (n == kRowBlock) {
-      Block512<kRowBlock, L>(x, rows, block, row_bytes, in, yo, w.out);
-    } else {
-      for (size_t r = 0; r < n; ++r) {
-        Block512<1, L>(x, rows, block + r * row_bytes, row_bytes, in, yo + r, w.out);
-      }
     }
   }
 }
 
-void Rows(const float* x, size_t rows, const WeightMatrix& w, size_t o_begin, size_t o_end,
+// AVX2 step loaders: lanes 0..7 and 8..15 of inputs 2j (`even`) and 2j + 1 (`odd`), exactly.
+struct Bf16x8 {
+  static constexpr DType kDType = DType::kBF16;
+  WAFER_AVX2 static void Step(const std::byte* s, __m256 even[2], __m256 odd[2]) {
+    const __m256i mask = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
+    for (int h = 0; h < 2; ++h) {
+      const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(s + 32 * h));
+      even[h] = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+      odd[h] = _mm256_castsi256_ps(_mm256_and_si256(v, mask));
+    }
+  }
+};
+struct F16x8 {
+  static constexpr DType kDType = DType::kF16;
+  WAFER_AVX2 static void Step(const std::byte* s, __m256 even[2], __m256 odd[2]) {
+    for (int h = 0; h < 2; ++h) {
+      even[h] = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(s + 16 * h)));
+      odd[h] = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(s + 32 + 16 * h)));
+    }
+  }
+};
+struct F32x8 {
+  static constexpr DType kDType = DType::kF32;
+  WAFER_AVX2 static void Step(const std::byte* s, __m256 even[2], __m256 odd[2]) {
+    for (int h = 0; h < 2; ++h) {
+      even[h] = _mm256_load_ps(reinterpret_cast<const float*>(s + 32 * h));
+      odd[h] = _mm256_load_ps(reinterpret_cast<const float*>(s + 64 + 32 * h));
+    }
+  }
+};
+
+// One panel (two registers wide) times T <= 4 batch rows: the 16 registers hold 2T accumulators,
+// the four converted weight halves and a broadcast.
+template <int T, class L>
+WAFER_AVX2 void Tile256(const std::byte* w, const float* x, size_t x_step, size_t in, float* y,
+                        size_t out, size_t o) {
+  constexpr size_t kStep = StepBytes(L::kDType);
+  __m256 acc[T][2];
+#pragma GCC unroll 4
+  for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+  const size_t steps = in / 2;
+  __m256 even[2], odd[2];
+  for (size_t j = 0; j < steps; ++j, x += x_step) {
+    Prefetch<kStep>(w + j * kStep);
+    L::Step(w + j * kStep, even, odd);
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+      const __m256 xe = _mm256_broadcast_ss(x + 2 * t);
+      acc[t][0] = _mm256_fmadd_ps(even[0], xe, acc[t][0]);
+      acc[t][1] = _mm256_fmadd_ps(even[1], xe, acc[t][1]);
+      const __m256 xo = _mm256_broadcast_ss(x + 2 * t + 1);
+      acc[t][0] = _mm256_fmadd_ps(odd[0], xo, acc[t][0]);
+      acc[t][1] = _mm256_fmadd_ps(odd[1], xo, acc[t][1]);
+    }
+  }
+  if (in % 2 != 0) {
+    L::Step(w + steps * kStep, even, odd);
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+      const __m256 xe = _mm256_broadcast_ss(x + 2 * t);
+      acc[t][0] = _mm256_fmadd_ps(even[0], xe, acc[t][0]);
+      acc[t][1] = _mm256_fmadd_ps(even[1], xe, acc[t][1]);
+    }
+  }
+  const size_t lanes = std::min(kLanes, out - o);
+#pragma GCC unroll 4
+  for (int t = 0; t < T; ++t) {
+    float* dst = y + t * out + o;
+    if (lanes == kLanes) {
+      _mm256_storeu_ps(dst, acc[t][0]);
+      _mm256_storeu_ps(dst + 8, acc[t][1]);
+    } else {
+      alignas(32) float tmp[kLanes];
+      _mm256_store_ps(tmp, acc[t][0]);
+      _mm256_store_ps(tmp + 8, acc[t][1]);
+      std::memcpy(dst, tmp, lanes * sizeof(float));
+    }
+  }
+}
+
+template <class L>
+WAFER_AVX2 void RowsAvx2(const float* xs, size_t rows, const PackedMatrix& w, size_t p_begin,
+                         size_t p_end, float* y) {
+  const size_t in = w.in(), out = w.out();
+  for (size_t p = p_begin; p < p_end; ++p) {
+    const std::byte* panel = w.panel(p);
+    const size_t o = p * kLanes;
+    size_t t = 0;
+    const size_t x_step = 2 * rows;
+    for (; t + 4 <= rows; t += 4) Tile256<4, L>(panel, xs + 2 * t, x_step, in, y + t * out, out, o);
+    switch (rows - t) {
+      case 3: Tile256<3, L>(panel, xs + 2 * t, x_step, in, y + t * out, out, o); break;
+      case 2: Tile256<2, L>(panel, xs + 2 * t, x_step, in, y + t * out, out, o); break;
+      case 1: Tile256<1, L>(panel, xs + 2 * t, x_step, in, y + t * out, out, o); break;
+      default: break;
+    }
+  }
+}
+
+void Rows(const float* xs, size_t rows, const PackedMatrix& w, size_t p_begin, size_t p_end,
           float* y, Isa isa) {
   if (isa == Isa::kAvx512) {
-    switch (w.dtype) {
-      case DType::kF32: return Rows512<Load512F32>(x, rows, w, o_begin, o_end, y);
-      case DType::kBF16: return Rows512<Load512BF16>(x, rows, w, o_begin, o_end, y);
-      case DType::kF16: return Rows512<Load512F16>(x, rows, w, o_begin, o_end, y);
+    switch (w.dtype()) {
+      case DType::kF32: return Rows512<F32x16>(xs, rows, w, p_begin, p_end, y);
+      case DType::kBF16: return Rows512<Bf16x16>(xs, rows, w, p_begin, p_end, y);
+      case DType::kF16: return Rows512<F16x16>(xs, rows, w, p_begin, p_end, y);
     }
   }
   if (isa == Isa::kAvx2Fma) {
-    switch (w.dtype) {
-      case DType::kF32: return RowsAvx2<LoadF32>(x, rows, w, o_begin, o_end, y);
-      case DType::kBF16: return RowsAvx2<LoadBF16>(x, rows, w, o_begin, o_end, y);
-      case DType::kF16: return RowsAvx2<LoadF16>(x, rows, w, o_begin, o_end, y);
+    switch (w.dtype()) {
+      case DType::kF32: return RowsAvx2<F32x8>(xs, rows, w, p_begin, p_end, y);
+      case DType::kBF16: return RowsAvx2<Bf16x8>(xs, rows, w, p_begin, p_end, y);
+      case DType::kF16: return RowsAvx2<F16x8>(xs, rows, w, p_begin, p_end, y);
     }
   }
-  RowsPortable(x, rows, w, o_begin, o_end, y);
+  RowsPortable(xs, rows, w, p_begin, p_end, y);
+}
+
+// exp(x) within 2 ulp for float32 inputs: x = n ln2 + r with |r| <= ln2 / 2 (Cody-Waite split
+// of ln2), e^r by the Cephes expf polynomial, times 2^n by vscalefps (which overflows to inf and
+// underflows through the subnormals to 0 as exp does). Inputs are clamped to +-150 first, past
+// which exp is inf or 0 anyway; NaN becomes 150 (callers see the NaN through other operands).
+WAFER_AVX512 inline __m512 Exp512(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-150.0f)), _mm512_set1_ps(150.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+WAFER_AVX512 void SiluMul512(float* gate, const float* up, size_t n) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (size_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? 0xffff : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
+    const __m512 e = Exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
+    const __m512 s = _mm512_div_ps(g, _mm512_add_ps(one, e));
+    _mm512_mask_storeu_ps(gate + i, m, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, up + i)));
+  }
 }
 
 #else  // !defined(__x86_64__)
 
-void Rows(const float* x, size_t rows, const WeightMatrix& w, size_t o_begin, size_t o_end,
+void Rows(const float* xs, size_t rows, const PackedMatrix& w, size_t p_begin, size_t p_end,
           float* y, Isa) {
-  RowsPortable(x, rows, w, o_begin, o_end, y);
+  RowsPortable(xs, rows, w, p_begin, p_end, y);
 }
 
 #endif
 
-// Below this many multiply-adds, waking a helper costs more than it saves.
-constexpr size_t kThreadedMatMulMacs = size_t{1} << 18;
-// Output rows per parallel part: small enough that a helper which wakes late still gets work,
-// large enough that claiming a part is noise.
-constexpr size_t kRowsPerPart = 64;
+// The batch in steps of two inputs, matching the panels: input i of batch row t at
+// xs[(i / 2) * 2 * rows + 2 * t + i % 2], so a tile finds both inputs of every row of a step at
+// fixed offsets. Kept in a per-thread buffer reused across calls. A single row already is.
+const float* StepMajor(const float* x, size_t rows, size_t in) {
+  if (rows == 1) return x;
+  thread_local std::vector<float> xs;
+  const size_t steps = (in + 1) / 2;
+  if (xs.size() < steps * 2 * rows) xs.resize(steps * 2 * rows);
+  // Step by step: sequential writes, and one line of each row's input in L1 at a time.
+  float* dst = xs.data();
+  for (size_t i = 0; i + 1 < in; i += 2) {
+    for (size_t t = 0; t < rows; ++t, dst += 2) {
+      dst[0] = x[t * in + i];
+      dst[1] = x[t * in + i + 1];
+    }
+  }
+  if (in % 2 != 0) {
+    for (size_t t = 0; t < rows; ++t, dst += 2) dst[0] = x[t * in + in - 1];  // No partner.
+  }
+  return xs.data();
+}
 
 }  // namespace
+
+void PackedMatrix::Free::operator()(std::byte* p) const {
+  ::operator delete(p, std::align_val_t{alignment});
+}
+
+PackedMatrix::PackedMatrix(const WeightMatrix& w)
+    : dtype_(w.dtype), out_(w.out), in_(w.in), panel_bytes_((w.in + 1) / 2 * StepBytes(w.dtype)) {
+  const size_t bytes = panels() * panel_bytes_;
+  if (bytes == 0) return;
+  // Large matrices on 2 MiB boundaries, whole huge pages, with transparent huge pages requested
+  // (where the kernel offers them only on madvise): decode streams every byte each step, and
+  // with 4 KiB pages each page costs a TLB walk (two-level under a hypervisor).
+  const size_t alignment = bytes >= kHugePage / 2 ? kHugePage : 64;
+  const size_t allocated = (bytes + alignment - 1) / alignment * alignment;
+  data_ = std::unique_ptr<std::byte[], Free>(
+      static_cast<std::byte*>(::operator new(allocated, std::align_val_t{alignment})),
+      Free(alignment));
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (alignment == kHugePage && HUGE) ::madvise(data_.get(), allocated, MADV_HUGEPAGE);  // Advisory.
+#endif
+  std::memset(data_.get(), 0, bytes);  // Padding rows and the odd input's partner read as 0.
+  const size_t size = ElementBytes(dtype_);
+  for (size_t o = 0; o < out_; ++o) {
+    std::byte* panel = data_.get() + (o / kPanelRows) * panel_bytes_;
+    const size_t lane = o % kPanelRows;
+    const std::byte* src = w.data + o * in_ * size;
+    for (size_t i = 0; i < in_; ++i) {
+      std::memcpy(panel + PackedOffset(dtype_, i, lane), src + i * size, size);
+    }
+  }
+}
+
+void PackedMatrix::ConvertRow(size_t row, float* out) const {
+  const std::byte* p = panel(row / kPanelRows);
+  const size_t lane = row % kPanelRows;
+  for (size_t i = 0; i < in_; ++i) out[i] = ElementAt(dtype_, p + PackedOffset(dtype_, i, lane));
+}
 
 Isa BestIsa() {
 #if defined(__x86_64__)
@@ -397,26 +556,71 @@ bool IsaSupported(Isa isa) {
 }
 
 void ConvertRow(const WeightMatrix& w, size_t row, float* out) {
-  const std::byte* src = w.data + row * w.in * ElementBytes(w.dtype);
+  const size_t size = ElementBytes(w.dtype);
+  const std::byte* src = w.data + row * w.in * size;
   if (w.dtype == DType::kF32) {
     std::memcpy(out, src, w.in * sizeof(float));
     return;
   }
-  for (size_t i = 0; i < w.in; ++i) out[i] = ElementAt(w.dtype, src, i);
+  for (size_t i = 0; i < w.in; ++i) out[i] = ElementAt(w.dtype, src + i * size);
 }
 
-void MatMul(const float* x, size_t rows, const WeightMatrix& w, float* y, WorkerPool* pool,
+void MatMul(const float* x, size_t rows, std::span<const Product> products, WorkerPool* pool,
             Isa isa) {
-  if (pool == nullptr || pool->parallelism() < 2 || rows * w.out * w.in < kThreadedMatMulMacs ||
-      w.out < 2 * kRowsPerPart) {
-    Rows(x, rows, w, 0, w.out, y, isa);
+  if (rows == 0 || products.empty()) return;
+  const size_t in = products[0].w->in();
+  const float* xs = StepMajor(x, rows, in);
+  size_t parts = 0, macs = 0, min_panels = SIZE_MAX;
+  for (const Product& p : products) {
+    parts += (p.w->panels() + kPanelsPerPart - 1) / kPanelsPerPart;
+    macs += rows * p.w->out() * in;
+    min_panels = std::min(min_panels, p.w->panels());
+  }
+  if (pool == nullptr || pool->parallelism() < 2 || macs < kThreadedMatMulMacs ||
+      (products.size() == 1 && min_panels < 2 * kPanelsPerPart)) {
+    for (const Product& p : products) Rows(xs, rows, *p.w, 0, p.w->panels(), p.y, isa);
     return;
   }
-  const size_t parts = (w.out + kRowsPerPart - 1) / kRowsPerPart;
   pool->Run(parts, [&](size_t part) {
-    const size_t begin = part * kRowsPerPart;
-    Rows(x, rows, w, begin, std::min(w.out, begin + kRowsPerPart), y, isa);
+    for (const Product& p : products) {
+      const size_t own = (p.w->panels() + kPanelsPerPart - 1) / kPanelsPerPart;
+      if (part < own) {
+        const size_t begin = part * kPanelsPerPart;
+        Rows(xs, rows, *p.w, begin, std::min(p.w->panels(), begin + kPanelsPerPart), p.y, isa);
+        return;
+      }
+      part -= own;
+    }
   });
+}
+
+void MatMul(const float* x, size_t rows, const PackedMatrix& w, float* y, WorkerPool* pool,
+            Isa isa) {
+  const Product product{&w, y};
+  MatMul(x, rows, std::span<const Product>(&product, 1), pool, isa);
+}
+
+void Axpy(float a, const float* x, size_t n, float* y) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    // Eight independent lanes through a temporary, so that -O2 vectorizes without alias checks.
+    float t[8];
+    for (size_t j = 0; j < 8; ++j) t[j] = y[i + j] + a * x[i + j];
+    for (size_t j = 0; j < 8; ++j) y[i + j] = t[j];
+  }
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+void SiluMul(float* gate, const float* up, size_t n, Isa isa) {
+#if defined(__x86_64__)
+  if (isa == Isa::kAvx512) return SiluMul512(gate, up, n);
+#else
+  (void)isa;
+#endif
+  for (size_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
 }
 
 void RmsNorm(const float* x, const float* weight, size_t n, float eps, float* out) {
@@ -425,7 +629,6 @@ void RmsNorm(const float* x, const float* weight, size_t n, float eps, float* ou
   const float scale = static_cast<float>(1.0 / std::sqrt(sum_sq / static_cast<double>(n) + eps));
   for (size_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
 }
-
 std::vector<double> RopeInvFreq(uint32_t head_dim, double theta, double factor,
                                 double low_freq_factor, double high_freq_factor,
                                 double original_max_position) {

@@ -1,10 +1,11 @@
-// Float32 kernels of the functional Llama simulation: dtype conversion, batched matrix-vector
-// products over weights kept in their stored dtype, RMSNorm, rotary embedding tables. Private to
-// board_sim/llama.
+// Float32 kernels of the functional Llama simulation: dtype conversion, batched matrix products
+// over weights kept in their stored dtype (repacked into panels), RMSNorm, rotary embedding
+// tables. Private to board_sim/llama.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -29,6 +30,50 @@ struct WeightMatrix {
   size_t in = 0;
 };
 
+// Converts row `row` of `w` (`w.in` elements) to float32 (exact).
+void ConvertRow(const WeightMatrix& w, size_t row, float* out);
+
+// A weight matrix copied, in its stored dtype, into the layout MatMul streams: output rows in
+// panels of kPanelRows (the last one zero-padded), each panel input-major, so that one 64-byte
+// line holds the weights of all sixteen rows for two inputs (one input for float32). A kernel
+// converts each line once and multiplies it into every batch row held in registers, instead of
+// re-reading each weight row once per batch row. Same size as the source, up to padding; 64-byte
+// aligned. Move-only; immutable after construction, so concurrent reads are safe.
+class PackedMatrix {
+ public:
+  static constexpr size_t kPanelRows = 16;
+
+  PackedMatrix() = default;
+  // Copies `w`. Throws std::bad_alloc when memory runs out.
+  explicit PackedMatrix(const WeightMatrix& w);
+  PackedMatrix(PackedMatrix&&) noexcept = default;
+  PackedMatrix& operator=(PackedMatrix&&) noexcept = default;
+
+  DType dtype() const { return dtype_; }
+  size_t out() const { return out_; }
+  size_t in() const { return in_; }
+  size_t panels() const { return (out_ + kPanelRows - 1) / kPanelRows; }
+  // Bytes of one panel: ceil(in / 2) steps of two inputs, 64 bytes each (128 for float32).
+  size_t panel_bytes() const { return panel_bytes_; }
+  const std::byte* panel(size_t p) const { return data_.get() + p * panel_bytes_; }
+
+  // Converts row `row` (`in()` elements) to float32 (exact). REQUIRES: row < out().
+  void ConvertRow(size_t row, float* out) const;
+
+ private:
+  struct Free {
+    Free() : alignment(64) {}
+    explicit Free(size_t a) : alignment(a) {}
+    void operator()(std::byte* p) const;
+    size_t alignment;
+  };
+  DType dtype_ = DType::kF32;
+  size_t out_ = 0;
+  size_t in_ = 0;
+  size_t panel_bytes_ = 0;
+  std::unique_ptr<std::byte[], Free> data_;
+};
+
 // The instruction sets MatMul can use. Every one gives the same results up to float32 rounding.
 enum class Isa : uint8_t {
   kPortable,  // Plain C++ that -O2 vectorizes with the baseline ISA.
@@ -42,17 +87,33 @@ Isa BestIsa();
 // Whether this CPU can run `isa`.
 bool IsaSupported(Isa isa);
 
-// Converts row `row` of `w` (`w.in` elements) to float32 (exact).
-void ConvertRow(const WeightMatrix& w, size_t row, float* out);
-
-// y[t, o] = sum_i w[o, i] * x[t, i] for t < rows, o < w.out; `x` is [rows, w.in], `y` is
-// [rows, w.out]. Each weight row is streamed from memory once per call for the whole batch,
-// converted to float32 on the fly (or, for batches above two rows, once into a small per-thread
-// block that every batch row then reuses). Large products split the output rows over `pool`
-// (optional). Each y element is computed the same way whatever `rows` and the split are, so a
-// sequence's logits do not depend on what else is in the batch.
-void MatMul(const float* x, size_t rows, const WeightMatrix& w, float* y, WorkerPool* pool,
+// y[t, o] = sum_i w[o, i] * x[t, i] for t < rows, o < w.out(); `x` is [rows, w.in()], `y` is
+// [rows, w.out()]. Each weight line is read from memory and converted to float32 once per call
+// for up to sixteen batch rows (AVX-512; four with AVX2), whose accumulators stay in registers.
+// Large products split the panels over `pool` (optional). Each y element is a float32
+// multiply-add chain over i in order (fused with AVX2/AVX-512), the same whatever `rows` and the
+// split are, so a sequence's logits do not depend on what else is in the batch.
+void MatMul(const float* x, size_t rows, const PackedMatrix& w, float* y, WorkerPool* pool,
             Isa isa);
+
+// One matrix of a shared-input MatMul and its output ([rows, w->out()]).
+struct Product {
+  const PackedMatrix* w = nullptr;
+  float* y = nullptr;
+};
+
+// MatMul of the same `x` by several matrices with the same `in` (Q, K and V; gate and up): the
+// batch is rearranged once and the panels of all of them are split over `pool` in one go.
+void MatMul(const float* x, size_t rows, std::span<const Product> products, WorkerPool* pool,
+            Isa isa);
+
+// y[i] += a * x[i] for i < n (separate multiply and add, as a scalar loop would). `x` and `y` do
+// not overlap.
+void Axpy(float a, const float* x, size_t n, float* y);
+
+// gate[i] = silu(gate[i]) * up[i] = gate[i] / (1 + exp(-gate[i])) * up[i] for i < n. The AVX-512
+// variant evaluates exp with a polynomial within 2 ulp of exact; the others call std::exp.
+void SiluMul(float* gate, const float* up, size_t n, Isa isa);
 
 // out[i] = x[i] / sqrt(mean(x^2) + eps) * weight[i]; `out` may alias `x`.
 void RmsNorm(const float* x, const float* weight, size_t n, float eps, float* out);
