@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cstdint>
 #include <bit>
+#include <cstdint>
 #include <cmath>
 #include <cstring>
 #include <new>
@@ -11,7 +11,8 @@
 #include <utility>
 
 #if defined(__linux__)
-#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 
 #if defined(__x86_64__)
@@ -59,10 +60,8 @@ float Dot(const float* a, const float* b, size_t n) {
 namespace {
 
 constexpr size_t kLanes = PackedMatrix::kPanelRows;
-constexpr size_t kHugePage = size_t{2} << 20;
-#ifndef HUGE
-#define HUGE 1
-#endif
+// PackedMatrix data: whole cache lines, so that a step or an AMX block row is one line.
+constexpr size_t kAlignment = 64;
 
 size_t ElementBytes(DType dtype) { return dtype == DType::kF32 ? 4 : 2; }
 
@@ -105,22 +104,33 @@ constexpr size_t PackedOffset(DType dtype, size_t i, size_t lane) {
   return 0;
 }
 
-// Output rows per parallel part (in panels): small enough that a helper which wakes late still
-// gets work, large enough that claiming a part is noise.
+// Steps per AMX block: one 1 KiB bfloat16 tile of sixteen pairs of inputs by sixteen lanes. Panels
+// are zero-padded to whole blocks (for every dtype, to keep one layout rule).
+constexpr size_t kAmxSteps = 16;
+// Inputs per AMX block.
+constexpr size_t kAmxInputs = 2 * kAmxSteps;
+
+// Panels per group of the kernels, and the granule of a parallel part.
 constexpr size_t kPanelsPerPart = 4;
+// Parallel parts per MatMul call, about: enough that the threads finish together (the last part
+// is a 1/kTargetParts of the work) and a helper that wakes late still gets some, few enough that
+// claiming parts (a contended atomic each) stays noise.
+constexpr size_t kTargetParts = 32;
 // Batch rows per AVX-512 tile: sixteen accumulator registers of one panel.
-#ifndef MAXTILE
-#define MAXTILE 16
-#endif
-constexpr size_t kMaxTileRows = MAXTILE;
+constexpr size_t kMaxTileRows = 16;
 // Steps per chunk of the AVX-512 kernel: 128 steps of sixteen rows' inputs are 16 KiB, a third of
 // L1.
-#ifndef CHUNK
-#define CHUNK 128
-#endif
-constexpr size_t kChunkSteps = CHUNK;
+constexpr size_t kChunkSteps = 128;
 // Below this many multiply-adds, waking a helper costs more than it saves.
 constexpr size_t kThreadedMatMulMacs = size_t{1} << 18;
+
+// The batch in the layouts the kernels read, each prepared once per MatMul call (see StepMajor and
+// SplitMajor) when some product needs it.
+struct Batch {
+  size_t rows = 0;
+  const float* steps = nullptr;     // For the multiply-add kernels.
+  const uint16_t* splits = nullptr;  // For the AMX kernel.
+};
 
 // Per-thread float32 copy of one panel (portable path). Reused across calls, so steady-state
 // decode does not allocate.
@@ -161,25 +171,18 @@ void RowsPortable(const float* xs, size_t rows, const PackedMatrix& w, size_t p_
 #define WAFER_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define WAFER_AVX512 __attribute__((target("avx512f,avx512bw,avx2,fma,f16c")))
 
-// How far ahead of the step being multiplied a tile asks for its panel's weights. A panel
-// crosses a 4 KiB page every 64 steps, and the hardware streamer stops at page boundaries: without
-// this, the first lines of every page arrive late.
-#ifndef PREFETCH_DIST
-#define PREFETCH_DIST 4096
-#endif
-#ifndef PF1
-#define PF1 0
-#endif
-constexpr size_t kPrefetchBytes = PREFETCH_DIST;
+// How far ahead of the step being multiplied a tile asks for its panel's weights (one 4 KiB page:
+// the hardware streamer stops at page boundaries, so without this the first lines of every page
+// arrive late; measured best among 1-8 KiB).
+constexpr size_t kPrefetchBytes = 4096;
 
-// Requests the lines of the step kPrefetchBytes past `s` into L1. Never faults, so the address
-// may lie past the end of the panel (it is computed as an integer for that reason).
+// Requests the lines of the step kPrefetchBytes past `s` into L1. A prefetch never faults, so the
+// address may lie past the end of the panel (it is computed as an integer for that reason).
 template <size_t kStep>
 inline void Prefetch(const std::byte* s) {
   const uintptr_t ahead = reinterpret_cast<uintptr_t>(s) + kPrefetchBytes;
   for (size_t line = 0; line < kStep; line += 64) {
-    if (PREFETCH_DIST) _mm_prefetch(reinterpret_cast<const char*>(ahead + line), _MM_HINT_T0);
-    if (PF1) _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(s) + PF1 + line), _MM_HINT_T1);
+    _mm_prefetch(reinterpret_cast<const char*>(ahead + line), _MM_HINT_T0);
   }
 }
 
@@ -189,7 +192,8 @@ struct Bf16x16 {
   WAFER_AVX512 static void Step(const std::byte* s, __m512& even, __m512& odd) {
     const __m512i v = _mm512_load_si512(s);
     even = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
-    odd = _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
+    const __m512i top = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
+    odd = _mm512_castsi512_ps(_mm512_and_si512(v, top));
   }
 };
 struct F16x16 {
@@ -298,7 +302,9 @@ WAFER_AVX512 void Rows512(const float* xs, size_t rows, const PackedMatrix& w, s
         for (; group > 1 && p + group <= n; p += group) {
           wide(w.panel(g + p), pb, x, 2 * rows, s0, s1, half, acc + p * tile * kLanes);
         }
-        for (; p < n; ++p) narrow(w.panel(g + p), pb, x, 2 * rows, s0, s1, half, acc + p * tile * kLanes);
+        for (; p < n; ++p) {
+          narrow(w.panel(g + p), pb, x, 2 * rows, s0, s1, half, acc + p * tile * kLanes);
+        }
       }
       for (size_t p = 0; p < n; ++p) {
         const size_t first = (g + p) * kLanes;
@@ -401,7 +407,9 @@ WAFER_AVX2 void RowsAvx2(const float* xs, size_t rows, const PackedMatrix& w, si
     const size_t o = p * kLanes;
     size_t t = 0;
     const size_t x_step = 2 * rows;
-    for (; t + 4 <= rows; t += 4) Tile256<4, L>(panel, xs + 2 * t, x_step, in, y + t * out, out, o);
+    for (; t + 4 <= rows; t += 4) {
+      Tile256<4, L>(panel, xs + 2 * t, x_step, in, y + t * out, out, o);
+    }
     switch (rows - t) {
       case 3: Tile256<3, L>(panel, xs + 2 * t, x_step, in, y + t * out, out, o); break;
       case 2: Tile256<2, L>(panel, xs + 2 * t, x_step, in, y + t * out, out, o); break;
@@ -411,9 +419,165 @@ WAFER_AVX2 void RowsAvx2(const float* xs, size_t rows, const PackedMatrix& w, si
   }
 }
 
-void Rows(const float* xs, size_t rows, const PackedMatrix& w, size_t p_begin, size_t p_end,
-          float* y, Isa isa) {
-  if (isa == Isa::kAvx512) {
+// How far ahead of the block being multiplied the AMX kernel asks for its panels' weights
+// (measured best among 1-8 KiB).
+constexpr size_t kAmxPrefetchBytes = 2048;
+#define WAFER_AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx2,fma,f16c")))
+
+// The terms each input is split into for the AMX kernel.
+constexpr size_t kTerms = 3;
+
+// The batch for the AMX kernel: every input split exactly into three bfloat16 terms,
+// x = hi + mid + lo (hi keeps the top 8 significant bits, mid the next 8, lo the last 8; each
+// difference is exact in float32), laid out [term][block of 32 inputs][row][32 inputs] so that
+// one term of up to sixteen consecutive rows is a tile with 64-byte rows. Inputs past `in` are
+// zero. Subnormal terms (|x| below about 2^-110) are flushed by the tile unit; an infinite input
+// gives NaN.
+WAFER_AVX512 const uint16_t* SplitMajor(const float* x, size_t rows, size_t in) {
+  thread_local std::vector<uint16_t> buffer;
+  const size_t blocks = (in + kAmxInputs - 1) / kAmxInputs;
+  const size_t term = blocks * rows * kAmxInputs;
+  if (buffer.size() < kTerms * term) buffer.resize(kTerms * term);
+  const __m512i top = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
+  for (size_t b = 0; b < blocks; ++b) {
+    for (size_t t = 0; t < rows; ++t) {
+      uint16_t* dst = buffer.data() + (b * rows + t) * kAmxInputs;
+      for (size_t h = 0; h < kAmxInputs; h += 16) {
+        const size_t i = b * kAmxInputs + h;
+        const size_t n = i < in ? std::min<size_t>(16, in - i) : 0;
+        const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1);
+        const __m512i v = _mm512_castps_si512(_mm512_maskz_loadu_ps(mask, x + t * in + i));
+        const __m512i hi = _mm512_and_si512(v, top);
+        const __m512i r = _mm512_castps_si512(
+            _mm512_sub_ps(_mm512_castsi512_ps(v), _mm512_castsi512_ps(hi)));
+        const __m512i mid = _mm512_and_si512(r, top);
+        const __m512i lo = _mm512_castps_si512(
+            _mm512_sub_ps(_mm512_castsi512_ps(r), _mm512_castsi512_ps(mid)));
+        const __m512i terms[kTerms] = {hi, mid, lo};
+        for (size_t k = 0; k < kTerms; ++k) {
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + k * term + h),
+                              _mm512_cvtepi32_epi16(_mm512_srli_epi32(terms[k], 16)));
+        }
+      }
+    }
+  }
+  return buffer.data();
+}
+
+// The tile configuration (palette 1): tiles 0-3 accumulate the [rows x 16] float32 results of
+// four panels, tiles 4-6 hold the three [rows x 32] bfloat16 terms of the batch, tile 7 a
+// [16 x 32] weight block.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t bytes_per_row[16] = {};
+  uint8_t rows[16] = {};
+};
+
+WAFER_AMX void ConfigureTiles(size_t rows) {
+  TileConfig config;
+  for (int t = 0; t < 8; ++t) {
+    config.rows[t] = static_cast<uint8_t>(t < 7 ? rows : kAmxSteps);
+    config.bytes_per_row[t] = 64;
+  }
+  // GCC 12 describes ldtilecfg's operand as 8 bytes, and would drop the other stores as dead.
+  asm volatile("" : : "r"(&config) : "memory");
+  _tile_loadconfig(&config);
+}
+
+// N <= 4 consecutive panels times the configured rows of the batch: per block of 32 inputs, the
+// three terms are loaded once and each panel's weight block is multiplied into the panel's
+// accumulator three times (hi, mid, lo). The product of a bfloat16 weight and a bfloat16 term is
+// exact, so each output is a float32 sum of exact products, in the tile unit's order, and
+// depends only on its own row of the batch. Results go to `c` ([N][16][16]). The tile
+// intrinsics take tile numbers as literal tokens and do not tell the compiler which memory they
+// touch, hence the macros and the barriers.
+#define WAFER_AMX_PANEL(P)                                                          \
+  if constexpr (N > (P)) {                                                          \
+    const std::byte* block = w + (P) * panel_bytes + b * kAmxSteps * 64;            \
+    const uintptr_t ahead = reinterpret_cast<uintptr_t>(block) + kAmxPrefetchBytes; \
+    for (size_t line = 0; line < kAmxSteps * 64; line += 64) {                      \
+      _mm_prefetch(reinterpret_cast<const char*>(ahead + line), _MM_HINT_T0);       \
+    }                                                                               \
+    _tile_loadd(7, block, 64);                                                      \
+    _tile_dpbf16ps(P, 4, 7);                                                        \
+    _tile_dpbf16ps(P, 5, 7);                                                        \
+    _tile_dpbf16ps(P, 6, 7);                                                        \
+  }
+
+template <int N>
+WAFER_AMX void PanelsAmx(const std::byte* w, size_t panel_bytes, const uint16_t* terms,
+                         size_t block_elems, size_t term_elems, size_t blocks, float* c) {
+  asm volatile("" : : : "memory");
+  _tile_zero(0);
+  if constexpr (N > 1) _tile_zero(1);
+  if constexpr (N > 2) _tile_zero(2);
+  if constexpr (N > 3) _tile_zero(3);
+  for (size_t b = 0; b < blocks; ++b) {
+    const uint16_t* a = terms + b * block_elems;
+    _tile_loadd(4, a, 64);
+    _tile_loadd(5, a + term_elems, 64);
+    _tile_loadd(6, a + 2 * term_elems, 64);
+    WAFER_AMX_PANEL(0)
+    WAFER_AMX_PANEL(1)
+    WAFER_AMX_PANEL(2)
+    WAFER_AMX_PANEL(3)
+  }
+  _tile_stored(0, c, 64);
+  if constexpr (N > 1) _tile_stored(1, c + 1 * kLanes * kLanes, 64);
+  if constexpr (N > 2) _tile_stored(2, c + 2 * kLanes * kLanes, 64);
+  if constexpr (N > 3) _tile_stored(3, c + 3 * kLanes * kLanes, 64);
+  asm volatile("" : : : "memory");
+}
+#undef WAFER_AMX_PANEL
+
+WAFER_AMX void ReleaseTiles() { _tile_release(); }
+
+// Bfloat16 panels [p_begin, p_end) in groups of four, batch tiles of sixteen rows. The tile state
+// is configured here and released before returning, so a thread holds none between calls.
+WAFER_AMX void RowsAmx(const uint16_t* splits, size_t rows, const PackedMatrix& w, size_t p_begin,
+                       size_t p_end, float* y) {
+  using Fn = void (*)(const std::byte*, size_t, const uint16_t*, size_t, size_t, size_t, float*);
+  static constexpr Fn kGroup[] = {&PanelsAmx<1>, &PanelsAmx<2>, &PanelsAmx<3>, &PanelsAmx<4>};
+  alignas(64) float c[kPanelsPerPart * kLanes * kLanes];
+  const size_t out = w.out(), blocks = (w.in() + kAmxInputs - 1) / kAmxInputs;
+  const size_t block_elems = rows * kAmxInputs, term_elems = blocks * block_elems;
+  size_t configured = 0;
+  for (size_t g = p_begin; g < p_end; g += kPanelsPerPart) {
+    const size_t n = std::min(kPanelsPerPart, p_end - g);
+    for (size_t t0 = 0; t0 < rows; t0 += kLanes) {
+      const size_t tile = std::min(kLanes, rows - t0);
+      if (tile != configured) {
+        ConfigureTiles(tile);
+        configured = tile;
+      }
+      kGroup[n - 1](w.panel(g), w.panel_bytes(), splits + t0 * kAmxInputs, block_elems,
+                    term_elems, blocks, c);
+      for (size_t p = 0; p < n; ++p) {
+        const size_t first = (g + p) * kLanes;
+        const __mmask16 mask = static_cast<__mmask16>((1u << std::min(kLanes, out - first)) - 1);
+        for (size_t t = 0; t < tile; ++t) {
+          _mm512_mask_storeu_ps(y + (t0 + t) * out + first, mask,
+                                _mm512_load_ps(c + (p * kLanes + t) * kLanes));
+        }
+      }
+    }
+  }
+  if (configured != 0) ReleaseTiles();
+}
+
+// Whether MatMul runs `w` on the AMX kernel.
+bool UsesAmx(const PackedMatrix& w, Isa isa) {
+  return isa == Isa::kAvx512Amx && w.dtype() == DType::kBF16;
+}
+
+void Rows(const Batch& batch, const PackedMatrix& w, size_t p_begin, size_t p_end, float* y,
+          Isa isa) {
+  const float* xs = batch.steps;
+  const size_t rows = batch.rows;
+  if (UsesAmx(w, isa)) return RowsAmx(batch.splits, rows, w, p_begin, p_end, y);
+  if (isa == Isa::kAvx512 || isa == Isa::kAvx512Amx) {
     switch (w.dtype()) {
       case DType::kF32: return Rows512<F32x16>(xs, rows, w, p_begin, p_end, y);
       case DType::kBF16: return Rows512<Bf16x16>(xs, rows, w, p_begin, p_end, y);
@@ -430,10 +594,11 @@ void Rows(const float* xs, size_t rows, const PackedMatrix& w, size_t p_begin, s
   RowsPortable(xs, rows, w, p_begin, p_end, y);
 }
 
-// exp(x) within 2 ulp for float32 inputs: x = n ln2 + r with |r| <= ln2 / 2 (Cody-Waite split
+// exp(x) for float32 inputs: x = n ln2 + r with |r| <= ln2 / 2 (Cody-Waite split
 // of ln2), e^r by the Cephes expf polynomial, times 2^n by vscalefps (which overflows to inf and
 // underflows through the subnormals to 0 as exp does). Inputs are clamped to +-150 first, past
 // which exp is inf or 0 anyway; NaN becomes 150 (callers see the NaN through other operands).
+// SiluMul built on it stays within 2.5 ulp of exact, as with std::exp (SiluMulTest).
 WAFER_AVX512 inline __m512 Exp512(__m512 x) {
   x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-150.0f)), _mm512_set1_ps(150.0f));
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
@@ -463,9 +628,13 @@ WAFER_AVX512 void SiluMul512(float* gate, const float* up, size_t n) {
 
 #else  // !defined(__x86_64__)
 
-void Rows(const float* xs, size_t rows, const PackedMatrix& w, size_t p_begin, size_t p_end,
-          float* y, Isa) {
-  RowsPortable(xs, rows, w, p_begin, p_end, y);
+bool UsesAmx(const PackedMatrix&, Isa) { return false; }
+
+const uint16_t* SplitMajor(const float*, size_t, size_t) { return nullptr; }
+
+void Rows(const Batch& batch, const PackedMatrix& w, size_t p_begin, size_t p_end, float* y,
+          Isa) {
+  RowsPortable(batch.steps, batch.rows, w, p_begin, p_end, y);
 }
 
 #endif
@@ -492,27 +661,32 @@ const float* StepMajor(const float* x, size_t rows, size_t in) {
   return xs.data();
 }
 
+// Linux gives a process the AMX tile data state only on request (arch_prctl), once per process.
+bool RequestTileData() {
+#if defined(__linux__) && defined(__x86_64__)
+  constexpr int kArchReqXcompPerm = 0x1023;
+  constexpr int kXFeatureXTileData = 18;
+  return ::syscall(SYS_arch_prctl, kArchReqXcompPerm, kXFeatureXTileData) == 0;
+#else
+  return false;
+#endif
+}
+
 }  // namespace
 
 void PackedMatrix::Free::operator()(std::byte* p) const {
-  ::operator delete(p, std::align_val_t{alignment});
+  ::operator delete(p, std::align_val_t{kAlignment});
 }
 
 PackedMatrix::PackedMatrix(const WeightMatrix& w)
-    : dtype_(w.dtype), out_(w.out), in_(w.in), panel_bytes_((w.in + 1) / 2 * StepBytes(w.dtype)) {
+    : dtype_(w.dtype),
+      out_(w.out),
+      in_(w.in),
+      panel_bytes_(((w.in + 1) / 2 + kAmxSteps - 1) / kAmxSteps * kAmxSteps * StepBytes(w.dtype)) {
   const size_t bytes = panels() * panel_bytes_;
   if (bytes == 0) return;
-  // Large matrices on 2 MiB boundaries, whole huge pages, with transparent huge pages requested
-  // (where the kernel offers them only on madvise): decode streams every byte each step, and
-  // with 4 KiB pages each page costs a TLB walk (two-level under a hypervisor).
-  const size_t alignment = bytes >= kHugePage / 2 ? kHugePage : 64;
-  const size_t allocated = (bytes + alignment - 1) / alignment * alignment;
   data_ = std::unique_ptr<std::byte[], Free>(
-      static_cast<std::byte*>(::operator new(allocated, std::align_val_t{alignment})),
-      Free(alignment));
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (alignment == kHugePage && HUGE) ::madvise(data_.get(), allocated, MADV_HUGEPAGE);  // Advisory.
-#endif
+      static_cast<std::byte*>(::operator new(bytes, std::align_val_t{kAlignment})));
   std::memset(data_.get(), 0, bytes);  // Padding rows and the odd input's partner read as 0.
   const size_t size = ElementBytes(dtype_);
   for (size_t o = 0; o < out_; ++o) {
@@ -537,6 +711,9 @@ Isa BestIsa() {
                            __builtin_cpu_supports("f16c");
   static const bool avx512 =
       avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+  static const bool amx = avx512 && __builtin_cpu_supports("amx-tile") &&
+                          __builtin_cpu_supports("amx-bf16") && RequestTileData();
+  if (amx) return Isa::kAvx512Amx;
   if (avx512) return Isa::kAvx512;
   if (avx2) return Isa::kAvx2Fma;
 #endif
@@ -550,7 +727,9 @@ bool IsaSupported(Isa isa) {
     case Isa::kAvx2Fma:
       return BestIsa() != Isa::kPortable;
     case Isa::kAvx512:
-      return BestIsa() == Isa::kAvx512;
+      return BestIsa() == Isa::kAvx512 || BestIsa() == Isa::kAvx512Amx;
+    case Isa::kAvx512Amx:
+      return BestIsa() == Isa::kAvx512Amx;
   }
   return false;
 }
@@ -569,24 +748,36 @@ void MatMul(const float* x, size_t rows, std::span<const Product> products, Work
             Isa isa) {
   if (rows == 0 || products.empty()) return;
   const size_t in = products[0].w->in();
-  const float* xs = StepMajor(x, rows, in);
-  size_t parts = 0, macs = 0, min_panels = SIZE_MAX;
+  Batch batch;
+  batch.rows = rows;
   for (const Product& p : products) {
-    parts += (p.w->panels() + kPanelsPerPart - 1) / kPanelsPerPart;
+    if (UsesAmx(*p.w, isa)) {
+      if (batch.splits == nullptr) batch.splits = SplitMajor(x, rows, in);
+    } else if (batch.steps == nullptr) {
+      batch.steps = StepMajor(x, rows, in);
+    }
+  }
+  size_t panels = 0, macs = 0;
+  for (const Product& p : products) {
+    panels += p.w->panels();
     macs += rows * p.w->out() * in;
-    min_panels = std::min(min_panels, p.w->panels());
   }
   if (pool == nullptr || pool->parallelism() < 2 || macs < kThreadedMatMulMacs ||
-      (products.size() == 1 && min_panels < 2 * kPanelsPerPart)) {
-    for (const Product& p : products) Rows(xs, rows, *p.w, 0, p.w->panels(), p.y, isa);
+      panels < 2 * kPanelsPerPart) {
+    for (const Product& p : products) Rows(batch, *p.w, 0, p.w->panels(), p.y, isa);
     return;
   }
+  // Parts of a multiple of kPanelsPerPart panels, about kTargetParts of them in all.
+  const size_t per_part =
+      std::max<size_t>(1, panels / (kTargetParts * kPanelsPerPart)) * kPanelsPerPart;
+  size_t parts = 0;
+  for (const Product& p : products) parts += (p.w->panels() + per_part - 1) / per_part;
   pool->Run(parts, [&](size_t part) {
     for (const Product& p : products) {
-      const size_t own = (p.w->panels() + kPanelsPerPart - 1) / kPanelsPerPart;
+      const size_t own = (p.w->panels() + per_part - 1) / per_part;
       if (part < own) {
-        const size_t begin = part * kPanelsPerPart;
-        Rows(xs, rows, *p.w, begin, std::min(p.w->panels(), begin + kPanelsPerPart), p.y, isa);
+        const size_t begin = part * per_part;
+        Rows(batch, *p.w, begin, std::min(p.w->panels(), begin + per_part), p.y, isa);
         return;
       }
       part -= own;
@@ -613,7 +804,7 @@ void Axpy(float a, const float* x, size_t n, float* y) {
 
 void SiluMul(float* gate, const float* up, size_t n, Isa isa) {
 #if defined(__x86_64__)
-  if (isa == Isa::kAvx512) return SiluMul512(gate, up, n);
+  if (isa == Isa::kAvx512 || isa == Isa::kAvx512Amx) return SiluMul512(gate, up, n);
 #else
   (void)isa;
 #endif
@@ -629,6 +820,7 @@ void RmsNorm(const float* x, const float* weight, size_t n, float eps, float* ou
   const float scale = static_cast<float>(1.0 / std::sqrt(sum_sq / static_cast<double>(n) + eps));
   for (size_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
 }
+
 std::vector<double> RopeInvFreq(uint32_t head_dim, double theta, double factor,
                                 double low_freq_factor, double high_freq_factor,
                                 double original_max_position) {

@@ -35,10 +35,11 @@ void ConvertRow(const WeightMatrix& w, size_t row, float* out);
 
 // A weight matrix copied, in its stored dtype, into the layout MatMul streams: output rows in
 // panels of kPanelRows (the last one zero-padded), each panel input-major, so that one 64-byte
-// line holds the weights of all sixteen rows for two inputs (one input for float32). A kernel
-// converts each line once and multiplies it into every batch row held in registers, instead of
-// re-reading each weight row once per batch row. Same size as the source, up to padding; 64-byte
-// aligned. Move-only; immutable after construction, so concurrent reads are safe.
+// line holds the weights of all sixteen rows for two inputs (one input for float32), and sixteen
+// such lines (32 inputs) are one AMX tile. A kernel converts each line once and multiplies it
+// into every batch row it holds, instead of re-reading each weight row once per batch row. Same
+// size as the source up to padding (inputs to a multiple of 32); 64-byte aligned. Move-only;
+// immutable after construction, so concurrent reads are safe.
 class PackedMatrix {
  public:
   static constexpr size_t kPanelRows = 16;
@@ -53,7 +54,7 @@ class PackedMatrix {
   size_t out() const { return out_; }
   size_t in() const { return in_; }
   size_t panels() const { return (out_ + kPanelRows - 1) / kPanelRows; }
-  // Bytes of one panel: ceil(in / 2) steps of two inputs, 64 bytes each (128 for float32).
+  // Bytes of one panel: ceil(in / 32) * 16 steps of two inputs, 64 bytes each (128 for float32).
   size_t panel_bytes() const { return panel_bytes_; }
   const std::byte* panel(size_t p) const { return data_.get() + p * panel_bytes_; }
 
@@ -62,10 +63,7 @@ class PackedMatrix {
 
  private:
   struct Free {
-    Free() : alignment(64) {}
-    explicit Free(size_t a) : alignment(a) {}
     void operator()(std::byte* p) const;
-    size_t alignment;
   };
   DType dtype_ = DType::kF32;
   size_t out_ = 0;
@@ -76,11 +74,12 @@ class PackedMatrix {
 
 // The instruction sets MatMul can use. Every one gives the same results up to float32 rounding.
 enum class Isa : uint8_t {
-  kPortable,  // Plain C++ that -O2 vectorizes with the baseline ISA.
-  kAvx2Fma,   // x86-64 AVX2 + FMA + F16C, chosen at run time.
-  kAvx512,    // x86-64 AVX-512 F/BW (with the above), chosen at run time.
+  kPortable,   // Plain C++ that -O2 vectorizes with the baseline ISA.
+  kAvx2Fma,    // x86-64 AVX2 + FMA + F16C, chosen at run time.
+  kAvx512,     // x86-64 AVX-512 F/BW (with the above), chosen at run time.
+  kAvx512Amx,  // kAvx512, with AMX-BF16 tiles for bfloat16 weights. On Linux the process must
+               // be granted the tile state, which BestIsa() requests the first time it runs.
 };
-
 // The best Isa this CPU supports.
 Isa BestIsa();
 
@@ -88,11 +87,15 @@ Isa BestIsa();
 bool IsaSupported(Isa isa);
 
 // y[t, o] = sum_i w[o, i] * x[t, i] for t < rows, o < w.out(); `x` is [rows, w.in()], `y` is
-// [rows, w.out()]. Each weight line is read from memory and converted to float32 once per call
-// for up to sixteen batch rows (AVX-512; four with AVX2), whose accumulators stay in registers.
-// Large products split the panels over `pool` (optional). Each y element is a float32
-// multiply-add chain over i in order (fused with AVX2/AVX-512), the same whatever `rows` and the
-// split are, so a sequence's logits do not depend on what else is in the batch.
+// [rows, w.out()]. Each weight line is read from memory and converted once per call for up to
+// sixteen batch rows (AVX-512 and AMX; four with AVX2), whose accumulators stay in registers or
+// tiles. Large products split the panels over `pool` (optional). Each y element is computed the
+// same way whatever `rows` and the split are, so a sequence's logits do not depend on what else
+// is in the batch: a float32 multiply-add chain over i in order (fused with AVX2/AVX-512, which
+// agree exactly), or with AMX a float32 sum, in the tile unit's order, of the exact products of
+// each bfloat16 weight with the three bfloat16 terms that x splits into exactly (x values below
+// about 2^-110 lose their low terms; infinite x gives NaN).
+// REQUIRES: IsaSupported(isa).
 void MatMul(const float* x, size_t rows, const PackedMatrix& w, float* y, WorkerPool* pool,
             Isa isa);
 
@@ -102,8 +105,9 @@ struct Product {
   float* y = nullptr;
 };
 
-// MatMul of the same `x` by several matrices with the same `in` (Q, K and V; gate and up): the
-// batch is rearranged once and the panels of all of them are split over `pool` in one go.
+// MatMul of the same `x` by several matrices (Q, K and V; gate and up): the batch is rearranged
+// once and the panels of all of them are split over `pool` in one go. REQUIRES: every matrix has
+// the same in(); IsaSupported(isa).
 void MatMul(const float* x, size_t rows, std::span<const Product> products, WorkerPool* pool,
             Isa isa);
 
@@ -112,7 +116,8 @@ void MatMul(const float* x, size_t rows, std::span<const Product> products, Work
 void Axpy(float a, const float* x, size_t n, float* y);
 
 // gate[i] = silu(gate[i]) * up[i] = gate[i] / (1 + exp(-gate[i])) * up[i] for i < n. The AVX-512
-// variant evaluates exp with a polynomial within 2 ulp of exact; the others call std::exp.
+// variants evaluate exp with a polynomial; the others call std::exp. Either way the result is
+// within 2.5 ulp of exact where it is a normal float.
 void SiluMul(float* gate, const float* up, size_t n, Isa isa);
 
 // out[i] = x[i] / sqrt(mean(x^2) + eps) * weight[i]; `out` may alias `x`.

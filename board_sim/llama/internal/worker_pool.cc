@@ -76,23 +76,28 @@ void WorkerPool::Run(size_t parts, const std::function<void(size_t)>& fn) {
 }
 
 void WorkerPool::Work() {
+  // Parts this thread ran, reported to finished_ once when it finds none left: one contended
+  // read-modify-write per thread and Run() instead of one per part.
+  uint32_t ran = 0;
+  uint32_t total = 0;
   uint64_t ticket = ticket_.load(std::memory_order_acquire);
   for (;;) {
     const uint32_t part = static_cast<uint32_t>(ticket);
-    if (part >= parts_.load(std::memory_order_acquire)) return;
+    if (part >= parts_.load(std::memory_order_acquire)) break;
     if (!ticket_.compare_exchange_weak(ticket, ticket + 1, std::memory_order_acq_rel,
                                        std::memory_order_acquire)) {
       continue;  // `ticket` now holds the current value; re-check it.
     }
-    // The claim succeeded in the current generation, whose caller is still waiting for this part,
-    // so fn_ and parts_ belong to it.
+    // The claim succeeded in the current generation, whose caller is still waiting for this part
+    // (it waits for every claimed part to be reported), so fn_ and parts_ belong to it.
     (*fn_.load(std::memory_order_relaxed))(part);
-    const uint32_t total = parts_.load(std::memory_order_relaxed);
-    if (finished_.fetch_add(1, std::memory_order_acq_rel) + 1 == total) {
-      std::lock_guard<std::mutex> lock(mu_);  // Pairs with the caller's predicate check.
-      done_.notify_one();
-    }
+    total = parts_.load(std::memory_order_relaxed);
+    ++ran;
     ticket = ticket_.load(std::memory_order_acquire);
+  }
+  if (ran > 0 && finished_.fetch_add(ran, std::memory_order_acq_rel) + ran == total) {
+    std::lock_guard<std::mutex> lock(mu_);  // Pairs with the caller's predicate check.
+    done_.notify_one();
   }
 }
 

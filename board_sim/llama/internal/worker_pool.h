@@ -38,12 +38,14 @@ class WorkerPool {
   // Claims and runs parts of the current generation until none is left.
   void Work();
 
-  // (generation << 32) | next unclaimed part. A claim is a compare-exchange on the whole word,
-  // so a helper that still holds an old generation can never claim a part of a newer one.
-  std::atomic<uint64_t> ticket_{0};
-  std::atomic<uint32_t> parts_{0};
+  // ticket_ and finished_ are written by every thread, so each has a cache line to itself.
+  // ticket_: (generation << 32) | next unclaimed part. A claim is a compare-exchange on the whole
+  // word, so a helper that still holds an old generation can never claim a part of a newer one.
+  alignas(64) std::atomic<uint64_t> ticket_{0};
+  // Parts of the current generation that have run (each thread adds its count once).
+  alignas(64) std::atomic<uint32_t> finished_{0};
+  alignas(64) std::atomic<uint32_t> parts_{0};
   std::atomic<const std::function<void(size_t)>*> fn_{nullptr};
-  std::atomic<uint32_t> finished_{0};
   std::atomic<bool> stop_{false};
 
   std::mutex mu_;
