@@ -59,9 +59,8 @@ struct SimWafer::Model {
   bool shape_only = false;
   bool committed = false;
   std::vector<Tensor> tensors;
-  std::vector<hal::PeRect> placements;  // Parallel to tensors.
-  std::vector<hal::PeRect> kv_rects;
-  std::vector<SramReservation> reservations;  // What BeginModel took from the SRAM map.
+  // What BeginModel took from the SRAM map: one per tensor (same order), then the KV regions.
+  std::vector<SramReservation> reservations;
   std::unique_ptr<LlamaEngine> engine;  // Functional models, once committed.
   std::vector<uint64_t> rng;            // Per slot; seeded from SeqSampling.seed on reset.
   std::vector<uint32_t> context_tokens;  // Per slot, for shape-only models.
@@ -161,7 +160,6 @@ Status SimWafer::BeginModel(const hal::ModelManifest& m) {
     tensor.shape.assign(t.shape.begin(), t.shape.begin() + t.rank);
     tensor.byte_size = t.byte_size;
     model->tensors.push_back(std::move(tensor));
-    model->placements.push_back(t.placement);
     const uint64_t per_pe = (t.byte_size + t.placement.pes() - 1) / t.placement.pes();
     model->reservations.push_back(SramReservation{t.placement, per_pe});
   }
@@ -170,7 +168,6 @@ Status SimWafer::BeginModel(const hal::ModelManifest& m) {
   for (const hal::KvRegion& r : m.kv_regions) {
     if (r.layer >= a.num_layers || r.rect.pes() == 0) return InvalidArgument();
     kv_reserved[r.layer] = SatAdd(kv_reserved[r.layer], SatMul(r.bytes_per_pe, r.rect.pes()));
-    model->kv_rects.push_back(r.rect);
     model->reservations.push_back(SramReservation{r.rect, r.bytes_per_pe});
   }
   const uint64_t kv_per_layer = KvCacheBytes(a, m.slots, m.context_length) / a.num_layers;
@@ -467,16 +464,19 @@ hal::PeContents SimWafer::ContentsOfPe(uint32_t row, uint32_t col,
                                        std::span<uint32_t> tensors) const {
   hal::PeContents c;
   if (row >= fabric_.usable_height() || col >= fabric_.usable_width()) return c;
-  auto holds = [&](const hal::PeRect& r) {
+  auto holds = [&](const SramReservation& s) {
+    const hal::PeRect& r = s.rect;
     return col >= r.x && col - r.x < r.w && row >= r.y && row - r.y < r.h;
   };
   for (const auto& [id, m] : models_) {
-    for (size_t i = 0; i < m->placements.size(); ++i) {
-      if (!holds(m->placements[i])) continue;
+    const size_t tensors_end = m->tensors.size();
+    for (size_t i = 0; i < tensors_end; ++i) {
+      if (!holds(m->reservations[i])) continue;
       if (c.tensor_count < tensors.size()) tensors[c.tensor_count] = static_cast<uint32_t>(i);
       ++c.tensor_count;
     }
-    c.kv_cache = std::any_of(m->kv_rects.begin(), m->kv_rects.end(), holds);
+    c.kv_cache = std::any_of(m->reservations.begin() + static_cast<ptrdiff_t>(tensors_end),
+                             m->reservations.end(), holds);
     if (c.tensor_count != 0 || c.kv_cache) {
       c.has_model = true;
       c.model_id = id;

@@ -8,26 +8,15 @@
 
 #include "board_sim/preset.h"
 #include "host/models/model_config.h"
+#include "host/placement/testing/llama_archs.h"
 
 namespace wafer::host {
 namespace {
 
 using Json = nlohmann::json;
 
-ModelArch Llama(uint32_t hidden, uint32_t inter, uint32_t layers, uint32_t heads) {
-  ModelArch a;
-  a.vocab_size = 128256;
-  a.hidden_size = hidden;
-  a.intermediate_size = inter;
-  a.num_layers = layers;
-  a.num_heads = heads;
-  a.num_kv_heads = 8;
-  a.head_dim = hidden / heads;
-  a.rope_theta = 500000;
-  a.max_position = 131072;
-  a.rope_scaling = {8, 1, 4, 8192};
-  return a;
-}
+using testing::Llama70B;
+using testing::Llama8B;
 
 std::string WriteConfig(const std::string& name, const ModelArch& arch) {
   const std::string path = ::testing::TempDir() + "/" + name + ".config.json";
@@ -49,8 +38,8 @@ CmdRun Plan(std::vector<std::string> args) {
 class ModelPlanTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    c8b_ = WriteConfig("llama8b", Llama(4096, 14336, 32, 32));
-    c70b_ = WriteConfig("llama70b", Llama(8192, 28672, 80, 64));
+    c8b_ = WriteConfig("llama8b", Llama8B());
+    c70b_ = WriteConfig("llama70b", Llama70B());
   }
   std::string c8b_, c70b_;
 };

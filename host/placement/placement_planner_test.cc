@@ -8,26 +8,14 @@
 #include <vector>
 
 #include "host/models/model_config.h"
+#include "host/placement/testing/llama_archs.h"
 
 namespace wafer::host {
 namespace {
 
-ModelArch Llama(uint32_t hidden, uint32_t inter, uint32_t layers, uint32_t heads) {
-  ModelArch a;
-  a.vocab_size = 128256;
-  a.hidden_size = hidden;
-  a.intermediate_size = inter;
-  a.num_layers = layers;
-  a.num_heads = heads;
-  a.num_kv_heads = 8;
-  a.head_dim = hidden / heads;
-  a.max_position = 131072;
-  return a;
-}
-
-ModelArch Llama8B() { return Llama(4096, 14336, 32, 32); }
-ModelArch Llama70B() { return Llama(8192, 28672, 80, 64); }
-ModelArch Llama405B() { return Llama(16384, 53248, 126, 128); }
+using testing::Llama405B;
+using testing::Llama70B;
+using testing::Llama8B;
 
 ModelArch Tiny(bool tied) {
   ModelArch a;
