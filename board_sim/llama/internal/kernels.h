@@ -73,6 +73,7 @@ class PackedMatrix {
 };
 
 // The instruction sets MatMul can use. Every one gives the same results up to float32 rounding.
+// In increasing order, each needing the ones before it: a CPU runs exactly those up to BestIsa().
 enum class Isa : uint8_t {
   kPortable,   // Plain C++ that -O2 vectorizes with the baseline ISA.
   kAvx2Fma,    // x86-64 AVX2 + FMA + F16C, chosen at run time.
@@ -95,7 +96,10 @@ bool IsaSupported(Isa isa);
 // agree exactly), or with AMX a float32 sum, in the tile unit's order, of the exact products of
 // each bfloat16 weight with the three bfloat16 terms that x splits into exactly (x values below
 // about 2^-110 lose their low terms; infinite x gives NaN).
-// REQUIRES: IsaSupported(isa).
+// An `isa` this CPU cannot run is replaced by the best one it can, the lesser of `isa` and
+// BestIsa() (so kAvx512Amx falls back to kAvx512, and on down to kPortable) instead of faulting
+// on an illegal instruction. BestIsa() is asked once per process for this, so the check costs a
+// compare per call.
 void MatMul(const float* x, size_t rows, const PackedMatrix& w, float* y, WorkerPool* pool,
             Isa isa);
 
@@ -106,8 +110,8 @@ struct Product {
 };
 
 // MatMul of the same `x` by several matrices (Q, K and V; gate and up): the batch is rearranged
-// once and the panels of all of them are split over `pool` in one go. REQUIRES: every matrix has
-// the same in(); IsaSupported(isa).
+// once and the panels of all of them are split over `pool` in one go. An unsupported `isa` falls
+// back as above. REQUIRES: every matrix has the same in().
 void MatMul(const float* x, size_t rows, std::span<const Product> products, WorkerPool* pool,
             Isa isa);
 
@@ -117,7 +121,8 @@ void Axpy(float a, const float* x, size_t n, float* y);
 
 // gate[i] = silu(gate[i]) * up[i] = gate[i] / (1 + exp(-gate[i])) * up[i] for i < n. The AVX-512
 // variants evaluate exp with a polynomial; the others call std::exp. Either way the result is
-// within 2.5 ulp of exact where it is a normal float.
+// within 2.5 ulp of exact where it is a normal float. An unsupported `isa` falls back as in
+// MatMul.
 void SiluMul(float* gate, const float* up, size_t n, Isa isa);
 
 // out[i] = x[i] / sqrt(mean(x^2) + eps) * weight[i]; `out` may alias `x`.

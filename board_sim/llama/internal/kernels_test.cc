@@ -124,6 +124,59 @@ TEST(MatMulTest, MatchesDoubleReferenceForEveryDTypeIsaBatchAndShape) {
   }
 }
 
+TEST(MatMulTest, EveryIsaValueRunsAndMatchesPortableEvenWhereUnsupported) {
+  // Asked for directly, without BestIsa() or IsaSupported(): an Isa this CPU lacks must fall back
+  // (kAvx512Amx to kAvx512, and on down) rather than die on an illegal instruction. Compared with
+  // the portable result in the error measure of MaxRelativeError (scaled by sum_i |w x|).
+  WorkerPool pool(1);
+  for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
+    const TestMatrix m = MakeMatrix(dtype, 300, 1027, 17);
+    const PackedMatrix packed(m.view());
+    for (size_t rows : {1u, 16u}) {
+      const std::vector<float> x = RandomRows(rows, m.in, 12);
+      std::vector<float> portable(rows * m.out);
+      MatMul(x.data(), rows, packed, portable.data(), &pool, Isa::kPortable);
+      for (Isa isa : {Isa::kPortable, Isa::kAvx2Fma, Isa::kAvx512, Isa::kAvx512Amx}) {
+        std::vector<float> y(rows * m.out);
+        MatMul(x.data(), rows, packed, y.data(), &pool, isa);
+        double max_err = 0;
+        for (size_t t = 0; t < rows; ++t) {
+          for (size_t o = 0; o < m.out; ++o) {
+            double scale = 0;
+            for (size_t i = 0; i < m.in; ++i) {
+              scale += std::fabs(m.values[o * m.in + i] * x[t * m.in + i]);
+            }
+            const size_t k = t * m.out + o;
+            max_err = std::max(max_err, std::fabs(y[k] - portable[k]) / (scale + 1e-30));
+          }
+        }
+        EXPECT_LE(max_err, 1e-5) << Name(dtype) << " rows " << rows << " isa "
+                                 << static_cast<int>(isa)
+                                 << (IsaSupported(isa) ? "" : " (unsupported, fell back)");
+      }
+    }
+  }
+}
+
+TEST(SiluMulTest, EveryIsaValueRunsEvenWhereUnsupported) {
+  // As for MatMul: each variant is within 2.5 ulp of exact, so within 5 ulp of the portable one.
+  std::vector<float> g, u;
+  for (float v = -20.0f; v <= 20.0f; v += 0.37f) {
+    g.push_back(v);
+    u.push_back(0.5f - v / 64.0f);
+  }
+  std::vector<float> portable = g;
+  SiluMul(portable.data(), u.data(), g.size(), Isa::kPortable);
+  for (Isa isa : {Isa::kPortable, Isa::kAvx2Fma, Isa::kAvx512, Isa::kAvx512Amx}) {
+    std::vector<float> out = g;
+    SiluMul(out.data(), u.data(), g.size(), isa);
+    for (size_t i = 0; i < g.size(); ++i) {
+      EXPECT_LE(std::fabs(out[i] - portable[i]), 5 * std::ldexp(1.0f, -23) * std::fabs(portable[i]))
+          << "isa " << static_cast<int>(isa) << " g " << g[i];
+    }
+  }
+}
+
 TEST(MatMulTest, DecodeShapesStayAccurate) {
   // The model-bench shapes: a 4096-long chain per output (the MLP down projection).
   WorkerPool pool(1);
