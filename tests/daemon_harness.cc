@@ -67,16 +67,20 @@ DaemonHarness::DaemonHarness(const std::function<void(host::DaemonConfig&)>& twe
   config_.boards[0].endpoint = "inproc://test-board0";
   config_.drain_timeout_ms = 5000;
   if (tweak) tweak(config_);
-  sim::BoardOptions options;
-  options.preset = "mini";
-  options.realtime = config_.boards[0].pacing == "realtime";
-  std::string error;
-  auto board = sim::StartEmbeddedBoard(context_, config_.boards[0].endpoint, options, &error);
-  if (!board.ok()) {
-    ADD_FAILURE() << "embedded board: " << error;
-    return;
+  // One embedded board per configured inproc:// board (a tweak may configure several).
+  for (const host::BoardConfig& b : config_.boards) {
+    if (!b.embedded()) continue;
+    sim::BoardOptions options;
+    options.preset = "mini";
+    options.realtime = b.pacing == "realtime";
+    std::string error;
+    auto board = sim::StartEmbeddedBoard(context_, b.endpoint, options, &error);
+    if (!board.ok()) {
+      ADD_FAILURE() << "embedded board " << b.endpoint << ": " << error;
+      return;
+    }
+    boards_.push_back(std::move(board).value());
   }
-  board_ = std::move(board).value();
   std::string detail;
   if (!host::Daemon::Create(context_, config_, SystemClock::Get(), &daemon_, &detail).ok()) {
     ADD_FAILURE() << "daemon: " << detail;
@@ -88,7 +92,7 @@ DaemonHarness::DaemonHarness(const std::function<void(host::DaemonConfig&)>& twe
 DaemonHarness::~DaemonHarness() {
   Stop();
   daemon_.reset();
-  board_.reset();
+  boards_.clear();
 }
 
 void DaemonHarness::Stop() {

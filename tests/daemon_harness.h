@@ -1,5 +1,6 @@
-// A waferd for cross-component tests: an embedded simulated board and the daemon's step loop in
-// this process, on loopback with ephemeral ports, with a freshly written model loaded.
+// A waferd for cross-component tests: embedded simulated boards (one, or one per inproc:// board
+// a config tweak lists) and the daemon's step loop in this process, on loopback with ephemeral
+// ports.
 #pragma once
 
 #include <memory>
@@ -55,7 +56,7 @@ class DaemonHarness {
  private:
   zmq::context_t context_{1};
   host::DaemonConfig config_;
-  std::unique_ptr<sim::EmbeddedBoard> board_;
+  std::vector<std::unique_ptr<sim::EmbeddedBoard>> boards_;
   std::unique_ptr<host::Daemon> daemon_;
   std::thread loop_;
 };

@@ -66,7 +66,7 @@ TEST(PlacementLoadTest, ModelsTakeBandsOfRowsAndFreedRowsAreReused) {
   // A second copy finds too few free rows below the first.
   const OperationResult second = LoadAs(*admin, dir.path() + "/half", "half-b");
   EXPECT_EQ(second.code, ErrorCode::kResourceExhausted);
-  EXPECT_NE(second.detail.find("no room on board 0"), std::string::npos) << second.detail;
+  EXPECT_NE(second.detail.find("no room for half-b on board 0"), std::string::npos) << second.detail;
 
   // Freed rows are placed again; the small model keeps its band throughout.
   ASSERT_EQ(Unload(*admin, "half-a").code, ErrorCode::kNone);

@@ -37,6 +37,8 @@ struct BoardIdentity {
   uint32_t max_slots = 0;
   uint32_t max_chunk_bytes = 0;
   uint32_t active_firmware_slot = 0;  // 0 or 1.
+  // The most hidden-state values (float32) one Step may carry in, and one StepReply out.
+  uint32_t max_step_hidden_values = 0;
   // Geometry (see board.fbs IdentifyReply): physical >= healthy >= usable.
   uint64_t healthy_pes = 0;
   uint64_t spare_pes = 0;
@@ -151,6 +153,17 @@ struct ModelArch {
   RopeScaling rope_scaling;
 };
 
+// The part of a model's layer pipeline one board runs (BeginModel.stage). A model on one board
+// is the whole pipeline: layers [0, num_layers), embedding and head. Split over boards, the first
+// board embeds tokens, the last one holds the final norm and LM head (with a copy of a tied
+// embedding), and hidden states travel between them in each Step.
+struct ModelStage {
+  uint32_t first_layer = 0;
+  uint32_t layer_count = 0;  // 0: every layer from first_layer on (the whole model by default).
+  bool has_embedding = true;
+  bool has_head = true;
+};
+
 // Everything BeginModel tells the board.
 struct ModelManifest {
   uint32_t model_id = 0;
@@ -161,6 +174,7 @@ struct ModelManifest {
   uint32_t slots = 0;
   uint32_t context_length = 0;
   bool shape_only = false;
+  ModelStage stage;
 };
 
 struct SeqSampling {
@@ -178,6 +192,11 @@ struct SeqStep {
   uint32_t generate = 0;
   SeqSampling sampling;
   std::vector<uint32_t> stop_tokens;
+  // A stage without the embedding: the previous stage's hidden states for every input token,
+  // input_tokens.size() * hidden_size floats, in token order. Empty for a shape-only model.
+  // Such a stage generates at most 1 token per Step (it cannot feed its token back itself), and a
+  // stage without the head generates none.
+  std::vector<float> hidden_in;
 };
 
 struct SeqResult {
@@ -186,6 +205,9 @@ struct SeqResult {
   // OK, or why the sequence failed (RESOURCE_EXHAUSTED when its context is full).
   Status status;
   uint32_t context_tokens = 0;
+  // A stage without the head: its last layer's output for every input token (for the next
+  // stage's hidden_in). Empty for a shape-only model.
+  std::vector<float> hidden_out;
 };
 
 struct DeviceTime {

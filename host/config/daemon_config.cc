@@ -55,6 +55,25 @@ class MapReader {
     return true;
   }
 
+  // A list of integers, each in [min, max]. Absent: `out` is left alone.
+  bool UintList(const char* key, std::vector<uint32_t>* out, uint64_t min, uint64_t max) {
+    known_.insert(key);
+    YAML::Node v = node_[key];
+    if (!v) return true;
+    if (!v.IsSequence() || v.size() == 0) return Fail(v, Name(key), "must be a non-empty list");
+    out->clear();
+    for (size_t i = 0; i < v.size(); ++i) {
+      const std::string& s = v[i].IsScalar() ? v[i].Scalar() : std::string();
+      if (s.empty() || s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos ||
+          std::stoull(s) < min || std::stoull(s) > max) {
+        return Fail(v[i], Name(key), "entries must be integers between " + std::to_string(min) +
+                                         " and " + std::to_string(max));
+      }
+      out->push_back(static_cast<uint32_t>(std::stoull(s)));
+    }
+    return true;
+  }
+
   YAML::Node Child(const char* key) {
     known_.insert(key);
     return node_[key];
@@ -123,11 +142,25 @@ bool ParseModels(MapReader& top, DaemonConfig* c, std::string* detail) {
     ModelLoadConfig m;
     MapReader r(models[i], "models[" + std::to_string(i) + "]", detail);
     if (!r.IsMap() || !r.String("name", &m.name) || !r.String("path", &m.path, false) ||
-        !r.Uint("board", &m.board, 0, 1023) || !r.Uint("slots", &m.slots, 0, 65536) ||
+        !r.Uint("board", &m.board, 0, 1023) || !r.UintList("boards", &m.boards, 0, 1023) ||
+        !r.Uint("slots", &m.slots, 0, 65536) ||
         !r.Uint("context_length", &m.context_length, 0, 1 << 24) || !r.NoUnknownKeys()) {
       return false;
     }
     if (!models[i]["path"]) return r.Fail(models[i], r.Name("path"), "is required");
+    if (models[i]["board"] && models[i]["boards"]) {
+      return r.Fail(models[i]["boards"], r.Name("boards"), "give either board or boards");
+    }
+    if (m.boards.empty()) m.boards.push_back(m.board);
+    for (size_t a = 0; a < m.boards.size(); ++a) {
+      for (size_t b = 0; b < a; ++b) {
+        if (m.boards[a] == m.boards[b]) {
+          return r.Fail(models[i]["boards"], r.Name("boards"),
+                        "board " + std::to_string(m.boards[a]) + " is listed twice");
+        }
+      }
+    }
+    m.board = m.boards[0];
     c->models.push_back(m);
   }
   return true;
@@ -185,10 +218,12 @@ Status ParseDaemonConfig(const std::string& yaml_text, DaemonConfig* config,
       return InvalidArgument();
     }
     for (const ModelLoadConfig& m : c.models) {
-      if (m.board >= c.boards.size()) {
-        *detail = "models: board " + std::to_string(m.board) + " is not configured (" +
-                  std::to_string(c.boards.size()) + " boards)";
-        return InvalidArgument();
+      for (uint32_t board : m.boards) {
+        if (board >= c.boards.size()) {
+          *detail = "models: board " + std::to_string(board) + " is not configured (" +
+                    std::to_string(c.boards.size()) + " boards)";
+          return InvalidArgument();
+        }
       }
     }
   } catch (const YAML::Exception& e) {
@@ -239,7 +274,7 @@ std::string DefaultConfigYaml() {
     << "    seed: " << b.seed << "\n"
     << "    pacing: " << b.pacing << "                 # realtime: steps take their modeled time\n"
     << "    timeout_ms: " << b.timeout_ms << "\n"
-    << "models: []                       # [{name, path, board, slots, context_length}]\n";
+    << "models: []                       # [{name, path, board | boards, slots, context_length}]\n";
   return o.str();
 }
 

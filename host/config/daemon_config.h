@@ -28,6 +28,9 @@ struct ModelLoadConfig {
   std::string name;  // Empty: the directory's base name.
   std::string path;
   uint32_t board = 0;
+  // A model split over several boards as a layer pipeline, first to last (`boards: [0, 1]`).
+  // After parsing never empty: `board` alone becomes {board}, and `board` is boards[0].
+  std::vector<uint32_t> boards;
   uint32_t slots = 0;           // 0: scheduler.default_slots.
   uint32_t context_length = 0;  // 0: the model's max_position_embeddings.
 };

@@ -50,7 +50,25 @@ models:
   EXPECT_TRUE(c.boards[1].embedded());
   ASSERT_EQ(c.models.size(), 1u);
   EXPECT_EQ(c.models[0].board, 1u);
+  EXPECT_EQ(c.models[0].boards, std::vector<uint32_t>{1});
   EXPECT_EQ(c.models[0].slots, 8u);
+}
+
+TEST(DaemonConfigTest, ModelOverSeveralBoards) {
+  DaemonConfig c;
+  std::string detail;
+  ASSERT_TRUE(ParseDaemonConfig(R"(
+boards:
+  - endpoint: inproc://b0
+  - endpoint: inproc://b1
+  - endpoint: inproc://b2
+models:
+  - path: /models/big
+    boards: [2, 0]
+)", &c, &detail).ok()) << detail;
+  ASSERT_EQ(c.models.size(), 1u);
+  EXPECT_EQ(c.models[0].boards, (std::vector<uint32_t>{2, 0}));
+  EXPECT_EQ(c.models[0].board, 2u);
 }
 
 struct BadCase {
@@ -72,6 +90,11 @@ TEST(DaemonConfigTest, ErrorsNameKeyAndLine) {
       {"models:\n  - name: x\n", "models[0].path: is required"},
       {"boards:\n  - endpoint: inproc://a\n    pacing: warp\n", "line 3: boards[0].pacing: must be realtime or fast"},
       {"models:\n  - path: /m\n    board: 3\n", "board 3 is not configured"},
+      {"models:\n  - path: /m\n    boards: [0, 3]\n", "board 3 is not configured"},
+      {"models:\n  - path: /m\n    boards: [0, 0]\n", "line 3: models[0].boards: board 0 is listed twice"},
+      {"models:\n  - path: /m\n    boards: []\n", "models[0].boards: must be a non-empty list"},
+      {"models:\n  - path: /m\n    boards: [a]\n", "models[0].boards: entries must be integers"},
+      {"models:\n  - path: /m\n    board: 0\n    boards: [0]\n", "give either board or boards"},
       {"job_endpoint: [1, 2]\n", "line 1: job_endpoint: must be a string"},
       {"job_endpoint: tcp://a:1\nadmin_endpoint: tcp://a:1\n", "must differ"},
       {"scheduler: {max_batch: 3\n", "YAML syntax"},

@@ -50,7 +50,7 @@ const char* kUsage =
     "  submit --model M (--prompt TEXT | --tokens 1,2,3) [--max-tokens N]\n"
     "         [--temperature T] [--top-k K] [--top-p P] [--seed S] [--tenant T] [--key K]\n"
     "                                  streams the tokens to stdout\n"
-    "  load PATH [--name N] [--board B] [--slots S] [--context C]\n"
+    "  load PATH [--name N] [--board B[,B...]] [--slots S] [--context C]\n"
     "  unload NAME\n"
     "  drain                           refuse new jobs, finish accepted ones\n"
     "  reset BOARD\n"
@@ -126,7 +126,7 @@ int CmdStatus(const Args& args, AdminClient& admin, int timeout) {
     }
     for (const ModelInfo& m : r.models) {
       models.push_back({{"name", m.name}, {"path", m.path}, {"state", ModelStateName(m.state)},
-                        {"board", m.board}, {"parameters", m.parameters},
+                        {"board", m.board}, {"boards", m.boards}, {"parameters", m.parameters},
                         {"weight_bytes", m.weight_bytes}, {"context_length", m.context_length},
                         {"slots", m.slots}, {"slots_used", m.slots_used}});
     }
@@ -152,11 +152,17 @@ int CmdStatus(const Args& args, AdminClient& admin, int timeout) {
                 static_cast<unsigned long long>(b.usable_pes), b.sram_used_bytes / 1e6,
                 b.sram_bytes / 1e6, b.max_temperature_c, b.power_w);
   }
-  std::printf("\n%-16s %-10s %5s %12s %8s %11s\n", "MODEL", "STATE", "BOARD", "PARAMS", "CONTEXT",
-              "SLOTS used");
+  std::printf("\n%-16s %-10s %-7s %12s %8s %11s\n", "MODEL", "STATE", "BOARDS", "PARAMS",
+              "CONTEXT", "SLOTS used");
   for (const ModelInfo& m : r.models) {
-    std::printf("%-16s %-10s %5u %12llu %8u %5u/%-5u\n", m.name.c_str(), ModelStateName(m.state),
-                m.board, static_cast<unsigned long long>(m.parameters), m.context_length,
+    std::string boards;
+    for (uint32_t b : m.boards) {
+      if (!boards.empty()) boards += ',';
+      boards += std::to_string(b);
+    }
+    if (boards.empty()) boards = std::to_string(m.board);
+    std::printf("%-16s %-10s %-7s %12llu %8u %5u/%-5u\n", m.name.c_str(), ModelStateName(m.state),
+                boards.c_str(), static_cast<unsigned long long>(m.parameters), m.context_length,
                 m.slots_used, m.slots);
   }
   return kExitOk;
@@ -294,8 +300,12 @@ int CmdLoad(const Args& args, AdminClient& admin, int timeout) {
   }
   load.name = args.Get("name");
   uint64_t v;
-  if (!ParseUint(args.Get("board", "0"), &v)) return kExitUsage;
-  load.board = static_cast<uint32_t>(v);
+  // --board 2, or --board 0,1,2 for a model split over boards (pipeline order).
+  if (!ParseTokenList(args.Get("board", "0"), &load.boards)) {
+    std::fprintf(stderr, "waferctl: --board takes a board index or a list like 0,1\n");
+    return kExitUsage;
+  }
+  load.board = load.boards[0];
   if (!ParseUint(args.Get("slots", "0"), &v)) return kExitUsage;
   load.slots = static_cast<uint32_t>(v);
   if (!ParseUint(args.Get("context", "0"), &v)) return kExitUsage;

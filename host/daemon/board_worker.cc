@@ -8,6 +8,7 @@
 
 #include "host/board/board_link.h"
 #include "host/daemon/inproc_channel.h"
+#include "host/daemon/stage_manifest.h"
 #include "host/daemon/worker_messages.h"
 #include "host/placement/placement_planner.h"
 
@@ -56,9 +57,6 @@ class Driver {
       return;
     }
     identity_ = *identity;
-    // A board that is not Ready was reset or power-cycled: no model of ours is on it any more.
-    // One still Ready (a link that only timed out) keeps its models and their rows.
-    if (identity_.state != BoardBootState::kReady) placed_rows_.clear();
     Report(true, BoardBootState::kSelfTest, "booting");
     if (Status s = link_->Boot(); !s.ok()) {
       Report(s.code() != StatusCode::kUnavailable, BoardBootState::kFaulted,
@@ -116,15 +114,21 @@ class Driver {
     Send(std::make_unique<WorkerEvent>(std::move(done)));
   }
 
-  void Handle(LoadWork& work) {
-    int64_t start = clock_.NowNanos();
-    LoadDone done;
-    done.admin_tag = work.admin_tag;
-    done.admin_peer = work.admin_peer;
-    done.name = work.name;
+  void Handle(PrepareWork& work) {
+    PrepareDone done;
     done.model_id = work.model_id;
-    done.status = Load(work, start, &done);
-    done.elapsed_s = Seconds(clock_.NowNanos() - start);
+    done.status = Prepare(work, &done);
+    Send(std::make_unique<WorkerEvent>(std::move(done)));
+  }
+
+  void Handle(StageLoadWork& work) {
+    LoadDone done;
+    done.model_id = work.model_id;
+    done.stage = work.stage;
+    if (work.replaces_model_id != 0 && online_) {
+      link_->UnloadModel(work.replaces_model_id).IgnoreError();  // NOT_FOUND: already gone.
+    }
+    done.status = LoadStage(work, &done.detail);
     last_telemetry_ns_ = 0;  // SRAM use changed: report it at once.
     Send(std::make_unique<WorkerEvent>(std::move(done)));
   }
@@ -139,12 +143,10 @@ class Driver {
     } else if (Status s = link_->UnloadModel(work.model_id); !s.ok()) {
       done.status = s;
       done.detail = link_->last_error();
-    } else {
-      placed_rows_.erase(work.model_id);
     }
     last_telemetry_ns_ = 0;
     done.elapsed_s = Seconds(clock_.NowNanos() - start);
-    Send(std::make_unique<WorkerEvent>(std::move(done)));
+    if (work.report) Send(std::make_unique<WorkerEvent>(std::move(done)));
   }
 
   void Handle(ResetWork& work) {
@@ -159,7 +161,6 @@ class Driver {
       done.detail = link_->last_error();
     }
     online_ = false;
-    placed_rows_.clear();  // Reset power-cycles the wafer: every model is gone.
     last_attempt_ns_ = 0;
     Report(link_ != nullptr, BoardBootState::kPowerOn, "reset");
     EnsureOnline();
@@ -218,120 +219,102 @@ class Driver {
   }
 
  private:
-  Status Load(LoadWork& work, int64_t start, LoadDone* done) {
-    if (!online_) {
-      done->detail = "board " + std::to_string(index_) + " is not ready";
-      return Unavailable();
-    }
-    ModelSource source;
-    WAFER_RETURN_IF_ERROR(OpenModelSource(work.path, &source, &done->detail));
-    if (work.name.empty()) work.name = source.name;
-    done->name = work.name;
-    ModelManifest manifest;
-    manifest.model_id = work.model_id;
-    manifest.name = work.name;
-    manifest.arch = source.arch;
-    manifest.tensors = source.tensors;
-    manifest.shape_only = source.shape_only;
-    manifest.slots = work.slots;
-    manifest.context_length = work.context_length == 0
-                                  ? source.arch.max_position
-                                  : std::min(work.context_length, source.arch.max_position);
-    if (work.replaces_model_id != 0) {
-      link_->UnloadModel(work.replaces_model_id).IgnoreError();
-      placed_rows_.erase(work.replaces_model_id);
-    }
-    WAFER_RETURN_IF_ERROR(Place(&manifest, &done->detail));
-    if (Status s = link_->BeginModel(manifest); !s.ok()) {
-      placed_rows_.erase(work.model_id);
-      done->detail = "board refused the model: " + link_->last_error();
-      return s;
-    }
-    const uint64_t total = source.shape_only ? 0 : source.weight_bytes();
-    const uint64_t chunk = std::max<uint32_t>(4096, identity_.max_chunk_bytes);
-    uint64_t written = 0;
-    int64_t last_progress = 0;
-    for (size_t i = 0; i < source.data.size() && !stop_.load(); ++i) {
-      std::span<const std::byte> tensor = source.data[i];
-      for (uint64_t off = 0; off < tensor.size(); off += chunk) {
-        auto piece = tensor.subspan(off, std::min<uint64_t>(chunk, tensor.size() - off));
-        if (Status s = link_->WriteWeights(work.model_id, static_cast<uint32_t>(i), off, piece);
-            !s.ok()) {
-          done->detail = "writing " + source.tensors[i].name + " at offset " +
-                         std::to_string(off) + ": " + link_->last_error();
-          link_->UnloadModel(work.model_id).IgnoreError();  // Nothing half-loaded stays.
-          placed_rows_.erase(work.model_id);
-          return s;
-        }
-        written += piece.size();
-        int64_t now = clock_.NowNanos();
-        if (now - last_progress >= kProgressPeriodNs || written == total) {
-          last_progress = now;
-          double rate = static_cast<double>(written) / std::max(1e-9, Seconds(now - start));
-          Send(std::make_unique<WorkerEvent>(LoadProgressEvent{
-              work.admin_tag, work.admin_peer, written, total, rate, "transferring"}));
-        }
-      }
-    }
-    if (Status s = link_->CommitModel(work.model_id); !s.ok()) {
-      done->detail = "commit failed: " + link_->last_error();
-      link_->UnloadModel(work.model_id).IgnoreError();
-      placed_rows_.erase(work.model_id);
-      return s;
-    }
-    done->arch = source.arch;
-    done->text = source.text;
-    done->parameters = source.parameters;
-    done->weight_bytes = source.weight_bytes();
-    done->slots = manifest.slots;
-    done->context_length = manifest.context_length;
-    done->shape_only = source.shape_only;
-    return OkStatus();
-  }
-
-  // Places `manifest` with the planner in the first band of free rows (below or between the
-  // models already on the board) that holds it, and records the rows it takes.
-  // RESOURCE_EXHAUSTED when no band does; `*detail` then says what the model needs.
-  Status Place(ModelManifest* manifest, std::string* detail) {
+  // Opens and verifies the model directory and plans it over the boards in the first gap that
+  // holds it. Runs on the first board's worker; needs no board.
+  Status Prepare(const PrepareWork& work, PrepareDone* done) {
+    auto model = std::make_shared<PreparedModel>();
+    WAFER_RETURN_IF_ERROR(OpenModelSource(work.path, &model->source, &done->detail));
+    model->name = work.name.empty() ? model->source.name : work.name;
+    model->slots = work.slots;
+    const uint32_t max_context = model->source.arch.max_position;
+    model->context_length =
+        work.context_length == 0 ? max_context : std::min(work.context_length, max_context);
     PlanRequest request;
-    request.arch = manifest->arch;
-    request.board = GeometryFromIdentity(identity_);
-    request.slots = manifest->slots;
-    request.context = manifest->context_length;
+    request.arch = model->source.arch;
+    request.board = work.geometry;
+    request.boards = static_cast<uint32_t>(work.boards.size());
+    request.split_over_all_boards = true;
+    request.slots = model->slots;
+    request.context = model->context_length;
     request.dtype_bytes = 2;
-    for (const TensorDesc& t : manifest->tensors) {
+    for (const TensorDesc& t : model->source.tensors) {
       if (t.dtype == DType::kF32) request.dtype_bytes = 4;
     }
-    // Free bands: the gaps between placed models, top to bottom.
-    std::vector<std::pair<uint32_t, uint32_t>> used;  // (first row, rows)
-    for (const auto& [id, rows] : placed_rows_) used.push_back(rows);
-    std::sort(used.begin(), used.end());
-    std::vector<std::pair<uint32_t, uint32_t>> gaps;
-    uint32_t row = 0;
-    for (const auto& [first, rows] : used) {
-      if (first > row) gaps.emplace_back(row, first - row);
-      row = std::max(row, first + rows);
-    }
-    if (row < request.board.fabric_height) gaps.emplace_back(row, request.board.fabric_height - row);
-    std::string why = "no free rows left on the board";
-    for (const auto& [first, rows] : gaps) {
-      request.origin_row = first;
-      request.confine_height = rows;
+    std::string why = "no rows are free on every one of them";
+    for (const RowBand& gap : work.gaps) {
+      request.origin_row = gap.first;
+      request.confine_height = gap.rows;
       std::string gap_detail;
       Result<Plan> plan = PlanPlacement(request, &gap_detail);
       if (!plan.ok()) {
         why = gap_detail;
         continue;
       }
-      WAFER_RETURN_IF_ERROR(ApplyPlan(*plan, 0, manifest, detail));
-      placed_rows_[manifest->model_id] = {first, plan->boards[0].rows_used};
+      uint32_t rows = 0;
+      for (const BoardPlan& b : plan->boards) rows = std::max(rows, b.rows_used);
+      model->plan = std::move(plan).value();
+      done->rows = RowBand{gap.first, rows};
+      done->model = std::move(model);
       return OkStatus();
     }
-    *detail = "no room on board " + std::to_string(index_) + " (" +
-              std::to_string(request.board.fabric_width) + "x" +
-              std::to_string(request.board.fabric_height) + " PEs, " +
-              std::to_string(placed_rows_.size()) + " models placed): " + why;
+    std::string boards;
+    for (uint32_t b : work.boards) {
+      if (!boards.empty()) boards += ',';
+      boards += std::to_string(b);
+    }
+    done->detail = "no room for " + model->name + " on board" +
+                   (work.boards.size() > 1 ? "s " : " ") + boards + " (" +
+                   std::to_string(work.geometry.fabric_width) + "x" +
+                   std::to_string(work.geometry.fabric_height) + " PEs): " + why;
     return ResourceExhausted();
+  }
+
+  // Stages the plan's board `work.stage` on this board: BeginModel with that stage's tensors,
+  // their bytes in chunks (progress reported), CommitModel. On failure nothing stays.
+  Status LoadStage(const StageLoadWork& work, std::string* detail) {
+    if (!online_) {
+      *detail = "board " + std::to_string(index_) + " is not ready";
+      return Unavailable();
+    }
+    const PreparedModel& model = *work.model;
+    std::vector<std::span<const std::byte>> data;
+    ModelManifest manifest;
+    WAFER_RETURN_IF_ERROR(
+        StageManifest(model, work.model_id, work.stage, &manifest, &data, detail));
+    if (Status s = link_->BeginModel(manifest); !s.ok()) {
+      *detail = "board " + std::to_string(index_) + " refused the model: " + link_->last_error();
+      return s;
+    }
+    const uint64_t chunk = std::max<uint32_t>(4096, identity_.max_chunk_bytes);
+    uint64_t written = 0;
+    int64_t last_progress = 0;
+    for (size_t i = 0; i < data.size() && !stop_.load(); ++i) {
+      std::span<const std::byte> tensor = data[i];
+      for (uint64_t off = 0; off < tensor.size(); off += chunk) {
+        auto piece = tensor.subspan(off, std::min<uint64_t>(chunk, tensor.size() - off));
+        if (Status s = link_->WriteWeights(work.model_id, static_cast<uint32_t>(i), off, piece);
+            !s.ok()) {
+          *detail = "writing " + manifest.tensors[i].name + " at offset " + std::to_string(off) +
+                    " to board " + std::to_string(index_) + ": " + link_->last_error();
+          link_->UnloadModel(work.model_id).IgnoreError();  // Nothing half-loaded stays.
+          return s;
+        }
+        written += piece.size();
+        const int64_t now = clock_.NowNanos();
+        if (now - last_progress >= kProgressPeriodNs) {
+          last_progress = now;
+          Send(std::make_unique<WorkerEvent>(
+              LoadProgressEvent{work.model_id, work.stage, written}));
+        }
+      }
+    }
+    if (Status s = link_->CommitModel(work.model_id); !s.ok()) {
+      *detail = "commit on board " + std::to_string(index_) + " failed: " + link_->last_error();
+      link_->UnloadModel(work.model_id).IgnoreError();
+      return s;
+    }
+    Send(std::make_unique<WorkerEvent>(LoadProgressEvent{work.model_id, work.stage, written}));
+    return OkStatus();
   }
 
   void MarkOffline(const std::string& why) {
@@ -363,7 +346,6 @@ class Driver {
   std::unique_ptr<BoardLink> link_;
   BoardIdentity identity_;
   bool online_ = false;
-  std::map<uint32_t, std::pair<uint32_t, uint32_t>> placed_rows_;  // model id -> (first row, rows)
   int64_t last_attempt_ns_ = 0;
   int64_t last_telemetry_ns_ = 0;
 };

@@ -61,12 +61,13 @@ Status Daemon::Create(zmq::context_t& context, const DaemonConfig& config, const
     d->boards_.push_back(std::move(board));
   }
   for (const ModelLoadConfig& m : config.models) {
-    LoadWork work;
-    work.name = m.name;
-    work.path = m.path;
-    work.slots = m.slots == 0 ? config.default_slots : m.slots;
-    work.context_length = m.context_length;
-    d->StartLoad(std::move(work), m.board);
+    LoadRequest request;
+    request.name = m.name;
+    request.path = m.path;
+    request.boards = m.boards.empty() ? std::vector<uint32_t>{m.board} : m.boards;
+    request.slots = m.slots == 0 ? config.default_slots : m.slots;
+    request.context_length = m.context_length;
+    d->StartLoad(std::move(request));
   }
   *out = std::move(d);
   return OkStatus();

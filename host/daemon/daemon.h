@@ -17,6 +17,7 @@
 #include "host/config/daemon_config.h"
 #include "host/daemon/board_worker.h"
 #include "host/daemon/worker_messages.h"
+#include "host/placement/row_gaps.h"
 #include "host/scheduler/scheduling_policy.h"
 #include "host/wire/messages.h"
 #include "telemetry/daemon_metrics.h"
@@ -51,6 +52,18 @@ class Daemon {
   struct Job;
   struct Model;
   struct Board;
+  struct Chain;
+
+  // A model to load, from the admin socket, the config file or a reload.
+  struct LoadRequest {
+    uint64_t admin_tag = 0;
+    std::string admin_peer;  // Empty: no client waits for the outcome.
+    std::string name;
+    std::string path;
+    std::vector<uint32_t> boards;  // Pipeline order.
+    uint32_t slots = 0;
+    uint32_t context_length = 0;
+  };
 
   Daemon(zmq::context_t& context, const DaemonConfig& config, const Clock& clock);
   Status Bind(std::string* detail);
@@ -86,13 +99,26 @@ class Daemon {
   void OnGeometryDone(Board& board, GeometryDone& done);
   BoardInfo InfoOf(const Board& board) const;
   void OnLogsDone(Board& board, LogsDone& done);
-  void StartLoad(LoadWork work, uint32_t board);
   void FinishOperation(const std::string& peer, uint64_t tag, Status status,
                        const std::string& detail, double elapsed_s);
 
+  // Loads (daemon_loads.cc): queued until their boards are ready and no other load is being
+  // planned on them; the first board's worker opens and plans the model, then every board's
+  // worker stages its part.
+  void StartLoad(LoadRequest request);
+  void StartPendingLoads();
+  // True when `model`'s load began; false when it must wait (or failed: then it is gone).
+  bool TryStartLoad(Model& model);
+  void OnPrepareDone(PrepareDone& done);
+  void OnLoadProgress(const LoadProgressEvent& progress);
+  void OnLoadDone(LoadDone& done);
+  void FailLoad(Model& model, Status status, const std::string& detail);
+  // Frees instance `model_id` of `model` on every board it spans; nobody waits for the answer.
+  void UnloadQuietly(const Model& model, uint32_t model_id);
+  Model* ModelById(uint32_t model_id);
+
   // Boards and models coming and going (daemon_boards.cc).
   void OnWorkerEvent(Board& board, WorkerEvent& event);
-  void OnLoadDone(LoadDone& done);
   void OnOperationDone(Board& board, OperationDone& done);
   void OnBoardUpdate(Board& board, const BoardUpdate& update);
   void OnBoardLost(Board& board);
@@ -105,6 +131,10 @@ class Daemon {
 
   // The step loop (daemon_steps.cc).
   void OnStepDone(Board& board, StepDone& done);
+  // Sends a pipelined model's step on to its next board, with each sequence's hidden states;
+  // sequences this stage refused end here.
+  void ForwardStep(Chain& chain, Model& model, StepDone& done);
+  void FinishRefusedSeq(Job& job, const Status& status);
   void ScheduleSteps();
   bool PlanStep(Board& board, Model& model);
   void AdmitQueued(Model& model);
@@ -136,6 +166,8 @@ class Daemon {
   std::unique_ptr<SchedulingPolicy> policy_;
   std::vector<std::unique_ptr<Board>> boards_;
   std::map<std::string, std::unique_ptr<Model>> models_;
+  std::deque<std::string> load_queue_;  // Names of models waiting for their load to begin.
+  std::unordered_map<uint64_t, Chain> chains_;  // Step serial -> a pipelined step under way.
   uint32_t next_model_id_ = 1;
   uint64_t next_step_serial_ = 1;
 

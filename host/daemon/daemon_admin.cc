@@ -81,9 +81,9 @@ void Daemon::OnStatus(const std::string& peer, const StatusQuery& query) {
   r.uptime_s = static_cast<double>(clock_.NowNanos() - start_ns_) / 1e9;
   for (const auto& b : boards_) r.boards.push_back(InfoOf(*b));
   for (const auto& [name, m] : models_) {
-    r.models.push_back(ModelInfo{name, m->path, m->state, m->board, m->parameters,
+    r.models.push_back(ModelInfo{name, m->path, m->state, m->boards[0], m->parameters,
                                  m->weight_bytes, m->context_length, m->slots,
-                                 static_cast<uint32_t>(m->running.size())});
+                                 static_cast<uint32_t>(m->running.size()), m->boards});
   }
   r.jobs_queued = static_cast<uint32_t>(policy_->size());
   r.jobs_running = jobs_running_;
@@ -99,36 +99,15 @@ void Daemon::OnLoad(const std::string& peer, const LoadModel& load) {
   if (load.path.empty()) {
     return FinishOperation(peer, load.request_tag, InvalidArgument(), "path is required", 0);
   }
-  if (load.board >= boards_.size()) {
-    return FinishOperation(peer, load.request_tag, InvalidArgument(),
-                           "board " + std::to_string(load.board) + " is not configured", 0);
-  }
-  LoadWork work;
-  work.admin_tag = load.request_tag;
-  work.admin_peer = peer;
-  work.name = load.name;
-  work.path = load.path;
-  work.slots = load.slots == 0 ? config_.default_slots : load.slots;
-  work.context_length = load.context_length;
-  StartLoad(std::move(work), load.board);
-}
-
-void Daemon::StartLoad(LoadWork work, uint32_t board) {
-  if (work.name.empty()) work.name = ModelNameFromPath(work.path);
-  if (FindModel(work.name) != nullptr) {
-    return FinishOperation(work.admin_peer, work.admin_tag, AlreadyExists(),
-                           "a model named '" + work.name + "' is already loaded", 0);
-  }
-  auto model = std::make_unique<Model>();
-  model->name = work.name;
-  model->path = work.path;
-  model->board = board;
-  model->model_id = next_model_id_++;
-  model->state = ModelState::kLoading;
-  model->slots = work.slots;
-  work.model_id = model->model_id;
-  models_.emplace(model->name, std::move(model));
-  SendOwned(boards_[board]->channel, std::make_unique<WorkerRequest>(std::move(work)));
+  LoadRequest request;
+  request.admin_tag = load.request_tag;
+  request.admin_peer = peer;
+  request.name = load.name;
+  request.path = load.path;
+  request.boards = load.boards.empty() ? std::vector<uint32_t>{load.board} : load.boards;
+  request.slots = load.slots == 0 ? config_.default_slots : load.slots;
+  request.context_length = load.context_length;
+  StartLoad(std::move(request));  // Checks the boards.
 }
 
 void Daemon::OnUnload(const std::string& peer, const UnloadModel& unload) {

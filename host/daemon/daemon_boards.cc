@@ -27,23 +27,19 @@ BoardState ToBoardState(const BoardUpdate& u) {
 
 void Daemon::OnWorkerEvent(Board& board, WorkerEvent& event) {
   if (auto* step = std::get_if<StepDone>(&event)) return OnStepDone(board, *step);
+  if (auto* prepared = std::get_if<PrepareDone>(&event)) return OnPrepareDone(*prepared);
   if (auto* load = std::get_if<LoadDone>(&event)) return OnLoadDone(*load);
   if (auto* op = std::get_if<OperationDone>(&event)) return OnOperationDone(board, *op);
   if (auto* update = std::get_if<BoardUpdate>(&event)) return OnBoardUpdate(board, *update);
   if (auto* logs = std::get_if<LogsDone>(&event)) return OnLogsDone(board, *logs);
   if (auto* geometry = std::get_if<GeometryDone>(&event)) return OnGeometryDone(board, *geometry);
-  if (auto* p = std::get_if<LoadProgressEvent>(&event)) {
-    if (p->admin_peer.empty()) return;
-    double rate = p->bytes_per_second;
-    double eta = rate > 0 ? static_cast<double>(p->bytes_total - p->bytes_done) / rate : 0;
-    SendAdmin(p->admin_peer,
-              LoadProgress{p->admin_tag, p->bytes_done, p->bytes_total, rate, eta, p->phase});
-  }
+  if (auto* p = std::get_if<LoadProgressEvent>(&event)) return OnLoadProgress(*p);
 }
 
 void Daemon::OnBoardUpdate(Board& board, const BoardUpdate& update) {
   BoardState previous = board.state;
   board.state = ToBoardState(update);
+  board.heard = true;
   board.detail = update.detail;
   if (update.online) board.identity = update.identity;
   telemetry::BoardSeries& series =
@@ -67,6 +63,7 @@ void Daemon::OnBoardUpdate(Board& board, const BoardUpdate& update) {
                  BoardStateName(board.state), board.detail.c_str());
     if (previous == BoardState::kReady) OnBoardLost(board);
     if (board.state == BoardState::kReady) ReloadLostModels(board);
+    StartPendingLoads();  // Loads waiting for this board may go, or fail if it gave up.
   }
 }
 
@@ -76,7 +73,9 @@ void Daemon::OnBoardLost(Board& board) {
   // counted then. The models come back in ReloadLostModels once the board is ready.
   std::vector<Model*> lost;
   for (auto& [name, model] : models_) {
-    if (model->board == board.index &&
+    const bool spans = std::find(model->boards.begin(), model->boards.end(), board.index) !=
+                       model->boards.end();
+    if (spans &&
         (model->state == ModelState::kReady || model->state == ModelState::kUnloading)) {
       lost.push_back(model.get());
     }
@@ -85,6 +84,10 @@ void Daemon::OnBoardLost(Board& board) {
 }
 
 void Daemon::LoseModel(Model& model, const std::string& why) {
+  // Whatever of it is still on a board (a split model's other stages, or weights a PE fault
+  // damaged) is freed; a board that was reset has nothing left to free.
+  UnloadQuietly(model, model.model_id);
+  model.rows = RowBand{};
   if (model.state == ModelState::kUnloading) {
     // It was going away anyway: its last jobs cannot finish, and there is nothing to unload.
     std::vector<uint64_t> running(model.running.begin(), model.running.end());
@@ -124,74 +127,58 @@ void Daemon::LoseModel(Model& model, const std::string& why) {
 }
 
 void Daemon::ReloadModel(Model& model) {
-  LoadWork work;
-  work.name = model.name;
-  work.path = model.path;
-  work.slots = model.slots;
-  work.context_length = model.context_length;
-  work.replaces_model_id = model.model_id;  // Freed first, in case the board kept it.
+  // The same request again, under a new id; it waits in the load queue for its boards.
+  LoadRequest request;
+  request.name = model.name;
+  request.path = model.path;
+  request.boards = model.boards;
+  request.slots = model.slots;
+  request.context_length = model.context_length;
+  const uint32_t old_id = model.model_id;
   model.model_id = next_model_id_++;
-  work.model_id = model.model_id;
   model.state = ModelState::kLoading;
-  std::fprintf(stderr, "waferd: reloading %s onto board %u\n", model.name.c_str(), model.board);
-  SendOwned(boards_[model.board]->channel, std::make_unique<WorkerRequest>(std::move(work)));
+  model.loading = Model::Loading{};
+  model.loading.request = std::move(request);
+  model.loading.reload = true;
+  model.loading.replaces_model_id = old_id;  // Freed first, in case a board kept it.
+  std::fprintf(stderr, "waferd: reloading %s\n", model.name.c_str());
+  load_queue_.push_back(model.name);
+  StartPendingLoads();
 }
 
 void Daemon::ReloadLostModels(Board& board) {
+  std::vector<Model*> failed;
   for (auto& [name, model] : models_) {
-    if (model->board == board.index && model->state == ModelState::kFailed) ReloadModel(*model);
+    const bool spans = std::find(model->boards.begin(), model->boards.end(), board.index) !=
+                       model->boards.end();
+    if (spans && model->state == ModelState::kFailed) failed.push_back(model.get());
   }
-}
-
-void Daemon::OnLoadDone(LoadDone& done) {
-  Model* model = nullptr;
-  for (auto& [name, m] : models_) {
-    if (m->model_id == done.model_id) model = m.get();
-  }
-  if (model == nullptr) return;  // Removed meanwhile (board reset).
-  if (!done.status.ok()) {
-    std::fprintf(stderr, "waferd: loading %s failed: %s\n", model->name.c_str(), done.detail.c_str());
-    FinishOperation(done.admin_peer, done.admin_tag, done.status, done.detail, done.elapsed_s);
-    if (done.status.code() == StatusCode::kUnavailable && policy_->QueuedFor(model->name) > 0) {
-      model->state = ModelState::kFailed;  // The board went away again: retry when it is back.
-      return;
-    }
-    while (std::optional<uint64_t> id = policy_->PopNext(model->name)) {
-      Job& job = *jobs_.at(*id);
-      job.state = JobState::kRunning;  // Out of the queue already.
-      FinishJob(job, FinishReason::kError, ErrorCode::kModelNotReady,
-                "model could not be loaded: " + done.detail);
-    }
-    models_.erase(model->name);
-    return;
-  }
-  model->state = ModelState::kReady;
-  model->arch = done.arch;
-  model->text = done.text;
-  model->parameters = done.parameters;
-  model->weight_bytes = done.weight_bytes;
-  model->slots = done.slots;
-  model->context_length = done.context_length;
-  model->shape_only = done.shape_only;
-  model->free_slots.clear();
-  for (uint32_t s = done.slots; s > 0; --s) model->free_slots.push_back(s - 1);
-  metrics_.load_bytes().Increment(static_cast<double>(done.weight_bytes));
-  metrics_.Model(model->name);
-  std::fprintf(stderr, "waferd: model %s ready on board %u (%.2f s, %llu bytes, %u slots x %u)\n",
-               model->name.c_str(), model->board, done.elapsed_s,
-               static_cast<unsigned long long>(done.weight_bytes), model->slots,
-               model->context_length);
-  FinishOperation(done.admin_peer, done.admin_tag, OkStatus(), "model " + model->name + " ready",
-                  done.elapsed_s);
+  for (Model* model : failed) ReloadModel(*model);
 }
 
 void Daemon::OnOperationDone(Board& board, OperationDone& done) {
   switch (done.kind) {
-    case OperationDone::Kind::kUnload:
+    case OperationDone::Kind::kUnload: {
+      // A split model is gone once every board has answered.
+      Model* model = FindModel(done.name);
+      if (model == nullptr) return;
+      if (!done.status.ok() && model->unload_status.ok()) {
+        model->unload_status = done.status;
+        model->unload_detail = done.detail;
+      }
+      if (model->unloads_pending > 1) {
+        --model->unloads_pending;
+        return;
+      }
+      done.status = model->unload_status;
+      if (!done.status.ok()) done.detail = model->unload_detail;
       models_.erase(done.name);
+      StartPendingLoads();  // Its rows are free.
       break;
+    }
     case OperationDone::Kind::kReset:
       board.resetting = false;
+      StartPendingLoads();  // Reloads wait for the reset to finish.
       break;
     case OperationDone::Kind::kFault:
       break;

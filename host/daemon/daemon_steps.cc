@@ -18,9 +18,33 @@ double Seconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
 void Daemon::OnStepDone(Board& board, StepDone& done) {
   if (board.steps_in_flight > 0) --board.steps_in_flight;
   const int64_t now = clock_.NowNanos();
-  Model* model = nullptr;
-  for (auto& [name, m] : models_) {
-    if (m->model_id == done.model_id) model = m.get();
+  Model* model = ModelById(done.model_id);
+  // Results for a model that lost a board (or was removed) are void: its jobs were re-queued
+  // by OnBoardLost and will be recomputed.
+  const bool live = model != nullptr && (model->state == ModelState::kReady ||
+                                         model->state == ModelState::kUnloading);
+  if (live && done.status.ok()) {
+    ++board.steps;
+    telemetry::BoardSeries& series = metrics_.Board(board.index, 0);
+    series.steps->Increment();
+    series.device_seconds->Increment(Seconds(done.outcome.device_time.total_ns));
+  }
+  // A pipelined step goes on to its next board, or ends here with every stage's time.
+  if (auto it = chains_.find(done.serial); it != chains_.end()) {
+    Chain& chain = it->second;
+    DeviceTime& t = chain.time;
+    const DeviceTime& d = done.outcome.device_time;
+    t.total_ns += d.total_ns;
+    t.compute_ns += d.compute_ns;
+    t.fabric_ns += d.fabric_ns;
+    t.inter_wafer_ns += d.inter_wafer_ns;
+    t.host_io_ns += d.host_io_ns;
+    if (live && done.status.ok() && chain.stage + 1 < model->boards.size()) {
+      ForwardStep(chain, *model, done);
+      return;
+    }
+    done.outcome.device_time = chain.time;
+    chains_.erase(it);
   }
   std::vector<Job*> jobs;
   for (uint64_t id : done.job_ids) {
@@ -31,12 +55,7 @@ void Daemon::OnStepDone(Board& board, StepDone& done) {
     if (job != nullptr) job->in_flight = false;
     jobs.push_back(job);
   }
-  // Results for a model that lost its board (or was removed) are void: its jobs were re-queued
-  // by OnBoardLost and will be recomputed.
-  if (model == nullptr ||
-      (model->state != ModelState::kReady && model->state != ModelState::kUnloading)) {
-    return;
-  }
+  if (!live) return;
   if (!done.status.ok()) {
     if (done.status.code() == StatusCode::kUnavailable) {
       OnBoardLost(board);  // The worker reports the board offline too; either order works.
@@ -52,15 +71,12 @@ void Daemon::OnStepDone(Board& board, StepDone& done) {
     }
     for (Job* job : jobs) {
       if (job != nullptr && !job->finished && job->state == JobState::kRunning) {
-        FinishJob(*job, FinishReason::kError, ErrorCodeFor(done.status, ErrorCode::kUnknownModel), "step failed: " + done.detail);
+        FinishJob(*job, FinishReason::kError, ErrorCodeFor(done.status, ErrorCode::kUnknownModel),
+                  "step failed: " + done.detail);
       }
     }
     return;
   }
-  ++board.steps;
-  telemetry::BoardSeries& series = metrics_.Board(board.index, 0);
-  series.steps->Increment();
-  series.device_seconds->Increment(Seconds(done.outcome.device_time.total_ns));
   const size_t n = std::min(jobs.size(), done.outcome.results.size());
   for (size_t i = 0; i < n; ++i) {
     Job* job = jobs[i];
@@ -73,13 +89,52 @@ void Daemon::OnStepDone(Board& board, StepDone& done) {
     }
     ApplyTokens(*job, *model, r.tokens, now);
     if (job->finished) continue;
+    if (!r.status.ok()) FinishRefusedSeq(*job, r.status);
+  }
+}
+
+void Daemon::FinishRefusedSeq(Job& job, const Status& status) {
+  if (status.code() == StatusCode::kResourceExhausted) {
+    FinishJob(job, FinishReason::kContextFull);
+  } else {
+    FinishJob(job, FinishReason::kError, ErrorCodeFor(status, ErrorCode::kUnknownModel),
+              "board refused the sequence");
+  }
+}
+
+void Daemon::ForwardStep(Chain& chain, Model& model, StepDone& done) {
+  ++chain.stage;
+  const bool last = chain.stage + 1 == model.boards.size();
+  auto work = std::make_unique<WorkerRequest>(StepWork{});
+  StepWork& step = std::get<StepWork>(*work);
+  step.serial = done.serial;
+  step.model_id = done.model_id;
+  std::vector<SeqStep> kept;
+  const size_t n = std::min(done.job_ids.size(), done.outcome.results.size());
+  for (size_t i = 0; i < n; ++i) {
+    SeqResult& r = done.outcome.results[i];
     if (!r.status.ok()) {
-      if (r.status.code() == StatusCode::kResourceExhausted) {
-        FinishJob(*job, FinishReason::kContextFull);
-      } else {
-        FinishJob(*job, FinishReason::kError, ErrorCodeFor(r.status, ErrorCode::kUnknownModel), "board refused the sequence");
+      // Refused by this stage (its context is full): it goes no further.
+      auto it = jobs_.find(done.job_ids[i]);
+      if (it != jobs_.end() && it->second->step_serial == done.serial && !it->second->finished) {
+        it->second->in_flight = false;
+        FinishRefusedSeq(*it->second, r.status);
       }
+      continue;
     }
+    SeqStep seq = chain.seqs[i];
+    seq.hidden_in = std::move(r.hidden_out);
+    if (!last) seq.generate = 0;
+    step.seqs.push_back(std::move(seq));
+    step.job_ids.push_back(done.job_ids[i]);
+    kept.push_back(std::move(chain.seqs[i]));
+  }
+  chain.seqs = std::move(kept);
+  Board& next = *boards_[model.boards[chain.stage]];
+  ++next.steps_in_flight;
+  if (step.seqs.empty() || !SendOwned(next.channel, std::move(work))) {
+    --next.steps_in_flight;
+    chains_.erase(done.serial);
   }
 }
 
@@ -209,10 +264,19 @@ void Daemon::AdmitQueued(Model& model) {
 bool Daemon::PlanStep(Board& board, Model& model) {
   AdmitQueued(model);
   // With several steps in flight per board the running jobs are split between them, so the
-  // board computes one group while this loop streams the previous group's tokens.
-  const size_t per_step = std::min<size_t>(
-      config_.max_batch,
-      (model.running.size() + config_.steps_in_flight - 1) / config_.steps_in_flight);
+  // board computes one group while this loop streams the previous group's tokens. A model split
+  // over boards keeps a group on every board: the pipeline's stages work at once.
+  const size_t groups = size_t{config_.steps_in_flight} * model.boards.size();
+  const size_t per_step =
+      std::min<size_t>(config_.max_batch, (model.running.size() + groups - 1) / groups);
+  // Hidden states between stages are bounded per step by the boards' link buffers.
+  uint64_t hidden_budget = UINT64_MAX;
+  if (model.pipelined() && !model.shape_only) {
+    for (uint32_t index : model.boards) {
+      hidden_budget = std::min<uint64_t>(
+          hidden_budget, boards_[index]->identity.max_step_hidden_values / model.arch.hidden_size);
+    }
+  }
   auto work = std::make_unique<WorkerRequest>(StepWork{});
   StepWork& step = std::get<StepWork>(*work);
   step.serial = next_step_serial_++;
@@ -231,17 +295,29 @@ bool Daemon::PlanStep(Board& board, Model& model) {
     seq.stop_tokens = job.stop_tokens;
     const uint32_t remaining = job.max_tokens - static_cast<uint32_t>(job.output.size());
     if (job.prefill_fed < job.prefill.size()) {
-      seq.reset = job.prefill_fed == 0;
       uint32_t n = std::min<uint32_t>(config_.prefill_chunk_tokens,
                                       static_cast<uint32_t>(job.prefill.size()) - job.prefill_fed);
+      n = static_cast<uint32_t>(std::min<uint64_t>(n, hidden_budget));
+      if (n == 0) {
+        waiting.push_back(id);  // No room left in this step's hidden states.
+        continue;
+      }
+      hidden_budget -= n;
+      seq.reset = job.prefill_fed == 0;
       seq.input_tokens.assign(job.prefill.begin() + job.prefill_fed,
                               job.prefill.begin() + job.prefill_fed + n);
       job.prefill_fed += n;
       // The last prefill chunk yields the next token at once: time to first token matters.
       seq.generate = job.prefill_fed == job.prefill.size() ? 1 : 0;
     } else {
+      if (hidden_budget == 0) {
+        waiting.push_back(id);
+        continue;
+      }
+      if (hidden_budget != UINT64_MAX) --hidden_budget;
       seq.input_tokens.push_back(job.output.back());
-      seq.generate = std::min(config_.decode_tokens_per_step, remaining);
+      // A pipeline samples on its last board, so each pass through it yields one token.
+      seq.generate = model.pipelined() ? 1 : std::min(config_.decode_tokens_per_step, remaining);
     }
     if (job.first_step_ns == 0) {
       job.first_step_ns = now;
@@ -256,6 +332,12 @@ bool Daemon::PlanStep(Board& board, Model& model) {
   // The jobs just planned go to the back, so every running job gets its turn.
   waiting.insert(waiting.end(), step.job_ids.begin(), step.job_ids.end());
   model.running = std::move(waiting);
+  if (model.pipelined()) {
+    // The first board embeds and passes hidden states on; only the last one samples.
+    Chain& chain = chains_[step.serial];
+    chain.seqs = step.seqs;
+    for (SeqStep& seq : step.seqs) seq.generate = 0;
+  }
   ++board.steps_in_flight;
   if (!SendOwned(board.channel, std::move(work))) {
     // The worker is gone (shutdown); nothing will answer this step.
@@ -271,7 +353,8 @@ void Daemon::ScheduleSteps() {
     if (board->state != BoardState::kReady || board->resetting) continue;
     std::vector<Model*> ready;
     for (auto& [name, model] : models_) {
-      if (model->board == board->index &&
+      // A split model's steps start on its first board and travel on from there.
+      if (model->boards[0] == board->index &&
           (model->state == ModelState::kReady || model->state == ModelState::kUnloading)) {
         ready.push_back(model.get());
       }
@@ -283,10 +366,13 @@ void Daemon::ScheduleSteps() {
         Model& model = *ready[(board->next_model + k) % ready.size()];
         if (model.state == ModelState::kUnloading) {
           if (model.running.empty() && !model.unload_sent) {
-            auto work = std::make_unique<WorkerRequest>(
-                UnloadWork{model.unload_tag, model.unload_peer, model.name, model.model_id});
             model.unload_sent = true;
-            SendOwned(board->channel, std::move(work));
+            model.unloads_pending = static_cast<uint32_t>(model.boards.size());
+            for (uint32_t index : model.boards) {
+              SendOwned(boards_[index]->channel,
+                        std::make_unique<WorkerRequest>(UnloadWork{
+                            model.unload_tag, model.unload_peer, model.name, model.model_id}));
+            }
           }
           if (model.running.empty()) continue;
         }

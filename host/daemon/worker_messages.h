@@ -10,6 +10,8 @@
 #include "common/status.h"
 #include "host/board/board_types.h"
 #include "host/daemon/model_source.h"
+#include "host/placement/placement_planner.h"
+#include "host/placement/row_gaps.h"
 
 namespace wafer::host {
 
@@ -22,15 +24,37 @@ struct StepWork {
   std::vector<uint64_t> job_ids;  // Parallel to seqs; returned untouched.
 };
 
-struct LoadWork {
-  uint64_t admin_tag = 0;
-  std::string admin_peer;  // Routing id of the waferctl that asked; empty for config loads.
+// A model directory opened and verified, and its placement over the boards it will run on.
+// Shared read-only by the workers that stage it (one pipeline stage each).
+struct PreparedModel {
   std::string name;
-  std::string path;
+  ModelSource source;
+  Plan plan;
+  uint32_t slots = 0;
+  uint32_t context_length = 0;
+};
+
+// To the first board's worker: open and verify `path`, then plan the model over `boards` boards
+// of `geometry` inside the first of `gaps` (rows free on every one of those boards) that holds
+// it. The answer is a PrepareDone.
+struct PrepareWork {
   uint32_t model_id = 0;
+  std::string name;  // Empty: the directory's base name.
+  std::string path;
   uint32_t slots = 0;
   uint32_t context_length = 0;  // 0: the model's maximum.
-  uint32_t replaces_model_id = 0;  // Non-zero on a reload: unloaded first (NOT_FOUND is fine).
+  std::vector<uint32_t> boards;  // Daemon board indices, pipeline order (for messages).
+  BoardGeometry geometry;        // The smallest of those boards.
+  std::vector<RowBand> gaps;
+};
+
+// To each of the model's boards: stage `stage` of `model` (the plan's board `stage`) and commit
+// it. `replaces_model_id`, when not 0, is unloaded first (a reload; NOT_FOUND is fine).
+struct StageLoadWork {
+  uint32_t model_id = 0;
+  uint32_t stage = 0;
+  uint32_t replaces_model_id = 0;
+  std::shared_ptr<const PreparedModel> model;
 };
 
 struct UnloadWork {
@@ -38,6 +62,8 @@ struct UnloadWork {
   std::string admin_peer;
   std::string name;
   uint32_t model_id = 0;
+  // False: clean-up of a failed load or a lost model; the worker sends no OperationDone.
+  bool report = true;
 };
 
 struct ResetWork {
@@ -62,8 +88,8 @@ struct GeometryWork {
   std::string admin_peer;
 };
 
-using WorkerRequest =
-    std::variant<StepWork, LoadWork, UnloadWork, ResetWork, LogsWork, FaultWork, GeometryWork>;
+using WorkerRequest = std::variant<StepWork, PrepareWork, StageLoadWork, UnloadWork, ResetWork,
+                                   LogsWork, FaultWork, GeometryWork>;
 
 // ---- worker -> step loop ----
 
@@ -76,31 +102,27 @@ struct StepDone {
   StepOutcome outcome;
 };
 
-struct LoadProgressEvent {
-  uint64_t admin_tag = 0;
-  std::string admin_peer;
-  uint64_t bytes_done = 0;
-  uint64_t bytes_total = 0;
-  double bytes_per_second = 0;
-  std::string phase;
-};
-
-struct LoadDone {
-  uint64_t admin_tag = 0;
-  std::string admin_peer;
-  std::string name;
+struct PrepareDone {
   uint32_t model_id = 0;
   Status status;
   std::string detail;
-  double elapsed_s = 0;
-  // On success: what the step loop needs to serve the model.
-  ModelArch arch;
-  std::shared_ptr<const TextCodec> text;  // Null when the model has no tokenizer.
-  uint64_t parameters = 0;
-  uint64_t weight_bytes = 0;
-  uint32_t slots = 0;
-  uint32_t context_length = 0;
-  bool shape_only = false;
+  std::shared_ptr<const PreparedModel> model;  // On success.
+  RowBand rows;  // The band the plan takes on every board (the tallest board's share).
+};
+
+// Bytes of one stage written so far.
+struct LoadProgressEvent {
+  uint32_t model_id = 0;
+  uint32_t stage = 0;
+  uint64_t bytes_done = 0;
+};
+
+// One stage staged and committed, or why not (nothing of it stays on the board).
+struct LoadDone {
+  uint32_t model_id = 0;
+  uint32_t stage = 0;
+  Status status;
+  std::string detail;
 };
 
 struct OperationDone {
@@ -143,7 +165,7 @@ struct GeometryDone {
   BoardTelemetry telemetry;
 };
 
-using WorkerEvent = std::variant<StepDone, LoadProgressEvent, LoadDone, OperationDone, BoardUpdate,
-                                 LogsDone, GeometryDone>;
+using WorkerEvent = std::variant<StepDone, PrepareDone, LoadProgressEvent, LoadDone, OperationDone,
+                                 BoardUpdate, LogsDone, GeometryDone>;
 
 }  // namespace wafer::host

@@ -203,11 +203,12 @@ Result<Shaped> ShapeStages(const PlanRequest& r, bool tied_copy, std::string* de
   return out;
 }
 
-// Shapes the stages, adding the tied copy only when the model needs more than one board.
+// Shapes the stages, adding the tied copy only when the model goes over more than one board.
 Result<Shaped> ShapeModel(const PlanRequest& r, std::string* detail) {
   WAFER_RETURN_IF_ERROR(Validate(r, detail));
   WAFER_ASSIGN_OR_RETURN(Shaped shaped, ShapeStages(r, /*tied_copy=*/false, detail));
-  if (r.arch.tie_embeddings && shaped.boards_needed > 1) {
+  const bool split = shaped.boards_needed > 1 || (r.split_over_all_boards && r.boards > 1);
+  if (r.arch.tie_embeddings && split) {
     return ShapeStages(r, /*tied_copy=*/true, detail);
   }
   return shaped;
@@ -243,7 +244,16 @@ Result<Plan> PlanPlacement(const PlanRequest& request, std::string* detail) {
                     " PEs for its weights and KV reservation; " + std::to_string(request.boards) +
                     (request.boards == 1 ? " board was" : " boards were") + " given");
   }
-  // Balance: the smallest per-board row limit that still needs only n boards.
+  // Split over every board given: layers spread evenly by count (layer l on board
+  // l * boards / layers), the embedding with the first, the head with the last.
+  const bool even = request.split_over_all_boards && request.boards > n;
+  if (even && request.boards > request.arch.num_layers) {
+    return Fail(InvalidArgument(), detail,
+                std::to_string(request.boards) + " boards for " +
+                    std::to_string(request.arch.num_layers) +
+                    " layers: a split gives every board at least one layer");
+  }
+  // Otherwise balance: the smallest per-board row limit that still needs only n boards.
   uint32_t lo = 1, hi = shaped.height;
   for (const StageSpec& s : shaped.stages) lo = std::max(lo, s.rows);
   while (lo < hi) {
@@ -271,7 +281,12 @@ Result<Plan> PlanPlacement(const PlanRequest& request, std::string* detail) {
   };
   new_board(0);
   for (const StageSpec& s : shaped.stages) {
-    if (plan.boards.back().rows_used + s.rows > cap) new_board(plan.boards.back().index + 1);
+    const bool next_board =
+        even ? s.kind == StageKind::kLayer &&
+                   uint64_t{s.layer} * request.boards / request.arch.num_layers >
+                       plan.boards.back().index
+             : plan.boards.back().rows_used + s.rows > cap;
+    if (next_board) new_board(plan.boards.back().index + 1);
     BoardPlan& b = plan.boards.back();
     StagePlacement st;
     st.kind = s.kind;
@@ -310,6 +325,15 @@ Result<Plan> PlanPlacement(const PlanRequest& request, std::string* detail) {
     plan.kv_bytes += st.kv_bytes;
     plan.stages.push_back(std::move(st));
   }
+  for (const BoardPlan& b : plan.boards) {
+    if (b.rows_used > shaped.height) {  // Only an even split can get here.
+      return Fail(ResourceExhausted(), detail,
+                  "split evenly over " + std::to_string(request.boards) + " boards, board " +
+                      std::to_string(b.index) + " needs " + std::to_string(b.rows_used) +
+                      " rows of " + std::to_string(shaped.height));
+    }
+  }
+  if (even) plan.boards_needed = request.boards;
   return plan;
 }
 

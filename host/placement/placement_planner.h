@@ -50,6 +50,9 @@ struct PlanRequest {
   uint32_t confine_width = 0;   // 0: the whole fabric width.
   uint32_t confine_height = 0;  // 0: the whole fabric height (below origin_row).
   uint32_t origin_row = 0;      // The region starts at this row (rows above hold other models).
+  // Use every one of `boards`, even when fewer would hold the model: its layers are spread
+  // evenly by count (an operator's pipeline over N wafers, for more KV room or compute).
+  bool split_over_all_boards = false;
 };
 
 using Rect = PeRect;

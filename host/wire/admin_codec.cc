@@ -48,10 +48,12 @@ struct Encoder {
     for (const BoardInfo& x : m.boards) boards.push_back(EncodeBoardInfo(b, x));
     std::vector<fb::Offset<wa::ModelInfo>> models;
     for (const ModelInfo& x : m.models) {
-      models.push_back(wa::CreateModelInfo(b, b.CreateString(x.name), b.CreateString(x.path),
-                                           static_cast<wa::ModelState>(x.state), x.board,
-                                           x.parameters, x.weight_bytes, x.context_length,
-                                           x.slots, x.slots_used));
+      auto name = b.CreateString(x.name);
+      auto path = b.CreateString(x.path);
+      auto on = b.CreateVector(x.boards);
+      models.push_back(wa::CreateModelInfo(b, name, path, static_cast<wa::ModelState>(x.state),
+                                           x.board, x.parameters, x.weight_bytes,
+                                           x.context_length, x.slots, x.slots_used, on));
     }
     auto version = b.CreateString(m.version);
     auto bv = b.CreateVector(boards);
@@ -67,8 +69,10 @@ struct Encoder {
   Encoded operator()(const LoadModel& m) {
     auto name = b.CreateString(m.name);
     auto path = b.CreateString(m.path);
+    auto boards = b.CreateVector(m.boards);
     return {wa::AdminMessage::LoadModel,
-            wa::CreateLoadModel(b, m.request_tag, name, path, m.board, m.slots, m.context_length)
+            wa::CreateLoadModel(b, m.request_tag, name, path, m.board, m.slots, m.context_length,
+                                boards)
                 .Union()};
   }
   Encoded operator()(const LoadProgress& m) {
@@ -188,7 +192,7 @@ bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeErro
           r.models.push_back(ModelInfo{Str(x->name()), Str(x->path()),
                                        static_cast<ModelState>(x->state()), x->board(),
                                        x->parameters(), x->weight_bytes(), x->context_length(),
-                                       x->slots(), x->slots_used()});
+                                       x->slots(), x->slots_used(), Vec<uint32_t>(x->boards())});
         }
       }
       r.jobs_queued = m->jobs_queued();
@@ -204,7 +208,7 @@ bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeErro
     case wa::AdminMessage::LoadModel: {
       const auto* m = env->message_as_LoadModel();
       *out = LoadModel{m->request_tag(), Str(m->name()), Str(m->path()), m->board(), m->slots(),
-                       m->context_length()};
+                       m->context_length(), Vec<uint32_t>(m->boards())};
       return true;
     }
     case wa::AdminMessage::LoadProgress: {

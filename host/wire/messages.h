@@ -224,6 +224,7 @@ struct ModelInfo {
   uint32_t context_length = 0;
   uint32_t slots = 0;
   uint32_t slots_used = 0;
+  std::vector<uint32_t> boards;  // Pipeline order; `board` is the first.
 };
 
 struct StatusReply {
@@ -248,6 +249,7 @@ struct LoadModel {
   uint32_t board = 0;
   uint32_t slots = 0;
   uint32_t context_length = 0;
+  std::vector<uint32_t> boards;  // A model split over several boards, in pipeline order.
 };
 
 struct LoadProgress {

@@ -51,7 +51,10 @@ struct Daemon::Job {
 struct Daemon::Model {
   std::string name;
   std::string path;
-  uint32_t board = 0;
+  // The boards it runs on, in pipeline order: boards[0] embeds tokens and plans the steps, the
+  // last one samples. One board for a model that fits a wafer.
+  std::vector<uint32_t> boards;
+  RowBand rows;  // The band of rows it holds on each of its boards (rows == 0: none yet).
   uint32_t model_id = 0;
   ModelState state = ModelState::kLoading;
   ModelArch arch;
@@ -65,7 +68,36 @@ struct Daemon::Model {
   std::deque<uint64_t> running;  // Jobs holding a slot, in step order.
   std::string unload_peer;       // Who asked for the unload in progress.
   uint64_t unload_tag = 0;
-  bool unload_sent = false;  // UnloadWork went to the worker once running jobs ended.
+  bool unload_sent = false;  // UnloadWork went to the workers once running jobs ended.
+  uint32_t unloads_pending = 0;  // Boards that have not answered the unload yet.
+  Status unload_status;          // The first board's failure, if any.
+  std::string unload_detail;
+
+  // The load under way (state kLoading).
+  struct Loading {
+    LoadRequest request;
+    bool reload = false;             // After a loss: waits for its boards rather than failing.
+    uint32_t replaces_model_id = 0;  // The lost instance, freed before staging.
+    bool started = false;            // PrepareWork sent.
+    int64_t start_ns = 0;
+    std::shared_ptr<const PreparedModel> prepared;
+    std::vector<uint64_t> stage_bytes_done;
+    uint32_t stages_pending = 0;
+    Status status;  // The first stage's failure.
+    std::string detail;
+  };
+  Loading loading;
+
+  bool pipelined() const { return boards.size() > 1; }
+};
+
+// A step of a pipelined model on its way through the boards. Every stage runs the same
+// sequences (each board holds its layers' KV cache for the same slots); hidden states go from
+// one stage's results into the next stage's inputs, and only the last stage samples.
+struct Daemon::Chain {
+  uint32_t stage = 0;           // The board (index into Model::boards) running it now.
+  std::vector<SeqStep> seqs;    // As planned (generate as the last stage must run it).
+  DeviceTime time;              // Summed over the stages done so far.
 };
 
 struct Daemon::Board {
@@ -81,6 +113,8 @@ struct Daemon::Board {
   bool resetting = false;         // A ResetWork is under way.
   size_t next_model = 0;  // Round-robin position over this board's models.
   uint64_t steps = 0;
+  bool heard = false;      // A BoardUpdate arrived: `state` is the worker's, not the default.
+  bool preparing = false;  // A load spanning this board is being planned: its rows are unknown.
 };
 
 }  // namespace wafer::host
