@@ -33,6 +33,42 @@ uint64_t ElementBytes(hal::DType d) {
   return 4;
 }
 
+// Whether a stage holds a tensor of `role` at global layer `layer`: the set LlamaEngine::Create
+// requires (embedding on the first stage and as a tied model's head, final norm and untied LM
+// head on the last, per-layer tensors of the stage's layers). REQUIRES: stage.layer_count
+// resolved.
+bool StageHolds(const hal::ModelArch& a, const hal::ModelStage& stage, hal::TensorRole role,
+                uint32_t layer) {
+  switch (role) {
+    case hal::TensorRole::kEmbedding:
+      return layer == 0 && (stage.has_embedding || (stage.has_head && a.tie_embeddings));
+    case hal::TensorRole::kFinalNorm:
+      return layer == 0 && stage.has_head;
+    case hal::TensorRole::kLmHead:
+      return layer == 0 && stage.has_head && !a.tie_embeddings;
+    case hal::TensorRole::kAttnNorm:
+    case hal::TensorRole::kWq:
+    case hal::TensorRole::kWk:
+    case hal::TensorRole::kWv:
+    case hal::TensorRole::kWo:
+    case hal::TensorRole::kMlpNorm:
+    case hal::TensorRole::kWGate:
+    case hal::TensorRole::kWUp:
+    case hal::TensorRole::kWDown:
+      return layer >= stage.first_layer && layer - stage.first_layer < stage.layer_count;
+  }
+  return false;
+}
+
+// The hop into a stage without the embedding: the link's latency plus the step's hidden states
+// at 16 bits per value, as the real link carries activations. (The simulated Step carries them
+// as float32 so that a split model computes exactly what the whole model does; the link time is
+// that of the real system.)
+int64_t InterWaferNs(const Preset& p, uint32_t hidden_size, uint64_t tokens) {
+  const double bytes = static_cast<double>(tokens) * hidden_size * 2;
+  return std::llround(p.interwafer_hop_latency_us * 1e3 + bytes / p.interwafer_bytes_per_s * 1e9);
+}
+
 uint64_t NextRandom(uint64_t& state) {  // splitmix64.
   uint64_t z = (state += 0x9E3779B97F4A7C15ull);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -53,7 +89,8 @@ struct SimWafer::Model {
   };
   uint32_t id = 0;
   hal::ModelArch arch;
-  ModelShape shape;
+  hal::ModelStage stage;  // layer_count resolved.
+  ModelShape shape;       // Of the stage: its layers only.
   uint32_t slots = 0;
   uint32_t context = 0;
   bool shape_only = false;
@@ -76,6 +113,7 @@ struct SimWafer::SeqRun {
   bool generating = false;
   uint32_t last_token = 0;  // To feed in the next decode pass.
   size_t logits_row = 0;
+  size_t first_row = 0;  // Of its input tokens in the prefill pass (hidden states out).
 };
 
 SimWafer::SimWafer(Preset preset, const Clock& clock, SimWaferOptions options)
@@ -145,12 +183,16 @@ Status SimWafer::BeginModel(const hal::ModelManifest& m) {
   // Every model lists its tensors (a shape-only one too: nothing is written, but the SRAM its
   // weights would hold is reserved), each on the PEs the host placed it.
   if (m.tensors.empty() || m.kv_regions.empty()) return InvalidArgument();
+  // A stage holds only its own tensors and KV regions, by their global layer indices.
+  if (!hal::StageIsValid(m.stage, a.num_layers)) return InvalidArgument();
+  hal::ModelStage stage = m.stage;
+  stage.layer_count = hal::StageLayerCount(m.stage, a.num_layers);
   auto model = std::make_unique<Model>();
   for (const hal::TensorSpec& t : m.tensors) {
     uint64_t elems = 1;
     for (uint32_t i = 0; i < t.rank; ++i) elems = SatMul(elems, t.shape[i]);
     if (t.rank == 0 || SatMul(elems, ElementBytes(t.dtype)) != t.byte_size ||
-        t.placement.pes() == 0) {
+        t.placement.pes() == 0 || !StageHolds(a, stage, t.role, t.layer)) {
       return InvalidArgument();
     }
     Model::Tensor tensor;
@@ -163,11 +205,15 @@ Status SimWafer::BeginModel(const hal::ModelManifest& m) {
     const uint64_t per_pe = (t.byte_size + t.placement.pes() - 1) / t.placement.pes();
     model->reservations.push_back(SramReservation{t.placement, per_pe});
   }
-  // Each layer's KV regions must hold its share of the cache.
-  std::vector<uint64_t> kv_reserved(a.num_layers, 0);
+  // Each of the stage's layers' KV regions must hold its share of the cache.
+  std::vector<uint64_t> kv_reserved(stage.layer_count, 0);
   for (const hal::KvRegion& r : m.kv_regions) {
-    if (r.layer >= a.num_layers || r.rect.pes() == 0) return InvalidArgument();
-    kv_reserved[r.layer] = SatAdd(kv_reserved[r.layer], SatMul(r.bytes_per_pe, r.rect.pes()));
+    if (r.layer < stage.first_layer || r.layer - stage.first_layer >= stage.layer_count ||
+        r.rect.pes() == 0) {
+      return InvalidArgument();
+    }
+    uint64_t& have = kv_reserved[r.layer - stage.first_layer];
+    have = SatAdd(have, SatMul(r.bytes_per_pe, r.rect.pes()));
     model->reservations.push_back(SramReservation{r.rect, r.bytes_per_pe});
   }
   const uint64_t kv_per_layer = KvCacheBytes(a, m.slots, m.context_length) / a.num_layers;
@@ -178,8 +224,9 @@ Status SimWafer::BeginModel(const hal::ModelManifest& m) {
 
   model->id = m.model_id;
   model->arch = a;
-  model->shape = ModelShape{a.num_layers, a.hidden_size,  a.intermediate_size, a.num_heads,
-                            a.num_kv_heads, a.head_dim, a.vocab_size};
+  model->stage = stage;
+  model->shape = ModelShape{stage.layer_count, a.hidden_size,  a.intermediate_size, a.num_heads,
+                            a.num_kv_heads,    a.head_dim,     a.vocab_size};
   model->slots = m.slots;
   model->context = m.context_length;
   model->shape_only = m.shape_only;
@@ -236,8 +283,10 @@ Status SimWafer::CommitModel(uint32_t model_id) {
       v.bytes = t.bytes;
       views.push_back(std::move(v));
     }
+    const LlamaStage stage{model.stage.first_layer, model.stage.layer_count,
+                           model.stage.has_embedding, model.stage.has_head};
     Result<std::unique_ptr<LlamaEngine>> engine =
-        LlamaEngine::Create(arch, views, model.slots, model.context);
+        LlamaEngine::Create(arch, views, model.slots, model.context, stage);
     if (!engine.ok()) return engine.status();
     model.engine = std::move(engine).value();
     // The engine holds its own float32 copy; the staged bytes are no longer needed.
@@ -263,18 +312,34 @@ Status SimWafer::RunStep(const hal::StepRequest& request, std::span<hal::SeqOutc
   Model& model = *it->second;
   std::vector<bool> seen(model.slots, false);
   std::vector<SeqRun> runs(request.seqs.size());
+  const hal::ModelStage& stage = model.stage;
+  // Hidden states cross the hops of a functional pipeline only (see SeqStepView::hidden_in).
+  const bool takes_hidden = model.engine && !stage.has_embedding;
+  const bool gives_hidden = model.engine && !stage.has_head;
   uint64_t io_bytes = 64;
+  uint64_t hop_tokens = 0;
   for (size_t i = 0; i < request.seqs.size(); ++i) {
     const hal::SeqStepView& s = request.seqs[i];
     if (s.slot >= model.slots || seen[s.slot]) return InvalidArgument();
+    const uint64_t row_values = uint64_t{s.input_tokens.size()} * model.arch.hidden_size;
+    if ((s.generate > 0 && !stage.has_head) || (s.generate > 1 && !stage.has_embedding) ||
+        s.hidden_in.size() != (takes_hidden ? row_values : 0) ||
+        outcomes[i].hidden_buffer.size() < (gives_hidden ? row_values : 0)) {
+      return InvalidArgument();
+    }
     seen[s.slot] = true;
     runs[i].step = &s;
     runs[i].out = &outcomes[i];
+    // The hidden states are not host I/O: on the real system they go from wafer to wafer.
     io_bytes += 32 + 4 * (s.input_tokens.size() + s.generate + s.stop_tokens.size());
+    hop_tokens += s.input_tokens.size();
   }
   thermal_.AdvanceTo(clock_.NowNanos());
   if (thermal_.halted()) return Unavailable();
   time = hal::DeviceTime{};
+  if (!stage.has_embedding) {
+    time.inter_wafer_ns = InterWaferNs(preset_, model.arch.hidden_size, hop_tokens);
+  }
   WAFER_RETURN_IF_ERROR(RunSeqs(model, runs, time));
   // The pipeline runs at the pace of its slowest region's clock (throttled or capped).
   const double ratio = thermal_.min_clock_ratio();
@@ -296,9 +361,13 @@ Status SimWafer::RunStep(const hal::StepRequest& request, std::span<hal::SeqOutc
 
 Status SimWafer::RunSeqs(Model& model, std::span<SeqRun> runs, hal::DeviceTime& time) {
   const uint32_t vocab = model.arch.vocab_size;
+  const size_t hidden = model.arch.hidden_size;
+  const bool has_head = model.stage.has_head;
   std::vector<uint32_t> batch_slots;
   std::vector<std::span<const uint32_t>> batch_tokens;
   std::vector<float> logits;
+  // The batch's rows in (a stage without the embedding) and out (one without the head).
+  std::vector<float> hidden_in, hidden_out;
   // Runs one forward pass over the batch (functional) or advances the counters (shape-only),
   // and adds its modeled time.
   auto forward = [&]() -> Status {
@@ -312,8 +381,10 @@ Status SimWafer::RunSeqs(Model& model, std::span<SeqRun> runs, hal::DeviceTime& 
     }
     if (tokens == 0) return OkStatus();
     if (model.engine) {
-      logits.resize(batch_slots.size() * vocab);
-      WAFER_RETURN_IF_ERROR(model.engine->Forward(batch_slots, batch_tokens, logits));
+      logits.resize(has_head ? batch_slots.size() * vocab : 0);
+      hidden_out.resize(has_head ? 0 : tokens * hidden);
+      WAFER_RETURN_IF_ERROR(
+          model.engine->Forward(batch_slots, batch_tokens, hidden_in, hidden_out, logits));
     } else {
       for (size_t b = 0; b < batch_slots.size(); ++b) {
         model.context_tokens[batch_slots[b]] += static_cast<uint32_t>(batch_tokens[b].size());
@@ -326,10 +397,12 @@ Status SimWafer::RunSeqs(Model& model, std::span<SeqRun> runs, hal::DeviceTime& 
   };
 
   // Resets, then one prefill pass with every sequence's input tokens.
+  size_t rows = 0;
   for (SeqRun& r : runs) {
     const hal::SeqStepView& s = *r.step;
     r.out->code = StatusCode::kOk;
     r.out->token_count = 0;
+    r.out->hidden_count = 0;
     if (s.reset) {
       if (model.engine) model.engine->ResetSlot(s.slot);
       model.context_tokens[s.slot] = 0;
@@ -348,11 +421,26 @@ Status SimWafer::RunSeqs(Model& model, std::span<SeqRun> runs, hal::DeviceTime& 
     }
     if (s.input_tokens.empty()) continue;
     r.logits_row = batch_slots.size();
+    r.first_row = rows;
+    rows += s.input_tokens.size();
     r.generating = s.generate > 0;
     batch_slots.push_back(s.slot);
     batch_tokens.push_back(s.input_tokens);
+    hidden_in.insert(hidden_in.end(), s.hidden_in.begin(), s.hidden_in.end());
   }
   WAFER_RETURN_IF_ERROR(forward());
+  // A stage without the head hands every input row on; it generates nothing (RunStep checked).
+  if (!hidden_out.empty()) {
+    for (SeqRun& r : runs) {
+      if (r.out->code != StatusCode::kOk || r.step->input_tokens.empty()) continue;
+      const size_t n = r.step->input_tokens.size() * hidden;
+      std::copy_n(hidden_out.begin() + static_cast<ptrdiff_t>(r.first_row * hidden), n,
+                  r.out->hidden_buffer.begin());
+      r.out->hidden_count = static_cast<uint32_t>(n);
+    }
+  }
+  // Decode passes embed their tokens: only a stage with the embedding generates more than one.
+  hidden_in.clear();
 
   // Decode: sample one token per generating sequence, then feed all of them in one batched pass.
   for (;;) {

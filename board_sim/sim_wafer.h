@@ -1,7 +1,8 @@
 // The simulated wafer: implements the firmware's hal::Wafer with exact per-PE SRAM accounting
 // (each tensor and KV region on the PEs the host placed it), weight
-// storage in host memory, functional (LlamaEngine) or shape-only execution, modeled device time
-// and a thermal model driven by the injected Clock.
+// storage in host memory, functional (LlamaEngine) or shape-only execution of a whole model or
+// of one stage of a model split by layers over several wafers, modeled device time and a thermal
+// model driven by the injected Clock.
 #pragma once
 
 #include <cstdint>

@@ -2,10 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <memory>
 #include <vector>
 
 #include "board_sim/testing/row_placement.h"
 #include "board_sim/testing/tiny_llama.h"
+#include "board_sim/testing/tiny_stage.h"
 
 namespace wafer::sim {
 namespace {
@@ -19,41 +22,34 @@ Preset LoadOrDie(const char* name) {
   return p.ok() ? *p : Preset{};
 }
 
-hal::ModelArch ToHal(const LlamaArch& a) {
-  hal::ModelArch h;
-  h.vocab_size = a.vocab_size;
-  h.hidden_size = a.hidden_size;
-  h.intermediate_size = a.intermediate_size;
-  h.num_layers = a.num_layers;
-  h.num_heads = a.num_heads;
-  h.num_kv_heads = a.num_kv_heads;
-  h.head_dim = a.head_dim;
-  h.rope_theta = a.rope_theta;
-  h.rms_norm_eps = a.rms_norm_eps;
-  h.max_position = a.max_position;
-  h.tie_embeddings = a.tie_embeddings;
-  return h;
-}
-
-// A step of one or more sequences, with storage for the firmware-provided token buffers.
+// A step of one or more sequences, with storage for the firmware-provided token buffers (and
+// hidden buffers of `hidden_width` values per input token, for a stage without the head).
 struct StepRig {
   std::vector<hal::SeqStepView> seqs;
   std::vector<hal::SeqOutcome> outcomes;
   std::vector<std::vector<uint32_t>> buffers;
+  std::vector<std::vector<float>> hidden;
+  uint32_t hidden_width = 0;
   hal::DeviceTime time;
 
   Status Run(SimWafer& wafer, uint32_t model_id) {
     outcomes.assign(seqs.size(), {});
     buffers.assign(seqs.size(), {});
+    hidden.assign(seqs.size(), {});
     for (size_t i = 0; i < seqs.size(); ++i) {
       buffers[i].resize(seqs[i].generate);
+      hidden[i].resize(seqs[i].input_tokens.size() * hidden_width);
       outcomes[i].slot = seqs[i].slot;
       outcomes[i].token_buffer = buffers[i];
+      outcomes[i].hidden_buffer = hidden[i];
     }
     return wafer.RunStep(hal::StepRequest{model_id, seqs}, outcomes, time);
   }
   std::vector<uint32_t> Tokens(size_t i) const {
     return {buffers[i].begin(), buffers[i].begin() + outcomes[i].token_count};
+  }
+  std::span<const float> Hidden(size_t i) const {
+    return std::span<const float>(hidden[i]).first(outcomes[i].hidden_count);
   }
 };
 
@@ -65,19 +61,10 @@ class SimWaferTest : public ::testing::Test {
   void LoadTiny(uint32_t id, uint32_t slots, uint32_t context) {
     tensors_ = testing::MakeTinyLlama(arch_, 7);
     specs_.clear();
-    for (const testing::TinyTensor& t : tensors_) {
-      hal::TensorSpec s;
-      s.role = static_cast<hal::TensorRole>(t.role);
-      s.layer = t.layer;
-      s.dtype = hal::DType::kF32;
-      s.rank = static_cast<uint32_t>(t.shape.size());
-      for (size_t i = 0; i < t.shape.size(); ++i) s.shape[i] = t.shape[i];
-      s.byte_size = t.byte_size();
-      specs_.push_back(s);
-    }
+    for (const testing::TinyTensor& t : tensors_) specs_.push_back(testing::TinySpec(t));
     hal::ModelManifest m;
     m.model_id = id;
-    m.arch = ToHal(arch_);
+    m.arch = testing::ToHal(arch_);
     const testing::RowPlacement placed = testing::PlaceInRows(
         specs_, m.arch.num_layers, SimWafer::KvCacheBytes(m.arch, slots, context) / m.arch.num_layers,
         wafer_.Info().fabric_width, wafer_.Info().sram_per_pe);
@@ -411,6 +398,254 @@ TEST(SimWaferThermalTest, TemperatureFollowsActivity) {
   hal::SensorReadout cooled;
   w.ReadSensors(cooled);
   EXPECT_NEAR(cooled.region_temp_c[0], idle.region_temp_c[0], 0.5);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A model split by layers over several wafers.
+// ---------------------------------------------------------------------------------------------
+
+using testing::StageManifest;
+
+// The tiny model with 4 layers, so that it splits three ways.
+LlamaArch FourLayerArch(bool tied) {
+  LlamaArch a = testing::TinyArch();
+  a.num_layers = 4;
+  a.tie_embeddings = tied;
+  return a;
+}
+
+// Model 1 split over one wafer per stage. Step() runs a step through them as the daemon does:
+// the first wafer gets the seqs, each next one the same seqs with the previous one's hidden
+// states, and only the last (the head) generates.
+class Pipeline {
+ public:
+  Pipeline(const Clock& clock, const LlamaArch& arch, const std::vector<testing::TinyTensor>& all,
+           const std::vector<hal::ModelStage>& stages)
+      : hidden_size_(arch.hidden_size) {
+    for (const hal::ModelStage& stage : stages) {
+      wafers_.push_back(std::make_unique<SimWafer>(LoadOrDie("mini"), clock, SimWaferOptions{}));
+      manifests_.push_back(
+          std::make_unique<StageManifest>(*wafers_.back(), arch, all, 1, stage, 4, 64));
+      const Status loaded = testing::LoadStage(*wafers_.back(), *manifests_.back());
+      EXPECT_TRUE(loaded.ok()) << loaded.name();
+    }
+  }
+
+  void Step(const std::vector<hal::SeqStepView>& seqs) {
+    rigs_.assign(wafers_.size(), StepRig{});
+    for (size_t k = 0; k < wafers_.size(); ++k) {
+      const hal::ModelStage& stage = manifests_[k]->manifest.stage;
+      StepRig& rig = rigs_[k];
+      rig.seqs = seqs;
+      rig.hidden_width = stage.has_head ? 0 : hidden_size_;
+      for (size_t i = 0; i < seqs.size(); ++i) {
+        if (!stage.has_head) rig.seqs[i].generate = 0;
+        if (k > 0) rig.seqs[i].hidden_in = rigs_[k - 1].Hidden(i);
+      }
+      const Status ran = rig.Run(*wafers_[k], 1);
+      ASSERT_TRUE(ran.ok()) << "stage " << k << ": " << ran.name();
+    }
+  }
+  const StepRig& rig(size_t stage) const { return rigs_[stage]; }
+  const StepRig& last() const { return rigs_.back(); }
+  SimWafer& wafer(size_t stage) { return *wafers_[stage]; }
+  size_t stages() const { return wafers_.size(); }
+
+ private:
+  uint32_t hidden_size_;
+  std::vector<std::unique_ptr<SimWafer>> wafers_;
+  std::vector<std::unique_ptr<StageManifest>> manifests_;
+  std::vector<StepRig> rigs_;
+};
+
+// Two sequences through prefill chunks and batched decode, one token per step (a stage without
+// the embedding generates at most one): the split model's tokens must be the whole model's.
+void ExpectSplitGeneratesWholeModelTokens(bool tied, const std::vector<hal::ModelStage>& stages) {
+  FakeClock clock;
+  const LlamaArch arch = FourLayerArch(tied);
+  const auto tensors = testing::MakeTinyLlama(arch, 11);
+  Pipeline whole(clock, arch, tensors, {hal::ModelStage{}});
+  Pipeline split(clock, arch, tensors, stages);
+  const std::vector<uint32_t> p0 = {1, 5, 9, 13, 2, 8, 40, 3, 22}, p1 = {7, 7, 3, 60, 11};
+  std::vector<uint32_t> generated;  // Sequence 1's tokens, for the reference below.
+  uint32_t next[2] = {0, 0};
+  for (int step = 0; step < 7; ++step) {
+    std::vector<hal::SeqStepView> seqs(2);
+    seqs[0] = {.slot = 0, .reset = step == 0, .generate = step == 0 ? 0u : 1u};
+    seqs[1] = {.slot = 2, .reset = step == 0, .generate = 1};
+    // Step 0: a prefill chunk of p0 and all of p1; step 1: the rest of p0 and p1's first decode.
+    seqs[0].input_tokens = step == 0   ? std::span(p0).first(5)
+                           : step == 1 ? std::span(p0).subspan(5)
+                                       : std::span<const uint32_t>(&next[0], 1);
+    seqs[1].input_tokens = step == 0 ? std::span<const uint32_t>(p1)
+                                     : std::span<const uint32_t>(&next[1], 1);
+    whole.Step(seqs);
+    split.Step(seqs);
+    for (size_t i = 0; i < 2; ++i) {
+      ASSERT_EQ(split.last().outcomes[i].code, StatusCode::kOk);
+      EXPECT_EQ(split.last().Tokens(i), whole.last().Tokens(i)) << "step " << step;
+      for (size_t k = 0; k + 1 < split.stages(); ++k) {
+        EXPECT_EQ(split.rig(k).outcomes[i].token_count, 0u);
+        EXPECT_EQ(split.rig(k).outcomes[i].hidden_count,
+                  seqs[i].input_tokens.size() * arch.hidden_size);
+      }
+      for (size_t k = 0; k < split.stages(); ++k) {
+        EXPECT_EQ(split.rig(k).outcomes[i].context_tokens,
+                  whole.last().outcomes[i].context_tokens);
+      }
+    }
+    if (step > 0) next[0] = whole.last().Tokens(0).at(0);
+    next[1] = whole.last().Tokens(1).at(0);
+    generated.push_back(next[1]);
+  }
+  // And they are the model's greedy tokens.
+  EXPECT_EQ(generated, testing::ReferenceGenerate(arch, tensors, p1, 7, Sampling{}, 0));
+}
+
+TEST(SimWaferStageTest, TwoStagesGenerateTheWholeModelsTokens) {
+  for (bool tied : {false, true}) {
+    SCOPED_TRACE(tied ? "tied" : "untied");
+    ExpectSplitGeneratesWholeModelTokens(tied, {{0, 1, true, false}, {1, 0, false, true}});
+  }
+}
+
+TEST(SimWaferStageTest, ThreeStagesGenerateTheWholeModelsTokens) {
+  for (bool tied : {false, true}) {
+    SCOPED_TRACE(tied ? "tied" : "untied");
+    ExpectSplitGeneratesWholeModelTokens(
+        tied, {{0, 1, true, false}, {1, 2, false, false}, {3, 1, false, true}});
+  }
+}
+
+TEST(SimWaferStageTest, BeginModelTakesExactlyTheStagesTensorsAndKvRegions) {
+  FakeClock clock;
+  SimWafer wafer(LoadOrDie("mini"), clock, SimWaferOptions{});
+  const LlamaArch arch = FourLayerArch(false);
+  const auto tensors = testing::MakeTinyLlama(arch, 3);
+  auto begin = [&](const hal::ModelStage& stage, const hal::ModelStage* tensors_of = nullptr) {
+    return wafer.BeginModel(StageManifest(wafer, arch, tensors, 1, stage, 2, 16, tensors_of)
+                                .manifest)
+        .code();
+  };
+  const hal::ModelStage middle{1, 2, false, false};
+  // Not a part of the model: no layer left, past the last, the embedding not feeding layer 0,
+  // the head not reading the last layer.
+  EXPECT_EQ(begin({4, 0, false, true}), StatusCode::kInvalidArgument);
+  EXPECT_EQ(begin({2, 3, false, true}), StatusCode::kInvalidArgument);
+  EXPECT_EQ(begin({1, 0, true, true}), StatusCode::kInvalidArgument);
+  EXPECT_EQ(begin({0, 3, true, true}), StatusCode::kInvalidArgument);
+  // Tensors outside the stage: another layer's, the embedding, the head.
+  const hal::ModelStage wider{0, 3, false, false}, with_embedding{0, 3, true, false},
+      with_head{1, 0, false, true};
+  EXPECT_EQ(begin(middle, &wider), StatusCode::kInvalidArgument);
+  EXPECT_EQ(begin(middle, &with_embedding), StatusCode::kInvalidArgument);
+  EXPECT_EQ(begin(middle, &with_head), StatusCode::kInvalidArgument);
+  // KV regions: one of a layer outside the stage, or a stage layer without one.
+  StageManifest m(wafer, arch, tensors, 1, middle, 2, 16);
+  m.kv[0].layer = 0;
+  EXPECT_EQ(wafer.BeginModel(m.manifest).code(), StatusCode::kInvalidArgument);
+  m.kv[0].layer = 1;
+  m.manifest.kv_regions = std::span(m.kv).first(1);
+  EXPECT_EQ(wafer.BeginModel(m.manifest).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(wafer.sram_used_bytes(), 0u);
+  // The stage's own tensors, KV regions by global layer: reserved and committed.
+  m.manifest.kv_regions = m.kv;
+  EXPECT_TRUE(testing::LoadStage(wafer, m).ok());
+  // A functional stage missing one of its tensors stages, but its weights are refused at commit.
+  const hal::ModelStage fewer{1, 1, false, false};
+  StageManifest missing(wafer, arch, tensors, 2, middle, 2, 16, &fewer);
+  EXPECT_EQ(testing::LoadStage(wafer, missing).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(SimWaferStageTest, StepsFollowTheStageRules) {
+  FakeClock clock;
+  const LlamaArch arch = FourLayerArch(false);
+  const auto tensors = testing::MakeTinyLlama(arch, 5);
+  Pipeline p(clock, arch, tensors, {{0, 2, true, false}, {2, 0, false, true}});
+  const std::vector<uint32_t> prompt = {4, 8, 15};
+  std::vector<float> hidden(prompt.size() * arch.hidden_size, 0.5f);
+  auto run = [&](size_t stage, uint32_t generate, std::span<const float> hidden_in,
+                 uint32_t hidden_width) {
+    StepRig rig;
+    rig.seqs = {{.slot = 1, .reset = true, .input_tokens = prompt, .generate = generate}};
+    rig.seqs[0].hidden_in = hidden_in;
+    rig.hidden_width = hidden_width;
+    return rig.Run(p.wafer(stage), 1).code();
+  };
+  const uint32_t width = arch.hidden_size;
+  // The first stage: no head (nothing to generate), the embedding (no hidden states in), and
+  // room for its hidden states out.
+  EXPECT_EQ(run(0, 1, {}, width), StatusCode::kInvalidArgument);
+  EXPECT_EQ(run(0, 0, hidden, width), StatusCode::kInvalidArgument);
+  EXPECT_EQ(run(0, 0, {}, width - 1), StatusCode::kInvalidArgument);
+  // The last stage: one token at most, from hidden_size values per input token.
+  EXPECT_EQ(run(1, 2, hidden, 0), StatusCode::kInvalidArgument);
+  EXPECT_EQ(run(1, 1, std::span(hidden).first(hidden.size() - 1), 0),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(run(1, 1, {}, 0), StatusCode::kInvalidArgument);
+  // Nothing ran: the slot is still empty on both.
+  EXPECT_EQ(run(0, 0, {}, width), StatusCode::kOk);
+  EXPECT_EQ(run(1, 1, hidden, 0), StatusCode::kOk);
+}
+
+TEST(SimWaferStageTest, ShapeOnlyStagesCarryNoHiddenStatesAndOnlyTheHeadSamples) {
+  FakeClock clock;
+  SimWafer first(LoadOrDie("mini"), clock, SimWaferOptions{});
+  SimWafer last(LoadOrDie("mini"), clock, SimWaferOptions{});
+  hal::ModelArch arch = testing::ToHal(FourLayerArch(false));
+  arch.vocab_size = 1000;
+  StageManifest m0(first, arch, 8, {0, 2, true, false}, 4, 256);
+  StageManifest m1(last, arch, 8, {2, 0, false, true}, 4, 256);
+  ASSERT_TRUE(first.BeginModel(m0.manifest).ok());
+  ASSERT_TRUE(last.BeginModel(m1.manifest).ok());
+  ASSERT_TRUE(first.CommitModel(8).ok());
+  ASSERT_TRUE(last.CommitModel(8).ok());
+  const std::vector<uint32_t> prompt(20, 3);
+  const std::vector<float> hidden(prompt.size() * arch.hidden_size);
+  StepRig a, b;
+  a.seqs = {{.slot = 0, .reset = true, .input_tokens = prompt}};
+  b.seqs = {{.slot = 0, .reset = true, .input_tokens = prompt, .generate = 1}};
+  a.hidden_width = arch.hidden_size;  // Room the wafer must leave unused.
+  ASSERT_TRUE(a.Run(first, 8).ok());
+  ASSERT_TRUE(b.Run(last, 8).ok());
+  EXPECT_EQ(a.outcomes[0].hidden_count, 0u);
+  EXPECT_EQ(a.outcomes[0].token_count, 0u);
+  EXPECT_EQ(a.outcomes[0].context_tokens, 20u);
+  ASSERT_EQ(b.outcomes[0].token_count, 1u);
+  EXPECT_LT(b.Tokens(0)[0], 1000u);
+  EXPECT_EQ(b.outcomes[0].context_tokens, 20u);
+  // Hidden states are refused; so is generating on the first stage.
+  b.seqs[0].hidden_in = hidden;
+  EXPECT_EQ(b.Run(last, 8).code(), StatusCode::kInvalidArgument);
+  a.seqs[0].generate = 1;
+  EXPECT_EQ(a.Run(first, 8).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(SimWaferStageTest, InterWaferTimeIsChargedOnStagesWithoutTheEmbedding) {
+  FakeClock clock;
+  const LlamaArch arch = FourLayerArch(true);
+  const auto tensors = testing::MakeTinyLlama(arch, 9);
+  Pipeline whole(clock, arch, tensors, {hal::ModelStage{}});
+  Pipeline split(clock, arch, tensors,
+                 {{0, 1, true, false}, {1, 2, false, false}, {3, 1, false, true}});
+  const std::vector<uint32_t> a = {1, 2, 3, 4, 5}, b = {6, 7, 8};
+  const std::vector<hal::SeqStepView> seqs = {
+      {.slot = 0, .reset = true, .input_tokens = a, .generate = 1},
+      {.slot = 1, .reset = true, .input_tokens = b, .generate = 1}};
+  whole.Step(seqs);
+  split.Step(seqs);
+  // The hop's latency plus 8 tokens of 32 values at 16 bits over the link.
+  const Preset& preset = split.wafer(1).preset();
+  const int64_t hop = std::llround(preset.interwafer_hop_latency_us * 1e3 +
+                                   8.0 * 32 * 2 / preset.interwafer_bytes_per_s * 1e9);
+  ASSERT_GT(hop, 0);
+  EXPECT_EQ(whole.last().time.inter_wafer_ns, 0);
+  EXPECT_EQ(split.rig(0).time.inter_wafer_ns, 0);
+  for (size_t k = 1; k < 3; ++k) {
+    const hal::DeviceTime& t = split.rig(k).time;
+    EXPECT_EQ(t.inter_wafer_ns, hop) << k;
+    EXPECT_EQ(t.total_ns, t.compute_ns + t.fabric_ns + t.inter_wafer_ns + t.host_io_ns);
+  }
 }
 
 }  // namespace

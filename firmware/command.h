@@ -15,7 +15,9 @@
 namespace wafer::fw {
 
 inline constexpr uint16_t kProtocolMajor = 1;
-inline constexpr uint16_t kProtocolMinor = 0;
+// Minor 1: pipeline stages (BeginModel.stage, SeqStep.hidden_in, SeqResult.hidden_out,
+// IdentifyReply.max_step_hidden_values).
+inline constexpr uint16_t kProtocolMinor = 1;
 inline constexpr const char* kFirmwareVersion = "waferfw-1.0.0";
 
 // Limits the firmware enforces on every frame.
@@ -27,6 +29,21 @@ inline constexpr size_t kMaxKvRegions = 512;
 inline constexpr size_t kMaxModels = 8;
 inline constexpr size_t kMaxSeqsPerStep = 256;
 inline constexpr size_t kMaxStepTokens = 16384;  // Sum of `generate` over a step's seqs.
+// Hidden-state values (float32) one Step may carry in (SeqStep.hidden_in, summed over its seqs)
+// and one StepReply out (SeqResult.hidden_out): 1 MB, a prefill chunk of 64 tokens of a
+// 4096-wide model crossing a pipeline hop. Reported in Identify.
+inline constexpr size_t kMaxStepHiddenValues = size_t{1} << 18;
+// Generous bytes per sequence of a Step or StepReply beyond its vectors' contents (its table,
+// sampling, vector lengths and padding), and per frame (envelope, vtables).
+inline constexpr size_t kStepSeqOverheadBytes = 256;
+inline constexpr size_t kStepFrameOverheadBytes = 4096;
+// A Step (or StepReply) as large as these limits allow: every hidden value, kMaxStepTokens token
+// ids in and as many stop tokens (or generated tokens), and kMaxSeqsPerStep sequences. It must
+// fit one frame, or a step within every other limit could not be sent.
+inline constexpr size_t kMaxStepFrameBytes =
+    kMaxStepHiddenValues * sizeof(float) + 2 * kMaxStepTokens * sizeof(uint32_t) +
+    kMaxSeqsPerStep * kStepSeqOverheadBytes + kStepFrameOverheadBytes;
+static_assert(kMaxStepFrameBytes <= kMaxFrameBytes, "a maximal Step must fit one frame");
 
 // Same values as board.fbs BootState (new states are appended there, so they come last here too;
 // the boot order is PowerOn, SelfTest, VerifyImage, Remap, Ready).

@@ -251,11 +251,20 @@ Status CommandProcessor::HandleBeginModel(const hal::ModelManifest& manifest,
     detail = "a model lists its tensors (a shape-only one too: their SRAM is reserved)";
     return InvalidArgument();
   }
+  // The default stage is the whole model whatever the architecture says (the wafer checks the
+  // architecture); a partial one must be a part of it. Whether the tensors and KV regions are
+  // exactly the stage's is the wafer's check.
+  if (!(manifest.stage == hal::ModelStage{}) &&
+      !hal::StageIsValid(manifest.stage, manifest.arch.num_layers)) {
+    detail = "stage not part of the model: no layer or past num_layers, embedding not at layer 0, "
+             "or head not at the last layer";
+    return InvalidArgument();
+  }
   Status status = wafer_.BeginModel(manifest);
   if (!status.ok()) {
     detail = status.code() == StatusCode::kResourceExhausted
                  ? "a PE would hold more than its SRAM, or too many slots"
-                 : "wafer rejected the manifest (shapes, placements or KV regions)";
+                 : "wafer rejected the manifest (shapes, placements, KV regions, stage tensors)";
     return status;
   }
   progress_.clear();
@@ -264,7 +273,12 @@ Status CommandProcessor::HandleBeginModel(const hal::ModelManifest& manifest,
     progress_.push_back(TensorProgress{t.byte_size, manifest.shape_only ? t.byte_size : 0})
         .IgnoreError();
   }
-  models_.push_back(ModelEntry{manifest.model_id, false}).IgnoreError();
+  ModelEntry entry;
+  entry.id = manifest.model_id;
+  entry.shape_only = manifest.shape_only;
+  entry.hidden_size = manifest.arch.hidden_size;
+  entry.stage = manifest.stage;
+  models_.push_back(entry).IgnoreError();  // Cannot fail: fullness was checked above.
   staging_ = true;
   staging_id_ = manifest.model_id;
   return OkStatus();
@@ -376,18 +390,7 @@ Status CommandProcessor::HandleStep(const hal::StepRequest& step, Reply& reply,
     detail = "too many sequences in one step";
     return ResourceExhausted();
   }
-  size_t used = 0;
-  for (size_t i = 0; i < step.seqs.size(); ++i) {
-    const hal::SeqStepView& s = step.seqs[i];
-    if (s.generate > kMaxStepTokens - used) {
-      detail = "step generates too many tokens";
-      return ResourceExhausted();
-    }
-    outcomes_[i] = hal::SeqOutcome{};
-    outcomes_[i].slot = s.slot;
-    outcomes_[i].token_buffer = std::span<uint32_t>(tokens_.data() + used, s.generate);
-    used += s.generate;
-  }
+  WAFER_RETURN_IF_ERROR(PrepareOutcomes(*model, step, detail));
   std::span<hal::SeqOutcome> outcomes(outcomes_.data(), step.seqs.size());
   Status status = wafer_.RunStep(step, outcomes, reply.device_time);
   if (!status.ok()) {
@@ -398,6 +401,64 @@ Status CommandProcessor::HandleStep(const hal::StepRequest& step, Reply& reply,
   }
   ++steps_;
   reply.outcomes = outcomes;
+  return OkStatus();
+}
+
+// The stage rules, checked for every seq before the wafer sees any:
+//   - a stage without the head generates nothing (generate 0): INVALID_ARGUMENT;
+//   - a stage without the embedding generates at most 1 token (it cannot embed the token it
+//     sampled to feed it back): INVALID_ARGUMENT;
+//   - hidden_in holds input_tokens.size() * hidden_size values on a functional model's stage
+//     without the embedding, and nothing anywhere else: INVALID_ARGUMENT;
+//   - the generated tokens fit kMaxStepTokens, the hidden values in and out (each summed over
+//     the seqs) kMaxStepHiddenValues: RESOURCE_EXHAUSTED.
+// Each seq of a functional model's stage without the head gets a slice of hidden_ that holds its
+// last-layer output, input_tokens.size() * hidden_size values.
+Status CommandProcessor::PrepareOutcomes(const ModelEntry& model, const hal::StepRequest& step,
+                                         const char*& detail) {
+  const hal::ModelStage& stage = model.stage;
+  // A shape-only pipeline models the hops' time but carries no hidden states.
+  const bool takes_hidden = !model.shape_only && !stage.has_embedding;
+  const bool gives_hidden = !model.shape_only && !stage.has_head;
+  size_t tokens_used = 0;
+  size_t hidden_in = 0;
+  size_t hidden_used = 0;
+  for (size_t i = 0; i < step.seqs.size(); ++i) {
+    const hal::SeqStepView& s = step.seqs[i];
+    if (s.generate > 0 && !stage.has_head) {
+      detail = "a stage without the head generates no tokens: generate must be 0";
+      return InvalidArgument();
+    }
+    if (s.generate > 1 && !stage.has_embedding) {
+      detail = "a stage without the embedding generates at most 1 token per step";
+      return InvalidArgument();
+    }
+    // Cannot overflow: the tokens arrived in one frame and hidden_size is 32 bits.
+    const uint64_t row_values = uint64_t{s.input_tokens.size()} * model.hidden_size;
+    if (s.hidden_in.size() != (takes_hidden ? row_values : 0)) {
+      detail = takes_hidden
+                   ? "hidden_in must hold hidden_size values for every input token"
+                   : "hidden_in given to a stage with the embedding or to a shape-only model";
+      return InvalidArgument();
+    }
+    if (s.generate > kMaxStepTokens - tokens_used) {
+      detail = "step generates too many tokens";
+      return ResourceExhausted();
+    }
+    const uint64_t out = gives_hidden ? row_values : 0;
+    hidden_in += s.hidden_in.size();  // Bounded by the frame size.
+    if (hidden_in > kMaxStepHiddenValues || out > kMaxStepHiddenValues - hidden_used) {
+      detail = "step carries more hidden-state values in or out than Identify's limit";
+      return ResourceExhausted();
+    }
+    outcomes_[i] = hal::SeqOutcome{};
+    outcomes_[i].slot = s.slot;
+    outcomes_[i].token_buffer = std::span<uint32_t>(tokens_.data() + tokens_used, s.generate);
+    outcomes_[i].hidden_buffer =
+        std::span<float>(hidden_.data() + hidden_used, static_cast<size_t>(out));
+    tokens_used += s.generate;
+    hidden_used += static_cast<size_t>(out);
+  }
   return OkStatus();
 }
 

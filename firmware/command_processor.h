@@ -15,8 +15,8 @@
 
 namespace wafer::fw {
 
-// Not thread-safe; owned by the superloop. Large (fixed buffers for a step's tokens): allocate
-// it once at init.
+// Not thread-safe; owned by the superloop. Large (fixed buffers for a step's tokens and hidden
+// states, over 1 MB): allocate it once at init.
 class CommandProcessor {
  public:
   // Every device of `platform` outlives this.
@@ -49,10 +49,14 @@ class CommandProcessor {
   uint32_t active_firmware_slot() const { return slots_.active_slot(); }
 
  private:
+  // What the firmware keeps of each model: enough to check a Step against the model's stage.
   struct ModelEntry {
     uint32_t id = 0;
     bool committed = false;
     bool data_lost = false;  // A PE holding its data failed: Step fails until re-staged.
+    bool shape_only = false;
+    uint32_t hidden_size = 0;
+    hal::ModelStage stage;
   };
   // Bytes written so far of each tensor of the model being staged. Chunks of one tensor arrive
   // in order; a chunk may repeat bytes already written (a retry) but may not leave a gap.
@@ -79,6 +83,11 @@ class CommandProcessor {
   Status HandleCommit(uint32_t model_id, const char*& detail);
   Status HandleUnload(uint32_t model_id, const char*& detail);
   Status HandleStep(const hal::StepRequest& step, Reply& reply, const char*& detail);
+  // Checks every seq of `step` against the stage rules of `model` (see HandleStep in the .cc)
+  // and sets up `outcomes_` with token and hidden buffers for the first step.seqs.size() seqs.
+  // Returns OK, INVALID_ARGUMENT or RESOURCE_EXHAUSTED, with `detail` saying why.
+  Status PrepareOutcomes(const ModelEntry& model, const hal::StepRequest& step,
+                         const char*& detail);
   void HandleReset();
   // The defect remap: reads the fuses, drops rows whose defects exceed the spares and programs
   // the row shifters. `detail` names a failure.
@@ -105,6 +114,7 @@ class CommandProcessor {
   FixedVector<TensorProgress, kMaxTensors> progress_;
   std::array<hal::SeqOutcome, kMaxSeqsPerStep> outcomes_{};
   std::array<uint32_t, kMaxStepTokens> tokens_{};
+  std::array<float, kMaxStepHiddenValues> hidden_{};  // Hidden states out of a non-head stage.
   std::array<LogRecord, kMaxLogRecordsPerReply> log_out_{};
   uint64_t steps_ = 0;
 

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <ostream>
+#include <string>
 #include <vector>
 
 #include "common/crc32c.h"
@@ -46,6 +47,43 @@ class CommandProcessorTest : public ::testing::Test {
     c.manifest.tensors = tensors_;
     c.manifest.slots = 1;
     c.manifest.context_length = 16;
+    return Run(c);
+  }
+  // Model 7 as Begin() stages it, for a 4-layer model of kHidden values per token: `stage` of
+  // it, functional or shape-only.
+  static constexpr uint32_t kHidden = 64;
+  Reply BeginStage(const hal::ModelStage& stage, bool shape_only = false) {
+    tensors_[0].byte_size = 16;
+    tensors_[1].byte_size = 8;
+    Command c;
+    c.kind = CommandKind::kBeginModel;
+    c.command_id = ++next_id_;
+    c.manifest.model_id = 7;
+    c.manifest.arch.num_layers = 4;
+    c.manifest.arch.hidden_size = kHidden;
+    c.manifest.tensors = tensors_;
+    c.manifest.slots = 4;
+    c.manifest.context_length = 16;
+    c.manifest.shape_only = shape_only;
+    c.manifest.stage = stage;
+    return Run(c);
+  }
+  // BeginStage, then the weights (a functional model) and CommitModel.
+  void LoadStage(const hal::ModelStage& stage, bool shape_only = false) {
+    ASSERT_EQ(BeginStage(stage, shape_only).code, StatusCode::kOk);
+    if (!shape_only) {
+      ASSERT_EQ(Write(0, 0, Bytes(16, 1)).code, StatusCode::kOk);
+      ASSERT_EQ(Write(1, 0, Bytes(8, 1)).code, StatusCode::kOk);
+    }
+    ASSERT_EQ(Simple(CommandKind::kCommitModel, 7).code, StatusCode::kOk);
+  }
+  // Steps model 7 with `seqs`.
+  Reply StepWith(std::span<const hal::SeqStepView> seqs) {
+    Command c;
+    c.kind = CommandKind::kStep;
+    c.command_id = ++next_id_;
+    c.step.model_id = 7;
+    c.step.seqs = seqs;
     return Run(c);
   }
   Reply Write(uint32_t tensor, uint64_t offset, std::vector<std::byte> data, int crc_delta = 0) {
@@ -595,6 +633,137 @@ TEST_F(CommandProcessorTest, ErrorLogSurvivesReset) {
   ASSERT_GT(before, 0u);
   Simple(CommandKind::kReset);
   EXPECT_GT(ReadLog(*cp_).size(), before);
+}
+
+// --- Pipeline stages: a model split by layers over several boards. ---
+
+hal::SeqStepView Seq(uint32_t slot, std::span<const uint32_t> tokens, uint32_t generate = 0,
+                     std::span<const float> hidden_in = {}) {
+  hal::SeqStepView s;
+  s.slot = slot;
+  s.input_tokens = tokens;
+  s.generate = generate;
+  s.hidden_in = hidden_in;
+  return s;
+}
+
+TEST_F(CommandProcessorTest, BeginModelRefusesAStageThatIsNotPartOfTheModel) {
+  BootOk();
+  // The model has 4 layers: no layer left, past the last, the embedding not feeding layer 0, the
+  // head not reading the last layer.
+  for (const hal::ModelStage stage : {hal::ModelStage{4, 0, false, true},
+                                      hal::ModelStage{2, 3, false, true},
+                                      hal::ModelStage{1, 0, true, true},
+                                      hal::ModelStage{0, 2, true, true}}) {
+    const Reply r = BeginStage(stage);
+    EXPECT_EQ(r.code, StatusCode::kInvalidArgument)
+        << stage.first_layer << "+" << stage.layer_count;
+    EXPECT_NE(std::string(r.detail).find("stage"), std::string::npos);
+  }
+  EXPECT_EQ(wafer_.begin_calls, 0);
+  // A middle stage reaches the wafer as sent (layer_count 0 means the rest, here for the last).
+  ASSERT_EQ(BeginStage({1, 2, false, false}).code, StatusCode::kOk);
+  EXPECT_EQ(wafer_.last_stage, (hal::ModelStage{1, 2, false, false}));
+  ASSERT_EQ(Simple(CommandKind::kUnloadModel, 7).code, StatusCode::kOk);
+  ASSERT_EQ(BeginStage({3, 0, false, true}).code, StatusCode::kOk);
+  EXPECT_EQ(wafer_.begin_calls, 2);
+}
+
+TEST_F(CommandProcessorTest, StageWithoutTheHeadGeneratesNothingAndReturnsHiddenStates) {
+  BootOk();
+  LoadStage({0, 2, true, false});
+  std::vector<uint32_t> a = {1, 2, 3}, b = {4};
+  hal::SeqStepView seqs[2];
+  seqs[0] = Seq(0, a);
+  seqs[1] = Seq(1, b);
+  Reply r = StepWith(seqs);
+  ASSERT_EQ(r.kind, ReplyKind::kStep);
+  // Each seq got a hidden buffer of its own: input tokens * hidden values, filled by the wafer.
+  ASSERT_EQ(r.outcomes[0].hidden_count, 3 * kHidden);
+  ASSERT_EQ(r.outcomes[1].hidden_count, kHidden);
+  EXPECT_EQ(r.outcomes[0].hidden_buffer.size(), 3 * kHidden);
+  EXPECT_EQ(r.outcomes[0].hidden_buffer[3 * kHidden - 1], (3 * kHidden - 1) / 4.0f);
+  EXPECT_EQ(r.outcomes[1].hidden_buffer[0], 1.0f);
+  EXPECT_EQ(r.outcomes[0].token_count, 0u);
+
+  seqs[1].generate = 1;
+  r = StepWith(seqs);
+  EXPECT_EQ(r.code, StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(r.detail).find("head"), std::string::npos);
+  seqs[1].generate = 0;
+  std::vector<float> hidden(kHidden);
+  seqs[1].hidden_in = hidden;  // The stage embeds its tokens.
+  EXPECT_EQ(StepWith(seqs).code, StatusCode::kInvalidArgument);
+  EXPECT_EQ(wafer_.step_calls, 1);
+}
+
+TEST_F(CommandProcessorTest, StageWithoutTheEmbeddingTakesHiddenStatesAndOneToken) {
+  BootOk();
+  LoadStage({2, 0, false, true});
+  std::vector<uint32_t> tokens = {5, 6};
+  std::vector<float> hidden(2 * kHidden, 0.25f);
+  hal::SeqStepView seq = Seq(2, tokens, 1, hidden);
+  Reply r = StepWith(std::span(&seq, 1));
+  ASSERT_EQ(r.kind, ReplyKind::kStep);
+  EXPECT_EQ(r.outcomes[0].token_count, 1u);
+  EXPECT_EQ(r.outcomes[0].hidden_count, 0u);  // The head stage hands nothing on.
+  EXPECT_EQ(wafer_.hidden_in_values, 2 * kHidden);
+
+  seq.generate = 2;  // It cannot embed the token it sampled to feed it back.
+  r = StepWith(std::span(&seq, 1));
+  EXPECT_EQ(r.code, StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(r.detail).find("embedding"), std::string::npos);
+  seq.generate = 1;
+  seq.hidden_in = std::span(hidden).first(2 * kHidden - 1);
+  r = StepWith(std::span(&seq, 1));
+  EXPECT_EQ(r.code, StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(r.detail).find("hidden_in"), std::string::npos);
+  seq.hidden_in = {};
+  EXPECT_EQ(StepWith(std::span(&seq, 1)).code, StatusCode::kInvalidArgument);
+  EXPECT_EQ(wafer_.step_calls, 1);
+}
+
+TEST_F(CommandProcessorTest, ShapeOnlyStagesCarryNoHiddenStates) {
+  BootOk();
+  LoadStage({1, 0, false, true}, /*shape_only=*/true);
+  std::vector<uint32_t> tokens = {5, 6};
+  std::vector<float> hidden(2 * kHidden);
+  hal::SeqStepView seq = Seq(0, tokens, 1);
+  Reply r = StepWith(std::span(&seq, 1));
+  ASSERT_EQ(r.kind, ReplyKind::kStep);
+  EXPECT_EQ(r.outcomes[0].hidden_buffer.size(), 0u);
+  seq.hidden_in = hidden;
+  EXPECT_EQ(StepWith(std::span(&seq, 1)).code, StatusCode::kInvalidArgument);
+  EXPECT_EQ(wafer_.step_calls, 1);
+}
+
+TEST_F(CommandProcessorTest, HiddenStatesInOrOutAreBoundedPerStep) {
+  BootOk();
+  LoadStage({1, 2, false, false});
+  constexpr size_t kFullRows = kMaxStepHiddenValues / kHidden;
+  std::vector<uint32_t> many(kFullRows, 1), one = {1};
+  std::vector<float> hidden_many(kFullRows * kHidden), hidden_one(kHidden);
+  hal::SeqStepView seqs[2];
+  seqs[0] = Seq(0, many, 0, hidden_many);
+  seqs[1] = Seq(1, one, 0, hidden_one);
+  // Exactly the limit in and out: served, and the whole buffer is handed out.
+  Reply r = StepWith(std::span(seqs, 1));
+  ASSERT_EQ(r.kind, ReplyKind::kStep);
+  EXPECT_EQ(r.outcomes[0].hidden_count, kMaxStepHiddenValues);
+  // One token more: over the limit.
+  r = StepWith(seqs);
+  EXPECT_EQ(r.code, StatusCode::kResourceExhausted);
+  EXPECT_NE(std::string(r.detail).find("hidden"), std::string::npos);
+  EXPECT_EQ(wafer_.step_calls, 1);
+
+  // A stage with the embedding but without the head: the hidden states out alone are bounded.
+  ASSERT_EQ(Simple(CommandKind::kUnloadModel, 7).code, StatusCode::kOk);
+  LoadStage({0, 1, true, false});
+  seqs[0].hidden_in = {};
+  seqs[1].hidden_in = {};
+  EXPECT_EQ(StepWith(seqs).code, StatusCode::kResourceExhausted);
+  EXPECT_EQ(StepWith(std::span(seqs, 1)).kind, ReplyKind::kStep);
+  EXPECT_EQ(wafer_.step_calls, 2);
 }
 
 }  // namespace

@@ -94,6 +94,40 @@ bool ArchIsValid(const LlamaArch& a) {
   return true;
 }
 
+// `stage` with layer_count resolved, when it is a part of `a`'s pipeline (see Create).
+bool ResolveStage(const LlamaArch& a, LlamaStage& stage) {
+  if (stage.first_layer >= a.num_layers) return false;
+  const uint32_t rest = a.num_layers - stage.first_layer;
+  if (stage.layer_count > rest) return false;
+  if (stage.layer_count == 0) stage.layer_count = rest;
+  if (stage.has_embedding && stage.first_layer != 0) return false;
+  return !stage.has_head || stage.layer_count == rest;
+}
+
+// Whether a stage holds a tensor of `role` (for a per-layer role: in one of its layers).
+bool StageHolds(const LlamaArch& a, const LlamaStage& stage, TensorRole role) {
+  switch (role) {
+    case TensorRole::kEmbedding:
+      // A tied model's last stage keeps its own copy of the embedding as its head.
+      return stage.has_embedding || (stage.has_head && a.tie_embeddings);
+    case TensorRole::kFinalNorm:
+      return stage.has_head;
+    case TensorRole::kLmHead:
+      return stage.has_head && !a.tie_embeddings;
+    case TensorRole::kAttnNorm:
+    case TensorRole::kWq:
+    case TensorRole::kWk:
+    case TensorRole::kWv:
+    case TensorRole::kWo:
+    case TensorRole::kMlpNorm:
+    case TensorRole::kWGate:
+    case TensorRole::kWUp:
+    case TensorRole::kWDown:
+      return true;
+  }
+  return false;
+}
+
 // Converts a validated tensor's bytes to float32 (norm weights: small and read per row).
 std::vector<float> ToFloat(const TensorView& t) {
   internal::WeightMatrix m{t.dtype, t.bytes.data(), 1, t.bytes.size() / ElementSize(t.dtype)};
@@ -121,14 +155,15 @@ struct LlamaEngine::Impl {
   };
   struct Slot {
     uint32_t tokens = 0;
-    std::vector<float> k;  // [layer][position][kv_heads * head_dim]
+    std::vector<float> k;  // [stage layer][position][kv_heads * head_dim]
     std::vector<float> v;
   };
 
   LlamaArch arch;
+  LlamaStage stage;  // layer_count resolved.
   uint32_t context_length = 0;
-  Matrix embedding;
-  std::vector<Layer> layers;
+  Matrix embedding;  // Stages with the embedding, and a tied model's head.
+  std::vector<Layer> layers;  // The stage's; layers[i] is global layer stage.first_layer + i.
   std::vector<float> final_norm;
   Matrix lm_head;  // Empty when tied to the embedding.
   std::vector<double> inv_freq;
@@ -141,6 +176,7 @@ struct LlamaEngine::Impl {
     internal::MatMul(x, rows, w, y, pool.get(), isa);
   }
   size_t kv_dim() const { return size_t{arch.num_kv_heads} * arch.head_dim; }
+  // `layer` is the stage's own index (0 for its first layer).
   float* KeyAt(Slot& s, uint32_t layer, uint32_t pos) {
     return s.k.data() + (size_t{layer} * context_length + pos) * kv_dim();
   }
@@ -152,7 +188,9 @@ struct LlamaEngine::Impl {
   // One row's attention over its slot's cached positions 0..pos of layer `l`: `q` is the row's
   // [num_heads * head_dim] query, `out` the same size; `scores` holds pos + 1 floats.
   void Attend(uint32_t l, uint32_t slot, uint32_t pos, const float* q, float* scores, float* out);
+  // REQUIRES: Forward's checks passed.
   void Run(std::span<const uint32_t> slot_ids, std::span<const std::span<const uint32_t>> tokens,
+           std::span<const float> hidden_in, std::span<float> hidden_out,
            std::span<float> logits);
 };
 
@@ -160,7 +198,7 @@ Status LlamaEngine::Impl::Install(const TensorView& t) {
   std::vector<float>* norm = nullptr;
   Matrix* matrix = nullptr;
   if (IsPerLayer(t.role)) {
-    Layer& l = layers[t.layer];
+    Layer& l = layers[t.layer - stage.first_layer];  // Validated to be one of the stage's.
     switch (t.role) {
       case TensorRole::kAttnNorm: norm = &l.attn_norm; break;
       case TensorRole::kWq: matrix = &l.wq; break;
@@ -194,17 +232,25 @@ Status LlamaEngine::Impl::Install(const TensorView& t) {
 Result<std::unique_ptr<LlamaEngine>> LlamaEngine::Create(const LlamaArch& arch,
                                                          std::span<const TensorView> tensors,
                                                          uint32_t slots,
-                                                         uint32_t context_length) {
-  if (!ArchIsValid(arch) || slots == 0 || context_length == 0) return InvalidArgument();
+                                                         uint32_t context_length,
+                                                         const LlamaStage& requested) {
+  LlamaStage stage = requested;
+  if (!ArchIsValid(arch) || slots == 0 || context_length == 0 || !ResolveStage(arch, stage)) {
+    return InvalidArgument();
+  }
 
-  // Every (role, layer) exactly once; the LM head only when not tied.
-  const size_t table = size_t{kRoleCount} * arch.num_layers;
+  // Every (role, layer) the stage holds exactly once, nothing else; seen[] is indexed by the
+  // stage's own layer index.
+  const uint32_t first = stage.first_layer;
+  const uint32_t layer_count = stage.layer_count;
+  const size_t table = size_t{kRoleCount} * layer_count;
   std::vector<uint8_t> seen(table, 0);
   for (const TensorView& t : tensors) {
     const auto role = static_cast<uint32_t>(t.role);
-    if (role >= kRoleCount) return InvalidArgument();
-    if (IsPerLayer(t.role) ? t.layer >= arch.num_layers : t.layer != 0) return InvalidArgument();
-    if (t.role == TensorRole::kLmHead && arch.tie_embeddings) return InvalidArgument();
+    if (role >= kRoleCount || !StageHolds(arch, stage, t.role)) return InvalidArgument();
+    if (IsPerLayer(t.role) ? t.layer < first || t.layer - first >= layer_count : t.layer != 0) {
+      return InvalidArgument();
+    }
     if (t.dtype != DType::kF32 && t.dtype != DType::kF16 && t.dtype != DType::kBF16) {
       return InvalidArgument();
     }
@@ -212,21 +258,23 @@ Result<std::unique_ptr<LlamaEngine>> LlamaEngine::Create(const LlamaArch& arch,
     uint64_t elements = 1;
     for (uint64_t d : t.shape) elements *= d;  // Dimensions are bounded by uint32 arch fields.
     if (t.bytes.size() != elements * ElementSize(t.dtype)) return InvalidArgument();
-    uint8_t& mark = seen[size_t{role} * arch.num_layers + t.layer];
+    const uint32_t local = IsPerLayer(t.role) ? t.layer - first : 0;
+    uint8_t& mark = seen[size_t{role} * layer_count + local];
     if (mark) return InvalidArgument();
     mark = 1;
   }
   for (uint32_t role = 0; role < kRoleCount; ++role) {
     const auto r = static_cast<TensorRole>(role);
-    const uint32_t layers = IsPerLayer(r) ? arch.num_layers : 1;
-    const bool required = !(r == TensorRole::kLmHead && arch.tie_embeddings);
+    if (!StageHolds(arch, stage, r)) continue;
+    const uint32_t layers = IsPerLayer(r) ? layer_count : 1;
     for (uint32_t l = 0; l < layers; ++l) {
-      if (required && !seen[size_t{role} * arch.num_layers + l]) return InvalidArgument();
+      if (!seen[size_t{role} * layer_count + l]) return InvalidArgument();
     }
   }
 
-  // The KV cache: slots * 2 * layers * context * kv_dim floats, checked against overflow.
-  const uint64_t per_slot = uint64_t{arch.num_layers} * context_length * arch.num_kv_heads *
+  // The KV cache of the stage's layers: slots * 2 * layers * context * kv_dim floats, checked
+  // against overflow.
+  const uint64_t per_slot = uint64_t{layer_count} * context_length * arch.num_kv_heads *
                             arch.head_dim;
   if (per_slot > std::numeric_limits<size_t>::max() / sizeof(float) / 2 / slots) {
     return ResourceExhausted();
@@ -234,8 +282,9 @@ Result<std::unique_ptr<LlamaEngine>> LlamaEngine::Create(const LlamaArch& arch,
 
   auto impl = std::make_unique<Impl>();
   impl->arch = arch;
+  impl->stage = stage;
   impl->context_length = context_length;
-  impl->layers.resize(arch.num_layers);
+  impl->layers.resize(layer_count);
   try {
     for (const TensorView& t : tensors) WAFER_RETURN_IF_ERROR(impl->Install(t));
     impl->slots.resize(slots);
@@ -275,13 +324,30 @@ uint32_t LlamaEngine::context_tokens(uint32_t slot) const {
 uint32_t LlamaEngine::slots() const { return static_cast<uint32_t>(impl_->slots.size()); }
 uint32_t LlamaEngine::context_length() const { return impl_->context_length; }
 const LlamaArch& LlamaEngine::arch() const { return impl_->arch; }
+const LlamaStage& LlamaEngine::stage() const { return impl_->stage; }
 
 Status LlamaEngine::Forward(std::span<const uint32_t> slots,
                             std::span<const std::span<const uint32_t>> tokens,
                             std::span<float> logits) {
+  if (!impl_->stage.has_embedding || !impl_->stage.has_head) return InvalidArgument();
+  return Forward(slots, tokens, {}, {}, logits);
+}
+
+Status LlamaEngine::Forward(std::span<const uint32_t> slots,
+                            std::span<const std::span<const uint32_t>> tokens,
+                            std::span<const float> hidden_in, std::span<float> hidden_out,
+                            std::span<float> logits) {
   const LlamaArch& a = impl_->arch;
+  const LlamaStage& stage = impl_->stage;
   if (slots.size() != tokens.size()) return InvalidArgument();
-  if (logits.size() < slots.size() * a.vocab_size) return InvalidArgument();
+  size_t rows = 0;
+  for (const auto& t : tokens) rows += t.size();
+  const size_t row_values = rows * a.hidden_size;
+  if (hidden_in.size() != (stage.has_embedding ? 0 : row_values)) return InvalidArgument();
+  if (hidden_out.size() != (stage.has_head ? 0 : row_values)) return InvalidArgument();
+  if (stage.has_head ? logits.size() < slots.size() * a.vocab_size : !logits.empty()) {
+    return InvalidArgument();
+  }
   // Validate everything before touching any state.
   for (size_t i = 0; i < slots.size(); ++i) {
     if (slots[i] >= impl_->slots.size()) return OutOfRange();
@@ -299,7 +365,7 @@ Status LlamaEngine::Forward(std::span<const uint32_t> slots,
   }
   if (slots.empty()) return OkStatus();
   try {
-    impl_->Run(slots, tokens, logits);
+    impl_->Run(slots, tokens, hidden_in, hidden_out, logits);
   } catch (const std::bad_alloc&) {
     // Scratch allocation failed before any slot's token count changed; stale cache rows past a
     // slot's count are never read.
@@ -341,6 +407,7 @@ void LlamaEngine::Impl::Attend(uint32_t l, uint32_t slot, uint32_t pos, const fl
 
 void LlamaEngine::Impl::Run(std::span<const uint32_t> slot_ids,
                             std::span<const std::span<const uint32_t>> tokens,
+                            std::span<const float> hidden_in, std::span<float> hidden_out,
                             std::span<float> logits) {
   const LlamaArch& a = arch;
   const size_t hidden = a.hidden_size;
@@ -363,11 +430,13 @@ void LlamaEngine::Impl::Run(std::span<const uint32_t> slot_ids,
       for (size_t j = 0; j < tokens[i].size(); ++j, ++r) {
         row_slot[r] = slot_ids[i];
         row_pos[r] = start + static_cast<uint32_t>(j);
-        embedding.ConvertRow(tokens[i][j], &x[r * hidden]);
+        if (stage.has_embedding) embedding.ConvertRow(tokens[i][j], &x[r * hidden]);
       }
       last_row[i] = r - 1;
     }
   }
+  // A later stage continues from the previous stage's rows, bit for bit.
+  if (!stage.has_embedding) std::copy(hidden_in.begin(), hidden_in.end(), x.begin());
   std::vector<float> cos(rows * half), sin(rows * half);
   for (size_t r = 0; r < rows; ++r) {
     internal::RopeCosSin(inv_freq.data(), static_cast<uint32_t>(half), row_pos[r], &cos[r * half],
@@ -381,7 +450,7 @@ void LlamaEngine::Impl::Run(std::span<const uint32_t> slot_ids,
   const size_t attn_parts = std::min(rows, kAttentionParts);
   std::vector<float> scores(attn_parts * context_length);
 
-  for (uint32_t l = 0; l < a.num_layers; ++l) {
+  for (uint32_t l = 0; l < stage.layer_count; ++l) {  // The stage's own layer index.
     const Layer& w = layers[l];
     for (size_t r = 0; r < rows; ++r) {
       RmsNorm(&x[r * hidden], w.attn_norm.data(), hidden, a.rms_norm_eps, &xn[r * hidden]);
@@ -425,12 +494,17 @@ void LlamaEngine::Impl::Run(std::span<const uint32_t> slot_ids,
     for (size_t i = 0; i < rows * hidden; ++i) x[i] += proj[i];
   }
 
-  // Only each slot's last position needs logits.
-  std::vector<float> last(slot_ids.size() * hidden);
-  for (size_t i = 0; i < slot_ids.size(); ++i) {
-    RmsNorm(&x[last_row[i] * hidden], final_norm.data(), hidden, a.rms_norm_eps, &last[i * hidden]);
+  if (stage.has_head) {
+    // Only each slot's last position needs logits.
+    std::vector<float> last(slot_ids.size() * hidden);
+    for (size_t i = 0; i < slot_ids.size(); ++i) {
+      RmsNorm(&x[last_row[i] * hidden], final_norm.data(), hidden, a.rms_norm_eps,
+              &last[i * hidden]);
+    }
+    MatMul(last.data(), slot_ids.size(), head(), logits.data());
+  } else {
+    std::copy(x.begin(), x.end(), hidden_out.begin());  // Every row, for the next stage.
   }
-  MatMul(last.data(), slot_ids.size(), head(), logits.data());
   for (size_t i = 0; i < slot_ids.size(); ++i) {
     slots[slot_ids[i]].tokens += static_cast<uint32_t>(tokens[i].size());
   }

@@ -1,6 +1,7 @@
 // The arithmetic the simulated wafer performs for a Llama-family decoder: embedding, RMSNorm,
 // rotary attention (grouped-query, optional Llama 3 rope scaling) over a per-slot KV cache,
-// SwiGLU MLP and the output head, in float32 on the host CPU ("functional" simulation).
+// SwiGLU MLP and the output head, in float32 on the host CPU ("functional" simulation). An engine
+// runs the whole model or one stage of a model split by layers over several boards.
 #pragma once
 
 #include <cstddef>
@@ -47,24 +48,45 @@ struct TensorView {
   std::span<const std::byte> bytes;
 };
 
+// The part of a model's layer pipeline an engine runs: decoder layers [first_layer,
+// first_layer + layer_count) by their global indices, the embedding (first stage) and the final
+// norm and head (last stage). The default is the whole model.
+struct LlamaStage {
+  uint32_t first_layer = 0;
+  uint32_t layer_count = 0;  // 0: every layer from first_layer on.
+  bool has_embedding = true;
+  bool has_head = true;
+};
+
 struct Sampling {
   float temperature = 0;  // 0: greedy (argmax, lowest id on ties).
   uint32_t top_k = 0;     // 0: off.
   float top_p = 1;        // 1: off.
 };
 
-// Not thread-safe; owned by the simulated board. Internally, Forward() splits large matrix
-// products with one private helper thread (started by Create, idle between calls).
+// Not thread-safe; owned by the simulated board. Internally, Forward() spreads large matrix
+// products and the attention rows over one private helper thread (started by Create, idle
+// between calls).
+//
+// Stages chained by their hidden states compute exactly what the whole model does: a stage's
+// layers are the whole model's, run on the same float32 rows, and every kernel gives each row
+// the same result whatever else is in the batch, so the last stage's logits are bit-identical
+// to the whole model's for the same batches.
 class LlamaEngine {
  public:
-  // Validates every tensor's role, layer, dtype and shape against `arch` and copies the weights
-  // in their stored dtype (norm weights as float32); `tensors` may be freed afterwards. Reserves
-  // a KV cache of `slots` sequences of `context_length` tokens.
-  // Returns INVALID_ARGUMENT (missing, duplicate or misshapen tensor; bad arch) or
-  // RESOURCE_EXHAUSTED (the KV cache cannot be allocated).
+  // Validates `stage` and every tensor's role, layer (global), dtype and shape against `arch`,
+  // and copies the weights in their stored dtype (norm weights as float32); `tensors` may be
+  // freed afterwards. The stage needs exactly: the embedding when it has the embedding or the
+  // head of a tied model; every per-layer tensor of its layers; the final norm and, untied, the
+  // LM head when it has the head. Reserves a KV cache for the stage's layers only, of `slots`
+  // sequences of `context_length` tokens.
+  // Returns INVALID_ARGUMENT (a missing, duplicate, misshapen or out-of-stage tensor; a bad arch;
+  // a stage outside the model, the embedding on a stage not starting at layer 0 or the head on
+  // one not ending at the last layer) or RESOURCE_EXHAUSTED (the KV cache cannot be allocated).
   static Result<std::unique_ptr<LlamaEngine>> Create(const LlamaArch& arch,
                                                      std::span<const TensorView> tensors,
-                                                     uint32_t slots, uint32_t context_length);
+                                                     uint32_t slots, uint32_t context_length,
+                                                     const LlamaStage& stage = LlamaStage{});
   ~LlamaEngine();
 
   // Clears a slot's KV cache.
@@ -73,13 +95,30 @@ class LlamaEngine {
   uint32_t slots() const;
   uint32_t context_length() const;
   const LlamaArch& arch() const;
+  // The stage, with layer_count resolved.
+  const LlamaStage& stage() const;
 
   // Appends `tokens` to each listed slot's sequence (prefill chunk or decode token) and writes
   // the logits of each slot's last position to `logits[i * vocab_size ...]`. Slots are distinct.
   // Returns OUT_OF_RANGE (a slot or token id out of range) or RESOURCE_EXHAUSTED (a slot's
   // context would overflow); on error no slot's state changes.
+  // REQUIRES: a whole-model engine (a stage with the embedding and the head); INVALID_ARGUMENT
+  // otherwise.
   Status Forward(std::span<const uint32_t> slots,
                  std::span<const std::span<const uint32_t>> tokens, std::span<float> logits);
+
+  // The same for any stage. The rows are every slot's tokens, slot after slot in the order
+  // listed, each slot's in order. A stage without the embedding reads its input rows from
+  // `hidden_in` (exactly rows * hidden_size values: the previous stage's `hidden_out`) instead of
+  // embedding the tokens, whose ids still count positions and are checked against the vocabulary;
+  // one with the embedding takes an empty `hidden_in`. A stage without the head writes its last
+  // layer's output for every row to `hidden_out` (exactly rows * hidden_size values) and takes an
+  // empty `logits`; one with the head writes logits as above and takes an empty `hidden_out`.
+  // Returns what Forward above does, and INVALID_ARGUMENT for spans of the wrong size.
+  Status Forward(std::span<const uint32_t> slots,
+                 std::span<const std::span<const uint32_t>> tokens,
+                 std::span<const float> hidden_in, std::span<float> hidden_out,
+                 std::span<float> logits);
 
  private:
   struct Impl;

@@ -549,6 +549,171 @@ TEST(LlamaEngineTest, HugeKvCacheIsResourceExhausted) {
             StatusCode::kResourceExhausted);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Pipeline stages: a model split by layers over several engines.
+// ---------------------------------------------------------------------------------------------
+
+// The views a stage holds (see LlamaEngine::Create).
+std::vector<TensorView> StageViews(const TestModel& m, const LlamaStage& s) {
+  const uint32_t end = s.layer_count == 0 ? m.arch.num_layers : s.first_layer + s.layer_count;
+  std::vector<TensorView> out;
+  for (const TensorView& v : m.Views()) {
+    bool keep = false;
+    switch (v.role) {
+      case TensorRole::kEmbedding:
+        keep = s.has_embedding || (s.has_head && m.arch.tie_embeddings);
+        break;
+      case TensorRole::kFinalNorm:
+      case TensorRole::kLmHead:
+        keep = s.has_head;
+        break;
+      default:
+        keep = v.layer >= s.first_layer && v.layer < end;
+        break;
+    }
+    if (keep) out.push_back(v);
+  }
+  return out;
+}
+
+// Runs a schedule of prefill chunks and batched decode steps through the whole model in one
+// engine and through `stages` chained by their float32 hidden states, and expects bit-identical
+// logits at every step.
+void ExpectChainMatchesWholeModel(const TestModel& m, const std::vector<LlamaStage>& stages) {
+  auto whole = MustCreate(m, 3, 48);
+  ASSERT_NE(whole, nullptr);
+  std::vector<std::unique_ptr<LlamaEngine>> chain;
+  for (const LlamaStage& s : stages) {
+    auto e = LlamaEngine::Create(m.arch, StageViews(m, s), 3, 48, s);
+    ASSERT_TRUE(e.ok()) << e.status().name();
+    chain.push_back(std::move(e).value());
+  }
+  const uint32_t vocab = m.arch.vocab_size;
+  // Step 1: two prefill chunks; step 2: a chunk, a decode token and a new prompt; then batched
+  // decode of the three slots, each fed its greedy token.
+  std::vector<std::vector<uint32_t>> ids = {{0, 1}, {0, 1, 2}};
+  std::vector<std::vector<std::vector<uint32_t>>> feeds = {
+      {Tokens(7, vocab, 1), Tokens(5, vocab, 2)},
+      {Tokens(3, vocab, 3), {4}, Tokens(4, vocab, 4)}};
+  for (int step = 0; step < 6; ++step) {
+    if (step >= 2) ids.push_back({0, 1, 2});
+    const std::vector<uint32_t>& slots = ids[step];
+    const std::vector<std::vector<uint32_t>>& feed = feeds[step];
+    const std::vector<std::span<const uint32_t>> toks(feed.begin(), feed.end());
+    size_t rows = 0;
+    for (const auto& t : feed) rows += t.size();
+    std::vector<float> want(slots.size() * vocab), got(slots.size() * vocab);
+    ASSERT_TRUE(whole->Forward(slots, toks, want).ok());
+    std::vector<float> hidden;
+    for (auto& e : chain) {
+      const bool head = e->stage().has_head;
+      std::vector<float> out(head ? 0 : rows * m.arch.hidden_size);
+      ASSERT_TRUE(e->Forward(slots, toks, hidden, out, head ? std::span(got) : std::span<float>())
+                      .ok());
+      hidden = std::move(out);
+      for (uint32_t slot : slots) EXPECT_EQ(e->context_tokens(slot), whole->context_tokens(slot));
+    }
+    ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
+        << "step " << step;
+    std::vector<std::vector<uint32_t>> next;
+    for (size_t i = 0; i < slots.size(); ++i) {
+      uint64_t rng = 0;
+      next.push_back({SampleToken(std::span(want).subspan(i * vocab, vocab), Sampling{}, rng)});
+    }
+    if (step >= 1) feeds.push_back(next);
+  }
+}
+
+LlamaArch ThreeLayerArch(bool tied) {
+  LlamaArch a = SmallArch();
+  a.num_layers = 3;
+  a.tie_embeddings = tied;
+  return a;
+}
+
+TEST(LlamaStageTest, TwoStagesGiveTheWholeModelsLogitsBitForBit) {
+  for (bool tied : {false, true}) {
+    SCOPED_TRACE(tied ? "tied" : "untied");
+    const TestModel m = MakeModel(ThreeLayerArch(tied), DType::kBF16, 37);
+    ExpectChainMatchesWholeModel(m, {{0, 1, true, false}, {1, 0, false, true}});
+  }
+}
+
+TEST(LlamaStageTest, ThreeStagesGiveTheWholeModelsLogitsBitForBit) {
+  for (bool tied : {false, true}) {
+    SCOPED_TRACE(tied ? "tied" : "untied");
+    const TestModel m = MakeModel(ThreeLayerArch(tied), DType::kF32, 41);
+    ExpectChainMatchesWholeModel(m, {{0, 1, true, false}, {1, 1, false, false},
+                                     {2, 1, false, true}});
+  }
+}
+
+TEST(LlamaStageTest, CreateRequiresExactlyTheStagesTensors) {
+  const TestModel untied = MakeModel(ThreeLayerArch(false), DType::kF32, 43);
+  const TestModel tied = MakeModel(ThreeLayerArch(true), DType::kF32, 43);
+  auto create = [](const TestModel& m, const std::vector<TensorView>& v, const LlamaStage& s) {
+    return LlamaEngine::Create(m.arch, v, 1, 8, s).status().code();
+  };
+  const LlamaStage first{0, 1, true, false}, middle{1, 1, false, false}, last{1, 2, false, true};
+  EXPECT_EQ(create(untied, StageViews(untied, first), first), StatusCode::kOk);
+  EXPECT_EQ(create(untied, StageViews(untied, middle), middle), StatusCode::kOk);
+  EXPECT_EQ(create(untied, StageViews(untied, last), last), StatusCode::kOk);
+  EXPECT_EQ(create(tied, StageViews(tied, last), last), StatusCode::kOk);
+  // A tensor outside the stage: another layer's, the head on a stage without it, the embedding
+  // on an untied last stage.
+  EXPECT_EQ(create(untied, untied.Views(), first), StatusCode::kInvalidArgument);
+  EXPECT_EQ(create(untied, StageViews(untied, {0, 2, true, false}), first),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(create(untied, StageViews(untied, {1, 1, false, true}), middle),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(create(untied, StageViews(untied, {1, 2, true, true}), last),
+            StatusCode::kInvalidArgument);
+  // A tensor missing: a layer of the stage, a tied last stage's copy of the embedding.
+  EXPECT_EQ(create(untied, StageViews(untied, {2, 1, false, true}), last),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(create(tied, StageViews(untied, last), last), StatusCode::kInvalidArgument);
+  // Stages that are not part of the model.
+  const auto all = untied.Views();
+  EXPECT_EQ(create(untied, {}, {3, 0, false, true}), StatusCode::kInvalidArgument);  // No layer.
+  EXPECT_EQ(create(untied, {}, {1, 3, false, true}), StatusCode::kInvalidArgument);  // Past 3.
+  EXPECT_EQ(create(untied, StageViews(untied, {1, 2, true, true}), {1, 2, true, true}),
+            StatusCode::kInvalidArgument);  // Embedding not feeding layer 0.
+  EXPECT_EQ(create(untied, StageViews(untied, {0, 2, true, true}), {0, 2, true, true}),
+            StatusCode::kInvalidArgument);  // Head not reading the last layer.
+  EXPECT_EQ(create(untied, all, {0, 3, true, true}), StatusCode::kOk);  // The whole model.
+}
+
+TEST(LlamaStageTest, ForwardChecksTheStagesSpansAndChangesNothingOnError) {
+  const TestModel m = MakeModel(ThreeLayerArch(false), DType::kF32, 47);
+  const LlamaStage first{0, 1, true, false}, last{1, 0, false, true};
+  auto head = LlamaEngine::Create(m.arch, StageViews(m, last), 1, 8, last);
+  auto embed = LlamaEngine::Create(m.arch, StageViews(m, first), 1, 8, first);
+  ASSERT_TRUE(head.ok() && embed.ok());
+  EXPECT_EQ((*head)->stage().layer_count, 2u);  // Resolved.
+  const std::vector<uint32_t> two = {3, 4};
+  const uint32_t slot[] = {0};
+  const std::span<const uint32_t> toks[] = {two};
+  std::vector<float> hidden(2 * 32), short_hidden(2 * 32 - 1), logits(50);
+  EXPECT_EQ((*head)->Forward(slot, toks, logits).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*head)->Forward(slot, toks, short_hidden, {}, logits).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ((*head)->Forward(slot, toks, hidden, hidden, logits).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ((*head)->Forward(slot, toks, hidden, {}, {}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*embed)->Forward(slot, toks, logits).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*embed)->Forward(slot, toks, hidden, hidden, {}).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ((*embed)->Forward(slot, toks, {}, short_hidden, {}).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ((*embed)->Forward(slot, toks, {}, hidden, logits).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ((*head)->context_tokens(0), 0u);
+  EXPECT_EQ((*embed)->context_tokens(0), 0u);
+  ASSERT_TRUE((*embed)->Forward(slot, toks, {}, hidden, {}).ok());
+  ASSERT_TRUE((*head)->Forward(slot, toks, hidden, {}, logits).ok());
+  EXPECT_EQ((*head)->context_tokens(0), 2u);
+}
+
 TEST(SampleTokenTest, GreedyIsArgmaxWithLowestIdOnTies) {
   uint64_t rng = 1;
   const float logits[] = {0.5f, 2.0f, -1.0f, 2.0f};

@@ -113,6 +113,35 @@ struct ModelArch {
   uint32_t rope_original_max_position = 0;
 };
 
+// The part of a model's layer pipeline one board runs (board.fbs ModelStage): decoder layers
+// [first_layer, first_layer + layer_count) by their global indices, plus the embedding on the
+// first stage and the final norm and head (with a copy of a tied embedding) on the last. The
+// default is the whole model.
+struct ModelStage {
+  uint32_t first_layer = 0;
+  uint32_t layer_count = 0;  // 0: every layer from first_layer on.
+  bool has_embedding = true;
+  bool has_head = true;
+  bool operator==(const ModelStage&) const = default;
+};
+
+// The stage's layer count, with 0 resolved against the model's `num_layers`.
+// REQUIRES: StageIsValid(stage, num_layers).
+inline uint32_t StageLayerCount(const ModelStage& stage, uint32_t num_layers) {
+  return stage.layer_count != 0 ? stage.layer_count : num_layers - stage.first_layer;
+}
+
+// True when `stage` is a part of a `num_layers`-layer model's pipeline: at least one layer, all
+// inside the model, the embedding only on a stage that starts at layer 0 (it feeds that layer)
+// and the head only on one that ends at the last layer (it reads that layer's output).
+inline bool StageIsValid(const ModelStage& stage, uint32_t num_layers) {
+  if (stage.first_layer >= num_layers) return false;
+  const uint32_t rest = num_layers - stage.first_layer;
+  if (stage.layer_count > rest) return false;
+  if (stage.has_embedding && stage.first_layer != 0) return false;
+  return !stage.has_head || StageLayerCount(stage, num_layers) == rest;
+}
+
 // What BeginModel describes. The spans are valid only during the call that receives them.
 struct ModelManifest {
   uint32_t model_id = 0;
@@ -124,6 +153,8 @@ struct ModelManifest {
   uint32_t slots = 0;
   uint32_t context_length = 0;
   bool shape_only = false;
+  // Tensors and KV regions are exactly those of the stage (layer indices stay global).
+  ModelStage stage;
 };
 
 struct Sampling {
@@ -140,6 +171,9 @@ struct SeqStepView {
   uint32_t generate = 0;
   Sampling sampling;  // Greedy defaults when the host sent none.
   std::span<const uint32_t> stop_tokens;
+  // A functional model's stage without the embedding: the previous stage's hidden states,
+  // input_tokens.size() * hidden_size values in token order. Empty otherwise.
+  std::span<const float> hidden_in;
 };
 
 struct StepRequest {
@@ -148,13 +182,18 @@ struct StepRequest {
 };
 
 // One sequence's result. The firmware provides `token_buffer` (room for `generate` tokens);
-// the wafer fills the first `token_count` entries.
+// the wafer fills the first `token_count` entries. On a functional model's stage without the
+// head the firmware also provides `hidden_buffer` (input_tokens.size() * hidden_size values;
+// empty otherwise), and the wafer writes the stage's last-layer output for every input token to
+// its first `hidden_count` entries (all of them, or none when the sequence failed).
 struct SeqOutcome {
   uint32_t slot = 0;
   std::span<uint32_t> token_buffer;
   uint32_t token_count = 0;
   StatusCode code = StatusCode::kOk;  // RESOURCE_EXHAUSTED when the context filled up.
   uint32_t context_tokens = 0;
+  std::span<float> hidden_buffer;
+  uint32_t hidden_count = 0;
 };
 
 struct DeviceTime {
@@ -216,7 +255,8 @@ class Wafer {
   //   OK                 - reserved; WriteTensor may follow.
   //   RESOURCE_EXHAUSTED - some PE would hold more than its SRAM, or too many slots.
   //   INVALID_ARGUMENT   - the manifest is inconsistent (sizes, arch, a placement outside the
-  //                        usable rectangle or empty, a layer without enough KV space).
+  //                        usable rectangle or empty, a layer without enough KV space, a stage
+  //                        that is not part of the model, a tensor or KV region outside it).
   //   ALREADY_EXISTS     - the id is taken.
   virtual Status BeginModel(const ModelManifest& manifest) = 0;
 
@@ -231,9 +271,11 @@ class Wafer {
   // Frees a model's SRAM (staging or committed). OK or NOT_FOUND.
   virtual Status UnloadModel(uint32_t model_id) = 0;
 
-  // Runs one step. `outcomes` has one entry per request seq, with token buffers set.
+  // Runs one step. `outcomes` has one entry per request seq, with token (and hidden) buffers
+  // set as SeqOutcome describes.
   // Returns OK (per-sequence failures are in `outcomes`), NOT_FOUND (model) or
-  // INVALID_ARGUMENT (a slot out of range or listed twice).
+  // INVALID_ARGUMENT (a slot out of range or listed twice, or a seq breaking its stage's rules:
+  // see ModelStage and SeqStepView::hidden_in; the firmware checks those first).
   virtual Status RunStep(const StepRequest& request, std::span<SeqOutcome> outcomes,
                          DeviceTime& time) = 0;
 

@@ -94,6 +94,7 @@ TEST_F(FirmwareLoopTest, IdentifyRoundTrip) {
   EXPECT_EQ(r->board_id()->str(), "fake-0");
   EXPECT_EQ(r->state(), wb::BootState::kPowerOn);
   EXPECT_EQ(r->max_chunk_bytes(), kMaxChunkBytes);
+  EXPECT_EQ(r->max_step_hidden_values(), kMaxStepHiddenValues);
 }
 
 TEST_F(FirmwareLoopTest, NothingArrivedIsNotAnError) {
@@ -201,6 +202,110 @@ TEST_F(FirmwareLoopTest, CommandBeforeBootGetsTypedAckAndCrcMismatchIsDataLoss) 
   env = Serve(Finish(fbb, 15, wb::BoardMessage::WriteWeights, ww.Union()));
   EXPECT_EQ(env->message_as_Ack()->code(), wire::ErrorCode::kOutOfRange);
   EXPECT_EQ(std::string(env->message_as_Ack()->detail()->c_str()).rfind("OUT_OF_RANGE", 0), 0u);
+}
+
+// A pipeline stage's manifest and hidden states cross the link both ways, bit for bit.
+TEST_F(FirmwareLoopTest, StageAndHiddenStatesCrossTheLink) {
+  flatbuffers::FlatBufferBuilder fbb;
+  ASSERT_EQ(Serve(Finish(fbb, 1, wb::BoardMessage::Boot, wb::CreateBoot(fbb).Union()))
+                ->message_type(),
+            wb::BoardMessage::BootReply);
+  // Stages, writes and commits model `id` as `stage` (none: the field left out) of a 2-layer
+  // model of hidden size 4, with one 16-byte tensor (the fake wafer checks no more).
+  auto load = [&](uint32_t id, const hal::ModelStage* stage) {
+    fbb.Clear();
+    const std::vector<uint64_t> shape = {4};
+    const wb::PeRect placement(0, 0, 1, 1);
+    std::vector<flatbuffers::Offset<wb::TensorDesc>> tensors = {wb::CreateTensorDescDirect(
+        fbb, "t", wb::TensorRole::kAttnNorm, 1, wb::DType::kF32, &shape, 16, &placement)};
+    auto arch = wb::CreateModelArch(fbb, 8, 4, 8, 2, 1, 1, 4);
+    const auto st = stage == nullptr
+                        ? flatbuffers::Offset<wb::ModelStage>()
+                        : wb::CreateModelStage(fbb, stage->first_layer, stage->layer_count,
+                                               stage->has_embedding, stage->has_head);
+    auto bm = wb::CreateBeginModelDirect(fbb, id, "m", arch, &tensors, 2, 8, false, nullptr, st);
+    const wb::BoardEnvelope* env =
+        Serve(Finish(fbb, id * 10, wb::BoardMessage::BeginModel, bm.Union()));
+    ASSERT_EQ(env->message_as_Ack()->code(), wire::ErrorCode::kNone);
+    fbb.Clear();
+    const std::vector<uint8_t> bytes(16, 1);
+    const uint32_t crc = Crc32c(std::as_bytes(std::span(bytes)));
+    env = Serve(Finish(fbb, id * 10 + 1, wb::BoardMessage::WriteWeights,
+                       wb::CreateWriteWeightsDirect(fbb, id, 0, 0, &bytes, crc).Union()));
+    ASSERT_EQ(env->message_as_Ack()->code(), wire::ErrorCode::kNone);
+    fbb.Clear();
+    env = Serve(Finish(fbb, id * 10 + 2, wb::BoardMessage::CommitModel,
+                       wb::CreateCommitModel(fbb, id).Union()));
+    ASSERT_EQ(env->message_as_Ack()->code(), wire::ErrorCode::kNone);
+  };
+  // One seq on slot 1 of two tokens.
+  const std::vector<uint32_t> tokens = {3, 5};
+  auto step = [&](uint32_t model, uint32_t generate, const std::vector<float>* hidden_in) {
+    fbb.Clear();
+    std::vector<flatbuffers::Offset<wb::SeqStep>> seqs = {
+        wb::CreateSeqStepDirect(fbb, 1, false, &tokens, generate, 0, nullptr, hidden_in)};
+    return Serve(Finish(fbb, model * 10 + 5, wb::BoardMessage::Step,
+                        wb::CreateStepDirect(fbb, model, &seqs).Union()));
+  };
+
+  load(1, nullptr);  // No stage: the whole model.
+  EXPECT_EQ(wafer_.last_stage, hal::ModelStage{});
+
+  const hal::ModelStage first{0, 1, true, false}, last{1, 0, false, true};
+  load(2, &first);
+  EXPECT_EQ(wafer_.last_stage, first);
+  const wb::BoardEnvelope* env = step(2, 0, nullptr);
+  ASSERT_EQ(env->message_type(), wb::BoardMessage::StepReply);
+  const wb::SeqResult* result = env->message_as_StepReply()->results()->Get(0);
+  ASSERT_NE(result->hidden_out(), nullptr);
+  // The fake wafer's pattern: slot + k / 4 for the 2 tokens x 4 values.
+  const std::vector<float> hidden(result->hidden_out()->begin(), result->hidden_out()->end());
+  ASSERT_EQ(hidden.size(), 8u);
+  for (size_t k = 0; k < hidden.size(); ++k) EXPECT_EQ(hidden[k], 1.0f + k / 4.0f);
+
+  load(3, &last);
+  EXPECT_EQ(wafer_.last_stage, last);
+  env = step(3, 1, &hidden);
+  ASSERT_EQ(env->message_type(), wb::BoardMessage::StepReply);
+  result = env->message_as_StepReply()->results()->Get(0);
+  EXPECT_EQ(result->tokens()->size(), 1u);
+  EXPECT_EQ(result->hidden_out(), nullptr);  // Left out when there are none.
+  EXPECT_EQ(wafer_.hidden_in_values, 8u);
+  const std::vector<float> short_hidden(7);
+  env = step(3, 1, &short_hidden);
+  ASSERT_EQ(env->message_type(), wb::BoardMessage::Ack);
+  EXPECT_EQ(env->message_as_Ack()->code(), wire::ErrorCode::kInvalidArgument);
+  EXPECT_NE(env->message_as_Ack()->detail()->str().find("hidden_in"), std::string::npos);
+}
+
+// Hidden states are read in place as floats: a hidden_in vector that is not 4-byte aligned in the
+// frame is refused by the verifier, never read torn.
+TEST_F(FirmwareLoopTest, MisalignedHiddenStatesAreMalformed) {
+  flatbuffers::FlatBufferBuilder fbb;
+  const std::vector<uint32_t> tokens = {1};
+  const std::vector<float> hidden = {1, 2, 3, 4};
+  std::vector<flatbuffers::Offset<wb::SeqStep>> seqs = {
+      wb::CreateSeqStepDirect(fbb, 0, false, &tokens, 0, 0, nullptr, &hidden)};
+  std::vector<std::byte> frame = Finish(fbb, 30, wb::BoardMessage::Step,
+                                        wb::CreateStepDirect(fbb, 1, &seqs).Union());
+  // Moves the uoffset that leads to hidden_in 2 bytes further: the length read there is 0, so
+  // only the alignment check can refuse it.
+  const auto* base = reinterpret_cast<const uint8_t*>(frame.data());
+  const auto* vec = reinterpret_cast<const uint8_t*>(
+      wb::GetBoardEnvelope(base)->message_as_Step()->seqs()->Get(0)->hidden_in());
+  size_t field = 0;
+  for (size_t at = 0; at + 4 <= frame.size(); at += 4) {
+    uint32_t offset;
+    std::memcpy(&offset, base + at, 4);
+    if (base + at + offset == vec) field = at;
+  }
+  ASSERT_NE(field, 0u);
+  uint32_t offset;
+  std::memcpy(&offset, frame.data() + field, 4);
+  offset += 2;
+  std::memcpy(frame.data() + field, &offset, 4);
+  ExpectError(frame, wire::ErrorCode::kMalformedMessage, 0);
+  ExpectStillServing();
 }
 
 }  // namespace

@@ -10,7 +10,11 @@ namespace {
 namespace wire = ::wafer::wire;
 namespace wb = ::wafer::wire::board;
 
-static_assert(FLATBUFFERS_LITTLEENDIAN, "token vectors are read in place");
+// Token and hidden-state vectors are read in place. FlatBuffers aligns a vector's elements to
+// their size and the verifier refuses a misaligned one, so in an 8-byte aligned frame a [float]
+// is a valid float array.
+static_assert(FLATBUFFERS_LITTLEENDIAN, "token and hidden-state vectors are read in place");
+static_assert(sizeof(float) == 4, "[float] is IEEE binary32");
 
 bool Fail(Reply& error, uint64_t command_id, LinkError code, const char* detail) {
   error = Reply{};
@@ -110,6 +114,11 @@ bool DecodeBeginModel(const wb::BeginModel& m, FixedVector<hal::TensorSpec, kMax
   out.slots = m.slots();
   out.context_length = m.context_length();
   out.shape_only = m.shape_only();
+  out.stage = hal::ModelStage{};  // Absent: the whole model.
+  if (const wb::ModelStage* st = m.stage()) {
+    out.stage = hal::ModelStage{st->first_layer(), st->layer_count(), st->has_embedding(),
+                                st->has_head()};
+  }
   tensors.clear();
   if (const auto* ts = m.tensors()) {
     if (ts->size() > kMaxTensors) {
@@ -191,6 +200,7 @@ bool DecodeStep(const wb::Step& s, std::array<hal::SeqStepView, kMaxSeqsPerStep>
     view.input_tokens = Span(q->input_tokens());
     view.generate = q->generate();
     view.stop_tokens = Span(q->stop_tokens());
+    view.hidden_in = Span(q->hidden_in());
     if (const wb::SeqSampling* sp = q->sampling()) {
       view.sampling.temperature = sp->temperature();
       view.sampling.top_k = sp->top_k();
@@ -209,7 +219,9 @@ bool DecodeStep(const wb::Step& s, std::array<hal::SeqStepView, kMaxSeqsPerStep>
 
 }  // namespace
 
-FrameCodec::FrameCodec() : fbb_(256 << 10) {}
+// Room for the largest reply from the start (a StepReply is bounded like a Step, see
+// kMaxStepFrameBytes), so the builder never grows after its first use.
+FrameCodec::FrameCodec() : fbb_(kMaxStepFrameBytes) {}
 
 bool FrameCodec::Decode(std::span<const std::byte> frame, Command& cmd, Reply& error) {
   const auto* bytes = reinterpret_cast<const uint8_t*>(frame.data());
@@ -374,7 +386,8 @@ std::span<const std::byte> FrameCodec::Encode(const Reply& r) {
                 static_cast<uint32_t>(kMaxChunkBytes), r.active_firmware_slot,
                 r.geometry.healthy_pes, r.geometry.spare_pes, r.geometry.failed_pes,
                 r.geometry.usable_pes, r.geometry.physical_rows, r.geometry.physical_cols,
-                r.geometry.spare_cols, r.geometry.harvested)
+                r.geometry.spare_cols, r.geometry.harvested,
+                static_cast<uint32_t>(kMaxStepHiddenValues))
                 .Union();
       break;
     case ReplyKind::kBoot:
@@ -391,7 +404,11 @@ std::span<const std::byte> FrameCodec::Encode(const Reply& r) {
       for (size_t i = 0; i < r.outcomes.size(); ++i) {
         const hal::SeqOutcome& o = r.outcomes[i];
         auto tokens = fbb_.CreateVector(o.token_buffer.data(), o.token_count);
-        results[i] = wb::CreateSeqResult(fbb_, o.slot, tokens, ToWire(o.code), o.context_tokens);
+        // Only a stage without the head has hidden states; other replies leave the field out.
+        flatbuffers::Offset<flatbuffers::Vector<float>> hidden;
+        if (o.hidden_count > 0) hidden = fbb_.CreateVector(o.hidden_buffer.data(), o.hidden_count);
+        results[i] = wb::CreateSeqResult(fbb_, o.slot, tokens, ToWire(o.code), o.context_tokens,
+                                         hidden);
       }
       auto vec = fbb_.CreateVector(results.data(), r.outcomes.size());
       const hal::DeviceTime& t = r.device_time;

@@ -40,7 +40,10 @@ class FakeWafer final : public hal::Wafer {
   }
   Status BeginModel(const hal::ModelManifest& m) override {
     ++begin_calls;
-    return begin_status.ok() ? (last_model_id = m.model_id, OkStatus()) : begin_status;
+    if (!begin_status.ok()) return begin_status;
+    last_model_id = m.model_id;
+    last_stage = m.stage;
+    return OkStatus();
   }
   Status WriteTensor(uint32_t, uint32_t tensor_index, uint64_t offset,
                      std::span<const std::byte> data) override {
@@ -71,6 +74,13 @@ class FakeWafer final : public hal::Wafer {
       outcomes[i].token_count = req.seqs[i].generate;
       outcomes[i].context_tokens =
           static_cast<uint32_t>(req.seqs[i].input_tokens.size()) + req.seqs[i].generate;
+      // Fills the whole hidden buffer (a stage without the head) with slot + k / 4.
+      std::span<float> hidden = outcomes[i].hidden_buffer;
+      for (size_t k = 0; k < hidden.size(); ++k) {
+        hidden[k] = static_cast<float>(req.seqs[i].slot) + static_cast<float>(k) / 4;
+      }
+      outcomes[i].hidden_count = static_cast<uint32_t>(hidden.size());
+      hidden_in_values += req.seqs[i].hidden_in.size();
     }
     time.total_ns = 1000;
     time.compute_ns = 1000;
@@ -139,6 +149,8 @@ class FakeWafer final : public hal::Wafer {
   Status begin_status;
   Status step_status;  // RunStep fails with this when not OK.
   uint32_t last_model_id = 0;
+  hal::ModelStage last_stage;        // Of the last BeginModel that succeeded.
+  size_t hidden_in_values = 0;  // hidden_in values over every RunStep so far.
   int begin_calls = 0, write_calls = 0, commit_calls = 0, unload_calls = 0, step_calls = 0;
   int power_cycles = 0;
   size_t bytes_written = 0;

@@ -158,8 +158,11 @@ Frame EncodeBeginModel(uint64_t id, const ModelManifest& m) {
                                   a.num_layers, a.num_heads, a.num_kv_heads, a.head_dim,
                                   a.rope_theta, a.rms_norm_eps, a.max_position, a.tie_embeddings,
                                   rope);
+  // Always sent: a board that predates stages ignores it, and it could only run whole models.
+  auto stage = wb::CreateModelStage(fbb, m.stage.first_layer, m.stage.layer_count,
+                                    m.stage.has_embedding, m.stage.has_head);
   auto msg = wb::CreateBeginModelDirect(fbb, m.model_id, m.name.c_str(), arch, &tensors, m.slots,
-                                        m.context_length, m.shape_only, &kv);
+                                        m.context_length, m.shape_only, &kv, stage);
   return Finish(fbb, id, wb::BoardMessage::BeginModel, msg.Union());
 }
 
@@ -184,14 +187,18 @@ Frame EncodeUnloadModel(uint64_t id, uint32_t model_id) {
 }
 
 Frame EncodeStep(uint64_t id, uint32_t model_id, const std::vector<SeqStep>& seqs) {
-  flatbuffers::FlatBufferBuilder fbb(1024);
+  size_t hidden_values = 0;
+  for (const SeqStep& s : seqs) hidden_values += s.hidden_in.size();
+  flatbuffers::FlatBufferBuilder fbb(1024 + hidden_values * sizeof(float));
   std::vector<flatbuffers::Offset<wb::SeqStep>> out;
   out.reserve(seqs.size());
   for (const SeqStep& s : seqs) {
     auto sampling = wb::CreateSeqSampling(fbb, s.sampling.temperature, s.sampling.top_k,
                                           s.sampling.top_p, s.sampling.seed);
+    // Left out when empty (every stage with the embedding), as a board before stages expects.
     out.push_back(wb::CreateSeqStepDirect(fbb, s.slot, s.reset, &s.input_tokens, s.generate,
-                                          sampling, &s.stop_tokens));
+                                          sampling, &s.stop_tokens,
+                                          s.hidden_in.empty() ? nullptr : &s.hidden_in));
   }
   auto msg = wb::CreateStepDirect(fbb, model_id, &out);
   return Finish(fbb, id, wb::BoardMessage::Step, msg.Union());
@@ -243,6 +250,7 @@ Result<BoardReply> DecodeBoardReply(std::span<const std::byte> frame, std::strin
       id.physical_cols = m->physical_cols();
       id.spare_cols_per_row = m->spare_cols_per_row();
       id.harvested = m->harvested();
+      id.max_step_hidden_values = m->max_step_hidden_values();
       return r;
     }
     case wb::BoardMessage::BootReply: {
@@ -282,6 +290,9 @@ Result<BoardReply> DecodeBoardReply(std::span<const std::byte> frame, std::strin
           if (s->tokens() != nullptr) out.tokens.assign(s->tokens()->begin(), s->tokens()->end());
           out.status = StatusFromWire(static_cast<uint16_t>(s->code()));
           out.context_tokens = s->context_tokens();
+          if (s->hidden_out() != nullptr) {
+            out.hidden_out.assign(s->hidden_out()->begin(), s->hidden_out()->end());
+          }
           r.step.results.push_back(std::move(out));
         }
       }

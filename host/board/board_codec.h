@@ -14,7 +14,9 @@
 namespace wafer::host {
 
 inline constexpr uint16_t kBoardProtocolMajor = 1;
-inline constexpr uint16_t kBoardProtocolMinor = 0;
+// Minor 1: pipeline stages. A board whose IdentifyReply has max_step_hidden_values 0 predates
+// them and runs whole models only.
+inline constexpr uint16_t kBoardProtocolMinor = 1;
 
 using Frame = std::vector<std::byte>;
 

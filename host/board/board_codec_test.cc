@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <memory>
 
+#include "firmware/link/frame_codec.h"
 #include "schemas/board_generated.h"
 
 namespace wafer::host {
@@ -160,6 +162,143 @@ TEST(BoardCodecTest, StatusFromWire) {
   EXPECT_EQ(StatusFromWire(static_cast<uint16_t>(wire::ErrorCode::kUnknownModel)).code(),
             StatusCode::kNotFound);
   EXPECT_EQ(StatusFromWire(9999).code(), StatusCode::kInternal);
+}
+
+// The firmware's side of the link, to round-trip frames through both codecs.
+class FirmwareCodec {
+ public:
+  FirmwareCodec() : codec_(std::make_unique<fw::FrameCodec>()) {}
+
+  // Decodes a host command as the board does (from 8-byte aligned storage, which `frame` is
+  // copied into and the command's spans point into).
+  fw::Command Decode(const Frame& frame) {
+    storage_.assign(frame.size() / 8 + 1, 0);
+    std::memcpy(storage_.data(), frame.data(), frame.size());
+    fw::Command cmd;
+    fw::Reply error;
+    EXPECT_TRUE(codec_->Decode({reinterpret_cast<const std::byte*>(storage_.data()), frame.size()},
+                               cmd, error))
+        << error.detail;
+    return cmd;
+  }
+  // Encodes a board reply and decodes it as the host does.
+  BoardReply RoundTrip(const fw::Reply& reply) {
+    std::string error;
+    Result<BoardReply> r = DecodeBoardReply(codec_->Encode(reply), &error);
+    EXPECT_TRUE(r.ok()) << error;
+    return r.ok() ? *r : BoardReply{};
+  }
+
+ private:
+  std::unique_ptr<fw::FrameCodec> codec_;
+  std::vector<uint64_t> storage_;
+};
+
+TEST(BoardCodecTest, StageRoundTripsAndAbsentMeansTheWholeModel) {
+  FirmwareCodec board;
+  ModelManifest m;
+  m.model_id = 4;
+  m.arch.num_layers = 80;
+  m.tensors.push_back(TensorDesc{"w", TensorRole::kWq, 41, DType::kBF16, {4, 8}, 64, {0, 0, 1, 1}});
+  m.stage = ModelStage{40, 20, false, false};
+  fw::Command cmd = board.Decode(EncodeBeginModel(1, m));
+  ASSERT_EQ(cmd.kind, fw::CommandKind::kBeginModel);
+  EXPECT_EQ(cmd.manifest.stage, (fw::hal::ModelStage{40, 20, false, false}));
+  EXPECT_EQ(cmd.manifest.tensors[0].layer, 41u);  // Layer indices stay global.
+  m.stage = ModelStage{60, 0, false, true};
+  EXPECT_EQ(board.Decode(EncodeBeginModel(2, m)).manifest.stage,
+            (fw::hal::ModelStage{60, 0, false, true}));
+
+  // A host that predates stages sends none: the board reads the whole model.
+  flatbuffers::FlatBufferBuilder fbb;
+  auto arch = wb::CreateModelArch(fbb);
+  const wire::ProtocolVersion v(1, 0);
+  wb::FinishBoardEnvelopeBuffer(
+      fbb, wb::CreateBoardEnvelope(fbb, &v, 3, wb::BoardMessage::BeginModel,
+                                   wb::CreateBeginModelDirect(fbb, 5, "old", arch).Union()));
+  const auto* p = reinterpret_cast<const std::byte*>(fbb.GetBufferPointer());
+  EXPECT_EQ(board.Decode(Frame(p, p + fbb.GetSize())).manifest.stage, fw::hal::ModelStage{});
+}
+
+TEST(BoardCodecTest, HiddenStatesRoundTripBitForBit) {
+  FirmwareCodec board;
+  // Values a 16-bit or text encoding would change: the float32 bits must arrive unchanged.
+  const std::vector<float> hidden = {1.0f / 3, -0.0f, 1e-42f, 65504.5f, -2.5e30f, 7.0f};
+  SeqStep first;
+  first.slot = 2;
+  first.input_tokens = {9, 10, 11};
+  first.generate = 1;
+  first.hidden_in = hidden;
+  SeqStep second;  // A stage with the embedding: no hidden states at all.
+  second.slot = 3;
+  second.input_tokens = {1};
+  fw::Command cmd = board.Decode(EncodeStep(8, 6, {first, second}));
+  ASSERT_EQ(cmd.kind, fw::CommandKind::kStep);
+  ASSERT_EQ(cmd.step.seqs.size(), 2u);
+  const std::span<const float> in = cmd.step.seqs[0].hidden_in;
+  ASSERT_EQ(in.size(), hidden.size());
+  EXPECT_EQ(std::memcmp(in.data(), hidden.data(), hidden.size() * sizeof(float)), 0);
+  EXPECT_TRUE(cmd.step.seqs[1].hidden_in.empty());
+
+  std::vector<float> out = hidden;
+  std::array<fw::hal::SeqOutcome, 2> outcomes{};
+  outcomes[0].slot = 2;
+  outcomes[0].hidden_buffer = out;
+  outcomes[0].hidden_count = static_cast<uint32_t>(out.size());
+  outcomes[0].context_tokens = 3;
+  outcomes[1].slot = 3;
+  fw::Reply reply;
+  reply.kind = fw::ReplyKind::kStep;
+  reply.outcomes = outcomes;
+  const BoardReply r = board.RoundTrip(reply);
+  ASSERT_EQ(r.step.results.size(), 2u);
+  ASSERT_EQ(r.step.results[0].hidden_out.size(), hidden.size());
+  EXPECT_EQ(std::memcmp(r.step.results[0].hidden_out.data(), hidden.data(),
+                        hidden.size() * sizeof(float)),
+            0);
+  EXPECT_TRUE(r.step.results[1].hidden_out.empty());
+}
+
+TEST(BoardCodecTest, IdentifyReportsTheHiddenStateLimit) {
+  FirmwareCodec board;
+  fw::Reply reply;
+  reply.kind = fw::ReplyKind::kIdentify;
+  EXPECT_EQ(board.RoundTrip(reply).identity.max_step_hidden_values, fw::kMaxStepHiddenValues);
+}
+
+TEST(BoardCodecTest, MisalignedHiddenStatesAreDataLoss) {
+  // A StepReply whose hidden_out vector starts 2 bytes off a float boundary (a hostile or broken
+  // board): the verifier refuses it rather than the host reading torn floats.
+  const std::vector<float> hidden = {1, 2, 3, 4};
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<uint32_t> tokens;
+  std::vector<flatbuffers::Offset<wb::SeqResult>> results = {wb::CreateSeqResultDirect(
+      fbb, 0, &tokens, wire::ErrorCode::kNone, 4, &hidden)};
+  auto msg = wb::CreateStepReplyDirect(fbb, &results);
+  const wire::ProtocolVersion v(1, 0);
+  wb::FinishBoardEnvelopeBuffer(
+      fbb, wb::CreateBoardEnvelope(fbb, &v, 1, wb::BoardMessage::StepReply, msg.Union()));
+  Frame f(reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()),
+          reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()) + fbb.GetSize());
+  std::string error;
+  ASSERT_TRUE(DecodeBoardReply(f, &error).ok()) << error;
+  // Point the SeqResult's hidden_out offset (the uoffset that leads from where it is stored to
+  // the vector) 2 bytes further: still inside the buffer, no longer float-aligned.
+  const auto* base = reinterpret_cast<const uint8_t*>(f.data());
+  const auto* vec = reinterpret_cast<const uint8_t*>(
+      wb::GetBoardEnvelope(base)->message_as_StepReply()->results()->Get(0)->hidden_out());
+  size_t field = 0;
+  for (size_t at = 0; at + 4 <= f.size(); at += 4) {
+    uint32_t offset;
+    std::memcpy(&offset, base + at, 4);
+    if (base + at + offset == vec) field = at;
+  }
+  ASSERT_NE(field, 0u);
+  uint32_t offset;
+  std::memcpy(&offset, f.data() + field, 4);
+  offset += 2;
+  std::memcpy(f.data() + field, &offset, 4);
+  EXPECT_EQ(DecodeBoardReply(f, &error).status().code(), StatusCode::kDataLoss);
 }
 
 }  // namespace

@@ -138,7 +138,7 @@ TEST(AdminCodecTest, StatusReplyRoundTrips) {
   r.version = "0.1.0";
   r.boards.push_back(BoardInfo{0, "inproc://board0", BoardState::kReady, "sim-0", "mini", "1.0",
                                4096, 1 << 20, 1 << 10, 41.5f, 900.0f, 12});
-  r.models.push_back(ModelInfo{"demo", "/m", ModelState::kReady, 0, 100, 400, 1024, 64, 3});
+  r.models.push_back(ModelInfo{"demo", "/m", ModelState::kReady, 2, 100, 400, 1024, 64, 3, {2, 0}});
   r.jobs_finished = 10;
   AdminMessage out;
   DecodeError err;
@@ -149,7 +149,11 @@ TEST(AdminCodecTest, StatusReplyRoundTrips) {
   EXPECT_FLOAT_EQ(d.boards[0].max_temperature_c, 41.5f);
   ASSERT_EQ(d.models.size(), 1u);
   EXPECT_EQ(d.models[0].slots_used, 3u);
+  EXPECT_EQ(d.models[0].boards, (std::vector<uint32_t>{2, 0}));
   EXPECT_EQ(d.jobs_finished, 10u);
+  LoadModel load{4, "big", "/m/big", 1, 8, 512, {1, 2, 0}};
+  ASSERT_TRUE(DecodeAdmin(Bytes(EncodeAdmin(load)), &out, &err)) << err.detail;
+  EXPECT_EQ(std::get<LoadModel>(out).boards, (std::vector<uint32_t>{1, 2, 0}));
   EXPECT_FALSE(DecodeAdmin(Bytes(EncodeJob(CapacityQuery{1})), &out, &err));
   EXPECT_EQ(err.code, ErrorCode::kMalformedMessage);
 }

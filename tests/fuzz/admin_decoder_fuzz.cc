@@ -23,7 +23,7 @@ std::vector<std::string> FuzzSeeds() {
   r.boards.push_back(BoardInfo{});
   r.models.push_back(ModelInfo{});
   return {EncodeAdmin(StatusQuery{1}), EncodeAdmin(r),
-          EncodeAdmin(LoadModel{2, "m", "/x", 0, 4, 128}),
+          EncodeAdmin(LoadModel{2, "m", "/x", 0, 4, 128, {0, 1}}),
           EncodeAdmin(LoadProgress{2, 1, 2, 3.0, 4.0, "transferring"}),
           EncodeAdmin(OperationResult{2, ErrorCode::kNone, "ok", 1.0}),
           EncodeAdmin(UnloadModel{3, "m"}), EncodeAdmin(ResetBoard{4, 0})};

@@ -25,6 +25,8 @@ std::vector<std::string> FuzzSeeds() {
   seq.generate = 4;
   seq.stop_tokens = {7};
   add(EncodeStep(9, 1, {seq, seq}));
+  seq.hidden_in = {0.25f, -1.0f, 3.0f};  // A float vector, as StepReply.hidden_out carries.
+  add(EncodeStep(10, 1, {seq}));
   add(EncodeIdentify(1));
   add(EncodeReadTelemetry(2));
   add(EncodeHeartbeat(3, 42));

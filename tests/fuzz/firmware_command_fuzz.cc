@@ -42,6 +42,8 @@ std::vector<std::string> FuzzSeeds() {
   m.slots = 2;
   m.context_length = 32;
   add(EncodeBeginModel(1, m));
+  m.stage = ModelStage{0, 1, false, true};  // A pipeline stage, for mutations of its fields.
+  add(EncodeBeginModel(7, m));
   std::vector<std::byte> chunk(64, std::byte{7});
   add(EncodeWriteWeights(2, 1, 0, 0, chunk, 0));
   SeqStep seq;
@@ -50,6 +52,9 @@ std::vector<std::string> FuzzSeeds() {
   seq.input_tokens = {1, 2, 3};
   seq.generate = 2;
   add(EncodeStep(3, 1, {seq}));
+  seq.generate = 1;
+  seq.hidden_in.assign(seq.input_tokens.size() * m.arch.hidden_size, 0.5f);
+  add(EncodeStep(8, 1, {seq}));
   add(EncodeCommitModel(4, 1));
   add(EncodeIdentify(5));
   add(EncodeBoot(6));

@@ -1,0 +1,253 @@
+// A model split over several boards runs as a layer pipeline: the first board embeds the tokens,
+// hidden states travel board to board inside each Step, the last board samples. Through the
+// real daemon and embedded boards, a split model streams exactly the tokens the same model
+// streams from one board (greedy and seeded sampling, prefill chunks, concurrent jobs, tied
+// embeddings), reports its boards, and frees every board when unloaded.
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "tests/daemon_harness.h"
+
+namespace wafer::testing {
+namespace {
+
+using namespace wafer::host;
+
+constexpr int kTimeoutMs = 60000;
+
+// Three embedded mini boards; small prefill chunks so that prompts take several steps.
+std::unique_ptr<DaemonHarness> ThreeBoards() {
+  return std::make_unique<DaemonHarness>([](DaemonConfig& c) {
+    c.boards.resize(3);
+    for (size_t i = 0; i < c.boards.size(); ++i) {
+      c.boards[i].endpoint = "inproc://pipeline-board" + std::to_string(i);
+    }
+    c.prefill_chunk_tokens = 7;
+  });
+}
+
+OperationResult LoadOn(AdminClient& admin, const std::string& path, const std::string& name,
+                       std::vector<uint32_t> boards) {
+  LoadModel load;
+  load.path = path;
+  load.name = name;
+  load.board = boards[0];
+  load.boards = std::move(boards);
+  load.slots = 4;
+  load.context_length = 512;
+  OperationResult r;
+  EXPECT_TRUE(admin.Operate(load, nullptr, &r, kTimeoutMs).ok()) << admin.last_error();
+  return r;
+}
+
+std::vector<uint32_t> Tokens(JobClient& client, const std::string& model,
+                             const std::string& prompt, float temperature, uint64_t seed) {
+  SubmitJob job;
+  job.model = model;
+  job.prompt_text = prompt;
+  job.max_tokens = 24;
+  job.sampling.temperature = temperature;
+  job.sampling.top_k = temperature > 0 ? 20 : 0;
+  job.sampling.seed = seed;
+  std::vector<uint32_t> tokens;
+  SubmitOutcome outcome;
+  JobFinished finished;
+  EXPECT_TRUE(client
+                  .Run(job,
+                       [&](const TokenChunk& c) {
+                         tokens.insert(tokens.end(), c.tokens.begin(), c.tokens.end());
+                       },
+                       &outcome, &finished, kTimeoutMs)
+                  .ok())
+      << client.last_error();
+  EXPECT_TRUE(outcome.accepted) << outcome.rejection.detail;
+  EXPECT_EQ(finished.reason, FinishReason::kLength) << finished.detail;
+  EXPECT_GT(finished.timings.device_ns, 0);
+  return tokens;
+}
+
+StatusReply Status(AdminClient& admin) {
+  StatusReply status;
+  EXPECT_TRUE(admin.QueryStatus(&status, kTimeoutMs).ok());
+  return status;
+}
+
+// SRAM use reaches the daemon with each board's next telemetry report (at once after a load or
+// unload, but asynchronously): polls until board `board` shows SRAM in use, or none.
+bool WaitForSram(AdminClient& admin, uint32_t board, bool in_use) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    const StatusReply status = Status(admin);
+    if (board < status.boards.size() && (status.boards[board].sram_used_bytes > 0) == in_use) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+const ModelInfo* Find(const StatusReply& status, const std::string& name) {
+  for (const ModelInfo& m : status.models) {
+    if (m.name == name) return &m;
+  }
+  return nullptr;
+}
+
+TEST(PipelineTest, SplitModelStreamsTheTokensOfTheWholeModel) {
+  TempDir dir;
+  ASSERT_TRUE(WriteModel(dir.path() + "/small", "small", 21));
+  auto h = ThreeBoards();
+  auto admin = h->NewAdminClient();
+  ASSERT_EQ(LoadOn(*admin, dir.path() + "/small", "whole", {0}).code, ErrorCode::kNone);
+  const OperationResult split = LoadOn(*admin, dir.path() + "/small", "split", {1, 2});
+  ASSERT_EQ(split.code, ErrorCode::kNone) << split.detail;
+
+  const StatusReply status = Status(*admin);
+  const ModelInfo* info = Find(status, "split");
+  ASSERT_NE(info, nullptr);
+  EXPECT_EQ(info->boards, (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(info->board, 1u);
+  EXPECT_TRUE(WaitForSram(*admin, 1, true));
+  EXPECT_TRUE(WaitForSram(*admin, 2, true));
+
+  auto client = h->NewJobClient();
+  const std::string prompt = "def pipeline(stages): return [stage for stage in stages]";
+  EXPECT_EQ(Tokens(*client, "split", prompt, 0, 0), Tokens(*client, "whole", prompt, 0, 0));
+  EXPECT_EQ(Tokens(*client, "split", prompt, 0.9f, 42), Tokens(*client, "whole", prompt, 0.9f, 42));
+
+  // Several jobs at once share the pipeline's steps; each still gets its own tokens.
+  std::vector<std::vector<uint32_t>> expected;
+  for (int i = 0; i < 4; ++i) {
+    expected.push_back(Tokens(*client, "whole", "job " + std::to_string(i), 0, 0));
+  }
+  std::vector<std::unique_ptr<JobClient>> clients;
+  std::vector<std::thread> threads;
+  std::vector<std::vector<uint32_t>> got(4);
+  for (int i = 0; i < 4; ++i) clients.push_back(h->NewJobClient());
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back(
+        [&, i] { got[i] = Tokens(*clients[i], "split", "job " + std::to_string(i), 0, 0); });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(got, expected);
+
+  // Unloading frees both boards.
+  OperationResult unload;
+  ASSERT_TRUE(admin->Operate(UnloadModel{0, "split"}, nullptr, &unload, kTimeoutMs).ok());
+  EXPECT_EQ(unload.code, ErrorCode::kNone) << unload.detail;
+  EXPECT_EQ(Find(Status(*admin), "split"), nullptr);
+  EXPECT_TRUE(WaitForSram(*admin, 1, false));
+  EXPECT_TRUE(WaitForSram(*admin, 2, false));
+  EXPECT_TRUE(WaitForSram(*admin, 0, true));  // "whole" stays.
+}
+
+TEST(PipelineTest, TiedEmbeddingsOverThreeBoardsInAnyOrder) {
+  TempDir dir;
+  ASSERT_TRUE(WriteModel(dir.path() + "/tied", "small", 5, "--tied"));
+  auto h = ThreeBoards();
+  auto admin = h->NewAdminClient();
+  ASSERT_EQ(LoadOn(*admin, dir.path() + "/tied", "whole", {1}).code, ErrorCode::kNone);
+  const OperationResult split = LoadOn(*admin, dir.path() + "/tied", "split", {2, 0, 1});
+  ASSERT_EQ(split.code, ErrorCode::kNone) << split.detail;
+  auto client = h->NewJobClient();
+  const std::string prompt = "The last board holds a copy of the embedding as its head.";
+  EXPECT_EQ(Tokens(*client, "split", prompt, 0, 0), Tokens(*client, "whole", prompt, 0, 0));
+}
+
+TEST(PipelineTest, ShapeOnlyModelTooBigForOneBoardRunsOverThree) {
+  TempDir dir;
+  // ~0.9 B parameters at 16 bit, 1.8 GB: three mini wafers' worth with its KV reservation.
+  std::filesystem::create_directories(dir.path() + "/big");
+  std::ofstream(dir.path() + "/big/config.json")
+      << R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 32000,)"
+      << R"( "hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 16,)"
+      << R"( "num_attention_heads": 16, "num_key_value_heads": 4, "rms_norm_eps": 1e-05,)"
+      << R"( "rope_theta": 10000.0, "max_position_embeddings": 1024, "tie_word_embeddings": false,)"
+      << R"( "torch_dtype": "bfloat16"})";
+  auto h = ThreeBoards();
+  auto admin = h->NewAdminClient();
+  const OperationResult one = LoadOn(*admin, dir.path() + "/big", "big", {0});
+  EXPECT_EQ(one.code, ErrorCode::kResourceExhausted);
+  EXPECT_NE(one.detail.find("boards"), std::string::npos) << one.detail;
+  const OperationResult three = LoadOn(*admin, dir.path() + "/big", "big", {0, 1, 2});
+  ASSERT_EQ(three.code, ErrorCode::kNone) << three.detail;
+  auto client = h->NewJobClient();
+  SubmitJob job;
+  job.model = "big";
+  job.prompt_tokens = {1, 2, 3, 4, 5};
+  job.max_tokens = 10;
+  SubmitOutcome outcome;
+  JobFinished finished;
+  size_t tokens = 0;
+  ASSERT_TRUE(client
+                  ->Run(job, [&](const TokenChunk& c) { tokens += c.tokens.size(); }, &outcome,
+                        &finished, kTimeoutMs)
+                  .ok());
+  EXPECT_EQ(tokens, 10u);
+  EXPECT_EQ(finished.reason, FinishReason::kLength);
+  EXPECT_GT(finished.timings.device_ns, 0);
+}
+
+TEST(PipelineTest, LosingTheLastBoardMidStreamReloadsAndTheStreamContinuesIdentically) {
+  TempDir dir;
+  ASSERT_TRUE(WriteModel(dir.path() + "/small", "small", 21));
+  auto h = ThreeBoards();
+  auto admin = h->NewAdminClient();
+  const OperationResult split = LoadOn(*admin, dir.path() + "/small", "split", {0, 1});
+  ASSERT_EQ(split.code, ErrorCode::kNone) << split.detail;
+  auto client = h->NewJobClient();
+  const std::string prompt = "while True: pass";
+  const std::vector<uint32_t> reference = Tokens(*client, "split", prompt, 0, 0);
+
+  SubmitJob job;
+  job.model = "split";
+  job.prompt_text = prompt;
+  job.max_tokens = 24;
+  SubmitOutcome outcome;
+  ASSERT_TRUE(client->Submit(job, &outcome, kTimeoutMs).ok());
+  ASSERT_TRUE(outcome.accepted);
+  std::vector<uint32_t> tokens;
+  bool reset = false;
+  JobFinished finished;
+  for (;;) {
+    JobMessage m;
+    ASSERT_TRUE(client->Receive(&m, kTimeoutMs).ok()) << client->last_error();
+    if (auto* c = std::get_if<TokenChunk>(&m)) {
+      tokens.insert(tokens.end(), c->tokens.begin(), c->tokens.end());
+      if (!reset) {
+        // The last board power-cycles: both stages are lost, the job re-queued, the model
+        // reloaded over both boards and the job recomputed from prompt + output so far.
+        OperationResult r;
+        ASSERT_TRUE(admin->Operate(ResetBoard{0, 1}, nullptr, &r, kTimeoutMs).ok());
+        EXPECT_EQ(r.code, ErrorCode::kNone) << r.detail;
+        reset = true;
+      }
+    } else if (auto* f = std::get_if<JobFinished>(&m)) {
+      finished = *f;
+      break;
+    }
+  }
+  EXPECT_EQ(finished.reason, FinishReason::kLength) << finished.detail;
+  EXPECT_EQ(tokens, reference);
+}
+
+TEST(PipelineTest, BadBoardListsAreRefused) {
+  TempDir dir;
+  ASSERT_TRUE(WriteModel(dir.path() + "/small", "small", 21));
+  auto h = ThreeBoards();
+  auto admin = h->NewAdminClient();
+  const OperationResult missing = LoadOn(*admin, dir.path() + "/small", "m", {0, 5});
+  EXPECT_EQ(missing.code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(missing.detail.find("board 5 is not configured"), std::string::npos);
+  const OperationResult twice = LoadOn(*admin, dir.path() + "/small", "m", {1, 1});
+  EXPECT_EQ(twice.code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(twice.detail.find("listed twice"), std::string::npos);
+  EXPECT_TRUE(Status(*admin).models.empty());
+}
+
+}  // namespace
+}  // namespace wafer::testing
