@@ -23,7 +23,7 @@ using Json = nlohmann::ordered_json;
 const char* kPlanUsage =
     "usage: waferctl model plan --config CONFIG.json --preset wse3|wse2|mini|PATH.yaml\n"
     "           [--boards N] [--slots S] [--context C] [--prompt-tokens P] [--fabric WxH] "
-    "[--json]\n";
+    "[--pack] [--json]\n";
 
 bool ParseU32(const std::string& s, uint32_t* out) {
   if (s.empty() || s.size() > 10 || s.find_first_not_of("0123456789") != std::string::npos) {
@@ -54,9 +54,10 @@ double InterWaferNs(const sim::Preset& preset, size_t boards, uint64_t tokens, u
 // The modeled time of one pass of `tokens` positions (attending to `mean_context` earlier ones)
 // through the whole pipeline of `plan`.
 //
-// Per board b, board_sim's TimingModel models the b-th wafer holding its own layers (plus the
-// head on the last board) over the plan's region. Boards form a pipeline, so the first token
-// pays every board's latency and each further token pays the slowest board's interval:
+// Per board b, board_sim's TimingModel models the b-th wafer running its own layers (plus the
+// head on the last board) on the bands the plan gave them (BoardStages). Boards form a
+// pipeline, so the first token pays every board's latency and each further token pays the
+// slowest board's interval:
 //   compute, fabric = sum_b Pass_b(1) + (Pass_s(T) - Pass_s(1)),  s = the slowest board.
 // Between consecutive boards the pass's activations cross the preset's wafer-to-wafer link
 // (`interwafer:`: the systems' 100 GbE ports through one switch; see the preset files for the
@@ -69,23 +70,24 @@ double InterWaferNs(const sim::Preset& preset, size_t boards, uint64_t tokens, u
 // batch, a few hundred KB at most), conservative for a long prefill, whose transfer a
 // runtime could stream under the next board's compute. The Step itself costs one host
 // transaction moving `host_bytes` (TimingModel::HostIoNs).
-DeviceTime PipelineTime(const Plan& plan, const sim::Preset& region_preset, uint64_t tokens,
+DeviceTime PipelineTime(const Plan& plan, const sim::Preset& preset, uint64_t tokens,
                         double mean_context, uint64_t host_bytes) {
-  const sim::TimingModel timing(region_preset);
+  const sim::TimingModel timing(preset);
   const ModelArch& a = plan.request.arch;
+  sim::ModelShape shape;
+  shape.hidden = a.hidden_size;
+  shape.intermediate = a.intermediate_size;
+  shape.heads = a.num_heads;
+  shape.kv_heads = a.num_kv_heads;
+  shape.head_dim = a.head_dim;
+  shape.vocab = a.vocab_size;
   int64_t first_compute = 0, first_fabric = 0;
   int64_t slow_interval = -1, slow_compute = 0, slow_fabric = 0;
   for (const BoardPlan& b : plan.boards) {
-    sim::ModelShape shape;
-    shape.layers = b.layer_count;
-    shape.hidden = a.hidden_size;
-    shape.intermediate = a.intermediate_size;
-    shape.heads = a.num_heads;
-    shape.kv_heads = a.num_kv_heads;
-    shape.head_dim = a.head_dim;
-    shape.vocab = b.has_head ? a.vocab_size : 0;
-    const sim::PassTime one = timing.Pass(shape, 1, mean_context);
-    const sim::PassTime all = timing.Pass(shape, tokens, mean_context);
+    const sim::WaferStages stages = BoardStages(plan, b.index);
+    shape.layers = static_cast<uint32_t>(stages.layers.size());
+    const sim::PassTime one = timing.Pass(shape, stages, 1, mean_context);
+    const sim::PassTime all = timing.Pass(shape, stages, tokens, mean_context);
     first_compute += one.compute_ns;
     first_fabric += one.fabric_ns;
     const int64_t interval = (all.compute_ns - one.compute_ns) + (all.fabric_ns - one.fabric_ns);
@@ -98,7 +100,7 @@ DeviceTime PipelineTime(const Plan& plan, const sim::Preset& region_preset, uint
   DeviceTime t;
   t.compute_ns = first_compute + slow_compute;
   t.fabric_ns = first_fabric + slow_fabric;
-  t.inter_wafer_ns = std::llround(InterWaferNs(region_preset, plan.boards.size(), tokens,
+  t.inter_wafer_ns = std::llround(InterWaferNs(preset, plan.boards.size(), tokens,
                                                 a.hidden_size));
   t.host_io_ns = timing.HostIoNs(host_bytes);
   t.total_ns = t.compute_ns + t.fabric_ns + t.inter_wafer_ns + t.host_io_ns;
@@ -124,6 +126,31 @@ std::string TimeText(const DeviceTime& t) {
 
 }  // namespace
 
+sim::WaferStages BoardStages(const Plan& plan, uint32_t board) {
+  sim::WaferStages stages;
+  const StagePlacement* embedding = nullptr;
+  const StagePlacement* head = nullptr;
+  for (const StagePlacement& s : plan.stages) {
+    if (s.board != board) continue;
+    switch (s.kind) {
+      case StageKind::kEmbedding: embedding = &s; break;
+      case StageKind::kLayer: stages.layers.push_back({s.band.w, s.band.h}); break;
+      case StageKind::kHead: head = &s; break;
+    }
+  }
+  if (head == nullptr) return stages;
+  // A tied model on one board keeps no copy of the embedding in the head band: the LM head
+  // product runs where the embedding matrix lives.
+  const bool has_lm_head = std::any_of(head->tensors.begin(), head->tensors.end(),
+                                       [](const TensorPlacement& t) {
+                                         return t.role == TensorRole::kLmHead;
+                                       });
+  const StagePlacement& lm = !has_lm_head && embedding != nullptr ? *embedding : *head;
+  stages.has_head = true;
+  stages.head = {lm.band.w, lm.band.h};
+  return stages;
+}
+
 int RunModelPlanCommand(const std::vector<std::string>& args, std::ostream& out,
                         std::ostream& err) {
   size_t i = 0;
@@ -135,12 +162,17 @@ int RunModelPlanCommand(const std::vector<std::string>& args, std::ostream& out,
   ++i;
   std::map<std::string, std::string> flags;
   bool as_json = false;
+  bool pack = false;
   static const char* kValued[] = {"config", "preset", "boards", "slots",
                                   "context", "prompt-tokens", "fabric"};
   for (; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--json") {
       as_json = true;
+      continue;
+    }
+    if (a == "--pack") {
+      pack = true;
       continue;
     }
     const bool known = a.rfind("--", 0) == 0 &&
@@ -206,6 +238,9 @@ int RunModelPlanCommand(const std::vector<std::string>& args, std::ostream& out,
   request.dtype_bytes = config->torch_dtype == "float32" ? 4 : 2;
   request.confine_width = fw;
   request.confine_height = fh;
+  // The published figures are for a model that owns its boards and fills them; --pack shows
+  // the fewest-rows layout that leaves room for other models, and what that costs.
+  request.spread = !pack;
   auto plan = PlanPlacement(request, &detail);
   if (!plan.ok()) {
     if (plan.status().code() == StatusCode::kResourceExhausted && as_json) {
@@ -222,14 +257,11 @@ int RunModelPlanCommand(const std::vector<std::string>& args, std::ostream& out,
     return fail(plan.status().name(), detail);
   }
 
-  sim::Preset region = *preset;
-  region.fabric_width = plan->region_width;
-  region.fabric_height = plan->region_height;
   // Decode: every slot advances one token, each attending to the prompt (per-user rate is one
   // token per step). Prefill: the whole prompt in one pass, attending on average to half of it.
-  const DeviceTime decode = PipelineTime(*plan, region, slots, prompt, uint64_t{slots} * 8);
+  const DeviceTime decode = PipelineTime(*plan, *preset, slots, prompt, uint64_t{slots} * 8);
   const DeviceTime prefill =
-      PipelineTime(*plan, region, prompt, prompt / 2.0, uint64_t{prompt} * 4 + 4);
+      PipelineTime(*plan, *preset, prompt, prompt / 2.0, uint64_t{prompt} * 4 + 4);
   const double per_user = 1e9 / double(decode.total_ns);
   const double prefill_rate = prompt * 1e9 / double(prefill.total_ns);
   const double ttft_ms = prefill.total_ns / 1e6;
@@ -242,6 +274,7 @@ int RunModelPlanCommand(const std::vector<std::string>& args, std::ostream& out,
                   {"layers", arch.num_layers},
                   {"hidden", arch.hidden_size}};
     j["preset"] = preset->name;
+    j["spread"] = !pack;
     j["plan"] = Json::parse(PlanJson(*plan, /*include_tensors=*/false));
     j["interwafer"] = {{"hops", plan->boards.size() - 1},
                        {"hop_latency_us", preset->interwafer_hop_latency_us},
@@ -263,6 +296,9 @@ int RunModelPlanCommand(const std::vector<std::string>& args, std::ostream& out,
                 flags["config"].c_str(), config->param_count / 1e9, arch.num_layers,
                 preset->name.c_str());
   out << line << PlanSummary(*plan);
+  out << (pack ? "layout: packed (each band the fewest rows; the rest of the region is left to "
+                 "other models)\n"
+               : "layout: spread (every row of the region goes to the bands, by weight)\n");
   std::snprintf(line, sizeof line, "fits: yes, on %zu of %u board(s)\n", plan->boards.size(),
                 boards);
   out << line;

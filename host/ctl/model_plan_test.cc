@@ -1,6 +1,7 @@
 #include "host/ctl/model_plan.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -18,8 +19,12 @@ using Json = nlohmann::json;
 using testing::Llama70B;
 using testing::Llama8B;
 
+// A file of this process and test alone: ctest runs the tests of this binary in parallel
+// processes (and other build trees may run them too), all sharing TempDir().
 std::string WriteConfig(const std::string& name, const ModelArch& arch) {
-  const std::string path = ::testing::TempDir() + "/" + name + ".config.json";
+  const std::string path = ::testing::TempDir() + "/" + name + "." + std::to_string(getpid()) +
+                           "." + ::testing::UnitTest::GetInstance()->current_test_info()->name() +
+                           ".config.json";
   std::ofstream(path) << ModelConfigJson(arch, "bfloat16", 128000, 128001);
   return path;
 }
@@ -40,6 +45,10 @@ class ModelPlanTest : public ::testing::Test {
   void SetUp() override {
     c8b_ = WriteConfig("llama8b", Llama8B());
     c70b_ = WriteConfig("llama70b", Llama70B());
+  }
+  void TearDown() override {
+    std::remove(c8b_.c_str());
+    std::remove(c70b_.c_str());
   }
   std::string c8b_, c70b_;
 };
@@ -76,6 +85,10 @@ TEST_F(ModelPlanTest, TextOutputSaysItFits) {
   CmdRun r = Plan({"model", "plan", "--config", c8b_, "--preset", "wse3"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("fits: yes"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("layout: spread"), std::string::npos) << r.out;
+  EXPECT_NE(Plan({"model", "plan", "--config", c8b_, "--preset", "wse3", "--pack"})
+                .out.find("layout: packed"),
+            std::string::npos);
   EXPECT_NE(r.out.find("board 0: embedding + layers 0-31 + head"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("tokens/s per user"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("TTFT"), std::string::npos) << r.out;
@@ -152,6 +165,94 @@ TEST_F(ModelPlanTest, FabricConfinementAndPresetPath) {
   EXPECT_GT(Json::parse(confined.out)["boards_needed"].get<int>(), 1);
 }
 
+// By default the model fills its board (spread); --pack leaves the rows below its bands free,
+// so its layers compute on fewer PEs: same fabric hops per reduction, more compute time.
+TEST_F(ModelPlanTest, SpreadByDefaultPackOnRequest) {
+  const std::vector<std::string> args = {"plan", "--config", c8b_, "--preset", "wse3",
+                                         "--slots", "8", "--context", "8192", "--prompt-tokens",
+                                         "1000", "--json"};
+  CmdRun spread = Plan(args);
+  std::vector<std::string> pack_args = args;
+  pack_args.push_back("--pack");
+  CmdRun pack = Plan(pack_args);
+  ASSERT_EQ(spread.code, 0) << spread.err;
+  ASSERT_EQ(pack.code, 0) << pack.err;
+  const Json s = Json::parse(spread.out), p = Json::parse(pack.out);
+  EXPECT_TRUE(s["spread"].get<bool>());
+  EXPECT_FALSE(p["spread"].get<bool>());
+  const uint32_t height = s["plan"]["region"]["height"];
+  EXPECT_EQ(s["plan"]["boards"][0]["rows_used"].get<uint32_t>(), height);
+  EXPECT_LT(p["plan"]["boards"][0]["rows_used"].get<uint32_t>(), height);
+  EXPECT_GT(p["prefill"]["time"]["compute_ns"].get<int64_t>(),
+            s["prefill"]["time"]["compute_ns"].get<int64_t>());
+  EXPECT_GT(s["decode"]["tokens_per_s_per_user"].get<double>(),
+            p["decode"]["tokens_per_s_per_user"].get<double>());
+  EXPECT_GT(s["prefill"]["tokens_per_s"].get<double>(), p["prefill"]["tokens_per_s"].get<double>());
+}
+
+// One board: the decode step's device time is exactly the timing model's pass over the bands
+// BoardStages reads from the plan (one band per layer, the head's band), not an equal share.
+TEST_F(ModelPlanTest, TimingUsesThePlansBands) {
+  std::string error;
+  Result<sim::Preset> preset = sim::LoadPreset("wse3", &error, WAFER_PRESET_DIR);
+  ASSERT_TRUE(preset.ok()) << error;
+  PlanRequest request;
+  request.arch = Llama8B();
+  request.board = {preset->fabric_width, preset->fabric_height, preset->sram_per_pe_bytes};
+  request.slots = 8;
+  request.context = 8192;
+  request.spread = true;
+  Result<host::Plan> plan = PlanPlacement(request, &error);
+  ASSERT_TRUE(plan.ok()) << error;
+  const sim::WaferStages stages = BoardStages(*plan, 0);
+  ASSERT_EQ(stages.layers.size(), 32u);
+  EXPECT_EQ(stages.layers[5].width, plan->stages[6].band.w);
+  EXPECT_EQ(stages.layers[5].height, plan->stages[6].band.h);
+  ASSERT_TRUE(stages.has_head);
+  EXPECT_EQ(stages.head.height, plan->stages.back().band.h);
+
+  const ModelArch a = Llama8B();
+  const sim::ModelShape shape{a.num_layers, a.hidden_size, a.intermediate_size, a.num_heads,
+                              a.num_kv_heads, a.head_dim, a.vocab_size};
+  const sim::PassTime pass = sim::TimingModel(*preset).Pass(shape, stages, 8, 1000);
+  CmdRun r = Plan({"plan", "--config", c8b_, "--preset", "wse3", "--slots", "8", "--context",
+                   "8192", "--prompt-tokens", "1000", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Json step = Json::parse(r.out)["decode"]["step"];
+  EXPECT_EQ(step["compute_ns"].get<int64_t>(), pass.compute_ns);
+  EXPECT_EQ(step["fabric_ns"].get<int64_t>(), pass.fabric_ns);
+}
+
+// Several boards: each board's layers in order, the head only on the last. A tied model on one
+// board has no LM head copy: its head product runs on the embedding's band.
+TEST(BoardStagesTest, LayersPerBoardAndWhereTheHeadRuns) {
+  PlanRequest request;
+  request.arch = testing::Llama70B();
+  request.board = {762, 1172, 49152};
+  request.boards = 4;
+  request.slots = 8;
+  request.context = 8192;
+  std::string error;
+  Result<host::Plan> plan = PlanPlacement(request, &error);
+  ASSERT_TRUE(plan.ok()) << error;
+  for (const BoardPlan& b : plan->boards) {
+    const sim::WaferStages stages = BoardStages(*plan, b.index);
+    EXPECT_EQ(stages.layers.size(), b.layer_count);
+    EXPECT_EQ(stages.has_head, b.has_head);
+  }
+
+  request.arch = testing::Llama8B();
+  request.arch.tie_embeddings = true;
+  request.boards = 1;
+  plan = PlanPlacement(request, &error);
+  ASSERT_TRUE(plan.ok()) << error;
+  ASSERT_EQ(plan->stages.front().kind, StageKind::kEmbedding);
+  const sim::WaferStages tied = BoardStages(*plan, 0);
+  ASSERT_TRUE(tied.has_head);
+  EXPECT_EQ(tied.head.height, plan->stages.front().band.h);
+  EXPECT_NE(tied.head.height, plan->stages.back().band.h) << "the head band holds the norm only";
+}
+
 TEST_F(ModelPlanTest, UsageErrors) {
   EXPECT_EQ(Plan({}).code, 2);
   EXPECT_EQ(Plan({"show"}).code, 2);
@@ -161,6 +262,7 @@ TEST_F(ModelPlanTest, UsageErrors) {
   EXPECT_EQ(Plan({"plan", "--config", c8b_, "--preset", "wse3", "--fabric", "12"}).code, 2);
   EXPECT_EQ(Plan({"plan", "--config", c8b_, "--preset", "wse3", "--bogus", "1"}).code, 2);
   EXPECT_EQ(Plan({"plan", "--config", c8b_, "--preset", "wse3", "--slots"}).code, 2);
+  EXPECT_EQ(Plan({"plan", "--config", c8b_, "--preset", "wse3", "--pack", "1"}).code, 2);
   EXPECT_EQ(Plan({"plan", "--config", c8b_, "--preset", "wse3", "--context", "100",
                   "--prompt-tokens", "200"}).code, 2);
 }

@@ -62,8 +62,9 @@ const char* kUsage =
     "                                  thermal_runaway, power_cap, firmware_hang, process_crash\n"
     "  capacity                        what the job socket can take\n"
     "  model plan --config CONFIG.json --preset wse3|wse2|mini|PRESET.yaml [--boards N]\n"
-    "         [--slots S] [--context C] [--prompt-tokens P] [--fabric WxH]\n"
-    "                                  placement and modeled speed; needs no daemon\n"
+    "         [--slots S] [--context C] [--prompt-tokens P] [--fabric WxH] [--pack]\n"
+    "                                  placement and modeled speed; needs no daemon; --pack:\n"
+    "                                  fewest rows per layer, as when boards are shared\n"
     "exit codes: 0 ok, 1 refused/failed, 2 usage, 3 daemon unreachable, 4 protocol error\n";
 
 // Flags that take no value.

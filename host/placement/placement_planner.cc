@@ -51,39 +51,46 @@ const char* StageLabel(const StageSpec& s) {
                                                                                        : "a layer";
 }
 
+// Splits the width among the stage's tensors for a band of `rows` rows: each tensor gets the
+// fewest columns that keep its bytes per PE, beside the band's KV share, within `sram_per_pe`,
+// and spare columns then go, one at a time, to the tensor with the most bytes per column.
+// Returns false (and leaves `s` alone) when the tensors do not fit. Fitting is monotone in
+// `rows`: more rows only lower the KV share and each tensor's column count.
+bool SplitColumns(StageSpec* s, uint32_t width, uint64_t rows, uint64_t sram_per_pe) {
+  if (s->tensors.size() > width) return false;
+  const uint64_t kv_per_pe = CeilDiv(s->kv_bytes, uint64_t{width} * rows);
+  if (kv_per_pe >= sram_per_pe) return false;
+  const uint64_t budget = sram_per_pe - kv_per_pe;  // Weight bytes one PE may hold.
+  std::vector<uint32_t> cols;
+  uint64_t used = 0;
+  for (const TensorSpec& t : s->tensors) {
+    const uint64_t c = std::max<uint64_t>(1, CeilDiv(t.bytes, budget * rows));
+    used += c;
+    if (used > width) return false;
+    cols.push_back(static_cast<uint32_t>(c));
+  }
+  for (uint64_t spare = width - used; spare > 0; --spare) {
+    size_t worst = 0;
+    for (size_t i = 1; i < cols.size(); ++i) {
+      // bytes_i / cols_i > bytes_w / cols_w, without division.
+      if (s->tensors[i].bytes * cols[worst] > s->tensors[worst].bytes * cols[i]) worst = i;
+    }
+    ++cols[worst];
+  }
+  s->rows = static_cast<uint32_t>(rows);
+  s->kv_per_pe = kv_per_pe;
+  s->cols = std::move(cols);
+  return true;
+}
+
 // Gives the stage the fewest full-width rows (at most `height`) in which every tensor fits
 // its column range beside the band's KV share. Returns false when no height works.
 bool ShapeBand(StageSpec* s, uint32_t width, uint32_t height, uint64_t sram_per_pe) {
   uint64_t total = s->kv_bytes;
   for (const TensorSpec& t : s->tensors) total += t.bytes;
-  if (s->tensors.size() > width) return false;
   const uint64_t lower = std::max<uint64_t>(1, CeilDiv(total, uint64_t{width} * sram_per_pe));
   for (uint64_t rows = lower; rows <= height; ++rows) {
-    const uint64_t kv_per_pe = CeilDiv(s->kv_bytes, uint64_t{width} * rows);
-    if (kv_per_pe >= sram_per_pe) continue;
-    const uint64_t budget = sram_per_pe - kv_per_pe;  // Weight bytes one PE may hold.
-    std::vector<uint32_t> cols;
-    uint64_t used = 0;
-    for (const TensorSpec& t : s->tensors) {
-      const uint64_t c = std::max<uint64_t>(1, CeilDiv(t.bytes, budget * rows));
-      used += c;
-      if (used > width) break;
-      cols.push_back(static_cast<uint32_t>(c));
-    }
-    if (used > width) continue;
-    // Spare columns go, one at a time, to the tensor with the most bytes per column.
-    for (uint64_t spare = width - used; spare > 0; --spare) {
-      size_t worst = 0;
-      for (size_t i = 1; i < cols.size(); ++i) {
-        // bytes_i / cols_i > bytes_w / cols_w, without division.
-        if (s->tensors[i].bytes * cols[worst] > s->tensors[worst].bytes * cols[i]) worst = i;
-      }
-      ++cols[worst];
-    }
-    s->rows = static_cast<uint32_t>(rows);
-    s->kv_per_pe = kv_per_pe;
-    s->cols = std::move(cols);
-    return true;
+    if (SplitColumns(s, width, rows, sram_per_pe)) return true;
   }
   return false;
 }
@@ -214,6 +221,70 @@ Result<Shaped> ShapeModel(const PlanRequest& r, std::string* detail) {
   return shaped;
 }
 
+// The bytes of weights a stage multiplies by for every token: what PlanRequest::spread hands
+// rows in proportion to. The embedding is a lookup of one row per token, so it gets no extra
+// rows, unless the model ties its embeddings and the head holds no copy: then the embedding
+// matrix is also the LM head.
+uint64_t MatmulBytes(const StageSpec& s, bool embedding_is_lm_head) {
+  if (s.kind == StageKind::kEmbedding && !embedding_is_lm_head) return 0;
+  uint64_t bytes = 0;
+  for (const TensorSpec& t : s.tensors) bytes += t.bytes;
+  return bytes;
+}
+
+// PlanRequest::spread: on every board, hands the rows the bands left free to that board's bands,
+// one row at a time to the band with the most matmul bytes per row (the slowest pipeline
+// stage), so rows end up in proportion to the bands' work as far as each band's fewest rows
+// allow. Then re-splits the taller bands' columns; that cannot fail, since a band that fits in
+// r rows fits in more (SplitColumns), but a failure is reported rather than ignored.
+Status SpreadRows(const PlanRequest& r, const std::vector<uint32_t>& board_of, size_t boards,
+                  uint32_t width, uint32_t height, std::vector<StageSpec>* stages,
+                  std::string* detail) {
+  bool head_has_lm_head = false;
+  for (const StageSpec& s : *stages) {
+    if (s.kind != StageKind::kHead) continue;
+    for (const TensorSpec& t : s.tensors) head_has_lm_head |= t.role == TensorRole::kLmHead;
+  }
+  const bool embedding_is_lm_head = r.arch.tie_embeddings && !head_has_lm_head;
+  std::vector<size_t> on_board;
+  std::vector<uint64_t> work;
+  std::vector<uint64_t> rows;
+  for (uint32_t board = 0; board < boards; ++board) {
+    on_board.clear();
+    work.clear();
+    rows.clear();
+    uint64_t used = 0;
+    for (size_t k = 0; k < stages->size(); ++k) {
+      if (board_of[k] != board) continue;
+      used += (*stages)[k].rows;
+      const uint64_t bytes = MatmulBytes((*stages)[k], embedding_is_lm_head);
+      if (bytes == 0) continue;
+      on_board.push_back(k);
+      work.push_back(bytes);
+      rows.push_back((*stages)[k].rows);
+    }
+    if (on_board.empty()) continue;
+    for (uint64_t spare = height - used; spare > 0; --spare) {
+      size_t slowest = 0;
+      for (size_t i = 1; i < on_board.size(); ++i) {
+        // work_i / rows_i > work_s / rows_s, without division.
+        if (work[i] * rows[slowest] > work[slowest] * rows[i]) slowest = i;
+      }
+      ++rows[slowest];
+    }
+    for (size_t i = 0; i < on_board.size(); ++i) {
+      StageSpec& s = (*stages)[on_board[i]];
+      if (rows[i] == s.rows) continue;
+      if (!SplitColumns(&s, width, rows[i], r.board.sram_per_pe)) {
+        return Fail(Internal(), detail,
+                    std::string("spreading ") + StageLabel(s) + " over " +
+                        std::to_string(rows[i]) + " rows broke its column split");
+      }
+    }
+  }
+  return OkStatus();
+}
+
 }  // namespace
 
 const char* StageKindName(StageKind kind) {
@@ -235,7 +306,7 @@ Result<uint32_t> BoardsNeeded(const PlanRequest& request, std::string* detail) {
 }
 
 Result<Plan> PlanPlacement(const PlanRequest& request, std::string* detail) {
-  WAFER_ASSIGN_OR_RETURN(const Shaped shaped, ShapeModel(request, detail));
+  WAFER_ASSIGN_OR_RETURN(Shaped shaped, ShapeModel(request, detail));
   const uint32_t n = shaped.boards_needed;
   if (n > request.boards) {
     return Fail(ResourceExhausted(), detail,
@@ -266,28 +337,49 @@ Result<Plan> PlanPlacement(const PlanRequest& request, std::string* detail) {
   }
   const uint32_t cap = lo;
 
+  // Each stage's board, in pipeline order, and the rows each board's bands take.
+  std::vector<uint32_t> board_of;
+  std::vector<uint32_t> rows_on(1, 0);
+  for (const StageSpec& s : shaped.stages) {
+    const uint32_t current = static_cast<uint32_t>(rows_on.size() - 1);
+    const bool next_board =
+        even ? s.kind == StageKind::kLayer &&
+                   uint64_t{s.layer} * request.boards / request.arch.num_layers > current
+             : rows_on.back() + s.rows > cap;
+    if (next_board) rows_on.push_back(0);
+    board_of.push_back(static_cast<uint32_t>(rows_on.size() - 1));
+    rows_on.back() += s.rows;
+  }
+  for (size_t b = 0; b < rows_on.size(); ++b) {
+    if (rows_on[b] > shaped.height) {  // Only an even split can get here.
+      return Fail(ResourceExhausted(), detail,
+                  "split evenly over " + std::to_string(request.boards) + " boards, board " +
+                      std::to_string(b) + " needs " + std::to_string(rows_on[b]) + " rows of " +
+                      std::to_string(shaped.height));
+    }
+  }
+  if (request.spread) {
+    WAFER_RETURN_IF_ERROR(
+        SpreadRows(request, board_of, rows_on.size(), shaped.width, shaped.height,
+                   &shaped.stages, detail));
+  }
+
   Plan plan;
   plan.request = request;
   plan.region_width = shaped.width;
   plan.region_height = shaped.height;
-  plan.boards_needed = n;
+  plan.boards_needed = even ? request.boards : n;
   const uint64_t sram = request.board.sram_per_pe;
-  auto new_board = [&](uint32_t index) {
+  for (uint32_t index = 0; index < rows_on.size(); ++index) {
     BoardPlan b;
     b.index = index;
     b.pes_total = uint64_t{shaped.width} * shaped.height;
     b.sram_total = b.pes_total * sram;
     plan.boards.push_back(b);
-  };
-  new_board(0);
-  for (const StageSpec& s : shaped.stages) {
-    const bool next_board =
-        even ? s.kind == StageKind::kLayer &&
-                   uint64_t{s.layer} * request.boards / request.arch.num_layers >
-                       plan.boards.back().index
-             : plan.boards.back().rows_used + s.rows > cap;
-    if (next_board) new_board(plan.boards.back().index + 1);
-    BoardPlan& b = plan.boards.back();
+  }
+  for (size_t k = 0; k < shaped.stages.size(); ++k) {
+    const StageSpec& s = shaped.stages[k];
+    BoardPlan& b = plan.boards[board_of[k]];
     StagePlacement st;
     st.kind = s.kind;
     st.layer = s.layer;
@@ -325,15 +417,6 @@ Result<Plan> PlanPlacement(const PlanRequest& request, std::string* detail) {
     plan.kv_bytes += st.kv_bytes;
     plan.stages.push_back(std::move(st));
   }
-  for (const BoardPlan& b : plan.boards) {
-    if (b.rows_used > shaped.height) {  // Only an even split can get here.
-      return Fail(ResourceExhausted(), detail,
-                  "split evenly over " + std::to_string(request.boards) + " boards, board " +
-                      std::to_string(b.index) + " needs " + std::to_string(b.rows_used) +
-                      " rows of " + std::to_string(shaped.height));
-    }
-  }
-  if (even) plan.boards_needed = request.boards;
   return plan;
 }
 

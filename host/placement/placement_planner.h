@@ -18,6 +18,12 @@
 //     column counts fit the width; spare columns then go to the most loaded tensors.
 //   - Boards: the fewest boards that hold the stages in order, then balanced (the smallest
 //     per-board row limit that still needs no more boards), so pipeline stages are even.
+//   - Packed (the default) leaves the rows below the last band free for other models. Spread
+//     (PlanRequest::spread, for a model that owns its region) then hands every free row of
+//     each board to its bands, one at a time to the band with the most weight bytes per row,
+//     so rows go in proportion to the bands' work (the embedding, a lookup, gets none unless
+//     it is also a tied model's LM head) and more PEs compute each stage; the taller bands'
+//     columns and KV shares are re-derived as above, which only lowers every PE's bytes.
 #pragma once
 
 #include <cstdint>
@@ -53,6 +59,9 @@ struct PlanRequest {
   // Use every one of `boards`, even when fewer would hold the model: its layers are spread
   // evenly by count (an operator's pipeline over N wafers, for more KV room or compute).
   bool split_over_all_boards = false;
+  // Give each board's free rows to its bands (see the header comment), so the model fills the
+  // region. Never changes which boards hold which stages, nor whether the model fits.
+  bool spread = false;
 };
 
 using Rect = PeRect;
@@ -115,6 +124,7 @@ struct Plan {
 //   RESOURCE_EXHAUSTED - more boards needed than given (the detail names how many), or one
 //                        stage (a layer with its KV share, the embedding, the head) does not
 //                        fit one wafer's region at all.
+//   INTERNAL           - never expected: spreading made a band's column split fail.
 Result<Plan> PlanPlacement(const PlanRequest& request, std::string* detail);
 
 // The minimum number of boards for `request` regardless of request.boards. Same errors as

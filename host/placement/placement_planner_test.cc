@@ -375,5 +375,142 @@ TEST(PlacementPlannerTest, ApplyPlanFillsEveryTensorAndOneKvRegionPerLayer) {
   EXPECT_NE(detail.find("model.layers.9.mlp.up_proj.weight"), std::string::npos) << detail;
 }
 
+// PlanRequest::spread: the same boards and stages as the packed plan, every free row of each
+// board handed to its bands, all of CheckPlan's invariants (budgets, no overlap) kept.
+TEST(PlacementPlannerTest, SpreadFillsEveryBoardsRegion) {
+  struct Case {
+    ModelArch arch;
+    BoardGeometry board;
+    uint32_t boards, slots, context, cw, ch;
+    bool split;
+  };
+  const std::vector<Case> cases = {
+      {Llama8B(), kWse3, 1, 8, 8192, 0, 0, false},
+      {Llama70B(), kWse3, 4, 8, 8192, 0, 0, false},
+      {Llama405B(), kWse3, 22, 8, 8192, 0, 0, false},
+      {Llama8B(), kWse2, 3, 8, 8192, 0, 0, true},  // Split over more boards than needed.
+      {Tiny(false), kMini, 1, 64, 1024, 0, 0, false},
+      {Tiny(true), kMini, 1, 8, 256, 0, 0, false},  // The embedding is also the LM head.
+      {Tiny(false), kMini, 4, 8, 256, 40, 30, false},
+      {Tiny(true), {9, 3, 1u << 20}, 100, 1, 16, 0, 0, false},  // One layer per board.
+  };
+  for (const Case& c : cases) {
+    PlanRequest r = Request(c.arch, c.board, c.boards, c.slots, c.context);
+    r.confine_width = c.cw;
+    r.confine_height = c.ch;
+    r.split_over_all_boards = c.split;
+    std::string detail;
+    auto packed = PlanPlacement(r, &detail);
+    ASSERT_TRUE(packed.ok()) << detail;
+    r.spread = true;
+    auto spread = PlanPlacement(r, &detail);
+    ASSERT_TRUE(spread.ok()) << detail;
+    SCOPED_TRACE(PlanSummary(*spread));
+    CheckPlan(*spread);
+    ASSERT_EQ(spread->boards.size(), packed->boards.size());
+    ASSERT_EQ(spread->stages.size(), packed->stages.size());
+    for (const BoardPlan& b : spread->boards) {
+      EXPECT_EQ(b.rows_used, spread->region_height) << "board " << b.index;
+    }
+    // Each board's layer bands are within a row of each other (the layers are alike).
+    std::map<uint32_t, std::pair<uint32_t, uint32_t>> layer_rows;  // Board: min, max.
+    for (size_t k = 0; k < spread->stages.size(); ++k) {
+      const StagePlacement& s = spread->stages[k];
+      const StagePlacement& p = packed->stages[k];
+      EXPECT_EQ(s.board, p.board);
+      EXPECT_GE(s.band.h, p.band.h) << "a band never shrinks";
+      const bool lm_head_in_embedding = r.arch.tie_embeddings && spread->boards.size() == 1;
+      if (s.kind == StageKind::kEmbedding && !lm_head_in_embedding) {
+        EXPECT_EQ(s.band.h, p.band.h) << "a lookup gets no extra rows";
+      }
+      if (s.kind != StageKind::kLayer) continue;
+      auto [it, fresh] = layer_rows.try_emplace(s.board, s.band.h, s.band.h);
+      it->second.first = std::min(it->second.first, s.band.h);
+      it->second.second = std::max(it->second.second, s.band.h);
+    }
+    for (const auto& [board, range] : layer_rows) EXPECT_LE(range.second - range.first, 1u);
+  }
+}
+
+// 8B on one wse3: the head (an LM head of 1.05 GB) gets rows in proportion to its weights
+// against a layer's 0.44 GB, and every layer band grows from its packed height.
+TEST(PlacementPlannerTest, SpreadGivesRowsInProportionToWeights) {
+  PlanRequest r = Request(Llama8B(), kWse3, 1, 8, 8192);
+  r.spread = true;
+  std::string detail;
+  auto plan = PlanPlacement(r, &detail);
+  ASSERT_TRUE(plan.ok()) << detail;
+  const StagePlacement& layer = plan->stages[1];
+  const StagePlacement& head = plan->stages.back();
+  ASSERT_EQ(head.kind, StageKind::kHead);
+  const double weights = double(head.weight_bytes) / double(layer.weight_bytes);
+  const double rows = double(head.band.h) / double(layer.band.h);
+  EXPECT_NEAR(rows, weights, 0.1 * weights);
+  // The taller layer holds fewer KV bytes per PE and fewer weight bytes per PE.
+  r.spread = false;
+  auto packed = PlanPlacement(r, &detail);
+  ASSERT_TRUE(packed.ok()) << detail;
+  EXPECT_GT(layer.band.h, packed->stages[1].band.h);
+  EXPECT_LT(layer.kv_bytes_per_pe, packed->stages[1].kv_bytes_per_pe);
+  for (size_t t = 0; t < layer.tensors.size(); ++t) {
+    EXPECT_LE(layer.tensors[t].bytes_per_pe, packed->stages[1].tensors[t].bytes_per_pe);
+  }
+}
+
+// Spreading happens after the packed plan fits: what did not fit still does not, with the
+// same reason, and the boards needed do not change.
+TEST(PlacementPlannerTest, SpreadDoesNotMakeAPlanFit) {
+  for (bool spread : {false, true}) {
+    PlanRequest r = Request(Llama70B(), kWse3, 3, 8, 8192);
+    r.spread = spread;
+    std::string detail;
+    auto plan = PlanPlacement(r, &detail);
+    EXPECT_EQ(plan.status().code(), StatusCode::kResourceExhausted);
+    EXPECT_NE(detail.find("needs 4 boards"), std::string::npos) << detail;
+    auto needed = BoardsNeeded(r, &detail);
+    ASSERT_TRUE(needed.ok()) << detail;
+    EXPECT_EQ(*needed, 4u);
+    r = Request(Llama8B(), kWse3, 100, 256, 131072);  // A layer's KV alone exceeds a wafer.
+    r.spread = spread;
+    EXPECT_EQ(PlanPlacement(r, &detail).status().code(), StatusCode::kResourceExhausted);
+    EXPECT_NE(detail.find("of KV"), std::string::npos) << detail;
+  }
+}
+
+// Below another model's rows, spread stays inside [origin_row, origin_row + height), and
+// ApplyPlan still gives every tensor its rectangle and every layer a KV region that holds it.
+TEST(PlacementPlannerTest, SpreadStaysInsideAnOffsetRegionAndApplies) {
+  PlanRequest r = Request(Tiny(false), kMini, 1, 8, 256);
+  r.origin_row = 40;
+  r.confine_height = 60;
+  r.spread = true;
+  std::string detail;
+  auto plan = PlanPlacement(r, &detail);
+  ASSERT_TRUE(plan.ok()) << detail;
+  EXPECT_EQ(plan->boards[0].rows_used, 60u);
+  uint32_t next_row = 40;
+  for (const StagePlacement& s : plan->stages) {
+    EXPECT_EQ(s.band.y, next_row) << "bands are stacked without gaps";
+    next_row += s.band.h;
+  }
+  EXPECT_EQ(next_row, 100u);
+  ModelManifest m;
+  for (const StagePlacement& stage : plan->stages) {
+    for (const TensorPlacement& t : stage.tensors) {
+      m.tensors.push_back(TensorDesc{t.name, t.role, t.layer, DType::kBF16, {}, t.bytes, {}});
+    }
+  }
+  ASSERT_TRUE(ApplyPlan(*plan, 0, &m, &detail).ok()) << detail;
+  for (const TensorDesc& t : m.tensors) {
+    EXPECT_GE(t.placement.y, 40u) << t.name;
+    EXPECT_LE(t.placement.y + t.placement.h, 100u) << t.name;
+    EXPECT_LE((t.byte_size + t.placement.pes() - 1) / t.placement.pes(), 49152u) << t.name;
+  }
+  ASSERT_EQ(m.kv_regions.size(), 4u);
+  for (const KvRegion& kv : m.kv_regions) {
+    EXPECT_GE(kv.bytes_per_pe * kv.rect.pes(), 8ull * 256 * 2 * 2 * 16 * 2);
+  }
+}
+
 }  // namespace
 }  // namespace wafer::host
