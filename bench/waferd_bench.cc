@@ -45,9 +45,10 @@ double NowS() { return static_cast<double>(SystemClock::Get().NowNanos()) / 1e9;
 // waferd as its own process, stopped (SIGTERM, then waited for) by the destructor.
 class WaferdProcess {
  public:
-  // `shape` is a config.json; the model is loaded with `slots` sequences of `context` tokens.
+  // `shape` is a config.json; the model is loaded with `slots` sequences of `context` tokens,
+  // split over `boards` embedded wse3 boards (a layer pipeline) when more than one.
   WaferdProcess(const Options& o, const std::string& dir, const char* shape, uint32_t slots,
-                uint32_t context) {
+                uint32_t context, uint32_t boards = 1) {
     job_ep_ = "tcp://127.0.0.1:" + std::to_string(testing::FreeLoopbackPort());
     admin_ep_ = "tcp://127.0.0.1:" + std::to_string(testing::FreeLoopbackPort());
     std::ofstream(dir + "/config.json") << shape;
@@ -55,7 +56,11 @@ class WaferdProcess {
         << "job_endpoint: " << job_ep_ << "\nadmin_endpoint: " << admin_ep_
         << "\nmetrics_address: \"\"\nscheduler:\n  max_batch: 512\n  decode_tokens_per_step: 32\n"
         << "  queue_limit: 100000\n  max_tokens_limit: 65536\n"
-        << "boards:\n  - endpoint: inproc://board0\n    preset: wse3\n";
+        << "boards:\n";
+    for (uint32_t b = 0; b < boards; ++b) {
+      std::ofstream(dir + "/waferd.yaml", std::ios::app)
+          << "  - endpoint: inproc://board" << b << "\n    preset: wse3\n";
+    }
     pid_ = fork();
     if (pid_ == 0) {
       FILE* log = std::fopen((dir + "/waferd.log").c_str(), "w");
@@ -71,6 +76,7 @@ class WaferdProcess {
     load.path = dir;
     load.slots = slots;
     load.context_length = context;
+    for (uint32_t b = 0; b < boards; ++b) load.boards.push_back(b);
     ok_ = admin.ok() && (*admin)->Operate(load, nullptr, &r, 60000).ok() &&
           r.code == host::ErrorCode::kNone;
     if (!ok_) std::fprintf(stderr, "waferd-bench: load failed: %s\n", r.detail.c_str());
@@ -274,7 +280,7 @@ int Main(int argc, char** argv) {
 
   std::printf("waferd-bench: waferd is a separate process with an embedded wse3 board and a\n"
               "shape-only model (config.json alone: synthetic tokens, modeled timing, no pacing):\n"
-              "Llama 3.1 8B's shape for (a) and (c), Llama 3.2 1B's for (b).\n\n");
+              "Llama 3.1 8B's shape for (a) and (c), Llama 3.2 1B's for (b) and (d).\n\n");
   {
     WaferdProcess waferd(o, dir, kLlama8B, 64, 1024);
     if (!waferd.ok()) return 1;
@@ -355,8 +361,44 @@ int Main(int argc, char** argv) {
                 Verdict(w / raw >= 0.5));
     std::printf("    modeled device decode  %12.0f tokens/s per user (p50, wse3, 1B shape)\n",
                 Quantile(report.device_tokens_per_s, 0.5));
-    std::printf("    waferd VmRSS afterwards %11.1f MB (finished jobs kept for ResumeStream)\n",
+    std::printf("    waferd VmRSS afterwards %11.1f MB (finished jobs kept for ResumeStream)\n\n",
                 waferd.RssMb());
+  }
+  {
+    // (d) A model split over boards: each token takes one pass through every board (the step
+    // loop forwards each Step with its hidden states), against the same model on one board.
+    const uint32_t slots = 64, jobs = o.quick ? 128 : 256, max_tokens = o.quick ? 200 : 400;
+    double rate[2] = {0, 0}, device[2] = {0, 0};
+    for (uint32_t boards : {1u, 2u}) {
+      WaferdProcess waferd(o, dir, kLlama1B, slots, 1024, boards);
+      if (!waferd.ok()) return 1;
+      LoadOptions load;
+      load.endpoint = waferd.job_endpoint();
+      load.model = "shape";
+      load.jobs = jobs;
+      load.concurrency = slots;
+      load.max_tokens = max_tokens;
+      load.token_prompts = true;
+      load.prompt_tokens = 8;
+      LoadReport report;
+      std::string detail;
+      if (!RunLoad(load, &report, &detail).ok()) {
+        std::fprintf(stderr, "waferd-bench: pipeline run failed: %s\n", detail.c_str());
+        return 1;
+      }
+      rate[boards - 1] = report.tokens_per_s();
+      device[boards - 1] = Quantile(report.device_tokens_per_s, 0.5);
+    }
+    std::printf("(d) a model split over 2 boards, %u jobs x %u tokens, %u in flight (1B shape, wse3)\n",
+                jobs, max_tokens, slots);
+    std::printf("    %-22s %12.0f tokens/s   modeled %8.0f tokens/s per user\n", "one board", rate[0],
+                device[0]);
+    std::printf("    %-22s %12.0f tokens/s   modeled %8.0f tokens/s per user\n", "split over two",
+                rate[1], device[1]);
+    // One board runs decode_tokens_per_step (32) tokens per Step; a pipeline samples on its
+    // last board, so every token is a pass through both boards and the step loop.
+    std::printf("    ratio                  %12.2fx          (1 token per pass through both boards vs 32 per step)\n",
+                rate[1] / rate[0]);
   }
   std::string rm = "rm -rf " + dir;
   return std::system(rm.c_str()) == 0 ? 0 : 0;

@@ -123,6 +123,21 @@ void Daemon::ForwardStep(Chain& chain, Model& model, StepDone& done) {
       continue;
     }
     SeqStep seq = chain.seqs[i];
+    // The board's reply is input from outside: the next stage needs exactly one hidden vector
+    // per input token (none for a shape-only model).
+    const size_t expected =
+        model.shape_only ? 0 : seq.input_tokens.size() * size_t{model.arch.hidden_size};
+    if (r.hidden_out.size() != expected) {
+      auto it = jobs_.find(done.job_ids[i]);
+      if (it != jobs_.end() && it->second->step_serial == done.serial && !it->second->finished) {
+        it->second->in_flight = false;
+        FinishJob(*it->second, FinishReason::kError, ErrorCode::kInternal,
+                  "board " + std::to_string(model.boards[chain.stage - 1]) + " returned " +
+                      std::to_string(r.hidden_out.size()) + " hidden values, not " +
+                      std::to_string(expected));
+      }
+      continue;
+    }
     seq.hidden_in = std::move(r.hidden_out);
     if (!last) seq.generate = 0;
     step.seqs.push_back(std::move(seq));
