@@ -91,6 +91,7 @@ struct SimWafer::Model {
   hal::ModelArch arch;
   hal::ModelStage stage;  // layer_count resolved.
   ModelShape shape;       // Of the stage: its layers only.
+  WaferStages bands;      // The PE band each of its stages computes on, from its placement.
   uint32_t slots = 0;
   uint32_t context = 0;
   bool shape_only = false;
@@ -106,6 +107,61 @@ struct SimWafer::Model {
     return engine ? engine->context_tokens(slot) : context_tokens[slot];
   }
 };
+
+namespace {
+
+// The band a stage computes on: the bounding box of the rectangles it was placed on.
+Band BoundingBand(std::span<const hal::PeRect> rects) {
+  uint32_t x0 = UINT32_MAX, y0 = UINT32_MAX, x1 = 0, y1 = 0;
+  for (const hal::PeRect& r : rects) {
+    x0 = std::min(x0, r.x);
+    y0 = std::min(y0, r.y);
+    x1 = std::max(x1, r.x + r.w);
+    y1 = std::max(y1, r.y + r.h);
+  }
+  return rects.empty() ? Band{} : Band{x1 - x0, y1 - y0};
+}
+
+}  // namespace
+
+// Timing follows the placement: each decoder layer computes on the band its tensors and KV
+// region span, the head on the rectangle of the matrix that produces the logits (the LM head,
+// or the embedding a tied model reuses). A manifest that leaves a layer or the head without a
+// tensor (shape-only test fixtures) is timed as the equal-share layout instead.
+WaferStages SimWafer::StagesOf(const Model& model, std::span<const hal::KvRegion> kv) const {
+  const hal::ModelStage& stage = model.stage;
+  WaferStages out;
+  std::vector<hal::PeRect> rects;
+  for (uint32_t l = stage.first_layer; l < stage.first_layer + stage.layer_count; ++l) {
+    rects.clear();
+    for (size_t i = 0; i < model.tensors.size(); ++i) {
+      const hal::TensorRole role = model.tensors[i].role;
+      const bool per_layer = role != hal::TensorRole::kEmbedding &&
+                             role != hal::TensorRole::kFinalNorm &&
+                             role != hal::TensorRole::kLmHead;
+      if (per_layer && model.tensors[i].layer == l) rects.push_back(model.reservations[i].rect);
+    }
+    if (rects.empty()) return timing_.EqualShareStages(model.shape);
+    for (const hal::KvRegion& r : kv) {
+      if (r.layer == l) rects.push_back(r.rect);
+    }
+    out.layers.push_back(BoundingBand(rects));
+  }
+  if (stage.has_head) {
+    const hal::PeRect* logits = nullptr;
+    for (size_t i = 0; i < model.tensors.size(); ++i) {
+      const hal::TensorRole role = model.tensors[i].role;
+      if (role == hal::TensorRole::kLmHead ||
+          (role == hal::TensorRole::kEmbedding && logits == nullptr)) {
+        logits = &model.reservations[i].rect;
+      }
+    }
+    if (logits == nullptr) return timing_.EqualShareStages(model.shape);
+    out.has_head = true;
+    out.head = BoundingBand(std::span<const hal::PeRect>(logits, 1));
+  }
+  return out;
+}
 
 struct SimWafer::SeqRun {
   const hal::SeqStepView* step = nullptr;
@@ -227,6 +283,7 @@ Status SimWafer::BeginModel(const hal::ModelManifest& m) {
   model->stage = stage;
   model->shape = ModelShape{stage.layer_count, a.hidden_size,  a.intermediate_size, a.num_heads,
                             a.num_kv_heads,    a.head_dim,     a.vocab_size};
+  model->bands = StagesOf(*model, m.kv_regions);
   model->slots = m.slots;
   model->context = m.context_length;
   model->shape_only = m.shape_only;
@@ -390,7 +447,8 @@ Status SimWafer::RunSeqs(Model& model, std::span<SeqRun> runs, hal::DeviceTime& 
         model.context_tokens[batch_slots[b]] += static_cast<uint32_t>(batch_tokens[b].size());
       }
     }
-    const PassTime pass = timing_.Pass(model.shape, tokens, context_sum / double(tokens));
+    const PassTime pass =
+        timing_.Pass(model.shape, model.bands, tokens, context_sum / double(tokens));
     time.compute_ns += pass.compute_ns;
     time.fabric_ns += pass.fabric_ns;
     return OkStatus();

@@ -105,6 +105,7 @@ class SimWafer final : public fw::hal::Wafer {
  private:
   struct Model;
   struct SeqRun;
+  WaferStages StagesOf(const Model& model, std::span<const fw::hal::KvRegion> kv) const;
   Status RunSeqs(Model& model, std::span<SeqRun> runs, fw::hal::DeviceTime& time);
   // Sizes the SRAM map to the usable rectangle, empty.
   void ResetSram();

@@ -362,6 +362,38 @@ TEST(SimWaferShapeOnlyTest, DeterministicSyntheticTokensAndModeledTime) {
   EXPECT_EQ(prefill.time.host_io_ns / 1000, 200);  // 200 us round trip + a few bytes.
 }
 
+TEST(SimWaferShapeOnlyTest, TimingFollowsThePlacedBands) {
+  // The same shape (8B's layers, 16 of them) twice: packed into the fewest rows, and with every
+  // rectangle twice as tall (twice the PEs per tensor and per layer). Prefill is compute-bound:
+  // the spread placement computes in about half the time.
+  FakeClock clock;
+  SimWafer packed(LoadOrDie("wse3"), clock, SimWaferOptions{});
+  SimWafer spread(LoadOrDie("wse3"), clock, SimWaferOptions{});
+  hal::ModelArch arch = Llama8B();
+  arch.num_layers = 16;
+  ShapeOnlyModel p(packed, arch), s(spread, arch);
+  for (hal::TensorSpec& t : s.specs) t.placement = {t.placement.x, 2 * t.placement.y, t.placement.w, 2 * t.placement.h};
+  for (hal::KvRegion& r : s.kv) {
+    r.rect = {r.rect.x, 2 * r.rect.y, r.rect.w, 2 * r.rect.h};
+    r.bytes_per_pe = (r.bytes_per_pe + 1) / 2;
+  }
+  ASSERT_LE(s.kv.back().rect.y + s.kv.back().rect.h, spread.Info().fabric_height);
+  ASSERT_TRUE(packed.BeginModel(p.manifest).ok());
+  ASSERT_TRUE(spread.BeginModel(s.manifest).ok());
+  ASSERT_TRUE(packed.CommitModel(8).ok());
+  ASSERT_TRUE(spread.CommitModel(8).ok());
+  const std::vector<uint32_t> prompt(512, 3);
+  auto prefill = [&](SimWafer& w) {
+    StepRig rig;
+    rig.seqs = {{.slot = 0, .reset = true, .input_tokens = prompt}};
+    EXPECT_TRUE(rig.Run(w, 8).ok());
+    return rig.time;
+  };
+  const hal::DeviceTime a = prefill(packed), b = prefill(spread);
+  EXPECT_LT(double(b.compute_ns), 0.6 * double(a.compute_ns));
+  EXPECT_GT(double(b.compute_ns), 0.4 * double(a.compute_ns));
+}
+
 TEST(SimWaferThermalTest, TemperatureFollowsActivity) {
   FakeClock clock;
   SimWafer w(LoadOrDie("mini"), clock, SimWaferOptions{});

@@ -76,6 +76,42 @@ TEST(PlacementLoadTest, ModelsTakeBandsOfRowsAndFreedRowsAreReused) {
   ASSERT_EQ(Unload(*admin, "small").code, ErrorCode::kNone);
 }
 
+// Modeled device time of one 64-token prefill + 8 decode tokens on `model`.
+int64_t DeviceNs(DaemonHarness& h, const std::string& model) {
+  auto client = h.NewJobClient();
+  SubmitJob job;
+  job.model = model;
+  job.prompt_tokens.assign(64, 7);
+  job.max_tokens = 8;
+  SubmitOutcome outcome;
+  JobFinished finished;
+  EXPECT_TRUE(client->Run(job, [](const TokenChunk&) {}, &outcome, &finished, kTimeoutMs).ok());
+  EXPECT_EQ(finished.reason, FinishReason::kLength) << finished.detail;
+  return finished.timings.device_ns;
+}
+
+TEST(PlacementLoadTest, SpreadPlacementTakesTheFreeRowsAndComputesFaster) {
+  TempDir dir;
+  WriteShapeOnlyConfig(dir.path() + "/small", 256, 704, 4);
+  DaemonHarness packed;
+  DaemonHarness spread([](DaemonConfig& c) {
+    c.placement = "spread";
+    c.boards[0].endpoint = "inproc://spread-board0";
+  });
+  auto packed_admin = packed.NewAdminClient();
+  auto spread_admin = spread.NewAdminClient();
+  ASSERT_EQ(LoadAs(*packed_admin, dir.path() + "/small", "m").code, ErrorCode::kNone);
+  ASSERT_EQ(LoadAs(*spread_admin, dir.path() + "/small", "m").code, ErrorCode::kNone);
+  // Spread over the whole board, the same model has many more PEs per layer: the modeled
+  // prefill is faster (the simulator times each layer on the band it was placed on).
+  EXPECT_LT(DeviceNs(spread, "m"), DeviceNs(packed, "m"));
+  // ... and no row is left for a second model, which a packed board still has.
+  EXPECT_EQ(LoadAs(*packed_admin, dir.path() + "/small", "m2").code, ErrorCode::kNone);
+  const OperationResult second = LoadAs(*spread_admin, dir.path() + "/small", "m2");
+  EXPECT_EQ(second.code, ErrorCode::kResourceExhausted);
+  EXPECT_NE(second.detail.find("no rows are free"), std::string::npos) << second.detail;
+}
+
 TEST(PlacementLoadTest, AModelLargerThanTheWaferSaysHowManyBoardsItNeeds) {
   DaemonHarness h;
   auto admin = h.NewAdminClient();

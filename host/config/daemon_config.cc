@@ -184,8 +184,13 @@ Status ParseDaemonConfig(const std::string& yaml_text, DaemonConfig* config,
               top.String("metrics_address", &c.metrics_address) &&
               top.Uint("max_message_bytes", &c.max_message_bytes, 1024, 256u << 20) &&
               top.Uint("send_high_water_mark", &c.send_high_water_mark, 100, 10'000'000) &&
-              top.Uint("drain_timeout_ms", &c.drain_timeout_ms, 0, 3'600'000);
+              top.Uint("drain_timeout_ms", &c.drain_timeout_ms, 0, 3'600'000) &&
+              top.String("placement", &c.placement, false);
     if (!ok) return InvalidArgument();
+    if (c.placement != "pack" && c.placement != "spread") {
+      top.Fail(root["placement"], "placement", "must be pack or spread");
+      return InvalidArgument();
+    }
     for (const std::string* e : {&c.job_endpoint, &c.admin_endpoint}) {
       if (!ValidEndpoint(*e)) {
         *detail = "endpoint '" + *e + "' must start with tcp://, ipc:// or inproc://";
@@ -258,6 +263,8 @@ std::string DefaultConfigYaml() {
     << "max_message_bytes: " << d.max_message_bytes << "        # larger messages are dropped\n"
     << "send_high_water_mark: " << d.send_high_water_mark << "\n"
     << "drain_timeout_ms: " << d.drain_timeout_ms << "          # SIGTERM waits this long for jobs\n"
+    << "placement: " << d.placement << "                  # pack: fewest rows, models share boards;"
+    << " spread: all free rows (faster compute)\n"
     << "scheduler:\n"
     << "  policy: " << d.scheduler_policy << "\n"
     << "  queue_limit: " << d.queue_limit << "\n"

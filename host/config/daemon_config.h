@@ -42,6 +42,11 @@ struct DaemonConfig {
   uint32_t max_message_bytes = 1 << 20;            // ZMQ_MAXMSGSIZE on both sockets.
   uint32_t send_high_water_mark = 100000;          // Messages queued per peer before EAGAIN.
   uint32_t drain_timeout_ms = 30000;
+  // How a load uses the rows free on its boards. "pack": each band of the model takes the fewest
+  // rows that hold it, so several models share a board. "spread": the model takes every row of
+  // the free gap it lands in (more PEs per layer: faster compute and prefill, as `waferctl model
+  // plan` reports by default), leaving that gap to no other model.
+  std::string placement = "pack";
 
   std::string scheduler_policy = "fifo";
   uint32_t queue_limit = 10000;

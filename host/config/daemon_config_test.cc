@@ -96,6 +96,7 @@ TEST(DaemonConfigTest, ErrorsNameKeyAndLine) {
       {"models:\n  - path: /m\n    boards: [a]\n", "models[0].boards: entries must be integers"},
       {"models:\n  - path: /m\n    board: 0\n    boards: [0]\n", "give either board or boards"},
       {"job_endpoint: [1, 2]\n", "line 1: job_endpoint: must be a string"},
+      {"placement: tight\n", "line 1: placement: must be pack or spread"},
       {"job_endpoint: tcp://a:1\nadmin_endpoint: tcp://a:1\n", "must differ"},
       {"scheduler: {max_batch: 3\n", "YAML syntax"},
   };

@@ -234,6 +234,7 @@ class Driver {
     request.board = work.geometry;
     request.boards = static_cast<uint32_t>(work.boards.size());
     request.split_over_all_boards = true;
+    request.spread = work.spread;
     request.slots = model->slots;
     request.context = model->context_length;
     request.dtype_bytes = 2;

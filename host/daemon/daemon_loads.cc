@@ -134,6 +134,7 @@ bool Daemon::TryStartLoad(Model& model) {
     free.push_back(FreeRowGaps(g.fabric_height, used));
   }
   work.gaps = CommonRowGaps(free);
+  work.spread = config_.placement == "spread";
   model.loading.started = true;
   model.loading.start_ns = clock_.NowNanos();
   for (uint32_t index : model.boards) boards_[index]->preparing = true;

@@ -46,6 +46,7 @@ struct PrepareWork {
   std::vector<uint32_t> boards;  // Daemon board indices, pipeline order (for messages).
   BoardGeometry geometry;        // The smallest of those boards.
   std::vector<RowBand> gaps;
+  bool spread = false;           // Take every row of the gap (config `placement: spread`).
 };
 
 // To each of the model's boards: stage `stage` of `model` (the plan's board `stage`) and commit
