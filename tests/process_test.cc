@@ -169,6 +169,26 @@ TEST(ProcessTest, WaferdWithSeparateWaferSimServesWaferctl) {
   // SIGTERM drains and exits 0; then waferctl reports the daemon unreachable (exit 3).
   EXPECT_EQ(TerminateAndWait(waferd), 0) << ReadFile(dir.path() + "/waferd.log");
   EXPECT_EQ(Ctl(with({"--timeout-ms", "300", "status"}), &out, dir.path()), 3);
+
+  // A new waferd finds the board still holding the old daemon's model: it resets the board to
+  // reclaim its SRAM (the same model id and rows would otherwise collide) and loads afresh.
+  waferd = Spawn({kBin + "/waferd", "--config", dir.path() + "/waferd.yaml"},
+                 dir.path() + "/waferd2.log");
+  ready = false;
+  for (int i = 0; i < 100 && !ready; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (Ctl(with({"status", "--json"}), &out, dir.path()) != 0) continue;
+    auto j = nlohmann::json::parse(out, nullptr, false);
+    ready = !j.is_discarded() && j["models"].size() == 1 && j["models"][0]["state"] == "ready";
+  }
+  ASSERT_TRUE(ready) << out << ReadFile(dir.path() + "/waferd2.log");
+  EXPECT_NE(ReadFile(dir.path() + "/waferd2.log").find("did not load; resetting it"),
+            std::string::npos);
+  EXPECT_EQ(Ctl(with({"submit", "--model", "tiny", "--tokens", "1,2", "--max-tokens", "3"}), &out,
+                dir.path()),
+            0)
+      << out;
+  EXPECT_EQ(TerminateAndWait(waferd), 0) << ReadFile(dir.path() + "/waferd2.log");
   EXPECT_EQ(TerminateAndWait(sim), 0) << ReadFile(dir.path() + "/sim.log");
 }
 

@@ -57,6 +57,29 @@ class Driver {
       return;
     }
     identity_ = *identity;
+    if (!claimed_) {
+      // First contact since this daemon started: SRAM already in use belongs to models no one
+      // here knows (a previous waferd's, which crashed or was stopped without unloading). Their
+      // ids would collide with ours and their PEs are not in our row bookkeeping: reset the
+      // board to reclaim it. Later reconnects (a link that timed out) keep our own models.
+      auto t = link_->ReadTelemetry();
+      if (!t.ok()) {
+        Report(false, BoardBootState::kPowerOn, "telemetry read failed: " + link_->last_error());
+        return;
+      }
+      claimed_ = true;
+      if (t->sram_used_bytes > 0) {
+        std::fprintf(stderr,
+                     "waferd: board %u holds %llu bytes of models this daemon did not load; "
+                     "resetting it\n",
+                     index_, static_cast<unsigned long long>(t->sram_used_bytes));
+        Report(true, BoardBootState::kPowerOn, "resetting: holds another daemon's models");
+        if (Status s = link_->Reset(); !s.ok()) {
+          MarkOffline("reset failed: " + link_->last_error());
+          return;
+        }
+      }
+    }
     Report(true, BoardBootState::kSelfTest, "booting");
     if (Status s = link_->Boot(); !s.ok()) {
       Report(s.code() != StatusCode::kUnavailable, BoardBootState::kFaulted,
@@ -347,6 +370,7 @@ class Driver {
   std::unique_ptr<BoardLink> link_;
   BoardIdentity identity_;
   bool online_ = false;
+  bool claimed_ = false;  // The board's SRAM was checked for models of a previous daemon.
   int64_t last_attempt_ns_ = 0;
   int64_t last_telemetry_ns_ = 0;
 };
