@@ -114,18 +114,9 @@ bool StageHolds(const LlamaArch& a, const LlamaStage& stage, TensorRole role) {
       return stage.has_head;
     case TensorRole::kLmHead:
       return stage.has_head && !a.tie_embeddings;
-    case TensorRole::kAttnNorm:
-    case TensorRole::kWq:
-    case TensorRole::kWk:
-    case TensorRole::kWv:
-    case TensorRole::kWo:
-    case TensorRole::kMlpNorm:
-    case TensorRole::kWGate:
-    case TensorRole::kWUp:
-    case TensorRole::kWDown:
-      return true;
+    default:
+      return IsPerLayer(role);  // Every stage has decoder layers; the caller checks which.
   }
-  return false;
 }
 
 // Converts a validated tensor's bytes to float32 (norm weights: small and read per row).
