@@ -56,7 +56,12 @@ class BoardThread final : public EmbeddedBoard {
       return;
     }
     const Clock& sensor_clock = options_.clock != nullptr ? *options_.clock : SystemClock::Get();
-    SimFirmwareFlash flash;
+    SimFirmwareFlash flash;  // Manufacture: the factory image in slot 0, signed if we can.
+    if (options_.factory_image_signature.has_value()) {
+      flash.ProvisionFactoryImage(SimFirmwareFlash::factory_image(),
+                                  &*options_.factory_image_signature)
+          .IgnoreError();  // Fits: the default slots are megabytes.
+    }
     SodiumSignatureVerifier verifier(options_.firmware_public_key);
     SimWaferOptions wafer_options;
     wafer_options.board_id = options_.board_id;
@@ -104,6 +109,11 @@ Result<std::unique_ptr<EmbeddedBoard>> StartEmbeddedBoard(zmq::context_t& contex
                                                           const std::string& endpoint,
                                                           const BoardOptions& options,
                                                           std::string* error) {
+  if (options.factory_image_signature.has_value() && !options.firmware_public_key.has_value()) {
+    // A board without a key cannot check the trailer it would find, and would never boot.
+    if (error != nullptr) *error = "a factory image signature needs a firmware public key";
+    return InvalidArgument();
+  }
   Result<Preset> preset = LoadPreset(options.preset, error, options.preset_dir);
   if (!preset.ok()) return preset.status();
   auto board = std::make_unique<BoardThread>(context, endpoint, std::move(preset).value(), options);

@@ -9,6 +9,7 @@
 
 #include <zmq.hpp>
 
+#include "board_sim/sim_firmware_flash.h"
 #include "board_sim/sim_wafer.h"
 #include "board_sim/sodium_signature_verifier.h"
 #include "common/clock.h"
@@ -24,8 +25,14 @@ struct BoardOptions {
   FaultPlan faults;
   const Clock* clock = nullptr;  // Drives sensors; nullptr: SystemClock. Must outlive the board.
   // The Ed25519 key firmware images must be signed with (the board's fused key). Without one the
-  // board refuses every image.
+  // board refuses every image, and boots its unsigned factory image after a CRC check only.
   std::optional<FirmwarePublicKey> firmware_public_key;
+  // Manufacture's Ed25519 signature of the factory image (SimFirmwareFlash::factory_image()) by
+  // firmware_public_key's key: slot 0 then carries it in a signature trailer. A board that trusts
+  // a key boots its factory image only when this verifies; without it (or with a wrong one) the
+  // first Boot faults with kImageSignatureInvalid logged, and only an image installed through the
+  // firmware update brings the board up. Requires firmware_public_key.
+  std::optional<FirmwareSignature> factory_image_signature;
   // wafer-sim sets this: an injected kProcessCrash then exits the process at once with
   // kCrashExitCode. An embedded board (inside waferd) refuses kProcessCrash.
   bool allow_process_crash = false;
@@ -45,7 +52,9 @@ class EmbeddedBoard {
 // Loads the preset, binds a ROUTER on `endpoint` (inproc://, ipc:// or tcp://) in `context`, and
 // starts serving. Returns when bound.
 // Returns:
-//   INVALID_ARGUMENT / NOT_FOUND - the preset is bad or missing (`error` names the key or file).
+//   INVALID_ARGUMENT / NOT_FOUND - the preset is bad or missing (`error` names the key or file),
+//                                  or INVALID_ARGUMENT: a factory_image_signature without a
+//                                  firmware_public_key.
 //   UNAVAILABLE                  - the endpoint could not be bound (`error` says why).
 Result<std::unique_ptr<EmbeddedBoard>> StartEmbeddedBoard(zmq::context_t& context,
                                                           const std::string& endpoint,

@@ -3,15 +3,18 @@
 #include <gtest/gtest.h>
 #include <sodium.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "board_sim/board_runner.h"
 #include "board_sim/sim_firmware_flash.h"
 #include "board_sim/sim_wafer.h"
 #include "board_sim/sodium_signature_verifier.h"
 #include "common/crc32c.h"
 #include "firmware/command_processor.h"
+#include "firmware/firmware_slots.h"
 
 namespace wafer::sim {
 namespace {
@@ -28,8 +31,8 @@ struct KeyPair {
     EXPECT_EQ(sodium_init() >= 0, true);
     crypto_sign_keypair(pk.data(), sk.data());
   }
-  std::array<std::byte, hal::kSignatureBytes> Sign(const std::vector<std::byte>& m) const {
-    std::array<std::byte, hal::kSignatureBytes> sig{};
+  FirmwareSignature Sign(std::span<const std::byte> m) const {
+    FirmwareSignature sig{};
     crypto_sign_detached(reinterpret_cast<unsigned char*>(sig.data()), nullptr,
                          reinterpret_cast<const unsigned char*>(m.data()), m.size(), sk.data());
     return sig;
@@ -43,13 +46,36 @@ std::vector<std::byte> MakeImage(size_t n, const std::string& embed = "") {
   return image;
 }
 
+// How manufacture left slot 0 (FirmwareUpdateTest::factory_).
+enum class Factory {
+  kSignedIfKeyed,      // Signed with the board's key when it trusts one, else unsigned.
+  kUnsigned,           // kFactoryImage without a trailer.
+  kSignedByOtherKey,   // Signed, but not with the key the board trusts.
+};
+
 class FirmwareUpdateTest : public ::testing::Test {
  protected:
+  // Builds the board. Slot 0 holds the factory image as `factory_` says.
   void Start(FaultPlan faults = {}, bool with_key = true, double defect_rate = -1) {
     std::string error;
     Result<Preset> preset = LoadPreset("mini", &error, WAFER_PRESET_DIR_FOR_TEST);
     ASSERT_TRUE(preset.ok()) << error;
     if (defect_rate >= 0) preset->defect_rate = defect_rate;
+    const auto factory = SimFirmwareFlash::factory_image();
+    FirmwareSignature sig{};
+    switch (factory_) {
+      case Factory::kSignedIfKeyed:
+        sig = key_.Sign(factory);
+        ASSERT_TRUE(flash_.ProvisionFactoryImage(factory, with_key ? &sig : nullptr).ok());
+        break;
+      case Factory::kUnsigned:
+        ASSERT_TRUE(flash_.ProvisionFactoryImage(factory, nullptr).ok());
+        break;
+      case Factory::kSignedByOtherKey:
+        sig = KeyPair().Sign(factory);
+        ASSERT_TRUE(flash_.ProvisionFactoryImage(factory, &sig).ok());
+        break;
+    }
     verifier_ = std::make_unique<SodiumSignatureVerifier>(
         with_key ? std::optional<FirmwarePublicKey>(key_.pk) : std::nullopt);
     SimWaferOptions options;
@@ -70,8 +96,7 @@ class FirmwareUpdateTest : public ::testing::Test {
     return Run(c);
   }
   // Transfers `image` into `slot` (1 unless given) in 64 KiB chunks and commits it.
-  StatusCode Send(const std::vector<std::byte>& image,
-                  const std::array<std::byte, hal::kSignatureBytes>& sig, uint32_t crc,
+  StatusCode Send(const std::vector<std::byte>& image, const FirmwareSignature& sig, uint32_t crc,
                   uint32_t slot = 1) {
     Command c;
     c.kind = CommandKind::kBeginFirmwareImage;
@@ -122,6 +147,7 @@ class FirmwareUpdateTest : public ::testing::Test {
   }
 
   KeyPair key_;
+  Factory factory_ = Factory::kSignedIfKeyed;
   FakeClock clock_;
   SimFirmwareFlash flash_;
   std::unique_ptr<SodiumSignatureVerifier> verifier_;
@@ -134,9 +160,98 @@ TEST_F(FirmwareUpdateTest, FactoryImageRunsFromSlot0) {
   EXPECT_EQ(ActiveSlot(), 0u);
   const hal::BootControl c = flash_.ReadBootControl();
   EXPECT_TRUE(c.slots[0].valid);
+  EXPECT_EQ(c.slots[0].size, SimFirmwareFlash::kFactoryImage.size());
   EXPECT_EQ(c.slots[0].crc32c,
             Crc32c(flash_.MappedSlot(0).first(SimFirmwareFlash::kFactoryImage.size())));
   EXPECT_FALSE(c.slots[1].valid);
+  // Manufacture signed it with the board's key, in the trailer layout Commit writes.
+  const auto sig = key_.Sign(SimFirmwareFlash::factory_image());
+  const auto want = fw::FirmwareSlots::MakeTrailer(sig);
+  EXPECT_TRUE(std::equal(want.begin(), want.end(),
+                         flash_.MappedSlot(0).begin() + SimFirmwareFlash::kFactoryImage.size()));
+  const Reply boot = Simple(CommandKind::kBoot);
+  EXPECT_EQ(boot.code, StatusCode::kOk) << boot.detail;
+  EXPECT_EQ(boot.state, fw::BootState::kReady);
+  EXPECT_FALSE(Logged(fw::LogCode::kImageSignatureInvalid));
+}
+
+TEST_F(FirmwareUpdateTest, FreshFlashHoldsAnUnsignedFactoryImage) {
+  const SimFirmwareFlash fresh;
+  const auto slot = fresh.MappedSlot(0);
+  const auto image = SimFirmwareFlash::factory_image();
+  EXPECT_TRUE(std::equal(image.begin(), image.end(), slot.begin()));
+  EXPECT_TRUE(std::all_of(slot.begin() + image.size(),
+                          slot.begin() + image.size() + fw::FirmwareSlots::kTrailerBytes,
+                          [](std::byte b) { return b == std::byte{0xFF}; }));
+  EXPECT_EQ(fresh.ReadBootControl().slots[0].crc32c, Crc32c(image));
+  // Signed at construction: the trailer follows the image.
+  const FirmwareSignature sig = key_.Sign(image);
+  const SimFirmwareFlash signed_flash(SimFirmwareFlash::kDefaultSlotBytes, sig);
+  const auto trailer = fw::FirmwareSlots::MakeTrailer(sig);
+  EXPECT_TRUE(std::equal(trailer.begin(), trailer.end(),
+                         signed_flash.MappedSlot(0).begin() + image.size()));
+  // A slot too small for the image and its trailer gets no image at all.
+  SimFirmwareFlash tiny(image.size() + 10);
+  EXPECT_TRUE(tiny.ReadBootControl().slots[0].valid);  // Unsigned: it fits.
+  EXPECT_EQ(tiny.ProvisionFactoryImage(image, &sig).code(), StatusCode::kOutOfRange);
+  EXPECT_FALSE(tiny.ReadBootControl().slots[0].valid);
+}
+
+TEST_F(FirmwareUpdateTest, KeyedBoardRefusesAnUnsignedFactoryImage) {
+  factory_ = Factory::kUnsigned;
+  Start();
+  const Reply boot = Simple(CommandKind::kBoot);
+  EXPECT_EQ(boot.code, StatusCode::kFailedPrecondition);
+  EXPECT_EQ(boot.state, fw::BootState::kFaulted);
+  EXPECT_STREQ(boot.detail,
+               "the running firmware image carries no signature, but the board trusts a "
+               "signing key");
+  EXPECT_TRUE(Logged(fw::LogCode::kImageSignatureInvalid));
+  EXPECT_FALSE(Logged(fw::LogCode::kImageCrcMismatch));
+  // Only a signed image installed through the update brings the board up.
+  const auto image = MakeImage(4000);
+  ASSERT_EQ(Send(image, key_.Sign(image), Crc32c(image)), StatusCode::kOk);
+  Reply again;
+  ResetAndBoot(&again);
+  EXPECT_EQ(again.code, StatusCode::kOk) << again.detail;
+  EXPECT_EQ(ActiveSlot(), 1u);
+}
+
+TEST_F(FirmwareUpdateTest, KeyedBoardRefusesAFactoryImageSignedWithAnotherKey) {
+  factory_ = Factory::kSignedByOtherKey;
+  Start();
+  const Reply boot = Simple(CommandKind::kBoot);
+  EXPECT_EQ(boot.state, fw::BootState::kFaulted);
+  EXPECT_STREQ(boot.detail,
+               "the running firmware image's signature does not verify (or its trailer is "
+               "damaged)");
+  EXPECT_TRUE(Logged(fw::LogCode::kImageSignatureInvalid));
+}
+
+TEST_F(FirmwareUpdateTest, FactoryImageBitRotFallsBackToTheOtherSlot) {
+  Start();
+  const auto image = MakeImage(5000);
+  ASSERT_EQ(Send(image, key_.Sign(image), Crc32c(image)), StatusCode::kOk);  // Slot 1, pending.
+  ClearBit(0, 0);  // 'w' has bit 0 set.
+  const Reply boot = Simple(CommandKind::kBoot);
+  EXPECT_EQ(boot.code, StatusCode::kOk) << boot.detail;
+  EXPECT_EQ(boot.state, fw::BootState::kReady);
+  EXPECT_STREQ(boot.detail, "firmware image failed verification; rolled back to the other slot");
+  EXPECT_EQ(ActiveSlot(), 1u);
+  EXPECT_FALSE(flash_.ReadBootControl().slots[0].valid);
+  EXPECT_TRUE(Logged(fw::LogCode::kImageCrcMismatch));
+  EXPECT_TRUE(Logged(fw::LogCode::kImageRolledBack));
+}
+
+TEST_F(FirmwareUpdateTest, FactoryImageBitRotIsCaughtByItsCrc) {
+  Start();
+  ClearBit(0, 0);  // 'w' has bit 0 set.
+  const Reply boot = Simple(CommandKind::kBoot);
+  EXPECT_EQ(boot.code, StatusCode::kFailedPrecondition);
+  EXPECT_EQ(boot.state, fw::BootState::kFaulted);
+  EXPECT_STREQ(boot.detail, "the running firmware image no longer matches its CRC-32C");
+  EXPECT_TRUE(Logged(fw::LogCode::kImageCrcMismatch));
+  EXPECT_FALSE(Logged(fw::LogCode::kImageSignatureInvalid));
 }
 
 TEST_F(FirmwareUpdateTest, SignedImageActivatesOnReset) {
@@ -211,13 +326,23 @@ TEST_F(FirmwareUpdateTest, FaultPlanFailsTheTrialBootAndRollsBack) {
   EXPECT_TRUE(Logged(fw::LogCode::kImageRolledBack));
 }
 
-TEST_F(FirmwareUpdateTest, BoardWithoutAKeyBootsItsFactoryImage) {
-  // The factory image has no signature trailer, so a board that trusts no key still boots it
-  // (see FirmwareSlots::VerifyRunning).
+TEST_F(FirmwareUpdateTest, BoardWithoutAKeyBootsItsFactoryImageAfterItsCrc) {
+  // A board that trusts no key cannot check a signature: its unsigned factory image boots once
+  // its CRC matches (see FirmwareSlots::VerifyRunning).
   Start({}, /*with_key=*/false);
   const Reply boot = Simple(CommandKind::kBoot);
   EXPECT_EQ(boot.code, StatusCode::kOk) << boot.detail;
   EXPECT_EQ(boot.state, fw::BootState::kReady);
+  EXPECT_FALSE(Logged(fw::LogCode::kImageSignatureInvalid));
+}
+
+TEST_F(FirmwareUpdateTest, BoardWithoutAKeyStillChecksItsFactoryImageCrc) {
+  Start({}, /*with_key=*/false);
+  ClearBit(0, 6);  // 'w' has bit 0 set.
+  const Reply boot = Simple(CommandKind::kBoot);
+  EXPECT_EQ(boot.state, fw::BootState::kFaulted);
+  EXPECT_STREQ(boot.detail, "the running firmware image no longer matches its CRC-32C");
+  EXPECT_TRUE(Logged(fw::LogCode::kImageCrcMismatch));
 }
 
 TEST_F(FirmwareUpdateTest, GoodImageBootsThroughVerificationToReady) {
@@ -307,6 +432,26 @@ TEST_F(FirmwareUpdateTest, HarvestFailureFaults) {
                "defect remap failed: no usable row (every row has more defects than spares)");
   EXPECT_TRUE(Logged(fw::LogCode::kSelfTestFailed));
   EXPECT_FALSE(Logged(fw::LogCode::kFabricHarvested));
+}
+
+TEST(EmbeddedBoardTest, FactorySignatureWithoutAKeyIsRefused) {
+  zmq::context_t context(1);
+  BoardOptions options;
+  options.preset_dir = WAFER_PRESET_DIR_FOR_TEST;
+  options.factory_image_signature = FirmwareSignature{};
+  std::string error;
+  auto board = StartEmbeddedBoard(context, "inproc://no-key", options, &error);
+  EXPECT_EQ(board.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(error, "a factory image signature needs a firmware public key");
+}
+
+TEST(FirmwareSignatureTest, ParsesHexOnly) {
+  const std::string good = std::string(126, '0') + "7f";
+  ASSERT_TRUE(ParseFirmwareSignature(good).ok());
+  EXPECT_EQ((*ParseFirmwareSignature(good))[63], std::byte{0x7F});
+  EXPECT_FALSE(ParseFirmwareSignature(std::string(64, 'a')).ok());  // A key, not a signature.
+  EXPECT_FALSE(ParseFirmwareSignature(std::string(126, 'a') + "zz").ok());
+  EXPECT_FALSE(ParseFirmwareSignature("").ok());
 }
 
 TEST(FirmwarePublicKeyTest, ParsesHexOnly) {

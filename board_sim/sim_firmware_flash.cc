@@ -3,16 +3,50 @@
 #include <algorithm>
 #include <cstring>
 
+#include <sodium.h>
+
 #include "common/crc32c.h"
+#include "firmware/firmware_slots.h"
 
 namespace wafer::sim {
 
+Result<FirmwareSignature> ParseFirmwareSignature(const std::string& hex) {
+  FirmwareSignature sig{};
+  size_t len = 0;
+  const char* end = nullptr;
+  if (hex.size() != 2 * sig.size() ||
+      sodium_hex2bin(reinterpret_cast<unsigned char*>(sig.data()), sig.size(), hex.data(),
+                     hex.size(), nullptr, &len, &end) != 0 ||
+      len != sig.size() || end != hex.data() + hex.size()) {
+    return InvalidArgument();
+  }
+  return sig;
+}
+
 SimFirmwareFlash::SimFirmwareFlash(uint64_t slot_bytes) : slot_bytes_(slot_bytes) {
+  ProvisionFactoryImage(factory_image(), nullptr).IgnoreError();  // Too small: no image.
+}
+
+SimFirmwareFlash::SimFirmwareFlash(uint64_t slot_bytes, const FirmwareSignature& factory_signature)
+    : slot_bytes_(slot_bytes) {
+  ProvisionFactoryImage(factory_image(), &factory_signature).IgnoreError();  // Too small: none.
+}
+
+Status SimFirmwareFlash::ProvisionFactoryImage(std::span<const std::byte> image,
+                                               const FirmwareSignature* signature) {
   for (auto& s : slots_) s.assign(slot_bytes_, std::byte{0xFF});
-  const auto factory = std::as_bytes(std::span(kFactoryImage.data(), kFactoryImage.size()));
-  const size_t n = std::min<size_t>(factory.size(), slot_bytes_);
-  std::memcpy(slots_[0].data(), factory.data(), n);
-  control_.slots[0] = fw::hal::SlotRecord{true, n, Crc32c(factory.first(n))};
+  control_ = fw::hal::BootControl{};
+  const uint64_t trailer_bytes = signature != nullptr ? fw::FirmwareSlots::kTrailerBytes : 0;
+  if (image.empty() || image.size() > slot_bytes_ || trailer_bytes > slot_bytes_ - image.size()) {
+    return OutOfRange();
+  }
+  std::memcpy(slots_[0].data(), image.data(), image.size());
+  if (signature != nullptr) {
+    const auto trailer = fw::FirmwareSlots::MakeTrailer(*signature);
+    std::memcpy(slots_[0].data() + image.size(), trailer.data(), trailer.size());
+  }
+  control_.slots[0] = fw::hal::SlotRecord{true, image.size(), Crc32c(image)};
+  return OkStatus();
 }
 
 Status SimFirmwareFlash::EraseSlot(uint32_t slot) {

@@ -25,6 +25,7 @@ class SodiumSignatureVerifier final : public fw::hal::SignatureVerifier {
 
   Status Verify(std::span<const std::byte> message,
                 std::span<const std::byte, fw::hal::kSignatureBytes> signature) override;
+  bool has_key() const override { return key_.has_value(); }
 
  private:
   std::optional<FirmwarePublicKey> key_;

@@ -1,10 +1,15 @@
 // wafer-sim: a simulated board in its own process, so a board crash cannot take waferd down.
 //
 //   wafer-sim --endpoint ipc:///tmp/board0.sock|tcp://127.0.0.1:5600 [--preset mini|PATH.yaml]
-//             [--preset-dir DIR] [--seed N] [--board-id NAME] [--firmware-key HEX] [--pacing realtime|fast]
+//             [--preset-dir DIR] [--seed N] [--board-id NAME] [--firmware-key HEX]
+//             [--factory-signature HEX] [--pacing realtime|fast]
 //
 // --firmware-key is the Ed25519 public key (64 hex digits) firmware images must be signed with;
-// without it the board refuses every image.
+// without it the board refuses every image and boots its unsigned factory image after a CRC
+// check. --factory-signature (128 hex digits, needs --firmware-key) is manufacture's Ed25519
+// signature of the factory image, the 28 bytes "waferfw-1.0.0 factory image\n": a board with a
+// key boots its factory image only when this verifies (otherwise its first Boot faults, and only
+// a signed image installed through the firmware update brings it up).
 //
 // Prints "wafer-sim: serving <endpoint>" once bound; SIGTERM or SIGINT exits cleanly (status 0).
 #include <csignal>
@@ -22,7 +27,8 @@ namespace {
 int Usage(const char* why) {
   std::fprintf(stderr,
                "wafer-sim: %s\nusage: wafer-sim --endpoint ENDPOINT [--preset NAME|PATH] "
-               "[--preset-dir DIR] [--seed N] [--board-id NAME] [--firmware-key HEX] [--pacing realtime|fast]\n",
+               "[--preset-dir DIR] [--seed N] [--board-id NAME] [--firmware-key HEX] "
+               "[--factory-signature HEX] [--pacing realtime|fast]\n",
                why);
   return 2;
 }
@@ -56,6 +62,12 @@ int main(int argc, char** argv) {
       auto key = wafer::sim::ParseFirmwarePublicKey(value);
       if (!key.ok()) return Usage("--firmware-key wants 64 hex digits (an Ed25519 public key)");
       options.firmware_public_key = *key;
+    } else if (flag == "--factory-signature") {
+      auto sig = wafer::sim::ParseFirmwareSignature(value);
+      if (!sig.ok()) {
+        return Usage("--factory-signature wants 128 hex digits (an Ed25519 signature)");
+      }
+      options.factory_image_signature = *sig;
     } else if (flag == "--seed") {
       char* end = nullptr;
       options.seed = std::strtoull(value.c_str(), &end, 10);

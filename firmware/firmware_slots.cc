@@ -122,9 +122,8 @@ Status FirmwareSlots::Commit(uint32_t slot, const char*& detail) {
   }
   // The trailer area was erased by Begin and is past the image: program it once. The record
   // below is written only after it, so a valid record always has its trailer.
-  std::array<std::byte, kTrailerBytes> trailer;
-  std::copy(kTrailerMagic.begin(), kTrailerMagic.end(), trailer.begin());
-  std::copy(signature_.begin(), signature_.end(), trailer.begin() + kMagicBytes);
+  const std::array<std::byte, kTrailerBytes> trailer =
+      MakeTrailer(std::span<const std::byte, hal::kSignatureBytes>(signature_));
   Status status = flash_.ProgramSlot(slot, size_, trailer);
   if (!status.ok()) {
     detail = "flash program failed (signature trailer)";
@@ -189,16 +188,26 @@ Status FirmwareSlots::VerifyRunning(const char*& detail) {
     return DataLoss();
   }
   const size_t size = static_cast<size_t>(record.size);
-  if (mapped.size() - size < kTrailerBytes) return OkStatus();  // Factory: no room for a trailer.
-  const std::span<const std::byte> trailer = mapped.subspan(size, kTrailerBytes);
-  const auto erased = [](std::byte b) { return b == std::byte{0xFF}; };
-  if (std::all_of(trailer.begin(), trailer.end(), erased)) return OkStatus();  // Factory image.
   const std::span<const std::byte> image = mapped.first(size);
+  // The CRC first, for every image: bit rot in a factory image is caught like any other.
   const uint32_t actual = Crc32c(image);
   if (actual != record.crc32c) {
     log_.Append(Severity::kError, LogCode::kImageCrcMismatch, {slot, record.crc32c, actual});
     detail = "the running firmware image no longer matches its CRC-32C";
     return DataLoss();
+  }
+  const auto erased = [](std::byte b) { return b == std::byte{0xFF}; };
+  const bool has_room = mapped.size() - size >= kTrailerBytes;
+  const std::span<const std::byte> trailer =
+      has_room ? mapped.subspan(size, kTrailerBytes) : std::span<const std::byte>();
+  if (!has_room || std::all_of(trailer.begin(), trailer.end(), erased)) {
+    // Unsigned: only manufacture provisions one (Commit always writes a trailer). A board that
+    // trusts no key cannot check a signature anyway; one that trusts a key must have been
+    // provisioned with a signed factory image.
+    if (!verifier_.has_key()) return OkStatus();
+    log_.Append(Severity::kError, LogCode::kImageSignatureInvalid, {slot, record.size});
+    detail = "the running firmware image carries no signature, but the board trusts a signing key";
+    return Status(StatusCode::kPermissionDenied);
   }
   if (!std::equal(kTrailerMagic.begin(), kTrailerMagic.end(), trailer.begin()) ||
       !verifier_

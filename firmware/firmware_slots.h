@@ -7,6 +7,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 #include "common/status.h"
 #include "firmware/command.h"
@@ -41,9 +42,10 @@ enum class BootVerdict : uint8_t {
 // Slot layout. An accepted image occupies bytes [0, size) of its slot and is followed by a
 // kTrailerBytes trailer that Commit programs: kTrailerMagic, then the image's Ed25519 signature.
 // The boot-control record holds the image's size and CRC-32C; the trailer is what lets every
-// boot check the signature again. A slot whose trailer area is still erased (all 0xFF), or has
-// no room for one, holds a factory image: one provisioned at manufacture together with its
-// record, never through Commit (see VerifyRunning for how it is treated).
+// boot check the signature again. A factory image is provisioned at manufacture together with
+// its record, never through Commit; on a board that trusts a key it carries the same trailer
+// (MakeTrailer), signed by the same key. A slot whose trailer area is still erased (all 0xFF), or
+// has no room for one, holds an unsigned image (see VerifyRunning for how it is treated).
 //
 // Not thread-safe; owned by the command processor.
 class FirmwareSlots {
@@ -57,6 +59,16 @@ class FirmwareSlots {
       std::byte{'W'}, std::byte{'F'}, std::byte{'S'}, std::byte{'I'},
       std::byte{'G'}, std::byte{'v'}, std::byte{'1'}, std::byte{0}};
   static constexpr size_t kTrailerBytes = kMagicBytes + hal::kSignatureBytes;
+
+  // The trailer that follows a signed image: kTrailerMagic, then the image's signature. Commit
+  // programs exactly these bytes; manufacture provisions a signed factory image with them.
+  static constexpr std::array<std::byte, kTrailerBytes> MakeTrailer(
+      std::span<const std::byte, hal::kSignatureBytes> signature) {
+    std::array<std::byte, kTrailerBytes> trailer{};
+    for (size_t i = 0; i < kMagicBytes; ++i) trailer[i] = kTrailerMagic[i];
+    for (size_t i = 0; i < hal::kSignatureBytes; ++i) trailer[kMagicBytes + i] = signature[i];
+    return trailer;
+  }
 
   // Erases `image.slot` and starts receiving an image into it (abandoning any transfer).
   // Returns:
@@ -87,33 +99,34 @@ class FirmwareSlots {
   //   UNAVAILABLE         - the flash failed (the image, or its signature trailer).
   Status Commit(uint32_t slot, const char*& detail);
 
-  // Verifies the running slot's image before anything else of the boot runs: the bytes against
-  // the CRC-32C in the boot-control record, then the signature in the slot's trailer against the
-  // board's key (hal::SignatureVerifier). A failure is logged (kError) with its reason.
-  //
-  // Boards that never received an image through Commit, precisely:
-  //   - A factory image (a valid record, no trailer; see the slot layout above) is accepted
-  //     without either check, because the board holds no signature for it. That is the state
-  //     every simulated board starts in (SimFirmwareFlash: slot 0 holds real bytes and a correct
-  //     CRC record, but the simulator has no factory signing key, and a board may trust no key
-  //     at all), and the test fake's (FakeFirmwareFlash: a placeholder record, size 16 and CRC 0,
-  //     over erased flash, i.e. no image flashed at all). Both boot to Ready exactly as before
-  //     boot-time verification existed; the board becomes verifiable once an image is installed
-  //     through Begin/WriteChunk/Commit. The cost: bit rot in a factory image goes undetected
-  //     here (the wafer self-test still runs).
-  //   - A running slot whose record holds no image at all is NOT_FOUND: the board falls back to
-  //     the other slot if that holds an image, and otherwise faults (see OnImageInvalid); a
-  //     faulted board can still be re-flashed.
-  // A damaged trailer (neither erased nor kTrailerMagic) is not mistaken for a factory image: it
-  // fails verification.
+  // Verifies the running slot's image before anything else of the boot runs, whatever its origin
+  // (Commit or manufacture): first the bytes against the CRC-32C in the boot-control record, then
+  // the signature. A failure is logged (kError) with its reason. The signature rule, precisely:
+  //   - A slot with a trailer has its signature checked against the board's key
+  //     (hal::SignatureVerifier), factory image or not. A damaged trailer (neither erased nor
+  //     kTrailerMagic) fails, it is not taken for an unsigned image.
+  //   - An unsigned image (trailer area erased, or no room for a trailer) on a board that trusts
+  //     a key (SignatureVerifier::has_key) fails: manufacture provisions such a board with a
+  //     factory image signed by that key, and Commit never installs an unsigned image.
+  //   - An unsigned image on a board that trusts no key is accepted once its CRC matches. Such a
+  //     board cannot check any signature, and it refuses every update (Commit needs a signature
+  //     that verifies), so the only image it can hold is the one manufacture provisioned: CRC
+  //     protects that image against bit rot, nothing proves who built it. Its verifier refuses
+  //     every signature, so a trailer found on such a board fails like any other: manufacture
+  //     leaves a keyless board's factory image unsigned (the simulator's keyless boards start
+  //     this way: SimFirmwareFlash without a factory signature).
+  // A running slot whose record holds no image at all is NOT_FOUND. After any failure the board
+  // falls back to the other slot if that holds an image, and otherwise faults (see
+  // OnImageInvalid); a faulted board can still be re-flashed into its other slot.
   // Returns:
-  //   OK                - the image verified, or it is a factory image.
+  //   OK                - the CRC matched and the signature verified, or the image is unsigned
+  //                       on a board that trusts no key.
   //   NOT_FOUND         - the record has no image for the running slot (logged kImageOutOfRange
   //                       with size 0).
   //   DATA_LOSS         - the bytes do not match the recorded CRC-32C (kImageCrcMismatch), or
   //                       the record's size does not fit the slot (kImageOutOfRange).
-  //   PERMISSION_DENIED - the signature does not verify, or the trailer is damaged
-  //                       (kImageSignatureInvalid).
+  //   PERMISSION_DENIED - the signature does not verify, the trailer is damaged, or the image is
+  //                       unsigned on a board that trusts a key (kImageSignatureInvalid).
   Status VerifyRunning(const char*& detail);
 
   // Called at every reset (what the boot ROM does): abandons a transfer, rolls back a trial

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "common/crc32c.h"
@@ -74,6 +75,30 @@ class FirmwareSlotsTest : public ::testing::Test {
       if (c == code) return true;
     }
     return false;
+  }
+  // The first record with `code`, or nullptr.
+  std::optional<LogRecord> Find(LogCode code) {
+    std::vector<LogRecord> out(kErrorLogCapacity);
+    out.resize(cp_->error_log().Read(0, out).count);
+    for (const LogRecord& r : out) {
+      if (r.code == code) return r;
+    }
+    return std::nullopt;
+  }
+  // A board that trusts the fake key, with its factory image signed by `key` (or unsigned).
+  void KeyedBoard(bool signed_factory, uint32_t key = testing::FakeSignatureVerifier::kKey) {
+    fake_.verifier.key_fused = true;
+    const auto factory = testing::FakeFirmwareFlash::factory_image();
+    const auto sig = testing::FakeSignatureVerifier::Sign(factory, key);
+    fake_.flash.ProvisionFactoryImage(factory, signed_factory ? std::span<const std::byte>(sig)
+                                                              : std::span<const std::byte>());
+  }
+  // Boots once, expecting the running image to fail verification with no fallback.
+  void ExpectBootFaults(const char* detail) {
+    const Reply r = Simple(CommandKind::kBoot);
+    EXPECT_EQ(r.code, StatusCode::kFailedPrecondition);
+    EXPECT_EQ(r.state, BootState::kFaulted);
+    EXPECT_STREQ(r.detail, detail);
   }
   void BootOk() {
     Reply r = Simple(CommandKind::kBoot);
@@ -227,6 +252,156 @@ TEST_F(FirmwareSlotsTest, NewTransferIntoAPendingSlotCancelsIt) {
   EXPECT_FALSE(fake_.flash.ReadBootControl().pending);
   EXPECT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
   EXPECT_EQ(ActiveSlot(), 0u);
+}
+
+// The factory image is verified at boot like any other: its CRC always, its signature whenever
+// the board trusts a key.
+
+constexpr char kCrcDetail[] = "the running firmware image no longer matches its CRC-32C";
+constexpr char kUnsignedDetail[] =
+    "the running firmware image carries no signature, but the board trusts a signing key";
+constexpr char kSignatureDetail[] =
+    "the running firmware image's signature does not verify (or its trailer is damaged)";
+
+TEST_F(FirmwareSlotsTest, BoardWithoutAKeyBootsItsUnsignedFactoryImageAfterItsCrc) {
+  ASSERT_FALSE(fake_.verifier.has_key());
+  BootOk();
+  EXPECT_EQ(ActiveSlot(), 0u);
+  EXPECT_EQ(fake_.verifier.calls, 0);  // Nothing to check a signature against.
+  EXPECT_FALSE(Logged(LogCode::kImageCrcMismatch));
+  EXPECT_FALSE(Logged(LogCode::kImageSignatureInvalid));
+}
+
+TEST_F(FirmwareSlotsTest, FactoryImageBitRotFaultsWhenNoOtherImageExists) {
+  fake_.flash.CorruptBit(0, 3);
+  ExpectBootFaults(kCrcDetail);
+  const auto crc = Find(LogCode::kImageCrcMismatch);
+  ASSERT_TRUE(crc.has_value());
+  EXPECT_EQ(crc->severity, Severity::kError);
+  EXPECT_EQ(crc->args[0], 0u);  // Slot.
+  EXPECT_EQ(crc->args[1], Crc32c(testing::FakeFirmwareFlash::factory_image()));  // Recorded.
+  EXPECT_NE(crc->args[2], crc->args[1]);                                         // Actual.
+  EXPECT_FALSE(fake_.flash.ReadBootControl().slots[0].valid);  // Never booted again.
+  EXPECT_EQ(fake_.verifier.calls, 0);  // The CRC failed first.
+  // The faulted board can still be re-flashed into its other slot, and boots that.
+  ASSERT_EQ(SendImage(ImageCrc()), StatusCode::kOk);
+  ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+  BootOk();
+  EXPECT_EQ(ActiveSlot(), 1u);
+}
+
+TEST_F(FirmwareSlotsTest, FactoryImageBitRotFallsBackToTheOtherSlot) {
+  ASSERT_EQ(SendImage(ImageCrc()), StatusCode::kOk);  // Slot 1 holds an accepted image.
+  fake_.flash.CorruptBit(0, 9);
+  const Reply r = Simple(CommandKind::kBoot);
+  EXPECT_EQ(r.code, StatusCode::kOk) << r.detail;
+  EXPECT_EQ(r.state, BootState::kReady);
+  EXPECT_STREQ(r.detail, "firmware image failed verification; rolled back to the other slot");
+  EXPECT_EQ(ActiveSlot(), 1u);
+  EXPECT_FALSE(fake_.flash.ReadBootControl().slots[0].valid);
+  EXPECT_TRUE(Logged(LogCode::kImageCrcMismatch));
+  const auto rollback = Find(LogCode::kImageRolledBack);
+  ASSERT_TRUE(rollback.has_value());
+  EXPECT_EQ(rollback->args[0], 0u);
+  EXPECT_EQ(rollback->args[1], 1u);
+}
+
+TEST_F(FirmwareSlotsTest, KeyedBoardBootsItsSignedFactoryImage) {
+  KeyedBoard(/*signed_factory=*/true);
+  BootOk();
+  EXPECT_EQ(ActiveSlot(), 0u);
+  EXPECT_EQ(fake_.verifier.calls, 1);  // The factory image's signature, checked at boot.
+  EXPECT_FALSE(Logged(LogCode::kImageSignatureInvalid));
+  // At every boot.
+  ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+  BootOk();
+  EXPECT_EQ(fake_.verifier.calls, 2);
+}
+
+TEST_F(FirmwareSlotsTest, KeyedBoardRefusesAnUnsignedFactoryImage) {
+  KeyedBoard(/*signed_factory=*/false);
+  ExpectBootFaults(kUnsignedDetail);
+  const auto bad = Find(LogCode::kImageSignatureInvalid);
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_EQ(bad->severity, Severity::kError);
+  EXPECT_EQ(bad->args[0], 0u);
+  EXPECT_EQ(bad->args[1], testing::FakeFirmwareFlash::kFactoryImage.size());
+  EXPECT_FALSE(Logged(LogCode::kImageCrcMismatch));  // The bytes were intact.
+  EXPECT_EQ(fake_.verifier.calls, 0);
+}
+
+TEST_F(FirmwareSlotsTest, KeyedBoardWithAnUnsignedFactoryImageFallsBackToASignedImage) {
+  KeyedBoard(/*signed_factory=*/false);
+  ASSERT_EQ(SendImage(ImageCrc()), StatusCode::kOk);  // Slot 1: signed, accepted.
+  const Reply r = Simple(CommandKind::kBoot);
+  EXPECT_EQ(r.code, StatusCode::kOk) << r.detail;
+  EXPECT_EQ(r.state, BootState::kReady);
+  EXPECT_EQ(ActiveSlot(), 1u);
+  EXPECT_TRUE(Logged(LogCode::kImageSignatureInvalid));
+  EXPECT_TRUE(Logged(LogCode::kImageRolledBack));
+}
+
+TEST_F(FirmwareSlotsTest, KeyedBoardRefusesAFactoryImageSignedWithAnotherKey) {
+  KeyedBoard(/*signed_factory=*/true, /*key=*/testing::FakeSignatureVerifier::kKey ^ 1);
+  ExpectBootFaults(kSignatureDetail);
+  EXPECT_TRUE(Logged(LogCode::kImageSignatureInvalid));
+  EXPECT_EQ(fake_.verifier.calls, 1);
+}
+
+TEST_F(FirmwareSlotsTest, KeyedBoardRefusesAFactoryImageWithADamagedTrailer) {
+  KeyedBoard(/*signed_factory=*/true);
+  fake_.flash.CorruptBit(0, testing::FakeFirmwareFlash::kFactoryImage.size());  // The magic.
+  ExpectBootFaults(kSignatureDetail);
+  EXPECT_TRUE(Logged(LogCode::kImageSignatureInvalid));
+}
+
+TEST_F(FirmwareSlotsTest, SignedFactoryImageBitRotIsACrcFailureNotASignatureOne) {
+  KeyedBoard(/*signed_factory=*/true);
+  fake_.flash.CorruptBit(0, 0);
+  ExpectBootFaults(kCrcDetail);
+  EXPECT_TRUE(Logged(LogCode::kImageCrcMismatch));
+  EXPECT_FALSE(Logged(LogCode::kImageSignatureInvalid));
+  EXPECT_EQ(fake_.verifier.calls, 0);
+}
+
+// VerifyRunning's own codes, without the boot around it.
+class VerifyRunningTest : public ::testing::Test {
+ protected:
+  Status Verify() {
+    const char* detail = "";
+    return slots_.VerifyRunning(detail);
+  }
+  FakeClock clock_;
+  ErrorLog log_{clock_};
+  testing::FakeFirmwareFlash flash_;
+  testing::FakeSignatureVerifier verifier_;
+  FirmwareSlots slots_{flash_, verifier_, log_};
+};
+
+TEST_F(VerifyRunningTest, FactoryImageCrcIsDataLossWithOrWithoutAKey) {
+  EXPECT_TRUE(Verify().ok());
+  flash_.CorruptBit(0, 1);
+  EXPECT_EQ(Verify().code(), StatusCode::kDataLoss);
+  verifier_.key_fused = true;
+  EXPECT_EQ(Verify().code(), StatusCode::kDataLoss);
+}
+
+TEST_F(VerifyRunningTest, UnsignedImageIsPermissionDeniedOnlyOnAKeyedBoard) {
+  EXPECT_TRUE(Verify().ok());
+  verifier_.key_fused = true;
+  EXPECT_EQ(Verify().code(), StatusCode::kPermissionDenied);
+  const auto factory = testing::FakeFirmwareFlash::factory_image();
+  flash_.ProvisionFactoryImage(factory, testing::FakeSignatureVerifier::Sign(factory));
+  EXPECT_TRUE(Verify().ok());
+}
+
+TEST_F(VerifyRunningTest, AnImageWithNoRoomForATrailerIsUnsigned) {
+  std::vector<std::byte> image(testing::FakeFirmwareFlash::kSlotBytes - 10, std::byte{0x5A});
+  flash_.ProvisionFactoryImage(image, {});
+  EXPECT_TRUE(Verify().ok());  // No key: its CRC is all there is to check.
+  verifier_.key_fused = true;
+  EXPECT_EQ(Verify().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(verifier_.calls, 0);
 }
 
 }  // namespace

@@ -23,6 +23,11 @@ class SignatureVerifier {
   //   PERMISSION_DENIED - the signature does not verify, or the board has no key configured.
   virtual Status Verify(std::span<const std::byte> message,
                         std::span<const std::byte, kSignatureBytes> signature) = 0;
+
+  // Whether the board trusts a key at all (one was fused at manufacture). A board without one
+  // refuses every signature, so it accepts no update and cannot check its factory image's
+  // signature either (see FirmwareSlots::VerifyRunning).
+  virtual bool has_key() const = 0;
 };
 
 }  // namespace wafer::fw::hal

@@ -9,6 +9,7 @@
 #include <span>
 
 #include "common/crc32c.h"
+#include "firmware/firmware_slots.h"
 #include "firmware/hal/firmware_flash.h"
 #include "firmware/hal/signature_verifier.h"
 
@@ -17,11 +18,31 @@ namespace wafer::fw::testing {
 class FakeFirmwareFlash final : public hal::FirmwareFlash {
  public:
   static constexpr size_t kSlotBytes = 4096;
+  // The bytes of the factory image FakeFirmwareFlash() provisions (16 bytes, no terminator).
+  static constexpr std::array<char, 16> kFactoryImage = {'f', 'a', 'k', 'e', ' ', 'f', 'a', 'c',
+                                                         't', 'o', 'r', 'y', ' ', 'i', 'm', 'g'};
 
-  // Slot 0 holds a valid factory image and runs.
-  FakeFirmwareFlash() {
+  // Slot 0 holds an unsigned factory image (kFactoryImage, with its correct CRC-32C) and runs:
+  // what a board that trusts no key boots (see FakeSignatureVerifier::key_fused).
+  FakeFirmwareFlash() { ProvisionFactoryImage(factory_image(), {}); }
+
+  static std::span<const std::byte> factory_image() {
+    return std::as_bytes(std::span(kFactoryImage));
+  }
+
+  // Manufacture: erases both slots, writes `image` into slot 0 followed, when `signature` is not
+  // empty (kSignatureBytes), by the trailer Commit would write (FirmwareSlots::MakeTrailer), and
+  // records it as the only image, active and settled. REQUIRES: the image and trailer fit a slot.
+  void ProvisionFactoryImage(std::span<const std::byte> image,
+                             std::span<const std::byte> signature) {
     for (auto& s : slots_) s.fill(std::byte{0xFF});
-    control_.slots[0] = hal::SlotRecord{true, 16, 0};
+    std::copy(image.begin(), image.end(), slots_[0].begin());
+    if (signature.size() == hal::kSignatureBytes) {
+      const auto trailer = FirmwareSlots::MakeTrailer(signature.first<hal::kSignatureBytes>());
+      std::copy(trailer.begin(), trailer.end(), slots_[0].begin() + image.size());
+    }
+    control_ = hal::BootControl{};
+    control_.slots[0] = hal::SlotRecord{true, image.size(), Crc32c(image)};
   }
 
   uint64_t slot_capacity() const override { return kSlotBytes; }
@@ -64,6 +85,12 @@ class FakeFirmwareFlash final : public hal::FirmwareFlash {
 
 // Accepts a "signature" whose first 4 bytes are the CRC-32C of the message xor `key` and whose
 // other bytes are zero. Not cryptography: it only lets firmware tests tell good from bad.
+//
+// `key_fused` is what has_key() reports. It is false by default, so that FakeFirmwareFlash's
+// unsigned factory image boots after its CRC check, as on a board without a key, and the verifier
+// is consulted only for images that carry a trailer. Unlike a real keyless board, Verify applies
+// the toy rule either way, so that update tests need no extra setup; tests of the rule for signed
+// factory images set it (and provision a signed factory image).
 class FakeSignatureVerifier final : public hal::SignatureVerifier {
  public:
   static std::array<std::byte, hal::kSignatureBytes> Sign(std::span<const std::byte> message,
@@ -81,7 +108,9 @@ class FakeSignatureVerifier final : public hal::SignatureVerifier {
                ? OkStatus()
                : Status(StatusCode::kPermissionDenied);
   }
+  bool has_key() const override { return key_fused; }
   static constexpr uint32_t kKey = 0x5EC0DE11u;
+  bool key_fused = false;
   int calls = 0;
 };
 

@@ -187,6 +187,11 @@ TEST(ZmqBoardLinkTest, FirmwareUpdateAndErrorLogOverInproc) {
   options.preset_dir = WAFER_PRESET_DIR_FOR_TEST;
   options.clock = &clock;
   options.firmware_public_key = pk;
+  // Manufacture signs the factory image with the board's key; the board checks it at boot.
+  const auto factory = sim::SimFirmwareFlash::factory_image();
+  const auto factory_sig = sign(std::vector<std::byte>(factory.begin(), factory.end()));
+  options.factory_image_signature.emplace();
+  std::copy(factory_sig.begin(), factory_sig.end(), options.factory_image_signature->begin());
   auto board = sim::StartEmbeddedBoard(context, "inproc://board-fw", options, &error);
   ASSERT_TRUE(board.ok()) << error;
   auto connected = ConnectBoardLink(context, "inproc://board-fw", 5000);
