@@ -132,7 +132,10 @@ std::vector<std::byte> Frame(flatbuffers::FlatBufferBuilder& fbb, uint64_t id,
   return {p, p + fbb.GetSize()};
 }
 
-// Boots the processor and stages + commits model 7 (one 64-byte tensor) through commands.
+constexpr uint32_t kStageHidden = 16;
+
+// Boots the processor and stages + commits model 7 (one 64-byte tensor) and model 8 (a middle
+// pipeline stage: hidden states in and out) through commands.
 void InitBoard(CommandProcessor& cp) {
   Reply r;
   Command c;
@@ -160,6 +163,28 @@ void InitBoard(CommandProcessor& cp) {
   c.model_id = 7;
   cp.Handle(c, r);
   ASSERT_EQ(r.code, StatusCode::kOk);
+  // Model 8: the middle stage of a pipeline (layer 1 of 3): hidden states in and out.
+  c = Command{};
+  c.kind = CommandKind::kBeginModel;
+  c.manifest.model_id = 8;
+  c.manifest.arch.hidden_size = kStageHidden;
+  c.manifest.arch.num_layers = 3;
+  c.manifest.stage = hal::ModelStage{1, 1, false, false};
+  c.manifest.tensors = std::span<const hal::TensorSpec>(&tensor, 1);
+  c.manifest.slots = 4;
+  c.manifest.context_length = 64;
+  cp.Handle(c, r);
+  ASSERT_EQ(r.code, StatusCode::kOk);
+  c = Command{};
+  c.kind = CommandKind::kWriteWeights;
+  c.write = WriteWeightsArgs{8, 0, 0, bytes, Crc32c(bytes)};
+  cp.Handle(c, r);
+  ASSERT_EQ(r.code, StatusCode::kOk);
+  c = Command{};
+  c.kind = CommandKind::kCommitModel;
+  c.model_id = 8;
+  cp.Handle(c, r);
+  ASSERT_EQ(r.code, StatusCode::kOk);
 }
 
 TEST(SteadyStateAllocationTest, CommandProcessorStepAndTelemetryAllocateNothing) {
@@ -181,6 +206,18 @@ TEST(SteadyStateAllocationTest, CommandProcessorStepAndTelemetryAllocateNothing)
   telemetry.kind = CommandKind::kReadTelemetry;
   Command bad_step = step;  // A failing step also logs; logging must not allocate either.
   bad_step.step.model_id = 99;
+  // A pipeline stage's step: hidden states in, hidden states out of the firmware's buffer.
+  std::array<hal::SeqStepView, 4> stage_seqs{};
+  std::vector<float> hidden_in(prompt.size() * kStageHidden, 0.5f);
+  for (uint32_t i = 0; i < stage_seqs.size(); ++i) {
+    stage_seqs[i].slot = i;
+    stage_seqs[i].input_tokens = prompt;
+    stage_seqs[i].hidden_in = hidden_in;
+  }
+  Command stage_step;
+  stage_step.kind = CommandKind::kStep;
+  stage_step.step.model_id = 8;
+  stage_step.step.seqs = stage_seqs;
   Command read_log;
   read_log.kind = CommandKind::kReadErrorLog;
   Reply reply;
@@ -196,9 +233,12 @@ TEST(SteadyStateAllocationTest, CommandProcessorStepAndTelemetryAllocateNothing)
     ASSERT_EQ(reply.code, StatusCode::kNotFound);
     cp->Handle(read_log, reply);
     ASSERT_EQ(reply.kind, ReplyKind::kErrorLog);
+    cp->Handle(stage_step, reply);
+    ASSERT_EQ(reply.kind, ReplyKind::kStep);
+    ASSERT_EQ(reply.outcomes[3].hidden_count, prompt.size() * kStageHidden);
   }
   EXPECT_EQ(Allocations() - before, 0);
-  EXPECT_EQ(cp->steps(), static_cast<uint64_t>(kIterations));
+  EXPECT_EQ(cp->steps(), 2u * kIterations);
 }
 
 TEST(SteadyStateAllocationTest, SuperloopDecodeHandleEncodeAllocatesNothing) {
@@ -232,6 +272,36 @@ TEST(SteadyStateAllocationTest, SuperloopDecodeHandleEncodeAllocatesNothing) {
     init.push_back(Frame(fbb, 4, wb::BoardMessage::CommitModel,
                          wb::CreateCommitModel(fbb, 7).Union()));
   }
+  {
+    // Model 8: the middle stage of a pipeline (layer 1 of 3).
+    flatbuffers::FlatBufferBuilder fbb;
+    std::vector<uint64_t> shape = {16};
+    const wb::PeRect placement(0, 1, 1, 1);
+    std::vector<flatbuffers::Offset<wb::TensorDesc>> tensors = {
+        wb::CreateTensorDescDirect(fbb, "t", wb::TensorRole::kWq, 1, wb::DType::kF32, &shape, 64,
+                                   &placement)};
+    wb::ModelArchBuilder arch(fbb);
+    arch.add_hidden_size(kStageHidden);
+    arch.add_num_layers(3);
+    const auto arch_offset = arch.Finish();
+    const auto stage = wb::CreateModelStage(fbb, 1, 1, false, false);
+    init.push_back(Frame(fbb, 5, wb::BoardMessage::BeginModel,
+                         wb::CreateBeginModelDirect(fbb, 8, "stage", arch_offset, &tensors, 4, 64,
+                                                    false, nullptr, stage)
+                             .Union()));
+  }
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    std::vector<uint8_t> bytes(64, 0);
+    const uint32_t crc = Crc32c(std::as_bytes(std::span(bytes)));
+    init.push_back(Frame(fbb, 6, wb::BoardMessage::WriteWeights,
+                         wb::CreateWriteWeightsDirect(fbb, 8, 0, 0, &bytes, crc).Union()));
+  }
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    init.push_back(Frame(fbb, 7, wb::BoardMessage::CommitModel,
+                         wb::CreateCommitModel(fbb, 8).Union()));
+  }
   std::vector<std::vector<std::byte>> steady;
   {
     flatbuffers::FlatBufferBuilder fbb;
@@ -253,6 +323,18 @@ TEST(SteadyStateAllocationTest, SuperloopDecodeHandleEncodeAllocatesNothing) {
     steady.push_back(Frame(fbb, 12, wb::BoardMessage::ReadErrorLog,
                            wb::CreateReadErrorLog(fbb, 0, 0).Union()));
   }
+  {
+    // A pipeline stage's step: hidden states in and out.
+    flatbuffers::FlatBufferBuilder fbb;
+    std::vector<uint32_t> prompt = {1, 2, 3};
+    std::vector<float> hidden(prompt.size() * kStageHidden, 0.25f);
+    std::vector<flatbuffers::Offset<wb::SeqStep>> seqs;
+    for (uint32_t slot = 0; slot < 4; ++slot) {
+      seqs.push_back(wb::CreateSeqStepDirect(fbb, slot, false, &prompt, 0, 0, nullptr, &hidden));
+    }
+    steady.push_back(Frame(fbb, 13, wb::BoardMessage::Step,
+                           wb::CreateStepDirect(fbb, 8, &seqs).Union()));
+  }
   const size_t init_frames = init.size();
   const size_t steady_frames = steady.size();
   testing::FakePlatform board;
@@ -269,7 +351,7 @@ TEST(SteadyStateAllocationTest, SuperloopDecodeHandleEncodeAllocatesNothing) {
   ASSERT_EQ(fw->state(), BootState::kReady);
   // One warm-up round so every reply type has been encoded once.
   const wb::BoardMessage want[] = {wb::BoardMessage::StepReply, wb::BoardMessage::Telemetry,
-                                   wb::BoardMessage::ErrorLogReply};
+                                   wb::BoardMessage::ErrorLogReply, wb::BoardMessage::StepReply};
   for (size_t i = 0; i < steady_frames; ++i) {
     ASSERT_TRUE(fw->PollOnce(0).ok());
     ASSERT_EQ(port.last_type(), want[i]);
@@ -279,8 +361,9 @@ TEST(SteadyStateAllocationTest, SuperloopDecodeHandleEncodeAllocatesNothing) {
   for (int i = 0; i < kIterations; ++i) ASSERT_TRUE(fw->PollOnce(0).ok());
   EXPECT_EQ(Allocations() - before, 0);
   EXPECT_EQ(fw->stats().frames_rejected, 0u);
-  // Steps are every third frame, starting with the first.
-  EXPECT_EQ(fw->processor().steps(), 1u + (kIterations + steady_frames - 1) / steady_frames);
+  // Two of every four frames are steps (the first and the last); the warm-up round ran 2.
+  const uint64_t rounds = kIterations / steady_frames, rest = kIterations % steady_frames;
+  EXPECT_EQ(fw->processor().steps(), 2u + 2u * rounds + (rest > 0 ? 1u : 0u) + (rest > 3 ? 1u : 0u));
 }
 
 }  // namespace

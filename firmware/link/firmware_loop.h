@@ -24,8 +24,9 @@ struct LoopStats {
   uint64_t frames_ignored_while_hung = 0;  // Dropped unanswered by a hung firmware.
 };
 
-// Not thread-safe: one thread runs PollOnce in a loop. About 1.5 MB of fixed buffers: allocate
-// it once at init (make_unique) and never again.
+// Not thread-safe: one thread runs PollOnce in a loop. About 2.6 MB of fixed buffers (1.5 MB to
+// receive a frame, 1 MB for a step's hidden states) plus the ~1.2 MB reply buffer reserved on
+// first use: allocate it once at init (make_unique) and never again.
 class FirmwareLoop {
  public:
   // `port` and every device of `platform` outlive this.
