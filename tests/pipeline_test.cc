@@ -235,6 +235,55 @@ TEST(PipelineTest, LosingTheLastBoardMidStreamReloadsAndTheStreamContinuesIdenti
   EXPECT_EQ(tokens, reference);
 }
 
+TEST(PipelineTest, LongPromptsAtOnceStayWithinTheHiddenStateLimitOfAStep) {
+  // Hidden 640: a Step carries at most 2^18 / 640 = 409 tokens' hidden states between boards.
+  // A 500-token prompt in 512-token prefill chunks would need 500 in one step: the step loop
+  // must cut its chunks to the limit (the board refuses a step over it), here for three
+  // prompts at once.
+  TempDir dir;
+  ASSERT_TRUE(WriteModel(dir.path() + "/demo", "demo", 3));
+  auto h = std::make_unique<DaemonHarness>([](DaemonConfig& c) {
+    c.boards.resize(3);
+    for (size_t i = 0; i < c.boards.size(); ++i) {
+      c.boards[i].endpoint = "inproc://hidden-board" + std::to_string(i);
+    }
+    c.prefill_chunk_tokens = 512;
+  });
+  auto admin = h->NewAdminClient();
+  ASSERT_EQ(LoadOn(*admin, dir.path() + "/demo", "whole", {0}).code, ErrorCode::kNone);
+  ASSERT_EQ(LoadOn(*admin, dir.path() + "/demo", "split", {1, 2}).code, ErrorCode::kNone);
+  auto run = [&](JobClient& client, const std::string& model, uint32_t seed) {
+    SubmitJob job;
+    job.model = model;
+    for (uint32_t i = 0; i < 500; ++i) job.prompt_tokens.push_back((i * 7 + seed) % 200 + 1);
+    job.max_tokens = 8;
+    std::vector<uint32_t> tokens;
+    SubmitOutcome outcome;
+    JobFinished finished;
+    EXPECT_TRUE(client
+                    .Run(job,
+                         [&](const TokenChunk& c) {
+                           tokens.insert(tokens.end(), c.tokens.begin(), c.tokens.end());
+                         },
+                         &outcome, &finished, kTimeoutMs)
+                    .ok());
+    EXPECT_EQ(finished.reason, FinishReason::kLength) << finished.detail;
+    return tokens;
+  };
+  auto client = h->NewJobClient();
+  std::vector<std::vector<uint32_t>> expected;
+  for (uint32_t seed = 0; seed < 3; ++seed) expected.push_back(run(*client, "whole", seed));
+  std::vector<std::unique_ptr<JobClient>> clients;
+  for (int i = 0; i < 3; ++i) clients.push_back(h->NewJobClient());
+  std::vector<std::vector<uint32_t>> got(3);
+  std::vector<std::thread> threads;
+  for (uint32_t seed = 0; seed < 3; ++seed) {
+    threads.emplace_back([&, seed] { got[seed] = run(*clients[seed], "split", seed); });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(got, expected);
+}
+
 TEST(PipelineTest, BadBoardListsAreRefused) {
   TempDir dir;
   ASSERT_TRUE(WriteModel(dir.path() + "/small", "small", 21));
