@@ -1,9 +1,5 @@
 // Telemetry against the real thing: /metrics passes `promtool check metrics`, and a real
 // Prometheus (Debian's package, on loopback) scrapes waferd and sees the job counters move.
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <fstream>
 #include <thread>
@@ -12,6 +8,7 @@
 
 #include "tests/daemon_harness.h"
 #include "tests/http_get.h"
+#include "tests/prometheus_server.h"
 
 namespace wafer::testing {
 namespace {
@@ -49,36 +46,6 @@ double QueryValue(const std::string& json) {
   return std::stod(json.substr(q1 + 1, q2 - q1 - 1));
 }
 
-class ScopedProcess {
- public:
-  explicit ScopedProcess(const std::vector<std::string>& argv, const std::string& log) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      FILE* f = std::fopen(log.c_str(), "w");
-      if (f != nullptr) {
-        dup2(fileno(f), 1);
-        dup2(fileno(f), 2);
-      }
-      std::vector<char*> args;
-      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      execvp(args[0], args.data());
-      _exit(127);
-    }
-  }
-  ~ScopedProcess() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      int status;
-      waitpid(pid_, &status, 0);
-    }
-  }
-  pid_t pid() const { return pid_; }
-
- private:
-  pid_t pid_ = -1;
-};
-
 TEST(PrometheusTest, MetricsPassPromtoolAndAPrometheusSeesCountersMove) {
   TempDir dir;
   ASSERT_TRUE(WriteModel(dir.path() + "/tiny", "tiny", 5));
@@ -105,16 +72,9 @@ TEST(PrometheusTest, MetricsPassPromtoolAndAPrometheusSeesCountersMove) {
             0)
       << "see " << dir.path() << "/promtool.log";
 
-  const int prom_port = FreeLoopbackPort();
-  std::ofstream(dir.path() + "/prometheus.yml")
-      << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-      << "scrape_configs:\n  - job_name: waferd\n    static_configs:\n"
-      << "      - targets: ['127.0.0.1:" << metrics_port << "']\n";
-  ScopedProcess prometheus({"prometheus", "--config.file=" + dir.path() + "/prometheus.yml",
-                            "--storage.tsdb.path=" + dir.path() + "/tsdb",
-                            "--web.listen-address=127.0.0.1:" + std::to_string(prom_port)},
-                           dir.path() + "/prometheus.log");
+  PrometheusServer prometheus(dir.path(), metrics_port);
   ASSERT_GT(prometheus.pid(), 0);
+  const int prom_port = prometheus.port();
 
   auto query = [&](const std::string& expr) {
     return QueryValue(HttpGet(prom_port, "/api/v1/query?query=" + expr));
