@@ -134,6 +134,7 @@ class Driver {
       done.detail = link_->last_error();
       if (done.status.code() == StatusCode::kUnavailable) MarkOffline("step failed: " + done.detail);
     }
+    done.seqs = std::move(work.seqs);
     Send(std::make_unique<WorkerEvent>(std::move(done)));
   }
 

@@ -176,6 +176,14 @@ class Daemon {
   std::deque<uint64_t> finished_order_;
   std::multimap<uint64_t, uint64_t> deadlines_;  // deadline_unix_ms -> job id, unfinished jobs.
   uint64_t next_job_id_ = 1;
+  // The TokenChunk that ApplyTokens fills and sends, kept between calls: streaming a chunk then
+  // allocates nothing on this thread (a JobMessage built per chunk copied its token vector).
+  JobMessage chunk_message_ = TokenChunk{};
+  // SeqStep vectors handed back by finished steps (StepDone::seqs), reused by PlanStep, and
+  // PlanStep's list of running jobs left out of a step: both only keep their capacity.
+  static constexpr size_t kMaxSpareSeqs = 16;
+  std::vector<std::vector<SeqStep>> spare_seqs_;
+  std::vector<uint64_t> waiting_scratch_;
   uint64_t jobs_finished_ = 0;
   uint64_t tokens_generated_ = 0;
   uint32_t jobs_running_ = 0;

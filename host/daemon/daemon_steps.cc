@@ -2,6 +2,7 @@
 // (continuous batching), token delivery and job completion.
 #include <algorithm>
 #include <cstdio>
+#include <variant>
 
 #include "host/daemon/daemon.h"
 #include "host/daemon/inproc_channel.h"
@@ -13,10 +14,15 @@ namespace {
 
 double Seconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
 
+// Output tokens reserved per job when it gets a slot (16 KB at most).
+constexpr size_t kOutputReserveTokens = 4096;
+
 }  // namespace
 
 void Daemon::OnStepDone(Board& board, StepDone& done) {
   if (board.steps_in_flight > 0) --board.steps_in_flight;
+  // Kept for PlanStep (see there); one spare per step that can be in flight is enough.
+  if (spare_seqs_.size() < kMaxSpareSeqs) spare_seqs_.push_back(std::move(done.seqs));
   const int64_t now = clock_.NowNanos();
   Model* model = ModelById(done.model_id);
   // Results for a model that lost a board (or was removed) are void: its jobs were re-queued
@@ -47,6 +53,7 @@ void Daemon::OnStepDone(Board& board, StepDone& done) {
     chains_.erase(it);
   }
   std::vector<Job*> jobs;
+  jobs.reserve(done.job_ids.size());
   for (uint64_t id : done.job_ids) {
     auto it = jobs_.find(id);
     Job* job = it == jobs_.end() ? nullptr : it->second.get();
@@ -174,11 +181,13 @@ void Daemon::ApplyTokens(Job& job, Model& model, const std::vector<uint32_t>& to
     series.inter_token->Observe(Seconds(now - job.last_token_ns) / static_cast<double>(take));
   }
   job.last_token_ns = now;
-  TokenChunk chunk;
+  // Every field is overwritten: the message is reused so that its buffers keep their capacity.
+  TokenChunk& chunk = std::get<TokenChunk>(chunk_message_);
   chunk.job_id = job.id;
   chunk.seq = static_cast<uint32_t>(job.chunk_starts.size());
   chunk.first_token_index = static_cast<uint32_t>(job.output.size());
   chunk.tokens.assign(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(take));
+  chunk.text.clear();
   if (job.want_text && model.text != nullptr) {
     model.text->DecodeIncremental(chunk.tokens, &job.text_pending, &chunk.text);
   }
@@ -187,7 +196,7 @@ void Daemon::ApplyTokens(Job& job, Model& model, const std::vector<uint32_t>& to
   job.output.insert(job.output.end(), chunk.tokens.begin(), chunk.tokens.end());
   tokens_generated_ += take;
   series.tokens->Increment(static_cast<double>(take));
-  SendJob(job.peer, chunk);
+  SendJob(job.peer, chunk_message_);
   if (stopped) {
     FinishJob(job, FinishReason::kStopToken);
   } else if (job.output.size() >= job.max_tokens) {
@@ -273,6 +282,14 @@ void Daemon::AdmitQueued(Model& model) {
     model.free_slots.pop_back();
     model.running.push_back(job.id);
     ++jobs_running_;
+    // Room for the output up front, so that streaming does not regrow these vectors every few
+    // chunks (large reallocations take the allocator's lock, which other threads contend). The
+    // cap bounds what a job that stops early holds unused.
+    const size_t tokens = std::min<size_t>(job.max_tokens, kOutputReserveTokens);
+    job.output.reserve(tokens);
+    const size_t chunks = tokens / std::max<uint32_t>(1, config_.decode_tokens_per_step) + 2;
+    job.chunk_starts.reserve(chunks);
+    job.chunk_texts.reserve(chunks);
   }
 }
 
@@ -296,18 +313,34 @@ bool Daemon::PlanStep(Board& board, Model& model) {
   StepWork& step = std::get<StepWork>(*work);
   step.serial = next_step_serial_++;
   step.model_id = model.model_id;
+  // A step's SeqSteps come back with its StepDone: reusing them keeps their token buffers, so
+  // planning allocates nothing per sequence once the loop is warm. `planned` counts the entries
+  // filled; every field of a reused entry is overwritten.
+  if (!spare_seqs_.empty()) {
+    step.seqs = std::move(spare_seqs_.back());
+    spare_seqs_.pop_back();
+  }
+  size_t planned = 0;
+  const size_t step_size = std::min(per_step, model.running.size());
+  step.job_ids.reserve(step_size);
+  step.seqs.reserve(step_size);
   const int64_t now = clock_.NowNanos();
-  std::deque<uint64_t> waiting;  // Running jobs left out of this step keep their order.
+  std::vector<uint64_t>& waiting = waiting_scratch_;  // Running jobs left out of this step...
+  waiting.clear();                                    // ...keep their order.
   for (uint64_t id : model.running) {
     Job& job = *jobs_.at(id);
-    if (job.in_flight || step.seqs.size() >= per_step) {
+    if (job.in_flight || planned >= per_step) {
       waiting.push_back(id);
       continue;
     }
-    SeqStep seq;
+    if (planned == step.seqs.size()) step.seqs.emplace_back();
+    SeqStep& seq = step.seqs[planned];
     seq.slot = static_cast<uint32_t>(job.slot);
+    seq.reset = false;
+    seq.input_tokens.clear();
     seq.sampling = job.sampling;
-    seq.stop_tokens = job.stop_tokens;
+    seq.stop_tokens.assign(job.stop_tokens.begin(), job.stop_tokens.end());
+    seq.hidden_in = std::vector<float>();  // Hidden states can be large: none are kept.
     const uint32_t remaining = job.max_tokens - static_cast<uint32_t>(job.output.size());
     if (job.prefill_fed < job.prefill.size()) {
       uint32_t n = std::min<uint32_t>(config_.prefill_chunk_tokens,
@@ -341,12 +374,17 @@ bool Daemon::PlanStep(Board& board, Model& model) {
     job.in_flight = true;
     job.step_serial = step.serial;
     step.job_ids.push_back(job.id);
-    step.seqs.push_back(std::move(seq));
+    ++planned;
   }
-  if (step.seqs.empty()) return false;
+  if (planned == 0) {
+    // Unused: it serves the next step.
+    if (spare_seqs_.size() < kMaxSpareSeqs) spare_seqs_.push_back(std::move(step.seqs));
+    return false;
+  }
+  step.seqs.resize(planned);
   // The jobs just planned go to the back, so every running job gets its turn.
   waiting.insert(waiting.end(), step.job_ids.begin(), step.job_ids.end());
-  model.running = std::move(waiting);
+  model.running.assign(waiting.begin(), waiting.end());
   if (model.pipelined()) {
     // The first board embeds and passes hidden states on; only the last one samples.
     Chain& chain = chains_[step.serial];

@@ -101,6 +101,9 @@ struct StepDone {
   Status status;  // Not OK: the whole step failed (see detail); outcome is empty.
   std::string detail;
   StepOutcome outcome;
+  // The StepWork's sequences, handed back so that the step loop reuses their buffers (its
+  // allocations are then neither made per step nor freed on the worker thread). Not read.
+  std::vector<SeqStep> seqs;
 };
 
 struct PrepareDone {
