@@ -296,7 +296,7 @@ Status SimWafer::BeginModel(const hal::ModelManifest& m) {
 Status SimWafer::WriteTensor(uint32_t model_id, uint32_t tensor_index, uint64_t offset,
                              std::span<const std::byte> data) {
   auto it = models_.find(model_id);
-  if (it == models_.end() || it->second->committed) return NotFound();
+  if (it == models_.end()) return NotFound();  // A committed model's write is a repair.
   Model& model = *it->second;
   if (model.shape_only) return FailedPrecondition();
   if (tensor_index >= model.tensors.size()) return OutOfRange();
@@ -309,8 +309,24 @@ Status SimWafer::WriteTensor(uint32_t model_id, uint32_t tensor_index, uint64_t 
 
 Status SimWafer::CommitModel(uint32_t model_id) {
   auto it = models_.find(model_id);
-  if (it == models_.end() || it->second->committed) return NotFound();
+  if (it == models_.end()) return NotFound();
   Model& model = *it->second;
+  if (model.committed) {
+    // A repair: the engine takes the tensors rewritten since the fault, one by one (a failure
+    // leaves the rest staged for the next attempt).
+    for (Model::Tensor& t : model.tensors) {
+      if (t.bytes.empty() || !model.engine) continue;
+      TensorView v;
+      v.role = static_cast<TensorRole>(t.role);
+      v.layer = t.layer;
+      v.dtype = static_cast<DType>(t.dtype);
+      v.shape = t.shape;
+      v.bytes = t.bytes;
+      WAFER_RETURN_IF_ERROR(model.engine->ReplaceTensor(v));
+      std::vector<std::byte>().swap(t.bytes);
+    }
+    return OkStatus();
+  }
   if (!model.shape_only) {
     const hal::ModelArch& a = model.arch;
     LlamaArch arch;
@@ -606,30 +622,73 @@ Status SimWafer::ProgramHarvest(std::span<const uint32_t> row_map) {
 
 Status SimWafer::RemapPe(uint32_t row, uint32_t col) { return fabric_.Remap(row, col); }
 
+namespace {
+
+bool RectHolds(const hal::PeRect& r, uint32_t row, uint32_t col) {
+  return col >= r.x && col - r.x < r.w && row >= r.y && row - r.y < r.h;
+}
+
+}  // namespace
+
+SimWafer::Model* SimWafer::OwnerOfPe(uint32_t row, uint32_t col) const {
+  if (row >= fabric_.usable_height() || col >= fabric_.usable_width()) return nullptr;
+  for (const auto& [id, m] : models_) {
+    // Models placed by the host do not share PEs; the first one is the owner.
+    for (const SramReservation& s : m->reservations) {
+      if (RectHolds(s.rect, row, col)) return m.get();
+    }
+  }
+  return nullptr;
+}
+
 hal::PeContents SimWafer::ContentsOfPe(uint32_t row, uint32_t col,
                                        std::span<uint32_t> tensors) const {
   hal::PeContents c;
-  if (row >= fabric_.usable_height() || col >= fabric_.usable_width()) return c;
-  auto holds = [&](const SramReservation& s) {
-    const hal::PeRect& r = s.rect;
-    return col >= r.x && col - r.x < r.w && row >= r.y && row - r.y < r.h;
-  };
-  for (const auto& [id, m] : models_) {
-    const size_t tensors_end = m->tensors.size();
-    for (size_t i = 0; i < tensors_end; ++i) {
-      if (!holds(m->reservations[i])) continue;
-      if (c.tensor_count < tensors.size()) tensors[c.tensor_count] = static_cast<uint32_t>(i);
-      ++c.tensor_count;
+  const Model* m = OwnerOfPe(row, col);
+  if (m == nullptr) return c;
+  c.has_model = true;
+  c.model_id = m->id;
+  const size_t tensors_end = m->tensors.size();
+  for (size_t i = 0; i < tensors_end; ++i) {
+    if (!RectHolds(m->reservations[i].rect, row, col)) continue;
+    if (c.tensor_count < tensors.size()) tensors[c.tensor_count] = static_cast<uint32_t>(i);
+    ++c.tensor_count;
+  }
+  c.kv_cache = std::any_of(m->reservations.begin() + static_cast<ptrdiff_t>(tensors_end),
+                           m->reservations.end(),
+                           [&](const SramReservation& s) { return RectHolds(s.rect, row, col); });
+  return c;
+}
+
+void SimWafer::LoseSram(uint32_t row, uint32_t col) {
+  Model* m = OwnerOfPe(row, col);
+  if (m == nullptr) return;
+  for (size_t i = 0; i < m->tensors.size(); ++i) {
+    const hal::PeRect& r = m->reservations[i].rect;
+    if (!RectHolds(r, row, col)) continue;
+    Model::Tensor& t = m->tensors[i];
+    // The tensor's bytes lie over its rectangle row-major, bytes_per_pe on each PE in turn.
+    const uint64_t share = m->reservations[i].bytes_per_pe;
+    const uint64_t k = uint64_t{row - r.y} * r.w + (col - r.x);
+    const uint64_t begin = std::min(SatMul(k, share), t.byte_size);
+    const uint64_t end = std::min(SatAdd(begin, share), t.byte_size);
+    if (begin == end) continue;  // The PE held none of it (the last PEs of a rounded share).
+    // Bytes staged but not yet in the engine: all-ones is a NaN in float32, binary16 and
+    // bfloat16 alike.
+    if (!t.bytes.empty()) {
+      std::fill(t.bytes.begin() + static_cast<ptrdiff_t>(begin),
+                t.bytes.begin() + static_cast<ptrdiff_t>(end), std::byte{0xFF});
     }
-    c.kv_cache = std::any_of(m->reservations.begin() + static_cast<ptrdiff_t>(tensors_end),
-                             m->reservations.end(), holds);
-    if (c.tensor_count != 0 || c.kv_cache) {
-      c.has_model = true;
-      c.model_id = id;
-      break;  // Models placed by the host do not share PEs; the first one is reported.
+    if (m->engine) {
+      const uint64_t size = ElementBytes(t.dtype);
+      const uint64_t first = begin / size;
+      const uint64_t last = (end + size - 1) / size;
+      // Cannot fail: the tensor is the engine's and the range inside it. RESOURCE_EXHAUSTED
+      // (no memory to repack it) would leave it intact: the loss is then unobservable.
+      m->engine->PoisonTensor(static_cast<TensorRole>(t.role), t.layer, first, last - first)
+          .IgnoreError();
     }
   }
-  return c;
 }
 
 size_t SimWafer::PollEvents(std::span<hal::HwEvent> out) {
@@ -664,6 +723,7 @@ Status SimWafer::ApplyFault(const hal::FaultSpec& f) {
       if (!fabric_.programmed()) return FailedPrecondition();
       const Status killed = fabric_.KillPe(f.row, f.pe);
       if (!killed.ok()) return InvalidArgument();
+      LoseSram(f.row, f.pe);
       return pe_event(hal::HwEventKind::kPeStopped, 1);
     }
     case hal::FaultKind::kEccCorrectable:
@@ -672,6 +732,7 @@ Status SimWafer::ApplyFault(const hal::FaultSpec& f) {
       return OkStatus();
     case hal::FaultKind::kEccUncorrectable:
       WAFER_RETURN_IF_ERROR(pe_event(hal::HwEventKind::kEccUncorrectable, 1));
+      LoseSram(f.row, f.pe);
       ++ecc_uncorrectable_;
       return OkStatus();
     case hal::FaultKind::kLinkCrc:

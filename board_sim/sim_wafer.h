@@ -57,6 +57,19 @@ struct SimWaferOptions {
   std::function<void()> crash;
 };
 
+// Runtime PE faults lose data for real. A tensor's bytes lie over its placement row-major,
+// ceil(byte_size / PEs) on each PE in turn; when a PE stops or reports an uncorrectable ECC
+// error, the share of every tensor it held (of the model ContentsOfPe names) becomes NaN: in the
+// functional engine (LlamaEngine::PoisonTensor), and in bytes staged but not yet committed. The
+// NaN spreads through the next forward pass, so a model stepped without repair samples wrong
+// tokens (greedy: token 0). KV caches are left intact: the firmware reports kv_cache_lost and
+// the host prefills those sequences again, which the simulated cache does not need.
+//
+// Repair: WriteTensor on a committed functional model stages a tensor's new bytes, and
+// CommitModel on a committed model installs every tensor so staged (LlamaEngine::ReplaceTensor);
+// the firmware decides when both are allowed. On a shape-only model a repair has nothing to
+// install.
+//
 // Not thread-safe; driven by the firmware's superloop thread.
 class SimWafer final : public fw::hal::Wafer {
  public:
@@ -110,6 +123,11 @@ class SimWafer final : public fw::hal::Wafer {
   // Sizes the SRAM map to the usable rectangle, empty.
   void ResetSram();
   Status ApplyFault(const fw::hal::FaultSpec& fault);
+  // The model with a tensor or KV region on usable PE (row, col) (the first by id), or nullptr:
+  // the model ContentsOfPe reports.
+  Model* OwnerOfPe(uint32_t row, uint32_t col) const;
+  // The PE's SRAM is gone: its share of every tensor of OwnerOfPe that it held reads NaN.
+  void LoseSram(uint32_t row, uint32_t col);
 
   Preset preset_;
   const Clock& clock_;

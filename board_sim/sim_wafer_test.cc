@@ -254,6 +254,55 @@ TEST_F(SimWaferTest, FunctionalStepMatchesEngineRunDirectly) {
   EXPECT_EQ(next.Tokens(0), std::vector<uint32_t>(want_long.begin() + 6, want_long.end()));
 }
 
+TEST_F(SimWaferTest, APeFaultPoisonsItsShareUntilTheTensorIsRewritten) {
+  // PE faults need a harvested fabric.
+  const hal::PhysicalGeometry g = wafer_.Geometry();
+  std::vector<uint32_t> row_map(g.rows);
+  uint32_t kept = 0;
+  for (uint32_t r = 0; r < g.rows; ++r) {
+    row_map[r] = wafer_.ReadRowFuses(r) > g.spare_cols ? hal::kRowDropped : kept++;
+  }
+  ASSERT_TRUE(wafer_.ProgramHarvest(row_map).ok());
+  LoadTiny(3, 2, 64);
+  const std::vector<uint32_t> prompt = {4, 8, 15, 16, 23, 42};
+  const auto want = testing::ReferenceGenerate(arch_, tensors_, prompt, 6, Sampling{}, 0);
+  ASSERT_EQ(want.size(), 6u);
+  const auto generate = [&] {
+    StepRig rig;
+    rig.seqs = {{.slot = 0, .reset = true, .input_tokens = prompt, .generate = 6}};
+    EXPECT_TRUE(rig.Run(wafer_, 3).ok());
+    return rig.Tokens(0);
+  };
+  ASSERT_EQ(generate(), want);
+
+  // Tensor 2 is layer 0's query projection, tensor 10 layer 1's attention norm; the first PE of
+  // each rectangle holds the tensor's first bytes. A stopped PE and an uncorrectable ECC error
+  // both lose them.
+  const struct {
+    uint32_t index;
+    hal::FaultKind kind;
+  } faults[] = {{2, hal::FaultKind::kPeStop}, {10, hal::FaultKind::kEccUncorrectable}};
+  for (const auto& f : faults) {
+    SCOPED_TRACE(f.index);
+    const hal::PeRect r = specs_[f.index].placement;
+    ASSERT_TRUE(wafer_.InjectFault({f.kind, 0, r.y, r.x, 0}).ok());
+    std::vector<uint32_t> found(8);
+    const hal::PeContents c = wafer_.ContentsOfPe(r.y, r.x, found);
+    ASSERT_EQ(c.tensor_count, 1u);
+    EXPECT_EQ(found[0], f.index);
+    // The NaN reaches every logit: greedy sampling picks token 0 every time.
+    EXPECT_EQ(generate(), std::vector<uint32_t>(6, 0));
+
+    // Rewritten in two chunks and committed again, the tensor is whole.
+    const auto bytes = tensors_[f.index].bytes();
+    const size_t half = bytes.size() / 2;
+    ASSERT_TRUE(wafer_.WriteTensor(3, f.index, 0, bytes.first(half)).ok());
+    ASSERT_TRUE(wafer_.WriteTensor(3, f.index, half, bytes.subspan(half)).ok());
+    ASSERT_TRUE(wafer_.CommitModel(3).ok());
+    EXPECT_EQ(generate(), want);
+  }
+}
+
 TEST_F(SimWaferTest, StopTokensAndFullContext) {
   LoadTiny(1, 2, 8);
   const std::vector<uint32_t> prompt = {1, 2, 3, 4, 5};

@@ -242,6 +242,41 @@ TEST(WaferHealthTest, StoppedPeIsRemappedAndItsTensorsReported) {
   EXPECT_EQ(Step(board, 5, seqs, tokens).code, StatusCode::kDataLoss);
 }
 
+TEST(WaferHealthTest, ShapeOnlyModelIsRepairedByCommitUnlessASpareRanOut) {
+  const Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.0");
+  Board board(p);
+  ASSERT_EQ(board.Do(fw::CommandKind::kBoot).code, StatusCode::kOk);
+  ManifestStorage specs;
+  ASSERT_EQ(StageShapeOnly(board, 5, specs, 4, 32 << 10).code, StatusCode::kOk);
+  fw::Command commit;
+  commit.kind = fw::CommandKind::kCommitModel;
+  commit.model_id = 5;
+  std::vector<hal::SeqStepView> seqs;
+  std::vector<uint32_t> tokens;
+
+  // A spare takes the stopped PE's place: committing the model again repairs it (a shape-only
+  // model has no bytes to rewrite).
+  ASSERT_EQ(board.Inject(hal::FaultKind::kPeStop, 0, 1, 0).code, StatusCode::kOk);
+  EXPECT_EQ(Step(board, 5, seqs, tokens).code, StatusCode::kDataLoss);
+  ASSERT_EQ(board.Do(commit).code, StatusCode::kOk);
+  EXPECT_TRUE(board.LogHas(fw::LogCode::kModelRepaired, fw::Severity::kInfo));
+  EXPECT_EQ(Step(board, 5, seqs, tokens).code, StatusCode::kOk);
+
+  // Row 2 holds layer 1's KV cache: once its spares are used up, a PE lost there leaves a hole
+  // in the placement that no repair in place can fill.
+  for (uint32_t i = 0; i <= p.spare_cols_per_row; ++i) {
+    ASSERT_EQ(board.Inject(hal::FaultKind::kEccUncorrectable, 2, i, 0).code, StatusCode::kOk);
+  }
+  fw::Reply& faults = board.Do(fw::CommandKind::kReadFaults);
+  ASSERT_EQ(faults.faults.size(), p.spare_cols_per_row + 2u);
+  EXPECT_TRUE(faults.faults.back().kv_cache_lost);
+  EXPECT_FALSE(faults.faults.back().remapped);
+  fw::Reply& refused = board.Do(commit);
+  EXPECT_EQ(refused.code, StatusCode::kFailedPrecondition);
+  EXPECT_NE(std::string(refused.detail).find("no spare"), std::string::npos) << refused.detail;
+  EXPECT_EQ(Step(board, 5, seqs, tokens).code, StatusCode::kDataLoss);
+}
+
 TEST(WaferHealthTest, EccErrorsAreCountedOrRemapped) {
   const Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.0");
   Board board(p);

@@ -268,25 +268,37 @@ Status CommandProcessor::HandleBeginModel(const hal::ModelManifest& manifest,
     return status;
   }
   progress_.clear();
-  for (const hal::TensorSpec& t : manifest.tensors) {
-    // Cannot fail: the size was checked above.
-    progress_.push_back(TensorProgress{t.byte_size, manifest.shape_only ? t.byte_size : 0})
-        .IgnoreError();
-  }
-  ModelEntry entry;
+  // Built in place: an entry is large (its tensors' sizes), too large for a small stack.
+  models_.emplace_back().IgnoreError();  // Cannot fail: fullness was checked above.
+  ModelEntry& entry = models_[models_.size() - 1];
   entry.id = manifest.model_id;
   entry.shape_only = manifest.shape_only;
   entry.hidden_size = manifest.arch.hidden_size;
   entry.stage = manifest.stage;
-  models_.push_back(entry).IgnoreError();  // Cannot fail: fullness was checked above.
+  entry.tensor_count = static_cast<uint32_t>(manifest.tensors.size());
+  for (size_t i = 0; i < manifest.tensors.size(); ++i) {
+    const hal::TensorSpec& t = manifest.tensors[i];
+    entry.tensor_bytes[i] = t.byte_size;
+    // Cannot fail: the size was checked above.
+    progress_.push_back(TensorProgress{t.byte_size, manifest.shape_only ? t.byte_size : 0})
+        .IgnoreError();
+  }
   staging_ = true;
   staging_id_ = manifest.model_id;
   return OkStatus();
 }
 
+// WriteWeights goes to the model being staged or, to repair a committed model that lost data
+// to a PE fault, to one of the tensors that model lost (the tensors its fault reports listed).
+// A repair writes each lost tensor again from offset 0, in order, like staging; a chunk for a
+// tensor the model did not lose is refused (FAILED_PRECONDITION): the model's other weights
+// are intact and a repair must not touch them. Every other check is staging's.
 Status CommandProcessor::HandleWriteWeights(const WriteWeightsArgs& write, const char*& detail) {
-  if (!staging_ || staging_id_ != write.model_id) {
-    detail = "model is not being staged";
+  const bool staging = staging_ && staging_id_ == write.model_id;
+  ModelEntry* model = FindModel(write.model_id);
+  const bool repairing = !staging && model != nullptr && model->committed && model->data_lost;
+  if (!staging && !repairing) {
+    detail = "model is not being staged, nor repaired after a PE fault";
     return FailedPrecondition();
   }
   const auto out_of_range = [&](const char* why) {
@@ -295,12 +307,23 @@ Status CommandProcessor::HandleWriteWeights(const WriteWeightsArgs& write, const
     detail = why;
     return OutOfRange();
   };
-  if (write.tensor_index >= progress_.size()) return out_of_range("tensor_index out of range");
-  TensorProgress& t = progress_[write.tensor_index];
+  const size_t tensors = staging ? progress_.size() : model->tensor_count;
+  if (write.tensor_index >= tensors) return out_of_range("tensor_index out of range");
+  RestageTensor* lost = repairing ? FindRestage(*model, write.tensor_index) : nullptr;
+  if (repairing && lost == nullptr) {
+    detail = model->shape_only
+                 ? "a shape-only model has no weights to rewrite: CommitModel repairs it"
+                 : "tensor was not lost to a PE fault: a repair rewrites only the tensors its "
+                   "fault reports list";
+    return FailedPrecondition();
+  }
+  // Staging's progress, or the repair's: bytes written in order from offset 0.
+  const uint64_t byte_size = staging ? progress_[write.tensor_index].byte_size : lost->byte_size;
+  uint64_t& written = staging ? progress_[write.tensor_index].written : lost->written;
   if (write.data.empty() || write.data.size() > kMaxChunkBytes) {
     return out_of_range("chunk size out of range");
   }
-  if (write.offset > t.byte_size || write.data.size() > t.byte_size - write.offset) {
+  if (write.offset > byte_size || write.data.size() > byte_size - write.offset) {
     return out_of_range("chunk extends past the tensor's end");
   }
   const uint32_t actual = Crc32c(write.data);
@@ -311,7 +334,7 @@ Status CommandProcessor::HandleWriteWeights(const WriteWeightsArgs& write, const
     detail = "chunk CRC-32C mismatch; nothing written";
     return DataLoss();
   }
-  if (write.offset > t.written) {
+  if (write.offset > written) {
     detail = "chunk leaves a gap; tensors are written in order";
     return FailedPrecondition();
   }
@@ -321,7 +344,7 @@ Status CommandProcessor::HandleWriteWeights(const WriteWeightsArgs& write, const
     return status;
   }
   const uint64_t end = write.offset + write.data.size();
-  if (end > t.written) t.written = end;
+  if (end > written) written = end;
   return OkStatus();
 }
 
@@ -332,6 +355,7 @@ Status CommandProcessor::HandleCommit(uint32_t model_id, const char*& detail) {
     return NotFound();
   }
   if (model->committed) {
+    if (model->data_lost) return HandleRepair(*model, detail);
     detail = "model already committed";
     return FailedPrecondition();
   }
@@ -346,10 +370,77 @@ Status CommandProcessor::HandleCommit(uint32_t model_id, const char*& detail) {
     detail = "wafer rejected the weights";
     return status;
   }
+  // A fault during staging leaves data_lost set: the model is repaired once committed.
   model->committed = true;
   staging_ = false;
   progress_.clear();
   return OkStatus();
+}
+
+// The repair completes when every tensor lost since the last repair (or the load) has been
+// rewritten in full after the fault that destroyed it: a later fault on a tensor being
+// rewritten starts it over. A shape-only model loses nothing that can be written, so its
+// repair is this commit alone. KV caches are not the firmware's to restore: sequences whose
+// cache lived on a failed PE must be prefilled again by the host (fault report kv_cache_lost).
+Status CommandProcessor::HandleRepair(ModelEntry& model, const char*& detail) {
+  if (model.unremapped_pe) {
+    detail = "a PE under the model failed with no spare left in its row; unload the model and "
+             "load it again";
+    return FailedPrecondition();
+  }
+  if (model.restage_overflow) {
+    detail = "the model lost more tensors than a repair tracks; unload and reload the model";
+    return FailedPrecondition();
+  }
+  uint64_t bytes = 0;
+  for (uint32_t i = 0; i < model.restage_count; ++i) {
+    const RestageTensor& t = model.restage[i];
+    if (t.written != t.byte_size) {
+      detail = "a tensor lost to a PE fault is not fully rewritten: write every tensor the "
+               "model's fault reports list, then commit";
+      return FailedPrecondition();
+    }
+    bytes += t.byte_size;
+  }
+  Status status = wafer_.CommitModel(model.id);
+  if (!status.ok()) {
+    detail = "wafer rejected the re-staged weights";
+    return status;
+  }
+  log_.Append(Severity::kInfo, LogCode::kModelRepaired, {model.id, model.restage_count, bytes});
+  model.data_lost = false;
+  model.restage_count = 0;
+  return OkStatus();
+}
+
+CommandProcessor::RestageTensor* CommandProcessor::FindRestage(ModelEntry& model,
+                                                               uint32_t index) {
+  for (uint32_t i = 0; i < model.restage_count; ++i) {
+    if (model.restage[i].index == index) return &model.restage[i];
+  }
+  return nullptr;
+}
+
+void CommandProcessor::MarkLost(ModelEntry& model, const FaultRecord& rec,
+                                uint32_t tensors_on_pe) {
+  model.data_lost = true;
+  if (!rec.remapped) model.unremapped_pe = true;
+  if (model.shape_only) return;  // Its weights are synthetic: nothing to rewrite.
+  // The report holds at most kMaxRestageTensors: a PE with more lost some the host is not told.
+  if (tensors_on_pe > rec.tensor_count) model.restage_overflow = true;
+  for (uint32_t i = 0; i < rec.tensor_count; ++i) {
+    const uint32_t index = rec.tensors[i];
+    if (index >= model.tensor_count) continue;  // Not the model's (the wafer is wrong).
+    if (RestageTensor* t = FindRestage(model, index)) {
+      t->written = 0;  // Lost again: rewritten bytes before this fault do not count.
+      continue;
+    }
+    if (model.restage_count == model.restage.size()) {
+      model.restage_overflow = true;
+      continue;
+    }
+    model.restage[model.restage_count++] = RestageTensor{index, model.tensor_bytes[index], 0};
+  }
 }
 
 Status CommandProcessor::HandleUnload(uint32_t model_id, const char*& detail) {
@@ -379,7 +470,8 @@ Status CommandProcessor::HandleStep(const hal::StepRequest& step, Reply& reply,
     return FailedPrecondition();
   }
   if (model->data_lost) {
-    detail = "weights lost to a PE fault (see ReadFaults); unload and reload the model";
+    detail = "weights lost to a PE fault: rewrite the tensors ReadFaults lists and commit the "
+             "model again (or unload and reload it)";
     return DataLoss();
   }
   if (step.seqs.empty()) {
@@ -569,7 +661,7 @@ void CommandProcessor::HandlePeFault(hal::FaultKind kind, uint32_t row, uint32_t
   }
   ++runtime_failed_;  // Stopped, or retired after losing its data.
   if (contents.has_model) {
-    if (ModelEntry* m = FindModel(contents.model_id)) m->data_lost = true;
+    if (ModelEntry* m = FindModel(contents.model_id)) MarkLost(*m, rec, contents.tensor_count);
   }
   log_.Append(Severity::kError, LogCode::kPeFailed,
               {row, col, (uint64_t{static_cast<uint8_t>(kind)} << 32) | (rec.remapped ? 1u : 0u),

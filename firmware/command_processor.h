@@ -49,7 +49,15 @@ class CommandProcessor {
   uint32_t active_firmware_slot() const { return slots_.active_slot(); }
 
  private:
-  // What the firmware keeps of each model: enough to check a Step against the model's stage.
+  // A tensor a PE fault destroyed, and how much of it has been rewritten since (in order from
+  // offset 0, as in staging).
+  struct RestageTensor {
+    uint32_t index = 0;
+    uint64_t byte_size = 0;
+    uint64_t written = 0;
+  };
+  // What the firmware keeps of each model: enough to check a Step against the model's stage,
+  // and to repair it in place after a PE fault (see HandleRepair in the .cc).
   struct ModelEntry {
     uint32_t id = 0;
     bool committed = false;
@@ -57,6 +65,15 @@ class CommandProcessor {
     bool shape_only = false;
     uint32_t hidden_size = 0;
     hal::ModelStage stage;
+    uint32_t tensor_count = 0;
+    std::array<uint64_t, kMaxTensors> tensor_bytes{};  // Byte size of each manifest tensor.
+    // The tensors lost since the last repair (none for a shape-only model: nothing is written).
+    uint32_t restage_count = 0;
+    std::array<RestageTensor, kMaxRestageTensors> restage{};
+    // Reasons a repair in place is impossible (the model must be unloaded and loaded again):
+    // more lost tensors than `restage` holds, or a PE under it failed without a spare.
+    bool restage_overflow = false;
+    bool unremapped_pe = false;
   };
   // Bytes written so far of each tensor of the model being staged. Chunks of one tensor arrive
   // in order; a chunk may repeat bytes already written (a retry) but may not leave a gap.
@@ -81,6 +98,15 @@ class CommandProcessor {
   Status HandleBeginModel(const hal::ModelManifest& manifest, const char*& detail);
   Status HandleWriteWeights(const WriteWeightsArgs& write, const char*& detail);
   Status HandleCommit(uint32_t model_id, const char*& detail);
+  // CommitModel of a committed model that lost data: checks that every lost tensor was fully
+  // rewritten, has the wafer install them and clears data_lost. Returns OK,
+  // FAILED_PRECONDITION (a tensor not fully rewritten, or a loss that cannot be repaired in
+  // place) or the wafer's code, with `detail` saying why.
+  Status HandleRepair(ModelEntry& model, const char*& detail);
+  // Records that `model` lost the tensors of `rec` (remapped or not).
+  void MarkLost(ModelEntry& model, const FaultRecord& rec, uint32_t tensors_on_pe);
+  // The entry of tensor `index` in `model`'s lost tensors, or nullptr.
+  static RestageTensor* FindRestage(ModelEntry& model, uint32_t index);
   Status HandleUnload(uint32_t model_id, const char*& detail);
   Status HandleStep(const hal::StepRequest& step, Reply& reply, const char*& detail);
   // Checks every seq of `step` against the stage rules of `model` (see HandleStep in the .cc)

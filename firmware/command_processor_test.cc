@@ -140,6 +140,21 @@ class CommandProcessorTest : public ::testing::Test {
     ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
     ASSERT_FALSE(fake_.flash.ReadBootControl().slots[0].valid);
   }
+  // PE (row, col) stops holding `tensors` of model `model` (FakeWafer reports tensors 1, 3, 5,
+  // ...); returns the fault records ReadFaults then holds.
+  std::vector<FaultRecord> FailPe(uint32_t row, uint32_t col, uint32_t model, uint32_t tensors) {
+    wafer_.pe_model_id = model;
+    wafer_.pe_tensor_count = tensors;
+    wafer_.events[wafer_.event_count++] = hal::HwEvent{hal::HwEventKind::kPeStopped, row, col, 1};
+    Reply r = Simple(CommandKind::kReadFaults);  // Handle() polls the wafer first.
+    return {r.faults.begin(), r.faults.end()};
+  }
+  // Steps model 7, one sequence generating one token.
+  StatusCode StepOnce() {
+    hal::SeqStepView seq;
+    seq.generate = 1;
+    return StepWith(std::span<const hal::SeqStepView>(&seq, 1)).code;
+  }
   static std::vector<std::byte> Bytes(size_t n, uint8_t first) {
     std::vector<std::byte> v(n);
     for (size_t i = 0; i < n; ++i) v[i] = std::byte(first + i);
@@ -764,6 +779,137 @@ TEST_F(CommandProcessorTest, HiddenStatesInOrOutAreBoundedPerStep) {
   EXPECT_EQ(StepWith(seqs).code, StatusCode::kResourceExhausted);
   EXPECT_EQ(StepWith(std::span(seqs, 1)).kind, ReplyKind::kStep);
   EXPECT_EQ(wafer_.step_calls, 2);
+}
+
+
+// --- Repair in place after a PE fault. ---
+
+TEST_F(CommandProcessorTest, RepairRewritesOnlyTheLostTensorsThenCommitClearsDataLoss) {
+  BootOk();
+  LoadStage(hal::ModelStage{});
+  const std::vector<FaultRecord> faults = FailPe(0, 0, 7, 1);
+  ASSERT_EQ(faults.size(), 1u);
+  ASSERT_EQ(faults[0].tensor_count, 1u);
+  ASSERT_EQ(faults[0].tensors[0], 1u);  // Tensor 1 (8 bytes) is lost.
+  EXPECT_EQ(StepOnce(), StatusCode::kDataLoss);
+
+  // Nothing rewritten yet: the repair's commit refuses and says why.
+  const int commits = wafer_.commit_calls;
+  Reply r = Simple(CommandKind::kCommitModel, 7);
+  EXPECT_EQ(r.code, StatusCode::kFailedPrecondition);
+  EXPECT_NE(std::string(r.detail).find("not fully rewritten"), std::string::npos) << r.detail;
+  EXPECT_EQ(wafer_.commit_calls, commits);
+  // Tensor 0 was not lost: a repair does not touch it.
+  r = Write(0, 0, Bytes(16, 1));
+  EXPECT_EQ(r.code, StatusCode::kFailedPrecondition);
+  EXPECT_NE(std::string(r.detail).find("not lost"), std::string::npos) << r.detail;
+  // The lost tensor is written in order, CRC checked, as in staging.
+  EXPECT_EQ(Write(1, 4, Bytes(4, 5)).code, StatusCode::kFailedPrecondition);  // A gap.
+  EXPECT_EQ(Write(1, 0, Bytes(4, 1), /*crc_delta=*/1).code, StatusCode::kDataLoss);
+  EXPECT_EQ(Write(1, 6, Bytes(4, 1)).code, StatusCode::kOutOfRange);  // Past its end.
+  EXPECT_EQ(Write(2, 0, Bytes(4, 1)).code, StatusCode::kOutOfRange);  // No tensor 2.
+  ASSERT_EQ(Write(1, 0, Bytes(4, 60)).code, StatusCode::kOk);
+  EXPECT_EQ(Simple(CommandKind::kCommitModel, 7).code, StatusCode::kFailedPrecondition);
+  EXPECT_EQ(StepOnce(), StatusCode::kDataLoss);
+  ASSERT_EQ(Write(1, 4, Bytes(4, 64)).code, StatusCode::kOk);
+  EXPECT_EQ(wafer_.store[4096 + 7], std::byte(67));  // The wafer got the new bytes.
+
+  const uint64_t from = cp_->error_log().next_sequence();
+  ASSERT_EQ(Simple(CommandKind::kCommitModel, 7).code, StatusCode::kOk);
+  EXPECT_EQ(wafer_.commit_calls, commits + 1);  // The wafer installs the rewritten tensor.
+  const auto log = ReadLog(*cp_, from);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log[0].code, LogCode::kModelRepaired);
+  EXPECT_EQ(log[0].severity, Severity::kInfo);
+  EXPECT_EQ(log[0].args[0], 7u);
+  EXPECT_EQ(log[0].args[1], 1u);  // One tensor ...
+  EXPECT_EQ(log[0].args[2], 8u);  // ... of 8 bytes.
+  EXPECT_EQ(StepOnce(), StatusCode::kOk);
+
+  // Repaired: the model is an ordinary committed one again.
+  EXPECT_EQ(Simple(CommandKind::kCommitModel, 7).code, StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Write(1, 0, Bytes(8, 1)).code, StatusCode::kFailedPrecondition);
+}
+
+TEST_F(CommandProcessorTest, AFaultDuringTheRepairStartsItsTensorsOver) {
+  BootOk();
+  LoadStage(hal::ModelStage{});
+  ASSERT_EQ(FailPe(0, 0, 7, 1).size(), 1u);
+  ASSERT_EQ(Write(1, 0, Bytes(8, 1)).code, StatusCode::kOk);
+  // The same tensor is lost again before the commit: the bytes written so far do not count.
+  ASSERT_EQ(FailPe(1, 0, 7, 1).size(), 2u);
+  EXPECT_EQ(Simple(CommandKind::kCommitModel, 7).code, StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Write(1, 4, Bytes(4, 1)).code, StatusCode::kFailedPrecondition);  // From 0 again.
+  ASSERT_EQ(Write(1, 0, Bytes(8, 1)).code, StatusCode::kOk);
+  EXPECT_EQ(Simple(CommandKind::kCommitModel, 7).code, StatusCode::kOk);
+  EXPECT_EQ(StepOnce(), StatusCode::kOk);
+}
+
+TEST_F(CommandProcessorTest, AFaultWhileStagingIsRepairedAfterTheCommit) {
+  BootOk();
+  ASSERT_EQ(Begin().code, StatusCode::kOk);
+  ASSERT_EQ(Write(1, 0, Bytes(8, 1)).code, StatusCode::kOk);
+  ASSERT_EQ(FailPe(0, 0, 7, 1).size(), 1u);
+  ASSERT_EQ(Write(0, 0, Bytes(16, 1)).code, StatusCode::kOk);
+  ASSERT_EQ(Simple(CommandKind::kCommitModel, 7).code, StatusCode::kOk);  // Staging completes.
+  EXPECT_EQ(StepOnce(), StatusCode::kDataLoss);
+  ASSERT_EQ(Write(1, 0, Bytes(8, 1)).code, StatusCode::kOk);
+  ASSERT_EQ(Simple(CommandKind::kCommitModel, 7).code, StatusCode::kOk);
+  EXPECT_EQ(StepOnce(), StatusCode::kOk);
+}
+
+TEST_F(CommandProcessorTest, ShapeOnlyRepairIsTheCommitAlone) {
+  BootOk();
+  LoadStage(hal::ModelStage{}, /*shape_only=*/true);
+  ASSERT_EQ(FailPe(0, 0, 7, 1).size(), 1u);
+  EXPECT_EQ(StepOnce(), StatusCode::kDataLoss);
+  Reply r = Write(1, 0, Bytes(8, 1));
+  EXPECT_EQ(r.code, StatusCode::kFailedPrecondition);
+  EXPECT_NE(std::string(r.detail).find("shape-only"), std::string::npos) << r.detail;
+  ASSERT_EQ(Simple(CommandKind::kCommitModel, 7).code, StatusCode::kOk);
+  EXPECT_EQ(StepOnce(), StatusCode::kOk);
+}
+
+TEST_F(CommandProcessorTest, APeLostWithoutASpareCannotBeRepairedInPlace) {
+  BootOk();
+  LoadStage(hal::ModelStage{});
+  // Row 0 has two spares: the third PE that fails there finds none.
+  ASSERT_EQ(FailPe(0, 0, 7, 1).size(), 1u);
+  ASSERT_EQ(FailPe(0, 1, 7, 1).size(), 2u);
+  const std::vector<FaultRecord> faults = FailPe(0, 2, 7, 1);
+  ASSERT_EQ(faults.size(), 3u);
+  EXPECT_FALSE(faults[2].remapped);
+  ASSERT_EQ(Write(1, 0, Bytes(8, 1)).code, StatusCode::kOk);
+  Reply r = Simple(CommandKind::kCommitModel, 7);
+  EXPECT_EQ(r.code, StatusCode::kFailedPrecondition);
+  EXPECT_NE(std::string(r.detail).find("no spare"), std::string::npos) << r.detail;
+  EXPECT_EQ(StepOnce(), StatusCode::kDataLoss);
+  // Unloading and loading it again is the way out.
+  ASSERT_EQ(Simple(CommandKind::kUnloadModel, 7).code, StatusCode::kOk);
+  LoadStage(hal::ModelStage{});
+  EXPECT_EQ(StepOnce(), StatusCode::kOk);
+}
+
+TEST_F(CommandProcessorTest, ATruncatedFaultReportCannotBeRepairedInPlace) {
+  BootOk();
+  LoadStage(hal::ModelStage{});
+  // The PE held more tensors than a report lists: the host cannot learn them all.
+  const std::vector<FaultRecord> faults = FailPe(0, 0, 7, kMaxRestageTensors + 1);
+  ASSERT_EQ(faults.size(), 1u);
+  EXPECT_EQ(faults[0].tensor_count, kMaxRestageTensors);
+  ASSERT_EQ(Write(1, 0, Bytes(8, 1)).code, StatusCode::kOk);
+  Reply r = Simple(CommandKind::kCommitModel, 7);
+  EXPECT_EQ(r.code, StatusCode::kFailedPrecondition);
+  EXPECT_NE(std::string(r.detail).find("reload"), std::string::npos) << r.detail;
+}
+
+TEST_F(CommandProcessorTest, ARepairOfAModelThatLostNothingIsRefused) {
+  BootOk();
+  LoadStage(hal::ModelStage{});
+  ASSERT_EQ(FailPe(0, 0, 9, 1).size(), 1u);  // Another model's PE.
+  EXPECT_EQ(StepOnce(), StatusCode::kOk);
+  EXPECT_EQ(Write(1, 0, Bytes(8, 1)).code, StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Simple(CommandKind::kCommitModel, 7).code, StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

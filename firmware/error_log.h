@@ -43,6 +43,7 @@ enum class LogCode : uint16_t {
   kThermalTrip = 22,
   kPowerCapped = 23,
   kFaultInjected = 24,
+  kModelRepaired = 25,
 };
 
 inline constexpr size_t kLogArgs = 4;

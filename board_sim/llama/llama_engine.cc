@@ -119,6 +119,23 @@ bool StageHolds(const LlamaArch& a, const LlamaStage& stage, TensorRole role) {
   }
 }
 
+// Whether `t` is a tensor the (resolved) stage holds, with the dtype, shape and byte count `a`
+// requires. Says nothing about duplicates.
+bool TensorIsValid(const LlamaArch& a, const LlamaStage& stage, const TensorView& t) {
+  const auto role = static_cast<uint32_t>(t.role);
+  if (role >= kRoleCount || !StageHolds(a, stage, t.role)) return false;
+  if (IsPerLayer(t.role)
+          ? t.layer < stage.first_layer || t.layer - stage.first_layer >= stage.layer_count
+          : t.layer != 0) {
+    return false;
+  }
+  if (t.dtype != DType::kF32 && t.dtype != DType::kF16 && t.dtype != DType::kBF16) return false;
+  if (t.shape != ExpectedShape(a, t.role)) return false;
+  uint64_t elements = 1;
+  for (uint64_t d : t.shape) elements *= d;  // Dimensions are bounded by uint32 arch fields.
+  return t.bytes.size() == elements * ElementSize(t.dtype);
+}
+
 // Converts a validated tensor's bytes to float32 (norm weights: small and read per row).
 std::vector<float> ToFloat(const TensorView& t) {
   internal::WeightMatrix m{t.dtype, t.bytes.data(), 1, t.bytes.size() / ElementSize(t.dtype)};
@@ -175,6 +192,10 @@ struct LlamaEngine::Impl {
     return s.v.data() + (size_t{layer} * context_length + pos) * kv_dim();
   }
 
+  // Where the stage keeps tensor (role, layer): a norm vector or a matrix. False when the stage
+  // does not hold it.
+  bool Locate(TensorRole role, uint32_t layer, std::vector<float>** norm, Matrix** matrix);
+  // Copies a validated tensor in. Throws std::bad_alloc (nothing changed then).
   Status Install(const TensorView& t);
   // One row's attention over its slot's cached positions 0..pos of layer `l`: `q` is the row's
   // [num_heads * head_dim] query, `out` the same size; `scores` holds pos + 1 floats.
@@ -185,31 +206,39 @@ struct LlamaEngine::Impl {
            std::span<float> logits);
 };
 
+bool LlamaEngine::Impl::Locate(TensorRole role, uint32_t layer, std::vector<float>** norm,
+                               Matrix** matrix) {
+  *norm = nullptr;
+  *matrix = nullptr;
+  if (IsPerLayer(role)) {
+    if (layer < stage.first_layer || layer - stage.first_layer >= stage.layer_count) return false;
+    Layer& l = layers[layer - stage.first_layer];
+    switch (role) {
+      case TensorRole::kAttnNorm: *norm = &l.attn_norm; return true;
+      case TensorRole::kWq: *matrix = &l.wq; return true;
+      case TensorRole::kWk: *matrix = &l.wk; return true;
+      case TensorRole::kWv: *matrix = &l.wv; return true;
+      case TensorRole::kWo: *matrix = &l.wo; return true;
+      case TensorRole::kMlpNorm: *norm = &l.mlp_norm; return true;
+      case TensorRole::kWGate: *matrix = &l.gate; return true;
+      case TensorRole::kWUp: *matrix = &l.up; return true;
+      case TensorRole::kWDown: *matrix = &l.down; return true;
+      default: return false;
+    }
+  }
+  if (layer != 0 || !StageHolds(arch, stage, role)) return false;
+  switch (role) {
+    case TensorRole::kEmbedding: *matrix = &embedding; return true;
+    case TensorRole::kFinalNorm: *norm = &final_norm; return true;
+    case TensorRole::kLmHead: *matrix = &lm_head; return true;
+    default: return false;
+  }
+}
+
 Status LlamaEngine::Impl::Install(const TensorView& t) {
   std::vector<float>* norm = nullptr;
   Matrix* matrix = nullptr;
-  if (IsPerLayer(t.role)) {
-    Layer& l = layers[t.layer - stage.first_layer];  // Validated to be one of the stage's.
-    switch (t.role) {
-      case TensorRole::kAttnNorm: norm = &l.attn_norm; break;
-      case TensorRole::kWq: matrix = &l.wq; break;
-      case TensorRole::kWk: matrix = &l.wk; break;
-      case TensorRole::kWv: matrix = &l.wv; break;
-      case TensorRole::kWo: matrix = &l.wo; break;
-      case TensorRole::kMlpNorm: norm = &l.mlp_norm; break;
-      case TensorRole::kWGate: matrix = &l.gate; break;
-      case TensorRole::kWUp: matrix = &l.up; break;
-      case TensorRole::kWDown: matrix = &l.down; break;
-      default: return InvalidArgument();
-    }
-  } else {
-    switch (t.role) {
-      case TensorRole::kEmbedding: matrix = &embedding; break;
-      case TensorRole::kFinalNorm: norm = &final_norm; break;
-      case TensorRole::kLmHead: matrix = &lm_head; break;
-      default: return InvalidArgument();
-    }
-  }
+  if (!Locate(t.role, t.layer, &norm, &matrix)) return InvalidArgument();
   if (norm != nullptr) {
     *norm = ToFloat(t);
     return OkStatus();
@@ -237,18 +266,8 @@ Result<std::unique_ptr<LlamaEngine>> LlamaEngine::Create(const LlamaArch& arch,
   const size_t table = size_t{kRoleCount} * layer_count;
   std::vector<uint8_t> seen(table, 0);
   for (const TensorView& t : tensors) {
+    if (!TensorIsValid(arch, stage, t)) return InvalidArgument();
     const auto role = static_cast<uint32_t>(t.role);
-    if (role >= kRoleCount || !StageHolds(arch, stage, t.role)) return InvalidArgument();
-    if (IsPerLayer(t.role) ? t.layer < first || t.layer - first >= layer_count : t.layer != 0) {
-      return InvalidArgument();
-    }
-    if (t.dtype != DType::kF32 && t.dtype != DType::kF16 && t.dtype != DType::kBF16) {
-      return InvalidArgument();
-    }
-    if (t.shape != ExpectedShape(arch, t.role)) return InvalidArgument();
-    uint64_t elements = 1;
-    for (uint64_t d : t.shape) elements *= d;  // Dimensions are bounded by uint32 arch fields.
-    if (t.bytes.size() != elements * ElementSize(t.dtype)) return InvalidArgument();
     const uint32_t local = IsPerLayer(t.role) ? t.layer - first : 0;
     uint8_t& mark = seen[size_t{role} * layer_count + local];
     if (mark) return InvalidArgument();
@@ -316,6 +335,43 @@ uint32_t LlamaEngine::slots() const { return static_cast<uint32_t>(impl_->slots.
 uint32_t LlamaEngine::context_length() const { return impl_->context_length; }
 const LlamaArch& LlamaEngine::arch() const { return impl_->arch; }
 const LlamaStage& LlamaEngine::stage() const { return impl_->stage; }
+
+Status LlamaEngine::ReplaceTensor(const TensorView& t) {
+  if (!TensorIsValid(impl_->arch, impl_->stage, t)) return InvalidArgument();
+  try {
+    return impl_->Install(t);  // Builds the copy before it replaces the old one.
+  } catch (const std::bad_alloc&) {
+    return ResourceExhausted();
+  }
+}
+
+Status LlamaEngine::PoisonTensor(TensorRole role, uint32_t layer, uint64_t first,
+                                 uint64_t count) {
+  std::vector<float>* norm = nullptr;
+  Impl::Matrix* matrix = nullptr;
+  if (!impl_->Locate(role, layer, &norm, &matrix)) return InvalidArgument();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  if (norm != nullptr) {
+    if (first > norm->size() || count > norm->size() - first) return OutOfRange();
+    std::fill_n(norm->begin() + static_cast<ptrdiff_t>(first), count, nan);
+    return OkStatus();
+  }
+  const size_t out = matrix->out(), in = matrix->in();
+  if (first > uint64_t{out} * in || count > uint64_t{out} * in - first) return OutOfRange();
+  if (count == 0) return OkStatus();
+  // The packed layout is the kernels' business: read the matrix back exactly, poison the
+  // elements in row-major order and repack it as float32.
+  try {
+    std::vector<float> values(out * in);
+    for (size_t r = 0; r < out; ++r) matrix->ConvertRow(r, &values[r * in]);
+    std::fill_n(values.begin() + static_cast<ptrdiff_t>(first), count, nan);
+    *matrix = internal::PackedMatrix(internal::WeightMatrix{
+        DType::kF32, reinterpret_cast<const std::byte*>(values.data()), out, in});
+  } catch (const std::bad_alloc&) {
+    return ResourceExhausted();
+  }
+  return OkStatus();
+}
 
 Status LlamaEngine::Forward(std::span<const uint32_t> slots,
                             std::span<const std::span<const uint32_t>> tokens,

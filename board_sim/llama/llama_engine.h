@@ -98,6 +98,24 @@ class LlamaEngine {
   // The stage, with layer_count resolved.
   const LlamaStage& stage() const;
 
+  // Replaces the weights of one of the stage's tensors (the one of t.role and t.layer), as a
+  // repair after a PE fault rewrites it; the other tensors and every KV cache stay. Validates
+  // `t` as Create does (role in the stage, global layer, dtype, shape, byte count) and copies
+  // its bytes; `t` may be freed afterwards.
+  // Returns:
+  //   OK                 - installed; the next Forward uses it.
+  //   INVALID_ARGUMENT   - not a tensor of the stage, or misshapen; nothing changed.
+  //   RESOURCE_EXHAUSTED - the copy could not be allocated; nothing changed.
+  Status ReplaceTensor(const TensorView& t);
+
+  // Makes elements [first, first + count) of the stage's tensor (role, layer), counted in
+  // row-major order, unreadable (NaN), as the loss of the SRAM that held them would: every
+  // product that reads one gives NaN, and so do the logits downstream. A poisoned matrix is kept
+  // in float32 (its other values exact) until ReplaceTensor restores it.
+  // Returns OK, INVALID_ARGUMENT (the stage holds no such tensor), OUT_OF_RANGE (past the
+  // tensor's end) or RESOURCE_EXHAUSTED (nothing changed).
+  Status PoisonTensor(TensorRole role, uint32_t layer, uint64_t first, uint64_t count);
+
   // Appends `tokens` to each listed slot's sequence (prefill chunk or decode token) and writes
   // the logits of each slot's last position to `logits[i * vocab_size ...]`. Slots are distinct.
   // Returns OUT_OF_RANGE (a slot or token id out of range) or RESOURCE_EXHAUSTED (a slot's

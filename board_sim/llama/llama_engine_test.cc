@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "board_sim/llama/internal/kernels.h"
+#include "board_sim/testing/tiny_llama.h"
 
 namespace wafer::sim {
 namespace {
@@ -757,6 +758,128 @@ TEST(SampleTokenTest, DistributionFollowsTemperatureTopKAndTopP) {
     const uint32_t p = SampleToken(four, {1.0f, 0, 0.6f}, rng);
     EXPECT_TRUE(p == 0 || p == 2);
   }
+}
+
+// --- Repair after a PE fault: PoisonTensor and ReplaceTensor. ---
+
+// The tiny model's tensors, every one in `dtype` (bfloat16: the float32 values truncated), kept
+// alive with their views.
+struct TinyInDtype {
+  std::vector<testing::TinyTensor> tensors;
+  std::vector<std::vector<std::byte>> bytes;
+  std::vector<TensorView> views;
+
+  TinyInDtype(const LlamaArch& a, DType dtype) : tensors(testing::MakeTinyLlama(a, 5)) {
+    for (const testing::TinyTensor& t : tensors) {
+      std::vector<std::byte> b;
+      if (dtype == DType::kF32) {
+        b.assign(t.bytes().begin(), t.bytes().end());
+      } else {
+        for (float f : t.data) {
+          uint32_t u;
+          std::memcpy(&u, &f, 4);
+          b.push_back(static_cast<std::byte>((u >> 16) & 0xff));
+          b.push_back(static_cast<std::byte>(u >> 24));
+        }
+      }
+      bytes.push_back(std::move(b));
+    }
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      views.push_back(TensorView{tensors[i].role, tensors[i].layer, dtype, tensors[i].shape,
+                                 bytes[i]});
+    }
+  }
+  const TensorView& View(TensorRole role, uint32_t layer) const {
+    for (const TensorView& v : views) {
+      if (v.role == role && v.layer == layer) return v;
+    }
+    return views.front();
+  }
+};
+
+// The logits after prefilling `prompt` into a freshly reset slot 0.
+std::vector<float> PrefillLogits(LlamaEngine& engine, const std::vector<uint32_t>& prompt) {
+  std::vector<float> logits(engine.arch().vocab_size);
+  engine.ResetSlot(0);
+  const uint32_t slot = 0;
+  std::span<const uint32_t> tokens(prompt);
+  EXPECT_TRUE(engine.Forward(std::span(&slot, 1), std::span(&tokens, 1), logits).ok());
+  return logits;
+}
+
+bool AnyNan(const std::vector<float>& v) {
+  return std::any_of(v.begin(), v.end(), [](float x) { return std::isnan(x); });
+}
+
+TEST(LlamaRepairTest, PoisonedTensorsGiveNanLogitsAndReplacingThemRestoresEveryBit) {
+  const LlamaArch a = testing::TinyArch();
+  for (DType dtype : {DType::kF32, DType::kBF16}) {
+    SCOPED_TRACE(dtype == DType::kF32 ? "f32" : "bf16");
+    const TinyInDtype model(a, dtype);
+    auto engine = LlamaEngine::Create(a, model.views, 1, 32);
+    ASSERT_TRUE(engine.ok());
+    const std::vector<uint32_t> prompt = {3, 1, 4, 1, 5};
+    const std::vector<float> healthy = PrefillLogits(**engine, prompt);
+    ASSERT_FALSE(AnyNan(healthy));
+
+    // A matrix (a slice in the middle of layer 1's up projection), a norm weight and the
+    // embedding row of a prompt token: each poisons the logits, each replacement heals them.
+    const struct {
+      TensorRole role;
+      uint32_t layer;
+      uint64_t first, count;
+    } losses[] = {{TensorRole::kWUp, 1, 700, 90},
+                  {TensorRole::kAttnNorm, 0, 4, 1},
+                  {TensorRole::kEmbedding, 0, 4 * a.hidden_size, a.hidden_size}};
+    for (const auto& loss : losses) {
+      SCOPED_TRACE(static_cast<int>(loss.role));
+      ASSERT_TRUE((*engine)->PoisonTensor(loss.role, loss.layer, loss.first, loss.count).ok());
+      EXPECT_TRUE(AnyNan(PrefillLogits(**engine, prompt)));
+      ASSERT_TRUE((*engine)->ReplaceTensor(model.View(loss.role, loss.layer)).ok());
+      const std::vector<float> repaired = PrefillLogits(**engine, prompt);
+      EXPECT_EQ(std::memcmp(repaired.data(), healthy.data(), healthy.size() * sizeof(float)), 0);
+    }
+  }
+}
+
+TEST(LlamaRepairTest, ReplaceAndPoisonValidateTheTensor) {
+  const LlamaArch a = testing::TinyArch();
+  const TinyInDtype model(a, DType::kF32);
+  // The first of two stages: layer 0 and the embedding, no head.
+  std::vector<TensorView> first_stage;
+  for (const TensorView& v : model.views) {
+    if (v.role == TensorRole::kEmbedding || (v.layer == 0 && v.role != TensorRole::kFinalNorm &&
+                                             v.role != TensorRole::kLmHead)) {
+      first_stage.push_back(v);
+    }
+  }
+  auto engine = LlamaEngine::Create(a, first_stage, 1, 16, LlamaStage{0, 1, true, false});
+  ASSERT_TRUE(engine.ok());
+  LlamaEngine& e = **engine;
+
+  EXPECT_TRUE(e.ReplaceTensor(model.View(TensorRole::kWq, 0)).ok());
+  EXPECT_EQ(e.ReplaceTensor(model.View(TensorRole::kWq, 1)).code(),
+            StatusCode::kInvalidArgument);  // Layer 1 is the next stage's.
+  EXPECT_EQ(e.ReplaceTensor(model.View(TensorRole::kLmHead, 0)).code(),
+            StatusCode::kInvalidArgument);  // No head here.
+  TensorView wrong = model.View(TensorRole::kWq, 0);
+  wrong.shape = {wrong.shape[1], wrong.shape[0] / 2};
+  EXPECT_EQ(e.ReplaceTensor(wrong).code(), StatusCode::kInvalidArgument);  // Misshapen.
+  wrong = model.View(TensorRole::kWq, 0);
+  wrong.bytes = wrong.bytes.first(wrong.bytes.size() - 4);
+  EXPECT_EQ(e.ReplaceTensor(wrong).code(), StatusCode::kInvalidArgument);  // Short.
+  wrong = model.View(TensorRole::kWq, 0);
+  wrong.dtype = DType::kBF16;  // Twice the elements its bytes would hold.
+  EXPECT_EQ(e.ReplaceTensor(wrong).code(), StatusCode::kInvalidArgument);
+
+  const uint64_t wq = uint64_t{a.num_heads} * a.head_dim * a.hidden_size;
+  EXPECT_TRUE(e.PoisonTensor(TensorRole::kWq, 0, wq - 1, 1).ok());
+  EXPECT_EQ(e.PoisonTensor(TensorRole::kWq, 0, wq - 1, 2).code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(e.PoisonTensor(TensorRole::kMlpNorm, 0, a.hidden_size, 1).code(),
+            StatusCode::kOutOfRange);
+  EXPECT_EQ(e.PoisonTensor(TensorRole::kWq, 1, 0, 1).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(e.PoisonTensor(TensorRole::kFinalNorm, 0, 0, 1).code(),
+            StatusCode::kInvalidArgument);
 }
 
 }  // namespace
