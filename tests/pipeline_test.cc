@@ -235,6 +235,53 @@ TEST(PipelineTest, LosingTheLastBoardMidStreamReloadsAndTheStreamContinuesIdenti
   EXPECT_EQ(tokens, reference);
 }
 
+TEST(PipelineTest, APeFaultOnTheLastBoardIsRepairedThereAndTheStreamContinuesIdentically) {
+  TempDir dir;
+  ASSERT_TRUE(WriteModel(dir.path() + "/small", "small", 21));
+  auto h = ThreeBoards();
+  auto admin = h->NewAdminClient();
+  ASSERT_EQ(LoadOn(*admin, dir.path() + "/small", "split", {0, 1}).code, ErrorCode::kNone);
+  auto client = h->NewJobClient();
+  const std::string prompt = "for stage in pipeline:";
+  const std::vector<uint32_t> reference = Tokens(*client, "split", prompt, 0, 0);
+
+  SubmitJob job;
+  job.model = "split";
+  job.prompt_text = prompt;
+  job.max_tokens = 24;
+  SubmitOutcome outcome;
+  ASSERT_TRUE(client->Submit(job, &outcome, kTimeoutMs).ok());
+  ASSERT_TRUE(outcome.accepted);
+  std::vector<uint32_t> tokens;
+  bool faulted = false;
+  JobFinished finished;
+  for (;;) {
+    JobMessage m;
+    ASSERT_TRUE(client->Receive(&m, kTimeoutMs).ok()) << client->last_error();
+    if (auto* c = std::get_if<TokenChunk>(&m)) {
+      tokens.insert(tokens.end(), c->tokens.begin(), c->tokens.end());
+      if (!faulted) {
+        // The PE at the top-left of board 1 holds the first tensor of its first layer.
+        OperationResult r;
+        ASSERT_TRUE(admin->Operate(InjectFault{0, 1, "pe_stop", 0, 0, 0, 0}, nullptr, &r,
+                                   kTimeoutMs).ok());
+        EXPECT_EQ(r.code, ErrorCode::kNone) << r.detail;
+        faulted = true;
+      }
+    } else if (auto* f = std::get_if<JobFinished>(&m)) {
+      finished = *f;
+      break;
+    }
+  }
+  EXPECT_EQ(finished.reason, FinishReason::kLength) << finished.detail;
+  EXPECT_EQ(tokens, reference);
+  BoardLogReply log;
+  ASSERT_TRUE(admin->ReadBoardLog(1, 0, &log, kTimeoutMs).ok());
+  bool repaired = false;
+  for (const BoardLogEntry& e : log.records) repaired |= e.code == "kModelRepaired";
+  EXPECT_TRUE(repaired) << "board 1 repaired its stage in place";
+}
+
 TEST(PipelineTest, LongPromptsAtOnceStayWithinTheHiddenStateLimitOfAStep) {
   // Hidden 640: a Step carries at most 2^18 / 640 = 409 tokens' hidden states between boards.
   // A 500-token prompt in 512-token prefill chunks would need 500 in one step: the step loop

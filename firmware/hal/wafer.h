@@ -260,12 +260,15 @@ class Wafer {
   //   ALREADY_EXISTS     - the id is taken.
   virtual Status BeginModel(const ModelManifest& manifest) = 0;
 
-  // Writes bytes of one tensor. The firmware has already checked CRC and bounds.
-  // Returns OK, NOT_FOUND (no such staging model) or OUT_OF_RANGE.
+  // Writes bytes of one tensor: of a model being staged, or of a committed model repairing a
+  // tensor a PE fault lost (the firmware allows only the tensors its fault reports listed). The
+  // firmware has already checked CRC and bounds.
+  // Returns OK, NOT_FOUND (no such model) or OUT_OF_RANGE.
   virtual Status WriteTensor(uint32_t model_id, uint32_t tensor_index, uint64_t offset,
                              std::span<const std::byte> data) = 0;
 
-  // Makes a fully written model steppable. OK, NOT_FOUND, INVALID_ARGUMENT (weights rejected).
+  // Makes a fully written model steppable; on a committed model, installs the tensors rewritten
+  // since a PE fault. OK, NOT_FOUND, INVALID_ARGUMENT (weights rejected).
   virtual Status CommitModel(uint32_t model_id) = 0;
 
   // Frees a model's SRAM (staging or committed). OK or NOT_FOUND.

@@ -157,6 +157,24 @@ class Driver {
     Send(std::make_unique<WorkerEvent>(std::move(done)));
   }
 
+  void Handle(RepairWork& work) {
+    const int64_t start = clock_.NowNanos();
+    RepairDone done;
+    done.model_id = work.model_id;
+    done.stage = work.stage;
+    if (!online_) {
+      done.status = Unavailable();
+      done.detail = "board " + std::to_string(index_) + " is not ready";
+    } else {
+      done.status = RestageFaultedTensors(
+          *link_, *work.model, work.model_id, work.stage, &next_fault_sequence_,
+          std::max<uint64_t>(4096, identity_.max_chunk_bytes), &done.detail, &done.report);
+    }
+    done.elapsed_s = Seconds(clock_.NowNanos() - start);
+    last_telemetry_ns_ = 0;
+    Send(std::make_unique<WorkerEvent>(std::move(done)));
+  }
+
   void Handle(UnloadWork& work) {
     int64_t start = clock_.NowNanos();
     OperationDone done{OperationDone::Kind::kUnload, work.admin_tag, work.admin_peer, work.name,
@@ -372,6 +390,10 @@ class Driver {
   BoardIdentity identity_;
   bool online_ = false;
   bool claimed_ = false;  // The board's SRAM was checked for models of a previous daemon.
+  // The board's fault reports read so far (repairs read on from here). A board process that
+  // restarted numbers its reports from 0 again; a repair that then misses its report fails, and
+  // the daemon falls back to a full reload.
+  uint64_t next_fault_sequence_ = 0;
   int64_t last_attempt_ns_ = 0;
   int64_t last_telemetry_ns_ = 0;
 };

@@ -125,6 +125,13 @@ class Daemon {
   // Takes a model off its board: running jobs are re-queued (prompt + output as prefill), the
   // model becomes kFailed; an unloading model is removed instead. `model` may be destroyed.
   void LoseModel(Model& model, const std::string& why);
+  // Puts `model`'s running jobs back in the queue with prompt + output so far as prefill (a
+  // cancelled one ends). Returns how many went back.
+  size_t RequeueRunning(Model& model);
+  // A step on `board` failed DATA_LOSS: the board rewrites only the tensors it lost (the model
+  // waits in kLoading, its jobs re-queued), or, when that cannot be done, the model is reloaded.
+  void RepairModel(Model& model, const Board& board, const std::string& why);
+  void OnRepairDone(RepairDone& done);
   // Loads a kFailed model again under a new id (its queued jobs wait for it).
   void ReloadModel(Model& model);
   void ReloadLostModels(Board& board);

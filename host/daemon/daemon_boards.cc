@@ -34,6 +34,7 @@ void Daemon::OnWorkerEvent(Board& board, WorkerEvent& event) {
   if (auto* logs = std::get_if<LogsDone>(&event)) return OnLogsDone(board, *logs);
   if (auto* geometry = std::get_if<GeometryDone>(&event)) return OnGeometryDone(board, *geometry);
   if (auto* p = std::get_if<LoadProgressEvent>(&event)) return OnLoadProgress(*p);
+  if (auto* repair = std::get_if<RepairDone>(&event)) return OnRepairDone(*repair);
 }
 
 void Daemon::OnBoardUpdate(Board& board, const BoardUpdate& update) {
@@ -105,7 +106,17 @@ void Daemon::LoseModel(Model& model, const std::string& why) {
   // Running jobs go back to the queue with their output so far as prefill: nothing accepted is
   // lost, and clients see the stream continue once the model is back.
   model.state = ModelState::kFailed;
+  model.repairing = false;
+  model.prepared.reset();
+  const size_t requeued = RequeueRunning(model);
+  model.free_slots.clear();
+  std::fprintf(stderr, "waferd: model %s %s; %zu jobs re-queued\n", model.name.c_str(),
+               why.c_str(), requeued);
+}
+
+size_t Daemon::RequeueRunning(Model& model) {
   std::vector<uint64_t> requeue(model.running.begin(), model.running.end());
+  size_t requeued = 0;
   for (uint64_t id : requeue) {
     Job& job = *jobs_.at(id);
     ReleaseSlot(job);
@@ -120,10 +131,48 @@ void Daemon::LoseModel(Model& model, const std::string& why) {
     job.prefill_fed = 0;
     policy_->Push(QueuedJob{job.id, job.model, job.tenant, 0, job.accepted_ns,
                             job.deadline_unix_ms});
+    ++requeued;
   }
-  model.free_slots.clear();
-  std::fprintf(stderr, "waferd: model %s %s; %zu jobs re-queued\n", model.name.c_str(),
-               why.c_str(), requeue.size());
+  return requeued;
+}
+
+void Daemon::RepairModel(Model& model, const Board& board, const std::string& why) {
+  const auto at = std::find(model.boards.begin(), model.boards.end(), board.index);
+  if (model.prepared == nullptr || at == model.boards.end()) {
+    LoseModel(model, why);
+    ReloadModel(model);
+    return;
+  }
+  // Its jobs wait in the queue: the KV cache may be gone with the PE, so they are prefilled
+  // again (every stage resets their slots) once the model is back.
+  model.state = ModelState::kLoading;
+  model.repairing = true;
+  const size_t requeued = RequeueRunning(model);
+  const auto stage = static_cast<uint32_t>(at - model.boards.begin());
+  std::fprintf(stderr, "waferd: model %s %s; repairing on board %u, %zu jobs re-queued\n",
+               model.name.c_str(), why.c_str(), board.index, requeued);
+  SendOwned(boards_[board.index]->channel,
+            std::make_unique<WorkerRequest>(RepairWork{model.model_id, stage, model.prepared}));
+}
+
+void Daemon::OnRepairDone(RepairDone& done) {
+  Model* model = ModelById(done.model_id);
+  if (model == nullptr || !model->repairing) return;
+  model->repairing = false;
+  if (!done.status.ok()) {
+    // Whatever the board could not repair (reports lost, no spare left, a board gone), a full
+    // reload can: it is placed again from scratch.
+    model->state = ModelState::kReady;  // LoseModel takes a serving model off its boards.
+    LoseModel(*model, "repair failed (" + done.detail + ")");
+    ReloadModel(*model);
+    return;
+  }
+  model->state = ModelState::kReady;
+  std::fprintf(stderr,
+               "waferd: model %s repaired on board %u: %u tensors, %llu bytes re-staged in "
+               "%.3f s\n",
+               model->name.c_str(), model->boards[done.stage], done.report.tensors,
+               static_cast<unsigned long long>(done.report.bytes), done.elapsed_s);
 }
 
 void Daemon::ReloadModel(Model& model) {

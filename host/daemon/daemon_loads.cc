@@ -235,7 +235,8 @@ void Daemon::OnLoadDone(LoadDone& done) {
                static_cast<unsigned long long>(model->weight_bytes), model->slots,
                model->context_length);
   const LoadRequest request = loading.request;
-  model->loading = Model::Loading{};  // Releases the mapped checkpoint.
+  model->prepared = loading.prepared;  // For repairs after a PE fault.
+  model->loading = Model::Loading{};
   FinishOperation(request.admin_peer, request.admin_tag, OkStatus(),
                   "model " + model->name + " ready", elapsed);
   StartPendingLoads();

@@ -70,10 +70,8 @@ void Daemon::OnStepDone(Board& board, StepDone& done) {
     }
     if (done.status.code() == StatusCode::kDataLoss) {
       // Some of the model's weights sat on a PE that failed (the board remapped it to a spare
-      // and reports which tensors in ReadFaults). Re-staging everything is the simple, safe
-      // repair: the jobs wait in the queue meanwhile.
-      LoseModel(*model, "lost weights to a failed PE (" + done.detail + ")");
-      ReloadModel(*model);
+      // and reports which tensors in ReadFaults): the board gets those tensors again.
+      RepairModel(*model, board, "lost weights to a failed PE (" + done.detail + ")");
       return;
     }
     for (Job* job : jobs) {

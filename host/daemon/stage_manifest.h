@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "host/daemon/worker_messages.h"
+#include "host/daemon/prepared_model.h"
 
 namespace wafer::host {
 

@@ -9,7 +9,8 @@
 
 #include "common/status.h"
 #include "host/board/board_types.h"
-#include "host/daemon/model_source.h"
+#include "host/daemon/prepared_model.h"
+#include "host/daemon/restage.h"
 #include "host/placement/placement_planner.h"
 #include "host/placement/row_gaps.h"
 
@@ -22,16 +23,6 @@ struct StepWork {
   uint32_t model_id = 0;
   std::vector<SeqStep> seqs;
   std::vector<uint64_t> job_ids;  // Parallel to seqs; returned untouched.
-};
-
-// A model directory opened and verified, and its placement over the boards it will run on.
-// Shared read-only by the workers that stage it (one pipeline stage each).
-struct PreparedModel {
-  std::string name;
-  ModelSource source;
-  Plan plan;
-  uint32_t slots = 0;
-  uint32_t context_length = 0;
 };
 
 // To the first board's worker: open and verify `path`, then plan the model over `boards` boards
@@ -89,8 +80,17 @@ struct GeometryWork {
   std::string admin_peer;
 };
 
+// To the board holding stage `stage` of a model whose step failed DATA_LOSS (a PE under its
+// weights failed and was remapped): rewrite the tensors the board's fault reports list, then
+// commit (host/daemon/restage.h). The answer is a RepairDone.
+struct RepairWork {
+  uint32_t model_id = 0;
+  uint32_t stage = 0;
+  std::shared_ptr<const PreparedModel> model;
+};
+
 using WorkerRequest = std::variant<StepWork, PrepareWork, StageLoadWork, UnloadWork, ResetWork,
-                                   LogsWork, FaultWork, GeometryWork>;
+                                   LogsWork, FaultWork, GeometryWork, RepairWork>;
 
 // ---- worker -> step loop ----
 
@@ -169,7 +169,16 @@ struct GeometryDone {
   BoardTelemetry telemetry;
 };
 
+struct RepairDone {
+  uint32_t model_id = 0;
+  uint32_t stage = 0;
+  Status status;
+  std::string detail;
+  RestageReport report;
+  double elapsed_s = 0;
+};
+
 using WorkerEvent = std::variant<StepDone, PrepareDone, LoadProgressEvent, LoadDone, OperationDone,
-                                 BoardUpdate, LogsDone, GeometryDone>;
+                                 BoardUpdate, LogsDone, GeometryDone, RepairDone>;
 
 }  // namespace wafer::host

@@ -55,6 +55,10 @@ struct Daemon::Model {
   // last one samples. One board for a model that fits a wafer.
   std::vector<uint32_t> boards;
   RowBand rows;  // The band of rows it holds on each of its boards (rows == 0: none yet).
+  // What it was staged from, kept while it is loaded so that a PE fault can be repaired by
+  // re-staging only the tensors lost (the checkpoint stays mapped, not read).
+  std::shared_ptr<const PreparedModel> prepared;
+  bool repairing = false;  // A RepairWork is out (state kLoading meanwhile).
   uint32_t model_id = 0;
   ModelState state = ModelState::kLoading;
   ModelArch arch;
