@@ -55,6 +55,8 @@ DaemonMetrics::DaemonMetrics() : registry_(std::make_shared<prometheus::Registry
   board_power_ = &BuildGauge().Name("wafer_board_power_watts").Help("Board power.").Register(r);
   sram_used_ = &BuildGauge().Name("wafer_board_sram_used_bytes")
                     .Help("SRAM in use by weights and KV cache.").Register(r);
+  sram_capacity_ = &BuildGauge().Name("wafer_board_sram_capacity_bytes")
+                        .Help("SRAM of the board's usable PEs.").Register(r);
   steps_ = &BuildCounter().Name("wafer_board_steps_total").Help("Steps executed.").Register(r);
   device_seconds_ = &BuildCounter().Name("wafer_board_device_seconds_total")
                          .Help("Modeled device time spent in steps.").Register(r);
@@ -106,6 +108,7 @@ BoardSeries& DaemonMetrics::Board(uint32_t board, size_t regions) {
     s.max_temperature = &board_temp_->Add({{"board", b}});
     s.power = &board_power_->Add({{"board", b}});
     s.sram_used = &sram_used_->Add({{"board", b}});
+    s.sram_capacity = &sram_capacity_->Add({{"board", b}});
     s.steps = &steps_->Add({{"board", b}});
     s.device_seconds = &device_seconds_->Add({{"board", b}});
   }

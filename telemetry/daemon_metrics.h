@@ -36,6 +36,7 @@ struct BoardSeries {
   prometheus::Gauge* max_temperature = nullptr;
   prometheus::Gauge* power = nullptr;
   prometheus::Gauge* sram_used = nullptr;
+  prometheus::Gauge* sram_capacity = nullptr;
   prometheus::Counter* steps = nullptr;
   prometheus::Counter* device_seconds = nullptr;
   std::vector<prometheus::Gauge*> region_temperature;
@@ -88,6 +89,7 @@ class DaemonMetrics {
   prometheus::Family<prometheus::Gauge>* region_temp_;
   prometheus::Family<prometheus::Gauge>* board_power_;
   prometheus::Family<prometheus::Gauge>* sram_used_;
+  prometheus::Family<prometheus::Gauge>* sram_capacity_;
   prometheus::Family<prometheus::Counter>* steps_;
   prometheus::Family<prometheus::Counter>* device_seconds_;
   prometheus::Gauge* queue_depth_;

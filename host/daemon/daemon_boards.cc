@@ -58,6 +58,7 @@ void Daemon::OnBoardUpdate(Board& board, const BoardUpdate& update) {
     series.max_temperature->Set(hottest);
     series.power->Set(update.telemetry.power_w);
     series.sram_used->Set(static_cast<double>(update.telemetry.sram_used_bytes));
+    series.sram_capacity->Set(static_cast<double>(update.telemetry.sram_total_bytes));
   }
   if (previous != board.state) {
     std::fprintf(stderr, "waferd: board %u %s -> %s (%s)\n", board.index, BoardStateName(previous),
