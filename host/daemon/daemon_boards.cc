@@ -77,8 +77,10 @@ void Daemon::OnBoardLost(Board& board) {
   for (auto& [name, model] : models_) {
     const bool spans = std::find(model->boards.begin(), model->boards.end(), board.index) !=
                        model->boards.end();
-    if (spans &&
-        (model->state == ModelState::kReady || model->state == ModelState::kUnloading)) {
+    // A model being repaired on another of its boards is lost too: that repair cannot bring
+    // back the stage this board held.
+    if (spans && (model->state == ModelState::kReady || model->state == ModelState::kUnloading ||
+                  model->repairing)) {
       lost.push_back(model.get());
     }
   }
