@@ -289,6 +289,19 @@ TEST(ProcessTest, JobsSurviveAWaferSimCrash) {
   }, &outcome, &finished, 30000).ok());
   ASSERT_EQ(reference.size(), 1000u);
 
+  // A PE under the model fails and is repaired in place (the daemon reads fault report 1).
+  auto pe_fault_then_job = [&]() {
+    std::vector<std::string> args = eps;
+    args.insert(args.end(), {"fault", "0", "pe_stop", "--row", "0", "--pe", "0"});
+    ASSERT_EQ(Ctl(args, &out, dir.path()), 0) << out;
+    host::SubmitJob small = job;
+    small.max_tokens = 4;
+    ASSERT_TRUE((*client)->Run(small, [](const host::TokenChunk&) {}, &outcome, &finished,
+                               30000).ok());
+    EXPECT_EQ(finished.reason, host::FinishReason::kLength) << finished.detail;
+  };
+  pe_fault_then_job();
+
   ASSERT_TRUE((*client)->Submit(job, &outcome, 30000).ok());
   ASSERT_TRUE(outcome.accepted);
   std::vector<uint32_t> tokens;
@@ -314,6 +327,18 @@ TEST(ProcessTest, JobsSurviveAWaferSimCrash) {
     }
   }
   EXPECT_EQ(tokens, reference);  // Recomputed on the new board process: nothing lost.
+
+  // The new board process numbers its fault reports from the start again: a PE fault on it is
+  // still repaired in place, not by a full reload.
+  pe_fault_then_job();
+  const std::string log = ReadFile(dir.path() + "/waferd.log");
+  size_t repairs = 0;
+  for (size_t at = log.find("repaired on board"); at != std::string::npos;
+       at = log.find("repaired on board", at + 1)) {
+    ++repairs;
+  }
+  EXPECT_EQ(repairs, 2u) << log;
+  EXPECT_EQ(log.find("repair failed"), std::string::npos) << log;
   EXPECT_EQ(TerminateAndWait(waferd), 0);
   EXPECT_EQ(TerminateAndWait(sim), 0);
 }

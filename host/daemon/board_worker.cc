@@ -57,6 +57,11 @@ class Driver {
       return;
     }
     identity_ = *identity;
+    // A board process that restarted numbers its fault reports from the start again: read on
+    // from there, or a repair would skip the report it needs.
+    if (auto faults = link_->ReadFaults(UINT64_MAX); faults.ok()) {
+      next_fault_sequence_ = std::min(next_fault_sequence_, faults->next_sequence);
+    }
     if (!claimed_) {
       // First contact since this daemon started: SRAM already in use belongs to models no one
       // here knows (a previous waferd's, which crashed or was stopped without unloading). Their
@@ -390,9 +395,8 @@ class Driver {
   BoardIdentity identity_;
   bool online_ = false;
   bool claimed_ = false;  // The board's SRAM was checked for models of a previous daemon.
-  // The board's fault reports read so far (repairs read on from here). A board process that
-  // restarted numbers its reports from 0 again; a repair that then misses its report fails, and
-  // the daemon falls back to a full reload.
+  // The board's fault reports read so far: repairs read on from here (lowered on reconnect to a
+  // board process that restarted and numbers its reports from the start again).
   uint64_t next_fault_sequence_ = 0;
   int64_t last_attempt_ns_ = 0;
   int64_t last_telemetry_ns_ = 0;
