@@ -8,9 +8,8 @@
 
 #include "host/board/board_link.h"
 #include "host/daemon/inproc_channel.h"
-#include "host/daemon/stage_manifest.h"
+#include "host/daemon/staging.h"
 #include "host/daemon/worker_messages.h"
-#include "host/placement/placement_planner.h"
 
 namespace wafer::host {
 namespace {
@@ -146,7 +145,8 @@ class Driver {
   void Handle(PrepareWork& work) {
     PrepareDone done;
     done.model_id = work.model_id;
-    done.status = Prepare(work, &done);
+    // Needs no board: runs on the first board's worker only to keep I/O off the step loop.
+    done.status = PrepareModel(work, &done.model, &done.rows, &done.detail);
     Send(std::make_unique<WorkerEvent>(std::move(done)));
   }
 
@@ -266,99 +266,27 @@ class Driver {
   }
 
  private:
-  // Opens and verifies the model directory and plans it over the boards in the first gap that
-  // holds it. Runs on the first board's worker; needs no board.
-  Status Prepare(const PrepareWork& work, PrepareDone* done) {
-    auto model = std::make_shared<PreparedModel>();
-    WAFER_RETURN_IF_ERROR(OpenModelSource(work.path, &model->source, &done->detail));
-    model->name = work.name.empty() ? model->source.name : work.name;
-    model->slots = work.slots;
-    const uint32_t max_context = model->source.arch.max_position;
-    model->context_length =
-        work.context_length == 0 ? max_context : std::min(work.context_length, max_context);
-    PlanRequest request;
-    request.arch = model->source.arch;
-    request.board = work.geometry;
-    request.boards = static_cast<uint32_t>(work.boards.size());
-    request.split_over_all_boards = true;
-    request.spread = work.spread;
-    request.slots = model->slots;
-    request.context = model->context_length;
-    request.dtype_bytes = 2;
-    for (const TensorDesc& t : model->source.tensors) {
-      if (t.dtype == DType::kF32) request.dtype_bytes = 4;
-    }
-    std::string why = "no rows are free on every one of them";
-    for (const RowBand& gap : work.gaps) {
-      request.origin_row = gap.first;
-      request.confine_height = gap.rows;
-      std::string gap_detail;
-      Result<Plan> plan = PlanPlacement(request, &gap_detail);
-      if (!plan.ok()) {
-        why = gap_detail;
-        continue;
-      }
-      uint32_t rows = 0;
-      for (const BoardPlan& b : plan->boards) rows = std::max(rows, b.rows_used);
-      model->plan = std::move(plan).value();
-      done->rows = RowBand{gap.first, rows};
-      done->model = std::move(model);
-      return OkStatus();
-    }
-    std::string boards;
-    for (uint32_t b : work.boards) {
-      if (!boards.empty()) boards += ',';
-      boards += std::to_string(b);
-    }
-    done->detail = "no room for " + model->name + " on board" +
-                   (work.boards.size() > 1 ? "s " : " ") + boards + " (" +
-                   std::to_string(work.geometry.fabric_width) + "x" +
-                   std::to_string(work.geometry.fabric_height) + " PEs): " + why;
-    return ResourceExhausted();
-  }
-
-  // Stages the plan's board `work.stage` on this board: BeginModel with that stage's tensors,
-  // their bytes in chunks (progress reported), CommitModel. On failure nothing stays.
+  // Stages the plan's board `work.stage` on this board, reporting progress at most every
+  // kProgressPeriodNs and once at the end. On failure nothing stays.
   Status LoadStage(const StageLoadWork& work, std::string* detail) {
     if (!online_) {
       *detail = "board " + std::to_string(index_) + " is not ready";
       return Unavailable();
     }
-    const PreparedModel& model = *work.model;
-    std::vector<std::span<const std::byte>> data;
-    ModelManifest manifest;
-    WAFER_RETURN_IF_ERROR(
-        StageManifest(model, work.model_id, work.stage, &manifest, &data, detail));
-    if (Status s = link_->BeginModel(manifest); !s.ok()) {
-      *detail = "board " + std::to_string(index_) + " refused the model: " + link_->last_error();
-      return s;
-    }
-    const uint64_t chunk = std::max<uint32_t>(4096, identity_.max_chunk_bytes);
     uint64_t written = 0;
     int64_t last_progress = 0;
-    for (size_t i = 0; i < data.size() && !stop_.load(); ++i) {
-      std::span<const std::byte> tensor = data[i];
-      for (uint64_t off = 0; off < tensor.size(); off += chunk) {
-        auto piece = tensor.subspan(off, std::min<uint64_t>(chunk, tensor.size() - off));
-        if (Status s = link_->WriteWeights(work.model_id, static_cast<uint32_t>(i), off, piece);
-            !s.ok()) {
-          *detail = "writing " + manifest.tensors[i].name + " at offset " + std::to_string(off) +
-                    " to board " + std::to_string(index_) + ": " + link_->last_error();
-          link_->UnloadModel(work.model_id).IgnoreError();  // Nothing half-loaded stays.
-          return s;
-        }
-        written += piece.size();
-        const int64_t now = clock_.NowNanos();
-        if (now - last_progress >= kProgressPeriodNs) {
-          last_progress = now;
-          Send(std::make_unique<WorkerEvent>(
-              LoadProgressEvent{work.model_id, work.stage, written}));
-        }
-      }
-    }
-    if (Status s = link_->CommitModel(work.model_id); !s.ok()) {
-      *detail = "commit on board " + std::to_string(index_) + " failed: " + link_->last_error();
-      link_->UnloadModel(work.model_id).IgnoreError();
+    const auto progress = [&](uint64_t total) {
+      written = total;
+      const int64_t now = clock_.NowNanos();
+      if (now - last_progress < kProgressPeriodNs) return;
+      last_progress = now;
+      Send(std::make_unique<WorkerEvent>(LoadProgressEvent{work.model_id, work.stage, written}));
+    };
+    Status s = StageModel(*link_, *work.model, work.model_id, work.stage,
+                          std::max<uint32_t>(4096, identity_.max_chunk_bytes), progress,
+                          [&] { return stop_.load(); }, detail);
+    if (!s.ok()) {
+      *detail = "board " + std::to_string(index_) + ": " + *detail;
       return s;
     }
     Send(std::make_unique<WorkerEvent>(LoadProgressEvent{work.model_id, work.stage, written}));

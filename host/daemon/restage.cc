@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "host/daemon/stage_manifest.h"
+#include "host/daemon/staging.h"
 
 namespace wafer::host {
 namespace {
@@ -80,17 +81,11 @@ Status RestageFaultedTensors(BoardLink& link, const PreparedModel& model, uint32
   // A shape-only model's weights are synthetic: nothing to send, the commit is the repair.
   if (!manifest.shape_only) {
     for (uint32_t index : lost) {
-      const std::span<const std::byte> tensor = data[index];
-      for (uint64_t off = 0; off < tensor.size(); off += max_chunk_bytes) {
-        const auto piece =
-            tensor.subspan(off, std::min<uint64_t>(max_chunk_bytes, tensor.size() - off));
-        if (Status s = link.WriteWeights(model_id, index, off, piece); !s.ok()) {
-          *detail = "rewriting " + manifest.tensors[index].name + " at offset " +
-                    std::to_string(off) + ": " + link.last_error();
-          return s;
-        }
-        done.bytes += piece.size();
-      }
+      WAFER_RETURN_IF_ERROR(WriteTensorChunks(link, model_id, index, "rewriting",
+                                              manifest.tensors[index].name, data[index],
+                                              max_chunk_bytes,
+                                              [&](uint64_t bytes) { done.bytes += bytes; },
+                                              detail));
       ++done.tensors;
     }
   }

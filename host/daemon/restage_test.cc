@@ -1,7 +1,6 @@
 #include "host/daemon/restage.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -12,64 +11,44 @@
 #include "board_sim/board_runner.h"
 #include "host/board/board_codec.h"
 #include "host/daemon/stage_manifest.h"
+#include "host/daemon/staging.h"
 #include "host/models/mkmodel.h"
-#include "host/placement/placement_planner.h"
+#include "tests/daemon_harness.h"
 
 namespace wafer::host {
 namespace {
 
 constexpr uint32_t kModelId = 11;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/restage-test-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 // The tiny functional model mkmodel writes (float32), or its config.json alone (shape-only),
-// opened and planned over one board of `geometry` as BoardWorker::Prepare does.
+// opened and planned over one board of `geometry` by the worker's PrepareModel.
 PreparedModel PrepareTiny(const TempDir& dir, bool shape_only, const BoardGeometry& geometry) {
-  PreparedModel model;
   MkModelOptions options;
   options.out_dir = dir.path() + "/full";
   options.seed = 3;
   std::string detail;
   EXPECT_TRUE(MakeModel(options, &detail).ok()) << detail;
-  std::string path = options.out_dir;
+  PrepareWork work;
+  work.name = "tiny";
+  work.path = options.out_dir;
   if (shape_only) {
-    path = dir.path() + "/shape";
-    std::filesystem::create_directories(path);
-    std::filesystem::copy_file(options.out_dir + "/config.json", path + "/config.json");
+    work.path = dir.path() + "/shape";
+    std::filesystem::create_directories(work.path);
+    std::filesystem::copy_file(options.out_dir + "/config.json", work.path + "/config.json");
   }
-  Status opened = OpenModelSource(path, &model.source, &detail);
-  EXPECT_TRUE(opened.ok()) << detail;
-  EXPECT_EQ(model.source.shape_only, shape_only);
-  model.name = "tiny";
-  model.slots = 2;
-  model.context_length = 64;
-  PlanRequest request;
-  request.arch = model.source.arch;
-  request.board = geometry;
-  request.slots = model.slots;
-  request.context = model.context_length;
-  request.dtype_bytes = 2;
-  for (const TensorDesc& t : model.source.tensors) {
-    if (t.dtype == DType::kF32) request.dtype_bytes = 4;
-  }
-  Result<Plan> plan = PlanPlacement(request, &detail);
-  EXPECT_TRUE(plan.ok()) << detail;
-  if (plan.ok()) model.plan = std::move(plan).value();
-  return model;
+  work.slots = 2;
+  work.context_length = 64;
+  work.boards = {0};
+  work.geometry = geometry;
+  work.gaps = {RowBand{0, geometry.fabric_height}};
+  std::shared_ptr<const PreparedModel> model;
+  RowBand rows;
+  EXPECT_TRUE(PrepareModel(work, &model, &rows, &detail).ok()) << detail;
+  if (model == nullptr) return PreparedModel{};
+  EXPECT_EQ(model->source.shape_only, shape_only);
+  return *model;
 }
 
 // An embedded board (firmware superloop + simulated wafer on the mini preset), booted, and the
@@ -100,24 +79,15 @@ struct RealBoard {
   BoardIdentity identity;
 };
 
-// Stages and commits stage 0 of `model` as BoardWorker::LoadStage does; returns the weight
-// bytes sent.
+// Stages and commits stage 0 of `model` with the worker's StageModel; returns the weight bytes
+// sent.
 uint64_t Load(BoardLink& link, const PreparedModel& model, uint64_t chunk) {
-  ModelManifest manifest;
-  std::vector<std::span<const std::byte>> data;
-  std::string detail;
-  EXPECT_TRUE(StageManifest(model, kModelId, 0, &manifest, &data, &detail).ok()) << detail;
-  EXPECT_TRUE(link.BeginModel(manifest).ok()) << link.last_error();
   uint64_t sent = 0;
-  for (size_t i = 0; i < data.size(); ++i) {
-    for (uint64_t off = 0; off < data[i].size(); off += chunk) {
-      auto piece = data[i].subspan(off, std::min<uint64_t>(chunk, data[i].size() - off));
-      EXPECT_TRUE(link.WriteWeights(kModelId, static_cast<uint32_t>(i), off, piece).ok())
-          << link.last_error();
-      sent += piece.size();
-    }
-  }
-  EXPECT_TRUE(link.CommitModel(kModelId).ok()) << link.last_error();
+  std::string detail;
+  EXPECT_TRUE(StageModel(link, model, kModelId, 0, chunk, [&](uint64_t total) { sent = total; },
+                         nullptr, &detail)
+                  .ok())
+      << detail;
   return sent;
 }
 
