@@ -86,6 +86,12 @@ struct SimWafer::Model {
     std::vector<uint64_t> shape;
     uint64_t byte_size = 0;
     std::vector<std::byte> bytes;  // Allocated on the first write.
+
+    // The staged bytes as the engine takes them.
+    TensorView View() const {
+      return TensorView{.role = static_cast<TensorRole>(role), .layer = layer,
+                        .dtype = static_cast<DType>(dtype), .shape = shape, .bytes = bytes};
+    }
   };
   uint32_t id = 0;
   hal::ModelArch arch;
@@ -171,6 +177,46 @@ struct SimWafer::SeqRun {
   size_t logits_row = 0;
   size_t first_row = 0;  // Of its input tokens in the prefill pass (hidden states out).
 };
+
+// Designated, so that a field added to one side and not the other fails to compile (or shows
+// up as missing) instead of shifting the others.
+LlamaArch ToLlamaArch(const hal::ModelArch& a) {
+  return LlamaArch{
+      .vocab_size = a.vocab_size,
+      .hidden_size = a.hidden_size,
+      .intermediate_size = a.intermediate_size,
+      .num_layers = a.num_layers,
+      .num_heads = a.num_heads,
+      .num_kv_heads = a.num_kv_heads,
+      .head_dim = a.head_dim,
+      .rope_theta = a.rope_theta,
+      .rms_norm_eps = a.rms_norm_eps,
+      .max_position = a.max_position,
+      .tie_embeddings = a.tie_embeddings,
+      .rope_scaling_factor = a.rope_scaling_factor,
+      .rope_low_freq_factor = a.rope_low_freq_factor,
+      .rope_high_freq_factor = a.rope_high_freq_factor,
+      .rope_original_max_position = a.rope_original_max_position};
+}
+
+hal::ModelArch ToHalArch(const LlamaArch& a) {
+  return hal::ModelArch{
+      .vocab_size = a.vocab_size,
+      .hidden_size = a.hidden_size,
+      .intermediate_size = a.intermediate_size,
+      .num_layers = a.num_layers,
+      .num_heads = a.num_heads,
+      .num_kv_heads = a.num_kv_heads,
+      .head_dim = a.head_dim,
+      .rope_theta = a.rope_theta,
+      .rms_norm_eps = a.rms_norm_eps,
+      .max_position = a.max_position,
+      .tie_embeddings = a.tie_embeddings,
+      .rope_scaling_factor = a.rope_scaling_factor,
+      .rope_low_freq_factor = a.rope_low_freq_factor,
+      .rope_high_freq_factor = a.rope_high_freq_factor,
+      .rope_original_max_position = a.rope_original_max_position};
+}
 
 SimWafer::SimWafer(Preset preset, const Clock& clock, SimWaferOptions options)
     : preset_(std::move(preset)),
@@ -316,45 +362,17 @@ Status SimWafer::CommitModel(uint32_t model_id) {
     // leaves the rest staged for the next attempt).
     for (Model::Tensor& t : model.tensors) {
       if (t.bytes.empty() || !model.engine) continue;
-      TensorView v;
-      v.role = static_cast<TensorRole>(t.role);
-      v.layer = t.layer;
-      v.dtype = static_cast<DType>(t.dtype);
-      v.shape = t.shape;
-      v.bytes = t.bytes;
-      WAFER_RETURN_IF_ERROR(model.engine->ReplaceTensor(v));
+      WAFER_RETURN_IF_ERROR(model.engine->ReplaceTensor(t.View()));
       std::vector<std::byte>().swap(t.bytes);
     }
     return OkStatus();
   }
   if (!model.shape_only) {
-    const hal::ModelArch& a = model.arch;
-    LlamaArch arch;
-    arch.vocab_size = a.vocab_size;
-    arch.hidden_size = a.hidden_size;
-    arch.intermediate_size = a.intermediate_size;
-    arch.num_layers = a.num_layers;
-    arch.num_heads = a.num_heads;
-    arch.num_kv_heads = a.num_kv_heads;
-    arch.head_dim = a.head_dim;
-    arch.rope_theta = a.rope_theta;
-    arch.rms_norm_eps = a.rms_norm_eps;
-    arch.max_position = a.max_position;
-    arch.tie_embeddings = a.tie_embeddings;
-    arch.rope_scaling_factor = a.rope_scaling_factor;
-    arch.rope_low_freq_factor = a.rope_low_freq_factor;
-    arch.rope_high_freq_factor = a.rope_high_freq_factor;
-    arch.rope_original_max_position = a.rope_original_max_position;
+    const LlamaArch arch = ToLlamaArch(model.arch);
     std::vector<TensorView> views;
     for (const Model::Tensor& t : model.tensors) {
       if (t.bytes.size() != t.byte_size) return InvalidArgument();  // Never written.
-      TensorView v;
-      v.role = static_cast<TensorRole>(t.role);
-      v.layer = t.layer;
-      v.dtype = static_cast<DType>(t.dtype);
-      v.shape = t.shape;
-      v.bytes = t.bytes;
-      views.push_back(std::move(v));
+      views.push_back(t.View());
     }
     const LlamaStage stage{model.stage.first_layer, model.stage.layer_count,
                            model.stage.has_embedding, model.stage.has_head};

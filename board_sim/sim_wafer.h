@@ -70,6 +70,11 @@ struct SimWaferOptions {
 // the firmware decides when both are allowed. On a shape-only model a repair has nothing to
 // install.
 //
+// The engine's architecture and the firmware's carry the same fields (the firmware includes no
+// simulator code): conversions both ways.
+LlamaArch ToLlamaArch(const fw::hal::ModelArch& arch);
+fw::hal::ModelArch ToHalArch(const LlamaArch& arch);
+
 // Not thread-safe; driven by the firmware's superloop thread.
 class SimWafer final : public fw::hal::Wafer {
  public:

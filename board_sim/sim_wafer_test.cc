@@ -64,7 +64,7 @@ class SimWaferTest : public ::testing::Test {
     for (const testing::TinyTensor& t : tensors_) specs_.push_back(testing::TinySpec(t));
     hal::ModelManifest m;
     m.model_id = id;
-    m.arch = testing::ToHal(arch_);
+    m.arch = ToHalArch(arch_);
     const testing::RowPlacement placed = testing::PlaceInRows(
         specs_, m.arch.num_layers, SimWafer::KvCacheBytes(m.arch, slots, context) / m.arch.num_layers,
         wafer_.Info().fabric_width, wafer_.Info().sram_per_pe);
@@ -673,7 +673,7 @@ TEST(SimWaferStageTest, ShapeOnlyStagesCarryNoHiddenStatesAndOnlyTheHeadSamples)
   FakeClock clock;
   SimWafer first(LoadOrDie("mini"), clock, SimWaferOptions{});
   SimWafer last(LoadOrDie("mini"), clock, SimWaferOptions{});
-  hal::ModelArch arch = testing::ToHal(FourLayerArch(false));
+  hal::ModelArch arch = ToHalArch(FourLayerArch(false));
   arch.vocab_size = 1000;
   StageManifest m0(first, arch, 8, {0, 2, true, false}, 4, 256);
   StageManifest m1(last, arch, 8, {2, 0, false, true}, 4, 256);

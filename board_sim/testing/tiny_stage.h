@@ -13,22 +13,6 @@
 
 namespace wafer::sim::testing {
 
-inline fw::hal::ModelArch ToHal(const LlamaArch& a) {
-  fw::hal::ModelArch h;
-  h.vocab_size = a.vocab_size;
-  h.hidden_size = a.hidden_size;
-  h.intermediate_size = a.intermediate_size;
-  h.num_layers = a.num_layers;
-  h.num_heads = a.num_heads;
-  h.num_kv_heads = a.num_kv_heads;
-  h.head_dim = a.head_dim;
-  h.rope_theta = a.rope_theta;
-  h.rms_norm_eps = a.rms_norm_eps;
-  h.max_position = a.max_position;
-  h.tie_embeddings = a.tie_embeddings;
-  return h;
-}
-
 // Whether `stage` of a model of `a` holds the tensor of `role` at global `layer`: the embedding
 // on the first stage (and a tied model's last, as its head), the final norm and an untied LM head
 // on the last, per-layer tensors in the stage's layers.
@@ -76,7 +60,7 @@ struct StageManifest {
   StageManifest(const SimWafer& wafer, const LlamaArch& arch, const std::vector<TinyTensor>& all,
                 uint32_t id, const fw::hal::ModelStage& stage, uint32_t slots, uint32_t context,
                 const fw::hal::ModelStage* tensors_of = nullptr) {
-    manifest.arch = ToHal(arch);
+    manifest.arch = ToHalArch(arch);
     for (const TinyTensor& t : all) {
       if (InStage(manifest.arch, tensors_of ? *tensors_of : stage,
                   static_cast<fw::hal::TensorRole>(t.role), t.layer)) {
