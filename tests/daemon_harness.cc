@@ -12,9 +12,8 @@
 
 namespace wafer::testing {
 
-int RunProgram(const std::vector<std::string>& argv, const std::string& log) {
+pid_t SpawnProgram(const std::vector<std::string>& argv, const std::string& log) {
   pid_t pid = fork();
-  if (pid < 0) return -1;
   if (pid == 0) {
     int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd >= 0) {
@@ -24,9 +23,15 @@ int RunProgram(const std::vector<std::string>& argv, const std::string& log) {
     std::vector<char*> args;
     for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
-    execv(args[0], args.data());
+    execvp(args[0], args.data());
     _exit(127);
   }
+  return pid;
+}
+
+int RunProgram(const std::vector<std::string>& argv, const std::string& log) {
+  const pid_t pid = SpawnProgram(argv, log);
+  if (pid < 0) return -1;
   int status = 0;
   if (waitpid(pid, &status, 0) != pid) return -1;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -128,6 +133,28 @@ std::unique_ptr<host::AdminClient> DaemonHarness::NewAdminClient() {
   auto c = host::AdminClient::Connect(daemon_->admin_endpoint());
   EXPECT_TRUE(c.ok());
   return std::move(c).value();
+}
+
+void RunJobsThenARejection(DaemonHarness& h, const std::string& model, int n,
+                           uint32_t max_tokens) {
+  auto client = h.NewJobClient();
+  for (int i = 0; i < n; ++i) {
+    host::SubmitJob j;
+    j.model = model;
+    j.prompt_text = "job " + std::to_string(i);
+    j.max_tokens = max_tokens;
+    host::SubmitOutcome o;
+    host::JobFinished f;
+    ASSERT_TRUE(client->Run(j, [](const host::TokenChunk&) {}, &o, &f, 30000).ok());
+    ASSERT_TRUE(o.accepted);
+  }
+  host::SubmitJob bad;
+  bad.model = "no-such-model";
+  bad.prompt_text = "x";
+  bad.max_tokens = 1;
+  host::SubmitOutcome o;
+  ASSERT_TRUE(client->Submit(bad, &o, 30000).ok());
+  ASSERT_FALSE(o.accepted);
 }
 
 }  // namespace wafer::testing

@@ -15,6 +15,10 @@
 
 namespace wafer::testing {
 
+// Starts a program (argv[0] without a '/' is looked up on PATH) with stdout and stderr in `log`;
+// returns its PID (<= 0 if fork failed) without waiting. The caller stops and reaps it.
+pid_t SpawnProgram(const std::vector<std::string>& argv, const std::string& log);
+
 // Runs a program and waits for it; returns its exit status (or -1). Output goes to `log`.
 int RunProgram(const std::vector<std::string>& argv, const std::string& log = "/dev/null");
 
@@ -35,6 +39,13 @@ bool WriteModel(const std::string& dir, const std::string& preset, uint64_t seed
 
 // Writes a shape-only model (config.json only) of the tiny shape into `dir`.
 bool WriteShapeOnlyModel(const std::string& dir);
+
+class DaemonHarness;
+
+// Runs `n` jobs of `max_tokens` tokens on `model` to completion, then submits one for a model
+// that does not exist (refused), so the job, token and rejection counters all move.
+void RunJobsThenARejection(DaemonHarness& h, const std::string& model, int n,
+                           uint32_t max_tokens);
 
 class DaemonHarness {
  public:

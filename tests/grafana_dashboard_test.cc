@@ -136,29 +136,6 @@ class GrafanaDashboardTest : public ::testing::Test {
   std::unique_ptr<PrometheusServer> prometheus_;
 };
 
-// Runs `n` short jobs of model "tiny" to completion, then one submission of an unknown model
-// (a rejection).
-void RunJobs(DaemonHarness& h, int n) {
-  auto client = h.NewJobClient();
-  for (int i = 0; i < n; ++i) {
-    SubmitJob j;
-    j.model = "tiny";
-    j.prompt_text = "dashboard " + std::to_string(i);
-    j.max_tokens = 16;
-    SubmitOutcome o;
-    JobFinished f;
-    ASSERT_TRUE(client->Run(j, [](const TokenChunk&) {}, &o, &f, 30000).ok());
-    ASSERT_TRUE(o.accepted);
-  }
-  SubmitJob bad;
-  bad.model = "nope";
-  bad.prompt_text = "x";
-  bad.max_tokens = 1;
-  SubmitOutcome o;
-  ASSERT_TRUE(client->Submit(bad, &o, 30000).ok());
-  ASSERT_FALSE(o.accepted);
-}
-
 // Makes waferd drop token messages: a client submits a long job and disconnects, so the job
 // socket's sends to it fail (peer_gone). Returns whether /metrics shows a dropped-message
 // series.
@@ -206,7 +183,7 @@ TEST_F(GrafanaDashboardTest, EveryPanelQueryAnswersFromARealPrometheusScrapingWa
       {"instance", "127.0.0.1:" + std::to_string(metrics_port)}, {"model", "tiny"}, {"board", "0"}};
 
   // Series exist before the first scrape (a counter's rate needs two samples of it) ...
-  RunJobs(h, 2);
+  RunJobsThenARejection(h, "tiny", 2, 16);
   ASSERT_TRUE(DropSomeMessages(h)) << "could not make waferd drop a message";
 
   ASSERT_TRUE(PrometheusInstalled())
@@ -217,7 +194,7 @@ TEST_F(GrafanaDashboardTest, EveryPanelQueryAnswersFromARealPrometheusScrapingWa
   ASSERT_GE(finished_before, 1) << "no scrape landed; see " << dir.path() << "/prometheus.log";
 
   // ... and move after it, so that rates are positive and quantiles finite.
-  RunJobs(h, 4);
+  RunJobsThenARejection(h, "tiny", 4, 16);
   ASSERT_GE(WaitFor("sum(wafer_jobs_finished_total)", finished_before + 4), finished_before + 4);
 
   // Template variables, in order (later ones may use earlier ones): each label_values() query

@@ -27,23 +27,6 @@ std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
-pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    FILE* f = std::fopen(log.c_str(), "w");
-    if (f != nullptr) {
-      dup2(fileno(f), 1);
-      dup2(fileno(f), 2);
-    }
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  return pid;
-}
-
 // Sends SIGTERM and returns the exit code (or -1 when killed by a signal / timed out).
 int TerminateAndWait(pid_t pid, int timeout_s = 20) {
   kill(pid, SIGTERM);
@@ -85,7 +68,7 @@ TEST(ProcessTest, WaferdWithSeparateWaferSimServesWaferctl) {
   TempDir dir;
   ASSERT_TRUE(WriteModel(dir.path() + "/tiny", "tiny", 9));
   const std::string board_ep = "ipc://" + dir.path() + "/board0.sock";
-  pid_t sim = Spawn({kBin + "/wafer-sim", "--endpoint", board_ep, "--preset", "mini",
+  pid_t sim = SpawnProgram({kBin + "/wafer-sim", "--endpoint", board_ep, "--preset", "mini",
                      "--board-id", "sim-ipc"},
                     dir.path() + "/sim.log");
   const int job_port = FreeLoopbackPort(), admin_port = FreeLoopbackPort(),
@@ -96,7 +79,7 @@ TEST(ProcessTest, WaferdWithSeparateWaferSimServesWaferctl) {
       << "job_endpoint: " << job_ep << "\nadmin_endpoint: " << admin_ep
       << "\nmetrics_address: 127.0.0.1:" << metrics_port << "\nboards:\n  - endpoint: " << board_ep
       << "\nmodels:\n  - name: tiny\n    path: " << dir.path() << "/tiny\n    slots: 4\n";
-  pid_t waferd = Spawn({kBin + "/waferd", "--config", dir.path() + "/waferd.yaml"},
+  pid_t waferd = SpawnProgram({kBin + "/waferd", "--config", dir.path() + "/waferd.yaml"},
                        dir.path() + "/waferd.log");
   const std::vector<std::string> eps = {"--endpoint", job_ep, "--admin-endpoint", admin_ep};
   auto with = [&](std::vector<std::string> args) {
@@ -172,7 +155,7 @@ TEST(ProcessTest, WaferdWithSeparateWaferSimServesWaferctl) {
 
   // A new waferd finds the board still holding the old daemon's model: it resets the board to
   // reclaim its SRAM (the same model id and rows would otherwise collide) and loads afresh.
-  waferd = Spawn({kBin + "/waferd", "--config", dir.path() + "/waferd.yaml"},
+  waferd = SpawnProgram({kBin + "/waferd", "--config", dir.path() + "/waferd.yaml"},
                  dir.path() + "/waferd2.log");
   ready = false;
   for (int i = 0; i < 100 && !ready; ++i) {
@@ -203,7 +186,7 @@ TEST(ProcessTest, TwoEmbeddedBoardsServeAModelEach) {
       << "\nmetrics_address: \"\"\nboards:\n  - endpoint: inproc://b0\n  - endpoint: inproc://b1\n"
       << "    seed: 5\nmodels:\n  - {name: a, path: " << dir.path() << "/a, board: 0, slots: 2}\n"
       << "  - {name: b, path: " << dir.path() << "/b, board: 1, slots: 2}\n";
-  pid_t waferd = Spawn({kBin + "/waferd", "--config", dir.path() + "/waferd.yaml"},
+  pid_t waferd = SpawnProgram({kBin + "/waferd", "--config", dir.path() + "/waferd.yaml"},
                        dir.path() + "/waferd.log");
   const std::vector<std::string> eps = {"--endpoint", job_ep, "--admin-endpoint", admin_ep};
   std::string out;
@@ -243,7 +226,7 @@ TEST(ProcessTest, JobsSurviveAWaferSimCrash) {
   TempDir dir;
   ASSERT_TRUE(WriteModel(dir.path() + "/tiny", "tiny", 9));
   const std::string board_ep = "ipc://" + dir.path() + "/board0.sock";
-  pid_t sim = Spawn({kBin + "/wafer-sim", "--endpoint", board_ep}, dir.path() + "/sim.log");
+  pid_t sim = SpawnProgram({kBin + "/wafer-sim", "--endpoint", board_ep}, dir.path() + "/sim.log");
   const std::string job_ep = "tcp://127.0.0.1:" + std::to_string(FreeLoopbackPort());
   const std::string admin_ep = "tcp://127.0.0.1:" + std::to_string(FreeLoopbackPort());
   std::ofstream(dir.path() + "/waferd.yaml")
@@ -251,7 +234,7 @@ TEST(ProcessTest, JobsSurviveAWaferSimCrash) {
       << "\nmetrics_address: \"\"\nboards:\n  - endpoint: " << board_ep
       << "\n    timeout_ms: 500\nmodels:\n  - name: tiny\n    path: " << dir.path()
       << "/tiny\n    slots: 4\n";
-  pid_t waferd = Spawn({kBin + "/waferd", "--config", dir.path() + "/waferd.yaml"},
+  pid_t waferd = SpawnProgram({kBin + "/waferd", "--config", dir.path() + "/waferd.yaml"},
                        dir.path() + "/waferd.log");
   const std::vector<std::string> eps = {"--endpoint", job_ep, "--admin-endpoint", admin_ep};
   std::string out;
@@ -315,7 +298,7 @@ TEST(ProcessTest, JobsSurviveAWaferSimCrash) {
   tokens.insert(tokens.end(), first.begin(), first.end());
 
   EXPECT_EQ(wait_for("board", "offline", 100), "offline");  // Noticed; still answering.
-  sim = Spawn({kBin + "/wafer-sim", "--endpoint", board_ep}, dir.path() + "/sim2.log");
+  sim = SpawnProgram({kBin + "/wafer-sim", "--endpoint", board_ep}, dir.path() + "/sim2.log");
   EXPECT_EQ(wait_for("model", "ready", 150), "ready") << ReadFile(dir.path() + "/waferd.log");
   while (true) {
     ASSERT_TRUE((*client)->Receive(&m, 30000).ok()) << ReadFile(dir.path() + "/waferd.log");

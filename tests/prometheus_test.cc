@@ -15,27 +15,6 @@ namespace {
 
 using namespace wafer::host;
 
-// Runs N short jobs to completion.
-void RunJobs(DaemonHarness& h, int n) {
-  auto client = h.NewJobClient();
-  for (int i = 0; i < n; ++i) {
-    SubmitJob j;
-    j.model = "tiny";
-    j.prompt_text = "metrics " + std::to_string(i);
-    j.max_tokens = 5;
-    SubmitOutcome o;
-    JobFinished f;
-    ASSERT_TRUE(client->Run(j, [](const TokenChunk&) {}, &o, &f, 30000).ok());
-    ASSERT_TRUE(o.accepted);
-  }
-  SubmitJob bad;
-  bad.model = "nope";
-  bad.prompt_text = "x";
-  bad.max_tokens = 1;
-  SubmitOutcome o;
-  ASSERT_TRUE(client->Submit(bad, &o, 30000).ok());
-}
-
 // Extracts the value of the first sample in a Prometheus instant-query JSON answer.
 double QueryValue(const std::string& json) {
   size_t at = json.find("\"value\":[");
@@ -51,7 +30,7 @@ TEST(PrometheusTest, MetricsPassPromtoolAndAPrometheusSeesCountersMove) {
   ASSERT_TRUE(WriteModel(dir.path() + "/tiny", "tiny", 5));
   DaemonHarness h;
   ASSERT_EQ(h.Load(dir.path() + "/tiny", "tiny", 4), ErrorCode::kNone);
-  RunJobs(h, 3);
+  RunJobsThenARejection(h, "tiny", 3, 5);
   const int metrics_port = h.daemon().metrics_port();
   ASSERT_GT(metrics_port, 0);
 
@@ -90,7 +69,7 @@ TEST(PrometheusTest, MetricsPassPromtoolAndAPrometheusSeesCountersMove) {
   EXPECT_GE(wait_for("sum(wafer_jobs_submitted_total)", 3), 3);
   EXPECT_GE(wait_for("sum(wafer_jobs_finished_total)", 3), 3);
   EXPECT_GE(wait_for("sum(wafer_jobs_rejected_total)", 1), 1);
-  RunJobs(h, 2);
+  RunJobsThenARejection(h, "tiny", 2, 5);
   EXPECT_GE(wait_for("sum(wafer_jobs_finished_total)", 5), 5) << "see " << dir.path();
   EXPECT_GE(wait_for("sum(wafer_tokens_generated_total)", 25), 25);
 }
