@@ -102,6 +102,24 @@ class WaferdProcess {
   std::string job_ep_, admin_ep_;
 };
 
+// Streams `jobs` jobs of `max_tokens` tokens (8-token prompts) through `waferd`'s shape-only
+// model, `in_flight` at a time. False (with a message) when the run failed.
+bool StreamShapeJobs(const WaferdProcess& waferd, uint32_t jobs, uint32_t in_flight,
+                     uint32_t max_tokens, LoadReport* report) {
+  LoadOptions load;
+  load.endpoint = waferd.job_endpoint();
+  load.model = "shape";
+  load.jobs = jobs;
+  load.concurrency = in_flight;
+  load.max_tokens = max_tokens;
+  load.token_prompts = true;
+  load.prompt_tokens = 8;
+  std::string detail;
+  if (RunLoad(load, report, &detail).ok()) return true;
+  std::fprintf(stderr, "waferd-bench: streaming run failed: %s\n", detail.c_str());
+  return false;
+}
+
 host::SubmitJob BenchJob(uint32_t max_tokens) {
   host::SubmitJob j;
   j.model = "shape";
@@ -339,20 +357,8 @@ int Main(int argc, char** argv) {
     const uint32_t slots = 256, jobs = o.quick ? 512 : 1024, max_tokens = o.quick ? 500 : 1000;
     WaferdProcess waferd(o, dir, kLlama1B, slots, 1024);
     if (!waferd.ok()) return 1;
-    LoadOptions load;
-    load.endpoint = waferd.job_endpoint();
-    load.model = "shape";
-    load.jobs = jobs;
-    load.concurrency = slots;
-    load.max_tokens = max_tokens;
-    load.token_prompts = true;
-    load.prompt_tokens = 8;
     LoadReport report;
-    std::string detail;
-    if (!RunLoad(load, &report, &detail).ok()) {
-      std::fprintf(stderr, "waferd-bench: streaming run failed: %s\n", detail.c_str());
-      return 1;
-    }
+    if (!StreamShapeJobs(waferd, jobs, slots, max_tokens, &report)) return 1;
     const double w = report.tokens_per_s();
     const double raw = RawRelayTokensPerSecond(report.tokens, 32, slots);
     std::printf("(b) token streaming, %u jobs x %u tokens, %u in flight, 32 tokens per chunk\n", jobs,
@@ -374,20 +380,8 @@ int Main(int argc, char** argv) {
     for (uint32_t boards : {1u, 2u}) {
       WaferdProcess waferd(o, dir, kLlama1B, slots, 1024, boards);
       if (!waferd.ok()) return 1;
-      LoadOptions load;
-      load.endpoint = waferd.job_endpoint();
-      load.model = "shape";
-      load.jobs = jobs;
-      load.concurrency = slots;
-      load.max_tokens = max_tokens;
-      load.token_prompts = true;
-      load.prompt_tokens = 8;
       LoadReport report;
-      std::string detail;
-      if (!RunLoad(load, &report, &detail).ok()) {
-        std::fprintf(stderr, "waferd-bench: pipeline run failed: %s\n", detail.c_str());
-        return 1;
-      }
+      if (!StreamShapeJobs(waferd, jobs, slots, max_tokens, &report)) return 1;
       rate[boards - 1] = report.tokens_per_s();
       device[boards - 1] = Quantile(report.device_tokens_per_s, 0.5);
     }
