@@ -12,15 +12,7 @@
 
 #include "board_sim/llama/internal/kernels_amx.h"
 
-#if defined(__x86_64__)
-// GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() values into masked builtins, which
-// -Wuninitialized reports inside the header when they are inlined; the values are unused.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#endif
+#include "board_sim/llama/internal/intrinsics.h"
 
 namespace wafer::sim::internal {
 
