@@ -15,7 +15,7 @@ SystemClock& SystemClock::Get() {
   return clock;
 }
 
-int64_t UnixMillisNow() {
+int64_t SystemClock::UnixMillis() const {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1'000'000;

@@ -87,7 +87,9 @@ DaemonHarness::DaemonHarness(const std::function<void(host::DaemonConfig&)>& twe
     boards_.push_back(std::move(board).value());
   }
   std::string detail;
-  if (!host::Daemon::Create(context_, config_, SystemClock::Get(), &daemon_, &detail).ok()) {
+  if (!host::Daemon::Create(context_, config_, SystemClock::Get(),
+                            host::ZmqBoardLinkFactory(context_, SystemClock::Get()), &daemon_,
+                            &detail).ok()) {
     ADD_FAILURE() << "daemon: " << detail;
     return;
   }

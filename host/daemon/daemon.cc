@@ -5,10 +5,9 @@
 
 #include <cstdio>
 
+#include "host/daemon/daemon_parts.h"
 #include "host/daemon/inproc_channel.h"
-#include "host/daemon/internal/daemon_records.h"
-#include "host/wire/admin_codec.h"
-#include "host/wire/job_codec.h"
+#include "host/scheduler/policy_factory.h"
 
 namespace wafer::host {
 namespace {
@@ -16,50 +15,72 @@ namespace {
 // Messages handled per socket per loop turn, so one busy socket cannot starve the others.
 constexpr int kBurst = 256;
 
-std::span<const std::byte> View(const zmq::message_t& m) {
-  return {static_cast<const std::byte*>(m.data()), m.size()};
-}
-
 }  // namespace
 
+DaemonParts::DaemonParts(zmq::context_t& context, const DaemonConfig& config, const Clock& clock,
+                         std::unique_ptr<SchedulingPolicy> policy, BoardLinkFactory link_factory)
+    : jobs(store, config.finished_job_retention),
+      scheduler(std::move(policy), config.max_batch, clock),
+      boards(context, clock, config.boards, std::move(link_factory), metrics),
+      loader(context),
+      loader_channel(context, zmq::socket_type::pair),
+      steps(config, clock, jobs, scheduler, boards, models, job_frontend, metrics),
+      models(config, clock, boards, scheduler, steps, admin_frontend, loader_channel, metrics),
+      job_frontend(context, config, clock, jobs, scheduler, models, steps, boards, metrics),
+      admin_frontend(context, config, clock, job_frontend, jobs, scheduler, models, boards,
+                     metrics) {}
+
+DaemonParts::~DaemonParts() {
+  loader.Stop();
+  while (ReceiveOwned<PrepareDone>(loader_channel)) {
+  }
+}
+
 Daemon::Daemon(zmq::context_t& context, const DaemonConfig& config, const Clock& clock)
-    : context_(context),
-      config_(config),
-      clock_(clock),
-      start_ns_(clock.NowNanos()),
-      job_socket_(context, zmq::socket_type::router),
-      admin_socket_(context, zmq::socket_type::router) {}
+    : context_(context), config_(config), clock_(clock) {}
 
 Daemon::~Daemon() {
-  for (auto& board : boards_) board->worker->Stop();
-  // Requests and events still queued in the channels own heap objects: drain them.
-  for (auto& board : boards_) {
-    while (ReceiveOwned<WorkerEvent>(board->channel)) {
-    }
-  }
+  parts_.reset();
   if (stop_fd_ >= 0) close(stop_fd_);
 }
 
+const std::string& Daemon::job_endpoint() const { return parts_->job_frontend.endpoint(); }
+const std::string& Daemon::admin_endpoint() const { return parts_->admin_frontend.endpoint(); }
+int Daemon::metrics_port() const { return parts_->metrics.port(); }
+
 Status Daemon::Create(zmq::context_t& context, const DaemonConfig& config, const Clock& clock,
-                      std::unique_ptr<Daemon>* out, std::string* detail) {
+                      BoardLinkFactory link_factory, std::unique_ptr<Daemon>* out,
+                      std::string* detail) {
   std::unique_ptr<Daemon> d(new Daemon(context, config, clock));
-  d->policy_ = MakeSchedulingPolicy(config.scheduler_policy);
-  if (d->policy_ == nullptr) {
-    *detail = "unknown scheduler policy " + config.scheduler_policy;
-    return InvalidArgument();
+  std::unique_ptr<SchedulingPolicy> policy =
+      MakeSchedulingPolicy(SchedulerOptions{config.scheduler_policy}, detail);
+  if (policy == nullptr) return InvalidArgument();
+  d->stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (d->stop_fd_ < 0) {
+    *detail = "eventfd failed";
+    return Internal();
   }
-  WAFER_RETURN_IF_ERROR(d->Bind(detail));
-  for (uint32_t i = 0; i < config.boards.size(); ++i) {
-    auto board = std::make_unique<Board>();
-    board->index = i;
-    board->config = config.boards[i];
-    board->channel = zmq::socket_t(context, zmq::socket_type::pair);
-    board->channel.set(zmq::sockopt::linger, 0);
-    board->channel.bind(BoardWorker::ChannelEndpoint(i));
-    board->worker = std::make_unique<BoardWorker>(context, clock, i, board->config);
-    board->worker->Start();
-    d->boards_.push_back(std::move(board));
+  d->parts_ = std::make_unique<DaemonParts>(context, d->config_, clock, std::move(policy),
+                                            std::move(link_factory));
+  DaemonParts& p = *d->parts_;
+  WAFER_RETURN_IF_ERROR(p.job_frontend.Bind(detail));
+  WAFER_RETURN_IF_ERROR(p.admin_frontend.Bind(detail));
+  if (!config.metrics_address.empty()) {
+    WAFER_RETURN_IF_ERROR(p.metrics.Serve(config.metrics_address, detail));
+    const std::string& a = config.metrics_address;
+    p.admin_frontend.set_metrics_url("http://" + a.substr(0, a.rfind(':')) + ":" +
+                                     std::to_string(p.metrics.port()) + "/metrics");
   }
+  try {
+    p.loader_channel.set(zmq::sockopt::linger, 0);
+    p.loader_channel.bind(Loader::ChannelEndpoint());
+  } catch (const zmq::error_t& e) {
+    *detail = std::string("loader channel: ") + e.what();
+    return Internal();
+  }
+  p.loader.Start();
+  WAFER_RETURN_IF_ERROR(p.boards.Start(detail));
+  p.boards.set_drain_listener([&p](Board& board) { p.steps.OnDrainChanged(board); });
   for (const ModelLoadConfig& m : config.models) {
     LoadRequest request;
     request.name = m.name;
@@ -67,42 +88,9 @@ Status Daemon::Create(zmq::context_t& context, const DaemonConfig& config, const
     request.boards = m.boards.empty() ? std::vector<uint32_t>{m.board} : m.boards;
     request.slots = m.slots == 0 ? config.default_slots : m.slots;
     request.context_length = m.context_length;
-    d->StartLoad(std::move(request));
+    p.models.StartLoad(std::move(request));
   }
   *out = std::move(d);
-  return OkStatus();
-}
-
-Status Daemon::Bind(std::string* detail) {
-  stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (stop_fd_ < 0) {
-    *detail = "eventfd failed";
-    return Internal();
-  }
-  try {
-    for (zmq::socket_t* s : {&job_socket_, &admin_socket_}) {
-      s->set(zmq::sockopt::linger, 0);
-      s->set(zmq::sockopt::router_mandatory, 1);
-      s->set(zmq::sockopt::sndhwm, static_cast<int>(config_.send_high_water_mark));
-      s->set(zmq::sockopt::rcvhwm, static_cast<int>(config_.send_high_water_mark));
-      // libzmq drops the connection of a peer that sends more than this; below it, an oversized
-      // message gets a typed MESSAGE_TOO_LARGE reply from OnJobFrame/OnAdminFrame.
-      s->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(config_.max_message_bytes) * 4);
-    }
-    job_socket_.bind(config_.job_endpoint);
-    job_endpoint_ = job_socket_.get(zmq::sockopt::last_endpoint);
-    admin_socket_.bind(config_.admin_endpoint);
-    admin_endpoint_ = admin_socket_.get(zmq::sockopt::last_endpoint);
-  } catch (const zmq::error_t& e) {
-    *detail = std::string("cannot bind job/admin endpoints (") + config_.job_endpoint + ", " +
-              config_.admin_endpoint + "): " + e.what();
-    return Unavailable();
-  }
-  if (!config_.metrics_address.empty()) {
-    WAFER_RETURN_IF_ERROR(metrics_.Serve(config_.metrics_address, detail));
-    std::string host = config_.metrics_address.substr(0, config_.metrics_address.rfind(':'));
-    metrics_url_ = "http://" + host + ":" + std::to_string(metrics_.port()) + "/metrics";
-  }
   return OkStatus();
 }
 
@@ -113,13 +101,15 @@ void Daemon::RequestStop() {
 }
 
 void Daemon::Run() {
+  DaemonParts& p = *parts_;
   std::vector<zmq::pollitem_t> items;
   while (true) {
     items.clear();
-    items.push_back({job_socket_.handle(), 0, ZMQ_POLLIN, 0});
-    items.push_back({admin_socket_.handle(), 0, ZMQ_POLLIN, 0});
+    items.push_back({p.job_frontend.handle(), 0, ZMQ_POLLIN, 0});
+    items.push_back({p.admin_frontend.handle(), 0, ZMQ_POLLIN, 0});
     items.push_back({nullptr, stop_fd_, ZMQ_POLLIN, 0});
-    for (auto& board : boards_) items.push_back({board->channel.handle(), 0, ZMQ_POLLIN, 0});
+    items.push_back({p.loader_channel.handle(), 0, ZMQ_POLLIN, 0});
+    p.boards.AddPollItems(&items);
     try {
       zmq::poll(items.data(), items.size(), std::chrono::milliseconds(100));
     } catch (const zmq::error_t& e) {
@@ -133,119 +123,70 @@ void Daemon::Run() {
       (void)n;
       if (!stopping_) {
         stopping_ = true;
-        draining_ = true;
+        p.job_frontend.StopAccepting();
         drain_deadline_ns_ = clock_.NowNanos() + int64_t{config_.drain_timeout_ms} * 1'000'000;
       }
     }
-    PumpWorkers();
-    PumpJobSocket();
-    PumpAdminSocket();
-    ExpireDeadlines();
-    ScheduleSteps();
-    UpdateGauges();
-    if (stopping_) {
-      bool idle = policy_->size() == 0 && jobs_running_ == 0;
-      if (idle) break;
-      if (clock_.NowNanos() >= drain_deadline_ns_) {
-        std::fprintf(stderr, "waferd: drain timeout; cancelling %zu queued and %u running jobs\n",
-                     policy_->size(), jobs_running_);
-        for (auto& [id, job] : jobs_) {
-          if (!job->finished) {
-            FinishJob(*job, FinishReason::kError, ErrorCode::kDraining, "daemon shut down");
-          }
-        }
+    while (auto done = ReceiveOwned<PrepareDone>(p.loader_channel)) p.models.OnPrepareDone(*done);
+    p.boards.Pump([this](Board& board, WorkerEvent& event) { OnWorkerEvent(board, event); });
+    p.job_frontend.Pump(kBurst);
+    p.admin_frontend.Pump(kBurst);
+    p.steps.ExpireDeadlines();
+    p.steps.ScheduleSteps();
+    p.metrics.queue_depth().Set(static_cast<double>(p.scheduler.queued()));
+    p.metrics.jobs_running().Set(static_cast<double>(p.scheduler.running()));
+    if (stopping_ && ShutdownDrained()) break;
+  }
+}
+
+bool Daemon::ShutdownDrained() {
+  DaemonParts& p = *parts_;
+  if (p.scheduler.queued() == 0 && p.scheduler.running() == 0) return true;
+  if (clock_.NowNanos() < drain_deadline_ns_) return false;
+  std::fprintf(stderr, "waferd: drain timeout; cancelling %zu queued and %zu running jobs\n",
+               p.scheduler.queued(), p.scheduler.running());
+  p.jobs.ForEachUnfinished([&p](JobRecord& job) {
+    p.steps.FinishJob(job, FinishReason::kError, ErrorCode::kDraining, "daemon shut down");
+  });
+  return true;
+}
+
+void Daemon::OnWorkerEvent(Board& board, WorkerEvent& event) {
+  DaemonParts& p = *parts_;
+  if (auto* step = std::get_if<StepDone>(&event)) return p.steps.OnStepDone(board, *step);
+  if (auto* load = std::get_if<LoadDone>(&event)) return p.models.OnLoadDone(*load);
+  if (auto* update = std::get_if<BoardUpdate>(&event)) return OnBoardUpdate(board, *update);
+  if (auto* progress = std::get_if<LoadProgressEvent>(&event)) {
+    return p.models.OnLoadProgress(*progress);
+  }
+  if (auto* repair = std::get_if<RepairDone>(&event)) return p.models.OnRepairDone(*repair);
+  if (auto* logs = std::get_if<LogsDone>(&event)) return p.admin_frontend.OnLogsDone(board, *logs);
+  if (auto* geometry = std::get_if<GeometryDone>(&event)) {
+    return p.admin_frontend.OnGeometryDone(board, *geometry);
+  }
+  if (auto* op = std::get_if<OperationDone>(&event)) {
+    switch (op->kind) {
+      case OperationDone::Kind::kUnload:
+        return p.models.OnUnloadDone(*op);
+      case OperationDone::Kind::kReset:
+        board.resetting = false;
+        p.models.StartPendingLoads();  // Reloads wait for the reset to finish.
         break;
-      }
+      case OperationDone::Kind::kFault:
+        break;
     }
+    p.admin_frontend.FinishOperation(op->admin_peer, op->admin_tag, op->status, op->detail,
+                                     op->elapsed_s);
   }
 }
 
-void Daemon::PumpJobSocket() {
-  for (int i = 0; i < kBurst; ++i) {
-    zmq::message_t identity, payload;
-    if (!job_socket_.recv(identity, zmq::recv_flags::dontwait)) return;
-    std::string peer(static_cast<const char*>(identity.data()), identity.size());
-    // A DEALER sends [payload]; a REQ adds an empty delimiter. Anything else is malformed.
-    std::vector<zmq::message_t> frames;
-    while (job_socket_.get(zmq::sockopt::rcvmore)) {
-      frames.emplace_back();
-      if (!job_socket_.recv(frames.back(), zmq::recv_flags::dontwait)) break;
-    }
-    if (!frames.empty() && frames.front().size() == 0) frames.erase(frames.begin());
-    if (frames.size() != 1) {
-      SendJob(peer, ErrorReply{ErrorCode::kMalformedMessage,
-                               "expected one payload frame, got " + std::to_string(frames.size()),
-                               0});
-      continue;
-    }
-    OnJobFrame(peer, View(frames.front()));
-  }
-}
-
-void Daemon::PumpAdminSocket() {
-  for (int i = 0; i < kBurst; ++i) {
-    zmq::message_t identity;
-    if (!admin_socket_.recv(identity, zmq::recv_flags::dontwait)) return;
-    std::string peer(static_cast<const char*>(identity.data()), identity.size());
-    std::vector<zmq::message_t> frames;
-    while (admin_socket_.get(zmq::sockopt::rcvmore)) {
-      frames.emplace_back();
-      if (!admin_socket_.recv(frames.back(), zmq::recv_flags::dontwait)) break;
-    }
-    if (!frames.empty() && frames.front().size() == 0) frames.erase(frames.begin());
-    if (frames.size() != 1) {
-      SendAdmin(peer, ErrorReply{ErrorCode::kMalformedMessage,
-                                 "expected one payload frame, got " +
-                                     std::to_string(frames.size()),
-                                 0});
-      continue;
-    }
-    OnAdminFrame(peer, View(frames.front()));
-  }
-}
-
-void Daemon::PumpWorkers() {
-  for (auto& board : boards_) {
-    while (auto event = ReceiveOwned<WorkerEvent>(board->channel)) {
-      OnWorkerEvent(*board, *event);
-    }
-  }
-}
-
-void Daemon::SendTo(zmq::socket_t& socket, const char* socket_name, const std::string& peer,
-                    std::span<const std::byte> payload) {
-  try {
-    zmq::message_t id(peer.data(), peer.size());
-    if (!socket.send(id, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
-      metrics_.Dropped(socket_name, "peer_backlog").Increment();
-      return;
-    }
-    zmq::message_t body(payload.data(), payload.size());
-    socket.send(body, zmq::send_flags::dontwait);
-  } catch (const zmq::error_t& e) {
-    // EHOSTUNREACH: the peer disconnected. Its job keeps running; ResumeStream replays it.
-    metrics_.Dropped(socket_name, e.num() == EHOSTUNREACH ? "peer_gone" : "send_error")
-        .Increment();
-  }
-}
-
-void Daemon::SendJob(const std::string& peer, const JobMessage& message) {
-  SendTo(job_socket_, "job", peer, EncodeJobView(message));
-}
-
-void Daemon::SendAdmin(const std::string& peer, const AdminMessage& message) {
-  const std::string bytes = EncodeAdmin(message);
-  SendTo(admin_socket_, "admin", peer, std::as_bytes(std::span<const char>(bytes)));
-}
-
-Daemon::Model* Daemon::FindModel(const std::string& name) {
-  auto it = models_.find(name);
-  return it == models_.end() ? nullptr : it->second.get();
-}
-
-void Daemon::UpdateGauges() {
-  metrics_.queue_depth().Set(static_cast<double>(policy_->size()));
-  metrics_.jobs_running().Set(static_cast<double>(jobs_running_));
+void Daemon::OnBoardUpdate(Board& board, const BoardUpdate& update) {
+  DaemonParts& p = *parts_;
+  const BoardState previous = p.boards.ApplyUpdate(board, update);
+  if (previous == board.state) return;
+  if (previous == BoardState::kReady) p.models.OnBoardLost(board);
+  if (board.state == BoardState::kReady) p.models.ReloadLostModels(board);
+  p.models.StartPendingLoads();  // Loads waiting for this board may go, or fail if it gave up.
 }
 
 }  // namespace wafer::host

@@ -78,7 +78,9 @@ int main(int argc, char** argv) {
   }
 
   std::unique_ptr<host::Daemon> daemon;
-  if (!host::Daemon::Create(context, config, SystemClock::Get(), &daemon, &detail).ok()) {
+  if (!host::Daemon::Create(context, config, SystemClock::Get(),
+                            host::ZmqBoardLinkFactory(context, SystemClock::Get()), &daemon,
+                            &detail).ok()) {
     std::fprintf(stderr, "waferd: %s\n", detail.c_str());
     return 3;
   }

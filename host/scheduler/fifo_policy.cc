@@ -7,7 +7,7 @@ namespace wafer::host {
 size_t FifoPolicy::Push(const QueuedJob& job) {
   Queue& q = queues_[job.model];
   size_t ahead = q.size();
-  q.push_back(job.job_id);
+  q.push_back(job);
   index_[job.job_id] = {&q, std::prev(q.end())};
   return ahead;
 }
@@ -20,13 +20,25 @@ bool FifoPolicy::Remove(uint64_t job_id) {
   return true;
 }
 
-std::optional<uint64_t> FifoPolicy::PopNext(const std::string& model) {
+std::optional<QueuedJob> FifoPolicy::PopNext(const std::string& model, const SchedulerView&) {
   auto it = queues_.find(model);
   if (it == queues_.end() || it->second.empty()) return std::nullopt;
-  uint64_t id = it->second.front();
+  QueuedJob job = std::move(it->second.front());
   it->second.pop_front();
-  index_.erase(id);
-  return id;
+  index_.erase(job.job_id);
+  return job;
+}
+
+std::vector<QueuedJob> FifoPolicy::TakeAll(const std::string& model) {
+  std::vector<QueuedJob> out;
+  auto it = queues_.find(model);
+  if (it == queues_.end()) return out;
+  for (QueuedJob& job : it->second) {
+    index_.erase(job.job_id);
+    out.push_back(std::move(job));
+  }
+  it->second.clear();
+  return out;
 }
 
 size_t FifoPolicy::QueuedFor(const std::string& model) const {
@@ -39,11 +51,6 @@ std::optional<size_t> FifoPolicy::Position(uint64_t job_id) const {
   if (it == index_.end()) return std::nullopt;
   const Queue& q = *it->second.first;
   return static_cast<size_t>(std::distance(q.begin(), Queue::const_iterator(it->second.second)));
-}
-
-std::unique_ptr<SchedulingPolicy> MakeSchedulingPolicy(const std::string& name) {
-  if (name == "fifo") return std::make_unique<FifoPolicy>();
-  return nullptr;
 }
 
 }  // namespace wafer::host

@@ -1,4 +1,4 @@
-// First come, first served, per model.
+// First come, first served, per model. Priorities and tenants are carried but not used.
 #pragma once
 
 #include <list>
@@ -14,13 +14,18 @@ class FifoPolicy final : public SchedulingPolicy {
  public:
   size_t Push(const QueuedJob& job) override;
   bool Remove(uint64_t job_id) override;
-  std::optional<uint64_t> PopNext(const std::string& model) override;
+  // Serves the oldest job of `model` whenever the scheduler has a slot: ignores `view`.
+  std::optional<QueuedJob> PopNext(const std::string& model, const SchedulerView& view) override;
+  std::vector<QueuedJob> TakeAll(const std::string& model) override;
+  // FIFO keeps no account of what runs.
+  void OnGranted(const RunningJob&) override {}
+  void OnReleased(const RunningJob&) override {}
   size_t size() const override { return index_.size(); }
   size_t QueuedFor(const std::string& model) const override;
   std::optional<size_t> Position(uint64_t job_id) const override;
 
  private:
-  using Queue = std::list<uint64_t>;
+  using Queue = std::list<QueuedJob>;
   std::map<std::string, Queue> queues_;
   std::unordered_map<uint64_t, std::pair<Queue*, Queue::iterator>> index_;
 };

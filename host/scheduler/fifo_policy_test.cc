@@ -1,9 +1,24 @@
 #include "host/scheduler/fifo_policy.h"
 
+#include "host/scheduler/policy_factory.h"
+
 #include <gtest/gtest.h>
 
 namespace wafer::host {
 namespace {
+
+// FIFO looks at nothing that runs.
+class NoView final : public SchedulerView {
+ public:
+  std::vector<RunningJob> Running(const std::string&) const override { return {}; }
+  ModelSlots Slots(const std::string&) const override { return {}; }
+};
+
+std::optional<uint64_t> Pop(FifoPolicy& p, const std::string& model) {
+  std::optional<QueuedJob> job = p.PopNext(model, NoView{});
+  if (!job) return std::nullopt;
+  return job->job_id;
+}
 
 QueuedJob Job(uint64_t id, const std::string& model) {
   QueuedJob j;
@@ -20,12 +35,12 @@ TEST(FifoPolicyTest, ServesEachModelInArrivalOrder) {
   EXPECT_EQ(p.size(), 3u);
   EXPECT_EQ(p.QueuedFor("a"), 2u);
   EXPECT_EQ(p.Position(3), 1u);
-  EXPECT_EQ(p.PopNext("a"), 1u);
+  EXPECT_EQ(Pop(p, "a"), 1u);
   EXPECT_EQ(p.Position(3), 0u);
-  EXPECT_EQ(p.PopNext("a"), 3u);
-  EXPECT_EQ(p.PopNext("a"), std::nullopt);
-  EXPECT_EQ(p.PopNext("zzz"), std::nullopt);
-  EXPECT_EQ(p.PopNext("b"), 2u);
+  EXPECT_EQ(Pop(p, "a"), 3u);
+  EXPECT_EQ(Pop(p, "a"), std::nullopt);
+  EXPECT_EQ(Pop(p, "zzz"), std::nullopt);
+  EXPECT_EQ(Pop(p, "b"), 2u);
   EXPECT_EQ(p.size(), 0u);
 }
 
@@ -37,14 +52,31 @@ TEST(FifoPolicyTest, RemoveTakesAQueuedJobOutOnce) {
   EXPECT_TRUE(p.Remove(2));
   EXPECT_FALSE(p.Remove(2));
   EXPECT_EQ(p.Position(2), std::nullopt);
-  EXPECT_EQ(p.PopNext("a"), 1u);
-  EXPECT_EQ(p.PopNext("a"), 3u);
+  EXPECT_EQ(Pop(p, "a"), 1u);
+  EXPECT_EQ(Pop(p, "a"), 3u);
   EXPECT_FALSE(p.Remove(3));
 }
 
+TEST(FifoPolicyTest, TakeAllEmptiesOneModelInOrder) {
+  FifoPolicy p;
+  p.Push(Job(1, "a"));
+  p.Push(Job(2, "b"));
+  p.Push(Job(3, "a"));
+  std::vector<QueuedJob> taken = p.TakeAll("a");
+  ASSERT_EQ(taken.size(), 2u);
+  EXPECT_EQ(taken[0].job_id, 1u);
+  EXPECT_EQ(taken[1].job_id, 3u);
+  EXPECT_EQ(p.size(), 1u);
+  EXPECT_EQ(p.Position(3), std::nullopt);
+  EXPECT_TRUE(p.TakeAll("zzz").empty());
+}
+
 TEST(FifoPolicyTest, FactoryKnowsFifoOnly) {
-  EXPECT_NE(MakeSchedulingPolicy("fifo"), nullptr);
-  EXPECT_EQ(MakeSchedulingPolicy("lottery"), nullptr);
+  std::string detail;
+  EXPECT_NE(MakeSchedulingPolicy(SchedulerOptions{"fifo"}, &detail), nullptr);
+  EXPECT_EQ(MakeSchedulingPolicy(SchedulerOptions{"lottery"}, &detail), nullptr);
+  EXPECT_NE(detail.find("'lottery'"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("fifo"), std::string::npos) << detail;
 }
 
 }  // namespace

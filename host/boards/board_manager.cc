@@ -1,0 +1,136 @@
+#include "host/boards/board_manager.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "host/daemon/inproc_channel.h"
+
+namespace wafer::host {
+namespace {
+
+BoardState ToBoardState(const BoardUpdate& u) {
+  if (!u.online) return BoardState::kOffline;
+  switch (u.boot_state) {
+    case BoardBootState::kPowerOn: return BoardState::kResetting;
+    case BoardBootState::kSelfTest:
+    case BoardBootState::kVerifyImage:
+    case BoardBootState::kRemap: return BoardState::kBooting;
+    case BoardBootState::kReady: return BoardState::kReady;
+    case BoardBootState::kFaulted: return BoardState::kFaulted;
+  }
+  return BoardState::kOffline;
+}
+
+}  // namespace
+
+BoardManager::BoardManager(zmq::context_t& context, const Clock& clock,
+                           std::vector<BoardConfig> configs, BoardLinkFactory link_factory,
+                           telemetry::DaemonMetrics& metrics)
+    : context_(context), clock_(clock), link_factory_(std::move(link_factory)), metrics_(metrics) {
+  for (uint32_t i = 0; i < configs.size(); ++i) {
+    Slot slot;
+    slot.board = std::make_unique<Board>();
+    slot.board->index = i;
+    slot.board->config = std::move(configs[i]);
+    boards_.push_back(std::move(slot));
+  }
+}
+
+BoardManager::~BoardManager() {
+  for (Slot& slot : boards_) {
+    if (slot.worker) slot.worker->Stop();
+  }
+  // Requests and events still queued in the channels own heap objects: drain them.
+  for (Slot& slot : boards_) {
+    if (!slot.channel) continue;
+    while (ReceiveOwned<WorkerEvent>(slot.channel)) {
+    }
+  }
+}
+
+Status BoardManager::Start(std::string* detail) {
+  for (Slot& slot : boards_) {
+    const uint32_t index = slot.board->index;
+    try {
+      slot.channel = zmq::socket_t(context_, zmq::socket_type::pair);
+      slot.channel.set(zmq::sockopt::linger, 0);
+      slot.channel.bind(BoardWorker::ChannelEndpoint(index));
+    } catch (const zmq::error_t& e) {
+      *detail = "board " + std::to_string(index) + " worker channel: " + e.what();
+      return Internal();
+    }
+    slot.worker = std::make_unique<BoardWorker>(context_, clock_, index, slot.board->config,
+                                                link_factory_);
+    slot.worker->Start();
+  }
+  return OkStatus();
+}
+
+bool BoardManager::Send(uint32_t index, std::unique_ptr<WorkerRequest> work) {
+  return SendOwned(boards_[index].channel, std::move(work));
+}
+
+void BoardManager::Pump(const std::function<void(Board&, WorkerEvent&)>& on_event) {
+  for (Slot& slot : boards_) {
+    while (auto event = ReceiveOwned<WorkerEvent>(slot.channel)) on_event(*slot.board, *event);
+  }
+}
+
+void BoardManager::AddPollItems(std::vector<zmq::pollitem_t>* items) {
+  for (Slot& slot : boards_) items->push_back({slot.channel.handle(), 0, ZMQ_POLLIN, 0});
+}
+
+BoardState BoardManager::ApplyUpdate(Board& board, const BoardUpdate& update) {
+  const BoardState previous = board.state;
+  board.state = ToBoardState(update);
+  board.heard = true;
+  board.detail = update.detail;
+  if (update.online) board.identity = update.identity;
+  telemetry::BoardSeries& series =
+      metrics_.Board(board.index, update.has_telemetry ? update.telemetry.region_temp_c.size() : 0);
+  for (size_t i = 0; i < series.state.size(); ++i) {
+    series.state[i]->Set(i == static_cast<size_t>(board.state) ? 1 : 0);
+  }
+  if (update.has_telemetry) {
+    board.telemetry = update.telemetry;
+    float hottest = 0;
+    for (size_t i = 0; i < update.telemetry.region_temp_c.size(); ++i) {
+      hottest = std::max(hottest, update.telemetry.region_temp_c[i]);
+      series.region_temperature[i]->Set(update.telemetry.region_temp_c[i]);
+    }
+    series.max_temperature->Set(hottest);
+    series.power->Set(update.telemetry.power_w);
+    series.sram_used->Set(static_cast<double>(update.telemetry.sram_used_bytes));
+    series.sram_capacity->Set(static_cast<double>(update.telemetry.sram_total_bytes));
+  }
+  if (previous != board.state) {
+    std::fprintf(stderr, "waferd: board %u %s -> %s (%s)\n", board.index, BoardStateName(previous),
+                 BoardStateName(board.state), board.detail.c_str());
+  }
+  if (health_hook_) health_hook_(board, *this);
+  return previous;
+}
+
+bool BoardManager::Drain(uint32_t index, DrainReason reason, DrainMode mode) {
+  if (!has(index)) return false;
+  Board& board = at(index);
+  if (board.drain.Add(reason, mode)) {
+    std::fprintf(stderr, "waferd: board %u drained: %s\n", index, board.drain.Describe().c_str());
+    if (drain_listener_) drain_listener_(board);
+  }
+  return true;
+}
+
+bool BoardManager::Undrain(uint32_t index, DrainReason reason) {
+  if (!has(index)) return false;
+  Board& board = at(index);
+  if (board.drain.Remove(reason)) {
+    const std::string left = board.drain.Describe();
+    std::fprintf(stderr, "waferd: board %u %s drain lifted%s%s\n", index, DrainReasonName(reason),
+                 left.empty() ? "" : "; still drained: ", left.c_str());
+    if (drain_listener_) drain_listener_(board);
+  }
+  return true;
+}
+
+}  // namespace wafer::host

@@ -1,0 +1,376 @@
+#include "host/boards/board_worker.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <utility>
+#include <vector>
+
+#include "host/board/board_link.h"
+#include "host/daemon/inproc_channel.h"
+#include "host/loader/staging.h"
+#include "host/boards/worker_messages.h"
+
+namespace wafer::host {
+namespace {
+
+constexpr int64_t kTelemetryPeriodNs = 1'000'000'000;
+constexpr int64_t kReconnectPeriodNs = 2'000'000'000;
+constexpr int64_t kProgressPeriodNs = 100'000'000;
+
+double Seconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
+
+// Drives one board. Not thread-safe; lives on the worker thread.
+class Driver {
+ public:
+  Driver(const BoardLinkFactory& link_factory, const Clock& clock, uint32_t index,
+         const BoardConfig& config, zmq::socket_t& channel, const std::atomic<bool>& stop)
+      : link_factory_(link_factory),
+        clock_(clock),
+        index_(index),
+        config_(config),
+        channel_(channel),
+        stop_(stop) {}
+
+  // Connects and boots when not yet online; reports the outcome.
+  void EnsureOnline() {
+    if (link_ && online_) return;
+    int64_t now = clock_.NowNanos();
+    if (last_attempt_ns_ != 0 && now - last_attempt_ns_ < kReconnectPeriodNs) return;
+    last_attempt_ns_ = now;
+    if (!link_) {
+      auto link = link_factory_(config_);
+      if (!link.ok()) {
+        Report(false, BoardBootState::kPowerOn, "cannot connect to " + config_.endpoint);
+        return;
+      }
+      link_ = std::move(link).value();
+    }
+    auto identity = link_->Identify();
+    if (!identity.ok()) {
+      // A hung firmware answers nothing but Reset (the board's reset line): pull it once.
+      if (link_->Reset().ok()) identity = link_->Identify();
+    }
+    if (!identity.ok()) {
+      Report(false, BoardBootState::kPowerOn, "identify failed: " + link_->last_error());
+      return;
+    }
+    identity_ = *identity;
+    // A board process that restarted numbers its fault reports from the start again: read on
+    // from there, or a repair would skip the report it needs.
+    if (auto faults = link_->ReadFaults(UINT64_MAX); faults.ok()) {
+      next_fault_sequence_ = std::min(next_fault_sequence_, faults->next_sequence);
+    }
+    if (!claimed_) {
+      // First contact since this daemon started: SRAM already in use belongs to models no one
+      // here knows (a previous waferd's, which crashed or was stopped without unloading). Their
+      // ids would collide with ours and their PEs are not in our row bookkeeping: reset the
+      // board to reclaim it. Later reconnects (a link that timed out) keep our own models.
+      auto t = link_->ReadTelemetry();
+      if (!t.ok()) {
+        Report(false, BoardBootState::kPowerOn, "telemetry read failed: " + link_->last_error());
+        return;
+      }
+      claimed_ = true;
+      if (t->sram_used_bytes > 0) {
+        std::fprintf(stderr,
+                     "waferd: board %u holds %llu bytes of models this daemon did not load; "
+                     "resetting it\n",
+                     index_, static_cast<unsigned long long>(t->sram_used_bytes));
+        Report(true, BoardBootState::kPowerOn, "resetting: holds another daemon's models");
+        if (Status s = link_->Reset(); !s.ok()) {
+          MarkOffline("reset failed: " + link_->last_error());
+          return;
+        }
+      }
+    }
+    Report(true, BoardBootState::kSelfTest, "booting");
+    if (Status s = link_->Boot(); !s.ok()) {
+      Report(s.code() != StatusCode::kUnavailable, BoardBootState::kFaulted,
+             "boot failed: " + link_->last_error());
+      online_ = false;
+      return;
+    }
+    if (auto again = link_->Identify(); again.ok()) identity_ = *again;
+    online_ = true;
+    Report(true, BoardBootState::kReady, "ready");
+  }
+
+  void PollTelemetry() {
+    if (!online_) return;
+    int64_t now = clock_.NowNanos();
+    if (now - last_telemetry_ns_ < kTelemetryPeriodNs) return;
+    last_telemetry_ns_ = now;
+    // The watchdog: a firmware that misses its heartbeat is hung. Going offline re-queues the
+    // board's jobs; EnsureOnline then resets it, boots it, and the daemon reloads its models.
+    if (Status beat = link_->Heartbeat(); !beat.ok() && beat.code() != StatusCode::kUnimplemented) {
+      MarkOffline("missed firmware heartbeat: " + link_->last_error());
+      return;
+    }
+    auto t = link_->ReadTelemetry();
+    if (!t.ok()) {
+      MarkOffline("telemetry read failed: " + link_->last_error());
+      return;
+    }
+    auto update = std::make_unique<WorkerEvent>(BoardUpdate{});
+    BoardUpdate& u = std::get<BoardUpdate>(*update);
+    u.board = index_;
+    u.boot_state = t->state;
+    u.online = true;
+    u.identity = identity_;
+    u.telemetry = *t;
+    u.has_telemetry = true;
+    Send(std::move(update));
+  }
+
+  void Handle(StepWork& work) {
+    StepDone done;
+    done.serial = work.serial;
+    done.model_id = work.model_id;
+    done.job_ids = std::move(work.job_ids);
+    if (!online_) {
+      done.status = Unavailable();
+      done.detail = "board " + std::to_string(index_) + " is not ready";
+    } else if (auto outcome = link_->Step(work.model_id, work.seqs); outcome.ok()) {
+      done.outcome = std::move(outcome).value();
+    } else {
+      done.status = outcome.status();
+      done.detail = link_->last_error();
+      if (done.status.code() == StatusCode::kUnavailable) MarkOffline("step failed: " + done.detail);
+    }
+    done.seqs = std::move(work.seqs);
+    Send(std::make_unique<WorkerEvent>(std::move(done)));
+  }
+
+  void Handle(StageLoadWork& work) {
+    LoadDone done;
+    done.model_id = work.model_id;
+    done.stage = work.stage;
+    if (work.replaces_model_id != 0 && online_) {
+      link_->UnloadModel(work.replaces_model_id).IgnoreError();  // NOT_FOUND: already gone.
+    }
+    done.status = LoadStage(work, &done.detail);
+    last_telemetry_ns_ = 0;  // SRAM use changed: report it at once.
+    Send(std::make_unique<WorkerEvent>(std::move(done)));
+  }
+
+  void Handle(RepairWork& work) {
+    const int64_t start = clock_.NowNanos();
+    RepairDone done;
+    done.model_id = work.model_id;
+    done.stage = work.stage;
+    if (!online_) {
+      done.status = Unavailable();
+      done.detail = "board " + std::to_string(index_) + " is not ready";
+    } else {
+      done.status = RestageFaultedTensors(
+          *link_, *work.model, work.model_id, work.stage, &next_fault_sequence_,
+          std::max<uint64_t>(4096, identity_.max_chunk_bytes), &done.detail, &done.report);
+    }
+    done.elapsed_s = Seconds(clock_.NowNanos() - start);
+    last_telemetry_ns_ = 0;
+    Send(std::make_unique<WorkerEvent>(std::move(done)));
+  }
+
+  void Handle(UnloadWork& work) {
+    int64_t start = clock_.NowNanos();
+    OperationDone done{OperationDone::Kind::kUnload, work.admin_tag, work.admin_peer, work.name,
+                       OkStatus(), "", 0};
+    if (!online_) {
+      done.status = Unavailable();
+      done.detail = "board not ready";
+    } else if (Status s = link_->UnloadModel(work.model_id); !s.ok()) {
+      done.status = s;
+      done.detail = link_->last_error();
+    }
+    last_telemetry_ns_ = 0;
+    done.elapsed_s = Seconds(clock_.NowNanos() - start);
+    if (work.report) Send(std::make_unique<WorkerEvent>(std::move(done)));
+  }
+
+  void Handle(ResetWork& work) {
+    int64_t start = clock_.NowNanos();
+    OperationDone done{OperationDone::Kind::kReset, work.admin_tag, work.admin_peer, "",
+                       OkStatus(), "", 0};
+    if (!link_) {
+      done.status = Unavailable();
+      done.detail = "board not connected";
+    } else if (Status s = link_->Reset(); !s.ok()) {
+      done.status = s;
+      done.detail = link_->last_error();
+    }
+    online_ = false;
+    last_attempt_ns_ = 0;
+    Report(link_ != nullptr, BoardBootState::kPowerOn, "reset");
+    EnsureOnline();
+    if (done.status.ok() && !online_) {
+      done.status = Unavailable();
+      done.detail = "board did not come back after reset";
+    }
+    done.elapsed_s = Seconds(clock_.NowNanos() - start);
+    Send(std::make_unique<WorkerEvent>(std::move(done)));
+  }
+
+  void Handle(FaultWork& work) {
+    OperationDone done{OperationDone::Kind::kFault, work.admin_tag, work.admin_peer, "",
+                       OkStatus(), "fault injected", 0};
+    if (!link_) {
+      done.status = Unavailable();
+      done.detail = "board not connected";
+    } else if (Status s = link_->InjectFault(work.fault); !s.ok()) {
+      done.status = s;
+      done.detail = link_->last_error();
+    }
+    last_telemetry_ns_ = 0;  // Look at the board again at once.
+    Send(std::make_unique<WorkerEvent>(std::move(done)));
+  }
+
+  void Handle(GeometryWork& work) {
+    GeometryDone done{work.admin_tag, work.admin_peer, OkStatus(), "", identity_, {}, {}};
+    if (!link_ || !online_) {
+      done.status = Unavailable();
+      done.detail = "board " + std::to_string(index_) + " is not ready";
+    } else if (auto harvest = link_->ReadGeometry(); !harvest.ok()) {
+      done.status = harvest.status();
+      done.detail = link_->last_error();
+    } else if (auto telemetry = link_->ReadTelemetry(); !telemetry.ok()) {
+      done.status = telemetry.status();
+      done.detail = link_->last_error();
+    } else {
+      done.harvest = std::move(harvest).value();
+      done.telemetry = std::move(telemetry).value();
+    }
+    Send(std::make_unique<WorkerEvent>(std::move(done)));
+  }
+
+  void Handle(LogsWork& work) {
+    LogsDone done{work.admin_tag, work.admin_peer, OkStatus(), "", {}};
+    if (!link_) {
+      done.status = Unavailable();
+      done.detail = "board not connected";
+    } else if (auto log = link_->ReadErrorLog(work.from_sequence); log.ok()) {
+      done.log = std::move(log).value();
+    } else {
+      done.status = log.status();
+      done.detail = link_->last_error();
+    }
+    Send(std::make_unique<WorkerEvent>(std::move(done)));
+  }
+
+ private:
+  // Stages the plan's board `work.stage` on this board, reporting progress at most every
+  // kProgressPeriodNs and once at the end. On failure nothing stays.
+  Status LoadStage(const StageLoadWork& work, std::string* detail) {
+    if (!online_) {
+      *detail = "board " + std::to_string(index_) + " is not ready";
+      return Unavailable();
+    }
+    uint64_t written = 0;
+    int64_t last_progress = 0;
+    const auto progress = [&](uint64_t total) {
+      written = total;
+      const int64_t now = clock_.NowNanos();
+      if (now - last_progress < kProgressPeriodNs) return;
+      last_progress = now;
+      Send(std::make_unique<WorkerEvent>(LoadProgressEvent{work.model_id, work.stage, written}));
+    };
+    Status s = StageModel(*link_, *work.model, work.model_id, work.stage,
+                          std::max<uint32_t>(4096, identity_.max_chunk_bytes), progress,
+                          [&] { return stop_.load(); }, detail);
+    if (!s.ok()) {
+      *detail = "board " + std::to_string(index_) + ": " + *detail;
+      return s;
+    }
+    Send(std::make_unique<WorkerEvent>(LoadProgressEvent{work.model_id, work.stage, written}));
+    return OkStatus();
+  }
+
+  void MarkOffline(const std::string& why) {
+    online_ = false;
+    link_.reset();  // Reconnect from scratch next time.
+    last_attempt_ns_ = clock_.NowNanos();
+    Report(false, BoardBootState::kPowerOn, why);
+  }
+
+  void Report(bool online, BoardBootState state, const std::string& detail) {
+    auto update = std::make_unique<WorkerEvent>(BoardUpdate{});
+    BoardUpdate& u = std::get<BoardUpdate>(*update);
+    u.board = index_;
+    u.online = online;
+    u.boot_state = state;
+    u.detail = detail;
+    u.identity = identity_;
+    Send(std::move(update));
+  }
+
+  void Send(std::unique_ptr<WorkerEvent> event) { SendOwned(channel_, std::move(event)); }
+
+  const BoardLinkFactory& link_factory_;
+  const Clock& clock_;
+  const uint32_t index_;
+  const BoardConfig& config_;
+  zmq::socket_t& channel_;
+  const std::atomic<bool>& stop_;  // Daemon shutdown: abandon a load between chunks.
+  std::unique_ptr<BoardLink> link_;
+  BoardIdentity identity_;
+  bool online_ = false;
+  bool claimed_ = false;  // The board's SRAM was checked for models of a previous daemon.
+  // The board's fault reports read so far: repairs read on from here (lowered on reconnect to a
+  // board process that restarted and numbers its reports from the start again).
+  uint64_t next_fault_sequence_ = 0;
+  int64_t last_attempt_ns_ = 0;
+  int64_t last_telemetry_ns_ = 0;
+};
+
+}  // namespace
+
+BoardWorker::BoardWorker(zmq::context_t& context, const Clock& clock, uint32_t index,
+                         BoardConfig config, BoardLinkFactory link_factory)
+    : context_(context),
+      clock_(clock),
+      index_(index),
+      config_(std::move(config)),
+      link_factory_(std::move(link_factory)) {}
+
+BoardWorker::~BoardWorker() { Stop(); }
+
+std::string BoardWorker::ChannelEndpoint(uint32_t index) {
+  return "inproc://waferd-board-worker-" + std::to_string(index);
+}
+
+void BoardWorker::Start() {
+  // Connect on the caller's thread so that the step loop's first sends (config loads) find a
+  // peer; the socket then moves to the worker thread (thread start is a full barrier).
+  channel_ = zmq::socket_t(context_, zmq::socket_type::pair);
+  channel_.set(zmq::sockopt::linger, 0);
+  channel_.connect(ChannelEndpoint(index_));
+  thread_ = std::thread([this] { Run(); });
+}
+
+void BoardWorker::Stop() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+}
+
+void BoardWorker::Run() {
+  zmq::socket_t& channel = channel_;
+  Driver driver(link_factory_, clock_, index_, config_, channel, stop_);
+  driver.EnsureOnline();
+  while (!stop_.load()) {
+    zmq::pollitem_t items[] = {{channel.handle(), 0, ZMQ_POLLIN, 0}};
+    try {
+      zmq::poll(items, 1, std::chrono::milliseconds(50));
+    } catch (const zmq::error_t&) {
+      break;  // Context terminated.
+    }
+    while (auto request = ReceiveOwned<WorkerRequest>(channel)) {
+      std::visit([&](auto& work) { driver.Handle(work); }, *request);
+      if (stop_.load()) break;
+    }
+    driver.EnsureOnline();
+    driver.PollTelemetry();
+  }
+  channel_.close();
+}
+
+}  // namespace wafer::host

@@ -1,0 +1,44 @@
+// The parts of one waferd, in construction order. Several parts hold references to parts built
+// after them (the step loop and the model manager call each other, both answer through the
+// front ends); such a reference is only stored by a constructor, never used, so the order below
+// is safe. Destruction runs backwards: the front ends and the step loop go first, then the board
+// workers and the loader stop, with nothing left that could call into them.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "host/boards/board_manager.h"
+#include "host/daemon/model_manager.h"
+#include "host/daemon/step_loop.h"
+#include "host/frontend/admin_frontend.h"
+#include "host/frontend/job_frontend.h"
+#include "host/jobs/in_memory_job_store.h"
+#include "host/jobs/job_table.h"
+#include "host/loader/loader.h"
+#include "host/scheduler/scheduler.h"
+#include "telemetry/daemon_metrics.h"
+
+namespace wafer::host {
+
+struct DaemonParts {
+  DaemonParts(zmq::context_t& context, const DaemonConfig& config, const Clock& clock,
+              std::unique_ptr<SchedulingPolicy> policy, BoardLinkFactory link_factory);
+  ~DaemonParts();
+
+  telemetry::DaemonMetrics metrics;
+  InMemoryJobStore store;
+  JobTable jobs;
+  Scheduler scheduler;
+  BoardManager boards;
+  Loader loader;
+  zmq::socket_t loader_channel;  // The step loop's end of the loader's channel.
+  StepLoop steps;
+  ModelManager models;
+  JobFrontend job_frontend;
+  AdminFrontend admin_frontend;
+};
+
+}  // namespace wafer::host

@@ -1,0 +1,85 @@
+// How jobs end or step back: finished, cancelled, expired, their model gone, or re-queued when
+// their board went away or was evacuated.
+#include <cstdio>
+
+#include "host/daemon/step_loop.h"
+
+namespace wafer::host {
+
+void StepLoop::FinishJob(JobRecord& job, FinishReason reason, ErrorCode error,
+                         std::string detail) {
+  if (job.finished) return;
+  if (job.state == JobState::kQueued) scheduler_.Dequeue(job.id);
+  if (job.slot >= 0) {
+    scheduler_.Release(job.model, job.id);
+    jobs_.ClearSlot(job);
+  }
+  const JobFinished& f = jobs_.Finish(job, reason, error, std::move(detail), clock_.NowNanos());
+  metrics_.Finished(job.model, FinishReasonName(reason)).Increment();
+  replies_.Send(job.peer, f);
+}
+
+void StepLoop::Cancel(JobRecord& job) {
+  if (job.in_flight) {
+    job.cancel_requested = true;  // Finished when its step returns.
+  } else {
+    FinishJob(job, FinishReason::kCancelled);
+  }
+}
+
+void StepLoop::ExpireDeadlines() {
+  expired_.clear();
+  jobs_.TakeExpired(clock_.UnixMillis(), &expired_);
+  for (uint64_t id : expired_) {
+    if (JobRecord* job = jobs_.Find(id)) FinishJob(*job, FinishReason::kDeadlineExceeded);
+  }
+}
+
+size_t StepLoop::RequeueRunning(const std::string& model) {
+  const std::deque<uint64_t> running = scheduler_.RunOrder(model);
+  size_t requeued = 0;
+  for (uint64_t id : running) {
+    JobRecord* job = jobs_.Find(id);
+    scheduler_.Release(model, id);
+    if (job == nullptr) continue;
+    jobs_.ClearSlot(*job);
+    job->in_flight = false;
+    if (job->cancel_requested) {
+      FinishJob(*job, FinishReason::kCancelled);
+      continue;
+    }
+    jobs_.MarkRequeued(*job);
+    scheduler_.Enqueue(QueuedJobOf(*job));  // With its own priority, tenant and deadline.
+    ++requeued;
+  }
+  return requeued;
+}
+
+size_t StepLoop::FinishRunning(const std::string& model, ErrorCode error,
+                               const std::string& detail) {
+  const std::deque<uint64_t> running = scheduler_.RunOrder(model);
+  for (uint64_t id : running) {
+    if (JobRecord* job = jobs_.Find(id)) FinishJob(*job, FinishReason::kError, error, detail);
+  }
+  return running.size();
+}
+
+size_t StepLoop::FailQueued(const std::string& model, ErrorCode error, const std::string& detail) {
+  const std::vector<QueuedJob> queued = scheduler_.TakeQueued(model);
+  for (const QueuedJob& q : queued) {
+    if (JobRecord* job = jobs_.Find(q.job_id)) FinishJob(*job, FinishReason::kError, error, detail);
+  }
+  return queued.size();
+}
+
+void StepLoop::OnDrainChanged(const Board& board) {
+  if (!board.drain.drained() || board.drain.mode() != DrainMode::kEvacuate) return;
+  for (const auto& [name, model] : models_.models()) {
+    if (model->state != ModelState::kReady || !model->Spans(board.index)) continue;
+    const size_t requeued = RequeueRunning(name);
+    std::fprintf(stderr, "waferd: board %u evacuated: %zu jobs of %s re-queued\n", board.index,
+                 requeued, name.c_str());
+  }
+}
+
+}  // namespace wafer::host

@@ -1,0 +1,285 @@
+// Loading and unloading models: a load waits in a queue until every board it spans is ready and
+// no other load is being planned on them; then the loader thread opens, verifies and plans it
+// (inside rows free on all its boards), every board's worker stages its pipeline stage, and the
+// model is ready once all stages are committed. A failed stage unloads the others: nothing
+// half-loaded stays.
+#include <algorithm>
+#include <cstdio>
+
+#include "host/daemon/inproc_channel.h"
+#include "host/daemon/model_manager.h"
+#include "host/daemon/step_loop.h"
+
+namespace wafer::host {
+namespace {
+
+double Seconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
+
+std::string BoardList(const std::vector<uint32_t>& boards) {
+  std::string out;
+  for (uint32_t b : boards) {
+    if (!out.empty()) out += ',';
+    out += std::to_string(b);
+  }
+  return out;
+}
+
+}  // namespace
+
+ModelManager::ModelManager(const DaemonConfig& config, const Clock& clock, BoardManager& boards,
+                           Scheduler& scheduler, StepLoop& steps, OperationSink& operations,
+                           zmq::socket_t& loader_channel, telemetry::DaemonMetrics& metrics)
+    : config_(config),
+      clock_(clock),
+      boards_(boards),
+      scheduler_(scheduler),
+      steps_(steps),
+      operations_(operations),
+      loader_channel_(loader_channel),
+      metrics_(metrics) {}
+
+ModelRecord* ModelManager::Find(const std::string& name) {
+  auto it = models_.find(name);
+  return it == models_.end() ? nullptr : it->second.get();
+}
+
+ModelRecord* ModelManager::FindById(uint32_t model_id) {
+  for (auto& [name, m] : models_) {
+    if (m->model_id == model_id) return m.get();
+  }
+  return nullptr;
+}
+
+void ModelManager::Remove(const std::string& name) {
+  scheduler_.CloseModel(name);
+  models_.erase(name);
+}
+
+void ModelManager::StartLoad(LoadRequest request) {
+  if (request.name.empty()) request.name = ModelNameFromPath(request.path);
+  const auto refuse = [&](Status status, const std::string& why) {
+    operations_.FinishOperation(request.admin_peer, request.admin_tag, status, why, 0);
+  };
+  if (request.boards.empty()) return refuse(InvalidArgument(), "no board given");
+  for (size_t i = 0; i < request.boards.size(); ++i) {
+    const uint32_t index = request.boards[i];
+    if (!boards_.has(index)) {
+      return refuse(InvalidArgument(), "board " + std::to_string(index) + " is not configured");
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (request.boards[j] == index) {
+        return refuse(InvalidArgument(), "board " + std::to_string(index) + " is listed twice");
+      }
+    }
+    const BoardDrain& drain = boards_.at(index).drain;
+    if (drain.drained()) {
+      return refuse(FailedPrecondition(), "board " + std::to_string(index) +
+                                              " is drained: " + drain.Describe());
+    }
+  }
+  if (Find(request.name) != nullptr) {
+    return refuse(AlreadyExists(), "a model named '" + request.name + "' is already loaded");
+  }
+  auto model = std::make_unique<ModelRecord>();
+  model->name = request.name;
+  model->path = request.path;
+  model->boards = request.boards;
+  model->model_id = next_model_id_++;
+  model->state = ModelState::kLoading;
+  model->slots = request.slots;
+  model->context_length = request.context_length;
+  model->loading.request = std::move(request);
+  load_queue_.push_back(model->name);
+  models_.emplace(model->name, std::move(model));
+  StartPendingLoads();
+}
+
+void ModelManager::StartPendingLoads() {
+  std::deque<std::string> waiting;
+  while (!load_queue_.empty()) {
+    const std::string name = std::move(load_queue_.front());
+    load_queue_.pop_front();
+    ModelRecord* model = Find(name);
+    if (model == nullptr || model->state != ModelState::kLoading || model->loading.started) {
+      continue;
+    }
+    if (!TryStartLoad(*model)) {
+      if (Find(name) != nullptr) waiting.push_back(name);
+    }
+  }
+  load_queue_ = std::move(waiting);
+}
+
+bool ModelManager::TryStartLoad(ModelRecord& model) {
+  // Every board must be ready. A first load on a board that gave up (offline, faulted) fails
+  // now; a reload after a loss waits for the board to come back.
+  for (uint32_t index : model.boards) {
+    const Board& board = boards_.at(index);
+    if (board.preparing) return false;
+    if (board.runs_steps()) continue;
+    const bool settled = board.heard && !board.resetting &&
+                         (board.state == BoardState::kOffline ||
+                          board.state == BoardState::kFaulted);
+    if (settled && !model.loading.reload) {
+      FailLoad(model, Unavailable(),
+               "board " + std::to_string(index) + " is " + BoardStateName(board.state) +
+                   (board.detail.empty() ? "" : " (" + board.detail + ")"));
+    }
+    return false;
+  }
+  // Rows free on all of its boards: each board's gaps between the bands of the models it holds.
+  auto work = std::make_unique<PrepareWork>();
+  work->model_id = model.model_id;
+  work->name = model.name;
+  work->path = model.path;
+  work->slots = model.loading.request.slots;
+  work->context_length = model.loading.request.context_length;
+  work->boards = model.boards;
+  std::vector<std::vector<RowBand>> free;
+  for (size_t i = 0; i < model.boards.size(); ++i) {
+    const uint32_t index = model.boards[i];
+    const BoardGeometry g = GeometryFromIdentity(boards_.at(index).identity);
+    if (i == 0) {
+      work->geometry = g;
+    } else {
+      work->geometry.fabric_width = std::min(work->geometry.fabric_width, g.fabric_width);
+      work->geometry.fabric_height = std::min(work->geometry.fabric_height, g.fabric_height);
+      work->geometry.sram_per_pe = std::min(work->geometry.sram_per_pe, g.sram_per_pe);
+    }
+    std::vector<RowBand> used;
+    for (const auto& [name, other] : models_) {
+      if (other.get() != &model && other->rows.rows != 0 && other->Spans(index)) {
+        used.push_back(other->rows);
+      }
+    }
+    free.push_back(FreeRowGaps(g.fabric_height, used));
+  }
+  work->gaps = CommonRowGaps(free);
+  work->spread = config_.placement == "spread";
+  model.loading.started = true;
+  model.loading.start_ns = clock_.NowNanos();
+  for (uint32_t index : model.boards) boards_.at(index).preparing = true;
+  if (!SendOwned(loader_channel_, std::move(work))) {
+    for (uint32_t index : model.boards) boards_.at(index).preparing = false;
+    FailLoad(model, Internal(), "the loader thread is gone");
+  }
+  return true;
+}
+
+void ModelManager::OnPrepareDone(PrepareDone& done) {
+  ModelRecord* model = FindById(done.model_id);
+  if (model == nullptr) return;
+  for (uint32_t index : model->boards) boards_.at(index).preparing = false;
+  if (!done.status.ok()) {
+    FailLoad(*model, done.status, done.detail);
+    StartPendingLoads();
+    return;
+  }
+  const Plan& plan = done.model->plan;
+  if (plan.boards.size() != model->boards.size()) {
+    FailLoad(*model, Internal(),
+             "the plan uses " + std::to_string(plan.boards.size()) + " boards, not the " +
+                 std::to_string(model->boards.size()) + " given");
+    StartPendingLoads();
+    return;
+  }
+  model->rows = done.rows;
+  ModelRecord::Loading& loading = model->loading;
+  loading.prepared = done.model;
+  loading.stages_pending = static_cast<uint32_t>(model->boards.size());
+  loading.stage_bytes_done.assign(model->boards.size(), 0);
+  for (uint32_t stage = 0; stage < model->boards.size(); ++stage) {
+    StageLoadWork work{model->model_id, stage, loading.replaces_model_id, done.model};
+    boards_.Send(model->boards[stage], std::make_unique<WorkerRequest>(std::move(work)));
+  }
+  std::fprintf(stderr, "waferd: %s planned on board%s %s, rows %u..%u\n", model->name.c_str(),
+               model->pipelined() ? "s" : "", BoardList(model->boards).c_str(), done.rows.first,
+               done.rows.end());
+  StartPendingLoads();  // Its rows are known now: loads waiting on these boards may go.
+}
+
+void ModelManager::OnLoadProgress(const LoadProgressEvent& progress) {
+  ModelRecord* model = FindById(progress.model_id);
+  if (model == nullptr || model->state != ModelState::kLoading) return;
+  ModelRecord::Loading& loading = model->loading;
+  if (progress.stage >= loading.stage_bytes_done.size() || loading.prepared == nullptr) return;
+  loading.stage_bytes_done[progress.stage] = progress.bytes_done;
+  if (loading.request.admin_peer.empty()) return;
+  uint64_t done = 0;
+  for (uint64_t b : loading.stage_bytes_done) done += b;
+  // A split model with tied embeddings stages the embedding twice.
+  const uint64_t total = loading.prepared->source.shape_only ? 0 : loading.prepared->plan.weight_bytes;
+  const double rate = static_cast<double>(done) /
+                      std::max(1e-9, Seconds(clock_.NowNanos() - loading.start_ns));
+  const double eta = rate > 0 && total > done ? static_cast<double>(total - done) / rate : 0;
+  operations_.SendProgress(loading.request.admin_peer,
+                           LoadProgress{loading.request.admin_tag, done, total, rate, eta,
+                                        "transferring"});
+}
+
+void ModelManager::OnLoadDone(LoadDone& done) {
+  ModelRecord* model = FindById(done.model_id);
+  if (model == nullptr || model->state != ModelState::kLoading) return;
+  ModelRecord::Loading& loading = model->loading;
+  if (done.stage >= model->boards.size() || loading.stages_pending == 0) return;
+  --loading.stages_pending;
+  if (!done.status.ok() && loading.status.ok()) {
+    loading.status = done.status;
+    loading.detail = done.detail;
+  }
+  if (loading.stages_pending > 0) return;
+  const double elapsed = Seconds(clock_.NowNanos() - loading.start_ns);
+  if (!loading.status.ok()) {
+    // Unload the stages that made it, so nothing half-loaded stays (the others answer
+    // NOT_FOUND, which nobody waits for).
+    UnloadQuietly(*model, model->model_id);
+    FailLoad(*model, loading.status, loading.detail);
+    StartPendingLoads();
+    return;
+  }
+  const PreparedModel& prepared = *loading.prepared;
+  const ModelSource& source = prepared.source;
+  model->state = ModelState::kReady;
+  model->arch = source.arch;
+  model->text = source.text;
+  model->parameters = source.parameters;
+  model->weight_bytes = source.weight_bytes();
+  model->slots = prepared.slots;
+  model->context_length = prepared.context_length;
+  model->shape_only = source.shape_only;
+  scheduler_.OpenModel(model->name, model->slots);
+  metrics_.load_bytes().Increment(static_cast<double>(model->weight_bytes));
+  metrics_.Model(model->name);
+  std::fprintf(stderr,
+               "waferd: model %s ready on board%s %s (%.2f s, %llu bytes, %u slots x %u)\n",
+               model->name.c_str(), model->pipelined() ? "s" : "",
+               BoardList(model->boards).c_str(), elapsed,
+               static_cast<unsigned long long>(model->weight_bytes), model->slots,
+               model->context_length);
+  const LoadRequest request = loading.request;
+  model->prepared = loading.prepared;  // For repairs after a PE fault.
+  model->loading = ModelRecord::Loading{};
+  operations_.FinishOperation(request.admin_peer, request.admin_tag, OkStatus(),
+                              "model " + model->name + " ready", elapsed);
+  StartPendingLoads();
+}
+
+void ModelManager::FailLoad(ModelRecord& model, Status status, const std::string& detail) {
+  std::fprintf(stderr, "waferd: loading %s failed: %s\n", model.name.c_str(), detail.c_str());
+  const LoadRequest request = model.loading.request;
+  const double elapsed =
+      model.loading.started ? Seconds(clock_.NowNanos() - model.loading.start_ns) : 0;
+  model.rows = RowBand{};
+  operations_.FinishOperation(request.admin_peer, request.admin_tag, status, detail, elapsed);
+  if (status.code() == StatusCode::kUnavailable && scheduler_.QueuedFor(model.name) > 0) {
+    // A board went away again: its jobs wait, and the load is retried when it is back.
+    model.state = ModelState::kFailed;
+    model.loading = ModelRecord::Loading{};
+    return;
+  }
+  steps_.FailQueued(model.name, ErrorCode::kModelNotReady,
+                    "model could not be loaded: " + detail);
+  Remove(model.name);  // `model` is gone after this line.
+}
+
+}  // namespace wafer::host

@@ -1,0 +1,179 @@
+// Models going away: unloads asked for, and models lost with a board or a PE (their running
+// jobs re-queued, then a repair in place or a reload under a new id).
+#include <algorithm>
+#include <cstdio>
+
+#include "host/daemon/model_manager.h"
+#include "host/daemon/step_loop.h"
+
+namespace wafer::host {
+
+void ModelManager::UnloadQuietly(const ModelRecord& model, uint32_t model_id) {
+  for (uint32_t board : model.boards) {
+    boards_.Send(board, std::make_unique<WorkerRequest>(
+                            UnloadWork{0, "", model.name, model_id, /*report=*/false}));
+  }
+}
+
+Status ModelManager::BeginUnload(ModelRecord& model, const std::string& peer, uint64_t tag,
+                                 std::string* detail) {
+  if (model.state != ModelState::kReady) {
+    *detail = "model '" + model.name + "' is " + ModelStateName(model.state);
+    return FailedPrecondition();
+  }
+  model.state = ModelState::kUnloading;
+  model.unload_peer = peer;
+  model.unload_tag = tag;
+  steps_.FailQueued(model.name, ErrorCode::kModelNotReady, "model unloaded");
+  return OkStatus();
+}
+
+void ModelManager::SendUnloadWhenIdle(ModelRecord& model) {
+  if (model.unload_sent || !scheduler_.RunOrder(model.name).empty()) return;
+  model.unload_sent = true;
+  model.unloads_pending = static_cast<uint32_t>(model.boards.size());
+  for (uint32_t index : model.boards) {
+    boards_.Send(index, std::make_unique<WorkerRequest>(UnloadWork{
+                            model.unload_tag, model.unload_peer, model.name, model.model_id}));
+  }
+}
+
+void ModelManager::OnUnloadDone(OperationDone& done) {
+  // A split model is gone once every board has answered.
+  ModelRecord* model = Find(done.name);
+  if (model == nullptr) return;
+  if (!done.status.ok() && model->unload_status.ok()) {
+    model->unload_status = done.status;
+    model->unload_detail = done.detail;
+  }
+  if (model->unloads_pending > 1) {
+    --model->unloads_pending;
+    return;
+  }
+  done.status = model->unload_status;
+  if (!done.status.ok()) done.detail = model->unload_detail;
+  Remove(done.name);
+  StartPendingLoads();  // Its rows are free.
+  operations_.FinishOperation(done.admin_peer, done.admin_tag, done.status, done.detail,
+                              done.elapsed_s);
+}
+
+
+void ModelManager::OnBoardLost(const Board& board) {
+  // The board's SRAM can no longer be trusted to hold the models or the KV caches. Steps still
+  // in flight come back from the worker (with results for the old model, ignored). The models
+  // come back in ReloadLostModels once the board is ready.
+  std::vector<ModelRecord*> lost;
+  for (auto& [name, model] : models_) {
+    // A model being repaired on another of its boards is lost too: that repair cannot bring
+    // back the stage this board held.
+    if (model->Spans(board.index) && (model->serving() || model->repairing)) {
+      lost.push_back(model.get());
+    }
+  }
+  for (ModelRecord* model : lost) {
+    LoseModel(*model, "lost with board " + std::to_string(board.index));
+  }
+}
+
+void ModelManager::LoseModel(ModelRecord& model, const std::string& why) {
+  // Whatever of it is still on a board (a split model's other stages, or weights a PE fault
+  // damaged) is freed; a board that was reset has nothing left to free.
+  UnloadQuietly(model, model.model_id);
+  model.rows = RowBand{};
+  if (model.state == ModelState::kUnloading) {
+    // It was going away anyway: its last jobs cannot finish, and there is nothing to unload.
+    const size_t ended =
+        steps_.FinishRunning(model.name, ErrorCode::kModelNotReady, "model unloaded; " + why);
+    std::fprintf(stderr, "waferd: model %s (unloading) %s; %zu jobs ended\n", model.name.c_str(),
+                 why.c_str(), ended);
+    operations_.FinishOperation(model.unload_peer, model.unload_tag, OkStatus(),
+                                "model " + model.name + " unloaded (" + why + ")", 0);
+    Remove(model.name);  // `model` is gone after this line.
+    return;
+  }
+  // Running jobs go back to the queue with their output so far as prefill: nothing accepted is
+  // lost, and clients see the stream continue once the model is back.
+  model.state = ModelState::kFailed;
+  model.repairing = false;
+  model.prepared.reset();
+  const size_t requeued = steps_.RequeueRunning(model.name);
+  scheduler_.CloseModel(model.name);
+  std::fprintf(stderr, "waferd: model %s %s; %zu jobs re-queued\n", model.name.c_str(),
+               why.c_str(), requeued);
+}
+
+void ModelManager::RepairModel(ModelRecord& model, const Board& board, const std::string& why) {
+  if (model.state == ModelState::kUnloading) {
+    LoseModel(model, why);  // Going away anyway: not worth repairing. `model` is gone.
+    return;
+  }
+  const auto at = std::find(model.boards.begin(), model.boards.end(), board.index);
+  if (model.prepared == nullptr || at == model.boards.end()) {
+    LoseModel(model, why);
+    ReloadModel(model);
+    return;
+  }
+  // Its jobs wait in the queue: the KV cache may be gone with the PE, so they are prefilled
+  // again (every stage resets their slots) once the model is back.
+  model.state = ModelState::kLoading;
+  model.repairing = true;
+  const size_t requeued = steps_.RequeueRunning(model.name);
+  const auto stage = static_cast<uint32_t>(at - model.boards.begin());
+  std::fprintf(stderr, "waferd: model %s %s; repairing on board %u, %zu jobs re-queued\n",
+               model.name.c_str(), why.c_str(), board.index, requeued);
+  boards_.Send(board.index, std::make_unique<WorkerRequest>(
+                                RepairWork{model.model_id, stage, model.prepared}));
+}
+
+void ModelManager::OnRepairDone(RepairDone& done) {
+  ModelRecord* model = FindById(done.model_id);
+  if (model == nullptr || !model->repairing) return;
+  model->repairing = false;
+  if (!done.status.ok()) {
+    // Whatever the board could not repair (reports lost, no spare left, a board gone), a full
+    // reload can: it is placed again from scratch.
+    model->state = ModelState::kReady;  // LoseModel takes a serving model off its boards.
+    LoseModel(*model, "repair failed (" + done.detail + ")");
+    ReloadModel(*model);
+    return;
+  }
+  model->state = ModelState::kReady;
+  std::fprintf(stderr,
+               "waferd: model %s repaired on board %u: %u tensors, %llu bytes re-staged in "
+               "%.3f s\n",
+               model->name.c_str(), model->boards[done.stage], done.report.tensors,
+               static_cast<unsigned long long>(done.report.bytes), done.elapsed_s);
+}
+
+void ModelManager::ReloadModel(ModelRecord& model) {
+  // The same request again, under a new id; it waits in the load queue for its boards.
+  LoadRequest request;
+  request.name = model.name;
+  request.path = model.path;
+  request.boards = model.boards;
+  request.slots = model.slots;
+  request.context_length = model.context_length;
+  const uint32_t old_id = model.model_id;
+  model.model_id = next_model_id_++;
+  model.state = ModelState::kLoading;
+  model.loading = ModelRecord::Loading{};
+  model.loading.request = std::move(request);
+  model.loading.reload = true;
+  model.loading.replaces_model_id = old_id;  // Freed first, in case a board kept it.
+  std::fprintf(stderr, "waferd: reloading %s\n", model.name.c_str());
+  load_queue_.push_back(model.name);
+  StartPendingLoads();
+}
+
+void ModelManager::ReloadLostModels(const Board& board) {
+  std::vector<ModelRecord*> failed;
+  for (auto& [name, model] : models_) {
+    if (model->Spans(board.index) && model->state == ModelState::kFailed) {
+      failed.push_back(model.get());
+    }
+  }
+  for (ModelRecord* model : failed) ReloadModel(*model);
+}
+
+}  // namespace wafer::host

@@ -1,0 +1,121 @@
+// Admission of queued jobs into KV-cache slots and each board's next Step (continuous batching):
+// the step planner picks the sequences, this sends them to the model's first board.
+#include <algorithm>
+#include <cstdio>
+
+#include "host/daemon/step_loop.h"
+
+namespace wafer::host {
+namespace {
+
+// Output tokens reserved per job when it gets a slot (16 KB at most).
+constexpr size_t kOutputReserveTokens = 4096;
+
+}  // namespace
+
+StepLoop::StepLoop(const DaemonConfig& config, const Clock& clock, JobTable& jobs,
+                   Scheduler& scheduler, BoardManager& boards, ModelManager& models,
+                   JobReplies& replies, telemetry::DaemonMetrics& metrics)
+    : config_(config),
+      clock_(clock),
+      jobs_(jobs),
+      scheduler_(scheduler),
+      planner_(StepPlannerOptions{config.max_batch, config.steps_in_flight,
+                                  config.prefill_chunk_tokens, config.decode_tokens_per_step},
+               jobs, clock),
+      boards_(boards),
+      models_(models),
+      replies_(replies),
+      metrics_(metrics) {}
+
+void StepLoop::ScheduleSteps() {
+  std::vector<ModelRecord*> ready;
+  for (uint32_t index = 0; index < boards_.size(); ++index) {
+    Board& board = boards_.at(index);
+    if (!board.runs_steps()) continue;
+    ready.clear();
+    for (const auto& [name, model] : models_.models()) {
+      // A split model's steps start on its first board and travel on from there.
+      if (model->boards[0] == board.index && model->serving()) ready.push_back(model.get());
+    }
+    bool planned = true;
+    while (planned && board.steps_in_flight < config_.steps_in_flight) {
+      planned = false;
+      for (size_t k = 0; k < ready.size() && !planned; ++k) {
+        ModelRecord& model = *ready[(board.next_model + k) % ready.size()];
+        if (model.state == ModelState::kUnloading) {
+          models_.SendUnloadWhenIdle(model);
+          if (scheduler_.RunOrder(model.name).empty()) continue;
+        }
+        if (PlanStep(board, model)) {
+          board.next_model = (board.next_model + k + 1) % ready.size();
+          planned = true;
+        }
+      }
+    }
+  }
+}
+
+void StepLoop::AdmitQueued(ModelRecord& model) {
+  if (model.state != ModelState::kReady) return;
+  // A drained board takes no new work: queued jobs wait until it is undrained.
+  for (uint32_t index : model.boards) {
+    if (boards_.at(index).drain.drained()) return;
+  }
+  grants_.clear();
+  scheduler_.Admit(model.name, &grants_);
+  for (const SlotGrant& grant : grants_) {
+    JobRecord& job = *jobs_.Find(grant.job.job_id);
+    jobs_.MarkRunning(job, grant.slot);
+    // Room for the output up front, so that streaming does not regrow these vectors every few
+    // chunks (large reallocations take the allocator's lock, which other threads contend). The
+    // cap bounds what a job that stops early holds unused.
+    const size_t tokens = std::min<size_t>(job.max_tokens, kOutputReserveTokens);
+    job.output.reserve(tokens);
+    const size_t chunks = tokens / std::max<uint32_t>(1, config_.decode_tokens_per_step) + 2;
+    job.chunk_starts.reserve(chunks);
+    job.chunk_texts.reserve(chunks);
+  }
+}
+
+bool StepLoop::PlanStep(Board& board, ModelRecord& model) {
+  AdmitQueued(model);
+  StepTarget target;
+  target.serial = next_step_serial_;
+  target.stages = model.boards.size();
+  // Hidden states between stages are bounded per step by the boards' link buffers.
+  if (model.pipelined() && !model.shape_only) {
+    for (uint32_t index : model.boards) {
+      target.token_budget = std::min<uint64_t>(
+          target.token_budget,
+          boards_.at(index).identity.max_step_hidden_values / model.arch.hidden_size);
+    }
+  }
+  auto work = std::make_unique<WorkerRequest>(StepWork{});
+  StepWork& step = std::get<StepWork>(*work);
+  step.seqs = planner_.TakeSeqs();
+  const size_t planned =
+      planner_.Plan(target, scheduler_.RunOrder(model.name), &step.seqs, &step.job_ids);
+  if (planned == 0) {
+    planner_.Recycle(std::move(step.seqs));  // Unused: it serves the next step.
+    return false;
+  }
+  step.serial = next_step_serial_++;
+  step.model_id = model.model_id;
+  if (model.pipelined()) {
+    // The first board embeds and passes hidden states on; only the last one samples.
+    Chain& chain = chains_[step.serial];
+    chain.seqs = step.seqs;
+    for (SeqStep& seq : step.seqs) seq.generate = 0;
+  }
+  ++board.steps_in_flight;
+  if (!boards_.Send(board.index, std::move(work))) {
+    // The worker is gone (shutdown); nothing will answer this step.
+    --board.steps_in_flight;
+    std::fprintf(stderr, "waferd: board %u worker channel refused a step\n", board.index);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace wafer::host

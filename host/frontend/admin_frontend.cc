@@ -1,0 +1,268 @@
+#include "host/frontend/admin_frontend.h"
+
+#include <algorithm>
+
+#include "host/board/board_codec.h"
+#include "host/daemon/internal/error_codes.h"
+#include "host/wire/admin_codec.h"
+
+namespace wafer::host {
+
+AdminFrontend::AdminFrontend(zmq::context_t& context, const DaemonConfig& config,
+                             const Clock& clock, JobFrontend& job_frontend, JobTable& jobs,
+                             Scheduler& scheduler, ModelManager& models, BoardManager& boards,
+                             telemetry::DaemonMetrics& metrics)
+    : config_(config),
+      clock_(clock),
+      start_ns_(clock.NowNanos()),
+      job_frontend_(job_frontend),
+      jobs_(jobs),
+      scheduler_(scheduler),
+      models_(models),
+      boards_(boards),
+      socket_(context, "admin", metrics) {}
+
+Status AdminFrontend::Bind(std::string* detail) {
+  return socket_.Bind(config_.admin_endpoint, config_, detail);
+}
+
+void AdminFrontend::Pump(int burst) {
+  socket_.Pump(
+      burst, [this](const std::string& peer, std::span<const std::byte> p) { OnFrame(peer, p); },
+      [this](const std::string& peer, size_t frames) {
+        Send(peer, ErrorReply{ErrorCode::kMalformedMessage,
+                              "expected one payload frame, got " + std::to_string(frames), 0});
+      });
+}
+
+void AdminFrontend::Send(const std::string& peer, const AdminMessage& message) {
+  const std::string bytes = EncodeAdmin(message);
+  socket_.Send(peer, std::as_bytes(std::span<const char>(bytes)));
+}
+
+void AdminFrontend::SendProgress(const std::string& peer, const LoadProgress& progress) {
+  Send(peer, progress);
+}
+
+bool AdminFrontend::CheckBoard(const std::string& peer, uint64_t tag, uint32_t board) {
+  if (boards_.has(board)) return true;
+  FinishOperation(peer, tag, InvalidArgument(),
+                  "board " + std::to_string(board) + " is not configured", 0);
+  return false;
+}
+
+void AdminFrontend::OnFrame(const std::string& peer, std::span<const std::byte> payload) {
+  if (payload.size() > config_.max_message_bytes) {
+    Send(peer, ErrorReply{ErrorCode::kMessageTooLarge,
+                               "message exceeds max_message_bytes " +
+                                   std::to_string(config_.max_message_bytes),
+                               0});
+    return;
+  }
+  AdminMessage message;
+  DecodeError error;
+  if (!DecodeAdmin(payload, &message, &error)) {
+    Send(peer, ErrorReply{error.code, error.detail, error.request_tag});
+    return;
+  }
+  if (auto* status = std::get_if<StatusQuery>(&message)) {
+    OnStatus(peer, *status);
+  } else if (auto* load = std::get_if<LoadModel>(&message)) {
+    OnLoad(peer, *load);
+  } else if (auto* unload = std::get_if<UnloadModel>(&message)) {
+    OnUnload(peer, *unload);
+  } else if (auto* drain = std::get_if<Drain>(&message)) {
+    job_frontend_.StopAccepting();
+    FinishOperation(peer, drain->request_tag, OkStatus(),
+                    "draining: new jobs are refused, accepted ones run to completion", 0);
+  } else if (auto* reset = std::get_if<ResetBoard>(&message)) {
+    OnReset(peer, *reset);
+  } else if (auto* read = std::get_if<ReadBoardLog>(&message)) {
+    OnReadBoardLog(peer, *read);
+  } else if (auto* fault = std::get_if<InjectFault>(&message)) {
+    OnInjectFault(peer, *fault);
+  } else if (auto* show = std::get_if<ShowBoard>(&message)) {
+    OnShowBoard(peer, *show);
+  } else if (auto* beat = std::get_if<Heartbeat>(&message)) {
+    if (!beat->is_reply) Send(peer, Heartbeat{beat->sent_ns, true});
+  } else {
+    Send(peer, ErrorReply{ErrorCode::kWrongMessageType,
+                               "message type is daemon-to-client only", 0});
+  }
+}
+
+void AdminFrontend::FinishOperation(const std::string& peer, uint64_t tag, Status status,
+                             const std::string& detail, double elapsed_s) {
+  if (peer.empty()) return;  // Started by the config file, not by a client.
+  Send(peer, OperationResult{tag, ErrorCodeFor(status, ErrorCode::kInvalidArgument), detail, elapsed_s});
+}
+
+BoardInfo AdminFrontend::InfoOf(const Board& b) const {
+  BoardInfo info;
+  info.index = b.index;
+  info.endpoint = b.config.endpoint;
+  info.state = b.state;
+  info.board_id = b.identity.board_id;
+  info.preset = b.identity.preset;
+  info.firmware_version = b.identity.firmware_version;
+  info.usable_pes = uint64_t{b.identity.fabric_width} * b.identity.fabric_height;
+  info.sram_bytes = b.telemetry.sram_total_bytes;
+  info.sram_used_bytes = b.telemetry.sram_used_bytes;
+  for (float t : b.telemetry.region_temp_c) info.max_temperature_c = std::max(info.max_temperature_c, t);
+  info.power_w = b.telemetry.power_w;
+  info.steps = b.steps;
+  return info;
+}
+
+void AdminFrontend::OnStatus(const std::string& peer, const StatusQuery& query) {
+  StatusReply r;
+  r.request_tag = query.request_tag;
+  r.version = kWaferdVersion;
+  r.uptime_s = static_cast<double>(clock_.NowNanos() - start_ns_) / 1e9;
+  for (uint32_t i = 0; i < boards_.size(); ++i) r.boards.push_back(InfoOf(boards_.at(i)));
+  for (const auto& [name, m] : models_.models()) {
+    r.models.push_back(ModelInfo{name, m->path, m->state, m->boards[0], m->parameters,
+                                 m->weight_bytes, m->context_length, m->slots,
+                                 scheduler_.Slots(name).running, m->boards});
+  }
+  r.jobs_queued = static_cast<uint32_t>(scheduler_.queued());
+  r.jobs_running = static_cast<uint32_t>(scheduler_.running());
+  r.jobs_finished = jobs_.finished_count();
+  r.tokens_generated = jobs_.tokens_streamed();
+  r.draining = !job_frontend_.accepting();
+  r.job_endpoint = job_frontend_.endpoint();
+  r.metrics_url = metrics_url_;
+  Send(peer, r);
+}
+
+void AdminFrontend::OnLoad(const std::string& peer, const LoadModel& load) {
+  if (load.path.empty()) {
+    return FinishOperation(peer, load.request_tag, InvalidArgument(), "path is required", 0);
+  }
+  LoadRequest request;
+  request.admin_tag = load.request_tag;
+  request.admin_peer = peer;
+  request.name = load.name;
+  request.path = load.path;
+  request.boards = load.boards.empty() ? std::vector<uint32_t>{load.board} : load.boards;
+  request.slots = load.slots == 0 ? config_.default_slots : load.slots;
+  request.context_length = load.context_length;
+  models_.StartLoad(std::move(request));  // Checks the boards.
+}
+
+void AdminFrontend::OnUnload(const std::string& peer, const UnloadModel& unload) {
+  ModelRecord* model = models_.Find(unload.name);
+  if (model == nullptr || model->state == ModelState::kUnloading) {
+    Send(peer, OperationResult{unload.request_tag, ErrorCode::kUnknownModel,
+                                    "model '" + unload.name + "' is not loaded", 0});
+    return;
+  }
+  std::string detail;
+  if (Status s = models_.BeginUnload(*model, peer, unload.request_tag, &detail); !s.ok()) {
+    FinishOperation(peer, unload.request_tag, s, detail, 0);
+  }
+}
+
+void AdminFrontend::OnReset(const std::string& peer, const ResetBoard& reset) {
+  if (!CheckBoard(peer, reset.request_tag, reset.board)) return;
+  // The reset wipes the board: its running jobs are re-queued and its models reloaded when it
+  // is ready again (OnBoardLost, ReloadLostModels).
+  Board& board = boards_.at(reset.board);
+  models_.OnBoardLost(board);
+  board.state = BoardState::kResetting;
+  board.resetting = true;  // No steps until the reset completes.
+  boards_.Send(board.index, std::make_unique<WorkerRequest>(ResetWork{reset.request_tag, peer}));
+}
+
+void AdminFrontend::OnReadBoardLog(const std::string& peer, const ReadBoardLog& read) {
+  if (!CheckBoard(peer, read.request_tag, read.board)) return;
+  boards_.Send(read.board,
+               std::make_unique<WorkerRequest>(LogsWork{read.request_tag, peer, read.from_sequence}));
+}
+
+void AdminFrontend::OnInjectFault(const std::string& peer, const InjectFault& fault) {
+  static const std::pair<const char*, BoardFaultKind> kKinds[] = {
+      {"pe_stop", BoardFaultKind::kPeStop},
+      {"ecc_correctable", BoardFaultKind::kEccCorrectable},
+      {"ecc_uncorrectable", BoardFaultKind::kEccUncorrectable},
+      {"link_crc", BoardFaultKind::kLinkCrc},
+      {"thermal_runaway", BoardFaultKind::kThermalRunaway},
+      {"power_cap", BoardFaultKind::kPowerCap},
+      {"firmware_hang", BoardFaultKind::kFirmwareHang},
+      {"process_crash", BoardFaultKind::kProcessCrash},
+  };
+  if (!CheckBoard(peer, fault.request_tag, fault.board)) return;
+  FaultWork work{fault.request_tag, peer, {}};
+  for (const auto& [name, kind] : kKinds) {
+    if (fault.kind == name) work.fault.kind = kind;
+  }
+  if (work.fault.kind == BoardFaultKind::kNone) {
+    return FinishOperation(peer, fault.request_tag, InvalidArgument(),
+                           "unknown fault kind '" + fault.kind + "'", 0);
+  }
+  work.fault.region = fault.region;
+  work.fault.row = fault.row;
+  work.fault.pe = fault.pe;
+  work.fault.value = fault.value;
+  boards_.Send(fault.board, std::make_unique<WorkerRequest>(std::move(work)));
+}
+
+void AdminFrontend::OnShowBoard(const std::string& peer, const ShowBoard& show) {
+  if (!CheckBoard(peer, show.request_tag, show.board)) return;
+  boards_.Send(show.board, std::make_unique<WorkerRequest>(GeometryWork{show.request_tag, peer}));
+}
+
+void AdminFrontend::OnGeometryDone(const Board& board, GeometryDone& done) {
+  if (!done.status.ok()) {
+    return FinishOperation(done.admin_peer, done.admin_tag, done.status, done.detail, 0);
+  }
+  const BoardIdentity& id = done.identity;
+  const BoardHarvestMap& h = done.harvest;
+  const BoardTelemetry& t = done.telemetry;
+  BoardDetail d;
+  d.request_tag = done.admin_tag;
+  d.info = InfoOf(board);
+  d.physical_rows = h.physical_rows;
+  d.physical_cols = h.physical_cols;
+  d.spare_cols_per_row = h.spare_cols_per_row;
+  d.usable_width = h.usable_width;
+  d.usable_height = h.usable_height;
+  d.healthy_pes = id.healthy_pes;
+  d.spare_pes = id.spare_pes;
+  d.failed_pes = id.failed_pes;
+  d.row_failed = h.row_failed;
+  d.dropped_rows = h.dropped_rows;
+  d.runtime_remaps = h.runtime_remaps;
+  d.region_temp_c = t.region_temp_c;
+  d.region_clock_hz = t.region_clock_hz;
+  d.core_power_w = t.core_power_w;
+  d.sram_power_w = t.sram_power_w;
+  d.io_power_w = t.io_power_w;
+  d.coolant_in_c = t.coolant_in_c;
+  d.coolant_out_c = t.coolant_out_c;
+  d.throttled = t.throttled;
+  d.thermal_trip = t.thermal_trip;
+  d.ecc_correctable = t.ecc_correctable;
+  d.ecc_uncorrectable = t.ecc_uncorrectable;
+  Send(done.admin_peer, d);
+}
+
+void AdminFrontend::OnLogsDone(const Board& board, LogsDone& done) {
+  if (!done.status.ok()) {
+    return FinishOperation(done.admin_peer, done.admin_tag, done.status, done.detail, 0);
+  }
+  static constexpr const char* kSeverity[] = {"info", "warning", "error", "fatal"};
+  BoardLogReply reply{done.admin_tag, board.index, {}, done.log.next_sequence,
+                      done.log.dropped_count};
+  for (const BoardLogRecord& r : done.log.records) {
+    const size_t severity = static_cast<size_t>(r.severity);
+    std::string code = BoardLogCodeName(r.code);
+    if (code.empty()) code = "CODE_" + std::to_string(r.code);  // From a newer firmware.
+    reply.records.push_back(BoardLogEntry{r.sequence, r.timestamp_ns,
+                                          severity < 4 ? kSeverity[severity] : "unknown",
+                                          std::move(code), r.args});
+  }
+  Send(done.admin_peer, reply);
+}
+
+}  // namespace wafer::host

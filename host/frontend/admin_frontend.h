@@ -1,0 +1,79 @@
+// The admin socket: status, model load/unload with progress, drain, board reset, logs, fault
+// drills and board detail. Long operations are handed to the model manager or a board's worker;
+// their outcome comes back through OperationSink.
+#pragma once
+
+#include <span>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "common/clock.h"
+#include "host/boards/board_manager.h"
+#include "host/config/daemon_config.h"
+#include "host/daemon/model_manager.h"
+#include "host/daemon/operation_sink.h"
+#include "host/frontend/job_frontend.h"
+#include "host/frontend/router_socket.h"
+#include "host/jobs/job_table.h"
+#include "host/scheduler/scheduler.h"
+#include "telemetry/daemon_metrics.h"
+
+namespace wafer::host {
+
+inline constexpr const char* kWaferdVersion = "0.1.0";
+
+// Not thread-safe; owned by the step loop's thread.
+class AdminFrontend final : public OperationSink {
+ public:
+  // REQUIRES: every argument outlives the front end.
+  AdminFrontend(zmq::context_t& context, const DaemonConfig& config, const Clock& clock,
+                JobFrontend& job_frontend, JobTable& jobs, Scheduler& scheduler,
+                ModelManager& models, BoardManager& boards, telemetry::DaemonMetrics& metrics);
+
+  // Shown in status replies (known once the metrics endpoint is bound).
+  void set_metrics_url(std::string url) { metrics_url_ = std::move(url); }
+
+  // See RouterSocket::Bind.
+  Status Bind(std::string* detail);
+  const std::string& endpoint() const { return socket_.endpoint(); }
+  void* handle() { return socket_.handle(); }
+
+  // Handles the messages waiting on the socket (at most `burst`).
+  void Pump(int burst);
+
+  void FinishOperation(const std::string& peer, uint64_t tag, Status status,
+                       const std::string& detail, double elapsed_s) override;
+  void SendProgress(const std::string& peer, const LoadProgress& progress) override;
+
+  // Board workers' answers to admin requests.
+  void OnGeometryDone(const Board& board, GeometryDone& done);
+  void OnLogsDone(const Board& board, LogsDone& done);
+
+ private:
+  void OnFrame(const std::string& peer, std::span<const std::byte> payload);
+  void Send(const std::string& peer, const AdminMessage& message);
+  void OnStatus(const std::string& peer, const StatusQuery& query);
+  void OnLoad(const std::string& peer, const LoadModel& load);
+  void OnUnload(const std::string& peer, const UnloadModel& unload);
+  void OnReset(const std::string& peer, const ResetBoard& reset);
+  void OnReadBoardLog(const std::string& peer, const ReadBoardLog& read);
+  void OnInjectFault(const std::string& peer, const InjectFault& fault);
+  void OnShowBoard(const std::string& peer, const ShowBoard& show);
+  // False (the client told INVALID_ARGUMENT) when `board` is not configured.
+  bool CheckBoard(const std::string& peer, uint64_t tag, uint32_t board);
+  BoardInfo InfoOf(const Board& board) const;
+
+  const DaemonConfig& config_;
+  const Clock& clock_;
+  const int64_t start_ns_;
+  JobFrontend& job_frontend_;
+  JobTable& jobs_;
+  Scheduler& scheduler_;
+  ModelManager& models_;
+  BoardManager& boards_;
+  std::string metrics_url_;
+  RouterSocket socket_;
+};
+
+}  // namespace wafer::host

@@ -1,0 +1,235 @@
+#include "host/frontend/job_frontend.h"
+
+#include <cmath>
+
+#include "host/daemon/step_loop.h"
+#include "host/wire/job_codec.h"
+
+namespace wafer::host {
+
+JobFrontend::JobFrontend(zmq::context_t& context, const DaemonConfig& config, const Clock& clock,
+                         JobTable& jobs, Scheduler& scheduler, ModelManager& models,
+                         StepLoop& steps, BoardManager& boards, telemetry::DaemonMetrics& metrics)
+    : config_(config),
+      clock_(clock),
+      jobs_(jobs),
+      scheduler_(scheduler),
+      models_(models),
+      steps_(steps),
+      boards_(boards),
+      metrics_(metrics),
+      socket_(context, "job", metrics) {}
+
+Status JobFrontend::Bind(std::string* detail) {
+  return socket_.Bind(config_.job_endpoint, config_, detail);
+}
+
+void JobFrontend::Pump(int burst) {
+  socket_.Pump(
+      burst, [this](const std::string& peer, std::span<const std::byte> p) { OnFrame(peer, p); },
+      [this](const std::string& peer, size_t frames) {
+        Send(peer, ErrorReply{ErrorCode::kMalformedMessage,
+                              "expected one payload frame, got " + std::to_string(frames), 0});
+      });
+}
+
+void JobFrontend::Send(const std::string& peer, const JobMessage& message) {
+  socket_.Send(peer, EncodeJobView(message));
+}
+
+void JobFrontend::OnFrame(const std::string& peer, std::span<const std::byte> payload) {
+  if (payload.size() > config_.max_message_bytes) {
+    metrics_.Rejected(ErrorCodeName(ErrorCode::kMessageTooLarge)).Increment();
+    Send(peer, ErrorReply{ErrorCode::kMessageTooLarge,
+                          "message of " + std::to_string(payload.size()) +
+                              " bytes exceeds max_message_bytes " +
+                              std::to_string(config_.max_message_bytes),
+                          0});
+    return;
+  }
+  JobMessage message;
+  DecodeError error;
+  if (!DecodeJob(payload, &message, &error)) {
+    metrics_.Rejected(ErrorCodeName(error.code)).Increment();
+    Send(peer, ErrorReply{error.code, error.detail, error.request_tag});
+    return;
+  }
+  if (auto* submit = std::get_if<SubmitJob>(&message)) {
+    OnSubmit(peer, *submit);
+  } else if (auto* cancel = std::get_if<CancelJob>(&message)) {
+    OnCancel(peer, *cancel);
+  } else if (auto* status = std::get_if<JobStatusQuery>(&message)) {
+    OnJobStatus(peer, *status);
+  } else if (auto* resume = std::get_if<ResumeStream>(&message)) {
+    OnResume(peer, *resume);
+  } else if (auto* capacity = std::get_if<CapacityQuery>(&message)) {
+    OnCapacity(peer, *capacity);
+  } else if (auto* beat = std::get_if<Heartbeat>(&message)) {
+    if (!beat->is_reply) Send(peer, Heartbeat{beat->sent_ns, true});
+  } else {
+    Send(peer, ErrorReply{ErrorCode::kWrongMessageType, "message type is daemon-to-client only", 0});
+  }
+}
+
+void JobFrontend::Reject(const std::string& peer, uint64_t tag, ErrorCode code,
+                         std::string detail, uint32_t retry_after_ms) {
+  metrics_.Rejected(ErrorCodeName(code)).Increment();
+  Send(peer, JobRejected{tag, code, std::move(detail), retry_after_ms});
+}
+
+void JobFrontend::OnSubmit(const std::string& peer, SubmitJob& s) {
+  const uint64_t tag = s.request_tag;
+  if (!accepting_) return Reject(peer, tag, ErrorCode::kDraining, "daemon is draining");
+  if (!s.idempotency_key.empty()) {
+    if (JobRecord* found = jobs_.FindByKey(s.tenant, s.idempotency_key)) {
+      JobRecord& job = *found;
+      job.peer = peer;  // The retrying client is the one listening now.
+      Send(peer, JobAccepted{tag, job.id, 0, true});
+      return;
+    }
+  }
+  const ModelRecord* model = models_.Find(s.model);
+  if (model == nullptr) {
+    return Reject(peer, tag, ErrorCode::kUnknownModel, "model '" + s.model + "' is not loaded");
+  }
+  if (model->state != ModelState::kReady) {
+    return Reject(peer, tag, ErrorCode::kModelNotReady,
+                  "model '" + s.model + "' is " + ModelStateName(model->state), 1000);
+  }
+  if (s.max_tokens == 0 || s.max_tokens > config_.max_tokens_limit) {
+    return Reject(peer, tag, ErrorCode::kInvalidMaxTokens,
+                  "max_tokens " + std::to_string(s.max_tokens) + " must be between 1 and " +
+                      std::to_string(config_.max_tokens_limit));
+  }
+  const SamplingParams& sp = s.sampling;
+  if (!std::isfinite(sp.temperature) || sp.temperature < 0 || sp.temperature > 100 ||
+      !std::isfinite(sp.top_p) || sp.top_p <= 0 || sp.top_p > 1 ||
+      sp.top_k > model->arch.vocab_size) {
+    return Reject(peer, tag, ErrorCode::kInvalidSampling,
+                  "sampling needs temperature in [0, 100], top_p in (0, 1], top_k <= vocab");
+  }
+  if (!s.prompt_text.empty() && !s.prompt_tokens.empty()) {
+    return Reject(peer, tag, ErrorCode::kInvalidArgument,
+                  "give prompt_text or prompt_tokens, not both");
+  }
+  std::vector<uint32_t> prompt = std::move(s.prompt_tokens);
+  if (!s.prompt_text.empty()) {
+    if (model->text == nullptr) {
+      return Reject(peer, tag, ErrorCode::kInvalidArgument,
+                    "model '" + s.model + "' has no tokenizer: send prompt_tokens");
+    }
+    std::string detail;
+    if (!model->text->Encode(s.prompt_text, &prompt, &detail).ok()) {
+      return Reject(peer, tag, ErrorCode::kInvalidArgument, "prompt_text: " + detail);
+    }
+  }
+  if (prompt.empty()) return Reject(peer, tag, ErrorCode::kInvalidArgument, "empty prompt");
+  for (uint32_t id : prompt) {
+    if (id >= model->arch.vocab_size) {
+      return Reject(peer, tag, ErrorCode::kInvalidArgument,
+                    "prompt token " + std::to_string(id) + " is outside the vocabulary of " +
+                        std::to_string(model->arch.vocab_size));
+    }
+  }
+  if (uint64_t{prompt.size()} + s.max_tokens > model->context_length) {
+    return Reject(peer, tag, ErrorCode::kPromptTooLong,
+                  "prompt of " + std::to_string(prompt.size()) + " tokens plus max_tokens " +
+                      std::to_string(s.max_tokens) + " exceeds the context of " +
+                      std::to_string(model->context_length));
+  }
+  if (s.deadline_unix_ms != 0 && static_cast<int64_t>(s.deadline_unix_ms) <= clock_.UnixMillis()) {
+    return Reject(peer, tag, ErrorCode::kDeadlineExceeded, "deadline already passed");
+  }
+  if (scheduler_.queued() >= config_.queue_limit) {
+    return Reject(peer, tag, ErrorCode::kQueueFull,
+                  "queue holds its limit of " + std::to_string(config_.queue_limit) + " jobs",
+                  100);
+  }
+
+  auto job = std::make_unique<JobRecord>();
+  job->peer = peer;
+  job->model = s.model;
+  job->tenant = std::move(s.tenant);
+  job->idempotency_key = std::move(s.idempotency_key);
+  job->priority = s.priority;
+  job->prompt = std::move(prompt);
+  job->prefill = job->prompt;
+  job->max_tokens = s.max_tokens;
+  job->sampling = SeqSampling{sp.temperature, sp.top_k, sp.top_p, sp.seed};
+  job->stop_tokens = std::move(s.stop_tokens);
+  job->want_text = s.want_text && model->text != nullptr;
+  job->deadline_unix_ms = s.deadline_unix_ms;
+  job->accepted_ns = clock_.NowNanos();
+  job->series = &metrics_.Model(job->model);
+  Result<JobRecord*> added = jobs_.Add(std::move(job));
+  if (!added.ok()) {
+    return Reject(peer, tag, ErrorCode::kInternal,
+                  std::string("the job store refused the job: ") + added.status().name(), 1000);
+  }
+  JobRecord& record = *added.value();
+  const size_t ahead = scheduler_.Enqueue(QueuedJobOf(record));
+  record.series->submitted->Increment();
+  Send(peer, JobAccepted{tag, record.id, static_cast<uint32_t>(ahead), false});
+}
+
+void JobFrontend::OnCancel(const std::string& peer, const CancelJob& cancel) {
+  JobRecord* job = jobs_.Find(cancel.job_id);
+  if (job == nullptr || job->finished) {
+    Send(peer, CancelResult{cancel.job_id, ErrorCode::kUnknownJob});
+    return;
+  }
+  Send(peer, CancelResult{cancel.job_id, ErrorCode::kNone});
+  steps_.Cancel(*job);
+}
+
+void JobFrontend::OnJobStatus(const std::string& peer, const JobStatusQuery& query) {
+  JobStatusReply reply{query.job_id, JobState::kUnknown, 0, 0};
+  if (const JobRecord* found = jobs_.Find(query.job_id)) {
+    const JobRecord& job = *found;
+    reply.state = job.finished ? JobState::kFinished : job.state;
+    reply.tokens_generated = static_cast<uint32_t>(job.output.size());
+    reply.queue_position = static_cast<uint32_t>(scheduler_.Position(job.id).value_or(0));
+  }
+  Send(peer, reply);
+}
+
+void JobFrontend::OnResume(const std::string& peer, const ResumeStream& resume) {
+  JobRecord* found = jobs_.Find(resume.job_id);
+  if (found == nullptr) {
+    Send(peer, ErrorReply{ErrorCode::kUnknownJob,
+                             "job " + std::to_string(resume.job_id) + " is not known", 0});
+    return;
+  }
+  JobRecord& job = *found;
+  job.peer = peer;  // Later chunks go to the reconnected client.
+  for (size_t i = resume.from_seq; i < job.chunk_starts.size(); ++i) {
+    uint32_t begin = job.chunk_starts[i];
+    uint32_t end = i + 1 < job.chunk_starts.size() ? job.chunk_starts[i + 1]
+                                                   : static_cast<uint32_t>(job.output.size());
+    TokenChunk chunk{job.id, static_cast<uint32_t>(i), begin,
+                     std::vector<uint32_t>(job.output.begin() + begin, job.output.begin() + end),
+                     job.chunk_texts[i]};
+    Send(peer, chunk);
+  }
+  if (job.finished) Send(peer, *job.finished);
+}
+
+void JobFrontend::OnCapacity(const std::string& peer, const CapacityQuery& query) {
+  CapacityReply reply;
+  reply.request_tag = query.request_tag;
+  reply.queue_depth = static_cast<uint32_t>(scheduler_.queued());
+  reply.queue_limit = config_.queue_limit;
+  reply.draining = !accepting_;
+  reply.healthy = boards_.size() > 0;
+  for (uint32_t i = 0; i < boards_.size(); ++i) {
+    reply.healthy &= boards_.at(i).state == BoardState::kReady;
+  }
+  for (const auto& [name, model] : models_.models()) {
+    reply.models.push_back(ModelCapacity{name, scheduler_.Slots(name).free,
+                                         model->slots, model->context_length,
+                                         model->state == ModelState::kReady});
+  }
+  Send(peer, reply);
+}
+
+}  // namespace wafer::host

@@ -1,0 +1,68 @@
+// The job socket: every message a cluster scheduler sends is verified, validated and answered
+// here (submit, cancel, status, resume, capacity, heartbeat); accepted jobs go to the job table
+// and the scheduler's queue. Also the way out for tokens and endings (JobReplies).
+#pragma once
+
+#include <span>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "common/clock.h"
+#include "host/boards/board_manager.h"
+#include "host/config/daemon_config.h"
+#include "host/daemon/model_manager.h"
+#include "host/frontend/job_replies.h"
+#include "host/frontend/router_socket.h"
+#include "host/jobs/job_table.h"
+#include "host/scheduler/scheduler.h"
+#include "telemetry/daemon_metrics.h"
+
+namespace wafer::host {
+
+class StepLoop;
+
+// Not thread-safe; owned by the step loop's thread.
+class JobFrontend final : public JobReplies {
+ public:
+  // REQUIRES: every argument outlives the front end.
+  JobFrontend(zmq::context_t& context, const DaemonConfig& config, const Clock& clock,
+              JobTable& jobs, Scheduler& scheduler, ModelManager& models, StepLoop& steps,
+              BoardManager& boards, telemetry::DaemonMetrics& metrics);
+
+  // See RouterSocket::Bind.
+  Status Bind(std::string* detail);
+  const std::string& endpoint() const { return socket_.endpoint(); }
+  void* handle() { return socket_.handle(); }
+
+  // Handles the messages waiting on the socket (at most `burst`).
+  void Pump(int burst);
+  void Send(const std::string& peer, const JobMessage& message) override;
+
+  // New submissions are refused with DRAINING from now on; accepted jobs run to completion.
+  void StopAccepting() { accepting_ = false; }
+  bool accepting() const { return accepting_; }
+
+ private:
+  void OnFrame(const std::string& peer, std::span<const std::byte> payload);
+  void OnSubmit(const std::string& peer, SubmitJob& submit);
+  void OnCancel(const std::string& peer, const CancelJob& cancel);
+  void OnJobStatus(const std::string& peer, const JobStatusQuery& query);
+  void OnResume(const std::string& peer, const ResumeStream& resume);
+  void OnCapacity(const std::string& peer, const CapacityQuery& query);
+  void Reject(const std::string& peer, uint64_t tag, ErrorCode code, std::string detail,
+              uint32_t retry_after_ms = 0);
+
+  const DaemonConfig& config_;
+  const Clock& clock_;
+  JobTable& jobs_;
+  Scheduler& scheduler_;
+  ModelManager& models_;
+  StepLoop& steps_;
+  BoardManager& boards_;
+  telemetry::DaemonMetrics& metrics_;
+  RouterSocket socket_;
+  bool accepting_ = true;
+};
+
+}  // namespace wafer::host

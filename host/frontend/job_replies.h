@@ -1,0 +1,20 @@
+// Where messages to job clients go: the job front end, which owns the job socket. The step loop
+// streams TokenChunks and JobFinished through it.
+#pragma once
+
+#include <string>
+
+#include "host/wire/messages.h"
+
+namespace wafer::host {
+
+// Not thread-safe; used on the step loop's thread.
+class JobReplies {
+ public:
+  virtual ~JobReplies() = default;
+  // Sends without blocking; a peer that is gone or backlogged loses the message (counted), and
+  // ResumeStream replays a job's chunks.
+  virtual void Send(const std::string& peer, const JobMessage& message) = 0;
+};
+
+}  // namespace wafer::host

@@ -1,0 +1,50 @@
+// The daemon's two client-facing sockets (jobs, admin) are ZeroMQ ROUTERs configured and pumped
+// the same way: this is that one way.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <span>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "common/status.h"
+#include "host/config/daemon_config.h"
+#include "telemetry/daemon_metrics.h"
+
+namespace wafer::host {
+
+// Not thread-safe; belongs to the step loop's thread.
+class RouterSocket {
+ public:
+  // `name` labels the socket in metrics ("job", "admin").
+  // REQUIRES: `context` and `metrics` outlive the socket.
+  RouterSocket(zmq::context_t& context, const char* name, telemetry::DaemonMetrics& metrics);
+
+  // Configures (ROUTER_MANDATORY, high-water marks and ZMQ_MAXMSGSIZE from `config`, linger 0)
+  // and binds. UNAVAILABLE (`detail` names the endpoint) when it cannot be bound.
+  Status Bind(const std::string& endpoint, const DaemonConfig& config, std::string* detail);
+  // The endpoint actually bound (a "tcp://127.0.0.1:*" gets its real port here).
+  const std::string& endpoint() const { return endpoint_; }
+  void* handle() { return socket_.handle(); }
+
+  // Receives up to `burst` messages without blocking. A DEALER sends [payload], a REQ
+  // [empty, payload]: `on_message(peer, payload)` gets the payload; any other framing calls
+  // `on_malformed(peer, payload_frames)`.
+  void Pump(int burst,
+            const std::function<void(const std::string&, std::span<const std::byte>)>& on_message,
+            const std::function<void(const std::string&, size_t)>& on_malformed);
+
+  // Sends [peer, payload] without blocking. A backlogged or vanished peer loses the message,
+  // counted in wafer_dropped_messages_total{socket, reason}.
+  void Send(const std::string& peer, std::span<const std::byte> payload);
+
+ private:
+  zmq::socket_t socket_;
+  const char* name_;
+  telemetry::DaemonMetrics& metrics_;
+  std::string endpoint_;
+};
+
+}  // namespace wafer::host

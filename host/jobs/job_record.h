@@ -1,0 +1,64 @@
+// One job as waferd knows it: the request as accepted, where it is in its life, and what it has
+// streamed. Owned by JobTable; other parts hold pointers only for the length of a call.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "host/board/board_types.h"
+#include "host/wire/messages.h"
+
+namespace wafer::telemetry {
+struct ModelSeries;
+}
+
+namespace wafer::host {
+
+struct JobRecord {
+  // ---- the request, fixed at acceptance ----
+  uint64_t id = 0;
+  std::string model;
+  std::string tenant;
+  std::string idempotency_key;
+  uint8_t priority = 0;
+  std::vector<uint32_t> prompt;
+  uint32_t max_tokens = 0;
+  SeqSampling sampling;
+  std::vector<uint32_t> stop_tokens;
+  bool want_text = true;
+  uint64_t deadline_unix_ms = 0;  // 0: none.
+  int64_t accepted_ns = 0;
+
+  // ---- where it is (changed only through JobTable) ----
+  std::string peer;  // Routing id of the client that submitted (or last resumed) it.
+  JobState state = JobState::kQueued;
+  int64_t slot = -1;  // The KV-cache slot the scheduler granted; -1 while queued or finished.
+  bool cancel_requested = false;
+  std::optional<JobFinished> finished;
+
+  // ---- what it streamed (changed only through JobTable::AppendChunk) ----
+  std::vector<uint32_t> output;
+  std::vector<uint32_t> chunk_starts;  // Chunk i is output[chunk_starts[i], chunk_starts[i+1]).
+  std::vector<std::string> chunk_texts;
+  std::string text_pending;  // Bytes of an incomplete UTF-8 character.
+
+  // ---- per-step progress, written by the step planner (transient: a recovered or re-queued
+  // job starts its prefill again) ----
+  // What the board must read before the next token: the prompt, or after the job lost its
+  // board, the prompt plus everything generated so far (recomputed, then decoding resumes).
+  std::vector<uint32_t> prefill;
+  uint32_t prefill_fed = 0;  // Tokens of `prefill` already sent to the board.
+  bool in_flight = false;    // Part of the step the board is running...
+  uint64_t step_serial = 0;  // ...this one (a re-queued job's old step may still come back).
+
+  // ---- timings and accounting ----
+  int64_t first_step_ns = 0;
+  int64_t first_token_ns = 0;
+  int64_t last_token_ns = 0;
+  int64_t device_ns = 0;
+  telemetry::ModelSeries* series = nullptr;  // The model's metrics; registered once.
+};
+
+}  // namespace wafer::host

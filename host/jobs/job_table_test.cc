@@ -1,0 +1,179 @@
+#include "host/jobs/job_table.h"
+
+#include <gtest/gtest.h>
+
+#include "host/jobs/in_memory_job_store.h"
+
+namespace wafer::host {
+namespace {
+
+std::unique_ptr<JobRecord> Request(const std::string& tenant, const std::string& key,
+                                   uint64_t deadline_ms = 0) {
+  auto job = std::make_unique<JobRecord>();
+  job->model = "m";
+  job->tenant = tenant;
+  job->idempotency_key = key;
+  job->prompt = {1, 2, 3};
+  job->prefill = job->prompt;
+  job->max_tokens = 8;
+  job->deadline_unix_ms = deadline_ms;
+  job->accepted_ns = 1000;
+  return job;
+}
+
+TEST(JobTableTest, AssignsIdsInOrderAndFindsByKey) {
+  InMemoryJobStore store;
+  JobTable table(store, 10);
+  JobRecord* a = table.Add(Request("t", "k1")).value();
+  JobRecord* b = table.Add(Request("t", "")).value();
+  EXPECT_EQ(a->id, 1u);
+  EXPECT_EQ(b->id, 2u);
+  EXPECT_EQ(table.Find(2), b);
+  EXPECT_EQ(table.FindByKey("t", "k1"), a);
+  EXPECT_EQ(table.FindByKey("other", "k1"), nullptr);
+  EXPECT_EQ(store.size(), 2u);
+}
+
+TEST(JobTableTest, TenantAndKeyCannotCollideAcrossTheirBoundary) {
+  // With tenant + '\0' + key, tenant "a\0b" key "c" and tenant "a" key "b\0c" were one key.
+  InMemoryJobStore store;
+  JobTable table(store, 10);
+  const std::string t1("a\0b", 3), k1("c"), t2("a"), k2("b\0c", 3);
+  JobRecord* first = table.Add(Request(t1, k1)).value();
+  EXPECT_EQ(table.FindByKey(t2, k2), nullptr);
+  JobRecord* second = table.Add(Request(t2, k2)).value();
+  EXPECT_EQ(table.FindByKey(t1, k1), first);
+  EXPECT_EQ(table.FindByKey(t2, k2), second);
+}
+
+TEST(JobTableTest, ChunksAndRequeueRebuildThePrefill) {
+  InMemoryJobStore store;
+  JobTable table(store, 10);
+  JobRecord& job = *table.Add(Request("t", "")).value();
+  table.MarkRunning(job, 5);
+  EXPECT_EQ(job.state, JobState::kRunning);
+  EXPECT_EQ(job.slot, 5);
+  const std::vector<uint32_t> first = {7, 8}, second = {9};
+  ASSERT_TRUE(table.AppendChunk(job, first, "ab").ok());
+  ASSERT_TRUE(table.AppendChunk(job, second, "c").ok());
+  EXPECT_EQ(job.output, (std::vector<uint32_t>{7, 8, 9}));
+  EXPECT_EQ(job.chunk_starts, (std::vector<uint32_t>{0, 2}));
+  EXPECT_EQ(job.chunk_texts, (std::vector<std::string>{"ab", "c"}));
+  EXPECT_EQ(table.tokens_streamed(), 3u);
+  job.prefill_fed = 3;
+  job.in_flight = true;
+  table.MarkRequeued(job);
+  EXPECT_EQ(job.state, JobState::kQueued);
+  EXPECT_EQ(job.slot, -1);
+  EXPECT_FALSE(job.in_flight);
+  EXPECT_EQ(job.prefill, (std::vector<uint32_t>{1, 2, 3, 7, 8, 9}));
+  EXPECT_EQ(job.prefill_fed, 0u);
+}
+
+TEST(JobTableTest, FinishRecordsTimingsAndRetentionForgetsTheOldest) {
+  InMemoryJobStore store;
+  JobTable table(store, 2);
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(table.Add(Request("t", "k" + std::to_string(i))).value()->id);
+  JobRecord& first = *table.Find(ids[0]);
+  first.first_step_ns = 1500;
+  first.first_token_ns = 2000;
+  const JobFinished& f = table.Finish(first, FinishReason::kLength, ErrorCode::kNone, "", 5000);
+  EXPECT_EQ(f.job_id, ids[0]);
+  EXPECT_EQ(f.timings.queued_ns, 500);
+  EXPECT_EQ(f.timings.ttft_ns, 1000);
+  EXPECT_EQ(f.timings.total_ns, 4000);
+  EXPECT_EQ(first.state, JobState::kFinished);
+  table.Finish(*table.Find(ids[1]), FinishReason::kCancelled, ErrorCode::kNone, "", 6000);
+  table.Finish(*table.Find(ids[2]), FinishReason::kCancelled, ErrorCode::kNone, "", 7000);
+  // Retention 2: the oldest finished job and its key are gone; the unfinished one stays.
+  EXPECT_EQ(table.Find(ids[0]), nullptr);
+  EXPECT_EQ(table.FindByKey("t", "k0"), nullptr);
+  EXPECT_NE(table.Find(ids[1]), nullptr);
+  EXPECT_NE(table.Find(ids[3]), nullptr);
+  EXPECT_EQ(table.finished_count(), 3u);
+  int unfinished = 0;
+  table.ForEachUnfinished([&](JobRecord& job) {
+    EXPECT_EQ(job.id, ids[3]);
+    ++unfinished;
+  });
+  EXPECT_EQ(unfinished, 1);
+}
+
+TEST(JobTableTest, RetentionZeroKeepsTheNewestUntilTheNextFinishes) {
+  InMemoryJobStore store;
+  JobTable table(store, 0);
+  JobRecord& a = *table.Add(Request("t", "")).value();
+  JobRecord& b = *table.Add(Request("t", "")).value();
+  const uint64_t a_id = a.id;
+  table.Finish(a, FinishReason::kLength, ErrorCode::kNone, "", 10);
+  EXPECT_NE(table.Find(a_id), nullptr);
+  table.Finish(b, FinishReason::kLength, ErrorCode::kNone, "", 20);
+  EXPECT_EQ(table.Find(a_id), nullptr);
+  EXPECT_EQ(store.size(), 1u);
+}
+
+TEST(JobTableTest, DeadlinesExpireSoonestFirstButNotWhileInFlight) {
+  InMemoryJobStore store;
+  JobTable table(store, 10);
+  JobRecord& late = *table.Add(Request("t", "", 300)).value();
+  JobRecord& soon = *table.Add(Request("t", "", 100)).value();
+  JobRecord& flying = *table.Add(Request("t", "", 200)).value();
+  table.Add(Request("t", "")).value();  // No deadline: never expires.
+  flying.in_flight = true;
+  std::vector<uint64_t> due;
+  table.TakeExpired(99, &due);
+  EXPECT_TRUE(due.empty());
+  table.TakeExpired(1000, &due);
+  EXPECT_EQ(due, std::vector<uint64_t>{soon.id});  // Stops at the job still in flight.
+  flying.in_flight = false;
+  due.clear();
+  table.TakeExpired(1000, &due);
+  EXPECT_EQ(due, (std::vector<uint64_t>{flying.id, late.id}));
+  due.clear();
+  table.TakeExpired(1000, &due);
+  EXPECT_TRUE(due.empty());
+}
+
+TEST(JobTableTest, ANewTableOverTheSameStoreRebuildsItsIndexes) {
+  InMemoryJobStore store;
+  uint64_t keyed = 0;
+  {
+    JobTable table(store, 10);
+    keyed = table.Add(Request("t", "key", 500)).value()->id;
+    JobRecord& done = *table.Add(Request("t", "")).value();
+    table.Finish(done, FinishReason::kLength, ErrorCode::kNone, "", 10);
+  }
+  JobTable again(store, 10);
+  EXPECT_EQ(again.FindByKey("t", "key")->id, keyed);
+  EXPECT_EQ(again.Add(Request("t", "")).value()->id, 3u);  // Ids continue.
+  std::vector<uint64_t> due;
+  again.TakeExpired(600, &due);
+  EXPECT_EQ(due, std::vector<uint64_t>{keyed});
+}
+
+// A store that refuses writes: nothing is indexed and the id is not used up.
+class RefusingStore final : public JobStore {
+ public:
+  Status Insert(std::unique_ptr<JobRecord>) override { return Unavailable(); }
+  JobRecord* Find(uint64_t) override { return nullptr; }
+  Status ChunkAppended(const JobRecord&, size_t) override { return NotFound(); }
+  Status Finished(const JobRecord&) override { return NotFound(); }
+  Status Erase(uint64_t) override { return NotFound(); }
+  void ForEach(const std::function<void(JobRecord&)>&) override {}
+  size_t size() const override { return 0; }
+};
+
+TEST(JobTableTest, AStoreRefusalIndexesNothing) {
+  RefusingStore store;
+  JobTable table(store, 10);
+  Result<JobRecord*> r = table.Add(Request("t", "k", 100));
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(table.FindByKey("t", "k"), nullptr);
+  std::vector<uint64_t> due;
+  table.TakeExpired(1000, &due);
+  EXPECT_TRUE(due.empty());
+}
+
+}  // namespace
+}  // namespace wafer::host

@@ -1,0 +1,107 @@
+#include "host/loader/staging.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "host/loader/stage_manifest.h"
+
+namespace wafer::host {
+
+Status PrepareModel(const PrepareWork& work, std::shared_ptr<const PreparedModel>* out,
+                    RowBand* rows, std::string* detail) {
+  auto model = std::make_shared<PreparedModel>();
+  WAFER_RETURN_IF_ERROR(OpenModelSource(work.path, &model->source, detail));
+  model->name = work.name.empty() ? model->source.name : work.name;
+  model->slots = work.slots;
+  const uint32_t max_context = model->source.arch.max_position;
+  model->context_length =
+      work.context_length == 0 ? max_context : std::min(work.context_length, max_context);
+  PlanRequest request;
+  request.arch = model->source.arch;
+  request.board = work.geometry;
+  request.boards = static_cast<uint32_t>(work.boards.size());
+  request.split_over_all_boards = true;
+  request.spread = work.spread;
+  request.slots = model->slots;
+  request.context = model->context_length;
+  request.dtype_bytes = 2;
+  for (const TensorDesc& t : model->source.tensors) {
+    if (t.dtype == DType::kF32) request.dtype_bytes = 4;
+  }
+  std::string why = "no rows are free on every one of them";
+  for (const RowBand& gap : work.gaps) {
+    request.origin_row = gap.first;
+    request.confine_height = gap.rows;
+    std::string gap_detail;
+    Result<Plan> plan = PlanPlacement(request, &gap_detail);
+    if (!plan.ok()) {
+      why = gap_detail;
+      continue;
+    }
+    uint32_t used = 0;
+    for (const BoardPlan& b : plan->boards) used = std::max(used, b.rows_used);
+    model->plan = std::move(plan).value();
+    *rows = RowBand{gap.first, used};
+    *out = std::move(model);
+    return OkStatus();
+  }
+  std::string boards;
+  for (uint32_t b : work.boards) {
+    if (!boards.empty()) boards += ',';
+    boards += std::to_string(b);
+  }
+  *detail = "no room for " + model->name + " on board" + (work.boards.size() > 1 ? "s " : " ") +
+            boards + " (" + std::to_string(work.geometry.fabric_width) + "x" +
+            std::to_string(work.geometry.fabric_height) + " PEs): " + why;
+  return ResourceExhausted();
+}
+
+Status WriteTensorChunks(BoardLink& link, uint32_t model_id, uint32_t index, const char* doing,
+                         const std::string& name, std::span<const std::byte> bytes,
+                         uint64_t max_chunk, const std::function<void(uint64_t)>& on_chunk,
+                         std::string* detail) {
+  for (uint64_t off = 0; off < bytes.size(); off += max_chunk) {
+    const auto piece = bytes.subspan(off, std::min<uint64_t>(max_chunk, bytes.size() - off));
+    if (Status s = link.WriteWeights(model_id, index, off, piece); !s.ok()) {
+      *detail = std::string(doing) + " " + name + " at offset " + std::to_string(off) + ": " +
+                link.last_error();
+      return s;
+    }
+    if (on_chunk) on_chunk(piece.size());
+  }
+  return OkStatus();
+}
+
+Status StageModel(BoardLink& link, const PreparedModel& model, uint32_t model_id,
+                  uint32_t stage, uint64_t max_chunk,
+                  const std::function<void(uint64_t)>& on_written,
+                  const std::function<bool()>& cancelled, std::string* detail) {
+  ModelManifest manifest;
+  std::vector<std::span<const std::byte>> data;
+  WAFER_RETURN_IF_ERROR(StageManifest(model, model_id, stage, &manifest, &data, detail));
+  if (Status s = link.BeginModel(manifest); !s.ok()) {
+    *detail = "refused the model: " + link.last_error();
+    return s;
+  }
+  uint64_t written = 0;
+  const auto count = [&](uint64_t bytes) {
+    written += bytes;
+    if (on_written) on_written(written);
+  };
+  for (size_t i = 0; i < data.size() && !(cancelled && cancelled()); ++i) {
+    if (Status s = WriteTensorChunks(link, model_id, static_cast<uint32_t>(i), "writing",
+                                     manifest.tensors[i].name, data[i], max_chunk, count, detail);
+        !s.ok()) {
+      link.UnloadModel(model_id).IgnoreError();  // Nothing half-loaded stays.
+      return s;
+    }
+  }
+  if (Status s = link.CommitModel(model_id); !s.ok()) {
+    *detail = "commit failed: " + link.last_error();
+    link.UnloadModel(model_id).IgnoreError();
+    return s;
+  }
+  return OkStatus();
+}
+
+}  // namespace wafer::host

@@ -1,0 +1,95 @@
+#include "host/scheduler/scheduler.h"
+
+#include <algorithm>
+#include <cassert>
+
+namespace wafer::host {
+
+QueuedJob QueuedJobOf(const JobRecord& job) {
+  return QueuedJob{job.id,
+                   job.model,
+                   job.tenant,
+                   job.priority,
+                   job.accepted_ns,
+                   job.deadline_unix_ms,
+                   static_cast<uint32_t>(job.prompt.size()),
+                   job.max_tokens};
+}
+
+Scheduler::Scheduler(std::unique_ptr<SchedulingPolicy> policy, uint32_t max_batch,
+                     const Clock& clock)
+    : policy_(std::move(policy)), max_batch_(max_batch), clock_(clock) {}
+
+void Scheduler::OpenModel(const std::string& model, uint32_t slots) {
+  Pool& pool = pools_[model];
+  assert(pool.running.empty());
+  pool = Pool{};
+  pool.total = slots;
+  for (uint32_t s = slots; s > 0; --s) pool.free.push_back(s - 1);
+}
+
+void Scheduler::CloseModel(const std::string& model) {
+  auto it = pools_.find(model);
+  if (it == pools_.end()) return;
+  assert(it->second.running.empty());
+  pools_.erase(it);
+}
+
+void Scheduler::Admit(const std::string& model, std::vector<SlotGrant>* grants) {
+  auto it = pools_.find(model);
+  if (it == pools_.end()) return;
+  Pool& pool = it->second;
+  while (!pool.free.empty() && pool.running.size() < max_batch_) {
+    std::optional<QueuedJob> next = policy_->PopNext(model, *this);
+    if (!next) return;
+    RunningJob running{std::move(*next), pool.free.back(), clock_.NowNanos()};
+    pool.free.pop_back();
+    pool.order.push_back(running.job.job_id);
+    policy_->OnGranted(running);
+    grants->push_back(SlotGrant{running.job, running.slot});
+    pool.running.emplace(running.job.job_id, std::move(running));
+    ++running_;
+  }
+}
+
+bool Scheduler::Release(const std::string& model, uint64_t job_id) {
+  auto it = pools_.find(model);
+  if (it == pools_.end()) return false;
+  Pool& pool = it->second;
+  auto run = pool.running.find(job_id);
+  if (run == pool.running.end()) return false;
+  pool.free.push_back(run->second.slot);
+  auto at = std::find(pool.order.begin(), pool.order.end(), job_id);
+  if (at != pool.order.end()) pool.order.erase(at);
+  policy_->OnReleased(run->second);
+  pool.running.erase(run);
+  --running_;
+  return true;
+}
+
+std::deque<uint64_t>& Scheduler::RunOrder(const std::string& model) {
+  auto it = pools_.find(model);
+  if (it == pools_.end()) {
+    empty_order_.clear();
+    return empty_order_;
+  }
+  return it->second.order;
+}
+
+ModelSlots Scheduler::Slots(const std::string& model) const {
+  auto it = pools_.find(model);
+  if (it == pools_.end()) return ModelSlots{};
+  const Pool& pool = it->second;
+  return ModelSlots{pool.total, static_cast<uint32_t>(pool.free.size()),
+                    static_cast<uint32_t>(pool.running.size()), max_batch_};
+}
+
+std::vector<RunningJob> Scheduler::Running(const std::string& model) const {
+  std::vector<RunningJob> out;
+  auto it = pools_.find(model);
+  if (it == pools_.end()) return out;
+  for (uint64_t id : it->second.order) out.push_back(it->second.running.at(id));
+  return out;
+}
+
+}  // namespace wafer::host

@@ -1,0 +1,82 @@
+// The scheduler proper: the policy's queue and each model's KV-cache slots. Jobs are queued
+// here, granted a slot when one is free (in the order the policy picks) and release it when they
+// finish or lose their board; the step planner serves the running jobs in `RunOrder`.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "host/jobs/job_record.h"
+#include "host/scheduler/scheduling_policy.h"
+
+namespace wafer::host {
+
+// What the policy sees of `job`.
+QueuedJob QueuedJobOf(const JobRecord& job);
+
+struct SlotGrant {
+  QueuedJob job;
+  uint32_t slot = 0;
+};
+
+// Not thread-safe; owned by the step loop's thread.
+class Scheduler final : private SchedulerView {
+ public:
+  // `max_batch` caps the running jobs of one model (sequences per Step).
+  // REQUIRES: `clock` outlives the scheduler.
+  Scheduler(std::unique_ptr<SchedulingPolicy> policy, uint32_t max_batch, const Clock& clock);
+
+  // A model became ready with `slots` free slots (slot ids 0..slots-1). Replaces an earlier
+  // opening of the same model, which must have no running jobs.
+  void OpenModel(const std::string& model, uint32_t slots);
+  // The model went away (unloaded, failed, lost): its slots are gone. REQUIRES: no running jobs.
+  void CloseModel(const std::string& model);
+
+  // Queues a job; returns how many jobs are ahead of it for its model.
+  size_t Enqueue(const QueuedJob& job) { return policy_->Push(job); }
+  // Takes a queued job out (cancelled, expired). False when it is not queued.
+  bool Dequeue(uint64_t job_id) { return policy_->Remove(job_id); }
+  // Takes every job queued for `model` (it is going away), in queue order.
+  std::vector<QueuedJob> TakeQueued(const std::string& model) { return policy_->TakeAll(model); }
+
+  // Grants `model`'s free slots to queued jobs in the policy's order, while fewer than
+  // max_batch run; appends each grant to `grants`.
+  void Admit(const std::string& model, std::vector<SlotGrant>* grants);
+  // `job_id` gives its slot back. False when it holds none of `model`'s.
+  bool Release(const std::string& model, uint64_t job_id);
+
+  // The running jobs of `model` in the order the step planner serves them; the planner rotates
+  // it. Empty for a model that is not open.
+  std::deque<uint64_t>& RunOrder(const std::string& model);
+
+  size_t queued() const { return policy_->size(); }
+  size_t QueuedFor(const std::string& model) const { return policy_->QueuedFor(model); }
+  std::optional<size_t> Position(uint64_t job_id) const { return policy_->Position(job_id); }
+  size_t running() const { return running_; }
+  ModelSlots Slots(const std::string& model) const override;
+
+ private:
+  struct Pool {
+    uint32_t total = 0;
+    std::vector<uint32_t> free;  // Popped from the back: slot 0 first.
+    std::deque<uint64_t> order;
+    std::unordered_map<uint64_t, RunningJob> running;
+  };
+  std::vector<RunningJob> Running(const std::string& model) const override;
+
+  std::unique_ptr<SchedulingPolicy> policy_;
+  const uint32_t max_batch_;
+  const Clock& clock_;
+  std::map<std::string, Pool> pools_;
+  std::deque<uint64_t> empty_order_;  // RunOrder of a model that is not open.
+  size_t running_ = 0;
+};
+
+}  // namespace wafer::host

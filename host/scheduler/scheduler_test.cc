@@ -1,0 +1,113 @@
+#include "host/scheduler/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include "host/scheduler/fifo_policy.h"
+
+namespace wafer::host {
+namespace {
+
+QueuedJob Job(uint64_t id, const std::string& model, const std::string& tenant = "t") {
+  QueuedJob j;
+  j.job_id = id;
+  j.model = model;
+  j.tenant = tenant;
+  return j;
+}
+
+// Wraps FIFO and records what the scheduler shows and tells a policy.
+class RecordingPolicy final : public SchedulingPolicy {
+ public:
+  size_t Push(const QueuedJob& job) override { return fifo_.Push(job); }
+  bool Remove(uint64_t id) override { return fifo_.Remove(id); }
+  std::optional<QueuedJob> PopNext(const std::string& model, const SchedulerView& view) override {
+    seen_running.push_back(view.Running(model).size());
+    seen_free.push_back(view.Slots(model).free);
+    return fifo_.PopNext(model, view);
+  }
+  std::vector<QueuedJob> TakeAll(const std::string& model) override { return fifo_.TakeAll(model); }
+  void OnGranted(const RunningJob& job) override { granted.push_back(job.job.job_id); }
+  void OnReleased(const RunningJob& job) override { released.push_back(job.job.job_id); }
+  size_t size() const override { return fifo_.size(); }
+  size_t QueuedFor(const std::string& model) const override { return fifo_.QueuedFor(model); }
+  std::optional<size_t> Position(uint64_t id) const override { return fifo_.Position(id); }
+
+  std::vector<size_t> seen_running;
+  std::vector<uint32_t> seen_free;
+  std::vector<uint64_t> granted, released;
+
+ private:
+  FifoPolicy fifo_;
+};
+
+TEST(SchedulerTest, GrantsFreeSlotsInPolicyOrderUpToMaxBatch) {
+  FakeClock clock(0);
+  auto owned = std::make_unique<RecordingPolicy>();
+  RecordingPolicy& policy = *owned;
+  Scheduler s(std::move(owned), /*max_batch=*/2, clock);
+  s.OpenModel("m", 3);
+  for (uint64_t id = 1; id <= 4; ++id) EXPECT_EQ(s.Enqueue(Job(id, "m")), id - 1);
+  std::vector<SlotGrant> grants;
+  s.Admit("m", &grants);
+  ASSERT_EQ(grants.size(), 2u);  // max_batch, though 3 slots are free.
+  EXPECT_EQ(grants[0].job.job_id, 1u);
+  EXPECT_EQ(grants[0].slot, 0u);
+  EXPECT_EQ(grants[1].job.job_id, 2u);
+  EXPECT_EQ(grants[1].slot, 1u);
+  EXPECT_EQ(policy.seen_running, (std::vector<size_t>{0, 1}));
+  EXPECT_EQ(policy.seen_free, (std::vector<uint32_t>{3, 2}));
+  EXPECT_EQ(policy.granted, (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(s.running(), 2u);
+  EXPECT_EQ(s.queued(), 2u);
+  EXPECT_EQ(s.RunOrder("m"), (std::deque<uint64_t>{1, 2}));
+  ModelSlots slots = s.Slots("m");
+  EXPECT_EQ(slots.total, 3u);
+  EXPECT_EQ(slots.free, 1u);
+  EXPECT_EQ(slots.running, 2u);
+
+  // A released slot is granted again, to the next queued job.
+  EXPECT_TRUE(s.Release("m", 1));
+  EXPECT_FALSE(s.Release("m", 1));
+  EXPECT_EQ(policy.released, std::vector<uint64_t>{1});
+  grants.clear();
+  s.Admit("m", &grants);
+  ASSERT_EQ(grants.size(), 1u);
+  EXPECT_EQ(grants[0].job.job_id, 3u);
+  EXPECT_EQ(grants[0].slot, 0u);
+  EXPECT_EQ(s.RunOrder("m"), (std::deque<uint64_t>{2, 3}));
+}
+
+TEST(SchedulerTest, AClosedModelGrantsNothingAndItsQueueCanBeTaken) {
+  FakeClock clock(0);
+  Scheduler s(std::make_unique<FifoPolicy>(), 8, clock);
+  s.Enqueue(Job(1, "m"));
+  s.Enqueue(Job(2, "other"));
+  std::vector<SlotGrant> grants;
+  s.Admit("m", &grants);  // Not open.
+  EXPECT_TRUE(grants.empty());
+  EXPECT_TRUE(s.RunOrder("m").empty());
+  std::vector<QueuedJob> taken = s.TakeQueued("m");
+  ASSERT_EQ(taken.size(), 1u);
+  EXPECT_EQ(taken[0].job_id, 1u);
+  EXPECT_EQ(s.queued(), 1u);
+  EXPECT_TRUE(s.Dequeue(2));
+  EXPECT_EQ(s.queued(), 0u);
+}
+
+TEST(SchedulerTest, ReopeningAModelResetsItsSlots) {
+  FakeClock clock(0);
+  Scheduler s(std::make_unique<FifoPolicy>(), 8, clock);
+  s.OpenModel("m", 2);
+  s.Enqueue(Job(1, "m"));
+  std::vector<SlotGrant> grants;
+  s.Admit("m", &grants);
+  ASSERT_TRUE(s.Release("m", 1));
+  s.CloseModel("m");
+  EXPECT_EQ(s.Slots("m").total, 0u);
+  s.OpenModel("m", 4);
+  EXPECT_EQ(s.Slots("m").free, 4u);
+  EXPECT_EQ(s.running(), 0u);
+}
+
+}  // namespace
+}  // namespace wafer::host

@@ -1,0 +1,102 @@
+#include "host/scheduler/step_planner.h"
+
+#include <algorithm>
+
+#include "telemetry/daemon_metrics.h"
+
+namespace wafer::host {
+
+StepPlanner::StepPlanner(const StepPlannerOptions& options, JobTable& jobs, const Clock& clock)
+    : options_(options), jobs_(jobs), clock_(clock) {}
+
+void StepPlanner::Recycle(std::vector<SeqStep>&& seqs) {
+  // One spare per step that can be in flight is enough.
+  if (spare_seqs_.size() < kMaxSpareSeqs) spare_seqs_.push_back(std::move(seqs));
+}
+
+std::vector<SeqStep> StepPlanner::TakeSeqs() {
+  if (spare_seqs_.empty()) return {};
+  std::vector<SeqStep> seqs = std::move(spare_seqs_.back());
+  spare_seqs_.pop_back();
+  return seqs;
+}
+
+size_t StepPlanner::Plan(const StepTarget& target, std::deque<uint64_t>& running,
+                         std::vector<SeqStep>* seqs, std::vector<uint64_t>* job_ids) {
+  const size_t groups = size_t{options_.steps_in_flight} * target.stages;
+  const size_t per_step =
+      std::min<size_t>(options_.max_batch, (running.size() + groups - 1) / groups);
+  const bool pipelined = target.stages > 1;
+  uint64_t budget = target.token_budget;
+  job_ids->clear();
+  job_ids->reserve(std::min(per_step, running.size()));
+  // `seqs` entries are reused: every field of an entry is overwritten, so planning allocates
+  // nothing per sequence once warm. `planned` counts the entries filled.
+  size_t planned = 0;
+  const int64_t now = clock_.NowNanos();
+  std::vector<uint64_t>& waiting = waiting_;
+  waiting.clear();
+  for (uint64_t id : running) {
+    JobRecord* job = jobs_.Find(id);
+    if (job == nullptr || job->in_flight || planned >= per_step) {
+      waiting.push_back(id);
+      continue;
+    }
+    if (planned == seqs->size()) seqs->emplace_back();
+    SeqStep& seq = (*seqs)[planned];
+    seq.slot = static_cast<uint32_t>(job->slot);
+    seq.reset = false;
+    seq.input_tokens.clear();
+    seq.sampling = job->sampling;
+    seq.stop_tokens.assign(job->stop_tokens.begin(), job->stop_tokens.end());
+    seq.hidden_in = std::vector<float>();  // Hidden states can be large: none are kept.
+    const uint32_t remaining = job->max_tokens - static_cast<uint32_t>(job->output.size());
+    // A board that answered the last prefill chunk with no token left nothing to decode from:
+    // the prefill is sent again from the start (its slot reset), not a token it never gave.
+    if (job->output.empty() && job->prefill_fed >= job->prefill.size()) job->prefill_fed = 0;
+    if (job->prefill_fed < job->prefill.size()) {
+      uint32_t n = std::min<uint32_t>(options_.prefill_chunk_tokens,
+                                      static_cast<uint32_t>(job->prefill.size()) -
+                                          job->prefill_fed);
+      n = static_cast<uint32_t>(std::min<uint64_t>(n, budget));
+      if (n == 0) {
+        waiting.push_back(id);  // No room left in this step's hidden states.
+        continue;
+      }
+      if (budget != UINT64_MAX) budget -= n;
+      seq.reset = job->prefill_fed == 0;
+      seq.input_tokens.assign(job->prefill.begin() + job->prefill_fed,
+                              job->prefill.begin() + job->prefill_fed + n);
+      job->prefill_fed += n;
+      // The last prefill chunk yields the next token at once: time to first token matters.
+      seq.generate = job->prefill_fed == job->prefill.size() ? 1 : 0;
+    } else {
+      if (budget == 0) {
+        waiting.push_back(id);
+        continue;
+      }
+      if (budget != UINT64_MAX) --budget;
+      seq.input_tokens.push_back(job->output.back());
+      // A pipeline samples on its last board, so each pass through it yields one token.
+      seq.generate = pipelined ? 1 : std::min(options_.decode_tokens_per_step, remaining);
+    }
+    if (job->first_step_ns == 0) {
+      job->first_step_ns = now;
+      if (job->series != nullptr) {
+        job->series->queue_wait->Observe(static_cast<double>(now - job->accepted_ns) / 1e9);
+      }
+    }
+    job->in_flight = true;
+    job->step_serial = target.serial;
+    job_ids->push_back(id);
+    ++planned;
+  }
+  seqs->resize(planned);
+  if (planned == 0) return 0;
+  // The jobs just planned go to the back, so every running job gets its turn.
+  waiting.insert(waiting.end(), job_ids->begin(), job_ids->end());
+  running.assign(waiting.begin(), waiting.end());
+  return planned;
+}
+
+}  // namespace wafer::host

@@ -1,0 +1,64 @@
+// Which sequences ride in a board's next Step and what each one carries: a prefill chunk (at
+// most prefill_chunk_tokens, within the pipeline's hidden-state budget) or one decode token with
+// the tokens it may generate. Plain logic over the job table: no sockets, no boards, time from
+// the injected Clock.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "common/clock.h"
+#include "host/board/board_types.h"
+#include "host/jobs/job_table.h"
+
+namespace wafer::host {
+
+struct StepPlannerOptions {
+  uint32_t max_batch = 256;             // Sequences per Step.
+  uint32_t steps_in_flight = 2;         // Per board.
+  uint32_t prefill_chunk_tokens = 512;  // Prompt tokens per sequence per Step.
+  uint32_t decode_tokens_per_step = 8;  // Tokens one single-board Step may generate per sequence.
+};
+
+// The model a step is planned for.
+struct StepTarget {
+  uint64_t serial = 0;  // Recorded on each planned job (JobRecord::step_serial).
+  size_t stages = 1;    // Boards in its pipeline.
+  // Input tokens (prefill and decode) the step may carry in all: the boards' hidden-state limit
+  // for a pipelined model with real weights; UINT64_MAX when nothing bounds it.
+  uint64_t token_budget = UINT64_MAX;
+};
+
+// Not thread-safe; owned by the step loop's thread.
+class StepPlanner {
+ public:
+  // REQUIRES: `jobs` and `clock` outlive the planner.
+  StepPlanner(const StepPlannerOptions& options, JobTable& jobs, const Clock& clock);
+
+  // Plans one step over `running` (a model's running jobs, in serving order). With several
+  // steps in flight per board the running jobs are split between them, so that the board
+  // computes one group while the previous group's tokens stream; a pipelined model keeps a
+  // group on every stage. Jobs already in flight are skipped. The jobs planned are marked in
+  // flight with `target.serial` and move to the back of `running`, so every job gets its turn.
+  // Fills `seqs` (reusing its entries' buffers) and `job_ids` (parallel); returns how many
+  // sequences were planned (0: nothing to run, `running` unchanged).
+  size_t Plan(const StepTarget& target, std::deque<uint64_t>& running,
+              std::vector<SeqStep>* seqs, std::vector<uint64_t>* job_ids);
+
+  // Keeps a finished step's sequence vector for reuse by a later Plan (at most a few are kept).
+  void Recycle(std::vector<SeqStep>&& seqs);
+  // A vector for the next step's sequences: a recycled one when there is one.
+  std::vector<SeqStep> TakeSeqs();
+
+ private:
+  static constexpr size_t kMaxSpareSeqs = 16;
+
+  const StepPlannerOptions options_;
+  JobTable& jobs_;
+  const Clock& clock_;
+  std::vector<std::vector<SeqStep>> spare_seqs_;
+  std::vector<uint64_t> waiting_;  // Running jobs left out of a step; keeps its capacity.
+};
+
+}  // namespace wafer::host
