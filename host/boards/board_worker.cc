@@ -1,6 +1,8 @@
 #include "host/boards/board_worker.h"
 
 #include <algorithm>
+#include <deque>
+#include <optional>
 #include <cstdio>
 #include <map>
 #include <utility>
@@ -8,7 +10,7 @@
 
 #include "host/board/board_link.h"
 #include "host/daemon/inproc_channel.h"
-#include "host/loader/staging.h"
+#include "host/loader/stage_session.h"
 #include "host/boards/worker_messages.h"
 
 namespace wafer::host {
@@ -142,16 +144,56 @@ class Driver {
     Send(std::make_unique<WorkerEvent>(std::move(done)));
   }
 
-  void Handle(StageLoadWork& work) {
-    LoadDone done;
-    done.model_id = work.model_id;
-    done.stage = work.stage;
-    if (work.replaces_model_id != 0 && online_) {
-      link_->UnloadModel(work.replaces_model_id).IgnoreError();  // NOT_FOUND: already gone.
+  // Staging is queued and then done a chunk at a time by StageNextChunk, between the other
+  // requests: a load never holds up the Steps of the board's resident models for more than one
+  // WriteWeights.
+  void Handle(StageLoadWork& work) { stage_queue_.push_back(std::move(work)); }
+
+  // Writes the next chunk of the stage under way, starting the next queued one when none is.
+  // Reports progress at most every kProgressPeriodNs, and a LoadDone at the end.
+  void StageNextChunk() {
+    if (!session_) {
+      if (stage_queue_.empty()) return;
+      StageLoadWork work = std::move(stage_queue_.front());
+      stage_queue_.pop_front();
+      if (!online_) return FinishStage(work.model_id, work.stage, Unavailable(), "is not ready");
+      if (work.replaces_model_id != 0) {
+        link_->UnloadModel(work.replaces_model_id).IgnoreError();  // NOT_FOUND: already gone.
+      }
+      session_.emplace(work.model, work.model_id, work.stage,
+                       std::max<uint32_t>(4096, identity_.max_chunk_bytes));
+      last_progress_ns_ = 0;
+      std::string detail;
+      if (Status s = session_->Begin(*link_, &detail); !s.ok()) {
+        return EndSession(s, detail);
+      }
+      return;
     }
-    done.status = LoadStage(work, &done.detail);
-    last_telemetry_ns_ = 0;  // SRAM use changed: report it at once.
-    Send(std::make_unique<WorkerEvent>(std::move(done)));
+    std::string detail;
+    if (Status s = session_->Next(*link_, &detail); !s.ok()) return EndSession(s, detail);
+    const int64_t now = clock_.NowNanos();
+    if (session_->done() || now - last_progress_ns_ >= kProgressPeriodNs) {
+      last_progress_ns_ = now;
+      Send(std::make_unique<WorkerEvent>(
+          LoadProgressEvent{session_->model_id(), session_->stage(), session_->written()}));
+    }
+    if (session_->done()) EndSession(OkStatus(), "");
+  }
+
+  bool staging() const { return session_.has_value() || !stage_queue_.empty(); }
+
+  // The board went away, was reset, or the worker stops: every stage under way or queued fails
+  // (nothing of them stays: a reset board holds nothing, a lost one is reset before reuse).
+  void AbandonStaging(const std::string& why) {
+    if (session_) {
+      if (online_) session_->Abort(*link_);
+      EndSession(Unavailable(), why);
+    }
+    while (!stage_queue_.empty()) {
+      const StageLoadWork work = std::move(stage_queue_.front());
+      stage_queue_.pop_front();
+      FinishStage(work.model_id, work.stage, Unavailable(), why);
+    }
   }
 
   void Handle(RepairWork& work) {
@@ -189,6 +231,7 @@ class Driver {
   }
 
   void Handle(ResetWork& work) {
+    AbandonStaging("reset while staging");
     int64_t start = clock_.NowNanos();
     OperationDone done{OperationDone::Kind::kReset, work.admin_tag, work.admin_peer, "",
                        OkStatus(), "", 0};
@@ -258,35 +301,25 @@ class Driver {
   }
 
  private:
-  // Stages the plan's board `work.stage` on this board, reporting progress at most every
-  // kProgressPeriodNs and once at the end. On failure nothing stays.
-  Status LoadStage(const StageLoadWork& work, std::string* detail) {
-    if (!online_) {
-      *detail = "board " + std::to_string(index_) + " is not ready";
-      return Unavailable();
-    }
-    uint64_t written = 0;
-    int64_t last_progress = 0;
-    const auto progress = [&](uint64_t total) {
-      written = total;
-      const int64_t now = clock_.NowNanos();
-      if (now - last_progress < kProgressPeriodNs) return;
-      last_progress = now;
-      Send(std::make_unique<WorkerEvent>(LoadProgressEvent{work.model_id, work.stage, written}));
-    };
-    Status s = StageModel(*link_, *work.model, work.model_id, work.stage,
-                          std::max<uint32_t>(4096, identity_.max_chunk_bytes), progress,
-                          [&] { return stop_.load(); }, detail);
-    if (!s.ok()) {
-      *detail = "board " + std::to_string(index_) + ": " + *detail;
-      return s;
-    }
-    Send(std::make_unique<WorkerEvent>(LoadProgressEvent{work.model_id, work.stage, written}));
-    return OkStatus();
+  void EndSession(Status status, const std::string& detail) {
+    const uint32_t model_id = session_->model_id(), stage = session_->stage();
+    session_.reset();
+    FinishStage(model_id, stage, status, detail);
+  }
+
+  void FinishStage(uint32_t model_id, uint32_t stage, Status status, const std::string& detail) {
+    LoadDone done;
+    done.model_id = model_id;
+    done.stage = stage;
+    done.status = status;
+    if (!status.ok()) done.detail = "board " + std::to_string(index_) + ": " + detail;
+    last_telemetry_ns_ = 0;  // SRAM use changed: report it at once.
+    Send(std::make_unique<WorkerEvent>(std::move(done)));
   }
 
   void MarkOffline(const std::string& why) {
-    online_ = false;
+    online_ = false;  // First: the stage under way is not unloaded over a dead link.
+    AbandonStaging("went offline while staging (" + why + ")");
     link_.reset();  // Reconnect from scratch next time.
     last_attempt_ns_ = clock_.NowNanos();
     Report(false, BoardBootState::kPowerOn, why);
@@ -312,6 +345,9 @@ class Driver {
   zmq::socket_t& channel_;
   const std::atomic<bool>& stop_;  // Daemon shutdown: abandon a load between chunks.
   std::unique_ptr<BoardLink> link_;
+  std::deque<StageLoadWork> stage_queue_;  // Stages waiting for the one under way.
+  std::optional<StageSession> session_;    // The stage being written, a chunk at a time.
+  int64_t last_progress_ns_ = 0;
   BoardIdentity identity_;
   bool online_ = false;
   bool claimed_ = false;  // The board's SRAM was checked for models of a previous daemon.
@@ -357,19 +393,29 @@ void BoardWorker::Run() {
   Driver driver(link_factory_, clock_, index_, config_, channel, stop_);
   driver.EnsureOnline();
   while (!stop_.load()) {
-    zmq::pollitem_t items[] = {{channel.handle(), 0, ZMQ_POLLIN, 0}};
-    try {
-      zmq::poll(items, 1, std::chrono::milliseconds(50));
-    } catch (const zmq::error_t&) {
-      break;  // Context terminated.
-    }
-    while (auto request = ReceiveOwned<WorkerRequest>(channel)) {
-      std::visit([&](auto& work) { driver.Handle(work); }, *request);
-      if (stop_.load()) break;
+    if (driver.staging()) {
+      // One request, then one chunk: a load delays the board's other work by at most one
+      // WriteWeights between two of its commands.
+      if (auto request = ReceiveOwned<WorkerRequest>(channel)) {
+        std::visit([&](auto& work) { driver.Handle(work); }, *request);
+      }
+      driver.StageNextChunk();
+    } else {
+      zmq::pollitem_t items[] = {{channel.handle(), 0, ZMQ_POLLIN, 0}};
+      try {
+        zmq::poll(items, 1, std::chrono::milliseconds(50));
+      } catch (const zmq::error_t&) {
+        break;  // Context terminated.
+      }
+      while (auto request = ReceiveOwned<WorkerRequest>(channel)) {
+        std::visit([&](auto& work) { driver.Handle(work); }, *request);
+        if (stop_.load() || driver.staging()) break;
+      }
     }
     driver.EnsureOnline();
     driver.PollTelemetry();
   }
+  driver.AbandonStaging("waferd is stopping");
   channel_.close();
 }
 

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "host/loader/stage_manifest.h"
+#include "host/loader/stage_session.h"
 
 namespace wafer::host {
 
@@ -76,30 +77,18 @@ Status StageModel(BoardLink& link, const PreparedModel& model, uint32_t model_id
                   uint32_t stage, uint64_t max_chunk,
                   const std::function<void(uint64_t)>& on_written,
                   const std::function<bool()>& cancelled, std::string* detail) {
-  ModelManifest manifest;
-  std::vector<std::span<const std::byte>> data;
-  WAFER_RETURN_IF_ERROR(StageManifest(model, model_id, stage, &manifest, &data, detail));
-  if (Status s = link.BeginModel(manifest); !s.ok()) {
-    *detail = "refused the model: " + link.last_error();
-    return s;
-  }
-  uint64_t written = 0;
-  const auto count = [&](uint64_t bytes) {
-    written += bytes;
-    if (on_written) on_written(written);
-  };
-  for (size_t i = 0; i < data.size() && !(cancelled && cancelled()); ++i) {
-    if (Status s = WriteTensorChunks(link, model_id, static_cast<uint32_t>(i), "writing",
-                                     manifest.tensors[i].name, data[i], max_chunk, count, detail);
-        !s.ok()) {
-      link.UnloadModel(model_id).IgnoreError();  // Nothing half-loaded stays.
-      return s;
+  // The session keeps `model` only for the call: a non-owning shared_ptr.
+  StageSession session(std::shared_ptr<const PreparedModel>(&model, [](const PreparedModel*) {}),
+                       model_id, stage, max_chunk);
+  WAFER_RETURN_IF_ERROR(session.Begin(link, detail));
+  while (!session.done()) {
+    if (cancelled && cancelled()) {
+      session.Abort(link);
+      *detail = "cancelled";
+      return Cancelled();
     }
-  }
-  if (Status s = link.CommitModel(model_id); !s.ok()) {
-    *detail = "commit failed: " + link.last_error();
-    link.UnloadModel(model_id).IgnoreError();
-    return s;
+    WAFER_RETURN_IF_ERROR(session.Next(link, detail));
+    if (on_written) on_written(session.written());
   }
   return OkStatus();
 }

@@ -31,7 +31,8 @@ Status WriteTensorChunks(BoardLink& link, uint32_t model_id, uint32_t index, con
 
 // Stages the plan's board `stage` of `model` as `model_id`: BeginModel with that stage's
 // manifest, every tensor in chunks, CommitModel. `on_written(total)` runs after each chunk with
-// the bytes written so far; `cancelled()` is asked between tensors (the commit then fails).
+// the bytes written so far; `cancelled()` is asked between chunks (CANCELLED then). All in one
+// call: a board worker stages through StageSession instead, a chunk between other commands.
 // On failure nothing stays on the board and `*detail` says what failed.
 Status StageModel(BoardLink& link, const PreparedModel& model, uint32_t model_id,
                   uint32_t stage, uint64_t max_chunk,

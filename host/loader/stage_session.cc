@@ -1,0 +1,57 @@
+#include "host/loader/stage_session.h"
+
+#include <algorithm>
+
+#include "host/loader/stage_manifest.h"
+
+namespace wafer::host {
+
+StageSession::StageSession(std::shared_ptr<const PreparedModel> model, uint32_t model_id,
+                           uint32_t stage, uint64_t max_chunk)
+    : model_(std::move(model)), model_id_(model_id), stage_(stage), max_chunk_(max_chunk) {}
+
+Status StageSession::Begin(BoardLink& link, std::string* detail) {
+  WAFER_RETURN_IF_ERROR(StageManifest(*model_, model_id_, stage_, &manifest_, &data_, detail));
+  if (Status s = link.BeginModel(manifest_); !s.ok()) {
+    *detail = "refused the model: " + link.last_error();
+    return s;
+  }
+  // Empty tensors hold no chunk.
+  while (tensor_ < data_.size() && data_[tensor_].empty()) ++tensor_;
+  return OkStatus();
+}
+
+Status StageSession::Next(BoardLink& link, std::string* detail) {
+  if (tensor_ < data_.size()) {
+    const std::span<const std::byte> bytes = data_[tensor_];
+    const auto piece = bytes.subspan(offset_, std::min<uint64_t>(max_chunk_, bytes.size() - offset_));
+    if (Status s = link.WriteWeights(model_id_, static_cast<uint32_t>(tensor_), offset_, piece);
+        !s.ok()) {
+      *detail = "writing " + manifest_.tensors[tensor_].name + " at offset " +
+                std::to_string(offset_) + ": " + link.last_error();
+      Abort(link);
+      return s;
+    }
+    written_ += piece.size();
+    offset_ += piece.size();
+    if (offset_ == bytes.size()) {
+      offset_ = 0;
+      ++tensor_;
+      while (tensor_ < data_.size() && data_[tensor_].empty()) ++tensor_;
+    }
+    if (tensor_ < data_.size()) return OkStatus();
+  }
+  if (Status s = link.CommitModel(model_id_); !s.ok()) {
+    *detail = "commit failed: " + link.last_error();
+    Abort(link);
+    return s;
+  }
+  committed_ = true;
+  return OkStatus();
+}
+
+void StageSession::Abort(BoardLink& link) {
+  link.UnloadModel(model_id_).IgnoreError();  // NOT_FOUND: nothing was staged.
+}
+
+}  // namespace wafer::host
