@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "host/board/board_link.h"
+#include "host/board/zmq_board_link.h"
 #include "host/daemon/inproc_channel.h"
 #include "host/daemon/staging.h"
 #include "host/daemon/worker_messages.h"
@@ -39,7 +39,8 @@ class Driver {
     if (last_attempt_ns_ != 0 && now - last_attempt_ns_ < kReconnectPeriodNs) return;
     last_attempt_ns_ = now;
     if (!link_) {
-      auto link = ConnectBoardLink(context_, config_.endpoint, static_cast<int>(config_.timeout_ms));
+      auto link = ConnectBoardLink(context_, config_.endpoint, static_cast<int>(config_.timeout_ms),
+                                   clock_);
       if (!link.ok()) {
         Report(false, BoardBootState::kPowerOn, "cannot connect to " + config_.endpoint);
         return;
