@@ -6,8 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/net/owned_channel.h"
 #include "host/board/zmq_board_link.h"
-#include "host/daemon/inproc_channel.h"
 #include "host/daemon/staging.h"
 #include "host/daemon/worker_messages.h"
 
@@ -312,7 +312,7 @@ class Driver {
     Send(std::move(update));
   }
 
-  void Send(std::unique_ptr<WorkerEvent> event) { SendOwned(channel_, std::move(event)); }
+  void Send(std::unique_ptr<WorkerEvent> event) { net::SendOwned(channel_, std::move(event)); }
 
   zmq::context_t& context_;
   const Clock& clock_;
@@ -368,7 +368,7 @@ void BoardWorker::Run() {
     } catch (const zmq::error_t&) {
       break;  // Context terminated.
     }
-    while (auto request = ReceiveOwned<WorkerRequest>(channel)) {
+    while (auto request = net::ReceiveOwned<WorkerRequest>(channel)) {
       std::visit([&](auto& work) { driver.Handle(work); }, *request);
       if (stop_.load()) break;
     }

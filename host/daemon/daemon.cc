@@ -5,7 +5,7 @@
 
 #include <cstdio>
 
-#include "host/daemon/inproc_channel.h"
+#include "common/net/owned_channel.h"
 #include "host/daemon/internal/daemon_records.h"
 #include "host/wire/admin_codec.h"
 #include "host/wire/job_codec.h"
@@ -34,7 +34,7 @@ Daemon::~Daemon() {
   for (auto& board : boards_) board->worker->Stop();
   // Requests and events still queued in the channels own heap objects: drain them.
   for (auto& board : boards_) {
-    while (ReceiveOwned<WorkerEvent>(board->channel)) {
+    while (net::ReceiveOwned<WorkerEvent>(board->channel)) {
     }
   }
   if (stop_fd_ >= 0) close(stop_fd_);
@@ -206,7 +206,7 @@ void Daemon::PumpAdminSocket() {
 
 void Daemon::PumpWorkers() {
   for (auto& board : boards_) {
-    while (auto event = ReceiveOwned<WorkerEvent>(board->channel)) {
+    while (auto event = net::ReceiveOwned<WorkerEvent>(board->channel)) {
       OnWorkerEvent(*board, *event);
     }
   }

@@ -1,7 +1,7 @@
 // The admin socket: status, model load/unload with progress, drain, board reset.
 #include "host/board/board_codec.h"
 #include "host/daemon/daemon.h"
-#include "host/daemon/inproc_channel.h"
+#include "common/net/owned_channel.h"
 #include "host/daemon/internal/daemon_records.h"
 #include "host/daemon/internal/error_codes.h"
 #include "host/wire/admin_codec.h"
@@ -143,7 +143,7 @@ void Daemon::OnReset(const std::string& peer, const ResetBoard& reset) {
   OnBoardLost(board);
   board.state = BoardState::kResetting;
   board.resetting = true;  // No steps until the reset completes.
-  SendOwned(board.channel,
+  net::SendOwned(board.channel,
             std::make_unique<WorkerRequest>(ResetWork{reset.request_tag, peer}));
 }
 
@@ -152,7 +152,7 @@ void Daemon::OnReadBoardLog(const std::string& peer, const ReadBoardLog& read) {
     return FinishOperation(peer, read.request_tag, InvalidArgument(),
                            "board " + std::to_string(read.board) + " is not configured", 0);
   }
-  SendOwned(boards_[read.board]->channel,
+  net::SendOwned(boards_[read.board]->channel,
             std::make_unique<WorkerRequest>(LogsWork{read.request_tag, peer, read.from_sequence}));
 }
 
@@ -183,7 +183,7 @@ void Daemon::OnInjectFault(const std::string& peer, const InjectFault& fault) {
   work.fault.row = fault.row;
   work.fault.pe = fault.pe;
   work.fault.value = fault.value;
-  SendOwned(boards_[fault.board]->channel, std::make_unique<WorkerRequest>(std::move(work)));
+  net::SendOwned(boards_[fault.board]->channel, std::make_unique<WorkerRequest>(std::move(work)));
 }
 
 void Daemon::OnShowBoard(const std::string& peer, const ShowBoard& show) {
@@ -191,7 +191,7 @@ void Daemon::OnShowBoard(const std::string& peer, const ShowBoard& show) {
     return FinishOperation(peer, show.request_tag, InvalidArgument(),
                            "board " + std::to_string(show.board) + " is not configured", 0);
   }
-  SendOwned(boards_[show.board]->channel,
+  net::SendOwned(boards_[show.board]->channel,
             std::make_unique<WorkerRequest>(GeometryWork{show.request_tag, peer}));
 }
 

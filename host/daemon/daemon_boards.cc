@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "host/daemon/daemon.h"
-#include "host/daemon/inproc_channel.h"
+#include "common/net/owned_channel.h"
 #include "host/daemon/internal/daemon_records.h"
 
 namespace wafer::host {
@@ -154,7 +154,7 @@ void Daemon::RepairModel(Model& model, const Board& board, const std::string& wh
   const auto stage = static_cast<uint32_t>(at - model.boards.begin());
   std::fprintf(stderr, "waferd: model %s %s; repairing on board %u, %zu jobs re-queued\n",
                model.name.c_str(), why.c_str(), board.index, requeued);
-  SendOwned(boards_[board.index]->channel,
+  net::SendOwned(boards_[board.index]->channel,
             std::make_unique<WorkerRequest>(RepairWork{model.model_id, stage, model.prepared}));
 }
 

@@ -7,7 +7,7 @@
 #include <cstdio>
 
 #include "host/daemon/daemon.h"
-#include "host/daemon/inproc_channel.h"
+#include "common/net/owned_channel.h"
 #include "host/daemon/internal/daemon_records.h"
 
 namespace wafer::host {
@@ -138,7 +138,8 @@ bool Daemon::TryStartLoad(Model& model) {
   model.loading.started = true;
   model.loading.start_ns = clock_.NowNanos();
   for (uint32_t index : model.boards) boards_[index]->preparing = true;
-  SendOwned(boards_[model.boards[0]]->channel, std::make_unique<WorkerRequest>(std::move(work)));
+  net::SendOwned(boards_[model.boards[0]]->channel,
+                 std::make_unique<WorkerRequest>(std::move(work)));
   return true;
 }
 
@@ -166,7 +167,7 @@ void Daemon::OnPrepareDone(PrepareDone& done) {
   loading.stage_bytes_done.assign(model->boards.size(), 0);
   for (uint32_t stage = 0; stage < model->boards.size(); ++stage) {
     StageLoadWork work{model->model_id, stage, loading.replaces_model_id, done.model};
-    SendOwned(boards_[model->boards[stage]]->channel,
+    net::SendOwned(boards_[model->boards[stage]]->channel,
               std::make_unique<WorkerRequest>(std::move(work)));
   }
   std::fprintf(stderr, "waferd: %s planned on board%s %s, rows %u..%u\n", model->name.c_str(),
@@ -266,7 +267,7 @@ void Daemon::FailLoad(Model& model, Status status, const std::string& detail) {
 
 void Daemon::UnloadQuietly(const Model& model, uint32_t model_id) {
   for (uint32_t board : model.boards) {
-    SendOwned(boards_[board]->channel,
+    net::SendOwned(boards_[board]->channel,
               std::make_unique<WorkerRequest>(
                   UnloadWork{0, "", model.name, model_id, /*report=*/false}));
   }

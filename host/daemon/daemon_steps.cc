@@ -5,7 +5,7 @@
 #include <variant>
 
 #include "host/daemon/daemon.h"
-#include "host/daemon/inproc_channel.h"
+#include "common/net/owned_channel.h"
 #include "host/daemon/internal/daemon_records.h"
 #include "host/daemon/internal/error_codes.h"
 
@@ -152,7 +152,7 @@ void Daemon::ForwardStep(Chain& chain, Model& model, StepDone& done) {
   chain.seqs = std::move(kept);
   Board& next = *boards_[model.boards[chain.stage]];
   ++next.steps_in_flight;
-  if (step.seqs.empty() || !SendOwned(next.channel, std::move(work))) {
+  if (step.seqs.empty() || !net::SendOwned(next.channel, std::move(work))) {
     --next.steps_in_flight;
     chains_.erase(done.serial);
   }
@@ -390,7 +390,7 @@ bool Daemon::PlanStep(Board& board, Model& model) {
     for (SeqStep& seq : step.seqs) seq.generate = 0;
   }
   ++board.steps_in_flight;
-  if (!SendOwned(board.channel, std::move(work))) {
+  if (!net::SendOwned(board.channel, std::move(work))) {
     // The worker is gone (shutdown); nothing will answer this step.
     --board.steps_in_flight;
     std::fprintf(stderr, "waferd: board %u worker channel refused a step\n", board.index);
@@ -420,7 +420,7 @@ void Daemon::ScheduleSteps() {
             model.unload_sent = true;
             model.unloads_pending = static_cast<uint32_t>(model.boards.size());
             for (uint32_t index : model.boards) {
-              SendOwned(boards_[index]->channel,
+              net::SendOwned(boards_[index]->channel,
                         std::make_unique<WorkerRequest>(UnloadWork{
                             model.unload_tag, model.unload_peer, model.name, model.model_id}));
             }
