@@ -7,6 +7,8 @@
 // (a) submit -> JobAccepted round trip vs a raw DEALER/ROUTER echo of the same bytes.
 // (b) token streaming through waferd (many concurrent jobs) vs a raw ZeroMQ relay carrying the
 //     same TokenChunk messages.
+// The baselines are "raw" in that nothing but ZeroMQ sits between the ends; their sockets are made
+// and driven through common/net like waferd's, so both sides pay the same adapter costs.
 // (c) waferd's resident memory idle and with 1,000 queued jobs.
 #include <signal.h>
 #include <sys/wait.h>
@@ -15,8 +17,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -26,6 +30,8 @@
 
 #include "bench/load_generator.h"
 #include "common/clock.h"
+#include "common/net/router.h"
+#include "common/net/socket.h"
 #include "host/client/wafer_client.h"
 #include "host/wire/job_codec.h"
 #include "tests/http_get.h"
@@ -134,33 +140,53 @@ struct Latency {
   double p50_us = 0, p99_us = 0;
 };
 
+// Every wait for a reply is bounded, so a daemon that died ends the run instead of hanging it.
+constexpr int kReplyWaitMs = 30000;
+
+// Sends through `send` (a non-blocking common/net send), retrying while the peer is backlogged,
+// as a blocking send would wait. False when the send failed for another reason.
+template <typename SendFn>
+bool SendWhenReady(const SendFn& send) {
+  net::SendOutcome outcome;
+  while ((outcome = send()) == net::SendOutcome::kPeerBacklog) std::this_thread::yield();
+  return outcome == net::SendOutcome::kSent;
+}
+
+// A socket the bench cannot do without: reports why and exits when it cannot be made.
+std::unique_ptr<net::Socket> MustOpen(Result<std::unique_ptr<net::Socket>> socket,
+                                      const std::string& detail) {
+  if (!socket.ok()) {
+    std::fprintf(stderr, "waferd-bench: %s\n", detail.c_str());
+    std::exit(1);
+  }
+  return std::move(socket).value();
+}
+
 // (a) waferd: send `make(i)`, time until the first reply, then read (untimed) until `done`
 // says the exchange is over, so every iteration starts with an idle daemon.
 Latency DaemonRoundTrip(const std::string& endpoint, int iterations,
                         const std::function<std::string(int)>& make,
                         const std::function<bool(const JobMessage&)>& done) {
   zmq::context_t ctx(1);
-  zmq::socket_t s(ctx, zmq::socket_type::dealer);
-  s.set(zmq::sockopt::linger, 0);
-  s.connect(endpoint);
+  std::string detail;
+  std::unique_ptr<net::Socket> s = MustOpen(
+      net::Socket::Connect(ctx, net::SocketType::kDealer, endpoint, {}, &detail), detail);
   std::vector<double> samples;
   for (int i = 0; i < iterations; ++i) {
     std::string bytes = make(i);
     double t0 = NowS();
-    s.send(zmq::buffer(bytes), zmq::send_flags::none);
+    if (!SendWhenReady([&] { return s->Send(net::AsBytes(bytes)); })) break;
     bool first = true, finished = false;
     while (!finished) {
-      zmq::message_t m;
-      if (!s.recv(m)) break;
+      Result<net::Message> m = s->Receive(kReplyWaitMs);
+      if (!m.ok()) break;
       if (first) {
         samples.push_back((NowS() - t0) * 1e6);
         first = false;
       }
       JobMessage decoded;
       host::DecodeError err;
-      if (!host::DecodeJob({static_cast<const std::byte*>(m.data()), m.size()}, &decoded, &err)) {
-        break;
-      }
+      if (!host::DecodeJob(m->frame(0), &decoded, &err)) break;
       finished = done(decoded);
     }
   }
@@ -177,32 +203,28 @@ std::string EncodedSubmit(int i) {
 // (a) baseline: a ROUTER thread that echoes each message back to its sender.
 Latency RawEchoRoundTrip(int iterations, size_t message_bytes) {
   zmq::context_t ctx(1);
-  zmq::socket_t router(ctx, zmq::socket_type::router);
-  router.set(zmq::sockopt::linger, 0);
-  router.bind("tcp://127.0.0.1:*");
-  std::string ep = router.get(zmq::sockopt::last_endpoint);
+  std::string detail;
+  std::unique_ptr<net::Socket> router = MustOpen(
+      net::Socket::Bind(ctx, net::SocketType::kRouter, "tcp://127.0.0.1:*", {}, &detail), detail);
   std::atomic<bool> stop{false};
   std::thread echo([&] {
-    zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
     while (!stop) {
-      if (zmq::poll(&item, 1, std::chrono::milliseconds(50)) == 0) continue;
-      zmq::message_t id, body;
-      (void)router.recv(id);
-      (void)router.recv(body);
-      router.send(id, zmq::send_flags::sndmore);
-      router.send(body, zmq::send_flags::none);
+      Result<net::RouterReceipt> r = net::ReceiveFromPeer(*router, 50);
+      if (!r.ok()) continue;
+      if (const auto* m = std::get_if<net::PeerMessage>(&*r)) {
+        SendWhenReady([&] { return net::SendToPeer(*router, m->peer, m->payload()); });
+      }
     }
   });
-  zmq::socket_t s(ctx, zmq::socket_type::dealer);
-  s.set(zmq::sockopt::linger, 0);
-  s.connect(ep);
+  std::unique_ptr<net::Socket> s = MustOpen(
+      net::Socket::Connect(ctx, net::SocketType::kDealer, router->last_endpoint(), {}, &detail),
+      detail);
   std::string payload(message_bytes, 'x');
   std::vector<double> samples;
   for (int i = 0; i < iterations; ++i) {
     double t0 = NowS();
-    s.send(zmq::buffer(payload), zmq::send_flags::none);
-    zmq::message_t m;
-    (void)s.recv(m);
+    if (!SendWhenReady([&] { return s->Send(net::AsBytes(payload)); })) break;
+    if (!s->Receive(kReplyWaitMs).ok()) break;
     samples.push_back((NowS() - t0) * 1e6);
   }
   stop = true;
@@ -215,51 +237,56 @@ Latency RawEchoRoundTrip(int iterations, size_t message_bytes) {
 // same TokenChunk messages waferd would send, over the same transports (inproc in, tcp out).
 double RawRelayTokensPerSecond(uint64_t total_tokens, uint32_t tokens_per_chunk, uint32_t jobs) {
   zmq::context_t ctx(2);
-  zmq::socket_t front(ctx, zmq::socket_type::router);  // To the client, like the job socket.
-  front.set(zmq::sockopt::linger, 0);
-  front.set(zmq::sockopt::sndhwm, 100000);
-  front.bind("tcp://127.0.0.1:*");
-  const std::string front_ep = front.get(zmq::sockopt::last_endpoint);
-  zmq::socket_t back(ctx, zmq::socket_type::pair);  // From the producer, like a board worker.
-  back.bind("inproc://relay-back");
+  std::string detail;
+  net::SocketOptions deep;  // Queues deep enough that the run never waits on a high-water mark.
+  deep.send_high_water_mark = 100000;
+  deep.receive_high_water_mark = 100000;
+  // To the client, like the job socket.
+  std::unique_ptr<net::Socket> front = MustOpen(
+      net::Socket::Bind(ctx, net::SocketType::kRouter, "tcp://127.0.0.1:*", deep, &detail),
+      detail);
+  // From the producer, like a board worker's channel.
+  std::unique_ptr<net::Socket> back = MustOpen(
+      net::Socket::Bind(ctx, net::SocketType::kPair, "inproc://relay-back", {}, &detail), detail);
   const uint64_t chunks = total_tokens / tokens_per_chunk;
-  zmq::socket_t client(ctx, zmq::socket_type::dealer);
-  client.set(zmq::sockopt::linger, 0);
-  client.set(zmq::sockopt::rcvhwm, 100000);
-  client.connect(front_ep);
-  client.send(zmq::str_buffer("hello"), zmq::send_flags::none);
-  zmq::message_t client_id, hello;
-  (void)front.recv(client_id);
-  (void)front.recv(hello);
+  std::unique_ptr<net::Socket> client = MustOpen(
+      net::Socket::Connect(ctx, net::SocketType::kDealer, front->last_endpoint(), deep, &detail),
+      detail);
+  if (!SendWhenReady([&] { return client->Send(net::AsBytes("hello")); })) return 0;
+  Result<net::RouterReceipt> hello = net::ReceiveFromPeer(*front, kReplyWaitMs);
+  if (!hello.ok() || !std::holds_alternative<net::PeerMessage>(*hello)) return 0;
+  const std::string client_id = std::get<net::PeerMessage>(*hello).peer;
+  // The producer's end, made here and used only by its thread.
+  std::unique_ptr<net::Socket> out = MustOpen(
+      net::Socket::Connect(ctx, net::SocketType::kPair, "inproc://relay-back", deep, &detail),
+      detail);
   // The clock starts before the producer does: chunks it encodes and queues while the relay
   // thread starts are part of the measured work (waferd's clock runs over all of its work too).
   const double t0 = NowS();
   std::thread producer([&] {
-    zmq::socket_t out(ctx, zmq::socket_type::pair);
-    out.set(zmq::sockopt::sndhwm, 100000);
-    out.connect("inproc://relay-back");
     std::vector<uint32_t> tokens(tokens_per_chunk, 1234);
     for (uint64_t i = 0; i < chunks; ++i) {
       host::TokenChunk c{1 + i % jobs, static_cast<uint32_t>(i / jobs), 0, tokens, ""};
-      out.send(zmq::buffer(host::EncodeJob(c)), zmq::send_flags::none);
+      const std::string bytes = host::EncodeJob(c);
+      if (!SendWhenReady([&] { return out->Send(net::AsBytes(bytes)); })) return;
     }
   });
   std::thread relay([&] {
     for (uint64_t i = 0; i < chunks; ++i) {
-      zmq::message_t m;
-      (void)back.recv(m);
-      zmq::message_t id(client_id.data(), client_id.size());
-      front.send(id, zmq::send_flags::sndmore);
-      front.send(m, zmq::send_flags::none);
+      Result<net::Message> m = back->Receive(kReplyWaitMs);
+      if (!m.ok()) return;
+      if (!SendWhenReady([&] { return net::SendToPeer(*front, client_id, m->frame(0)); })) {
+        return;
+      }
     }
   });
   uint64_t received = 0;
   for (uint64_t i = 0; i < chunks; ++i) {
-    zmq::message_t m;
-    (void)client.recv(m);
+    Result<net::Message> m = client->Receive(kReplyWaitMs);
+    if (!m.ok()) break;
     JobMessage decoded;  // The client decodes, as it does for waferd.
     host::DecodeError err;
-    if (host::DecodeJob({static_cast<const std::byte*>(m.data()), m.size()}, &decoded, &err)) {
+    if (host::DecodeJob(m->frame(0), &decoded, &err)) {
       received += std::get<host::TokenChunk>(decoded).tokens.size();
     }
   }

@@ -8,6 +8,7 @@
 #include "board_sim/sim_firmware_flash.h"
 #include "board_sim/sodium_signature_verifier.h"
 #include "board_sim/zmq_host_port.h"
+#include "common/net/socket.h"
 #include "firmware/link/firmware_loop.h"
 
 namespace wafer::sim {
@@ -35,7 +36,7 @@ class BoardThread final : public EmbeddedBoard {
     thread_ = std::thread([this] { Run(); });
     const std::string failure = bound.get();
     if (failure.empty()) return OkStatus();
-    if (error != nullptr) *error = "cannot bind " + endpoint_ + ": " + failure;
+    if (error != nullptr) *error = failure;  // Names the endpoint and libzmq's reason.
     thread_.join();
     return Unavailable();
   }
@@ -44,17 +45,15 @@ class BoardThread final : public EmbeddedBoard {
 
  private:
   void Run() {
-    zmq::socket_t socket;
-    try {
-      socket = zmq::socket_t(context_, zmq::socket_type::router);
-      socket.set(zmq::sockopt::linger, 0);
-      socket.set(zmq::sockopt::router_mandatory, 1);
-      socket.bind(endpoint_);
-      endpoint_ = socket.get(zmq::sockopt::last_endpoint);  // Resolves tcp://...:* ports.
-    } catch (const zmq::error_t& e) {
-      bound_.set_value(e.what());
+    std::string detail;
+    auto bound = net::Socket::Bind(context_, net::SocketType::kRouter, endpoint_,
+                                   net::SocketOptions{}, &detail);
+    if (!bound.ok()) {
+      bound_.set_value(detail.empty() ? "cannot bind " + endpoint_ : detail);  // Never "": OK.
       return;
     }
+    net::Socket& socket = **bound;
+    endpoint_ = socket.last_endpoint();  // Resolves tcp://...:* ports.
     const Clock& sensor_clock = options_.clock != nullptr ? *options_.clock : SystemClock::Get();
     SimFirmwareFlash flash;  // Manufacture: the factory image in slot 0, signed if we can.
     if (options_.factory_image_signature.has_value()) {

@@ -2,54 +2,37 @@
 
 #include <algorithm>
 #include <cstring>
-#include <vector>
+#include <limits>
 
 namespace wafer::sim {
 
 Result<size_t> ZmqHostPort::Receive(std::span<std::byte> buffer, int64_t deadline_ns) {
-  try {
-    for (;;) {
-      const int64_t left_ms = std::max<int64_t>(0, (deadline_ns - clock_.NowNanos()) / 1000000);
-      zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-      if (zmq::poll(&item, 1, std::chrono::milliseconds(left_ms)) == 0) {
-        return DeadlineExceeded();
-      }
-      std::vector<zmq::message_t> parts;
-      do {
-        parts.emplace_back();
-        if (!socket_.recv(parts.back(), zmq::recv_flags::dontwait)) return DeadlineExceeded();
-      } while (parts.back().more());
-      const bool plain = parts.size() == 2;
-      const bool with_delimiter = parts.size() == 3 && parts[1].size() == 0;
-      if (!plain && !with_delimiter) {
-        ++malformed_envelopes_;  // No payload to answer: dropped and counted.
-        continue;
-      }
-      peer_ = std::move(parts[0]);
-      delimiter_ = with_delimiter;
-      const zmq::message_t& payload = parts.back();
-      std::memcpy(buffer.data(), payload.data(), std::min(buffer.size(), payload.size()));
-      return payload.size();
+  for (;;) {
+    const int64_t left_ms = std::clamp<int64_t>((deadline_ns - clock_.NowNanos()) / 1000000, 0,
+                                                std::numeric_limits<int>::max());
+    Result<net::RouterReceipt> received =
+        net::ReceiveFromPeer(socket_, static_cast<int>(left_ms));
+    if (received.status().code() == StatusCode::kDeadlineExceeded) return DeadlineExceeded();
+    if (!received.ok()) return Unavailable();
+    auto* message = std::get_if<net::PeerMessage>(&*received);
+    if (message == nullptr) {
+      ++malformed_envelopes_;  // No payload to answer: dropped and counted.
+      continue;
     }
-  } catch (const zmq::error_t&) {
-    return Unavailable();
+    peer_ = std::move(message->peer);
+    envelope_ = message->envelope;
+    const std::span<const std::byte> payload = message->payload();
+    const size_t copied = std::min(buffer.size(), payload.size());
+    if (copied > 0) std::memcpy(buffer.data(), payload.data(), copied);
+    return payload.size();
   }
 }
 
 Status ZmqHostPort::Send(std::span<const std::byte> frame) {
-  try {
-    zmq::message_t peer;
-    peer.copy(peer_);
-    if (!socket_.send(std::move(peer), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
-      return Unavailable();
-    }
-    if (delimiter_) socket_.send(zmq::message_t(), zmq::send_flags::sndmore);
-    zmq::message_t payload(frame.data(), frame.size());
-    if (!socket_.send(std::move(payload), zmq::send_flags::dontwait)) return Unavailable();
-    return OkStatus();
-  } catch (const zmq::error_t&) {
-    return Unavailable();  // EHOSTUNREACH with ROUTER_MANDATORY: the peer left.
-  }
+  // kPeerGone (ROUTER_MANDATORY): the peer left; kPeerBacklog: it stopped reading.
+  return net::SendToPeer(socket_, peer_, frame, envelope_) == net::SendOutcome::kSent
+             ? OkStatus()
+             : Unavailable();
 }
 
 }  // namespace wafer::sim

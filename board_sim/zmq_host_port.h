@@ -1,22 +1,22 @@
-// hal::HostPort over a ZeroMQ ROUTER socket: replies go to the peer whose frame was received last.
+// hal::HostPort over a ZeroMQ ROUTER socket: replies go to the peer whose frame was received last,
+// framed as that peer framed its request (DEALER or REQ). All socket work goes through common/net.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
-#include <zmq.hpp>
-
 #include "common/clock.h"
+#include "common/net/router.h"
+#include "common/net/socket.h"
 #include "firmware/hal/host_port.h"
 
 namespace wafer::sim {
 
-// Not thread-safe; the socket and this port belong to the board thread. zmq exceptions are
-// caught here and become UNAVAILABLE.
+// Not thread-safe; the socket and this port belong to the board thread.
 class ZmqHostPort final : public fw::hal::HostPort {
  public:
   // `socket` (a bound ROUTER) and `clock` outlive this.
-  ZmqHostPort(zmq::socket_t& socket, const Clock& clock) : socket_(socket), clock_(clock) {}
+  ZmqHostPort(net::Socket& socket, const Clock& clock) : socket_(socket), clock_(clock) {}
 
   Result<size_t> Receive(std::span<std::byte> buffer, int64_t deadline_ns) override;
   Status Send(std::span<const std::byte> frame) override;
@@ -25,10 +25,10 @@ class ZmqHostPort final : public fw::hal::HostPort {
   uint64_t malformed_envelopes() const { return malformed_envelopes_; }
 
  private:
-  zmq::socket_t& socket_;
+  net::Socket& socket_;
   const Clock& clock_;
-  zmq::message_t peer_;
-  bool delimiter_ = false;
+  std::string peer_;
+  net::Envelope envelope_ = net::Envelope::kDealer;
   uint64_t malformed_envelopes_ = 0;
 };
 

@@ -3,6 +3,7 @@
 #include <flatbuffers/flatbuffers.h>
 #include <gtest/gtest.h>
 
+#include "common/net/socket.h"
 #include "host/wire/admin_codec.h"
 #include "host/wire/job_codec.h"
 #include "schemas/job_generated.h"
@@ -31,26 +32,32 @@ class HostileInputTest : public ::testing::Test {
     delete dir_;
   }
 
+  // A fresh DEALER connected to `endpoint`. It sends whatever frames a test gives it: the hostile
+  // client is the test's, the socket is common/net's.
+  std::unique_ptr<net::Socket> Dealer(zmq::context_t& ctx, const std::string& endpoint) {
+    std::string detail;
+    auto s = net::Socket::Connect(ctx, net::SocketType::kDealer, endpoint, {}, &detail);
+    EXPECT_TRUE(s.ok()) << detail;
+    return s.ok() ? std::move(s).value() : nullptr;
+  }
+
   // Sends raw frames on a fresh DEALER and returns the decoded reply (or fails).
   JobMessage RawJobExchange(const std::vector<std::string>& frames) {
     zmq::context_t ctx(1);
-    zmq::socket_t s(ctx, zmq::socket_type::dealer);
-    s.set(zmq::sockopt::linger, 0);
-    s.set(zmq::sockopt::rcvtimeo, kTimeoutMs);
-    s.connect(harness_->daemon().job_endpoint());
-    for (size_t i = 0; i < frames.size(); ++i) {
-      zmq::message_t m(frames[i].data(), frames[i].size());
-      s.send(m, i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-    }
-    zmq::message_t reply;
     JobMessage out;
-    if (!s.recv(reply)) {
-      ADD_FAILURE() << "no reply";
+    std::unique_ptr<net::Socket> s = Dealer(ctx, harness_->daemon().job_endpoint());
+    if (s == nullptr) return out;
+    std::vector<std::span<const std::byte>> parts;
+    for (const std::string& f : frames) parts.push_back(net::AsBytes(f));
+    EXPECT_EQ(s->Send(parts), net::SendOutcome::kSent);
+    Result<net::Message> reply = s->Receive(kTimeoutMs);
+    if (!reply.ok()) {
+      ADD_FAILURE() << "no reply: " << reply.status().name();
       return out;
     }
+    EXPECT_EQ(reply->frame_count(), 1u);
     DecodeError err;
-    EXPECT_TRUE(DecodeJob({static_cast<const std::byte*>(reply.data()), reply.size()}, &out, &err))
-        << err.detail;
+    EXPECT_TRUE(DecodeJob(reply->frame(0), &out, &err)) << err.detail;
     return out;
   }
 
@@ -144,15 +151,11 @@ TEST_F(HostileInputTest, OversizedMessageGetsTypedErrorThenTransportDrop) {
   {
     // Past ZMQ_MAXMSGSIZE (4x the limit) libzmq drops the connection; nothing reaches the loop.
     zmq::context_t ctx(1);
-    zmq::socket_t s(ctx, zmq::socket_type::dealer);
-    s.set(zmq::sockopt::linger, 0);
-    s.set(zmq::sockopt::rcvtimeo, 500);
-    s.connect(harness_->daemon().job_endpoint());
+    std::unique_ptr<net::Socket> s = Dealer(ctx, harness_->daemon().job_endpoint());
+    ASSERT_NE(s, nullptr);
     std::string huge(1024 * 1024, 'z');
-    zmq::message_t m(huge.data(), huge.size());
-    s.send(m, zmq::send_flags::none);
-    zmq::message_t reply;
-    EXPECT_FALSE(s.recv(reply));
+    EXPECT_EQ(s->Send(net::AsBytes(huge)), net::SendOutcome::kSent);
+    EXPECT_EQ(s->Receive(500).status().code(), StatusCode::kDeadlineExceeded);
   }
   ExpectStillServing();
 }
@@ -202,18 +205,16 @@ TEST_F(HostileInputTest, BadSamplingTokensAndPromptFields) {
 
 TEST_F(HostileInputTest, AdminSocketGarbageAndWrongProtocol) {
   zmq::context_t ctx(1);
-  zmq::socket_t s(ctx, zmq::socket_type::dealer);
-  s.set(zmq::sockopt::linger, 0);
-  s.set(zmq::sockopt::rcvtimeo, kTimeoutMs);
-  s.connect(harness_->daemon().admin_endpoint());
+  std::unique_ptr<net::Socket> s = Dealer(ctx, harness_->daemon().admin_endpoint());
+  ASSERT_NE(s, nullptr);
   for (const std::string& bad : {std::string(50, '\xff'), EncodeJob(Valid())}) {
-    zmq::message_t m(bad.data(), bad.size());
-    s.send(m, zmq::send_flags::none);
-    zmq::message_t reply;
-    ASSERT_TRUE(s.recv(reply));
+    ASSERT_EQ(s->Send(net::AsBytes(bad)), net::SendOutcome::kSent);
+    Result<net::Message> reply = s->Receive(kTimeoutMs);
+    ASSERT_TRUE(reply.ok()) << reply.status().name();
+    ASSERT_EQ(reply->frame_count(), 1u);
     AdminMessage out;
     DecodeError err;
-    ASSERT_TRUE(DecodeAdmin({static_cast<const std::byte*>(reply.data()), reply.size()}, &out, &err));
+    ASSERT_TRUE(DecodeAdmin(reply->frame(0), &out, &err));
     ASSERT_TRUE(std::holds_alternative<ErrorReply>(out));
     EXPECT_EQ(std::get<ErrorReply>(out).code, ErrorCode::kMalformedMessage);
   }

@@ -1,12 +1,11 @@
 // The host's only way to reach a board. One implementation speaks board.fbs over ZeroMQ
-// (inproc:// for an embedded simulated board, ipc:// or tcp:// for a wafer-sim process); a real
-// board driver would be another. Only main() functions and tests choose which.
+// (zmq_board_link.h: inproc:// for an embedded simulated board, ipc:// or tcp:// for a wafer-sim
+// process); a real board driver would be another. Only main() functions and tests choose which.
 #pragma once
 
-#include <memory>
+#include <span>
 #include <string>
-
-#include <zmq.hpp>
+#include <vector>
 
 #include "common/result.h"
 #include "host/board/board_types.h"
@@ -78,36 +77,23 @@ class BoardLink {
 
   // The fabric's harvesting map: failed PEs per physical row, dropped rows, runtime remaps.
   // UNAVAILABLE on timeout; DATA_LOSS for a malformed reply.
-  virtual Result<BoardHarvestMap> ReadGeometry();
+  virtual Result<BoardHarvestMap> ReadGeometry() = 0;
 
   // Runtime PE fault reports from `from_sequence` on (0: the oldest held), each naming the
   // tensors to re-stage. UNAVAILABLE on timeout.
-  virtual Result<BoardFaults> ReadFaults(uint64_t from_sequence);
+  virtual Result<BoardFaults> ReadFaults(uint64_t from_sequence) = 0;
 
   // Toggles a fault on a simulated board. INVALID_ARGUMENT (coordinates or value),
   // FAILED_PRECONDITION (a PE fault before Boot), UNIMPLEMENTED (not simulable here, e.g.
   // kProcessCrash on an embedded board). kFirmwareHang is acknowledged, then the firmware stops
   // answering until Reset; kProcessCrash on wafer-sim returns UNAVAILABLE (the process is gone).
-  virtual Status InjectFault(const BoardFaultInjection& fault);
+  virtual Status InjectFault(const BoardFaultInjection& fault) = 0;
 
   // Asks the firmware for a heartbeat. OK when it answered; UNAVAILABLE when it did not within
   // the timeout (a hung firmware or a dead board: Reset it).
-  virtual Status Heartbeat();
+  virtual Status Heartbeat() = 0;
 
   virtual const std::string& last_error() const = 0;
 };
-
-// The four methods above default to UNIMPLEMENTED so that other BoardLink implementations
-// (test fakes) keep compiling; the ZeroMQ link implements them all.
-inline Result<BoardHarvestMap> BoardLink::ReadGeometry() { return Unimplemented(); }
-inline Result<BoardFaults> BoardLink::ReadFaults(uint64_t) { return Unimplemented(); }
-inline Status BoardLink::InjectFault(const BoardFaultInjection&) { return Unimplemented(); }
-inline Status BoardLink::Heartbeat() { return Unimplemented(); }
-
-// Connects a DEALER to `endpoint` using `context` (which must be the board's context for
-// inproc://). `timeout_ms` bounds every call; on a timeout the link reconnects so a late reply
-// to an abandoned command can never be taken for the answer to a new one.
-Result<std::unique_ptr<BoardLink>> ConnectBoardLink(zmq::context_t& context,
-                                                    const std::string& endpoint, int timeout_ms);
 
 }  // namespace wafer::host

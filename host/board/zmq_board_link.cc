@@ -1,11 +1,11 @@
-// BoardLink over a ZeroMQ DEALER speaking board.fbs (see board_link.h).
-#include <chrono>
+// BoardLink over a ZeroMQ DEALER speaking board.fbs (see zmq_board_link.h).
+#include "host/board/zmq_board_link.h"
+
 #include <functional>
 
-#include "common/clock.h"
 #include "common/crc32c.h"
+#include "common/net/socket.h"
 #include "host/board/board_codec.h"
-#include "host/board/board_link.h"
 
 namespace wafer::host {
 namespace {
@@ -16,21 +16,20 @@ constexpr int kMaxCrcRetries = 3;
 // Not thread-safe; owned by the thread that drives the board (the socket is that thread's).
 class ZmqBoardLink final : public BoardLink {
  public:
-  // `context` outlives this.
-  ZmqBoardLink(zmq::context_t& context, std::string endpoint, int timeout_ms)
-      : context_(context), endpoint_(std::move(endpoint)), timeout_ms_(timeout_ms) {}
+  // `context` and `clock` outlive this.
+  ZmqBoardLink(zmq::context_t& context, std::string endpoint, int timeout_ms, const Clock& clock)
+      : context_(context), endpoint_(std::move(endpoint)), timeout_ms_(timeout_ms), clock_(clock) {}
 
   Status Connect() {
-    try {
-      zmq::socket_t socket(context_, zmq::socket_type::dealer);
-      socket.set(zmq::sockopt::linger, 0);
-      socket.connect(endpoint_);
-      socket_ = std::move(socket);
-      return OkStatus();
-    } catch (const zmq::error_t& e) {
-      last_error_ = "cannot connect to " + endpoint_ + ": " + e.what();
+    std::string detail;
+    auto socket = net::Socket::Connect(context_, net::SocketType::kDealer, endpoint_,
+                                       net::SocketOptions{}, &detail);
+    if (!socket.ok()) {
+      last_error_ = detail;
       return Unavailable();
     }
+    socket_ = std::move(socket).value();
+    return OkStatus();
   }
 
   Result<BoardIdentity> Identify() override {
@@ -138,7 +137,7 @@ class ZmqBoardLink final : public BoardLink {
   }
 
   Status Heartbeat() override {
-    const int64_t sent = SystemClock::Get().NowNanos();
+    const int64_t sent = clock_.NowNanos();
     WAFER_ASSIGN_OR_RETURN(
         BoardReply r, Call([&](uint64_t id) { return EncodeHeartbeat(id, sent); }, "Heartbeat",
                            BoardReplyType::kHeartbeat));
@@ -190,40 +189,47 @@ class ZmqBoardLink final : public BoardLink {
   }
 
   Result<BoardReply> Exchange(const Frame& frame, uint64_t id, const char* what) {
-    if (!socket_.handle() && !Connect().ok()) return Unavailable();
-    const int64_t deadline = SystemClock::Get().NowNanos() + int64_t{timeout_ms_} * 1000000;
-    try {
-      if (!socket_.send(zmq::const_buffer(frame.data(), frame.size()),
-                        zmq::send_flags::dontwait)) {
+    if (socket_ == nullptr && !Connect().ok()) return Unavailable();
+    const int64_t deadline = clock_.NowNanos() + int64_t{timeout_ms_} * 1000000;
+    switch (socket_->Send(std::span<const std::byte>(frame.data(), frame.size()))) {
+      case net::SendOutcome::kSent:
+        break;
+      case net::SendOutcome::kPeerBacklog:
         return TimedOut(what, "send would block");
+      case net::SendOutcome::kPeerGone:
+      case net::SendOutcome::kError:
+        last_error_ = std::string(what) + ": send failed on " + endpoint_;
+        Reconnect();
+        return Unavailable();
+    }
+    for (;;) {
+      const int64_t left_ms = (deadline - clock_.NowNanos()) / 1000000;
+      if (left_ms <= 0) return TimedOut(what, "no reply");
+      Result<net::Message> msg = socket_->Receive(static_cast<int>(left_ms));
+      if (msg.status().code() == StatusCode::kDeadlineExceeded) return TimedOut(what, "no reply");
+      if (!msg.ok()) {
+        last_error_ = std::string(what) + ": receive failed on " + endpoint_ + " (" +
+                      msg.status().name() + ")";
+        Reconnect();
+        return Unavailable();
       }
-      for (;;) {
-        const int64_t left_ms = (deadline - SystemClock::Get().NowNanos()) / 1000000;
-        if (left_ms <= 0) return TimedOut(what, "no reply");
-        zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-        if (zmq::poll(&item, 1, std::chrono::milliseconds(left_ms)) == 0) {
-          return TimedOut(what, "no reply");
-        }
-        zmq::message_t msg;
-        if (!socket_.recv(msg, zmq::recv_flags::dontwait)) continue;
-        std::string error;
-        Result<BoardReply> reply = DecodeBoardReply(
-            std::span(static_cast<const std::byte*>(msg.data()), msg.size()), &error);
-        if (!reply.ok()) {
-          last_error_ = std::string(what) + ": bad reply from " + endpoint_ + ": " + error;
-          return reply.status();
-        }
-        // A late reply to an abandoned command. A link-CRC rejection carries id 0 (the board
-        // could not trust the frame's id); with one command in flight it answers this one.
-        if (reply->command_id != id && !(reply->frame_crc_failed && reply->command_id == 0)) {
-          continue;
-        }
-        return reply;
+      if (msg->frame_count() != 1) {
+        last_error_ = std::string(what) + ": reply of " + std::to_string(msg->frame_count()) +
+                      " frames from " + endpoint_;
+        return DataLoss();
       }
-    } catch (const zmq::error_t& e) {
-      last_error_ = std::string(what) + ": " + e.what();
-      Reconnect();
-      return Unavailable();
+      std::string error;
+      Result<BoardReply> reply = DecodeBoardReply(msg->frame(0), &error);
+      if (!reply.ok()) {
+        last_error_ = std::string(what) + ": bad reply from " + endpoint_ + ": " + error;
+        return reply.status();
+      }
+      // A late reply to an abandoned command. A link-CRC rejection carries id 0 (the board
+      // could not trust the frame's id); with one command in flight it answers this one.
+      if (reply->command_id != id && !(reply->frame_crc_failed && reply->command_id == 0)) {
+        continue;
+      }
+      return reply;
     }
   }
 
@@ -238,17 +244,15 @@ class ZmqBoardLink final : public BoardLink {
   }
 
   void Reconnect() {
-    try {
-      socket_.close();
-    } catch (const zmq::error_t&) {
-    }
+    socket_.reset();
     Connect().IgnoreError();
   }
 
   zmq::context_t& context_;
   std::string endpoint_;
   int timeout_ms_;
-  zmq::socket_t socket_;
+  const Clock& clock_;
+  std::unique_ptr<net::Socket> socket_;  // Null only when the last Connect() failed.
   uint64_t next_command_id_ = 0;
   uint64_t link_crc_retries_ = 0;
   std::string last_error_;
@@ -257,9 +261,10 @@ class ZmqBoardLink final : public BoardLink {
 }  // namespace
 
 Result<std::unique_ptr<BoardLink>> ConnectBoardLink(zmq::context_t& context,
-                                                    const std::string& endpoint, int timeout_ms) {
+                                                    const std::string& endpoint, int timeout_ms,
+                                                    const Clock& clock) {
   if (timeout_ms <= 0) return InvalidArgument();
-  auto link = std::make_unique<ZmqBoardLink>(context, endpoint, timeout_ms);
+  auto link = std::make_unique<ZmqBoardLink>(context, endpoint, timeout_ms, clock);
   WAFER_RETURN_IF_ERROR(link->Connect());
   return std::unique_ptr<BoardLink>(std::move(link));
 }

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <thread>
 
 #include <sodium.h>
@@ -18,7 +19,8 @@
 #include "common/crc32c.h"
 #include "board_sim/testing/tiny_llama.h"
 #include "host/board/board_codec.h"
-#include "host/board/board_link.h"
+#include "common/net/router.h"
+#include "host/board/zmq_board_link.h"
 #include "host/placement/placement_planner.h"
 #include "schemas/board_generated.h"  // For the scripted board only.
 
@@ -137,23 +139,23 @@ TEST(ZmqBoardLinkTest, EmbeddedBoardOverInproc) {
   options.preset_dir = WAFER_PRESET_DIR_FOR_TEST;
   auto board = sim::StartEmbeddedBoard(context, "inproc://board-e2e", options, &error);
   ASSERT_TRUE(board.ok()) << error;
-  auto link = ConnectBoardLink(context, "inproc://board-e2e", 5000);
+  auto link = ConnectBoardLink(context, "inproc://board-e2e", 5000, SystemClock::Get());
   ASSERT_TRUE(link.ok());
   ExerciseBoard(**link);
 
   // Garbage on the same endpoint gets a typed error and the board keeps serving.
-  zmq::socket_t raw(context, zmq::socket_type::dealer);
-  raw.set(zmq::sockopt::linger, 0);
-  raw.set(zmq::sockopt::rcvtimeo, 5000);
-  raw.connect("inproc://board-e2e");
+  std::string detail;
+  auto raw = net::Socket::Connect(context, net::SocketType::kDealer, "inproc://board-e2e", {},
+                                  &detail);
+  ASSERT_TRUE(raw.ok()) << detail;
   const char junk[] = "definitely not a flatbuffer";
-  raw.send(zmq::buffer(junk, sizeof(junk)));
-  zmq::message_t msg;
-  ASSERT_TRUE(raw.recv(msg));
+  ASSERT_EQ((*raw)->Send(net::AsBytes(std::string_view(junk, sizeof(junk)))),
+            net::SendOutcome::kSent);
+  Result<net::Message> msg = (*raw)->Receive(5000);
+  ASSERT_TRUE(msg.ok()) << msg.status().name();
+  ASSERT_EQ(msg->frame_count(), 1u);
   std::string decode_error;
-  Result<BoardReply> reply =
-      DecodeBoardReply(std::span(static_cast<const std::byte*>(msg.data()), msg.size()),
-                       &decode_error);
+  Result<BoardReply> reply = DecodeBoardReply(msg->frame(0), &decode_error);
   ASSERT_TRUE(reply.ok()) << decode_error;
   EXPECT_EQ(reply->type, BoardReplyType::kError);
   EXPECT_NE(reply->detail.find("identifier"), std::string::npos);
@@ -194,7 +196,7 @@ TEST(ZmqBoardLinkTest, FirmwareUpdateAndErrorLogOverInproc) {
   std::copy(factory_sig.begin(), factory_sig.end(), options.factory_image_signature->begin());
   auto board = sim::StartEmbeddedBoard(context, "inproc://board-fw", options, &error);
   ASSERT_TRUE(board.ok()) << error;
-  auto connected = ConnectBoardLink(context, "inproc://board-fw", 5000);
+  auto connected = ConnectBoardLink(context, "inproc://board-fw", 5000, SystemClock::Get());
   ASSERT_TRUE(connected.ok());
   BoardLink& link = **connected;
   Result<BoardIdentity> id = link.Identify();
@@ -288,23 +290,34 @@ TEST(ZmqBoardLinkTest, BadPresetAndBusyEndpointAreReported) {
   EXPECT_NE(error.find("inproc://dup"), std::string::npos);
 }
 
-// A scripted board: ignores the first command, then answers every command twice, first with a
-// wrong command_id (a stale reply) and then with the right one.
-TEST(ZmqBoardLinkTest, TimeoutReconnectsAndStaleRepliesAreSkipped) {
-  zmq::context_t context(1);
-  zmq::socket_t router(context, zmq::socket_type::router);
-  router.set(zmq::sockopt::linger, 0);
-  router.bind("inproc://scripted");
-  std::atomic<bool> stop{false};
-  std::thread board([&] {
+// A scripted board on `endpoint`. For the n-th command (from 1) it asks `answer(n)`; when that
+// says yes it replies twice, first with a wrong command_id (a stale reply), then with the right
+// one, both IdentifyReplies. Stops and joins on destruction.
+class ScriptedBoard {
+ public:
+  ScriptedBoard(zmq::context_t& context, const std::string& endpoint,
+                std::function<bool(int)> answer) {
+    std::string detail;
+    auto router = net::Socket::Bind(context, net::SocketType::kRouter, endpoint, {}, &detail);
+    EXPECT_TRUE(router.ok()) << detail;
+    if (!router.ok()) return;
+    router_ = std::move(router).value();  // Used only by the thread from here on.
+    thread_ = std::thread([this, answer = std::move(answer)] { Serve(answer); });
+  }
+  ~ScriptedBoard() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Serve(const std::function<bool(int)>& answer) {
     int seen = 0;
-    while (!stop) {
-      zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
-      if (zmq::poll(&item, 1, std::chrono::milliseconds(20)) == 0) continue;
-      zmq::message_t peer, payload;
-      (void)router.recv(peer);
-      (void)router.recv(payload);
-      if (++seen == 1) continue;  // Swallow the first command.
+    while (!stop_) {
+      Result<net::RouterReceipt> received = net::ReceiveFromPeer(*router_, 20);
+      if (!received.ok()) continue;
+      const auto* command = std::get_if<net::PeerMessage>(&*received);
+      if (command == nullptr || !answer(++seen)) continue;
+      const std::span<const std::byte> payload = command->payload();
       std::vector<uint64_t> aligned(payload.size() / 8 + 1);
       std::memcpy(aligned.data(), payload.data(), payload.size());
       const uint64_t id = wafer::wire::board::GetBoardEnvelope(aligned.data())->command_id();
@@ -317,13 +330,22 @@ TEST(ZmqBoardLinkTest, TimeoutReconnectsAndStaleRepliesAreSkipped) {
                        fbb, &v, reply_id, wafer::wire::board::BoardMessage::IdentifyReply,
                        msg.Union()),
                    "WBRD");
-        zmq::message_t to(peer.data(), peer.size());
-        router.send(to, zmq::send_flags::sndmore);
-        router.send(zmq::buffer(fbb.GetBufferPointer(), fbb.GetSize()));
+        const auto bytes = std::as_bytes(std::span(fbb.GetBufferPointer(), fbb.GetSize()));
+        EXPECT_EQ(net::SendToPeer(*router_, command->peer, bytes), net::SendOutcome::kSent);
       }
     }
-  });
-  auto link = ConnectBoardLink(context, "inproc://scripted", 150);
+  }
+
+  std::unique_ptr<net::Socket> router_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// The scripted board ignores the first command, then answers every one (stale reply first).
+TEST(ZmqBoardLinkTest, TimeoutReconnectsAndStaleRepliesAreSkipped) {
+  zmq::context_t context(1);
+  ScriptedBoard board(context, "inproc://scripted", [](int n) { return n > 1; });
+  auto link = ConnectBoardLink(context, "inproc://scripted", 150, SystemClock::Get());
   ASSERT_TRUE(link.ok());
   Result<BoardIdentity> first = (*link)->Identify();
   EXPECT_EQ(first.status().code(), StatusCode::kUnavailable);
@@ -333,8 +355,28 @@ TEST(ZmqBoardLinkTest, TimeoutReconnectsAndStaleRepliesAreSkipped) {
     ASSERT_TRUE(again.ok()) << (*link)->last_error();
     EXPECT_EQ(again->board_id, "right");
   }
-  stop = true;
-  board.join();
+}
+
+// The link's deadline is read on the clock it was given. The scripted board moves that clock two
+// minutes on before answering the first command: the stale reply then finds the call's 60 s
+// deadline passed, and the call ends without waiting for the right answer queued behind it. With
+// the clock left alone the same exchange succeeds.
+TEST(ZmqBoardLinkTest, DeadlinesAreReadOnTheInjectedClock) {
+  zmq::context_t context(1);
+  FakeClock clock(1'000'000'000);
+  ScriptedBoard board(context, "inproc://clocked", [&clock](int n) {
+    if (n == 1) clock.Advance(120'000'000'000);
+    return true;
+  });
+  auto link = ConnectBoardLink(context, "inproc://clocked", 60000, clock);
+  ASSERT_TRUE(link.ok());
+  Result<BoardIdentity> late = (*link)->Identify();
+  EXPECT_EQ(late.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE((*link)->last_error().find("no reply"), std::string::npos) << (*link)->last_error();
+  EXPECT_NE((*link)->last_error().find("60000 ms"), std::string::npos) << (*link)->last_error();
+  Result<BoardIdentity> in_time = (*link)->Identify();
+  ASSERT_TRUE(in_time.ok()) << (*link)->last_error();
+  EXPECT_EQ(in_time->board_id, "right");
 }
 
 // Starts wafer-sim on an ephemeral tcp port; returns its pid and endpoint.
@@ -370,7 +412,7 @@ TEST(ZmqBoardLinkTest, WaferSimProcessOverTcp) {
   ASSERT_EQ(endpoint.rfind("tcp://127.0.0.1:", 0), 0u) << "wafer-sim did not report its endpoint";
   {
     zmq::context_t context(1);
-    auto link = ConnectBoardLink(context, endpoint, 5000);
+    auto link = ConnectBoardLink(context, endpoint, 5000, SystemClock::Get());
     ASSERT_TRUE(link.ok());
     Result<BoardIdentity> id = (*link)->Identify();
     ASSERT_TRUE(id.ok()) << (*link)->last_error();
@@ -385,7 +427,7 @@ TEST(ZmqBoardLinkTest, WaferSimProcessOverTcp) {
 
   // With the process gone, calls time out instead of hanging.
   zmq::context_t context(1);
-  auto link = ConnectBoardLink(context, endpoint, 100);
+  auto link = ConnectBoardLink(context, endpoint, 100, SystemClock::Get());
   ASSERT_TRUE(link.ok());
   EXPECT_EQ((*link)->Identify().status().code(), StatusCode::kUnavailable);
 }
@@ -406,7 +448,7 @@ TEST(ZmqBoardLinkFaultTest, GeometryFaultsCrcRetryHangAndHeartbeat) {
   std::string error;
   auto board = sim::StartEmbeddedBoard(context, "inproc://board-faults", options, &error);
   ASSERT_TRUE(board.ok()) << error;
-  auto connected = ConnectBoardLink(context, "inproc://board-faults", 300);
+  auto connected = ConnectBoardLink(context, "inproc://board-faults", 300, SystemClock::Get());
   ASSERT_TRUE(connected.ok());
   BoardLink& link = **connected;
 
@@ -466,7 +508,7 @@ TEST(ZmqBoardLinkFaultTest, WaferSimCrashesOnRequest) {
   ASSERT_GT(pid, 0);
   ASSERT_EQ(endpoint.rfind("tcp://127.0.0.1:", 0), 0u);
   zmq::context_t context(1);
-  auto link = ConnectBoardLink(context, endpoint, 1000);
+  auto link = ConnectBoardLink(context, endpoint, 1000, SystemClock::Get());
   ASSERT_TRUE(link.ok());
   ASSERT_TRUE((*link)->Heartbeat().ok()) << (*link)->last_error();
   EXPECT_EQ((*link)->InjectFault({BoardFaultKind::kProcessCrash, 0, 0, 0, 0}).code(),

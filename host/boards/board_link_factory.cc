@@ -1,13 +1,12 @@
 #include "host/boards/board_link_factory.h"
 
-#include <zmq.hpp>
+#include "host/board/zmq_board_link.h"
 
 namespace wafer::host {
 
 BoardLinkFactory ZmqBoardLinkFactory(zmq::context_t& context, const Clock& clock) {
-  (void)clock;  // The link's timeouts move to the injected clock with the common/net change.
-  return [&context](const BoardConfig& config) {
-    return ConnectBoardLink(context, config.endpoint, static_cast<int>(config.timeout_ms));
+  return [&context, &clock](const BoardConfig& config) {
+    return ConnectBoardLink(context, config.endpoint, static_cast<int>(config.timeout_ms), clock);
   };
 }
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "host/daemon/inproc_channel.h"
+#include "common/net/owned_channel.h"
 
 namespace wafer::host {
 namespace {
@@ -43,7 +43,7 @@ BoardManager::~BoardManager() {
   // Requests and events still queued in the channels own heap objects: drain them.
   for (Slot& slot : boards_) {
     if (!slot.channel) continue;
-    while (ReceiveOwned<WorkerEvent>(slot.channel)) {
+    while (net::ReceiveOwned<WorkerEvent>(*slot.channel)) {
     }
   }
 }
@@ -51,33 +51,31 @@ BoardManager::~BoardManager() {
 Status BoardManager::Start(std::string* detail) {
   for (Slot& slot : boards_) {
     const uint32_t index = slot.board->index;
-    try {
-      slot.channel = zmq::socket_t(context_, zmq::socket_type::pair);
-      slot.channel.set(zmq::sockopt::linger, 0);
-      slot.channel.bind(BoardWorker::ChannelEndpoint(index));
-    } catch (const zmq::error_t& e) {
-      *detail = "board " + std::to_string(index) + " worker channel: " + e.what();
-      return Internal();
-    }
-    slot.worker = std::make_unique<BoardWorker>(context_, clock_, index, slot.board->config,
-                                                link_factory_);
+    Result<net::OwnedChannel> channel =
+        net::OpenOwnedChannel(context_, BoardWorker::ChannelEndpoint(index), detail);
+    if (!channel.ok()) return channel.status();
+    slot.channel = std::move(channel->bound);
+    slot.worker = std::make_unique<BoardWorker>(std::move(channel->connected), clock_, index,
+                                                slot.board->config, link_factory_);
     slot.worker->Start();
   }
   return OkStatus();
 }
 
 bool BoardManager::Send(uint32_t index, std::unique_ptr<WorkerRequest> work) {
-  return SendOwned(boards_[index].channel, std::move(work));
+  return net::SendOwned(*boards_[index].channel, std::move(work));
 }
 
 void BoardManager::Pump(const std::function<void(Board&, WorkerEvent&)>& on_event) {
   for (Slot& slot : boards_) {
-    while (auto event = ReceiveOwned<WorkerEvent>(slot.channel)) on_event(*slot.board, *event);
+    while (auto event = net::ReceiveOwned<WorkerEvent>(*slot.channel)) {
+      on_event(*slot.board, *event);
+    }
   }
 }
 
 void BoardManager::AddPollItems(std::vector<zmq::pollitem_t>* items) {
-  for (Slot& slot : boards_) items->push_back({slot.channel.handle(), 0, ZMQ_POLLIN, 0});
+  for (Slot& slot : boards_) items->push_back({slot.channel->handle(), 0, ZMQ_POLLIN, 0});
 }
 
 BoardState BoardManager::ApplyUpdate(Board& board, const BoardUpdate& update) {

@@ -12,6 +12,7 @@
 #include <zmq.hpp>
 
 #include "common/clock.h"
+#include "common/net/socket.h"
 #include "host/boards/board_drain.h"
 #include "host/boards/board_link_factory.h"
 #include "host/boards/board_worker.h"
@@ -62,8 +63,8 @@ class BoardManager {
   // Stops the workers and frees whatever is still queued in their channels.
   ~BoardManager();
 
-  // Binds each board's channel and starts its worker. INTERNAL (`detail`) when a channel cannot
-  // be bound.
+  // Opens each board's channel and starts its worker. UNAVAILABLE (`detail`) when a channel
+  // cannot be opened.
   Status Start(std::string* detail);
 
   size_t size() const { return boards_.size(); }
@@ -98,7 +99,7 @@ class BoardManager {
   struct Slot {
     std::unique_ptr<Board> board;
     std::unique_ptr<BoardWorker> worker;
-    zmq::socket_t channel;  // The step loop's end of the worker channel.
+    std::unique_ptr<net::Socket> channel;  // The step loop's end of the worker channel.
   };
 
   zmq::context_t& context_;

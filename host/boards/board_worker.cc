@@ -1,17 +1,19 @@
 #include "host/boards/board_worker.h"
 
 #include <algorithm>
-#include <deque>
-#include <optional>
 #include <cstdio>
+#include <deque>
 #include <map>
+#include <optional>
 #include <utility>
 #include <vector>
 
+#include <zmq.hpp>
+
+#include "common/net/owned_channel.h"
 #include "host/board/board_link.h"
-#include "host/daemon/inproc_channel.h"
-#include "host/loader/stage_session.h"
 #include "host/boards/worker_messages.h"
+#include "host/loader/stage_session.h"
 
 namespace wafer::host {
 namespace {
@@ -26,7 +28,7 @@ double Seconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
 class Driver {
  public:
   Driver(const BoardLinkFactory& link_factory, const Clock& clock, uint32_t index,
-         const BoardConfig& config, zmq::socket_t& channel, const std::atomic<bool>& stop)
+         const BoardConfig& config, net::Socket& channel, const std::atomic<bool>& stop)
       : link_factory_(link_factory),
         clock_(clock),
         index_(index),
@@ -336,13 +338,13 @@ class Driver {
     Send(std::move(update));
   }
 
-  void Send(std::unique_ptr<WorkerEvent> event) { SendOwned(channel_, std::move(event)); }
+  void Send(std::unique_ptr<WorkerEvent> event) { net::SendOwned(channel_, std::move(event)); }
 
   const BoardLinkFactory& link_factory_;
   const Clock& clock_;
   const uint32_t index_;
   const BoardConfig& config_;
-  zmq::socket_t& channel_;
+  net::Socket& channel_;
   const std::atomic<bool>& stop_;  // Daemon shutdown: abandon a load between chunks.
   std::unique_ptr<BoardLink> link_;
   std::deque<StageLoadWork> stage_queue_;  // Stages waiting for the one under way.
@@ -360,13 +362,13 @@ class Driver {
 
 }  // namespace
 
-BoardWorker::BoardWorker(zmq::context_t& context, const Clock& clock, uint32_t index,
-                         BoardConfig config, BoardLinkFactory link_factory)
-    : context_(context),
-      clock_(clock),
+BoardWorker::BoardWorker(std::unique_ptr<net::Socket> channel, const Clock& clock,
+                         uint32_t index, BoardConfig config, BoardLinkFactory link_factory)
+    : clock_(clock),
       index_(index),
       config_(std::move(config)),
-      link_factory_(std::move(link_factory)) {}
+      link_factory_(std::move(link_factory)),
+      channel_(std::move(channel)) {}
 
 BoardWorker::~BoardWorker() { Stop(); }
 
@@ -374,14 +376,7 @@ std::string BoardWorker::ChannelEndpoint(uint32_t index) {
   return "inproc://waferd-board-worker-" + std::to_string(index);
 }
 
-void BoardWorker::Start() {
-  // Connect on the caller's thread so that the step loop's first sends (config loads) find a
-  // peer; the socket then moves to the worker thread (thread start is a full barrier).
-  channel_ = zmq::socket_t(context_, zmq::socket_type::pair);
-  channel_.set(zmq::sockopt::linger, 0);
-  channel_.connect(ChannelEndpoint(index_));
-  thread_ = std::thread([this] { Run(); });
-}
+void BoardWorker::Start() { thread_ = std::thread([this] { Run(); }); }
 
 void BoardWorker::Stop() {
   stop_.store(true);
@@ -389,14 +384,14 @@ void BoardWorker::Stop() {
 }
 
 void BoardWorker::Run() {
-  zmq::socket_t& channel = channel_;
+  net::Socket& channel = *channel_;
   Driver driver(link_factory_, clock_, index_, config_, channel, stop_);
   driver.EnsureOnline();
   while (!stop_.load()) {
     if (driver.staging()) {
       // One request, then one chunk: a load delays the board's other work by at most one
       // WriteWeights between two of its commands.
-      if (auto request = ReceiveOwned<WorkerRequest>(channel)) {
+      if (auto request = net::ReceiveOwned<WorkerRequest>(channel)) {
         std::visit([&](auto& work) { driver.Handle(work); }, *request);
       }
       driver.StageNextChunk();
@@ -407,7 +402,7 @@ void BoardWorker::Run() {
       } catch (const zmq::error_t&) {
         break;  // Context terminated.
       }
-      while (auto request = ReceiveOwned<WorkerRequest>(channel)) {
+      while (auto request = net::ReceiveOwned<WorkerRequest>(channel)) {
         std::visit([&](auto& work) { driver.Handle(work); }, *request);
         if (stop_.load() || driver.staging()) break;
       }
@@ -416,7 +411,7 @@ void BoardWorker::Run() {
     driver.PollTelemetry();
   }
   driver.AbandonStaging("waferd is stopping");
-  channel_.close();
+  channel_.reset();  // Closed on the thread that used it.
 }
 
 }  // namespace wafer::host

@@ -8,22 +8,22 @@
 #include <string>
 #include <thread>
 
-#include <zmq.hpp>
-
 #include "common/clock.h"
+#include "common/net/socket.h"
 #include "host/boards/board_link_factory.h"
 #include "host/config/daemon_config.h"
 
 namespace wafer::host {
 
-// The step loop's end of the channel must be bound at `ChannelEndpoint(index)` before Start().
-// Thread-compatible: Start/Stop from the owning thread only.
+// The worker talks to the step loop over one end of an owned channel (common/net), handed over
+// at construction; the step loop keeps the other end. Thread-compatible: Start/Stop from the
+// owning thread only.
 class BoardWorker {
  public:
   // `link_factory` makes the worker's BoardLink (on the worker thread).
-  // REQUIRES: `context` and `clock` outlive the worker.
-  BoardWorker(zmq::context_t& context, const Clock& clock, uint32_t index, BoardConfig config,
-              BoardLinkFactory link_factory);
+  // REQUIRES: `clock` outlives the worker; `channel` is connected to the step loop's end.
+  BoardWorker(std::unique_ptr<net::Socket> channel, const Clock& clock, uint32_t index,
+              BoardConfig config, BoardLinkFactory link_factory);
   ~BoardWorker();
 
   static std::string ChannelEndpoint(uint32_t index);
@@ -35,12 +35,13 @@ class BoardWorker {
  private:
   void Run();
 
-  zmq::context_t& context_;
   const Clock& clock_;
   const uint32_t index_;
   const BoardConfig config_;
   const BoardLinkFactory link_factory_;
-  zmq::socket_t channel_;  // The worker's end; used only by the worker thread after Start().
+  // The worker's end; used only by the worker thread after Start() (thread start is the
+  // barrier a socket needs to change threads).
+  std::unique_ptr<net::Socket> channel_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

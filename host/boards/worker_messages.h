@@ -1,4 +1,4 @@
-// What waferd's step loop and a board worker thread hand each other (see inproc_channel.h).
+// What waferd's step loop and a board worker thread hand each other (common/net/owned_channel.h).
 #pragma once
 
 #include <cstdint>

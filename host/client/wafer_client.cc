@@ -6,74 +6,70 @@
 namespace wafer::host {
 namespace {
 
-// Connects a DEALER with linger 0 (so closing never hangs on unsent messages).
-wafer::Status ConnectDealer(zmq::socket_t& socket, const std::string& endpoint,
-                            std::string* error) {
-  try {
-    socket.set(zmq::sockopt::linger, 0);
-    socket.connect(endpoint);
-  } catch (const zmq::error_t& e) {
-    *error = "cannot connect to " + endpoint + ": " + e.what();
-    return InvalidArgument();
+// Connects a DEALER (linger 0, so closing never hangs on unsent messages).
+Result<std::unique_ptr<net::Socket>> ConnectDealer(zmq::context_t& context,
+                                                   const std::string& endpoint,
+                                                   std::string* error) {
+  auto socket = net::Socket::Connect(context, net::SocketType::kDealer, endpoint,
+                                     net::SocketOptions{}, error);
+  if (!socket.ok() && socket.status().code() != StatusCode::kInvalidArgument) {
+    return Unavailable();
   }
-  return OkStatus();
+  return socket;
 }
 
-wafer::Status SendBytes(zmq::socket_t& socket, const std::string& bytes, std::string* error) {
-  try {
-    zmq::message_t m(bytes.data(), bytes.size());
-    if (!socket.send(m, zmq::send_flags::dontwait)) {
+wafer::Status SendBytes(net::Socket& socket, const std::string& bytes, std::string* error) {
+  switch (socket.Send(net::AsBytes(bytes))) {
+    case net::SendOutcome::kSent:
+      return OkStatus();
+    case net::SendOutcome::kPeerBacklog:
       *error = "send queue full (is waferd running?)";
       return Unavailable();
-    }
-  } catch (const zmq::error_t& e) {
-    *error = std::string("send failed: ") + e.what();
-    return Unavailable();
+    case net::SendOutcome::kPeerGone:
+    case net::SendOutcome::kError:
+      break;
   }
-  return OkStatus();
+  *error = "send failed";
+  return Unavailable();
 }
 
-// Receives one frame within `timeout_ms`.
-wafer::Status ReceiveFrame(zmq::socket_t& socket, zmq::message_t* frame, int timeout_ms,
-                           std::string* error) {
-  try {
-    zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
-    if (zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms)) == 0) {
-      *error = "no reply within " + std::to_string(timeout_ms) + " ms";
-      return DeadlineExceeded();
-    }
-    if (!socket.recv(*frame, zmq::recv_flags::dontwait)) return DeadlineExceeded();
-  } catch (const zmq::error_t& e) {
-    *error = std::string("receive failed: ") + e.what();
+// Receives one single-frame message within `timeout_ms`.
+Result<net::Message> ReceiveFrame(net::Socket& socket, int timeout_ms, std::string* error) {
+  Result<net::Message> message = socket.Receive(timeout_ms);
+  if (message.status().code() == StatusCode::kDeadlineExceeded) {
+    *error = "no reply within " + std::to_string(timeout_ms) + " ms";
+    return DeadlineExceeded();
+  }
+  if (!message.ok()) {
+    *error = std::string("receive failed: ") + message.status().name();
     return Unavailable();
   }
-  return OkStatus();
-}
-
-std::span<const std::byte> View(const zmq::message_t& m) {
-  return {static_cast<const std::byte*>(m.data()), m.size()};
+  if (message->frame_count() != 1) {
+    *error = "message of " + std::to_string(message->frame_count()) + " frames from waferd";
+    return DataLoss();
+  }
+  return message;
 }
 
 }  // namespace
 
 // ---- JobClient ----
 
-JobClient::JobClient(std::unique_ptr<zmq::context_t> context)
-    : context_(std::move(context)), socket_(*context_, zmq::socket_type::dealer) {}
+JobClient::JobClient(std::unique_ptr<zmq::context_t> context) : context_(std::move(context)) {}
 
 JobClient::~JobClient() {
-  socket_.close();
+  socket_.reset();
   context_->close();
 }
 
 Result<std::unique_ptr<JobClient>> JobClient::Connect(const std::string& endpoint) {
   std::unique_ptr<JobClient> c(new JobClient(std::make_unique<zmq::context_t>(1)));
-  WAFER_RETURN_IF_ERROR(ConnectDealer(c->socket_, endpoint, &c->last_error_));
+  WAFER_ASSIGN_OR_RETURN(c->socket_, ConnectDealer(*c->context_, endpoint, &c->last_error_));
   return c;
 }
 
 Status JobClient::Send(const JobMessage& message) {
-  return SendBytes(socket_, EncodeJob(message), &last_error_);
+  return SendBytes(*socket_, EncodeJob(message), &last_error_);
 }
 
 Status JobClient::Receive(JobMessage* out, int timeout_ms) {
@@ -82,10 +78,9 @@ Status JobClient::Receive(JobMessage* out, int timeout_ms) {
     buffered_.pop_front();
     return OkStatus();
   }
-  zmq::message_t frame;
-  WAFER_RETURN_IF_ERROR(ReceiveFrame(socket_, &frame, timeout_ms, &last_error_));
+  WAFER_ASSIGN_OR_RETURN(net::Message frame, ReceiveFrame(*socket_, timeout_ms, &last_error_));
   DecodeError error;
-  if (!DecodeJob(View(frame), out, &error)) {
+  if (!DecodeJob(frame.frame(0), out, &error)) {
     last_error_ = "undecodable message from waferd: " + error.detail;
     return DataLoss();
   }
@@ -102,11 +97,10 @@ Status JobClient::WaitFor(const std::function<bool(const JobMessage&)>& match, J
     }
   }
   while (true) {
-    zmq::message_t frame;
-    WAFER_RETURN_IF_ERROR(ReceiveFrame(socket_, &frame, timeout_ms, &last_error_));
+    WAFER_ASSIGN_OR_RETURN(net::Message frame, ReceiveFrame(*socket_, timeout_ms, &last_error_));
     JobMessage message;
     DecodeError error;
-    if (!DecodeJob(View(frame), &message, &error)) {
+    if (!DecodeJob(frame.frame(0), &message, &error)) {
       last_error_ = "undecodable message from waferd: " + error.detail;
       return DataLoss();
     }
@@ -211,24 +205,23 @@ Status JobClient::QueryJob(uint64_t job_id, JobStatusReply* reply, int timeout_m
 // ---- AdminClient ----
 
 AdminClient::AdminClient(std::unique_ptr<zmq::context_t> context)
-    : context_(std::move(context)), socket_(*context_, zmq::socket_type::dealer) {}
+    : context_(std::move(context)) {}
 
 AdminClient::~AdminClient() {
-  socket_.close();
+  socket_.reset();
   context_->close();
 }
 
 Result<std::unique_ptr<AdminClient>> AdminClient::Connect(const std::string& endpoint) {
   std::unique_ptr<AdminClient> c(new AdminClient(std::make_unique<zmq::context_t>(1)));
-  WAFER_RETURN_IF_ERROR(ConnectDealer(c->socket_, endpoint, &c->last_error_));
+  WAFER_ASSIGN_OR_RETURN(c->socket_, ConnectDealer(*c->context_, endpoint, &c->last_error_));
   return c;
 }
 
 wafer::Status AdminClient::Receive(AdminMessage* out, int timeout_ms) {
-  zmq::message_t frame;
-  WAFER_RETURN_IF_ERROR(ReceiveFrame(socket_, &frame, timeout_ms, &last_error_));
+  WAFER_ASSIGN_OR_RETURN(net::Message frame, ReceiveFrame(*socket_, timeout_ms, &last_error_));
   DecodeError error;
-  if (!DecodeAdmin(View(frame), out, &error)) {
+  if (!DecodeAdmin(frame.frame(0), out, &error)) {
     last_error_ = "undecodable message from waferd: " + error.detail;
     return DataLoss();
   }
@@ -243,7 +236,7 @@ wafer::Status AdminClient::QueryStatus(StatusReply* reply, int timeout_ms) {
 template <typename Reply>
 wafer::Status AdminClient::Ask(const AdminMessage& request, uint64_t tag, Reply* reply,
                                int timeout_ms) {
-  WAFER_RETURN_IF_ERROR(SendBytes(socket_, EncodeAdmin(request), &last_error_));
+  WAFER_RETURN_IF_ERROR(SendBytes(*socket_, EncodeAdmin(request), &last_error_));
   while (true) {
     AdminMessage m;
     WAFER_RETURN_IF_ERROR(Receive(&m, timeout_ms));
@@ -282,7 +275,7 @@ wafer::Status AdminClient::Operate(AdminMessage request,
         if constexpr (requires { m.request_tag; }) m.request_tag = tag;
       },
       request);
-  WAFER_RETURN_IF_ERROR(SendBytes(socket_, EncodeAdmin(request), &last_error_));
+  WAFER_RETURN_IF_ERROR(SendBytes(*socket_, EncodeAdmin(request), &last_error_));
   while (true) {
     AdminMessage m;
     WAFER_RETURN_IF_ERROR(Receive(&m, timeout_ms));

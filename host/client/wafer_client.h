@@ -1,6 +1,7 @@
 // libwafer_client: what a cluster scheduler links to submit jobs to waferd and stream their
 // tokens (JobClient), and what waferctl uses for the admin plane (AdminClient). Both speak the
-// FlatBuffers protocols over one ZeroMQ DEALER socket; no exception leaves this API.
+// FlatBuffers protocols over one ZeroMQ DEALER socket (made by common/net); no exception leaves
+// this API.
 #pragma once
 
 #include <deque>
@@ -10,6 +11,7 @@
 
 #include <zmq.hpp>
 
+#include "common/net/socket.h"
 #include "common/result.h"
 #include "host/wire/messages.h"
 
@@ -27,14 +29,16 @@ struct SubmitOutcome {
 // Not thread-safe: one thread owns a client (and its socket).
 class JobClient {
  public:
-  // Connects a DEALER to `endpoint`. INVALID_ARGUMENT for a malformed endpoint.
+  // Connects a DEALER to `endpoint` (it need not be listening yet). INVALID_ARGUMENT for a
+  // malformed endpoint, UNAVAILABLE when no socket could be made; last_error() says which.
   static Result<std::unique_ptr<JobClient>> Connect(const std::string& endpoint);
   ~JobClient();
 
   // Sends one message. UNAVAILABLE when the socket cannot take it.
   Status Send(const JobMessage& message);
   // Receives the next message (buffered ones first). DEADLINE_EXCEEDED on timeout; DATA_LOSS
-  // when the daemon sent something undecodable (detail in last_error()).
+  // when the daemon sent something undecodable or not of one frame (detail in last_error());
+  // UNAVAILABLE when the socket failed.
   Status Receive(JobMessage* out, int timeout_ms);
 
   // Submits and waits for JobAccepted or JobRejected; other messages that arrive meanwhile stay
@@ -59,7 +63,7 @@ class JobClient {
                  int timeout_ms);
 
   std::unique_ptr<zmq::context_t> context_;
-  zmq::socket_t socket_;
+  std::unique_ptr<net::Socket> socket_;  // Set by Connect(); closed before context_.
   std::deque<JobMessage> buffered_;
   uint64_t next_tag_ = 1;
   std::string last_error_;
@@ -68,6 +72,7 @@ class JobClient {
 // Not thread-safe.
 class AdminClient {
  public:
+  // As JobClient::Connect.
   static Result<std::unique_ptr<AdminClient>> Connect(const std::string& endpoint);
   ~AdminClient();
 
@@ -100,7 +105,7 @@ class AdminClient {
   wafer::Status Receive(AdminMessage* out, int timeout_ms);
 
   std::unique_ptr<zmq::context_t> context_;
-  zmq::socket_t socket_;
+  std::unique_ptr<net::Socket> socket_;  // Set by Connect(); closed before context_.
   uint64_t next_tag_ = 1;
   std::string last_error_;
 };

@@ -6,7 +6,7 @@
 #include <cstdio>
 
 #include "host/daemon/daemon_parts.h"
-#include "host/daemon/inproc_channel.h"
+#include "common/net/owned_channel.h"
 #include "host/scheduler/policy_factory.h"
 
 namespace wafer::host {
@@ -22,8 +22,6 @@ DaemonParts::DaemonParts(zmq::context_t& context, const DaemonConfig& config, co
     : jobs(store, config.finished_job_retention),
       scheduler(std::move(policy), config.max_batch, clock),
       boards(context, clock, config.boards, std::move(link_factory), metrics),
-      loader(context),
-      loader_channel(context, zmq::socket_type::pair),
       steps(config, clock, jobs, scheduler, boards, models, job_frontend, metrics),
       models(config, clock, boards, scheduler, steps, admin_frontend, loader_channel, metrics),
       job_frontend(context, config, clock, jobs, scheduler, models, steps, boards, metrics),
@@ -31,8 +29,10 @@ DaemonParts::DaemonParts(zmq::context_t& context, const DaemonConfig& config, co
                      metrics) {}
 
 DaemonParts::~DaemonParts() {
-  loader.Stop();
-  while (ReceiveOwned<PrepareDone>(loader_channel)) {
+  if (loader) loader->Stop();
+  if (loader_channel) {
+    while (net::ReceiveOwned<PrepareDone>(*loader_channel)) {
+    }
   }
 }
 
@@ -71,14 +71,12 @@ Status Daemon::Create(zmq::context_t& context, const DaemonConfig& config, const
     p.admin_frontend.set_metrics_url("http://" + a.substr(0, a.rfind(':')) + ":" +
                                      std::to_string(p.metrics.port()) + "/metrics");
   }
-  try {
-    p.loader_channel.set(zmq::sockopt::linger, 0);
-    p.loader_channel.bind(Loader::ChannelEndpoint());
-  } catch (const zmq::error_t& e) {
-    *detail = std::string("loader channel: ") + e.what();
-    return Internal();
-  }
-  p.loader.Start();
+  Result<net::OwnedChannel> channel =
+      net::OpenOwnedChannel(context, Loader::ChannelEndpoint(), detail);
+  if (!channel.ok()) return channel.status();
+  p.loader_channel = std::move(channel->bound);
+  p.loader = std::make_unique<Loader>(std::move(channel->connected));
+  p.loader->Start();
   WAFER_RETURN_IF_ERROR(p.boards.Start(detail));
   p.boards.set_drain_listener([&p](Board& board) { p.steps.OnDrainChanged(board); });
   for (const ModelLoadConfig& m : config.models) {
@@ -108,7 +106,7 @@ void Daemon::Run() {
     items.push_back({p.job_frontend.handle(), 0, ZMQ_POLLIN, 0});
     items.push_back({p.admin_frontend.handle(), 0, ZMQ_POLLIN, 0});
     items.push_back({nullptr, stop_fd_, ZMQ_POLLIN, 0});
-    items.push_back({p.loader_channel.handle(), 0, ZMQ_POLLIN, 0});
+    items.push_back({p.loader_channel->handle(), 0, ZMQ_POLLIN, 0});
     p.boards.AddPollItems(&items);
     try {
       zmq::poll(items.data(), items.size(), std::chrono::milliseconds(100));
@@ -127,7 +125,9 @@ void Daemon::Run() {
         drain_deadline_ns_ = clock_.NowNanos() + int64_t{config_.drain_timeout_ms} * 1'000'000;
       }
     }
-    while (auto done = ReceiveOwned<PrepareDone>(p.loader_channel)) p.models.OnPrepareDone(*done);
+    while (auto done = net::ReceiveOwned<PrepareDone>(*p.loader_channel)) {
+      p.models.OnPrepareDone(*done);
+    }
     p.boards.Pump([this](Board& board, WorkerEvent& event) { OnWorkerEvent(board, event); });
     p.job_frontend.Pump(kBurst);
     p.admin_frontend.Pump(kBurst);

@@ -10,6 +10,7 @@
 
 #include <zmq.hpp>
 
+#include "common/net/socket.h"
 #include "host/boards/board_manager.h"
 #include "host/daemon/model_manager.h"
 #include "host/daemon/step_loop.h"
@@ -33,8 +34,8 @@ struct DaemonParts {
   JobTable jobs;
   Scheduler scheduler;
   BoardManager boards;
-  Loader loader;
-  zmq::socket_t loader_channel;  // The step loop's end of the loader's channel.
+  std::unique_ptr<net::Socket> loader_channel;  // The step loop's end of the loader's channel.
+  std::unique_ptr<Loader> loader;
   StepLoop steps;
   ModelManager models;
   JobFrontend job_frontend;

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "host/daemon/inproc_channel.h"
+#include "common/net/owned_channel.h"
 #include "host/daemon/model_manager.h"
 #include "host/daemon/step_loop.h"
 
@@ -28,7 +28,8 @@ std::string BoardList(const std::vector<uint32_t>& boards) {
 
 ModelManager::ModelManager(const DaemonConfig& config, const Clock& clock, BoardManager& boards,
                            Scheduler& scheduler, StepLoop& steps, OperationSink& operations,
-                           zmq::socket_t& loader_channel, telemetry::DaemonMetrics& metrics)
+                           std::unique_ptr<net::Socket>& loader_channel,
+                           telemetry::DaemonMetrics& metrics)
     : config_(config),
       clock_(clock),
       boards_(boards),
@@ -159,7 +160,7 @@ bool ModelManager::TryStartLoad(ModelRecord& model) {
   model.loading.started = true;
   model.loading.start_ns = clock_.NowNanos();
   for (uint32_t index : model.boards) boards_.at(index).preparing = true;
-  if (!SendOwned(loader_channel_, std::move(work))) {
+  if (!net::SendOwned(*loader_channel_, std::move(work))) {
     for (uint32_t index : model.boards) boards_.at(index).preparing = false;
     FailLoad(model, Internal(), "the loader thread is gone");
   }

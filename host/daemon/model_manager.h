@@ -10,9 +10,8 @@
 #include <memory>
 #include <string>
 
-#include <zmq.hpp>
-
 #include "common/clock.h"
+#include "common/net/socket.h"
 #include "host/boards/board_manager.h"
 #include "host/config/daemon_config.h"
 #include "host/daemon/model_record.h"
@@ -28,12 +27,14 @@ class StepLoop;
 // Not thread-safe; owned by the step loop's thread.
 class ModelManager {
  public:
-  // `loader_channel` is the step loop's end of the loader's channel.
+  // `loader_channel` is the step loop's end of the loader's channel (opened before the first
+  // load is started).
   // REQUIRES: every argument outlives the manager (`steps` and `operations` need only be
   // constructed before the first call).
   ModelManager(const DaemonConfig& config, const Clock& clock, BoardManager& boards,
                Scheduler& scheduler, StepLoop& steps, OperationSink& operations,
-               zmq::socket_t& loader_channel, telemetry::DaemonMetrics& metrics);
+               std::unique_ptr<net::Socket>& loader_channel,
+               telemetry::DaemonMetrics& metrics);
 
   ModelRecord* Find(const std::string& name);
   ModelRecord* FindById(uint32_t model_id);
@@ -83,7 +84,7 @@ class ModelManager {
   Scheduler& scheduler_;
   StepLoop& steps_;
   OperationSink& operations_;
-  zmq::socket_t& loader_channel_;
+  std::unique_ptr<net::Socket>& loader_channel_;
   telemetry::DaemonMetrics& metrics_;
   std::map<std::string, std::unique_ptr<ModelRecord>> models_;
   std::deque<std::string> load_queue_;  // Names of models waiting for their load to begin.

@@ -1,5 +1,5 @@
-// The daemon's two client-facing sockets (jobs, admin) are ZeroMQ ROUTERs configured and pumped
-// the same way: this is that one way.
+// The daemon's two client-facing sockets (jobs, admin): a common/net ROUTER configured from
+// waferd.yaml, pumped with net::PumpRouter, and its lost sends counted in the metrics.
 #pragma once
 
 #include <cstddef>
@@ -7,8 +7,12 @@
 #include <span>
 #include <string>
 
+#include <memory>
+
 #include <zmq.hpp>
 
+#include "common/net/router.h"
+#include "common/net/socket.h"
 #include "common/status.h"
 #include "host/config/daemon_config.h"
 #include "telemetry/daemon_metrics.h"
@@ -19,15 +23,15 @@ namespace wafer::host {
 class RouterSocket {
  public:
   // `name` labels the socket in metrics ("job", "admin").
-  // REQUIRES: `context` and `metrics` outlive the socket.
+  // REQUIRES: `context` and `metrics` outlive the socket; Bind before any other call.
   RouterSocket(zmq::context_t& context, const char* name, telemetry::DaemonMetrics& metrics);
 
   // Configures (ROUTER_MANDATORY, high-water marks and ZMQ_MAXMSGSIZE from `config`, linger 0)
   // and binds. UNAVAILABLE (`detail` names the endpoint) when it cannot be bound.
   Status Bind(const std::string& endpoint, const DaemonConfig& config, std::string* detail);
   // The endpoint actually bound (a "tcp://127.0.0.1:*" gets its real port here).
-  const std::string& endpoint() const { return endpoint_; }
-  void* handle() { return socket_.handle(); }
+  const std::string& endpoint() const { return socket_->last_endpoint(); }
+  void* handle() { return socket_->handle(); }
 
   // Receives up to `burst` messages without blocking. A DEALER sends [payload], a REQ
   // [empty, payload]: `on_message(peer, payload)` gets the payload; any other framing calls
@@ -41,10 +45,10 @@ class RouterSocket {
   void Send(const std::string& peer, std::span<const std::byte> payload);
 
  private:
-  zmq::socket_t socket_;
+  zmq::context_t& context_;
   const char* name_;
   telemetry::DaemonMetrics& metrics_;
-  std::string endpoint_;
+  std::unique_ptr<net::Socket> socket_;  // Set by Bind.
 };
 
 }  // namespace wafer::host

@@ -1,24 +1,19 @@
 #include "host/loader/loader.h"
 
-#include "host/daemon/inproc_channel.h"
+#include <zmq.hpp>
+
+#include "common/net/owned_channel.h"
 #include "host/loader/staging.h"
 
 namespace wafer::host {
 
-Loader::Loader(zmq::context_t& context) : context_(context) {}
+Loader::Loader(std::unique_ptr<net::Socket> channel) : channel_(std::move(channel)) {}
 
 Loader::~Loader() { Stop(); }
 
 std::string Loader::ChannelEndpoint() { return "inproc://waferd-loader"; }
 
-void Loader::Start() {
-  // Connect on the caller's thread so that the step loop's first sends find a peer; the socket
-  // then moves to the loader thread (thread start is a full barrier).
-  channel_ = zmq::socket_t(context_, zmq::socket_type::pair);
-  channel_.set(zmq::sockopt::linger, 0);
-  channel_.connect(ChannelEndpoint());
-  thread_ = std::thread([this] { Run(); });
-}
+void Loader::Start() { thread_ = std::thread([this] { Run(); }); }
 
 void Loader::Stop() {
   stop_.store(true);
@@ -27,21 +22,21 @@ void Loader::Stop() {
 
 void Loader::Run() {
   while (!stop_.load()) {
-    zmq::pollitem_t items[] = {{channel_.handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::pollitem_t items[] = {{channel_->handle(), 0, ZMQ_POLLIN, 0}};
     try {
       zmq::poll(items, 1, std::chrono::milliseconds(50));
     } catch (const zmq::error_t&) {
       break;  // Context terminated.
     }
-    while (auto work = ReceiveOwned<PrepareWork>(channel_)) {
+    while (auto work = net::ReceiveOwned<PrepareWork>(*channel_)) {
       auto done = std::make_unique<PrepareDone>();
       done->model_id = work->model_id;
       done->status = PrepareModel(*work, &done->model, &done->rows, &done->detail);
-      SendOwned(channel_, std::move(done));
+      net::SendOwned(*channel_, std::move(done));
       if (stop_.load()) break;
     }
   }
-  channel_.close();
+  channel_.reset();  // Closed on the thread that used it.
 }
 
 }  // namespace wafer::host

@@ -8,19 +8,18 @@
 #include <string>
 #include <thread>
 
-#include <zmq.hpp>
-
+#include "common/net/socket.h"
 #include "host/loader/prepare_messages.h"
 
 namespace wafer::host {
 
-// The step loop binds its end of the channel at ChannelEndpoint() before Start(), sends
-// PrepareWork and receives PrepareDone (SendOwned/ReceiveOwned), one answer per request.
-// Thread-compatible: Start/Stop from the owning thread only.
+// The loader talks to the step loop over one end of an owned channel (common/net): it receives
+// PrepareWork and sends one PrepareDone per request. Thread-compatible: Start/Stop from the
+// owning thread only.
 class Loader {
  public:
-  // REQUIRES: `context` outlives the loader.
-  explicit Loader(zmq::context_t& context);
+  // REQUIRES: `channel` is connected to the step loop's end.
+  explicit Loader(std::unique_ptr<net::Socket> channel);
   ~Loader();
 
   static std::string ChannelEndpoint();
@@ -32,8 +31,7 @@ class Loader {
  private:
   void Run();
 
-  zmq::context_t& context_;
-  zmq::socket_t channel_;  // The loader's end; used only by its thread after Start().
+  std::unique_ptr<net::Socket> channel_;  // Used only by the loader thread after Start().
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -10,6 +10,7 @@
 
 #include "board_sim/board_runner.h"
 #include "host/board/board_codec.h"
+#include "host/board/zmq_board_link.h"
 #include "host/loader/stage_manifest.h"
 #include "host/loader/staging.h"
 #include "host/models/mkmodel.h"
@@ -63,7 +64,7 @@ struct RealBoard {
     EXPECT_TRUE(started.ok()) << error;
     if (!started.ok()) return;
     board = std::move(started).value();
-    auto connected = ConnectBoardLink(context, endpoint, 5000);
+    auto connected = ConnectBoardLink(context, endpoint, 5000, SystemClock::Get());
     EXPECT_TRUE(connected.ok());
     if (!connected.ok()) return;
     link = std::move(connected).value();
@@ -303,6 +304,9 @@ class ScriptedLink final : public BoardLink {
     return Unimplemented();
   }
   Status CommitFirmwareImage(uint32_t) override { return Unimplemented(); }
+  Result<BoardHarvestMap> ReadGeometry() override { return Unimplemented(); }
+  Status InjectFault(const BoardFaultInjection&) override { return Unimplemented(); }
+  Status Heartbeat() override { return Unimplemented(); }
   // Every report from `from` on, as the firmware answers (0: all of them).
   Result<BoardFaults> ReadFaults(uint64_t from) override {
     ++fault_reads;

@@ -1,0 +1,59 @@
+// One ZeroMQ message as received: its frames in order, owning their bytes.
+#pragma once
+
+#include <cassert>
+#include <cstddef>
+#include <span>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <zmq.hpp>
+
+namespace wafer::net {
+
+// The bytes of a string, for sending.
+inline std::span<const std::byte> AsBytes(std::string_view text) {
+  return std::as_bytes(std::span<const char>(text.data(), text.size()));
+}
+
+// Move-only. A single-frame message (the common case) allocates nothing besides libzmq's own
+// buffer. Frame bytes are not aligned: copy them before reading typed data (for example before
+// flatbuffers::Verifier, which UBSan catches reading unaligned fields).
+// Thread-compatible: a Message may be handed to another thread.
+class Message {
+ public:
+  Message() = default;
+  Message(Message&&) = default;
+  Message& operator=(Message&&) = default;
+  Message(const Message&) = delete;
+  Message& operator=(const Message&) = delete;
+
+  size_t frame_count() const { return has_first_ ? 1 + rest_.size() : 0; }
+
+  // The bytes of frame `index`, valid while this Message lives.
+  // REQUIRES: index < frame_count().
+  std::span<const std::byte> frame(size_t index) const {
+    assert(index < frame_count());
+    const zmq::message_t& m = index == 0 ? first_ : rest_[index - 1];
+    return {static_cast<const std::byte*>(m.data()), m.size()};
+  }
+
+ private:
+  friend class Socket;
+
+  void Append(zmq::message_t&& frame) {
+    if (!has_first_) {
+      first_ = std::move(frame);
+      has_first_ = true;
+    } else {
+      rest_.push_back(std::move(frame));
+    }
+  }
+
+  zmq::message_t first_;
+  bool has_first_ = false;
+  std::vector<zmq::message_t> rest_;
+};
+
+}  // namespace wafer::net

@@ -1,0 +1,209 @@
+#include "common/net/socket.h"
+
+#include <cerrno>
+#include <chrono>
+#include <utility>
+
+namespace wafer::net {
+namespace {
+
+zmq::socket_type ZmqType(SocketType type) {
+  switch (type) {
+    case SocketType::kRouter:
+      return zmq::socket_type::router;
+    case SocketType::kDealer:
+      return zmq::socket_type::dealer;
+    case SocketType::kReq:
+      return zmq::socket_type::req;
+    case SocketType::kPair:
+      return zmq::socket_type::pair;
+  }
+  return zmq::socket_type::pair;  // Unreachable: the switch covers every enumerator.
+}
+
+Status ValidateOptions(const SocketOptions& options, std::string* why) {
+  if (options.send_high_water_mark < 0 || options.receive_high_water_mark < 0) {
+    *why = "high-water marks must be >= 0";
+    return InvalidArgument();
+  }
+  if (options.max_message_bytes < -1) {
+    *why = "max_message_bytes must be >= -1";
+    return InvalidArgument();
+  }
+  if (options.linger_ms < -1) {
+    *why = "linger_ms must be >= -1";
+    return InvalidArgument();
+  }
+  return OkStatus();
+}
+
+// Every option Waferd sets, in one place. Throws zmq::error_t (caught by Socket::Open).
+void Configure(zmq::socket_t& socket, SocketType type, const SocketOptions& options) {
+  socket.set(zmq::sockopt::linger, options.linger_ms);
+  socket.set(zmq::sockopt::sndhwm, options.send_high_water_mark);
+  socket.set(zmq::sockopt::rcvhwm, options.receive_high_water_mark);
+  socket.set(zmq::sockopt::maxmsgsize, options.max_message_bytes);
+  if (type == SocketType::kRouter) {
+    socket.set(zmq::sockopt::router_mandatory, options.router_mandatory ? 1 : 0);
+  }
+  // Security goes here, and only here: once SocketOptions carries CURVE keys, set
+  // curve_server/curve_secretkey (ROUTER) or curve_serverkey/curve_publickey/curve_secretkey
+  // (DEALER, REQ) on tcp:// and ipc:// sockets. Nothing is set today: every socket is plain.
+}
+
+// Endpoint errors the caller can fix by writing the endpoint differently.
+bool IsEndpointSyntaxError(int error) {
+  return error == EINVAL || error == EPROTONOSUPPORT || error == ENOCOMPATPROTO;
+}
+
+}  // namespace
+
+const char* SocketTypeName(SocketType type) {
+  switch (type) {
+    case SocketType::kRouter:
+      return "ROUTER";
+    case SocketType::kDealer:
+      return "DEALER";
+    case SocketType::kReq:
+      return "REQ";
+    case SocketType::kPair:
+      return "PAIR";
+  }
+  return "UNKNOWN";
+}
+
+const char* SendOutcomeName(SendOutcome outcome) {
+  switch (outcome) {
+    case SendOutcome::kSent:
+      return "sent";
+    case SendOutcome::kPeerBacklog:
+      return "peer_backlog";
+    case SendOutcome::kPeerGone:
+      return "peer_gone";
+    case SendOutcome::kError:
+      return "send_error";
+  }
+  return "send_error";
+}
+
+Socket::Socket(zmq::socket_t socket, SocketType type, std::string last_endpoint)
+    : socket_(std::move(socket)), type_(type), last_endpoint_(std::move(last_endpoint)) {}
+
+Socket::~Socket() {
+  try {
+    socket_.close();
+  } catch (const zmq::error_t&) {
+    // close() fails only on an already invalid handle; there is nothing left to release.
+  }
+}
+
+Result<std::unique_ptr<Socket>> Socket::Bind(zmq::context_t& context, SocketType type,
+                                             const std::string& endpoint,
+                                             const SocketOptions& options, std::string* detail) {
+  return Open(context, type, endpoint, options, /*bind=*/true, detail);
+}
+
+Result<std::unique_ptr<Socket>> Socket::Connect(zmq::context_t& context, SocketType type,
+                                                const std::string& endpoint,
+                                                const SocketOptions& options,
+                                                std::string* detail) {
+  return Open(context, type, endpoint, options, /*bind=*/false, detail);
+}
+
+Result<std::unique_ptr<Socket>> Socket::Open(zmq::context_t& context, SocketType type,
+                                             const std::string& endpoint,
+                                             const SocketOptions& options, bool bind,
+                                             std::string* detail) {
+  const std::string what = std::string(bind ? "cannot bind " : "cannot connect ") +
+                           SocketTypeName(type) + " to " + endpoint + ": ";
+  std::string why;
+  if (Status valid = ValidateOptions(options, &why); !valid.ok()) {
+    if (detail != nullptr) *detail = what + why;
+    return valid;
+  }
+  enum class Stage { kCreate, kConfigure, kAttach } stage = Stage::kCreate;
+  try {
+    zmq::socket_t socket(context, ZmqType(type));
+    stage = Stage::kConfigure;
+    Configure(socket, type, options);
+    stage = Stage::kAttach;
+    if (bind) {
+      socket.bind(endpoint);
+    } else {
+      socket.connect(endpoint);
+    }
+    std::string last = socket.get(zmq::sockopt::last_endpoint);
+    return std::unique_ptr<Socket>(new Socket(std::move(socket), type, std::move(last)));
+  } catch (const zmq::error_t& e) {
+    if (detail != nullptr) *detail = what + e.what();
+    switch (stage) {
+      case Stage::kCreate:
+        return e.num() == EMFILE ? ResourceExhausted() : Unavailable();
+      case Stage::kConfigure:
+        return Internal();
+      case Stage::kAttach:
+        return IsEndpointSyntaxError(e.num()) ? InvalidArgument() : Unavailable();
+    }
+    return Unavailable();
+  }
+}
+
+SendOutcome Socket::Send(std::span<const std::byte> frame) {
+  const std::span<const std::byte> frames[] = {frame};
+  return Send(std::span<const std::span<const std::byte>>(frames));
+}
+
+SendOutcome Socket::Send(std::initializer_list<std::span<const std::byte>> frames) {
+  return Send(std::span<const std::span<const std::byte>>(frames.begin(), frames.size()));
+}
+
+SendOutcome Socket::Send(std::span<const std::span<const std::byte>> frames) {
+  if (frames.empty()) return SendOutcome::kError;
+  try {
+    for (size_t i = 0; i < frames.size(); ++i) {
+      const bool last = i + 1 == frames.size();
+      const zmq::send_flags flags =
+          last ? zmq::send_flags::dontwait : zmq::send_flags::dontwait | zmq::send_flags::sndmore;
+      zmq::message_t part(frames[i].data(), frames[i].size());
+      if (!socket_.send(part, flags)) {
+        // libzmq accepts the rest of a message once it took its first frame, so a backlog after
+        // the first frame would be a libzmq bug; the half-sent message cannot be recalled.
+        return i == 0 ? SendOutcome::kPeerBacklog : SendOutcome::kError;
+      }
+    }
+    return SendOutcome::kSent;
+  } catch (const zmq::error_t& e) {
+    return e.num() == EHOSTUNREACH ? SendOutcome::kPeerGone : SendOutcome::kError;
+  }
+}
+
+Result<Message> Socket::Receive(int timeout_ms) {
+  if (timeout_ms < 0) return InvalidArgument();
+  try {
+    zmq::message_t frame;
+    // Take what is queued first; poll only when nothing is.
+    if (!socket_.recv(frame, zmq::recv_flags::dontwait)) {
+      if (timeout_ms == 0) return DeadlineExceeded();
+      zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+      if (zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms)) == 0) {
+        return DeadlineExceeded();
+      }
+      if (!socket_.recv(frame, zmq::recv_flags::dontwait)) return DeadlineExceeded();
+    }
+    Message message;
+    bool more = frame.more();
+    message.Append(std::move(frame));
+    while (more) {
+      zmq::message_t next;
+      // libzmq delivers a message's frames together: the rest is already here.
+      if (!socket_.recv(next, zmq::recv_flags::dontwait)) return Internal();
+      more = next.more();
+      message.Append(std::move(next));
+    }
+    return message;
+  } catch (const zmq::error_t& e) {
+    return e.num() == ETERM || e.num() == EINTR ? Unavailable() : Internal();
+  }
+}
+
+}  // namespace wafer::net
