@@ -64,7 +64,9 @@ bool WriteShapeOnlyModel(const std::string& dir) {
   return !ec;
 }
 
-DaemonHarness::DaemonHarness(const std::function<void(host::DaemonConfig&)>& tweak) {
+DaemonHarness::DaemonHarness(
+    const std::function<void(host::DaemonConfig&)>& tweak,
+    const std::function<host::BoardLinkFactory(host::BoardLinkFactory)>& wrap_links) {
   config_.job_endpoint = "tcp://127.0.0.1:*";
   config_.admin_endpoint = "tcp://127.0.0.1:*";
   config_.metrics_address = "127.0.0.1:0";
@@ -87,8 +89,9 @@ DaemonHarness::DaemonHarness(const std::function<void(host::DaemonConfig&)>& twe
     boards_.push_back(std::move(board).value());
   }
   std::string detail;
-  if (!host::Daemon::Create(context_, config_, SystemClock::Get(),
-                            host::ZmqBoardLinkFactory(context_, SystemClock::Get()), &daemon_,
+  host::BoardLinkFactory links = host::ZmqBoardLinkFactory(context_, SystemClock::Get());
+  if (wrap_links) links = wrap_links(std::move(links));
+  if (!host::Daemon::Create(context_, config_, SystemClock::Get(), std::move(links), &daemon_,
                             &detail).ok()) {
     ADD_FAILURE() << "daemon: " << detail;
     return;

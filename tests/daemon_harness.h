@@ -49,8 +49,11 @@ void RunJobsThenARejection(DaemonHarness& h, const std::string& model, int n,
 
 class DaemonHarness {
  public:
-  // Starts the board and the daemon. `tweak` may adjust the config first.
-  explicit DaemonHarness(const std::function<void(host::DaemonConfig&)>& tweak = nullptr);
+  // Starts the board and the daemon. `tweak` may adjust the config first; `wrap_links`, when
+  // given, wraps the ZeroMQ board-link factory the daemon gets (to observe or script links).
+  explicit DaemonHarness(
+      const std::function<void(host::DaemonConfig&)>& tweak = nullptr,
+      const std::function<host::BoardLinkFactory(host::BoardLinkFactory)>& wrap_links = nullptr);
   ~DaemonHarness();  // Stops the daemon (drain) and the board.
 
   // Loads `dir` as `name` through the admin socket; returns the OperationResult's code.

@@ -21,6 +21,10 @@ namespace {
 constexpr int64_t kTelemetryPeriodNs = 1'000'000'000;
 constexpr int64_t kReconnectPeriodNs = 2'000'000'000;
 constexpr int64_t kProgressPeriodNs = 100'000'000;
+// While a resident model is stepping (a Step came within this long), a stage under way writes
+// one chunk per request the worker handles: it waits up to this long for the next Step before
+// the next chunk. A board with no Steps coming stages at full speed.
+constexpr int64_t kStepPacingNs = 250'000'000;
 
 double Seconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
 
@@ -128,6 +132,7 @@ class Driver {
   }
 
   void Handle(StepWork& work) {
+    last_step_ns_ = clock_.NowNanos();
     StepDone done;
     done.serial = work.serial;
     done.model_id = work.model_id;
@@ -183,6 +188,14 @@ class Driver {
   }
 
   bool staging() const { return session_.has_value() || !stage_queue_.empty(); }
+
+  // How long to wait for the board's next request before writing the next chunk: while Steps
+  // are coming, chunks alternate with them; otherwise staging does not wait.
+  int PacingWaitMs() const {
+    const int64_t since = clock_.NowNanos() - last_step_ns_;
+    if (last_step_ns_ == 0 || since >= kStepPacingNs) return 0;
+    return static_cast<int>((kStepPacingNs - since) / 1'000'000) + 1;
+  }
 
   // The board went away, was reset, or the worker stops: every stage under way or queued fails
   // (nothing of them stays: a reset board holds nothing, a lost one is reset before reuse).
@@ -350,6 +363,7 @@ class Driver {
   std::deque<StageLoadWork> stage_queue_;  // Stages waiting for the one under way.
   std::optional<StageSession> session_;    // The stage being written, a chunk at a time.
   int64_t last_progress_ns_ = 0;
+  int64_t last_step_ns_ = 0;  // When the last Step was handled (0: never).
   BoardIdentity identity_;
   bool online_ = false;
   bool claimed_ = false;  // The board's SRAM was checked for models of a previous daemon.
@@ -389,11 +403,21 @@ void BoardWorker::Run() {
   driver.EnsureOnline();
   while (!stop_.load()) {
     if (driver.staging()) {
-      // One request, then one chunk: a load delays the board's other work by at most one
-      // WriteWeights between two of its commands.
-      if (auto request = net::ReceiveOwned<WorkerRequest>(channel)) {
-        std::visit([&](auto& work) { driver.Handle(work); }, *request);
+      // One request, then one chunk: while a resident model is stepping, at most one
+      // WriteWeights goes to the board between two of its Steps.
+      std::unique_ptr<WorkerRequest> request = net::ReceiveOwned<WorkerRequest>(channel);
+      if (request == nullptr) {
+        if (const int wait_ms = driver.PacingWaitMs(); wait_ms > 0) {
+          zmq::pollitem_t items[] = {{channel.handle(), 0, ZMQ_POLLIN, 0}};
+          try {
+            zmq::poll(items, 1, std::chrono::milliseconds(wait_ms));
+          } catch (const zmq::error_t&) {
+            break;  // Context terminated.
+          }
+          request = net::ReceiveOwned<WorkerRequest>(channel);
+        }
       }
+      if (request != nullptr) std::visit([&](auto& work) { driver.Handle(work); }, *request);
       driver.StageNextChunk();
     } else {
       zmq::pollitem_t items[] = {{channel.handle(), 0, ZMQ_POLLIN, 0}};
