@@ -53,7 +53,7 @@ double PeakRssMiB() {
 }
 
 void Report(const char* what, double seconds) {
-  std::printf("%-34s %9.3f s   rss %8.1f MiB\n", what, seconds, RssMiB());
+  std::printf("%-34s %10.3f ms   rss %8.1f MiB\n", what, seconds * 1e3, RssMiB());
 }
 
 void Check(wafer::Status s, const char* what) {
