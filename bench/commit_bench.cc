@@ -119,9 +119,9 @@ int main(int argc, char** argv) {
     weight_bytes += s.byte_size;
     specs.push_back(s);
   }
+  const uint64_t kv_per_layer = SimWafer::KvCacheBytes(m.arch, slots, context) / a.num_layers;
   const std::vector<hal::KvRegion> kv =
-      wafer::sim::testing::PlaceInRows(specs, a.num_layers,
-                                       SimWafer::KvCacheBytes(m.arch, slots, context) / a.num_layers,
+      wafer::sim::testing::PlaceInRows(specs, a.num_layers, kv_per_layer,
                                        wafer.Info().fabric_width, wafer.Info().sram_per_pe)
           .kv;
   m.tensors = specs;
@@ -160,7 +160,9 @@ int main(int argc, char** argv) {
   Report("CommitModel", Now() - t0);
 
   std::vector<uint32_t> prompt(16);
-  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<uint32_t>(1 + 37 * i) % a.vocab_size;
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    prompt[i] = static_cast<uint32_t>(1 + 37 * i) % a.vocab_size;
+  }
   std::vector<uint32_t> tokens(8);
   const hal::SeqStepView seq{.slot = 3, .reset = true, .input_tokens = prompt,
                              .generate = static_cast<uint32_t>(tokens.size())};

@@ -410,7 +410,9 @@ uint64_t LlamaEngine::kv_bytes(uint32_t slot) const {
 }
 
 uint64_t LlamaEngine::weight_bytes() const {
-  const auto vector_bytes = [](const std::vector<float>& v) { return v.capacity() * sizeof(float); };
+  const auto vector_bytes = [](const std::vector<float>& v) {
+    return v.capacity() * sizeof(float);
+  };
   uint64_t bytes = impl_->embedding.bytes() + impl_->lm_head.bytes() +
                    vector_bytes(impl_->final_norm);
   for (const Impl::Layer& l : impl_->layers) {
