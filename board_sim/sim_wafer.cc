@@ -85,13 +85,6 @@ struct SimWafer::Model {
     hal::DType dtype = hal::DType::kF32;
     std::vector<uint64_t> shape;
     uint64_t byte_size = 0;
-    std::vector<std::byte> bytes;  // Allocated on the first write.
-
-    // The staged bytes as the engine takes them.
-    TensorView View() const {
-      return TensorView{.role = static_cast<TensorRole>(role), .layer = layer,
-                        .dtype = static_cast<DType>(dtype), .shape = shape, .bytes = bytes};
-    }
   };
   uint32_t id = 0;
   hal::ModelArch arch;
@@ -105,12 +98,15 @@ struct SimWafer::Model {
   std::vector<Tensor> tensors;
   // What BeginModel took from the SRAM map: one per tensor (same order), then the KV regions.
   std::vector<SramReservation> reservations;
-  std::unique_ptr<LlamaEngine> engine;  // Functional models, once committed.
-  std::vector<uint64_t> rng;            // Per slot; seeded from SeqSampling.seed on reset.
+  std::unique_ptr<FunctionalModel> functional;  // Functional models: weights and engine.
+  std::vector<uint64_t> rng;             // Per slot; seeded from SeqSampling.seed on reset.
   std::vector<uint32_t> context_tokens;  // Per slot, for shape-only models.
 
+  // The engine of a committed functional model, else nullptr.
+  LlamaEngine* engine() const { return functional ? functional->engine() : nullptr; }
   uint32_t ContextOf(uint32_t slot) const {
-    return engine ? engine->context_tokens(slot) : context_tokens[slot];
+    LlamaEngine* e = engine();
+    return e ? e->context_tokens(slot) : context_tokens[slot];
   }
 };
 
@@ -177,46 +173,6 @@ struct SimWafer::SeqRun {
   size_t logits_row = 0;
   size_t first_row = 0;  // Of its input tokens in the prefill pass (hidden states out).
 };
-
-// Designated, so that a field added to one side and not the other fails to compile (or shows
-// up as missing) instead of shifting the others.
-LlamaArch ToLlamaArch(const hal::ModelArch& a) {
-  return LlamaArch{
-      .vocab_size = a.vocab_size,
-      .hidden_size = a.hidden_size,
-      .intermediate_size = a.intermediate_size,
-      .num_layers = a.num_layers,
-      .num_heads = a.num_heads,
-      .num_kv_heads = a.num_kv_heads,
-      .head_dim = a.head_dim,
-      .rope_theta = a.rope_theta,
-      .rms_norm_eps = a.rms_norm_eps,
-      .max_position = a.max_position,
-      .tie_embeddings = a.tie_embeddings,
-      .rope_scaling_factor = a.rope_scaling_factor,
-      .rope_low_freq_factor = a.rope_low_freq_factor,
-      .rope_high_freq_factor = a.rope_high_freq_factor,
-      .rope_original_max_position = a.rope_original_max_position};
-}
-
-hal::ModelArch ToHalArch(const LlamaArch& a) {
-  return hal::ModelArch{
-      .vocab_size = a.vocab_size,
-      .hidden_size = a.hidden_size,
-      .intermediate_size = a.intermediate_size,
-      .num_layers = a.num_layers,
-      .num_heads = a.num_heads,
-      .num_kv_heads = a.num_kv_heads,
-      .head_dim = a.head_dim,
-      .rope_theta = a.rope_theta,
-      .rms_norm_eps = a.rms_norm_eps,
-      .max_position = a.max_position,
-      .tie_embeddings = a.tie_embeddings,
-      .rope_scaling_factor = a.rope_scaling_factor,
-      .rope_low_freq_factor = a.rope_low_freq_factor,
-      .rope_high_freq_factor = a.rope_high_freq_factor,
-      .rope_original_max_position = a.rope_original_max_position};
-}
 
 SimWafer::SimWafer(Preset preset, const Clock& clock, SimWaferOptions options)
     : preset_(std::move(preset)),
@@ -335,6 +291,15 @@ Status SimWafer::BeginModel(const hal::ModelManifest& m) {
   model->shape_only = m.shape_only;
   model->rng.assign(m.slots, 0);
   model->context_tokens.assign(m.slots, 0);
+  if (!m.shape_only) {
+    std::vector<StagedTensor> staged;  // Nothing written: no storage yet.
+    for (const Model::Tensor& t : model->tensors) {
+      staged.emplace_back(static_cast<TensorRole>(t.role), t.layer, static_cast<DType>(t.dtype),
+                          t.shape);
+    }
+    model->functional = std::make_unique<FunctionalModel>(a, stage, m.slots, m.context_length,
+                                                          std::move(staged));
+  }
   models_[m.model_id] = std::move(model);
   return OkStatus();
 }
@@ -345,44 +310,16 @@ Status SimWafer::WriteTensor(uint32_t model_id, uint32_t tensor_index, uint64_t 
   if (it == models_.end()) return NotFound();  // A committed model's write is a repair.
   Model& model = *it->second;
   if (model.shape_only) return FailedPrecondition();
-  if (tensor_index >= model.tensors.size()) return OutOfRange();
-  Model::Tensor& t = model.tensors[tensor_index];
-  if (offset > t.byte_size || data.size() > t.byte_size - offset) return OutOfRange();
-  if (t.bytes.empty()) t.bytes.resize(t.byte_size);
-  std::copy(data.begin(), data.end(), t.bytes.begin() + static_cast<ptrdiff_t>(offset));
-  return OkStatus();
+  return model.functional->Write(tensor_index, offset, data);
 }
 
+// Converts nothing: WriteTensor did (see FunctionalModel::Commit). On a committed model, a
+// repair: the engine takes the tensors rewritten since the fault.
 Status SimWafer::CommitModel(uint32_t model_id) {
   auto it = models_.find(model_id);
   if (it == models_.end()) return NotFound();
   Model& model = *it->second;
-  if (model.committed) {
-    // A repair: the engine takes the tensors rewritten since the fault, one by one (a failure
-    // leaves the rest staged for the next attempt).
-    for (Model::Tensor& t : model.tensors) {
-      if (t.bytes.empty() || !model.engine) continue;
-      WAFER_RETURN_IF_ERROR(model.engine->ReplaceTensor(t.View()));
-      std::vector<std::byte>().swap(t.bytes);
-    }
-    return OkStatus();
-  }
-  if (!model.shape_only) {
-    const LlamaArch arch = ToLlamaArch(model.arch);
-    std::vector<TensorView> views;
-    for (const Model::Tensor& t : model.tensors) {
-      if (t.bytes.size() != t.byte_size) return InvalidArgument();  // Never written.
-      views.push_back(t.View());
-    }
-    const LlamaStage stage{model.stage.first_layer, model.stage.layer_count,
-                           model.stage.has_embedding, model.stage.has_head};
-    Result<std::unique_ptr<LlamaEngine>> engine =
-        LlamaEngine::Create(arch, views, model.slots, model.context, stage);
-    if (!engine.ok()) return engine.status();
-    model.engine = std::move(engine).value();
-    // The engine holds its own float32 copy; the staged bytes are no longer needed.
-    for (Model::Tensor& t : model.tensors) std::vector<std::byte>().swap(t.bytes);
-  }
+  if (model.functional) WAFER_RETURN_IF_ERROR(model.functional->Commit());
   model.committed = true;
   return OkStatus();
 }
@@ -405,8 +342,8 @@ Status SimWafer::RunStep(const hal::StepRequest& request, std::span<hal::SeqOutc
   std::vector<SeqRun> runs(request.seqs.size());
   const hal::ModelStage& stage = model.stage;
   // Hidden states cross the hops of a functional pipeline only (see SeqStepView::hidden_in).
-  const bool takes_hidden = model.engine && !stage.has_embedding;
-  const bool gives_hidden = model.engine && !stage.has_head;
+  const bool takes_hidden = model.engine() != nullptr && !stage.has_embedding;
+  const bool gives_hidden = model.engine() != nullptr && !stage.has_head;
   uint64_t io_bytes = 64;
   uint64_t hop_tokens = 0;
   for (size_t i = 0; i < request.seqs.size(); ++i) {
@@ -454,6 +391,7 @@ Status SimWafer::RunSeqs(Model& model, std::span<SeqRun> runs, hal::DeviceTime& 
   const uint32_t vocab = model.arch.vocab_size;
   const size_t hidden = model.arch.hidden_size;
   const bool has_head = model.stage.has_head;
+  LlamaEngine* const engine = model.engine();  // nullptr: shape-only.
   std::vector<uint32_t> batch_slots;
   std::vector<std::span<const uint32_t>> batch_tokens;
   std::vector<float> logits;
@@ -471,11 +409,11 @@ Status SimWafer::RunSeqs(Model& model, std::span<SeqRun> runs, hal::DeviceTime& 
       context_sum += n * (before + (n + 1) / 2);
     }
     if (tokens == 0) return OkStatus();
-    if (model.engine) {
+    if (engine != nullptr) {
       logits.resize(has_head ? batch_slots.size() * vocab : 0);
       hidden_out.resize(has_head ? 0 : tokens * hidden);
       WAFER_RETURN_IF_ERROR(
-          model.engine->Forward(batch_slots, batch_tokens, hidden_in, hidden_out, logits));
+          engine->Forward(batch_slots, batch_tokens, hidden_in, hidden_out, logits));
     } else {
       for (size_t b = 0; b < batch_slots.size(); ++b) {
         model.context_tokens[batch_slots[b]] += static_cast<uint32_t>(batch_tokens[b].size());
@@ -496,7 +434,7 @@ Status SimWafer::RunSeqs(Model& model, std::span<SeqRun> runs, hal::DeviceTime& 
     r.out->token_count = 0;
     r.out->hidden_count = 0;
     if (s.reset) {
-      if (model.engine) model.engine->ResetSlot(s.slot);
+      if (engine != nullptr) engine->ResetSlot(s.slot);
       model.context_tokens[s.slot] = 0;
       model.rng[s.slot] = model.shape_only ? s.sampling.seed ^ (options_.seed * 0x2545F4914F6CDD1Dull)
                                            : s.sampling.seed;
@@ -543,7 +481,7 @@ Status SimWafer::RunSeqs(Model& model, std::span<SeqRun> runs, hal::DeviceTime& 
       const hal::SeqStepView& s = *r.step;
       uint64_t& rng = model.rng[s.slot];
       uint32_t token;
-      if (model.engine) {
+      if (engine != nullptr) {
         const Sampling sampling{s.sampling.temperature, s.sampling.top_k, s.sampling.top_p};
         token = SampleToken(std::span<const float>(logits).subspan(r.logits_row * vocab, vocab),
                             sampling, rng);
@@ -608,6 +546,23 @@ void SimWafer::PowerCycle() {
   events_.clear();
   ecc_correctable_ = 0;
   ecc_uncorrectable_ = 0;
+}
+
+SimWafer::HostUsage SimWafer::host_usage() const {
+  HostUsage u;
+  for (const auto& [id, m] : models_) {
+    if (!m->functional) continue;
+    u.weight_bytes += m->functional->weight_host_bytes();
+    u.kv_bytes += m->functional->kv_host_bytes();
+    u.weight_bytes_converted += m->functional->weight_bytes_converted();
+  }
+  return u;
+}
+
+uint64_t SimWafer::kv_host_bytes(uint32_t model_id, uint32_t slot) const {
+  auto it = models_.find(model_id);
+  if (it == models_.end() || it->second->engine() == nullptr) return 0;
+  return it->second->engine()->kv_bytes(slot);
 }
 
 uint64_t SimWafer::sram_total_bytes() const {
@@ -684,28 +639,14 @@ void SimWafer::LoseSram(uint32_t row, uint32_t col) {
   for (size_t i = 0; i < m->tensors.size(); ++i) {
     const hal::PeRect& r = m->reservations[i].rect;
     if (!RectHolds(r, row, col)) continue;
-    Model::Tensor& t = m->tensors[i];
+    const Model::Tensor& t = m->tensors[i];
     // The tensor's bytes lie over its rectangle row-major, bytes_per_pe on each PE in turn.
     const uint64_t share = m->reservations[i].bytes_per_pe;
     const uint64_t k = uint64_t{row - r.y} * r.w + (col - r.x);
     const uint64_t begin = std::min(SatMul(k, share), t.byte_size);
     const uint64_t end = std::min(SatAdd(begin, share), t.byte_size);
     if (begin == end) continue;  // The PE held none of it (the last PEs of a rounded share).
-    // Bytes staged but not yet in the engine: all-ones is a NaN in float32, binary16 and
-    // bfloat16 alike.
-    if (!t.bytes.empty()) {
-      std::fill(t.bytes.begin() + static_cast<ptrdiff_t>(begin),
-                t.bytes.begin() + static_cast<ptrdiff_t>(end), std::byte{0xFF});
-    }
-    if (m->engine) {
-      const uint64_t size = ElementBytes(t.dtype);
-      const uint64_t first = begin / size;
-      const uint64_t last = (end + size - 1) / size;
-      // Cannot fail: the tensor is the engine's and the range inside it. RESOURCE_EXHAUSTED
-      // (no memory to repack it) would leave it intact: the loss is then unobservable.
-      m->engine->PoisonTensor(static_cast<TensorRole>(t.role), t.layer, first, last - first)
-          .IgnoreError();
-    }
+    if (m->functional) m->functional->Poison(static_cast<uint32_t>(i), begin, end);
   }
 }
 

@@ -14,8 +14,8 @@
 #include <string_view>
 #include <vector>
 
-#include "board_sim/llama/llama_engine.h"
 #include "board_sim/fabric_map.h"
+#include "board_sim/functional_model.h"
 #include "board_sim/preset.h"
 #include "board_sim/sram_map.h"
 #include "board_sim/thermal_model.h"
@@ -70,10 +70,11 @@ struct SimWaferOptions {
 // the firmware decides when both are allowed. On a shape-only model a repair has nothing to
 // install.
 //
-// The engine's architecture and the firmware's carry the same fields (the firmware includes no
-// simulator code): conversions both ways.
-LlamaArch ToLlamaArch(const fw::hal::ModelArch& arch);
-fw::hal::ModelArch ToHalArch(const LlamaArch& arch);
+// Host memory follows the commands, not the model (see FunctionalModel): WriteTensor converts
+// each chunk into the engine's layout as it arrives, CommitModel converts nothing and takes no
+// KV cache, and each slot's KV cache is taken by the first step that uses the slot. SRAM is
+// accounted as before: all of it, weights and KV regions, at BeginModel. A shape-only model takes
+// no host memory for weights or KV cache at all.
 
 // Not thread-safe; driven by the firmware's superloop thread.
 class SimWafer final : public fw::hal::Wafer {
@@ -85,8 +86,12 @@ class SimWafer final : public fw::hal::Wafer {
   fw::hal::WaferInfo Info() const override;
   Status SelfTest() override;
   Status BeginModel(const fw::hal::ModelManifest& manifest) override;
+  // Beyond hal::Wafer's codes: RESOURCE_EXHAUSTED when the host has no memory for the tensor,
+  // FAILED_PRECONDITION on a shape-only model.
   Status WriteTensor(uint32_t model_id, uint32_t tensor_index, uint64_t offset,
                      std::span<const std::byte> data) override;
+  // INVALID_ARGUMENT also when a tensor of a functional model is not fully written;
+  // RESOURCE_EXHAUSTED when the engine cannot be built.
   Status CommitModel(uint32_t model_id) override;
   Status UnloadModel(uint32_t model_id) override;
   Status RunStep(const fw::hal::StepRequest& request, std::span<fw::hal::SeqOutcome> outcomes,
@@ -108,6 +113,19 @@ class SimWafer final : public fw::hal::Wafer {
   uint64_t sram_total_bytes() const;
   const FabricMap& fabric() const { return fabric_; }
   const ThermalModel& thermal() const { return thermal_; }
+
+  // Host memory the simulation holds for its models (not their SRAM: see sram_used_bytes), and
+  // the weight bytes converted into the engine's layout so far (by WriteTensor; CommitModel
+  // converts none). Over the models loaded now.
+  struct HostUsage {
+    uint64_t weight_bytes = 0;
+    uint64_t kv_bytes = 0;
+    uint64_t weight_bytes_converted = 0;
+  };
+  HostUsage host_usage() const;
+  // Host bytes of slot `slot`'s KV cache in model `model_id`: 0 until a step uses the slot (and
+  // for a shape-only model, an unknown model or slot).
+  uint64_t kv_host_bytes(uint32_t model_id, uint32_t slot) const;
 
   // Bytes a firmware image can carry to make the simulated self-test fail when it runs: a
   // stand-in for an image that crashes on boot.

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "board_sim/testing/row_placement.h"
+#include "board_sim/testing/step_rig.h"
 #include "board_sim/testing/tiny_llama.h"
 #include "board_sim/testing/tiny_stage.h"
 
@@ -14,6 +15,7 @@ namespace wafer::sim {
 namespace {
 
 namespace hal = ::wafer::fw::hal;
+using testing::StepRig;
 
 Preset LoadOrDie(const char* name) {
   std::string error;
@@ -21,37 +23,6 @@ Preset LoadOrDie(const char* name) {
   EXPECT_TRUE(p.ok()) << error;
   return p.ok() ? *p : Preset{};
 }
-
-// A step of one or more sequences, with storage for the firmware-provided token buffers (and
-// hidden buffers of `hidden_width` values per input token, for a stage without the head).
-struct StepRig {
-  std::vector<hal::SeqStepView> seqs;
-  std::vector<hal::SeqOutcome> outcomes;
-  std::vector<std::vector<uint32_t>> buffers;
-  std::vector<std::vector<float>> hidden;
-  uint32_t hidden_width = 0;
-  hal::DeviceTime time;
-
-  Status Run(SimWafer& wafer, uint32_t model_id) {
-    outcomes.assign(seqs.size(), {});
-    buffers.assign(seqs.size(), {});
-    hidden.assign(seqs.size(), {});
-    for (size_t i = 0; i < seqs.size(); ++i) {
-      buffers[i].resize(seqs[i].generate);
-      hidden[i].resize(seqs[i].input_tokens.size() * hidden_width);
-      outcomes[i].slot = seqs[i].slot;
-      outcomes[i].token_buffer = buffers[i];
-      outcomes[i].hidden_buffer = hidden[i];
-    }
-    return wafer.RunStep(hal::StepRequest{model_id, seqs}, outcomes, time);
-  }
-  std::vector<uint32_t> Tokens(size_t i) const {
-    return {buffers[i].begin(), buffers[i].begin() + outcomes[i].token_count};
-  }
-  std::span<const float> Hidden(size_t i) const {
-    return std::span<const float>(hidden[i]).first(outcomes[i].hidden_count);
-  }
-};
 
 class SimWaferTest : public ::testing::Test {
  protected:

@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <new>
 #include <thread>
 
 #include "board_sim/llama/internal/kernels.h"
+#include "board_sim/llama/staged_tensor.h"
 
 namespace wafer::sim {
 namespace {
@@ -119,29 +121,39 @@ bool StageHolds(const LlamaArch& a, const LlamaStage& stage, TensorRole role) {
   }
 }
 
-// Whether `t` is a tensor the (resolved) stage holds, with the dtype, shape and byte count `a`
-// requires. Says nothing about duplicates.
-bool TensorIsValid(const LlamaArch& a, const LlamaStage& stage, const TensorView& t) {
-  const auto role = static_cast<uint32_t>(t.role);
-  if (role >= kRoleCount || !StageHolds(a, stage, t.role)) return false;
-  if (IsPerLayer(t.role)
-          ? t.layer < stage.first_layer || t.layer - stage.first_layer >= stage.layer_count
-          : t.layer != 0) {
+// Whether a tensor of `role` at `layer`, `dtype` and `shape` with `bytes` bytes is one the
+// (resolved) stage holds, with the dtype, shape and byte count `a` requires. Says nothing about
+// duplicates.
+bool TensorIsValid(const LlamaArch& a, const LlamaStage& stage, TensorRole role, uint32_t layer,
+                   DType dtype, const std::vector<uint64_t>& shape, uint64_t bytes) {
+  if (static_cast<uint32_t>(role) >= kRoleCount || !StageHolds(a, stage, role)) return false;
+  if (IsPerLayer(role)
+          ? layer < stage.first_layer || layer - stage.first_layer >= stage.layer_count
+          : layer != 0) {
     return false;
   }
-  if (t.dtype != DType::kF32 && t.dtype != DType::kF16 && t.dtype != DType::kBF16) return false;
-  if (t.shape != ExpectedShape(a, t.role)) return false;
+  if (dtype != DType::kF32 && dtype != DType::kF16 && dtype != DType::kBF16) return false;
+  if (shape != ExpectedShape(a, role)) return false;
   uint64_t elements = 1;
-  for (uint64_t d : t.shape) elements *= d;  // Dimensions are bounded by uint32 arch fields.
-  return t.bytes.size() == elements * ElementSize(t.dtype);
+  for (uint64_t d : shape) elements *= d;  // Dimensions are bounded by uint32 arch fields.
+  return bytes == elements * ElementSize(dtype);
 }
 
-// Converts a validated tensor's bytes to float32 (norm weights: small and read per row).
-std::vector<float> ToFloat(const TensorView& t) {
-  internal::WeightMatrix m{t.dtype, t.bytes.data(), 1, t.bytes.size() / ElementSize(t.dtype)};
-  std::vector<float> out(m.in);
-  internal::ConvertRow(m, 0, out.data());
-  return out;
+bool TensorIsValid(const LlamaArch& a, const LlamaStage& stage, const TensorView& t) {
+  return TensorIsValid(a, stage, t.role, t.layer, t.dtype, t.shape, t.bytes.size());
+}
+
+// A staged tensor must also be whole.
+bool TensorIsValid(const LlamaArch& a, const LlamaStage& stage, const StagedTensor& t) {
+  return t.complete() &&
+         TensorIsValid(a, stage, t.role(), t.layer(), t.dtype(), t.shape(), t.byte_size());
+}
+
+// A validated view's copy, converted into the engine's layout. Throws std::bad_alloc.
+StagedTensor CopyToStaged(const TensorView& t) {
+  StagedTensor staged(t.role, t.layer, t.dtype, t.shape);
+  if (!staged.Write(0, t.bytes).ok()) throw std::bad_alloc();  // The bytes are the right size.
+  return staged;
 }
 
 // Helper threads for the matrix products: one per additional core, at most one (the products
@@ -161,10 +173,14 @@ struct LlamaEngine::Impl {
     std::vector<float> attn_norm, mlp_norm;
     Matrix wq, wk, wv, wo, gate, up, down;
   };
+  struct FreeKv {
+    void operator()(float* p) const { std::free(p); }
+  };
   struct Slot {
     uint32_t tokens = 0;
-    std::vector<float> k;  // [stage layer][position][kv_heads * head_dim]
-    std::vector<float> v;
+    // Keys then values, each [stage layer][position][kv_heads * head_dim]: kv_floats() floats,
+    // taken (zeroed) by the first Forward that lists the slot.
+    std::unique_ptr<float[], FreeKv> kv;
   };
 
   LlamaArch arch;
@@ -184,19 +200,22 @@ struct LlamaEngine::Impl {
     internal::MatMul(x, rows, w, y, pool.get(), isa);
   }
   size_t kv_dim() const { return size_t{arch.num_kv_heads} * arch.head_dim; }
-  // `layer` is the stage's own index (0 for its first layer).
+  // Floats of one slot's keys (as many again for its values). Create checked that twice this
+  // fits a size_t of bytes.
+  size_t kv_floats() const { return size_t{stage.layer_count} * context_length * kv_dim(); }
+  // `layer` is the stage's own index (0 for its first layer). REQUIRES: s.kv allocated.
   float* KeyAt(Slot& s, uint32_t layer, uint32_t pos) {
-    return s.k.data() + (size_t{layer} * context_length + pos) * kv_dim();
+    return s.kv.get() + (size_t{layer} * context_length + pos) * kv_dim();
   }
   float* ValueAt(Slot& s, uint32_t layer, uint32_t pos) {
-    return s.v.data() + (size_t{layer} * context_length + pos) * kv_dim();
+    return s.kv.get() + kv_floats() + (size_t{layer} * context_length + pos) * kv_dim();
   }
 
   // Where the stage keeps tensor (role, layer): a norm vector or a matrix. False when the stage
   // does not hold it.
   bool Locate(TensorRole role, uint32_t layer, std::vector<float>** norm, Matrix** matrix);
-  // Copies a validated tensor in. Throws std::bad_alloc (nothing changed then).
-  Status Install(const TensorView& t);
+  // Moves a validated, complete tensor's converted storage in (never allocates).
+  Status Install(StagedTensor& t);
   // One row's attention over its slot's cached positions 0..pos of layer `l`: `q` is the row's
   // [num_heads * head_dim] query, `out` the same size; `scores` holds pos + 1 floats.
   void Attend(uint32_t l, uint32_t slot, uint32_t pos, const float* q, float* scores, float* out);
@@ -235,42 +254,40 @@ bool LlamaEngine::Impl::Locate(TensorRole role, uint32_t layer, std::vector<floa
   }
 }
 
-Status LlamaEngine::Impl::Install(const TensorView& t) {
+Status LlamaEngine::Impl::Install(StagedTensor& t) {
   std::vector<float>* norm = nullptr;
   Matrix* matrix = nullptr;
-  if (!Locate(t.role, t.layer, &norm, &matrix)) return InvalidArgument();
+  if (!Locate(t.role(), t.layer(), &norm, &matrix)) return InvalidArgument();
+  // Validated: a matrix has shape [out, in] (so it was staged as one), a norm shape [hidden].
   if (norm != nullptr) {
-    *norm = ToFloat(t);
-    return OkStatus();
+    *norm = t.TakeNorm();
+  } else {
+    *matrix = t.TakeMatrix();
   }
-  // Validated: a matrix has shape [out, in] and exactly out * in elements of its dtype.
-  *matrix = internal::PackedMatrix(
-      internal::WeightMatrix{t.dtype, t.bytes.data(), t.shape[0], t.shape[1]});
   return OkStatus();
 }
 
-Result<std::unique_ptr<LlamaEngine>> LlamaEngine::Create(const LlamaArch& arch,
-                                                         std::span<const TensorView> tensors,
-                                                         uint32_t slots,
-                                                         uint32_t context_length,
-                                                         const LlamaStage& requested) {
-  LlamaStage stage = requested;
-  if (!ArchIsValid(arch) || slots == 0 || context_length == 0 || !ResolveStage(arch, stage)) {
-    return InvalidArgument();
-  }
+namespace {
 
-  // Every (role, layer) the stage holds exactly once, nothing else; seen[] is indexed by the
-  // stage's own layer index.
-  const uint32_t first = stage.first_layer;
+TensorRole RoleOf(const TensorView& t) { return t.role; }
+TensorRole RoleOf(const StagedTensor& t) { return t.role(); }
+uint32_t LayerOf(const TensorView& t) { return t.layer; }
+uint32_t LayerOf(const StagedTensor& t) { return t.layer(); }
+
+// Whether `tensors` are valid and hold every (role, layer) the (resolved) stage holds exactly
+// once, nothing else.
+template <typename T>
+bool TensorsAreTheStages(const LlamaArch& arch, const LlamaStage& stage,
+                         std::span<const T> tensors) {
+  // seen[] is indexed by the stage's own layer index.
   const uint32_t layer_count = stage.layer_count;
-  const size_t table = size_t{kRoleCount} * layer_count;
-  std::vector<uint8_t> seen(table, 0);
-  for (const TensorView& t : tensors) {
-    if (!TensorIsValid(arch, stage, t)) return InvalidArgument();
-    const auto role = static_cast<uint32_t>(t.role);
-    const uint32_t local = IsPerLayer(t.role) ? t.layer - first : 0;
+  std::vector<uint8_t> seen(size_t{kRoleCount} * layer_count, 0);
+  for (const T& t : tensors) {
+    if (!TensorIsValid(arch, stage, t)) return false;
+    const auto role = static_cast<uint32_t>(RoleOf(t));
+    const uint32_t local = IsPerLayer(RoleOf(t)) ? LayerOf(t) - stage.first_layer : 0;
     uint8_t& mark = seen[size_t{role} * layer_count + local];
-    if (mark) return InvalidArgument();
+    if (mark) return false;
     mark = 1;
   }
   for (uint32_t role = 0; role < kRoleCount; ++role) {
@@ -278,46 +295,82 @@ Result<std::unique_ptr<LlamaEngine>> LlamaEngine::Create(const LlamaArch& arch,
     if (!StageHolds(arch, stage, r)) continue;
     const uint32_t layers = IsPerLayer(r) ? layer_count : 1;
     for (uint32_t l = 0; l < layers; ++l) {
-      if (!seen[size_t{role} * layer_count + l]) return InvalidArgument();
+      if (!seen[size_t{role} * layer_count + l]) return false;
     }
   }
+  return true;
+}
 
-  // The KV cache of the stage's layers: slots * 2 * layers * context * kv_dim floats, checked
-  // against overflow.
-  const uint64_t per_slot = uint64_t{layer_count} * context_length * arch.num_kv_heads *
+// `requested` resolved, when the arch, stage and cache dimensions are valid.
+bool CheckShape(const LlamaArch& arch, uint32_t slots, uint32_t context_length,
+                const LlamaStage& requested, LlamaStage& stage) {
+  stage = requested;
+  return ArchIsValid(arch) && slots != 0 && context_length != 0 && ResolveStage(arch, stage);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<LlamaEngine>> LlamaEngine::Create(const LlamaArch& arch,
+                                                         std::span<const TensorView> tensors,
+                                                         uint32_t slots,
+                                                         uint32_t context_length,
+                                                         const LlamaStage& requested) {
+  LlamaStage stage;
+  if (!CheckShape(arch, slots, context_length, requested, stage) ||
+      !TensorsAreTheStages(arch, stage, tensors)) {
+    return InvalidArgument();
+  }
+  std::vector<StagedTensor> staged;
+  try {
+    staged.reserve(tensors.size());
+    for (const TensorView& t : tensors) staged.push_back(CopyToStaged(t));
+  } catch (const std::bad_alloc&) {
+    return ResourceExhausted();
+  }
+  return Create(arch, std::span<StagedTensor>(staged), slots, context_length, requested);
+}
+
+Result<std::unique_ptr<LlamaEngine>> LlamaEngine::Create(const LlamaArch& arch,
+                                                         std::span<StagedTensor> tensors,
+                                                         uint32_t slots,
+                                                         uint32_t context_length,
+                                                         const LlamaStage& requested) {
+  LlamaStage stage;
+  if (!CheckShape(arch, slots, context_length, requested, stage) ||
+      !TensorsAreTheStages(arch, stage, std::span<const StagedTensor>(tensors))) {
+    return InvalidArgument();
+  }
+
+  // The KV cache of the stage's layers, were every slot used: slots * 2 * layers * context *
+  // kv_dim floats, checked against overflow. Each slot's share is taken on its first use.
+  const uint64_t per_slot = uint64_t{stage.layer_count} * context_length * arch.num_kv_heads *
                             arch.head_dim;
   if (per_slot > std::numeric_limits<size_t>::max() / sizeof(float) / 2 / slots) {
     return ResourceExhausted();
   }
 
-  auto impl = std::make_unique<Impl>();
-  impl->arch = arch;
-  impl->stage = stage;
-  impl->context_length = context_length;
-  impl->layers.resize(layer_count);
+  std::unique_ptr<Impl> impl;
   try {
-    for (const TensorView& t : tensors) WAFER_RETURN_IF_ERROR(impl->Install(t));
+    impl = std::make_unique<Impl>();
+    impl->layers.resize(stage.layer_count);
     impl->slots.resize(slots);
-    for (Impl::Slot& s : impl->slots) {
-      s.k.resize(per_slot);
-      s.v.resize(per_slot);
+    if (const size_t helpers = HelperThreads(); helpers > 0) {
+      impl->pool = std::make_unique<internal::WorkerPool>(helpers);
     }
+    impl->inv_freq = internal::RopeInvFreq(
+        arch.head_dim, arch.rope_theta, arch.rope_scaling_factor, arch.rope_low_freq_factor,
+        arch.rope_high_freq_factor, arch.rope_original_max_position);
   } catch (const std::bad_alloc&) {
     return ResourceExhausted();
   } catch (const std::length_error&) {
     return ResourceExhausted();
   }
+  impl->arch = arch;
+  impl->stage = stage;
+  impl->context_length = context_length;
   impl->isa = internal::BestIsa();
-  if (const size_t helpers = HelperThreads(); helpers > 0) {
-    try {
-      impl->pool = std::make_unique<internal::WorkerPool>(helpers);
-    } catch (const std::bad_alloc&) {
-      return ResourceExhausted();
-    }
-  }
-  impl->inv_freq = internal::RopeInvFreq(arch.head_dim, arch.rope_theta, arch.rope_scaling_factor,
-                                         arch.rope_low_freq_factor, arch.rope_high_freq_factor,
-                                         arch.rope_original_max_position);
+  // Last, when nothing can fail any more: the tensors are left untouched on every error above.
+  for (StagedTensor& t : tensors) WAFER_RETURN_IF_ERROR(impl->Install(t));
   return std::unique_ptr<LlamaEngine>(new LlamaEngine(std::move(impl)));
 }
 
@@ -339,10 +392,36 @@ const LlamaStage& LlamaEngine::stage() const { return impl_->stage; }
 Status LlamaEngine::ReplaceTensor(const TensorView& t) {
   if (!TensorIsValid(impl_->arch, impl_->stage, t)) return InvalidArgument();
   try {
-    return impl_->Install(t);  // Builds the copy before it replaces the old one.
+    StagedTensor staged = CopyToStaged(t);  // Built before it replaces the old one.
+    return impl_->Install(staged);
   } catch (const std::bad_alloc&) {
     return ResourceExhausted();
   }
+}
+
+Status LlamaEngine::ReplaceTensor(StagedTensor& t) {
+  if (!TensorIsValid(impl_->arch, impl_->stage, t)) return InvalidArgument();
+  return impl_->Install(t);
+}
+
+uint64_t LlamaEngine::kv_bytes(uint32_t slot) const {
+  if (slot >= impl_->slots.size() || !impl_->slots[slot].kv) return 0;
+  return uint64_t{2} * impl_->kv_floats() * sizeof(float);
+}
+
+uint64_t LlamaEngine::weight_bytes() const {
+  const auto vector_bytes = [](const std::vector<float>& v) {
+    return v.capacity() * sizeof(float);
+  };
+  uint64_t bytes = impl_->embedding.bytes() + impl_->lm_head.bytes() +
+                   vector_bytes(impl_->final_norm);
+  for (const Impl::Layer& l : impl_->layers) {
+    bytes += vector_bytes(l.attn_norm) + vector_bytes(l.mlp_norm);
+    for (const Impl::Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down}) {
+      bytes += m->bytes();
+    }
+  }
+  return bytes;
 }
 
 Status LlamaEngine::PoisonTensor(TensorRole role, uint32_t layer, uint64_t first,
@@ -411,6 +490,14 @@ Status LlamaEngine::Forward(std::span<const uint32_t> slots,
     if (used + tokens[i].size() > impl_->context_length) return ResourceExhausted();
   }
   if (slots.empty()) return OkStatus();
+  // A slot's cache is taken on its first use, zeroed (the pages come from the OS on first touch,
+  // so the work is that of the positions written). Rows past a slot's count are never read.
+  for (uint32_t slot : slots) {
+    Impl::Slot& s = impl_->slots[slot];
+    if (s.kv) continue;
+    s.kv.reset(static_cast<float*>(std::calloc(2 * impl_->kv_floats(), sizeof(float))));
+    if (!s.kv) return ResourceExhausted();  // Slots taken before stay: they are still empty.
+  }
   try {
     impl_->Run(slots, tokens, hidden_in, hidden_out, logits);
   } catch (const std::bad_alloc&) {

@@ -58,6 +58,8 @@ struct LlamaStage {
   bool has_head = true;
 };
 
+class StagedTensor;  // board_sim/llama/staged_tensor.h
+
 struct Sampling {
   float temperature = 0;  // 0: greedy (argmax, lowest id on ties).
   uint32_t top_k = 0;     // 0: off.
@@ -67,6 +69,11 @@ struct Sampling {
 // Not thread-safe; owned by the simulated board. Internally, Forward() spreads large matrix
 // products and the attention rows over one private helper thread (started by Create, idle
 // between calls).
+//
+// Host memory: the weights, in their stored dtype, from Create on; each slot's KV cache (float32,
+// 2 * stage layers * context_length * kv_heads * head_dim values) from the first Forward that
+// lists the slot until the engine is destroyed. Creating an engine from staged tensors converts
+// nothing and takes no KV cache, so its cost does not grow with the model.
 //
 // Stages chained by their hidden states compute exactly what the whole model does: a stage's
 // layers are the whole model's, run on the same float32 rows, and every kernel gives each row
@@ -78,13 +85,22 @@ class LlamaEngine {
   // and copies the weights in their stored dtype (norm weights as float32); `tensors` may be
   // freed afterwards. The stage needs exactly: the embedding when it has the embedding or the
   // head of a tied model; every per-layer tensor of its layers; the final norm and, untied, the
-  // LM head when it has the head. Reserves a KV cache for the stage's layers only, of `slots`
-  // sequences of `context_length` tokens.
+  // LM head when it has the head. The KV cache covers the stage's layers only, of `slots`
+  // sequences of `context_length` tokens; each slot's is taken on its first use (Forward).
   // Returns INVALID_ARGUMENT (a missing, duplicate, misshapen or out-of-stage tensor; a bad arch;
   // a stage outside the model, the embedding on a stage not starting at layer 0 or the head on
-  // one not ending at the last layer) or RESOURCE_EXHAUSTED (the KV cache cannot be allocated).
+  // one not ending at the last layer) or RESOURCE_EXHAUSTED (the weights cannot be copied, or
+  // the whole KV cache would not fit the address space).
   static Result<std::unique_ptr<LlamaEngine>> Create(const LlamaArch& arch,
                                                      std::span<const TensorView> tensors,
+                                                     uint32_t slots, uint32_t context_length,
+                                                     const LlamaStage& stage = LlamaStage{});
+  // The same from tensors already written and converted (StagedTensor), which the engine takes
+  // by move: no weight byte is copied or converted. Each must also be complete (else
+  // INVALID_ARGUMENT). On OK every tensor's storage has moved into the engine (each is left
+  // empty); on an error none has.
+  static Result<std::unique_ptr<LlamaEngine>> Create(const LlamaArch& arch,
+                                                     std::span<StagedTensor> tensors,
                                                      uint32_t slots, uint32_t context_length,
                                                      const LlamaStage& stage = LlamaStage{});
   ~LlamaEngine();
@@ -107,6 +123,16 @@ class LlamaEngine {
   //   INVALID_ARGUMENT   - not a tensor of the stage, or misshapen; nothing changed.
   //   RESOURCE_EXHAUSTED - the copy could not be allocated; nothing changed.
   Status ReplaceTensor(const TensorView& t);
+  // The same from a staged tensor, taken by move (nothing copied or converted; never
+  // RESOURCE_EXHAUSTED). INVALID_ARGUMENT also when `t` is not complete. On OK `t` is left
+  // empty; on an error it is untouched.
+  Status ReplaceTensor(StagedTensor& t);
+
+  // Host bytes of slot `slot`'s KV cache: 0 until a Forward first lists the slot (and for a
+  // slot out of range).
+  uint64_t kv_bytes(uint32_t slot) const;
+  // Host bytes the weights take (in the kernels' layout, padding included).
+  uint64_t weight_bytes() const;
 
   // Makes elements [first, first + count) of the stage's tensor (role, layer), counted in
   // row-major order, unreadable (NaN), as the loss of the SRAM that held them would: every
@@ -119,7 +145,8 @@ class LlamaEngine {
   // Appends `tokens` to each listed slot's sequence (prefill chunk or decode token) and writes
   // the logits of each slot's last position to `logits[i * vocab_size ...]`. Slots are distinct.
   // Returns OUT_OF_RANGE (a slot or token id out of range) or RESOURCE_EXHAUSTED (a slot's
-  // context would overflow); on error no slot's state changes.
+  // context would overflow, or a slot's KV cache, taken on its first use, cannot be allocated);
+  // on error no slot's tokens change.
   // REQUIRES: a whole-model engine (a stage with the embedding and the head); INVALID_ARGUMENT
   // otherwise.
   Status Forward(std::span<const uint32_t> slots,

@@ -500,25 +500,46 @@ void PackedMatrix::Free::operator()(std::byte* p) const {
   ::operator delete(p, std::align_val_t{kAlignment});
 }
 
-PackedMatrix::PackedMatrix(const WeightMatrix& w)
-    : dtype_(w.dtype),
-      out_(w.out),
-      in_(w.in),
-      panel_bytes_(((w.in + 1) / 2 + kAmxSteps - 1) / kAmxSteps * kAmxSteps * StepBytes(w.dtype)) {
+PackedMatrix::PackedMatrix(const WeightMatrix& w) : PackedMatrix(w.dtype, w.out, w.in) {
+  Store(0, std::span<const std::byte>(w.data, w.out * w.in * ElementBytes(w.dtype)));
+}
+
+PackedMatrix::PackedMatrix(DType dtype, size_t out, size_t in)
+    : dtype_(dtype),
+      out_(out),
+      in_(in),
+      panel_bytes_(((in + 1) / 2 + kAmxSteps - 1) / kAmxSteps * kAmxSteps * StepBytes(dtype)) {
   const size_t bytes = panels() * panel_bytes_;
   if (bytes == 0) return;
   data_ = std::unique_ptr<std::byte[], Free>(
       static_cast<std::byte*>(::operator new(bytes, std::align_val_t{kAlignment})));
   std::memset(data_.get(), 0, bytes);  // Padding rows and the odd input's partner read as 0.
+}
+
+void PackedMatrix::Store(size_t offset, std::span<const std::byte> data) {
   const size_t size = ElementBytes(dtype_);
-  for (size_t o = 0; o < out_; ++o) {
+  const std::byte* src = data.data();
+  size_t b = offset;
+  const size_t end = offset + data.size();
+  // Where byte `byte` of the row-major matrix lives.
+  const auto place = [&](size_t byte) {
+    const size_t e = byte / size, o = e / in_;
+    return data_.get() + (o / kPanelRows) * panel_bytes_ +
+           PackedOffset(dtype_, e % in_, o % kPanelRows) + byte % size;
+  };
+  // A split element's bytes one by one; whole elements a row segment at a time.
+  for (; b < end && b % size != 0; ++b) *place(b) = *src++;
+  while (end - b >= size) {
+    const size_t e = b / size, o = e / in_, first = e % in_;
+    const size_t n = std::min(in_ - first, (end - b) / size);
     std::byte* panel = data_.get() + (o / kPanelRows) * panel_bytes_;
     const size_t lane = o % kPanelRows;
-    const std::byte* src = w.data + o * in_ * size;
-    for (size_t i = 0; i < in_; ++i) {
-      std::memcpy(panel + PackedOffset(dtype_, i, lane), src + i * size, size);
+    for (size_t i = first; i < first + n; ++i, src += size) {
+      std::memcpy(panel + PackedOffset(dtype_, i, lane), src, size);
     }
+    b += n * size;
   }
+  for (; b < end; ++b) *place(b) = *src++;
 }
 
 void PackedMatrix::ConvertRow(size_t row, float* out) const {

@@ -47,6 +47,9 @@ class PackedMatrix {
   PackedMatrix() = default;
   // Copies `w`. Throws std::bad_alloc when memory runs out.
   explicit PackedMatrix(const WeightMatrix& w);
+  // A [out, in] matrix of `dtype` whose every element is 0, filled later by Store. Throws
+  // std::bad_alloc when memory runs out.
+  PackedMatrix(DType dtype, size_t out, size_t in);
   PackedMatrix(PackedMatrix&&) noexcept = default;
   PackedMatrix& operator=(PackedMatrix&&) noexcept = default;
 
@@ -60,6 +63,16 @@ class PackedMatrix {
 
   // Converts row `row` (`in()` elements) to float32 (exact). REQUIRES: row < out().
   void ConvertRow(size_t row, float* out) const;
+
+  // Copies bytes [offset, offset + data.size()) of the row-major [out, in] matrix, in its stored
+  // dtype, to their places in the panels: any byte range, so an element may arrive split over
+  // two calls. The work is proportional to data.size(). Not to be called while a MatMul reads
+  // the matrix.
+  // REQUIRES: offset + data.size() <= out() * in() * element size.
+  void Store(size_t offset, std::span<const std::byte> data);
+
+  // Host bytes the panels take (the matrix's bytes plus padding).
+  size_t bytes() const { return panels() * panel_bytes_; }
 
  private:
   struct Free {

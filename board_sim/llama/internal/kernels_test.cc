@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <span>
+#include <string>
 #include <vector>
 
 namespace wafer::sim::internal {
@@ -331,6 +333,30 @@ TEST(PackedMatrixTest, KeepsEveryElementExactly) {
         for (size_t i = 0; i < in; ++i) {
           ASSERT_EQ(row[i], m.values[o * in + i]) << Name(dtype) << " " << o << "," << i;
         }
+      }
+    }
+  }
+}
+
+// Stored in chunks of every size from 1 byte (elements split over calls) up, in reverse order,
+// the panels are byte for byte those of the matrix packed in one go, padding included.
+TEST(PackedMatrixTest, StoreInChunksInAnyOrderGivesTheSamePanels) {
+  for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
+    for (size_t in : {1u, 19u, 40u}) {
+      const TestMatrix m = MakeMatrix(dtype, 37, in, 9);
+      const PackedMatrix whole(m.view());
+      for (size_t chunk : {1u, 3u, 7u, 64u, 1000u}) {
+        SCOPED_TRACE(std::string(Name(dtype)) + " in=" + std::to_string(in) +
+                     " chunk=" + std::to_string(chunk));
+        PackedMatrix stored(dtype, m.out, m.in);
+        ASSERT_EQ(stored.bytes(), whole.bytes());
+        const size_t chunks = (m.bytes.size() + chunk - 1) / chunk;
+        for (size_t c = chunks; c-- > 0;) {
+          const size_t begin = c * chunk;
+          const size_t n = std::min(chunk, m.bytes.size() - begin);
+          stored.Store(begin, std::span(m.bytes).subspan(begin, n));
+        }
+        ASSERT_EQ(std::memcmp(stored.panel(0), whole.panel(0), whole.bytes()), 0);
       }
     }
   }
