@@ -143,12 +143,21 @@ struct Latency {
 // Every wait for a reply is bounded, so a daemon that died ends the run instead of hanging it.
 constexpr int kReplyWaitMs = 30000;
 
-// Sends through `send` (a non-blocking common/net send), retrying while the peer is backlogged,
-// as a blocking send would wait. False when the send failed for another reason.
+// Sends through `send` (a non-blocking common/net send on `socket`); while the peer is
+// backlogged, sleeps in poll until `socket` can send again, as a blocking send would (a spinning
+// retry would take a core from the other threads of the measurement). False when the send failed
+// for another reason, or the peer stayed backlogged for kReplyWaitMs.
 template <typename SendFn>
-bool SendWhenReady(const SendFn& send) {
+bool SendWhenReady(net::Socket& socket, const SendFn& send) {
   net::SendOutcome outcome;
-  while ((outcome = send()) == net::SendOutcome::kPeerBacklog) std::this_thread::yield();
+  while ((outcome = send()) == net::SendOutcome::kPeerBacklog) {
+    zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLOUT, 0};
+    try {
+      if (zmq::poll(&item, 1, std::chrono::milliseconds(kReplyWaitMs)) == 0) return false;
+    } catch (const zmq::error_t&) {
+      return false;
+    }
+  }
   return outcome == net::SendOutcome::kSent;
 }
 
@@ -175,7 +184,7 @@ Latency DaemonRoundTrip(const std::string& endpoint, int iterations,
   for (int i = 0; i < iterations; ++i) {
     std::string bytes = make(i);
     double t0 = NowS();
-    if (!SendWhenReady([&] { return s->Send(net::AsBytes(bytes)); })) break;
+    if (!SendWhenReady(*s, [&] { return s->Send(net::AsBytes(bytes)); })) break;
     bool first = true, finished = false;
     while (!finished) {
       Result<net::Message> m = s->Receive(kReplyWaitMs);
@@ -212,7 +221,7 @@ Latency RawEchoRoundTrip(int iterations, size_t message_bytes) {
       Result<net::RouterReceipt> r = net::ReceiveFromPeer(*router, 50);
       if (!r.ok()) continue;
       if (const auto* m = std::get_if<net::PeerMessage>(&*r)) {
-        SendWhenReady([&] { return net::SendToPeer(*router, m->peer, m->payload()); });
+        SendWhenReady(*router, [&] { return net::SendToPeer(*router, m->peer, m->payload()); });
       }
     }
   });
@@ -223,7 +232,7 @@ Latency RawEchoRoundTrip(int iterations, size_t message_bytes) {
   std::vector<double> samples;
   for (int i = 0; i < iterations; ++i) {
     double t0 = NowS();
-    if (!SendWhenReady([&] { return s->Send(net::AsBytes(payload)); })) break;
+    if (!SendWhenReady(*s, [&] { return s->Send(net::AsBytes(payload)); })) break;
     if (!s->Receive(kReplyWaitMs).ok()) break;
     samples.push_back((NowS() - t0) * 1e6);
   }
@@ -252,7 +261,7 @@ double RawRelayTokensPerSecond(uint64_t total_tokens, uint32_t tokens_per_chunk,
   std::unique_ptr<net::Socket> client = MustOpen(
       net::Socket::Connect(ctx, net::SocketType::kDealer, front->last_endpoint(), deep, &detail),
       detail);
-  if (!SendWhenReady([&] { return client->Send(net::AsBytes("hello")); })) return 0;
+  if (!SendWhenReady(*client, [&] { return client->Send(net::AsBytes("hello")); })) return 0;
   Result<net::RouterReceipt> hello = net::ReceiveFromPeer(*front, kReplyWaitMs);
   if (!hello.ok() || !std::holds_alternative<net::PeerMessage>(*hello)) return 0;
   const std::string client_id = std::get<net::PeerMessage>(*hello).peer;
@@ -268,14 +277,14 @@ double RawRelayTokensPerSecond(uint64_t total_tokens, uint32_t tokens_per_chunk,
     for (uint64_t i = 0; i < chunks; ++i) {
       host::TokenChunk c{1 + i % jobs, static_cast<uint32_t>(i / jobs), 0, tokens, ""};
       const std::string bytes = host::EncodeJob(c);
-      if (!SendWhenReady([&] { return out->Send(net::AsBytes(bytes)); })) return;
+      if (!SendWhenReady(*out, [&] { return out->Send(net::AsBytes(bytes)); })) return;
     }
   });
   std::thread relay([&] {
     for (uint64_t i = 0; i < chunks; ++i) {
       Result<net::Message> m = back->Receive(kReplyWaitMs);
       if (!m.ok()) return;
-      if (!SendWhenReady([&] { return net::SendToPeer(*front, client_id, m->frame(0)); })) {
+      if (!SendWhenReady(*front, [&] { return net::SendToPeer(*front, client_id, m->frame(0)); })) {
         return;
       }
     }
