@@ -53,6 +53,9 @@ const char* kUsage =
     "  load PATH [--name N] [--board B[,B...]] [--slots S] [--context C]\n"
     "  unload NAME\n"
     "  drain                           refuse new jobs, finish accepted ones\n"
+    "  drain --board B [--evacuate]    B takes no new work; --evacuate: its running jobs go\n"
+    "                                  back to the queue too (they resume after undrain)\n"
+    "  undrain --board B               lift the operator's drain of B (a health drain stays)\n"
     "  reset BOARD\n"
     "  logs BOARD [--from SEQ]          the board firmware's error log\n"
     "  board show BOARD                draw the wafer: dies, temperatures, failed/spare PEs\n"
@@ -68,7 +71,9 @@ const char* kUsage =
     "exit codes: 0 ok, 1 refused/failed, 2 usage, 3 daemon unreachable, 4 protocol error\n";
 
 // Flags that take no value.
-bool IsSwitch(const std::string& flag) { return flag == "json" || flag == "help"; }
+bool IsSwitch(const std::string& flag) {
+  return flag == "json" || flag == "help" || flag == "evacuate";
+}
 
 bool Parse(int argc, char** argv, Args* args) {
   for (int i = 1; i < argc; ++i) {
@@ -123,7 +128,7 @@ int CmdStatus(const Args& args, AdminClient& admin, int timeout) {
                         {"firmware_version", b.firmware_version}, {"usable_pes", b.usable_pes},
                         {"sram_bytes", b.sram_bytes}, {"sram_used_bytes", b.sram_used_bytes},
                         {"max_temperature_c", b.max_temperature_c}, {"power_w", b.power_w},
-                        {"steps", b.steps}});
+                        {"steps", b.steps}, {"drain", b.drain}});
     }
     for (const ModelInfo& m : r.models) {
       models.push_back({{"name", m.name}, {"path", m.path}, {"state", ModelStateName(m.state)},
@@ -152,6 +157,7 @@ int CmdStatus(const Args& args, AdminClient& admin, int timeout) {
                 BoardStateName(b.state), b.preset.c_str(), b.board_id.c_str(),
                 static_cast<unsigned long long>(b.usable_pes), b.sram_used_bytes / 1e6,
                 b.sram_bytes / 1e6, b.max_temperature_c, b.power_w);
+    if (!b.drain.empty()) std::printf("      drained: %s\n", b.drain.c_str());
   }
   std::printf("\n%-16s %-10s %-7s %12s %8s %11s\n", "MODEL", "STATE", "BOARDS", "PARAMS",
               "CONTEXT", "SLOTS used");
@@ -419,11 +425,21 @@ int Main(int argc, char** argv) {
     Status s = a.Operate(UnloadModel{0, args.positional[0]}, nullptr, &r, t);
     return ReportOperation(args, s, r, a.last_error());
   }
-  if (args.command == "drain") {
+  uint64_t board;
+  if ((args.command == "drain" || args.command == "undrain") && args.flags.count("board") > 0) {
+    if (!ParseUint(args.Get("board"), &board) || board > UINT32_MAX) {
+      std::fprintf(stderr, "waferctl: --board takes a board index\n");
+      return kExitUsage;
+    }
+    DrainBoard drain{0, static_cast<uint32_t>(board), args.flags.count("evacuate") > 0,
+                     args.command == "undrain"};
+    Status s = a.Operate(drain, nullptr, &r, t);
+    return ReportOperation(args, s, r, a.last_error());
+  }
+  if (args.command == "drain" && args.flags.count("evacuate") == 0) {
     Status s = a.Operate(Drain{0}, nullptr, &r, t);
     return ReportOperation(args, s, r, a.last_error());
   }
-  uint64_t board;
   if (args.command == "logs" && args.positional.size() == 1 && ParseUint(args.positional[0], &board)) {
     return CmdLogs(args, a, static_cast<uint32_t>(board), t);
   }

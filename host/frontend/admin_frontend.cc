@@ -75,6 +75,8 @@ void AdminFrontend::OnFrame(const std::string& peer, std::span<const std::byte> 
     job_frontend_.StopAccepting();
     FinishOperation(peer, drain->request_tag, OkStatus(),
                     "draining: new jobs are refused, accepted ones run to completion", 0);
+  } else if (auto* drain_board = std::get_if<DrainBoard>(&message)) {
+    OnDrainBoard(peer, *drain_board);
   } else if (auto* reset = std::get_if<ResetBoard>(&message)) {
     OnReset(peer, *reset);
   } else if (auto* read = std::get_if<ReadBoardLog>(&message)) {
@@ -111,6 +113,7 @@ BoardInfo AdminFrontend::InfoOf(const Board& b) const {
   for (float t : b.telemetry.region_temp_c) info.max_temperature_c = std::max(info.max_temperature_c, t);
   info.power_w = b.telemetry.power_w;
   info.steps = b.steps;
+  info.drain = b.drain.Describe();
   return info;
 }
 
@@ -172,6 +175,21 @@ void AdminFrontend::OnReset(const std::string& peer, const ResetBoard& reset) {
   board.state = BoardState::kResetting;
   board.resetting = true;  // No steps until the reset completes.
   boards_.Send(board.index, std::make_unique<WorkerRequest>(ResetWork{reset.request_tag, peer}));
+}
+
+void AdminFrontend::OnDrainBoard(const std::string& peer, const DrainBoard& drain) {
+  if (!CheckBoard(peer, drain.request_tag, drain.board)) return;
+  if (drain.undrain) {
+    boards_.Undrain(drain.board, DrainReason::kOperator);
+  } else {
+    boards_.Drain(drain.board, DrainReason::kOperator,
+                  drain.evacuate ? DrainMode::kEvacuate : DrainMode::kGraceful);
+  }
+  const std::string left = boards_.at(drain.board).drain.Describe();
+  FinishOperation(peer, drain.request_tag, OkStatus(),
+                  "board " + std::to_string(drain.board) +
+                      (left.empty() ? " takes work" : " drained: " + left),
+                  0);
 }
 
 void AdminFrontend::OnReadBoardLog(const std::string& peer, const ReadBoardLog& read) {

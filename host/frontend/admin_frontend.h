@@ -57,6 +57,7 @@ class AdminFrontend final : public OperationSink {
   void OnLoad(const std::string& peer, const LoadModel& load);
   void OnUnload(const std::string& peer, const UnloadModel& unload);
   void OnReset(const std::string& peer, const ResetBoard& reset);
+  void OnDrainBoard(const std::string& peer, const DrainBoard& drain);
   void OnReadBoardLog(const std::string& peer, const ReadBoardLog& read);
   void OnInjectFault(const std::string& peer, const InjectFault& fault);
   void OnShowBoard(const std::string& peer, const ShowBoard& show);

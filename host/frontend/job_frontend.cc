@@ -96,6 +96,16 @@ void JobFrontend::OnSubmit(const std::string& peer, SubmitJob& s) {
     return Reject(peer, tag, ErrorCode::kModelNotReady,
                   "model '" + s.model + "' is " + ModelStateName(model->state), 1000);
   }
+  for (uint32_t index : model->boards) {
+    // No other replica can take it: a job accepted now would wait for the undrain.
+    const BoardDrain& drain = boards_.at(index).drain;
+    if (drain.drained()) {
+      return Reject(peer, tag, ErrorCode::kModelNotReady,
+                    "model '" + s.model + "' is on board " + std::to_string(index) +
+                        ", drained: " + drain.Describe(),
+                    1000);
+    }
+  }
   if (s.max_tokens == 0 || s.max_tokens > config_.max_tokens_limit) {
     return Reject(peer, tag, ErrorCode::kInvalidMaxTokens,
                   "max_tokens " + std::to_string(s.max_tokens) + " must be between 1 and " +
@@ -225,9 +235,10 @@ void JobFrontend::OnCapacity(const std::string& peer, const CapacityQuery& query
     reply.healthy &= boards_.at(i).state == BoardState::kReady;
   }
   for (const auto& [name, model] : models_.models()) {
-    reply.models.push_back(ModelCapacity{name, scheduler_.Slots(name).free,
-                                         model->slots, model->context_length,
-                                         model->state == ModelState::kReady});
+    bool ready = model->state == ModelState::kReady;
+    for (uint32_t index : model->boards) ready &= !boards_.at(index).drain.drained();
+    reply.models.push_back(ModelCapacity{name, scheduler_.Slots(name).free, model->slots,
+                                         model->context_length, ready});
   }
   Send(peer, reply);
 }

@@ -21,7 +21,7 @@ fb::Offset<wa::BoardInfo> EncodeBoardInfo(fb::FlatBufferBuilder& b, const BoardI
                              static_cast<wa::BoardState>(x.state), b.CreateString(x.board_id),
                              b.CreateString(x.preset), b.CreateString(x.firmware_version),
                              x.usable_pes, x.sram_bytes, x.sram_used_bytes, x.max_temperature_c,
-                             x.power_w, x.steps);
+                             x.power_w, x.steps, b.CreateString(x.drain));
 }
 
 BoardInfo DecodeBoardInfo(const wa::BoardInfo* x) {
@@ -29,7 +29,7 @@ BoardInfo DecodeBoardInfo(const wa::BoardInfo* x) {
   return BoardInfo{x->index(), Str(x->endpoint()), static_cast<BoardState>(x->state()),
                    Str(x->board_id()), Str(x->preset()), Str(x->firmware_version()),
                    x->usable_pes(), x->sram_bytes(), x->sram_used_bytes(), x->max_temperature_c(),
-                   x->power_w(), x->steps()};
+                   x->power_w(), x->steps(), Str(x->drain())};
 }
 
 template <typename T, typename V>
@@ -88,6 +88,10 @@ struct Encoder {
   }
   Encoded operator()(const Drain& m) {
     return {wa::AdminMessage::Drain, wa::CreateDrain(b, m.request_tag).Union()};
+  }
+  Encoded operator()(const DrainBoard& m) {
+    return {wa::AdminMessage::DrainBoard,
+            wa::CreateDrainBoard(b, m.request_tag, m.board, m.evacuate, m.undrain).Union()};
   }
   Encoded operator()(const ResetBoard& m) {
     return {wa::AdminMessage::ResetBoard, wa::CreateResetBoard(b, m.request_tag, m.board).Union()};
@@ -225,6 +229,11 @@ bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeErro
     case wa::AdminMessage::Drain:
       *out = Drain{env->message_as_Drain()->request_tag()};
       return true;
+    case wa::AdminMessage::DrainBoard: {
+      const auto* m = env->message_as_DrainBoard();
+      *out = DrainBoard{m->request_tag(), m->board(), m->evacuate(), m->undrain()};
+      return true;
+    }
     case wa::AdminMessage::ResetBoard: {
       const auto* m = env->message_as_ResetBoard();
       *out = ResetBoard{m->request_tag(), m->board()};

@@ -132,12 +132,25 @@ TEST(JobCodecTest, MissingVersionAndEmptyUnionAreRejected) {
   EXPECT_EQ(err.code, ErrorCode::kWrongMessageType);
 }
 
+TEST(AdminCodecTest, DrainBoardRoundTrips) {
+  AdminMessage out;
+  DecodeError err;
+  ASSERT_TRUE(DecodeAdmin(Bytes(EncodeAdmin(DrainBoard{7, 2, true, false})), &out, &err))
+      << err.detail;
+  const DrainBoard& d = std::get<DrainBoard>(out);
+  EXPECT_EQ(d.request_tag, 7u);
+  EXPECT_EQ(d.board, 2u);
+  EXPECT_TRUE(d.evacuate);
+  EXPECT_FALSE(d.undrain);
+}
+
 TEST(AdminCodecTest, StatusReplyRoundTrips) {
   StatusReply r;
   r.request_tag = 3;
   r.version = "0.1.0";
   r.boards.push_back(BoardInfo{0, "inproc://board0", BoardState::kReady, "sim-0", "mini", "1.0",
-                               4096, 1 << 20, 1 << 10, 41.5f, 900.0f, 12});
+                               4096, 1 << 20, 1 << 10, 41.5f, 900.0f, 12,
+                               "operator (evacuate)"});
   r.models.push_back(ModelInfo{"demo", "/m", ModelState::kReady, 2, 100, 400, 1024, 64, 3, {2, 0}});
   r.jobs_finished = 10;
   AdminMessage out;
@@ -147,6 +160,7 @@ TEST(AdminCodecTest, StatusReplyRoundTrips) {
   ASSERT_EQ(d.boards.size(), 1u);
   EXPECT_EQ(d.boards[0].state, BoardState::kReady);
   EXPECT_FLOAT_EQ(d.boards[0].max_temperature_c, 41.5f);
+  EXPECT_EQ(d.boards[0].drain, "operator (evacuate)");
   ASSERT_EQ(d.models.size(), 1u);
   EXPECT_EQ(d.models[0].slots_used, 3u);
   EXPECT_EQ(d.models[0].boards, (std::vector<uint32_t>{2, 0}));

@@ -212,6 +212,7 @@ struct BoardInfo {
   float max_temperature_c = 0;
   float power_w = 0;
   uint64_t steps = 0;
+  std::string drain;  // The reasons in force, with modes; empty when not drained.
 };
 
 struct ModelInfo {
@@ -268,6 +269,14 @@ struct UnloadModel {
 
 struct Drain {
   uint64_t request_tag = 0;
+};
+
+// See DrainBoard in admin.fbs.
+struct DrainBoard {
+  uint64_t request_tag = 0;
+  uint32_t board = 0;
+  bool evacuate = false;
+  bool undrain = false;
 };
 
 struct ResetBoard {
@@ -349,6 +358,6 @@ struct BoardDetail {
 using AdminMessage =
     std::variant<StatusQuery, StatusReply, LoadModel, LoadProgress, UnloadModel, Drain, ResetBoard,
                  OperationResult, Heartbeat, ErrorReply, ReadBoardLog, BoardLogReply, InjectFault,
-                 ShowBoard, BoardDetail>;
+                 ShowBoard, BoardDetail, DrainBoard>;
 
 }  // namespace wafer::host
