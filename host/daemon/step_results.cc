@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "host/daemon/internal/error_codes.h"
+#include "host/wire/error_codes.h"
 #include "host/daemon/step_loop.h"
 
 namespace wafer::host {

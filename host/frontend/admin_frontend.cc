@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "host/board/board_codec.h"
-#include "host/daemon/internal/error_codes.h"
+#include "host/wire/error_codes.h"
 #include "host/wire/admin_codec.h"
 
 namespace wafer::host {
