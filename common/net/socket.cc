@@ -181,14 +181,16 @@ Result<Message> Socket::Receive(int timeout_ms) {
   if (timeout_ms < 0) return InvalidArgument();
   try {
     zmq::message_t frame;
-    // Take what is queued first; poll only when nothing is.
+    // Take what is queued first; otherwise wait in libzmq's own blocking receive, bounded by
+    // ZMQ_RCVTIMEO (set only when the timeout changes): one wake-up per message, not a
+    // zmq_poll and a second receive.
     if (!socket_.recv(frame, zmq::recv_flags::dontwait)) {
       if (timeout_ms == 0) return DeadlineExceeded();
-      zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-      if (zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms)) == 0) {
-        return DeadlineExceeded();
+      if (timeout_ms != receive_timeout_ms_) {
+        socket_.set(zmq::sockopt::rcvtimeo, timeout_ms);
+        receive_timeout_ms_ = timeout_ms;
       }
-      if (!socket_.recv(frame, zmq::recv_flags::dontwait)) return DeadlineExceeded();
+      if (!socket_.recv(frame, zmq::recv_flags::none)) return DeadlineExceeded();
     }
     Message message;
     bool more = frame.more();

@@ -101,6 +101,7 @@ class Socket {
   zmq::socket_t socket_;
   SocketType type_;
   std::string last_endpoint_;
+  int receive_timeout_ms_ = -1;  // ZMQ_RCVTIMEO as last set (-1: libzmq's default, forever).
 };
 
 }  // namespace wafer::net
