@@ -57,6 +57,9 @@ DaemonMetrics::DaemonMetrics() : registry_(std::make_shared<prometheus::Registry
                     .Help("SRAM in use by weights and KV cache.").Register(r);
   sram_capacity_ = &BuildGauge().Name("wafer_board_sram_capacity_bytes")
                         .Help("SRAM of the board's usable PEs.").Register(r);
+  board_drained_ = &BuildGauge().Name("wafer_board_drained")
+                        .Help("1 while the board is drained for this reason (it takes no new work).")
+                        .Register(r);
   steps_ = &BuildCounter().Name("wafer_board_steps_total").Help("Steps executed.").Register(r);
   device_seconds_ = &BuildCounter().Name("wafer_board_device_seconds_total")
                          .Help("Modeled device time spent in steps.").Register(r);
@@ -96,6 +99,11 @@ ModelSeries& DaemonMetrics::Model(const std::string& model) {
   return models_.emplace(model, s).first->second;
 }
 
+const std::vector<std::string>& DaemonMetrics::DrainReasonNames() {
+  static const std::vector<std::string> kNames = {"operator", "health_incident", "diagnostics"};
+  return kNames;
+}
+
 BoardSeries& DaemonMetrics::Board(uint32_t board, size_t regions) {
   auto it = boards_.find(board);
   if (it != boards_.end() && it->second.region_temperature.size() >= regions) return it->second;
@@ -111,6 +119,9 @@ BoardSeries& DaemonMetrics::Board(uint32_t board, size_t regions) {
     s.sram_capacity = &sram_capacity_->Add({{"board", b}});
     s.steps = &steps_->Add({{"board", b}});
     s.device_seconds = &device_seconds_->Add({{"board", b}});
+    for (const std::string& reason : DrainReasonNames()) {
+      s.drained.push_back(&board_drained_->Add({{"board", b}, {"reason", reason}}));
+    }
   }
   while (s.region_temperature.size() < regions) {
     s.region_temperature.push_back(&region_temp_->Add(

@@ -40,6 +40,7 @@ struct BoardSeries {
   prometheus::Counter* steps = nullptr;
   prometheus::Counter* device_seconds = nullptr;
   std::vector<prometheus::Gauge*> region_temperature;
+  std::vector<prometheus::Gauge*> drained;  // 1 while the reason holds, indexed like the names.
 };
 
 // Updating a metric is thread-safe (prometheus-cpp metrics are atomic). Looking up or creating
@@ -49,6 +50,8 @@ class DaemonMetrics {
  public:
   // The board states in the order of the one-hot `state` label values.
   static const std::vector<std::string>& BoardStateNames();
+  // The drain reasons in the order of BoardSeries::drained (host::DrainReason's order).
+  static const std::vector<std::string>& DrainReasonNames();
 
   DaemonMetrics();
   ~DaemonMetrics();
@@ -90,6 +93,7 @@ class DaemonMetrics {
   prometheus::Family<prometheus::Gauge>* board_power_;
   prometheus::Family<prometheus::Gauge>* sram_used_;
   prometheus::Family<prometheus::Gauge>* sram_capacity_;
+  prometheus::Family<prometheus::Gauge>* board_drained_;
   prometheus::Family<prometheus::Counter>* steps_;
   prometheus::Family<prometheus::Counter>* device_seconds_;
   prometheus::Gauge* queue_depth_;

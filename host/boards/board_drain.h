@@ -10,6 +10,7 @@
 
 namespace wafer::host {
 
+// The order is telemetry::DaemonMetrics::DrainReasonNames()'s.
 enum class DrainReason : uint8_t { kOperator, kHealthIncident, kDiagnostics };
 inline constexpr size_t kDrainReasons = 3;
 const char* DrainReasonName(DrainReason reason);

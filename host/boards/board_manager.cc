@@ -109,10 +109,19 @@ BoardState BoardManager::ApplyUpdate(Board& board, const BoardUpdate& update) {
   return previous;
 }
 
+void BoardManager::ExportDrain(const Board& board) {
+  telemetry::BoardSeries& series = metrics_.Board(board.index, 0);
+  for (size_t i = 0; i < series.drained.size() && i < kDrainReasons; ++i) {
+    series.drained[i]->Set(board.drain.Has(static_cast<DrainReason>(i)) ? 1 : 0);
+  }
+}
+
 bool BoardManager::Drain(uint32_t index, DrainReason reason, DrainMode mode) {
   if (!has(index)) return false;
   Board& board = at(index);
-  if (board.drain.Add(reason, mode)) {
+  const bool changed = board.drain.Add(reason, mode);
+  ExportDrain(board);
+  if (changed) {
     std::fprintf(stderr, "waferd: board %u drained: %s\n", index, board.drain.Describe().c_str());
     if (drain_listener_) drain_listener_(board);
   }
@@ -122,7 +131,9 @@ bool BoardManager::Drain(uint32_t index, DrainReason reason, DrainMode mode) {
 bool BoardManager::Undrain(uint32_t index, DrainReason reason) {
   if (!has(index)) return false;
   Board& board = at(index);
-  if (board.drain.Remove(reason)) {
+  const bool changed = board.drain.Remove(reason);
+  ExportDrain(board);
+  if (changed) {
     const std::string left = board.drain.Describe();
     std::fprintf(stderr, "waferd: board %u %s drain lifted%s%s\n", index, DrainReasonName(reason),
                  left.empty() ? "" : "; still drained: ", left.c_str());

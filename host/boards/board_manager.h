@@ -96,6 +96,9 @@ class BoardManager {
   }
 
  private:
+  // Sets wafer_board_drained{board, reason} from `board`'s drain.
+  void ExportDrain(const Board& board);
+
   struct Slot {
     std::unique_ptr<Board> board;
     std::unique_ptr<BoardWorker> worker;

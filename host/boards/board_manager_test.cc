@@ -87,6 +87,12 @@ TEST_F(BoardManagerTest, AnOperatorUndrainLeavesAHealthDrainInForce) {
   EXPECT_EQ(modes, (std::vector<DrainMode>{DrainMode::kGraceful, DrainMode::kEvacuate,
                                            DrainMode::kGraceful}));
   EXPECT_FALSE(boards_.at(0).drain.drained());  // The other board is untouched.
+  // wafer_board_drained{board="1"}: the health reason holds, the operator's was lifted.
+  const telemetry::BoardSeries& series = metrics_.Board(1, 0);
+  ASSERT_EQ(series.drained.size(), 3u);
+  EXPECT_EQ(series.drained[0]->Value(), 0);  // operator
+  EXPECT_EQ(series.drained[1]->Value(), 1);  // health_incident
+  EXPECT_EQ(series.drained[2]->Value(), 0);  // diagnostics
   EXPECT_FALSE(boards_.Drain(7, DrainReason::kOperator, DrainMode::kGraceful));  // No board 7.
 }
 

@@ -109,5 +109,28 @@ TEST(SchedulerTest, ReopeningAModelResetsItsSlots) {
   EXPECT_EQ(s.running(), 0u);
 }
 
+TEST(SchedulerTest, AJobGoesBackToThePolicyWithItsOwnPriorityTenantAndDeadline) {
+  // What the step loop pushes when it re-queues a job after a board loss or an evacuation (it
+  // went back with priority 0 before the job table kept the request's priority).
+  JobRecord job;
+  job.id = 42;
+  job.model = "m";
+  job.tenant = "batch";
+  job.priority = 200;
+  job.accepted_ns = 7;
+  job.deadline_unix_ms = 9000;
+  job.prompt = {1, 2, 3};
+  job.max_tokens = 64;
+  const QueuedJob q = QueuedJobOf(job);
+  EXPECT_EQ(q.job_id, 42u);
+  EXPECT_EQ(q.model, "m");
+  EXPECT_EQ(q.tenant, "batch");
+  EXPECT_EQ(q.priority, 200);
+  EXPECT_EQ(q.accepted_ns, 7);
+  EXPECT_EQ(q.deadline_unix_ms, 9000u);
+  EXPECT_EQ(q.prompt_tokens, 3u);
+  EXPECT_EQ(q.max_tokens, 64u);
+}
+
 }  // namespace
 }  // namespace wafer::host
