@@ -12,8 +12,8 @@
 
 #include "common/net/socket.h"
 #include "host/boards/board_manager.h"
-#include "host/daemon/model_manager.h"
-#include "host/daemon/step_loop.h"
+#include "host/serving/model_manager.h"
+#include "host/serving/step_loop.h"
 #include "host/frontend/admin_frontend.h"
 #include "host/frontend/job_frontend.h"
 #include "host/jobs/in_memory_job_store.h"

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "host/daemon/step_loop.h"
+#include "host/serving/step_loop.h"
 #include "host/wire/job_codec.h"
 
 namespace wafer::host {

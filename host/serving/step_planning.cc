@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "host/daemon/step_loop.h"
+#include "host/serving/step_loop.h"
 
 namespace wafer::host {
 namespace {

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "host/daemon/model_manager.h"
-#include "host/daemon/step_loop.h"
+#include "host/serving/model_manager.h"
+#include "host/serving/step_loop.h"
 
 namespace wafer::host {
 

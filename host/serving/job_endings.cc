@@ -2,7 +2,7 @@
 // their board went away or was evacuated.
 #include <cstdio>
 
-#include "host/daemon/step_loop.h"
+#include "host/serving/step_loop.h"
 
 namespace wafer::host {
 

@@ -5,7 +5,7 @@
 #include <cstdio>
 
 #include "host/wire/error_codes.h"
-#include "host/daemon/step_loop.h"
+#include "host/serving/step_loop.h"
 
 namespace wafer::host {
 namespace {

@@ -7,8 +7,8 @@
 #include <cstdio>
 
 #include "common/net/owned_channel.h"
-#include "host/daemon/model_manager.h"
-#include "host/daemon/step_loop.h"
+#include "host/serving/model_manager.h"
+#include "host/serving/step_loop.h"
 
 namespace wafer::host {
 namespace {
