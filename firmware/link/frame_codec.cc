@@ -387,7 +387,8 @@ std::span<const std::byte> FrameCodec::Encode(const Reply& r) {
                 r.geometry.healthy_pes, r.geometry.spare_pes, r.geometry.failed_pes,
                 r.geometry.usable_pes, r.geometry.physical_rows, r.geometry.physical_cols,
                 r.geometry.spare_cols, r.geometry.harvested,
-                static_cast<uint32_t>(kMaxStepHiddenValues))
+                static_cast<uint32_t>(kMaxStepHiddenValues), static_cast<uint32_t>(kMaxFrameBytes),
+                static_cast<uint32_t>(kMaxSeqsPerStep), static_cast<uint32_t>(kMaxStepTokens))
                 .Union();
       break;
     case ReplyKind::kBoot:

@@ -251,6 +251,9 @@ Result<BoardReply> DecodeBoardReply(std::span<const std::byte> frame, std::strin
       id.spare_cols_per_row = m->spare_cols_per_row();
       id.harvested = m->harvested();
       id.max_step_hidden_values = m->max_step_hidden_values();
+      id.max_frame_bytes = m->max_frame_bytes();
+      id.max_step_seqs = m->max_step_seqs();
+      id.max_step_tokens = m->max_step_tokens();
       return r;
     }
     case wb::BoardMessage::BootReply: {

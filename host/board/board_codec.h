@@ -15,8 +15,9 @@ namespace wafer::host {
 
 inline constexpr uint16_t kBoardProtocolMajor = 1;
 // Minor 1: pipeline stages. A board whose IdentifyReply has max_step_hidden_values 0 predates
-// them and runs whole models only.
-inline constexpr uint16_t kBoardProtocolMinor = 1;
+// them and runs whole models only. Minor 2: IdentifyReply reports the Step limits (0 from an
+// older board: the host then assumes minor 1's firmware limits, kLegacyStepLimits).
+inline constexpr uint16_t kBoardProtocolMinor = 2;
 
 using Frame = std::vector<std::byte>;
 

@@ -39,6 +39,11 @@ struct BoardIdentity {
   uint32_t active_firmware_slot = 0;  // 0 or 1.
   // The most hidden-state values (float32) one Step may carry in, and one StepReply out.
   uint32_t max_step_hidden_values = 0;
+  // The largest frame the board receives, and the most sequences and generated tokens one Step
+  // may carry (0: a board older than protocol minor 2).
+  uint32_t max_frame_bytes = 0;
+  uint32_t max_step_seqs = 0;
+  uint32_t max_step_tokens = 0;
   // Geometry (see board.fbs IdentifyReply): physical >= healthy >= usable.
   uint64_t healthy_pes = 0;
   uint64_t spare_pes = 0;

@@ -206,6 +206,7 @@ Status ParseDaemonConfig(const std::string& yaml_text, DaemonConfig* config,
       ok = r.IsMap() && r.String("policy", &c.scheduler_policy, false) &&
            r.Uint("queue_limit", &c.queue_limit, 1, 10'000'000) &&
            r.Uint("max_tokens_limit", &c.max_tokens_limit, 1, 1 << 24) &&
+           r.Uint("max_stop_tokens", &c.max_stop_tokens, 0, 1024) &&
            r.Uint("max_batch", &c.max_batch, 1, 4096) &&
            r.Uint("decode_tokens_per_step", &c.decode_tokens_per_step, 1, 256) &&
            r.Uint("steps_in_flight", &c.steps_in_flight, 1, 8) &&
@@ -269,6 +270,7 @@ std::string DefaultConfigYaml() {
     << "  policy: " << d.scheduler_policy << "\n"
     << "  queue_limit: " << d.queue_limit << "\n"
     << "  max_tokens_limit: " << d.max_tokens_limit << "\n"
+    << "  max_stop_tokens: " << d.max_stop_tokens << "          # per job\n"
     << "  max_batch: " << d.max_batch << "                # sequences per Step\n"
     << "  decode_tokens_per_step: " << d.decode_tokens_per_step << "     # tokens per sequence per Step\n"
     << "  steps_in_flight: " << d.steps_in_flight << "           # per board, pipelined\n"

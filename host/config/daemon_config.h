@@ -51,6 +51,9 @@ struct DaemonConfig {
   std::string scheduler_policy = "fifo";
   uint32_t queue_limit = 10000;
   uint32_t max_tokens_limit = 16384;   // Largest max_tokens a job may ask for.
+  // Most stop tokens a job may give. Every Step carries each of its sequences' stop tokens, so
+  // this bounds what one job adds to a Step's frame.
+  uint32_t max_stop_tokens = 64;
   uint32_t max_batch = 256;            // Sequences per Step.
   uint32_t decode_tokens_per_step = 8;
   uint32_t steps_in_flight = 2;  // Per board: the board computes one group while the next waits.

@@ -106,6 +106,18 @@ void JobFrontend::OnSubmit(const std::string& peer, SubmitJob& s) {
                     1000);
     }
   }
+  if (s.tenant.size() > kMaxTenantBytes || s.idempotency_key.size() > kMaxKeyBytes) {
+    return Reject(peer, tag, ErrorCode::kInvalidArgument,
+                  "tenant (" + std::to_string(s.tenant.size()) + " bytes) and idempotency_key (" +
+                      std::to_string(s.idempotency_key.size()) + " bytes) may be at most " +
+                      std::to_string(kMaxTenantBytes) + " and " + std::to_string(kMaxKeyBytes) +
+                      " bytes");
+  }
+  if (s.stop_tokens.size() > config_.max_stop_tokens) {
+    return Reject(peer, tag, ErrorCode::kInvalidArgument,
+                  "stop_tokens: " + std::to_string(s.stop_tokens.size()) +
+                      " given, at most " + std::to_string(config_.max_stop_tokens));
+  }
   if (s.max_tokens == 0 || s.max_tokens > config_.max_tokens_limit) {
     return Reject(peer, tag, ErrorCode::kInvalidMaxTokens,
                   "max_tokens " + std::to_string(s.max_tokens) + " must be between 1 and " +

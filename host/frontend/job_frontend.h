@@ -25,6 +25,10 @@ class StepLoop;
 // Not thread-safe; owned by the step loop's thread.
 class JobFrontend final : public JobReplies {
  public:
+  // Longest tenant name and idempotency key a submission may carry (job.fbs says so too).
+  static constexpr size_t kMaxTenantBytes = 256;
+  static constexpr size_t kMaxKeyBytes = 256;
+
   // REQUIRES: every argument outlives the front end.
   JobFrontend(zmq::context_t& context, const DaemonConfig& config, const Clock& clock,
               JobTable& jobs, Scheduler& scheduler, ModelManager& models, StepLoop& steps,

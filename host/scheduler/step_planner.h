@@ -28,6 +28,14 @@ struct StepTarget {
   // Input tokens (prefill and decode) the step may carry in all: the boards' hidden-state limit
   // for a pipelined model with real weights; UINT64_MAX when nothing bounds it.
   uint64_t token_budget = UINT64_MAX;
+  // What the boards take in one Step (IdentifyReply): sequences, generated tokens summed over
+  // them, and the frame's bytes, which the planner estimates per sequence (kSeqOverheadBytes plus
+  // 4 bytes per input and stop token, plus `hidden_bytes_per_token` per input token for a
+  // pipeline's later stages) above kFrameOverheadBytes. A Step is never planned past them.
+  uint32_t max_seqs = UINT32_MAX;
+  uint64_t max_generate = UINT64_MAX;
+  uint64_t max_frame_bytes = UINT64_MAX;
+  uint32_t hidden_bytes_per_token = 0;
 };
 
 // Not thread-safe; owned by the step loop's thread.
@@ -43,8 +51,16 @@ class StepPlanner {
   // flight with `target.serial` and move to the back of `running`, so every job gets its turn.
   // Fills `seqs` (reusing its entries' buffers) and `job_ids` (parallel); returns how many
   // sequences were planned (0: nothing to run, `running` unchanged).
+  // A job whose sequence alone would not fit an empty Step's frame can never be sent: it is
+  // left out and appended to `unfit` (the caller ends it).
   size_t Plan(const StepTarget& target, std::deque<uint64_t>& running,
-              std::vector<SeqStep>* seqs, std::vector<uint64_t>* job_ids);
+              std::vector<SeqStep>* seqs, std::vector<uint64_t>* job_ids,
+              std::vector<uint64_t>* unfit);
+
+  // Bytes a Step's frame holds beyond its sequences, and each sequence beyond its vectors (the
+  // firmware's own allowances, command.h: generous for the FlatBuffers tables and padding).
+  static constexpr uint64_t kFrameOverheadBytes = 4096;
+  static constexpr uint64_t kSeqOverheadBytes = 256;
 
   // Keeps a finished step's sequence vector for reuse by a later Plan (at most a few are kept).
   void Recycle(std::vector<SeqStep>&& seqs);

@@ -89,6 +89,7 @@ class StepLoop {
   JobMessage chunk_message_ = TokenChunk{};
   std::vector<SlotGrant> grants_;    // AdmitQueued's scratch; keeps its capacity.
   std::vector<uint64_t> expired_;    // ExpireDeadlines' scratch.
+  std::vector<uint64_t> unfit_;      // PlanStep's scratch: jobs no Step can carry.
 };
 
 }  // namespace wafer::host

@@ -83,19 +83,40 @@ bool StepLoop::PlanStep(Board& board, ModelRecord& model) {
   StepTarget target;
   target.serial = next_step_serial_;
   target.stages = model.boards.size();
-  // Hidden states between stages are bounded per step by the boards' link buffers.
-  if (model.pipelined() && !model.shape_only) {
-    for (uint32_t index : model.boards) {
+  for (uint32_t index : model.boards) {
+    // The Step goes through every board of the model: the smallest limits hold. A board older
+    // than protocol minor 2 reports none; its firmware's limits were these.
+    const BoardIdentity& id = boards_.at(index).identity;
+    target.max_seqs = std::min(target.max_seqs, id.max_step_seqs != 0 ? id.max_step_seqs : 256u);
+    target.max_generate = std::min<uint64_t>(
+        target.max_generate, id.max_step_tokens != 0 ? id.max_step_tokens : 16384u);
+    target.max_frame_bytes = std::min<uint64_t>(
+        target.max_frame_bytes, id.max_frame_bytes != 0 ? id.max_frame_bytes : (3u << 19));
+    // Hidden states between stages are bounded per step by the boards' link buffers.
+    if (model.pipelined() && !model.shape_only) {
       target.token_budget = std::min<uint64_t>(
-          target.token_budget,
-          boards_.at(index).identity.max_step_hidden_values / model.arch.hidden_size);
+          target.token_budget, id.max_step_hidden_values / model.arch.hidden_size);
     }
+  }
+  if (model.pipelined() && !model.shape_only) {
+    target.hidden_bytes_per_token = model.arch.hidden_size * static_cast<uint32_t>(sizeof(float));
   }
   auto work = std::make_unique<WorkerRequest>(StepWork{});
   StepWork& step = std::get<StepWork>(*work);
   step.seqs = planner_.TakeSeqs();
-  const size_t planned =
-      planner_.Plan(target, scheduler_.RunOrder(model.name), &step.seqs, &step.job_ids);
+  unfit_.clear();
+  const size_t planned = planner_.Plan(target, scheduler_.RunOrder(model.name), &step.seqs,
+                                       &step.job_ids, &unfit_);
+  for (uint64_t id : unfit_) {
+    // Bounded inputs keep this from happening; should a board report smaller limits, the job
+    // ends rather than taking the board down with a frame it cannot receive.
+    if (JobRecord* job = jobs_.Find(id)) {
+      FinishJob(*job, FinishReason::kError, ErrorCode::kInvalidArgument,
+                "its sequence does not fit one Step of board " +
+                    std::to_string(model.boards[0]) + " (" +
+                    std::to_string(target.max_frame_bytes) + "-byte frames)");
+    }
+  }
   if (planned == 0) {
     planner_.Recycle(std::move(step.seqs));  // Unused: it serves the next step.
     return false;
