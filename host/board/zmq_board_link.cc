@@ -224,11 +224,13 @@ class ZmqBoardLink final : public BoardLink {
         last_error_ = std::string(what) + ": bad reply from " + endpoint_ + ": " + error;
         return reply.status();
       }
-      // A late reply to an abandoned command. A link-CRC rejection carries id 0 (the board
-      // could not trust the frame's id); with one command in flight it answers this one.
-      if (reply->command_id != id && !(reply->frame_crc_failed && reply->command_id == 0)) {
-        continue;
-      }
+      // A late reply to an abandoned command is skipped. An error with id 0 is the board's
+      // answer to a frame it could not read its id from (a link-CRC failure, a frame larger
+      // than its receive buffer, one that failed verification): one command is in flight on
+      // this socket (a timed-out one's socket was replaced), so it answers this one, at once.
+      const bool unreadable_frame =
+          reply->type == BoardReplyType::kError && reply->command_id == 0;
+      if (reply->command_id != id && !unreadable_frame) continue;
       return reply;
     }
   }

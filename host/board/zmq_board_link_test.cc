@@ -162,6 +162,37 @@ TEST(ZmqBoardLinkTest, EmbeddedBoardOverInproc) {
   EXPECT_TRUE((*link)->Identify().ok());
 }
 
+// A frame larger than the firmware's receive buffer gets an error the board cannot tie to a
+// command (id 0): the link takes it as the answer to the one command in flight, at once, instead
+// of waiting out its timeout and reconnecting. Before, this Step ended UNAVAILABLE after the
+// timeout (which the daemon takes as a lost board).
+TEST(ZmqBoardLinkTest, AFrameTooLargeForTheBoardIsRefusedNotTimedOut) {
+  zmq::context_t context(1);
+  std::string error;
+  sim::BoardOptions options;
+  options.preset_dir = WAFER_PRESET_DIR_FOR_TEST;
+  auto board = sim::StartEmbeddedBoard(context, "inproc://board-big-frame", options, &error);
+  ASSERT_TRUE(board.ok()) << error;
+  // A 10-minute timeout: a wait for it would outlast the test's own budget.
+  auto link = ConnectBoardLink(context, "inproc://board-big-frame", 600000, SystemClock::Get());
+  ASSERT_TRUE(link.ok());
+  auto identity = (*link)->Identify();
+  ASSERT_TRUE(identity.ok());
+  EXPECT_GT(identity->max_frame_bytes, 0u);
+  EXPECT_GT(identity->max_step_seqs, 0u);
+  EXPECT_GT(identity->max_step_tokens, 0u);
+  ASSERT_TRUE((*link)->Boot().ok());
+  SeqStep seq;
+  seq.input_tokens = {1};
+  seq.generate = 1;
+  seq.stop_tokens.assign(identity->max_frame_bytes / 4 + 1, 7);  // Over the frame by itself.
+  Result<StepOutcome> step = (*link)->Step(1, {seq});
+  EXPECT_FALSE(step.ok());
+  EXPECT_NE(step.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE((*link)->last_error().find("larger than"), std::string::npos) << (*link)->last_error();
+  EXPECT_TRUE((*link)->Identify().ok());  // Same socket, board still serving.
+}
+
 // Firmware update and the error log over the link: a signed image activates, a badly signed one
 // is refused, an image that cannot boot rolls back, and the error log tells the story.
 TEST(ZmqBoardLinkTest, FirmwareUpdateAndErrorLogOverInproc) {
