@@ -183,6 +183,23 @@ TEST_F(HostileInputTest, MaxTokensZeroOrAbsurd) {
   ExpectStillServing();
 }
 
+TEST_F(HostileInputTest, ADeadlineAtOrPast2To63MillisecondsMeansFarAway) {
+  // Read as a signed number it was negative, and such a job was refused as already late.
+  for (uint64_t deadline : {uint64_t{1} << 63, UINT64_MAX}) {
+    SubmitJob j = Valid();
+    j.deadline_unix_ms = deadline;
+    auto client = harness_->NewJobClient();
+    SubmitOutcome o;
+    JobFinished f;
+    ASSERT_TRUE(client->Run(j, [](const TokenChunk&) {}, &o, &f, kTimeoutMs).ok());
+    ASSERT_TRUE(o.accepted) << o.rejection.detail;
+    EXPECT_EQ(f.reason, FinishReason::kLength);
+  }
+  SubmitJob past = Valid();
+  past.deadline_unix_ms = 1;  // 1970.
+  EXPECT_EQ(Rejection(past), ErrorCode::kDeadlineExceeded);
+}
+
 TEST_F(HostileInputTest, BadSamplingTokensAndPromptFields) {
   SubmitJob j = Valid();
   j.sampling.temperature = -1;

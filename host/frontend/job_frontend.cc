@@ -1,5 +1,6 @@
 #include "host/frontend/job_frontend.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "host/serving/step_loop.h"
@@ -80,6 +81,13 @@ void JobFrontend::Reject(const std::string& peer, uint64_t tag, ErrorCode code,
 void JobFrontend::OnSubmit(const std::string& peer, SubmitJob& s) {
   const uint64_t tag = s.request_tag;
   if (!accepting_) return Reject(peer, tag, ErrorCode::kDraining, "daemon is draining");
+  if (s.tenant.size() > kMaxTenantBytes || s.idempotency_key.size() > kMaxKeyBytes) {
+    return Reject(peer, tag, ErrorCode::kInvalidArgument,
+                  "tenant (" + std::to_string(s.tenant.size()) + " bytes) and idempotency_key (" +
+                      std::to_string(s.idempotency_key.size()) + " bytes) may be at most " +
+                      std::to_string(kMaxTenantBytes) + " and " + std::to_string(kMaxKeyBytes) +
+                      " bytes");
+  }
   if (!s.idempotency_key.empty()) {
     if (JobRecord* found = jobs_.FindByKey(s.tenant, s.idempotency_key)) {
       JobRecord& job = *found;
@@ -105,13 +113,6 @@ void JobFrontend::OnSubmit(const std::string& peer, SubmitJob& s) {
                         ", drained: " + drain.Describe(),
                     1000);
     }
-  }
-  if (s.tenant.size() > kMaxTenantBytes || s.idempotency_key.size() > kMaxKeyBytes) {
-    return Reject(peer, tag, ErrorCode::kInvalidArgument,
-                  "tenant (" + std::to_string(s.tenant.size()) + " bytes) and idempotency_key (" +
-                      std::to_string(s.idempotency_key.size()) + " bytes) may be at most " +
-                      std::to_string(kMaxTenantBytes) + " and " + std::to_string(kMaxKeyBytes) +
-                      " bytes");
   }
   if (s.stop_tokens.size() > config_.max_stop_tokens) {
     return Reject(peer, tag, ErrorCode::kInvalidArgument,
@@ -159,7 +160,9 @@ void JobFrontend::OnSubmit(const std::string& peer, SubmitJob& s) {
                       std::to_string(s.max_tokens) + " exceeds the context of " +
                       std::to_string(model->context_length));
   }
-  if (s.deadline_unix_ms != 0 && static_cast<int64_t>(s.deadline_unix_ms) <= clock_.UnixMillis()) {
+  // Compared unsigned: a deadline at or past 2^63 ms is far in the future, not negative.
+  if (s.deadline_unix_ms != 0 &&
+      s.deadline_unix_ms <= static_cast<uint64_t>(std::max<int64_t>(0, clock_.UnixMillis()))) {
     return Reject(peer, tag, ErrorCode::kDeadlineExceeded, "deadline already passed");
   }
   if (scheduler_.queued() >= config_.queue_limit) {

@@ -1,5 +1,6 @@
 #include "host/jobs/job_table.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace wafer::host {
@@ -107,7 +108,9 @@ void JobTable::Forget(uint64_t id) {
 
 void JobTable::TakeExpired(int64_t now_unix_ms, std::vector<uint64_t>* out) {
   // Only jobs that carry a deadline are indexed, soonest first: the common case costs nothing.
-  while (!deadlines_.empty() && static_cast<int64_t>(deadlines_.begin()->first) <= now_unix_ms) {
+  // Compared unsigned: a deadline at or past 2^63 ms is far in the future, not negative.
+  const uint64_t now = static_cast<uint64_t>(std::max<int64_t>(0, now_unix_ms));
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
     auto [deadline, id] = *deadlines_.begin();
     JobRecord* job = store_.Find(id);
     if (job != nullptr && !job->finished && job->in_flight) return;  // Its step returns soon.

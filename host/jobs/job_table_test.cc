@@ -135,6 +135,16 @@ TEST(JobTableTest, DeadlinesExpireSoonestFirstButNotWhileInFlight) {
   EXPECT_TRUE(due.empty());
 }
 
+TEST(JobTableTest, ADeadlinePast2To63MillisecondsIsFarAwayNotPast) {
+  InMemoryJobStore store;
+  JobTable table(store, 10);
+  table.Add(Request("t", "", UINT64_MAX)).value();
+  table.Add(Request("t", "", uint64_t{1} << 63)).value();
+  std::vector<uint64_t> due;
+  table.TakeExpired(1'800'000'000'000, &due);  // 2027.
+  EXPECT_TRUE(due.empty());
+}
+
 TEST(JobTableTest, ANewTableOverTheSameStoreRebuildsItsIndexes) {
   InMemoryJobStore store;
   uint64_t keyed = 0;
