@@ -4,6 +4,7 @@
 #include <cassert>
 #include <cstddef>
 #include <span>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -30,6 +31,16 @@ class Message {
   Message& operator=(const Message&) = delete;
 
   size_t frame_count() const { return has_first_ ? 1 + rest_.size() : 0; }
+
+  // A metadata property of the connection the message came on ("User-Id": the name the ZAP
+  // handler gave an authenticated client); empty when it has none.
+  std::string property(const char* name) const {
+    if (!has_first_) return {};
+    // The last frame came off the connection; a ROUTER's routing-id frame carries no metadata.
+    const zmq::message_t& last = rest_.empty() ? first_ : rest_.back();
+    const char* value = zmq_msg_gets(const_cast<zmq_msg_t*>(last.handle()), name);
+    return value == nullptr ? std::string() : std::string(value);
+  }
 
   // The bytes of frame `index`, valid while this Message lives.
   // REQUIRES: index < frame_count().

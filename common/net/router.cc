@@ -13,11 +13,11 @@ Result<RouterReceipt> ReceiveFromPeer(Socket& router, int timeout_ms) {
   std::string peer(reinterpret_cast<const char*>(id.data()), id.size());
   const size_t after_id = message.frame_count() - 1;
   const bool delimited = after_id >= 1 && message.frame(1).empty();
-  if (after_id == 1) {
-    return RouterReceipt(PeerMessage{std::move(peer), Envelope::kDealer, std::move(message)});
-  }
-  if (after_id == 2 && delimited) {
-    return RouterReceipt(PeerMessage{std::move(peer), Envelope::kReq, std::move(message)});
+  if (after_id == 1 || (after_id == 2 && delimited)) {
+    std::string user_id = message.property("User-Id");
+    return RouterReceipt(PeerMessage{std::move(peer),
+                                     after_id == 1 ? Envelope::kDealer : Envelope::kReq,
+                                     std::move(message), std::move(user_id)});
   }
   return RouterReceipt(MalformedMessage{std::move(peer), delimited ? after_id - 1 : after_id});
 }

@@ -31,6 +31,8 @@ struct PeerMessage {
   std::string peer;  // The routing id libzmq gave the client's connection (opaque bytes).
   Envelope envelope = Envelope::kDealer;
   Message frames;  // As received, routing id first.
+  // The name the ZAP handler gave the client's key (CURVE sockets); empty on a plain socket.
+  std::string user_id;
 
   // The payload frame: the last one in both framings. Valid while this PeerMessage lives.
   std::span<const std::byte> payload() const { return frames.frame(frames.frame_count() - 1); }

@@ -34,6 +34,23 @@ Status ValidateOptions(const SocketOptions& options, std::string* why) {
     *why = "linger_ms must be >= -1";
     return InvalidArgument();
   }
+  for (const std::string* key : {&options.curve_secret_key, &options.curve_public_key,
+                                  &options.curve_server_key}) {
+    if (!key->empty() && key->size() != 40) {
+      *why = "a CURVE key is 40 characters of Z85";
+      return InvalidArgument();
+    }
+  }
+  if (!options.curve_secret_key.empty() && options.curve_server_key.empty() &&
+      options.zap_domain.empty()) {
+    *why = "a CURVE server needs a ZAP domain (clients are authenticated there)";
+    return InvalidArgument();
+  }
+  if (!options.curve_server_key.empty() &&
+      (options.curve_public_key.empty() || options.curve_secret_key.empty())) {
+    *why = "a CURVE client needs its own public and secret keys";
+    return InvalidArgument();
+  }
   return OkStatus();
 }
 
@@ -46,9 +63,17 @@ void Configure(zmq::socket_t& socket, SocketType type, const SocketOptions& opti
   if (type == SocketType::kRouter) {
     socket.set(zmq::sockopt::router_mandatory, options.router_mandatory ? 1 : 0);
   }
-  // Security goes here, and only here: once SocketOptions carries CURVE keys, set
-  // curve_server/curve_secretkey (ROUTER) or curve_serverkey/curve_publickey/curve_secretkey
-  // (DEALER, REQ) on tcp:// and ipc:// sockets. Nothing is set today: every socket is plain.
+  // Security, here and only here.
+  if (options.curve_secret_key.empty()) return;
+  if (options.curve_server_key.empty()) {
+    socket.set(zmq::sockopt::zap_domain, options.zap_domain);
+    socket.set(zmq::sockopt::curve_server, 1);
+    socket.set(zmq::sockopt::curve_secretkey, options.curve_secret_key);
+  } else {
+    socket.set(zmq::sockopt::curve_serverkey, options.curve_server_key);
+    socket.set(zmq::sockopt::curve_publickey, options.curve_public_key);
+    socket.set(zmq::sockopt::curve_secretkey, options.curve_secret_key);
+  }
 }
 
 // Endpoint errors the caller can fix by writing the endpoint differently.

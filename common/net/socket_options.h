@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace wafer::net {
 
@@ -32,8 +33,16 @@ struct SocketOptions {
   // How long closing waits for unsent messages (ZMQ_LINGER). 0, so that a context never hangs
   // at exit on a peer that went away.
   int linger_ms = 0;
-  // Security (CURVE server/client keys) is not supported yet. When it is, its fields go here
-  // and socket.cc applies them at the one marked spot in Configure(), before bind/connect.
+  // CURVE (encryption and authentication), on tcp:// and ipc:// endpoints. Keys are Z85 text,
+  // 40 characters, as net::GenerateCurveKeyPair and zmq_curve_keypair write them. A server
+  // (ROUTER) sets `curve_secret_key` and `zap_domain`: every client is then authenticated by the
+  // ZAP handler (net::ZapHandler) for that domain, which must be running before the socket
+  // binds. A client (DEALER, REQ) sets `curve_server_key` (the server it trusts) and its own
+  // pair. Empty: plaintext.
+  std::string curve_secret_key;
+  std::string curve_public_key;  // Client only.
+  std::string curve_server_key;  // Client only.
+  std::string zap_domain;        // Server only.
 };
 
 }  // namespace wafer::net

@@ -9,9 +9,13 @@ namespace {
 // Connects a DEALER (linger 0, so closing never hangs on unsent messages).
 Result<std::unique_ptr<net::Socket>> ConnectDealer(zmq::context_t& context,
                                                    const std::string& endpoint,
-                                                   std::string* error) {
-  auto socket = net::Socket::Connect(context, net::SocketType::kDealer, endpoint,
-                                     net::SocketOptions{}, error);
+                                                   const ClientKeys& keys, std::string* error) {
+  net::SocketOptions options;
+  options.curve_server_key = keys.server_public_key;
+  options.curve_public_key = keys.public_key;
+  options.curve_secret_key = keys.secret_key;
+  auto socket =
+      net::Socket::Connect(context, net::SocketType::kDealer, endpoint, options, error);
   if (!socket.ok() && socket.status().code() != StatusCode::kInvalidArgument) {
     return Unavailable();
   }
@@ -62,9 +66,11 @@ JobClient::~JobClient() {
   context_->close();
 }
 
-Result<std::unique_ptr<JobClient>> JobClient::Connect(const std::string& endpoint) {
+Result<std::unique_ptr<JobClient>> JobClient::Connect(const std::string& endpoint,
+                                                      const ClientKeys& keys) {
   std::unique_ptr<JobClient> c(new JobClient(std::make_unique<zmq::context_t>(1)));
-  WAFER_ASSIGN_OR_RETURN(c->socket_, ConnectDealer(*c->context_, endpoint, &c->last_error_));
+  WAFER_ASSIGN_OR_RETURN(c->socket_,
+                         ConnectDealer(*c->context_, endpoint, keys, &c->last_error_));
   return c;
 }
 
@@ -212,9 +218,11 @@ AdminClient::~AdminClient() {
   context_->close();
 }
 
-Result<std::unique_ptr<AdminClient>> AdminClient::Connect(const std::string& endpoint) {
+Result<std::unique_ptr<AdminClient>> AdminClient::Connect(const std::string& endpoint,
+                                                          const ClientKeys& keys) {
   std::unique_ptr<AdminClient> c(new AdminClient(std::make_unique<zmq::context_t>(1)));
-  WAFER_ASSIGN_OR_RETURN(c->socket_, ConnectDealer(*c->context_, endpoint, &c->last_error_));
+  WAFER_ASSIGN_OR_RETURN(c->socket_,
+                         ConnectDealer(*c->context_, endpoint, keys, &c->last_error_));
   return c;
 }
 

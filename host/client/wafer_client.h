@@ -20,6 +20,15 @@ namespace wafer::host {
 inline constexpr const char* kDefaultJobEndpoint = "tcp://127.0.0.1:7421";
 inline constexpr const char* kDefaultAdminEndpoint = "tcp://127.0.0.1:7422";
 
+// The CURVE keys a client connects with (Z85, 40 characters each): the daemon's public key and
+// the client's own pair, which the daemon's allowlist must name. All empty: plaintext. A wrong
+// server key never connects and never errors: every call then times out.
+struct ClientKeys {
+  std::string server_public_key;
+  std::string public_key;
+  std::string secret_key;
+};
+
 struct SubmitOutcome {
   bool accepted = false;
   JobAccepted accepted_reply;  // When accepted.
@@ -31,7 +40,8 @@ class JobClient {
  public:
   // Connects a DEALER to `endpoint` (it need not be listening yet). INVALID_ARGUMENT for a
   // malformed endpoint, UNAVAILABLE when no socket could be made; last_error() says which.
-  static Result<std::unique_ptr<JobClient>> Connect(const std::string& endpoint);
+  static Result<std::unique_ptr<JobClient>> Connect(const std::string& endpoint,
+                                                    const ClientKeys& keys = {});
   ~JobClient();
 
   // Sends one message. UNAVAILABLE when the socket cannot take it.
@@ -73,7 +83,8 @@ class JobClient {
 class AdminClient {
  public:
   // As JobClient::Connect.
-  static Result<std::unique_ptr<AdminClient>> Connect(const std::string& endpoint);
+  static Result<std::unique_ptr<AdminClient>> Connect(const std::string& endpoint,
+                                                      const ClientKeys& keys = {});
   ~AdminClient();
 
   Status QueryStatus(StatusReply* reply, int timeout_ms);

@@ -134,6 +134,52 @@ bool ParseBoards(MapReader& top, DaemonConfig* c, std::string* detail) {
   return true;
 }
 
+bool ParseSecurity(MapReader& top, DaemonConfig* c, std::string* detail) {
+  YAML::Node node = top.Child("security");
+  if (!node) return true;
+  MapReader r(node, "security", detail);
+  std::string insecure = "false";
+  if (!r.IsMap() || !r.String("server_secret_key_file", &c->security.server_secret_key_file) ||
+      !r.String("insecure", &insecure, false)) {
+    return false;
+  }
+  if (insecure != "true" && insecure != "false") {
+    return r.Fail(node["insecure"], r.Name("insecure"), "must be true or false");
+  }
+  c->security.insecure = insecure == "true";
+  YAML::Node clients = r.Child("clients");
+  if (!r.NoUnknownKeys()) return false;
+  if (!clients || clients.IsNull()) return true;
+  if (!clients.IsSequence()) return r.Fail(clients, "security.clients", "must be a list");
+  for (size_t i = 0; i < clients.size(); ++i) {
+    ClientKeyConfig k;
+    MapReader cr(clients[i], "security.clients[" + std::to_string(i) + "]", detail);
+    if (!cr.IsMap() || !cr.String("name", &k.name, false) ||
+        !cr.String("public_key", &k.public_key, false) || !cr.String("role", &k.role, false) ||
+        !cr.String("tenant", &k.tenant) || !cr.NoUnknownKeys()) {
+      return false;
+    }
+    if (k.public_key.size() != 40) {
+      return cr.Fail(clients[i]["public_key"], cr.Name("public_key"),
+                     "must be a Z85 CURVE public key (40 characters)");
+    }
+    if (k.role != "submitter" && k.role != "viewer" && k.role != "admin") {
+      return cr.Fail(clients[i]["role"], cr.Name("role"), "must be submitter, viewer or admin");
+    }
+    if (k.role == "submitter" && k.tenant.empty()) {
+      return cr.Fail(clients[i], cr.Name("tenant"), "a submitter needs its tenant");
+    }
+    for (const ClientKeyConfig& other : c->security.clients) {
+      if (other.name == k.name || other.public_key == k.public_key) {
+        return cr.Fail(clients[i], "security.clients[" + std::to_string(i) + "]",
+                       "name and public_key must be unique");
+      }
+    }
+    c->security.clients.push_back(std::move(k));
+  }
+  return true;
+}
+
 bool ParseModels(MapReader& top, DaemonConfig* c, std::string* detail) {
   YAML::Node models = top.Child("models");
   if (!models || models.IsNull()) return true;
@@ -220,7 +266,8 @@ Status ParseDaemonConfig(const std::string& yaml_text, DaemonConfig* config,
         return InvalidArgument();
       }
     }
-    if (!ParseBoards(top, &c, detail) || !ParseModels(top, &c, detail) || !top.NoUnknownKeys()) {
+    if (!ParseBoards(top, &c, detail) || !ParseModels(top, &c, detail) ||
+        !ParseSecurity(top, &c, detail) || !top.NoUnknownKeys()) {
       return InvalidArgument();
     }
     for (const ModelLoadConfig& m : c.models) {
@@ -277,6 +324,11 @@ std::string DefaultConfigYaml() {
     << "  prefill_chunk_tokens: " << d.prefill_chunk_tokens << "\n"
     << "  default_slots: " << d.default_slots << "             # KV-cache sequences per model\n"
     << "  finished_job_retention: " << d.finished_job_retention << "\n"
+    << "security:                        # CURVE on the job and admin sockets\n"
+    << "  server_secret_key_file: \"\"     # \"\": plaintext, loopback addresses only\n"
+    << "  insecure: false                # true: allow plaintext on other addresses too\n"
+    << "  clients: []                    # [{name, public_key, role: submitter|viewer|admin,"
+    << " tenant}]\n"
     << "boards:                          # inproc:// = embedded simulated board\n"
     << "  - endpoint: " << b.endpoint << "\n"
     << "    preset: " << b.preset << "\n"

@@ -35,6 +35,26 @@ struct ModelLoadConfig {
   uint32_t context_length = 0;  // 0: the model's max_position_embeddings.
 };
 
+// A client key the daemon admits (CURVE). Roles: "submitter" (the job socket, jobs run as
+// `tenant`), "viewer" (the admin socket, read-only), "admin" (the admin socket, everything).
+struct ClientKeyConfig {
+  std::string name;        // Shown in logs; the ZAP user id.
+  std::string public_key;  // Z85, 40 characters.
+  std::string role;
+  std::string tenant;  // Submitters: the tenant their jobs run under (required).
+};
+
+struct SecurityConfig {
+  // The daemon's CURVE secret key (Z85 text; the file must not be readable by group or others).
+  // Empty: the job and admin sockets are plaintext, which waferd allows only on loopback
+  // addresses unless `insecure` is true.
+  std::string server_secret_key_file;
+  std::vector<ClientKeyConfig> clients;
+  bool insecure = false;
+
+  bool curve() const { return !server_secret_key_file.empty(); }
+};
+
 struct DaemonConfig {
   std::string job_endpoint = "tcp://127.0.0.1:7421";
   std::string admin_endpoint = "tcp://127.0.0.1:7422";
@@ -62,6 +82,7 @@ struct DaemonConfig {
   // Finished jobs kept, with their tokens, for ResumeStream and JobStatus (~4 bytes a token).
   uint32_t finished_job_retention = 1000;
 
+  SecurityConfig security;
   std::vector<BoardConfig> boards = {BoardConfig{}};
   std::vector<ModelLoadConfig> models;
 };

@@ -6,10 +6,14 @@
 //   2  usage error
 //   3  the daemon did not answer (not running, wrong endpoint, timeout)
 //   4  protocol error (an undecodable reply)
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <string>
@@ -17,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/net/curve.h"
 #include "host/client/wafer_client.h"
 #include "host/ctl/board_view.h"
 #include "host/ctl/model_plan.h"
@@ -45,7 +50,12 @@ struct Args {
 };
 
 const char* kUsage =
-    "usage: waferctl [--endpoint E] [--admin-endpoint E] [--timeout-ms N] COMMAND [--json]\n"
+    "usage: waferctl [--endpoint E] [--admin-endpoint E] [--timeout-ms N]\n"
+    "                [--server-key FILE --key FILE] COMMAND [--json]\n"
+    "  --server-key FILE, --key FILE   CURVE: the daemon's public key and this client's secret\n"
+    "                                  key (Z85 files, as keys generate writes them)\n"
+    "  keys generate PATH              write a CURVE key pair: PATH.key (secret, mode 600) and\n"
+    "                                  PATH.pub; prints the public key for waferd.yaml\n"
     "  status                          boards, models, jobs\n"
     "  submit --model M (--prompt TEXT | --tokens 1,2,3) [--max-tokens N]\n"
     "         [--temperature T] [--top-k K] [--top-p P] [--seed S] [--tenant T] [--key K]\n"
@@ -189,7 +199,8 @@ bool ParseTokenList(const std::string& s, std::vector<uint32_t>* out) {
   return !out->empty();
 }
 
-int CmdSubmit(const Args& args, const std::string& endpoint, int timeout) {
+int CmdSubmit(const Args& args, const std::string& endpoint, const ClientKeys& keys,
+              int timeout) {
   SubmitJob job;
   job.model = args.Get("model");
   job.prompt_text = args.Get("prompt");
@@ -220,7 +231,7 @@ int CmdSubmit(const Args& args, const std::string& endpoint, int timeout) {
     std::fprintf(stderr, "waferctl: submit needs --model\n");
     return kExitUsage;
   }
-  auto client = JobClient::Connect(endpoint);
+  auto client = JobClient::Connect(endpoint, keys);
   if (!client.ok()) return FromStatus(client.status(), "bad endpoint " + endpoint, args.json);
   SubmitOutcome outcome;
   JobFinished finished;
@@ -379,6 +390,63 @@ int CmdLogs(const Args& args, AdminClient& admin, uint32_t board, int timeout) {
   return kExitOk;
 }
 
+// Reads a one-line Z85 key file (40 characters). False, with a message, when it is not one.
+bool ReadKeyFile(const std::string& path, std::string* key) {
+  std::ifstream in(path);
+  std::getline(in, *key);
+  while (!key->empty() && (key->back() == '\r' || key->back() == ' ')) key->pop_back();
+  if (!in && !in.eof()) key->clear();
+  if (key->size() == 40) return true;
+  std::fprintf(stderr, "waferctl: %s does not hold a 40-character Z85 CURVE key\n", path.c_str());
+  return false;
+}
+
+// The CURVE keys of --server-key and --key; both or neither. False (usage) otherwise.
+bool KeysFromFlags(const Args& args, ClientKeys* keys) {
+  const std::string server = args.Get("server-key"), own = args.Get("key");
+  if (server.empty() && own.empty()) return true;
+  if (server.empty() || own.empty()) {
+    std::fprintf(stderr, "waferctl: CURVE needs both --server-key and --key\n");
+    return false;
+  }
+  if (!ReadKeyFile(server, &keys->server_public_key) || !ReadKeyFile(own, &keys->secret_key)) {
+    return false;
+  }
+  Result<std::string> pub = net::CurvePublicKeyOf(keys->secret_key);
+  if (!pub.ok()) {
+    std::fprintf(stderr, "waferctl: %s is not a CURVE secret key\n", own.c_str());
+    return false;
+  }
+  keys->public_key = *pub;
+  return true;
+}
+
+int CmdKeysGenerate(const std::string& path) {
+  Result<net::CurveKeyPair> pair = net::GenerateCurveKeyPair();
+  if (!pair.ok()) {
+    std::fprintf(stderr, "waferctl: this libzmq cannot make CURVE keys\n");
+    return kExitFailed;
+  }
+  const std::string secret_path = path + ".key", public_path = path + ".pub";
+  // Created private: the secret never sits in a file others can read.
+  const int fd = open(secret_path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) {
+    std::fprintf(stderr, "waferctl: cannot create %s (%s)\n", secret_path.c_str(),
+                 std::strerror(errno));
+    return kExitFailed;
+  }
+  const std::string line = pair->secret_key + "\n";
+  const bool wrote = write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  close(fd);
+  std::ofstream(public_path) << pair->public_key << "\n";
+  if (!wrote) {
+    std::fprintf(stderr, "waferctl: cannot write %s\n", secret_path.c_str());
+    return kExitFailed;
+  }
+  std::printf("%s\n", pair->public_key.c_str());
+  return kExitOk;
+}
+
 int Main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "model") {  // Works without a daemon.
     return RunModelPlanCommand(std::vector<std::string>(argv + 2, argv + argc), std::cout,
@@ -389,6 +457,15 @@ int Main(int argc, char** argv) {
     std::fputs(kUsage, args.flags.count("help") ? stdout : stderr);
     return args.flags.count("help") ? kExitOk : kExitUsage;
   }
+  if (args.command == "keys") {
+    if (args.positional.size() != 2 || args.positional[0] != "generate") {
+      std::fputs(kUsage, stderr);
+      return kExitUsage;
+    }
+    return CmdKeysGenerate(args.positional[1]);
+  }
+  ClientKeys keys;
+  if (!KeysFromFlags(args, &keys)) return kExitUsage;
   const std::string job_ep = args.Get("endpoint", kDefaultJobEndpoint);
   const std::string admin_ep = args.Get("admin-endpoint", kDefaultAdminEndpoint);
   uint64_t timeout = 0;
@@ -397,9 +474,9 @@ int Main(int argc, char** argv) {
     return kExitUsage;
   }
   const int t = static_cast<int>(std::min<uint64_t>(timeout, 3'600'000));
-  if (args.command == "submit") return CmdSubmit(args, job_ep, t);
+  if (args.command == "submit") return CmdSubmit(args, job_ep, keys, t);
   if (args.command == "capacity") {
-    auto client = JobClient::Connect(job_ep);
+    auto client = JobClient::Connect(job_ep, keys);
     if (!client.ok()) return FromStatus(client.status(), "bad endpoint", args.json);
     CapacityReply r;
     if (Status s = (*client)->QueryCapacity(&r, t); !s.ok()) {
@@ -415,7 +492,7 @@ int Main(int argc, char** argv) {
     std::cout << (args.json ? out.dump(-1, ' ', false, json::error_handler_t::replace) : out.dump(2)) << "\n";
     return kExitOk;
   }
-  auto admin = AdminClient::Connect(admin_ep);
+  auto admin = AdminClient::Connect(admin_ep, keys);
   if (!admin.ok()) return FromStatus(admin.status(), "bad endpoint " + admin_ep, args.json);
   AdminClient& a = **admin;
   if (args.command == "status") return CmdStatus(args, a, t);

@@ -19,14 +19,16 @@ constexpr int kBurst = 256;
 
 DaemonParts::DaemonParts(zmq::context_t& context, const DaemonConfig& config, const Clock& clock,
                          std::unique_ptr<SchedulingPolicy> policy, BoardLinkFactory link_factory)
-    : jobs(store, config.finished_job_retention),
+    : access(config.security),
+      jobs(store, config.finished_job_retention),
       scheduler(std::move(policy), config.max_batch, clock),
       boards(context, clock, config.boards, std::move(link_factory), metrics),
       steps(config, clock, jobs, scheduler, boards, models, job_frontend, metrics),
       models(config, clock, boards, scheduler, steps, admin_frontend, loader_channel, metrics),
-      job_frontend(context, config, clock, jobs, scheduler, models, steps, boards, metrics),
-      admin_frontend(context, config, clock, job_frontend, jobs, scheduler, models, boards,
-                     metrics) {}
+      job_frontend(context, config, clock, access, jobs, scheduler, models, steps, boards,
+                   metrics),
+      admin_frontend(context, config, clock, access, job_frontend, jobs, scheduler, models,
+                     boards, metrics) {}
 
 DaemonParts::~DaemonParts() {
   if (loader) loader->Stop();
@@ -60,11 +62,38 @@ Status Daemon::Create(zmq::context_t& context, const DaemonConfig& config, const
     *detail = "eventfd failed";
     return Internal();
   }
+  const SecurityConfig& security = config.security;
+  std::string secret_key;
+  if (security.curve()) {
+    WAFER_ASSIGN_OR_RETURN(secret_key, ReadSecretKeyFile(security.server_secret_key_file, detail));
+  } else if (!security.insecure) {
+    for (const std::string* e : {&config.job_endpoint, &config.admin_endpoint}) {
+      if (!LoopbackEndpoint(*e)) {
+        *detail = *e + " is reachable from other hosts: set security.server_secret_key_file " +
+                  "(CURVE), or security.insecure: true to serve it in plaintext";
+        return InvalidArgument();
+      }
+    }
+  }
   d->parts_ = std::make_unique<DaemonParts>(context, d->config_, clock, std::move(policy),
                                             std::move(link_factory));
   DaemonParts& p = *d->parts_;
-  WAFER_RETURN_IF_ERROR(p.job_frontend.Bind(detail));
-  WAFER_RETURN_IF_ERROR(p.admin_frontend.Bind(detail));
+  if (security.curve()) {
+    // Before any CURVE socket binds: libzmq's CURVE server accepts every client while no ZAP
+    // handler runs.
+    const AccessPolicy* access = &p.access;
+    WAFER_ASSIGN_OR_RETURN(
+        p.zap, net::ZapHandler::Start(
+                   context,
+                   [access](const std::string& domain, const std::string& key) {
+                     return access->Admit(domain, key);
+                   },
+                   detail));
+  } else if (security.insecure) {
+    std::fprintf(stderr, "waferd: security.insecure: the job and admin sockets are plaintext\n");
+  }
+  WAFER_RETURN_IF_ERROR(p.job_frontend.Bind(secret_key, detail));
+  WAFER_RETURN_IF_ERROR(p.admin_frontend.Bind(secret_key, detail));
   if (!config.metrics_address.empty()) {
     WAFER_RETURN_IF_ERROR(p.metrics.Serve(config.metrics_address, detail));
     const std::string& a = config.metrics_address;

@@ -10,10 +10,12 @@
 
 #include <zmq.hpp>
 
+#include "common/net/curve.h"
 #include "common/net/socket.h"
 #include "host/boards/board_manager.h"
 #include "host/serving/model_manager.h"
 #include "host/serving/step_loop.h"
+#include "host/frontend/access.h"
 #include "host/frontend/admin_frontend.h"
 #include "host/frontend/job_frontend.h"
 #include "host/jobs/in_memory_job_store.h"
@@ -30,6 +32,9 @@ struct DaemonParts {
   ~DaemonParts();
 
   telemetry::DaemonMetrics metrics;
+  AccessPolicy access;
+  // Authenticates CURVE clients; started before any socket binds (CURVE on) and stopped last.
+  std::unique_ptr<net::ZapHandler> zap;
   InMemoryJobStore store;
   JobTable jobs;
   Scheduler scheduler;

@@ -9,11 +9,13 @@
 namespace wafer::host {
 
 AdminFrontend::AdminFrontend(zmq::context_t& context, const DaemonConfig& config,
-                             const Clock& clock, JobFrontend& job_frontend, JobTable& jobs,
-                             Scheduler& scheduler, ModelManager& models, BoardManager& boards,
+                             const Clock& clock, const AccessPolicy& access,
+                             JobFrontend& job_frontend, JobTable& jobs, Scheduler& scheduler,
+                             ModelManager& models, BoardManager& boards,
                              telemetry::DaemonMetrics& metrics)
     : config_(config),
       clock_(clock),
+      access_(access),
       start_ns_(clock.NowNanos()),
       job_frontend_(job_frontend),
       jobs_(jobs),
@@ -22,13 +24,16 @@ AdminFrontend::AdminFrontend(zmq::context_t& context, const DaemonConfig& config
       boards_(boards),
       socket_(context, "admin", metrics) {}
 
-Status AdminFrontend::Bind(std::string* detail) {
-  return socket_.Bind(config_.admin_endpoint, config_, detail);
+Status AdminFrontend::Bind(const std::string& curve_secret_key, std::string* detail) {
+  return socket_.Bind(config_.admin_endpoint, config_, curve_secret_key, kAdminZapDomain, detail);
 }
 
 void AdminFrontend::Pump(int burst) {
   socket_.Pump(
-      burst, [this](const std::string& peer, std::span<const std::byte> p) { OnFrame(peer, p); },
+      burst,
+      [this](const std::string& peer, const std::string& user, std::span<const std::byte> p) {
+        OnFrame(peer, access_.Find(user), p);
+      },
       [this](const std::string& peer, size_t frames) {
         Send(peer, ErrorReply{ErrorCode::kMalformedMessage,
                               "expected one payload frame, got " + std::to_string(frames), 0});
@@ -51,7 +56,8 @@ bool AdminFrontend::CheckBoard(const std::string& peer, uint64_t tag, uint32_t b
   return false;
 }
 
-void AdminFrontend::OnFrame(const std::string& peer, std::span<const std::byte> payload) {
+void AdminFrontend::OnFrame(const std::string& peer, const ClientKeyConfig* key,
+                            std::span<const std::byte> payload) {
   if (payload.size() > config_.max_message_bytes) {
     Send(peer, ErrorReply{ErrorCode::kMessageTooLarge,
                                "message exceeds max_message_bytes " +
@@ -63,6 +69,24 @@ void AdminFrontend::OnFrame(const std::string& peer, std::span<const std::byte> 
   DecodeError error;
   if (!DecodeAdmin(payload, &message, &error)) {
     Send(peer, ErrorReply{error.code, error.detail, error.request_tag});
+    return;
+  }
+  // A viewer reads (status, board detail, logs) and changes nothing.
+  const bool reads = std::holds_alternative<StatusQuery>(message) ||
+                     std::holds_alternative<ShowBoard>(message) ||
+                     std::holds_alternative<ReadBoardLog>(message) ||
+                     std::holds_alternative<Heartbeat>(message);
+  if (key != nullptr && key->role != "admin" && !reads) {
+    uint64_t tag = 0;
+    std::visit(
+        [&tag](const auto& m) {
+          if constexpr (requires { m.request_tag; }) tag = m.request_tag;
+        },
+        message);
+    Send(peer, OperationResult{tag, ErrorCode::kPermissionDenied,
+                               "key '" + key->name + "' is a " + key->role +
+                                   ": it may read status, boards and logs, and change nothing",
+                               0});
     return;
   }
   if (auto* status = std::get_if<StatusQuery>(&message)) {

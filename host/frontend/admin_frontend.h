@@ -13,6 +13,7 @@
 #include "host/config/daemon_config.h"
 #include "host/serving/model_manager.h"
 #include "host/serving/operation_sink.h"
+#include "host/frontend/access.h"
 #include "host/frontend/job_frontend.h"
 #include "host/frontend/router_socket.h"
 #include "host/jobs/job_table.h"
@@ -28,14 +29,15 @@ class AdminFrontend final : public OperationSink {
  public:
   // REQUIRES: every argument outlives the front end.
   AdminFrontend(zmq::context_t& context, const DaemonConfig& config, const Clock& clock,
-                JobFrontend& job_frontend, JobTable& jobs, Scheduler& scheduler,
-                ModelManager& models, BoardManager& boards, telemetry::DaemonMetrics& metrics);
+                const AccessPolicy& access, JobFrontend& job_frontend, JobTable& jobs,
+                Scheduler& scheduler, ModelManager& models, BoardManager& boards,
+                telemetry::DaemonMetrics& metrics);
 
   // Shown in status replies (known once the metrics endpoint is bound).
   void set_metrics_url(std::string url) { metrics_url_ = std::move(url); }
 
-  // See RouterSocket::Bind.
-  Status Bind(std::string* detail);
+  // See RouterSocket::Bind (CURVE when `curve_secret_key` is not empty).
+  Status Bind(const std::string& curve_secret_key, std::string* detail);
   const std::string& endpoint() const { return socket_.endpoint(); }
   void* handle() { return socket_.handle(); }
 
@@ -51,7 +53,9 @@ class AdminFrontend final : public OperationSink {
   void OnLogsDone(const Board& board, LogsDone& done);
 
  private:
-  void OnFrame(const std::string& peer, std::span<const std::byte> payload);
+  // `key` is the caller's client key (CURVE), or nullptr (plaintext: anonymous, may do all).
+  void OnFrame(const std::string& peer, const ClientKeyConfig* key,
+               std::span<const std::byte> payload);
   void Send(const std::string& peer, const AdminMessage& message);
   void OnStatus(const std::string& peer, const StatusQuery& query);
   void OnLoad(const std::string& peer, const LoadModel& load);
@@ -67,6 +71,7 @@ class AdminFrontend final : public OperationSink {
 
   const DaemonConfig& config_;
   const Clock& clock_;
+  const AccessPolicy& access_;
   const int64_t start_ns_;
   JobFrontend& job_frontend_;
   JobTable& jobs_;

@@ -9,10 +9,12 @@
 namespace wafer::host {
 
 JobFrontend::JobFrontend(zmq::context_t& context, const DaemonConfig& config, const Clock& clock,
-                         JobTable& jobs, Scheduler& scheduler, ModelManager& models,
-                         StepLoop& steps, BoardManager& boards, telemetry::DaemonMetrics& metrics)
+                         const AccessPolicy& access, JobTable& jobs, Scheduler& scheduler,
+                         ModelManager& models, StepLoop& steps, BoardManager& boards,
+                         telemetry::DaemonMetrics& metrics)
     : config_(config),
       clock_(clock),
+      access_(access),
       jobs_(jobs),
       scheduler_(scheduler),
       models_(models),
@@ -21,13 +23,22 @@ JobFrontend::JobFrontend(zmq::context_t& context, const DaemonConfig& config, co
       metrics_(metrics),
       socket_(context, "job", metrics) {}
 
-Status JobFrontend::Bind(std::string* detail) {
-  return socket_.Bind(config_.job_endpoint, config_, detail);
+Status JobFrontend::Bind(const std::string& curve_secret_key, std::string* detail) {
+  return socket_.Bind(config_.job_endpoint, config_, curve_secret_key, kJobZapDomain, detail);
+}
+
+JobRecord* JobFrontend::Visible(uint64_t id, const ClientKeyConfig* key) {
+  JobRecord* job = jobs_.Find(id);
+  if (job != nullptr && key != nullptr && job->tenant != key->tenant) return nullptr;
+  return job;
 }
 
 void JobFrontend::Pump(int burst) {
   socket_.Pump(
-      burst, [this](const std::string& peer, std::span<const std::byte> p) { OnFrame(peer, p); },
+      burst,
+      [this](const std::string& peer, const std::string& user, std::span<const std::byte> p) {
+        OnFrame(peer, access_.Find(user), p);
+      },
       [this](const std::string& peer, size_t frames) {
         Send(peer, ErrorReply{ErrorCode::kMalformedMessage,
                               "expected one payload frame, got " + std::to_string(frames), 0});
@@ -38,7 +49,8 @@ void JobFrontend::Send(const std::string& peer, const JobMessage& message) {
   socket_.Send(peer, EncodeJobView(message));
 }
 
-void JobFrontend::OnFrame(const std::string& peer, std::span<const std::byte> payload) {
+void JobFrontend::OnFrame(const std::string& peer, const ClientKeyConfig* key,
+                          std::span<const std::byte> payload) {
   if (payload.size() > config_.max_message_bytes) {
     metrics_.Rejected(ErrorCodeName(ErrorCode::kMessageTooLarge)).Increment();
     Send(peer, ErrorReply{ErrorCode::kMessageTooLarge,
@@ -56,13 +68,13 @@ void JobFrontend::OnFrame(const std::string& peer, std::span<const std::byte> pa
     return;
   }
   if (auto* submit = std::get_if<SubmitJob>(&message)) {
-    OnSubmit(peer, *submit);
+    OnSubmit(peer, key, *submit);
   } else if (auto* cancel = std::get_if<CancelJob>(&message)) {
-    OnCancel(peer, *cancel);
+    OnCancel(peer, key, *cancel);
   } else if (auto* status = std::get_if<JobStatusQuery>(&message)) {
-    OnJobStatus(peer, *status);
+    OnJobStatus(peer, key, *status);
   } else if (auto* resume = std::get_if<ResumeStream>(&message)) {
-    OnResume(peer, *resume);
+    OnResume(peer, key, *resume);
   } else if (auto* capacity = std::get_if<CapacityQuery>(&message)) {
     OnCapacity(peer, *capacity);
   } else if (auto* beat = std::get_if<Heartbeat>(&message)) {
@@ -78,8 +90,17 @@ void JobFrontend::Reject(const std::string& peer, uint64_t tag, ErrorCode code,
   Send(peer, JobRejected{tag, code, std::move(detail), retry_after_ms});
 }
 
-void JobFrontend::OnSubmit(const std::string& peer, SubmitJob& s) {
+void JobFrontend::OnSubmit(const std::string& peer, const ClientKeyConfig* key, SubmitJob& s) {
   const uint64_t tag = s.request_tag;
+  if (key != nullptr) {
+    // The tenant comes from the key, not from the message.
+    if (!s.tenant.empty() && s.tenant != key->tenant) {
+      return Reject(peer, tag, ErrorCode::kPermissionDenied,
+                    "key '" + key->name + "' submits as tenant '" + key->tenant + "', not '" +
+                        s.tenant + "'");
+    }
+    s.tenant = key->tenant;
+  }
   if (!accepting_) return Reject(peer, tag, ErrorCode::kDraining, "daemon is draining");
   if (s.tenant.size() > kMaxTenantBytes || s.idempotency_key.size() > kMaxKeyBytes) {
     return Reject(peer, tag, ErrorCode::kInvalidArgument,
@@ -197,8 +218,9 @@ void JobFrontend::OnSubmit(const std::string& peer, SubmitJob& s) {
   Send(peer, JobAccepted{tag, record.id, static_cast<uint32_t>(ahead), false});
 }
 
-void JobFrontend::OnCancel(const std::string& peer, const CancelJob& cancel) {
-  JobRecord* job = jobs_.Find(cancel.job_id);
+void JobFrontend::OnCancel(const std::string& peer, const ClientKeyConfig* key,
+                           const CancelJob& cancel) {
+  JobRecord* job = Visible(cancel.job_id, key);
   if (job == nullptr || job->finished) {
     Send(peer, CancelResult{cancel.job_id, ErrorCode::kUnknownJob});
     return;
@@ -207,9 +229,10 @@ void JobFrontend::OnCancel(const std::string& peer, const CancelJob& cancel) {
   steps_.Cancel(*job);
 }
 
-void JobFrontend::OnJobStatus(const std::string& peer, const JobStatusQuery& query) {
+void JobFrontend::OnJobStatus(const std::string& peer, const ClientKeyConfig* key,
+                              const JobStatusQuery& query) {
   JobStatusReply reply{query.job_id, JobState::kUnknown, 0, 0};
-  if (const JobRecord* found = jobs_.Find(query.job_id)) {
+  if (const JobRecord* found = Visible(query.job_id, key)) {
     const JobRecord& job = *found;
     reply.state = job.finished ? JobState::kFinished : job.state;
     reply.tokens_generated = static_cast<uint32_t>(job.output.size());
@@ -218,8 +241,9 @@ void JobFrontend::OnJobStatus(const std::string& peer, const JobStatusQuery& que
   Send(peer, reply);
 }
 
-void JobFrontend::OnResume(const std::string& peer, const ResumeStream& resume) {
-  JobRecord* found = jobs_.Find(resume.job_id);
+void JobFrontend::OnResume(const std::string& peer, const ClientKeyConfig* key,
+                           const ResumeStream& resume) {
+  JobRecord* found = Visible(resume.job_id, key);
   if (found == nullptr) {
     Send(peer, ErrorReply{ErrorCode::kUnknownJob,
                              "job " + std::to_string(resume.job_id) + " is not known", 0});

@@ -13,6 +13,7 @@
 #include "host/config/daemon_config.h"
 #include "host/serving/model_manager.h"
 #include "host/serving/job_replies.h"
+#include "host/frontend/access.h"
 #include "host/frontend/router_socket.h"
 #include "host/jobs/job_table.h"
 #include "host/scheduler/scheduler.h"
@@ -31,11 +32,12 @@ class JobFrontend final : public JobReplies {
 
   // REQUIRES: every argument outlives the front end.
   JobFrontend(zmq::context_t& context, const DaemonConfig& config, const Clock& clock,
-              JobTable& jobs, Scheduler& scheduler, ModelManager& models, StepLoop& steps,
-              BoardManager& boards, telemetry::DaemonMetrics& metrics);
+              const AccessPolicy& access, JobTable& jobs, Scheduler& scheduler,
+              ModelManager& models, StepLoop& steps, BoardManager& boards,
+              telemetry::DaemonMetrics& metrics);
 
-  // See RouterSocket::Bind.
-  Status Bind(std::string* detail);
+  // See RouterSocket::Bind (CURVE when `curve_secret_key` is not empty).
+  Status Bind(const std::string& curve_secret_key, std::string* detail);
   const std::string& endpoint() const { return socket_.endpoint(); }
   void* handle() { return socket_.handle(); }
 
@@ -48,17 +50,23 @@ class JobFrontend final : public JobReplies {
   bool accepting() const { return accepting_; }
 
  private:
-  void OnFrame(const std::string& peer, std::span<const std::byte> payload);
-  void OnSubmit(const std::string& peer, SubmitJob& submit);
-  void OnCancel(const std::string& peer, const CancelJob& cancel);
-  void OnJobStatus(const std::string& peer, const JobStatusQuery& query);
-  void OnResume(const std::string& peer, const ResumeStream& resume);
+  // `key` is the caller's client key (CURVE), or nullptr (plaintext: anonymous, any tenant).
+  void OnFrame(const std::string& peer, const ClientKeyConfig* key,
+               std::span<const std::byte> payload);
+  void OnSubmit(const std::string& peer, const ClientKeyConfig* key, SubmitJob& submit);
+  void OnCancel(const std::string& peer, const ClientKeyConfig* key, const CancelJob& cancel);
+  void OnJobStatus(const std::string& peer, const ClientKeyConfig* key,
+                   const JobStatusQuery& query);
+  void OnResume(const std::string& peer, const ClientKeyConfig* key, const ResumeStream& resume);
+  // The job `id` as `key` may see it: another tenant's job is nullptr, as if it did not exist.
+  JobRecord* Visible(uint64_t id, const ClientKeyConfig* key);
   void OnCapacity(const std::string& peer, const CapacityQuery& query);
   void Reject(const std::string& peer, uint64_t tag, ErrorCode code, std::string detail,
               uint32_t retry_after_ms = 0);
 
   const DaemonConfig& config_;
   const Clock& clock_;
+  const AccessPolicy& access_;
   JobTable& jobs_;
   Scheduler& scheduler_;
   ModelManager& models_;

@@ -7,6 +7,7 @@ RouterSocket::RouterSocket(zmq::context_t& context, const char* name,
     : context_(context), name_(name), metrics_(metrics) {}
 
 Status RouterSocket::Bind(const std::string& endpoint, const DaemonConfig& config,
+                          const std::string& curve_secret_key, const char* zap_domain,
                           std::string* detail) {
   net::SocketOptions options;
   options.send_high_water_mark = static_cast<int>(config.send_high_water_mark);
@@ -15,6 +16,8 @@ Status RouterSocket::Bind(const std::string& endpoint, const DaemonConfig& confi
   // message gets a typed MESSAGE_TOO_LARGE reply from the front end.
   options.max_message_bytes = static_cast<int64_t>(config.max_message_bytes) * 4;
   options.router_mandatory = true;
+  options.curve_secret_key = curve_secret_key;
+  if (!curve_secret_key.empty()) options.zap_domain = zap_domain;
   Result<std::unique_ptr<net::Socket>> socket =
       net::Socket::Bind(context_, net::SocketType::kRouter, endpoint, options, detail);
   if (!socket.ok()) {
@@ -27,12 +30,13 @@ Status RouterSocket::Bind(const std::string& endpoint, const DaemonConfig& confi
 
 void RouterSocket::Pump(
     int burst,
-    const std::function<void(const std::string&, std::span<const std::byte>)>& on_message,
+    const std::function<void(const std::string&, const std::string&,
+                             std::span<const std::byte>)>& on_message,
     const std::function<void(const std::string&, size_t)>& on_malformed) {
   // A failed receive (the context is closing) ends this turn; the poll loop sees the stop.
   net::PumpRouter(
       *socket_, burst,
-      [&](const net::PeerMessage& m) { on_message(m.peer, m.payload()); },
+      [&](const net::PeerMessage& m) { on_message(m.peer, m.user_id, m.payload()); },
       [&](const net::MalformedMessage& m) { on_malformed(m.peer, m.payload_frames); })
       .status()
       .IgnoreError();

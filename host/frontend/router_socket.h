@@ -26,18 +26,22 @@ class RouterSocket {
   // REQUIRES: `context` and `metrics` outlive the socket; Bind before any other call.
   RouterSocket(zmq::context_t& context, const char* name, telemetry::DaemonMetrics& metrics);
 
-  // Configures (ROUTER_MANDATORY, high-water marks and ZMQ_MAXMSGSIZE from `config`, linger 0)
+  // Configures (ROUTER_MANDATORY, high-water marks and ZMQ_MAXMSGSIZE from `config`, linger 0;
+  // CURVE with `curve_secret_key` when it is not empty, clients authenticated in `zap_domain`)
   // and binds. UNAVAILABLE (`detail` names the endpoint) when it cannot be bound.
-  Status Bind(const std::string& endpoint, const DaemonConfig& config, std::string* detail);
+  Status Bind(const std::string& endpoint, const DaemonConfig& config,
+              const std::string& curve_secret_key, const char* zap_domain, std::string* detail);
   // The endpoint actually bound (a "tcp://127.0.0.1:*" gets its real port here).
   const std::string& endpoint() const { return socket_->last_endpoint(); }
   void* handle() { return socket_->handle(); }
 
   // Receives up to `burst` messages without blocking. A DEALER sends [payload], a REQ
-  // [empty, payload]: `on_message(peer, payload)` gets the payload; any other framing calls
+  // [empty, payload]: `on_message(peer, user_id, payload)` gets the payload and the name the
+  // ZAP handler gave the client's key (empty on a plaintext socket); any other framing calls
   // `on_malformed(peer, payload_frames)`.
   void Pump(int burst,
-            const std::function<void(const std::string&, std::span<const std::byte>)>& on_message,
+            const std::function<void(const std::string&, const std::string&,
+                                     std::span<const std::byte>)>& on_message,
             const std::function<void(const std::string&, size_t)>& on_malformed);
 
   // Sends [peer, payload] without blocking. A backlogged or vanished peer loses the message,

@@ -1,0 +1,70 @@
+#include "host/frontend/access.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace wafer::host {
+
+AccessPolicy::AccessPolicy(const SecurityConfig& security) : curve_(security.curve()) {
+  for (const ClientKeyConfig& key : security.clients) {
+    by_name_.emplace(key.name, key);
+    name_by_key_.emplace(key.public_key, key.name);
+  }
+}
+
+std::optional<std::string> AccessPolicy::Admit(const std::string& domain,
+                                               const std::string& public_key) const {
+  auto it = name_by_key_.find(public_key);
+  if (it == name_by_key_.end()) return std::nullopt;
+  const std::string& role = by_name_.at(it->second).role;
+  const bool allowed = domain == kJobZapDomain ? role == "submitter"
+                       : domain == kAdminZapDomain ? role == "viewer" || role == "admin"
+                                                   : false;
+  if (!allowed) return std::nullopt;
+  return it->second;
+}
+
+const ClientKeyConfig* AccessPolicy::Find(const std::string& user_id) const {
+  auto it = by_name_.find(user_id);
+  return it == by_name_.end() ? nullptr : &it->second;
+}
+
+Result<std::string> ReadSecretKeyFile(const std::string& path, std::string* detail) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) {
+    *detail = "cannot read the secret key file " + path;
+    return NotFound();
+  }
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    *detail = "the secret key file " + path +
+              " is readable by group or others: chmod 600 it (waferd refuses to use it)";
+    return InvalidArgument();
+  }
+  std::ifstream in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  std::string key = text.str();
+  while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' ')) {
+    key.pop_back();
+  }
+  if (!in.good() && !in.eof()) {
+    *detail = "cannot read the secret key file " + path;
+    return NotFound();
+  }
+  if (key.size() != 40) {
+    *detail = "the secret key file " + path + " does not hold a 40-character Z85 CURVE key";
+    return InvalidArgument();
+  }
+  return key;
+}
+
+bool LoopbackEndpoint(const std::string& endpoint) {
+  if (endpoint.rfind("inproc://", 0) == 0 || endpoint.rfind("ipc://", 0) == 0) return true;
+  if (endpoint.rfind("tcp://", 0) != 0) return false;
+  const std::string host = endpoint.substr(6, endpoint.rfind(':') - 6);
+  return host.rfind("127.", 0) == 0 || host == "[::1]" || host == "localhost";
+}
+
+}  // namespace wafer::host

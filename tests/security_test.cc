@@ -1,0 +1,196 @@
+// CURVE on the job and admin sockets, tried as an attacker on the same host would: plaintext and
+// unknown keys get no answer, a submitter cannot reach the admin socket, a viewer reads and
+// changes nothing, a submitter's jobs run under its key's tenant and other tenants' jobs do not
+// exist for it; a secret key file others can read, and plaintext on a non-loopback address, stop
+// the daemon at start. Waits for "no answer" are bounded (kSilenceMs); nothing asserts a timing.
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "common/net/curve.h"
+#include "tests/daemon_harness.h"
+
+namespace wafer::testing {
+namespace {
+
+using namespace wafer::host;
+
+constexpr int kTimeoutMs = 30000;
+constexpr int kSilenceMs = 700;  // How long a refused client waits before the test moves on.
+
+net::CurveKeyPair NewKeys() {
+  Result<net::CurveKeyPair> keys = net::GenerateCurveKeyPair();
+  EXPECT_TRUE(keys.ok());
+  return keys.ok() ? *keys : net::CurveKeyPair{};
+}
+
+void WriteFile(const std::string& path, const std::string& text, mode_t mode) {
+  std::ofstream(path) << text << "\n";
+  chmod(path.c_str(), mode);
+}
+
+class SecurityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(WriteModel(dir_.path() + "/tiny", "tiny", 3));
+    server_ = NewKeys();
+    WriteFile(dir_.path() + "/server.key", server_.secret_key, 0600);
+    harness_ = std::make_unique<DaemonHarness>([&](DaemonConfig& c) {
+      c.security.server_secret_key_file = dir_.path() + "/server.key";
+      c.security.clients = {{"sched-a", a_.public_key, "submitter", "team-a"},
+                            {"sched-b", b_.public_key, "submitter", "team-b"},
+                            {"grafana", viewer_.public_key, "viewer", ""},
+                            {"ops", admin_.public_key, "admin", ""}};
+    });
+    auto admin = Admin(admin_);
+    LoadModel load;
+    load.path = dir_.path() + "/tiny";
+    load.name = "tiny";
+    load.slots = 4;
+    OperationResult r;
+    ASSERT_TRUE(admin->Operate(load, nullptr, &r, kTimeoutMs).ok()) << admin->last_error();
+    ASSERT_EQ(r.code, ErrorCode::kNone) << r.detail;
+  }
+
+  ClientKeys KeysOf(const net::CurveKeyPair& pair) const {
+    return ClientKeys{server_.public_key, pair.public_key, pair.secret_key};
+  }
+  std::unique_ptr<JobClient> Jobs(const net::CurveKeyPair& pair) {
+    return std::move(JobClient::Connect(harness_->daemon().job_endpoint(), KeysOf(pair))).value();
+  }
+  std::unique_ptr<AdminClient> Admin(const net::CurveKeyPair& pair) {
+    return std::move(AdminClient::Connect(harness_->daemon().admin_endpoint(), KeysOf(pair)))
+        .value();
+  }
+  static SubmitJob Job(const std::string& tenant = "") {
+    SubmitJob j;
+    j.model = "tiny";
+    j.prompt_tokens = {1, 2, 3};
+    j.max_tokens = 8;
+    j.tenant = tenant;
+    return j;
+  }
+
+  TempDir dir_;
+  net::CurveKeyPair server_, a_ = NewKeys(), b_ = NewKeys(), viewer_ = NewKeys(),
+                            admin_ = NewKeys(), stranger_ = NewKeys();
+  std::unique_ptr<DaemonHarness> harness_;
+};
+
+TEST_F(SecurityTest, PlaintextClientsAndUnknownKeysGetNoAnswer) {
+  SubmitOutcome outcome;
+  auto plain = harness_->NewJobClient();
+  EXPECT_EQ(plain->Submit(Job(), &outcome, kSilenceMs).code(), StatusCode::kDeadlineExceeded);
+  auto stranger = Jobs(stranger_);
+  EXPECT_EQ(stranger->Submit(Job(), &outcome, kSilenceMs).code(), StatusCode::kDeadlineExceeded);
+  // A client that trusts the wrong server key never gets through either.
+  ClientKeys wrong = KeysOf(a_);
+  wrong.server_public_key = stranger_.public_key;
+  auto misled =
+      std::move(JobClient::Connect(harness_->daemon().job_endpoint(), wrong)).value();
+  EXPECT_EQ(misled->Submit(Job(), &outcome, kSilenceMs).code(), StatusCode::kDeadlineExceeded);
+  // The same job from a listed key runs.
+  JobFinished finished;
+  ASSERT_TRUE(Jobs(a_)->Run(Job(), [](const TokenChunk&) {}, &outcome, &finished, kTimeoutMs).ok());
+  EXPECT_TRUE(outcome.accepted);
+  EXPECT_EQ(finished.completion_tokens, 8u);
+}
+
+TEST_F(SecurityTest, ASubmitterCannotReachTheAdminSocketAndAViewerChangesNothing) {
+  StatusReply status;
+  EXPECT_EQ(Admin(a_)->QueryStatus(&status, kSilenceMs).code(), StatusCode::kDeadlineExceeded);
+  // The admin socket's keys are no submitters either.
+  SubmitOutcome outcome;
+  EXPECT_EQ(Jobs(admin_)->Submit(Job(), &outcome, kSilenceMs).code(),
+            StatusCode::kDeadlineExceeded);
+
+  auto viewer = Admin(viewer_);
+  ASSERT_TRUE(viewer->QueryStatus(&status, kTimeoutMs).ok()) << viewer->last_error();
+  ASSERT_EQ(status.models.size(), 1u);
+  OperationResult r;
+  for (const AdminMessage& change : {AdminMessage(UnloadModel{0, "tiny"}), AdminMessage(Drain{}),
+                                     AdminMessage(ResetBoard{0, 0}),
+                                     AdminMessage(DrainBoard{0, 0, true, false})}) {
+    ASSERT_TRUE(viewer->Operate(change, nullptr, &r, kTimeoutMs).ok());
+    EXPECT_EQ(r.code, ErrorCode::kPermissionDenied) << r.detail;
+  }
+  EXPECT_NE(r.detail.find("key 'grafana' is a viewer"), std::string::npos) << r.detail;
+  ASSERT_TRUE(viewer->QueryStatus(&status, kTimeoutMs).ok());
+  EXPECT_EQ(status.models[0].state, ModelState::kReady);  // Nothing changed.
+  EXPECT_FALSE(status.draining);
+}
+
+TEST_F(SecurityTest, JobsRunUnderTheKeysTenantAndOtherTenantsJobsDoNotExist) {
+  auto a = Jobs(a_);
+  SubmitOutcome outcome;
+  ASSERT_TRUE(a->Submit(Job("team-b"), &outcome, kTimeoutMs).ok());  // Forged tenant.
+  ASSERT_FALSE(outcome.accepted);
+  EXPECT_EQ(outcome.rejection.code, ErrorCode::kPermissionDenied);
+  EXPECT_EQ(outcome.rejection.detail, "key 'sched-a' submits as tenant 'team-a', not 'team-b'");
+
+  JobFinished finished;
+  SubmitJob job = Job("team-a");  // Naming its own tenant is fine.
+  job.max_tokens = 1000;
+  job.idempotency_key = "k1";
+  ASSERT_TRUE(a->Submit(job, &outcome, kTimeoutMs).ok());
+  ASSERT_TRUE(outcome.accepted) << outcome.rejection.detail;
+  const uint64_t id = outcome.accepted_reply.job_id;
+
+  auto b = Jobs(b_);
+  JobStatusReply status;
+  ASSERT_TRUE(b->QueryJob(id, &status, kTimeoutMs).ok());
+  EXPECT_EQ(status.state, JobState::kUnknown);
+  CancelResult cancel;
+  ASSERT_TRUE(b->Cancel(id, &cancel, kTimeoutMs).ok());
+  EXPECT_EQ(cancel.code, ErrorCode::kUnknownJob);
+  ASSERT_TRUE(b->Send(ResumeStream{id, 0}).ok());
+  JobMessage reply;
+  ASSERT_TRUE(b->Receive(&reply, kTimeoutMs).ok());
+  ASSERT_TRUE(std::holds_alternative<ErrorReply>(reply));
+  EXPECT_EQ(std::get<ErrorReply>(reply).code, ErrorCode::kUnknownJob);
+  // The same idempotency key under another tenant is another job.
+  job.tenant = "";
+  ASSERT_TRUE(b->Submit(job, &outcome, kTimeoutMs).ok());
+  ASSERT_TRUE(outcome.accepted);
+  EXPECT_NE(outcome.accepted_reply.job_id, id);
+  EXPECT_FALSE(outcome.accepted_reply.duplicate);
+
+  // A's own view: its job is there and runs to the end, untouched by B.
+  ASSERT_TRUE(a->QueryJob(id, &status, kTimeoutMs).ok());
+  EXPECT_NE(status.state, JobState::kUnknown);
+}
+
+TEST(SecurityStartTest, AReadableSecretKeyFileAndPlaintextBeyondLoopbackStopTheDaemon) {
+  TempDir dir;
+  const std::string key_file = dir.path() + "/server.key";
+  WriteFile(key_file, NewKeys().secret_key, 0644);
+  zmq::context_t context(1);
+  auto start = [&](const DaemonConfig& config, std::string* detail) {
+    std::unique_ptr<Daemon> daemon;
+    return Daemon::Create(context, config, SystemClock::Get(),
+                          ZmqBoardLinkFactory(context, SystemClock::Get()), &daemon, detail);
+  };
+  DaemonConfig config;
+  config.job_endpoint = "tcp://127.0.0.1:*";
+  config.admin_endpoint = "ipc://" + dir.path() + "/admin.sock";
+  config.metrics_address = "";
+  config.boards[0].timeout_ms = 100;  // No board listens: its worker gives up quickly.
+  config.security.server_secret_key_file = key_file;
+  std::string detail;
+  EXPECT_EQ(start(config, &detail).code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(detail.find(key_file), std::string::npos) << detail;
+  EXPECT_NE(detail.find("chmod 600"), std::string::npos) << detail;
+
+  config.security = SecurityConfig{};
+  config.job_endpoint = "tcp://0.0.0.0:*";
+  EXPECT_EQ(start(config, &detail).code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(detail.find("tcp://0.0.0.0:* is reachable from other hosts"), std::string::npos)
+      << detail;
+  config.security.insecure = true;  // Said explicitly: it starts.
+  EXPECT_TRUE(start(config, &detail).ok()) << detail;
+}
+
+}  // namespace
+}  // namespace wafer::testing
