@@ -62,6 +62,7 @@ constexpr Status Internal() { return Status(StatusCode::kInternal); }
 constexpr Status DeadlineExceeded() { return Status(StatusCode::kDeadlineExceeded); }
 constexpr Status Cancelled() { return Status(StatusCode::kCancelled); }
 constexpr Status Unimplemented() { return Status(StatusCode::kUnimplemented); }
+constexpr Status PermissionDenied() { return Status(StatusCode::kPermissionDenied); }
 
 }  // namespace wafer
 

@@ -60,6 +60,9 @@ DaemonMetrics::DaemonMetrics() : registry_(std::make_shared<prometheus::Registry
   board_drained_ = &BuildGauge().Name("wafer_board_drained")
                         .Help("1 while the board is drained for this reason (it takes no new work).")
                         .Register(r);
+  audit_ = &BuildCounter().Name("wafer_audit_events_total")
+                .Help("Audit log records: admin actions, refusals, outcomes, refused keys.")
+                .Register(r);
   steps_ = &BuildCounter().Name("wafer_board_steps_total").Help("Steps executed.").Register(r);
   device_seconds_ = &BuildCounter().Name("wafer_board_device_seconds_total")
                          .Help("Modeled device time spent in steps.").Register(r);
@@ -140,6 +143,11 @@ prometheus::Counter& DaemonMetrics::Rejected(const std::string& reason) {
 
 prometheus::Counter& DaemonMetrics::Dropped(const std::string& socket, const std::string& reason) {
   return dropped_->Add({{"socket", socket}, {"reason", reason}});
+}
+
+prometheus::Counter& DaemonMetrics::Audit(const std::string& event) {
+  // Add() returns the existing series when the labels match; prometheus-cpp locks the family.
+  return audit_->Add({{"event", event}});
 }
 
 }  // namespace wafer::telemetry

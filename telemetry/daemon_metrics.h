@@ -67,6 +67,9 @@ class DaemonMetrics {
   prometheus::Counter& Finished(const std::string& model, const std::string& reason);
   prometheus::Counter& Rejected(const std::string& reason);
   prometheus::Counter& Dropped(const std::string& socket, const std::string& reason);
+  // wafer_audit_events_total{event}. Create each event's series at startup (AuditLog does):
+  // afterwards any thread may look it up and increment it.
+  prometheus::Counter& Audit(const std::string& event);
 
   prometheus::Gauge& queue_depth() { return *queue_depth_; }
   prometheus::Gauge& jobs_running() { return *jobs_running_; }
@@ -84,6 +87,7 @@ class DaemonMetrics {
   prometheus::Family<prometheus::Counter>* rejected_;
   prometheus::Family<prometheus::Counter>* tokens_;
   prometheus::Family<prometheus::Counter>* dropped_;
+  prometheus::Family<prometheus::Counter>* audit_;
   prometheus::Family<prometheus::Histogram>* ttft_;
   prometheus::Family<prometheus::Histogram>* inter_token_;
   prometheus::Family<prometheus::Histogram>* queue_wait_;

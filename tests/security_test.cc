@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <sstream>
 
 #include <gtest/gtest.h>
 
@@ -34,11 +35,13 @@ void WriteFile(const std::string& path, const std::string& text, mode_t mode) {
 class SecurityTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(WriteModel(dir_.path() + "/tiny", "tiny", 3));
+    ASSERT_TRUE(WriteModel(dir_.path() + "/models/tiny", "tiny", 3));
     server_ = NewKeys();
     WriteFile(dir_.path() + "/server.key", server_.secret_key, 0600);
     harness_ = std::make_unique<DaemonHarness>([&](DaemonConfig& c) {
       c.security.server_secret_key_file = dir_.path() + "/server.key";
+      c.security.audit_log_file = dir_.path() + "/audit.log";
+      c.security.model_roots = {dir_.path() + "/models"};
       c.security.clients = {{"sched-a", a_.public_key, "submitter", "team-a"},
                             {"sched-b", b_.public_key, "submitter", "team-b"},
                             {"grafana", viewer_.public_key, "viewer", ""},
@@ -46,7 +49,7 @@ class SecurityTest : public ::testing::Test {
     });
     auto admin = Admin(admin_);
     LoadModel load;
-    load.path = dir_.path() + "/tiny";
+    load.path = dir_.path() + "/models/tiny";
     load.name = "tiny";
     load.slots = 4;
     OperationResult r;
@@ -71,6 +74,13 @@ class SecurityTest : public ::testing::Test {
     j.max_tokens = 8;
     j.tenant = tenant;
     return j;
+  }
+
+  std::string AuditLines() {
+    std::ifstream in(dir_.path() + "/audit.log");
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
   }
 
   TempDir dir_;
@@ -120,6 +130,31 @@ TEST_F(SecurityTest, ASubmitterCannotReachTheAdminSocketAndAViewerChangesNothing
   ASSERT_TRUE(viewer->QueryStatus(&status, kTimeoutMs).ok());
   EXPECT_EQ(status.models[0].state, ModelState::kReady);  // Nothing changed.
   EXPECT_FALSE(status.draining);
+
+  // Each refusal is in the audit log, beside the admin's load and the key turned away.
+  const std::string audit = AuditLines();
+  EXPECT_NE(audit.find("event=admin_action who=\"ops\" what=\"LoadModel path="), std::string::npos)
+      << audit;
+  EXPECT_NE(audit.find("event=admin_denied who=\"grafana\" what=\"UnloadModel name=tiny tag="),
+            std::string::npos)
+      << audit;
+  EXPECT_NE(audit.find("event=auth_refused who=\"key " + a_.public_key + "\" what=\"waferd-admin\""),
+            std::string::npos)
+      << audit;
+}
+
+TEST_F(SecurityTest, AnAdminLoadsOnlyUnderTheModelRoots) {
+  auto admin = Admin(admin_);
+  OperationResult r;
+  for (const std::string& path :
+       {std::string("/etc"), dir_.path() + "/models/../audit.log", dir_.path()}) {
+    LoadModel load;
+    load.path = path;
+    load.name = "x";
+    ASSERT_TRUE(admin->Operate(load, nullptr, &r, kTimeoutMs).ok());
+    EXPECT_EQ(r.code, ErrorCode::kPermissionDenied) << path << ": " << r.detail;
+  }
+  EXPECT_EQ(r.detail, "path " + dir_.path() + " is not under a configured model root");
 }
 
 TEST_F(SecurityTest, JobsRunUnderTheKeysTenantAndOtherTenantsJobsDoNotExist) {

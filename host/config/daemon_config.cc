@@ -140,8 +140,19 @@ bool ParseSecurity(MapReader& top, DaemonConfig* c, std::string* detail) {
   MapReader r(node, "security", detail);
   std::string insecure = "false";
   if (!r.IsMap() || !r.String("server_secret_key_file", &c->security.server_secret_key_file) ||
-      !r.String("insecure", &insecure, false)) {
+      !r.String("insecure", &insecure, false) ||
+      !r.String("audit_log_file", &c->security.audit_log_file)) {
     return false;
+  }
+  if (YAML::Node roots = r.Child("model_roots"); roots && !roots.IsNull()) {
+    if (!roots.IsSequence()) return r.Fail(roots, "security.model_roots", "must be a list");
+    for (size_t i = 0; i < roots.size(); ++i) {
+      if (!roots[i].IsScalar() || roots[i].Scalar().empty() || roots[i].Scalar()[0] != '/') {
+        return r.Fail(roots[i], "security.model_roots[" + std::to_string(i) + "]",
+                      "must be an absolute directory");
+      }
+      c->security.model_roots.push_back(roots[i].Scalar());
+    }
   }
   if (insecure != "true" && insecure != "false") {
     return r.Fail(node["insecure"], r.Name("insecure"), "must be true or false");
@@ -329,6 +340,8 @@ std::string DefaultConfigYaml() {
     << "  insecure: false                # true: allow plaintext on other addresses too\n"
     << "  clients: []                    # [{name, public_key, role: submitter|viewer|admin,"
     << " tenant}]\n"
+    << "  audit_log_file: \"\"             # \"\": stderr\n"
+    << "  model_roots: []                # admin loads only under these; []: anywhere\n"
     << "boards:                          # inproc:// = embedded simulated board\n"
     << "  - endpoint: " << b.endpoint << "\n"
     << "    preset: " << b.preset << "\n"

@@ -51,6 +51,11 @@ struct SecurityConfig {
   std::string server_secret_key_file;
   std::vector<ClientKeyConfig> clients;
   bool insecure = false;
+  // The audit log (admin actions, refusals, refused keys). Empty: stderr, "waferd audit:" lines.
+  std::string audit_log_file;
+  // Directories an admin-socket load may read a model from (the path, resolved, must lie under
+  // one). Empty: anywhere the daemon can read.
+  std::vector<std::string> model_roots;
 
   bool curve() const { return !server_secret_key_file.empty(); }
 };

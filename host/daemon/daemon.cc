@@ -20,6 +20,7 @@ constexpr int kBurst = 256;
 DaemonParts::DaemonParts(zmq::context_t& context, const DaemonConfig& config, const Clock& clock,
                          std::unique_ptr<SchedulingPolicy> policy, BoardLinkFactory link_factory)
     : access(config.security),
+      audit(clock, metrics),
       jobs(store, config.finished_job_retention),
       scheduler(std::move(policy), config.max_batch, clock),
       boards(context, clock, config.boards, std::move(link_factory), metrics),
@@ -27,8 +28,8 @@ DaemonParts::DaemonParts(zmq::context_t& context, const DaemonConfig& config, co
       models(config, clock, boards, scheduler, steps, admin_frontend, loader_channel, metrics),
       job_frontend(context, config, clock, access, jobs, scheduler, models, steps, boards,
                    metrics),
-      admin_frontend(context, config, clock, access, job_frontend, jobs, scheduler, models,
-                     boards, metrics) {}
+      admin_frontend(context, config, clock, access, audit, job_frontend, jobs, scheduler,
+                     models, boards, metrics) {}
 
 DaemonParts::~DaemonParts() {
   if (loader) loader->Stop();
@@ -78,15 +79,19 @@ Status Daemon::Create(zmq::context_t& context, const DaemonConfig& config, const
   d->parts_ = std::make_unique<DaemonParts>(context, d->config_, clock, std::move(policy),
                                             std::move(link_factory));
   DaemonParts& p = *d->parts_;
+  WAFER_RETURN_IF_ERROR(p.audit.Open(security.audit_log_file, detail));
   if (security.curve()) {
     // Before any CURVE socket binds: libzmq's CURVE server accepts every client while no ZAP
     // handler runs.
     const AccessPolicy* access = &p.access;
+    AuditLog* audit = &p.audit;
     WAFER_ASSIGN_OR_RETURN(
         p.zap, net::ZapHandler::Start(
                    context,
-                   [access](const std::string& domain, const std::string& key) {
-                     return access->Admit(domain, key);
+                   [access, audit](const std::string& domain, const std::string& key) {
+                     std::optional<std::string> name = access->Admit(domain, key);
+                     if (!name) audit->Record("auth_refused", "key " + key, domain, "refused");
+                     return name;
                    },
                    detail));
   } else if (security.insecure) {

@@ -33,6 +33,7 @@ struct DaemonParts {
 
   telemetry::DaemonMetrics metrics;
   AccessPolicy access;
+  AuditLog audit;
   // Authenticates CURVE clients; started before any socket binds (CURVE on) and stopped last.
   std::unique_ptr<net::ZapHandler> zap;
   InMemoryJobStore store;

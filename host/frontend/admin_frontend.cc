@@ -1,21 +1,56 @@
 #include "host/frontend/admin_frontend.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <type_traits>
 
 #include "host/board/board_codec.h"
 #include "host/wire/error_codes.h"
 #include "host/wire/admin_codec.h"
 
 namespace wafer::host {
+namespace {
+
+// An admin request as the audit log names it: its type, tag and the fields that say what it
+// acts on.
+std::string Describe(const AdminMessage& message) {
+  return std::visit(
+      [](const auto& m) -> std::string {
+        using T = std::decay_t<decltype(m)>;
+        std::string out;
+        if constexpr (std::is_same_v<T, LoadModel>) {
+          out = "LoadModel path=" + m.path + " name=" + m.name;
+        } else if constexpr (std::is_same_v<T, UnloadModel>) {
+          out = "UnloadModel name=" + m.name;
+        } else if constexpr (std::is_same_v<T, Drain>) {
+          out = "Drain";
+        } else if constexpr (std::is_same_v<T, DrainBoard>) {
+          out = std::string(m.undrain ? "UndrainBoard" : "DrainBoard") +
+                " board=" + std::to_string(m.board) + (m.evacuate ? " evacuate" : "");
+        } else if constexpr (std::is_same_v<T, ResetBoard>) {
+          out = "ResetBoard board=" + std::to_string(m.board);
+        } else if constexpr (std::is_same_v<T, InjectFault>) {
+          out = "InjectFault board=" + std::to_string(m.board) + " kind=" + m.kind;
+        } else {
+          out = "message #" + std::to_string(AdminMessage(m).index());
+        }
+        if constexpr (requires { m.request_tag; }) out += " tag=" + std::to_string(m.request_tag);
+        return out;
+      },
+      message);
+}
+
+}  // namespace
 
 AdminFrontend::AdminFrontend(zmq::context_t& context, const DaemonConfig& config,
-                             const Clock& clock, const AccessPolicy& access,
+                             const Clock& clock, const AccessPolicy& access, AuditLog& audit,
                              JobFrontend& job_frontend, JobTable& jobs, Scheduler& scheduler,
                              ModelManager& models, BoardManager& boards,
                              telemetry::DaemonMetrics& metrics)
     : config_(config),
       clock_(clock),
       access_(access),
+      audit_(audit),
       start_ns_(clock.NowNanos()),
       job_frontend_(job_frontend),
       jobs_(jobs),
@@ -76,6 +111,12 @@ void AdminFrontend::OnFrame(const std::string& peer, const ClientKeyConfig* key,
                      std::holds_alternative<ShowBoard>(message) ||
                      std::holds_alternative<ReadBoardLog>(message) ||
                      std::holds_alternative<Heartbeat>(message);
+  const std::string who = key != nullptr ? key->name : "anonymous";
+  if (!reads) {
+    audit_.Record(key != nullptr && key->role != "admin" ? "admin_denied" : "admin_action", who,
+                  Describe(message),
+                  key != nullptr && key->role != "admin" ? "PERMISSION_DENIED" : "requested");
+  }
   if (key != nullptr && key->role != "admin" && !reads) {
     uint64_t tag = 0;
     std::visit(
@@ -120,6 +161,8 @@ void AdminFrontend::OnFrame(const std::string& peer, const ClientKeyConfig* key,
 void AdminFrontend::FinishOperation(const std::string& peer, uint64_t tag, Status status,
                              const std::string& detail, double elapsed_s) {
   if (peer.empty()) return;  // Started by the config file, not by a client.
+  audit_.Record("operation_done", "-", "tag=" + std::to_string(tag),
+                std::string(status.name()) + (detail.empty() ? "" : ": " + detail));
   Send(peer, OperationResult{tag, ErrorCodeFor(status, ErrorCode::kInvalidArgument), detail, elapsed_s});
 }
 
@@ -162,10 +205,31 @@ void AdminFrontend::OnStatus(const std::string& peer, const StatusQuery& query) 
   Send(peer, r);
 }
 
+bool AdminFrontend::UnderModelRoots(const std::string& peer, uint64_t tag,
+                                    const std::string& path) {
+  const std::vector<std::string>& roots = config_.security.model_roots;
+  if (roots.empty()) return true;
+  std::error_code ec;
+  // Resolved: "..", and symbolic links, cannot lead out of a root.
+  const std::filesystem::path real = std::filesystem::canonical(path, ec);
+  if (!ec) {
+    for (const std::string& root : roots) {
+      const std::filesystem::path base = std::filesystem::weakly_canonical(root, ec);
+      if (ec) continue;
+      const auto [end, _] = std::mismatch(base.begin(), base.end(), real.begin(), real.end());
+      if (end == base.end()) return true;
+    }
+  }
+  FinishOperation(peer, tag, PermissionDenied(),
+                  "path " + path + " is not under a configured model root", 0);
+  return false;
+}
+
 void AdminFrontend::OnLoad(const std::string& peer, const LoadModel& load) {
   if (load.path.empty()) {
     return FinishOperation(peer, load.request_tag, InvalidArgument(), "path is required", 0);
   }
+  if (!UnderModelRoots(peer, load.request_tag, load.path)) return;
   LoadRequest request;
   request.admin_tag = load.request_tag;
   request.admin_peer = peer;

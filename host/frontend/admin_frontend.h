@@ -14,6 +14,7 @@
 #include "host/serving/model_manager.h"
 #include "host/serving/operation_sink.h"
 #include "host/frontend/access.h"
+#include "host/frontend/audit_log.h"
 #include "host/frontend/job_frontend.h"
 #include "host/frontend/router_socket.h"
 #include "host/jobs/job_table.h"
@@ -29,9 +30,9 @@ class AdminFrontend final : public OperationSink {
  public:
   // REQUIRES: every argument outlives the front end.
   AdminFrontend(zmq::context_t& context, const DaemonConfig& config, const Clock& clock,
-                const AccessPolicy& access, JobFrontend& job_frontend, JobTable& jobs,
-                Scheduler& scheduler, ModelManager& models, BoardManager& boards,
-                telemetry::DaemonMetrics& metrics);
+                const AccessPolicy& access, AuditLog& audit, JobFrontend& job_frontend,
+                JobTable& jobs, Scheduler& scheduler, ModelManager& models,
+                BoardManager& boards, telemetry::DaemonMetrics& metrics);
 
   // Shown in status replies (known once the metrics endpoint is bound).
   void set_metrics_url(std::string url) { metrics_url_ = std::move(url); }
@@ -59,6 +60,8 @@ class AdminFrontend final : public OperationSink {
   void Send(const std::string& peer, const AdminMessage& message);
   void OnStatus(const std::string& peer, const StatusQuery& query);
   void OnLoad(const std::string& peer, const LoadModel& load);
+  // False (the client told PERMISSION_DENIED) when `path` resolves outside the model roots.
+  bool UnderModelRoots(const std::string& peer, uint64_t tag, const std::string& path);
   void OnUnload(const std::string& peer, const UnloadModel& unload);
   void OnReset(const std::string& peer, const ResetBoard& reset);
   void OnDrainBoard(const std::string& peer, const DrainBoard& drain);
@@ -72,6 +75,7 @@ class AdminFrontend final : public OperationSink {
   const DaemonConfig& config_;
   const Clock& clock_;
   const AccessPolicy& access_;
+  AuditLog& audit_;
   const int64_t start_ns_;
   JobFrontend& job_frontend_;
   JobTable& jobs_;

@@ -1,0 +1,72 @@
+#include "host/frontend/audit_log.h"
+
+#include <ctime>
+
+namespace wafer::host {
+namespace {
+
+constexpr const char* kEvents[] = {"admin_action", "admin_denied", "operation_done",
+                                   "auth_refused"};
+
+// Quotes a field so that one line stays one record (quotes, backslashes and controls escaped).
+std::string Quoted(const std::string& text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += ' ';
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+AuditLog::AuditLog(const Clock& clock, telemetry::DaemonMetrics& metrics)
+    : clock_(clock), metrics_(metrics) {
+  for (const char* event : kEvents) metrics_.Audit(event);
+}
+
+AuditLog::~AuditLog() {
+  if (file_ != nullptr) std::fclose(file_);
+}
+
+Status AuditLog::Open(const std::string& path, std::string* detail) {
+  if (path.empty()) return OkStatus();
+  std::FILE* file = std::fopen(path.c_str(), "a");
+  if (file == nullptr) {
+    *detail = "cannot open the audit log " + path + " for appending";
+    return NotFound();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (file_ != nullptr) std::fclose(file_);
+  file_ = file;
+  return OkStatus();
+}
+
+void AuditLog::Record(const char* event, const std::string& who, const std::string& what,
+                      const std::string& outcome) {
+  const int64_t ms = clock_.UnixMillis();
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char stamp[32];
+  std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &utc);
+  const std::string line = std::string(stamp) + "." + std::to_string(1000 + ms % 1000).substr(1) +
+                           "Z event=" + event + " who=" + Quoted(who) + " what=" + Quoted(what) +
+                           " outcome=" + Quoted(outcome) + "\n";
+  metrics_.Audit(event).Increment();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (file_ != nullptr) {
+    std::fputs(line.c_str(), file_);
+    std::fflush(file_);
+  } else {
+    std::fprintf(stderr, "waferd audit: %s", line.c_str());
+  }
+}
+
+}  // namespace wafer::host

@@ -1,0 +1,41 @@
+// The audit log: every admin action requested (who, what), every refusal of one, every
+// operation's outcome, and every client key the ZAP handler turned away, one line each, in a
+// stream of its own (a file, or stderr prefixed "waferd audit:"), and counted in
+// wafer_audit_events_total{event}.
+#pragma once
+
+#include <cstdio>
+#include <mutex>
+#include <string>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "telemetry/daemon_metrics.h"
+
+namespace wafer::host {
+
+// Thread-safe: the step loop and the ZAP handler's thread both record.
+class AuditLog {
+ public:
+  // Events counted: "admin_action", "admin_denied", "operation_done", "auth_refused"; their
+  // series are created here, so that recording from any thread creates none.
+  // REQUIRES: `clock` and `metrics` outlive the log.
+  AuditLog(const Clock& clock, telemetry::DaemonMetrics& metrics);
+  ~AuditLog();
+
+  // Appends to `path` ("" keeps stderr). NOT_FOUND (`detail` names the file) when it cannot be
+  // opened for appending.
+  Status Open(const std::string& path, std::string* detail);
+
+  // One line: time (UTC, from the clock's wall time), `event`, who, what and the outcome.
+  void Record(const char* event, const std::string& who, const std::string& what,
+              const std::string& outcome);
+
+ private:
+  const Clock& clock_;
+  telemetry::DaemonMetrics& metrics_;
+  std::mutex mu_;
+  std::FILE* file_ = nullptr;  // Guarded by mu_; nullptr: stderr.
+};
+
+}  // namespace wafer::host
