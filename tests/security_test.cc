@@ -143,6 +143,41 @@ TEST_F(SecurityTest, ASubmitterCannotReachTheAdminSocketAndAViewerChangesNothing
       << audit;
 }
 
+TEST_F(SecurityTest, AKeyRemovedByAReloadIsRefusedOnItsOpenConnectionAndAnyNewOne) {
+  auto b = Jobs(b_);
+  SubmitOutcome outcome;
+  JobFinished finished;
+  ASSERT_TRUE(b->Run(Job(), [](const TokenChunk&) {}, &outcome, &finished, kTimeoutMs).ok());
+  ASSERT_TRUE(outcome.accepted);
+  // The allowlist without sched-b, as the config file would now say.
+  harness_->daemon().set_config_source([this](DaemonConfig* config, std::string*) {
+    config->security.server_secret_key_file = dir_.path() + "/server.key";
+    config->security.clients = {{"sched-a", a_.public_key, "submitter", "team-a"},
+                                {"ops", admin_.public_key, "admin", ""}};
+    return OkStatus();
+  });
+  harness_->daemon().RequestReload();
+  // The loop takes the reload before the next message it reads on this connection... or a
+  // little after: ask until the refusal comes (each answer is a complete exchange).
+  bool refused = false;
+  for (int i = 0; i < 200 && !refused; ++i) {
+    ASSERT_TRUE(b->Submit(Job(), &outcome, kTimeoutMs).ok());
+    refused = !outcome.accepted;
+  }
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(outcome.rejection.code, ErrorCode::kPermissionDenied);
+  EXPECT_EQ(outcome.rejection.detail, "key 'sched-b' is no longer allowed");
+  EXPECT_EQ(Jobs(b_)->Submit(Job(), &outcome, kSilenceMs).code(), StatusCode::kDeadlineExceeded);
+  StatusReply status;
+  EXPECT_EQ(Admin(viewer_)->QueryStatus(&status, kSilenceMs).code(),
+            StatusCode::kDeadlineExceeded);  // Gone from the list too.
+  ASSERT_TRUE(Jobs(a_)->Run(Job(), [](const TokenChunk&) {}, &outcome, &finished, kTimeoutMs).ok());
+  EXPECT_TRUE(outcome.accepted);  // Kept keys go on working.
+  EXPECT_NE(AuditLines().find("event=reload who=\"-\" what=\"security.clients\" outcome=\"OK: 2 keys\""),
+            std::string::npos)
+      << AuditLines();
+}
+
 TEST_F(SecurityTest, AnAdminLoadsOnlyUnderTheModelRoots) {
   auto admin = Admin(admin_);
   OperationResult r;

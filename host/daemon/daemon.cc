@@ -45,6 +45,7 @@ Daemon::Daemon(zmq::context_t& context, const DaemonConfig& config, const Clock&
 Daemon::~Daemon() {
   parts_.reset();
   if (stop_fd_ >= 0) close(stop_fd_);
+  if (reload_fd_ >= 0) close(reload_fd_);
 }
 
 const std::string& Daemon::job_endpoint() const { return parts_->job_frontend.endpoint(); }
@@ -59,7 +60,8 @@ Status Daemon::Create(zmq::context_t& context, const DaemonConfig& config, const
       MakeSchedulingPolicy(SchedulerOptions{config.scheduler_policy}, detail);
   if (policy == nullptr) return InvalidArgument();
   d->stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (d->stop_fd_ < 0) {
+  d->reload_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (d->stop_fd_ < 0 || d->reload_fd_ < 0) {
     *detail = "eventfd failed";
     return Internal();
   }
@@ -132,6 +134,40 @@ void Daemon::RequestStop() {
   (void)n;  // A full eventfd already carries a stop request.
 }
 
+void Daemon::RequestReload() {
+  uint64_t one = 1;
+  ssize_t n = write(reload_fd_, &one, sizeof(one));
+  (void)n;  // A full eventfd already carries a reload request.
+}
+
+void Daemon::set_config_source(std::function<Status(DaemonConfig*, std::string*)> source) {
+  std::lock_guard<std::mutex> lock(source_mu_);
+  config_source_ = std::move(source);
+}
+
+void Daemon::Reload() {
+  uint64_t value;
+  ssize_t n = read(reload_fd_, &value, sizeof(value));
+  (void)n;
+  std::function<Status(DaemonConfig*, std::string*)> source;
+  {
+    std::lock_guard<std::mutex> lock(source_mu_);
+    source = config_source_;
+  }
+  if (!source) return;
+  DaemonConfig fresh;
+  std::string detail;
+  DaemonParts& p = *parts_;
+  if (Status s = source(&fresh, &detail); !s.ok()) {
+    // The running allowlist stays: a broken file must not open or close the doors.
+    p.audit.Record("reload", "-", "security.clients", std::string(s.name()) + ": " + detail);
+    return;
+  }
+  p.access.ReplaceClients(fresh.security.clients);
+  p.audit.Record("reload", "-", "security.clients",
+                 "OK: " + std::to_string(fresh.security.clients.size()) + " keys");
+}
+
 void Daemon::Run() {
   DaemonParts& p = *parts_;
   std::vector<zmq::pollitem_t> items;
@@ -141,6 +177,7 @@ void Daemon::Run() {
     items.push_back({p.admin_frontend.handle(), 0, ZMQ_POLLIN, 0});
     items.push_back({nullptr, stop_fd_, ZMQ_POLLIN, 0});
     items.push_back({p.loader_channel->handle(), 0, ZMQ_POLLIN, 0});
+    items.push_back({nullptr, reload_fd_, ZMQ_POLLIN, 0});
     p.boards.AddPollItems(&items);
     try {
       zmq::poll(items.data(), items.size(), std::chrono::milliseconds(100));
@@ -149,6 +186,7 @@ void Daemon::Run() {
       std::fprintf(stderr, "waferd: poll failed: %s\n", e.what());
       break;
     }
+    if (items[4].revents & ZMQ_POLLIN) Reload();
     if (items[2].revents & ZMQ_POLLIN) {
       uint64_t value;
       ssize_t n = read(stop_fd_, &value, sizeof(value));

@@ -2,7 +2,9 @@
 // together, and the poll loop that drives them on one thread.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include <zmq.hpp>
@@ -34,6 +36,11 @@ class Daemon {
   // drain_timeout_ms), then returns.
   void Run();
   void RequestStop();
+  // Re-reads the client allowlist through the source given here (waferd: the config file) at
+  // the next turn of the loop. RequestReload is async-signal-safe (it writes an eventfd);
+  // without a source set it does nothing. set_config_source is thread-safe.
+  void RequestReload();
+  void set_config_source(std::function<Status(DaemonConfig*, std::string*)> source);
 
   // The endpoints actually bound (a "tcp://127.0.0.1:*" config gets its real port here).
   const std::string& job_endpoint() const;
@@ -46,11 +53,15 @@ class Daemon {
   void OnBoardUpdate(Board& board, const BoardUpdate& update);
   // True when the drain at shutdown is over (idle, or its time is up: the rest is cancelled).
   bool ShutdownDrained();
+  void Reload();
 
   zmq::context_t& context_;
   const DaemonConfig config_;
   const Clock& clock_;
   int stop_fd_ = -1;
+  int reload_fd_ = -1;
+  std::mutex source_mu_;
+  std::function<Status(DaemonConfig*, std::string*)> config_source_;  // Guarded by source_mu_.
   bool stopping_ = false;
   int64_t drain_deadline_ns_ = 0;
   std::unique_ptr<DaemonParts> parts_;

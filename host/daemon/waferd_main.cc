@@ -26,8 +26,14 @@ void OnSignal(int) {
   if (g_daemon != nullptr) g_daemon->RequestStop();  // Async-signal-safe: writes an eventfd.
 }
 
+void OnHangup(int) {
+  if (g_daemon != nullptr) g_daemon->RequestReload();  // Async-signal-safe: writes an eventfd.
+}
+
 int Usage(FILE* out) {
-  std::fputs("usage: waferd [--config FILE] [--print-default-config]\n", out);
+  std::fputs("usage: waferd [--config FILE] [--print-default-config]\n"
+             "  SIGTERM/SIGINT: drain and exit; SIGHUP: re-read security.clients from FILE\n",
+             out);
   return out == stdout ? 0 : 2;
 }
 
@@ -90,6 +96,16 @@ int main(int argc, char** argv) {
   sigemptyset(&action.sa_mask);
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
+  // SIGHUP re-reads security.clients from the config file (nothing else is reloaded).
+  if (!config_path.empty()) {
+    daemon->set_config_source([config_path](host::DaemonConfig* config, std::string* detail) {
+      return host::LoadDaemonConfig(config_path, config, detail);
+    });
+  }
+  struct sigaction hangup {};
+  hangup.sa_handler = OnHangup;
+  sigemptyset(&hangup.sa_mask);
+  sigaction(SIGHUP, &hangup, nullptr);
 
   std::fprintf(stderr, "waferd %s: jobs on %s, admin on %s, metrics on %s, %zu board(s)\n",
                host::kWaferdVersion, daemon->job_endpoint().c_str(),

@@ -7,18 +7,36 @@
 
 namespace wafer::host {
 
-AccessPolicy::AccessPolicy(const SecurityConfig& security) : curve_(security.curve()) {
-  for (const ClientKeyConfig& key : security.clients) {
-    by_name_.emplace(key.name, key);
-    name_by_key_.emplace(key.public_key, key.name);
+AccessPolicy::AccessPolicy(const SecurityConfig& security)
+    : curve_(security.curve()), lists_(Build(security.clients)) {}
+
+std::shared_ptr<const AccessPolicy::Lists> AccessPolicy::Build(
+    const std::vector<ClientKeyConfig>& clients) {
+  auto lists = std::make_shared<Lists>();
+  for (const ClientKeyConfig& key : clients) {
+    lists->by_name.emplace(key.name, key);
+    lists->name_by_key.emplace(key.public_key, key.name);
   }
+  return lists;
+}
+
+std::shared_ptr<const AccessPolicy::Lists> AccessPolicy::lists() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return lists_;
+}
+
+void AccessPolicy::ReplaceClients(const std::vector<ClientKeyConfig>& clients) {
+  std::shared_ptr<const Lists> fresh = Build(clients);
+  std::lock_guard<std::mutex> lock(mu_);
+  lists_ = std::move(fresh);
 }
 
 std::optional<std::string> AccessPolicy::Admit(const std::string& domain,
                                                const std::string& public_key) const {
-  auto it = name_by_key_.find(public_key);
-  if (it == name_by_key_.end()) return std::nullopt;
-  const std::string& role = by_name_.at(it->second).role;
+  const std::shared_ptr<const Lists> l = lists();
+  auto it = l->name_by_key.find(public_key);
+  if (it == l->name_by_key.end()) return std::nullopt;
+  const std::string& role = l->by_name.at(it->second).role;
   const bool allowed = domain == kJobZapDomain ? role == "submitter"
                        : domain == kAdminZapDomain ? role == "viewer" || role == "admin"
                                                    : false;
@@ -26,9 +44,11 @@ std::optional<std::string> AccessPolicy::Admit(const std::string& domain,
   return it->second;
 }
 
-const ClientKeyConfig* AccessPolicy::Find(const std::string& user_id) const {
-  auto it = by_name_.find(user_id);
-  return it == by_name_.end() ? nullptr : &it->second;
+std::optional<ClientKeyConfig> AccessPolicy::Find(const std::string& user_id) const {
+  const std::shared_ptr<const Lists> l = lists();
+  auto it = l->by_name.find(user_id);
+  if (it == l->by_name.end()) return std::nullopt;
+  return it->second;
 }
 
 Result<std::string> ReadSecretKeyFile(const std::string& path, std::string* detail) {

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -17,7 +19,8 @@ namespace wafer::host {
 inline constexpr const char* kJobZapDomain = "waferd-job";
 inline constexpr const char* kAdminZapDomain = "waferd-admin";
 
-// Immutable after construction; thread-safe to read (the ZAP handler's thread asks it too).
+// Thread-safe: the ZAP handler's thread admits keys while the step loop reads them, and a
+// reload replaces the allowlist under both.
 class AccessPolicy {
  public:
   explicit AccessPolicy(const SecurityConfig& security);
@@ -25,13 +28,25 @@ class AccessPolicy {
   bool curve() const { return curve_; }
   // The name a client key gets on a socket of `domain`, or nullopt when the key may not use it.
   std::optional<std::string> Admit(const std::string& domain, const std::string& public_key) const;
-  // The key named `user_id` (the ZAP user id of a message), or nullptr (plaintext: anonymous).
-  const ClientKeyConfig* Find(const std::string& user_id) const;
+  // The key named `user_id` (the ZAP user id of a message) as the allowlist holds it now, or
+  // nullopt: on a plaintext socket (empty id) the client is anonymous; on a CURVE socket the key
+  // was removed since it connected, and may do nothing.
+  std::optional<ClientKeyConfig> Find(const std::string& user_id) const;
+  // Replaces the allowlist (a reload): connections of removed keys stay open but are refused
+  // from their next message on; new connections are admitted by the new list.
+  void ReplaceClients(const std::vector<ClientKeyConfig>& clients);
 
  private:
-  bool curve_ = false;
-  std::map<std::string, ClientKeyConfig> by_name_;
-  std::map<std::string, std::string> name_by_key_;
+  struct Lists {
+    std::map<std::string, ClientKeyConfig> by_name;
+    std::map<std::string, std::string> name_by_key;
+  };
+  static std::shared_ptr<const Lists> Build(const std::vector<ClientKeyConfig>& clients);
+  std::shared_ptr<const Lists> lists() const;
+
+  const bool curve_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const Lists> lists_;  // Guarded by mu_; replaced whole.
 };
 
 // Reads the daemon's CURVE secret key from `path`. INVALID_ARGUMENT (`detail` names the file)

@@ -6,7 +6,7 @@ namespace wafer::host {
 namespace {
 
 constexpr const char* kEvents[] = {"admin_action", "admin_denied", "operation_done",
-                                   "auth_refused"};
+                                   "auth_refused", "reload"};
 
 // Quotes a field so that one line stays one record (quotes, backslashes and controls escaped).
 std::string Quoted(const std::string& text) {

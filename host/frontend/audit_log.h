@@ -17,7 +17,8 @@ namespace wafer::host {
 // Thread-safe: the step loop and the ZAP handler's thread both record.
 class AuditLog {
  public:
-  // Events counted: "admin_action", "admin_denied", "operation_done", "auth_refused"; their
+  // Events counted: "admin_action", "admin_denied", "operation_done", "auth_refused", "reload";
+  // their
   // series are created here, so that recording from any thread creates none.
   // REQUIRES: `clock` and `metrics` outlive the log.
   AuditLog(const Clock& clock, telemetry::DaemonMetrics& metrics);
