@@ -76,9 +76,25 @@ DaemonMetrics::DaemonMetrics() : registry_(std::make_shared<prometheus::Registry
 
 DaemonMetrics::~DaemonMetrics() = default;
 
-Status DaemonMetrics::Serve(const std::string& address, std::string* detail) {
+Status DaemonMetrics::Serve(const std::string& address, const std::string& user,
+                            const std::string& password, std::string* detail) {
   try {
     exposer_ = std::make_unique<prometheus::Exposer>(address, 2);
+    if (!user.empty()) {
+      exposer_->RegisterAuth(
+          [user, password](const std::string& u, const std::string& p) {
+            // Compared in full whatever differs first, so the time taken says nothing.
+            const auto same = [](const std::string& a, const std::string& b) {
+              unsigned char diff = a.size() == b.size() ? 0 : 1;
+              for (size_t i = 0; i < a.size(); ++i) {
+                diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+              }
+              return diff == 0;
+            };
+            return same(u, user) & same(p, password);
+          },
+          "waferd");
+    }
     exposer_->RegisterCollectable(registry_);
     std::vector<int> ports = exposer_->GetListeningPorts();
     port_ = ports.empty() ? 0 : ports.front();

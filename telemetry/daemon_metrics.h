@@ -56,9 +56,11 @@ class DaemonMetrics {
   DaemonMetrics();
   ~DaemonMetrics();
 
-  // Starts serving /metrics on `address` ("127.0.0.1:0" picks a port). Returns UNAVAILABLE
-  // (bind failed; `detail` says why).
-  Status Serve(const std::string& address, std::string* detail);
+  // Starts serving /metrics on `address` ("127.0.0.1:0" picks a port), behind HTTP basic
+  // authentication when `user` is not empty. Returns UNAVAILABLE (bind failed; `detail` says
+  // why).
+  Status Serve(const std::string& address, const std::string& user, const std::string& password,
+               std::string* detail);
   // The bound port, or 0 when not serving.
   int port() const { return port_; }
 

@@ -9,7 +9,8 @@
 
 namespace wafer::testing {
 
-std::string HttpGet(int port, const std::string& path, int* status) {
+std::string HttpGet(int port, const std::string& path, int* status,
+                    const std::string& authorization) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return "";
   sockaddr_in addr{};
@@ -22,7 +23,9 @@ std::string HttpGet(int port, const std::string& path, int* status) {
     close(fd);
     return "";
   }
-  std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n";
+  if (!authorization.empty()) request += "Authorization: " + authorization + "\r\n";
+  request += "\r\n";
   if (write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
     close(fd);
     return "";

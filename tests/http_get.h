@@ -7,7 +7,9 @@
 namespace wafer::testing {
 
 // Returns the response body, or "" on any failure. `status` gets the HTTP status code.
-std::string HttpGet(int port, const std::string& path, int* status = nullptr);
+// `authorization`, when not empty, is sent as the Authorization header's value.
+std::string HttpGet(int port, const std::string& path, int* status = nullptr,
+                    const std::string& authorization = "");
 
 // Percent-encodes `text` for a URL query string (RFC 3986: everything but A-Z a-z 0-9 - . _ ~),
 // so that PromQL like `rate(x{a=~"b"}[1m])` can go in `?query=`.

@@ -12,6 +12,7 @@
 
 #include "common/net/curve.h"
 #include "tests/daemon_harness.h"
+#include "tests/http_get.h"
 
 namespace wafer::testing {
 namespace {
@@ -38,7 +39,9 @@ class SecurityTest : public ::testing::Test {
     ASSERT_TRUE(WriteModel(dir_.path() + "/models/tiny", "tiny", 3));
     server_ = NewKeys();
     WriteFile(dir_.path() + "/server.key", server_.secret_key, 0600);
+    WriteFile(dir_.path() + "/metrics.auth", "prom:s3cret", 0600);
     harness_ = std::make_unique<DaemonHarness>([&](DaemonConfig& c) {
+      c.security.metrics_auth_file = dir_.path() + "/metrics.auth";
       c.security.server_secret_key_file = dir_.path() + "/server.key";
       c.security.audit_log_file = dir_.path() + "/audit.log";
       c.security.model_roots = {dir_.path() + "/models"};
@@ -176,6 +179,19 @@ TEST_F(SecurityTest, AKeyRemovedByAReloadIsRefusedOnItsOpenConnectionAndAnyNewOn
   EXPECT_NE(AuditLines().find("event=reload who=\"-\" what=\"security.clients\" outcome=\"OK: 2 keys\""),
             std::string::npos)
       << AuditLines();
+}
+
+TEST_F(SecurityTest, MetricsAskForTheirUserAndPassword) {
+  int status = 0;
+  HttpGet(harness_->daemon().metrics_port(), "/metrics", &status);
+  EXPECT_EQ(status, 401);
+  HttpGet(harness_->daemon().metrics_port(), "/metrics", &status,
+          "Basic cHJvbTp3cm9uZw==");  // prom:wrong
+  EXPECT_EQ(status, 401);
+  const std::string body = HttpGet(harness_->daemon().metrics_port(), "/metrics", &status,
+                                   "Basic cHJvbTpzM2NyZXQ=");  // prom:s3cret
+  EXPECT_EQ(status, 200);
+  EXPECT_NE(body.find("wafer_audit_events_total{event=\"admin_action\"}"), std::string::npos);
 }
 
 TEST_F(SecurityTest, AnAdminLoadsOnlyUnderTheModelRoots) {

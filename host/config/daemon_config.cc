@@ -141,7 +141,8 @@ bool ParseSecurity(MapReader& top, DaemonConfig* c, std::string* detail) {
   std::string insecure = "false";
   if (!r.IsMap() || !r.String("server_secret_key_file", &c->security.server_secret_key_file) ||
       !r.String("insecure", &insecure, false) ||
-      !r.String("audit_log_file", &c->security.audit_log_file)) {
+      !r.String("audit_log_file", &c->security.audit_log_file) ||
+      !r.String("metrics_auth_file", &c->security.metrics_auth_file)) {
     return false;
   }
   if (YAML::Node roots = r.Child("model_roots"); roots && !roots.IsNull()) {
@@ -341,6 +342,7 @@ std::string DefaultConfigYaml() {
     << "  clients: []                    # [{name, public_key, role: submitter|viewer|admin,"
     << " tenant}]\n"
     << "  audit_log_file: \"\"             # \"\": stderr\n"
+    << "  metrics_auth_file: \"\"          # user:password for /metrics (mode 600); \"\": open\n"
     << "  model_roots: []                # admin loads only under these; []: anywhere\n"
     << "boards:                          # inproc:// = embedded simulated board\n"
     << "  - endpoint: " << b.endpoint << "\n"

@@ -51,6 +51,9 @@ struct SecurityConfig {
   std::string server_secret_key_file;
   std::vector<ClientKeyConfig> clients;
   bool insecure = false;
+  // HTTP basic authentication on /metrics: a file holding "user:password" on one line (mode
+  // 600). Empty: /metrics is open to whoever reaches metrics_address.
+  std::string metrics_auth_file;
   // The audit log (admin actions, refusals, refused keys). Empty: stderr, "waferd audit:" lines.
   std::string audit_log_file;
   // Directories an admin-socket load may read a model from (the path, resolved, must lie under

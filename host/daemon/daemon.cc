@@ -102,7 +102,19 @@ Status Daemon::Create(zmq::context_t& context, const DaemonConfig& config, const
   WAFER_RETURN_IF_ERROR(p.job_frontend.Bind(secret_key, detail));
   WAFER_RETURN_IF_ERROR(p.admin_frontend.Bind(secret_key, detail));
   if (!config.metrics_address.empty()) {
-    WAFER_RETURN_IF_ERROR(p.metrics.Serve(config.metrics_address, detail));
+    std::string user, password;
+    if (!security.metrics_auth_file.empty()) {
+      WAFER_ASSIGN_OR_RETURN(std::string line,
+                             ReadPrivateFile(security.metrics_auth_file, detail));
+      const size_t colon = line.find(':');
+      if (colon == 0 || colon == std::string::npos || colon + 1 == line.size()) {
+        *detail = security.metrics_auth_file + " must hold user:password on its first line";
+        return InvalidArgument();
+      }
+      user = line.substr(0, colon);
+      password = line.substr(colon + 1);
+    }
+    WAFER_RETURN_IF_ERROR(p.metrics.Serve(config.metrics_address, user, password, detail));
     const std::string& a = config.metrics_address;
     p.admin_frontend.set_metrics_url("http://" + a.substr(0, a.rfind(':')) + ":" +
                                      std::to_string(p.metrics.port()) + "/metrics");

@@ -3,7 +3,6 @@
 #include <sys/stat.h>
 
 #include <fstream>
-#include <sstream>
 
 namespace wafer::host {
 
@@ -51,28 +50,29 @@ std::optional<ClientKeyConfig> AccessPolicy::Find(const std::string& user_id) co
   return it->second;
 }
 
-Result<std::string> ReadSecretKeyFile(const std::string& path, std::string* detail) {
+Result<std::string> ReadPrivateFile(const std::string& path, std::string* detail) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) {
-    *detail = "cannot read the secret key file " + path;
+    *detail = "cannot read " + path;
     return NotFound();
   }
   if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    *detail = "the secret key file " + path +
-              " is readable by group or others: chmod 600 it (waferd refuses to use it)";
+    *detail = path + " is readable by group or others: chmod 600 it (waferd refuses to use it)";
     return InvalidArgument();
   }
   std::ifstream in(path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  std::string key = text.str();
-  while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' ')) {
-    key.pop_back();
-  }
-  if (!in.good() && !in.eof()) {
-    *detail = "cannot read the secret key file " + path;
+  if (!in) {
+    *detail = "cannot read " + path;
     return NotFound();
   }
+  std::string text;
+  std::getline(in, text);
+  while (!text.empty() && (text.back() == '\r' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+Result<std::string> ReadSecretKeyFile(const std::string& path, std::string* detail) {
+  WAFER_ASSIGN_OR_RETURN(std::string key, ReadPrivateFile(path, detail));
   if (key.size() != 40) {
     *detail = "the secret key file " + path + " does not hold a 40-character Z85 CURVE key";
     return InvalidArgument();

@@ -49,6 +49,11 @@ class AccessPolicy {
   std::shared_ptr<const Lists> lists_;  // Guarded by mu_; replaced whole.
 };
 
+// Reads a one-line secret (trailing whitespace dropped) from `path`. INVALID_ARGUMENT
+// (`detail` names the file) when the file is readable by group or others; NOT_FOUND when it
+// cannot be read.
+Result<std::string> ReadPrivateFile(const std::string& path, std::string* detail);
+
 // Reads the daemon's CURVE secret key from `path`. INVALID_ARGUMENT (`detail` names the file)
 // when the file is readable by group or others, or does not hold a 40-character Z85 key;
 // NOT_FOUND when it cannot be read.
