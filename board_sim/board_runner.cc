@@ -8,6 +8,7 @@
 #include "board_sim/sim_firmware_flash.h"
 #include "board_sim/sodium_signature_verifier.h"
 #include "board_sim/zmq_host_port.h"
+#include "common/net/curve.h"
 #include "common/net/socket.h"
 #include "firmware/link/firmware_loop.h"
 
@@ -46,8 +47,27 @@ class BoardThread final : public EmbeddedBoard {
  private:
   void Run() {
     std::string detail;
-    auto bound = net::Socket::Bind(context_, net::SocketType::kRouter, endpoint_,
-                                   net::SocketOptions{}, &detail);
+    net::SocketOptions socket_options;
+    if (!options_.curve_secret_key.empty()) {
+      // The ZAP handler first: a CURVE socket bound without one accepts any client.
+      const std::string host = options_.curve_host_public_key;
+      auto zap = net::ZapHandler::Start(
+          context_,
+          [host](const std::string&, const std::string& key) -> std::optional<std::string> {
+            if (key == host) return std::string("host");
+            return std::nullopt;
+          },
+          &detail);
+      if (!zap.ok()) {
+        bound_.set_value(detail);
+        return;
+      }
+      zap_ = std::move(zap).value();
+      socket_options.curve_secret_key = options_.curve_secret_key;
+      socket_options.zap_domain = "wafer-sim";
+    }
+    auto bound = net::Socket::Bind(context_, net::SocketType::kRouter, endpoint_, socket_options,
+                                   &detail);
     if (!bound.ok()) {
       bound_.set_value(detail.empty() ? "cannot bind " + endpoint_ : detail);  // Never "": OK.
       return;
@@ -98,6 +118,7 @@ class BoardThread final : public EmbeddedBoard {
   Preset preset_;
   BoardOptions options_;
   std::promise<std::string> bound_;
+  std::unique_ptr<net::ZapHandler> zap_;  // CURVE only; outlives the socket (Run's).
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -38,6 +38,10 @@ struct BoardOptions {
   bool allow_process_crash = false;
   // See SimWaferOptions::realtime.
   bool realtime = false;
+  // CURVE on the board's link (ipc:// and tcp://): the board's secret key and the one host
+  // public key it admits (both Z85). Empty: plaintext.
+  std::string curve_secret_key;
+  std::string curve_host_public_key;
 };
 
 inline constexpr int kCrashExitCode = 70;

@@ -3,6 +3,7 @@
 //   wafer-sim --endpoint ipc:///tmp/board0.sock|tcp://127.0.0.1:5600 [--preset mini|PATH.yaml]
 //             [--preset-dir DIR] [--seed N] [--board-id NAME] [--firmware-key HEX]
 //             [--factory-signature HEX] [--pacing realtime|fast]
+//             [--curve-secret-key FILE --curve-host-key Z85]
 //
 // --firmware-key is the Ed25519 public key (64 hex digits) firmware images must be signed with;
 // without it the board refuses every image and boots its unsigned factory image after a CRC
@@ -16,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <string>
 
 #include <zmq.hpp>
@@ -28,7 +30,9 @@ int Usage(const char* why) {
   std::fprintf(stderr,
                "wafer-sim: %s\nusage: wafer-sim --endpoint ENDPOINT [--preset NAME|PATH] "
                "[--preset-dir DIR] [--seed N] [--board-id NAME] [--firmware-key HEX] "
-               "[--factory-signature HEX] [--pacing realtime|fast]\n",
+               "[--factory-signature HEX] [--pacing realtime|fast]\n"
+               "                 [--curve-secret-key FILE --curve-host-key Z85]  (CURVE: this "
+               "board's secret key file, the one host public key it admits)\n",
                why);
   return 2;
 }
@@ -54,6 +58,15 @@ int main(int argc, char** argv) {
     } else if (flag == "--pacing") {
       if (value != "realtime" && value != "fast") return Usage("--pacing wants realtime or fast");
       options.realtime = value == "realtime";
+    } else if (flag == "--curve-secret-key") {
+      std::ifstream in(value);
+      std::getline(in, options.curve_secret_key);
+      if (options.curve_secret_key.size() != 40) {
+        return Usage("--curve-secret-key wants a file holding a 40-character Z85 key");
+      }
+    } else if (flag == "--curve-host-key") {
+      if (value.size() != 40) return Usage("--curve-host-key wants a 40-character Z85 key");
+      options.curve_host_public_key = value;
     } else if (flag == "--preset-dir") {
       options.preset_dir = value;
     } else if (flag == "--board-id") {
@@ -77,6 +90,9 @@ int main(int argc, char** argv) {
     }
   }
   if (endpoint.empty()) return Usage("--endpoint is required");
+  if (options.curve_secret_key.empty() != options.curve_host_public_key.empty()) {
+    return Usage("CURVE needs both --curve-secret-key and --curve-host-key");
+  }
 
   // A closed stdout (the parent stopped reading) must not kill the board.
   std::signal(SIGPIPE, SIG_IGN);

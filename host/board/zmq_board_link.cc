@@ -17,13 +17,18 @@ constexpr int kMaxCrcRetries = 3;
 class ZmqBoardLink final : public BoardLink {
  public:
   // `context` and `clock` outlive this.
-  ZmqBoardLink(zmq::context_t& context, std::string endpoint, int timeout_ms, const Clock& clock)
-      : context_(context), endpoint_(std::move(endpoint)), timeout_ms_(timeout_ms), clock_(clock) {}
+  ZmqBoardLink(zmq::context_t& context, std::string endpoint, int timeout_ms, const Clock& clock,
+               const BoardLinkKeys& keys)
+      : context_(context), endpoint_(std::move(endpoint)), timeout_ms_(timeout_ms), clock_(clock) {
+    options_.curve_server_key = keys.board_public_key;
+    options_.curve_public_key = keys.public_key;
+    options_.curve_secret_key = keys.secret_key;
+  }
 
   Status Connect() {
     std::string detail;
-    auto socket = net::Socket::Connect(context_, net::SocketType::kDealer, endpoint_,
-                                       net::SocketOptions{}, &detail);
+    auto socket =
+        net::Socket::Connect(context_, net::SocketType::kDealer, endpoint_, options_, &detail);
     if (!socket.ok()) {
       last_error_ = detail;
       return Unavailable();
@@ -254,6 +259,7 @@ class ZmqBoardLink final : public BoardLink {
   std::string endpoint_;
   int timeout_ms_;
   const Clock& clock_;
+  net::SocketOptions options_;  // CURVE keys, when the link has them.
   std::unique_ptr<net::Socket> socket_;  // Null only when the last Connect() failed.
   uint64_t next_command_id_ = 0;
   uint64_t link_crc_retries_ = 0;
@@ -264,9 +270,10 @@ class ZmqBoardLink final : public BoardLink {
 
 Result<std::unique_ptr<BoardLink>> ConnectBoardLink(zmq::context_t& context,
                                                     const std::string& endpoint, int timeout_ms,
-                                                    const Clock& clock) {
+                                                    const Clock& clock,
+                                                    const BoardLinkKeys& keys) {
   if (timeout_ms <= 0) return InvalidArgument();
-  auto link = std::make_unique<ZmqBoardLink>(context, endpoint, timeout_ms, clock);
+  auto link = std::make_unique<ZmqBoardLink>(context, endpoint, timeout_ms, clock, keys);
   WAFER_RETURN_IF_ERROR(link->Connect());
   return std::unique_ptr<BoardLink>(std::move(link));
 }

@@ -26,8 +26,17 @@ namespace wafer::host {
 //   INVALID_ARGUMENT - timeout_ms <= 0.
 //   UNAVAILABLE      - the socket could not be made or connected (the context is closing, or
 //                      the endpoint is malformed).
+// CURVE on the link (a wafer-sim process over ipc:// or tcp://): the board's public key and the
+// host's own pair, Z85. All empty: plaintext.
+struct BoardLinkKeys {
+  std::string board_public_key;
+  std::string public_key;
+  std::string secret_key;
+};
+
 Result<std::unique_ptr<BoardLink>> ConnectBoardLink(zmq::context_t& context,
                                                     const std::string& endpoint, int timeout_ms,
-                                                    const Clock& clock);
+                                                    const Clock& clock,
+                                                    const BoardLinkKeys& keys = {});
 
 }  // namespace wafer::host

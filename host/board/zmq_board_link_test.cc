@@ -20,6 +20,7 @@
 #include "board_sim/testing/tiny_llama.h"
 #include "host/board/board_codec.h"
 #include "common/net/router.h"
+#include "common/net/curve.h"
 #include "host/board/zmq_board_link.h"
 #include "host/placement/placement_planner.h"
 #include "schemas/board_generated.h"  // For the scripted board only.
@@ -191,6 +192,37 @@ TEST(ZmqBoardLinkTest, AFrameTooLargeForTheBoardIsRefusedNotTimedOut) {
   EXPECT_NE(step.status().code(), StatusCode::kUnavailable);
   EXPECT_NE((*link)->last_error().find("larger than"), std::string::npos) << (*link)->last_error();
   EXPECT_TRUE((*link)->Identify().ok());  // Same socket, board still serving.
+}
+
+// A board with CURVE keys (a wafer-sim process on ipc:// or tcp://) answers only the host whose
+// public key it was given, over an encrypted link; plaintext and other keys get no answer.
+TEST(ZmqBoardLinkTest, ACurveBoardAnswersOnlyItsHost) {
+  zmq::context_t context(1);
+  const net::CurveKeyPair board_keys = net::GenerateCurveKeyPair().value();
+  const net::CurveKeyPair host_keys = net::GenerateCurveKeyPair().value();
+  const net::CurveKeyPair other_keys = net::GenerateCurveKeyPair().value();
+  sim::BoardOptions options;
+  options.preset_dir = WAFER_PRESET_DIR_FOR_TEST;
+  options.curve_secret_key = board_keys.secret_key;
+  options.curve_host_public_key = host_keys.public_key;
+  const std::string endpoint = "ipc:///tmp/waferd-curve-board-" + std::to_string(getpid());
+  std::string error;
+  auto board = sim::StartEmbeddedBoard(context, endpoint, options, &error);
+  ASSERT_TRUE(board.ok()) << error;
+  auto link = ConnectBoardLink(context, endpoint, 5000, SystemClock::Get(),
+                               {board_keys.public_key, host_keys.public_key, host_keys.secret_key});
+  ASSERT_TRUE(link.ok());
+  EXPECT_TRUE((*link)->Identify().ok()) << (*link)->last_error();
+  // Refused in the handshake: each call waits out its (short) timeout.
+  auto plain = ConnectBoardLink(context, endpoint, 300, SystemClock::Get());
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ((*plain)->Identify().status().code(), StatusCode::kUnavailable);
+  auto stranger = ConnectBoardLink(
+      context, endpoint, 300, SystemClock::Get(),
+      {board_keys.public_key, other_keys.public_key, other_keys.secret_key});
+  ASSERT_TRUE(stranger.ok());
+  EXPECT_EQ((*stranger)->Identify().status().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE((*link)->Identify().ok());  // The host's link is unaffected.
 }
 
 // Firmware update and the error log over the link: a signed image activates, a badly signed one

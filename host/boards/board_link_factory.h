@@ -22,7 +22,10 @@ using BoardLinkFactory =
     std::function<Result<std::unique_ptr<BoardLink>>(const BoardConfig& config)>;
 
 // The board.fbs link over ZeroMQ (inproc://, ipc://, tcp://), each call bounded by the board's
-// timeout_ms. REQUIRES: `context` (the embedded boards' context) and `clock` outlive every link.
-BoardLinkFactory ZmqBoardLinkFactory(zmq::context_t& context, const Clock& clock);
+// timeout_ms. A board with a curve_public_key is reached over CURVE with the host's key pair
+// `host_secret_key` (Z85; its public key is derived); INVALID_ARGUMENT when it has none.
+// REQUIRES: `context` (the embedded boards' context) and `clock` outlive every link.
+BoardLinkFactory ZmqBoardLinkFactory(zmq::context_t& context, const Clock& clock,
+                                     const std::string& host_secret_key = "");
 
 }  // namespace wafer::host

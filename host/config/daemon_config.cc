@@ -119,7 +119,8 @@ bool ParseBoards(MapReader& top, DaemonConfig* c, std::string* detail) {
     if (!r.IsMap() || !r.String("endpoint", &b.endpoint, false) ||
         !r.String("preset", &b.preset, false) || !r.String("pacing", &b.pacing, false) ||
         !r.Uint("seed", &b.seed, 0, std::numeric_limits<uint64_t>::max()) ||
-        !r.Uint("timeout_ms", &b.timeout_ms, 10, 600000) || !r.NoUnknownKeys()) {
+        !r.Uint("timeout_ms", &b.timeout_ms, 10, 600000) ||
+        !r.String("curve_public_key", &b.curve_public_key) || !r.NoUnknownKeys()) {
       return false;
     }
     if (b.pacing != "fast" && b.pacing != "realtime") {
@@ -128,6 +129,10 @@ bool ParseBoards(MapReader& top, DaemonConfig* c, std::string* detail) {
     if (!ValidEndpoint(b.endpoint)) {
       return r.Fail(boards[i]["endpoint"], r.Name("endpoint"),
                     "must start with inproc://, ipc:// or tcp://");
+    }
+    if (!b.curve_public_key.empty() && (b.curve_public_key.size() != 40 || b.embedded())) {
+      return r.Fail(boards[i]["curve_public_key"], r.Name("curve_public_key"),
+                    "must be a Z85 CURVE public key (40 characters) of an ipc:// or tcp:// board");
     }
     c->boards.push_back(b);
   }

@@ -20,6 +20,9 @@ struct BoardConfig {
   // the modeled rate; "fast": as fast as the host can simulate.
   std::string pacing = "fast";
   uint32_t timeout_ms = 10000;  // Bound on every board-link call.
+  // A wafer-sim process's CURVE public key (Z85): the link is then encrypted and authenticated,
+  // with the daemon's own key pair (security.server_secret_key_file) as the client's.
+  std::string curve_public_key;
 
   bool embedded() const { return endpoint.rfind("inproc://", 0) == 0; }
 };

@@ -78,6 +78,19 @@ Status Daemon::Create(zmq::context_t& context, const DaemonConfig& config, const
       }
     }
   }
+  for (const BoardConfig& board : config.boards) {
+    if (!board.curve_public_key.empty() && !security.curve()) {
+      *detail = "board " + board.endpoint + " has a curve_public_key but the daemon has no key "
+                "pair of its own: set security.server_secret_key_file";
+      return InvalidArgument();
+    }
+    if (board.curve_public_key.empty() && !LoopbackEndpoint(board.endpoint) &&
+        !security.insecure) {
+      *detail = "board " + board.endpoint + " is reached over the network in plaintext: give it "
+                "a curve_public_key, or set security.insecure: true";
+      return InvalidArgument();
+    }
+  }
   d->parts_ = std::make_unique<DaemonParts>(context, d->config_, clock, std::move(policy),
                                             std::move(link_factory));
   DaemonParts& p = *d->parts_;

@@ -17,6 +17,7 @@
 #include "board_sim/board_runner.h"
 #include "host/config/daemon_config.h"
 #include "host/daemon/daemon.h"
+#include "host/frontend/access.h"
 
 namespace {
 
@@ -83,10 +84,21 @@ int main(int argc, char** argv) {
     embedded.push_back(std::move(board).value());
   }
 
+  // The daemon's own CURVE pair also authenticates it to wafer-sim boards that have keys.
+  std::string secret_key;
+  if (config.security.curve()) {
+    auto key = host::ReadSecretKeyFile(config.security.server_secret_key_file, &detail);
+    if (!key.ok()) {
+      std::fprintf(stderr, "waferd: %s\n", detail.c_str());
+      return 2;
+    }
+    secret_key = *key;
+  }
   std::unique_ptr<host::Daemon> daemon;
   if (!host::Daemon::Create(context, config, SystemClock::Get(),
-                            host::ZmqBoardLinkFactory(context, SystemClock::Get()), &daemon,
-                            &detail).ok()) {
+                            host::ZmqBoardLinkFactory(context, SystemClock::Get(), secret_key),
+                            &daemon, &detail)
+           .ok()) {
     std::fprintf(stderr, "waferd: %s\n", detail.c_str());
     return 3;
   }
