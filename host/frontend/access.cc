@@ -35,12 +35,27 @@ std::optional<std::string> AccessPolicy::Admit(const std::string& domain,
   const std::shared_ptr<const Lists> l = lists();
   auto it = l->name_by_key.find(public_key);
   if (it == l->name_by_key.end()) return std::nullopt;
-  const std::string& role = l->by_name.at(it->second).role;
-  const bool allowed = domain == kJobZapDomain ? role == "submitter"
-                       : domain == kAdminZapDomain ? role == "viewer" || role == "admin"
-                                                   : false;
-  if (!allowed) return std::nullopt;
+  if (!RoleBelongs(domain, l->by_name.at(it->second).role)) return std::nullopt;
   return it->second;
+}
+
+bool AccessPolicy::RoleBelongs(const std::string& domain, const std::string& role) {
+  if (domain == kJobZapDomain) return role == "submitter";
+  if (domain == kAdminZapDomain) return role == "viewer" || role == "admin";
+  return false;
+}
+
+std::optional<ClientKeyConfig> AccessPolicy::Caller(const std::string& domain,
+                                                    const std::string& user,
+                                                    bool* refused) const {
+  *refused = false;
+  if (!curve_) return std::nullopt;
+  std::optional<ClientKeyConfig> key = Find(user);
+  if (!key || !RoleBelongs(domain, key->role)) {
+    *refused = true;
+    return std::nullopt;
+  }
+  return key;
 }
 
 std::optional<ClientKeyConfig> AccessPolicy::Find(const std::string& user_id) const {

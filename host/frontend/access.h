@@ -32,6 +32,12 @@ class AccessPolicy {
   // nullopt: on a plaintext socket (empty id) the client is anonymous; on a CURVE socket the key
   // was removed since it connected, and may do nothing.
   std::optional<ClientKeyConfig> Find(const std::string& user_id) const;
+  // Who sent a message with ZAP user id `user` on the socket of `domain`, as the allowlist and
+  // roles stand now: nullopt with `*refused` false on a plaintext socket (anonymous); the key;
+  // or nullopt with `*refused` true when CURVE is on and the key was removed, or its role no
+  // longer belongs on this socket, since its handshake (a reload).
+  std::optional<ClientKeyConfig> Caller(const std::string& domain, const std::string& user,
+                                        bool* refused) const;
   // Replaces the allowlist (a reload): connections of removed keys stay open but are refused
   // from their next message on; new connections are admitted by the new list.
   void ReplaceClients(const std::vector<ClientKeyConfig>& clients);
@@ -42,6 +48,7 @@ class AccessPolicy {
     std::map<std::string, std::string> name_by_key;
   };
   static std::shared_ptr<const Lists> Build(const std::vector<ClientKeyConfig>& clients);
+  static bool RoleBelongs(const std::string& domain, const std::string& role);
   std::shared_ptr<const Lists> lists() const;
 
   const bool curve_;

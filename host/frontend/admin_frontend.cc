@@ -67,18 +67,16 @@ void AdminFrontend::Pump(int burst) {
   socket_.Pump(
       burst,
       [this](const std::string& peer, const std::string& user, std::span<const std::byte> p) {
-        const std::optional<ClientKeyConfig> key = access_.Find(user);
-        if (access_.curve() && !key) {
-          // Admitted at its handshake, removed from the allowlist by a reload since.
-          Send(peer, ErrorReply{ErrorCode::kPermissionDenied,
-                                "key '" + user + "' is no longer allowed", 0});
+        bool refused = false;
+        const std::optional<ClientKeyConfig> key = access_.Caller(kAdminZapDomain, user, &refused);
+        if (refused) {
+          Send(peer, ErrorReply{ErrorCode::kPermissionDenied, NoLongerAllowedDetail(user), 0});
           return;
         }
         OnFrame(peer, key ? &*key : nullptr, p);
       },
       [this](const std::string& peer, size_t frames) {
-        Send(peer, ErrorReply{ErrorCode::kMalformedMessage,
-                              "expected one payload frame, got " + std::to_string(frames), 0});
+        Send(peer, ErrorReply{ErrorCode::kMalformedMessage, MalformedFramingDetail(frames), 0});
       });
 }
 

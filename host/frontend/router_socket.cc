@@ -2,6 +2,14 @@
 
 namespace wafer::host {
 
+std::string MalformedFramingDetail(size_t frames) {
+  return "expected one payload frame, got " + std::to_string(frames);
+}
+
+std::string NoLongerAllowedDetail(const std::string& key_name) {
+  return "key '" + key_name + "' is no longer allowed";
+}
+
 RouterSocket::RouterSocket(zmq::context_t& context, const char* name,
                            telemetry::DaemonMetrics& metrics)
     : context_(context), name_(name), metrics_(metrics) {}

@@ -19,6 +19,11 @@
 
 namespace wafer::host {
 
+// The detail both front ends answer a message of `frames` payload frames with (not one).
+std::string MalformedFramingDetail(size_t frames);
+// The detail of the refusal of a message whose key a reload removed or moved to another role.
+std::string NoLongerAllowedDetail(const std::string& key_name);
+
 // Not thread-safe; belongs to the step loop's thread.
 class RouterSocket {
  public:
