@@ -41,7 +41,11 @@ wafer::Status SendBytes(net::Socket& socket, const std::string& bytes, std::stri
 Result<net::Message> ReceiveFrame(net::Socket& socket, int timeout_ms, std::string* error) {
   Result<net::Message> message = socket.Receive(timeout_ms);
   if (message.status().code() == StatusCode::kDeadlineExceeded) {
-    *error = "no reply within " + std::to_string(timeout_ms) + " ms";
+    // The usual causes, named: nothing listens there, or a CURVE daemon refused this client's
+    // keys in the handshake (which gives the client no error of its own).
+    *error = "no reply within " + std::to_string(timeout_ms) + " ms from " +
+             socket.last_endpoint() +
+             " (is waferd running there? a CURVE daemon answers only listed client keys)";
     return DeadlineExceeded();
   }
   if (!message.ok()) {
