@@ -171,11 +171,12 @@ std::unique_ptr<net::Socket> MustOpen(Result<std::unique_ptr<net::Socket>> socke
   return std::move(socket).value();
 }
 
-// (a) waferd: send `make(i)`, time until the first reply, then read (untimed) until `done`
-// says the exchange is over, so every iteration starts with an idle daemon.
+// (a) waferd: send `make(i)`, time until the first reply that `answers(i, reply)`, then read
+// (untimed) until `done(i, reply)` says the exchange is over. The first 100 samples warm up.
 Latency DaemonRoundTrip(const std::string& endpoint, int iterations,
                         const std::function<std::string(int)>& make,
-                        const std::function<bool(const JobMessage&)>& done) {
+                        const std::function<bool(int, const JobMessage&)>& answers,
+                        const std::function<bool(int, const JobMessage&)>& done) {
   zmq::context_t ctx(1);
   std::string detail;
   std::unique_ptr<net::Socket> s = MustOpen(
@@ -185,58 +186,39 @@ Latency DaemonRoundTrip(const std::string& endpoint, int iterations,
     std::string bytes = make(i);
     double t0 = NowS();
     if (!SendWhenReady(*s, [&] { return s->Send(net::AsBytes(bytes)); })) break;
-    bool first = true, finished = false;
+    bool answered = false, finished = false;
     while (!finished) {
       Result<net::Message> m = s->Receive(kReplyWaitMs);
       if (!m.ok()) break;
-      if (first) {
-        samples.push_back((NowS() - t0) * 1e6);
-        first = false;
-      }
       JobMessage decoded;
       host::DecodeError err;
       if (!host::DecodeJob(m->frame(0), &decoded, &err)) break;
-      finished = done(decoded);
+      if (!answered && answers(i, decoded)) {
+        samples.push_back((NowS() - t0) * 1e6);
+        answered = true;
+      }
+      finished = done(i, decoded);
     }
   }
   samples.erase(samples.begin(), samples.begin() + std::min<size_t>(samples.size(), 100));
   return {Quantile(samples, 0.5), Quantile(samples, 0.99)};
 }
 
+// Any reply answers (an idle daemon sends nothing else).
+bool AnyReply(int, const JobMessage&) { return true; }
+
+// The JobAccepted or JobRejected of submit `i` (EncodedSubmit tags it i + 1).
+bool AcceptsSubmit(int i, const JobMessage& m) {
+  const uint64_t tag = static_cast<uint64_t>(i + 1);
+  if (const auto* a = std::get_if<host::JobAccepted>(&m)) return a->request_tag == tag;
+  if (const auto* r = std::get_if<host::JobRejected>(&m)) return r->request_tag == tag;
+  return false;
+}
+
 std::string EncodedSubmit(int i) {
   host::SubmitJob job = BenchJob(1);
   job.request_tag = static_cast<uint64_t>(i + 1);
   return host::EncodeJob(job);
-}
-
-// (a) under load: send submit i, time until the JobAccepted (or JobRejected) that echoes its
-// tag; the streams of earlier probes' jobs that arrive meanwhile are read and skipped. The
-// daemon is busy with another client's streams throughout.
-Latency AcceptLatencyUnderLoad(const std::string& endpoint, int iterations) {
-  zmq::context_t ctx(1);
-  std::string detail;
-  std::unique_ptr<net::Socket> s = MustOpen(
-      net::Socket::Connect(ctx, net::SocketType::kDealer, endpoint, {}, &detail), detail);
-  std::vector<double> samples;
-  for (int i = 0; i < iterations; ++i) {
-    const std::string bytes = EncodedSubmit(i);
-    const uint64_t tag = static_cast<uint64_t>(i + 1);
-    const double t0 = NowS();
-    if (!SendWhenReady(*s, [&] { return s->Send(net::AsBytes(bytes)); })) break;
-    for (bool answered = false; !answered;) {
-      Result<net::Message> m = s->Receive(kReplyWaitMs);
-      if (!m.ok()) return {Quantile(samples, 0.5), Quantile(samples, 0.99)};
-      JobMessage decoded;
-      host::DecodeError err;
-      if (!host::DecodeJob(m->frame(0), &decoded, &err)) continue;
-      const auto* accepted = std::get_if<host::JobAccepted>(&decoded);
-      const auto* rejected = std::get_if<host::JobRejected>(&decoded);
-      answered = (accepted != nullptr && accepted->request_tag == tag) ||
-                 (rejected != nullptr && rejected->request_tag == tag);
-    }
-    samples.push_back((NowS() - t0) * 1e6);
-  }
-  return {Quantile(samples, 0.5), Quantile(samples, 0.99)};
 }
 
 // (a) baseline: a ROUTER thread that echoes each message back to its sender.
@@ -372,8 +354,9 @@ int Main(int argc, char** argv) {
     if (!waferd.ok()) return 1;
     const double idle_rss = waferd.RssMb();
     const size_t bytes = EncodedSubmit(0).size();
-    Latency w = DaemonRoundTrip(waferd.job_endpoint(), rtt_iterations, EncodedSubmit,
-                                [](const JobMessage& m) {
+    // Each submit's job runs to its end before the next: the daemon is idle at every submit.
+    Latency w = DaemonRoundTrip(waferd.job_endpoint(), rtt_iterations, EncodedSubmit, AnyReply,
+                                [](int, const JobMessage& m) {
                                   return std::holds_alternative<host::JobFinished>(m) ||
                                          std::holds_alternative<host::JobRejected>(m);
                                 });
@@ -382,7 +365,7 @@ int Main(int argc, char** argv) {
     Latency q = DaemonRoundTrip(
         waferd.job_endpoint(), rtt_iterations,
         [](int i) { return host::EncodeJob(host::CapacityQuery{static_cast<uint64_t>(i)}); },
-        [](const JobMessage&) { return true; });
+        AnyReply, AnyReply);
     Latency raw = RawEchoRoundTrip(rtt_iterations, bytes);
     const double r50 = w.p50_us / raw.p50_us, r99 = w.p99_us / raw.p99_us;
     std::printf("(a) submit -> accepted round trip, %d submits of %zu bytes\n", rtt_iterations, bytes);
@@ -437,7 +420,9 @@ int Main(int argc, char** argv) {
       });
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       const int probes = o.quick ? 200 : 1000;
-      const Latency busy = AcceptLatencyUnderLoad(waferd.job_endpoint(), probes);
+      // Timed to its own JobAccepted; the streams of earlier probes' jobs are read and skipped.
+      const Latency busy = DaemonRoundTrip(waferd.job_endpoint(), probes, EncodedSubmit,
+                                           AcceptsSubmit, AcceptsSubmit);
       const Latency busy_raw = RawEchoRoundTrip(probes, EncodedSubmit(0).size());
       const bool under_load = loading.load();
       stream.join();
