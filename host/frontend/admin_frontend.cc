@@ -49,7 +49,6 @@ AdminFrontend::AdminFrontend(zmq::context_t& context, const DaemonConfig& config
                              telemetry::DaemonMetrics& metrics)
     : config_(config),
       clock_(clock),
-      access_(access),
       audit_(audit),
       start_ns_(clock.NowNanos()),
       job_frontend_(job_frontend),
@@ -57,27 +56,19 @@ AdminFrontend::AdminFrontend(zmq::context_t& context, const DaemonConfig& config
       scheduler_(scheduler),
       models_(models),
       boards_(boards),
-      socket_(context, "admin", metrics) {}
+      socket_(context, "admin", kAdminZapDomain, access, metrics) {}
 
 Status AdminFrontend::Bind(const std::string& curve_secret_key, std::string* detail) {
-  return socket_.Bind(config_.admin_endpoint, config_, curve_secret_key, kAdminZapDomain, detail);
+  return socket_.Bind(config_.admin_endpoint, config_, curve_secret_key, detail);
 }
 
 void AdminFrontend::Pump(int burst) {
   socket_.Pump(
       burst,
-      [this](const std::string& peer, const std::string& user, std::span<const std::byte> p) {
-        bool refused = false;
-        const std::optional<ClientKeyConfig> key = access_.Caller(kAdminZapDomain, user, &refused);
-        if (refused) {
-          Send(peer, ErrorReply{ErrorCode::kPermissionDenied, NoLongerAllowedDetail(user), 0});
-          return;
-        }
-        OnFrame(peer, key ? &*key : nullptr, p);
+      [this](const std::string& peer, const ClientKeyConfig* key, std::span<const std::byte> p) {
+        OnFrame(peer, key, p);
       },
-      [this](const std::string& peer, size_t frames) {
-        Send(peer, ErrorReply{ErrorCode::kMalformedMessage, MalformedFramingDetail(frames), 0});
-      });
+      [this](const std::string& peer, const ErrorReply& refusal) { Send(peer, refusal); });
 }
 
 void AdminFrontend::Send(const std::string& peer, const AdminMessage& message) {

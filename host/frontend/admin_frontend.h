@@ -74,7 +74,6 @@ class AdminFrontend final : public OperationSink {
 
   const DaemonConfig& config_;
   const Clock& clock_;
-  const AccessPolicy& access_;
   AuditLog& audit_;
   const int64_t start_ns_;
   JobFrontend& job_frontend_;

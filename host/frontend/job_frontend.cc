@@ -14,17 +14,16 @@ JobFrontend::JobFrontend(zmq::context_t& context, const DaemonConfig& config, co
                          telemetry::DaemonMetrics& metrics)
     : config_(config),
       clock_(clock),
-      access_(access),
       jobs_(jobs),
       scheduler_(scheduler),
       models_(models),
       steps_(steps),
       boards_(boards),
       metrics_(metrics),
-      socket_(context, "job", metrics) {}
+      socket_(context, "job", kJobZapDomain, access, metrics) {}
 
 Status JobFrontend::Bind(const std::string& curve_secret_key, std::string* detail) {
-  return socket_.Bind(config_.job_endpoint, config_, curve_secret_key, kJobZapDomain, detail);
+  return socket_.Bind(config_.job_endpoint, config_, curve_secret_key, detail);
 }
 
 JobRecord* JobFrontend::Visible(uint64_t id, const ClientKeyConfig* key) {
@@ -36,18 +35,10 @@ JobRecord* JobFrontend::Visible(uint64_t id, const ClientKeyConfig* key) {
 void JobFrontend::Pump(int burst) {
   socket_.Pump(
       burst,
-      [this](const std::string& peer, const std::string& user, std::span<const std::byte> p) {
-        bool refused = false;
-        const std::optional<ClientKeyConfig> key = access_.Caller(kJobZapDomain, user, &refused);
-        if (refused) {
-          Send(peer, ErrorReply{ErrorCode::kPermissionDenied, NoLongerAllowedDetail(user), 0});
-          return;
-        }
-        OnFrame(peer, key ? &*key : nullptr, p);
+      [this](const std::string& peer, const ClientKeyConfig* key, std::span<const std::byte> p) {
+        OnFrame(peer, key, p);
       },
-      [this](const std::string& peer, size_t frames) {
-        Send(peer, ErrorReply{ErrorCode::kMalformedMessage, MalformedFramingDetail(frames), 0});
-      });
+      [this](const std::string& peer, const ErrorReply& refusal) { Send(peer, refusal); });
 }
 
 void JobFrontend::Send(const std::string& peer, const JobMessage& message) {

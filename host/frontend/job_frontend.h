@@ -66,7 +66,6 @@ class JobFrontend final : public JobReplies {
 
   const DaemonConfig& config_;
   const Clock& clock_;
-  const AccessPolicy& access_;
   JobTable& jobs_;
   Scheduler& scheduler_;
   ModelManager& models_;

@@ -2,21 +2,17 @@
 
 namespace wafer::host {
 
-std::string MalformedFramingDetail(size_t frames) {
-  return "expected one payload frame, got " + std::to_string(frames);
-}
 
-std::string NoLongerAllowedDetail(const std::string& key_name) {
-  return "key '" + key_name + "' is no longer allowed";
-}
-
-RouterSocket::RouterSocket(zmq::context_t& context, const char* name,
-                           telemetry::DaemonMetrics& metrics)
-    : context_(context), name_(name), metrics_(metrics) {}
+RouterSocket::RouterSocket(zmq::context_t& context, const char* name, const char* zap_domain,
+                           const AccessPolicy& access, telemetry::DaemonMetrics& metrics)
+    : context_(context),
+      name_(name),
+      zap_domain_(zap_domain),
+      access_(access),
+      metrics_(metrics) {}
 
 Status RouterSocket::Bind(const std::string& endpoint, const DaemonConfig& config,
-                          const std::string& curve_secret_key, const char* zap_domain,
-                          std::string* detail) {
+                          const std::string& curve_secret_key, std::string* detail) {
   net::SocketOptions options;
   options.send_high_water_mark = static_cast<int>(config.send_high_water_mark);
   options.receive_high_water_mark = static_cast<int>(config.send_high_water_mark);
@@ -25,7 +21,7 @@ Status RouterSocket::Bind(const std::string& endpoint, const DaemonConfig& confi
   options.max_message_bytes = static_cast<int64_t>(config.max_message_bytes) * 4;
   options.router_mandatory = true;
   options.curve_secret_key = curve_secret_key;
-  if (!curve_secret_key.empty()) options.zap_domain = zap_domain;
+  if (!curve_secret_key.empty()) options.zap_domain = zap_domain_;
   Result<std::unique_ptr<net::Socket>> socket =
       net::Socket::Bind(context_, net::SocketType::kRouter, endpoint, options, detail);
   if (!socket.ok()) {
@@ -38,14 +34,28 @@ Status RouterSocket::Bind(const std::string& endpoint, const DaemonConfig& confi
 
 void RouterSocket::Pump(
     int burst,
-    const std::function<void(const std::string&, const std::string&,
+    const std::function<void(const std::string&, const ClientKeyConfig*,
                              std::span<const std::byte>)>& on_message,
-    const std::function<void(const std::string&, size_t)>& on_malformed) {
+    const std::function<void(const std::string&, const ErrorReply&)>& on_refused) {
   // A failed receive (the context is closing) ends this turn; the poll loop sees the stop.
   net::PumpRouter(
       *socket_, burst,
-      [&](const net::PeerMessage& m) { on_message(m.peer, m.user_id, m.payload()); },
-      [&](const net::MalformedMessage& m) { on_malformed(m.peer, m.payload_frames); })
+      [&](const net::PeerMessage& m) {
+        bool refused = false;
+        const std::optional<ClientKeyConfig> key = access_.Caller(zap_domain_, m.user_id, &refused);
+        if (refused) {
+          on_refused(m.peer, ErrorReply{ErrorCode::kPermissionDenied,
+                                        "key '" + m.user_id + "' is no longer allowed", 0});
+          return;
+        }
+        on_message(m.peer, key ? &*key : nullptr, m.payload());
+      },
+      [&](const net::MalformedMessage& m) {
+        on_refused(m.peer, ErrorReply{ErrorCode::kMalformedMessage,
+                                      "expected one payload frame, got " +
+                                          std::to_string(m.payload_frames),
+                                      0});
+      })
       .status()
       .IgnoreError();
 }
