@@ -66,30 +66,10 @@ Status Daemon::Create(zmq::context_t& context, const DaemonConfig& config, const
     return Internal();
   }
   const SecurityConfig& security = config.security;
+  WAFER_RETURN_IF_ERROR(CheckTransportSecurity(config, detail));
   std::string secret_key;
   if (security.curve()) {
     WAFER_ASSIGN_OR_RETURN(secret_key, ReadSecretKeyFile(security.server_secret_key_file, detail));
-  } else if (!security.insecure) {
-    for (const std::string* e : {&config.job_endpoint, &config.admin_endpoint}) {
-      if (!LoopbackEndpoint(*e)) {
-        *detail = *e + " is reachable from other hosts: set security.server_secret_key_file " +
-                  "(CURVE), or security.insecure: true to serve it in plaintext";
-        return InvalidArgument();
-      }
-    }
-  }
-  for (const BoardConfig& board : config.boards) {
-    if (!board.curve_public_key.empty() && !security.curve()) {
-      *detail = "board " + board.endpoint + " has a curve_public_key but the daemon has no key "
-                "pair of its own: set security.server_secret_key_file";
-      return InvalidArgument();
-    }
-    if (board.curve_public_key.empty() && !LoopbackEndpoint(board.endpoint) &&
-        !security.insecure) {
-      *detail = "board " + board.endpoint + " is reached over the network in plaintext: give it "
-                "a curve_public_key, or set security.insecure: true";
-      return InvalidArgument();
-    }
   }
   d->parts_ = std::make_unique<DaemonParts>(context, d->config_, clock, std::move(policy),
                                             std::move(link_factory));
@@ -115,19 +95,12 @@ Status Daemon::Create(zmq::context_t& context, const DaemonConfig& config, const
   WAFER_RETURN_IF_ERROR(p.job_frontend.Bind(secret_key, detail));
   WAFER_RETURN_IF_ERROR(p.admin_frontend.Bind(secret_key, detail));
   if (!config.metrics_address.empty()) {
-    std::string user, password;
+    BasicAuth auth;  // Empty: /metrics is open.
     if (!security.metrics_auth_file.empty()) {
-      WAFER_ASSIGN_OR_RETURN(std::string line,
-                             ReadPrivateFile(security.metrics_auth_file, detail));
-      const size_t colon = line.find(':');
-      if (colon == 0 || colon == std::string::npos || colon + 1 == line.size()) {
-        *detail = security.metrics_auth_file + " must hold user:password on its first line";
-        return InvalidArgument();
-      }
-      user = line.substr(0, colon);
-      password = line.substr(colon + 1);
+      WAFER_ASSIGN_OR_RETURN(auth, ReadBasicAuthFile(security.metrics_auth_file, detail));
     }
-    WAFER_RETURN_IF_ERROR(p.metrics.Serve(config.metrics_address, user, password, detail));
+    WAFER_RETURN_IF_ERROR(
+        p.metrics.Serve(config.metrics_address, auth.user, auth.password, detail));
     const std::string& a = config.metrics_address;
     p.admin_frontend.set_metrics_url("http://" + a.substr(0, a.rfind(':')) + ":" +
                                      std::to_string(p.metrics.port()) + "/metrics");

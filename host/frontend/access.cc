@@ -95,6 +95,43 @@ Result<std::string> ReadSecretKeyFile(const std::string& path, std::string* deta
   return key;
 }
 
+Status CheckTransportSecurity(const DaemonConfig& config, std::string* detail) {
+  const SecurityConfig& security = config.security;
+  if (!security.curve() && !security.insecure) {
+    for (const std::string* e : {&config.job_endpoint, &config.admin_endpoint}) {
+      if (!LoopbackEndpoint(*e)) {
+        *detail = *e + " is reachable from other hosts: set security.server_secret_key_file " +
+                  "(CURVE), or security.insecure: true to serve it in plaintext";
+        return InvalidArgument();
+      }
+    }
+  }
+  for (const BoardConfig& board : config.boards) {
+    if (!board.curve_public_key.empty() && !security.curve()) {
+      *detail = "board " + board.endpoint + " has a curve_public_key but the daemon has no key "
+                "pair of its own: set security.server_secret_key_file";
+      return InvalidArgument();
+    }
+    if (board.curve_public_key.empty() && !LoopbackEndpoint(board.endpoint) &&
+        !security.insecure) {
+      *detail = "board " + board.endpoint + " is reached over the network in plaintext: give it "
+                "a curve_public_key, or set security.insecure: true";
+      return InvalidArgument();
+    }
+  }
+  return OkStatus();
+}
+
+Result<BasicAuth> ReadBasicAuthFile(const std::string& path, std::string* detail) {
+  WAFER_ASSIGN_OR_RETURN(std::string line, ReadPrivateFile(path, detail));
+  const size_t colon = line.find(':');
+  if (colon == 0 || colon == std::string::npos || colon + 1 == line.size()) {
+    *detail = path + " must hold user:password on its first line";
+    return InvalidArgument();
+  }
+  return BasicAuth{line.substr(0, colon), line.substr(colon + 1)};
+}
+
 bool LoopbackEndpoint(const std::string& endpoint) {
   if (endpoint.rfind("inproc://", 0) == 0 || endpoint.rfind("ipc://", 0) == 0) return true;
   if (endpoint.rfind("tcp://", 0) != 0) return false;

@@ -66,6 +66,19 @@ Result<std::string> ReadPrivateFile(const std::string& path, std::string* detail
 // NOT_FOUND when it cannot be read.
 Result<std::string> ReadSecretKeyFile(const std::string& path, std::string* detail);
 
+// The transport rules of `config`: without a server key, no job or admin endpoint and no board
+// link may be reachable from other hosts unless security.insecure; a board key needs the
+// daemon's own key pair. INVALID_ARGUMENT (`detail` names the endpoint and the fix) otherwise.
+Status CheckTransportSecurity(const DaemonConfig& config, std::string* detail);
+
+struct BasicAuth {
+  std::string user;
+  std::string password;
+};
+// Reads "user:password" from the first line of `path` (ReadPrivateFile's rules). INVALID_ARGUMENT
+// when either part is empty or the colon is missing.
+Result<BasicAuth> ReadBasicAuthFile(const std::string& path, std::string* detail);
+
 // True for endpoints only this host can reach: inproc://, ipc://, and tcp:// on 127.0.0.0/8,
 // [::1] or localhost.
 bool LoopbackEndpoint(const std::string& endpoint);
