@@ -16,7 +16,7 @@ namespace wafer::host {
 inline constexpr uint16_t kBoardProtocolMajor = 1;
 // Minor 1: pipeline stages. A board whose IdentifyReply has max_step_hidden_values 0 predates
 // them and runs whole models only. Minor 2: IdentifyReply reports the Step limits (0 from an
-// older board: the host then assumes minor 1's firmware limits, kLegacyStepLimits).
+// older board: BoardIdentity::step_seqs() and its siblings then give minor 1's firmware limits).
 inline constexpr uint16_t kBoardProtocolMinor = 2;
 
 using Frame = std::vector<std::byte>;

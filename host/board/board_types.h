@@ -44,6 +44,12 @@ struct BoardIdentity {
   uint32_t max_frame_bytes = 0;
   uint32_t max_step_seqs = 0;
   uint32_t max_step_tokens = 0;
+
+  // The Step limits with a board older than protocol minor 2 answered by its firmware's
+  // (1.5 MiB frames, 256 sequences, 16,384 generated tokens).
+  uint32_t step_frame_bytes() const { return max_frame_bytes != 0 ? max_frame_bytes : 3u << 19; }
+  uint32_t step_seqs() const { return max_step_seqs != 0 ? max_step_seqs : 256u; }
+  uint32_t step_tokens() const { return max_step_tokens != 0 ? max_step_tokens : 16384u; }
   // Geometry (see board.fbs IdentifyReply): physical >= healthy >= usable.
   uint64_t healthy_pes = 0;
   uint64_t spare_pes = 0;

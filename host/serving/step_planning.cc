@@ -84,14 +84,11 @@ bool StepLoop::PlanStep(Board& board, ModelRecord& model) {
   target.serial = next_step_serial_;
   target.stages = model.boards.size();
   for (uint32_t index : model.boards) {
-    // The Step goes through every board of the model: the smallest limits hold. A board older
-    // than protocol minor 2 reports none; its firmware's limits were these.
+    // The Step goes through every board of the model: the smallest limits hold.
     const BoardIdentity& id = boards_.at(index).identity;
-    target.max_seqs = std::min(target.max_seqs, id.max_step_seqs != 0 ? id.max_step_seqs : 256u);
-    target.max_generate = std::min<uint64_t>(
-        target.max_generate, id.max_step_tokens != 0 ? id.max_step_tokens : 16384u);
-    target.max_frame_bytes = std::min<uint64_t>(
-        target.max_frame_bytes, id.max_frame_bytes != 0 ? id.max_frame_bytes : (3u << 19));
+    target.max_seqs = std::min(target.max_seqs, id.step_seqs());
+    target.max_generate = std::min<uint64_t>(target.max_generate, id.step_tokens());
+    target.max_frame_bytes = std::min<uint64_t>(target.max_frame_bytes, id.step_frame_bytes());
     // Hidden states between stages are bounded per step by the boards' link buffers.
     if (model.pipelined() && !model.shape_only) {
       target.token_budget = std::min<uint64_t>(
