@@ -45,7 +45,8 @@ struct Encoder {
   }
   std::pair<wj::JobMessage, fb::Offset<void>> operator()(const JobAccepted& m) {
     return {wj::JobMessage::JobAccepted,
-            wj::CreateJobAccepted(b, m.request_tag, m.job_id, m.queue_position, m.duplicate)
+            wj::CreateJobAccepted(b, m.request_tag, m.job_id, m.queue_position, m.duplicate,
+                                  m.instance_id)
                 .Union()};
   }
   std::pair<wj::JobMessage, fb::Offset<void>> operator()(const JobRejected& m) {
@@ -59,7 +60,9 @@ struct Encoder {
     auto tokens = b.CreateVector(m.tokens);
     auto text = m.text.empty() ? fb::Offset<fb::String>() : b.CreateString(m.text);
     return {wj::JobMessage::TokenChunk,
-            wj::CreateTokenChunk(b, m.job_id, m.seq, m.first_token_index, tokens, text).Union()};
+            wj::CreateTokenChunk(b, m.job_id, m.seq, m.first_token_index, tokens, text,
+                                 m.instance_id)
+                .Union()};
   }
   std::pair<wj::JobMessage, fb::Offset<void>> operator()(const JobFinished& m) {
     auto detail = b.CreateString(m.detail);
@@ -69,7 +72,7 @@ struct Encoder {
     return {wj::JobMessage::JobFinished,
             wj::CreateJobFinished(b, m.job_id, static_cast<wj::FinishReason>(m.reason), &usage,
                                   &timings, m.chunks, static_cast<ww::ErrorCode>(m.error_code),
-                                  detail)
+                                  detail, m.instance_id)
                 .Union()};
   }
   std::pair<wj::JobMessage, fb::Offset<void>> operator()(const CancelJob& m) {
@@ -77,7 +80,9 @@ struct Encoder {
   }
   std::pair<wj::JobMessage, fb::Offset<void>> operator()(const CancelResult& m) {
     return {wj::JobMessage::CancelResult,
-            wj::CreateCancelResult(b, m.job_id, static_cast<ww::ErrorCode>(m.code)).Union()};
+            wj::CreateCancelResult(b, m.job_id, static_cast<ww::ErrorCode>(m.code),
+                                   m.instance_id)
+                .Union()};
   }
   std::pair<wj::JobMessage, fb::Offset<void>> operator()(const JobStatusQuery& m) {
     return {wj::JobMessage::JobStatusQuery, wj::CreateJobStatusQuery(b, m.job_id).Union()};
@@ -85,11 +90,11 @@ struct Encoder {
   std::pair<wj::JobMessage, fb::Offset<void>> operator()(const JobStatusReply& m) {
     return {wj::JobMessage::JobStatusReply,
             wj::CreateJobStatusReply(b, m.job_id, static_cast<wj::JobState>(m.state),
-                                     m.tokens_generated, m.queue_position)
+                                     m.tokens_generated, m.queue_position, m.instance_id)
                 .Union()};
   }
   std::pair<wj::JobMessage, fb::Offset<void>> operator()(const ResumeStream& m) {
-    return {wj::JobMessage::ResumeStream, wj::CreateResumeStream(b, m.job_id, m.from_seq).Union()};
+    return {wj::JobMessage::ResumeStream, wj::CreateResumeStream(b, m.job_id, m.from_seq, m.instance_id).Union()};
   }
   std::pair<wj::JobMessage, fb::Offset<void>> operator()(const CapacityQuery& m) {
     return {wj::JobMessage::CapacityQuery, wj::CreateCapacityQuery(b, m.request_tag).Union()};
@@ -175,7 +180,8 @@ bool DecodeJob(std::span<const std::byte> frame, JobMessage* out, DecodeError* e
     }
     case wj::JobMessage::JobAccepted: {
       const auto* m = env->message_as_JobAccepted();
-      *out = JobAccepted{m->request_tag(), m->job_id(), m->queue_position(), m->duplicate()};
+      *out = JobAccepted{m->request_tag(), m->job_id(), m->queue_position(), m->duplicate(),
+                         m->instance_id()};
       return true;
     }
     case wj::JobMessage::JobRejected: {
@@ -187,7 +193,7 @@ bool DecodeJob(std::span<const std::byte> frame, JobMessage* out, DecodeError* e
     case wj::JobMessage::TokenChunk: {
       const auto* m = env->message_as_TokenChunk();
       *out = TokenChunk{m->job_id(), m->seq(), m->first_token_index(), Ids(m->tokens()),
-                        Str(m->text())};
+                        Str(m->text()), m->instance_id()};
       return true;
     }
     case wj::JobMessage::JobFinished: {
@@ -206,6 +212,7 @@ bool DecodeJob(std::span<const std::byte> frame, JobMessage* out, DecodeError* e
       f.chunks = m->chunks();
       f.error_code = static_cast<ErrorCode>(m->error_code());
       f.detail = Str(m->detail());
+      f.instance_id = m->instance_id();
       *out = std::move(f);
       return true;
     }
@@ -214,7 +221,7 @@ bool DecodeJob(std::span<const std::byte> frame, JobMessage* out, DecodeError* e
       return true;
     case wj::JobMessage::CancelResult: {
       const auto* m = env->message_as_CancelResult();
-      *out = CancelResult{m->job_id(), static_cast<ErrorCode>(m->code())};
+      *out = CancelResult{m->job_id(), static_cast<ErrorCode>(m->code()), m->instance_id()};
       return true;
     }
     case wj::JobMessage::JobStatusQuery:
@@ -223,12 +230,12 @@ bool DecodeJob(std::span<const std::byte> frame, JobMessage* out, DecodeError* e
     case wj::JobMessage::JobStatusReply: {
       const auto* m = env->message_as_JobStatusReply();
       *out = JobStatusReply{m->job_id(), static_cast<JobState>(m->state()), m->tokens_generated(),
-                            m->queue_position()};
+                            m->queue_position(), m->instance_id()};
       return true;
     }
     case wj::JobMessage::ResumeStream: {
       const auto* m = env->message_as_ResumeStream();
-      *out = ResumeStream{m->job_id(), m->from_seq()};
+      *out = ResumeStream{m->job_id(), m->from_seq(), m->instance_id()};
       return true;
     }
     case wj::JobMessage::CapacityQuery:

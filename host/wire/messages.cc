@@ -29,6 +29,8 @@ const char* ErrorCodeName(ErrorCode code) {
     case ErrorCode::kMessageTooLarge: return "MESSAGE_TOO_LARGE";
     case ErrorCode::kOutOfRange: return "OUT_OF_RANGE";
     case ErrorCode::kPermissionDenied: return "PERMISSION_DENIED";
+    case ErrorCode::kIdempotencyConflict: return "IDEMPOTENCY_CONFLICT";
+    case ErrorCode::kStorageUnavailable: return "STORAGE_UNAVAILABLE";
   }
   return "UNKNOWN_CODE";
 }

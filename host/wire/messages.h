@@ -11,7 +11,7 @@ namespace wafer::host {
 
 // The protocol version this build speaks; a different major version is refused.
 inline constexpr uint16_t kProtocolMajor = 1;
-inline constexpr uint16_t kProtocolMinor = 0;
+inline constexpr uint16_t kProtocolMinor = 1;
 
 // Same values as common.fbs ErrorCode.
 enum class ErrorCode : uint16_t {
@@ -40,6 +40,8 @@ enum class ErrorCode : uint16_t {
   kMessageTooLarge = 22,
   kOutOfRange = 23,
   kPermissionDenied = 24,
+  kIdempotencyConflict = 25,
+  kStorageUnavailable = 26,
 };
 
 // "UNKNOWN_MODEL" style names, for logs, CLI output and metric labels.
@@ -93,6 +95,7 @@ struct JobAccepted {
   uint64_t job_id = 0;
   uint32_t queue_position = 0;
   bool duplicate = false;
+  uint64_t instance_id = 0;  // Stamped by the job socket on the way out.
 };
 
 struct JobRejected {
@@ -108,6 +111,7 @@ struct TokenChunk {
   uint32_t first_token_index = 0;
   std::vector<uint32_t> tokens;
   std::string text;
+  uint64_t instance_id = 0;
 };
 
 enum class FinishReason : uint8_t {
@@ -131,6 +135,7 @@ struct JobFinished {
   uint32_t chunks = 0;
   ErrorCode error_code = ErrorCode::kNone;
   std::string detail;
+  uint64_t instance_id = 0;
 };
 
 struct CancelJob {
@@ -140,6 +145,7 @@ struct CancelJob {
 struct CancelResult {
   uint64_t job_id = 0;
   ErrorCode code = ErrorCode::kNone;
+  uint64_t instance_id = 0;
 };
 
 enum class JobState : uint8_t { kUnknown, kQueued, kRunning, kFinished };
@@ -154,11 +160,13 @@ struct JobStatusReply {
   JobState state = JobState::kUnknown;
   uint32_t tokens_generated = 0;
   uint32_t queue_position = 0;
+  uint64_t instance_id = 0;
 };
 
 struct ResumeStream {
   uint64_t job_id = 0;
   uint32_t from_seq = 0;
+  uint64_t instance_id = 0;  // 0: not checked.
 };
 
 struct CapacityQuery {
