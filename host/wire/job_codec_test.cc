@@ -70,6 +70,29 @@ TEST(JobCodecTest, StreamMessagesRoundTrip) {
   EXPECT_EQ(std::get<JobRejected>(out).retry_after_ms, 250u);
 }
 
+TEST(JobCodecTest, InstanceIdTravelsOnEveryReplyThatNamesAJob) {
+  constexpr uint64_t kInstance = 0xfedcba9876543210ull;
+  JobMessage out;
+  DecodeError err;
+  ASSERT_TRUE(DecodeJob(Bytes(EncodeJob(JobAccepted{1, 2, 0, false, kInstance})), &out, &err));
+  EXPECT_EQ(std::get<JobAccepted>(out).instance_id, kInstance);
+  ASSERT_TRUE(DecodeJob(Bytes(EncodeJob(TokenChunk{2, 0, 0, {7}, "", kInstance})), &out, &err));
+  EXPECT_EQ(std::get<TokenChunk>(out).instance_id, kInstance);
+  JobFinished f;
+  f.instance_id = kInstance;
+  ASSERT_TRUE(DecodeJob(Bytes(EncodeJob(f)), &out, &err));
+  EXPECT_EQ(std::get<JobFinished>(out).instance_id, kInstance);
+  ASSERT_TRUE(DecodeJob(Bytes(EncodeJob(CancelResult{2, ErrorCode::kNone, kInstance})), &out,
+                        &err));
+  EXPECT_EQ(std::get<CancelResult>(out).instance_id, kInstance);
+  ASSERT_TRUE(DecodeJob(Bytes(EncodeJob(JobStatusReply{2, JobState::kQueued, 0, 3, kInstance})),
+                        &out, &err));
+  EXPECT_EQ(std::get<JobStatusReply>(out).instance_id, kInstance);
+  ASSERT_TRUE(DecodeJob(Bytes(EncodeJob(ResumeStream{2, 5, kInstance})), &out, &err));
+  EXPECT_EQ(std::get<ResumeStream>(out).from_seq, 5u);
+  EXPECT_EQ(std::get<ResumeStream>(out).instance_id, kInstance);
+}
+
 TEST(JobCodecTest, EveryTruncationIsRejectedNotCrashed) {
   SubmitJob s;
   s.model = "demo";
