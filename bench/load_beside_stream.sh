@@ -21,6 +21,7 @@ cat >"$work/waferd.yaml" <<YAML
 job_endpoint: tcp://127.0.0.1:17421
 admin_endpoint: tcp://127.0.0.1:17422
 metrics_address: ""
+store: {path: memory}  # the store's cost is measured by waferd-bench (s)
 boards:
   - endpoint: inproc://board0
     preset: wse3

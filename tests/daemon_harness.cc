@@ -73,6 +73,7 @@ DaemonHarness::DaemonHarness(
   config_.boards = {host::BoardConfig{}};
   config_.boards[0].endpoint = "inproc://test-board0";
   config_.drain_timeout_ms = 5000;
+  config_.store.path = store_dir_.path() + "/jobs.db";
   if (tweak) tweak(config_);
   // One embedded board per configured inproc:// board (a tweak may configure several).
   for (const host::BoardConfig& b : config_.boards) {

@@ -49,7 +49,8 @@ void RunJobsThenARejection(DaemonHarness& h, const std::string& model, int n,
 
 class DaemonHarness {
  public:
-  // Starts the board and the daemon. `tweak` may adjust the config first; `wrap_links`, when
+  // Starts the board and the daemon, with a job store of its own in a temporary directory.
+  // `tweak` may adjust the config first; `wrap_links`, when
   // given, wraps the ZeroMQ board-link factory the daemon gets (to observe or script links).
   explicit DaemonHarness(
       const std::function<void(host::DaemonConfig&)>& tweak = nullptr,
@@ -68,6 +69,7 @@ class DaemonHarness {
   void Stop();
 
  private:
+  TempDir store_dir_;  // The daemon's own job store, per harness: tests never share one.
   zmq::context_t context_{1};
   host::DaemonConfig config_;
   std::vector<std::unique_ptr<sim::EmbeddedBoard>> boards_;

@@ -77,6 +77,7 @@ TEST(ProcessTest, WaferdWithSeparateWaferSimServesWaferctl) {
   const std::string admin_ep = "tcp://127.0.0.1:" + std::to_string(admin_port);
   std::ofstream(dir.path() + "/waferd.yaml")
       << "job_endpoint: " << job_ep << "\nadmin_endpoint: " << admin_ep
+      << "\nstore: {path: " << dir.path() << "/jobs.db}"
       << "\nmetrics_address: 127.0.0.1:" << metrics_port << "\nboards:\n  - endpoint: " << board_ep
       << "\nmodels:\n  - name: tiny\n    path: " << dir.path() << "/tiny\n    slots: 4\n";
   pid_t waferd = SpawnProgram({kBin + "/waferd", "--config", dir.path() + "/waferd.yaml"},
@@ -183,6 +184,7 @@ TEST(ProcessTest, TwoEmbeddedBoardsServeAModelEach) {
   const std::string admin_ep = "tcp://127.0.0.1:" + std::to_string(FreeLoopbackPort());
   std::ofstream(dir.path() + "/waferd.yaml")
       << "job_endpoint: " << job_ep << "\nadmin_endpoint: " << admin_ep
+      << "\nstore: {path: " << dir.path() << "/jobs.db}"
       << "\nmetrics_address: \"\"\nboards:\n  - endpoint: inproc://b0\n  - endpoint: inproc://b1\n"
       << "    seed: 5\nmodels:\n  - {name: a, path: " << dir.path() << "/a, board: 0, slots: 2}\n"
       << "  - {name: b, path: " << dir.path() << "/b, board: 1, slots: 2}\n";
@@ -231,6 +233,7 @@ TEST(ProcessTest, JobsSurviveAWaferSimCrash) {
   const std::string admin_ep = "tcp://127.0.0.1:" + std::to_string(FreeLoopbackPort());
   std::ofstream(dir.path() + "/waferd.yaml")
       << "job_endpoint: " << job_ep << "\nadmin_endpoint: " << admin_ep
+      << "\nstore: {path: " << dir.path() << "/jobs.db}"
       << "\nmetrics_address: \"\"\nboards:\n  - endpoint: " << board_ep
       << "\n    timeout_ms: 500\nmodels:\n  - name: tiny\n    path: " << dir.path()
       << "/tiny\n    slots: 4\n";

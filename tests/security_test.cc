@@ -263,6 +263,7 @@ TEST(SecurityStartTest, AReadableSecretKeyFileAndPlaintextBeyondLoopbackStopTheD
   config.admin_endpoint = "ipc://" + dir.path() + "/admin.sock";
   config.metrics_address = "";
   config.boards[0].timeout_ms = 100;  // No board listens: its worker gives up quickly.
+  config.store.path = dir.path() + "/jobs.db";
   config.security.server_secret_key_file = key_file;
   std::string detail;
   EXPECT_EQ(start(config, &detail).code(), StatusCode::kInvalidArgument);

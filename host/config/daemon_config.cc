@@ -1,5 +1,6 @@
 #include "host/config/daemon_config.h"
 
+#include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <set>
@@ -136,6 +137,25 @@ bool ParseBoards(MapReader& top, DaemonConfig* c, std::string* detail) {
     }
     c->boards.push_back(b);
   }
+  return true;
+}
+
+bool ParseStore(MapReader& top, DaemonConfig* c, std::string* detail) {
+  YAML::Node node = top.Child("store");
+  if (!node) return true;
+  MapReader r(node, "store", detail);
+  std::string fsync = c->store.fsync ? "true" : "false";
+  if (!r.IsMap() || !r.String("path", &c->store.path, false) ||
+      !r.String("fsync", &fsync, false) ||
+      !r.Uint("finished_retention_bytes", &c->store.finished_retention_bytes, 0,
+              std::numeric_limits<uint64_t>::max()) ||
+      !r.NoUnknownKeys()) {
+    return false;
+  }
+  if (fsync != "true" && fsync != "false") {
+    return r.Fail(node["fsync"], "store.fsync", "must be true or false");
+  }
+  c->store.fsync = fsync == "true";
   return true;
 }
 
@@ -284,7 +304,8 @@ Status ParseDaemonConfig(const std::string& yaml_text, DaemonConfig* config,
       }
     }
     if (!ParseBoards(top, &c, detail) || !ParseModels(top, &c, detail) ||
-        !ParseSecurity(top, &c, detail) || !top.NoUnknownKeys()) {
+        !ParseStore(top, &c, detail) || !ParseSecurity(top, &c, detail) ||
+        !top.NoUnknownKeys()) {
       return InvalidArgument();
     }
     for (const ModelLoadConfig& m : c.models) {
@@ -317,6 +338,16 @@ Status LoadDaemonConfig(const std::string& path, DaemonConfig* config, std::stri
   return s;
 }
 
+std::string ResolveStorePath(const JobStoreConfig& store) {
+  if (!store.durable()) return "";
+  if (store.path != "default") return store.path;
+  const char* state = std::getenv("XDG_STATE_HOME");
+  if (state != nullptr && state[0] == '/') return std::string(state) + "/waferd/jobs.db";
+  const char* home = std::getenv("HOME");
+  return std::string(home != nullptr && home[0] != '\0' ? home : ".") +
+         "/.local/state/waferd/jobs.db";
+}
+
 std::string DefaultConfigYaml() {
   DaemonConfig d;
   const BoardConfig& b = d.boards[0];
@@ -341,6 +372,12 @@ std::string DefaultConfigYaml() {
     << "  prefill_chunk_tokens: " << d.prefill_chunk_tokens << "\n"
     << "  default_slots: " << d.default_slots << "             # KV-cache sequences per model\n"
     << "  finished_job_retention: " << d.finished_job_retention << "\n"
+    << "store:                           # accepted jobs, kept across restarts\n"
+    << "  path: " << d.store.path << "                  # default: $XDG_STATE_HOME/waferd/jobs.db"
+    << " (else ~/.local/state/waferd/jobs.db); memory: lost on restart\n"
+    << "  fsync: " << (d.store.fsync ? "true" : "false")
+    << "                    # false: survives a crash of waferd, not of the host\n"
+    << "  finished_retention_bytes: " << d.store.finished_retention_bytes << "\n"
     << "security:                        # CURVE on the job and admin sockets\n"
     << "  server_secret_key_file: \"\"     # \"\": plaintext, loopback addresses only\n"
     << "  insecure: false                # true: allow plaintext on other addresses too\n"

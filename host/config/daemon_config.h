@@ -66,6 +66,21 @@ struct SecurityConfig {
   bool curve() const { return !server_secret_key_file.empty(); }
 };
 
+// Where accepted jobs are kept (see host/jobs/sqlite_job_store.h).
+struct JobStoreConfig {
+  // An SQLite file; "default": $XDG_STATE_HOME/waferd/jobs.db (else
+  // ~/.local/state/waferd/jobs.db), its folder created on first start; "memory": jobs live in
+  // memory only and a crash or restart loses them.
+  std::string path = "default";
+  // true: a job is acknowledged only once it is on disk (fsync), surviving a power cut; false:
+  // once the operating system has it, surviving a crash of waferd but not of the host.
+  bool fsync = true;
+  // Finished jobs are kept for resumes and idempotent retries while they hold at most this.
+  uint64_t finished_retention_bytes = 256ull << 20;
+
+  bool durable() const { return path != "memory"; }
+};
+
 struct DaemonConfig {
   std::string job_endpoint = "tcp://127.0.0.1:7421";
   std::string admin_endpoint = "tcp://127.0.0.1:7422";
@@ -93,6 +108,7 @@ struct DaemonConfig {
   // Finished jobs kept, with their tokens, for ResumeStream and JobStatus (~4 bytes a token).
   uint32_t finished_job_retention = 1000;
 
+  JobStoreConfig store;
   SecurityConfig security;
   std::vector<BoardConfig> boards = {BoardConfig{}};
   std::vector<ModelLoadConfig> models;
@@ -104,6 +120,9 @@ Status ParseDaemonConfig(const std::string& yaml_text, DaemonConfig* config, std
 
 // Reads and parses a file. NOT_FOUND when it cannot be read.
 Status LoadDaemonConfig(const std::string& path, DaemonConfig* config, std::string* detail);
+
+// The file `store.path` names: "default" resolved against the environment; "" for "memory".
+std::string ResolveStorePath(const JobStoreConfig& store);
 
 // The defaults as commented YAML; parsing it yields DaemonConfig{}.
 std::string DefaultConfigYaml();

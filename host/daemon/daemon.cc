@@ -4,8 +4,12 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
+#include <set>
 
 #include "host/daemon/daemon_parts.h"
+#include "host/jobs/in_memory_job_store.h"
+#include "host/jobs/sqlite_job_store.h"
 #include "common/net/owned_channel.h"
 #include "host/scheduler/policy_factory.h"
 
@@ -15,18 +19,45 @@ namespace {
 // Messages handled per socket per loop turn, so one busy socket cannot starve the others.
 constexpr int kBurst = 256;
 
+// The store `config.store` names: SQLite (the default location's folder created on first
+// start), or memory. Codes as SqliteJobStore::Open; `detail` names the file.
+Result<std::unique_ptr<JobStore>> OpenJobStore(const DaemonConfig& config, const Clock& clock,
+                                               std::string* detail) {
+  if (!config.store.durable()) {
+    std::fprintf(stderr, "waferd: store.path is memory: accepted jobs do not survive a restart\n");
+    return std::unique_ptr<JobStore>(std::make_unique<InMemoryJobStore>());
+  }
+  const std::string path = ResolveStorePath(config.store);
+  if (config.store.path == "default") {
+    std::error_code error;
+    const std::filesystem::path folder = std::filesystem::path(path).parent_path();
+    std::filesystem::create_directories(folder, error);
+    if (error) {
+      *detail = "cannot create the job store's folder " + folder.string() + ": " + error.message();
+      return Unavailable();
+    }
+  }
+  WAFER_ASSIGN_OR_RETURN(std::unique_ptr<SqliteJobStore> store,
+                         SqliteJobStore::Open(SqliteStoreOptions{path, config.store.fsync, 0},
+                                              clock, detail));
+  return std::unique_ptr<JobStore>(std::move(store));
+}
+
 }  // namespace
 
 DaemonParts::DaemonParts(zmq::context_t& context, const DaemonConfig& config, const Clock& clock,
+                         std::unique_ptr<JobStore> job_store,
                          std::unique_ptr<SchedulingPolicy> policy, BoardLinkFactory link_factory)
     : access(config.security),
       audit(clock, metrics),
-      jobs(store, config.finished_job_retention),
+      store(std::move(job_store)),
+      jobs(*store, config.finished_job_retention, config.store.finished_retention_bytes),
       scheduler(std::move(policy), config.max_batch, clock),
       boards(context, clock, config.boards, std::move(link_factory), metrics),
       steps(config, clock, jobs, scheduler, boards, models, job_frontend, metrics),
-      models(config, clock, boards, scheduler, steps, admin_frontend, loader_channel, metrics),
-      job_frontend(context, config, clock, access, jobs, scheduler, models, steps, boards,
+      models(config, clock, *store, boards, scheduler, steps, admin_frontend, loader_channel,
+             metrics),
+      job_frontend(context, config, clock, access, *store, jobs, scheduler, models, steps, boards,
                    metrics),
       admin_frontend(context, config, clock, access, audit, job_frontend, jobs, scheduler,
                      models, boards, metrics) {}
@@ -71,8 +102,10 @@ Status Daemon::Create(zmq::context_t& context, const DaemonConfig& config, const
   if (security.curve()) {
     WAFER_ASSIGN_OR_RETURN(secret_key, ReadSecretKeyFile(security.server_secret_key_file, detail));
   }
-  d->parts_ = std::make_unique<DaemonParts>(context, d->config_, clock, std::move(policy),
-                                            std::move(link_factory));
+  WAFER_ASSIGN_OR_RETURN(std::unique_ptr<JobStore> store,
+                         OpenJobStore(d->config_, clock, detail));
+  d->parts_ = std::make_unique<DaemonParts>(context, d->config_, clock, std::move(store),
+                                            std::move(policy), std::move(link_factory));
   DaemonParts& p = *d->parts_;
   WAFER_RETURN_IF_ERROR(p.audit.Open(security.audit_log_file, detail));
   if (security.curve()) {
@@ -122,8 +155,54 @@ Status Daemon::Create(zmq::context_t& context, const DaemonConfig& config, const
     request.context_length = m.context_length;
     p.models.StartLoad(std::move(request));
   }
+  d->Recover();
   *out = std::move(d);
   return OkStatus();
+}
+
+void Daemon::Recover() {
+  DaemonParts& p = *parts_;
+  // Models loaded at run time (waferctl load) before the restart load again; the config's
+  // own, started above, win over a stored load of the same name.
+  for (const StoredModelLoad& stored : p.store->LoadedModels()) {
+    if (p.models.Find(stored.name) != nullptr) continue;
+    bool valid = !stored.boards.empty();
+    for (uint32_t board : stored.boards) valid &= board < p.boards.size();
+    if (!valid) {
+      std::fprintf(stderr, "waferd: stored load of %s names boards this config lacks; dropped\n",
+                   stored.name.c_str());
+      p.store->ModelRemoved(stored.name).IgnoreError();
+      continue;
+    }
+    LoadRequest request;
+    request.name = stored.name;
+    request.path = stored.path;
+    request.boards = stored.boards;
+    request.slots = stored.slots;
+    request.context_length = stored.context_length;
+    p.models.StartLoad(std::move(request));
+  }
+  // Unfinished jobs queue again in the order they were accepted; a job that was running
+  // recomputes its prompt plus its output so far, then decodes on (as after a board loss).
+  // No client listens until one resumes the stream.
+  size_t recovered = 0;
+  std::set<std::string> orphaned;
+  p.jobs.ForEachUnfinished([&](JobRecord& job) {
+    job.peer.clear();
+    job.series = &p.metrics.Model(job.model);
+    p.jobs.MarkRequeued(job);
+    p.scheduler.Enqueue(QueuedJobOf(job));
+    if (p.models.Find(job.model) == nullptr) orphaned.insert(job.model);
+    ++recovered;
+  });
+  for (const std::string& model : orphaned) {
+    p.steps.FailQueued(model, ErrorCode::kModelNotReady,
+                       "model '" + model + "' is no longer loaded after the restart");
+  }
+  if (recovered > 0 || p.store->size() > 0) {
+    std::fprintf(stderr, "waferd: %s: %zu unfinished jobs queued again, %zu jobs held\n",
+                 p.store->Describe().c_str(), recovered, p.store->size());
+  }
 }
 
 void Daemon::RequestStop() {
@@ -203,16 +282,28 @@ void Daemon::Run() {
     p.admin_frontend.Pump(kBurst);
     p.steps.ExpireDeadlines();
     p.steps.ScheduleSteps();
+    // One commit (one fsync) for everything this turn accepted, streamed and ended; the
+    // replies that promised it go out after.
+    p.job_frontend.Flush();
     p.metrics.queue_depth().Set(static_cast<double>(p.scheduler.queued()));
     p.metrics.jobs_running().Set(static_cast<double>(p.scheduler.running()));
     if (stopping_ && ShutdownDrained()) break;
   }
+  p.job_frontend.Flush();
 }
 
 bool Daemon::ShutdownDrained() {
   DaemonParts& p = *parts_;
   if (p.scheduler.queued() == 0 && p.scheduler.running() == 0) return true;
   if (clock_.NowNanos() < drain_deadline_ns_) return false;
+  if (config_.store.durable()) {
+    // They are in the store: the next start runs them, and their clients resume.
+    std::fprintf(stderr,
+                 "waferd: drain timeout; %zu queued and %zu running jobs stay in %s for the "
+                 "next start\n",
+                 p.scheduler.queued(), p.scheduler.running(), p.store->Describe().c_str());
+    return true;
+  }
   std::fprintf(stderr, "waferd: drain timeout; cancelling %zu queued and %zu running jobs\n",
                p.scheduler.queued(), p.scheduler.running());
   p.jobs.ForEachUnfinished([&p](JobRecord& job) {

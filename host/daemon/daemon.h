@@ -22,9 +22,12 @@ struct DaemonParts;
 // async-signal-safe (it writes an eventfd).
 class Daemon {
  public:
-  // Binds the sockets and the metrics endpoint, starts the loader and the board workers (each
-  // reaching its board through `link_factory`) and queues the config's model loads. Returns
-  // INVALID_ARGUMENT (bad config) or UNAVAILABLE (an endpoint could not be bound), with detail.
+  // Opens the job store, binds the sockets and the metrics endpoint, starts the loader and the
+  // board workers (each reaching its board through `link_factory`), queues the config's model
+  // loads and the store's (stored loads, unfinished jobs). Returns INVALID_ARGUMENT (bad
+  // config), UNAVAILABLE (an endpoint could not be bound, the store cannot be opened or is in
+  // use), DATA_LOSS (the store is damaged) or FAILED_PRECONDITION (a newer waferd's store), with
+  // detail.
   // REQUIRES: `context` and `clock` outlive the daemon; embedded boards are already listening
   // on their inproc:// endpoints in `context`.
   static Status Create(zmq::context_t& context, const DaemonConfig& config, const Clock& clock,
@@ -33,7 +36,8 @@ class Daemon {
   ~Daemon();
 
   // Serves until RequestStop(), then drains: no new jobs, accepted ones run to completion (up to
-  // drain_timeout_ms), then returns.
+  // drain_timeout_ms), then returns. Jobs still unfinished then stay in a durable store for the
+  // next start; with store.path memory they are cancelled.
   void Run();
   void RequestStop();
   // Re-reads the client allowlist through the source given here (waferd: the config file) at
@@ -54,6 +58,8 @@ class Daemon {
   // True when the drain at shutdown is over (idle, or its time is up: the rest is cancelled).
   bool ShutdownDrained();
   void Reload();
+  // After a restart: the stored model loads start again and the stored unfinished jobs queue.
+  void Recover();
 
   zmq::context_t& context_;
   const DaemonConfig config_;

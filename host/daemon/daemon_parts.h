@@ -18,7 +18,7 @@
 #include "host/frontend/access.h"
 #include "host/frontend/admin_frontend.h"
 #include "host/frontend/job_frontend.h"
-#include "host/jobs/in_memory_job_store.h"
+#include "host/jobs/job_store.h"
 #include "host/jobs/job_table.h"
 #include "host/loader/loader.h"
 #include "host/scheduler/scheduler.h"
@@ -28,7 +28,8 @@ namespace wafer::host {
 
 struct DaemonParts {
   DaemonParts(zmq::context_t& context, const DaemonConfig& config, const Clock& clock,
-              std::unique_ptr<SchedulingPolicy> policy, BoardLinkFactory link_factory);
+              std::unique_ptr<JobStore> job_store, std::unique_ptr<SchedulingPolicy> policy,
+              BoardLinkFactory link_factory);
   ~DaemonParts();
 
   telemetry::DaemonMetrics metrics;
@@ -36,7 +37,7 @@ struct DaemonParts {
   AuditLog audit;
   // Authenticates CURVE clients; started before any socket binds (CURVE on) and stopped last.
   std::unique_ptr<net::ZapHandler> zap;
-  InMemoryJobStore store;
+  std::unique_ptr<JobStore> store;  // Durable (SQLite) or in memory, by store.path.
   JobTable jobs;
   Scheduler scheduler;
   BoardManager boards;

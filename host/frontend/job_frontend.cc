@@ -2,18 +2,22 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
+#include "host/jobs/request_digest.h"
 #include "host/serving/step_loop.h"
 #include "host/wire/job_codec.h"
 
 namespace wafer::host {
 
 JobFrontend::JobFrontend(zmq::context_t& context, const DaemonConfig& config, const Clock& clock,
-                         const AccessPolicy& access, JobTable& jobs, Scheduler& scheduler,
+                         const AccessPolicy& access, JobStore& store, JobTable& jobs,
+                         Scheduler& scheduler,
                          ModelManager& models, StepLoop& steps, BoardManager& boards,
                          telemetry::DaemonMetrics& metrics)
     : config_(config),
       clock_(clock),
+      store_(store),
       jobs_(jobs),
       scheduler_(scheduler),
       models_(models),
@@ -42,7 +46,35 @@ void JobFrontend::Pump(int burst) {
 }
 
 void JobFrontend::Send(const std::string& peer, const JobMessage& message) {
-  socket_.Send(peer, EncodeJobView(message));
+  if (peer.empty()) return;
+  const uint64_t instance = store_.instance_id();
+  JobMessage stamped = message;
+  const bool promise = std::visit(
+      [instance](auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (requires { m.instance_id; }) {
+          if (!std::is_same_v<T, ResumeStream>) m.instance_id = instance;
+        }
+        return std::is_same_v<T, JobAccepted> || std::is_same_v<T, TokenChunk> ||
+               std::is_same_v<T, JobFinished> || std::is_same_v<T, CancelResult>;
+      },
+      stamped);
+  std::span<const std::byte> bytes = EncodeJobView(stamped);
+  if (promise && (store_.dirty() || !held_.empty())) {
+    held_.emplace_back(peer, std::string(reinterpret_cast<const char*>(bytes.data()),
+                                         bytes.size()));
+    return;
+  }
+  socket_.Send(peer, bytes);
+}
+
+void JobFrontend::Flush() {
+  if (!store_.Commit().ok()) return;  // The store logged why; the replies keep waiting.
+  for (const auto& [peer, bytes] : held_) {
+    socket_.Send(peer, std::span<const std::byte>(reinterpret_cast<const std::byte*>(bytes.data()),
+                                                  bytes.size()));
+  }
+  held_.clear();
 }
 
 void JobFrontend::OnFrame(const std::string& peer, const ClientKeyConfig* key,
@@ -105,9 +137,16 @@ void JobFrontend::OnSubmit(const std::string& peer, const ClientKeyConfig* key, 
                       std::to_string(kMaxTenantBytes) + " and " + std::to_string(kMaxKeyBytes) +
                       " bytes");
   }
+  std::string digest;
   if (!s.idempotency_key.empty()) {
+    digest = RequestDigestOf(s);
     if (JobRecord* found = jobs_.FindByKey(s.tenant, s.idempotency_key)) {
       JobRecord& job = *found;
+      if (job.request_digest != digest) {
+        return Reject(peer, tag, ErrorCode::kIdempotencyConflict,
+                      "idempotency_key '" + s.idempotency_key + "' was used for job " +
+                          std::to_string(job.id) + " with a different request");
+      }
       job.peer = peer;  // The retrying client is the one listening now.
       Send(peer, JobAccepted{tag, job.id, 0, true});
       return;
@@ -201,12 +240,16 @@ void JobFrontend::OnSubmit(const std::string& peer, const ClientKeyConfig* key, 
   job->stop_tokens = std::move(s.stop_tokens);
   job->want_text = s.want_text && model->text != nullptr;
   job->deadline_unix_ms = s.deadline_unix_ms;
+  job->request_digest = std::move(digest);
+  job->accepted_unix_ms = clock_.UnixMillis();
   job->accepted_ns = clock_.NowNanos();
   job->series = &metrics_.Model(job->model);
   Result<JobRecord*> added = jobs_.Add(std::move(job));
   if (!added.ok()) {
-    return Reject(peer, tag, ErrorCode::kInternal,
-                  std::string("the job store refused the job: ") + added.status().name(), 1000);
+    return Reject(peer, tag, ErrorCode::kStorageUnavailable,
+                  std::string("the job store refused the job (") + added.status().name() +
+                      "): " + store_.Describe(),
+                  1000);
   }
   JobRecord& record = *added.value();
   const size_t ahead = scheduler_.Enqueue(QueuedJobOf(record));
@@ -239,6 +282,14 @@ void JobFrontend::OnJobStatus(const std::string& peer, const ClientKeyConfig* ke
 
 void JobFrontend::OnResume(const std::string& peer, const ClientKeyConfig* key,
                            const ResumeStream& resume) {
+  if (resume.instance_id != 0 && resume.instance_id != store_.instance_id()) {
+    Send(peer, ErrorReply{ErrorCode::kUnknownJob,
+                          "job " + std::to_string(resume.job_id) + " belongs to job store " +
+                              std::to_string(resume.instance_id) + "; this daemon's store is " +
+                              std::to_string(store_.instance_id()),
+                          0});
+    return;
+  }
   JobRecord* found = Visible(resume.job_id, key);
   if (found == nullptr) {
     Send(peer, ErrorReply{ErrorCode::kUnknownJob,

@@ -1,10 +1,16 @@
 // The job socket: every message a cluster scheduler sends is verified, validated and answered
 // here (submit, cancel, status, resume, capacity, heartbeat); accepted jobs go to the job table
 // and the scheduler's queue. Also the way out for tokens and endings (JobReplies).
+//
+// Replies that promise something (JobAccepted, TokenChunk, JobFinished, CancelResult) wait
+// until the job store has made what they tell durable: they are held while the store has
+// uncommitted writes and go out, in order, from Flush(), which commits once for all of them.
 #pragma once
 
 #include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <zmq.hpp>
 
@@ -32,7 +38,7 @@ class JobFrontend final : public JobReplies {
 
   // REQUIRES: every argument outlives the front end.
   JobFrontend(zmq::context_t& context, const DaemonConfig& config, const Clock& clock,
-              const AccessPolicy& access, JobTable& jobs, Scheduler& scheduler,
+              const AccessPolicy& access, JobStore& store, JobTable& jobs, Scheduler& scheduler,
               ModelManager& models, StepLoop& steps, BoardManager& boards,
               telemetry::DaemonMetrics& metrics);
 
@@ -43,7 +49,14 @@ class JobFrontend final : public JobReplies {
 
   // Handles the messages waiting on the socket (at most `burst`).
   void Pump(int burst);
+  // Stamps the store's instance id on replies that name a job. Sends now, or holds the reply
+  // until Flush() (see above). A job with no client listening (recovered after a restart,
+  // before a ResumeStream) has an empty `peer`: nothing is sent.
   void Send(const std::string& peer, const JobMessage& message) override;
+  // Commits the store's writes (one transaction, one fsync) and sends the replies that waited
+  // for them. When the disk refuses, they keep waiting for the next Flush().
+  void Flush();
+  size_t held() const { return held_.size(); }
 
   // New submissions are refused with DRAINING from now on; accepted jobs run to completion.
   void StopAccepting() { accepting_ = false; }
@@ -66,6 +79,7 @@ class JobFrontend final : public JobReplies {
 
   const DaemonConfig& config_;
   const Clock& clock_;
+  JobStore& store_;
   JobTable& jobs_;
   Scheduler& scheduler_;
   ModelManager& models_;
@@ -74,6 +88,7 @@ class JobFrontend final : public JobReplies {
   telemetry::DaemonMetrics& metrics_;
   RouterSocket socket_;
   bool accepting_ = true;
+  std::vector<std::pair<std::string, std::string>> held_;  // (peer, encoded reply), in order.
 };
 
 }  // namespace wafer::host

@@ -1,13 +1,30 @@
 #include "host/jobs/in_memory_job_store.h"
 
-#include <algorithm>
+#include <sodium.h>
+
+#include <cstdlib>
 #include <vector>
 
 namespace wafer::host {
 
+uint64_t RandomNonZeroId() {
+  // sodium_init is idempotent and thread-safe; it fails only when no entropy source exists,
+  // which no id could then be drawn from.
+  if (sodium_init() < 0) std::abort();
+  uint64_t id = 0;
+  while (id == 0) randombytes_buf(&id, sizeof(id));
+  return id;
+}
+
+InMemoryJobStore::InMemoryJobStore(uint64_t instance_id)
+    : instance_id_(instance_id != 0 ? instance_id : RandomNonZeroId()) {}
+
 Status InMemoryJobStore::Insert(std::unique_ptr<JobRecord> job) {
   const uint64_t id = job->id;
-  return jobs_.emplace(id, std::move(job)).second ? OkStatus() : AlreadyExists();
+  JobRecord* record = job.get();
+  if (!jobs_.emplace(id, std::move(job)).second) return AlreadyExists();
+  by_accept_seq_[record->accept_seq] = record;
+  return OkStatus();
 }
 
 JobRecord* InMemoryJobStore::Find(uint64_t id) {
@@ -25,16 +42,37 @@ Status InMemoryJobStore::Finished(const JobRecord& job) {
 }
 
 Status InMemoryJobStore::Erase(uint64_t id) {
-  return jobs_.erase(id) == 1 ? OkStatus() : NotFound();
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return NotFound();
+  auto order = by_accept_seq_.find(it->second->accept_seq);
+  if (order != by_accept_seq_.end() && order->second == it->second.get()) {
+    by_accept_seq_.erase(order);
+  }
+  jobs_.erase(it);
+  return OkStatus();
 }
 
 void InMemoryJobStore::ForEach(const std::function<void(JobRecord&)>& fn) {
+  // A copy of the order, so that `fn` may erase the job it is given.
   std::vector<JobRecord*> records;
-  records.reserve(jobs_.size());
-  for (auto& [id, job] : jobs_) records.push_back(job.get());
-  std::sort(records.begin(), records.end(),
-            [](const JobRecord* a, const JobRecord* b) { return a->id < b->id; });
+  records.reserve(by_accept_seq_.size());
+  for (auto& [seq, job] : by_accept_seq_) records.push_back(job);
   for (JobRecord* job : records) fn(*job);
+}
+
+Status InMemoryJobStore::ModelLoaded(const StoredModelLoad& load) {
+  models_[load.name] = load;
+  return OkStatus();
+}
+
+Status InMemoryJobStore::ModelRemoved(const std::string& name) {
+  return models_.erase(name) == 1 ? OkStatus() : NotFound();
+}
+
+std::vector<StoredModelLoad> InMemoryJobStore::LoadedModels() const {
+  std::vector<StoredModelLoad> loads;
+  for (const auto& [name, load] : models_) loads.push_back(load);
+  return loads;
 }
 
 }  // namespace wafer::host

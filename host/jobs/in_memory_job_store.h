@@ -1,7 +1,9 @@
 // A JobStore whose storage is the records themselves, in this process's memory: they outlive
-// the JobTable that wrote them, not the process. waferd's store until the durable one exists.
+// the JobTable that wrote them, not the process (`store.path: memory`). Also the cache the
+// durable store keeps in front of its disk.
 #pragma once
 
+#include <map>
 #include <unordered_map>
 
 #include "host/jobs/job_store.h"
@@ -11,6 +13,10 @@ namespace wafer::host {
 // Not thread-safe; see JobStore.
 class InMemoryJobStore final : public JobStore {
  public:
+  // `instance_id`: 0 draws a random one.
+  explicit InMemoryJobStore(uint64_t instance_id = 0);
+
+  uint64_t instance_id() const override { return instance_id_; }
   Status Insert(std::unique_ptr<JobRecord> job) override;
   JobRecord* Find(uint64_t id) override;
   // The record is the storage: these only check that the store holds `job`.
@@ -19,9 +25,22 @@ class InMemoryJobStore final : public JobStore {
   Status Erase(uint64_t id) override;
   void ForEach(const std::function<void(JobRecord&)>& fn) override;
   size_t size() const override { return jobs_.size(); }
+  // Nothing here outlives the process, so nothing waits for a commit.
+  bool dirty() const override { return false; }
+  Status Commit() override { return OkStatus(); }
+  std::string Describe() const override { return "job store in memory"; }
+  Status ModelLoaded(const StoredModelLoad& load) override;
+  Status ModelRemoved(const std::string& name) override;
+  std::vector<StoredModelLoad> LoadedModels() const override;
 
  private:
+  const uint64_t instance_id_;
   std::unordered_map<uint64_t, std::unique_ptr<JobRecord>> jobs_;
+  std::map<uint64_t, JobRecord*> by_accept_seq_;
+  std::map<std::string, StoredModelLoad> models_;
 };
+
+// A random 64-bit number that is not 0 (libsodium's generator).
+uint64_t RandomNonZeroId();
 
 }  // namespace wafer::host

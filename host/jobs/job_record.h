@@ -18,7 +18,8 @@ namespace wafer::host {
 
 struct JobRecord {
   // ---- the request, fixed at acceptance ----
-  uint64_t id = 0;
+  uint64_t id = 0;          // Random, never 0 (JobTable::Add).
+  uint64_t accept_seq = 0;  // Acceptance order, kept across restarts: the queue's order.
   std::string model;
   std::string tenant;
   std::string idempotency_key;
@@ -29,7 +30,10 @@ struct JobRecord {
   std::vector<uint32_t> stop_tokens;
   bool want_text = true;
   uint64_t deadline_unix_ms = 0;  // 0: none.
-  int64_t accepted_ns = 0;
+  // What makes a retry with the same idempotency key the same request (RequestDigestOf).
+  std::string request_digest;
+  int64_t accepted_unix_ms = 0;
+  int64_t accepted_ns = 0;  // This process's clock; a recovered job's is translated from Unix.
 
   // ---- where it is (changed only through JobTable) ----
   std::string peer;  // Routing id of the client that submitted (or last resumed) it.

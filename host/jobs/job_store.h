@@ -1,36 +1,58 @@
 // The seam where job state is kept: JobTable puts every accepted job into a JobStore and tells
 // it of every chunk streamed and every ending, in that order per job. The in-memory store holds
-// the records themselves for the process's life; a durable store (SQLite) plugs in here and
-// nowhere else, writing what each call names before it returns.
+// the records themselves for the process's life; the durable store (SqliteJobStore) also writes
+// each change to disk. A write becomes durable at the next Commit(): the job socket holds every
+// reply that depends on a write (JobAccepted, TokenChunk, JobFinished) until then, so a client
+// is never told of anything a crash could take back.
+//
+// The store also keeps the model loads that jobs wait for, so that a restart loads them again.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "host/jobs/job_record.h"
 
 namespace wafer::host {
 
+// A model load to repeat after a restart (config loads are repeated from the config).
+struct StoredModelLoad {
+  std::string name;
+  std::string path;
+  std::vector<uint32_t> boards;  // Pipeline order.
+  uint32_t slots = 0;
+  uint32_t context_length = 0;
+  bool operator==(const StoredModelLoad&) const = default;
+};
+
 // Not thread-safe; owned by the step loop's thread, like the JobTable that uses it.
 class JobStore {
  public:
   virtual ~JobStore() = default;
 
-  // Takes a job just accepted (its id assigned), before the client is told so.
+  // Random and fixed for the store's life (a memory store: the process's). Every reply naming
+  // a job carries it, so that a job id is never read against another store's jobs.
+  virtual uint64_t instance_id() const = 0;
+
+  // Takes a job just accepted (its id and accept_seq assigned), before the client is told so.
   // Returns:
-  //   OK             - held; the job may be acknowledged.
-  //   ALREADY_EXISTS - a job with this id is held already; nothing changed.
-  //   UNAVAILABLE    - the store cannot take writes; the job must be rejected.
+  //   OK                 - held; the job may be acknowledged after the next Commit().
+  //   ALREADY_EXISTS     - a job with this id is held already; nothing changed.
+  //   RESOURCE_EXHAUSTED - the disk is full (Describe() names the file); the job must be
+  //                        rejected. Jobs already accepted are kept.
+  //   UNAVAILABLE        - the store cannot take writes now; the job must be rejected.
   [[nodiscard]] virtual Status Insert(std::unique_ptr<JobRecord> job) = 0;
 
   // The record of job `id`, or nullptr. The pointer stays valid until Erase(id).
   virtual JobRecord* Find(uint64_t id) = 0;
 
-  // `job`'s chunk `chunk_index` (already in the record) was streamed: a durable store writes it.
-  // NOT_FOUND when the store does not hold `job`.
+  // `job`'s chunk `chunk_index` (already in the record) was streamed. NOT_FOUND when the store
+  // does not hold `job`. A write the disk cannot take now is kept and retried by Commit().
   [[nodiscard]] virtual Status ChunkAppended(const JobRecord& job, size_t chunk_index) = 0;
 
   // `job` ended (job.finished is set). NOT_FOUND when the store does not hold `job`.
@@ -39,9 +61,26 @@ class JobStore {
   // Drops a job (a finished one past retention). NOT_FOUND when it is not held.
   [[nodiscard]] virtual Status Erase(uint64_t id) = 0;
 
-  // Calls `fn` for every job held, in increasing id order.
+  // Calls `fn` for every job held, in the order they were accepted (accept_seq).
   virtual void ForEach(const std::function<void(JobRecord&)>& fn) = 0;
   virtual size_t size() const = 0;
+
+  // True while some write is not yet durable.
+  virtual bool dirty() const = 0;
+  // Makes every write so far durable, all in one transaction (one fsync).
+  // Returns:
+  //   OK          - durable; the replies waiting for them may go.
+  //   UNAVAILABLE - the disk refused (Describe() says why); every write is kept and retried by
+  //                 the next Commit(), and Insert() refuses new jobs until one succeeds.
+  [[nodiscard]] virtual Status Commit() = 0;
+  // One line for logs and rejections: where the store is and, after a failure, what failed.
+  virtual std::string Describe() const = 0;
+
+  // Model loads to repeat after a restart: recorded when a load succeeds, dropped when the
+  // model goes away. Same commit rules as jobs.
+  [[nodiscard]] virtual Status ModelLoaded(const StoredModelLoad& load) = 0;
+  [[nodiscard]] virtual Status ModelRemoved(const std::string& name) = 0;
+  virtual std::vector<StoredModelLoad> LoadedModels() const = 0;
 };
 
 }  // namespace wafer::host

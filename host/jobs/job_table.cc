@@ -3,19 +3,48 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "host/jobs/in_memory_job_store.h"
+
 namespace wafer::host {
 
-JobTable::JobTable(JobStore& store, uint32_t finished_retention)
-    : store_(store), finished_retention_(finished_retention) {
+JobTable::JobTable(JobStore& store, uint32_t finished_retention,
+                   uint64_t finished_retention_bytes)
+    : store_(store),
+      finished_retention_(finished_retention),
+      finished_retention_bytes_(finished_retention_bytes) {
   store_.ForEach([this](JobRecord& job) {
-    next_id_ = std::max(next_id_, job.id + 1);
+    next_accept_seq_ = std::max(next_accept_seq_, job.accept_seq + 1);
     if (!job.idempotency_key.empty()) by_key_[KeyOf(job.tenant, job.idempotency_key)] = job.id;
     if (job.finished) {
-      finished_order_.push_back(job.id);
+      Retain(job);
     } else if (job.deadline_unix_ms != 0) {
       deadlines_.emplace(job.deadline_unix_ms, job.id);
     }
   });
+}
+
+uint64_t JobTable::RetainedBytes(const JobRecord& job) {
+  uint64_t bytes = sizeof(JobRecord) + job.model.size() + job.tenant.size() +
+                   job.idempotency_key.size() + job.request_digest.size() +
+                   job.output.size() * sizeof(uint32_t) +
+                   job.chunk_starts.size() * sizeof(uint32_t) + job.text_pending.size();
+  for (const std::string& text : job.chunk_texts) bytes += sizeof(std::string) + text.size();
+  if (job.finished) bytes += job.finished->detail.size();
+  return bytes;
+}
+
+void JobTable::Retain(const JobRecord& job) {
+  // Older jobs make room first: `job` itself stays (even with a retention of 0) until the next
+  // one finishes, so that the caller may still read it.
+  const uint64_t bytes = RetainedBytes(job);
+  while (!finished_order_.empty() &&
+         (finished_order_.size() >= finished_retention_ ||
+          retained_bytes_ + bytes > finished_retention_bytes_)) {
+    Forget(finished_order_.front());
+    finished_order_.pop_front();
+  }
+  finished_order_.push_back(job.id);
+  retained_bytes_ += bytes;
 }
 
 std::string JobTable::KeyOf(const std::string& tenant, const std::string& key) {
@@ -28,10 +57,13 @@ JobRecord* JobTable::FindByKey(const std::string& tenant, const std::string& key
 }
 
 Result<JobRecord*> JobTable::Add(std::unique_ptr<JobRecord> job) {
-  job->id = next_id_;
+  do {
+    job->id = RandomNonZeroId();
+  } while (store_.Find(job->id) != nullptr);
+  job->accept_seq = next_accept_seq_;
   JobRecord* record = job.get();
   WAFER_RETURN_IF_ERROR(store_.Insert(std::move(job)));
-  ++next_id_;
+  ++next_accept_seq_;
   if (!record->idempotency_key.empty()) {
     by_key_[KeyOf(record->tenant, record->idempotency_key)] = record->id;
   }
@@ -81,24 +113,23 @@ const JobFinished& JobTable::Finish(JobRecord& job, FinishReason reason, ErrorCo
   job.state = JobState::kFinished;
   job.slot = -1;
   job.in_flight = false;
+  // A resume needs the output and the ending, not the request.
+  std::vector<uint32_t>().swap(job.prompt);
+  std::vector<uint32_t>().swap(job.stop_tokens);
+  std::vector<uint32_t>().swap(job.prefill);
   ++finished_count_;
   if (Status s = store_.Finished(job); !s.ok()) {
     std::fprintf(stderr, "waferd: job store did not record the end of job %llu: %s\n",
                  static_cast<unsigned long long>(job.id), StatusCodeName(s.code()));
   }
-  // Older jobs make room first: `job` itself stays (even with a retention of 0) until the next
-  // one finishes, so that the caller may still read it.
-  while (!finished_order_.empty() && finished_order_.size() >= finished_retention_) {
-    Forget(finished_order_.front());
-    finished_order_.pop_front();
-  }
-  finished_order_.push_back(job.id);
+  Retain(job);
   return job.finished.value();
 }
 
 void JobTable::Forget(uint64_t id) {
   JobRecord* job = store_.Find(id);
   if (job == nullptr) return;
+  retained_bytes_ -= std::min(retained_bytes_, RetainedBytes(*job));
   if (!job->idempotency_key.empty()) {
     auto it = by_key_.find(KeyOf(job->tenant, job->idempotency_key));
     if (it != by_key_.end() && it->second == id) by_key_.erase(it);

@@ -7,6 +7,8 @@
 namespace wafer::host {
 namespace {
 
+constexpr uint64_t kNoByteLimit = UINT64_MAX;
+
 std::unique_ptr<JobRecord> Request(const std::string& tenant, const std::string& key,
                                    uint64_t deadline_ms = 0) {
   auto job = std::make_unique<JobRecord>();
@@ -21,14 +23,19 @@ std::unique_ptr<JobRecord> Request(const std::string& tenant, const std::string&
   return job;
 }
 
-TEST(JobTableTest, AssignsIdsInOrderAndFindsByKey) {
+TEST(JobTableTest, AssignsRandomIdsAcceptanceOrderAndFindsByKey) {
   InMemoryJobStore store;
-  JobTable table(store, 10);
+  JobTable table(store, 10, kNoByteLimit);
   JobRecord* a = table.Add(Request("t", "k1")).value();
   JobRecord* b = table.Add(Request("t", "")).value();
-  EXPECT_EQ(a->id, 1u);
-  EXPECT_EQ(b->id, 2u);
-  EXPECT_EQ(table.Find(2), b);
+  EXPECT_NE(a->id, 0u);
+  EXPECT_NE(b->id, 0u);
+  EXPECT_NE(a->id, b->id);
+  // Not a counter: two consecutive ids one apart would be a 2^-64 accident.
+  EXPECT_NE(b->id, a->id + 1);
+  EXPECT_EQ(a->accept_seq, 1u);
+  EXPECT_EQ(b->accept_seq, 2u);
+  EXPECT_EQ(table.Find(b->id), b);
   EXPECT_EQ(table.FindByKey("t", "k1"), a);
   EXPECT_EQ(table.FindByKey("other", "k1"), nullptr);
   EXPECT_EQ(store.size(), 2u);
@@ -37,7 +44,7 @@ TEST(JobTableTest, AssignsIdsInOrderAndFindsByKey) {
 TEST(JobTableTest, TenantAndKeyCannotCollideAcrossTheirBoundary) {
   // With tenant + '\0' + key, tenant "a\0b" key "c" and tenant "a" key "b\0c" were one key.
   InMemoryJobStore store;
-  JobTable table(store, 10);
+  JobTable table(store, 10, kNoByteLimit);
   const std::string t1("a\0b", 3), k1("c"), t2("a"), k2("b\0c", 3);
   JobRecord* first = table.Add(Request(t1, k1)).value();
   EXPECT_EQ(table.FindByKey(t2, k2), nullptr);
@@ -48,7 +55,7 @@ TEST(JobTableTest, TenantAndKeyCannotCollideAcrossTheirBoundary) {
 
 TEST(JobTableTest, ChunksAndRequeueRebuildThePrefill) {
   InMemoryJobStore store;
-  JobTable table(store, 10);
+  JobTable table(store, 10, kNoByteLimit);
   JobRecord& job = *table.Add(Request("t", "")).value();
   table.MarkRunning(job, 5);
   EXPECT_EQ(job.state, JobState::kRunning);
@@ -72,7 +79,7 @@ TEST(JobTableTest, ChunksAndRequeueRebuildThePrefill) {
 
 TEST(JobTableTest, FinishRecordsTimingsAndRetentionForgetsTheOldest) {
   InMemoryJobStore store;
-  JobTable table(store, 2);
+  JobTable table(store, 2, kNoByteLimit);
   std::vector<uint64_t> ids;
   for (int i = 0; i < 4; ++i) ids.push_back(table.Add(Request("t", "k" + std::to_string(i))).value()->id);
   JobRecord& first = *table.Find(ids[0]);
@@ -83,7 +90,11 @@ TEST(JobTableTest, FinishRecordsTimingsAndRetentionForgetsTheOldest) {
   EXPECT_EQ(f.timings.queued_ns, 500);
   EXPECT_EQ(f.timings.ttft_ns, 1000);
   EXPECT_EQ(f.timings.total_ns, 4000);
+  EXPECT_EQ(f.prompt_tokens, 3u);
   EXPECT_EQ(first.state, JobState::kFinished);
+  // A resume needs the output and the ending, not the request.
+  EXPECT_TRUE(first.prompt.empty());
+  EXPECT_TRUE(first.prefill.empty());
   table.Finish(*table.Find(ids[1]), FinishReason::kCancelled, ErrorCode::kNone, "", 6000);
   table.Finish(*table.Find(ids[2]), FinishReason::kCancelled, ErrorCode::kNone, "", 7000);
   // Retention 2: the oldest finished job and its key are gone; the unfinished one stays.
@@ -102,7 +113,7 @@ TEST(JobTableTest, FinishRecordsTimingsAndRetentionForgetsTheOldest) {
 
 TEST(JobTableTest, RetentionZeroKeepsTheNewestUntilTheNextFinishes) {
   InMemoryJobStore store;
-  JobTable table(store, 0);
+  JobTable table(store, 0, kNoByteLimit);
   JobRecord& a = *table.Add(Request("t", "")).value();
   JobRecord& b = *table.Add(Request("t", "")).value();
   const uint64_t a_id = a.id;
@@ -115,7 +126,7 @@ TEST(JobTableTest, RetentionZeroKeepsTheNewestUntilTheNextFinishes) {
 
 TEST(JobTableTest, DeadlinesExpireSoonestFirstButNotWhileInFlight) {
   InMemoryJobStore store;
-  JobTable table(store, 10);
+  JobTable table(store, 10, kNoByteLimit);
   JobRecord& late = *table.Add(Request("t", "", 300)).value();
   JobRecord& soon = *table.Add(Request("t", "", 100)).value();
   JobRecord& flying = *table.Add(Request("t", "", 200)).value();
@@ -137,7 +148,7 @@ TEST(JobTableTest, DeadlinesExpireSoonestFirstButNotWhileInFlight) {
 
 TEST(JobTableTest, ADeadlinePast2To63MillisecondsIsFarAwayNotPast) {
   InMemoryJobStore store;
-  JobTable table(store, 10);
+  JobTable table(store, 10, kNoByteLimit);
   table.Add(Request("t", "", UINT64_MAX)).value();
   table.Add(Request("t", "", uint64_t{1} << 63)).value();
   std::vector<uint64_t> due;
@@ -149,22 +160,51 @@ TEST(JobTableTest, ANewTableOverTheSameStoreRebuildsItsIndexes) {
   InMemoryJobStore store;
   uint64_t keyed = 0;
   {
-    JobTable table(store, 10);
+    JobTable table(store, 10, kNoByteLimit);
     keyed = table.Add(Request("t", "key", 500)).value()->id;
     JobRecord& done = *table.Add(Request("t", "")).value();
     table.Finish(done, FinishReason::kLength, ErrorCode::kNone, "", 10);
   }
-  JobTable again(store, 10);
+  JobTable again(store, 10, kNoByteLimit);
   EXPECT_EQ(again.FindByKey("t", "key")->id, keyed);
-  EXPECT_EQ(again.Add(Request("t", "")).value()->id, 3u);  // Ids continue.
+  EXPECT_EQ(again.Add(Request("t", "")).value()->accept_seq, 3u);  // The order continues.
   std::vector<uint64_t> due;
   again.TakeExpired(600, &due);
   EXPECT_EQ(due, std::vector<uint64_t>{keyed});
 }
 
-// A store that refuses writes: nothing is indexed and the id is not used up.
+TEST(JobTableTest, RetentionBytesForgetTheOldestFinishedJobs) {
+  InMemoryJobStore store;
+  std::vector<uint64_t> ids;
+  // Each finished job below retains its record plus 1,000 tokens; the limit holds two.
+  const std::vector<uint32_t> output(1000, 7);
+  // The record, model "m", tenant "t", key "kN", the tokens, one chunk start, one empty text.
+  const uint64_t one = sizeof(JobRecord) + 4 + 4000 + 4 + sizeof(std::string);
+  JobTable table(store, 1000, 2 * one + one / 2);
+  for (int i = 0; i < 4; ++i) {
+    JobRecord& job = *table.Add(Request("t", "k" + std::to_string(i))).value();
+    ids.push_back(job.id);
+    ASSERT_TRUE(table.AppendChunk(job, output, "").ok());
+    table.Finish(job, FinishReason::kLength, ErrorCode::kNone, "", 10 + i);
+  }
+  EXPECT_EQ(table.Find(ids[0]), nullptr);
+  EXPECT_EQ(table.Find(ids[1]), nullptr);
+  EXPECT_NE(table.Find(ids[2]), nullptr);
+  EXPECT_NE(table.Find(ids[3]), nullptr);
+  EXPECT_LE(table.retained_bytes(), 2 * one + one / 2);
+  EXPECT_GT(table.retained_bytes(), one);
+}
+
+// A store that refuses writes: nothing is indexed.
 class RefusingStore final : public JobStore {
  public:
+  uint64_t instance_id() const override { return 1; }
+  bool dirty() const override { return false; }
+  Status Commit() override { return OkStatus(); }
+  std::string Describe() const override { return "refusing"; }
+  Status ModelLoaded(const StoredModelLoad&) override { return Unavailable(); }
+  Status ModelRemoved(const std::string&) override { return Unavailable(); }
+  std::vector<StoredModelLoad> LoadedModels() const override { return {}; }
   Status Insert(std::unique_ptr<JobRecord>) override { return Unavailable(); }
   JobRecord* Find(uint64_t) override { return nullptr; }
   Status ChunkAppended(const JobRecord&, size_t) override { return NotFound(); }
@@ -176,7 +216,7 @@ class RefusingStore final : public JobStore {
 
 TEST(JobTableTest, AStoreRefusalIndexesNothing) {
   RefusingStore store;
-  JobTable table(store, 10);
+  JobTable table(store, 10, kNoByteLimit);
   Result<JobRecord*> r = table.Add(Request("t", "k", 100));
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(table.FindByKey("t", "k"), nullptr);

@@ -9,7 +9,7 @@ namespace {
 
 class StepPlannerTest : public ::testing::Test {
  protected:
-  StepPlannerTest() : clock_(5'000), table_(store_, 100) {}
+  StepPlannerTest() : clock_(5'000), table_(store_, 100, UINT64_MAX) {}
 
   // A running job with `prompt_tokens` prompt tokens, `output` generated and slot `slot`.
   uint64_t AddRunning(uint32_t prompt_tokens, std::vector<uint32_t> output = {},
@@ -22,7 +22,7 @@ class StepPlannerTest : public ::testing::Test {
     job->stop_tokens = {2};
     job->accepted_ns = 1'000;
     JobRecord* record = table_.Add(std::move(job)).value();
-    table_.MarkRunning(*record, static_cast<uint32_t>(record->id - 1));
+    table_.MarkRunning(*record, static_cast<uint32_t>(record->accept_seq - 1));
     if (!output.empty()) {
       table_.AppendChunk(*record, output, "").IgnoreError();
       record->prefill_fed = static_cast<uint32_t>(record->prefill.size());
@@ -95,12 +95,13 @@ TEST_F(StepPlannerTest, RunningJobsSplitBetweenStepsInFlightAndRotate) {
                       table_, clock_);
   std::deque<uint64_t> running;
   for (int i = 0; i < 4; ++i) running.push_back(AddRunning(2, {7}));
+  const uint64_t a = running[0], b = running[1], c = running[2], d = running[3];
   ASSERT_EQ(planner.Plan({.serial = 1}, running, &seqs_, &ids_, &unfit_), 2u);
-  EXPECT_EQ(ids_, (std::vector<uint64_t>{1, 2}));
-  EXPECT_EQ(running, (std::deque<uint64_t>{3, 4, 1, 2}));
+  EXPECT_EQ(ids_, (std::vector<uint64_t>{a, b}));
+  EXPECT_EQ(running, (std::deque<uint64_t>{c, d, a, b}));
   ASSERT_EQ(planner.Plan({.serial = 2}, running, &seqs_, &ids_, &unfit_), 2u);
-  EXPECT_EQ(ids_, (std::vector<uint64_t>{3, 4}));
-  EXPECT_EQ(running, (std::deque<uint64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(ids_, (std::vector<uint64_t>{c, d}));
+  EXPECT_EQ(running, (std::deque<uint64_t>{a, b, c, d}));
   EXPECT_EQ(planner.Plan({.serial = 3}, running, &seqs_, &ids_, &unfit_), 0u);
 }
 

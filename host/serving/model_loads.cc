@@ -26,12 +26,14 @@ std::string BoardList(const std::vector<uint32_t>& boards) {
 
 }  // namespace
 
-ModelManager::ModelManager(const DaemonConfig& config, const Clock& clock, BoardManager& boards,
-                           Scheduler& scheduler, StepLoop& steps, OperationSink& operations,
+ModelManager::ModelManager(const DaemonConfig& config, const Clock& clock, JobStore& store,
+                           BoardManager& boards, Scheduler& scheduler, StepLoop& steps,
+                           OperationSink& operations,
                            std::unique_ptr<net::Socket>& loader_channel,
                            telemetry::DaemonMetrics& metrics)
     : config_(config),
       clock_(clock),
+      store_(store),
       boards_(boards),
       scheduler_(scheduler),
       steps_(steps),
@@ -52,6 +54,7 @@ ModelRecord* ModelManager::FindById(uint32_t model_id) {
 }
 
 void ModelManager::Remove(const std::string& name) {
+  store_.ModelRemoved(name).IgnoreError();  // NOT_FOUND: it never finished loading.
   scheduler_.CloseModel(name);
   models_.erase(name);
 }
@@ -258,6 +261,9 @@ void ModelManager::OnLoadDone(LoadDone& done) {
                static_cast<unsigned long long>(model->weight_bytes), model->slots,
                model->context_length);
   const LoadRequest request = loading.request;
+  store_.ModelLoaded(StoredModelLoad{model->name, request.path, model->boards, request.slots,
+                                     request.context_length})
+      .IgnoreError();  // A write the disk refuses now is kept and retried.
   model->prepared = loading.prepared;  // For repairs after a PE fault.
   model->loading = ModelRecord::Loading{};
   operations_.FinishOperation(request.admin_peer, request.admin_tag, OkStatus(),

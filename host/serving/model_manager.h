@@ -14,6 +14,7 @@
 #include "common/net/socket.h"
 #include "host/boards/board_manager.h"
 #include "host/config/daemon_config.h"
+#include "host/jobs/job_store.h"
 #include "host/serving/model_record.h"
 #include "host/serving/operation_sink.h"
 #include "host/loader/prepare_messages.h"
@@ -31,8 +32,11 @@ class ModelManager {
   // load is started).
   // REQUIRES: every argument outlives the manager (`steps` and `operations` need only be
   // constructed before the first call).
-  ModelManager(const DaemonConfig& config, const Clock& clock, BoardManager& boards,
-               Scheduler& scheduler, StepLoop& steps, OperationSink& operations,
+  // Loads that succeed are recorded in `store` (and dropped when the model goes), so that a
+  // restart loads them again.
+  ModelManager(const DaemonConfig& config, const Clock& clock, JobStore& store,
+               BoardManager& boards, Scheduler& scheduler, StepLoop& steps,
+               OperationSink& operations,
                std::unique_ptr<net::Socket>& loader_channel,
                telemetry::DaemonMetrics& metrics);
 
@@ -80,6 +84,7 @@ class ModelManager {
 
   const DaemonConfig& config_;
   const Clock& clock_;
+  JobStore& store_;
   BoardManager& boards_;
   Scheduler& scheduler_;
   StepLoop& steps_;

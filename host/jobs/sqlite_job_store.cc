@@ -1,0 +1,612 @@
+#include "host/jobs/sqlite_job_store.h"
+
+#include <sqlite3.h>
+
+#include <bit>
+#include <cstdio>
+#include <cstring>
+
+namespace wafer::host {
+namespace {
+
+static_assert(std::endian::native == std::endian::little,
+              "token blobs are stored as little-endian uint32 arrays");
+
+// Version 1. A later version adds its migration step to Migrate() and bumps kSchemaVersion.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE jobs(
+  id INTEGER PRIMARY KEY,
+  accept_seq INTEGER NOT NULL,
+  model TEXT NOT NULL,
+  tenant TEXT NOT NULL,
+  idempotency_key TEXT NOT NULL,
+  request_digest BLOB NOT NULL,
+  priority INTEGER NOT NULL,
+  prompt BLOB,
+  prompt_tokens INTEGER NOT NULL,
+  max_tokens INTEGER NOT NULL,
+  temperature REAL NOT NULL,
+  top_k INTEGER NOT NULL,
+  top_p REAL NOT NULL,
+  seed INTEGER NOT NULL,
+  stop_tokens BLOB,
+  want_text INTEGER NOT NULL,
+  deadline_unix_ms INTEGER NOT NULL,
+  accepted_unix_ms INTEGER NOT NULL,
+  finish_reason INTEGER,
+  error_code INTEGER,
+  detail TEXT,
+  queued_ns INTEGER,
+  ttft_ns INTEGER,
+  total_ns INTEGER,
+  device_ns INTEGER);
+CREATE TABLE chunks(
+  job_id INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  first_token INTEGER NOT NULL,
+  tokens BLOB NOT NULL,
+  text TEXT NOT NULL,
+  PRIMARY KEY(job_id, seq)) WITHOUT ROWID;
+CREATE TABLE models(
+  name TEXT PRIMARY KEY,
+  path TEXT NOT NULL,
+  boards TEXT NOT NULL,
+  slots INTEGER NOT NULL,
+  context_length INTEGER NOT NULL);
+)sql";
+
+// Writes that a Commit() may stall on.
+constexpr const char* kInsertJob =
+    "INSERT OR REPLACE INTO jobs VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
+    "?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)";
+constexpr const char* kInsertChunk = "INSERT OR REPLACE INTO chunks VALUES(?1, ?2, ?3, ?4, ?5)";
+constexpr const char* kFinishJob =
+    "UPDATE jobs SET prompt = NULL, stop_tokens = NULL, finish_reason = ?2, error_code = ?3, "
+    "detail = ?4, queued_ns = ?5, ttft_ns = ?6, total_ns = ?7, device_ns = ?8 WHERE id = ?1";
+constexpr const char* kDeleteJob = "DELETE FROM jobs WHERE id = ?1";
+constexpr const char* kDeleteChunks = "DELETE FROM chunks WHERE job_id = ?1";
+constexpr const char* kInsertModel = "INSERT OR REPLACE INTO models VALUES(?1, ?2, ?3, ?4, ?5)";
+constexpr const char* kDeleteModel = "DELETE FROM models WHERE name = ?1";
+
+// Job ids are unsigned 64-bit; SQLite integers are signed. Stored bit for bit.
+int64_t AsSql(uint64_t v) { return std::bit_cast<int64_t>(v); }
+uint64_t FromSql(int64_t v) { return std::bit_cast<uint64_t>(v); }
+
+void BindTokens(sqlite3_stmt* s, int index, const uint32_t* data, size_t count) {
+  sqlite3_bind_blob64(s, index, data, count * sizeof(uint32_t), SQLITE_TRANSIENT);
+}
+
+// A column of uint32 tokens; false when its length is not a whole number of them.
+bool ColumnTokens(sqlite3_stmt* s, int column, std::vector<uint32_t>* out) {
+  const int bytes = sqlite3_column_bytes(s, column);
+  if (bytes % sizeof(uint32_t) != 0) return false;
+  out->resize(bytes / sizeof(uint32_t));
+  if (bytes > 0) std::memcpy(out->data(), sqlite3_column_blob(s, column), bytes);
+  return true;
+}
+
+std::string ColumnText(sqlite3_stmt* s, int column) {
+  const unsigned char* text = sqlite3_column_text(s, column);
+  return text == nullptr ? std::string()
+                         : std::string(reinterpret_cast<const char*>(text),
+                                       sqlite3_column_bytes(s, column));
+}
+
+void BindText(sqlite3_stmt* s, int index, const std::string& text) {
+  sqlite3_bind_text64(s, index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+}
+
+std::string BoardsText(const std::vector<uint32_t>& boards) {
+  std::string text;
+  for (uint32_t b : boards) text += (text.empty() ? "" : ",") + std::to_string(b);
+  return text;
+}
+
+// Runs one statement of `sql` at a time; the error (named by `path`) into `detail`.
+bool ExecAll(sqlite3* db, const char* sql, const std::string& path, std::string* detail) {
+  char* message = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &message) == SQLITE_OK) return true;
+  *detail = path + ": " + (message != nullptr ? message : sqlite3_errmsg(db));
+  sqlite3_free(message);
+  return false;
+}
+
+// The code for a failure opening or reading `db` (`detail` says more when another process
+// holds it).
+Status OpenFailure(sqlite3* db, const std::string& path, std::string* detail) {
+  switch (sqlite3_errcode(db) & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      *detail = path + ": the job store is in use by another process (another waferd?)";
+      return Unavailable();
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+    case SQLITE_FORMAT:
+      return DataLoss();
+    default:
+      return Unavailable();
+  }
+}
+
+// Creates the schema of a new file, migrates an older one, and returns the instance id.
+Result<uint64_t> PrepareSchema(sqlite3* db, const std::string& path, std::string* detail) {
+  int64_t version = -1;
+  int64_t tables = -1;
+  {
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, nullptr) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW) {
+      version = sqlite3_column_int64(s, 0);
+    }
+    sqlite3_finalize(s);
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_schema", -1, &s, nullptr) ==
+            SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW) {
+      tables = sqlite3_column_int64(s, 0);
+    }
+    sqlite3_finalize(s);
+  }
+  if (version < 0 || tables < 0) {
+    *detail = path + ": not a readable job store: " + sqlite3_errmsg(db);
+    return OpenFailure(db, path, detail);
+  }
+  if (version > SqliteJobStore::kSchemaVersion) {
+    *detail = path + ": written by a newer waferd (schema version " + std::to_string(version) +
+              ", this one reads up to " + std::to_string(SqliteJobStore::kSchemaVersion) + ")";
+    return FailedPrecondition();
+  }
+  if (version == 0) {
+    if (tables != 0) {
+      *detail = path + ": an SQLite file that is not a waferd job store (" +
+                std::to_string(tables) + " foreign tables)";
+      return DataLoss();
+    }
+    const uint64_t instance = RandomNonZeroId();
+    const std::string create = std::string(kSchemaV1) +
+                               "INSERT INTO meta VALUES('instance_id', " +
+                               std::to_string(AsSql(instance)) + ");" +
+                               "PRAGMA user_version = " +
+                               std::to_string(SqliteJobStore::kSchemaVersion) + ";";
+    if (!ExecAll(db, create.c_str(), path, detail)) return Unavailable();
+    return instance;
+  }
+  // Migrations from older versions go here, one step per version. Version 1 is the first.
+  sqlite3_stmt* s = nullptr;
+  int64_t instance = 0;
+  if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'instance_id'", -1, &s,
+                         nullptr) == SQLITE_OK &&
+      sqlite3_step(s) == SQLITE_ROW) {
+    instance = sqlite3_column_int64(s, 0);
+  }
+  sqlite3_finalize(s);
+  if (instance == 0) {
+    *detail = path + ": job store without an instance id (damaged): " + sqlite3_errmsg(db);
+    return DataLoss();
+  }
+  return FromSql(instance);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const SqliteStoreOptions& options,
+                                                             const Clock& clock,
+                                                             std::string* detail) {
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(options.path.c_str(), &db,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  if (rc != SQLITE_OK) {
+    *detail = options.path + ": cannot open the job store: " +
+              (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    sqlite3_close(db);
+    return Unavailable();
+  }
+  auto fail = [&](Status status) {
+    sqlite3_close(db);
+    return status;
+  };
+  // Exclusive locking: one waferd per store (a second one is refused, not interleaved), and
+  // WAL without a shared-memory file.
+  const std::string pragmas =
+      std::string("PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; ") +
+      "PRAGMA synchronous = " + (options.fsync ? "FULL" : "NORMAL") + ";" +
+      (options.max_page_count != 0
+           ? "PRAGMA max_page_count = " + std::to_string(options.max_page_count) + ";"
+           : std::string());
+  if (!ExecAll(db, pragmas.c_str(), options.path, detail)) return fail(OpenFailure(db, options.path, detail));
+  if (!ExecAll(db, "BEGIN IMMEDIATE", options.path, detail)) {
+    return fail(OpenFailure(db, options.path, detail));
+  }
+  Result<uint64_t> instance = PrepareSchema(db, options.path, detail);
+  if (!instance.ok()) return fail(instance.status());
+  if (!ExecAll(db, "COMMIT", options.path, detail)) return fail(OpenFailure(db, options.path, detail));
+  {
+    // Catches damaged pages now, with the file's name, rather than in the middle of serving.
+    sqlite3_stmt* s = nullptr;
+    std::string verdict;
+    if (sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &s, nullptr) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW) {
+      verdict = ColumnText(s, 0);
+    }
+    sqlite3_finalize(s);
+    if (verdict != "ok") {
+      *detail = options.path + ": the job store is damaged: " +
+                (verdict.empty() ? std::string(sqlite3_errmsg(db)) : verdict);
+      return fail(DataLoss());
+    }
+  }
+  std::unique_ptr<SqliteJobStore> store(new SqliteJobStore(options, clock, db, *instance));
+  WAFER_RETURN_IF_ERROR(store->ReadAll(detail));
+  return store;
+}
+
+SqliteJobStore::SqliteJobStore(const SqliteStoreOptions& options, const Clock& clock,
+                               sqlite3* db, uint64_t instance_id)
+    : options_(options), clock_(clock), db_(db), cache_(instance_id) {}
+
+SqliteJobStore::~SqliteJobStore() {
+  // What the last turn wrote is committed; a failure here is what a crash would have lost.
+  if (in_transaction_ || stalled_) Commit().IgnoreError();
+  for (auto& [sql, statement] : statements_) sqlite3_finalize(statement);
+  sqlite3_close(db_);
+}
+
+sqlite3_stmt* SqliteJobStore::Statement(const char* sql) {
+  auto it = statements_.find(sql);
+  if (it != statements_.end()) {
+    sqlite3_reset(it->second);
+    sqlite3_clear_bindings(it->second);
+    return it->second;
+  }
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK) {
+    return nullptr;
+  }
+  statements_.emplace(sql, s);
+  return s;
+}
+
+Status SqliteJobStore::ReadAll(std::string* detail) {
+  auto damaged = [&](const std::string& what) {
+    *detail = options_.path + ": the job store is damaged: " + what;
+    return DataLoss();
+  };
+  // A recovered job's timings continue on this process's clock.
+  const int64_t now_ns = clock_.NowNanos();
+  const int64_t now_unix_ms = clock_.UnixMillis();
+  sqlite3_stmt* s = Statement("SELECT * FROM jobs ORDER BY accept_seq");
+  if (s == nullptr) return damaged(sqlite3_errmsg(db_));
+  while (sqlite3_step(s) == SQLITE_ROW) {
+    auto job = std::make_unique<JobRecord>();
+    job->id = FromSql(sqlite3_column_int64(s, 0));
+    job->accept_seq = FromSql(sqlite3_column_int64(s, 1));
+    job->model = ColumnText(s, 2);
+    job->tenant = ColumnText(s, 3);
+    job->idempotency_key = ColumnText(s, 4);
+    if (const void* digest = sqlite3_column_blob(s, 5)) {
+      job->request_digest.assign(static_cast<const char*>(digest), sqlite3_column_bytes(s, 5));
+    }
+    job->priority = static_cast<uint8_t>(sqlite3_column_int(s, 6));
+    const uint32_t prompt_tokens = static_cast<uint32_t>(sqlite3_column_int64(s, 8));
+    job->max_tokens = static_cast<uint32_t>(sqlite3_column_int64(s, 9));
+    job->sampling.temperature = static_cast<float>(sqlite3_column_double(s, 10));
+    job->sampling.top_k = static_cast<uint32_t>(sqlite3_column_int64(s, 11));
+    job->sampling.top_p = static_cast<float>(sqlite3_column_double(s, 12));
+    job->sampling.seed = FromSql(sqlite3_column_int64(s, 13));
+    job->want_text = sqlite3_column_int(s, 15) != 0;
+    job->deadline_unix_ms = FromSql(sqlite3_column_int64(s, 16));
+    job->accepted_unix_ms = sqlite3_column_int64(s, 17);
+    job->accepted_ns = now_ns - (now_unix_ms - job->accepted_unix_ms) * 1'000'000;
+    if (!ColumnTokens(s, 7, &job->prompt) || !ColumnTokens(s, 14, &job->stop_tokens)) {
+      return damaged("job " + std::to_string(job->id) + " has a torn token list");
+    }
+    if (sqlite3_column_type(s, 18) != SQLITE_NULL) {
+      JobFinished f;
+      f.job_id = job->id;
+      f.reason = static_cast<FinishReason>(sqlite3_column_int(s, 18));
+      f.error_code = static_cast<ErrorCode>(sqlite3_column_int(s, 19));
+      f.detail = ColumnText(s, 20);
+      f.timings = JobTimings{sqlite3_column_int64(s, 21), sqlite3_column_int64(s, 22),
+                             sqlite3_column_int64(s, 23), sqlite3_column_int64(s, 24)};
+      f.prompt_tokens = prompt_tokens;
+      job->finished = std::move(f);
+      job->state = JobState::kFinished;
+    } else if (job->prompt.size() != prompt_tokens || job->prompt.empty()) {
+      return damaged("unfinished job " + std::to_string(job->id) + " has no whole prompt");
+    }
+    WAFER_RETURN_IF_ERROR(cache_.Insert(std::move(job)));
+  }
+  s = Statement("SELECT * FROM chunks ORDER BY job_id, seq");
+  if (s == nullptr) return damaged(sqlite3_errmsg(db_));
+  while (sqlite3_step(s) == SQLITE_ROW) {
+    const uint64_t id = FromSql(sqlite3_column_int64(s, 0));
+    JobRecord* job = cache_.Find(id);
+    const int64_t seq = sqlite3_column_int64(s, 1);
+    const int64_t first = sqlite3_column_int64(s, 2);
+    std::vector<uint32_t> tokens;
+    if (job == nullptr) continue;  // A chunk whose job was forgotten in the same commit.
+    if (seq != static_cast<int64_t>(job->chunk_starts.size()) ||
+        first != static_cast<int64_t>(job->output.size()) || !ColumnTokens(s, 3, &tokens)) {
+      return damaged("job " + std::to_string(id) + " chunk " + std::to_string(seq) +
+                     " does not follow the chunks before it");
+    }
+    job->chunk_starts.push_back(static_cast<uint32_t>(job->output.size()));
+    job->chunk_texts.push_back(ColumnText(s, 4));
+    job->output.insert(job->output.end(), tokens.begin(), tokens.end());
+  }
+  cache_.ForEach([](JobRecord& job) {
+    if (!job.finished) return;
+    job.finished->completion_tokens = static_cast<uint32_t>(job.output.size());
+    job.finished->chunks = static_cast<uint32_t>(job.chunk_starts.size());
+  });
+  s = Statement("SELECT * FROM models ORDER BY name");
+  if (s == nullptr) return damaged(sqlite3_errmsg(db_));
+  while (sqlite3_step(s) == SQLITE_ROW) {
+    StoredModelLoad load;
+    load.name = ColumnText(s, 0);
+    load.path = ColumnText(s, 1);
+    const std::string boards = ColumnText(s, 2);
+    for (size_t at = 0; at < boards.size();) {
+      size_t comma = boards.find(',', at);
+      if (comma == std::string::npos) comma = boards.size();
+      load.boards.push_back(static_cast<uint32_t>(std::stoul(boards.substr(at, comma - at))));
+      at = comma + 1;
+    }
+    load.slots = static_cast<uint32_t>(sqlite3_column_int64(s, 3));
+    load.context_length = static_cast<uint32_t>(sqlite3_column_int64(s, 4));
+    cache_.ModelLoaded(load).IgnoreError();  // The memory store takes every load.
+  }
+  return OkStatus();
+}
+
+bool SqliteJobStore::Exec(const char* sql) {
+  const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
+  if (rc == SQLITE_OK) return true;
+  Fail(rc, sql);
+  return false;
+}
+
+void SqliteJobStore::Fail(int rc, const char* what) {
+  disk_full_ = (rc & 0xff) == SQLITE_FULL;
+  failure_ = std::string(what).substr(0, 40) + ": " + sqlite3_errmsg(db_);
+}
+
+void SqliteJobStore::Rollback() {
+  if (sqlite3_get_autocommit(db_) == 0) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  in_transaction_ = false;
+}
+
+Status SqliteJobStore::Write(const std::function<bool()>& write) {
+  if (stalled_) return OkStatus();  // Kept in the unsaved sets; Commit() writes it.
+  if (!in_transaction_) {
+    if (!Exec("BEGIN")) {
+      stalled_ = true;
+      return disk_full_ ? ResourceExhausted() : Unavailable();
+    }
+    in_transaction_ = true;
+  }
+  if (write()) return OkStatus();
+  std::fprintf(stderr, "waferd: job store %s: %s; writes wait for the disk\n",
+               options_.path.c_str(), failure_.c_str());
+  Rollback();
+  stalled_ = true;
+  return disk_full_ ? ResourceExhausted() : Unavailable();
+}
+
+// Steps a bound statement that returns no rows; false (recorded by Fail) when it failed.
+#define WAFER_STEP_OR_FAIL(store, s, what)                  \
+  do {                                                      \
+    if ((s) == nullptr) {                                   \
+      (store)->Fail(sqlite3_errcode((store)->db_), what);   \
+      return false;                                         \
+    }                                                       \
+    const int step_rc = sqlite3_step(s);                    \
+    if (step_rc != SQLITE_DONE) {                           \
+      (store)->Fail(step_rc, what);                         \
+      return false;                                         \
+    }                                                       \
+  } while (0)
+
+bool SqliteJobStore::WriteJob(uint64_t id) {
+  const JobRecord* job = cache_.Find(id);
+  sqlite3_stmt* s = Statement(kDeleteChunks);
+  if (s != nullptr) sqlite3_bind_int64(s, 1, AsSql(id));
+  WAFER_STEP_OR_FAIL(this, s, "delete chunks");
+  if (job == nullptr) {
+    s = Statement(kDeleteJob);
+    if (s != nullptr) sqlite3_bind_int64(s, 1, AsSql(id));
+    WAFER_STEP_OR_FAIL(this, s, "delete job");
+    return true;
+  }
+  s = Statement(kInsertJob);
+  if (s != nullptr) {
+    sqlite3_bind_int64(s, 1, AsSql(job->id));
+    sqlite3_bind_int64(s, 2, AsSql(job->accept_seq));
+    BindText(s, 3, job->model);
+    BindText(s, 4, job->tenant);
+    BindText(s, 5, job->idempotency_key);
+    sqlite3_bind_blob64(s, 6, job->request_digest.data(), job->request_digest.size(),
+                        SQLITE_TRANSIENT);
+    sqlite3_bind_int(s, 7, job->priority);
+    const bool finished = job->finished.has_value();
+    if (!finished) BindTokens(s, 8, job->prompt.data(), job->prompt.size());
+    sqlite3_bind_int64(s, 9, finished ? job->finished->prompt_tokens : job->prompt.size());
+    sqlite3_bind_int64(s, 10, job->max_tokens);
+    sqlite3_bind_double(s, 11, job->sampling.temperature);
+    sqlite3_bind_int64(s, 12, job->sampling.top_k);
+    sqlite3_bind_double(s, 13, job->sampling.top_p);
+    sqlite3_bind_int64(s, 14, AsSql(job->sampling.seed));
+    if (!finished) BindTokens(s, 15, job->stop_tokens.data(), job->stop_tokens.size());
+    sqlite3_bind_int(s, 16, job->want_text ? 1 : 0);
+    sqlite3_bind_int64(s, 17, AsSql(job->deadline_unix_ms));
+    sqlite3_bind_int64(s, 18, job->accepted_unix_ms);
+    if (finished) {
+      const JobFinished& f = *job->finished;
+      sqlite3_bind_int(s, 19, static_cast<int>(f.reason));
+      sqlite3_bind_int(s, 20, static_cast<int>(f.error_code));
+      BindText(s, 21, f.detail);
+      sqlite3_bind_int64(s, 22, f.timings.queued_ns);
+      sqlite3_bind_int64(s, 23, f.timings.ttft_ns);
+      sqlite3_bind_int64(s, 24, f.timings.total_ns);
+      sqlite3_bind_int64(s, 25, f.timings.device_ns);
+    }
+  }
+  WAFER_STEP_OR_FAIL(this, s, "insert job");
+  for (size_t i = 0; i < job->chunk_starts.size(); ++i) {
+    if (!WriteChunk(*job, i)) return false;
+  }
+  return true;
+}
+
+bool SqliteJobStore::WriteChunk(const JobRecord& job, size_t index) {
+  const uint32_t begin = job.chunk_starts[index];
+  const uint32_t end = index + 1 < job.chunk_starts.size()
+                           ? job.chunk_starts[index + 1]
+                           : static_cast<uint32_t>(job.output.size());
+  sqlite3_stmt* s = Statement(kInsertChunk);
+  if (s != nullptr) {
+    sqlite3_bind_int64(s, 1, AsSql(job.id));
+    sqlite3_bind_int64(s, 2, static_cast<int64_t>(index));
+    sqlite3_bind_int64(s, 3, begin);
+    BindTokens(s, 4, job.output.data() + begin, end - begin);
+    BindText(s, 5, job.chunk_texts[index]);
+  }
+  WAFER_STEP_OR_FAIL(this, s, "insert chunk");
+  return true;
+}
+
+bool SqliteJobStore::WriteModel(const std::string& name) {
+  std::vector<StoredModelLoad> loads = cache_.LoadedModels();
+  for (const StoredModelLoad& load : loads) {
+    if (load.name != name) continue;
+    sqlite3_stmt* s = Statement(kInsertModel);
+    if (s != nullptr) {
+      BindText(s, 1, load.name);
+      BindText(s, 2, load.path);
+      BindText(s, 3, BoardsText(load.boards));
+      sqlite3_bind_int64(s, 4, load.slots);
+      sqlite3_bind_int64(s, 5, load.context_length);
+    }
+    WAFER_STEP_OR_FAIL(this, s, "insert model");
+    return true;
+  }
+  sqlite3_stmt* s = Statement(kDeleteModel);
+  if (s != nullptr) BindText(s, 1, name);
+  WAFER_STEP_OR_FAIL(this, s, "delete model");
+  return true;
+}
+
+Status SqliteJobStore::Insert(std::unique_ptr<JobRecord> job) {
+  if (stalled_) return disk_full_ ? ResourceExhausted() : Unavailable();
+  if (cache_.Find(job->id) != nullptr) return AlreadyExists();
+  const uint64_t id = job->id;
+  WAFER_RETURN_IF_ERROR(cache_.Insert(std::move(job)));
+  Status written = Write([this, id] { return WriteJob(id); });
+  if (!written.ok()) {
+    // The job is refused: it leaves the cache, and the replay must not write it.
+    cache_.Erase(id).IgnoreError();
+    return written;
+  }
+  unsaved_jobs_.insert(id);
+  return OkStatus();
+}
+
+Status SqliteJobStore::ChunkAppended(const JobRecord& job, size_t chunk_index) {
+  WAFER_RETURN_IF_ERROR(cache_.ChunkAppended(job, chunk_index));
+  unsaved_jobs_.insert(job.id);
+  Write([this, &job, chunk_index] { return WriteChunk(job, chunk_index); }).IgnoreError();
+  return OkStatus();  // Written now, or kept for the next Commit().
+}
+
+Status SqliteJobStore::Finished(const JobRecord& job) {
+  WAFER_RETURN_IF_ERROR(cache_.Finished(job));
+  unsaved_jobs_.insert(job.id);
+  Write([this, &job] {
+    const JobFinished& f = *job.finished;
+    sqlite3_stmt* s = Statement(kFinishJob);
+    if (s != nullptr) {
+      sqlite3_bind_int64(s, 1, AsSql(job.id));
+      sqlite3_bind_int(s, 2, static_cast<int>(f.reason));
+      sqlite3_bind_int(s, 3, static_cast<int>(f.error_code));
+      BindText(s, 4, f.detail);
+      sqlite3_bind_int64(s, 5, f.timings.queued_ns);
+      sqlite3_bind_int64(s, 6, f.timings.ttft_ns);
+      sqlite3_bind_int64(s, 7, f.timings.total_ns);
+      sqlite3_bind_int64(s, 8, f.timings.device_ns);
+    }
+    WAFER_STEP_OR_FAIL(this, s, "finish job");
+    return true;
+  }).IgnoreError();
+  return OkStatus();
+}
+
+Status SqliteJobStore::Erase(uint64_t id) {
+  WAFER_RETURN_IF_ERROR(cache_.Erase(id));
+  unsaved_jobs_.insert(id);
+  Write([this, id] { return WriteJob(id); }).IgnoreError();  // Deletes: the cache lacks it.
+  return OkStatus();
+}
+
+Status SqliteJobStore::ModelLoaded(const StoredModelLoad& load) {
+  cache_.ModelLoaded(load).IgnoreError();
+  unsaved_models_.insert(load.name);
+  Write([this, name = load.name] { return WriteModel(name); }).IgnoreError();
+  return OkStatus();
+}
+
+Status SqliteJobStore::ModelRemoved(const std::string& name) {
+  WAFER_RETURN_IF_ERROR(cache_.ModelRemoved(name));
+  unsaved_models_.insert(name);
+  Write([this, name] { return WriteModel(name); }).IgnoreError();
+  return OkStatus();
+}
+
+Status SqliteJobStore::Commit() {
+  if (stalled_) {
+    // Everything touched since the last good commit, written again whole from the records.
+    if (!Exec("BEGIN")) return Unavailable();
+    in_transaction_ = true;
+    for (uint64_t id : unsaved_jobs_) {
+      if (!WriteJob(id)) {
+        Rollback();
+        return Unavailable();
+      }
+    }
+    for (const std::string& name : unsaved_models_) {
+      if (!WriteModel(name)) {
+        Rollback();
+        return Unavailable();
+      }
+    }
+  }
+  if (!in_transaction_) return OkStatus();
+  if (!Exec("COMMIT")) {
+    std::fprintf(stderr, "waferd: job store %s: %s; writes wait for the disk\n",
+                 options_.path.c_str(), failure_.c_str());
+    Rollback();
+    stalled_ = true;
+    return Unavailable();
+  }
+  in_transaction_ = false;
+  if (stalled_) {
+    std::fprintf(stderr, "waferd: job store %s: the disk took the waiting writes (%zu jobs)\n",
+                 options_.path.c_str(), unsaved_jobs_.size());
+  }
+  stalled_ = false;
+  disk_full_ = false;
+  failure_.clear();
+  unsaved_jobs_.clear();
+  unsaved_models_.clear();
+  return OkStatus();
+}
+
+std::string SqliteJobStore::Describe() const {
+  std::string text = "job store " + options_.path;
+  if (stalled_) {
+    text += (disk_full_ ? ": disk full (" : ": writes failing (") + failure_ + "); " +
+            std::to_string(unsaved_jobs_.size()) + " accepted jobs' writes wait";
+  }
+  return text;
+}
+
+}  // namespace wafer::host
