@@ -438,6 +438,10 @@ Status SimWafer::RunSeqs(Model& model, std::span<SeqRun> runs, hal::DeviceTime& 
       model.context_tokens[s.slot] = 0;
       model.rng[s.slot] = model.shape_only ? s.sampling.seed ^ (options_.seed * 0x2545F4914F6CDD1Dull)
                                            : s.sampling.seed;
+      // A shape-only model draws once per token; the engine once per token when sampling.
+      if (model.shape_only || s.sampling.temperature > 0) {
+        SkipSamples(model.rng[s.slot], s.sampling.sampled_before);
+      }
     }
     const bool bad_token = std::any_of(s.input_tokens.begin(), s.input_tokens.end(),
                                        [&](uint32_t t) { return t >= vocab; });

@@ -17,8 +17,8 @@ namespace wafer::fw {
 inline constexpr uint16_t kProtocolMajor = 1;
 // Minor 1: pipeline stages (BeginModel.stage, SeqStep.hidden_in, SeqResult.hidden_out,
 // IdentifyReply.max_step_hidden_values). Minor 2: IdentifyReply reports the Step limits
-// (max_frame_bytes, max_step_seqs, max_step_tokens).
-inline constexpr uint16_t kProtocolMinor = 2;
+// (max_frame_bytes, max_step_seqs, max_step_tokens). Minor 3: SeqSampling.sampled_before.
+inline constexpr uint16_t kProtocolMinor = 3;
 inline constexpr const char* kFirmwareVersion = "waferfw-1.0.0";
 
 // Limits the firmware enforces on every frame.

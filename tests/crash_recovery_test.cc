@@ -1,7 +1,7 @@
 // Accepted means durable, tried on the shipped binary: waferd is killed with SIGKILL while jobs
 // stream (and stopped with SIGTERM before they finish), started again on the same config and
 // store, and every accepted job then finishes exactly once, its stream resumed gap-free and
-// duplicate-free, its greedy output equal to an undisturbed run's.
+// duplicate-free, its output (greedy, or seeded sampling) equal to an undisturbed run's.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -95,6 +95,7 @@ class CrashRecoveryTest : public ::testing::Test {
     s.max_tokens = max_tokens;
     s.idempotency_key = "job-" + std::to_string(i);
     s.want_text = false;
+    if (i % 2 == 1) s.sampling = host::SamplingParams{0.8f, 20, 0.95f, 1000 + i};  // Seeded.
     return s;
   }
 

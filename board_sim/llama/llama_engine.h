@@ -175,4 +175,8 @@ class LlamaEngine {
 // then a draw from `rng_state` (advanced), so a seed reproduces the same tokens.
 uint32_t SampleToken(std::span<const float> logits, const Sampling& sampling, uint64_t& rng_state);
 
+// Advances `rng_state` as `samples` draws would (SampleToken draws once per token when the
+// temperature is above 0): a recomputed sequence resumes its sampler where it stopped.
+void SkipSamples(uint64_t& rng_state, uint64_t samples);
+
 }  // namespace wafer::sim

@@ -739,6 +739,22 @@ TEST(SampleTokenTest, SeedReproducesSequence) {
   EXPECT_NE(draw(42), draw(43));
 }
 
+TEST(SampleTokenTest, SkippingSamplesResumesTheSequenceWhereItStopped) {
+  std::vector<float> logits(100);
+  for (size_t i = 0; i < logits.size(); ++i) logits[i] = std::cos(static_cast<float>(i)) * 3;
+  const Sampling s{0.9f, 0, 1.0f};
+  uint64_t undisturbed = 1234;
+  std::vector<uint32_t> whole;
+  for (int i = 0; i < 40; ++i) whole.push_back(SampleToken(logits, s, undisturbed));
+  // A sequence recomputed after 25 tokens: seeded again, then 25 samples skipped.
+  uint64_t resumed = 1234;
+  SkipSamples(resumed, 25);
+  std::vector<uint32_t> tail;
+  for (int i = 25; i < 40; ++i) tail.push_back(SampleToken(logits, s, resumed));
+  EXPECT_EQ(tail, std::vector<uint32_t>(whole.begin() + 25, whole.end()));
+  EXPECT_EQ(resumed, undisturbed);
+}
+
 TEST(SampleTokenTest, DistributionFollowsTemperatureTopKAndTopP) {
   uint64_t rng = 7;
   // Probabilities 0.75 / 0.25 at temperature 1.

@@ -10,8 +10,10 @@
 namespace wafer::sim {
 namespace {
 
+constexpr uint64_t kSplitMixGamma = 0x9e3779b97f4a7c15ull;
+
 uint64_t SplitMix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  uint64_t z = (state += kSplitMixGamma);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
@@ -77,6 +79,10 @@ uint32_t SampleToken(std::span<const float> logits, const Sampling& sampling,
     if (u < cumulative) return order[i];
   }
   return order[keep - 1];
+}
+
+void SkipSamples(uint64_t& rng_state, uint64_t samples) {
+  rng_state += samples * kSplitMixGamma;  // SplitMix64's state moves by its gamma per draw.
 }
 
 }  // namespace wafer::sim

@@ -162,6 +162,8 @@ struct Sampling {
   uint32_t top_k = 0;
   float top_p = 1;
   uint64_t seed = 0;
+  // Samples already drawn before the slot's reset (a recomputed sequence resumes its sampler).
+  uint32_t sampled_before = 0;
 };
 
 struct SeqStepView {

@@ -206,6 +206,7 @@ bool DecodeStep(const wb::Step& s, std::array<hal::SeqStepView, kMaxSeqsPerStep>
       view.sampling.top_k = sp->top_k();
       view.sampling.top_p = sp->top_p();
       view.sampling.seed = sp->seed();
+      view.sampling.sampled_before = sp->sampled_before();
       if (!(view.sampling.temperature >= 0) || !(view.sampling.top_p > 0) ||
           !(view.sampling.top_p <= 1)) {
         detail = "SeqSampling: temperature < 0 or top_p outside (0, 1]";

@@ -17,7 +17,9 @@ inline constexpr uint16_t kBoardProtocolMajor = 1;
 // Minor 1: pipeline stages. A board whose IdentifyReply has max_step_hidden_values 0 predates
 // them and runs whole models only. Minor 2: IdentifyReply reports the Step limits (0 from an
 // older board: BoardIdentity::step_seqs() and its siblings then give minor 1's firmware limits).
-inline constexpr uint16_t kBoardProtocolMinor = 2;
+// Minor 3: SeqSampling.sampled_before (an older board restarts a recomputed sequence's sampler
+// from its seed: greedy jobs still match an undisturbed run, seeded ones may not).
+inline constexpr uint16_t kBoardProtocolMinor = 3;
 
 using Frame = std::vector<std::byte>;
 

@@ -193,6 +193,7 @@ struct SeqSampling {
   uint32_t top_k = 0;
   float top_p = 1;
   uint64_t seed = 0;
+  uint32_t sampled_before = 0;  // Set per step by the planner: tokens the job already has.
 };
 
 // One sequence's part of a Step (see board.fbs SeqStep).
