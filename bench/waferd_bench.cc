@@ -2,7 +2,7 @@
 // ZeroMQ baselines measured in the same run, and prints each figure beside its baseline as a
 // ratio, with the target it is held to. Timing lives here, never in tests.
 //
-//   waferd-bench [--bin DIR] [--quick]
+//   waferd-bench [--bin DIR] [--quick] [--only SECTIONS]
 //
 // (a) submit -> JobAccepted round trip vs a raw DEALER/ROUTER echo of the same bytes.
 // (b) token streaming through waferd (many concurrent jobs) vs a raw ZeroMQ relay carrying the
@@ -10,6 +10,13 @@
 // The baselines are "raw" in that nothing but ZeroMQ sits between the ends; their sockets are made
 // and driven through common/net like waferd's, so both sides pay the same adapter costs.
 // (c) waferd's resident memory idle and with 1,000 queued jobs.
+// (s) the durable job store's cost: submit -> accepted with the store on (fsync per commit) and
+//     off, beside a raw write + fdatasync of the same bytes to a file on the same disk, at 1 and
+//     at 256 concurrent submitters; and token streaming with the store on and off.
+// (a) to (d) run waferd with `store: {path: memory}`: their targets predate the store, whose
+// cost (s) measures on its own.
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,6 +51,8 @@ using host::JobMessage;
 struct Options {
   std::string bin = WAFER_BIN_DIR;
   bool quick = false;
+  std::string only;  // Section letters to run (--only as); empty: all.
+  bool Runs(char section) const { return only.empty() || only.find(section) != std::string::npos; }
 };
 
 double NowS() { return static_cast<double>(SystemClock::Get().NowNanos()) / 1e9; }
@@ -53,14 +62,16 @@ class WaferdProcess {
  public:
   // `shape` is a config.json; the model is loaded with `slots` sequences of `context` tokens,
   // split over `boards` embedded wse3 boards (a layer pipeline) when more than one.
+  // `store` is the store.path waferd gets ("memory": none).
   WaferdProcess(const Options& o, const std::string& dir, const char* shape, uint32_t slots,
-                uint32_t context, uint32_t boards = 1) {
+                uint32_t context, uint32_t boards = 1, const std::string& store = "memory") {
     job_ep_ = "tcp://127.0.0.1:" + std::to_string(testing::FreeLoopbackPort());
     admin_ep_ = "tcp://127.0.0.1:" + std::to_string(testing::FreeLoopbackPort());
     std::ofstream(dir + "/config.json") << shape;
     std::ofstream(dir + "/waferd.yaml")
         << "job_endpoint: " << job_ep_ << "\nadmin_endpoint: " << admin_ep_
-        << "\nmetrics_address: \"\"\nscheduler:\n  max_batch: 512\n  decode_tokens_per_step: 32\n"
+        << "\nmetrics_address: \"\"\nstore: {path: " << store << "}"
+        << "\nscheduler:\n  max_batch: 512\n  decode_tokens_per_step: 32\n"
         << "  queue_limit: 100000\n  max_tokens_limit: 65536\n"
         << "boards:\n";
     for (uint32_t b = 0; b < boards; ++b) {
@@ -317,6 +328,82 @@ double RawRelayTokensPerSecond(uint64_t total_tokens, uint32_t tokens_per_chunk,
   return static_cast<double>(received) / elapsed;
 }
 
+// (s) 256 submitters at once, each on its own connection with one submit outstanding: sends
+// `total` submits and returns accepted jobs per second (0 when a reply did not come).
+double AcceptedPerSecond(const std::string& endpoint, int submitters, int total) {
+  zmq::context_t ctx(1);
+  std::string detail;
+  std::vector<std::unique_ptr<net::Socket>> sockets;
+  for (int i = 0; i < submitters; ++i) {
+    sockets.push_back(MustOpen(
+        net::Socket::Connect(ctx, net::SocketType::kDealer, endpoint, {}, &detail), detail));
+  }
+  std::vector<int> outstanding(submitters, -1);  // The submit each socket waits for.
+  int sent = 0, accepted = 0;
+  const double t0 = NowS();
+  auto send_next = [&](int k) {
+    if (sent >= total) return true;
+    const std::string bytes = EncodedSubmit(sent);
+    outstanding[k] = sent++;
+    return SendWhenReady(*sockets[k], [&] { return sockets[k]->Send(net::AsBytes(bytes)); });
+  };
+  for (int k = 0; k < submitters; ++k) {
+    if (!send_next(k)) return 0;
+  }
+  std::vector<zmq::pollitem_t> items;
+  for (auto& s : sockets) items.push_back({s->handle(), 0, ZMQ_POLLIN, 0});
+  while (accepted < total) {
+    if (zmq::poll(items.data(), items.size(), std::chrono::milliseconds(kReplyWaitMs)) == 0) {
+      return 0;
+    }
+    for (int k = 0; k < submitters; ++k) {
+      if (!(items[k].revents & ZMQ_POLLIN)) continue;
+      while (true) {
+        Result<net::Message> m = sockets[k]->Receive(0);
+        if (!m.ok()) break;
+        JobMessage decoded;
+        host::DecodeError err;
+        if (!host::DecodeJob(m->frame(0), &decoded, &err)) return 0;
+        if (outstanding[k] >= 0 && AcceptsSubmit(outstanding[k], decoded)) {
+          if (!std::holds_alternative<host::JobAccepted>(decoded)) return 0;
+          ++accepted;
+          outstanding[k] = -1;
+          if (!send_next(k)) return 0;
+        }
+      }
+    }
+  }
+  return accepted / (NowS() - t0);
+}
+
+// (s) baseline: `bytes` bytes written and made durable (fdatasync) `records` times to a file
+// in `dir`, `batch` records per fdatasync (1: each its own). Returns the p50 and p99 time of
+// one durable write in us, and records per second overall.
+struct RawFsync {
+  Latency latency;
+  double records_per_s = 0;
+};
+RawFsync RawFsyncWrites(const std::string& dir, size_t bytes, int records, int batch) {
+  const std::string path = dir + "/raw-fsync";
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return {};
+  const std::string record(bytes, 'r');
+  std::vector<double> samples;
+  const double start = NowS();
+  for (int done = 0; done < records; done += batch) {
+    const double t0 = NowS();
+    for (int i = 0; i < batch; ++i) {
+      if (write(fd, record.data(), record.size()) != static_cast<ssize_t>(record.size())) break;
+    }
+    fdatasync(fd);
+    samples.push_back((NowS() - t0) * 1e6);
+  }
+  const double elapsed = NowS() - start;
+  close(fd);
+  unlink(path.c_str());
+  return {{Quantile(samples, 0.5), Quantile(samples, 0.99)}, records / elapsed};
+}
+
 // Llama 3.1 8B and Llama 3.2 1B as config.json gives them.
 constexpr const char* kLlama8B = R"({"architectures": ["LlamaForCausalLM"],
   "vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336,
@@ -337,8 +424,11 @@ int Main(int argc, char** argv) {
     std::string a = argv[i];
     if (a == "--bin" && i + 1 < argc) o.bin = argv[++i];
     else if (a == "--quick") o.quick = true;
+    else if (a == "--only" && i + 1 < argc) o.only = argv[++i];
     else {
-      std::fprintf(stderr, "usage: waferd-bench [--bin DIR] [--quick]\n");
+      std::fprintf(stderr, "usage: waferd-bench [--bin DIR] [--quick] [--only SECTIONS]\n"
+                           "  --only acbds: run only these sections ((a) with (c), (a) under load "
+                           "with (b), (d), (s))\n");
       return 2;
     }
   }
@@ -349,7 +439,7 @@ int Main(int argc, char** argv) {
   std::printf("waferd-bench: waferd is a separate process with an embedded wse3 board and a\n"
               "shape-only model (config.json alone: synthetic tokens, modeled timing, no pacing):\n"
               "Llama 3.1 8B's shape for (a) and (c), Llama 3.2 1B's for (b) and (d).\n\n");
-  {
+  if (o.Runs('a') || o.Runs('c')) {
     WaferdProcess waferd(o, dir, kLlama8B, 64, 1024);
     if (!waferd.ok()) return 1;
     const double idle_rss = waferd.RssMb();
@@ -402,7 +492,7 @@ int Main(int argc, char** argv) {
     std::printf("    1,000 jobs queued      %8.1f MB   (target < 100 MB: %s; %u accepted, 64 of them running)\n\n",
                 queued_rss, Verdict(queued_rss < 100), accepted);
   }
-  {
+  if (o.Runs('b')) {
     const uint32_t slots = 256, jobs = o.quick ? 512 : 1024, max_tokens = o.quick ? 500 : 1000;
     WaferdProcess waferd(o, dir, kLlama1B, slots, 1024);
     if (!waferd.ok()) return 1;
@@ -455,7 +545,7 @@ int Main(int argc, char** argv) {
     std::printf("    waferd VmRSS afterwards %11.1f MB (finished jobs kept for ResumeStream)\n\n",
                 waferd.RssMb());
   }
-  {
+  if (o.Runs('d')) {
     // (d) A model split over boards: each token takes one pass through every board (the step
     // loop forwards each Step with its hidden states), against the same model on one board.
     const uint32_t slots = 64, jobs = o.quick ? 128 : 256, max_tokens = o.quick ? 200 : 400;
@@ -478,6 +568,67 @@ int Main(int argc, char** argv) {
     // last board, so every token is a pass through both boards and the step loop.
     std::printf("    ratio                  %12.2fx          (1 token per pass through both boards vs 32 per step)\n",
                 rate[1] / rate[0]);
+  }
+  if (o.Runs('s')) {
+    // (s) The durable store's cost, each configuration in a fresh daemon with a fresh store.
+    const int one = o.quick ? 300 : 1000, many = o.quick ? 4000 : 20000;
+    const uint32_t stream_jobs = o.quick ? 256 : 512, stream_tokens = o.quick ? 250 : 500;
+    struct Figures {
+      Latency one;
+      double many_per_s = 0;
+      double stream_tokens_per_s = 0;
+    } on, off;
+    int run = 0;
+    for (Figures* f : {&on, &off}) {
+      const std::string store = f == &on ? dir + "/jobs-" + std::to_string(run++) + ".db" : "memory";
+      {
+        WaferdProcess waferd(o, dir, kLlama1B, 256, 1024, 1, store);
+        if (!waferd.ok()) return 1;
+        f->one = DaemonRoundTrip(waferd.job_endpoint(), one, EncodedSubmit, AcceptsSubmit,
+                                 AcceptsSubmit);
+      }
+      {
+        WaferdProcess waferd(o, dir, kLlama1B, 256, 1024, 1, store + (f == &on ? "-256" : ""));
+        if (!waferd.ok()) return 1;
+        f->many_per_s = AcceptedPerSecond(waferd.job_endpoint(), 256, many);
+      }
+      {
+        WaferdProcess waferd(o, dir, kLlama1B, 256, 1024, 1, store + (f == &on ? "-stream" : ""));
+        if (!waferd.ok()) return 1;
+        LoadReport report;
+        if (!StreamShapeJobs(waferd, stream_jobs, 256, stream_tokens, &report)) return 1;
+        f->stream_tokens_per_s = report.tokens_per_s();
+      }
+    }
+    const size_t bytes = EncodedSubmit(0).size();
+    const RawFsync raw_one = RawFsyncWrites(dir, bytes, one, 1);
+    const RawFsync raw_many = RawFsyncWrites(dir, bytes, many, 256);
+    std::printf("(s) the durable job store (SQLite WAL, fsync per commit) on the disk of %s\n",
+                dir.c_str());
+    std::printf("    1 submitter, submit -> accepted (%d submits of %zu bytes)\n", one, bytes);
+    std::printf("    %-22s p50 %8.1f us   p99 %8.1f us\n", "store on", on.one.p50_us, on.one.p99_us);
+    std::printf("    %-22s p50 %8.1f us   p99 %8.1f us\n", "store off", off.one.p50_us,
+                off.one.p99_us);
+    std::printf("    %-22s p50 %8.1f us   p99 %8.1f us\n", "raw write + fdatasync",
+                raw_one.latency.p50_us, raw_one.latency.p99_us);
+    const double one_ratio = on.one.p50_us / raw_one.latency.p50_us;
+    std::printf("    ratio on / raw fsync   p50 %8.2fx                       (target <= 1.5x: %s)\n",
+                one_ratio, Verdict(one_ratio <= 1.5));
+    std::printf("    256 submitters, %d submits\n", many);
+    std::printf("    %-22s %12.0f accepted/s\n", "store on", on.many_per_s);
+    std::printf("    %-22s %12.0f accepted/s\n", "store off", off.many_per_s);
+    std::printf("    %-22s %12.0f records/s (256 per fdatasync)\n", "raw write + fdatasync",
+                raw_many.records_per_s);
+    const double many_ratio = off.many_per_s > 0 ? on.many_per_s / off.many_per_s : 0;
+    std::printf("    ratio on / off         %12.2fx          (target >= 0.5x: %s)\n", many_ratio,
+                Verdict(many_ratio >= 0.5));
+    std::printf("    token streaming, %u jobs x %u tokens, 256 in flight (every chunk durable before "
+                "it is sent)\n", stream_jobs, stream_tokens);
+    std::printf("    %-22s %12.0f tokens/s\n", "store on", on.stream_tokens_per_s);
+    std::printf("    %-22s %12.0f tokens/s\n", "store off", off.stream_tokens_per_s);
+    std::printf("    ratio on / off         %12.2fx\n\n",
+                off.stream_tokens_per_s > 0 ? on.stream_tokens_per_s / off.stream_tokens_per_s
+                                            : 0);
   }
   std::string rm = "rm -rf " + dir;
   return std::system(rm.c_str()) == 0 ? 0 : 0;
