@@ -255,6 +255,8 @@ void Daemon::Run() {
     items.push_back({nullptr, stop_fd_, ZMQ_POLLIN, 0});
     items.push_back({p.loader_channel->handle(), 0, ZMQ_POLLIN, 0});
     items.push_back({nullptr, reload_fd_, ZMQ_POLLIN, 0});
+    const int durable_fd = p.store->durable_event_fd();
+    items.push_back({nullptr, durable_fd, static_cast<short>(durable_fd >= 0 ? ZMQ_POLLIN : 0), 0});
     p.boards.AddPollItems(&items);
     try {
       zmq::poll(items.data(), items.size(), std::chrono::milliseconds(100));
@@ -264,6 +266,12 @@ void Daemon::Run() {
       break;
     }
     if (items[4].revents & ZMQ_POLLIN) Reload();
+    if (items[5].revents & ZMQ_POLLIN) {
+      uint64_t value;
+      ssize_t n = read(durable_fd, &value, sizeof(value));
+      (void)n;
+      p.job_frontend.Release();  // Replies whose writes the syncer just made durable.
+    }
     if (items[2].revents & ZMQ_POLLIN) {
       uint64_t value;
       ssize_t n = read(stop_fd_, &value, sizeof(value));

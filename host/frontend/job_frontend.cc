@@ -60,9 +60,13 @@ void JobFrontend::Send(const std::string& peer, const JobMessage& message) {
       },
       stamped);
   std::span<const std::byte> bytes = EncodeJobView(stamped);
-  if (promise && (store_.dirty() || !held_.empty())) {
-    held_.emplace_back(peer, std::string(reinterpret_cast<const char*>(bytes.data()),
-                                         bytes.size()));
+  // What this reply tells is in the open transaction (the next generation) or in one already
+  // committed; earlier held replies go first either way.
+  const uint64_t needs = store_.written() + (store_.dirty() ? 1 : 0);
+  if (promise && (needs > store_.durable() || !held_.empty())) {
+    held_.push_back(HeldReply{needs, peer,
+                              std::string(reinterpret_cast<const char*>(bytes.data()),
+                                          bytes.size())});
     return;
   }
   socket_.Send(peer, bytes);
@@ -70,11 +74,18 @@ void JobFrontend::Send(const std::string& peer, const JobMessage& message) {
 
 void JobFrontend::Flush() {
   if (!store_.Commit().ok()) return;  // The store logged why; the replies keep waiting.
-  for (const auto& [peer, bytes] : held_) {
-    socket_.Send(peer, std::span<const std::byte>(reinterpret_cast<const std::byte*>(bytes.data()),
-                                                  bytes.size()));
+  Release();
+}
+
+void JobFrontend::Release() {
+  const uint64_t durable = store_.durable();
+  while (!held_.empty() && held_.front().generation <= durable) {
+    const HeldReply& reply = held_.front();
+    socket_.Send(reply.peer,
+                 std::span<const std::byte>(reinterpret_cast<const std::byte*>(reply.bytes.data()),
+                                            reply.bytes.size()));
+    held_.pop_front();
   }
-  held_.clear();
 }
 
 void JobFrontend::OnFrame(const std::string& peer, const ClientKeyConfig* key,

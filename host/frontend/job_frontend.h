@@ -3,10 +3,11 @@
 // and the scheduler's queue. Also the way out for tokens and endings (JobReplies).
 //
 // Replies that promise something (JobAccepted, TokenChunk, JobFinished, CancelResult) wait
-// until the job store has made what they tell durable: they are held while the store has
-// uncommitted writes and go out, in order, from Flush(), which commits once for all of them.
+// until the job store has made what they tell durable: each is held with the store generation
+// it needs, and goes out, in order, once durable() reaches it (Release()).
 #pragma once
 
+#include <deque>
 #include <span>
 #include <string>
 #include <utility>
@@ -53,9 +54,11 @@ class JobFrontend final : public JobReplies {
   // until Flush() (see above). A job with no client listening (recovered after a restart,
   // before a ResumeStream) has an empty `peer`: nothing is sent.
   void Send(const std::string& peer, const JobMessage& message) override;
-  // Commits the store's writes (one transaction, one fsync) and sends the replies that waited
-  // for them. When the disk refuses, they keep waiting for the next Flush().
+  // Commits the store's writes of this turn (one transaction) and sends the replies that are
+  // durable by now. When the disk refuses, they keep waiting.
   void Flush();
+  // Sends the held replies whose writes are durable now (the store's eventfd fired).
+  void Release();
   size_t held() const { return held_.size(); }
 
   // New submissions are refused with DRAINING from now on; accepted jobs run to completion.
@@ -88,7 +91,12 @@ class JobFrontend final : public JobReplies {
   telemetry::DaemonMetrics& metrics_;
   RouterSocket socket_;
   bool accepting_ = true;
-  std::vector<std::pair<std::string, std::string>> held_;  // (peer, encoded reply), in order.
+  struct HeldReply {
+    uint64_t generation;  // The store generation that must be durable first.
+    std::string peer;
+    std::string bytes;  // Encoded.
+  };
+  std::deque<HeldReply> held_;  // In the order they were sent.
 };
 
 }  // namespace wafer::host

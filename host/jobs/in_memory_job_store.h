@@ -28,6 +28,9 @@ class InMemoryJobStore final : public JobStore {
   // Nothing here outlives the process, so nothing waits for a commit.
   bool dirty() const override { return false; }
   Status Commit() override { return OkStatus(); }
+  uint64_t written() const override { return 0; }
+  uint64_t durable() const override { return 0; }
+  int durable_event_fd() const override { return -1; }
   std::string Describe() const override { return "job store in memory"; }
   Status ModelLoaded(const StoredModelLoad& load) override;
   Status ModelRemoved(const std::string& name) override;

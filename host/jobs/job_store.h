@@ -1,9 +1,10 @@
 // The seam where job state is kept: JobTable puts every accepted job into a JobStore and tells
 // it of every chunk streamed and every ending, in that order per job. The in-memory store holds
 // the records themselves for the process's life; the durable store (SqliteJobStore) also writes
-// each change to disk. A write becomes durable at the next Commit(): the job socket holds every
-// reply that depends on a write (JobAccepted, TokenChunk, JobFinished) until then, so a client
-// is never told of anything a crash could take back.
+// each change to disk. Writes are grouped: Commit() ends a group (generation written()), and
+// the group is durable once durable() reaches its generation. The job socket holds every reply
+// that depends on a write (JobAccepted, TokenChunk, JobFinished, CancelResult) until then, so a
+// client is never told of anything a crash could take back.
 //
 // The store also keeps the model loads that jobs wait for, so that a restart loads them again.
 #pragma once
@@ -65,14 +66,20 @@ class JobStore {
   virtual void ForEach(const std::function<void(JobRecord&)>& fn) = 0;
   virtual size_t size() const = 0;
 
-  // True while some write is not yet durable.
+  // True while some write is not yet committed (Commit() has work to do).
   virtual bool dirty() const = 0;
-  // Makes every write so far durable, all in one transaction (one fsync).
+  // Ends the current group of writes: one transaction, generation written() + 1.
   // Returns:
-  //   OK          - durable; the replies waiting for them may go.
+  //   OK          - committed; durable once durable() reaches written().
   //   UNAVAILABLE - the disk refused (Describe() says why); every write is kept and retried by
   //                 the next Commit(), and Insert() refuses new jobs until one succeeds.
   [[nodiscard]] virtual Status Commit() = 0;
+  // The generation of the last commit, and the last one known to be on disk (fsync'd). The
+  // in-memory store has nothing to wait for: both are equal.
+  virtual uint64_t written() const = 0;
+  virtual uint64_t durable() const = 0;
+  // Readable (an eventfd) when durable() moved; -1 when it moves only inside Commit().
+  virtual int durable_event_fd() const = 0;
   // One line for logs and rejections: where the store is and, after a failure, what failed.
   virtual std::string Describe() const = 0;
 

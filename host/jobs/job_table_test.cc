@@ -201,6 +201,9 @@ class RefusingStore final : public JobStore {
   uint64_t instance_id() const override { return 1; }
   bool dirty() const override { return false; }
   Status Commit() override { return OkStatus(); }
+  uint64_t written() const override { return 0; }
+  uint64_t durable() const override { return 0; }
+  int durable_event_fd() const override { return -1; }
   std::string Describe() const override { return "refusing"; }
   Status ModelLoaded(const StoredModelLoad&) override { return Unavailable(); }
   Status ModelRemoved(const std::string&) override { return Unavailable(); }

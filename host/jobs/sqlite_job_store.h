@@ -1,20 +1,26 @@
 // The durable JobStore: every accepted job, its chunks, its ending and the model loads, in one
-// SQLite file in WAL mode. Writes go into one open transaction; Commit() ends it, so that all
-// the submissions and chunks of a turn of the daemon's loop share one fsync (group commit).
-// Reads never touch the disk: the records live in an InMemoryJobStore in front of it, filled
-// from the file when it is opened.
+// SQLite file in WAL mode. Writes go into one open transaction; Commit() ends it (the WAL gets
+// the pages, no fsync), so the caller's loop never waits for the disk. A syncer thread then
+// fsyncs the WAL, as often as the disk allows, each fsync covering every commit before it
+// (group commit across turns of the loop), and signals durable_event_fd(). Reads never touch
+// the disk: the records live in an InMemoryJobStore in front of it, filled from the file when
+// it is opened.
 //
 // A write the disk refuses (full, I/O error) is not lost: the store remembers which jobs'
 // rows are unsaved, rolls the transaction back and writes them again from the records at the
 // next Commit(), until the disk takes them. Meanwhile Insert() refuses new jobs.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <string_view>
 
 #include "common/clock.h"
@@ -28,9 +34,9 @@ namespace wafer::host {
 
 struct SqliteStoreOptions {
   std::string path;
-  // true: every Commit() reaches the disk (fsync) before it returns: an accepted job survives a
-  // power cut. false: it reaches the operating system: a crash of waferd loses nothing, a crash
-  // of the host may lose the last commits.
+  // true: commits are fsync'd by the syncer thread and durable() follows the fsyncs: an
+  // acknowledged job survives a power cut. false: a commit counts as durable once the operating
+  // system has it: a crash of waferd loses nothing, a crash of the host may lose the last ones.
   bool fsync = true;
   // Tests only: caps the file at this many pages, to make a full disk. 0: no cap.
   uint32_t max_page_count = 0;
@@ -62,6 +68,9 @@ class SqliteJobStore final : public JobStore {
   size_t size() const override { return cache_.size(); }
   bool dirty() const override { return in_transaction_ || stalled_; }
   Status Commit() override;
+  uint64_t written() const override { return written_; }
+  uint64_t durable() const override;
+  int durable_event_fd() const override { return event_fd_; }
   std::string Describe() const override;
   Status ModelLoaded(const StoredModelLoad& load) override;
   Status ModelRemoved(const std::string& name) override;
@@ -70,6 +79,9 @@ class SqliteJobStore final : public JobStore {
  private:
   SqliteJobStore(const SqliteStoreOptions& options, const Clock& clock, sqlite3* db,
                  uint64_t instance_id);
+  // Opens the WAL file and the eventfd and starts the syncer (options_.fsync only).
+  Status StartSyncer(std::string* detail);
+  void SyncLoop();
 
   // Reads every job and model load into the cache. DATA_LOSS for rows that do not add up.
   Status ReadAll(std::string* detail);
@@ -101,6 +113,18 @@ class SqliteJobStore final : public JobStore {
   std::set<uint64_t> unsaved_jobs_;  // Touched since the last successful commit.
   std::set<std::string> unsaved_models_;
   std::string failure_;  // The last failure, for Describe().
+  uint64_t written_ = 0;
+
+  // The syncer: it fsyncs the WAL up to the generation `to_sync_` and publishes `synced_`.
+  int wal_fd_ = -1;
+  int event_fd_ = -1;
+  std::thread syncer_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  uint64_t to_sync_ = 0;  // Guarded by mu_.
+  bool stopping_ = false;  // Guarded by mu_.
+  std::atomic<uint64_t> synced_{0};
+  std::atomic<bool> sync_failed_{false};
 };
 
 }  // namespace wafer::host

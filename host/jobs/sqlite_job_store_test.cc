@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -118,6 +119,34 @@ TEST_F(SqliteJobStoreTest, JobsChunksEndingsAndModelsSurviveAReopen) {
   JobTable table(*store, 10, kNoByteLimit);
   EXPECT_EQ(table.FindByKey("t", "a")->id, queued);
   EXPECT_EQ(table.Add(Request("d")).value()->accept_seq, 4u);
+}
+
+TEST_F(SqliteJobStoreTest, CommitsBecomeDurableInGenerationsSignalledOnTheEventFd) {
+  std::string detail;
+  auto opened = SqliteJobStore::Open(SqliteStoreOptions{path_, true, 0}, clock_, &detail);
+  ASSERT_TRUE(opened.ok()) << detail;
+  SqliteJobStore& store = **opened;
+  ASSERT_GE(store.durable_event_fd(), 0);
+  JobTable table(store, 10, kNoByteLimit);
+  EXPECT_EQ(store.written(), 0u);
+  ASSERT_TRUE(store.Commit().ok());  // Nothing to commit: no new generation.
+  EXPECT_EQ(store.written(), 0u);
+  for (int round = 1; round <= 3; ++round) {
+    table.Add(Request("k" + std::to_string(round))).value();
+    EXPECT_TRUE(store.dirty());
+    ASSERT_TRUE(store.Commit().ok());
+    EXPECT_FALSE(store.dirty());
+    EXPECT_EQ(store.written(), static_cast<uint64_t>(round));
+    // The syncer's fsync moves durable() up to the commit and says so on the eventfd.
+    while (store.durable() < store.written()) {
+      pollfd p{store.durable_event_fd(), POLLIN, 0};
+      ASSERT_EQ(poll(&p, 1, 10000), 1) << "the syncer never signalled";
+      uint64_t value;
+      ASSERT_EQ(read(store.durable_event_fd(), &value, sizeof(value)),
+                static_cast<ssize_t>(sizeof(value)));
+    }
+    EXPECT_EQ(store.durable(), store.written());
+  }
 }
 
 TEST_F(SqliteJobStoreTest, OnlyCommittedWritesSurviveAProcessThatDies) {
