@@ -1,10 +1,75 @@
 #include "host/client/wafer_client.h"
 
+#include <sys/random.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <vector>
+
+#include "host/client/internal/backoff.h"
+#include "host/client/internal/stream_tracker.h"
 #include "host/wire/admin_codec.h"
 #include "host/wire/job_codec.h"
 
 namespace wafer::host {
 namespace {
+
+// How many finished submissions' tags and streams' job ids a client remembers, to drop their
+// late messages (a reply to an earlier attempt, a chunk replayed twice).
+constexpr size_t kRetiredLimit = 256;
+
+// Fills `out` from the kernel's CSPRNG. UNAVAILABLE when it has none to give.
+Status RandomBytes(void* out, size_t size) {
+  auto* bytes = static_cast<unsigned char*>(out);
+  while (size > 0) {
+    const ssize_t got = getrandom(bytes, size, 0);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return Unavailable();
+    }
+    bytes += got;
+    size -= static_cast<size_t>(got);
+  }
+  return OkStatus();
+}
+
+// A fresh idempotency key: 128 random bits, as 32 hex digits after "auto-".
+Result<std::string> NewIdempotencyKey(std::string* error) {
+  unsigned char bits[16];
+  if (!RandomBytes(bits, sizeof(bits)).ok()) {
+    *error = "no random bytes for an idempotency key (getrandom failed)";
+    return Unavailable();
+  }
+  std::string key = "auto-";
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (unsigned char b : bits) {
+    key += kHex[b >> 4];
+    key += kHex[b & 0xf];
+  }
+  return key;
+}
+
+// SplitMix64: one seed per resilient call from the client's jitter state.
+uint64_t NextSeed(uint64_t* state) {
+  uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+std::string InstanceName(uint64_t instance) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%016" PRIx64, instance);
+  return text;
+}
+
+int64_t RealNowMs() { return SystemClock::Get().NowNanos() / 1'000'000; }
+
+bool IsRetired(const std::deque<uint64_t>& retired, uint64_t id) {
+  return std::find(retired.begin(), retired.end(), id) != retired.end();
+}
 
 // Connects a DEALER (linger 0, so closing never hangs on unsent messages).
 Result<std::unique_ptr<net::Socket>> ConnectDealer(zmq::context_t& context,
@@ -63,7 +128,9 @@ Result<net::Message> ReceiveFrame(net::Socket& socket, int timeout_ms, std::stri
 
 // ---- JobClient ----
 
-JobClient::JobClient(std::unique_ptr<zmq::context_t> context) : context_(std::move(context)) {}
+JobClient::JobClient(std::unique_ptr<zmq::context_t> context, std::string endpoint,
+                     ClientKeys keys)
+    : context_(std::move(context)), endpoint_(std::move(endpoint)), keys_(std::move(keys)) {}
 
 JobClient::~JobClient() {
   socket_.reset();
@@ -72,14 +139,61 @@ JobClient::~JobClient() {
 
 Result<std::unique_ptr<JobClient>> JobClient::Connect(const std::string& endpoint,
                                                       const ClientKeys& keys) {
-  std::unique_ptr<JobClient> c(new JobClient(std::make_unique<zmq::context_t>(1)));
+  return Connect(endpoint, keys, RetryOptions{});
+}
+
+Result<std::unique_ptr<JobClient>> JobClient::Connect(const std::string& endpoint,
+                                                      const ClientKeys& keys,
+                                                      RetryOptions retry) {
+  std::unique_ptr<JobClient> c(
+      new JobClient(std::make_unique<zmq::context_t>(1), endpoint, keys));
+  WAFER_RETURN_IF_ERROR(c->set_retry_options(std::move(retry)));
   WAFER_ASSIGN_OR_RETURN(c->socket_,
                          ConnectDealer(*c->context_, endpoint, keys, &c->last_error_));
   return c;
 }
 
+Status JobClient::set_retry_options(RetryOptions retry) {
+  if (retry.attempt_timeout_ms <= 0 || retry.total_budget_ms < 0 ||
+      retry.initial_backoff_ms < 0 || retry.max_backoff_ms < retry.initial_backoff_ms) {
+    last_error_ = "retry options need attempt_timeout_ms > 0, total_budget_ms >= 0 and "
+                  "0 <= initial_backoff_ms <= max_backoff_ms";
+    return InvalidArgument();
+  }
+  jitter_state_ = retry.jitter_seed;
+  if (jitter_state_ == 0 && !RandomBytes(&jitter_state_, sizeof(jitter_state_)).ok()) {
+    jitter_state_ = static_cast<uint64_t>(SystemClock::Get().NowNanos());
+  }
+  retry_ = std::move(retry);
+  return OkStatus();
+}
+
 Status JobClient::Send(const JobMessage& message) {
   return SendBytes(*socket_, EncodeJob(message), &last_error_);
+}
+
+Status JobClient::ReceiveFresh(JobMessage* out, int timeout_ms) {
+  const int64_t end_ms = RealNowMs() + timeout_ms;
+  int wait_ms = timeout_ms;
+  while (true) {
+    WAFER_ASSIGN_OR_RETURN(net::Message frame, ReceiveFrame(*socket_, wait_ms, &last_error_));
+    DecodeError error;
+    if (!DecodeJob(frame.frame(0), out, &error)) {
+      last_error_ = "undecodable message from waferd: " + error.detail;
+      return DataLoss();
+    }
+    uint64_t tag = 0, job = 0;
+    if (auto* a = std::get_if<JobAccepted>(out)) tag = a->request_tag;
+    if (auto* r = std::get_if<JobRejected>(out)) tag = r->request_tag;
+    if (auto* e = std::get_if<ErrorReply>(out)) tag = e->request_tag;
+    if (auto* q = std::get_if<CapacityReply>(out)) tag = q->request_tag;
+    if (auto* c = std::get_if<TokenChunk>(out)) job = c->job_id;
+    if (auto* f = std::get_if<JobFinished>(out)) job = f->job_id;
+    const bool stale = (tag != 0 && IsRetired(retired_tags_, tag)) ||
+                       (job != 0 && IsRetired(retired_jobs_, job));
+    if (!stale) return OkStatus();
+    wait_ms = static_cast<int>(std::max<int64_t>(0, end_ms - RealNowMs()));
+  }
 }
 
 Status JobClient::Receive(JobMessage* out, int timeout_ms) {
@@ -88,17 +202,10 @@ Status JobClient::Receive(JobMessage* out, int timeout_ms) {
     buffered_.pop_front();
     return OkStatus();
   }
-  WAFER_ASSIGN_OR_RETURN(net::Message frame, ReceiveFrame(*socket_, timeout_ms, &last_error_));
-  DecodeError error;
-  if (!DecodeJob(frame.frame(0), out, &error)) {
-    last_error_ = "undecodable message from waferd: " + error.detail;
-    return DataLoss();
-  }
-  return OkStatus();
+  return ReceiveFresh(out, timeout_ms);
 }
 
-Status JobClient::WaitFor(const std::function<bool(const JobMessage&)>& match, JobMessage* out,
-                          int timeout_ms) {
+Status JobClient::WaitFor(const Match& match, JobMessage* out, int timeout_ms) {
   for (auto it = buffered_.begin(); it != buffered_.end(); ++it) {
     if (match(*it)) {
       *out = std::move(*it);
@@ -107,19 +214,95 @@ Status JobClient::WaitFor(const std::function<bool(const JobMessage&)>& match, J
     }
   }
   while (true) {
-    WAFER_ASSIGN_OR_RETURN(net::Message frame, ReceiveFrame(*socket_, timeout_ms, &last_error_));
     JobMessage message;
-    DecodeError error;
-    if (!DecodeJob(frame.frame(0), &message, &error)) {
-      last_error_ = "undecodable message from waferd: " + error.detail;
-      return DataLoss();
-    }
+    WAFER_RETURN_IF_ERROR(ReceiveFresh(&message, timeout_ms));
     if (match(message)) {
       *out = std::move(message);
       return OkStatus();
     }
     buffered_.push_back(std::move(message));
   }
+}
+
+Status JobClient::WaitWithin(const Match& match, JobMessage* out, int wait_ms) {
+  for (auto it = buffered_.begin(); it != buffered_.end(); ++it) {
+    if (match(*it)) {
+      *out = std::move(*it);
+      buffered_.erase(it);
+      return OkStatus();
+    }
+  }
+  const int64_t end_ms = RealNowMs() + std::max(0, wait_ms);
+  while (true) {
+    const int left_ms = static_cast<int>(std::max<int64_t>(0, end_ms - RealNowMs()));
+    JobMessage message;
+    WAFER_RETURN_IF_ERROR(ReceiveFresh(&message, left_ms));
+    if (match(message)) {
+      *out = std::move(message);
+      return OkStatus();
+    }
+    buffered_.push_back(std::move(message));
+  }
+}
+
+Status JobClient::Reconnect() {
+  std::string error;
+  Result<std::unique_ptr<net::Socket>> fresh = ConnectDealer(*context_, endpoint_, keys_, &error);
+  if (!fresh.ok()) {
+    last_error_ = "cannot reconnect to " + endpoint_ + ": " + error;
+    return fresh.status();
+  }
+  // Keep what the old connection already delivered; it may answer what we wait for.
+  while (true) {
+    Result<net::Message> frame = socket_->Receive(0);
+    if (!frame.ok()) break;
+    JobMessage message;
+    DecodeError ignored;
+    if (frame->frame_count() == 1 && DecodeJob(frame->frame(0), &message, &ignored)) {
+      buffered_.push_back(std::move(message));
+    }
+  }
+  socket_ = std::move(fresh).value();
+  return OkStatus();
+}
+
+void JobClient::RetireTag(uint64_t tag) {
+  if (IsRetired(retired_tags_, tag)) return;
+  retired_tags_.push_back(tag);
+  if (retired_tags_.size() > kRetiredLimit) retired_tags_.pop_front();
+  std::erase_if(buffered_, [tag](const JobMessage& m) {
+    if (auto* a = std::get_if<JobAccepted>(&m)) return a->request_tag == tag;
+    if (auto* r = std::get_if<JobRejected>(&m)) return r->request_tag == tag;
+    if (auto* e = std::get_if<ErrorReply>(&m)) return e->request_tag == tag;
+    if (auto* q = std::get_if<CapacityReply>(&m)) return q->request_tag == tag;
+    return false;
+  });
+}
+
+void JobClient::RetireJob(uint64_t job_id) {
+  if (IsRetired(retired_jobs_, job_id)) return;
+  retired_jobs_.push_back(job_id);
+  if (retired_jobs_.size() > kRetiredLimit) retired_jobs_.pop_front();
+  std::erase_if(buffered_, [job_id](const JobMessage& m) {
+    if (auto* c = std::get_if<TokenChunk>(&m)) return c->job_id == job_id;
+    if (auto* f = std::get_if<JobFinished>(&m)) return f->job_id == job_id;
+    return false;
+  });
+}
+
+Status JobClient::Pause(int wait_ms) {
+  JobMessage unused;
+  Status s = WaitWithin([](const JobMessage&) { return false; }, &unused, wait_ms);
+  return s.code() == StatusCode::kDeadlineExceeded ? OkStatus() : s;
+}
+
+int64_t JobClient::BudgetNowMs() const {
+  const Clock& clock = retry_.clock != nullptr ? *retry_.clock : SystemClock::Get();
+  return clock.NowNanos() / 1'000'000;
+}
+
+void JobClient::NotifyRetry(const RetryEvent& event) const {
+  if (retry_.on_retry) retry_.on_retry(event);
 }
 
 Status JobClient::Submit(const SubmitJob& job, SubmitOutcome* outcome, int timeout_ms) {
@@ -168,6 +351,243 @@ Status JobClient::Run(const SubmitJob& job, const std::function<void(const Token
     } else {
       *finished = std::get<JobFinished>(m);
       return OkStatus();
+    }
+  }
+}
+
+Status JobClient::SubmitWithRetry(const SubmitJob& job, SubmitOutcome* outcome) {
+  *outcome = SubmitOutcome{};
+  SubmitJob attempt = job;
+  if (attempt.idempotency_key.empty()) {
+    WAFER_ASSIGN_OR_RETURN(attempt.idempotency_key, NewIdempotencyKey(&last_error_));
+  }
+  outcome->idempotency_key = attempt.idempotency_key;
+  internal::Backoff backoff(retry_.initial_backoff_ms, retry_.max_backoff_ms,
+                            NextSeed(&jitter_state_));
+  const int64_t give_up_ms = BudgetNowMs() + retry_.total_budget_ms;
+  // Every attempt's tag: the answer to any of them is the answer (same key, same job).
+  std::vector<uint64_t> tags;
+  const Match answers = [&tags](const JobMessage& m) {
+    uint64_t tag = 0;
+    if (auto* a = std::get_if<JobAccepted>(&m)) tag = a->request_tag;
+    if (auto* r = std::get_if<JobRejected>(&m)) tag = r->request_tag;
+    if (auto* e = std::get_if<ErrorReply>(&m)) {
+      // An untagged ErrorReply refuses the message it answers; UNKNOWN_JOB answers a resume.
+      if (e->request_tag == 0) return e->code != ErrorCode::kUnknownJob;
+      tag = e->request_tag;
+    }
+    return tag != 0 && std::find(tags.begin(), tags.end(), tag) != tags.end();
+  };
+  const auto done = [&](Status status) {
+    for (uint64_t tag : tags) RetireTag(tag);
+    return status;
+  };
+  const auto send_attempt = [&](JobMessage* reply) -> Status {
+    attempt.request_tag = next_tag_++;
+    tags.push_back(attempt.request_tag);
+    ++outcome->attempts;
+    WAFER_RETURN_IF_ERROR(Send(attempt));
+    return WaitWithin(answers, reply, retry_.attempt_timeout_ms);
+  };
+
+  JobMessage reply;
+  Status got = send_attempt(&reply);
+  uint32_t retries = 0;
+  while (true) {
+    RetryEvent event;
+    int at_least_ms = 0;
+    bool answered = false;
+    if (got.ok()) {
+      if (auto* a = std::get_if<JobAccepted>(&reply)) {
+        outcome->accepted = true;
+        outcome->accepted_reply = *a;
+        outcome->rejection = JobRejected{};
+        return done(OkStatus());
+      }
+      if (auto* e = std::get_if<ErrorReply>(&reply)) {
+        outcome->rejection = JobRejected{e->request_tag, e->code, e->detail, 0};
+        return done(OkStatus());
+      }
+      const JobRejected& r = std::get<JobRejected>(reply);
+      outcome->rejection = r;
+      // A key that names another request must not be retried: it would never succeed.
+      if (r.retry_after_ms == 0 || r.code == ErrorCode::kIdempotencyConflict) {
+        return done(OkStatus());
+      }
+      answered = true;
+      at_least_ms = static_cast<int>(std::min<uint32_t>(r.retry_after_ms, INT32_MAX));
+      event.reason = std::string(ErrorCodeName(r.code)) + ": " + r.detail + " (retry after " +
+                     std::to_string(r.retry_after_ms) + " ms)";
+    } else if (got.code() == StatusCode::kDeadlineExceeded ||
+               got.code() == StatusCode::kUnavailable) {
+      // No answer, or the socket would not take the message: a new connection for the next
+      // attempt (a restarted daemon knows this client only by a new one).
+      event.reconnect = true;
+      event.reason = got.code() == StatusCode::kDeadlineExceeded
+                         ? "no reply within " + std::to_string(retry_.attempt_timeout_ms) +
+                               " ms from " + endpoint_
+                         : last_error_;
+    } else {
+      return done(got);  // DATA_LOSS: not something a retry mends.
+    }
+    const int delay_ms = std::max(at_least_ms, backoff.NextMs());
+    if (BudgetNowMs() + delay_ms > give_up_ms) {
+      if (answered) return done(OkStatus());  // The last rejection stands.
+      last_error_ = "no answer from " + endpoint_ + " to " + std::to_string(outcome->attempts) +
+                    " attempts to submit (idempotency key " + attempt.idempotency_key +
+                    ") within the retry budget of " + std::to_string(retry_.total_budget_ms) +
+                    " ms (is waferd running there? a CURVE daemon answers only listed client keys)";
+      return done(DeadlineExceeded());
+    }
+    if (event.reconnect) {
+      if (Status s = Reconnect(); !s.ok()) return done(s);
+    }
+    event.kind = RetryEvent::Kind::kResubmit;
+    event.retry = ++retries;
+    event.delay_ms = delay_ms;
+    NotifyRetry(event);
+    // A late answer to an earlier attempt may come during the wait; it is as good as any.
+    got = WaitWithin(answers, &reply, delay_ms);
+    if (got.code() == StatusCode::kDeadlineExceeded) got = send_attempt(&reply);
+  }
+}
+
+Status JobClient::RunWithRetry(const SubmitJob& job,
+                               const std::function<void(const TokenChunk&)>& on_chunk,
+                               SubmitOutcome* outcome, JobFinished* finished) {
+  WAFER_RETURN_IF_ERROR(SubmitWithRetry(job, outcome));
+  if (!outcome->accepted) return OkStatus();
+  const uint64_t id = outcome->accepted_reply.job_id;
+  internal::StreamTracker stream(id, outcome->accepted_reply.instance_id);
+  internal::Backoff backoff(retry_.initial_backoff_ms, retry_.max_backoff_ms,
+                            NextSeed(&jitter_state_));
+  // An untagged UNKNOWN_JOB still buffered answered an earlier stream's resume, not this one's.
+  std::erase_if(buffered_, [](const JobMessage& m) {
+    auto* e = std::get_if<ErrorReply>(&m);
+    return e != nullptr && e->request_tag == 0 && e->code == ErrorCode::kUnknownJob;
+  });
+  bool resumed = false;     // A ResumeStream is out: an UNKNOWN_JOB may answer it.
+  bool recovering = false;  // A resume for the current gap is out: further gaps wait for it.
+  uint32_t retries = 0;     // Since the last progress.
+  std::vector<uint64_t> probes;  // Tags of the CapacityQuery sent after each resume.
+  int64_t give_up_ms = BudgetNowMs() + retry_.total_budget_ms;
+  int64_t stall_at_ms = RealNowMs() + retry_.attempt_timeout_ms;
+  const Match about_job = [id, &resumed, &probes](const JobMessage& m) {
+    if (auto* c = std::get_if<TokenChunk>(&m)) return c->job_id == id;
+    if (auto* f = std::get_if<JobFinished>(&m)) return f->job_id == id;
+    if (auto* q = std::get_if<CapacityReply>(&m)) {
+      return std::find(probes.begin(), probes.end(), q->request_tag) != probes.end();
+    }
+    if (auto* e = std::get_if<ErrorReply>(&m)) {
+      return resumed && e->request_tag == 0 && e->code == ErrorCode::kUnknownJob;
+    }
+    return false;
+  };
+  const auto where = [&]() {
+    return "job " + std::to_string(id) + " (job store instance " +
+           InstanceName(stream.instance_id()) + ", " + std::to_string(stream.next_seq()) +
+           " chunks delivered) at " + endpoint_;
+  };
+  const auto done = [&](Status status) {
+    RetireJob(id);
+    for (uint64_t tag : probes) RetireTag(tag);
+    return status;
+  };
+  // Asks for the chunks from next_seq() on, then probes with a CapacityQuery: the daemon answers
+  // in order, so its CapacityReply without an UNKNOWN_JOB before it says that it holds the job
+  // (perhaps queued, with nothing to stream yet). A send that fails is a silence like any other:
+  // the stall timer retries it.
+  const auto resume = [&]() {
+    resumed = true;
+    recovering = true;
+    Send(ResumeStream{id, stream.next_seq(), stream.instance_id()}).IgnoreError();
+    probes.push_back(next_tag_++);
+    Send(CapacityQuery{probes.back()}).IgnoreError();
+  };
+  // A duplicate acceptance: an earlier attempt's job may have streamed to an earlier connection.
+  if (outcome->accepted_reply.duplicate) resume();
+
+  while (true) {
+    JobMessage m;
+    const int until_stall_ms = static_cast<int>(std::max<int64_t>(0, stall_at_ms - RealNowMs()));
+    const Status got = WaitWithin(about_job, &m, until_stall_ms);
+    if (got.code() == StatusCode::kDeadlineExceeded) {
+      // No progress for attempt_timeout_ms: the daemon died, restarted or dropped this
+      // connection, or the job is waiting in the queue (the probe tells which).
+      const int delay_ms = backoff.NextMs();
+      if (BudgetNowMs() + delay_ms > give_up_ms) {
+        last_error_ = "no sign of " + where() + " within the retry budget of " +
+                      std::to_string(retry_.total_budget_ms) + " ms (" + std::to_string(retries) +
+                      " resumes)";
+        return done(DeadlineExceeded());
+      }
+      if (Status s = Reconnect(); !s.ok()) return done(s);
+      RetryEvent event;
+      event.kind = RetryEvent::Kind::kResume;
+      event.job_id = id;
+      event.from_seq = stream.next_seq();
+      event.reconnect = true;
+      event.retry = ++retries;
+      event.delay_ms = delay_ms;
+      event.reason = "no progress for " + std::to_string(retry_.attempt_timeout_ms) + " ms";
+      NotifyRetry(event);
+      if (Status s = Pause(delay_ms); !s.ok()) return done(s);
+      resume();
+      stall_at_ms = RealNowMs() + retry_.attempt_timeout_ms;
+      continue;
+    }
+    if (!got.ok()) return done(got);
+    if (auto* e = std::get_if<ErrorReply>(&m)) {
+      last_error_ = "waferd no longer knows " + where() +
+                    ": it lost the job (UNKNOWN_JOB in answer to a resume: " + e->detail + ")";
+      return done(NotFound());
+    }
+    if (std::holds_alternative<CapacityReply>(m)) {
+      // The daemon is up and holds the job: the budget starts again. The stall timer does not:
+      // a job waiting in the queue is probed again after the next attempt_timeout_ms.
+      give_up_ms = BudgetNowMs() + retry_.total_budget_ms;
+      backoff.Reset();
+      continue;
+    }
+    switch (stream.Step(m)) {
+      case internal::StreamStep::kDeliver:
+        if (on_chunk) on_chunk(std::get<TokenChunk>(m));
+        give_up_ms = BudgetNowMs() + retry_.total_budget_ms;
+        stall_at_ms = RealNowMs() + retry_.attempt_timeout_ms;
+        backoff.Reset();
+        retries = 0;
+        recovering = false;
+        break;
+      case internal::StreamStep::kDuplicate:
+        break;
+      case internal::StreamStep::kGap:
+        if (!recovering) {
+          RetryEvent event;
+          event.kind = RetryEvent::Kind::kResume;
+          event.job_id = id;
+          event.from_seq = stream.next_seq();
+          event.retry = ++retries;
+          if (auto* c = std::get_if<TokenChunk>(&m)) {
+            event.reason = "chunk " + std::to_string(c->seq) + " came while " +
+                           std::to_string(stream.next_seq()) + " was due";
+          } else {
+            event.reason = "JobFinished counts " +
+                           std::to_string(std::get<JobFinished>(m).chunks) + " chunks, " +
+                           std::to_string(stream.next_seq()) + " came";
+          }
+          NotifyRetry(event);
+          resume();
+        }
+        break;
+      case internal::StreamStep::kFinished:
+        *finished = std::get<JobFinished>(m);
+        return done(OkStatus());
+      case internal::StreamStep::kInstanceChanged:
+        last_error_ = "a reply for " + where() + " came from job store instance " +
+                      InstanceName(stream.foreign_instance()) +
+                      ": the daemon lost the job and the id now names another; nothing of it "
+                      "was delivered";
+        return done(NotFound());
     }
   }
 }

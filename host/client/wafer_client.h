@@ -2,8 +2,13 @@
 // tokens (JobClient), and what waferctl uses for the admin plane (AdminClient). Both speak the
 // FlatBuffers protocols over one ZeroMQ DEALER socket (made by common/net); no exception leaves
 // this API.
+//
+// A scheduler should call JobClient::SubmitWithRetry and RunWithRetry: they ride out a daemon
+// restart (retrying with one idempotency key, reconnecting, resuming the stream where it
+// stopped) and tell a lost job apart from a paused one. Submit and Run make one attempt each.
 #pragma once
 
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -11,6 +16,7 @@
 
 #include <zmq.hpp>
 
+#include "common/clock.h"
 #include "common/net/socket.h"
 #include "common/result.h"
 #include "host/wire/messages.h"
@@ -33,16 +39,70 @@ struct SubmitOutcome {
   bool accepted = false;
   JobAccepted accepted_reply;  // When accepted.
   JobRejected rejection;       // When not.
+  // Set by SubmitWithRetry and RunWithRetry: the key every attempt carried (the caller's, or
+  // the one generated for it), and how many SubmitJob messages were sent.
+  std::string idempotency_key;
+  uint32_t attempts = 0;
+};
+
+// One retry that SubmitWithRetry or RunWithRetry is about to make, for logs.
+struct RetryEvent {
+  enum class Kind {
+    kResubmit,  // The SubmitJob is sent again, with the same idempotency key.
+    kResume,    // ResumeStream{job_id, from_seq} is sent (after a reconnect when `reconnect`).
+  };
+  Kind kind = Kind::kResubmit;
+  uint64_t job_id = 0;    // kResume.
+  uint32_t from_seq = 0;  // kResume.
+  bool reconnect = false;
+  uint32_t retry = 0;     // 1 for the first retry of this submission or of this stall.
+  int delay_ms = 0;       // The wait before it.
+  std::string reason;     // "QUEUE_FULL: ... (retry after 100 ms)", "no reply within 2000 ms".
+};
+
+// How SubmitWithRetry and RunWithRetry retry. The defaults suit a scheduler on the same network
+// as the daemon; a daemon restart that reloads its models fits in the budget.
+struct RetryOptions {
+  // How long one attempt waits for its answer (JobAccepted or JobRejected), and how long a
+  // stream may stay silent before the client reconnects and resumes it. > 0.
+  int attempt_timeout_ms = 2000;
+  // No new attempt starts later than this after the submission began, or, for a stream, after
+  // the daemon last showed that it holds the job (a chunk, or an answer to a probe); an
+  // attempt already started still gets its attempt_timeout_ms. >= 0; 0: give up at the first
+  // silence or retryable rejection (a gap in a stream that still flows is resumed all the same).
+  int total_budget_ms = 60000;
+  // The backoff between retries: from initial_backoff_ms, doubling, up to max_backoff_ms, each
+  // wait drawn from [b/2, b]. A rejection's retry_after_ms is honoured when it is longer.
+  // 0 <= initial_backoff_ms <= max_backoff_ms.
+  int initial_backoff_ms = 50;
+  int max_backoff_ms = 2000;
+  // Seeds the jitter; 0: drawn from the OS at Connect (or set_retry_options).
+  uint64_t jitter_seed = 0;
+  // What the budget is measured on; nullptr: the system's monotonic clock. Waits on the socket
+  // are always real time. Borrowed: it must outlive the client. A FakeClock must be advanced by
+  // the caller (for example from on_retry), or a silent daemon is retried forever.
+  const Clock* clock = nullptr;
+  // Called before each retry's wait; may be empty. Runs on the caller's thread.
+  std::function<void(const RetryEvent&)> on_retry;
 };
 
 // Not thread-safe: one thread owns a client (and its socket).
 class JobClient {
  public:
-  // Connects a DEALER to `endpoint` (it need not be listening yet). INVALID_ARGUMENT for a
-  // malformed endpoint, UNAVAILABLE when no socket could be made; last_error() says which.
+  // Connects a DEALER to `endpoint` (it need not be listening yet), with the default
+  // RetryOptions. INVALID_ARGUMENT for a malformed endpoint, UNAVAILABLE when no socket could be
+  // made.
   static Result<std::unique_ptr<JobClient>> Connect(const std::string& endpoint,
                                                     const ClientKeys& keys = {});
+  // The same with `retry` for SubmitWithRetry and RunWithRetry; INVALID_ARGUMENT also for
+  // options out of range.
+  static Result<std::unique_ptr<JobClient>> Connect(const std::string& endpoint,
+                                                    const ClientKeys& keys, RetryOptions retry);
   ~JobClient();
+
+  // Replaces the retry options. INVALID_ARGUMENT (the old ones stay) when out of range.
+  Status set_retry_options(RetryOptions retry);
+  const RetryOptions& retry_options() const { return retry_; }
 
   // Sends one message. UNAVAILABLE when the socket cannot take it.
   Status Send(const JobMessage& message);
@@ -60,6 +120,44 @@ class JobClient {
   Status Run(const SubmitJob& job, const std::function<void(const TokenChunk&)>& on_chunk,
              SubmitOutcome* outcome, JobFinished* finished, int timeout_ms);
 
+  // Submits `job` until the daemon accepts it or refuses it for good, every attempt with the
+  // same idempotency key (the job's, or a random 128-bit one when it has none), so a retry never
+  // makes a second job. Retries when no answer comes within attempt_timeout_ms (reconnecting
+  // first) and when a JobRejected has retry_after_ms > 0, waiting max(retry_after_ms, backoff);
+  // IDEMPOTENCY_CONFLICT and retry_after_ms == 0 are answered at once. A late answer to an
+  // earlier attempt counts. Other messages stay buffered for Receive().
+  //
+  // Returns:
+  //   OK                - *outcome says accepted, or rejected (the last rejection when the
+  //                       budget ran out while the daemon kept refusing).
+  //   DEADLINE_EXCEEDED - no answer to any attempt within the budget; last_error() says how many.
+  //   DATA_LOSS         - the daemon sent something undecodable (last_error()).
+  //   UNAVAILABLE       - no new socket could be made for a retry, or the OS gave no random
+  //                       bytes for a key (a failed send or receive is retried).
+  Status SubmitWithRetry(const SubmitJob& job, SubmitOutcome* outcome);
+
+  // SubmitWithRetry, then streams the job: `on_chunk` sees each chunk exactly once, in seq
+  // order, with no gap, and `finished` gets the JobFinished. Duplicate chunks are dropped; on a
+  // gap, or on silence longer than attempt_timeout_ms (then after reconnecting and a backoff),
+  // the client sends ResumeStream{job_id, next seq, instance_id} and a CapacityQuery as a probe,
+  // and waits on. The budget runs from the daemon's last sign that it holds the job (a chunk, or
+  // the probe's answer with no UNKNOWN_JOB before it), so a job that waits long in the queue
+  // is not given up.
+  //
+  // Returns:
+  //   OK                - rejected (see *outcome), or finished (*finished).
+  //   NOT_FOUND         - the daemon lost the job: it answered a resume with UNKNOWN_JOB, or a
+  //                       reply for the job came from another job store instance than the one
+  //                       that accepted it (the job id now names somebody else's job; nothing
+  //                       of that one was delivered). Resubmitting makes a new job.
+  //   DEADLINE_EXCEEDED - no sign of the job for the whole budget.
+  //   DATA_LOSS         - the daemon sent something undecodable.
+  //   UNAVAILABLE       - as SubmitWithRetry, or the socket failed while streaming.
+  // Any error but DATA_LOSS can come after some chunks were delivered. last_error() names the
+  // job, the instance ids and how many chunks were delivered.
+  Status RunWithRetry(const SubmitJob& job, const std::function<void(const TokenChunk&)>& on_chunk,
+                      SubmitOutcome* outcome, JobFinished* finished);
+
   Status Cancel(uint64_t job_id, CancelResult* result, int timeout_ms);
   Status QueryCapacity(CapacityReply* reply, int timeout_ms);
   Status QueryJob(uint64_t job_id, JobStatusReply* reply, int timeout_ms);
@@ -67,15 +165,39 @@ class JobClient {
   const std::string& last_error() const { return last_error_; }
 
  private:
-  explicit JobClient(std::unique_ptr<zmq::context_t> context);
+  using Match = std::function<bool(const JobMessage&)>;
+
+  JobClient(std::unique_ptr<zmq::context_t> context, std::string endpoint, ClientKeys keys);
   // Waits for the first message `match` accepts; others are buffered.
-  Status WaitFor(const std::function<bool(const JobMessage&)>& match, JobMessage* out,
-                 int timeout_ms);
+  Status WaitFor(const Match& match, JobMessage* out, int timeout_ms);
+  // As WaitFor, but `wait_ms` bounds the whole wait, not the silence between two messages.
+  // DEADLINE_EXCEEDED when nothing matched in time.
+  Status WaitWithin(const Match& match, JobMessage* out, int wait_ms);
+  // Receives one message from the socket within `timeout_ms`, dropping what answers a finished
+  // resilient call (a late reply to a retried submission, a chunk replayed twice).
+  Status ReceiveFresh(JobMessage* out, int timeout_ms);
+  // Closes the socket and connects a new one to the same endpoint with the same keys, keeping
+  // what the old one had already received.
+  Status Reconnect();
+  // Remembers a finished submission's tag, or a finished stream's job id, so that their later
+  // messages are dropped (up to the last 256 of each), and drops what is buffered for them.
+  void RetireTag(uint64_t tag);
+  void RetireJob(uint64_t job_id);
+  // Waits `wait_ms` on the socket, buffering what arrives. UNAVAILABLE or DATA_LOSS as Receive.
+  Status Pause(int wait_ms);
+  int64_t BudgetNowMs() const;
+  void NotifyRetry(const RetryEvent& event) const;
 
   std::unique_ptr<zmq::context_t> context_;
+  const std::string endpoint_;
+  const ClientKeys keys_;
   std::unique_ptr<net::Socket> socket_;  // Set by Connect(); closed before context_.
   std::deque<JobMessage> buffered_;
   uint64_t next_tag_ = 1;
+  RetryOptions retry_;
+  uint64_t jitter_state_ = 0;  // Advanced per resilient call: its backoff's seed.
+  std::deque<uint64_t> retired_tags_;
+  std::deque<uint64_t> retired_jobs_;
   std::string last_error_;
 };
 

@@ -9,8 +9,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <cstdio>
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -58,8 +60,14 @@ const char* kUsage =
     "                                  PATH.pub; prints the public key for waferd.yaml\n"
     "  status                          boards, models, jobs\n"
     "  submit --model M (--prompt TEXT | --tokens 1,2,3) [--max-tokens N]\n"
-    "         [--temperature T] [--top-k K] [--top-p P] [--seed S] [--tenant T] [--key K]\n"
-    "                                  streams the tokens to stdout\n"
+    "         [--temperature T] [--top-k K] [--top-p P] [--seed S] [--tenant T]\n"
+    "         [--idempotency-key K] [--retry-ms N]\n"
+    "                                  streams the tokens to stdout, riding out a daemon\n"
+    "                                  restart: retries with one idempotency key (random unless\n"
+    "                                  given) and resumes the stream where it stopped, for up to\n"
+    "                                  --retry-ms without a sign of the job (default 60000; 0:\n"
+    "                                  give up at the first silence or refusal); --timeout-ms\n"
+    "                                  is the wait per attempt\n"
     "  load PATH [--name N] [--board B[,B...]] [--slots S] [--context C]\n"
     "  unload NAME\n"
     "  drain                           refuse new jobs, finish accepted ones\n"
@@ -205,8 +213,30 @@ int CmdSubmit(const Args& args, const std::string& endpoint, const ClientKeys& k
   job.model = args.Get("model");
   job.prompt_text = args.Get("prompt");
   job.tenant = args.Get("tenant", "default");
-  job.idempotency_key = args.Get("key");
+  job.idempotency_key = args.Get("idempotency-key");
   uint64_t v = 0;
+  if (!ParseUint(args.Get("retry-ms", "60000"), &v)) {
+    std::fprintf(stderr, "waferctl: --retry-ms must be a non-negative integer\n");
+    return kExitUsage;
+  }
+  RetryOptions retry;
+  retry.attempt_timeout_ms = timeout;
+  retry.total_budget_ms = static_cast<int>(std::min<uint64_t>(v, INT32_MAX));
+  // Retries are news, not results: they go to stderr, also with --json.
+  retry.on_retry = [](const RetryEvent& e) {
+    if (e.kind == RetryEvent::Kind::kResubmit) {
+      std::fprintf(stderr, "waferctl: %s; submitting again in %d ms\n", e.reason.c_str(),
+                   e.delay_ms);
+    } else if (e.reconnect) {
+      std::fprintf(stderr,
+                   "waferctl: job %llu: %s; reconnecting, resuming from chunk %u in %d ms\n",
+                   static_cast<unsigned long long>(e.job_id), e.reason.c_str(), e.from_seq,
+                   e.delay_ms);
+    } else {
+      std::fprintf(stderr, "waferctl: job %llu: %s; resuming from chunk %u\n",
+                   static_cast<unsigned long long>(e.job_id), e.reason.c_str(), e.from_seq);
+    }
+  };
   if (!ParseUint(args.Get("max-tokens", "64"), &v) || v > UINT32_MAX) {
     std::fprintf(stderr, "waferctl: --max-tokens must be an integer\n");
     return kExitUsage;
@@ -231,12 +261,12 @@ int CmdSubmit(const Args& args, const std::string& endpoint, const ClientKeys& k
     std::fprintf(stderr, "waferctl: submit needs --model\n");
     return kExitUsage;
   }
-  auto client = JobClient::Connect(endpoint, keys);
+  auto client = JobClient::Connect(endpoint, keys, std::move(retry));
   if (!client.ok()) return FromStatus(client.status(), "bad endpoint " + endpoint, args.json);
   SubmitOutcome outcome;
   JobFinished finished;
   bool printed_text = false;
-  Status s = (*client)->Run(
+  Status s = (*client)->RunWithRetry(
       job,
       [&](const TokenChunk& c) {
         if (args.json) {
@@ -252,13 +282,19 @@ int CmdSubmit(const Args& args, const std::string& endpoint, const ClientKeys& k
           std::cout << std::flush;
         }
       },
-      &outcome, &finished, timeout);
+      &outcome, &finished);
+  if (s.code() == StatusCode::kNotFound) {
+    // Accepted, then lost by the daemon: a failure of the job, not of the connection.
+    FromStatus(s, (*client)->last_error(), args.json);
+    return kExitFailed;
+  }
   if (!s.ok()) return FromStatus(s, (*client)->last_error(), args.json);
   if (!outcome.accepted) {
     const JobRejected& r = outcome.rejection;
     if (args.json) {
       std::cout << json{{"event", "rejected"}, {"code", ErrorCodeName(r.code)}, {"detail", r.detail},
-                        {"retry_after_ms", r.retry_after_ms}}
+                        {"retry_after_ms", r.retry_after_ms}, {"attempts", outcome.attempts},
+                        {"idempotency_key", outcome.idempotency_key}}
                        .dump(-1, ' ', false, json::error_handler_t::replace)
                 << "\n";
     } else {
@@ -275,7 +311,8 @@ int CmdSubmit(const Args& args, const std::string& endpoint, const ClientKeys& k
                       {"ttft_ms", finished.timings.ttft_ns / 1e6},
                       {"total_ms", finished.timings.total_ns / 1e6},
                       {"device_ms", finished.timings.device_ns / 1e6},
-                      {"error", ErrorCodeName(finished.error_code)}, {"detail", finished.detail}}
+                      {"error", ErrorCodeName(finished.error_code)}, {"detail", finished.detail},
+                      {"idempotency_key", outcome.idempotency_key}}
                      .dump(-1, ' ', false, json::error_handler_t::replace)
               << "\n";
   } else {
