@@ -140,6 +140,22 @@ bool ParseBoards(MapReader& top, DaemonConfig* c, std::string* detail) {
   return true;
 }
 
+bool ParseHeartbeat(MapReader& top, DaemonConfig* c, std::string* detail) {
+  YAML::Node node = top.Child("heartbeat");
+  if (!node) return true;
+  MapReader r(node, "heartbeat", detail);
+  HeartbeatConfig& h = c->heartbeat;
+  if (!r.IsMap() || !r.Uint("interval_ms", &h.interval_ms, 100, 600'000) ||
+      !r.Uint("timeout_ms", &h.timeout_ms, 100, 3'600'000) ||
+      !r.Uint("grace_ms", &h.grace_ms, 0, 86'400'000) || !r.NoUnknownKeys()) {
+    return false;
+  }
+  if (h.timeout_ms <= h.interval_ms) {
+    return r.Fail(node, "heartbeat.timeout_ms", "must be longer than heartbeat.interval_ms");
+  }
+  return true;
+}
+
 bool ParseStore(MapReader& top, DaemonConfig* c, std::string* detail) {
   YAML::Node node = top.Child("store");
   if (!node) return true;
@@ -304,7 +320,8 @@ Status ParseDaemonConfig(const std::string& yaml_text, DaemonConfig* config,
       }
     }
     if (!ParseBoards(top, &c, detail) || !ParseModels(top, &c, detail) ||
-        !ParseStore(top, &c, detail) || !ParseSecurity(top, &c, detail) ||
+        !ParseHeartbeat(top, &c, detail) || !ParseStore(top, &c, detail) ||
+        !ParseSecurity(top, &c, detail) ||
         !top.NoUnknownKeys()) {
       return InvalidArgument();
     }
@@ -372,6 +389,12 @@ std::string DefaultConfigYaml() {
     << "  prefill_chunk_tokens: " << d.prefill_chunk_tokens << "\n"
     << "  default_slots: " << d.default_slots << "             # KV-cache sequences per model\n"
     << "  finished_job_retention: " << d.finished_job_retention << "\n"
+    << "heartbeat:                       # for clients that send one (opt-in)\n"
+    << "  interval_ms: " << d.heartbeat.interval_ms << "              # the daemon sends one this often\n"
+    << "  timeout_ms: " << d.heartbeat.timeout_ms
+    << "               # a client silent this long is gone...\n"
+    << "  grace_ms: " << d.heartbeat.grace_ms
+    << "                # ...and its jobs wait this long for a resume, then end abandoned\n"
     << "store:                           # accepted jobs, kept across restarts\n"
     << "  path: " << d.store.path << "                  # default: $XDG_STATE_HOME/waferd/jobs.db"
     << " (else ~/.local/state/waferd/jobs.db); memory: lost on restart\n"

@@ -66,6 +66,17 @@ struct SecurityConfig {
   bool curve() const { return !server_secret_key_file.empty(); }
 };
 
+// A client opts into heartbeats with its first Heartbeat on the job socket; one that never
+// sends one is never judged by them.
+struct HeartbeatConfig {
+  uint32_t interval_ms = 1000;  // The daemon sends an opted-in client one this often.
+  // An opted-in client that sends nothing (heartbeat or otherwise) this long is gone...
+  uint32_t timeout_ms = 5000;
+  // ...and its unfinished jobs wait this long for a ResumeStream (from any connection), then
+  // end with FinishReason kAbandoned.
+  uint32_t grace_ms = 60000;
+};
+
 // Where accepted jobs are kept (see host/jobs/sqlite_job_store.h).
 struct JobStoreConfig {
   // An SQLite file; "default": $XDG_STATE_HOME/waferd/jobs.db (else
@@ -108,6 +119,8 @@ struct DaemonConfig {
   // Finished jobs kept, with their tokens, for ResumeStream and JobStatus (~4 bytes a token).
   uint32_t finished_job_retention = 1000;
 
+  // Heartbeats on the job socket, for clients that opt in by sending one.
+  HeartbeatConfig heartbeat;
   JobStoreConfig store;
   SecurityConfig security;
   std::vector<BoardConfig> boards = {BoardConfig{}};

@@ -288,6 +288,7 @@ void Daemon::Run() {
     p.boards.Pump([this](Board& board, WorkerEvent& event) { OnWorkerEvent(board, event); });
     p.job_frontend.Pump(kBurst);
     p.admin_frontend.Pump(kBurst);
+    p.job_frontend.CheckHeartbeats();
     p.steps.ExpireDeadlines();
     p.steps.ScheduleSteps();
     // One commit (one fsync) for everything this turn accepted, streamed and ended; the

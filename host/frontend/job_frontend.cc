@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <type_traits>
 
 #include "host/jobs/request_digest.h"
@@ -101,7 +102,11 @@ void JobFrontend::OnFrame(const std::string& peer, const ClientKeyConfig* key,
   }
   JobMessage message;
   DecodeError error;
-  if (!DecodeJob(payload, &message, &error)) {
+  const bool decoded = DecodeJob(payload, &message, &error);
+  // Any message shows the client alive; its first Heartbeat opts it in.
+  const auto* beat = decoded ? std::get_if<Heartbeat>(&message) : nullptr;
+  Heard(peer, beat != nullptr && !beat->is_reply);
+  if (!decoded) {
     metrics_.Rejected(ErrorCodeName(error.code)).Increment();
     Send(peer, ErrorReply{error.code, error.detail, error.request_tag});
     return;
@@ -120,6 +125,65 @@ void JobFrontend::OnFrame(const std::string& peer, const ClientKeyConfig* key,
     if (!beat->is_reply) Send(peer, Heartbeat{beat->sent_ns, true});
   } else {
     Send(peer, ErrorReply{ErrorCode::kWrongMessageType, "message type is daemon-to-client only", 0});
+  }
+}
+
+void JobFrontend::Heard(const std::string& peer, bool opts_in) {
+  auto it = peers_.find(peer);
+  if (it == peers_.end()) {
+    if (!opts_in) return;  // Never judged: it never sent a heartbeat.
+    if (peers_.size() >= kMaxHeartbeatPeers) {
+      if (!peer_limit_logged_) {
+        std::fprintf(stderr, "waferd: %zu clients send heartbeats; further ones are not tracked\n",
+                     peers_.size());
+        peer_limit_logged_ = true;
+      }
+      return;
+    }
+    const int64_t now = clock_.NowNanos();
+    it = peers_.emplace(peer, Liveness{now, now + config_.heartbeat.interval_ms * 1'000'000ll, 0})
+             .first;
+  }
+  it->second.last_heard_ns = clock_.NowNanos();
+  it->second.gone_ns = 0;  // Back within the grace period: its jobs carry on.
+}
+
+void JobFrontend::CheckHeartbeats() {
+  if (peers_.empty()) return;
+  const int64_t now = clock_.NowNanos();
+  const int64_t interval = config_.heartbeat.interval_ms * 1'000'000ll;
+  const int64_t timeout = config_.heartbeat.timeout_ms * 1'000'000ll;
+  const int64_t grace = config_.heartbeat.grace_ms * 1'000'000ll;
+  std::vector<std::string> abandoned;
+  for (auto& [peer, live] : peers_) {
+    if (live.gone_ns == 0 && now - live.last_heard_ns > timeout) live.gone_ns = now;
+    if (live.gone_ns != 0) {
+      if (now - live.gone_ns >= grace) abandoned.push_back(peer);
+      continue;
+    }
+    if (now >= live.next_beat_ns) {
+      Send(peer, Heartbeat{now, false});
+      live.next_beat_ns = now + interval;
+    }
+  }
+  for (const std::string& peer : abandoned) {
+    Abandon(peer);
+    peers_.erase(peer);
+  }
+}
+
+void JobFrontend::Abandon(const std::string& peer) {
+  // Jobs a resume moved to another connection are that connection's now, not this one's.
+  std::vector<JobRecord*> orphans;
+  jobs_.ForEachUnfinished([&](JobRecord& job) {
+    if (job.peer == peer) orphans.push_back(&job);
+  });
+  for (JobRecord* job : orphans) steps_.Cancel(*job, FinishReason::kAbandoned);
+  if (!orphans.empty()) {
+    std::fprintf(stderr,
+                 "waferd: a client stopped heartbeating and was not back within %u ms; %zu of "
+                 "its jobs end abandoned\n",
+                 config_.heartbeat.grace_ms, orphans.size());
   }
 }
 

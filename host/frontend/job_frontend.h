@@ -10,6 +10,7 @@
 #include <deque>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -59,6 +60,13 @@ class JobFrontend final : public JobReplies {
   void Flush();
   // Sends the held replies whose writes are durable now (the store's eventfd fired).
   void Release();
+
+  // Heartbeats (config heartbeat): sends the opted-in clients theirs when due, marks the silent
+  // ones gone, and ends with kAbandoned the unfinished jobs still addressed to a client gone
+  // for longer than the grace period. Call every turn of the loop; cheap with no opted-in client.
+  void CheckHeartbeats();
+  // Most clients tracked at once; a further opt-in is answered but not tracked (logged).
+  static constexpr size_t kMaxHeartbeatPeers = 4096;
   size_t held() const { return held_.size(); }
 
   // New submissions are refused with DRAINING from now on; accepted jobs run to completion.
@@ -91,6 +99,18 @@ class JobFrontend final : public JobReplies {
   telemetry::DaemonMetrics& metrics_;
   RouterSocket socket_;
   bool accepting_ = true;
+  // An opted-in client: when it was last heard, when it is due its next heartbeat, and since
+  // when it is gone (0: it is not).
+  struct Liveness {
+    int64_t last_heard_ns = 0;
+    int64_t next_beat_ns = 0;
+    int64_t gone_ns = 0;
+  };
+  void Heard(const std::string& peer, bool opts_in);
+  void Abandon(const std::string& peer);
+
+  std::unordered_map<std::string, Liveness> peers_;
+  bool peer_limit_logged_ = false;
   struct HeldReply {
     uint64_t generation;  // The store generation that must be durable first.
     std::string peer;

@@ -40,6 +40,7 @@ struct JobRecord {
   JobState state = JobState::kQueued;
   int64_t slot = -1;  // The KV-cache slot the scheduler granted; -1 while queued or finished.
   bool cancel_requested = false;
+  FinishReason cancel_reason = FinishReason::kCancelled;  // How a requested cancel ends it.
   std::optional<JobFinished> finished;
 
   // ---- what it streamed (changed only through JobTable::AppendChunk) ----

@@ -19,11 +19,12 @@ void StepLoop::FinishJob(JobRecord& job, FinishReason reason, ErrorCode error,
   replies_.Send(job.peer, f);
 }
 
-void StepLoop::Cancel(JobRecord& job) {
+void StepLoop::Cancel(JobRecord& job, FinishReason reason) {
   if (job.in_flight) {
     job.cancel_requested = true;  // Finished when its step returns.
+    job.cancel_reason = reason;
   } else {
-    FinishJob(job, FinishReason::kCancelled);
+    FinishJob(job, reason);
   }
 }
 
@@ -45,7 +46,7 @@ size_t StepLoop::RequeueRunning(const std::string& model) {
     jobs_.ClearSlot(*job);
     job->in_flight = false;
     if (job->cancel_requested) {
-      FinishJob(*job, FinishReason::kCancelled);
+      FinishJob(*job, job->cancel_reason);
       continue;
     }
     jobs_.MarkRequeued(*job);

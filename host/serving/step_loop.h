@@ -40,7 +40,7 @@ class StepLoop {
   void FinishJob(JobRecord& job, FinishReason reason, ErrorCode error = ErrorCode::kNone,
                  std::string detail = "");
   // A client cancelled `job`: it ends now, or when its step under way returns.
-  void Cancel(JobRecord& job);
+  void Cancel(JobRecord& job, FinishReason reason = FinishReason::kCancelled);
   // Ends the jobs whose deadline passed (a job in flight ends when its step returns).
   void ExpireDeadlines();
   // `model`'s running jobs go back to the queue, keeping their priority, with prompt + output

@@ -87,7 +87,7 @@ void StepLoop::OnStepDone(Board& board, StepDone& done) {
     SeqResult& r = done.outcome.results[i];
     job->device_ns += done.outcome.device_time.total_ns;
     if (job->cancel_requested) {
-      FinishJob(*job, FinishReason::kCancelled);
+      FinishJob(*job, job->cancel_reason);
       continue;
     }
     ApplyTokens(*job, *model, r.tokens, now);

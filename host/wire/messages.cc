@@ -43,6 +43,7 @@ const char* FinishReasonName(FinishReason reason) {
     case FinishReason::kDeadlineExceeded: return "deadline_exceeded";
     case FinishReason::kError: return "error";
     case FinishReason::kContextFull: return "context_full";
+    case FinishReason::kAbandoned: return "abandoned";
   }
   return "unknown";
 }

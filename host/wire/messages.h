@@ -115,7 +115,7 @@ struct TokenChunk {
 };
 
 enum class FinishReason : uint8_t {
-  kLength, kStopToken, kCancelled, kDeadlineExceeded, kError, kContextFull,
+  kLength, kStopToken, kCancelled, kDeadlineExceeded, kError, kContextFull, kAbandoned,
 };
 const char* FinishReasonName(FinishReason reason);
 
