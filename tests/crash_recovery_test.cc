@@ -297,5 +297,17 @@ TEST_F(CrashRecoveryTest, SigtermLeavesUnfinishedJobsForTheNextStart) {
   }
 }
 
+TEST_F(CrashRecoveryTest, ADamagedStoreStopsWaferdWithTheFileNamed) {
+  // Not an SQLite file at all (a disk error, or somebody's editor): waferd refuses to start and
+  // says which file, rather than starting empty and forgetting accepted jobs.
+  std::ofstream(dir_.path() + "/jobs.db") << std::string(8192, '\x5a');
+  const int code =
+      RunProgram({kBin + "/waferd", "--config", dir_.path() + "/waferd.yaml"}, dir_.path() + "/bad.log");
+  EXPECT_EQ(code, 3);
+  const std::string log = ReadFile(dir_.path() + "/bad.log");
+  EXPECT_NE(log.find(dir_.path() + "/jobs.db"), std::string::npos) << log;
+  EXPECT_NE(log.find("not a readable job store"), std::string::npos) << log;
+}
+
 }  // namespace
 }  // namespace wafer::testing

@@ -3,8 +3,10 @@
 //
 //   waferd [--config FILE] [--print-default-config]
 //
-// SIGTERM or SIGINT drains: new jobs are refused, accepted ones finish, then it exits 0.
-// Exit codes: 0 clean shutdown, 2 usage or configuration error, 3 startup failure.
+// SIGTERM or SIGINT drains: new jobs are refused, accepted ones finish (up to drain_timeout_ms;
+// what is unfinished then stays in the job store for the next start), then it exits 0.
+// Exit codes: 0 clean shutdown, 2 usage or configuration error, 3 startup failure (an endpoint
+// taken, a job store that is damaged, from a newer waferd or in use by another).
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -33,7 +35,12 @@ void OnHangup(int) {
 
 int Usage(FILE* out) {
   std::fputs("usage: waferd [--config FILE] [--print-default-config]\n"
-             "  SIGTERM/SIGINT: drain and exit; SIGHUP: re-read security.clients from FILE\n",
+             "  Accepted jobs are kept in the job store (store.path; default\n"
+             "  $XDG_STATE_HOME/waferd/jobs.db, else ~/.local/state/waferd/jobs.db) and survive\n"
+             "  a crash or restart: clients resume their streams with ResumeStream.\n"
+             "  SIGTERM/SIGINT: drain and exit (unfinished jobs stay in the store);\n"
+             "  SIGHUP: re-read security.clients from FILE\n"
+             "  exit codes: 0 clean shutdown, 2 usage or configuration error, 3 startup failure\n",
              out);
   return out == stdout ? 0 : 2;
 }

@@ -127,6 +127,8 @@ Status OpenFailure(sqlite3* db, const std::string& path, std::string* detail) {
     case SQLITE_NOTADB:
     case SQLITE_CORRUPT:
     case SQLITE_FORMAT:
+      *detail = path + ": not a readable job store (" + sqlite3_errmsg(db) +
+                "); move it aside to start with an empty one";
       return DataLoss();
     default:
       return Unavailable();
