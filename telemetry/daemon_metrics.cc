@@ -72,6 +72,30 @@ DaemonMetrics::DaemonMetrics() : registry_(std::make_shared<prometheus::Registry
                        .Help("Jobs holding a KV-cache slot.").Register(r).Add({});
   load_bytes_ = &BuildCounter().Name("wafer_model_load_bytes_total")
                      .Help("Weight bytes written to boards.").Register(r).Add({});
+  store_commits_ = &BuildCounter().Name("wafer_job_store_commits_total")
+                        .Help("Job store transactions committed (one per loop turn with writes).")
+                        .Register(r).Add({});
+  store_fsyncs_ = &BuildCounter().Name("wafer_job_store_fsyncs_total")
+                       .Help("fsyncs of the job store's log, each covering every commit before it.")
+                       .Register(r).Add({});
+  store_fsync_seconds_ = &BuildCounter().Name("wafer_job_store_fsync_seconds_total")
+                              .Help("Time spent in those fsyncs.").Register(r).Add({});
+  store_write_failures_ = &BuildCounter().Name("wafer_job_store_write_failures_total")
+                               .Help("Writes or commits the disk refused (full, I/O error); each "
+                                     "is kept and retried.")
+                               .Register(r).Add({});
+  store_stalled_ = &BuildGauge().Name("wafer_job_store_stalled")
+                        .Help("1 while the job store's writes wait for the disk: new jobs are "
+                              "refused with STORAGE_UNAVAILABLE.")
+                        .Register(r).Add({});
+  replies_waiting_ = &BuildGauge().Name("wafer_job_replies_waiting_for_store")
+                          .Help("Replies (accepted, chunks, endings) held until their writes are "
+                                "durable.")
+                          .Register(r).Add({});
+  jobs_recovered_ = &BuildCounter().Name("wafer_jobs_recovered_total")
+                         .Help("Unfinished jobs read back from the job store at start and queued "
+                               "again.")
+                         .Register(r).Add({});
 }
 
 DaemonMetrics::~DaemonMetrics() = default;

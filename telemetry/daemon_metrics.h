@@ -76,6 +76,14 @@ class DaemonMetrics {
   prometheus::Gauge& queue_depth() { return *queue_depth_; }
   prometheus::Gauge& jobs_running() { return *jobs_running_; }
   prometheus::Counter& load_bytes() { return *load_bytes_; }
+  // The job store (the daemon adds what its stats moved since the last turn).
+  prometheus::Counter& store_commits() { return *store_commits_; }
+  prometheus::Counter& store_fsyncs() { return *store_fsyncs_; }
+  prometheus::Counter& store_fsync_seconds() { return *store_fsync_seconds_; }
+  prometheus::Counter& store_write_failures() { return *store_write_failures_; }
+  prometheus::Gauge& store_stalled() { return *store_stalled_; }
+  prometheus::Gauge& replies_waiting() { return *replies_waiting_; }
+  prometheus::Counter& jobs_recovered() { return *jobs_recovered_; }
 
   prometheus::Registry& registry() { return *registry_; }
 
@@ -105,6 +113,13 @@ class DaemonMetrics {
   prometheus::Gauge* queue_depth_;
   prometheus::Gauge* jobs_running_;
   prometheus::Counter* load_bytes_;
+  prometheus::Counter* store_commits_;
+  prometheus::Counter* store_fsyncs_;
+  prometheus::Counter* store_fsync_seconds_;
+  prometheus::Counter* store_write_failures_;
+  prometheus::Gauge* store_stalled_;
+  prometheus::Gauge* replies_waiting_;
+  prometheus::Counter* jobs_recovered_;
 
   std::map<std::string, ModelSeries> models_;
   std::map<uint32_t, BoardSeries> boards_;

@@ -3,12 +3,14 @@
 // resume from a new connection saves them), then they end kAbandoned; a client that never sent
 // a heartbeat is never judged.
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include <gtest/gtest.h>
 
 #include "host/client/wafer_client.h"
 #include "tests/daemon_harness.h"
+#include "tests/http_get.h"
 
 namespace wafer::testing {
 namespace {
@@ -105,6 +107,17 @@ TEST_F(HeartbeatTest, AnOptedInClientIsBeatenToAndItsSilenceAbandonsItsJobs) {
   ASSERT_TRUE(watcher->Send(host::ResumeStream{job, 1u << 30, 0}).ok());
   const host::JobFinished f = WaitFinished(*watcher, job);
   EXPECT_EQ(f.reason, FinishReason::kAbandoned);
+  // Counted under its own reason; and the store's work shows on /metrics.
+  const std::string metrics = HttpGet(harness_->daemon().metrics_port(), "/metrics");
+  EXPECT_NE(metrics.find("wafer_jobs_finished_total{model=\"tiny\",reason=\"abandoned\"} 1"),
+            std::string::npos)
+      << metrics;
+  for (const char* series : {"wafer_job_store_commits_total", "wafer_job_store_fsyncs_total"}) {
+    const size_t at = metrics.find(std::string("\n") + series + " ");
+    ASSERT_NE(at, std::string::npos) << series;
+    EXPECT_GT(std::stod(metrics.substr(at + std::strlen(series) + 2)), 0) << series;
+  }
+  EXPECT_NE(metrics.find("\nwafer_job_store_stalled 0"), std::string::npos) << metrics;
 }
 
 TEST_F(HeartbeatTest, AResumeWithinTheGracePeriodKeepsTheJob) {

@@ -199,6 +199,7 @@ void Daemon::Recover() {
     p.steps.FailQueued(model, ErrorCode::kModelNotReady,
                        "model '" + model + "' is no longer loaded after the restart");
   }
+  p.metrics.jobs_recovered().Increment(static_cast<double>(recovered));
   if (recovered > 0 || p.store->size() > 0) {
     std::fprintf(stderr, "waferd: %s: %zu unfinished jobs queued again, %zu jobs held\n",
                  p.store->Describe().c_str(), recovered, p.store->size());
@@ -294,11 +295,26 @@ void Daemon::Run() {
     // One commit (one fsync) for everything this turn accepted, streamed and ended; the
     // replies that promised it go out after.
     p.job_frontend.Flush();
+    ExportStoreStats();
     p.metrics.queue_depth().Set(static_cast<double>(p.scheduler.queued()));
     p.metrics.jobs_running().Set(static_cast<double>(p.scheduler.running()));
     if (stopping_ && ShutdownDrained()) break;
   }
   p.job_frontend.Flush();
+}
+
+void Daemon::ExportStoreStats() {
+  DaemonParts& p = *parts_;
+  const JobStoreStats now = p.store->stats();
+  JobStoreStats& was = exported_store_stats_;
+  p.metrics.store_commits().Increment(static_cast<double>(now.commits - was.commits));
+  p.metrics.store_fsyncs().Increment(static_cast<double>(now.fsyncs - was.fsyncs));
+  p.metrics.store_fsync_seconds().Increment(now.fsync_seconds - was.fsync_seconds);
+  p.metrics.store_write_failures().Increment(
+      static_cast<double>(now.write_failures - was.write_failures));
+  p.metrics.store_stalled().Set(now.stalled ? 1 : 0);
+  p.metrics.replies_waiting().Set(static_cast<double>(p.job_frontend.held()));
+  was = now;
 }
 
 bool Daemon::ShutdownDrained() {

@@ -13,6 +13,7 @@
 #include "host/boards/board_link_factory.h"
 #include "host/config/daemon_config.h"
 #include "host/frontend/admin_frontend.h"
+#include "host/jobs/job_store.h"
 
 namespace wafer::host {
 
@@ -60,6 +61,8 @@ class Daemon {
   void Reload();
   // After a restart: the stored model loads start again and the stored unfinished jobs queue.
   void Recover();
+  // Adds what the job store did this turn to /metrics.
+  void ExportStoreStats();
 
   zmq::context_t& context_;
   const DaemonConfig config_;
@@ -70,6 +73,7 @@ class Daemon {
   std::function<Status(DaemonConfig*, std::string*)> config_source_;  // Guarded by source_mu_.
   bool stopping_ = false;
   int64_t drain_deadline_ns_ = 0;
+  JobStoreStats exported_store_stats_;  // What /metrics has been told so far.
   std::unique_ptr<DaemonParts> parts_;
 };
 

@@ -32,6 +32,7 @@ class InMemoryJobStore final : public JobStore {
   uint64_t durable() const override { return 0; }
   int durable_event_fd() const override { return -1; }
   std::string Describe() const override { return "job store in memory"; }
+  JobStoreStats stats() const override { return {}; }
   Status ModelLoaded(const StoredModelLoad& load) override;
   Status ModelRemoved(const std::string& name) override;
   std::vector<StoredModelLoad> LoadedModels() const override;

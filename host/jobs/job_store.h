@@ -31,6 +31,15 @@ struct StoredModelLoad {
   bool operator==(const StoredModelLoad&) const = default;
 };
 
+// What a store has done since it was opened, for /metrics.
+struct JobStoreStats {
+  uint64_t commits = 0;
+  uint64_t fsyncs = 0;
+  double fsync_seconds = 0;
+  uint64_t write_failures = 0;  // Writes or commits the disk refused (each retried).
+  bool stalled = false;         // Writes wait for the disk; new jobs are refused.
+};
+
 // Not thread-safe; owned by the step loop's thread, like the JobTable that uses it.
 class JobStore {
  public:
@@ -82,6 +91,7 @@ class JobStore {
   virtual int durable_event_fd() const = 0;
   // One line for logs and rejections: where the store is and, after a failure, what failed.
   virtual std::string Describe() const = 0;
+  virtual JobStoreStats stats() const = 0;
 
   // Model loads to repeat after a restart: recorded when a load succeeds, dropped when the
   // model goes away. Same commit rules as jobs.

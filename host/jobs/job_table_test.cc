@@ -205,6 +205,7 @@ class RefusingStore final : public JobStore {
   uint64_t durable() const override { return 0; }
   int durable_event_fd() const override { return -1; }
   std::string Describe() const override { return "refusing"; }
+  JobStoreStats stats() const override { return {}; }
   Status ModelLoaded(const StoredModelLoad&) override { return Unavailable(); }
   Status ModelRemoved(const std::string&) override { return Unavailable(); }
   std::vector<StoredModelLoad> LoadedModels() const override { return {}; }

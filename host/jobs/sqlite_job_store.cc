@@ -270,8 +270,11 @@ void SqliteJobStore::SyncLoop() {
     if (to_sync_ <= synced_.load()) return;  // Stopping, and everything is on disk.
     const uint64_t target = to_sync_;  // Every commit up to here has written its pages.
     lock.unlock();
+    const int64_t start = clock_.NowNanos();
     const bool ok = fdatasync(wal_fd_) == 0;
     const int error = errno;
+    fsync_ns_ += static_cast<uint64_t>(clock_.NowNanos() - start);
+    ++fsyncs_;
     lock.lock();
     if (!ok) {
       // After a failed fsync the kernel may have dropped the pages: nothing later can be
@@ -451,6 +454,7 @@ Status SqliteJobStore::Write(const std::function<bool()>& write) {
   if (write()) return OkStatus();
   std::fprintf(stderr, "waferd: job store %s: %s; writes wait for the disk\n",
                options_.path.c_str(), failure_.c_str());
+  ++write_failures_;
   Rollback();
   stalled_ = true;
   return disk_full_ ? ResourceExhausted() : Unavailable();
@@ -647,12 +651,14 @@ Status SqliteJobStore::Commit() {
   if (!Exec("COMMIT")) {
     std::fprintf(stderr, "waferd: job store %s: %s; writes wait for the disk\n",
                  options_.path.c_str(), failure_.c_str());
+    ++write_failures_;
     Rollback();
     stalled_ = true;
     return Unavailable();
   }
   in_transaction_ = false;
   ++written_;
+  ++commits_;
   if (options_.fsync) {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -670,6 +676,16 @@ Status SqliteJobStore::Commit() {
   unsaved_jobs_.clear();
   unsaved_models_.clear();
   return OkStatus();
+}
+
+JobStoreStats SqliteJobStore::stats() const {
+  JobStoreStats s;
+  s.commits = commits_;
+  s.fsyncs = fsyncs_.load();
+  s.fsync_seconds = static_cast<double>(fsync_ns_.load()) / 1e9;
+  s.write_failures = write_failures_;
+  s.stalled = stalled_ || sync_failed_.load();
+  return s;
 }
 
 std::string SqliteJobStore::Describe() const {

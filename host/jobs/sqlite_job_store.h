@@ -72,6 +72,7 @@ class SqliteJobStore final : public JobStore {
   uint64_t durable() const override;
   int durable_event_fd() const override { return event_fd_; }
   std::string Describe() const override;
+  JobStoreStats stats() const override;
   Status ModelLoaded(const StoredModelLoad& load) override;
   Status ModelRemoved(const std::string& name) override;
   std::vector<StoredModelLoad> LoadedModels() const override { return cache_.LoadedModels(); }
@@ -125,6 +126,10 @@ class SqliteJobStore final : public JobStore {
   bool stopping_ = false;  // Guarded by mu_.
   std::atomic<uint64_t> synced_{0};
   std::atomic<bool> sync_failed_{false};
+  uint64_t commits_ = 0;
+  uint64_t write_failures_ = 0;
+  std::atomic<uint64_t> fsyncs_{0};
+  std::atomic<uint64_t> fsync_ns_{0};
 };
 
 }  // namespace wafer::host
