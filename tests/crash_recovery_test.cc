@@ -25,13 +25,6 @@ using host::JobMessage;
 
 const std::string kBin = WAFER_BIN_DIR;
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // What a client knows of one of its jobs.
 struct Stream {
   uint64_t instance = 0;
@@ -77,7 +70,7 @@ class CrashRecoveryTest : public ::testing::Test {
     }
     FAIL() << "waferd did not get its model ready\n" << Log();
   }
-  std::string Log() { return ReadFile(dir_.path() + "/waferd." + std::to_string(starts_) + ".log"); }
+  std::string Log() { return ReadWholeFile(dir_.path() + "/waferd." + std::to_string(starts_) + ".log"); }
 
   // Kills waferd the hard way (no drain, no commit, no cleanup).
   void KillNine() {
@@ -97,6 +90,18 @@ class CrashRecoveryTest : public ::testing::Test {
     s.want_text = false;
     if (i % 2 == 1) s.sampling = host::SamplingParams{0.8f, 20, 0.95f, 1000 + i};  // Seeded.
     return s;
+  }
+
+  // Submits jobs 0..jobs-1 (Job(i, max_tokens)), recording each in `streams` and `ids`.
+  static void SubmitAll(host::JobClient& client, uint32_t jobs, uint32_t max_tokens,
+                        std::map<uint64_t, Stream>* streams, std::vector<uint64_t>* ids) {
+    for (uint32_t i = 0; i < jobs; ++i) {
+      host::SubmitOutcome outcome;
+      ASSERT_TRUE(client.Submit(Job(i, max_tokens), &outcome, 5000).ok());
+      ASSERT_TRUE(outcome.accepted) << outcome.rejection.detail;
+      ids->push_back(outcome.accepted_reply.job_id);
+      (*streams)[ids->back()].instance = outcome.accepted_reply.instance_id;
+    }
   }
 
   // Applies one message to `streams`, checking the stream rules on the way.
@@ -173,13 +178,8 @@ TEST_F(CrashRecoveryTest, KillNineLosesNoAcceptedJobAndResumesEachStreamExactly)
   ASSERT_TRUE(client.ok());
   std::map<uint64_t, Stream> streams;
   std::vector<uint64_t> ids;
-  for (uint32_t i = 0; i < kJobs; ++i) {
-    host::SubmitOutcome outcome;
-    ASSERT_TRUE((*client)->Submit(Job(i, kMaxTokens), &outcome, 5000).ok());
-    ASSERT_TRUE(outcome.accepted) << outcome.rejection.detail;
-    ids.push_back(outcome.accepted_reply.job_id);
-    streams[ids.back()].instance = outcome.accepted_reply.instance_id;
-  }
+  SubmitAll(**client, kJobs, kMaxTokens, &streams, &ids);
+  ASSERT_FALSE(HasFatalFailure());
   const uint64_t instance = streams[ids[0]].instance;
   EXPECT_NE(instance, 0u);
   // Some tokens stream, then the daemon dies mid-flight.
@@ -257,13 +257,8 @@ TEST_F(CrashRecoveryTest, SigtermLeavesUnfinishedJobsForTheNextStart) {
   ASSERT_TRUE(client.ok());
   std::map<uint64_t, Stream> streams;
   std::vector<uint64_t> ids;
-  for (uint32_t i = 0; i < kJobs; ++i) {
-    host::SubmitOutcome outcome;
-    ASSERT_TRUE((*client)->Submit(Job(i, kMaxTokens), &outcome, 5000).ok());
-    ASSERT_TRUE(outcome.accepted);
-    ids.push_back(outcome.accepted_reply.job_id);
-    streams[ids.back()].instance = outcome.accepted_reply.instance_id;
-  }
+  SubmitAll(**client, kJobs, kMaxTokens, &streams, &ids);
+  ASSERT_FALSE(HasFatalFailure());
   // drain_timeout_ms is 0: SIGTERM ends waferd at once, cancelling nothing.
   ASSERT_EQ(kill(waferd_, SIGTERM), 0);
   int status = 0;
@@ -304,7 +299,7 @@ TEST_F(CrashRecoveryTest, ADamagedStoreStopsWaferdWithTheFileNamed) {
   const int code =
       RunProgram({kBin + "/waferd", "--config", dir_.path() + "/waferd.yaml"}, dir_.path() + "/bad.log");
   EXPECT_EQ(code, 3);
-  const std::string log = ReadFile(dir_.path() + "/bad.log");
+  const std::string log = ReadWholeFile(dir_.path() + "/bad.log");
   EXPECT_NE(log.find(dir_.path() + "/jobs.db"), std::string::npos) << log;
   EXPECT_NE(log.find("not a readable job store"), std::string::npos) << log;
 }

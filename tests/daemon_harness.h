@@ -22,6 +22,9 @@ pid_t SpawnProgram(const std::vector<std::string>& argv, const std::string& log)
 // Runs a program and waits for it; returns its exit status (or -1). Output goes to `log`.
 int RunProgram(const std::vector<std::string>& argv, const std::string& log = "/dev/null");
 
+// The whole content of the file at `path` ("" when it cannot be read).
+std::string ReadWholeFile(const std::string& path);
+
 // A fresh temporary directory, removed by the destructor.
 class TempDir {
  public:

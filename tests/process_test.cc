@@ -20,13 +20,6 @@ namespace {
 
 const std::string kBin = WAFER_BIN_DIR;
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // Sends SIGTERM and returns the exit code (or -1 when killed by a signal / timed out).
 int TerminateAndWait(pid_t pid, int timeout_s = 20) {
   kill(pid, SIGTERM);
@@ -46,7 +39,7 @@ int Ctl(const std::vector<std::string>& args, std::string* out, const std::strin
   argv.insert(argv.end(), args.begin(), args.end());
   const std::string log = dir + "/ctl.out";
   int code = RunProgram(argv, log);
-  *out = ReadFile(log);
+  *out = ReadWholeFile(log);
   return code;
 }
 
@@ -54,12 +47,12 @@ TEST(ProcessTest, ConfigErrorsNameKeyAndLineAndExit2) {
   TempDir dir;
   std::ofstream(dir.path() + "/bad.yaml") << "scheduler:\n  max_batch: 0\n";
   EXPECT_EQ(RunProgram({kBin + "/waferd", "--config", dir.path() + "/bad.yaml"}, dir.path() + "/log"), 2);
-  std::string log = ReadFile(dir.path() + "/log");
+  std::string log = ReadWholeFile(dir.path() + "/log");
   EXPECT_NE(log.find("line 2: scheduler.max_batch"), std::string::npos) << log;
   EXPECT_EQ(RunProgram({kBin + "/waferd", "--bogus"}, dir.path() + "/log"), 2);
   EXPECT_EQ(RunProgram({kBin + "/waferd", "--print-default-config"}, dir.path() + "/default.yaml"), 0);
   // The printed defaults are a valid config.
-  std::string text = ReadFile(dir.path() + "/default.yaml");
+  std::string text = ReadWholeFile(dir.path() + "/default.yaml");
   EXPECT_NE(text.find("job_endpoint:"), std::string::npos);
   EXPECT_NE(text.find("boards:"), std::string::npos);
 }
@@ -98,7 +91,7 @@ TEST(ProcessTest, WaferdWithSeparateWaferSimServesWaferctl) {
     ready = !j.is_discarded() && j["models"].size() == 1 && j["models"][0]["state"] == "ready" &&
             j["boards"][0]["state"] == "ready";
   }
-  ASSERT_TRUE(ready) << out << ReadFile(dir.path() + "/waferd.log");
+  ASSERT_TRUE(ready) << out << ReadWholeFile(dir.path() + "/waferd.log");
   auto status = nlohmann::json::parse(out);
   EXPECT_EQ(status["boards"][0]["board_id"], "sim-ipc");
   EXPECT_EQ(status["boards"][0]["endpoint"], board_ep);
@@ -151,7 +144,7 @@ TEST(ProcessTest, WaferdWithSeparateWaferSimServesWaferctl) {
   EXPECT_EQ(http_status, 200);
 
   // SIGTERM drains and exits 0; then waferctl reports the daemon unreachable (exit 3).
-  EXPECT_EQ(TerminateAndWait(waferd), 0) << ReadFile(dir.path() + "/waferd.log");
+  EXPECT_EQ(TerminateAndWait(waferd), 0) << ReadWholeFile(dir.path() + "/waferd.log");
   EXPECT_EQ(Ctl(with({"--timeout-ms", "300", "status"}), &out, dir.path()), 3);
 
   // A new waferd finds the board still holding the old daemon's model: it resets the board to
@@ -165,15 +158,15 @@ TEST(ProcessTest, WaferdWithSeparateWaferSimServesWaferctl) {
     auto j = nlohmann::json::parse(out, nullptr, false);
     ready = !j.is_discarded() && j["models"].size() == 1 && j["models"][0]["state"] == "ready";
   }
-  ASSERT_TRUE(ready) << out << ReadFile(dir.path() + "/waferd2.log");
-  EXPECT_NE(ReadFile(dir.path() + "/waferd2.log").find("did not load; resetting it"),
+  ASSERT_TRUE(ready) << out << ReadWholeFile(dir.path() + "/waferd2.log");
+  EXPECT_NE(ReadWholeFile(dir.path() + "/waferd2.log").find("did not load; resetting it"),
             std::string::npos);
   EXPECT_EQ(Ctl(with({"submit", "--model", "tiny", "--tokens", "1,2", "--max-tokens", "3"}), &out,
                 dir.path()),
             0)
       << out;
-  EXPECT_EQ(TerminateAndWait(waferd), 0) << ReadFile(dir.path() + "/waferd2.log");
-  EXPECT_EQ(TerminateAndWait(sim), 0) << ReadFile(dir.path() + "/sim.log");
+  EXPECT_EQ(TerminateAndWait(waferd), 0) << ReadWholeFile(dir.path() + "/waferd2.log");
+  EXPECT_EQ(TerminateAndWait(sim), 0) << ReadWholeFile(dir.path() + "/sim.log");
 }
 
 TEST(ProcessTest, TwoEmbeddedBoardsServeAModelEach) {
@@ -206,7 +199,7 @@ TEST(ProcessTest, TwoEmbeddedBoardsServeAModelEach) {
   }
   ASSERT_EQ(status["boards"].size(), 2u) << out;
   for (const auto& m : status["models"]) {
-    EXPECT_EQ(m["state"], "ready") << ReadFile(dir.path() + "/waferd.log");
+    EXPECT_EQ(m["state"], "ready") << ReadWholeFile(dir.path() + "/waferd.log");
     EXPECT_EQ(m["board"], m["name"] == "a" ? 0 : 1);
   }
   for (const char* model : {"a", "b"}) {
@@ -258,7 +251,7 @@ TEST(ProcessTest, JobsSurviveAWaferSimCrash) {
     }
     return state;
   };
-  ASSERT_EQ(wait_for("model", "ready", 100), "ready") << ReadFile(dir.path() + "/waferd.log");
+  ASSERT_EQ(wait_for("model", "ready", 100), "ready") << ReadWholeFile(dir.path() + "/waferd.log");
 
   // A reference run, then the same greedy job with the board process killed under it.
   auto client = host::JobClient::Connect(job_ep);
@@ -302,9 +295,9 @@ TEST(ProcessTest, JobsSurviveAWaferSimCrash) {
 
   EXPECT_EQ(wait_for("board", "offline", 100), "offline");  // Noticed; still answering.
   sim = SpawnProgram({kBin + "/wafer-sim", "--endpoint", board_ep}, dir.path() + "/sim2.log");
-  EXPECT_EQ(wait_for("model", "ready", 150), "ready") << ReadFile(dir.path() + "/waferd.log");
+  EXPECT_EQ(wait_for("model", "ready", 150), "ready") << ReadWholeFile(dir.path() + "/waferd.log");
   while (true) {
-    ASSERT_TRUE((*client)->Receive(&m, 30000).ok()) << ReadFile(dir.path() + "/waferd.log");
+    ASSERT_TRUE((*client)->Receive(&m, 30000).ok()) << ReadWholeFile(dir.path() + "/waferd.log");
     if (auto* c = std::get_if<host::TokenChunk>(&m)) {
       tokens.insert(tokens.end(), c->tokens.begin(), c->tokens.end());
     } else if (auto* f = std::get_if<host::JobFinished>(&m)) {
@@ -317,7 +310,7 @@ TEST(ProcessTest, JobsSurviveAWaferSimCrash) {
   // The new board process numbers its fault reports from the start again: a PE fault on it is
   // still repaired in place, not by a full reload.
   pe_fault_then_job();
-  const std::string log = ReadFile(dir.path() + "/waferd.log");
+  const std::string log = ReadWholeFile(dir.path() + "/waferd.log");
   size_t repairs = 0;
   for (size_t at = log.find("repaired on board"); at != std::string::npos;
        at = log.find("repaired on board", at + 1)) {

@@ -101,6 +101,17 @@ void BindText(sqlite3_stmt* s, int index, const std::string& text) {
   sqlite3_bind_text64(s, index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
 }
 
+// A job's ending, in the seven columns from finish_reason to device_ns, from `first` on.
+void BindEnding(sqlite3_stmt* s, int first, const JobFinished& f) {
+  sqlite3_bind_int(s, first, static_cast<int>(f.reason));
+  sqlite3_bind_int(s, first + 1, static_cast<int>(f.error_code));
+  BindText(s, first + 2, f.detail);
+  sqlite3_bind_int64(s, first + 3, f.timings.queued_ns);
+  sqlite3_bind_int64(s, first + 4, f.timings.ttft_ns);
+  sqlite3_bind_int64(s, first + 5, f.timings.total_ns);
+  sqlite3_bind_int64(s, first + 6, f.timings.device_ns);
+}
+
 std::string BoardsText(const std::vector<uint32_t>& boards) {
   std::string text;
   for (uint32_t b : boards) text += (text.empty() ? "" : ",") + std::to_string(b);
@@ -507,16 +518,7 @@ bool SqliteJobStore::WriteJob(uint64_t id) {
     sqlite3_bind_int(s, 16, job->want_text ? 1 : 0);
     sqlite3_bind_int64(s, 17, AsSql(job->deadline_unix_ms));
     sqlite3_bind_int64(s, 18, job->accepted_unix_ms);
-    if (finished) {
-      const JobFinished& f = *job->finished;
-      sqlite3_bind_int(s, 19, static_cast<int>(f.reason));
-      sqlite3_bind_int(s, 20, static_cast<int>(f.error_code));
-      BindText(s, 21, f.detail);
-      sqlite3_bind_int64(s, 22, f.timings.queued_ns);
-      sqlite3_bind_int64(s, 23, f.timings.ttft_ns);
-      sqlite3_bind_int64(s, 24, f.timings.total_ns);
-      sqlite3_bind_int64(s, 25, f.timings.device_ns);
-    }
+    if (finished) BindEnding(s, 19, *job->finished);
   }
   WAFER_STEP_OR_FAIL(this, s, "insert job");
   for (size_t i = 0; i < job->chunk_starts.size(); ++i) {
@@ -590,17 +592,10 @@ Status SqliteJobStore::Finished(const JobRecord& job) {
   WAFER_RETURN_IF_ERROR(cache_.Finished(job));
   unsaved_jobs_.insert(job.id);
   Write([this, &job] {
-    const JobFinished& f = *job.finished;
     sqlite3_stmt* s = Statement(kFinishJob);
     if (s != nullptr) {
       sqlite3_bind_int64(s, 1, AsSql(job.id));
-      sqlite3_bind_int(s, 2, static_cast<int>(f.reason));
-      sqlite3_bind_int(s, 3, static_cast<int>(f.error_code));
-      BindText(s, 4, f.detail);
-      sqlite3_bind_int64(s, 5, f.timings.queued_ns);
-      sqlite3_bind_int64(s, 6, f.timings.ttft_ns);
-      sqlite3_bind_int64(s, 7, f.timings.total_ns);
-      sqlite3_bind_int64(s, 8, f.timings.device_ns);
+      BindEnding(s, 2, *job.finished);
     }
     WAFER_STEP_OR_FAIL(this, s, "finish job");
     return true;
@@ -631,13 +626,17 @@ Status SqliteJobStore::ModelRemoved(const std::string& name) {
 
 Status SqliteJobStore::Commit() {
   if (stalled_) {
-    // Everything touched since the last good commit, written again whole from the records.
+    // Everything touched since the last good commit, written again whole from the records:
+    // the removals first, so that the room they free is there for the rest.
     if (!Exec("BEGIN")) return Unavailable();
     in_transaction_ = true;
-    for (uint64_t id : unsaved_jobs_) {
-      if (!WriteJob(id)) {
-        Rollback();
-        return Unavailable();
+    for (bool removals : {true, false}) {
+      for (uint64_t id : unsaved_jobs_) {
+        if ((cache_.Find(id) == nullptr) != removals) continue;
+        if (!WriteJob(id)) {
+          Rollback();
+          return Unavailable();
+        }
       }
     }
     for (const std::string& name : unsaved_models_) {
