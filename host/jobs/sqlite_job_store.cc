@@ -1,12 +1,8 @@
 #include "host/jobs/sqlite_job_store.h"
 
-#include <fcntl.h>
 #include <sqlite3.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <bit>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 
@@ -261,50 +257,15 @@ Result<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const SqliteStoreOp
 
 Status SqliteJobStore::StartSyncer(std::string* detail) {
   if (!options_.fsync) return OkStatus();
-  // SQLite keeps the WAL file (same inode) while the connection is open: an fdatasync on our
-  // own descriptor flushes what SQLite wrote through its.
-  const std::string wal = options_.path + "-wal";
-  wal_fd_ = open(wal.c_str(), O_RDONLY | O_CLOEXEC);
-  event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (wal_fd_ < 0 || event_fd_ < 0) {
-    *detail = wal + ": cannot open the job store's write-ahead log: " + std::strerror(errno);
-    return Unavailable();
-  }
-  syncer_ = std::thread([this] { SyncLoop(); });
+  // SQLite keeps the WAL file (same inode) while the connection is open: an fdatasync on the
+  // syncer's own descriptor flushes what SQLite wrote through its.
+  WAFER_ASSIGN_OR_RETURN(syncer_, FileSyncer::Start(options_.path + "-wal", clock_, detail));
   return OkStatus();
 }
 
-void SqliteJobStore::SyncLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (true) {
-    wake_.wait(lock, [this] { return stopping_ || to_sync_ > synced_.load(); });
-    if (to_sync_ <= synced_.load()) return;  // Stopping, and everything is on disk.
-    const uint64_t target = to_sync_;  // Every commit up to here has written its pages.
-    lock.unlock();
-    const int64_t start = clock_.NowNanos();
-    const bool ok = fdatasync(wal_fd_) == 0;
-    const int error = errno;
-    fsync_ns_ += static_cast<uint64_t>(clock_.NowNanos() - start);
-    ++fsyncs_;
-    lock.lock();
-    if (!ok) {
-      // After a failed fsync the kernel may have dropped the pages: nothing later can be
-      // called durable. New jobs are refused; the replies that wait never go.
-      std::fprintf(stderr, "waferd: job store %s: fsync failed (%s); no further write counts as "
-                   "durable\n", options_.path.c_str(), std::strerror(error));
-      sync_failed_ = true;
-      return;
-    }
-    synced_.store(target);
-    const uint64_t one = 1;
-    const ssize_t n = write(event_fd_, &one, sizeof(one));
-    (void)n;  // A full eventfd already says "look again".
-  }
-}
+uint64_t SqliteJobStore::durable() const { return syncer_ ? syncer_->synced() : written_; }
 
-uint64_t SqliteJobStore::durable() const {
-  return options_.fsync ? synced_.load() : written_;
-}
+bool SqliteJobStore::sync_failed() const { return syncer_ && syncer_->failed(); }
 
 SqliteJobStore::SqliteJobStore(const SqliteStoreOptions& options, const Clock& clock,
                                sqlite3* db, uint64_t instance_id)
@@ -314,16 +275,7 @@ SqliteJobStore::~SqliteJobStore() {
   // What the last turn wrote is committed and synced; a failure here is what a crash would
   // have lost.
   if (in_transaction_ || stalled_) Commit().IgnoreError();
-  if (syncer_.joinable()) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopping_ = true;
-    }
-    wake_.notify_one();
-    syncer_.join();
-  }
-  if (wal_fd_ >= 0) close(wal_fd_);
-  if (event_fd_ >= 0) close(event_fd_);
+  syncer_.reset();  // Syncs the last commits.
   for (auto& [sql, statement] : statements_) sqlite3_finalize(statement);
   sqlite3_close(db_);
 }
@@ -567,7 +519,7 @@ bool SqliteJobStore::WriteModel(const std::string& name) {
 
 Status SqliteJobStore::Insert(std::unique_ptr<JobRecord> job) {
   if (stalled_) return disk_full_ ? ResourceExhausted() : Unavailable();
-  if (sync_failed_.load()) return Unavailable();
+  if (sync_failed()) return Unavailable();
   if (cache_.Find(job->id) != nullptr) return AlreadyExists();
   const uint64_t id = job->id;
   WAFER_RETURN_IF_ERROR(cache_.Insert(std::move(job)));
@@ -658,13 +610,7 @@ Status SqliteJobStore::Commit() {
   in_transaction_ = false;
   ++written_;
   ++commits_;
-  if (options_.fsync) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      to_sync_ = written_;
-    }
-    wake_.notify_one();
-  }
+  if (syncer_) syncer_->Request(written_);
   if (stalled_) {
     std::fprintf(stderr, "waferd: job store %s: the disk took the waiting writes (%zu jobs)\n",
                  options_.path.c_str(), unsaved_jobs_.size());
@@ -680,16 +626,16 @@ Status SqliteJobStore::Commit() {
 JobStoreStats SqliteJobStore::stats() const {
   JobStoreStats s;
   s.commits = commits_;
-  s.fsyncs = fsyncs_.load();
-  s.fsync_seconds = static_cast<double>(fsync_ns_.load()) / 1e9;
+  s.fsyncs = syncer_ ? syncer_->fsyncs() : 0;
+  s.fsync_seconds = syncer_ ? syncer_->fsync_seconds() : 0;
   s.write_failures = write_failures_;
-  s.stalled = stalled_ || sync_failed_.load();
+  s.stalled = stalled_ || sync_failed();
   return s;
 }
 
 std::string SqliteJobStore::Describe() const {
   std::string text = "job store " + options_.path;
-  if (sync_failed_.load()) text += ": fsync failed; nothing since counts as durable";
+  if (sync_failed()) text += ": fsync failed; nothing since counts as durable";
   if (stalled_) {
     text += (disk_full_ ? ": disk full (" : ": writes failing (") + failure_ + "); " +
             std::to_string(unsaved_jobs_.size()) + " accepted jobs' writes wait";

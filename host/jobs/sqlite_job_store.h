@@ -11,20 +11,17 @@
 // next Commit(), until the disk takes them. Meanwhile Insert() refuses new jobs.
 #pragma once
 
-#include <atomic>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <string_view>
 
 #include "common/clock.h"
 #include "common/result.h"
+#include "host/jobs/file_syncer.h"
 #include "host/jobs/in_memory_job_store.h"
 
 struct sqlite3;
@@ -70,7 +67,7 @@ class SqliteJobStore final : public JobStore {
   Status Commit() override;
   uint64_t written() const override { return written_; }
   uint64_t durable() const override;
-  int durable_event_fd() const override { return event_fd_; }
+  int durable_event_fd() const override { return syncer_ ? syncer_->event_fd() : -1; }
   std::string Describe() const override;
   JobStoreStats stats() const override;
   Status ModelLoaded(const StoredModelLoad& load) override;
@@ -80,9 +77,9 @@ class SqliteJobStore final : public JobStore {
  private:
   SqliteJobStore(const SqliteStoreOptions& options, const Clock& clock, sqlite3* db,
                  uint64_t instance_id);
-  // Opens the WAL file and the eventfd and starts the syncer (options_.fsync only).
+  // Starts the syncer on the WAL file (options_.fsync only).
   Status StartSyncer(std::string* detail);
-  void SyncLoop();
+  bool sync_failed() const;
 
   // Reads every job and model load into the cache. DATA_LOSS for rows that do not add up.
   Status ReadAll(std::string* detail);
@@ -116,20 +113,10 @@ class SqliteJobStore final : public JobStore {
   std::string failure_;  // The last failure, for Describe().
   uint64_t written_ = 0;
 
-  // The syncer: it fsyncs the WAL up to the generation `to_sync_` and publishes `synced_`.
-  int wal_fd_ = -1;
-  int event_fd_ = -1;
-  std::thread syncer_;
-  std::mutex mu_;
-  std::condition_variable wake_;
-  uint64_t to_sync_ = 0;  // Guarded by mu_.
-  bool stopping_ = false;  // Guarded by mu_.
-  std::atomic<uint64_t> synced_{0};
-  std::atomic<bool> sync_failed_{false};
   uint64_t commits_ = 0;
   uint64_t write_failures_ = 0;
-  std::atomic<uint64_t> fsyncs_{0};
-  std::atomic<uint64_t> fsync_ns_{0};
+  // Fsyncs the WAL behind the loop (options_.fsync only; nullptr otherwise).
+  std::unique_ptr<FileSyncer> syncer_;
 };
 
 }  // namespace wafer::host
