@@ -24,6 +24,18 @@ enum class BoardBootState : uint8_t {
   kFaulted,
 };
 
+inline const char* BoardBootStateName(BoardBootState state) {
+  switch (state) {
+    case BoardBootState::kPowerOn: return "power_on";
+    case BoardBootState::kSelfTest: return "self_test";
+    case BoardBootState::kVerifyImage: return "verify_image";
+    case BoardBootState::kRemap: return "remap";
+    case BoardBootState::kReady: return "ready";
+    case BoardBootState::kFaulted: return "faulted";
+  }
+  return "unknown";
+}
+
 struct BoardIdentity {
   std::string board_id;
   std::string preset;

@@ -120,6 +120,13 @@ class Driver {
       MarkOffline("telemetry read failed: " + link_->last_error());
       return;
     }
+    if (t->state != BoardBootState::kReady) {
+      // A board process that died and came back before we noticed (the link reconnects by
+      // itself) answers from power-on, with none of our models: it is a lost board.
+      MarkOffline(std::string("board left the ready state behind our back (now ") +
+                  BoardBootStateName(t->state) + ")");
+      return;
+    }
     auto update = std::make_unique<WorkerEvent>(BoardUpdate{});
     BoardUpdate& u = std::get<BoardUpdate>(*update);
     u.board = index_;
@@ -145,6 +152,12 @@ class Driver {
     } else {
       done.status = outcome.status();
       done.detail = link_->last_error();
+      if (done.status.code() != StatusCode::kUnavailable && !BoardStillReady()) {
+        // The Step reached a board that restarted behind our back: its sequences are not
+        // wrong, their board was lost. Said UNAVAILABLE, they are re-queued, not failed.
+        done.status = Unavailable();
+        done.detail = "board " + std::to_string(index_) + " restarted: " + done.detail;
+      }
       if (done.status.code() == StatusCode::kUnavailable) MarkOffline("step failed: " + done.detail);
     }
     done.seqs = std::move(work.seqs);
@@ -278,6 +291,9 @@ class Driver {
     } else if (Status s = link_->InjectFault(work.fault); !s.ok()) {
       done.status = s;
       done.detail = link_->last_error();
+      // No answer (a process_crash took the board with it): the board is lost, whether or not
+      // a new process is already listening on its endpoint.
+      if (s.code() == StatusCode::kUnavailable) MarkOffline("fault injection: " + done.detail);
     }
     last_telemetry_ns_ = 0;  // Look at the board again at once.
     Send(std::make_unique<WorkerEvent>(std::move(done)));
@@ -330,6 +346,12 @@ class Driver {
     if (!status.ok()) done.detail = "board " + std::to_string(index_) + ": " + detail;
     last_telemetry_ns_ = 0;  // SRAM use changed: report it at once.
     Send(std::make_unique<WorkerEvent>(std::move(done)));
+  }
+
+  // Whether the board still reports the ready state (false also when it cannot be read).
+  bool BoardStillReady() {
+    auto t = link_->ReadTelemetry();
+    return t.ok() && t->state == BoardBootState::kReady;
   }
 
   void MarkOffline(const std::string& why) {
