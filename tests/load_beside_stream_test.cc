@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/daemon_harness.h"
+#include "tests/forwarding_board_link.h"
 
 namespace wafer::testing {
 namespace {
@@ -28,52 +29,29 @@ struct CallLog {
 };
 
 // Forwards every call to the real link and records the data-path ones.
-class RecordingLink final : public BoardLink {
+class RecordingLink final : public ForwardingBoardLink {
  public:
   RecordingLink(std::unique_ptr<BoardLink> inner, CallLog& log)
-      : inner_(std::move(inner)), log_(log) {}
-  Result<BoardIdentity> Identify() override { return inner_->Identify(); }
-  Status Boot() override { return inner_->Boot(); }
+      : ForwardingBoardLink(std::move(inner)), log_(log) {}
   Status BeginModel(const ModelManifest& manifest) override {
     log_.Add(Call::kBegin, manifest.model_id);
-    return inner_->BeginModel(manifest);
+    return ForwardingBoardLink::BeginModel(manifest);
   }
   Status WriteWeights(uint32_t model_id, uint32_t tensor, uint64_t offset,
                       std::span<const std::byte> data) override {
     log_.Add(Call::kWrite, model_id);
-    return inner_->WriteWeights(model_id, tensor, offset, data);
+    return ForwardingBoardLink::WriteWeights(model_id, tensor, offset, data);
   }
   Status CommitModel(uint32_t model_id) override {
     log_.Add(Call::kCommit, model_id);
-    return inner_->CommitModel(model_id);
+    return ForwardingBoardLink::CommitModel(model_id);
   }
-  Status UnloadModel(uint32_t model_id) override { return inner_->UnloadModel(model_id); }
   Result<StepOutcome> Step(uint32_t model_id, const std::vector<SeqStep>& seqs) override {
     log_.Add(Call::kStep, model_id);
-    return inner_->Step(model_id, seqs);
+    return ForwardingBoardLink::Step(model_id, seqs);
   }
-  Result<BoardTelemetry> ReadTelemetry() override { return inner_->ReadTelemetry(); }
-  Status Reset() override { return inner_->Reset(); }
-  Result<BoardErrorLog> ReadErrorLog(uint64_t from) override { return inner_->ReadErrorLog(from); }
-  Status BeginFirmwareImage(uint32_t slot, uint64_t size, uint32_t crc32c,
-                            std::span<const std::byte> signature) override {
-    return inner_->BeginFirmwareImage(slot, size, crc32c, signature);
-  }
-  Status WriteFirmwareChunk(uint32_t slot, uint64_t offset,
-                            std::span<const std::byte> data) override {
-    return inner_->WriteFirmwareChunk(slot, offset, data);
-  }
-  Status CommitFirmwareImage(uint32_t slot) override { return inner_->CommitFirmwareImage(slot); }
-  Result<BoardHarvestMap> ReadGeometry() override { return inner_->ReadGeometry(); }
-  Result<BoardFaults> ReadFaults(uint64_t from) override { return inner_->ReadFaults(from); }
-  Status InjectFault(const BoardFaultInjection& fault) override {
-    return inner_->InjectFault(fault);
-  }
-  Status Heartbeat() override { return inner_->Heartbeat(); }
-  const std::string& last_error() const override { return inner_->last_error(); }
 
  private:
-  std::unique_ptr<BoardLink> inner_;
   CallLog& log_;
 };
 

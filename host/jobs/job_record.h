@@ -58,6 +58,15 @@ struct JobRecord {
   bool in_flight = false;    // Part of the step the board is running...
   uint64_t step_serial = 0;  // ...this one (a re-queued job's old step may still come back).
 
+  // ---- poison-job blame (transient) ----
+  // The job was in a Step its board went down on: it is a suspect, and runs in Steps of its own
+  // until its output is longer than this (past the point of the crash). A suspect whose own
+  // Step takes a board down again is the cause, and fails (FinishReason kPoison).
+  std::optional<uint32_t> suspect_until_output;
+  bool Suspect() const {
+    return suspect_until_output.has_value() && output.size() <= *suspect_until_output;
+  }
+
   // ---- timings and accounting ----
   int64_t first_step_ns = 0;
   int64_t first_token_ns = 0;

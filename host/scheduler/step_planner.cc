@@ -43,10 +43,24 @@ size_t StepPlanner::Plan(const StepTarget& target, std::deque<uint64_t>& running
   const int64_t now = clock_.NowNanos();
   std::vector<uint64_t>& waiting = waiting_;
   waiting.clear();
+  // A suspect of a board loss runs with nothing else of its model in flight, so that if the
+  // board goes down again the cause is known (StepLoop::BlameBoardLoss).
+  bool any_in_flight = false;
+  for (uint64_t id : running) {
+    const JobRecord* job = jobs_.Find(id);
+    if (job == nullptr || !job->in_flight) continue;
+    if (job->Suspect()) return 0;
+    any_in_flight = true;
+  }
+  bool alone = false;  // A suspect is in this Step: nobody joins it.
   for (uint64_t id : running) {
     JobRecord* job = jobs_.Find(id);
-    if (job == nullptr || job->in_flight || planned >= per_step) {
+    if (job == nullptr || job->in_flight || planned >= per_step || alone) {
       waiting.push_back(id);
+      continue;
+    }
+    if (job->Suspect() && (planned > 0 || any_in_flight)) {
+      waiting.push_back(id);  // It runs alone (below), once nothing else is in flight.
       continue;
     }
     // The frame: what this sequence carries besides its input tokens, and per input token.
@@ -116,6 +130,7 @@ size_t StepPlanner::Plan(const StepTarget& target, std::deque<uint64_t>& running
     job->step_serial = target.serial;
     job_ids->push_back(id);
     ++planned;
+    alone = job->Suspect();
   }
   seqs->resize(planned);
   if (planned == 0) return 0;

@@ -106,6 +106,30 @@ TEST_F(StepPlannerTest, RunningJobsSplitBetweenStepsInFlightAndRotate) {
   EXPECT_EQ(planner.Plan({.serial = 3}, running, &seqs_, &ids_, &unfit_), 0u);
 }
 
+TEST_F(StepPlannerTest, ASuspectOfABoardLossRunsWithNothingElseInFlight) {
+  StepPlanner planner({.max_batch = 8, .steps_in_flight = 2, .prefill_chunk_tokens = 512,
+                       .decode_tokens_per_step = 4},
+                      table_, clock_);
+  const uint64_t a = AddRunning(2, {7}), suspect = AddRunning(2, {7}), c = AddRunning(2, {7});
+  table_.Find(suspect)->suspect_until_output = 5;  // Alone until its output passes 5 tokens.
+  std::deque<uint64_t> running{a, suspect, c};
+  // Others first: the suspect waits while anything of its model is in flight.
+  ASSERT_EQ(planner.Plan({.serial = 1}, running, &seqs_, &ids_, &unfit_), 2u);
+  EXPECT_EQ(ids_, (std::vector<uint64_t>{a, c}));
+  EXPECT_EQ(planner.Plan({.serial = 2}, running, &seqs_, &ids_, &unfit_), 0u);
+  StepReturned({a, c});
+  // Then it goes alone, and nothing joins it or runs beside it.
+  ASSERT_EQ(planner.Plan({.serial = 3}, running, &seqs_, &ids_, &unfit_), 1u);
+  EXPECT_EQ(ids_, std::vector<uint64_t>{suspect});
+  EXPECT_EQ(planner.Plan({.serial = 4}, running, &seqs_, &ids_, &unfit_), 0u);
+  // Past the point of the crash it is cleared, and batches with the others again.
+  StepReturned({suspect});
+  const std::vector<uint32_t> more = {1, 2, 3, 4, 5};
+  ASSERT_TRUE(table_.AppendChunk(*table_.Find(suspect), more, "").ok());
+  EXPECT_FALSE(table_.Find(suspect)->Suspect());
+  EXPECT_EQ(planner.Plan({.serial = 5}, running, &seqs_, &ids_, &unfit_), 2u);
+}
+
 TEST_F(StepPlannerTest, APipelinesTokenBudgetBoundsPrefillAndDecode) {
   StepPlanner planner({.max_batch = 8, .steps_in_flight = 1, .prefill_chunk_tokens = 4,
                        .decode_tokens_per_step = 8},

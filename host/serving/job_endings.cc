@@ -73,6 +73,27 @@ size_t StepLoop::FailQueued(const std::string& model, ErrorCode error, const std
   return queued.size();
 }
 
+void StepLoop::BlameBoardLoss(const std::string& model, const std::string& why) {
+  std::vector<JobRecord*> in_flight;
+  for (uint64_t id : scheduler_.RunOrder(model)) {
+    JobRecord* job = jobs_.Find(id);
+    if (job != nullptr && !job->finished && job->in_flight) in_flight.push_back(job);
+  }
+  if (in_flight.size() == 1 && in_flight[0]->Suspect()) {
+    // It ran with nothing else in flight on its model, and the board went down again: it takes
+    // boards down. Retried, it would take the board and its neighbours' streams down again.
+    FinishJob(*in_flight[0], FinishReason::kPoison, ErrorCode::kBoardUnavailable,
+              "its Steps took the board down twice, the second time alone (" + why + ")");
+    return;
+  }
+  for (JobRecord* job : in_flight) {
+    // A Step of its own that gets past this point (the tokens that Step was generating) clears
+    // it.
+    job->suspect_until_output =
+        static_cast<uint32_t>(job->output.size()) + config_.decode_tokens_per_step;
+  }
+}
+
 void StepLoop::OnDrainChanged(const Board& board) {
   if (!board.drain.drained() || board.drain.mode() != DrainMode::kEvacuate) return;
   for (const auto& [name, model] : models_.models()) {

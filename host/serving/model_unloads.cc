@@ -72,6 +72,7 @@ void ModelManager::OnBoardLost(const Board& board) {
     }
   }
   for (ModelRecord* model : lost) {
+    steps_.BlameBoardLoss(model->name, board.detail);
     LoseModel(*model, "lost with board " + std::to_string(board.index));
   }
 }

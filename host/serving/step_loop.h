@@ -41,6 +41,10 @@ class StepLoop {
                  std::string detail = "");
   // A client cancelled `job`: it ends now, or when its step under way returns.
   void Cancel(JobRecord& job, FinishReason reason = FinishReason::kCancelled);
+  // `model`'s board went down (`why`) with Steps in flight, before its jobs are re-queued: the
+  // jobs in those Steps become suspects (JobRecord::suspect_until_output); a suspect that was
+  // the only job in flight is the cause, and ends as a poison job.
+  void BlameBoardLoss(const std::string& model, const std::string& why);
   // Ends the jobs whose deadline passed (a job in flight ends when its step returns).
   void ExpireDeadlines();
   // `model`'s running jobs go back to the queue, keeping their priority, with prompt + output
@@ -67,6 +71,7 @@ class StepLoop {
   void AdmitQueued(ModelRecord& model);
   void ForwardStep(Chain& chain, ModelRecord& model, StepDone& done);
   void FinishRefusedSeq(JobRecord& job, const Status& status);
+
   void ApplyTokens(JobRecord& job, ModelRecord& model, const std::vector<uint32_t>& tokens,
                    int64_t now);
   // The job of `id` that step `serial` carried, or nullptr (gone, finished, or re-queued into a

@@ -44,6 +44,7 @@ const char* FinishReasonName(FinishReason reason) {
     case FinishReason::kError: return "error";
     case FinishReason::kContextFull: return "context_full";
     case FinishReason::kAbandoned: return "abandoned";
+    case FinishReason::kPoison: return "poison";
   }
   return "unknown";
 }

@@ -116,6 +116,7 @@ struct TokenChunk {
 
 enum class FinishReason : uint8_t {
   kLength, kStopToken, kCancelled, kDeadlineExceeded, kError, kContextFull, kAbandoned,
+  kPoison,
 };
 const char* FinishReasonName(FinishReason reason);
 

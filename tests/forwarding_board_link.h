@@ -1,0 +1,60 @@
+// A BoardLink that forwards every call to another one: tests derive from it and override the
+// calls they watch or script (record the data path, make a Step crash the board, ...).
+#pragma once
+
+#include <memory>
+#include <utility>
+
+#include "host/board/board_link.h"
+
+namespace wafer::testing {
+
+class ForwardingBoardLink : public host::BoardLink {
+ public:
+  explicit ForwardingBoardLink(std::unique_ptr<host::BoardLink> inner) : inner_(std::move(inner)) {}
+
+  Result<host::BoardIdentity> Identify() override { return inner_->Identify(); }
+  Status Boot() override { return inner_->Boot(); }
+  Status BeginModel(const host::ModelManifest& manifest) override {
+    return inner_->BeginModel(manifest);
+  }
+  Status WriteWeights(uint32_t model_id, uint32_t tensor, uint64_t offset,
+                      std::span<const std::byte> data) override {
+    return inner_->WriteWeights(model_id, tensor, offset, data);
+  }
+  Status CommitModel(uint32_t model_id) override { return inner_->CommitModel(model_id); }
+  Status UnloadModel(uint32_t model_id) override { return inner_->UnloadModel(model_id); }
+  Result<host::StepOutcome> Step(uint32_t model_id,
+                                 const std::vector<host::SeqStep>& seqs) override {
+    return inner_->Step(model_id, seqs);
+  }
+  Result<host::BoardTelemetry> ReadTelemetry() override { return inner_->ReadTelemetry(); }
+  Status Reset() override { return inner_->Reset(); }
+  Result<host::BoardErrorLog> ReadErrorLog(uint64_t from) override {
+    return inner_->ReadErrorLog(from);
+  }
+  Status BeginFirmwareImage(uint32_t slot, uint64_t size, uint32_t crc32c,
+                            std::span<const std::byte> signature) override {
+    return inner_->BeginFirmwareImage(slot, size, crc32c, signature);
+  }
+  Status WriteFirmwareChunk(uint32_t slot, uint64_t offset,
+                            std::span<const std::byte> data) override {
+    return inner_->WriteFirmwareChunk(slot, offset, data);
+  }
+  Status CommitFirmwareImage(uint32_t slot) override { return inner_->CommitFirmwareImage(slot); }
+  Result<host::BoardHarvestMap> ReadGeometry() override { return inner_->ReadGeometry(); }
+  Result<host::BoardFaults> ReadFaults(uint64_t from) override { return inner_->ReadFaults(from); }
+  Status InjectFault(const host::BoardFaultInjection& fault) override {
+    return inner_->InjectFault(fault);
+  }
+  Status Heartbeat() override { return inner_->Heartbeat(); }
+  const std::string& last_error() const override { return inner_->last_error(); }
+
+ protected:
+  host::BoardLink& inner() { return *inner_; }
+
+ private:
+  std::unique_ptr<host::BoardLink> inner_;
+};
+
+}  // namespace wafer::testing
