@@ -181,6 +181,40 @@ TEST_F(SecurityTest, AKeyRemovedByAReloadIsRefusedOnItsOpenConnectionAndAnyNewOn
       << AuditLines();
 }
 
+TEST_F(SecurityTest, ANewServerKeyIsTakenOnReloadWithoutARestart) {
+  SubmitOutcome outcome;
+  JobFinished finished;
+  ASSERT_TRUE(Jobs(a_)->Run(Job(), [](const TokenChunk&) {}, &outcome, &finished, kTimeoutMs).ok());
+  // The operator rotates the server key (a new file content) and sends SIGHUP.
+  const net::CurveKeyPair old_server = server_;
+  server_ = NewKeys();
+  WriteFile(dir_.path() + "/server.key", server_.secret_key, 0600);
+  harness_->daemon().set_config_source([this](DaemonConfig* config, std::string*) {
+    config->security.server_secret_key_file = dir_.path() + "/server.key";
+    config->security.clients = {{"sched-a", a_.public_key, "submitter", "team-a"},
+                                {"ops", admin_.public_key, "admin", ""}};
+    return OkStatus();
+  });
+  harness_->daemon().RequestReload();
+  // Clients that know the new public key get in (once the loop has taken the reload)...
+  bool in = false;
+  for (int i = 0; i < 50 && !in; ++i) {
+    in = Jobs(a_)->Submit(Job(), &outcome, kSilenceMs).ok() && outcome.accepted;
+  }
+  EXPECT_TRUE(in);
+  StatusReply status;
+  EXPECT_TRUE(Admin(admin_)->QueryStatus(&status, kTimeoutMs).ok());
+  // ...and those that only know the old one no longer do, on either socket.
+  server_ = old_server;
+  EXPECT_EQ(Jobs(a_)->Submit(Job(), &outcome, kSilenceMs).code(), StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(Admin(admin_)->QueryStatus(&status, kSilenceMs).code(),
+            StatusCode::kDeadlineExceeded);
+  EXPECT_NE(AuditLines().find("what=\"security.server_secret_key_file\" outcome=\"OK: sockets "
+                              "rebound"),
+            std::string::npos)
+      << AuditLines();
+}
+
 TEST_F(SecurityTest, MetricsAskForTheirUserAndPassword) {
   int status = 0;
   HttpGet(harness_->daemon().metrics_port(), "/metrics", &status);

@@ -125,6 +125,7 @@ Status Daemon::Create(zmq::context_t& context, const DaemonConfig& config, const
   } else if (security.insecure) {
     std::fprintf(stderr, "waferd: security.insecure: the job and admin sockets are plaintext\n");
   }
+  d->server_secret_key_ = secret_key;
   WAFER_RETURN_IF_ERROR(p.job_frontend.Bind(secret_key, detail));
   WAFER_RETURN_IF_ERROR(p.admin_frontend.Bind(secret_key, detail));
   if (!config.metrics_address.empty()) {
@@ -244,6 +245,40 @@ void Daemon::Reload() {
   p.access.ReplaceClients(fresh.security.clients);
   p.audit.Record("reload", "-", "security.clients",
                  "OK: " + std::to_string(fresh.security.clients.size()) + " keys");
+  ReloadServerKey(fresh.security);
+}
+
+void Daemon::ReloadServerKey(const SecurityConfig& fresh) {
+  DaemonParts& p = *parts_;
+  const char* what = "security.server_secret_key_file";
+  if (fresh.curve() != config_.security.curve()) {
+    p.audit.Record("reload", "-", what, "IGNORED: turning CURVE on or off needs a restart");
+    return;
+  }
+  if (!fresh.curve()) return;
+  std::string detail;
+  Result<std::string> key = ReadSecretKeyFile(fresh.server_secret_key_file, &detail);
+  if (!key.ok()) {
+    // The running key stays: a broken file must not open or close the doors.
+    p.audit.Record("reload", "-", what, std::string(key.status().name()) + ": " + detail);
+    return;
+  }
+  if (*key == server_secret_key_) return;
+  if (Status s = p.job_frontend.Rekey(*key, server_secret_key_, &detail); !s.ok()) {
+    p.audit.Record("reload", "-", what, std::string(s.name()) + ": " + detail);
+    return;
+  }
+  if (Status s = p.admin_frontend.Rekey(*key, server_secret_key_, &detail); !s.ok()) {
+    // Both sockets keep one key: the job socket goes back to the old one.
+    std::string ignored;
+    p.job_frontend.Rekey(server_secret_key_, *key, &ignored).IgnoreError();
+    p.audit.Record("reload", "-", what, std::string(s.name()) + ": " + detail);
+    return;
+  }
+  server_secret_key_ = *key;
+  std::string public_key;
+  if (Result<std::string> pub = net::CurvePublicKeyOf(*key); pub.ok()) public_key = *pub;
+  p.audit.Record("reload", "-", what, "OK: sockets rebound, server public key " + public_key);
 }
 
 void Daemon::Run() {
@@ -251,8 +286,10 @@ void Daemon::Run() {
   std::vector<zmq::pollitem_t> items;
   while (true) {
     items.clear();
-    items.push_back({p.job_frontend.handle(), 0, ZMQ_POLLIN, 0});
-    items.push_back({p.admin_frontend.handle(), 0, ZMQ_POLLIN, 0});
+    // A socket a failed key rotation closed is not polled (fd -1 is ignored).
+    for (void* socket : {p.job_frontend.handle(), p.admin_frontend.handle()}) {
+      items.push_back({socket, -1, static_cast<short>(socket != nullptr ? ZMQ_POLLIN : 0), 0});
+    }
     items.push_back({nullptr, stop_fd_, ZMQ_POLLIN, 0});
     items.push_back({p.loader_channel->handle(), 0, ZMQ_POLLIN, 0});
     items.push_back({nullptr, reload_fd_, ZMQ_POLLIN, 0});

@@ -41,8 +41,9 @@ class Daemon {
   // next start; with store.path memory they are cancelled.
   void Run();
   void RequestStop();
-  // Re-reads the client allowlist through the source given here (waferd: the config file) at
-  // the next turn of the loop. RequestReload is async-signal-safe (it writes an eventfd);
+  // Re-reads the client allowlist and the server's CURVE secret key file through the source
+  // given here (waferd: the config file) at the next turn of the loop; a new server key rebinds
+  // the job and admin sockets (clients of the old public key are cut off). RequestReload is async-signal-safe (it writes an eventfd);
   // without a source set it does nothing. set_config_source is thread-safe.
   void RequestReload();
   void set_config_source(std::function<Status(DaemonConfig*, std::string*)> source);
@@ -59,6 +60,8 @@ class Daemon {
   // True when the drain at shutdown is over (idle, or its time is up: the rest is cancelled).
   bool ShutdownDrained();
   void Reload();
+  // A new server secret key in the (re-read) config: both sockets are bound again with it.
+  void ReloadServerKey(const SecurityConfig& fresh);
   // After a restart: the stored model loads start again and the stored unfinished jobs queue.
   void Recover();
   // Adds what the job store did this turn to /metrics.
@@ -75,6 +78,7 @@ class Daemon {
   int64_t drain_deadline_ns_ = 0;
   JobStoreStats exported_store_stats_;  // What /metrics has been told so far.
   std::unique_ptr<DaemonParts> parts_;
+  std::string server_secret_key_;  // The CURVE key the sockets are bound with (Z85), or "".
 };
 
 }  // namespace wafer::host

@@ -46,6 +46,11 @@ class JobFrontend final : public JobReplies {
 
   // See RouterSocket::Bind (CURVE when `curve_secret_key` is not empty).
   Status Bind(const std::string& curve_secret_key, std::string* detail);
+  // See RouterSocket::Rebind: the server key rotated.
+  Status Rekey(const std::string& new_secret_key, const std::string& old_secret_key,
+               std::string* detail) {
+    return socket_.Rebind(config_, new_secret_key, old_secret_key, detail);
+  }
   const std::string& endpoint() const { return socket_.endpoint(); }
   void* handle() { return socket_.handle(); }
 

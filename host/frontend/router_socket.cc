@@ -1,7 +1,9 @@
 #include "host/frontend/router_socket.h"
 
-namespace wafer::host {
+#include <chrono>
+#include <thread>
 
+namespace wafer::host {
 
 RouterSocket::RouterSocket(zmq::context_t& context, const char* name, const char* zap_domain,
                            const AccessPolicy& access, telemetry::DaemonMetrics& metrics)
@@ -29,7 +31,30 @@ Status RouterSocket::Bind(const std::string& endpoint, const DaemonConfig& confi
     return Unavailable();
   }
   socket_ = std::move(socket).value();
+  endpoint_ = socket_->last_endpoint();
   return OkStatus();
+}
+
+Status RouterSocket::Rebind(const DaemonConfig& config, const std::string& new_secret_key,
+                            const std::string& old_secret_key, std::string* detail) {
+  const std::string endpoint = endpoint_;
+  socket_.reset();
+  // libzmq closes the listener on its I/O thread, a moment after the socket: until then the
+  // endpoint is taken. A key rotation is rare; the loop may wait a little for it.
+  auto bind = [&](const std::string& key, std::string* why) {
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      if (Bind(endpoint, config, key, why).ok()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  };
+  if (bind(new_secret_key, detail)) return OkStatus();
+  std::string again;
+  if (!bind(old_secret_key, &again)) {
+    *detail += "; the old key's socket could not be bound again either (" + again +
+               "): the " + name_ + " socket is closed until waferd restarts";
+  }
+  return Unavailable();
 }
 
 void RouterSocket::Pump(
@@ -37,6 +62,7 @@ void RouterSocket::Pump(
     const std::function<void(const std::string&, const ClientKeyConfig*,
                              std::span<const std::byte>)>& on_message,
     const std::function<void(const std::string&, const ErrorReply&)>& on_refused) {
+  if (!socket_) return;  // Closed by a failed Rebind.
   // A failed receive (the context is closing) ends this turn; the poll loop sees the stop.
   net::PumpRouter(
       *socket_, burst,
@@ -61,6 +87,10 @@ void RouterSocket::Pump(
 }
 
 void RouterSocket::Send(const std::string& peer, std::span<const std::byte> payload) {
+  if (!socket_) {
+    metrics_.Dropped(name_, "socket_closed").Increment();
+    return;
+  }
   const net::SendOutcome outcome = net::SendToPeer(*socket_, peer, payload);
   // kPeerGone: the peer disconnected. Its job keeps running; ResumeStream replays it.
   if (outcome != net::SendOutcome::kSent) {

@@ -35,9 +35,15 @@ class RouterSocket {
   // the endpoint) when it cannot be bound.
   Status Bind(const std::string& endpoint, const DaemonConfig& config,
               const std::string& curve_secret_key, std::string* detail);
+  // Binds the same endpoint again with another CURVE secret key (the server key rotated):
+  // clients of the old public key are cut off, the new one's connect. When the new socket
+  // cannot be bound, the old key's is bound again and UNAVAILABLE returned (`detail` says why).
+  Status Rebind(const DaemonConfig& config, const std::string& new_secret_key,
+                const std::string& old_secret_key, std::string* detail);
   // The endpoint actually bound (a "tcp://127.0.0.1:*" gets its real port here).
-  const std::string& endpoint() const { return socket_->last_endpoint(); }
-  void* handle() { return socket_->handle(); }
+  const std::string& endpoint() const { return endpoint_; }
+  // nullptr after a Rebind that could bind neither key (the loop must not poll it).
+  void* handle() { return socket_ ? socket_->handle() : nullptr; }
 
   // Receives up to `burst` messages without blocking. A DEALER sends [payload], a REQ
   // [empty, payload]: `on_message(peer, key, payload)` gets the payload and the sender's client
@@ -60,6 +66,7 @@ class RouterSocket {
   const AccessPolicy& access_;
   telemetry::DaemonMetrics& metrics_;
   std::unique_ptr<net::Socket> socket_;  // Set by Bind.
+  std::string endpoint_;                 // What Bind bound.
 };
 
 }  // namespace wafer::host
