@@ -109,6 +109,23 @@ TEST_F(SecurityTest, PlaintextClientsAndUnknownKeysGetNoAnswer) {
   ASSERT_TRUE(Jobs(a_)->Run(Job(), [](const TokenChunk&) {}, &outcome, &finished, kTimeoutMs).ok());
   EXPECT_TRUE(outcome.accepted);
   EXPECT_EQ(finished.completion_tokens, 8u);
+  // Every refusal is in the audit log: the plaintext client's (which libzmq drops before any
+  // key is seen) as well as the unknown key's.
+  const std::string audit = AuditLines();
+  EXPECT_NE(audit.find("event=auth_refused who=\"-\" what=\"job socket\" outcome=\"refused: "
+                       "plaintext or another security mechanism on tcp://127.0.0.1:"),
+            std::string::npos)
+      << audit;
+  EXPECT_NE(audit.find("event=auth_refused who=\"key " + stranger_.public_key + "\""),
+            std::string::npos)
+      << audit;
+  // A refused client retries about every 100 ms: the log holds one record, the counter all.
+  size_t records = 0;
+  for (size_t at = audit.find("what=\"job socket\""); at != std::string::npos;
+       at = audit.find("what=\"job socket\"", at + 1)) {
+    ++records;
+  }
+  EXPECT_EQ(records, 1u) << audit;
 }
 
 TEST_F(SecurityTest, ASubmitterCannotReachTheAdminSocketAndAViewerChangesNothing) {

@@ -295,6 +295,10 @@ void Daemon::Run() {
     items.push_back({nullptr, reload_fd_, ZMQ_POLLIN, 0});
     const int durable_fd = p.store->durable_event_fd();
     items.push_back({nullptr, durable_fd, static_cast<short>(durable_fd >= 0 ? ZMQ_POLLIN : 0), 0});
+    // Items 6 and 7: handshakes libzmq turned away on the CURVE sockets (none when plaintext).
+    for (void* monitor : {p.job_frontend.monitor_handle(), p.admin_frontend.monitor_handle()}) {
+      items.push_back({monitor, -1, static_cast<short>(monitor != nullptr ? ZMQ_POLLIN : 0), 0});
+    }
     p.boards.AddPollItems(&items);
     try {
       zmq::poll(items.data(), items.size(), std::chrono::milliseconds(100));
@@ -304,6 +308,12 @@ void Daemon::Run() {
       break;
     }
     if (items[4].revents & ZMQ_POLLIN) Reload();
+    if (items[6].revents & ZMQ_POLLIN) {
+      p.job_frontend.DrainRefusedHandshakes(p.audit, clock_.NowNanos());
+    }
+    if (items[7].revents & ZMQ_POLLIN) {
+      p.admin_frontend.DrainRefusedHandshakes(p.audit, clock_.NowNanos());
+    }
     if (items[5].revents & ZMQ_POLLIN) {
       uint64_t value;
       ssize_t n = read(durable_fd, &value, sizeof(value));

@@ -32,12 +32,17 @@ Status RouterSocket::Bind(const std::string& endpoint, const DaemonConfig& confi
   }
   socket_ = std::move(socket).value();
   endpoint_ = socket_->last_endpoint();
+  if (!curve_secret_key.empty()) {
+    // Plaintext clients never reach the ZAP handler: only a monitor sees them turned away.
+    WAFER_ASSIGN_OR_RETURN(monitor_, net::HandshakeMonitor::Start(context_, *socket_, detail));
+  }
   return OkStatus();
 }
 
 Status RouterSocket::Rebind(const DaemonConfig& config, const std::string& new_secret_key,
                             const std::string& old_secret_key, std::string* detail) {
   const std::string endpoint = endpoint_;
+  monitor_.reset();
   socket_.reset();
   // libzmq closes the listener on its I/O thread, a moment after the socket: until then the
   // endpoint is taken. A key rotation is rare; the loop may wait a little for it.
@@ -84,6 +89,25 @@ void RouterSocket::Pump(
       })
       .status()
       .IgnoreError();
+}
+
+void RouterSocket::DrainRefusedHandshakes(AuditLog& audit, int64_t now_ns) {
+  if (!monitor_) return;
+  monitor_->Drain([&](const std::string& what) {
+    if (last_refusal_record_ns_ != 0 && now_ns - last_refusal_record_ns_ < kRefusalRecordPeriodNs) {
+      ++refusals_unrecorded_;
+      metrics_.Audit("auth_refused").Increment();
+      return;
+    }
+    std::string outcome = "refused: " + what;
+    if (refusals_unrecorded_ > 0) {
+      outcome += " (and " + std::to_string(refusals_unrecorded_) + " refused handshakes since "
+                 "the last record)";
+    }
+    audit.Record("auth_refused", "-", std::string(name_) + " socket", outcome);
+    last_refusal_record_ns_ = now_ns;
+    refusals_unrecorded_ = 0;
+  });
 }
 
 void RouterSocket::Send(const std::string& peer, std::span<const std::byte> payload) {

@@ -11,11 +11,13 @@
 
 #include <zmq.hpp>
 
+#include "common/net/handshake_monitor.h"
 #include "common/net/router.h"
 #include "common/net/socket.h"
 #include "common/status.h"
 #include "host/config/daemon_config.h"
 #include "host/frontend/access.h"
+#include "host/frontend/audit_log.h"
 #include "host/wire/messages.h"
 #include "telemetry/daemon_metrics.h"
 
@@ -44,6 +46,15 @@ class RouterSocket {
   const std::string& endpoint() const { return endpoint_; }
   // nullptr after a Rebind that could bind neither key (the loop must not poll it).
   void* handle() { return socket_ ? socket_->handle() : nullptr; }
+  // On a CURVE socket: readable when a connection's handshake failed (DrainRefusedHandshakes
+  // says which); nullptr otherwise.
+  void* monitor_handle() { return monitor_ ? monitor_->handle() : nullptr; }
+  // Counts (wafer_audit_events_total{event="auth_refused"}) each handshake libzmq dropped:
+  // plaintext or another mechanism on a CURVE socket, a CURVE handshake that did not verify, a
+  // malformed greeting. A refused client retries every 100 ms or so, so the audit log gets one
+  // record per kRefusalRecordPeriodNs at most, saying how many more there were.
+  void DrainRefusedHandshakes(AuditLog& audit, int64_t now_ns);
+  static constexpr int64_t kRefusalRecordPeriodNs = 10'000'000'000;
 
   // Receives up to `burst` messages without blocking. A DEALER sends [payload], a REQ
   // [empty, payload]: `on_message(peer, key, payload)` gets the payload and the sender's client
@@ -66,7 +77,10 @@ class RouterSocket {
   const AccessPolicy& access_;
   telemetry::DaemonMetrics& metrics_;
   std::unique_ptr<net::Socket> socket_;  // Set by Bind.
+  std::unique_ptr<net::HandshakeMonitor> monitor_;  // CURVE sockets; destroyed before socket_.
   std::string endpoint_;                 // What Bind bound.
+  int64_t last_refusal_record_ns_ = 0;
+  uint64_t refusals_unrecorded_ = 0;
 };
 
 }  // namespace wafer::host
