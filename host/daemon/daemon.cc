@@ -118,7 +118,9 @@ Status Daemon::Create(zmq::context_t& context, const DaemonConfig& config, const
                    context,
                    [access, audit](const std::string& domain, const std::string& key) {
                      std::optional<std::string> name = access->Admit(domain, key);
-                     if (!name) audit->Record("auth_refused", "key " + key, domain, "refused");
+                     if (!name) {
+                       audit->RecordRepeatable("auth_refused", "key " + key, domain, "refused");
+                     }
                      return name;
                    },
                    detail));
@@ -308,12 +310,8 @@ void Daemon::Run() {
       break;
     }
     if (items[4].revents & ZMQ_POLLIN) Reload();
-    if (items[6].revents & ZMQ_POLLIN) {
-      p.job_frontend.DrainRefusedHandshakes(p.audit, clock_.NowNanos());
-    }
-    if (items[7].revents & ZMQ_POLLIN) {
-      p.admin_frontend.DrainRefusedHandshakes(p.audit, clock_.NowNanos());
-    }
+    if (items[6].revents & ZMQ_POLLIN) p.job_frontend.DrainRefusedHandshakes(p.audit);
+    if (items[7].revents & ZMQ_POLLIN) p.admin_frontend.DrainRefusedHandshakes(p.audit);
     if (items[5].revents & ZMQ_POLLIN) {
       uint64_t value;
       ssize_t n = read(durable_fd, &value, sizeof(value));

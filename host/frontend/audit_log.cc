@@ -69,4 +69,25 @@ void AuditLog::Record(const char* event, const std::string& who, const std::stri
   }
 }
 
+void AuditLog::RecordRepeatable(const char* event, const std::string& who,
+                                const std::string& what, const std::string& outcome) {
+  const int64_t now = clock_.NowNanos();
+  uint64_t left_out = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (repeats_.size() >= kMaxRepeatKeys) repeats_.clear();
+    Repeats& r = repeats_[std::string(event) + '\0' + who + '\0' + what];
+    if (r.last_line_ns != 0 && now - r.last_line_ns < kRepeatPeriodNs) {
+      ++r.left_out;
+      metrics_.Audit(event).Increment();
+      return;
+    }
+    left_out = r.left_out;
+    r = Repeats{now, 0};
+  }
+  Record(event, who, what,
+         left_out == 0 ? outcome
+                       : outcome + " (and " + std::to_string(left_out) + " more since the last line)");
+}
+
 }  // namespace wafer::host

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "common/clock.h"
 #include "common/status.h"
@@ -31,12 +32,26 @@ class AuditLog {
   // One line: time (UTC, from the clock's wall time), `event`, who, what and the outcome.
   void Record(const char* event, const std::string& who, const std::string& what,
               const std::string& outcome);
+  // For what a peer can repeat at will (a refused client retries every 100 ms or so): one line
+  // per (event, who, what) per kRepeatPeriodNs at most, saying how many were left out since;
+  // every one is counted.
+  void RecordRepeatable(const char* event, const std::string& who, const std::string& what,
+                        const std::string& outcome);
+  static constexpr int64_t kRepeatPeriodNs = 10'000'000'000;
 
  private:
+  struct Repeats {
+    int64_t last_line_ns = 0;
+    uint64_t left_out = 0;
+  };
   const Clock& clock_;
   telemetry::DaemonMetrics& metrics_;
   std::mutex mu_;
   std::FILE* file_ = nullptr;  // Guarded by mu_; nullptr: stderr.
+  // Guarded by mu_. At most kMaxRepeatKeys (event, who, what) triples are remembered; past
+  // that the memory starts afresh (more lines, never unbounded memory).
+  std::unordered_map<std::string, Repeats> repeats_;
+  static constexpr size_t kMaxRepeatKeys = 1024;
 };
 
 }  // namespace wafer::host

@@ -48,9 +48,7 @@ class JobFrontend final : public JobReplies {
   Status Bind(const std::string& curve_secret_key, std::string* detail);
   // See RouterSocket::monitor_handle and DrainRefusedHandshakes.
   void* monitor_handle() { return socket_.monitor_handle(); }
-  void DrainRefusedHandshakes(AuditLog& audit, int64_t now_ns) {
-    socket_.DrainRefusedHandshakes(audit, now_ns);
-  }
+  void DrainRefusedHandshakes(AuditLog& audit) { socket_.DrainRefusedHandshakes(audit); }
   // See RouterSocket::Rebind: the server key rotated.
   Status Rekey(const std::string& new_secret_key, const std::string& old_secret_key,
                std::string* detail) {

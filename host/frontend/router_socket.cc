@@ -91,22 +91,11 @@ void RouterSocket::Pump(
       .IgnoreError();
 }
 
-void RouterSocket::DrainRefusedHandshakes(AuditLog& audit, int64_t now_ns) {
+void RouterSocket::DrainRefusedHandshakes(AuditLog& audit) {
   if (!monitor_) return;
   monitor_->Drain([&](const std::string& what) {
-    if (last_refusal_record_ns_ != 0 && now_ns - last_refusal_record_ns_ < kRefusalRecordPeriodNs) {
-      ++refusals_unrecorded_;
-      metrics_.Audit("auth_refused").Increment();
-      return;
-    }
-    std::string outcome = "refused: " + what;
-    if (refusals_unrecorded_ > 0) {
-      outcome += " (and " + std::to_string(refusals_unrecorded_) + " refused handshakes since "
-                 "the last record)";
-    }
-    audit.Record("auth_refused", "-", std::string(name_) + " socket", outcome);
-    last_refusal_record_ns_ = now_ns;
-    refusals_unrecorded_ = 0;
+    audit.RecordRepeatable("auth_refused", "-", std::string(name_) + " socket",
+                           "refused: " + what);
   });
 }
 

@@ -49,12 +49,10 @@ class RouterSocket {
   // On a CURVE socket: readable when a connection's handshake failed (DrainRefusedHandshakes
   // says which); nullptr otherwise.
   void* monitor_handle() { return monitor_ ? monitor_->handle() : nullptr; }
-  // Counts (wafer_audit_events_total{event="auth_refused"}) each handshake libzmq dropped:
+  // Audits as auth_refused (AuditLog::RecordRepeatable) each handshake libzmq dropped:
   // plaintext or another mechanism on a CURVE socket, a CURVE handshake that did not verify, a
-  // malformed greeting. A refused client retries every 100 ms or so, so the audit log gets one
-  // record per kRefusalRecordPeriodNs at most, saying how many more there were.
-  void DrainRefusedHandshakes(AuditLog& audit, int64_t now_ns);
-  static constexpr int64_t kRefusalRecordPeriodNs = 10'000'000'000;
+  // malformed greeting.
+  void DrainRefusedHandshakes(AuditLog& audit);
 
   // Receives up to `burst` messages without blocking. A DEALER sends [payload], a REQ
   // [empty, payload]: `on_message(peer, key, payload)` gets the payload and the sender's client
@@ -79,8 +77,6 @@ class RouterSocket {
   std::unique_ptr<net::Socket> socket_;  // Set by Bind.
   std::unique_ptr<net::HandshakeMonitor> monitor_;  // CURVE sockets; destroyed before socket_.
   std::string endpoint_;                 // What Bind bound.
-  int64_t last_refusal_record_ns_ = 0;
-  uint64_t refusals_unrecorded_ = 0;
 };
 
 }  // namespace wafer::host
