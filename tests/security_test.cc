@@ -110,11 +110,13 @@ TEST_F(SecurityTest, PlaintextClientsAndUnknownKeysGetNoAnswer) {
   EXPECT_TRUE(outcome.accepted);
   EXPECT_EQ(finished.completion_tokens, 8u);
   // Every refusal is in the audit log: the plaintext client's (which libzmq drops before any
-  // key is seen) as well as the unknown key's.
+  // key is seen; it reports a mechanism mismatch, or a broken-off handshake when the client
+  // hangs up first) as well as the unknown key's.
   const std::string audit = AuditLines();
-  EXPECT_NE(audit.find("event=auth_refused who=\"-\" what=\"job socket\" outcome=\"refused: "
-                       "plaintext or another security mechanism on tcp://127.0.0.1:"),
-            std::string::npos)
+  EXPECT_TRUE(audit.find("what=\"job socket\" outcome=\"refused: plaintext or another security "
+                         "mechanism on tcp://127.0.0.1:") != std::string::npos ||
+              audit.find("what=\"job socket\" outcome=\"refused: a handshake the client broke "
+                         "off") != std::string::npos)
       << audit;
   EXPECT_NE(audit.find("event=auth_refused who=\"key " + stranger_.public_key + "\""),
             std::string::npos)
@@ -126,7 +128,9 @@ TEST_F(SecurityTest, PlaintextClientsAndUnknownKeysGetNoAnswer) {
     for (size_t at = audit.find(what); at != std::string::npos; at = audit.find(what, at + 1)) ++n;
     return n;
   };
-  EXPECT_EQ(lines("what=\"job socket\" outcome=\"refused: plaintext"), 1u) << audit;
+  EXPECT_LE(lines("what=\"job socket\" outcome=\"refused: plaintext"), 1u) << audit;
+  EXPECT_LE(lines("what=\"job socket\" outcome=\"refused: a handshake the client broke off"), 1u)
+      << audit;
   EXPECT_EQ(lines("who=\"key " + stranger_.public_key + "\""), 1u) << audit;
 }
 

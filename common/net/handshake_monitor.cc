@@ -18,8 +18,10 @@ std::string Describe(uint16_t event, uint32_t value, const std::string& endpoint
     }
     return "a malformed handshake (ZMTP error " + std::to_string(value) + ") on " + endpoint;
   }
-  return "a handshake that failed (" + std::string(zmq_strerror(static_cast<int>(value))) +
-         ") on " + endpoint;
+  // libzmq reports a plaintext client on a CURVE socket this way too when the client hangs up
+  // before the server has read its greeting.
+  return "a handshake the client broke off (" +
+         std::string(zmq_strerror(static_cast<int>(value))) + "; plaintext?) on " + endpoint;
 }
 
 }  // namespace

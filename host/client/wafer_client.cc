@@ -380,6 +380,8 @@ Status JobClient::SubmitWithRetry(const SubmitJob& job, SubmitOutcome* outcome) 
   };
   const auto done = [&](Status status) {
     for (uint64_t tag : tags) RetireTag(tag);
+    // An answer, at last: what a silent attempt left in last_error_ no longer describes the call.
+    if (status.ok()) last_error_.clear();
     return status;
   };
   const auto send_attempt = [&](JobMessage* reply) -> Status {
@@ -491,6 +493,7 @@ Status JobClient::RunWithRetry(const SubmitJob& job,
   const auto done = [&](Status status) {
     RetireJob(id);
     for (uint64_t tag : probes) RetireTag(tag);
+    if (status.ok()) last_error_.clear();  // The stalls that resumes mended are not errors.
     return status;
   };
   // Asks for the chunks from next_seq() on, then probes with a CapacityQuery: the daemon answers

@@ -162,6 +162,9 @@ class JobClient {
   Status QueryCapacity(CapacityReply* reply, int timeout_ms);
   Status QueryJob(uint64_t job_id, JobStatusReply* reply, int timeout_ms);
 
+  // The human detail of the last call that failed. SubmitWithRetry and RunWithRetry clear it
+  // when they return OK, so it never describes an attempt that a later one mended; the other
+  // calls leave it as it was when they succeed.
   const std::string& last_error() const { return last_error_; }
 
  private:

@@ -295,6 +295,8 @@ TEST_F(JobClientRetryTest, ALostAnswerIsRetriedOnANewConnectionWithTheCallersKey
   EXPECT_NE(connections[0], connections[1]);  // The retry came on a new connection.
   ASSERT_EQ(events_.size(), 1u);
   EXPECT_TRUE(events_[0].reconnect);
+  // The first attempt's silence was mended by the retry: it is no error of this call.
+  EXPECT_EQ(client->last_error(), "");
 }
 
 // (b) The daemon goes away mid-stream and comes back on the same port with the job: the client
@@ -337,6 +339,7 @@ TEST_F(JobClientRetryTest, ADaemonRestartMidStreamIsResumedFromTheNextSeq) {
   EXPECT_EQ(events_[0].kind, RetryEvent::Kind::kResume);
   EXPECT_TRUE(events_[0].reconnect);
   EXPECT_EQ(events_[0].from_seq, 3u);
+  EXPECT_EQ(client->last_error(), "");  // Nor is the stall that the resume mended.
 }
 
 // A retried submission answered as a duplicate: the job may already have streamed to the

@@ -76,7 +76,7 @@ void AuditLog::RecordRepeatable(const char* event, const std::string& who,
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (repeats_.size() >= kMaxRepeatKeys) repeats_.clear();
-    Repeats& r = repeats_[std::string(event) + '\0' + who + '\0' + what];
+    Repeats& r = repeats_[std::string(event) + '\0' + who + '\0' + what + '\0' + outcome];
     if (r.last_line_ns != 0 && now - r.last_line_ns < kRepeatPeriodNs) {
       ++r.left_out;
       metrics_.Audit(event).Increment();

@@ -33,8 +33,8 @@ class AuditLog {
   void Record(const char* event, const std::string& who, const std::string& what,
               const std::string& outcome);
   // For what a peer can repeat at will (a refused client retries every 100 ms or so): one line
-  // per (event, who, what) per kRepeatPeriodNs at most, saying how many were left out since;
-  // every one is counted.
+  // per (event, who, what, outcome) per kRepeatPeriodNs at most, saying how many were left out
+  // since; every one is counted.
   void RecordRepeatable(const char* event, const std::string& who, const std::string& what,
                         const std::string& outcome);
   static constexpr int64_t kRepeatPeriodNs = 10'000'000'000;
@@ -48,7 +48,7 @@ class AuditLog {
   telemetry::DaemonMetrics& metrics_;
   std::mutex mu_;
   std::FILE* file_ = nullptr;  // Guarded by mu_; nullptr: stderr.
-  // Guarded by mu_. At most kMaxRepeatKeys (event, who, what) triples are remembered; past
+  // Guarded by mu_. At most kMaxRepeatKeys (event, who, what, outcome) keys are remembered; past
   // that the memory starts afresh (more lines, never unbounded memory).
   std::unordered_map<std::string, Repeats> repeats_;
   static constexpr size_t kMaxRepeatKeys = 1024;
