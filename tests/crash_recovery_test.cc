@@ -17,6 +17,7 @@
 #include "host/client/wafer_client.h"
 #include "tests/daemon_harness.h"
 #include "tests/http_get.h"
+#include "tests/slow_preset.h"
 
 namespace wafer::testing {
 namespace {
@@ -40,13 +41,17 @@ class CrashRecoveryTest : public ::testing::Test {
     ASSERT_TRUE(WriteModel(dir_.path() + "/tiny", "tiny", 1));
     job_ep_ = "tcp://127.0.0.1:" + std::to_string(FreeLoopbackPort());
     admin_ep_ = "tcp://127.0.0.1:" + std::to_string(FreeLoopbackPort());
+    WriteConfig("");
+  }
+  // `board_keys` are added to the embedded board's entry (e.g. a preset and pacing).
+  void WriteConfig(const std::string& board_keys) {
     std::ofstream(dir_.path() + "/waferd.yaml")
         << "job_endpoint: " << job_ep_ << "\nadmin_endpoint: " << admin_ep_
         << "\nmetrics_address: \"\"\ndrain_timeout_ms: 0\n"
         << "store: {path: " << dir_.path() << "/jobs.db}\n"
         << "scheduler: {decode_tokens_per_step: 4}\n"
-        << "boards:\n  - endpoint: inproc://b0\nmodels:\n  - name: tiny\n    path: "
-        << dir_.path() << "/tiny\n    slots: 4\n";
+        << "boards:\n  - {endpoint: \"inproc://b0\"" << board_keys << "}\nmodels:\n"
+        << "  - name: tiny\n    path: " << dir_.path() << "/tiny\n    slots: 4\n";
   }
   void TearDown() override {
     if (waferd_ > 0) {
@@ -290,6 +295,41 @@ TEST_F(CrashRecoveryTest, SigtermLeavesUnfinishedJobsForTheNextStart) {
     EXPECT_EQ(streams[id].ending.reason, host::FinishReason::kLength);
     EXPECT_EQ(streams[id].tokens.size(), kMaxTokens);
   }
+}
+
+TEST_F(CrashRecoveryTest, ACancelTheClientWasToldOfSurvivesAKill) {
+  constexpr uint32_t kMaxTokens = 1000;
+  // Steps of 10 ms: the kill lands while the cancelled job's Step is still on the board, before
+  // the job has ended; only the stored cancel keeps it from running again.
+  ASSERT_TRUE(WriteSlowPreset(dir_.path() + "/slow.yaml"));
+  WriteConfig(", preset: \"" + dir_.path() + "/slow.yaml\", pacing: realtime");
+  Start();
+  auto client = host::JobClient::Connect(job_ep_);
+  ASSERT_TRUE(client.ok());
+  std::map<uint64_t, Stream> streams;
+  std::vector<uint64_t> ids;
+  SubmitAll(**client, 1, kMaxTokens, &streams, &ids);
+  ASSERT_FALSE(HasFatalFailure());
+  const uint64_t id = ids[0];
+  while (streams[id].next_seq < 2) {  // Running: a Step of it is in flight.
+    JobMessage m;
+    ASSERT_TRUE((*client)->Receive(&m, 10000).ok());
+    Apply(m, &streams);
+  }
+  // CancelResult leaves only once the cancel is on disk; the daemon dies right after.
+  host::CancelResult result;
+  ASSERT_TRUE((*client)->Cancel(id, &result, 5000).ok());
+  ASSERT_EQ(result.code, host::ErrorCode::kNone);
+  KillNine();
+  Start();
+  auto resumed = host::JobClient::Connect(job_ep_);
+  ASSERT_TRUE(resumed.ok());
+  ASSERT_TRUE((*resumed)->Send(host::ResumeStream{id, streams[id].next_seq, 0}).ok());
+  Drain(**resumed, &streams);
+  ASSERT_FALSE(HasFatalFailure()) << Log();
+  EXPECT_EQ(streams[id].finished, 1);
+  EXPECT_EQ(streams[id].ending.reason, host::FinishReason::kCancelled);
+  EXPECT_LT(streams[id].tokens.size(), kMaxTokens) << "the cancelled job ran again";
 }
 
 TEST_F(CrashRecoveryTest, ADamagedStoreStopsWaferdWithTheFileNamed) {

@@ -190,14 +190,20 @@ void Daemon::Recover() {
   // No client listens until one resumes the stream.
   size_t recovered = 0;
   std::set<std::string> orphaned;
+  std::vector<JobRecord*> cancelled;
   p.jobs.ForEachUnfinished([&](JobRecord& job) {
     job.peer.clear();
     job.series = &p.metrics.Model(job.model);
+    if (job.cancel_requested) {
+      cancelled.push_back(&job);  // Its client was told; it must not run again.
+      return;
+    }
     p.jobs.MarkRequeued(job);
     p.scheduler.Enqueue(QueuedJobOf(job));
     if (p.models.Find(job.model) == nullptr) orphaned.insert(job.model);
     ++recovered;
   });
+  for (JobRecord* job : cancelled) p.steps.FinishJob(*job, job->cancel_reason);
   for (const std::string& model : orphaned) {
     p.steps.FailQueued(model, ErrorCode::kModelNotReady,
                        "model '" + model + "' is no longer loaded after the restart");

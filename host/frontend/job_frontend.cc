@@ -339,6 +339,9 @@ void JobFrontend::OnCancel(const std::string& peer, const ClientKeyConfig* key,
     Send(peer, CancelResult{cancel.job_id, ErrorCode::kUnknownJob});
     return;
   }
+  // Stored first: the reply waits until the cancel is durable, so a restart never runs a job
+  // its client was told is cancelled.
+  jobs_.RequestCancel(*job, FinishReason::kCancelled);
   Send(peer, CancelResult{cancel.job_id, ErrorCode::kNone});
   steps_.Cancel(*job);
 }

@@ -22,6 +22,9 @@ class InMemoryJobStore final : public JobStore {
   // The record is the storage: these only check that the store holds `job`.
   Status ChunkAppended(const JobRecord& job, size_t chunk_index) override;
   Status Finished(const JobRecord& job) override;
+  Status CancelRequested(const JobRecord& job) override {
+    return Find(job.id) == &job ? OkStatus() : NotFound();
+  }
   Status Erase(uint64_t id) override;
   void ForEach(const std::function<void(JobRecord&)>& fn) override;
   size_t size() const override { return jobs_.size(); }

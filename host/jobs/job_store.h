@@ -68,6 +68,10 @@ class JobStore {
   // `job` ended (job.finished is set). NOT_FOUND when the store does not hold `job`.
   [[nodiscard]] virtual Status Finished(const JobRecord& job) = 0;
 
+  // `job` is to end (job.cancel_requested, job.cancel_reason) once the Step it is in returns:
+  // a restart before that ends it instead of running it again. NOT_FOUND when not held.
+  [[nodiscard]] virtual Status CancelRequested(const JobRecord& job) = 0;
+
   // Drops a job (a finished one past retention). NOT_FOUND when it is not held.
   [[nodiscard]] virtual Status Erase(uint64_t id) = 0;
 

@@ -86,6 +86,15 @@ void JobTable::MarkRequeued(JobRecord& job) {
   job.prefill_fed = 0;
 }
 
+void JobTable::RequestCancel(JobRecord& job, FinishReason reason) {
+  job.cancel_requested = true;
+  job.cancel_reason = reason;
+  if (Status s = store_.CancelRequested(job); !s.ok()) {
+    std::fprintf(stderr, "waferd: job store did not record the cancel of job %llu: %s\n",
+                 static_cast<unsigned long long>(job.id), StatusCodeName(s.code()));
+  }
+}
+
 Status JobTable::AppendChunk(JobRecord& job, std::span<const uint32_t> tokens,
                              const std::string& text) {
   job.chunk_starts.push_back(static_cast<uint32_t>(job.output.size()));

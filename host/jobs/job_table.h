@@ -42,6 +42,9 @@ class JobTable {
   // `job` lost its slot (its board went away) and waits in the queue again: the prompt plus the
   // output so far becomes its prefill, so decoding resumes where it stopped.
   void MarkRequeued(JobRecord& job);
+  // `job` ends with `reason` when the Step it is in returns (a cancel, an abandonment); the
+  // store keeps the request, so a restart in between ends it instead of running it again.
+  void RequestCancel(JobRecord& job, FinishReason reason);
   // The slot was released (the job is about to finish or be re-queued).
   void ClearSlot(JobRecord& job) { job.slot = -1; }
 

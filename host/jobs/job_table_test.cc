@@ -213,6 +213,7 @@ class RefusingStore final : public JobStore {
   JobRecord* Find(uint64_t) override { return nullptr; }
   Status ChunkAppended(const JobRecord&, size_t) override { return NotFound(); }
   Status Finished(const JobRecord&) override { return NotFound(); }
+  Status CancelRequested(const JobRecord&) override { return NotFound(); }
   Status Erase(uint64_t) override { return NotFound(); }
   void ForEach(const std::function<void(JobRecord&)>&) override {}
   size_t size() const override { return 0; }

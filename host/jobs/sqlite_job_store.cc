@@ -40,7 +40,8 @@ CREATE TABLE jobs(
   queued_ns INTEGER,
   ttft_ns INTEGER,
   total_ns INTEGER,
-  device_ns INTEGER);
+  device_ns INTEGER,
+  cancel_reason INTEGER);
 CREATE TABLE chunks(
   job_id INTEGER NOT NULL,
   seq INTEGER NOT NULL,
@@ -59,7 +60,8 @@ CREATE TABLE models(
 // Writes that a Commit() may stall on.
 constexpr const char* kInsertJob =
     "INSERT OR REPLACE INTO jobs VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
-    "?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)";
+    "?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)";
+constexpr const char* kCancelJob = "UPDATE jobs SET cancel_reason = ?2 WHERE id = ?1";
 constexpr const char* kInsertChunk = "INSERT OR REPLACE INTO chunks VALUES(?1, ?2, ?3, ?4, ?5)";
 constexpr const char* kFinishJob =
     "UPDATE jobs SET prompt = NULL, stop_tokens = NULL, finish_reason = ?2, error_code = ?3, "
@@ -329,6 +331,10 @@ Status SqliteJobStore::ReadAll(std::string* detail) {
     if (!ColumnTokens(s, 7, &job->prompt) || !ColumnTokens(s, 14, &job->stop_tokens)) {
       return damaged("job " + std::to_string(job->id) + " has a torn token list");
     }
+    if (sqlite3_column_type(s, 25) != SQLITE_NULL) {
+      job->cancel_requested = true;
+      job->cancel_reason = static_cast<FinishReason>(sqlite3_column_int(s, 25));
+    }
     if (sqlite3_column_type(s, 18) != SQLITE_NULL) {
       JobFinished f;
       f.job_id = job->id;
@@ -471,6 +477,7 @@ bool SqliteJobStore::WriteJob(uint64_t id) {
     sqlite3_bind_int64(s, 17, AsSql(job->deadline_unix_ms));
     sqlite3_bind_int64(s, 18, job->accepted_unix_ms);
     if (finished) BindEnding(s, 19, *job->finished);
+    if (job->cancel_requested) sqlite3_bind_int(s, 26, static_cast<int>(job->cancel_reason));
   }
   WAFER_STEP_OR_FAIL(this, s, "insert job");
   for (size_t i = 0; i < job->chunk_starts.size(); ++i) {
@@ -550,6 +557,21 @@ Status SqliteJobStore::Finished(const JobRecord& job) {
       BindEnding(s, 2, *job.finished);
     }
     WAFER_STEP_OR_FAIL(this, s, "finish job");
+    return true;
+  }).IgnoreError();
+  return OkStatus();
+}
+
+Status SqliteJobStore::CancelRequested(const JobRecord& job) {
+  if (cache_.Find(job.id) != &job) return NotFound();
+  unsaved_jobs_.insert(job.id);
+  Write([this, &job] {
+    sqlite3_stmt* s = Statement(kCancelJob);
+    if (s != nullptr) {
+      sqlite3_bind_int64(s, 1, AsSql(job.id));
+      sqlite3_bind_int(s, 2, static_cast<int>(job.cancel_reason));
+    }
+    WAFER_STEP_OR_FAIL(this, s, "cancel job");
     return true;
   }).IgnoreError();
   return OkStatus();

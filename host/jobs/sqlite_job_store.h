@@ -60,6 +60,7 @@ class SqliteJobStore final : public JobStore {
   JobRecord* Find(uint64_t id) override { return cache_.Find(id); }
   Status ChunkAppended(const JobRecord& job, size_t chunk_index) override;
   Status Finished(const JobRecord& job) override;
+  Status CancelRequested(const JobRecord& job) override;
   Status Erase(uint64_t id) override;
   void ForEach(const std::function<void(JobRecord&)>& fn) override { cache_.ForEach(fn); }
   size_t size() const override { return cache_.size(); }

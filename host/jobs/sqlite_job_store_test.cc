@@ -67,7 +67,9 @@ TEST_F(SqliteJobStoreTest, JobsChunksEndingsAndModelsSurviveAReopen) {
     ASSERT_NE(store, nullptr);
     instance = store->instance_id();
     JobTable table(*store, 10, kNoByteLimit);
-    queued = table.Add(Request("a")).value()->id;
+    JobRecord& waiting = *table.Add(Request("a")).value();
+    queued = waiting.id;
+    table.RequestCancel(waiting, FinishReason::kAbandoned);  // Ends when its Step returns.
     JobRecord& run = *table.Add(Request("b")).value();
     running = run.id;
     JobRecord& fin = *table.Add(Request("c")).value();
@@ -103,6 +105,10 @@ TEST_F(SqliteJobStoreTest, JobsChunksEndingsAndModelsSurviveAReopen) {
   EXPECT_EQ(run.chunk_starts, (std::vector<uint32_t>{0, 2}));
   EXPECT_EQ(run.chunk_texts, (std::vector<std::string>{"ab", "c"}));
   EXPECT_FALSE(run.finished.has_value());
+  EXPECT_FALSE(run.cancel_requested);
+  // A cancel asked before the crash is still asked: the job must not run again.
+  EXPECT_TRUE(store->Find(queued)->cancel_requested);
+  EXPECT_EQ(store->Find(queued)->cancel_reason, FinishReason::kAbandoned);
 
   const JobRecord& fin = *store->Find(done);
   ASSERT_TRUE(fin.finished.has_value());

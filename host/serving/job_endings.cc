@@ -21,8 +21,7 @@ void StepLoop::FinishJob(JobRecord& job, FinishReason reason, ErrorCode error,
 
 void StepLoop::Cancel(JobRecord& job, FinishReason reason) {
   if (job.in_flight) {
-    job.cancel_requested = true;  // Finished when its step returns.
-    job.cancel_reason = reason;
+    jobs_.RequestCancel(job, reason);  // Finished when its step returns.
   } else {
     FinishJob(job, reason);
   }
