@@ -60,6 +60,17 @@ class SecurityTest : public ::testing::Test {
     ASSERT_EQ(r.code, ErrorCode::kNone) << r.detail;
   }
 
+  // SIGHUP, as the config file would now say: the same key file, only sched-a and ops listed.
+  void ReloadKeepingOnlySchedAAndOps() {
+    harness_->daemon().set_config_source([this](DaemonConfig* config, std::string*) {
+      config->security.server_secret_key_file = dir_.path() + "/server.key";
+      config->security.clients = {{"sched-a", a_.public_key, "submitter", "team-a"},
+                                  {"ops", admin_.public_key, "admin", ""}};
+      return OkStatus();
+    });
+    harness_->daemon().RequestReload();
+  }
+
   ClientKeys KeysOf(const net::CurveKeyPair& pair) const {
     return ClientKeys{server_.public_key, pair.public_key, pair.secret_key};
   }
@@ -176,13 +187,7 @@ TEST_F(SecurityTest, AKeyRemovedByAReloadIsRefusedOnItsOpenConnectionAndAnyNewOn
   ASSERT_TRUE(b->Run(Job(), [](const TokenChunk&) {}, &outcome, &finished, kTimeoutMs).ok());
   ASSERT_TRUE(outcome.accepted);
   // The allowlist without sched-b, as the config file would now say.
-  harness_->daemon().set_config_source([this](DaemonConfig* config, std::string*) {
-    config->security.server_secret_key_file = dir_.path() + "/server.key";
-    config->security.clients = {{"sched-a", a_.public_key, "submitter", "team-a"},
-                                {"ops", admin_.public_key, "admin", ""}};
-    return OkStatus();
-  });
-  harness_->daemon().RequestReload();
+  ReloadKeepingOnlySchedAAndOps();
   // The loop takes the reload before the next message it reads on this connection... or a
   // little after: ask until the refusal comes (each answer is a complete exchange).
   bool refused = false;
@@ -212,13 +217,7 @@ TEST_F(SecurityTest, ANewServerKeyIsTakenOnReloadWithoutARestart) {
   const net::CurveKeyPair old_server = server_;
   server_ = NewKeys();
   WriteFile(dir_.path() + "/server.key", server_.secret_key, 0600);
-  harness_->daemon().set_config_source([this](DaemonConfig* config, std::string*) {
-    config->security.server_secret_key_file = dir_.path() + "/server.key";
-    config->security.clients = {{"sched-a", a_.public_key, "submitter", "team-a"},
-                                {"ops", admin_.public_key, "admin", ""}};
-    return OkStatus();
-  });
-  harness_->daemon().RequestReload();
+  ReloadKeepingOnlySchedAAndOps();
   // Clients that know the new public key get in (once the loop has taken the reload)...
   bool in = false;
   for (int i = 0; i < 50 && !in; ++i) {

@@ -46,10 +46,9 @@ void JobFrontend::Pump(int burst) {
       [this](const std::string& peer, const ErrorReply& refusal) { Send(peer, refusal); });
 }
 
-void JobFrontend::Send(const std::string& peer, const JobMessage& message) {
+void JobFrontend::Send(const std::string& peer, JobMessage message) {
   if (peer.empty()) return;
   const uint64_t instance = store_.instance_id();
-  JobMessage stamped = message;
   const bool promise = std::visit(
       [instance](auto& m) {
         using T = std::decay_t<decltype(m)>;
@@ -59,8 +58,8 @@ void JobFrontend::Send(const std::string& peer, const JobMessage& message) {
         return std::is_same_v<T, JobAccepted> || std::is_same_v<T, TokenChunk> ||
                std::is_same_v<T, JobFinished> || std::is_same_v<T, CancelResult>;
       },
-      stamped);
-  std::span<const std::byte> bytes = EncodeJobView(stamped);
+      message);
+  std::span<const std::byte> bytes = EncodeJobView(message);
   // What this reply tells is in the open transaction (the next generation) or in one already
   // committed; earlier held replies go first either way.
   const uint64_t needs = store_.written() + (store_.dirty() ? 1 : 0);

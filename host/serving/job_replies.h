@@ -13,8 +13,9 @@ class JobReplies {
  public:
   virtual ~JobReplies() = default;
   // Sends without blocking; a peer that is gone or backlogged loses the message (counted), and
-  // ResumeStream replays a job's chunks.
-  virtual void Send(const std::string& peer, const JobMessage& message) = 0;
+  // ResumeStream replays a job's chunks. By value: the front end stamps it before encoding, and
+  // a temporary (every chunk) is moved in, not copied.
+  virtual void Send(const std::string& peer, JobMessage message) = 0;
 };
 
 }  // namespace wafer::host
