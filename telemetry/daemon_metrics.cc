@@ -28,6 +28,7 @@ const std::vector<std::string>& DaemonMetrics::BoardStateNames() {
 
 DaemonMetrics::DaemonMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
   auto& r = *registry_;
+  scheduler_ = std::make_unique<SchedulerMetrics>(r);
   submitted_ = &BuildCounter().Name("wafer_jobs_submitted_total")
                     .Help("Jobs accepted onto the queue, by model.").Register(r);
   finished_ = &BuildCounter().Name("wafer_jobs_finished_total")

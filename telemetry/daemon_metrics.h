@@ -14,6 +14,7 @@
 #include <prometheus/registry.h>
 
 #include "common/status.h"
+#include "telemetry/scheduler_metrics.h"
 
 namespace prometheus {
 class Exposer;
@@ -85,6 +86,7 @@ class DaemonMetrics {
   prometheus::Gauge& replies_waiting() { return *replies_waiting_; }
   prometheus::Counter& jobs_recovered() { return *jobs_recovered_; }
 
+  SchedulerMetrics& scheduler() { return *scheduler_; }
   prometheus::Registry& registry() { return *registry_; }
 
  private:
@@ -121,6 +123,7 @@ class DaemonMetrics {
   prometheus::Gauge* replies_waiting_;
   prometheus::Counter* jobs_recovered_;
 
+  std::unique_ptr<SchedulerMetrics> scheduler_;
   std::map<std::string, ModelSeries> models_;
   std::map<uint32_t, BoardSeries> boards_;
 };

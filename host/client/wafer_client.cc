@@ -701,6 +701,16 @@ wafer::Status AdminClient::ShowBoard(uint32_t board, BoardDetail* detail, int ti
   return Ask(host::ShowBoard{tag, board}, tag, detail, timeout_ms);
 }
 
+wafer::Status AdminClient::ListJobs(host::ListJobs query, JobList* reply, int timeout_ms) {
+  query.request_tag = next_tag_++;
+  return Ask(query, query.request_tag, reply, timeout_ms);
+}
+
+wafer::Status AdminClient::ShowJob(uint64_t job_id, JobDetail* detail, int timeout_ms) {
+  const uint64_t tag = next_tag_++;
+  return Ask(host::ShowJob{tag, job_id}, tag, detail, timeout_ms);
+}
+
 wafer::Status AdminClient::Operate(AdminMessage request,
                                    const std::function<void(const LoadProgress&)>& on_progress,
                                    OperationResult* result, int timeout_ms) {

@@ -213,8 +213,8 @@ class AdminClient {
   ~AdminClient();
 
   Status QueryStatus(StatusReply* reply, int timeout_ms);
-  // Runs an operation (LoadModel, UnloadModel, Drain, ResetBoard; its request_tag is set here)
-  // until its OperationResult, passing LoadProgress messages to `on_progress`. `timeout_ms`
+  // Runs an operation (LoadModel, UnloadModel, Drain, DrainBoard, ResetBoard, InjectFault,
+  // CancelJobRequest; its request_tag is set here) until its OperationResult, passing LoadProgress messages to `on_progress`. `timeout_ms`
   // bounds the silence between two messages, not the whole operation.
   wafer::Status Operate(AdminMessage request,
                         const std::function<void(const LoadProgress&)>& on_progress,
@@ -228,6 +228,14 @@ class AdminClient {
   // Geometry, harvesting map and sensors of board `board`. FAILED_PRECONDITION when the daemon
   // refused (detail in last_error()).
   wafer::Status ShowBoard(uint32_t board, BoardDetail* detail, int timeout_ms);
+
+  // The jobs `query` asks for (its request_tag is set here). FAILED_PRECONDITION when the daemon
+  // refused (a field out of range; detail in last_error()).
+  wafer::Status ListJobs(host::ListJobs query, JobList* reply, int timeout_ms);
+
+  // Job `job_id` in detail. FAILED_PRECONDITION when the daemon refused; last_error() then
+  // starts with the code ("UNKNOWN_JOB: job 12 is not known ...").
+  wafer::Status ShowJob(uint64_t job_id, JobDetail* detail, int timeout_ms);
 
   const std::string& last_error() const { return last_error_; }
 

@@ -8,100 +8,13 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "host/config/map_reader.h"
+#include "host/config/scheduling_config.h"
+
 namespace wafer::host {
 namespace {
 
-// Walks one YAML map, reading known keys and refusing unknown ones. yaml-cpp throws on bad
-// conversions; this class catches every exception and turns it into a detail message.
-class MapReader {
- public:
-  MapReader(const YAML::Node& node, std::string prefix, std::string* detail)
-      : node_(node), prefix_(std::move(prefix)), detail_(detail) {}
-
-  bool IsMap() {
-    if (node_.IsMap()) return true;
-    return Fail(node_, prefix_.empty() ? "(top level)" : prefix_, "must be a mapping");
-  }
-
-  bool String(const char* key, std::string* out, bool allow_empty = true) {
-    known_.insert(key);
-    YAML::Node v = node_[key];
-    if (!v) return true;
-    if (!v.IsScalar()) return Fail(v, Name(key), "must be a string");
-    *out = v.Scalar();
-    if (!allow_empty && out->empty()) return Fail(v, Name(key), "must not be empty");
-    return true;
-  }
-
-  template <typename T>
-  bool Uint(const char* key, T* out, uint64_t min, uint64_t max) {
-    known_.insert(key);
-    YAML::Node v = node_[key];
-    if (!v) return true;
-    uint64_t value = 0;
-    const std::string& s = v.IsScalar() ? v.Scalar() : std::string();
-    if (!v.IsScalar() || s.empty() || s.find_first_not_of("0123456789") != std::string::npos) {
-      return Fail(v, Name(key), "must be a non-negative integer");
-    }
-    try {
-      value = std::stoull(s);
-    } catch (const std::exception&) {
-      return Fail(v, Name(key), "integer out of range");
-    }
-    if (value < min || value > max) {
-      return Fail(v, Name(key),
-                  "must be between " + std::to_string(min) + " and " + std::to_string(max));
-    }
-    *out = static_cast<T>(value);
-    return true;
-  }
-
-  // A list of integers, each in [min, max]. Absent: `out` is left alone.
-  bool UintList(const char* key, std::vector<uint32_t>* out, uint64_t min, uint64_t max) {
-    known_.insert(key);
-    YAML::Node v = node_[key];
-    if (!v) return true;
-    if (!v.IsSequence() || v.size() == 0) return Fail(v, Name(key), "must be a non-empty list");
-    out->clear();
-    for (size_t i = 0; i < v.size(); ++i) {
-      const std::string& s = v[i].IsScalar() ? v[i].Scalar() : std::string();
-      if (s.empty() || s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos ||
-          std::stoull(s) < min || std::stoull(s) > max) {
-        return Fail(v[i], Name(key), "entries must be integers between " + std::to_string(min) +
-                                         " and " + std::to_string(max));
-      }
-      out->push_back(static_cast<uint32_t>(std::stoull(s)));
-    }
-    return true;
-  }
-
-  YAML::Node Child(const char* key) {
-    known_.insert(key);
-    return node_[key];
-  }
-
-  // Call after reading every key.
-  bool NoUnknownKeys() {
-    for (auto it = node_.begin(); it != node_.end(); ++it) {
-      std::string key = it->first.IsScalar() ? it->first.Scalar() : "?";
-      if (known_.count(key) == 0) return Fail(it->first, Name(key.c_str()), "unknown key");
-    }
-    return true;
-  }
-
-  bool Fail(const YAML::Node& at, const std::string& name, const std::string& why) {
-    *detail_ = "line " + std::to_string(at.Mark().line + 1) + ": " + name + ": " + why;
-    return false;
-  }
-
-  std::string Name(const char* key) const { return prefix_.empty() ? key : prefix_ + "." + key; }
-
- private:
-  YAML::Node node_;
-  std::string prefix_;
-  std::string* detail_;
-  std::set<std::string> known_;
-};
+using config_internal::MapReader;
 
 bool ValidEndpoint(const std::string& e) {
   return e.rfind("tcp://", 0) == 0 || e.rfind("ipc://", 0) == 0 || e.rfind("inproc://", 0) == 0;
@@ -312,10 +225,10 @@ Status ParseDaemonConfig(const std::string& yaml_text, DaemonConfig* config,
            r.Uint("prefill_chunk_tokens", &c.prefill_chunk_tokens, 1, 1 << 20) &&
            r.Uint("default_slots", &c.default_slots, 1, 65536) &&
            r.Uint("finished_job_retention", &c.finished_job_retention, 0, 10'000'000) &&
-           r.NoUnknownKeys();
+           config_internal::ParseSchedulingKeys(r, &c.scheduling, detail) && r.NoUnknownKeys();
       if (!ok) return InvalidArgument();
-      if (c.scheduler_policy != "fifo") {
-        r.Fail(s["policy"], "scheduler.policy", "unknown policy (known: fifo)");
+      if (c.scheduler_policy != "fair" && c.scheduler_policy != "fifo") {
+        r.Fail(s["policy"], "scheduler.policy", "unknown policy (known: fair, fifo)");
         return InvalidArgument();
       }
     }
@@ -379,7 +292,8 @@ std::string DefaultConfigYaml() {
     << "placement: " << d.placement << "                  # pack: fewest rows, models share boards;"
     << " spread: all free rows (faster compute)\n"
     << "scheduler:\n"
-    << "  policy: " << d.scheduler_policy << "\n"
+    << "  policy: " << d.scheduler_policy
+    << "                   # fair: classes, tenant shares, deadlines; fifo: arrival order\n"
     << "  queue_limit: " << d.queue_limit << "\n"
     << "  max_tokens_limit: " << d.max_tokens_limit << "\n"
     << "  max_stop_tokens: " << d.max_stop_tokens << "          # per job\n"
@@ -389,6 +303,7 @@ std::string DefaultConfigYaml() {
     << "  prefill_chunk_tokens: " << d.prefill_chunk_tokens << "\n"
     << "  default_slots: " << d.default_slots << "             # KV-cache sequences per model\n"
     << "  finished_job_retention: " << d.finished_job_retention << "\n"
+    << config_internal::SchedulingDefaultYaml()
     << "heartbeat:                       # for clients that send one (opt-in)\n"
     << "  interval_ms: " << d.heartbeat.interval_ms << "              # the daemon sends one this often\n"
     << "  timeout_ms: " << d.heartbeat.timeout_ms

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "host/config/scheduling_config.h"
 
 namespace wafer::host {
 
@@ -105,8 +106,8 @@ struct DaemonConfig {
   // plan` reports by default), leaving that gap to no other model.
   std::string placement = "pack";
 
-  std::string scheduler_policy = "fifo";
-  uint32_t queue_limit = 10000;
+  std::string scheduler_policy = "fair";  // fair (host/scheduler/fair_policy.h) or fifo.
+  uint32_t queue_limit = 10000;          // Jobs queued for all models together.
   uint32_t max_tokens_limit = 16384;   // Largest max_tokens a job may ask for.
   // Most stop tokens a job may give. Every Step carries each of its sequences' stop tokens, so
   // this bounds what one job adds to a Step's frame.
@@ -118,6 +119,8 @@ struct DaemonConfig {
   uint32_t default_slots = 64;
   // Finished jobs kept, with their tokens, for ResumeStream and JobStatus (~4 bytes a token).
   uint32_t finished_job_retention = 1000;
+  // Classes, tenants, per-model queues, preemption (the rest of `scheduler:`).
+  SchedulingConfig scheduling;
 
   // Heartbeats on the job socket, for clients that opt in by sending one.
   HeartbeatConfig heartbeat;

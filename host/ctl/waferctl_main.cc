@@ -2,7 +2,7 @@
 //
 // Exit codes (stable, for scripts):
 //   0  success
-//   1  the daemon refused or the operation failed (rejection, load error, unknown model)
+//   1  the daemon refused or the operation failed (rejection, load error, unknown model or job)
 //   2  usage error
 //   3  the daemon did not answer (not running, wrong endpoint, timeout)
 //   4  protocol error (an undecodable reply)
@@ -26,16 +26,12 @@
 #include "common/net/curve.h"
 #include "host/client/wafer_client.h"
 #include "host/ctl/board_view.h"
+#include "host/ctl/exit_codes.h"
+#include "host/ctl/jobs_command.h"
 #include "host/ctl/model_plan.h"
 
 namespace wafer::host {
 namespace {
-
-constexpr int kExitOk = 0;
-constexpr int kExitFailed = 1;
-constexpr int kExitUsage = 2;
-constexpr int kExitUnreachable = 3;
-constexpr int kExitProtocol = 4;
 
 using json = nlohmann::json;
 
@@ -82,6 +78,13 @@ const char* kUsage =
     "                                  ecc_correctable, ecc_uncorrectable, link_crc,\n"
     "                                  thermal_runaway, power_cap, firmware_hang, process_crash\n"
     "  capacity                        what the job socket can take\n"
+    "  jobs [list] [--tenant T] [--state queued|running|finished|unfinished|all] [--limit N]\n"
+    "                                  the daemon's jobs: queued ones by queue position, then\n"
+    "                                  running, then finished (newest first); default state\n"
+    "                                  unfinished (queued and running), limit 100 (1 to 10000)\n"
+    "  jobs show ID                    one job: timings, TTFT, deadline, how it ended\n"
+    "  jobs cancel ID                  end a queued or running job as its client's cancel would\n"
+    "                                  (needs the admin role); unknown or finished job: exit 1\n"
     "  model plan --config CONFIG.json --preset wse3|wse2|mini|PRESET.yaml [--boards N]\n"
     "         [--slots S] [--context C] [--prompt-tokens P] [--fabric WxH] [--pack]\n"
     "                                  placement and modeled speed; needs no daemon; --pack:\n"
@@ -534,6 +537,15 @@ int Main(int argc, char** argv) {
   AdminClient& a = **admin;
   if (args.command == "status") return CmdStatus(args, a, t);
   if (args.command == "load") return CmdLoad(args, a, t);
+  if (args.command == "jobs") {
+    JobsCommand jobs;
+    std::string error;
+    if (!ParseJobsCommand(args.positional, args.flags, &jobs, &error)) {
+      std::fprintf(stderr, "waferctl: %s\n", error.c_str());
+      return kExitUsage;
+    }
+    return RunJobsCommand(jobs, args.json, a, t, std::cout, std::cerr);
+  }
   OperationResult r;
   if (args.command == "unload" && args.positional.size() == 1) {
     Status s = a.Operate(UnloadModel{0, args.positional[0]}, nullptr, &r, t);

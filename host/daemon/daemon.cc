@@ -53,14 +53,16 @@ DaemonParts::DaemonParts(zmq::context_t& context, const DaemonConfig& config, co
       store(std::move(job_store)),
       jobs(*store, config.finished_job_retention, config.store.finished_retention_bytes),
       scheduler(std::move(policy), config.max_batch, clock),
+      waits(config.scheduling, scheduler),
+      admission(config, scheduler, waits, clock, RandomNonZeroId()),
       boards(context, clock, config.boards, std::move(link_factory), metrics),
-      steps(config, clock, jobs, scheduler, boards, models, job_frontend, metrics),
+      steps(config, clock, jobs, scheduler, waits, boards, models, job_frontend, metrics),
       models(config, clock, *store, boards, scheduler, steps, admin_frontend, loader_channel,
              metrics),
-      job_frontend(context, config, clock, access, *store, jobs, scheduler, models, steps, boards,
-                   metrics),
-      admin_frontend(context, config, clock, access, audit, job_frontend, jobs, scheduler,
-                     models, boards, metrics) {}
+      job_frontend(context, config, clock, access, *store, jobs, scheduler, admission, waits,
+                   models, steps, boards, metrics),
+      admin_frontend(context, config, clock, access, audit, job_frontend, *store, jobs, scheduler,
+                     steps, models, boards, metrics) {}
 
 DaemonParts::~DaemonParts() {
   if (loader) loader->Stop();
@@ -88,7 +90,7 @@ Status Daemon::Create(zmq::context_t& context, const DaemonConfig& config, const
                       std::string* detail) {
   std::unique_ptr<Daemon> d(new Daemon(context, config, clock));
   std::unique_ptr<SchedulingPolicy> policy =
-      MakeSchedulingPolicy(SchedulerOptions{config.scheduler_policy}, detail);
+      MakeSchedulingPolicy(config.scheduler_policy, config.scheduling, detail);
   if (policy == nullptr) return InvalidArgument();
   d->stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   d->reload_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -198,8 +200,13 @@ void Daemon::Recover() {
       cancelled.push_back(&job);  // Its client was told; it must not run again.
       return;
     }
+    // The class follows today's configuration, as for a job submitted now.
+    const SchedulingConfig& sched = config_.scheduling;
+    job.priority_class = static_cast<uint8_t>(
+        sched.ClassFor(job.priority, sched.TenantNamed(job.tenant), nullptr));
     p.jobs.MarkRequeued(job);
     p.scheduler.Enqueue(QueuedJobOf(job));
+    if (sched.TenantNamed(job.tenant).shed_on_ttft_miss) p.steps.WatchTtftTarget(job);
     if (p.models.Find(job.model) == nullptr) orphaned.insert(job.model);
     ++recovered;
   });

@@ -21,7 +21,9 @@
 #include "host/jobs/job_store.h"
 #include "host/jobs/job_table.h"
 #include "host/loader/loader.h"
+#include "host/scheduler/admission.h"
 #include "host/scheduler/scheduler.h"
+#include "host/scheduler/wait_estimator.h"
 #include "telemetry/daemon_metrics.h"
 
 namespace wafer::host {
@@ -40,6 +42,8 @@ struct DaemonParts {
   std::unique_ptr<JobStore> store;  // Durable (SQLite) or in memory, by store.path.
   JobTable jobs;
   Scheduler scheduler;
+  WaitEstimator waits;  // Each model's measured service, for admission and Capacity.
+  Admission admission;
   BoardManager boards;
   std::unique_ptr<net::Socket> loader_channel;  // The step loop's end of the loader's channel.
   std::unique_ptr<Loader> loader;

@@ -31,6 +31,8 @@ std::string Describe(const AdminMessage& message) {
           out = "ResetBoard board=" + std::to_string(m.board);
         } else if constexpr (std::is_same_v<T, InjectFault>) {
           out = "InjectFault board=" + std::to_string(m.board) + " kind=" + m.kind;
+        } else if constexpr (std::is_same_v<T, CancelJobRequest>) {
+          out = "CancelJob job=" + std::to_string(m.job_id);
         } else {
           out = "message #" + std::to_string(AdminMessage(m).index());
         }
@@ -44,16 +46,18 @@ std::string Describe(const AdminMessage& message) {
 
 AdminFrontend::AdminFrontend(zmq::context_t& context, const DaemonConfig& config,
                              const Clock& clock, const AccessPolicy& access, AuditLog& audit,
-                             JobFrontend& job_frontend, JobTable& jobs, Scheduler& scheduler,
-                             ModelManager& models, BoardManager& boards,
-                             telemetry::DaemonMetrics& metrics)
+                             JobFrontend& job_frontend, JobStore& store, JobTable& jobs,
+                             Scheduler& scheduler, StepLoop& steps, ModelManager& models,
+                             BoardManager& boards, telemetry::DaemonMetrics& metrics)
     : config_(config),
       clock_(clock),
       audit_(audit),
       start_ns_(clock.NowNanos()),
       job_frontend_(job_frontend),
+      store_(store),
       jobs_(jobs),
       scheduler_(scheduler),
+      steps_(steps),
       models_(models),
       boards_(boards),
       socket_(context, "admin", kAdminZapDomain, access, metrics) {}
@@ -63,6 +67,7 @@ Status AdminFrontend::Bind(const std::string& curve_secret_key, std::string* det
 }
 
 void AdminFrontend::Pump(int burst) {
+  ReleaseDurable();
   socket_.Pump(
       burst,
       [this](const std::string& peer, const ClientKeyConfig* key, std::span<const std::byte> p) {
@@ -102,10 +107,12 @@ void AdminFrontend::OnFrame(const std::string& peer, const ClientKeyConfig* key,
     Send(peer, ErrorReply{error.code, error.detail, error.request_tag});
     return;
   }
-  // A viewer reads (status, board detail, logs) and changes nothing.
+  // A viewer reads (status, board detail, logs, jobs) and changes nothing.
   const bool reads = std::holds_alternative<StatusQuery>(message) ||
                      std::holds_alternative<ShowBoard>(message) ||
                      std::holds_alternative<ReadBoardLog>(message) ||
+                     std::holds_alternative<ListJobs>(message) ||
+                     std::holds_alternative<ShowJob>(message) ||
                      std::holds_alternative<Heartbeat>(message);
   const std::string who = key != nullptr ? key->name : "anonymous";
   if (!reads) {
@@ -122,7 +129,8 @@ void AdminFrontend::OnFrame(const std::string& peer, const ClientKeyConfig* key,
         message);
     Send(peer, OperationResult{tag, ErrorCode::kPermissionDenied,
                                "key '" + key->name + "' is a " + key->role +
-                                   ": it may read status, boards and logs, and change nothing",
+                                   ": it may read status, boards, logs and jobs, and change "
+                                   "nothing",
                                0});
     return;
   }
@@ -146,6 +154,12 @@ void AdminFrontend::OnFrame(const std::string& peer, const ClientKeyConfig* key,
     OnInjectFault(peer, *fault);
   } else if (auto* show = std::get_if<ShowBoard>(&message)) {
     OnShowBoard(peer, *show);
+  } else if (auto* list = std::get_if<ListJobs>(&message)) {
+    OnListJobs(peer, *list);
+  } else if (auto* show_job = std::get_if<ShowJob>(&message)) {
+    OnShowJob(peer, *show_job);
+  } else if (auto* cancel = std::get_if<CancelJobRequest>(&message)) {
+    OnCancelJob(peer, *cancel);
   } else if (auto* beat = std::get_if<Heartbeat>(&message)) {
     if (!beat->is_reply) Send(peer, Heartbeat{beat->sent_ns, true});
   } else {

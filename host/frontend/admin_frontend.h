@@ -1,8 +1,10 @@
 // The admin socket: status, model load/unload with progress, drain, board reset, logs, fault
-// drills and board detail. Long operations are handed to the model manager or a board's worker;
-// their outcome comes back through OperationSink.
+// drills, board detail, and the jobs (list, show, cancel). Long operations are handed to the
+// model manager or a board's worker; their outcome comes back through OperationSink.
 #pragma once
 
+#include <deque>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -17,6 +19,7 @@
 #include "host/frontend/audit_log.h"
 #include "host/frontend/job_frontend.h"
 #include "host/frontend/router_socket.h"
+#include "host/jobs/job_store.h"
 #include "host/jobs/job_table.h"
 #include "host/scheduler/scheduler.h"
 #include "telemetry/daemon_metrics.h"
@@ -25,14 +28,17 @@ namespace wafer::host {
 
 inline constexpr const char* kWaferdVersion = "0.1.0";
 
+class StepLoop;
+
 // Not thread-safe; owned by the step loop's thread.
 class AdminFrontend final : public OperationSink {
  public:
-  // REQUIRES: every argument outlives the front end.
+  // REQUIRES: every argument outlives the front end (`steps` need only be constructed before
+  // the first Pump()).
   AdminFrontend(zmq::context_t& context, const DaemonConfig& config, const Clock& clock,
                 const AccessPolicy& access, AuditLog& audit, JobFrontend& job_frontend,
-                JobTable& jobs, Scheduler& scheduler, ModelManager& models,
-                BoardManager& boards, telemetry::DaemonMetrics& metrics);
+                JobStore& store, JobTable& jobs, Scheduler& scheduler, StepLoop& steps,
+                ModelManager& models, BoardManager& boards, telemetry::DaemonMetrics& metrics);
 
   // Shown in status replies (known once the metrics endpoint is bound).
   void set_metrics_url(std::string url) { metrics_url_ = std::move(url); }
@@ -50,7 +56,8 @@ class AdminFrontend final : public OperationSink {
   const std::string& endpoint() const { return socket_.endpoint(); }
   void* handle() { return socket_.handle(); }
 
-  // Handles the messages waiting on the socket (at most `burst`).
+  // Sends the held replies whose job-store writes are durable by now, then handles the messages
+  // waiting on the socket (at most `burst`). Call every turn of the loop.
   void Pump(int burst);
 
   void FinishOperation(const std::string& peer, uint64_t tag, Status status,
@@ -80,17 +87,39 @@ class AdminFrontend final : public OperationSink {
   bool CheckBoard(const std::string& peer, uint64_t tag, uint32_t board);
   BoardInfo InfoOf(const Board& board) const;
 
+  // ---- jobs (admin_jobs.cc) ----
+  void OnListJobs(const std::string& peer, const ListJobs& list);
+  void OnShowJob(const std::string& peer, const ShowJob& show);
+  // As the job socket's cancel (JobFrontend::OnCancel), for any tenant; audited; the
+  // OperationResult waits until the cancel is durable (SendWhenDurable).
+  void OnCancelJob(const std::string& peer, const CancelJobRequest& cancel);
+  // `job` as ListJobs shows it; `position` is its queue position when it is queued.
+  JobSummary SummaryOf(const JobRecord& job, std::optional<size_t> position,
+                       int64_t now_unix_ms) const;
+  // Sends `message` once what the job store holds now is durable (at once when it is), after
+  // every reply held before it; Pump() sends it later otherwise.
+  void SendWhenDurable(const std::string& peer, const AdminMessage& message);
+  void ReleaseDurable();
+
   const DaemonConfig& config_;
   const Clock& clock_;
   AuditLog& audit_;
   const int64_t start_ns_;
   JobFrontend& job_frontend_;
+  JobStore& store_;
   JobTable& jobs_;
   Scheduler& scheduler_;
+  StepLoop& steps_;
   ModelManager& models_;
   BoardManager& boards_;
   std::string metrics_url_;
   RouterSocket socket_;
+  struct HeldReply {
+    uint64_t generation;  // The store generation that must be durable first.
+    std::string peer;
+    std::string bytes;  // Encoded.
+  };
+  std::deque<HeldReply> held_;  // In the order they were sent.
 };
 
 }  // namespace wafer::host

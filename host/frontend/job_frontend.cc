@@ -13,7 +13,7 @@ namespace wafer::host {
 
 JobFrontend::JobFrontend(zmq::context_t& context, const DaemonConfig& config, const Clock& clock,
                          const AccessPolicy& access, JobStore& store, JobTable& jobs,
-                         Scheduler& scheduler,
+                         Scheduler& scheduler, Admission& admission, const WaitEstimator& waits,
                          ModelManager& models, StepLoop& steps, BoardManager& boards,
                          telemetry::DaemonMetrics& metrics)
     : config_(config),
@@ -21,6 +21,8 @@ JobFrontend::JobFrontend(zmq::context_t& context, const DaemonConfig& config, co
       store_(store),
       jobs_(jobs),
       scheduler_(scheduler),
+      admission_(admission),
+      waits_(waits),
       models_(models),
       steps_(steps),
       boards_(boards),
@@ -290,15 +292,48 @@ void JobFrontend::OnSubmit(const std::string& peer, const ClientKeyConfig* key, 
                       std::to_string(s.max_tokens) + " exceeds the context of " +
                       std::to_string(model->context_length));
   }
+  const uint64_t now_unix_ms = static_cast<uint64_t>(std::max<int64_t>(0, clock_.UnixMillis()));
   // Compared unsigned: a deadline at or past 2^63 ms is far in the future, not negative.
-  if (s.deadline_unix_ms != 0 &&
-      s.deadline_unix_ms <= static_cast<uint64_t>(std::max<int64_t>(0, clock_.UnixMillis()))) {
+  if (s.deadline_unix_ms != 0 && s.deadline_unix_ms <= now_unix_ms) {
     return Reject(peer, tag, ErrorCode::kDeadlineExceeded, "deadline already passed");
   }
-  if (scheduler_.queued() >= config_.queue_limit) {
-    return Reject(peer, tag, ErrorCode::kQueueFull,
-                  "queue holds its limit of " + std::to_string(config_.queue_limit) + " jobs",
-                  100);
+  if (s.deadline_ms != 0) {
+    // Relative to now, on the daemon's clock; the earlier of the two holds.
+    const uint64_t relative = now_unix_ms + s.deadline_ms;
+    if (s.deadline_unix_ms == 0 || relative < s.deadline_unix_ms) s.deadline_unix_ms = relative;
+  }
+  const SchedulingConfig& sched = config_.scheduling;
+  const TenantConfig tenant = sched.TenantNamed(s.tenant);
+  bool above_max = false;
+  const uint32_t priority_class = sched.ClassFor(s.priority, tenant, &above_max);
+  if (above_max && tenant.reject_above_max_class) {
+    return Reject(peer, tag, ErrorCode::kPermissionDenied,
+                  "priority " + std::to_string(s.priority) + " is class '" +
+                      sched.classes[sched.ClassOf(s.priority)].name + "'; tenant '" + s.tenant +
+                      "' may use classes up to '" + tenant.max_class + "'");
+  }
+  AdmissionRequest cost{s.model,
+                        s.tenant,
+                        priority_class,
+                        static_cast<uint32_t>(prompt.size()),
+                        s.max_tokens,
+                        s.ttft_target_ms,
+                        s.deadline_unix_ms == 0
+                            ? 0
+                            : static_cast<int64_t>(std::min<uint64_t>(
+                                  s.deadline_unix_ms - now_unix_ms, uint64_t{1} << 40))};
+  AdmissionDecision admitted = admission_.Decide(cost);
+  if (!admitted.accepted()) {
+    return Reject(peer, tag, admitted.code, std::move(admitted.detail), admitted.retry_after_ms);
+  }
+  if (admitted.shed) {
+    // Room for a higher class: the newest job of the lowest class below it leaves the queue.
+    if (JobRecord* victim = jobs_.Find(admitted.shed->job_id)) {
+      metrics_.scheduler().Shed(victim->model, "displaced").Increment();
+      steps_.FinishJob(*victim, FinishReason::kShed, ErrorCode::kNone,
+                       "displaced from the full queue of model '" + s.model +
+                           "' by a job of class '" + sched.classes[priority_class].name + "'");
+    }
   }
 
   auto job = std::make_unique<JobRecord>();
@@ -314,6 +349,8 @@ void JobFrontend::OnSubmit(const std::string& peer, const ClientKeyConfig* key, 
   job->stop_tokens = std::move(s.stop_tokens);
   job->want_text = s.want_text && model->text != nullptr;
   job->deadline_unix_ms = s.deadline_unix_ms;
+  job->ttft_target_ms = s.ttft_target_ms;
+  job->priority_class = static_cast<uint8_t>(priority_class);
   job->request_digest = std::move(digest);
   job->accepted_unix_ms = clock_.UnixMillis();
   job->accepted_ns = clock_.NowNanos();
@@ -327,6 +364,7 @@ void JobFrontend::OnSubmit(const std::string& peer, const ClientKeyConfig* key, 
   }
   JobRecord& record = *added.value();
   const size_t ahead = scheduler_.Enqueue(QueuedJobOf(record));
+  if (tenant.shed_on_ttft_miss) steps_.WatchTtftTarget(record);
   record.series->submitted->Increment();
   Send(peer, JobAccepted{tag, record.id, static_cast<uint32_t>(ahead), false});
 }
@@ -400,8 +438,18 @@ void JobFrontend::OnCapacity(const std::string& peer, const CapacityQuery& query
   for (const auto& [name, model] : models_.models()) {
     bool ready = model->state == ModelState::kReady;
     for (uint32_t index : model->boards) ready &= !boards_.at(index).drain.drained();
-    reply.models.push_back(ModelCapacity{name, scheduler_.Slots(name).free, model->slots,
-                                         model->context_length, ready});
+    ModelCapacity capacity{name, scheduler_.Slots(name).free, model->slots,
+                           model->context_length, ready, {}};
+    const std::vector<PriorityClassConfig>& classes = config_.scheduling.classes;
+    for (uint32_t cls = 0; cls < classes.size(); ++cls) {
+      // As for a job of tenant "" (the one a job without a tenant runs under).
+      const WaitEstimate e = waits_.Expected(name, cls, "", clock_.NowNanos());
+      capacity.classes.push_back(
+          ClassCapacity{classes[cls].name, static_cast<uint32_t>(scheduler_.QueuedInClass(name, cls)),
+                        static_cast<uint32_t>(std::min<int64_t>(e.wait_ns / 1'000'000, UINT32_MAX)),
+                        e.measured});
+    }
+    reply.models.push_back(std::move(capacity));
   }
   Send(peer, reply);
 }

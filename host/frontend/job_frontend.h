@@ -24,7 +24,9 @@
 #include "host/frontend/access.h"
 #include "host/frontend/router_socket.h"
 #include "host/jobs/job_table.h"
+#include "host/scheduler/admission.h"
 #include "host/scheduler/scheduler.h"
+#include "host/scheduler/wait_estimator.h"
 #include "telemetry/daemon_metrics.h"
 
 namespace wafer::host {
@@ -41,6 +43,7 @@ class JobFrontend final : public JobReplies {
   // REQUIRES: every argument outlives the front end.
   JobFrontend(zmq::context_t& context, const DaemonConfig& config, const Clock& clock,
               const AccessPolicy& access, JobStore& store, JobTable& jobs, Scheduler& scheduler,
+              Admission& admission, const WaitEstimator& waits,
               ModelManager& models, StepLoop& steps, BoardManager& boards,
               telemetry::DaemonMetrics& metrics);
 
@@ -101,6 +104,8 @@ class JobFrontend final : public JobReplies {
   JobStore& store_;
   JobTable& jobs_;
   Scheduler& scheduler_;
+  Admission& admission_;
+  const WaitEstimator& waits_;
   ModelManager& models_;
   StepLoop& steps_;
   BoardManager& boards_;

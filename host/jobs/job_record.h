@@ -10,6 +10,9 @@
 #include "host/board/board_types.h"
 #include "host/wire/messages.h"
 
+namespace prometheus {
+class Counter;
+}
 namespace wafer::telemetry {
 struct ModelSeries;
 }
@@ -29,7 +32,11 @@ struct JobRecord {
   SeqSampling sampling;
   std::vector<uint32_t> stop_tokens;
   bool want_text = true;
-  uint64_t deadline_unix_ms = 0;  // 0: none.
+  uint64_t deadline_unix_ms = 0;  // 0: none. A relative deadline_ms is made absolute here.
+  uint32_t ttft_target_ms = 0;    // 0: none.
+  // The priority class it runs in (index into scheduler.classes): from priority, capped at
+  // its tenant's max_class. Set at acceptance and recovery from the configuration then.
+  uint8_t priority_class = 0;
   // What makes a retry with the same idempotency key the same request (RequestDigestOf).
   std::string request_digest;
   int64_t accepted_unix_ms = 0;
@@ -73,6 +80,12 @@ struct JobRecord {
   int64_t last_token_ns = 0;
   int64_t device_ns = 0;
   telemetry::ModelSeries* series = nullptr;  // The model's metrics; registered once.
+  // Its tenant's wafer_tenant_tokens_served_total{kind="output"}, found when it is granted.
+  prometheus::Counter* tenant_output_tokens = nullptr;
+
+  // ---- scheduling (transient) ----
+  int64_t granted_ns = 0;          // When it was (last) granted its slot.
+  bool preempt_requested = false;  // Yields its slot when the Step it is in returns.
 };
 
 }  // namespace wafer::host

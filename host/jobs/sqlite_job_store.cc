@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <bit>
+#include <iterator>
 #include <cstdio>
 #include <cstring>
 
@@ -12,7 +13,8 @@ namespace {
 static_assert(std::endian::native == std::endian::little,
               "token blobs are stored as little-endian uint32 arrays");
 
-// Version 1. A later version adds its migration step to Migrate() and bumps kSchemaVersion.
+// Version 1. A new file is made at version 1 and migrated up like an old one (kMigrations), so
+// every migration runs on every new store.
 constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE jobs(
@@ -57,10 +59,17 @@ CREATE TABLE models(
   context_length INTEGER NOT NULL);
 )sql";
 
+// kMigrations[v - 1] takes a store from version v to v + 1.
+constexpr const char* kMigrations[] = {
+    // 2: a job's TTFT target (it orders the job within its tenant after a restart as before).
+    "ALTER TABLE jobs ADD COLUMN ttft_target_ms INTEGER NOT NULL DEFAULT 0;",
+};
+static_assert(std::size(kMigrations) + 1 == SqliteJobStore::kSchemaVersion);
+
 // Writes that a Commit() may stall on.
 constexpr const char* kInsertJob =
     "INSERT OR REPLACE INTO jobs VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
-    "?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)";
+    "?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)";
 constexpr const char* kCancelJob = "UPDATE jobs SET cancel_reason = ?2 WHERE id = ?1";
 constexpr const char* kInsertChunk = "INSERT OR REPLACE INTO chunks VALUES(?1, ?2, ?3, ?4, ?5)";
 constexpr const char* kFinishJob =
@@ -180,13 +189,20 @@ Result<uint64_t> PrepareSchema(sqlite3* db, const std::string& path, std::string
     const uint64_t instance = RandomNonZeroId();
     const std::string create = std::string(kSchemaV1) +
                                "INSERT INTO meta VALUES('instance_id', " +
-                               std::to_string(AsSql(instance)) + ");" +
-                               "PRAGMA user_version = " +
-                               std::to_string(SqliteJobStore::kSchemaVersion) + ";";
+                               std::to_string(AsSql(instance)) + ");PRAGMA user_version = 1;";
     if (!ExecAll(db, create.c_str(), path, detail)) return Unavailable();
-    return instance;
+    version = 1;
   }
-  // Migrations from older versions go here, one step per version. Version 1 is the first.
+  for (; version < SqliteJobStore::kSchemaVersion; ++version) {
+    // Inside Open's transaction, with the creation and every other step: a crash leaves the
+    // file as it was.
+    const std::string step = std::string(kMigrations[version - 1]) + "PRAGMA user_version = " +
+                             std::to_string(version + 1) + ";";
+    if (!ExecAll(db, step.c_str(), path, detail)) {
+      *detail += " (migrating the job store to schema version " + std::to_string(version + 1) + ")";
+      return Unavailable();
+    }
+  }
   sqlite3_stmt* s = nullptr;
   int64_t instance = 0;
   if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'instance_id'", -1, &s,
@@ -331,6 +347,7 @@ Status SqliteJobStore::ReadAll(std::string* detail) {
     if (!ColumnTokens(s, 7, &job->prompt) || !ColumnTokens(s, 14, &job->stop_tokens)) {
       return damaged("job " + std::to_string(job->id) + " has a torn token list");
     }
+    job->ttft_target_ms = static_cast<uint32_t>(sqlite3_column_int64(s, 26));
     if (sqlite3_column_type(s, 25) != SQLITE_NULL) {
       job->cancel_requested = true;
       job->cancel_reason = static_cast<FinishReason>(sqlite3_column_int(s, 25));
@@ -478,6 +495,7 @@ bool SqliteJobStore::WriteJob(uint64_t id) {
     sqlite3_bind_int64(s, 18, job->accepted_unix_ms);
     if (finished) BindEnding(s, 19, *job->finished);
     if (job->cancel_requested) sqlite3_bind_int(s, 26, static_cast<int>(job->cancel_reason));
+    sqlite3_bind_int64(s, 27, job->ttft_target_ms);
   }
   WAFER_STEP_OR_FAIL(this, s, "insert job");
   for (size_t i = 0; i < job->chunk_starts.size(); ++i) {

@@ -51,6 +51,7 @@ class SqliteJobStoreTest : public ::testing::Test {
     job->sampling = SeqSampling{0.5f, 40, 0.9f, 0xfeedfacecafebeefull};
     job->stop_tokens = {2, 4};
     job->deadline_unix_ms = UINT64_MAX;
+    job->ttft_target_ms = 250;
     job->accepted_unix_ms = 1'700'000'000'000;
     return job;
   }
@@ -101,6 +102,7 @@ TEST_F(SqliteJobStoreTest, JobsChunksEndingsAndModelsSurviveAReopen) {
   EXPECT_EQ(run.sampling.seed, 0xfeedfacecafebeefull);
   EXPECT_FLOAT_EQ(run.sampling.top_p, 0.9f);
   EXPECT_EQ(run.deadline_unix_ms, UINT64_MAX);
+  EXPECT_EQ(run.ttft_target_ms, 250u);
   EXPECT_EQ(run.output, (std::vector<uint32_t>{10, 11, 12}));
   EXPECT_EQ(run.chunk_starts, (std::vector<uint32_t>{0, 2}));
   EXPECT_EQ(run.chunk_texts, (std::vector<std::string>{"ab", "c"}));
@@ -215,6 +217,47 @@ TEST_F(SqliteJobStoreTest, AStoreFromANewerWaferdIsRefused) {
   EXPECT_EQ(OpenFails(&detail).code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(detail.find("newer waferd"), std::string::npos) << detail;
   EXPECT_NE(detail.find(path_), std::string::npos) << detail;
+}
+
+TEST_F(SqliteJobStoreTest, AVersionOneStoreIsMigratedWithItsJobs) {
+  uint64_t id = 0, instance = 0;
+  {
+    std::unique_ptr<SqliteJobStore> store = Open();
+    ASSERT_NE(store, nullptr);
+    instance = store->instance_id();
+    JobTable table(*store, 10, kNoByteLimit);
+    id = table.Add(Request("a")).value()->id;
+    ASSERT_TRUE(store->Commit().ok());
+  }
+  // Back to version 1 as an older waferd left it: no TTFT target column.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE jobs DROP COLUMN ttft_target_ms; PRAGMA user_version = 1",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  std::unique_ptr<SqliteJobStore> store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->instance_id(), instance);
+  ASSERT_NE(store->Find(id), nullptr);
+  EXPECT_EQ(store->Find(id)->prompt, (std::vector<uint32_t>{0, 1, 2}));
+  EXPECT_EQ(store->Find(id)->ttft_target_ms, 0u);  // Unknown to version 1.
+  // The migrated file takes new jobs with their targets.
+  JobTable table(*store, 10, kNoByteLimit);
+  const uint64_t added = table.Add(Request("b")).value()->id;
+  ASSERT_TRUE(store->Commit().ok());
+  store.reset();
+  db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(s, 0), SqliteJobStore::kSchemaVersion);
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->Find(added)->ttft_target_ms, 250u);
 }
 
 TEST_F(SqliteJobStoreTest, ASecondDaemonOnTheSameStoreIsRefused) {

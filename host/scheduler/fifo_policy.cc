@@ -4,7 +4,27 @@
 
 namespace wafer::host {
 
+void FifoPolicy::Count(const QueuedJob& job, int delta) {
+  size_t& in_class = per_class_[{job.model, job.priority_class}];
+  size_t& of_tenant = per_tenant_[job.tenant];
+  in_class += delta;
+  of_tenant += delta;
+  if (in_class == 0) per_class_.erase({job.model, job.priority_class});
+  if (of_tenant == 0) per_tenant_.erase(job.tenant);
+}
+
+size_t FifoPolicy::QueuedInClass(const std::string& model, uint32_t cls) const {
+  auto it = per_class_.find({model, cls});
+  return it == per_class_.end() ? 0 : it->second;
+}
+
+size_t FifoPolicy::QueuedForTenant(const std::string& tenant) const {
+  auto it = per_tenant_.find(tenant);
+  return it == per_tenant_.end() ? 0 : it->second;
+}
+
 size_t FifoPolicy::Push(const QueuedJob& job) {
+  Count(job, +1);
   Queue& q = queues_[job.model];
   size_t ahead = q.size();
   q.push_back(job);
@@ -15,6 +35,7 @@ size_t FifoPolicy::Push(const QueuedJob& job) {
 bool FifoPolicy::Remove(uint64_t job_id) {
   auto it = index_.find(job_id);
   if (it == index_.end()) return false;
+  Count(*it->second.second, -1);
   it->second.first->erase(it->second.second);
   index_.erase(it);
   return true;
@@ -26,6 +47,7 @@ std::optional<QueuedJob> FifoPolicy::PopNext(const std::string& model, const Sch
   QueuedJob job = std::move(it->second.front());
   it->second.pop_front();
   index_.erase(job.job_id);
+  Count(job, -1);
   return job;
 }
 
@@ -35,6 +57,7 @@ std::vector<QueuedJob> FifoPolicy::TakeAll(const std::string& model) {
   if (it == queues_.end()) return out;
   for (QueuedJob& job : it->second) {
     index_.erase(job.job_id);
+    Count(job, -1);
     out.push_back(std::move(job));
   }
   it->second.clear();

@@ -1,4 +1,5 @@
-// First come, first served, per model. Priorities and tenants are carried but not used.
+// First come, first served, per model: priorities, classes, tenants and deadlines are carried
+// and counted but never change the order; nothing is shed or preempted. The baseline.
 #pragma once
 
 #include <list>
@@ -20,14 +21,31 @@ class FifoPolicy final : public SchedulingPolicy {
   // FIFO keeps no account of what runs.
   void OnGranted(const RunningJob&) override {}
   void OnReleased(const RunningJob&) override {}
+  void OnServed(uint64_t, uint32_t, uint32_t) override {}
+  std::optional<QueuedJob> ShedCandidate(const std::string&, uint32_t) const override {
+    return std::nullopt;
+  }
+  std::optional<uint64_t> PreemptCandidate(const std::string&, const SchedulerView&,
+                                           int64_t) const override {
+    return std::nullopt;
+  }
   size_t size() const override { return index_.size(); }
   size_t QueuedFor(const std::string& model) const override;
+  size_t QueuedInClass(const std::string& model, uint32_t cls) const override;
+  size_t QueuedForTenant(const std::string& tenant) const override;
+  // Every queued job of the model: arrival order ignores classes.
+  size_t QueuedAhead(const std::string& model, uint32_t, const std::string&) const override {
+    return QueuedFor(model);
+  }
   std::optional<size_t> Position(uint64_t job_id) const override;
 
  private:
   using Queue = std::list<QueuedJob>;
   std::map<std::string, Queue> queues_;
   std::unordered_map<uint64_t, std::pair<Queue*, Queue::iterator>> index_;
+  std::map<std::pair<std::string, uint32_t>, size_t> per_class_;  // (model, class) -> queued.
+  std::unordered_map<std::string, size_t> per_tenant_;
+  void Count(const QueuedJob& job, int delta);
 };
 
 }  // namespace wafer::host

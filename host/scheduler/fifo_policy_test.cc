@@ -71,12 +71,14 @@ TEST(FifoPolicyTest, TakeAllEmptiesOneModelInOrder) {
   EXPECT_TRUE(p.TakeAll("zzz").empty());
 }
 
-TEST(FifoPolicyTest, FactoryKnowsFifoOnly) {
+TEST(FifoPolicyTest, FactoryKnowsFairAndFifo) {
   std::string detail;
-  EXPECT_NE(MakeSchedulingPolicy(SchedulerOptions{"fifo"}, &detail), nullptr);
-  EXPECT_EQ(MakeSchedulingPolicy(SchedulerOptions{"lottery"}, &detail), nullptr);
+  const SchedulingConfig config;
+  EXPECT_NE(MakeSchedulingPolicy("fifo", config, &detail), nullptr);
+  EXPECT_NE(MakeSchedulingPolicy("fair", config, &detail), nullptr);
+  EXPECT_EQ(MakeSchedulingPolicy("lottery", config, &detail), nullptr);
   EXPECT_NE(detail.find("'lottery'"), std::string::npos) << detail;
-  EXPECT_NE(detail.find("fifo"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("fair, fifo"), std::string::npos) << detail;
 }
 
 }  // namespace

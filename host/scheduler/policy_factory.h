@@ -4,21 +4,18 @@
 #include <memory>
 #include <string>
 
+#include "host/config/scheduling_config.h"
 #include "host/scheduler/scheduling_policy.h"
 
 namespace wafer::host {
 
-// The `scheduler:` options a policy is made from. FIFO reads none beyond its name; policies with
-// tenant weights, classes and quotas add their fields here and read them in their constructor.
-struct SchedulerOptions {
-  std::string policy = "fifo";
-};
-
 // Names of the known policies, for messages and `--help`.
-inline constexpr const char* kKnownPolicies = "fifo";
+inline constexpr const char* kKnownPolicies = "fair, fifo";
 
+// The policy `name` (scheduler.policy), reading what it needs of `config` (FIFO: nothing).
 // Returns nullptr, with `detail` naming the policy and the known ones, for an unknown name.
-std::unique_ptr<SchedulingPolicy> MakeSchedulingPolicy(const SchedulerOptions& options,
+std::unique_ptr<SchedulingPolicy> MakeSchedulingPolicy(const std::string& name,
+                                                       const SchedulingConfig& config,
                                                        std::string* detail);
 
 }  // namespace wafer::host

@@ -6,14 +6,29 @@
 namespace wafer::host {
 
 QueuedJob QueuedJobOf(const JobRecord& job) {
-  return QueuedJob{job.id,
-                   job.model,
-                   job.tenant,
-                   job.priority,
-                   job.accepted_ns,
-                   job.deadline_unix_ms,
-                   static_cast<uint32_t>(job.prompt.size()),
-                   job.max_tokens};
+  QueuedJob q{job.id,
+              job.model,
+              job.tenant,
+              job.priority,
+              job.accepted_ns,
+              job.deadline_unix_ms,
+              static_cast<uint32_t>(job.prompt.size()),
+              job.max_tokens,
+              job.priority_class,
+              job.accept_seq};
+  // Deadlines on this process's clock, from the acceptance they are relative to.
+  if (job.deadline_unix_ms != 0) {
+    const int64_t after_ms = static_cast<int64_t>(std::min<uint64_t>(
+        job.deadline_unix_ms - std::min<uint64_t>(job.deadline_unix_ms,
+                                                  static_cast<uint64_t>(job.accepted_unix_ms)),
+        uint64_t{1} << 40));
+    q.order_deadline_ns = job.accepted_ns + after_ms * 1'000'000;
+  }
+  if (job.ttft_target_ms != 0 && job.first_token_ns == 0) {
+    q.order_deadline_ns = std::min(q.order_deadline_ns,
+                                   job.accepted_ns + int64_t{job.ttft_target_ms} * 1'000'000);
+  }
+  return q;
 }
 
 Scheduler::Scheduler(std::unique_ptr<SchedulingPolicy> policy, uint32_t max_batch,
@@ -46,6 +61,7 @@ void Scheduler::Admit(const std::string& model, std::vector<SlotGrant>* grants) 
     pool.free.pop_back();
     pool.order.push_back(running.job.job_id);
     policy_->OnGranted(running);
+    ++pool.classes[running.job.priority_class];
     grants->push_back(SlotGrant{running.job, running.slot});
     pool.running.emplace(running.job.job_id, std::move(running));
     ++running_;
@@ -62,6 +78,9 @@ bool Scheduler::Release(const std::string& model, uint64_t job_id) {
   auto at = std::find(pool.order.begin(), pool.order.end(), job_id);
   if (at != pool.order.end()) pool.order.erase(at);
   policy_->OnReleased(run->second);
+  if (--pool.classes[run->second.job.priority_class] == 0) {
+    pool.classes.erase(run->second.job.priority_class);
+  }
   pool.running.erase(run);
   --running_;
   return true;
@@ -74,6 +93,21 @@ std::deque<uint64_t>& Scheduler::RunOrder(const std::string& model) {
     return empty_order_;
   }
   return it->second.order;
+}
+
+uint32_t Scheduler::RunningAtOrBelow(const std::string& model, uint32_t cls) const {
+  auto it = pools_.find(model);
+  if (it == pools_.end()) return 0;
+  uint32_t n = 0;
+  for (auto c = it->second.classes.lower_bound(cls); c != it->second.classes.end(); ++c) {
+    n += c->second;
+  }
+  return n;
+}
+
+std::optional<uint64_t> Scheduler::PreemptCandidate(const std::string& model) const {
+  if (pools_.count(model) == 0) return std::nullopt;
+  return policy_->PreemptCandidate(model, *this, clock_.NowNanos());
 }
 
 ModelSlots Scheduler::Slots(const std::string& model) const {

@@ -56,10 +56,33 @@ class Scheduler final : private SchedulerView {
   // it. Empty for a model that is not open.
   std::deque<uint64_t>& RunOrder(const std::string& model);
 
+  // `job_id` (holding a slot) was served these tokens: the policy's fair-share account.
+  void Served(uint64_t job_id, uint32_t prompt_tokens, uint32_t output_tokens) {
+    policy_->OnServed(job_id, prompt_tokens, output_tokens);
+  }
+  // The queued job a full queue of `model` drops for a newcomer of class `cls`, if any (it
+  // stays queued until the caller ends it).
+  std::optional<QueuedJob> ShedCandidate(const std::string& model, uint32_t cls) const {
+    return policy_->ShedCandidate(model, cls);
+  }
+  // The running job of `model` that should yield its slot to a waiting higher class, if any.
+  std::optional<uint64_t> PreemptCandidate(const std::string& model) const;
+
   size_t queued() const { return policy_->size(); }
   size_t QueuedFor(const std::string& model) const { return policy_->QueuedFor(model); }
+  size_t QueuedInClass(const std::string& model, uint32_t cls) const {
+    return policy_->QueuedInClass(model, cls);
+  }
+  size_t QueuedForTenant(const std::string& tenant) const {
+    return policy_->QueuedForTenant(tenant);
+  }
+  size_t QueuedAhead(const std::string& model, uint32_t cls, const std::string& tenant) const {
+    return policy_->QueuedAhead(model, cls, tenant);
+  }
   std::optional<size_t> Position(uint64_t job_id) const { return policy_->Position(job_id); }
   size_t running() const { return running_; }
+  // Running jobs of `model` in class `cls` or any lower one (a larger index).
+  uint32_t RunningAtOrBelow(const std::string& model, uint32_t cls) const;
   ModelSlots Slots(const std::string& model) const override;
 
  private:
@@ -68,6 +91,7 @@ class Scheduler final : private SchedulerView {
     std::vector<uint32_t> free;  // Popped from the back: slot 0 first.
     std::deque<uint64_t> order;
     std::unordered_map<uint64_t, RunningJob> running;
+    std::map<uint32_t, uint32_t> classes;  // Running jobs per class.
   };
   std::vector<RunningJob> Running(const std::string& model) const override;
 

@@ -1,5 +1,7 @@
 #include "host/scheduler/scheduler.h"
 
+#include <tuple>
+
 #include <gtest/gtest.h>
 
 #include "host/scheduler/fifo_policy.h"
@@ -31,10 +33,29 @@ class RecordingPolicy final : public SchedulingPolicy {
   size_t size() const override { return fifo_.size(); }
   size_t QueuedFor(const std::string& model) const override { return fifo_.QueuedFor(model); }
   std::optional<size_t> Position(uint64_t id) const override { return fifo_.Position(id); }
+  void OnServed(uint64_t id, uint32_t prompt, uint32_t output) override {
+    served.push_back({id, prompt, output});
+  }
+  std::optional<QueuedJob> ShedCandidate(const std::string& model, uint32_t cls) const override {
+    return fifo_.ShedCandidate(model, cls);
+  }
+  std::optional<uint64_t> PreemptCandidate(const std::string& model, const SchedulerView& view,
+                                           int64_t now_ns) const override {
+    return fifo_.PreemptCandidate(model, view, now_ns);
+  }
+  size_t QueuedInClass(const std::string& model, uint32_t cls) const override {
+    return fifo_.QueuedInClass(model, cls);
+  }
+  size_t QueuedForTenant(const std::string& t) const override { return fifo_.QueuedForTenant(t); }
+  size_t QueuedAhead(const std::string& model, uint32_t cls,
+                     const std::string& tenant) const override {
+    return fifo_.QueuedAhead(model, cls, tenant);
+  }
 
   std::vector<size_t> seen_running;
   std::vector<uint32_t> seen_free;
   std::vector<uint64_t> granted, released;
+  std::vector<std::tuple<uint64_t, uint32_t, uint32_t>> served;
 
  private:
   FifoPolicy fifo_;

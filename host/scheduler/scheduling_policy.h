@@ -1,12 +1,14 @@
-// The scheduler's policy seam: which queued job gets the next free KV-cache slot of a model. A
+// The scheduler's policy seam: which queued job gets the next free KV-cache slot of a model,
+// which queued job a full queue sheds, and which running job yields its slot to a waiting one. A
 // policy owns the queue's order and sees, through a SchedulerView, what already runs: the jobs
-// holding slots and each model's capacity. It hears of every slot granted and released, so that
-// a policy with tenants can account for what each one holds. FIFO lives here today; priorities,
-// fair share and deadlines arrive as other implementations (see policy_factory.h).
+// holding slots and each model's capacity. It hears of every slot granted and released and of
+// the tokens each running job is served, so that a policy with tenants can account for them.
+// Implementations: FairPolicy (classes, tenant shares, deadlines; the default) and FifoPolicy.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,6 +25,11 @@ struct QueuedJob {
   uint64_t deadline_unix_ms = 0;  // 0: none.
   uint32_t prompt_tokens = 0;
   uint32_t max_tokens = 0;
+  uint8_t priority_class = 0;  // Index into scheduler.classes: 0 is the highest.
+  uint64_t accept_seq = 0;     // Acceptance order: ties go to the earlier job.
+  // On this process's clock: the TTFT target (while no token has come) or the completion
+  // deadline, whichever is earlier; max when the job has neither.
+  int64_t order_deadline_ns = std::numeric_limits<int64_t>::max();
 };
 
 // A job holding a KV-cache slot.
@@ -69,9 +76,30 @@ class SchedulingPolicy {
   // re-queued after its board was lost (then Push follows).
   virtual void OnGranted(const RunningJob& job) = 0;
   virtual void OnReleased(const RunningJob& job) = 0;
+  // `job_id`, holding a slot, was served these tokens in a Step (prefill read, tokens output).
+  virtual void OnServed(uint64_t job_id, uint32_t prompt_tokens, uint32_t output_tokens) = 0;
+
+  // The queued job of `model` to drop so that a job of class `newcomer_class` fits a full
+  // queue: the newest job of the lowest class below it. nullopt when none is lower (or the
+  // policy never sheds). The job stays queued; the caller ends it.
+  virtual std::optional<QueuedJob> ShedCandidate(const std::string& model,
+                                                 uint32_t newcomer_class) const = 0;
+  // A running job of `model` that should give its slot to a queued job of a higher class, when
+  // `view` shows no free slot: nullopt when none may (or the policy never preempts).
+  virtual std::optional<uint64_t> PreemptCandidate(const std::string& model,
+                                                   const SchedulerView& view,
+                                                   int64_t now_ns) const = 0;
+
   // Jobs queued, in all and for one model.
   virtual size_t size() const = 0;
   virtual size_t QueuedFor(const std::string& model) const = 0;
+  // Jobs of `model` in class `cls`, and of `tenant` for any model.
+  virtual size_t QueuedInClass(const std::string& model, uint32_t cls) const = 0;
+  virtual size_t QueuedForTenant(const std::string& tenant) const = 0;
+  // Jobs a new job of class `cls` for `model` from `tenant` would wait behind if nothing else
+  // arrived.
+  virtual size_t QueuedAhead(const std::string& model, uint32_t cls,
+                             const std::string& tenant) const = 0;
   // Jobs ahead of `job_id` for its model; nullopt when it is not queued.
   virtual std::optional<size_t> Position(uint64_t job_id) const = 0;
 };

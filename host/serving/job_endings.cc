@@ -9,12 +9,30 @@ namespace wafer::host {
 void StepLoop::FinishJob(JobRecord& job, FinishReason reason, ErrorCode error,
                          std::string detail) {
   if (job.finished) return;
-  if (job.state == JobState::kQueued) scheduler_.Dequeue(job.id);
+  const int64_t now = clock_.NowNanos();
+  const bool was_queued = job.state == JobState::kQueued;
+  if (was_queued) scheduler_.Dequeue(job.id);
+  if (job.preempt_requested) {
+    job.preempt_requested = false;
+    preempting_.erase(job.model);
+  }
   if (job.slot >= 0) {
+    waits_.OnReleased(job.model, now - job.granted_ns);
     scheduler_.Release(job.model, job.id);
     jobs_.ClearSlot(job);
   }
-  const JobFinished& f = jobs_.Finish(job, reason, error, std::move(detail), clock_.NowNanos());
+  telemetry::SchedulerMetrics& sm = metrics_.scheduler();
+  if (reason == FinishReason::kDeadlineExceeded) {
+    sm.Expired(job.model, was_queued ? "queued" : "running").Increment();
+  }
+  if (job.first_token_ns == 0 &&
+      (reason == FinishReason::kDeadlineExceeded || reason == FinishReason::kShed)) {
+    // Jobs that never ran count in the class's TTFT too, or overload would look like speed.
+    sm.Ttft(job.model, config_.scheduling.classes[job.priority_class].name,
+            reason == FinishReason::kShed ? "shed" : "expired")
+        .Observe(static_cast<double>(now - job.accepted_ns) / 1e9);
+  }
+  const JobFinished& f = jobs_.Finish(job, reason, error, std::move(detail), now);
   metrics_.Finished(job.model, FinishReasonName(reason)).Increment();
   replies_.Send(job.peer, f);
 }
@@ -33,6 +51,25 @@ void StepLoop::ExpireDeadlines() {
   for (uint64_t id : expired_) {
     if (JobRecord* job = jobs_.Find(id)) FinishJob(*job, FinishReason::kDeadlineExceeded);
   }
+  const int64_t now = clock_.NowNanos();
+  while (!ttft_watch_.empty() && ttft_watch_.begin()->first <= now) {
+    JobRecord* job = jobs_.Find(ttft_watch_.begin()->second);
+    ttft_watch_.erase(ttft_watch_.begin());
+    // Only a job still waiting is shed; one that runs keeps running.
+    if (job == nullptr || job->finished || job->state != JobState::kQueued ||
+        job->first_token_ns != 0) {
+      continue;
+    }
+    metrics_.scheduler().Shed(job->model, "ttft_missed").Increment();
+    FinishJob(*job, FinishReason::kShed, ErrorCode::kNone,
+              "still queued past its TTFT target of " + std::to_string(job->ttft_target_ms) +
+                  " ms; its tenant sheds on a miss");
+  }
+}
+
+void StepLoop::WatchTtftTarget(const JobRecord& job) {
+  if (job.ttft_target_ms == 0 || job.first_token_ns != 0) return;
+  ttft_watch_.emplace(job.accepted_ns + int64_t{job.ttft_target_ms} * 1'000'000, job.id);
 }
 
 size_t StepLoop::RequeueRunning(const std::string& model) {
@@ -44,6 +81,10 @@ size_t StepLoop::RequeueRunning(const std::string& model) {
     if (job == nullptr) continue;
     jobs_.ClearSlot(*job);
     job->in_flight = false;
+    if (job->preempt_requested) {
+      job->preempt_requested = false;  // It is re-queued anyway.
+      preempting_.erase(model);
+    }
     if (job->cancel_requested) {
       FinishJob(*job, job->cancel_reason);
       continue;

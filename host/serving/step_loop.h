@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "host/serving/job_replies.h"
 #include "host/jobs/job_table.h"
 #include "host/scheduler/scheduler.h"
+#include "host/scheduler/wait_estimator.h"
 #include "host/scheduler/step_planner.h"
 #include "telemetry/daemon_metrics.h"
 
@@ -27,7 +29,7 @@ class StepLoop {
   // REQUIRES: every argument outlives the loop (`models` and `replies` need only be
   // constructed before the first call).
   StepLoop(const DaemonConfig& config, const Clock& clock, JobTable& jobs, Scheduler& scheduler,
-           BoardManager& boards, ModelManager& models, JobReplies& replies,
+           WaitEstimator& waits, BoardManager& boards, ModelManager& models, JobReplies& replies,
            telemetry::DaemonMetrics& metrics);
 
   // Plans and sends a Step on every board that has room for one (step_planning.cc).
@@ -45,8 +47,12 @@ class StepLoop {
   // jobs in those Steps become suspects (JobRecord::suspect_until_output); a suspect that was
   // the only job in flight is the cause, and ends as a poison job.
   void BlameBoardLoss(const std::string& model, const std::string& why);
-  // Ends the jobs whose deadline passed (a job in flight ends when its step returns).
+  // Ends the jobs whose deadline passed (a job in flight ends when its step returns), and sheds
+  // the queued jobs watched for their TTFT target (WatchTtftTarget) that missed it.
   void ExpireDeadlines();
+  // `job`'s tenant sheds on a TTFT miss: while it is queued without a token past its target, it
+  // is shed (FinishReason kShed).
+  void WatchTtftTarget(const JobRecord& job);
   // `model`'s running jobs go back to the queue, keeping their priority, with prompt + output
   // as prefill (a cancelled one ends). Returns how many went back.
   size_t RequeueRunning(const std::string& model);
@@ -69,6 +75,11 @@ class StepLoop {
 
   bool PlanStep(Board& board, ModelRecord& model);
   void AdmitQueued(ModelRecord& model);
+  // When a higher class waits and no slot is free, the policy's candidate yields its slot: now,
+  // or (in flight) when its step returns.
+  void PreemptFor(ModelRecord& model);
+  // `job` gives its slot back and queues again with its output as prefill; its stream goes on.
+  void Preempt(JobRecord& job);
   void ForwardStep(Chain& chain, ModelRecord& model, StepDone& done);
   void FinishRefusedSeq(JobRecord& job, const Status& status);
 
@@ -82,6 +93,7 @@ class StepLoop {
   const Clock& clock_;
   JobTable& jobs_;
   Scheduler& scheduler_;
+  WaitEstimator& waits_;
   StepPlanner planner_;
   BoardManager& boards_;
   ModelManager& models_;
@@ -94,6 +106,8 @@ class StepLoop {
   JobMessage chunk_message_ = TokenChunk{};
   std::vector<SlotGrant> grants_;    // AdmitQueued's scratch; keeps its capacity.
   std::vector<uint64_t> expired_;    // ExpireDeadlines' scratch.
+  std::multimap<int64_t, uint64_t> ttft_watch_;  // TTFT target (ns) -> job, see WatchTtftTarget.
+  std::map<std::string, uint64_t> preempting_;  // Model -> its job asked to yield (one at once).
   std::vector<uint64_t> unfit_;      // PlanStep's scratch: jobs no Step can carry.
 };
 

@@ -14,12 +14,13 @@ constexpr size_t kOutputReserveTokens = 4096;
 }  // namespace
 
 StepLoop::StepLoop(const DaemonConfig& config, const Clock& clock, JobTable& jobs,
-                   Scheduler& scheduler, BoardManager& boards, ModelManager& models,
+                   Scheduler& scheduler, WaitEstimator& waits, BoardManager& boards, ModelManager& models,
                    JobReplies& replies, telemetry::DaemonMetrics& metrics)
     : config_(config),
       clock_(clock),
       jobs_(jobs),
       scheduler_(scheduler),
+      waits_(waits),
       planner_(StepPlannerOptions{config.max_batch, config.steps_in_flight,
                                   config.prefill_chunk_tokens, config.decode_tokens_per_step},
                jobs, clock),
@@ -62,11 +63,21 @@ void StepLoop::AdmitQueued(ModelRecord& model) {
   for (uint32_t index : model.boards) {
     if (boards_.at(index).drain.drained()) return;
   }
+  PreemptFor(model);
   grants_.clear();
   scheduler_.Admit(model.name, &grants_);
+  const int64_t now = clock_.NowNanos();
   for (const SlotGrant& grant : grants_) {
     JobRecord& job = *jobs_.Find(grant.job.job_id);
     jobs_.MarkRunning(job, grant.slot);
+    job.granted_ns = now;
+    // The fair share charges what the board reads: the prompt, or after a preemption or board
+    // loss, the prompt and output it recomputes.
+    scheduler_.Served(job.id, static_cast<uint32_t>(job.prefill.size()), 0);
+    const std::string tenant = config_.scheduling.MetricLabel(job.tenant);
+    telemetry::SchedulerMetrics& sm = metrics_.scheduler();
+    sm.TenantTokens(tenant, "prompt").Increment(static_cast<double>(job.prefill.size()));
+    job.tenant_output_tokens = &sm.TenantTokens(tenant, "output");
     // Room for the output up front, so that streaming does not regrow these vectors every few
     // chunks (large reallocations take the allocator's lock, which other threads contend). The
     // cap bounds what a job that stops early holds unused.
@@ -76,6 +87,34 @@ void StepLoop::AdmitQueued(ModelRecord& model) {
     job.chunk_starts.reserve(chunks);
     job.chunk_texts.reserve(chunks);
   }
+}
+
+void StepLoop::PreemptFor(ModelRecord& model) {
+  if (preempting_.count(model.name) > 0) return;  // One at a time: its slot serves the next.
+  const std::optional<uint64_t> candidate = scheduler_.PreemptCandidate(model.name);
+  if (!candidate) return;
+  JobRecord* job = jobs_.Find(*candidate);
+  if (job == nullptr || job->finished) return;
+  if (job->in_flight) {
+    job->preempt_requested = true;
+    preempting_[model.name] = job->id;
+  } else {
+    Preempt(*job);
+  }
+}
+
+void StepLoop::Preempt(JobRecord& job) {
+  preempting_.erase(job.model);
+  job.preempt_requested = false;
+  if (job.finished || job.slot < 0) return;
+  metrics_.scheduler().Preempted(job.model, "higher_class").Increment();
+  waits_.OnReleased(job.model, clock_.NowNanos() - job.granted_ns);
+  scheduler_.Release(job.model, job.id);
+  jobs_.ClearSlot(job);
+  // Its KV cache is dropped with the slot; the prompt and output so far are recomputed when it
+  // runs again, with its class, tenant, deadline and acceptance order (its place among equals).
+  jobs_.MarkRequeued(job);
+  scheduler_.Enqueue(QueuedJobOf(job));
 }
 
 bool StepLoop::PlanStep(Board& board, ModelRecord& model) {

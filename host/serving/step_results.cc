@@ -92,7 +92,11 @@ void StepLoop::OnStepDone(Board& board, StepDone& done) {
     }
     ApplyTokens(*job, *model, r.tokens, now);
     if (job->finished) continue;
-    if (!r.status.ok()) FinishRefusedSeq(*job, r.status);
+    if (!r.status.ok()) {
+      FinishRefusedSeq(*job, r.status);
+    } else if (job->preempt_requested) {
+      Preempt(*job);
+    }
   }
 }
 
@@ -171,9 +175,17 @@ void StepLoop::ApplyTokens(JobRecord& job, ModelRecord& model, const std::vector
   }
   if (take == 0) return;
   telemetry::ModelSeries& series = *job.series;
+  scheduler_.Served(job.id, 0, static_cast<uint32_t>(take));
+  if (job.tenant_output_tokens != nullptr) {
+    job.tenant_output_tokens->Increment(static_cast<double>(take));
+  }
   if (job.first_token_ns == 0) {
     job.first_token_ns = now;
     series.ttft->Observe(Seconds(now - job.accepted_ns));
+    waits_.OnFirstToken(job.model, now - job.granted_ns);
+    metrics_.scheduler()
+        .Ttft(job.model, config_.scheduling.classes[job.priority_class].name, "served")
+        .Observe(Seconds(now - job.accepted_ns));
   } else {
     series.inter_token->Observe(Seconds(now - job.last_token_ns) / static_cast<double>(take));
   }

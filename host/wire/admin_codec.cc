@@ -37,6 +37,38 @@ std::vector<T> Vec(const fb::Vector<V>* v) {
   return v ? std::vector<T>(v->begin(), v->end()) : std::vector<T>();
 }
 
+fb::Offset<wa::JobSummary> EncodeJobSummary(fb::FlatBufferBuilder& b, const JobSummary& x) {
+  auto tenant = b.CreateString(x.tenant);
+  auto model = b.CreateString(x.model);
+  auto cls = b.CreateString(x.priority_class);
+  auto reason = b.CreateString(x.finish_reason);
+  return wa::CreateJobSummary(b, x.job_id, tenant, model, static_cast<wa::JobState>(x.state), cls,
+                              x.priority, x.queue_position, x.age_ms, x.tokens_generated, reason);
+}
+
+JobSummary DecodeJobSummary(const wa::JobSummary* x) {
+  if (x == nullptr) return JobSummary{};
+  JobState state = JobState::kUnknown;
+  switch (x->state()) {  // A value read off the wire: one this build does not know is kUnknown.
+    case wa::JobState::kQueued: state = JobState::kQueued; break;
+    case wa::JobState::kRunning: state = JobState::kRunning; break;
+    case wa::JobState::kFinished: state = JobState::kFinished; break;
+    default: break;
+  }
+  JobSummary r;
+  r.job_id = x->job_id();
+  r.tenant = Str(x->tenant());
+  r.model = Str(x->model());
+  r.state = state;
+  r.priority_class = Str(x->priority_class());
+  r.priority = x->priority();
+  r.queue_position = x->queue_position();
+  r.age_ms = x->age_ms();
+  r.tokens_generated = x->tokens_generated();
+  r.finish_reason = Str(x->finish_reason());
+  return r;
+}
+
 struct Encoder {
   fb::FlatBufferBuilder& b;
 
@@ -145,6 +177,39 @@ struct Encoder {
                                   m.io_power_w, m.coolant_in_c, m.coolant_out_c, m.throttled,
                                   m.thermal_trip, m.ecc_correctable, m.ecc_uncorrectable)
                 .Union()};
+  }
+  Encoded operator()(const ListJobs& m) {
+    auto tenant = b.CreateString(m.tenant);
+    return {wa::AdminMessage::ListJobs,
+            wa::CreateListJobs(b, m.request_tag, tenant, static_cast<wa::JobStateFilter>(m.state),
+                               m.limit)
+                .Union()};
+  }
+  Encoded operator()(const JobList& m) {
+    std::vector<fb::Offset<wa::JobSummary>> jobs;
+    jobs.reserve(m.jobs.size());
+    for (const JobSummary& x : m.jobs) jobs.push_back(EncodeJobSummary(b, x));
+    auto vec = b.CreateVector(jobs);
+    return {wa::AdminMessage::JobList,
+            wa::CreateJobList(b, m.request_tag, vec, m.total, m.truncated).Union()};
+  }
+  Encoded operator()(const ShowJob& m) {
+    return {wa::AdminMessage::ShowJob, wa::CreateShowJob(b, m.request_tag, m.job_id).Union()};
+  }
+  Encoded operator()(const JobDetail& m) {
+    auto summary = EncodeJobSummary(b, m.summary);
+    auto detail = b.CreateString(m.detail);
+    return {wa::AdminMessage::JobDetail,
+            wa::CreateJobDetail(b, m.request_tag, summary, m.prompt_tokens, m.max_tokens,
+                                m.accepted_unix_ms, m.deadline_unix_ms, m.ttft_target_ms,
+                                m.first_token, m.ttft_ns, m.queued_ns, m.total_ns, m.device_ns,
+                                m.chunks, m.cancel_requested,
+                                static_cast<ww::ErrorCode>(m.error_code), detail)
+                .Union()};
+  }
+  Encoded operator()(const CancelJobRequest& m) {
+    return {wa::AdminMessage::CancelJobRequest,
+            wa::CreateCancelJobRequest(b, m.request_tag, m.job_id).Union()};
   }
   Encoded operator()(const ErrorReply& m) {
     auto detail = b.CreateString(m.detail);
@@ -313,6 +378,86 @@ bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeErro
       d.ecc_correctable = m->ecc_correctable();
       d.ecc_uncorrectable = m->ecc_uncorrectable();
       *out = std::move(d);
+      return true;
+    }
+    case wa::AdminMessage::ListJobs: {
+      const auto* m = env->message_as_ListJobs();
+      error->request_tag = m->request_tag();
+      ListJobs r{m->request_tag(), Str(m->tenant()), JobStateFilter::kUnfinished, m->limit()};
+      switch (m->state()) {  // A value read off the wire.
+        case wa::JobStateFilter::kUnfinished: r.state = JobStateFilter::kUnfinished; break;
+        case wa::JobStateFilter::kQueued: r.state = JobStateFilter::kQueued; break;
+        case wa::JobStateFilter::kRunning: r.state = JobStateFilter::kRunning; break;
+        case wa::JobStateFilter::kFinished: r.state = JobStateFilter::kFinished; break;
+        case wa::JobStateFilter::kAll: r.state = JobStateFilter::kAll; break;
+        default:
+          return fail(ErrorCode::kInvalidArgument,
+                      "ListJobs.state: " + std::to_string(static_cast<int>(m->state())) +
+                          " is not a state filter (0 unfinished, 1 queued, 2 running, "
+                          "3 finished, 4 all)");
+      }
+      if (r.tenant.size() > kMaxJobTenantFilterBytes) {
+        return fail(ErrorCode::kInvalidArgument,
+                    "ListJobs.tenant: " + std::to_string(r.tenant.size()) +
+                        " bytes, more than the " + std::to_string(kMaxJobTenantFilterBytes) +
+                        " a tenant name may have");
+      }
+      if (r.limit > kMaxJobListLimit) {
+        return fail(ErrorCode::kInvalidArgument,
+                    "ListJobs.limit: " + std::to_string(r.limit) + " is above the maximum of " +
+                        std::to_string(kMaxJobListLimit));
+      }
+      *out = std::move(r);
+      return true;
+    }
+    case wa::AdminMessage::JobList: {
+      const auto* m = env->message_as_JobList();
+      JobList r{m->request_tag(), {}, m->total(), m->truncated()};
+      if (m->jobs() != nullptr) {
+        r.jobs.reserve(m->jobs()->size());
+        for (const wa::JobSummary* x : *m->jobs()) r.jobs.push_back(DecodeJobSummary(x));
+      }
+      *out = std::move(r);
+      return true;
+    }
+    case wa::AdminMessage::ShowJob: {
+      const auto* m = env->message_as_ShowJob();
+      error->request_tag = m->request_tag();
+      if (m->job_id() == 0) {
+        return fail(ErrorCode::kInvalidArgument, "ShowJob.job_id: 0 is no job id");
+      }
+      *out = ShowJob{m->request_tag(), m->job_id()};
+      return true;
+    }
+    case wa::AdminMessage::JobDetail: {
+      const auto* m = env->message_as_JobDetail();
+      JobDetail d;
+      d.request_tag = m->request_tag();
+      d.summary = DecodeJobSummary(m->summary());
+      d.prompt_tokens = m->prompt_tokens();
+      d.max_tokens = m->max_tokens();
+      d.accepted_unix_ms = m->accepted_unix_ms();
+      d.deadline_unix_ms = m->deadline_unix_ms();
+      d.ttft_target_ms = m->ttft_target_ms();
+      d.first_token = m->first_token();
+      d.ttft_ns = m->ttft_ns();
+      d.queued_ns = m->queued_ns();
+      d.total_ns = m->total_ns();
+      d.device_ns = m->device_ns();
+      d.chunks = m->chunks();
+      d.cancel_requested = m->cancel_requested();
+      d.error_code = static_cast<ErrorCode>(m->error_code());
+      d.detail = Str(m->detail());
+      *out = std::move(d);
+      return true;
+    }
+    case wa::AdminMessage::CancelJobRequest: {
+      const auto* m = env->message_as_CancelJobRequest();
+      error->request_tag = m->request_tag();
+      if (m->job_id() == 0) {
+        return fail(ErrorCode::kInvalidArgument, "CancelJobRequest.job_id: 0 is no job id");
+      }
+      *out = CancelJobRequest{m->request_tag(), m->job_id()};
       return true;
     }
     default:  // A value read off the wire: NONE or a type this version does not know.

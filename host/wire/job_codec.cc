@@ -40,7 +40,7 @@ struct Encoder {
     auto stops = b.CreateVector(m.stop_tokens);
     auto off = wj::CreateSubmitJob(b, m.request_tag, key, tenant, model, text, tokens,
                                    m.max_tokens, sampling, m.priority, m.deadline_unix_ms,
-                                   m.ttft_target_ms, stops, m.want_text);
+                                   m.ttft_target_ms, stops, m.want_text, m.deadline_ms);
     return {wj::JobMessage::SubmitJob, off.Union()};
   }
   std::pair<wj::JobMessage, fb::Offset<void>> operator()(const JobAccepted& m) {
@@ -102,8 +102,15 @@ struct Encoder {
   std::pair<wj::JobMessage, fb::Offset<void>> operator()(const CapacityReply& m) {
     std::vector<fb::Offset<wj::ModelCapacity>> models;
     for (const ModelCapacity& c : m.models) {
-      models.push_back(wj::CreateModelCapacity(b, b.CreateString(c.name), c.free_slots,
-                                               c.total_slots, c.context_length, c.ready));
+      std::vector<fb::Offset<wj::ClassCapacity>> classes;
+      for (const ClassCapacity& k : c.classes) {
+        classes.push_back(wj::CreateClassCapacity(b, b.CreateString(k.name), k.queued,
+                                                  k.expected_wait_ms, k.measured));
+      }
+      auto name = b.CreateString(c.name);
+      auto class_vec = b.CreateVector(classes);
+      models.push_back(wj::CreateModelCapacity(b, name, c.free_slots, c.total_slots,
+                                               c.context_length, c.ready, class_vec));
     }
     auto vec = b.CreateVector(models);
     return {wj::JobMessage::CapacityReply,
@@ -175,6 +182,7 @@ bool DecodeJob(std::span<const std::byte> frame, JobMessage* out, DecodeError* e
       s.ttft_target_ms = m->ttft_target_ms();
       s.stop_tokens = Ids(m->stop_tokens());
       s.want_text = m->want_text();
+      s.deadline_ms = m->deadline_ms();
       *out = std::move(s);
       return true;
     }
@@ -247,8 +255,15 @@ bool DecodeJob(std::span<const std::byte> frame, JobMessage* out, DecodeError* e
       r.request_tag = m->request_tag();
       if (m->models() != nullptr) {
         for (const wj::ModelCapacity* c : *m->models()) {
-          r.models.push_back(ModelCapacity{Str(c->name()), c->free_slots(), c->total_slots(),
-                                           c->context_length(), c->ready()});
+          ModelCapacity model{Str(c->name()), c->free_slots(), c->total_slots(),
+                              c->context_length(), c->ready(), {}};
+          if (c->classes() != nullptr) {
+            for (const wj::ClassCapacity* k : *c->classes()) {
+              model.classes.push_back(ClassCapacity{Str(k->name()), k->queued(),
+                                                    k->expected_wait_ms(), k->measured()});
+            }
+          }
+          r.models.push_back(std::move(model));
         }
       }
       r.queue_depth = m->queue_depth();

@@ -31,6 +31,8 @@ const char* ErrorCodeName(ErrorCode code) {
     case ErrorCode::kPermissionDenied: return "PERMISSION_DENIED";
     case ErrorCode::kIdempotencyConflict: return "IDEMPOTENCY_CONFLICT";
     case ErrorCode::kStorageUnavailable: return "STORAGE_UNAVAILABLE";
+    case ErrorCode::kQuotaExceeded: return "QUOTA_EXCEEDED";
+    case ErrorCode::kTargetUnmeetable: return "TARGET_UNMEETABLE";
   }
   return "UNKNOWN_CODE";
 }
@@ -45,6 +47,7 @@ const char* FinishReasonName(FinishReason reason) {
     case FinishReason::kContextFull: return "context_full";
     case FinishReason::kAbandoned: return "abandoned";
     case FinishReason::kPoison: return "poison";
+    case FinishReason::kShed: return "shed";
   }
   return "unknown";
 }

@@ -11,7 +11,7 @@ namespace wafer::host {
 
 // The protocol version this build speaks; a different major version is refused.
 inline constexpr uint16_t kProtocolMajor = 1;
-inline constexpr uint16_t kProtocolMinor = 1;
+inline constexpr uint16_t kProtocolMinor = 2;
 
 // Same values as common.fbs ErrorCode.
 enum class ErrorCode : uint16_t {
@@ -42,6 +42,8 @@ enum class ErrorCode : uint16_t {
   kPermissionDenied = 24,
   kIdempotencyConflict = 25,
   kStorageUnavailable = 26,
+  kQuotaExceeded = 27,
+  kTargetUnmeetable = 28,
 };
 
 // "UNKNOWN_MODEL" style names, for logs, CLI output and metric labels.
@@ -88,6 +90,7 @@ struct SubmitJob {
   uint32_t ttft_target_ms = 0;
   std::vector<uint32_t> stop_tokens;
   bool want_text = true;
+  uint32_t deadline_ms = 0;  // Relative to receipt; 0: none.
 };
 
 struct JobAccepted {
@@ -116,7 +119,7 @@ struct TokenChunk {
 
 enum class FinishReason : uint8_t {
   kLength, kStopToken, kCancelled, kDeadlineExceeded, kError, kContextFull, kAbandoned,
-  kPoison,
+  kPoison, kShed,
 };
 const char* FinishReasonName(FinishReason reason);
 
@@ -174,12 +177,20 @@ struct CapacityQuery {
   uint64_t request_tag = 0;
 };
 
+struct ClassCapacity {
+  std::string name;
+  uint32_t queued = 0;
+  uint32_t expected_wait_ms = 0;
+  bool measured = false;
+};
+
 struct ModelCapacity {
   std::string name;
   uint32_t free_slots = 0;
   uint32_t total_slots = 0;
   uint32_t context_length = 0;
   bool ready = false;
+  std::vector<ClassCapacity> classes;  // Highest first.
 };
 
 struct CapacityReply {
@@ -364,9 +375,80 @@ struct BoardDetail {
   uint64_t ecc_uncorrectable = 0;
 };
 
+// ---- jobs over the admin socket (see admin.fbs ListJobs, ShowJob, CancelJobRequest) ----
+
+// Which jobs ListJobs returns; same values as admin.fbs JobStateFilter.
+enum class JobStateFilter : uint8_t { kUnfinished, kQueued, kRunning, kFinished, kAll };
+
+// ListJobs.limit: 0 asks for the default; above the maximum the request is INVALID_ARGUMENT.
+inline constexpr uint32_t kDefaultJobListLimit = 100;
+inline constexpr uint32_t kMaxJobListLimit = 10000;
+// Longest ListJobs.tenant filter (as long as a tenant name may be).
+inline constexpr uint32_t kMaxJobTenantFilterBytes = 256;
+
+struct ListJobs {
+  uint64_t request_tag = 0;
+  std::string tenant;  // Empty: every tenant.
+  JobStateFilter state = JobStateFilter::kUnfinished;
+  uint32_t limit = 0;  // 0: kDefaultJobListLimit.
+};
+
+struct JobSummary {
+  uint64_t job_id = 0;
+  std::string tenant;
+  std::string model;
+  JobState state = JobState::kUnknown;
+  std::string priority_class;  // The class's name.
+  uint8_t priority = 0;
+  uint32_t queue_position = 0;  // Jobs ahead of it while queued; 0 otherwise.
+  uint64_t age_ms = 0;          // Since acceptance.
+  uint32_t tokens_generated = 0;
+  std::string finish_reason;  // FinishReasonName of its ending; empty until finished.
+};
+
+// Queued jobs by queue position, then running, then finished (newest first).
+struct JobList {
+  uint64_t request_tag = 0;
+  std::vector<JobSummary> jobs;
+  uint32_t total = 0;  // Jobs that matched, returned or not.
+  bool truncated = false;
+};
+
+struct ShowJob {
+  uint64_t request_tag = 0;
+  uint64_t job_id = 0;
+};
+
+// Times from acceptance, "so far" while unfinished (see admin.fbs JobDetail).
+struct JobDetail {
+  uint64_t request_tag = 0;
+  JobSummary summary;
+  uint32_t prompt_tokens = 0;
+  uint32_t max_tokens = 0;
+  int64_t accepted_unix_ms = 0;
+  uint64_t deadline_unix_ms = 0;  // 0: none.
+  uint32_t ttft_target_ms = 0;    // 0: none.
+  bool first_token = false;
+  int64_t ttft_ns = 0;  // To the first token; without one, waited so far (0 once finished).
+  int64_t queued_ns = 0;
+  int64_t total_ns = 0;
+  int64_t device_ns = 0;
+  uint32_t chunks = 0;
+  bool cancel_requested = false;
+  ErrorCode error_code = ErrorCode::kNone;
+  std::string detail;
+};
+
+// The admin socket's cancel (admin role); answered by OperationResult.
+struct CancelJobRequest {
+  uint64_t request_tag = 0;
+  uint64_t job_id = 0;
+};
+
 using AdminMessage =
     std::variant<StatusQuery, StatusReply, LoadModel, LoadProgress, UnloadModel, Drain, ResetBoard,
                  OperationResult, Heartbeat, ErrorReply, ReadBoardLog, BoardLogReply, InjectFault,
-                 ShowBoard, BoardDetail, DrainBoard>;
+                 ShowBoard, BoardDetail, DrainBoard, ListJobs, JobList, ShowJob, JobDetail,
+                 CancelJobRequest>;
 
 }  // namespace wafer::host

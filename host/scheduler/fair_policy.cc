@@ -1,0 +1,281 @@
+#include "host/scheduler/fair_policy.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace wafer::host {
+
+FairPolicy::FairPolicy(const SchedulingConfig& config)
+    : config_(config), accounts_(std::max<size_t>(1, config.classes.size())) {}
+
+uint32_t FairPolicy::ClassIndex(const QueuedJob& job) const {
+  return std::min<uint32_t>(job.priority_class, static_cast<uint32_t>(accounts_.size() - 1));
+}
+
+double FairPolicy::Weight(const std::string& tenant) {
+  auto it = weights_.find(tenant);
+  if (it != weights_.end()) return it->second;
+  const double w = std::max<uint32_t>(1, config_.TenantNamed(tenant).weight);
+  // Weights are cached only while the tenant is known to the policy (see MaybeForget).
+  weights_.emplace(tenant, w);
+  return w;
+}
+
+void FairPolicy::Backlog(uint32_t cls, const std::string& tenant) {
+  ClassAccounts& accounts = accounts_[cls];
+  Account& account = accounts.tenants[tenant];
+  if (account.backlogged++ > 0) return;
+  double lift = accounts.floor;
+  bool others = false;
+  for (const auto& [name, other] : accounts.tenants) {
+    if (name == tenant || other.backlogged == 0) continue;
+    lift = others ? std::min(lift, other.counter) : other.counter;
+    others = true;
+  }
+  account.counter = std::max(account.counter, lift);
+}
+
+void FairPolicy::Unbacklog(uint32_t cls, const std::string& tenant) {
+  ClassAccounts& accounts = accounts_[cls];
+  auto it = accounts.tenants.find(tenant);
+  if (it == accounts.tenants.end() || it->second.backlogged == 0) return;
+  if (--it->second.backlogged == 0) accounts.floor = std::max(accounts.floor, it->second.counter);
+  MaybeForget(cls, tenant);
+}
+
+void FairPolicy::MaybeForget(uint32_t cls, const std::string& tenant) {
+  ClassAccounts& accounts = accounts_[cls];
+  auto it = accounts.tenants.find(tenant);
+  if (it == accounts.tenants.end() || it->second.backlogged > 0 || it->second.running > 0) {
+    return;
+  }
+  accounts.floor = std::max(accounts.floor, it->second.counter);
+  accounts.tenants.erase(it);
+  if (per_tenant_.count(tenant) == 0) {
+    bool anywhere = false;
+    for (const ClassAccounts& c : accounts_) anywhere |= c.tenants.count(tenant) > 0;
+    if (!anywhere) weights_.erase(tenant);
+  }
+}
+
+size_t FairPolicy::Push(const QueuedJob& job) {
+  const uint32_t cls = ClassIndex(job);
+  ModelQueue& queue = models_[job.model];
+  if (queue.classes.empty()) queue.classes.resize(accounts_.size());
+  ClassQueue& in_class = queue.classes[cls];
+  in_class.tenants[job.tenant].emplace(KeyOf(job), job);
+  in_class.arrivals.emplace(job.accept_seq, job.job_id);
+  ++queue.size;
+  index_.emplace(job.job_id, job);
+  ++per_tenant_[job.tenant];
+  Backlog(cls, job.tenant);
+  return Position(job.job_id).value_or(0);
+}
+
+void FairPolicy::Erase(ModelQueue& queue, const QueuedJob& job) {
+  const uint32_t cls = ClassIndex(job);
+  ClassQueue& in_class = queue.classes[cls];
+  auto tenant = in_class.tenants.find(job.tenant);
+  tenant->second.erase(KeyOf(job));
+  if (tenant->second.empty()) in_class.tenants.erase(tenant);
+  in_class.arrivals.erase(job.accept_seq);
+  --queue.size;
+  if (--per_tenant_[job.tenant] == 0) per_tenant_.erase(job.tenant);
+  Unbacklog(cls, job.tenant);
+}
+
+bool FairPolicy::Remove(uint64_t job_id) {
+  auto it = index_.find(job_id);
+  if (it == index_.end()) return false;
+  const QueuedJob job = std::move(it->second);
+  index_.erase(it);
+  Erase(models_.at(job.model), job);
+  return true;
+}
+
+std::optional<QueuedJob> FairPolicy::PopNext(const std::string& model, const SchedulerView&) {
+  auto it = models_.find(model);
+  if (it == models_.end() || it->second.size == 0) return std::nullopt;
+  ModelQueue& queue = it->second;
+  for (uint32_t cls = 0; cls < queue.classes.size(); ++cls) {
+    ClassQueue& in_class = queue.classes[cls];
+    if (in_class.tenants.empty()) continue;
+    // The backlogged tenant with the lowest counter; ties to the one whose next job came first.
+    const std::map<Key, QueuedJob>* best = nullptr;
+    double best_counter = 0;
+    for (const auto& [tenant, jobs] : in_class.tenants) {
+      const double counter = accounts_[cls].tenants[tenant].counter;
+      if (best == nullptr || counter < best_counter ||
+          (counter == best_counter &&
+           jobs.begin()->second.accept_seq < best->begin()->second.accept_seq)) {
+        best = &jobs;
+        best_counter = counter;
+      }
+    }
+    QueuedJob job = best->begin()->second;
+    // Counted as running before it leaves the queue, so that its account is kept between
+    // here and OnGranted.
+    ++accounts_[cls].tenants[job.tenant].running;
+    running_[job.job_id] = Running{job.tenant, cls};
+    index_.erase(job.job_id);
+    Erase(queue, job);
+    return job;
+  }
+  return std::nullopt;
+}
+
+std::vector<QueuedJob> FairPolicy::TakeAll(const std::string& model) {
+  std::vector<QueuedJob> out;
+  auto it = models_.find(model);
+  if (it == models_.end()) return out;
+  for (const ClassQueue& in_class : it->second.classes) {
+    for (const auto& [seq, id] : in_class.arrivals) out.push_back(index_.at(id));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const QueuedJob& a, const QueuedJob& b) { return a.accept_seq < b.accept_seq; });
+  for (const QueuedJob& job : out) Remove(job.job_id);
+  models_.erase(model);
+  return out;
+}
+
+void FairPolicy::OnGranted(const RunningJob& job) {
+  if (running_.count(job.job.job_id) > 0) return;  // PopNext counted it.
+  const uint32_t cls = ClassIndex(job.job);
+  auto [account, added] = accounts_[cls].tenants.try_emplace(job.job.tenant);
+  if (added) account->second.counter = accounts_[cls].floor;
+  ++account->second.running;
+  running_[job.job.job_id] = Running{job.job.tenant, cls};
+}
+
+void FairPolicy::OnReleased(const RunningJob& job) {
+  auto it = running_.find(job.job.job_id);
+  if (it == running_.end()) return;
+  const Running r = it->second;
+  running_.erase(it);
+  auto account = accounts_[r.cls].tenants.find(r.tenant);
+  if (account != accounts_[r.cls].tenants.end() && account->second.running > 0) {
+    --account->second.running;
+  }
+  MaybeForget(r.cls, r.tenant);
+}
+
+void FairPolicy::OnServed(uint64_t job_id, uint32_t prompt_tokens, uint32_t output_tokens) {
+  auto it = running_.find(job_id);
+  if (it == running_.end()) return;
+  const double cost = static_cast<double>(prompt_tokens) * config_.prompt_token_cost +
+                      static_cast<double>(output_tokens) * config_.output_token_cost;
+  accounts_[it->second.cls].tenants[it->second.tenant].counter += cost / Weight(it->second.tenant);
+}
+
+std::optional<QueuedJob> FairPolicy::ShedCandidate(const std::string& model,
+                                                   uint32_t newcomer_class) const {
+  auto it = models_.find(model);
+  if (it == models_.end()) return std::nullopt;
+  const std::vector<ClassQueue>& classes = it->second.classes;
+  for (size_t cls = classes.size(); cls-- > static_cast<size_t>(newcomer_class) + 1;) {
+    if (classes[cls].arrivals.empty()) continue;
+    return index_.at(classes[cls].arrivals.rbegin()->second);
+  }
+  return std::nullopt;
+}
+
+std::optional<uint64_t> FairPolicy::PreemptCandidate(const std::string& model,
+                                                     const SchedulerView& view,
+                                                     int64_t now_ns) const {
+  const PreemptionConfig& p = config_.preemption;
+  auto it = models_.find(model);
+  if (!p.enabled || it == models_.end() || it->second.size == 0) return std::nullopt;
+  const ModelSlots slots = view.Slots(model);
+  if (slots.free > 0 && slots.running < slots.max_batch) return std::nullopt;  // It will be admitted.
+  uint32_t waiting = 0;
+  while (waiting < it->second.classes.size() && it->second.classes[waiting].tenants.empty()) {
+    ++waiting;
+  }
+  const int64_t min_run_ns = int64_t{p.min_run_ms} * 1'000'000;
+  std::optional<RunningJob> victim;
+  for (const RunningJob& r : view.Running(model)) {
+    const uint32_t cls = ClassIndex(r.job);
+    if (cls < waiting + p.min_class_gap || now_ns - r.granted_ns < min_run_ns) continue;
+    if (!victim || cls > ClassIndex(victim->job) ||
+        (cls == ClassIndex(victim->job) && r.granted_ns > victim->granted_ns)) {
+      victim = r;
+    }
+  }
+  if (!victim) return std::nullopt;
+  return victim->job.job_id;
+}
+
+size_t FairPolicy::QueuedFor(const std::string& model) const {
+  auto it = models_.find(model);
+  return it == models_.end() ? 0 : it->second.size;
+}
+
+size_t FairPolicy::QueuedInClass(const std::string& model, uint32_t cls) const {
+  auto it = models_.find(model);
+  if (it == models_.end() || cls >= it->second.classes.size()) return 0;
+  return it->second.classes[cls].arrivals.size();
+}
+
+size_t FairPolicy::QueuedForTenant(const std::string& tenant) const {
+  auto it = per_tenant_.find(tenant);
+  return it == per_tenant_.end() ? 0 : it->second;
+}
+
+double FairPolicy::WeightOf(const std::string& tenant) const {
+  auto it = weights_.find(tenant);
+  if (it != weights_.end()) return it->second;
+  return std::max<uint32_t>(1, config_.TenantNamed(tenant).weight);
+}
+
+size_t FairPolicy::QueuedAbove(const std::string& model, uint32_t cls) const {
+  size_t above = 0;
+  auto it = models_.find(model);
+  if (it == models_.end()) return 0;
+  for (uint32_t c = 0; c < cls && c < it->second.classes.size(); ++c) {
+    above += it->second.classes[c].arrivals.size();
+  }
+  return above;
+}
+
+size_t FairPolicy::QueuedAhead(const std::string& model, uint32_t cls,
+                               const std::string& tenant) const {
+  auto it = models_.find(model);
+  if (it == models_.end() || it->second.classes.empty()) return 0;
+  cls = std::min<uint32_t>(cls, static_cast<uint32_t>(it->second.classes.size() - 1));
+  const ClassQueue& in_class = it->second.classes[cls];
+  auto own = in_class.tenants.find(tenant);
+  const double mine = own == in_class.tenants.end() ? 0 : static_cast<double>(own->second.size());
+  const double weight = WeightOf(tenant);
+  double ahead = mine;
+  for (const auto& [other, jobs] : in_class.tenants) {
+    if (other == tenant) continue;
+    // While the tenant's own `mine` jobs and then this one start, the other gets its share.
+    ahead += std::min(static_cast<double>(jobs.size()), (mine + 1) * WeightOf(other) / weight);
+  }
+  return QueuedAbove(model, cls) + static_cast<size_t>(ahead);
+}
+
+std::optional<size_t> FairPolicy::Position(uint64_t job_id) const {
+  auto found = index_.find(job_id);
+  if (found == index_.end()) return std::nullopt;
+  const QueuedJob& job = found->second;
+  const uint32_t cls = ClassIndex(job);
+  const ClassQueue& in_class = models_.at(job.model).classes[cls];
+  size_t ahead = QueuedAbove(job.model, cls);
+  for (const auto& [tenant, jobs] : in_class.tenants) {
+    if (tenant == job.tenant) {
+      ahead += static_cast<size_t>(std::distance(jobs.begin(), jobs.find(KeyOf(job))));
+    } else {
+      for (const auto& [key, other] : jobs) ahead += other.accept_seq < job.accept_seq ? 1 : 0;
+    }
+  }
+  return ahead;
+}
+
+double FairPolicy::Counter(uint32_t cls, const std::string& tenant) const {
+  if (cls >= accounts_.size()) return 0;
+  auto it = accounts_[cls].tenants.find(tenant);
+  return it == accounts_[cls].tenants.end() ? accounts_[cls].floor : it->second.counter;
+}
+
+}  // namespace wafer::host

@@ -1,0 +1,170 @@
+// The admin codec's job messages (ListJobs, JobList, ShowJob, JobDetail, CancelJobRequest):
+// every field survives a round trip, and requests out of bounds are INVALID_ARGUMENT naming
+// the field.
+#include "host/wire/admin_codec.h"
+
+#include <gtest/gtest.h>
+
+namespace wafer::host {
+namespace {
+
+std::span<const std::byte> Bytes(const std::string& s) {
+  return std::as_bytes(std::span<const char>(s.data(), s.size()));
+}
+
+// Encodes and decodes `message`; fails the test when the decode fails.
+AdminMessage RoundTrip(const AdminMessage& message) {
+  AdminMessage out;
+  DecodeError error;
+  EXPECT_TRUE(DecodeAdmin(Bytes(EncodeAdmin(message)), &out, &error)) << error.detail;
+  return out;
+}
+
+// The refusal of `message`'s decode.
+DecodeError Refusal(const AdminMessage& message) {
+  AdminMessage out;
+  DecodeError error;
+  EXPECT_FALSE(DecodeAdmin(Bytes(EncodeAdmin(message)), &out, &error));
+  return error;
+}
+
+JobSummary Summary(uint64_t id, JobState state) {
+  JobSummary s;
+  s.job_id = id;
+  s.tenant = "team-a";
+  s.model = "tiny";
+  s.state = state;
+  s.priority_class = "interactive";
+  s.priority = 250;
+  s.queue_position = 7;
+  s.age_ms = 1'234'567;
+  s.tokens_generated = 42;
+  s.finish_reason = "cancelled";
+  return s;
+}
+
+void ExpectSameSummary(const JobSummary& a, const JobSummary& b) {
+  EXPECT_EQ(a.job_id, b.job_id);
+  EXPECT_EQ(a.tenant, b.tenant);
+  EXPECT_EQ(a.model, b.model);
+  EXPECT_EQ(a.state, b.state);
+  EXPECT_EQ(a.priority_class, b.priority_class);
+  EXPECT_EQ(a.priority, b.priority);
+  EXPECT_EQ(a.queue_position, b.queue_position);
+  EXPECT_EQ(a.age_ms, b.age_ms);
+  EXPECT_EQ(a.tokens_generated, b.tokens_generated);
+  EXPECT_EQ(a.finish_reason, b.finish_reason);
+}
+
+TEST(AdminCodecTest, ListJobsRoundTripsEveryFilter) {
+  for (JobStateFilter state : {JobStateFilter::kUnfinished, JobStateFilter::kQueued,
+                               JobStateFilter::kRunning, JobStateFilter::kFinished,
+                               JobStateFilter::kAll}) {
+    AdminMessage out = RoundTrip(ListJobs{11, "team-b", state, kMaxJobListLimit});
+    const ListJobs& l = std::get<ListJobs>(out);
+    EXPECT_EQ(l.request_tag, 11u);
+    EXPECT_EQ(l.tenant, "team-b");
+    EXPECT_EQ(l.state, state);
+    EXPECT_EQ(l.limit, kMaxJobListLimit);
+  }
+  // The defaults: every tenant, unfinished jobs, limit 0 (the daemon's default).
+  const ListJobs l = std::get<ListJobs>(RoundTrip(ListJobs{}));
+  EXPECT_EQ(l.tenant, "");
+  EXPECT_EQ(l.state, JobStateFilter::kUnfinished);
+  EXPECT_EQ(l.limit, 0u);
+}
+
+TEST(AdminCodecTest, JobListAndJobDetailRoundTripEveryField) {
+  JobList list{5, {Summary(1, JobState::kQueued), Summary(0xfedcba9876543210ull,
+                                                           JobState::kFinished)},
+               9, true};
+  const JobList l = std::get<JobList>(RoundTrip(list));
+  EXPECT_EQ(l.request_tag, 5u);
+  ASSERT_EQ(l.jobs.size(), 2u);
+  ExpectSameSummary(l.jobs[0], list.jobs[0]);
+  ExpectSameSummary(l.jobs[1], list.jobs[1]);
+  EXPECT_EQ(l.total, 9u);
+  EXPECT_TRUE(l.truncated);
+
+  JobDetail d;
+  d.request_tag = 6;
+  d.summary = Summary(3, JobState::kRunning);
+  d.prompt_tokens = 17;
+  d.max_tokens = 64;
+  d.accepted_unix_ms = 1'700'000'000'123;
+  d.deadline_unix_ms = 1'700'000'060'000;
+  d.ttft_target_ms = 250;
+  d.first_token = true;
+  d.ttft_ns = 12'345;
+  d.queued_ns = 1'000;
+  d.total_ns = 99'999'999'999;
+  d.device_ns = 555;
+  d.chunks = 8;
+  d.cancel_requested = true;
+  d.error_code = ErrorCode::kInternal;
+  d.detail = "board went away";
+  const JobDetail r = std::get<JobDetail>(RoundTrip(d));
+  EXPECT_EQ(r.request_tag, 6u);
+  ExpectSameSummary(r.summary, d.summary);
+  EXPECT_EQ(r.prompt_tokens, 17u);
+  EXPECT_EQ(r.max_tokens, 64u);
+  EXPECT_EQ(r.accepted_unix_ms, d.accepted_unix_ms);
+  EXPECT_EQ(r.deadline_unix_ms, d.deadline_unix_ms);
+  EXPECT_EQ(r.ttft_target_ms, 250u);
+  EXPECT_TRUE(r.first_token);
+  EXPECT_EQ(r.ttft_ns, 12'345);
+  EXPECT_EQ(r.queued_ns, 1'000);
+  EXPECT_EQ(r.total_ns, 99'999'999'999);
+  EXPECT_EQ(r.device_ns, 555);
+  EXPECT_EQ(r.chunks, 8u);
+  EXPECT_TRUE(r.cancel_requested);
+  EXPECT_EQ(r.error_code, ErrorCode::kInternal);
+  EXPECT_EQ(r.detail, "board went away");
+}
+
+TEST(AdminCodecTest, ShowAndCancelRoundTrip) {
+  const ShowJob s = std::get<ShowJob>(RoundTrip(ShowJob{3, 0xffffffffffffffffull}));
+  EXPECT_EQ(s.request_tag, 3u);
+  EXPECT_EQ(s.job_id, 0xffffffffffffffffull);
+  const CancelJobRequest c = std::get<CancelJobRequest>(RoundTrip(CancelJobRequest{4, 77}));
+  EXPECT_EQ(c.request_tag, 4u);
+  EXPECT_EQ(c.job_id, 77u);
+}
+
+TEST(AdminCodecTest, AStateUnknownToThisBuildReadsAsUnknown) {
+  JobSummary s = Summary(1, static_cast<JobState>(9));
+  const JobList l = std::get<JobList>(RoundTrip(JobList{1, {s}, 1, false}));
+  ASSERT_EQ(l.jobs.size(), 1u);
+  EXPECT_EQ(l.jobs[0].state, JobState::kUnknown);
+}
+
+TEST(AdminCodecTest, RequestsOutOfBoundsAreInvalidArgumentNamingTheField) {
+  DecodeError e = Refusal(ListJobs{21, "", static_cast<JobStateFilter>(5), 0});
+  EXPECT_EQ(e.code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(e.request_tag, 21u);
+  EXPECT_EQ(e.detail.rfind("ListJobs.state: 5 is not a state filter", 0), 0u) << e.detail;
+
+  e = Refusal(ListJobs{22, "", JobStateFilter::kAll, kMaxJobListLimit + 1});
+  EXPECT_EQ(e.code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(e.request_tag, 22u);
+  EXPECT_EQ(e.detail, "ListJobs.limit: 10001 is above the maximum of 10000");
+
+  e = Refusal(ListJobs{23, std::string(kMaxJobTenantFilterBytes + 1, 't'), {}, 0});
+  EXPECT_EQ(e.code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(e.detail.rfind("ListJobs.tenant: 257 bytes", 0), 0u) << e.detail;
+  // The longest tenant a filter may name still passes.
+  EXPECT_EQ(std::get<ListJobs>(RoundTrip(ListJobs{1, std::string(256, 't'), {}, 0})).tenant,
+            std::string(256, 't'));
+
+  e = Refusal(ShowJob{24, 0});
+  EXPECT_EQ(e.code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(e.request_tag, 24u);
+  EXPECT_EQ(e.detail, "ShowJob.job_id: 0 is no job id");
+  e = Refusal(CancelJobRequest{25, 0});
+  EXPECT_EQ(e.code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(e.request_tag, 25u);
+  EXPECT_EQ(e.detail, "CancelJobRequest.job_id: 0 is no job id");
+}
+
+}  // namespace
+}  // namespace wafer::host
