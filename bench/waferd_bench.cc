@@ -13,22 +13,21 @@
 // (s) the durable job store's cost: submit -> accepted with the store on (fsync per commit) and
 //     off, beside a raw write + fdatasync of the same bytes to a file on the same disk, at 1 and
 //     at 256 concurrent submitters; and token streaming with the store on and off.
-// (a) to (d) run waferd with `store: {path: memory}`: their targets predate the store, whose
-// cost (s) measures on its own.
+// (f) scheduling: one seeded multi-tenant trace replayed open loop under the fair policy and
+//     under FIFO at 50%, 80% and 150% of the board's capacity (measured first) and bursty at
+//     80%, on the 8B shape with real-time pacing (bench/sched_bench.h).
+// (a) to (d) and (f) run waferd with `store: {path: memory}`: their targets predate the store,
+// whose cost (s) measures on its own.
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <functional>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,12 +35,13 @@
 #include <zmq.hpp>
 
 #include "bench/load_generator.h"
+#include "bench/sched_bench.h"
+#include "bench/waferd_process.h"
 #include "common/clock.h"
 #include "common/net/router.h"
 #include "common/net/socket.h"
 #include "host/client/wafer_client.h"
 #include "host/wire/job_codec.h"
-#include "tests/http_get.h"
 
 namespace wafer::bench {
 namespace {
@@ -57,67 +57,27 @@ struct Options {
 
 double NowS() { return static_cast<double>(SystemClock::Get().NowNanos()) / 1e9; }
 
-// waferd as its own process, stopped (SIGTERM, then waited for) by the destructor.
-class WaferdProcess {
- public:
-  // `shape` is a config.json; the model is loaded with `slots` sequences of `context` tokens,
-  // split over `boards` embedded wse3 boards (a layer pipeline) when more than one.
-  // `store` is the store.path waferd gets ("memory": none).
-  WaferdProcess(const Options& o, const std::string& dir, const char* shape, uint32_t slots,
-                uint32_t context, uint32_t boards = 1, const std::string& store = "memory") {
-    job_ep_ = "tcp://127.0.0.1:" + std::to_string(testing::FreeLoopbackPort());
-    admin_ep_ = "tcp://127.0.0.1:" + std::to_string(testing::FreeLoopbackPort());
-    std::ofstream(dir + "/config.json") << shape;
-    std::ofstream(dir + "/waferd.yaml")
-        << "job_endpoint: " << job_ep_ << "\nadmin_endpoint: " << admin_ep_
-        << "\nmetrics_address: \"\"\nstore: {path: " << store << "}"
-        << "\nscheduler:\n  max_batch: 512\n  decode_tokens_per_step: 32\n"
-        << "  queue_limit: 100000\n  max_tokens_limit: 65536\n"
-        << "boards:\n";
-    for (uint32_t b = 0; b < boards; ++b) {
-      std::ofstream(dir + "/waferd.yaml", std::ios::app)
-          << "  - endpoint: inproc://board" << b << "\n    preset: wse3\n";
-    }
-    pid_ = fork();
-    if (pid_ == 0) {
-      FILE* log = std::fopen((dir + "/waferd.log").c_str(), "w");
-      if (log != nullptr) dup2(fileno(log), 2);
-      std::string bin = o.bin + "/waferd", cfg = dir + "/waferd.yaml";
-      execl(bin.c_str(), bin.c_str(), "--config", cfg.c_str(), nullptr);
-      _exit(127);
-    }
-    auto admin = host::AdminClient::Connect(admin_ep_);
-    host::OperationResult r;
-    host::LoadModel load;
-    load.name = "shape";
-    load.path = dir;
-    load.slots = slots;
-    load.context_length = context;
-    for (uint32_t b = 0; b < boards; ++b) load.boards.push_back(b);
-    ok_ = admin.ok() && (*admin)->Operate(load, nullptr, &r, 60000).ok() &&
-          r.code == host::ErrorCode::kNone;
-    if (!ok_) std::fprintf(stderr, "waferd-bench: load failed: %s\n", r.detail.c_str());
-  }
-  ~WaferdProcess() {
-    kill(pid_, SIGTERM);
-    waitpid(pid_, nullptr, 0);
-  }
-  bool ok() const { return ok_; }
-  const std::string& job_endpoint() const { return job_ep_; }
-  double RssMb() const {
-    std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
-    }
-    return -1;
-  }
+// waferd with `shape` loaded with `slots` sequences of `context` tokens, split over `boards`
+// embedded wse3 boards (a layer pipeline) when more than one; `store` is its store.path
+// ("memory": none). No pacing: steps answer as fast as the host computes them.
+WaferdOptions Daemon(const Options& o, const std::string& dir, const char* shape, uint32_t slots,
+                     uint32_t context, uint32_t boards = 1, const std::string& store = "memory") {
+  WaferdOptions w;
+  w.bin_dir = o.bin;
+  w.dir = dir;
+  w.shape = shape;
+  w.slots = slots;
+  w.context = context;
+  w.boards = boards;
+  w.store = store;
+  return w;
+}
 
- private:
-  pid_t pid_ = -1;
-  bool ok_ = false;
-  std::string job_ep_, admin_ep_;
-};
+// False (saying why) when `waferd` did not start or load its model.
+bool Started(const WaferdProcess& waferd) {
+  if (!waferd.ok()) std::fprintf(stderr, "waferd-bench: %s\n", waferd.error().c_str());
+  return waferd.ok();
+}
 
 // Streams `jobs` jobs of `max_tokens` tokens (8-token prompts) through `waferd`'s shape-only
 // model, `in_flight` at a time. False (with a message) when the run failed.
@@ -404,18 +364,6 @@ RawFsync RawFsyncWrites(const std::string& dir, size_t bytes, int records, int b
   return {{Quantile(samples, 0.5), Quantile(samples, 0.99)}, records / elapsed};
 }
 
-// Llama 3.1 8B and Llama 3.2 1B as config.json gives them.
-constexpr const char* kLlama8B = R"({"architectures": ["LlamaForCausalLM"],
-  "vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336,
-  "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
-  "max_position_embeddings": 131072, "rope_theta": 500000.0, "rms_norm_eps": 1e-05,
-  "tie_word_embeddings": false, "torch_dtype": "bfloat16"})";
-constexpr const char* kLlama1B = R"({"architectures": ["LlamaForCausalLM"],
-  "vocab_size": 128256, "hidden_size": 2048, "intermediate_size": 8192,
-  "num_hidden_layers": 16, "num_attention_heads": 32, "num_key_value_heads": 8,
-  "head_dim": 64, "max_position_embeddings": 131072, "rope_theta": 500000.0,
-  "rms_norm_eps": 1e-05, "tie_word_embeddings": true, "torch_dtype": "bfloat16"})";
-
 const char* Verdict(bool ok) { return ok ? "meets" : "MISSES"; }
 
 int Main(int argc, char** argv) {
@@ -427,8 +375,8 @@ int Main(int argc, char** argv) {
     else if (a == "--only" && i + 1 < argc) o.only = argv[++i];
     else {
       std::fprintf(stderr, "usage: waferd-bench [--bin DIR] [--quick] [--only SECTIONS]\n"
-                           "  --only acbds: run only these sections ((a) with (c), (a) under load "
-                           "with (b), (d), (s))\n");
+                           "  --only acbdsf: run only these sections ((a) with (c), (a) under load "
+                           "with (b), (d), (s), (f) scheduling)\n");
       return 2;
     }
   }
@@ -438,10 +386,11 @@ int Main(int argc, char** argv) {
 
   std::printf("waferd-bench: waferd is a separate process with an embedded wse3 board and a\n"
               "shape-only model (config.json alone: synthetic tokens, modeled timing, no pacing):\n"
-              "Llama 3.1 8B's shape for (a) and (c), Llama 3.2 1B's for (b) and (d).\n\n");
+              "Llama 3.1 8B's shape for (a) and (c), Llama 3.2 1B's for (b) and (d); (f) paces\n"
+              "the 8B shape in real time.\n\n");
   if (o.Runs('a') || o.Runs('c')) {
-    WaferdProcess waferd(o, dir, kLlama8B, 64, 1024);
-    if (!waferd.ok()) return 1;
+    WaferdProcess waferd(Daemon(o, dir, kLlama8B, 64, 1024));
+    if (!Started(waferd)) return 1;
     const double idle_rss = waferd.RssMb();
     const size_t bytes = EncodedSubmit(0).size();
     // Each submit's job runs to its end before the next: the daemon is idle at every submit.
@@ -494,8 +443,8 @@ int Main(int argc, char** argv) {
   }
   if (o.Runs('b')) {
     const uint32_t slots = 256, jobs = o.quick ? 512 : 1024, max_tokens = o.quick ? 500 : 1000;
-    WaferdProcess waferd(o, dir, kLlama1B, slots, 1024);
-    if (!waferd.ok()) return 1;
+    WaferdProcess waferd(Daemon(o, dir, kLlama1B, slots, 1024));
+    if (!Started(waferd)) return 1;
     {
       // (a) again while streams run: a cluster scheduler submits to a busy daemon. The load is
       // a run long enough (about a second at (b)'s rate) to outlast the probes, which start as
@@ -551,8 +500,8 @@ int Main(int argc, char** argv) {
     const uint32_t slots = 64, jobs = o.quick ? 128 : 256, max_tokens = o.quick ? 200 : 400;
     double rate[2] = {0, 0}, device[2] = {0, 0};
     for (uint32_t boards : {1u, 2u}) {
-      WaferdProcess waferd(o, dir, kLlama1B, slots, 1024, boards);
-      if (!waferd.ok()) return 1;
+      WaferdProcess waferd(Daemon(o, dir, kLlama1B, slots, 1024, boards));
+      if (!Started(waferd)) return 1;
       LoadReport report;
       if (!StreamShapeJobs(waferd, jobs, slots, max_tokens, &report)) return 1;
       rate[boards - 1] = report.tokens_per_s();
@@ -582,19 +531,21 @@ int Main(int argc, char** argv) {
     for (Figures* f : {&on, &off}) {
       const std::string store = f == &on ? dir + "/jobs-" + std::to_string(run++) + ".db" : "memory";
       {
-        WaferdProcess waferd(o, dir, kLlama1B, 256, 1024, 1, store);
-        if (!waferd.ok()) return 1;
+        WaferdProcess waferd(Daemon(o, dir, kLlama1B, 256, 1024, 1, store));
+        if (!Started(waferd)) return 1;
         f->one = DaemonRoundTrip(waferd.job_endpoint(), one, EncodedSubmit, AcceptsSubmit,
                                  AcceptsSubmit);
       }
       {
-        WaferdProcess waferd(o, dir, kLlama1B, 256, 1024, 1, store + (f == &on ? "-256" : ""));
-        if (!waferd.ok()) return 1;
+        WaferdProcess waferd(
+            Daemon(o, dir, kLlama1B, 256, 1024, 1, store + (f == &on ? "-256" : "")));
+        if (!Started(waferd)) return 1;
         f->many_per_s = AcceptedPerSecond(waferd.job_endpoint(), 256, many);
       }
       {
-        WaferdProcess waferd(o, dir, kLlama1B, 256, 1024, 1, store + (f == &on ? "-stream" : ""));
-        if (!waferd.ok()) return 1;
+        WaferdProcess waferd(
+            Daemon(o, dir, kLlama1B, 256, 1024, 1, store + (f == &on ? "-stream" : "")));
+        if (!Started(waferd)) return 1;
         LoadReport report;
         if (!StreamShapeJobs(waferd, stream_jobs, 256, stream_tokens, &report)) return 1;
         f->stream_tokens_per_s = report.tokens_per_s();
@@ -629,6 +580,13 @@ int Main(int argc, char** argv) {
     std::printf("    ratio on / off         %12.2fx\n\n",
                 off.stream_tokens_per_s > 0 ? on.stream_tokens_per_s / off.stream_tokens_per_s
                                             : 0);
+  }
+  if (o.Runs('f')) {
+    SchedBenchOptions sched;
+    sched.bin_dir = o.bin;
+    sched.dir = dir;
+    sched.quick = o.quick;
+    if (!RunSchedulingBench(sched)) return 1;
   }
   std::string rm = "rm -rf " + dir;
   return std::system(rm.c_str()) == 0 ? 0 : 0;

@@ -1,0 +1,123 @@
+#include "bench/waferd_process.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "host/client/wafer_client.h"
+#include "tests/http_get.h"
+
+namespace wafer::bench {
+namespace {
+
+// How long waferd may take to answer its first status query.
+constexpr int kStartupQueries = 120;  // x 250 ms.
+
+}  // namespace
+
+WaferdProcess::WaferdProcess(const WaferdOptions& o) : dir_(o.dir) {
+  job_ep_ = "tcp://127.0.0.1:" + std::to_string(testing::FreeLoopbackPort());
+  admin_ep_ = "tcp://127.0.0.1:" + std::to_string(testing::FreeLoopbackPort());
+  std::ofstream(o.dir + "/config.json") << o.shape;
+  {
+    std::ofstream yaml(o.dir + "/waferd.yaml");
+    yaml << "job_endpoint: " << job_ep_ << "\nadmin_endpoint: " << admin_ep_
+         << "\nmetrics_address: \"\"\nstore: {path: " << o.store << "}\n"
+         << o.extra_yaml << "scheduler:\n"
+         << o.scheduler_yaml << "boards:\n";
+    for (uint32_t b = 0; b < o.boards; ++b) {
+      yaml << "  - endpoint: inproc://board" << b << "\n    preset: wse3\n    pacing: " << o.pacing
+           << "\n";
+    }
+  }
+  pid_ = fork();
+  if (pid_ == 0) {
+    FILE* log = std::fopen((o.dir + "/waferd.log").c_str(), "w");
+    if (log != nullptr) dup2(fileno(log), 2);
+    std::string bin = o.bin_dir + "/waferd", cfg = o.dir + "/waferd.yaml";
+    execl(bin.c_str(), bin.c_str(), "--config", cfg.c_str(), nullptr);
+    _exit(127);
+  }
+  auto admin = host::AdminClient::Connect(admin_ep_);
+  if (!admin.ok()) {
+    error_ = "cannot make an admin socket";
+    return;
+  }
+  // Wait until waferd answers, or has exited (a refused config).
+  bool up = false;
+  for (int i = 0; i < kStartupQueries && !up; ++i) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      error_ = WIFEXITED(status) && WEXITSTATUS(status) == 127
+                   ? "could not run " + o.bin_dir + "/waferd"
+                   : "waferd exited at start: " + LastLogLine();
+      return;
+    }
+    host::StatusReply reply;
+    up = (*admin)->QueryStatus(&reply, 250).ok();
+  }
+  if (!up) {
+    error_ = "waferd did not answer within 30 s: " + LastLogLine();
+    return;
+  }
+  host::OperationResult r;
+  host::LoadModel load;
+  load.name = "shape";
+  load.path = o.dir;
+  load.slots = o.slots;
+  load.context_length = o.context;
+  for (uint32_t b = 0; b < o.boards; ++b) load.boards.push_back(b);
+  ok_ = (*admin)->Operate(load, nullptr, &r, 60000).ok() && r.code == host::ErrorCode::kNone;
+  if (!ok_) error_ = "load failed: " + r.detail;
+}
+
+WaferdProcess::~WaferdProcess() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGTERM);
+  waitpid(pid_, nullptr, 0);
+}
+
+double WaferdProcess::RssMb() const {
+  std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return -1;
+}
+
+double WaferdProcess::CpuSeconds() const {
+  std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return -1;
+  // Fields after the command name (which may hold spaces) start after its closing ')'.
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream fields(stat.substr(close + 2));
+  std::string field;
+  double utime = 0, stime = 0;
+  for (int i = 3; fields >> field; ++i) {  // Field 3 is the state.
+    if (i == 14) utime = std::stod(field);
+    if (i == 15) {
+      stime = std::stod(field);
+      return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+    }
+  }
+  return -1;
+}
+
+std::string WaferdProcess::LastLogLine() const {
+  std::ifstream in(dir_ + "/waferd.log");
+  std::string line, last = "(waferd.log is empty)";
+  while (std::getline(in, line)) {
+    if (!line.empty()) last = line;
+  }
+  return last;
+}
+
+}  // namespace wafer::bench

@@ -1,0 +1,75 @@
+// waferd as a child process for the benchmarks: a config written to a scratch directory, a
+// shape-only model (config.json alone) loaded over the admin socket, SIGTERM on destruction.
+// Shared by waferd-bench's sections.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+namespace wafer::bench {
+
+// Llama 3.1 8B and Llama 3.2 1B as their config.json gives them.
+inline constexpr const char* kLlama8B = R"({"architectures": ["LlamaForCausalLM"],
+  "vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336,
+  "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+  "max_position_embeddings": 131072, "rope_theta": 500000.0, "rms_norm_eps": 1e-05,
+  "tie_word_embeddings": false, "torch_dtype": "bfloat16"})";
+inline constexpr const char* kLlama1B = R"({"architectures": ["LlamaForCausalLM"],
+  "vocab_size": 128256, "hidden_size": 2048, "intermediate_size": 8192,
+  "num_hidden_layers": 16, "num_attention_heads": 32, "num_key_value_heads": 8,
+  "head_dim": 64, "max_position_embeddings": 131072, "rope_theta": 500000.0,
+  "rms_norm_eps": 1e-05, "tie_word_embeddings": true, "torch_dtype": "bfloat16"})";
+
+// The `scheduler:` keys the throughput sections use: large batches and steps, deep queues.
+inline constexpr const char* kThroughputSchedulerYaml =
+    "  max_batch: 512\n  decode_tokens_per_step: 32\n"
+    "  queue_limit: 100000\n  max_tokens_limit: 65536\n";
+
+struct WaferdOptions {
+  std::string bin_dir;  // Holds the waferd binary.
+  std::string dir;      // Scratch: config.json, waferd.yaml and waferd.log are (over)written here.
+  const char* shape = kLlama8B;  // The model's config.json; it is loaded as model "shape".
+  uint32_t slots = 64;
+  uint32_t context = 1024;
+  uint32_t boards = 1;            // Embedded wse3 boards; > 1 splits the model (a layer pipeline).
+  std::string store = "memory";   // store.path ("memory": none).
+  std::string pacing = "fast";    // Each board's pacing: fast, or realtime (modeled step times).
+  // The lines under `scheduler:`, each indented two spaces.
+  std::string scheduler_yaml = kThroughputSchedulerYaml;
+  // Top-level keys appended to waferd.yaml as they are (e.g. "drain_timeout_ms: 1000\n").
+  std::string extra_yaml;
+};
+
+// Not thread-safe. The destructor stops waferd (SIGTERM) and waits for it to exit.
+class WaferdProcess {
+ public:
+  // Starts waferd and loads the model; ok() says whether both worked. A waferd that exits at
+  // start (a config it refuses) is noticed within a second; error() then quotes its log.
+  explicit WaferdProcess(const WaferdOptions& options);
+  ~WaferdProcess();
+  WaferdProcess(const WaferdProcess&) = delete;
+  WaferdProcess& operator=(const WaferdProcess&) = delete;
+
+  bool ok() const { return ok_; }
+  // Why it is not ok (empty when it is).
+  const std::string& error() const { return error_; }
+  const std::string& job_endpoint() const { return job_ep_; }
+  // Resident memory in MB, from /proc; -1 when unreadable.
+  double RssMb() const;
+  // User + system CPU seconds waferd has used so far, from /proc; -1 when unreadable.
+  double CpuSeconds() const;
+
+ private:
+  // The last line of waferd.log that says something, for error().
+  std::string LastLogLine() const;
+
+  pid_t pid_ = -1;
+  bool ok_ = false;
+  std::string error_;
+  std::string dir_;
+  std::string job_ep_, admin_ep_;
+};
+
+}  // namespace wafer::bench
