@@ -139,7 +139,7 @@ AdmissionDecision Admission::Decide(const AdmissionRequest& r) {
                     e.wait_ns - deadline_ns);
     }
   }
-  waits_.OnAdmitted(r.model, r.priority_class, now_ns);
+  waits_.OnAdmitted(r.model, r.priority_class, r.tenant, now_ns);
   if (tenant.requests_per_minute > 0 || tenant.tokens_per_minute > 0) {
     Quotas& q = quotas_[r.tenant];
     q.requests.level -= tenant.requests_per_minute > 0 ? 1 : 0;

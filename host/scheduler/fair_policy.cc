@@ -179,30 +179,47 @@ std::optional<QueuedJob> FairPolicy::ShedCandidate(const std::string& model,
   return std::nullopt;
 }
 
-std::optional<uint64_t> FairPolicy::PreemptCandidate(const std::string& model,
-                                                     const SchedulerView& view,
-                                                     int64_t now_ns) const {
+std::vector<uint64_t> FairPolicy::PreemptCandidates(const std::string& model,
+                                                    const SchedulerView& view,
+                                                    int64_t now_ns) const {
+  std::vector<uint64_t> victims;
   const PreemptionConfig& p = config_.preemption;
   auto it = models_.find(model);
-  if (!p.enabled || it == models_.end() || it->second.size == 0) return std::nullopt;
+  if (!p.enabled || it == models_.end() || it->second.size == 0) return victims;
   const ModelSlots slots = view.Slots(model);
-  if (slots.free > 0 && slots.running < slots.max_batch) return std::nullopt;  // It will be admitted.
-  uint32_t waiting = 0;
-  while (waiting < it->second.classes.size() && it->second.classes[waiting].tenants.empty()) {
-    ++waiting;
-  }
+  // Free slots serve the first queued jobs; each job beyond them may claim one victim.
+  size_t uncovered = slots.running < slots.max_batch
+                         ? std::min<size_t>(slots.free, slots.max_batch - slots.running)
+                         : 0;
+  if (it->second.size <= uncovered) return victims;  // Every queued job has a free slot.
   const int64_t min_run_ns = int64_t{p.min_run_ms} * 1'000'000;
-  std::optional<RunningJob> victim;
+  std::vector<RunningJob> running;
   for (const RunningJob& r : view.Running(model)) {
-    const uint32_t cls = ClassIndex(r.job);
-    if (cls < waiting + p.min_class_gap || now_ns - r.granted_ns < min_run_ns) continue;
-    if (!victim || cls > ClassIndex(victim->job) ||
-        (cls == ClassIndex(victim->job) && r.granted_ns > victim->granted_ns)) {
-      victim = r;
+    if (now_ns - r.granted_ns >= min_run_ns) running.push_back(r);
+  }
+  // Lowest class first; within it the most recently granted.
+  std::sort(running.begin(), running.end(), [this](const RunningJob& a, const RunningJob& b) {
+    const uint32_t ca = ClassIndex(a.job), cb = ClassIndex(b.job);
+    return ca != cb ? ca > cb : a.granted_ns > b.granted_ns;
+  });
+  // Free slots go to the highest classes first; what they leave waits, per class.
+  const std::vector<ClassQueue>& classes = it->second.classes;
+  std::vector<size_t> waiting(classes.size());
+  for (uint32_t c = 0; c < classes.size(); ++c) {
+    const size_t covered = std::min(uncovered, classes[c].arrivals.size());
+    uncovered -= covered;
+    waiting[c] = classes[c].arrivals.size() - covered;
+  }
+  // The lowest waiting class is the choosiest (it may preempt only classes further below):
+  // it picks first, each from the lowest class left.
+  size_t next = 0;
+  for (uint32_t c = static_cast<uint32_t>(classes.size()); c-- > 0;) {
+    for (size_t n = waiting[c]; n > 0 && next < running.size(); --n) {
+      if (ClassIndex(running[next].job) < c + p.min_class_gap) break;
+      victims.push_back(running[next++].job.job_id);
     }
   }
-  if (!victim) return std::nullopt;
-  return victim->job.job_id;
+  return victims;
 }
 
 size_t FairPolicy::QueuedFor(const std::string& model) const {
@@ -221,12 +238,6 @@ size_t FairPolicy::QueuedForTenant(const std::string& tenant) const {
   return it == per_tenant_.end() ? 0 : it->second;
 }
 
-double FairPolicy::WeightOf(const std::string& tenant) const {
-  auto it = weights_.find(tenant);
-  if (it != weights_.end()) return it->second;
-  return std::max<uint32_t>(1, config_.TenantNamed(tenant).weight);
-}
-
 size_t FairPolicy::QueuedAbove(const std::string& model, uint32_t cls) const {
   size_t above = 0;
   auto it = models_.find(model);
@@ -237,22 +248,15 @@ size_t FairPolicy::QueuedAbove(const std::string& model, uint32_t cls) const {
   return above;
 }
 
-size_t FairPolicy::QueuedAhead(const std::string& model, uint32_t cls,
-                               const std::string& tenant) const {
+QueueAhead FairPolicy::QueuedAhead(const std::string& model, uint32_t cls,
+                                   const std::string& tenant) const {
+  QueueAhead ahead{QueuedAbove(model, cls), 0, true};
   auto it = models_.find(model);
-  if (it == models_.end() || it->second.classes.empty()) return 0;
-  cls = std::min<uint32_t>(cls, static_cast<uint32_t>(it->second.classes.size() - 1));
+  if (it == models_.end() || cls >= it->second.classes.size()) return ahead;
   const ClassQueue& in_class = it->second.classes[cls];
   auto own = in_class.tenants.find(tenant);
-  const double mine = own == in_class.tenants.end() ? 0 : static_cast<double>(own->second.size());
-  const double weight = WeightOf(tenant);
-  double ahead = mine;
-  for (const auto& [other, jobs] : in_class.tenants) {
-    if (other == tenant) continue;
-    // While the tenant's own `mine` jobs and then this one start, the other gets its share.
-    ahead += std::min(static_cast<double>(jobs.size()), (mine + 1) * WeightOf(other) / weight);
-  }
-  return QueuedAbove(model, cls) + static_cast<size_t>(ahead);
+  if (own != in_class.tenants.end()) ahead.own = own->second.size();
+  return ahead;
 }
 
 std::optional<size_t> FairPolicy::Position(uint64_t job_id) const {

@@ -11,9 +11,10 @@
 // service gap stays bounded by about one job's cost (VTC's bound).
 //
 // Full queue: ShedCandidate names the newest job of the lowest class below the newcomer's.
-// Preemption: when a model has no free slot and a job waits in class w, the running job of the
-// lowest class at least `min_class_gap` below w that has run `min_run_ms` since its grant is
-// the candidate (ties: the most recently granted, which loses the least work).
+// Preemption: each queued job that the free slots do not cover (they go to the highest classes)
+// is matched with a running job at least `min_class_gap` classes below its own that has run
+// `min_run_ms` since its grant; the lowest waiting class picks first, each taking the lowest
+// class left (ties: the most recently granted, which loses the least work).
 #pragma once
 
 #include <cstdint>
@@ -43,17 +44,15 @@ class FairPolicy final : public SchedulingPolicy {
   void OnServed(uint64_t job_id, uint32_t prompt_tokens, uint32_t output_tokens) override;
   std::optional<QueuedJob> ShedCandidate(const std::string& model,
                                          uint32_t newcomer_class) const override;
-  std::optional<uint64_t> PreemptCandidate(const std::string& model, const SchedulerView& view,
-                                           int64_t now_ns) const override;
+  std::vector<uint64_t> PreemptCandidates(const std::string& model, const SchedulerView& view,
+                                          int64_t now_ns) const override;
   size_t size() const override { return index_.size(); }
   size_t QueuedFor(const std::string& model) const override;
   size_t QueuedInClass(const std::string& model, uint32_t cls) const override;
   size_t QueuedForTenant(const std::string& tenant) const override;
-  // Every job of the higher classes; of its own class, the tenant's own jobs and, of each other
-  // tenant backlogged there, as many as it is served while those go: q x w(other) / w(tenant),
-  // at most its queue (jobs taken as equal in cost).
-  size_t QueuedAhead(const std::string& model, uint32_t cls,
-                     const std::string& tenant) const override;
+  // Before it: every job of the higher classes; its own: the tenant's jobs in its class.
+  QueueAhead QueuedAhead(const std::string& model, uint32_t cls,
+                         const std::string& tenant) const override;
   // Jobs of higher classes, plus jobs of its class accepted before it (its own tenant's in
   // deadline order): the order tenants' turns interleave in is not known in advance.
   std::optional<size_t> Position(uint64_t job_id) const override;
@@ -100,7 +99,6 @@ class FairPolicy final : public SchedulingPolicy {
   // Drops the account once it has nothing queued or running.
   void MaybeForget(uint32_t cls, const std::string& tenant);
   double Weight(const std::string& tenant);
-  double WeightOf(const std::string& tenant) const;  // Uncached: for const callers.
   // Jobs of `model` in classes above `cls`.
   size_t QueuedAbove(const std::string& model, uint32_t cls) const;
   void Erase(ModelQueue& queue, const QueuedJob& job);

@@ -146,6 +146,8 @@ TEST(FairPolicyTest, ShedsTheNewestJobOfTheLowestClassBelowTheNewcomer) {
   EXPECT_FALSE(policy.ShedCandidate("other", kInteractive).has_value());
 }
 
+using Ids = std::vector<uint64_t>;
+
 TEST(FairPolicyTest, PreemptsTheLowestClassThatHasRunLongEnough) {
   SchedulingConfig config;
   config.preemption.min_run_ms = 100;
@@ -155,21 +157,31 @@ TEST(FairPolicyTest, PreemptsTheLowestClassThatHasRunLongEnough) {
   view.running = {RunningJob{Job(10, "x", kStandard), 0, 0},
                   RunningJob{Job(11, "x", kBatch), 1, 0},
                   RunningJob{Job(12, "x", kBatch), 2, 50 * ms}};
-  EXPECT_FALSE(policy.PreemptCandidate("m", view, 200 * ms).has_value());  // Nobody waits.
+  EXPECT_EQ(policy.PreemptCandidates("m", view, 200 * ms), Ids{});  // Nobody waits.
   policy.Push(Job(20, "y", kInteractive));
   // Both batch jobs ran 100 ms: the later-granted one loses less work.
-  EXPECT_EQ(policy.PreemptCandidate("m", view, 150 * ms), 12u);
+  EXPECT_EQ(policy.PreemptCandidates("m", view, 150 * ms), Ids{12});
   // Only the first has run 100 ms at 120 ms.
-  EXPECT_EQ(policy.PreemptCandidate("m", view, 120 * ms), 11u);
-  EXPECT_FALSE(policy.PreemptCandidate("m", view, 60 * ms).has_value());  // Too soon for all.
-  // A waiting batch job preempts nobody of its own class.
+  EXPECT_EQ(policy.PreemptCandidates("m", view, 120 * ms), Ids{11});
+  EXPECT_EQ(policy.PreemptCandidates("m", view, 60 * ms), Ids{});  // Too soon for all.
+  // Three waiting jobs: one victim each, lowest class first; the standard job yields only to
+  // the interactive ones.
+  policy.Push(Job(21, "y", kInteractive));
+  policy.Push(Job(22, "y", kStandard));
+  EXPECT_EQ(policy.PreemptCandidates("m", view, 500 * ms), (Ids{12, 11, 10}));
   policy.Remove(20);
-  policy.Push(Job(21, "y", kBatch));
-  EXPECT_FALSE(policy.PreemptCandidate("m", view, 500 * ms).has_value());
-  // A free slot: the waiting job is admitted, nobody is preempted.
-  policy.Push(Job(22, "y", kInteractive));
+  policy.Remove(21);
+  EXPECT_EQ(policy.PreemptCandidates("m", view, 500 * ms), Ids{12});
+  // A waiting batch job preempts nobody of its own class.
+  policy.Remove(22);
+  policy.Push(Job(23, "y", kBatch));
+  EXPECT_EQ(policy.PreemptCandidates("m", view, 500 * ms), Ids{});
+  // A free slot covers the first waiting job: the second one preempts.
+  policy.Push(Job(24, "y", kInteractive));
   view.running.pop_back();
-  EXPECT_FALSE(policy.PreemptCandidate("m", view, 500 * ms).has_value());
+  EXPECT_EQ(policy.PreemptCandidates("m", view, 500 * ms), Ids{});
+  policy.Push(Job(25, "y", kInteractive));
+  EXPECT_EQ(policy.PreemptCandidates("m", view, 500 * ms), Ids{11});
 }
 
 TEST(FairPolicyTest, PreemptionRespectsTheClassGapAndCanBeOff) {
@@ -181,14 +193,14 @@ TEST(FairPolicyTest, PreemptionRespectsTheClassGapAndCanBeOff) {
   {
     FairPolicy policy(config);
     policy.Push(Job(20, "y", kInteractive));
-    EXPECT_FALSE(policy.PreemptCandidate("m", view, 1).has_value());  // One class apart.
+    EXPECT_EQ(policy.PreemptCandidates("m", view, 1), Ids{});  // One class apart.
     view.running = {RunningJob{Job(11, "x", kBatch), 0, 0}};
-    EXPECT_EQ(policy.PreemptCandidate("m", view, 1), 11u);  // Two apart.
+    EXPECT_EQ(policy.PreemptCandidates("m", view, 1), Ids{11});  // Two apart.
   }
   config.preemption.enabled = false;
   FairPolicy off(config);
   off.Push(Job(20, "y", kInteractive));
-  EXPECT_FALSE(off.PreemptCandidate("m", view, 1).has_value());
+  EXPECT_EQ(off.PreemptCandidates("m", view, 1), Ids{});
 }
 
 TEST(FairPolicyTest, CountsPerClassTenantAndWhatANewcomerWaitsBehind) {
@@ -199,10 +211,12 @@ TEST(FairPolicyTest, CountsPerClassTenantAndWhatANewcomerWaitsBehind) {
   policy.Push(Job(4, "b", kBatch));
   EXPECT_EQ(policy.QueuedInClass("m", kStandard), 2u);
   EXPECT_EQ(policy.QueuedForTenant("b"), 2u);
-  EXPECT_EQ(policy.QueuedAhead("m", kInteractive, "c"), 1u);
-  // a and b have one standard job each: a new one of a's waits for a's and b's (equal weights).
-  EXPECT_EQ(policy.QueuedAhead("m", kStandard, "a"), 3u);
-  EXPECT_EQ(policy.QueuedAhead("m", kBatch, "a"), 4u);
+  EXPECT_EQ(policy.QueuedAhead("m", kInteractive, "c").before, 0u);
+  EXPECT_EQ(policy.QueuedAhead("m", kStandard, "a").before, 1u);
+  EXPECT_EQ(policy.QueuedAhead("m", kStandard, "a").own, 1u);
+  EXPECT_EQ(policy.QueuedAhead("m", kBatch, "a").before, 3u);
+  EXPECT_EQ(policy.QueuedAhead("m", kBatch, "a").own, 0u);
+  EXPECT_TRUE(policy.QueuedAhead("m", kBatch, "a").shares);
   EXPECT_EQ(policy.Position(3), 2u);  // Behind the interactive job and job 2, accepted before.
   const std::vector<QueuedJob> all = policy.TakeAll("m");
   ASSERT_EQ(all.size(), 4u);
@@ -210,19 +224,6 @@ TEST(FairPolicyTest, CountsPerClassTenantAndWhatANewcomerWaitsBehind) {
   EXPECT_EQ(all.back().job_id, 4u);
   EXPECT_EQ(policy.size(), 0u);
   EXPECT_EQ(policy.QueuedForTenant("b"), 0u);
-}
-
-TEST(FairPolicyTest, ATenantOverItsShareExpectsToWaitLongerThanOneUnder) {
-  FairPolicy policy(TwoTenants(1, 2));
-  for (uint64_t i = 1; i <= 20; ++i) policy.Push(Job(i, "a", kStandard));
-  policy.Push(Job(30, "b", kStandard));
-  // b (weight 2, one job queued) waits for its own job and, meanwhile, one of a's:
-  // min(20, 2 x 1/2) = 1.
-  EXPECT_EQ(policy.QueuedAhead("m", kStandard, "b"), 2u);
-  // a (weight 1, 20 queued) waits for its own 20 and b's one job (min(1, 21 x 2)).
-  EXPECT_EQ(policy.QueuedAhead("m", kStandard, "a"), 21u);
-  // A tenant with nothing queued waits for its share of each backlogged one: a 1, b 1 (2 x 1).
-  EXPECT_EQ(policy.QueuedAhead("m", kStandard, "c"), 2u);
 }
 
 TEST(FairPolicyTest, ForgetsTenantsWithNothingQueuedOrRunning) {

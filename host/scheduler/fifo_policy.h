@@ -25,17 +25,17 @@ class FifoPolicy final : public SchedulingPolicy {
   std::optional<QueuedJob> ShedCandidate(const std::string&, uint32_t) const override {
     return std::nullopt;
   }
-  std::optional<uint64_t> PreemptCandidate(const std::string&, const SchedulerView&,
-                                           int64_t) const override {
-    return std::nullopt;
+  std::vector<uint64_t> PreemptCandidates(const std::string&, const SchedulerView&,
+                                          int64_t) const override {
+    return {};
   }
   size_t size() const override { return index_.size(); }
   size_t QueuedFor(const std::string& model) const override;
   size_t QueuedInClass(const std::string& model, uint32_t cls) const override;
   size_t QueuedForTenant(const std::string& tenant) const override;
-  // Every queued job of the model: arrival order ignores classes.
-  size_t QueuedAhead(const std::string& model, uint32_t, const std::string&) const override {
-    return QueuedFor(model);
+  // Every queued job of the model: arrival order ignores classes and tenants.
+  QueueAhead QueuedAhead(const std::string& model, uint32_t, const std::string&) const override {
+    return QueueAhead{QueuedFor(model), 0, false};
   }
   std::optional<size_t> Position(uint64_t job_id) const override;
 

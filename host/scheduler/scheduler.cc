@@ -105,9 +105,9 @@ uint32_t Scheduler::RunningAtOrBelow(const std::string& model, uint32_t cls) con
   return n;
 }
 
-std::optional<uint64_t> Scheduler::PreemptCandidate(const std::string& model) const {
-  if (pools_.count(model) == 0) return std::nullopt;
-  return policy_->PreemptCandidate(model, *this, clock_.NowNanos());
+std::vector<uint64_t> Scheduler::PreemptCandidates(const std::string& model) const {
+  if (pools_.count(model) == 0) return {};
+  return policy_->PreemptCandidates(model, *this, clock_.NowNanos());
 }
 
 ModelSlots Scheduler::Slots(const std::string& model) const {

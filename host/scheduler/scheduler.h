@@ -65,8 +65,8 @@ class Scheduler final : private SchedulerView {
   std::optional<QueuedJob> ShedCandidate(const std::string& model, uint32_t cls) const {
     return policy_->ShedCandidate(model, cls);
   }
-  // The running job of `model` that should yield its slot to a waiting higher class, if any.
-  std::optional<uint64_t> PreemptCandidate(const std::string& model) const;
+  // The running jobs of `model` that should yield their slots to waiting higher classes.
+  std::vector<uint64_t> PreemptCandidates(const std::string& model) const;
 
   size_t queued() const { return policy_->size(); }
   size_t QueuedFor(const std::string& model) const { return policy_->QueuedFor(model); }
@@ -76,7 +76,8 @@ class Scheduler final : private SchedulerView {
   size_t QueuedForTenant(const std::string& tenant) const {
     return policy_->QueuedForTenant(tenant);
   }
-  size_t QueuedAhead(const std::string& model, uint32_t cls, const std::string& tenant) const {
+  QueueAhead QueuedAhead(const std::string& model, uint32_t cls,
+                         const std::string& tenant) const {
     return policy_->QueuedAhead(model, cls, tenant);
   }
   std::optional<size_t> Position(uint64_t job_id) const { return policy_->Position(job_id); }

@@ -39,15 +39,15 @@ class RecordingPolicy final : public SchedulingPolicy {
   std::optional<QueuedJob> ShedCandidate(const std::string& model, uint32_t cls) const override {
     return fifo_.ShedCandidate(model, cls);
   }
-  std::optional<uint64_t> PreemptCandidate(const std::string& model, const SchedulerView& view,
-                                           int64_t now_ns) const override {
-    return fifo_.PreemptCandidate(model, view, now_ns);
+  std::vector<uint64_t> PreemptCandidates(const std::string& model, const SchedulerView& view,
+                                          int64_t now_ns) const override {
+    return fifo_.PreemptCandidates(model, view, now_ns);
   }
   size_t QueuedInClass(const std::string& model, uint32_t cls) const override {
     return fifo_.QueuedInClass(model, cls);
   }
   size_t QueuedForTenant(const std::string& t) const override { return fifo_.QueuedForTenant(t); }
-  size_t QueuedAhead(const std::string& model, uint32_t cls,
+  QueueAhead QueuedAhead(const std::string& model, uint32_t cls,
                      const std::string& tenant) const override {
     return fifo_.QueuedAhead(model, cls, tenant);
   }

@@ -57,6 +57,15 @@ class SchedulerView {
   virtual ModelSlots Slots(const std::string& model) const = 0;
 };
 
+// What a new job would wait behind (SchedulingPolicy::QueuedAhead).
+struct QueueAhead {
+  size_t before = 0;  // Jobs that start before it whatever arrives later.
+  // Jobs of its own tenant and class that start before it, at the tenant's share of what the
+  // class is left; with `shares` false there are none and later arrivals never go first.
+  size_t own = 0;
+  bool shares = false;  // Classes go strictly first and tenants share a class by weight.
+};
+
 // Not thread-safe; owned by the Scheduler on waferd's step loop.
 class SchedulingPolicy {
  public:
@@ -84,11 +93,13 @@ class SchedulingPolicy {
   // policy never sheds). The job stays queued; the caller ends it.
   virtual std::optional<QueuedJob> ShedCandidate(const std::string& model,
                                                  uint32_t newcomer_class) const = 0;
-  // A running job of `model` that should give its slot to a queued job of a higher class, when
-  // `view` shows no free slot: nullopt when none may (or the policy never preempts).
-  virtual std::optional<uint64_t> PreemptCandidate(const std::string& model,
-                                                   const SchedulerView& view,
-                                                   int64_t now_ns) const = 0;
+  // The running jobs of `model` that should give their slots to queued jobs of higher classes:
+  // one for each such queued job the free slots `view` shows do not cover, in the order they
+  // should go (empty when none may, or the policy never preempts). A job already asked to
+  // yield is named again while it still runs: the caller skips it.
+  virtual std::vector<uint64_t> PreemptCandidates(const std::string& model,
+                                                  const SchedulerView& view,
+                                                  int64_t now_ns) const = 0;
 
   // Jobs queued, in all and for one model.
   virtual size_t size() const = 0;
@@ -96,10 +107,9 @@ class SchedulingPolicy {
   // Jobs of `model` in class `cls`, and of `tenant` for any model.
   virtual size_t QueuedInClass(const std::string& model, uint32_t cls) const = 0;
   virtual size_t QueuedForTenant(const std::string& tenant) const = 0;
-  // Jobs a new job of class `cls` for `model` from `tenant` would wait behind if nothing else
-  // arrived.
-  virtual size_t QueuedAhead(const std::string& model, uint32_t cls,
-                             const std::string& tenant) const = 0;
+  // What a new job of class `cls` for `model` from `tenant` would wait behind.
+  virtual QueueAhead QueuedAhead(const std::string& model, uint32_t cls,
+                                 const std::string& tenant) const = 0;
   // Jobs ahead of `job_id` for its model; nullopt when it is not queued.
   virtual std::optional<size_t> Position(uint64_t job_id) const = 0;
 };

@@ -1,15 +1,24 @@
-// What a job submitted now can expect to wait for its first token, per model and class, from
-// the model's measured service: how long a job holds its slot (grant to release) and how long a
-// granted job takes to its first token (prefill and the first Step). Admission refuses targets
-// it cannot meet with it; Capacity replies carry it, so a cluster scheduler can route by it.
+// What a job submitted now can expect to wait for its first token, per model, class and tenant,
+// from the model's measured service: how long jobs of each class hold a slot (grant to release),
+// how long a granted job takes to its first token, and the recent arrival rate of each class and
+// tenant. Admission refuses targets it cannot meet with it; Capacity replies carry it, so that a
+// cluster scheduler can route by it.
 //
-// Expected wait of a job of tenant t in class c = starts needed before its own / the start rate
-// left to class c, + first-token time. The starts needed are the jobs the policy puts ahead of
-// it (SchedulingPolicy::QueuedAhead: for the fair policy, higher classes and t's share of its
-// own class) less the slots that are free or held by jobs it may preempt. The start rate of the
-// model is slots / mean hold; the jobs of higher classes still to arrive take theirs first, so
-// class c is left that rate less their measured arrival rate (at least 5% of it). An estimate,
-// not a promise.
+// In slots (L = the model's slots, capped at max_batch; hold_c = mean hold of class c), for a
+// job of tenant t in class c under the fair policy (SchedulingPolicy::QueuedAhead: `before` =
+// jobs of higher classes queued, `own` = t's jobs queued in c):
+//   L_c = L - sum over higher classes h of (arrival rate of h x hold_h), at least 5% of L:
+//         later arrivals of higher classes take their slots first;
+//   L_t = L_c - sum over the other tenants u of c of min(arrival rate of u x hold_c,
+//         L_c x w_u / W), at least 5% of L_c, W summing the weights of t and those tenants: the
+//         others take what they ask, up to their weighted share;
+//   wait = before x hold / L + (own + 1) x hold_c / L_t + first-token time,
+// and when t already has jobs queued in c, its own part is at least (own + 1) / (the rate its
+// jobs of c were granted slots at lately): what the tenant is really served, whatever the model
+// says (preempted jobs starting again, costs that differ by tenant),
+// counting the slots that are free or held by jobs it may preempt as taken first by `before`,
+// then by its own. Under FIFO (`shares` false): (before + 1) x hold / L + first-token time.
+// An estimate from the last seconds, not a promise.
 #pragma once
 
 #include <cstdint>
@@ -24,7 +33,6 @@ namespace wafer::host {
 struct WaitEstimate {
   int64_t wait_ns = 0;
   bool measured = false;  // False until the model has finished kMinSamples jobs: a guess.
-  int64_t hold_ns = 0;    // The mean slot hold it was computed from.
 };
 
 // Not thread-safe; owned by waferd's step loop.
@@ -40,19 +48,21 @@ class WaitEstimator {
   WaitEstimator(const SchedulingConfig& config, const Scheduler& scheduler)
       : config_(config), scheduler_(scheduler) {}
 
-  // A job of `model` held its slot `hold_ns` (finished, preempted), or got its first token
-  // `ns` after its grant.
-  void OnReleased(const std::string& model, int64_t hold_ns);
+  // A job of class `cls` of `model` gave its slot back after `hold_ns` (it finished: a
+  // preempted job will need another start and is not counted).
+  void OnReleased(const std::string& model, uint32_t cls, int64_t hold_ns);
+  // A job of `model` got its first token `ns` after its grant.
   void OnFirstToken(const std::string& model, int64_t ns);
-  // A job of class `cls` was accepted for `model` at `now_ns` (the classes' arrival rates).
-  void OnAdmitted(const std::string& model, uint32_t cls, int64_t now_ns);
-  void Forget(const std::string& model) { models_.erase(model); }
+  // A job of `tenant` in class `cls` was granted a slot of `model` at `now_ns`.
+  void OnGranted(const std::string& model, uint32_t cls, const std::string& tenant,
+                 int64_t now_ns);
+  // A job of `tenant` in class `cls` was accepted for `model` at `now_ns`.
+  void OnAdmitted(const std::string& model, uint32_t cls, const std::string& tenant,
+                  int64_t now_ns);
 
   WaitEstimate Expected(const std::string& model, uint32_t cls, const std::string& tenant,
                         int64_t now_ns) const;
-  // Jobs per second of `model` accepted in classes above `cls`, decayed to `now_ns`.
-  double ArrivalsAbove(const std::string& model, uint32_t cls, int64_t now_ns) const;
-  // How long until `starts` more jobs of `model` get slots, at the measured hold.
+  // How long until `starts` more jobs of `model` get slots, at the measured mean hold.
   int64_t TimeForStarts(const std::string& model, uint64_t starts) const;
 
  private:
@@ -60,7 +70,7 @@ class WaitEstimator {
     double value = 0;
     uint32_t samples = 0;
     void Add(double x) {
-      value = samples == 0 ? x : value + 0.2 * (x - value);
+      value = samples == 0 ? x : value + 0.05 * (x - value);
       ++samples;
     }
   };
@@ -68,15 +78,26 @@ class WaitEstimator {
   struct Rate {
     double count = 0;
     int64_t at_ns = 0;
-    double At(int64_t now_ns) const;
+    double PerSecond(int64_t now_ns) const;
   };
   static constexpr int64_t kRateWindowNs = 5'000'000'000;
   struct Service {
-    Ewma hold;
+    Ewma hold;                           // Every class.
+    std::map<uint32_t, Ewma> class_hold;
     Ewma first_token;
-    std::map<uint32_t, Rate> admitted;  // Per class.
+    std::map<uint32_t, std::map<std::string, Rate>> admitted;  // Per class, per tenant.
+    std::map<uint32_t, std::map<std::string, Rate>> granted;   // Per class, per tenant.
+    uint32_t admissions = 0;  // Since rates that decayed away were last dropped.
+    uint32_t grants = 0;
   };
-  int64_t HoldNs(const Service* s) const;
+  const Service* Find(const std::string& model) const;
+  // Counts one event of `tenant` in class `cls` at `now_ns`, dropping decayed rates now and then.
+  static void Count(std::map<uint32_t, std::map<std::string, Rate>>& rates, uint32_t cls,
+                    const std::string& tenant, int64_t now_ns, uint32_t& events);
+  static double HoldSeconds(const Service* s);
+  static double ClassHoldSeconds(const Service* s, uint32_t cls);
+  // Slots of `model` that the classes above `cls` are expected to keep busy.
+  static double SlotsAbove(const Service* s, uint32_t cls, int64_t now_ns);
 
   const SchedulingConfig& config_;
   const Scheduler& scheduler_;

@@ -12,12 +12,9 @@ void StepLoop::FinishJob(JobRecord& job, FinishReason reason, ErrorCode error,
   const int64_t now = clock_.NowNanos();
   const bool was_queued = job.state == JobState::kQueued;
   if (was_queued) scheduler_.Dequeue(job.id);
-  if (job.preempt_requested) {
-    job.preempt_requested = false;
-    preempting_.erase(job.model);
-  }
+  job.preempt_requested = false;
   if (job.slot >= 0) {
-    waits_.OnReleased(job.model, now - job.granted_ns);
+    waits_.OnReleased(job.model, job.priority_class, now - job.granted_ns);
     scheduler_.Release(job.model, job.id);
     jobs_.ClearSlot(job);
   }
@@ -81,10 +78,7 @@ size_t StepLoop::RequeueRunning(const std::string& model) {
     if (job == nullptr) continue;
     jobs_.ClearSlot(*job);
     job->in_flight = false;
-    if (job->preempt_requested) {
-      job->preempt_requested = false;  // It is re-queued anyway.
-      preempting_.erase(model);
-    }
+    job->preempt_requested = false;  // It is re-queued anyway.
     if (job->cancel_requested) {
       FinishJob(*job, job->cancel_reason);
       continue;

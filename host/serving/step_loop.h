@@ -75,8 +75,8 @@ class StepLoop {
 
   bool PlanStep(Board& board, ModelRecord& model);
   void AdmitQueued(ModelRecord& model);
-  // When a higher class waits and no slot is free, the policy's candidate yields its slot: now,
-  // or (in flight) when its step returns.
+  // Each queued job of a higher class that no free slot covers takes a lower class's slot
+  // (the policy's candidates): now, or for a job in flight, when its step returns.
   void PreemptFor(ModelRecord& model);
   // `job` gives its slot back and queues again with its output as prefill; its stream goes on.
   void Preempt(JobRecord& job);
@@ -107,7 +107,6 @@ class StepLoop {
   std::vector<SlotGrant> grants_;    // AdmitQueued's scratch; keeps its capacity.
   std::vector<uint64_t> expired_;    // ExpireDeadlines' scratch.
   std::multimap<int64_t, uint64_t> ttft_watch_;  // TTFT target (ns) -> job, see WatchTtftTarget.
-  std::map<std::string, uint64_t> preempting_;  // Model -> its job asked to yield (one at once).
   std::vector<uint64_t> unfit_;      // PlanStep's scratch: jobs no Step can carry.
 };
 

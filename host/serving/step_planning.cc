@@ -71,6 +71,7 @@ void StepLoop::AdmitQueued(ModelRecord& model) {
     JobRecord& job = *jobs_.Find(grant.job.job_id);
     jobs_.MarkRunning(job, grant.slot);
     job.granted_ns = now;
+    waits_.OnGranted(job.model, job.priority_class, job.tenant, now);
     // The fair share charges what the board reads: the prompt, or after a preemption or board
     // loss, the prompt and output it recomputes.
     scheduler_.Served(job.id, static_cast<uint32_t>(job.prefill.size()), 0);
@@ -90,25 +91,21 @@ void StepLoop::AdmitQueued(ModelRecord& model) {
 }
 
 void StepLoop::PreemptFor(ModelRecord& model) {
-  if (preempting_.count(model.name) > 0) return;  // One at a time: its slot serves the next.
-  const std::optional<uint64_t> candidate = scheduler_.PreemptCandidate(model.name);
-  if (!candidate) return;
-  JobRecord* job = jobs_.Find(*candidate);
-  if (job == nullptr || job->finished) return;
-  if (job->in_flight) {
-    job->preempt_requested = true;
-    preempting_[model.name] = job->id;
-  } else {
-    Preempt(*job);
+  for (uint64_t id : scheduler_.PreemptCandidates(model.name)) {
+    JobRecord* job = jobs_.Find(id);
+    if (job == nullptr || job->finished || job->preempt_requested) continue;
+    if (job->in_flight) {
+      job->preempt_requested = true;  // Yields when its Step returns (step_results.cc).
+    } else {
+      Preempt(*job);
+    }
   }
 }
 
 void StepLoop::Preempt(JobRecord& job) {
-  preempting_.erase(job.model);
   job.preempt_requested = false;
   if (job.finished || job.slot < 0) return;
   metrics_.scheduler().Preempted(job.model, "higher_class").Increment();
-  waits_.OnReleased(job.model, clock_.NowNanos() - job.granted_ns);
   scheduler_.Release(job.model, job.id);
   jobs_.ClearSlot(job);
   // Its KV cache is dropped with the slot; the prompt and output so far are recomputed when it
