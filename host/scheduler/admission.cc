@@ -28,7 +28,7 @@ double Admission::Refill(Bucket& b, double per_minute, int64_t now_ns) const {
   return b.level;
 }
 
-int64_t Admission::MsUntil(const Bucket& b, double want, double per_minute) {
+int64_t Admission::NsUntil(const Bucket& b, double want, double per_minute) {
   if (b.level >= want) return 0;
   return static_cast<int64_t>(std::ceil((want - b.level) / per_minute * static_cast<double>(kMinute)));
 }
@@ -61,7 +61,7 @@ AdmissionDecision Admission::CheckQuotas(const AdmissionRequest& r, const Tenant
     return Refuse(ErrorCode::kQuotaExceeded,
                   "tenant '" + r.tenant + "' used its requests_per_minute of " +
                       std::to_string(t.requests_per_minute),
-                  MsUntil(q.requests, 1, t.requests_per_minute) * 1'000'000);
+                  NsUntil(q.requests, 1, t.requests_per_minute));
   }
   if (t.tokens_per_minute > 0) {
     const double per_minute = static_cast<double>(t.tokens_per_minute);
@@ -78,7 +78,7 @@ AdmissionDecision Admission::CheckQuotas(const AdmissionRequest& r, const Tenant
                         std::to_string(static_cast<uint64_t>(q.tokens.level)) +
                         " of its tokens_per_minute left; the job costs " +
                         std::to_string(static_cast<uint64_t>(cost)),
-                    MsUntil(q.tokens, cost, per_minute) * 1'000'000);
+                    NsUntil(q.tokens, cost, per_minute));
     }
   }
   return {};

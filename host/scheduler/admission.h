@@ -72,8 +72,8 @@ class Admission {
   };
   // Refills `b` to now; returns the level.
   double Refill(Bucket& b, double per_minute, int64_t now_ns) const;
-  // Milliseconds until `b` holds `want` at `per_minute`.
-  static int64_t MsUntil(const Bucket& b, double want, double per_minute);
+  // Nanoseconds until `b` holds `want` at `per_minute`.
+  static int64_t NsUntil(const Bucket& b, double want, double per_minute);
   AdmissionDecision CheckQuotas(const AdmissionRequest& r, const TenantConfig& t, int64_t now_ns);
   AdmissionDecision Refuse(ErrorCode code, std::string detail, int64_t retry_after_ns);
   // Drops the buckets that are full again (as good as none), once they get many.

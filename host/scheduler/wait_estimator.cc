@@ -141,7 +141,11 @@ WaitEstimate WaitEstimator::Expected(const std::string& model, uint32_t cls,
           granted = t->second.PerSecond(now_ns);
         }
       }
-      own_wait = std::max(own_wait, own / std::max(granted, 0.1));
+      // Only once it was granted about one a window: a tenant not served at all yet is left to
+      // the model above (a backlog that has not started is not a measured rate).
+      if (granted * (static_cast<double>(kRateWindowNs) / 1e9) >= 1) {
+        own_wait = std::max(own_wait, own / granted);
+      }
     }
     wait += own_wait;
   }

@@ -13,9 +13,9 @@
 //         L_c x w_u / W), at least 5% of L_c, W summing the weights of t and those tenants: the
 //         others take what they ask, up to their weighted share;
 //   wait = before x hold / L + (own + 1) x hold_c / L_t + first-token time,
-// and when t already has jobs queued in c, its own part is at least (own + 1) / (the rate its
-// jobs of c were granted slots at lately): what the tenant is really served, whatever the model
-// says (preempted jobs starting again, costs that differ by tenant),
+// and when t already has jobs queued in c and was granted slots lately (about one a window at
+// least), its own part is at least (own + 1) / (that rate): what the tenant is really served,
+// whatever the model says (preempted jobs starting again, costs that differ by tenant);
 // counting the slots that are free or held by jobs it may preempt as taken first by `before`,
 // then by its own. Under FIFO (`shares` false): (before + 1) x hold / L + first-token time.
 // An estimate from the last seconds, not a promise.
