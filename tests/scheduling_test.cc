@@ -6,11 +6,15 @@
 // refuses with a computed retry-after; a queued job whose deadline passes expires; a running
 // batch job is preempted by an interactive one and then finishes with exactly the tokens an
 // undisturbed run gives.
+#include <chrono>
 #include <map>
+#include <thread>
+#include <string>
 
 #include <gtest/gtest.h>
 
 #include "tests/daemon_harness.h"
+#include "tests/http_get.h"
 
 namespace wafer::testing {
 namespace {
@@ -113,6 +117,24 @@ TEST_F(SchedulingTest, ClassesFirstThenWeightedSharesThenEarliestDeadline) {
   const uint64_t g2 = Submit(Job("gold", kStandard, 4));
   const uint64_t g3 = Submit(Job("gold", kStandard, 4));
   const uint64_t top = Submit(Job("silver", kInteractive, 4));
+  // A cluster scheduler sees each class's queue (and its expected wait) in Capacity.
+  ASSERT_TRUE(client_->Send(CapacityQuery{77}).ok());
+  JobMessage m;
+  CapacityReply capacity;
+  while (client_->Receive(&m, kTimeoutMs).ok()) {
+    if (auto* c = std::get_if<CapacityReply>(&m)) {
+      capacity = *c;
+      break;
+    }
+  }
+  ASSERT_EQ(capacity.models.size(), 1u);
+  const std::vector<ClassCapacity>& classes = capacity.models[0].classes;
+  ASSERT_EQ(classes.size(), 3u);
+  EXPECT_EQ(classes[0].name, "interactive");
+  EXPECT_EQ(classes[0].queued, 1u);
+  EXPECT_EQ(classes[1].queued, 6u);
+  EXPECT_EQ(classes[2].queued, 1u);
+  EXPECT_FALSE(classes[0].measured);  // No job has finished on the model yet.
   Cancel(blocker);
   std::vector<uint64_t> order;
   for (const JobFinished& f : Finishes(9)) {
@@ -163,6 +185,28 @@ TEST_F(SchedulingTest, AFullQueueShedsALowerClassAndAQueuedJobPastItsDeadlineExp
     if (f.job_id != blocker) order.push_back(f.job_id);
   }
   EXPECT_EQ(order, (std::vector<uint64_t>{g, b1, b2}));
+  // Each counted under its own reason, apart from cancellations; the jobs that never ran are in
+  // the class's time-to-first-token histogram too.
+  const std::string metrics = HttpGet(harness_->daemon().metrics_port(), "/metrics");
+  for (const char* series :
+       {"wafer_scheduler_sheds_total{model=\"m\",reason=\"displaced\"} 1",
+        "wafer_scheduler_expiries_total{model=\"m\",state=\"queued\"} 1",
+        "wafer_jobs_rejected_total{reason=\"QUEUE_FULL\"} 1",
+        "wafer_scheduler_time_to_first_token_seconds_count{class=\"batch\",model=\"m\","
+        "outcome=\"shed\"} 1",
+        "wafer_scheduler_time_to_first_token_seconds_count{class=\"standard\",model=\"m\","
+        "outcome=\"expired\"} 1"}) {
+    EXPECT_NE(metrics.find(series), std::string::npos) << series;
+  }
+  // The queue depth per class and tenant is counted a few times a second: wait (bounded) for
+  // the empty queue to show.
+  const std::string empty = "wafer_scheduler_queue_depth{class=\"batch\",model=\"m\",tenant=\"bronze\"} 0";
+  bool shown = false;
+  for (int i = 0; i < 100 && !shown; ++i) {
+    shown = HttpGet(harness_->daemon().metrics_port(), "/metrics").find(empty) != std::string::npos;
+    if (!shown) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(shown) << empty;
 }
 
 TEST_F(SchedulingTest, AnInteractiveJobPreemptsABatchJobWhichThenStreamsOnUnchanged) {
@@ -193,6 +237,10 @@ TEST_F(SchedulingTest, AnInteractiveJobPreemptsABatchJobWhichThenStreamsOnUnchan
   std::map<uint64_t, std::vector<uint32_t>> reference;
   Finishes(1, &reference);
   EXPECT_EQ(reference[again], tokens[batch]);
+  const std::string metrics = HttpGet(harness_->daemon().metrics_port(), "/metrics");
+  EXPECT_NE(
+      metrics.find("wafer_scheduler_preemptions_total{model=\"m\",reason=\"higher_class\"} 1"),
+      std::string::npos);
 }
 
 }  // namespace

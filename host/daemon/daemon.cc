@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "host/daemon/daemon_parts.h"
@@ -355,6 +356,7 @@ void Daemon::Run() {
     p.job_frontend.Flush();
     ExportStoreStats();
     p.metrics.queue_depth().Set(static_cast<double>(p.scheduler.queued()));
+    ExportQueueDepths();
     p.metrics.jobs_running().Set(static_cast<double>(p.scheduler.running()));
     if (stopping_ && ShutdownDrained()) break;
   }
@@ -373,6 +375,21 @@ void Daemon::ExportStoreStats() {
   p.metrics.store_stalled().Set(now.stalled ? 1 : 0);
   p.metrics.replies_waiting().Set(static_cast<double>(p.job_frontend.held()));
   was = now;
+}
+
+void Daemon::ExportQueueDepths() {
+  const int64_t now = clock_.NowNanos();
+  if (now - queue_depths_exported_ns_ < kQueueDepthPeriodNs) return;
+  queue_depths_exported_ns_ = now;
+  DaemonParts& p = *parts_;
+  const SchedulingConfig& sched = config_.scheduling;
+  std::map<telemetry::SchedulerMetrics::DepthKey, double> depths;
+  p.jobs.ForEachUnfinished([&](JobRecord& job) {
+    if (job.state != JobState::kQueued || job.priority_class >= sched.classes.size()) return;
+    depths[{job.model, sched.classes[job.priority_class].name, sched.MetricLabel(job.tenant)}] +=
+        1;
+  });
+  p.metrics.scheduler().SetQueueDepths(depths);
 }
 
 bool Daemon::ShutdownDrained() {
