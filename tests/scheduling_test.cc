@@ -105,7 +105,10 @@ class SchedulingTest : public ::testing::Test {
 };
 
 TEST_F(SchedulingTest, ClassesFirstThenWeightedSharesThenEarliestDeadline) {
-  Start(ThreeTenants);
+  Start([](DaemonConfig& c) {
+    ThreeTenants(c);
+    c.scheduling.preemption.enabled = false;  // The blocker keeps its slot until cancelled.
+  });
   const uint64_t blocker = StartBlocker();
   const uint64_t bronze = Submit(Job("bronze", kInteractive, 4));  // Capped to batch.
   const uint64_t s1 = Submit(Job("silver", kStandard, 4));

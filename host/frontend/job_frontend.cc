@@ -326,15 +326,6 @@ void JobFrontend::OnSubmit(const std::string& peer, const ClientKeyConfig* key, 
   if (!admitted.accepted()) {
     return Reject(peer, tag, admitted.code, std::move(admitted.detail), admitted.retry_after_ms);
   }
-  if (admitted.shed) {
-    // Room for a higher class: the newest job of the lowest class below it leaves the queue.
-    if (JobRecord* victim = jobs_.Find(admitted.shed->job_id)) {
-      metrics_.scheduler().Shed(victim->model, "displaced").Increment();
-      steps_.FinishJob(*victim, FinishReason::kShed, ErrorCode::kNone,
-                       "displaced from the full queue of model '" + s.model +
-                           "' by a job of class '" + sched.classes[priority_class].name + "'");
-    }
-  }
 
   auto job = std::make_unique<JobRecord>();
   job->peer = peer;
@@ -363,6 +354,16 @@ void JobFrontend::OnSubmit(const std::string& peer, const ClientKeyConfig* key, 
                   1000);
   }
   JobRecord& record = *added.value();
+  if (admitted.shed) {
+    // Room for a higher class (once the newcomer is surely in): the newest job of the lowest
+    // class below it leaves the queue.
+    if (JobRecord* victim = jobs_.Find(admitted.shed->job_id)) {
+      metrics_.scheduler().Shed(victim->model, "displaced").Increment();
+      steps_.FinishJob(*victim, FinishReason::kShed, ErrorCode::kNone,
+                       "displaced from the full queue of model '" + record.model +
+                           "' by a job of class '" + sched.classes[priority_class].name + "'");
+    }
+  }
   const size_t ahead = scheduler_.Enqueue(QueuedJobOf(record));
   if (tenant.shed_on_ttft_miss) steps_.WatchTtftTarget(record);
   record.series->submitted->Increment();
