@@ -80,7 +80,7 @@ std::string Tail(const std::string& path, size_t lines) {
     at = text.rfind('\n', at - 1);
     if (at == std::string::npos) return text;
   }
-  return text.substr(at + 1);
+  return at >= text.size() ? "" : text.substr(at + 1);  // An empty log has no tail.
 }
 
 uint64_t SeedFromEnvironment() {

@@ -12,6 +12,7 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "tests/daemon_harness.h"
 #include "tests/http_get.h"
@@ -138,6 +139,16 @@ TEST_F(SchedulingTest, ClassesFirstThenWeightedSharesThenEarliestDeadline) {
   EXPECT_EQ(classes[1].queued, 6u);
   EXPECT_EQ(classes[2].queued, 1u);
   EXPECT_FALSE(classes[0].measured);  // No job has finished on the model yet.
+  // waferctl capacity shows the same, as JSON for scripts.
+  const std::string out = dir_.path() + "/capacity.json";
+  ASSERT_EQ(RunProgram({std::string(WAFER_BIN_DIR) + "/waferctl", "--endpoint",
+                        harness_->daemon().job_endpoint(), "capacity", "--json"},
+                       out),
+            0);
+  const nlohmann::json printed = nlohmann::json::parse(ReadWholeFile(out));
+  ASSERT_EQ(printed["models"].size(), 1u);
+  EXPECT_EQ(printed["models"][0]["classes"][1]["name"], "standard");
+  EXPECT_EQ(printed["models"][0]["classes"][1]["queued"], 6);
   Cancel(blocker);
   std::vector<uint64_t> order;
   for (const JobFinished& f : Finishes(9)) {

@@ -77,7 +77,9 @@ const char* kUsage =
     "                                  inject a fault on a simulated board (drills): pe_stop,\n"
     "                                  ecc_correctable, ecc_uncorrectable, link_crc,\n"
     "                                  thermal_runaway, power_cap, firmware_hang, process_crash\n"
-    "  capacity                        what the job socket can take\n"
+    "  capacity                        what the job socket can take: per model free slots\n"
+    "                                  and, per priority class, jobs queued and the expected\n"
+    "                                  wait of a new job (measured: false while a guess)\n"
     "  jobs [list] [--tenant T] [--state queued|running|finished|unfinished|all] [--limit N]\n"
     "                                  the daemon's jobs: queued ones by queue position, then\n"
     "                                  running, then finished (newest first); default state\n"
@@ -524,8 +526,14 @@ int Main(int argc, char** argv) {
     }
     json models = json::array();
     for (const ModelCapacity& m : r.models) {
+      json classes = json::array();
+      for (const ClassCapacity& c : m.classes) {
+        classes.push_back({{"name", c.name}, {"queued", c.queued},
+                           {"expected_wait_ms", c.expected_wait_ms}, {"measured", c.measured}});
+      }
       models.push_back({{"name", m.name}, {"free_slots", m.free_slots}, {"total_slots", m.total_slots},
-                        {"context_length", m.context_length}, {"ready", m.ready}});
+                        {"context_length", m.context_length}, {"ready", m.ready},
+                        {"classes", classes}});
     }
     json out{{"ok", true}, {"models", models}, {"queue_depth", r.queue_depth},
              {"queue_limit", r.queue_limit}, {"healthy", r.healthy}, {"draining", r.draining}};
