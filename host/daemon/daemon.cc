@@ -383,12 +383,14 @@ void Daemon::ExportQueueDepths() {
   queue_depths_exported_ns_ = now;
   DaemonParts& p = *parts_;
   const SchedulingConfig& sched = config_.scheduling;
+  SchedulingPolicy::QueueCounts counts;
+  p.scheduler.CountQueued(&counts);
   std::map<telemetry::SchedulerMetrics::DepthKey, double> depths;
-  p.jobs.ForEachUnfinished([&](JobRecord& job) {
-    if (job.state != JobState::kQueued || job.priority_class >= sched.classes.size()) return;
-    depths[{job.model, sched.classes[job.priority_class].name, sched.MetricLabel(job.tenant)}] +=
-        1;
-  });
+  for (const auto& [key, n] : counts) {
+    const auto& [model, cls, tenant] = key;
+    if (cls >= sched.classes.size()) continue;
+    depths[{model, sched.classes[cls].name, sched.MetricLabel(tenant)}] += static_cast<double>(n);
+  }
   p.metrics.scheduler().SetQueueDepths(depths);
 }
 

@@ -67,7 +67,7 @@ class Daemon {
   // Adds what the job store did this turn to /metrics.
   void ExportStoreStats();
   // Counts the queued jobs per model, class and tenant for /metrics, every kQueueDepthPeriodNs
-  // at most (it walks every unfinished job).
+  // at most.
   void ExportQueueDepths();
   static constexpr int64_t kQueueDepthPeriodNs = 250'000'000;
 

@@ -69,6 +69,12 @@ size_t FairPolicy::Push(const QueuedJob& job) {
   index_.emplace(job.job_id, job);
   ++per_tenant_[job.tenant];
   Backlog(cls, job.tenant);
+  const std::map<Key, QueuedJob>& own = in_class.tenants[job.tenant];
+  if (std::prev(own.end())->first == KeyOf(job)) {
+    // Last of its tenant (no earlier deadline than theirs) and accepted after every other job
+    // of its class: behind all of them. O(classes), where Position() walks the class.
+    return QueuedAbove(job.model, cls) + in_class.arrivals.size() - 1;
+  }
   return Position(job.job_id).value_or(0);
 }
 
@@ -186,6 +192,12 @@ std::vector<uint64_t> FairPolicy::PreemptCandidates(const std::string& model,
   const PreemptionConfig& p = config_.preemption;
   auto it = models_.find(model);
   if (!p.enabled || it == models_.end() || it->second.size == 0) return victims;
+  // Nobody runs far enough below the highest waiting class: no victim (and no copy of Running).
+  uint32_t highest = 0;
+  while (highest < it->second.classes.size() && it->second.classes[highest].arrivals.empty()) {
+    ++highest;
+  }
+  if (view.RunningAtOrBelow(model, highest + p.min_class_gap) == 0) return victims;
   const ModelSlots slots = view.Slots(model);
   // Free slots serve the first queued jobs; each job beyond them may claim one victim.
   size_t uncovered = slots.running < slots.max_batch
@@ -274,6 +286,16 @@ std::optional<size_t> FairPolicy::Position(uint64_t job_id) const {
     }
   }
   return ahead;
+}
+
+void FairPolicy::CountQueued(QueueCounts* out) const {
+  for (const auto& [model, queue] : models_) {
+    for (uint32_t cls = 0; cls < queue.classes.size(); ++cls) {
+      for (const auto& [tenant, jobs] : queue.classes[cls].tenants) {
+        (*out)[{model, cls, tenant}] += jobs.size();
+      }
+    }
+  }
 }
 
 double FairPolicy::Counter(uint32_t cls, const std::string& tenant) const {

@@ -56,6 +56,7 @@ class FairPolicy final : public SchedulingPolicy {
   // Jobs of higher classes, plus jobs of its class accepted before it (its own tenant's in
   // deadline order): the order tenants' turns interleave in is not known in advance.
   std::optional<size_t> Position(uint64_t job_id) const override;
+  void CountQueued(QueueCounts* out) const override;
 
   // The tenant's virtual token counter in class `cls` (tests, metrics).
   double Counter(uint32_t cls, const std::string& tenant) const;

@@ -26,6 +26,11 @@ class FakeView final : public SchedulerView {
  public:
   explicit FakeView(uint32_t total) : total_(total) {}
   std::vector<RunningJob> Running(const std::string&) const override { return running; }
+  uint32_t RunningAtOrBelow(const std::string&, uint32_t cls) const override {
+    uint32_t n = 0;
+    for (const RunningJob& r : running) n += r.job.priority_class >= cls ? 1 : 0;
+    return n;
+  }
   ModelSlots Slots(const std::string&) const override {
     const uint32_t used = static_cast<uint32_t>(running.size());
     return ModelSlots{total_, total_ - used, used, 256};
@@ -224,6 +229,24 @@ TEST(FairPolicyTest, CountsPerClassTenantAndWhatANewcomerWaitsBehind) {
   EXPECT_EQ(all.back().job_id, 4u);
   EXPECT_EQ(policy.size(), 0u);
   EXPECT_EQ(policy.QueuedForTenant("b"), 0u);
+}
+
+TEST(FairPolicyTest, PushAnswersThePositionPositionWouldAndCountsPerClassAndTenant) {
+  FairPolicy policy{SchedulingConfig{}};
+  const QueuedJob jobs[] = {Job(1, "a", kStandard), Job(2, "b", kStandard),
+                            Job(3, "a", kStandard, 500), Job(4, "a", kInteractive),
+                            Job(5, "b", kBatch), Job(6, "b", kStandard)};
+  for (const QueuedJob& job : jobs) {
+    const size_t ahead = policy.Push(job);
+    EXPECT_EQ(ahead, policy.Position(job.job_id)) << job.job_id;
+  }
+  SchedulingPolicy::QueueCounts counts;
+  policy.CountQueued(&counts);
+  EXPECT_EQ(counts.size(), 4u);
+  EXPECT_EQ((counts[{"m", kStandard, "a"}]), 2u);
+  EXPECT_EQ((counts[{"m", kStandard, "b"}]), 2u);
+  EXPECT_EQ((counts[{"m", kInteractive, "a"}]), 1u);
+  EXPECT_EQ((counts[{"m", kBatch, "b"}]), 1u);
 }
 
 TEST(FairPolicyTest, ForgetsTenantsWithNothingQueuedOrRunning) {

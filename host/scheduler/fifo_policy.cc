@@ -7,10 +7,18 @@ namespace wafer::host {
 void FifoPolicy::Count(const QueuedJob& job, int delta) {
   size_t& in_class = per_class_[{job.model, job.priority_class}];
   size_t& of_tenant = per_tenant_[job.tenant];
+  const auto key = std::make_tuple(job.model, uint32_t{job.priority_class}, job.tenant);
+  size_t& of_key = per_key_[key];
   in_class += delta;
   of_tenant += delta;
+  of_key += delta;
+  if (of_key == 0) per_key_.erase(key);
   if (in_class == 0) per_class_.erase({job.model, job.priority_class});
   if (of_tenant == 0) per_tenant_.erase(job.tenant);
+}
+
+void FifoPolicy::CountQueued(QueueCounts* out) const {
+  for (const auto& [key, n] : per_key_) (*out)[key] += n;
 }
 
 size_t FifoPolicy::QueuedInClass(const std::string& model, uint32_t cls) const {

@@ -38,6 +38,7 @@ class FifoPolicy final : public SchedulingPolicy {
     return QueueAhead{QueuedFor(model), 0, false};
   }
   std::optional<size_t> Position(uint64_t job_id) const override;
+  void CountQueued(QueueCounts* out) const override;
 
  private:
   using Queue = std::list<QueuedJob>;
@@ -45,6 +46,7 @@ class FifoPolicy final : public SchedulingPolicy {
   std::unordered_map<uint64_t, std::pair<Queue*, Queue::iterator>> index_;
   std::map<std::pair<std::string, uint32_t>, size_t> per_class_;  // (model, class) -> queued.
   std::unordered_map<std::string, size_t> per_tenant_;
+  QueueCounts per_key_;  // (model, class, tenant) -> queued.
   void Count(const QueuedJob& job, int delta);
 };
 

@@ -12,6 +12,7 @@ class NoView final : public SchedulerView {
  public:
   std::vector<RunningJob> Running(const std::string&) const override { return {}; }
   ModelSlots Slots(const std::string&) const override { return {}; }
+  uint32_t RunningAtOrBelow(const std::string&, uint32_t) const override { return 0; }
 };
 
 std::optional<uint64_t> Pop(FifoPolicy& p, const std::string& model) {

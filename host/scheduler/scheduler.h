@@ -83,7 +83,8 @@ class Scheduler final : private SchedulerView {
   std::optional<size_t> Position(uint64_t job_id) const { return policy_->Position(job_id); }
   size_t running() const { return running_; }
   // Running jobs of `model` in class `cls` or any lower one (a larger index).
-  uint32_t RunningAtOrBelow(const std::string& model, uint32_t cls) const;
+  uint32_t RunningAtOrBelow(const std::string& model, uint32_t cls) const override;
+  void CountQueued(SchedulingPolicy::QueueCounts* out) const { policy_->CountQueued(out); }
   ModelSlots Slots(const std::string& model) const override;
 
  private:

@@ -47,6 +47,7 @@ class RecordingPolicy final : public SchedulingPolicy {
     return fifo_.QueuedInClass(model, cls);
   }
   size_t QueuedForTenant(const std::string& t) const override { return fifo_.QueuedForTenant(t); }
+  void CountQueued(QueueCounts* out) const override { fifo_.CountQueued(out); }
   QueueAhead QueuedAhead(const std::string& model, uint32_t cls,
                      const std::string& tenant) const override {
     return fifo_.QueuedAhead(model, cls, tenant);

@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <map>
+#include <tuple>
 #include <optional>
 #include <string>
 #include <vector>
@@ -55,6 +57,9 @@ class SchedulerView {
   virtual std::vector<RunningJob> Running(const std::string& model) const = 0;
   // Zeros for a model that is not open.
   virtual ModelSlots Slots(const std::string& model) const = 0;
+  // How many of Running(model) are of class `cls` or a lower one (a larger index): cheap, for
+  // deciding whether Running() is worth copying.
+  virtual uint32_t RunningAtOrBelow(const std::string& model, uint32_t cls) const = 0;
 };
 
 // What a new job would wait behind (SchedulingPolicy::QueuedAhead).
@@ -112,6 +117,9 @@ class SchedulingPolicy {
                                  const std::string& tenant) const = 0;
   // Jobs ahead of `job_id` for its model; nullopt when it is not queued.
   virtual std::optional<size_t> Position(uint64_t job_id) const = 0;
+  // Adds the number of queued jobs per (model, class, tenant) to `out` (for /metrics).
+  using QueueCounts = std::map<std::tuple<std::string, uint32_t, std::string>, size_t>;
+  virtual void CountQueued(QueueCounts* out) const = 0;
 };
 
 }  // namespace wafer::host
