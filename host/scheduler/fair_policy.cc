@@ -121,8 +121,9 @@ std::optional<QueuedJob> FairPolicy::PopNext(const std::string& model, const Sch
     QueuedJob job = best->begin()->second;
     // Counted as running before it leaves the queue, so that its account is kept between
     // here and OnGranted.
-    ++accounts_[cls].tenants[job.tenant].running;
-    running_[job.job_id] = Running{job.tenant, cls};
+    Account& account = accounts_[cls].tenants[job.tenant];
+    ++account.running;
+    running_[job.job_id] = Running{job.tenant, cls, &account, Weight(job.tenant)};
     index_.erase(job.job_id);
     Erase(queue, job);
     return job;
@@ -150,7 +151,8 @@ void FairPolicy::OnGranted(const RunningJob& job) {
   auto [account, added] = accounts_[cls].tenants.try_emplace(job.job.tenant);
   if (added) account->second.counter = accounts_[cls].floor;
   ++account->second.running;
-  running_[job.job.job_id] = Running{job.job.tenant, cls};
+  running_[job.job.job_id] =
+      Running{job.job.tenant, cls, &account->second, Weight(job.job.tenant)};
 }
 
 void FairPolicy::OnReleased(const RunningJob& job) {
@@ -170,7 +172,7 @@ void FairPolicy::OnServed(uint64_t job_id, uint32_t prompt_tokens, uint32_t outp
   if (it == running_.end()) return;
   const double cost = static_cast<double>(prompt_tokens) * config_.prompt_token_cost +
                       static_cast<double>(output_tokens) * config_.output_token_cost;
-  accounts_[it->second.cls].tenants[it->second.tenant].counter += cost / Weight(it->second.tenant);
+  it->second.account->counter += cost / it->second.weight;  // One lookup per Step's tokens.
 }
 
 std::optional<QueuedJob> FairPolicy::ShedCandidate(const std::string& model,

@@ -85,9 +85,13 @@ class FairPolicy final : public SchedulingPolicy {
     // backlogged while no other is starts at least here.
     double floor = 0;
   };
+  // A job holding a slot. `account` stays valid while it runs: an account with a running job
+  // is never forgotten, and unordered_map nodes do not move.
   struct Running {
     std::string tenant;
     uint32_t cls = 0;
+    Account* account = nullptr;
+    double weight = 1;
   };
 
   static Key KeyOf(const QueuedJob& job) {
