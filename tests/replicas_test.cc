@@ -3,6 +3,7 @@
 // jobs than one replica's slots run on both, a job evacuated from one replica's board finishes on
 // the other with the tokens of an undisturbed run, submissions are refused only when every
 // replica's board is drained, and one unload removes every replica.
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -18,8 +19,10 @@ using namespace wafer::host;
 constexpr int kTimeoutMs = 60000;
 
 // Two embedded boards; real-time pacing, so that jobs are still running when the test looks.
-std::unique_ptr<DaemonHarness> TwoBoards() {
-  return std::make_unique<DaemonHarness>([](DaemonConfig& c) {
+// `store` (when not empty) is the job store's path, for a test that restarts the daemon.
+std::unique_ptr<DaemonHarness> TwoBoards(const std::string& store = "") {
+  return std::make_unique<DaemonHarness>([store](DaemonConfig& c) {
+    if (!store.empty()) c.store.path = store;
     c.boards.resize(2);
     for (size_t i = 0; i < c.boards.size(); ++i) {
       c.boards[i].endpoint = "inproc://replicas-board" + std::to_string(i);
@@ -220,6 +223,32 @@ TEST(ReplicasTest, AnEvacuatedJobFinishesOnTheOtherReplicaWithTheSameTokens) {
   EXPECT_TRUE(outcome.accepted);
   std::printf("moved from board %u to %u after %u of %u tokens; same tokens\n", from, to,
               at_move, kTokens);
+}
+
+TEST(ReplicasTest, ARestartLoadsEveryReplicaAgain) {
+  TempDir dir;
+  ASSERT_TRUE(WriteModel(dir.path() + "/tiny", "tiny", 5));
+  const std::string store = dir.path() + "/jobs.db";
+  {
+    auto h = TwoBoards(store);
+    ASSERT_EQ(LoadOn(*h, dir.path() + "/tiny", 0, 2).code, ErrorCode::kNone);
+    ASSERT_EQ(LoadOn(*h, dir.path() + "/tiny", 1, 3).code, ErrorCode::kNone);
+  }
+  auto h = TwoBoards(store);
+  const StatusReply s = WaitFor(*h, [](const StatusReply& r) {
+    return r.models.size() == 2 && r.models[0].state == ModelState::kReady &&
+           r.models[1].state == ModelState::kReady;
+  });
+  ASSERT_EQ(s.models.size(), 2u);
+  EXPECT_EQ(s.models[0].state, ModelState::kReady);
+  EXPECT_EQ(s.models[1].state, ModelState::kReady);
+  std::vector<std::pair<uint32_t, uint32_t>> replicas;  // (board, slots)
+  for (const ModelInfo& m : s.models) {
+    EXPECT_EQ(m.name, "tiny");
+    replicas.emplace_back(m.board, m.slots);
+  }
+  std::sort(replicas.begin(), replicas.end());
+  EXPECT_EQ(replicas, (std::vector<std::pair<uint32_t, uint32_t>>{{0, 2}, {1, 3}}));
 }
 
 }  // namespace
