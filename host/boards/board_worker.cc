@@ -246,6 +246,7 @@ class Driver {
     int64_t start = clock_.NowNanos();
     OperationDone done{OperationDone::Kind::kUnload, work.admin_tag, work.admin_peer, work.name,
                        OkStatus(), "", 0};
+    done.model_id = work.model_id;
     if (!online_) {
       done.status = Unavailable();
       done.detail = "board not ready";

@@ -115,6 +115,7 @@ struct OperationDone {
   Status status;
   std::string detail;
   double elapsed_s = 0;
+  uint32_t model_id = 0;  // The instance unloaded (unloads only).
 };
 
 // The board's state and latest readings, sent when the state changes and about once a second.

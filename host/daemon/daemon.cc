@@ -168,10 +168,12 @@ Status Daemon::Create(zmq::context_t& context, const DaemonConfig& config, const
 
 void Daemon::Recover() {
   DaemonParts& p = *parts_;
-  // Models loaded at run time (waferctl load) before the restart load again; the config's
-  // own, started above, win over a stored load of the same name.
+  // Models loaded at run time (waferctl load) before the restart load again, every replica;
+  // the config's own, started above, win over stored loads of the same name.
+  std::set<std::string> configured;
+  for (const auto& [replica, model] : p.models.models()) configured.insert(model->name);
   for (const StoredModelLoad& stored : p.store->LoadedModels()) {
-    if (p.models.Find(stored.name) != nullptr) continue;
+    if (configured.count(stored.name) > 0) continue;
     bool valid = !stored.boards.empty();
     for (uint32_t board : stored.boards) valid &= board < p.boards.size();
     if (!valid) {
@@ -208,7 +210,7 @@ void Daemon::Recover() {
     p.jobs.MarkRequeued(job);
     p.scheduler.Enqueue(QueuedJobOf(job));
     if (sched.TenantNamed(job.tenant).shed_on_ttft_miss) p.steps.WatchTtftTarget(job);
-    if (p.models.Find(job.model) == nullptr) orphaned.insert(job.model);
+    if (p.models.Replicas(job.model).empty()) orphaned.insert(job.model);
     ++recovered;
   });
   for (JobRecord* job : cancelled) p.steps.FinishJob(*job, job->cancel_reason);

@@ -200,10 +200,12 @@ void AdminFrontend::OnStatus(const std::string& peer, const StatusQuery& query) 
   r.version = kWaferdVersion;
   r.uptime_s = static_cast<double>(clock_.NowNanos() - start_ns_) / 1e9;
   for (uint32_t i = 0; i < boards_.size(); ++i) r.boards.push_back(InfoOf(boards_.at(i)));
-  for (const auto& [name, m] : models_.models()) {
-    r.models.push_back(ModelInfo{name, m->path, m->state, m->boards[0], m->parameters,
+  // One entry per replica: a model loaded as several replicas is listed once per replica,
+  // each with its boards and its own running jobs.
+  for (const auto& [replica, m] : models_.models()) {
+    r.models.push_back(ModelInfo{m->name, m->path, m->state, m->boards[0], m->parameters,
                                  m->weight_bytes, m->context_length, m->slots,
-                                 scheduler_.Slots(name).running, m->boards});
+                                 scheduler_.ReplicaSlots(m->name, replica).running, m->boards});
   }
   r.jobs_queued = static_cast<uint32_t>(scheduler_.queued());
   r.jobs_running = static_cast<uint32_t>(scheduler_.running());
@@ -252,14 +254,14 @@ void AdminFrontend::OnLoad(const std::string& peer, const LoadModel& load) {
 }
 
 void AdminFrontend::OnUnload(const std::string& peer, const UnloadModel& unload) {
-  ModelRecord* model = models_.Find(unload.name);
-  if (model == nullptr || model->state == ModelState::kUnloading) {
+  const std::vector<ModelRecord*> replicas = models_.Replicas(unload.name);
+  if (replicas.empty() || replicas.front()->state == ModelState::kUnloading) {
     Send(peer, OperationResult{unload.request_tag, ErrorCode::kUnknownModel,
                                     "model '" + unload.name + "' is not loaded", 0});
     return;
   }
   std::string detail;
-  if (Status s = models_.BeginUnload(*model, peer, unload.request_tag, &detail); !s.ok()) {
+  if (Status s = models_.BeginUnload(unload.name, peer, unload.request_tag, &detail); !s.ok()) {
     FinishOperation(peer, unload.request_tag, s, detail, 0);
   }
 }

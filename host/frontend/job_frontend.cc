@@ -228,23 +228,36 @@ void JobFrontend::OnSubmit(const std::string& peer, const ClientKeyConfig* key, 
       return;
     }
   }
-  const ModelRecord* model = models_.Find(s.model);
-  if (model == nullptr) {
+  const std::vector<ModelRecord*> replicas = models_.Replicas(s.model);
+  if (replicas.empty()) {
     return Reject(peer, tag, ErrorCode::kUnknownModel, "model '" + s.model + "' is not loaded");
   }
-  if (model->state != ModelState::kReady) {
-    return Reject(peer, tag, ErrorCode::kModelNotReady,
-                  "model '" + s.model + "' is " + ModelStateName(model->state), 1000);
-  }
-  for (uint32_t index : model->boards) {
-    // No other replica can take it: a job accepted now would wait for the undrain.
-    const BoardDrain& drain = boards_.at(index).drain;
-    if (drain.drained()) {
-      return Reject(peer, tag, ErrorCode::kModelNotReady,
-                    "model '" + s.model + "' is on board " + std::to_string(index) +
-                        ", drained: " + drain.Describe(),
-                    1000);
+  // Any replica that serves takes it; it is refused only when none can. A job may run on any
+  // ready replica, so its length is checked against the smallest context among them.
+  const ModelRecord* model = nullptr;
+  uint32_t context_length = UINT32_MAX;
+  std::string not_ready;  // Why the last replica cannot take it.
+  std::string drained;    // Preferred: a job accepted now would wait for the undrain.
+  for (const ModelRecord* replica : replicas) {
+    if (replica->state != ModelState::kReady) {
+      not_ready = "model '" + s.model + "' is " + ModelStateName(replica->state);
+      continue;
     }
+    context_length = std::min(context_length, replica->context_length);
+    bool serves = true;
+    for (uint32_t index : replica->boards) {
+      const BoardDrain& drain = boards_.at(index).drain;
+      if (drain.drained()) {
+        serves = false;
+        drained = "model '" + s.model + "' is on board " + std::to_string(index) +
+                  ", drained: " + drain.Describe();
+      }
+    }
+    if (serves && model == nullptr) model = replica;
+  }
+  if (model == nullptr) {
+    return Reject(peer, tag, ErrorCode::kModelNotReady, drained.empty() ? not_ready : drained,
+                  1000);
   }
   if (s.stop_tokens.size() > config_.max_stop_tokens) {
     return Reject(peer, tag, ErrorCode::kInvalidArgument,
@@ -286,11 +299,11 @@ void JobFrontend::OnSubmit(const std::string& peer, const ClientKeyConfig* key, 
                         std::to_string(model->arch.vocab_size));
     }
   }
-  if (uint64_t{prompt.size()} + s.max_tokens > model->context_length) {
+  if (uint64_t{prompt.size()} + s.max_tokens > context_length) {
     return Reject(peer, tag, ErrorCode::kPromptTooLong,
                   "prompt of " + std::to_string(prompt.size()) + " tokens plus max_tokens " +
                       std::to_string(s.max_tokens) + " exceeds the context of " +
-                      std::to_string(model->context_length));
+                      std::to_string(context_length));
   }
   const uint64_t now_unix_ms = static_cast<uint64_t>(std::max<int64_t>(0, clock_.UnixMillis()));
   // Compared unsigned: a deadline at or past 2^63 ms is far in the future, not negative.
@@ -436,11 +449,26 @@ void JobFrontend::OnCapacity(const std::string& peer, const CapacityQuery& query
   for (uint32_t i = 0; i < boards_.size(); ++i) {
     reply.healthy &= boards_.at(i).state == BoardState::kReady;
   }
-  for (const auto& [name, model] : models_.models()) {
-    bool ready = model->state == ModelState::kReady;
-    for (uint32_t index : model->boards) ready &= !boards_.at(index).drain.drained();
-    ModelCapacity capacity{name, scheduler_.Slots(name).free, model->slots,
-                           model->context_length, ready, {}};
+  // One entry per model name: slots summed over its replicas, ready when any replica serves.
+  std::vector<std::string> names;
+  for (const auto& [replica, model] : models_.models()) {
+    if (std::find(names.begin(), names.end(), model->name) == names.end()) {
+      names.push_back(model->name);
+    }
+  }
+  for (const std::string& name : names) {
+    bool ready = false;
+    uint32_t slots = 0;
+    uint32_t context_length = 0;
+    for (const ModelRecord* model : models_.Replicas(name)) {
+      bool serves = model->state == ModelState::kReady;
+      for (uint32_t index : model->boards) serves &= !boards_.at(index).drain.drained();
+      ready |= serves;
+      slots += model->slots;
+      context_length = context_length == 0 ? model->context_length
+                                           : std::min(context_length, model->context_length);
+    }
+    ModelCapacity capacity{name, scheduler_.Slots(name).free, slots, context_length, ready, {}};
     const std::vector<PriorityClassConfig>& classes = config_.scheduling.classes;
     for (uint32_t cls = 0; cls < classes.size(); ++cls) {
       // As for a job of tenant "" (the one a job without a tenant runs under).

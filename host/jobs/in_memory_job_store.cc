@@ -61,17 +61,20 @@ void InMemoryJobStore::ForEach(const std::function<void(JobRecord&)>& fn) {
 }
 
 Status InMemoryJobStore::ModelLoaded(const StoredModelLoad& load) {
-  models_[load.name] = load;
+  models_[{load.name, load.boards}] = load;
   return OkStatus();
 }
 
 Status InMemoryJobStore::ModelRemoved(const std::string& name) {
-  return models_.erase(name) == 1 ? OkStatus() : NotFound();
+  const size_t erased = std::erase_if(models_, [&](const auto& entry) {
+    return entry.first.first == name;
+  });
+  return erased > 0 ? OkStatus() : NotFound();
 }
 
 std::vector<StoredModelLoad> InMemoryJobStore::LoadedModels() const {
   std::vector<StoredModelLoad> loads;
-  for (const auto& [name, load] : models_) loads.push_back(load);
+  for (const auto& [key, load] : models_) loads.push_back(load);
   return loads;
 }
 

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <map>
+#include <utility>
+#include <vector>
 #include <unordered_map>
 
 #include "host/jobs/job_store.h"
@@ -44,7 +46,8 @@ class InMemoryJobStore final : public JobStore {
   const uint64_t instance_id_;
   std::unordered_map<uint64_t, std::unique_ptr<JobRecord>> jobs_;
   std::map<uint64_t, JobRecord*> by_accept_seq_;
-  std::map<std::string, StoredModelLoad> models_;
+  // By name, then by boards: one load per replica.
+  std::map<std::pair<std::string, std::vector<uint32_t>>, StoredModelLoad> models_;
 };
 
 // A random 64-bit number that is not 0 (libsodium's generator).

@@ -97,8 +97,10 @@ class JobStore {
   virtual std::string Describe() const = 0;
   virtual JobStoreStats stats() const = 0;
 
-  // Model loads to repeat after a restart: recorded when a load succeeds, dropped when the
-  // model goes away. Same commit rules as jobs.
+  // Model loads to repeat after a restart: recorded when a load succeeds (one per replica,
+  // keyed by name and boards: a load of the same name on the same boards replaces it), dropped
+  // when the model goes away (every replica of `name`; NOT_FOUND when none is stored). Same
+  // commit rules as jobs.
   [[nodiscard]] virtual Status ModelLoaded(const StoredModelLoad& load) = 0;
   [[nodiscard]] virtual Status ModelRemoved(const std::string& name) = 0;
   virtual std::vector<StoredModelLoad> LoadedModels() const = 0;

@@ -63,6 +63,12 @@ CREATE TABLE models(
 constexpr const char* kMigrations[] = {
     // 2: a job's TTFT target (it orders the job within its tenant after a restart as before).
     "ALTER TABLE jobs ADD COLUMN ttft_target_ms INTEGER NOT NULL DEFAULT 0;",
+    // 3: a model loaded as several replicas keeps one row per replica (name and boards).
+    "CREATE TABLE models_v3(name TEXT NOT NULL, path TEXT NOT NULL, boards TEXT NOT NULL, "
+    "slots INTEGER NOT NULL, context_length INTEGER NOT NULL, PRIMARY KEY(name, boards));"
+    "INSERT INTO models_v3 SELECT name, path, boards, slots, context_length FROM models;"
+    "DROP TABLE models;"
+    "ALTER TABLE models_v3 RENAME TO models;",
 };
 static_assert(std::size(kMigrations) + 1 == SqliteJobStore::kSchemaVersion);
 
@@ -391,7 +397,7 @@ Status SqliteJobStore::ReadAll(std::string* detail) {
     job.finished->completion_tokens = static_cast<uint32_t>(job.output.size());
     job.finished->chunks = static_cast<uint32_t>(job.chunk_starts.size());
   });
-  s = Statement("SELECT * FROM models ORDER BY name");
+  s = Statement("SELECT * FROM models ORDER BY name, rowid");
   if (s == nullptr) return damaged(sqlite3_errmsg(db_));
   while (sqlite3_step(s) == SQLITE_ROW) {
     StoredModelLoad load;
@@ -522,10 +528,13 @@ bool SqliteJobStore::WriteChunk(const JobRecord& job, size_t index) {
 }
 
 bool SqliteJobStore::WriteModel(const std::string& name) {
-  std::vector<StoredModelLoad> loads = cache_.LoadedModels();
-  for (const StoredModelLoad& load : loads) {
+  // Every replica of `name` as the cache holds them: the old rows go, the current ones go in.
+  sqlite3_stmt* s = Statement(kDeleteModel);
+  if (s != nullptr) BindText(s, 1, name);
+  WAFER_STEP_OR_FAIL(this, s, "delete model");
+  for (const StoredModelLoad& load : cache_.LoadedModels()) {
     if (load.name != name) continue;
-    sqlite3_stmt* s = Statement(kInsertModel);
+    s = Statement(kInsertModel);
     if (s != nullptr) {
       BindText(s, 1, load.name);
       BindText(s, 2, load.path);
@@ -534,11 +543,7 @@ bool SqliteJobStore::WriteModel(const std::string& name) {
       sqlite3_bind_int64(s, 5, load.context_length);
     }
     WAFER_STEP_OR_FAIL(this, s, "insert model");
-    return true;
   }
-  sqlite3_stmt* s = Statement(kDeleteModel);
-  if (s != nullptr) BindText(s, 1, name);
-  WAFER_STEP_OR_FAIL(this, s, "delete model");
   return true;
 }
 

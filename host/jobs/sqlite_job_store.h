@@ -43,7 +43,7 @@ struct SqliteStoreOptions {
 class SqliteJobStore final : public JobStore {
  public:
   // The schema version this build writes; an older file is migrated when opened.
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Opens the file, creating it (not its folder) on first use, and reads every job and model
   // load it holds. Every refusal names the file in `detail`.

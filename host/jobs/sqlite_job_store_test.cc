@@ -232,7 +232,14 @@ TEST_F(SqliteJobStoreTest, AVersionOneStoreIsMigratedWithItsJobs) {
   // Back to version 1 as an older waferd left it: no TTFT target column.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE jobs DROP COLUMN ttft_target_ms; PRAGMA user_version = 1",
+  // Its models table had one row per name.
+  ASSERT_EQ(sqlite3_exec(db,
+                         "ALTER TABLE jobs DROP COLUMN ttft_target_ms; DROP TABLE models;"
+                         "CREATE TABLE models(name TEXT PRIMARY KEY, path TEXT NOT NULL, "
+                         "boards TEXT NOT NULL, slots INTEGER NOT NULL, "
+                         "context_length INTEGER NOT NULL);"
+                         "INSERT INTO models VALUES('m', '/models/m', '1,0', 8, 512);"
+                         "PRAGMA user_version = 1",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
@@ -242,6 +249,10 @@ TEST_F(SqliteJobStoreTest, AVersionOneStoreIsMigratedWithItsJobs) {
   ASSERT_NE(store->Find(id), nullptr);
   EXPECT_EQ(store->Find(id)->prompt, (std::vector<uint32_t>{0, 1, 2}));
   EXPECT_EQ(store->Find(id)->ttft_target_ms, 0u);  // Unknown to version 1.
+  ASSERT_EQ(store->LoadedModels().size(), 1u);
+  EXPECT_EQ(store->LoadedModels()[0], (StoredModelLoad{"m", "/models/m", {1, 0}, 8, 512}));
+  // The migrated file holds several replicas of a name.
+  ASSERT_TRUE(store->ModelLoaded(StoredModelLoad{"m", "/models/m", {2}, 8, 512}).ok());
   // The migrated file takes new jobs with their targets.
   JobTable table(*store, 10, kNoByteLimit);
   const uint64_t added = table.Add(Request("b")).value()->id;
@@ -258,6 +269,34 @@ TEST_F(SqliteJobStoreTest, AVersionOneStoreIsMigratedWithItsJobs) {
   store = Open();
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(store->Find(added)->ttft_target_ms, 250u);
+  EXPECT_EQ(store->LoadedModels().size(), 2u);
+}
+
+TEST_F(SqliteJobStoreTest, EveryReplicaOfAModelSurvivesAReopenAndGoesWithIt) {
+  const StoredModelLoad first{"m", "/models/m", {0}, 8, 512};
+  const StoredModelLoad second{"m", "/models/m", {2, 1}, 4, 256};
+  const StoredModelLoad other{"n", "/models/n", {1}, 8, 512};
+  {
+    std::unique_ptr<SqliteJobStore> store = Open();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->ModelLoaded(first).ok());
+    ASSERT_TRUE(store->ModelLoaded(second).ok());
+    ASSERT_TRUE(store->ModelLoaded(other).ok());
+    // The same name on the same boards again (a reload) replaces its row.
+    ASSERT_TRUE(store->ModelLoaded(first).ok());
+    ASSERT_TRUE(store->Commit().ok());
+  }
+  {
+    std::unique_ptr<SqliteJobStore> store = Open();
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(store->LoadedModels(), (std::vector<StoredModelLoad>{first, second, other}));
+    ASSERT_TRUE(store->ModelRemoved("m").ok());  // Every replica of m.
+    EXPECT_EQ(store->ModelRemoved("m").code(), StatusCode::kNotFound);
+    ASSERT_TRUE(store->Commit().ok());
+  }
+  std::unique_ptr<SqliteJobStore> store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->LoadedModels(), std::vector<StoredModelLoad>{other});
 }
 
 TEST_F(SqliteJobStoreTest, ASecondDaemonOnTheSameStoreIsRefused) {

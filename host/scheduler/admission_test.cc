@@ -21,7 +21,7 @@ class AdmissionTest : public ::testing::Test {
     if (tweak) tweak(config_);
     scheduler_ = std::make_unique<Scheduler>(std::make_unique<FairPolicy>(config_.scheduling),
                                              /*max_batch=*/256, clock_);
-    scheduler_->OpenModel("m", kSlots);
+    scheduler_->OpenModel("m", 0, kSlots);
     waits_ = std::make_unique<WaitEstimator>(config_.scheduling, *scheduler_);
     admission_ = std::make_unique<Admission>(config_, *scheduler_, *waits_, clock_, 42);
   }
@@ -50,7 +50,7 @@ class AdmissionTest : public ::testing::Test {
     }
     for (uint32_t i = 0; i < kSlots; ++i) Queue("filler", kInteractive);
     std::vector<SlotGrant> grants;
-    scheduler_->Admit("m", &grants);
+    scheduler_->Admit("m", 0, &grants);
     ASSERT_EQ(grants.size(), kSlots);
   }
 

@@ -35,35 +35,49 @@ Scheduler::Scheduler(std::unique_ptr<SchedulingPolicy> policy, uint32_t max_batc
                      const Clock& clock)
     : policy_(std::move(policy)), max_batch_(max_batch), clock_(clock) {}
 
-void Scheduler::OpenModel(const std::string& model, uint32_t slots) {
-  Pool& pool = pools_[model];
+void Scheduler::OpenModel(const std::string& model, uint32_t replica, uint32_t slots) {
+  Pool& pool = pools_[model][replica];
   assert(pool.running.empty());
   pool = Pool{};
   pool.total = slots;
   for (uint32_t s = slots; s > 0; --s) pool.free.push_back(s - 1);
 }
 
-void Scheduler::CloseModel(const std::string& model) {
+void Scheduler::CloseModel(const std::string& model, uint32_t replica) {
   auto it = pools_.find(model);
   if (it == pools_.end()) return;
-  assert(it->second.running.empty());
-  pools_.erase(it);
+  auto at = it->second.find(replica);
+  if (at == it->second.end()) return;
+  assert(at->second.running.empty());
+  it->second.erase(at);
+  if (it->second.empty()) pools_.erase(it);
 }
 
-void Scheduler::Admit(const std::string& model, std::vector<SlotGrant>* grants) {
+Scheduler::Pool* Scheduler::FindPool(const std::string& model, uint32_t replica) {
   auto it = pools_.find(model);
-  if (it == pools_.end()) return;
-  Pool& pool = it->second;
-  while (!pool.free.empty() && pool.running.size() < max_batch_) {
+  if (it == pools_.end()) return nullptr;
+  auto at = it->second.find(replica);
+  return at == it->second.end() ? nullptr : &at->second;
+}
+
+const Scheduler::Pool* Scheduler::FindPool(const std::string& model, uint32_t replica) const {
+  return const_cast<Scheduler*>(this)->FindPool(model, replica);
+}
+
+void Scheduler::Admit(const std::string& model, uint32_t replica,
+                      std::vector<SlotGrant>* grants) {
+  Pool* pool = FindPool(model, replica);
+  if (pool == nullptr) return;
+  while (!pool->free.empty() && pool->running.size() < max_batch_) {
     std::optional<QueuedJob> next = policy_->PopNext(model, *this);
     if (!next) return;
-    RunningJob running{std::move(*next), pool.free.back(), clock_.NowNanos()};
-    pool.free.pop_back();
-    pool.order.push_back(running.job.job_id);
+    RunningJob running{std::move(*next), pool->free.back(), clock_.NowNanos()};
+    pool->free.pop_back();
+    pool->order.push_back(running.job.job_id);
     policy_->OnGranted(running);
-    ++pool.classes[running.job.priority_class];
+    ++pool->classes[running.job.priority_class];
     grants->push_back(SlotGrant{running.job, running.slot});
-    pool.running.emplace(running.job.job_id, std::move(running));
+    pool->running.emplace(running.job.job_id, std::move(running));
     ++running_;
   }
 }
@@ -71,36 +85,38 @@ void Scheduler::Admit(const std::string& model, std::vector<SlotGrant>* grants) 
 bool Scheduler::Release(const std::string& model, uint64_t job_id) {
   auto it = pools_.find(model);
   if (it == pools_.end()) return false;
-  Pool& pool = it->second;
-  auto run = pool.running.find(job_id);
-  if (run == pool.running.end()) return false;
-  pool.free.push_back(run->second.slot);
-  auto at = std::find(pool.order.begin(), pool.order.end(), job_id);
-  if (at != pool.order.end()) pool.order.erase(at);
-  policy_->OnReleased(run->second);
-  if (--pool.classes[run->second.job.priority_class] == 0) {
-    pool.classes.erase(run->second.job.priority_class);
+  for (auto& [replica, pool] : it->second) {
+    auto run = pool.running.find(job_id);
+    if (run == pool.running.end()) continue;
+    pool.free.push_back(run->second.slot);
+    auto at = std::find(pool.order.begin(), pool.order.end(), job_id);
+    if (at != pool.order.end()) pool.order.erase(at);
+    policy_->OnReleased(run->second);
+    if (--pool.classes[run->second.job.priority_class] == 0) {
+      pool.classes.erase(run->second.job.priority_class);
+    }
+    pool.running.erase(run);
+    --running_;
+    return true;
   }
-  pool.running.erase(run);
-  --running_;
-  return true;
+  return false;
 }
 
-std::deque<uint64_t>& Scheduler::RunOrder(const std::string& model) {
-  auto it = pools_.find(model);
-  if (it == pools_.end()) {
+std::deque<uint64_t>& Scheduler::RunOrder(const std::string& model, uint32_t replica) {
+  Pool* pool = FindPool(model, replica);
+  if (pool == nullptr) {
     empty_order_.clear();
     return empty_order_;
   }
-  return it->second.order;
+  return pool->order;
 }
 
 uint32_t Scheduler::RunningAtOrBelow(const std::string& model, uint32_t cls) const {
   auto it = pools_.find(model);
   if (it == pools_.end()) return 0;
   uint32_t n = 0;
-  for (auto c = it->second.classes.lower_bound(cls); c != it->second.classes.end(); ++c) {
-    n += c->second;
+  for (const auto& [replica, pool] : it->second) {
+    for (auto c = pool.classes.lower_bound(cls); c != pool.classes.end(); ++c) n += c->second;
   }
   return n;
 }
@@ -111,18 +127,32 @@ std::vector<uint64_t> Scheduler::PreemptCandidates(const std::string& model) con
 }
 
 ModelSlots Scheduler::Slots(const std::string& model) const {
+  ModelSlots sum;
   auto it = pools_.find(model);
-  if (it == pools_.end()) return ModelSlots{};
-  const Pool& pool = it->second;
-  return ModelSlots{pool.total, static_cast<uint32_t>(pool.free.size()),
-                    static_cast<uint32_t>(pool.running.size()), max_batch_};
+  if (it == pools_.end()) return sum;
+  for (const auto& [replica, pool] : it->second) {
+    sum.total += pool.total;
+    sum.free += static_cast<uint32_t>(pool.free.size());
+    sum.running += static_cast<uint32_t>(pool.running.size());
+    sum.max_batch += max_batch_;
+  }
+  return sum;
+}
+
+ModelSlots Scheduler::ReplicaSlots(const std::string& model, uint32_t replica) const {
+  const Pool* pool = FindPool(model, replica);
+  if (pool == nullptr) return ModelSlots{};
+  return ModelSlots{pool->total, static_cast<uint32_t>(pool->free.size()),
+                    static_cast<uint32_t>(pool->running.size()), max_batch_};
 }
 
 std::vector<RunningJob> Scheduler::Running(const std::string& model) const {
   std::vector<RunningJob> out;
   auto it = pools_.find(model);
   if (it == pools_.end()) return out;
-  for (uint64_t id : it->second.order) out.push_back(it->second.running.at(id));
+  for (const auto& [replica, pool] : it->second) {
+    for (uint64_t id : pool.order) out.push_back(pool.running.at(id));
+  }
   return out;
 }
 

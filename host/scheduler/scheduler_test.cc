@@ -67,10 +67,10 @@ TEST(SchedulerTest, GrantsFreeSlotsInPolicyOrderUpToMaxBatch) {
   auto owned = std::make_unique<RecordingPolicy>();
   RecordingPolicy& policy = *owned;
   Scheduler s(std::move(owned), /*max_batch=*/2, clock);
-  s.OpenModel("m", 3);
+  s.OpenModel("m", 0, 3);
   for (uint64_t id = 1; id <= 4; ++id) EXPECT_EQ(s.Enqueue(Job(id, "m")), id - 1);
   std::vector<SlotGrant> grants;
-  s.Admit("m", &grants);
+  s.Admit("m", 0, &grants);
   ASSERT_EQ(grants.size(), 2u);  // max_batch, though 3 slots are free.
   EXPECT_EQ(grants[0].job.job_id, 1u);
   EXPECT_EQ(grants[0].slot, 0u);
@@ -81,7 +81,7 @@ TEST(SchedulerTest, GrantsFreeSlotsInPolicyOrderUpToMaxBatch) {
   EXPECT_EQ(policy.granted, (std::vector<uint64_t>{1, 2}));
   EXPECT_EQ(s.running(), 2u);
   EXPECT_EQ(s.queued(), 2u);
-  EXPECT_EQ(s.RunOrder("m"), (std::deque<uint64_t>{1, 2}));
+  EXPECT_EQ(s.RunOrder("m", 0), (std::deque<uint64_t>{1, 2}));
   ModelSlots slots = s.Slots("m");
   EXPECT_EQ(slots.total, 3u);
   EXPECT_EQ(slots.free, 1u);
@@ -92,11 +92,11 @@ TEST(SchedulerTest, GrantsFreeSlotsInPolicyOrderUpToMaxBatch) {
   EXPECT_FALSE(s.Release("m", 1));
   EXPECT_EQ(policy.released, std::vector<uint64_t>{1});
   grants.clear();
-  s.Admit("m", &grants);
+  s.Admit("m", 0, &grants);
   ASSERT_EQ(grants.size(), 1u);
   EXPECT_EQ(grants[0].job.job_id, 3u);
   EXPECT_EQ(grants[0].slot, 0u);
-  EXPECT_EQ(s.RunOrder("m"), (std::deque<uint64_t>{2, 3}));
+  EXPECT_EQ(s.RunOrder("m", 0), (std::deque<uint64_t>{2, 3}));
 }
 
 TEST(SchedulerTest, AClosedModelGrantsNothingAndItsQueueCanBeTaken) {
@@ -105,9 +105,9 @@ TEST(SchedulerTest, AClosedModelGrantsNothingAndItsQueueCanBeTaken) {
   s.Enqueue(Job(1, "m"));
   s.Enqueue(Job(2, "other"));
   std::vector<SlotGrant> grants;
-  s.Admit("m", &grants);  // Not open.
+  s.Admit("m", 0, &grants);  // Not open.
   EXPECT_TRUE(grants.empty());
-  EXPECT_TRUE(s.RunOrder("m").empty());
+  EXPECT_TRUE(s.RunOrder("m", 0).empty());
   std::vector<QueuedJob> taken = s.TakeQueued("m");
   ASSERT_EQ(taken.size(), 1u);
   EXPECT_EQ(taken[0].job_id, 1u);
@@ -119,16 +119,58 @@ TEST(SchedulerTest, AClosedModelGrantsNothingAndItsQueueCanBeTaken) {
 TEST(SchedulerTest, ReopeningAModelResetsItsSlots) {
   FakeClock clock(0);
   Scheduler s(std::make_unique<FifoPolicy>(), 8, clock);
-  s.OpenModel("m", 2);
+  s.OpenModel("m", 0, 2);
   s.Enqueue(Job(1, "m"));
   std::vector<SlotGrant> grants;
-  s.Admit("m", &grants);
+  s.Admit("m", 0, &grants);
   ASSERT_TRUE(s.Release("m", 1));
-  s.CloseModel("m");
+  s.CloseModel("m", 0);
   EXPECT_EQ(s.Slots("m").total, 0u);
-  s.OpenModel("m", 4);
+  s.OpenModel("m", 0, 4);
   EXPECT_EQ(s.Slots("m").free, 4u);
   EXPECT_EQ(s.running(), 0u);
+}
+
+TEST(SchedulerTest, ReplicasShareTheQueueEachWithItsOwnSlots) {
+  FakeClock clock(0);
+  Scheduler s(std::make_unique<FifoPolicy>(), /*max_batch=*/8, clock);
+  s.OpenModel("m", 7, 2);
+  s.OpenModel("m", 9, 1);
+  for (uint64_t id = 1; id <= 5; ++id) s.Enqueue(Job(id, "m"));
+  std::vector<SlotGrant> grants;
+  s.Admit("m", 9, &grants);  // The first replica with a free slot takes the next job.
+  ASSERT_EQ(grants.size(), 1u);
+  EXPECT_EQ(grants[0].job.job_id, 1u);
+  s.Admit("m", 7, &grants);
+  ASSERT_EQ(grants.size(), 3u);
+  EXPECT_EQ(grants[1].job.job_id, 2u);
+  EXPECT_EQ(grants[2].job.job_id, 3u);
+  EXPECT_EQ(s.RunOrder("m", 9), (std::deque<uint64_t>{1}));
+  EXPECT_EQ(s.RunOrder("m", 7), (std::deque<uint64_t>{2, 3}));
+  EXPECT_EQ(s.queued(), 2u);
+  // Summed for the policy and the wait estimate; per replica for status.
+  const ModelSlots sum = s.Slots("m");
+  EXPECT_EQ(sum.total, 3u);
+  EXPECT_EQ(sum.free, 0u);
+  EXPECT_EQ(sum.running, 3u);
+  EXPECT_EQ(sum.max_batch, 16u);
+  EXPECT_EQ(s.ReplicaSlots("m", 7).running, 2u);
+  EXPECT_EQ(s.ReplicaSlots("m", 9).total, 1u);
+  // Release finds the replica that holds the job; its slot goes to the next queued job.
+  EXPECT_TRUE(s.Release("m", 1));
+  EXPECT_EQ(s.ReplicaSlots("m", 9).free, 1u);
+  grants.clear();
+  s.Admit("m", 7, &grants);  // Full: nothing.
+  EXPECT_TRUE(grants.empty());
+  s.Admit("m", 9, &grants);
+  ASSERT_EQ(grants.size(), 1u);
+  EXPECT_EQ(grants[0].job.job_id, 4u);
+  // Closing one replica leaves the other open.
+  ASSERT_TRUE(s.Release("m", 4));
+  s.CloseModel("m", 9);
+  EXPECT_EQ(s.Slots("m").total, 2u);
+  EXPECT_TRUE(s.RunOrder("m", 9).empty());
+  EXPECT_FALSE(s.Release("m", 4));
 }
 
 TEST(SchedulerTest, AJobGoesBackToThePolicyWithItsOwnPriorityTenantAndDeadline) {

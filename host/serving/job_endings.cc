@@ -69,12 +69,12 @@ void StepLoop::WatchTtftTarget(const JobRecord& job) {
   ttft_watch_.emplace(job.accepted_ns + int64_t{job.ttft_target_ms} * 1'000'000, job.id);
 }
 
-size_t StepLoop::RequeueRunning(const std::string& model) {
-  const std::deque<uint64_t> running = scheduler_.RunOrder(model);
+size_t StepLoop::RequeueRunning(const ModelRecord& model) {
+  const std::deque<uint64_t> running = scheduler_.RunOrder(model.name, model.replica);
   size_t requeued = 0;
   for (uint64_t id : running) {
     JobRecord* job = jobs_.Find(id);
-    scheduler_.Release(model, id);
+    scheduler_.Release(model.name, id);
     if (job == nullptr) continue;
     jobs_.ClearSlot(*job);
     job->in_flight = false;
@@ -90,26 +90,26 @@ size_t StepLoop::RequeueRunning(const std::string& model) {
   return requeued;
 }
 
-size_t StepLoop::FinishRunning(const std::string& model, ErrorCode error,
+size_t StepLoop::FinishRunning(const ModelRecord& model, ErrorCode error,
                                const std::string& detail) {
-  const std::deque<uint64_t> running = scheduler_.RunOrder(model);
+  const std::deque<uint64_t> running = scheduler_.RunOrder(model.name, model.replica);
   for (uint64_t id : running) {
     if (JobRecord* job = jobs_.Find(id)) FinishJob(*job, FinishReason::kError, error, detail);
   }
   return running.size();
 }
 
-size_t StepLoop::FailQueued(const std::string& model, ErrorCode error, const std::string& detail) {
-  const std::vector<QueuedJob> queued = scheduler_.TakeQueued(model);
+size_t StepLoop::FailQueued(const std::string& name, ErrorCode error, const std::string& detail) {
+  const std::vector<QueuedJob> queued = scheduler_.TakeQueued(name);
   for (const QueuedJob& q : queued) {
     if (JobRecord* job = jobs_.Find(q.job_id)) FinishJob(*job, FinishReason::kError, error, detail);
   }
   return queued.size();
 }
 
-void StepLoop::BlameBoardLoss(const std::string& model, const std::string& why) {
+void StepLoop::BlameBoardLoss(const ModelRecord& model, const std::string& why) {
   std::vector<JobRecord*> in_flight;
-  for (uint64_t id : scheduler_.RunOrder(model)) {
+  for (uint64_t id : scheduler_.RunOrder(model.name, model.replica)) {
     JobRecord* job = jobs_.Find(id);
     if (job != nullptr && !job->finished && job->in_flight) in_flight.push_back(job);
   }
@@ -130,11 +130,11 @@ void StepLoop::BlameBoardLoss(const std::string& model, const std::string& why) 
 
 void StepLoop::OnDrainChanged(const Board& board) {
   if (!board.drain.drained() || board.drain.mode() != DrainMode::kEvacuate) return;
-  for (const auto& [name, model] : models_.models()) {
+  for (const auto& [replica, model] : models_.models()) {
     if (model->state != ModelState::kReady || !model->Spans(board.index)) continue;
-    const size_t requeued = RequeueRunning(name);
+    const size_t requeued = RequeueRunning(*model);
     std::fprintf(stderr, "waferd: board %u evacuated: %zu jobs of %s re-queued\n", board.index,
-                 requeued, name.c_str());
+                 requeued, model->name.c_str());
   }
 }
 

@@ -41,22 +41,38 @@ ModelManager::ModelManager(const DaemonConfig& config, const Clock& clock, JobSt
       loader_channel_(loader_channel),
       metrics_(metrics) {}
 
-ModelRecord* ModelManager::Find(const std::string& name) {
-  auto it = models_.find(name);
-  return it == models_.end() ? nullptr : it->second.get();
+std::vector<ModelRecord*> ModelManager::Replicas(const std::string& name) {
+  std::vector<ModelRecord*> out;
+  for (auto& [replica, m] : models_) {
+    if (m->name == name) out.push_back(m.get());
+  }
+  return out;
 }
 
 ModelRecord* ModelManager::FindById(uint32_t model_id) {
-  for (auto& [name, m] : models_) {
+  for (auto& [replica, m] : models_) {
     if (m->model_id == model_id) return m.get();
   }
   return nullptr;
 }
 
-void ModelManager::Remove(const std::string& name) {
-  store_.ModelRemoved(name).IgnoreError();  // NOT_FOUND: it never finished loading.
-  scheduler_.CloseModel(name);
-  models_.erase(name);
+ModelRecord* ModelManager::FindReplica(uint32_t replica) {
+  auto it = models_.find(replica);
+  return it == models_.end() ? nullptr : it->second.get();
+}
+
+void ModelManager::Remove(uint32_t replica) {
+  auto it = models_.find(replica);
+  if (it == models_.end()) return;
+  const std::string name = it->second->name;
+  scheduler_.CloseModel(name, replica);
+  models_.erase(it);
+  // The stored loads go with the last replica (an unload takes every replica). A replica that
+  // goes while others stay (its first load failed) was never stored; one whose reload failed
+  // keeps its row until the name goes, and a restart tries it again.
+  if (Replicas(name).empty()) {
+    store_.ModelRemoved(name).IgnoreError();  // NOT_FOUND: it never finished loading.
+  }
 }
 
 void ModelManager::StartLoad(LoadRequest request) {
@@ -81,11 +97,26 @@ void ModelManager::StartLoad(LoadRequest request) {
                                               " is drained: " + drain.Describe());
     }
   }
-  if (Find(request.name) != nullptr) {
-    return refuse(AlreadyExists(), "a model named '" + request.name + "' is already loaded");
+  // A name already loaded gets another replica: the same checkpoint on other boards.
+  for (const ModelRecord* other : Replicas(request.name)) {
+    if (other->path != request.path) {
+      return refuse(AlreadyExists(), "a model named '" + request.name +
+                                         "' is already loaded from " + other->path + ", not " +
+                                         request.path);
+    }
+    if (other->state == ModelState::kUnloading) {
+      return refuse(FailedPrecondition(), "model '" + request.name + "' is being unloaded");
+    }
+    for (uint32_t index : request.boards) {
+      if (other->Spans(index)) {
+        return refuse(AlreadyExists(), "model '" + request.name + "' is already loaded on board " +
+                                           std::to_string(index));
+      }
+    }
   }
   auto model = std::make_unique<ModelRecord>();
   model->name = request.name;
+  model->replica = next_replica_++;
   model->path = request.path;
   model->boards = request.boards;
   model->model_id = next_model_id_++;
@@ -93,22 +124,22 @@ void ModelManager::StartLoad(LoadRequest request) {
   model->slots = request.slots;
   model->context_length = request.context_length;
   model->loading.request = std::move(request);
-  load_queue_.push_back(model->name);
-  models_.emplace(model->name, std::move(model));
+  load_queue_.push_back(model->replica);
+  models_.emplace(model->replica, std::move(model));
   StartPendingLoads();
 }
 
 void ModelManager::StartPendingLoads() {
-  std::deque<std::string> waiting;
+  std::deque<uint32_t> waiting;
   while (!load_queue_.empty()) {
-    const std::string name = std::move(load_queue_.front());
+    const uint32_t replica = load_queue_.front();
     load_queue_.pop_front();
-    ModelRecord* model = Find(name);
+    ModelRecord* model = FindReplica(replica);
     if (model == nullptr || model->state != ModelState::kLoading || model->loading.started) {
       continue;
     }
     if (!TryStartLoad(*model)) {
-      if (Find(name) != nullptr) waiting.push_back(name);
+      if (FindReplica(replica) != nullptr) waiting.push_back(replica);
     }
   }
   load_queue_ = std::move(waiting);
@@ -151,7 +182,7 @@ bool ModelManager::TryStartLoad(ModelRecord& model) {
       work->geometry.sram_per_pe = std::min(work->geometry.sram_per_pe, g.sram_per_pe);
     }
     std::vector<RowBand> used;
-    for (const auto& [name, other] : models_) {
+    for (const auto& [replica, other] : models_) {
       if (other.get() != &model && other->rows.rows != 0 && other->Spans(index)) {
         used.push_back(other->rows);
       }
@@ -251,7 +282,7 @@ void ModelManager::OnLoadDone(LoadDone& done) {
   model->slots = prepared.slots;
   model->context_length = prepared.context_length;
   model->shape_only = source.shape_only;
-  scheduler_.OpenModel(model->name, model->slots);
+  scheduler_.OpenModel(model->name, model->replica, model->slots);
   metrics_.load_bytes().Increment(static_cast<double>(model->weight_bytes));
   metrics_.Model(model->name);
   std::fprintf(stderr,
@@ -261,6 +292,7 @@ void ModelManager::OnLoadDone(LoadDone& done) {
                static_cast<unsigned long long>(model->weight_bytes), model->slots,
                model->context_length);
   const LoadRequest request = loading.request;
+  // One stored load per replica: a restart loads every replica again.
   store_.ModelLoaded(StoredModelLoad{model->name, request.path, model->boards, request.slots,
                                      request.context_length})
       .IgnoreError();  // A write the disk refuses now is kept and retried.
@@ -284,9 +316,12 @@ void ModelManager::FailLoad(ModelRecord& model, Status status, const std::string
     model.loading = ModelRecord::Loading{};
     return;
   }
-  steps_.FailQueued(model.name, ErrorCode::kModelNotReady,
-                    "model could not be loaded: " + detail);
-  Remove(model.name);  // `model` is gone after this line.
+  // Queued jobs end only with the last replica: another one may still serve them.
+  if (Replicas(model.name).size() == 1) {
+    steps_.FailQueued(model.name, ErrorCode::kModelNotReady,
+                      "model could not be loaded: " + detail);
+  }
+  Remove(model.replica);  // `model` is gone after this line.
 }
 
 }  // namespace wafer::host

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/net/socket.h"
@@ -40,21 +41,28 @@ class ModelManager {
                std::unique_ptr<net::Socket>& loader_channel,
                telemetry::DaemonMetrics& metrics);
 
-  ModelRecord* Find(const std::string& name);
+  // Every replica of `name`, in the order they were loaded (empty: not loaded).
+  std::vector<ModelRecord*> Replicas(const std::string& name);
   ModelRecord* FindById(uint32_t model_id);
-  const std::map<std::string, std::unique_ptr<ModelRecord>>& models() const { return models_; }
+  ModelRecord* FindReplica(uint32_t replica);
+  // Every model replica, keyed by ModelRecord::replica (in load order).
+  const std::map<uint32_t, std::unique_ptr<ModelRecord>>& models() const { return models_; }
 
   // ---- loads (model_loads.cc) ----
   // Checks the request's boards and name, then queues the load (answered through `operations`).
+  // A name already loaded gets another replica on the request's boards, if they are boards it
+  // does not use yet and the path is the same (ALREADY_EXISTS otherwise).
   void StartLoad(LoadRequest request);
   // Starts every queued load whose boards are ready (or fails those whose boards gave up).
   void StartPendingLoads();
   void OnPrepareDone(PrepareDone& done);
   void OnLoadProgress(const LoadProgressEvent& progress);
   void OnLoadDone(LoadDone& done);
-  // Queued jobs end now; running ones finish their tokens; then the boards free the model.
-  // FAILED_PRECONDITION (`detail`) unless the model is ready.
-  Status BeginUnload(ModelRecord& model, const std::string& peer, uint64_t tag,
+  // Every replica of `name`: queued jobs end now; running ones finish their tokens; then the
+  // boards free each replica. The client is answered once the last replica is gone.
+  // NOT_FOUND when no replica is loaded; FAILED_PRECONDITION (`detail`) unless every replica is
+  // ready.
+  Status BeginUnload(const std::string& name, const std::string& peer, uint64_t tag,
                      std::string* detail);
   // Once an unloading model's last job ended: tells its boards to free it (once).
   void SendUnloadWhenIdle(ModelRecord& model);
@@ -80,7 +88,12 @@ class ModelManager {
   void LoseModel(ModelRecord& model, const std::string& why);
   // Loads a kFailed model again under a new id (its queued jobs wait for it).
   void ReloadModel(ModelRecord& model);
-  void Remove(const std::string& name);
+  // Drops a replica; the last replica of a name also drops its stored load.
+  void Remove(uint32_t replica);
+  // Answers the client waiting for `model`'s unload, unless other replicas of its name are
+  // still going away (the last one answers).
+  void FinishUnload(const ModelRecord& model, Status status, const std::string& detail,
+                    double elapsed_s);
 
   const DaemonConfig& config_;
   const Clock& clock_;
@@ -91,9 +104,10 @@ class ModelManager {
   OperationSink& operations_;
   std::unique_ptr<net::Socket>& loader_channel_;
   telemetry::DaemonMetrics& metrics_;
-  std::map<std::string, std::unique_ptr<ModelRecord>> models_;
-  std::deque<std::string> load_queue_;  // Names of models waiting for their load to begin.
+  std::map<uint32_t, std::unique_ptr<ModelRecord>> models_;  // By ModelRecord::replica.
+  std::deque<uint32_t> load_queue_;  // Replicas waiting for their load to begin.
   uint32_t next_model_id_ = 1;
+  uint32_t next_replica_ = 1;
 };
 
 }  // namespace wafer::host

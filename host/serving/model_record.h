@@ -26,8 +26,13 @@ struct LoadRequest {
   uint32_t context_length = 0;
 };
 
+// One replica of a model: a model loaded as several replicas has one record per replica, each on
+// boards of its own, with its own slots (see Scheduler for how jobs are routed between them).
 struct ModelRecord {
   std::string name;
+  // Which replica of `name` this is: unique among the daemon's records, and stable while the
+  // record lives (a reload changes model_id, not this). The scheduler's slot pools use it.
+  uint32_t replica = 0;
   std::string path;
   // The boards it runs on, in pipeline order: boards[0] embeds tokens and plans the steps, the
   // last one samples. One board for a model that fits a wafer.

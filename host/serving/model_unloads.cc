@@ -15,21 +15,31 @@ void ModelManager::UnloadQuietly(const ModelRecord& model, uint32_t model_id) {
   }
 }
 
-Status ModelManager::BeginUnload(ModelRecord& model, const std::string& peer, uint64_t tag,
-                                 std::string* detail) {
-  if (model.state != ModelState::kReady) {
-    *detail = "model '" + model.name + "' is " + ModelStateName(model.state);
-    return FailedPrecondition();
+Status ModelManager::BeginUnload(const std::string& name, const std::string& peer,
+                                 uint64_t tag, std::string* detail) {
+  const std::vector<ModelRecord*> replicas = Replicas(name);
+  if (replicas.empty()) {
+    *detail = "model '" + name + "' is not loaded";
+    return NotFound();
   }
-  model.state = ModelState::kUnloading;
-  model.unload_peer = peer;
-  model.unload_tag = tag;
-  steps_.FailQueued(model.name, ErrorCode::kModelNotReady, "model unloaded");
+  for (const ModelRecord* model : replicas) {
+    if (model->state != ModelState::kReady) {
+      *detail = "model '" + name + "' is " + ModelStateName(model->state) +
+                (replicas.size() > 1 ? " on board " + std::to_string(model->boards[0]) : "");
+      return FailedPrecondition();
+    }
+  }
+  for (ModelRecord* model : replicas) {
+    model->state = ModelState::kUnloading;
+    model->unload_peer = peer;
+    model->unload_tag = tag;
+  }
+  steps_.FailQueued(name, ErrorCode::kModelNotReady, "model unloaded");
   return OkStatus();
 }
 
 void ModelManager::SendUnloadWhenIdle(ModelRecord& model) {
-  if (model.unload_sent || !scheduler_.RunOrder(model.name).empty()) return;
+  if (model.unload_sent || !scheduler_.RunOrder(model.name, model.replica).empty()) return;
   model.unload_sent = true;
   model.unloads_pending = static_cast<uint32_t>(model.boards.size());
   for (uint32_t index : model.boards) {
@@ -38,10 +48,18 @@ void ModelManager::SendUnloadWhenIdle(ModelRecord& model) {
   }
 }
 
+void ModelManager::FinishUnload(const ModelRecord& model, Status status,
+                                const std::string& detail, double elapsed_s) {
+  for (const ModelRecord* other : Replicas(model.name)) {
+    if (other != &model && other->state == ModelState::kUnloading) return;  // It answers.
+  }
+  operations_.FinishOperation(model.unload_peer, model.unload_tag, status, detail, elapsed_s);
+}
+
 void ModelManager::OnUnloadDone(OperationDone& done) {
   // A split model is gone once every board has answered.
-  ModelRecord* model = Find(done.name);
-  if (model == nullptr) return;
+  ModelRecord* model = FindById(done.model_id);
+  if (model == nullptr || model->state != ModelState::kUnloading) return;
   if (!done.status.ok() && model->unload_status.ok()) {
     model->unload_status = done.status;
     model->unload_detail = done.detail;
@@ -52,19 +70,17 @@ void ModelManager::OnUnloadDone(OperationDone& done) {
   }
   done.status = model->unload_status;
   if (!done.status.ok()) done.detail = model->unload_detail;
-  Remove(done.name);
+  FinishUnload(*model, done.status, done.detail, done.elapsed_s);
+  Remove(model->replica);  // `model` is gone after this line.
   StartPendingLoads();  // Its rows are free.
-  operations_.FinishOperation(done.admin_peer, done.admin_tag, done.status, done.detail,
-                              done.elapsed_s);
 }
-
 
 void ModelManager::OnBoardLost(const Board& board) {
   // The board's SRAM can no longer be trusted to hold the models or the KV caches. Steps still
   // in flight come back from the worker (with results for the old model, ignored). The models
   // come back in ReloadLostModels once the board is ready.
   std::vector<ModelRecord*> lost;
-  for (auto& [name, model] : models_) {
+  for (auto& [replica, model] : models_) {
     // A model being repaired on another of its boards is lost too: that repair cannot bring
     // back the stage this board held.
     if (model->Spans(board.index) && (model->serving() || model->repairing)) {
@@ -72,7 +88,7 @@ void ModelManager::OnBoardLost(const Board& board) {
     }
   }
   for (ModelRecord* model : lost) {
-    steps_.BlameBoardLoss(model->name, board.detail);
+    steps_.BlameBoardLoss(*model, board.detail);
     LoseModel(*model, "lost with board " + std::to_string(board.index));
   }
 }
@@ -85,12 +101,11 @@ void ModelManager::LoseModel(ModelRecord& model, const std::string& why) {
   if (model.state == ModelState::kUnloading) {
     // It was going away anyway: its last jobs cannot finish, and there is nothing to unload.
     const size_t ended =
-        steps_.FinishRunning(model.name, ErrorCode::kModelNotReady, "model unloaded; " + why);
+        steps_.FinishRunning(model, ErrorCode::kModelNotReady, "model unloaded; " + why);
     std::fprintf(stderr, "waferd: model %s (unloading) %s; %zu jobs ended\n", model.name.c_str(),
                  why.c_str(), ended);
-    operations_.FinishOperation(model.unload_peer, model.unload_tag, OkStatus(),
-                                "model " + model.name + " unloaded (" + why + ")", 0);
-    Remove(model.name);  // `model` is gone after this line.
+    FinishUnload(model, OkStatus(), "model " + model.name + " unloaded (" + why + ")", 0);
+    Remove(model.replica);  // `model` is gone after this line.
     return;
   }
   // Running jobs go back to the queue with their output so far as prefill: nothing accepted is
@@ -98,8 +113,8 @@ void ModelManager::LoseModel(ModelRecord& model, const std::string& why) {
   model.state = ModelState::kFailed;
   model.repairing = false;
   model.prepared.reset();
-  const size_t requeued = steps_.RequeueRunning(model.name);
-  scheduler_.CloseModel(model.name);
+  const size_t requeued = steps_.RequeueRunning(model);
+  scheduler_.CloseModel(model.name, model.replica);
   std::fprintf(stderr, "waferd: model %s %s; %zu jobs re-queued\n", model.name.c_str(),
                why.c_str(), requeued);
 }
@@ -119,7 +134,7 @@ void ModelManager::RepairModel(ModelRecord& model, const Board& board, const std
   // again (every stage resets their slots) once the model is back.
   model.state = ModelState::kLoading;
   model.repairing = true;
-  const size_t requeued = steps_.RequeueRunning(model.name);
+  const size_t requeued = steps_.RequeueRunning(model);
   const auto stage = static_cast<uint32_t>(at - model.boards.begin());
   std::fprintf(stderr, "waferd: model %s %s; repairing on board %u, %zu jobs re-queued\n",
                model.name.c_str(), why.c_str(), board.index, requeued);
@@ -163,13 +178,13 @@ void ModelManager::ReloadModel(ModelRecord& model) {
   model.loading.reload = true;
   model.loading.replaces_model_id = old_id;  // Freed first, in case a board kept it.
   std::fprintf(stderr, "waferd: reloading %s\n", model.name.c_str());
-  load_queue_.push_back(model.name);
+  load_queue_.push_back(model.replica);
   StartPendingLoads();
 }
 
 void ModelManager::ReloadLostModels(const Board& board) {
   std::vector<ModelRecord*> failed;
-  for (auto& [name, model] : models_) {
+  for (auto& [replica, model] : models_) {
     if (model->Spans(board.index) && model->state == ModelState::kFailed) {
       failed.push_back(model.get());
     }

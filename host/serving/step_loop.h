@@ -46,21 +46,23 @@ class StepLoop {
   // `model`'s board went down (`why`) with Steps in flight, before its jobs are re-queued: the
   // jobs in those Steps become suspects (JobRecord::suspect_until_output); a suspect that was
   // the only job in flight is the cause, and ends as a poison job.
-  void BlameBoardLoss(const std::string& model, const std::string& why);
+  void BlameBoardLoss(const ModelRecord& model, const std::string& why);
   // Ends the jobs whose deadline passed (a job in flight ends when its step returns), and sheds
   // the queued jobs watched for their TTFT target (WatchTtftTarget) that missed it.
   void ExpireDeadlines();
   // `job`'s tenant sheds on a TTFT miss: while it is queued without a token past its target, it
   // is shed (FinishReason kShed).
   void WatchTtftTarget(const JobRecord& job);
-  // `model`'s running jobs go back to the queue, keeping their priority, with prompt + output
-  // as prefill (a cancelled one ends). Returns how many went back.
-  size_t RequeueRunning(const std::string& model);
-  // Ends `model`'s running or queued jobs with `error`. Return how many ended.
-  size_t FinishRunning(const std::string& model, ErrorCode error, const std::string& detail);
-  size_t FailQueued(const std::string& model, ErrorCode error, const std::string& detail);
+  // The running jobs of replica `model` go back to its name's queue, keeping their priority,
+  // with prompt + output as prefill (a cancelled one ends); any replica may take them. Returns
+  // how many went back.
+  size_t RequeueRunning(const ModelRecord& model);
+  // Ends the running jobs of replica `model`, or the queued jobs of model `name`, with `error`.
+  // Return how many ended.
+  size_t FinishRunning(const ModelRecord& model, ErrorCode error, const std::string& detail);
+  size_t FailQueued(const std::string& name, ErrorCode error, const std::string& detail);
   // The drain of `board` changed: an evacuating drain re-queues the running jobs of every model
-  // on it (they wait for the board or, later, another replica).
+  // replica on it (another replica of the same model takes them, else they wait for the board).
   void OnDrainChanged(const Board& board);
 
  private:

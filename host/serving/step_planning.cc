@@ -35,7 +35,7 @@ void StepLoop::ScheduleSteps() {
     Board& board = boards_.at(index);
     if (!board.runs_steps()) continue;
     ready.clear();
-    for (const auto& [name, model] : models_.models()) {
+    for (const auto& [replica, model] : models_.models()) {
       // A split model's steps start on its first board and travel on from there.
       if (model->boards[0] == board.index && model->serving()) ready.push_back(model.get());
     }
@@ -46,7 +46,7 @@ void StepLoop::ScheduleSteps() {
         ModelRecord& model = *ready[(board.next_model + k) % ready.size()];
         if (model.state == ModelState::kUnloading) {
           models_.SendUnloadWhenIdle(model);
-          if (scheduler_.RunOrder(model.name).empty()) continue;
+          if (scheduler_.RunOrder(model.name, model.replica).empty()) continue;
         }
         if (PlanStep(board, model)) {
           board.next_model = (board.next_model + k + 1) % ready.size();
@@ -59,13 +59,14 @@ void StepLoop::ScheduleSteps() {
 
 void StepLoop::AdmitQueued(ModelRecord& model) {
   if (model.state != ModelState::kReady) return;
-  // A drained board takes no new work: queued jobs wait until it is undrained.
+  // A drained board takes no new work: queued jobs wait until it is undrained, or go to
+  // another replica of the model.
   for (uint32_t index : model.boards) {
     if (boards_.at(index).drain.drained()) return;
   }
   PreemptFor(model);
   grants_.clear();
-  scheduler_.Admit(model.name, &grants_);
+  scheduler_.Admit(model.name, model.replica, &grants_);
   const int64_t now = clock_.NowNanos();
   for (const SlotGrant& grant : grants_) {
     JobRecord& job = *jobs_.Find(grant.job.job_id);
@@ -91,7 +92,11 @@ void StepLoop::AdmitQueued(ModelRecord& model) {
 }
 
 void StepLoop::PreemptFor(ModelRecord& model) {
+  // The policy picks among every replica's jobs; each replica preempts its own (a slot freed on
+  // a drained replica would serve nobody).
+  const std::deque<uint64_t>& mine = scheduler_.RunOrder(model.name, model.replica);
   for (uint64_t id : scheduler_.PreemptCandidates(model.name)) {
+    if (std::find(mine.begin(), mine.end(), id) == mine.end()) continue;
     JobRecord* job = jobs_.Find(id);
     if (job == nullptr || job->finished || job->preempt_requested) continue;
     if (job->in_flight) {
@@ -138,8 +143,8 @@ bool StepLoop::PlanStep(Board& board, ModelRecord& model) {
   StepWork& step = std::get<StepWork>(*work);
   step.seqs = planner_.TakeSeqs();
   unfit_.clear();
-  const size_t planned = planner_.Plan(target, scheduler_.RunOrder(model.name), &step.seqs,
-                                       &step.job_ids, &unfit_);
+  const size_t planned = planner_.Plan(target, scheduler_.RunOrder(model.name, model.replica),
+                                       &step.seqs, &step.job_ids, &unfit_);
   for (uint64_t id : unfit_) {
     // Bounded inputs keep this from happening; should a board report smaller limits, the job
     // ends rather than taking the board down with a frame it cannot receive.
