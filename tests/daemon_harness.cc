@@ -63,6 +63,15 @@ bool WriteModel(const std::string& dir, const std::string& preset, uint64_t seed
   return RunProgram(argv) == 0;
 }
 
+host::SubmitJob GreedyJob(const std::string& model, uint32_t max_tokens) {
+  host::SubmitJob job;
+  job.model = model;
+  job.prompt_tokens = {5, 6, 7};
+  job.max_tokens = max_tokens;
+  job.sampling.temperature = 0;
+  return job;
+}
+
 bool WriteShapeOnlyModel(const std::string& dir) {
   TempDir full;
   if (!WriteModel(full.path(), "tiny", 1)) return false;

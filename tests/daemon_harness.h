@@ -43,6 +43,9 @@ bool WriteModel(const std::string& dir, const std::string& preset, uint64_t seed
 // Writes a shape-only model (config.json only) of the tiny shape into `dir`.
 bool WriteShapeOnlyModel(const std::string& dir);
 
+// A greedy job of `max_tokens` tokens on `model`, prompt {5, 6, 7}: the same tokens on any board.
+host::SubmitJob GreedyJob(const std::string& model, uint32_t max_tokens);
+
 class DaemonHarness;
 
 // Runs `n` jobs of `max_tokens` tokens on `model` to completion, then submits one for a model

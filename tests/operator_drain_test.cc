@@ -30,14 +30,7 @@ StatusReply Status(DaemonHarness& h) {
   return r;
 }
 
-SubmitJob Greedy(uint32_t max_tokens) {
-  SubmitJob job;
-  job.model = "tiny";
-  job.prompt_tokens = {5, 6, 7};
-  job.max_tokens = max_tokens;
-  job.sampling.temperature = 0;
-  return job;
-}
+SubmitJob Greedy(uint32_t max_tokens) { return GreedyJob("tiny", max_tokens); }
 
 TEST(OperatorDrainTest, AGracefulDrainKeepsNewWorkAwayUntilTheOperatorUndrains) {
   TempDir dir;

@@ -62,14 +62,7 @@ int RunningOn(const StatusReply& s, uint32_t board) {
   return -1;
 }
 
-SubmitJob Greedy(uint32_t max_tokens) {
-  SubmitJob job;
-  job.model = "tiny";
-  job.prompt_tokens = {5, 6, 7};
-  job.max_tokens = max_tokens;
-  job.sampling.temperature = 0;
-  return job;
-}
+SubmitJob Greedy(uint32_t max_tokens) { return GreedyJob("tiny", max_tokens); }
 
 // Runs a job in a thread, collecting its tokens.
 struct Stream {

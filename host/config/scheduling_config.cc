@@ -20,13 +20,11 @@ uint32_t SchedulingConfig::ClassNamed(const std::string& name) const {
   return static_cast<uint32_t>(classes.size());
 }
 
-TenantConfig SchedulingConfig::TenantNamed(const std::string& name) const {
+const TenantConfig& SchedulingConfig::TenantNamed(const std::string& name) const {
   for (const TenantConfig& t : tenants) {
     if (t.name == name) return t;
   }
-  TenantConfig t = default_tenant;
-  t.name = name;
-  return t;
+  return default_tenant;
 }
 
 std::string SchedulingConfig::MetricLabel(const std::string& tenant) const {

@@ -60,8 +60,9 @@ struct SchedulingConfig {
   uint32_t ClassOf(uint32_t priority) const;
   // Index of the class named `name`; classes.size() when none is.
   uint32_t ClassNamed(const std::string& name) const;
-  // The tenant's settings: its own, else default_tenant's (with `name` filled in).
-  TenantConfig TenantNamed(const std::string& name) const;
+  // The tenant's settings: its own, else default_tenant's (whose `name` is empty). No copy: it
+  // is looked up on every submit and in the wait estimate's loop over tenants.
+  const TenantConfig& TenantNamed(const std::string& name) const;
   // The tenant's label on metrics: its name when configured, else "other" (bounded series).
   std::string MetricLabel(const std::string& tenant) const;
   // The class a job of `priority` from `tenant` runs in: ClassOf(priority), capped at the

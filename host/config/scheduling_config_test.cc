@@ -52,7 +52,7 @@ scheduler:
   EXPECT_FALSE(s.preemption.enabled);
   EXPECT_EQ(s.preemption.min_run_ms, 20u);
 
-  const TenantConfig acme = s.TenantNamed("acme");
+  const TenantConfig& acme = s.TenantNamed("acme");
   EXPECT_EQ(acme.weight, 5u);
   EXPECT_EQ(acme.max_queued, 10u);
   EXPECT_EQ(acme.tokens_per_minute, 100000u);
@@ -61,8 +61,8 @@ scheduler:
   EXPECT_EQ(s.ClassFor(200, acme, &above), 0u);  // No max_class: the top class.
   EXPECT_FALSE(above);
 
-  const TenantConfig stranger = s.TenantNamed("stranger");  // The default tenant's settings.
-  EXPECT_EQ(stranger.name, "stranger");
+  const TenantConfig& stranger = s.TenantNamed("stranger");  // The default tenant's settings.
+  EXPECT_EQ(&stranger, &s.default_tenant);
   EXPECT_EQ(stranger.weight, 2u);
   EXPECT_EQ(stranger.requests_per_minute, 60u);
   EXPECT_EQ(s.ClassFor(200, stranger, &above), 1u);  // Capped at max_class rest.

@@ -316,7 +316,7 @@ void JobFrontend::OnSubmit(const std::string& peer, const ClientKeyConfig* key, 
     if (s.deadline_unix_ms == 0 || relative < s.deadline_unix_ms) s.deadline_unix_ms = relative;
   }
   const SchedulingConfig& sched = config_.scheduling;
-  const TenantConfig tenant = sched.TenantNamed(s.tenant);
+  const TenantConfig& tenant = sched.TenantNamed(s.tenant);
   bool above_max = false;
   const uint32_t priority_class = sched.ClassFor(s.priority, tenant, &above_max);
   if (above_max && tenant.reject_above_max_class) {

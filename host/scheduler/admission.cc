@@ -86,7 +86,7 @@ AdmissionDecision Admission::CheckQuotas(const AdmissionRequest& r, const Tenant
 
 void Admission::PruneFullBuckets(int64_t now_ns) {
   for (auto it = quotas_.begin(); it != quotas_.end();) {
-    const TenantConfig t = config_.scheduling.TenantNamed(it->first);
+    const TenantConfig& t = config_.scheduling.TenantNamed(it->first);
     const bool full = Refill(it->second.requests, t.requests_per_minute, now_ns) >=
                           t.requests_per_minute &&
                       Refill(it->second.tokens, static_cast<double>(t.tokens_per_minute),
@@ -97,7 +97,7 @@ void Admission::PruneFullBuckets(int64_t now_ns) {
 
 AdmissionDecision Admission::Decide(const AdmissionRequest& r) {
   const int64_t now_ns = clock_.NowNanos();
-  const TenantConfig tenant = config_.scheduling.TenantNamed(r.tenant);
+  const TenantConfig& tenant = config_.scheduling.TenantNamed(r.tenant);
   if (AdmissionDecision d = CheckQuotas(r, tenant, now_ns); !d.accepted()) return d;
 
   AdmissionDecision decision;

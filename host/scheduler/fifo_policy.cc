@@ -5,15 +5,12 @@
 namespace wafer::host {
 
 void FifoPolicy::Count(const QueuedJob& job, int delta) {
-  size_t& in_class = per_class_[{job.model, job.priority_class}];
   size_t& of_tenant = per_tenant_[job.tenant];
   const auto key = std::make_tuple(job.model, uint32_t{job.priority_class}, job.tenant);
   size_t& of_key = per_key_[key];
-  in_class += delta;
   of_tenant += delta;
   of_key += delta;
   if (of_key == 0) per_key_.erase(key);
-  if (in_class == 0) per_class_.erase({job.model, job.priority_class});
   if (of_tenant == 0) per_tenant_.erase(job.tenant);
 }
 
@@ -22,8 +19,14 @@ void FifoPolicy::CountQueued(QueueCounts* out) const {
 }
 
 size_t FifoPolicy::QueuedInClass(const std::string& model, uint32_t cls) const {
-  auto it = per_class_.find({model, cls});
-  return it == per_class_.end() ? 0 : it->second;
+  // The (model, cls, tenant) keys of one class sort together: sum their run.
+  size_t n = 0;
+  for (auto it = per_key_.lower_bound({model, cls, std::string()});
+       it != per_key_.end() && std::get<0>(it->first) == model && std::get<1>(it->first) == cls;
+       ++it) {
+    n += it->second;
+  }
+  return n;
 }
 
 size_t FifoPolicy::QueuedForTenant(const std::string& tenant) const {

@@ -44,7 +44,6 @@ class FifoPolicy final : public SchedulingPolicy {
   using Queue = std::list<QueuedJob>;
   std::map<std::string, Queue> queues_;
   std::unordered_map<uint64_t, std::pair<Queue*, Queue::iterator>> index_;
-  std::map<std::pair<std::string, uint32_t>, size_t> per_class_;  // (model, class) -> queued.
   std::unordered_map<std::string, size_t> per_tenant_;
   QueueCounts per_key_;  // (model, class, tenant) -> queued.
   void Count(const QueuedJob& job, int delta);
