@@ -29,6 +29,7 @@ const std::vector<std::string>& DaemonMetrics::BoardStateNames() {
 DaemonMetrics::DaemonMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
   auto& r = *registry_;
   scheduler_ = std::make_unique<SchedulerMetrics>(r);
+  replicas_ = std::make_unique<ReplicaMetrics>(r);
   submitted_ = &BuildCounter().Name("wafer_jobs_submitted_total")
                     .Help("Jobs accepted onto the queue, by model.").Register(r);
   finished_ = &BuildCounter().Name("wafer_jobs_finished_total")
@@ -140,6 +141,7 @@ ModelSeries& DaemonMetrics::Model(const std::string& model) {
   s.ttft = &ttft_->Add({{"model", model}}, LatencyBuckets());
   s.inter_token = &inter_token_->Add({{"model", model}}, LatencyBuckets());
   s.queue_wait = &queue_wait_->Add({{"model", model}}, LatencyBuckets());
+  scheduler_->RegisterModel(model);
   return models_.emplace(model, s).first->second;
 }
 

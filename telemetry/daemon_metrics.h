@@ -14,6 +14,7 @@
 #include <prometheus/registry.h>
 
 #include "common/status.h"
+#include "telemetry/replica_metrics.h"
 #include "telemetry/scheduler_metrics.h"
 
 namespace prometheus {
@@ -87,6 +88,7 @@ class DaemonMetrics {
   prometheus::Counter& jobs_recovered() { return *jobs_recovered_; }
 
   SchedulerMetrics& scheduler() { return *scheduler_; }
+  ReplicaMetrics& replicas() { return *replicas_; }
   prometheus::Registry& registry() { return *registry_; }
 
  private:
@@ -124,6 +126,7 @@ class DaemonMetrics {
   prometheus::Counter* jobs_recovered_;
 
   std::unique_ptr<SchedulerMetrics> scheduler_;
+  std::unique_ptr<ReplicaMetrics> replicas_;
   std::map<std::string, ModelSeries> models_;
   std::map<uint32_t, BoardSeries> boards_;
 };

@@ -39,7 +39,7 @@ SchedulerMetrics::SchedulerMetrics(prometheus::Registry& r)
                       "never got one are observed when they end, as outcome expired or shed.")
                 .Register(r)),
       depth_(prometheus::BuildGauge()
-                 .Name("wafer_scheduler_queue_depth")
+                 .Name("wafer_scheduler_queued_jobs")
                  .Help("Jobs queued, by model, class and tenant.")
                  .Register(r)) {}
 
@@ -55,6 +55,12 @@ prometheus::Counter& SchedulerMetrics::Shed(const std::string& model, const std:
 prometheus::Counter& SchedulerMetrics::Expired(const std::string& model,
                                                const std::string& state) {
   return expired_.Add({{"model", model}, {"state", state}});
+}
+
+void SchedulerMetrics::RegisterModel(const std::string& model) {
+  Preempted(model, "higher_class");
+  for (const char* reason : {"displaced", "ttft_missed"}) Shed(model, reason);
+  for (const char* state : {"queued", "running"}) Expired(model, state);
 }
 
 prometheus::Counter& SchedulerMetrics::TenantTokens(const std::string& tenant,

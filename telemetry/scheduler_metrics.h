@@ -20,7 +20,10 @@ class SchedulerMetrics {
  public:
   explicit SchedulerMetrics(prometheus::Registry& registry);
 
-  // wafer_scheduler_preemptions_total{model, reason}
+  // Creates `model`'s preemption, shed and expiry series at 0 for every reason, so that a rate()
+  // or an alert over them reads 0 rather than nothing before the first event.
+  void RegisterModel(const std::string& model);
+  // wafer_scheduler_preemptions_total{model, reason}: higher_class
   prometheus::Counter& Preempted(const std::string& model, const std::string& reason);
   // wafer_scheduler_sheds_total{model, reason}: displaced | ttft_missed
   prometheus::Counter& Shed(const std::string& model, const std::string& reason);
@@ -33,7 +36,7 @@ class SchedulerMetrics {
   // first token came), expired or shed (observed when the job ended without one).
   prometheus::Histogram& Ttft(const std::string& model, const std::string& cls,
                               const std::string& outcome);
-  // wafer_scheduler_queue_depth{model, class, tenant}: replaces every depth set before (a
+  // wafer_scheduler_queued_jobs{model, class, tenant}: replaces every depth set before (a
   // series absent from `depths` reads 0).
   using DepthKey = std::tuple<std::string, std::string, std::string>;  // model, class, tenant
   void SetQueueDepths(const std::map<DepthKey, double>& depths);

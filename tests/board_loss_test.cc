@@ -171,7 +171,7 @@ TEST(BoardLossTest, UnloadInProgressCompletesWhenTheBoardIsReset) {
   Status unload_status;
   std::thread unloader([&] {
     auto admin = h.NewAdminClient();
-    unload_status = admin->Operate(UnloadModel{0, "tiny"}, nullptr, &unload, 30000);
+    unload_status = admin->Operate(UnloadModel{0, "tiny", -1}, nullptr, &unload, 30000);
   });
   // Wait until the daemon has started the unload, then reset the board under it.
   auto admin = h.NewAdminClient();

@@ -250,13 +250,13 @@ TEST_F(JobPathTest, CapacityAndStatusDescribeTheDaemon) {
 TEST_F(JobPathTest, UnloadThenUnknownModelAndReload) {
   auto admin = harness_->NewAdminClient();
   OperationResult r;
-  ASSERT_TRUE(admin->Operate(UnloadModel{0, "tiny"}, nullptr, &r, kTimeoutMs).ok());
+  ASSERT_TRUE(admin->Operate(UnloadModel{0, "tiny", -1}, nullptr, &r, kTimeoutMs).ok());
   EXPECT_EQ(r.code, ErrorCode::kNone) << r.detail;
   SubmitOutcome o;
   ASSERT_TRUE(client_->Submit(Job("gone", 4), &o, kTimeoutMs).ok());
   EXPECT_FALSE(o.accepted);
   EXPECT_EQ(o.rejection.code, ErrorCode::kUnknownModel);
-  ASSERT_TRUE(admin->Operate(UnloadModel{0, "tiny"}, nullptr, &r, kTimeoutMs).ok());
+  ASSERT_TRUE(admin->Operate(UnloadModel{0, "tiny", -1}, nullptr, &r, kTimeoutMs).ok());
   EXPECT_EQ(r.code, ErrorCode::kUnknownModel);
   EXPECT_EQ(harness_->Load(model_dir_->path() + "/tiny", "tiny", 4), ErrorCode::kNone);
   Ran again = RunJob(Job("back", 3));

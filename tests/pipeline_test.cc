@@ -138,7 +138,7 @@ TEST(PipelineTest, SplitModelStreamsTheTokensOfTheWholeModel) {
 
   // Unloading frees both boards.
   OperationResult unload;
-  ASSERT_TRUE(admin->Operate(UnloadModel{0, "split"}, nullptr, &unload, kTimeoutMs).ok());
+  ASSERT_TRUE(admin->Operate(UnloadModel{0, "split", -1}, nullptr, &unload, kTimeoutMs).ok());
   EXPECT_EQ(unload.code, ErrorCode::kNone) << unload.detail;
   EXPECT_EQ(Find(Status(*admin), "split"), nullptr);
   EXPECT_TRUE(WaitForSram(*admin, 1, false));

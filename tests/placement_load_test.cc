@@ -41,7 +41,7 @@ OperationResult LoadAs(AdminClient& admin, const std::string& path, const std::s
 
 OperationResult Unload(AdminClient& admin, const std::string& name) {
   OperationResult r;
-  EXPECT_TRUE(admin.Operate(UnloadModel{0, name}, nullptr, &r, kTimeoutMs).ok());
+  EXPECT_TRUE(admin.Operate(UnloadModel{0, name, -1}, nullptr, &r, kTimeoutMs).ok());
   return r;
 }
 

@@ -2,7 +2,8 @@
 // of a name adds a replica on another board (status lists each, capacity sums their slots), more
 // jobs than one replica's slots run on both, a job evacuated from one replica's board finishes on
 // the other with the tokens of an undisturbed run, submissions are refused only when every
-// replica's board is drained, and one unload removes every replica.
+// replica's board is drained, and one unload removes every replica. Routing: jobs go to the
+// least loaded replica; capacity and metrics are per replica; one replica can be unloaded alone.
 #include <algorithm>
 #include <atomic>
 #include <thread>
@@ -10,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/daemon_harness.h"
+#include "tests/http_get.h"
 
 namespace wafer::testing {
 namespace {
@@ -243,6 +245,142 @@ TEST(ReplicasTest, ARestartLoadsEveryReplicaAgain) {
   }
   std::sort(replicas.begin(), replicas.end());
   EXPECT_EQ(replicas, (std::vector<std::pair<uint32_t, uint32_t>>{{0, 2}, {1, 3}}));
+}
+
+// The replica entry of `capacity`'s only model whose first board is `board`.
+const ReplicaCapacity* ReplicaOn(const CapacityReply& capacity, uint32_t board) {
+  if (capacity.models.size() != 1) return nullptr;
+  for (const ReplicaCapacity& r : capacity.models[0].replicas) {
+    if (!r.boards.empty() && r.boards[0] == board) return &r;
+  }
+  return nullptr;
+}
+
+// Waits (bounded) until /metrics shows `text` (or, with `shown` false, no longer shows it); the
+// per-replica gauges are set a few times a second.
+bool MetricsShow(DaemonHarness& h, const std::string& text, bool shown = true) {
+  for (int i = 0; i < 100; ++i) {
+    const std::string metrics = HttpGet(h.daemon().metrics_port(), "/metrics");
+    if ((metrics.find(text) != std::string::npos) == shown) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+TEST(ReplicasTest, JobsGoToTheLeastLoadedReplicaAndCapacityAndMetricsArePerReplica) {
+  TempDir dir;
+  ASSERT_TRUE(WriteModel(dir.path() + "/tiny", "tiny", 5));
+  auto h = TwoBoards();
+  ASSERT_EQ(LoadOn(*h, dir.path() + "/tiny", 0, 4).code, ErrorCode::kNone);
+  ASSERT_EQ(LoadOn(*h, dir.path() + "/tiny", 1, 4).code, ErrorCode::kNone);
+
+  // Two jobs, one after the other, each with room on either replica: the second goes to the
+  // replica the first left idle (the first board to plan would otherwise take both).
+  Stream first(*h, 1000);
+  WaitFor(*h, [&](const StatusReply&) { return first.streamed.load() > 0; });
+  Stream second(*h, 1000);
+  StatusReply s = WaitFor(*h, [&](const StatusReply&) { return second.streamed.load() > 0; });
+  ASSERT_EQ(s.jobs_running, 2u);
+  EXPECT_EQ(RunningOn(s, 0), 1);
+  EXPECT_EQ(RunningOn(s, 1), 1);
+
+  auto client = h->NewJobClient();
+  CapacityReply capacity;
+  ASSERT_TRUE(client->QueryCapacity(&capacity, kTimeoutMs).ok());
+  ASSERT_NE(ReplicaOn(capacity, 0), nullptr);
+  ASSERT_NE(ReplicaOn(capacity, 1), nullptr);
+  EXPECT_EQ(capacity.models[0].replicas.size(), 2u);
+  for (uint32_t board : {0u, 1u}) {
+    const ReplicaCapacity& r = *ReplicaOn(capacity, board);
+    EXPECT_EQ(r.boards, std::vector<uint32_t>{board});
+    EXPECT_EQ(r.total_slots, 4u);
+    EXPECT_EQ(r.running, 1u);
+    EXPECT_EQ(r.free_slots, 3u);
+    EXPECT_TRUE(r.serving);
+  }
+  EXPECT_EQ(capacity.models[0].free_slots, 6u);
+  // A drained replica offers no slot, and says why it takes none.
+  EXPECT_EQ(Operate(*h, DrainBoard{0, 1, false, false}).code, ErrorCode::kNone);
+  ASSERT_TRUE(client->QueryCapacity(&capacity, kTimeoutMs).ok());
+  ASSERT_NE(ReplicaOn(capacity, 1), nullptr);
+  EXPECT_FALSE(ReplicaOn(capacity, 1)->serving);
+  EXPECT_EQ(ReplicaOn(capacity, 1)->free_slots, 0u);
+  EXPECT_EQ(capacity.models[0].free_slots, 3u);
+  EXPECT_TRUE(capacity.models[0].ready);
+
+  EXPECT_TRUE(MetricsShow(*h, "wafer_replica_serving{board=\"1\",model=\"tiny\"} 0"));
+  EXPECT_TRUE(MetricsShow(*h, "wafer_replica_serving{board=\"0\",model=\"tiny\"} 1"));
+  EXPECT_TRUE(MetricsShow(*h, "wafer_replica_slots{board=\"1\",model=\"tiny\"} 4"));
+  first.thread.join();
+  second.thread.join();
+  EXPECT_EQ(first.tokens, second.tokens);
+  EXPECT_TRUE(MetricsShow(*h, "wafer_replica_jobs_running{board=\"0\",model=\"tiny\"} 0"));
+  // Each replica streamed one job's tokens.
+  const std::string metrics = HttpGet(h->daemon().metrics_port(), "/metrics");
+  for (const char* line : {"wafer_replica_tokens_total{board=\"0\",model=\"tiny\"} 1000",
+                           "wafer_replica_tokens_total{board=\"1\",model=\"tiny\"} 1000",
+                           "wafer_tokens_generated_total{model=\"tiny\"} 2000"}) {
+    EXPECT_NE(metrics.find(line), std::string::npos) << line;
+  }
+}
+
+TEST(ReplicasTest, OneReplicaUnloadsAloneItsJobFinishingThereAndARestartKeepsTheOther) {
+  TempDir dir;
+  ASSERT_TRUE(WriteModel(dir.path() + "/tiny", "tiny", 5));
+  const std::string store = dir.path() + "/jobs.db";
+  std::vector<uint32_t> reference;
+  {
+    auto h = TwoBoards(store);
+    ASSERT_EQ(LoadOn(*h, dir.path() + "/tiny", 0, 1).code, ErrorCode::kNone);
+    ASSERT_EQ(LoadOn(*h, dir.path() + "/tiny", 1, 1).code, ErrorCode::kNone);
+    // One slot per replica: two jobs run, one on each, and a third waits.
+    Stream a(*h, 1000);
+    Stream b(*h, 1000);
+    StatusReply s = WaitFor(*h, [](const StatusReply& r) { return r.jobs_running == 2; });
+    ASSERT_EQ(RunningOn(s, 1), 1);
+    Stream queued(*h, 20);
+    s = WaitFor(*h, [](const StatusReply& r) { return r.jobs_queued == 1; });
+    ASSERT_EQ(s.jobs_queued, 1u);
+
+    UnloadModel unload{0, "tiny", 2};
+    const OperationResult none = Operate(*h, unload);
+    EXPECT_EQ(none.code, ErrorCode::kUnknownModel);
+    EXPECT_EQ(none.detail, "model 'tiny' is not loaded on board 2");
+    // Answered once the replica is gone: its running job finished on it first.
+    unload.board = 1;
+    EXPECT_EQ(Operate(*h, unload).code, ErrorCode::kNone);
+    s = Status(*h);
+    ASSERT_EQ(s.models.size(), 1u);
+    EXPECT_EQ(s.models[0].boards, std::vector<uint32_t>{0});
+    // The queued job was not ended with the replica: it runs on the one that stays.
+    a.thread.join();
+    b.thread.join();
+    queued.thread.join();
+    for (Stream* stream : {&a, &b, &queued}) {
+      ASSERT_TRUE(stream->outcome.accepted);
+      EXPECT_EQ(stream->finished.reason, FinishReason::kLength);
+    }
+    EXPECT_EQ(a.tokens, b.tokens);
+    reference = a.tokens;
+    auto client = h->NewJobClient();
+    CapacityReply capacity;
+    ASSERT_TRUE(client->QueryCapacity(&capacity, kTimeoutMs).ok());
+    ASSERT_EQ(capacity.models.size(), 1u);
+    EXPECT_EQ(capacity.models[0].replicas.size(), 1u);
+    EXPECT_EQ(capacity.models[0].total_slots, 1u);
+    EXPECT_TRUE(MetricsShow(*h, "wafer_replica_slots{board=\"1\"", /*shown=*/false));
+    EXPECT_TRUE(MetricsShow(*h, "wafer_replica_slots{board=\"0\",model=\"tiny\"} 1"));
+  }
+  // The store kept only the replica that stays.
+  auto h = TwoBoards(store);
+  const StatusReply s = WaitFor(*h, [](const StatusReply& r) {
+    return r.models.size() == 1 && r.models[0].state == ModelState::kReady;
+  });
+  ASSERT_EQ(s.models.size(), 1u);
+  EXPECT_EQ(s.models[0].boards, std::vector<uint32_t>{0});
+  Stream again(*h, 1000);
+  again.thread.join();
+  EXPECT_EQ(again.tokens, reference);
 }
 
 }  // namespace

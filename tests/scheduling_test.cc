@@ -214,7 +214,7 @@ TEST_F(SchedulingTest, AFullQueueShedsALowerClassAndAQueuedJobPastItsDeadlineExp
   }
   // The queue depth per class and tenant is counted a few times a second: wait (bounded) for
   // the empty queue to show.
-  const std::string empty = "wafer_scheduler_queue_depth{class=\"batch\",model=\"m\",tenant=\"bronze\"} 0";
+  const std::string empty = "wafer_scheduler_queued_jobs{class=\"batch\",model=\"m\",tenant=\"bronze\"} 0";
   bool shown = false;
   for (int i = 0; i < 100 && !shown; ++i) {
     shown = HttpGet(harness_->daemon().metrics_port(), "/metrics").find(empty) != std::string::npos;

@@ -157,7 +157,7 @@ TEST_F(SecurityTest, ASubmitterCannotReachTheAdminSocketAndAViewerChangesNothing
   ASSERT_TRUE(viewer->QueryStatus(&status, kTimeoutMs).ok()) << viewer->last_error();
   ASSERT_EQ(status.models.size(), 1u);
   OperationResult r;
-  for (const AdminMessage& change : {AdminMessage(UnloadModel{0, "tiny"}), AdminMessage(Drain{}),
+  for (const AdminMessage& change : {AdminMessage(UnloadModel{0, "tiny", -1}), AdminMessage(Drain{}),
                                      AdminMessage(ResetBoard{0, 0}),
                                      AdminMessage(DrainBoard{0, 0, true, false})}) {
     ASSERT_TRUE(viewer->Operate(change, nullptr, &r, kTimeoutMs).ok());

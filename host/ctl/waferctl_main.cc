@@ -66,7 +66,9 @@ const char* kUsage =
     "                                  is the wait per attempt\n"
     "  load PATH [--name N] [--board B[,B...]] [--slots S] [--context C]\n"
     "                                  a NAME already loaded gets another replica on B\n"
-    "  unload NAME                     every replica of NAME\n"
+    "  unload NAME [--board B]         every replica of NAME, or the one whose first board is\n"
+    "                                  B (its running jobs finish there; queued jobs wait for\n"
+    "                                  the replicas that stay)\n"
     "  drain                           refuse new jobs, finish accepted ones\n"
     "  drain --board B [--evacuate]    B takes no new work; --evacuate: its running jobs go\n"
     "                                  back to the queue too (another replica resumes them,\n"
@@ -79,9 +81,11 @@ const char* kUsage =
     "                                  inject a fault on a simulated board (drills): pe_stop,\n"
     "                                  ecc_correctable, ecc_uncorrectable, link_crc,\n"
     "                                  thermal_runaway, power_cap, firmware_hang, process_crash\n"
-    "  capacity                        what the job socket can take: per model free slots\n"
-    "                                  and, per priority class, jobs queued and the expected\n"
-    "                                  wait of a new job (measured: false while a guess)\n"
+    "  capacity                        what the job socket can take: per model free slots,\n"
+    "                                  per priority class jobs queued and the expected wait of\n"
+    "                                  a new job (measured: false while a guess), and per\n"
+    "                                  replica its boards, slots, running jobs and whether it\n"
+    "                                  takes new jobs (serving)\n"
     "  jobs [list] [--tenant T] [--state queued|running|finished|unfinished|all] [--limit N]\n"
     "                                  the daemon's jobs: queued ones by queue position, then\n"
     "                                  running, then finished (newest first); default state\n"
@@ -533,9 +537,15 @@ int Main(int argc, char** argv) {
         classes.push_back({{"name", c.name}, {"queued", c.queued},
                            {"expected_wait_ms", c.expected_wait_ms}, {"measured", c.measured}});
       }
+      json replicas = json::array();
+      for (const ReplicaCapacity& rc : m.replicas) {
+        replicas.push_back({{"boards", rc.boards}, {"free_slots", rc.free_slots},
+                            {"total_slots", rc.total_slots}, {"running", rc.running},
+                            {"serving", rc.serving}});
+      }
       models.push_back({{"name", m.name}, {"free_slots", m.free_slots}, {"total_slots", m.total_slots},
                         {"context_length", m.context_length}, {"ready", m.ready},
-                        {"classes", classes}});
+                        {"classes", classes}, {"replicas", replicas}});
     }
     json out{{"ok", true}, {"models", models}, {"queue_depth", r.queue_depth},
              {"queue_limit", r.queue_limit}, {"healthy", r.healthy}, {"draining", r.draining}};
@@ -557,11 +567,19 @@ int Main(int argc, char** argv) {
     return RunJobsCommand(jobs, args.json, a, t, std::cout, std::cerr);
   }
   OperationResult r;
+  uint64_t board;
   if (args.command == "unload" && args.positional.size() == 1) {
-    Status s = a.Operate(UnloadModel{0, args.positional[0]}, nullptr, &r, t);
+    UnloadModel unload{0, args.positional[0], -1};
+    if (args.flags.count("board") > 0) {
+      if (!ParseUint(args.Get("board"), &board) || board > INT32_MAX) {
+        std::fprintf(stderr, "waferctl: --board takes a board index\n");
+        return kExitUsage;
+      }
+      unload.board = static_cast<int32_t>(board);
+    }
+    Status s = a.Operate(unload, nullptr, &r, t);
     return ReportOperation(args, s, r, a.last_error());
   }
-  uint64_t board;
   if ((args.command == "drain" || args.command == "undrain") && args.flags.count("board") > 0) {
     if (!ParseUint(args.Get("board"), &board) || board > UINT32_MAX) {
       std::fprintf(stderr, "waferctl: --board takes a board index\n");

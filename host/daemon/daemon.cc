@@ -358,7 +358,7 @@ void Daemon::Run() {
     p.job_frontend.Flush();
     ExportStoreStats();
     p.metrics.queue_depth().Set(static_cast<double>(p.scheduler.queued()));
-    ExportQueueDepths();
+    ExportSchedulerGauges();
     p.metrics.jobs_running().Set(static_cast<double>(p.scheduler.running()));
     if (stopping_ && ShutdownDrained()) break;
   }
@@ -379,21 +379,33 @@ void Daemon::ExportStoreStats() {
   was = now;
 }
 
-void Daemon::ExportQueueDepths() {
+void Daemon::ExportSchedulerGauges() {
   const int64_t now = clock_.NowNanos();
-  if (now - queue_depths_exported_ns_ < kQueueDepthPeriodNs) return;
-  queue_depths_exported_ns_ = now;
+  if (now - scheduler_gauges_exported_ns_ < kSchedulerGaugesPeriodNs) return;
+  scheduler_gauges_exported_ns_ = now;
   DaemonParts& p = *parts_;
   const SchedulingConfig& sched = config_.scheduling;
   SchedulingPolicy::QueueCounts counts;
   p.scheduler.CountQueued(&counts);
   std::map<telemetry::SchedulerMetrics::DepthKey, double> depths;
+  const std::string default_tenant = sched.MetricLabel("");  // A job without a tenant.
+  for (const auto& [replica, model] : p.models.models()) {
+    for (const PriorityClassConfig& cls : sched.classes) depths[{model->name, cls.name, default_tenant}];
+  }
   for (const auto& [key, n] : counts) {
     const auto& [model, cls, tenant] = key;
     if (cls >= sched.classes.size()) continue;
     depths[{model, sched.classes[cls].name, sched.MetricLabel(tenant)}] += static_cast<double>(n);
   }
   p.metrics.scheduler().SetQueueDepths(depths);
+
+  std::vector<telemetry::ReplicaState> replicas;
+  for (const auto& [replica, model] : p.models.models()) {
+    replicas.push_back({model->name, model->boards[0],
+                        p.scheduler.ReplicaSlots(model->name, replica).running, model->slots,
+                        p.models.TakesJobs(*model)});
+  }
+  p.metrics.replicas().SetReplicas(replicas);
 }
 
 bool Daemon::ShutdownDrained() {

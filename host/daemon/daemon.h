@@ -66,10 +66,10 @@ class Daemon {
   void Recover();
   // Adds what the job store did this turn to /metrics.
   void ExportStoreStats();
-  // Counts the queued jobs per model, class and tenant for /metrics, every kQueueDepthPeriodNs
-  // at most.
-  void ExportQueueDepths();
-  static constexpr int64_t kQueueDepthPeriodNs = 250'000'000;
+  // Counts the queued jobs per model, class and tenant, and each replica's running jobs and
+  // slots, for /metrics, every kSchedulerGaugesPeriodNs at most.
+  void ExportSchedulerGauges();
+  static constexpr int64_t kSchedulerGaugesPeriodNs = 250'000'000;
 
   zmq::context_t& context_;
   const DaemonConfig config_;
@@ -81,7 +81,7 @@ class Daemon {
   bool stopping_ = false;
   int64_t drain_deadline_ns_ = 0;
   JobStoreStats exported_store_stats_;  // What /metrics has been told so far.
-  int64_t queue_depths_exported_ns_ = 0;
+  int64_t scheduler_gauges_exported_ns_ = 0;
   std::unique_ptr<DaemonParts> parts_;
   std::string server_secret_key_;  // The CURVE key the sockets are bound with (Z85), or "".
 };

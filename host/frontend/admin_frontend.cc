@@ -21,7 +21,8 @@ std::string Describe(const AdminMessage& message) {
         if constexpr (std::is_same_v<T, LoadModel>) {
           out = "LoadModel path=" + m.path + " name=" + m.name;
         } else if constexpr (std::is_same_v<T, UnloadModel>) {
-          out = "UnloadModel name=" + m.name;
+          out = "UnloadModel name=" + m.name +
+                (m.board < 0 ? "" : " board=" + std::to_string(m.board));
         } else if constexpr (std::is_same_v<T, Drain>) {
           out = "Drain";
         } else if constexpr (std::is_same_v<T, DrainBoard>) {
@@ -255,13 +256,19 @@ void AdminFrontend::OnLoad(const std::string& peer, const LoadModel& load) {
 
 void AdminFrontend::OnUnload(const std::string& peer, const UnloadModel& unload) {
   const std::vector<ModelRecord*> replicas = models_.Replicas(unload.name);
-  if (replicas.empty() || replicas.front()->state == ModelState::kUnloading) {
+  const bool going = std::all_of(replicas.begin(), replicas.end(), [](const ModelRecord* m) {
+    return m->state == ModelState::kUnloading;
+  });
+  if (replicas.empty() || going) {
     Send(peer, OperationResult{unload.request_tag, ErrorCode::kUnknownModel,
                                     "model '" + unload.name + "' is not loaded", 0});
     return;
   }
   std::string detail;
-  if (Status s = models_.BeginUnload(unload.name, peer, unload.request_tag, &detail); !s.ok()) {
+  const Status s = models_.BeginUnload(unload.name, unload.board, peer, unload.request_tag, &detail);
+  if (s.code() == StatusCode::kNotFound) {  // No replica on that board.
+    Send(peer, OperationResult{unload.request_tag, ErrorCode::kUnknownModel, detail, 0});
+  } else if (!s.ok()) {
     FinishOperation(peer, unload.request_tag, s, detail, 0);
   }
 }

@@ -449,7 +449,7 @@ void JobFrontend::OnCapacity(const std::string& peer, const CapacityQuery& query
   for (uint32_t i = 0; i < boards_.size(); ++i) {
     reply.healthy &= boards_.at(i).state == BoardState::kReady;
   }
-  // One entry per model name: slots summed over its replicas, ready when any replica serves.
+  // One entry per model name: slots summed over its replicas, ready when any replica takes jobs.
   std::vector<std::string> names;
   for (const auto& [replica, model] : models_.models()) {
     if (std::find(names.begin(), names.end(), model->name) == names.end()) {
@@ -457,18 +457,25 @@ void JobFrontend::OnCapacity(const std::string& peer, const CapacityQuery& query
     }
   }
   for (const std::string& name : names) {
-    bool ready = false;
-    uint32_t slots = 0;
-    uint32_t context_length = 0;
+    ModelCapacity capacity;
+    capacity.name = name;
     for (const ModelRecord* model : models_.Replicas(name)) {
-      bool serves = model->state == ModelState::kReady;
-      for (uint32_t index : model->boards) serves &= !boards_.at(index).drain.drained();
-      ready |= serves;
-      slots += model->slots;
-      context_length = context_length == 0 ? model->context_length
-                                           : std::min(context_length, model->context_length);
+      const ModelSlots slots = scheduler_.ReplicaSlots(name, model->replica);
+      ReplicaCapacity replica{model->boards, 0, model->slots, slots.running,
+                              models_.TakesJobs(*model)};
+      // A replica runs at most max_batch jobs whatever its slots; one that takes no new job
+      // (loading, unloading, a board drained) offers none.
+      if (replica.serving && slots.running < slots.max_batch) {
+        replica.free_slots = std::min(slots.free, slots.max_batch - slots.running);
+      }
+      capacity.ready |= replica.serving;
+      capacity.free_slots += replica.free_slots;
+      capacity.total_slots += model->slots;
+      capacity.context_length = capacity.context_length == 0
+                                    ? model->context_length
+                                    : std::min(capacity.context_length, model->context_length);
+      capacity.replicas.push_back(std::move(replica));
     }
-    ModelCapacity capacity{name, scheduler_.Slots(name).free, slots, context_length, ready, {}};
     const std::vector<PriorityClassConfig>& classes = config_.scheduling.classes;
     for (uint32_t cls = 0; cls < classes.size(); ++cls) {
       // As for a job of tenant "" (the one a job without a tenant runs under).

@@ -72,6 +72,11 @@ Status InMemoryJobStore::ModelRemoved(const std::string& name) {
   return erased > 0 ? OkStatus() : NotFound();
 }
 
+Status InMemoryJobStore::ModelReplicaRemoved(const std::string& name,
+                                             const std::vector<uint32_t>& boards) {
+  return models_.erase({name, boards}) > 0 ? OkStatus() : NotFound();
+}
+
 std::vector<StoredModelLoad> InMemoryJobStore::LoadedModels() const {
   std::vector<StoredModelLoad> loads;
   for (const auto& [key, load] : models_) loads.push_back(load);

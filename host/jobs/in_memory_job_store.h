@@ -40,6 +40,8 @@ class InMemoryJobStore final : public JobStore {
   JobStoreStats stats() const override { return {}; }
   Status ModelLoaded(const StoredModelLoad& load) override;
   Status ModelRemoved(const std::string& name) override;
+  Status ModelReplicaRemoved(const std::string& name,
+                             const std::vector<uint32_t>& boards) override;
   std::vector<StoredModelLoad> LoadedModels() const override;
 
  private:

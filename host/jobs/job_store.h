@@ -99,10 +99,12 @@ class JobStore {
 
   // Model loads to repeat after a restart: recorded when a load succeeds (one per replica,
   // keyed by name and boards: a load of the same name on the same boards replaces it), dropped
-  // when the model goes away (every replica of `name`; NOT_FOUND when none is stored). Same
-  // commit rules as jobs.
+  // when the model goes away (every replica of `name`, or the one on `boards`; NOT_FOUND when
+  // none is stored). Same commit rules as jobs.
   [[nodiscard]] virtual Status ModelLoaded(const StoredModelLoad& load) = 0;
   [[nodiscard]] virtual Status ModelRemoved(const std::string& name) = 0;
+  [[nodiscard]] virtual Status ModelReplicaRemoved(const std::string& name,
+                                                   const std::vector<uint32_t>& boards) = 0;
   virtual std::vector<StoredModelLoad> LoadedModels() const = 0;
 };
 

@@ -208,6 +208,9 @@ class RefusingStore final : public JobStore {
   JobStoreStats stats() const override { return {}; }
   Status ModelLoaded(const StoredModelLoad&) override { return Unavailable(); }
   Status ModelRemoved(const std::string&) override { return Unavailable(); }
+  Status ModelReplicaRemoved(const std::string&, const std::vector<uint32_t>&) override {
+    return Unavailable();
+  }
   std::vector<StoredModelLoad> LoadedModels() const override { return {}; }
   Status Insert(std::unique_ptr<JobRecord>) override { return Unavailable(); }
   JobRecord* Find(uint64_t) override { return nullptr; }

@@ -621,6 +621,14 @@ Status SqliteJobStore::ModelRemoved(const std::string& name) {
   return OkStatus();
 }
 
+Status SqliteJobStore::ModelReplicaRemoved(const std::string& name,
+                                           const std::vector<uint32_t>& boards) {
+  WAFER_RETURN_IF_ERROR(cache_.ModelReplicaRemoved(name, boards));
+  unsaved_models_.insert(name);
+  Write([this, name] { return WriteModel(name); }).IgnoreError();  // The others' rows stay.
+  return OkStatus();
+}
+
 Status SqliteJobStore::Commit() {
   if (stalled_) {
     // Everything touched since the last good commit, written again whole from the records:

@@ -73,6 +73,8 @@ class SqliteJobStore final : public JobStore {
   JobStoreStats stats() const override;
   Status ModelLoaded(const StoredModelLoad& load) override;
   Status ModelRemoved(const std::string& name) override;
+  Status ModelReplicaRemoved(const std::string& name,
+                             const std::vector<uint32_t>& boards) override;
   std::vector<StoredModelLoad> LoadedModels() const override { return cache_.LoadedModels(); }
 
  private:

@@ -299,6 +299,24 @@ TEST_F(SqliteJobStoreTest, EveryReplicaOfAModelSurvivesAReopenAndGoesWithIt) {
   EXPECT_EQ(store->LoadedModels(), std::vector<StoredModelLoad>{other});
 }
 
+TEST_F(SqliteJobStoreTest, OneReplicaGoesAndTheOthersStayAcrossAReopen) {
+  const StoredModelLoad first{"m", "/models/m", {0}, 8, 512};
+  const StoredModelLoad second{"m", "/models/m", {2, 1}, 4, 256};
+  {
+    std::unique_ptr<SqliteJobStore> store = Open();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->ModelLoaded(first).ok());
+    ASSERT_TRUE(store->ModelLoaded(second).ok());
+    ASSERT_TRUE(store->ModelReplicaRemoved("m", {2, 1}).ok());
+    EXPECT_EQ(store->ModelReplicaRemoved("m", {2, 1}).code(), StatusCode::kNotFound);
+    EXPECT_EQ(store->ModelReplicaRemoved("m", {1, 2}).code(), StatusCode::kNotFound);
+    ASSERT_TRUE(store->Commit().ok());
+  }
+  std::unique_ptr<SqliteJobStore> store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->LoadedModels(), std::vector<StoredModelLoad>{first});
+}
+
 TEST_F(SqliteJobStoreTest, ASecondDaemonOnTheSameStoreIsRefused) {
   std::unique_ptr<SqliteJobStore> first = Open();
   ASSERT_NE(first, nullptr);

@@ -65,10 +65,11 @@ const Scheduler::Pool* Scheduler::FindPool(const std::string& model, uint32_t re
 }
 
 void Scheduler::Admit(const std::string& model, uint32_t replica,
-                      std::vector<SlotGrant>* grants) {
+                      std::vector<SlotGrant>* grants, size_t limit) {
   Pool* pool = FindPool(model, replica);
   if (pool == nullptr) return;
-  while (!pool->free.empty() && pool->running.size() < max_batch_) {
+  for (size_t granted = 0;
+       granted < limit && !pool->free.empty() && pool->running.size() < max_batch_; ++granted) {
     std::optional<QueuedJob> next = policy_->PopNext(model, *this);
     if (!next) return;
     RunningJob running{std::move(*next), pool->free.back(), clock_.NowNanos()};

@@ -6,7 +6,8 @@
 // Routing: a model loaded as several replicas (each a copy on its own boards, with its own slots)
 // has one queue. A job is not bound to a replica while queued: whichever replica frees a slot
 // first takes the next job, so every job goes to the first replica with a free slot, which is
-// the replica where its expected wait is least. A job re-queued (board loss, evacuation,
+// the replica where its expected wait is least; among several with free slots, the step loop
+// grants to the least loaded (StepLoop::RouteQueued). A job re-queued (board loss, evacuation,
 // preemption) may land on any replica.
 #pragma once
 
@@ -56,8 +57,10 @@ class Scheduler final : private SchedulerView {
   std::vector<QueuedJob> TakeQueued(const std::string& model) { return policy_->TakeAll(model); }
 
   // Grants the free slots of `model`'s replica `replica` to jobs queued for `model` in the
-  // policy's order, while fewer than max_batch run on it; appends each grant to `grants`.
-  void Admit(const std::string& model, uint32_t replica, std::vector<SlotGrant>* grants);
+  // policy's order, while fewer than max_batch run on it, `limit` at most; appends each grant to
+  // `grants`.
+  void Admit(const std::string& model, uint32_t replica, std::vector<SlotGrant>* grants,
+             size_t limit = SIZE_MAX);
   // `job_id` gives its slot back (on whichever replica of `model` holds it). False when it
   // holds none of `model`'s.
   bool Release(const std::string& model, uint64_t job_id);

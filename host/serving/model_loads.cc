@@ -61,6 +61,14 @@ ModelRecord* ModelManager::FindReplica(uint32_t replica) {
   return it == models_.end() ? nullptr : it->second.get();
 }
 
+bool ModelManager::TakesJobs(const ModelRecord& model) const {
+  if (model.state != ModelState::kReady) return false;
+  for (uint32_t index : model.boards) {
+    if (boards_.at(index).drain.drained()) return false;
+  }
+  return true;
+}
+
 void ModelManager::Remove(uint32_t replica) {
   auto it = models_.find(replica);
   if (it == models_.end()) return;

@@ -43,6 +43,8 @@ class ModelManager {
 
   // Every replica of `name`, in the order they were loaded (empty: not loaded).
   std::vector<ModelRecord*> Replicas(const std::string& name);
+  // True when `model` takes new jobs: ready, and none of its boards drained.
+  bool TakesJobs(const ModelRecord& model) const;
   ModelRecord* FindById(uint32_t model_id);
   ModelRecord* FindReplica(uint32_t replica);
   // Every model replica, keyed by ModelRecord::replica (in load order).
@@ -58,12 +60,13 @@ class ModelManager {
   void OnPrepareDone(PrepareDone& done);
   void OnLoadProgress(const LoadProgressEvent& progress);
   void OnLoadDone(LoadDone& done);
-  // Every replica of `name`: queued jobs end now; running ones finish their tokens; then the
-  // boards free each replica. The client is answered once the last replica is gone.
-  // NOT_FOUND when no replica is loaded; FAILED_PRECONDITION (`detail`) unless every replica is
-  // ready.
-  Status BeginUnload(const std::string& name, const std::string& peer, uint64_t tag,
-                     std::string* detail);
+  // Every replica of `name` (`board` < 0), or the one whose first board is `board`: no new job
+  // goes to it, running ones finish their tokens, then the boards free it; the client is
+  // answered once the last replica asked for is gone. Queued jobs end now when no replica stays,
+  // else they wait for the replicas that stay. NOT_FOUND when no such replica is loaded;
+  // FAILED_PRECONDITION (`detail`) unless every replica asked for is ready.
+  Status BeginUnload(const std::string& name, int32_t board, const std::string& peer,
+                     uint64_t tag, std::string* detail);
   // Once an unloading model's last job ended: tells its boards to free it (once).
   void SendUnloadWhenIdle(ModelRecord& model);
   void OnUnloadDone(OperationDone& done);

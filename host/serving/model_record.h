@@ -13,6 +13,10 @@
 #include "host/placement/row_gaps.h"
 #include "host/wire/messages.h"
 
+namespace prometheus {
+class Counter;
+}
+
 namespace wafer::host {
 
 // A model to load, from the admin socket, the config file or a reload.
@@ -51,6 +55,8 @@ struct ModelRecord {
   uint32_t slots = 0;
   uint32_t context_length = 0;
   bool shape_only = false;
+  // wafer_replica_tokens_total of this replica, looked up at its first tokens.
+  prometheus::Counter* tokens_series = nullptr;
 
   // The unload under way (state kUnloading).
   std::string unload_peer;  // Who asked for it.

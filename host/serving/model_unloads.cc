@@ -15,26 +15,34 @@ void ModelManager::UnloadQuietly(const ModelRecord& model, uint32_t model_id) {
   }
 }
 
-Status ModelManager::BeginUnload(const std::string& name, const std::string& peer,
+Status ModelManager::BeginUnload(const std::string& name, int32_t board, const std::string& peer,
                                  uint64_t tag, std::string* detail) {
-  const std::vector<ModelRecord*> replicas = Replicas(name);
-  if (replicas.empty()) {
-    *detail = "model '" + name + "' is not loaded";
+  const std::vector<ModelRecord*> all = Replicas(name);
+  std::vector<ModelRecord*> going;
+  for (ModelRecord* model : all) {
+    if (board < 0 || model->boards[0] == static_cast<uint32_t>(board)) going.push_back(model);
+  }
+  if (going.empty()) {
+    *detail = "model '" + name + "' is not loaded" +
+              (all.empty() ? "" : " on board " + std::to_string(board));
     return NotFound();
   }
-  for (const ModelRecord* model : replicas) {
+  for (const ModelRecord* model : going) {
     if (model->state != ModelState::kReady) {
       *detail = "model '" + name + "' is " + ModelStateName(model->state) +
-                (replicas.size() > 1 ? " on board " + std::to_string(model->boards[0]) : "");
+                (all.size() > 1 ? " on board " + std::to_string(model->boards[0]) : "");
       return FailedPrecondition();
     }
   }
-  for (ModelRecord* model : replicas) {
+  for (ModelRecord* model : going) {
     model->state = ModelState::kUnloading;
     model->unload_peer = peer;
     model->unload_tag = tag;
   }
-  steps_.FailQueued(name, ErrorCode::kModelNotReady, "model unloaded");
+  const bool others_stay = std::any_of(all.begin(), all.end(), [](const ModelRecord* m) {
+    return m->state != ModelState::kUnloading;
+  });
+  if (!others_stay) steps_.FailQueued(name, ErrorCode::kModelNotReady, "model unloaded");
   return OkStatus();
 }
 
@@ -51,7 +59,10 @@ void ModelManager::SendUnloadWhenIdle(ModelRecord& model) {
 void ModelManager::FinishUnload(const ModelRecord& model, Status status,
                                 const std::string& detail, double elapsed_s) {
   for (const ModelRecord* other : Replicas(model.name)) {
-    if (other != &model && other->state == ModelState::kUnloading) return;  // It answers.
+    if (other != &model && other->state == ModelState::kUnloading &&
+        other->unload_peer == model.unload_peer && other->unload_tag == model.unload_tag) {
+      return;  // Going with the same request: the last of them answers.
+    }
   }
   operations_.FinishOperation(model.unload_peer, model.unload_tag, status, detail, elapsed_s);
 }
@@ -71,6 +82,10 @@ void ModelManager::OnUnloadDone(OperationDone& done) {
   done.status = model->unload_status;
   if (!done.status.ok()) done.detail = model->unload_detail;
   FinishUnload(*model, done.status, done.detail, done.elapsed_s);
+  if (Replicas(model->name).size() > 1) {
+    // One replica of several: its stored load goes, the others' stay.
+    store_.ModelReplicaRemoved(model->name, model->boards).IgnoreError();
+  }
   Remove(model->replica);  // `model` is gone after this line.
   StartPendingLoads();  // Its rows are free.
 }

@@ -76,7 +76,11 @@ class StepLoop {
   };
 
   bool PlanStep(Board& board, ModelRecord& model);
-  void AdmitQueued(ModelRecord& model);
+  // Routing between replicas: each job queued for a model of several replicas goes to the one
+  // with the fewest running jobs among those with a free slot whose board can take a step now.
+  void RouteQueued();
+  // Grants up to `limit` of `model`'s queued jobs a slot on this replica.
+  size_t AdmitQueued(ModelRecord& model, size_t limit = SIZE_MAX);
   // Each queued job of a higher class that no free slot covers takes a lower class's slot
   // (the policy's candidates): now, or for a job in flight, when its step returns.
   void PreemptFor(ModelRecord& model);

@@ -30,6 +30,7 @@ StepLoop::StepLoop(const DaemonConfig& config, const Clock& clock, JobTable& job
       metrics_(metrics) {}
 
 void StepLoop::ScheduleSteps() {
+  RouteQueued();
   std::vector<ModelRecord*> ready;
   for (uint32_t index = 0; index < boards_.size(); ++index) {
     Board& board = boards_.at(index);
@@ -57,16 +58,48 @@ void StepLoop::ScheduleSteps() {
   }
 }
 
-void StepLoop::AdmitQueued(ModelRecord& model) {
-  if (model.state != ModelState::kReady) return;
+void StepLoop::RouteQueued() {
+  // Without it, the replica whose board plans first would take every job its slots hold, and a
+  // lightly loaded model would run all of its jobs on one board while the others idle.
+  const auto& all = models_.models();
+  for (auto it = all.begin(); it != all.end(); ++it) {
+    const ModelRecord& first = *it->second;
+    // Each name once, at its first replica; a name of one replica needs no routing.
+    bool seen = false;
+    for (auto before = all.begin(); before != it && !seen; ++before) {
+      seen = before->second->name == first.name;
+    }
+    if (seen || scheduler_.QueuedFor(first.name) == 0) continue;
+    const std::vector<ModelRecord*> replicas = models_.Replicas(first.name);
+    if (replicas.size() < 2) continue;
+    while (scheduler_.QueuedFor(first.name) > 0) {
+      ModelRecord* least = nullptr;
+      uint32_t least_running = 0;
+      for (ModelRecord* replica : replicas) {
+        const Board& board = boards_.at(replica->boards[0]);
+        if (!models_.TakesJobs(*replica) || !board.runs_steps() ||
+            board.steps_in_flight >= config_.steps_in_flight) {
+          continue;
+        }
+        const ModelSlots slots = scheduler_.ReplicaSlots(replica->name, replica->replica);
+        if (slots.free == 0 || slots.running >= slots.max_batch) continue;
+        if (least == nullptr || slots.running < least_running) {
+          least = replica;
+          least_running = slots.running;
+        }
+      }
+      if (least == nullptr || AdmitQueued(*least, 1) == 0) break;
+    }
+  }
+}
+
+size_t StepLoop::AdmitQueued(ModelRecord& model, size_t limit) {
   // A drained board takes no new work: queued jobs wait until it is undrained, or go to
   // another replica of the model.
-  for (uint32_t index : model.boards) {
-    if (boards_.at(index).drain.drained()) return;
-  }
+  if (!models_.TakesJobs(model)) return 0;
   PreemptFor(model);
   grants_.clear();
-  scheduler_.Admit(model.name, model.replica, &grants_);
+  scheduler_.Admit(model.name, model.replica, &grants_, limit);
   const int64_t now = clock_.NowNanos();
   for (const SlotGrant& grant : grants_) {
     JobRecord& job = *jobs_.Find(grant.job.job_id);
@@ -89,6 +122,7 @@ void StepLoop::AdmitQueued(ModelRecord& model) {
     job.chunk_starts.reserve(chunks);
     job.chunk_texts.reserve(chunks);
   }
+  return grants_.size();
 }
 
 void StepLoop::PreemptFor(ModelRecord& model) {

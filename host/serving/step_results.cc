@@ -205,6 +205,10 @@ void StepLoop::ApplyTokens(JobRecord& job, ModelRecord& model, const std::vector
                  static_cast<unsigned long long>(job.id), s.name());
   }
   series.tokens->Increment(static_cast<double>(take));
+  if (model.tokens_series == nullptr) {
+    model.tokens_series = &metrics_.replicas().Tokens(model.name, model.boards[0]);
+  }
+  model.tokens_series->Increment(static_cast<double>(take));
   replies_.Send(job.peer, chunk_message_);
   if (stopped) {
     FinishJob(job, FinishReason::kStopToken);

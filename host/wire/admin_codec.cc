@@ -116,7 +116,7 @@ struct Encoder {
   }
   Encoded operator()(const UnloadModel& m) {
     auto name = b.CreateString(m.name);
-    return {wa::AdminMessage::UnloadModel, wa::CreateUnloadModel(b, m.request_tag, name).Union()};
+    return {wa::AdminMessage::UnloadModel, wa::CreateUnloadModel(b, m.request_tag, name, m.board).Union()};
   }
   Encoded operator()(const Drain& m) {
     return {wa::AdminMessage::Drain, wa::CreateDrain(b, m.request_tag).Union()};
@@ -288,7 +288,7 @@ bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeErro
     }
     case wa::AdminMessage::UnloadModel: {
       const auto* m = env->message_as_UnloadModel();
-      *out = UnloadModel{m->request_tag(), Str(m->name())};
+      *out = UnloadModel{m->request_tag(), Str(m->name()), m->board()};
       return true;
     }
     case wa::AdminMessage::Drain:

@@ -107,10 +107,16 @@ struct Encoder {
         classes.push_back(wj::CreateClassCapacity(b, b.CreateString(k.name), k.queued,
                                                   k.expected_wait_ms, k.measured));
       }
+      std::vector<fb::Offset<wj::ReplicaCapacity>> replicas;
+      for (const ReplicaCapacity& r : c.replicas) {
+        replicas.push_back(wj::CreateReplicaCapacity(b, b.CreateVector(r.boards), r.free_slots,
+                                                     r.total_slots, r.running, r.serving));
+      }
       auto name = b.CreateString(c.name);
       auto class_vec = b.CreateVector(classes);
+      auto replica_vec = b.CreateVector(replicas);
       models.push_back(wj::CreateModelCapacity(b, name, c.free_slots, c.total_slots,
-                                               c.context_length, c.ready, class_vec));
+                                               c.context_length, c.ready, class_vec, replica_vec));
     }
     auto vec = b.CreateVector(models);
     return {wj::JobMessage::CapacityReply,
@@ -256,11 +262,19 @@ bool DecodeJob(std::span<const std::byte> frame, JobMessage* out, DecodeError* e
       if (m->models() != nullptr) {
         for (const wj::ModelCapacity* c : *m->models()) {
           ModelCapacity model{Str(c->name()), c->free_slots(), c->total_slots(),
-                              c->context_length(), c->ready(), {}};
+                              c->context_length(), c->ready(), {}, {}};
           if (c->classes() != nullptr) {
             for (const wj::ClassCapacity* k : *c->classes()) {
               model.classes.push_back(ClassCapacity{Str(k->name()), k->queued(),
                                                     k->expected_wait_ms(), k->measured()});
+            }
+          }
+          if (c->replicas() != nullptr) {
+            for (const wj::ReplicaCapacity* r : *c->replicas()) {
+              ReplicaCapacity replica{{}, r->free_slots(), r->total_slots(), r->running(),
+                                      r->serving()};
+              if (r->boards() != nullptr) replica.boards.assign(r->boards()->begin(), r->boards()->end());
+              model.replicas.push_back(std::move(replica));
             }
           }
           r.models.push_back(std::move(model));

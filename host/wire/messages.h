@@ -11,7 +11,7 @@ namespace wafer::host {
 
 // The protocol version this build speaks; a different major version is refused.
 inline constexpr uint16_t kProtocolMajor = 1;
-inline constexpr uint16_t kProtocolMinor = 2;
+inline constexpr uint16_t kProtocolMinor = 3;
 
 // Same values as common.fbs ErrorCode.
 enum class ErrorCode : uint16_t {
@@ -184,6 +184,14 @@ struct ClassCapacity {
   bool measured = false;
 };
 
+struct ReplicaCapacity {
+  std::vector<uint32_t> boards;
+  uint32_t free_slots = 0;
+  uint32_t total_slots = 0;
+  uint32_t running = 0;
+  bool serving = false;
+};
+
 struct ModelCapacity {
   std::string name;
   uint32_t free_slots = 0;
@@ -191,6 +199,7 @@ struct ModelCapacity {
   uint32_t context_length = 0;
   bool ready = false;
   std::vector<ClassCapacity> classes;  // Highest first.
+  std::vector<ReplicaCapacity> replicas;  // In load order.
 };
 
 struct CapacityReply {
@@ -285,6 +294,7 @@ struct LoadProgress {
 struct UnloadModel {
   uint64_t request_tag = 0;
   std::string name;
+  int32_t board = -1;  // -1: every replica; otherwise the replica whose first board it is.
 };
 
 struct Drain {

@@ -26,7 +26,7 @@ std::vector<std::string> FuzzSeeds() {
           EncodeAdmin(LoadModel{2, "m", "/x", 0, 4, 128, {0, 1}}),
           EncodeAdmin(LoadProgress{2, 1, 2, 3.0, 4.0, "transferring"}),
           EncodeAdmin(OperationResult{2, ErrorCode::kNone, "ok", 1.0}),
-          EncodeAdmin(UnloadModel{3, "m"}), EncodeAdmin(ResetBoard{4, 0}),
+          EncodeAdmin(UnloadModel{3, "m", 1}), EncodeAdmin(ResetBoard{4, 0}),
           EncodeAdmin(ListJobs{5, "t", JobStateFilter::kAll, 10}),
           EncodeAdmin(JobList{5, {JobSummary{}}, 1, false}), EncodeAdmin(ShowJob{6, 7}),
           EncodeAdmin(JobDetail{}), EncodeAdmin(CancelJobRequest{8, 9})};

@@ -33,7 +33,8 @@ std::vector<std::string> FuzzSeeds() {
   f.job_id = 3;
   f.detail = "x";
   CapacityReply c;
-  c.models.push_back(ModelCapacity{"demo", 1, 2, 3, true, {ClassCapacity{"batch", 4, 5, true}}});
+  c.models.push_back(ModelCapacity{"demo", 1, 2, 3, true, {ClassCapacity{"batch", 4, 5, true}},
+                                  {ReplicaCapacity{{0, 1}, 1, 2, 1, true}}});
   return {EncodeJob(s), EncodeJob(TokenChunk{1, 2, 3, {4, 5}, "hi"}), EncodeJob(f),
           EncodeJob(CancelJob{4}), EncodeJob(ResumeStream{5, 1}), EncodeJob(c),
           EncodeJob(JobRejected{1, ErrorCode::kQueueFull, "full", 10}),
