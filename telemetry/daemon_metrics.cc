@@ -30,6 +30,7 @@ DaemonMetrics::DaemonMetrics() : registry_(std::make_shared<prometheus::Registry
   auto& r = *registry_;
   scheduler_ = std::make_unique<SchedulerMetrics>(r);
   replicas_ = std::make_unique<ReplicaMetrics>(r);
+  health_ = std::make_unique<HealthMetrics>(r);
   submitted_ = &BuildCounter().Name("wafer_jobs_submitted_total")
                     .Help("Jobs accepted onto the queue, by model.").Register(r);
   finished_ = &BuildCounter().Name("wafer_jobs_finished_total")

@@ -14,6 +14,7 @@
 #include <prometheus/registry.h>
 
 #include "common/status.h"
+#include "telemetry/health_metrics.h"
 #include "telemetry/replica_metrics.h"
 #include "telemetry/scheduler_metrics.h"
 
@@ -89,6 +90,7 @@ class DaemonMetrics {
 
   SchedulerMetrics& scheduler() { return *scheduler_; }
   ReplicaMetrics& replicas() { return *replicas_; }
+  HealthMetrics& health() { return *health_; }
   prometheus::Registry& registry() { return *registry_; }
 
  private:
@@ -127,6 +129,7 @@ class DaemonMetrics {
 
   std::unique_ptr<SchedulerMetrics> scheduler_;
   std::unique_ptr<ReplicaMetrics> replicas_;
+  std::unique_ptr<HealthMetrics> health_;
   std::map<std::string, ModelSeries> models_;
   std::map<uint32_t, BoardSeries> boards_;
 };

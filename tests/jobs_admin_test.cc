@@ -340,7 +340,7 @@ TEST(JobsAdminTest, AViewerListsAndShowsJobsButMayNotCancelThem) {
   ASSERT_TRUE(as_viewer->Operate(CancelJobRequest{0, id}, nullptr, &r, kTimeoutMs).ok());
   EXPECT_EQ(r.code, ErrorCode::kPermissionDenied);
   EXPECT_EQ(r.detail,
-            "key 'grafana' is a viewer: it may read status, boards, logs and jobs, and change "
+            "key 'grafana' is a viewer: it may read status, boards, logs, jobs and health, and change "
             "nothing");
   // waferctl with the viewer's keys: the list works, the cancel is refused (exit 1).
   const std::vector<std::string> keys = {"--server-key", dir.path() + "/server.pub", "--key",

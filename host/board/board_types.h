@@ -271,6 +271,9 @@ struct BoardTelemetry {
   uint64_t runtime_failed_pes = 0;
 };
 
+// board.fbs LogCode kImageRolledBack: a trial firmware image failed; the previous slot runs.
+inline constexpr uint16_t kBoardLogImageRolledBack = 16;
+
 // Matches board.fbs LogSeverity.
 enum class BoardLogSeverity : uint8_t { kInfo, kWarning, kError, kFatal };
 

@@ -84,6 +84,8 @@ BoardState BoardManager::ApplyUpdate(Board& board, const BoardUpdate& update) {
   board.heard = true;
   board.detail = update.detail;
   if (update.online) board.identity = update.identity;
+  board.heartbeat_misses = update.heartbeat_misses;
+  board.firmware_rollbacks = update.firmware_rollbacks;
   telemetry::BoardSeries& series =
       metrics_.Board(board.index, update.has_telemetry ? update.telemetry.region_temp_c.size() : 0);
   for (size_t i = 0; i < series.state.size(); ++i) {

@@ -40,6 +40,11 @@ struct Board {
   bool preparing = false;  // A load spanning this board is being planned: its rows are unknown.
   size_t next_model = 0;   // Round-robin position over this board's models.
   uint64_t steps = 0;
+  // What the health rules count (host/health/): Steps that failed on this board, firmware
+  // heartbeats it missed, and firmware rollbacks its log showed. Never go down.
+  uint64_t step_errors = 0;
+  uint64_t heartbeat_misses = 0;
+  uint64_t firmware_rollbacks = 0;
 
   // Ready, not resetting and not drained: new work may be placed here.
   bool accepts_work() const {

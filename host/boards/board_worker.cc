@@ -100,8 +100,28 @@ class Driver {
       return;
     }
     if (auto again = link_->Identify(); again.ok()) identity_ = *again;
+    CountRollbacks();
     online_ = true;
     Report(true, BoardBootState::kReady, "ready");
+  }
+
+  // Reads the firmware's log on from where it was read last, counting firmware rollbacks (the
+  // health rules watch them). A board that restarted its numbering is read from the start.
+  void CountRollbacks() {
+    for (int page = 0; page < 16; ++page) {
+      auto log = link_->ReadErrorLog(next_log_sequence_);
+      if (!log.ok()) return;
+      if (log->next_sequence < next_log_sequence_) {
+        next_log_sequence_ = 0;
+        continue;
+      }
+      for (const BoardLogRecord& r : log->records) {
+        if (r.code == kBoardLogImageRolledBack) ++firmware_rollbacks_;
+      }
+      const bool more = !log->records.empty() && log->next_sequence != next_log_sequence_;
+      next_log_sequence_ = log->next_sequence;
+      if (!more) return;
+    }
   }
 
   void PollTelemetry() {
@@ -112,6 +132,7 @@ class Driver {
     // The watchdog: a firmware that misses its heartbeat is hung. Going offline re-queues the
     // board's jobs; EnsureOnline then resets it, boots it, and the daemon reloads its models.
     if (Status beat = link_->Heartbeat(); !beat.ok() && beat.code() != StatusCode::kUnimplemented) {
+      ++heartbeat_misses_;
       MarkOffline("missed firmware heartbeat: " + link_->last_error());
       return;
     }
@@ -135,6 +156,8 @@ class Driver {
     u.identity = identity_;
     u.telemetry = *t;
     u.has_telemetry = true;
+    u.firmware_rollbacks = firmware_rollbacks_;
+    u.heartbeat_misses = heartbeat_misses_;
     Send(std::move(update));
   }
 
@@ -371,6 +394,8 @@ class Driver {
     u.boot_state = state;
     u.detail = detail;
     u.identity = identity_;
+    u.firmware_rollbacks = firmware_rollbacks_;
+    u.heartbeat_misses = heartbeat_misses_;
     Send(std::move(update));
   }
 
@@ -383,6 +408,9 @@ class Driver {
   net::Socket& channel_;
   const std::atomic<bool>& stop_;  // Daemon shutdown: abandon a load between chunks.
   std::unique_ptr<BoardLink> link_;
+  uint64_t next_log_sequence_ = 0;  // CountRollbacks reads on from here.
+  uint64_t firmware_rollbacks_ = 0;
+  uint64_t heartbeat_misses_ = 0;
   std::deque<StageLoadWork> stage_queue_;  // Stages waiting for the one under way.
   std::optional<StageSession> session_;    // The stage being written, a chunk at a time.
   int64_t last_progress_ns_ = 0;

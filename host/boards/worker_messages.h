@@ -127,6 +127,12 @@ struct BoardUpdate {
   BoardIdentity identity;
   BoardTelemetry telemetry;
   bool has_telemetry = false;
+  // kImageRolledBack records seen in the firmware's log since the worker started (read after
+  // each boot).
+  uint64_t firmware_rollbacks = 0;
+  // Firmware heartbeats missed since the worker started (each takes the board offline; the
+  // worker then resets it).
+  uint64_t heartbeat_misses = 0;
 };
 
 struct LogsDone {

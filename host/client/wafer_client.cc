@@ -706,6 +706,11 @@ wafer::Status AdminClient::ListJobs(host::ListJobs query, JobList* reply, int ti
   return Ask(query, query.request_tag, reply, timeout_ms);
 }
 
+wafer::Status AdminClient::QueryHealth(int32_t board, HealthReply* reply, int timeout_ms) {
+  const uint64_t tag = next_tag_++;
+  return Ask(host::HealthQuery{tag, board}, tag, reply, timeout_ms);
+}
+
 wafer::Status AdminClient::ShowJob(uint64_t job_id, JobDetail* detail, int timeout_ms) {
   const uint64_t tag = next_tag_++;
   return Ask(host::ShowJob{tag, job_id}, tag, detail, timeout_ms);

@@ -237,6 +237,10 @@ class AdminClient {
   // starts with the code ("UNKNOWN_JOB: job 12 is not known ...").
   wafer::Status ShowJob(uint64_t job_id, JobDetail* detail, int timeout_ms);
 
+  // The health of board `board` (-1: every board). FAILED_PRECONDITION when the daemon refused
+  // (a board not configured; detail in last_error()).
+  wafer::Status QueryHealth(int32_t board, HealthReply* reply, int timeout_ms);
+
   const std::string& last_error() const { return last_error_; }
 
  private:

@@ -53,6 +53,13 @@ bool ParseBoards(MapReader& top, DaemonConfig* c, std::string* detail) {
   return true;
 }
 
+bool ParseHealth(MapReader& top, DaemonConfig* c, std::string* detail) {
+  YAML::Node node = top.Child("health");
+  if (!node) return true;
+  MapReader r(node, "health", detail);
+  return config_internal::ParseHealthKeys(r, &c->health, detail);
+}
+
 bool ParseHeartbeat(MapReader& top, DaemonConfig* c, std::string* detail) {
   YAML::Node node = top.Child("heartbeat");
   if (!node) return true;
@@ -234,7 +241,7 @@ Status ParseDaemonConfig(const std::string& yaml_text, DaemonConfig* config,
     }
     if (!ParseBoards(top, &c, detail) || !ParseModels(top, &c, detail) ||
         !ParseHeartbeat(top, &c, detail) || !ParseStore(top, &c, detail) ||
-        !ParseSecurity(top, &c, detail) ||
+        !ParseSecurity(top, &c, detail) || !ParseHealth(top, &c, detail) ||
         !top.NoUnknownKeys()) {
       return InvalidArgument();
     }
@@ -304,6 +311,7 @@ std::string DefaultConfigYaml() {
     << "  default_slots: " << d.default_slots << "             # KV-cache sequences per model\n"
     << "  finished_job_retention: " << d.finished_job_retention << "\n"
     << config_internal::SchedulingDefaultYaml()
+    << config_internal::HealthDefaultYaml()
     << "heartbeat:                       # for clients that send one (opt-in)\n"
     << "  interval_ms: " << d.heartbeat.interval_ms << "              # the daemon sends one this often\n"
     << "  timeout_ms: " << d.heartbeat.timeout_ms

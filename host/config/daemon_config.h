@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "host/config/health_config.h"
 #include "host/config/scheduling_config.h"
 
 namespace wafer::host {
@@ -121,6 +122,7 @@ struct DaemonConfig {
   uint32_t finished_job_retention = 1000;
   // Classes, tenants, per-model queues, preemption (the rest of `scheduler:`).
   SchedulingConfig scheduling;
+  HealthConfig health;
 
   // Heartbeats on the job socket, for clients that opt in by sending one.
   HeartbeatConfig heartbeat;

@@ -11,5 +11,8 @@ inline constexpr int kExitUsage = 2;
 inline constexpr int kExitUnreachable = 3;
 // An undecodable reply.
 inline constexpr int kExitProtocol = 4;
+// `waferctl health`: the worst board shown WARNs, or FAILs (0 when every board passes).
+inline constexpr int kExitHealthWarn = 5;
+inline constexpr int kExitHealthFail = 6;
 
 }  // namespace wafer::host

@@ -27,6 +27,7 @@
 #include "host/client/wafer_client.h"
 #include "host/ctl/board_view.h"
 #include "host/ctl/exit_codes.h"
+#include "host/ctl/health_command.h"
 #include "host/ctl/jobs_command.h"
 #include "host/ctl/model_plan.h"
 
@@ -97,7 +98,15 @@ const char* kUsage =
     "         [--slots S] [--context C] [--prompt-tokens P] [--fabric WxH] [--pack]\n"
     "                                  placement and modeled speed; needs no daemon; --pack:\n"
     "                                  fewest rows per layer, as when boards are shared\n"
-    "exit codes: 0 ok, 1 refused/failed, 2 usage, 3 daemon unreachable, 4 protocol error\n";
+    "  health [BOARD]                  each board's health rules (PASS, WARN, FAIL with a code\n"
+    "                                  and message), its open incident (drained, recovering,\n"
+    "                                  quarantined) with the action taken and the one to take,\n"
+    "                                  and its latest closed incidents; exit 0 all pass, 5 the\n"
+    "                                  worst warns, 6 the worst fails\n"
+    "  health --clear BOARD            end BOARD's open incident (a quarantine too) and lift\n"
+    "                                  its health drain; an operator's drain stays (admin)\n"
+    "exit codes: 0 ok, 1 refused/failed, 2 usage, 3 daemon unreachable, 4 protocol error,\n"
+    "            5 health warn, 6 health fail (health only)\n";
 
 // Flags that take no value.
 bool IsSwitch(const std::string& flag) {
@@ -557,6 +566,15 @@ int Main(int argc, char** argv) {
   AdminClient& a = **admin;
   if (args.command == "status") return CmdStatus(args, a, t);
   if (args.command == "load") return CmdLoad(args, a, t);
+  if (args.command == "health" && args.flags.count("clear") == 0 && args.positional.size() <= 1) {
+    uint64_t board = 0;
+    if (!args.positional.empty() && (!ParseUint(args.positional[0], &board) || board > INT32_MAX)) {
+      std::fprintf(stderr, "waferctl: health takes a board index\n");
+      return kExitUsage;
+    }
+    return RunHealthCommand(args.positional.empty() ? -1 : static_cast<int32_t>(board), args.json,
+                            a, t, std::cout, std::cerr);
+  }
   if (args.command == "jobs") {
     JobsCommand jobs;
     std::string error;
@@ -568,6 +586,14 @@ int Main(int argc, char** argv) {
   }
   OperationResult r;
   uint64_t board;
+  if (args.command == "health" && args.flags.count("clear") > 0 && args.positional.empty()) {
+    if (!ParseUint(args.Get("clear"), &board) || board > UINT32_MAX) {
+      std::fprintf(stderr, "waferctl: --clear takes a board index\n");
+      return kExitUsage;
+    }
+    Status s = a.Operate(ClearHealthIncident{0, static_cast<uint32_t>(board)}, nullptr, &r, t);
+    return ReportOperation(args, s, r, a.last_error());
+  }
   if (args.command == "unload" && args.positional.size() == 1) {
     UnloadModel unload{0, args.positional[0], -1};
     if (args.flags.count("board") > 0) {

@@ -63,7 +63,9 @@ DaemonParts::DaemonParts(zmq::context_t& context, const DaemonConfig& config, co
       job_frontend(context, config, clock, access, *store, jobs, scheduler, admission, waits,
                    models, steps, boards, metrics),
       admin_frontend(context, config, clock, access, audit, job_frontend, *store, jobs, scheduler,
-                     steps, models, boards, metrics) {}
+                     steps, models, boards, health, metrics),
+      health_actions(boards, models),
+      health(config.health, clock, config.boards.size(), health_actions, metrics.health()) {}
 
 DaemonParts::~DaemonParts() {
   if (loader) loader->Stop();
@@ -352,6 +354,7 @@ void Daemon::Run() {
     p.admin_frontend.Pump(kBurst);
     p.job_frontend.CheckHeartbeats();
     p.steps.ExpireDeadlines();
+    p.health.Tick();
     p.steps.ScheduleSteps();
     // One commit (one fsync) for everything this turn accepted, streamed and ended; the
     // replies that promised it go out after.
@@ -460,9 +463,13 @@ void Daemon::OnWorkerEvent(Board& board, WorkerEvent& event) {
 void Daemon::OnBoardUpdate(Board& board, const BoardUpdate& update) {
   DaemonParts& p = *parts_;
   const BoardState previous = p.boards.ApplyUpdate(board, update);
+  p.health.OnSample(board.index, HealthSampleOf(board, clock_.NowNanos()));
   if (previous == board.state) return;
   if (previous == BoardState::kReady) p.models.OnBoardLost(board);
-  if (board.state == BoardState::kReady) p.models.ReloadLostModels(board);
+  if (board.state == BoardState::kReady) {
+    p.models.ReloadLostModels(board);
+    p.health.OnBoardReady(board.index);
+  }
   p.models.StartPendingLoads();  // Loads waiting for this board may go, or fail if it gave up.
 }
 

@@ -13,6 +13,8 @@
 #include "common/net/curve.h"
 #include "common/net/socket.h"
 #include "host/boards/board_manager.h"
+#include "host/daemon/board_health_actions.h"
+#include "host/health/health_monitor.h"
 #include "host/serving/model_manager.h"
 #include "host/serving/step_loop.h"
 #include "host/frontend/access.h"
@@ -51,6 +53,8 @@ struct DaemonParts {
   ModelManager models;
   JobFrontend job_frontend;
   AdminFrontend admin_frontend;
+  BoardHealthActions health_actions;
+  HealthMonitor health;  // Fed by Daemon::OnBoardUpdate; ticks every loop turn.
 };
 
 }  // namespace wafer::host

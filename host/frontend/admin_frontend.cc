@@ -32,6 +32,8 @@ std::string Describe(const AdminMessage& message) {
           out = "ResetBoard board=" + std::to_string(m.board);
         } else if constexpr (std::is_same_v<T, InjectFault>) {
           out = "InjectFault board=" + std::to_string(m.board) + " kind=" + m.kind;
+        } else if constexpr (std::is_same_v<T, ClearHealthIncident>) {
+          out = "ClearHealthIncident board=" + std::to_string(m.board);
         } else if constexpr (std::is_same_v<T, CancelJobRequest>) {
           out = "CancelJob job=" + std::to_string(m.job_id);
         } else {
@@ -49,7 +51,8 @@ AdminFrontend::AdminFrontend(zmq::context_t& context, const DaemonConfig& config
                              const Clock& clock, const AccessPolicy& access, AuditLog& audit,
                              JobFrontend& job_frontend, JobStore& store, JobTable& jobs,
                              Scheduler& scheduler, StepLoop& steps, ModelManager& models,
-                             BoardManager& boards, telemetry::DaemonMetrics& metrics)
+                             BoardManager& boards, HealthMonitor& health,
+                             telemetry::DaemonMetrics& metrics)
     : config_(config),
       clock_(clock),
       audit_(audit),
@@ -61,6 +64,7 @@ AdminFrontend::AdminFrontend(zmq::context_t& context, const DaemonConfig& config
       steps_(steps),
       models_(models),
       boards_(boards),
+      health_(health),
       socket_(context, "admin", kAdminZapDomain, access, metrics) {}
 
 Status AdminFrontend::Bind(const std::string& curve_secret_key, std::string* detail) {
@@ -114,6 +118,7 @@ void AdminFrontend::OnFrame(const std::string& peer, const ClientKeyConfig* key,
                      std::holds_alternative<ReadBoardLog>(message) ||
                      std::holds_alternative<ListJobs>(message) ||
                      std::holds_alternative<ShowJob>(message) ||
+                     std::holds_alternative<HealthQuery>(message) ||
                      std::holds_alternative<Heartbeat>(message);
   const std::string who = key != nullptr ? key->name : "anonymous";
   if (!reads) {
@@ -130,7 +135,7 @@ void AdminFrontend::OnFrame(const std::string& peer, const ClientKeyConfig* key,
         message);
     Send(peer, OperationResult{tag, ErrorCode::kPermissionDenied,
                                "key '" + key->name + "' is a " + key->role +
-                                   ": it may read status, boards, logs and jobs, and change "
+                                   ": it may read status, boards, logs, jobs and health, and change "
                                    "nothing",
                                0});
     return;
@@ -161,6 +166,10 @@ void AdminFrontend::OnFrame(const std::string& peer, const ClientKeyConfig* key,
     OnShowJob(peer, *show_job);
   } else if (auto* cancel = std::get_if<CancelJobRequest>(&message)) {
     OnCancelJob(peer, *cancel);
+  } else if (auto* health = std::get_if<HealthQuery>(&message)) {
+    OnHealth(peer, *health);
+  } else if (auto* clear = std::get_if<ClearHealthIncident>(&message)) {
+    OnClearHealth(peer, *clear);
   } else if (auto* beat = std::get_if<Heartbeat>(&message)) {
     if (!beat->is_reply) Send(peer, Heartbeat{beat->sent_ns, true});
   } else {
@@ -275,13 +284,7 @@ void AdminFrontend::OnUnload(const std::string& peer, const UnloadModel& unload)
 
 void AdminFrontend::OnReset(const std::string& peer, const ResetBoard& reset) {
   if (!CheckBoard(peer, reset.request_tag, reset.board)) return;
-  // The reset wipes the board: its running jobs are re-queued and its models reloaded when it
-  // is ready again (OnBoardLost, ReloadLostModels).
-  Board& board = boards_.at(reset.board);
-  models_.OnBoardLost(board);
-  board.state = BoardState::kResetting;
-  board.resetting = true;  // No steps until the reset completes.
-  boards_.Send(board.index, std::make_unique<WorkerRequest>(ResetWork{reset.request_tag, peer}));
+  models_.ResetBoard(reset.board, peer, reset.request_tag);
 }
 
 void AdminFrontend::OnDrainBoard(const std::string& peer, const DrainBoard& drain) {

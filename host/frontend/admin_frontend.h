@@ -12,6 +12,7 @@
 
 #include "common/clock.h"
 #include "host/boards/board_manager.h"
+#include "host/health/health_monitor.h"
 #include "host/config/daemon_config.h"
 #include "host/serving/model_manager.h"
 #include "host/serving/operation_sink.h"
@@ -38,7 +39,8 @@ class AdminFrontend final : public OperationSink {
   AdminFrontend(zmq::context_t& context, const DaemonConfig& config, const Clock& clock,
                 const AccessPolicy& access, AuditLog& audit, JobFrontend& job_frontend,
                 JobStore& store, JobTable& jobs, Scheduler& scheduler, StepLoop& steps,
-                ModelManager& models, BoardManager& boards, telemetry::DaemonMetrics& metrics);
+                ModelManager& models, BoardManager& boards, HealthMonitor& health,
+                telemetry::DaemonMetrics& metrics);
 
   // Shown in status replies (known once the metrics endpoint is bound).
   void set_metrics_url(std::string url) { metrics_url_ = std::move(url); }
@@ -87,6 +89,10 @@ class AdminFrontend final : public OperationSink {
   bool CheckBoard(const std::string& peer, uint64_t tag, uint32_t board);
   BoardInfo InfoOf(const Board& board) const;
 
+  // ---- board health (admin_health.cc) ----
+  void OnHealth(const std::string& peer, const HealthQuery& query);
+  void OnClearHealth(const std::string& peer, const ClearHealthIncident& clear);
+
   // ---- jobs (admin_jobs.cc) ----
   void OnListJobs(const std::string& peer, const ListJobs& list);
   void OnShowJob(const std::string& peer, const ShowJob& show);
@@ -112,6 +118,7 @@ class AdminFrontend final : public OperationSink {
   StepLoop& steps_;
   ModelManager& models_;
   BoardManager& boards_;
+  HealthMonitor& health_;
   std::string metrics_url_;
   RouterSocket socket_;
   struct HeldReply {

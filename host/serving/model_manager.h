@@ -71,7 +71,11 @@ class ModelManager {
   void SendUnloadWhenIdle(ModelRecord& model);
   void OnUnloadDone(OperationDone& done);
 
-  // ---- failures (model_faults.cc) ----
+  // ---- failures (model_unloads.cc) ----
+  // Resets board `index` (an operator's or a health incident's): its running jobs are re-queued
+  // and its models reloaded when it is ready again. `peer` (may be empty) is answered when the
+  // reset is done.
+  void ResetBoard(uint32_t index, const std::string& peer, uint64_t tag);
   // Every model on `board` is lost (reset, offline): jobs re-queued, models kFailed.
   void OnBoardLost(const Board& board);
   // Models on `board` that were lost come back under new ids.

@@ -90,6 +90,16 @@ void ModelManager::OnUnloadDone(OperationDone& done) {
   StartPendingLoads();  // Its rows are free.
 }
 
+void ModelManager::ResetBoard(uint32_t index, const std::string& peer, uint64_t tag) {
+  // The reset wipes the board: its running jobs are re-queued and its models reloaded when it
+  // is ready again (OnBoardLost, ReloadLostModels).
+  Board& board = boards_.at(index);
+  OnBoardLost(board);
+  board.state = BoardState::kResetting;
+  board.resetting = true;  // No steps until the reset completes.
+  boards_.Send(index, std::make_unique<WorkerRequest>(ResetWork{tag, peer}));
+}
+
 void ModelManager::OnBoardLost(const Board& board) {
   // The board's SRAM can no longer be trusted to hold the models or the KV caches. Steps still
   // in flight come back from the worker (with results for the old model, ignored). The models

@@ -29,6 +29,7 @@ void StepLoop::OnStepDone(Board& board, StepDone& done) {
   // Results for a model that lost a board (or was removed) are void: its jobs were re-queued
   // when it was lost and will be recomputed.
   const bool live = model != nullptr && model->serving();
+  if (live && !done.status.ok()) ++board.step_errors;
   if (live && done.status.ok()) {
     ++board.steps;
     telemetry::BoardSeries& series = metrics_.Board(board.index, 0);

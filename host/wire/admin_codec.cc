@@ -46,6 +46,33 @@ fb::Offset<wa::JobSummary> EncodeJobSummary(fb::FlatBufferBuilder& b, const JobS
                               x.priority, x.queue_position, x.age_ms, x.tokens_generated, reason);
 }
 
+fb::Offset<wa::HealthIncident> EncodeIncident(fb::FlatBufferBuilder& b,
+                                              const HealthIncidentInfo& x) {
+  auto name = b.CreateString(x.code_name);
+  auto message = b.CreateString(x.message);
+  auto state = b.CreateString(x.state);
+  auto last = b.CreateString(x.last_action);
+  auto action = b.CreateString(x.action);
+  return wa::CreateHealthIncident(b, x.id, x.board, x.code, name, message, state,
+                                  x.opened_unix_ms, x.closed_unix_ms, x.recoveries, last, action);
+}
+
+HealthIncidentInfo DecodeIncident(const wa::HealthIncident* x) {
+  return HealthIncidentInfo{x->id(),           x->board(),          x->code(),
+                            Str(x->code_name()), Str(x->message()), Str(x->state()),
+                            x->opened_unix_ms(), x->closed_unix_ms(), x->recoveries(),
+                            Str(x->last_action()), Str(x->action())};
+}
+
+// A level read off the wire; one this build does not know reads as the worst.
+WireHealthLevel DecodeLevel(wa::HealthLevel level) {
+  switch (level) {
+    case wa::HealthLevel::kPass: return WireHealthLevel::kPass;
+    case wa::HealthLevel::kWarn: return WireHealthLevel::kWarn;
+    default: return WireHealthLevel::kFail;
+  }
+}
+
 JobSummary DecodeJobSummary(const wa::JobSummary* x) {
   if (x == nullptr) return JobSummary{};
   JobState state = JobState::kUnknown;
@@ -206,6 +233,38 @@ struct Encoder {
                                 m.chunks, m.cancel_requested,
                                 static_cast<ww::ErrorCode>(m.error_code), detail)
                 .Union()};
+  }
+  Encoded operator()(const HealthQuery& m) {
+    return {wa::AdminMessage::HealthQuery, wa::CreateHealthQuery(b, m.request_tag, m.board).Union()};
+  }
+  Encoded operator()(const HealthReply& m) {
+    std::vector<fb::Offset<wa::BoardHealth>> boards;
+    for (const BoardHealthInfo& x : m.boards) {
+      std::vector<fb::Offset<wa::HealthRuleState>> rules;
+      for (const HealthRuleState& r : x.rules) {
+        auto rule = b.CreateString(r.rule);
+        auto name = b.CreateString(r.code_name);
+        auto message = b.CreateString(r.message);
+        auto action = b.CreateString(r.action);
+        rules.push_back(wa::CreateHealthRuleState(b, rule, static_cast<wa::HealthLevel>(r.level),
+                                                  r.code, name, message, action));
+      }
+      auto rule_vec = b.CreateVector(rules);
+      fb::Offset<wa::HealthIncident> open;
+      if (x.open) open = EncodeIncident(b, *x.open);
+      std::vector<fb::Offset<wa::HealthIncident>> closed;
+      for (const HealthIncidentInfo& i : x.closed) closed.push_back(EncodeIncident(b, i));
+      auto closed_vec = b.CreateVector(closed);
+      auto drain = b.CreateString(x.drain);
+      boards.push_back(wa::CreateBoardHealth(b, x.board, static_cast<wa::HealthLevel>(x.level),
+                                             x.evaluated, rule_vec, open, closed_vec, drain));
+    }
+    auto vec = b.CreateVector(boards);
+    return {wa::AdminMessage::HealthReply, wa::CreateHealthReply(b, m.request_tag, vec).Union()};
+  }
+  Encoded operator()(const ClearHealthIncident& m) {
+    return {wa::AdminMessage::ClearHealthIncident,
+            wa::CreateClearHealthIncident(b, m.request_tag, m.board).Union()};
   }
   Encoded operator()(const CancelJobRequest& m) {
     return {wa::AdminMessage::CancelJobRequest,
@@ -458,6 +517,49 @@ bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeErro
         return fail(ErrorCode::kInvalidArgument, "CancelJobRequest.job_id: 0 is no job id");
       }
       *out = CancelJobRequest{m->request_tag(), m->job_id()};
+      return true;
+    }
+    case wa::AdminMessage::HealthQuery: {
+      const auto* m = env->message_as_HealthQuery();
+      error->request_tag = m->request_tag();
+      if (m->board() < -1) {
+        return fail(ErrorCode::kInvalidArgument,
+                    "HealthQuery.board: " + std::to_string(m->board()) +
+                        " is no board (-1: every board)");
+      }
+      *out = HealthQuery{m->request_tag(), m->board()};
+      return true;
+    }
+    case wa::AdminMessage::HealthReply: {
+      const auto* m = env->message_as_HealthReply();
+      HealthReply r{m->request_tag(), {}};
+      if (m->boards() != nullptr) {
+        for (const wa::BoardHealth* x : *m->boards()) {
+          BoardHealthInfo info;
+          info.board = x->board();
+          info.level = DecodeLevel(x->level());
+          info.evaluated = x->evaluated();
+          if (x->rules() != nullptr) {
+            for (const wa::HealthRuleState* s : *x->rules()) {
+              info.rules.push_back(HealthRuleState{Str(s->rule()), DecodeLevel(s->level()),
+                                                   s->code(), Str(s->code_name()),
+                                                   Str(s->message()), Str(s->action())});
+            }
+          }
+          if (x->open() != nullptr) info.open = DecodeIncident(x->open());
+          if (x->closed() != nullptr) {
+            for (const wa::HealthIncident* i : *x->closed()) info.closed.push_back(DecodeIncident(i));
+          }
+          info.drain = Str(x->drain());
+          r.boards.push_back(std::move(info));
+        }
+      }
+      *out = std::move(r);
+      return true;
+    }
+    case wa::AdminMessage::ClearHealthIncident: {
+      const auto* m = env->message_as_ClearHealthIncident();
+      *out = ClearHealthIncident{m->request_tag(), m->board()};
       return true;
     }
     default:  // A value read off the wire: NONE or a type this version does not know.

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -455,10 +456,63 @@ struct CancelJobRequest {
   uint64_t job_id = 0;
 };
 
+// ---- board health (admin.fbs HealthQuery .. ClearHealthIncident) ----
+
+enum class WireHealthLevel : uint8_t { kPass = 0, kWarn = 1, kFail = 2 };
+
+struct HealthQuery {
+  uint64_t request_tag = 0;
+  int32_t board = -1;  // -1: every board.
+};
+
+struct HealthRuleState {
+  std::string rule;
+  WireHealthLevel level = WireHealthLevel::kPass;
+  uint16_t code = 0;
+  std::string code_name;
+  std::string message;
+  std::string action;
+};
+
+struct HealthIncidentInfo {
+  uint64_t id = 0;
+  uint32_t board = 0;
+  uint16_t code = 0;
+  std::string code_name;
+  std::string message;
+  std::string state;  // drained | recovering | quarantined | closed
+  int64_t opened_unix_ms = 0;
+  int64_t closed_unix_ms = 0;
+  uint32_t recoveries = 0;
+  std::string last_action;
+  std::string action;
+};
+
+struct BoardHealthInfo {
+  uint32_t board = 0;
+  WireHealthLevel level = WireHealthLevel::kPass;
+  bool evaluated = false;
+  std::vector<HealthRuleState> rules;
+  std::optional<HealthIncidentInfo> open;
+  std::vector<HealthIncidentInfo> closed;  // Newest first.
+  std::string drain;
+};
+
+struct HealthReply {
+  uint64_t request_tag = 0;
+  std::vector<BoardHealthInfo> boards;
+};
+
+// Admin role; answered by OperationResult.
+struct ClearHealthIncident {
+  uint64_t request_tag = 0;
+  uint32_t board = 0;
+};
+
 using AdminMessage =
     std::variant<StatusQuery, StatusReply, LoadModel, LoadProgress, UnloadModel, Drain, ResetBoard,
                  OperationResult, Heartbeat, ErrorReply, ReadBoardLog, BoardLogReply, InjectFault,
                  ShowBoard, BoardDetail, DrainBoard, ListJobs, JobList, ShowJob, JobDetail,
-                 CancelJobRequest>;
+                 CancelJobRequest, HealthQuery, HealthReply, ClearHealthIncident>;
 
 }  // namespace wafer::host

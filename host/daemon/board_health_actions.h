@@ -1,0 +1,53 @@
+// What a health incident does to a board (host/health/health_monitor.h), carried out on the
+// daemon's parts: the drain's health reason through the board manager, a reset as `waferctl
+// reset` does it; and the readings the rules judge, gathered from the board's record.
+#pragma once
+
+#include <algorithm>
+
+#include "host/boards/board_manager.h"
+#include "host/health/health_monitor.h"
+#include "host/serving/model_manager.h"
+
+namespace wafer::host {
+
+class BoardHealthActions final : public HealthActions {
+ public:
+  // REQUIRES: both outlive this (`models` need only be constructed before the first action).
+  BoardHealthActions(BoardManager& boards, ModelManager& models)
+      : boards_(boards), models_(models) {}
+
+  void Drain(uint32_t board, bool evacuate) override {
+    boards_.Drain(board, DrainReason::kHealthIncident,
+                  evacuate ? DrainMode::kEvacuate : DrainMode::kGraceful);
+  }
+  void Undrain(uint32_t board) override { boards_.Undrain(board, DrainReason::kHealthIncident); }
+  void Reset(uint32_t board) override { models_.ResetBoard(board, "", 0); }
+
+ private:
+  BoardManager& boards_;
+  ModelManager& models_;
+};
+
+// `board`'s latest readings and counters as the health rules read them, at `now_ns`.
+inline HealthSample HealthSampleOf(const Board& board, int64_t now_ns) {
+  const BoardTelemetry& t = board.telemetry;
+  HealthSample s;
+  s.at_ns = now_ns;
+  s.has_telemetry = !t.region_temp_c.empty();
+  for (float c : t.region_temp_c) s.max_temperature_c = std::max(s.max_temperature_c, c);
+  s.throttled = t.throttled;
+  s.thermal_trip = t.thermal_trip;
+  s.ecc_corrected = t.ecc_correctable;
+  s.ecc_uncorrectable = t.ecc_uncorrectable;
+  s.link_crc_errors = t.link_crc_errors;
+  s.spare_pes = board.identity.spare_pes;
+  s.runtime_failed_pes = t.runtime_failed_pes;
+  s.heartbeat_misses = board.heartbeat_misses;
+  s.steps = board.steps + board.step_errors;
+  s.step_errors = board.step_errors;
+  s.firmware_rollbacks = board.firmware_rollbacks;
+  return s;
+}
+
+}  // namespace wafer::host

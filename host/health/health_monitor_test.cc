@@ -1,0 +1,191 @@
+#include "host/health/health_monitor.h"
+
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace wafer::host {
+namespace {
+
+constexpr int64_t kSecond = 1'000'000'000;
+
+// Records what the monitor asks for, in order.
+class RecordingActions : public HealthActions {
+ public:
+  void Drain(uint32_t board, bool evacuate) override {
+    done.push_back("drain " + std::to_string(board) + (evacuate ? " evacuate" : " graceful"));
+  }
+  void Undrain(uint32_t board) override { done.push_back("undrain " + std::to_string(board)); }
+  void Reset(uint32_t board) override { done.push_back("reset " + std::to_string(board)); }
+  std::vector<std::string> done;
+};
+
+class HealthMonitorTest : public ::testing::Test {
+ protected:
+  HealthMonitorTest() : clock_(0, 1'700'000'000'000'000'000) {
+    config_.recovery_backoff_ms = 5000;
+    config_.max_recoveries = 2;
+    config_.return_after_s = 30;
+  }
+
+  HealthMonitor& Monitor() {
+    if (!monitor_) {
+      monitor_ = std::make_unique<HealthMonitor>(config_, clock_, 2, actions_, metrics_);
+    }
+    return *monitor_;
+  }
+
+  // One reading of board `board` now, at `celsius`.
+  void Reading(uint32_t board, float celsius) {
+    HealthSample s;
+    s.at_ns = clock_.NowNanos();
+    s.has_telemetry = true;
+    s.max_temperature_c = celsius;
+    s.spare_pes = 100;
+    Monitor().OnSample(board, s);
+  }
+
+  // Seconds pass with a reading of `celsius` on board 0 every second.
+  void Run(int seconds, float celsius) {
+    for (int i = 0; i < seconds; ++i) {
+      clock_.Advance(kSecond);
+      Reading(0, celsius);
+      Monitor().Tick();
+    }
+  }
+
+  double Metric(const std::string& name) {
+    for (const prometheus::MetricFamily& f : registry_.Collect()) {
+      if (f.name != name) continue;
+      for (const prometheus::ClientMetric& m : f.metric) {
+        if (m.label.size() >= 1 && m.label[0].value == "0") {
+          return f.type == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value;
+        }
+      }
+    }
+    return -1;
+  }
+
+  HealthConfig config_;
+  FakeClock clock_;
+  RecordingActions actions_;
+  prometheus::Registry registry_;
+  telemetry::HealthMetrics metrics_{registry_};
+  std::unique_ptr<HealthMonitor> monitor_;
+};
+
+TEST_F(HealthMonitorTest, AFailDrainsResetsAndTheBoardReturnsToServiceOnceItPasses) {
+  Run(3, 60);
+  EXPECT_TRUE(actions_.done.empty());
+  EXPECT_EQ(Metric("wafer_board_health"), 0);
+  Run(1, 101);  // Critical: an incident opens and drains the board at once.
+  ASSERT_EQ(actions_.done, std::vector<std::string>{"drain 0 evacuate"});
+  BoardHealthReport r = Monitor().Report(0);
+  EXPECT_EQ(r.level, HealthLevel::kFail);
+  ASSERT_TRUE(r.open.has_value());
+  EXPECT_EQ(r.open->code, 102);
+  EXPECT_EQ(r.open->state, IncidentState::kDrained);
+  EXPECT_EQ(r.open->message, "temperature: hottest region 101.0 C, critical at 100 C");
+  EXPECT_EQ(Metric("wafer_board_health"), 2);
+  EXPECT_EQ(Metric("wafer_health_incidents_open"), 1);
+  // The reset comes after the backoff, not before.
+  Run(4, 101);
+  EXPECT_EQ(actions_.done.size(), 1u);
+  Run(1, 101);
+  EXPECT_EQ(actions_.done.back(), "reset 0");
+  EXPECT_EQ(Monitor().Report(0).open->state, IncidentState::kRecovering);
+  // Readings before the board is back do not judge the reset.
+  Run(2, 101);
+  EXPECT_EQ(Monitor().Report(0).open->state, IncidentState::kRecovering);
+  Monitor().OnBoardReady(0);
+  // It passes from then on: 30 s later it returns to service.
+  Run(29, 60);
+  EXPECT_EQ(actions_.done.size(), 2u);
+  Run(1, 60);
+  EXPECT_EQ(actions_.done.back(), "undrain 0");
+  r = Monitor().Report(0);
+  EXPECT_FALSE(r.open.has_value());
+  ASSERT_EQ(r.closed.size(), 1u);
+  EXPECT_EQ(r.closed[0].state, IncidentState::kClosed);
+  EXPECT_EQ(r.closed[0].recoveries, 1u);
+  EXPECT_GT(r.closed[0].closed_unix_ms, r.closed[0].opened_unix_ms);
+  EXPECT_EQ(Metric("wafer_health_incidents_open"), 0);
+  EXPECT_EQ(Metric("wafer_board_health"), 0);
+}
+
+TEST_F(HealthMonitorTest, FailedResetsBackOffThenQuarantineUntilAnOperatorClears) {
+  Run(1, 101);
+  Run(5, 101);
+  ASSERT_EQ(actions_.done, (std::vector<std::string>{"drain 0 evacuate", "reset 0"}));
+  Monitor().OnBoardReady(0);
+  Run(1, 101);  // Still too hot once back: the reset failed; the next waits twice as long.
+  EXPECT_EQ(Monitor().Report(0).open->state, IncidentState::kDrained);
+  Run(9, 101);
+  EXPECT_EQ(actions_.done.size(), 2u);
+  Run(1, 101);
+  EXPECT_EQ(actions_.done.back(), "reset 0");
+  Monitor().OnBoardReady(0);
+  Run(1, 101);
+  BoardHealthReport r = Monitor().Report(0);
+  ASSERT_TRUE(r.open.has_value());
+  EXPECT_EQ(r.open->state, IncidentState::kQuarantined);
+  EXPECT_EQ(r.open->recoveries, 2u);
+  EXPECT_EQ(Metric("wafer_board_quarantined"), 1);
+  // Quarantined: no more resets, however long it stays.
+  Run(120, 101);
+  EXPECT_EQ(actions_.done.size(), 3u);
+  std::string detail;
+  EXPECT_EQ(Monitor().Clear(1, &detail).code(), StatusCode::kNotFound);
+  EXPECT_EQ(detail, "board 1 has no open health incident");
+  EXPECT_EQ(Monitor().Clear(7, &detail).code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(Monitor().Clear(0, &detail).ok());
+  EXPECT_EQ(detail, "board 0: incident 1 cleared, health drain lifted");
+  EXPECT_EQ(actions_.done.back(), "undrain 0");
+  EXPECT_EQ(Metric("wafer_board_quarantined"), 0);
+}
+
+TEST_F(HealthMonitorTest, ABoardThatDoesNotComeBackAfterAResetIsAFailedRecovery) {
+  Run(6, 101);
+  ASSERT_EQ(actions_.done.back(), "reset 0");
+  clock_.Advance(HealthMonitor::kRecoveryTimeoutNs);
+  Monitor().Tick();
+  const BoardHealthReport r = Monitor().Report(0);
+  EXPECT_EQ(r.open->state, IncidentState::kDrained);
+  EXPECT_NE(r.open->last_action.find("did not come back ready"), std::string::npos)
+      << r.open->last_action;
+}
+
+TEST_F(HealthMonitorTest, WarningsAndOtherBoardsDoNotAct) {
+  Run(10, 90);  // WARN only.
+  Reading(1, 60);
+  EXPECT_TRUE(actions_.done.empty());
+  EXPECT_EQ(Monitor().Report(0).level, HealthLevel::kWarn);
+  EXPECT_FALSE(Monitor().Report(0).open.has_value());
+  EXPECT_EQ(Monitor().Report(1).level, HealthLevel::kPass);
+}
+
+TEST_F(HealthMonitorTest, DisabledRulesAreShownButNeverAct) {
+  config_.enabled = false;
+  Run(10, 101);
+  EXPECT_TRUE(actions_.done.empty());
+  EXPECT_EQ(Monitor().Report(0).level, HealthLevel::kFail);
+  EXPECT_EQ(Metric("wafer_board_health"), 2);
+}
+
+TEST_F(HealthMonitorTest, AGracefulDrainModeLetsJobsFinish) {
+  config_.drain_mode = "graceful";
+  Run(1, 101);
+  EXPECT_EQ(actions_.done, std::vector<std::string>{"drain 0 graceful"});
+}
+
+TEST_F(HealthMonitorTest, ATransientFailureClosesWithoutAResetWhenTheBackoffIsLonger) {
+  config_.recovery_backoff_ms = 60'000;
+  Run(1, 101);
+  Run(30, 60);
+  EXPECT_EQ(actions_.done, (std::vector<std::string>{"drain 0 evacuate", "undrain 0"}));
+  EXPECT_FALSE(Monitor().Report(0).open.has_value());
+}
+
+}  // namespace
+}  // namespace wafer::host
