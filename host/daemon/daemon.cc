@@ -63,7 +63,12 @@ DaemonParts::DaemonParts(zmq::context_t& context, const DaemonConfig& config, co
       job_frontend(context, config, clock, access, *store, jobs, scheduler, admission, waits,
                    models, steps, boards, metrics),
       admin_frontend(context, config, clock, access, audit, job_frontend, *store, jobs, scheduler,
-                     steps, models, boards, metrics) {}
+                     steps, models, boards, metrics) {
+  metrics.SetBuildInfo(kWaferdVersion);
+  // Every configured board's series exist from the start, before its first report, so a
+  // dashboard or an alert over a board that never came up has a series to show.
+  for (uint32_t i = 0; i < boards.size(); ++i) metrics.Board(i, 0);
+}
 
 DaemonParts::~DaemonParts() {
   if (loader) loader->Stop();
