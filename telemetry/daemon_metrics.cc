@@ -31,6 +31,7 @@ DaemonMetrics::DaemonMetrics() : registry_(std::make_shared<prometheus::Registry
   scheduler_ = std::make_unique<SchedulerMetrics>(r);
   replicas_ = std::make_unique<ReplicaMetrics>(r);
   health_ = std::make_unique<HealthMetrics>(r);
+  board_signals_ = std::make_unique<BoardSignalMetrics>(r);
   submitted_ = &BuildCounter().Name("wafer_jobs_submitted_total")
                     .Help("Jobs accepted onto the queue, by model.").Register(r);
   finished_ = &BuildCounter().Name("wafer_jobs_finished_total")
@@ -103,6 +104,15 @@ DaemonMetrics::DaemonMetrics() : registry_(std::make_shared<prometheus::Registry
 
 DaemonMetrics::~DaemonMetrics() = default;
 
+void DaemonMetrics::SetBuildInfo(const std::string& version) {
+  BuildGauge()
+      .Name("wafer_build_info")
+      .Help("1, labelled with the version of the waferd that serves these metrics.")
+      .Register(*registry_)
+      .Add({{"version", version}})
+      .Set(1);
+}
+
 Status DaemonMetrics::Serve(const std::string& address, const std::string& user,
                             const std::string& password, std::string* detail) {
   try {
@@ -169,6 +179,7 @@ BoardSeries& DaemonMetrics::Board(uint32_t board, size_t regions) {
     for (const std::string& reason : DrainReasonNames()) {
       s.drained.push_back(&board_drained_->Add({{"board", b}, {"reason", reason}}));
     }
+    board_signals_->AddBoard(board);
   }
   while (s.region_temperature.size() < regions) {
     s.region_temperature.push_back(&region_temp_->Add(

@@ -14,6 +14,7 @@
 #include <prometheus/registry.h>
 
 #include "common/status.h"
+#include "telemetry/board_signal_metrics.h"
 #include "telemetry/health_metrics.h"
 #include "telemetry/replica_metrics.h"
 #include "telemetry/scheduler_metrics.h"
@@ -76,6 +77,9 @@ class DaemonMetrics {
   // afterwards any thread may look it up and increment it.
   prometheus::Counter& Audit(const std::string& event);
 
+  // wafer_build_info{version} = 1: which waferd an instance runs. Call once at startup.
+  void SetBuildInfo(const std::string& version);
+
   prometheus::Gauge& queue_depth() { return *queue_depth_; }
   prometheus::Gauge& jobs_running() { return *jobs_running_; }
   prometheus::Counter& load_bytes() { return *load_bytes_; }
@@ -90,6 +94,9 @@ class DaemonMetrics {
 
   SchedulerMetrics& scheduler() { return *scheduler_; }
   ReplicaMetrics& replicas() { return *replicas_; }
+  // ECC, link CRC, PEs, throttling, thermal trip and firmware per board; Board() creates a
+  // board's series there too.
+  BoardSignalMetrics& board_signals() { return *board_signals_; }
   HealthMetrics& health() { return *health_; }
   prometheus::Registry& registry() { return *registry_; }
 
@@ -129,6 +136,7 @@ class DaemonMetrics {
 
   std::unique_ptr<SchedulerMetrics> scheduler_;
   std::unique_ptr<ReplicaMetrics> replicas_;
+  std::unique_ptr<BoardSignalMetrics> board_signals_;
   std::unique_ptr<HealthMetrics> health_;
   std::map<std::string, ModelSeries> models_;
   std::map<uint32_t, BoardSeries> boards_;

@@ -1,7 +1,8 @@
-// The Grafana dashboard (grafana/dashboards/waferd.json) against the real thing: a real
-// Prometheus scrapes a waferd that has run jobs, every template variable's label_values() query
-// finds its values, and every panel query, with the variables substituted, succeeds and returns
-// data whose labels its legend names. Renaming a metric or a label in telemetry/ fails here.
+// The Grafana dashboards (grafana/dashboards/waferd.json and waferd-board-health.json) against
+// the real thing: a real Prometheus scrapes a waferd (that has run jobs, for the fleet
+// dashboard), every template variable's label_values() query finds its values, and every panel
+// query, with the variables substituted, succeeds and returns data whose labels its legend
+// names. Renaming a metric or a label in telemetry/ fails here.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -29,7 +30,9 @@ using nlohmann::json;
 // covers the whole life of this test's Prometheus, so every rate() spans the jobs below.
 constexpr char kRateInterval[] = "30s";
 
-std::string DashboardPath() { return WAFER_GRAFANA_DIR "/dashboards/waferd.json"; }
+std::string DashboardPath(const std::string& name) {
+  return WAFER_GRAFANA_DIR "/dashboards/" + name;
+}
 
 // A panel query: where it comes from and what it asks.
 struct Target {
@@ -48,6 +51,10 @@ std::vector<Target> PanelTargets(const json& dashboard) {
       const std::string title = p.value("title", "?");
       EXPECT_TRUE(ids.insert(p.value("id", -1)).second) << "duplicate panel id: " << title;
       EXPECT_TRUE(p.contains("gridPos")) << title;
+      for (const char* key : {"h", "w", "x", "y"}) {
+        EXPECT_TRUE(p.value("gridPos", json::object()).value(key, json()).is_number_integer())
+            << title << ": gridPos." << key;
+      }
       if (p.value("type", "") == "row") {
         if (p.contains("panels")) walk(p["panels"]);
         continue;
@@ -132,6 +139,9 @@ class GrafanaDashboardTest : public ::testing::Test {
     return v;
   }
 
+  void CheckDashboard(const std::string& name,
+                      const std::map<std::string, std::string>& expected);
+
   TempDir dir_;  // Declared first: outlives the Prometheus that writes its TSDB into it.
   std::unique_ptr<PrometheusServer> prometheus_;
 };
@@ -161,41 +171,19 @@ bool DropSomeMessages(DaemonHarness& h) {
   return false;
 }
 
-TEST_F(GrafanaDashboardTest, EveryPanelQueryAnswersFromARealPrometheusScrapingWaferd) {
-  // The dashboard's shape.
-  std::ifstream in(DashboardPath());
-  ASSERT_TRUE(in.good()) << DashboardPath();
+// Checks the dashboard file `name` against the running Prometheus: its shape, each template
+// variable offering `expected`'s value, and every panel query answering with finite data that
+// has the labels its legend names.
+void GrafanaDashboardTest::CheckDashboard(const std::string& name,
+                                          const std::map<std::string, std::string>& expected) {
+  SCOPED_TRACE(name);
+  std::ifstream in(DashboardPath(name));
+  ASSERT_TRUE(in.good()) << DashboardPath(name);
   const json dashboard = json::parse(in, nullptr, false);
-  ASSERT_FALSE(dashboard.is_discarded()) << DashboardPath() << " is not JSON";
+  ASSERT_FALSE(dashboard.is_discarded()) << DashboardPath(name) << " is not JSON";
   EXPECT_GE(dashboard.value("schemaVersion", 0), 36);
   const std::vector<Target> targets = PanelTargets(dashboard);
   ASSERT_FALSE(::testing::Test::HasFailure());
-
-  const TempDir& dir = dir_;
-  ASSERT_TRUE(WriteModel(dir.path() + "/tiny", "tiny", 5));
-  DaemonHarness h;
-  ASSERT_EQ(h.Load(dir.path() + "/tiny", "tiny", 4), ErrorCode::kNone);
-  const int metrics_port = h.daemon().metrics_port();
-  ASSERT_GT(metrics_port, 0);
-  // The real value each variable must offer; a variable not listed here fails the test, so a
-  // new variable needs a line here.
-  const std::map<std::string, std::string> expected = {
-      {"instance", "127.0.0.1:" + std::to_string(metrics_port)}, {"model", "tiny"}, {"board", "0"}};
-
-  // Series exist before the first scrape (a counter's rate needs two samples of it) ...
-  RunJobsThenARejection(h, "tiny", 2, 16);
-  ASSERT_TRUE(DropSomeMessages(h)) << "could not make waferd drop a message";
-
-  ASSERT_TRUE(PrometheusInstalled())
-      << "prometheus is not on PATH: run scripts/install-deps (make test does)";
-  prometheus_ = std::make_unique<PrometheusServer>(dir.path(), metrics_port);
-  ASSERT_GT(prometheus_->pid(), 0);
-  const double finished_before = WaitFor("sum(wafer_jobs_finished_total)", 1);
-  ASSERT_GE(finished_before, 1) << "no scrape landed; see " << dir.path() << "/prometheus.log";
-
-  // ... and move after it, so that rates are positive and quantiles finite.
-  RunJobsThenARejection(h, "tiny", 4, 16);
-  ASSERT_GE(WaitFor("sum(wafer_jobs_finished_total)", finished_before + 4), finished_before + 4);
 
   // Template variables, in order (later ones may use earlier ones): each label_values() query
   // must find the metric and offer the real value.
@@ -203,31 +191,41 @@ TEST_F(GrafanaDashboardTest, EveryPanelQueryAnswersFromARealPrometheusScrapingWa
   std::map<std::string, std::string> all;  // Each variable set to "All".
   const std::regex label_values(R"(^\s*label_values\((.+),\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)\s*$)");
   for (const json& v : dashboard.at("templating").at("list")) {
-    const std::string name = v.value("name", "");
+    const std::string var = v.value("name", "");
     const std::string type = v.value("type", "");
     if (type == "datasource") {
-      EXPECT_EQ(name, "DS_PROMETHEUS");
+      EXPECT_EQ(var, "DS_PROMETHEUS");
       EXPECT_EQ(v.value("query", ""), "prometheus");
       continue;
     }
-    ASSERT_EQ(type, "query") << name;
-    ASSERT_TRUE(expected.count(name)) << "no test value for variable $" << name;
-    EXPECT_EQ(v.value("datasource", json::object()).value("uid", ""), "${DS_PROMETHEUS}") << name;
+    ASSERT_EQ(type, "query") << var;
+    ASSERT_TRUE(expected.count(var)) << "no test value for variable $" << var;
+    EXPECT_EQ(v.value("datasource", json::object()).value("uid", ""), "${DS_PROMETHEUS}") << var;
     // Grafana 9+ stores {"query": "label_values(...)", "refId": ...}; older ones a string.
     const json q = v.value("query", json());
     const std::string query = q.is_string() ? q.get<std::string>() : q.value("query", "");
     std::smatch m;
-    ASSERT_TRUE(std::regex_match(query, m, label_values)) << name << ": " << query;
+    ASSERT_TRUE(std::regex_match(query, m, label_values)) << var << ": " << query;
     const std::string selector = Substitute(m[1].str(), one);
-    ASSERT_EQ(selector.find('$'), std::string::npos) << name << ": " << selector;
+    ASSERT_EQ(selector.find('$'), std::string::npos) << var << ": " << selector;
     json values =
         Api("/api/v1/label/" + m[2].str() + "/values?match[]=" + UrlEncode(selector))["data"];
-    ASSERT_TRUE(values.is_array()) << name;
-    EXPECT_NE(std::find(values.begin(), values.end(), expected.at(name)), values.end())
-        << "$" << name << " from " << query << " offers " << values.dump();
-    one[name] = RegexEscape(expected.at(name));
-    all[name] = v.value("includeAll", false) ? v.value("allValue", ".*") : one[name];
+    ASSERT_TRUE(values.is_array()) << var;
+    EXPECT_NE(std::find(values.begin(), values.end(), expected.at(var)), values.end())
+        << "$" << var << " from " << query << " offers " << values.dump();
+    one[var] = RegexEscape(expected.at(var));
+    all[var] = v.value("includeAll", false) ? v.value("allValue", ".*") : one[var];
   }
+
+  // The metric names each query uses.
+  const std::regex metric(R"(\bwafer_[a-z0-9_]+)");
+  auto names_in = [&metric](const std::string& expr) {
+    std::set<std::string> names;
+    for (std::sregex_iterator it(expr.begin(), expr.end(), metric), end; it != end; ++it) {
+      names.insert(it->str());
+    }
+    return names;
+  };
 
   // Every panel query, with each variable set to its real value, then to All.
   for (const auto* values : {&one, &all}) {
@@ -235,7 +233,7 @@ TEST_F(GrafanaDashboardTest, EveryPanelQueryAnswersFromARealPrometheusScrapingWa
       const std::string expr = Substitute(t.expr, *values);
       SCOPED_TRACE(t.panel + ": " + expr);
       EXPECT_EQ(expr.find('$'), std::string::npos) << "unknown variable";
-      const json result = Query(expr);
+      const json result = Query(expr);  // Fails the test unless Prometheus accepts the query.
       EXPECT_FALSE(result.empty()) << "no data";
       if (result.empty()) continue;
       bool finite = false;
@@ -257,17 +255,59 @@ TEST_F(GrafanaDashboardTest, EveryPanelQueryAnswersFromARealPrometheusScrapingWa
   // Every metric the dashboard names exists in Prometheus (belt and braces for `or` and
   // comparisons that could hide an empty operand).
   std::set<std::string> names;
-  const std::regex metric(R"(\bwafer_[a-z0-9_]+)");
-  for (const Target& t : targets) {
-    for (std::sregex_iterator it(t.expr.begin(), t.expr.end(), metric), end; it != end; ++it) {
-      names.insert(it->str());
-    }
-  }
-  for (const std::string& name : names) {
-    json series = Api("/api/v1/series?match[]=" + UrlEncode(name))["data"];
-    EXPECT_TRUE(series.is_array() && !series.empty()) << name << " is not in Prometheus";
+  for (const Target& t : targets) names.merge(names_in(t.expr));
+  for (const std::string& n : names) {
+    json series = Api("/api/v1/series?match[]=" + UrlEncode(n))["data"];
+    EXPECT_TRUE(series.is_array() && !series.empty()) << n << " is not in Prometheus";
   }
 }
 
+TEST_F(GrafanaDashboardTest, EveryFleetPanelQueryAnswersFromARealPrometheusScrapingWaferd) {
+  const TempDir& dir = dir_;
+  ASSERT_TRUE(WriteModel(dir.path() + "/tiny", "tiny", 5));
+  DaemonHarness h;
+  ASSERT_EQ(h.Load(dir.path() + "/tiny", "tiny", 4), ErrorCode::kNone);
+  const int metrics_port = h.daemon().metrics_port();
+  ASSERT_GT(metrics_port, 0);
+
+  // Series exist before the first scrape (a counter's rate needs two samples of it) ...
+  RunJobsThenARejection(h, "tiny", 2, 16);
+  ASSERT_TRUE(DropSomeMessages(h)) << "could not make waferd drop a message";
+
+  ASSERT_TRUE(PrometheusInstalled())
+      << "prometheus is not on PATH: run scripts/install-deps (make test does)";
+  prometheus_ = std::make_unique<PrometheusServer>(dir.path(), metrics_port);
+  ASSERT_GT(prometheus_->pid(), 0);
+  const double finished_before = WaitFor("sum(wafer_jobs_finished_total)", 1);
+  ASSERT_GE(finished_before, 1) << "no scrape landed; see " << dir.path() << "/prometheus.log";
+
+  // ... and move after it, so that rates are positive and quantiles finite.
+  RunJobsThenARejection(h, "tiny", 4, 16);
+  ASSERT_GE(WaitFor("sum(wafer_jobs_finished_total)", finished_before + 4), finished_before + 4);
+
+  // The real value each variable must offer; a variable not listed here fails the test, so a
+  // new variable needs a line here.
+  CheckDashboard("waferd.json",
+                 {{"instance", "127.0.0.1:" + std::to_string(metrics_port)},
+                  {"model", "tiny"},
+                  {"board", "0"}});
+}
+
+TEST_F(GrafanaDashboardTest, EveryBoardHealthPanelQueryAnswersFromARealPrometheusScrapingWaferd) {
+  // The board signals exist from startup (counters at 0, which rate() makes a finite 0): a
+  // daemon with its board up is all this dashboard needs.
+  DaemonHarness h;
+  const int metrics_port = h.daemon().metrics_port();
+  ASSERT_GT(metrics_port, 0);
+  ASSERT_TRUE(PrometheusInstalled())
+      << "prometheus is not on PATH: run scripts/install-deps (make test does)";
+  prometheus_ = std::make_unique<PrometheusServer>(dir_.path(), metrics_port);
+  ASSERT_GT(prometheus_->pid(), 0);
+  // A rate needs two samples in its window, the firmware series a board that answered Identify.
+  ASSERT_GE(WaitFor("count_over_time(wafer_board_firmware_info{board=\"0\"}[1m])", 3), 3)
+      << "no scrapes landed; see " << dir_.path() << "/prometheus.log";
+  CheckDashboard("waferd-board-health.json",
+                 {{"instance", "127.0.0.1:" + std::to_string(metrics_port)}, {"board", "0"}});
+}
 }  // namespace
 }  // namespace wafer::testing

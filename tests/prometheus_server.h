@@ -24,13 +24,19 @@ inline bool PrometheusInstalled() {
 // scrape lands about 6 s later (target discovery is throttled to 5 s), so poll for data.
 class PrometheusServer {
  public:
-  // Writes `dir`/prometheus.yml (scrape 127.0.0.1:`target_port` every second as job "waferd")
-  // and starts Prometheus with its log in `dir`/prometheus.log. pid() <= 0 if fork failed.
-  PrometheusServer(const std::string& dir, int target_port) : port_(FreeLoopbackPort()) {
-    std::ofstream(dir + "/prometheus.yml")
-        << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        << "scrape_configs:\n  - job_name: waferd\n    static_configs:\n"
-        << "      - targets: ['127.0.0.1:" << target_port << "']\n";
+  // Writes `dir`/prometheus.yml (scrape 127.0.0.1:`target_port` every second as job "waferd",
+  // evaluate the rule files `rule_files` every second) and starts Prometheus with its log in
+  // `dir`/prometheus.log. pid() <= 0 if fork failed.
+  PrometheusServer(const std::string& dir, int target_port,
+                   const std::vector<std::string>& rule_files = {})
+      : port_(FreeLoopbackPort()) {
+    std::ofstream config(dir + "/prometheus.yml");
+    config << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+           << "scrape_configs:\n  - job_name: waferd\n    static_configs:\n"
+           << "      - targets: ['127.0.0.1:" << target_port << "']\n";
+    if (!rule_files.empty()) config << "rule_files:\n";
+    for (const std::string& file : rule_files) config << "  - '" << file << "'\n";
+    config.close();
     const std::vector<std::string> argv = {
         "prometheus", "--config.file=" + dir + "/prometheus.yml",
         "--storage.tsdb.path=" + dir + "/tsdb",

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "host/frontend/admin_frontend.h"
 #include "tests/daemon_harness.h"
 #include "tests/http_get.h"
 #include "tests/prometheus_server.h"
@@ -25,6 +26,12 @@ double QueryValue(const std::string& json) {
   return std::stod(json.substr(q1 + 1, q2 - q1 - 1));
 }
 
+// The value of the sample `series` (name and labels exactly as /metrics prints them), or -1.
+double SampleValue(const std::string& text, const std::string& series) {
+  const size_t at = text.find("\n" + series + " ");
+  return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size() + 2));
+}
+
 TEST(PrometheusTest, MetricsPassPromtoolAndAPrometheusSeesCountersMove) {
   TempDir dir;
   ASSERT_TRUE(WriteModel(dir.path() + "/tiny", "tiny", 5));
@@ -41,9 +48,25 @@ TEST(PrometheusTest, MetricsPassPromtoolAndAPrometheusSeesCountersMove) {
        {"wafer_jobs_submitted_total", "wafer_jobs_finished_total", "wafer_tokens_generated_total",
         "wafer_job_time_to_first_token_seconds_bucket", "wafer_job_inter_token_seconds_bucket",
         "wafer_scheduler_queue_depth", "wafer_board_state", "wafer_board_max_temperature_celsius",
-        "wafer_jobs_rejected_total"}) {
+        "wafer_jobs_rejected_total", "wafer_board_ecc_errors_total",
+        "wafer_board_link_crc_errors_total", "wafer_board_pes", "wafer_board_throttled",
+        "wafer_board_thermal_trip", "wafer_board_firmware_info", "wafer_build_info"}) {
     EXPECT_NE(text.find(name), std::string::npos) << name;
   }
+  // The health signals: the daemon's version, and PE counts that add up as the firmware's
+  // geometry does (physical = usable + spare + failed) on a board that has booted.
+  EXPECT_EQ(SampleValue(text, std::string("wafer_build_info{version=\"") + kWaferdVersion + "\"}"),
+            1);
+  const auto pes = [&text](const char* kind) {
+    return SampleValue(text, std::string("wafer_board_pes{board=\"0\",kind=\"") + kind + "\"}");
+  };
+  EXPECT_GT(pes("usable"), 0);
+  EXPECT_GE(pes("spare"), 0);
+  EXPECT_GE(pes("failed"), 0);
+  EXPECT_EQ(pes("physical"), pes("usable") + pes("spare") + pes("failed"));
+  EXPECT_EQ(SampleValue(text, "wafer_board_ecc_errors_total{board=\"0\",kind=\"uncorrected\"}"),
+            0);
+  EXPECT_EQ(SampleValue(text, "wafer_board_throttled{board=\"0\"}"), 0);
   const std::string metrics_file = dir.path() + "/metrics.txt";
   std::ofstream(metrics_file) << text;
   EXPECT_EQ(RunProgram({"/bin/sh", "-c", "promtool check metrics < " + metrics_file},

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "common/net/owned_channel.h"
+#include "host/boards/board_signals.h"
 
 namespace wafer::host {
 namespace {
@@ -102,6 +103,11 @@ BoardState BoardManager::ApplyUpdate(Board& board, const BoardUpdate& update) {
     series.power->Set(update.telemetry.power_w);
     series.sram_used->Set(static_cast<double>(update.telemetry.sram_used_bytes));
     series.sram_capacity->Set(static_cast<double>(update.telemetry.sram_total_bytes));
+    metrics_.board_signals().Record(board.index, ToBoardSignals(board.identity, update.telemetry));
+  }
+  if (update.online) {
+    metrics_.board_signals().SetFirmware(board.index, board.identity.firmware_version,
+                                         board.identity.active_firmware_slot);
   }
   if (previous != board.state) {
     std::fprintf(stderr, "waferd: board %u %s -> %s (%s)\n", board.index, BoardStateName(previous),

@@ -143,9 +143,11 @@ class Driver {
     }
     if (t->state != BoardBootState::kReady) {
       // A board process that died and came back before we noticed (the link reconnects by
-      // itself) answers from power-on, with none of our models: it is a lost board.
+      // itself) answers from power-on, with none of our models: it is a lost board. A board
+      // that faulted (a thermal trip) says why in this reading: it goes with the report.
       MarkOffline(std::string("board left the ready state behind our back (now ") +
-                  BoardBootStateName(t->state) + ")");
+                      BoardBootStateName(t->state) + ")",
+                  &*t);
       return;
     }
     auto update = std::make_unique<WorkerEvent>(BoardUpdate{});
@@ -378,15 +380,17 @@ class Driver {
     return t.ok() && t->state == BoardBootState::kReady;
   }
 
-  void MarkOffline(const std::string& why) {
+  // `last`, when given, is the board's final reading, reported with the loss.
+  void MarkOffline(const std::string& why, const BoardTelemetry* last = nullptr) {
     online_ = false;  // First: the stage under way is not unloaded over a dead link.
     AbandonStaging("went offline while staging (" + why + ")");
     link_.reset();  // Reconnect from scratch next time.
     last_attempt_ns_ = clock_.NowNanos();
-    Report(false, BoardBootState::kPowerOn, why);
+    Report(false, BoardBootState::kPowerOn, why, last);
   }
 
-  void Report(bool online, BoardBootState state, const std::string& detail) {
+  void Report(bool online, BoardBootState state, const std::string& detail,
+              const BoardTelemetry* telemetry = nullptr) {
     auto update = std::make_unique<WorkerEvent>(BoardUpdate{});
     BoardUpdate& u = std::get<BoardUpdate>(*update);
     u.board = index_;
@@ -394,6 +398,10 @@ class Driver {
     u.boot_state = state;
     u.detail = detail;
     u.identity = identity_;
+    if (telemetry != nullptr) {
+      u.telemetry = *telemetry;
+      u.has_telemetry = true;
+    }
     u.firmware_rollbacks = firmware_rollbacks_;
     u.heartbeat_misses = heartbeat_misses_;
     Send(std::move(update));

@@ -126,6 +126,8 @@ struct BoardUpdate {
   std::string detail;
   BoardIdentity identity;
   BoardTelemetry telemetry;
+  // `telemetry` holds a reading: in every report of a ready board, and in the report of a board
+  // found out of the ready state (its final reading: a thermal trip shows there).
   bool has_telemetry = false;
   // kImageRolledBack records seen in the firmware's log since the worker started (read after
   // each boot).

@@ -65,7 +65,12 @@ DaemonParts::DaemonParts(zmq::context_t& context, const DaemonConfig& config, co
       admin_frontend(context, config, clock, access, audit, job_frontend, *store, jobs, scheduler,
                      steps, models, boards, health, metrics),
       health_actions(boards, models),
-      health(config.health, clock, config.boards.size(), health_actions, metrics.health()) {}
+      health(config.health, clock, config.boards.size(), health_actions, metrics.health()) {
+  metrics.SetBuildInfo(kWaferdVersion);
+  // Every configured board's series exist from the start, before its first report, so a
+  // dashboard or an alert over a board that never came up has a series to show.
+  for (uint32_t i = 0; i < boards.size(); ++i) metrics.Board(i, 0);
+}
 
 DaemonParts::~DaemonParts() {
   if (loader) loader->Stop();

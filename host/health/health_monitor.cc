@@ -32,6 +32,9 @@ HealthMonitor::HealthMonitor(const HealthConfig& config, const Clock& clock, siz
     ExportIncident(i, b);
     for (const char* outcome : {"attempted", "succeeded", "failed"}) metrics_.Recoveries(i, outcome);
   }
+  for (const HealthCode& code : HealthCatalog()) {
+    if (code.level == HealthLevel::kFail) metrics_.Incidents(code.name);  // At 0.
+  }
 }
 
 int64_t HealthMonitor::Backoff(uint32_t recoveries) const {
