@@ -224,6 +224,18 @@ TEST(HealthTest, WithNoResetAllowedTheBoardIsQuarantinedUntilAnOperatorClearsIt)
   EXPECT_EQ(j["boards"][1]["incident"]["state"], "quarantined");
   EXPECT_EQ(j["boards"][0]["level"], "PASS");
   EXPECT_EQ(Ctl(*h, {"health", "7"}, dir.path(), &out), 1) << out;
+  // A cluster scheduler sees it in Capacity and routes around the board.
+  CapacityReply capacity;
+  ASSERT_TRUE(h->NewJobClient()->QueryCapacity(&capacity, kTimeoutMs).ok());
+  ASSERT_EQ(capacity.boards.size(), 2u);
+  EXPECT_FALSE(capacity.healthy);
+  EXPECT_EQ(capacity.boards[1].health, 2);
+  EXPECT_TRUE(capacity.boards[1].drained);
+  EXPECT_EQ(capacity.boards[1].drain, "health incident (evacuate)");
+  EXPECT_EQ(capacity.boards[1].incident_code, 131);
+  EXPECT_EQ(capacity.boards[1].incident, "ECC_UNCORRECTABLE");
+  EXPECT_EQ(capacity.boards[0].health, 0);
+  EXPECT_FALSE(capacity.boards[0].drained);
 
   // Jobs go to board 0 meanwhile; an operator drains board 1 too, then clears the incident:
   // only the health reason goes.

@@ -86,7 +86,8 @@ const char* kUsage =
     "                                  per priority class jobs queued and the expected wait of\n"
     "                                  a new job (measured: false while a guess), and per\n"
     "                                  replica its boards, slots, running jobs and whether it\n"
-    "                                  takes new jobs (serving)\n"
+    "                                  takes new jobs (serving); per board its health, drain\n"
+    "                                  and open incident\n"
     "  jobs [list] [--tenant T] [--state queued|running|finished|unfinished|all] [--limit N]\n"
     "                                  the daemon's jobs: queued ones by queue position, then\n"
     "                                  running, then finished (newest first); default state\n"
@@ -556,8 +557,16 @@ int Main(int argc, char** argv) {
                         {"context_length", m.context_length}, {"ready", m.ready},
                         {"classes", classes}, {"replicas", replicas}});
     }
+    json boards = json::array();
+    for (const BoardCapacity& b : r.boards) {
+      static const char* kLevels[] = {"PASS", "WARN", "FAIL"};
+      boards.push_back({{"board", b.board}, {"health", kLevels[std::min<uint8_t>(b.health, 2)]},
+                        {"drained", b.drained}, {"drain", b.drain},
+                        {"incident_code", b.incident_code}, {"incident", b.incident}});
+    }
     json out{{"ok", true}, {"models", models}, {"queue_depth", r.queue_depth},
-             {"queue_limit", r.queue_limit}, {"healthy", r.healthy}, {"draining", r.draining}};
+             {"queue_limit", r.queue_limit}, {"healthy", r.healthy}, {"draining", r.draining},
+             {"boards", boards}};
     std::cout << (args.json ? out.dump(-1, ' ', false, json::error_handler_t::replace) : out.dump(2)) << "\n";
     return kExitOk;
   }

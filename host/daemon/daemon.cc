@@ -61,7 +61,7 @@ DaemonParts::DaemonParts(zmq::context_t& context, const DaemonConfig& config, co
       models(config, clock, *store, boards, scheduler, steps, admin_frontend, loader_channel,
              metrics),
       job_frontend(context, config, clock, access, *store, jobs, scheduler, admission, waits,
-                   models, steps, boards, metrics),
+                   models, steps, boards, health, metrics),
       admin_frontend(context, config, clock, access, audit, job_frontend, *store, jobs, scheduler,
                      steps, models, boards, health, metrics),
       health_actions(boards, models),

@@ -15,7 +15,7 @@ JobFrontend::JobFrontend(zmq::context_t& context, const DaemonConfig& config, co
                          const AccessPolicy& access, JobStore& store, JobTable& jobs,
                          Scheduler& scheduler, Admission& admission, const WaitEstimator& waits,
                          ModelManager& models, StepLoop& steps, BoardManager& boards,
-                         telemetry::DaemonMetrics& metrics)
+                         const HealthMonitor& health, telemetry::DaemonMetrics& metrics)
     : config_(config),
       clock_(clock),
       store_(store),
@@ -26,6 +26,7 @@ JobFrontend::JobFrontend(zmq::context_t& context, const DaemonConfig& config, co
       models_(models),
       steps_(steps),
       boards_(boards),
+      health_(health),
       metrics_(metrics),
       socket_(context, "job", kJobZapDomain, access, metrics) {}
 
@@ -447,7 +448,20 @@ void JobFrontend::OnCapacity(const std::string& peer, const CapacityQuery& query
   reply.draining = !accepting_;
   reply.healthy = boards_.size() > 0;
   for (uint32_t i = 0; i < boards_.size(); ++i) {
-    reply.healthy &= boards_.at(i).state == BoardState::kReady;
+    const Board& board = boards_.at(i);
+    const BoardHealthReport health = health_.Report(i);
+    BoardCapacity b;
+    b.board = i;
+    b.health = static_cast<uint8_t>(health.level);
+    b.drained = board.drain.drained();
+    b.drain = board.drain.Describe();
+    if (health.open) {
+      b.incident_code = health.open->code;
+      const HealthCode* code = FindHealthCode(health.open->code);
+      b.incident = code != nullptr ? code->name : "";
+    }
+    reply.healthy &= board.state == BoardState::kReady && health.level != HealthLevel::kFail;
+    reply.boards.push_back(std::move(b));
   }
   // One entry per model name: slots summed over its replicas, ready when any replica takes jobs.
   std::vector<std::string> names;

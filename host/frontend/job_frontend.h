@@ -18,6 +18,7 @@
 
 #include "common/clock.h"
 #include "host/boards/board_manager.h"
+#include "host/health/health_monitor.h"
 #include "host/config/daemon_config.h"
 #include "host/serving/model_manager.h"
 #include "host/serving/job_replies.h"
@@ -45,7 +46,7 @@ class JobFrontend final : public JobReplies {
               const AccessPolicy& access, JobStore& store, JobTable& jobs, Scheduler& scheduler,
               Admission& admission, const WaitEstimator& waits,
               ModelManager& models, StepLoop& steps, BoardManager& boards,
-              telemetry::DaemonMetrics& metrics);
+              const HealthMonitor& health, telemetry::DaemonMetrics& metrics);
 
   // See RouterSocket::Bind (CURVE when `curve_secret_key` is not empty).
   Status Bind(const std::string& curve_secret_key, std::string* detail);
@@ -109,6 +110,7 @@ class JobFrontend final : public JobReplies {
   ModelManager& models_;
   StepLoop& steps_;
   BoardManager& boards_;
+  const HealthMonitor& health_;
   telemetry::DaemonMetrics& metrics_;
   RouterSocket socket_;
   bool accepting_ = true;

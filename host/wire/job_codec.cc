@@ -119,9 +119,16 @@ struct Encoder {
                                                c.context_length, c.ready, class_vec, replica_vec));
     }
     auto vec = b.CreateVector(models);
+    std::vector<fb::Offset<wj::BoardCapacity>> boards;
+    for (const BoardCapacity& x : m.boards) {
+      boards.push_back(wj::CreateBoardCapacity(b, x.board, x.health, x.drained,
+                                               b.CreateString(x.drain), x.incident_code,
+                                               b.CreateString(x.incident)));
+    }
+    auto board_vec = b.CreateVector(boards);
     return {wj::JobMessage::CapacityReply,
             wj::CreateCapacityReply(b, m.request_tag, vec, m.queue_depth, m.queue_limit,
-                                    m.healthy, m.draining)
+                                    m.healthy, m.draining, board_vec)
                 .Union()};
   }
   std::pair<wj::JobMessage, fb::Offset<void>> operator()(const Heartbeat& m) {
@@ -284,6 +291,12 @@ bool DecodeJob(std::span<const std::byte> frame, JobMessage* out, DecodeError* e
       r.queue_limit = m->queue_limit();
       r.healthy = m->healthy();
       r.draining = m->draining();
+      if (m->boards() != nullptr) {
+        for (const wj::BoardCapacity* x : *m->boards()) {
+          r.boards.push_back(BoardCapacity{x->board(), x->health(), x->drained(), Str(x->drain()),
+                                           x->incident_code(), Str(x->incident())});
+        }
+      }
       *out = std::move(r);
       return true;
     }

@@ -203,6 +203,15 @@ struct ModelCapacity {
   std::vector<ReplicaCapacity> replicas;  // In load order.
 };
 
+struct BoardCapacity {
+  uint32_t board = 0;
+  uint8_t health = 0;  // 0 PASS, 1 WARN, 2 FAIL.
+  bool drained = false;
+  std::string drain;
+  uint16_t incident_code = 0;
+  std::string incident;
+};
+
 struct CapacityReply {
   uint64_t request_tag = 0;
   std::vector<ModelCapacity> models;
@@ -210,6 +219,7 @@ struct CapacityReply {
   uint32_t queue_limit = 0;
   bool healthy = false;
   bool draining = false;
+  std::vector<BoardCapacity> boards;
 };
 
 using JobMessage =
