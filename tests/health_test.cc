@@ -24,8 +24,10 @@ const std::string kBin = WAFER_BIN_DIR;
 
 // Two embedded boards, real-time pacing (a job is still running when the test looks), health
 // rules that act within a second or two. `max_recoveries` 0: a FAIL quarantines at once.
-std::unique_ptr<DaemonHarness> TwoBoards(uint32_t max_recoveries) {
-  return std::make_unique<DaemonHarness>([max_recoveries](DaemonConfig& c) {
+// `store` (when not empty) is the job store's path, for a test that restarts the daemon.
+std::unique_ptr<DaemonHarness> TwoBoards(uint32_t max_recoveries, const std::string& store = "") {
+  return std::make_unique<DaemonHarness>([max_recoveries, store](DaemonConfig& c) {
+    if (!store.empty()) c.store.path = store;
     c.boards.resize(2);
     for (size_t i = 0; i < c.boards.size(); ++i) {
       c.boards[i].endpoint = "inproc://health-board" + std::to_string(i);
@@ -253,6 +255,45 @@ TEST(HealthTest, WithNoResetAllowedTheBoardIsQuarantinedUntilAnOperatorClearsIt)
   EXPECT_NE(out.find("no open health incident"), std::string::npos) << out;
   ASSERT_EQ(Operate(*h, DrainBoard{0, 1, false, true}).code, ErrorCode::kNone);
   EXPECT_EQ(Health(*h).boards[1].drain, "");
+}
+
+TEST(HealthTest, AQuarantineAndAnOperatorsDrainSurviveARestart) {
+  TempDir dir;
+  ASSERT_TRUE(WriteModel(dir.path() + "/tiny", "tiny", 5));
+  const std::string store = dir.path() + "/jobs.db";
+  uint64_t incident = 0;
+  {
+    auto h = TwoBoards(0, store);
+    LoadReplicas(*h, dir.path() + "/tiny");
+    ASSERT_EQ(Operate(*h, Uncorrectable(1)).code, ErrorCode::kNone);
+    const HealthReply r = WaitForHealth(*h, [](const HealthReply& x) {
+      return x.boards[1].open && x.boards[1].open->state == "quarantined";
+    });
+    ASSERT_TRUE(r.boards[1].open.has_value());
+    incident = r.boards[1].open->id;
+    ASSERT_EQ(Operate(*h, DrainBoard{0, 0, true, false}).code, ErrorCode::kNone);
+  }
+  {
+    auto h = TwoBoards(0, store);
+    const HealthReply r = Health(*h);
+    ASSERT_TRUE(r.boards[1].open.has_value());
+    EXPECT_EQ(r.boards[1].open->id, incident);
+    EXPECT_EQ(r.boards[1].open->state, "quarantined");
+    EXPECT_EQ(r.boards[1].open->code, 131);
+    EXPECT_EQ(r.boards[1].drain, "health incident (evacuate)");
+    EXPECT_EQ(r.boards[0].drain, "operator (evacuate)");
+    EXPECT_FALSE(r.boards[0].open.has_value());
+    // Cleared and undrained, nothing is left to restore.
+    std::string out;
+    EXPECT_EQ(Ctl(*h, {"health", "--clear", "1"}, dir.path(), &out), 0) << out;
+    ASSERT_EQ(Operate(*h, DrainBoard{0, 0, false, true}).code, ErrorCode::kNone);
+  }
+  auto h = TwoBoards(0, store);
+  const HealthReply r = Health(*h);
+  for (const BoardHealthInfo& b : r.boards) {
+    EXPECT_FALSE(b.open.has_value()) << b.board;
+    EXPECT_EQ(b.drain, "") << b.board;
+  }
 }
 
 }  // namespace

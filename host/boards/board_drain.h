@@ -31,6 +31,10 @@ class BoardDrain {
 
   bool drained() const;
   bool Has(DrainReason reason) const { return reasons_[Index(reason)].has_value(); }
+  // The mode `reason` holds; kGraceful when it is not held.
+  DrainMode ModeOf(DrainReason reason) const {
+    return reasons_[Index(reason)].value_or(DrainMode::kGraceful);
+  }
   // kEvacuate when any reason evacuates; kGraceful otherwise (and when not drained).
   DrainMode mode() const;
   // "operator (graceful), health incident (evacuate)"; empty when not drained.

@@ -129,6 +129,7 @@ bool BoardManager::Drain(uint32_t index, DrainReason reason, DrainMode mode) {
   Board& board = at(index);
   const bool changed = board.drain.Add(reason, mode);
   ExportDrain(board);
+  if (drain_recorder_) drain_recorder_(board);
   if (changed) {
     std::fprintf(stderr, "waferd: board %u drained: %s\n", index, board.drain.Describe().c_str());
     if (drain_listener_) drain_listener_(board);
@@ -141,6 +142,7 @@ bool BoardManager::Undrain(uint32_t index, DrainReason reason) {
   Board& board = at(index);
   const bool changed = board.drain.Remove(reason);
   ExportDrain(board);
+  if (drain_recorder_) drain_recorder_(board);
   if (changed) {
     const std::string left = board.drain.Describe();
     std::fprintf(stderr, "waferd: board %u %s drain lifted%s%s\n", index, DrainReasonName(reason),

@@ -99,6 +99,11 @@ class BoardManager {
   void set_drain_listener(std::function<void(Board&)> listener) {
     drain_listener_ = std::move(listener);
   }
+  // Called after every Drain or Undrain, changed or not, with the board's reasons as they are
+  // now (the daemon keeps them in its store).
+  void set_drain_recorder(std::function<void(const Board&)> recorder) {
+    drain_recorder_ = std::move(recorder);
+  }
 
  private:
   // Sets wafer_board_drained{board, reason} from `board`'s drain.
@@ -117,6 +122,7 @@ class BoardManager {
   std::vector<Slot> boards_;
   BoardHealthHook health_hook_;
   std::function<void(Board&)> drain_listener_;
+  std::function<void(const Board&)> drain_recorder_;
 };
 
 }  // namespace wafer::host

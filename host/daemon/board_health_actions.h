@@ -7,15 +7,24 @@
 
 #include "host/boards/board_manager.h"
 #include "host/health/health_monitor.h"
+#include "host/jobs/job_store.h"
 #include "host/serving/model_manager.h"
 
 namespace wafer::host {
 
+// What of `board` a restart must find again: its operator drain and `health`'s open incident.
+StoredBoardState StoredStateOf(const Board& board, const HealthMonitor& health);
+// The stored state made live again on a restarted daemon: the operator's drain, the incident.
+void RestoreBoardState(const StoredBoardState& stored, BoardManager& boards,
+                       HealthMonitor& health);
+
 class BoardHealthActions final : public HealthActions {
  public:
-  // REQUIRES: both outlive this (`models` need only be constructed before the first action).
-  BoardHealthActions(BoardManager& boards, ModelManager& models)
-      : boards_(boards), models_(models) {}
+  // REQUIRES: all outlive this (`models` and `health` need only be constructed before the first
+  // action).
+  BoardHealthActions(BoardManager& boards, ModelManager& models, JobStore& store,
+                     const HealthMonitor& health)
+      : boards_(boards), models_(models), store_(store), health_(health) {}
 
   void Drain(uint32_t board, bool evacuate) override {
     boards_.Drain(board, DrainReason::kHealthIncident,
@@ -23,10 +32,16 @@ class BoardHealthActions final : public HealthActions {
   }
   void Undrain(uint32_t board) override { boards_.Undrain(board, DrainReason::kHealthIncident); }
   void Reset(uint32_t board) override { models_.ResetBoard(board, "", 0); }
+  void IncidentChanged(uint32_t board) override {
+    // Written now, durable at the loop's next commit.
+    store_.BoardStateChanged(StoredStateOf(boards_.at(board), health_)).IgnoreError();
+  }
 
  private:
   BoardManager& boards_;
   ModelManager& models_;
+  JobStore& store_;
+  const HealthMonitor& health_;
 };
 
 // `board`'s latest readings and counters as the health rules read them, at `now_ns`.

@@ -64,7 +64,7 @@ DaemonParts::DaemonParts(zmq::context_t& context, const DaemonConfig& config, co
                    models, steps, boards, health, metrics),
       admin_frontend(context, config, clock, access, audit, job_frontend, *store, jobs, scheduler,
                      steps, models, boards, health, metrics),
-      health_actions(boards, models),
+      health_actions(boards, models, *store, health),
       health(config.health, clock, config.boards.size(), health_actions, metrics.health()) {
   metrics.SetBuildInfo(kWaferdVersion);
   // Every configured board's series exist from the start, before its first report, so a
@@ -159,6 +159,10 @@ Status Daemon::Create(zmq::context_t& context, const DaemonConfig& config, const
   p.loader->Start();
   WAFER_RETURN_IF_ERROR(p.boards.Start(detail));
   p.boards.set_drain_listener([&p](Board& board) { p.steps.OnDrainChanged(board); });
+  // An operator's drain, like a health incident, outlives a restart.
+  p.boards.set_drain_recorder([&p](const Board& board) {
+    p.store->BoardStateChanged(StoredStateOf(board, p.health)).IgnoreError();
+  });
   for (const ModelLoadConfig& m : config.models) {
     LoadRequest request;
     request.name = m.name;
@@ -175,6 +179,10 @@ Status Daemon::Create(zmq::context_t& context, const DaemonConfig& config, const
 
 void Daemon::Recover() {
   DaemonParts& p = *parts_;
+  // Drains and open health incidents first: no new work reaches those boards meanwhile.
+  for (const StoredBoardState& stored : p.store->BoardStates()) {
+    RestoreBoardState(stored, p.boards, p.health);
+  }
   // Models loaded at run time (waferctl load) before the restart load again, every replica;
   // the config's own, started above, win over stored loads of the same name.
   std::set<std::string> configured;

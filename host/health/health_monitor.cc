@@ -101,6 +101,7 @@ void HealthMonitor::Open(uint32_t board, BoardState& b, const RuleResult& fail, 
   actions_.Drain(board, config_.drain_mode == "evacuate");
   metrics_.Incidents(code != nullptr ? code->name : "UNKNOWN").Increment();
   ExportIncident(board, b);
+  actions_.IncidentChanged(board);
   std::fprintf(stderr, "waferd: board %u health incident %llu opened: %u %s: %s; %s\n", board,
                static_cast<unsigned long long>(b.open->id), fail.code,
                code != nullptr ? code->name : "?", b.open->message.c_str(),
@@ -124,6 +125,7 @@ void HealthMonitor::RecoveryFailed(uint32_t board, BoardState& b, int64_t now,
                            std::to_string(Backoff(incident.recoveries) / 1'000'000) + " ms";
   }
   ExportIncident(board, b);
+  actions_.IncidentChanged(board);
   std::fprintf(stderr, "waferd: board %u health incident %llu: %s\n", board,
                static_cast<unsigned long long>(incident.id), incident.last_action.c_str());
 }
@@ -136,6 +138,7 @@ void HealthMonitor::Close(uint32_t board, BoardState& b, const std::string& why)
   incident.last_action = why;
   actions_.Undrain(board);
   ExportIncident(board, b);
+  actions_.IncidentChanged(board);
   std::fprintf(stderr, "waferd: board %u health incident %llu closed: %s\n", board,
                static_cast<unsigned long long>(incident.id), why.c_str());
   b.closed.push_front(std::move(incident));
@@ -182,6 +185,7 @@ void HealthMonitor::Tick() {
         // errors that opened the incident.
         b.rules = std::make_unique<BoardHealthRules>(config_);
         metrics_.Recoveries(board, "attempted").Increment();
+        actions_.IncidentChanged(board);
         std::fprintf(stderr, "waferd: board %u health incident %llu: %s\n", board,
                      static_cast<unsigned long long>(incident.id), incident.last_action.c_str());
         actions_.Reset(board);
@@ -206,6 +210,26 @@ void HealthMonitor::Tick() {
         break;
     }
   }
+}
+
+void HealthMonitor::Restore(const Incident& incident) {
+  if (incident.board >= boards_.size()) return;
+  BoardState& b = boards_[incident.board];
+  const int64_t now = clock_.NowNanos();
+  b.open = incident;
+  b.open->closed_unix_ms = 0;
+  if (incident.state != IncidentState::kQuarantined) {
+    b.open->state = IncidentState::kDrained;
+    b.next_reset_ns = now + Backoff(0);
+    b.open->last_action = "restored after a daemon restart; reset due in " +
+                          std::to_string(config_.recovery_backoff_ms) + " ms";
+  }
+  b.last_fail_ns = now;  // Judged afresh: it must pass return_after_s after its next reset.
+  next_incident_ = std::max(next_incident_, incident.id + 1);
+  actions_.Drain(incident.board, config_.drain_mode == "evacuate");
+  ExportIncident(incident.board, b);
+  std::fprintf(stderr, "waferd: board %u health incident %llu restored: %s\n", incident.board,
+               static_cast<unsigned long long>(incident.id), b.open->last_action.c_str());
 }
 
 Status HealthMonitor::Clear(uint32_t board, std::string* detail) {

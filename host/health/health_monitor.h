@@ -33,6 +33,9 @@ class HealthActions {
   virtual void Undrain(uint32_t board) = 0;
   // Resets the board as `waferctl reset` does (its models come back when it is ready).
   virtual void Reset(uint32_t board) = 0;
+  // The board's open incident changed (opened, a reset sent or failed, quarantined, closed):
+  // the daemon keeps it in its store, so that a restart resumes it (HealthMonitor::Restore).
+  virtual void IncidentChanged(uint32_t board) = 0;
 };
 
 enum class IncidentState : uint8_t {
@@ -84,6 +87,10 @@ class HealthMonitor {
   void OnBoardReady(uint32_t board);
   // Time passes: due resets are sent, recoveries time out. Call every loop turn.
   void Tick();
+  // After a restart: the board's incident as the store kept it. The board is drained again; a
+  // quarantine stays; any other state waits recovery_backoff_ms for its next reset, counting the
+  // resets already sent. Ids of new incidents continue after it.
+  void Restore(const Incident& incident);
   // An operator ends the board's incident (quarantined or not) and lifts its health drain.
   // NOT_FOUND when it has none; INVALID_ARGUMENT for an unknown board.
   Status Clear(uint32_t board, std::string* detail);

@@ -1,5 +1,6 @@
 #include "host/health/health_monitor.h"
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,8 @@ class RecordingActions : public HealthActions {
   }
   void Undrain(uint32_t board) override { done.push_back("undrain " + std::to_string(board)); }
   void Reset(uint32_t board) override { done.push_back("reset " + std::to_string(board)); }
+  void IncidentChanged(uint32_t board) override { ++changes[board]; }
+  std::map<uint32_t, int> changes;
   std::vector<std::string> done;
 };
 
@@ -185,6 +188,50 @@ TEST_F(HealthMonitorTest, ATransientFailureClosesWithoutAResetWhenTheBackoffIsLo
   Run(30, 60);
   EXPECT_EQ(actions_.done, (std::vector<std::string>{"drain 0 evacuate", "undrain 0"}));
   EXPECT_FALSE(Monitor().Report(0).open.has_value());
+}
+
+TEST_F(HealthMonitorTest, EveryIncidentChangeIsReportedForTheStore) {
+  Run(1, 101);   // Opened.
+  Run(5, 101);   // Reset sent.
+  Monitor().OnBoardReady(0);
+  Run(1, 101);   // Failed.
+  EXPECT_EQ(actions_.changes[0], 3);
+  ASSERT_TRUE(Monitor().Report(0).open.has_value());
+  std::string detail;
+  ASSERT_TRUE(Monitor().Clear(0, &detail).ok());  // Closed.
+  EXPECT_EQ(actions_.changes[0], 4);
+  EXPECT_EQ(actions_.changes.count(1), 0u);
+}
+
+TEST_F(HealthMonitorTest, ARestoredIncidentDrainsAgainAndKeepsItsResetsAndQuarantine) {
+  Incident stored;
+  stored.id = 41;
+  stored.board = 1;
+  stored.code = 131;
+  stored.message = "ecc_uncorrectable: 1 uncorrectable ECC errors in the last 60 s";
+  stored.state = IncidentState::kRecovering;
+  stored.opened_unix_ms = 1'700'000'000'000;
+  stored.recoveries = 2;  // max_recoveries is 2: the next failure quarantines.
+  Monitor().Restore(stored);
+  EXPECT_EQ(actions_.done, std::vector<std::string>{"drain 1 evacuate"});
+  BoardHealthReport r = Monitor().Report(1);
+  ASSERT_TRUE(r.open.has_value());
+  EXPECT_EQ(r.open->id, 41u);
+  EXPECT_EQ(r.open->state, IncidentState::kDrained);
+  EXPECT_EQ(r.level, HealthLevel::kFail);
+  // Its reset is due after the backoff; with its resets spent, it is quarantined instead.
+  clock_.Advance(5 * kSecond);
+  Monitor().Tick();
+  EXPECT_EQ(Monitor().Report(1).open->state, IncidentState::kQuarantined);
+  // A quarantine restores as a quarantine; new incidents number on after it.
+  stored.board = 0;
+  stored.state = IncidentState::kQuarantined;
+  Monitor().Restore(stored);
+  EXPECT_EQ(Monitor().Report(0).open->state, IncidentState::kQuarantined);
+  std::string detail;
+  ASSERT_TRUE(Monitor().Clear(0, &detail).ok());
+  Run(1, 101);
+  EXPECT_EQ(Monitor().Report(0).open->id, 42u);
 }
 
 }  // namespace

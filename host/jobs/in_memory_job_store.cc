@@ -77,6 +77,21 @@ Status InMemoryJobStore::ModelReplicaRemoved(const std::string& name,
   return models_.erase({name, boards}) > 0 ? OkStatus() : NotFound();
 }
 
+Status InMemoryJobStore::BoardStateChanged(const StoredBoardState& state) {
+  if (state.empty()) {
+    boards_.erase(state.board);
+  } else {
+    boards_[state.board] = state;
+  }
+  return OkStatus();
+}
+
+std::vector<StoredBoardState> InMemoryJobStore::BoardStates() const {
+  std::vector<StoredBoardState> out;
+  for (const auto& [board, state] : boards_) out.push_back(state);
+  return out;
+}
+
 std::vector<StoredModelLoad> InMemoryJobStore::LoadedModels() const {
   std::vector<StoredModelLoad> loads;
   for (const auto& [key, load] : models_) loads.push_back(load);

@@ -42,6 +42,8 @@ class InMemoryJobStore final : public JobStore {
   Status ModelRemoved(const std::string& name) override;
   Status ModelReplicaRemoved(const std::string& name,
                              const std::vector<uint32_t>& boards) override;
+  Status BoardStateChanged(const StoredBoardState& state) override;
+  std::vector<StoredBoardState> BoardStates() const override;
   std::vector<StoredModelLoad> LoadedModels() const override;
 
  private:
@@ -50,6 +52,7 @@ class InMemoryJobStore final : public JobStore {
   std::map<uint64_t, JobRecord*> by_accept_seq_;
   // By name, then by boards: one load per replica.
   std::map<std::pair<std::string, std::vector<uint32_t>>, StoredModelLoad> models_;
+  std::map<uint32_t, StoredBoardState> boards_;
 };
 
 // A random 64-bit number that is not 0 (libsodium's generator).

@@ -31,6 +31,22 @@ struct StoredModelLoad {
   bool operator==(const StoredModelLoad&) const = default;
 };
 
+// What of a board outlives the daemon: an operator's drain and the open health incident
+// (host/health/health_monitor.h Incident, field for field). A board with neither has no row.
+struct StoredBoardState {
+  uint32_t board = 0;
+  uint8_t operator_drain = 0;  // 0 none, 1 graceful, 2 evacuate.
+  uint64_t incident_id = 0;    // 0: no open incident (the fields below are then empty).
+  uint16_t incident_code = 0;
+  std::string incident_message;
+  std::string incident_state;  // drained | recovering | quarantined
+  int64_t incident_opened_unix_ms = 0;
+  uint32_t incident_recoveries = 0;
+  std::string incident_last_action;
+  bool empty() const { return operator_drain == 0 && incident_id == 0; }
+  bool operator==(const StoredBoardState&) const = default;
+};
+
 // What a store has done since it was opened, for /metrics.
 struct JobStoreStats {
   uint64_t commits = 0;
@@ -106,6 +122,11 @@ class JobStore {
   [[nodiscard]] virtual Status ModelReplicaRemoved(const std::string& name,
                                                    const std::vector<uint32_t>& boards) = 0;
   virtual std::vector<StoredModelLoad> LoadedModels() const = 0;
+
+  // Each board's drain and open incident, replaced whole (an empty state removes the board's
+  // row). Same commit rules as jobs.
+  [[nodiscard]] virtual Status BoardStateChanged(const StoredBoardState& state) = 0;
+  virtual std::vector<StoredBoardState> BoardStates() const = 0;
 };
 
 }  // namespace wafer::host

@@ -211,6 +211,8 @@ class RefusingStore final : public JobStore {
   Status ModelReplicaRemoved(const std::string&, const std::vector<uint32_t>&) override {
     return Unavailable();
   }
+  Status BoardStateChanged(const StoredBoardState&) override { return Unavailable(); }
+  std::vector<StoredBoardState> BoardStates() const override { return {}; }
   std::vector<StoredModelLoad> LoadedModels() const override { return {}; }
   Status Insert(std::unique_ptr<JobRecord>) override { return Unavailable(); }
   JobRecord* Find(uint64_t) override { return nullptr; }

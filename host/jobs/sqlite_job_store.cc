@@ -69,6 +69,11 @@ constexpr const char* kMigrations[] = {
     "INSERT INTO models_v3 SELECT name, path, boards, slots, context_length FROM models;"
     "DROP TABLE models;"
     "ALTER TABLE models_v3 RENAME TO models;",
+    // 4: each board's operator drain and open health incident survive a restart.
+    "CREATE TABLE boards(board INTEGER PRIMARY KEY, operator_drain INTEGER NOT NULL, "
+    "incident_id INTEGER NOT NULL, incident_code INTEGER NOT NULL, incident_message TEXT NOT NULL, "
+    "incident_state TEXT NOT NULL, incident_opened_unix_ms INTEGER NOT NULL, "
+    "incident_recoveries INTEGER NOT NULL, incident_last_action TEXT NOT NULL);",
 };
 static_assert(std::size(kMigrations) + 1 == SqliteJobStore::kSchemaVersion);
 
@@ -85,6 +90,9 @@ constexpr const char* kDeleteJob = "DELETE FROM jobs WHERE id = ?1";
 constexpr const char* kDeleteChunks = "DELETE FROM chunks WHERE job_id = ?1";
 constexpr const char* kInsertModel = "INSERT OR REPLACE INTO models VALUES(?1, ?2, ?3, ?4, ?5)";
 constexpr const char* kDeleteModel = "DELETE FROM models WHERE name = ?1";
+constexpr const char* kInsertBoard =
+    "INSERT OR REPLACE INTO boards VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+constexpr const char* kDeleteBoard = "DELETE FROM boards WHERE board = ?1";
 
 // Job ids are unsigned 64-bit; SQLite integers are signed. Stored bit for bit.
 int64_t AsSql(uint64_t v) { return std::bit_cast<int64_t>(v); }
@@ -414,6 +422,21 @@ Status SqliteJobStore::ReadAll(std::string* detail) {
     load.context_length = static_cast<uint32_t>(sqlite3_column_int64(s, 4));
     cache_.ModelLoaded(load).IgnoreError();  // The memory store takes every load.
   }
+  s = Statement("SELECT * FROM boards ORDER BY board");
+  if (s == nullptr) return damaged(sqlite3_errmsg(db_));
+  while (sqlite3_step(s) == SQLITE_ROW) {
+    StoredBoardState b;
+    b.board = static_cast<uint32_t>(sqlite3_column_int64(s, 0));
+    b.operator_drain = static_cast<uint8_t>(sqlite3_column_int64(s, 1));
+    b.incident_id = FromSql(sqlite3_column_int64(s, 2));
+    b.incident_code = static_cast<uint16_t>(sqlite3_column_int64(s, 3));
+    b.incident_message = ColumnText(s, 4);
+    b.incident_state = ColumnText(s, 5);
+    b.incident_opened_unix_ms = sqlite3_column_int64(s, 6);
+    b.incident_recoveries = static_cast<uint32_t>(sqlite3_column_int64(s, 7));
+    b.incident_last_action = ColumnText(s, 8);
+    cache_.BoardStateChanged(b).IgnoreError();  // The memory store takes every state.
+  }
   return OkStatus();
 }
 
@@ -629,6 +652,37 @@ Status SqliteJobStore::ModelReplicaRemoved(const std::string& name,
   return OkStatus();
 }
 
+bool SqliteJobStore::WriteBoard(uint32_t board) {
+  // The board's state as the cache holds it: its row goes, and comes back unless it is empty.
+  sqlite3_stmt* s = Statement(kDeleteBoard);
+  if (s != nullptr) sqlite3_bind_int64(s, 1, board);
+  WAFER_STEP_OR_FAIL(this, s, "delete board");
+  for (const StoredBoardState& b : cache_.BoardStates()) {
+    if (b.board != board) continue;
+    s = Statement(kInsertBoard);
+    if (s != nullptr) {
+      sqlite3_bind_int64(s, 1, b.board);
+      sqlite3_bind_int64(s, 2, b.operator_drain);
+      sqlite3_bind_int64(s, 3, AsSql(b.incident_id));
+      sqlite3_bind_int64(s, 4, b.incident_code);
+      BindText(s, 5, b.incident_message);
+      BindText(s, 6, b.incident_state);
+      sqlite3_bind_int64(s, 7, b.incident_opened_unix_ms);
+      sqlite3_bind_int64(s, 8, b.incident_recoveries);
+      BindText(s, 9, b.incident_last_action);
+    }
+    WAFER_STEP_OR_FAIL(this, s, "insert board");
+  }
+  return true;
+}
+
+Status SqliteJobStore::BoardStateChanged(const StoredBoardState& state) {
+  cache_.BoardStateChanged(state).IgnoreError();
+  unsaved_boards_.insert(state.board);
+  Write([this, board = state.board] { return WriteBoard(board); }).IgnoreError();
+  return OkStatus();
+}
+
 Status SqliteJobStore::Commit() {
   if (stalled_) {
     // Everything touched since the last good commit, written again whole from the records:
@@ -646,6 +700,12 @@ Status SqliteJobStore::Commit() {
     }
     for (const std::string& name : unsaved_models_) {
       if (!WriteModel(name)) {
+        Rollback();
+        return Unavailable();
+      }
+    }
+    for (uint32_t board : unsaved_boards_) {
+      if (!WriteBoard(board)) {
         Rollback();
         return Unavailable();
       }
@@ -673,6 +733,7 @@ Status SqliteJobStore::Commit() {
   failure_.clear();
   unsaved_jobs_.clear();
   unsaved_models_.clear();
+  unsaved_boards_.clear();
   return OkStatus();
 }
 

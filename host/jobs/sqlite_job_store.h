@@ -43,7 +43,7 @@ struct SqliteStoreOptions {
 class SqliteJobStore final : public JobStore {
  public:
   // The schema version this build writes; an older file is migrated when opened.
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   // Opens the file, creating it (not its folder) on first use, and reads every job and model
   // load it holds. Every refusal names the file in `detail`.
@@ -75,6 +75,8 @@ class SqliteJobStore final : public JobStore {
   Status ModelRemoved(const std::string& name) override;
   Status ModelReplicaRemoved(const std::string& name,
                              const std::vector<uint32_t>& boards) override;
+  Status BoardStateChanged(const StoredBoardState& state) override;
+  std::vector<StoredBoardState> BoardStates() const override { return cache_.BoardStates(); }
   std::vector<StoredModelLoad> LoadedModels() const override { return cache_.LoadedModels(); }
 
  private:
@@ -97,6 +99,7 @@ class SqliteJobStore final : public JobStore {
   bool WriteJob(uint64_t id);
   bool WriteChunk(const JobRecord& job, size_t index);
   bool WriteModel(const std::string& name);
+  bool WriteBoard(uint32_t board);
   bool Exec(const char* sql);
   void Fail(int rc, const char* what);
   void Rollback();
@@ -113,6 +116,7 @@ class SqliteJobStore final : public JobStore {
   bool disk_full_ = false;
   std::set<uint64_t> unsaved_jobs_;  // Touched since the last successful commit.
   std::set<std::string> unsaved_models_;
+  std::set<uint32_t> unsaved_boards_;
   std::string failure_;  // The last failure, for Describe().
   uint64_t written_ = 0;
 

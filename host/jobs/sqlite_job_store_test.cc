@@ -239,6 +239,7 @@ TEST_F(SqliteJobStoreTest, AVersionOneStoreIsMigratedWithItsJobs) {
                          "boards TEXT NOT NULL, slots INTEGER NOT NULL, "
                          "context_length INTEGER NOT NULL);"
                          "INSERT INTO models VALUES('m', '/models/m', '1,0', 8, 512);"
+                         "DROP TABLE boards;"  // Version 4's.
                          "PRAGMA user_version = 1",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
@@ -315,6 +316,40 @@ TEST_F(SqliteJobStoreTest, OneReplicaGoesAndTheOthersStayAcrossAReopen) {
   std::unique_ptr<SqliteJobStore> store = Open();
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(store->LoadedModels(), std::vector<StoredModelLoad>{first});
+}
+
+TEST_F(SqliteJobStoreTest, BoardDrainsAndIncidentsSurviveAReopenAndAnEmptyStateRemovesTheRow) {
+  StoredBoardState quarantined;
+  quarantined.board = 1;
+  quarantined.incident_id = 7;
+  quarantined.incident_code = 131;
+  quarantined.incident_message = "ecc_uncorrectable: 1 uncorrectable ECC errors";
+  quarantined.incident_state = "quarantined";
+  quarantined.incident_opened_unix_ms = 1'700'000'000'000;
+  quarantined.incident_recoveries = 3;
+  quarantined.incident_last_action = "quarantined after 3 failed resets";
+  StoredBoardState drained;
+  drained.board = 0;
+  drained.operator_drain = 2;
+  {
+    std::unique_ptr<SqliteJobStore> store = Open();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->BoardStateChanged(quarantined).ok());
+    ASSERT_TRUE(store->BoardStateChanged(drained).ok());
+    ASSERT_TRUE(store->Commit().ok());
+  }
+  {
+    std::unique_ptr<SqliteJobStore> store = Open();
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(store->BoardStates(), (std::vector<StoredBoardState>{drained, quarantined}));
+    StoredBoardState undrained;
+    undrained.board = 0;
+    ASSERT_TRUE(store->BoardStateChanged(undrained).ok());
+    ASSERT_TRUE(store->Commit().ok());
+  }
+  std::unique_ptr<SqliteJobStore> store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->BoardStates(), std::vector<StoredBoardState>{quarantined});
 }
 
 TEST_F(SqliteJobStoreTest, ASecondDaemonOnTheSameStoreIsRefused) {
