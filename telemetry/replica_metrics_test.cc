@@ -5,22 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include "telemetry/testing/registry_samples.h"
+
 namespace wafer::telemetry {
 namespace {
 
-// Every sample of the registry as "name{model,board}" -> value.
-std::map<std::string, double> Samples(prometheus::Registry& registry) {
-  std::map<std::string, double> out;
-  for (const prometheus::MetricFamily& family : registry.Collect()) {
-    for (const prometheus::ClientMetric& m : family.metric) {
-      std::string key = family.name + "{";
-      for (const prometheus::ClientMetric::Label& l : m.label) key += l.value + ",";
-      key.back() = '}';
-      out[key] = family.type == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value;
-    }
-  }
-  return out;
-}
+using testing::Samples;
 
 TEST(ReplicaMetricsTest, EachReplicaHasItsSeriesAndAnUnloadedOneLosesThem) {
   prometheus::Registry registry;

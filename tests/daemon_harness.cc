@@ -63,6 +63,26 @@ bool WriteModel(const std::string& dir, const std::string& preset, uint64_t seed
   return RunProgram(argv) == 0;
 }
 
+GreedyStream::GreedyStream(DaemonHarness& h, const std::string& model, uint32_t max_tokens,
+                           int timeout_ms)
+    : client(h.NewJobClient()) {
+  thread = std::thread([this, model, max_tokens, timeout_ms] {
+    EXPECT_TRUE(client
+                    ->Run(GreedyJob(model, max_tokens),
+                          [&](const host::TokenChunk& c) {
+                            tokens.insert(tokens.end(), c.tokens.begin(), c.tokens.end());
+                            streamed += static_cast<uint32_t>(c.tokens.size());
+                          },
+                          &outcome, &finished, timeout_ms)
+                    .ok())
+        << client->last_error();
+  });
+}
+
+GreedyStream::~GreedyStream() {
+  if (thread.joinable()) thread.join();
+}
+
 host::SubmitJob GreedyJob(const std::string& model, uint32_t max_tokens) {
   host::SubmitJob job;
   job.model = model;

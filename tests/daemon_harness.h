@@ -3,6 +3,7 @@
 // ports.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -81,6 +82,21 @@ class DaemonHarness {
   std::vector<std::unique_ptr<sim::EmbeddedBoard>> boards_;
   std::unique_ptr<host::Daemon> daemon_;
   std::thread loop_;
+};
+
+// Runs GreedyJob(model, max_tokens) on a client and a thread of its own, collecting its tokens;
+// the destructor joins. Read `tokens`, `outcome` and `finished` after joining `thread`.
+struct GreedyStream {
+  std::unique_ptr<host::JobClient> client;
+  std::vector<uint32_t> tokens;
+  std::atomic<uint32_t> streamed{0};  // Tokens so far, readable while it runs.
+  host::SubmitOutcome outcome;
+  host::JobFinished finished;
+  std::thread thread;
+
+  GreedyStream(DaemonHarness& h, const std::string& model, uint32_t max_tokens,
+               int timeout_ms = 60000);
+  ~GreedyStream();
 };
 
 }  // namespace wafer::testing

@@ -85,31 +85,9 @@ InjectFault Uncorrectable(uint32_t board) {
   return InjectFault{0, board, "ecc_uncorrectable", 0, 100, 0, 0};
 }
 
-// Runs a greedy job in a thread, collecting its tokens.
-struct Stream {
-  std::unique_ptr<JobClient> client;
-  std::vector<uint32_t> tokens;
-  std::atomic<uint32_t> streamed{0};
-  SubmitOutcome outcome;
-  JobFinished finished;
-  std::thread thread;
-
-  Stream(DaemonHarness& h, uint32_t max_tokens) : client(h.NewJobClient()) {
-    thread = std::thread([this, max_tokens] {
-      EXPECT_TRUE(client
-                      ->Run(GreedyJob("tiny", max_tokens),
-                            [&](const TokenChunk& c) {
-                              tokens.insert(tokens.end(), c.tokens.begin(), c.tokens.end());
-                              streamed += c.tokens.size();
-                            },
-                            &outcome, &finished, kTimeoutMs)
-                      .ok())
-          << client->last_error();
-    });
-  }
-  ~Stream() {
-    if (thread.joinable()) thread.join();
-  }
+// A greedy job on "tiny" streaming on a thread of its own.
+struct Stream : GreedyStream {
+  Stream(DaemonHarness& h, uint32_t max_tokens) : GreedyStream(h, "tiny", max_tokens, kTimeoutMs) {}
 };
 
 void LoadReplicas(DaemonHarness& h, const std::string& path) {

@@ -243,6 +243,9 @@ Status HealthMonitor::Clear(uint32_t board, std::string* detail) {
     return NotFound();
   }
   const uint64_t id = b.open->id;
+  // The operator vouches for the board: its rules judge what it does from now on, not the
+  // errors still in their window (which would open a new incident at the next reading).
+  b.rules = std::make_unique<BoardHealthRules>(config_);
   Close(board, b, "cleared by an operator");
   *detail = "board " + std::to_string(board) + ": incident " + std::to_string(id) +
             " cleared, health drain lifted";

@@ -91,7 +91,8 @@ class HealthMonitor {
   // quarantine stays; any other state waits recovery_backoff_ms for its next reset, counting the
   // resets already sent. Ids of new incidents continue after it.
   void Restore(const Incident& incident);
-  // An operator ends the board's incident (quarantined or not) and lifts its health drain.
+  // An operator ends the board's incident (quarantined or not) and lifts its health drain; the
+  // rules start a fresh window (errors before the clear do not open a new incident).
   // NOT_FOUND when it has none; INVALID_ARGUMENT for an unknown board.
   Status Clear(uint32_t board, std::string* detail);
 

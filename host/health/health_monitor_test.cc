@@ -190,6 +190,31 @@ TEST_F(HealthMonitorTest, ATransientFailureClosesWithoutAResetWhenTheBackoffIsLo
   EXPECT_FALSE(Monitor().Report(0).open.has_value());
 }
 
+TEST_F(HealthMonitorTest, AClearJudgesTheBoardAfreshRatherThanReopeningOnOldErrors) {
+  HealthSample s;
+  s.has_telemetry = true;
+  s.max_temperature_c = 60;
+  s.spare_pes = 100;
+  Monitor().OnSample(0, s);
+  clock_.Advance(kSecond);
+  s.at_ns = clock_.NowNanos();
+  s.ecc_uncorrectable = 1;
+  Monitor().OnSample(0, s);
+  ASSERT_TRUE(Monitor().Report(0).open.has_value());
+  std::string detail;
+  ASSERT_TRUE(Monitor().Clear(0, &detail).ok());
+  clock_.Advance(kSecond);  // Still within the 60 s window of that error.
+  s.at_ns = clock_.NowNanos();
+  Monitor().OnSample(0, s);
+  EXPECT_FALSE(Monitor().Report(0).open.has_value());
+  clock_.Advance(kSecond);
+  s.at_ns = clock_.NowNanos();
+  s.ecc_uncorrectable = 2;  // A new error after the clear opens a new incident.
+  Monitor().OnSample(0, s);
+  ASSERT_TRUE(Monitor().Report(0).open.has_value());
+  EXPECT_EQ(Monitor().Report(0).open->id, 2u);
+}
+
 TEST_F(HealthMonitorTest, EveryIncidentChangeIsReportedForTheStore) {
   Run(1, 101);   // Opened.
   Run(5, 101);   // Reset sent.
