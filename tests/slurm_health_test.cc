@@ -4,11 +4,12 @@
 // asking for a wafer (--gres=wafer:1). An uncorrectable ECC error quarantines board 1 (no reset
 // allowed); scripts/slurm-health-check drains the node with the incident's code as the reason;
 // once an operator clears the incident the script resumes the node. It never resumes a node an
-// administrator drained, and a daemon that does not answer drains the node too.
+// administrator drained, and a daemon that does not answer drains the node too. The second test
+// leaves the running of the script to slurmd (HealthCheckProgram), as deployed.
 //
-// Bounded: every wait polls for at most 20 s, every Slurm client runs under timeout(1); the whole
-// test takes about 10 s. Every process it starts is stopped by PID (SIGTERM, then SIGKILL) and
-// reaped, also when an assertion fails.
+// Bounded: every wait polls for at most 20 s, every Slurm client runs under timeout(1); each
+// test takes about 10 s. Every process a test starts is stopped by PID (SIGTERM, then SIGKILL)
+// and reaped, also when an assertion fails.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -125,7 +126,6 @@ class SlurmHealthTest : public ::testing::Test {
     // munged wants the socket's directory searchable by all; the key private to its owner.
     chmod(dir_.c_str(), 0711);
     StartMunge();
-    StartSlurm();
   }
 
   void StartMunge() {
@@ -153,7 +153,9 @@ class SlurmHealthTest : public ::testing::Test {
     ASSERT_EQ(access(munge_socket_.c_str(), F_OK), 0) << ReadWholeFile(dir_ + "/munged.out");
   }
 
-  void StartSlurm() {
+  // Writes slurm.conf (with `extra` lines) and gres.conf, starts slurmctld and slurmd, and waits
+  // for the node to be idle.
+  void StartSlurm(const std::string& extra = "") {
     for (const char* d : {"/state", "/spool", "/log"}) mkdir((dir_ + d).c_str(), 0755);
     conf_ = dir_ + "/slurm.conf";
     const int ctld_port = FreePort(), slurmd_port = FreePort();
@@ -177,7 +179,7 @@ class SlurmHealthTest : public ::testing::Test {
          << "JobAcctGatherType=jobacct_gather/none\n"
          << "AccountingStorageType=accounting_storage/none\n"
          << "SelectType=select/cons_tres\nMpiDefault=none\nReturnToService=2\n"
-         << "MailProg=/bin/true\n"
+         << "MailProg=/bin/true\n" << extra
          << "GresTypes=wafer\n"
          << "NodeName=" << kNode << " NodeAddr=127.0.0.1 CPUs=2 Gres=wafer:1 State=UNKNOWN\n"
          << "PartitionName=wafers Nodes=" << kNode << " Default=YES MaxTime=INFINITE State=UP\n";
@@ -251,9 +253,10 @@ class SlurmHealthTest : public ::testing::Test {
   pid_t munged_ = -1, ctld_ = -1, slurmd_ = -1;
 };
 
-TEST_F(SlurmHealthTest, AnIncidentDrainsTheNodeAndItsClearResumesItNeverAnAdminsDrain) {
-  // Two boards; with no reset allowed a FAIL quarantines the board at once and it stays drained.
-  DaemonHarness h([](DaemonConfig& c) {
+// Two boards; with no reset allowed (max_recoveries 0) a FAIL quarantines the board at once and
+// it stays drained until cleared.
+std::unique_ptr<DaemonHarness> TwoBoards() {
+  return std::make_unique<DaemonHarness>([](DaemonConfig& c) {
     c.boards.resize(2);
     for (size_t i = 0; i < c.boards.size(); ++i) {
       c.boards[i].endpoint = "inproc://slurm-board" + std::to_string(i);
@@ -263,7 +266,55 @@ TEST_F(SlurmHealthTest, AnIncidentDrainsTheNodeAndItsClearResumesItNeverAnAdmins
     c.health.return_after_s = 1;
     c.health.max_recoveries = 0;
   });
+}
+
+// Injects an uncorrectable ECC error on board 1 (row 100: a PE no model uses) and waits (bounded:
+// about 20 s) for its incident to quarantine the board; returns the incident's id (0: none).
+uint64_t QuarantineBoard1(DaemonHarness& h) {
+  OperationResult r;
+  EXPECT_TRUE(h.NewAdminClient()
+                  ->Operate(InjectFault{0, 1, "ecc_uncorrectable", 0, 100, 0, 0}, nullptr, &r,
+                            kTimeoutMs)
+                  .ok());
+  EXPECT_EQ(r.code, ErrorCode::kNone);
+  HealthReply health;
+  for (int i = 0; i < 1000; ++i) {
+    if (!h.NewAdminClient()->QueryHealth(-1, &health, kTimeoutMs).ok()) return 0;
+    if (health.boards[1].open && health.boards[1].open->state == "quarantined") {
+      return health.boards[1].open->id;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return 0;
+}
+
+// Waits (bounded: about 20 s) until every rule of board 1 passes again: the error has left the
+// rule's window (window_s, 2 s). Before that the rule still FAILs, and clearing the incident
+// would open a new one at once. Then clears it with waferctl, as an operator would.
+bool ClearBoard1(DaemonHarness& h, const std::string& dir) {
+  bool rules_pass = false;
+  for (int i = 0; i < 1000 && !rules_pass; ++i) {
+    HealthReply health;
+    if (!h.NewAdminClient()->QueryHealth(-1, &health, kTimeoutMs).ok()) return false;
+    rules_pass = true;
+    for (const HealthRuleState& rule : health.boards[1].rules) {
+      rules_pass = rules_pass && rule.level == WireHealthLevel::kPass;
+    }
+    if (!rules_pass) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const int code = RunProgram({kBin + "/waferctl", "--admin-endpoint",
+                               h.daemon().admin_endpoint(), "health", "--clear", "1"},
+                              dir + "/ctl.out");
+  EXPECT_EQ(code, 0) << ReadWholeFile(dir + "/ctl.out");
+  return rules_pass && code == 0;
+}
+
+TEST_F(SlurmHealthTest, AnIncidentDrainsTheNodeAndItsClearResumesItNeverAnAdminsDrain) {
+  auto daemon = TwoBoards();
+  DaemonHarness& h = *daemon;
   const std::string endpoint = h.daemon().admin_endpoint();
+  StartSlurm();
+  if (HasFatalFailure()) return;
   std::string out;
 
   // Healthy: the script leaves the idle node alone; a job asking for a wafer runs, one asking
@@ -275,23 +326,11 @@ TEST_F(SlurmHealthTest, AnIncidentDrainsTheNodeAndItsClearResumesItNeverAnAdmins
   EXPECT_NE(out.find("Requested node configuration is not available"), std::string::npos) << out;
   ASSERT_TRUE(WaitForNode("idle", "none")) << Logs();
 
-  // An uncorrectable ECC error on board 1 (row 100: a PE no model uses) opens an incident that
-  // quarantines the board.
-  OperationResult r;
-  ASSERT_TRUE(h.NewAdminClient()
-                  ->Operate(InjectFault{0, 1, "ecc_uncorrectable", 0, 100, 0, 0}, nullptr, &r,
-                            kTimeoutMs)
-                  .ok());
-  ASSERT_EQ(r.code, ErrorCode::kNone);
-  HealthReply health;
-  for (int i = 0; i < 1000; ++i) {
-    ASSERT_TRUE(h.NewAdminClient()->QueryHealth(-1, &health, kTimeoutMs).ok());
-    if (health.boards[1].open && health.boards[1].open->state == "quarantined") break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ASSERT_TRUE(health.boards[1].open.has_value());
-  const std::string reason = "waferd: ECC_UNCORRECTABLE board 1 (incident " +
-                             std::to_string(health.boards[1].open->id) + ")";
+  // An uncorrectable ECC error quarantines board 1; the check drains the node.
+  const uint64_t incident = QuarantineBoard1(h);
+  ASSERT_NE(incident, 0u);
+  const std::string reason =
+      "waferd: ECC_UNCORRECTABLE board 1 (incident " + std::to_string(incident) + ")";
 
   EXPECT_EQ(HealthCheck(endpoint, &out), 0) << out;
   EXPECT_NE(out.find("drained " + kNode), std::string::npos) << out;
@@ -305,23 +344,8 @@ TEST_F(SlurmHealthTest, AnIncidentDrainsTheNodeAndItsClearResumesItNeverAnAdmins
   EXPECT_EQ(out, "");
   EXPECT_EQ(NodeLine(), "drained|" + reason);
 
-  // The operator clears the incident once the error has left the rule's window (window_s, 2 s;
-  // before that the rule still FAILs and a new incident would open at once): the next check
-  // resumes the node.
-  bool rules_pass = false;
-  for (int i = 0; i < 1000 && !rules_pass; ++i) {
-    ASSERT_TRUE(h.NewAdminClient()->QueryHealth(-1, &health, kTimeoutMs).ok());
-    rules_pass = true;
-    for (const HealthRuleState& rule : health.boards[1].rules) {
-      rules_pass = rules_pass && rule.level == WireHealthLevel::kPass;
-    }
-    if (!rules_pass) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ASSERT_TRUE(rules_pass);
-  EXPECT_EQ(RunProgram({kBin + "/waferctl", "--admin-endpoint", endpoint, "health", "--clear", "1"},
-                       dir_ + "/ctl.out"),
-            0)
-      << ReadWholeFile(dir_ + "/ctl.out");
+  // The operator clears the incident: the next check resumes the node.
+  ASSERT_TRUE(ClearBoard1(h, dir_));
   EXPECT_EQ(HealthCheck(endpoint, &out), 0) << out;
   EXPECT_NE(out.find("resumed " + kNode), std::string::npos) << out;
   EXPECT_TRUE(WaitForNode("idle", "none")) << Logs();
@@ -351,6 +375,35 @@ TEST_F(SlurmHealthTest, AnIncidentDrainsTheNodeAndItsClearResumesItNeverAnAdmins
   EXPECT_TRUE(Processes::Alive(ctld_)) << Logs();
   EXPECT_TRUE(Processes::Alive(slurmd_)) << Logs();
   EXPECT_TRUE(Processes::Alive(munged_));
+}
+
+// As deployed: slurmd itself runs the check every second (HealthCheckProgram), through a
+// wrapper that sets what slurmd's empty environment lacks (SLURM_CONF, waferctl, the endpoint);
+// the node name comes from slurmd (SLURMD_NODENAME), PATH from the script's default.
+TEST_F(SlurmHealthTest, SlurmdRunsTheCheckAndDrainsAndResumesTheNodeByItself) {
+  auto daemon = TwoBoards();
+  const std::string wrapper = dir_ + "/waferd-health-check";
+  std::ofstream(wrapper) << "#!/bin/sh\n"
+                         << "export SLURM_CONF='" << dir_ << "/slurm.conf'\n"
+                         << "export WAFERCTL='" << kBin << "/waferctl'\n"
+                         << "export WAFERD_ADMIN_ENDPOINT='" << daemon->daemon().admin_endpoint()
+                         << "'\nexport WAFERD_TIMEOUT_MS=2000\n"
+                         << "exec '" << kScript << "' >>'" << dir_ << "/health-check.log' 2>&1\n";
+  chmod(wrapper.c_str(), 0755);
+  StartSlurm("HealthCheckProgram=" + wrapper +
+             "\nHealthCheckInterval=1\nHealthCheckNodeState=ANY\n");
+  if (HasFatalFailure()) return;
+
+  const uint64_t incident = QuarantineBoard1(*daemon);
+  ASSERT_NE(incident, 0u);
+  EXPECT_TRUE(WaitForNode("drained", "waferd: ECC_UNCORRECTABLE board 1 (incident " +
+                                         std::to_string(incident) + ")"))
+      << Logs() << ReadWholeFile(dir_ + "/health-check.log");
+  ASSERT_TRUE(ClearBoard1(*daemon, dir_));
+  EXPECT_TRUE(WaitForNode("idle", "none")) << Logs() << ReadWholeFile(dir_ + "/health-check.log");
+  const std::string log = ReadWholeFile(dir_ + "/health-check.log");
+  EXPECT_NE(log.find("drained " + kNode), std::string::npos) << log;
+  EXPECT_NE(log.find("resumed " + kNode), std::string::npos) << log;
 }
 
 }  // namespace
