@@ -2,10 +2,12 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <bit>
-#include <iterator>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 
 namespace wafer::host {
 namespace {
@@ -129,6 +131,22 @@ std::string BoardsText(const std::vector<uint32_t>& boards) {
   std::string text;
   for (uint32_t b : boards) text += (text.empty() ? "" : ",") + std::to_string(b);
   return text;
+}
+
+// The inverse of BoardsText; false unless `text` is board numbers (each fits uint32) joined by
+// commas. (It was std::stoul, which throws on a damaged row: the fuzzer's first finding.)
+bool ParseBoardsText(std::string_view text, std::vector<uint32_t>* boards) {
+  for (size_t at = 0; at < text.size();) {
+    const size_t comma = std::min(text.find(',', at), text.size());
+    uint32_t board = 0;
+    const char* first = text.data() + at;
+    const char* last = text.data() + comma;
+    const auto [end, error] = std::from_chars(first, last, board);
+    if (first == last || error != std::errc() || end != last) return false;
+    boards->push_back(board);
+    at = comma + 1;
+  }
+  return true;
 }
 
 // Runs one statement of `sql` at a time; the error (named by `path`) into `detail`.
@@ -404,11 +422,9 @@ Status SqliteJobStore::ReadAll(std::string* detail) {
     load.name = ColumnText(s, 0);
     load.path = ColumnText(s, 1);
     const std::string boards = ColumnText(s, 2);
-    for (size_t at = 0; at < boards.size();) {
-      size_t comma = boards.find(',', at);
-      if (comma == std::string::npos) comma = boards.size();
-      load.boards.push_back(static_cast<uint32_t>(std::stoul(boards.substr(at, comma - at))));
-      at = comma + 1;
+    if (!ParseBoardsText(boards, &load.boards)) {
+      return damaged("model '" + load.name + "' has a board list that is not numbers: '" +
+                     boards + "'");
     }
     load.slots = static_cast<uint32_t>(sqlite3_column_int64(s, 3));
     load.context_length = static_cast<uint32_t>(sqlite3_column_int64(s, 4));
