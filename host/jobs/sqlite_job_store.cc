@@ -367,7 +367,15 @@ Status SqliteJobStore::ReadAll(std::string* detail) {
     job->want_text = sqlite3_column_int(s, 15) != 0;
     job->deadline_unix_ms = FromSql(sqlite3_column_int64(s, 16));
     job->accepted_unix_ms = sqlite3_column_int64(s, 17);
-    job->accepted_ns = now_ns - (now_unix_ms - job->accepted_unix_ms) * 1'000'000;
+    // A damaged time must not overflow (UBSan under the fuzzer found this): an age beyond
+    // int64 nanoseconds, about 292 years, is no acceptance time.
+    int64_t age_ms = 0, age_ns = 0;
+    if (__builtin_sub_overflow(now_unix_ms, job->accepted_unix_ms, &age_ms) ||
+        __builtin_mul_overflow(age_ms, int64_t{1'000'000}, &age_ns) ||
+        __builtin_sub_overflow(now_ns, age_ns, &job->accepted_ns)) {
+      return damaged("job " + std::to_string(job->id) + " has an impossible acceptance time (" +
+                     std::to_string(job->accepted_unix_ms) + " ms since 1970)");
+    }
     if (!ColumnTokens(s, 7, &job->prompt) || !ColumnTokens(s, 14, &job->stop_tokens)) {
       return damaged("job " + std::to_string(job->id) + " has a torn token list");
     }
