@@ -224,13 +224,14 @@ SendOutcome Socket::Send(std::initializer_list<std::span<const std::byte>> frame
 
 SendOutcome Socket::Send(std::span<const std::span<const std::byte>> frames) {
   if (frames.empty()) return SendOutcome::kError;
-  ReleaseBeforeSend(last_endpoint_);
   try {
     for (size_t i = 0; i < frames.size(); ++i) {
       const bool last = i + 1 == frames.size();
       const zmq::send_flags flags =
           last ? zmq::send_flags::dontwait : zmq::send_flags::dontwait | zmq::send_flags::sndmore;
       zmq::message_t part(frames[i].data(), frames[i].size());
+      // After the copy into libzmq's buffer (the receiver reads that buffer), before it leaves.
+      ReleaseBeforeSend(last_endpoint_);
       if (!socket_.send(part, flags)) {
         // libzmq accepts the rest of a message once it took its first frame, so a backlog after
         // the first frame would be a libzmq bug; the half-sent message cannot be recalled.
@@ -258,7 +259,6 @@ Result<Message> Socket::Receive(int timeout_ms) {
       }
       if (!socket_.recv(frame, zmq::recv_flags::none)) return DeadlineExceeded();
     }
-    AcquireAfterReceive(last_endpoint_);
     Message message;
     bool more = frame.more();
     message.Append(std::move(frame));
@@ -269,6 +269,8 @@ Result<Message> Socket::Receive(int timeout_ms) {
       more = next.more();
       message.Append(std::move(next));
     }
+    // Every frame is here, each sent after its sender's release.
+    AcquireAfterReceive(last_endpoint_);
     return message;
   } catch (const zmq::error_t& e) {
     return e.num() == ETERM || e.num() == EINTR ? Unavailable() : Internal();
