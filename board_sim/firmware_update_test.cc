@@ -401,7 +401,9 @@ TEST_F(FirmwareUpdateTest, CorruptedOnlyImageFaultsWithTheErrorLogged) {
   // Erase the factory image: a transfer into slot 0 that a reset abandons.
   Command begin;
   begin.kind = CommandKind::kBeginFirmwareImage;
-  begin.image = fw::FirmwareImageArgs{0, 100, 0, key_.Sign(image)};
+  // The args borrow the signature's bytes: it must outlive the command (ASan caught a temporary).
+  const FirmwareSignature signature = key_.Sign(image);
+  begin.image = fw::FirmwareImageArgs{0, 100, 0, signature};
   ASSERT_EQ(Run(begin).code, StatusCode::kOk);
   ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
   ASSERT_FALSE(flash_.ReadBootControl().slots[0].valid);

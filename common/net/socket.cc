@@ -2,10 +2,50 @@
 
 #include <cerrno>
 #include <chrono>
+#include <functional>
 #include <utility>
+
+// ThreadSanitizer cannot see the synchronisation inside libzmq (Debian's libzmq is not
+// instrumented), so every hand-off through a socket (a pointer over an owned channel, a board
+// reply, a worker's message) looked like a race between the thread that wrote the data before
+// sending and the thread that reads it after receiving. This file is the one place every host
+// message is sent and received, so it tells TSan of the happens-before edge once: a release
+// before each send and an acquire after each receive, on an address tied to the channel (its
+// endpoint, which both ends share). Compiled only under TSan.
+#if defined(__SANITIZE_THREAD__)
+#define WAFER_TSAN_ANNOTATIONS 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WAFER_TSAN_ANNOTATIONS 1
+#endif
+#endif
+
+#ifdef WAFER_TSAN_ANNOTATIONS
+extern "C" void __tsan_acquire(void* addr);
+extern "C" void __tsan_release(void* addr);
+#endif
 
 namespace wafer::net {
 namespace {
+
+#ifdef WAFER_TSAN_ANNOTATIONS
+// The synchronisation address of the channel at `endpoint`: both ends of a channel name the same
+// endpoint (the bound one, wildcard port resolved, is what peers connect to). Two endpoints that
+// share a slot only synchronise more than they must, which can hide a race but never invent one.
+void* ChannelSyncAddress(const std::string& endpoint) {
+  static char slots[4096];
+  return &slots[std::hash<std::string>{}(endpoint) % sizeof(slots)];
+}
+void ReleaseBeforeSend(const std::string& endpoint) {
+  __tsan_release(ChannelSyncAddress(endpoint));
+}
+void AcquireAfterReceive(const std::string& endpoint) {
+  __tsan_acquire(ChannelSyncAddress(endpoint));
+}
+#else
+void ReleaseBeforeSend(const std::string&) {}
+void AcquireAfterReceive(const std::string&) {}
+#endif
 
 zmq::socket_type ZmqType(SocketType type) {
   switch (type) {
@@ -190,6 +230,8 @@ SendOutcome Socket::Send(std::span<const std::span<const std::byte>> frames) {
       const zmq::send_flags flags =
           last ? zmq::send_flags::dontwait : zmq::send_flags::dontwait | zmq::send_flags::sndmore;
       zmq::message_t part(frames[i].data(), frames[i].size());
+      // After the copy into libzmq's buffer (the receiver reads that buffer), before it leaves.
+      ReleaseBeforeSend(last_endpoint_);
       if (!socket_.send(part, flags)) {
         // libzmq accepts the rest of a message once it took its first frame, so a backlog after
         // the first frame would be a libzmq bug; the half-sent message cannot be recalled.
@@ -227,6 +269,8 @@ Result<Message> Socket::Receive(int timeout_ms) {
       more = next.more();
       message.Append(std::move(next));
     }
+    // Every frame is here, each sent after its sender's release.
+    AcquireAfterReceive(last_endpoint_);
     return message;
   } catch (const zmq::error_t& e) {
     return e.num() == ETERM || e.num() == EINTR ? Unavailable() : Internal();

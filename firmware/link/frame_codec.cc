@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "schemas/board_generated.h"
+#include "schemas/vector_alignment.h"
 
 namespace wafer::fw {
 namespace {
@@ -148,6 +149,10 @@ bool DecodeBeginModel(const wb::BeginModel& m, FixedVector<hal::TensorSpec, kMax
         detail = "TensorDesc.shape missing or rank above 4";
         return false;
       }
+      if (!wire::ElementsAligned(shape)) {
+        detail = "TensorDesc.shape: elements not 8-byte aligned";
+        return false;
+      }
       spec.rank = shape->size();
       for (uint32_t i = 0; i < spec.rank; ++i) spec.shape[i] = shape->Get(i);
       spec.byte_size = t->byte_size();
@@ -163,6 +168,10 @@ bool DecodeBeginModel(const wb::BeginModel& m, FixedVector<hal::TensorSpec, kMax
   if (const auto* kv = m.kv_regions()) {
     if (kv->size() > kMaxKvRegions) {
       detail = "BeginModel.kv_regions: too many regions";
+      return false;
+    }
+    if (!wire::ElementsAligned(kv)) {
+      detail = "BeginModel.kv_regions: elements not 8-byte aligned";
       return false;
     }
     for (const wb::KvRegion* r : *kv) {

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "schemas/board_generated.h"
+#include "schemas/vector_alignment.h"
 
 namespace wafer::host {
 namespace {
@@ -323,6 +324,9 @@ Result<BoardReply> DecodeBoardReply(std::span<const std::byte> frame, std::strin
       t.steps = m->steps();
       t.ecc_correctable = m->ecc_correctable();
       t.ecc_uncorrectable = m->ecc_uncorrectable();
+      if (!wire::ElementsAligned(m->region_clock_hz())) {
+        return fail("TelemetryReply.region_clock_hz: elements not 8-byte aligned");
+      }
       if (m->region_clock_hz() != nullptr) {
         t.region_clock_hz.assign(m->region_clock_hz()->begin(), m->region_clock_hz()->end());
       }
@@ -355,6 +359,9 @@ Result<BoardReply> DecodeBoardReply(std::span<const std::byte> frame, std::strin
                              ? static_cast<BoardLogSeverity>(severity)
                              : BoardLogSeverity::kFatal;
           rec.code = static_cast<uint16_t>(e->code());
+          if (!wire::ElementsAligned(e->args())) {
+            return fail("ErrorLogReply.records.args: elements not 8-byte aligned");
+          }
           if (e->args() != nullptr) rec.args.assign(e->args()->begin(), e->args()->end());
           log.records.push_back(std::move(rec));
         }

@@ -48,7 +48,8 @@ class Daemon {
   void RequestReload();
   void set_config_source(std::function<Status(DaemonConfig*, std::string*)> source);
 
-  // The endpoints actually bound (a "tcp://127.0.0.1:*" config gets its real port here).
+  // The endpoints actually bound (a "tcp://127.0.0.1:*" config gets its real port here). Fixed
+  // after Create, key reloads included: safe to read from any thread while Run() runs.
   const std::string& job_endpoint() const;
   const std::string& admin_endpoint() const;
   int metrics_port() const;

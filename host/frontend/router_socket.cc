@@ -31,7 +31,9 @@ Status RouterSocket::Bind(const std::string& endpoint, const DaemonConfig& confi
     return Unavailable();
   }
   socket_ = std::move(socket).value();
-  endpoint_ = socket_->last_endpoint();
+  // Set by the first Bind only: a Rebind binds the same (resolved) endpoint, and other threads
+  // read endpoint() while the loop rebinds (TSan caught the rewrite racing a client's copy).
+  if (endpoint_.empty()) endpoint_ = socket_->last_endpoint();
   if (!curve_secret_key.empty()) {
     // Plaintext clients never reach the ZAP handler: only a monitor sees them turned away.
     WAFER_ASSIGN_OR_RETURN(monitor_, net::HandshakeMonitor::Start(context_, *socket_, detail));

@@ -42,7 +42,8 @@ class RouterSocket {
   // cannot be bound, the old key's is bound again and UNAVAILABLE returned (`detail` says why).
   Status Rebind(const DaemonConfig& config, const std::string& new_secret_key,
                 const std::string& old_secret_key, std::string* detail);
-  // The endpoint actually bound (a "tcp://127.0.0.1:*" gets its real port here).
+  // The endpoint actually bound (a "tcp://127.0.0.1:*" gets its real port here). Fixed once the
+  // first Bind returned (a Rebind keeps it), so any thread may read it from then on.
   const std::string& endpoint() const { return endpoint_; }
   // nullptr after a Rebind that could bind neither key (the loop must not poll it).
   void* handle() { return socket_ ? socket_->handle() : nullptr; }

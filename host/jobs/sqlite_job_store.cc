@@ -2,10 +2,12 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <bit>
-#include <iterator>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 
 namespace wafer::host {
 namespace {
@@ -137,6 +139,22 @@ std::string BoardsText(const std::vector<uint32_t>& boards) {
   std::string text;
   for (uint32_t b : boards) text += (text.empty() ? "" : ",") + std::to_string(b);
   return text;
+}
+
+// The inverse of BoardsText; false unless `text` is board numbers (each fits uint32) joined by
+// commas. (It was std::stoul, which throws on a damaged row: the fuzzer's first finding.)
+bool ParseBoardsText(std::string_view text, std::vector<uint32_t>* boards) {
+  for (size_t at = 0; at < text.size();) {
+    const size_t comma = std::min(text.find(',', at), text.size());
+    uint32_t board = 0;
+    const char* first = text.data() + at;
+    const char* last = text.data() + comma;
+    const auto [end, error] = std::from_chars(first, last, board);
+    if (first == last || error != std::errc() || end != last) return false;
+    boards->push_back(board);
+    at = comma + 1;
+  }
+  return true;
 }
 
 // Runs one statement of `sql` at a time; the error (named by `path`) into `detail`.
@@ -357,7 +375,15 @@ Status SqliteJobStore::ReadAll(std::string* detail) {
     job->want_text = sqlite3_column_int(s, 15) != 0;
     job->deadline_unix_ms = FromSql(sqlite3_column_int64(s, 16));
     job->accepted_unix_ms = sqlite3_column_int64(s, 17);
-    job->accepted_ns = now_ns - (now_unix_ms - job->accepted_unix_ms) * 1'000'000;
+    // A damaged time must not overflow (UBSan under the fuzzer found this): an age beyond
+    // int64 nanoseconds, about 292 years, is no acceptance time.
+    int64_t age_ms = 0, age_ns = 0;
+    if (__builtin_sub_overflow(now_unix_ms, job->accepted_unix_ms, &age_ms) ||
+        __builtin_mul_overflow(age_ms, int64_t{1'000'000}, &age_ns) ||
+        __builtin_sub_overflow(now_ns, age_ns, &job->accepted_ns)) {
+      return damaged("job " + std::to_string(job->id) + " has an impossible acceptance time (" +
+                     std::to_string(job->accepted_unix_ms) + " ms since 1970)");
+    }
     if (!ColumnTokens(s, 7, &job->prompt) || !ColumnTokens(s, 14, &job->stop_tokens)) {
       return damaged("job " + std::to_string(job->id) + " has a torn token list");
     }
@@ -412,11 +438,9 @@ Status SqliteJobStore::ReadAll(std::string* detail) {
     load.name = ColumnText(s, 0);
     load.path = ColumnText(s, 1);
     const std::string boards = ColumnText(s, 2);
-    for (size_t at = 0; at < boards.size();) {
-      size_t comma = boards.find(',', at);
-      if (comma == std::string::npos) comma = boards.size();
-      load.boards.push_back(static_cast<uint32_t>(std::stoul(boards.substr(at, comma - at))));
-      at = comma + 1;
+    if (!ParseBoardsText(boards, &load.boards)) {
+      return damaged("model '" + load.name + "' has a board list that is not numbers: '" +
+                     boards + "'");
     }
     load.slots = static_cast<uint32_t>(sqlite3_column_int64(s, 3));
     load.context_length = static_cast<uint32_t>(sqlite3_column_int64(s, 4));

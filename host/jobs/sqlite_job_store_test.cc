@@ -380,6 +380,36 @@ TEST_F(SqliteJobStoreTest, TornRowsAreDataLoss) {
   EXPECT_NE(detail.find("does not follow"), std::string::npos) << detail;
 }
 
+// Damage that the fuzzer found aborting or overflowing the reader (tests/fuzz/job_store_fuzz):
+// a model row whose board list is not numbers, and a job accepted at an impossible time.
+TEST_F(SqliteJobStoreTest, DamagedBoardListsAndAcceptanceTimesAreDataLoss) {
+  struct Case {
+    const char* sql;
+    const char* expect;
+  };
+  const Case cases[] = {
+      {"INSERT INTO models VALUES('m', '/m', '1,,0', 8, 512)", "board list"},
+      {"INSERT INTO models VALUES('m', '/m', '99999999999', 8, 512)", "board list"},
+      {"UPDATE jobs SET accepted_unix_ms = -9000000000000000000", "acceptance time"},
+  };
+  for (const Case& c : cases) {
+    std::filesystem::remove(path_);
+    {
+      std::unique_ptr<SqliteJobStore> store = Open();
+      JobTable table(*store, 10, kNoByteLimit);
+      ASSERT_TRUE(table.Add(Request("a")).ok());
+      ASSERT_TRUE(store->Commit().ok());
+    }
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, c.sql, nullptr, nullptr, nullptr), SQLITE_OK) << c.sql;
+    sqlite3_close(db);
+    std::string detail;
+    EXPECT_EQ(OpenFails(&detail).code(), StatusCode::kDataLoss) << c.sql;
+    EXPECT_NE(detail.find(c.expect), std::string::npos) << detail;
+  }
+}
+
 TEST_F(SqliteJobStoreTest, AFullDiskRefusesNewJobsAndKeepsTheAcceptedOnes) {
   std::vector<uint64_t> accepted;
   Status refused;

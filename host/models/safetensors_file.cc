@@ -75,12 +75,27 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string
   void* map = ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
   ::close(fd);
   if (map == MAP_FAILED) return Fail(Unavailable(), detail, path + ": mmap failed");
+  Result<std::unique_ptr<SafetensorsFile>> file =
+      FromBytes({static_cast<const std::byte*>(map), file_size}, path, detail);
+  if (!file.ok()) {
+    ::munmap(map, file_size);
+    return file.status();
+  }
+  (*file)->map_ = map;
+  (*file)->map_size_ = file_size;
+  return file;
+}
 
+Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::FromBytes(
+    std::span<const std::byte> bytes, const std::string& path, std::string* detail) {
+  const uint64_t file_size = bytes.size();
+  if (file_size < 8) {
+    return Fail(DataLoss(), detail,
+                path + ": truncated: " + std::to_string(file_size) + " bytes, need at least 8");
+  }
   std::unique_ptr<SafetensorsFile> file(new SafetensorsFile());
   file->path_ = path;
-  file->map_ = map;
-  file->map_size_ = file_size;
-  const auto* base = static_cast<const std::byte*>(map);
+  const std::byte* base = bytes.data();
 
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | static_cast<uint8_t>(base[i]);

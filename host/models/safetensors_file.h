@@ -48,6 +48,11 @@ class SafetensorsFile {
   //   INVALID_ARGUMENT - a well-formed file with an unsupported dtype.
   static Result<std::unique_ptr<SafetensorsFile>> Open(const std::string& path,
                                                        std::string* detail);
+  // As Open, over bytes already in memory (tests and the fuzz target): the tensors' spans point
+  // into `bytes`, which must outlive the object; `path` only names them in `*detail`.
+  static Result<std::unique_ptr<SafetensorsFile>> FromBytes(std::span<const std::byte> bytes,
+                                                            const std::string& path,
+                                                            std::string* detail);
   ~SafetensorsFile();
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;

@@ -4,6 +4,7 @@
 
 #include "host/wire/envelope.h"
 #include "schemas/admin_generated.h"
+#include "schemas/vector_alignment.h"
 
 namespace wafer::host {
 namespace fb = ::flatbuffers;
@@ -391,6 +392,10 @@ bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeErro
         for (const wa::BoardLogEntry* e : *m->records()) {
           BoardLogEntry entry{e->sequence(), e->timestamp_ns(), Str(e->severity()), Str(e->code()),
                               {}};
+          if (!::wafer::wire::ElementsAligned(e->args())) {
+            return fail(ErrorCode::kMalformedMessage,
+                        "BoardLogReply.records.args: elements not 8-byte aligned");
+          }
           if (e->args() != nullptr) entry.args.assign(e->args()->begin(), e->args()->end());
           r.records.push_back(std::move(entry));
         }
@@ -426,6 +431,10 @@ bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeErro
       d.dropped_rows = Vec<uint32_t>(m->dropped_rows());
       d.runtime_remaps = m->runtime_remaps();
       d.region_temp_c = Vec<float>(m->region_temp_c());
+      if (!::wafer::wire::ElementsAligned(m->region_clock_hz())) {
+        return fail(ErrorCode::kMalformedMessage,
+                    "BoardDetail.region_clock_hz: elements not 8-byte aligned");
+      }
       d.region_clock_hz = Vec<double>(m->region_clock_hz());
       d.core_power_w = m->core_power_w();
       d.sram_power_w = m->sram_power_w();

@@ -1,5 +1,17 @@
 // The host's decoder of board replies (a wafer-sim process is outside input too): never
-// crashes, and a failure always says why.
+// crashes, and a failure always says why. Seeded with real replies: the firmware superloop, on
+// the fake wafer, answers a session of host commands (identify, boot, stage and commit a model,
+// steps with tokens and hidden states, telemetry, heartbeat, error log, geometry, faults, a
+// refused frame), so every reply type is in the corpus as the firmware encodes it.
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <memory>
+
+#include "common/crc32c.h"
+#include "firmware/link/firmware_loop.h"
+#include "common/net/message.h"
+#include "firmware/testing/fake_platform.h"
 #include "host/board/board_codec.h"
 #include "tests/fuzz/fuzz_target.h"
 
@@ -12,23 +24,79 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   return 0;
 }
 
+namespace {
+
+// A host port that serves queued frames and keeps the replies.
+class QueuePort final : public wafer::fw::hal::HostPort {
+ public:
+  wafer::Result<size_t> Receive(std::span<std::byte> buffer, int64_t) override {
+    if (in.empty()) return wafer::DeadlineExceeded();
+    Frame f = std::move(in.front());
+    in.pop_front();
+    const size_t n = std::min(buffer.size(), f.size());
+    if (n > 0) std::memcpy(buffer.data(), f.data(), n);
+    return f.size();
+  }
+  wafer::Status Send(std::span<const std::byte> frame) override {
+    out.emplace_back(reinterpret_cast<const char*>(frame.data()), frame.size());
+    return wafer::OkStatus();
+  }
+  std::deque<Frame> in;
+  std::vector<std::string> out;
+};
+
+}  // namespace
+
 std::vector<std::string> FuzzSeeds() {
-  // Board commands share the envelope and identifier with replies, so they are good starting
-  // points for reply-shaped mutations; the step carries nested vectors.
-  std::vector<std::string> seeds;
-  auto add = [&](const auto& frame) {
-    seeds.emplace_back(reinterpret_cast<const char*>(frame.data()), frame.size());
+  QueuePort port;
+  wafer::fw::testing::FakePlatform fake;
+  auto loop = std::make_unique<wafer::fw::FirmwareLoop>(port, fake.platform());
+  auto serve = [&](Frame frame) {
+    port.in.push_back(std::move(frame));
+    loop->PollOnce(0).IgnoreError();
   };
+  serve(EncodeIdentify(1));
+  serve(EncodeBoot(2));
+  ModelManifest m;
+  m.model_id = 1;
+  m.name = std::string("m");  // Not = "m": g++ 12 -Wrestrict false positive under ASan.
+  m.arch.vocab_size = 8;
+  m.arch.hidden_size = 4;
+  m.arch.intermediate_size = 8;
+  m.arch.num_layers = 2;
+  m.arch.num_heads = 1;
+  m.arch.num_kv_heads = 1;
+  m.arch.head_dim = 4;
+  m.arch.max_position = 8;
+  m.tensors.push_back(TensorDesc{"t", TensorRole::kAttnNorm, 1, DType::kF32, {4}, 16,
+                                 {0, 0, 1, 1}});
+  m.slots = 2;
+  m.context_length = 8;
+  m.stage = ModelStage{0, 1, true, false};  // The first stage: its steps return hidden states.
+  serve(EncodeBeginModel(3, m));
+  const std::vector<std::byte> weights(16, std::byte{1});
+  serve(EncodeWriteWeights(4, 1, 0, 0, weights, wafer::Crc32c(weights)));
+  serve(EncodeCommitModel(5, 1));
   SeqStep seq;
   seq.slot = 1;
-  seq.input_tokens = {1, 2, 3};
-  seq.generate = 4;
-  seq.stop_tokens = {7};
-  add(EncodeStep(9, 1, {seq, seq}));
-  seq.hidden_in = {0.25f, -1.0f, 3.0f};  // A float vector, as StepReply.hidden_out carries.
-  add(EncodeStep(10, 1, {seq}));
-  add(EncodeIdentify(1));
-  add(EncodeReadTelemetry(2));
-  add(EncodeHeartbeat(3, 42));
-  return seeds;
+  seq.reset = true;
+  seq.input_tokens = {3, 5};
+  serve(EncodeStep(6, 1, {seq}));  // A StepReply with hidden_out.
+  serve(EncodeStep(7, 9, {seq}));  // An Ack refusing an unknown model.
+  serve(EncodeReadTelemetry(8));
+  serve(EncodeHeartbeat(9, 42));
+  serve(EncodeReadErrorLog(10, 0, 16));
+  serve(EncodeReadGeometry(11));
+  serve(EncodeReadFaults(12, 0));
+  serve(Frame(24, std::byte{0x5a}));  // Not a frame: an ErrorReply.
+  // Every seed is a reply the host accepts, one of each type.
+  std::vector<bool> seen(static_cast<size_t>(BoardReplyType::kFaults) + 1);
+  for (const std::string& reply : port.out) {
+    std::string error;
+    auto r = DecodeBoardReply(wafer::net::AsBytes(reply), &error);
+    FUZZ_CHECK(r.ok());
+    seen[static_cast<size_t>(r->type)] = true;
+  }
+  FUZZ_CHECK(std::count(seen.begin(), seen.end(), false) == 0);
+  return port.out;
 }

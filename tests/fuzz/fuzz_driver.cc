@@ -1,23 +1,95 @@
-// Runs a fuzz target without libFuzzer: every seed, then `iterations` mutations (bit flips,
-// byte overwrites, truncations, insertions, splices of two seeds), from a fixed seed so a
-// failure reproduces. Usage: TARGET [iterations] [rng_seed]
+// Runs a fuzz target without libFuzzer: every seed, every file of the --corpus folders (the
+// committed corpus and the regression inputs of crashes found before), then `iterations`
+// mutations (bit flips, byte overwrites, truncations, insertions, splices of two inputs) from a
+// fixed seed so a failure reproduces.
+//
+// Usage: TARGET [--corpus DIR]... [iterations] [rng_seed]
+//        TARGET --write-seeds DIR   (writes FuzzSeeds() as files named by their FNV-1a hash)
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 
 #include "tests/fuzz/fuzz_target.h"
 
+namespace {
+
+void Run(const std::string& input) {
+  LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(input.data()), input.size());
+}
+
+std::string HashName(const std::string& bytes) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
+  char name[17];
+  std::snprintf(name, sizeof(name), "%016llx", static_cast<unsigned long long>(h));
+  return name;
+}
+
+int WriteSeeds(const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  const std::vector<std::string> seeds = FuzzSeeds();
+  for (const std::string& s : seeds) {
+    std::ofstream out(dir / HashName(s), std::ios::binary);
+    out.write(s.data(), static_cast<std::streamsize>(s.size()));
+    if (!out) {
+      std::fprintf(stderr, "cannot write %s\n", (dir / HashName(s)).c_str());
+      return 1;
+    }
+  }
+  std::printf("%zu seeds written to %s\n", seeds.size(), dir.c_str());
+  return 0;
+}
+
+// Every regular file under `dir`, in name order (so runs are reproducible).
+std::vector<std::string> ReadCorpus(const std::filesystem::path& dir) {
+  std::vector<std::filesystem::path> paths;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.is_regular_file()) paths.push_back(entry.path());
+  }
+  std::sort(paths.begin(), paths.end());
+  std::vector<std::string> inputs;
+  for (const auto& p : paths) {
+    std::ifstream in(p, std::ios::binary);
+    inputs.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  return inputs;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  const long iterations = argc > 1 ? std::atol(argv[1]) : 200000;
-  const unsigned rng_seed = argc > 2 ? static_cast<unsigned>(std::atol(argv[2])) : 20261124u;
+  long iterations = 200000;
+  unsigned rng_seed = 20261124u;
   std::vector<std::string> seeds = FuzzSeeds();
+  size_t replayed = 0;
+  int positional = 0;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--write-seeds") == 0 && i + 1 < argc) return WriteSeeds(argv[i + 1]);
+    if (std::strcmp(argv[i], "--corpus") == 0 && i + 1 < argc) {
+      for (std::string& input : ReadCorpus(argv[++i])) {
+        Run(input);  // Regression inputs must pass as they are, before any mutation.
+        ++replayed;
+        seeds.push_back(std::move(input));
+      }
+      continue;
+    }
+    if (positional++ == 0) {
+      iterations = std::atol(argv[i]);
+    } else {
+      rng_seed = static_cast<unsigned>(std::atol(argv[i]));
+    }
+  }
   if (seeds.empty()) {
     std::fprintf(stderr, "no seeds\n");
     return 1;
   }
-  for (const std::string& s : seeds) {
-    LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(s.data()), s.size());
-  }
+  for (const std::string& s : seeds) Run(s);
   std::mt19937_64 rng(rng_seed);
   auto pick = [&](size_t n) { return n == 0 ? size_t{0} : static_cast<size_t>(rng() % n); };
   for (long i = 0; i < iterations; ++i) {
@@ -40,7 +112,7 @@ int main(int argc, char** argv) {
         case 3:  // Insert random bytes.
           m.insert(pick(m.size() + 1), std::string(1 + pick(8), static_cast<char>(rng())));
           break;
-        case 4: {  // Splice with another seed.
+        case 4: {  // Splice with another input.
           const std::string& other = seeds[pick(seeds.size())];
           size_t cut = pick(m.size() + 1);
           m = m.substr(0, cut) + other.substr(std::min(cut, other.size()));
@@ -55,8 +127,9 @@ int main(int argc, char** argv) {
           break;
       }
     }
-    LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(m.data()), m.size());
+    Run(m);
   }
-  std::printf("%ld mutations of %zu seeds: no crash, every property held\n", iterations, seeds.size());
+  std::printf("%zu corpus inputs replayed, %ld mutations of %zu inputs: no crash, every property "
+              "held\n", replayed, iterations, seeds.size());
   return 0;
 }

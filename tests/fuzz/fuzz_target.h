@@ -1,8 +1,12 @@
 // Fuzz targets for every decoder of outside input. Each target file defines
-// LLVMFuzzerTestOneInput (the libFuzzer entry point) and FuzzSeeds (valid messages to start
-// mutating from). fuzz_driver.cc runs a target under ctest without libFuzzer: its seeds, then a
-// deterministic stream of mutations of them. With clang, -DWAFER_LIBFUZZER=ON also builds real
-// libFuzzer binaries (*_libfuzzer) for open-ended runs.
+// LLVMFuzzerTestOneInput (the libFuzzer entry point) and FuzzSeeds (real messages to start
+// from). One source serves two builds:
+//   - the normal build (g++ or clang) links it with fuzz_driver.cc, and ctest runs it: its seeds,
+//     the committed corpus and regression inputs, then a fixed stream of mutations;
+//   - `make fuzz` configures build-fuzz with clang and -DWAFER_LIBFUZZER=ON, which links it with
+//     libFuzzer (-fsanitize=fuzzer,address,undefined) for coverage-guided runs.
+// The corpus in tests/fuzz/corpus/<target>/ is what FuzzSeeds returns, written by
+// `<target> --write-seeds DIR`.
 #pragma once
 
 #include <cstddef>
