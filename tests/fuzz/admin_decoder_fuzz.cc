@@ -22,6 +22,16 @@ std::vector<std::string> FuzzSeeds() {
   StatusReply r;
   r.boards.push_back(BoardInfo{});
   r.models.push_back(ModelInfo{});
+  HealthReply health;
+  BoardHealthInfo board;
+  board.level = WireHealthLevel::kFail;
+  board.rules.push_back(HealthRuleState{"temperature", WireHealthLevel::kFail, 102,
+                                        "TEMPERATURE_CRITICAL", "hot", "cool it"});
+  board.open = HealthIncidentInfo{1, 0, 102, "TEMPERATURE_CRITICAL", "hot", "drained", 5, 0, 1,
+                                  "reset", "cool it"};
+  board.closed.push_back(*board.open);
+  board.drain = "health incident (evacuate)";
+  health.boards.push_back(board);
   return {EncodeAdmin(StatusQuery{1}), EncodeAdmin(r),
           EncodeAdmin(LoadModel{2, "m", "/x", 0, 4, 128, {0, 1}}),
           EncodeAdmin(LoadProgress{2, 1, 2, 3.0, 4.0, "transferring"}),
@@ -29,5 +39,7 @@ std::vector<std::string> FuzzSeeds() {
           EncodeAdmin(UnloadModel{3, "m", 1}), EncodeAdmin(ResetBoard{4, 0}),
           EncodeAdmin(ListJobs{5, "t", JobStateFilter::kAll, 10}),
           EncodeAdmin(JobList{5, {JobSummary{}}, 1, false}), EncodeAdmin(ShowJob{6, 7}),
-          EncodeAdmin(JobDetail{}), EncodeAdmin(CancelJobRequest{8, 9})};
+          EncodeAdmin(JobDetail{}), EncodeAdmin(CancelJobRequest{8, 9}),
+          EncodeAdmin(HealthQuery{10, 1}), EncodeAdmin(health),
+          EncodeAdmin(ClearHealthIncident{11, 0})};
 }

@@ -35,6 +35,8 @@ std::vector<std::string> FuzzSeeds() {
   CapacityReply c;
   c.models.push_back(ModelCapacity{"demo", 1, 2, 3, true, {ClassCapacity{"batch", 4, 5, true}},
                                   {ReplicaCapacity{{0, 1}, 1, 2, 1, true}}});
+  c.boards.push_back(BoardCapacity{1, 2, true, "health incident (evacuate)", 131,
+                                   "ECC_UNCORRECTABLE"});
   return {EncodeJob(s), EncodeJob(TokenChunk{1, 2, 3, {4, 5}, "hi"}), EncodeJob(f),
           EncodeJob(CancelJob{4}), EncodeJob(ResumeStream{5, 1}), EncodeJob(c),
           EncodeJob(JobRejected{1, ErrorCode::kQueueFull, "full", 10}),
