@@ -248,6 +248,10 @@ void ChaosRun::WriteFiles() {
       << "\nmetrics_address: \"\"\ndrain_timeout_ms: 0\n"
       << "store: {path: " << d << "/jobs.db}\n"
       << "scheduler: {decode_tokens_per_step: 4}\n"
+      // Health acts on the faults below (drain, reset, return), fast enough for the budget; a
+      // board is never quarantined, or its model's jobs would wait for an operator.
+      << "health: {window_s: 5, recovery_backoff_ms: 200, return_after_s: 2, "
+         "max_recoveries: 100}\n"
       << "boards:\n"
       << "  - endpoint: " << board_ep_ << "\n    timeout_ms: 500\n"
       << "  - endpoint: inproc://chaos-b1\n    preset: " << d << "/slow.yaml\n"
