@@ -83,6 +83,13 @@ GreedyStream::~GreedyStream() {
   if (thread.joinable()) thread.join();
 }
 
+std::vector<uint32_t> GreedyReference(DaemonHarness& h, const std::string& model,
+                                      uint32_t max_tokens, int timeout_ms) {
+  GreedyStream undisturbed(h, model, max_tokens, timeout_ms);
+  undisturbed.thread.join();
+  return undisturbed.tokens;
+}
+
 host::SubmitJob GreedyJob(const std::string& model, uint32_t max_tokens) {
   host::SubmitJob job;
   job.model = model;

@@ -99,4 +99,9 @@ struct GreedyStream {
   ~GreedyStream();
 };
 
+// The tokens of GreedyJob(model, max_tokens) run to its end undisturbed: what a disturbed run
+// (moved, preempted, recomputed) must stream too.
+std::vector<uint32_t> GreedyReference(DaemonHarness& h, const std::string& model,
+                                      uint32_t max_tokens, int timeout_ms = 60000);
+
 }  // namespace wafer::testing

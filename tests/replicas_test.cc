@@ -145,12 +145,7 @@ TEST(ReplicasTest, AnEvacuatedJobFinishesOnTheOtherReplicaWithTheSameTokens) {
   ASSERT_EQ(LoadOn(*h, dir.path() + "/tiny", 0, 4).code, ErrorCode::kNone);
   ASSERT_EQ(LoadOn(*h, dir.path() + "/tiny", 1, 4).code, ErrorCode::kNone);
   constexpr uint32_t kTokens = 1000;
-  std::vector<uint32_t> reference;
-  {
-    Stream undisturbed(*h, kTokens);
-    undisturbed.thread.join();
-    reference = undisturbed.tokens;
-  }
+  const std::vector<uint32_t> reference = GreedyReference(*h, "tiny", kTokens, kTimeoutMs);
   ASSERT_EQ(reference.size(), kTokens);
 
   Stream stream(*h, kTokens);

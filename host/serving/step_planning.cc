@@ -2,6 +2,7 @@
 // the step planner picks the sequences, this sends them to the model's first board.
 #include <algorithm>
 #include <cstdio>
+#include <set>
 
 #include "host/serving/step_loop.h"
 
@@ -61,18 +62,13 @@ void StepLoop::ScheduleSteps() {
 void StepLoop::RouteQueued() {
   // Without it, the replica whose board plans first would take every job its slots hold, and a
   // lightly loaded model would run all of its jobs on one board while the others idle.
-  const auto& all = models_.models();
-  for (auto it = all.begin(); it != all.end(); ++it) {
-    const ModelRecord& first = *it->second;
-    // Each name once, at its first replica; a name of one replica needs no routing.
-    bool seen = false;
-    for (auto before = all.begin(); before != it && !seen; ++before) {
-      seen = before->second->name == first.name;
-    }
-    if (seen || scheduler_.QueuedFor(first.name) == 0) continue;
-    const std::vector<ModelRecord*> replicas = models_.Replicas(first.name);
+  std::set<std::string> routed;  // Each name once; a name of one replica needs no routing.
+  for (const auto& [id, record] : models_.models()) {
+    const std::string& name = record->name;
+    if (!routed.insert(name).second || scheduler_.QueuedFor(name) == 0) continue;
+    const std::vector<ModelRecord*> replicas = models_.Replicas(name);
     if (replicas.size() < 2) continue;
-    while (scheduler_.QueuedFor(first.name) > 0) {
+    while (scheduler_.QueuedFor(name) > 0) {
       ModelRecord* least = nullptr;
       uint32_t least_running = 0;
       for (ModelRecord* replica : replicas) {
