@@ -30,7 +30,7 @@ inline constexpr uint32_t kRowDropped = 0xFFFFFFFFu;
 // Same values as board.fbs FaultKind.
 enum class FaultKind : uint8_t {
   kNone, kPeStop, kEccCorrectable, kEccUncorrectable, kLinkCrc, kThermalRunaway, kPowerCap,
-  kFirmwareHang, kProcessCrash,
+  kFirmwareHang, kProcessCrash, kSramStuckBit, kFabricLink,
 };
 
 // One fault to inject (simulated boards; a real board refuses with UNIMPLEMENTED).
@@ -59,6 +59,30 @@ struct HwEvent {
 };
 
 // What lived on one PE: a model's tensors (indices into its manifest) and its KV cache.
+// A failing unit a built-in self-test found (usable-rectangle coordinates).
+struct DiagHit {
+  uint32_t row = 0;
+  uint32_t col = 0;
+  uint64_t detail = 0;  // Test-specific (see each test).
+};
+
+// What a built-in self-test covered.
+struct DiagRun {
+  uint32_t rows = 0;       // Rows tested after clipping.
+  uint64_t units = 0;      // PEs or links tested.
+  uint64_t failures = 0;   // Failing units (may exceed the hits written).
+  size_t hit_count = 0;    // Entries of the caller's `hits` written.
+  int64_t device_ns = 0;   // Modeled time the test took on the wafer.
+};
+
+// The known-answer kernel's result on one healthy PE: the dot product of the fixed 16-bit
+// patterns a[i] = i + 1 and b[i] = 2 * i + 1 over 64 lanes (what every PE computes).
+constexpr uint64_t KnownAnswerPerPe() {
+  uint64_t sum = 0;
+  for (uint64_t i = 0; i < 64; ++i) sum += (i + 1) * (2 * i + 1);
+  return sum;
+}
+
 struct PeContents {
   uint32_t model_id = 0;
   bool has_model = false;
@@ -328,6 +352,35 @@ class Wafer {
   // Consumes one pending host-link CRC failure: true when the frame just received must be
   // treated as corrupted. A real link checks its CRC in hardware and never asks.
   virtual bool TakeLinkCrcError() = 0;
+
+  // ---- Built-in self-tests (diagnostics). The caller runs them only on a harvested fabric with
+  // no Step in flight. Each fills `hits` with the first failing units (as many as fit) and
+  // `run` with what it tested; rows beyond the usable rectangle are clipped.
+
+  // March C- over the SRAM of each PE in usable rows [first_row, first_row + row_count), ECC
+  // bypassed. `unused_only`: only PEs holding no model bytes (destructive: their contents are
+  // unused); otherwise every PE, transparently (contents saved and restored). A hit's `detail`
+  // is the failing word's byte address. OUT_OF_RANGE when first_row is past the last row.
+  virtual Status TestSram(uint32_t first_row, uint32_t row_count, bool unused_only,
+                          std::span<DiagHit> hits, DiagRun& run) = 0;
+
+  // Sends test patterns over each PE's east link and south link (none past the rectangle's
+  // last column or row) in the rows and checks what arrives. A hit names the PE the link leaves
+  // and `detail` 0 (east) or 1 (south). OUT_OF_RANGE when first_row is past the last row.
+  virtual Status TestFabricLinks(uint32_t first_row, uint32_t row_count,
+                                 std::span<DiagHit> hits, DiagRun& run) = 0;
+
+  // Runs the known-answer kernel on every usable PE of die region `region`: each computes
+  // KnownAnswerPerPe() and the region's fabric sums the results. `answer` is the sum read back,
+  // `pes` the PEs that took part (the firmware expects pes * KnownAnswerPerPe()). UNAVAILABLE
+  // when the region's clock is stopped; OUT_OF_RANGE for a region the board does not have.
+  virtual Status RunKnownAnswer(uint32_t region, uint64_t& answer, uint64_t& pes,
+                                int64_t& device_ns) = 0;
+
+  // Takes usable PE (row, col) out of service after a diagnostic found it failing: it is marked
+  // failed in the defect map (it stays failed across power cycles) and its SRAM contents are
+  // lost; RemapPe then moves it onto a spare. OUT_OF_RANGE outside the rectangle.
+  virtual Status RetirePe(uint32_t row, uint32_t col) = 0;
 };
 
 }  // namespace wafer::fw::hal
