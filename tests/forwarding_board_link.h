@@ -44,6 +44,10 @@ class ForwardingBoardLink : public host::BoardLink {
   Status CommitFirmwareImage(uint32_t slot) override { return inner_->CommitFirmwareImage(slot); }
   Result<host::BoardHarvestMap> ReadGeometry() override { return inner_->ReadGeometry(); }
   Result<host::BoardFaults> ReadFaults(uint64_t from) override { return inner_->ReadFaults(from); }
+  Result<host::BoardDiagnostic> RunDiagnostic(host::BoardDiagTest test, uint32_t first_row,
+                                              uint32_t row_count) override {
+    return inner_->RunDiagnostic(test, first_row, row_count);
+  }
   Status InjectFault(const host::BoardFaultInjection& fault) override {
     return inner_->InjectFault(fault);
   }

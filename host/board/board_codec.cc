@@ -128,6 +128,14 @@ Frame EncodeReadFaults(uint64_t id, uint64_t from_sequence) {
                 wb::CreateReadFaults(fbb, from_sequence).Union());
 }
 
+Frame EncodeRunDiagnostic(uint64_t id, BoardDiagTest test, uint32_t first_row,
+                          uint32_t row_count) {
+  flatbuffers::FlatBufferBuilder fbb(128);
+  return Finish(fbb, id, wb::BoardMessage::RunDiagnostic,
+                wb::CreateRunDiagnostic(fbb, static_cast<wb::DiagTest>(test), first_row, row_count)
+                    .Union());
+}
+
 const char* BoardLogCodeName(uint16_t code) {
   if (code > static_cast<uint16_t>(wb::LogCode::MAX)) return "";
   return wb::EnumNameLogCode(static_cast<wb::LogCode>(code));
@@ -411,6 +419,27 @@ Result<BoardReply> DecodeBoardReply(std::span<const std::byte> frame, std::strin
           }
           out.kv_cache_lost = f->kv_cache_lost();
           r.faults.faults.push_back(std::move(out));
+        }
+      }
+      return r;
+    }
+    case wb::BoardMessage::DiagnosticReply: {
+      const auto* m = env->message_as_DiagnosticReply();
+      r.type = BoardReplyType::kDiagnostic;
+      BoardDiagnostic& d = r.diagnostic;
+      const auto test = static_cast<uint8_t>(m->test());
+      // A value read off the wire: an unknown test is reported as kNone.
+      d.test = test <= static_cast<uint8_t>(wb::DiagTest::MAX) ? static_cast<BoardDiagTest>(test)
+                                                                : BoardDiagTest::kNone;
+      d.first_row = m->first_row();
+      d.row_count = m->row_count();
+      d.units_tested = m->units_tested();
+      d.failures = m->failures();
+      d.device_ns = m->device_ns();
+      if (const auto* findings = m->findings()) {
+        for (const wb::DiagFinding* f : *findings) {
+          d.findings.push_back(BoardDiagFinding{f->row(), f->pe(), f->region(), f->detail(),
+                                                f->retired(), f->remapped()});
         }
       }
       return r;

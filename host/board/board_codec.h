@@ -19,7 +19,9 @@ inline constexpr uint16_t kBoardProtocolMajor = 1;
 // older board: BoardIdentity::step_seqs() and its siblings then give minor 1's firmware limits).
 // Minor 3: SeqSampling.sampled_before (an older board restarts a recomputed sequence's sampler
 // from its seed: greedy jobs still match an undisturbed run, seeded ones may not).
-inline constexpr uint16_t kBoardProtocolMinor = 3;
+// Minor 4: RunDiagnostic/DiagnosticReply and the latent fault kinds (an older board answers
+// RunDiagnostic with WRONG_MESSAGE_TYPE).
+inline constexpr uint16_t kBoardProtocolMinor = 4;
 
 using Frame = std::vector<std::byte>;
 
@@ -43,9 +45,12 @@ Frame EncodeCommitFirmwareImage(uint64_t command_id, uint32_t slot);
 Frame EncodeReadGeometry(uint64_t command_id);
 Frame EncodeInjectFault(uint64_t command_id, const BoardFaultInjection& fault);
 Frame EncodeReadFaults(uint64_t command_id, uint64_t from_sequence);
+Frame EncodeRunDiagnostic(uint64_t command_id, BoardDiagTest test, uint32_t first_row,
+                          uint32_t row_count);
 
 enum class BoardReplyType : uint8_t {
   kIdentify, kBoot, kAck, kStep, kTelemetry, kHeartbeat, kError, kErrorLog, kGeometry, kFaults,
+  kDiagnostic,
 };
 
 // A decoded reply; only the fields of `type` are set.
@@ -63,6 +68,7 @@ struct BoardReply {
   BoardErrorLog error_log;  // kErrorLog.
   BoardHarvestMap geometry;   // kGeometry.
   BoardFaults faults;       // kFaults.
+  BoardDiagnostic diagnostic;  // kDiagnostic.
   // kError: the board's link CRC rejected the frame (it was not processed; resending is safe).
   bool frame_crc_failed = false;
 };

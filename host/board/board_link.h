@@ -83,6 +83,14 @@ class BoardLink {
   // tensors to re-stage. UNAVAILABLE on timeout.
   virtual Result<BoardFaults> ReadFaults(uint64_t from_sequence) = 0;
 
+  // Runs one of the firmware's built-in self-tests on usable rows [first_row, first_row +
+  // row_count) (kKnownAnswer: die regions). The caller drains the board first (no Step while it
+  // runs). kSramAll and kFabricLinks retire the failing PEs they find (defect map, spare, a
+  // FaultReport when a model held data there). FAILED_PRECONDITION (board not ready),
+  // INVALID_ARGUMENT (test or rows), UNAVAILABLE on timeout.
+  virtual Result<BoardDiagnostic> RunDiagnostic(BoardDiagTest test, uint32_t first_row,
+                                                uint32_t row_count) = 0;
+
   // Toggles a fault on a simulated board. INVALID_ARGUMENT (coordinates or value),
   // FAILED_PRECONDITION (a PE fault before Boot), UNIMPLEMENTED (not simulable here, e.g.
   // kProcessCrash on an embedded board). kFirmwareHang is acknowledged, then the firmware stops

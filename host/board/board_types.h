@@ -89,7 +89,7 @@ struct BoardHarvestMap {
 // Matches board.fbs FaultKind.
 enum class BoardFaultKind : uint8_t {
   kNone, kPeStop, kEccCorrectable, kEccUncorrectable, kLinkCrc, kThermalRunaway, kPowerCap,
-  kFirmwareHang, kProcessCrash,
+  kFirmwareHang, kProcessCrash, kSramStuckBit, kFabricLink,
 };
 
 // A fault to inject on a simulated board (see board.fbs InjectFault for each kind's fields).
@@ -117,6 +117,30 @@ struct BoardFaultReport {
 struct BoardFaults {
   std::vector<BoardFaultReport> faults;  // Oldest first.
   uint64_t next_sequence = 0;
+};
+
+// Matches board.fbs DiagTest: the firmware's built-in self-tests.
+enum class BoardDiagTest : uint8_t { kNone, kSramUnused, kSramAll, kFabricLinks, kKnownAnswer };
+
+// One failing unit a built-in self-test found (board.fbs DiagFinding).
+struct BoardDiagFinding {
+  uint32_t row = 0;
+  uint32_t pe = 0;
+  uint32_t region = 0;
+  uint64_t detail = 0;
+  bool retired = false;
+  bool remapped = false;
+};
+
+// Answer to RunDiagnostic (board.fbs DiagnosticReply).
+struct BoardDiagnostic {
+  BoardDiagTest test = BoardDiagTest::kNone;
+  uint32_t first_row = 0;
+  uint32_t row_count = 0;  // After clipping to the board.
+  uint64_t units_tested = 0;
+  uint64_t failures = 0;
+  std::vector<BoardDiagFinding> findings;  // The first ones (at most 64).
+  int64_t device_ns = 0;
 };
 
 enum class DType : uint8_t { kF32, kF16, kBF16 };

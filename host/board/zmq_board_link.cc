@@ -137,6 +137,15 @@ class ZmqBoardLink final : public BoardLink {
     return std::move(r.faults);
   }
 
+  Result<BoardDiagnostic> RunDiagnostic(BoardDiagTest test, uint32_t first_row,
+                                        uint32_t row_count) override {
+    WAFER_ASSIGN_OR_RETURN(
+        BoardReply r,
+        Call([&](uint64_t id) { return EncodeRunDiagnostic(id, test, first_row, row_count); },
+             "RunDiagnostic", BoardReplyType::kDiagnostic));
+    return std::move(r.diagnostic);
+  }
+
   Status InjectFault(const BoardFaultInjection& fault) override {
     return Ack([&](uint64_t id) { return EncodeInjectFault(id, fault); }, "InjectFault");
   }

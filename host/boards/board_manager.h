@@ -36,6 +36,7 @@ struct Board {
   BoardDrain drain;
   uint32_t steps_in_flight = 0;  // Sent to the worker, StepDone not yet back.
   bool resetting = false;        // A ResetWork is under way: no steps until it completes.
+  bool diagnosing = false;       // A DiagWork is under way (the admin front end's).
   bool heard = false;    // A BoardUpdate arrived: `state` is the worker's, not the default.
   bool preparing = false;  // A load spanning this board is being planned: its rows are unknown.
   size_t next_model = 0;   // Round-robin position over this board's models.

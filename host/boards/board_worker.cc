@@ -343,6 +343,36 @@ class Driver {
     Send(std::make_unique<WorkerEvent>(std::move(done)));
   }
 
+  void Handle(DiagWork& work) {
+    DiagDone done{work.admin_tag, work.admin_peer, {}};
+    if (!link_) {
+      done.report.level = work.level;
+      done.report.outcome = DiagOutcome::kFail;
+      DiagTestResult link;
+      link.name = "link";
+      link.outcome = DiagOutcome::kFail;
+      link.code = 201;
+      link.message = "board not connected: " + config_.endpoint;
+      done.report.tests.push_back(std::move(link));
+    } else {
+      int64_t last_progress_ns = 0;
+      done.report = RunBoardDiagnostics(
+          *link_, clock_, work.level, work.limits, [&](const DiagProgress& p) {
+            // At most about ten a second, and the last band of each test always.
+            const int64_t now = clock_.NowNanos();
+            if (p.done < p.total && now - last_progress_ns < kProgressPeriodNs) return;
+            last_progress_ns = now;
+            Send(std::make_unique<WorkerEvent>(DiagProgressEvent{work.admin_tag, work.admin_peer, p}));
+          });
+      if (done.report.pes_retired > 0) {
+        // The defect map changed: spares and usable PEs are read again for the health rules.
+        if (auto id = link_->Identify(); id.ok()) identity_ = *id;
+      }
+    }
+    last_telemetry_ns_ = 0;  // Report the board again at once.
+    Send(std::make_unique<WorkerEvent>(std::move(done)));
+  }
+
   void Handle(LogsWork& work) {
     LogsDone done{work.admin_tag, work.admin_peer, OkStatus(), "", {}};
     if (!link_) {

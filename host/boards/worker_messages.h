@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "host/boards/board_diagnostics.h"
 #include "host/board/board_types.h"
 #include "host/loader/prepared_model.h"
 #include "host/loader/restage.h"
@@ -74,8 +75,17 @@ struct RepairWork {
   std::shared_ptr<const PreparedModel> model;
 };
 
+// Runs the diagnostics of `level` (host/boards/board_diagnostics.h). For levels 2 and 3 the
+// step loop drained the board first. Answered by DiagProgressEvents, then a DiagDone.
+struct DiagWork {
+  uint64_t admin_tag = 0;
+  std::string admin_peer;
+  uint32_t level = 1;
+  DiagLimits limits;
+};
+
 using WorkerRequest = std::variant<StepWork, StageLoadWork, UnloadWork, ResetWork,
-                                   LogsWork, FaultWork, GeometryWork, RepairWork>;
+                                   LogsWork, FaultWork, GeometryWork, RepairWork, DiagWork>;
 
 // ---- worker -> step loop ----
 
@@ -164,7 +174,20 @@ struct RepairDone {
   double elapsed_s = 0;
 };
 
+struct DiagProgressEvent {
+  uint64_t admin_tag = 0;
+  std::string admin_peer;
+  DiagProgress progress;
+};
+
+struct DiagDone {
+  uint64_t admin_tag = 0;
+  std::string admin_peer;
+  DiagReport report;
+};
+
 using WorkerEvent = std::variant<StepDone, LoadProgressEvent, LoadDone, OperationDone,
-                                 BoardUpdate, LogsDone, GeometryDone, RepairDone>;
+                                 BoardUpdate, LogsDone, GeometryDone, RepairDone,
+                                 DiagProgressEvent, DiagDone>;
 
 }  // namespace wafer::host

@@ -668,13 +668,20 @@ wafer::Status AdminClient::QueryStatus(StatusReply* reply, int timeout_ms) {
   return Ask(StatusQuery{tag}, tag, reply, timeout_ms);
 }
 
-template <typename Reply>
+template <typename Reply, typename Progress>
 wafer::Status AdminClient::Ask(const AdminMessage& request, uint64_t tag, Reply* reply,
-                               int timeout_ms) {
+                               int timeout_ms,
+                               const std::function<void(const Progress&)>& on_progress) {
   WAFER_RETURN_IF_ERROR(SendBytes(*socket_, EncodeAdmin(request), &last_error_));
   while (true) {
     AdminMessage m;
     WAFER_RETURN_IF_ERROR(Receive(&m, timeout_ms));
+    if constexpr (!std::is_same_v<Progress, std::monostate>) {
+      if (auto* p = std::get_if<Progress>(&m); p != nullptr && p->request_tag == tag) {
+        if (on_progress) on_progress(*p);
+        continue;
+      }
+    }
     if (auto* r = std::get_if<Reply>(&m); r != nullptr && r->request_tag == tag) {
       *reply = std::move(*r);
       return OkStatus();
@@ -709,6 +716,14 @@ wafer::Status AdminClient::ListJobs(host::ListJobs query, JobList* reply, int ti
 wafer::Status AdminClient::QueryHealth(int32_t board, HealthReply* reply, int timeout_ms) {
   const uint64_t tag = next_tag_++;
   return Ask(host::HealthQuery{tag, board}, tag, reply, timeout_ms);
+}
+
+wafer::Status AdminClient::RunDiagnostics(
+    uint32_t board, uint32_t level,
+    const std::function<void(const DiagnosticProgress&)>& on_progress, DiagnosticReport* report,
+    int timeout_ms) {
+  const uint64_t tag = next_tag_++;
+  return Ask(host::RunDiagnostics{tag, board, level}, tag, report, timeout_ms, on_progress);
 }
 
 wafer::Status AdminClient::ShowJob(uint64_t job_id, JobDetail* detail, int timeout_ms) {

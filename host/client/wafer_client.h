@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <variant>
 
 #include <zmq.hpp>
 
@@ -241,13 +242,23 @@ class AdminClient {
   // (a board not configured; detail in last_error()).
   wafer::Status QueryHealth(int32_t board, HealthReply* reply, int timeout_ms);
 
+  // Runs diagnostics of `level` (1-3) on board `board`, passing DiagnosticProgress messages to
+  // `on_progress`, until the DiagnosticReport. FAILED_PRECONDITION when the daemon refused (a
+  // board not configured, a level not 1-3, diagnostics already under way; detail in
+  // last_error()). `timeout_ms` bounds the silence between two messages.
+  wafer::Status RunDiagnostics(uint32_t board, uint32_t level,
+                               const std::function<void(const DiagnosticProgress&)>& on_progress,
+                               DiagnosticReport* report, int timeout_ms);
+
   const std::string& last_error() const { return last_error_; }
 
  private:
   // Sends `request` and waits for its answer of type Reply (matched by request_tag); an
   // OperationResult or ErrorReply instead is a refusal (FAILED_PRECONDITION).
-  template <typename Reply>
-  wafer::Status Ask(const AdminMessage& request, uint64_t tag, Reply* reply, int timeout_ms);
+  // With a Progress type, messages of that type with the tag go to `on_progress` meanwhile.
+  template <typename Reply, typename Progress = std::monostate>
+  wafer::Status Ask(const AdminMessage& request, uint64_t tag, Reply* reply, int timeout_ms,
+                    const std::function<void(const Progress&)>& on_progress = {});
 
   explicit AdminClient(std::unique_ptr<zmq::context_t> context);
   wafer::Status Receive(AdminMessage* out, int timeout_ms);

@@ -27,6 +27,7 @@
 #include "host/client/wafer_client.h"
 #include "host/ctl/board_view.h"
 #include "host/ctl/exit_codes.h"
+#include "host/ctl/diag_command.h"
 #include "host/ctl/health_command.h"
 #include "host/ctl/jobs_command.h"
 #include "host/ctl/model_plan.h"
@@ -81,7 +82,9 @@ const char* kUsage =
     "  fault BOARD KIND [--region N] [--row N] [--pe N] [--value X]\n"
     "                                  inject a fault on a simulated board (drills): pe_stop,\n"
     "                                  ecc_correctable, ecc_uncorrectable, link_crc,\n"
-    "                                  thermal_runaway, power_cap, firmware_hang, process_crash\n"
+    "                                  thermal_runaway, power_cap, firmware_hang, process_crash;\n"
+    "                                  latent (only diag finds them): sram_stuck_bit (--value:\n"
+    "                                  word address), fabric_link (--value 0 east, 1 south)\n"
     "  capacity                        what the job socket can take: per model free slots,\n"
     "                                  per priority class jobs queued and the expected wait of\n"
     "                                  a new job (measured: false while a guess), and per\n"
@@ -106,8 +109,16 @@ const char* kUsage =
     "                                  worst warns, 6 the worst fails\n"
     "  health --clear BOARD            end BOARD's open incident (a quarantine too) and lift\n"
     "                                  its health drain; an operator's drain stays (admin)\n"
+    "  diag -r 1|2|3 [--board B]       board diagnostics (admin), on B or on every board one\n"
+    "                                  at a time: 1 (seconds, keeps serving) link, firmware,\n"
+    "                                  sensors, heartbeat; 2 drains the board (evacuate), adds\n"
+    "                                  the SRAM pattern test of unused PEs and a known-answer\n"
+    "                                  kernel per die region, then undrains; 3 adds the full\n"
+    "                                  sweep of every PE's SRAM and fabric link, retiring\n"
+    "                                  failing PEs onto spares (progress bar on a terminal);\n"
+    "                                  exit 0 all pass, 5 a test warns, 6 a test fails\n"
     "exit codes: 0 ok, 1 refused/failed, 2 usage, 3 daemon unreachable, 4 protocol error,\n"
-    "            5 health warn, 6 health fail (health only)\n";
+    "            5 warn, 6 fail (health and diag only)\n";
 
 // Flags that take no value.
 bool IsSwitch(const std::string& flag) {
@@ -117,6 +128,7 @@ bool IsSwitch(const std::string& flag) {
 bool Parse(int argc, char** argv, Args* args) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
+    if (a == "-r") a = "--level";  // diag's run level, as DCGM's `dcgmi diag -r`.
     if (a.rfind("--", 0) == 0) {
       std::string key = a.substr(2);
       if (IsSwitch(key)) {
@@ -583,6 +595,21 @@ int Main(int argc, char** argv) {
     }
     return RunHealthCommand(args.positional.empty() ? -1 : static_cast<int32_t>(board), args.json,
                             a, t, std::cout, std::cerr);
+  }
+  if (args.command == "diag" && args.positional.empty()) {
+    uint64_t level = 0;
+    uint64_t board = 0;
+    if (!ParseUint(args.Get("level"), &level) || level < 1 || level > 3) {
+      std::fprintf(stderr, "waferctl: diag needs -r 1, 2 or 3\n");
+      return kExitUsage;
+    }
+    if (args.flags.count("board") > 0 && (!ParseUint(args.Get("board"), &board) || board > INT32_MAX)) {
+      std::fprintf(stderr, "waferctl: --board takes a board index\n");
+      return kExitUsage;
+    }
+    return RunDiagCommand(args.flags.count("board") > 0 ? static_cast<int32_t>(board) : -1,
+                          static_cast<uint32_t>(level), args.json, !args.json && isatty(2) != 0,
+                          a, t, std::cout, std::cerr);
   }
   if (args.command == "jobs") {
     JobsCommand jobs;

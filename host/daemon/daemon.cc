@@ -457,6 +457,10 @@ void Daemon::OnWorkerEvent(Board& board, WorkerEvent& event) {
   if (auto* geometry = std::get_if<GeometryDone>(&event)) {
     return p.admin_frontend.OnGeometryDone(board, *geometry);
   }
+  if (auto* progress = std::get_if<DiagProgressEvent>(&event)) {
+    return p.admin_frontend.OnDiagProgress(board, *progress);
+  }
+  if (auto* diag = std::get_if<DiagDone>(&event)) return p.admin_frontend.OnDiagDone(board, *diag);
   if (auto* op = std::get_if<OperationDone>(&event)) {
     switch (op->kind) {
       case OperationDone::Kind::kUnload:

@@ -32,6 +32,9 @@ std::string Describe(const AdminMessage& message) {
           out = "ResetBoard board=" + std::to_string(m.board);
         } else if constexpr (std::is_same_v<T, InjectFault>) {
           out = "InjectFault board=" + std::to_string(m.board) + " kind=" + m.kind;
+        } else if constexpr (std::is_same_v<T, RunDiagnostics>) {
+          out = "RunDiagnostics board=" + std::to_string(m.board) +
+                " level=" + std::to_string(m.level);
         } else if constexpr (std::is_same_v<T, ClearHealthIncident>) {
           out = "ClearHealthIncident board=" + std::to_string(m.board);
         } else if constexpr (std::is_same_v<T, CancelJobRequest>) {
@@ -170,6 +173,8 @@ void AdminFrontend::OnFrame(const std::string& peer, const ClientKeyConfig* key,
     OnHealth(peer, *health);
   } else if (auto* clear = std::get_if<ClearHealthIncident>(&message)) {
     OnClearHealth(peer, *clear);
+  } else if (auto* diag = std::get_if<RunDiagnostics>(&message)) {
+    OnRunDiagnostics(peer, *diag);
   } else if (auto* beat = std::get_if<Heartbeat>(&message)) {
     if (!beat->is_reply) Send(peer, Heartbeat{beat->sent_ns, true});
   } else {
@@ -318,6 +323,8 @@ void AdminFrontend::OnInjectFault(const std::string& peer, const InjectFault& fa
       {"power_cap", BoardFaultKind::kPowerCap},
       {"firmware_hang", BoardFaultKind::kFirmwareHang},
       {"process_crash", BoardFaultKind::kProcessCrash},
+      {"sram_stuck_bit", BoardFaultKind::kSramStuckBit},
+      {"fabric_link", BoardFaultKind::kFabricLink},
   };
   if (!CheckBoard(peer, fault.request_tag, fault.board)) return;
   FaultWork work{fault.request_tag, peer, {}};

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <deque>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -69,6 +70,8 @@ class AdminFrontend final : public OperationSink {
   // Board workers' answers to admin requests.
   void OnGeometryDone(const Board& board, GeometryDone& done);
   void OnLogsDone(const Board& board, LogsDone& done);
+  void OnDiagProgress(const Board& board, const DiagProgressEvent& event);
+  void OnDiagDone(Board& board, DiagDone& done);
 
  private:
   // `key` is the caller's client key (CURVE), or nullptr (plaintext: anonymous, may do all).
@@ -92,6 +95,9 @@ class AdminFrontend final : public OperationSink {
   // ---- board health (admin_health.cc) ----
   void OnHealth(const std::string& peer, const HealthQuery& query);
   void OnClearHealth(const std::string& peer, const ClearHealthIncident& clear);
+
+  // ---- diagnostics (admin_diagnostics.cc) ----
+  void OnRunDiagnostics(const std::string& peer, const RunDiagnostics& run);
 
   // ---- jobs (admin_jobs.cc) ----
   void OnListJobs(const std::string& peer, const ListJobs& list);
@@ -127,6 +133,7 @@ class AdminFrontend final : public OperationSink {
     std::string bytes;  // Encoded.
   };
   std::deque<HeldReply> held_;  // In the order they were sent.
+  std::map<uint32_t, int64_t> diag_started_ns_;  // Per board: when its diagnostics began.
 };
 
 }  // namespace wafer::host

@@ -305,6 +305,9 @@ class ScriptedLink final : public BoardLink {
   }
   Status CommitFirmwareImage(uint32_t) override { return Unimplemented(); }
   Result<BoardHarvestMap> ReadGeometry() override { return Unimplemented(); }
+  Result<BoardDiagnostic> RunDiagnostic(BoardDiagTest, uint32_t, uint32_t) override {
+    return Unimplemented();
+  }
   Status InjectFault(const BoardFaultInjection&) override { return Unimplemented(); }
   Status Heartbeat() override { return Unimplemented(); }
   // Every report from `from` on, as the firmware answers (0: all of them).

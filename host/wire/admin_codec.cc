@@ -74,6 +74,16 @@ WireHealthLevel DecodeLevel(wa::HealthLevel level) {
   }
 }
 
+// An outcome read off the wire; one this build does not know reads as the worst.
+WireDiagOutcome DecodeDiagOutcome(wa::DiagOutcome outcome) {
+  switch (outcome) {
+    case wa::DiagOutcome::kPass: return WireDiagOutcome::kPass;
+    case wa::DiagOutcome::kWarn: return WireDiagOutcome::kWarn;
+    case wa::DiagOutcome::kSkip: return WireDiagOutcome::kSkip;
+    default: return WireDiagOutcome::kFail;
+  }
+}
+
 JobSummary DecodeJobSummary(const wa::JobSummary* x) {
   if (x == nullptr) return JobSummary{};
   JobState state = JobState::kUnknown;
@@ -266,6 +276,39 @@ struct Encoder {
   Encoded operator()(const ClearHealthIncident& m) {
     return {wa::AdminMessage::ClearHealthIncident,
             wa::CreateClearHealthIncident(b, m.request_tag, m.board).Union()};
+  }
+  Encoded operator()(const RunDiagnostics& m) {
+    return {wa::AdminMessage::RunDiagnostics,
+            wa::CreateRunDiagnostics(b, m.request_tag, m.board, m.level).Union()};
+  }
+  Encoded operator()(const DiagnosticProgress& m) {
+    auto test = b.CreateString(m.test);
+    return {wa::AdminMessage::DiagnosticProgress,
+            wa::CreateDiagnosticProgress(b, m.request_tag, m.board, test, m.done, m.total).Union()};
+  }
+  Encoded operator()(const DiagnosticReport& m) {
+    std::vector<fb::Offset<wa::DiagnosticTest>> tests;
+    for (const DiagnosticTest& t : m.tests) {
+      auto name = b.CreateString(t.name);
+      auto code_name = b.CreateString(t.code_name);
+      auto message = b.CreateString(t.message);
+      auto action = b.CreateString(t.action);
+      std::vector<fb::Offset<wa::DiagnosticFinding>> findings;
+      for (const DiagnosticFinding& f : t.findings) {
+        findings.push_back(wa::CreateDiagnosticFinding(b, f.row, f.pe, f.region, f.detail,
+                                                       f.retired, f.remapped));
+      }
+      auto finding_vec = b.CreateVector(findings);
+      tests.push_back(wa::CreateDiagnosticTest(
+          b, name, static_cast<wa::DiagOutcome>(t.outcome), t.code, code_name, message, action,
+          t.units_tested, t.failures, finding_vec, t.retired, t.elapsed_s, t.device_ns));
+    }
+    auto test_vec = b.CreateVector(tests);
+    return {wa::AdminMessage::DiagnosticReport,
+            wa::CreateDiagnosticReport(b, m.request_tag, m.board, m.level,
+                                       static_cast<wa::DiagOutcome>(m.outcome), test_vec,
+                                       m.pes_retired, m.elapsed_s)
+                .Union()};
   }
   Encoded operator()(const CancelJobRequest& m) {
     return {wa::AdminMessage::CancelJobRequest,
@@ -569,6 +612,57 @@ bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeErro
     case wa::AdminMessage::ClearHealthIncident: {
       const auto* m = env->message_as_ClearHealthIncident();
       *out = ClearHealthIncident{m->request_tag(), m->board()};
+      return true;
+    }
+    case wa::AdminMessage::RunDiagnostics: {
+      const auto* m = env->message_as_RunDiagnostics();
+      error->request_tag = m->request_tag();
+      if (m->level() < 1 || m->level() > 3) {
+        return fail(ErrorCode::kInvalidArgument,
+                    "RunDiagnostics.level: " + std::to_string(m->level()) + " is not 1, 2 or 3");
+      }
+      *out = RunDiagnostics{m->request_tag(), m->board(), m->level()};
+      return true;
+    }
+    case wa::AdminMessage::DiagnosticProgress: {
+      const auto* m = env->message_as_DiagnosticProgress();
+      *out = DiagnosticProgress{m->request_tag(), m->board(), Str(m->test()), m->done(),
+                                m->total()};
+      return true;
+    }
+    case wa::AdminMessage::DiagnosticReport: {
+      const auto* m = env->message_as_DiagnosticReport();
+      DiagnosticReport r;
+      r.request_tag = m->request_tag();
+      r.board = m->board();
+      r.level = m->level();
+      r.outcome = DecodeDiagOutcome(m->outcome());
+      r.pes_retired = m->pes_retired();
+      r.elapsed_s = m->elapsed_s();
+      if (m->tests() != nullptr) {
+        for (const wa::DiagnosticTest* t : *m->tests()) {
+          DiagnosticTest test;
+          test.name = Str(t->name());
+          test.outcome = DecodeDiagOutcome(t->outcome());
+          test.code = t->code();
+          test.code_name = Str(t->code_name());
+          test.message = Str(t->message());
+          test.action = Str(t->action());
+          test.units_tested = t->units_tested();
+          test.failures = t->failures();
+          if (t->findings() != nullptr) {
+            for (const wa::DiagnosticFinding* f : *t->findings()) {
+              test.findings.push_back(DiagnosticFinding{f->row(), f->pe(), f->region(),
+                                                        f->detail(), f->retired(), f->remapped()});
+            }
+          }
+          test.retired = t->retired();
+          test.elapsed_s = t->elapsed_s();
+          test.device_ns = t->device_ns();
+          r.tests.push_back(std::move(test));
+        }
+      }
+      *out = std::move(r);
       return true;
     }
     default:  // A value read off the wire: NONE or a type this version does not know.

@@ -1,5 +1,6 @@
-// The admin codec's job messages (ListJobs, JobList, ShowJob, JobDetail, CancelJobRequest):
-// every field survives a round trip, and requests out of bounds are INVALID_ARGUMENT naming
+// The admin codec's job messages (ListJobs, JobList, ShowJob, JobDetail, CancelJobRequest) and
+// diagnostics (RunDiagnostics, DiagnosticProgress, DiagnosticReport): every field survives a
+// round trip, and requests out of bounds are INVALID_ARGUMENT naming
 // the field.
 #include "host/wire/admin_codec.h"
 
@@ -164,6 +165,62 @@ TEST(AdminCodecTest, RequestsOutOfBoundsAreInvalidArgumentNamingTheField) {
   EXPECT_EQ(e.code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(e.request_tag, 25u);
   EXPECT_EQ(e.detail, "CancelJobRequest.job_id: 0 is no job id");
+}
+
+TEST(AdminCodecTest, DiagnosticsRoundTripEveryFieldAndRefuseALevelOutOfRange) {
+  const RunDiagnostics run = std::get<RunDiagnostics>(RoundTrip(RunDiagnostics{31, 2, 3}));
+  EXPECT_EQ(run.request_tag, 31u);
+  EXPECT_EQ(run.board, 2u);
+  EXPECT_EQ(run.level, 3u);
+  for (uint32_t level : {0u, 4u}) {
+    const DecodeError e = Refusal(RunDiagnostics{32, 0, level});
+    EXPECT_EQ(e.code, ErrorCode::kInvalidArgument);
+    EXPECT_EQ(e.request_tag, 32u);
+    EXPECT_EQ(e.detail, "RunDiagnostics.level: " + std::to_string(level) + " is not 1, 2 or 3");
+  }
+
+  const DiagnosticProgress p =
+      std::get<DiagnosticProgress>(RoundTrip(DiagnosticProgress{33, 1, "sram_sweep", 12, 32}));
+  EXPECT_EQ(p.request_tag, 33u);
+  EXPECT_EQ(p.board, 1u);
+  EXPECT_EQ(p.test, "sram_sweep");
+  EXPECT_EQ(p.done, 12u);
+  EXPECT_EQ(p.total, 32u);
+
+  DiagnosticReport report{34, 1, 3, WireDiagOutcome::kWarn, {}, 2, 1.5};
+  DiagnosticTest t{"fabric_links", WireDiagOutcome::kWarn, 243, "DIAG_LINK_RETIRED",
+                   "2 of 100 links failing", "watch the spares", 100, 2,
+                   {DiagnosticFinding{7, 9, 3, 1, true, false}}, 2, 0.125, 4567};
+  report.tests = {t, DiagnosticTest{"heartbeat", WireDiagOutcome::kSkip, 0, "", "no link", "",
+                                    0, 0, {}, 0, 0, 0}};
+  const DiagnosticReport r = std::get<DiagnosticReport>(RoundTrip(report));
+  EXPECT_EQ(r.request_tag, 34u);
+  EXPECT_EQ(r.board, 1u);
+  EXPECT_EQ(r.level, 3u);
+  EXPECT_EQ(r.outcome, WireDiagOutcome::kWarn);
+  EXPECT_EQ(r.pes_retired, 2u);
+  EXPECT_EQ(r.elapsed_s, 1.5);
+  ASSERT_EQ(r.tests.size(), 2u);
+  const DiagnosticTest& u = r.tests[0];
+  EXPECT_EQ(u.name, t.name);
+  EXPECT_EQ(u.outcome, t.outcome);
+  EXPECT_EQ(u.code, t.code);
+  EXPECT_EQ(u.code_name, t.code_name);
+  EXPECT_EQ(u.message, t.message);
+  EXPECT_EQ(u.action, t.action);
+  EXPECT_EQ(u.units_tested, 100u);
+  EXPECT_EQ(u.failures, 2u);
+  EXPECT_EQ(u.retired, 2u);
+  EXPECT_EQ(u.elapsed_s, 0.125);
+  EXPECT_EQ(u.device_ns, 4567);
+  ASSERT_EQ(u.findings.size(), 1u);
+  EXPECT_EQ(u.findings[0].row, 7u);
+  EXPECT_EQ(u.findings[0].pe, 9u);
+  EXPECT_EQ(u.findings[0].region, 3u);
+  EXPECT_EQ(u.findings[0].detail, 1u);
+  EXPECT_TRUE(u.findings[0].retired);
+  EXPECT_FALSE(u.findings[0].remapped);
+  EXPECT_EQ(r.tests[1].outcome, WireDiagOutcome::kSkip);
 }
 
 }  // namespace

@@ -12,7 +12,9 @@ namespace wafer::host {
 
 // The protocol version this build speaks; a different major version is refused.
 inline constexpr uint16_t kProtocolMajor = 1;
-inline constexpr uint16_t kProtocolMinor = 3;
+// Minor 3: health (HealthQuery, HealthReply, ClearHealthIncident), replicas in Capacity.
+// Minor 4: diagnostics (RunDiagnostics, DiagnosticProgress, DiagnosticReport).
+inline constexpr uint16_t kProtocolMinor = 4;
 
 // Same values as common.fbs ErrorCode.
 enum class ErrorCode : uint16_t {
@@ -519,10 +521,65 @@ struct ClearHealthIncident {
   uint32_t board = 0;
 };
 
+// ---- diagnostics (admin.fbs RunDiagnostics .. DiagnosticReport) ----
+
+enum class WireDiagOutcome : uint8_t { kPass = 0, kWarn = 1, kFail = 2, kSkip = 3 };
+
+// Admin role. Answered by DiagnosticProgress messages, then a DiagnosticReport (or an
+// OperationResult when refused).
+struct RunDiagnostics {
+  uint64_t request_tag = 0;
+  uint32_t board = 0;
+  uint32_t level = 1;
+};
+
+struct DiagnosticProgress {
+  uint64_t request_tag = 0;
+  uint32_t board = 0;
+  std::string test;
+  uint64_t done = 0;
+  uint64_t total = 0;
+};
+
+struct DiagnosticFinding {
+  uint32_t row = 0;
+  uint32_t pe = 0;
+  uint32_t region = 0;
+  uint64_t detail = 0;
+  bool retired = false;
+  bool remapped = false;
+};
+
+struct DiagnosticTest {
+  std::string name;
+  WireDiagOutcome outcome = WireDiagOutcome::kPass;
+  uint16_t code = 0;
+  std::string code_name;
+  std::string message;
+  std::string action;
+  uint64_t units_tested = 0;
+  uint64_t failures = 0;
+  std::vector<DiagnosticFinding> findings;
+  uint64_t retired = 0;
+  double elapsed_s = 0;
+  int64_t device_ns = 0;
+};
+
+struct DiagnosticReport {
+  uint64_t request_tag = 0;
+  uint32_t board = 0;
+  uint32_t level = 1;
+  WireDiagOutcome outcome = WireDiagOutcome::kPass;
+  std::vector<DiagnosticTest> tests;
+  uint64_t pes_retired = 0;
+  double elapsed_s = 0;
+};
+
 using AdminMessage =
     std::variant<StatusQuery, StatusReply, LoadModel, LoadProgress, UnloadModel, Drain, ResetBoard,
                  OperationResult, Heartbeat, ErrorReply, ReadBoardLog, BoardLogReply, InjectFault,
                  ShowBoard, BoardDetail, DrainBoard, ListJobs, JobList, ShowJob, JobDetail,
-                 CancelJobRequest, HealthQuery, HealthReply, ClearHealthIncident>;
+                 CancelJobRequest, HealthQuery, HealthReply, ClearHealthIncident, RunDiagnostics,
+                 DiagnosticProgress, DiagnosticReport>;
 
 }  // namespace wafer::host
