@@ -32,6 +32,11 @@ std::vector<std::string> FuzzSeeds() {
   board.closed.push_back(*board.open);
   board.drain = "health incident (evacuate)";
   health.boards.push_back(board);
+  DiagnosticReport diag{12, 1, 3, WireDiagOutcome::kWarn, {}, 1, 0.5};
+  diag.tests.push_back(DiagnosticTest{"sram_sweep", WireDiagOutcome::kWarn, 241,
+                                      "DIAG_SRAM_RETIRED", "1 of 9 PEs failing", "watch spares",
+                                      9, 1, {DiagnosticFinding{1, 2, 0, 4096, true, true}}, 1,
+                                      0.25, 1000});
   return {EncodeAdmin(StatusQuery{1}), EncodeAdmin(r),
           EncodeAdmin(LoadModel{2, "m", "/x", 0, 4, 128, {0, 1}}),
           EncodeAdmin(LoadProgress{2, 1, 2, 3.0, 4.0, "transferring"}),
@@ -41,5 +46,6 @@ std::vector<std::string> FuzzSeeds() {
           EncodeAdmin(JobList{5, {JobSummary{}}, 1, false}), EncodeAdmin(ShowJob{6, 7}),
           EncodeAdmin(JobDetail{}), EncodeAdmin(CancelJobRequest{8, 9}),
           EncodeAdmin(HealthQuery{10, 1}), EncodeAdmin(health),
-          EncodeAdmin(ClearHealthIncident{11, 0})};
+          EncodeAdmin(ClearHealthIncident{11, 0}), EncodeAdmin(RunDiagnostics{12, 1, 3}),
+          EncodeAdmin(DiagnosticProgress{12, 1, "sram_sweep", 3, 32}), EncodeAdmin(diag)};
 }
