@@ -111,4 +111,16 @@ bool FabricMap::IsDead(uint32_t row, uint32_t col) const {
   return std::find(unmapped_dead_.begin(), unmapped_dead_.end(), key) != unmapped_dead_.end();
 }
 
+std::vector<FabricMap::Pe> FabricMap::DeadPes() const {
+  std::vector<uint64_t> keys = unmapped_dead_;
+  std::sort(keys.begin(), keys.end());
+  std::vector<Pe> out;
+  out.reserve(keys.size());
+  for (uint64_t k : keys) {
+    out.push_back(Pe{static_cast<uint32_t>(k / usable_width()),
+                     static_cast<uint32_t>(k % usable_width())});
+  }
+  return out;
+}
+
 }  // namespace wafer::sim

@@ -48,6 +48,14 @@ class FabricMap {
   uint32_t spares_left(uint32_t usable_row) const;
   // True when usable PE (row, col) is dead and was not remapped.
   bool IsDead(uint32_t row, uint32_t col) const;
+  // Usable coordinates of every dead PE that was not remapped, row-major.
+  struct Pe {
+    uint32_t row = 0;
+    uint32_t col = 0;
+  };
+  std::vector<Pe> DeadPes() const;
+  // The physical row behind usable row `row`. REQUIRES: programmed(), row < usable_height().
+  uint32_t physical_row(uint32_t row) const { return usable_to_phys_[row]; }
 
  private:
   bool InRect(uint32_t row, uint32_t col) const;

@@ -589,7 +589,8 @@ Status SimWafer::ProgramHarvest(std::span<const uint32_t> row_map) {
     plan_pe_faults_applied_ = true;
     for (const hal::FaultSpec& f : options_.faults.faults) {
       if (f.kind == hal::FaultKind::kPeStop || f.kind == hal::FaultKind::kEccCorrectable ||
-          f.kind == hal::FaultKind::kEccUncorrectable) {
+          f.kind == hal::FaultKind::kEccUncorrectable ||
+          f.kind == hal::FaultKind::kSramStuckBit || f.kind == hal::FaultKind::kFabricLink) {
         ApplyFault(f).IgnoreError();
       }
     }
@@ -597,7 +598,12 @@ Status SimWafer::ProgramHarvest(std::span<const uint32_t> row_map) {
   return OkStatus();
 }
 
-Status SimWafer::RemapPe(uint32_t row, uint32_t col) { return fabric_.Remap(row, col); }
+// The coordinate now lands on a spare: the latent faults of the PE it replaced are gone with it.
+Status SimWafer::RemapPe(uint32_t row, uint32_t col) {
+  WAFER_RETURN_IF_ERROR(fabric_.Remap(row, col));
+  latent_.ClearPe(fabric_.physical_row(row), col);
+  return OkStatus();
+}
 
 namespace {
 
@@ -710,6 +716,30 @@ Status SimWafer::ApplyFault(const hal::FaultSpec& f) {
       thermal_.AdvanceTo(clock_.NowNanos());
       thermal_.SetPowerCap(f.value);
       return OkStatus();
+    case hal::FaultKind::kSramStuckBit: {
+      // Latent: ECC masks it, so it raises no event and counts no ECC error.
+      if (!fabric_.programmed()) return FailedPrecondition();
+      if (f.row >= fabric_.usable_height() || f.pe >= fabric_.usable_width() ||
+          !(f.value >= 0) || !(f.value < preset_.sram_per_pe_bytes)) {
+        return InvalidArgument();
+      }
+      const uint64_t address = static_cast<uint64_t>(f.value) & ~uint64_t{7};  // Its word.
+      latent_.AddStuckBit(fabric_.physical_row(f.row), f.pe, address);
+      return OkStatus();
+    }
+    case hal::FaultKind::kFabricLink: {
+      // Latent: link-level retry masks it in normal traffic.
+      if (!fabric_.programmed()) return FailedPrecondition();
+      const bool south = f.value == 1;
+      if (f.row >= fabric_.usable_height() || f.pe >= fabric_.usable_width() ||
+          (f.value != 0 && f.value != 1) ||
+          (!south && f.pe + 1 >= fabric_.usable_width()) ||
+          (south && f.row + 1 >= fabric_.usable_height())) {
+        return InvalidArgument();
+      }
+      latent_.AddBadLink(fabric_.physical_row(f.row), f.pe, south);
+      return OkStatus();
+    }
     case hal::FaultKind::kProcessCrash:
       if (!options_.crash) return Unimplemented();
       options_.crash();  // Does not return.

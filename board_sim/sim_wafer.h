@@ -16,6 +16,7 @@
 
 #include "board_sim/fabric_map.h"
 #include "board_sim/functional_model.h"
+#include "board_sim/latent_faults.h"
 #include "board_sim/preset.h"
 #include "board_sim/sram_map.h"
 #include "board_sim/thermal_model.h"
@@ -106,13 +107,38 @@ class SimWafer final : public fw::hal::Wafer {
                                    std::span<uint32_t> tensors) const override;
   size_t PollEvents(std::span<fw::hal::HwEvent> out) override;
   void Halt() override { thermal_.SetHalted(true); }
+  // kSramStuckBit and kFabricLink add a latent fault (see LatentFaults): FAILED_PRECONDITION
+  // before the harvest, INVALID_ARGUMENT for coordinates outside the rectangle, an address not
+  // below sram_per_pe (it is rounded down to its 8-byte word) or a link that does not exist
+  // (value other than 0 east or 1 south, east of the last column, south of the last row).
   Status InjectFault(const fw::hal::FaultSpec& fault) override;
   bool TakeLinkCrcError() override;
+
+  // Built-in self-tests (sim_wafer_diag.cc). Beyond hal::Wafer's codes: FAILED_PRECONDITION
+  // before the harvest; UNAVAILABLE for TestSram and TestFabricLinks while the clocks are halted.
+  // Failures are latent faults, and dead PEs without a spare (FabricMap::IsDead: their hits say
+  // failed_before, a link's too when either end is such a PE). Device time is modeled from the
+  // preset at the slowest region's clock; nothing sleeps.
+  Status TestSram(uint32_t first_row, uint32_t row_count, bool unused_only,
+                  std::span<fw::hal::DiagHit> hits, fw::hal::DiagRun& run) override;
+  Status TestFabricLinks(uint32_t first_row, uint32_t row_count,
+                         std::span<fw::hal::DiagHit> hits, fw::hal::DiagRun& run) override;
+  // Region r covers usable rows [ceil(ry * H / dies_y), ceil((ry + 1) * H / dies_y)) and columns
+  // likewise over dies_x, with ry = r / dies_x (row-major, as the thermal model numbers them). A PE
+  // with a stuck bit adds KnownAnswerPerPe() ^ 1, a dead PE 0, and a failing link with both ends
+  // in the region flips bit 63 of the sum (once).
+  Status RunKnownAnswer(uint32_t region, uint64_t& answer, uint64_t& pes,
+                        int64_t& device_ns) override;
+  // FAILED_PRECONDITION before the harvest. Also forgets the PE's latent faults.
+  Status RetirePe(uint32_t row, uint32_t col) override;
+  // Die region of usable PE (row, col) under the split RunKnownAnswer describes.
+  uint32_t RegionOf(uint32_t row, uint32_t col) const;
 
   // SRAM the usable PEs hold: usable PEs * sram_per_pe (the nominal rectangle until harvested).
   uint64_t sram_total_bytes() const;
   const FabricMap& fabric() const { return fabric_; }
   const ThermalModel& thermal() const { return thermal_; }
+  const LatentFaults& latent_faults() const { return latent_; }
 
   // Host memory the simulation holds for its models (not their SRAM: see sram_used_bytes), and
   // the weight bytes converted into the engine's layout so far (by WriteTensor; CommitModel
@@ -151,6 +177,10 @@ class SimWafer final : public fw::hal::Wafer {
   Model* OwnerOfPe(uint32_t row, uint32_t col) const;
   // The PE's SRAM is gone: its share of every tensor of OwnerOfPe that it held reads NaN.
   void LoseSram(uint32_t row, uint32_t col);
+  // The usable rows [first_row, end) a self-test covers after clipping, or its refusal.
+  Status DiagRows(uint32_t first_row, uint32_t row_count, uint32_t& end);
+  // Nanoseconds `cycles` take at the slowest region's clock.
+  int64_t CyclesToNs(double cycles) const;
 
   Preset preset_;
   const Clock& clock_;
@@ -158,6 +188,7 @@ class SimWafer final : public fw::hal::Wafer {
   TimingModel timing_;
   ThermalModel thermal_;
   FabricMap fabric_;
+  LatentFaults latent_;  // Survives PowerCycle: the faults are in the hardware.
   std::map<uint32_t, std::unique_ptr<Model>> models_;
   SramMap sram_;  // Per-PE occupancy of the usable rectangle.
   std::deque<fw::hal::HwEvent> events_;

@@ -412,5 +412,98 @@ TEST(WaferHealthTest, PlannedFaultsApplyAtBootAndPeFaultsNeedAHarvest) {
   EXPECT_EQ(board.Do(fw::CommandKind::kIdentify).geometry.failed_pes, 1u);
 }
 
+
+fw::Reply& Diagnose(Board& board, fw::DiagTest test, uint32_t first, uint32_t count) {
+  fw::Command cmd;
+  cmd.kind = fw::CommandKind::kRunDiagnostic;
+  cmd.diagnostic = fw::DiagnosticArgs{test, first, count};
+  return board.Do(cmd);
+}
+
+// Latent faults through the firmware: silent while the board serves, found by the level-3 tests,
+// retired and remapped with a fault report the host repairs from, gone from the next sweep, and
+// in the defect map after a reset.
+TEST(WaferHealthTest, DiagnosticsFindRetireAndRemapLatentFaults) {
+  const Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.0");
+  FaultPlan plan;  // Applied at the first harvest, like a PE stop.
+  plan.faults.push_back(hal::FaultSpec{hal::FaultKind::kSramStuckBit, 0, 0, 1, 64});
+  Board board(p, 1, plan);
+  ASSERT_EQ(board.Do(fw::CommandKind::kBoot).code, StatusCode::kOk);
+  ManifestStorage specs;
+  // PE (0, 1) holds tensors 0 and 1 of model 5.
+  ASSERT_EQ(StageShapeOnly(board, 5, specs, 4, 32 << 10).code, StatusCode::kOk);
+  ASSERT_EQ(board.Inject(hal::FaultKind::kFabricLink, 50, 5, 0).code, StatusCode::kOk);
+  std::vector<hal::SeqStepView> seqs;
+  std::vector<uint32_t> tokens;
+  EXPECT_EQ(Step(board, 5, seqs, tokens).code, StatusCode::kOk);
+  EXPECT_EQ(board.Do(fw::CommandKind::kReadFaults).faults.size(), 0u);
+  EXPECT_EQ(board.Do(fw::CommandKind::kReadTelemetry).sensors.ecc_correctable, 0u);
+
+  // Level 2 tests only the PEs no model uses, and retires nothing.
+  fw::Reply& unused = Diagnose(board, fw::DiagTest::kSramUnused, 0, 1000);
+  ASSERT_EQ(unused.kind, fw::ReplyKind::kDiagnostic) << unused.detail;
+  EXPECT_EQ(unused.diagnostic.row_count, 128u);
+  EXPECT_EQ(unused.diagnostic.units_tested, 128u * 128 - 5 - 2 * 128);  // Row 0: 5 PEs used.
+  EXPECT_EQ(unused.diagnostic.failures, 0u);
+  fw::Reply& kat = Diagnose(board, fw::DiagTest::kKnownAnswer, 0, 4);
+  EXPECT_EQ(kat.diagnostic.units_tested, 4u);
+  EXPECT_EQ(kat.diagnostic.failures, 1u);  // Region 0: the stuck bit and the link.
+  ASSERT_EQ(kat.findings.size(), 1u);
+  EXPECT_EQ(kat.findings[0].region, 0u);
+
+  // Level 3: the stuck PE is retired, remapped and reported with what it held.
+  fw::Reply& all = Diagnose(board, fw::DiagTest::kSramAll, 0, 128);
+  ASSERT_EQ(all.kind, fw::ReplyKind::kDiagnostic);
+  EXPECT_EQ(all.diagnostic.units_tested, 128u * 128);
+  EXPECT_EQ(all.diagnostic.failures, 1u);
+  ASSERT_EQ(all.findings.size(), 1u);
+  EXPECT_EQ(all.findings[0].row, 0u);
+  EXPECT_EQ(all.findings[0].pe, 1u);
+  EXPECT_EQ(all.findings[0].detail, 64u);
+  EXPECT_TRUE(all.findings[0].retired);
+  EXPECT_TRUE(all.findings[0].remapped);
+  fw::Reply& faults = board.Do(fw::CommandKind::kReadFaults);
+  ASSERT_EQ(faults.faults.size(), 1u);
+  EXPECT_EQ(faults.faults[0].kind, hal::FaultKind::kSramStuckBit);
+  EXPECT_EQ(faults.faults[0].model_id, 5u);
+  EXPECT_EQ(faults.faults[0].tensor_count, 2u);
+  EXPECT_TRUE(faults.faults[0].remapped);
+  EXPECT_EQ(Step(board, 5, seqs, tokens).code, StatusCode::kDataLoss);
+  fw::Command commit;  // A shape-only model is repaired by committing it again.
+  commit.kind = fw::CommandKind::kCommitModel;
+  commit.model_id = 5;
+  ASSERT_EQ(board.Do(commit).code, StatusCode::kOk);
+  EXPECT_EQ(Step(board, 5, seqs, tokens).code, StatusCode::kOk);
+
+  fw::Reply& links = Diagnose(board, fw::DiagTest::kFabricLinks, 0, 128);
+  EXPECT_EQ(links.diagnostic.failures, 1u);
+  ASSERT_EQ(links.findings.size(), 1u);
+  EXPECT_EQ(links.findings[0].row, 50u);
+  EXPECT_EQ(links.findings[0].pe, 5u);
+  EXPECT_EQ(links.findings[0].detail, 0u);
+  EXPECT_TRUE(links.findings[0].remapped);
+  fw::Reply& faults2 = board.Do(fw::CommandKind::kReadFaults);
+  ASSERT_EQ(faults2.faults.size(), 2u);
+  EXPECT_EQ(faults2.faults[1].kind, hal::FaultKind::kFabricLink);
+  EXPECT_EQ(faults2.faults[1].model_id, 0u);
+
+  // The next sweep finds a healthy rectangle.
+  EXPECT_EQ(Diagnose(board, fw::DiagTest::kSramAll, 0, 128).diagnostic.failures, 0u);
+  EXPECT_EQ(Diagnose(board, fw::DiagTest::kFabricLinks, 0, 128).diagnostic.failures, 0u);
+  EXPECT_EQ(Diagnose(board, fw::DiagTest::kKnownAnswer, 0, 4).diagnostic.failures, 0u);
+  const fw::GeometrySummary g = board.Do(fw::CommandKind::kIdentify).geometry;
+  EXPECT_EQ(g.failed_pes, 2u);
+  EXPECT_EQ(g.runtime_remaps, 2u);
+  EXPECT_EQ(g.usable_height, 128u);
+  EXPECT_TRUE(board.LogHas(fw::LogCode::kDiagnosticRun, fw::Severity::kWarning));
+  EXPECT_TRUE(board.LogHas(fw::LogCode::kDiagnosticRun, fw::Severity::kInfo));
+
+  // Both retired PEs are in the defect map the next boot reads.
+  board.Do(fw::CommandKind::kReset);
+  ASSERT_EQ(board.Do(fw::CommandKind::kBoot).code, StatusCode::kOk);
+  EXPECT_EQ(board.Do(fw::CommandKind::kIdentify).geometry.failed_pes, 2u);
+  EXPECT_EQ(Diagnose(board, fw::DiagTest::kSramAll, 0, 128).diagnostic.failures, 0u);
+}
+
 }  // namespace
 }  // namespace wafer::sim

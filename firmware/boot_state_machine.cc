@@ -72,6 +72,7 @@ bool AlwaysServed(CommandKind kind) {
     case CommandKind::kBeginFirmwareImage:
     case CommandKind::kWriteFirmwareChunk:
     case CommandKind::kCommitFirmwareImage:
+    case CommandKind::kRunDiagnostic:
       return false;
   }
   return false;

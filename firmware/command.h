@@ -18,7 +18,9 @@ inline constexpr uint16_t kProtocolMajor = 1;
 // Minor 1: pipeline stages (BeginModel.stage, SeqStep.hidden_in, SeqResult.hidden_out,
 // IdentifyReply.max_step_hidden_values). Minor 2: IdentifyReply reports the Step limits
 // (max_frame_bytes, max_step_seqs, max_step_tokens). Minor 3: SeqSampling.sampled_before.
-inline constexpr uint16_t kProtocolMinor = 3;
+// Minor 4: diagnostics (RunDiagnostic, DiagnosticReply), FaultKind kSramStuckBit and
+// kFabricLink, LogCode kDiagnosticRun.
+inline constexpr uint16_t kProtocolMinor = 4;
 inline constexpr const char* kFirmwareVersion = "waferfw-1.0.0";
 
 // Limits the firmware enforces on every frame.
@@ -68,6 +70,18 @@ enum class CommandKind : uint8_t {
   kReadGeometry,
   kInjectFault,
   kReadFaults,
+  kRunDiagnostic,
+};
+
+// Same values as board.fbs DiagTest.
+enum class DiagTest : uint8_t { kNone, kSramUnused, kSramAll, kFabricLinks, kKnownAnswer };
+
+// kRunDiagnostic: rows [first_row, first_row + row_count) of the usable rectangle, or for
+// kKnownAnswer die regions.
+struct DiagnosticArgs {
+  DiagTest test = DiagTest::kNone;
+  uint32_t first_row = 0;
+  uint32_t row_count = 0;
 };
 
 struct WriteWeightsArgs {
@@ -109,6 +123,7 @@ struct Command {
   uint32_t image_slot = 0;           // kCommitFirmwareImage.
   hal::FaultSpec fault;              // kInjectFault.
   uint64_t faults_from_sequence = 0;  // kReadFaults.
+  DiagnosticArgs diagnostic;          // kRunDiagnostic.
 };
 
 // Frame-level failures, answered with an ErrorReply (same meaning as wire ErrorCode values).
@@ -122,6 +137,7 @@ enum class LinkError : uint8_t {
 
 enum class ReplyKind : uint8_t {
   kIdentify, kBoot, kAck, kStep, kTelemetry, kHeartbeat, kError, kErrorLog, kGeometry, kFaults,
+  kDiagnostic,
 };
 
 // Fabric geometry as the firmware harvested it (nominal before the first self-test).
@@ -158,6 +174,29 @@ struct FaultRecord {
   std::array<uint32_t, kMaxRestageTensors> tensors{};
 };
 
+// Findings one DiagnosticReply carries at most (board.fbs DiagnosticReply.findings).
+inline constexpr size_t kMaxDiagFindings = 64;
+
+// One failing unit of a diagnostic (board.fbs DiagFinding).
+struct DiagFinding {
+  uint32_t row = 0;  // kKnownAnswer: 0.
+  uint32_t pe = 0;   // kKnownAnswer: 0.
+  uint32_t region = 0;
+  uint64_t detail = 0;
+  bool retired = false;
+  bool remapped = false;
+};
+
+// What a diagnostic covered (board.fbs DiagnosticReply without its findings).
+struct DiagnosticSummary {
+  DiagTest test = DiagTest::kNone;
+  uint32_t first_row = 0;
+  uint32_t row_count = 0;  // Rows (regions) tested after clipping.
+  uint64_t units_tested = 0;
+  uint64_t failures = 0;
+  int64_t device_ns = 0;
+};
+
 // One reply. `detail` is a static string. Spans point into the command processor and stay valid
 // until it handles the next command.
 struct Reply {
@@ -186,6 +225,8 @@ struct Reply {
   uint64_t faults_next_sequence = 0;          // kFaults.
   bool thermal_trip = false;                  // kTelemetry.
   uint64_t link_crc_errors = 0;               // kTelemetry.
+  DiagnosticSummary diagnostic;               // kDiagnostic.
+  std::span<const DiagFinding> findings;      // kDiagnostic.
 };
 
 }  // namespace wafer::fw

@@ -91,6 +91,13 @@ void CommandProcessor::Handle(const Command& cmd, Reply& reply) {
     case CommandKind::kReadFaults:
       HandleReadFaults(cmd.faults_from_sequence, reply);
       return;
+    case CommandKind::kRunDiagnostic:
+      status = HandleRunDiagnostic(cmd.diagnostic, reply, detail);
+      if (status.ok()) {
+        reply.kind = ReplyKind::kDiagnostic;
+        return;
+      }
+      break;
   }
   reply.code = status.code();
   reply.detail = detail;
@@ -638,7 +645,7 @@ Status CommandProcessor::Harvest(const char*& detail) {
   return OkStatus();
 }
 
-void CommandProcessor::HandlePeFault(hal::FaultKind kind, uint32_t row, uint32_t col) {
+bool CommandProcessor::HandlePeFault(hal::FaultKind kind, uint32_t row, uint32_t col) {
   FaultRecord rec;
   rec.kind = kind;
   rec.row = row;
@@ -675,6 +682,7 @@ void CommandProcessor::HandlePeFault(hal::FaultKind kind, uint32_t row, uint32_t
   }
   rec.sequence = faults_next_sequence_++;
   faults_[at] = rec;
+  return rec.remapped;
 }
 
 void CommandProcessor::HandleHwEvent(const hal::HwEvent& e) {

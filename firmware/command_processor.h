@@ -123,11 +123,28 @@ class CommandProcessor {
   //   RESOURCE_EXHAUSTED - no usable row: every row has more defects than spares.
   //   (ProgramHarvest's code) - the row shifters could not be programmed.
   Status Harvest(const char*& detail);
-  void HandlePeFault(hal::FaultKind kind, uint32_t row, uint32_t col);
+  // A PE failed (stopped, lost its data, or retired by a diagnostic): remaps it onto a spare when
+  // one is left, counts it, marks its model's tensors lost, logs kPeFailed and records a fault
+  // report. Returns true when a spare took its place.
+  bool HandlePeFault(hal::FaultKind kind, uint32_t row, uint32_t col);
   void HandleHwEvent(const hal::HwEvent& event);
   void CheckThermal();
   void HandleInjectFault(const hal::FaultSpec& fault, Reply& reply);
   void HandleReadFaults(uint64_t from_sequence, Reply& reply);
+  // Diagnostics (command_processor_diag.cc). Runs one test and fills reply.diagnostic and
+  // reply.findings; retires the failing PEs of kSramAll and kFabricLinks through HandlePeFault.
+  // Returns:
+  //   OK                  - the test ran (failures are in the reply, not the code).
+  //   FAILED_PRECONDITION - the board is not Ready and harvested.
+  //   INVALID_ARGUMENT    - test kNone or row_count 0.
+  //   OUT_OF_RANGE        - first_row (first region) is past the board's last.
+  //   (the wafer's code)  - the wafer could not run it (UNAVAILABLE: clocks stopped).
+  Status HandleRunDiagnostic(const DiagnosticArgs& args, Reply& reply, const char*& detail);
+  // kSramUnused, kSramAll or kFabricLinks over rows; returns the findings written.
+  Status RunPeDiagnostic(const DiagnosticArgs& args, DiagnosticSummary& out, size_t& found);
+  // kKnownAnswer over regions; returns the findings written.
+  Status RunKnownAnswerDiagnostic(const DiagnosticArgs& args, DiagnosticSummary& out,
+                                  size_t& found);
   ModelEntry* FindModel(uint32_t id);
 
   hal::Wafer& wafer_;
@@ -164,6 +181,10 @@ class CommandProcessor {
   size_t faults_size_ = 0;
   uint64_t faults_next_sequence_ = 1;
   std::array<FaultRecord, kMaxFaultReports> faults_out_{};
+
+  // Diagnostics: what the wafer's self-test found, and the reply's findings.
+  std::array<hal::DiagHit, kMaxDiagFindings> diag_hits_{};
+  std::array<DiagFinding, kMaxDiagFindings> diag_findings_{};
 
   hal::SensorReadout sensors_{};
   bool hung_ = false;

@@ -912,5 +912,204 @@ TEST_F(CommandProcessorTest, ARepairOfAModelThatLostNothingIsRefused) {
   EXPECT_EQ(Simple(CommandKind::kCommitModel, 7).code, StatusCode::kFailedPrecondition);
 }
 
+
+// --- Diagnostics. ---
+
+Reply RunDiag(CommandProcessor& cp, DiagTest test, uint32_t first, uint32_t count) {
+  Command c;
+  c.kind = CommandKind::kRunDiagnostic;
+  c.command_id = 99;
+  c.diagnostic = DiagnosticArgs{test, first, count};
+  Reply r;
+  cp.Handle(c, r);
+  return r;
+}
+
+TEST_F(CommandProcessorTest, DiagnosticsNeedAReadyBoardAndValidArguments) {
+  // Before the boot: refused with the processor's Ack convention, the wafer untouched.
+  Reply r = RunDiag(*cp_, DiagTest::kSramAll, 0, 8);
+  EXPECT_EQ(r.kind, ReplyKind::kAck);
+  EXPECT_EQ(r.code, StatusCode::kFailedPrecondition);
+  BootOk();
+  r = RunDiag(*cp_, DiagTest::kNone, 0, 8);
+  EXPECT_EQ(r.kind, ReplyKind::kAck);
+  EXPECT_EQ(r.code, StatusCode::kInvalidArgument);
+  r = RunDiag(*cp_, DiagTest::kSramUnused, 0, 0);
+  EXPECT_EQ(r.kind, ReplyKind::kAck);
+  EXPECT_EQ(r.code, StatusCode::kInvalidArgument);
+  EXPECT_EQ(RunDiag(*cp_, DiagTest::kKnownAnswer, 0, 0).code, StatusCode::kInvalidArgument);
+  EXPECT_EQ(wafer_.sram_tests + wafer_.link_tests + wafer_.kat_runs, 0);
+  // Past the last row (region): the wafer's OUT_OF_RANGE, with a detail.
+  r = RunDiag(*cp_, DiagTest::kFabricLinks, 8, 1);
+  EXPECT_EQ(r.kind, ReplyKind::kAck);
+  EXPECT_EQ(r.code, StatusCode::kOutOfRange);
+  EXPECT_NE(std::string(r.detail).find("row"), std::string::npos) << r.detail;
+  EXPECT_EQ(RunDiag(*cp_, DiagTest::kKnownAnswer, 2, 1).code, StatusCode::kOutOfRange);
+  // A faulted board (thermal trip) refuses too.
+  wafer_.hot_region_c = 200;
+  r = RunDiag(*cp_, DiagTest::kSramAll, 0, 8);
+  EXPECT_EQ(r.code, StatusCode::kFailedPrecondition);
+  EXPECT_EQ(cp_->state(), BootState::kFaulted);
+  EXPECT_EQ(wafer_.retires, 0);
+  EXPECT_EQ(FindRecord(ReadLog(*cp_), LogCode::kDiagnosticRun), nullptr);
+}
+
+TEST_F(CommandProcessorTest, SramAllRetiresAndRemapsWhatItFinds) {
+  BootOk();
+  LoadStage(hal::ModelStage{});
+  const uint16_t row_failed_before = Simple(CommandKind::kReadGeometry).row_failed[2];
+  const GeometrySummary before = cp_->Geometry();
+  wafer_.pe_model_id = 7;  // The PE held tensor 1 of model 7.
+  wafer_.pe_tensor_count = 1;
+  wafer_.sram_hits[0] = hal::DiagHit{2, 3, 0x40, 1, false};
+  wafer_.sram_hit_count = 1;
+
+  Reply r = RunDiag(*cp_, DiagTest::kSramAll, 0, 100);  // Clipped to the 8 rows.
+  ASSERT_EQ(r.kind, ReplyKind::kDiagnostic) << r.detail;
+  EXPECT_EQ(r.command_id, 99u);
+  EXPECT_EQ(r.diagnostic.test, DiagTest::kSramAll);
+  EXPECT_EQ(r.diagnostic.first_row, 0u);
+  EXPECT_EQ(r.diagnostic.row_count, 8u);
+  EXPECT_EQ(r.diagnostic.units_tested, 64u);
+  EXPECT_EQ(r.diagnostic.failures, 1u);
+  EXPECT_FALSE(wafer_.last_unused_only);  // Every PE, transparently.
+  ASSERT_EQ(r.findings.size(), 1u);
+  const DiagFinding f = r.findings[0];
+  EXPECT_EQ(f.row, 2u);
+  EXPECT_EQ(f.pe, 3u);
+  EXPECT_EQ(f.region, 1u);
+  EXPECT_EQ(f.detail, 0x40u);
+  EXPECT_TRUE(f.retired);
+  EXPECT_TRUE(f.remapped);
+
+  // Retired in the wafer's defect map, then the PE-fault path: remap, counts, report, data lost.
+  EXPECT_EQ(wafer_.retires, 1);
+  EXPECT_EQ(wafer_.last_retired_row, 2u);
+  EXPECT_EQ(wafer_.last_retired_col, 3u);
+  EXPECT_EQ(wafer_.remaps, 1);
+  const GeometrySummary after = cp_->Geometry();
+  EXPECT_EQ(after.failed_pes, before.failed_pes + 1);
+  EXPECT_EQ(after.runtime_remaps, before.runtime_remaps + 1);
+  EXPECT_EQ(Simple(CommandKind::kReadGeometry).row_failed[2], row_failed_before + 1);
+  Reply faults = Simple(CommandKind::kReadFaults);
+  ASSERT_EQ(faults.faults.size(), 1u);
+  EXPECT_EQ(faults.faults[0].kind, hal::FaultKind::kSramStuckBit);
+  EXPECT_EQ(faults.faults[0].row, 2u);
+  EXPECT_EQ(faults.faults[0].pe, 3u);
+  EXPECT_TRUE(faults.faults[0].remapped);
+  EXPECT_EQ(faults.faults[0].model_id, 7u);
+  ASSERT_EQ(faults.faults[0].tensor_count, 1u);
+  EXPECT_EQ(faults.faults[0].tensors[0], 1u);
+  EXPECT_EQ(StepOnce(), StatusCode::kDataLoss);  // The host repairs it as after any PE fault.
+
+  const auto log = ReadLog(*cp_);
+  ASSERT_NE(FindRecord(log, LogCode::kPeFailed), nullptr);
+  const LogRecord* run = FindRecord(log, LogCode::kDiagnosticRun);
+  ASSERT_NE(run, nullptr);
+  EXPECT_EQ(run->severity, Severity::kWarning);
+  EXPECT_EQ(run->args[0], static_cast<uint64_t>(DiagTest::kSramAll));
+  EXPECT_EQ(run->args[1], 0u);
+  EXPECT_EQ(run->args[2], 8u);
+  EXPECT_EQ(run->args[3], 1u);
+}
+
+TEST_F(CommandProcessorTest, LinkTestRetiresTheLeavingPeOnceAndNotForADeadNeighbour) {
+  BootOk();
+  wafer_.link_hits[0] = hal::DiagHit{1, 4, 0, 0, false};  // East of (1, 4).
+  wafer_.link_hits[1] = hal::DiagHit{1, 4, 1, 0, false};  // South of (1, 4).
+  wafer_.link_hits[2] = hal::DiagHit{5, 0, 0, 2, true};   // Into a PE that died without a spare.
+  wafer_.link_hit_count = 3;
+  Reply r = RunDiag(*cp_, DiagTest::kFabricLinks, 1, 5);
+  ASSERT_EQ(r.kind, ReplyKind::kDiagnostic) << r.detail;
+  EXPECT_EQ(r.diagnostic.row_count, 5u);
+  EXPECT_EQ(r.diagnostic.units_tested, 5u * 15);
+  EXPECT_EQ(r.diagnostic.failures, 3u);
+  ASSERT_EQ(r.findings.size(), 3u);
+  EXPECT_TRUE(r.findings[0].retired);
+  EXPECT_TRUE(r.findings[1].retired);  // The same PE: retired once, reported twice.
+  EXPECT_EQ(r.findings[1].detail, 1u);
+  EXPECT_FALSE(r.findings[2].retired);
+  EXPECT_FALSE(r.findings[2].remapped);
+  EXPECT_EQ(r.findings[2].region, 2u);
+  EXPECT_EQ(wafer_.retires, 1);
+  EXPECT_EQ(wafer_.remaps, 1);
+  Reply faults = Simple(CommandKind::kReadFaults);
+  ASSERT_EQ(faults.faults.size(), 1u);
+  EXPECT_EQ(faults.faults[0].kind, hal::FaultKind::kFabricLink);
+  EXPECT_EQ(faults.faults[0].model_id, 0u);  // Nothing lived there.
+  EXPECT_EQ(cp_->Geometry().runtime_failed, 1u);
+
+  // Rows 1..5 hold none of the hits beyond them; a run past them finds nothing.
+  r = RunDiag(*cp_, DiagTest::kFabricLinks, 6, 2);
+  EXPECT_EQ(r.diagnostic.failures, 0u);
+  EXPECT_EQ(r.findings.size(), 0u);
+}
+
+TEST_F(CommandProcessorTest, ARetireTheWaferRefusesIsReportedNotRetired) {
+  BootOk();
+  wafer_.sram_hits[0] = hal::DiagHit{0, 0, 8, 0, false};
+  wafer_.sram_hit_count = 1;
+  wafer_.retire_status = Internal();
+  Reply r = RunDiag(*cp_, DiagTest::kSramAll, 0, 1);
+  ASSERT_EQ(r.kind, ReplyKind::kDiagnostic);
+  ASSERT_EQ(r.findings.size(), 1u);
+  EXPECT_FALSE(r.findings[0].retired);
+  EXPECT_EQ(wafer_.remaps, 0);
+  EXPECT_EQ(Simple(CommandKind::kReadFaults).faults.size(), 0u);
+}
+
+TEST_F(CommandProcessorTest, SramUnusedAndKnownAnswerOnlyReport) {
+  BootOk();
+  wafer_.sram_hits[0] = hal::DiagHit{3, 1, 0x100, 0, false};
+  wafer_.sram_hit_count = 1;
+  Reply r = RunDiag(*cp_, DiagTest::kSramUnused, 0, 8);
+  ASSERT_EQ(r.kind, ReplyKind::kDiagnostic);
+  EXPECT_TRUE(wafer_.last_unused_only);
+  EXPECT_EQ(r.diagnostic.failures, 1u);
+  ASSERT_EQ(r.findings.size(), 1u);
+  EXPECT_FALSE(r.findings[0].retired);
+  EXPECT_EQ(r.findings[0].detail, 0x100u);
+
+  // Two regions: region 1 answers wrong; the count is clipped to the board's regions.
+  wafer_.kat_error[1] = 5;
+  r = RunDiag(*cp_, DiagTest::kKnownAnswer, 0, 1000);
+  ASSERT_EQ(r.kind, ReplyKind::kDiagnostic);
+  EXPECT_EQ(r.diagnostic.test, DiagTest::kKnownAnswer);
+  EXPECT_EQ(r.diagnostic.row_count, 2u);
+  EXPECT_EQ(r.diagnostic.units_tested, 2u);
+  EXPECT_EQ(r.diagnostic.failures, 1u);
+  EXPECT_EQ(r.diagnostic.device_ns, 200);
+  ASSERT_EQ(r.findings.size(), 1u);
+  EXPECT_EQ(r.findings[0].region, 1u);
+  EXPECT_EQ(r.findings[0].row, 0u);
+  EXPECT_EQ(r.findings[0].detail,
+            testing::FakeWafer::kKatPes * hal::KnownAnswerPerPe() + 5);
+  EXPECT_FALSE(r.findings[0].retired);
+
+  // A region whose clock is stopped fails the test.
+  wafer_.kat_error[1] = 0;
+  wafer_.kat_stopped_region = 0;
+  r = RunDiag(*cp_, DiagTest::kKnownAnswer, 0, 2);
+  EXPECT_EQ(r.diagnostic.failures, 1u);
+  ASSERT_EQ(r.findings.size(), 1u);
+  EXPECT_EQ(r.findings[0].region, 0u);
+  EXPECT_EQ(r.findings[0].detail, 0u);
+
+  EXPECT_EQ(wafer_.retires, 0);
+  EXPECT_EQ(Simple(CommandKind::kReadFaults).faults.size(), 0u);
+  EXPECT_EQ(cp_->Geometry().runtime_failed, 0u);
+  // A clean run logs at info.
+  wafer_.kat_stopped_region = -1;
+  const uint64_t from = cp_->error_log().next_sequence();
+  r = RunDiag(*cp_, DiagTest::kKnownAnswer, 1, 1);
+  EXPECT_EQ(r.diagnostic.failures, 0u);
+  const auto log = ReadLog(*cp_, from);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log[0].code, LogCode::kDiagnosticRun);
+  EXPECT_EQ(log[0].severity, Severity::kInfo);
+  EXPECT_EQ(log[0].args[1], 1u);
+  EXPECT_EQ(log[0].args[2], 1u);
+}
+
 }  // namespace
 }  // namespace wafer::fw

@@ -44,6 +44,7 @@ enum class LogCode : uint16_t {
   kPowerCapped = 23,
   kFaultInjected = 24,
   kModelRepaired = 25,
+  kDiagnosticRun = 26,
 };
 
 inline constexpr size_t kLogArgs = 4;

@@ -15,6 +15,7 @@ out=${2:?usage: check_cortex_m4.sh SOURCE_DIR OUT_DIR}
 sources=(
   firmware/boot_state_machine.cc
   firmware/command_processor.cc
+  firmware/command_processor_diag.cc
   firmware/error_log.cc
   firmware/firmware_slots.cc
   common/status.cc

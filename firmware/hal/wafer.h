@@ -58,12 +58,15 @@ struct HwEvent {
   uint64_t count = 1;
 };
 
-// What lived on one PE: a model's tensors (indices into its manifest) and its KV cache.
 // A failing unit a built-in self-test found (usable-rectangle coordinates).
 struct DiagHit {
   uint32_t row = 0;
   uint32_t col = 0;
   uint64_t detail = 0;  // Test-specific (see each test).
+  uint32_t region = 0;  // Die region of the PE (the firmware does not know the die layout).
+  // The failure is explained by a PE already out of service (failed earlier without a spare to
+  // take its place): the PE itself, or for a link the PE at its far end. Nothing new to retire.
+  bool failed_before = false;
 };
 
 // What a built-in self-test covered.
@@ -83,6 +86,7 @@ constexpr uint64_t KnownAnswerPerPe() {
   return sum;
 }
 
+// What lived on one PE: a model's tensors (indices into its manifest) and its KV cache.
 struct PeContents {
   uint32_t model_id = 0;
   bool has_model = false;

@@ -308,5 +308,64 @@ TEST_F(FirmwareLoopTest, MisalignedHiddenStatesAreMalformed) {
   ExpectStillServing();
 }
 
+
+// RunDiagnostic in, DiagnosticReply out, every field; bad test values and a reply sent as a
+// command are refused by the codec.
+TEST_F(FirmwareLoopTest, DiagnosticCrossesTheLink) {
+  flatbuffers::FlatBufferBuilder fbb;
+  ASSERT_EQ(Serve(Finish(fbb, 1, wb::BoardMessage::Boot, wb::CreateBoot(fbb).Union()))
+                ->message_type(),
+            wb::BoardMessage::BootReply);
+  wafer_.sram_hits[0] = hal::DiagHit{2, 5, 0xBFF8, 3, false};
+  wafer_.sram_hits[1] = hal::DiagHit{4, 0, 0, 1, true};
+  wafer_.sram_hit_count = 2;
+
+  fbb.Clear();
+  auto run = wb::CreateRunDiagnostic(fbb, wb::DiagTest::kSramAll, 1, 6);
+  const wb::BoardEnvelope* env = Serve(Finish(fbb, 21, wb::BoardMessage::RunDiagnostic,
+                                              run.Union()));
+  EXPECT_EQ(env->command_id(), 21u);
+  EXPECT_EQ(env->version()->minor(), 4);
+  ASSERT_EQ(env->message_type(), wb::BoardMessage::DiagnosticReply);
+  const wb::DiagnosticReply* r = env->message_as_DiagnosticReply();
+  EXPECT_EQ(r->test(), wb::DiagTest::kSramAll);
+  EXPECT_EQ(r->first_row(), 1u);
+  EXPECT_EQ(r->row_count(), 6u);
+  EXPECT_EQ(r->units_tested(), 48u);
+  EXPECT_EQ(r->failures(), 2u);
+  EXPECT_EQ(r->device_ns(), 1000);
+  ASSERT_NE(r->findings(), nullptr);
+  ASSERT_EQ(r->findings()->size(), 2u);
+  const wb::DiagFinding* f = r->findings()->Get(0);
+  EXPECT_EQ(f->row(), 2u);
+  EXPECT_EQ(f->pe(), 5u);
+  EXPECT_EQ(f->region(), 3u);
+  EXPECT_EQ(f->detail(), 0xBFF8u);
+  EXPECT_TRUE(f->retired());
+  EXPECT_TRUE(f->remapped());
+  f = r->findings()->Get(1);
+  EXPECT_EQ(f->row(), 4u);
+  EXPECT_EQ(f->region(), 1u);
+  EXPECT_FALSE(f->retired());
+  EXPECT_FALSE(f->remapped());
+
+  // A refusal is an Ack with the code.
+  fbb.Clear();
+  run = wb::CreateRunDiagnostic(fbb, wb::DiagTest::kKnownAnswer, 0, 0);
+  env = Serve(Finish(fbb, 22, wb::BoardMessage::RunDiagnostic, run.Union()));
+  ASSERT_EQ(env->message_type(), wb::BoardMessage::Ack);
+  EXPECT_EQ(env->message_as_Ack()->code(), wire::ErrorCode::kInvalidArgument);
+
+  fbb.Clear();
+  run = wb::CreateRunDiagnostic(fbb, static_cast<wb::DiagTest>(9), 0, 1);
+  ExpectError(Finish(fbb, 23, wb::BoardMessage::RunDiagnostic, run.Union()),
+              wire::ErrorCode::kInvalidArgument, 23);
+  fbb.Clear();
+  auto reply = wb::CreateDiagnosticReply(fbb, wb::DiagTest::kSramAll);
+  ExpectError(Finish(fbb, 24, wb::BoardMessage::DiagnosticReply, reply.Union()),
+              wire::ErrorCode::kWrongMessageType, 24);
+  ExpectStillServing();
+}
+
 }  // namespace
 }  // namespace wafer::fw

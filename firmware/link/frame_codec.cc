@@ -16,6 +16,18 @@ namespace wb = ::wafer::wire::board;
 // is a valid float array.
 static_assert(FLATBUFFERS_LITTLEENDIAN, "token and hidden-state vectors are read in place");
 static_assert(sizeof(float) == 4, "[float] is IEEE binary32");
+// The firmware's copies of the schema's enums end where the schema's do: InjectFault checks its
+// kind against wb::FaultKind::MAX and casts it to hal::FaultKind, so a kind added to the schema
+// must be added to the HAL too (and a DiagTest or LogCode likewise).
+static_assert(static_cast<uint8_t>(hal::FaultKind::kFabricLink) ==
+                  static_cast<uint8_t>(wb::FaultKind::MAX),
+              "hal::FaultKind must match board.fbs FaultKind");
+static_assert(static_cast<uint8_t>(DiagTest::kKnownAnswer) ==
+                  static_cast<uint8_t>(wb::DiagTest::MAX),
+              "fw::DiagTest must match board.fbs DiagTest");
+static_assert(static_cast<uint16_t>(LogCode::kDiagnosticRun) ==
+                  static_cast<uint16_t>(wb::LogCode::MAX),
+              "fw::LogCode must match board.fbs LogCode");
 
 bool Fail(Reply& error, uint64_t command_id, LinkError code, const char* detail) {
   error = Reply{};
@@ -81,6 +93,17 @@ wb::BootState ToWire(BootState s) {
     case BootState::kFaulted: return wb::BootState::kFaulted;
   }
   return wb::BootState::kFaulted;  // Unreachable: the switch is exhaustive.
+}
+
+wb::DiagTest ToWire(DiagTest t) {
+  switch (t) {
+    case DiagTest::kNone: return wb::DiagTest::kNone;
+    case DiagTest::kSramUnused: return wb::DiagTest::kSramUnused;
+    case DiagTest::kSramAll: return wb::DiagTest::kSramAll;
+    case DiagTest::kFabricLinks: return wb::DiagTest::kFabricLinks;
+    case DiagTest::kKnownAnswer: return wb::DiagTest::kKnownAnswer;
+  }
+  return wb::DiagTest::kNone;  // Unreachable: the switch is exhaustive.
 }
 
 hal::PeRect ToHal(const wb::PeRect& r) { return hal::PeRect{r.x(), r.y(), r.w(), r.h()}; }
@@ -357,6 +380,18 @@ bool FrameCodec::Decode(std::span<const std::byte> frame, Command& cmd, Reply& e
       cmd.fault.value = m->value();
       return true;
     }
+    case wb::BoardMessage::RunDiagnostic: {
+      const wb::RunDiagnostic* m = env->message_as_RunDiagnostic();
+      cmd.kind = CommandKind::kRunDiagnostic;
+      const auto test = static_cast<uint8_t>(m->test());
+      if (test > static_cast<uint8_t>(wb::DiagTest::MAX)) {
+        return Fail(error, id, LinkError::kInvalidArgument, "RunDiagnostic.test unknown");
+      }
+      cmd.diagnostic.test = static_cast<DiagTest>(test);
+      cmd.diagnostic.first_row = m->first_row();
+      cmd.diagnostic.row_count = m->row_count();
+      return true;
+    }
     case wb::BoardMessage::NONE:
       return Fail(error, id, LinkError::kMalformedMessage, "envelope has no message");
     case wb::BoardMessage::IdentifyReply:
@@ -368,6 +403,7 @@ bool FrameCodec::Decode(std::span<const std::byte> frame, Command& cmd, Reply& e
     case wb::BoardMessage::ErrorLogReply:
     case wb::BoardMessage::GeometryReply:
     case wb::BoardMessage::FaultReply:
+    case wb::BoardMessage::DiagnosticReply:
       return Fail(error, id, LinkError::kWrongMessageType, "a reply is not a command");
     default:
       // Values read off the wire get a default: a newer host may send a message we lack.
@@ -491,6 +527,22 @@ std::span<const std::byte> FrameCodec::Encode(const Reply& r) {
       auto vec = fbb_.CreateVector(reports.data(), n);
       type = wb::BoardMessage::FaultReply;
       msg = wb::CreateFaultReply(fbb_, vec, r.faults_next_sequence).Union();
+      break;
+    }
+    case ReplyKind::kDiagnostic: {
+      std::array<flatbuffers::Offset<wb::DiagFinding>, kMaxDiagFindings> findings;
+      const size_t n = r.findings.size() < findings.size() ? r.findings.size() : findings.size();
+      for (size_t i = 0; i < n; ++i) {
+        const DiagFinding& f = r.findings[i];
+        findings[i] = wb::CreateDiagFinding(fbb_, f.row, f.pe, f.region, f.detail, f.retired,
+                                            f.remapped);
+      }
+      auto vec = fbb_.CreateVector(findings.data(), n);
+      const DiagnosticSummary& d = r.diagnostic;
+      type = wb::BoardMessage::DiagnosticReply;
+      msg = wb::CreateDiagnosticReply(fbb_, ToWire(d.test), d.first_row, d.row_count,
+                                      d.units_tested, d.failures, vec, d.device_ns)
+                .Union();
       break;
     }
     case ReplyKind::kError:

@@ -142,6 +142,38 @@ class FakeWafer final : public hal::Wafer {
     return true;
   }
 
+  // Self-tests over the 8-row usable rectangle: the configured hits whose row is in range fail
+  // (sram_hits for TestSram, link_hits for TestFabricLinks); every PE (link) of the rows counts.
+  Status TestSram(uint32_t first_row, uint32_t row_count, bool unused_only,
+                  std::span<hal::DiagHit> hits, hal::DiagRun& run) override {
+    ++sram_tests;
+    last_unused_only = unused_only;
+    return ScriptedTest(first_row, row_count, sram_hits, sram_hit_count, 8, hits, run);
+  }
+  Status TestFabricLinks(uint32_t first_row, uint32_t row_count, std::span<hal::DiagHit> hits,
+                         hal::DiagRun& run) override {
+    ++link_tests;
+    return ScriptedTest(first_row, row_count, link_hits, link_hit_count, 15, hits, run);
+  }
+  // kKatRegions regions of kKatPes PEs; region r answers kKatPes * KnownAnswerPerPe() plus
+  // kat_error[r], and UNAVAILABLE when it is kat_stopped_region.
+  Status RunKnownAnswer(uint32_t region, uint64_t& answer, uint64_t& pes,
+                        int64_t& device_ns) override {
+    ++kat_runs;
+    if (region >= kKatRegions) return OutOfRange();
+    if (static_cast<int>(region) == kat_stopped_region) return Unavailable();
+    pes = kKatPes;
+    answer = kKatPes * hal::KnownAnswerPerPe() + kat_error[region];
+    device_ns = 100;
+    return OkStatus();
+  }
+  Status RetirePe(uint32_t row, uint32_t col) override {
+    ++retires;
+    last_retired_row = row;
+    last_retired_col = col;
+    return retire_status;
+  }
+
   bool self_test_fails = false;
   const hal::FirmwareFlash* flash = nullptr;  // Optional; see failing_slot.
   int failing_slot = -1;
@@ -171,6 +203,40 @@ class FakeWafer final : public hal::Wafer {
   Status inject_status;
   int link_crc_pending = 0;
   float hot_region_c = 0;  // When > 0, region 0 reads this temperature.
+
+  // Diagnostics.
+  static constexpr uint32_t kKatRegions = 2;
+  static constexpr uint64_t kKatPes = 32;
+  std::array<hal::DiagHit, 8> sram_hits{};
+  size_t sram_hit_count = 0;
+  std::array<hal::DiagHit, 8> link_hits{};
+  size_t link_hit_count = 0;
+  std::array<uint64_t, kKatRegions> kat_error{};
+  int kat_stopped_region = -1;
+  int sram_tests = 0, link_tests = 0, kat_runs = 0, retires = 0;
+  bool last_unused_only = false;
+  uint32_t last_retired_row = 0, last_retired_col = 0;
+  Status retire_status;
+
+ private:
+  static Status ScriptedTest(uint32_t first_row, uint32_t row_count,
+                             const std::array<hal::DiagHit, 8>& script, size_t script_count,
+                             uint64_t units_per_row, std::span<hal::DiagHit> hits,
+                             hal::DiagRun& run) {
+    constexpr uint32_t kRows = 8;
+    run = hal::DiagRun{};
+    if (first_row >= kRows) return OutOfRange();
+    const uint32_t end = first_row + (row_count < kRows - first_row ? row_count : kRows - first_row);
+    run.rows = end - first_row;
+    run.units = uint64_t{run.rows} * units_per_row;
+    for (size_t i = 0; i < script_count; ++i) {
+      if (script[i].row < first_row || script[i].row >= end) continue;
+      if (run.hit_count < hits.size()) hits[run.hit_count++] = script[i];
+      ++run.failures;
+    }
+    run.device_ns = 1000;
+    return OkStatus();
+  }
 };
 
 }  // namespace wafer::fw::testing

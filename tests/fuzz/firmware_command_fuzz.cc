@@ -5,6 +5,7 @@
 
 #include "firmware/link/frame_codec.h"
 #include "host/board/board_codec.h"
+#include "schemas/board_generated.h"
 #include "tests/fuzz/fuzz_target.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -58,5 +59,16 @@ std::vector<std::string> FuzzSeeds() {
   add(EncodeCommitModel(4, 1));
   add(EncodeIdentify(5));
   add(EncodeBoot(6));
+  {
+    // RunDiagnostic (protocol minor 4), built from the schema directly.
+    namespace wb = wafer::wire::board;
+    flatbuffers::FlatBufferBuilder fbb;
+    const wafer::wire::ProtocolVersion version(1, 4);
+    auto run = wb::CreateRunDiagnostic(fbb, wb::DiagTest::kSramAll, 2, 16);
+    wb::FinishBoardEnvelopeBuffer(
+        fbb, wb::CreateBoardEnvelope(fbb, &version, 0xD1A6, wb::BoardMessage::RunDiagnostic,
+                                     run.Union()));
+    seeds.emplace_back(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
+  }
   return seeds;
 }
