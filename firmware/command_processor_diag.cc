@@ -53,8 +53,12 @@ Status CommandProcessor::HandleRunDiagnostic(const DiagnosticArgs& args, Reply& 
     }
     return status;
   }
-  log_.Append(out.failures == 0 ? Severity::kInfo : Severity::kWarning, LogCode::kDiagnosticRun,
-              {static_cast<uint64_t>(args.test), args.first_row, out.row_count, out.failures});
+  // Only runs that found something are logged: a level-3 sweep is some 64 runs, and clean ones
+  // would push the records that matter out of the 256-record ring.
+  if (out.failures > 0) {
+    log_.Append(Severity::kWarning, LogCode::kDiagnosticRun,
+                {static_cast<uint64_t>(args.test), args.first_row, out.row_count, out.failures});
+  }
   reply.findings = std::span<const DiagFinding>(diag_findings_.data(), found);
   return OkStatus();
 }

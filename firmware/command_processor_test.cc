@@ -1098,17 +1098,12 @@ TEST_F(CommandProcessorTest, SramUnusedAndKnownAnswerOnlyReport) {
   EXPECT_EQ(wafer_.retires, 0);
   EXPECT_EQ(Simple(CommandKind::kReadFaults).faults.size(), 0u);
   EXPECT_EQ(cp_->Geometry().runtime_failed, 0u);
-  // A clean run logs at info.
+  // A clean run logs nothing (a sweep is dozens of runs; the ring keeps what matters).
   wafer_.kat_stopped_region = -1;
   const uint64_t from = cp_->error_log().next_sequence();
   r = RunDiag(*cp_, DiagTest::kKnownAnswer, 1, 1);
   EXPECT_EQ(r.diagnostic.failures, 0u);
-  const auto log = ReadLog(*cp_, from);
-  ASSERT_EQ(log.size(), 1u);
-  EXPECT_EQ(log[0].code, LogCode::kDiagnosticRun);
-  EXPECT_EQ(log[0].severity, Severity::kInfo);
-  EXPECT_EQ(log[0].args[1], 1u);
-  EXPECT_EQ(log[0].args[2], 1u);
+  EXPECT_EQ(ReadLog(*cp_, from).size(), 0u);
 }
 
 }  // namespace

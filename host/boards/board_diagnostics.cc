@@ -238,13 +238,17 @@ DiagReport RunBoardDiagnostics(BoardLink& link, const Clock& clock, uint32_t lev
       return r;
     });
   };
-  if (level >= 2) {
+  if (level == 2) {
     firmware_test("sram_unused", BoardDiagTest::kSramUnused, rows, "unused PEs", 231, 0, 0);
-    firmware_test("known_answer", BoardDiagTest::kKnownAnswer, regions, "die regions", 232, 0, 0);
   }
   if (level >= 3) {
+    // The sweep covers every PE, the unused ones too, and retires what it finds; the known answer
+    // then checks the board as it serves from now on.
     firmware_test("sram_sweep", BoardDiagTest::kSramAll, rows, "PEs", 0, 241, 242);
     firmware_test("fabric_links", BoardDiagTest::kFabricLinks, rows, "links", 0, 243, 244);
+  }
+  if (level >= 2) {
+    firmware_test("known_answer", BoardDiagTest::kKnownAnswer, regions, "die regions", 232, 0, 0);
   }
   for (const DiagTestResult& t : report.tests) {
     if (t.outcome != DiagOutcome::kSkip && t.outcome > report.outcome) report.outcome = t.outcome;

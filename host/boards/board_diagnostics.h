@@ -3,10 +3,12 @@
 //     and slot), the sensors are in range, the firmware's heartbeat comes back.
 //   2 (the board drained first): level 1, then the firmware's March pattern test of the SRAM of
 //     every PE no model uses, and its known-answer kernel on every die region.
-//   3 (the board drained first): level 2, then the full sweep: every PE's SRAM (transparent, the
-//     models' data stays) and every fabric link, row band by row band with progress. PEs found
-//     failing are retired by the firmware into the board's defect map and replaced by spares; a
-//     model that had data on one is repaired before its next step (the fault-report path).
+//   3 (the board drained first): level 1, the full sweep of every PE's SRAM (transparent: the
+//     models' data stays; it covers the unused PEs too) and every fabric link, row band by row
+//     band with progress, then the known-answer kernel. PEs the sweep finds failing are retired
+//     by the firmware into the board's defect map and replaced by spares, so the known answer
+//     checks the board as it will serve; a model that had data on a retired PE is repaired
+//     before its next step (the fault-report path).
 // Each test ends PASS, WARN, FAIL or SKIP with a code from a small catalog (2xx; health's rules
 // are 1xx). The drain is the caller's (the admin front end's); this runs the tests.
 #pragma once

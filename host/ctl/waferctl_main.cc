@@ -113,9 +113,10 @@ const char* kUsage =
     "                                  at a time: 1 (seconds, keeps serving) link, firmware,\n"
     "                                  sensors, heartbeat; 2 drains the board (evacuate), adds\n"
     "                                  the SRAM pattern test of unused PEs and a known-answer\n"
-    "                                  kernel per die region, then undrains; 3 adds the full\n"
-    "                                  sweep of every PE's SRAM and fabric link, retiring\n"
-    "                                  failing PEs onto spares (progress bar on a terminal);\n"
+    "                                  kernel per die region, then undrains; 3 sweeps every\n"
+    "                                  PE's SRAM and fabric link instead of the unused PEs,\n"
+    "                                  retiring failing PEs onto spares (progress bar on a\n"
+    "                                  terminal), then runs the known-answer kernel;\n"
     "                                  exit 0 all pass, 5 a test warns, 6 a test fails\n"
     "exit codes: 0 ok, 1 refused/failed, 2 usage, 3 daemon unreachable, 4 protocol error,\n"
     "            5 warn, 6 fail (health and diag only)\n";

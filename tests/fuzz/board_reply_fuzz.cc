@@ -2,7 +2,7 @@
 // crashes, and a failure always says why. Seeded with real replies: the firmware superloop, on
 // the fake wafer, answers a session of host commands (identify, boot, stage and commit a model,
 // steps with tokens and hidden states, telemetry, heartbeat, error log, geometry, faults, a
-// refused frame), so every reply type is in the corpus as the firmware encodes it.
+// diagnostic, a refused frame), so every reply type is in the corpus as the firmware encodes it.
 #include <algorithm>
 #include <cstring>
 #include <deque>
@@ -88,9 +88,10 @@ std::vector<std::string> FuzzSeeds() {
   serve(EncodeReadErrorLog(10, 0, 16));
   serve(EncodeReadGeometry(11));
   serve(EncodeReadFaults(12, 0));
+  serve(EncodeRunDiagnostic(13, BoardDiagTest::kKnownAnswer, 0, 4));
   serve(Frame(24, std::byte{0x5a}));  // Not a frame: an ErrorReply.
   // Every seed is a reply the host accepts, one of each type.
-  std::vector<bool> seen(static_cast<size_t>(BoardReplyType::kFaults) + 1);
+  std::vector<bool> seen(static_cast<size_t>(BoardReplyType::kDiagnostic) + 1);
   for (const std::string& reply : port.out) {
     std::string error;
     auto r = DecodeBoardReply(wafer::net::AsBytes(reply), &error);
