@@ -31,7 +31,17 @@ HealthMetrics::HealthMetrics(prometheus::Registry& r)
                       .Name("wafer_health_recoveries_total")
                       .Help("Automatic recoveries by outcome: attempted (reset sent), succeeded, "
                             "failed.")
-                      .Register(r)) {}
+                      .Register(r)),
+      diagnostics_(BuildCounter()
+                       .Name("wafer_diagnostics_runs_total")
+                       .Help("Diagnostics runs (waferctl diag) by level and outcome: PASS, WARN, "
+                             "FAIL.")
+                       .Register(r)),
+      retired_(BuildCounter()
+                   .Name("wafer_diagnostics_pes_retired_total")
+                   .Help("PEs level-3 diagnostics found failing and retired into the board's "
+                         "defect map.")
+                   .Register(r)) {}
 
 prometheus::Gauge& HealthMetrics::Board(uint32_t board) {
   return board_.Add({{"board", std::to_string(board)}});
@@ -55,6 +65,16 @@ prometheus::Counter& HealthMetrics::Incidents(const std::string& code) {
 
 prometheus::Counter& HealthMetrics::Recoveries(uint32_t board, const std::string& outcome) {
   return recoveries_.Add({{"board", std::to_string(board)}, {"outcome", outcome}});
+}
+
+prometheus::Counter& HealthMetrics::Diagnostics(uint32_t board, uint32_t level,
+                                               const std::string& outcome) {
+  return diagnostics_.Add(
+      {{"board", std::to_string(board)}, {"level", std::to_string(level)}, {"outcome", outcome}});
+}
+
+prometheus::Counter& HealthMetrics::DiagnosticsRetired(uint32_t board) {
+  return retired_.Add({{"board", std::to_string(board)}});
 }
 
 }  // namespace wafer::telemetry

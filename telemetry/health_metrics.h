@@ -31,6 +31,11 @@ class HealthMetrics {
   // wafer_health_recoveries_total{board, outcome}: attempted (a reset sent), succeeded (the
   // board returned to service), failed (a rule still failed after the reset).
   prometheus::Counter& Recoveries(uint32_t board, const std::string& outcome);
+  // wafer_diagnostics_runs_total{board, level, outcome}: `waferctl diag` runs by outcome (PASS,
+  // WARN, FAIL).
+  prometheus::Counter& Diagnostics(uint32_t board, uint32_t level, const std::string& outcome);
+  // wafer_diagnostics_pes_retired_total{board}: PEs level-3 sweeps retired into the defect map.
+  prometheus::Counter& DiagnosticsRetired(uint32_t board);
 
  private:
   prometheus::Family<prometheus::Gauge>& board_;
@@ -39,6 +44,8 @@ class HealthMetrics {
   prometheus::Family<prometheus::Gauge>& quarantined_;
   prometheus::Family<prometheus::Counter>& incidents_;
   prometheus::Family<prometheus::Counter>& recoveries_;
+  prometheus::Family<prometheus::Counter>& diagnostics_;
+  prometheus::Family<prometheus::Counter>& retired_;
 };
 
 }  // namespace wafer::telemetry

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/daemon_harness.h"
+#include "tests/http_get.h"
 
 namespace wafer::testing {
 namespace {
@@ -232,6 +233,16 @@ TEST(DiagTest, LatentFaultsAreFoundByLevelTwoAndRetiredByLevelThree) {
   EXPECT_EQ(Ctl(*h, {"diag", "-r", "2"}, dir.path(), &out), 0) << out;  // Every board.
   EXPECT_NE(out.find("board 0: level 2 PASS"), std::string::npos) << out;
   EXPECT_NE(out.find("board 1: level 2 PASS"), std::string::npos) << out;
+
+  // Counted for the dashboards.
+  const std::string metrics = HttpGet(h->daemon().metrics_port(), "/metrics");
+  for (const std::string& line :
+       {std::string("wafer_diagnostics_runs_total{board=\"0\",level=\"3\",outcome=\"WARN\"} 1"),
+        std::string("wafer_diagnostics_runs_total{board=\"0\",level=\"3\",outcome=\"PASS\"} 1"),
+        std::string("wafer_diagnostics_runs_total{board=\"0\",level=\"2\",outcome=\"FAIL\"} "),
+        std::string("wafer_diagnostics_pes_retired_total{board=\"0\"} 2")}) {
+    EXPECT_NE(metrics.find(line), std::string::npos) << line;
+  }
 }
 
 TEST(DiagTest, AStuckBitUnderAModelIsRetiredAndTheModelRepairedBeforeItsNextJob) {

@@ -74,6 +74,8 @@ void AdminFrontend::OnDiagDone(Board& board, DiagDone& done) {
                 std::string("diagnostics level ") + std::to_string(report.level) + " on board " +
                     std::to_string(board.index) + ": " + DiagOutcomeName(done.report.outcome) +
                     ", " + std::to_string(report.pes_retired) + " PEs retired");
+  health_.OnDiagnostics(board.index, report.level, DiagOutcomeName(done.report.outcome),
+                        report.pes_retired);
   Send(done.admin_peer, report);
 }
 

@@ -265,4 +265,10 @@ BoardHealthReport HealthMonitor::Report(uint32_t board) const {
   return r;
 }
 
+void HealthMonitor::OnDiagnostics(uint32_t board, uint32_t level, const std::string& outcome,
+                                  uint64_t pes_retired) {
+  metrics_.Diagnostics(board, level, outcome).Increment();
+  if (pes_retired > 0) metrics_.DiagnosticsRetired(board).Increment(static_cast<double>(pes_retired));
+}
+
 }  // namespace wafer::host

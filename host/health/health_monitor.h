@@ -96,6 +96,12 @@ class HealthMonitor {
   // NOT_FOUND when it has none; INVALID_ARGUMENT for an unknown board.
   Status Clear(uint32_t board, std::string* detail);
 
+  // A diagnostics run ended on the board (`outcome`: PASS, WARN, FAIL), having retired
+  // `pes_retired` PEs: counted for the operator's dashboards. The rules see the retired PEs in
+  // the board's next readings (spares).
+  void OnDiagnostics(uint32_t board, uint32_t level, const std::string& outcome,
+                     uint64_t pes_retired);
+
   BoardHealthReport Report(uint32_t board) const;
   size_t boards() const { return boards_.size(); }
 
