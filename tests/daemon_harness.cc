@@ -123,7 +123,7 @@ DaemonHarness::DaemonHarness(
   for (const host::BoardConfig& b : config_.boards) {
     if (!b.embedded()) continue;
     sim::BoardOptions options;
-    options.preset = "mini";
+    options.preset = b.preset;  // "mini" unless a tweak names another (a name or a .yaml path).
     options.realtime = b.pacing == "realtime";
     std::string error;
     auto board = sim::StartEmbeddedBoard(context_, b.endpoint, options, &error);

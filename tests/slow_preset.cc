@@ -9,7 +9,7 @@
 
 namespace wafer::testing {
 
-bool WriteSlowPreset(const std::string& path) {
+bool WriteSlowPreset(const std::string& path, int round_trip_us) {
   std::string preset = ReadWholeFile(std::string(WAFER_PRESET_DIR) + "/mini.yaml");
   const std::regex round_trip("round_trip_us:[ \t]*[0-9.eE+]+");
   if (!std::regex_search(preset, round_trip)) {
@@ -17,7 +17,7 @@ bool WriteSlowPreset(const std::string& path) {
     return false;
   }
   preset = std::regex_replace(preset, round_trip,
-                              "round_trip_us: " + std::to_string(kSlowPresetRoundTripUs));
+                              "round_trip_us: " + std::to_string(round_trip_us));
   std::ofstream(path) << preset;
   return true;
 }

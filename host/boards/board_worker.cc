@@ -518,6 +518,9 @@ void BoardWorker::Run() {
       while (auto request = net::ReceiveOwned<WorkerRequest>(channel)) {
         std::visit([&](auto& work) { driver.Handle(work); }, *request);
         if (stop_.load() || driver.staging()) break;
+        // A board busy with Steps always has the next one waiting here: without this its
+        // heartbeat and readings (what the health rules judge) would wait until it idles.
+        driver.PollTelemetry();  // At most once per kTelemetryPeriodNs.
       }
     }
     driver.EnsureOnline();

@@ -62,6 +62,7 @@ inline HealthSample HealthSampleOf(const Board& board, int64_t now_ns) {
   s.steps = board.steps + board.step_errors;
   s.step_errors = board.step_errors;
   s.firmware_rollbacks = board.firmware_rollbacks;
+  s.ready = board.runs_steps();
   return s;
 }
 

@@ -467,6 +467,9 @@ void Daemon::OnWorkerEvent(Board& board, WorkerEvent& event) {
         return p.models.OnUnloadDone(*op);
       case OperationDone::Kind::kReset:
         board.resetting = false;
+        // The board's ready report of this reset came while it was still resetting (see
+        // OnBoardUpdate): it is back now.
+        if (board.state == BoardState::kReady) BoardBack(board);
         p.models.StartPendingLoads();  // Reloads wait for the reset to finish.
         break;
       case OperationDone::Kind::kFault:
@@ -483,11 +486,18 @@ void Daemon::OnBoardUpdate(Board& board, const BoardUpdate& update) {
   p.health.OnSample(board.index, HealthSampleOf(board, clock_.NowNanos()));
   if (previous == board.state) return;
   if (previous == BoardState::kReady) p.models.OnBoardLost(board);
-  if (board.state == BoardState::kReady) {
-    p.models.ReloadLostModels(board);
-    p.health.OnBoardReady(board.index);
-  }
+  // While a reset is under way, "ready" is either a reading the worker sent before it took the
+  // reset up, or the reset's own boot: the board is back only once the reset is done
+  // (OnWorkerEvent). Otherwise its models would be reloaded onto a board about to be reset, and
+  // the health monitor would judge the reset on readings from before it.
+  if (board.state == BoardState::kReady && !board.resetting) BoardBack(board);
   p.models.StartPendingLoads();  // Loads waiting for this board may go, or fail if it gave up.
+}
+
+void Daemon::BoardBack(Board& board) {
+  DaemonParts& p = *parts_;
+  p.models.ReloadLostModels(board);
+  p.health.OnBoardReady(board.index);
 }
 
 }  // namespace wafer::host

@@ -58,6 +58,9 @@ class Daemon {
   Daemon(zmq::context_t& context, const DaemonConfig& config, const Clock& clock);
   void OnWorkerEvent(Board& board, WorkerEvent& event);
   void OnBoardUpdate(Board& board, const BoardUpdate& update);
+  // The board is ready again (booted, or a reset done): its lost models reload, and the health
+  // monitor judges the reset that brought it back.
+  void BoardBack(Board& board);
   // True when the drain at shutdown is over (idle, or its time is up: the rest is cancelled).
   bool ShutdownDrained();
   void Reload();

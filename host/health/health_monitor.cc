@@ -66,7 +66,14 @@ void HealthMonitor::OnSample(uint32_t board, const HealthSample& sample) {
   }
   metrics_.Board(board).Set(static_cast<double>(LevelOf(b)));
   const int64_t now = clock_.NowNanos();
-  if (first_fail == nullptr) return;
+  if (first_fail == nullptr) {
+    if (sample.ready) {
+      b.last_pass_ns = now;
+    } else {
+      b.last_unready_ns = now;
+    }
+    return;
+  }
   if (!b.open) {
     if (config_.enabled) Open(board, b, *first_fail, now);
     return;
@@ -163,7 +170,7 @@ void HealthMonitor::Tick() {
     Incident& incident = *b.open;
     switch (incident.state) {
       case IncidentState::kDrained:
-        if (now - b.last_fail_ns >= return_after) {
+        if (b.last_pass_ns - std::max(b.last_fail_ns, b.last_unready_ns) >= return_after) {
           // It passed before its reset came due (a long backoff): nothing left to cure.
           Close(board, b, "returned to service: no rule failed for " +
                               std::to_string(config_.return_after_s) + " s");
@@ -197,7 +204,8 @@ void HealthMonitor::Tick() {
           }
           break;
         }
-        if (now - b.ready_ns >= return_after) {
+        if (b.last_pass_ns - std::max({b.ready_ns, b.last_fail_ns, b.last_unready_ns}) >=
+            return_after) {
           metrics_.Recoveries(board, "succeeded").Increment();
           Close(board, b,
                 "returned to service: no rule failed for " +

@@ -4,8 +4,10 @@
 // the board is ready again (a FAIL then doubles the wait before the next reset), quarantines the
 // board after max_recoveries failed resets, and closes once no rule has failed for
 // return_after_s: the board returns to service by itself. Only the health reason of the drain
-// is ever lifted here, never an operator's. Plain logic: the daemon feeds it and carries out
-// its actions (HealthActions); time from the injected Clock.
+// is ever lifted here, never an operator's. "Passed for return_after_s": readings of the ready
+// board that pass, the newest at least return_after_s after the last FAIL, the last reading of
+// the board not ready, and the reset that brought it back. Plain logic: the daemon feeds it and
+// carries out its actions (HealthActions); time from the injected Clock.
 #pragma once
 
 #include <array>
@@ -112,6 +114,11 @@ class HealthMonitor {
     bool evaluated = false;
     std::optional<Incident> open;
     int64_t last_fail_ns = 0;    // The newest sample with a FAIL (open incidents).
+    // The newest sample of the board ready with no FAIL, and the newest of it not ready. A
+    // board returns to service on passing readings of it ready, never on silence: one that
+    // stops reporting (offline, hung, halted, being reset) fails nothing and passes nothing.
+    int64_t last_pass_ns = 0;
+    int64_t last_unready_ns = 0;
     int64_t next_reset_ns = 0;   // kDrained: when the next reset is due.
     int64_t reset_sent_ns = 0;   // kRecovering.
     bool ready_since_reset = false;

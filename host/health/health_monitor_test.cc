@@ -190,6 +190,55 @@ TEST_F(HealthMonitorTest, ATransientFailureClosesWithoutAResetWhenTheBackoffIsLo
   EXPECT_FALSE(Monitor().Report(0).open.has_value());
 }
 
+// Found by the fault drill (tests/health_drill_test.cc): "no FAIL for return_after_s" was judged
+// by the clock alone, so a board that went silent (offline, halted, busy being reset and
+// reloaded) for that long returned to service, and one that was still hot opened a second
+// incident at its next reading. Now only readings of the ready board that pass count.
+TEST_F(HealthMonitorTest, ADrainedBoardReturnsOnPassingReadingsNeverOnSilence) {
+  config_.recovery_backoff_ms = 600'000;  // No reset within the test: the drained state judges.
+  Run(1, 101);
+  ASSERT_TRUE(Monitor().Report(0).open.has_value());
+  for (int i = 0; i < 40; ++i) {  // Silence: nothing fails, nothing passes either.
+    clock_.Advance(kSecond);
+    Monitor().Tick();
+  }
+  EXPECT_TRUE(Monitor().Report(0).open.has_value());
+  for (int i = 0; i < 40; ++i) {  // Readings of a board that is not ready do not pass.
+    clock_.Advance(kSecond);
+    HealthSample s;
+    s.at_ns = clock_.NowNanos();
+    s.has_telemetry = true;
+    s.max_temperature_c = 60;
+    s.spare_pes = 100;
+    s.ready = false;
+    Monitor().OnSample(0, s);
+    Monitor().Tick();
+  }
+  EXPECT_TRUE(Monitor().Report(0).open.has_value());
+  Run(29, 60);
+  EXPECT_TRUE(Monitor().Report(0).open.has_value());
+  Run(1, 60);  // 30 s of the ready board passing.
+  EXPECT_FALSE(Monitor().Report(0).open.has_value());
+  EXPECT_EQ(actions_.done, (std::vector<std::string>{"drain 0 evacuate", "undrain 0"}));
+}
+
+TEST_F(HealthMonitorTest, AResetBoardThatGoesSilentDoesNotReturn) {
+  Run(1, 101);
+  Run(5, 101);
+  ASSERT_EQ(Monitor().Report(0).open->state, IncidentState::kRecovering);
+  Monitor().OnBoardReady(0);
+  Run(1, 60);
+  for (int i = 0; i < 60; ++i) {
+    clock_.Advance(kSecond);
+    Monitor().Tick();
+  }
+  ASSERT_TRUE(Monitor().Report(0).open.has_value());
+  EXPECT_EQ(Monitor().Report(0).open->state, IncidentState::kRecovering);
+  Run(30, 60);
+  EXPECT_FALSE(Monitor().Report(0).open.has_value());
+  EXPECT_EQ(actions_.done, (std::vector<std::string>{"drain 0 evacuate", "reset 0", "undrain 0"}));
+}
+
 TEST_F(HealthMonitorTest, AClearJudgesTheBoardAfreshRatherThanReopeningOnOldErrors) {
   HealthSample s;
   s.has_telemetry = true;

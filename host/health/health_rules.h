@@ -61,6 +61,9 @@ struct HealthSample {
   uint64_t steps = 0;
   uint64_t step_errors = 0;
   uint64_t firmware_rollbacks = 0;
+  // The board was ready (booted, not being reset) when the daemon heard this. Only a ready
+  // board's passing readings count toward its return to service (HealthMonitor).
+  bool ready = true;
 };
 
 // What one rule says now.
