@@ -229,6 +229,16 @@ TEST(DiagTest, LatentFaultsAreFoundByLevelTwoAndRetiredByLevelThree) {
                                                            "heartbeat", "sram_sweep",
                                                            "fabric_links", "known_answer"}));
   EXPECT_EQ(again.report.outcome, WireDiagOutcome::kPass);
+  // Progress came for each firmware test, ending with its last band (done == total).
+  for (const std::string test : {"sram_sweep", "fabric_links", "known_answer"}) {
+    const DiagnosticProgress* last = nullptr;
+    for (const DiagnosticProgress& p : again.progress) {
+      if (p.test == test) last = &p;
+    }
+    ASSERT_NE(last, nullptr) << test;
+    EXPECT_EQ(last->done, last->total) << test;
+    EXPECT_GT(last->total, 0u) << test;
+  }
   EXPECT_EQ(again.report.pes_retired, 0u);
   EXPECT_EQ(Ctl(*h, {"diag", "-r", "2"}, dir.path(), &out), 0) << out;  // Every board.
   EXPECT_NE(out.find("board 0: level 2 PASS"), std::string::npos) << out;

@@ -81,7 +81,9 @@ void Judge(DiagTestResult& r, const char* unit, uint16_t report_code, uint16_t r
                      static_cast<unsigned long long>(r.units_tested), unit);
   if (!r.findings.empty()) {
     const BoardDiagFinding& f = r.findings.front();
-    r.message += Format(" (first: row %u, PE %u, region %u)", f.row, f.pe, f.region);
+    r.message += r.name == "known_answer"
+                     ? Format(" (first: region %u)", f.region)
+                     : Format(" (first: row %u, PE %u, region %u)", f.row, f.pe, f.region);
   }
   if (retired_code != 0) {
     r.message += Format("; %llu retired, %llu without a spare",

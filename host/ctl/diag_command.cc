@@ -102,7 +102,7 @@ void RenderDiagnostics(const std::vector<DiagnosticReport>& reports, bool as_jso
   }
   for (const DiagnosticReport& r : reports) {
     char head[160];
-    std::snprintf(head, sizeof head, "board %u: level %u %s in %.2f s, %llu PEs retired\n",
+    std::snprintf(head, sizeof head, "board %u: level %u %s in %.3f s, %llu PEs retired\n",
                   r.board, r.level, OutcomeName(r.outcome), r.elapsed_s,
                   static_cast<unsigned long long>(r.pes_retired));
     out << head;

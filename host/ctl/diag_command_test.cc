@@ -57,7 +57,7 @@ TEST(DiagCommandTest, TextNamesEachTestItsCodeActionAndFindings) {
   std::ostringstream out;
   RenderDiagnostics({LevelThree()}, false, out);
   const std::string text = out.str();
-  EXPECT_NE(text.find("board 1: level 3 WARN in 0.25 s, 1 PEs retired"), std::string::npos) << text;
+  EXPECT_NE(text.find("board 1: level 3 WARN in 0.250 s, 1 PEs retired"), std::string::npos) << text;
   EXPECT_NE(text.find("PASS  link"), std::string::npos) << text;
   EXPECT_NE(text.find("WARN  sram_sweep    241 DIAG_SRAM_RETIRED: 1 of 16384 PEs failing"),
             std::string::npos)
