@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "host/ctl/exit_codes.h"
+#include "host/ctl/jobs_command.h"
 
 namespace wafer::host {
 namespace {
@@ -135,19 +136,7 @@ int DiagnosticsExitCode(const std::vector<DiagnosticReport>& reports) {
 
 int RunDiagCommand(int32_t board, uint32_t level, bool as_json, bool progress, AdminClient& admin,
                    int timeout_ms, std::ostream& out, std::ostream& err) {
-  auto fail = [&](Status s) {
-    const int code = s.code() == StatusCode::kFailedPrecondition ? kExitFailed
-                     : s.code() == StatusCode::kDataLoss          ? kExitProtocol
-                                                                  : kExitUnreachable;
-    if (as_json) {
-      out << json{{"ok", false}, {"error", s.name()}, {"detail", admin.last_error()}}.dump(
-                 -1, ' ', false, json::error_handler_t::replace)
-          << "\n";
-    } else {
-      err << "waferctl: " << s.name() << ": " << admin.last_error() << "\n";
-    }
-    return code;
-  };
+  auto fail = [&](Status s) { return RequestFailed(s, admin.last_error(), as_json, out, err); };
   std::vector<uint32_t> boards;
   if (board >= 0) {
     boards.push_back(static_cast<uint32_t>(board));

@@ -72,9 +72,10 @@ void SplitRefusal(const std::string& error, std::string* code, std::string* deta
   *detail = coded ? error.substr(colon + 2) : error;
 }
 
-// The exit code and message for a request that did not get its answer.
-int Failed(Status s, const std::string& error, bool as_json, std::ostream& out,
-           std::ostream& err) {
+}  // namespace
+
+int RequestFailed(Status s, const std::string& error, bool as_json, std::ostream& out,
+                  std::ostream& err) {
   if (s.code() == StatusCode::kFailedPrecondition) {  // The daemon answered with a refusal.
     std::string code, detail;
     SplitRefusal(error, &code, &detail);
@@ -92,8 +93,6 @@ int Failed(Status s, const std::string& error, bool as_json, std::ostream& out,
   }
   return s.code() == StatusCode::kDataLoss ? kExitProtocol : kExitUnreachable;
 }
-
-}  // namespace
 
 std::string FormatAge(uint64_t ms) {
   char out[32];
@@ -290,7 +289,7 @@ int RunJobsCommand(const JobsCommand& command, bool as_json, AdminClient& admin,
     case JobsCommand::Kind::kList: {
       JobList list;
       if (Status s = admin.ListJobs(command.list, &list, timeout_ms); !s.ok()) {
-        return Failed(s, admin.last_error(), as_json, out, err);
+        return RequestFailed(s, admin.last_error(), as_json, out, err);
       }
       RenderJobList(list, as_json, out);
       return kExitOk;
@@ -298,7 +297,7 @@ int RunJobsCommand(const JobsCommand& command, bool as_json, AdminClient& admin,
     case JobsCommand::Kind::kShow: {
       JobDetail detail;
       if (Status s = admin.ShowJob(command.job_id, &detail, timeout_ms); !s.ok()) {
-        return Failed(s, admin.last_error(), as_json, out, err);
+        return RequestFailed(s, admin.last_error(), as_json, out, err);
       }
       const int64_t now_ms = static_cast<int64_t>(std::time(nullptr)) * 1000;
       RenderJobDetail(detail, as_json, now_ms, out);
@@ -307,7 +306,7 @@ int RunJobsCommand(const JobsCommand& command, bool as_json, AdminClient& admin,
     case JobsCommand::Kind::kCancel: {
       OperationResult r;
       Status s = admin.Operate(CancelJobRequest{0, command.job_id}, nullptr, &r, timeout_ms);
-      if (!s.ok()) return Failed(s, admin.last_error(), as_json, out, err);
+      if (!s.ok()) return RequestFailed(s, admin.last_error(), as_json, out, err);
       const bool ok = r.code == ErrorCode::kNone;
       if (as_json) {
         out << Dump(json{{"ok", ok},

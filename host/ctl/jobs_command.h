@@ -37,6 +37,13 @@ void RenderJobList(const JobList& list, bool as_json, std::ostream& out);
 void RenderJobDetail(const JobDetail& detail, bool as_json, int64_t now_unix_ms,
                      std::ostream& out);
 
+// Prints why a request to the daemon got no answer of its kind (`s` and `error`, the client's
+// last_error()) and returns the exit code: kExitFailed when the daemon refused (with --json,
+// {"ok":false,"code":...,"detail":...}), kExitUnreachable or kExitProtocol otherwise
+// ({"ok":false,"error":...,"detail":...}).
+int RequestFailed(Status s, const std::string& error, bool as_json, std::ostream& out,
+                  std::ostream& err);
+
 // "850ms", "12.3s", "5m02s", "3h04m", "2d03h".
 std::string FormatAge(uint64_t ms);
 
