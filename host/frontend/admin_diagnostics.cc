@@ -56,7 +56,12 @@ void AdminFrontend::OnRunDiagnostics(const std::string& peer, const RunDiagnosti
   DiagWork work{run.request_tag, peer, run.level,
                 DiagLimits{static_cast<float>(config_.health.temperature_warn_c),
                            static_cast<float>(config_.health.temperature_critical_c)}};
-  boards_.Send(run.board, std::make_unique<WorkerRequest>(std::move(work)));
+  if (!boards_.Send(run.board, std::make_unique<WorkerRequest>(std::move(work)))) {
+    board.diagnosing = false;
+    boards_.Undrain(run.board, DrainReason::kDiagnostics);
+    FinishOperation(peer, run.request_tag, Unavailable(),
+                    "board " + std::to_string(run.board) + "'s worker did not take the request", 0);
+  }
 }
 
 void AdminFrontend::OnDiagProgress(const Board& board, const DiagProgressEvent& event) {
