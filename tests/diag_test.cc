@@ -292,6 +292,26 @@ TEST(DiagTest, AStuckBitUnderAModelIsRetiredAndTheModelRepairedBeforeItsNextJob)
   }
 }
 
+TEST(DiagTest, APeOutOfServiceWithNoSpareLeftIsCapacityLost) {
+  // Health rules off: they would drain and reset a board whose row runs out of spares.
+  DaemonHarness h([](DaemonConfig& c) { c.health.enabled = false; });
+  // The mini preset has 4 spares per row: 4 stopped PEs of unused row 100 take them all (fewer
+  // when the row has manufacturing defects), a 5th stays out of service with no spare.
+  for (uint32_t pe = 0; pe < 5; ++pe) {
+    ASSERT_EQ(Operate(h, InjectFault{0, 0, "pe_stop", 0, kUnusedRow, 10 + pe, 0}).code,
+              ErrorCode::kNone);
+  }
+  Diagnosed three = Diagnose(h, 0, 3);
+  const DiagnosticTest* sweep = Find(three.report, "sram_sweep");
+  ASSERT_NE(sweep, nullptr);
+  EXPECT_EQ(sweep->code, 242) << sweep->message;
+  EXPECT_EQ(sweep->outcome, WireDiagOutcome::kFail);
+  EXPECT_GE(sweep->failures, 1u);
+  EXPECT_EQ(sweep->retired, 0u);  // Already out of service: nothing to retire again.
+  EXPECT_EQ(three.report.outcome, WireDiagOutcome::kFail);
+  EXPECT_EQ(three.report.pes_retired, 0u);
+}
+
 TEST(DiagTest, RefusalsAreTypedAndTheDaemonKeepsServing) {
   TempDir dir;
   DaemonHarness h;

@@ -63,8 +63,10 @@ DiagTestResult RunFirmwareTest(BoardLink& link, const char* name, BoardDiagTest 
 }
 
 // Names the test's outcome after the firmware ran it: `report_code` when the test only reports
-// what it found, else (a sweep that retires) `retired_code` when every failing PE found a spare
-// and `lost_code` when some did not.
+// what it found, else (a sweep that retires) `retired_code` when every failing unit was retired
+// onto a spare, and `lost_code` when some PE was retired with no spare left or some failure was
+// not retired: a PE already out of service with no spare (the firmware does not retire it again),
+// or one past the 64 findings a band reports (a further run retires it).
 void Judge(DiagTestResult& r, const char* unit, uint16_t report_code, uint16_t retired_code,
            uint16_t lost_code) {
   if (r.code != 0) return;  // The call itself failed.
@@ -74,7 +76,10 @@ void Judge(DiagTestResult& r, const char* unit, uint16_t report_code, uint16_t r
     return;
   }
   uint16_t code = report_code;
-  if (retired_code != 0) code = r.without_spare > 0 ? lost_code : retired_code;
+  const uint64_t not_retired = r.failures > r.retired ? r.failures - r.retired : 0;
+  if (retired_code != 0) {
+    code = r.without_spare > 0 || not_retired > 0 ? lost_code : retired_code;
+  }
   r.code = code;
   r.outcome = FindDiagCode(code)->outcome;
   r.message = Format("%llu of %llu %s failing", static_cast<unsigned long long>(r.failures),
@@ -86,9 +91,10 @@ void Judge(DiagTestResult& r, const char* unit, uint16_t report_code, uint16_t r
                      : Format(" (first: row %u, PE %u, region %u)", f.row, f.pe, f.region);
   }
   if (retired_code != 0) {
-    r.message += Format("; %llu retired, %llu without a spare",
+    r.message += Format("; %llu retired, %llu of them without a spare; %llu not retired",
                         static_cast<unsigned long long>(r.retired),
-                        static_cast<unsigned long long>(r.without_spare));
+                        static_cast<unsigned long long>(r.without_spare),
+                        static_cast<unsigned long long>(not_retired));
   }
 }
 
@@ -159,11 +165,14 @@ const std::vector<DiagCode>& DiagCatalog() {
       {241, "DIAG_SRAM_RETIRED", "sram_sweep", kWarn,
        "failing PEs were retired onto spares: capacity is intact; watch the spares left"},
       {242, "DIAG_SRAM_CAPACITY_LOST", "sram_sweep", kFail,
-       "failing PEs had no spare left in their row: the board lost capacity; plan a replacement"},
+       "failing PEs had no spare left in their row, or were already out of service: the board "
+       "lost capacity; plan a replacement (a failure past a run's 64 per band: run level 3 "
+       "again)"},
       {243, "DIAG_LINK_RETIRED", "fabric_links", kWarn,
        "PEs beside failing fabric links were retired onto spares: watch the spares left"},
       {244, "DIAG_LINK_CAPACITY_LOST", "fabric_links", kFail,
-       "PEs beside failing fabric links had no spare left: the board lost capacity"},
+       "PEs beside failing fabric links had no spare left, or were already out of service: the "
+       "board lost capacity (a failure past a run's 64 per band: run level 3 again)"},
   };
   return kCatalog;
 }
