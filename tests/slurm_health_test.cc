@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <thread>
 
@@ -377,6 +378,17 @@ TEST_F(SlurmHealthTest, AnIncidentDrainsTheNodeAndItsClearResumesItNeverAnAdmins
   EXPECT_TRUE(Processes::Alive(munged_));
 }
 
+// The sanitizer options of this run as `export` lines: slurmd gives its HealthCheckProgram an
+// empty environment, and a sanitizer build's waferctl without its suppressions reports the
+// uninstrumented libraries' accesses and exits 66 (TSan's exit code).
+std::string SanitizerExports() {
+  std::string out;
+  for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"}) {
+    if (const char* value = std::getenv(name)) out += "export " + std::string(name) + "='" + value + "'\n";
+  }
+  return out;
+}
+
 // As deployed: slurmd itself runs the check every second (HealthCheckProgram), through a
 // wrapper that sets what slurmd's empty environment lacks (SLURM_CONF, waferctl, the endpoint);
 // the node name comes from slurmd (SLURMD_NODENAME), PATH from the script's default.
@@ -388,6 +400,7 @@ TEST_F(SlurmHealthTest, SlurmdRunsTheCheckAndDrainsAndResumesTheNodeByItself) {
                          << "export WAFERCTL='" << kBin << "/waferctl'\n"
                          << "export WAFERD_ADMIN_ENDPOINT='" << daemon->daemon().admin_endpoint()
                          << "'\nexport WAFERD_TIMEOUT_MS=2000\n"
+                         << SanitizerExports()
                          << "exec '" << kScript << "' >>'" << dir_ << "/health-check.log' 2>&1\n";
   chmod(wrapper.c_str(), 0755);
   StartSlurm("HealthCheckProgram=" + wrapper +
