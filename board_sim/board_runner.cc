@@ -8,6 +8,7 @@
 #include "board_sim/sim_firmware_flash.h"
 #include "board_sim/sodium_signature_verifier.h"
 #include "board_sim/zmq_host_port.h"
+#include "board_sim/zmq_stage_link.h"
 #include "common/net/curve.h"
 #include "common/net/socket.h"
 #include "firmware/link/firmware_loop.h"
@@ -95,10 +96,13 @@ class BoardThread final : public EmbeddedBoard {
     SimWafer wafer(preset_, sensor_clock, std::move(wafer_options));
     SystemClock& clock = SystemClock::Get();
     ZmqHostPort port(socket, clock);
+    // The inter-wafer links to next stages: clients of those boards' link endpoints, in this
+    // board's context (an embedded board reaches the other embedded boards' inproc:// ones).
+    ZmqStageLink stage_link(context_);
     // Init: the firmware's fixed buffers are allocated once, here. Its error log is stamped with
     // the same clock as the sensors, so a test's FakeClock drives both.
     auto firmware = std::make_unique<fw::FirmwareLoop>(
-        port, fw::Platform{wafer, flash, verifier, sensor_clock});
+        port, fw::Platform{wafer, flash, verifier, sensor_clock}, &stage_link);
     for (const fw::hal::FaultSpec& f : options_.faults.faults) {
       if (f.kind != fw::hal::FaultKind::kFirmwareHang) continue;
       fw::Command hang;  // The plan's hang, applied as InjectFault would.

@@ -375,7 +375,17 @@ Status SimWafer::RunStep(const hal::StepRequest& request, std::span<hal::SeqOutc
     time.compute_ns = std::llround(double(time.compute_ns) / ratio);
     time.fabric_ns = std::llround(double(time.fabric_ns) / ratio);
   }
-  time.host_io_ns = timing_.HostIoNs(io_bytes);
+  if (request.from_stage) {
+    // From the previous stage, not the host: a last stage's tokens go back to the first stage
+    // over one more hop (4 bytes each, latency-bound).
+    if (stage.has_head) {
+      time.inter_wafer_ns += std::llround(preset_.interwafer_hop_latency_us * 1e3 +
+                                          4.0 * double(request.seqs.size()) /
+                                              preset_.interwafer_bytes_per_s * 1e9);
+    }
+  } else {
+    time.host_io_ns = timing_.HostIoNs(io_bytes);
+  }
   time.total_ns = time.compute_ns + time.fabric_ns + time.inter_wafer_ns + time.host_io_ns;
   thermal_.AddBusy(time.compute_ns + time.fabric_ns);
   if (options_.realtime) {

@@ -19,8 +19,9 @@ inline constexpr uint16_t kProtocolMajor = 1;
 // IdentifyReply.max_step_hidden_values). Minor 2: IdentifyReply reports the Step limits
 // (max_frame_bytes, max_step_seqs, max_step_tokens). Minor 3: SeqSampling.sampled_before.
 // Minor 4: diagnostics (RunDiagnostic, DiagnosticReply), FaultKind kSramStuckBit and
-// kFabricLink, LogCode kDiagnosticRun.
-inline constexpr uint16_t kProtocolMinor = 4;
+// kFabricLink, LogCode kDiagnosticRun. Minor 5: boards hand hidden states to each other
+// (BeginModel.next_stage, Step.from_stage, StepReply.pipeline).
+inline constexpr uint16_t kProtocolMinor = 5;
 inline constexpr const char* kFirmwareVersion = "waferfw-1.0.0";
 
 // Limits the firmware enforces on every frame.
@@ -47,6 +48,10 @@ inline constexpr size_t kMaxStepFrameBytes =
     kMaxStepHiddenValues * sizeof(float) + 2 * kMaxStepTokens * sizeof(uint32_t) +
     kMaxSeqsPerStep * kStepSeqOverheadBytes + kStepFrameOverheadBytes;
 static_assert(kMaxStepFrameBytes <= kMaxFrameBytes, "a maximal Step must fit one frame");
+// Pipelines over boards: at most this many stages, and a next stage's endpoint of at most this
+// many bytes.
+inline constexpr uint32_t kMaxPipelineStages = 16;
+inline constexpr size_t kMaxEndpointBytes = 255;
 
 // Same values as board.fbs BootState (new states are appended there, so they come last here too;
 // the boot order is PowerOn, SelfTest, VerifyImage, Remap, Ready).
@@ -199,6 +204,17 @@ struct DiagnosticSummary {
 
 // One reply. `detail` is a static string. Spans point into the command processor and stay valid
 // until it handles the next command.
+// What a Step did across the boards of a pipeline (board.fbs PipelineReport).
+struct PipelineSummary {
+  bool present = false;
+  uint32_t passes = 0;
+  uint64_t hidden_values = 0;
+  std::span<const int64_t> stage_busy_ns;
+  uint32_t failed_stage = 0;  // 0: none.
+  StatusCode failed_code = StatusCode::kOk;
+  const char* failed_detail = "";
+};
+
 struct Reply {
   ReplyKind kind = ReplyKind::kAck;
   uint64_t command_id = 0;
@@ -210,6 +226,7 @@ struct Reply {
   bool self_test_passed = false;          // kBoot.
   std::span<const hal::SeqOutcome> outcomes;  // kStep.
   hal::DeviceTime device_time;                // kStep.
+  PipelineSummary pipeline;                   // kStep.
   hal::SensorReadout sensors;                 // kTelemetry.
   uint64_t steps = 0;                         // kTelemetry.
   int64_t heartbeat_sent_ns = 0;              // kHeartbeat.

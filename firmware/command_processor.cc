@@ -236,6 +236,13 @@ CommandProcessor::ModelEntry* CommandProcessor::FindModel(uint32_t id) {
   return nullptr;
 }
 
+const CommandProcessor::ModelEntry* CommandProcessor::FindModel(uint32_t id) const {
+  for (const ModelEntry& m : models_) {
+    if (m.id == id) return &m;
+  }
+  return nullptr;
+}
+
 Status CommandProcessor::HandleBeginModel(const hal::ModelManifest& manifest,
                                           const char*& detail) {
   if (FindModel(manifest.model_id) != nullptr) {
@@ -267,6 +274,18 @@ Status CommandProcessor::HandleBeginModel(const hal::ModelManifest& manifest,
              "or head not at the last layer";
     return InvalidArgument();
   }
+  const hal::NextStage& next = manifest.next_stage;
+  if (!next.endpoint.empty()) {
+    if (next.endpoint.size() > kMaxEndpointBytes || next.stages < 2 ||
+        next.stages > kMaxPipelineStages) {
+      detail = "next_stage: endpoint longer than 255 bytes, or stages not 2..16";
+      return InvalidArgument();
+    }
+    if (manifest.stage.has_head) {
+      detail = "next_stage given to the stage with the head: it is the pipeline's last";
+      return InvalidArgument();
+    }
+  }
   Status status = wafer_.BeginModel(manifest);
   if (!status.ok()) {
     detail = status.code() == StatusCode::kResourceExhausted
@@ -282,6 +301,10 @@ Status CommandProcessor::HandleBeginModel(const hal::ModelManifest& manifest,
   entry.shape_only = manifest.shape_only;
   entry.hidden_size = manifest.arch.hidden_size;
   entry.stage = manifest.stage;
+  entry.next_endpoint_bytes = static_cast<uint32_t>(next.endpoint.size());
+  for (size_t i = 0; i < next.endpoint.size(); ++i) entry.next_endpoint[i] = next.endpoint[i];
+  entry.stages = next.stages;
+  entry.next_timeout_ms = next.timeout_ms != 0 ? next.timeout_ms : 5000;
   entry.tensor_count = static_cast<uint32_t>(manifest.tensors.size());
   for (size_t i = 0; i < manifest.tensors.size(); ++i) {
     const hal::TensorSpec& t = manifest.tensors[i];
@@ -463,6 +486,36 @@ Status CommandProcessor::HandleUnload(uint32_t model_id, const char*& detail) {
   }
   detail = "unknown model";
   return NotFound();
+}
+
+bool CommandProcessor::NextStageOf(uint32_t model_id, NextStageInfo& out) const {
+  const ModelEntry* model = FindModel(model_id);
+  if (model == nullptr || !model->committed || model->next_endpoint_bytes == 0) return false;
+  out.endpoint = std::span<const char>(model->next_endpoint.data(), model->next_endpoint_bytes);
+  out.stages = model->stages;
+  out.timeout_ms = model->next_timeout_ms;
+  out.stage = model->stage;
+  out.shape_only = model->shape_only;
+  return true;
+}
+
+Status CommandProcessor::RunStage(const hal::StepRequest& step,
+                                  std::span<const hal::SeqOutcome>& outcomes,
+                                  hal::DeviceTime& time, const char*& detail) {
+  Poll();
+  if (!IsCommandAllowed(boot_.state(), CommandKind::kStep)) {
+    detail = "command not allowed in the current boot state";
+    return FailedPrecondition();
+  }
+  Reply reply;
+  Status status = HandleStep(step, reply, detail);
+  if (!status.ok()) {
+    LogStepFailure(step, status);
+    return status;
+  }
+  outcomes = reply.outcomes;
+  time = reply.device_time;
+  return OkStatus();
 }
 
 Status CommandProcessor::HandleStep(const hal::StepRequest& step, Reply& reply,

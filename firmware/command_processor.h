@@ -42,6 +42,24 @@ class CommandProcessor {
   // models the board's reset line (see FirmwareLoop).
   bool hung() const { return hung_; }
 
+  // Where model `model_id` hands its hidden states on (BeginModel.next_stage).
+  struct NextStageInfo {
+    std::span<const char> endpoint;
+    uint32_t stages = 0;
+    uint32_t timeout_ms = 0;
+    hal::ModelStage stage;  // This board's stage of the model.
+    bool shape_only = false;
+  };
+  // True, with `out` filled, when `model_id` is committed and has a next stage on another board:
+  // a Step of it then runs through the pipeline (see StagePipeline).
+  bool NextStageOf(uint32_t model_id, NextStageInfo& out) const;
+
+  // Runs `step` on this board's stage alone, as Handle runs a Step (the same checks, boot state
+  // included, and the same failures logged), without building a reply: `outcomes` then holds
+  // one entry per seq, valid until the next Step.
+  Status RunStage(const hal::StepRequest& step, std::span<const hal::SeqOutcome>& outcomes,
+                  hal::DeviceTime& time, const char*& detail);
+
   BootState state() const { return boot_.state(); }
   GeometrySummary Geometry() const;
   uint64_t steps() const { return steps_; }
@@ -65,6 +83,11 @@ class CommandProcessor {
     bool shape_only = false;
     uint32_t hidden_size = 0;
     hal::ModelStage stage;
+    // BeginModel.next_stage (next_endpoint_bytes 0: none).
+    std::array<char, kMaxEndpointBytes> next_endpoint{};
+    uint32_t next_endpoint_bytes = 0;
+    uint32_t stages = 0;
+    uint32_t next_timeout_ms = 0;
     uint32_t tensor_count = 0;
     std::array<uint64_t, kMaxTensors> tensor_bytes{};  // Byte size of each manifest tensor.
     // The tensors lost since the last repair (none for a shape-only model: nothing is written).
@@ -146,6 +169,7 @@ class CommandProcessor {
   Status RunKnownAnswerDiagnostic(const DiagnosticArgs& args, DiagnosticSummary& out,
                                   size_t& found);
   ModelEntry* FindModel(uint32_t id);
+  const ModelEntry* FindModel(uint32_t id) const;
 
   hal::Wafer& wafer_;
   ErrorLog log_;

@@ -170,6 +170,14 @@ inline bool StageIsValid(const ModelStage& stage, uint32_t num_layers) {
   return !stage.has_head || StageLayerCount(stage, num_layers) == rest;
 }
 
+// Where a stage hands its hidden states on (board.fbs NextStage): the firmware's business; the
+// wafer ignores it.
+struct NextStage {
+  std::span<const char> endpoint;  // Empty: no next stage on another board.
+  uint32_t stages = 0;
+  uint32_t timeout_ms = 0;
+};
+
 // What BeginModel describes. The spans are valid only during the call that receives them.
 struct ModelManifest {
   uint32_t model_id = 0;
@@ -183,6 +191,7 @@ struct ModelManifest {
   bool shape_only = false;
   // Tensors and KV regions are exactly those of the stage (layer indices stay global).
   ModelStage stage;
+  NextStage next_stage;
 };
 
 struct Sampling {
@@ -209,6 +218,9 @@ struct SeqStepView {
 struct StepRequest {
   uint32_t model_id = 0;
   std::span<const SeqStepView> seqs;
+  // The inputs came over the inter-wafer link, not from the host (board.fbs Step.from_stage):
+  // no host I/O is charged; a stage with the head is charged the hop its tokens take back.
+  bool from_stage = false;
 };
 
 // One sequence's result. The firmware provides `token_buffer` (room for `generate` tokens);

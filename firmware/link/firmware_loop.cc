@@ -35,7 +35,10 @@ Status FirmwareLoop::PollOnce(int64_t deadline_ns) {
   } else {
     decoded = codec_.Decode(std::span<const std::byte>(rx_.data(), *got), cmd_, reply_);
   }
-  if (decoded) {
+  if (decoded && cmd_.kind == CommandKind::kStep &&
+      processor_.NextStageOf(cmd_.step.model_id, next_stage_)) {
+    pipeline_.Run(cmd_, next_stage_, reply_);
+  } else if (decoded) {
     processor_.Handle(cmd_, reply_);
   } else {
     ++stats_.frames_rejected;

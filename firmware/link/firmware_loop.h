@@ -10,7 +10,9 @@
 #include "firmware/command_processor.h"
 #include "firmware/hal/host_port.h"
 #include "firmware/hal/wafer.h"
+#include "firmware/hal/stage_link.h"
 #include "firmware/link/frame_codec.h"
+#include "firmware/link/stage_pipeline.h"
 #include "firmware/platform.h"
 
 namespace wafer::fw {
@@ -24,14 +26,16 @@ struct LoopStats {
   uint64_t frames_ignored_while_hung = 0;  // Dropped unanswered by a hung firmware.
 };
 
-// Not thread-safe: one thread runs PollOnce in a loop. About 2.6 MB of fixed buffers (1.5 MB to
-// receive a frame, 1 MB for a step's hidden states) plus the ~1.2 MB reply buffer reserved on
+// Not thread-safe: one thread runs PollOnce in a loop. About 5.3 MB of fixed buffers (1.5 MB to
+// receive a frame, 1 MB for a step's hidden states, 2.7 MB to hand Steps to a next stage) plus the ~1.2 MB reply buffer reserved on
 // first use: allocate it once at init (make_unique) and never again.
 class FirmwareLoop {
  public:
-  // `port` and every device of `platform` outlive this.
-  FirmwareLoop(hal::HostPort& port, const Platform& platform)
-      : port_(port), processor_(platform) {}
+  // `port`, every device of `platform` and `stage_link` outlive this. Without a stage link
+  // (nullptr) a Step of a model with a next stage fails that stage (see StagePipeline).
+  FirmwareLoop(hal::HostPort& port, const Platform& platform,
+               hal::StageLink* stage_link = nullptr)
+      : port_(port), processor_(platform), pipeline_(processor_, stage_link) {}
 
   // Serves at most one frame, waiting for it until `deadline_ns`.
   // Returns OK (a frame was served, or none arrived in time) or UNAVAILABLE (the port failed).
@@ -45,6 +49,8 @@ class FirmwareLoop {
  private:
   hal::HostPort& port_;
   CommandProcessor processor_;
+  StagePipeline pipeline_;  // Steps of models pipelined over boards.
+  CommandProcessor::NextStageInfo next_stage_;
   FrameCodec codec_;
   alignas(16) std::array<std::byte, kMaxFrameBytes> rx_{};
   Command cmd_;

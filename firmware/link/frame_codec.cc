@@ -1,6 +1,7 @@
 #include "firmware/link/frame_codec.h"
 
 #include <cstdio>
+#include <cstring>
 
 #include "schemas/board_generated.h"
 #include "schemas/vector_alignment.h"
@@ -143,6 +144,12 @@ bool DecodeBeginModel(const wb::BeginModel& m, FixedVector<hal::TensorSpec, kMax
     out.stage = hal::ModelStage{st->first_layer(), st->layer_count(), st->has_embedding(),
                                 st->has_head()};
   }
+  out.next_stage = hal::NextStage{};
+  if (const wb::NextStage* ns = m.next_stage()) {
+    out.next_stage.endpoint = Chars(ns->endpoint());
+    out.next_stage.stages = ns->stages();
+    out.next_stage.timeout_ms = ns->timeout_ms();
+  }
   tensors.clear();
   if (const auto* ts = m.tensors()) {
     if (ts->size() > kMaxTensors) {
@@ -210,6 +217,7 @@ bool DecodeBeginModel(const wb::BeginModel& m, FixedVector<hal::TensorSpec, kMax
 bool DecodeStep(const wb::Step& s, std::array<hal::SeqStepView, kMaxSeqsPerStep>& seqs,
                 hal::StepRequest& out, const char*& detail) {
   out.model_id = s.model_id();
+  out.from_stage = s.from_stage();
   const auto* v = s.seqs();
   if (v == nullptr) {
     out.seqs = {};
@@ -461,8 +469,23 @@ std::span<const std::byte> FrameCodec::Encode(const Reply& r) {
       const hal::DeviceTime& t = r.device_time;
       auto dt = wb::CreateDeviceTime(fbb_, t.total_ns, t.compute_ns, t.fabric_ns,
                                      t.inter_wafer_ns, t.host_io_ns);
+      flatbuffers::Offset<wb::PipelineReport> pipeline;
+      if (const PipelineSummary& p = r.pipeline; p.present) {
+        auto busy = fbb_.CreateVector(p.stage_busy_ns.data(), p.stage_busy_ns.size());
+        std::array<char, 256> why{};
+        if (p.failed_stage != 0) {
+          // A later board's own answer already names its code first.
+          const char* name = StatusCodeName(p.failed_code);
+          const bool named = std::strncmp(p.failed_detail, name, std::strlen(name)) == 0;
+          std::snprintf(why.data(), why.size(), "%s%s%s", named ? "" : name, named ? "" : ": ",
+                        p.failed_detail);
+        }
+        pipeline = wb::CreatePipelineReport(fbb_, p.passes, p.hidden_values, busy,
+                                            p.failed_stage, ToWire(p.failed_code),
+                                            fbb_.CreateString(why.data()));
+      }
       type = wb::BoardMessage::StepReply;
-      msg = wb::CreateStepReply(fbb_, vec, dt).Union();
+      msg = wb::CreateStepReply(fbb_, vec, dt, pipeline).Union();
       break;
     }
     case ReplyKind::kTelemetry: {

@@ -170,8 +170,13 @@ Frame EncodeBeginModel(uint64_t id, const ModelManifest& m) {
   // Always sent: a board that predates stages ignores it, and it could only run whole models.
   auto stage = wb::CreateModelStage(fbb, m.stage.first_layer, m.stage.layer_count,
                                     m.stage.has_embedding, m.stage.has_head);
+  flatbuffers::Offset<wb::NextStage> next;
+  if (!m.next_stage.endpoint.empty()) {
+    next = wb::CreateNextStageDirect(fbb, m.next_stage.endpoint.c_str(), m.next_stage.stages,
+                                     m.next_stage.timeout_ms);
+  }
   auto msg = wb::CreateBeginModelDirect(fbb, m.model_id, m.name.c_str(), arch, &tensors, m.slots,
-                                        m.context_length, m.shape_only, &kv, stage);
+                                        m.context_length, m.shape_only, &kv, stage, next);
   return Finish(fbb, id, wb::BoardMessage::BeginModel, msg.Union());
 }
 
@@ -312,6 +317,24 @@ Result<BoardReply> DecodeBoardReply(std::span<const std::byte> frame, std::strin
       if (const auto* t = m->device_time()) {
         r.step.device_time = DeviceTime{t->total_ns(), t->compute_ns(), t->fabric_ns(),
                                         t->inter_wafer_ns(), t->host_io_ns()};
+      }
+      if (const wb::PipelineReport* p = m->pipeline()) {
+        PipelineReport& out = r.step.pipeline;
+        out.present = true;
+        out.passes = p->passes();
+        out.hidden_values = p->hidden_values();
+        if (!wire::ElementsAligned(p->stage_busy_ns())) {
+          return fail("PipelineReport.stage_busy_ns: elements not 8-byte aligned");
+        }
+        if (p->stage_busy_ns() != nullptr) {
+          out.stage_busy_ns.assign(p->stage_busy_ns()->begin(), p->stage_busy_ns()->end());
+        }
+        out.failed_stage = p->failed_stage();
+        if (out.failed_stage != 0) {
+          out.failed = StatusFromWire(static_cast<uint16_t>(p->failed_code()));
+          if (out.failed.ok()) out.failed = Internal();  // A failed stage always failed.
+          out.failed_detail = Str(p->failed_detail());
+        }
       }
       return r;
     }

@@ -20,8 +20,9 @@ inline constexpr uint16_t kBoardProtocolMajor = 1;
 // Minor 3: SeqSampling.sampled_before (an older board restarts a recomputed sequence's sampler
 // from its seed: greedy jobs still match an undisturbed run, seeded ones may not).
 // Minor 4: RunDiagnostic/DiagnosticReply and the latent fault kinds (an older board answers
-// RunDiagnostic with WRONG_MESSAGE_TYPE).
-inline constexpr uint16_t kBoardProtocolMinor = 4;
+// RunDiagnostic with WRONG_MESSAGE_TYPE). Minor 5: BeginModel.next_stage, Step.from_stage and
+// StepReply.pipeline: boards of a pipeline hand hidden states to each other.
+inline constexpr uint16_t kBoardProtocolMinor = 5;
 
 using Frame = std::vector<std::byte>;
 

@@ -211,6 +211,14 @@ struct ModelStage {
   bool has_head = true;
 };
 
+// Where a stage hands its hidden states on (board.fbs NextStage): with it, a Step sent to the
+// first stage runs through every board of the pipeline.
+struct NextStage {
+  std::string endpoint;  // Empty: none (the last stage, or the host relays between stages).
+  uint32_t stages = 0;
+  uint32_t timeout_ms = 0;
+};
+
 // Everything BeginModel tells the board.
 struct ModelManifest {
   uint32_t model_id = 0;
@@ -222,6 +230,7 @@ struct ModelManifest {
   uint32_t context_length = 0;
   bool shape_only = false;
   ModelStage stage;
+  NextStage next_stage;
 };
 
 struct SeqSampling {
@@ -266,9 +275,21 @@ struct DeviceTime {
   int64_t host_io_ns = 0;
 };
 
+// What a Step did across the boards of a pipeline (board.fbs PipelineReport).
+struct PipelineReport {
+  bool present = false;
+  uint32_t passes = 0;
+  uint64_t hidden_values = 0;
+  std::vector<int64_t> stage_busy_ns;  // By stage, 0 the board that answered.
+  uint32_t failed_stage = 0;           // 0: none; then `results` is empty.
+  Status failed;                       // Why that stage failed.
+  std::string failed_detail;
+};
+
 struct StepOutcome {
   std::vector<SeqResult> results;  // In the order of the Step's seqs.
   DeviceTime device_time;
+  PipelineReport pipeline;
 };
 
 struct BoardTelemetry {

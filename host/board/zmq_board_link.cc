@@ -75,9 +75,12 @@ class ZmqBoardLink final : public BoardLink {
         BoardReply r,
         Call([&](uint64_t id) { return EncodeStep(id, model_id, seqs); }, "Step",
              BoardReplyType::kStep));
-    if (r.step.results.size() != seqs.size()) {
+    // A pipeline whose later stage failed answers with no results and says which stage.
+    const size_t expected = r.step.pipeline.failed_stage != 0 ? 0 : seqs.size();
+    if (r.step.results.size() != expected) {
       last_error_ = "Step: reply has " + std::to_string(r.step.results.size()) +
-                    " results for " + std::to_string(seqs.size()) + " sequences";
+                    " results for " + std::to_string(seqs.size()) + " sequences" +
+                    (expected == 0 ? " (a failed pipeline stage answers with none)" : "");
       return DataLoss();
     }
     return std::move(r.step);

@@ -206,7 +206,8 @@ class Driver {
         link_->UnloadModel(work.replaces_model_id).IgnoreError();  // NOT_FOUND: already gone.
       }
       session_.emplace(work.model, work.model_id, work.stage,
-                       std::max<uint32_t>(4096, identity_.max_chunk_bytes));
+                       std::max<uint32_t>(4096, identity_.max_chunk_bytes),
+                       std::move(work.next_stage));
       last_progress_ns_ = 0;
       std::string detail;
       if (Status s = session_->Begin(*link_, &detail); !s.ok()) {

@@ -33,6 +33,7 @@ struct StageLoadWork {
   uint32_t stage = 0;
   uint32_t replaces_model_id = 0;
   std::shared_ptr<const PreparedModel> model;
+  NextStage next_stage;  // Where this stage hands its hidden states on (empty: nowhere).
 };
 
 struct UnloadWork {

@@ -204,10 +204,15 @@ Status ParseDaemonConfig(const std::string& yaml_text, DaemonConfig* config,
               top.Uint("max_message_bytes", &c.max_message_bytes, 1024, 256u << 20) &&
               top.Uint("send_high_water_mark", &c.send_high_water_mark, 100, 10'000'000) &&
               top.Uint("drain_timeout_ms", &c.drain_timeout_ms, 0, 3'600'000) &&
-              top.String("placement", &c.placement, false);
+              top.String("placement", &c.placement, false) &&
+              top.String("pipeline_handoff", &c.pipeline_handoff, false);
     if (!ok) return InvalidArgument();
     if (c.placement != "pack" && c.placement != "spread") {
       top.Fail(root["placement"], "placement", "must be pack or spread");
+      return InvalidArgument();
+    }
+    if (c.pipeline_handoff != "direct" && c.pipeline_handoff != "host") {
+      top.Fail(root["pipeline_handoff"], "pipeline_handoff", "must be direct or host");
       return InvalidArgument();
     }
     for (const std::string* e : {&c.job_endpoint, &c.admin_endpoint}) {
@@ -298,6 +303,9 @@ std::string DefaultConfigYaml() {
     << "drain_timeout_ms: " << d.drain_timeout_ms << "          # SIGTERM waits this long for jobs\n"
     << "placement: " << d.placement << "                  # pack: fewest rows, models share boards;"
     << " spread: all free rows (faster compute)\n"
+    << "pipeline_handoff: " << d.pipeline_handoff
+    << "          # a model split over boards: direct: boards hand hidden states to each other,"
+    << " several tokens per Step; host: waferd relays every stage (1 token per pass)\n"
     << "scheduler:\n"
     << "  policy: " << d.scheduler_policy
     << "                   # fair: classes, tenant shares, deadlines; fifo: arrival order\n"

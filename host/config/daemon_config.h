@@ -106,6 +106,12 @@ struct DaemonConfig {
   // the free gap it lands in (more PEs per layer: faster compute and prefill, as `waferctl model
   // plan` reports by default), leaving that gap to no other model.
   std::string placement = "pack";
+  // A model split over boards. "direct": each board hands its hidden states to the next over the
+  // inter-wafer link and the first board runs a Step's every token through the pipeline
+  // (board.fbs NextStage); used when the boards can reach each other (all embedded, or all
+  // wafer-sim processes without CURVE), else "host". "host": the step loop relays every stage's
+  // hidden states and a Step yields one token per sequence.
+  std::string pipeline_handoff = "direct";
 
   std::string scheduler_policy = "fair";  // fair (host/scheduler/fair_policy.h) or fifo.
   uint32_t queue_limit = 10000;          // Jobs queued for all models together.

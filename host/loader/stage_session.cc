@@ -7,11 +7,16 @@
 namespace wafer::host {
 
 StageSession::StageSession(std::shared_ptr<const PreparedModel> model, uint32_t model_id,
-                           uint32_t stage, uint64_t max_chunk)
-    : model_(std::move(model)), model_id_(model_id), stage_(stage), max_chunk_(max_chunk) {}
+                           uint32_t stage, uint64_t max_chunk, NextStage next_stage)
+    : model_(std::move(model)),
+      model_id_(model_id),
+      stage_(stage),
+      max_chunk_(max_chunk),
+      next_stage_(std::move(next_stage)) {}
 
 Status StageSession::Begin(BoardLink& link, std::string* detail) {
   WAFER_RETURN_IF_ERROR(StageManifest(*model_, model_id_, stage_, &manifest_, &data_, detail));
+  manifest_.next_stage = next_stage_;
   if (Status s = link.BeginModel(manifest_); !s.ok()) {
     *detail = "refused the model: " + link.last_error();
     return s;

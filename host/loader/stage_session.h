@@ -19,8 +19,9 @@ namespace wafer::host {
 class StageSession {
  public:
   // Stage `stage` of `model` as `model_id`, in chunks of at most `max_chunk` bytes.
+  // `next_stage` goes into its BeginModel (see board.fbs NextStage).
   StageSession(std::shared_ptr<const PreparedModel> model, uint32_t model_id, uint32_t stage,
-               uint64_t max_chunk);
+               uint64_t max_chunk, NextStage next_stage = {});
 
   // Builds the stage's manifest and sends BeginModel. Returns the manifest's or the board's
   // error, `*detail` saying what failed.
@@ -42,6 +43,7 @@ class StageSession {
   const uint32_t model_id_;
   const uint32_t stage_;
   const uint64_t max_chunk_;
+  const NextStage next_stage_;
   ModelManifest manifest_;
   std::vector<std::span<const std::byte>> data_;
   size_t tensor_ = 0;   // The tensor the next chunk comes from.

@@ -24,11 +24,11 @@ std::vector<SeqStep> StepPlanner::TakeSeqs() {
 size_t StepPlanner::Plan(const StepTarget& target, std::deque<uint64_t>& running,
                          std::vector<SeqStep>* seqs, std::vector<uint64_t>* job_ids,
                          std::vector<uint64_t>* unfit) {
-  const size_t groups = size_t{options_.steps_in_flight} * target.stages;
+  const bool pipelined = target.stages > 1 && !target.passes_on_board;
+  const size_t groups = size_t{options_.steps_in_flight} * (pipelined ? target.stages : 1);
   const size_t per_step =
       std::min<size_t>({options_.max_batch, size_t{target.max_seqs},
                         (running.size() + groups - 1) / groups});
-  const bool pipelined = target.stages > 1;
   uint64_t budget = target.token_budget;
   uint64_t generate_left = target.max_generate;
   const uint64_t frame_room = target.max_frame_bytes > kFrameOverheadBytes

@@ -25,6 +25,11 @@ struct StepPlannerOptions {
 struct StepTarget {
   uint64_t serial = 0;  // Recorded on each planned job (JobRecord::step_serial).
   size_t stages = 1;    // Boards in its pipeline.
+  // The first board runs each Step through the pipeline itself (direct hand-off, board.fbs
+  // NextStage), its micro-batches keeping the stages busy: planned as for one board. False for
+  // a pipeline the step loop relays: one token per sequence per Step, and the running sequences
+  // split into steps_in_flight x stages groups so that every stage has a Step.
+  bool passes_on_board = false;
   // Input tokens (prefill and decode) the step may carry in all: the boards' hidden-state limit
   // for a pipelined model with real weights; UINT64_MAX when nothing bounds it.
   uint64_t token_budget = UINT64_MAX;

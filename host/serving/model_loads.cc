@@ -24,6 +24,23 @@ std::string BoardList(const std::vector<uint32_t>& boards) {
   return out;
 }
 
+// Whether the boards of a split model can hand hidden states to each other: all embedded (one
+// ZeroMQ context, so each reaches the next one's inproc:// endpoint), or all wafer-sim processes
+// on plaintext links (a board connects to the next one's endpoint as waferd does; a CURVE link
+// admits only waferd's key, which a board does not hold).
+bool BoardsReachEachOther(const DaemonConfig& config, const std::vector<uint32_t>& boards) {
+  size_t embedded = 0;
+  for (uint32_t index : boards) {
+    const BoardConfig& board = config.boards[index];
+    if (board.embedded()) {
+      ++embedded;
+    } else if (!board.curve_public_key.empty()) {
+      return false;
+    }
+  }
+  return embedded == 0 || embedded == boards.size();
+}
+
 }  // namespace
 
 ModelManager::ModelManager(const DaemonConfig& config, const Clock& clock, JobStore& store,
@@ -231,13 +248,25 @@ void ModelManager::OnPrepareDone(PrepareDone& done) {
   loading.prepared = done.model;
   loading.stages_pending = static_cast<uint32_t>(model->boards.size());
   loading.stage_bytes_done.assign(model->boards.size(), 0);
+  model->direct_handoff = model->pipelined() && config_.pipeline_handoff == "direct" &&
+                          BoardsReachEachOther(config_, model->boards);
   for (uint32_t stage = 0; stage < model->boards.size(); ++stage) {
-    StageLoadWork work{model->model_id, stage, loading.replaces_model_id, done.model};
+    StageLoadWork work{model->model_id, stage, loading.replaces_model_id, done.model, {}};
+    if (model->direct_handoff && stage + 1 < model->boards.size()) {
+      // The board waits for the next one's answer for less than the host waits for it, so a
+      // stage that stops answering fails the Step before the first board's link times out.
+      const BoardConfig& next = config_.boards[model->boards[stage + 1]];
+      work.next_stage = NextStage{next.endpoint, static_cast<uint32_t>(model->boards.size()),
+                                  std::max<uint32_t>(100, next.timeout_ms / 2)};
+    }
     boards_.Send(model->boards[stage], std::make_unique<WorkerRequest>(std::move(work)));
   }
-  std::fprintf(stderr, "waferd: %s planned on board%s %s, rows %u..%u\n", model->name.c_str(),
+  std::fprintf(stderr, "waferd: %s planned on board%s %s, rows %u..%u%s\n", model->name.c_str(),
                model->pipelined() ? "s" : "", BoardList(model->boards).c_str(), done.rows.first,
-               done.rows.end());
+               done.rows.end(),
+               !model->pipelined()        ? ""
+               : model->direct_handoff ? " (boards hand hidden states to each other)"
+                                       : " (waferd relays between the boards)");
   StartPendingLoads();  // Its rows are known now: loads waiting on these boards may go.
 }
 

@@ -84,6 +84,10 @@ class ModelManager {
   // waits in kLoading, its jobs re-queued), or, when that cannot be done, the model is reloaded.
   void RepairModel(ModelRecord& model, const Board& board, const std::string& why);
   void OnRepairDone(RepairDone& done);
+  // A later stage of `model` (direct hand-off) failed a pass without its board being known lost
+  // (it did not answer in time, or lost the stage in a reset): the model is lost as with a
+  // board (jobs re-queued) and loaded again at once, waiting for any board not ready.
+  void OnPipelineBroken(ModelRecord& model, const std::string& why);
 
  private:
   bool TryStartLoad(ModelRecord& model);

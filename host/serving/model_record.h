@@ -81,6 +81,11 @@ struct ModelRecord {
   };
   Loading loading;
 
+  // A pipelined model whose boards hand hidden states to each other (BeginModel.next_stage): a
+  // Step goes to boards[0] only and runs every token through the pipeline. False: the step loop
+  // relays each stage's hidden states (one token per pass).
+  bool direct_handoff = false;
+
   bool pipelined() const { return boards.size() > 1; }
   // Steps may run: ready, or unloading while its last jobs finish.
   bool serving() const { return state == ModelState::kReady || state == ModelState::kUnloading; }

@@ -207,6 +207,13 @@ void ModelManager::ReloadModel(ModelRecord& model) {
   StartPendingLoads();
 }
 
+void ModelManager::OnPipelineBroken(ModelRecord& model, const std::string& why) {
+  const uint32_t replica = model.replica;
+  LoseModel(model, why);  // May remove it (an unloading model).
+  auto it = models_.find(replica);
+  if (it != models_.end() && it->second->state == ModelState::kFailed) ReloadModel(*it->second);
+}
+
 void ModelManager::ReloadLostModels(const Board& board) {
   std::vector<ModelRecord*> failed;
   for (auto& [replica, model] : models_) {

@@ -87,6 +87,9 @@ class StepLoop {
   // `job` gives its slot back and queues again with its output as prefill; its stream goes on.
   void Preempt(JobRecord& job);
   void ForwardStep(Chain& chain, ModelRecord& model, StepDone& done);
+  // A Step of a model with direct hand-off came back with a later stage failed
+  // (PipelineReport.failed_stage): repair or reload the model, its jobs re-queued.
+  void OnPipelineFailed(ModelRecord& model, const PipelineReport& pipeline);
   void FinishRefusedSeq(JobRecord& job, const Status& status);
 
   void ApplyTokens(JobRecord& job, ModelRecord& model, const std::vector<uint32_t>& tokens,

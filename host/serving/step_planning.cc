@@ -154,6 +154,7 @@ bool StepLoop::PlanStep(Board& board, ModelRecord& model) {
   StepTarget target;
   target.serial = next_step_serial_;
   target.stages = model.boards.size();
+  target.passes_on_board = model.direct_handoff;
   for (uint32_t index : model.boards) {
     // The Step goes through every board of the model: the smallest limits hold.
     const BoardIdentity& id = boards_.at(index).identity;
@@ -166,7 +167,8 @@ bool StepLoop::PlanStep(Board& board, ModelRecord& model) {
           target.token_budget, id.max_step_hidden_values / model.arch.hidden_size);
     }
   }
-  if (model.pipelined() && !model.shape_only) {
+  if (model.pipelined() && !model.direct_handoff && !model.shape_only) {
+    // Relayed by the step loop, the hidden states ride in the Steps to the later boards.
     target.hidden_bytes_per_token = model.arch.hidden_size * static_cast<uint32_t>(sizeof(float));
   }
   auto work = std::make_unique<WorkerRequest>(StepWork{});
@@ -191,8 +193,9 @@ bool StepLoop::PlanStep(Board& board, ModelRecord& model) {
   }
   step.serial = next_step_serial_++;
   step.model_id = model.model_id;
-  if (model.pipelined()) {
-    // The first board embeds and passes hidden states on; only the last one samples.
+  if (model.pipelined() && !model.direct_handoff) {
+    // Relayed: the first board embeds and passes hidden states on; only the last one samples.
+    // (With direct hand-off the first board runs the Step through every board itself.)
     Chain& chain = chains_[step.serial];
     chain.seqs = step.seqs;
     for (SeqStep& seq : step.seqs) seq.generate = 0;

@@ -30,7 +30,16 @@ void StepLoop::OnStepDone(Board& board, StepDone& done) {
   // when it was lost and will be recomputed.
   const bool live = model != nullptr && model->serving();
   if (live && !done.status.ok()) ++board.step_errors;
-  if (live && done.status.ok()) {
+  if (live && done.status.ok() && done.outcome.pipeline.present) {
+    // A Step run through the boards by the first one: each board computed its share.
+    const PipelineReport& p = done.outcome.pipeline;
+    for (size_t k = 0; k < model->boards.size() && k < p.stage_busy_ns.size(); ++k) {
+      telemetry::BoardSeries& series = metrics_.Board(model->boards[k], 0);
+      series.steps->Increment();
+      series.device_seconds->Increment(Seconds(std::max<int64_t>(0, p.stage_busy_ns[k])));
+    }
+    ++board.steps;
+  } else if (live && done.status.ok()) {
     ++board.steps;
     telemetry::BoardSeries& series = metrics_.Board(board.index, 0);
     series.steps->Increment();
@@ -61,6 +70,10 @@ void StepLoop::OnStepDone(Board& board, StepDone& done) {
     jobs.push_back(job);
   }
   if (!live) return;
+  if (done.status.ok() && done.outcome.pipeline.failed_stage != 0) {
+    OnPipelineFailed(*model, done.outcome.pipeline);
+    return;
+  }
   if (!done.status.ok()) {
     if (done.status.code() == StatusCode::kUnavailable) {
       // The worker reports the board offline too; either order works.
@@ -99,6 +112,24 @@ void StepLoop::OnStepDone(Board& board, StepDone& done) {
       Preempt(*job);
     }
   }
+}
+
+void StepLoop::OnPipelineFailed(ModelRecord& model, const PipelineReport& pipeline) {
+  // The first board gave up on a later stage: the Step produced nothing. Which board it was is
+  // the board's word (hostile input): bounded by the model's boards.
+  const size_t stage = std::min<size_t>(pipeline.failed_stage, model.boards.size() - 1);
+  Board& failed = boards_.at(model.boards[stage]);
+  const std::string why = "stage " + std::to_string(stage) + " (board " +
+                          std::to_string(failed.index) + ") failed the pass: " +
+                          pipeline.failed_detail;
+  if (pipeline.failed.code() == StatusCode::kDataLoss) {
+    // Weights on a PE of that board failed: that board rewrites what it lost.
+    models_.RepairModel(model, failed, why);
+    return;
+  }
+  // Down, hung, or reset behind our back (its stage gone): the model comes off its boards, its
+  // jobs go back to the queue with their output so far, and it is loaded again.
+  models_.OnPipelineBroken(model, why);
 }
 
 void StepLoop::FinishRefusedSeq(JobRecord& job, const Status& status) {
