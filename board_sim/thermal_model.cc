@@ -17,7 +17,14 @@ ThermalModel::ThermalModel(const Preset& preset, int64_t now_ns)
       die_c_(preset.coolant_in_c + preset.idle_w * preset.resistance_c_per_w),
       power_w_(preset.idle_w),
       factor_(preset.regions(), 1.0),
-      excess_c_(preset.regions(), 0.0) {}
+      excess_c_(preset.regions(), 0.0) {
+  UpdateHottest();
+}
+
+void ThermalModel::UpdateHottest() {
+  hottest_c_ = die_c_;
+  for (uint32_t i = 0; i < preset_.regions(); ++i) hottest_c_ = std::max(hottest_c_, region_temp_c(i));
+}
 
 double ThermalModel::CapRatio() const {
   if (power_cap_w_ <= 0) return 1.0;
@@ -37,10 +44,17 @@ double ThermalModel::clock_ratio(uint32_t region) const {
   return ratio;
 }
 
+// The minimum of clock_ratio over the regions, which falls as a region's temperature rises: the
+// hottest region's (kept by UpdateHottest, as each RunStep asks for it).
 double ThermalModel::min_clock_ratio() const {
-  double r = 1.0;
-  for (uint32_t i = 0; i < preset_.regions(); ++i) r = std::min(r, clock_ratio(i));
-  return r;
+  if (preset_.regions() == 0) return 1.0;
+  if (halted_) return 0;
+  double ratio = CapRatio();
+  if (hottest_c_ > preset_.warn_c) {
+    const double over = (hottest_c_ - preset_.warn_c) / (preset_.critical_c - preset_.warn_c);
+    ratio = std::min(ratio, std::clamp(1.0 - (1.0 - kMinThrottle) * over, kMinThrottle, 1.0));
+  }
+  return ratio;
 }
 
 // Dynamic power follows the clock (at fixed voltage, P_dyn ~ f).
@@ -61,6 +75,7 @@ void ThermalModel::Integrate(double busy_s, double idle_s) {
   }
   power_w_ = watts;
   busy_fraction_ = busy_s / total;
+  UpdateHottest();
 }
 
 void ThermalModel::AdvanceTo(int64_t now_ns) {
@@ -82,6 +97,7 @@ void ThermalModel::AdvanceTo(int64_t now_ns) {
   }
   power_w_ = energy / dt_s;
   busy_fraction_ = double(busy) / double(dt);
+  UpdateHottest();
   now_ns_ = now_ns;
 }
 
@@ -99,14 +115,11 @@ double ThermalModel::region_temp_c(uint32_t region) const {
   return region_c(region % preset_.dies_x) + excess_c_[region];
 }
 
-double ThermalModel::max_region_c() const {
-  double m = die_c_;
-  for (uint32_t i = 0; i < preset_.regions(); ++i) m = std::max(m, region_temp_c(i));
-  return m;
-}
+double ThermalModel::max_region_c() const { return hottest_c_; }
 
 void ThermalModel::SetRegionCoolingFactor(uint32_t region, double factor) {
   if (region < factor_.size()) factor_[region] = factor > 1.0 ? factor : 1.0;
+  UpdateHottest();
 }
 
 RailPower ThermalModel::rails() const {

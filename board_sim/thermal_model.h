@@ -64,6 +64,8 @@ class ThermalModel {
 
  private:
   void Integrate(double busy_s, double idle_s);
+  // Recomputes hottest_c_; called by everything that changes a region's temperature.
+  void UpdateHottest();
   double CapRatio() const;
   double BusyPower() const;
 
@@ -77,6 +79,7 @@ class ThermalModel {
   std::vector<double> excess_c_;  // Per region, above the uniform die temperature.
   double power_cap_w_ = 0;
   bool halted_ = false;
+  double hottest_c_ = 0;  // max_region_c(), kept current.
 };
 
 }  // namespace wafer::sim
