@@ -32,6 +32,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include <zmq.hpp>
 
 #include "bench/load_generator.h"
@@ -366,6 +368,29 @@ RawFsync RawFsyncWrites(const std::string& dir, size_t bytes, int records, int b
 
 const char* Verdict(bool ok) { return ok ? "meets" : "MISSES"; }
 
+// `waferctl model plan`'s decode rate per user for the model of `config_json` over `boards`
+// wse3 boards (pack placement, as waferd's default), or 0 when it could not be run.
+double PlannedDecodePerUser(const std::string& bin, const std::string& config_json,
+                            uint32_t boards, uint32_t slots, uint32_t context,
+                            uint32_t prompt_tokens) {
+  const std::string cmd = bin + "/waferctl model plan --config " + config_json +
+                          " --preset wse3 --boards " + std::to_string(boards) + " --slots " +
+                          std::to_string(slots) + " --context " + std::to_string(context) +
+                          " --prompt-tokens " + std::to_string(prompt_tokens) + " --pack --json";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (pipe == nullptr) return 0;
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, pipe)) > 0;) out.append(buf, n);
+  if (pclose(pipe) != 0) {
+    std::fprintf(stderr, "waferd-bench: %s failed:\n%s\n", cmd.c_str(), out.c_str());
+    return 0;
+  }
+  const nlohmann::json plan = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
+  if (!plan.is_object() || !plan.contains("decode")) return 0;
+  return plan["decode"].value("tokens_per_s_per_user", 0.0);
+}
+
 int Main(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
@@ -495,28 +520,68 @@ int Main(int argc, char** argv) {
                 waferd.RssMb());
   }
   if (o.Runs('d')) {
-    // (d) A model split over boards: each token takes one pass through every board (the step
-    // loop forwards each Step with its hidden states), against the same model on one board.
+    // (d) A model split over boards against the same model on one board, each in a daemon of
+    // its own. "board to board" (pipeline_handoff: direct): the first board runs each Step's
+    // tokens through both boards, handing hidden states over the inter-wafer link, micro-batches
+    // overlapping the stages. "relayed by waferd" (host): each Step is one token's pass, its
+    // hidden states going through the step loop: the way split models ran before.
     const uint32_t slots = 64, jobs = o.quick ? 128 : 256, max_tokens = o.quick ? 200 : 400;
-    double rate[2] = {0, 0}, device[2] = {0, 0};
-    for (uint32_t boards : {1u, 2u}) {
-      WaferdProcess waferd(Daemon(o, dir, kLlama1B, slots, 1024, boards));
+    struct Split {
+      const char* label;
+      uint32_t boards;
+      const char* handoff;
+      double rate = 0, device = 0;
+    };
+    Split runs[] = {{"one board", 1, "direct"},
+                    {"split, board to board", 2, "direct"},
+                    {"split, relayed by waferd", 2, "host"}};
+    for (Split& run : runs) {
+      WaferdOptions w = Daemon(o, dir, kLlama1B, slots, 1024, run.boards);
+      w.extra_yaml = std::string("pipeline_handoff: ") + run.handoff + "\n";
+      WaferdProcess waferd(w);
       if (!Started(waferd)) return 1;
       LoadReport report;
       if (!StreamShapeJobs(waferd, jobs, slots, max_tokens, &report)) return 1;
-      rate[boards - 1] = report.tokens_per_s();
-      device[boards - 1] = Quantile(report.device_tokens_per_s, 0.5);
+      run.rate = report.tokens_per_s();
+      run.device = Quantile(report.device_tokens_per_s, 0.5);
     }
     std::printf("(d) a model split over 2 boards, %u jobs x %u tokens, %u in flight (1B shape, wse3)\n",
                 jobs, max_tokens, slots);
-    std::printf("    %-22s %12.0f tokens/s   modeled %8.0f tokens/s per user\n", "one board", rate[0],
-                device[0]);
-    std::printf("    %-22s %12.0f tokens/s   modeled %8.0f tokens/s per user\n", "split over two",
-                rate[1], device[1]);
-    // One board runs decode_tokens_per_step (32) tokens per Step; a pipeline samples on its
-    // last board, so every token is a pass through both boards and the step loop.
-    std::printf("    ratio                  %12.2fx          (1 token per pass through both boards vs 32 per step)\n",
-                rate[1] / rate[0]);
+    for (const Split& run : runs) {
+      std::printf("    %-26s %10.0f tokens/s   modeled %8.0f tokens/s per user\n", run.label,
+                  run.rate, run.device);
+    }
+    const double host = runs[1].rate / runs[0].rate, user = runs[1].device / runs[0].device;
+    std::printf("    board to board / one board  %6.2fx host throughput (target >= 0.5x: %s)\n",
+                host, Verdict(host >= 0.5));
+    std::printf("                                %6.2fx modeled per user (target >= 0.75x, within "
+                "25%%: %s)\n", user, Verdict(user >= 0.75));
+    std::printf("    relayed / one board         %6.2fx host throughput, %.2fx modeled per user\n",
+                runs[2].rate / runs[0].rate, runs[2].device / runs[0].device);
+
+    // 70B over four wse3 boards: the daemon's modeled per-user rate beside `waferctl model
+    // plan`'s for the same model, boards, slots and placement (pack), at the jobs' mean context.
+    const uint32_t big_slots = 16, big_jobs = o.quick ? 32 : 64, big_tokens = 200;
+    WaferdOptions w = Daemon(o, dir, kLlama70B, big_slots, 1024, 4);
+    double served = 0;
+    {
+      WaferdProcess waferd(w);
+      if (!Started(waferd)) return 1;
+      LoadReport report;
+      if (!StreamShapeJobs(waferd, big_jobs, big_slots, big_tokens, &report)) return 1;
+      served = Quantile(report.device_tokens_per_s, 0.5);
+    }
+    const uint32_t mean_context = 8 + big_tokens / 2;
+    const double planned = PlannedDecodePerUser(o.bin, dir + "/config.json", 4, big_slots, 1024,
+                                                mean_context);
+    std::printf("    70B over 4 wse3 boards, %u jobs x %u tokens, %u in flight (board to board)\n",
+                big_jobs, big_tokens, big_slots);
+    std::printf("    %-26s %10.0f tokens/s per user (modeled, p50)\n", "waferd", served);
+    std::printf("    %-26s %10.0f tokens/s per user (decode at context %u, --pack)\n",
+                "waferctl model plan", planned, mean_context);
+    const double agree = planned > 0 ? served / planned : 0;
+    std::printf("    ratio                       %6.2fx          (target within 10%%: %s)\n\n",
+                agree, Verdict(agree >= 0.9 && agree <= 1.1));
   }
   if (o.Runs('s')) {
     // (s) The durable store's cost, each configuration in a fresh daemon with a fresh store.

@@ -10,7 +10,7 @@
 
 namespace wafer::bench {
 
-// Llama 3.1 8B and Llama 3.2 1B as their config.json gives them.
+// Llama 3.1 8B and Llama 3.2 1B (and 70B below) as their config.json gives them.
 inline constexpr const char* kLlama8B = R"({"architectures": ["LlamaForCausalLM"],
   "vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336,
   "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
@@ -21,6 +21,13 @@ inline constexpr const char* kLlama1B = R"({"architectures": ["LlamaForCausalLM"
   "num_hidden_layers": 16, "num_attention_heads": 32, "num_key_value_heads": 8,
   "head_dim": 64, "max_position_embeddings": 131072, "rope_theta": 500000.0,
   "rms_norm_eps": 1e-05, "tie_word_embeddings": true, "torch_dtype": "bfloat16"})";
+
+// Llama 3.1 70B: about four wafers' worth of weights, pipelined by layer.
+inline constexpr const char* kLlama70B = R"({"architectures": ["LlamaForCausalLM"],
+  "vocab_size": 128256, "hidden_size": 8192, "intermediate_size": 28672,
+  "num_hidden_layers": 80, "num_attention_heads": 64, "num_key_value_heads": 8,
+  "max_position_embeddings": 131072, "rope_theta": 500000.0, "rms_norm_eps": 1e-05,
+  "tie_word_embeddings": false, "torch_dtype": "bfloat16"})";
 
 // The `scheduler:` keys the throughput sections use: large batches and steps, deep queues.
 inline constexpr const char* kThroughputSchedulerYaml =

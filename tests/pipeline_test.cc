@@ -1,8 +1,10 @@
 // A model split over several boards runs as a layer pipeline: the first board embeds the tokens,
-// hidden states travel board to board inside each Step, the last board samples. Through the
-// real daemon and embedded boards, a split model streams exactly the tokens the same model
-// streams from one board (greedy and seeded sampling, prefill chunks, concurrent jobs, tied
-// embeddings), reports its boards, and frees every board when unloaded.
+// hidden states travel board to board, the last board samples. Through the real daemon and
+// embedded boards, a split model streams exactly the tokens the same model streams from one
+// board (greedy and seeded sampling, prefill chunks, concurrent jobs, tied embeddings), reports
+// its boards, survives losing a stage, and frees every board when unloaded: with the boards
+// handing hidden states to each other (pipeline_handoff: direct, several tokens per Step) and
+// with waferd relaying them (host, one token per Step).
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -21,15 +23,23 @@ using namespace wafer::host;
 constexpr int kTimeoutMs = 60000;
 
 // Three embedded mini boards; small prefill chunks so that prompts take several steps.
-std::unique_ptr<DaemonHarness> ThreeBoards() {
-  return std::make_unique<DaemonHarness>([](DaemonConfig& c) {
+std::unique_ptr<DaemonHarness> ThreeBoards(const std::string& handoff = "direct") {
+  return std::make_unique<DaemonHarness>([handoff](DaemonConfig& c) {
     c.boards.resize(3);
     for (size_t i = 0; i < c.boards.size(); ++i) {
       c.boards[i].endpoint = "inproc://pipeline-board" + std::to_string(i);
     }
     c.prefill_chunk_tokens = 7;
+    c.pipeline_handoff = handoff;
   });
 }
+
+// Each test runs with both hand-offs (the parameter is DaemonConfig::pipeline_handoff).
+class PipelineTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  std::unique_ptr<DaemonHarness> Boards() const { return ThreeBoards(GetParam()); }
+  bool direct() const { return GetParam() == "direct"; }
+};
 
 OperationResult LoadOn(AdminClient& admin, const std::string& path, const std::string& name,
                        std::vector<uint32_t> boards) {
@@ -98,10 +108,10 @@ const ModelInfo* Find(const StatusReply& status, const std::string& name) {
   return nullptr;
 }
 
-TEST(PipelineTest, SplitModelStreamsTheTokensOfTheWholeModel) {
+TEST_P(PipelineTest, SplitModelStreamsTheTokensOfTheWholeModel) {
   TempDir dir;
   ASSERT_TRUE(WriteModel(dir.path() + "/small", "small", 21));
-  auto h = ThreeBoards();
+  auto h = Boards();
   auto admin = h->NewAdminClient();
   ASSERT_EQ(LoadOn(*admin, dir.path() + "/small", "whole", {0}).code, ErrorCode::kNone);
   const OperationResult split = LoadOn(*admin, dir.path() + "/small", "split", {1, 2});
@@ -146,10 +156,43 @@ TEST(PipelineTest, SplitModelStreamsTheTokensOfTheWholeModel) {
   EXPECT_TRUE(WaitForSram(*admin, 0, true));  // "whole" stays.
 }
 
-TEST(PipelineTest, TiedEmbeddingsOverThreeBoardsInAnyOrder) {
+// Counted in Steps the first board answered (one job alone, so each Step carries it once):
+// after ceil(prompt / 7) prefill chunks, the last of which samples the first token, a Step
+// yields decode_tokens_per_step (8) tokens when the boards hand hidden states to each other, and
+// one token when waferd relays every stage.
+TEST_P(PipelineTest, AStepOfASplitModelYieldsTheTokensOfAStepOnOneBoard) {
+  TempDir dir;
+  ASSERT_TRUE(WriteModel(dir.path() + "/small", "small", 21));
+  auto h = Boards();
+  auto admin = h->NewAdminClient();
+  ASSERT_EQ(LoadOn(*admin, dir.path() + "/small", "split", {1, 2}).code, ErrorCode::kNone);
+  const uint64_t before = Status(*admin).boards[1].steps;
+  auto client = h->NewJobClient();
+  SubmitJob job;
+  job.model = "split";
+  job.prompt_text = "def pipeline(stages):";
+  job.max_tokens = 24;
+  SubmitOutcome outcome;
+  JobFinished finished;
+  size_t tokens = 0;
+  ASSERT_TRUE(client
+                  ->Run(job, [&](const TokenChunk& c) { tokens += c.tokens.size(); }, &outcome,
+                        &finished, kTimeoutMs)
+                  .ok())
+      << client->last_error();
+  ASSERT_EQ(finished.reason, FinishReason::kLength) << finished.detail;
+  ASSERT_EQ(tokens, 24u);
+  const uint64_t prefill_steps = (finished.prompt_tokens + 6) / 7;
+  ASSERT_GT(prefill_steps, 0u);
+  const uint64_t decode_steps = direct() ? 3 : 23;  // 23 tokens after the prefill's first.
+  EXPECT_EQ(Status(*admin).boards[1].steps - before, prefill_steps + decode_steps)
+      << "prompt of " << finished.prompt_tokens << " tokens";
+}
+
+TEST_P(PipelineTest, TiedEmbeddingsOverThreeBoardsInAnyOrder) {
   TempDir dir;
   ASSERT_TRUE(WriteModel(dir.path() + "/tied", "small", 5, "--tied"));
-  auto h = ThreeBoards();
+  auto h = Boards();
   auto admin = h->NewAdminClient();
   ASSERT_EQ(LoadOn(*admin, dir.path() + "/tied", "whole", {1}).code, ErrorCode::kNone);
   const OperationResult split = LoadOn(*admin, dir.path() + "/tied", "split", {2, 0, 1});
@@ -159,7 +202,7 @@ TEST(PipelineTest, TiedEmbeddingsOverThreeBoardsInAnyOrder) {
   EXPECT_EQ(Tokens(*client, "split", prompt, 0, 0), Tokens(*client, "whole", prompt, 0, 0));
 }
 
-TEST(PipelineTest, ShapeOnlyModelTooBigForOneBoardRunsOverThree) {
+TEST_P(PipelineTest, ShapeOnlyModelTooBigForOneBoardRunsOverThree) {
   TempDir dir;
   // ~0.9 B parameters at 16 bit, 1.8 GB: three mini wafers' worth with its KV reservation.
   std::filesystem::create_directories(dir.path() + "/big");
@@ -169,7 +212,7 @@ TEST(PipelineTest, ShapeOnlyModelTooBigForOneBoardRunsOverThree) {
       << R"( "num_attention_heads": 16, "num_key_value_heads": 4, "rms_norm_eps": 1e-05,)"
       << R"( "rope_theta": 10000.0, "max_position_embeddings": 1024, "tie_word_embeddings": false,)"
       << R"( "torch_dtype": "bfloat16"})";
-  auto h = ThreeBoards();
+  auto h = Boards();
   auto admin = h->NewAdminClient();
   const OperationResult one = LoadOn(*admin, dir.path() + "/big", "big", {0});
   EXPECT_EQ(one.code, ErrorCode::kResourceExhausted);
@@ -196,10 +239,11 @@ TEST(PipelineTest, ShapeOnlyModelTooBigForOneBoardRunsOverThree) {
 // Loads tiny's bigger sibling over boards 0 and 1, streams `prompt` undisturbed, then again with
 // `interrupt` called once the first chunk has arrived; expects the interrupted stream to finish
 // by length with exactly the undisturbed tokens.
-void ExpectSplitStreamSurvives(const std::function<void(AdminClient&)>& interrupt) {
+void ExpectSplitStreamSurvives(const std::string& handoff,
+                               const std::function<void(AdminClient&)>& interrupt) {
   TempDir dir;
   ASSERT_TRUE(WriteModel(dir.path() + "/small", "small", 21));
-  auto h = ThreeBoards();
+  auto h = ThreeBoards(handoff);
   auto admin = h->NewAdminClient();
   const OperationResult split = LoadOn(*admin, dir.path() + "/small", "split", {0, 1});
   ASSERT_EQ(split.code, ErrorCode::kNone) << split.detail;
@@ -235,8 +279,8 @@ void ExpectSplitStreamSurvives(const std::function<void(AdminClient&)>& interrup
   EXPECT_EQ(tokens, reference);
 }
 
-TEST(PipelineTest, LosingTheLastBoardMidStreamReloadsAndTheStreamContinuesIdentically) {
-  ExpectSplitStreamSurvives([](AdminClient& admin) {
+TEST_P(PipelineTest, LosingTheLastBoardMidStreamReloadsAndTheStreamContinuesIdentically) {
+  ExpectSplitStreamSurvives(GetParam(), [](AdminClient& admin) {
     // The last board power-cycles: both stages are lost, the job re-queued, the model reloaded
     // over both boards and the job recomputed from prompt + output so far.
     OperationResult r;
@@ -245,8 +289,8 @@ TEST(PipelineTest, LosingTheLastBoardMidStreamReloadsAndTheStreamContinuesIdenti
   });
 }
 
-TEST(PipelineTest, APeFaultOnTheLastBoardIsRepairedThereAndTheStreamContinuesIdentically) {
-  ExpectSplitStreamSurvives([](AdminClient& admin) {
+TEST_P(PipelineTest, APeFaultOnTheLastBoardIsRepairedThereAndTheStreamContinuesIdentically) {
+  ExpectSplitStreamSurvives(GetParam(), [](AdminClient& admin) {
     // The PE at the top-left of board 1 holds the first tensor of its first layer.
     OperationResult r;
     ASSERT_TRUE(
@@ -264,19 +308,20 @@ TEST(PipelineTest, APeFaultOnTheLastBoardIsRepairedThereAndTheStreamContinuesIde
   });
 }
 
-TEST(PipelineTest, LongPromptsAtOnceStayWithinTheHiddenStateLimitOfAStep) {
+TEST_P(PipelineTest, LongPromptsAtOnceStayWithinTheHiddenStateLimitOfAStep) {
   // Hidden 640: a Step carries at most 2^18 / 640 = 409 tokens' hidden states between boards.
   // A 500-token prompt in 512-token prefill chunks would need 500 in one step: the step loop
   // must cut its chunks to the limit (the board refuses a step over it), here for three
   // prompts at once.
   TempDir dir;
   ASSERT_TRUE(WriteModel(dir.path() + "/demo", "demo", 3));
-  auto h = std::make_unique<DaemonHarness>([](DaemonConfig& c) {
+  auto h = std::make_unique<DaemonHarness>([this](DaemonConfig& c) {
     c.boards.resize(3);
     for (size_t i = 0; i < c.boards.size(); ++i) {
       c.boards[i].endpoint = "inproc://hidden-board" + std::to_string(i);
     }
     c.prefill_chunk_tokens = 512;
+    c.pipeline_handoff = GetParam();
   });
   auto admin = h->NewAdminClient();
   ASSERT_EQ(LoadOn(*admin, dir.path() + "/demo", "whole", {0}).code, ErrorCode::kNone);
@@ -313,7 +358,7 @@ TEST(PipelineTest, LongPromptsAtOnceStayWithinTheHiddenStateLimitOfAStep) {
   EXPECT_EQ(got, expected);
 }
 
-TEST(PipelineTest, BadBoardListsAreRefused) {
+TEST(PipelineLoadTest, BadBoardListsAreRefused) {
   TempDir dir;
   ASSERT_TRUE(WriteModel(dir.path() + "/small", "small", 21));
   auto h = ThreeBoards();
@@ -326,6 +371,11 @@ TEST(PipelineTest, BadBoardListsAreRefused) {
   EXPECT_NE(twice.detail.find("listed twice"), std::string::npos);
   EXPECT_TRUE(Status(*admin).models.empty());
 }
+
+INSTANTIATE_TEST_SUITE_P(Handoff, PipelineTest, ::testing::Values("direct", "host"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param == "direct" ? "BoardToBoard" : "RelayedByWaferd";
+                         });
 
 }  // namespace
 }  // namespace wafer::testing

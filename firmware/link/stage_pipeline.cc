@@ -114,7 +114,7 @@ void StagePipeline::RunFirst(const Command& cmd, const CommandProcessor::NextSta
     tokens += step.seqs[i].generate;
   }
   first_free_ns_ = 0;
-  later_free_ns_ = 0;
+  stage_free_ns_.fill(0);
   ready_ns_.fill(0);
   sent_ns_.fill(0);
   in_flight_id_.fill(0);
@@ -141,10 +141,19 @@ void StagePipeline::RunFirst(const Command& cmd, const CommandProcessor::NextSta
       Fail(answer.failed_stage, answer.failed_code, answer.detail);
       break;
     }
-    // The later stages take the micro-batch once it has arrived and they are free.
-    const int64_t start = std::max(later_free_ns_, sent_ns_[m]);
-    later_free_ns_ = start + answer.time.total_ns;
-    ready_ns_[m] = later_free_ns_;
+    // Each later stage takes the micro-batch once it has arrived and the stage is free. The
+    // answer's time beyond the stages' compute is its hops (stages - 1 forward and the tokens'
+    // way back), spread evenly over them.
+    int64_t busy_sum = 0;
+    for (uint32_t k = 1; k < stages_; ++k) busy_sum += answer_busy_ns_[k];
+    const int64_t hop = std::max<int64_t>(0, answer.time.total_ns - busy_sum) / stages_;
+    int64_t t = sent_ns_[m];
+    for (uint32_t k = 1; k < stages_; ++k) {
+      const int64_t start = std::max(stage_free_ns_[k], t + hop);
+      stage_free_ns_[k] = start + answer_busy_ns_[k];
+      t = stage_free_ns_[k];
+    }
+    ready_ns_[m] = t + hop;
     const auto* results = static_cast<const flatbuffers::Vector<flatbuffers::Offset<wb::SeqResult>>*>(results_);
     uint32_t j = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -378,15 +387,21 @@ void StagePipeline::Receive(uint64_t command_id, uint32_t expected_results, Answ
     sum_.compute_ns += answer.time.compute_ns;
     sum_.fabric_ns += answer.time.fabric_ns;
     sum_.inter_wafer_ns += answer.time.inter_wafer_ns;
+    // Each later stage's compute for this answer (a middle stage reports them, itself first;
+    // the last stage's is its compute and fabric time), bounded like the total.
+    answer_busy_ns_.fill(0);
     const wb::PipelineReport* p = r->pipeline();
     if (p != nullptr && p->stage_busy_ns() != nullptr) {
-      // A middle stage's answer: each later stage's busy time, itself first.
       const auto* busy = p->stage_busy_ns();
-      for (uint32_t k = 0; k < busy->size() && k + 1 < stages_; ++k) busy_ns_[k + 1] += busy->Get(k);
+      for (uint32_t k = 0; k < busy->size() && k + 1 < stages_; ++k) {
+        answer_busy_ns_[k + 1] = std::clamp<int64_t>(busy->Get(k), 0, answer.time.total_ns);
+      }
       hidden_values_ += p->hidden_values();
-    } else {
-      busy_ns_[1] += answer.time.compute_ns + answer.time.fabric_ns;
+    } else if (stages_ > 1) {
+      answer_busy_ns_[1] = std::clamp<int64_t>(answer.time.compute_ns + answer.time.fabric_ns, 0,
+                                               answer.time.total_ns);
     }
+    for (uint32_t k = 1; k < stages_; ++k) busy_ns_[k] += answer_busy_ns_[k];
     results_ = results;
     return;
   }

@@ -6,12 +6,12 @@
 // sequence has its `generate` tokens, stopped, or filled its context. A middle stage runs its
 // layers on what it receives, hands the result on and answers with what came back.
 //
-// Modeled time: each stage's wafer is one resource. The first stage keeps the timeline: a
-// micro-batch's pass starts on it when both it is free and the micro-batch's previous tokens
-// are back; the later stages (one resource, the sum of what they report, hops included) start
-// it when they are free and its hidden states have arrived. The Step's device time is the end
-// of its last pass plus its host I/O; compute, fabric and inter-wafer terms are summed over
-// the stages, so with micro-batches overlapping the total is less than the terms' sum.
+// Modeled time: each stage's wafer is one resource. The first stage keeps the timeline from
+// what each answer reports (every later stage's compute, and the hops): a micro-batch's pass
+// starts on a stage when both the stage is free and the micro-batch's input has arrived (on the
+// first stage: its previous tokens are back). The Step's device time is the end of its last
+// pass plus its host I/O; compute, fabric and inter-wafer terms are summed over the stages, so
+// with micro-batches overlapping the total is less than the terms' sum.
 #pragma once
 
 #include <array>
@@ -95,7 +95,8 @@ class StagePipeline {
   std::array<int64_t, kMaxPipelineStages> sent_ns_{};   // Per micro-batch: handed on.
   std::array<uint64_t, kMaxPipelineStages> in_flight_id_{};  // Per micro-batch; 0: none.
   int64_t first_free_ns_ = 0;  // This stage's wafer is free.
-  int64_t later_free_ns_ = 0;  // The later stages are free.
+  std::array<int64_t, kMaxPipelineStages> stage_free_ns_{};  // Each later stage is free.
+  std::array<int64_t, kMaxPipelineStages> answer_busy_ns_{};  // The last answer's, by stage.
   hal::DeviceTime sum_;        // Terms summed over the stages.
   uint64_t hidden_values_ = 0;
   Status status_;
