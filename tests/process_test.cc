@@ -217,6 +217,110 @@ TEST(ProcessTest, TwoEmbeddedBoardsServeAModelEach) {
   EXPECT_EQ(TerminateAndWait(waferd), 0);
 }
 
+// A model split over two wafer-sim processes: the first hands its hidden states to the second
+// over ipc:// itself (the log says so), and the stream survives kill -9 of the second mid-stream:
+// the first board gives up on it, the model is reloaded once the process is back, and the job is
+// recomputed to exactly the tokens of an undisturbed run.
+TEST(ProcessTest, ASplitModelOverTwoWaferSimProcessesSurvivesKillingItsLastBoard) {
+  TempDir dir;
+  ASSERT_TRUE(WriteModel(dir.path() + "/small", "small", 21));
+  std::vector<std::string> board_eps;
+  std::vector<pid_t> sims;
+  for (int b = 0; b < 2; ++b) {
+    board_eps.push_back("ipc://" + dir.path() + "/board" + std::to_string(b) + ".sock");
+    sims.push_back(SpawnProgram({kBin + "/wafer-sim", "--endpoint", board_eps[b]},
+                                dir.path() + "/sim" + std::to_string(b) + ".log"));
+  }
+  const std::string job_ep = "tcp://127.0.0.1:" + std::to_string(FreeLoopbackPort());
+  const std::string admin_ep = "tcp://127.0.0.1:" + std::to_string(FreeLoopbackPort());
+  std::ofstream(dir.path() + "/waferd.yaml")
+      << "job_endpoint: " << job_ep << "\nadmin_endpoint: " << admin_ep
+      << "\nstore: {path: memory}\nmetrics_address: \"\"\nboards:\n  - endpoint: " << board_eps[0]
+      << "\n    timeout_ms: 1000\n  - endpoint: " << board_eps[1]
+      << "\n    timeout_ms: 1000\nmodels:\n  - name: split\n    path: " << dir.path()
+      << "/small\n    boards: [0, 1]\n    slots: 4\n";
+  pid_t waferd = SpawnProgram({kBin + "/waferd", "--config", dir.path() + "/waferd.yaml"},
+                              dir.path() + "/waferd.log");
+  const std::vector<std::string> eps = {"--endpoint", job_ep, "--admin-endpoint", admin_ep};
+  auto model_state = [&]() -> std::string {
+    std::vector<std::string> args = eps;
+    args.insert(args.end(), {"status", "--json"});
+    std::string out;
+    if (Ctl(args, &out, dir.path()) != 0) return "";
+    auto j = nlohmann::json::parse(out, nullptr, false);
+    if (j.is_discarded() || j["models"].empty()) return "";
+    return j["models"][0]["state"].get<std::string>();
+  };
+  auto wait_ready = [&](int tenths) {
+    std::string state;
+    for (int i = 0; i < tenths && state != "ready"; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      state = model_state();
+    }
+    return state;
+  };
+  ASSERT_EQ(wait_ready(150), "ready") << ReadWholeFile(dir.path() + "/waferd.log");
+  EXPECT_NE(ReadWholeFile(dir.path() + "/waferd.log")
+                .find("(boards hand hidden states to each other)"),
+            std::string::npos)
+      << ReadWholeFile(dir.path() + "/waferd.log");
+
+  auto client = host::JobClient::Connect(job_ep);
+  ASSERT_TRUE(client.ok());
+  host::SubmitJob job;
+  job.model = "split";
+  job.prompt_text = "for stage in pipeline:";
+  job.max_tokens = 400;
+  std::vector<uint32_t> reference;
+  host::SubmitOutcome outcome;
+  host::JobFinished finished;
+  ASSERT_TRUE((*client)->Run(job, [&](const host::TokenChunk& c) {
+    reference.insert(reference.end(), c.tokens.begin(), c.tokens.end());
+  }, &outcome, &finished, 30000).ok());
+  ASSERT_EQ(reference.size(), 400u);
+
+  ASSERT_TRUE((*client)->Submit(job, &outcome, 30000).ok());
+  ASSERT_TRUE(outcome.accepted);
+  std::vector<uint32_t> tokens;
+  host::JobMessage m;
+  do {
+    ASSERT_TRUE((*client)->Receive(&m, 30000).ok());
+  } while (!std::holds_alternative<host::TokenChunk>(m));
+  kill(sims[1], SIGKILL);  // The last stage, mid-stream.
+  waitpid(sims[1], nullptr, 0);
+  const auto& first = std::get<host::TokenChunk>(m).tokens;
+  tokens.insert(tokens.end(), first.begin(), first.end());
+  // The model leaves the ready state before the process is back: the first board gave up
+  // waiting for its answer (half of board 1's timeout_ms), or board 1's worker saw it gone,
+  // whichever came first.
+  std::string state = "ready";
+  for (int i = 0; i < 100 && state == "ready"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    state = model_state();
+  }
+  EXPECT_NE(state, "ready");
+  const std::string log = ReadWholeFile(dir.path() + "/waferd.log");
+  const bool pass_failed = log.find("stage 1 (board 1) failed the pass: UNAVAILABLE: the next "
+                                    "stage did not answer in time") != std::string::npos;
+  EXPECT_TRUE(pass_failed || log.find("lost with board 1") != std::string::npos) << log;
+  std::fprintf(stderr, "board 1's loss was seen %s\n",
+               pass_failed ? "by board 0 (the pass failed)" : "by its worker");
+  sims[1] = SpawnProgram({kBin + "/wafer-sim", "--endpoint", board_eps[1]},
+                         dir.path() + "/sim1-again.log");
+  while (true) {
+    ASSERT_TRUE((*client)->Receive(&m, 30000).ok()) << ReadWholeFile(dir.path() + "/waferd.log");
+    if (auto* c = std::get_if<host::TokenChunk>(&m)) {
+      tokens.insert(tokens.end(), c->tokens.begin(), c->tokens.end());
+    } else if (auto* f = std::get_if<host::JobFinished>(&m)) {
+      EXPECT_EQ(f->reason, host::FinishReason::kLength) << f->detail;
+      break;
+    }
+  }
+  EXPECT_EQ(tokens, reference) << ReadWholeFile(dir.path() + "/waferd.log");
+  EXPECT_EQ(TerminateAndWait(waferd), 0);
+  for (pid_t sim : sims) TerminateAndWait(sim);
+}
+
 TEST(ProcessTest, JobsSurviveAWaferSimCrash) {
   TempDir dir;
   ASSERT_TRUE(WriteModel(dir.path() + "/tiny", "tiny", 9));
