@@ -338,6 +338,13 @@ void StagePipeline::Receive(uint64_t command_id, uint32_t expected_results, Answ
       return;
     }
     answer.failed_stage = 1;
+    if (env->message() == nullptr || env->version() == nullptr ||
+        env->version()->major() != kProtocolMajor) {
+      // The verifier accepts a union's type without its table.
+      answer.failed_code = StatusCode::kInternal;
+      answer.detail = "the next stage's answer has no message, or another protocol major";
+      return;
+    }
     switch (env->message_type()) {
       case wb::BoardMessage::Ack: {
         const wb::Ack* ack = env->message_as_Ack();
