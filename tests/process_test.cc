@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -217,6 +218,37 @@ TEST(ProcessTest, TwoEmbeddedBoardsServeAModelEach) {
   EXPECT_EQ(TerminateAndWait(waferd), 0);
 }
 
+// Submits `job` and reads its stream to the end, calling `interrupt` (if any) once the first
+// chunk has arrived; returns every token. The job must be accepted and finish by length;
+// `log` (waferd's) is quoted when it does not.
+std::vector<uint32_t> StreamJob(host::JobClient& client, const host::SubmitJob& job,
+                                const std::function<void()>& interrupt, const std::string& log) {
+  std::vector<uint32_t> tokens;
+  host::SubmitOutcome outcome;
+  if (!client.Submit(job, &outcome, 30000).ok() || !outcome.accepted) {
+    ADD_FAILURE() << "not accepted: " << outcome.rejection.detail;
+    return tokens;
+  }
+  bool interrupted = !interrupt;
+  for (;;) {
+    host::JobMessage m;
+    if (!client.Receive(&m, 30000).ok()) {
+      ADD_FAILURE() << "the stream stopped: " << ReadWholeFile(log);
+      return tokens;
+    }
+    if (auto* c = std::get_if<host::TokenChunk>(&m)) {
+      tokens.insert(tokens.end(), c->tokens.begin(), c->tokens.end());
+      if (!interrupted) {
+        interrupted = true;
+        interrupt();
+      }
+    } else if (auto* f = std::get_if<host::JobFinished>(&m)) {
+      EXPECT_EQ(f->reason, host::FinishReason::kLength) << f->detail;
+      return tokens;
+    }
+  }
+}
+
 // A model split over two wafer-sim processes: the first hands its hidden states to the second
 // over ipc:// itself (the log says so), and the stream survives kill -9 of the second mid-stream:
 // the first board gives up on it, the model is reloaded once the process is back, and the job is
@@ -271,52 +303,32 @@ TEST(ProcessTest, ASplitModelOverTwoWaferSimProcessesSurvivesKillingItsLastBoard
   job.model = "split";
   job.prompt_text = "for stage in pipeline:";
   job.max_tokens = 400;
-  std::vector<uint32_t> reference;
-  host::SubmitOutcome outcome;
-  host::JobFinished finished;
-  ASSERT_TRUE((*client)->Run(job, [&](const host::TokenChunk& c) {
-    reference.insert(reference.end(), c.tokens.begin(), c.tokens.end());
-  }, &outcome, &finished, 30000).ok());
+  const std::string log_path = dir.path() + "/waferd.log";
+  const std::vector<uint32_t> reference = StreamJob(**client, job, nullptr, log_path);
   ASSERT_EQ(reference.size(), 400u);
 
-  ASSERT_TRUE((*client)->Submit(job, &outcome, 30000).ok());
-  ASSERT_TRUE(outcome.accepted);
-  std::vector<uint32_t> tokens;
-  host::JobMessage m;
-  do {
-    ASSERT_TRUE((*client)->Receive(&m, 30000).ok());
-  } while (!std::holds_alternative<host::TokenChunk>(m));
-  kill(sims[1], SIGKILL);  // The last stage, mid-stream.
-  waitpid(sims[1], nullptr, 0);
-  const auto& first = std::get<host::TokenChunk>(m).tokens;
-  tokens.insert(tokens.end(), first.begin(), first.end());
-  // The model leaves the ready state before the process is back: the first board gave up
-  // waiting for its answer (half of board 1's timeout_ms), or board 1's worker saw it gone,
-  // whichever came first.
-  std::string state = "ready";
-  for (int i = 0; i < 100 && state == "ready"; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    state = model_state();
-  }
-  EXPECT_NE(state, "ready");
-  const std::string log = ReadWholeFile(dir.path() + "/waferd.log");
-  const bool pass_failed = log.find("stage 1 (board 1) failed the pass: UNAVAILABLE: the next "
-                                    "stage did not answer in time") != std::string::npos;
-  EXPECT_TRUE(pass_failed || log.find("lost with board 1") != std::string::npos) << log;
-  std::fprintf(stderr, "board 1's loss was seen %s\n",
-               pass_failed ? "by board 0 (the pass failed)" : "by its worker");
-  sims[1] = SpawnProgram({kBin + "/wafer-sim", "--endpoint", board_eps[1]},
-                         dir.path() + "/sim1-again.log");
-  while (true) {
-    ASSERT_TRUE((*client)->Receive(&m, 30000).ok()) << ReadWholeFile(dir.path() + "/waferd.log");
-    if (auto* c = std::get_if<host::TokenChunk>(&m)) {
-      tokens.insert(tokens.end(), c->tokens.begin(), c->tokens.end());
-    } else if (auto* f = std::get_if<host::JobFinished>(&m)) {
-      EXPECT_EQ(f->reason, host::FinishReason::kLength) << f->detail;
-      break;
+  const std::vector<uint32_t> tokens = StreamJob(**client, job, [&] {
+    kill(sims[1], SIGKILL);  // The last stage, mid-stream.
+    waitpid(sims[1], nullptr, 0);
+    // The model leaves the ready state before the process is back: the first board gave up
+    // waiting for its answer (half of board 1's timeout_ms), or board 1's worker saw it gone,
+    // whichever came first.
+    std::string state = "ready";
+    for (int i = 0; i < 100 && state == "ready"; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      state = model_state();
     }
-  }
-  EXPECT_EQ(tokens, reference) << ReadWholeFile(dir.path() + "/waferd.log");
+    EXPECT_NE(state, "ready");
+    const std::string log = ReadWholeFile(log_path);
+    const bool pass_failed = log.find("stage 1 (board 1) failed the pass: UNAVAILABLE: the next "
+                                      "stage did not answer in time") != std::string::npos;
+    EXPECT_TRUE(pass_failed || log.find("lost with board 1") != std::string::npos) << log;
+    std::fprintf(stderr, "board 1's loss was seen %s\n",
+                 pass_failed ? "by board 0 (the pass failed)" : "by its worker");
+    sims[1] = SpawnProgram({kBin + "/wafer-sim", "--endpoint", board_eps[1]},
+                           dir.path() + "/sim1-again.log");
+  }, log_path);
+  EXPECT_EQ(tokens, reference) << ReadWholeFile(log_path);
   EXPECT_EQ(TerminateAndWait(waferd), 0);
   for (pid_t sim : sims) TerminateAndWait(sim);
 }
@@ -364,13 +376,11 @@ TEST(ProcessTest, JobsSurviveAWaferSimCrash) {
   job.model = "tiny";
   job.prompt_text = "crash";
   job.max_tokens = 1000;
-  std::vector<uint32_t> reference;
+  const std::string log_path = dir.path() + "/waferd.log";
+  const std::vector<uint32_t> reference = StreamJob(**client, job, nullptr, log_path);
+  ASSERT_EQ(reference.size(), 1000u);
   host::SubmitOutcome outcome;
   host::JobFinished finished;
-  ASSERT_TRUE((*client)->Run(job, [&](const host::TokenChunk& c) {
-    reference.insert(reference.end(), c.tokens.begin(), c.tokens.end());
-  }, &outcome, &finished, 30000).ok());
-  ASSERT_EQ(reference.size(), 1000u);
 
   // A PE under the model fails and is repaired in place (the daemon reads fault report 1).
   auto pe_fault_then_job = [&]() {
@@ -385,30 +395,13 @@ TEST(ProcessTest, JobsSurviveAWaferSimCrash) {
   };
   pe_fault_then_job();
 
-  ASSERT_TRUE((*client)->Submit(job, &outcome, 30000).ok());
-  ASSERT_TRUE(outcome.accepted);
-  std::vector<uint32_t> tokens;
-  host::JobMessage m;
-  do {
-    ASSERT_TRUE((*client)->Receive(&m, 30000).ok());
-  } while (!std::holds_alternative<host::TokenChunk>(m));
-  kill(sim, SIGKILL);  // Mid-stream: the job has at most a few chunks.
-  waitpid(sim, nullptr, 0);
-  const auto& first = std::get<host::TokenChunk>(m).tokens;
-  tokens.insert(tokens.end(), first.begin(), first.end());
-
-  EXPECT_EQ(wait_for("board", "offline", 100), "offline");  // Noticed; still answering.
-  sim = SpawnProgram({kBin + "/wafer-sim", "--endpoint", board_ep}, dir.path() + "/sim2.log");
-  EXPECT_EQ(wait_for("model", "ready", 150), "ready") << ReadWholeFile(dir.path() + "/waferd.log");
-  while (true) {
-    ASSERT_TRUE((*client)->Receive(&m, 30000).ok()) << ReadWholeFile(dir.path() + "/waferd.log");
-    if (auto* c = std::get_if<host::TokenChunk>(&m)) {
-      tokens.insert(tokens.end(), c->tokens.begin(), c->tokens.end());
-    } else if (auto* f = std::get_if<host::JobFinished>(&m)) {
-      EXPECT_EQ(f->reason, host::FinishReason::kLength) << f->detail;
-      break;
-    }
-  }
+  const std::vector<uint32_t> tokens = StreamJob(**client, job, [&] {
+    kill(sim, SIGKILL);  // Mid-stream: the job has at most a few chunks.
+    waitpid(sim, nullptr, 0);
+    EXPECT_EQ(wait_for("board", "offline", 100), "offline");  // Noticed; still answering.
+    sim = SpawnProgram({kBin + "/wafer-sim", "--endpoint", board_ep}, dir.path() + "/sim2.log");
+    EXPECT_EQ(wait_for("model", "ready", 150), "ready") << ReadWholeFile(log_path);
+  }, log_path);
   EXPECT_EQ(tokens, reference);  // Recomputed on the new board process: nothing lost.
 
   // The new board process numbers its fault reports from the start again: a PE fault on it is

@@ -10,6 +10,7 @@
 
 #include "common/crc32c.h"
 #include "firmware/testing/fake_platform.h"
+#include "firmware/testing/queue_port.h"
 #include "schemas/board_generated.h"
 
 namespace wafer::fw {
@@ -18,22 +19,6 @@ namespace {
 namespace wb = ::wafer::wire::board;
 namespace wire = ::wafer::wire;
 
-class QueuePort final : public hal::HostPort {
- public:
-  Result<size_t> Receive(std::span<std::byte> buffer, int64_t) override {
-    if (in.empty()) return DeadlineExceeded();
-    std::vector<std::byte> f = std::move(in.front());
-    in.pop_front();
-    std::memcpy(buffer.data(), f.data(), std::min(buffer.size(), f.size()));
-    return f.size();
-  }
-  Status Send(std::span<const std::byte> frame) override {
-    out.emplace_back(frame.begin(), frame.end());
-    return OkStatus();
-  }
-  std::deque<std::vector<std::byte>> in;
-  std::deque<std::vector<std::byte>> out;
-};
 
 std::vector<std::byte> Finish(flatbuffers::FlatBufferBuilder& fbb, uint64_t id,
                               wb::BoardMessage type, flatbuffers::Offset<void> msg,
@@ -78,7 +63,7 @@ class FirmwareLoopTest : public ::testing::Test {
     EXPECT_EQ(env->message_as_IdentifyReply()->preset()->str(), "fake");
   }
 
-  QueuePort port_;
+  testing::QueuePort port_;
   testing::FakePlatform fake_;
   testing::FakeWafer& wafer_ = fake_.wafer;
   std::unique_ptr<FirmwareLoop> loop_;

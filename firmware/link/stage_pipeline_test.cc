@@ -12,6 +12,7 @@
 #include "common/crc32c.h"
 #include "firmware/link/firmware_loop.h"
 #include "firmware/testing/fake_platform.h"
+#include "firmware/testing/queue_port.h"
 #include "schemas/board_generated.h"
 
 namespace wafer::fw {
@@ -22,28 +23,13 @@ namespace wire = ::wafer::wire;
 
 using Frame = std::vector<std::byte>;
 
-class QueuePort final : public hal::HostPort {
- public:
-  Result<size_t> Receive(std::span<std::byte> buffer, int64_t) override {
-    if (in.empty()) return DeadlineExceeded();
-    Frame f = std::move(in.front());
-    in.pop_front();
-    std::memcpy(buffer.data(), f.data(), std::min(buffer.size(), f.size()));
-    return f.size();
-  }
-  Status Send(std::span<const std::byte> frame) override {
-    out.emplace_back(frame.begin(), frame.end());
-    return OkStatus();
-  }
-  std::deque<Frame> in;
-  std::deque<Frame> out;
-};
 
 // The inter-wafer link to one next board: a frame sent is served by that board's loop at once
 // and its answer queued, unless the link drops frames (a board that does not answer).
 class LoopbackStageLink final : public hal::StageLink {
  public:
-  LoopbackStageLink(QueuePort& next_port, FirmwareLoop*& next) : port_(next_port), next_(next) {}
+  LoopbackStageLink(testing::QueuePort& next_port, FirmwareLoop*& next)
+      : port_(next_port), next_(next) {}
   Result<uint32_t> Open(std::span<const char> endpoint) override {
     opened.assign(endpoint.begin(), endpoint.end());
     return 0u;
@@ -72,7 +58,7 @@ class LoopbackStageLink final : public hal::StageLink {
   std::deque<Frame> answers;
 
  private:
-  QueuePort& port_;
+  testing::QueuePort& port_;
   FirmwareLoop*& next_;
 };
 
@@ -93,7 +79,7 @@ class StagePipelineTest : public ::testing::Test {
     second_raw_ = second_.get();
   }
 
-  const wb::BoardEnvelope* Serve(FirmwareLoop& loop, QueuePort& port, Frame frame) {
+  const wb::BoardEnvelope* Serve(FirmwareLoop& loop, testing::QueuePort& port, Frame frame) {
     port.in.push_back(std::move(frame));
     EXPECT_TRUE(loop.PollOnce(0).ok());
     EXPECT_EQ(port.out.size(), 1u);
@@ -110,7 +96,7 @@ class StagePipelineTest : public ::testing::Test {
   void LoadPipeline() {
     for (int b = 0; b < 2; ++b) {
       FirmwareLoop& loop = b == 0 ? *first_ : *second_;
-      QueuePort& port = b == 0 ? first_port_ : second_port_;
+      testing::QueuePort& port = b == 0 ? first_port_ : second_port_;
       flatbuffers::FlatBufferBuilder fbb;
       ASSERT_EQ(Serve(loop, port, Finish(fbb, 1, wb::BoardMessage::Boot,
                                          wb::CreateBoot(fbb).Union()))->message_type(),
@@ -160,7 +146,7 @@ class StagePipelineTest : public ::testing::Test {
                                               wb::CreateStepDirect(fbb, 7, &seqs).Union()));
   }
 
-  QueuePort first_port_, second_port_;
+  testing::QueuePort first_port_, second_port_;
   testing::FakePlatform first_fake_, second_fake_;
   FirmwareLoop* second_raw_ = nullptr;
   LoopbackStageLink link_;

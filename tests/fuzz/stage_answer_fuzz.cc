@@ -10,6 +10,7 @@
 #include "common/crc32c.h"
 #include "firmware/link/firmware_loop.h"
 #include "firmware/testing/fake_platform.h"
+#include "firmware/testing/queue_port.h"
 #include "host/board/board_codec.h"
 #include "schemas/board_generated.h"
 #include "tests/fuzz/fuzz_target.h"
@@ -20,21 +21,6 @@ namespace wb = ::wafer::wire::board;
 namespace fw = ::wafer::fw;
 using Frame = std::vector<std::byte>;
 
-class OnePort final : public fw::hal::HostPort {
- public:
-  wafer::Result<size_t> Receive(std::span<std::byte> buffer, int64_t) override {
-    if (in.empty()) return wafer::DeadlineExceeded();
-    Frame f = std::move(in.front());
-    in.pop_front();
-    std::memcpy(buffer.data(), f.data(), std::min(buffer.size(), f.size()));
-    return f.size();
-  }
-  wafer::Status Send(std::span<const std::byte> frame) override {
-    out.emplace_back(frame.begin(), frame.end());
-    return wafer::OkStatus();
-  }
-  std::deque<Frame> in, out;
-};
 
 // Writes `id` into a verified BoardEnvelope's command_id (field 1), when the field is present.
 void SetCommandId(std::vector<uint8_t>& buf, uint64_t id) {
@@ -74,7 +60,7 @@ Frame ToFrame(const std::vector<std::byte>& f) { return f; }
 
 struct FirstStage {
   fw::testing::FakePlatform fake;
-  OnePort port;
+  fw::testing::QueuePort port;
   FuzzLink link;
   std::unique_ptr<fw::FirmwareLoop> loop =
       std::make_unique<fw::FirmwareLoop>(port, fake.platform(), &link);
