@@ -22,10 +22,18 @@ inline constexpr const char* kLlama1B = R"({"architectures": ["LlamaForCausalLM"
   "head_dim": 64, "max_position_embeddings": 131072, "rope_theta": 500000.0,
   "rms_norm_eps": 1e-05, "tie_word_embeddings": true, "torch_dtype": "bfloat16"})";
 
-// The `scheduler:` keys the throughput sections use: large batches and steps, deep queues.
-inline constexpr const char* kThroughputSchedulerYaml =
-    "  max_batch: 512\n  decode_tokens_per_step: 32\n"
-    "  queue_limit: 100000\n  max_tokens_limit: 65536\n";
+// The decode_tokens_per_step of the throughput sections.
+inline constexpr uint32_t kThroughputTokens = 32;
+
+// The `scheduler:` keys the throughput sections use: large batches and steps, deep queues;
+// decode_tokens_per_step `tokens` (0: left to waferd's default).
+inline std::string ThroughputSchedulerYaml(uint32_t tokens) {
+  return "  max_batch: 512\n" +
+         (tokens == 0 ? std::string()
+                      : "  decode_tokens_per_step: " + std::to_string(tokens) + "\n") +
+         "  queue_limit: 100000\n  max_tokens_limit: 65536\n";
+}
+inline const std::string kThroughputSchedulerYaml = ThroughputSchedulerYaml(kThroughputTokens);
 
 struct WaferdOptions {
   std::string bin_dir;  // Holds the waferd binary.

@@ -8,6 +8,7 @@
 
 #include "board_sim/preset.h"
 #include "board_sim/timing_model.h"
+#include "host/config/daemon_config.h"
 #include "host/models/model_config.h"
 #include "host/placement/placement_planner.h"
 
@@ -23,7 +24,7 @@ using Json = nlohmann::ordered_json;
 const char* kPlanUsage =
     "usage: waferctl model plan --config CONFIG.json --preset wse3|wse2|mini|PATH.yaml\n"
     "           [--boards N] [--slots S] [--context C] [--prompt-tokens P] [--fabric WxH] "
-    "[--pack] [--json]\n";
+    "[--tokens-per-step T] [--pack] [--json]\n";
 
 bool ParseU32(const std::string& s, uint32_t* out) {
   if (s.empty() || s.size() > 10 || s.find_first_not_of("0123456789") != std::string::npos) {
@@ -164,7 +165,7 @@ int RunModelPlanCommand(const std::vector<std::string>& args, std::ostream& out,
   bool as_json = false;
   bool pack = false;
   static const char* kValued[] = {"config", "preset", "boards", "slots",
-                                  "context", "prompt-tokens", "fabric"};
+                                  "context", "prompt-tokens", "fabric", "tokens-per-step"};
   for (; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--json") {
@@ -189,6 +190,7 @@ int RunModelPlanCommand(const std::vector<std::string>& args, std::ostream& out,
     return kExitUsage;
   }
   uint32_t boards = 1, slots = 1, context = 0, prompt = 0, fw = 0, fh = 0;
+  uint32_t tokens_per_step = DaemonConfig{}.decode_tokens_per_step;
   auto number = [&](const char* key, uint32_t* v) {
     if (!flags.count(key)) return true;
     if (ParseU32(flags[key], v) && *v > 0) return true;
@@ -196,7 +198,7 @@ int RunModelPlanCommand(const std::vector<std::string>& args, std::ostream& out,
     return false;
   };
   if (!number("boards", &boards) || !number("slots", &slots) || !number("context", &context) ||
-      !number("prompt-tokens", &prompt)) {
+      !number("prompt-tokens", &prompt) || !number("tokens-per-step", &tokens_per_step)) {
     return kExitUsage;
   }
   if (flags.count("fabric") && !ParseFabric(flags["fabric"], &fw, &fh)) {
@@ -257,9 +259,20 @@ int RunModelPlanCommand(const std::vector<std::string>& args, std::ostream& out,
     return fail(plan.status().name(), detail);
   }
 
-  // Decode: every slot advances one token, each attending to the prompt (per-user rate is one
-  // token per step). Prefill: the whole prompt in one pass, attending on average to half of it.
-  const DeviceTime decode = PipelineTime(*plan, *preset, slots, prompt, uint64_t{slots} * 8);
+  // Decode: every slot advances one token per pass, each attending to the prompt. A Step runs
+  // `step_tokens` such passes for one host round trip, as waferd's Steps do (its scheduler's
+  // decode_tokens_per_step on one board; a pipeline samples on its last board, one token per
+  // pass through every board): one decode token costs a pass plus the Step's host I/O divided
+  // by the tokens it produces (TimingModel::DecodeHostIoNsPerToken, what the simulated wafer
+  // charges). Prefill: the whole prompt in one pass, attending on average to half of it.
+  const uint32_t step_tokens = plan->boards.size() > 1 ? 1 : tokens_per_step;
+  DeviceTime decode = PipelineTime(*plan, *preset, slots, prompt, 0);
+  const sim::TimingModel timing(*preset);
+  const int64_t step_host_io_ns = timing.HostIoNs(
+      sim::TimingModel::StepHostBytes(slots, slots, uint64_t{slots} * step_tokens, 0));
+  decode.total_ns -= decode.host_io_ns;
+  decode.host_io_ns = std::llround(timing.DecodeHostIoNsPerToken(slots, step_tokens));
+  decode.total_ns += decode.host_io_ns;
   const DeviceTime prefill =
       PipelineTime(*plan, *preset, prompt, prompt / 2.0, uint64_t{prompt} * 4 + 4);
   const double per_user = 1e9 / double(decode.total_ns);
@@ -281,6 +294,8 @@ int RunModelPlanCommand(const std::vector<std::string>& args, std::ostream& out,
                        {"bytes_per_s", preset->interwafer_bytes_per_s}};
     j["decode"] = {{"batch", slots},
                    {"context", prompt},
+                   {"tokens_per_step", step_tokens},
+                   {"step_host_io_ns", step_host_io_ns},
                    {"tokens_per_s_per_user", per_user},
                    {"tokens_per_s_total", per_user * slots},
                    {"step", TimeJson(decode)}};
@@ -303,9 +318,14 @@ int RunModelPlanCommand(const std::vector<std::string>& args, std::ostream& out,
                 boards);
   out << line;
   std::snprintf(line, sizeof line,
-                "decode: %.1f tokens/s per user (%u users, %.0f tokens/s total) at context %u\n",
-                per_user, slots, per_user * slots, prompt);
-  out << line << "  step " << TimeText(decode) << "\n";
+                "decode: %.1f tokens/s per user (%u users, %.0f tokens/s total) at context %u, "
+                "%u tokens per Step\n",
+                per_user, slots, per_user * slots, prompt, step_tokens);
+  out << line << "  token " << TimeText(decode) << "\n";
+  std::snprintf(line, sizeof line,
+                "  (host I/O: one %.3f ms round trip per Step, over its %u tokens)\n",
+                step_host_io_ns / 1e6, step_tokens);
+  out << line;
   std::snprintf(line, sizeof line, "prefill: %u tokens at %.0f tokens/s, TTFT %.3f ms\n", prompt,
                 prefill_rate, ttft_ms);
   out << line << "  pass " << TimeText(prefill) << "\n";
