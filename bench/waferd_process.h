@@ -48,6 +48,11 @@ struct WaferdOptions {
   std::string scheduler_yaml = kThroughputSchedulerYaml;
   // Top-level keys appended to waferd.yaml as they are (e.g. "drain_timeout_ms: 1000\n").
   std::string extra_yaml;
+  // False: start waferd with no model (load one with LoadModel).
+  bool load_shape = true;
+  // Not empty: the one board is this ipc:// or tcp:// endpoint (a wafer-sim process already
+  // listening there) instead of embedded wse3 boards.
+  std::string board_endpoint;
 };
 
 // Not thread-safe. The destructor stops waferd (SIGTERM) and waits for it to exit.
@@ -68,6 +73,13 @@ class WaferdProcess {
   double RssMb() const;
   // User + system CPU seconds waferd has used so far, from /proc; -1 when unreadable.
   double CpuSeconds() const;
+  // Loads the model directory `path` as `name` on board 0 over the admin socket and returns the
+  // seconds from the request to the reply that says it is ready, measured here; -1 (with
+  // `*error`) when it failed.
+  double LoadModel(const std::string& path, const std::string& name, uint32_t slots,
+                   uint32_t context, std::string* error) const;
+  // Unloads `name`; false when waferd refused.
+  bool UnloadModel(const std::string& name) const;
 
  private:
   // The last line of waferd.log that says something, for error().
