@@ -465,7 +465,7 @@ int Main(int argc, char** argv) {
   std::vector<Stream> stream_figures;  // (b), at the default tokens per step and at 32.
   double stream_rss = 0;
   if (o.Runs('b')) {
-    const uint32_t slots = 256, jobs = o.quick ? 512 : 1024, max_tokens = o.quick ? 500 : 1000;
+    const uint32_t slots = 256, jobs = o.quick ? 512 : 4096, max_tokens = o.quick ? 500 : 1000;
     WaferdProcess waferd(Daemon(o, dir, kLlama1B, slots, 1024));
     if (!Started(waferd)) return 1;
     {
@@ -508,7 +508,7 @@ int Main(int argc, char** argv) {
   if (o.Runs('b')) {
     // (b) again at waferd's default decode_tokens_per_step, in a fresh daemon: a quarter of the
     // tokens per Step and per TokenChunk, so four times the messages per token on both sides.
-    const uint32_t slots = 256, jobs = o.quick ? 512 : 1024, max_tokens = o.quick ? 500 : 1000;
+    const uint32_t slots = 256, jobs = o.quick ? 512 : 4096, max_tokens = o.quick ? 500 : 1000;
     const uint32_t tokens = host::DaemonConfig{}.decode_tokens_per_step;
     WaferdOptions options = Daemon(o, dir, kLlama1B, slots, 1024);
     options.scheduler_yaml = ThroughputSchedulerYaml(0);
