@@ -43,6 +43,7 @@
 #include "common/net/router.h"
 #include "common/net/socket.h"
 #include "host/client/wafer_client.h"
+#include "host/config/daemon_config.h"
 #include "host/wire/job_codec.h"
 
 namespace wafer::bench {
@@ -366,17 +367,40 @@ RawFsync RawFsyncWrites(const std::string& dir, size_t bytes, int records, int b
   return {{Quantile(samples, 0.5), Quantile(samples, 0.99)}, records / elapsed};
 }
 
-const char* Verdict(bool ok) { return ok ? "meets" : "MISSES"; }
+const char* Verdict(bool ok) { return ok ? "MET" : "MISSED"; }
+
+// (b) at one decode_tokens_per_step: waferd streaming `jobs` jobs against the raw relay carrying
+// the same number of tokens in TokenChunks of that many tokens.
+struct Stream {
+  bool ok = false;
+  uint32_t tokens_per_step = 0;
+  double waferd = 0, raw = 0, device_per_user = 0;
+};
+Stream StreamFigures(const WaferdProcess& waferd, uint32_t jobs, uint32_t slots,
+                     uint32_t max_tokens, uint32_t tokens_per_step) {
+  Stream f;
+  f.tokens_per_step = tokens_per_step;
+  LoadReport report;
+  if (!StreamShapeJobs(waferd, jobs, slots, max_tokens, &report)) return f;
+  f.waferd = report.tokens_per_s();
+  f.raw = RawRelayTokensPerSecond(report.tokens, tokens_per_step, slots);
+  f.device_per_user = Quantile(report.device_tokens_per_s, 0.5);
+  f.ok = f.raw > 0;
+  return f;
+}
 
 // `waferctl model plan`'s decode rate per user for the model of `config_json` over `boards`
-// wse3 boards (pack placement, as waferd's default), or 0 when it could not be run.
+// wse3 boards (pack placement, as waferd's default) at the benchmarks' tokens per Step, or 0
+// when it could not be run.
 double PlannedDecodePerUser(const std::string& bin, const std::string& config_json,
                             uint32_t boards, uint32_t slots, uint32_t context,
                             uint32_t prompt_tokens) {
   const std::string cmd = bin + "/waferctl model plan --config " + config_json +
                           " --preset wse3 --boards " + std::to_string(boards) + " --slots " +
                           std::to_string(slots) + " --context " + std::to_string(context) +
-                          " --prompt-tokens " + std::to_string(prompt_tokens) + " --pack --json";
+                          " --prompt-tokens " + std::to_string(prompt_tokens) +
+                          " --tokens-per-step " + std::to_string(kThroughputTokens) +
+                          " --pack --json";
   FILE* pipe = popen(cmd.c_str(), "r");
   if (pipe == nullptr) return 0;
   std::string out;
@@ -466,8 +490,10 @@ int Main(int argc, char** argv) {
     std::printf("    1,000 jobs queued      %8.1f MB   (target < 100 MB: %s; %u accepted, 64 of them running)\n\n",
                 queued_rss, Verdict(queued_rss < 100), accepted);
   }
+  std::vector<Stream> stream_figures;  // (b), at the default tokens per step and at 32.
+  double stream_rss = 0;
   if (o.Runs('b')) {
-    const uint32_t slots = 256, jobs = o.quick ? 512 : 1024, max_tokens = o.quick ? 500 : 1000;
+    const uint32_t slots = 256, jobs = o.quick ? 512 : 4096, max_tokens = o.quick ? 500 : 1000;
     WaferdProcess waferd(Daemon(o, dir, kLlama1B, slots, 1024));
     if (!Started(waferd)) return 1;
     {
@@ -501,23 +527,40 @@ int Main(int argc, char** argv) {
         std::printf("    ratio                  p50 %8.2fx        p99 %8.2fx   (target <= 1.5x / 2x: %s / %s)\n\n",
                     b50, b99, Verdict(b50 <= 1.5), Verdict(b99 <= 2.0));
       } else {
-        std::printf("    MISSES: the load ended before the probes did; not a measurement under load\n\n");
+        std::printf("    MISSED: the load ended before the probes did; not a measurement under load\n\n");
       }
     }
-    LoadReport report;
-    if (!StreamShapeJobs(waferd, jobs, slots, max_tokens, &report)) return 1;
-    const double w = report.tokens_per_s();
-    const double raw = RawRelayTokensPerSecond(report.tokens, 32, slots);
-    std::printf("(b) token streaming, %u jobs x %u tokens, %u in flight, 32 tokens per chunk\n", jobs,
-                max_tokens, slots);
-    std::printf("    %-22s %12.0f tokens/s   (target >= 2,000,000: %s)\n", "waferd", w, Verdict(w >= 2e6));
-    std::printf("    %-22s %12.0f tokens/s\n", "raw ZeroMQ relay", raw);
-    std::printf("    ratio                  %12.2fx          (target >= 0.5x: %s)\n", w / raw,
-                Verdict(w / raw >= 0.5));
-    std::printf("    modeled device decode  %12.0f tokens/s per user (p50, wse3, 1B shape)\n",
-                Quantile(report.device_tokens_per_s, 0.5));
-    std::printf("    waferd VmRSS afterwards %11.1f MB (finished jobs kept for ResumeStream)\n\n",
-                waferd.RssMb());
+    stream_figures.push_back(StreamFigures(waferd, jobs, slots, max_tokens, kThroughputTokens));
+    stream_rss = waferd.RssMb();
+  }
+  if (o.Runs('b')) {
+    // (b) again at waferd's default decode_tokens_per_step, in a fresh daemon: a quarter of the
+    // tokens per Step and per TokenChunk, so four times the messages per token on both sides.
+    const uint32_t slots = 256, jobs = o.quick ? 512 : 4096, max_tokens = o.quick ? 500 : 1000;
+    const uint32_t tokens = host::DaemonConfig{}.decode_tokens_per_step;
+    WaferdOptions options = Daemon(o, dir, kLlama1B, slots, 1024);
+    options.scheduler_yaml = ThroughputSchedulerYaml(0);
+    WaferdProcess waferd(options);
+    if (!Started(waferd)) return 1;
+    stream_figures.insert(stream_figures.begin(),
+                          StreamFigures(waferd, jobs, slots, max_tokens, tokens));
+    for (const Stream& f : stream_figures) {
+      if (!f.ok) return 1;
+      std::printf("(b) token streaming, %u jobs x %u tokens, %u in flight, decode_tokens_per_step "
+                  "%u%s (as many tokens per TokenChunk)\n",
+                  jobs, max_tokens, slots, f.tokens_per_step,
+                  f.tokens_per_step == tokens ? " (waferd's default)" : "");
+      std::printf("    %-22s %12.0f tokens/s   (target >= 2,000,000: %s)\n", "waferd", f.waferd,
+                  Verdict(f.waferd >= 2e6));
+      std::printf("    %-22s %12.0f tokens/s\n", "raw ZeroMQ relay", f.raw);
+      std::printf("    ratio                  %12.2fx          (target >= 0.5x: %s)\n",
+                  f.waferd / f.raw, Verdict(f.waferd / f.raw >= 0.5));
+      std::printf("    modeled device decode  %12.0f tokens/s per user (p50, wse3, 1B shape)\n",
+                  f.device_per_user);
+    }
+    std::printf("    waferd VmRSS after the run at %u %11.1f MB (finished jobs kept for "
+                "ResumeStream)\n\n",
+                kThroughputTokens, stream_rss);
   }
   if (o.Runs('d')) {
     // (d) A model split over boards against the same model on one board, each in a daemon of
@@ -577,8 +620,9 @@ int Main(int argc, char** argv) {
     std::printf("    70B over 4 wse3 boards, %u jobs x %u tokens, %u in flight (board to board)\n",
                 big_jobs, big_tokens, big_slots);
     std::printf("    %-26s %10.0f tokens/s per user (modeled, p50)\n", "waferd", served);
-    std::printf("    %-26s %10.0f tokens/s per user (decode at context %u, --pack)\n",
-                "waferctl model plan", planned, mean_context);
+    std::printf("    %-26s %10.0f tokens/s per user (decode at context %u, --pack, "
+                "--tokens-per-step %u)\n", "waferctl model plan", planned, mean_context,
+                kThroughputTokens);
     const double agree = planned > 0 ? served / planned : 0;
     std::printf("    ratio                       %6.2fx          (target within 10%%: %s)\n\n",
                 agree, Verdict(agree >= 0.9 && agree <= 1.1));

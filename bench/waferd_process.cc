@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -29,9 +30,13 @@ WaferdProcess::WaferdProcess(const WaferdOptions& o) : dir_(o.dir) {
          << "\nmetrics_address: \"\"\nstore: {path: " << o.store << "}\n"
          << o.extra_yaml << "scheduler:\n"
          << o.scheduler_yaml << "boards:\n";
-    for (uint32_t b = 0; b < o.boards; ++b) {
-      yaml << "  - endpoint: inproc://board" << b << "\n    preset: wse3\n    pacing: " << o.pacing
-           << "\n";
+    if (!o.board_endpoint.empty()) {
+      yaml << "  - endpoint: " << o.board_endpoint << "\n";
+    } else {
+      for (uint32_t b = 0; b < o.boards; ++b) {
+        yaml << "  - endpoint: inproc://board" << b << "\n    preset: wse3\n    pacing: "
+             << o.pacing << "\n";
+      }
     }
   }
   pid_ = fork();
@@ -65,6 +70,10 @@ WaferdProcess::WaferdProcess(const WaferdOptions& o) : dir_(o.dir) {
     error_ = "waferd did not answer within 30 s: " + LastLogLine();
     return;
   }
+  if (!o.load_shape) {
+    ok_ = true;
+    return;
+  }
   host::OperationResult r;
   host::LoadModel load;
   load.name = "shape";
@@ -80,6 +89,39 @@ WaferdProcess::~WaferdProcess() {
   if (pid_ <= 0) return;
   kill(pid_, SIGTERM);
   waitpid(pid_, nullptr, 0);
+}
+
+double WaferdProcess::LoadModel(const std::string& path, const std::string& name,
+                                uint32_t slots, uint32_t context, std::string* error) const {
+  auto admin = host::AdminClient::Connect(admin_ep_);
+  if (!admin.ok()) {
+    *error = "cannot make an admin socket";
+    return -1;
+  }
+  host::LoadModel load;
+  load.name = name;
+  load.path = path;
+  load.slots = slots;
+  load.context_length = context;
+  host::OperationResult r;
+  const auto start = std::chrono::steady_clock::now();
+  const bool done = (*admin)->Operate(load, nullptr, &r, 120000).ok();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!done || r.code != host::ErrorCode::kNone) {
+    *error = done ? "load failed: " + r.detail : "no answer: " + LastLogLine();
+    return -1;
+  }
+  return seconds;
+}
+
+bool WaferdProcess::UnloadModel(const std::string& name) const {
+  auto admin = host::AdminClient::Connect(admin_ep_);
+  if (!admin.ok()) return false;
+  host::UnloadModel unload;
+  unload.name = name;
+  host::OperationResult r;
+  return (*admin)->Operate(unload, nullptr, &r, 60000).ok() && r.code == host::ErrorCode::kNone;
 }
 
 double WaferdProcess::RssMb() const {

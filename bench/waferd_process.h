@@ -29,10 +29,18 @@ inline constexpr const char* kLlama70B = R"({"architectures": ["LlamaForCausalLM
   "max_position_embeddings": 131072, "rope_theta": 500000.0, "rms_norm_eps": 1e-05,
   "tie_word_embeddings": false, "torch_dtype": "bfloat16"})";
 
-// The `scheduler:` keys the throughput sections use: large batches and steps, deep queues.
-inline constexpr const char* kThroughputSchedulerYaml =
-    "  max_batch: 512\n  decode_tokens_per_step: 32\n"
-    "  queue_limit: 100000\n  max_tokens_limit: 65536\n";
+// The decode_tokens_per_step of the throughput sections.
+inline constexpr uint32_t kThroughputTokens = 32;
+
+// The `scheduler:` keys the throughput sections use: large batches and steps, deep queues;
+// decode_tokens_per_step `tokens` (0: left to waferd's default).
+inline std::string ThroughputSchedulerYaml(uint32_t tokens) {
+  return "  max_batch: 512\n" +
+         (tokens == 0 ? std::string()
+                      : "  decode_tokens_per_step: " + std::to_string(tokens) + "\n") +
+         "  queue_limit: 100000\n  max_tokens_limit: 65536\n";
+}
+inline const std::string kThroughputSchedulerYaml = ThroughputSchedulerYaml(kThroughputTokens);
 
 struct WaferdOptions {
   std::string bin_dir;  // Holds the waferd binary.
@@ -47,6 +55,11 @@ struct WaferdOptions {
   std::string scheduler_yaml = kThroughputSchedulerYaml;
   // Top-level keys appended to waferd.yaml as they are (e.g. "drain_timeout_ms: 1000\n").
   std::string extra_yaml;
+  // False: start waferd with no model (load one with LoadModel).
+  bool load_shape = true;
+  // Not empty: the one board is this ipc:// or tcp:// endpoint (a wafer-sim process already
+  // listening there) instead of embedded wse3 boards.
+  std::string board_endpoint;
 };
 
 // Not thread-safe. The destructor stops waferd (SIGTERM) and waits for it to exit.
@@ -67,6 +80,13 @@ class WaferdProcess {
   double RssMb() const;
   // User + system CPU seconds waferd has used so far, from /proc; -1 when unreadable.
   double CpuSeconds() const;
+  // Loads the model directory `path` as `name` on board 0 over the admin socket and returns the
+  // seconds from the request to the reply that says it is ready, measured here; -1 (with
+  // `*error`) when it failed.
+  double LoadModel(const std::string& path, const std::string& name, uint32_t slots,
+                   uint32_t context, std::string* error) const;
+  // Unloads `name`; false when waferd refused.
+  bool UnloadModel(const std::string& name) const;
 
  private:
   // The last line of waferd.log that says something, for error().

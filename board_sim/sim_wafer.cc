@@ -344,7 +344,7 @@ Status SimWafer::RunStep(const hal::StepRequest& request, std::span<hal::SeqOutc
   // Hidden states cross the hops of a functional pipeline only (see SeqStepView::hidden_in).
   const bool takes_hidden = model.engine() != nullptr && !stage.has_embedding;
   const bool gives_hidden = model.engine() != nullptr && !stage.has_head;
-  uint64_t io_bytes = 64;
+  uint64_t inputs = 0, generated = 0, stops = 0;  // Host I/O: see TimingModel::StepHostBytes.
   uint64_t hop_tokens = 0;
   for (size_t i = 0; i < request.seqs.size(); ++i) {
     const hal::SeqStepView& s = request.seqs[i];
@@ -359,7 +359,9 @@ Status SimWafer::RunStep(const hal::StepRequest& request, std::span<hal::SeqOutc
     runs[i].step = &s;
     runs[i].out = &outcomes[i];
     // The hidden states are not host I/O: on the real system they go from wafer to wafer.
-    io_bytes += 32 + 4 * (s.input_tokens.size() + s.generate + s.stop_tokens.size());
+    inputs += s.input_tokens.size();
+    generated += s.generate;
+    stops += s.stop_tokens.size();
     hop_tokens += s.input_tokens.size();
   }
   thermal_.AdvanceTo(clock_.NowNanos());
@@ -384,7 +386,8 @@ Status SimWafer::RunStep(const hal::StepRequest& request, std::span<hal::SeqOutc
                                               preset_.interwafer_bytes_per_s * 1e9);
     }
   } else {
-    time.host_io_ns = timing_.HostIoNs(io_bytes);
+    time.host_io_ns = timing_.HostIoNs(
+        TimingModel::StepHostBytes(request.seqs.size(), inputs, generated, stops));
   }
   time.total_ns = time.compute_ns + time.fabric_ns + time.inter_wafer_ns + time.host_io_ns;
   thermal_.AddBusy(time.compute_ns + time.fabric_ns);

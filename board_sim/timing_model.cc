@@ -146,6 +146,16 @@ Band TimingModel::EqualShareBand(const ModelShape& model) const {
   return {static_cast<uint32_t>(w), static_cast<uint32_t>(h), pes};
 }
 
+uint64_t TimingModel::StepHostBytes(uint64_t seqs, uint64_t input_tokens, uint64_t generated,
+                                   uint64_t stop_tokens) {
+  return 64 + 32 * seqs + 4 * (input_tokens + generated + stop_tokens);
+}
+
+double TimingModel::DecodeHostIoNsPerToken(uint64_t seqs, uint32_t tokens_per_step) const {
+  const uint64_t bytes = StepHostBytes(seqs, seqs, seqs * tokens_per_step, 0);
+  return static_cast<double>(HostIoNs(bytes)) / tokens_per_step;
+}
+
 int64_t TimingModel::HostIoNs(uint64_t bytes) const {
   return std::llround(preset_.round_trip_us * 1e3 + double(bytes) / preset_.io_bytes_per_s * 1e9);
 }

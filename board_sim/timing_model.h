@@ -92,6 +92,21 @@ class TimingModel {
   // One host transaction moving `bytes` (command and reply).
   int64_t HostIoNs(uint64_t bytes) const;
 
+  // The bytes one Step command and its reply move between host and wafer, as the simulated
+  // wafer charges them (hidden states are wafer-to-wafer traffic, not host I/O): 64 for the
+  // step, and per sequence 32 plus 4 for each input, generated and stop token. `seqs`
+  // sequences with `input_tokens`, `generated` and `stop_tokens` summed over them.
+  static uint64_t StepHostBytes(uint64_t seqs, uint64_t input_tokens, uint64_t generated,
+                                uint64_t stop_tokens);
+
+  // The host I/O share of one decode token when a Step advances each of `seqs` sequences by
+  // `tokens_per_step` tokens (one input token each, no stop tokens): the Step's one host round
+  // trip, HostIoNs(StepHostBytes(...)), amortised over the tokens it produces per sequence. The
+  // simulated wafer charges HostIoNs once per Step and runs tokens_per_step passes in it;
+  // `waferctl model plan` charges a decode token a pass plus this, so the two agree.
+  // REQUIRES: tokens_per_step > 0.
+  double DecodeHostIoNsPerToken(uint64_t seqs, uint32_t tokens_per_step) const;
+
  private:
   Band EqualShareBand(const ModelShape& model) const;
 

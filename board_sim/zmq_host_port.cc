@@ -7,11 +7,12 @@
 namespace wafer::sim {
 
 Result<size_t> ZmqHostPort::Receive(std::span<std::byte> buffer, int64_t deadline_ns) {
+  last_.reset();  // The firmware is done with it: free it (and its sender's bytes) now.
   for (;;) {
     const int64_t left_ms = std::clamp<int64_t>((deadline_ns - clock_.NowNanos()) / 1000000, 0,
                                                 std::numeric_limits<int>::max());
     Result<net::RouterReceipt> received =
-        net::ReceiveFromPeer(socket_, static_cast<int>(left_ms));
+        net::ReceiveFromPeerWithAttachment(socket_, static_cast<int>(left_ms));
     if (received.status().code() == StatusCode::kDeadlineExceeded) return DeadlineExceeded();
     if (!received.ok()) return Unavailable();
     auto* message = std::get_if<net::PeerMessage>(&*received);
@@ -24,8 +25,13 @@ Result<size_t> ZmqHostPort::Receive(std::span<std::byte> buffer, int64_t deadlin
     const std::span<const std::byte> payload = message->payload();
     const size_t copied = std::min(buffer.size(), payload.size());
     if (copied > 0) std::memcpy(buffer.data(), payload.data(), copied);
+    if (message->has_attachment) last_.emplace(std::move(*message));
     return payload.size();
   }
+}
+
+std::span<const std::byte> ZmqHostPort::attachment() const {
+  return last_.has_value() ? last_->attachment() : std::span<const std::byte>();
 }
 
 Status ZmqHostPort::Send(std::span<const std::byte> frame) {

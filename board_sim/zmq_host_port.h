@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "common/clock.h"
@@ -20,6 +21,9 @@ class ZmqHostPort final : public fw::hal::HostPort {
 
   Result<size_t> Receive(std::span<std::byte> buffer, int64_t deadline_ns) override;
   Status Send(std::span<const std::byte> frame) override;
+  // The last message's attachment (a WriteWeights chunk), as libzmq received it: the sender's
+  // own memory over inproc://, libzmq's receive buffer over ipc:// and tcp://.
+  std::span<const std::byte> attachment() const override;
 
   // Multipart messages that were not [identity, payload] (or [identity, "", payload]).
   uint64_t malformed_envelopes() const { return malformed_envelopes_; }
@@ -29,6 +33,8 @@ class ZmqHostPort final : public fw::hal::HostPort {
   const Clock& clock_;
   std::string peer_;
   net::Envelope envelope_ = net::Envelope::kDealer;
+  // The message Receive returned last, kept while the firmware reads its attachment.
+  std::optional<net::PeerMessage> last_;
   uint64_t malformed_envelopes_ = 0;
 };
 

@@ -20,8 +20,10 @@ inline constexpr uint16_t kProtocolMajor = 1;
 // (max_frame_bytes, max_step_seqs, max_step_tokens). Minor 3: SeqSampling.sampled_before.
 // Minor 4: diagnostics (RunDiagnostic, DiagnosticReply), FaultKind kSramStuckBit and
 // kFabricLink, LogCode kDiagnosticRun. Minor 5: boards hand hidden states to each other
-// (BeginModel.next_stage, Step.from_stage, StepReply.pipeline).
-inline constexpr uint16_t kProtocolMinor = 5;
+// (BeginModel.next_stage, Step.from_stage, StepReply.pipeline). Minor 7: a WriteWeights chunk
+// may travel as the message's second frame (WriteWeights.attached_size,
+// IdentifyReply.attached_weights).
+inline constexpr uint16_t kProtocolMinor = 7;
 inline constexpr const char* kFirmwareVersion = "waferfw-1.0.0";
 
 // Limits the firmware enforces on every frame.

@@ -4,7 +4,9 @@
 
 namespace wafer::net {
 
-Result<RouterReceipt> ReceiveFromPeer(Socket& router, int timeout_ms) {
+namespace {
+
+Result<RouterReceipt> Receive(Socket& router, int timeout_ms, bool attachments) {
   if (router.type() != SocketType::kRouter) return FailedPrecondition();
   Result<Message> received = router.Receive(timeout_ms);
   if (!received.ok()) return received.status();
@@ -13,13 +15,29 @@ Result<RouterReceipt> ReceiveFromPeer(Socket& router, int timeout_ms) {
   std::string peer(reinterpret_cast<const char*>(id.data()), id.size());
   const size_t after_id = message.frame_count() - 1;
   const bool delimited = after_id >= 1 && message.frame(1).empty();
-  if (after_id == 1 || (after_id == 2 && delimited)) {
+  // Frames after the routing id and the delimiter, if any: the payload, then an attachment.
+  const size_t body = delimited ? after_id - 1 : after_id;
+  const bool attached = attachments && body == 2;
+  if (after_id == 1 || (after_id == 2 && delimited) || attached) {
+    // A DEALER's single frame is its payload even when empty; otherwise an empty first frame is
+    // a REQ's delimiter.
+    const Envelope envelope = after_id > 1 && delimited ? Envelope::kReq : Envelope::kDealer;
     std::string user_id = message.property("User-Id");
-    return RouterReceipt(PeerMessage{std::move(peer),
-                                     after_id == 1 ? Envelope::kDealer : Envelope::kReq,
-                                     std::move(message), std::move(user_id)});
+    PeerMessage m{std::move(peer), envelope, std::move(message), std::move(user_id)};
+    m.has_attachment = attached;
+    return RouterReceipt(std::move(m));
   }
-  return RouterReceipt(MalformedMessage{std::move(peer), delimited ? after_id - 1 : after_id});
+  return RouterReceipt(MalformedMessage{std::move(peer), body});
+}
+
+}  // namespace
+
+Result<RouterReceipt> ReceiveFromPeer(Socket& router, int timeout_ms) {
+  return Receive(router, timeout_ms, /*attachments=*/false);
+}
+
+Result<RouterReceipt> ReceiveFromPeerWithAttachment(Socket& router, int timeout_ms) {
+  return Receive(router, timeout_ms, /*attachments=*/true);
 }
 
 SendOutcome SendToPeer(Socket& router, std::string_view peer, std::span<const std::byte> payload,

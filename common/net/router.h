@@ -34,8 +34,18 @@ struct PeerMessage {
   // The name the ZAP handler gave the client's key (CURVE sockets); empty on a plain socket.
   std::string user_id;
 
-  // The payload frame: the last one in both framings. Valid while this PeerMessage lives.
-  std::span<const std::byte> payload() const { return frames.frame(frames.frame_count() - 1); }
+  // An attachment frame follows the payload (ReceiveFromPeerWithAttachment only).
+  bool has_attachment = false;
+
+  // The payload frame: the last one in both framings, or the one before the attachment. Valid
+  // while this PeerMessage lives.
+  std::span<const std::byte> payload() const {
+    return frames.frame(frames.frame_count() - (has_attachment ? 2 : 1));
+  }
+  // The attachment frame; empty when there is none. Valid while this PeerMessage lives.
+  std::span<const std::byte> attachment() const {
+    return has_attachment ? frames.frame(frames.frame_count() - 1) : std::span<const std::byte>();
+  }
 };
 
 // A message that was neither [payload] nor [empty, payload].
@@ -55,6 +65,13 @@ using RouterReceipt = std::variant<PeerMessage, MalformedMessage>;
 //   other codes       - as Socket::Receive.
 // REQUIRES: called on the thread that owns `router`.
 Result<RouterReceipt> ReceiveFromPeer(Socket& router, int timeout_ms);
+
+// As ReceiveFromPeer, where a client may add one attachment frame after its payload (a board
+// link's bulk data, sent without copying by Socket::SendWithAttachment): [payload, attachment]
+// and [empty, payload, attachment] are messages too (has_attachment), and only more frames than
+// that are malformed. [empty, payload] stays a REQ's payload, not an empty payload with an
+// attachment.
+Result<RouterReceipt> ReceiveFromPeerWithAttachment(Socket& router, int timeout_ms);
 
 // Sends `payload` to `peer` without blocking: [peer, payload] for Envelope::kDealer,
 // [peer, empty, payload] for Envelope::kReq. With router_mandatory (the default) an unknown or

@@ -112,6 +112,44 @@ TEST_F(RouterTest, MalformedFramingIsReportedWithItsFrameCount) {
   EXPECT_EQ(ReceiveFromPeer(*router_, 0).status().code(), StatusCode::kDeadlineExceeded);
 }
 
+// A payload with an attachment sent without a copy: over inproc:// the router receives the very
+// bytes the sender holds, and the owner is kept until the last message that reads them is gone.
+// Only the attachment-aware receive takes the extra frame; the plain one reports it malformed.
+TEST_F(RouterTest, AnAttachmentArrivesWithoutACopyAndKeepsItsOwnerUntilReleased) {
+  auto dealer = Client(SocketType::kDealer);
+  ASSERT_TRUE(dealer);
+  auto owner = std::make_shared<std::string>(4096, 'w');
+  const std::span<const std::byte> bytes = AsBytes(*owner);
+  const std::span<const std::byte> header[] = {AsBytes("header")};
+  ASSERT_EQ(dealer->SendWithAttachment(header, bytes, owner), SendOutcome::kSent);
+  {
+    Result<RouterReceipt> r = ReceiveFromPeerWithAttachment(*router_, kWaitMs);
+    ASSERT_TRUE(r.ok());
+    ASSERT_TRUE(std::holds_alternative<PeerMessage>(*r));
+    const PeerMessage& m = std::get<PeerMessage>(*r);
+    EXPECT_TRUE(m.has_attachment);
+    EXPECT_EQ(m.envelope, Envelope::kDealer);
+    EXPECT_EQ(Text(m.payload()), "header");
+    EXPECT_EQ(m.attachment().data(), bytes.data());  // The sender's memory itself.
+    EXPECT_EQ(m.attachment().size(), bytes.size());
+    EXPECT_GT(owner.use_count(), 1);  // Held by the message.
+  }
+  EXPECT_EQ(owner.use_count(), 1);  // Released with it.
+
+  // Without attachments allowed, the same framing is malformed (two payload frames).
+  ASSERT_EQ(dealer->SendWithAttachment(header, bytes, owner), SendOutcome::kSent);
+  RouterReceipt plain = Next();
+  ASSERT_TRUE(std::holds_alternative<MalformedMessage>(plain));
+  EXPECT_EQ(std::get<MalformedMessage>(plain).payload_frames, 2u);
+  // A single frame is still a plain message to the attachment-aware receive.
+  ASSERT_EQ(dealer->Send(AsBytes("alone")), SendOutcome::kSent);
+  Result<RouterReceipt> alone = ReceiveFromPeerWithAttachment(*router_, kWaitMs);
+  ASSERT_TRUE(alone.ok() && std::holds_alternative<PeerMessage>(*alone));
+  EXPECT_FALSE(std::get<PeerMessage>(*alone).has_attachment);
+  EXPECT_TRUE(std::get<PeerMessage>(*alone).attachment().empty());
+  EXPECT_EQ(Text(std::get<PeerMessage>(*alone).payload()), "alone");
+}
+
 TEST_F(RouterTest, SendToAnUnknownPeerIsPeerGoneWithoutThrowing) {
   EXPECT_EQ(SendToPeer(*router_, "nobody", AsBytes("hello?")), SendOutcome::kPeerGone);
   EXPECT_EQ(SendToPeer(*router_, "", AsBytes("hello?"), Envelope::kReq), SendOutcome::kPeerGone);

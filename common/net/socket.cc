@@ -244,6 +244,44 @@ SendOutcome Socket::Send(std::span<const std::span<const std::byte>> frames) {
   }
 }
 
+namespace {
+
+// libzmq's free function for an attachment: drops the owner it was given.
+void DropOwner(void* /*data*/, void* hint) { delete static_cast<std::shared_ptr<const void>*>(hint); }
+
+}  // namespace
+
+SendOutcome Socket::SendWithAttachment(std::span<const std::span<const std::byte>> frames,
+                                       std::span<const std::byte> attachment,
+                                       std::shared_ptr<const void> owner) {
+  if (frames.empty()) return SendOutcome::kError;
+  try {
+    for (const std::span<const std::byte> frame : frames) {
+      zmq::message_t part(frame.data(), frame.size());
+      ReleaseBeforeSend(last_endpoint_);
+      if (!socket_.send(part, zmq::send_flags::dontwait | zmq::send_flags::sndmore)) {
+        return &frame == &frames.front() ? SendOutcome::kPeerBacklog : SendOutcome::kError;
+      }
+    }
+    // From here libzmq owns a copy of `owner` (the hint) and frees it through DropOwner when the
+    // last reference to the message goes, even if the send below fails.
+    auto* hint = new std::shared_ptr<const void>(std::move(owner));
+    zmq::message_t part;
+    try {
+      part.rebuild(const_cast<std::byte*>(attachment.data()), attachment.size(), &DropOwner,
+                   hint);
+    } catch (const zmq::error_t&) {
+      delete hint;
+      throw;
+    }
+    ReleaseBeforeSend(last_endpoint_);
+    return socket_.send(part, zmq::send_flags::dontwait) ? SendOutcome::kSent
+                                                         : SendOutcome::kError;
+  } catch (const zmq::error_t& e) {
+    return e.num() == EHOSTUNREACH ? SendOutcome::kPeerGone : SendOutcome::kError;
+  }
+}
+
 Result<Message> Socket::Receive(int timeout_ms) {
   if (timeout_ms < 0) return InvalidArgument();
   try {

@@ -80,6 +80,16 @@ class Socket {
   SendOutcome Send(std::initializer_list<std::span<const std::byte>> frames);
   SendOutcome Send(std::span<const std::span<const std::byte>> frames);
 
+  // Sends `frames` followed by one more frame, `attachment`, without blocking and without copying
+  // the attachment: libzmq reads those bytes where they are (an inproc peer receives that very
+  // memory; ipc and tcp hand it to the kernel from there) for as long as any part of libzmq holds
+  // the message, possibly after this returns and on another thread, and then drops its copy of
+  // `owner`. So `owner` must keep the bytes valid and unchanged until it is dropped. The outcomes
+  // are Send's; on any but kSent `owner` is dropped before this returns.
+  SendOutcome SendWithAttachment(std::span<const std::span<const std::byte>> frames,
+                                 std::span<const std::byte> attachment,
+                                 std::shared_ptr<const void> owner);
+
   // Receives one whole message (every frame), waiting up to `timeout_ms` for it to arrive;
   // 0 takes only what is already queued.
   // Returns:

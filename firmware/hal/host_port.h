@@ -23,6 +23,12 @@ class HostPort {
   //   UNAVAILABLE            - the port is broken or shut down.
   virtual Result<size_t> Receive(std::span<std::byte> buffer, int64_t deadline_ns) = 0;
 
+  // The bulk bytes that came with the frame Receive returned last (the second part of its
+  // message: a WriteWeights chunk the host sent beside its header), handed over where they
+  // arrived instead of copied into the receive buffer; empty when the frame came alone. Valid
+  // until the next Receive. A port that never receives attachments keeps this default.
+  virtual std::span<const std::byte> attachment() const { return {}; }
+
   // Sends a frame to the peer that sent the last received frame.
   // Returns OK or UNAVAILABLE (the peer is gone or the port would block).
   virtual Status Send(std::span<const std::byte> frame) = 0;

@@ -14,7 +14,8 @@ Status FirmwareLoop::PollOnce(int64_t deadline_ns) {
     // A hung firmware answers nothing. Only the board's reset line still works: a Reset command
     // stands in for it (the board management controller pulls the line).
     if (*got > rx_.size() ||
-        !codec_.Decode(std::span<const std::byte>(rx_.data(), *got), cmd_, reply_) ||
+        !codec_.Decode(std::span<const std::byte>(rx_.data(), *got), port_.attachment(), cmd_,
+                       reply_) ||
         cmd_.kind != CommandKind::kReset) {
       ++stats_.frames_ignored_while_hung;
       return OkStatus();
@@ -33,7 +34,8 @@ Status FirmwareLoop::PollOnce(int64_t deadline_ns) {
     reply_.link_error = LinkError::kMalformedMessage;
     reply_.detail = "frame larger than the firmware's receive buffer";
   } else {
-    decoded = codec_.Decode(std::span<const std::byte>(rx_.data(), *got), cmd_, reply_);
+    decoded = codec_.Decode(std::span<const std::byte>(rx_.data(), *got), port_.attachment(),
+                            cmd_, reply_);
   }
   if (decoded && cmd_.kind == CommandKind::kStep &&
       processor_.NextStageOf(cmd_.step.model_id, next_stage_)) {

@@ -189,6 +189,62 @@ TEST_F(FirmwareLoopTest, CommandBeforeBootGetsTypedAckAndCrcMismatchIsDataLoss) 
   EXPECT_EQ(std::string(env->message_as_Ack()->detail()->c_str()).rfind("OUT_OF_RANGE", 0), 0u);
 }
 
+// A chunk may come as the message's second frame (attached_size): checked exactly like one in
+// `data` (CRC before anything is written), and any mismatch between the header and what is
+// attached is refused as a typed error, never read.
+TEST_F(FirmwareLoopTest, AttachedChunksAreCheckedLikeInlineOnes) {
+  flatbuffers::FlatBufferBuilder fbb;
+  const wb::BoardEnvelope* env = Serve(IdentifyFrame(1));
+  ASSERT_EQ(env->message_type(), wb::BoardMessage::IdentifyReply);
+  EXPECT_TRUE(env->message_as_IdentifyReply()->attached_weights());
+  ASSERT_EQ(Serve(Finish(fbb, 2, wb::BoardMessage::Boot, wb::CreateBoot(fbb).Union()))
+                ->message_type(),
+            wb::BoardMessage::BootReply);
+  fbb.Clear();
+  const std::vector<uint64_t> shape = {2};
+  const wb::PeRect placement(0, 0, 1, 1);
+  const std::vector<wb::KvRegion> kv = {wb::KvRegion(0, wb::PeRect(0, 1, 1, 1), 64)};
+  std::vector<flatbuffers::Offset<wb::TensorDesc>> tensors = {wb::CreateTensorDescDirect(
+      fbb, "t", wb::TensorRole::kEmbedding, 0, wb::DType::kF32, &shape, 8, &placement)};
+  auto arch = wb::CreateModelArch(fbb, 4, 4, 4, 1, 1, 1, 4);
+  env = Serve(Finish(fbb, 3, wb::BoardMessage::BeginModel,
+                     wb::CreateBeginModelDirect(fbb, 1, "m", arch, &tensors, 1, 8, false, &kv)
+                         .Union()));
+  ASSERT_EQ(env->message_as_Ack()->code(), wire::ErrorCode::kNone);
+
+  const std::vector<uint8_t> data = {1, 2, 3, 4, 5, 6, 7, 8};
+  const std::vector<std::byte> bytes(reinterpret_cast<const std::byte*>(data.data()),
+                                     reinterpret_cast<const std::byte*>(data.data()) + 8);
+  const uint32_t crc = Crc32c(bytes);
+  // A header and its attachment (which may be given apart from the header's size).
+  auto attached = [&](uint64_t id, uint64_t size, std::vector<std::byte> attachment,
+                      uint32_t with_crc, const std::vector<uint8_t>* inline_data = nullptr) {
+    fbb.Clear();
+    port_.attachments.push_back(std::move(attachment));
+    return Finish(fbb, id, wb::BoardMessage::WriteWeights,
+                  wb::CreateWriteWeightsDirect(fbb, 1, 0, 0, inline_data, with_crc, size).Union());
+  };
+  ExpectError(attached(10, 8, std::vector<std::byte>(bytes.begin(), bytes.begin() + 7), crc),
+              wire::ErrorCode::kInvalidArgument, 10);
+  ExpectError(attached(11, 8, bytes, crc, &data), wire::ErrorCode::kInvalidArgument, 11);
+  ExpectError(attached(12, 0, bytes, crc), wire::ErrorCode::kInvalidArgument, 12);
+  port_.attachments.push_back(bytes);
+  ExpectError(IdentifyFrame(13), wire::ErrorCode::kInvalidArgument, 13);
+  EXPECT_EQ(wafer_.write_calls, 0);
+
+  env = Serve(attached(14, 8, bytes, crc ^ 1));
+  ASSERT_EQ(env->message_type(), wb::BoardMessage::Ack);
+  EXPECT_EQ(env->message_as_Ack()->code(), wire::ErrorCode::kDataLoss);
+  EXPECT_EQ(wafer_.write_calls, 0);
+
+  env = Serve(attached(15, 8, bytes, crc));
+  ASSERT_EQ(env->message_type(), wb::BoardMessage::Ack);
+  EXPECT_EQ(env->message_as_Ack()->code(), wire::ErrorCode::kNone);
+  EXPECT_EQ(wafer_.write_calls, 1);
+  EXPECT_EQ(wafer_.bytes_written, 8u);
+  ExpectStillServing();
+}
+
 // A pipeline stage's manifest and hidden states cross the link both ways, bit for bit.
 TEST_F(FirmwareLoopTest, StageAndHiddenStatesCrossTheLink) {
   flatbuffers::FlatBufferBuilder fbb;
@@ -310,7 +366,7 @@ TEST_F(FirmwareLoopTest, DiagnosticCrossesTheLink) {
   const wb::BoardEnvelope* env = Serve(Finish(fbb, 21, wb::BoardMessage::RunDiagnostic,
                                               run.Union()));
   EXPECT_EQ(env->command_id(), 21u);
-  EXPECT_EQ(env->version()->minor(), 5);
+  EXPECT_EQ(env->version()->minor(), kProtocolMinor);
   ASSERT_EQ(env->message_type(), wb::BoardMessage::DiagnosticReply);
   const wb::DiagnosticReply* r = env->message_as_DiagnosticReply();
   EXPECT_EQ(r->test(), wb::DiagTest::kSramAll);

@@ -265,6 +265,11 @@ bool DecodeStep(const wb::Step& s, std::array<hal::SeqStepView, kMaxSeqsPerStep>
 FrameCodec::FrameCodec() : fbb_(kMaxStepFrameBytes) {}
 
 bool FrameCodec::Decode(std::span<const std::byte> frame, Command& cmd, Reply& error) {
+  return Decode(frame, {}, cmd, error);
+}
+
+bool FrameCodec::Decode(std::span<const std::byte> frame, std::span<const std::byte> attachment,
+                        Command& cmd, Reply& error) {
   const auto* bytes = reinterpret_cast<const uint8_t*>(frame.data());
   if (frame.size() < 8 || frame.size() > kMaxFrameBytes) {
     return Fail(error, 0, LinkError::kMalformedMessage, "frame size out of range");
@@ -291,6 +296,9 @@ bool FrameCodec::Decode(std::span<const std::byte> frame, Command& cmd, Reply& e
   cmd = Command{};
   cmd.command_id = id;
   const char* detail = "";
+  if (!attachment.empty() && env->message_type() != wb::BoardMessage::WriteWeights) {
+    return Fail(error, id, LinkError::kInvalidArgument, "only WriteWeights takes an attachment");
+  }
   switch (env->message_type()) {
     case wb::BoardMessage::Identify: cmd.kind = CommandKind::kIdentify; return true;
     case wb::BoardMessage::Boot: cmd.kind = CommandKind::kBoot; return true;
@@ -310,13 +318,30 @@ bool FrameCodec::Decode(std::span<const std::byte> frame, Command& cmd, Reply& e
     case wb::BoardMessage::WriteWeights: {
       const wb::WriteWeights* w = env->message_as_WriteWeights();
       cmd.kind = CommandKind::kWriteWeights;
-      if (w->data() == nullptr) {
-        return Fail(error, id, LinkError::kInvalidArgument, "WriteWeights.data missing");
+      if (w->attached_size() != 0) {
+        // The bytes are the message's second frame, handed over as they arrived.
+        if (w->data() != nullptr) {
+          return Fail(error, id, LinkError::kInvalidArgument,
+                      "WriteWeights has both data and attached_size");
+        }
+        if (attachment.size() != w->attached_size()) {
+          return Fail(error, id, LinkError::kInvalidArgument,
+                      "WriteWeights attachment is not attached_size bytes");
+        }
+        cmd.write.data = attachment;
+      } else {
+        if (!attachment.empty()) {
+          return Fail(error, id, LinkError::kInvalidArgument,
+                      "WriteWeights has an attachment but no attached_size");
+        }
+        if (w->data() == nullptr) {
+          return Fail(error, id, LinkError::kInvalidArgument, "WriteWeights.data missing");
+        }
+        cmd.write.data = std::as_bytes(Span(w->data()));
       }
       cmd.write.model_id = w->model_id();
       cmd.write.tensor_index = w->tensor_index();
       cmd.write.offset = w->offset();
-      cmd.write.data = std::as_bytes(Span(w->data()));
       cmd.write.crc32c = w->crc32c();
       return true;
     }
@@ -442,7 +467,8 @@ std::span<const std::byte> FrameCodec::Encode(const Reply& r) {
                 r.geometry.usable_pes, r.geometry.physical_rows, r.geometry.physical_cols,
                 r.geometry.spare_cols, r.geometry.harvested,
                 static_cast<uint32_t>(kMaxStepHiddenValues), static_cast<uint32_t>(kMaxFrameBytes),
-                static_cast<uint32_t>(kMaxSeqsPerStep), static_cast<uint32_t>(kMaxStepTokens))
+                static_cast<uint32_t>(kMaxSeqsPerStep), static_cast<uint32_t>(kMaxStepTokens),
+                /*attached_weights=*/true)
                 .Union();
       break;
     case ReplyKind::kBoot:

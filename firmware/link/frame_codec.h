@@ -25,6 +25,12 @@ class FrameCodec {
   // field), kUnsupportedVersion (major != 1), kWrongMessageType (not a command),
   // kInvalidArgument (a field out of bounds).
   bool Decode(std::span<const std::byte> frame, Command& cmd, Reply& error);
+  // The same for a frame that came with an attachment (the message's second frame: the bytes of
+  // a WriteWeights that names its attached_size), which `cmd` then points into. Only a
+  // WriteWeights with attached_size equal to attachment.size() takes one; any other frame with a
+  // non-empty attachment, and such a WriteWeights without one, is kInvalidArgument.
+  bool Decode(std::span<const std::byte> frame, std::span<const std::byte> attachment,
+              Command& cmd, Reply& error);
 
   // Encodes `reply`; the bytes stay valid until the next Encode.
   std::span<const std::byte> Encode(const Reply& reply);

@@ -1,5 +1,6 @@
 // hal::HostPort over two queues, for tests: frames pushed to `in` are received in order (none:
-// DEADLINE_EXCEEDED at once), and every frame sent lands in `out`.
+// DEADLINE_EXCEEDED at once), each with the next entry of `attachments` as its attachment (none
+// when that runs out), and every frame sent lands in `out`.
 #pragma once
 
 #include <algorithm>
@@ -17,6 +18,11 @@ class QueuePort final : public hal::HostPort {
     if (in.empty()) return DeadlineExceeded();
     std::vector<std::byte> f = std::move(in.front());
     in.pop_front();
+    attached.clear();
+    if (!attachments.empty()) {
+      attached = std::move(attachments.front());
+      attachments.pop_front();
+    }
     std::memcpy(buffer.data(), f.data(), std::min(buffer.size(), f.size()));
     return f.size();
   }
@@ -24,7 +30,10 @@ class QueuePort final : public hal::HostPort {
     out.emplace_back(frame.begin(), frame.end());
     return OkStatus();
   }
+  std::span<const std::byte> attachment() const override { return attached; }
   std::deque<std::vector<std::byte>> in;
+  std::deque<std::vector<std::byte>> attachments;
+  std::vector<std::byte> attached;
   std::deque<std::vector<std::byte>> out;
 };
 

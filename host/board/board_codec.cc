@@ -188,6 +188,13 @@ Frame EncodeWriteWeights(uint64_t id, uint32_t model_id, uint32_t tensor_index, 
   return Finish(fbb, id, wb::BoardMessage::WriteWeights, msg.Union());
 }
 
+Frame EncodeWriteWeightsHeader(uint64_t id, uint32_t model_id, uint32_t tensor_index,
+                               uint64_t offset, uint64_t size, uint32_t crc32c) {
+  flatbuffers::FlatBufferBuilder fbb(256);
+  auto msg = wb::CreateWriteWeights(fbb, model_id, tensor_index, offset, /*data=*/0, crc32c, size);
+  return Finish(fbb, id, wb::BoardMessage::WriteWeights, msg.Union());
+}
+
 Frame EncodeCommitModel(uint64_t id, uint32_t model_id) {
   flatbuffers::FlatBufferBuilder fbb(128);
   return Finish(fbb, id, wb::BoardMessage::CommitModel,
@@ -269,6 +276,7 @@ Result<BoardReply> DecodeBoardReply(std::span<const std::byte> frame, std::strin
       id.max_frame_bytes = m->max_frame_bytes();
       id.max_step_seqs = m->max_step_seqs();
       id.max_step_tokens = m->max_step_tokens();
+      id.attached_weights = m->attached_weights();
       return r;
     }
     case wb::BoardMessage::BootReply: {

@@ -22,7 +22,9 @@ inline constexpr uint16_t kBoardProtocolMajor = 1;
 // Minor 4: RunDiagnostic/DiagnosticReply and the latent fault kinds (an older board answers
 // RunDiagnostic with WRONG_MESSAGE_TYPE). Minor 5: BeginModel.next_stage, Step.from_stage and
 // StepReply.pipeline: boards of a pipeline hand hidden states to each other.
-inline constexpr uint16_t kBoardProtocolMinor = 5;
+// Minor 7: WriteWeights.attached_size and IdentifyReply.attached_weights: a chunk's bytes may
+// travel as the message's second frame, sent without a copy (an older board gets `data`).
+inline constexpr uint16_t kBoardProtocolMinor = 7;
 
 using Frame = std::vector<std::byte>;
 
@@ -31,6 +33,10 @@ Frame EncodeBoot(uint64_t command_id);
 Frame EncodeBeginModel(uint64_t command_id, const ModelManifest& manifest);
 Frame EncodeWriteWeights(uint64_t command_id, uint32_t model_id, uint32_t tensor_index,
                          uint64_t offset, std::span<const std::byte> data, uint32_t crc32c);
+// The header of a WriteWeights whose `size` bytes go as the message's second frame
+// (attached_size), for a board whose identity says attached_weights.
+Frame EncodeWriteWeightsHeader(uint64_t command_id, uint32_t model_id, uint32_t tensor_index,
+                               uint64_t offset, uint64_t size, uint32_t crc32c);
 Frame EncodeCommitModel(uint64_t command_id, uint32_t model_id);
 Frame EncodeUnloadModel(uint64_t command_id, uint32_t model_id);
 Frame EncodeStep(uint64_t command_id, uint32_t model_id, const std::vector<SeqStep>& seqs);

@@ -3,6 +3,7 @@
 // process); a real board driver would be another. Only main() functions and tests choose which.
 #pragma once
 
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -37,6 +38,17 @@ class BoardLink {
   // DATA_LOSS when the board saw a CRC mismatch; OUT_OF_RANGE past the tensor's end.
   virtual Status WriteWeights(uint32_t model_id, uint32_t tensor_index, uint64_t offset,
                               std::span<const std::byte> data) = 0;
+
+  // WriteWeights for bytes that `owner` keeps valid and unchanged (a mapped checkpoint): a link
+  // that can may hand them to the board without copying them, keeping a reference to `owner`
+  // for as long as it still reads them, possibly after the call returns. The same results as
+  // WriteWeights, which the default implementation calls.
+  virtual Status WriteSharedWeights(uint32_t model_id, uint32_t tensor_index, uint64_t offset,
+                                    std::span<const std::byte> data,
+                                    const std::shared_ptr<const void>& owner) {
+    (void)owner;
+    return WriteWeights(model_id, tensor_index, offset, data);
+  }
 
   // FAILED_PRECONDITION when some tensor is incomplete.
   virtual Status CommitModel(uint32_t model_id) = 0;

@@ -56,6 +56,8 @@ struct BoardIdentity {
   uint32_t max_frame_bytes = 0;
   uint32_t max_step_seqs = 0;
   uint32_t max_step_tokens = 0;
+  // WriteWeights may send its bytes as a second frame, without copying them (protocol minor 7).
+  bool attached_weights = false;
 
   // The Step limits with a board older than protocol minor 2 answered by its firmware's
   // (1.5 MiB frames, 256 sequences, 16,384 generated tokens).

@@ -39,6 +39,7 @@ class ZmqBoardLink final : public BoardLink {
 
   Result<BoardIdentity> Identify() override {
     WAFER_ASSIGN_OR_RETURN(BoardReply r, Call(EncodeIdentify, "Identify", BoardReplyType::kIdentify));
+    attached_weights_ = r.identity.attached_weights;
     return r.identity;
   }
 
@@ -60,6 +61,24 @@ class ZmqBoardLink final : public BoardLink {
           return EncodeWriteWeights(id, model_id, tensor_index, offset, data, crc);
         },
         "WriteWeights");
+  }
+
+  // The chunk goes as the message's second frame, straight from `data` (a board that said
+  // attached_weights in its last Identify on this connection); otherwise as WriteWeights does.
+  Status WriteSharedWeights(uint32_t model_id, uint32_t tensor_index, uint64_t offset,
+                            std::span<const std::byte> data,
+                            const std::shared_ptr<const void>& owner) override {
+    if (!attached_weights_ || data.empty() || owner == nullptr) {
+      return WriteWeights(model_id, tensor_index, offset, data);
+    }
+    const uint32_t crc = Crc32c(data);
+    const Attachment attachment{data, owner};
+    Result<BoardReply> r = Call(
+        [&](uint64_t id) {
+          return EncodeWriteWeightsHeader(id, model_id, tensor_index, offset, data.size(), crc);
+        },
+        "WriteWeights", BoardReplyType::kAck, &attachment);
+    return r.ok() ? OkStatus() : r.status();
   }
 
   Status CommitModel(uint32_t model_id) override {
@@ -171,6 +190,11 @@ class ZmqBoardLink final : public BoardLink {
 
  private:
   using Encoder = std::function<Frame(uint64_t)>;
+  // Bytes sent as a command's second frame, without a copy, and what keeps them valid.
+  struct Attachment {
+    std::span<const std::byte> data;
+    std::shared_ptr<const void> owner;
+  };
 
   Status Ack(const Encoder& encode, const char* what) {
     Result<BoardReply> r = Call(encode, what, BoardReplyType::kAck);
@@ -180,12 +204,13 @@ class ZmqBoardLink final : public BoardLink {
   // Sends one command and waits for the reply carrying its command_id. Replies to earlier,
   // abandoned commands are discarded. A board verdict other than OK is returned as the Status
   // (with last_error() set); OK replies of the wrong type are DATA_LOSS.
-  Result<BoardReply> Call(const Encoder& encode, const char* what, BoardReplyType want) {
+  Result<BoardReply> Call(const Encoder& encode, const char* what, BoardReplyType want,
+                          const Attachment* attachment = nullptr) {
     Result<BoardReply> reply = DataLoss();
     // A frame the board's link CRC rejected was not processed: resending it is safe.
     for (int attempt = 0;; ++attempt) {
       const uint64_t id = ++next_command_id_;
-      reply = Exchange(encode(id), id, what);
+      reply = Exchange(encode(id), id, what, attachment);
       if (!reply.ok() || !reply->frame_crc_failed || attempt == kMaxCrcRetries) break;
       ++link_crc_retries_;
     }
@@ -205,10 +230,17 @@ class ZmqBoardLink final : public BoardLink {
     return reply;
   }
 
-  Result<BoardReply> Exchange(const Frame& frame, uint64_t id, const char* what) {
+  Result<BoardReply> Exchange(const Frame& frame, uint64_t id, const char* what,
+                              const Attachment* attachment) {
     if (socket_ == nullptr && !Connect().ok()) return Unavailable();
     const int64_t deadline = clock_.NowNanos() + int64_t{timeout_ms_} * 1000000;
-    switch (socket_->Send(std::span<const std::byte>(frame.data(), frame.size()))) {
+    const std::span<const std::byte> header(frame.data(), frame.size());
+    const net::SendOutcome sent =
+        attachment == nullptr
+            ? socket_->Send(header)
+            : socket_->SendWithAttachment(std::span<const std::span<const std::byte>>(&header, 1),
+                                          attachment->data, attachment->owner);
+    switch (sent) {
       case net::SendOutcome::kSent:
         break;
       case net::SendOutcome::kPeerBacklog:
@@ -263,6 +295,7 @@ class ZmqBoardLink final : public BoardLink {
   }
 
   void Reconnect() {
+    attached_weights_ = false;  // Until the board on the new connection says so again.
     socket_.reset();
     Connect().IgnoreError();
   }
@@ -275,6 +308,7 @@ class ZmqBoardLink final : public BoardLink {
   std::unique_ptr<net::Socket> socket_;  // Null only when the last Connect() failed.
   uint64_t next_command_id_ = 0;
   uint64_t link_crc_retries_ = 0;
+  bool attached_weights_ = false;  // The last Identify's answer on this connection.
   std::string last_error_;
 };
 

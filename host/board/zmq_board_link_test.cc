@@ -75,6 +75,7 @@ void ExerciseBoard(BoardLink& link) {
   EXPECT_EQ(id->state, BoardBootState::kPowerOn);
   EXPECT_EQ(id->fabric_width, 128u);
   EXPECT_GT(id->max_chunk_bytes, 0u);
+  EXPECT_TRUE(id->attached_weights);
 
   const sim::LlamaArch arch = st::TinyArch();
   const auto tensors = st::MakeTinyLlama(arch, 11);
@@ -86,11 +87,16 @@ void ExerciseBoard(BoardLink& link) {
   EXPECT_EQ(link.BeginModel(manifest).code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(link.CommitModel(5).code(), StatusCode::kFailedPrecondition);  // Nothing written.
   constexpr size_t kChunk = 1000;
+  // Odd tensors go without a copy, from bytes an owner keeps (as a mapped checkpoint would).
+  auto owned = std::make_shared<std::vector<std::vector<std::byte>>>();
+  for (const st::TinyTensor& t : tensors) owned->emplace_back(t.bytes().begin(), t.bytes().end());
   for (uint32_t i = 0; i < tensors.size(); ++i) {
-    auto bytes = tensors[i].bytes();
+    auto bytes = i % 2 == 0 ? tensors[i].bytes() : std::span<const std::byte>((*owned)[i]);
     for (size_t off = 0; off < bytes.size(); off += kChunk) {
       const auto chunk = bytes.subspan(off, std::min(kChunk, bytes.size() - off));
-      ASSERT_TRUE(link.WriteWeights(5, i, off, chunk).ok()) << link.last_error();
+      const Status s = i % 2 == 0 ? link.WriteWeights(5, i, off, chunk)
+                                  : link.WriteSharedWeights(5, i, off, chunk, owned);
+      ASSERT_TRUE(s.ok()) << link.last_error();
     }
   }
   const std::byte extra[8] = {};
@@ -98,6 +104,12 @@ void ExerciseBoard(BoardLink& link) {
             StatusCode::kOutOfRange);
   EXPECT_EQ(link.WriteWeights(5, 999, 0, extra).code(), StatusCode::kOutOfRange);
   ASSERT_TRUE(link.CommitModel(5).ok()) << link.last_error();
+  // The board has answered every write: the link and libzmq let go of the owner (libzmq's I/O
+  // thread may drop its last reference just after the reply arrives, so wait for that).
+  for (int i = 0; i < 500 && owned.use_count() > 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(owned.use_count(), 1);
 
   const std::vector<uint32_t> prompt_a = {3, 1, 4, 1, 5, 9, 2, 6};
   const std::vector<uint32_t> prompt_b = {2, 7, 1, 8};

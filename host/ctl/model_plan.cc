@@ -8,6 +8,7 @@
 
 #include "board_sim/preset.h"
 #include "board_sim/timing_model.h"
+#include "host/config/daemon_config.h"
 #include "host/models/model_config.h"
 #include "host/placement/placement_planner.h"
 
@@ -23,7 +24,7 @@ using Json = nlohmann::ordered_json;
 const char* kPlanUsage =
     "usage: waferctl model plan --config CONFIG.json --preset wse3|wse2|mini|PATH.yaml\n"
     "           [--boards N] [--slots S] [--context C] [--prompt-tokens P] [--fabric WxH] "
-    "[--pack] [--json]\n";
+    "[--tokens-per-step T] [--pack] [--json]\n";
 
 bool ParseU32(const std::string& s, uint32_t* out) {
   if (s.empty() || s.size() > 10 || s.find_first_not_of("0123456789") != std::string::npos) {
@@ -41,14 +42,19 @@ bool ParseFabric(const std::string& s, uint32_t* w, uint32_t* h) {
          *w > 0 && *h > 0;
 }
 
-// The inter-wafer term of one pass of `tokens` positions over `boards` pipelined boards (see
-// PipelineTime): (boards - 1) hops, each the link's latency plus the 16-bit activations.
-double InterWaferNs(const sim::Preset& preset, size_t boards, uint64_t tokens, uint32_t hidden) {
+// The inter-wafer term of one pass of `tokens` positions of `seqs` sequences over `boards`
+// pipelined boards (see PipelineTime): (boards - 1) hops, each the link's latency plus the
+// 16-bit activations, and one hop back to the first board with each sequence's sampled token
+// (4 bytes), as the simulated boards charge it.
+double InterWaferNs(const sim::Preset& preset, size_t boards, uint64_t tokens, uint64_t seqs,
+                    uint32_t hidden) {
   if (boards < 2) return 0;
   const double activation_bytes = double(tokens) * hidden * 2;
   const double hop_ns = preset.interwafer_hop_latency_us * 1e3 +
                         activation_bytes / preset.interwafer_bytes_per_s * 1e9;
-  return double(boards - 1) * hop_ns;
+  const double back_ns = preset.interwafer_hop_latency_us * 1e3 +
+                         4.0 * double(seqs) / preset.interwafer_bytes_per_s * 1e9;
+  return double(boards - 1) * hop_ns + back_ns;
 }
 
 // The modeled time of one pass of `tokens` positions (attending to `mean_context` earlier ones)
@@ -64,6 +70,8 @@ double InterWaferNs(const sim::Preset& preset, size_t boards, uint64_t tokens, u
 // assumption behind its numbers):
 //   inter_wafer = (boards - 1) * (interwafer.hop_latency_us                 NICs, switch, edges
 //                                 + T * hidden * 2 B / interwafer.bytes_per_s)  16-bit activations
+//                 + interwafer.hop_latency_us + S * 4 B / interwafer.bytes_per_s  tokens back
+// (S sequences: the last board's sampled tokens go back to the first, which embeds them).
 // The hop latency already covers the walk between the layers' PEs and the wafer's edge I/O, so
 // nothing here depends on the plan's region. Each hop is charged its latency plus the whole
 // pass's activations, in series with the boards' compute: apt for a decode step (T = the
@@ -71,7 +79,7 @@ double InterWaferNs(const sim::Preset& preset, size_t boards, uint64_t tokens, u
 // runtime could stream under the next board's compute. The Step itself costs one host
 // transaction moving `host_bytes` (TimingModel::HostIoNs).
 DeviceTime PipelineTime(const Plan& plan, const sim::Preset& preset, uint64_t tokens,
-                        double mean_context, uint64_t host_bytes) {
+                        uint64_t seqs, double mean_context, uint64_t host_bytes) {
   const sim::TimingModel timing(preset);
   const ModelArch& a = plan.request.arch;
   sim::ModelShape shape;
@@ -100,7 +108,7 @@ DeviceTime PipelineTime(const Plan& plan, const sim::Preset& preset, uint64_t to
   DeviceTime t;
   t.compute_ns = first_compute + slow_compute;
   t.fabric_ns = first_fabric + slow_fabric;
-  t.inter_wafer_ns = std::llround(InterWaferNs(preset, plan.boards.size(), tokens,
+  t.inter_wafer_ns = std::llround(InterWaferNs(preset, plan.boards.size(), tokens, seqs,
                                                 a.hidden_size));
   t.host_io_ns = timing.HostIoNs(host_bytes);
   t.total_ns = t.compute_ns + t.fabric_ns + t.inter_wafer_ns + t.host_io_ns;
@@ -164,7 +172,7 @@ int RunModelPlanCommand(const std::vector<std::string>& args, std::ostream& out,
   bool as_json = false;
   bool pack = false;
   static const char* kValued[] = {"config", "preset", "boards", "slots",
-                                  "context", "prompt-tokens", "fabric"};
+                                  "context", "prompt-tokens", "fabric", "tokens-per-step"};
   for (; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--json") {
@@ -189,6 +197,7 @@ int RunModelPlanCommand(const std::vector<std::string>& args, std::ostream& out,
     return kExitUsage;
   }
   uint32_t boards = 1, slots = 1, context = 0, prompt = 0, fw = 0, fh = 0;
+  uint32_t tokens_per_step = DaemonConfig{}.decode_tokens_per_step;
   auto number = [&](const char* key, uint32_t* v) {
     if (!flags.count(key)) return true;
     if (ParseU32(flags[key], v) && *v > 0) return true;
@@ -196,7 +205,7 @@ int RunModelPlanCommand(const std::vector<std::string>& args, std::ostream& out,
     return false;
   };
   if (!number("boards", &boards) || !number("slots", &slots) || !number("context", &context) ||
-      !number("prompt-tokens", &prompt)) {
+      !number("prompt-tokens", &prompt) || !number("tokens-per-step", &tokens_per_step)) {
     return kExitUsage;
   }
   if (flags.count("fabric") && !ParseFabric(flags["fabric"], &fw, &fh)) {
@@ -257,11 +266,23 @@ int RunModelPlanCommand(const std::vector<std::string>& args, std::ostream& out,
     return fail(plan.status().name(), detail);
   }
 
-  // Decode: every slot advances one token, each attending to the prompt (per-user rate is one
-  // token per step). Prefill: the whole prompt in one pass, attending on average to half of it.
-  const DeviceTime decode = PipelineTime(*plan, *preset, slots, prompt, uint64_t{slots} * 8);
+  // Decode: every slot advances one token per pass, each attending to the prompt. A Step runs
+  // `step_tokens` such passes for one host round trip, as waferd's Steps do (its scheduler's
+  // decode_tokens_per_step, on one board and through a pipeline whose boards hand hidden
+  // states to each other, waferd's default): one decode token costs a pass plus the Step's
+  // host I/O divided by the tokens it produces (TimingModel::DecodeHostIoNsPerToken, what the
+  // simulated wafer charges). Prefill: the whole prompt in one pass, attending on average to
+  // half of it.
+  const uint32_t step_tokens = tokens_per_step;
+  DeviceTime decode = PipelineTime(*plan, *preset, slots, slots, prompt, 0);
+  const sim::TimingModel timing(*preset);
+  const int64_t step_host_io_ns = timing.HostIoNs(
+      sim::TimingModel::StepHostBytes(slots, slots, uint64_t{slots} * step_tokens, 0));
+  decode.total_ns -= decode.host_io_ns;
+  decode.host_io_ns = std::llround(timing.DecodeHostIoNsPerToken(slots, step_tokens));
+  decode.total_ns += decode.host_io_ns;
   const DeviceTime prefill =
-      PipelineTime(*plan, *preset, prompt, prompt / 2.0, uint64_t{prompt} * 4 + 4);
+      PipelineTime(*plan, *preset, prompt, 1, prompt / 2.0, uint64_t{prompt} * 4 + 4);
   const double per_user = 1e9 / double(decode.total_ns);
   const double prefill_rate = prompt * 1e9 / double(prefill.total_ns);
   const double ttft_ms = prefill.total_ns / 1e6;
@@ -281,6 +302,8 @@ int RunModelPlanCommand(const std::vector<std::string>& args, std::ostream& out,
                        {"bytes_per_s", preset->interwafer_bytes_per_s}};
     j["decode"] = {{"batch", slots},
                    {"context", prompt},
+                   {"tokens_per_step", step_tokens},
+                   {"step_host_io_ns", step_host_io_ns},
                    {"tokens_per_s_per_user", per_user},
                    {"tokens_per_s_total", per_user * slots},
                    {"step", TimeJson(decode)}};
@@ -303,9 +326,14 @@ int RunModelPlanCommand(const std::vector<std::string>& args, std::ostream& out,
                 boards);
   out << line;
   std::snprintf(line, sizeof line,
-                "decode: %.1f tokens/s per user (%u users, %.0f tokens/s total) at context %u\n",
-                per_user, slots, per_user * slots, prompt);
-  out << line << "  step " << TimeText(decode) << "\n";
+                "decode: %.1f tokens/s per user (%u users, %.0f tokens/s total) at context %u, "
+                "%u tokens per Step\n",
+                per_user, slots, per_user * slots, prompt, step_tokens);
+  out << line << "  token " << TimeText(decode) << "\n";
+  std::snprintf(line, sizeof line,
+                "  (host I/O: one %.3f ms round trip per Step, over its %u tokens)\n",
+                step_host_io_ns / 1e6, step_tokens);
+  out << line;
   std::snprintf(line, sizeof line, "prefill: %u tokens at %.0f tokens/s, TTFT %.3f ms\n", prompt,
                 prefill_rate, ttft_ms);
   out << line << "  pass " << TimeText(prefill) << "\n";

@@ -16,9 +16,13 @@ namespace wafer::host {
 // Runs `waferctl model plan`. `args` are the words after `waferctl model` (a leading "model" is
 // also accepted):
 //   plan --config CONFIG.json --preset wse3|wse2|mini|PATH.yaml [--boards N] [--slots S]
-//        [--context C] [--prompt-tokens P] [--fabric WxH] [--pack] [--json]
+//        [--context C] [--prompt-tokens P] [--fabric WxH] [--tokens-per-step T] [--pack]
+//        [--json]
 // Defaults: boards 1, slots 1, context min(8192, max_position), prompt-tokens min(1024,
-// context). Plans with PlanRequest::spread (the model fills its region: the figures for a model
+// context), tokens-per-step waferd's default decode_tokens_per_step. The decode rate is the
+// runtime's: a token costs one pass, plus its Step's host round trip divided by the tokens the
+// Step produces per sequence (T on one board, 1 through a pipeline of several), as the
+// simulated wafer charges it. Plans with PlanRequest::spread (the model fills its region: the figures for a model
 // that owns its boards); --pack plans the fewest rows per band instead, as when the model
 // shares its boards. Prints the placement summary, whether it fits, and the modeled decode
 // tokens/s per user (all S slots decoding), prefill tokens/s and time to first token for a

@@ -120,7 +120,8 @@ TEST_F(ModelPlanTest, Llama70BOnFourBoardsPaysInterWaferHops) {
 }
 
 // The inter-wafer term is (boards - 1) hops x (hop latency + pass tokens x hidden x 2 B /
-// bandwidth), with the link parameters read from the preset file itself.
+// bandwidth) plus one hop back with the sampled tokens, with the link parameters read from the
+// preset file itself.
 TEST_F(ModelPlanTest, InterWaferTermFollowsThePresetLink) {
   std::string error;
   Result<sim::Preset> preset = sim::LoadPreset("wse3", &error, WAFER_PRESET_DIR);
@@ -139,14 +140,17 @@ TEST_F(ModelPlanTest, InterWaferTermFollowsThePresetLink) {
   EXPECT_DOUBLE_EQ(j["interwafer"]["hop_latency_us"].get<double>(),
                    preset->interwafer_hop_latency_us);
   EXPECT_DOUBLE_EQ(j["interwafer"]["bytes_per_s"].get<double>(), preset->interwafer_bytes_per_s);
-  auto expected_ns = [&](double tokens) {
+  auto expected_ns = [&](double tokens, double seqs) {
     const double hop_s = preset->interwafer_hop_latency_us * 1e-6 +
                          tokens * 8192 * 2 / preset->interwafer_bytes_per_s;
-    return double(boards - 1) * hop_s * 1e9;
+    const double back_s = preset->interwafer_hop_latency_us * 1e-6 +
+                          seqs * 4 / preset->interwafer_bytes_per_s;
+    return (double(boards - 1) * hop_s + back_s) * 1e9;
   };
-  // Decode: one token for each of the 8 slots per pass. Prefill: the whole prompt.
-  EXPECT_NEAR(j["decode"]["step"]["inter_wafer_ns"].get<double>(), expected_ns(slots), 1.0);
-  EXPECT_NEAR(j["prefill"]["time"]["inter_wafer_ns"].get<double>(), expected_ns(prompt), 1.0);
+  // Decode: one token for each of the 8 slots per pass, 8 tokens back. Prefill: the whole
+  // prompt, one token back.
+  EXPECT_NEAR(j["decode"]["step"]["inter_wafer_ns"].get<double>(), expected_ns(slots, slots), 1.0);
+  EXPECT_NEAR(j["prefill"]["time"]["inter_wafer_ns"].get<double>(), expected_ns(prompt, 1), 1.0);
   // A decode hop is dominated by the link latency, a prefill hop by the bytes.
   EXPECT_GT(preset->interwafer_hop_latency_us * 1e-6,
             slots * 8192 * 2 / preset->interwafer_bytes_per_s);

@@ -50,6 +50,10 @@ void JobFrontend::Pump(int burst) {
 }
 
 void JobFrontend::Send(const std::string& peer, JobMessage message) {
+  SendInPlace(peer, message);
+}
+
+void JobFrontend::SendInPlace(const std::string& peer, JobMessage& message) {
   if (peer.empty()) return;
   const uint64_t instance = store_.instance_id();
   const bool promise = std::visit(

@@ -67,6 +67,7 @@ class JobFrontend final : public JobReplies {
   // until Flush() (see above). A job with no client listening (recovered after a restart,
   // before a ResumeStream) has an empty `peer`: nothing is sent.
   void Send(const std::string& peer, JobMessage message) override;
+  void SendInPlace(const std::string& peer, JobMessage& message) override;
   // Commits the store's writes of this turn (one transaction) and sends the replies that are
   // durable by now. When the disk refuses, they keep waiting.
   void Flush();

@@ -1,6 +1,8 @@
 #include "host/loader/model_source.h"
 
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "host/models/checkpoint.h"
 #include "host/models/model_config.h"
@@ -99,6 +101,18 @@ std::vector<TensorDesc> LlamaTensorLayout(const ModelArch& arch, DType dtype) {
   add(TensorRole::kFinalNorm, 0);
   if (!arch.tie_embeddings) add(TensorRole::kLmHead, 0);
   return out;
+}
+
+void ReleaseResidentPages(const ModelSource& source) {
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  for (const std::span<const std::byte> bytes : source.data) {
+    if (bytes.empty()) continue;
+    // Whole pages: the first and last may hold a neighbour's bytes or the header, which come
+    // back just as well when read.
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(bytes.data()) & ~(page - 1);
+    const uintptr_t end = reinterpret_cast<uintptr_t>(bytes.data()) + bytes.size();
+    ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);  // Advice only.
+  }
 }
 
 Status OpenModelSource(const std::string& dir, ModelSource* out, std::string* detail) {

@@ -49,6 +49,13 @@ struct ModelSource {
 // the file and tensor.
 Status OpenModelSource(const std::string& dir, ModelSource* out, std::string* detail);
 
+// Lets the kernel take back the pages of `source`'s mapped checkpoint that this process holds
+// (MADV_DONTNEED over each tensor's bytes; the mappings are read-only, so nothing is lost): once
+// a model is on its boards the host needs them only for a repair after a PE fault, which reads
+// them again from the page cache or the file. Without this the mapped weights stay in the
+// daemon's resident memory beside the board's copy. Harmless on a shape-only source.
+void ReleaseResidentPages(const ModelSource& source);
+
 // The name a model directory gets when none is given: its base name ("/m/llama-8b/" ->
 // "llama-8b").
 std::string ModelNameFromPath(std::string dir);

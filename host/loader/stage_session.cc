@@ -30,7 +30,10 @@ Status StageSession::Next(BoardLink& link, std::string* detail) {
   if (tensor_ < data_.size()) {
     const std::span<const std::byte> bytes = data_[tensor_];
     const auto piece = bytes.subspan(offset_, std::min<uint64_t>(max_chunk_, bytes.size() - offset_));
-    if (Status s = link.WriteWeights(model_id_, static_cast<uint32_t>(tensor_), offset_, piece);
+    // The bytes are the model's (its mapped checkpoint): the link may send them without a copy,
+    // holding the model until it no longer reads them.
+    if (Status s = link.WriteSharedWeights(model_id_, static_cast<uint32_t>(tensor_), offset_,
+                                           piece, model_);
         !s.ok()) {
       *detail = "writing " + manifest_.tensors[tensor_].name + " at offset " +
                 std::to_string(offset_) + ": " + link.last_error();

@@ -16,6 +16,9 @@ class JobReplies {
   // ResumeStream replays a job's chunks. By value: the front end stamps it before encoding, and
   // a temporary (every chunk) is moved in, not copied.
   virtual void Send(const std::string& peer, JobMessage message) = 0;
+  // The same for a message the caller keeps and fills again for its next send (every chunk of
+  // a Step's results), so that its buffers keep their capacity: stamped in place, not copied.
+  virtual void SendInPlace(const std::string& peer, JobMessage& message) = 0;
 };
 
 }  // namespace wafer::host

@@ -333,6 +333,9 @@ void ModelManager::OnLoadDone(LoadDone& done) {
   store_.ModelLoaded(StoredModelLoad{model->name, request.path, model->boards, request.slots,
                                      request.context_length})
       .IgnoreError();  // A write the disk refuses now is kept and retried.
+  // The boards hold the weights now: the mapped checkpoint's pages leave the daemon's resident
+  // memory (a repair after a PE fault reads them again).
+  ReleaseResidentPages(prepared.source);
   model->prepared = loading.prepared;  // For repairs after a PE fault.
   model->loading = ModelRecord::Loading{};
   operations_.FinishOperation(request.admin_peer, request.admin_tag, OkStatus(),

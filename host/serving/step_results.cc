@@ -241,7 +241,7 @@ void StepLoop::ApplyTokens(JobRecord& job, ModelRecord& model, const std::vector
     model.tokens_series = &metrics_.replicas().Tokens(model.name, model.boards[0]);
   }
   model.tokens_series->Increment(static_cast<double>(take));
-  replies_.Send(job.peer, chunk_message_);
+  replies_.SendInPlace(job.peer, chunk_message_);
   if (stopped) {
     FinishJob(job, FinishReason::kStopToken);
   } else if (job.output.size() >= job.max_tokens) {

@@ -10,6 +10,8 @@
 #include <numbers>
 #include <utility>
 
+#include <sys/mman.h>
+
 #include "board_sim/llama/internal/kernels_amx.h"
 
 #include "board_sim/llama/internal/intrinsics.h"
@@ -51,6 +53,8 @@ namespace {
 constexpr size_t kLanes = PackedMatrix::kPanelRows;
 // PackedMatrix data: whole cache lines, so that a step or an AMX block row is one line.
 constexpr size_t kAlignment = 64;
+// From this size on a PackedMatrix takes its storage straight from mmap (see its constructor).
+constexpr size_t kMapBytes = size_t{1} << 20;
 
 size_t ElementBytes(DType dtype) { return dtype == DType::kF32 ? 4 : 2; }
 
@@ -497,7 +501,11 @@ const float* StepMajor(const float* x, size_t rows, size_t in) {
 }  // namespace
 
 void PackedMatrix::Free::operator()(std::byte* p) const {
-  ::operator delete(p, std::align_val_t{kAlignment});
+  if (mapped_bytes != 0) {
+    ::munmap(p, mapped_bytes);
+  } else {
+    ::operator delete(p, std::align_val_t{kAlignment});
+  }
 }
 
 PackedMatrix::PackedMatrix(const WeightMatrix& w) : PackedMatrix(w.dtype, w.out, w.in) {
@@ -511,12 +519,137 @@ PackedMatrix::PackedMatrix(DType dtype, size_t out, size_t in)
       panel_bytes_(((in + 1) / 2 + kAmxSteps - 1) / kAmxSteps * kAmxSteps * StepBytes(dtype)) {
   const size_t bytes = panels() * panel_bytes_;
   if (bytes == 0) return;
+  if (bytes >= kMapBytes) {
+    // Fresh anonymous pages, which read as 0 as the padding rows and the odd input's partner
+    // must: nothing to zero here, so each page is written once (by Store), not twice. Not
+    // MADV_HUGEPAGE: on a virtual machine a 2 MiB page the host has not backed yet costs far more
+    // to fault than 512 small ones (measured 10-18x).
+    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    data_ = std::unique_ptr<std::byte[], Free>(static_cast<std::byte*>(p), Free{bytes});
+    return;
+  }
   data_ = std::unique_ptr<std::byte[], Free>(
-      static_cast<std::byte*>(::operator new(bytes, std::align_val_t{kAlignment})));
+      static_cast<std::byte*>(::operator new(bytes, std::align_val_t{kAlignment})), Free{});
   std::memset(data_.get(), 0, bytes);  // Padding rows and the odd input's partner read as 0.
 }
 
+namespace {
+
+// Copies whole rows [first, first + 16) of a row-major matrix into their panel, `units`
+// transpose units per row (an element, or a bfloat16 pair: `T` is their size), `row_bytes`
+// apart in `src`. Unit c of lane l goes to panel[c * 16 + l]: the panel's layout for every dtype
+// once a bfloat16 pair counts as one unit. Blocks of 16 x 16 units, so that the reads of a block
+// are 16 short runs and its writes one contiguous run, both within L1.
+template <typename T>
+void TransposePanel(const std::byte* src, size_t row_bytes, size_t units, std::byte* panel) {
+  constexpr size_t kLanes16 = PackedMatrix::kPanelRows;
+  for (size_t c0 = 0; c0 < units; c0 += kLanes16) {
+    const size_t n = std::min(kLanes16, units - c0);
+    std::byte* dst = panel + c0 * kLanes16 * sizeof(T);
+    for (size_t l = 0; l < kLanes16; ++l) {
+      const std::byte* row = src + l * row_bytes + c0 * sizeof(T);
+      for (size_t k = 0; k < n; ++k) {
+        std::memcpy(dst + (k * kLanes16 + l) * sizeof(T), row + k * sizeof(T), sizeof(T));
+      }
+    }
+  }
+}
+
+#if defined(__x86_64__)
+// The same for 4-byte units with AVX-512: each 16 x 16 block is sixteen 64-byte loads, an
+// in-register transpose and sixteen 64-byte stores.
+WAFER_AVX512 void TransposePanel32Avx512(const std::byte* src, size_t row_bytes, size_t units,
+                                         std::byte* panel) {
+  size_t c0 = 0;
+  for (; c0 + 16 <= units; c0 += 16) {
+    __m512 r[16], t[16];
+    for (size_t l = 0; l < 16; ++l) r[l] = _mm512_loadu_ps(src + l * row_bytes + c0 * 4);
+    for (size_t l = 0; l < 16; l += 2) {
+      t[l] = _mm512_unpacklo_ps(r[l], r[l + 1]);
+      t[l + 1] = _mm512_unpackhi_ps(r[l], r[l + 1]);
+    }
+    for (size_t l = 0; l < 16; l += 4) {
+      r[l] = _mm512_shuffle_ps(t[l], t[l + 2], _MM_SHUFFLE(1, 0, 1, 0));
+      r[l + 1] = _mm512_shuffle_ps(t[l], t[l + 2], _MM_SHUFFLE(3, 2, 3, 2));
+      r[l + 2] = _mm512_shuffle_ps(t[l + 1], t[l + 3], _MM_SHUFFLE(1, 0, 1, 0));
+      r[l + 3] = _mm512_shuffle_ps(t[l + 1], t[l + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (size_t h = 0; h < 16; h += 8) {
+      for (size_t l = 0; l < 4; ++l) {
+        t[h + l] = _mm512_shuffle_f32x4(r[h + l], r[h + l + 4], 0x88);
+        t[h + l + 4] = _mm512_shuffle_f32x4(r[h + l], r[h + l + 4], 0xdd);
+      }
+    }
+    for (size_t l = 0; l < 8; ++l) {
+      r[l] = _mm512_shuffle_f32x4(t[l], t[l + 8], 0x88);
+      r[l + 8] = _mm512_shuffle_f32x4(t[l], t[l + 8], 0xdd);
+    }
+    std::byte* dst = panel + c0 * 64;
+    for (size_t k = 0; k < 16; ++k) _mm512_store_ps(dst + k * 64, r[k]);
+  }
+  if (c0 < units) {
+    TransposePanel<uint32_t>(src + c0 * 4, row_bytes, units - c0, panel + c0 * 64);
+  }
+}
+#endif
+
+// One row (lane `lane` of its panel), `units` units of `T`.
+template <typename T>
+void ScatterRow(const std::byte* src, size_t units, size_t lane, std::byte* panel) {
+  std::byte* dst = panel + lane * sizeof(T);
+  for (size_t c = 0; c < units; ++c) {
+    std::memcpy(dst + c * PackedMatrix::kPanelRows * sizeof(T), src + c * sizeof(T), sizeof(T));
+  }
+}
+
+}  // namespace
+
 void PackedMatrix::Store(size_t offset, std::span<const std::byte> data) {
+  const size_t size = ElementBytes(dtype_);
+  const size_t row_bytes = in_ * size;
+  // A bfloat16 pair is one 4-byte unit of the layout; a row of an odd count of them is not a
+  // whole number of units, and goes element by element.
+  const size_t unit = dtype_ == DType::kF16 ? 2 : 4;
+  if (row_bytes == 0 || row_bytes % unit != 0) return StoreElements(offset, data);
+  const size_t end = offset + data.size();
+  const size_t first_row = (offset + row_bytes - 1) / row_bytes;  // The first whole row...
+  const size_t end_row = end / row_bytes;                          // ...and the end of the last.
+  if (first_row >= end_row) return StoreElements(offset, data);
+  const size_t head = first_row * row_bytes - offset;
+  StoreElements(offset, data.first(head));
+  const std::byte* src = data.data() + head;
+  const size_t units = row_bytes / unit;
+  for (size_t r = first_row; r < end_row;) {
+    std::byte* panel = data_.get() + (r / kPanelRows) * panel_bytes_;
+    const size_t lane = r % kPanelRows;
+    if (lane == 0 && end_row - r >= kPanelRows) {
+#if defined(__x86_64__)
+      if (unit == 4 && BestIsa() >= Isa::kAvx512) {
+        TransposePanel32Avx512(src, row_bytes, units, panel);
+      } else
+#endif
+      if (unit == 4) {
+        TransposePanel<uint32_t>(src, row_bytes, units, panel);
+      } else {
+        TransposePanel<uint16_t>(src, row_bytes, units, panel);
+      }
+      src += kPanelRows * row_bytes;
+      r += kPanelRows;
+      continue;
+    }
+    if (unit == 4) {
+      ScatterRow<uint32_t>(src, units, lane, panel);
+    } else {
+      ScatterRow<uint16_t>(src, units, lane, panel);
+    }
+    src += row_bytes;
+    ++r;
+  }
+  StoreElements(end_row * row_bytes, data.subspan(end_row * row_bytes - offset));
+}
+
+void PackedMatrix::StoreElements(size_t offset, std::span<const std::byte> data) {
   const size_t size = ElementBytes(dtype_);
   const std::byte* src = data.data();
   size_t b = offset;

@@ -75,7 +75,14 @@ class PackedMatrix {
   size_t bytes() const { return panels() * panel_bytes_; }
 
  private:
+  // Copies bytes [offset, offset + data.size()) element by element (Store's general case: a
+  // split element, a partial row, a row that is not a whole number of layout units).
+  void StoreElements(size_t offset, std::span<const std::byte> data);
+
   struct Free {
+    // 0 (value-initialized): from operator new; otherwise an mmap of this many bytes. No default
+    // member initializer: the enclosing class must see Free as default-constructible.
+    size_t mapped_bytes;
     void operator()(std::byte* p) const;
   };
   DType dtype_ = DType::kF32;

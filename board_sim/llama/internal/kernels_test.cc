@@ -362,6 +362,65 @@ TEST(PackedMatrixTest, StoreInChunksInAnyOrderGivesTheSamePanels) {
   }
 }
 
+// Chunks that cover whole panels go through the blocked transpose (AVX-512 where the CPU has
+// it); the others element by element or row by row. Every split gives every element exactly, and
+// the same panels, padding included, as storing one byte at a time.
+TEST(PackedMatrixTest, WholePanelsRowsAndPiecesGiveTheSamePanels) {
+  for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
+    for (size_t in : {16u, 33u, 67u, 96u}) {
+      const TestMatrix m = MakeMatrix(dtype, 70, in, 11);
+      PackedMatrix bytewise(dtype, m.out, m.in);
+      for (size_t b = 0; b < m.bytes.size(); ++b) {
+        bytewise.Store(b, std::span(m.bytes).subspan(b, 1));
+      }
+      const size_t row = in * (dtype == DType::kF32 ? 4 : 2);
+      for (size_t chunk : {m.bytes.size(), 16 * row, 16 * row + 3, 5 * row, 17 * row - 1, row}) {
+        SCOPED_TRACE(std::string(Name(dtype)) + " in=" + std::to_string(in) +
+                     " chunk=" + std::to_string(chunk));
+        PackedMatrix stored(dtype, m.out, m.in);
+        for (size_t begin = 0; begin < m.bytes.size(); begin += chunk) {
+          const size_t n = std::min(chunk, m.bytes.size() - begin);
+          stored.Store(begin, std::span(m.bytes).subspan(begin, n));
+        }
+        ASSERT_EQ(std::memcmp(stored.panel(0), bytewise.panel(0), bytewise.bytes()), 0);
+        std::vector<float> values(in);
+        for (size_t o = 0; o < m.out; ++o) {
+          stored.ConvertRow(o, values.data());
+          for (size_t i = 0; i < in; ++i) {
+            ASSERT_EQ(values[i], m.values[o * in + i]) << o << "," << i;
+          }
+        }
+      }
+    }
+  }
+}
+
+// A matrix of 1 MiB and more takes fresh pages: its padding still reads as 0.
+TEST(PackedMatrixTest, ALargeMatrixIsZeroPaddedAndExact) {
+  const TestMatrix m = MakeMatrix(DType::kF32, 1030, 515, 12);  // Over 2 MiB, both dims padded.
+  const PackedMatrix packed(m.view());
+  ASSERT_GE(packed.bytes(), size_t{2} << 20);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(packed.panel(0)) % 64, 0u);
+  std::vector<float> values(m.in);
+  for (size_t o = 0; o < m.out; ++o) {
+    packed.ConvertRow(o, values.data());
+    for (size_t i = 0; i < m.in; ++i) {
+      ASSERT_EQ(values[i], m.values[o * m.in + i]) << o << "," << i;
+    }
+  }
+  // The last panel's rows past `out` and every input past `in` are 0.
+  const std::byte* last = packed.panel(packed.panels() - 1);
+  const float* f = reinterpret_cast<const float*>(last);
+  const size_t lanes_used = m.out % PackedMatrix::kPanelRows;
+  for (size_t step = 0; step < packed.panel_bytes() / 64; ++step) {
+    for (size_t lane = 0; lane < 16; ++lane) {
+      if (lane >= lanes_used || step >= m.in) {
+        ASSERT_EQ(f[step * 16 + lane], 0.0f) << step << "," << lane;
+      }
+    }
+  }
+}
+
 TEST(ConvertRowTest, DecodesEveryDType) {
   const TestMatrix bf = MakeMatrix(DType::kBF16, 3, 19, 1);
   const TestMatrix hf = MakeMatrix(DType::kF16, 3, 19, 2);
