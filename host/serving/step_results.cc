@@ -22,9 +22,9 @@ JobRecord* StepLoop::JobOfStep(uint64_t id, uint64_t serial) {
 }
 
 void StepLoop::OnStepDone(Board& board, StepDone& done) {
-  if (board.steps_in_flight > 0) --board.steps_in_flight;
-  planner_.Recycle(std::move(done.seqs));  // Reused by a later plan.
   const int64_t now = clock_.NowNanos();
+  board.StepReturned(now);
+  planner_.Recycle(std::move(done.seqs));  // Reused by a later plan.
   ModelRecord* model = models_.FindById(done.model_id);
   // Results for a model that lost a board (or was removed) are void: its jobs were re-queued
   // when it was lost and will be recomputed.
@@ -104,7 +104,9 @@ void StepLoop::OnStepDone(Board& board, StepDone& done) {
       FinishJob(*job, job->cancel_reason);
       continue;
     }
+    const size_t before = job->output.size();
     ApplyTokens(*job, *model, r.tokens, now);
+    board.tokens_generated += job->output.size() - before;
     if (job->finished) continue;
     if (!r.status.ok()) {
       FinishRefusedSeq(*job, r.status);
@@ -184,9 +186,9 @@ void StepLoop::ForwardStep(Chain& chain, ModelRecord& model, StepDone& done) {
   }
   chain.seqs = std::move(kept);
   Board& next = boards_.at(model.boards[chain.stage]);
-  ++next.steps_in_flight;
+  next.StepSent(clock_.NowNanos());
   if (step.seqs.empty() || !boards_.Send(next.index, std::move(work))) {
-    --next.steps_in_flight;
+    next.StepReturned(clock_.NowNanos());
     chains_.erase(done.serial);
   }
 }
