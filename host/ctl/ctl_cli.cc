@@ -83,7 +83,10 @@ class CtlParser {
   CLI::App* Command(CLI::App& parent, const std::string& name, const std::string& about,
                     CtlCommand command);
   void Json(CLI::App& sub) { sub.add_flag("--json", o_.json, "one line of JSON on stdout"); }
+  // A board index as the positional BOARD, or as --board; Finish() sets o_.board from either.
   CLI::Option* Board(CLI::App& sub, const std::string& about);
+  CLI::Option* BoardOption(CLI::App& sub, const std::string& about);
+  CLI::Option* Track(CLI::Option* board);
   CLI::Option* Hint(CLI::Option* option, ValueHint hint) {
     hints_[option] = std::move(hint);
     return option;
@@ -100,7 +103,6 @@ class CtlParser {
   std::map<const CLI::Option*, ValueHint> hints_;
   // Values parsed as text first, turned into o_'s fields by Finish().
   uint32_t board_value_ = 0;
-  CLI::Option* board_option_ = nullptr;  // The one given, if any (each command has its own).
   std::vector<CLI::Option*> board_options_;
   std::string state_ = "unfinished";
   std::string job_id_text_;  // jobs show|cancel|tail ID: checked by JobIdCheck.
@@ -152,12 +154,17 @@ CLI::App* CtlParser::Command(CLI::App& parent, const std::string& name, const st
 }
 
 CLI::Option* CtlParser::Board(CLI::App& sub, const std::string& about) {
-  CLI::Option* option = sub.add_option(about.rfind("--", 0) == 0 ? "--board" : "BOARD",
-                                       board_value_,
-                                       about.rfind("--", 0) == 0 ? about.substr(2) : about)
-                            ->check(CLI::Range(0u, static_cast<uint32_t>(INT32_MAX)));
-  board_options_.push_back(option);
-  return option;
+  return Track(sub.add_option("BOARD", board_value_, about));
+}
+
+CLI::Option* CtlParser::BoardOption(CLI::App& sub, const std::string& about) {
+  return Track(sub.add_option("--board", board_value_, about));
+}
+
+CLI::Option* CtlParser::Track(CLI::Option* board) {
+  board->check(CLI::Range(0u, static_cast<uint32_t>(INT32_MAX)));
+  board_options_.push_back(board);
+  return board;
 }
 
 void CtlParser::AddDaemonCommands() {
@@ -221,14 +228,14 @@ void CtlParser::AddDaemonCommands() {
                              "jobs finish there.",
                              CtlCommand::kUnload);
   unload->add_option("NAME", o_.name, "the model")->required();
-  Board(*unload, "--the replica on this board only");
+  BoardOption(*unload, "the replica on this board only");
   Json(*unload);
 
   CLI::App* drain = Command(app_, "drain",
                             "refuse new jobs and finish accepted ones, or drain one board\n"
                             "With --board, that board takes no new work.",
                             CtlCommand::kDrain);
-  CLI::Option* drain_board = Board(*drain, "--drain this board only");
+  CLI::Option* drain_board = BoardOption(*drain, "drain this board only");
   drain->add_flag("--evacuate", o_.evacuate,
                   "move the board's running jobs back to the queue too (another replica resumes "
                   "them, else they resume after undrain)")
@@ -238,7 +245,7 @@ void CtlParser::AddDaemonCommands() {
   CLI::App* undrain = Command(app_, "undrain",
                               "lift the operator's drain of a board (a health drain stays)",
                               CtlCommand::kUndrain);
-  Board(*undrain, "--the board")->required();
+  BoardOption(*undrain, "the board")->required();
   Json(*undrain);
 
   CLI::App* reset = Command(app_, "reset", "reset a board (its models are reloaded)",
@@ -308,7 +315,7 @@ void CtlParser::AddDaemonCommands() {
                    "PE's SRAM and fabric link, retiring failing PEs onto spares")
       ->required()
       ->check(CLI::Range(1u, 3u));
-  Board(*diag, "--the board (default: every board)");
+  BoardOption(*diag, "the board (default: every board)");
   Json(*diag);
 
   CLI::App* keys = Command(app_, "keys", "CURVE keys", CtlCommand::kNone);
