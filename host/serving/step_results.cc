@@ -37,6 +37,9 @@ void StepLoop::OnStepDone(Board& board, StepDone& done) {
       telemetry::BoardSeries& series = metrics_.Board(model->boards[k], 0);
       series.steps->Increment();
       series.device_seconds->Increment(Seconds(std::max<int64_t>(0, p.stage_busy_ns[k])));
+      // The later boards had no Step of their own in flight: they count the busy time they
+      // reported (waferctl top's utilisation); the first counts its Step's time in flight.
+      if (k > 0) boards_.at(model->boards[k]).busy_ns += std::max<int64_t>(0, p.stage_busy_ns[k]);
     }
     ++board.steps;
   } else if (live && done.status.ok()) {
@@ -106,7 +109,8 @@ void StepLoop::OnStepDone(Board& board, StepDone& done) {
     }
     const size_t before = job->output.size();
     ApplyTokens(*job, *model, r.tokens, now);
-    board.tokens_generated += job->output.size() - before;
+    // Sampled by the last board of the model's pipeline, whichever board answered the Step.
+    boards_.at(model->boards.back()).tokens_generated += job->output.size() - before;
     if (job->finished) continue;
     if (!r.status.ok()) {
       FinishRefusedSeq(*job, r.status);
