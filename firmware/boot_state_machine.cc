@@ -62,6 +62,7 @@ bool AlwaysServed(CommandKind kind) {
     case CommandKind::kReadGeometry:
     case CommandKind::kReadFaults:
     case CommandKind::kInjectFault:
+    case CommandKind::kReadFirmwareSlots:
       return true;
     case CommandKind::kBoot:
     case CommandKind::kBeginModel:
@@ -73,6 +74,7 @@ bool AlwaysServed(CommandKind kind) {
     case CommandKind::kWriteFirmwareChunk:
     case CommandKind::kCommitFirmwareImage:
     case CommandKind::kRunDiagnostic:
+    case CommandKind::kRollbackFirmware:
       return false;
   }
   return false;
@@ -80,7 +82,7 @@ bool AlwaysServed(CommandKind kind) {
 
 bool IsFirmwareUpdate(CommandKind kind) {
   return kind == CommandKind::kBeginFirmwareImage || kind == CommandKind::kWriteFirmwareChunk ||
-         kind == CommandKind::kCommitFirmwareImage;
+         kind == CommandKind::kCommitFirmwareImage || kind == CommandKind::kRollbackFirmware;
 }
 
 }  // namespace

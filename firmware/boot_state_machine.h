@@ -54,10 +54,12 @@ class BootStateMachine {
 };
 
 // True when `kind` may be served in `state`.
-//   - Always: Identify, ReadTelemetry, Reset, Heartbeat, ReadErrorLog, ReadGeometry, ReadFaults
-//     and InjectFault (what a host needs to see and recover a board in any state).
+//   - Always: Identify, ReadTelemetry, Reset, Heartbeat, ReadErrorLog, ReadGeometry, ReadFaults,
+//     InjectFault and ReadFirmwareSlots (what a host needs to see and recover a board in any
+//     state).
 //   - Boot: in PowerOn, and in Ready (idempotent).
-//   - Firmware image transfer (Begin/WriteChunk/CommitFirmwareImage): in PowerOn, Ready and
+//   - Firmware image transfer (Begin/WriteChunk/CommitFirmwareImage) and RollbackFirmware: in
+//     PowerOn, Ready and
 //     Faulted (a faulted board can be re-flashed), never while a boot is in progress (SelfTest,
 //     VerifyImage, Remap): the boot reads and may rewrite the slots and their boot-control
 //     record.

@@ -171,15 +171,17 @@ TEST(BootStateMachineTest, FullBootAndRecoveryAfterEachFailure) {
   }
 }
 
+// Image transfer and the operator's rollback: both write the slots' boot-control record.
 bool IsFirmwareUpdate(CommandKind k) {
   return k == CommandKind::kBeginFirmwareImage || k == CommandKind::kWriteFirmwareChunk ||
-         k == CommandKind::kCommitFirmwareImage;
+         k == CommandKind::kCommitFirmwareImage || k == CommandKind::kRollbackFirmware;
 }
 
+// Served in Ready only.
 bool IsModelCommand(CommandKind k) {
   return k == CommandKind::kBeginModel || k == CommandKind::kWriteWeights ||
          k == CommandKind::kCommitModel || k == CommandKind::kUnloadModel ||
-         k == CommandKind::kStep;
+         k == CommandKind::kStep || k == CommandKind::kRunDiagnostic;
 }
 
 // The documented rule of IsCommandAllowed, for every state and every command.
@@ -187,7 +189,7 @@ TEST(BootStateMachineTest, CommandGatingInEveryState) {
   for (BootState s : kStates) {
     const bool booting =
         s == S::kSelfTest || s == S::kVerifyImage || s == S::kRemap;
-    for (int k = 0; k <= static_cast<int>(CommandKind::kReadFaults); ++k) {
+    for (int k = 0; k <= static_cast<int>(CommandKind::kRollbackFirmware); ++k) {
       const CommandKind kind = static_cast<CommandKind>(k);
       SCOPED_TRACE(testing::Message() << "state " << int(s) << " command " << k);
       bool want;
@@ -198,7 +200,8 @@ TEST(BootStateMachineTest, CommandGatingInEveryState) {
       } else if (IsModelCommand(kind)) {
         want = s == S::kReady;
       } else {
-        want = true;  // Identify, telemetry, reset, heartbeat, logs, geometry, faults.
+        // Identify, telemetry, reset, heartbeat, logs, geometry, faults, firmware slots.
+        want = true;
       }
       EXPECT_EQ(IsCommandAllowed(s, kind), want);
     }

@@ -9,6 +9,7 @@
 
 #include "common/status.h"
 #include "firmware/error_log.h"
+#include "firmware/hal/firmware_flash.h"
 #include "firmware/hal/signature_verifier.h"
 #include "firmware/hal/wafer.h"
 
@@ -20,9 +21,10 @@ inline constexpr uint16_t kProtocolMajor = 1;
 // (max_frame_bytes, max_step_seqs, max_step_tokens). Minor 3: SeqSampling.sampled_before.
 // Minor 4: diagnostics (RunDiagnostic, DiagnosticReply), FaultKind kSramStuckBit and
 // kFabricLink, LogCode kDiagnosticRun. Minor 5: boards hand hidden states to each other
-// (BeginModel.next_stage, Step.from_stage, StepReply.pipeline). Minor 7: a WriteWeights chunk
-// may travel as the message's second frame (WriteWeights.attached_size,
-// IdentifyReply.attached_weights).
+// (BeginModel.next_stage, Step.from_stage, StepReply.pipeline). Minor 6: firmware slots
+// (ReadFirmwareSlots, FirmwareSlotsReply) and RollbackFirmware, LogCode kRollbackRequested.
+// Minor 7: a WriteWeights chunk may travel as the message's second frame
+// (WriteWeights.attached_size, IdentifyReply.attached_weights).
 inline constexpr uint16_t kProtocolMinor = 7;
 inline constexpr const char* kFirmwareVersion = "waferfw-1.0.0";
 
@@ -78,6 +80,8 @@ enum class CommandKind : uint8_t {
   kInjectFault,
   kReadFaults,
   kRunDiagnostic,
+  kReadFirmwareSlots,
+  kRollbackFirmware,
 };
 
 // Same values as board.fbs DiagTest.
@@ -144,7 +148,7 @@ enum class LinkError : uint8_t {
 
 enum class ReplyKind : uint8_t {
   kIdentify, kBoot, kAck, kStep, kTelemetry, kHeartbeat, kError, kErrorLog, kGeometry, kFaults,
-  kDiagnostic,
+  kDiagnostic, kFirmwareSlots,
 };
 
 // Fabric geometry as the firmware harvested it (nominal before the first self-test).
@@ -204,6 +208,31 @@ struct DiagnosticSummary {
   int64_t device_ns = 0;
 };
 
+// The longest image version a slot description carries (FirmwareSlot.version).
+inline constexpr size_t kMaxImageVersionBytes = 32;
+
+// One firmware slot (board.fbs FirmwareSlot).
+struct FirmwareSlotSummary {
+  bool valid = false;
+  uint64_t size = 0;
+  uint32_t crc32c = 0;
+  bool has_signature = false;
+  std::array<std::byte, hal::kSignatureBytes> signature{};
+  std::array<char, kMaxImageVersionBytes> version{};
+  uint32_t version_length = 0;  // 0: the image names no version.
+};
+
+// Both slots and the boot control (board.fbs FirmwareSlotsReply).
+struct FirmwareSlotsSummary {
+  uint32_t active_slot = 0;
+  uint32_t fallback_slot = 0;
+  bool pending = false;
+  uint32_t pending_slot = 0;
+  bool trial = false;
+  bool signing_key = false;
+  std::array<FirmwareSlotSummary, hal::kFirmwareSlots> slots{};
+};
+
 // One reply. `detail` is a static string. Spans point into the command processor and stay valid
 // until it handles the next command.
 // What a Step did across the boards of a pipeline (board.fbs PipelineReport).
@@ -246,6 +275,7 @@ struct Reply {
   uint64_t link_crc_errors = 0;               // kTelemetry.
   DiagnosticSummary diagnostic;               // kDiagnostic.
   std::span<const DiagFinding> findings;      // kDiagnostic.
+  FirmwareSlotsSummary firmware_slots;        // kFirmwareSlots.
 };
 
 }  // namespace wafer::fw

@@ -78,6 +78,13 @@ void CommandProcessor::Handle(const Command& cmd, Reply& reply) {
     case CommandKind::kCommitFirmwareImage:
       status = slots_.Commit(cmd.image_slot, detail);
       break;
+    case CommandKind::kReadFirmwareSlots:
+      reply.kind = ReplyKind::kFirmwareSlots;
+      slots_.Describe(reply.firmware_slots);
+      return;
+    case CommandKind::kRollbackFirmware:
+      status = slots_.RequestRollback(detail);
+      break;
     case CommandKind::kReadGeometry:
       reply.kind = ReplyKind::kGeometry;
       reply.geometry = Geometry();

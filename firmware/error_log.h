@@ -45,6 +45,7 @@ enum class LogCode : uint16_t {
   kFaultInjected = 24,
   kModelRepaired = 25,
   kDiagnosticRun = 26,
+  kRollbackRequested = 27,
 };
 
 inline constexpr size_t kLogArgs = 4;

@@ -258,4 +258,70 @@ BootVerdict FirmwareSlots::OnBootResult(bool reached_ready) {
   return BootVerdict::kRolledBack;
 }
 
+void FirmwareSlots::Describe(FirmwareSlotsSummary& out) const {
+  const hal::BootControl control = flash_.ReadBootControl();
+  out = FirmwareSlotsSummary{};
+  out.active_slot = control.active_slot;
+  out.fallback_slot = control.fallback_slot;
+  out.pending = control.pending;
+  out.pending_slot = control.pending_slot;
+  out.trial = control.trial;
+  out.signing_key = verifier_.has_key();
+  for (uint32_t slot = 0; slot < hal::kFirmwareSlots; ++slot) {
+    const hal::SlotRecord& record = control.slots[slot];
+    FirmwareSlotSummary& summary = out.slots[slot];
+    summary.valid = record.valid;
+    summary.size = record.size;
+    summary.crc32c = record.crc32c;
+    const std::span<const std::byte> mapped = flash_.MappedSlot(slot);
+    if (record.size == 0 || record.size > mapped.size()) continue;
+    const size_t size = static_cast<size_t>(record.size);
+    if (mapped.size() - size >= kTrailerBytes &&
+        std::equal(kTrailerMagic.begin(), kTrailerMagic.end(), mapped.begin() + size)) {
+      summary.has_signature = true;
+      std::copy_n(mapped.begin() + size + kMagicBytes, hal::kSignatureBytes,
+                  summary.signature.begin());
+    }
+    // The version: "waferfw-" and what follows up to the first byte outside [A-Za-z0-9._+-].
+    static constexpr char kPrefix[] = "waferfw-";
+    const size_t prefix = sizeof(kPrefix) - 1;
+    bool named = size > prefix;
+    for (size_t i = 0; named && i < prefix; ++i) named = mapped[i] == std::byte(kPrefix[i]);
+    if (!named) continue;
+    uint32_t n = 0;
+    for (; n < kMaxImageVersionBytes && n < size; ++n) {
+      const char c = static_cast<char>(mapped[n]);
+      const bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '+' || c == '-';
+      if (!word) break;
+      summary.version[n] = c;
+    }
+    summary.version_length = n;
+  }
+}
+
+Status FirmwareSlots::RequestRollback(const char*& detail) {
+  hal::BootControl control = flash_.ReadBootControl();
+  static_assert(hal::kFirmwareSlots == 2, "a rollback goes to the one other slot");
+  const uint32_t other = 1 - (control.active_slot & 1);
+  if (control.trial) {
+    detail = "the running image is on trial: reset once to confirm it (or let it roll back) "
+             "before rolling back";
+    return FailedPrecondition();
+  }
+  if (control.pending) {
+    detail = "an image already waits for the next reset";
+    return FailedPrecondition();
+  }
+  if (!control.slots[other].valid) {
+    detail = "the other firmware slot holds no valid image";
+    return FailedPrecondition();
+  }
+  control.pending = true;
+  control.pending_slot = other;
+  WAFER_RETURN_IF_ERROR(Store(control, detail));
+  log_.Append(Severity::kInfo, LogCode::kRollbackRequested, {control.active_slot, other});
+  return OkStatus();
+}
+
 }  // namespace wafer::fw

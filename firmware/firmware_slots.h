@@ -145,6 +145,21 @@ class FirmwareSlots {
 
   uint32_t active_slot() const { return flash_.ReadBootControl().active_slot; }
 
+  // Describes both slots: the boot-control record (valid, size, CRC, which runs, which is
+  // pending or on trial) and, from flash, each recorded image's signature trailer and the
+  // version its header names (the leading "waferfw-..." word, as the factory image starts).
+  void Describe(FirmwareSlotsSummary& out) const;
+
+  // An operator's rollback: the other slot's image boots at the next reset, on trial (as an
+  // accepted update does; if that boot fails, the slot running now comes back).
+  // Returns:
+  //   OK                  - pending for the next reset (logged kRollbackRequested).
+  //   FAILED_PRECONDITION - the other slot holds no valid image, the running image is itself on
+  //                         trial (reset once to confirm or reject it first), or an image
+  //                         already waits for the next reset.
+  //   UNAVAILABLE         - the boot-control record could not be written.
+  Status RequestRollback(const char*& detail);
+
  private:
   void RollBack(hal::BootControl& control);
   Status Store(const hal::BootControl& control, const char*& detail);

@@ -5,9 +5,11 @@
 
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "common/crc32c.h"
+#include "firmware/boot_state_machine.h"
 #include "firmware/command_processor.h"
 #include "firmware/testing/fake_platform.h"
 
@@ -139,6 +141,96 @@ TEST_F(FirmwareSlotsTest, ValidImageActivatesOnResetAndBootConfirmsIt) {
   // Confirmed: another reset keeps the new image.
   EXPECT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
   EXPECT_EQ(ActiveSlot(), 1u);
+}
+
+TEST_F(FirmwareSlotsTest, ReadFirmwareSlotsDescribesBothSlots) {
+  // An image whose header names its version, signed as sent.
+  const std::string header = "waferfw-2.1.0-rc1 build 7\n";
+  for (size_t i = 0; i < header.size(); ++i) image_[i] = std::byte(header[i]);
+  signature_ = testing::FakeSignatureVerifier::Sign(image_);
+  BootOk();
+  Reply r = Simple(CommandKind::kReadFirmwareSlots);
+  ASSERT_EQ(r.kind, ReplyKind::kFirmwareSlots);
+  const FirmwareSlotsSummary& before = r.firmware_slots;
+  EXPECT_EQ(before.active_slot, 0u);
+  EXPECT_FALSE(before.pending);
+  EXPECT_FALSE(before.trial);
+  EXPECT_FALSE(before.signing_key);
+  EXPECT_TRUE(before.slots[0].valid);
+  EXPECT_EQ(before.slots[0].size, testing::FakeFirmwareFlash::factory_image().size());
+  EXPECT_FALSE(before.slots[0].has_signature);  // The fake factory image is unsigned...
+  EXPECT_EQ(before.slots[0].version_length, 0u);  // ...and names no version.
+  EXPECT_FALSE(before.slots[1].valid);
+  EXPECT_EQ(before.slots[1].size, 0u);
+
+  ASSERT_EQ(SendImage(ImageCrc()), StatusCode::kOk);
+  r = Simple(CommandKind::kReadFirmwareSlots);
+  const FirmwareSlotsSummary& after = r.firmware_slots;
+  EXPECT_TRUE(after.pending);
+  EXPECT_EQ(after.pending_slot, 1u);
+  const FirmwareSlotSummary& slot = after.slots[1];
+  EXPECT_TRUE(slot.valid);
+  EXPECT_EQ(slot.size, image_.size());
+  EXPECT_EQ(slot.crc32c, ImageCrc());
+  EXPECT_TRUE(slot.has_signature);
+  EXPECT_EQ(slot.signature, signature_);
+  EXPECT_EQ(std::string(slot.version.data(), slot.version_length), "waferfw-2.1.0-rc1");
+  // Served while faulted too (a host must see what it may roll back to).
+  EXPECT_TRUE(IsCommandAllowed(BootState::kFaulted, CommandKind::kReadFirmwareSlots));
+}
+
+TEST_F(FirmwareSlotsTest, RollbackBootsTheOtherSlotOnTrialAndKeepsIt) {
+  BootOk();
+  ASSERT_EQ(SendImage(ImageCrc()), StatusCode::kOk);
+  ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+  BootOk();
+  ASSERT_EQ(ActiveSlot(), 1u);
+  ASSERT_FALSE(fake_.flash.ReadBootControl().trial);
+
+  Reply r = Simple(CommandKind::kRollbackFirmware);
+  ASSERT_EQ(r.code, StatusCode::kOk) << r.detail;
+  const std::optional<LogRecord> logged = Find(LogCode::kRollbackRequested);
+  ASSERT_TRUE(logged.has_value());
+  EXPECT_EQ(logged->args[0], 1u);
+  EXPECT_EQ(logged->args[1], 0u);
+  EXPECT_EQ(ActiveSlot(), 1u);  // Not before a reset.
+  hal::BootControl control = fake_.flash.ReadBootControl();
+  EXPECT_TRUE(control.pending);
+  EXPECT_EQ(control.pending_slot, 0u);
+
+  ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+  EXPECT_EQ(ActiveSlot(), 0u);
+  EXPECT_TRUE(fake_.flash.ReadBootControl().trial);
+  BootOk();
+  control = fake_.flash.ReadBootControl();
+  EXPECT_FALSE(control.trial);
+  EXPECT_EQ(control.active_slot, 0u);
+  EXPECT_TRUE(control.slots[1].valid);  // An operator's rollback keeps the other image.
+  EXPECT_FALSE(Logged(LogCode::kImageRolledBack));  // Not a failed image.
+  // And back again.
+  ASSERT_EQ(Simple(CommandKind::kRollbackFirmware).code, StatusCode::kOk);
+  ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);
+  BootOk();
+  EXPECT_EQ(ActiveSlot(), 1u);
+}
+
+TEST_F(FirmwareSlotsTest, RollbackNeedsAValidOtherImageAndNothingPendingOrOnTrial) {
+  BootOk();
+  Reply r = Simple(CommandKind::kRollbackFirmware);
+  EXPECT_EQ(r.code, StatusCode::kFailedPrecondition);
+  EXPECT_STREQ(r.detail, "the other firmware slot holds no valid image");
+  ASSERT_EQ(SendImage(ImageCrc()), StatusCode::kOk);
+  r = Simple(CommandKind::kRollbackFirmware);
+  EXPECT_EQ(r.code, StatusCode::kFailedPrecondition);
+  EXPECT_STREQ(r.detail, "an image already waits for the next reset");
+  ASSERT_EQ(Simple(CommandKind::kReset).code, StatusCode::kOk);  // Slot 1 on trial.
+  r = Simple(CommandKind::kRollbackFirmware);
+  EXPECT_EQ(r.code, StatusCode::kFailedPrecondition);
+  EXPECT_NE(std::string(r.detail).find("on trial"), std::string::npos) << r.detail;
+  EXPECT_FALSE(Logged(LogCode::kRollbackRequested));
+  // Never while a boot is in progress; a faulted board may roll back.
+  EXPECT_FALSE(IsCommandAllowed(BootState::kSelfTest, CommandKind::kRollbackFirmware));
+  EXPECT_TRUE(IsCommandAllowed(BootState::kFaulted, CommandKind::kRollbackFirmware));
 }
 
 TEST_F(FirmwareSlotsTest, BadImageCrcIsRefusedAndNothingActivates) {

@@ -42,6 +42,10 @@ class ForwardingBoardLink : public host::BoardLink {
     return inner_->WriteFirmwareChunk(slot, offset, data);
   }
   Status CommitFirmwareImage(uint32_t slot) override { return inner_->CommitFirmwareImage(slot); }
+  Result<host::BoardFirmwareSlots> ReadFirmwareSlots() override {
+    return inner_->ReadFirmwareSlots();
+  }
+  Status RollbackFirmware() override { return inner_->RollbackFirmware(); }
   Result<host::BoardHarvestMap> ReadGeometry() override { return inner_->ReadGeometry(); }
   Result<host::BoardFaults> ReadFaults(uint64_t from) override { return inner_->ReadFaults(from); }
   Result<host::BoardDiagnostic> RunDiagnostic(host::BoardDiagTest test, uint32_t first_row,

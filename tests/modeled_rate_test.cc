@@ -19,7 +19,7 @@
 #include "board_sim/preset.h"
 #include "common/clock.h"
 #include "host/board/zmq_board_link.h"
-#include "host/ctl/model_plan.h"
+#include "host/ctl/ctl_commands.h"
 #include "host/loader/model_source.h"
 #include "host/models/model_config.h"
 #include "host/placement/placement_planner.h"
@@ -70,12 +70,12 @@ TEST_P(ModeledRateTest, TheRuntimeAndModelPlanChargeADecodeTokenTheSame) {
   // waferctl model plan, packed (waferd's default placement), one board.
   const std::string mean_context = std::to_string(c.prompt + c.tokens_per_step / 2);
   std::ostringstream out, err;
-  ASSERT_EQ(RunModelPlanCommand({"plan", "--config", (dir_ / "config.json").string(), "--preset",
+  ASSERT_EQ(RunWaferctl({"model", "plan", "--config", (dir_ / "config.json").string(), "--preset",
                                  preset_path, "--slots", std::to_string(c.slots), "--context",
                                  std::to_string(c.context), "--prompt-tokens", mean_context,
                                  "--tokens-per-step", std::to_string(c.tokens_per_step),
                                  "--pack", "--json"},
-                                out, err),
+                                CtlIo{out, err}),
             0)
       << err.str();
   const Json plan_json = Json::parse(out.str());

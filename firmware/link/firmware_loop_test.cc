@@ -366,7 +366,7 @@ TEST_F(FirmwareLoopTest, DiagnosticCrossesTheLink) {
   const wb::BoardEnvelope* env = Serve(Finish(fbb, 21, wb::BoardMessage::RunDiagnostic,
                                               run.Union()));
   EXPECT_EQ(env->command_id(), 21u);
-  EXPECT_EQ(env->version()->minor(), kProtocolMinor);
+  EXPECT_EQ(env->version()->minor(), kProtocolMinor);  // Diagnostics came with minor 4.
   ASSERT_EQ(env->message_type(), wb::BoardMessage::DiagnosticReply);
   const wb::DiagnosticReply* r = env->message_as_DiagnosticReply();
   EXPECT_EQ(r->test(), wb::DiagTest::kSramAll);

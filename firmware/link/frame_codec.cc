@@ -26,7 +26,7 @@ static_assert(static_cast<uint8_t>(hal::FaultKind::kFabricLink) ==
 static_assert(static_cast<uint8_t>(DiagTest::kKnownAnswer) ==
                   static_cast<uint8_t>(wb::DiagTest::MAX),
               "fw::DiagTest must match board.fbs DiagTest");
-static_assert(static_cast<uint16_t>(LogCode::kDiagnosticRun) ==
+static_assert(static_cast<uint16_t>(LogCode::kRollbackRequested) ==
                   static_cast<uint16_t>(wb::LogCode::MAX),
               "fw::LogCode must match board.fbs LogCode");
 
@@ -394,6 +394,12 @@ bool FrameCodec::Decode(std::span<const std::byte> frame, std::span<const std::b
       cmd.image_slot = env->message_as_CommitFirmwareImage()->slot();
       return true;
     case wb::BoardMessage::ReadGeometry: cmd.kind = CommandKind::kReadGeometry; return true;
+    case wb::BoardMessage::ReadFirmwareSlots:
+      cmd.kind = CommandKind::kReadFirmwareSlots;
+      return true;
+    case wb::BoardMessage::RollbackFirmware:
+      cmd.kind = CommandKind::kRollbackFirmware;
+      return true;
     case wb::BoardMessage::ReadFaults:
       cmd.kind = CommandKind::kReadFaults;
       cmd.faults_from_sequence = env->message_as_ReadFaults()->from_sequence();
@@ -559,6 +565,24 @@ std::span<const std::byte> FrameCodec::Encode(const Reply& r) {
       msg = wb::CreateGeometryReply(fbb_, g.physical_rows, g.physical_cols, g.spare_cols,
                                     g.usable_width, g.usable_height, rows, dropped,
                                     g.runtime_remaps, g.harvested)
+                .Union();
+      break;
+    }
+    case ReplyKind::kFirmwareSlots: {
+      const FirmwareSlotsSummary& f = r.firmware_slots;
+      std::array<flatbuffers::Offset<wb::FirmwareSlot>, hal::kFirmwareSlots> slots;
+      for (uint32_t i = 0; i < hal::kFirmwareSlots; ++i) {
+        const FirmwareSlotSummary& x = f.slots[i];
+        auto signature = fbb_.CreateVector(reinterpret_cast<const uint8_t*>(x.signature.data()),
+                                           x.has_signature ? x.signature.size() : 0);
+        auto version = fbb_.CreateString(x.version.data(), x.version_length);
+        slots[i] = wb::CreateFirmwareSlot(fbb_, i, x.valid, x.size, x.crc32c, x.has_signature,
+                                          signature, version);
+      }
+      auto vec = fbb_.CreateVector(slots.data(), slots.size());
+      type = wb::BoardMessage::FirmwareSlotsReply;
+      msg = wb::CreateFirmwareSlotsReply(fbb_, f.active_slot, f.fallback_slot, f.pending,
+                                         f.pending_slot, f.trial, f.signing_key, vec)
                 .Union();
       break;
     }

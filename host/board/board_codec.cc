@@ -114,6 +114,14 @@ Frame EncodeReadGeometry(uint64_t id) {
   return Empty(id, wb::BoardMessage::ReadGeometry, &wb::CreateReadGeometry);
 }
 
+Frame EncodeReadFirmwareSlots(uint64_t id) {
+  return Empty(id, wb::BoardMessage::ReadFirmwareSlots, &wb::CreateReadFirmwareSlots);
+}
+
+Frame EncodeRollbackFirmware(uint64_t id) {
+  return Empty(id, wb::BoardMessage::RollbackFirmware, &wb::CreateRollbackFirmware);
+}
+
 Frame EncodeInjectFault(uint64_t id, const BoardFaultInjection& f) {
   flatbuffers::FlatBufferBuilder fbb(128);
   return Finish(fbb, id, wb::BoardMessage::InjectFault,
@@ -424,6 +432,33 @@ Result<BoardReply> DecodeBoardReply(std::span<const std::byte> frame, std::strin
       }
       g.runtime_remaps = m->runtime_remaps();
       g.harvested = m->harvested();
+      return r;
+    }
+    case wb::BoardMessage::FirmwareSlotsReply: {
+      const auto* m = env->message_as_FirmwareSlotsReply();
+      r.type = BoardReplyType::kFirmwareSlots;
+      BoardFirmwareSlots& f = r.firmware_slots;
+      f.active_slot = m->active_slot();
+      f.fallback_slot = m->fallback_slot();
+      f.pending = m->pending();
+      f.pending_slot = m->pending_slot();
+      f.trial = m->trial();
+      f.signing_key = m->signing_key();
+      if (m->slots() != nullptr) {
+        for (const wb::FirmwareSlot* x : *m->slots()) {
+          BoardFirmwareSlot slot;
+          slot.slot = x->slot();
+          slot.valid = x->valid();
+          slot.size = x->size();
+          slot.crc32c = x->crc32c();
+          slot.has_signature = x->has_signature();
+          if (x->signature() != nullptr) {
+            slot.signature.assign(x->signature()->begin(), x->signature()->end());
+          }
+          if (x->version() != nullptr) slot.version = x->version()->str();
+          f.slots.push_back(std::move(slot));
+        }
+      }
       return r;
     }
     case wb::BoardMessage::FaultReply: {

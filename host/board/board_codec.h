@@ -22,6 +22,8 @@ inline constexpr uint16_t kBoardProtocolMajor = 1;
 // Minor 4: RunDiagnostic/DiagnosticReply and the latent fault kinds (an older board answers
 // RunDiagnostic with WRONG_MESSAGE_TYPE). Minor 5: BeginModel.next_stage, Step.from_stage and
 // StepReply.pipeline: boards of a pipeline hand hidden states to each other.
+// Minor 6: ReadFirmwareSlots/FirmwareSlotsReply and RollbackFirmware (an older board answers
+// both with WRONG_MESSAGE_TYPE).
 // Minor 7: WriteWeights.attached_size and IdentifyReply.attached_weights: a chunk's bytes may
 // travel as the message's second frame, sent without a copy (an older board gets `data`).
 inline constexpr uint16_t kBoardProtocolMinor = 7;
@@ -50,6 +52,8 @@ Frame EncodeWriteFirmwareChunk(uint64_t command_id, uint32_t slot, uint64_t offs
                                std::span<const std::byte> data, uint32_t crc32c);
 Frame EncodeCommitFirmwareImage(uint64_t command_id, uint32_t slot);
 Frame EncodeReadGeometry(uint64_t command_id);
+Frame EncodeReadFirmwareSlots(uint64_t command_id);
+Frame EncodeRollbackFirmware(uint64_t command_id);
 Frame EncodeInjectFault(uint64_t command_id, const BoardFaultInjection& fault);
 Frame EncodeReadFaults(uint64_t command_id, uint64_t from_sequence);
 Frame EncodeRunDiagnostic(uint64_t command_id, BoardDiagTest test, uint32_t first_row,
@@ -57,7 +61,7 @@ Frame EncodeRunDiagnostic(uint64_t command_id, BoardDiagTest test, uint32_t firs
 
 enum class BoardReplyType : uint8_t {
   kIdentify, kBoot, kAck, kStep, kTelemetry, kHeartbeat, kError, kErrorLog, kGeometry, kFaults,
-  kDiagnostic,
+  kDiagnostic, kFirmwareSlots,
 };
 
 // A decoded reply; only the fields of `type` are set.
@@ -76,6 +80,7 @@ struct BoardReply {
   BoardHarvestMap geometry;   // kGeometry.
   BoardFaults faults;       // kFaults.
   BoardDiagnostic diagnostic;  // kDiagnostic.
+  BoardFirmwareSlots firmware_slots;  // kFirmwareSlots.
   // kError: the board's link CRC rejected the frame (it was not processed; resending is safe).
   bool frame_crc_failed = false;
 };

@@ -301,5 +301,48 @@ TEST(BoardCodecTest, MisalignedHiddenStatesAreDataLoss) {
   EXPECT_EQ(DecodeBoardReply(f, &error).status().code(), StatusCode::kDataLoss);
 }
 
+TEST(BoardCodecTest, FirmwareSlotsAndRollbackCrossBothCodecs) {
+  FirmwareCodec board;
+  EXPECT_EQ(board.Decode(EncodeReadFirmwareSlots(8)).kind, fw::CommandKind::kReadFirmwareSlots);
+  EXPECT_EQ(board.Decode(EncodeRollbackFirmware(9)).kind, fw::CommandKind::kRollbackFirmware);
+
+  fw::Reply reply;
+  reply.kind = fw::ReplyKind::kFirmwareSlots;
+  reply.command_id = 8;
+  fw::FirmwareSlotsSummary& f = reply.firmware_slots;
+  f.active_slot = 1;
+  f.fallback_slot = 0;
+  f.pending = true;
+  f.pending_slot = 0;
+  f.trial = false;
+  f.signing_key = true;
+  f.slots[0].valid = true;
+  f.slots[0].size = 28;
+  f.slots[0].crc32c = 0xCAFE;
+  f.slots[0].has_signature = true;
+  f.slots[0].signature.fill(std::byte{0x42});
+  const std::string version = "waferfw-1.0.0";
+  std::memcpy(f.slots[0].version.data(), version.data(), version.size());
+  f.slots[0].version_length = static_cast<uint32_t>(version.size());
+  const BoardReply r = board.RoundTrip(reply);
+  ASSERT_EQ(r.type, BoardReplyType::kFirmwareSlots);
+  EXPECT_EQ(r.firmware_slots.active_slot, 1u);
+  EXPECT_TRUE(r.firmware_slots.pending);
+  EXPECT_EQ(r.firmware_slots.pending_slot, 0u);
+  EXPECT_TRUE(r.firmware_slots.signing_key);
+  ASSERT_EQ(r.firmware_slots.slots.size(), 2u);
+  const BoardFirmwareSlot& slot = r.firmware_slots.slots[0];
+  EXPECT_EQ(slot.slot, 0u);
+  EXPECT_TRUE(slot.valid);
+  EXPECT_EQ(slot.size, 28u);
+  EXPECT_EQ(slot.crc32c, 0xCAFEu);
+  EXPECT_TRUE(slot.has_signature);
+  EXPECT_EQ(slot.signature, std::vector<uint8_t>(64, 0x42));
+  EXPECT_EQ(slot.version, "waferfw-1.0.0");
+  EXPECT_EQ(r.firmware_slots.slots[1].slot, 1u);
+  EXPECT_FALSE(r.firmware_slots.slots[1].valid);
+  EXPECT_TRUE(r.firmware_slots.slots[1].signature.empty());  // No trailer, no bytes.
+}
+
 }  // namespace
 }  // namespace wafer::host

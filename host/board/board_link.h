@@ -87,6 +87,17 @@ class BoardLink {
   // DATA_LOSS (image CRC), PERMISSION_DENIED (signature), FAILED_PRECONDITION (bytes missing).
   virtual Status CommitFirmwareImage(uint32_t slot) = 0;
 
+  // Both firmware slots: the boot control's record of each (valid, size, CRC), its signature
+  // trailer and header version, which slot runs, which boots next and whether the running
+  // image is on trial. UNAVAILABLE on timeout; WRONG_MESSAGE_TYPE-as-INVALID_ARGUMENT from a
+  // board older than protocol minor 5.
+  virtual Result<BoardFirmwareSlots> ReadFirmwareSlots() = 0;
+
+  // Boots the other slot's valid image at the next Reset, on trial (a failed boot returns to
+  // the slot running now). FAILED_PRECONDITION (no valid image there, the running image on
+  // trial, or an image already pending); UNAVAILABLE on timeout.
+  virtual Status RollbackFirmware() = 0;
+
   // The fabric's harvesting map: failed PEs per physical row, dropped rows, runtime remaps.
   // UNAVAILABLE on timeout; DATA_LOSS for a malformed reply.
   virtual Result<BoardHarvestMap> ReadGeometry() = 0;

@@ -88,6 +88,28 @@ struct BoardHarvestMap {
   bool harvested = false;
 };
 
+// One firmware slot (board.fbs FirmwareSlot).
+struct BoardFirmwareSlot {
+  uint32_t slot = 0;
+  bool valid = false;  // The boot control records a checked image here.
+  uint64_t size = 0;
+  uint32_t crc32c = 0;
+  bool has_signature = false;
+  std::vector<uint8_t> signature;  // 64 bytes, or empty.
+  std::string version;             // The image header's "waferfw-..." word, or empty.
+};
+
+// Both firmware slots and the boot control (ReadFirmwareSlots).
+struct BoardFirmwareSlots {
+  uint32_t active_slot = 0;
+  uint32_t fallback_slot = 0;
+  bool pending = false;  // `pending_slot` boots at the next reset, on trial.
+  uint32_t pending_slot = 0;
+  bool trial = false;  // The running image has not passed a boot yet.
+  bool signing_key = false;
+  std::vector<BoardFirmwareSlot> slots;
+};
+
 // Matches board.fbs FaultKind.
 enum class BoardFaultKind : uint8_t {
   kNone, kPeStop, kEccCorrectable, kEccUncorrectable, kLinkCrc, kThermalRunaway, kPowerCap,

@@ -151,6 +151,16 @@ class ZmqBoardLink final : public BoardLink {
     return std::move(r.geometry);
   }
 
+  Result<BoardFirmwareSlots> ReadFirmwareSlots() override {
+    WAFER_ASSIGN_OR_RETURN(BoardReply r, Call(EncodeReadFirmwareSlots, "ReadFirmwareSlots",
+                                              BoardReplyType::kFirmwareSlots));
+    return std::move(r.firmware_slots);
+  }
+
+  Status RollbackFirmware() override {
+    return Ack([&](uint64_t id) { return EncodeRollbackFirmware(id); }, "RollbackFirmware");
+  }
+
   Result<BoardFaults> ReadFaults(uint64_t from_sequence) override {
     WAFER_ASSIGN_OR_RETURN(
         BoardReply r,

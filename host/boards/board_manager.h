@@ -34,7 +34,7 @@ struct Board {
   BoardIdentity identity;
   BoardTelemetry telemetry;
   BoardDrain drain;
-  uint32_t steps_in_flight = 0;  // Sent to the worker, StepDone not yet back.
+  uint32_t steps_in_flight = 0;  // Sent to the worker, StepDone not yet back (StepSent).
   bool resetting = false;        // A ResetWork is under way: no steps until it completes.
   bool diagnosing = false;       // A DiagWork is under way (the admin front end's).
   bool heard = false;    // A BoardUpdate arrived: `state` is the worker's, not the default.
@@ -46,6 +46,25 @@ struct Board {
   uint64_t step_errors = 0;
   uint64_t heartbeat_misses = 0;
   uint64_t firmware_rollbacks = 0;
+  // Tokens sampled on this board (the last board of a pipeline) since the daemon started.
+  uint64_t tokens_generated = 0;
+  // Wall time during which a Step was in flight here: finished busy stretches, and the start
+  // of the current one (waferctl top's utilisation; BusyNanos()).
+  int64_t busy_ns = 0;
+  int64_t busy_since_ns = 0;
+
+  // A Step went to the worker / came back (or never went), at `now_ns` of the daemon's clock.
+  void StepSent(int64_t now_ns) {
+    if (steps_in_flight++ == 0) busy_since_ns = now_ns;
+  }
+  void StepReturned(int64_t now_ns) {
+    if (steps_in_flight == 0) return;
+    if (--steps_in_flight == 0) busy_ns += now_ns - busy_since_ns;
+  }
+  // Busy time up to `now_ns`, the stretch under way included.
+  int64_t BusyNanos(int64_t now_ns) const {
+    return busy_ns + (steps_in_flight > 0 ? now_ns - busy_since_ns : 0);
+  }
 
   // Ready, not resetting and not drained: new work may be placed here.
   bool accepts_work() const {

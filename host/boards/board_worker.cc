@@ -10,6 +10,7 @@
 
 #include <zmq.hpp>
 
+#include "common/crc32c.h"
 #include "common/net/owned_channel.h"
 #include "host/board/board_link.h"
 #include "host/boards/worker_messages.h"
@@ -371,6 +372,88 @@ class Driver {
       }
     }
     last_telemetry_ns_ = 0;  // Report the board again at once.
+    Send(std::make_unique<WorkerEvent>(std::move(done)));
+  }
+
+  void Handle(FirmwareInfoWork& work) {
+    FirmwareInfoDone done{work.admin_tag, work.admin_peer, OkStatus(), "",
+                          identity_.firmware_version, {}};
+    if (!link_) {
+      done.status = Unavailable();
+      done.detail = "board " + std::to_string(index_) + " is not connected";
+    } else if (auto slots = link_->ReadFirmwareSlots(); !slots.ok()) {
+      done.status = slots.status();
+      done.detail = link_->last_error();
+    } else {
+      done.slots = std::move(slots).value();
+    }
+    Send(std::make_unique<WorkerEvent>(std::move(done)));
+  }
+
+  void Handle(FirmwareUpdateWork& work) {
+    const int64_t start = clock_.NowNanos();
+    OperationDone done{OperationDone::Kind::kFirmware, work.admin_tag, work.admin_peer, "",
+                       OkStatus(), "", 0};
+    auto fail = [&](Status status, std::string detail) {
+      done.status = status;
+      done.detail = std::move(detail);
+    };
+    Result<BoardFirmwareSlots> slots =
+        link_ ? link_->ReadFirmwareSlots() : Result<BoardFirmwareSlots>(Unavailable());
+    if (!link_) {
+      fail(Unavailable(), "board " + std::to_string(index_) + " is not connected");
+    } else if (!slots.ok()) {
+      fail(slots.status(), link_->last_error());
+    } else {
+      const uint32_t target = slots->active_slot == 0 ? 1 : 0;
+      const uint64_t total = work.image.size();
+      const uint32_t crc = Crc32c(std::span<const std::byte>(work.image));
+      const size_t chunk = std::max<size_t>(4096, identity_.max_chunk_bytes == 0
+                                                      ? 65536
+                                                      : identity_.max_chunk_bytes);
+      Status s = link_->BeginFirmwareImage(target, total, crc, work.signature);
+      int64_t last_progress_ns = 0;
+      for (uint64_t offset = 0; s.ok() && offset < total; offset += chunk) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(chunk, total - offset));
+        s = link_->WriteFirmwareChunk(target, offset,
+                                      std::span<const std::byte>(work.image).subspan(offset, n));
+        const int64_t now = clock_.NowNanos();
+        if (s.ok() && (offset + n == total || now - last_progress_ns >= kProgressPeriodNs)) {
+          last_progress_ns = now;
+          Send(std::make_unique<WorkerEvent>(FirmwareProgressEvent{
+              work.admin_tag, work.admin_peer, offset + n, total, Seconds(now - start)}));
+        }
+      }
+      if (s.ok()) s = link_->CommitFirmwareImage(target);
+      if (!s.ok()) {
+        fail(s, link_->last_error());
+      } else {
+        done.detail = "image of " + std::to_string(total) + " bytes accepted into slot " +
+                      std::to_string(target) +
+                      "; it boots, on trial, at the board's next reset (waferctl reset " +
+                      std::to_string(index_) + ")";
+      }
+    }
+    done.elapsed_s = Seconds(clock_.NowNanos() - start);
+    Send(std::make_unique<WorkerEvent>(std::move(done)));
+  }
+
+  void Handle(FirmwareRollbackWork& work) {
+    OperationDone done{OperationDone::Kind::kFirmware, work.admin_tag, work.admin_peer, "",
+                       OkStatus(), "", 0};
+    if (!link_) {
+      done.status = Unavailable();
+      done.detail = "board " + std::to_string(index_) + " is not connected";
+    } else if (Status s = link_->RollbackFirmware(); !s.ok()) {
+      done.status = s;
+      done.detail = link_->last_error();
+    } else if (auto slots = link_->ReadFirmwareSlots(); slots.ok() && slots->pending) {
+      done.detail = "slot " + std::to_string(slots->pending_slot) +
+                    " boots, on trial, at the board's next reset (waferctl reset " +
+                    std::to_string(index_) + ")";
+    } else {
+      done.detail = "the other slot boots, on trial, at the board's next reset";
+    }
     Send(std::make_unique<WorkerEvent>(std::move(done)));
   }
 

@@ -85,8 +85,31 @@ struct DiagWork {
   DiagLimits limits;
 };
 
+// Reads both firmware slots; answered by a FirmwareInfoDone.
+struct FirmwareInfoWork {
+  uint64_t admin_tag = 0;
+  std::string admin_peer;
+};
+
+// Writes `image` into the slot that is not running (Begin, chunks, Commit: the board checks
+// CRC and signature). Answered by FirmwareProgressEvents, then an OperationDone kFirmware.
+struct FirmwareUpdateWork {
+  uint64_t admin_tag = 0;
+  std::string admin_peer;
+  std::vector<std::byte> image;
+  std::vector<std::byte> signature;
+};
+
+// Asks the board to boot its other slot at the next reset; answered by an OperationDone
+// kFirmware.
+struct FirmwareRollbackWork {
+  uint64_t admin_tag = 0;
+  std::string admin_peer;
+};
+
 using WorkerRequest = std::variant<StepWork, StageLoadWork, UnloadWork, ResetWork,
-                                   LogsWork, FaultWork, GeometryWork, RepairWork, DiagWork>;
+                                   LogsWork, FaultWork, GeometryWork, RepairWork, DiagWork,
+                                   FirmwareInfoWork, FirmwareUpdateWork, FirmwareRollbackWork>;
 
 // ---- worker -> step loop ----
 
@@ -118,7 +141,7 @@ struct LoadDone {
 };
 
 struct OperationDone {
-  enum class Kind : uint8_t { kUnload, kReset, kFault };
+  enum class Kind : uint8_t { kUnload, kReset, kFault, kFirmware };
   Kind kind = Kind::kUnload;
   uint64_t admin_tag = 0;
   std::string admin_peer;
@@ -187,8 +210,27 @@ struct DiagDone {
   DiagReport report;
 };
 
+struct FirmwareInfoDone {
+  uint64_t admin_tag = 0;
+  std::string admin_peer;
+  Status status;
+  std::string detail;
+  std::string running_version;  // As Identify reports it.
+  BoardFirmwareSlots slots;
+};
+
+// Bytes of a firmware image written to the board so far.
+struct FirmwareProgressEvent {
+  uint64_t admin_tag = 0;
+  std::string admin_peer;
+  uint64_t bytes_done = 0;
+  uint64_t bytes_total = 0;
+  double elapsed_s = 0;
+};
+
 using WorkerEvent = std::variant<StepDone, LoadProgressEvent, LoadDone, OperationDone,
                                  BoardUpdate, LogsDone, GeometryDone, RepairDone,
-                                 DiagProgressEvent, DiagDone>;
+                                 DiagProgressEvent, DiagDone, FirmwareInfoDone,
+                                 FirmwareProgressEvent>;
 
 }  // namespace wafer::host

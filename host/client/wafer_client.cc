@@ -108,8 +108,10 @@ Result<net::Message> ReceiveFrame(net::Socket& socket, int timeout_ms, std::stri
   if (message.status().code() == StatusCode::kDeadlineExceeded) {
     // The usual causes, named: nothing listens there, or a CURVE daemon refused this client's
     // keys in the handshake (which gives the client no error of its own).
-    *error = "no reply within " + std::to_string(timeout_ms) + " ms from " +
-             socket.last_endpoint() +
+    char waited[32];
+    std::snprintf(waited, sizeof(waited), "%.1f s", timeout_ms / 1000.0);
+    *error = "no waferd answering at " + socket.last_endpoint() + ": nothing answered within " +
+             waited +
              " (is waferd running there? a CURVE daemon answers only listed client keys)";
     return DeadlineExceeded();
   }
@@ -724,6 +726,33 @@ wafer::Status AdminClient::RunDiagnostics(
     int timeout_ms) {
   const uint64_t tag = next_tag_++;
   return Ask(host::RunDiagnostics{tag, board, level}, tag, report, timeout_ms, on_progress);
+}
+
+wafer::Status AdminClient::TailJob(uint64_t job_id, uint32_t from_seq,
+                                   const std::function<void(const JobTokens&)>& on_tokens,
+                                   int timeout_ms) {
+  const uint64_t tag = next_tag_++;
+  WAFER_RETURN_IF_ERROR(
+      SendBytes(*socket_, EncodeAdmin(host::TailJob{tag, job_id, from_seq}), &last_error_));
+  while (true) {
+    AdminMessage m;
+    WAFER_RETURN_IF_ERROR(Receive(&m, timeout_ms));
+    if (auto* t = std::get_if<JobTokens>(&m); t != nullptr && t->request_tag == tag) {
+      if (on_tokens) on_tokens(*t);
+      if (t->finished) return OkStatus();
+    } else if (auto* r = std::get_if<OperationResult>(&m); r != nullptr && r->request_tag == tag) {
+      last_error_ = std::string(ErrorCodeName(r->code)) + ": " + r->detail;
+      return FailedPrecondition();
+    } else if (auto* e = std::get_if<ErrorReply>(&m)) {
+      last_error_ = std::string(ErrorCodeName(e->code)) + ": " + e->detail;
+      return FailedPrecondition();
+    }
+  }
+}
+
+wafer::Status AdminClient::QueryFirmware(uint32_t board, FirmwareInfo* info, int timeout_ms) {
+  const uint64_t tag = next_tag_++;
+  return Ask(host::FirmwareQuery{tag, board}, tag, info, timeout_ms);
 }
 
 wafer::Status AdminClient::ShowJob(uint64_t job_id, JobDetail* detail, int timeout_ms) {

@@ -215,7 +215,7 @@ class AdminClient {
 
   Status QueryStatus(StatusReply* reply, int timeout_ms);
   // Runs an operation (LoadModel, UnloadModel, Drain, DrainBoard, ResetBoard, InjectFault,
-  // CancelJobRequest; its request_tag is set here) until its OperationResult, passing LoadProgress messages to `on_progress`. `timeout_ms`
+  // CancelJobRequest, UpdateFirmware, RollbackFirmware; its request_tag is set here) until its OperationResult, passing LoadProgress messages to `on_progress`. `timeout_ms`
   // bounds the silence between two messages, not the whole operation.
   wafer::Status Operate(AdminMessage request,
                         const std::function<void(const LoadProgress&)>& on_progress,
@@ -249,6 +249,20 @@ class AdminClient {
   wafer::Status RunDiagnostics(uint32_t board, uint32_t level,
                                const std::function<void(const DiagnosticProgress&)>& on_progress,
                                DiagnosticReport* report, int timeout_ms);
+
+  // Follows job `job_id`'s tokens from chunk `from_seq` on (admin TailJob): `on_tokens` sees
+  // every JobTokens the daemon sends, chunks and signs of life (no tokens) alike, the last one
+  // (finished) included. `timeout_ms` bounds the silence between two messages (the daemon sends
+  // a sign of life every second).
+  // Returns OK once the job ended; FAILED_PRECONDITION when the daemon refused (an unknown job,
+  // too many tails; last_error() is "CODE: detail"); DEADLINE_EXCEEDED, UNAVAILABLE, DATA_LOSS
+  // as every other call.
+  wafer::Status TailJob(uint64_t job_id, uint32_t from_seq,
+                        const std::function<void(const JobTokens&)>& on_tokens, int timeout_ms);
+
+  // Board `board`'s firmware slots. FAILED_PRECONDITION when the daemon refused (a board not
+  // configured, a board that did not answer; detail in last_error()).
+  wafer::Status QueryFirmware(uint32_t board, FirmwareInfo* info, int timeout_ms);
 
   const std::string& last_error() const { return last_error_; }
 

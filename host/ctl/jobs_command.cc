@@ -1,6 +1,5 @@
 #include "host/ctl/jobs_command.h"
 
-#include <charconv>
 #include <cstdio>
 #include <ctime>
 
@@ -15,19 +14,6 @@ using json = nlohmann::json;
 
 std::string Dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-// A whole decimal number that fits uint64_t; nothing else.
-bool ParseU64(const std::string& s, uint64_t* out) {
-  if (s.empty()) return false;
-  const char* end = s.data() + s.size();
-  auto [at, ec] = std::from_chars(s.data(), end, *out);
-  return ec == std::errc() && at == end;
-}
-
-std::string Get(const std::map<std::string, std::string>& flags, const std::string& key) {
-  auto it = flags.find(key);
-  return it == flags.end() ? std::string() : it->second;
 }
 
 std::string Ms(int64_t ns) {
@@ -63,36 +49,7 @@ json SummaryJson(const JobSummary& s) {
                s.state == JobState::kFinished ? json(s.finish_reason) : json(nullptr)}};
 }
 
-// Splits AdminClient's "CODE: detail" (a refusal) into its parts.
-void SplitRefusal(const std::string& error, std::string* code, std::string* detail) {
-  const size_t colon = error.find(": ");
-  const bool coded = colon != std::string::npos && colon > 0 &&
-                     error.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ_") >= colon;
-  *code = coded ? error.substr(0, colon) : "";
-  *detail = coded ? error.substr(colon + 2) : error;
-}
-
 }  // namespace
-
-int RequestFailed(Status s, const std::string& error, bool as_json, std::ostream& out,
-                  std::ostream& err) {
-  if (s.code() == StatusCode::kFailedPrecondition) {  // The daemon answered with a refusal.
-    std::string code, detail;
-    SplitRefusal(error, &code, &detail);
-    if (as_json) {
-      out << Dump(json{{"ok", false}, {"code", code}, {"detail", detail}}) << "\n";
-    } else {
-      err << "waferctl: " << error << "\n";
-    }
-    return kExitFailed;
-  }
-  if (as_json) {
-    out << Dump(json{{"ok", false}, {"error", s.name()}, {"detail", error}}) << "\n";
-  } else {
-    err << "waferctl: " << s.name() << ": " << error << "\n";
-  }
-  return s.code() == StatusCode::kDataLoss ? kExitProtocol : kExitUnreachable;
-}
 
 std::string FormatAge(uint64_t ms) {
   char out[32];
@@ -113,66 +70,6 @@ std::string FormatAge(uint64_t ms) {
                   static_cast<unsigned long long>(ms / 3'600'000 % 24));
   }
   return out;
-}
-
-bool ParseJobsCommand(const std::vector<std::string>& words,
-                      const std::map<std::string, std::string>& flags, JobsCommand* out,
-                      std::string* error) {
-  *out = JobsCommand{};
-  if (words.empty() || (words.size() == 1 && words[0] == "list")) {
-    out->kind = JobsCommand::Kind::kList;
-  } else if (words.size() == 2 && (words[0] == "show" || words[0] == "cancel")) {
-    out->kind = words[0] == "show" ? JobsCommand::Kind::kShow : JobsCommand::Kind::kCancel;
-    if (!ParseU64(words[1], &out->job_id) || out->job_id == 0) {
-      *error = "jobs " + words[0] + " takes a job id (a positive integer), not '" + words[1] +
-               "'";
-      return false;
-    }
-    for (const char* list_only : {"tenant", "state", "limit"}) {
-      if (flags.count(list_only) > 0) {
-        *error = std::string("--") + list_only + " filters the list; jobs " + words[0] +
-                 " takes none";
-        return false;
-      }
-    }
-    return true;
-  } else {
-    *error = "jobs takes no words, 'list', 'show ID' or 'cancel ID'";
-    return false;
-  }
-  out->list.tenant = Get(flags, "tenant");
-  if (out->list.tenant.size() > kMaxJobTenantFilterBytes) {
-    *error = "--tenant is longer than " + std::to_string(kMaxJobTenantFilterBytes) + " bytes";
-    return false;
-  }
-  static const std::pair<const char*, JobStateFilter> kStates[] = {
-      {"unfinished", JobStateFilter::kUnfinished}, {"queued", JobStateFilter::kQueued},
-      {"running", JobStateFilter::kRunning},       {"finished", JobStateFilter::kFinished},
-      {"all", JobStateFilter::kAll}};
-  if (flags.count("state") > 0) {
-    const std::string state = Get(flags, "state");
-    bool known = false;
-    for (const auto& [name, filter] : kStates) {
-      if (state == name) {
-        out->list.state = filter;
-        known = true;
-      }
-    }
-    if (!known) {
-      *error = "--state takes queued, running, finished, unfinished or all, not '" + state + "'";
-      return false;
-    }
-  }
-  out->list.limit = kDefaultJobListLimit;
-  if (flags.count("limit") > 0) {
-    uint64_t limit = 0;
-    if (!ParseU64(Get(flags, "limit"), &limit) || limit == 0 || limit > kMaxJobListLimit) {
-      *error = "--limit takes 1 to " + std::to_string(kMaxJobListLimit);
-      return false;
-    }
-    out->list.limit = static_cast<uint32_t>(limit);
-  }
-  return true;
 }
 
 void RenderJobList(const JobList& list, bool as_json, std::ostream& out) {

@@ -3,12 +3,12 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <ostream>
 #include <string>
 #include <vector>
 
 #include "host/client/wafer_client.h"
+#include "host/ctl/ctl_output.h"
 #include "host/wire/messages.h"
 
 namespace wafer::host {
@@ -21,13 +21,6 @@ struct JobsCommand {
   uint64_t job_id = 0;  // kShow, kCancel.
 };
 
-// Parses the words after "jobs" (none or "list"; "show ID"; "cancel ID") and the flags
-// (--tenant T, --state queued|running|finished|unfinished|all, --limit 1..10000; only for the
-// list). False with `error` (one line, for a usage error) when they do not fit.
-bool ParseJobsCommand(const std::vector<std::string>& words,
-                      const std::map<std::string, std::string>& flags, JobsCommand* out,
-                      std::string* error);
-
 // Writes `list` as a table with a header, or as one line of JSON
 // ({"ok":true,"jobs":[...],"total":N,"truncated":B}).
 void RenderJobList(const JobList& list, bool as_json, std::ostream& out);
@@ -36,13 +29,6 @@ void RenderJobList(const JobList& list, bool as_json, std::ostream& out);
 // ("in 5.0s", "passed").
 void RenderJobDetail(const JobDetail& detail, bool as_json, int64_t now_unix_ms,
                      std::ostream& out);
-
-// Prints why a request to the daemon got no answer of its kind (`s` and `error`, the client's
-// last_error()) and returns the exit code: kExitFailed when the daemon refused (with --json,
-// {"ok":false,"code":...,"detail":...}), kExitUnreachable or kExitProtocol otherwise
-// ({"ok":false,"error":...,"detail":...}).
-int RequestFailed(Status s, const std::string& error, bool as_json, std::ostream& out,
-                  std::ostream& err);
 
 // "850ms", "12.3s", "5m02s", "3h04m", "2d03h".
 std::string FormatAge(uint64_t ms);

@@ -8,64 +8,6 @@
 namespace wafer::host {
 namespace {
 
-using Flags = std::map<std::string, std::string>;
-
-TEST(JobsCommandTest, ParsesListShowAndCancel) {
-  JobsCommand c;
-  std::string error;
-  ASSERT_TRUE(ParseJobsCommand({}, {}, &c, &error)) << error;
-  EXPECT_EQ(c.kind, JobsCommand::Kind::kList);
-  EXPECT_EQ(c.list.state, JobStateFilter::kUnfinished);
-  EXPECT_EQ(c.list.tenant, "");
-  EXPECT_EQ(c.list.limit, kDefaultJobListLimit);
-
-  ASSERT_TRUE(ParseJobsCommand({"list"},
-                               Flags{{"tenant", "team-a"}, {"state", "all"}, {"limit", "10000"},
-                                     {"json", ""}},
-                               &c, &error))
-      << error;
-  EXPECT_EQ(c.list.tenant, "team-a");
-  EXPECT_EQ(c.list.state, JobStateFilter::kAll);
-  EXPECT_EQ(c.list.limit, 10000u);
-  for (const auto& [word, filter] :
-       std::vector<std::pair<std::string, JobStateFilter>>{{"queued", JobStateFilter::kQueued},
-                                                           {"running", JobStateFilter::kRunning},
-                                                           {"finished", JobStateFilter::kFinished},
-                                                           {"unfinished",
-                                                            JobStateFilter::kUnfinished}}) {
-    ASSERT_TRUE(ParseJobsCommand({}, Flags{{"state", word}}, &c, &error)) << word;
-    EXPECT_EQ(c.list.state, filter) << word;
-  }
-
-  // Job ids are random 64-bit numbers: the largest parses.
-  ASSERT_TRUE(ParseJobsCommand({"show", "18446744073709551615"}, {}, &c, &error)) << error;
-  EXPECT_EQ(c.kind, JobsCommand::Kind::kShow);
-  EXPECT_EQ(c.job_id, 18446744073709551615ull);
-  ASSERT_TRUE(ParseJobsCommand({"cancel", "42"}, {}, &c, &error)) << error;
-  EXPECT_EQ(c.kind, JobsCommand::Kind::kCancel);
-  EXPECT_EQ(c.job_id, 42u);
-}
-
-TEST(JobsCommandTest, RefusesWordsAndFlagsThatDoNotFit) {
-  JobsCommand c;
-  std::string error;
-  EXPECT_FALSE(ParseJobsCommand({}, Flags{{"state", "done"}}, &c, &error));
-  EXPECT_NE(error.find("--state"), std::string::npos) << error;
-  for (const char* limit : {"0", "10001", "-1", "ten", ""}) {
-    EXPECT_FALSE(ParseJobsCommand({}, Flags{{"limit", limit}}, &c, &error)) << limit;
-    EXPECT_NE(error.find("--limit"), std::string::npos) << error;
-  }
-  EXPECT_FALSE(ParseJobsCommand({}, Flags{{"tenant", std::string(257, 't')}}, &c, &error));
-  EXPECT_FALSE(ParseJobsCommand({"show"}, {}, &c, &error));
-  EXPECT_FALSE(ParseJobsCommand({"show", "0"}, {}, &c, &error));
-  EXPECT_FALSE(ParseJobsCommand({"show", "18446744073709551616"}, {}, &c, &error));
-  EXPECT_FALSE(ParseJobsCommand({"cancel", "12x"}, {}, &c, &error));
-  EXPECT_FALSE(ParseJobsCommand({"cancel", "1", "2"}, {}, &c, &error));
-  EXPECT_FALSE(ParseJobsCommand({"cancel", "1"}, Flags{{"tenant", "a"}}, &c, &error));
-  EXPECT_NE(error.find("--tenant"), std::string::npos) << error;
-  EXPECT_FALSE(ParseJobsCommand({"kill", "1"}, {}, &c, &error));
-}
-
 TEST(JobsCommandTest, FormatsAges) {
   EXPECT_EQ(FormatAge(0), "0ms");
   EXPECT_EQ(FormatAge(999), "999ms");

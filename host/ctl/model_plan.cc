@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "board_sim/preset.h"
+#include "host/ctl/exit_codes.h"
 #include "board_sim/timing_model.h"
 #include "host/config/daemon_config.h"
 #include "host/models/model_config.h"
@@ -15,32 +16,7 @@
 namespace wafer::host {
 namespace {
 
-constexpr int kExitOk = 0;
-constexpr int kExitFailed = 1;
-constexpr int kExitUsage = 2;
-
 using Json = nlohmann::ordered_json;
-
-const char* kPlanUsage =
-    "usage: waferctl model plan --config CONFIG.json --preset wse3|wse2|mini|PATH.yaml\n"
-    "           [--boards N] [--slots S] [--context C] [--prompt-tokens P] [--fabric WxH] "
-    "[--tokens-per-step T] [--pack] [--json]\n";
-
-bool ParseU32(const std::string& s, uint32_t* out) {
-  if (s.empty() || s.size() > 10 || s.find_first_not_of("0123456789") != std::string::npos) {
-    return false;
-  }
-  const uint64_t v = std::stoull(s);
-  if (v > UINT32_MAX) return false;
-  *out = static_cast<uint32_t>(v);
-  return true;
-}
-
-bool ParseFabric(const std::string& s, uint32_t* w, uint32_t* h) {
-  const size_t x = s.find_first_of("xX");
-  return x != std::string::npos && ParseU32(s.substr(0, x), w) && ParseU32(s.substr(x + 1), h) &&
-         *w > 0 && *h > 0;
-}
 
 // The inter-wafer term of one pass of `tokens` positions of `seqs` sequences over `boards`
 // pipelined boards (see PipelineTime): (boards - 1) hops, each the link's latency plus the
@@ -159,57 +135,17 @@ sim::WaferStages BoardStages(const Plan& plan, uint32_t board) {
   return stages;
 }
 
-int RunModelPlanCommand(const std::vector<std::string>& args, std::ostream& out,
-                        std::ostream& err) {
-  size_t i = 0;
-  if (i < args.size() && args[i] == "model") ++i;
-  if (i >= args.size() || args[i] != "plan") {
-    err << kPlanUsage;
-    return kExitUsage;
-  }
-  ++i;
-  std::map<std::string, std::string> flags;
-  bool as_json = false;
-  bool pack = false;
-  static const char* kValued[] = {"config", "preset", "boards", "slots",
-                                  "context", "prompt-tokens", "fabric", "tokens-per-step"};
-  for (; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--json") {
-      as_json = true;
-      continue;
-    }
-    if (a == "--pack") {
-      pack = true;
-      continue;
-    }
-    const bool known = a.rfind("--", 0) == 0 &&
-                       std::any_of(std::begin(kValued), std::end(kValued),
-                                   [&](const char* k) { return a.substr(2) == k; });
-    if (!known || i + 1 >= args.size()) {
-      err << "waferctl model plan: unexpected or incomplete argument '" << a << "'\n" << kPlanUsage;
-      return kExitUsage;
-    }
-    flags[a.substr(2)] = args[++i];
-  }
-  if (!flags.count("config") || !flags.count("preset")) {
-    err << "waferctl model plan: --config and --preset are required\n" << kPlanUsage;
-    return kExitUsage;
-  }
-  uint32_t boards = 1, slots = 1, context = 0, prompt = 0, fw = 0, fh = 0;
-  uint32_t tokens_per_step = DaemonConfig{}.decode_tokens_per_step;
-  auto number = [&](const char* key, uint32_t* v) {
-    if (!flags.count(key)) return true;
-    if (ParseU32(flags[key], v) && *v > 0) return true;
-    err << "waferctl model plan: --" << key << " must be a positive integer\n";
-    return false;
-  };
-  if (!number("boards", &boards) || !number("slots", &slots) || !number("context", &context) ||
-      !number("prompt-tokens", &prompt) || !number("tokens-per-step", &tokens_per_step)) {
-    return kExitUsage;
-  }
-  if (flags.count("fabric") && !ParseFabric(flags["fabric"], &fw, &fh)) {
-    err << "waferctl model plan: --fabric must be WxH, e.g. 400x600\n";
+int RunModelPlan(const ModelPlanOptions& options, std::ostream& out, std::ostream& err) {
+  const bool as_json = options.json;
+  const bool pack = options.pack;
+  uint32_t boards = options.boards, slots = options.slots, context = options.context,
+           prompt = options.prompt_tokens;
+  const uint32_t fw = options.fabric_width, fh = options.fabric_height;
+  static const uint32_t kDaemonTokensPerStep = DaemonConfig{}.decode_tokens_per_step;
+  const uint32_t tokens_per_step =
+      options.tokens_per_step != 0 ? options.tokens_per_step : kDaemonTokensPerStep;
+  if (boards == 0 || slots == 0) {
+    err << "waferctl model plan: --boards and --slots must be positive\n";
     return kExitUsage;
   }
 
@@ -221,9 +157,9 @@ int RunModelPlanCommand(const std::vector<std::string>& args, std::ostream& out,
     return kExitFailed;
   };
   std::string detail;
-  auto config = LoadModelConfig(flags["config"], &detail);
+  auto config = LoadModelConfig(options.config, &detail);
   if (!config.ok()) return fail(config.status().name(), detail);
-  auto preset = sim::LoadPreset(flags["preset"], &detail);
+  auto preset = sim::LoadPreset(options.preset, &detail);
   if (!preset.ok()) return fail(preset.status().name(), detail);
   const ModelArch& arch = config->arch;
   if (context == 0) context = std::min<uint32_t>(8192, arch.max_position);
@@ -290,7 +226,7 @@ int RunModelPlanCommand(const std::vector<std::string>& args, std::ostream& out,
   if (as_json) {
     Json j;
     j["fits"] = true;
-    j["model"] = {{"config", flags["config"]},
+    j["model"] = {{"config", options.config},
                   {"parameters", config->param_count},
                   {"layers", arch.num_layers},
                   {"hidden", arch.hidden_size}};
@@ -316,7 +252,7 @@ int RunModelPlanCommand(const std::vector<std::string>& args, std::ostream& out,
   }
   char line[256];
   std::snprintf(line, sizeof line, "model: %s, %.2f B parameters, %u layers; preset %s\n",
-                flags["config"].c_str(), config->param_count / 1e9, arch.num_layers,
+                options.config.c_str(), config->param_count / 1e9, arch.num_layers,
                 preset->name.c_str());
   out << line << PlanSummary(*plan);
   out << (pack ? "layout: packed (each band the fewest rows; the rest of the region is left to "

@@ -1,5 +1,7 @@
 #include "host/ctl/model_plan.h"
 
+#include "host/ctl/ctl_commands.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -34,9 +36,11 @@ struct CmdRun {
   std::string out, err;
 };
 
+// Runs `waferctl model ARGS` through waferctl's parser (a leading "model" may be left out).
 CmdRun Plan(std::vector<std::string> args) {
   std::ostringstream out, err;
-  const int code = RunModelPlanCommand(args, out, err);
+  if (args.empty() || args[0] != "model") args.insert(args.begin(), "model");
+  const int code = RunWaferctl(args, CtlIo{out, err});
   return {code, out.str(), err.str()};
 }
 

@@ -461,6 +461,12 @@ void Daemon::OnWorkerEvent(Board& board, WorkerEvent& event) {
     return p.admin_frontend.OnDiagProgress(board, *progress);
   }
   if (auto* diag = std::get_if<DiagDone>(&event)) return p.admin_frontend.OnDiagDone(board, *diag);
+  if (auto* firmware = std::get_if<FirmwareInfoDone>(&event)) {
+    return p.admin_frontend.OnFirmwareInfoDone(board, *firmware);
+  }
+  if (auto* flashing = std::get_if<FirmwareProgressEvent>(&event)) {
+    return p.admin_frontend.OnFirmwareProgress(board, *flashing);
+  }
   if (auto* op = std::get_if<OperationDone>(&event)) {
     switch (op->kind) {
       case OperationDone::Kind::kUnload:
@@ -473,6 +479,7 @@ void Daemon::OnWorkerEvent(Board& board, WorkerEvent& event) {
         p.models.StartPendingLoads();  // Reloads wait for the reset to finish.
         break;
       case OperationDone::Kind::kFault:
+      case OperationDone::Kind::kFirmware:
         break;
     }
     p.admin_frontend.FinishOperation(op->admin_peer, op->admin_tag, op->status, op->detail,

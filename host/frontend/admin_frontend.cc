@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
+#include <tuple>
 #include <type_traits>
 
 #include "host/board/board_codec.h"
@@ -39,6 +41,11 @@ std::string Describe(const AdminMessage& message) {
           out = "ClearHealthIncident board=" + std::to_string(m.board);
         } else if constexpr (std::is_same_v<T, CancelJobRequest>) {
           out = "CancelJob job=" + std::to_string(m.job_id);
+        } else if constexpr (std::is_same_v<T, UpdateFirmware>) {
+          out = "UpdateFirmware board=" + std::to_string(m.board) +
+                " bytes=" + std::to_string(m.image.size());
+        } else if constexpr (std::is_same_v<T, RollbackFirmware>) {
+          out = "RollbackFirmware board=" + std::to_string(m.board);
         } else {
           out = "message #" + std::to_string(AdminMessage(m).index());
         }
@@ -82,11 +89,12 @@ void AdminFrontend::Pump(int burst) {
         OnFrame(peer, key, p);
       },
       [this](const std::string& peer, const ErrorReply& refusal) { Send(peer, refusal); });
+  PumpTails();
 }
 
-void AdminFrontend::Send(const std::string& peer, const AdminMessage& message) {
+bool AdminFrontend::Send(const std::string& peer, const AdminMessage& message) {
   const std::string bytes = EncodeAdmin(message);
-  socket_.Send(peer, std::as_bytes(std::span<const char>(bytes)));
+  return socket_.Send(peer, std::as_bytes(std::span<const char>(bytes)));
 }
 
 void AdminFrontend::SendProgress(const std::string& peer, const LoadProgress& progress) {
@@ -122,6 +130,8 @@ void AdminFrontend::OnFrame(const std::string& peer, const ClientKeyConfig* key,
                      std::holds_alternative<ListJobs>(message) ||
                      std::holds_alternative<ShowJob>(message) ||
                      std::holds_alternative<HealthQuery>(message) ||
+                     std::holds_alternative<TailJob>(message) ||
+                     std::holds_alternative<FirmwareQuery>(message) ||
                      std::holds_alternative<Heartbeat>(message);
   const std::string who = key != nullptr ? key->name : "anonymous";
   if (!reads) {
@@ -175,6 +185,14 @@ void AdminFrontend::OnFrame(const std::string& peer, const ClientKeyConfig* key,
     OnClearHealth(peer, *clear);
   } else if (auto* diag = std::get_if<RunDiagnostics>(&message)) {
     OnRunDiagnostics(peer, *diag);
+  } else if (auto* tail = std::get_if<TailJob>(&message)) {
+    OnTailJob(peer, *tail);
+  } else if (auto* firmware = std::get_if<FirmwareQuery>(&message)) {
+    OnFirmwareQuery(peer, *firmware);
+  } else if (auto* update = std::get_if<UpdateFirmware>(&message)) {
+    OnUpdateFirmware(peer, *update);
+  } else if (auto* rollback = std::get_if<RollbackFirmware>(&message)) {
+    OnRollbackFirmware(peer, *rollback);
   } else if (auto* beat = std::get_if<Heartbeat>(&message)) {
     if (!beat->is_reply) Send(peer, Heartbeat{beat->sent_ns, true});
   } else {
@@ -206,6 +224,9 @@ BoardInfo AdminFrontend::InfoOf(const Board& b) const {
   info.power_w = b.telemetry.power_w;
   info.steps = b.steps;
   info.drain = b.drain.Describe();
+  info.region_temp_c = b.telemetry.region_temp_c;
+  info.busy_s = static_cast<double>(b.BusyNanos(clock_.NowNanos())) / 1e9;
+  info.tokens_generated = b.tokens_generated;
   return info;
 }
 
@@ -229,6 +250,41 @@ void AdminFrontend::OnStatus(const std::string& peer, const StatusQuery& query) 
   r.draining = !job_frontend_.accepting();
   r.job_endpoint = job_frontend_.endpoint();
   r.metrics_url = metrics_url_;
+  // Queues by class, once per model name.
+  const std::vector<PriorityClassConfig>& classes = config_.scheduling.classes;
+  for (const auto& [replica, m] : models_.models()) {
+    if (std::any_of(r.queues.begin(), r.queues.end(),
+                    [&](const ModelQueue& q) { return q.model == m->name; })) {
+      continue;
+    }
+    ModelQueue queue{m->name, {}};
+    for (uint32_t cls = 0; cls < classes.size(); ++cls) {
+      queue.classes.push_back(ClassQueue{
+          classes[cls].name, static_cast<uint32_t>(scheduler_.QueuedInClass(m->name, cls))});
+    }
+    r.queues.push_back(std::move(queue));
+  }
+  // Tenants: those with jobs under way, then those that generated the most.
+  std::map<std::string, TenantActivity> tenants;
+  jobs_.ForEachUnfinished([&](JobRecord& job) {
+    TenantActivity& t = tenants[job.tenant];
+    (job.state == JobState::kRunning ? t.running : t.queued) += 1;
+  });
+  for (const auto& [tenant, tokens] : jobs_.tokens_by_tenant()) {
+    tenants[tenant].tokens_generated = tokens;
+  }
+  for (auto& [name, t] : tenants) {
+    t.tenant = name;
+    r.tenants.push_back(std::move(t));
+  }
+  std::sort(r.tenants.begin(), r.tenants.end(),
+            [](const TenantActivity& a, const TenantActivity& b) {
+              return std::make_tuple(a.running + a.queued > 0, a.running, a.queued,
+                                     a.tokens_generated) >
+                     std::make_tuple(b.running + b.queued > 0, b.running, b.queued,
+                                     b.tokens_generated);
+            });
+  if (r.tenants.size() > kMaxStatusTenants) r.tenants.resize(kMaxStatusTenants);
   Send(peer, r);
 }
 

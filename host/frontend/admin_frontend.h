@@ -72,12 +72,15 @@ class AdminFrontend final : public OperationSink {
   void OnLogsDone(const Board& board, LogsDone& done);
   void OnDiagProgress(const Board& board, const DiagProgressEvent& event);
   void OnDiagDone(Board& board, DiagDone& done);
+  void OnFirmwareInfoDone(const Board& board, FirmwareInfoDone& done);
+  void OnFirmwareProgress(const Board& board, const FirmwareProgressEvent& event);
 
  private:
   // `key` is the caller's client key (CURVE), or nullptr (plaintext: anonymous, may do all).
   void OnFrame(const std::string& peer, const ClientKeyConfig* key,
                std::span<const std::byte> payload);
-  void Send(const std::string& peer, const AdminMessage& message);
+  // True when the message left (a vanished or backlogged peer loses it).
+  bool Send(const std::string& peer, const AdminMessage& message);
   void OnStatus(const std::string& peer, const StatusQuery& query);
   void OnLoad(const std::string& peer, const LoadModel& load);
   // False (the client told PERMISSION_DENIED) when `path` resolves outside the model roots.
@@ -98,6 +101,18 @@ class AdminFrontend final : public OperationSink {
 
   // ---- diagnostics (admin_diagnostics.cc) ----
   void OnRunDiagnostics(const std::string& peer, const RunDiagnostics& run);
+
+  // ---- jobs tail (admin_tail.cc) ----
+  // Starts following a job's chunks for `peer` (TailJob); PumpTails() sends them.
+  void OnTailJob(const std::string& peer, const TailJob& tail);
+  // Sends each tail the chunks its job made since the last call, a sign of life after a
+  // second without any, and the job's end (which ends the tail). Called every Pump().
+  void PumpTails();
+
+  // ---- firmware (admin_firmware.cc) ----
+  void OnFirmwareQuery(const std::string& peer, const FirmwareQuery& query);
+  void OnUpdateFirmware(const std::string& peer, UpdateFirmware& update);
+  void OnRollbackFirmware(const std::string& peer, const RollbackFirmware& rollback);
 
   // ---- jobs (admin_jobs.cc) ----
   void OnListJobs(const std::string& peer, const ListJobs& list);
@@ -134,6 +149,14 @@ class AdminFrontend final : public OperationSink {
   };
   std::deque<HeldReply> held_;  // In the order they were sent.
   std::map<uint32_t, int64_t> diag_started_ns_;  // Per board: when its diagnostics began.
+  struct Tail {
+    std::string peer;
+    uint64_t tag = 0;
+    uint64_t job_id = 0;
+    uint32_t next_seq = 0;     // The next chunk to send.
+    int64_t last_sent_ns = 0;  // When the last message went (a sign of life follows 1 s later).
+  };
+  std::vector<Tail> tails_;  // At most kMaxJobTails.
 };
 
 }  // namespace wafer::host

@@ -175,7 +175,10 @@ void AdminFrontend::SendWhenDurable(const std::string& peer, const AdminMessage&
   // What the reply tells is in the open transaction (the next generation) or in one already
   // committed; earlier held replies go first either way.
   const uint64_t needs = store_.written() + (store_.dirty() ? 1 : 0);
-  if (needs <= store_.durable() && held_.empty()) return Send(peer, message);
+  if (needs <= store_.durable() && held_.empty()) {
+    Send(peer, message);
+    return;
+  }
   held_.push_back(HeldReply{needs, peer, EncodeAdmin(message)});
 }
 

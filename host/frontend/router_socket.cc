@@ -101,16 +101,18 @@ void RouterSocket::DrainRefusedHandshakes(AuditLog& audit) {
   });
 }
 
-void RouterSocket::Send(const std::string& peer, std::span<const std::byte> payload) {
+bool RouterSocket::Send(const std::string& peer, std::span<const std::byte> payload) {
   if (!socket_) {
     metrics_.Dropped(name_, "socket_closed").Increment();
-    return;
+    return false;
   }
   const net::SendOutcome outcome = net::SendToPeer(*socket_, peer, payload);
   // kPeerGone: the peer disconnected. Its job keeps running; ResumeStream replays it.
   if (outcome != net::SendOutcome::kSent) {
     metrics_.Dropped(name_, net::SendOutcomeName(outcome)).Increment();
+    return false;
   }
+  return true;
 }
 
 }  // namespace wafer::host

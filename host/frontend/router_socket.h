@@ -66,8 +66,8 @@ class RouterSocket {
             const std::function<void(const std::string&, const ErrorReply&)>& on_refused);
 
   // Sends [peer, payload] without blocking. A backlogged or vanished peer loses the message,
-  // counted in wafer_dropped_messages_total{socket, reason}.
-  void Send(const std::string& peer, std::span<const std::byte> payload);
+  // counted in wafer_dropped_messages_total{socket, reason}. True when it was sent.
+  bool Send(const std::string& peer, std::span<const std::byte> payload);
 
  private:
   zmq::context_t& context_;

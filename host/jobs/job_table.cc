@@ -101,6 +101,12 @@ Status JobTable::AppendChunk(JobRecord& job, std::span<const uint32_t> tokens,
   job.chunk_texts.push_back(text);
   job.output.insert(job.output.end(), tokens.begin(), tokens.end());
   tokens_streamed_ += tokens.size();
+  auto counter = tokens_by_tenant_.find(job.tenant);
+  if (counter == tokens_by_tenant_.end()) {
+    const bool room = tokens_by_tenant_.size() < kMaxTenantCounters;
+    counter = tokens_by_tenant_.try_emplace(room ? job.tenant : kOtherTenants, 0).first;
+  }
+  counter->second += tokens.size();
   return store_.ChunkAppended(job, job.chunk_starts.size() - 1);
 }
 

@@ -72,6 +72,12 @@ class JobTable {
   uint64_t finished_count() const { return finished_count_; }
   uint64_t retained_bytes() const { return retained_bytes_; }
   uint64_t tokens_streamed() const { return tokens_streamed_; }
+  // Tokens streamed per tenant since the table was made (waferctl top). The first
+  // kMaxTenantCounters tenants seen have their own count; later ones are counted together
+  // under kOtherTenants, so a client inventing tenant names cannot grow this without bound.
+  static constexpr size_t kMaxTenantCounters = 1024;
+  static constexpr const char* kOtherTenants = "(other)";
+  const std::map<std::string, uint64_t>& tokens_by_tenant() const { return tokens_by_tenant_; }
   size_t size() const { return store_.size(); }
 
  private:
@@ -92,6 +98,7 @@ class JobTable {
   std::deque<uint64_t> finished_order_;
   uint64_t finished_count_ = 0;
   uint64_t tokens_streamed_ = 0;
+  std::map<std::string, uint64_t> tokens_by_tenant_;
 };
 
 }  // namespace wafer::host

@@ -77,6 +77,33 @@ TEST(JobTableTest, ChunksAndRequeueRebuildThePrefill) {
   EXPECT_EQ(job.prefill_fed, 0u);
 }
 
+TEST(JobTableTest, TokensAreCountedPerTenantWithABoundOnTenants) {
+  InMemoryJobStore store;
+  JobTable table(store, 10, kNoByteLimit);
+  const std::vector<uint32_t> two = {1, 2};
+  JobRecord& a = *table.Add(Request("team-a", "")).value();
+  JobRecord& b = *table.Add(Request("team-b", "")).value();
+  ASSERT_TRUE(table.AppendChunk(a, two, "").ok());
+  ASSERT_TRUE(table.AppendChunk(a, two, "").ok());
+  ASSERT_TRUE(table.AppendChunk(b, two, "").ok());
+  EXPECT_EQ(table.tokens_by_tenant().at("team-a"), 4u);
+  EXPECT_EQ(table.tokens_by_tenant().at("team-b"), 2u);
+  // Past kMaxTenantCounters tenants, new ones share one counter.
+  for (size_t i = table.tokens_by_tenant().size(); i < JobTable::kMaxTenantCounters; ++i) {
+    JobRecord& job = *table.Add(Request("t" + std::to_string(i), "")).value();
+    ASSERT_TRUE(table.AppendChunk(job, two, "").ok());
+  }
+  EXPECT_EQ(table.tokens_by_tenant().size(), JobTable::kMaxTenantCounters);
+  JobRecord& late = *table.Add(Request("late-comer", "")).value();
+  ASSERT_TRUE(table.AppendChunk(late, two, "").ok());
+  JobRecord& later = *table.Add(Request("later-still", "")).value();
+  ASSERT_TRUE(table.AppendChunk(later, two, "").ok());
+  EXPECT_EQ(table.tokens_by_tenant().count("late-comer"), 0u);
+  EXPECT_EQ(table.tokens_by_tenant().at(JobTable::kOtherTenants), 4u);
+  ASSERT_TRUE(table.AppendChunk(a, two, "").ok());  // Known tenants keep their own count.
+  EXPECT_EQ(table.tokens_by_tenant().at("team-a"), 6u);
+}
+
 TEST(JobTableTest, FinishRecordsTimingsAndRetentionForgetsTheOldest) {
   InMemoryJobStore store;
   JobTable table(store, 2, kNoByteLimit);

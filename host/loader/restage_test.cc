@@ -305,6 +305,8 @@ class ScriptedLink final : public BoardLink {
   }
   Status CommitFirmwareImage(uint32_t) override { return Unimplemented(); }
   Result<BoardHarvestMap> ReadGeometry() override { return Unimplemented(); }
+  Result<BoardFirmwareSlots> ReadFirmwareSlots() override { return Unimplemented(); }
+  Status RollbackFirmware() override { return Unimplemented(); }
   Result<BoardDiagnostic> RunDiagnostic(BoardDiagTest, uint32_t, uint32_t) override {
     return Unimplemented();
   }

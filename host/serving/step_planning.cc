@@ -200,10 +200,10 @@ bool StepLoop::PlanStep(Board& board, ModelRecord& model) {
     chain.seqs = step.seqs;
     for (SeqStep& seq : step.seqs) seq.generate = 0;
   }
-  ++board.steps_in_flight;
+  board.StepSent(clock_.NowNanos());
   if (!boards_.Send(board.index, std::move(work))) {
     // The worker is gone (shutdown); nothing will answer this step.
-    --board.steps_in_flight;
+    board.StepReturned(clock_.NowNanos());
     std::fprintf(stderr, "waferd: board %u worker channel refused a step\n", board.index);
     return false;
   }

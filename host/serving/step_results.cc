@@ -22,9 +22,9 @@ JobRecord* StepLoop::JobOfStep(uint64_t id, uint64_t serial) {
 }
 
 void StepLoop::OnStepDone(Board& board, StepDone& done) {
-  if (board.steps_in_flight > 0) --board.steps_in_flight;
-  planner_.Recycle(std::move(done.seqs));  // Reused by a later plan.
   const int64_t now = clock_.NowNanos();
+  board.StepReturned(now);
+  planner_.Recycle(std::move(done.seqs));  // Reused by a later plan.
   ModelRecord* model = models_.FindById(done.model_id);
   // Results for a model that lost a board (or was removed) are void: its jobs were re-queued
   // when it was lost and will be recomputed.
@@ -37,6 +37,9 @@ void StepLoop::OnStepDone(Board& board, StepDone& done) {
       telemetry::BoardSeries& series = metrics_.Board(model->boards[k], 0);
       series.steps->Increment();
       series.device_seconds->Increment(Seconds(std::max<int64_t>(0, p.stage_busy_ns[k])));
+      // The later boards had no Step of their own in flight: they count the busy time they
+      // reported (waferctl top's utilisation); the first counts its Step's time in flight.
+      if (k > 0) boards_.at(model->boards[k]).busy_ns += std::max<int64_t>(0, p.stage_busy_ns[k]);
     }
     ++board.steps;
   } else if (live && done.status.ok()) {
@@ -104,7 +107,10 @@ void StepLoop::OnStepDone(Board& board, StepDone& done) {
       FinishJob(*job, job->cancel_reason);
       continue;
     }
+    const size_t before = job->output.size();
     ApplyTokens(*job, *model, r.tokens, now);
+    // Sampled by the last board of the model's pipeline, whichever board answered the Step.
+    boards_.at(model->boards.back()).tokens_generated += job->output.size() - before;
     if (job->finished) continue;
     if (!r.status.ok()) {
       FinishRefusedSeq(*job, r.status);
@@ -184,9 +190,9 @@ void StepLoop::ForwardStep(Chain& chain, ModelRecord& model, StepDone& done) {
   }
   chain.seqs = std::move(kept);
   Board& next = boards_.at(model.boards[chain.stage]);
-  ++next.steps_in_flight;
+  next.StepSent(clock_.NowNanos());
   if (step.seqs.empty() || !boards_.Send(next.index, std::move(work))) {
-    --next.steps_in_flight;
+    next.StepReturned(clock_.NowNanos());
     chains_.erase(done.serial);
   }
 }

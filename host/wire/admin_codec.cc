@@ -17,25 +17,42 @@ std::string Str(const fb::String* s) { return s ? s->str() : std::string(); }
 
 using Encoded = std::pair<wa::AdminMessage, fb::Offset<void>>;
 
+template <typename T, typename V>
+std::vector<T> Vec(const fb::Vector<V>* v) {
+  return v ? std::vector<T>(v->begin(), v->end()) : std::vector<T>();
+}
+
 fb::Offset<wa::BoardInfo> EncodeBoardInfo(fb::FlatBufferBuilder& b, const BoardInfo& x) {
-  return wa::CreateBoardInfo(b, x.index, b.CreateString(x.endpoint),
-                             static_cast<wa::BoardState>(x.state), b.CreateString(x.board_id),
-                             b.CreateString(x.preset), b.CreateString(x.firmware_version),
-                             x.usable_pes, x.sram_bytes, x.sram_used_bytes, x.max_temperature_c,
-                             x.power_w, x.steps, b.CreateString(x.drain));
+  auto endpoint = b.CreateString(x.endpoint);
+  auto board_id = b.CreateString(x.board_id);
+  auto preset = b.CreateString(x.preset);
+  auto firmware = b.CreateString(x.firmware_version);
+  auto drain = b.CreateString(x.drain);
+  auto temps = b.CreateVector(x.region_temp_c);
+  return wa::CreateBoardInfo(b, x.index, endpoint, static_cast<wa::BoardState>(x.state), board_id,
+                             preset, firmware, x.usable_pes, x.sram_bytes, x.sram_used_bytes,
+                             x.max_temperature_c, x.power_w, x.steps, drain, temps, x.busy_s,
+                             x.tokens_generated);
 }
 
 BoardInfo DecodeBoardInfo(const wa::BoardInfo* x) {
   if (x == nullptr) return BoardInfo{};
-  return BoardInfo{x->index(), Str(x->endpoint()), static_cast<BoardState>(x->state()),
-                   Str(x->board_id()), Str(x->preset()), Str(x->firmware_version()),
-                   x->usable_pes(), x->sram_bytes(), x->sram_used_bytes(), x->max_temperature_c(),
-                   x->power_w(), x->steps(), Str(x->drain())};
+  return BoardInfo{x->index(),           Str(x->endpoint()),       static_cast<BoardState>(x->state()),
+                   Str(x->board_id()),   Str(x->preset()),         Str(x->firmware_version()),
+                   x->usable_pes(),      x->sram_bytes(),          x->sram_used_bytes(),
+                   x->max_temperature_c(), x->power_w(),           x->steps(),
+                   Str(x->drain()),      Vec<float>(x->region_temp_c()), x->busy_s(),
+                   x->tokens_generated()};
 }
 
-template <typename T, typename V>
-std::vector<T> Vec(const fb::Vector<V>* v) {
-  return v ? std::vector<T>(v->begin(), v->end()) : std::vector<T>();
+// A job state read off the wire: one this build does not know is kUnknown.
+JobState DecodeJobState(wa::JobState wire) {
+  switch (wire) {
+    case wa::JobState::kQueued: return JobState::kQueued;
+    case wa::JobState::kRunning: return JobState::kRunning;
+    case wa::JobState::kFinished: return JobState::kFinished;
+    default: return JobState::kUnknown;
+  }
 }
 
 fb::Offset<wa::JobSummary> EncodeJobSummary(fb::FlatBufferBuilder& b, const JobSummary& x) {
@@ -130,10 +147,27 @@ struct Encoder {
     auto mv = b.CreateVector(models);
     auto job_ep = b.CreateString(m.job_endpoint);
     auto metrics = b.CreateString(m.metrics_url);
+    std::vector<fb::Offset<wa::ModelQueue>> queues;
+    for (const ModelQueue& q : m.queues) {
+      std::vector<fb::Offset<wa::ClassQueue>> classes;
+      for (const ClassQueue& c : q.classes) {
+        classes.push_back(wa::CreateClassQueue(b, b.CreateString(c.name), c.queued));
+      }
+      auto model = b.CreateString(q.model);
+      auto cv = b.CreateVector(classes);
+      queues.push_back(wa::CreateModelQueue(b, model, cv));
+    }
+    auto qv = b.CreateVector(queues);
+    std::vector<fb::Offset<wa::TenantActivity>> tenants;
+    for (const TenantActivity& t : m.tenants) {
+      tenants.push_back(wa::CreateTenantActivity(b, b.CreateString(t.tenant), t.queued, t.running,
+                                                 t.tokens_generated));
+    }
+    auto tv = b.CreateVector(tenants);
     return {wa::AdminMessage::StatusReply,
             wa::CreateStatusReply(b, m.request_tag, version, m.uptime_s, bv, mv, m.jobs_queued,
                                   m.jobs_running, m.jobs_finished, m.tokens_generated, m.draining,
-                                  job_ep, metrics)
+                                  job_ep, metrics, qv, tv)
                 .Union()};
   }
   Encoded operator()(const LoadModel& m) {
@@ -314,6 +348,49 @@ struct Encoder {
     return {wa::AdminMessage::CancelJobRequest,
             wa::CreateCancelJobRequest(b, m.request_tag, m.job_id).Union()};
   }
+  Encoded operator()(const TailJob& m) {
+    return {wa::AdminMessage::TailJob,
+            wa::CreateTailJob(b, m.request_tag, m.job_id, m.from_seq).Union()};
+  }
+  Encoded operator()(const JobTokens& m) {
+    auto tokens = b.CreateVector(m.tokens);
+    auto text = b.CreateString(m.text);
+    auto reason = b.CreateString(m.finish_reason);
+    return {wa::AdminMessage::JobTokens,
+            wa::CreateJobTokens(b, m.request_tag, m.job_id, m.seq, tokens, text,
+                                static_cast<wa::JobState>(m.state), m.tokens_generated,
+                                m.finished, reason)
+                .Union()};
+  }
+  Encoded operator()(const FirmwareQuery& m) {
+    return {wa::AdminMessage::FirmwareQuery,
+            wa::CreateFirmwareQuery(b, m.request_tag, m.board).Union()};
+  }
+  Encoded operator()(const FirmwareInfo& m) {
+    std::vector<fb::Offset<wa::FirmwareSlotInfo>> slots;
+    for (const FirmwareSlotInfo& x : m.slots) {
+      auto signature = b.CreateVector(x.signature);
+      auto version = b.CreateString(x.version);
+      slots.push_back(wa::CreateFirmwareSlotInfo(b, x.slot, x.valid, x.size, x.crc32c,
+                                                 x.is_signed, signature, version));
+    }
+    auto running = b.CreateString(m.running_version);
+    auto sv = b.CreateVector(slots);
+    return {wa::AdminMessage::FirmwareInfo,
+            wa::CreateFirmwareInfo(b, m.request_tag, m.board, m.active_slot, running, m.pending,
+                                   m.pending_slot, m.trial, m.fallback_slot, m.signing_key, sv)
+                .Union()};
+  }
+  Encoded operator()(const UpdateFirmware& m) {
+    auto image = b.CreateVector(m.image);
+    auto signature = b.CreateVector(m.signature);
+    return {wa::AdminMessage::UpdateFirmware,
+            wa::CreateUpdateFirmware(b, m.request_tag, m.board, image, signature).Union()};
+  }
+  Encoded operator()(const RollbackFirmware& m) {
+    return {wa::AdminMessage::RollbackFirmware,
+            wa::CreateRollbackFirmware(b, m.request_tag, m.board).Union()};
+  }
   Encoded operator()(const ErrorReply& m) {
     auto detail = b.CreateString(m.detail);
     return {wa::AdminMessage::wafer_wire_ErrorReply,
@@ -374,6 +451,23 @@ bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeErro
       r.draining = m->draining();
       r.job_endpoint = Str(m->job_endpoint());
       r.metrics_url = Str(m->metrics_url());
+      if (m->queues() != nullptr) {
+        for (const wa::ModelQueue* q : *m->queues()) {
+          ModelQueue queue{Str(q->model()), {}};
+          if (q->classes() != nullptr) {
+            for (const wa::ClassQueue* c : *q->classes()) {
+              queue.classes.push_back(ClassQueue{Str(c->name()), c->queued()});
+            }
+          }
+          r.queues.push_back(std::move(queue));
+        }
+      }
+      if (m->tenants() != nullptr) {
+        for (const wa::TenantActivity* t : *m->tenants()) {
+          r.tenants.push_back(
+              TenantActivity{Str(t->tenant()), t->queued(), t->running(), t->tokens_generated()});
+        }
+      }
       *out = std::move(r);
       return true;
     }
@@ -663,6 +757,58 @@ bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeErro
         }
       }
       *out = std::move(r);
+      return true;
+    }
+    case wa::AdminMessage::TailJob: {
+      const auto* m = env->message_as_TailJob();
+      error->request_tag = m->request_tag();
+      if (m->job_id() == 0) return fail(ErrorCode::kInvalidArgument, "TailJob.job_id: 0 is no job id");
+      *out = TailJob{m->request_tag(), m->job_id(), m->from_seq()};
+      return true;
+    }
+    case wa::AdminMessage::JobTokens: {
+      const auto* m = env->message_as_JobTokens();
+      *out = JobTokens{m->request_tag(),          m->job_id(),      m->seq(),
+                       Vec<uint32_t>(m->tokens()), Str(m->text()),   DecodeJobState(m->state()),
+                       m->tokens_generated(),      m->finished(),    Str(m->finish_reason())};
+      return true;
+    }
+    case wa::AdminMessage::FirmwareQuery: {
+      const auto* m = env->message_as_FirmwareQuery();
+      *out = FirmwareQuery{m->request_tag(), m->board()};
+      return true;
+    }
+    case wa::AdminMessage::FirmwareInfo: {
+      const auto* m = env->message_as_FirmwareInfo();
+      FirmwareInfo r;
+      r.request_tag = m->request_tag();
+      r.board = m->board();
+      r.active_slot = m->active_slot();
+      r.running_version = Str(m->running_version());
+      r.pending = m->pending();
+      r.pending_slot = m->pending_slot();
+      r.trial = m->trial();
+      r.fallback_slot = m->fallback_slot();
+      r.signing_key = m->signing_key();
+      if (m->slots() != nullptr) {
+        for (const wa::FirmwareSlotInfo* x : *m->slots()) {
+          r.slots.push_back(FirmwareSlotInfo{x->slot(), x->valid(), x->size(), x->crc32c(),
+                                             x->has_signature(), Vec<uint8_t>(x->signature()),
+                                             Str(x->version())});
+        }
+      }
+      *out = std::move(r);
+      return true;
+    }
+    case wa::AdminMessage::UpdateFirmware: {
+      const auto* m = env->message_as_UpdateFirmware();
+      *out = UpdateFirmware{m->request_tag(), m->board(), Vec<uint8_t>(m->image()),
+                            Vec<uint8_t>(m->signature())};
+      return true;
+    }
+    case wa::AdminMessage::RollbackFirmware: {
+      const auto* m = env->message_as_RollbackFirmware();
+      *out = RollbackFirmware{m->request_tag(), m->board()};
       return true;
     }
     default:  // A value read off the wire: NONE or a type this version does not know.

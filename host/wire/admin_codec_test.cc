@@ -223,5 +223,64 @@ TEST(AdminCodecTest, DiagnosticsRoundTripEveryFieldAndRefuseALevelOutOfRange) {
   EXPECT_EQ(r.tests[1].outcome, WireDiagOutcome::kSkip);
 }
 
+TEST(AdminCodecTest, TailJobAndJobTokensRoundTripAndJobZeroIsRefused) {
+  const auto tail = std::get<TailJob>(RoundTrip(TailJob{5, 1234567890123ull, 17}));
+  EXPECT_EQ(tail.request_tag, 5u);
+  EXPECT_EQ(tail.job_id, 1234567890123ull);
+  EXPECT_EQ(tail.from_seq, 17u);
+  const auto tokens = std::get<JobTokens>(RoundTrip(
+      JobTokens{5, 99, 3, {7, 8, 9}, "abc", JobState::kFinished, 42, true, "length"}));
+  EXPECT_EQ(tokens.job_id, 99u);
+  EXPECT_EQ(tokens.seq, 3u);
+  EXPECT_EQ(tokens.tokens, (std::vector<uint32_t>{7, 8, 9}));
+  EXPECT_EQ(tokens.text, "abc");
+  EXPECT_EQ(tokens.state, JobState::kFinished);
+  EXPECT_EQ(tokens.tokens_generated, 42u);
+  EXPECT_TRUE(tokens.finished);
+  EXPECT_EQ(tokens.finish_reason, "length");
+  const DecodeError e = Refusal(TailJob{6, 0, 0});
+  EXPECT_EQ(e.code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(e.request_tag, 6u);
+  EXPECT_NE(e.detail.find("TailJob.job_id"), std::string::npos);
+}
+
+TEST(AdminCodecTest, FirmwareMessagesRoundTripEveryField) {
+  EXPECT_EQ(std::get<FirmwareQuery>(RoundTrip(FirmwareQuery{1, 3})).board, 3u);
+  FirmwareInfo info;
+  info.request_tag = 2;
+  info.board = 1;
+  info.active_slot = 1;
+  info.running_version = "waferfw-1.0.0";
+  info.pending = true;
+  info.pending_slot = 0;
+  info.trial = true;
+  info.fallback_slot = 0;
+  info.signing_key = true;
+  info.slots = {FirmwareSlotInfo{0, true, 28, 0xDEADBEEF, true, std::vector<uint8_t>(64, 9),
+                                 "waferfw-1.0.0"},
+                FirmwareSlotInfo{1, false, 0, 0, false, {}, ""}};
+  const auto got = std::get<FirmwareInfo>(RoundTrip(info));
+  EXPECT_EQ(got.board, 1u);
+  EXPECT_EQ(got.active_slot, 1u);
+  EXPECT_EQ(got.running_version, "waferfw-1.0.0");
+  EXPECT_TRUE(got.pending);
+  EXPECT_TRUE(got.trial);
+  EXPECT_TRUE(got.signing_key);
+  ASSERT_EQ(got.slots.size(), 2u);
+  EXPECT_TRUE(got.slots[0].valid);
+  EXPECT_EQ(got.slots[0].size, 28u);
+  EXPECT_EQ(got.slots[0].crc32c, 0xDEADBEEFu);
+  EXPECT_TRUE(got.slots[0].is_signed);
+  EXPECT_EQ(got.slots[0].signature, std::vector<uint8_t>(64, 9));
+  EXPECT_EQ(got.slots[0].version, "waferfw-1.0.0");
+  EXPECT_FALSE(got.slots[1].valid);
+  const auto update = std::get<UpdateFirmware>(
+      RoundTrip(UpdateFirmware{4, 2, {1, 2, 3}, std::vector<uint8_t>(64, 5)}));
+  EXPECT_EQ(update.board, 2u);
+  EXPECT_EQ(update.image, (std::vector<uint8_t>{1, 2, 3}));
+  EXPECT_EQ(update.signature.size(), 64u);
+  EXPECT_EQ(std::get<RollbackFirmware>(RoundTrip(RollbackFirmware{5, 3})).board, 3u);
+}
+
 }  // namespace
 }  // namespace wafer::host

@@ -173,7 +173,9 @@ TEST(AdminCodecTest, StatusReplyRoundTrips) {
   r.version = "0.1.0";
   r.boards.push_back(BoardInfo{0, "inproc://board0", BoardState::kReady, "sim-0", "mini", "1.0",
                                4096, 1 << 20, 1 << 10, 41.5f, 900.0f, 12,
-                               "operator (evacuate)"});
+                               "operator (evacuate)", {38.0f, 41.5f}, 7.25, 4321});
+  r.queues.push_back(ModelQueue{"demo", {{"interactive", 2}, {"batch", 9}}});
+  r.tenants.push_back(TenantActivity{"team-a", 1, 2, 777});
   r.models.push_back(ModelInfo{"demo", "/m", ModelState::kReady, 2, 100, 400, 1024, 64, 3, {2, 0}});
   r.jobs_finished = 10;
   AdminMessage out;
@@ -184,6 +186,20 @@ TEST(AdminCodecTest, StatusReplyRoundTrips) {
   EXPECT_EQ(d.boards[0].state, BoardState::kReady);
   EXPECT_FLOAT_EQ(d.boards[0].max_temperature_c, 41.5f);
   EXPECT_EQ(d.boards[0].drain, "operator (evacuate)");
+  // Protocol minor 5: what waferctl top shows.
+  EXPECT_EQ(d.boards[0].region_temp_c, (std::vector<float>{38.0f, 41.5f}));
+  EXPECT_DOUBLE_EQ(d.boards[0].busy_s, 7.25);
+  EXPECT_EQ(d.boards[0].tokens_generated, 4321u);
+  ASSERT_EQ(d.queues.size(), 1u);
+  EXPECT_EQ(d.queues[0].model, "demo");
+  ASSERT_EQ(d.queues[0].classes.size(), 2u);
+  EXPECT_EQ(d.queues[0].classes[1].name, "batch");
+  EXPECT_EQ(d.queues[0].classes[1].queued, 9u);
+  ASSERT_EQ(d.tenants.size(), 1u);
+  EXPECT_EQ(d.tenants[0].tenant, "team-a");
+  EXPECT_EQ(d.tenants[0].queued, 1u);
+  EXPECT_EQ(d.tenants[0].running, 2u);
+  EXPECT_EQ(d.tenants[0].tokens_generated, 777u);
   ASSERT_EQ(d.models.size(), 1u);
   EXPECT_EQ(d.models[0].slots_used, 3u);
   EXPECT_EQ(d.models[0].boards, (std::vector<uint32_t>{2, 0}));

@@ -14,7 +14,10 @@ namespace wafer::host {
 inline constexpr uint16_t kProtocolMajor = 1;
 // Minor 3: health (HealthQuery, HealthReply, ClearHealthIncident), replicas in Capacity.
 // Minor 4: diagnostics (RunDiagnostics, DiagnosticProgress, DiagnosticReport).
-inline constexpr uint16_t kProtocolMinor = 4;
+// Minor 5: waferctl top's figures (BoardInfo region temperatures, busy time, tokens; StatusReply
+// queues by class and tenants), jobs tail (TailJob, JobTokens) and firmware slots
+// (FirmwareQuery, FirmwareInfo, UpdateFirmware, RollbackFirmware).
+inline constexpr uint16_t kProtocolMinor = 5;
 
 // Same values as common.fbs ErrorCode.
 enum class ErrorCode : uint16_t {
@@ -255,6 +258,9 @@ struct BoardInfo {
   float power_w = 0;
   uint64_t steps = 0;
   std::string drain;  // The reasons in force, with modes; empty when not drained.
+  std::vector<float> region_temp_c;  // Per die region, as last read.
+  double busy_s = 0;                 // Wall seconds with a Step in flight, since start.
+  uint64_t tokens_generated = 0;     // Sampled on this board since start.
 };
 
 struct ModelInfo {
@@ -270,6 +276,23 @@ struct ModelInfo {
   std::vector<uint32_t> boards;  // Pipeline order; `board` is the first.
 };
 
+struct ClassQueue {
+  std::string name;
+  uint32_t queued = 0;
+};
+
+struct ModelQueue {
+  std::string model;
+  std::vector<ClassQueue> classes;  // Class order.
+};
+
+struct TenantActivity {
+  std::string tenant;
+  uint32_t queued = 0;
+  uint32_t running = 0;
+  uint64_t tokens_generated = 0;  // Since the daemon started.
+};
+
 struct StatusReply {
   uint64_t request_tag = 0;
   std::string version;
@@ -283,7 +306,12 @@ struct StatusReply {
   bool draining = false;
   std::string job_endpoint;
   std::string metrics_url;
+  std::vector<ModelQueue> queues;
+  std::vector<TenantActivity> tenants;  // Busiest first, at most kMaxStatusTenants.
 };
+
+// StatusReply.tenants holds at most this many.
+inline constexpr size_t kMaxStatusTenants = 32;
 
 struct LoadModel {
   uint64_t request_tag = 0;
@@ -575,11 +603,74 @@ struct DiagnosticReport {
   double elapsed_s = 0;
 };
 
+// Follows a job's chunks (admin.fbs TailJob); answered by JobTokens.
+struct TailJob {
+  uint64_t request_tag = 0;
+  uint64_t job_id = 0;
+  uint32_t from_seq = 0;
+};
+
+// Most tails the daemon follows at once; more are RESOURCE_EXHAUSTED.
+inline constexpr size_t kMaxJobTails = 64;
+
+struct JobTokens {
+  uint64_t request_tag = 0;
+  uint64_t job_id = 0;
+  uint32_t seq = 0;  // The chunk's; without tokens, the next one expected.
+  std::vector<uint32_t> tokens;
+  std::string text;
+  JobState state = JobState::kUnknown;
+  uint32_t tokens_generated = 0;
+  bool finished = false;
+  std::string finish_reason;
+};
+
+struct FirmwareQuery {
+  uint64_t request_tag = 0;
+  uint32_t board = 0;
+};
+
+struct FirmwareSlotInfo {
+  uint32_t slot = 0;
+  bool valid = false;
+  uint64_t size = 0;
+  uint32_t crc32c = 0;
+  bool is_signed = false;
+  std::vector<uint8_t> signature;  // 64 bytes, or empty.
+  std::string version;             // From the image's header; empty when it names none.
+};
+
+struct FirmwareInfo {
+  uint64_t request_tag = 0;
+  uint32_t board = 0;
+  uint32_t active_slot = 0;
+  std::string running_version;
+  bool pending = false;
+  uint32_t pending_slot = 0;
+  bool trial = false;
+  uint32_t fallback_slot = 0;
+  bool signing_key = false;
+  std::vector<FirmwareSlotInfo> slots;
+};
+
+struct UpdateFirmware {
+  uint64_t request_tag = 0;
+  uint32_t board = 0;
+  std::vector<uint8_t> image;
+  std::vector<uint8_t> signature;
+};
+
+struct RollbackFirmware {
+  uint64_t request_tag = 0;
+  uint32_t board = 0;
+};
+
 using AdminMessage =
     std::variant<StatusQuery, StatusReply, LoadModel, LoadProgress, UnloadModel, Drain, ResetBoard,
                  OperationResult, Heartbeat, ErrorReply, ReadBoardLog, BoardLogReply, InjectFault,
                  ShowBoard, BoardDetail, DrainBoard, ListJobs, JobList, ShowJob, JobDetail,
                  CancelJobRequest, HealthQuery, HealthReply, ClearHealthIncident, RunDiagnostics,
-                 DiagnosticProgress, DiagnosticReport>;
+                 DiagnosticProgress, DiagnosticReport, TailJob, JobTokens, FirmwareQuery,
+                 FirmwareInfo, UpdateFirmware, RollbackFirmware>;
 
 }  // namespace wafer::host

@@ -1,0 +1,65 @@
+#include "host/ctl/ctl_output.h"
+
+#include <cstdio>
+
+#include "host/ctl/exit_codes.h"
+
+namespace wafer::host {
+namespace {
+
+using json = nlohmann::json;
+
+// Splits AdminClient's "CODE: detail" (a refusal) into its parts.
+void SplitRefusal(const std::string& error, std::string* code, std::string* detail) {
+  const size_t colon = error.find(": ");
+  const bool coded = colon != std::string::npos && colon > 0 &&
+                     error.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ_") >= colon;
+  *code = coded ? error.substr(0, colon) : "";
+  *detail = coded ? error.substr(colon + 2) : error;
+}
+
+}  // namespace
+
+std::string DumpJson(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+int RequestFailed(Status s, const std::string& error, bool as_json, std::ostream& out,
+                  std::ostream& err) {
+  if (s.code() == StatusCode::kFailedPrecondition) {  // The daemon answered with a refusal.
+    std::string code, detail;
+    SplitRefusal(error, &code, &detail);
+    if (as_json) {
+      out << DumpJson(json{{"ok", false}, {"code", code}, {"detail", detail}}) << "\n";
+    } else {
+      err << "waferctl: " << error << "\n";
+    }
+    return kExitFailed;
+  }
+  if (as_json) {
+    out << DumpJson(json{{"ok", false}, {"error", s.name()}, {"detail", error}}) << "\n";
+  } else if (s.code() == StatusCode::kDeadlineExceeded) {
+    err << "waferctl: " << error << "\n";  // The client's line names endpoint and wait.
+  } else {
+    err << "waferctl: " << s.name() << ": " << error << "\n";
+  }
+  return s.code() == StatusCode::kDataLoss ? kExitProtocol : kExitUnreachable;
+}
+
+int ReportOperation(Status s, const OperationResult& r, const std::string& error, bool as_json,
+                    std::ostream& out, std::ostream& err) {
+  if (!s.ok()) return RequestFailed(s, error, as_json, out, err);
+  const bool ok = r.code == ErrorCode::kNone;
+  if (as_json) {
+    out << DumpJson(json{{"ok", ok}, {"code", ErrorCodeName(r.code)}, {"detail", r.detail},
+                         {"elapsed_s", r.elapsed_s}})
+        << "\n";
+  } else if (ok) {
+    char elapsed[32];
+    std::snprintf(elapsed, sizeof(elapsed), " (%.2f s)", r.elapsed_s);
+    out << r.detail << elapsed << "\n";
+  } else {
+    err << "waferctl: " << ErrorCodeName(r.code) << ": " << r.detail << "\n";
+  }
+  return ok ? kExitOk : kExitFailed;
+}
+
+}  // namespace wafer::host
