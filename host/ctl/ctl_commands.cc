@@ -32,15 +32,6 @@ namespace {
 
 using json = nlohmann::json;
 
-[[gnu::format(printf, 1, 2)]] std::string Fmt(const char* format, ...) {
-  char buffer[512];
-  va_list args;
-  va_start(args, format);
-  std::vsnprintf(buffer, sizeof(buffer), format, args);
-  va_end(args);
-  return buffer;
-}
-
 // A client that could not be made: a malformed endpoint is the command line's fault.
 int ConnectFailed(Status s, const std::string& endpoint, const std::string& error,
                   const CtlOptions& o, const CtlIo& io) {

@@ -1,10 +1,20 @@
 #include "host/ctl/ctl_output.h"
 
+#include <cstdarg>
 #include <cstdio>
 
 #include "host/ctl/exit_codes.h"
 
 namespace wafer::host {
+
+std::string Fmt(const char* format, ...) {
+  char buffer[512];
+  va_list args;
+  va_start(args, format);
+  std::vsnprintf(buffer, sizeof(buffer), format, args);
+  va_end(args);
+  return buffer;
+}
 namespace {
 
 using json = nlohmann::json;

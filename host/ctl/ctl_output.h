@@ -12,6 +12,9 @@
 
 namespace wafer::host {
 
+// printf into a string, for aligned text (at most 511 bytes; longer output is cut).
+[[gnu::format(printf, 1, 2)]] std::string Fmt(const char* format, ...);
+
 // `j` as one line; invalid UTF-8 (a model's partial characters) is replaced, never thrown on.
 std::string DumpJson(const nlohmann::json& j);
 

@@ -5,20 +5,13 @@
 #include <cstdio>
 #include <tuple>
 
+#include "host/ctl/ctl_output.h"
+
 namespace wafer::host {
 namespace {
 
 using json = nlohmann::json;
 
-std::string Fmt(const char* format, ...) __attribute__((format(printf, 1, 2)));
-std::string Fmt(const char* format, ...) {
-  char buffer[512];
-  va_list args;
-  va_start(args, format);
-  std::vsnprintf(buffer, sizeof(buffer), format, args);
-  va_end(args);
-  return buffer;
-}
 
 std::string Uptime(double s) {
   const uint64_t t = static_cast<uint64_t>(s);
