@@ -10,7 +10,7 @@
 
 #include "common/crc32c.h"
 #include "firmware/testing/fake_platform.h"
-#include "firmware/testing/queue_port.h"
+#include "tests/firmware_queue_port.h"
 #include "schemas/board_generated.h"
 
 namespace wafer::fw {

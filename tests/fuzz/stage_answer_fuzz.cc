@@ -10,7 +10,7 @@
 #include "common/crc32c.h"
 #include "firmware/link/firmware_loop.h"
 #include "firmware/testing/fake_platform.h"
-#include "firmware/testing/queue_port.h"
+#include "tests/firmware_queue_port.h"
 #include "host/board/board_codec.h"
 #include "schemas/board_generated.h"
 #include "tests/fuzz/fuzz_target.h"

@@ -1,4 +1,5 @@
-// hal::HostPort over two queues, for tests: frames pushed to `in` are received in order (none:
+// hal::HostPort over two queues, for the firmware's tests and fuzz targets (host-side code: it uses
+// the heap, so it lives outside firmware/): frames pushed to `in` are received in order (none:
 // DEADLINE_EXCEEDED at once), each with the next entry of `attachments` as its attachment (none
 // when that runs out), and every frame sent lands in `out`.
 #pragma once
