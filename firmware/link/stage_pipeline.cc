@@ -69,7 +69,7 @@ void StagePipeline::Run(const Command& cmd, const CommandProcessor::NextStageInf
   if (next.stage.has_embedding) {
     RunFirst(cmd, next, reply);
   } else {
-    RunMiddle(cmd, next, reply);
+    RunMiddle(cmd, reply);
   }
 }
 
@@ -271,12 +271,10 @@ bool StagePipeline::SendPass(const Command& cmd, uint32_t m) {
   }
   if (forward == 0) return true;
   in_flight_id_[m] = next_command_id_;
-  return Forward(step.model_id, forward, outcomes);
+  return Forward(step.model_id, forward);
 }
 
-bool StagePipeline::Forward(uint32_t model_id, size_t count,
-                            std::span<const hal::SeqOutcome> outcomes) {
-  (void)outcomes;  // views_[j].hidden_in already points into them.
+bool StagePipeline::Forward(uint32_t model_id, size_t count) {
   fbb_.Clear();
   std::array<flatbuffers::Offset<wb::SeqStep>, kMaxSeqsPerStep> seqs;
   for (size_t j = 0; j < count; ++j) {
@@ -414,9 +412,7 @@ void StagePipeline::Receive(uint64_t command_id, uint32_t expected_results, Answ
   }
 }
 
-void StagePipeline::RunMiddle(const Command& cmd, const CommandProcessor::NextStageInfo& next,
-                              Reply& reply) {
-  (void)next;
+void StagePipeline::RunMiddle(const Command& cmd, Reply& reply) {
   const hal::StepRequest& step = cmd.step;
   const size_t n = std::min(step.seqs.size(), kMaxSeqsPerStep);
   for (size_t i = 0; i < n; ++i) {
@@ -459,7 +455,7 @@ void StagePipeline::RunMiddle(const Command& cmd, const CommandProcessor::NextSt
   hal::DeviceTime answer_time;
   if (forward > 0) {
     const uint64_t id = next_command_id_;
-    if (!Forward(step.model_id, forward, outcomes)) {
+    if (!Forward(step.model_id, forward)) {
       reply.kind = ReplyKind::kStep;
       FillPipeline(reply, 1);
       return;

@@ -64,12 +64,13 @@ class StagePipeline {
   };
 
   void RunFirst(const Command& cmd, const CommandProcessor::NextStageInfo& next, Reply& reply);
-  void RunMiddle(const Command& cmd, const CommandProcessor::NextStageInfo& next, Reply& reply);
+  void RunMiddle(const Command& cmd, Reply& reply);
   // Runs this board's layers for the active seqs of micro-batch `m` and sends the rest on.
   // Returns false when this board's stage failed (`status_`, `detail_`) or the link did.
   bool SendPass(const Command& cmd, uint32_t m);
-  // Encodes and sends the Step of `count` seqs in views_ (hidden states from `outcomes`).
-  bool Forward(uint32_t model_id, size_t count, std::span<const hal::SeqOutcome> outcomes);
+  // Encodes and sends the Step of the first `count` seqs of views_ (their hidden_in points into
+  // this stage's outcomes, valid until its next RunStage).
+  bool Forward(uint32_t model_id, size_t count);
   // Receives the answer to command `command_id`, dropping older ones; fills `answer` and
   // leaves the StepReply's results in `results_` (nullptr when the stage failed).
   void Receive(uint64_t command_id, uint32_t expected_results, Answer& answer);
