@@ -1,8 +1,8 @@
 #include "host/boards/board_manager.h"
 
 #include <algorithm>
-#include <cstdio>
 
+#include "common/log/log.h"
 #include "common/net/owned_channel.h"
 #include "host/boards/board_signals.h"
 
@@ -110,8 +110,12 @@ BoardState BoardManager::ApplyUpdate(Board& board, const BoardUpdate& update) {
                                          board.identity.active_firmware_slot);
   }
   if (previous != board.state) {
-    std::fprintf(stderr, "waferd: board %u %s -> %s (%s)\n", board.index, BoardStateName(previous),
-                 BoardStateName(board.state), board.detail.c_str());
+    // A board that stopped answering is a warning, a faulted one an error; the rest is news.
+    const log::Level level = board.state == BoardState::kFaulted   ? log::Level::kError
+                             : board.state == BoardState::kOffline ? log::Level::kWarn
+                                                                   : log::Level::kInfo;
+    log::Log(level, log::BoardComponent(board.index), "{} -> {} ({})", BoardStateName(previous),
+             BoardStateName(board.state), board.detail);
   }
   if (health_hook_) health_hook_(board, *this);
   return previous;
@@ -131,7 +135,7 @@ bool BoardManager::Drain(uint32_t index, DrainReason reason, DrainMode mode) {
   ExportDrain(board);
   if (drain_recorder_) drain_recorder_(board);
   if (changed) {
-    std::fprintf(stderr, "waferd: board %u drained: %s\n", index, board.drain.Describe().c_str());
+    log::Info(log::BoardComponent(index), "drained: {}", board.drain.Describe());
     if (drain_listener_) drain_listener_(board);
   }
   return true;
@@ -145,8 +149,8 @@ bool BoardManager::Undrain(uint32_t index, DrainReason reason) {
   if (drain_recorder_) drain_recorder_(board);
   if (changed) {
     const std::string left = board.drain.Describe();
-    std::fprintf(stderr, "waferd: board %u %s drain lifted%s%s\n", index, DrainReasonName(reason),
-                 left.empty() ? "" : "; still drained: ", left.c_str());
+    log::Info(log::BoardComponent(index), "{} drain lifted{}{}", DrainReasonName(reason),
+              left.empty() ? "" : "; still drained: ", left);
     if (drain_listener_) drain_listener_(board);
   }
   return true;

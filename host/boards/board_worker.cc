@@ -1,7 +1,6 @@
 #include "host/boards/board_worker.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <deque>
 #include <map>
 #include <optional>
@@ -11,6 +10,7 @@
 #include <zmq.hpp>
 
 #include "common/crc32c.h"
+#include "common/log/log.h"
 #include "common/net/owned_channel.h"
 #include "host/board/board_link.h"
 #include "host/boards/worker_messages.h"
@@ -82,10 +82,9 @@ class Driver {
       }
       claimed_ = true;
       if (t->sram_used_bytes > 0) {
-        std::fprintf(stderr,
-                     "waferd: board %u holds %llu bytes of models this daemon did not load; "
-                     "resetting it\n",
-                     index_, static_cast<unsigned long long>(t->sram_used_bytes));
+        log::Warn(log::BoardComponent(index_),
+                  "holds {} bytes of models this daemon did not load; resetting it",
+                  t->sram_used_bytes);
         Report(true, BoardBootState::kPowerOn, "resetting: holds another daemon's models");
         if (Status s = link_->Reset(); !s.ok()) {
           MarkOffline("reset failed: " + link_->last_error());

@@ -1,6 +1,6 @@
 #include "host/daemon/board_health_actions.h"
 
-#include <cstdio>
+#include "common/log/log.h"
 
 namespace wafer::host {
 
@@ -27,8 +27,8 @@ StoredBoardState StoredStateOf(const Board& board, const HealthMonitor& health) 
 void RestoreBoardState(const StoredBoardState& stored, BoardManager& boards,
                        HealthMonitor& health) {
   if (!boards.has(stored.board)) {
-    std::fprintf(stderr, "waferd: stored state of board %u, which this config lacks; dropped\n",
-                 stored.board);
+    log::Warn("health", "stored state of board {}, which this config lacks; dropped",
+              stored.board);
     return;
   }
   if (stored.operator_drain != 0) {

@@ -3,11 +3,11 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <set>
 
+#include "common/log/log.h"
 #include "host/daemon/daemon_parts.h"
 #include "host/jobs/in_memory_job_store.h"
 #include "host/jobs/sqlite_job_store.h"
@@ -25,7 +25,7 @@ constexpr int kBurst = 256;
 Result<std::unique_ptr<JobStore>> OpenJobStore(const DaemonConfig& config, const Clock& clock,
                                                std::string* detail) {
   if (!config.store.durable()) {
-    std::fprintf(stderr, "waferd: store.path is memory: accepted jobs do not survive a restart\n");
+    log::Warn("store", "store.path is memory: accepted jobs do not survive a restart");
     return std::unique_ptr<JobStore>(std::make_unique<InMemoryJobStore>());
   }
   const std::string path = ResolveStorePath(config.store);
@@ -135,7 +135,7 @@ Status Daemon::Create(zmq::context_t& context, const DaemonConfig& config, const
                    },
                    detail));
   } else if (security.insecure) {
-    std::fprintf(stderr, "waferd: security.insecure: the job and admin sockets are plaintext\n");
+    log::Warn("daemon", "security.insecure: the job and admin sockets are plaintext");
   }
   d->server_secret_key_ = secret_key;
   WAFER_RETURN_IF_ERROR(p.job_frontend.Bind(secret_key, detail));
@@ -192,8 +192,8 @@ void Daemon::Recover() {
     bool valid = !stored.boards.empty();
     for (uint32_t board : stored.boards) valid &= board < p.boards.size();
     if (!valid) {
-      std::fprintf(stderr, "waferd: stored load of %s names boards this config lacks; dropped\n",
-                   stored.name.c_str());
+      log::Warn("models", "stored load of {} names boards this config lacks; dropped",
+                stored.name);
       p.store->ModelRemoved(stored.name).IgnoreError();
       continue;
     }
@@ -235,8 +235,8 @@ void Daemon::Recover() {
   }
   p.metrics.jobs_recovered().Increment(static_cast<double>(recovered));
   if (recovered > 0 || p.store->size() > 0) {
-    std::fprintf(stderr, "waferd: %s: %zu unfinished jobs queued again, %zu jobs held\n",
-                 p.store->Describe().c_str(), recovered, p.store->size());
+    log::Info("store", "{}: {} unfinished jobs queued again, {} jobs held", p.store->Describe(),
+              recovered, p.store->size());
   }
 }
 
@@ -337,7 +337,7 @@ void Daemon::Run() {
       zmq::poll(items.data(), items.size(), std::chrono::milliseconds(100));
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
-      std::fprintf(stderr, "waferd: poll failed: %s\n", e.what());
+      log::Error("daemon", "poll failed: {}", e.what());
       break;
     }
     if (items[4].revents & ZMQ_POLLIN) Reload();
@@ -430,14 +430,12 @@ bool Daemon::ShutdownDrained() {
   if (clock_.NowNanos() < drain_deadline_ns_) return false;
   if (config_.store.durable()) {
     // They are in the store: the next start runs them, and their clients resume.
-    std::fprintf(stderr,
-                 "waferd: drain timeout; %zu queued and %zu running jobs stay in %s for the "
-                 "next start\n",
-                 p.scheduler.queued(), p.scheduler.running(), p.store->Describe().c_str());
+    log::Warn("daemon", "drain timeout; {} queued and {} running jobs stay in {} for the next start",
+              p.scheduler.queued(), p.scheduler.running(), p.store->Describe());
     return true;
   }
-  std::fprintf(stderr, "waferd: drain timeout; cancelling %zu queued and %zu running jobs\n",
-               p.scheduler.queued(), p.scheduler.running());
+  log::Warn("daemon", "drain timeout; cancelling {} queued and {} running jobs",
+            p.scheduler.queued(), p.scheduler.running());
   p.jobs.ForEachUnfinished([&p](JobRecord& job) {
     p.steps.FinishJob(job, FinishReason::kError, ErrorCode::kDraining, "daemon shut down");
   });

@@ -2,6 +2,8 @@
 
 #include <ctime>
 
+#include "common/log/log.h"
+
 namespace wafer::host {
 namespace {
 
@@ -65,7 +67,8 @@ void AuditLog::Record(const char* event, const std::string& who, const std::stri
     std::fputs(line.c_str(), file_);
     std::fflush(file_);
   } else {
-    std::fprintf(stderr, "waferd audit: %s", line.c_str());
+    // Without a file of its own the record is a log line (the record's own newline dropped).
+    log::Info("audit", "{}", std::string_view(line).substr(0, line.size() - 1));
   }
 }
 

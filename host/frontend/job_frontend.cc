@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <type_traits>
 
+#include "common/log/log.h"
 #include "host/jobs/request_digest.h"
 #include "host/serving/step_loop.h"
 #include "host/wire/job_codec.h"
@@ -140,8 +140,8 @@ void JobFrontend::Heard(const std::string& peer, bool opts_in) {
     if (!opts_in) return;  // Never judged: it never sent a heartbeat.
     if (peers_.size() >= kMaxHeartbeatPeers) {
       if (!peer_limit_logged_) {
-        std::fprintf(stderr, "waferd: %zu clients send heartbeats; further ones are not tracked\n",
-                     peers_.size());
+        log::Warn("frontend", "{} clients send heartbeats; further ones are not tracked",
+                  peers_.size());
         peer_limit_logged_ = true;
       }
       return;
@@ -186,10 +186,10 @@ void JobFrontend::Abandon(const std::string& peer) {
   });
   for (JobRecord* job : orphans) steps_.Cancel(*job, FinishReason::kAbandoned);
   if (!orphans.empty()) {
-    std::fprintf(stderr,
-                 "waferd: a client stopped heartbeating and was not back within %u ms; %zu of "
-                 "its jobs end abandoned\n",
-                 config_.heartbeat.grace_ms, orphans.size());
+    log::Warn("frontend",
+              "a client stopped heartbeating and was not back within {} ms; {} of its jobs end "
+              "abandoned",
+              config_.heartbeat.grace_ms, orphans.size());
   }
 }
 

@@ -1,7 +1,8 @@
 #include "host/health/health_monitor.h"
 
 #include <algorithm>
-#include <cstdio>
+
+#include "common/log/log.h"
 
 namespace wafer::host {
 
@@ -109,10 +110,8 @@ void HealthMonitor::Open(uint32_t board, BoardState& b, const RuleResult& fail, 
   metrics_.Incidents(code != nullptr ? code->name : "UNKNOWN").Increment();
   ExportIncident(board, b);
   actions_.IncidentChanged(board);
-  std::fprintf(stderr, "waferd: board %u health incident %llu opened: %u %s: %s; %s\n", board,
-               static_cast<unsigned long long>(b.open->id), fail.code,
-               code != nullptr ? code->name : "?", b.open->message.c_str(),
-               b.open->last_action.c_str());
+  log::Error("health", "board {} health incident {} opened: {} {}: {}; {}", board, b.open->id,
+             fail.code, code != nullptr ? code->name : "?", b.open->message, b.open->last_action);
 }
 
 void HealthMonitor::RecoveryFailed(uint32_t board, BoardState& b, int64_t now,
@@ -133,8 +132,8 @@ void HealthMonitor::RecoveryFailed(uint32_t board, BoardState& b, int64_t now,
   }
   ExportIncident(board, b);
   actions_.IncidentChanged(board);
-  std::fprintf(stderr, "waferd: board %u health incident %llu: %s\n", board,
-               static_cast<unsigned long long>(incident.id), incident.last_action.c_str());
+  log::Log(incident.state == IncidentState::kQuarantined ? log::Level::kError : log::Level::kWarn,
+           "health", "board {} health incident {}: {}", board, incident.id, incident.last_action);
 }
 
 void HealthMonitor::Close(uint32_t board, BoardState& b, const std::string& why) {
@@ -146,8 +145,7 @@ void HealthMonitor::Close(uint32_t board, BoardState& b, const std::string& why)
   actions_.Undrain(board);
   ExportIncident(board, b);
   actions_.IncidentChanged(board);
-  std::fprintf(stderr, "waferd: board %u health incident %llu closed: %s\n", board,
-               static_cast<unsigned long long>(incident.id), why.c_str());
+  log::Info("health", "board {} health incident {} closed: {}", board, incident.id, why);
   b.closed.push_front(std::move(incident));
   if (b.closed.size() > kClosedKept) b.closed.pop_back();
 }
@@ -193,8 +191,8 @@ void HealthMonitor::Tick() {
         b.rules = std::make_unique<BoardHealthRules>(config_);
         metrics_.Recoveries(board, "attempted").Increment();
         actions_.IncidentChanged(board);
-        std::fprintf(stderr, "waferd: board %u health incident %llu: %s\n", board,
-                     static_cast<unsigned long long>(incident.id), incident.last_action.c_str());
+        log::Info("health", "board {} health incident {}: {}", board, incident.id,
+                  incident.last_action);
         actions_.Reset(board);
         break;
       case IncidentState::kRecovering:
@@ -236,8 +234,8 @@ void HealthMonitor::Restore(const Incident& incident) {
   next_incident_ = std::max(next_incident_, incident.id + 1);
   actions_.Drain(incident.board, config_.drain_mode == "evacuate");
   ExportIncident(incident.board, b);
-  std::fprintf(stderr, "waferd: board %u health incident %llu restored: %s\n", incident.board,
-               static_cast<unsigned long long>(incident.id), b.open->last_action.c_str());
+  log::Warn("health", "board {} health incident {} restored: {}", incident.board, incident.id,
+            b.open->last_action);
 }
 
 Status HealthMonitor::Clear(uint32_t board, std::string* detail) {

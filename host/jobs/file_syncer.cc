@@ -5,8 +5,9 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
+
+#include "common/log/log.h"
 
 namespace wafer::host {
 
@@ -65,8 +66,8 @@ void FileSyncer::Loop() {
     ++fsyncs_;
     lock.lock();
     if (!ok) {
-      std::fprintf(stderr, "waferd: fsync of %s failed (%s); no further write counts as durable\n",
-                   path_.c_str(), std::strerror(error));
+      log::Error("store", "fsync of {} failed ({}); no further write counts as durable", path_,
+                 std::strerror(error));
       failed_ = true;
       return;
     }

@@ -1,8 +1,8 @@
 #include "host/jobs/job_table.h"
 
 #include <algorithm>
-#include <cstdio>
 
+#include "common/log/log.h"
 #include "host/jobs/in_memory_job_store.h"
 
 namespace wafer::host {
@@ -90,8 +90,8 @@ void JobTable::RequestCancel(JobRecord& job, FinishReason reason) {
   job.cancel_requested = true;
   job.cancel_reason = reason;
   if (Status s = store_.CancelRequested(job); !s.ok()) {
-    std::fprintf(stderr, "waferd: job store did not record the cancel of job %llu: %s\n",
-                 static_cast<unsigned long long>(job.id), StatusCodeName(s.code()));
+    log::Error("jobs", "job store did not record the cancel of job {}: {}", job.id,
+               StatusCodeName(s.code()));
   }
 }
 
@@ -134,8 +134,8 @@ const JobFinished& JobTable::Finish(JobRecord& job, FinishReason reason, ErrorCo
   std::vector<uint32_t>().swap(job.prefill);
   ++finished_count_;
   if (Status s = store_.Finished(job); !s.ok()) {
-    std::fprintf(stderr, "waferd: job store did not record the end of job %llu: %s\n",
-                 static_cast<unsigned long long>(job.id), StatusCodeName(s.code()));
+    log::Error("jobs", "job store did not record the end of job {}: {}", job.id,
+               StatusCodeName(s.code()));
   }
   Retain(job);
   return job.finished.value();

@@ -5,9 +5,10 @@
 #include <algorithm>
 #include <bit>
 #include <charconv>
-#include <cstdio>
 #include <cstring>
 #include <iterator>
+
+#include "common/log/log.h"
 
 namespace wafer::host {
 namespace {
@@ -491,8 +492,7 @@ Status SqliteJobStore::Write(const std::function<bool()>& write) {
     in_transaction_ = true;
   }
   if (write()) return OkStatus();
-  std::fprintf(stderr, "waferd: job store %s: %s; writes wait for the disk\n",
-               options_.path.c_str(), failure_.c_str());
+  log::Error("store", "job store {}: {}; writes wait for the disk", options_.path, failure_);
   ++write_failures_;
   Rollback();
   stalled_ = true;
@@ -737,8 +737,7 @@ Status SqliteJobStore::Commit() {
   }
   if (!in_transaction_) return OkStatus();
   if (!Exec("COMMIT")) {
-    std::fprintf(stderr, "waferd: job store %s: %s; writes wait for the disk\n",
-                 options_.path.c_str(), failure_.c_str());
+    log::Error("store", "job store {}: {}; writes wait for the disk", options_.path, failure_);
     ++write_failures_;
     Rollback();
     stalled_ = true;
@@ -749,8 +748,8 @@ Status SqliteJobStore::Commit() {
   ++commits_;
   if (syncer_) syncer_->Request(written_);
   if (stalled_) {
-    std::fprintf(stderr, "waferd: job store %s: the disk took the waiting writes (%zu jobs)\n",
-                 options_.path.c_str(), unsaved_jobs_.size());
+    log::Info("store", "job store {}: the disk took the waiting writes ({} jobs)", options_.path,
+              unsaved_jobs_.size());
   }
   stalled_ = false;
   disk_full_ = false;

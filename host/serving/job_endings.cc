@@ -1,7 +1,7 @@
 // How jobs end or step back: finished, cancelled, expired, their model gone, or re-queued when
 // their board went away or was evacuated.
-#include <cstdio>
 
+#include "common/log/log.h"
 #include "host/serving/step_loop.h"
 
 namespace wafer::host {
@@ -133,8 +133,8 @@ void StepLoop::OnDrainChanged(const Board& board) {
   for (const auto& [replica, model] : models_.models()) {
     if (model->state != ModelState::kReady || !model->Spans(board.index)) continue;
     const size_t requeued = RequeueRunning(*model);
-    std::fprintf(stderr, "waferd: board %u evacuated: %zu jobs of %s re-queued\n", board.index,
-                 requeued, model->name.c_str());
+    log::Info(log::BoardComponent(board.index), "evacuated: {} jobs of {} re-queued", requeued,
+              model->name);
   }
 }
 

@@ -4,8 +4,8 @@
 // model is ready once all stages are committed. A failed stage unloads the others: nothing
 // half-loaded stays.
 #include <algorithm>
-#include <cstdio>
 
+#include "common/log/log.h"
 #include "common/net/owned_channel.h"
 #include "host/serving/model_manager.h"
 #include "host/serving/step_loop.h"
@@ -261,12 +261,12 @@ void ModelManager::OnPrepareDone(PrepareDone& done) {
     }
     boards_.Send(model->boards[stage], std::make_unique<WorkerRequest>(std::move(work)));
   }
-  std::fprintf(stderr, "waferd: %s planned on board%s %s, rows %u..%u%s\n", model->name.c_str(),
-               model->pipelined() ? "s" : "", BoardList(model->boards).c_str(), done.rows.first,
-               done.rows.end(),
-               !model->pipelined()        ? ""
-               : model->direct_handoff ? " (boards hand hidden states to each other)"
-                                       : " (waferd relays between the boards)");
+  log::Info("models", "{} planned on board{} {}, rows {}..{}{}", model->name,
+            model->pipelined() ? "s" : "", BoardList(model->boards), done.rows.first,
+            done.rows.end(),
+            !model->pipelined()        ? ""
+            : model->direct_handoff ? " (boards hand hidden states to each other)"
+                                    : " (waferd relays between the boards)");
   StartPendingLoads();  // Its rows are known now: loads waiting on these boards may go.
 }
 
@@ -322,12 +322,9 @@ void ModelManager::OnLoadDone(LoadDone& done) {
   scheduler_.OpenModel(model->name, model->replica, model->slots);
   metrics_.load_bytes().Increment(static_cast<double>(model->weight_bytes));
   metrics_.Model(model->name);
-  std::fprintf(stderr,
-               "waferd: model %s ready on board%s %s (%.2f s, %llu bytes, %u slots x %u)\n",
-               model->name.c_str(), model->pipelined() ? "s" : "",
-               BoardList(model->boards).c_str(), elapsed,
-               static_cast<unsigned long long>(model->weight_bytes), model->slots,
-               model->context_length);
+  log::Info("models", "model {} ready on board{} {} ({:.2f} s, {} bytes, {} slots x {})",
+            model->name, model->pipelined() ? "s" : "", BoardList(model->boards), elapsed,
+            model->weight_bytes, model->slots, model->context_length);
   const LoadRequest request = loading.request;
   // One stored load per replica: a restart loads every replica again.
   store_.ModelLoaded(StoredModelLoad{model->name, request.path, model->boards, request.slots,
@@ -344,7 +341,7 @@ void ModelManager::OnLoadDone(LoadDone& done) {
 }
 
 void ModelManager::FailLoad(ModelRecord& model, Status status, const std::string& detail) {
-  std::fprintf(stderr, "waferd: loading %s failed: %s\n", model.name.c_str(), detail.c_str());
+  log::Error("models", "loading {} failed: {}", model.name, detail);
   const LoadRequest request = model.loading.request;
   const double elapsed =
       model.loading.started ? Seconds(clock_.NowNanos() - model.loading.start_ns) : 0;

@@ -1,8 +1,8 @@
 // Models going away: unloads asked for, and models lost with a board or a PE (their running
 // jobs re-queued, then a repair in place or a reload under a new id).
 #include <algorithm>
-#include <cstdio>
 
+#include "common/log/log.h"
 #include "host/serving/model_manager.h"
 #include "host/serving/step_loop.h"
 
@@ -127,8 +127,7 @@ void ModelManager::LoseModel(ModelRecord& model, const std::string& why) {
     // It was going away anyway: its last jobs cannot finish, and there is nothing to unload.
     const size_t ended =
         steps_.FinishRunning(model, ErrorCode::kModelNotReady, "model unloaded; " + why);
-    std::fprintf(stderr, "waferd: model %s (unloading) %s; %zu jobs ended\n", model.name.c_str(),
-                 why.c_str(), ended);
+    log::Warn("models", "model {} (unloading) {}; {} jobs ended", model.name, why, ended);
     FinishUnload(model, OkStatus(), "model " + model.name + " unloaded (" + why + ")", 0);
     Remove(model.replica);  // `model` is gone after this line.
     return;
@@ -140,8 +139,7 @@ void ModelManager::LoseModel(ModelRecord& model, const std::string& why) {
   model.prepared.reset();
   const size_t requeued = steps_.RequeueRunning(model);
   scheduler_.CloseModel(model.name, model.replica);
-  std::fprintf(stderr, "waferd: model %s %s; %zu jobs re-queued\n", model.name.c_str(),
-               why.c_str(), requeued);
+  log::Warn("models", "model {} {}; {} jobs re-queued", model.name, why, requeued);
 }
 
 void ModelManager::RepairModel(ModelRecord& model, const Board& board, const std::string& why) {
@@ -161,8 +159,8 @@ void ModelManager::RepairModel(ModelRecord& model, const Board& board, const std
   model.repairing = true;
   const size_t requeued = steps_.RequeueRunning(model);
   const auto stage = static_cast<uint32_t>(at - model.boards.begin());
-  std::fprintf(stderr, "waferd: model %s %s; repairing on board %u, %zu jobs re-queued\n",
-               model.name.c_str(), why.c_str(), board.index, requeued);
+  log::Warn("models", "model {} {}; repairing on board {}, {} jobs re-queued", model.name, why,
+            board.index, requeued);
   boards_.Send(board.index, std::make_unique<WorkerRequest>(
                                 RepairWork{model.model_id, stage, model.prepared}));
 }
@@ -180,11 +178,9 @@ void ModelManager::OnRepairDone(RepairDone& done) {
     return;
   }
   model->state = ModelState::kReady;
-  std::fprintf(stderr,
-               "waferd: model %s repaired on board %u: %u tensors, %llu bytes re-staged in "
-               "%.3f s\n",
-               model->name.c_str(), model->boards[done.stage], done.report.tensors,
-               static_cast<unsigned long long>(done.report.bytes), done.elapsed_s);
+  log::Info("models", "model {} repaired on board {}: {} tensors, {} bytes re-staged in {:.3f} s",
+            model->name, model->boards[done.stage], done.report.tensors, done.report.bytes,
+            done.elapsed_s);
 }
 
 void ModelManager::ReloadModel(ModelRecord& model) {
@@ -202,7 +198,7 @@ void ModelManager::ReloadModel(ModelRecord& model) {
   model.loading.request = std::move(request);
   model.loading.reload = true;
   model.loading.replaces_model_id = old_id;  // Freed first, in case a board kept it.
-  std::fprintf(stderr, "waferd: reloading %s\n", model.name.c_str());
+  log::Info("models", "reloading {}", model.name);
   load_queue_.push_back(model.replica);
   StartPendingLoads();
 }

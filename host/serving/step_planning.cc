@@ -1,9 +1,9 @@
 // Admission of queued jobs into KV-cache slots and each board's next Step (continuous batching):
 // the step planner picks the sequences, this sends them to the model's first board.
 #include <algorithm>
-#include <cstdio>
 #include <set>
 
+#include "common/log/log.h"
 #include "host/serving/step_loop.h"
 
 namespace wafer::host {
@@ -204,7 +204,7 @@ bool StepLoop::PlanStep(Board& board, ModelRecord& model) {
   if (!boards_.Send(board.index, std::move(work))) {
     // The worker is gone (shutdown); nothing will answer this step.
     board.StepReturned(clock_.NowNanos());
-    std::fprintf(stderr, "waferd: board %u worker channel refused a step\n", board.index);
+    log::Warn(log::BoardComponent(board.index), "worker channel refused a step");
     return false;
   }
   return true;

@@ -2,8 +2,8 @@
 // its next board with each sequence's hidden states, and failures turned into re-queues,
 // repairs or job endings.
 #include <algorithm>
-#include <cstdio>
 
+#include "common/log/log.h"
 #include "host/wire/error_codes.h"
 #include "host/serving/step_loop.h"
 
@@ -239,8 +239,8 @@ void StepLoop::ApplyTokens(JobRecord& job, ModelRecord& model, const std::vector
     model.text->DecodeIncremental(chunk.tokens, &job.text_pending, &chunk.text);
   }
   if (Status s = jobs_.AppendChunk(job, chunk.tokens, chunk.text); !s.ok()) {
-    std::fprintf(stderr, "waferd: job store did not record chunk %u of job %llu: %s\n", chunk.seq,
-                 static_cast<unsigned long long>(job.id), s.name());
+    log::Error("jobs", "job store did not record chunk {} of job {}: {}", chunk.seq, job.id,
+               s.name());
   }
   series.tokens->Increment(static_cast<double>(take));
   if (model.tokens_series == nullptr) {
