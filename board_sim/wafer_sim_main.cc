@@ -4,6 +4,7 @@
 //             [--preset-dir DIR] [--seed N] [--board-id NAME] [--firmware-key HEX]
 //             [--factory-signature HEX] [--pacing realtime|fast]
 //             [--curve-secret-key FILE --curve-host-key Z85]
+//             [--log-level trace|debug|info|warn|error|off] [--log-format text|json]
 //
 // --firmware-key is the Ed25519 public key (64 hex digits) firmware images must be signed with;
 // without it the board refuses every image and boots its unsigned factory image after a CRC
@@ -12,7 +13,9 @@
 // key boots its factory image only when this verifies (otherwise its first Boot faults, and only
 // a signed image installed through the firmware update brings it up).
 //
-// Prints "wafer-sim: serving <endpoint>" once bound; SIGTERM or SIGINT exits cleanly (status 0).
+// Prints "wafer-sim: serving <endpoint>" on stdout once bound (the line a parent process waits
+// for); SIGTERM or SIGINT exits cleanly (status 0). Logs go to stderr through common/log, at
+// --log-level (default info) as --log-format text (default) or json (one object per line).
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -23,6 +26,7 @@
 #include <zmq.hpp>
 
 #include "board_sim/board_runner.h"
+#include "common/log/log.h"
 
 namespace {
 
@@ -32,7 +36,9 @@ int Usage(const char* why) {
                "[--preset-dir DIR] [--seed N] [--board-id NAME] [--firmware-key HEX] "
                "[--factory-signature HEX] [--pacing realtime|fast]\n"
                "                 [--curve-secret-key FILE --curve-host-key Z85]  (CURVE: this "
-               "board's secret key file, the one host public key it admits)\n",
+               "board's secret key file, the one host public key it admits)\n"
+               "                 [--log-level trace|debug|info|warn|error|off] "
+               "[--log-format text|json]  (logs on stderr; default info, text)\n",
                why);
   return 2;
 }
@@ -42,6 +48,7 @@ int Usage(const char* why) {
 int main(int argc, char** argv) {
   std::string endpoint;
   wafer::sim::BoardOptions options;
+  wafer::log::Options log_options;
   options.allow_process_crash = true;  // A crash takes down this process only.
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
@@ -81,6 +88,14 @@ int main(int argc, char** argv) {
         return Usage("--factory-signature wants 128 hex digits (an Ed25519 signature)");
       }
       options.factory_image_signature = *sig;
+    } else if (flag == "--log-level") {
+      auto level = wafer::log::ParseLevel(value);
+      if (!level.ok()) return Usage(("--log-level: " + level.error().message).c_str());
+      log_options.level = *level;
+    } else if (flag == "--log-format") {
+      auto format = wafer::log::ParseFormat(value);
+      if (!format.ok()) return Usage(("--log-format: " + format.error().message).c_str());
+      log_options.format = *format;
     } else if (flag == "--seed") {
       char* end = nullptr;
       options.seed = std::strtoull(value.c_str(), &end, 10);
@@ -93,6 +108,7 @@ int main(int argc, char** argv) {
   if (options.curve_secret_key.empty() != options.curve_host_public_key.empty()) {
     return Usage("CURVE needs both --curve-secret-key and --curve-host-key");
   }
+  wafer::log::Configure(log_options);
 
   // A closed stdout (the parent stopped reading) must not kill the board.
   std::signal(SIGPIPE, SIG_IGN);
@@ -108,16 +124,18 @@ int main(int argc, char** argv) {
     std::string error;
     auto board = wafer::sim::StartEmbeddedBoard(context, endpoint, options, &error);
     if (!board.ok()) {
-      std::fprintf(stderr, "wafer-sim: %s (%s)\n", error.c_str(), board.status().name());
+      wafer::log::Error("sim", "{} ({})", error, board.status().name());
       return 1;
     }
     std::printf("wafer-sim: serving %s (board %s, preset %s, seed %llu)\n",
                 (*board)->endpoint().c_str(), options.board_id.c_str(), options.preset.c_str(),
                 static_cast<unsigned long long>(options.seed));
     std::fflush(stdout);
+    wafer::log::Info("sim", "serving {} (board {}, preset {}, seed {})", (*board)->endpoint(),
+                     options.board_id, options.preset, options.seed);
     int sig = 0;
     sigwait(&stop_signals, &sig);
-    std::printf("wafer-sim: signal %d, stopping\n", sig);
+    wafer::log::Info("sim", "signal {}, stopping", sig);
   }  // The board thread stops and joins; then the context closes (linger 0).
   return 0;
 }

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -56,6 +57,53 @@ TEST(ProcessTest, ConfigErrorsNameKeyAndLineAndExit2) {
   std::string text = ReadWholeFile(dir.path() + "/default.yaml");
   EXPECT_NE(text.find("job_endpoint:"), std::string::npos);
   EXPECT_NE(text.find("boards:"), std::string::npos);
+}
+
+// --log-level and --log-format: a bad value is a usage error (exit 2) naming the flag and the
+// values it takes, for waferd and wafer-sim alike; wafer-sim's runtime errors are JSON lines when
+// asked for.
+TEST(ProcessTest, LogFlagsAreCheckedAndWaferSimLogsJson) {
+  TempDir dir;
+  const std::string log = dir.path() + "/log";
+  EXPECT_EQ(RunProgram({kBin + "/waferd", "--log-level", "verbose"}, log), 2);
+  EXPECT_NE(ReadWholeFile(log).find(
+                "--log-level: 'verbose' is not a log level (trace, debug, info, warn, error or off)"),
+            std::string::npos)
+      << ReadWholeFile(log);
+  EXPECT_EQ(RunProgram({kBin + "/waferd", "--log-format", "xml"}, log), 2);
+  EXPECT_NE(ReadWholeFile(log).find("--log-format: 'xml' is not a log format (text or json)"),
+            std::string::npos)
+      << ReadWholeFile(log);
+  EXPECT_EQ(RunProgram({kBin + "/waferd", "--log-level"}, log), 2);  // No value at all.
+  EXPECT_EQ(RunProgram({kBin + "/waferd", "--help"}, log), 0);
+  EXPECT_NE(ReadWholeFile(log).find("--log-format text|json"), std::string::npos);
+
+  EXPECT_EQ(RunProgram({kBin + "/wafer-sim", "--endpoint", "ipc://x", "--log-level", "loud"}, log),
+            2);
+  EXPECT_NE(ReadWholeFile(log).find(
+                "--log-level: 'loud' is not a log level (trace, debug, info, warn, error or off)"),
+            std::string::npos)
+      << ReadWholeFile(log);
+  EXPECT_EQ(RunProgram({kBin + "/wafer-sim", "--endpoint", "ipc://x", "--log-format", "yaml"}, log),
+            2);
+  EXPECT_NE(ReadWholeFile(log).find("--log-format: 'yaml' is not a log format (text or json)"),
+            std::string::npos)
+      << ReadWholeFile(log);
+
+  // An endpoint ZeroMQ refuses: the failure is one JSON line, an error of the "sim" component.
+  EXPECT_EQ(RunProgram({kBin + "/wafer-sim", "--endpoint", "bogus://nowhere", "--log-format",
+                        "json"},
+                       log),
+            1);
+  std::istringstream lines(ReadWholeFile(log));
+  std::string line;
+  int errors = 0;
+  while (std::getline(lines, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << line;
+    if (j["level"] == "error" && j["component"] == "sim") ++errors;
+  }
+  EXPECT_EQ(errors, 1) << ReadWholeFile(log);
 }
 
 TEST(ProcessTest, WaferdWithSeparateWaferSimServesWaferctl) {
@@ -182,7 +230,9 @@ TEST(ProcessTest, TwoEmbeddedBoardsServeAModelEach) {
       << "\nmetrics_address: \"\"\nboards:\n  - endpoint: inproc://b0\n  - endpoint: inproc://b1\n"
       << "    seed: 5\nmodels:\n  - {name: a, path: " << dir.path() << "/a, board: 0, slots: 2}\n"
       << "  - {name: b, path: " << dir.path() << "/b, board: 1, slots: 2}\n";
-  pid_t waferd = SpawnProgram({kBin + "/waferd", "--config", dir.path() + "/waferd.yaml"},
+  // As JSON lines: checked below, once it has drained.
+  pid_t waferd = SpawnProgram({kBin + "/waferd", "--config", dir.path() + "/waferd.yaml",
+                               "--log-format", "json", "--log-level", "debug"},
                        dir.path() + "/waferd.log");
   const std::vector<std::string> eps = {"--endpoint", job_ep, "--admin-endpoint", admin_ep};
   std::string out;
@@ -216,6 +266,31 @@ TEST(ProcessTest, TwoEmbeddedBoardsServeAModelEach) {
   EXPECT_GT(status["boards"][0]["steps"].get<int>(), 0);  // Each board ran its own model.
   EXPECT_GT(status["boards"][1]["steps"].get<int>(), 0);
   EXPECT_EQ(TerminateAndWait(waferd), 0);
+
+  // Everything waferd wrote is JSON lines with ts, level, component and msg; the lines of its
+  // start, each model's load, each board's state and its drain are among them.
+  std::istringstream lines(ReadWholeFile(dir.path() + "/waferd.log"));
+  std::string line;
+  std::set<std::string> seen;
+  while (std::getline(lines, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << line;
+    for (const char* key : {"ts", "level", "component", "msg"}) {
+      ASSERT_TRUE(j.contains(key) && j[key].is_string()) << key << " in " << line;
+    }
+    const std::string msg = j["msg"];
+    if (msg.rfind("waferd ", 0) == 0 && msg.find("2 board(s)") != std::string::npos) {
+      seen.insert(j["component"].get<std::string>() + ": start");
+    }
+    if (msg.rfind("model a ready", 0) == 0 || msg.rfind("model b ready", 0) == 0) {
+      seen.insert(j["component"].get<std::string>() + ": " + msg.substr(0, 7));
+    }
+    if (msg.find("-> ready") != std::string::npos) seen.insert(j["component"].get<std::string>());
+    if (msg == "drained, exiting") seen.insert(j["level"].get<std::string>() + ": drained");
+  }
+  EXPECT_EQ(seen, (std::set<std::string>{"daemon: start", "models: model a", "models: model b",
+                                         "board[0]", "board[1]", "info: drained"}))
+      << ReadWholeFile(dir.path() + "/waferd.log");
 }
 
 // Submits `job` and reads its stream to the end, calling `interrupt` (if any) once the first

@@ -1,7 +1,10 @@
 // waferd: the host daemon. With no arguments it starts an embedded simulated board and serves
 // on the default loopback endpoints, which waferctl reaches without flags.
 //
-//   waferd [--config FILE] [--print-default-config]
+//   waferd [--config FILE] [--print-default-config] [--log-level LEVEL] [--log-format text|json]
+//
+// Logs go to stderr through common/log: --log-level trace|debug|info|warn|error|off (default
+// info), --log-format text (default) or json (one object per line).
 //
 // SIGTERM or SIGINT drains: new jobs are refused, accepted ones finish (up to drain_timeout_ms;
 // what is unfinished then stays in the job store for the next start), then it exits 0.
@@ -17,6 +20,7 @@
 #include <zmq.hpp>
 
 #include "board_sim/board_runner.h"
+#include "common/log/log.h"
 #include "host/config/daemon_config.h"
 #include "host/daemon/daemon.h"
 #include "host/frontend/access.h"
@@ -35,6 +39,9 @@ void OnHangup(int) {
 
 int Usage(FILE* out) {
   std::fputs("usage: waferd [--config FILE] [--print-default-config]\n"
+             "              [--log-level trace|debug|info|warn|error|off] [--log-format text|json]\n"
+             "  Logs go to stderr: --log-level (default info), --log-format (default text; json\n"
+             "  writes one object per line with ts, level, component and msg).\n"
              "  Accepted jobs are kept in the job store (store.path; default\n"
              "  $XDG_STATE_HOME/waferd/jobs.db, else ~/.local/state/waferd/jobs.db) and survive\n"
              "  a crash or restart: clients resume their streams with ResumeStream.\n"
@@ -45,11 +52,19 @@ int Usage(FILE* out) {
   return out == stdout ? 0 : 2;
 }
 
+// A usage error, printed before the logger is configured: the flag, what was wrong with its
+// value and the values it accepts (in `error`), then the usage text. Returns 2.
+int BadFlagValue(const char* flag, const wafer::Error& error) {
+  std::fprintf(stderr, "waferd: %s: %s\n", flag, error.message.c_str());
+  return Usage(stderr);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace wafer;
   std::string config_path;
+  log::Options log_options;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--print-default-config") == 0) {
       std::fputs(host::DefaultConfigYaml().c_str(), stdout);
@@ -58,15 +73,24 @@ int main(int argc, char** argv) {
       config_path = argv[++i];
     } else if (std::strcmp(argv[i], "--help") == 0) {
       return Usage(stdout);
+    } else if (std::strcmp(argv[i], "--log-level") == 0) {
+      auto level = log::ParseLevel(i + 1 < argc ? argv[++i] : "");
+      if (!level.ok()) return BadFlagValue("--log-level", level.error());
+      log_options.level = *level;
+    } else if (std::strcmp(argv[i], "--log-format") == 0) {
+      auto format = log::ParseFormat(i + 1 < argc ? argv[++i] : "");
+      if (!format.ok()) return BadFlagValue("--log-format", format.error());
+      log_options.format = *format;
     } else {
       std::fprintf(stderr, "waferd: unknown argument '%s'\n", argv[i]);
       return Usage(stderr);
     }
   }
+  log::Configure(log_options);
   host::DaemonConfig config;
   std::string detail;
   if (!config_path.empty() && !host::LoadDaemonConfig(config_path, &config, &detail).ok()) {
-    std::fprintf(stderr, "waferd: config error: %s\n", detail.c_str());
+    log::Error("daemon", "config error: {}", detail);
     return 2;
   }
 
@@ -84,8 +108,8 @@ int main(int argc, char** argv) {
     std::string error;
     auto board = sim::StartEmbeddedBoard(context, b.endpoint, options, &error);
     if (!board.ok()) {
-      std::fprintf(stderr, "waferd: cannot start embedded board %zu on %s: %s\n", i,
-                   b.endpoint.c_str(), error.c_str());
+      log::Error(log::BoardComponent(static_cast<uint32_t>(i)),
+                 "cannot start the embedded board on {}: {}", b.endpoint, error);
       return 3;
     }
     embedded.push_back(std::move(board).value());
@@ -96,7 +120,7 @@ int main(int argc, char** argv) {
   if (config.security.curve()) {
     auto key = host::ReadSecretKeyFile(config.security.server_secret_key_file, &detail);
     if (!key.ok()) {
-      std::fprintf(stderr, "waferd: %s\n", detail.c_str());
+      log::Error("daemon", "{}", detail);
       return 2;
     }
     secret_key = *key;
@@ -106,7 +130,7 @@ int main(int argc, char** argv) {
                             host::ZmqBoardLinkFactory(context, SystemClock::Get(), secret_key),
                             &daemon, &detail)
            .ok()) {
-    std::fprintf(stderr, "waferd: %s\n", detail.c_str());
+    log::Error("daemon", "{}", detail);
     return 3;
   }
   g_daemon = daemon.get();
@@ -126,17 +150,16 @@ int main(int argc, char** argv) {
   sigemptyset(&hangup.sa_mask);
   sigaction(SIGHUP, &hangup, nullptr);
 
-  std::fprintf(stderr, "waferd %s: jobs on %s, admin on %s, metrics on %s, %zu board(s)\n",
-               host::kWaferdVersion, daemon->job_endpoint().c_str(),
-               daemon->admin_endpoint().c_str(),
-               config.metrics_address.empty()
-                   ? "(disabled)"
-                   : ("http://127.0.0.1:" + std::to_string(daemon->metrics_port()) + "/metrics").c_str(),
-               config.boards.size());
+  log::Info("daemon", "waferd {}: jobs on {}, admin on {}, metrics on {}, {} board(s)",
+            host::kWaferdVersion, daemon->job_endpoint(), daemon->admin_endpoint(),
+            config.metrics_address.empty()
+                ? std::string("(disabled)")
+                : "http://127.0.0.1:" + std::to_string(daemon->metrics_port()) + "/metrics",
+            config.boards.size());
   daemon->Run();
   g_daemon = nullptr;
   daemon.reset();
   embedded.clear();
-  std::fprintf(stderr, "waferd: drained, exiting\n");
+  log::Info("daemon", "drained, exiting");
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/log/log.h"
 #include "host/models/mkmodel.h"
 
 int main(int argc, char** argv) {
@@ -27,7 +28,7 @@ int main(int argc, char** argv) {
   }
   const wafer::Status status = wafer::host::MakeModel(*options, &detail);
   if (!status.ok()) {
-    std::fprintf(stderr, "wafer-mkmodel: %s: %s\n", status.name(), detail.c_str());
+    wafer::log::Error("mkmodel", "{}: {}", status.name(), detail);
     return 1;
   }
   std::printf("wrote %s\n", options->out_dir.c_str());
