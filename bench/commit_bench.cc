@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "board_sim/preset.h"
+#include "wafer_model/preset.h"
 #include "board_sim/sim_wafer.h"
 #include "board_sim/testing/row_placement.h"
 #include "host/models/checkpoint.h"
@@ -83,36 +83,22 @@ int main(int argc, char** argv) {
   auto ck = wafer::host::LoadCheckpoint(model_dir, &detail);
   if (!ck.ok()) Die("LoadCheckpoint: " + detail);
   const wafer::host::Checkpoint& checkpoint = **ck;
-  auto preset = wafer::sim::LoadPreset(preset_name, &detail);
-  if (!preset.ok()) Die("LoadPreset: " + detail);
+  auto preset = wafer::wafer_model::LoadPreset(preset_name);
+  if (!preset.ok()) Die("LoadPreset: " + preset.error().message);
   wafer::SystemClock clock;
   SimWafer wafer(*preset, clock, wafer::sim::SimWaferOptions{});
 
-  const wafer::host::ModelArch& a = checkpoint.arch();
+  const wafer::ModelArch& a = checkpoint.arch();
   hal::ModelManifest m;
   m.model_id = 1;
-  m.arch = hal::ModelArch{.vocab_size = a.vocab_size,
-                          .hidden_size = a.hidden_size,
-                          .intermediate_size = a.intermediate_size,
-                          .num_layers = a.num_layers,
-                          .num_heads = a.num_heads,
-                          .num_kv_heads = a.num_kv_heads,
-                          .head_dim = a.head_dim,
-                          .rope_theta = a.rope_theta,
-                          .rms_norm_eps = a.rms_norm_eps,
-                          .max_position = a.max_position,
-                          .tie_embeddings = a.tie_embeddings,
-                          .rope_scaling_factor = a.rope_scaling.factor,
-                          .rope_low_freq_factor = a.rope_scaling.low_freq_factor,
-                          .rope_high_freq_factor = a.rope_scaling.high_freq_factor,
-                          .rope_original_max_position = a.rope_scaling.original_max_position};
+  m.arch = a;
   std::vector<hal::TensorSpec> specs;
   uint64_t weight_bytes = 0;
   for (const wafer::host::CheckpointTensor& t : checkpoint.tensors) {
     hal::TensorSpec s;
-    s.role = static_cast<hal::TensorRole>(t.desc.role);
+    s.role = t.desc.role;
     s.layer = t.desc.layer;
-    s.dtype = static_cast<hal::DType>(t.desc.dtype);
+    s.dtype = t.desc.dtype;
     s.rank = static_cast<uint32_t>(t.desc.shape.size());
     for (size_t d = 0; d < t.desc.shape.size(); ++d) s.shape[d] = t.desc.shape[d];
     s.byte_size = t.bytes.size();
@@ -169,7 +155,7 @@ int main(int argc, char** argv) {
   hal::SeqOutcome outcome{};
   outcome.slot = 3;
   outcome.token_buffer = tokens;
-  hal::DeviceTime time;
+  wafer::DeviceTime time;
   t0 = Now();
   Check(wafer.RunStep(hal::StepRequest{1, std::span(&seq, 1)}, std::span(&outcome, 1), time),
         "RunStep");

@@ -234,29 +234,13 @@ LoadFigures LoadThroughWaferd(const std::string& bin, const fs::path& scratch,
 
 std::unique_ptr<wafer::sim::LlamaEngine> MakeEngine(const Checkpoint& ck, uint32_t slots,
                                                     uint32_t context) {
-  const wafer::host::ModelArch& a = ck.arch();
-  wafer::sim::LlamaArch arch;
-  arch.vocab_size = a.vocab_size;
-  arch.hidden_size = a.hidden_size;
-  arch.intermediate_size = a.intermediate_size;
-  arch.num_layers = a.num_layers;
-  arch.num_heads = a.num_heads;
-  arch.num_kv_heads = a.num_kv_heads;
-  arch.head_dim = a.head_dim;
-  arch.rope_theta = a.rope_theta;
-  arch.rms_norm_eps = a.rms_norm_eps;
-  arch.max_position = a.max_position;
-  arch.tie_embeddings = a.tie_embeddings;
-  arch.rope_scaling_factor = a.rope_scaling.factor;
-  arch.rope_low_freq_factor = a.rope_scaling.low_freq_factor;
-  arch.rope_high_freq_factor = a.rope_scaling.high_freq_factor;
-  arch.rope_original_max_position = a.rope_scaling.original_max_position;
+  const wafer::ModelArch& arch = ck.arch();
   std::vector<wafer::sim::TensorView> views;
   for (const CheckpointTensor& t : ck.tensors) {
     wafer::sim::TensorView v;
-    v.role = static_cast<wafer::sim::TensorRole>(t.desc.role);
+    v.role = t.desc.role;
     v.layer = t.desc.layer;
-    v.dtype = static_cast<wafer::sim::DType>(t.desc.dtype);
+    v.dtype = t.desc.dtype;
     v.shape = t.desc.shape;
     v.bytes = t.bytes;
     views.push_back(std::move(v));
@@ -327,7 +311,7 @@ int main(int argc, char** argv) {
   wafer::host::MkModelOptions f32;
   f32.out_dir = (tmp.path / "medium-f32").string();
   f32.preset = wafer::host::ModelPreset::kMedium;
-  f32.dtype = wafer::host::DType::kF32;
+  f32.dtype = wafer::DType::kF32;
   f32.seed = 3;
   double start = Now();
   if (!wafer::host::MakeModel(f32, &detail).ok()) Die("MakeModel", detail);
@@ -351,7 +335,7 @@ int main(int argc, char** argv) {
     std::unique_ptr<Checkpoint> ck;
     LoadAndCrc(f32.out_dir, &ck);
     for (const CheckpointTensor& t : ck->tensors) weight_bytes += t.bytes.size();
-    const wafer::host::ModelArch& a = ck->arch();
+    const wafer::ModelArch& a = ck->arch();
     // The engine's KV cache of one slot: keys and values, float32, every layer, the context.
     kv_slot_bytes = uint64_t{2} * a.num_layers * kLoadContext * a.num_kv_heads * a.head_dim * 4;
   }
@@ -396,14 +380,14 @@ int main(int argc, char** argv) {
   wafer::host::MkModelOptions options;
   options.out_dir = (tmp.path / "medium").string();
   options.preset = wafer::host::ModelPreset::kMedium;
-  options.dtype = wafer::host::DType::kBF16;
+  options.dtype = wafer::DType::kBF16;
   options.seed = 3;
   if (!wafer::host::MakeModel(options, &detail).ok()) Die("MakeModel", detail);
   std::unique_ptr<Checkpoint> ck;
   LoadAndCrc(options.out_dir, &ck);
   uint64_t streamed = 0;  // Weight bytes one decode token reads: all but the embedding table.
   for (const CheckpointTensor& t : ck->tensors) {
-    if (t.desc.role != wafer::host::TensorRole::kEmbedding) streamed += t.bytes.size();
+    if (t.desc.role != wafer::TensorRole::kEmbedding) streamed += t.bytes.size();
   }
   if (ck->arch().tie_embeddings) streamed += ck->tensors.front().bytes.size();
   const uint32_t kBatch = 16;

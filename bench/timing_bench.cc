@@ -8,50 +8,49 @@
 
 #include <benchmark/benchmark.h>
 
-#include "board_sim/preset.h"
-#include "board_sim/timing_model.h"
+#include "wafer_model/preset.h"
+#include "wafer_model/timing_model.h"
 
 namespace wafer::sim {
 namespace {
 
-Preset Wse3() {
-  std::string error;
-  auto preset = LoadPreset("wse3", &error);
+wafer_model::Preset Wse3() {
+  auto preset = wafer_model::LoadPreset("wse3");
   if (!preset.ok()) {
-    std::fprintf(stderr, "timing-bench: %s\n", error.c_str());
+    std::fprintf(stderr, "timing-bench: %s\n", preset.error().message.c_str());
     std::abort();
   }
   return *preset;
 }
 
-ModelShape Llama405BLayers(uint32_t layers, bool head) {
-  ModelShape s;
-  s.layers = layers;
-  s.hidden = 16384;
-  s.intermediate = 53248;
-  s.heads = 128;
-  s.kv_heads = 8;
+ModelArch Llama405BLayers(uint32_t layers, bool head) {
+  ModelArch s;
+  s.num_layers = layers;
+  s.hidden_size = 16384;
+  s.intermediate_size = 53248;
+  s.num_heads = 128;
+  s.num_kv_heads = 8;
   s.head_dim = 128;
-  s.vocab = head ? 128256 : 0;
+  s.vocab_size = head ? 128256 : 0;
   return s;
 }
 
 // Baseline: one layer, one board, one decode token for a batch of 16.
 void BM_OneLayerOneBoard(benchmark::State& state) {
-  const TimingModel model(Wse3());
-  const ModelShape shape = Llama405BLayers(1, false);
+  const wafer_model::TimingModel model(Wse3());
+  const ModelArch shape = Llama405BLayers(1, false);
   for (auto _ : state) benchmark::DoNotOptimize(model.Pass(shape, 16, 4096));
 }
 BENCHMARK(BM_OneLayerOneBoard);
 
 // A 405B decode step of batch 16 over 20 boards (126 layers: 6 or 7 per board, head on the last).
 void BM_Llama405BDecodeStepOver20Wse3(benchmark::State& state) {
-  const TimingModel model(Wse3());
+  const wafer_model::TimingModel model(Wse3());
   for (auto _ : state) {
     int64_t total = 0;
     for (uint32_t board = 0; board < 20; ++board) {
       const uint32_t layers = board < 6 ? 7 : 6;  // 6 * 7 + 14 * 6 = 126.
-      const PassTime t = model.Pass(Llama405BLayers(layers, board == 19), 16, 4096);
+      const wafer_model::PassTime t = model.Pass(Llama405BLayers(layers, board == 19), 16, 4096);
       total += t.compute_ns + t.fabric_ns;
     }
     total += model.HostIoNs(16 * 64);
@@ -65,22 +64,22 @@ BENCHMARK(BM_Llama405BDecodeStepOver20Wse3);
 // gives them (7 layers: 167 rows each; 6 layers: 195; the last board 6 x 184 rows + a 68-row
 // head, rows in proportion to weights).
 void BM_Llama405BDecodeStepOver20Wse3Bands(benchmark::State& state) {
-  const Preset preset = Wse3();
-  const TimingModel model(preset);
-  std::vector<WaferStages> boards(20);
+  const wafer_model::Preset preset = Wse3();
+  const wafer_model::TimingModel model(preset);
+  std::vector<wafer_model::WaferStages> boards(20);
   for (uint32_t board = 0; board < 20; ++board) {
     const uint32_t layers = board < 6 ? 7 : 6;
     const bool head = board == 19;
     const uint32_t rows = head ? 184 : preset.fabric_height / layers;
-    boards[board].layers.assign(layers, Band{preset.fabric_width, rows});
+    boards[board].layers.assign(layers, wafer_model::Band{preset.fabric_width, rows});
     boards[board].has_head = head;
     boards[board].head = {preset.fabric_width, head ? preset.fabric_height - 6 * rows : 0};
   }
-  const ModelShape shape = Llama405BLayers(0, true);  // Layer counts come from the bands.
+  const ModelArch shape = Llama405BLayers(0, true);  // Layer counts come from the bands.
   for (auto _ : state) {
     int64_t total = 0;
-    for (const WaferStages& stages : boards) {
-      const PassTime t = model.Pass(shape, stages, 16, 4096);
+    for (const wafer_model::WaferStages& stages : boards) {
+      const wafer_model::PassTime t = model.Pass(shape, stages, 16, 4096);
       total += t.compute_ns + t.fabric_ns;
     }
     total += model.HostIoNs(16 * 64);

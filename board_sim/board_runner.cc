@@ -21,7 +21,8 @@ constexpr int64_t kPollSliceNs = 50'000'000;  // How long a stop request can go 
 // Not thread-safe to share; the board thread owns the socket, the wafer and the firmware.
 class BoardThread final : public EmbeddedBoard {
  public:
-  BoardThread(zmq::context_t& context, std::string endpoint, Preset preset, BoardOptions options)
+  BoardThread(zmq::context_t& context, std::string endpoint, wafer_model::Preset preset,
+              BoardOptions options)
       : context_(context),
         endpoint_(std::move(endpoint)),
         preset_(std::move(preset)),
@@ -119,7 +120,7 @@ class BoardThread final : public EmbeddedBoard {
 
   zmq::context_t& context_;
   std::string endpoint_;
-  Preset preset_;
+  wafer_model::Preset preset_;
   BoardOptions options_;
   std::promise<std::string> bound_;
   std::unique_ptr<net::ZapHandler> zap_;  // CURVE only; outlives the socket (Run's).
@@ -138,8 +139,12 @@ Result<std::unique_ptr<EmbeddedBoard>> StartEmbeddedBoard(zmq::context_t& contex
     if (error != nullptr) *error = "a factory image signature needs a firmware public key";
     return InvalidArgument();
   }
-  Result<Preset> preset = LoadPreset(options.preset, error, options.preset_dir);
-  if (!preset.ok()) return preset.status();
+  HostResult<wafer_model::Preset> preset =
+      wafer_model::LoadPreset(options.preset, options.preset_dir);
+  if (!preset.ok()) {
+    if (error != nullptr) *error = preset.error().message;
+    return preset.status();
+  }
   auto board = std::make_unique<BoardThread>(context, endpoint, std::move(preset).value(), options);
   WAFER_RETURN_IF_ERROR(board->Start(error));
   return std::unique_ptr<EmbeddedBoard>(std::move(board));

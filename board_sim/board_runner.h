@@ -19,7 +19,7 @@ namespace wafer::sim {
 
 struct BoardOptions {
   std::string preset = "mini";  // A name in preset_dir, or a path to a .yaml file.
-  std::string preset_dir;       // Empty: the source tree's board_sim/presets.
+  std::string preset_dir;       // Empty: the source tree's wafer_model/presets.
   std::string board_id = "sim-0";
   uint64_t seed = 0;  // See SimWaferOptions::seed.
   FaultPlan faults;

@@ -15,7 +15,7 @@ uint64_t SplitMix(uint64_t& state) {
 
 }  // namespace
 
-FabricMap::FabricMap(const Preset& preset, uint64_t seed)
+FabricMap::FabricMap(const wafer_model::Preset& preset, uint64_t seed)
     : rows_(preset.physical_rows),
       cols_(preset.physical_cols),
       spare_cols_(preset.spare_cols_per_row),

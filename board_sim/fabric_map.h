@@ -7,7 +7,7 @@
 #include <span>
 #include <vector>
 
-#include "board_sim/preset.h"
+#include "wafer_model/preset.h"
 #include "common/status.h"
 #include "firmware/hal/wafer.h"
 
@@ -18,7 +18,7 @@ class FabricMap {
  public:
   // Draws each PE's manufacturing defect independently with probability preset.defect_rate from
   // a generator seeded by `seed`: the same preset and seed give the same fuses.
-  FabricMap(const Preset& preset, uint64_t seed);
+  FabricMap(const wafer_model::Preset& preset, uint64_t seed);
 
   fw::hal::PhysicalGeometry geometry() const;
 

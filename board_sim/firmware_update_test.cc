@@ -57,9 +57,9 @@ class FirmwareUpdateTest : public ::testing::Test {
  protected:
   // Builds the board. Slot 0 holds the factory image as `factory_` says.
   void Start(FaultPlan faults = {}, bool with_key = true, double defect_rate = -1) {
-    std::string error;
-    Result<Preset> preset = LoadPreset("mini", &error, WAFER_PRESET_DIR_FOR_TEST);
-    ASSERT_TRUE(preset.ok()) << error;
+    HostResult<wafer_model::Preset> preset =
+        wafer_model::LoadPreset("mini", WAFER_PRESET_DIR_FOR_TEST);
+    ASSERT_TRUE(preset.ok()) << preset.error().ToString();
     if (defect_rate >= 0) preset->defect_rate = defect_rate;
     const auto factory = SimFirmwareFlash::factory_image();
     FirmwareSignature sig{};

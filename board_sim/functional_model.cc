@@ -5,53 +5,11 @@
 
 namespace wafer::sim {
 
-namespace hal = ::wafer::fw::hal;
-
-// Designated, so that a field added to one side and not the other fails to compile (or shows
-// up as missing) instead of shifting the others.
-LlamaArch ToLlamaArch(const hal::ModelArch& a) {
-  return LlamaArch{
-      .vocab_size = a.vocab_size,
-      .hidden_size = a.hidden_size,
-      .intermediate_size = a.intermediate_size,
-      .num_layers = a.num_layers,
-      .num_heads = a.num_heads,
-      .num_kv_heads = a.num_kv_heads,
-      .head_dim = a.head_dim,
-      .rope_theta = a.rope_theta,
-      .rms_norm_eps = a.rms_norm_eps,
-      .max_position = a.max_position,
-      .tie_embeddings = a.tie_embeddings,
-      .rope_scaling_factor = a.rope_scaling_factor,
-      .rope_low_freq_factor = a.rope_low_freq_factor,
-      .rope_high_freq_factor = a.rope_high_freq_factor,
-      .rope_original_max_position = a.rope_original_max_position};
-}
-
-hal::ModelArch ToHalArch(const LlamaArch& a) {
-  return hal::ModelArch{
-      .vocab_size = a.vocab_size,
-      .hidden_size = a.hidden_size,
-      .intermediate_size = a.intermediate_size,
-      .num_layers = a.num_layers,
-      .num_heads = a.num_heads,
-      .num_kv_heads = a.num_kv_heads,
-      .head_dim = a.head_dim,
-      .rope_theta = a.rope_theta,
-      .rms_norm_eps = a.rms_norm_eps,
-      .max_position = a.max_position,
-      .tie_embeddings = a.tie_embeddings,
-      .rope_scaling_factor = a.rope_scaling_factor,
-      .rope_low_freq_factor = a.rope_low_freq_factor,
-      .rope_high_freq_factor = a.rope_high_freq_factor,
-      .rope_original_max_position = a.rope_original_max_position};
-}
-
-FunctionalModel::FunctionalModel(const hal::ModelArch& arch, const hal::ModelStage& stage,
+FunctionalModel::FunctionalModel(const ModelArch& arch, const ModelStage& stage,
                                  uint32_t slots, uint32_t context,
                                  std::vector<StagedTensor> tensors)
-    : arch_(ToLlamaArch(arch)),
-      stage_{stage.first_layer, stage.layer_count, stage.has_embedding, stage.has_head},
+    : arch_(arch),
+      stage_(stage),
       slots_(slots),
       context_(context),
       tensors_(std::move(tensors)) {}

@@ -18,17 +18,12 @@
 
 namespace wafer::sim {
 
-// The engine's architecture and the firmware's carry the same fields (the firmware includes no
-// simulator code): conversions both ways.
-LlamaArch ToLlamaArch(const fw::hal::ModelArch& arch);
-fw::hal::ModelArch ToHalArch(const LlamaArch& arch);
-
 // Not thread-safe; owned by SimWafer.
 class FunctionalModel {
  public:
   // `tensors` in manifest order, nothing written. `stage` with layer_count resolved. Takes no
   // host memory for weights or KV cache.
-  FunctionalModel(const fw::hal::ModelArch& arch, const fw::hal::ModelStage& stage,
+  FunctionalModel(const ModelArch& arch, const ModelStage& stage,
                   uint32_t slots, uint32_t context, std::vector<StagedTensor> tensors);
 
   // Writes bytes of tensor `index`, converted into place: while staging, or on a committed model
@@ -65,8 +60,8 @@ class FunctionalModel {
   uint64_t kv_host_bytes() const;
 
  private:
-  LlamaArch arch_;
-  LlamaStage stage_;
+  ModelArch arch_;
+  ModelStage stage_;
   uint32_t slots_;
   uint32_t context_;
   std::vector<StagedTensor> tensors_;

@@ -21,11 +21,10 @@ namespace {
 namespace hal = ::wafer::fw::hal;
 using testing::StepRig;
 
-Preset Mini() {
-  std::string error;
-  Result<Preset> p = LoadPreset("mini", &error, WAFER_PRESET_DIR_FOR_TEST);
-  EXPECT_TRUE(p.ok()) << error;
-  return p.ok() ? *p : Preset{};
+wafer_model::Preset Mini() {
+  HostResult<wafer_model::Preset> p = wafer_model::LoadPreset("mini", WAFER_PRESET_DIR_FOR_TEST);
+  EXPECT_TRUE(p.ok()) << p.error().ToString();
+  return p.ok() ? *p : wafer_model::Preset{};
 }
 
 constexpr uint32_t kId = 4;
@@ -36,7 +35,7 @@ class FunctionalModelTest : public ::testing::Test {
  protected:
   FunctionalModelTest()
       : wafer_(Mini(), clock_, SimWaferOptions{}),
-        manifest_(wafer_, arch_, tensors_, kId, hal::ModelStage{}, kSlots, kContext) {}
+        manifest_(wafer_, arch_, tensors_, kId, ModelStage{}, kSlots, kContext) {}
 
   // Writes tensor `i` in `chunk`-byte pieces, last piece first.
   void WriteBackwards(uint32_t i, size_t chunk) {
@@ -67,7 +66,7 @@ class FunctionalModelTest : public ::testing::Test {
 
   FakeClock clock_;
   SimWafer wafer_;
-  LlamaArch arch_ = testing::TinyArch();
+  ModelArch arch_ = testing::TinyArch();
   std::vector<testing::TinyTensor> tensors_ = testing::MakeTinyLlama(arch_, 3);
   testing::StageManifest manifest_;
   const std::vector<uint32_t> prompt_ = {9, 8, 7, 1, 2, 3};
@@ -169,7 +168,7 @@ TEST_F(FunctionalModelTest, APeLostWhileStagingPoisonsTheConvertedTensorUntilItI
     row_map[r] = wafer_.ReadRowFuses(r) > g.spare_cols ? hal::kRowDropped : kept++;
   }
   ASSERT_TRUE(wafer_.ProgramHarvest(row_map).ok());
-  testing::StageManifest m(wafer_, arch_, tensors_, kId, hal::ModelStage{}, kSlots, kContext);
+  testing::StageManifest m(wafer_, arch_, tensors_, kId, ModelStage{}, kSlots, kContext);
   ASSERT_TRUE(wafer_.BeginModel(m.manifest).ok());
   for (uint32_t i = 0; i < tensors_.size(); ++i) WriteBackwards(i, 256);
   // Tensor 7 is layer 0's gate projection; the first PE of its rectangle held its first bytes.
@@ -190,8 +189,8 @@ TEST_F(FunctionalModelTest, APeLostWhileStagingPoisonsTheConvertedTensorUntilItI
 TEST(FunctionalModelShapeOnlyTest, AShapeOnlyModelTakesNoHostMemory) {
   FakeClock clock;
   SimWafer wafer(Mini(), clock, SimWaferOptions{});
-  const hal::ModelArch arch = ToHalArch(testing::TinyArch());
-  testing::StageManifest m(wafer, arch, kId, hal::ModelStage{}, kSlots, kContext);
+  const ModelArch arch = testing::TinyArch();
+  testing::StageManifest m(wafer, arch, kId, ModelStage{}, kSlots, kContext);
   ASSERT_TRUE(wafer.BeginModel(m.manifest).ok());
   EXPECT_GT(wafer.sram_used_bytes(), 0u);  // Its SRAM is reserved all the same.
   EXPECT_EQ(wafer.WriteTensor(kId, 0, 0, std::as_bytes(std::span("abcd", 4))).code(),

@@ -24,11 +24,11 @@ uint64_t SatAdd(uint64_t a, uint64_t b) {
   return __builtin_add_overflow(a, b, &r) ? kSaturated : r;
 }
 
-uint64_t ElementBytes(hal::DType d) {
+uint64_t ElementBytes(DType d) {
   switch (d) {
-    case hal::DType::kF32: return 4;
-    case hal::DType::kF16:
-    case hal::DType::kBF16: return 2;
+    case DType::kF32: return 4;
+    case DType::kF16:
+    case DType::kBF16: return 2;
   }
   return 4;
 }
@@ -37,24 +37,24 @@ uint64_t ElementBytes(hal::DType d) {
 // requires (embedding on the first stage and as a tied model's head, final norm and untied LM
 // head on the last, per-layer tensors of the stage's layers). REQUIRES: stage.layer_count
 // resolved.
-bool StageHolds(const hal::ModelArch& a, const hal::ModelStage& stage, hal::TensorRole role,
+bool StageHolds(const ModelArch& a, const ModelStage& stage, TensorRole role,
                 uint32_t layer) {
   switch (role) {
-    case hal::TensorRole::kEmbedding:
+    case TensorRole::kEmbedding:
       return layer == 0 && (stage.has_embedding || (stage.has_head && a.tie_embeddings));
-    case hal::TensorRole::kFinalNorm:
+    case TensorRole::kFinalNorm:
       return layer == 0 && stage.has_head;
-    case hal::TensorRole::kLmHead:
+    case TensorRole::kLmHead:
       return layer == 0 && stage.has_head && !a.tie_embeddings;
-    case hal::TensorRole::kAttnNorm:
-    case hal::TensorRole::kWq:
-    case hal::TensorRole::kWk:
-    case hal::TensorRole::kWv:
-    case hal::TensorRole::kWo:
-    case hal::TensorRole::kMlpNorm:
-    case hal::TensorRole::kWGate:
-    case hal::TensorRole::kWUp:
-    case hal::TensorRole::kWDown:
+    case TensorRole::kAttnNorm:
+    case TensorRole::kWq:
+    case TensorRole::kWk:
+    case TensorRole::kWv:
+    case TensorRole::kWo:
+    case TensorRole::kMlpNorm:
+    case TensorRole::kWGate:
+    case TensorRole::kWUp:
+    case TensorRole::kWDown:
       return layer >= stage.first_layer && layer - stage.first_layer < stage.layer_count;
   }
   return false;
@@ -64,7 +64,7 @@ bool StageHolds(const hal::ModelArch& a, const hal::ModelStage& stage, hal::Tens
 // at 16 bits per value, as the real link carries activations. (The simulated Step carries them
 // as float32 so that a split model computes exactly what the whole model does; the link time is
 // that of the real system.)
-int64_t InterWaferNs(const Preset& p, uint32_t hidden_size, uint64_t tokens) {
+int64_t InterWaferNs(const wafer_model::Preset& p, uint32_t hidden_size, uint64_t tokens) {
   const double bytes = static_cast<double>(tokens) * hidden_size * 2;
   return std::llround(p.interwafer_hop_latency_us * 1e3 + bytes / p.interwafer_bytes_per_s * 1e9);
 }
@@ -80,17 +80,18 @@ uint64_t NextRandom(uint64_t& state) {  // splitmix64.
 
 struct SimWafer::Model {
   struct Tensor {
-    hal::TensorRole role = hal::TensorRole::kEmbedding;
+    TensorRole role = TensorRole::kEmbedding;
     uint32_t layer = 0;
-    hal::DType dtype = hal::DType::kF32;
+    DType dtype = DType::kF32;
     std::vector<uint64_t> shape;
     uint64_t byte_size = 0;
   };
   uint32_t id = 0;
-  hal::ModelArch arch;
-  hal::ModelStage stage;  // layer_count resolved.
-  ModelShape shape;       // Of the stage: its layers only.
-  WaferStages bands;      // The PE band each of its stages computes on, from its placement.
+  ModelArch arch;
+  ModelStage stage;  // layer_count resolved.
+  ModelArch shape;   // The arch with num_layers the stage's layers only (timing).
+  // The PE band each of its stages computes on, from its placement.
+  wafer_model::WaferStages bands;
   uint32_t slots = 0;
   uint32_t context = 0;
   bool shape_only = false;
@@ -113,7 +114,7 @@ struct SimWafer::Model {
 namespace {
 
 // The band a stage computes on: the bounding box of the rectangles it was placed on.
-Band BoundingBand(std::span<const hal::PeRect> rects) {
+wafer_model::Band BoundingBand(std::span<const hal::PeRect> rects) {
   uint32_t x0 = UINT32_MAX, y0 = UINT32_MAX, x1 = 0, y1 = 0;
   for (const hal::PeRect& r : rects) {
     x0 = std::min(x0, r.x);
@@ -121,7 +122,7 @@ Band BoundingBand(std::span<const hal::PeRect> rects) {
     x1 = std::max(x1, r.x + r.w);
     y1 = std::max(y1, r.y + r.h);
   }
-  return rects.empty() ? Band{} : Band{x1 - x0, y1 - y0};
+  return rects.empty() ? wafer_model::Band{} : wafer_model::Band{x1 - x0, y1 - y0};
 }
 
 }  // namespace
@@ -130,17 +131,18 @@ Band BoundingBand(std::span<const hal::PeRect> rects) {
 // region span, the head on the rectangle of the matrix that produces the logits (the LM head,
 // or the embedding a tied model reuses). A manifest that leaves a layer or the head without a
 // tensor (shape-only test fixtures) is timed as the equal-share layout instead.
-WaferStages SimWafer::StagesOf(const Model& model, std::span<const hal::KvRegion> kv) const {
-  const hal::ModelStage& stage = model.stage;
-  WaferStages out;
+wafer_model::WaferStages SimWafer::StagesOf(const Model& model,
+                                            std::span<const hal::KvRegion> kv) const {
+  const ModelStage& stage = model.stage;
+  wafer_model::WaferStages out;
   std::vector<hal::PeRect> rects;
   for (uint32_t l = stage.first_layer; l < stage.first_layer + stage.layer_count; ++l) {
     rects.clear();
     for (size_t i = 0; i < model.tensors.size(); ++i) {
-      const hal::TensorRole role = model.tensors[i].role;
-      const bool per_layer = role != hal::TensorRole::kEmbedding &&
-                             role != hal::TensorRole::kFinalNorm &&
-                             role != hal::TensorRole::kLmHead;
+      const TensorRole role = model.tensors[i].role;
+      const bool per_layer = role != TensorRole::kEmbedding &&
+                             role != TensorRole::kFinalNorm &&
+                             role != TensorRole::kLmHead;
       if (per_layer && model.tensors[i].layer == l) rects.push_back(model.reservations[i].rect);
     }
     if (rects.empty()) return timing_.EqualShareStages(model.shape);
@@ -152,9 +154,9 @@ WaferStages SimWafer::StagesOf(const Model& model, std::span<const hal::KvRegion
   if (stage.has_head) {
     const hal::PeRect* logits = nullptr;
     for (size_t i = 0; i < model.tensors.size(); ++i) {
-      const hal::TensorRole role = model.tensors[i].role;
-      if (role == hal::TensorRole::kLmHead ||
-          (role == hal::TensorRole::kEmbedding && logits == nullptr)) {
+      const TensorRole role = model.tensors[i].role;
+      if (role == TensorRole::kLmHead ||
+          (role == TensorRole::kEmbedding && logits == nullptr)) {
         logits = &model.reservations[i].rect;
       }
     }
@@ -174,7 +176,7 @@ struct SimWafer::SeqRun {
   size_t first_row = 0;  // Of its input tokens in the prefill pass (hidden states out).
 };
 
-SimWafer::SimWafer(Preset preset, const Clock& clock, SimWaferOptions options)
+SimWafer::SimWafer(wafer_model::Preset preset, const Clock& clock, SimWaferOptions options)
     : preset_(std::move(preset)),
       clock_(clock),
       options_(std::move(options)),
@@ -221,7 +223,7 @@ Status SimWafer::SelfTest() {
   return image.find(kFailSelfTestMarker) == std::string_view::npos ? OkStatus() : Internal();
 }
 
-uint64_t SimWafer::KvCacheBytes(const hal::ModelArch& a, uint32_t slots, uint32_t context) {
+uint64_t SimWafer::KvCacheBytes(const ModelArch& a, uint32_t slots, uint32_t context) {
   uint64_t b = SatMul(slots, context);
   b = SatMul(b, a.num_layers);
   b = SatMul(b, 2ull * a.num_kv_heads);
@@ -231,7 +233,7 @@ uint64_t SimWafer::KvCacheBytes(const hal::ModelArch& a, uint32_t slots, uint32_
 
 Status SimWafer::BeginModel(const hal::ModelManifest& m) {
   if (models_.count(m.model_id) != 0) return AlreadyExists();
-  const hal::ModelArch& a = m.arch;
+  const ModelArch& a = m.arch;
   if (a.vocab_size == 0 || a.hidden_size == 0 || a.intermediate_size == 0 ||
       a.num_layers == 0 || a.num_heads == 0 || a.num_kv_heads == 0 || a.head_dim == 0 ||
       a.num_heads % a.num_kv_heads != 0 || m.slots == 0 || m.context_length == 0) {
@@ -242,9 +244,9 @@ Status SimWafer::BeginModel(const hal::ModelManifest& m) {
   // weights would hold is reserved), each on the PEs the host placed it.
   if (m.tensors.empty() || m.kv_regions.empty()) return InvalidArgument();
   // A stage holds only its own tensors and KV regions, by their global layer indices.
-  if (!hal::StageIsValid(m.stage, a.num_layers)) return InvalidArgument();
-  hal::ModelStage stage = m.stage;
-  stage.layer_count = hal::StageLayerCount(m.stage, a.num_layers);
+  if (!StageIsValid(m.stage, a.num_layers)) return InvalidArgument();
+  ModelStage stage = m.stage;
+  stage.layer_count = StageLayerCount(m.stage, a.num_layers);
   auto model = std::make_unique<Model>();
   for (const hal::TensorSpec& t : m.tensors) {
     uint64_t elems = 1;
@@ -283,8 +285,8 @@ Status SimWafer::BeginModel(const hal::ModelManifest& m) {
   model->id = m.model_id;
   model->arch = a;
   model->stage = stage;
-  model->shape = ModelShape{stage.layer_count, a.hidden_size,  a.intermediate_size, a.num_heads,
-                            a.num_kv_heads,    a.head_dim,     a.vocab_size};
+  model->shape = a;
+  model->shape.num_layers = stage.layer_count;
   model->bands = StagesOf(*model, m.kv_regions);
   model->slots = m.slots;
   model->context = m.context_length;
@@ -294,8 +296,7 @@ Status SimWafer::BeginModel(const hal::ModelManifest& m) {
   if (!m.shape_only) {
     std::vector<StagedTensor> staged;  // Nothing written: no storage yet.
     for (const Model::Tensor& t : model->tensors) {
-      staged.emplace_back(static_cast<TensorRole>(t.role), t.layer, static_cast<DType>(t.dtype),
-                          t.shape);
+      staged.emplace_back(t.role, t.layer, t.dtype, t.shape);
     }
     model->functional = std::make_unique<FunctionalModel>(a, stage, m.slots, m.context_length,
                                                           std::move(staged));
@@ -333,14 +334,14 @@ Status SimWafer::UnloadModel(uint32_t model_id) {
 }
 
 Status SimWafer::RunStep(const hal::StepRequest& request, std::span<hal::SeqOutcome> outcomes,
-                         hal::DeviceTime& time) {
+                         DeviceTime& time) {
   const int64_t began = clock_.NowNanos();
   auto it = models_.find(request.model_id);
   if (it == models_.end() || !it->second->committed) return NotFound();
   Model& model = *it->second;
   std::vector<bool> seen(model.slots, false);
   std::vector<SeqRun> runs(request.seqs.size());
-  const hal::ModelStage& stage = model.stage;
+  const ModelStage& stage = model.stage;
   // Hidden states cross the hops of a functional pipeline only (see SeqStepView::hidden_in).
   const bool takes_hidden = model.engine() != nullptr && !stage.has_embedding;
   const bool gives_hidden = model.engine() != nullptr && !stage.has_head;
@@ -366,7 +367,7 @@ Status SimWafer::RunStep(const hal::StepRequest& request, std::span<hal::SeqOutc
   }
   thermal_.AdvanceTo(clock_.NowNanos());
   if (thermal_.halted()) return Unavailable();
-  time = hal::DeviceTime{};
+  time = DeviceTime{};
   if (!stage.has_embedding) {
     time.inter_wafer_ns = InterWaferNs(preset_, model.arch.hidden_size, hop_tokens);
   }
@@ -387,7 +388,7 @@ Status SimWafer::RunStep(const hal::StepRequest& request, std::span<hal::SeqOutc
     }
   } else {
     time.host_io_ns = timing_.HostIoNs(
-        TimingModel::StepHostBytes(request.seqs.size(), inputs, generated, stops));
+        wafer_model::TimingModel::StepHostBytes(request.seqs.size(), inputs, generated, stops));
   }
   time.total_ns = time.compute_ns + time.fabric_ns + time.inter_wafer_ns + time.host_io_ns;
   thermal_.AddBusy(time.compute_ns + time.fabric_ns);
@@ -400,7 +401,7 @@ Status SimWafer::RunStep(const hal::StepRequest& request, std::span<hal::SeqOutc
   return OkStatus();
 }
 
-Status SimWafer::RunSeqs(Model& model, std::span<SeqRun> runs, hal::DeviceTime& time) {
+Status SimWafer::RunSeqs(Model& model, std::span<SeqRun> runs, DeviceTime& time) {
   const uint32_t vocab = model.arch.vocab_size;
   const size_t hidden = model.arch.hidden_size;
   const bool has_head = model.stage.has_head;
@@ -432,7 +433,7 @@ Status SimWafer::RunSeqs(Model& model, std::span<SeqRun> runs, hal::DeviceTime& 
         model.context_tokens[batch_slots[b]] += static_cast<uint32_t>(batch_tokens[b].size());
       }
     }
-    const PassTime pass =
+    const wafer_model::PassTime pass =
         timing_.Pass(model.shape, model.bands, tokens, context_sum / double(tokens));
     time.compute_ns += pass.compute_ns;
     time.fabric_ns += pass.fabric_ns;
@@ -453,7 +454,7 @@ Status SimWafer::RunSeqs(Model& model, std::span<SeqRun> runs, hal::DeviceTime& 
                                            : s.sampling.seed;
       // A shape-only model draws once per token; the engine once per token when sampling.
       if (model.shape_only || s.sampling.temperature > 0) {
-        SkipSamples(model.rng[s.slot], s.sampling.sampled_before);
+        SkipSamples(model.rng[s.slot], s.sampled_before);
       }
     }
     const bool bad_token = std::any_of(s.input_tokens.begin(), s.input_tokens.end(),
@@ -499,9 +500,8 @@ Status SimWafer::RunSeqs(Model& model, std::span<SeqRun> runs, hal::DeviceTime& 
       uint64_t& rng = model.rng[s.slot];
       uint32_t token;
       if (engine != nullptr) {
-        const Sampling sampling{s.sampling.temperature, s.sampling.top_k, s.sampling.top_p};
         token = SampleToken(std::span<const float>(logits).subspan(r.logits_row * vocab, vocab),
-                            sampling, rng);
+                            s.sampling, rng);
       } else {
         token = static_cast<uint32_t>(NextRandom(rng) % vocab);
       }
@@ -558,7 +558,7 @@ void SimWafer::PowerCycle() {
   models_.clear();
   fabric_.Unprogram();
   ResetSram();
-  timing_ = TimingModel(preset_);
+  timing_ = wafer_model::TimingModel(preset_);
   thermal_.SetHalted(false);
   events_.clear();
   ecc_correctable_ = 0;
@@ -595,9 +595,9 @@ Status SimWafer::ProgramHarvest(std::span<const uint32_t> row_map) {
   WAFER_RETURN_IF_ERROR(fabric_.Program(row_map));
   ResetSram();
   // Placement and timing see the harvested rectangle.
-  Preset harvested = preset_;
+  wafer_model::Preset harvested = preset_;
   harvested.fabric_height = fabric_.usable_height();
-  timing_ = TimingModel(harvested);
+  timing_ = wafer_model::TimingModel(harvested);
   if (!plan_pe_faults_applied_) {
     plan_pe_faults_applied_ = true;
     for (const hal::FaultSpec& f : options_.faults.faults) {

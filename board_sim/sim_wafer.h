@@ -17,10 +17,10 @@
 #include "board_sim/fabric_map.h"
 #include "board_sim/functional_model.h"
 #include "board_sim/latent_faults.h"
-#include "board_sim/preset.h"
+#include "wafer_model/preset.h"
 #include "board_sim/sram_map.h"
 #include "board_sim/thermal_model.h"
-#include "board_sim/timing_model.h"
+#include "wafer_model/timing_model.h"
 #include "common/clock.h"
 #include "firmware/hal/firmware_flash.h"
 #include "firmware/hal/wafer.h"
@@ -81,7 +81,7 @@ struct SimWaferOptions {
 class SimWafer final : public fw::hal::Wafer {
  public:
   // `clock` outlives this.
-  SimWafer(Preset preset, const Clock& clock, SimWaferOptions options);
+  SimWafer(wafer_model::Preset preset, const Clock& clock, SimWaferOptions options);
   ~SimWafer() override;
 
   fw::hal::WaferInfo Info() const override;
@@ -96,7 +96,7 @@ class SimWafer final : public fw::hal::Wafer {
   Status CommitModel(uint32_t model_id) override;
   Status UnloadModel(uint32_t model_id) override;
   Status RunStep(const fw::hal::StepRequest& request, std::span<fw::hal::SeqOutcome> outcomes,
-                 fw::hal::DeviceTime& time) override;
+                 DeviceTime& time) override;
   void ReadSensors(fw::hal::SensorReadout& out) override;
   void PowerCycle() override;
   fw::hal::PhysicalGeometry Geometry() const override { return fabric_.geometry(); }
@@ -159,16 +159,17 @@ class SimWafer final : public fw::hal::Wafer {
 
   // KV-cache bytes a model reserves: slots * context * layers * 2 (K, V) * kv_heads * head_dim
   // * 2 bytes (16-bit KV).
-  static uint64_t KvCacheBytes(const fw::hal::ModelArch& arch, uint32_t slots, uint32_t context);
+  static uint64_t KvCacheBytes(const ModelArch& arch, uint32_t slots, uint32_t context);
   uint64_t sram_used_bytes() const { return sram_.used_bytes(); }
   const SramMap& sram() const { return sram_; }
-  const Preset& preset() const { return preset_; }
+  const wafer_model::Preset& preset() const { return preset_; }
 
  private:
   struct Model;
   struct SeqRun;
-  WaferStages StagesOf(const Model& model, std::span<const fw::hal::KvRegion> kv) const;
-  Status RunSeqs(Model& model, std::span<SeqRun> runs, fw::hal::DeviceTime& time);
+  wafer_model::WaferStages StagesOf(const Model& model,
+                                    std::span<const fw::hal::KvRegion> kv) const;
+  Status RunSeqs(Model& model, std::span<SeqRun> runs, DeviceTime& time);
   // Sizes the SRAM map to the usable rectangle, empty.
   void ResetSram();
   Status ApplyFault(const fw::hal::FaultSpec& fault);
@@ -182,10 +183,10 @@ class SimWafer final : public fw::hal::Wafer {
   // Nanoseconds `cycles` take at the slowest region's clock.
   int64_t CyclesToNs(double cycles) const;
 
-  Preset preset_;
+  wafer_model::Preset preset_;
   const Clock& clock_;
   SimWaferOptions options_;
-  TimingModel timing_;
+  wafer_model::TimingModel timing_;
   ThermalModel thermal_;
   FabricMap fabric_;
   LatentFaults latent_;  // Survives PowerCycle: the faults are in the hardware.

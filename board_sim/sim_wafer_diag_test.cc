@@ -18,17 +18,16 @@ namespace hal = ::wafer::fw::hal;
 
 // mini without manufacturing defects: a 128 x 128 usable rectangle, 4 spares per row, 2 x 2
 // die regions of 64 x 64 PEs.
-Preset MiniNoDefects() {
+wafer_model::Preset MiniNoDefects() {
   std::ifstream in(std::string(WAFER_PRESET_DIR_FOR_TEST) + "/mini.yaml");
   std::stringstream s;
   s << in.rdbuf();
   std::string text = s.str();
   const std::string from = "defect_rate: 0.002";
   text.replace(text.find(from), from.size(), "defect_rate: 0.0");
-  std::string error;
-  Result<Preset> p = ParsePreset(text, &error);
-  EXPECT_TRUE(p.ok()) << error;
-  return p.ok() ? *p : Preset{};
+  HostResult<wafer_model::Preset> p = wafer_model::ParsePreset(text);
+  EXPECT_TRUE(p.ok()) << p.error().ToString();
+  return p.ok() ? *p : wafer_model::Preset{};
 }
 
 constexpr uint32_t kSide = 128;
@@ -186,7 +185,7 @@ TEST_F(SimWaferDiagTest, UnusedOnlySkipsThePesAModelHolds) {
   // A shape-only model: one tensor on PEs (0, 0..3), its KV cache on all of row 1.
   hal::TensorSpec tensor;
   tensor.rank = 1;
-  tensor.dtype = hal::DType::kF32;
+  tensor.dtype = DType::kF32;
   tensor.shape[0] = 1000;
   tensor.byte_size = 4000;
   tensor.placement = {0, 0, 4, 1};

@@ -17,11 +17,10 @@ namespace {
 namespace hal = ::wafer::fw::hal;
 using testing::StepRig;
 
-Preset LoadOrDie(const char* name) {
-  std::string error;
-  Result<Preset> p = LoadPreset(name, &error, WAFER_PRESET_DIR_FOR_TEST);
-  EXPECT_TRUE(p.ok()) << error;
-  return p.ok() ? *p : Preset{};
+wafer_model::Preset LoadOrDie(const char* name) {
+  HostResult<wafer_model::Preset> p = wafer_model::LoadPreset(name, WAFER_PRESET_DIR_FOR_TEST);
+  EXPECT_TRUE(p.ok()) << p.error().ToString();
+  return p.ok() ? *p : wafer_model::Preset{};
 }
 
 class SimWaferTest : public ::testing::Test {
@@ -35,7 +34,7 @@ class SimWaferTest : public ::testing::Test {
     for (const testing::TinyTensor& t : tensors_) specs_.push_back(testing::TinySpec(t));
     hal::ModelManifest m;
     m.model_id = id;
-    m.arch = ToHalArch(arch_);
+    m.arch = arch_;
     const testing::RowPlacement placed = testing::PlaceInRows(
         specs_, m.arch.num_layers, SimWafer::KvCacheBytes(m.arch, slots, context) / m.arch.num_layers,
         wafer_.Info().fabric_width, wafer_.Info().sram_per_pe);
@@ -58,7 +57,7 @@ class SimWaferTest : public ::testing::Test {
 
   FakeClock clock_;
   SimWafer wafer_;
-  LlamaArch arch_ = testing::TinyArch();
+  ModelArch arch_ = testing::TinyArch();
   std::vector<testing::TinyTensor> tensors_;
   std::vector<hal::TensorSpec> specs_;
   std::vector<hal::KvRegion> kv_;
@@ -73,7 +72,7 @@ struct OneTensorModel {
 
   OneTensorModel(uint32_t id, uint64_t floats, hal::PeRect tensor_rect, hal::PeRect kv_rect) {
     tensor.rank = 1;
-    tensor.dtype = hal::DType::kF32;
+    tensor.dtype = DType::kF32;
     tensor.shape[0] = floats;
     tensor.byte_size = floats * 4;
     tensor.placement = tensor_rect;
@@ -89,7 +88,7 @@ struct OneTensorModel {
 
 TEST_F(SimWaferTest, SramIsAccountedPerPeOfEachPlacement) {
   ASSERT_EQ(wafer_.sram_total_bytes(), 128ull * 128 * 48 * 1024);
-  EXPECT_EQ(SimWafer::KvCacheBytes(hal::ModelArch{4, 4, 4, 1, 1, 1, 2}, 3, 5), 120u);
+  EXPECT_EQ(SimWafer::KvCacheBytes(ModelArch{4, 4, 4, 1, 1, 1, 2}, 3, 5), 120u);
   // 1000 floats over a 3x2 rectangle: ceil(4000 / 6) = 667 bytes on each of its PEs.
   OneTensorModel m(1, 1000, {10, 20, 3, 2}, {0, 0, 4, 1});
   ASSERT_TRUE(wafer_.BeginModel(m.manifest).ok());
@@ -315,7 +314,7 @@ struct ShapeOnlyModel {
   std::vector<hal::KvRegion> kv;
   hal::ModelManifest manifest;
 
-  ShapeOnlyModel(const SimWafer& wafer, hal::ModelArch arch) {
+  ShapeOnlyModel(const SimWafer& wafer, ModelArch arch) {
     specs = testing::LlamaSpecs(arch);
     manifest.model_id = 8;
     manifest.arch = arch;
@@ -331,8 +330,8 @@ struct ShapeOnlyModel {
   }
 };
 
-hal::ModelArch Llama8B() {
-  hal::ModelArch a;
+ModelArch Llama8B() {
+  ModelArch a;
   a.vocab_size = 128256;
   a.hidden_size = 4096;
   a.intermediate_size = 14336;
@@ -389,7 +388,7 @@ TEST(SimWaferShapeOnlyTest, TimingFollowsThePlacedBands) {
   FakeClock clock;
   SimWafer packed(LoadOrDie("wse3"), clock, SimWaferOptions{});
   SimWafer spread(LoadOrDie("wse3"), clock, SimWaferOptions{});
-  hal::ModelArch arch = Llama8B();
+  ModelArch arch = Llama8B();
   arch.num_layers = 16;
   ShapeOnlyModel p(packed, arch), s(spread, arch);
   for (hal::TensorSpec& t : s.specs) t.placement = {t.placement.x, 2 * t.placement.y, t.placement.w, 2 * t.placement.h};
@@ -409,7 +408,7 @@ TEST(SimWaferShapeOnlyTest, TimingFollowsThePlacedBands) {
     EXPECT_TRUE(rig.Run(w, 8).ok());
     return rig.time;
   };
-  const hal::DeviceTime a = prefill(packed), b = prefill(spread);
+  const DeviceTime a = prefill(packed), b = prefill(spread);
   EXPECT_LT(double(b.compute_ns), 0.6 * double(a.compute_ns));
   EXPECT_GT(double(b.compute_ns), 0.4 * double(a.compute_ns));
 }
@@ -421,7 +420,7 @@ TEST(SimWaferThermalTest, TemperatureFollowsActivity) {
   w.ReadSensors(idle);
   ASSERT_EQ(idle.region_count, 4u);
   EXPECT_NEAR(idle.power_w, 75, 1e-3);
-  hal::ModelArch arch = Llama8B();
+  ModelArch arch = Llama8B();
   arch.num_layers = 2;
   arch.vocab_size = 1000;
   arch.hidden_size = 256;
@@ -459,8 +458,8 @@ TEST(SimWaferThermalTest, TemperatureFollowsActivity) {
 using testing::StageManifest;
 
 // The tiny model with 4 layers, so that it splits three ways.
-LlamaArch FourLayerArch(bool tied) {
-  LlamaArch a = testing::TinyArch();
+ModelArch FourLayerArch(bool tied) {
+  ModelArch a = testing::TinyArch();
   a.num_layers = 4;
   a.tie_embeddings = tied;
   return a;
@@ -471,10 +470,10 @@ LlamaArch FourLayerArch(bool tied) {
 // states, and only the last (the head) generates.
 class Pipeline {
  public:
-  Pipeline(const Clock& clock, const LlamaArch& arch, const std::vector<testing::TinyTensor>& all,
-           const std::vector<hal::ModelStage>& stages)
+  Pipeline(const Clock& clock, const ModelArch& arch, const std::vector<testing::TinyTensor>& all,
+           const std::vector<ModelStage>& stages)
       : hidden_size_(arch.hidden_size) {
-    for (const hal::ModelStage& stage : stages) {
+    for (const ModelStage& stage : stages) {
       wafers_.push_back(std::make_unique<SimWafer>(LoadOrDie("mini"), clock, SimWaferOptions{}));
       manifests_.push_back(
           std::make_unique<StageManifest>(*wafers_.back(), arch, all, 1, stage, 4, 64));
@@ -486,7 +485,7 @@ class Pipeline {
   void Step(const std::vector<hal::SeqStepView>& seqs) {
     rigs_.assign(wafers_.size(), StepRig{});
     for (size_t k = 0; k < wafers_.size(); ++k) {
-      const hal::ModelStage& stage = manifests_[k]->manifest.stage;
+      const ModelStage& stage = manifests_[k]->manifest.stage;
       StepRig& rig = rigs_[k];
       rig.seqs = seqs;
       rig.hidden_width = stage.has_head ? 0 : hidden_size_;
@@ -512,11 +511,11 @@ class Pipeline {
 
 // Two sequences through prefill chunks and batched decode, one token per step (a stage without
 // the embedding generates at most one): the split model's tokens must be the whole model's.
-void ExpectSplitGeneratesWholeModelTokens(bool tied, const std::vector<hal::ModelStage>& stages) {
+void ExpectSplitGeneratesWholeModelTokens(bool tied, const std::vector<ModelStage>& stages) {
   FakeClock clock;
-  const LlamaArch arch = FourLayerArch(tied);
+  const ModelArch arch = FourLayerArch(tied);
   const auto tensors = testing::MakeTinyLlama(arch, 11);
-  Pipeline whole(clock, arch, tensors, {hal::ModelStage{}});
+  Pipeline whole(clock, arch, tensors, {ModelStage{}});
   Pipeline split(clock, arch, tensors, stages);
   const std::vector<uint32_t> p0 = {1, 5, 9, 13, 2, 8, 40, 3, 22}, p1 = {7, 7, 3, 60, 11};
   std::vector<uint32_t> generated;  // Sequence 1's tokens, for the reference below.
@@ -572,14 +571,14 @@ TEST(SimWaferStageTest, ThreeStagesGenerateTheWholeModelsTokens) {
 TEST(SimWaferStageTest, BeginModelTakesExactlyTheStagesTensorsAndKvRegions) {
   FakeClock clock;
   SimWafer wafer(LoadOrDie("mini"), clock, SimWaferOptions{});
-  const LlamaArch arch = FourLayerArch(false);
+  const ModelArch arch = FourLayerArch(false);
   const auto tensors = testing::MakeTinyLlama(arch, 3);
-  auto begin = [&](const hal::ModelStage& stage, const hal::ModelStage* tensors_of = nullptr) {
+  auto begin = [&](const ModelStage& stage, const ModelStage* tensors_of = nullptr) {
     return wafer.BeginModel(StageManifest(wafer, arch, tensors, 1, stage, 2, 16, tensors_of)
                                 .manifest)
         .code();
   };
-  const hal::ModelStage middle{1, 2, false, false};
+  const ModelStage middle{1, 2, false, false};
   // Not a part of the model: no layer left, past the last, the embedding not feeding layer 0,
   // the head not reading the last layer.
   EXPECT_EQ(begin({4, 0, false, true}), StatusCode::kInvalidArgument);
@@ -587,7 +586,7 @@ TEST(SimWaferStageTest, BeginModelTakesExactlyTheStagesTensorsAndKvRegions) {
   EXPECT_EQ(begin({1, 0, true, true}), StatusCode::kInvalidArgument);
   EXPECT_EQ(begin({0, 3, true, true}), StatusCode::kInvalidArgument);
   // Tensors outside the stage: another layer's, the embedding, the head.
-  const hal::ModelStage wider{0, 3, false, false}, with_embedding{0, 3, true, false},
+  const ModelStage wider{0, 3, false, false}, with_embedding{0, 3, true, false},
       with_head{1, 0, false, true};
   EXPECT_EQ(begin(middle, &wider), StatusCode::kInvalidArgument);
   EXPECT_EQ(begin(middle, &with_embedding), StatusCode::kInvalidArgument);
@@ -604,14 +603,14 @@ TEST(SimWaferStageTest, BeginModelTakesExactlyTheStagesTensorsAndKvRegions) {
   m.manifest.kv_regions = m.kv;
   EXPECT_TRUE(testing::LoadStage(wafer, m).ok());
   // A functional stage missing one of its tensors stages, but its weights are refused at commit.
-  const hal::ModelStage fewer{1, 1, false, false};
+  const ModelStage fewer{1, 1, false, false};
   StageManifest missing(wafer, arch, tensors, 2, middle, 2, 16, &fewer);
   EXPECT_EQ(testing::LoadStage(wafer, missing).code(), StatusCode::kInvalidArgument);
 }
 
 TEST(SimWaferStageTest, StepsFollowTheStageRules) {
   FakeClock clock;
-  const LlamaArch arch = FourLayerArch(false);
+  const ModelArch arch = FourLayerArch(false);
   const auto tensors = testing::MakeTinyLlama(arch, 5);
   Pipeline p(clock, arch, tensors, {{0, 2, true, false}, {2, 0, false, true}});
   const std::vector<uint32_t> prompt = {4, 8, 15};
@@ -644,7 +643,7 @@ TEST(SimWaferStageTest, ShapeOnlyStagesCarryNoHiddenStatesAndOnlyTheHeadSamples)
   FakeClock clock;
   SimWafer first(LoadOrDie("mini"), clock, SimWaferOptions{});
   SimWafer last(LoadOrDie("mini"), clock, SimWaferOptions{});
-  hal::ModelArch arch = ToHalArch(FourLayerArch(false));
+  ModelArch arch = FourLayerArch(false);
   arch.vocab_size = 1000;
   StageManifest m0(first, arch, 8, {0, 2, true, false}, 4, 256);
   StageManifest m1(last, arch, 8, {2, 0, false, true}, 4, 256);
@@ -675,9 +674,9 @@ TEST(SimWaferStageTest, ShapeOnlyStagesCarryNoHiddenStatesAndOnlyTheHeadSamples)
 
 TEST(SimWaferStageTest, InterWaferTimeIsChargedOnStagesWithoutTheEmbedding) {
   FakeClock clock;
-  const LlamaArch arch = FourLayerArch(true);
+  const ModelArch arch = FourLayerArch(true);
   const auto tensors = testing::MakeTinyLlama(arch, 9);
-  Pipeline whole(clock, arch, tensors, {hal::ModelStage{}});
+  Pipeline whole(clock, arch, tensors, {ModelStage{}});
   Pipeline split(clock, arch, tensors,
                  {{0, 1, true, false}, {1, 2, false, false}, {3, 1, false, true}});
   const std::vector<uint32_t> a = {1, 2, 3, 4, 5}, b = {6, 7, 8};
@@ -687,14 +686,14 @@ TEST(SimWaferStageTest, InterWaferTimeIsChargedOnStagesWithoutTheEmbedding) {
   whole.Step(seqs);
   split.Step(seqs);
   // The hop's latency plus 8 tokens of 32 values at 16 bits over the link.
-  const Preset& preset = split.wafer(1).preset();
+  const wafer_model::Preset& preset = split.wafer(1).preset();
   const int64_t hop = std::llround(preset.interwafer_hop_latency_us * 1e3 +
                                    8.0 * 32 * 2 / preset.interwafer_bytes_per_s * 1e9);
   ASSERT_GT(hop, 0);
   EXPECT_EQ(whole.last().time.inter_wafer_ns, 0);
   EXPECT_EQ(split.rig(0).time.inter_wafer_ns, 0);
   for (size_t k = 1; k < 3; ++k) {
-    const hal::DeviceTime& t = split.rig(k).time;
+    const DeviceTime& t = split.rig(k).time;
     EXPECT_EQ(t.inter_wafer_ns, hop) << k;
     EXPECT_EQ(t.total_ns, t.compute_ns + t.fabric_ns + t.inter_wafer_ns + t.host_io_ns);
   }

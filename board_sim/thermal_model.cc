@@ -11,7 +11,7 @@ constexpr double kMinCapRatio = 0.1;         // A cap below idle power still lea
 constexpr int kMaxSubsteps = 2000;
 }  // namespace
 
-ThermalModel::ThermalModel(const Preset& preset, int64_t now_ns)
+ThermalModel::ThermalModel(const wafer_model::Preset& preset, int64_t now_ns)
     : preset_(preset),
       now_ns_(now_ns),
       die_c_(preset.coolant_in_c + preset.idle_w * preset.resistance_c_per_w),

@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "board_sim/preset.h"
+#include "wafer_model/preset.h"
 
 namespace wafer::sim {
 
@@ -25,7 +25,7 @@ struct RailPower {
 // Not thread-safe; owned by SimWafer.
 class ThermalModel {
  public:
-  ThermalModel(const Preset& preset, int64_t now_ns);
+  ThermalModel(const wafer_model::Preset& preset, int64_t now_ns);
 
   // The wafer will be busy for `busy_ns` starting at the current model time.
   void AddBusy(int64_t busy_ns) { pending_busy_ns_ += busy_ns; }
@@ -69,7 +69,7 @@ class ThermalModel {
   double CapRatio() const;
   double BusyPower() const;
 
-  Preset preset_;
+  wafer_model::Preset preset_;
   int64_t now_ns_;
   int64_t pending_busy_ns_ = 0;
   double die_c_;

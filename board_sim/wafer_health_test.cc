@@ -25,18 +25,17 @@ std::string MiniText() {
   return s.str();
 }
 
-Preset MiniWith(const std::string& from, const std::string& to) {
+wafer_model::Preset MiniWith(const std::string& from, const std::string& to) {
   std::string text = MiniText();
   if (!from.empty()) text.replace(text.find(from), from.size(), to);
-  std::string error;
-  Result<Preset> p = ParsePreset(text, &error);
-  EXPECT_TRUE(p.ok()) << error;
-  return p.ok() ? *p : Preset{};
+  HostResult<wafer_model::Preset> p = wafer_model::ParsePreset(text);
+  EXPECT_TRUE(p.ok()) << p.error().ToString();
+  return p.ok() ? *p : wafer_model::Preset{};
 }
 
 // A board: SimWafer + firmware core, with a FakeClock.
 struct Board {
-  explicit Board(Preset preset, uint64_t seed = 1, FaultPlan plan = {})
+  explicit Board(wafer_model::Preset preset, uint64_t seed = 1, FaultPlan plan = {})
       : clock(100 * kSecond),
         wafer(std::move(preset), clock, [&] {
           SimWaferOptions o;
@@ -82,9 +81,8 @@ struct Board {
 };
 
 TEST(FabricMapTest, DefectsAreSeededAndNearTheRate) {
-  std::string error;
-  Result<Preset> big = LoadPreset("wse3", &error, WAFER_PRESET_DIR_FOR_TEST);
-  ASSERT_TRUE(big.ok()) << error;
+  HostResult<wafer_model::Preset> big = wafer_model::LoadPreset("wse3", WAFER_PRESET_DIR_FOR_TEST);
+  ASSERT_TRUE(big.ok()) << big.error().ToString();
   const FabricMap a(*big, 42), b(*big, 42), c(*big, 43);
   EXPECT_EQ(a.fused_defects(), b.fused_defects());
   bool same_rows = true;
@@ -97,13 +95,13 @@ TEST(FabricMapTest, DefectsAreSeededAndNearTheRate) {
   EXPECT_NEAR(rate, big->defect_rate, big->defect_rate * 0.1);
   // ~7% spares on wse3, fewer on wse2.
   EXPECT_NEAR(double(big->spare_cols_per_row) / big->physical_cols, 0.07, 0.01);
-  Result<Preset> wse2 = LoadPreset("wse2", &error, WAFER_PRESET_DIR_FOR_TEST);
-  ASSERT_TRUE(wse2.ok()) << error;
+  HostResult<wafer_model::Preset> wse2 = wafer_model::LoadPreset("wse2", WAFER_PRESET_DIR_FOR_TEST);
+  ASSERT_TRUE(wse2.ok()) << wse2.error().ToString();
   EXPECT_LT(double(wse2->spare_cols_per_row) / wse2->physical_cols, 0.02);
 }
 
 TEST(FabricMapTest, ProgramChecksSparesAndRemapUsesThemUp) {
-  const Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.0");
+  const wafer_model::Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.0");
   FabricMap map(p, 0);
   std::vector<uint32_t> rows(p.physical_rows);
   for (uint32_t r = 0; r < rows.size(); ++r) rows[r] = r;
@@ -120,7 +118,7 @@ TEST(FabricMapTest, ProgramChecksSparesAndRemapUsesThemUp) {
 
 TEST(WaferHealthTest, BootHarvestsRowsAndSramFollowsUsablePes) {
   // About 4 defects per 132-PE row against 4 spares: many rows are dropped.
-  const Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.03");
+  const wafer_model::Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.03");
   Board board(p, 9);
   fw::Reply& before = board.Do(fw::CommandKind::kIdentify);
   EXPECT_FALSE(before.geometry.harvested);
@@ -170,7 +168,7 @@ fw::Reply& StageShapeOnly(Board& board, uint32_t id, ManifestStorage& storage, s
   specs.assign(n, hal::TensorSpec{});
   for (size_t i = 0; i < n; ++i) {
     hal::TensorSpec& s = specs[i];
-    s.dtype = hal::DType::kF16;
+    s.dtype = DType::kF16;
     s.rank = 1;
     s.shape[0] = bytes / 2;
     s.byte_size = bytes;
@@ -183,7 +181,7 @@ fw::Reply& StageShapeOnly(Board& board, uint32_t id, ManifestStorage& storage, s
   fw::Command begin;
   begin.kind = fw::CommandKind::kBeginModel;
   begin.manifest.model_id = id;
-  begin.manifest.arch = hal::ModelArch{64, 64, 128, 2, 4, 2, 16};
+  begin.manifest.arch = ModelArch{64, 64, 128, 2, 4, 2, 16};
   begin.manifest.tensors = specs;
   begin.manifest.kv_regions = storage.kv;
   begin.manifest.slots = 2;
@@ -212,7 +210,7 @@ fw::Reply& Step(Board& board, uint32_t model, std::vector<hal::SeqStepView>& seq
 }
 
 TEST(WaferHealthTest, StoppedPeIsRemappedAndItsTensorsReported) {
-  const Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.0");
+  const wafer_model::Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.0");
   Board board(p);
   ASSERT_EQ(board.Do(fw::CommandKind::kBoot).code, StatusCode::kOk);
   ManifestStorage specs;
@@ -243,7 +241,7 @@ TEST(WaferHealthTest, StoppedPeIsRemappedAndItsTensorsReported) {
 }
 
 TEST(WaferHealthTest, ShapeOnlyModelIsRepairedByCommitUnlessASpareRanOut) {
-  const Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.0");
+  const wafer_model::Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.0");
   Board board(p);
   ASSERT_EQ(board.Do(fw::CommandKind::kBoot).code, StatusCode::kOk);
   ManifestStorage specs;
@@ -278,7 +276,7 @@ TEST(WaferHealthTest, ShapeOnlyModelIsRepairedByCommitUnlessASpareRanOut) {
 }
 
 TEST(WaferHealthTest, EccErrorsAreCountedOrRemapped) {
-  const Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.0");
+  const wafer_model::Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.0");
   Board board(p);
   ASSERT_EQ(board.Do(fw::CommandKind::kBoot).code, StatusCode::kOk);
   ASSERT_EQ(board.Inject(hal::FaultKind::kEccCorrectable, 2, 2, 5).code, StatusCode::kOk);
@@ -302,7 +300,7 @@ TEST(WaferHealthTest, EccErrorsAreCountedOrRemapped) {
 }
 
 TEST(WaferHealthTest, ThrottlingSlowsStepsAndPowerCapLowersTheClock) {
-  const Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.0");
+  const wafer_model::Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.0");
   Board cool(p), hot(p);
   ManifestStorage specs;
   std::vector<hal::SeqStepView> seqs;
@@ -340,7 +338,7 @@ TEST(WaferHealthTest, ThrottlingSlowsStepsAndPowerCapLowersTheClock) {
 }
 
 TEST(WaferHealthTest, PowerFollowsActivityAcrossRails) {
-  const Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.0");
+  const wafer_model::Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.0");
   Board board(p);
   ASSERT_EQ(board.Do(fw::CommandKind::kBoot).code, StatusCode::kOk);
   board.clock.Advance(10 * kSecond);
@@ -356,7 +354,7 @@ TEST(WaferHealthTest, PowerFollowsActivityAcrossRails) {
   // Busy half of the next interval: power sits halfway between idle and peak.
   int64_t busy = 0;
   while (busy < kSecond / 2) {
-    const hal::DeviceTime t = Step(board, 1, seqs, tokens).device_time;
+    const DeviceTime t = Step(board, 1, seqs, tokens).device_time;
     busy += t.compute_ns + t.fabric_ns;
   }
   board.clock.Advance(2 * busy);
@@ -367,7 +365,7 @@ TEST(WaferHealthTest, PowerFollowsActivityAcrossRails) {
 }
 
 TEST(WaferHealthTest, ThermalRunawayTripsTheBoard) {
-  const Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.0");
+  const wafer_model::Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.0");
   Board board(p);
   ASSERT_EQ(board.Do(fw::CommandKind::kBoot).code, StatusCode::kOk);
   ManifestStorage specs;
@@ -396,7 +394,7 @@ TEST(WaferHealthTest, ThermalRunawayTripsTheBoard) {
 }
 
 TEST(WaferHealthTest, PlannedFaultsApplyAtBootAndPeFaultsNeedAHarvest) {
-  const Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.0");
+  const wafer_model::Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.0");
   FaultPlan plan;
   plan.faults.push_back(hal::FaultSpec{hal::FaultKind::kPeStop, 0, 4, 4, 0});
   Board board(p, 1, plan);
@@ -424,7 +422,7 @@ fw::Reply& Diagnose(Board& board, fw::DiagTest test, uint32_t first, uint32_t co
 // retired and remapped with a fault report the host repairs from, gone from the next sweep, and
 // in the defect map after a reset.
 TEST(WaferHealthTest, DiagnosticsFindRetireAndRemapLatentFaults) {
-  const Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.0");
+  const wafer_model::Preset p = MiniWith("defect_rate: 0.002", "defect_rate: 0.0");
   FaultPlan plan;  // Applied at the first harvest, like a PE stop.
   plan.faults.push_back(hal::FaultSpec{hal::FaultKind::kSramStuckBit, 0, 0, 1, 64});
   Board board(p, 1, plan);

@@ -256,7 +256,7 @@ struct Reply {
   hal::WaferInfo info;                    // kIdentify.
   bool self_test_passed = false;          // kBoot.
   std::span<const hal::SeqOutcome> outcomes;  // kStep.
-  hal::DeviceTime device_time;                // kStep.
+  DeviceTime device_time;                     // kStep.
   PipelineSummary pipeline;                   // kStep.
   hal::SensorReadout sensors;                 // kTelemetry.
   uint64_t steps = 0;                         // kTelemetry.

@@ -275,8 +275,8 @@ Status CommandProcessor::HandleBeginModel(const hal::ModelManifest& manifest,
   // The default stage is the whole model whatever the architecture says (the wafer checks the
   // architecture); a partial one must be a part of it. Whether the tensors and KV regions are
   // exactly the stage's is the wafer's check.
-  if (!(manifest.stage == hal::ModelStage{}) &&
-      !hal::StageIsValid(manifest.stage, manifest.arch.num_layers)) {
+  if (!(manifest.stage == ModelStage{}) &&
+      !StageIsValid(manifest.stage, manifest.arch.num_layers)) {
     detail = "stage not part of the model: no layer or past num_layers, embedding not at layer 0, "
              "or head not at the last layer";
     return InvalidArgument();
@@ -508,7 +508,7 @@ bool CommandProcessor::NextStageOf(uint32_t model_id, NextStageInfo& out) const 
 
 Status CommandProcessor::RunStage(const hal::StepRequest& step,
                                   std::span<const hal::SeqOutcome>& outcomes,
-                                  hal::DeviceTime& time, const char*& detail) {
+                                  DeviceTime& time, const char*& detail) {
   Poll();
   if (!IsCommandAllowed(boot_.state(), CommandKind::kStep)) {
     detail = "command not allowed in the current boot state";
@@ -575,7 +575,7 @@ Status CommandProcessor::HandleStep(const hal::StepRequest& step, Reply& reply,
 // last-layer output, input_tokens.size() * hidden_size values.
 Status CommandProcessor::PrepareOutcomes(const ModelEntry& model, const hal::StepRequest& step,
                                          const char*& detail) {
-  const hal::ModelStage& stage = model.stage;
+  const ModelStage& stage = model.stage;
   // A shape-only pipeline models the hops' time but carries no hidden states.
   const bool takes_hidden = !model.shape_only && !stage.has_embedding;
   const bool gives_hidden = !model.shape_only && !stage.has_head;

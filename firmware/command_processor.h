@@ -47,7 +47,7 @@ class CommandProcessor {
     std::span<const char> endpoint;
     uint32_t stages = 0;
     uint32_t timeout_ms = 0;
-    hal::ModelStage stage;  // This board's stage of the model.
+    ModelStage stage;  // This board's stage of the model.
     bool shape_only = false;
   };
   // True, with `out` filled, when `model_id` is committed and has a next stage on another board:
@@ -58,7 +58,7 @@ class CommandProcessor {
   // included, and the same failures logged), without building a reply: `outcomes` then holds
   // one entry per seq, valid until the next Step.
   Status RunStage(const hal::StepRequest& step, std::span<const hal::SeqOutcome>& outcomes,
-                  hal::DeviceTime& time, const char*& detail);
+                  DeviceTime& time, const char*& detail);
 
   BootState state() const { return boot_.state(); }
   GeometrySummary Geometry() const;
@@ -82,7 +82,7 @@ class CommandProcessor {
     bool data_lost = false;  // A PE holding its data failed: Step fails until re-staged.
     bool shape_only = false;
     uint32_t hidden_size = 0;
-    hal::ModelStage stage;
+    ModelStage stage;
     // BeginModel.next_stage (next_endpoint_bytes 0: none).
     std::array<char, kMaxEndpointBytes> next_endpoint{};
     uint32_t next_endpoint_bytes = 0;

@@ -52,7 +52,7 @@ class CommandProcessorTest : public ::testing::Test {
   // Model 7 as Begin() stages it, for a 4-layer model of kHidden values per token: `stage` of
   // it, functional or shape-only.
   static constexpr uint32_t kHidden = 64;
-  Reply BeginStage(const hal::ModelStage& stage, bool shape_only = false) {
+  Reply BeginStage(const ModelStage& stage, bool shape_only = false) {
     tensors_[0].byte_size = 16;
     tensors_[1].byte_size = 8;
     Command c;
@@ -69,7 +69,7 @@ class CommandProcessorTest : public ::testing::Test {
     return Run(c);
   }
   // BeginStage, then the weights (a functional model) and CommitModel.
-  void LoadStage(const hal::ModelStage& stage, bool shape_only = false) {
+  void LoadStage(const ModelStage& stage, bool shape_only = false) {
     ASSERT_EQ(BeginStage(stage, shape_only).code, StatusCode::kOk);
     if (!shape_only) {
       ASSERT_EQ(Write(0, 0, Bytes(16, 1)).code, StatusCode::kOk);
@@ -666,10 +666,10 @@ TEST_F(CommandProcessorTest, BeginModelRefusesAStageThatIsNotPartOfTheModel) {
   BootOk();
   // The model has 4 layers: no layer left, past the last, the embedding not feeding layer 0, the
   // head not reading the last layer.
-  for (const hal::ModelStage stage : {hal::ModelStage{4, 0, false, true},
-                                      hal::ModelStage{2, 3, false, true},
-                                      hal::ModelStage{1, 0, true, true},
-                                      hal::ModelStage{0, 2, true, true}}) {
+  for (const ModelStage stage : {ModelStage{4, 0, false, true},
+                                 ModelStage{2, 3, false, true},
+                                 ModelStage{1, 0, true, true},
+                                 ModelStage{0, 2, true, true}}) {
     const Reply r = BeginStage(stage);
     EXPECT_EQ(r.code, StatusCode::kInvalidArgument)
         << stage.first_layer << "+" << stage.layer_count;
@@ -678,7 +678,7 @@ TEST_F(CommandProcessorTest, BeginModelRefusesAStageThatIsNotPartOfTheModel) {
   EXPECT_EQ(wafer_.begin_calls, 0);
   // A middle stage reaches the wafer as sent (layer_count 0 means the rest, here for the last).
   ASSERT_EQ(BeginStage({1, 2, false, false}).code, StatusCode::kOk);
-  EXPECT_EQ(wafer_.last_stage, (hal::ModelStage{1, 2, false, false}));
+  EXPECT_EQ(wafer_.last_stage, (ModelStage{1, 2, false, false}));
   ASSERT_EQ(Simple(CommandKind::kUnloadModel, 7).code, StatusCode::kOk);
   ASSERT_EQ(BeginStage({3, 0, false, true}).code, StatusCode::kOk);
   EXPECT_EQ(wafer_.begin_calls, 2);
@@ -786,7 +786,7 @@ TEST_F(CommandProcessorTest, HiddenStatesInOrOutAreBoundedPerStep) {
 
 TEST_F(CommandProcessorTest, RepairRewritesOnlyTheLostTensorsThenCommitClearsDataLoss) {
   BootOk();
-  LoadStage(hal::ModelStage{});
+  LoadStage(ModelStage{});
   const std::vector<FaultRecord> faults = FailPe(0, 0, 7, 1);
   ASSERT_EQ(faults.size(), 1u);
   ASSERT_EQ(faults[0].tensor_count, 1u);
@@ -833,7 +833,7 @@ TEST_F(CommandProcessorTest, RepairRewritesOnlyTheLostTensorsThenCommitClearsDat
 
 TEST_F(CommandProcessorTest, AFaultDuringTheRepairStartsItsTensorsOver) {
   BootOk();
-  LoadStage(hal::ModelStage{});
+  LoadStage(ModelStage{});
   ASSERT_EQ(FailPe(0, 0, 7, 1).size(), 1u);
   ASSERT_EQ(Write(1, 0, Bytes(8, 1)).code, StatusCode::kOk);
   // The same tensor is lost again before the commit: the bytes written so far do not count.
@@ -860,7 +860,7 @@ TEST_F(CommandProcessorTest, AFaultWhileStagingIsRepairedAfterTheCommit) {
 
 TEST_F(CommandProcessorTest, ShapeOnlyRepairIsTheCommitAlone) {
   BootOk();
-  LoadStage(hal::ModelStage{}, /*shape_only=*/true);
+  LoadStage(ModelStage{}, /*shape_only=*/true);
   ASSERT_EQ(FailPe(0, 0, 7, 1).size(), 1u);
   EXPECT_EQ(StepOnce(), StatusCode::kDataLoss);
   Reply r = Write(1, 0, Bytes(8, 1));
@@ -872,7 +872,7 @@ TEST_F(CommandProcessorTest, ShapeOnlyRepairIsTheCommitAlone) {
 
 TEST_F(CommandProcessorTest, APeLostWithoutASpareCannotBeRepairedInPlace) {
   BootOk();
-  LoadStage(hal::ModelStage{});
+  LoadStage(ModelStage{});
   // Row 0 has two spares: the third PE that fails there finds none.
   ASSERT_EQ(FailPe(0, 0, 7, 1).size(), 1u);
   ASSERT_EQ(FailPe(0, 1, 7, 1).size(), 2u);
@@ -886,13 +886,13 @@ TEST_F(CommandProcessorTest, APeLostWithoutASpareCannotBeRepairedInPlace) {
   EXPECT_EQ(StepOnce(), StatusCode::kDataLoss);
   // Unloading and loading it again is the way out.
   ASSERT_EQ(Simple(CommandKind::kUnloadModel, 7).code, StatusCode::kOk);
-  LoadStage(hal::ModelStage{});
+  LoadStage(ModelStage{});
   EXPECT_EQ(StepOnce(), StatusCode::kOk);
 }
 
 TEST_F(CommandProcessorTest, ATruncatedFaultReportCannotBeRepairedInPlace) {
   BootOk();
-  LoadStage(hal::ModelStage{});
+  LoadStage(ModelStage{});
   // The PE held more tensors than a report lists: the host cannot learn them all.
   const std::vector<FaultRecord> faults = FailPe(0, 0, 7, kMaxRestageTensors + 1);
   ASSERT_EQ(faults.size(), 1u);
@@ -905,7 +905,7 @@ TEST_F(CommandProcessorTest, ATruncatedFaultReportCannotBeRepairedInPlace) {
 
 TEST_F(CommandProcessorTest, ARepairOfAModelThatLostNothingIsRefused) {
   BootOk();
-  LoadStage(hal::ModelStage{});
+  LoadStage(ModelStage{});
   ASSERT_EQ(FailPe(0, 0, 9, 1).size(), 1u);  // Another model's PE.
   EXPECT_EQ(StepOnce(), StatusCode::kOk);
   EXPECT_EQ(Write(1, 0, Bytes(8, 1)).code, StatusCode::kFailedPrecondition);
@@ -956,7 +956,7 @@ TEST_F(CommandProcessorTest, DiagnosticsNeedAReadyBoardAndValidArguments) {
 
 TEST_F(CommandProcessorTest, SramAllRetiresAndRemapsWhatItFinds) {
   BootOk();
-  LoadStage(hal::ModelStage{});
+  LoadStage(ModelStage{});
   const uint16_t row_failed_before = Simple(CommandKind::kReadGeometry).row_failed[2];
   const GeometrySummary before = cp_->Geometry();
   wafer_.pe_model_id = 7;  // The PE held tensor 1 of model 7.

@@ -169,7 +169,7 @@ void InitBoard(CommandProcessor& cp) {
   c.manifest.model_id = 8;
   c.manifest.arch.hidden_size = kStageHidden;
   c.manifest.arch.num_layers = 3;
-  c.manifest.stage = hal::ModelStage{1, 1, false, false};
+  c.manifest.stage = ModelStage{1, 1, false, false};
   c.manifest.tensors = std::span<const hal::TensorSpec>(&tensor, 1);
   c.manifest.slots = 4;
   c.manifest.context_length = 64;

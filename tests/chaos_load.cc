@@ -48,8 +48,8 @@ std::vector<ChaosJob> MakeChaosJobs(uint64_t seed, int n) {
     if (spec.seeded) {
       static const uint32_t kTopK[] = {0, 8, 40};
       static const float kTopP[] = {1.0f, 0.9f};
-      s.sampling = host::SamplingParams{0.6f + 0.1f * static_cast<float>(pick(0, 6)),
-                                        kTopK[pick(0, 2)], kTopP[pick(0, 1)], rng() | 1};
+      s.sampling = Sampling{0.6f + 0.1f * static_cast<float>(pick(0, 6)),
+                            kTopK[pick(0, 2)], kTopP[pick(0, 1)], rng() | 1};
     }
     if (pick(0, 9) == 0) s.stop_tokens = {static_cast<uint32_t>(pick(0, 511))};
     if (pick(0, 15) == 0) spec.abandon_after = static_cast<uint32_t>(pick(1, 6));

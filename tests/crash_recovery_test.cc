@@ -93,7 +93,7 @@ class CrashRecoveryTest : public ::testing::Test {
     s.max_tokens = max_tokens;
     s.idempotency_key = "job-" + std::to_string(i);
     s.want_text = false;
-    if (i % 2 == 1) s.sampling = host::SamplingParams{0.8f, 20, 0.95f, 1000 + i};  // Seeded.
+    if (i % 2 == 1) s.sampling = Sampling{0.8f, 20, 0.95f, 1000 + i};  // Seeded.
     return s;
   }
 

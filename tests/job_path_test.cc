@@ -94,7 +94,7 @@ TEST_F(JobPathTest, GreedyDecodingIsDeterministicAndSeededSamplingReproducible) 
   ASSERT_TRUE(a.outcome.accepted && b.outcome.accepted);
   EXPECT_EQ(a.tokens, b.tokens);
   SubmitJob sampled = Job("Once upon a time", 16);
-  sampled.sampling = SamplingParams{1.0f, 0, 1.0f, 42};
+  sampled.sampling = Sampling{1.0f, 0, 1.0f, 42};
   Ran c = RunJob(sampled);
   Ran d = RunJob(sampled);
   EXPECT_EQ(c.tokens, d.tokens);

@@ -16,7 +16,7 @@
 #include <zmq.hpp>
 
 #include "board_sim/board_runner.h"
-#include "board_sim/preset.h"
+#include "wafer_model/preset.h"
 #include "common/clock.h"
 #include "host/board/zmq_board_link.h"
 #include "host/ctl/ctl_commands.h"
@@ -64,8 +64,8 @@ TEST_P(ModeledRateTest, TheRuntimeAndModelPlanChargeADecodeTokenTheSame) {
   const Case c = GetParam();
   const std::string preset_path = std::string(WAFER_PRESET_DIR) + "/" + c.preset + ".yaml";
   std::string detail;
-  Result<sim::Preset> preset = sim::LoadPreset(preset_path, &detail);
-  ASSERT_TRUE(preset.ok()) << detail;
+  HostResult<wafer_model::Preset> preset = wafer_model::LoadPreset(preset_path);
+  ASSERT_TRUE(preset.ok()) << preset.error().ToString();
 
   // waferctl model plan, packed (waferd's default placement), one board.
   const std::string mean_context = std::to_string(c.prompt + c.tokens_per_step / 2);

@@ -50,7 +50,7 @@ size_t ElementSize(DType dtype) {
 }
 
 // The shape `arch` requires for a tensor of `role`.
-std::vector<uint64_t> ExpectedShape(const LlamaArch& a, TensorRole role) {
+std::vector<uint64_t> ExpectedShape(const ModelArch& a, TensorRole role) {
   const uint64_t hidden = a.hidden_size;
   const uint64_t q_dim = uint64_t{a.num_heads} * a.head_dim;
   const uint64_t kv_dim = uint64_t{a.num_kv_heads} * a.head_dim;
@@ -78,7 +78,7 @@ std::vector<uint64_t> ExpectedShape(const LlamaArch& a, TensorRole role) {
   return {};
 }
 
-bool ArchIsValid(const LlamaArch& a) {
+bool ArchIsValid(const ModelArch& a) {
   if (a.vocab_size == 0 || a.hidden_size == 0 || a.intermediate_size == 0 || a.num_layers == 0 ||
       a.num_heads == 0 || a.num_kv_heads == 0 || a.head_dim == 0) {
     return false;
@@ -86,10 +86,11 @@ bool ArchIsValid(const LlamaArch& a) {
   if (a.head_dim % 2 != 0 || a.num_heads % a.num_kv_heads != 0) return false;
   if (!(a.rope_theta > 1.0f) || !std::isfinite(a.rope_theta)) return false;
   if (!(a.rms_norm_eps > 0.0f) || !std::isfinite(a.rms_norm_eps)) return false;
-  if (!(a.rope_scaling_factor >= 0.0f) || !std::isfinite(a.rope_scaling_factor)) return false;
-  if (a.rope_scaling_factor > 0) {
-    if (!(a.rope_low_freq_factor > 0) || !(a.rope_high_freq_factor > a.rope_low_freq_factor) ||
-        !std::isfinite(a.rope_high_freq_factor) || a.rope_original_max_position == 0) {
+  const RopeScaling& rs = a.rope_scaling;
+  if (!(rs.factor >= 0.0f) || !std::isfinite(rs.factor)) return false;
+  if (rs.factor > 0) {
+    if (!(rs.low_freq_factor > 0) || !(rs.high_freq_factor > rs.low_freq_factor) ||
+        !std::isfinite(rs.high_freq_factor) || rs.original_max_position == 0) {
       return false;
     }
   }
@@ -97,7 +98,7 @@ bool ArchIsValid(const LlamaArch& a) {
 }
 
 // `stage` with layer_count resolved, when it is a part of `a`'s pipeline (see Create).
-bool ResolveStage(const LlamaArch& a, LlamaStage& stage) {
+bool ResolveStage(const ModelArch& a, ModelStage& stage) {
   if (stage.first_layer >= a.num_layers) return false;
   const uint32_t rest = a.num_layers - stage.first_layer;
   if (stage.layer_count > rest) return false;
@@ -107,7 +108,7 @@ bool ResolveStage(const LlamaArch& a, LlamaStage& stage) {
 }
 
 // Whether a stage holds a tensor of `role` (for a per-layer role: in one of its layers).
-bool StageHolds(const LlamaArch& a, const LlamaStage& stage, TensorRole role) {
+bool StageHolds(const ModelArch& a, const ModelStage& stage, TensorRole role) {
   switch (role) {
     case TensorRole::kEmbedding:
       // A tied model's last stage keeps its own copy of the embedding as its head.
@@ -124,7 +125,7 @@ bool StageHolds(const LlamaArch& a, const LlamaStage& stage, TensorRole role) {
 // Whether a tensor of `role` at `layer`, `dtype` and `shape` with `bytes` bytes is one the
 // (resolved) stage holds, with the dtype, shape and byte count `a` requires. Says nothing about
 // duplicates.
-bool TensorIsValid(const LlamaArch& a, const LlamaStage& stage, TensorRole role, uint32_t layer,
+bool TensorIsValid(const ModelArch& a, const ModelStage& stage, TensorRole role, uint32_t layer,
                    DType dtype, const std::vector<uint64_t>& shape, uint64_t bytes) {
   if (static_cast<uint32_t>(role) >= kRoleCount || !StageHolds(a, stage, role)) return false;
   if (IsPerLayer(role)
@@ -139,12 +140,12 @@ bool TensorIsValid(const LlamaArch& a, const LlamaStage& stage, TensorRole role,
   return bytes == elements * ElementSize(dtype);
 }
 
-bool TensorIsValid(const LlamaArch& a, const LlamaStage& stage, const TensorView& t) {
+bool TensorIsValid(const ModelArch& a, const ModelStage& stage, const TensorView& t) {
   return TensorIsValid(a, stage, t.role, t.layer, t.dtype, t.shape, t.bytes.size());
 }
 
 // A staged tensor must also be whole.
-bool TensorIsValid(const LlamaArch& a, const LlamaStage& stage, const StagedTensor& t) {
+bool TensorIsValid(const ModelArch& a, const ModelStage& stage, const StagedTensor& t) {
   return t.complete() &&
          TensorIsValid(a, stage, t.role(), t.layer(), t.dtype(), t.shape(), t.byte_size());
 }
@@ -183,8 +184,8 @@ struct LlamaEngine::Impl {
     std::unique_ptr<float[], FreeKv> kv;
   };
 
-  LlamaArch arch;
-  LlamaStage stage;  // layer_count resolved.
+  ModelArch arch;
+  ModelStage stage;  // layer_count resolved.
   uint32_t context_length = 0;
   Matrix embedding;  // Stages with the embedding, and a tied model's head.
   std::vector<Layer> layers;  // The stage's; layers[i] is global layer stage.first_layer + i.
@@ -277,7 +278,7 @@ uint32_t LayerOf(const StagedTensor& t) { return t.layer(); }
 // Whether `tensors` are valid and hold every (role, layer) the (resolved) stage holds exactly
 // once, nothing else.
 template <typename T>
-bool TensorsAreTheStages(const LlamaArch& arch, const LlamaStage& stage,
+bool TensorsAreTheStages(const ModelArch& arch, const ModelStage& stage,
                          std::span<const T> tensors) {
   // seen[] is indexed by the stage's own layer index.
   const uint32_t layer_count = stage.layer_count;
@@ -302,20 +303,20 @@ bool TensorsAreTheStages(const LlamaArch& arch, const LlamaStage& stage,
 }
 
 // `requested` resolved, when the arch, stage and cache dimensions are valid.
-bool CheckShape(const LlamaArch& arch, uint32_t slots, uint32_t context_length,
-                const LlamaStage& requested, LlamaStage& stage) {
+bool CheckShape(const ModelArch& arch, uint32_t slots, uint32_t context_length,
+                const ModelStage& requested, ModelStage& stage) {
   stage = requested;
   return ArchIsValid(arch) && slots != 0 && context_length != 0 && ResolveStage(arch, stage);
 }
 
 }  // namespace
 
-Result<std::unique_ptr<LlamaEngine>> LlamaEngine::Create(const LlamaArch& arch,
+Result<std::unique_ptr<LlamaEngine>> LlamaEngine::Create(const ModelArch& arch,
                                                          std::span<const TensorView> tensors,
                                                          uint32_t slots,
                                                          uint32_t context_length,
-                                                         const LlamaStage& requested) {
-  LlamaStage stage;
+                                                         const ModelStage& requested) {
+  ModelStage stage;
   if (!CheckShape(arch, slots, context_length, requested, stage) ||
       !TensorsAreTheStages(arch, stage, tensors)) {
     return InvalidArgument();
@@ -330,12 +331,12 @@ Result<std::unique_ptr<LlamaEngine>> LlamaEngine::Create(const LlamaArch& arch,
   return Create(arch, std::span<StagedTensor>(staged), slots, context_length, requested);
 }
 
-Result<std::unique_ptr<LlamaEngine>> LlamaEngine::Create(const LlamaArch& arch,
+Result<std::unique_ptr<LlamaEngine>> LlamaEngine::Create(const ModelArch& arch,
                                                          std::span<StagedTensor> tensors,
                                                          uint32_t slots,
                                                          uint32_t context_length,
-                                                         const LlamaStage& requested) {
-  LlamaStage stage;
+                                                         const ModelStage& requested) {
+  ModelStage stage;
   if (!CheckShape(arch, slots, context_length, requested, stage) ||
       !TensorsAreTheStages(arch, stage, std::span<const StagedTensor>(tensors))) {
     return InvalidArgument();
@@ -358,8 +359,8 @@ Result<std::unique_ptr<LlamaEngine>> LlamaEngine::Create(const LlamaArch& arch,
       impl->pool = std::make_unique<internal::WorkerPool>(helpers);
     }
     impl->inv_freq = internal::RopeInvFreq(
-        arch.head_dim, arch.rope_theta, arch.rope_scaling_factor, arch.rope_low_freq_factor,
-        arch.rope_high_freq_factor, arch.rope_original_max_position);
+        arch.head_dim, arch.rope_theta, arch.rope_scaling.factor, arch.rope_scaling.low_freq_factor,
+        arch.rope_scaling.high_freq_factor, arch.rope_scaling.original_max_position);
   } catch (const std::bad_alloc&) {
     return ResourceExhausted();
   } catch (const std::length_error&) {
@@ -386,8 +387,8 @@ uint32_t LlamaEngine::context_tokens(uint32_t slot) const {
 }
 uint32_t LlamaEngine::slots() const { return static_cast<uint32_t>(impl_->slots.size()); }
 uint32_t LlamaEngine::context_length() const { return impl_->context_length; }
-const LlamaArch& LlamaEngine::arch() const { return impl_->arch; }
-const LlamaStage& LlamaEngine::stage() const { return impl_->stage; }
+const ModelArch& LlamaEngine::arch() const { return impl_->arch; }
+const ModelStage& LlamaEngine::stage() const { return impl_->stage; }
 
 Status LlamaEngine::ReplaceTensor(const TensorView& t) {
   if (!TensorIsValid(impl_->arch, impl_->stage, t)) return InvalidArgument();
@@ -463,8 +464,8 @@ Status LlamaEngine::Forward(std::span<const uint32_t> slots,
                             std::span<const std::span<const uint32_t>> tokens,
                             std::span<const float> hidden_in, std::span<float> hidden_out,
                             std::span<float> logits) {
-  const LlamaArch& a = impl_->arch;
-  const LlamaStage& stage = impl_->stage;
+  const ModelArch& a = impl_->arch;
+  const ModelStage& stage = impl_->stage;
   if (slots.size() != tokens.size()) return InvalidArgument();
   size_t rows = 0;
   for (const auto& t : tokens) rows += t.size();
@@ -543,7 +544,7 @@ void LlamaEngine::Impl::Run(std::span<const uint32_t> slot_ids,
                             std::span<const std::span<const uint32_t>> tokens,
                             std::span<const float> hidden_in, std::span<float> hidden_out,
                             std::span<float> logits) {
-  const LlamaArch& a = arch;
+  const ModelArch& a = arch;
   const size_t hidden = a.hidden_size;
   const size_t hd = a.head_dim;
   const size_t half = hd / 2;

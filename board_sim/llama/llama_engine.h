@@ -10,34 +10,13 @@
 #include <span>
 #include <vector>
 
+#include "common/model_arch.h"
+#include "common/model_stage.h"
 #include "common/result.h"
+#include "common/sampling.h"
+#include "common/tensor_types.h"
 
 namespace wafer::sim {
-
-enum class DType : uint8_t { kF32, kF16, kBF16 };
-
-// Same values as board.fbs TensorRole.
-enum class TensorRole : uint8_t {
-  kEmbedding, kAttnNorm, kWq, kWk, kWv, kWo, kMlpNorm, kWGate, kWUp, kWDown, kFinalNorm, kLmHead,
-};
-
-struct LlamaArch {
-  uint32_t vocab_size = 0;
-  uint32_t hidden_size = 0;
-  uint32_t intermediate_size = 0;
-  uint32_t num_layers = 0;
-  uint32_t num_heads = 0;
-  uint32_t num_kv_heads = 0;
-  uint32_t head_dim = 0;
-  float rope_theta = 10000.0f;
-  float rms_norm_eps = 1e-5f;
-  uint32_t max_position = 0;
-  bool tie_embeddings = false;
-  float rope_scaling_factor = 0;  // 0: no scaling.
-  float rope_low_freq_factor = 0;
-  float rope_high_freq_factor = 0;
-  uint32_t rope_original_max_position = 0;
-};
 
 // A tensor's bytes as they sit in (simulated) SRAM, row-major, outermost dimension first.
 struct TensorView {
@@ -48,23 +27,7 @@ struct TensorView {
   std::span<const std::byte> bytes;
 };
 
-// The part of a model's layer pipeline an engine runs: decoder layers [first_layer,
-// first_layer + layer_count) by their global indices, the embedding (first stage) and the final
-// norm and head (last stage). The default is the whole model.
-struct LlamaStage {
-  uint32_t first_layer = 0;
-  uint32_t layer_count = 0;  // 0: every layer from first_layer on.
-  bool has_embedding = true;
-  bool has_head = true;
-};
-
 class StagedTensor;  // board_sim/llama/staged_tensor.h
-
-struct Sampling {
-  float temperature = 0;  // 0: greedy (argmax, lowest id on ties).
-  uint32_t top_k = 0;     // 0: off.
-  float top_p = 1;        // 1: off.
-};
 
 // Not thread-safe; owned by the simulated board. Internally, Forward() spreads large matrix
 // products and the attention rows over one private helper thread (started by Create, idle
@@ -91,18 +54,18 @@ class LlamaEngine {
   // a stage outside the model, the embedding on a stage not starting at layer 0 or the head on
   // one not ending at the last layer) or RESOURCE_EXHAUSTED (the weights cannot be copied, or
   // the whole KV cache would not fit the address space).
-  static Result<std::unique_ptr<LlamaEngine>> Create(const LlamaArch& arch,
+  static Result<std::unique_ptr<LlamaEngine>> Create(const ModelArch& arch,
                                                      std::span<const TensorView> tensors,
                                                      uint32_t slots, uint32_t context_length,
-                                                     const LlamaStage& stage = LlamaStage{});
+                                                     const ModelStage& stage = ModelStage{});
   // The same from tensors already written and converted (StagedTensor), which the engine takes
   // by move: no weight byte is copied or converted. Each must also be complete (else
   // INVALID_ARGUMENT). On OK every tensor's storage has moved into the engine (each is left
   // empty); on an error none has.
-  static Result<std::unique_ptr<LlamaEngine>> Create(const LlamaArch& arch,
+  static Result<std::unique_ptr<LlamaEngine>> Create(const ModelArch& arch,
                                                      std::span<StagedTensor> tensors,
                                                      uint32_t slots, uint32_t context_length,
-                                                     const LlamaStage& stage = LlamaStage{});
+                                                     const ModelStage& stage = ModelStage{});
   ~LlamaEngine();
 
   // Clears a slot's KV cache.
@@ -110,9 +73,9 @@ class LlamaEngine {
   uint32_t context_tokens(uint32_t slot) const;
   uint32_t slots() const;
   uint32_t context_length() const;
-  const LlamaArch& arch() const;
+  const ModelArch& arch() const;
   // The stage, with layer_count resolved.
-  const LlamaStage& stage() const;
+  const ModelStage& stage() const;
 
   // Replaces the weights of one of the stage's tensors (the one of t.role and t.layer), as a
   // repair after a PE fault rewrites it; the other tensors and every KV cache stay. Validates
@@ -172,7 +135,8 @@ class LlamaEngine {
 };
 
 // Picks a token from logits. Greedy when temperature is 0; otherwise temperature, top-k, top-p,
-// then a draw from `rng_state` (advanced), so a seed reproduces the same tokens.
+// then a draw from `rng_state` (advanced), so a seed reproduces the same tokens. `sampling.seed`
+// is not read here: the caller seeds `rng_state` from it when the sequence starts.
 uint32_t SampleToken(std::span<const float> logits, const Sampling& sampling, uint64_t& rng_state);
 
 // Advances `rng_state` as `samples` draws would (SampleToken draws once per token when the

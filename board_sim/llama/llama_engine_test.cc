@@ -70,7 +70,7 @@ void Encode(double v, DType dtype, std::vector<std::byte>& out) {
 using Key = std::pair<TensorRole, uint32_t>;
 
 struct TestModel {
-  LlamaArch arch;
+  ModelArch arch;
   DType dtype = DType::kF32;
   std::map<Key, std::vector<double>> values;  // Exact values the engine sees.
   std::map<Key, std::vector<uint64_t>> shapes;
@@ -88,7 +88,7 @@ struct TestModel {
   }
 };
 
-TestModel MakeModel(const LlamaArch& arch, DType dtype, uint32_t seed) {
+TestModel MakeModel(const ModelArch& arch, DType dtype, uint32_t seed) {
   TestModel m;
   m.arch = arch;
   m.dtype = dtype;
@@ -151,15 +151,15 @@ Vec RefNorm(const Vec& x, const Vec& w, double eps) {
 }
 
 // Hugging Face's rotary frequencies, transcribed from `_compute_llama3_parameters`.
-Vec RefInvFreq(const LlamaArch& a) {
+Vec RefInvFreq(const ModelArch& a) {
   Vec f;
   for (uint32_t i = 0; i < a.head_dim; i += 2) {
     f.push_back(1.0 / std::pow(static_cast<double>(a.rope_theta),
                                static_cast<double>(i) / a.head_dim));
   }
-  if (a.rope_scaling_factor == 0) return f;
-  const double factor = a.rope_scaling_factor, lo = a.rope_low_freq_factor,
-               hi = a.rope_high_freq_factor, old_len = a.rope_original_max_position;
+  if (a.rope_scaling.factor == 0) return f;
+  const double factor = a.rope_scaling.factor, lo = a.rope_scaling.low_freq_factor,
+               hi = a.rope_scaling.high_freq_factor, old_len = a.rope_scaling.original_max_position;
   const double low_freq_wavelen = old_len / lo, high_freq_wavelen = old_len / hi;
   for (double& inv : f) {
     const double wavelen = 2 * std::numbers::pi / inv;
@@ -186,7 +186,7 @@ void RefRope(double* x, uint32_t hd, const Vec& inv_freq, size_t pos) {
 
 // Logits for every position of `tokens`.
 std::vector<Vec> RefForward(const TestModel& m, const std::vector<uint32_t>& tokens) {
-  const LlamaArch& a = m.arch;
+  const ModelArch& a = m.arch;
   const size_t n = tokens.size(), hdim = a.hidden_size, hd = a.head_dim;
   const Vec inv_freq = RefInvFreq(a);
   std::vector<Vec> h(n);
@@ -253,8 +253,8 @@ void ExpectClose(std::span<const float> got, const Vec& want, const char* what) 
   EXPECT_LE(max_diff, 1e-3 * scale) << what << ": max abs diff " << max_diff << " scale " << scale;
 }
 
-LlamaArch SmallArch() {
-  LlamaArch a;
+ModelArch SmallArch() {
+  ModelArch a;
   a.vocab_size = 50;
   a.hidden_size = 32;
   a.intermediate_size = 48;
@@ -291,7 +291,7 @@ std::vector<float> RunSlot(LlamaEngine& e, uint32_t slot, const std::vector<uint
   return logits;
 }
 
-void CheckPrefill(const LlamaArch& arch, DType dtype, size_t n, const char* what) {
+void CheckPrefill(const ModelArch& arch, DType dtype, size_t n, const char* what) {
   const TestModel m = MakeModel(arch, dtype, 7);
   auto e = MustCreate(m, 2, 64);
   ASSERT_NE(e, nullptr);
@@ -306,30 +306,30 @@ TEST(LlamaEngineTest, GqaUntiedF32MatchesReference) {
 }
 
 TEST(LlamaEngineTest, MultiHeadAttentionMatchesReference) {
-  LlamaArch a = SmallArch();
+  ModelArch a = SmallArch();
   a.num_kv_heads = 4;
   CheckPrefill(a, DType::kF32, 9, "mha");
 }
 
 TEST(LlamaEngineTest, TiedEmbeddingsMatchReference) {
-  LlamaArch a = SmallArch();
+  ModelArch a = SmallArch();
   a.tie_embeddings = true;
   CheckPrefill(a, DType::kF32, 10, "tied");
 }
 
 TEST(LlamaEngineTest, RopeScalingMatchesReference) {
-  LlamaArch a = SmallArch();
+  ModelArch a = SmallArch();
   // head_dim 8, theta 672: wavelengths 6.3, 32, 163, 829 against thresholds 16 and 64, so one
   // frequency is high (kept), one medium (smoothed by 1/3), two low (divided by the factor).
-  a.rope_scaling_factor = 8;
-  a.rope_low_freq_factor = 1;
-  a.rope_high_freq_factor = 4;
-  a.rope_original_max_position = 64;
+  a.rope_scaling.factor = 8;
+  a.rope_scaling.low_freq_factor = 1;
+  a.rope_scaling.high_freq_factor = 4;
+  a.rope_scaling.original_max_position = 64;
   a.rope_theta = 672;
   CheckPrefill(a, DType::kF32, 40, "rope scaling");
   // The scaled frequencies must differ from the unscaled ones, or the test above proves nothing.
-  LlamaArch plain = a;
-  plain.rope_scaling_factor = 0;
+  ModelArch plain = a;
+  plain.rope_scaling.factor = 0;
   EXPECT_NE(RefInvFreq(a)[1], RefInvFreq(plain)[1]);
   EXPECT_EQ(RefInvFreq(a)[0], RefInvFreq(plain)[0]);
 }
@@ -343,7 +343,7 @@ TEST(LlamaEngineTest, Float16WeightsMatchReference) {
 }
 
 TEST(LlamaEngineTest, LargerModelOnThreadedPathMatchesReference) {
-  LlamaArch a = SmallArch();
+  ModelArch a = SmallArch();
   a.vocab_size = 300;
   a.hidden_size = 128;
   a.intermediate_size = 320;
@@ -480,7 +480,7 @@ TEST(LlamaEngineTest, ForwardRejectsBadArguments) {
 
 TEST(LlamaEngineTest, CreateValidatesTensors) {
   const TestModel m = MakeModel(SmallArch(), DType::kF32, 29);
-  auto create = [&](const LlamaArch& arch, const std::vector<TensorView>& views) {
+  auto create = [&](const ModelArch& arch, const std::vector<TensorView>& views) {
     return LlamaEngine::Create(arch, views, 1, 8).status().code();
   };
   const auto good = m.Views();
@@ -523,7 +523,7 @@ TEST(LlamaEngineTest, CreateValidatesTensors) {
     EXPECT_EQ(create(m.arch, v), StatusCode::kInvalidArgument);
   }
   {  // An LM head on a tied model, and no LM head on an untied one.
-    LlamaArch tied = m.arch;
+    ModelArch tied = m.arch;
     tied.tie_embeddings = true;
     EXPECT_EQ(create(tied, good), StatusCode::kInvalidArgument);
     auto v = good;
@@ -532,11 +532,11 @@ TEST(LlamaEngineTest, CreateValidatesTensors) {
     EXPECT_EQ(create(m.arch, v), StatusCode::kInvalidArgument);
   }
   {  // Impossible architectures.
-    LlamaArch a = m.arch;
+    ModelArch a = m.arch;
     a.num_kv_heads = 3;  // 4 % 3 != 0
     EXPECT_EQ(create(a, good), StatusCode::kInvalidArgument);
     a = m.arch;
-    a.rope_scaling_factor = 8;  // Without low/high factors.
+    a.rope_scaling.factor = 8;  // Without low/high factors.
     EXPECT_EQ(create(a, good), StatusCode::kInvalidArgument);
     EXPECT_EQ(LlamaEngine::Create(m.arch, good, 0, 8).status().code(),
               StatusCode::kInvalidArgument);
@@ -555,7 +555,7 @@ TEST(LlamaEngineTest, HugeKvCacheIsResourceExhausted) {
 // ---------------------------------------------------------------------------------------------
 
 // The views a stage holds (see LlamaEngine::Create).
-std::vector<TensorView> StageViews(const TestModel& m, const LlamaStage& s) {
+std::vector<TensorView> StageViews(const TestModel& m, const ModelStage& s) {
   const uint32_t end = s.layer_count == 0 ? m.arch.num_layers : s.first_layer + s.layer_count;
   std::vector<TensorView> out;
   for (const TensorView& v : m.Views()) {
@@ -580,11 +580,11 @@ std::vector<TensorView> StageViews(const TestModel& m, const LlamaStage& s) {
 // Runs a schedule of prefill chunks and batched decode steps through the whole model in one
 // engine and through `stages` chained by their float32 hidden states, and expects bit-identical
 // logits at every step.
-void ExpectChainMatchesWholeModel(const TestModel& m, const std::vector<LlamaStage>& stages) {
+void ExpectChainMatchesWholeModel(const TestModel& m, const std::vector<ModelStage>& stages) {
   auto whole = MustCreate(m, 3, 48);
   ASSERT_NE(whole, nullptr);
   std::vector<std::unique_ptr<LlamaEngine>> chain;
-  for (const LlamaStage& s : stages) {
+  for (const ModelStage& s : stages) {
     auto e = LlamaEngine::Create(m.arch, StageViews(m, s), 3, 48, s);
     ASSERT_TRUE(e.ok()) << e.status().name();
     chain.push_back(std::move(e).value());
@@ -625,8 +625,8 @@ void ExpectChainMatchesWholeModel(const TestModel& m, const std::vector<LlamaSta
   }
 }
 
-LlamaArch ThreeLayerArch(bool tied) {
-  LlamaArch a = SmallArch();
+ModelArch ThreeLayerArch(bool tied) {
+  ModelArch a = SmallArch();
   a.num_layers = 3;
   a.tie_embeddings = tied;
   return a;
@@ -652,10 +652,10 @@ TEST(LlamaStageTest, ThreeStagesGiveTheWholeModelsLogitsBitForBit) {
 TEST(LlamaStageTest, CreateRequiresExactlyTheStagesTensors) {
   const TestModel untied = MakeModel(ThreeLayerArch(false), DType::kF32, 43);
   const TestModel tied = MakeModel(ThreeLayerArch(true), DType::kF32, 43);
-  auto create = [](const TestModel& m, const std::vector<TensorView>& v, const LlamaStage& s) {
+  auto create = [](const TestModel& m, const std::vector<TensorView>& v, const ModelStage& s) {
     return LlamaEngine::Create(m.arch, v, 1, 8, s).status().code();
   };
-  const LlamaStage first{0, 1, true, false}, middle{1, 1, false, false}, last{1, 2, false, true};
+  const ModelStage first{0, 1, true, false}, middle{1, 1, false, false}, last{1, 2, false, true};
   EXPECT_EQ(create(untied, StageViews(untied, first), first), StatusCode::kOk);
   EXPECT_EQ(create(untied, StageViews(untied, middle), middle), StatusCode::kOk);
   EXPECT_EQ(create(untied, StageViews(untied, last), last), StatusCode::kOk);
@@ -686,7 +686,7 @@ TEST(LlamaStageTest, CreateRequiresExactlyTheStagesTensors) {
 
 TEST(LlamaStageTest, ForwardChecksTheStagesSpansAndChangesNothingOnError) {
   const TestModel m = MakeModel(ThreeLayerArch(false), DType::kF32, 47);
-  const LlamaStage first{0, 1, true, false}, last{1, 0, false, true};
+  const ModelStage first{0, 1, true, false}, last{1, 0, false, true};
   auto head = LlamaEngine::Create(m.arch, StageViews(m, last), 1, 8, last);
   auto embed = LlamaEngine::Create(m.arch, StageViews(m, first), 1, 8, first);
   ASSERT_TRUE(head.ok() && embed.ok());
@@ -785,7 +785,7 @@ struct TinyInDtype {
   std::vector<std::vector<std::byte>> bytes;
   std::vector<TensorView> views;
 
-  TinyInDtype(const LlamaArch& a, DType dtype) : tensors(testing::MakeTinyLlama(a, 5)) {
+  TinyInDtype(const ModelArch& a, DType dtype) : tensors(testing::MakeTinyLlama(a, 5)) {
     for (const testing::TinyTensor& t : tensors) {
       std::vector<std::byte> b;
       if (dtype == DType::kF32) {
@@ -828,7 +828,7 @@ bool AnyNan(const std::vector<float>& v) {
 }
 
 TEST(LlamaRepairTest, PoisonedTensorsGiveNanLogitsAndReplacingThemRestoresEveryBit) {
-  const LlamaArch a = testing::TinyArch();
+  const ModelArch a = testing::TinyArch();
   for (DType dtype : {DType::kF32, DType::kBF16}) {
     SCOPED_TRACE(dtype == DType::kF32 ? "f32" : "bf16");
     const TinyInDtype model(a, dtype);
@@ -859,7 +859,7 @@ TEST(LlamaRepairTest, PoisonedTensorsGiveNanLogitsAndReplacingThemRestoresEveryB
 }
 
 TEST(LlamaRepairTest, ReplaceAndPoisonValidateTheTensor) {
-  const LlamaArch a = testing::TinyArch();
+  const ModelArch a = testing::TinyArch();
   const TinyInDtype model(a, DType::kF32);
   // The first of two stages: layer 0 and the embedding, no head.
   std::vector<TensorView> first_stage;
@@ -869,7 +869,7 @@ TEST(LlamaRepairTest, ReplaceAndPoisonValidateTheTensor) {
       first_stage.push_back(v);
     }
   }
-  auto engine = LlamaEngine::Create(a, first_stage, 1, 16, LlamaStage{0, 1, true, false});
+  auto engine = LlamaEngine::Create(a, first_stage, 1, 16, ModelStage{0, 1, true, false});
   ASSERT_TRUE(engine.ok());
   LlamaEngine& e = **engine;
 

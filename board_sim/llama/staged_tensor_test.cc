@@ -17,7 +17,7 @@ namespace {
 
 // The tiny model's tensors in `dtype` (bfloat16: the float32 values truncated), with views.
 struct Model {
-  LlamaArch arch = testing::TinyArch();
+  ModelArch arch = testing::TinyArch();
   std::vector<testing::TinyTensor> tensors = testing::MakeTinyLlama(arch, 11);
   std::vector<std::vector<std::byte>> bytes;
   std::vector<TensorView> views;

@@ -39,14 +39,14 @@ inline RowPlacement PlaceInRows(std::span<fw::hal::TensorSpec> tensors, uint32_t
 }
 
 // The tensors of a Llama-family model of `a` at 16 bit, in transfer order (names left empty).
-inline std::vector<fw::hal::TensorSpec> LlamaSpecs(const fw::hal::ModelArch& a) {
+inline std::vector<fw::hal::TensorSpec> LlamaSpecs(const ModelArch& a) {
   namespace hal = fw::hal;
   std::vector<hal::TensorSpec> out;
-  auto add = [&](hal::TensorRole role, uint32_t layer, uint64_t rows, uint64_t cols) {
+  auto add = [&](TensorRole role, uint32_t layer, uint64_t rows, uint64_t cols) {
     hal::TensorSpec s;
     s.role = role;
     s.layer = layer;
-    s.dtype = hal::DType::kBF16;
+    s.dtype = DType::kBF16;
     s.rank = cols == 0 ? 1 : 2;
     s.shape[0] = rows;
     s.shape[1] = cols;
@@ -55,20 +55,20 @@ inline std::vector<fw::hal::TensorSpec> LlamaSpecs(const fw::hal::ModelArch& a) 
   };
   const uint64_t h = a.hidden_size, q = uint64_t{a.num_heads} * a.head_dim,
                  kv = uint64_t{a.num_kv_heads} * a.head_dim, inter = a.intermediate_size;
-  add(hal::TensorRole::kEmbedding, 0, a.vocab_size, h);
+  add(TensorRole::kEmbedding, 0, a.vocab_size, h);
   for (uint32_t l = 0; l < a.num_layers; ++l) {
-    add(hal::TensorRole::kAttnNorm, l, h, 0);
-    add(hal::TensorRole::kWq, l, q, h);
-    add(hal::TensorRole::kWk, l, kv, h);
-    add(hal::TensorRole::kWv, l, kv, h);
-    add(hal::TensorRole::kWo, l, h, q);
-    add(hal::TensorRole::kMlpNorm, l, h, 0);
-    add(hal::TensorRole::kWGate, l, inter, h);
-    add(hal::TensorRole::kWUp, l, inter, h);
-    add(hal::TensorRole::kWDown, l, h, inter);
+    add(TensorRole::kAttnNorm, l, h, 0);
+    add(TensorRole::kWq, l, q, h);
+    add(TensorRole::kWk, l, kv, h);
+    add(TensorRole::kWv, l, kv, h);
+    add(TensorRole::kWo, l, h, q);
+    add(TensorRole::kMlpNorm, l, h, 0);
+    add(TensorRole::kWGate, l, inter, h);
+    add(TensorRole::kWUp, l, inter, h);
+    add(TensorRole::kWDown, l, h, inter);
   }
-  add(hal::TensorRole::kFinalNorm, 0, h, 0);
-  if (!a.tie_embeddings) add(hal::TensorRole::kLmHead, 0, a.vocab_size, h);
+  add(TensorRole::kFinalNorm, 0, h, 0);
+  if (!a.tie_embeddings) add(TensorRole::kLmHead, 0, a.vocab_size, h);
   return out;
 }
 

@@ -18,7 +18,7 @@ struct StepRig {
   std::vector<std::vector<uint32_t>> buffers;
   std::vector<std::vector<float>> hidden;
   uint32_t hidden_width = 0;
-  fw::hal::DeviceTime time;
+  DeviceTime time;
 
   Status Run(SimWafer& wafer, uint32_t model_id) {
     outcomes.assign(seqs.size(), {});

@@ -21,8 +21,8 @@ struct TinyTensor {
 };
 
 // vocab 64, hidden 32, intermediate 64, 2 layers, 4 heads / 2 kv heads of 8.
-inline LlamaArch TinyArch() {
-  LlamaArch a;
+inline ModelArch TinyArch() {
+  ModelArch a;
   a.vocab_size = 64;
   a.hidden_size = 32;
   a.intermediate_size = 64;
@@ -37,7 +37,7 @@ inline LlamaArch TinyArch() {
   return a;
 }
 
-inline std::vector<TinyTensor> MakeTinyLlama(const LlamaArch& a, uint64_t seed) {
+inline std::vector<TinyTensor> MakeTinyLlama(const ModelArch& a, uint64_t seed) {
   uint64_t state = seed * 6364136223846793005ull + 1442695040888963407ull;
   auto uniform = [&state]() {
     state = state * 6364136223846793005ull + 1442695040888963407ull;
@@ -75,7 +75,7 @@ inline std::vector<TinyTensor> MakeTinyLlama(const LlamaArch& a, uint64_t seed) 
 
 // Runs the engine directly: prefill `prompt` into slot 0, then generate `n` tokens (greedy or
 // sampled with `seed`), feeding each back. The reference the board must reproduce.
-inline std::vector<uint32_t> ReferenceGenerate(const LlamaArch& a,
+inline std::vector<uint32_t> ReferenceGenerate(const ModelArch& a,
                                                const std::vector<TinyTensor>& tensors,
                                                const std::vector<uint32_t>& prompt, uint32_t n,
                                                const Sampling& sampling, uint64_t seed) {

@@ -16,9 +16,7 @@ namespace wafer::sim::testing {
 // Whether `stage` of a model of `a` holds the tensor of `role` at global `layer`: the embedding
 // on the first stage (and a tied model's last, as its head), the final norm and an untied LM head
 // on the last, per-layer tensors in the stage's layers.
-inline bool InStage(const fw::hal::ModelArch& a, const fw::hal::ModelStage& stage,
-                    fw::hal::TensorRole role, uint32_t layer) {
-  using fw::hal::TensorRole;
+inline bool InStage(const ModelArch& a, const ModelStage& stage, TensorRole role, uint32_t layer) {
   const uint32_t end = stage.layer_count == 0 ? a.num_layers
                                               : stage.first_layer + stage.layer_count;
   switch (role) {
@@ -34,9 +32,9 @@ inline bool InStage(const fw::hal::ModelArch& a, const fw::hal::ModelStage& stag
 
 inline fw::hal::TensorSpec TinySpec(const TinyTensor& t) {
   fw::hal::TensorSpec s;
-  s.role = static_cast<fw::hal::TensorRole>(t.role);
+  s.role = t.role;
   s.layer = t.layer;
-  s.dtype = fw::hal::DType::kF32;
+  s.dtype = DType::kF32;
   s.rank = static_cast<uint32_t>(t.shape.size());
   for (size_t i = 0; i < t.shape.size(); ++i) s.shape[i] = t.shape[i];
   s.byte_size = t.byte_size();
@@ -57,13 +55,13 @@ struct StageManifest {
 
   // The tiny functional model's `stage`; `tensors_of` (default: `stage`) chooses which tensors it
   // lists, so that tests can send a stage the wrong ones.
-  StageManifest(const SimWafer& wafer, const LlamaArch& arch, const std::vector<TinyTensor>& all,
-                uint32_t id, const fw::hal::ModelStage& stage, uint32_t slots, uint32_t context,
-                const fw::hal::ModelStage* tensors_of = nullptr) {
-    manifest.arch = ToHalArch(arch);
+  StageManifest(const SimWafer& wafer, const ModelArch& arch, const std::vector<TinyTensor>& all,
+                uint32_t id, const ModelStage& stage, uint32_t slots, uint32_t context,
+                const ModelStage* tensors_of = nullptr) {
+    manifest.arch = arch;
     for (const TinyTensor& t : all) {
       if (InStage(manifest.arch, tensors_of ? *tensors_of : stage,
-                  static_cast<fw::hal::TensorRole>(t.role), t.layer)) {
+                  t.role, t.layer)) {
         tensors.push_back(&t);
         specs.push_back(TinySpec(t));
       }
@@ -72,8 +70,8 @@ struct StageManifest {
   }
 
   // A shape-only Llama's `stage` (16-bit tensors, nothing to write).
-  StageManifest(const SimWafer& wafer, const fw::hal::ModelArch& arch, uint32_t id,
-                const fw::hal::ModelStage& stage, uint32_t slots, uint32_t context) {
+  StageManifest(const SimWafer& wafer, const ModelArch& arch, uint32_t id,
+                const ModelStage& stage, uint32_t slots, uint32_t context) {
     manifest.arch = arch;
     manifest.shape_only = true;
     for (const fw::hal::TensorSpec& s : LlamaSpecs(arch)) {
@@ -83,11 +81,11 @@ struct StageManifest {
   }
 
  private:
-  void Finish(const SimWafer& wafer, uint32_t id, const fw::hal::ModelStage& stage,
+  void Finish(const SimWafer& wafer, uint32_t id, const ModelStage& stage,
               uint32_t slots, uint32_t context) {
-    const fw::hal::ModelArch& a = manifest.arch;
-    const uint32_t layers = fw::hal::StageIsValid(stage, a.num_layers)
-                                ? fw::hal::StageLayerCount(stage, a.num_layers)
+    const ModelArch& a = manifest.arch;
+    const uint32_t layers = StageIsValid(stage, a.num_layers)
+                                ? StageLayerCount(stage, a.num_layers)
                                 : 1;  // Tests of invalid stages: any KV region will do.
     kv = PlaceInRows(specs, layers, SimWafer::KvCacheBytes(a, slots, context) / a.num_layers,
                      wafer.Info().fabric_width, wafer.Info().sram_per_pe)

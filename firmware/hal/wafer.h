@@ -8,17 +8,14 @@
 #include <cstdint>
 #include <span>
 
+#include "common/device_time.h"
+#include "common/model_arch.h"
+#include "common/model_stage.h"
+#include "common/sampling.h"
 #include "common/status.h"
+#include "common/tensor_types.h"
 
 namespace wafer::fw::hal {
-
-// Same values as board.fbs DType.
-enum class DType : uint8_t { kF32, kF16, kBF16 };
-
-// Same values as board.fbs TensorRole.
-enum class TensorRole : uint8_t {
-  kEmbedding, kAttnNorm, kWq, kWk, kWv, kWo, kMlpNorm, kWGate, kWUp, kWDown, kFinalNorm, kLmHead,
-};
 
 inline constexpr size_t kMaxTensorRank = 4;
 inline constexpr size_t kMaxRegions = 128;
@@ -123,53 +120,6 @@ struct KvRegion {
   uint64_t bytes_per_pe = 0;
 };
 
-struct ModelArch {
-  uint32_t vocab_size = 0;
-  uint32_t hidden_size = 0;
-  uint32_t intermediate_size = 0;
-  uint32_t num_layers = 0;
-  uint32_t num_heads = 0;
-  uint32_t num_kv_heads = 0;
-  uint32_t head_dim = 0;
-  float rope_theta = 10000.0f;
-  float rms_norm_eps = 1e-5f;
-  uint32_t max_position = 0;
-  bool tie_embeddings = false;
-  float rope_scaling_factor = 0;  // 0: none.
-  float rope_low_freq_factor = 0;
-  float rope_high_freq_factor = 0;
-  uint32_t rope_original_max_position = 0;
-};
-
-// The part of a model's layer pipeline one board runs (board.fbs ModelStage): decoder layers
-// [first_layer, first_layer + layer_count) by their global indices, plus the embedding on the
-// first stage and the final norm and head (with a copy of a tied embedding) on the last. The
-// default is the whole model.
-struct ModelStage {
-  uint32_t first_layer = 0;
-  uint32_t layer_count = 0;  // 0: every layer from first_layer on.
-  bool has_embedding = true;
-  bool has_head = true;
-  bool operator==(const ModelStage&) const = default;
-};
-
-// The stage's layer count, with 0 resolved against the model's `num_layers`.
-// REQUIRES: StageIsValid(stage, num_layers).
-inline uint32_t StageLayerCount(const ModelStage& stage, uint32_t num_layers) {
-  return stage.layer_count != 0 ? stage.layer_count : num_layers - stage.first_layer;
-}
-
-// True when `stage` is a part of a `num_layers`-layer model's pipeline: at least one layer, all
-// inside the model, the embedding only on a stage that starts at layer 0 (it feeds that layer)
-// and the head only on one that ends at the last layer (it reads that layer's output).
-inline bool StageIsValid(const ModelStage& stage, uint32_t num_layers) {
-  if (stage.first_layer >= num_layers) return false;
-  const uint32_t rest = num_layers - stage.first_layer;
-  if (stage.layer_count > rest) return false;
-  if (stage.has_embedding && stage.first_layer != 0) return false;
-  return !stage.has_head || StageLayerCount(stage, num_layers) == rest;
-}
-
 // Where a stage hands its hidden states on (board.fbs NextStage): the firmware's business; the
 // wafer ignores it.
 struct NextStage {
@@ -194,21 +144,15 @@ struct ModelManifest {
   NextStage next_stage;
 };
 
-struct Sampling {
-  float temperature = 0;  // 0: greedy.
-  uint32_t top_k = 0;
-  float top_p = 1;
-  uint64_t seed = 0;
-  // Samples already drawn before the slot's reset (a recomputed sequence resumes its sampler).
-  uint32_t sampled_before = 0;
-};
-
 struct SeqStepView {
   uint32_t slot = 0;
   bool reset = false;
   std::span<const uint32_t> input_tokens;
   uint32_t generate = 0;
   Sampling sampling;  // Greedy defaults when the host sent none.
+  // Samples already drawn before the slot's reset (board.fbs SeqSampling.sampled_before): a
+  // recomputed sequence resumes its sampler.
+  uint32_t sampled_before = 0;
   std::span<const uint32_t> stop_tokens;
   // A functional model's stage without the embedding: the previous stage's hidden states,
   // input_tokens.size() * hidden_size values in token order. Empty otherwise.
@@ -236,14 +180,6 @@ struct SeqOutcome {
   uint32_t context_tokens = 0;
   std::span<float> hidden_buffer;
   uint32_t hidden_count = 0;
-};
-
-struct DeviceTime {
-  int64_t total_ns = 0;
-  int64_t compute_ns = 0;
-  int64_t fabric_ns = 0;
-  int64_t inter_wafer_ns = 0;
-  int64_t host_io_ns = 0;
 };
 
 // Identity and geometry. `preset` points to storage owned by the wafer (NUL-terminated).

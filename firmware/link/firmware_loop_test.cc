@@ -253,7 +253,7 @@ TEST_F(FirmwareLoopTest, StageAndHiddenStatesCrossTheLink) {
             wb::BoardMessage::BootReply);
   // Stages, writes and commits model `id` as `stage` (none: the field left out) of a 2-layer
   // model of hidden size 4, with one 16-byte tensor (the fake wafer checks no more).
-  auto load = [&](uint32_t id, const hal::ModelStage* stage) {
+  auto load = [&](uint32_t id, const ModelStage* stage) {
     fbb.Clear();
     const std::vector<uint64_t> shape = {4};
     const wb::PeRect placement(0, 0, 1, 1);
@@ -290,9 +290,9 @@ TEST_F(FirmwareLoopTest, StageAndHiddenStatesCrossTheLink) {
   };
 
   load(1, nullptr);  // No stage: the whole model.
-  EXPECT_EQ(wafer_.last_stage, hal::ModelStage{});
+  EXPECT_EQ(wafer_.last_stage, ModelStage{});
 
-  const hal::ModelStage first{0, 1, true, false}, last{1, 0, false, true};
+  const ModelStage first{0, 1, true, false}, last{1, 0, false, true};
   load(2, &first);
   EXPECT_EQ(wafer_.last_stage, first);
   const wb::BoardEnvelope* env = step(2, 0, nullptr);

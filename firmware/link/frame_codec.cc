@@ -131,18 +131,18 @@ bool DecodeBeginModel(const wb::BeginModel& m, FixedVector<hal::TensorSpec, kMax
   out.arch.max_position = a->max_position();
   out.arch.tie_embeddings = a->tie_embeddings();
   if (const wb::RopeScaling* rs = a->rope_scaling()) {
-    out.arch.rope_scaling_factor = rs->factor();
-    out.arch.rope_low_freq_factor = rs->low_freq_factor();
-    out.arch.rope_high_freq_factor = rs->high_freq_factor();
-    out.arch.rope_original_max_position = rs->original_max_position();
+    out.arch.rope_scaling.factor = rs->factor();
+    out.arch.rope_scaling.low_freq_factor = rs->low_freq_factor();
+    out.arch.rope_scaling.high_freq_factor = rs->high_freq_factor();
+    out.arch.rope_scaling.original_max_position = rs->original_max_position();
   }
   out.slots = m.slots();
   out.context_length = m.context_length();
   out.shape_only = m.shape_only();
-  out.stage = hal::ModelStage{};  // Absent: the whole model.
+  out.stage = ModelStage{};  // Absent: the whole model.
   if (const wb::ModelStage* st = m.stage()) {
-    out.stage = hal::ModelStage{st->first_layer(), st->layer_count(), st->has_embedding(),
-                                st->has_head()};
+    out.stage = ModelStage{st->first_layer(), st->layer_count(), st->has_embedding(),
+                           st->has_head()};
   }
   out.next_stage = hal::NextStage{};
   if (const wb::NextStage* ns = m.next_stage()) {
@@ -171,8 +171,8 @@ bool DecodeBeginModel(const wb::BeginModel& m, FixedVector<hal::TensorSpec, kMax
         detail = "TensorDesc.role or dtype out of range";
         return false;
       }
-      spec.role = static_cast<hal::TensorRole>(role);
-      spec.dtype = static_cast<hal::DType>(dtype);
+      spec.role = static_cast<TensorRole>(role);
+      spec.dtype = static_cast<DType>(dtype);
       spec.layer = t->layer();
       const auto* shape = t->shape();
       if (shape == nullptr || shape->size() == 0 || shape->size() > hal::kMaxTensorRank) {
@@ -246,7 +246,7 @@ bool DecodeStep(const wb::Step& s, std::array<hal::SeqStepView, kMaxSeqsPerStep>
       view.sampling.top_k = sp->top_k();
       view.sampling.top_p = sp->top_p();
       view.sampling.seed = sp->seed();
-      view.sampling.sampled_before = sp->sampled_before();
+      view.sampled_before = sp->sampled_before();
       if (!(view.sampling.temperature >= 0) || !(view.sampling.top_p > 0) ||
           !(view.sampling.top_p <= 1)) {
         detail = "SeqSampling: temperature < 0 or top_p outside (0, 1]";
@@ -498,7 +498,7 @@ std::span<const std::byte> FrameCodec::Encode(const Reply& r) {
                                          hidden);
       }
       auto vec = fbb_.CreateVector(results.data(), r.outcomes.size());
-      const hal::DeviceTime& t = r.device_time;
+      const DeviceTime& t = r.device_time;
       auto dt = wb::CreateDeviceTime(fbb_, t.total_ns, t.compute_ns, t.fabric_ns,
                                      t.inter_wafer_ns, t.host_io_ns);
       flatbuffers::Offset<wb::PipelineReport> pipeline;

@@ -53,7 +53,7 @@ void StagePipeline::Run(const Command& cmd, const CommandProcessor::NextStageInf
   stages_ = std::min(next.stages, kMaxPipelineStages);
   timeout_ms_ = next.timeout_ms;
   busy_ns_.fill(0);
-  sum_ = hal::DeviceTime{};
+  sum_ = DeviceTime{};
   hidden_values_ = 0;
   Result<uint32_t> handle = link_ != nullptr ? link_->Open(next.endpoint)
                                              : Result<uint32_t>(Unavailable());
@@ -238,7 +238,7 @@ bool StagePipeline::SendPass(const Command& cmd, uint32_t m) {
   // A pass after the first embeds a token that came back over the link, not from the host.
   local.from_stage = step.from_stage || seqs_[view_seq_[0]].rounds > 0;
   std::span<const hal::SeqOutcome> outcomes;
-  hal::DeviceTime time;
+  DeviceTime time;
   status_ = processor_.RunStage(local, outcomes, time, detail_);
   if (!status_.ok()) return false;
   const int64_t busy = time.compute_ns + time.fabric_ns;
@@ -283,7 +283,7 @@ bool StagePipeline::Forward(uint32_t model_id, size_t count) {
     auto hidden = fbb_.CreateVector(v.hidden_in.data(), v.hidden_in.size());
     auto sampling = wb::CreateSeqSampling(fbb_, v.sampling.temperature, v.sampling.top_k,
                                           v.sampling.top_p, v.sampling.seed,
-                                          v.sampling.sampled_before);
+                                          v.sampled_before);
     // Stop tokens stay here: the last stage samples one token per pass, and this stage checks
     // it. Its reset travels with the first pass only.
     seqs[j] = wb::CreateSeqStep(fbb_, v.slot, v.reset, input, v.generate, sampling, 0, hidden);
@@ -382,12 +382,12 @@ void StagePipeline::Receive(uint64_t command_id, uint32_t expected_results, Answ
     }
     answer.failed_stage = 0;
     if (const wb::DeviceTime* t = r->device_time()) {
-      answer.time = hal::DeviceTime{t->total_ns(), t->compute_ns(), t->fabric_ns(),
-                                    t->inter_wafer_ns(), t->host_io_ns()};
+      answer.time = DeviceTime{t->total_ns(), t->compute_ns(), t->fabric_ns(),
+                               t->inter_wafer_ns(), t->host_io_ns()};
     }
     // Hostile numbers stay within bounds: negative or absurd times count as nothing.
     if (answer.time.total_ns < 0 || answer.time.total_ns > int64_t{3600} * 1000000000) {
-      answer.time = hal::DeviceTime{};
+      answer.time = DeviceTime{};
     }
     sum_.compute_ns += answer.time.compute_ns;
     sum_.fabric_ns += answer.time.fabric_ns;
@@ -424,7 +424,7 @@ void StagePipeline::RunMiddle(const Command& cmd, Reply& reply) {
   local.seqs = std::span<const hal::SeqStepView>(views_.data(), n);
   local.from_stage = step.from_stage;
   std::span<const hal::SeqOutcome> outcomes;
-  hal::DeviceTime time;
+  DeviceTime time;
   status_ = processor_.RunStage(local, outcomes, time, detail_);
   if (!status_.ok() || step.seqs.size() > kMaxSeqsPerStep) {
     reply.kind = ReplyKind::kAck;
@@ -452,7 +452,7 @@ void StagePipeline::RunMiddle(const Command& cmd, Reply& reply) {
     outcomes_[i].context_tokens = outcomes[i].context_tokens;
     outcomes_[i].token_buffer = std::span<uint32_t>(tokens_.data() + i, 0);
   }
-  hal::DeviceTime answer_time;
+  DeviceTime answer_time;
   if (forward > 0) {
     const uint64_t id = next_command_id_;
     if (!Forward(step.model_id, forward)) {
@@ -484,7 +484,7 @@ void StagePipeline::RunMiddle(const Command& cmd, Reply& reply) {
   }
   reply.kind = ReplyKind::kStep;
   reply.outcomes = std::span<const hal::SeqOutcome>(outcomes_.data(), n);
-  reply.device_time = hal::DeviceTime{
+  reply.device_time = DeviceTime{
       time.total_ns + answer_time.total_ns, time.compute_ns + answer_time.compute_ns,
       time.fabric_ns + answer_time.fabric_ns, time.inter_wafer_ns + answer_time.inter_wafer_ns,
       time.host_io_ns + answer_time.host_io_ns};

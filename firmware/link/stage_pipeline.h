@@ -60,7 +60,7 @@ class StagePipeline {
     StatusCode failed_code = StatusCode::kOk;  // kOk: the stages answered.
     uint32_t failed_stage = 0;                 // 1: the next board.
     const char* detail = "";
-    hal::DeviceTime time;
+    DeviceTime time;
   };
 
   void RunFirst(const Command& cmd, const CommandProcessor::NextStageInfo& next, Reply& reply);
@@ -98,7 +98,7 @@ class StagePipeline {
   int64_t first_free_ns_ = 0;  // This stage's wafer is free.
   std::array<int64_t, kMaxPipelineStages> stage_free_ns_{};  // Each later stage is free.
   std::array<int64_t, kMaxPipelineStages> answer_busy_ns_{};  // The last answer's, by stage.
-  hal::DeviceTime sum_;        // Terms summed over the stages.
+  DeviceTime sum_;  // Terms summed over the stages.
   uint64_t hidden_values_ = 0;
   Status status_;
   const char* detail_ = "";

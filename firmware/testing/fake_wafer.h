@@ -63,7 +63,7 @@ class FakeWafer final : public hal::Wafer {
     return OkStatus();
   }
   Status RunStep(const hal::StepRequest& req, std::span<hal::SeqOutcome> outcomes,
-                 hal::DeviceTime& time) override {
+                 DeviceTime& time) override {
     ++step_calls;
     if (!step_status.ok()) return step_status;
     for (size_t i = 0; i < req.seqs.size(); ++i) {
@@ -181,7 +181,7 @@ class FakeWafer final : public hal::Wafer {
   Status begin_status;
   Status step_status;  // RunStep fails with this when not OK.
   uint32_t last_model_id = 0;
-  hal::ModelStage last_stage;        // Of the last BeginModel that succeeded.
+  ModelStage last_stage;        // Of the last BeginModel that succeeded.
   size_t hidden_in_values = 0;  // hidden_in values over every RunStep so far.
   int begin_calls = 0, write_calls = 0, commit_calls = 0, unload_calls = 0, step_calls = 0;
   int power_cycles = 0;

@@ -224,7 +224,7 @@ Frame EncodeStep(uint64_t id, uint32_t model_id, const std::vector<SeqStep>& seq
   for (const SeqStep& s : seqs) {
     auto sampling = wb::CreateSeqSampling(fbb, s.sampling.temperature, s.sampling.top_k,
                                           s.sampling.top_p, s.sampling.seed,
-                                          s.sampling.sampled_before);
+                                          s.sampled_before);
     // Left out when empty (every stage with the embedding), as a board before stages expects.
     out.push_back(wb::CreateSeqStepDirect(fbb, s.slot, s.reset, &s.input_tokens, s.generate,
                                           sampling, &s.stop_tokens,

@@ -203,11 +203,11 @@ TEST(BoardCodecTest, StageRoundTripsAndAbsentMeansTheWholeModel) {
   m.stage = ModelStage{40, 20, false, false};
   fw::Command cmd = board.Decode(EncodeBeginModel(1, m));
   ASSERT_EQ(cmd.kind, fw::CommandKind::kBeginModel);
-  EXPECT_EQ(cmd.manifest.stage, (fw::hal::ModelStage{40, 20, false, false}));
+  EXPECT_EQ(cmd.manifest.stage, (ModelStage{40, 20, false, false}));
   EXPECT_EQ(cmd.manifest.tensors[0].layer, 41u);  // Layer indices stay global.
   m.stage = ModelStage{60, 0, false, true};
   EXPECT_EQ(board.Decode(EncodeBeginModel(2, m)).manifest.stage,
-            (fw::hal::ModelStage{60, 0, false, true}));
+            (ModelStage{60, 0, false, true}));
 
   // A host that predates stages sends none: the board reads the whole model.
   flatbuffers::FlatBufferBuilder fbb;
@@ -217,7 +217,7 @@ TEST(BoardCodecTest, StageRoundTripsAndAbsentMeansTheWholeModel) {
       fbb, wb::CreateBoardEnvelope(fbb, &v, 3, wb::BoardMessage::BeginModel,
                                    wb::CreateBeginModelDirect(fbb, 5, "old", arch).Union()));
   const auto* p = reinterpret_cast<const std::byte*>(fbb.GetBufferPointer());
-  EXPECT_EQ(board.Decode(Frame(p, p + fbb.GetSize())).manifest.stage, fw::hal::ModelStage{});
+  EXPECT_EQ(board.Decode(Frame(p, p + fbb.GetSize())).manifest.stage, ModelStage{});
 }
 
 TEST(BoardCodecTest, HiddenStatesRoundTripBitForBit) {

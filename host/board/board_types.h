@@ -8,7 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "common/device_time.h"
+#include "common/model_arch.h"
+#include "common/model_stage.h"
+#include "common/sampling.h"
 #include "common/status.h"
+#include "common/tensor_types.h"
 
 namespace wafer::host {
 
@@ -167,13 +172,6 @@ struct BoardDiagnostic {
   int64_t device_ns = 0;
 };
 
-enum class DType : uint8_t { kF32, kF16, kBF16 };
-
-// Matches board.fbs TensorRole value for value.
-enum class TensorRole : uint8_t {
-  kEmbedding, kAttnNorm, kWq, kWk, kWv, kWo, kMlpNorm, kWGate, kWUp, kWDown, kFinalNorm, kLmHead,
-};
-
 // A rectangle of PEs in the usable fabric's coordinates.
 struct PeRect {
   uint32_t x = 0;  // Column of the top-left PE.
@@ -201,40 +199,6 @@ struct TensorDesc {
   PeRect placement;  // Set by the placement planner before BeginModel.
 };
 
-struct RopeScaling {
-  float factor = 0;  // 0: none.
-  float low_freq_factor = 0;
-  float high_freq_factor = 0;
-  uint32_t original_max_position = 0;
-};
-
-// A Llama-family architecture, as config.json gives it.
-struct ModelArch {
-  uint32_t vocab_size = 0;
-  uint32_t hidden_size = 0;
-  uint32_t intermediate_size = 0;
-  uint32_t num_layers = 0;
-  uint32_t num_heads = 0;
-  uint32_t num_kv_heads = 0;
-  uint32_t head_dim = 0;
-  float rope_theta = 10000.0f;
-  float rms_norm_eps = 1e-5f;
-  uint32_t max_position = 0;
-  bool tie_embeddings = false;
-  RopeScaling rope_scaling;
-};
-
-// The part of a model's layer pipeline one board runs (BeginModel.stage). A model on one board
-// is the whole pipeline: layers [0, num_layers), embedding and head. Split over boards, the first
-// board embeds tokens, the last one holds the final norm and LM head (with a copy of a tied
-// embedding), and hidden states travel between them in each Step.
-struct ModelStage {
-  uint32_t first_layer = 0;
-  uint32_t layer_count = 0;  // 0: every layer from first_layer on (the whole model by default).
-  bool has_embedding = true;
-  bool has_head = true;
-};
-
 // Where a stage hands its hidden states on (board.fbs NextStage): with it, a Step sent to the
 // first stage runs through every board of the pipeline.
 struct NextStage {
@@ -257,21 +221,14 @@ struct ModelManifest {
   NextStage next_stage;
 };
 
-struct SeqSampling {
-  float temperature = 0;  // 0: greedy.
-  uint32_t top_k = 0;
-  float top_p = 1;
-  uint64_t seed = 0;
-  uint32_t sampled_before = 0;  // Set per step by the planner: tokens the job already has.
-};
-
 // One sequence's part of a Step (see board.fbs SeqStep).
 struct SeqStep {
   uint32_t slot = 0;
   bool reset = false;
   std::vector<uint32_t> input_tokens;
   uint32_t generate = 0;
-  SeqSampling sampling;
+  Sampling sampling;
+  uint32_t sampled_before = 0;  // Set per step by the planner: tokens the job already has.
   std::vector<uint32_t> stop_tokens;
   // A stage without the embedding: the previous stage's hidden states for every input token,
   // input_tokens.size() * hidden_size floats, in token order. Empty for a shape-only model.
@@ -289,14 +246,6 @@ struct SeqResult {
   // A stage without the head: its last layer's output for every input token (for the next
   // stage's hidden_in). Empty for a shape-only model.
   std::vector<float> hidden_out;
-};
-
-struct DeviceTime {
-  int64_t total_ns = 0;
-  int64_t compute_ns = 0;
-  int64_t fabric_ns = 0;
-  int64_t inter_wafer_ns = 0;
-  int64_t host_io_ns = 0;
 };
 
 // What a Step did across the boards of a pipeline (board.fbs PipelineReport).

@@ -30,24 +30,15 @@ namespace {
 
 namespace st = ::wafer::sim::testing;
 
-ModelManifest TinyManifest(uint32_t id, const sim::LlamaArch& a,
+ModelManifest TinyManifest(uint32_t id, const ModelArch& a,
                            const std::vector<st::TinyTensor>& tensors) {
   ModelManifest m;
   m.model_id = id;
   m.name = "tiny";
-  m.arch.vocab_size = a.vocab_size;
-  m.arch.hidden_size = a.hidden_size;
-  m.arch.intermediate_size = a.intermediate_size;
-  m.arch.num_layers = a.num_layers;
-  m.arch.num_heads = a.num_heads;
-  m.arch.num_kv_heads = a.num_kv_heads;
-  m.arch.head_dim = a.head_dim;
-  m.arch.rope_theta = a.rope_theta;
-  m.arch.rms_norm_eps = a.rms_norm_eps;
-  m.arch.max_position = a.max_position;
+  m.arch = a;
   for (const st::TinyTensor& t : tensors) {
-    m.tensors.push_back(TensorDesc{t.name, static_cast<TensorRole>(t.role), t.layer, DType::kF32,
-                                   t.shape, t.byte_size()});
+    m.tensors.push_back(TensorDesc{t.name, t.role, t.layer, DType::kF32, t.shape,
+                                   t.byte_size()});
   }
   m.slots = 4;
   m.context_length = 128;
@@ -77,7 +68,7 @@ void ExerciseBoard(BoardLink& link) {
   EXPECT_GT(id->max_chunk_bytes, 0u);
   EXPECT_TRUE(id->attached_weights);
 
-  const sim::LlamaArch arch = st::TinyArch();
+  const ModelArch arch = st::TinyArch();
   const auto tensors = st::MakeTinyLlama(arch, 11);
   const ModelManifest manifest = TinyManifest(5, arch, tensors);
   EXPECT_EQ(link.BeginModel(manifest).code(), StatusCode::kFailedPrecondition);  // Not booted.
@@ -113,9 +104,9 @@ void ExerciseBoard(BoardLink& link) {
 
   const std::vector<uint32_t> prompt_a = {3, 1, 4, 1, 5, 9, 2, 6};
   const std::vector<uint32_t> prompt_b = {2, 7, 1, 8};
-  const auto want_a = st::ReferenceGenerate(arch, tensors, prompt_a, 5, sim::Sampling{}, 0);
+  const auto want_a = st::ReferenceGenerate(arch, tensors, prompt_a, 5, Sampling{}, 0);
   const auto want_b =
-      st::ReferenceGenerate(arch, tensors, prompt_b, 5, sim::Sampling{0.8f, 10, 0.9f}, 1234);
+      st::ReferenceGenerate(arch, tensors, prompt_b, 5, Sampling{0.8f, 10, 0.9f}, 1234);
   SeqStep a{.slot = 0, .reset = true, .input_tokens = prompt_a, .generate = 5};
   SeqStep b{.slot = 3, .reset = true, .input_tokens = prompt_b, .generate = 5,
             .sampling = {0.8f, 10, 0.9f, 1234}};

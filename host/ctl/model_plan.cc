@@ -6,9 +6,9 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "board_sim/preset.h"
+#include "wafer_model/preset.h"
 #include "host/ctl/exit_codes.h"
-#include "board_sim/timing_model.h"
+#include "wafer_model/timing_model.h"
 #include "host/config/daemon_config.h"
 #include "host/models/model_config.h"
 #include "host/placement/placement_planner.h"
@@ -22,8 +22,8 @@ using Json = nlohmann::ordered_json;
 // pipelined boards (see PipelineTime): (boards - 1) hops, each the link's latency plus the
 // 16-bit activations, and one hop back to the first board with each sequence's sampled token
 // (4 bytes), as the simulated boards charge it.
-double InterWaferNs(const sim::Preset& preset, size_t boards, uint64_t tokens, uint64_t seqs,
-                    uint32_t hidden) {
+double InterWaferNs(const wafer_model::Preset& preset, size_t boards, uint64_t tokens,
+                    uint64_t seqs, uint32_t hidden) {
   if (boards < 2) return 0;
   const double activation_bytes = double(tokens) * hidden * 2;
   const double hop_ns = preset.interwafer_hop_latency_us * 1e3 +
@@ -54,24 +54,17 @@ double InterWaferNs(const sim::Preset& preset, size_t boards, uint64_t tokens, u
 // batch, a few hundred KB at most), conservative for a long prefill, whose transfer a
 // runtime could stream under the next board's compute. The Step itself costs one host
 // transaction moving `host_bytes` (TimingModel::HostIoNs).
-DeviceTime PipelineTime(const Plan& plan, const sim::Preset& preset, uint64_t tokens,
+DeviceTime PipelineTime(const Plan& plan, const wafer_model::Preset& preset, uint64_t tokens,
                         uint64_t seqs, double mean_context, uint64_t host_bytes) {
-  const sim::TimingModel timing(preset);
+  const wafer_model::TimingModel timing(preset);
   const ModelArch& a = plan.request.arch;
-  sim::ModelShape shape;
-  shape.hidden = a.hidden_size;
-  shape.intermediate = a.intermediate_size;
-  shape.heads = a.num_heads;
-  shape.kv_heads = a.num_kv_heads;
-  shape.head_dim = a.head_dim;
-  shape.vocab = a.vocab_size;
   int64_t first_compute = 0, first_fabric = 0;
   int64_t slow_interval = -1, slow_compute = 0, slow_fabric = 0;
   for (const BoardPlan& b : plan.boards) {
-    const sim::WaferStages stages = BoardStages(plan, b.index);
-    shape.layers = static_cast<uint32_t>(stages.layers.size());
-    const sim::PassTime one = timing.Pass(shape, stages, 1, mean_context);
-    const sim::PassTime all = timing.Pass(shape, stages, tokens, mean_context);
+    const wafer_model::WaferStages stages = BoardStages(plan, b.index);
+    // Pass costs the layers of `stages`, not a.num_layers.
+    const wafer_model::PassTime one = timing.Pass(a, stages, 1, mean_context);
+    const wafer_model::PassTime all = timing.Pass(a, stages, tokens, mean_context);
     first_compute += one.compute_ns;
     first_fabric += one.fabric_ns;
     const int64_t interval = (all.compute_ns - one.compute_ns) + (all.fabric_ns - one.fabric_ns);
@@ -110,8 +103,8 @@ std::string TimeText(const DeviceTime& t) {
 
 }  // namespace
 
-sim::WaferStages BoardStages(const Plan& plan, uint32_t board) {
-  sim::WaferStages stages;
+wafer_model::WaferStages BoardStages(const Plan& plan, uint32_t board) {
+  wafer_model::WaferStages stages;
   const StagePlacement* embedding = nullptr;
   const StagePlacement* head = nullptr;
   for (const StagePlacement& s : plan.stages) {
@@ -159,8 +152,8 @@ int RunModelPlan(const ModelPlanOptions& options, std::ostream& out, std::ostrea
   std::string detail;
   auto config = LoadModelConfig(options.config, &detail);
   if (!config.ok()) return fail(config.status().name(), detail);
-  auto preset = sim::LoadPreset(options.preset, &detail);
-  if (!preset.ok()) return fail(preset.status().name(), detail);
+  auto preset = wafer_model::LoadPreset(options.preset);
+  if (!preset.ok()) return fail(preset.status().name(), preset.error().message);
   const ModelArch& arch = config->arch;
   if (context == 0) context = std::min<uint32_t>(8192, arch.max_position);
   if (prompt == 0) prompt = std::min<uint32_t>(1024, context);
@@ -211,9 +204,9 @@ int RunModelPlan(const ModelPlanOptions& options, std::ostream& out, std::ostrea
   // half of it.
   const uint32_t step_tokens = tokens_per_step;
   DeviceTime decode = PipelineTime(*plan, *preset, slots, slots, prompt, 0);
-  const sim::TimingModel timing(*preset);
+  const wafer_model::TimingModel timing(*preset);
   const int64_t step_host_io_ns = timing.HostIoNs(
-      sim::TimingModel::StepHostBytes(slots, slots, uint64_t{slots} * step_tokens, 0));
+      wafer_model::TimingModel::StepHostBytes(slots, slots, uint64_t{slots} * step_tokens, 0));
   decode.total_ns -= decode.host_io_ns;
   decode.host_io_ns = std::llround(timing.DecodeHostIoNsPerToken(slots, step_tokens));
   decode.total_ns += decode.host_io_ns;

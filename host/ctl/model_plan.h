@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "board_sim/timing_model.h"
+#include "wafer_model/timing_model.h"
 #include "host/ctl/model_plan_options.h"
 #include "host/placement/placement_planner.h"
 
@@ -34,6 +34,6 @@ int RunModelPlan(const ModelPlanOptions& options, std::ostream& out, std::ostrea
 // in pipeline order, and the head when it holds it. The head's band is the head stage's, or,
 // for a tied model whose head band keeps no copy of the embedding, the embedding's band (where
 // the LM head product then runs). The embedding lookup is not timed.
-sim::WaferStages BoardStages(const Plan& plan, uint32_t board);
+wafer_model::WaferStages BoardStages(const Plan& plan, uint32_t board);
 
 }  // namespace wafer::host

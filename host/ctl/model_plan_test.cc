@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "board_sim/preset.h"
+#include "wafer_model/preset.h"
 #include "host/models/model_config.h"
 #include "host/placement/testing/llama_archs.h"
 
@@ -127,9 +127,8 @@ TEST_F(ModelPlanTest, Llama70BOnFourBoardsPaysInterWaferHops) {
 // bandwidth) plus one hop back with the sampled tokens, with the link parameters read from the
 // preset file itself.
 TEST_F(ModelPlanTest, InterWaferTermFollowsThePresetLink) {
-  std::string error;
-  Result<sim::Preset> preset = sim::LoadPreset("wse3", &error, WAFER_PRESET_DIR);
-  ASSERT_TRUE(preset.ok()) << error;
+  HostResult<wafer_model::Preset> preset = wafer_model::LoadPreset("wse3", WAFER_PRESET_DIR);
+  ASSERT_TRUE(preset.ok()) << preset.error().ToString();
   ASSERT_GT(preset->interwafer_hop_latency_us, 0);
   ASSERT_GT(preset->interwafer_bytes_per_s, 0);
   const uint32_t slots = 8, prompt = 1000;
@@ -202,8 +201,8 @@ TEST_F(ModelPlanTest, SpreadByDefaultPackOnRequest) {
 // BoardStages reads from the plan (one band per layer, the head's band), not an equal share.
 TEST_F(ModelPlanTest, TimingUsesThePlansBands) {
   std::string error;
-  Result<sim::Preset> preset = sim::LoadPreset("wse3", &error, WAFER_PRESET_DIR);
-  ASSERT_TRUE(preset.ok()) << error;
+  HostResult<wafer_model::Preset> preset = wafer_model::LoadPreset("wse3", WAFER_PRESET_DIR);
+  ASSERT_TRUE(preset.ok()) << preset.error().ToString();
   PlanRequest request;
   request.arch = Llama8B();
   request.board = {preset->fabric_width, preset->fabric_height, preset->sram_per_pe_bytes};
@@ -212,7 +211,7 @@ TEST_F(ModelPlanTest, TimingUsesThePlansBands) {
   request.spread = true;
   Result<host::Plan> plan = PlanPlacement(request, &error);
   ASSERT_TRUE(plan.ok()) << error;
-  const sim::WaferStages stages = BoardStages(*plan, 0);
+  const wafer_model::WaferStages stages = BoardStages(*plan, 0);
   ASSERT_EQ(stages.layers.size(), 32u);
   EXPECT_EQ(stages.layers[5].width, plan->stages[6].band.w);
   EXPECT_EQ(stages.layers[5].height, plan->stages[6].band.h);
@@ -220,9 +219,7 @@ TEST_F(ModelPlanTest, TimingUsesThePlansBands) {
   EXPECT_EQ(stages.head.height, plan->stages.back().band.h);
 
   const ModelArch a = Llama8B();
-  const sim::ModelShape shape{a.num_layers, a.hidden_size, a.intermediate_size, a.num_heads,
-                              a.num_kv_heads, a.head_dim, a.vocab_size};
-  const sim::PassTime pass = sim::TimingModel(*preset).Pass(shape, stages, 8, 1000);
+  const wafer_model::PassTime pass = wafer_model::TimingModel(*preset).Pass(a, stages, 8, 1000);
   CmdRun r = Plan({"plan", "--config", c8b_, "--preset", "wse3", "--slots", "8", "--context",
                    "8192", "--prompt-tokens", "1000", "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
@@ -244,9 +241,9 @@ TEST(BoardStagesTest, LayersPerBoardAndWhereTheHeadRuns) {
   Result<host::Plan> plan = PlanPlacement(request, &error);
   ASSERT_TRUE(plan.ok()) << error;
   for (const BoardPlan& b : plan->boards) {
-    const sim::WaferStages stages = BoardStages(*plan, b.index);
-    EXPECT_EQ(stages.layers.size(), b.layer_count);
-    EXPECT_EQ(stages.has_head, b.has_head);
+    const wafer_model::WaferStages stages = BoardStages(*plan, b.index);
+    EXPECT_EQ(stages.layers.size(), b.stage.layer_count);
+    EXPECT_EQ(stages.has_head, b.stage.has_head);
   }
 
   request.arch = testing::Llama8B();
@@ -255,7 +252,7 @@ TEST(BoardStagesTest, LayersPerBoardAndWhereTheHeadRuns) {
   plan = PlanPlacement(request, &error);
   ASSERT_TRUE(plan.ok()) << error;
   ASSERT_EQ(plan->stages.front().kind, StageKind::kEmbedding);
-  const sim::WaferStages tied = BoardStages(*plan, 0);
+  const wafer_model::WaferStages tied = BoardStages(*plan, 0);
   ASSERT_TRUE(tied.has_head);
   EXPECT_EQ(tied.head.height, plan->stages.front().band.h);
   EXPECT_NE(tied.head.height, plan->stages.back().band.h) << "the head band holds the norm only";

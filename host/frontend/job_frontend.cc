@@ -274,7 +274,7 @@ void JobFrontend::OnSubmit(const std::string& peer, const ClientKeyConfig* key, 
                   "max_tokens " + std::to_string(s.max_tokens) + " must be between 1 and " +
                       std::to_string(config_.max_tokens_limit));
   }
-  const SamplingParams& sp = s.sampling;
+  const Sampling& sp = s.sampling;
   if (!std::isfinite(sp.temperature) || sp.temperature < 0 || sp.temperature > 100 ||
       !std::isfinite(sp.top_p) || sp.top_p <= 0 || sp.top_p > 1 ||
       sp.top_k > model->arch.vocab_size) {
@@ -354,7 +354,7 @@ void JobFrontend::OnSubmit(const std::string& peer, const ClientKeyConfig* key, 
   job->prompt = std::move(prompt);
   job->prefill = job->prompt;
   job->max_tokens = s.max_tokens;
-  job->sampling = SeqSampling{sp.temperature, sp.top_k, sp.top_p, sp.seed};
+  job->sampling = sp;
   job->stop_tokens = std::move(s.stop_tokens);
   job->want_text = s.want_text && model->text != nullptr;
   job->deadline_unix_ms = s.deadline_unix_ms;

@@ -29,7 +29,7 @@ struct JobRecord {
   uint8_t priority = 0;
   std::vector<uint32_t> prompt;
   uint32_t max_tokens = 0;
-  SeqSampling sampling;
+  Sampling sampling;
   std::vector<uint32_t> stop_tokens;
   bool want_text = true;
   uint64_t deadline_unix_ms = 0;  // 0: none. A relative deadline_ms is made absolute here.

@@ -48,7 +48,7 @@ class SqliteJobStoreTest : public ::testing::Test {
     for (size_t i = 0; i < prompt_tokens; ++i) job->prompt.push_back(static_cast<uint32_t>(i));
     job->prefill = job->prompt;
     job->max_tokens = 16;
-    job->sampling = SeqSampling{0.5f, 40, 0.9f, 0xfeedfacecafebeefull};
+    job->sampling = Sampling{0.5f, 40, 0.9f, 0xfeedfacecafebeefull};
     job->stop_tokens = {2, 4};
     job->deadline_unix_ms = UINT64_MAX;
     job->ttft_target_ms = 250;

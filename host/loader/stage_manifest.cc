@@ -13,7 +13,7 @@ Status StageManifest(const PreparedModel& model, uint32_t model_id, uint32_t sta
     return InvalidArgument();
   }
   const BoardPlan& board = plan.boards[stage];
-  if (board.layer_count == 0) {
+  if (board.stage.layer_count == 0) {
     *detail = "the placement plan gives board " + std::to_string(stage) + " no decoder layer";
     return InvalidArgument();
   }
@@ -25,8 +25,7 @@ Status StageManifest(const PreparedModel& model, uint32_t model_id, uint32_t sta
   manifest->slots = model.slots;
   manifest->context_length = model.context_length;
   manifest->shape_only = source.shape_only;
-  manifest->stage = ModelStage{board.first_layer, board.layer_count, board.has_embedding,
-                               board.has_head};
+  manifest->stage = board.stage;
   for (const StagePlacement& placed : plan.stages) {
     if (placed.board != stage) continue;
     if (placed.kind == StageKind::kLayer) {

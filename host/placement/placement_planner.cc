@@ -406,11 +406,11 @@ Result<Plan> PlanPlacement(const PlanRequest& request, std::string* detail) {
     b.weight_bytes += st.weight_bytes;
     b.kv_bytes += st.kv_bytes;
     switch (s.kind) {
-      case StageKind::kEmbedding: b.has_embedding = true; break;
-      case StageKind::kHead: b.has_head = true; break;
+      case StageKind::kEmbedding: b.stage.has_embedding = true; break;
+      case StageKind::kHead: b.stage.has_head = true; break;
       case StageKind::kLayer:
-        if (b.layer_count == 0) b.first_layer = s.layer;
-        ++b.layer_count;
+        if (b.stage.layer_count == 0) b.stage.first_layer = s.layer;
+        ++b.stage.layer_count;
         break;
     }
     plan.weight_bytes += st.weight_bytes;
@@ -448,13 +448,13 @@ std::string PlanSummary(const Plan& plan) {
   }
   for (const BoardPlan& b : plan.boards) {
     std::string what;
-    if (b.has_embedding) what += "embedding";
-    if (b.layer_count > 0) {
+    if (b.stage.has_embedding) what += "embedding";
+    if (b.stage.layer_count > 0) {
       what += what.empty() ? "" : " + ";
-      what += "layers " + std::to_string(b.first_layer) + "-" +
-              std::to_string(b.first_layer + b.layer_count - 1);
+      what += "layers " + std::to_string(b.stage.first_layer) + "-" +
+              std::to_string(b.stage.first_layer + b.stage.layer_count - 1);
     }
-    if (b.has_head) what += what.empty() ? "head" : " + head";
+    if (b.stage.has_head) what += what.empty() ? "head" : " + head";
     std::snprintf(line, sizeof line,
                   "  board %u: %-34s rows %4u/%u  PEs %llu (%.1f%%)  weights %s  KV %s  free %s\n",
                   b.index, what.c_str(), b.rows_used, plan.region_height,
@@ -482,10 +482,10 @@ std::string PlanJson(const Plan& plan, bool include_tensors) {
   Json boards = Json::array();
   for (const BoardPlan& b : plan.boards) {
     Json jb{{"index", b.index},
-            {"has_embedding", b.has_embedding},
-            {"has_head", b.has_head},
-            {"first_layer", b.first_layer},
-            {"layer_count", b.layer_count},
+            {"has_embedding", b.stage.has_embedding},
+            {"has_head", b.stage.has_head},
+            {"first_layer", b.stage.first_layer},
+            {"layer_count", b.stage.layer_count},
             {"rows_used", b.rows_used},
             {"pes_used", b.pes_used},
             {"pes_total", b.pes_total},

@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "common/model_stage.h"
 #include "common/result.h"
 #include "host/board/board_types.h"
 
@@ -91,10 +92,11 @@ struct StagePlacement {
 
 struct BoardPlan {
   uint32_t index = 0;
-  bool has_embedding = false;
-  bool has_head = false;
-  uint32_t first_layer = 0;    // Decoder layers [first_layer, first_layer + layer_count).
-  uint32_t layer_count = 0;
+  // The part of the model this board runs, as BeginModel sends it: decoder layers
+  // [first_layer, first_layer + layer_count), the embedding and the head only on the boards that
+  // hold them. Here layer_count is the board's own count (0: no decoder layer, which
+  // StageManifest refuses), never ModelStage's "every layer from first_layer on".
+  ModelStage stage{.first_layer = 0, .layer_count = 0, .has_embedding = false, .has_head = false};
   uint32_t rows_used = 0;
   uint64_t pes_used = 0;       // PEs inside this board's bands.
   uint64_t pes_total = 0;      // PEs of the usable region.

@@ -109,16 +109,16 @@ void CheckPlan(const Plan& plan) {
     EXPECT_EQ(b.pes_used, uint64_t{b.rows_used} * w);
     EXPECT_EQ(b.sram_total, uint64_t{w} * h * sram);
     EXPECT_LE(b.weight_bytes + b.kv_bytes, b.sram_total);
-    if (b.layer_count > 0) {
-      EXPECT_EQ(b.first_layer, layer);
+    if (b.stage.layer_count > 0) {
+      EXPECT_EQ(b.stage.first_layer, layer);
     }
-    layer += b.layer_count;
+    layer += b.stage.layer_count;
     board_weights += b.weight_bytes;
   }
   EXPECT_EQ(layer, r.arch.num_layers);
   EXPECT_EQ(board_weights, weights);
-  EXPECT_TRUE(plan.boards.front().has_embedding);
-  EXPECT_TRUE(plan.boards.back().has_head);
+  EXPECT_TRUE(plan.boards.front().stage.has_embedding);
+  EXPECT_TRUE(plan.boards.back().stage.has_head);
 }
 
 TEST(PlacementPlannerTest, Llama8BFitsOneWse3WithModestKv) {
@@ -126,7 +126,7 @@ TEST(PlacementPlannerTest, Llama8BFitsOneWse3WithModestKv) {
   auto plan = PlanPlacement(Request(Llama8B(), kWse3, 1, 16, 8192), &detail);
   ASSERT_TRUE(plan.ok()) << detail;
   EXPECT_EQ(plan->boards.size(), 1u);
-  EXPECT_EQ(plan->boards[0].layer_count, 32u);
+  EXPECT_EQ(plan->boards[0].stage.layer_count, 32u);
   EXPECT_NEAR(double(plan->weight_bytes), 16.06e9, 0.1e9);
   // 16 x 8192 tokens x 32 layers x (K and V: 8 heads x 128 x 2 bytes).
   EXPECT_EQ(plan->kv_bytes, 16ull * 8192 * 32 * 2 * 8 * 128 * 2);
@@ -156,8 +156,8 @@ TEST(PlacementPlannerTest, Llama70BNeedsFourWse3) {
   CheckPlan(*plan);
   // Balanced pipeline: every board carries a similar number of layers.
   for (const BoardPlan& b : plan->boards) {
-    EXPECT_GE(b.layer_count, 17u);
-    EXPECT_LE(b.layer_count, 23u);
+    EXPECT_GE(b.stage.layer_count, 17u);
+    EXPECT_LE(b.stage.layer_count, 23u);
   }
 }
 

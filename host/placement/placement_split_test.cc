@@ -26,16 +26,16 @@ TEST(PlacementSplitTest, LayersSpreadEvenlyOverEveryBoard) {
   ASSERT_EQ(plan->boards.size(), 3u);
   EXPECT_EQ(plan->boards_needed, 3u);
   // 32 layers over 3 boards: 11, 11, 10 (layer l on board l * 3 / 32).
-  EXPECT_EQ(plan->boards[0].first_layer, 0u);
-  EXPECT_EQ(plan->boards[0].layer_count, 11u);
-  EXPECT_EQ(plan->boards[1].first_layer, 11u);
-  EXPECT_EQ(plan->boards[1].layer_count, 11u);
-  EXPECT_EQ(plan->boards[2].first_layer, 22u);
-  EXPECT_EQ(plan->boards[2].layer_count, 10u);
-  EXPECT_TRUE(plan->boards[0].has_embedding);
-  EXPECT_FALSE(plan->boards[0].has_head);
-  EXPECT_TRUE(plan->boards[2].has_head);
-  EXPECT_FALSE(plan->boards[2].has_embedding);
+  EXPECT_EQ(plan->boards[0].stage.first_layer, 0u);
+  EXPECT_EQ(plan->boards[0].stage.layer_count, 11u);
+  EXPECT_EQ(plan->boards[1].stage.first_layer, 11u);
+  EXPECT_EQ(plan->boards[1].stage.layer_count, 11u);
+  EXPECT_EQ(plan->boards[2].stage.first_layer, 22u);
+  EXPECT_EQ(plan->boards[2].stage.layer_count, 10u);
+  EXPECT_TRUE(plan->boards[0].stage.has_embedding);
+  EXPECT_FALSE(plan->boards[0].stage.has_head);
+  EXPECT_TRUE(plan->boards[2].stage.has_head);
+  EXPECT_FALSE(plan->boards[2].stage.has_embedding);
 }
 
 TEST(PlacementSplitTest, WithoutTheFlagTheFewestBoardsAreUsed) {

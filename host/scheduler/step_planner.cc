@@ -106,7 +106,7 @@ size_t StepPlanner::Plan(const StepTarget& target, std::deque<uint64_t>& running
     seq.slot = static_cast<uint32_t>(job->slot);
     seq.sampling = job->sampling;
     // A job recomputed after a board loss or a restart resumes its sampler where it stopped.
-    seq.sampling.sampled_before = static_cast<uint32_t>(job->output.size());
+    seq.sampled_before = static_cast<uint32_t>(job->output.size());
     seq.stop_tokens.assign(job->stop_tokens.begin(), job->stop_tokens.end());
     seq.hidden_in = std::vector<float>();  // Hidden states can be large: none are kept.
     seq.generate = generate;

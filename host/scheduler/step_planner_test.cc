@@ -81,7 +81,7 @@ TEST_F(StepPlannerTest, DecodeGeneratesUpToThePerStepLimitOrWhatIsLeft) {
   EXPECT_EQ(ids_, (std::vector<uint64_t>{roomy, nearly_done}));
   EXPECT_EQ(seqs_[0].input_tokens, std::vector<uint32_t>{41});
   EXPECT_EQ(seqs_[0].generate, 8u);
-  EXPECT_EQ(seqs_[0].sampling.sampled_before, 2u);  // What a recomputed sampler skips.
+  EXPECT_EQ(seqs_[0].sampled_before, 2u);  // What a recomputed sampler skips.
   EXPECT_EQ(seqs_[1].input_tokens, std::vector<uint32_t>{51});
   EXPECT_EQ(seqs_[1].generate, 3u);
   // A pipelined model samples once per pass.

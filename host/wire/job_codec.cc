@@ -142,8 +142,8 @@ struct Encoder {
   }
 };
 
-SamplingParams DecodeSampling(const wj::Sampling* s) {
-  SamplingParams p;
+Sampling DecodeSampling(const wj::Sampling* s) {
+  Sampling p;
   if (s == nullptr) return p;
   p.temperature = s->temperature();
   p.top_k = s->top_k();

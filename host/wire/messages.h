@@ -8,6 +8,8 @@
 #include <variant>
 #include <vector>
 
+#include "common/sampling.h"
+
 namespace wafer::host {
 
 // The protocol version this build speaks; a different major version is refused.
@@ -75,13 +77,6 @@ struct ErrorReply {
 
 // ---- job socket ----
 
-struct SamplingParams {
-  float temperature = 0;
-  uint32_t top_k = 0;
-  float top_p = 1;
-  uint64_t seed = 0;
-};
-
 struct SubmitJob {
   uint64_t request_tag = 0;
   std::string idempotency_key;
@@ -90,7 +85,7 @@ struct SubmitJob {
   std::string prompt_text;
   std::vector<uint32_t> prompt_tokens;
   uint32_t max_tokens = 0;
-  SamplingParams sampling;
+  Sampling sampling;  // job.fbs Sampling, decoded into the common type.
   uint8_t priority = 0;
   uint64_t deadline_unix_ms = 0;
   uint32_t ttft_target_ms = 0;

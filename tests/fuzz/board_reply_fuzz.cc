@@ -16,6 +16,9 @@
 #include "tests/fuzz/fuzz_target.h"
 
 using namespace wafer::host;
+using ::wafer::DType;
+using ::wafer::ModelStage;
+using ::wafer::TensorRole;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string error;

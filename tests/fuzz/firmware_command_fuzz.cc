@@ -22,6 +22,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
 std::vector<std::string> FuzzSeeds() {
   using namespace wafer::host;
+  using ::wafer::DType;
+  using ::wafer::ModelStage;
+  using ::wafer::TensorRole;
   std::vector<std::string> seeds;
   auto add = [&](const auto& frame) {
     seeds.emplace_back(reinterpret_cast<const char*>(frame.data()), frame.size());

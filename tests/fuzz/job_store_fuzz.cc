@@ -165,7 +165,7 @@ std::vector<std::string> FuzzSeeds() {
       job->prompt = {0, 1, 2};
       job->prefill = job->prompt;
       job->max_tokens = 16;
-      job->sampling = SeqSampling{0.5f, 40, 0.9f, 0xfeedfacecafebeefull};
+      job->sampling = Sampling{0.5f, 40, 0.9f, 0xfeedfacecafebeefull};
       job->stop_tokens = {2, 4};
       job->deadline_unix_ms = UINT64_MAX;
       job->ttft_target_ms = 250;

@@ -5,6 +5,7 @@
 #include "tests/fuzz/fuzz_target.h"
 
 using namespace wafer::host;
+using ::wafer::ModelArch;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);

@@ -6,6 +6,7 @@
 #include "tests/fuzz/fuzz_target.h"
 
 using namespace wafer::host;
+using ::wafer::DType;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(data), size);

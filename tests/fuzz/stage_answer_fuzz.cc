@@ -67,6 +67,9 @@ struct FirstStage {
 
   FirstStage() {
     using namespace wafer::host;
+    using ::wafer::DType;
+    using ::wafer::ModelStage;
+    using ::wafer::TensorRole;
     ModelManifest m;
     m.model_id = 1;
     m.name = std::string("m");

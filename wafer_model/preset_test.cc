@@ -1,11 +1,11 @@
-#include "board_sim/preset.h"
+#include "wafer_model/preset.h"
 
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <sstream>
 
-namespace wafer::sim {
+namespace wafer::wafer_model {
 namespace {
 
 std::string ReadMini() {
@@ -15,45 +15,45 @@ std::string ReadMini() {
   return s.str();
 }
 
+// The message of a failed result, or "" for a value.
+std::string Why(const HostResult<Preset>& p) { return p.ok() ? "" : p.error().message; }
+
 TEST(PresetTest, ShippedPresetsLoad) {
-  std::string error;
   for (const char* name : {"mini", "wse2", "wse3"}) {
-    Result<Preset> p = LoadPreset(name, &error, WAFER_PRESET_DIR_FOR_TEST);
-    ASSERT_TRUE(p.ok()) << name << ": " << error;
+    HostResult<Preset> p = LoadPreset(name, WAFER_PRESET_DIR_FOR_TEST);
+    ASSERT_TRUE(p.ok()) << name << ": " << Why(p);
     EXPECT_EQ(p->name, name);
     EXPECT_EQ(p->sram_per_pe_bytes, 48u * 1024);
     EXPECT_DOUBLE_EQ(p->round_trip_us, 200);
   }
-  Result<Preset> wse3 = LoadPreset("wse3", &error, WAFER_PRESET_DIR_FOR_TEST);
+  HostResult<Preset> wse3 = LoadPreset("wse3", WAFER_PRESET_DIR_FOR_TEST);
   ASSERT_TRUE(wse3.ok());
   EXPECT_EQ(wse3->usable_pes(), 893064u);
   EXPECT_EQ(wse3->simd_width, 8u);
   EXPECT_EQ(wse3->regions(), 84u);
-  Result<Preset> wse2 = LoadPreset("wse2", &error, WAFER_PRESET_DIR_FOR_TEST);
+  HostResult<Preset> wse2 = LoadPreset("wse2", WAFER_PRESET_DIR_FOR_TEST);
   ASSERT_TRUE(wse2.ok());
   EXPECT_EQ(wse2->usable_pes(), 753972u);
   EXPECT_EQ(wse2->simd_width, 4u);
 }
 
 TEST(PresetTest, MissingFileIsNotFound) {
-  std::string error;
-  Result<Preset> p = LoadPreset("no-such-preset", &error, WAFER_PRESET_DIR_FOR_TEST);
+  HostResult<Preset> p = LoadPreset("no-such-preset", WAFER_PRESET_DIR_FOR_TEST);
   EXPECT_EQ(p.status().code(), StatusCode::kNotFound);
-  EXPECT_NE(error.find("no-such-preset"), std::string::npos);
+  EXPECT_NE(Why(p).find("no-such-preset"), std::string::npos);
 }
 
 void ExpectError(const std::string& text, const std::string& names) {
-  std::string error;
-  Result<Preset> p = ParsePreset(text, &error);
+  HostResult<Preset> p = ParsePreset(text);
   EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(error.find(names), std::string::npos) << error;
+  EXPECT_NE(Why(p).find(names), std::string::npos) << Why(p);
 }
 
 TEST(PresetTest, BadPresetsNameTheKey) {
   const std::string mini = ReadMini();
   ASSERT_FALSE(mini.empty());
-  std::string error;
-  ASSERT_TRUE(ParsePreset(mini, &error).ok()) << error;
+  HostResult<Preset> parsed = ParsePreset(mini);
+  ASSERT_TRUE(parsed.ok()) << Why(parsed);
 
   std::string unknown = mini;
   unknown.replace(unknown.find("  simd_width"), 12, "  simd_widht");
@@ -77,10 +77,9 @@ TEST(PresetTest, BadPresetsNameTheKey) {
 }
 
 TEST(PresetTest, InterWaferLinkIsTheHundredGbePortsThroughOneSwitch) {
-  std::string error;
   for (const char* name : {"mini", "wse2", "wse3"}) {
-    Result<Preset> p = LoadPreset(name, &error, WAFER_PRESET_DIR_FOR_TEST);
-    ASSERT_TRUE(p.ok()) << name << ": " << error;
+    HostResult<Preset> p = LoadPreset(name, WAFER_PRESET_DIR_FOR_TEST);
+    ASSERT_TRUE(p.ok()) << name << ": " << Why(p);
     // A few microseconds per hop (NICs + one switch), at the host I/O's 12 x 100 GbE.
     EXPECT_DOUBLE_EQ(p->interwafer_hop_latency_us, 3) << name;
     EXPECT_DOUBLE_EQ(p->interwafer_bytes_per_s, 150e9) << name;
@@ -120,4 +119,4 @@ TEST(PresetTest, InterWaferKeysAreRequiredAndChecked) {
 }
 
 }  // namespace
-}  // namespace wafer::sim
+}  // namespace wafer::wafer_model

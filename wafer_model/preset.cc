@@ -1,4 +1,4 @@
-#include "board_sim/preset.h"
+#include "wafer_model/preset.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -7,13 +7,14 @@
 #include <functional>
 #include <set>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #ifndef WAFER_PRESET_DIR
-#define WAFER_PRESET_DIR "board_sim/presets"
+#define WAFER_PRESET_DIR "wafer_model/presets"
 #endif
 
-namespace wafer::sim {
+namespace wafer::wafer_model {
 namespace {
 
 struct Field {
@@ -110,21 +111,21 @@ std::string CheckValues(const Preset& p) {
   return "";
 }
 
+Error Invalid(std::string message) {
+  return Error{StatusCode::kInvalidArgument, std::move(message)};
+}
+
 }  // namespace
 
-Result<Preset> ParsePreset(const std::string& yaml_text, std::string* error) {
-  std::string ignored;
-  std::string& err = error != nullptr ? *error : ignored;
+HostResult<Preset> ParsePreset(const std::string& yaml_text) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
   } catch (const YAML::Exception& e) {
-    err = std::string("preset is not valid YAML: ") + e.what();
-    return InvalidArgument();
+    return Invalid(std::string("preset is not valid YAML: ") + e.what());
   }
   if (!root.IsMap()) {
-    err = "preset: top level must be a map";
-    return InvalidArgument();
+    return Invalid("preset: top level must be a map");
   }
   Preset preset;
   std::set<std::string> known_sections;
@@ -135,69 +136,59 @@ Result<Preset> ParsePreset(const std::string& yaml_text, std::string* error) {
       const std::string key = top.first.as<std::string>();
       if (key == "name") continue;
       if (known_sections.count(key) == 0) {
-        err = "unknown key '" + key + "'" + Where(top.first);
-        return InvalidArgument();
+        return Invalid("unknown key '" + key + "'" + Where(top.first));
       }
       if (!top.second.IsMap()) {
-        err = "'" + key + "' must be a map" + Where(top.second);
-        return InvalidArgument();
+        return Invalid("'" + key + "' must be a map" + Where(top.second));
       }
       for (const auto& sub : top.second) {
         const std::string name = sub.first.as<std::string>();
         bool found = false;
         for (const Field& f : Fields()) found |= (key == f.section && name == f.key);
         if (!found) {
-          err = "unknown key '" + Path(key.c_str(), name) + "'" + Where(sub.first);
-          return InvalidArgument();
+          return Invalid("unknown key '" + Path(key.c_str(), name) + "'" +
+                         Where(sub.first));
         }
       }
     }
     for (const Field& f : Fields()) {
       const YAML::Node n = std::string(f.section).empty() ? root[f.key] : root[f.section][f.key];
       if (!n.IsDefined() || n.IsNull()) {
-        err = "missing key '" + Path(f.section, f.key) + "'";
-        return InvalidArgument();
+        return Invalid("missing key '" + Path(f.section, f.key) + "'");
       }
       if (!f.set(n, preset)) {
-        err = "wrong type for '" + Path(f.section, f.key) + "'" + Where(n);
-        return InvalidArgument();
+        return Invalid("wrong type for '" + Path(f.section, f.key) + "'" + Where(n));
       }
     }
   } catch (const YAML::Exception& e) {
-    err = std::string("preset: ") + e.what();
-    return InvalidArgument();
+    return Invalid(std::string("preset: ") + e.what());
   }
   preset.physical_pes = uint64_t{preset.physical_rows} * preset.physical_cols;
   preset.fabric_width = preset.physical_cols - preset.spare_cols_per_row;
   preset.fabric_height = preset.physical_rows;
   if (std::string bad = CheckValues(preset); !bad.empty()) {
-    err = "impossible value for " + bad;
-    return InvalidArgument();
+    return Invalid("impossible value for " + bad);
   }
   return preset;
 }
 
-Result<Preset> LoadPresetFile(const std::string& path, std::string* error) {
+HostResult<Preset> LoadPresetFile(const std::string& path) {
   std::ifstream in(path);
-  if (!in) {
-    if (error != nullptr) *error = "cannot read preset file " + path;
-    return NotFound();
-  }
+  if (!in) return Error{StatusCode::kNotFound, "cannot read preset file " + path};
   std::stringstream text;
   text << in.rdbuf();
-  Result<Preset> preset = ParsePreset(text.str(), error);
-  if (!preset.ok() && error != nullptr) *error = path + ": " + *error;
+  HostResult<Preset> preset = ParsePreset(text.str());
+  if (!preset.ok()) return preset.error().WithContext(path);
   return preset;
 }
 
-Result<Preset> LoadPreset(const std::string& name_or_path, std::string* error,
-                          const std::string& preset_dir) {
+HostResult<Preset> LoadPreset(const std::string& name_or_path, const std::string& preset_dir) {
   const bool is_path = name_or_path.find('/') != std::string::npos ||
                        (name_or_path.size() > 5 &&
                         name_or_path.compare(name_or_path.size() - 5, 5, ".yaml") == 0);
-  if (is_path) return LoadPresetFile(name_or_path, error);
+  if (is_path) return LoadPresetFile(name_or_path);
   const std::string dir = preset_dir.empty() ? WAFER_PRESET_DIR : preset_dir;
-  return LoadPresetFile(dir + "/" + name_or_path + ".yaml", error);
+  return LoadPresetFile(dir + "/" + name_or_path + ".yaml");
 }
 
-}  // namespace wafer::sim
+}  // namespace wafer::wafer_model

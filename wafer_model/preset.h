@@ -1,13 +1,13 @@
 // Hardware presets: the parameters of a simulated wafer, loaded from YAML data files
-// (board_sim/presets/*.yaml). See shared/design/HARDWARE.md for where the numbers come from.
+// (wafer_model/presets/*.yaml). See shared/design/HARDWARE.md for where the numbers come from.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
-#include "common/result.h"
+#include "common/error.h"
 
-namespace wafer::sim {
+namespace wafer::wafer_model {
 
 struct Preset {
   std::string name;
@@ -59,17 +59,24 @@ struct Preset {
   uint32_t regions() const { return dies_x * dies_y; }
 };
 
-// Parses a preset from YAML text. Every key is required; an unknown key, a wrong type or an
-// impossible value (zero PEs, idle power above peak, ...) is INVALID_ARGUMENT and `error` names
-// the key and line.
-Result<Preset> ParsePreset(const std::string& yaml_text, std::string* error);
+// Parses a preset from YAML text. Every key is required.
+//
+// Returns:
+//   INVALID_ARGUMENT - not YAML, an unknown key, a missing key, a wrong type or an impossible
+//                      value (zero PEs, idle power above peak, ...); the message names the key
+//                      and, where the YAML gives one, its line.
+HostResult<Preset> ParsePreset(const std::string& yaml_text);
 
-// Loads a preset file. NOT_FOUND when unreadable; otherwise as ParsePreset.
-Result<Preset> LoadPresetFile(const std::string& path, std::string* error);
+// Loads a preset file.
+//
+// Returns:
+//   NOT_FOUND        - the file cannot be read; the message names it.
+//   INVALID_ARGUMENT - as ParsePreset, the message prefixed with "<path>: ".
+HostResult<Preset> LoadPresetFile(const std::string& path);
 
 // Resolves `name_or_path`: a path when it contains '/' or ends in ".yaml", otherwise
-// "<preset_dir>/<name>.yaml" (preset_dir defaults to the source tree's board_sim/presets).
-Result<Preset> LoadPreset(const std::string& name_or_path, std::string* error,
-                          const std::string& preset_dir = "");
+// "<preset_dir>/<name>.yaml" (preset_dir defaults to the source tree's wafer_model/presets).
+// Returns what LoadPresetFile does.
+HostResult<Preset> LoadPreset(const std::string& name_or_path, const std::string& preset_dir = "");
 
-}  // namespace wafer::sim
+}  // namespace wafer::wafer_model

@@ -1,8 +1,8 @@
-#include "board_sim/timing_model.h"
+#include "wafer_model/timing_model.h"
 
 #include <gtest/gtest.h>
 
-namespace wafer::sim {
+namespace wafer::wafer_model {
 namespace {
 
 // A 100 x 100 fabric with round numbers, so that the figures below can be worked by hand:
@@ -27,9 +27,16 @@ Preset RoundPreset() {
 // At context 100 the attention adds 2*64*100 = 12,800 MACs and reads 2*32*100*2 = 12,800 bytes
 // of KV: 49,664 MACs and 86,528 bytes per token, compute-bound (49,664 / 8 > 86,528 / 24).
 // The head: 1000 * 64 = 64,000 MACs, 128,000 bytes.
-ModelShape Small(uint32_t layers) {
-  return {.layers = layers, .hidden = 64, .intermediate = 128, .heads = 4, .kv_heads = 2,
-          .head_dim = 16, .vocab = 1000};
+ModelArch Small(uint32_t layers) {
+  ModelArch m;
+  m.vocab_size = 1000;
+  m.hidden_size = 64;
+  m.intermediate_size = 128;
+  m.num_layers = layers;
+  m.num_heads = 4;
+  m.num_kv_heads = 2;
+  m.head_dim = 16;
+  return m;
 }
 
 constexpr double kContext = 100;
@@ -114,7 +121,7 @@ TEST(TimingModelTest, NarrowerBandsMakeReductionsCheaper) {
 // Every token after the first waits for the slowest stage, wherever it sits in the pipeline.
 TEST(TimingModelTest, TheSlowestStageSetsTheInterval) {
   const TimingModel timing(RoundPreset());
-  const ModelShape m = Small(3);
+  const ModelArch m = Small(3);
   const WaferStages slow_middle = Layers({{100, 20}, {100, 5}, {100, 20}});
   const WaferStages slow_first = Layers({{100, 5}, {100, 20}, {100, 20}});
   const PassTime one = timing.Pass(m, slow_middle, 1, kContext);
@@ -130,7 +137,7 @@ TEST(TimingModelTest, TheSlowestStageSetsTheInterval) {
 
 TEST(TimingModelTest, TheHeadCountsOnlyWhenTheWaferHasIt) {
   const TimingModel timing(RoundPreset());
-  const ModelShape m = Small(1);
+  const ModelArch m = Small(1);
   WaferStages stages = Layers({{100, 20}});
   stages.head = {100, 1};  // 100 PEs: 64,000 / 800 = 80 cycles a token, the slowest stage.
   const PassTime without = timing.Pass(m, stages, 11, kContext);
@@ -163,4 +170,4 @@ TEST(TimingModelTest, AZeroSizeBandCostsAsOnePe) {
 }
 
 }  // namespace
-}  // namespace wafer::sim
+}  // namespace wafer::wafer_model

@@ -30,19 +30,10 @@
 #include <cstdint>
 #include <vector>
 
-#include "board_sim/preset.h"
+#include "wafer_model/preset.h"
+#include "common/model_arch.h"
 
-namespace wafer::sim {
-
-struct ModelShape {
-  uint32_t layers = 0;
-  uint32_t hidden = 0;
-  uint32_t intermediate = 0;
-  uint32_t heads = 0;
-  uint32_t kv_heads = 0;
-  uint32_t head_dim = 0;
-  uint32_t vocab = 0;
-};
+namespace wafer::wafer_model {
 
 // The PEs of one pipeline stage: `height` rows of `width` columns.
 struct Band {
@@ -71,23 +62,23 @@ class TimingModel {
   explicit TimingModel(const Preset& preset) : preset_(preset) {}
 
   // A forward pass of `tokens` positions, each attending to `mean_context` earlier tokens,
-  // through `stages`. `model` gives the layer and head dimensions; its `layers` count is not
-  // used (stages.layers is). A head with model.vocab == 0 costs its fabric but no compute.
+  // through `stages`. `model` gives the layer and head dimensions; its `num_layers` is not
+  // used (stages.layers is). A head with model.vocab_size == 0 costs its fabric but no compute.
   // REQUIRES: every band of `stages` (the head's only when has_head) has width > 0 and
   // height > 0. A zero-size band is a programming error; it is costed as one PE (absurdly slow,
   // so visible) rather than dividing by zero.
   // Allocates nothing; costs are computed once per run of identical consecutive bands.
-  PassTime Pass(const ModelShape& model, const WaferStages& stages, uint64_t tokens,
+  PassTime Pass(const ModelArch& model, const WaferStages& stages, uint64_t tokens,
                 double mean_context) const;
 
   // The same as Pass(model, EqualShareStages(model), tokens, mean_context), without building
   // the stages.
-  PassTime Pass(const ModelShape& model, uint64_t tokens, double mean_context) const;
+  PassTime Pass(const ModelArch& model, uint64_t tokens, double mean_context) const;
 
-  // The layout assumed when placements are unknown: model.layers layer stages and a head stage
+  // The layout assumed when placements are unknown: model.num_layers layer stages and a head stage
   // (always, even with vocab 0, so that existing figures hold), each an equal share of the
-  // usable PEs as a full-width strip. model.layers == 0: no stages at all.
-  WaferStages EqualShareStages(const ModelShape& model) const;
+  // usable PEs as a full-width strip. model.num_layers == 0: no stages at all.
+  WaferStages EqualShareStages(const ModelArch& model) const;
 
   // One host transaction moving `bytes` (command and reply).
   int64_t HostIoNs(uint64_t bytes) const;
@@ -108,9 +99,9 @@ class TimingModel {
   double DecodeHostIoNsPerToken(uint64_t seqs, uint32_t tokens_per_step) const;
 
  private:
-  Band EqualShareBand(const ModelShape& model) const;
+  Band EqualShareBand(const ModelArch& model) const;
 
   Preset preset_;
 };
 
-}  // namespace wafer::sim
+}  // namespace wafer::wafer_model

@@ -1,9 +1,9 @@
-#include "board_sim/timing_model.h"
+#include "wafer_model/timing_model.h"
 
 #include <algorithm>
 #include <cmath>
 
-namespace wafer::sim {
+namespace wafer::wafer_model {
 namespace {
 
 constexpr double kReductionsPerLayer = 7;
@@ -22,16 +22,16 @@ bool SameBand(const Band& a, const Band& b) {
 // the model and the context, so it is computed once per pass.
 class StageCoster {
  public:
-  StageCoster(const Preset& p, const ModelShape& m, double mean_context) : p_(p) {
-    const double q_dim = double(m.heads) * m.head_dim;
-    const double kv_dim = double(m.kv_heads) * m.head_dim;
-    const double layer_params = m.hidden * q_dim + 2 * m.hidden * kv_dim + q_dim * m.hidden +
-                                3.0 * m.hidden * m.intermediate;
+  StageCoster(const Preset& p, const ModelArch& m, double mean_context) : p_(p) {
+    const double q_dim = double(m.num_heads) * m.head_dim;
+    const double kv_dim = double(m.num_kv_heads) * m.head_dim;
+    const double layer_params = m.hidden_size * q_dim + 2 * m.hidden_size * kv_dim +
+                                q_dim * m.hidden_size + 3.0 * m.hidden_size * m.intermediate_size;
     const double attn_macs = 2 * q_dim * mean_context;
     const double kv_bytes_read = 2 * kv_dim * mean_context * 2;  // K and V, 16 bit.
     layer_macs_ = layer_params + attn_macs;
     layer_bytes_ = layer_params * kBytesPerWeight + kv_bytes_read;
-    head_params_ = double(m.vocab) * m.hidden;
+    head_params_ = double(m.vocab_size) * m.hidden_size;
   }
 
   StageCost Layer(const Band& b) const {
@@ -78,7 +78,7 @@ class StageCoster {
 // Identical consecutive bands are costed once and multiplied by their count, which also makes
 // an equal-share layout sum exactly as L * cost, as the model always has.
 template <typename BandAt>
-PassTime PassOver(const Preset& p, const ModelShape& m, size_t layers, BandAt band_at,
+PassTime PassOver(const Preset& p, const ModelArch& m, size_t layers, BandAt band_at,
                   const Band* head, uint64_t tokens, double mean_context) {
   PassTime t;
   if (tokens == 0 || (layers == 0 && head == nullptr)) return t;
@@ -111,7 +111,7 @@ PassTime PassOver(const Preset& p, const ModelShape& m, size_t layers, BandAt ba
 
 }  // namespace
 
-PassTime TimingModel::Pass(const ModelShape& model, const WaferStages& stages, uint64_t tokens,
+PassTime TimingModel::Pass(const ModelArch& model, const WaferStages& stages, uint64_t tokens,
                            double mean_context) const {
   return PassOver(
       preset_, model, stages.layers.size(),
@@ -119,19 +119,19 @@ PassTime TimingModel::Pass(const ModelShape& model, const WaferStages& stages, u
       stages.has_head ? &stages.head : nullptr, tokens, mean_context);
 }
 
-PassTime TimingModel::Pass(const ModelShape& model, uint64_t tokens, double mean_context) const {
-  if (model.layers == 0) return {};
+PassTime TimingModel::Pass(const ModelArch& model, uint64_t tokens, double mean_context) const {
+  if (model.num_layers == 0) return {};
   const Band share = EqualShareBand(model);
   return PassOver(
-      preset_, model, model.layers, [&](size_t) -> const Band& { return share; }, &share,
+      preset_, model, model.num_layers, [&](size_t) -> const Band& { return share; }, &share,
       tokens, mean_context);
 }
 
-WaferStages TimingModel::EqualShareStages(const ModelShape& model) const {
+WaferStages TimingModel::EqualShareStages(const ModelArch& model) const {
   WaferStages stages;
-  if (model.layers == 0) return stages;
+  if (model.num_layers == 0) return stages;
   const Band share = EqualShareBand(model);
-  stages.layers.assign(model.layers, share);
+  stages.layers.assign(model.num_layers, share);
   stages.has_head = true;
   stages.head = share;
   return stages;
@@ -139,8 +139,9 @@ WaferStages TimingModel::EqualShareStages(const ModelShape& model) const {
 
 // floor(usable PEs / (L + 1)) PEs (at least 1) as a strip of min(fabric width, PEs) columns and
 // as many rows as that takes; the last row is partial unless the share divides evenly.
-Band TimingModel::EqualShareBand(const ModelShape& model) const {
-  const uint64_t pes = std::max<uint64_t>(1, preset_.usable_pes() / (uint64_t{model.layers} + 1));
+Band TimingModel::EqualShareBand(const ModelArch& model) const {
+  const uint64_t pes =
+      std::max<uint64_t>(1, preset_.usable_pes() / (uint64_t{model.num_layers} + 1));
   const uint64_t w = std::max<uint64_t>(1, std::min<uint64_t>(preset_.fabric_width, pes));
   const uint64_t h = (pes + w - 1) / w;
   return {static_cast<uint32_t>(w), static_cast<uint32_t>(h), pes};
@@ -160,4 +161,4 @@ int64_t TimingModel::HostIoNs(uint64_t bytes) const {
   return std::llround(preset_.round_trip_us * 1e3 + double(bytes) / preset_.io_bytes_per_s * 1e9);
 }
 
-}  // namespace wafer::sim
+}  // namespace wafer::wafer_model
