@@ -15,6 +15,7 @@
 #include "common/crc32c.h"
 #include "firmware/command_processor.h"
 #include "firmware/link/firmware_loop.h"
+#include "firmware/testing/allocation_counter.h"
 #include "firmware/testing/fake_platform.h"
 #include "schemas/board_generated.h"
 
@@ -74,6 +75,9 @@ void operator delete(void* p, size_t, std::align_val_t) noexcept { free(p); }
 void operator delete[](void* p, size_t, std::align_val_t) noexcept { free(p); }
 
 namespace wafer::fw {
+
+long testing::Allocations() { return g_allocations.load(std::memory_order_relaxed); }
+
 namespace {
 
 namespace wb = ::wafer::wire::board;
@@ -81,7 +85,7 @@ namespace wire = ::wafer::wire;
 
 constexpr int kIterations = 1000;
 
-long Allocations() { return g_allocations.load(std::memory_order_relaxed); }
+using testing::Allocations;
 
 // The counters must be live, or every test below would pass vacuously.
 TEST(AllocationCounterTest, CountsNewAndMalloc) {

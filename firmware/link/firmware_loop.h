@@ -26,9 +26,10 @@ struct LoopStats {
   uint64_t frames_ignored_while_hung = 0;  // Dropped unanswered by a hung firmware.
 };
 
-// Not thread-safe: one thread runs PollOnce in a loop. About 5.3 MB of fixed buffers (1.5 MB to
-// receive a frame, 1 MB for a step's hidden states, 2.7 MB to hand Steps to a next stage) plus the ~1.2 MB reply buffer reserved on
-// first use: allocate it once at init (make_unique) and never again.
+// Not thread-safe: one thread runs PollOnce in a loop. About 7 MB of fixed buffers (1.5 MB to
+// receive a frame, 1.5 MB of reply arena, 1 MB for a step's hidden states, 3 MB to hand Steps to
+// a next stage and receive its answers): allocate it once at init (make_unique, or static
+// storage on the board) and never again. PollOnce allocates nothing.
 class FirmwareLoop {
  public:
   // `port`, every device of `platform` and `stage_link` outlive this. Without a stage link

@@ -1,8 +1,9 @@
 #include "firmware/link/frame_codec.h"
 
-#include <cstdio>
+#include <algorithm>
 #include <cstring>
 
+#include "firmware/link/join_text.h"
 #include "schemas/board_generated.h"
 #include "schemas/vector_alignment.h"
 
@@ -258,11 +259,117 @@ bool DecodeStep(const wb::Step& s, std::array<hal::SeqStepView, kMaxSeqsPerStep>
   return true;
 }
 
+// Fields of a table, from the generated vtable offset of its last field (fields are added at the
+// end, so the last one names the count: 4 for the first, 2 more per field).
+constexpr size_t Fields(size_t last_vtable_offset) { return (last_vtable_offset - 4) / 2 + 1; }
+
+size_t Length(const char* s) { return s != nullptr ? std::strlen(s) : 0; }
+
 }  // namespace
 
-// Room for the largest reply from the start (a StepReply is bounded like a Step, see
-// kMaxStepFrameBytes), so the builder never grows after its first use.
-FrameCodec::FrameCodec() : fbb_(kMaxStepFrameBytes) {}
+size_t ReplySizeBound(const Reply& r) {
+  using fb_bound::String;
+  using fb_bound::Table;
+  using fb_bound::Vector;
+  // The envelope (its version struct is one of its fields) and the finished buffer.
+  size_t bytes = Table(Fields(wb::BoardEnvelope::VT_MESSAGE)) + fb_bound::Finish();
+  // Boot and Ack details: the status name and the detail, cut to 255 characters.
+  constexpr size_t kText = 255;
+  switch (r.kind) {
+    case ReplyKind::kIdentify:
+      bytes += Table(Fields(wb::IdentifyReply::VT_ATTACHED_WEIGHTS)) +
+               String(Length(r.info.board_id)) + String(Length(r.info.preset)) +
+               String(Length(kFirmwareVersion));
+      break;
+    case ReplyKind::kBoot:
+      bytes += Table(Fields(wb::BootReply::VT_DETAIL)) + String(kText);
+      break;
+    case ReplyKind::kAck:
+      bytes += Table(Fields(wb::Ack::VT_DETAIL)) + String(kText);
+      break;
+    case ReplyKind::kStep: {
+      bytes += Table(Fields(wb::StepReply::VT_PIPELINE)) +
+               Vector(r.outcomes.size(), sizeof(flatbuffers::uoffset_t)) +
+               Table(Fields(wb::DeviceTime::VT_HOST_IO_NS));
+      for (const hal::SeqOutcome& o : r.outcomes) {
+        bytes += Table(Fields(wb::SeqResult::VT_HIDDEN_OUT)) +
+                 Vector(o.token_count, sizeof(uint32_t)) + Vector(o.hidden_count, sizeof(float));
+      }
+      if (r.pipeline.present) {
+        bytes += Table(Fields(wb::PipelineReport::VT_FAILED_DETAIL)) +
+                 Vector(r.pipeline.stage_busy_ns.size(), sizeof(int64_t)) + String(kText);
+      }
+      break;
+    }
+    case ReplyKind::kTelemetry:
+      bytes += Table(Fields(wb::Telemetry::VT_RUNTIME_FAILED_PES)) +
+               Vector(r.sensors.region_count, sizeof(float)) +
+               Vector(r.sensors.region_count, sizeof(double));
+      break;
+    case ReplyKind::kHeartbeat:
+      bytes += Table(Fields(wire::Heartbeat::VT_IS_REPLY));
+      break;
+    case ReplyKind::kErrorLog: {
+      const size_t n = std::min(r.log_records.size(), kMaxLogRecordsPerReply);
+      bytes += Table(Fields(wb::ErrorLogReply::VT_OVERWRITTEN_TOTAL)) +
+               Vector(n, sizeof(flatbuffers::uoffset_t));
+      for (size_t i = 0; i < n; ++i) {
+        bytes += Table(Fields(wb::ErrorRecord::VT_ARGS)) +
+                 Vector(r.log_records[i].arg_count, sizeof(uint64_t));
+      }
+      break;
+    }
+    case ReplyKind::kGeometry:
+      bytes += Table(Fields(wb::GeometryReply::VT_HARVESTED)) +
+               Vector(r.row_failed.size(), sizeof(uint16_t)) +
+               Vector(r.dropped_rows.size(), sizeof(uint32_t));
+      break;
+    case ReplyKind::kFirmwareSlots:
+      bytes += Table(Fields(wb::FirmwareSlotsReply::VT_SLOTS)) +
+               Vector(hal::kFirmwareSlots, sizeof(flatbuffers::uoffset_t)) +
+               hal::kFirmwareSlots * (Table(Fields(wb::FirmwareSlot::VT_VERSION)) +
+                                      Vector(hal::kSignatureBytes, 1) +
+                                      String(kMaxImageVersionBytes));
+      break;
+    case ReplyKind::kFaults: {
+      const size_t n = std::min(r.faults.size(), kMaxFaultReports);
+      bytes += Table(Fields(wb::FaultReply::VT_NEXT_SEQUENCE)) +
+               Vector(n, sizeof(flatbuffers::uoffset_t));
+      for (size_t i = 0; i < n; ++i) {
+        bytes += Table(Fields(wb::FaultReport::VT_KV_CACHE_LOST)) +
+                 Vector(r.faults[i].tensor_count, sizeof(uint32_t));
+      }
+      break;
+    }
+    case ReplyKind::kDiagnostic: {
+      const size_t n = std::min(r.findings.size(), kMaxDiagFindings);
+      bytes += Table(Fields(wb::DiagnosticReply::VT_DEVICE_NS)) +
+               Vector(n, sizeof(flatbuffers::uoffset_t)) +
+               n * Table(Fields(wb::DiagFinding::VT_REMAPPED));
+      break;
+    }
+    case ReplyKind::kError:
+      bytes += Table(Fields(wire::ErrorReply::VT_REQUEST_TAG)) + String(Length(r.detail));
+      break;
+  }
+  return bytes;
+}
+
+std::span<const std::byte> FrameCodec::Encode(const Reply& reply) {
+  if (ReplySizeBound(reply) <= allocator_.capacity()) return EncodeReply(fbb_, reply);
+  // Larger than a frame: say so instead of building past the arena (or dropping the reply).
+  ++replies_exhausted_;
+  Reply exhausted;
+  exhausted.kind = ReplyKind::kAck;
+  exhausted.command_id = reply.command_id;
+  exhausted.code = StatusCode::kResourceExhausted;
+  exhausted.detail = "the reply does not fit one frame";
+  return EncodeReply(fbb_, exhausted);
+}
+
+// The builder's initial size is the whole arena: it takes it on first use and never asks for
+// more, since Encode checks each reply's bound first.
+FrameCodec::FrameCodec() : allocator_(arena_), fbb_(arena_.size(), &allocator_) {}
 
 bool FrameCodec::Decode(std::span<const std::byte> frame, Command& cmd, Reply& error) {
   return Decode(frame, {}, cmd, error);
@@ -450,14 +557,14 @@ bool FrameCodec::Decode(std::span<const std::byte> frame, std::span<const std::b
   }
 }
 
-std::span<const std::byte> FrameCodec::Encode(const Reply& r) {
-  fbb_.Clear();
+std::span<const std::byte> EncodeReply(flatbuffers::FlatBufferBuilder& fbb, const Reply& r) {
+  fbb.Clear();
   // Detail carries the canonical status name first, for logs and operators.
   std::array<char, 256> text{};
   if (r.code != StatusCode::kOk) {
-    std::snprintf(text.data(), text.size(), "%s: %s", StatusCodeName(r.code), r.detail);
+    JoinText(text, {StatusCodeName(r.code), ": ", r.detail});
   } else {
-    std::snprintf(text.data(), text.size(), "%s", r.detail);
+    JoinText(text, {r.detail});
   }
   flatbuffers::Offset<void> msg;
   wb::BoardMessage type = wb::BoardMessage::NONE;
@@ -465,7 +572,7 @@ std::span<const std::byte> FrameCodec::Encode(const Reply& r) {
     case ReplyKind::kIdentify:
       type = wb::BoardMessage::IdentifyReply;
       msg = wb::CreateIdentifyReplyDirect(
-                fbb_, r.info.board_id, r.info.preset, kFirmwareVersion, ToWire(r.state),
+                fbb, r.info.board_id, r.info.preset, kFirmwareVersion, ToWire(r.state),
                 r.info.physical_pes, r.info.fabric_width, r.info.fabric_height,
                 r.info.sram_per_pe, r.info.clock_hz, r.info.max_slots,
                 static_cast<uint32_t>(kMaxChunkBytes), r.active_firmware_slot,
@@ -479,53 +586,52 @@ std::span<const std::byte> FrameCodec::Encode(const Reply& r) {
       break;
     case ReplyKind::kBoot:
       type = wb::BoardMessage::BootReply;
-      msg = wb::CreateBootReplyDirect(fbb_, ToWire(r.state), r.self_test_passed, text.data())
+      msg = wb::CreateBootReplyDirect(fbb, ToWire(r.state), r.self_test_passed, text.data())
                 .Union();
       break;
     case ReplyKind::kAck:
       type = wb::BoardMessage::Ack;
-      msg = wb::CreateAckDirect(fbb_, ToWire(r.code), text.data()).Union();
+      msg = wb::CreateAckDirect(fbb, ToWire(r.code), text.data()).Union();
       break;
     case ReplyKind::kStep: {
       std::array<flatbuffers::Offset<wb::SeqResult>, kMaxSeqsPerStep> results;
       for (size_t i = 0; i < r.outcomes.size(); ++i) {
         const hal::SeqOutcome& o = r.outcomes[i];
-        auto tokens = fbb_.CreateVector(o.token_buffer.data(), o.token_count);
+        auto tokens = fbb.CreateVector(o.token_buffer.data(), o.token_count);
         // Only a stage without the head has hidden states; other replies leave the field out.
         flatbuffers::Offset<flatbuffers::Vector<float>> hidden;
-        if (o.hidden_count > 0) hidden = fbb_.CreateVector(o.hidden_buffer.data(), o.hidden_count);
-        results[i] = wb::CreateSeqResult(fbb_, o.slot, tokens, ToWire(o.code), o.context_tokens,
+        if (o.hidden_count > 0) hidden = fbb.CreateVector(o.hidden_buffer.data(), o.hidden_count);
+        results[i] = wb::CreateSeqResult(fbb, o.slot, tokens, ToWire(o.code), o.context_tokens,
                                          hidden);
       }
-      auto vec = fbb_.CreateVector(results.data(), r.outcomes.size());
+      auto vec = fbb.CreateVector(results.data(), r.outcomes.size());
       const DeviceTime& t = r.device_time;
-      auto dt = wb::CreateDeviceTime(fbb_, t.total_ns, t.compute_ns, t.fabric_ns,
+      auto dt = wb::CreateDeviceTime(fbb, t.total_ns, t.compute_ns, t.fabric_ns,
                                      t.inter_wafer_ns, t.host_io_ns);
       flatbuffers::Offset<wb::PipelineReport> pipeline;
       if (const PipelineSummary& p = r.pipeline; p.present) {
-        auto busy = fbb_.CreateVector(p.stage_busy_ns.data(), p.stage_busy_ns.size());
+        auto busy = fbb.CreateVector(p.stage_busy_ns.data(), p.stage_busy_ns.size());
         std::array<char, 256> why{};
         if (p.failed_stage != 0) {
           // A later board's own answer already names its code first.
           const char* name = StatusCodeName(p.failed_code);
           const bool named = std::strncmp(p.failed_detail, name, std::strlen(name)) == 0;
-          std::snprintf(why.data(), why.size(), "%s%s%s", named ? "" : name, named ? "" : ": ",
-                        p.failed_detail);
+          JoinText(why, {named ? "" : name, named ? "" : ": ", p.failed_detail});
         }
-        pipeline = wb::CreatePipelineReport(fbb_, p.passes, p.hidden_values, busy,
+        pipeline = wb::CreatePipelineReport(fbb, p.passes, p.hidden_values, busy,
                                             p.failed_stage, ToWire(p.failed_code),
-                                            fbb_.CreateString(why.data()));
+                                            fbb.CreateString(why.data()));
       }
       type = wb::BoardMessage::StepReply;
-      msg = wb::CreateStepReply(fbb_, vec, dt, pipeline).Union();
+      msg = wb::CreateStepReply(fbb, vec, dt, pipeline).Union();
       break;
     }
     case ReplyKind::kTelemetry: {
       const hal::SensorReadout& s = r.sensors;
-      auto temps = fbb_.CreateVector(s.region_temp_c.data(), s.region_count);
+      auto temps = fbb.CreateVector(s.region_temp_c.data(), s.region_count);
       type = wb::BoardMessage::Telemetry;
-      auto clocks = fbb_.CreateVector(s.region_clock_hz.data(), s.region_count);
-      msg = wb::CreateTelemetry(fbb_, ToWire(r.state), temps, s.power_w, s.clock_hz,
+      auto clocks = fbb.CreateVector(s.region_clock_hz.data(), s.region_count);
+      msg = wb::CreateTelemetry(fbb, ToWire(r.state), temps, s.power_w, s.clock_hz,
                                 s.coolant_in_c, s.coolant_out_c, s.sram_used_bytes,
                                 s.sram_total_bytes, r.steps, s.ecc_correctable,
                                 s.ecc_uncorrectable, clocks, s.core_power_w, s.sram_power_w,
@@ -536,7 +642,7 @@ std::span<const std::byte> FrameCodec::Encode(const Reply& r) {
     }
     case ReplyKind::kHeartbeat:
       type = wb::BoardMessage::wafer_wire_Heartbeat;
-      msg = wire::CreateHeartbeat(fbb_, r.heartbeat_sent_ns, true).Union();
+      msg = wire::CreateHeartbeat(fbb, r.heartbeat_sent_ns, true).Union();
       break;
     case ReplyKind::kErrorLog: {
       std::array<flatbuffers::Offset<wb::ErrorRecord>, kMaxLogRecordsPerReply> records;
@@ -544,25 +650,25 @@ std::span<const std::byte> FrameCodec::Encode(const Reply& r) {
                                                               : records.size();
       for (size_t i = 0; i < n; ++i) {
         const LogRecord& rec = r.log_records[i];
-        auto args = fbb_.CreateVector(rec.args.data(), rec.arg_count);
+        auto args = fbb.CreateVector(rec.args.data(), rec.arg_count);
         records[i] = wb::CreateErrorRecord(
-            fbb_, rec.sequence, rec.timestamp_ns,
+            fbb, rec.sequence, rec.timestamp_ns,
             static_cast<wb::LogSeverity>(static_cast<uint8_t>(rec.severity)),
             static_cast<wb::LogCode>(static_cast<uint16_t>(rec.code)), args);
       }
-      auto vec = fbb_.CreateVector(records.data(), n);
+      auto vec = fbb.CreateVector(records.data(), n);
       type = wb::BoardMessage::ErrorLogReply;
-      msg = wb::CreateErrorLogReply(fbb_, vec, r.log_next_sequence, r.log_dropped,
+      msg = wb::CreateErrorLogReply(fbb, vec, r.log_next_sequence, r.log_dropped,
                                     r.log_overwritten)
                 .Union();
       break;
     }
     case ReplyKind::kGeometry: {
       const GeometrySummary& g = r.geometry;
-      auto rows = fbb_.CreateVector(r.row_failed.data(), r.row_failed.size());
-      auto dropped = fbb_.CreateVector(r.dropped_rows.data(), r.dropped_rows.size());
+      auto rows = fbb.CreateVector(r.row_failed.data(), r.row_failed.size());
+      auto dropped = fbb.CreateVector(r.dropped_rows.data(), r.dropped_rows.size());
       type = wb::BoardMessage::GeometryReply;
-      msg = wb::CreateGeometryReply(fbb_, g.physical_rows, g.physical_cols, g.spare_cols,
+      msg = wb::CreateGeometryReply(fbb, g.physical_rows, g.physical_cols, g.spare_cols,
                                     g.usable_width, g.usable_height, rows, dropped,
                                     g.runtime_remaps, g.harvested)
                 .Union();
@@ -573,15 +679,15 @@ std::span<const std::byte> FrameCodec::Encode(const Reply& r) {
       std::array<flatbuffers::Offset<wb::FirmwareSlot>, hal::kFirmwareSlots> slots;
       for (uint32_t i = 0; i < hal::kFirmwareSlots; ++i) {
         const FirmwareSlotSummary& x = f.slots[i];
-        auto signature = fbb_.CreateVector(reinterpret_cast<const uint8_t*>(x.signature.data()),
+        auto signature = fbb.CreateVector(reinterpret_cast<const uint8_t*>(x.signature.data()),
                                            x.has_signature ? x.signature.size() : 0);
-        auto version = fbb_.CreateString(x.version.data(), x.version_length);
-        slots[i] = wb::CreateFirmwareSlot(fbb_, i, x.valid, x.size, x.crc32c, x.has_signature,
+        auto version = fbb.CreateString(x.version.data(), x.version_length);
+        slots[i] = wb::CreateFirmwareSlot(fbb, i, x.valid, x.size, x.crc32c, x.has_signature,
                                           signature, version);
       }
-      auto vec = fbb_.CreateVector(slots.data(), slots.size());
+      auto vec = fbb.CreateVector(slots.data(), slots.size());
       type = wb::BoardMessage::FirmwareSlotsReply;
-      msg = wb::CreateFirmwareSlotsReply(fbb_, f.active_slot, f.fallback_slot, f.pending,
+      msg = wb::CreateFirmwareSlotsReply(fbb, f.active_slot, f.fallback_slot, f.pending,
                                          f.pending_slot, f.trial, f.signing_key, vec)
                 .Union();
       break;
@@ -591,15 +697,15 @@ std::span<const std::byte> FrameCodec::Encode(const Reply& r) {
       const size_t n = r.faults.size() < reports.size() ? r.faults.size() : reports.size();
       for (size_t i = 0; i < n; ++i) {
         const FaultRecord& f = r.faults[i];
-        auto tensors = fbb_.CreateVector(f.tensors.data(), f.tensor_count);
+        auto tensors = fbb.CreateVector(f.tensors.data(), f.tensor_count);
         reports[i] = wb::CreateFaultReport(
-            fbb_, f.sequence, f.timestamp_ns,
+            fbb, f.sequence, f.timestamp_ns,
             static_cast<wb::FaultKind>(static_cast<uint8_t>(f.kind)), f.row, f.pe, f.remapped,
             f.model_id, tensors, f.kv_cache_lost);
       }
-      auto vec = fbb_.CreateVector(reports.data(), n);
+      auto vec = fbb.CreateVector(reports.data(), n);
       type = wb::BoardMessage::FaultReply;
-      msg = wb::CreateFaultReply(fbb_, vec, r.faults_next_sequence).Union();
+      msg = wb::CreateFaultReply(fbb, vec, r.faults_next_sequence).Union();
       break;
     }
     case ReplyKind::kDiagnostic: {
@@ -607,27 +713,27 @@ std::span<const std::byte> FrameCodec::Encode(const Reply& r) {
       const size_t n = r.findings.size() < findings.size() ? r.findings.size() : findings.size();
       for (size_t i = 0; i < n; ++i) {
         const DiagFinding& f = r.findings[i];
-        findings[i] = wb::CreateDiagFinding(fbb_, f.row, f.pe, f.region, f.detail, f.retired,
+        findings[i] = wb::CreateDiagFinding(fbb, f.row, f.pe, f.region, f.detail, f.retired,
                                             f.remapped);
       }
-      auto vec = fbb_.CreateVector(findings.data(), n);
+      auto vec = fbb.CreateVector(findings.data(), n);
       const DiagnosticSummary& d = r.diagnostic;
       type = wb::BoardMessage::DiagnosticReply;
-      msg = wb::CreateDiagnosticReply(fbb_, ToWire(d.test), d.first_row, d.row_count,
+      msg = wb::CreateDiagnosticReply(fbb, ToWire(d.test), d.first_row, d.row_count,
                                       d.units_tested, d.failures, vec, d.device_ns)
                 .Union();
       break;
     }
     case ReplyKind::kError:
       type = wb::BoardMessage::wafer_wire_ErrorReply;
-      msg = wire::CreateErrorReplyDirect(fbb_, ToWire(r.link_error), r.detail, r.command_id)
+      msg = wire::CreateErrorReplyDirect(fbb, ToWire(r.link_error), r.detail, r.command_id)
                 .Union();
       break;
   }
   const wire::ProtocolVersion version(kProtocolMajor, kProtocolMinor);
-  auto env = wb::CreateBoardEnvelope(fbb_, &version, r.command_id, type, msg);
-  wb::FinishBoardEnvelopeBuffer(fbb_, env);
-  return std::as_bytes(std::span<const uint8_t>(fbb_.GetBufferPointer(), fbb_.GetSize()));
+  auto env = wb::CreateBoardEnvelope(fbb, &version, r.command_id, type, msg);
+  wb::FinishBoardEnvelopeBuffer(fbb, env);
+  return std::as_bytes(std::span<const uint8_t>(fbb.GetBufferPointer(), fbb.GetSize()));
 }
 
 }  // namespace wafer::fw

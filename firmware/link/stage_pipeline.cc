@@ -1,9 +1,9 @@
 #include "firmware/link/stage_pipeline.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
 
+#include "firmware/link/join_text.h"
 #include "schemas/board_generated.h"
 
 namespace wafer::fw {
@@ -29,16 +29,36 @@ StatusCode FromWire(wire::ErrorCode code) {
 
 const char* Text(const flatbuffers::String* s) { return s != nullptr ? s->c_str() : ""; }
 
+// Fields of a table, from the generated vtable offset of its last field (see frame_codec.cc).
+constexpr size_t Fields(size_t last_vtable_offset) { return (last_vtable_offset - 4) / 2 + 1; }
+
+// An upper bound of the bytes the builder needs for the Step Forward encodes from `views`.
+size_t StepSizeBound(std::span<const hal::SeqStepView> views) {
+  using fb_bound::Table;
+  using fb_bound::Vector;
+  size_t bytes = Table(Fields(wb::BoardEnvelope::VT_MESSAGE)) + fb_bound::Finish() +
+                 Table(Fields(wb::Step::VT_FROM_STAGE)) +
+                 Vector(views.size(), sizeof(flatbuffers::uoffset_t));
+  for (const hal::SeqStepView& v : views) {
+    bytes += Table(Fields(wb::SeqStep::VT_HIDDEN_IN)) +
+             Table(Fields(wb::SeqSampling::VT_SAMPLED_BEFORE)) +
+             Vector(v.input_tokens.size(), sizeof(uint32_t)) +
+             Vector(v.hidden_in.size(), sizeof(float));
+  }
+  return bytes;
+}
+
 }  // namespace
 
-// The builder holds the largest Step from the start (kMaxStepFrameBytes), so it never grows.
+// The builder's initial size is the whole arena: it takes it on first use and never asks for
+// more, since Forward checks each Step's bound first.
 StagePipeline::StagePipeline(CommandProcessor& processor, hal::StageLink* link)
-    : processor_(processor), link_(link), fbb_(kMaxStepFrameBytes) {}
+    : processor_(processor), link_(link), allocator_(arena_), fbb_(arena_.size(), &allocator_) {}
 
 void StagePipeline::Fail(uint32_t stage, StatusCode code, const char* detail) {
   failed_stage_ = stage;
   failed_code_ = code;
-  std::snprintf(failed_detail_.data(), failed_detail_.size(), "%s", detail);
+  JoinText(failed_detail_, {detail});
 }
 
 void StagePipeline::Run(const Command& cmd, const CommandProcessor::NextStageInfo& next,
@@ -275,6 +295,12 @@ bool StagePipeline::SendPass(const Command& cmd, uint32_t m) {
 }
 
 bool StagePipeline::Forward(uint32_t model_id, size_t count) {
+  if (StepSizeBound(std::span<const hal::SeqStepView>(views_.data(), count)) >
+      allocator_.capacity()) {
+    // Larger than a frame: the next stage could not take it (this board's answer says so).
+    Fail(1, StatusCode::kResourceExhausted, "the Step for the next stage does not fit one frame");
+    return false;
+  }
   fbb_.Clear();
   std::array<flatbuffers::Offset<wb::SeqStep>, kMaxSeqsPerStep> seqs;
   for (size_t j = 0; j < count; ++j) {

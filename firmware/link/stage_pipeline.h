@@ -23,11 +23,12 @@
 #include "firmware/command.h"
 #include "firmware/command_processor.h"
 #include "firmware/hal/stage_link.h"
+#include "firmware/link/arena_allocator.h"
 
 namespace wafer::fw {
 
-// Not thread-safe; owned by the superloop. Large (a frame buffer, a builder and a step's
-// tokens): allocate it once at init.
+// Not thread-safe; owned by the superloop. Large (a frame buffer, the builder's arena of one
+// frame and a step's tokens): allocate it once at init. Runs without allocating.
 class StagePipeline {
  public:
   // `processor` and `link` (nullptr: the board has no inter-wafer link) outlive this.
@@ -69,7 +70,9 @@ class StagePipeline {
   // Returns false when this board's stage failed (`status_`, `detail_`) or the link did.
   bool SendPass(const Command& cmd, uint32_t m);
   // Encodes and sends the Step of the first `count` seqs of views_ (their hidden_in points into
-  // this stage's outcomes, valid until its next RunStage).
+  // this stage's outcomes, valid until its next RunStage). Returns false, with the failure
+  // recorded (Fail), when that Step would not fit one frame (RESOURCE_EXHAUSTED) or the link is
+  // down (UNAVAILABLE).
   bool Forward(uint32_t model_id, size_t count);
   // Receives the answer to command `command_id`, dropping older ones; fills `answer` and
   // leaves the StepReply's results in `results_` (nullptr when the stage failed).
@@ -107,6 +110,9 @@ class StagePipeline {
   std::array<char, 200> failed_detail_{};
 
   const void* results_ = nullptr;  // The answer's results vector (schema type), in rx_.
+  // The builder's only memory: declared before it, so it outlives it.
+  alignas(8) std::array<std::byte, kMaxFrameBytes> arena_{};
+  ArenaAllocator allocator_;
   flatbuffers::FlatBufferBuilder fbb_;
   alignas(16) std::array<std::byte, kMaxFrameBytes> rx_{};
 };
