@@ -74,7 +74,7 @@ ln -s /usr/include/flatbuffers "$out/include/flatbuffers"
 cpu=(-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16)
 flags=(-std=c++20 "${cpu[@]}" -Os
        -fno-exceptions -fno-rtti -fno-threadsafe-statics -ffreestanding
-       -ffunction-sections -fdata-sections
+       -ffunction-sections -fdata-sections -fstack-usage
        --specs=nano.specs -Wall -Wextra -Werror -I"$src" -I"$gen" -isystem "$out/include"
        # GCC notes that a GCC 7.1 ABI change affects passing spans: irrelevant for one compiler.
        -Wno-psabi)
@@ -149,6 +149,15 @@ members=$(sed -n '/^Archive member included/,/^Discarded input sections/p' "$out
 foreign_members=$(echo "$members" | grep -vE '^(libc_nano\.a\(lib_a-(mem|str)[a-z]*\.o\)|libgcc\.a\(_[a-z0-9_]+\.o\))$' | grep -v '^$' || true)
 [ -z "$foreign_members" ] ||
   fail "the image pulls library code beyond mem*/str* and arithmetic helpers:" "$foreign_members"
+
+# No heap means buffers are static or on the stack: no single frame may take a large part of
+# the 32 KiB stack (board_controller.ld), or a call chain through it could overflow.
+max_frame_bytes=8192
+frames=$(cat "$out"/obj/*.su | sort -t$'\t' -k2 -n -r)
+big=$(echo "$frames" | awk -F'\t' -v max="$max_frame_bytes" '$2 > max')
+[ -z "$big" ] || fail "stack frames above $max_frame_bytes bytes:" "$big"
+echo "check_cortex_m4: largest stack frames (bytes):"
+echo "$frames" | head -3 | sed -E 's/^[^:]*:[0-9]+:[0-9]+:(.*)\t([0-9]+)\t.*$/  \2  \1/' 
 
 echo "check_cortex_m4: image library members: $(echo $members)"
 echo "check_cortex_m4: allocation functions in the image (all from heap_trap.o, all trap):"

@@ -26,7 +26,7 @@ struct LoopStats {
   uint64_t frames_ignored_while_hung = 0;  // Dropped unanswered by a hung firmware.
 };
 
-// Not thread-safe: one thread runs PollOnce in a loop. About 7 MB of fixed buffers (1.5 MB to
+// Not thread-safe: one thread runs PollOnce in a loop. About 8 MB of fixed buffers (1.5 MB to
 // receive a frame, 1.5 MB of reply arena, 1 MB for a step's hidden states, 3 MB to hand Steps to
 // a next stage and receive its answers): allocate it once at init (make_unique, or static
 // storage on the board) and never again. PollOnce allocates nothing.
