@@ -53,8 +53,6 @@ class RegisterBus {
     Write<Hi>(static_cast<uint32_t>(value >> 32));
   }
 
-  uintptr_t base() const { return base_; }
-
  private:
   uintptr_t base_;
 };
