@@ -103,8 +103,9 @@ hal::BootControl BoardFirmwareFlash::ReadBootControl() const {
 }
 
 Status BoardFirmwareFlash::WriteBootControl(const hal::BootControl& control) {
+  // The CRC covers the bytes as they are programmed, padding included, and a read checks the
+  // same bytes: whatever the padding holds, the two agree.
   StoredBootControl stored;
-  std::memset(&stored, 0, sizeof(stored));  // Padding too: the CRC covers the bytes.
   stored.magic = kBootControlMagic;
   stored.control = control;
   stored.crc32c = CrcOf(stored);

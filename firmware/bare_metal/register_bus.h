@@ -58,8 +58,10 @@ class RegisterBus {
 };
 
 // Orders memory accesses to a shared (DMA) window against the register accesses that hand it
-// over: everything written before is visible to the device, nothing after is read early.
-inline void MemoryBarrier() { __asm__ volatile("dsb 0xF" ::: "memory"); }
+// over: everything written before is visible to the device, nothing after is read early. A full
+// barrier: DMB on the Cortex-M4, as CMSIS drivers use before ringing a DMA doorbell (and a fence
+// on the host, where the port's tests run it against a model of the registers).
+inline void MemoryBarrier() { __sync_synchronize(); }
 
 // Busy-waits, reading `poll` until it returns true or `spins` reads have failed. A real board
 // bounds each wait: a device that never answers is UNAVAILABLE, not a hang.
