@@ -58,6 +58,11 @@ constexpr size_t Vector(size_t count, size_t element_bytes) { return 24 + count 
 constexpr size_t String(size_t length) { return 16 + length; }
 // Finishing a buffer: the root offset, the file identifier and the final alignment.
 constexpr size_t Finish() { return 32; }
+// The fields of a generated table, from the vtable offset of its last field (`Table::VT_LAST`):
+// 4 for the first field, 2 more for each next one. Fields are only ever appended (schema
+// evolution), so a table that gains one needs its last VT_ name updated here, or the bound falls
+// short: frame_codec_test builds every reply in an arena of exactly its bound to catch that.
+constexpr size_t Fields(size_t last_vtable_offset) { return (last_vtable_offset - 4) / 2 + 1; }
 
 }  // namespace fb_bound
 

@@ -259,15 +259,12 @@ bool DecodeStep(const wb::Step& s, std::array<hal::SeqStepView, kMaxSeqsPerStep>
   return true;
 }
 
-// Fields of a table, from the generated vtable offset of its last field (fields are added at the
-// end, so the last one names the count: 4 for the first, 2 more per field).
-constexpr size_t Fields(size_t last_vtable_offset) { return (last_vtable_offset - 4) / 2 + 1; }
-
 size_t Length(const char* s) { return s != nullptr ? std::strlen(s) : 0; }
 
 }  // namespace
 
 size_t ReplySizeBound(const Reply& r) {
+  using fb_bound::Fields;
   using fb_bound::String;
   using fb_bound::Table;
   using fb_bound::Vector;

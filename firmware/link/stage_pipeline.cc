@@ -29,11 +29,9 @@ StatusCode FromWire(wire::ErrorCode code) {
 
 const char* Text(const flatbuffers::String* s) { return s != nullptr ? s->c_str() : ""; }
 
-// Fields of a table, from the generated vtable offset of its last field (see frame_codec.cc).
-constexpr size_t Fields(size_t last_vtable_offset) { return (last_vtable_offset - 4) / 2 + 1; }
-
 // An upper bound of the bytes the builder needs for the Step Forward encodes from `views`.
 size_t StepSizeBound(std::span<const hal::SeqStepView> views) {
+  using fb_bound::Fields;
   using fb_bound::Table;
   using fb_bound::Vector;
   size_t bytes = Table(Fields(wb::BoardEnvelope::VT_MESSAGE)) + fb_bound::Finish() +
