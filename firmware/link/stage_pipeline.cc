@@ -29,23 +29,6 @@ StatusCode FromWire(wire::ErrorCode code) {
 
 const char* Text(const flatbuffers::String* s) { return s != nullptr ? s->c_str() : ""; }
 
-// An upper bound of the bytes the builder needs for the Step Forward encodes from `views`.
-size_t StepSizeBound(std::span<const hal::SeqStepView> views) {
-  using fb_bound::Fields;
-  using fb_bound::Table;
-  using fb_bound::Vector;
-  size_t bytes = Table(Fields(wb::BoardEnvelope::VT_MESSAGE)) + fb_bound::Finish() +
-                 Table(Fields(wb::Step::VT_FROM_STAGE)) +
-                 Vector(views.size(), sizeof(flatbuffers::uoffset_t));
-  for (const hal::SeqStepView& v : views) {
-    bytes += Table(Fields(wb::SeqStep::VT_HIDDEN_IN)) +
-             Table(Fields(wb::SeqSampling::VT_SAMPLED_BEFORE)) +
-             Vector(v.input_tokens.size(), sizeof(uint32_t)) +
-             Vector(v.hidden_in.size(), sizeof(float));
-  }
-  return bytes;
-}
-
 }  // namespace
 
 // The builder's initial size is the whole arena: it takes it on first use and never asks for
@@ -292,34 +275,58 @@ bool StagePipeline::SendPass(const Command& cmd, uint32_t m) {
   return Forward(step.model_id, forward);
 }
 
-bool StagePipeline::Forward(uint32_t model_id, size_t count) {
-  if (StepSizeBound(std::span<const hal::SeqStepView>(views_.data(), count)) >
-      allocator_.capacity()) {
-    // Larger than a frame: the next stage could not take it (this board's answer says so).
-    Fail(1, StatusCode::kResourceExhausted, "the Step for the next stage does not fit one frame");
-    return false;
+size_t ForwardStepSizeBound(std::span<const hal::SeqStepView> seqs) {
+  using fb_bound::Fields;
+  using fb_bound::Table;
+  using fb_bound::Vector;
+  size_t bytes = Table(Fields(wb::BoardEnvelope::VT_MESSAGE)) + fb_bound::Finish() +
+                 Table(Fields(wb::Step::VT_FROM_STAGE)) +
+                 Vector(seqs.size(), sizeof(flatbuffers::uoffset_t));
+  for (const hal::SeqStepView& v : seqs) {
+    bytes += Table(Fields(wb::SeqStep::VT_HIDDEN_IN)) +
+             Table(Fields(wb::SeqSampling::VT_SAMPLED_BEFORE)) +
+             Vector(v.input_tokens.size(), sizeof(uint32_t)) +
+             Vector(v.hidden_in.size(), sizeof(float));
   }
-  fbb_.Clear();
-  std::array<flatbuffers::Offset<wb::SeqStep>, kMaxSeqsPerStep> seqs;
+  return bytes;
+}
+
+std::span<const std::byte> EncodeForwardStep(flatbuffers::FlatBufferBuilder& fbb,
+                                             uint64_t command_id, uint32_t model_id,
+                                             std::span<const hal::SeqStepView> seqs) {
+  fbb.Clear();
+  std::array<flatbuffers::Offset<wb::SeqStep>, kMaxSeqsPerStep> offsets;
+  const size_t count = std::min(seqs.size(), offsets.size());
   for (size_t j = 0; j < count; ++j) {
-    const hal::SeqStepView& v = views_[j];
-    auto input = fbb_.CreateVector(v.input_tokens.data(), v.input_tokens.size());
-    auto hidden = fbb_.CreateVector(v.hidden_in.data(), v.hidden_in.size());
-    auto sampling = wb::CreateSeqSampling(fbb_, v.sampling.temperature, v.sampling.top_k,
+    const hal::SeqStepView& v = seqs[j];
+    auto input = fbb.CreateVector(v.input_tokens.data(), v.input_tokens.size());
+    auto hidden = fbb.CreateVector(v.hidden_in.data(), v.hidden_in.size());
+    auto sampling = wb::CreateSeqSampling(fbb, v.sampling.temperature, v.sampling.top_k,
                                           v.sampling.top_p, v.sampling.seed,
                                           v.sampled_before);
     // Stop tokens stay here: the last stage samples one token per pass, and this stage checks
     // it. Its reset travels with the first pass only.
-    seqs[j] = wb::CreateSeqStep(fbb_, v.slot, v.reset, input, v.generate, sampling, 0, hidden);
-    hidden_values_ += v.hidden_in.size();
+    offsets[j] = wb::CreateSeqStep(fbb, v.slot, v.reset, input, v.generate, sampling, 0, hidden);
   }
-  auto vec = fbb_.CreateVector(seqs.data(), count);
-  auto msg = wb::CreateStep(fbb_, model_id, vec, /*from_stage=*/true);
+  auto vec = fbb.CreateVector(offsets.data(), count);
+  auto msg = wb::CreateStep(fbb, model_id, vec, /*from_stage=*/true);
   const wire::ProtocolVersion version(kProtocolMajor, kProtocolMinor);
-  const uint64_t id = next_command_id_++;
-  auto env = wb::CreateBoardEnvelope(fbb_, &version, id, wb::BoardMessage::Step, msg.Union());
-  wb::FinishBoardEnvelopeBuffer(fbb_, env);
-  const auto frame = std::as_bytes(std::span<const uint8_t>(fbb_.GetBufferPointer(), fbb_.GetSize()));
+  auto env = wb::CreateBoardEnvelope(fbb, &version, command_id, wb::BoardMessage::Step,
+                                     msg.Union());
+  wb::FinishBoardEnvelopeBuffer(fbb, env);
+  return std::as_bytes(std::span<const uint8_t>(fbb.GetBufferPointer(), fbb.GetSize()));
+}
+
+bool StagePipeline::Forward(uint32_t model_id, size_t count) {
+  const std::span<const hal::SeqStepView> seqs(views_.data(), count);
+  if (ForwardStepSizeBound(seqs) > allocator_.capacity()) {
+    // Larger than a frame: the next stage could not take it (this board's answer says so).
+    Fail(1, StatusCode::kResourceExhausted, "the Step for the next stage does not fit one frame");
+    return false;
+  }
+  for (const hal::SeqStepView& v : seqs) hidden_values_ += v.hidden_in.size();
+  const std::span<const std::byte> frame =
+      EncodeForwardStep(fbb_, next_command_id_++, model_id, seqs);
   if (!link_->Send(link_handle_, frame).ok()) {
     Fail(1, StatusCode::kUnavailable, "the inter-wafer link to the next stage is down");
     return false;

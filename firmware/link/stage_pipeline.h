@@ -27,6 +27,18 @@
 
 namespace wafer::fw {
 
+// An upper bound of the bytes a FlatBufferBuilder needs for the Step EncodeForwardStep builds
+// from `seqs` (see fb_bound).
+size_t ForwardStepSizeBound(std::span<const hal::SeqStepView> seqs);
+
+// Encodes the Step (from_stage) a stage hands its next stage: `seqs` (at most kMaxSeqsPerStep)
+// with their hidden states, sampling and generate, without stop tokens. Clears `fbb` first; the
+// bytes stay valid until its next use. REQUIRES fbb to have room for ForwardStepSizeBound(seqs)
+// bytes: StagePipeline checks; public so that tests can build it in an arena of its bound.
+std::span<const std::byte> EncodeForwardStep(flatbuffers::FlatBufferBuilder& fbb,
+                                             uint64_t command_id, uint32_t model_id,
+                                             std::span<const hal::SeqStepView> seqs);
+
 // Not thread-safe; owned by the superloop. Large (a frame buffer, the builder's arena of one
 // frame and a step's tokens): allocate it once at init. Runs without allocating.
 class StagePipeline {

@@ -265,5 +265,39 @@ TEST_F(StagePipelineTest, ANextStageOnTheHeadStageIsRefused) {
   EXPECT_NE(env->message_as_Ack()->detail()->str().find("last"), std::string::npos);
 }
 
+// The Step a stage hands on, at the firmware's limits (every sequence, every input token and
+// hidden value a Step may carry), builds in an arena of exactly its bound and fits one frame.
+TEST(ForwardStepTest, AStepAtTheLimitsFitsItsBound) {
+  std::vector<uint32_t> tokens(kMaxStepTokens, 5);
+  std::vector<float> hidden(kMaxStepHiddenValues, 0.25f);
+  std::vector<hal::SeqStepView> seqs(kMaxSeqsPerStep);
+  const size_t tokens_each = kMaxStepTokens / kMaxSeqsPerStep;
+  const size_t hidden_each = kMaxStepHiddenValues / kMaxSeqsPerStep;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    seqs[i].slot = static_cast<uint32_t>(i);
+    seqs[i].input_tokens = std::span(tokens).subspan(i * tokens_each, tokens_each);
+    seqs[i].hidden_in = std::span(hidden).subspan(i * hidden_each, hidden_each);
+    seqs[i].generate = 1;
+    seqs[i].sampling.temperature = 0.5f;
+  }
+  const size_t bound = ForwardStepSizeBound(seqs);
+  EXPECT_LE(bound, kMaxFrameBytes);
+  std::vector<uint64_t> storage((bound + 7) / 8);
+  ArenaAllocator allocator(std::as_writable_bytes(std::span(storage)));
+  flatbuffers::FlatBufferBuilder fbb(allocator.capacity(), &allocator);
+  const std::span<const std::byte> frame = EncodeForwardStep(fbb, 12, 7, seqs);
+  EXPECT_LE(frame.size(), bound);
+  flatbuffers::Verifier v(reinterpret_cast<const uint8_t*>(frame.data()), frame.size());
+  ASSERT_TRUE(wb::VerifyBoardEnvelopeBuffer(v));
+  const wb::BoardEnvelope* env = wb::GetBoardEnvelope(frame.data());
+  EXPECT_EQ(env->command_id(), 12u);
+  const wb::Step* step = env->message_as_Step();
+  ASSERT_NE(step, nullptr);
+  EXPECT_TRUE(step->from_stage());
+  ASSERT_EQ(step->seqs()->size(), kMaxSeqsPerStep);
+  EXPECT_EQ(step->seqs()->Get(255)->hidden_in()->size(), hidden_each);
+  EXPECT_EQ(step->seqs()->Get(255)->input_tokens()->size(), tokens_each);
+}
+
 }  // namespace
 }  // namespace wafer::fw
