@@ -161,7 +161,7 @@ class ResponseWriter {
 TEST_F(BoardPortTest, WaferRunStepSendsTheRequestAndReadsTheOutcomes) {
   BoardWafer wafer;
   ResponseWriter w;
-  hal::DeviceTime time{100, 60, 30, 0, 10};
+  DeviceTime time{100, 60, 30, 0, 10};
   w.Put(time);
   // Sequence 0: two tokens; sequence 1: a full context, nothing generated.
   w.Put(uint32_t{0});
@@ -192,7 +192,7 @@ TEST_F(BoardPortTest, WaferRunStepSendsTheRequestAndReadsTheOutcomes) {
   std::array<hal::SeqOutcome, 2> outcomes{};
   outcomes[0].token_buffer = std::span(tokens).first(2);
   outcomes[1].token_buffer = std::span(tokens).last(2);
-  hal::DeviceTime got_time;
+  DeviceTime got_time;
   ASSERT_TRUE(wafer.RunStep(request, outcomes, got_time).ok());
   EXPECT_EQ(Reg(kWaferMailboxBase, wafer_mailbox::kDoorbell),
             static_cast<uint32_t>(WaferOp::kRunStep));

@@ -21,7 +21,7 @@
 //                   byte_size u64, PeRect; kv_regions: KvRegion array -> nothing
 //   kWriteTensor    model_id, tensor_index, offset u64, bytes array -> nothing
 //   kRunStep        model_id, from_stage, count, then each seq: slot, reset, generate, Sampling,
-//                   input tokens, stop tokens, hidden_in, token capacity, hidden capacity
+//                   sampled_before u32, input tokens, stop tokens, hidden_in, token capacity, hidden capacity
 //                   -> DeviceTime, then each seq: code, context_tokens, tokens, hidden values
 //   kReadSensors    -> SensorReadout
 //   kGeometry       -> PhysicalGeometry
@@ -192,7 +192,7 @@ Status BoardWafer::UnloadModel(uint32_t model_id) {
 
 // REQUIRES: outcomes.size() == request.seqs.size() (hal::Wafer::RunStep).
 Status BoardWafer::RunStep(const hal::StepRequest& step, std::span<hal::SeqOutcome> outcomes,
-                           hal::DeviceTime& time) {
+                           DeviceTime& time) {
   if (outcomes.size() != step.seqs.size()) return InvalidArgument();
   Request request;
   request.Put(step.model_id);
@@ -204,6 +204,7 @@ Status BoardWafer::RunStep(const hal::StepRequest& step, std::span<hal::SeqOutco
     request.Put(uint32_t{s.reset});
     request.Put(s.generate);
     request.Put(s.sampling);
+    request.Put(s.sampled_before);
     request.PutArray(s.input_tokens);
     request.PutArray(s.stop_tokens);
     request.PutArray(s.hidden_in);

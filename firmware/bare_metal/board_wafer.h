@@ -39,7 +39,7 @@ class BoardWafer final : public hal::Wafer {
   Status CommitModel(uint32_t model_id) override;
   Status UnloadModel(uint32_t model_id) override;
   Status RunStep(const hal::StepRequest& request, std::span<hal::SeqOutcome> outcomes,
-                 hal::DeviceTime& time) override;
+                 DeviceTime& time) override;
   void ReadSensors(hal::SensorReadout& out) override;
   void PowerCycle() override;
   hal::PhysicalGeometry Geometry() const override;
