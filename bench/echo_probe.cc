@@ -23,12 +23,10 @@ std::vector<double> EchoProbe::Stop() {
 
 void EchoProbe::Run(int interval_ms, size_t bytes) {
   zmq::context_t context(1);
-  std::string detail;
-  auto router = net::Socket::Bind(context, net::SocketType::kRouter, "tcp://127.0.0.1:*", {},
-                                  &detail);
+  auto router = net::Socket::Bind(context, net::SocketType::kRouter, "tcp://127.0.0.1:*", {});
   if (!router.ok()) return;
   auto dealer = net::Socket::Connect(context, net::SocketType::kDealer,
-                                     (*router)->last_endpoint(), {}, &detail);
+                                     (*router)->last_endpoint(), {});
   if (!dealer.ok()) return;
   const Clock& clock = SystemClock::Get();
   const std::string payload(bytes, 'p');

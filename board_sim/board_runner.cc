@@ -48,7 +48,6 @@ class BoardThread final : public EmbeddedBoard {
 
  private:
   void Run() {
-    std::string detail;
     net::SocketOptions socket_options;
     if (!options_.curve_secret_key.empty()) {
       // The ZAP handler first: a CURVE socket bound without one accepts any client.
@@ -58,19 +57,18 @@ class BoardThread final : public EmbeddedBoard {
           [host](const std::string&, const std::string& key) -> std::optional<std::string> {
             if (key == host) return std::string("host");
             return std::nullopt;
-          },
-          &detail);
+          });
       if (!zap.ok()) {
-        bound_.set_value(detail);
+        bound_.set_value(zap.error().message);
         return;
       }
       zap_ = std::move(zap).value();
       socket_options.curve_secret_key = options_.curve_secret_key;
       socket_options.zap_domain = "wafer-sim";
     }
-    auto bound = net::Socket::Bind(context_, net::SocketType::kRouter, endpoint_, socket_options,
-                                   &detail);
+    auto bound = net::Socket::Bind(context_, net::SocketType::kRouter, endpoint_, socket_options);
     if (!bound.ok()) {
+      const std::string& detail = bound.error().message;
       bound_.set_value(detail.empty() ? "cannot bind " + endpoint_ : detail);  // Never "": OK.
       return;
     }

@@ -15,8 +15,7 @@ Result<uint32_t> ZmqStageLink::Open(std::span<const char> endpoint) {
     if (links_[i].socket != nullptr) continue;
     net::SocketOptions options;
     // Nothing waits on the queue when the link is torn down.
-    Result<std::unique_ptr<net::Socket>> socket =
-        net::Socket::Connect(context_, net::SocketType::kDealer, wanted, options, nullptr);
+    auto socket = net::Socket::Connect(context_, net::SocketType::kDealer, wanted, options);
     if (!socket.ok()) return InvalidArgument();
     links_[i] = Link{wanted, std::move(socket).value()};
     return i;

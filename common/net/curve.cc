@@ -18,8 +18,8 @@ Result<std::string> CurvePublicKeyOf(const std::string& secret_key) {
   return std::string(pub.data(), 40);
 }
 
-Result<std::unique_ptr<ZapHandler>> ZapHandler::Start(zmq::context_t& context,
-                                                      Authorizer authorize, std::string* detail) {
+HostResult<std::unique_ptr<ZapHandler>> ZapHandler::Start(zmq::context_t& context,
+                                                          Authorizer authorize) {
   try {
     zmq::socket_t socket(context, zmq::socket_type::rep);
     socket.set(zmq::sockopt::linger, 0);
@@ -28,8 +28,8 @@ Result<std::unique_ptr<ZapHandler>> ZapHandler::Start(zmq::context_t& context,
     handler->thread_ = std::thread([h = handler.get()] { h->Run(); });
     return handler;
   } catch (const zmq::error_t& e) {
-    if (detail != nullptr) *detail = std::string("cannot start the ZAP handler: ") + e.what();
-    return Unavailable();
+    return Error{StatusCode::kUnavailable,
+                 std::string("cannot start the ZAP handler: ") + e.what()};
   }
 }
 

@@ -15,6 +15,7 @@
 
 #include <zmq.hpp>
 
+#include "common/error.h"
 #include "common/result.h"
 
 namespace wafer::net {
@@ -40,11 +41,11 @@ class ZapHandler {
       std::function<std::optional<std::string>(const std::string& domain,
                                                const std::string& public_key)>;
 
-  // Binds the ZAP endpoint in `context` and starts answering. UNAVAILABLE (`detail`) when it
-  // cannot bind (another handler runs in this context).
+  // Binds the ZAP endpoint in `context` and starts answering. UNAVAILABLE (the message says
+  // why) when it cannot bind (another handler runs in this context).
   // REQUIRES: `context` outlives the handler.
-  static Result<std::unique_ptr<ZapHandler>> Start(zmq::context_t& context, Authorizer authorize,
-                                                   std::string* detail);
+  static HostResult<std::unique_ptr<ZapHandler>> Start(zmq::context_t& context,
+                                                       Authorizer authorize);
   ~ZapHandler();  // Stops the thread.
 
   void SetAuthorizer(Authorizer authorize);

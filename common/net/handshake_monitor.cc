@@ -26,22 +26,21 @@ std::string Describe(uint16_t event, uint32_t value, const std::string& endpoint
 
 }  // namespace
 
-Result<std::unique_ptr<HandshakeMonitor>> HandshakeMonitor::Start(zmq::context_t& context,
-                                                                 Socket& watched,
-                                                                 std::string* detail) {
+HostResult<std::unique_ptr<HandshakeMonitor>> HandshakeMonitor::Start(zmq::context_t& context,
+                                                                     Socket& watched) {
   static std::atomic<uint64_t> next{0};
   const std::string endpoint = "inproc://wafer-handshake-monitor-" + std::to_string(next++);
   if (zmq_socket_monitor(watched.handle(), endpoint.c_str(),
                          ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
                              ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) != 0) {
-    *detail = std::string("cannot monitor the socket's handshakes: ") + zmq_strerror(zmq_errno());
-    return Unavailable();
+    return Error{StatusCode::kUnavailable, std::string("cannot monitor the socket's handshakes: ") +
+                                               zmq_strerror(zmq_errno())};
   }
-  Result<std::unique_ptr<Socket>> events =
-      Socket::Connect(context, SocketType::kPair, endpoint, {}, detail);
+  HostResult<std::unique_ptr<Socket>> events =
+      Socket::Connect(context, SocketType::kPair, endpoint, {});
   if (!events.ok()) {
     zmq_socket_monitor(watched.handle(), nullptr, 0);
-    return events.status();
+    return std::move(events).error();
   }
   return std::unique_ptr<HandshakeMonitor>(
       new HandshakeMonitor(watched, std::move(events).value()));

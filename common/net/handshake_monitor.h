@@ -11,7 +11,7 @@
 #include <zmq.hpp>
 
 #include "common/net/socket.h"
-#include "common/result.h"
+#include "common/error.h"
 
 namespace wafer::net {
 
@@ -19,10 +19,13 @@ namespace wafer::net {
 class HandshakeMonitor {
  public:
   // Starts monitoring `watched` over an inproc:// pair in `context`.
-  // Returns UNAVAILABLE (`detail` says why) when libzmq refuses.
+  // Returns:
+  //   OK          - monitoring.
+  //   UNAVAILABLE - libzmq refuses (the message says why); any other code is the event
+  //                 socket's (Socket::Connect).
   // REQUIRES: `context` outlives the monitor; the monitor is destroyed before `watched`.
-  static Result<std::unique_ptr<HandshakeMonitor>> Start(zmq::context_t& context,
-                                                         Socket& watched, std::string* detail);
+  static HostResult<std::unique_ptr<HandshakeMonitor>> Start(zmq::context_t& context,
+                                                             Socket& watched);
   ~HandshakeMonitor();  // Stops the monitoring.
 
   // For the caller's poll: readable when events wait.

@@ -24,19 +24,17 @@ SocketOptions OwnedChannelOptions() {
   return options;
 }
 
-Result<OwnedChannel> OpenOwnedChannel(zmq::context_t& context, const std::string& endpoint,
-                                      std::string* detail) {
+HostResult<OwnedChannel> OpenOwnedChannel(zmq::context_t& context, const std::string& endpoint) {
   if (endpoint.rfind("inproc://", 0) != 0) {
-    if (detail != nullptr) {
-      *detail = "an owned channel needs an inproc:// endpoint, not " + endpoint;
-    }
-    return InvalidArgument();
+    return Error{StatusCode::kInvalidArgument,
+                 "an owned channel needs an inproc:// endpoint, not " + endpoint};
   }
   OwnedChannel channel;
-  WAFER_ASSIGN_OR_RETURN(channel.bound, Socket::Bind(context, SocketType::kPair, endpoint,
-                                                     OwnedChannelOptions(), detail));
-  WAFER_ASSIGN_OR_RETURN(channel.connected, Socket::Connect(context, SocketType::kPair, endpoint,
-                                                            OwnedChannelOptions(), detail));
+  WAFER_HOST_ASSIGN_OR_RETURN(channel.bound, Socket::Bind(context, SocketType::kPair, endpoint,
+                                                          OwnedChannelOptions()));
+  WAFER_HOST_ASSIGN_OR_RETURN(
+      channel.connected,
+      Socket::Connect(context, SocketType::kPair, endpoint, OwnedChannelOptions()));
   return channel;
 }
 

@@ -9,7 +9,7 @@
 #include <zmq.hpp>
 
 #include "common/net/socket.h"
-#include "common/result.h"
+#include "common/error.h"
 
 namespace wafer::net {
 
@@ -28,9 +28,8 @@ SocketOptions OwnedChannelOptions();
 //   OK               - both ends, already connected: a send on either end finds its peer.
 //   INVALID_ARGUMENT - `endpoint` is not inproc:// (pointers mean nothing in another process).
 //   UNAVAILABLE      - the endpoint is already bound in `context`, or the context is closing.
-// On failure `detail` (may be null) names the endpoint and the reason.
-Result<OwnedChannel> OpenOwnedChannel(zmq::context_t& context, const std::string& endpoint,
-                                      std::string* detail);
+// A failure's message names the endpoint and the reason.
+HostResult<OwnedChannel> OpenOwnedChannel(zmq::context_t& context, const std::string& endpoint);
 
 namespace internal {
 // The untyped core of SendOwned/ReceiveOwned (owned_channel.cc).

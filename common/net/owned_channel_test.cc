@@ -20,9 +20,8 @@ struct Tracked {
 
 TEST(OwnedChannelTest, HandsOverThePointerItself) {
   zmq::context_t context(1);
-  std::string detail;
-  auto channel = OpenOwnedChannel(context, "inproc://owned-handover", &detail);
-  ASSERT_TRUE(channel.ok()) << detail;
+  auto channel = OpenOwnedChannel(context, "inproc://owned-handover");
+  ASSERT_TRUE(channel.ok()) << channel.error().message;
   int destroyed = 0;
   auto item = std::make_unique<Tracked>(&destroyed, 42);
   const Tracked* address = item.get();
@@ -45,20 +44,17 @@ TEST(OwnedChannelTest, HandsOverThePointerItself) {
 
 TEST(OwnedChannelTest, ReceiveOwnedOnAnEmptyChannelReturnsNull) {
   zmq::context_t context(1);
-  std::string detail;
-  auto channel = OpenOwnedChannel(context, "inproc://owned-empty", &detail);
-  ASSERT_TRUE(channel.ok()) << detail;
+  auto channel = OpenOwnedChannel(context, "inproc://owned-empty");
+  ASSERT_TRUE(channel.ok()) << channel.error().message;
   EXPECT_EQ(ReceiveOwned<int>(*channel->bound), nullptr);
   EXPECT_EQ(ReceiveOwned<int>(*channel->connected), nullptr);
 }
 
 TEST(OwnedChannelTest, AnItemThatCannotBeSentIsDestroyedBySendOwned) {
   zmq::context_t context(1);
-  std::string detail;
   auto lonely =
-      Socket::Bind(context, SocketType::kPair, "inproc://owned-lonely", OwnedChannelOptions(),
-                   &detail);
-  ASSERT_TRUE(lonely.ok()) << detail;
+      Socket::Bind(context, SocketType::kPair, "inproc://owned-lonely", OwnedChannelOptions());
+  ASSERT_TRUE(lonely.ok()) << lonely.error().message;
   int destroyed = 0;
   EXPECT_FALSE(SendOwned(**lonely, std::make_unique<Tracked>(&destroyed)));
   EXPECT_EQ(destroyed, 1);
@@ -66,23 +62,23 @@ TEST(OwnedChannelTest, AnItemThatCannotBeSentIsDestroyedBySendOwned) {
 
 TEST(OwnedChannelTest, EndpointMustBeInprocAndUnused) {
   zmq::context_t context(1);
-  std::string detail;
-  EXPECT_EQ(OpenOwnedChannel(context, "tcp://127.0.0.1:*", &detail).status().code(),
-            StatusCode::kInvalidArgument);
-  EXPECT_NE(detail.find("tcp://127.0.0.1:*"), std::string::npos) << detail;
-  auto first = OpenOwnedChannel(context, "inproc://owned-dup", &detail);
-  ASSERT_TRUE(first.ok()) << detail;
-  EXPECT_EQ(OpenOwnedChannel(context, "inproc://owned-dup", &detail).status().code(),
-            StatusCode::kUnavailable);
-  EXPECT_NE(detail.find("inproc://owned-dup"), std::string::npos) << detail;
+  auto tcp = OpenOwnedChannel(context, "tcp://127.0.0.1:*");
+  ASSERT_EQ(tcp.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(tcp.error().message.find("tcp://127.0.0.1:*"), std::string::npos)
+      << tcp.error().message;
+  auto first = OpenOwnedChannel(context, "inproc://owned-dup");
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  auto dup = OpenOwnedChannel(context, "inproc://owned-dup");
+  ASSERT_EQ(dup.code(), StatusCode::kUnavailable);
+  EXPECT_NE(dup.error().message.find("inproc://owned-dup"), std::string::npos)
+      << dup.error().message;
 }
 
 // Two threads, each owning one end: every object comes back, in order, changed by the other side.
 TEST(OwnedChannelTest, ObjectsCrossThreadsInOrder) {
   zmq::context_t context(1);
-  std::string detail;
-  auto channel = OpenOwnedChannel(context, "inproc://owned-threads", &detail);
-  ASSERT_TRUE(channel.ok()) << detail;
+  auto channel = OpenOwnedChannel(context, "inproc://owned-threads");
+  ASSERT_TRUE(channel.ok()) << channel.error().message;
   constexpr int kCount = 200;
   int destroyed = 0;
   std::unique_ptr<Socket> worker_end = std::move(channel->connected);

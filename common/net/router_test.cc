@@ -18,14 +18,14 @@ std::string Text(std::span<const std::byte> bytes) {
 class RouterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto bound = Socket::Bind(context_, SocketType::kRouter, "inproc://router-test", {}, &detail_);
-    ASSERT_TRUE(bound.ok()) << detail_;
+    auto bound = Socket::Bind(context_, SocketType::kRouter, "inproc://router-test", {});
+    ASSERT_TRUE(bound.ok()) << bound.error().message;
     router_ = std::move(bound).value();
   }
 
   std::unique_ptr<Socket> Client(SocketType type) {
-    auto client = Socket::Connect(context_, type, router_->last_endpoint(), {}, &detail_);
-    EXPECT_TRUE(client.ok()) << detail_;
+    auto client = Socket::Connect(context_, type, router_->last_endpoint(), {});
+    EXPECT_TRUE(client.ok()) << client.error().message;
     return client.ok() ? std::move(client).value() : nullptr;
   }
 
@@ -37,7 +37,6 @@ class RouterTest : public ::testing::Test {
   }
 
   zmq::context_t context_{1};
-  std::string detail_;
   std::unique_ptr<Socket> router_;
 };
 
@@ -157,8 +156,8 @@ TEST_F(RouterTest, SendToAnUnknownPeerIsPeerGoneWithoutThrowing) {
   // Without router_mandatory libzmq drops the message silently: the send looks fine.
   SocketOptions lax;
   lax.router_mandatory = false;
-  auto quiet = Socket::Bind(context_, SocketType::kRouter, "inproc://lax-router", lax, &detail_);
-  ASSERT_TRUE(quiet.ok()) << detail_;
+  auto quiet = Socket::Bind(context_, SocketType::kRouter, "inproc://lax-router", lax);
+  ASSERT_TRUE(quiet.ok()) << quiet.error().message;
   EXPECT_EQ(SendToPeer(**quiet, "nobody", AsBytes("hello?")), SendOutcome::kSent);
 }
 
@@ -166,10 +165,10 @@ TEST_F(RouterTest, APeerAtItsHighWaterMarkIsABacklogAndNothingIsLost) {
   SocketOptions tight;
   tight.send_high_water_mark = 1;
   tight.receive_high_water_mark = 1;
-  auto router = Socket::Bind(context_, SocketType::kRouter, "inproc://tight", tight, &detail_);
-  ASSERT_TRUE(router.ok()) << detail_;
-  auto dealer = Socket::Connect(context_, SocketType::kDealer, "inproc://tight", tight, &detail_);
-  ASSERT_TRUE(dealer.ok()) << detail_;
+  auto router = Socket::Bind(context_, SocketType::kRouter, "inproc://tight", tight);
+  ASSERT_TRUE(router.ok()) << router.error().message;
+  auto dealer = Socket::Connect(context_, SocketType::kDealer, "inproc://tight", tight);
+  ASSERT_TRUE(dealer.ok()) << dealer.error().message;
   ASSERT_EQ((*dealer)->Send(AsBytes("hello")), SendOutcome::kSent);
   Result<RouterReceipt> hello = ReceiveFromPeer(**router, kWaitMs);
   ASSERT_TRUE(hello.ok());

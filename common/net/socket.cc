@@ -61,37 +61,34 @@ zmq::socket_type ZmqType(SocketType type) {
   return zmq::socket_type::pair;  // Unreachable: the switch covers every enumerator.
 }
 
-Status ValidateOptions(const SocketOptions& options, std::string* why) {
+// INVALID_ARGUMENT, the message saying which option, for options libzmq would refuse or misuse.
+HostStatus ValidateOptions(const SocketOptions& options) {
   if (options.send_high_water_mark < 0 || options.receive_high_water_mark < 0) {
-    *why = "high-water marks must be >= 0";
-    return InvalidArgument();
+    return Error{StatusCode::kInvalidArgument, "high-water marks must be >= 0"};
   }
   if (options.max_message_bytes < -1) {
-    *why = "max_message_bytes must be >= -1";
-    return InvalidArgument();
+    return Error{StatusCode::kInvalidArgument, "max_message_bytes must be >= -1"};
   }
   if (options.linger_ms < -1) {
-    *why = "linger_ms must be >= -1";
-    return InvalidArgument();
+    return Error{StatusCode::kInvalidArgument, "linger_ms must be >= -1"};
   }
   for (const std::string* key : {&options.curve_secret_key, &options.curve_public_key,
                                   &options.curve_server_key}) {
     if (!key->empty() && key->size() != 40) {
-      *why = "a CURVE key is 40 characters of Z85";
-      return InvalidArgument();
+      return Error{StatusCode::kInvalidArgument, "a CURVE key is 40 characters of Z85"};
     }
   }
   if (!options.curve_secret_key.empty() && options.curve_server_key.empty() &&
       options.zap_domain.empty()) {
-    *why = "a CURVE server needs a ZAP domain (clients are authenticated there)";
-    return InvalidArgument();
+    return Error{StatusCode::kInvalidArgument,
+                 "a CURVE server needs a ZAP domain (clients are authenticated there)"};
   }
   if (!options.curve_server_key.empty() &&
       (options.curve_public_key.empty() || options.curve_secret_key.empty())) {
-    *why = "a CURVE client needs its own public and secret keys";
-    return InvalidArgument();
+    return Error{StatusCode::kInvalidArgument,
+                 "a CURVE client needs its own public and secret keys"};
   }
-  return OkStatus();
+  return HostOk();
 }
 
 // Every option Waferd sets, in one place. Throws zmq::error_t (caught by Socket::Open).
@@ -162,29 +159,25 @@ Socket::~Socket() {
   }
 }
 
-Result<std::unique_ptr<Socket>> Socket::Bind(zmq::context_t& context, SocketType type,
-                                             const std::string& endpoint,
-                                             const SocketOptions& options, std::string* detail) {
-  return Open(context, type, endpoint, options, /*bind=*/true, detail);
+HostResult<std::unique_ptr<Socket>> Socket::Bind(zmq::context_t& context, SocketType type,
+                                                 const std::string& endpoint,
+                                                 const SocketOptions& options) {
+  return Open(context, type, endpoint, options, /*bind=*/true);
 }
 
-Result<std::unique_ptr<Socket>> Socket::Connect(zmq::context_t& context, SocketType type,
-                                                const std::string& endpoint,
-                                                const SocketOptions& options,
-                                                std::string* detail) {
-  return Open(context, type, endpoint, options, /*bind=*/false, detail);
+HostResult<std::unique_ptr<Socket>> Socket::Connect(zmq::context_t& context, SocketType type,
+                                                    const std::string& endpoint,
+                                                    const SocketOptions& options) {
+  return Open(context, type, endpoint, options, /*bind=*/false);
 }
 
-Result<std::unique_ptr<Socket>> Socket::Open(zmq::context_t& context, SocketType type,
-                                             const std::string& endpoint,
-                                             const SocketOptions& options, bool bind,
-                                             std::string* detail) {
+HostResult<std::unique_ptr<Socket>> Socket::Open(zmq::context_t& context, SocketType type,
+                                                 const std::string& endpoint,
+                                                 const SocketOptions& options, bool bind) {
   const std::string what = std::string(bind ? "cannot bind " : "cannot connect ") +
-                           SocketTypeName(type) + " to " + endpoint + ": ";
-  std::string why;
-  if (Status valid = ValidateOptions(options, &why); !valid.ok()) {
-    if (detail != nullptr) *detail = what + why;
-    return valid;
+                           SocketTypeName(type) + " to " + endpoint;
+  if (HostStatus valid = ValidateOptions(options); !valid.ok()) {
+    return std::move(valid).error().WithContext(what);
   }
   enum class Stage { kCreate, kConfigure, kAttach } stage = Stage::kCreate;
   try {
@@ -200,16 +193,20 @@ Result<std::unique_ptr<Socket>> Socket::Open(zmq::context_t& context, SocketType
     std::string last = socket.get(zmq::sockopt::last_endpoint);
     return std::unique_ptr<Socket>(new Socket(std::move(socket), type, std::move(last)));
   } catch (const zmq::error_t& e) {
-    if (detail != nullptr) *detail = what + e.what();
+    StatusCode code = StatusCode::kUnavailable;
     switch (stage) {
       case Stage::kCreate:
-        return e.num() == EMFILE ? ResourceExhausted() : Unavailable();
+        code = e.num() == EMFILE ? StatusCode::kResourceExhausted : StatusCode::kUnavailable;
+        break;
       case Stage::kConfigure:
-        return Internal();
+        code = StatusCode::kInternal;
+        break;
       case Stage::kAttach:
-        return IsEndpointSyntaxError(e.num()) ? InvalidArgument() : Unavailable();
+        code = IsEndpointSyntaxError(e.num()) ? StatusCode::kInvalidArgument
+                                               : StatusCode::kUnavailable;
+        break;
     }
-    return Unavailable();
+    return Error{code, what + ": " + e.what()};
   }
 }
 

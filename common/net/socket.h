@@ -12,6 +12,7 @@
 
 #include "common/net/message.h"
 #include "common/net/socket_options.h"
+#include "common/error.h"
 #include "common/result.h"
 
 namespace wafer::net {
@@ -48,18 +49,17 @@ class Socket {
   //                      or the context is shutting down.
   //   RESOURCE_EXHAUSTED - the context holds its maximum number of sockets (EMFILE).
   //   INTERNAL         - libzmq refused an option.
-  // On failure `detail` (may be null) names the socket type, the endpoint and libzmq's reason.
-  static Result<std::unique_ptr<Socket>> Bind(zmq::context_t& context, SocketType type,
-                                              const std::string& endpoint,
-                                              const SocketOptions& options, std::string* detail);
+  // A failure's message names the socket type, the endpoint and libzmq's reason.
+  static HostResult<std::unique_ptr<Socket>> Bind(zmq::context_t& context, SocketType type,
+                                                  const std::string& endpoint,
+                                                  const SocketOptions& options);
 
   // As Bind, but connects. A connect succeeds before any peer is listening (libzmq connects in
   // the background and queues sends meanwhile), so UNAVAILABLE means only a shutting-down context
   // or an unusable local address.
-  static Result<std::unique_ptr<Socket>> Connect(zmq::context_t& context, SocketType type,
-                                                 const std::string& endpoint,
-                                                 const SocketOptions& options,
-                                                 std::string* detail);
+  static HostResult<std::unique_ptr<Socket>> Connect(zmq::context_t& context, SocketType type,
+                                                     const std::string& endpoint,
+                                                     const SocketOptions& options);
 
   ~Socket();
   Socket(const Socket&) = delete;
@@ -103,10 +103,9 @@ class Socket {
 
  private:
   Socket(zmq::socket_t socket, SocketType type, std::string last_endpoint);
-  static Result<std::unique_ptr<Socket>> Open(zmq::context_t& context, SocketType type,
-                                              const std::string& endpoint,
-                                              const SocketOptions& options, bool bind,
-                                              std::string* detail);
+  static HostResult<std::unique_ptr<Socket>> Open(zmq::context_t& context, SocketType type,
+                                                  const std::string& endpoint,
+                                                  const SocketOptions& options, bool bind);
 
   zmq::socket_t socket_;
   SocketType type_;

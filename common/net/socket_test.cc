@@ -17,62 +17,59 @@ std::string Text(std::span<const std::byte> bytes) {
 TEST(SocketTest, BindToABadEndpointReturnsAStatusNamingIt) {
   zmq::context_t context(1);
   for (const std::string endpoint : {"tcp://127.0.0.1:notaport", "bogus://somewhere"}) {
-    std::string detail;
-    auto socket = Socket::Bind(context, SocketType::kRouter, endpoint, SocketOptions{}, &detail);
-    EXPECT_EQ(socket.status().code(), StatusCode::kInvalidArgument) << endpoint;
+    auto socket = Socket::Bind(context, SocketType::kRouter, endpoint, SocketOptions{});
+    ASSERT_EQ(socket.status().code(), StatusCode::kInvalidArgument) << endpoint;
+    const std::string& detail = socket.error().message;
     EXPECT_NE(detail.find(endpoint), std::string::npos) << detail;
     EXPECT_NE(detail.find("ROUTER"), std::string::npos) << detail;
   }
-  std::string detail;
   const std::string missing_dir = "ipc:///nonexistent-waferd-net-test-dir/x.sock";
-  EXPECT_EQ(Socket::Bind(context, SocketType::kRouter, missing_dir, {}, &detail).status().code(),
-            StatusCode::kUnavailable);
-  EXPECT_NE(detail.find(missing_dir), std::string::npos) << detail;
-  // A null detail is allowed.
-  EXPECT_EQ(Socket::Bind(context, SocketType::kPair, "bogus://x", {}, nullptr).status().code(),
+  auto missing = Socket::Bind(context, SocketType::kRouter, missing_dir, {});
+  ASSERT_EQ(missing.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(missing.error().message.find(missing_dir), std::string::npos)
+      << missing.error().message;
+  EXPECT_EQ(Socket::Bind(context, SocketType::kPair, "bogus://x", {}).status().code(),
             StatusCode::kInvalidArgument);
 }
 
 TEST(SocketTest, AnEndpointInUseIsUnavailable) {
   zmq::context_t context(1);
-  std::string detail;
-  auto first = Socket::Bind(context, SocketType::kRouter, "inproc://taken", {}, &detail);
-  ASSERT_TRUE(first.ok()) << detail;
-  auto second = Socket::Bind(context, SocketType::kRouter, "inproc://taken", {}, &detail);
-  EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);
-  EXPECT_NE(detail.find("inproc://taken"), std::string::npos) << detail;
+  auto first = Socket::Bind(context, SocketType::kRouter, "inproc://taken", {});
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  auto second = Socket::Bind(context, SocketType::kRouter, "inproc://taken", {});
+  ASSERT_EQ(second.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(second.error().message.find("inproc://taken"), std::string::npos)
+      << second.error().message;
 }
 
 TEST(SocketTest, OptionsOutOfRangeAreRefusedBeforeAnySocketExists) {
   zmq::context_t context(1);
-  std::string detail;
   SocketOptions options;
   options.send_high_water_mark = -1;
-  EXPECT_EQ(Socket::Bind(context, SocketType::kDealer, "inproc://o", options, &detail)
-                .status()
-                .code(),
-            StatusCode::kInvalidArgument);
-  EXPECT_NE(detail.find("high-water"), std::string::npos) << detail;
+  auto refused = Socket::Bind(context, SocketType::kDealer, "inproc://o", options);
+  ASSERT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.error().message.find("high-water"), std::string::npos)
+      << refused.error().message;
   options = SocketOptions{};
   options.max_message_bytes = -2;
-  EXPECT_EQ(Socket::Connect(context, SocketType::kDealer, "inproc://o", options, &detail)
+  EXPECT_EQ(Socket::Connect(context, SocketType::kDealer, "inproc://o", options)
                 .status()
                 .code(),
             StatusCode::kInvalidArgument);
   // The endpoint is still free: nothing was bound by the refused calls.
-  EXPECT_TRUE(Socket::Bind(context, SocketType::kPair, "inproc://o", {}, &detail).ok()) << detail;
+  auto free_again = Socket::Bind(context, SocketType::kPair, "inproc://o", {});
+  EXPECT_TRUE(free_again.ok()) << free_again.error().message;
 }
 
 TEST(SocketTest, WildcardTcpPortIsResolvedAndFramesArriveInOrder) {
   zmq::context_t context(1);
-  std::string detail;
-  auto server = Socket::Bind(context, SocketType::kPair, "tcp://127.0.0.1:*", {}, &detail);
-  ASSERT_TRUE(server.ok()) << detail;
+  auto server = Socket::Bind(context, SocketType::kPair, "tcp://127.0.0.1:*", {});
+  ASSERT_TRUE(server.ok()) << server.error().message;
   const std::string endpoint = (*server)->last_endpoint();
   ASSERT_EQ(endpoint.rfind("tcp://127.0.0.1:", 0), 0u) << endpoint;
   EXPECT_EQ(endpoint.find('*'), std::string::npos) << endpoint;
-  auto client = Socket::Connect(context, SocketType::kPair, endpoint, {}, &detail);
-  ASSERT_TRUE(client.ok()) << detail;
+  auto client = Socket::Connect(context, SocketType::kPair, endpoint, {});
+  ASSERT_TRUE(client.ok()) << client.error().message;
   EXPECT_EQ((*client)->last_endpoint(), endpoint);
 
   ASSERT_EQ((*client)->Send({AsBytes("one"), AsBytes(""), AsBytes("three")}), SendOutcome::kSent);
@@ -92,9 +89,8 @@ TEST(SocketTest, WildcardTcpPortIsResolvedAndFramesArriveInOrder) {
 
 TEST(SocketTest, ReceiveOnAnEmptySocketAndBadTimeouts) {
   zmq::context_t context(1);
-  std::string detail;
-  auto socket = Socket::Bind(context, SocketType::kPair, "inproc://empty", {}, &detail);
-  ASSERT_TRUE(socket.ok()) << detail;
+  auto socket = Socket::Bind(context, SocketType::kPair, "inproc://empty", {});
+  ASSERT_TRUE(socket.ok()) << socket.error().message;
   EXPECT_EQ((*socket)->Receive(0).status().code(), StatusCode::kDeadlineExceeded);
   EXPECT_EQ((*socket)->Receive(1).status().code(), StatusCode::kDeadlineExceeded);
   EXPECT_EQ((*socket)->Receive(-1).status().code(), StatusCode::kInvalidArgument);
@@ -102,9 +98,8 @@ TEST(SocketTest, ReceiveOnAnEmptySocketAndBadTimeouts) {
 
 TEST(SocketTest, SendWithoutAPeerIsABacklogAndNoFramesIsAnError) {
   zmq::context_t context(1);
-  std::string detail;
-  auto lonely = Socket::Bind(context, SocketType::kPair, "inproc://lonely", {}, &detail);
-  ASSERT_TRUE(lonely.ok()) << detail;
+  auto lonely = Socket::Bind(context, SocketType::kPair, "inproc://lonely", {});
+  ASSERT_TRUE(lonely.ok()) << lonely.error().message;
   EXPECT_EQ((*lonely)->Send(AsBytes("anyone?")), SendOutcome::kPeerBacklog);
   EXPECT_EQ((*lonely)->Send(std::span<const std::span<const std::byte>>()), SendOutcome::kError);
   EXPECT_STREQ(SendOutcomeName(SendOutcome::kPeerBacklog), "peer_backlog");
@@ -112,15 +107,14 @@ TEST(SocketTest, SendWithoutAPeerIsABacklogAndNoFramesIsAnError) {
 
 TEST(SocketTest, AShutDownContextIsReportedNotThrown) {
   zmq::context_t context(1);
-  std::string detail;
-  auto a = Socket::Bind(context, SocketType::kPair, "inproc://closing", {}, &detail);
-  ASSERT_TRUE(a.ok()) << detail;
-  auto b = Socket::Connect(context, SocketType::kPair, "inproc://closing", {}, &detail);
-  ASSERT_TRUE(b.ok()) << detail;
+  auto a = Socket::Bind(context, SocketType::kPair, "inproc://closing", {});
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  auto b = Socket::Connect(context, SocketType::kPair, "inproc://closing", {});
+  ASSERT_TRUE(b.ok()) << b.error().message;
   context.shutdown();
   EXPECT_EQ((*a)->Receive(1000).status().code(), StatusCode::kUnavailable);
   EXPECT_EQ((*b)->Send(AsBytes("late")), SendOutcome::kError);
-  EXPECT_EQ(Socket::Bind(context, SocketType::kPair, "inproc://after", {}, &detail).status().code(),
+  EXPECT_EQ(Socket::Bind(context, SocketType::kPair, "inproc://after", {}).status().code(),
             StatusCode::kUnavailable);
 }
 
@@ -128,14 +122,13 @@ TEST(SocketTest, AShutDownContextIsReportedNotThrown) {
 // connection, so it never arrives, while the client (which reconnects) keeps working.
 TEST(SocketTest, MaxMessageSizeIsEnforcedOnReceive) {
   zmq::context_t context(1);
-  std::string detail;
   SocketOptions limited;
   limited.max_message_bytes = 1024;
-  auto server = Socket::Bind(context, SocketType::kRouter, "tcp://127.0.0.1:*", limited, &detail);
-  ASSERT_TRUE(server.ok()) << detail;
+  auto server = Socket::Bind(context, SocketType::kRouter, "tcp://127.0.0.1:*", limited);
+  ASSERT_TRUE(server.ok()) << server.error().message;
   auto client =
-      Socket::Connect(context, SocketType::kDealer, (*server)->last_endpoint(), {}, &detail);
-  ASSERT_TRUE(client.ok()) << detail;
+      Socket::Connect(context, SocketType::kDealer, (*server)->last_endpoint(), {});
+  ASSERT_TRUE(client.ok()) << client.error().message;
 
   const std::string at_limit(1024, 'a');
   ASSERT_EQ((*client)->Send(AsBytes(at_limit)), SendOutcome::kSent);

@@ -49,18 +49,18 @@ BoardManager::~BoardManager() {
   }
 }
 
-Status BoardManager::Start(std::string* detail) {
+HostStatus BoardManager::Start() {
   for (Slot& slot : boards_) {
     const uint32_t index = slot.board->index;
-    Result<net::OwnedChannel> channel =
-        net::OpenOwnedChannel(context_, BoardWorker::ChannelEndpoint(index), detail);
-    if (!channel.ok()) return channel.status();
+    HostResult<net::OwnedChannel> channel =
+        net::OpenOwnedChannel(context_, BoardWorker::ChannelEndpoint(index));
+    if (!channel.ok()) return std::move(channel).error();
     slot.channel = std::move(channel->bound);
     slot.worker = std::make_unique<BoardWorker>(std::move(channel->connected), clock_, index,
                                                 slot.board->config, link_factory_);
     slot.worker->Start();
   }
-  return OkStatus();
+  return HostOk();
 }
 
 bool BoardManager::Send(uint32_t index, std::unique_ptr<WorkerRequest> work) {

@@ -88,9 +88,11 @@ class BoardManager {
   // Stops the workers and frees whatever is still queued in their channels.
   ~BoardManager();
 
-  // Opens each board's channel and starts its worker. UNAVAILABLE (`detail`) when a channel
-  // cannot be opened.
-  Status Start(std::string* detail);
+  // Opens each board's channel and starts its worker.
+  // Returns:
+  //   OK          - every worker runs.
+  //   UNAVAILABLE - a channel cannot be opened (the message names its endpoint and why).
+  HostStatus Start();
 
   size_t size() const { return boards_.size(); }
   Board& at(uint32_t index) { return *boards_[index].board; }

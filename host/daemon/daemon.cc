@@ -123,17 +123,17 @@ Status Daemon::Create(zmq::context_t& context, const DaemonConfig& config, const
     // handler runs.
     const AccessPolicy* access = &p.access;
     AuditLog* audit = &p.audit;
-    WAFER_ASSIGN_OR_RETURN(
-        p.zap, net::ZapHandler::Start(
-                   context,
-                   [access, audit](const std::string& domain, const std::string& key) {
-                     std::optional<std::string> name = access->Admit(domain, key);
-                     if (!name) {
-                       audit->RecordRepeatable("auth_refused", "key " + key, domain, "refused");
-                     }
-                     return name;
-                   },
-                   detail));
+    auto zap = net::ZapHandler::Start(
+        context, [access, audit](const std::string& domain, const std::string& key) {
+          std::optional<std::string> name = access->Admit(domain, key);
+          if (!name) audit->RecordRepeatable("auth_refused", "key " + key, domain, "refused");
+          return name;
+        });
+    if (!zap.ok()) {
+      *detail = zap.error().message;
+      return zap.status();
+    }
+    p.zap = std::move(zap).value();
   } else if (security.insecure) {
     log::Warn("daemon", "security.insecure: the job and admin sockets are plaintext");
   }
@@ -151,13 +151,18 @@ Status Daemon::Create(zmq::context_t& context, const DaemonConfig& config, const
     p.admin_frontend.set_metrics_url("http://" + a.substr(0, a.rfind(':')) + ":" +
                                      std::to_string(p.metrics.port()) + "/metrics");
   }
-  Result<net::OwnedChannel> channel =
-      net::OpenOwnedChannel(context, Loader::ChannelEndpoint(), detail);
-  if (!channel.ok()) return channel.status();
+  HostResult<net::OwnedChannel> channel = net::OpenOwnedChannel(context, Loader::ChannelEndpoint());
+  if (!channel.ok()) {
+    *detail = channel.error().message;
+    return channel.status();
+  }
   p.loader_channel = std::move(channel->bound);
   p.loader = std::make_unique<Loader>(std::move(channel->connected));
   p.loader->Start();
-  WAFER_RETURN_IF_ERROR(p.boards.Start(detail));
+  if (HostStatus started = p.boards.Start(); !started.ok()) {
+    *detail = started.error().message;
+    return started.status();
+  }
   p.boards.set_drain_listener([&p](Board& board) { p.steps.OnDrainChanged(board); });
   // An operator's drain, like a health incident, outlives a restart.
   p.boards.set_drain_recorder([&p](const Board& board) {

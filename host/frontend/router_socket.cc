@@ -24,10 +24,10 @@ Status RouterSocket::Bind(const std::string& endpoint, const DaemonConfig& confi
   options.router_mandatory = true;
   options.curve_secret_key = curve_secret_key;
   if (!curve_secret_key.empty()) options.zap_domain = zap_domain_;
-  Result<std::unique_ptr<net::Socket>> socket =
-      net::Socket::Bind(context_, net::SocketType::kRouter, endpoint, options, detail);
+  HostResult<std::unique_ptr<net::Socket>> socket =
+      net::Socket::Bind(context_, net::SocketType::kRouter, endpoint, options);
   if (!socket.ok()) {
-    *detail = std::string("cannot bind the ") + name_ + " endpoint: " + *detail;
+    *detail = std::string("cannot bind the ") + name_ + " endpoint: " + socket.error().message;
     return Unavailable();
   }
   socket_ = std::move(socket).value();
@@ -36,7 +36,12 @@ Status RouterSocket::Bind(const std::string& endpoint, const DaemonConfig& confi
   if (endpoint_.empty()) endpoint_ = socket_->last_endpoint();
   if (!curve_secret_key.empty()) {
     // Plaintext clients never reach the ZAP handler: only a monitor sees them turned away.
-    WAFER_ASSIGN_OR_RETURN(monitor_, net::HandshakeMonitor::Start(context_, *socket_, detail));
+    auto monitor = net::HandshakeMonitor::Start(context_, *socket_);
+    if (!monitor.ok()) {
+      *detail = monitor.error().message;
+      return monitor.status();
+    }
+    monitor_ = std::move(monitor).value();
   }
   return OkStatus();
 }
