@@ -117,12 +117,14 @@ void AdminFrontend::OnFrame(const std::string& peer, const ClientKeyConfig* key,
                                0});
     return;
   }
-  AdminMessage message;
-  DecodeError error;
-  if (!DecodeAdmin(payload, &message, &error)) {
-    Send(peer, ErrorReply{error.code, error.detail, error.request_tag});
+  uint64_t request_tag = 0;
+  HostResult<AdminMessage> decoded = DecodeAdmin(payload, &request_tag);
+  if (!decoded.ok()) {
+    Send(peer, ErrorReply{DecodeErrorWireCode(decoded.code()), std::move(decoded).error().message,
+                          request_tag});
     return;
   }
+  AdminMessage& message = *decoded;
   // A viewer reads (status, board detail, logs, jobs) and changes nothing.
   const bool reads = std::holds_alternative<StatusQuery>(message) ||
                      std::holds_alternative<ShowBoard>(message) ||

@@ -106,17 +106,18 @@ void JobFrontend::OnFrame(const std::string& peer, const ClientKeyConfig* key,
                           0});
     return;
   }
-  JobMessage message;
-  DecodeError error;
-  const bool decoded = DecodeJob(payload, &message, &error);
+  uint64_t request_tag = 0;
+  HostResult<JobMessage> decoded = DecodeJob(payload, &request_tag);
   // Any message shows the client alive; its first Heartbeat opts it in.
-  const auto* beat = decoded ? std::get_if<Heartbeat>(&message) : nullptr;
+  const auto* beat = decoded.ok() ? std::get_if<Heartbeat>(&*decoded) : nullptr;
   Heard(peer, beat != nullptr && !beat->is_reply);
-  if (!decoded) {
-    metrics_.Rejected(ErrorCodeName(error.code)).Increment();
-    Send(peer, ErrorReply{error.code, error.detail, error.request_tag});
+  if (!decoded.ok()) {
+    const ErrorCode code = DecodeErrorWireCode(decoded.code());
+    metrics_.Rejected(ErrorCodeName(code)).Increment();
+    Send(peer, ErrorReply{code, std::move(decoded).error().message, request_tag});
     return;
   }
+  JobMessage& message = *decoded;
   if (auto* submit = std::get_if<SubmitJob>(&message)) {
     OnSubmit(peer, key, *submit);
   } else if (auto* cancel = std::get_if<CancelJob>(&message)) {

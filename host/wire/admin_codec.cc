@@ -412,15 +412,19 @@ std::string EncodeAdmin(const AdminMessage& message) {
                      builder.GetSize());
 }
 
-bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeError* error) {
+namespace {
+
+// The decoder proper: fills `out`, or `error` (a DecodeErrorStatus code); `*request_tag` is the
+// request's tag as soon as it could be read.
+bool DecodeAdminInto(std::span<const std::byte> frame, AdminMessage* out, Error* error,
+                     uint64_t* request_tag) {
   static constexpr EnvelopeSchema<wa::AdminEnvelope> kSchema{
       wa::AdminEnvelopeBufferHasIdentifier, wa::VerifyAdminEnvelopeBuffer, wa::GetAdminEnvelope,
       "WADM"};
   const wa::AdminEnvelope* env = OpenEnvelope(frame, kSchema, error);
   if (env == nullptr) return false;
   auto fail = [&](ErrorCode code, std::string detail) {
-    error->code = code;
-    error->detail = std::move(detail);
+    *error = Error{DecodeErrorStatus(code), std::move(detail)};
     return false;
   };
   switch (env->message_type()) {
@@ -587,7 +591,7 @@ bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeErro
     }
     case wa::AdminMessage::ListJobs: {
       const auto* m = env->message_as_ListJobs();
-      error->request_tag = m->request_tag();
+      *request_tag = m->request_tag();
       ListJobs r{m->request_tag(), Str(m->tenant()), JobStateFilter::kUnfinished, m->limit()};
       switch (m->state()) {  // A value read off the wire.
         case wa::JobStateFilter::kUnfinished: r.state = JobStateFilter::kUnfinished; break;
@@ -627,7 +631,7 @@ bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeErro
     }
     case wa::AdminMessage::ShowJob: {
       const auto* m = env->message_as_ShowJob();
-      error->request_tag = m->request_tag();
+      *request_tag = m->request_tag();
       if (m->job_id() == 0) {
         return fail(ErrorCode::kInvalidArgument, "ShowJob.job_id: 0 is no job id");
       }
@@ -658,7 +662,7 @@ bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeErro
     }
     case wa::AdminMessage::CancelJobRequest: {
       const auto* m = env->message_as_CancelJobRequest();
-      error->request_tag = m->request_tag();
+      *request_tag = m->request_tag();
       if (m->job_id() == 0) {
         return fail(ErrorCode::kInvalidArgument, "CancelJobRequest.job_id: 0 is no job id");
       }
@@ -667,7 +671,7 @@ bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeErro
     }
     case wa::AdminMessage::HealthQuery: {
       const auto* m = env->message_as_HealthQuery();
-      error->request_tag = m->request_tag();
+      *request_tag = m->request_tag();
       if (m->board() < -1) {
         return fail(ErrorCode::kInvalidArgument,
                     "HealthQuery.board: " + std::to_string(m->board()) +
@@ -710,7 +714,7 @@ bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeErro
     }
     case wa::AdminMessage::RunDiagnostics: {
       const auto* m = env->message_as_RunDiagnostics();
-      error->request_tag = m->request_tag();
+      *request_tag = m->request_tag();
       if (m->level() < 1 || m->level() > 3) {
         return fail(ErrorCode::kInvalidArgument,
                     "RunDiagnostics.level: " + std::to_string(m->level()) + " is not 1, 2 or 3");
@@ -761,7 +765,7 @@ bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeErro
     }
     case wa::AdminMessage::TailJob: {
       const auto* m = env->message_as_TailJob();
-      error->request_tag = m->request_tag();
+      *request_tag = m->request_tag();
       if (m->job_id() == 0) return fail(ErrorCode::kInvalidArgument, "TailJob.job_id: 0 is no job id");
       *out = TailJob{m->request_tag(), m->job_id(), m->from_seq()};
       return true;
@@ -817,6 +821,18 @@ bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeErro
   return fail(ErrorCode::kWrongMessageType,
               "unknown or empty message type " +
                   std::to_string(static_cast<int>(env->message_type())));
+}
+
+}  // namespace
+
+HostResult<AdminMessage> DecodeAdmin(std::span<const std::byte> frame, uint64_t* request_tag) {
+  uint64_t tag = 0;
+  AdminMessage out;
+  Error error;
+  const bool decoded = DecodeAdminInto(frame, &out, &error, &tag);
+  if (request_tag != nullptr) *request_tag = tag;
+  if (!decoded) return error;
+  return out;
 }
 
 }  // namespace wafer::host

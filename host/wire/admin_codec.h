@@ -5,6 +5,7 @@
 #include <span>
 #include <string>
 
+#include "common/error.h"
 #include "host/wire/messages.h"
 
 namespace wafer::host {
@@ -15,8 +16,9 @@ std::string EncodeAdmin(const AdminMessage& message);
 // Same contract as DecodeJob, for admin frames. The job requests are also checked against
 // their bounds here: a ListJobs with a state that is no JobStateFilter, a tenant longer than
 // kMaxJobTenantFilterBytes or a limit above kMaxJobListLimit, and a ShowJob or CancelJobRequest
-// with job_id 0, fail with kInvalidArgument, a detail that names the field ("ListJobs.limit:
-// ...") and `error->request_tag` set.
-bool DecodeAdmin(std::span<const std::byte> frame, AdminMessage* out, DecodeError* error);
+// with job_id 0, fail with INVALID_ARGUMENT (kInvalidArgument), a message that names the field
+// ("ListJobs.limit: ...") and `*request_tag` set.
+HostResult<AdminMessage> DecodeAdmin(std::span<const std::byte> frame,
+                                     uint64_t* request_tag = nullptr);
 
 }  // namespace wafer::host

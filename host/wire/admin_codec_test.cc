@@ -15,18 +15,24 @@ std::span<const std::byte> Bytes(const std::string& s) {
 
 // Encodes and decodes `message`; fails the test when the decode fails.
 AdminMessage RoundTrip(const AdminMessage& message) {
-  AdminMessage out;
-  DecodeError error;
-  EXPECT_TRUE(DecodeAdmin(Bytes(EncodeAdmin(message)), &out, &error)) << error.detail;
-  return out;
+  HostResult<AdminMessage> decoded = DecodeAdmin(Bytes(EncodeAdmin(message)));
+  EXPECT_TRUE(decoded.ok()) << decoded.error().message;
+  return decoded.ok() ? *decoded : AdminMessage{};
 }
 
-// The refusal of `message`'s decode.
-DecodeError Refusal(const AdminMessage& message) {
-  AdminMessage out;
-  DecodeError error;
-  EXPECT_FALSE(DecodeAdmin(Bytes(EncodeAdmin(message)), &out, &error));
-  return error;
+// The refusal of `message`'s decode: the wire code it answers with, its detail and the request
+// tag the decoder read.
+struct Refused {
+  ErrorCode code = ErrorCode::kNone;
+  std::string detail;
+  uint64_t request_tag = 0;
+};
+Refused Refusal(const AdminMessage& message) {
+  uint64_t request_tag = 0;
+  HostResult<AdminMessage> decoded = DecodeAdmin(Bytes(EncodeAdmin(message)), &request_tag);
+  EXPECT_FALSE(decoded.ok());
+  if (decoded.ok()) return Refused{};
+  return Refused{DecodeErrorWireCode(decoded.code()), decoded.error().message, request_tag};
 }
 
 JobSummary Summary(uint64_t id, JobState state) {
@@ -140,7 +146,7 @@ TEST(AdminCodecTest, AStateUnknownToThisBuildReadsAsUnknown) {
 }
 
 TEST(AdminCodecTest, RequestsOutOfBoundsAreInvalidArgumentNamingTheField) {
-  DecodeError e = Refusal(ListJobs{21, "", static_cast<JobStateFilter>(5), 0});
+  Refused e = Refusal(ListJobs{21, "", static_cast<JobStateFilter>(5), 0});
   EXPECT_EQ(e.code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(e.request_tag, 21u);
   EXPECT_EQ(e.detail.rfind("ListJobs.state: 5 is not a state filter", 0), 0u) << e.detail;
@@ -173,7 +179,7 @@ TEST(AdminCodecTest, DiagnosticsRoundTripEveryFieldAndRefuseALevelOutOfRange) {
   EXPECT_EQ(run.board, 2u);
   EXPECT_EQ(run.level, 3u);
   for (uint32_t level : {0u, 4u}) {
-    const DecodeError e = Refusal(RunDiagnostics{32, 0, level});
+    const Refused e = Refusal(RunDiagnostics{32, 0, level});
     EXPECT_EQ(e.code, ErrorCode::kInvalidArgument);
     EXPECT_EQ(e.request_tag, 32u);
     EXPECT_EQ(e.detail, "RunDiagnostics.level: " + std::to_string(level) + " is not 1, 2 or 3");
@@ -238,7 +244,7 @@ TEST(AdminCodecTest, TailJobAndJobTokensRoundTripAndJobZeroIsRefused) {
   EXPECT_EQ(tokens.tokens_generated, 42u);
   EXPECT_TRUE(tokens.finished);
   EXPECT_EQ(tokens.finish_reason, "length");
-  const DecodeError e = Refusal(TailJob{6, 0, 0});
+  const Refused e = Refusal(TailJob{6, 0, 0});
   EXPECT_EQ(e.code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(e.request_tag, 6u);
   EXPECT_NE(e.detail.find("TailJob.job_id"), std::string::npos);

@@ -12,6 +12,7 @@
 
 #include <flatbuffers/flatbuffers.h>
 
+#include "common/error.h"
 #include "host/wire/messages.h"
 
 namespace wafer::host {
@@ -36,13 +37,12 @@ struct EnvelopeSchema {
 };
 
 // Returns the verified envelope (valid until the next AlignedCopy on this thread), or nullptr
-// with `error` filled: kMalformedMessage or kUnsupportedVersion.
+// with `error` set: the codes of kMalformedMessage or kUnsupportedVersion (DecodeErrorStatus).
 template <typename Envelope>
 const Envelope* OpenEnvelope(std::span<const std::byte> frame, const EnvelopeSchema<Envelope>& schema,
-                             DecodeError* error) {
+                             Error* error) {
   auto fail = [&](ErrorCode code, std::string detail) -> const Envelope* {
-    error->code = code;
-    error->detail = std::move(detail);
+    *error = Error{DecodeErrorStatus(code), std::move(detail)};
     return nullptr;
   };
   if (frame.size() < 8) return fail(ErrorCode::kMalformedMessage, "message shorter than 8 bytes");

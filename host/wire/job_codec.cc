@@ -167,14 +167,18 @@ std::string EncodeJob(const JobMessage& message) {
   return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
 }
 
-bool DecodeJob(std::span<const std::byte> frame, JobMessage* out, DecodeError* error) {
+namespace {
+
+// The decoder proper: fills `out`, or `error` (a DecodeErrorStatus code); `*request_tag` is the
+// request's tag as soon as it could be read.
+bool DecodeJobInto(std::span<const std::byte> frame, JobMessage* out, Error* error,
+                   uint64_t* request_tag) {
   static constexpr EnvelopeSchema<wj::JobEnvelope> kSchema{
       wj::JobEnvelopeBufferHasIdentifier, wj::VerifyJobEnvelopeBuffer, wj::GetJobEnvelope, "WJOB"};
   const wj::JobEnvelope* env = OpenEnvelope(frame, kSchema, error);
   if (env == nullptr) return false;
   auto fail = [&](ErrorCode code, std::string detail) {
-    error->code = code;
-    error->detail = std::move(detail);
+    *error = Error{DecodeErrorStatus(code), std::move(detail)};
     return false;
   };
   switch (env->message_type()) {
@@ -182,7 +186,7 @@ bool DecodeJob(std::span<const std::byte> frame, JobMessage* out, DecodeError* e
       const wj::SubmitJob* m = env->message_as_SubmitJob();
       SubmitJob s;
       s.request_tag = m->request_tag();
-      error->request_tag = s.request_tag;
+      *request_tag = s.request_tag;
       s.idempotency_key = Str(m->idempotency_key());
       s.tenant = Str(m->tenant());
       s.model = Str(m->model());
@@ -316,6 +320,18 @@ bool DecodeJob(std::span<const std::byte> frame, JobMessage* out, DecodeError* e
   return fail(ErrorCode::kWrongMessageType,
               "unknown or empty message type " +
                   std::to_string(static_cast<int>(env->message_type())));
+}
+
+}  // namespace
+
+HostResult<JobMessage> DecodeJob(std::span<const std::byte> frame, uint64_t* request_tag) {
+  uint64_t tag = 0;
+  JobMessage out;
+  Error error;
+  const bool decoded = DecodeJobInto(frame, &out, &error, &tag);
+  if (request_tag != nullptr) *request_tag = tag;
+  if (!decoded) return error;
+  return out;
 }
 
 }  // namespace wafer::host

@@ -6,6 +6,7 @@
 #include <span>
 #include <string>
 
+#include "common/error.h"
 #include "host/wire/messages.h"
 
 namespace wafer::host {
@@ -18,9 +19,14 @@ std::string EncodeJob(const JobMessage& message);
 std::span<const std::byte> EncodeJobView(const JobMessage& message);
 
 // Verifies and decodes one received frame. The frame may be unaligned; it is copied first.
-// Returns false and fills `error` (kMalformedMessage: truncated, garbage, wrong identifier or
-// missing fields; kUnsupportedVersion: another major version; kWrongMessageType: empty union).
-// Thread-safe.
-bool DecodeJob(std::span<const std::byte> frame, JobMessage* out, DecodeError* error);
+// `*request_tag` (may be null) is set to the request's tag when it could be read, 0 otherwise,
+// so that a refusal can answer the request it refuses. Thread-safe.
+// Returns (the wire code each stands for, see DecodeErrorWireCode, in parentheses):
+//   OK                  - the message.
+//   DATA_LOSS           - (kMalformedMessage) truncated, garbage, wrong identifier or missing
+//                         fields.
+//   FAILED_PRECONDITION - (kUnsupportedVersion) another major version.
+//   UNIMPLEMENTED       - (kWrongMessageType) an empty union.
+HostResult<JobMessage> DecodeJob(std::span<const std::byte> frame, uint64_t* request_tag = nullptr);
 
 }  // namespace wafer::host

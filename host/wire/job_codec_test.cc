@@ -13,6 +13,18 @@ std::span<const std::byte> Bytes(const std::string& s) {
   return std::as_bytes(std::span<const char>(s.data(), s.size()));
 }
 
+// Moves a decoded message into `out` and returns true, or returns false with the refusal in
+// `err` (its code stands for the wire code DecodeErrorWireCode gives).
+template <typename Message>
+bool Take(HostResult<Message> decoded, Message* out, Error* err) {
+  if (!decoded.ok()) {
+    *err = std::move(decoded).error();
+    return false;
+  }
+  *out = std::move(decoded).value();
+  return true;
+}
+
 TEST(JobCodecTest, SubmitRoundTripsEveryField) {
   SubmitJob s;
   s.request_tag = 77;
@@ -28,8 +40,8 @@ TEST(JobCodecTest, SubmitRoundTripsEveryField) {
   s.stop_tokens = {0};
   s.want_text = false;
   JobMessage out;
-  DecodeError err;
-  ASSERT_TRUE(DecodeJob(Bytes(EncodeJob(s)), &out, &err)) << err.detail;
+  Error err;
+  ASSERT_TRUE(Take(DecodeJob(Bytes(EncodeJob(s))), &out, &err)) << err.message;
   const SubmitJob& d = std::get<SubmitJob>(out);
   EXPECT_EQ(d.request_tag, 77u);
   EXPECT_EQ(d.idempotency_key, "key-1");
@@ -50,8 +62,9 @@ TEST(JobCodecTest, SubmitRoundTripsEveryField) {
 
 TEST(JobCodecTest, StreamMessagesRoundTrip) {
   JobMessage out;
-  DecodeError err;
-  ASSERT_TRUE(DecodeJob(Bytes(EncodeJob(TokenChunk{9, 3, 12, {5, 6}, "hi"})), &out, &err));
+  Error err;
+  ASSERT_TRUE(
+      Take(DecodeJob(Bytes(EncodeJob(TokenChunk{9, 3, 12, {5, 6}, "hi"}))), &out, &err));
   EXPECT_EQ(std::get<TokenChunk>(out).seq, 3u);
   EXPECT_EQ(std::get<TokenChunk>(out).tokens, (std::vector<uint32_t>{5, 6}));
   EXPECT_EQ(std::get<TokenChunk>(out).text, "hi");
@@ -60,12 +73,12 @@ TEST(JobCodecTest, StreamMessagesRoundTrip) {
   f.reason = FinishReason::kStopToken;
   f.completion_tokens = 14;
   f.timings.ttft_ns = 1000;
-  ASSERT_TRUE(DecodeJob(Bytes(EncodeJob(f)), &out, &err));
+  ASSERT_TRUE(Take(DecodeJob(Bytes(EncodeJob(f))), &out, &err));
   EXPECT_EQ(std::get<JobFinished>(out).reason, FinishReason::kStopToken);
   EXPECT_EQ(std::get<JobFinished>(out).completion_tokens, 14u);
   EXPECT_EQ(std::get<JobFinished>(out).timings.ttft_ns, 1000);
-  ASSERT_TRUE(DecodeJob(Bytes(EncodeJob(JobRejected{4, ErrorCode::kQueueFull, "full", 250})),
-                        &out, &err));
+  ASSERT_TRUE(Take(DecodeJob(Bytes(EncodeJob(JobRejected{4, ErrorCode::kQueueFull, "full", 250}))),
+                   &out, &err));
   EXPECT_EQ(std::get<JobRejected>(out).code, ErrorCode::kQueueFull);
   EXPECT_EQ(std::get<JobRejected>(out).retry_after_ms, 250u);
 }
@@ -73,22 +86,24 @@ TEST(JobCodecTest, StreamMessagesRoundTrip) {
 TEST(JobCodecTest, InstanceIdTravelsOnEveryReplyThatNamesAJob) {
   constexpr uint64_t kInstance = 0xfedcba9876543210ull;
   JobMessage out;
-  DecodeError err;
-  ASSERT_TRUE(DecodeJob(Bytes(EncodeJob(JobAccepted{1, 2, 0, false, kInstance})), &out, &err));
+  Error err;
+  ASSERT_TRUE(
+      Take(DecodeJob(Bytes(EncodeJob(JobAccepted{1, 2, 0, false, kInstance}))), &out, &err));
   EXPECT_EQ(std::get<JobAccepted>(out).instance_id, kInstance);
-  ASSERT_TRUE(DecodeJob(Bytes(EncodeJob(TokenChunk{2, 0, 0, {7}, "", kInstance})), &out, &err));
+  ASSERT_TRUE(
+      Take(DecodeJob(Bytes(EncodeJob(TokenChunk{2, 0, 0, {7}, "", kInstance}))), &out, &err));
   EXPECT_EQ(std::get<TokenChunk>(out).instance_id, kInstance);
   JobFinished f;
   f.instance_id = kInstance;
-  ASSERT_TRUE(DecodeJob(Bytes(EncodeJob(f)), &out, &err));
+  ASSERT_TRUE(Take(DecodeJob(Bytes(EncodeJob(f))), &out, &err));
   EXPECT_EQ(std::get<JobFinished>(out).instance_id, kInstance);
-  ASSERT_TRUE(DecodeJob(Bytes(EncodeJob(CancelResult{2, ErrorCode::kNone, kInstance})), &out,
-                        &err));
+  ASSERT_TRUE(
+      Take(DecodeJob(Bytes(EncodeJob(CancelResult{2, ErrorCode::kNone, kInstance}))), &out, &err));
   EXPECT_EQ(std::get<CancelResult>(out).instance_id, kInstance);
-  ASSERT_TRUE(DecodeJob(Bytes(EncodeJob(JobStatusReply{2, JobState::kQueued, 0, 3, kInstance})),
-                        &out, &err));
+  const JobStatusReply queued{2, JobState::kQueued, 0, 3, kInstance};
+  ASSERT_TRUE(Take(DecodeJob(Bytes(EncodeJob(queued))), &out, &err));
   EXPECT_EQ(std::get<JobStatusReply>(out).instance_id, kInstance);
-  ASSERT_TRUE(DecodeJob(Bytes(EncodeJob(ResumeStream{2, 5, kInstance})), &out, &err));
+  ASSERT_TRUE(Take(DecodeJob(Bytes(EncodeJob(ResumeStream{2, 5, kInstance}))), &out, &err));
   EXPECT_EQ(std::get<ResumeStream>(out).from_seq, 5u);
   EXPECT_EQ(std::get<ResumeStream>(out).instance_id, kInstance);
 }
@@ -101,27 +116,27 @@ TEST(JobCodecTest, EveryTruncationIsRejectedNotCrashed) {
   std::string good = EncodeJob(s);
   for (size_t len = 0; len < good.size(); ++len) {
     JobMessage out;
-    DecodeError err;
-    if (DecodeJob(Bytes(good.substr(0, len)), &out, &err)) {
+    Error err;
+    if (Take(DecodeJob(Bytes(good.substr(0, len))), &out, &err)) {
       // Only trailing alignment padding may be cut without losing the message.
       ASSERT_GE(len + 8, good.size()) << len;
       EXPECT_EQ(std::get<SubmitJob>(out).prompt_text, "hello world") << len;
     } else {
-      EXPECT_EQ(err.code, ErrorCode::kMalformedMessage) << len;
+      EXPECT_EQ(DecodeErrorWireCode(err.code), ErrorCode::kMalformedMessage) << len;
     }
   }
 }
 
 TEST(JobCodecTest, GarbageAndWrongIdentifierAreTyped) {
   JobMessage out;
-  DecodeError err;
+  Error err;
   std::string garbage(64, '\x5a');
-  EXPECT_FALSE(DecodeJob(Bytes(garbage), &out, &err));
-  EXPECT_EQ(err.code, ErrorCode::kMalformedMessage);
+  EXPECT_FALSE(Take(DecodeJob(Bytes(garbage)), &out, &err));
+  EXPECT_EQ(DecodeErrorWireCode(err.code), ErrorCode::kMalformedMessage);
   // A valid admin buffer on the job socket: wrong identifier.
-  EXPECT_FALSE(DecodeJob(Bytes(EncodeAdmin(StatusQuery{1})), &out, &err));
-  EXPECT_EQ(err.code, ErrorCode::kMalformedMessage);
-  EXPECT_NE(err.detail.find("identifier"), std::string::npos);
+  EXPECT_FALSE(Take(DecodeJob(Bytes(EncodeAdmin(StatusQuery{1}))), &out, &err));
+  EXPECT_EQ(DecodeErrorWireCode(err.code), ErrorCode::kMalformedMessage);
+  EXPECT_NE(err.message.find("identifier"), std::string::npos);
 }
 
 TEST(JobCodecTest, OtherMajorVersionIsUnsupported) {
@@ -133,9 +148,9 @@ TEST(JobCodecTest, OtherMajorVersionIsUnsupported) {
            wire::job::JobEnvelopeIdentifier());
   std::string buf(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
   JobMessage out;
-  DecodeError err;
-  EXPECT_FALSE(DecodeJob(Bytes(buf), &out, &err));
-  EXPECT_EQ(err.code, ErrorCode::kUnsupportedVersion);
+  Error err;
+  EXPECT_FALSE(Take(DecodeJob(Bytes(buf)), &out, &err));
+  EXPECT_EQ(DecodeErrorWireCode(err.code), ErrorCode::kUnsupportedVersion);
 }
 
 TEST(JobCodecTest, MissingVersionAndEmptyUnionAreRejected) {
@@ -143,23 +158,23 @@ TEST(JobCodecTest, MissingVersionAndEmptyUnionAreRejected) {
   b.Finish(wire::job::CreateJobEnvelope(b, nullptr), wire::job::JobEnvelopeIdentifier());
   std::string no_version(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
   JobMessage out;
-  DecodeError err;
-  EXPECT_FALSE(DecodeJob(Bytes(no_version), &out, &err));
-  EXPECT_EQ(err.code, ErrorCode::kMalformedMessage);
+  Error err;
+  EXPECT_FALSE(Take(DecodeJob(Bytes(no_version)), &out, &err));
+  EXPECT_EQ(DecodeErrorWireCode(err.code), ErrorCode::kMalformedMessage);
 
   flatbuffers::FlatBufferBuilder b2;
   wire::ProtocolVersion v(kProtocolMajor, 0);
   b2.Finish(wire::job::CreateJobEnvelope(b2, &v), wire::job::JobEnvelopeIdentifier());
   std::string empty(reinterpret_cast<const char*>(b2.GetBufferPointer()), b2.GetSize());
-  EXPECT_FALSE(DecodeJob(Bytes(empty), &out, &err));
-  EXPECT_EQ(err.code, ErrorCode::kWrongMessageType);
+  EXPECT_FALSE(Take(DecodeJob(Bytes(empty)), &out, &err));
+  EXPECT_EQ(DecodeErrorWireCode(err.code), ErrorCode::kWrongMessageType);
 }
 
 TEST(AdminCodecTest, DrainBoardRoundTrips) {
   AdminMessage out;
-  DecodeError err;
-  ASSERT_TRUE(DecodeAdmin(Bytes(EncodeAdmin(DrainBoard{7, 2, true, false})), &out, &err))
-      << err.detail;
+  Error err;
+  ASSERT_TRUE(Take(DecodeAdmin(Bytes(EncodeAdmin(DrainBoard{7, 2, true, false}))), &out, &err))
+      << err.message;
   const DrainBoard& d = std::get<DrainBoard>(out);
   EXPECT_EQ(d.request_tag, 7u);
   EXPECT_EQ(d.board, 2u);
@@ -179,8 +194,8 @@ TEST(AdminCodecTest, StatusReplyRoundTrips) {
   r.models.push_back(ModelInfo{"demo", "/m", ModelState::kReady, 2, 100, 400, 1024, 64, 3, {2, 0}});
   r.jobs_finished = 10;
   AdminMessage out;
-  DecodeError err;
-  ASSERT_TRUE(DecodeAdmin(Bytes(EncodeAdmin(r)), &out, &err)) << err.detail;
+  Error err;
+  ASSERT_TRUE(Take(DecodeAdmin(Bytes(EncodeAdmin(r))), &out, &err)) << err.message;
   const StatusReply& d = std::get<StatusReply>(out);
   ASSERT_EQ(d.boards.size(), 1u);
   EXPECT_EQ(d.boards[0].state, BoardState::kReady);
@@ -205,10 +220,10 @@ TEST(AdminCodecTest, StatusReplyRoundTrips) {
   EXPECT_EQ(d.models[0].boards, (std::vector<uint32_t>{2, 0}));
   EXPECT_EQ(d.jobs_finished, 10u);
   LoadModel load{4, "big", "/m/big", 1, 8, 512, {1, 2, 0}};
-  ASSERT_TRUE(DecodeAdmin(Bytes(EncodeAdmin(load)), &out, &err)) << err.detail;
+  ASSERT_TRUE(Take(DecodeAdmin(Bytes(EncodeAdmin(load))), &out, &err)) << err.message;
   EXPECT_EQ(std::get<LoadModel>(out).boards, (std::vector<uint32_t>{1, 2, 0}));
-  EXPECT_FALSE(DecodeAdmin(Bytes(EncodeJob(CapacityQuery{1})), &out, &err));
-  EXPECT_EQ(err.code, ErrorCode::kMalformedMessage);
+  EXPECT_FALSE(Take(DecodeAdmin(Bytes(EncodeJob(CapacityQuery{1}))), &out, &err));
+  EXPECT_EQ(DecodeErrorWireCode(err.code), ErrorCode::kMalformedMessage);
 }
 
 }  // namespace
@@ -226,9 +241,9 @@ TEST(JobCodecTest, UnionTypeWithoutTableIsMalformed) {
            wire::job::JobEnvelopeIdentifier());
   std::string buf(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
   JobMessage out;
-  DecodeError err;
-  EXPECT_FALSE(DecodeJob(Bytes(buf), &out, &err));
-  EXPECT_EQ(err.code, ErrorCode::kMalformedMessage);
+  Error err;
+  EXPECT_FALSE(Take(DecodeJob(Bytes(buf)), &out, &err));
+  EXPECT_EQ(DecodeErrorWireCode(err.code), ErrorCode::kMalformedMessage);
 }
 
 }  // namespace

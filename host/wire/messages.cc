@@ -2,6 +2,24 @@
 
 namespace wafer::host {
 
+StatusCode DecodeErrorStatus(ErrorCode wire_code) {
+  switch (wire_code) {
+    case ErrorCode::kUnsupportedVersion: return StatusCode::kFailedPrecondition;
+    case ErrorCode::kWrongMessageType: return StatusCode::kUnimplemented;
+    case ErrorCode::kInvalidArgument: return StatusCode::kInvalidArgument;
+    default: return StatusCode::kDataLoss;  // MALFORMED_MESSAGE, and anything else.
+  }
+}
+
+ErrorCode DecodeErrorWireCode(StatusCode code) {
+  switch (code) {
+    case StatusCode::kFailedPrecondition: return ErrorCode::kUnsupportedVersion;
+    case StatusCode::kUnimplemented: return ErrorCode::kWrongMessageType;
+    case StatusCode::kInvalidArgument: return ErrorCode::kInvalidArgument;
+    default: return ErrorCode::kMalformedMessage;  // DATA_LOSS, and anything else.
+  }
+}
+
 const char* ErrorCodeName(ErrorCode code) {
   switch (code) {
     case ErrorCode::kNone: return "NONE";

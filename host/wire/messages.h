@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/sampling.h"
+#include "common/status.h"
 
 namespace wafer::host {
 
@@ -57,12 +58,17 @@ enum class ErrorCode : uint16_t {
 // "UNKNOWN_MODEL" style names, for logs, CLI output and metric labels.
 const char* ErrorCodeName(ErrorCode code);
 
-// A request that could not be decoded: what to answer.
-struct DecodeError {
-  ErrorCode code = ErrorCode::kMalformedMessage;
-  std::string detail;
-  uint64_t request_tag = 0;  // When it could be read.
-};
+// A frame the job or admin decoder refused comes back as an Error (common/error.h) whose message
+// is the ErrorReply's detail and whose code stands for the wire code to answer with:
+//   DATA_LOSS           - MALFORMED_MESSAGE (truncated, garbage, wrong identifier, a missing
+//                         field, failed verification).
+//   FAILED_PRECONDITION - UNSUPPORTED_VERSION (another major protocol version).
+//   UNIMPLEMENTED       - WRONG_MESSAGE_TYPE (an empty union or a type this build lacks).
+//   INVALID_ARGUMENT    - INVALID_ARGUMENT (a field out of its bounds).
+// DecodeErrorStatus gives the code for a wire code (MALFORMED_MESSAGE's for any other);
+// DecodeErrorWireCode the wire code for a decoder's Error (MALFORMED_MESSAGE for any other).
+StatusCode DecodeErrorStatus(ErrorCode wire_code);
+ErrorCode DecodeErrorWireCode(StatusCode code);
 
 struct Heartbeat {
   int64_t sent_ns = 0;
