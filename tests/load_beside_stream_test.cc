@@ -11,6 +11,7 @@
 
 #include "tests/daemon_harness.h"
 #include "tests/forwarding_board_link.h"
+#include "tests/host_result_assertions.h"
 
 namespace wafer::testing {
 namespace {
@@ -33,20 +34,20 @@ class RecordingLink final : public ForwardingBoardLink {
  public:
   RecordingLink(std::unique_ptr<BoardLink> inner, CallLog& log)
       : ForwardingBoardLink(std::move(inner)), log_(log) {}
-  Status BeginModel(const ModelManifest& manifest) override {
+  HostStatus BeginModel(const ModelManifest& manifest) override {
     log_.Add(Call::kBegin, manifest.model_id);
     return ForwardingBoardLink::BeginModel(manifest);
   }
-  Status WriteWeights(uint32_t model_id, uint32_t tensor, uint64_t offset,
-                      std::span<const std::byte> data) override {
+  HostStatus WriteWeights(uint32_t model_id, uint32_t tensor, uint64_t offset,
+                          std::span<const std::byte> data) override {
     log_.Add(Call::kWrite, model_id);
     return ForwardingBoardLink::WriteWeights(model_id, tensor, offset, data);
   }
-  Status CommitModel(uint32_t model_id) override {
+  HostStatus CommitModel(uint32_t model_id) override {
     log_.Add(Call::kCommit, model_id);
     return ForwardingBoardLink::CommitModel(model_id);
   }
-  Result<StepOutcome> Step(uint32_t model_id, const std::vector<SeqStep>& seqs) override {
+  HostResult<StepOutcome> Step(uint32_t model_id, const std::vector<SeqStep>& seqs) override {
     log_.Add(Call::kStep, model_id);
     return ForwardingBoardLink::Step(model_id, seqs);
   }
@@ -61,9 +62,9 @@ TEST(LoadBesideStreamTest, AStreamKeepsSteppingWhileALargerModelLoadsOntoItsBoar
   ASSERT_TRUE(WriteModel(dir.path() + "/b", "small", 4));  // About 20x the bytes of tiny.
   CallLog log;
   DaemonHarness h(nullptr, [&log](BoardLinkFactory real) -> BoardLinkFactory {
-    return [&log, real](const BoardConfig& config) -> Result<std::unique_ptr<BoardLink>> {
-      Result<std::unique_ptr<BoardLink>> link = real(config);
-      if (!link.ok()) return link.status();
+    return [&log, real](const BoardConfig& config) -> HostResult<std::unique_ptr<BoardLink>> {
+      HostResult<std::unique_ptr<BoardLink>> link = real(config);
+      if (!link.ok()) return std::move(link).error();
       return std::unique_ptr<BoardLink>(new RecordingLink(std::move(link).value(), log));
     };
   });
@@ -79,11 +80,10 @@ TEST(LoadBesideStreamTest, AStreamKeepsSteppingWhileALargerModelLoadsOntoItsBoar
     job.model = "a";
     job.prompt_tokens = {1, 2, 3};
     job.max_tokens = 1000;
-    EXPECT_TRUE(client
+    EXPECT_TRUE(IsOk(client
                     ->Run(job, [&](const TokenChunk& c) { streamed += c.tokens.size(); },
                           &outcome, &finished, 60000)
-                    .ok())
-        << client->last_error();
+                    ));
   });
   for (int i = 0; i < 3000 && streamed.load() == 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));

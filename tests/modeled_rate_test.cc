@@ -29,6 +29,13 @@ namespace {
 
 using Json = nlohmann::json;
 
+// Passes when `result` is OK; otherwise fails with the Error ("CODE: message").
+template <typename T>
+::testing::AssertionResult Ok(const HostResult<T>& result) {
+  if (result.ok()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << result.error().ToString();
+}
+
 // A small Llama shape (config.json alone: a shape-only model) that fits the mini preset.
 constexpr const char* kConfig = R"({"architectures": ["LlamaForCausalLM"],
   "vocab_size": 4096, "hidden_size": 512, "intermediate_size": 1536,
@@ -115,10 +122,10 @@ TEST_P(ModeledRateTest, TheRuntimeAndModelPlanChargeADecodeTokenTheSame) {
   auto link = ConnectBoardLink(context, (*board)->endpoint(), 10000, SystemClock::Get());
   ASSERT_TRUE(link.ok());
   BoardLink& l = **link;
-  ASSERT_TRUE(l.Identify().ok()) << l.last_error();
-  ASSERT_TRUE(l.Boot().ok()) << l.last_error();
-  ASSERT_TRUE(l.BeginModel(manifest).ok()) << l.last_error();
-  ASSERT_TRUE(l.CommitModel(7).ok()) << l.last_error();
+  ASSERT_TRUE(Ok(l.Identify()));
+  ASSERT_TRUE(Ok(l.Boot()));
+  ASSERT_TRUE(Ok(l.BeginModel(manifest)));
+  ASSERT_TRUE(Ok(l.CommitModel(7)));
 
   // Every slot prefills its prompt and samples one token; then one decode Step, as waferd sends
   // it: each sequence's last token in, tokens_per_step out.
@@ -133,8 +140,8 @@ TEST_P(ModeledRateTest, TheRuntimeAndModelPlanChargeADecodeTokenTheSame) {
     seq.generate = 1;
     prefill.push_back(std::move(seq));
   }
-  Result<StepOutcome> first = l.Step(7, prefill);
-  ASSERT_TRUE(first.ok()) << l.last_error();
+  HostResult<StepOutcome> first = l.Step(7, prefill);
+  ASSERT_TRUE(first.ok()) << first.error().message;
   for (uint32_t s = 0; s < c.slots; ++s) {
     ASSERT_TRUE(first->results[s].status.ok());
     ASSERT_EQ(first->results[s].tokens.size(), 1u);
@@ -144,8 +151,8 @@ TEST_P(ModeledRateTest, TheRuntimeAndModelPlanChargeADecodeTokenTheSame) {
     seq.generate = c.tokens_per_step;
     decode.push_back(std::move(seq));
   }
-  Result<StepOutcome> step = l.Step(7, decode);
-  ASSERT_TRUE(step.ok()) << l.last_error();
+  HostResult<StepOutcome> step = l.Step(7, decode);
+  ASSERT_TRUE(step.ok()) << step.error().message;
   for (const SeqResult& r : step->results) ASSERT_EQ(r.tokens.size(), c.tokens_per_step);
   const DeviceTime& t = step->device_time;
   const double n = c.tokens_per_step;

@@ -25,25 +25,21 @@ class PoisonableLink final : public ForwardingBoardLink {
  public:
   PoisonableLink(std::unique_ptr<BoardLink> inner, std::atomic<int>& crashes)
       : ForwardingBoardLink(std::move(inner)), crashes_(crashes) {}
-  Result<StepOutcome> Step(uint32_t model_id, const std::vector<SeqStep>& seqs) override {
+  HostResult<StepOutcome> Step(uint32_t model_id, const std::vector<SeqStep>& seqs) override {
     for (const SeqStep& s : seqs) {
       for (uint32_t t : s.input_tokens) {
         if (t != kPoisonToken) continue;
         ++crashes_;
-        inner().Reset().IgnoreError();
-        error_ = "no answer to Step (the firmware died on its input)";
-        return Unavailable();
+        (void)inner().Reset();
+        return Error{StatusCode::kUnavailable,
+                     "no answer to Step (the firmware died on its input)"};
       }
     }
     return ForwardingBoardLink::Step(model_id, seqs);
   }
-  const std::string& last_error() const override {
-    return error_.empty() ? ForwardingBoardLink::last_error() : error_;
-  }
 
  private:
   std::atomic<int>& crashes_;
-  std::string error_;
 };
 
 SubmitJob Greedy(std::vector<uint32_t> prompt, uint32_t max_tokens) {
@@ -60,9 +56,9 @@ TEST(PoisonJobTest, AJobThatTakesItsBoardDownIsFailedAndItsNeighboursFinish) {
   ASSERT_TRUE(WriteModel(dir.path() + "/tiny", "tiny", 8));
   std::atomic<int> crashes{0};
   DaemonHarness h(nullptr, [&crashes](BoardLinkFactory real) -> BoardLinkFactory {
-    return [&crashes, real](const BoardConfig& config) -> Result<std::unique_ptr<BoardLink>> {
-      Result<std::unique_ptr<BoardLink>> link = real(config);
-      if (!link.ok()) return link.status();
+    return [&crashes, real](const BoardConfig& config) -> HostResult<std::unique_ptr<BoardLink>> {
+      HostResult<std::unique_ptr<BoardLink>> link = real(config);
+      if (!link.ok()) return std::move(link).error();
       return std::unique_ptr<BoardLink>(new PoisonableLink(std::move(link).value(), crashes));
     };
   });

@@ -234,11 +234,8 @@ Frame EncodeStep(uint64_t id, uint32_t model_id, const std::vector<SeqStep>& seq
   return Finish(fbb, id, wb::BoardMessage::Step, msg.Union());
 }
 
-Result<BoardReply> DecodeBoardReply(std::span<const std::byte> frame, std::string* error) {
-  auto fail = [error](const char* why) {
-    if (error != nullptr) *error = why;
-    return DataLoss();
-  };
+HostResult<BoardReply> DecodeBoardReply(std::span<const std::byte> frame) {
+  auto fail = [](const char* why) { return Error{StatusCode::kDataLoss, why}; };
   if (frame.size() < 8 || frame.size() > kMaxReplyBytes) return fail("reply size out of range");
   // ZeroMQ frames may be unaligned: copy into 8-byte aligned storage before verifying.
   std::vector<uint64_t> aligned(frame.size() / 8 + 1);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
 #include "common/result.h"
 #include "host/board/board_types.h"
 
@@ -86,9 +87,11 @@ struct BoardReply {
 };
 
 // Verifies `frame` (any alignment: it is copied first) and decodes it.
-// Returns DATA_LOSS (with `error` saying why) for a frame that fails size, identifier,
-// verification or version checks, or is not a reply.
-Result<BoardReply> DecodeBoardReply(std::span<const std::byte> frame, std::string* error);
+// Returns:
+//   OK        - the reply (a board's own verdict, OK or not, is in its `status`).
+//   DATA_LOSS - the frame fails size, identifier, verification or version checks, or is not a
+//               reply; the message says which.
+HostResult<BoardReply> DecodeBoardReply(std::span<const std::byte> frame);
 
 // The name of a board.fbs LogCode value ("kImageRolledBack"); "" for a code this host lacks.
 const char* BoardLogCodeName(uint16_t code);

@@ -41,9 +41,8 @@ TEST(BoardCodecTest, DecodesErrorLogReplyAndClampsUnknownSeverity) {
   wb::FinishBoardEnvelopeBuffer(
       fbb, wb::CreateBoardEnvelope(fbb, &v, 5, wb::BoardMessage::ErrorLogReply, msg.Union()));
   const auto* p = reinterpret_cast<const std::byte*>(fbb.GetBufferPointer());
-  std::string error;
-  Result<BoardReply> r = DecodeBoardReply(std::span(p, fbb.GetSize()), &error);
-  ASSERT_TRUE(r.ok()) << error;
+  HostResult<BoardReply> r = DecodeBoardReply(std::span(p, fbb.GetSize()));
+  ASSERT_TRUE(r.ok()) << r.error().message;
   ASSERT_EQ(r->type, BoardReplyType::kErrorLog);
   const BoardErrorLog& log = r->error_log;
   EXPECT_EQ(log.next_sequence, 11u);
@@ -93,9 +92,8 @@ TEST(BoardCodecTest, DecodesStepReplyFromUnalignedMemory) {
   const Frame f = StepReplyFrame(77, 1);
   std::vector<std::byte> shifted(f.size() + 1);
   std::memcpy(shifted.data() + 1, f.data(), f.size());
-  std::string error;
-  Result<BoardReply> r = DecodeBoardReply(std::span(shifted).subspan(1), &error);
-  ASSERT_TRUE(r.ok()) << error;
+  HostResult<BoardReply> r = DecodeBoardReply(std::span(shifted).subspan(1));
+  ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->command_id, 77u);
   EXPECT_EQ(r->type, BoardReplyType::kStep);
   ASSERT_EQ(r->step.results.size(), 1u);
@@ -107,17 +105,16 @@ TEST(BoardCodecTest, DecodesStepReplyFromUnalignedMemory) {
 }
 
 TEST(BoardCodecTest, RejectsBadReplies) {
-  std::string error;
-  EXPECT_EQ(DecodeBoardReply(StepReplyFrame(1, 2), &error).status().code(),
-            StatusCode::kDataLoss);
-  EXPECT_NE(error.find("version"), std::string::npos);
+  HostResult<BoardReply> old_version = DecodeBoardReply(StepReplyFrame(1, 2));
+  ASSERT_EQ(old_version.code(), StatusCode::kDataLoss);
+  EXPECT_NE(old_version.error().message.find("version"), std::string::npos);
   Frame garbage(40, std::byte{0x5a});
-  EXPECT_EQ(DecodeBoardReply(garbage, &error).status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeBoardReply(garbage).code(), StatusCode::kDataLoss);
   Frame truncated = StepReplyFrame(1, 1);
   truncated.resize(truncated.size() / 2);
-  EXPECT_EQ(DecodeBoardReply(truncated, &error).status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeBoardReply(truncated).code(), StatusCode::kDataLoss);
   // A command is not a reply.
-  EXPECT_EQ(DecodeBoardReply(EncodeIdentify(3), &error).status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeBoardReply(EncodeIdentify(3)).code(), StatusCode::kDataLoss);
 }
 
 TEST(BoardCodecTest, EncodedCommandsVerify) {
@@ -183,9 +180,8 @@ class FirmwareCodec {
   }
   // Encodes a board reply and decodes it as the host does.
   BoardReply RoundTrip(const fw::Reply& reply) {
-    std::string error;
-    Result<BoardReply> r = DecodeBoardReply(codec_->Encode(reply), &error);
-    EXPECT_TRUE(r.ok()) << error;
+    HostResult<BoardReply> r = DecodeBoardReply(codec_->Encode(reply));
+    EXPECT_TRUE(r.ok()) << r.error().message;
     return r.ok() ? *r : BoardReply{};
   }
 
@@ -280,8 +276,8 @@ TEST(BoardCodecTest, MisalignedHiddenStatesAreDataLoss) {
       fbb, wb::CreateBoardEnvelope(fbb, &v, 1, wb::BoardMessage::StepReply, msg.Union()));
   Frame f(reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()),
           reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()) + fbb.GetSize());
-  std::string error;
-  ASSERT_TRUE(DecodeBoardReply(f, &error).ok()) << error;
+  HostResult<BoardReply> intact = DecodeBoardReply(f);
+  ASSERT_TRUE(intact.ok()) << intact.error().message;
   // Point the SeqResult's hidden_out offset (the uoffset that leads from where it is stored to
   // the vector) 2 bytes further: still inside the buffer, no longer float-aligned.
   const auto* base = reinterpret_cast<const uint8_t*>(f.data());
@@ -298,7 +294,7 @@ TEST(BoardCodecTest, MisalignedHiddenStatesAreDataLoss) {
   std::memcpy(&offset, f.data() + field, 4);
   offset += 2;
   std::memcpy(f.data() + field, &offset, 4);
-  EXPECT_EQ(DecodeBoardReply(f, &error).status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeBoardReply(f).code(), StatusCode::kDataLoss);
 }
 
 TEST(BoardCodecTest, FirmwareSlotsAndRollbackCrossBothCodecs) {

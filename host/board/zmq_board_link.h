@@ -8,7 +8,7 @@
 #include <zmq.hpp>
 
 #include "common/clock.h"
-#include "common/result.h"
+#include "common/error.h"
 #include "host/board/board_link.h"
 
 namespace wafer::host {
@@ -34,9 +34,9 @@ struct BoardLinkKeys {
   std::string secret_key;
 };
 
-Result<std::unique_ptr<BoardLink>> ConnectBoardLink(zmq::context_t& context,
-                                                    const std::string& endpoint, int timeout_ms,
-                                                    const Clock& clock,
-                                                    const BoardLinkKeys& keys = {});
+HostResult<std::unique_ptr<BoardLink>> ConnectBoardLink(zmq::context_t& context,
+                                                        const std::string& endpoint,
+                                                        int timeout_ms, const Clock& clock,
+                                                        const BoardLinkKeys& keys = {});
 
 }  // namespace wafer::host

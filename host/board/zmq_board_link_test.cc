@@ -30,6 +30,13 @@ namespace {
 
 namespace st = ::wafer::sim::testing;
 
+// Passes when `result` is OK; otherwise fails with the Error ("CODE: message").
+template <typename T>
+::testing::AssertionResult Ok(const HostResult<T>& result) {
+  if (result.ok()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << result.error().ToString();
+}
+
 ModelManifest TinyManifest(uint32_t id, const ModelArch& a,
                            const std::vector<st::TinyTensor>& tensors) {
   ModelManifest m;
@@ -60,8 +67,8 @@ ModelManifest TinyManifest(uint32_t id, const ModelArch& a,
 
 // The whole lifecycle against whatever board `link` reaches.
 void ExerciseBoard(BoardLink& link) {
-  Result<BoardIdentity> id = link.Identify();
-  ASSERT_TRUE(id.ok()) << link.last_error();
+  HostResult<BoardIdentity> id = link.Identify();
+  ASSERT_TRUE(id.ok()) << id.error().message;
   EXPECT_EQ(id->preset, "mini");
   EXPECT_EQ(id->state, BoardBootState::kPowerOn);
   EXPECT_EQ(id->fabric_width, 128u);
@@ -71,10 +78,12 @@ void ExerciseBoard(BoardLink& link) {
   const ModelArch arch = st::TinyArch();
   const auto tensors = st::MakeTinyLlama(arch, 11);
   const ModelManifest manifest = TinyManifest(5, arch, tensors);
-  EXPECT_EQ(link.BeginModel(manifest).code(), StatusCode::kFailedPrecondition);  // Not booted.
-  EXPECT_NE(link.last_error().find("boot state"), std::string::npos) << link.last_error();
-  ASSERT_TRUE(link.Boot().ok()) << link.last_error();
-  ASSERT_TRUE(link.BeginModel(manifest).ok()) << link.last_error();
+  HostStatus unbooted = link.BeginModel(manifest);
+  ASSERT_EQ(unbooted.code(), StatusCode::kFailedPrecondition);  // Not booted.
+  EXPECT_NE(unbooted.error().message.find("boot state"), std::string::npos)
+      << unbooted.error().message;
+  ASSERT_TRUE(Ok(link.Boot()));
+  ASSERT_TRUE(Ok(link.BeginModel(manifest)));
   EXPECT_EQ(link.BeginModel(manifest).code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(link.CommitModel(5).code(), StatusCode::kFailedPrecondition);  // Nothing written.
   constexpr size_t kChunk = 1000;
@@ -85,16 +94,16 @@ void ExerciseBoard(BoardLink& link) {
     auto bytes = i % 2 == 0 ? tensors[i].bytes() : std::span<const std::byte>((*owned)[i]);
     for (size_t off = 0; off < bytes.size(); off += kChunk) {
       const auto chunk = bytes.subspan(off, std::min(kChunk, bytes.size() - off));
-      const Status s = i % 2 == 0 ? link.WriteWeights(5, i, off, chunk)
-                                  : link.WriteSharedWeights(5, i, off, chunk, owned);
-      ASSERT_TRUE(s.ok()) << link.last_error();
+      const HostStatus s = i % 2 == 0 ? link.WriteWeights(5, i, off, chunk)
+                                      : link.WriteSharedWeights(5, i, off, chunk, owned);
+      ASSERT_TRUE(s.ok()) << s.error().message;
     }
   }
   const std::byte extra[8] = {};
   EXPECT_EQ(link.WriteWeights(5, 0, tensors[0].byte_size() - 4, extra).code(),
             StatusCode::kOutOfRange);
   EXPECT_EQ(link.WriteWeights(5, 999, 0, extra).code(), StatusCode::kOutOfRange);
-  ASSERT_TRUE(link.CommitModel(5).ok()) << link.last_error();
+  ASSERT_TRUE(Ok(link.CommitModel(5)));
   // The board has answered every write: the link and libzmq let go of the owner (libzmq's I/O
   // thread may drop its last reference just after the reply arrives, so wait for that).
   for (int i = 0; i < 500 && owned.use_count() > 1; ++i) {
@@ -110,8 +119,8 @@ void ExerciseBoard(BoardLink& link) {
   SeqStep a{.slot = 0, .reset = true, .input_tokens = prompt_a, .generate = 5};
   SeqStep b{.slot = 3, .reset = true, .input_tokens = prompt_b, .generate = 5,
             .sampling = {0.8f, 10, 0.9f, 1234}};
-  Result<StepOutcome> out = link.Step(5, {a, b});
-  ASSERT_TRUE(out.ok()) << link.last_error();
+  HostResult<StepOutcome> out = link.Step(5, {a, b});
+  ASSERT_TRUE(out.ok()) << out.error().message;
   ASSERT_EQ(out->results.size(), 2u);
   EXPECT_EQ(out->results[0].tokens, want_a);
   EXPECT_EQ(out->results[1].tokens, want_b);
@@ -120,8 +129,8 @@ void ExerciseBoard(BoardLink& link) {
   EXPECT_GT(out->device_time.total_ns, out->device_time.host_io_ns);
   EXPECT_EQ(link.Step(6, {a}).status().code(), StatusCode::kNotFound);
 
-  Result<BoardTelemetry> t = link.ReadTelemetry();
-  ASSERT_TRUE(t.ok()) << link.last_error();
+  HostResult<BoardTelemetry> t = link.ReadTelemetry();
+  ASSERT_TRUE(t.ok()) << t.error().message;
   EXPECT_EQ(t->state, BoardBootState::kReady);
   EXPECT_EQ(t->steps, 1u);
   EXPECT_EQ(t->region_temp_c.size(), 4u);
@@ -131,7 +140,7 @@ void ExerciseBoard(BoardLink& link) {
   ASSERT_TRUE(link.UnloadModel(5).ok());
   EXPECT_EQ(link.UnloadModel(5).code(), StatusCode::kNotFound);
   ASSERT_TRUE(link.Reset().ok());
-  Result<BoardIdentity> after = link.Identify();
+  HostResult<BoardIdentity> after = link.Identify();
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(after->state, BoardBootState::kPowerOn);
 }
@@ -148,19 +157,16 @@ TEST(ZmqBoardLinkTest, EmbeddedBoardOverInproc) {
   ExerciseBoard(**link);
 
   // Garbage on the same endpoint gets a typed error and the board keeps serving.
-  std::string detail;
-  auto raw = net::Socket::Connect(context, net::SocketType::kDealer, "inproc://board-e2e", {},
-                                  &detail);
-  ASSERT_TRUE(raw.ok()) << detail;
+  auto raw = net::Socket::Connect(context, net::SocketType::kDealer, "inproc://board-e2e", {});
+  ASSERT_TRUE(raw.ok()) << raw.error().message;
   const char junk[] = "definitely not a flatbuffer";
   ASSERT_EQ((*raw)->Send(net::AsBytes(std::string_view(junk, sizeof(junk)))),
             net::SendOutcome::kSent);
   Result<net::Message> msg = (*raw)->Receive(5000);
   ASSERT_TRUE(msg.ok()) << msg.status().name();
   ASSERT_EQ(msg->frame_count(), 1u);
-  std::string decode_error;
-  Result<BoardReply> reply = DecodeBoardReply(msg->frame(0), &decode_error);
-  ASSERT_TRUE(reply.ok()) << decode_error;
+  HostResult<BoardReply> reply = DecodeBoardReply(msg->frame(0));
+  ASSERT_TRUE(reply.ok()) << reply.error().message;
   EXPECT_EQ(reply->type, BoardReplyType::kError);
   EXPECT_NE(reply->detail.find("identifier"), std::string::npos);
   EXPECT_TRUE((*link)->Identify().ok());
@@ -190,10 +196,10 @@ TEST(ZmqBoardLinkTest, AFrameTooLargeForTheBoardIsRefusedNotTimedOut) {
   seq.input_tokens = {1};
   seq.generate = 1;
   seq.stop_tokens.assign(identity->max_frame_bytes / 4 + 1, 7);  // Over the frame by itself.
-  Result<StepOutcome> step = (*link)->Step(1, {seq});
-  EXPECT_FALSE(step.ok());
+  HostResult<StepOutcome> step = (*link)->Step(1, {seq});
+  ASSERT_FALSE(step.ok());
   EXPECT_NE(step.status().code(), StatusCode::kUnavailable);
-  EXPECT_NE((*link)->last_error().find("larger than"), std::string::npos) << (*link)->last_error();
+  EXPECT_NE(step.error().message.find("larger than"), std::string::npos) << step.error().message;
   EXPECT_TRUE((*link)->Identify().ok());  // Same socket, board still serving.
 }
 
@@ -215,7 +221,7 @@ TEST(ZmqBoardLinkTest, ACurveBoardAnswersOnlyItsHost) {
   auto link = ConnectBoardLink(context, endpoint, 5000, SystemClock::Get(),
                                {board_keys.public_key, host_keys.public_key, host_keys.secret_key});
   ASSERT_TRUE(link.ok());
-  EXPECT_TRUE((*link)->Identify().ok()) << (*link)->last_error();
+  EXPECT_TRUE(Ok((*link)->Identify()));
   // Refused in the handshake: each call waits out its (short) timeout.
   auto plain = ConnectBoardLink(context, endpoint, 300, SystemClock::Get());
   ASSERT_TRUE(plain.ok());
@@ -265,14 +271,14 @@ TEST(ZmqBoardLinkTest, FirmwareUpdateAndErrorLogOverInproc) {
   auto connected = ConnectBoardLink(context, "inproc://board-fw", 5000, SystemClock::Get());
   ASSERT_TRUE(connected.ok());
   BoardLink& link = **connected;
-  Result<BoardIdentity> id = link.Identify();
-  ASSERT_TRUE(id.ok()) << link.last_error();
+  HostResult<BoardIdentity> id = link.Identify();
+  ASSERT_TRUE(id.ok()) << id.error().message;
   EXPECT_EQ(id->active_firmware_slot, 0u);
-  ASSERT_TRUE(link.Boot().ok()) << link.last_error();
+  ASSERT_TRUE(Ok(link.Boot()));
 
   auto send = [&](uint32_t slot, const std::vector<std::byte>& image,
                   const std::vector<std::byte>& sig) {
-    Status s = link.BeginFirmwareImage(slot, image.size(), Crc32c(image), sig);
+    HostStatus s = link.BeginFirmwareImage(slot, image.size(), Crc32c(image), sig);
     if (!s.ok()) return s;
     constexpr size_t kChunk = 100'000;
     for (size_t off = 0; off < image.size(); off += kChunk) {
@@ -291,28 +297,30 @@ TEST(ZmqBoardLinkTest, FirmwareUpdateAndErrorLogOverInproc) {
             StatusCode::kInvalidArgument);
   auto bad_sig = sign(good);
   bad_sig[0] ^= std::byte{1};
-  EXPECT_EQ(send(1, good, bad_sig).code(), StatusCode::kPermissionDenied) << link.last_error();
-  EXPECT_NE(link.last_error().find("signature"), std::string::npos) << link.last_error();
+  HostStatus refused = send(1, good, bad_sig);
+  ASSERT_EQ(refused.code(), StatusCode::kPermissionDenied) << refused.error().message;
+  EXPECT_NE(refused.error().message.find("signature"), std::string::npos)
+      << refused.error().message;
   ASSERT_TRUE(link.BeginFirmwareImage(1, good.size(), Crc32c(good) ^ 1, sign(good)).ok());
-  ASSERT_TRUE(link.WriteFirmwareChunk(1, 0, good).ok()) << link.last_error();
+  ASSERT_TRUE(Ok(link.WriteFirmwareChunk(1, 0, good)));
   EXPECT_EQ(link.CommitFirmwareImage(1).code(), StatusCode::kDataLoss);
-  ASSERT_TRUE(send(1, good, sign(good)).ok()) << link.last_error();
+  ASSERT_TRUE(Ok(send(1, good, sign(good))));
   EXPECT_EQ(link.Identify()->active_firmware_slot, 0u);  // Until the reset.
   ASSERT_TRUE(link.Reset().ok());
-  ASSERT_TRUE(link.Boot().ok()) << link.last_error();
+  ASSERT_TRUE(Ok(link.Boot()));
   EXPECT_EQ(link.Identify()->active_firmware_slot, 1u);
 
   // An image that cannot boot: slot 0 now (1 runs). The board rolls back on its own.
   const auto broken = make_image(50'000, sim::SimWafer::kFailSelfTestMarker);
-  ASSERT_TRUE(send(0, broken, sign(broken)).ok()) << link.last_error();
+  ASSERT_TRUE(Ok(send(0, broken, sign(broken))));
   clock.Advance(5'000);
   ASSERT_TRUE(link.Reset().ok());
   EXPECT_EQ(link.Identify()->active_firmware_slot, 0u);  // On trial.
-  ASSERT_TRUE(link.Boot().ok()) << link.last_error();
+  ASSERT_TRUE(Ok(link.Boot()));
   EXPECT_EQ(link.Identify()->active_firmware_slot, 1u);  // Rolled back.
 
-  Result<BoardErrorLog> log = link.ReadErrorLog(0);
-  ASSERT_TRUE(log.ok()) << link.last_error();
+  HostResult<BoardErrorLog> log = link.ReadErrorLog(0);
+  ASSERT_TRUE(log.ok()) << log.error().message;
   EXPECT_EQ(log->dropped_count, 0u);
   ASSERT_FALSE(log->records.empty());
   EXPECT_EQ(log->records.front().sequence, 1u);
@@ -334,7 +342,7 @@ TEST(ZmqBoardLinkTest, FirmwareUpdateAndErrorLogOverInproc) {
   EXPECT_EQ(rollback.timestamp_ns, 7'000'005'000);
   EXPECT_EQ(log->records.front().timestamp_ns, 7'000'000'000);
   // Caught up: nothing more, same cursor.
-  Result<BoardErrorLog> more = link.ReadErrorLog(log->next_sequence);
+  HostResult<BoardErrorLog> more = link.ReadErrorLog(log->next_sequence);
   ASSERT_TRUE(more.ok());
   EXPECT_TRUE(more->records.empty());
   EXPECT_EQ(more->next_sequence, log->next_sequence);
@@ -363,9 +371,8 @@ class ScriptedBoard {
  public:
   ScriptedBoard(zmq::context_t& context, const std::string& endpoint,
                 std::function<bool(int)> answer) {
-    std::string detail;
-    auto router = net::Socket::Bind(context, net::SocketType::kRouter, endpoint, {}, &detail);
-    EXPECT_TRUE(router.ok()) << detail;
+    auto router = net::Socket::Bind(context, net::SocketType::kRouter, endpoint, {});
+    EXPECT_TRUE(router.ok()) << router.error().message;
     if (!router.ok()) return;
     router_ = std::move(router).value();  // Used only by the thread from here on.
     thread_ = std::thread([this, answer = std::move(answer)] { Serve(answer); });
@@ -413,12 +420,12 @@ TEST(ZmqBoardLinkTest, TimeoutReconnectsAndStaleRepliesAreSkipped) {
   ScriptedBoard board(context, "inproc://scripted", [](int n) { return n > 1; });
   auto link = ConnectBoardLink(context, "inproc://scripted", 150, SystemClock::Get());
   ASSERT_TRUE(link.ok());
-  Result<BoardIdentity> first = (*link)->Identify();
-  EXPECT_EQ(first.status().code(), StatusCode::kUnavailable);
-  EXPECT_NE((*link)->last_error().find("no reply"), std::string::npos) << (*link)->last_error();
+  HostResult<BoardIdentity> first = (*link)->Identify();
+  ASSERT_EQ(first.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(first.error().message.find("no reply"), std::string::npos) << first.error().message;
   for (int i = 0; i < 3; ++i) {
-    Result<BoardIdentity> again = (*link)->Identify();
-    ASSERT_TRUE(again.ok()) << (*link)->last_error();
+    HostResult<BoardIdentity> again = (*link)->Identify();
+    ASSERT_TRUE(again.ok()) << again.error().message;
     EXPECT_EQ(again->board_id, "right");
   }
 }
@@ -436,12 +443,12 @@ TEST(ZmqBoardLinkTest, DeadlinesAreReadOnTheInjectedClock) {
   });
   auto link = ConnectBoardLink(context, "inproc://clocked", 60000, clock);
   ASSERT_TRUE(link.ok());
-  Result<BoardIdentity> late = (*link)->Identify();
-  EXPECT_EQ(late.status().code(), StatusCode::kUnavailable);
-  EXPECT_NE((*link)->last_error().find("no reply"), std::string::npos) << (*link)->last_error();
-  EXPECT_NE((*link)->last_error().find("60000 ms"), std::string::npos) << (*link)->last_error();
-  Result<BoardIdentity> in_time = (*link)->Identify();
-  ASSERT_TRUE(in_time.ok()) << (*link)->last_error();
+  HostResult<BoardIdentity> late = (*link)->Identify();
+  ASSERT_EQ(late.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(late.error().message.find("no reply"), std::string::npos) << late.error().message;
+  EXPECT_NE(late.error().message.find("60000 ms"), std::string::npos) << late.error().message;
+  HostResult<BoardIdentity> in_time = (*link)->Identify();
+  ASSERT_TRUE(in_time.ok()) << in_time.error().message;
   EXPECT_EQ(in_time->board_id, "right");
 }
 
@@ -480,8 +487,8 @@ TEST(ZmqBoardLinkTest, WaferSimProcessOverTcp) {
     zmq::context_t context(1);
     auto link = ConnectBoardLink(context, endpoint, 5000, SystemClock::Get());
     ASSERT_TRUE(link.ok());
-    Result<BoardIdentity> id = (*link)->Identify();
-    ASSERT_TRUE(id.ok()) << (*link)->last_error();
+    HostResult<BoardIdentity> id = (*link)->Identify();
+    ASSERT_TRUE(id.ok()) << id.error().message;
     EXPECT_EQ(id->board_id, "proc-0");
     ExerciseBoard(**link);
   }
@@ -518,22 +525,22 @@ TEST(ZmqBoardLinkFaultTest, GeometryFaultsCrcRetryHangAndHeartbeat) {
   ASSERT_TRUE(connected.ok());
   BoardLink& link = **connected;
 
-  ASSERT_TRUE(link.Boot().ok()) << link.last_error();
-  Result<BoardIdentity> id = link.Identify();
+  ASSERT_TRUE(Ok(link.Boot()));
+  HostResult<BoardIdentity> id = link.Identify();
   ASSERT_TRUE(id.ok());
   EXPECT_TRUE(id->harvested);
   EXPECT_EQ(id->physical_rows, 128u);
   EXPECT_EQ(id->physical_cols, 132u);
   EXPECT_EQ(id->usable_pes, uint64_t{id->fabric_width} * id->fabric_height);
   EXPECT_EQ(id->healthy_pes + id->failed_pes, id->physical_pes);
-  Result<BoardHarvestMap> geo = link.ReadGeometry();
-  ASSERT_TRUE(geo.ok()) << link.last_error();
+  HostResult<BoardHarvestMap> geo = link.ReadGeometry();
+  ASSERT_TRUE(geo.ok()) << geo.error().message;
   EXPECT_EQ(geo->row_failed.size(), 128u);
   EXPECT_EQ(geo->usable_height, id->fabric_height);
 
   // A PE stops: the fault report names it.
-  ASSERT_TRUE(link.InjectFault({BoardFaultKind::kPeStop, 0, 2, 3, 0}).ok()) << link.last_error();
-  Result<BoardFaults> faults = link.ReadFaults(0);
+  ASSERT_TRUE(Ok(link.InjectFault({BoardFaultKind::kPeStop, 0, 2, 3, 0})));
+  HostResult<BoardFaults> faults = link.ReadFaults(0);
   ASSERT_TRUE(faults.ok());
   ASSERT_EQ(faults->faults.size(), 1u);
   EXPECT_EQ(faults->faults[0].kind, BoardFaultKind::kPeStop);
@@ -544,8 +551,8 @@ TEST(ZmqBoardLinkFaultTest, GeometryFaultsCrcRetryHangAndHeartbeat) {
 
   // Two frames fail the link CRC: the link resends and the call still succeeds.
   ASSERT_TRUE(link.InjectFault({BoardFaultKind::kLinkCrc, 0, 0, 0, 2}).ok());
-  Result<BoardTelemetry> t = link.ReadTelemetry();
-  ASSERT_TRUE(t.ok()) << link.last_error();
+  HostResult<BoardTelemetry> t = link.ReadTelemetry();
+  ASSERT_TRUE(t.ok()) << t.error().message;
   EXPECT_EQ(t->link_crc_errors, 2u);
   EXPECT_EQ(t->runtime_failed_pes, 1u);
   EXPECT_EQ(t->region_clock_hz.size(), 4u);
@@ -561,7 +568,7 @@ TEST(ZmqBoardLinkFaultTest, GeometryFaultsCrcRetryHangAndHeartbeat) {
   ASSERT_TRUE(link.InjectFault({BoardFaultKind::kFirmwareHang, 0, 0, 0, 0}).ok());
   EXPECT_EQ(link.Heartbeat().code(), StatusCode::kUnavailable);
   EXPECT_EQ(link.Identify().status().code(), StatusCode::kUnavailable);
-  ASSERT_TRUE(link.Reset().ok()) << link.last_error();
+  ASSERT_TRUE(Ok(link.Reset()));
   EXPECT_TRUE(link.Heartbeat().ok());
   ASSERT_TRUE(link.Boot().ok());
   // The stopped PE stays dead across the reset; the self-test finds it.
@@ -576,7 +583,7 @@ TEST(ZmqBoardLinkFaultTest, WaferSimCrashesOnRequest) {
   zmq::context_t context(1);
   auto link = ConnectBoardLink(context, endpoint, 1000, SystemClock::Get());
   ASSERT_TRUE(link.ok());
-  ASSERT_TRUE((*link)->Heartbeat().ok()) << (*link)->last_error();
+  ASSERT_TRUE(Ok((*link)->Heartbeat()));
   EXPECT_EQ((*link)->InjectFault({BoardFaultKind::kProcessCrash, 0, 0, 0, 0}).code(),
             StatusCode::kUnavailable);
   int status = 0;

@@ -45,7 +45,7 @@ DiagTestResult RunFirmwareTest(BoardLink& link, const char* name, BoardDiagTest 
     if (!reply.ok()) {
       DiagTestResult failed = Make(name, call_failed_code,
                                    Format("the board refused or did not answer rows %u-%u: %s",
-                                          first, first + rows - 1, link.last_error().c_str()));
+                                          first, first + rows - 1, reply.error().message.c_str()));
       failed.units_tested = r.units_tested;
       return failed;
     }
@@ -203,7 +203,7 @@ DiagReport RunBoardDiagnostics(BoardLink& link, const Clock& clock, uint32_t lev
   timed([&] {
     const int64_t t0 = clock.NowNanos();
     auto id = link.Identify();
-    if (!id.ok()) return Make("link", 201, "Identify: " + link.last_error());
+    if (!id.ok()) return Make("link", 201, "Identify: " + id.error().message);
     identity = *id;
     return Make("link", 0,
                 Format("board %s (%s) answered Identify in %.1f ms", identity.board_id.c_str(),
@@ -226,14 +226,16 @@ DiagReport RunBoardDiagnostics(BoardLink& link, const Clock& clock, uint32_t lev
   timed([&] {
     if (!linked) return Skipped("sensors", "no link");
     auto t = link.ReadTelemetry();
-    if (!t.ok()) return Make("sensors", 201, "ReadTelemetry: " + link.last_error());
+    if (!t.ok()) return Make("sensors", 201, "ReadTelemetry: " + t.error().message);
     regions = static_cast<uint32_t>(t->region_temp_c.size());
     return SensorsTest(*t, limits);
   });
   timed([&] {
     if (!linked) return Skipped("heartbeat", "no link");
     const int64_t t0 = clock.NowNanos();
-    if (Status s = link.Heartbeat(); !s.ok()) return Make("heartbeat", 221, link.last_error());
+    if (HostStatus s = link.Heartbeat(); !s.ok()) {
+      return Make("heartbeat", 221, s.error().message);
+    }
     return Make("heartbeat", 0,
                 Format("answered in %.2f ms", Seconds(clock.NowNanos() - t0) * 1e3));
   });

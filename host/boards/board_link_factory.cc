@@ -8,11 +8,15 @@ namespace wafer::host {
 BoardLinkFactory ZmqBoardLinkFactory(zmq::context_t& context, const Clock& clock,
                                      const std::string& host_secret_key) {
   return [&context, &clock, host_secret_key](
-             const BoardConfig& config) -> Result<std::unique_ptr<BoardLink>> {
+             const BoardConfig& config) -> HostResult<std::unique_ptr<BoardLink>> {
     BoardLinkKeys keys;
     if (!config.curve_public_key.empty()) {
       Result<std::string> host_public = net::CurvePublicKeyOf(host_secret_key);
-      if (!host_public.ok()) return InvalidArgument();
+      if (!host_public.ok()) {
+        return Error{StatusCode::kInvalidArgument,
+                     "board at " + config.endpoint +
+                         " has a curve_public_key but the host has no usable secret key"};
+      }
       keys = BoardLinkKeys{config.curve_public_key, *host_public, host_secret_key};
     }
     return ConnectBoardLink(context, config.endpoint, static_cast<int>(config.timeout_ms), clock,

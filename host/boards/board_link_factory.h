@@ -6,7 +6,7 @@
 #include <memory>
 
 #include "common/clock.h"
-#include "common/result.h"
+#include "common/error.h"
 #include "host/board/board_link.h"
 #include "host/config/daemon_config.h"
 
@@ -17,9 +17,10 @@ class context_t;
 namespace wafer::host {
 
 // Connects to the board `config` names. Called on the board's worker thread (again after the
-// link was dropped); must be thread-safe. UNAVAILABLE when the board cannot be reached.
+// link was dropped); must be thread-safe. UNAVAILABLE when the board cannot be reached; the
+// Error's message says why.
 using BoardLinkFactory =
-    std::function<Result<std::unique_ptr<BoardLink>>(const BoardConfig& config)>;
+    std::function<HostResult<std::unique_ptr<BoardLink>>(const BoardConfig& config)>;
 
 // The board.fbs link over ZeroMQ (inproc://, ipc://, tcp://), each call bounded by the board's
 // timeout_ms. A board with a curve_public_key is reached over CURVE with the host's key pair

@@ -9,9 +9,9 @@ namespace {
 
 // No worker is started in these tests: the factory must never be called.
 BoardLinkFactory NoLinks() {
-  return [](const BoardConfig&) -> Result<std::unique_ptr<BoardLink>> {
+  return [](const BoardConfig&) -> HostResult<std::unique_ptr<BoardLink>> {
     ADD_FAILURE() << "no board link expected";
-    return Unavailable();
+    return Error{StatusCode::kUnavailable, "no board link expected"};
   };
 }
 

@@ -57,11 +57,13 @@ class Driver {
     }
     auto identity = link_->Identify();
     if (!identity.ok()) {
-      // A hung firmware answers nothing but Reset (the board's reset line): pull it once.
-      if (link_->Reset().ok()) identity = link_->Identify();
+      // A hung firmware answers nothing but Reset (the board's reset line): pull it once. When
+      // the Reset fails too, its Error is the one reported.
+      HostStatus reset = link_->Reset();
+      identity = reset.ok() ? link_->Identify() : std::move(reset).error();
     }
     if (!identity.ok()) {
-      Report(false, BoardBootState::kPowerOn, "identify failed: " + link_->last_error());
+      Report(false, BoardBootState::kPowerOn, "identify failed: " + identity.error().message);
       return;
     }
     identity_ = *identity;
@@ -77,7 +79,7 @@ class Driver {
       // board to reclaim it. Later reconnects (a link that timed out) keep our own models.
       auto t = link_->ReadTelemetry();
       if (!t.ok()) {
-        Report(false, BoardBootState::kPowerOn, "telemetry read failed: " + link_->last_error());
+        Report(false, BoardBootState::kPowerOn, "telemetry read failed: " + t.error().message);
         return;
       }
       claimed_ = true;
@@ -86,16 +88,16 @@ class Driver {
                   "holds {} bytes of models this daemon did not load; resetting it",
                   t->sram_used_bytes);
         Report(true, BoardBootState::kPowerOn, "resetting: holds another daemon's models");
-        if (Status s = link_->Reset(); !s.ok()) {
-          MarkOffline("reset failed: " + link_->last_error());
+        if (HostStatus s = link_->Reset(); !s.ok()) {
+          MarkOffline("reset failed: " + s.error().message);
           return;
         }
       }
     }
     Report(true, BoardBootState::kSelfTest, "booting");
-    if (Status s = link_->Boot(); !s.ok()) {
+    if (HostStatus s = link_->Boot(); !s.ok()) {
       Report(s.code() != StatusCode::kUnavailable, BoardBootState::kFaulted,
-             "boot failed: " + link_->last_error());
+             "boot failed: " + s.error().message);
       online_ = false;
       return;
     }
@@ -131,14 +133,15 @@ class Driver {
     last_telemetry_ns_ = now;
     // The watchdog: a firmware that misses its heartbeat is hung. Going offline re-queues the
     // board's jobs; EnsureOnline then resets it, boots it, and the daemon reloads its models.
-    if (Status beat = link_->Heartbeat(); !beat.ok() && beat.code() != StatusCode::kUnimplemented) {
+    if (HostStatus beat = link_->Heartbeat();
+        !beat.ok() && beat.code() != StatusCode::kUnimplemented) {
       ++heartbeat_misses_;
-      MarkOffline("missed firmware heartbeat: " + link_->last_error());
+      MarkOffline("missed firmware heartbeat: " + beat.error().message);
       return;
     }
     auto t = link_->ReadTelemetry();
     if (!t.ok()) {
-      MarkOffline("telemetry read failed: " + link_->last_error());
+      MarkOffline("telemetry read failed: " + t.error().message);
       return;
     }
     if (t->state != BoardBootState::kReady) {
@@ -176,7 +179,7 @@ class Driver {
       done.outcome = std::move(outcome).value();
     } else {
       done.status = outcome.status();
-      done.detail = link_->last_error();
+      done.detail = outcome.error().message;
       if (done.status.code() != StatusCode::kUnavailable && !BoardStillReady()) {
         // The Step reached a board that restarted behind our back: its sequences are not
         // wrong, their board was lost. Said UNAVAILABLE, they are re-queued, not failed.
@@ -203,7 +206,7 @@ class Driver {
       stage_queue_.pop_front();
       if (!online_) return FinishStage(work.model_id, work.stage, Unavailable(), "is not ready");
       if (work.replaces_model_id != 0) {
-        link_->UnloadModel(work.replaces_model_id).IgnoreError();  // NOT_FOUND: already gone.
+        (void)link_->UnloadModel(work.replaces_model_id);  // NOT_FOUND: already gone.
       }
       session_.emplace(work.model, work.model_id, work.stage,
                        std::max<uint32_t>(4096, identity_.max_chunk_bytes),
@@ -276,9 +279,9 @@ class Driver {
     if (!online_) {
       done.status = Unavailable();
       done.detail = "board not ready";
-    } else if (Status s = link_->UnloadModel(work.model_id); !s.ok()) {
-      done.status = s;
-      done.detail = link_->last_error();
+    } else if (HostStatus s = link_->UnloadModel(work.model_id); !s.ok()) {
+      done.status = s.status();
+      done.detail = s.error().message;
     }
     last_telemetry_ns_ = 0;
     done.elapsed_s = Seconds(clock_.NowNanos() - start);
@@ -293,9 +296,9 @@ class Driver {
     if (!link_) {
       done.status = Unavailable();
       done.detail = "board not connected";
-    } else if (Status s = link_->Reset(); !s.ok()) {
-      done.status = s;
-      done.detail = link_->last_error();
+    } else if (HostStatus s = link_->Reset(); !s.ok()) {
+      done.status = s.status();
+      done.detail = s.error().message;
     }
     online_ = false;
     last_attempt_ns_ = 0;
@@ -315,9 +318,9 @@ class Driver {
     if (!link_) {
       done.status = Unavailable();
       done.detail = "board not connected";
-    } else if (Status s = link_->InjectFault(work.fault); !s.ok()) {
-      done.status = s;
-      done.detail = link_->last_error();
+    } else if (HostStatus s = link_->InjectFault(work.fault); !s.ok()) {
+      done.status = s.status();
+      done.detail = s.error().message;
       // No answer (a process_crash took the board with it): the board is lost, whether or not
       // a new process is already listening on its endpoint.
       if (s.code() == StatusCode::kUnavailable) MarkOffline("fault injection: " + done.detail);
@@ -333,10 +336,10 @@ class Driver {
       done.detail = "board " + std::to_string(index_) + " is not ready";
     } else if (auto harvest = link_->ReadGeometry(); !harvest.ok()) {
       done.status = harvest.status();
-      done.detail = link_->last_error();
+      done.detail = harvest.error().message;
     } else if (auto telemetry = link_->ReadTelemetry(); !telemetry.ok()) {
       done.status = telemetry.status();
-      done.detail = link_->last_error();
+      done.detail = telemetry.error().message;
     } else {
       done.harvest = std::move(harvest).value();
       done.telemetry = std::move(telemetry).value();
@@ -382,7 +385,7 @@ class Driver {
       done.detail = "board " + std::to_string(index_) + " is not connected";
     } else if (auto slots = link_->ReadFirmwareSlots(); !slots.ok()) {
       done.status = slots.status();
-      done.detail = link_->last_error();
+      done.detail = slots.error().message;
     } else {
       done.slots = std::move(slots).value();
     }
@@ -397,12 +400,15 @@ class Driver {
       done.status = status;
       done.detail = std::move(detail);
     };
-    Result<BoardFirmwareSlots> slots =
-        link_ ? link_->ReadFirmwareSlots() : Result<BoardFirmwareSlots>(Unavailable());
+    HostResult<BoardFirmwareSlots> slots =
+        link_ ? link_->ReadFirmwareSlots()
+              : HostResult<BoardFirmwareSlots>(
+                    Error{StatusCode::kUnavailable,
+                          "board " + std::to_string(index_) + " is not connected"});
     if (!link_) {
       fail(Unavailable(), "board " + std::to_string(index_) + " is not connected");
     } else if (!slots.ok()) {
-      fail(slots.status(), link_->last_error());
+      fail(slots.status(), slots.error().message);
     } else {
       const uint32_t target = slots->active_slot == 0 ? 1 : 0;
       const uint64_t total = work.image.size();
@@ -410,7 +416,7 @@ class Driver {
       const size_t chunk = std::max<size_t>(4096, identity_.max_chunk_bytes == 0
                                                       ? 65536
                                                       : identity_.max_chunk_bytes);
-      Status s = link_->BeginFirmwareImage(target, total, crc, work.signature);
+      HostStatus s = link_->BeginFirmwareImage(target, total, crc, work.signature);
       int64_t last_progress_ns = 0;
       for (uint64_t offset = 0; s.ok() && offset < total; offset += chunk) {
         const size_t n = static_cast<size_t>(std::min<uint64_t>(chunk, total - offset));
@@ -425,7 +431,7 @@ class Driver {
       }
       if (s.ok()) s = link_->CommitFirmwareImage(target);
       if (!s.ok()) {
-        fail(s, link_->last_error());
+        fail(s.status(), s.error().message);
       } else {
         done.detail = "image of " + std::to_string(total) + " bytes accepted into slot " +
                       std::to_string(target) +
@@ -443,9 +449,9 @@ class Driver {
     if (!link_) {
       done.status = Unavailable();
       done.detail = "board " + std::to_string(index_) + " is not connected";
-    } else if (Status s = link_->RollbackFirmware(); !s.ok()) {
-      done.status = s;
-      done.detail = link_->last_error();
+    } else if (HostStatus s = link_->RollbackFirmware(); !s.ok()) {
+      done.status = s.status();
+      done.detail = s.error().message;
     } else if (auto slots = link_->ReadFirmwareSlots(); slots.ok() && slots->pending) {
       done.detail = "slot " + std::to_string(slots->pending_slot) +
                     " boots, on trial, at the board's next reset (waferctl reset " +
@@ -465,7 +471,7 @@ class Driver {
       done.log = std::move(log).value();
     } else {
       done.status = log.status();
-      done.detail = link_->last_error();
+      done.detail = log.error().message;
     }
     Send(std::make_unique<WorkerEvent>(std::move(done)));
   }

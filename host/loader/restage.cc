@@ -20,9 +20,9 @@ Status CollectLostTensors(BoardLink& link, uint32_t model_id, uint64_t* next_fau
   // The board answers every report it holds in one reply; the bound only stops a board that
   // keeps answering with more from looping forever.
   for (int page = 0; page < 64; ++page) {
-    Result<BoardFaults> faults = link.ReadFaults(from);
+    HostResult<BoardFaults> faults = link.ReadFaults(from);
     if (!faults.ok()) {
-      *detail = "reading the board's fault reports: " + link.last_error();
+      *detail = "reading the board's fault reports: " + faults.error().message;
       return faults.status();
     }
     const std::vector<BoardFaultReport>& got = faults->faults;
@@ -89,13 +89,13 @@ Status RestageFaultedTensors(BoardLink& link, const PreparedModel& model, uint32
       ++done.tensors;
     }
   }
-  if (Status s = link.CommitModel(model_id); !s.ok()) {
-    *detail = "the board refused the repair of " + model.name + ": " + link.last_error();
+  if (HostStatus s = link.CommitModel(model_id); !s.ok()) {
+    *detail = "the board refused the repair of " + model.name + ": " + s.error().message;
     if (missed) {
       *detail += " (fault reports after sequence " + std::to_string(first_sequence) +
                  " were overwritten before they were read; reload the model)";
     }
-    return s;
+    return s.status();
   }
   return OkStatus();
 }

@@ -68,9 +68,10 @@ struct RealBoard {
     EXPECT_TRUE(connected.ok());
     if (!connected.ok()) return;
     link = std::move(connected).value();
-    EXPECT_TRUE(link->Boot().ok()) << link->last_error();
-    Result<BoardIdentity> id = link->Identify();
-    EXPECT_TRUE(id.ok()) << link->last_error();
+    HostStatus booted = link->Boot();
+    EXPECT_TRUE(booted.ok()) << booted.error().message;
+    HostResult<BoardIdentity> id = link->Identify();
+    EXPECT_TRUE(id.ok()) << id.error().message;
     if (id.ok()) identity = *id;
   }
 
@@ -95,13 +96,13 @@ uint64_t Load(BoardLink& link, const PreparedModel& model, uint64_t chunk) {
 const std::vector<uint32_t> kPrompt = {72, 101, 108, 108, 111, 32, 119};
 
 // Greedy tokens for kPrompt in a fresh sequence, or the step's error.
-Result<std::vector<uint32_t>> Generate(BoardLink& link) {
+HostResult<std::vector<uint32_t>> Generate(BoardLink& link) {
   SeqStep seq;
   seq.slot = 0;
   seq.reset = true;
   seq.input_tokens = kPrompt;
   seq.generate = 12;
-  WAFER_ASSIGN_OR_RETURN(StepOutcome out, link.Step(kModelId, {seq}));
+  WAFER_HOST_ASSIGN_OR_RETURN(StepOutcome out, link.Step(kModelId, {seq}));
   return out.results.at(0).tokens;
 }
 
@@ -122,7 +123,7 @@ size_t FindTensor(const PreparedModel& model, TensorRole role, uint32_t layer, P
 }
 
 bool LogHas(BoardLink& link, const char* code) {
-  Result<BoardErrorLog> log = link.ReadErrorLog(0);
+  HostResult<BoardErrorLog> log = link.ReadErrorLog(0);
   if (!log.ok()) return false;
   return std::any_of(log->records.begin(), log->records.end(), [&](const BoardLogRecord& r) {
     return std::string(BoardLogCodeName(r.code)) == code;
@@ -138,8 +139,8 @@ TEST(RestageTest, RewritesOnlyTheLostTensorsAndTheModelGeneratesAsBefore) {
   const uint64_t chunk = board.identity.max_chunk_bytes;
   const uint64_t loaded = Load(link, model, chunk);
   ASSERT_EQ(loaded, model.source.weight_bytes());
-  Result<std::vector<uint32_t>> healthy = Generate(link);
-  ASSERT_TRUE(healthy.ok()) << link.last_error();
+  HostResult<std::vector<uint32_t>> healthy = Generate(link);
+  ASSERT_TRUE(healthy.ok()) << healthy.error().message;
   // A model left poisoned would generate token 0 only (NaN logits): the tokens tell them apart.
   ASSERT_NE(*healthy, std::vector<uint32_t>(healthy->size(), 0));
 
@@ -147,11 +148,11 @@ TEST(RestageTest, RewritesOnlyTheLostTensorsAndTheModelGeneratesAsBefore) {
   // bytes it held are gone.
   PeRect rect;
   const size_t up = FindTensor(model, TensorRole::kWUp, 1, &rect);
-  ASSERT_TRUE(link.InjectFault({BoardFaultKind::kPeStop, 0, rect.y, rect.x, 0}).ok())
-      << link.last_error();
-  Result<std::vector<uint32_t>> lost = Generate(link);
+  HostStatus injected = link.InjectFault({BoardFaultKind::kPeStop, 0, rect.y, rect.x, 0});
+  ASSERT_TRUE(injected.ok()) << injected.error().message;
+  HostResult<std::vector<uint32_t>> lost = Generate(link);
   ASSERT_EQ(lost.status().code(), StatusCode::kDataLoss);
-  Result<BoardFaults> faults = link.ReadFaults(0);
+  HostResult<BoardFaults> faults = link.ReadFaults(0);
   ASSERT_TRUE(faults.ok());
   ASSERT_EQ(faults->faults.size(), 1u);
   const BoardFaultReport& fault = faults->faults[0];
@@ -183,8 +184,8 @@ TEST(RestageTest, RewritesOnlyTheLostTensorsAndTheModelGeneratesAsBefore) {
   EXPECT_TRUE(LogHas(link, "kModelRepaired"));
 
   // The repaired model generates what it did before the fault.
-  Result<std::vector<uint32_t>> repaired = Generate(link);
-  ASSERT_TRUE(repaired.ok()) << link.last_error();
+  HostResult<std::vector<uint32_t>> repaired = Generate(link);
+  ASSERT_TRUE(repaired.ok()) << repaired.error().message;
   EXPECT_EQ(*repaired, *healthy);
 
   // The reports were consumed: a second repair has nothing to rewrite, and the board refuses to
@@ -204,34 +205,37 @@ TEST(RestageTest, ALostTensorLeftUnwrittenKeepsTheModelDown) {
   TempDir dir;
   const PreparedModel model = PrepareTiny(dir, false, GeometryFromIdentity(board.identity));
   Load(link, model, board.identity.max_chunk_bytes);
-  Result<std::vector<uint32_t>> healthy = Generate(link);
-  ASSERT_TRUE(healthy.ok()) << link.last_error();
+  HostResult<std::vector<uint32_t>> healthy = Generate(link);
+  ASSERT_TRUE(healthy.ok()) << healthy.error().message;
 
   // An uncorrectable ECC error in layer 0's query projection.
   PeRect rect;
   const size_t wq = FindTensor(model, TensorRole::kWq, 0, &rect);
   ASSERT_TRUE(link.InjectFault({BoardFaultKind::kEccUncorrectable, 0, rect.y, rect.x, 0}).ok());
-  EXPECT_EQ(Generate(link).status().code(), StatusCode::kDataLoss);
-  EXPECT_NE(link.last_error().find("ReadFaults"), std::string::npos) << link.last_error();
+  HostResult<std::vector<uint32_t>> lost = Generate(link);
+  ASSERT_EQ(lost.code(), StatusCode::kDataLoss);
+  EXPECT_NE(lost.error().message.find("ReadFaults"), std::string::npos) << lost.error().message;
 
   // Committing with nothing rewritten, or half of the tensor, is refused.
-  EXPECT_EQ(link.CommitModel(kModelId).code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(link.last_error().find("not fully rewritten"), std::string::npos)
-      << link.last_error();
+  HostStatus early = link.CommitModel(kModelId);
+  ASSERT_EQ(early.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(early.error().message.find("not fully rewritten"), std::string::npos)
+      << early.error().message;
   ModelManifest manifest;
   std::vector<std::span<const std::byte>> data;
   std::string detail;
   ASSERT_TRUE(StageManifest(model, kModelId, 0, &manifest, &data, &detail).ok());
   const auto half = data[wq].first(data[wq].size() / 2);
-  ASSERT_TRUE(link.WriteWeights(kModelId, static_cast<uint32_t>(wq), 0, half).ok())
-      << link.last_error();
+  HostStatus half_written = link.WriteWeights(kModelId, static_cast<uint32_t>(wq), 0, half);
+  ASSERT_TRUE(half_written.ok()) << half_written.error().message;
   EXPECT_EQ(link.CommitModel(kModelId).code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(Generate(link).status().code(), StatusCode::kDataLoss);
   // A tensor the fault did not touch is not the repair's to write.
   const uint32_t other = wq == 0 ? 1 : 0;
-  EXPECT_EQ(link.WriteWeights(kModelId, other, 0, data[other].first(16)).code(),
-            StatusCode::kFailedPrecondition);
-  EXPECT_NE(link.last_error().find("not lost"), std::string::npos) << link.last_error();
+  HostStatus untouched = link.WriteWeights(kModelId, other, 0, data[other].first(16));
+  ASSERT_EQ(untouched.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(untouched.error().message.find("not lost"), std::string::npos)
+      << untouched.error().message;
 
   // The helper writes the whole tensor again from the start.
   uint64_t next_sequence = 0;
@@ -242,8 +246,8 @@ TEST(RestageTest, ALostTensorLeftUnwrittenKeepsTheModelDown) {
       << detail;
   EXPECT_EQ(report.tensors, 1u);
   EXPECT_EQ(report.bytes, data[wq].size());
-  Result<std::vector<uint32_t>> repaired = Generate(link);
-  ASSERT_TRUE(repaired.ok()) << link.last_error();
+  HostResult<std::vector<uint32_t>> repaired = Generate(link);
+  ASSERT_TRUE(repaired.ok()) << repaired.error().message;
   EXPECT_EQ(*repaired, *healthy);
 }
 
@@ -269,56 +273,57 @@ TEST(RestageTest, ShapeOnlyModelIsRepairedByTheCommitAlone) {
   EXPECT_EQ(report.fault_reports, 1u);
   EXPECT_EQ(report.tensors, 0u);
   EXPECT_EQ(report.bytes, 0u);
-  EXPECT_TRUE(Generate(link).ok()) << link.last_error();
+  HostResult<std::vector<uint32_t>> repaired = Generate(link);
+  EXPECT_TRUE(repaired.ok()) << repaired.error().message;
 }
 
 // --- Against a scripted link: what the board says, and what the helper sends. ---
 
 class ScriptedLink final : public BoardLink {
  public:
-  Result<BoardIdentity> Identify() override { return BoardIdentity{}; }
-  Status Boot() override { return OkStatus(); }
-  Status BeginModel(const ModelManifest&) override { return Unimplemented(); }
-  Status WriteWeights(uint32_t model_id, uint32_t tensor_index, uint64_t offset,
-                      std::span<const std::byte> data) override {
+  // What the calls this test does not script answer.
+  static Error Unscripted() { return Error{StatusCode::kUnimplemented, "not scripted"}; }
+
+  HostResult<BoardIdentity> Identify() override { return BoardIdentity{}; }
+  HostStatus Boot() override { return HostOk(); }
+  HostStatus BeginModel(const ModelManifest&) override { return Unscripted(); }
+  HostStatus WriteWeights(uint32_t model_id, uint32_t tensor_index, uint64_t offset,
+                          std::span<const std::byte> data) override {
     writes.push_back({model_id, tensor_index, offset, data.size()});
-    if (!write_status.ok()) error_ = "scripted write failure";
-    return write_status;
+    if (!write_status.ok()) return Error{write_status.code(), "scripted write failure"};
+    return HostOk();
   }
-  Status CommitModel(uint32_t model_id) override {
+  HostStatus CommitModel(uint32_t model_id) override {
     commits.push_back(model_id);
-    if (!commit_status.ok()) error_ = "scripted commit failure";
-    return commit_status;
+    if (!commit_status.ok()) return Error{commit_status.code(), "scripted commit failure"};
+    return HostOk();
   }
-  Status UnloadModel(uint32_t) override { return Unimplemented(); }
-  Result<StepOutcome> Step(uint32_t, const std::vector<SeqStep>&) override {
-    return Unimplemented();
+  HostStatus UnloadModel(uint32_t) override { return Unscripted(); }
+  HostResult<StepOutcome> Step(uint32_t, const std::vector<SeqStep>&) override {
+    return Unscripted();
   }
-  Result<BoardTelemetry> ReadTelemetry() override { return Unimplemented(); }
-  Status Reset() override { return Unimplemented(); }
-  Result<BoardErrorLog> ReadErrorLog(uint64_t) override { return Unimplemented(); }
-  Status BeginFirmwareImage(uint32_t, uint64_t, uint32_t, std::span<const std::byte>) override {
-    return Unimplemented();
+  HostResult<BoardTelemetry> ReadTelemetry() override { return Unscripted(); }
+  HostStatus Reset() override { return Unscripted(); }
+  HostResult<BoardErrorLog> ReadErrorLog(uint64_t) override { return Unscripted(); }
+  HostStatus BeginFirmwareImage(uint32_t, uint64_t, uint32_t, std::span<const std::byte>) override {
+    return Unscripted();
   }
-  Status WriteFirmwareChunk(uint32_t, uint64_t, std::span<const std::byte>) override {
-    return Unimplemented();
+  HostStatus WriteFirmwareChunk(uint32_t, uint64_t, std::span<const std::byte>) override {
+    return Unscripted();
   }
-  Status CommitFirmwareImage(uint32_t) override { return Unimplemented(); }
-  Result<BoardHarvestMap> ReadGeometry() override { return Unimplemented(); }
-  Result<BoardFirmwareSlots> ReadFirmwareSlots() override { return Unimplemented(); }
-  Status RollbackFirmware() override { return Unimplemented(); }
-  Result<BoardDiagnostic> RunDiagnostic(BoardDiagTest, uint32_t, uint32_t) override {
-    return Unimplemented();
+  HostStatus CommitFirmwareImage(uint32_t) override { return Unscripted(); }
+  HostResult<BoardHarvestMap> ReadGeometry() override { return Unscripted(); }
+  HostResult<BoardFirmwareSlots> ReadFirmwareSlots() override { return Unscripted(); }
+  HostStatus RollbackFirmware() override { return Unscripted(); }
+  HostResult<BoardDiagnostic> RunDiagnostic(BoardDiagTest, uint32_t, uint32_t) override {
+    return Unscripted();
   }
-  Status InjectFault(const BoardFaultInjection&) override { return Unimplemented(); }
-  Status Heartbeat() override { return Unimplemented(); }
+  HostStatus InjectFault(const BoardFaultInjection&) override { return Unscripted(); }
+  HostStatus Heartbeat() override { return Unscripted(); }
   // Every report from `from` on, as the firmware answers (0: all of them).
-  Result<BoardFaults> ReadFaults(uint64_t from) override {
+  HostResult<BoardFaults> ReadFaults(uint64_t from) override {
     ++fault_reads;
-    if (!faults_status.ok()) {
-      error_ = "no answer within 300 ms";
-      return faults_status;
-    }
+    if (!faults_status.ok()) return Error{faults_status.code(), "no answer within 300 ms"};
     BoardFaults out;
     for (const BoardFaultReport& r : reports) {
       if (r.sequence >= from) out.faults.push_back(r);
@@ -326,7 +331,6 @@ class ScriptedLink final : public BoardLink {
     out.next_sequence = reports.empty() ? 1 : reports.back().sequence + 1;
     return out;
   }
-  const std::string& last_error() const override { return error_; }
 
   struct Write {
     uint32_t model_id;
@@ -341,9 +345,6 @@ class ScriptedLink final : public BoardLink {
   std::vector<Write> writes;
   std::vector<uint32_t> commits;
   int fault_reads = 0;
-
- private:
-  std::string error_;
 };
 
 BoardFaultReport Report(uint64_t sequence, uint32_t model_id, std::vector<uint32_t> tensors) {

@@ -17,9 +17,9 @@ StageSession::StageSession(std::shared_ptr<const PreparedModel> model, uint32_t 
 Status StageSession::Begin(BoardLink& link, std::string* detail) {
   WAFER_RETURN_IF_ERROR(StageManifest(*model_, model_id_, stage_, &manifest_, &data_, detail));
   manifest_.next_stage = next_stage_;
-  if (Status s = link.BeginModel(manifest_); !s.ok()) {
-    *detail = "refused the model: " + link.last_error();
-    return s;
+  if (HostStatus s = link.BeginModel(manifest_); !s.ok()) {
+    *detail = "refused the model: " + s.error().message;
+    return s.status();
   }
   // Empty tensors hold no chunk.
   while (tensor_ < data_.size() && data_[tensor_].empty()) ++tensor_;
@@ -32,13 +32,13 @@ Status StageSession::Next(BoardLink& link, std::string* detail) {
     const auto piece = bytes.subspan(offset_, std::min<uint64_t>(max_chunk_, bytes.size() - offset_));
     // The bytes are the model's (its mapped checkpoint): the link may send them without a copy,
     // holding the model until it no longer reads them.
-    if (Status s = link.WriteSharedWeights(model_id_, static_cast<uint32_t>(tensor_), offset_,
-                                           piece, model_);
+    if (HostStatus s = link.WriteSharedWeights(model_id_, static_cast<uint32_t>(tensor_),
+                                               offset_, piece, model_);
         !s.ok()) {
       *detail = "writing " + manifest_.tensors[tensor_].name + " at offset " +
-                std::to_string(offset_) + ": " + link.last_error();
+                std::to_string(offset_) + ": " + s.error().message;
       Abort(link);
-      return s;
+      return s.status();
     }
     written_ += piece.size();
     offset_ += piece.size();
@@ -49,17 +49,17 @@ Status StageSession::Next(BoardLink& link, std::string* detail) {
     }
     if (tensor_ < data_.size()) return OkStatus();
   }
-  if (Status s = link.CommitModel(model_id_); !s.ok()) {
-    *detail = "commit failed: " + link.last_error();
+  if (HostStatus s = link.CommitModel(model_id_); !s.ok()) {
+    *detail = "commit failed: " + s.error().message;
     Abort(link);
-    return s;
+    return s.status();
   }
   committed_ = true;
   return OkStatus();
 }
 
 void StageSession::Abort(BoardLink& link) {
-  link.UnloadModel(model_id_).IgnoreError();  // NOT_FOUND: nothing was staged.
+  (void)link.UnloadModel(model_id_);  // NOT_FOUND: nothing was staged.
 }
 
 }  // namespace wafer::host

@@ -63,10 +63,10 @@ Status WriteTensorChunks(BoardLink& link, uint32_t model_id, uint32_t index, con
                          std::string* detail) {
   for (uint64_t off = 0; off < bytes.size(); off += max_chunk) {
     const auto piece = bytes.subspan(off, std::min<uint64_t>(max_chunk, bytes.size() - off));
-    if (Status s = link.WriteWeights(model_id, index, off, piece); !s.ok()) {
+    if (HostStatus s = link.WriteWeights(model_id, index, off, piece); !s.ok()) {
       *detail = std::string(doing) + " " + name + " at offset " + std::to_string(off) + ": " +
-                link.last_error();
-      return s;
+                s.error().message;
+      return s.status();
     }
     if (on_chunk) on_chunk(piece.size());
   }

@@ -21,9 +21,8 @@ using ::wafer::ModelStage;
 using ::wafer::TensorRole;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  std::string error;
-  auto r = DecodeBoardReply({reinterpret_cast<const std::byte*>(data), size}, &error);
-  if (!r.ok()) FUZZ_CHECK(!error.empty());
+  auto r = DecodeBoardReply({reinterpret_cast<const std::byte*>(data), size});
+  if (!r.ok()) FUZZ_CHECK(!r.error().message.empty());
   return 0;
 }
 
@@ -96,8 +95,7 @@ std::vector<std::string> FuzzSeeds() {
   // Every seed is a reply the host accepts, one of each type.
   std::vector<bool> seen(static_cast<size_t>(BoardReplyType::kDiagnostic) + 1);
   for (const std::string& reply : port.out) {
-    std::string error;
-    auto r = DecodeBoardReply(wafer::net::AsBytes(reply), &error);
+    auto r = DecodeBoardReply(wafer::net::AsBytes(reply));
     FUZZ_CHECK(r.ok());
     seen[static_cast<size_t>(r->type)] = true;
   }
