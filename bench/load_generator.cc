@@ -24,11 +24,10 @@ double Quantile(std::vector<double> values, double q) {
   return values[std::min(rank, values.size() - 1)];
 }
 
-Status RunLoad(const LoadOptions& o, LoadReport* report, std::string* detail) {
+HostStatus RunLoad(const LoadOptions& o, LoadReport* report) {
   auto connected = host::JobClient::Connect(o.endpoint);
   if (!connected.ok()) {
-    *detail = "cannot connect to " + o.endpoint;
-    return connected.status();
+    return std::move(connected).error().WithContext("cannot connect to " + o.endpoint);
   }
   host::JobClient& client = **connected;
   const Clock& clock = SystemClock::Get();
@@ -39,7 +38,7 @@ Status RunLoad(const LoadOptions& o, LoadReport* report, std::string* detail) {
   uint32_t submitted = 0;
   const int64_t start = clock.NowNanos();
 
-  auto submit_next = [&]() -> Status {
+  auto submit_next = [&]() -> HostStatus {
     host::SubmitJob job;
     job.request_tag = submitted + 1;
     job.model = o.model;
@@ -60,16 +59,10 @@ Status RunLoad(const LoadOptions& o, LoadReport* report, std::string* detail) {
 
   while (report->accepted + report->rejected < o.jobs || !by_job.empty()) {
     while (submitted < o.jobs && by_tag.size() + by_job.size() < o.concurrency) {
-      if (Status s = submit_next(); !s.ok()) {
-        *detail = client.last_error();
-        return s;
-      }
+      WAFER_HOST_RETURN_IF_ERROR(submit_next());
     }
     host::JobMessage m;
-    if (Status s = client.Receive(&m, o.timeout_ms); !s.ok()) {
-      *detail = client.last_error();
-      return s;
-    }
+    WAFER_HOST_RETURN_IF_ERROR(client.Receive(&m, o.timeout_ms));
     const int64_t now = clock.NowNanos();
     if (auto* a = std::get_if<host::JobAccepted>(&m)) {
       auto it = by_tag.find(a->request_tag);
@@ -107,12 +100,12 @@ Status RunLoad(const LoadOptions& o, LoadReport* report, std::string* detail) {
                                               (static_cast<double>(f->timings.device_ns) / 1e9));
       }
     } else if (auto* e = std::get_if<host::ErrorReply>(&m)) {
-      *detail = std::string("daemon error: ") + host::ErrorCodeName(e->code) + ": " + e->detail;
-      return Internal();
+      return Error{StatusCode::kInternal, std::string("daemon error: ") +
+                                              host::ErrorCodeName(e->code) + ": " + e->detail};
     }
   }
   report->wall_s = static_cast<double>(clock.NowNanos() - start) / 1e9;
-  return OkStatus();
+  return HostOk();
 }
 
 }  // namespace wafer::bench

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "common/status.h"
+#include "common/error.h"
 #include "host/wire/messages.h"
 
 namespace wafer::bench {
@@ -42,8 +42,13 @@ struct LoadReport {
   double tokens_per_s() const { return wall_s > 0 ? tokens / wall_s : 0; }
 };
 
-// Returns UNAVAILABLE / DEADLINE_EXCEEDED when the daemon stops answering (detail says how).
-Status RunLoad(const LoadOptions& options, LoadReport* report, std::string* detail);
+// Returns:
+//   OK                - `report` holds the run.
+//   UNAVAILABLE       - no connection, or the socket failed (the message says how).
+//   DEADLINE_EXCEEDED - the daemon stopped answering.
+//   DATA_LOSS         - the daemon sent something undecodable.
+//   INTERNAL          - the daemon answered with an ErrorReply ("daemon error: CODE: detail").
+HostStatus RunLoad(const LoadOptions& options, LoadReport* report);
 
 // The q-quantile (0..1) of `values` (nearest rank); 0 for an empty list.
 double Quantile(std::vector<double> values, double q);

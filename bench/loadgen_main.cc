@@ -49,11 +49,10 @@ int main(int argc, char** argv) {
     };
   }
   bench::LoadReport r;
-  std::string detail;
-  Status s = bench::RunLoad(o, &r, &detail);
+  HostStatus s = bench::RunLoad(o, &r);
   if (stream_first) std::printf("\n--- end of job 1 ---\n\n");
   if (!s.ok()) {
-    std::fprintf(stderr, "wafer-loadgen: %s: %s\n", s.name(), detail.c_str());
+    std::fprintf(stderr, "wafer-loadgen: %s\n", s.error().ToString().c_str());
     return 3;
   }
   std::printf("%-34s %s\n", "metric", "value");

@@ -201,9 +201,12 @@ LoadFigures LoadThroughWaferd(const std::string& bin, const fs::path& scratch,
   }
   std::vector<double> times;
   for (int i = 0; i < 3; ++i) {
-    const double t = waferd.LoadModel(model, "m", kLoadSlots, kLoadContext, &f.error);
-    if (t < 0) return f;
-    times.push_back(t);
+    const wafer::HostResult<double> t = waferd.LoadModel(model, "m", kLoadSlots, kLoadContext);
+    if (!t.ok()) {
+      f.error = t.error().message;
+      return f;
+    }
+    times.push_back(*t);
     if (i < 2 && !waferd.UnloadModel("m")) {
       f.error = "unload failed";
       return f;

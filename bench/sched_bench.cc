@@ -105,10 +105,9 @@ std::optional<Capacity> MeasureCapacity(const SchedBenchOptions& o, const Durati
   r.service_from_s = d.warmup_s;
   r.service_to_s = d.capacity_s;
   ReplayResult result;
-  std::string detail;
   const double cpu0 = waferd.CpuSeconds();
-  if (Status s = ReplayTrace(spec, trace, r, &result, &detail); !s.ok()) {
-    std::printf("    capacity: the saturation run failed: %s: %s\n", s.name(), detail.c_str());
+  if (HostStatus s = ReplayTrace(spec, trace, r, &result); !s.ok()) {
+    std::printf("    capacity: the saturation run failed: %s\n", s.error().ToString().c_str());
     return std::nullopt;
   }
   const double cpu1 = waferd.CpuSeconds();
@@ -143,13 +142,12 @@ std::optional<RunSummary> RunPolicy(const SchedBenchOptions& o, const Durations&
   r.service_from_s = d.warmup_s;
   r.service_to_s = d.trace_s;
   ReplayResult result;
-  std::string detail;
   const double waferd_cpu0 = waferd.CpuSeconds(), client_cpu0 = OwnCpuSeconds();
   EchoProbe echo(kEchoIntervalMs, kEchoBytes);
-  const Status s = ReplayTrace(spec, trace, r, &result, &detail);
+  const HostStatus s = ReplayTrace(spec, trace, r, &result);
   std::vector<double> echo_s = echo.Stop();
   if (!s.ok()) {
-    *why = std::string(s.name()) + ": " + detail;
+    *why = s.error().ToString();
     return std::nullopt;
   }
   RunSummary summary = Summarize(spec, trace, result, d.warmup_s, d.trace_s);

@@ -35,12 +35,11 @@ host::SubmitJob JobOf(const TraceSpec& spec, const TraceJob& t, size_t index,
 
 }  // namespace
 
-Status ReplayTrace(const TraceSpec& spec, const std::vector<TraceJob>& trace,
-                   const ReplayOptions& o, ReplayResult* result, std::string* detail) {
+HostStatus ReplayTrace(const TraceSpec& spec, const std::vector<TraceJob>& trace,
+                       const ReplayOptions& o, ReplayResult* result) {
   auto connected = host::JobClient::Connect(o.endpoint);
   if (!connected.ok()) {
-    *detail = "cannot connect to " + o.endpoint;
-    return connected.status();
+    return std::move(connected).error().WithContext("cannot connect to " + o.endpoint);
   }
   host::JobClient& client = **connected;
   const Clock& clock = SystemClock::Get();
@@ -51,19 +50,18 @@ Status ReplayTrace(const TraceSpec& spec, const std::vector<TraceJob>& trace,
   auto now_s = [&] { return static_cast<double>(clock.NowNanos() - start_ns) / 1e9; };
   double last_send_s = 0, last_message_s = 0;
 
-  auto send = [&](size_t i, double now) -> Status {
+  auto send = [&](size_t i, double now) -> HostStatus {
     JobOutcome& out = result->jobs[i];
     out.sent_s = now;
-    if (Status s = client.Send(JobOf(spec, trace[i], i, o)); !s.ok()) {
-      *detail = "sending job " + std::to_string(i) + ": " + client.last_error();
-      return s;
+    if (HostStatus s = client.Send(JobOf(spec, trace[i], i, o)); !s.ok()) {
+      return std::move(s).error().WithContext("sending job " + std::to_string(i));
     }
     if (o.in_flight == 0) {
       result->max_send_skew_s = std::max(result->max_send_skew_s, std::abs(now - trace[i].at_s));
     }
     ++unanswered;
     last_send_s = now;
-    return OkStatus();
+    return HostOk();
   };
   auto answer = [&](uint64_t tag, double now) -> JobOutcome* {
     if (tag == 0 || tag > trace.size()) return nullptr;
@@ -78,12 +76,12 @@ Status ReplayTrace(const TraceSpec& spec, const std::vector<TraceJob>& trace,
     double now = now_s();
     if (o.in_flight == 0) {
       while (next < trace.size() && trace[next].at_s <= now + kSendSlackS) {
-        WAFER_RETURN_IF_ERROR(send(next++, now));
+        WAFER_HOST_RETURN_IF_ERROR(send(next++, now));
       }
     } else {
       while (next < trace.size() && now < o.send_for_s &&
              unanswered + by_job.size() < o.in_flight) {
-        WAFER_RETURN_IF_ERROR(send(next++, now));
+        WAFER_HOST_RETURN_IF_ERROR(send(next++, now));
       }
     }
     const bool sending = o.in_flight == 0 ? next < trace.size()
@@ -100,21 +98,19 @@ Status ReplayTrace(const TraceSpec& spec, const std::vector<TraceJob>& trace,
     }
     wait_ms = std::clamp(wait_ms, 0, kMaxWaitMs);
     host::JobMessage m;
-    Status s = client.Receive(&m, wait_ms);
+    HostStatus s = client.Receive(&m, wait_ms);
     now = now_s();
-    if (s == DeadlineExceeded()) {
+    if (s.code() == StatusCode::kDeadlineExceeded) {
       const bool waiting = unanswered > 0 || !by_job.empty();
       if (waiting && (now - last_message_s) * 1000 > o.silence_limit_ms) {
-        *detail = "waferd sent nothing for " + std::to_string(o.silence_limit_ms) + " ms with " +
-                  std::to_string(unanswered + by_job.size()) + " jobs outstanding";
-        return s;
+        return Error{StatusCode::kDeadlineExceeded,
+                     "waferd sent nothing for " + std::to_string(o.silence_limit_ms) +
+                         " ms with " + std::to_string(unanswered + by_job.size()) +
+                         " jobs outstanding"};
       }
       continue;
     }
-    if (!s.ok()) {
-      *detail = client.last_error();
-      return s;
-    }
+    if (!s.ok()) return s;
     last_message_s = now;
     if (auto* a = std::get_if<host::JobAccepted>(&m)) {
       if (JobOutcome* out = answer(a->request_tag, now)) {
@@ -164,7 +160,7 @@ Status ReplayTrace(const TraceSpec& spec, const std::vector<TraceJob>& trace,
   result->wall_s = first_send < 0 ? 0 : end - first_send;
   result->unfinished = static_cast<uint32_t>(by_job.size());
   result->unanswered = static_cast<uint32_t>(unanswered);
-  return OkStatus();
+  return HostOk();
 }
 
 }  // namespace wafer::bench

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "bench/sched_trace.h"
-#include "common/status.h"
+#include "common/error.h"
 #include "host/wire/messages.h"
 
 namespace wafer::bench {
@@ -77,10 +77,10 @@ struct ReplayResult {
 
 // Returns:
 //   OK                - `result` holds the run.
-//   UNAVAILABLE       - no connection, or a send failed (detail says which job).
+//   UNAVAILABLE       - no connection, or a send failed (the message says which job).
 //   DEADLINE_EXCEEDED - waferd was silent for silence_limit_ms with jobs outstanding.
 //   DATA_LOSS         - waferd sent something undecodable.
-Status ReplayTrace(const TraceSpec& spec, const std::vector<TraceJob>& trace,
-                   const ReplayOptions& options, ReplayResult* result, std::string* detail);
+HostStatus ReplayTrace(const TraceSpec& spec, const std::vector<TraceJob>& trace,
+                       const ReplayOptions& options, ReplayResult* result);
 
 }  // namespace wafer::bench

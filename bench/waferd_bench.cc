@@ -94,9 +94,9 @@ bool StreamShapeJobs(const WaferdProcess& waferd, uint32_t jobs, uint32_t in_fli
   load.max_tokens = max_tokens;
   load.token_prompts = true;
   load.prompt_tokens = 8;
-  std::string detail;
-  if (RunLoad(load, report, &detail).ok()) return true;
-  std::fprintf(stderr, "waferd-bench: streaming run failed: %s\n", detail.c_str());
+  HostStatus run = RunLoad(load, report);
+  if (run.ok()) return true;
+  std::fprintf(stderr, "waferd-bench: streaming run failed: %s\n", run.error().message.c_str());
   return false;
 }
 
@@ -136,10 +136,9 @@ bool SendWhenReady(net::Socket& socket, const SendFn& send) {
 }
 
 // A socket the bench cannot do without: reports why and exits when it cannot be made.
-std::unique_ptr<net::Socket> MustOpen(Result<std::unique_ptr<net::Socket>> socket,
-                                      const std::string& detail) {
+std::unique_ptr<net::Socket> MustOpen(HostResult<std::unique_ptr<net::Socket>> socket) {
   if (!socket.ok()) {
-    std::fprintf(stderr, "waferd-bench: %s\n", detail.c_str());
+    std::fprintf(stderr, "waferd-bench: %s\n", socket.error().message.c_str());
     std::exit(1);
   }
   return std::move(socket).value();
@@ -152,9 +151,8 @@ Latency DaemonRoundTrip(const std::string& endpoint, int iterations,
                         const std::function<bool(int, const JobMessage&)>& answers,
                         const std::function<bool(int, const JobMessage&)>& done) {
   zmq::context_t ctx(1);
-  std::string detail;
   std::unique_ptr<net::Socket> s = MustOpen(
-      net::Socket::Connect(ctx, net::SocketType::kDealer, endpoint, {}, &detail), detail);
+      net::Socket::Connect(ctx, net::SocketType::kDealer, endpoint, {}));
   std::vector<double> samples;
   for (int i = 0; i < iterations; ++i) {
     std::string bytes = make(i);
@@ -164,9 +162,9 @@ Latency DaemonRoundTrip(const std::string& endpoint, int iterations,
     while (!finished) {
       Result<net::Message> m = s->Receive(kReplyWaitMs);
       if (!m.ok()) break;
-      JobMessage decoded;
-      host::DecodeError err;
-      if (!host::DecodeJob(m->frame(0), &decoded, &err)) break;
+      HostResult<JobMessage> result = host::DecodeJob(m->frame(0));
+      if (!result.ok()) break;
+      const JobMessage& decoded = *result;
       if (!answered && answers(i, decoded)) {
         samples.push_back((NowS() - t0) * 1e6);
         answered = true;
@@ -198,9 +196,8 @@ std::string EncodedSubmit(int i) {
 // (a) baseline: a ROUTER thread that echoes each message back to its sender.
 Latency RawEchoRoundTrip(int iterations, size_t message_bytes) {
   zmq::context_t ctx(1);
-  std::string detail;
   std::unique_ptr<net::Socket> router = MustOpen(
-      net::Socket::Bind(ctx, net::SocketType::kRouter, "tcp://127.0.0.1:*", {}, &detail), detail);
+      net::Socket::Bind(ctx, net::SocketType::kRouter, "tcp://127.0.0.1:*", {}));
   std::atomic<bool> stop{false};
   std::thread echo([&] {
     while (!stop) {
@@ -212,8 +209,7 @@ Latency RawEchoRoundTrip(int iterations, size_t message_bytes) {
     }
   });
   std::unique_ptr<net::Socket> s = MustOpen(
-      net::Socket::Connect(ctx, net::SocketType::kDealer, router->last_endpoint(), {}, &detail),
-      detail);
+      net::Socket::Connect(ctx, net::SocketType::kDealer, router->last_endpoint(), {}));
   std::string payload(message_bytes, 'x');
   std::vector<double> samples;
   for (int i = 0; i < iterations; ++i) {
@@ -232,29 +228,25 @@ Latency RawEchoRoundTrip(int iterations, size_t message_bytes) {
 // same TokenChunk messages waferd would send, over the same transports (inproc in, tcp out).
 double RawRelayTokensPerSecond(uint64_t total_tokens, uint32_t tokens_per_chunk, uint32_t jobs) {
   zmq::context_t ctx(2);
-  std::string detail;
   net::SocketOptions deep;  // Queues deep enough that the run never waits on a high-water mark.
   deep.send_high_water_mark = 100000;
   deep.receive_high_water_mark = 100000;
   // To the client, like the job socket.
   std::unique_ptr<net::Socket> front = MustOpen(
-      net::Socket::Bind(ctx, net::SocketType::kRouter, "tcp://127.0.0.1:*", deep, &detail),
-      detail);
+      net::Socket::Bind(ctx, net::SocketType::kRouter, "tcp://127.0.0.1:*", deep));
   // From the producer, like a board worker's channel.
   std::unique_ptr<net::Socket> back = MustOpen(
-      net::Socket::Bind(ctx, net::SocketType::kPair, "inproc://relay-back", {}, &detail), detail);
+      net::Socket::Bind(ctx, net::SocketType::kPair, "inproc://relay-back", {}));
   const uint64_t chunks = total_tokens / tokens_per_chunk;
   std::unique_ptr<net::Socket> client = MustOpen(
-      net::Socket::Connect(ctx, net::SocketType::kDealer, front->last_endpoint(), deep, &detail),
-      detail);
+      net::Socket::Connect(ctx, net::SocketType::kDealer, front->last_endpoint(), deep));
   if (!SendWhenReady(*client, [&] { return client->Send(net::AsBytes("hello")); })) return 0;
   Result<net::RouterReceipt> hello = net::ReceiveFromPeer(*front, kReplyWaitMs);
   if (!hello.ok() || !std::holds_alternative<net::PeerMessage>(*hello)) return 0;
   const std::string client_id = std::get<net::PeerMessage>(*hello).peer;
   // The producer's end, made here and used only by its thread.
   std::unique_ptr<net::Socket> out = MustOpen(
-      net::Socket::Connect(ctx, net::SocketType::kPair, "inproc://relay-back", deep, &detail),
-      detail);
+      net::Socket::Connect(ctx, net::SocketType::kPair, "inproc://relay-back", deep));
   // The clock starts before the producer does: chunks it encodes and queues while the relay
   // thread starts are part of the measured work (waferd's clock runs over all of its work too).
   const double t0 = NowS();
@@ -279,11 +271,9 @@ double RawRelayTokensPerSecond(uint64_t total_tokens, uint32_t tokens_per_chunk,
   for (uint64_t i = 0; i < chunks; ++i) {
     Result<net::Message> m = client->Receive(kReplyWaitMs);
     if (!m.ok()) break;
-    JobMessage decoded;  // The client decodes, as it does for waferd.
-    host::DecodeError err;
-    if (host::DecodeJob(m->frame(0), &decoded, &err)) {
-      received += std::get<host::TokenChunk>(decoded).tokens.size();
-    }
+    // The client decodes, as it does for waferd.
+    HostResult<JobMessage> decoded = host::DecodeJob(m->frame(0));
+    if (decoded.ok()) received += std::get<host::TokenChunk>(*decoded).tokens.size();
   }
   double elapsed = NowS() - t0;
   producer.join();
@@ -295,11 +285,10 @@ double RawRelayTokensPerSecond(uint64_t total_tokens, uint32_t tokens_per_chunk,
 // `total` submits and returns accepted jobs per second (0 when a reply did not come).
 double AcceptedPerSecond(const std::string& endpoint, int submitters, int total) {
   zmq::context_t ctx(1);
-  std::string detail;
   std::vector<std::unique_ptr<net::Socket>> sockets;
   for (int i = 0; i < submitters; ++i) {
     sockets.push_back(MustOpen(
-        net::Socket::Connect(ctx, net::SocketType::kDealer, endpoint, {}, &detail), detail));
+        net::Socket::Connect(ctx, net::SocketType::kDealer, endpoint, {})));
   }
   std::vector<int> outstanding(submitters, -1);  // The submit each socket waits for.
   int sent = 0, accepted = 0;
@@ -324,9 +313,9 @@ double AcceptedPerSecond(const std::string& endpoint, int submitters, int total)
       while (true) {
         Result<net::Message> m = sockets[k]->Receive(0);
         if (!m.ok()) break;
-        JobMessage decoded;
-        host::DecodeError err;
-        if (!host::DecodeJob(m->frame(0), &decoded, &err)) return 0;
+        HostResult<JobMessage> result = host::DecodeJob(m->frame(0));
+        if (!result.ok()) return 0;
+        const JobMessage& decoded = *result;
         if (outstanding[k] >= 0 && AcceptsSubmit(outstanding[k], decoded)) {
           if (!std::holds_alternative<host::JobAccepted>(decoded)) return 0;
           ++accepted;

@@ -91,13 +91,10 @@ WaferdProcess::~WaferdProcess() {
   waitpid(pid_, nullptr, 0);
 }
 
-double WaferdProcess::LoadModel(const std::string& path, const std::string& name,
-                                uint32_t slots, uint32_t context, std::string* error) const {
+HostResult<double> WaferdProcess::LoadModel(const std::string& path, const std::string& name,
+                                            uint32_t slots, uint32_t context) const {
   auto admin = host::AdminClient::Connect(admin_ep_);
-  if (!admin.ok()) {
-    *error = "cannot make an admin socket";
-    return -1;
-  }
+  if (!admin.ok()) return Error{admin.code(), "cannot make an admin socket"};
   host::LoadModel load;
   load.name = name;
   load.path = path;
@@ -105,12 +102,12 @@ double WaferdProcess::LoadModel(const std::string& path, const std::string& name
   load.context_length = context;
   host::OperationResult r;
   const auto start = std::chrono::steady_clock::now();
-  const bool done = (*admin)->Operate(load, nullptr, &r, 120000).ok();
+  const HostStatus done = (*admin)->Operate(load, nullptr, &r, 120000);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (!done || r.code != host::ErrorCode::kNone) {
-    *error = done ? "load failed: " + r.detail : "no answer: " + LastLogLine();
-    return -1;
+  if (!done.ok()) return Error{done.code(), "no answer: " + LastLogLine()};
+  if (r.code != host::ErrorCode::kNone) {
+    return Error{StatusCode::kFailedPrecondition, "load failed: " + r.detail};
   }
   return seconds;
 }

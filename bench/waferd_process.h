@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 
+#include "common/error.h"
+
 namespace wafer::bench {
 
 // Llama 3.1 8B and Llama 3.2 1B (and 70B below) as their config.json gives them.
@@ -81,10 +83,14 @@ class WaferdProcess {
   // User + system CPU seconds waferd has used so far, from /proc; -1 when unreadable.
   double CpuSeconds() const;
   // Loads the model directory `path` as `name` on board 0 over the admin socket and returns the
-  // seconds from the request to the reply that says it is ready, measured here; -1 (with
-  // `*error`) when it failed.
-  double LoadModel(const std::string& path, const std::string& name, uint32_t slots,
-                   uint32_t context, std::string* error) const;
+  // seconds from the request to the reply that says it is ready, measured here.
+  // Returns:
+  //   OK                  - the seconds.
+  //   FAILED_PRECONDITION - waferd refused the load ("load failed: <its detail>").
+  //   any other code      - no admin socket, or no answer (the message ends with the last line
+  //                         of waferd.log).
+  HostResult<double> LoadModel(const std::string& path, const std::string& name, uint32_t slots,
+                               uint32_t context) const;
   // Unloads `name`; false when waferd refused.
   bool UnloadModel(const std::string& name) const;
 

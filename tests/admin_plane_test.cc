@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/daemon_harness.h"
+#include "tests/host_result_assertions.h"
 
 namespace wafer::testing {
 namespace {
@@ -18,7 +19,7 @@ TEST(BoardLogTest, AdminReadsTheFirmwareErrorLogThroughTheDaemon) {
   // The board boots asynchronously; its boot edges are logged.
   BoardLogReply log;
   for (int i = 0; i < 100; ++i) {
-    ASSERT_TRUE(admin->ReadBoardLog(0, 0, &log, 10000).ok()) << admin->last_error();
+    ASSERT_TRUE(IsOk(admin->ReadBoardLog(0, 0, &log, 10000)));
     if (log.records.size() >= 2) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -34,19 +35,22 @@ TEST(BoardLogTest, AdminReadsTheFirmwareErrorLogThroughTheDaemon) {
   ASSERT_TRUE(admin->ReadBoardLog(0, log.next_sequence, &more, 10000).ok());
   EXPECT_TRUE(more.records.empty());
   // An unknown board is a typed refusal.
-  EXPECT_EQ(admin->ReadBoardLog(7, 0, &more, 10000), FailedPrecondition());
-  EXPECT_NE(admin->last_error().find("not configured"), std::string::npos);
+  HostStatus refused = admin->ReadBoardLog(7, 0, &more, 10000);
+  ASSERT_EQ(refused.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.error().message.find("not configured"), std::string::npos);
 }
 
 TEST(BoardShowTest, AdminReportsGeometryHarvestingAndSensors) {
   DaemonHarness h;
   auto admin = h.NewAdminClient();
   BoardDetail d;
+  HostStatus shown;
   for (int i = 0; i < 100; ++i) {  // The board boots asynchronously.
-    if (admin->ShowBoard(0, &d, 10000).ok() && !d.region_temp_c.empty()) break;
+    shown = admin->ShowBoard(0, &d, 10000);
+    if (shown.ok() && !d.region_temp_c.empty()) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  ASSERT_FALSE(d.region_temp_c.empty()) << admin->last_error();
+  ASSERT_FALSE(d.region_temp_c.empty()) << Describe(shown);
   EXPECT_EQ(d.info.preset, "mini");
   EXPECT_EQ(d.row_failed.size(), d.physical_rows);
   uint64_t failed = 0;
@@ -57,7 +61,7 @@ TEST(BoardShowTest, AdminReportsGeometryHarvestingAndSensors) {
   EXPECT_EQ(d.region_clock_hz.size(), d.region_temp_c.size());
   EXPECT_GT(d.coolant_out_c, 0);
   BoardDetail none;
-  EXPECT_EQ(admin->ShowBoard(3, &none, 10000), FailedPrecondition());
+  EXPECT_EQ(admin->ShowBoard(3, &none, 10000).code(), StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/daemon_harness.h"
+#include "tests/host_result_assertions.h"
 
 namespace wafer::testing {
 namespace {
@@ -26,7 +27,7 @@ Stream Collect(JobClient& client, uint64_t job_id) {
   Stream s;
   while (true) {
     JobMessage m;
-    EXPECT_TRUE(client.Receive(&m, kTimeoutMs).ok()) << client.last_error();
+    EXPECT_TRUE(IsOk(client.Receive(&m, kTimeoutMs)));
     if (auto* c = std::get_if<TokenChunk>(&m); c != nullptr && c->job_id == job_id) {
       s.seqs.push_back(c->seq);
       s.tokens.insert(s.tokens.end(), c->tokens.begin(), c->tokens.end());
@@ -44,8 +45,8 @@ Stream Collect(JobClient& client, uint64_t job_id) {
 TokenChunk FirstChunk(JobClient& client) {
   JobMessage m;
   do {
-    if (!client.Receive(&m, kTimeoutMs).ok()) {
-      ADD_FAILURE() << "no first chunk: " << client.last_error();
+    if (HostStatus got = client.Receive(&m, kTimeoutMs); !got.ok()) {
+      ADD_FAILURE() << "no first chunk: " << got.error().message;
       return TokenChunk{};
     }
   } while (!std::holds_alternative<TokenChunk>(m));
@@ -89,7 +90,7 @@ void ExpectJobSurvives(DaemonHarness& h, const std::string& prompt, uint32_t max
 // True when the board's firmware log holds a record with `code`.
 bool LogHas(AdminClient& admin, const std::string& code) {
   BoardLogReply log;
-  EXPECT_TRUE(admin.ReadBoardLog(0, 0, &log, kTimeoutMs).ok()) << admin.last_error();
+  EXPECT_TRUE(IsOk(admin.ReadBoardLog(0, 0, &log, kTimeoutMs)));
   for (const BoardLogEntry& e : log.records) {
     if (e.code == code) return true;
   }
@@ -168,7 +169,7 @@ TEST(BoardLossTest, UnloadInProgressCompletesWhenTheBoardIsReset) {
   FirstChunk(*client);
 
   OperationResult unload;
-  Status unload_status;
+  HostStatus unload_status;
   std::thread unloader([&] {
     auto admin = h.NewAdminClient();
     unload_status = admin->Operate(UnloadModel{0, "tiny", -1}, nullptr, &unload, 30000);

@@ -19,6 +19,7 @@
 #include "host/client/wafer_client.h"
 #include "tests/child_process.h"
 #include "tests/daemon_harness.h"
+#include "tests/host_result_assertions.h"
 #include "tests/http_get.h"
 #include "tests/slow_preset.h"
 
@@ -78,9 +79,9 @@ class QuickBoardRestartTest : public ::testing::Test {
     host::SubmitOutcome outcome;
     host::JobFinished finished;
     finished.reason = host::FinishReason::kError;
-    Status s = client.RunWithRetry(job, nullptr, &outcome, &finished);
+    HostStatus s = client.RunWithRetry(job, nullptr, &outcome, &finished);
     EXPECT_TRUE(s.ok() && outcome.accepted)
-        << s.name() << " " << client.last_error() << " "
+        << Describe(s) << " "
         << host::ErrorCodeName(outcome.rejection.code) << " " << outcome.rejection.detail;
     EXPECT_EQ(finished.reason, host::FinishReason::kLength)
         << host::FinishReasonName(finished.reason) << " "
@@ -123,9 +124,9 @@ TEST_F(QuickBoardRestartTest, ProcessCrashFaultMidStreamRequeuesTheJobs) {
     auto admin = host::AdminClient::Connect(admin_ep_);
     ASSERT_TRUE(admin.ok());
     host::OperationResult r;
-    (*admin)
-        ->Operate(host::InjectFault{0, 0, "process_crash", 0, 0, 0, 0}, nullptr, &r, 3000)
-        .IgnoreError();  // The board cannot answer: it is gone.
+    // The board cannot answer: it is gone.
+    (void)(*admin)->Operate(host::InjectFault{0, 0, "process_crash", 0, 0, 0, 0}, nullptr, &r,
+                            3000);
   });
   host::JobFinished finished;
   std::thread restart([this] {
@@ -134,10 +135,10 @@ TEST_F(QuickBoardRestartTest, ProcessCrashFaultMidStreamRequeuesTheJobs) {
     }
     StartSim();
   });
-  Status s = (*client)->RunWithRetry(job, nullptr, &outcome, &finished);
+  HostStatus s = (*client)->RunWithRetry(job, nullptr, &outcome, &finished);
   crash.join();
   restart.join();
-  ASSERT_TRUE(s.ok()) << (*client)->last_error();
+  ASSERT_TRUE(IsOk(s));
   EXPECT_EQ(finished.reason, host::FinishReason::kLength)
       << host::FinishReasonName(finished.reason) << " " << host::ErrorCodeName(finished.error_code)
       << " " << finished.detail << "\n"

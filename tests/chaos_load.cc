@@ -108,7 +108,7 @@ std::map<size_t, std::vector<uint32_t>> RunUndisturbed(const std::string& endpoi
         host::SubmitOutcome o;
         host::JobFinished f;
         std::vector<uint32_t> tokens;
-        const Status st = (*client)->RunWithRetry(
+        const HostStatus st = (*client)->RunWithRetry(
             s,
             [&tokens](const host::TokenChunk& c) {
               tokens.insert(tokens.end(), c.tokens.begin(), c.tokens.end());

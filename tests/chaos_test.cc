@@ -50,6 +50,7 @@
 #include "tests/chaos_verify.h"
 #include "tests/child_process.h"
 #include "tests/daemon_harness.h"
+#include "tests/host_result_assertions.h"
 #include "tests/http_get.h"
 #include "tests/slow_preset.h"
 #include "tests/tcp_relay.h"
@@ -330,7 +331,8 @@ void ChaosRun::RunJob(int t, size_t j, std::unique_ptr<host::JobClient>& client)
     Progress(t);
     r.Deliver(c);
   };
-  r.status = client->RunWithRetry(spec.request, on_chunk, &outcome, &r.finished);
+  HostStatus run = client->RunWithRetry(spec.request, on_chunk, &outcome, &r.finished);
+  r.status = run.status();
   Progress(t);
   r.got_finished = r.status.ok() && outcome.accepted;
   if (r.status.ok() && !outcome.accepted) {
@@ -338,7 +340,7 @@ void ChaosRun::RunJob(int t, size_t j, std::unique_ptr<host::JobClient>& client)
          host::ErrorCodeName(outcome.rejection.code) + " " + outcome.rejection.detail);
   }
   if (!r.status.ok()) {
-    r.client_error = client->last_error();
+    r.client_error = run.error().message;
     Note("job " + std::to_string(j) + " (thread " + std::to_string(t) + "): RunWithRetry " +
          r.status.name() + ": " + r.client_error);
   }
@@ -454,8 +456,9 @@ void ChaosRun::InjectFault(std::mt19937_64& rng) {
   std::future<Status> asked = std::async(std::launch::async, [&] {
     auto admin = host::AdminClient::Connect(admin_ep_);
     if (!admin.ok()) return admin.status();
-    return (*admin)->Operate(host::InjectFault{0, board, kind, 0, row, pe, value}, nullptr,
-                             &result, 5000);
+    return (*admin)
+        ->Operate(host::InjectFault{0, board, kind, 0, row, pe, value}, nullptr, &result, 5000)
+        .status();
   });
   bool restarted = false;
   if (kind == "process_crash" && sim_.WaitExit(3000)) {
@@ -546,8 +549,7 @@ void ChaosRun::CheckIdempotency() {
     if (!r.outcome.accepted) continue;
     ++checked;
     host::SubmitOutcome again;
-    ASSERT_TRUE((*client)->SubmitWithRetry(jobs_[j].request, &again).ok())
-        << (*client)->last_error();
+    ASSERT_TRUE(IsOk((*client)->SubmitWithRetry(jobs_[j].request, &again)));
     EXPECT_TRUE(again.accepted && again.accepted_reply.duplicate &&
                 again.accepted_reply.job_id == r.outcome.accepted_reply.job_id)
         << "job " << j << ": the same key gave job " << again.accepted_reply.job_id

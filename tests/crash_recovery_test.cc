@@ -16,6 +16,7 @@
 
 #include "host/client/wafer_client.h"
 #include "tests/daemon_harness.h"
+#include "tests/host_result_assertions.h"
 #include "tests/http_get.h"
 #include "tests/slow_preset.h"
 
@@ -142,8 +143,8 @@ class CrashRecoveryTest : public ::testing::Test {
                     int budget_ms = 20000) {
     while (!AllFinished(*streams)) {
       JobMessage m;
-      Status s = client.Receive(&m, budget_ms);
-      ASSERT_TRUE(s.ok()) << "stream stalled: " << s.name() << " " << client.last_error();
+      HostStatus s = client.Receive(&m, budget_ms);
+      ASSERT_TRUE(s.ok()) << "stream stalled: " << Describe(s);
       Apply(m, streams);
       if (::testing::Test::HasFatalFailure()) return;
     }

@@ -1,4 +1,5 @@
 #include "tests/daemon_harness.h"
+#include "tests/host_result_assertions.h"
 
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -67,15 +68,14 @@ GreedyStream::GreedyStream(DaemonHarness& h, const std::string& model, uint32_t 
                            int timeout_ms)
     : client(h.NewJobClient()) {
   thread = std::thread([this, model, max_tokens, timeout_ms] {
-    EXPECT_TRUE(client
+    EXPECT_TRUE(IsOk(client
                     ->Run(GreedyJob(model, max_tokens),
                           [&](const host::TokenChunk& c) {
                             tokens.insert(tokens.end(), c.tokens.begin(), c.tokens.end());
                             streamed += static_cast<uint32_t>(c.tokens.size());
                           },
                           &outcome, &finished, timeout_ms)
-                    .ok())
-        << client->last_error();
+                    ));
   });
 }
 
@@ -165,9 +165,9 @@ host::ErrorCode DaemonHarness::Load(const std::string& dir, const std::string& n
   load.name = name;
   load.slots = slots;
   host::OperationResult result;
-  Status s = admin->Operate(load, nullptr, &result, 30000);
+  HostStatus s = admin->Operate(load, nullptr, &result, 30000);
   if (!s.ok()) {
-    ADD_FAILURE() << "load: " << admin->last_error();
+    ADD_FAILURE() << "load: " << s.error().message;
     return host::ErrorCode::kInternal;
   }
   return result.code;

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/daemon_harness.h"
+#include "tests/host_result_assertions.h"
 #include "tests/http_get.h"
 
 namespace wafer::testing {
@@ -36,7 +37,7 @@ std::unique_ptr<DaemonHarness> TwoBoards() {
 OperationResult Operate(DaemonHarness& h, const AdminMessage& request) {
   OperationResult r;
   auto admin = h.NewAdminClient();
-  EXPECT_TRUE(admin->Operate(request, nullptr, &r, kTimeoutMs).ok()) << admin->last_error();
+  EXPECT_TRUE(IsOk(admin->Operate(request, nullptr, &r, kTimeoutMs)));
   return r;
 }
 
@@ -48,13 +49,12 @@ struct Diagnosed {
 Diagnosed Diagnose(DaemonHarness& h, uint32_t board, uint32_t level) {
   Diagnosed run;
   auto admin = h.NewAdminClient();
-  EXPECT_TRUE(admin
+  EXPECT_TRUE(IsOk(admin
                   ->RunDiagnostics(
                       board, level,
                       [&](const DiagnosticProgress& p) { run.progress.push_back(p); },
                       &run.report, kTimeoutMs)
-                  .ok())
-      << admin->last_error();
+                  ));
   return run;
 }
 
@@ -75,7 +75,7 @@ std::vector<std::string> Names(const DiagnosticReport& r) {
 BoardDetail Show(DaemonHarness& h, uint32_t board) {
   BoardDetail d;
   auto admin = h.NewAdminClient();
-  EXPECT_TRUE(admin->ShowBoard(board, &d, kTimeoutMs).ok()) << admin->last_error();
+  EXPECT_TRUE(IsOk(admin->ShowBoard(board, &d, kTimeoutMs)));
   return d;
 }
 
@@ -317,16 +317,16 @@ TEST(DiagTest, RefusalsAreTypedAndTheDaemonKeepsServing) {
   DaemonHarness h;
   auto admin = h.NewAdminClient();
   DiagnosticReport report;
-  EXPECT_EQ(admin->RunDiagnostics(7, 1, nullptr, &report, kTimeoutMs).code(),
-            StatusCode::kFailedPrecondition);
-  EXPECT_NE(admin->last_error().find("INVALID_ARGUMENT: board 7 is not configured"),
+  HostStatus no_board = admin->RunDiagnostics(7, 1, nullptr, &report, kTimeoutMs);
+  ASSERT_EQ(no_board.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(no_board.error().message.find("INVALID_ARGUMENT: board 7 is not configured"),
             std::string::npos)
-      << admin->last_error();
-  EXPECT_EQ(admin->RunDiagnostics(0, 4, nullptr, &report, kTimeoutMs).code(),
-            StatusCode::kFailedPrecondition);
-  EXPECT_NE(admin->last_error().find("RunDiagnostics.level: 4 is not 1, 2 or 3"),
+      << no_board.error().message;
+  HostStatus bad_level = admin->RunDiagnostics(0, 4, nullptr, &report, kTimeoutMs);
+  ASSERT_EQ(bad_level.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(bad_level.error().message.find("RunDiagnostics.level: 4 is not 1, 2 or 3"),
             std::string::npos)
-      << admin->last_error();
+      << bad_level.error().message;
   std::string out;
   EXPECT_EQ(Ctl(h, {"diag"}, dir.path(), &out), 2) << out;  // No level: usage.
   EXPECT_EQ(Ctl(h, {"diag", "-r", "1"}, dir.path(), &out), 0) << out;

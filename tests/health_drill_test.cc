@@ -41,6 +41,7 @@
 #include "board_sim/board_runner.h"
 #include "tests/child_process.h"
 #include "tests/daemon_harness.h"
+#include "tests/host_result_assertions.h"
 #include "tests/http_get.h"
 #include "tests/slow_preset.h"
 
@@ -166,7 +167,7 @@ class HealthDrillTest : public ::testing::Test {
 
   OperationResult Operate(const AdminMessage& request) {
     OperationResult r;
-    EXPECT_TRUE(admin_->Operate(request, nullptr, &r, kTimeoutMs).ok()) << admin_->last_error();
+    EXPECT_TRUE(IsOk(admin_->Operate(request, nullptr, &r, kTimeoutMs)));
     return r;
   }
   OperationResult Inject(uint32_t board, const std::string& kind, uint32_t region, uint32_t row,
@@ -175,12 +176,12 @@ class HealthDrillTest : public ::testing::Test {
   }
   HealthReply Health() {
     HealthReply r;
-    EXPECT_TRUE(admin_->QueryHealth(-1, &r, kTimeoutMs).ok()) << admin_->last_error();
+    EXPECT_TRUE(IsOk(admin_->QueryHealth(-1, &r, kTimeoutMs)));
     return r;
   }
   StatusReply Status() {
     StatusReply r;
-    EXPECT_TRUE(admin_->QueryStatus(&r, kTimeoutMs).ok()) << admin_->last_error();
+    EXPECT_TRUE(IsOk(admin_->QueryStatus(&r, kTimeoutMs)));
     return r;
   }
   // "tiny"'s replica on `board` (an empty ModelInfo when the status has none).
@@ -571,10 +572,9 @@ TEST_F(HealthDrillTest, ProcessCrashIsABoardLoss) {
   std::atomic<int64_t> answered_ms{0};
   std::thread inject([&] {
     auto admin = h_->NewAdminClient();
-    EXPECT_TRUE(admin->Operate(InjectFault{0, board, "process_crash", 0, 0, 0, 0}, nullptr,
+    EXPECT_TRUE(IsOk(admin->Operate(InjectFault{0, board, "process_crash", 0, 0, 0, 0}, nullptr,
                                &injected, kTimeoutMs)
-                    .ok())
-        << admin->last_error();
+                    ));
     answered_ms = UnixMs();
   });
   const bool exited = sim_.WaitExit(kTimeoutMs);

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/daemon_harness.h"
+#include "tests/host_result_assertions.h"
 #include "tests/http_get.h"
 
 namespace wafer::testing {
@@ -45,14 +46,14 @@ std::unique_ptr<DaemonHarness> TwoBoards(uint32_t max_recoveries, const std::str
 OperationResult Operate(DaemonHarness& h, const AdminMessage& request) {
   OperationResult r;
   auto admin = h.NewAdminClient();
-  EXPECT_TRUE(admin->Operate(request, nullptr, &r, kTimeoutMs).ok()) << admin->last_error();
+  EXPECT_TRUE(IsOk(admin->Operate(request, nullptr, &r, kTimeoutMs)));
   return r;
 }
 
 HealthReply Health(DaemonHarness& h) {
   HealthReply r;
   auto admin = h.NewAdminClient();
-  EXPECT_TRUE(admin->QueryHealth(-1, &r, kTimeoutMs).ok()) << admin->last_error();
+  EXPECT_TRUE(IsOk(admin->QueryHealth(-1, &r, kTimeoutMs)));
   return r;
 }
 

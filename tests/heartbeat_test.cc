@@ -10,6 +10,7 @@
 
 #include "host/client/wafer_client.h"
 #include "tests/daemon_harness.h"
+#include "tests/host_result_assertions.h"
 #include "tests/http_get.h"
 
 namespace wafer::testing {
@@ -49,8 +50,8 @@ class HeartbeatTest : public ::testing::Test {
 
   uint64_t Submit(host::JobClient& client) {
     host::SubmitOutcome outcome;
-    Status s = client.Submit(LongJob(), &outcome, 5000);
-    EXPECT_TRUE(s.ok()) << s.name() << " " << client.last_error();
+    HostStatus s = client.Submit(LongJob(), &outcome, 5000);
+    EXPECT_TRUE(s.ok()) << Describe(s);
     EXPECT_TRUE(outcome.accepted) << outcome.rejection.detail;
     return outcome.accepted_reply.job_id;
   }
@@ -59,8 +60,8 @@ class HeartbeatTest : public ::testing::Test {
   static host::JobFinished WaitFinished(host::JobClient& client, uint64_t job) {
     while (true) {
       JobMessage m;
-      Status s = client.Receive(&m, 30000);
-      EXPECT_TRUE(s.ok()) << client.last_error();
+      HostStatus s = client.Receive(&m, 30000);
+      EXPECT_TRUE(IsOk(s));
       if (!s.ok()) return {};
       if (const auto* f = std::get_if<host::JobFinished>(&m); f != nullptr && f->job_id == job) {
         return *f;
@@ -80,7 +81,7 @@ TEST_F(HeartbeatTest, AnOptedInClientIsBeatenToAndItsSilenceAbandonsItsJobs) {
   int answers = 0, beats = 0;
   while (answers == 0 || beats < 2) {
     JobMessage m;
-    ASSERT_TRUE(silent->Receive(&m, 5000).ok()) << silent->last_error();
+    ASSERT_TRUE(IsOk(silent->Receive(&m, 5000)));
     const auto* beat = std::get_if<host::Heartbeat>(&m);
     ASSERT_NE(beat, nullptr);
     if (beat->is_reply) {

@@ -35,9 +35,8 @@ class HostileInputTest : public ::testing::Test {
   // A fresh DEALER connected to `endpoint`. It sends whatever frames a test gives it: the hostile
   // client is the test's, the socket is common/net's.
   std::unique_ptr<net::Socket> Dealer(zmq::context_t& ctx, const std::string& endpoint) {
-    std::string detail;
-    auto s = net::Socket::Connect(ctx, net::SocketType::kDealer, endpoint, {}, &detail);
-    EXPECT_TRUE(s.ok()) << detail;
+    auto s = net::Socket::Connect(ctx, net::SocketType::kDealer, endpoint, {});
+    EXPECT_TRUE(s.ok()) << s.error().message;
     return s.ok() ? std::move(s).value() : nullptr;
   }
 
@@ -56,8 +55,9 @@ class HostileInputTest : public ::testing::Test {
       return out;
     }
     EXPECT_EQ(reply->frame_count(), 1u);
-    DecodeError err;
-    EXPECT_TRUE(DecodeJob(reply->frame(0), &out, &err)) << err.detail;
+    HostResult<JobMessage> decoded = DecodeJob(reply->frame(0));
+    EXPECT_TRUE(decoded.ok()) << decoded.error().message;
+    if (decoded.ok()) out = std::move(decoded).value();
     return out;
   }
 
@@ -229,9 +229,9 @@ TEST_F(HostileInputTest, AdminSocketGarbageAndWrongProtocol) {
     Result<net::Message> reply = s->Receive(kTimeoutMs);
     ASSERT_TRUE(reply.ok()) << reply.status().name();
     ASSERT_EQ(reply->frame_count(), 1u);
-    AdminMessage out;
-    DecodeError err;
-    ASSERT_TRUE(DecodeAdmin(reply->frame(0), &out, &err));
+    HostResult<AdminMessage> decoded = DecodeAdmin(reply->frame(0));
+    ASSERT_TRUE(decoded.ok());
+    const AdminMessage& out = *decoded;
     ASSERT_TRUE(std::holds_alternative<ErrorReply>(out));
     EXPECT_EQ(std::get<ErrorReply>(out).code, ErrorCode::kMalformedMessage);
   }

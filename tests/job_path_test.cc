@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/daemon_harness.h"
+#include "tests/host_result_assertions.h"
 
 namespace wafer::testing {
 namespace {
@@ -39,7 +40,7 @@ class JobPathTest : public ::testing::Test {
 
   Ran RunJob(SubmitJob job) {
     Ran r;
-    Status s = client_->Run(
+    HostStatus s = client_->Run(
         job,
         [&](const TokenChunk& c) {
           r.chunks.push_back(c);
@@ -47,7 +48,7 @@ class JobPathTest : public ::testing::Test {
           r.text += c.text;
         },
         &r.outcome, &r.finished, kTimeoutMs);
-    EXPECT_TRUE(s.ok()) << client_->last_error();
+    EXPECT_TRUE(IsOk(s));
     return r;
   }
 
@@ -129,7 +130,7 @@ TEST_F(JobPathTest, ManyConcurrentJobsAllFinish) {
   size_t finished = 0;
   while (finished < ids.size()) {
     JobMessage m;
-    ASSERT_TRUE(client_->Receive(&m, kTimeoutMs).ok()) << client_->last_error();
+    ASSERT_TRUE(IsOk(client_->Receive(&m, kTimeoutMs)));
     if (auto* c = std::get_if<TokenChunk>(&m)) {
       EXPECT_EQ(c->seq, next_seq[c->job_id]++);
       tokens[c->job_id] += static_cast<uint32_t>(c->tokens.size());

@@ -16,6 +16,7 @@
 
 #include "common/net/curve.h"
 #include "tests/daemon_harness.h"
+#include "tests/host_result_assertions.h"
 
 namespace wafer::testing {
 namespace {
@@ -89,7 +90,7 @@ class LongJob {
   }
   const JobFinished& Join() {
     if (thread_.joinable()) thread_.join();
-    EXPECT_TRUE(status_.ok()) << client_->last_error();
+    EXPECT_TRUE(IsOk(status_));
     return finished_;
   }
 
@@ -98,7 +99,7 @@ class LongJob {
   std::thread thread_;
   std::atomic<uint64_t> id_{0};
   std::atomic<uint32_t> streamed_{0};
-  Status status_;
+  HostStatus status_;
   JobFinished finished_;
 };
 
@@ -135,7 +136,7 @@ TEST(JobsAdminTest, ListShowAndCancelQueuedAndRunningJobs) {
   // The default list: the queued jobs by position, then the running one.
   auto admin = h.NewAdminClient();
   JobList list;
-  ASSERT_TRUE(admin->ListJobs(ListJobs{}, &list, kTimeoutMs).ok()) << admin->last_error();
+  ASSERT_TRUE(IsOk(admin->ListJobs(ListJobs{}, &list, kTimeoutMs)));
   ASSERT_EQ(Ids(list), (std::vector<uint64_t>{b_id, c_id, d_id, a_id}));
   EXPECT_EQ(list.total, 4u);
   EXPECT_FALSE(list.truncated);
@@ -175,14 +176,15 @@ TEST(JobsAdminTest, ListShowAndCancelQueuedAndRunningJobs) {
   EXPECT_TRUE(list.jobs.empty());
   EXPECT_EQ(list.total, 0u);
   // A filter out of range is refused by the daemon, naming the field.
-  EXPECT_EQ(admin->ListJobs(ListJobs{0, "", JobStateFilter::kAll, 10001}, &list, kTimeoutMs),
-            FailedPrecondition());
-  EXPECT_EQ(admin->last_error(),
+  HostStatus too_many =
+      admin->ListJobs(ListJobs{0, "", JobStateFilter::kAll, 10001}, &list, kTimeoutMs);
+  ASSERT_EQ(too_many.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(too_many.error().message,
             "INVALID_ARGUMENT: ListJobs.limit: 10001 is above the maximum of 10000");
 
   // One job in detail: a queued one, and the running one.
   JobDetail detail;
-  ASSERT_TRUE(admin->ShowJob(c_id, &detail, kTimeoutMs).ok()) << admin->last_error();
+  ASSERT_TRUE(IsOk(admin->ShowJob(c_id, &detail, kTimeoutMs)));
   EXPECT_EQ(detail.summary.job_id, c_id);
   EXPECT_EQ(detail.summary.state, JobState::kQueued);
   EXPECT_EQ(detail.summary.queue_position, 1u);
@@ -198,9 +200,10 @@ TEST(JobsAdminTest, ListShowAndCancelQueuedAndRunningJobs) {
   EXPECT_GT(detail.ttft_ns, 0);
   EXPECT_GE(detail.total_ns, detail.ttft_ns);
   EXPECT_EQ(detail.max_tokens, 2000u);
-  EXPECT_EQ(admin->ShowJob(12345, &detail, kTimeoutMs), FailedPrecondition());
-  EXPECT_EQ(admin->last_error().rfind("UNKNOWN_JOB: job 12345 is not known", 0), 0u)
-      << admin->last_error();
+  HostStatus unknown = admin->ShowJob(12345, &detail, kTimeoutMs);
+  ASSERT_EQ(unknown.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(unknown.error().message.rfind("UNKNOWN_JOB: job 12345 is not known", 0), 0u)
+      << unknown.error().message;
 
   // waferctl prints the same list as a table and as JSON.
   std::string out;
@@ -318,7 +321,7 @@ TEST(JobsAdminTest, AViewerListsAndShowsJobsButMayNotCancelThem) {
   load.name = "m";
   load.slots = 1;
   OperationResult r;
-  ASSERT_TRUE(as_ops->Operate(load, nullptr, &r, kTimeoutMs).ok()) << as_ops->last_error();
+  ASSERT_TRUE(IsOk(as_ops->Operate(load, nullptr, &r, kTimeoutMs)));
   ASSERT_EQ(r.code, ErrorCode::kNone) << r.detail;
 
   auto job_client = std::move(JobClient::Connect(h.daemon().job_endpoint(),
@@ -331,11 +334,11 @@ TEST(JobsAdminTest, AViewerListsAndShowsJobsButMayNotCancelThem) {
 
   auto as_viewer = connect(*viewer);
   JobList list;
-  ASSERT_TRUE(as_viewer->ListJobs(ListJobs{}, &list, kTimeoutMs).ok()) << as_viewer->last_error();
+  ASSERT_TRUE(IsOk(as_viewer->ListJobs(ListJobs{}, &list, kTimeoutMs)));
   ASSERT_EQ(Ids(list), std::vector<uint64_t>{id});
   EXPECT_EQ(list.jobs[0].tenant, "team-a");  // The submitter key's tenant.
   JobDetail detail;
-  ASSERT_TRUE(as_viewer->ShowJob(id, &detail, kTimeoutMs).ok()) << as_viewer->last_error();
+  ASSERT_TRUE(IsOk(as_viewer->ShowJob(id, &detail, kTimeoutMs)));
   EXPECT_EQ(detail.summary.state, JobState::kRunning);
   ASSERT_TRUE(as_viewer->Operate(CancelJobRequest{0, id}, nullptr, &r, kTimeoutMs).ok());
   EXPECT_EQ(r.code, ErrorCode::kPermissionDenied);

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/daemon_harness.h"
+#include "tests/host_result_assertions.h"
 
 namespace wafer::testing {
 namespace {
@@ -19,14 +20,14 @@ constexpr int kTimeoutMs = 30000;
 OperationResult Operate(DaemonHarness& h, const AdminMessage& request) {
   OperationResult r;
   auto admin = h.NewAdminClient();
-  EXPECT_TRUE(admin->Operate(request, nullptr, &r, kTimeoutMs).ok()) << admin->last_error();
+  EXPECT_TRUE(IsOk(admin->Operate(request, nullptr, &r, kTimeoutMs)));
   return r;
 }
 
 StatusReply Status(DaemonHarness& h) {
   StatusReply r;
   auto admin = h.NewAdminClient();
-  EXPECT_TRUE(admin->QueryStatus(&r, kTimeoutMs).ok()) << admin->last_error();
+  EXPECT_TRUE(IsOk(admin->QueryStatus(&r, kTimeoutMs)));
   return r;
 }
 
@@ -93,15 +94,14 @@ TEST(OperatorDrainTest, AnEvacuatedJobWaitsInTheQueueAndResumesWithTheSameTokens
   std::vector<uint32_t> tokens;
   auto client = h.NewJobClient();
   std::thread stream([&] {
-    EXPECT_TRUE(client
+    EXPECT_TRUE(IsOk(client
                     ->Run(Greedy(kTokens),
                           [&](const TokenChunk& c) {
                             tokens.insert(tokens.end(), c.tokens.begin(), c.tokens.end());
                             streamed += c.tokens.size();
                           },
                           &outcome, &finished, 60000)
-                    .ok())
-        << client->last_error();
+                    ));
   });
   for (int i = 0; i < 5000 && streamed.load() == 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/daemon_harness.h"
+#include "tests/host_result_assertions.h"
 
 namespace wafer::testing {
 namespace {
@@ -51,7 +52,7 @@ OperationResult LoadOn(AdminClient& admin, const std::string& path, const std::s
   load.slots = 4;
   load.context_length = 512;
   OperationResult r;
-  EXPECT_TRUE(admin.Operate(load, nullptr, &r, kTimeoutMs).ok()) << admin.last_error();
+  EXPECT_TRUE(IsOk(admin.Operate(load, nullptr, &r, kTimeoutMs)));
   return r;
 }
 
@@ -67,14 +68,13 @@ std::vector<uint32_t> Tokens(JobClient& client, const std::string& model,
   std::vector<uint32_t> tokens;
   SubmitOutcome outcome;
   JobFinished finished;
-  EXPECT_TRUE(client
+  EXPECT_TRUE(IsOk(client
                   .Run(job,
                        [&](const TokenChunk& c) {
                          tokens.insert(tokens.end(), c.tokens.begin(), c.tokens.end());
                        },
                        &outcome, &finished, kTimeoutMs)
-                  .ok())
-      << client.last_error();
+                  ));
   EXPECT_TRUE(outcome.accepted) << outcome.rejection.detail;
   EXPECT_EQ(finished.reason, FinishReason::kLength) << finished.detail;
   EXPECT_GT(finished.timings.device_ns, 0);
@@ -175,11 +175,10 @@ TEST_P(PipelineTest, AStepOfASplitModelYieldsTheTokensOfAStepOnOneBoard) {
   SubmitOutcome outcome;
   JobFinished finished;
   size_t tokens = 0;
-  ASSERT_TRUE(client
+  ASSERT_TRUE(IsOk(client
                   ->Run(job, [&](const TokenChunk& c) { tokens += c.tokens.size(); }, &outcome,
                         &finished, kTimeoutMs)
-                  .ok())
-      << client->last_error();
+                  ));
   ASSERT_EQ(finished.reason, FinishReason::kLength) << finished.detail;
   ASSERT_EQ(tokens, 24u);
   const uint64_t prefill_steps = (finished.prompt_tokens + 6) / 7;
@@ -263,7 +262,7 @@ void ExpectSplitStreamSurvives(const std::string& handoff,
   JobFinished finished;
   for (;;) {
     JobMessage m;
-    ASSERT_TRUE(client->Receive(&m, kTimeoutMs).ok()) << client->last_error();
+    ASSERT_TRUE(IsOk(client->Receive(&m, kTimeoutMs)));
     if (auto* c = std::get_if<TokenChunk>(&m)) {
       tokens.insert(tokens.end(), c->tokens.begin(), c->tokens.end());
       if (!interrupted) {

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/daemon_harness.h"
+#include "tests/host_result_assertions.h"
 
 namespace wafer::testing {
 namespace {
@@ -35,7 +36,7 @@ OperationResult LoadAs(AdminClient& admin, const std::string& path, const std::s
   load.slots = 2;
   load.context_length = 256;
   OperationResult r;
-  EXPECT_TRUE(admin.Operate(load, nullptr, &r, kTimeoutMs).ok()) << admin.last_error();
+  EXPECT_TRUE(IsOk(admin.Operate(load, nullptr, &r, kTimeoutMs)));
   return r;
 }
 

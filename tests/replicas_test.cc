@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/daemon_harness.h"
+#include "tests/host_result_assertions.h"
 #include "tests/http_get.h"
 
 namespace wafer::testing {
@@ -36,7 +37,7 @@ std::unique_ptr<DaemonHarness> TwoBoards(const std::string& store = "") {
 OperationResult Operate(DaemonHarness& h, const AdminMessage& request) {
   OperationResult r;
   auto admin = h.NewAdminClient();
-  EXPECT_TRUE(admin->Operate(request, nullptr, &r, kTimeoutMs).ok()) << admin->last_error();
+  EXPECT_TRUE(IsOk(admin->Operate(request, nullptr, &r, kTimeoutMs)));
   return r;
 }
 
@@ -52,7 +53,7 @@ OperationResult LoadOn(DaemonHarness& h, const std::string& path, uint32_t board
 StatusReply Status(DaemonHarness& h) {
   StatusReply r;
   auto admin = h.NewAdminClient();
-  EXPECT_TRUE(admin->QueryStatus(&r, kTimeoutMs).ok()) << admin->last_error();
+  EXPECT_TRUE(IsOk(admin->QueryStatus(&r, kTimeoutMs)));
   return r;
 }
 

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/daemon_harness.h"
+#include "tests/host_result_assertions.h"
 #include "tests/http_get.h"
 
 namespace wafer::testing {
@@ -60,7 +61,7 @@ class SchedulingTest : public ::testing::Test {
 
   uint64_t Submit(const SubmitJob& job) {
     SubmitOutcome outcome;
-    EXPECT_TRUE(client_->Submit(job, &outcome, kTimeoutMs).ok()) << client_->last_error();
+    EXPECT_TRUE(IsOk(client_->Submit(job, &outcome, kTimeoutMs)));
     EXPECT_TRUE(outcome.accepted) << ErrorCodeName(outcome.rejection.code) << ": "
                                   << outcome.rejection.detail;
     return outcome.accepted_reply.job_id;

@@ -12,6 +12,7 @@
 
 #include "common/net/curve.h"
 #include "tests/daemon_harness.h"
+#include "tests/host_result_assertions.h"
 #include "tests/http_get.h"
 
 namespace wafer::testing {
@@ -56,7 +57,7 @@ class SecurityTest : public ::testing::Test {
     load.name = "tiny";
     load.slots = 4;
     OperationResult r;
-    ASSERT_TRUE(admin->Operate(load, nullptr, &r, kTimeoutMs).ok()) << admin->last_error();
+    ASSERT_TRUE(IsOk(admin->Operate(load, nullptr, &r, kTimeoutMs)));
     ASSERT_EQ(r.code, ErrorCode::kNone) << r.detail;
   }
 
@@ -154,7 +155,7 @@ TEST_F(SecurityTest, ASubmitterCannotReachTheAdminSocketAndAViewerChangesNothing
             StatusCode::kDeadlineExceeded);
 
   auto viewer = Admin(viewer_);
-  ASSERT_TRUE(viewer->QueryStatus(&status, kTimeoutMs).ok()) << viewer->last_error();
+  ASSERT_TRUE(IsOk(viewer->QueryStatus(&status, kTimeoutMs)));
   ASSERT_EQ(status.models.size(), 1u);
   OperationResult r;
   for (const AdminMessage& change : {AdminMessage(UnloadModel{0, "tiny", -1}), AdminMessage(Drain{}),

@@ -9,6 +9,7 @@
 #include "common/net/socket.h"
 #include "host/wire/job_codec.h"
 #include "tests/daemon_harness.h"
+#include "tests/host_result_assertions.h"
 
 namespace wafer::testing {
 namespace {
@@ -35,7 +36,7 @@ TEST(StepSizeAttackTest, HugeStopTokenListsAreRefusedAndABystanderStreamsOn) {
     job.max_tokens = 1000;
     job.stop_tokens.assign(250'000, 4000);  // About 1 MB: under the message limit.
     SubmitOutcome outcome;
-    ASSERT_TRUE(attacker->Submit(job, &outcome, kTimeoutMs).ok()) << attacker->last_error();
+    ASSERT_TRUE(IsOk(attacker->Submit(job, &outcome, kTimeoutMs)));
     ASSERT_FALSE(outcome.accepted);
     EXPECT_EQ(outcome.rejection.code, ErrorCode::kInvalidArgument);
     EXPECT_EQ(outcome.rejection.detail, "stop_tokens: 250000 given, at most 64");
@@ -83,10 +84,9 @@ TEST(StepSizeAttackTest, JobsWithinBoundsThatTogetherOverflowAFrameAreSplitOverS
   // Sent back to back without waiting for answers, so that the daemon takes them all in one
   // turn of its loop and plans one Step over every one of them.
   zmq::context_t context(1);
-  std::string detail;
   auto socket = net::Socket::Connect(context, net::SocketType::kDealer, h.daemon().job_endpoint(),
-                                     net::SocketOptions{}, &detail);
-  ASSERT_TRUE(socket.ok()) << detail;
+                                     net::SocketOptions{});
+  ASSERT_TRUE(socket.ok()) << socket.error().message;
   SubmitJob job;
   job.model = "tiny";
   for (uint32_t t = 0; t < 600; ++t) job.prompt_tokens.push_back(1 + t % 200);
@@ -100,9 +100,9 @@ TEST(StepSizeAttackTest, JobsWithinBoundsThatTogetherOverflowAFrameAreSplitOverS
   while (finished < kJobs) {
     Result<net::Message> m = (*socket)->Receive(kTimeoutMs);
     ASSERT_TRUE(m.ok()) << finished << " of " << kJobs << " finished";
-    JobMessage decoded;
-    DecodeError error;
-    ASSERT_TRUE(DecodeJob(m->frame(0), &decoded, &error)) << error.detail;
+    HostResult<JobMessage> result = DecodeJob(m->frame(0));
+    ASSERT_TRUE(result.ok()) << result.error().message;
+    const JobMessage& decoded = *result;
     if (std::holds_alternative<JobAccepted>(decoded)) ++accepted;
     ASSERT_FALSE(std::holds_alternative<JobRejected>(decoded));
     if (const auto* f = std::get_if<JobFinished>(&decoded)) {

@@ -6,6 +6,9 @@
 // A scheduler should call JobClient::SubmitWithRetry and RunWithRetry: they ride out a daemon
 // restart (retrying with one idempotency key, reconnecting, resuming the stream where it
 // stopped) and tell a lost job apart from a paused one. Submit and Run make one attempt each.
+//
+// Every fallible call returns a HostStatus or HostResult (common/error.h): the code its comment
+// lists, with a message that says what went wrong (for logs and command-line output).
 #pragma once
 
 #include <cstdint>
@@ -19,7 +22,7 @@
 
 #include "common/clock.h"
 #include "common/net/socket.h"
-#include "common/result.h"
+#include "common/error.h"
 #include "host/wire/messages.h"
 
 namespace wafer::host {
@@ -92,34 +95,35 @@ class JobClient {
  public:
   // Connects a DEALER to `endpoint` (it need not be listening yet), with the default
   // RetryOptions. INVALID_ARGUMENT for a malformed endpoint, UNAVAILABLE when no socket could be
-  // made.
-  static Result<std::unique_ptr<JobClient>> Connect(const std::string& endpoint,
-                                                    const ClientKeys& keys = {});
+  // made; the Error's message says why.
+  static HostResult<std::unique_ptr<JobClient>> Connect(const std::string& endpoint,
+                                                        const ClientKeys& keys = {});
   // The same with `retry` for SubmitWithRetry and RunWithRetry; INVALID_ARGUMENT also for
   // options out of range.
-  static Result<std::unique_ptr<JobClient>> Connect(const std::string& endpoint,
-                                                    const ClientKeys& keys, RetryOptions retry);
+  static HostResult<std::unique_ptr<JobClient>> Connect(const std::string& endpoint,
+                                                        const ClientKeys& keys,
+                                                        RetryOptions retry);
   ~JobClient();
 
   // Replaces the retry options. INVALID_ARGUMENT (the old ones stay) when out of range.
-  Status set_retry_options(RetryOptions retry);
+  HostStatus set_retry_options(RetryOptions retry);
   const RetryOptions& retry_options() const { return retry_; }
 
   // Sends one message. UNAVAILABLE when the socket cannot take it.
-  Status Send(const JobMessage& message);
+  HostStatus Send(const JobMessage& message);
   // Receives the next message (buffered ones first). DEADLINE_EXCEEDED on timeout; DATA_LOSS
-  // when the daemon sent something undecodable or not of one frame (detail in last_error());
+  // when the daemon sent something undecodable or not of one frame (the message says which);
   // UNAVAILABLE when the socket failed.
-  Status Receive(JobMessage* out, int timeout_ms);
+  HostStatus Receive(JobMessage* out, int timeout_ms);
 
   // Submits and waits for JobAccepted or JobRejected; other messages that arrive meanwhile stay
   // buffered for Receive(). An ErrorReply from the daemon is returned as a rejection.
-  Status Submit(const SubmitJob& job, SubmitOutcome* outcome, int timeout_ms);
+  HostStatus Submit(const SubmitJob& job, SubmitOutcome* outcome, int timeout_ms);
 
   // Submits and streams: `on_chunk` sees each TokenChunk of this job in order, `finished` gets
   // its JobFinished. `timeout_ms` bounds the wait for each message.
-  Status Run(const SubmitJob& job, const std::function<void(const TokenChunk&)>& on_chunk,
-             SubmitOutcome* outcome, JobFinished* finished, int timeout_ms);
+  HostStatus Run(const SubmitJob& job, const std::function<void(const TokenChunk&)>& on_chunk,
+                 SubmitOutcome* outcome, JobFinished* finished, int timeout_ms);
 
   // Submits `job` until the daemon accepts it or refuses it for good, every attempt with the
   // same idempotency key (the job's, or a random 128-bit one when it has none), so a retry never
@@ -131,11 +135,11 @@ class JobClient {
   // Returns:
   //   OK                - *outcome says accepted, or rejected (the last rejection when the
   //                       budget ran out while the daemon kept refusing).
-  //   DEADLINE_EXCEEDED - no answer to any attempt within the budget; last_error() says how many.
-  //   DATA_LOSS         - the daemon sent something undecodable (last_error()).
+  //   DEADLINE_EXCEEDED - no answer to any attempt within the budget; the message says how many.
+  //   DATA_LOSS         - the daemon sent something undecodable (the message says what).
   //   UNAVAILABLE       - no new socket could be made for a retry, or the OS gave no random
   //                       bytes for a key (a failed send or receive is retried).
-  Status SubmitWithRetry(const SubmitJob& job, SubmitOutcome* outcome);
+  HostStatus SubmitWithRetry(const SubmitJob& job, SubmitOutcome* outcome);
 
   // SubmitWithRetry, then streams the job: `on_chunk` sees each chunk exactly once, in seq
   // order, with no gap, and `finished` gets the JobFinished. Duplicate chunks are dropped; on a
@@ -154,41 +158,37 @@ class JobClient {
   //   DEADLINE_EXCEEDED - no sign of the job for the whole budget.
   //   DATA_LOSS         - the daemon sent something undecodable.
   //   UNAVAILABLE       - as SubmitWithRetry, or the socket failed while streaming.
-  // Any error but DATA_LOSS can come after some chunks were delivered. last_error() names the
-  // job, the instance ids and how many chunks were delivered.
-  Status RunWithRetry(const SubmitJob& job, const std::function<void(const TokenChunk&)>& on_chunk,
-                      SubmitOutcome* outcome, JobFinished* finished);
+  // Any error but DATA_LOSS can come after some chunks were delivered. The Error's message names
+  // the job, the instance ids and how many chunks were delivered.
+  HostStatus RunWithRetry(const SubmitJob& job,
+                          const std::function<void(const TokenChunk&)>& on_chunk,
+                          SubmitOutcome* outcome, JobFinished* finished);
 
-  Status Cancel(uint64_t job_id, CancelResult* result, int timeout_ms);
-  Status QueryCapacity(CapacityReply* reply, int timeout_ms);
-  Status QueryJob(uint64_t job_id, JobStatusReply* reply, int timeout_ms);
-
-  // The human detail of the last call that failed. SubmitWithRetry and RunWithRetry clear it
-  // when they return OK, so it never describes an attempt that a later one mended; the other
-  // calls leave it as it was when they succeed.
-  const std::string& last_error() const { return last_error_; }
+  HostStatus Cancel(uint64_t job_id, CancelResult* result, int timeout_ms);
+  HostStatus QueryCapacity(CapacityReply* reply, int timeout_ms);
+  HostStatus QueryJob(uint64_t job_id, JobStatusReply* reply, int timeout_ms);
 
  private:
   using Match = std::function<bool(const JobMessage&)>;
 
   JobClient(std::unique_ptr<zmq::context_t> context, std::string endpoint, ClientKeys keys);
   // Waits for the first message `match` accepts; others are buffered.
-  Status WaitFor(const Match& match, JobMessage* out, int timeout_ms);
+  HostStatus WaitFor(const Match& match, JobMessage* out, int timeout_ms);
   // As WaitFor, but `wait_ms` bounds the whole wait, not the silence between two messages.
   // DEADLINE_EXCEEDED when nothing matched in time.
-  Status WaitWithin(const Match& match, JobMessage* out, int wait_ms);
+  HostStatus WaitWithin(const Match& match, JobMessage* out, int wait_ms);
   // Receives one message from the socket within `timeout_ms`, dropping what answers a finished
   // resilient call (a late reply to a retried submission, a chunk replayed twice).
-  Status ReceiveFresh(JobMessage* out, int timeout_ms);
+  HostStatus ReceiveFresh(JobMessage* out, int timeout_ms);
   // Closes the socket and connects a new one to the same endpoint with the same keys, keeping
   // what the old one had already received.
-  Status Reconnect();
+  HostStatus Reconnect();
   // Remembers a finished submission's tag, or a finished stream's job id, so that their later
   // messages are dropped (up to the last 256 of each), and drops what is buffered for them.
   void RetireTag(uint64_t tag);
   void RetireJob(uint64_t job_id);
   // Waits `wait_ms` on the socket, buffering what arrives. UNAVAILABLE or DATA_LOSS as Receive.
-  Status Pause(int wait_ms);
+  HostStatus Pause(int wait_ms);
   int64_t BudgetNowMs() const;
   void NotifyRetry(const RetryEvent& event) const;
 
@@ -202,85 +202,81 @@ class JobClient {
   uint64_t jitter_state_ = 0;  // Advanced per resilient call: its backoff's seed.
   std::deque<uint64_t> retired_tags_;
   std::deque<uint64_t> retired_jobs_;
-  std::string last_error_;
 };
 
 // Not thread-safe.
 class AdminClient {
  public:
   // As JobClient::Connect.
-  static Result<std::unique_ptr<AdminClient>> Connect(const std::string& endpoint,
-                                                      const ClientKeys& keys = {});
+  static HostResult<std::unique_ptr<AdminClient>> Connect(const std::string& endpoint,
+                                                          const ClientKeys& keys = {});
   ~AdminClient();
 
-  Status QueryStatus(StatusReply* reply, int timeout_ms);
+  HostStatus QueryStatus(StatusReply* reply, int timeout_ms);
   // Runs an operation (LoadModel, UnloadModel, Drain, DrainBoard, ResetBoard, InjectFault,
   // CancelJobRequest, UpdateFirmware, RollbackFirmware; its request_tag is set here) until its OperationResult, passing LoadProgress messages to `on_progress`. `timeout_ms`
   // bounds the silence between two messages, not the whole operation.
-  wafer::Status Operate(AdminMessage request,
-                        const std::function<void(const LoadProgress&)>& on_progress,
-                        OperationResult* result, int timeout_ms);
+  HostStatus Operate(AdminMessage request,
+                     const std::function<void(const LoadProgress&)>& on_progress,
+                     OperationResult* result, int timeout_ms);
 
   // Reads board `board`'s firmware error log from `from_sequence`. FAILED_PRECONDITION when the
-  // daemon refused (detail in last_error()).
-  wafer::Status ReadBoardLog(uint32_t board, uint64_t from_sequence, BoardLogReply* reply,
-                             int timeout_ms);
+  // daemon refused (the daemon's detail in the message).
+  HostStatus ReadBoardLog(uint32_t board, uint64_t from_sequence, BoardLogReply* reply,
+                          int timeout_ms);
 
   // Geometry, harvesting map and sensors of board `board`. FAILED_PRECONDITION when the daemon
-  // refused (detail in last_error()).
-  wafer::Status ShowBoard(uint32_t board, BoardDetail* detail, int timeout_ms);
+  // refused (the daemon's detail in the message).
+  HostStatus ShowBoard(uint32_t board, BoardDetail* detail, int timeout_ms);
 
   // The jobs `query` asks for (its request_tag is set here). FAILED_PRECONDITION when the daemon
-  // refused (a field out of range; detail in last_error()).
-  wafer::Status ListJobs(host::ListJobs query, JobList* reply, int timeout_ms);
+  // refused (a field out of range; the daemon's detail in the message).
+  HostStatus ListJobs(host::ListJobs query, JobList* reply, int timeout_ms);
 
-  // Job `job_id` in detail. FAILED_PRECONDITION when the daemon refused; last_error() then
+  // Job `job_id` in detail. FAILED_PRECONDITION when the daemon refused; the message then
   // starts with the code ("UNKNOWN_JOB: job 12 is not known ...").
-  wafer::Status ShowJob(uint64_t job_id, JobDetail* detail, int timeout_ms);
+  HostStatus ShowJob(uint64_t job_id, JobDetail* detail, int timeout_ms);
 
   // The health of board `board` (-1: every board). FAILED_PRECONDITION when the daemon refused
-  // (a board not configured; detail in last_error()).
-  wafer::Status QueryHealth(int32_t board, HealthReply* reply, int timeout_ms);
+  // (a board not configured; the daemon's detail in the message).
+  HostStatus QueryHealth(int32_t board, HealthReply* reply, int timeout_ms);
 
   // Runs diagnostics of `level` (1-3) on board `board`, passing DiagnosticProgress messages to
   // `on_progress`, until the DiagnosticReport. FAILED_PRECONDITION when the daemon refused (a
-  // board not configured, a level not 1-3, diagnostics already under way; detail in
-  // last_error()). `timeout_ms` bounds the silence between two messages.
-  wafer::Status RunDiagnostics(uint32_t board, uint32_t level,
-                               const std::function<void(const DiagnosticProgress&)>& on_progress,
-                               DiagnosticReport* report, int timeout_ms);
+  // board not configured, a level not 1-3, diagnostics already under way; the daemon's detail
+  // in the message). `timeout_ms` bounds the silence between two messages.
+  HostStatus RunDiagnostics(uint32_t board, uint32_t level,
+                            const std::function<void(const DiagnosticProgress&)>& on_progress,
+                            DiagnosticReport* report, int timeout_ms);
 
   // Follows job `job_id`'s tokens from chunk `from_seq` on (admin TailJob): `on_tokens` sees
   // every JobTokens the daemon sends, chunks and signs of life (no tokens) alike, the last one
   // (finished) included. `timeout_ms` bounds the silence between two messages (the daemon sends
   // a sign of life every second).
   // Returns OK once the job ended; FAILED_PRECONDITION when the daemon refused (an unknown job,
-  // too many tails; last_error() is "CODE: detail"); DEADLINE_EXCEEDED, UNAVAILABLE, DATA_LOSS
+  // too many tails; the message is "CODE: detail"); DEADLINE_EXCEEDED, UNAVAILABLE, DATA_LOSS
   // as every other call.
-  wafer::Status TailJob(uint64_t job_id, uint32_t from_seq,
-                        const std::function<void(const JobTokens&)>& on_tokens, int timeout_ms);
+  HostStatus TailJob(uint64_t job_id, uint32_t from_seq,
+                     const std::function<void(const JobTokens&)>& on_tokens, int timeout_ms);
 
   // Board `board`'s firmware slots. FAILED_PRECONDITION when the daemon refused (a board not
-  // configured, a board that did not answer; detail in last_error()).
-  wafer::Status QueryFirmware(uint32_t board, FirmwareInfo* info, int timeout_ms);
-
-  const std::string& last_error() const { return last_error_; }
+  // configured, a board that did not answer; the daemon's detail in the message).
+  HostStatus QueryFirmware(uint32_t board, FirmwareInfo* info, int timeout_ms);
 
  private:
   // Sends `request` and waits for its answer of type Reply (matched by request_tag); an
   // OperationResult or ErrorReply instead is a refusal (FAILED_PRECONDITION).
   // With a Progress type, messages of that type with the tag go to `on_progress` meanwhile.
   template <typename Reply, typename Progress = std::monostate>
-  wafer::Status Ask(const AdminMessage& request, uint64_t tag, Reply* reply, int timeout_ms,
-                    const std::function<void(const Progress&)>& on_progress = {});
+  HostStatus Ask(const AdminMessage& request, uint64_t tag, Reply* reply, int timeout_ms,
+                 const std::function<void(const Progress&)>& on_progress = {});
 
   explicit AdminClient(std::unique_ptr<zmq::context_t> context);
-  wafer::Status Receive(AdminMessage* out, int timeout_ms);
+  HostStatus Receive(AdminMessage* out, int timeout_ms);
 
   std::unique_ptr<zmq::context_t> context_;
   std::unique_ptr<net::Socket> socket_;  // Set by Connect(); closed before context_.
   uint64_t next_tag_ = 1;
-  std::string last_error_;
 };
 
 }  // namespace wafer::host

@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "common/net/socket.h"
 #include "host/wire/job_codec.h"
+#include "tests/host_result_assertions.h"
 
 namespace wafer::host {
 namespace {
@@ -33,10 +34,8 @@ class FakeDaemon {
   using Script = std::function<void(FakeDaemon& daemon, const JobMessage& message)>;
 
   explicit FakeDaemon(Script script) : script_(std::move(script)) {
-    std::string detail;
-    auto bound = net::Socket::Bind(context_, net::SocketType::kRouter, "tcp://127.0.0.1:*", {},
-                                   &detail);
-    EXPECT_TRUE(bound.ok()) << detail;
+    auto bound = net::Socket::Bind(context_, net::SocketType::kRouter, "tcp://127.0.0.1:*", {});
+    EXPECT_TRUE(bound.ok()) << bound.error().message;
     socket_ = std::move(bound).value();
     endpoint_ = socket_->last_endpoint();
     thread_ = std::thread([this] { Loop(); });
@@ -78,13 +77,13 @@ class FakeDaemon {
     socket_.reset();
     std::string detail;
     for (int i = 0; i < kBoundMs; ++i) {
-      auto bound =
-          net::Socket::Bind(context_, net::SocketType::kRouter, endpoint_, {}, &detail);
+      auto bound = net::Socket::Bind(context_, net::SocketType::kRouter, endpoint_, {});
       if (bound.ok()) {
         socket_ = std::move(bound).value();
         ++generation_;
         return;
       }
+      detail = bound.error().message;
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     FAIL() << detail;
@@ -97,12 +96,12 @@ class FakeDaemon {
       if (!m.ok() || m->frame_count() != 2) continue;
       auto id = m->frame(0);
       peer_.assign(reinterpret_cast<const char*>(id.data()), id.size());
-      JobMessage message;
-      DecodeError error;
-      if (!DecodeJob(m->frame(1), &message, &error)) {
-        ADD_FAILURE() << "fake daemon got an undecodable message: " << error.detail;
+      HostResult<JobMessage> decoded = DecodeJob(m->frame(1));
+      if (!decoded.ok()) {
+        ADD_FAILURE() << "fake daemon got an undecodable message: " << decoded.error().message;
         continue;
       }
+      JobMessage& message = *decoded;
       {
         std::lock_guard<std::mutex> lock(mutex_);
         const std::string key = std::to_string(generation_) + "/" + peer_;
@@ -209,8 +208,8 @@ class JobClientRetryTest : public ::testing::Test {
   }
 
   // Runs `job`, collecting the seqs that on_chunk saw.
-  Status Run(JobClient& client, std::vector<uint32_t>* seqs, std::atomic<int>* delivered,
-             SubmitOutcome* outcome, JobFinished* finished) {
+  HostStatus Run(JobClient& client, std::vector<uint32_t>* seqs, std::atomic<int>* delivered,
+                 SubmitOutcome* outcome, JobFinished* finished) {
     return client.RunWithRetry(
         Job(),
         [&](const TokenChunk& c) {
@@ -242,7 +241,7 @@ TEST_F(JobClientRetryTest, QueueFullIsRetriedWithTheSameGeneratedKeyAndMakesOneJ
   auto client = Client(daemon, Fast());
   ASSERT_TRUE(client);
   SubmitOutcome outcome;
-  ASSERT_TRUE(client->SubmitWithRetry(Job(), &outcome).ok()) << client->last_error();
+  ASSERT_TRUE(IsOk(client->SubmitWithRetry(Job(), &outcome)));
   daemon.Stop();
 
   EXPECT_TRUE(outcome.accepted);
@@ -280,7 +279,8 @@ TEST_F(JobClientRetryTest, ALostAnswerIsRetriedOnANewConnectionWithTheCallersKey
   SubmitJob job = Job();
   job.idempotency_key = "scheduler-key-1";
   SubmitOutcome outcome;
-  ASSERT_TRUE(client->SubmitWithRetry(job, &outcome).ok()) << client->last_error();
+  const HostStatus submitted = client->SubmitWithRetry(job, &outcome);
+  ASSERT_TRUE(IsOk(submitted));
   daemon.Stop();
 
   EXPECT_TRUE(outcome.accepted);
@@ -296,7 +296,7 @@ TEST_F(JobClientRetryTest, ALostAnswerIsRetriedOnANewConnectionWithTheCallersKey
   ASSERT_EQ(events_.size(), 1u);
   EXPECT_TRUE(events_[0].reconnect);
   // The first attempt's silence was mended by the retry: it is no error of this call.
-  EXPECT_EQ(client->last_error(), "");
+  EXPECT_EQ(Describe(submitted), "OK");
 }
 
 // (b) The daemon goes away mid-stream and comes back on the same port with the job: the client
@@ -322,7 +322,8 @@ TEST_F(JobClientRetryTest, ADaemonRestartMidStreamIsResumedFromTheNextSeq) {
   std::vector<uint32_t> seqs;
   SubmitOutcome outcome;
   JobFinished finished;
-  ASSERT_TRUE(Run(*client, &seqs, &delivered, &outcome, &finished).ok()) << client->last_error();
+  const HostStatus ran = Run(*client, &seqs, &delivered, &outcome, &finished);
+  ASSERT_TRUE(IsOk(ran));
   daemon.Stop();
 
   EXPECT_EQ(seqs, (std::vector<uint32_t>{0, 1, 2, 3, 4, 5}));
@@ -339,7 +340,7 @@ TEST_F(JobClientRetryTest, ADaemonRestartMidStreamIsResumedFromTheNextSeq) {
   EXPECT_EQ(events_[0].kind, RetryEvent::Kind::kResume);
   EXPECT_TRUE(events_[0].reconnect);
   EXPECT_EQ(events_[0].from_seq, 3u);
-  EXPECT_EQ(client->last_error(), "");  // Nor is the stall that the resume mended.
+  EXPECT_EQ(Describe(ran), "OK");  // Nor is the stall that the resume mended.
 }
 
 // A retried submission answered as a duplicate: the job may already have streamed to the
@@ -363,7 +364,7 @@ TEST_F(JobClientRetryTest, ADuplicateAcceptanceResumesAtOnce) {
   std::atomic<int> delivered{0};
   SubmitOutcome outcome;
   JobFinished finished;
-  ASSERT_TRUE(Run(*client, &seqs, &delivered, &outcome, &finished).ok()) << client->last_error();
+  ASSERT_TRUE(IsOk(Run(*client, &seqs, &delivered, &outcome, &finished)));
   daemon.Stop();
 
   EXPECT_EQ(seqs, (std::vector<uint32_t>{0, 1, 2}));
@@ -406,7 +407,7 @@ TEST_F(JobClientRetryTest, AConnectionThatGoesQuietIsReplacedBeforeTheResume) {
   std::atomic<int> delivered{0};
   SubmitOutcome outcome;
   JobFinished finished;
-  ASSERT_TRUE(Run(*client, &seqs, &delivered, &outcome, &finished).ok()) << client->last_error();
+  ASSERT_TRUE(IsOk(Run(*client, &seqs, &delivered, &outcome, &finished)));
   daemon.Stop();
 
   EXPECT_EQ(seqs, (std::vector<uint32_t>{0, 1, 2, 3, 4, 5}));
@@ -443,7 +444,7 @@ TEST_F(JobClientRetryTest, DuplicateAndOutOfOrderChunksAreDroppedAndAGapIsResume
   std::vector<uint32_t> seqs;
   SubmitOutcome outcome;
   JobFinished finished;
-  ASSERT_TRUE(Run(*client, &seqs, &delivered, &outcome, &finished).ok()) << client->last_error();
+  ASSERT_TRUE(IsOk(Run(*client, &seqs, &delivered, &outcome, &finished)));
   daemon.Stop();
 
   EXPECT_EQ(seqs, (std::vector<uint32_t>{0, 1, 2, 3, 4, 5}));
@@ -478,12 +479,12 @@ TEST_F(JobClientRetryTest, AnotherInstanceAfterARestartIsALostJobAndNoForeignTok
   std::vector<uint32_t> seqs;
   SubmitOutcome outcome;
   JobFinished finished;
-  const Status s = Run(*client, &seqs, &delivered, &outcome, &finished);
+  const HostStatus s = Run(*client, &seqs, &delivered, &outcome, &finished);
   daemon.Stop();
 
-  EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  ASSERT_EQ(s.code(), StatusCode::kNotFound);
   EXPECT_EQ(seqs, (std::vector<uint32_t>{0, 1}));
-  const std::string& why = client->last_error();
+  const std::string& why = s.error().message;
   EXPECT_NE(why.find("job 51"), std::string::npos) << why;
   EXPECT_NE(why.find("0000000000000007"), std::string::npos) << why;
   EXPECT_NE(why.find("0000000000000009"), std::string::npos) << why;
@@ -511,13 +512,13 @@ TEST_F(JobClientRetryTest, UnknownJobInAnswerToAResumeIsALostJob) {
   std::vector<uint32_t> seqs;
   SubmitOutcome outcome;
   JobFinished finished;
-  const Status s = Run(*client, &seqs, &delivered, &outcome, &finished);
+  const HostStatus s = Run(*client, &seqs, &delivered, &outcome, &finished);
   daemon.Stop();
 
-  EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  ASSERT_EQ(s.code(), StatusCode::kNotFound);
   EXPECT_EQ(seqs, (std::vector<uint32_t>{0}));
-  EXPECT_NE(client->last_error().find("job 51"), std::string::npos) << client->last_error();
-  EXPECT_NE(client->last_error().find("UNKNOWN_JOB"), std::string::npos) << client->last_error();
+  EXPECT_NE(s.error().message.find("job 51"), std::string::npos) << s.error().message;
+  EXPECT_NE(s.error().message.find("UNKNOWN_JOB"), std::string::npos) << s.error().message;
 }
 
 // (e) A rejection without a retry-after is final: one SubmitJob, no retry.
@@ -598,7 +599,8 @@ TEST_F(JobClientRetryTest, SilenceUntilTheBudgetEndsIsDeadlineExceeded) {
   auto client = Client(daemon, std::move(o));
   ASSERT_TRUE(client);
   SubmitOutcome outcome;
-  EXPECT_EQ(client->SubmitWithRetry(Job(), &outcome).code(), StatusCode::kDeadlineExceeded);
+  const HostStatus given_up = client->SubmitWithRetry(Job(), &outcome);
+  ASSERT_EQ(given_up.code(), StatusCode::kDeadlineExceeded);
   daemon.Stop();
 
   EXPECT_EQ(outcome.attempts, 4u);  // At 0, 400, 800; the one due at 1200 is not made.
@@ -607,7 +609,8 @@ TEST_F(JobClientRetryTest, SilenceUntilTheBudgetEndsIsDeadlineExceeded) {
   for (const SubmitJob& s : sent) EXPECT_EQ(s.idempotency_key, outcome.idempotency_key);
   const std::vector<int> connections = daemon.connections();
   EXPECT_EQ(std::set<int>(connections.begin(), connections.end()).size(), 4u);
-  EXPECT_NE(client->last_error().find("4 attempts"), std::string::npos) << client->last_error();
+  EXPECT_NE(given_up.error().message.find("4 attempts"), std::string::npos)
+      << given_up.error().message;
 }
 
 // A job waiting in the queue streams nothing for longer than the budget: the probe's answers
@@ -637,7 +640,7 @@ TEST_F(JobClientRetryTest, AQueuedJobThatStaysSilentIsProbedNotGivenUp) {
   std::atomic<int> delivered{0};
   SubmitOutcome outcome;
   JobFinished finished;
-  ASSERT_TRUE(Run(*client, &seqs, &delivered, &outcome, &finished).ok()) << client->last_error();
+  ASSERT_TRUE(IsOk(Run(*client, &seqs, &delivered, &outcome, &finished)));
   daemon.Stop();
 
   EXPECT_EQ(seqs, (std::vector<uint32_t>{0}));

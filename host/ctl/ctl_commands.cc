@@ -33,13 +33,14 @@ namespace {
 using json = nlohmann::json;
 
 // A client that could not be made: a malformed endpoint is the command line's fault.
-int ConnectFailed(Status s, const std::string& endpoint, const std::string& error,
-                  const CtlOptions& o, const CtlIo& io) {
-  if (s.code() == StatusCode::kInvalidArgument) {
-    io.err << "waferctl: bad endpoint '" << endpoint << "': " << error << "\n";
+int ConnectFailed(const Error& error, const std::string& endpoint, const CtlOptions& o,
+                  const CtlIo& io) {
+  if (error.code == StatusCode::kInvalidArgument) {
+    io.err << "waferctl: bad endpoint '" << endpoint << "': " << error.message << "\n";
     return kExitUsage;
   }
-  return RequestFailed(s, "cannot connect to " + endpoint + ": " + error, o.json, io.out, io.err);
+  return RequestFailed(error.WithContext("cannot connect to " + endpoint), o.json, io.out,
+                       io.err);
 }
 
 // ---- keys ----
@@ -110,8 +111,8 @@ int CmdKeysGenerate(const CtlOptions& o, const CtlIo& io) {
 
 int CmdStatus(const CtlOptions& o, AdminClient& admin, const CtlIo& io) {
   StatusReply r;
-  if (Status s = admin.QueryStatus(&r, static_cast<int>(o.timeout_ms)); !s.ok()) {
-    return RequestFailed(s, admin.last_error(), o.json, io.out, io.err);
+  if (HostStatus s = admin.QueryStatus(&r, static_cast<int>(o.timeout_ms)); !s.ok()) {
+    return RequestFailed(s.error(), o.json, io.out, io.err);
   }
   std::ostream& out = io.out;
   if (o.json) {
@@ -202,12 +203,12 @@ int CmdSubmit(const CtlOptions& o, const ClientKeys& keys, const CtlIo& io) {
     }
   };
   auto client = JobClient::Connect(o.job_endpoint, keys, std::move(retry));
-  if (!client.ok()) return ConnectFailed(client.status(), o.job_endpoint, "", o, io);
+  if (!client.ok()) return ConnectFailed(client.error(), o.job_endpoint, o, io);
   SubmitOutcome outcome;
   JobFinished finished;
   bool printed_text = false;
   std::ostream& out = io.out;
-  Status s = (*client)->RunWithRetry(
+  HostStatus s = (*client)->RunWithRetry(
       job,
       [&](const TokenChunk& c) {
         if (o.json) {
@@ -225,10 +226,10 @@ int CmdSubmit(const CtlOptions& o, const ClientKeys& keys, const CtlIo& io) {
       &outcome, &finished);
   if (s.code() == StatusCode::kNotFound) {
     // Accepted, then lost by the daemon: a failure of the job, not of the connection.
-    RequestFailed(s, (*client)->last_error(), o.json, io.out, io.err);
+    RequestFailed(s.error(), o.json, io.out, io.err);
     return kExitFailed;
   }
-  if (!s.ok()) return RequestFailed(s, (*client)->last_error(), o.json, io.out, io.err);
+  if (!s.ok()) return RequestFailed(s.error(), o.json, io.out, io.err);
   if (!outcome.accepted) {
     const JobRejected& r = outcome.rejection;
     if (o.json) {
@@ -269,10 +270,10 @@ int CmdSubmit(const CtlOptions& o, const ClientKeys& keys, const CtlIo& io) {
 
 int CmdCapacity(const CtlOptions& o, const ClientKeys& keys, const CtlIo& io) {
   auto client = JobClient::Connect(o.job_endpoint, keys);
-  if (!client.ok()) return ConnectFailed(client.status(), o.job_endpoint, "", o, io);
+  if (!client.ok()) return ConnectFailed(client.error(), o.job_endpoint, o, io);
   CapacityReply r;
-  if (Status s = (*client)->QueryCapacity(&r, static_cast<int>(o.timeout_ms)); !s.ok()) {
-    return RequestFailed(s, (*client)->last_error(), o.json, io.out, io.err);
+  if (HostStatus s = (*client)->QueryCapacity(&r, static_cast<int>(o.timeout_ms)); !s.ok()) {
+    return RequestFailed(s.error(), o.json, io.out, io.err);
   }
   json models = json::array();
   for (const ModelCapacity& m : r.models) {
@@ -321,7 +322,7 @@ int CmdLoad(const CtlOptions& o, AdminClient& admin, const CtlIo& io) {
   load.slots = o.slots;
   load.context_length = o.context;
   OperationResult r;
-  Status s = admin.Operate(
+  HostStatus s = admin.Operate(
       load,
       [&](const LoadProgress& p) {
         if (o.json) {
@@ -339,14 +340,14 @@ int CmdLoad(const CtlOptions& o, AdminClient& admin, const CtlIo& io) {
       },
       &r, static_cast<int>(o.timeout_ms));
   if (io.err_tty && !o.json) io.err << "\n";
-  return ReportOperation(s, r, admin.last_error(), o.json, io.out, io.err);
+  return ReportOperation(s, r, o.json, io.out, io.err);
 }
 
 int CmdLogs(const CtlOptions& o, AdminClient& admin, const CtlIo& io) {
   BoardLogReply r;
-  if (Status s = admin.ReadBoardLog(*o.board, o.from, &r, static_cast<int>(o.timeout_ms));
+  if (HostStatus s = admin.ReadBoardLog(*o.board, o.from, &r, static_cast<int>(o.timeout_ms));
       !s.ok()) {
-    return RequestFailed(s, admin.last_error(), o.json, io.out, io.err);
+    return RequestFailed(s.error(), o.json, io.out, io.err);
   }
   if (o.json) {
     json records = json::array();
@@ -373,8 +374,8 @@ int CmdLogs(const CtlOptions& o, AdminClient& admin, const CtlIo& io) {
 
 int CmdBoardShow(const CtlOptions& o, AdminClient& admin, const CtlIo& io) {
   BoardDetail detail;
-  if (Status s = admin.ShowBoard(*o.board, &detail, static_cast<int>(o.timeout_ms)); !s.ok()) {
-    return RequestFailed(s, admin.last_error(), o.json, io.out, io.err);
+  if (HostStatus s = admin.ShowBoard(*o.board, &detail, static_cast<int>(o.timeout_ms)); !s.ok()) {
+    return RequestFailed(s.error(), o.json, io.out, io.err);
   }
   RenderBoard(detail, o.json, io.out_tty, io.out);
   return kExitOk;
@@ -383,8 +384,8 @@ int CmdBoardShow(const CtlOptions& o, AdminClient& admin, const CtlIo& io) {
 int Operate(const CtlOptions& o, AdminClient& admin, const AdminMessage& request,
             const CtlIo& io) {
   OperationResult r;
-  Status s = admin.Operate(request, nullptr, &r, static_cast<int>(o.timeout_ms));
-  return ReportOperation(s, r, admin.last_error(), o.json, io.out, io.err);
+  HostStatus s = admin.Operate(request, nullptr, &r, static_cast<int>(o.timeout_ms));
+  return ReportOperation(s, r, o.json, io.out, io.err);
 }
 
 int RunAdminCommand(const CtlOptions& o, AdminClient& admin, const CtlIo& io) {
@@ -469,7 +470,7 @@ int RunCommand(const CtlOptions& o, const CtlIo& io) {
     return RunTop(top, io.out, io.err);
   }
   auto admin = AdminClient::Connect(o.admin_endpoint, keys);
-  if (!admin.ok()) return ConnectFailed(admin.status(), o.admin_endpoint, "", o, io);
+  if (!admin.ok()) return ConnectFailed(admin.error(), o.admin_endpoint, o, io);
   return RunAdminCommand(o, **admin, io);
 }
 

@@ -32,31 +32,31 @@ void SplitRefusal(const std::string& error, std::string* code, std::string* deta
 
 std::string DumpJson(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-int RequestFailed(Status s, const std::string& error, bool as_json, std::ostream& out,
-                  std::ostream& err) {
-  if (s.code() == StatusCode::kFailedPrecondition) {  // The daemon answered with a refusal.
+int RequestFailed(const Error& error, bool as_json, std::ostream& out, std::ostream& err) {
+  if (error.code == StatusCode::kFailedPrecondition) {  // The daemon answered with a refusal.
     std::string code, detail;
-    SplitRefusal(error, &code, &detail);
+    SplitRefusal(error.message, &code, &detail);
     if (as_json) {
       out << DumpJson(json{{"ok", false}, {"code", code}, {"detail", detail}}) << "\n";
     } else {
-      err << "waferctl: " << error << "\n";
+      err << "waferctl: " << error.message << "\n";
     }
     return kExitFailed;
   }
   if (as_json) {
-    out << DumpJson(json{{"ok", false}, {"error", s.name()}, {"detail", error}}) << "\n";
-  } else if (s.code() == StatusCode::kDeadlineExceeded) {
-    err << "waferctl: " << error << "\n";  // The client's line names endpoint and wait.
+    out << DumpJson(json{{"ok", false}, {"error", error.code_name()}, {"detail", error.message}})
+        << "\n";
+  } else if (error.code == StatusCode::kDeadlineExceeded) {
+    err << "waferctl: " << error.message << "\n";  // The client's line names endpoint and wait.
   } else {
-    err << "waferctl: " << s.name() << ": " << error << "\n";
+    err << "waferctl: " << error.code_name() << ": " << error.message << "\n";
   }
-  return s.code() == StatusCode::kDataLoss ? kExitProtocol : kExitUnreachable;
+  return error.code == StatusCode::kDataLoss ? kExitProtocol : kExitUnreachable;
 }
 
-int ReportOperation(Status s, const OperationResult& r, const std::string& error, bool as_json,
+int ReportOperation(const HostStatus& s, const OperationResult& r, bool as_json,
                     std::ostream& out, std::ostream& err) {
-  if (!s.ok()) return RequestFailed(s, error, as_json, out, err);
+  if (!s.ok()) return RequestFailed(s.error(), as_json, out, err);
   const bool ok = r.code == ErrorCode::kNone;
   if (as_json) {
     out << DumpJson(json{{"ok", ok}, {"code", ErrorCodeName(r.code)}, {"detail", r.detail},

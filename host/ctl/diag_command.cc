@@ -136,20 +136,20 @@ int DiagnosticsExitCode(const std::vector<DiagnosticReport>& reports) {
 
 int RunDiagCommand(int32_t board, uint32_t level, bool as_json, bool progress, AdminClient& admin,
                    int timeout_ms, std::ostream& out, std::ostream& err) {
-  auto fail = [&](Status s) { return RequestFailed(s, admin.last_error(), as_json, out, err); };
+  auto fail = [&](const HostStatus& s) { return RequestFailed(s.error(), as_json, out, err); };
   std::vector<uint32_t> boards;
   if (board >= 0) {
     boards.push_back(static_cast<uint32_t>(board));
   } else {
     StatusReply status;
-    if (Status s = admin.QueryStatus(&status, timeout_ms); !s.ok()) return fail(s);
+    if (HostStatus s = admin.QueryStatus(&status, timeout_ms); !s.ok()) return fail(s);
     for (const BoardInfo& b : status.boards) boards.push_back(b.index);
   }
   std::vector<DiagnosticReport> reports;
   for (uint32_t b : boards) {
     DiagnosticReport report;
     bool drew = false;
-    const Status s = admin.RunDiagnostics(
+    const HostStatus s = admin.RunDiagnostics(
         b, level,
         [&](const DiagnosticProgress& p) {
           if (!progress) return;

@@ -77,8 +77,8 @@ std::string ProgressBar(uint64_t done, uint64_t total, int width) {
 int RunFirmwareInfo(uint32_t board, bool as_json, AdminClient& admin, int timeout_ms,
                     std::ostream& out, std::ostream& err) {
   FirmwareInfo info;
-  if (Status s = admin.QueryFirmware(board, &info, timeout_ms); !s.ok()) {
-    return RequestFailed(s, admin.last_error(), as_json, out, err);
+  if (HostStatus s = admin.QueryFirmware(board, &info, timeout_ms); !s.ok()) {
+    return RequestFailed(s.error(), as_json, out, err);
   }
   if (as_json) {
     json slots = json::array();
@@ -161,7 +161,7 @@ int RunFirmwareUpdate(uint32_t board, const std::string& image_path,
   update.signature = std::move(*signature);
   OperationResult r;
   bool drew = false;
-  Status s = admin.Operate(
+  HostStatus s = admin.Operate(
       update,
       [&](const LoadProgress& p) {
         if (as_json) {
@@ -181,14 +181,14 @@ int RunFirmwareUpdate(uint32_t board, const std::string& image_path,
       },
       &r, timeout_ms);
   if (drew) err << "\n";
-  return ReportOperation(s, r, admin.last_error(), as_json, out, err);
+  return ReportOperation(s, r, as_json, out, err);
 }
 
 int RunFirmwareRollback(uint32_t board, bool as_json, AdminClient& admin, int timeout_ms,
                         std::ostream& out, std::ostream& err) {
   OperationResult r;
-  Status s = admin.Operate(RollbackFirmware{0, board}, nullptr, &r, timeout_ms);
-  return ReportOperation(s, r, admin.last_error(), as_json, out, err);
+  HostStatus s = admin.Operate(RollbackFirmware{0, board}, nullptr, &r, timeout_ms);
+  return ReportOperation(s, r, as_json, out, err);
 }
 
 }  // namespace wafer::host

@@ -126,17 +126,17 @@ void RenderHealth(const HealthReply& reply, bool as_json, int64_t now_unix_ms,
 int RunHealthCommand(int32_t board, bool as_json, AdminClient& admin, int timeout_ms,
                      std::ostream& out, std::ostream& err) {
   HealthReply reply;
-  const Status s = admin.QueryHealth(board, &reply, timeout_ms);
+  const HostStatus s = admin.QueryHealth(board, &reply, timeout_ms);
   if (!s.ok()) {
     const int code = s.code() == StatusCode::kFailedPrecondition ? kExitFailed
                      : s.code() == StatusCode::kDataLoss          ? kExitProtocol
                                                                   : kExitUnreachable;
     if (as_json) {
-      out << json{{"ok", false}, {"error", s.name()}, {"detail", admin.last_error()}}.dump(
-                 -1, ' ', false, json::error_handler_t::replace)
+      out << json{{"ok", false}, {"error", s.error().code_name()}, {"detail", s.error().message}}
+                 .dump(-1, ' ', false, json::error_handler_t::replace)
           << "\n";
     } else {
-      err << "waferctl: " << s.name() << ": " << admin.last_error() << "\n";
+      err << "waferctl: " << s.error().ToString() << "\n";
     }
     return code;
   }

@@ -185,16 +185,16 @@ int RunJobsCommand(const JobsCommand& command, bool as_json, AdminClient& admin,
   switch (command.kind) {
     case JobsCommand::Kind::kList: {
       JobList list;
-      if (Status s = admin.ListJobs(command.list, &list, timeout_ms); !s.ok()) {
-        return RequestFailed(s, admin.last_error(), as_json, out, err);
+      if (HostStatus s = admin.ListJobs(command.list, &list, timeout_ms); !s.ok()) {
+        return RequestFailed(s.error(), as_json, out, err);
       }
       RenderJobList(list, as_json, out);
       return kExitOk;
     }
     case JobsCommand::Kind::kShow: {
       JobDetail detail;
-      if (Status s = admin.ShowJob(command.job_id, &detail, timeout_ms); !s.ok()) {
-        return RequestFailed(s, admin.last_error(), as_json, out, err);
+      if (HostStatus s = admin.ShowJob(command.job_id, &detail, timeout_ms); !s.ok()) {
+        return RequestFailed(s.error(), as_json, out, err);
       }
       const int64_t now_ms = static_cast<int64_t>(std::time(nullptr)) * 1000;
       RenderJobDetail(detail, as_json, now_ms, out);
@@ -202,8 +202,8 @@ int RunJobsCommand(const JobsCommand& command, bool as_json, AdminClient& admin,
     }
     case JobsCommand::Kind::kCancel: {
       OperationResult r;
-      Status s = admin.Operate(CancelJobRequest{0, command.job_id}, nullptr, &r, timeout_ms);
-      if (!s.ok()) return RequestFailed(s, admin.last_error(), as_json, out, err);
+      HostStatus s = admin.Operate(CancelJobRequest{0, command.job_id}, nullptr, &r, timeout_ms);
+      if (!s.ok()) return RequestFailed(s.error(), as_json, out, err);
       const bool ok = r.code == ErrorCode::kNone;
       if (as_json) {
         out << Dump(json{{"ok", ok},

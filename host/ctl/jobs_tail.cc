@@ -16,7 +16,7 @@ int RunJobsTail(uint64_t job_id, uint64_t from_seq, bool as_json, AdminClient& a
   JobState noted = JobState::kUnknown;
   JobTokens last;
   const uint32_t from = static_cast<uint32_t>(std::min<uint64_t>(from_seq, UINT32_MAX));
-  Status s = admin.TailJob(
+  HostStatus s = admin.TailJob(
       job_id, from,
       [&](const JobTokens& t) {
         last = t;
@@ -42,7 +42,7 @@ int RunJobsTail(uint64_t job_id, uint64_t from_seq, bool as_json, AdminClient& a
       timeout_ms);
   if (!s.ok()) {
     if (printed) out << "\n";
-    return RequestFailed(s, admin.last_error(), as_json, out, err);
+    return RequestFailed(s.error(), as_json, out, err);
   }
   if (as_json) {
     out << DumpJson(json{{"event", "finished"}, {"job_id", last.job_id},

@@ -115,14 +115,14 @@ int RunTop(const TopOptions& options, std::ostream& out, std::ostream& err) {
       admin = std::move(connected).value();
     }
     StatusReply reply;
-    const Status s = admin->QueryStatus(&reply, wait_ms);
+    const HostStatus s = admin->QueryStatus(&reply, wait_ms);
     if (s.ok()) {
       view.Add(std::move(reply));
       exit_code = kExitOk;
     } else {
       // A fresh socket next time: a reply to this request must not be taken for the next one's,
       // and a restarted daemon is found again at once.
-      view.SetUnreachable(admin->last_error());
+      view.SetUnreachable(s.error().message);
       exit_code = s.code() == StatusCode::kDataLoss ? kExitProtocol : kExitUnreachable;
       admin.reset();
     }
