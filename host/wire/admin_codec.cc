@@ -414,8 +414,7 @@ std::string EncodeAdmin(const AdminMessage& message) {
 
 namespace {
 
-// The decoder proper: fills `out`, or `error` (a DecodeErrorStatus code); `*request_tag` is the
-// request's tag as soon as it could be read.
+// The decoder proper (see DecodeFrame).
 bool DecodeAdminInto(std::span<const std::byte> frame, AdminMessage* out, Error* error,
                      uint64_t* request_tag) {
   static constexpr EnvelopeSchema<wa::AdminEnvelope> kSchema{
@@ -826,13 +825,7 @@ bool DecodeAdminInto(std::span<const std::byte> frame, AdminMessage* out, Error*
 }  // namespace
 
 HostResult<AdminMessage> DecodeAdmin(std::span<const std::byte> frame, uint64_t* request_tag) {
-  uint64_t tag = 0;
-  AdminMessage out;
-  Error error;
-  const bool decoded = DecodeAdminInto(frame, &out, &error, &tag);
-  if (request_tag != nullptr) *request_tag = tag;
-  if (!decoded) return error;
-  return out;
+  return DecodeFrame<AdminMessage>(frame, request_tag, DecodeAdminInto);
 }
 
 }  // namespace wafer::host

@@ -70,4 +70,20 @@ const Envelope* OpenEnvelope(std::span<const std::byte> frame, const EnvelopeSch
   return env;
 }
 
+// A codec's public decoder over its decoder proper, `decode_into(frame, &message, &error, &tag)`,
+// which returns false with `error` set (a DecodeErrorStatus code) and sets `tag` as soon as it
+// has read the request's. Returns the message or that Error; `*request_tag` (may be null) gets
+// the tag, 0 when none was read.
+template <typename Message, typename DecodeInto>
+HostResult<Message> DecodeFrame(std::span<const std::byte> frame, uint64_t* request_tag,
+                                DecodeInto decode_into) {
+  uint64_t tag = 0;
+  Message message;
+  Error error;
+  const bool decoded = decode_into(frame, &message, &error, &tag);
+  if (request_tag != nullptr) *request_tag = tag;
+  if (!decoded) return error;
+  return message;
+}
+
 }  // namespace wafer::host

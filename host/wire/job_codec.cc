@@ -169,8 +169,7 @@ std::string EncodeJob(const JobMessage& message) {
 
 namespace {
 
-// The decoder proper: fills `out`, or `error` (a DecodeErrorStatus code); `*request_tag` is the
-// request's tag as soon as it could be read.
+// The decoder proper (see DecodeFrame).
 bool DecodeJobInto(std::span<const std::byte> frame, JobMessage* out, Error* error,
                    uint64_t* request_tag) {
   static constexpr EnvelopeSchema<wj::JobEnvelope> kSchema{
@@ -325,13 +324,7 @@ bool DecodeJobInto(std::span<const std::byte> frame, JobMessage* out, Error* err
 }  // namespace
 
 HostResult<JobMessage> DecodeJob(std::span<const std::byte> frame, uint64_t* request_tag) {
-  uint64_t tag = 0;
-  JobMessage out;
-  Error error;
-  const bool decoded = DecodeJobInto(frame, &out, &error, &tag);
-  if (request_tag != nullptr) *request_tag = tag;
-  if (!decoded) return error;
-  return out;
+  return DecodeFrame<JobMessage>(frame, request_tag, DecodeJobInto);
 }
 
 }  // namespace wafer::host
