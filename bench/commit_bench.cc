@@ -79,9 +79,8 @@ int main(int argc, char** argv) {
     Die("usage: commit-bench --model DIR [--preset P] [--slots S] [--context C] [--chunk B]");
   }
 
-  std::string detail;
-  auto ck = wafer::host::LoadCheckpoint(model_dir, &detail);
-  if (!ck.ok()) Die("LoadCheckpoint: " + detail);
+  auto ck = wafer::host::LoadCheckpoint(model_dir);
+  if (!ck.ok()) Die("LoadCheckpoint: " + ck.error().message);
   const wafer::host::Checkpoint& checkpoint = **ck;
   auto preset = wafer::wafer_model::LoadPreset(preset_name);
   if (!preset.ok()) Die("LoadPreset: " + preset.error().message);

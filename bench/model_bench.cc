@@ -100,9 +100,8 @@ uint64_t ReadAll(const std::vector<fs::path>& files, std::vector<char>& buffer) 
 // LoadCheckpoint, then a CRC-32C over every tensor in link-sized chunks. Returns a value
 // derived from every CRC so the work cannot be optimized away.
 uint32_t LoadAndCrc(const std::string& dir, std::unique_ptr<Checkpoint>* out) {
-  std::string detail;
-  auto ck = wafer::host::LoadCheckpoint(dir, &detail);
-  if (!ck.ok()) Die("LoadCheckpoint", detail);
+  auto ck = wafer::host::LoadCheckpoint(dir);
+  if (!ck.ok()) Die("LoadCheckpoint", ck.error().message);
   uint32_t mix = 0;
   for (const CheckpointTensor& t : (*ck)->tensors) {
     for (size_t off = 0; off < t.bytes.size(); off += kLinkChunkBytes) {
@@ -308,8 +307,6 @@ int main(int argc, char** argv) {
   }
   const double bench_start = Now();
   TempDir tmp{fs::temp_directory_path() / ("model-bench-" + std::to_string(::getpid()))};
-  std::string detail;
-
   // (a) Loading: the float32 medium checkpoint.
   wafer::host::MkModelOptions f32;
   f32.out_dir = (tmp.path / "medium-f32").string();
@@ -317,7 +314,7 @@ int main(int argc, char** argv) {
   f32.dtype = wafer::DType::kF32;
   f32.seed = 3;
   double start = Now();
-  if (!wafer::host::MakeModel(f32, &detail).ok()) Die("MakeModel", detail);
+  if (auto made = wafer::host::MakeModel(f32); !made.ok()) Die("MakeModel", made.error().message);
   const std::vector<fs::path> files = Files(f32.out_dir);
   const uint64_t file_bytes = Bytes(files);
   std::printf("model-bench: (a) medium preset, float32, %.1f MB in %zu files (written in %.1f s)\n",
@@ -385,7 +382,9 @@ int main(int argc, char** argv) {
   options.preset = wafer::host::ModelPreset::kMedium;
   options.dtype = wafer::DType::kBF16;
   options.seed = 3;
-  if (!wafer::host::MakeModel(options, &detail).ok()) Die("MakeModel", detail);
+  if (auto made = wafer::host::MakeModel(options); !made.ok()) {
+    Die("MakeModel", made.error().message);
+  }
   std::unique_ptr<Checkpoint> ck;
   LoadAndCrc(options.out_dir, &ck);
   uint64_t streamed = 0;  // Weight bytes one decode token reads: all but the embedding table.

@@ -33,15 +33,15 @@ class BoardThread final : public EmbeddedBoard {
     if (thread_.joinable()) thread_.join();
   }
 
-  // Starts the thread and waits until the socket is bound (or failed to bind).
-  Status Start(std::string* error) {
+  // Starts the thread and waits until the socket is bound (or failed to bind: UNAVAILABLE, the
+  // message naming the endpoint and libzmq's reason).
+  HostStatus Start() {
     std::future<std::string> bound = bound_.get_future();
     thread_ = std::thread([this] { Run(); });
-    const std::string failure = bound.get();
-    if (failure.empty()) return OkStatus();
-    if (error != nullptr) *error = failure;  // Names the endpoint and libzmq's reason.
+    std::string failure = bound.get();
+    if (failure.empty()) return HostOk();
     thread_.join();
-    return Unavailable();
+    return Error{StatusCode::kUnavailable, std::move(failure)};
   }
 
   const std::string& endpoint() const override { return endpoint_; }
@@ -128,23 +128,19 @@ class BoardThread final : public EmbeddedBoard {
 
 }  // namespace
 
-Result<std::unique_ptr<EmbeddedBoard>> StartEmbeddedBoard(zmq::context_t& context,
-                                                          const std::string& endpoint,
-                                                          const BoardOptions& options,
-                                                          std::string* error) {
+HostResult<std::unique_ptr<EmbeddedBoard>> StartEmbeddedBoard(zmq::context_t& context,
+                                                              const std::string& endpoint,
+                                                              const BoardOptions& options) {
   if (options.factory_image_signature.has_value() && !options.firmware_public_key.has_value()) {
     // A board without a key cannot check the trailer it would find, and would never boot.
-    if (error != nullptr) *error = "a factory image signature needs a firmware public key";
-    return InvalidArgument();
+    return Error{StatusCode::kInvalidArgument,
+                 "a factory image signature needs a firmware public key"};
   }
   HostResult<wafer_model::Preset> preset =
       wafer_model::LoadPreset(options.preset, options.preset_dir);
-  if (!preset.ok()) {
-    if (error != nullptr) *error = preset.error().message;
-    return preset.status();
-  }
+  if (!preset.ok()) return std::move(preset).error();
   auto board = std::make_unique<BoardThread>(context, endpoint, std::move(preset).value(), options);
-  WAFER_RETURN_IF_ERROR(board->Start(error));
+  WAFER_HOST_RETURN_IF_ERROR(board->Start());
   return std::unique_ptr<EmbeddedBoard>(std::move(board));
 }
 

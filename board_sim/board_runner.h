@@ -13,6 +13,7 @@
 #include "board_sim/sim_wafer.h"
 #include "board_sim/sodium_signature_verifier.h"
 #include "common/clock.h"
+#include "common/error.h"
 #include "common/result.h"
 
 namespace wafer::sim {
@@ -56,13 +57,13 @@ class EmbeddedBoard {
 // Loads the preset, binds a ROUTER on `endpoint` (inproc://, ipc:// or tcp://) in `context`, and
 // starts serving. Returns when bound.
 // Returns:
-//   INVALID_ARGUMENT / NOT_FOUND - the preset is bad or missing (`error` names the key or file),
-//                                  or INVALID_ARGUMENT: a factory_image_signature without a
-//                                  firmware_public_key.
-//   UNAVAILABLE                  - the endpoint could not be bound (`error` says why).
-Result<std::unique_ptr<EmbeddedBoard>> StartEmbeddedBoard(zmq::context_t& context,
-                                                          const std::string& endpoint,
-                                                          const BoardOptions& options,
-                                                          std::string* error = nullptr);
+//   OK                           - the board, serving.
+//   INVALID_ARGUMENT / NOT_FOUND - the preset is bad or missing (the message names the key or
+//                                  file), or INVALID_ARGUMENT: a factory_image_signature without
+//                                  a firmware_public_key.
+//   UNAVAILABLE                  - the endpoint could not be bound (the message says why).
+HostResult<std::unique_ptr<EmbeddedBoard>> StartEmbeddedBoard(zmq::context_t& context,
+                                                              const std::string& endpoint,
+                                                              const BoardOptions& options);
 
 }  // namespace wafer::sim

@@ -441,10 +441,10 @@ TEST(EmbeddedBoardTest, FactorySignatureWithoutAKeyIsRefused) {
   BoardOptions options;
   options.preset_dir = WAFER_PRESET_DIR_FOR_TEST;
   options.factory_image_signature = FirmwareSignature{};
-  std::string error;
-  auto board = StartEmbeddedBoard(context, "inproc://no-key", options, &error);
+  auto board = StartEmbeddedBoard(context, "inproc://no-key", options);
   EXPECT_EQ(board.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(error, "a factory image signature needs a firmware public key");
+  EXPECT_EQ(board.ok() ? std::string() : board.error().message,
+            "a factory image signature needs a firmware public key");
 }
 
 TEST(FirmwareSignatureTest, ParsesHexOnly) {

@@ -121,10 +121,9 @@ int main(int argc, char** argv) {
 
   {
     zmq::context_t context(1);
-    std::string error;
-    auto board = wafer::sim::StartEmbeddedBoard(context, endpoint, options, &error);
+    auto board = wafer::sim::StartEmbeddedBoard(context, endpoint, options);
     if (!board.ok()) {
-      wafer::log::Error("sim", "{} ({})", error, board.status().name());
+      wafer::log::Error("sim", "{} ({})", board.error().message, board.status().name());
       return 1;
     }
     std::printf("wafer-sim: serving %s (board %s, preset %s, seed %llu)\n",

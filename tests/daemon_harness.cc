@@ -125,10 +125,9 @@ DaemonHarness::DaemonHarness(
     sim::BoardOptions options;
     options.preset = b.preset;  // "mini" unless a tweak names another (a name or a .yaml path).
     options.realtime = b.pacing == "realtime";
-    std::string error;
-    auto board = sim::StartEmbeddedBoard(context_, b.endpoint, options, &error);
+    auto board = sim::StartEmbeddedBoard(context_, b.endpoint, options);
     if (!board.ok()) {
-      ADD_FAILURE() << "embedded board " << b.endpoint << ": " << error;
+      ADD_FAILURE() << "embedded board " << b.endpoint << ": " << board.error().message;
       return;
     }
     boards_.push_back(std::move(board).value());

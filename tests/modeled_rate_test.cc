@@ -70,7 +70,6 @@ class ModeledRateTest : public ::testing::TestWithParam<Case> {
 TEST_P(ModeledRateTest, TheRuntimeAndModelPlanChargeADecodeTokenTheSame) {
   const Case c = GetParam();
   const std::string preset_path = std::string(WAFER_PRESET_DIR) + "/" + c.preset + ".yaml";
-  std::string detail;
   HostResult<wafer_model::Preset> preset = wafer_model::LoadPreset(preset_path);
   ASSERT_TRUE(preset.ok()) << preset.error().ToString();
 
@@ -92,7 +91,8 @@ TEST_P(ModeledRateTest, TheRuntimeAndModelPlanChargeADecodeTokenTheSame) {
   // The runtime: the same model placed the same way, on an embedded board of the same preset,
   // driven over the board link as waferd's worker drives it.
   ModelSource source;
-  ASSERT_TRUE(OpenModelSource(dir_.string(), &source, &detail).ok()) << detail;
+  HostStatus opened = OpenModelSource(dir_.string(), &source);
+  ASSERT_TRUE(opened.ok()) << opened.error().ToString();
   PlanRequest request;
   request.arch = source.arch;
   request.board = {preset->fabric_width, preset->fabric_height, preset->sram_per_pe_bytes};
@@ -100,8 +100,8 @@ TEST_P(ModeledRateTest, TheRuntimeAndModelPlanChargeADecodeTokenTheSame) {
   request.context = c.context;
   request.dtype_bytes = 2;
   request.spread = false;
-  Result<Plan> plan = PlanPlacement(request, &detail);
-  ASSERT_TRUE(plan.ok()) << detail;
+  HostResult<Plan> plan = PlanPlacement(request);
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
   ModelManifest manifest;
   manifest.model_id = 7;
   manifest.name = "shape";
@@ -110,15 +110,16 @@ TEST_P(ModeledRateTest, TheRuntimeAndModelPlanChargeADecodeTokenTheSame) {
   manifest.slots = c.slots;
   manifest.context_length = c.context;
   manifest.shape_only = true;
-  ASSERT_TRUE(ApplyPlan(*plan, 0, &manifest, &detail).ok()) << detail;
+  HostStatus applied = ApplyPlan(*plan, 0, &manifest);
+  ASSERT_TRUE(applied.ok()) << applied.error().ToString();
 
   zmq::context_t context(1);
   sim::BoardOptions options;
   options.preset = c.preset;
   options.preset_dir = WAFER_PRESET_DIR;
-  auto board = sim::StartEmbeddedBoard(context, std::string("inproc://modeled-rate-") + c.preset,
-                                       options, &detail);
-  ASSERT_TRUE(board.ok()) << detail;
+  auto board =
+      sim::StartEmbeddedBoard(context, std::string("inproc://modeled-rate-") + c.preset, options);
+  ASSERT_TRUE(board.ok()) << board.error().ToString();
   auto link = ConnectBoardLink(context, (*board)->endpoint(), 10000, SystemClock::Get());
   ASSERT_TRUE(link.ok());
   BoardLink& l = **link;

@@ -56,11 +56,11 @@ ModelManifest TinyManifest(uint32_t id, const ModelArch& a,
   request.slots = m.slots;
   request.context = m.context_length;
   request.dtype_bytes = 4;
-  std::string detail;
-  Result<Plan> plan = PlanPlacement(request, &detail);
-  EXPECT_TRUE(plan.ok()) << detail;
+  HostResult<Plan> plan = PlanPlacement(request);
+  EXPECT_TRUE(plan.ok()) << plan.error().ToString();
   if (plan.ok()) {
-    EXPECT_TRUE(ApplyPlan(*plan, 0, &m, &detail).ok()) << detail;
+    HostStatus applied = ApplyPlan(*plan, 0, &m);
+    EXPECT_TRUE(applied.ok()) << applied.error().ToString();
   }
   return m;
 }
@@ -147,11 +147,10 @@ void ExerciseBoard(BoardLink& link) {
 
 TEST(ZmqBoardLinkTest, EmbeddedBoardOverInproc) {
   zmq::context_t context(1);
-  std::string error;
   sim::BoardOptions options;
   options.preset_dir = WAFER_PRESET_DIR_FOR_TEST;
-  auto board = sim::StartEmbeddedBoard(context, "inproc://board-e2e", options, &error);
-  ASSERT_TRUE(board.ok()) << error;
+  auto board = sim::StartEmbeddedBoard(context, "inproc://board-e2e", options);
+  ASSERT_TRUE(board.ok()) << board.error().ToString();
   auto link = ConnectBoardLink(context, "inproc://board-e2e", 5000, SystemClock::Get());
   ASSERT_TRUE(link.ok());
   ExerciseBoard(**link);
@@ -178,11 +177,10 @@ TEST(ZmqBoardLinkTest, EmbeddedBoardOverInproc) {
 // timeout (which the daemon takes as a lost board).
 TEST(ZmqBoardLinkTest, AFrameTooLargeForTheBoardIsRefusedNotTimedOut) {
   zmq::context_t context(1);
-  std::string error;
   sim::BoardOptions options;
   options.preset_dir = WAFER_PRESET_DIR_FOR_TEST;
-  auto board = sim::StartEmbeddedBoard(context, "inproc://board-big-frame", options, &error);
-  ASSERT_TRUE(board.ok()) << error;
+  auto board = sim::StartEmbeddedBoard(context, "inproc://board-big-frame", options);
+  ASSERT_TRUE(board.ok()) << board.error().ToString();
   // A 10-minute timeout: a wait for it would outlast the test's own budget.
   auto link = ConnectBoardLink(context, "inproc://board-big-frame", 600000, SystemClock::Get());
   ASSERT_TRUE(link.ok());
@@ -215,9 +213,8 @@ TEST(ZmqBoardLinkTest, ACurveBoardAnswersOnlyItsHost) {
   options.curve_secret_key = board_keys.secret_key;
   options.curve_host_public_key = host_keys.public_key;
   const std::string endpoint = "ipc:///tmp/waferd-curve-board-" + std::to_string(getpid());
-  std::string error;
-  auto board = sim::StartEmbeddedBoard(context, endpoint, options, &error);
-  ASSERT_TRUE(board.ok()) << error;
+  auto board = sim::StartEmbeddedBoard(context, endpoint, options);
+  ASSERT_TRUE(board.ok()) << board.error().ToString();
   auto link = ConnectBoardLink(context, endpoint, 5000, SystemClock::Get(),
                                {board_keys.public_key, host_keys.public_key, host_keys.secret_key});
   ASSERT_TRUE(link.ok());
@@ -256,7 +253,6 @@ TEST(ZmqBoardLinkTest, FirmwareUpdateAndErrorLogOverInproc) {
 
   zmq::context_t context(1);
   FakeClock clock(7'000'000'000);
-  std::string error;
   sim::BoardOptions options;
   options.preset_dir = WAFER_PRESET_DIR_FOR_TEST;
   options.clock = &clock;
@@ -266,8 +262,8 @@ TEST(ZmqBoardLinkTest, FirmwareUpdateAndErrorLogOverInproc) {
   const auto factory_sig = sign(std::vector<std::byte>(factory.begin(), factory.end()));
   options.factory_image_signature.emplace();
   std::copy(factory_sig.begin(), factory_sig.end(), options.factory_image_signature->begin());
-  auto board = sim::StartEmbeddedBoard(context, "inproc://board-fw", options, &error);
-  ASSERT_TRUE(board.ok()) << error;
+  auto board = sim::StartEmbeddedBoard(context, "inproc://board-fw", options);
+  ASSERT_TRUE(board.ok()) << board.error().ToString();
   auto connected = ConnectBoardLink(context, "inproc://board-fw", 5000, SystemClock::Get());
   ASSERT_TRUE(connected.ok());
   BoardLink& link = **connected;
@@ -350,17 +346,17 @@ TEST(ZmqBoardLinkTest, FirmwareUpdateAndErrorLogOverInproc) {
 
 TEST(ZmqBoardLinkTest, BadPresetAndBusyEndpointAreReported) {
   zmq::context_t context(1);
-  std::string error;
   sim::BoardOptions options;
   options.preset = "nope";
   options.preset_dir = WAFER_PRESET_DIR_FOR_TEST;
-  EXPECT_EQ(sim::StartEmbeddedBoard(context, "inproc://x", options, &error).status().code(),
+  EXPECT_EQ(sim::StartEmbeddedBoard(context, "inproc://x", options).status().code(),
             StatusCode::kNotFound);
   options.preset = "mini";
-  auto first = sim::StartEmbeddedBoard(context, "inproc://dup", options, &error);
-  ASSERT_TRUE(first.ok()) << error;
-  EXPECT_EQ(sim::StartEmbeddedBoard(context, "inproc://dup", options, &error).status().code(),
-            StatusCode::kUnavailable);
+  auto first = sim::StartEmbeddedBoard(context, "inproc://dup", options);
+  ASSERT_TRUE(first.ok()) << first.error().ToString();
+  auto second = sim::StartEmbeddedBoard(context, "inproc://dup", options);
+  EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);
+  const std::string error = second.ok() ? std::string() : second.error().message;
   EXPECT_NE(error.find("inproc://dup"), std::string::npos);
 }
 
@@ -518,9 +514,8 @@ TEST(ZmqBoardLinkFaultTest, GeometryFaultsCrcRetryHangAndHeartbeat) {
   options.preset_dir = WAFER_PRESET_DIR_FOR_TEST;
   options.clock = &clock;
   options.seed = 5;
-  std::string error;
-  auto board = sim::StartEmbeddedBoard(context, "inproc://board-faults", options, &error);
-  ASSERT_TRUE(board.ok()) << error;
+  auto board = sim::StartEmbeddedBoard(context, "inproc://board-faults", options);
+  ASSERT_TRUE(board.ok()) << board.error().ToString();
   auto connected = ConnectBoardLink(context, "inproc://board-faults", 300, SystemClock::Get());
   ASSERT_TRUE(connected.ok());
   BoardLink& link = **connected;

@@ -212,14 +212,14 @@ class Driver {
                        std::max<uint32_t>(4096, identity_.max_chunk_bytes),
                        std::move(work.next_stage));
       last_progress_ns_ = 0;
-      std::string detail;
-      if (Status s = session_->Begin(*link_, &detail); !s.ok()) {
-        return EndSession(s, detail);
+      if (HostStatus s = session_->Begin(*link_); !s.ok()) {
+        return EndSession(s.status(), s.error().message);
       }
       return;
     }
-    std::string detail;
-    if (Status s = session_->Next(*link_, &detail); !s.ok()) return EndSession(s, detail);
+    if (HostStatus s = session_->Next(*link_); !s.ok()) {
+      return EndSession(s.status(), s.error().message);
+    }
     const int64_t now = clock_.NowNanos();
     if (session_->done() || now - last_progress_ns_ >= kProgressPeriodNs) {
       last_progress_ns_ = now;
@@ -262,9 +262,11 @@ class Driver {
       done.status = Unavailable();
       done.detail = "board " + std::to_string(index_) + " is not ready";
     } else {
-      done.status = RestageFaultedTensors(
+      HostStatus restaged = RestageFaultedTensors(
           *link_, *work.model, work.model_id, work.stage, &next_fault_sequence_,
-          std::max<uint64_t>(4096, identity_.max_chunk_bytes), &done.detail, &done.report);
+          std::max<uint64_t>(4096, identity_.max_chunk_bytes), &done.report);
+      done.status = restaged.status();
+      if (!restaged.ok()) done.detail = std::move(restaged).error().message;
     }
     done.elapsed_s = Seconds(clock_.NowNanos() - start);
     last_telemetry_ns_ = 0;

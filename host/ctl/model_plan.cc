@@ -149,9 +149,9 @@ int RunModelPlan(const ModelPlanOptions& options, std::ostream& out, std::ostrea
     err << "waferctl model plan: " << code << ": " << detail << "\n";
     return kExitFailed;
   };
+  auto config = LoadModelConfig(options.config);
+  if (!config.ok()) return fail(config.error().code_name(), config.error().message);
   std::string detail;
-  auto config = LoadModelConfig(options.config, &detail);
-  if (!config.ok()) return fail(config.status().name(), detail);
   auto preset = wafer_model::LoadPreset(options.preset);
   if (!preset.ok()) return fail(preset.status().name(), preset.error().message);
   const ModelArch& arch = config->arch;
@@ -179,11 +179,12 @@ int RunModelPlan(const ModelPlanOptions& options, std::ostream& out, std::ostrea
   // The published figures are for a model that owns its boards and fills them; --pack shows
   // the fewest-rows layout that leaves room for other models, and what that costs.
   request.spread = !pack;
-  auto plan = PlanPlacement(request, &detail);
+  auto plan = PlanPlacement(request);
   if (!plan.ok()) {
+    detail = plan.error().message;
     if (plan.status().code() == StatusCode::kResourceExhausted && as_json) {
       Json j{{"fits", false}, {"error", plan.status().name()}, {"detail", detail}};
-      if (auto needed = BoardsNeeded(request, nullptr); needed.ok()) j["boards_needed"] = *needed;
+      if (auto needed = BoardsNeeded(request); needed.ok()) j["boards_needed"] = *needed;
       out << j.dump(2) << "\n";
       err << "waferctl model plan: does not fit: " << detail << "\n";
       return kExitFailed;

@@ -200,7 +200,6 @@ TEST_F(ModelPlanTest, SpreadByDefaultPackOnRequest) {
 // One board: the decode step's device time is exactly the timing model's pass over the bands
 // BoardStages reads from the plan (one band per layer, the head's band), not an equal share.
 TEST_F(ModelPlanTest, TimingUsesThePlansBands) {
-  std::string error;
   HostResult<wafer_model::Preset> preset = wafer_model::LoadPreset("wse3", WAFER_PRESET_DIR);
   ASSERT_TRUE(preset.ok()) << preset.error().ToString();
   PlanRequest request;
@@ -209,8 +208,8 @@ TEST_F(ModelPlanTest, TimingUsesThePlansBands) {
   request.slots = 8;
   request.context = 8192;
   request.spread = true;
-  Result<host::Plan> plan = PlanPlacement(request, &error);
-  ASSERT_TRUE(plan.ok()) << error;
+  HostResult<host::Plan> plan = PlanPlacement(request);
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
   const wafer_model::WaferStages stages = BoardStages(*plan, 0);
   ASSERT_EQ(stages.layers.size(), 32u);
   EXPECT_EQ(stages.layers[5].width, plan->stages[6].band.w);
@@ -237,9 +236,8 @@ TEST(BoardStagesTest, LayersPerBoardAndWhereTheHeadRuns) {
   request.boards = 4;
   request.slots = 8;
   request.context = 8192;
-  std::string error;
-  Result<host::Plan> plan = PlanPlacement(request, &error);
-  ASSERT_TRUE(plan.ok()) << error;
+  HostResult<host::Plan> plan = PlanPlacement(request);
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
   for (const BoardPlan& b : plan->boards) {
     const wafer_model::WaferStages stages = BoardStages(*plan, b.index);
     EXPECT_EQ(stages.layers.size(), b.stage.layer_count);
@@ -249,8 +247,8 @@ TEST(BoardStagesTest, LayersPerBoardAndWhereTheHeadRuns) {
   request.arch = testing::Llama8B();
   request.arch.tie_embeddings = true;
   request.boards = 1;
-  plan = PlanPlacement(request, &error);
-  ASSERT_TRUE(plan.ok()) << error;
+  plan = PlanPlacement(request);
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
   ASSERT_EQ(plan->stages.front().kind, StageKind::kEmbedding);
   const wafer_model::WaferStages tied = BoardStages(*plan, 0);
   ASSERT_TRUE(tied.has_head);

@@ -105,11 +105,11 @@ int main(int argc, char** argv) {
     options.board_id = "sim-" + std::to_string(i);
     options.seed = b.seed;
     options.realtime = b.pacing == "realtime";
-    std::string error;
-    auto board = sim::StartEmbeddedBoard(context, b.endpoint, options, &error);
+    auto board = sim::StartEmbeddedBoard(context, b.endpoint, options);
     if (!board.ok()) {
       log::Error(log::BoardComponent(static_cast<uint32_t>(i)),
-                 "cannot start the embedded board on {}: {}", b.endpoint, error);
+                 "cannot start the embedded board on {}: {}", b.endpoint,
+                 board.error().message);
       return 3;
     }
     embedded.push_back(std::move(board).value());

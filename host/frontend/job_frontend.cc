@@ -292,10 +292,12 @@ void JobFrontend::OnSubmit(const std::string& peer, const ClientKeyConfig* key, 
       return Reject(peer, tag, ErrorCode::kInvalidArgument,
                     "model '" + s.model + "' has no tokenizer: send prompt_tokens");
     }
-    std::string detail;
-    if (!model->text->Encode(s.prompt_text, &prompt, &detail).ok()) {
-      return Reject(peer, tag, ErrorCode::kInvalidArgument, "prompt_text: " + detail);
+    HostResult<std::vector<uint32_t>> encoded = model->text->Encode(s.prompt_text);
+    if (!encoded.ok()) {
+      return Reject(peer, tag, ErrorCode::kInvalidArgument,
+                    "prompt_text: " + encoded.error().message);
     }
+    prompt = std::move(encoded).value();
   }
   if (prompt.empty()) return Reject(peer, tag, ErrorCode::kInvalidArgument, "empty prompt");
   for (uint32_t id : prompt) {

@@ -31,7 +31,9 @@ void Loader::Run() {
     while (auto work = net::ReceiveOwned<PrepareWork>(*channel_)) {
       auto done = std::make_unique<PrepareDone>();
       done->model_id = work->model_id;
-      done->status = PrepareModel(*work, &done->model, &done->rows, &done->detail);
+      HostStatus prepared = PrepareModel(*work, &done->model, &done->rows);
+      done->status = prepared.status();
+      if (!prepared.ok()) done->detail = std::move(prepared).error().message;
       net::SendOwned(*channel_, std::move(done));
       if (stop_.load()) break;
     }

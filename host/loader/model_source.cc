@@ -53,14 +53,10 @@ class TokenizerCodec final : public TextCodec {
   explicit TokenizerCodec(std::unique_ptr<Tokenizer> tokenizer)
       : tokenizer_(std::move(tokenizer)) {}
 
-  Status Encode(const std::string& text, std::vector<uint32_t>* ids,
-                std::string* detail) const override {
-    *ids = tokenizer_->Encode(text);
-    if (ids->empty()) {
-      *detail = "text produced no tokens";
-      return InvalidArgument();
-    }
-    return OkStatus();
+  HostResult<std::vector<uint32_t>> Encode(const std::string& text) const override {
+    std::vector<uint32_t> ids = tokenizer_->Encode(text);
+    if (ids.empty()) return Error{StatusCode::kInvalidArgument, "text produced no tokens"};
+    return ids;
   }
 
   void DecodeIncremental(std::span<const uint32_t> ids, std::string* pending,
@@ -115,18 +111,17 @@ void ReleaseResidentPages(const ModelSource& source) {
   }
 }
 
-Status OpenModelSource(const std::string& dir, ModelSource* out, std::string* detail) {
+HostStatus OpenModelSource(const std::string& dir, ModelSource* out) {
   if (!Exists(dir + "/config.json")) {
-    *detail = dir + "/config.json: not found";
-    return NotFound();
+    return Error{StatusCode::kNotFound, dir + "/config.json: not found"};
   }
   const bool has_weights = Exists(dir + "/model.safetensors") ||
                            Exists(dir + "/model.safetensors.index.json");
   ModelSource source;
   source.name = ModelNameFromPath(dir);
   if (has_weights) {
-    auto checkpoint = LoadCheckpoint(dir, detail);
-    if (!checkpoint.ok()) return checkpoint.status();
+    auto checkpoint = LoadCheckpoint(dir);
+    if (!checkpoint.ok()) return std::move(checkpoint).error();
     std::shared_ptr<Checkpoint> owned(std::move(checkpoint).value().release());
     source.arch = owned->config.arch;
     source.parameters = owned->config.param_count;
@@ -140,20 +135,20 @@ Status OpenModelSource(const std::string& dir, ModelSource* out, std::string* de
     source.keep_alive = owned;
   } else {
     // Shape-only: config.json alone. Placement and timing are real; tokens are synthetic.
-    auto config = LoadModelConfig(dir + "/config.json", detail);
-    if (!config.ok()) return config.status();
+    auto config = LoadModelConfig(dir + "/config.json");
+    if (!config.ok()) return std::move(config).error();
     source.arch = config->arch;
     source.parameters = config->param_count;
     source.tensors = LlamaTensorLayout(source.arch, DType::kBF16);
     source.shape_only = true;
     if (Exists(dir + "/tokenizer.json")) {
-      auto tokenizer = Tokenizer::Load(dir + "/tokenizer.json", detail);
-      if (!tokenizer.ok()) return tokenizer.status();
+      auto tokenizer = Tokenizer::Load(dir + "/tokenizer.json");
+      if (!tokenizer.ok()) return std::move(tokenizer).error();
       source.text = std::make_shared<TokenizerCodec>(std::move(tokenizer).value());
     }
   }
   *out = std::move(source);
-  return OkStatus();
+  return HostOk();
 }
 
 }  // namespace wafer::host

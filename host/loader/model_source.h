@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
 #include "common/status.h"
 #include "host/board/board_types.h"
 
@@ -17,9 +18,12 @@ namespace wafer::host {
 class TextCodec {
  public:
   virtual ~TextCodec() = default;
-  // INVALID_ARGUMENT when the text cannot be tokenized (detail says why).
-  virtual Status Encode(const std::string& text, std::vector<uint32_t>* ids,
-                        std::string* detail) const = 0;
+  // The token ids of `text`.
+  //
+  // Returns:
+  //   OK               - the ids (never empty).
+  //   INVALID_ARGUMENT - the text cannot be tokenized (the message says why).
+  virtual HostResult<std::vector<uint32_t>> Encode(const std::string& text) const = 0;
   // Appends the text of `ids` to `out`, holding back the bytes of an incomplete UTF-8
   // character in `pending` until a later call completes it.
   virtual void DecodeIncremental(std::span<const uint32_t> ids, std::string* pending,
@@ -45,9 +49,15 @@ struct ModelSource {
 
 // Opens a Hugging Face model directory: config.json with model.safetensors (or its sharded
 // index) for a functional model, config.json alone for a shape-only one. Every header, shape
-// and offset is verified. Returns NOT_FOUND, INVALID_ARGUMENT or DATA_LOSS with `detail` naming
-// the file and tensor.
-Status OpenModelSource(const std::string& dir, ModelSource* out, std::string* detail);
+// and offset is verified. On success sets `*out`.
+//
+// Returns (the message naming the file and tensor):
+//   OK               - `*out` is the model.
+//   NOT_FOUND        - no config.json, or a file the checkpoint needs is missing.
+//   INVALID_ARGUMENT - a bad config, tokenizer, tensor or index (see LoadCheckpoint).
+//   DATA_LOSS        - a corrupt or truncated file.
+//   UNAVAILABLE      - a file could not be read.
+HostStatus OpenModelSource(const std::string& dir, ModelSource* out);
 
 // Lets the kernel take back the pages of `source`'s mapped checkpoint that this process holds
 // (MADV_DONTNEED over each tensor's bytes; the mappings are read-only, so nothing is lost): once

@@ -13,17 +13,15 @@ namespace {
 // The tensors the reports from `*next_fault_sequence` on list for `model_id`, sorted and
 // without repeats; advances `*next_fault_sequence`. `*missed` is set when reports after it were
 // overwritten on the board before they could be read.
-Status CollectLostTensors(BoardLink& link, uint32_t model_id, uint64_t* next_fault_sequence,
-                          std::vector<uint32_t>* tensors, bool* missed, RestageReport* report,
-                          std::string* detail) {
+HostStatus CollectLostTensors(BoardLink& link, uint32_t model_id, uint64_t* next_fault_sequence,
+                              std::vector<uint32_t>* tensors, bool* missed, RestageReport* report) {
   uint64_t from = *next_fault_sequence;
   // The board answers every report it holds in one reply; the bound only stops a board that
   // keeps answering with more from looping forever.
   for (int page = 0; page < 64; ++page) {
     HostResult<BoardFaults> faults = link.ReadFaults(from);
     if (!faults.ok()) {
-      *detail = "reading the board's fault reports: " + faults.error().message;
-      return faults.status();
+      return Error{faults.code(), "reading the board's fault reports: " + faults.error().message};
     }
     const std::vector<BoardFaultReport>& got = faults->faults;
     // Sequences start at 1 and are consecutive: a gap after `from` is reports overwritten.
@@ -42,62 +40,60 @@ Status CollectLostTensors(BoardLink& link, uint32_t model_id, uint64_t* next_fau
   }
   std::sort(tensors->begin(), tensors->end());
   tensors->erase(std::unique(tensors->begin(), tensors->end()), tensors->end());
-  return OkStatus();
+  return HostOk();
 }
 
 }  // namespace
 
-Status RestageFaultedTensors(BoardLink& link, const PreparedModel& model, uint32_t model_id,
-                             uint32_t stage, uint64_t* next_fault_sequence,
-                             uint64_t max_chunk_bytes, std::string* detail,
-                             RestageReport* report) {
+HostStatus RestageFaultedTensors(BoardLink& link, const PreparedModel& model, uint32_t model_id,
+                                 uint32_t stage, uint64_t* next_fault_sequence,
+                                 uint64_t max_chunk_bytes, RestageReport* report) {
   RestageReport ignored;
   RestageReport& done = report != nullptr ? *report : ignored;
   done = RestageReport{};
   if (max_chunk_bytes == 0) {
-    *detail = "max_chunk_bytes must be at least 1";
-    return InvalidArgument();
+    return Error{StatusCode::kInvalidArgument, "max_chunk_bytes must be at least 1"};
   }
   ModelManifest manifest;
   std::vector<std::span<const std::byte>> data;
-  WAFER_RETURN_IF_ERROR(StageManifest(model, model_id, stage, &manifest, &data, detail));
+  WAFER_HOST_RETURN_IF_ERROR(StageManifest(model, model_id, stage, &manifest, &data));
 
   const uint64_t first_sequence = *next_fault_sequence;
   std::vector<uint32_t> lost;
   bool missed = false;
-  WAFER_RETURN_IF_ERROR(
-      CollectLostTensors(link, model_id, next_fault_sequence, &lost, &missed, &done, detail));
+  WAFER_HOST_RETURN_IF_ERROR(
+      CollectLostTensors(link, model_id, next_fault_sequence, &lost, &missed, &done));
   // Check every index before writing anything: a board that names a tensor the stage does not
   // have holds another model than `model` under this id.
   for (uint32_t index : lost) {
     if (index >= manifest.tensors.size()) {
-      *detail = "the board reports tensor " + std::to_string(index) + " of model " +
-                std::to_string(model_id) + " lost, but stage " + std::to_string(stage) + " of " +
-                model.name + " has " + std::to_string(manifest.tensors.size()) + " tensors";
-      return DataLoss();
+      return Error{StatusCode::kDataLoss, "the board reports tensor " + std::to_string(index) +
+                                              " of model " + std::to_string(model_id) +
+                                              " lost, but stage " + std::to_string(stage) + " of " +
+                                              model.name + " has " +
+                                              std::to_string(manifest.tensors.size()) + " tensors"};
     }
   }
 
   // A shape-only model's weights are synthetic: nothing to send, the commit is the repair.
   if (!manifest.shape_only) {
     for (uint32_t index : lost) {
-      WAFER_RETURN_IF_ERROR(WriteTensorChunks(link, model_id, index, "rewriting",
-                                              manifest.tensors[index].name, data[index],
-                                              max_chunk_bytes,
-                                              [&](uint64_t bytes) { done.bytes += bytes; },
-                                              detail));
+      WAFER_HOST_RETURN_IF_ERROR(WriteTensorChunks(
+          link, model_id, index, "rewriting", manifest.tensors[index].name, data[index],
+          max_chunk_bytes, [&](uint64_t bytes) { done.bytes += bytes; }));
       ++done.tensors;
     }
   }
   if (HostStatus s = link.CommitModel(model_id); !s.ok()) {
-    *detail = "the board refused the repair of " + model.name + ": " + s.error().message;
+    Error error{s.code(),
+                "the board refused the repair of " + model.name + ": " + s.error().message};
     if (missed) {
-      *detail += " (fault reports after sequence " + std::to_string(first_sequence) +
-                 " were overwritten before they were read; reload the model)";
+      error.message += " (fault reports after sequence " + std::to_string(first_sequence) +
+                       " were overwritten before they were read; reload the model)";
     }
-    return s.status();
+    return error;
   }
-  return OkStatus();
+  return HostOk();
 }
 
 }  // namespace wafer::host

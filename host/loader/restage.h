@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "common/error.h"
 #include "common/status.h"
 #include "host/board/board_link.h"
 #include "host/loader/prepared_model.h"
@@ -34,7 +35,7 @@ struct RestageReport {
 // this board (the board refuses a write to a tensor it did not lose); 0 reads every report held.
 //
 // On failure the model stays on the board as it was, still failing its steps; the caller may
-// unload and reload it instead. `*detail` says why.
+// unload and reload it instead. The Error's message says why.
 // Returns:
 //   OK                  - the board took the repair; the model steps again.
 //   INVALID_ARGUMENT    - max_chunk_bytes is 0, or the plan has no such stage.
@@ -45,9 +46,8 @@ struct RestageReport {
 //                         spare left, or a model that lost nothing.
 //   NOT_FOUND           - the model is not on the board.
 //   UNAVAILABLE         - the board did not answer (or another code of the link's).
-Status RestageFaultedTensors(BoardLink& link, const PreparedModel& model, uint32_t model_id,
-                             uint32_t stage, uint64_t* next_fault_sequence,
-                             uint64_t max_chunk_bytes, std::string* detail,
-                             RestageReport* report);
+HostStatus RestageFaultedTensors(BoardLink& link, const PreparedModel& model, uint32_t model_id,
+                                 uint32_t stage, uint64_t* next_fault_sequence,
+                                 uint64_t max_chunk_bytes, RestageReport* report);
 
 }  // namespace wafer::host

@@ -19,6 +19,12 @@
 namespace wafer::host {
 namespace {
 
+// The message of a failed HostResult/HostStatus; "" for a successful one.
+template <typename R>
+std::string MessageOf(const R& r) {
+  return r.ok() ? std::string() : r.error().message;
+}
+
 constexpr uint32_t kModelId = 11;
 
 using testing::TempDir;
@@ -29,8 +35,8 @@ PreparedModel PrepareTiny(const TempDir& dir, bool shape_only, const BoardGeomet
   MkModelOptions options;
   options.out_dir = dir.path() + "/full";
   options.seed = 3;
-  std::string detail;
-  EXPECT_TRUE(MakeModel(options, &detail).ok()) << detail;
+  HostStatus made = MakeModel(options);
+  EXPECT_TRUE(made.ok()) << made.error().ToString();
   PrepareWork work;
   work.name = "tiny";
   work.path = options.out_dir;
@@ -46,7 +52,8 @@ PreparedModel PrepareTiny(const TempDir& dir, bool shape_only, const BoardGeomet
   work.gaps = {RowBand{0, geometry.fabric_height}};
   std::shared_ptr<const PreparedModel> model;
   RowBand rows;
-  EXPECT_TRUE(PrepareModel(work, &model, &rows, &detail).ok()) << detail;
+  HostStatus prepared = PrepareModel(work, &model, &rows);
+  EXPECT_TRUE(prepared.ok()) << prepared.error().ToString();
   if (model == nullptr) return PreparedModel{};
   EXPECT_EQ(model->source.shape_only, shape_only);
   return *model;
@@ -59,9 +66,8 @@ struct RealBoard {
     sim::BoardOptions options;
     options.preset_dir = WAFER_PRESET_DIR_FOR_TEST;
     options.seed = 2;
-    std::string error;
-    auto started = sim::StartEmbeddedBoard(context, endpoint, options, &error);
-    EXPECT_TRUE(started.ok()) << error;
+    auto started = sim::StartEmbeddedBoard(context, endpoint, options);
+    EXPECT_TRUE(started.ok()) << started.error().ToString();
     if (!started.ok()) return;
     board = std::move(started).value();
     auto connected = ConnectBoardLink(context, endpoint, 5000, SystemClock::Get());
@@ -85,11 +91,9 @@ struct RealBoard {
 // sent.
 uint64_t Load(BoardLink& link, const PreparedModel& model, uint64_t chunk) {
   uint64_t sent = 0;
-  std::string detail;
-  EXPECT_TRUE(StageModel(link, model, kModelId, 0, chunk, [&](uint64_t total) { sent = total; },
-                         nullptr, &detail)
-                  .ok())
-      << detail;
+  HostStatus staged = StageModel(
+      link, model, kModelId, 0, chunk, [&](uint64_t total) { sent = total; }, nullptr);
+  EXPECT_TRUE(staged.ok()) << staged.error().ToString();
   return sent;
 }
 
@@ -110,8 +114,8 @@ HostResult<std::vector<uint32_t>> Generate(BoardLink& link) {
 size_t FindTensor(const PreparedModel& model, TensorRole role, uint32_t layer, PeRect* rect) {
   ModelManifest manifest;
   std::vector<std::span<const std::byte>> data;
-  std::string detail;
-  EXPECT_TRUE(StageManifest(model, kModelId, 0, &manifest, &data, &detail).ok()) << detail;
+  HostStatus listed = StageManifest(model, kModelId, 0, &manifest, &data);
+  EXPECT_TRUE(listed.ok()) << listed.error().ToString();
   for (size_t i = 0; i < manifest.tensors.size(); ++i) {
     if (manifest.tensors[i].role == role && manifest.tensors[i].layer == layer) {
       *rect = manifest.tensors[i].placement;
@@ -162,18 +166,16 @@ TEST(RestageTest, RewritesOnlyTheLostTensorsAndTheModelGeneratesAsBefore) {
             fault.restage_tensors.end());
 
   uint64_t next_sequence = 0;
-  std::string detail;
   RestageReport report;
-  ASSERT_TRUE(RestageFaultedTensors(link, model, kModelId, 0, &next_sequence, chunk, &detail,
-                                    &report)
-                  .ok())
-      << detail;
+  HostStatus restaged =
+      RestageFaultedTensors(link, model, kModelId, 0, &next_sequence, chunk, &report);
+  ASSERT_TRUE(restaged.ok()) << restaged.error().ToString();
   EXPECT_EQ(next_sequence, faults->next_sequence);
   EXPECT_EQ(report.fault_reports, 1u);
   EXPECT_EQ(report.tensors, fault.restage_tensors.size());
   ModelManifest manifest;
   std::vector<std::span<const std::byte>> data;
-  ASSERT_TRUE(StageManifest(model, kModelId, 0, &manifest, &data, &detail).ok());
+  ASSERT_TRUE(StageManifest(model, kModelId, 0, &manifest, &data).ok());
   uint64_t listed_bytes = 0;
   for (uint32_t i : fault.restage_tensors) listed_bytes += manifest.tensors[i].byte_size;
   EXPECT_EQ(report.bytes, listed_bytes);
@@ -190,11 +192,10 @@ TEST(RestageTest, RewritesOnlyTheLostTensorsAndTheModelGeneratesAsBefore) {
 
   // The reports were consumed: a second repair has nothing to rewrite, and the board refuses to
   // repair a model that lost nothing.
-  EXPECT_EQ(RestageFaultedTensors(link, model, kModelId, 0, &next_sequence, chunk, &detail,
-                                  &report)
-                .code(),
-            StatusCode::kFailedPrecondition);
+  restaged = RestageFaultedTensors(link, model, kModelId, 0, &next_sequence, chunk, &report);
+  EXPECT_EQ(restaged.code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(report.tensors, 0u);
+  const std::string detail = MessageOf(restaged);
   EXPECT_NE(detail.find("already committed"), std::string::npos) << detail;
 }
 
@@ -223,8 +224,7 @@ TEST(RestageTest, ALostTensorLeftUnwrittenKeepsTheModelDown) {
       << early.error().message;
   ModelManifest manifest;
   std::vector<std::span<const std::byte>> data;
-  std::string detail;
-  ASSERT_TRUE(StageManifest(model, kModelId, 0, &manifest, &data, &detail).ok());
+  ASSERT_TRUE(StageManifest(model, kModelId, 0, &manifest, &data).ok());
   const auto half = data[wq].first(data[wq].size() / 2);
   HostStatus half_written = link.WriteWeights(kModelId, static_cast<uint32_t>(wq), 0, half);
   ASSERT_TRUE(half_written.ok()) << half_written.error().message;
@@ -240,10 +240,9 @@ TEST(RestageTest, ALostTensorLeftUnwrittenKeepsTheModelDown) {
   // The helper writes the whole tensor again from the start.
   uint64_t next_sequence = 0;
   RestageReport report;
-  ASSERT_TRUE(RestageFaultedTensors(link, model, kModelId, 0, &next_sequence,
-                                    board.identity.max_chunk_bytes, &detail, &report)
-                  .ok())
-      << detail;
+  HostStatus restaged = RestageFaultedTensors(link, model, kModelId, 0, &next_sequence,
+                                              board.identity.max_chunk_bytes, &report);
+  ASSERT_TRUE(restaged.ok()) << restaged.error().ToString();
   EXPECT_EQ(report.tensors, 1u);
   EXPECT_EQ(report.bytes, data[wq].size());
   HostResult<std::vector<uint32_t>> repaired = Generate(link);
@@ -264,12 +263,10 @@ TEST(RestageTest, ShapeOnlyModelIsRepairedByTheCommitAlone) {
   EXPECT_EQ(Generate(link).status().code(), StatusCode::kDataLoss);
 
   uint64_t next_sequence = 0;
-  std::string detail;
   RestageReport report;
-  ASSERT_TRUE(RestageFaultedTensors(link, model, kModelId, 0, &next_sequence,
-                                    board.identity.max_chunk_bytes, &detail, &report)
-                  .ok())
-      << detail;
+  HostStatus restaged = RestageFaultedTensors(link, model, kModelId, 0, &next_sequence,
+                                              board.identity.max_chunk_bytes, &report);
+  ASSERT_TRUE(restaged.ok()) << restaged.error().ToString();
   EXPECT_EQ(report.fault_reports, 1u);
   EXPECT_EQ(report.tensors, 0u);
   EXPECT_EQ(report.bytes, 0u);
@@ -380,12 +377,10 @@ TEST_F(RestageScriptedTest, RewritesEachListedTensorOnceInChunksThenCommits) {
                   Report(6, kModelId, {2})};
   link.reports[3].kv_cache_lost = true;
   uint64_t next_sequence = 4;
-  std::string detail;
   RestageReport report;
-  ASSERT_TRUE(
-      RestageFaultedTensors(link, *model_, kModelId, 0, &next_sequence, 1000, &detail, &report)
-          .ok())
-      << detail;
+  HostStatus restaged =
+      RestageFaultedTensors(link, *model_, kModelId, 0, &next_sequence, 1000, &report);
+  ASSERT_TRUE(restaged.ok()) << restaged.error().ToString();
   EXPECT_EQ(next_sequence, 7u);
   EXPECT_EQ(link.fault_reads, 1);  // The board answered everything at once.
   EXPECT_EQ(report.fault_reports, 2u);
@@ -393,7 +388,7 @@ TEST_F(RestageScriptedTest, RewritesEachListedTensorOnceInChunksThenCommits) {
   EXPECT_EQ(report.tensors, 2u);
   ModelManifest manifest;
   std::vector<std::span<const std::byte>> data;
-  ASSERT_TRUE(StageManifest(*model_, kModelId, 0, &manifest, &data, &detail).ok());
+  ASSERT_TRUE(StageManifest(*model_, kModelId, 0, &manifest, &data).ok());
   EXPECT_EQ(report.bytes, data[2].size() + data[4].size());
   // Tensor 2, then 4, each from offset 0 in chunks of at most 1000 bytes, then the commit.
   uint64_t expected_offset = 0;
@@ -419,11 +414,11 @@ TEST_F(RestageScriptedTest, ATensorOutsideTheManifestIsDataLossAndNothingIsSent)
   ScriptedLink link;
   link.reports = {Report(1, kModelId, {1, 5000})};
   uint64_t next_sequence = 0;
-  std::string detail;
   RestageReport report;
-  EXPECT_EQ(
-      RestageFaultedTensors(link, *model_, kModelId, 0, &next_sequence, 1000, &detail, &report),
-      DataLoss());
+  HostStatus restaged =
+      RestageFaultedTensors(link, *model_, kModelId, 0, &next_sequence, 1000, &report);
+  EXPECT_EQ(restaged.status(), DataLoss());
+  const std::string detail = MessageOf(restaged);
   EXPECT_NE(detail.find("tensor 5000"), std::string::npos) << detail;
   EXPECT_TRUE(link.writes.empty());
   EXPECT_TRUE(link.commits.empty());
@@ -436,9 +431,10 @@ TEST_F(RestageScriptedTest, LinkFailuresComeBackWithTheirCodeAndDetail) {
   {
     ScriptedLink link;
     link.faults_status = Unavailable();
-    EXPECT_EQ(RestageFaultedTensors(link, *model_, kModelId, 0, &next_sequence, 1000, &detail,
-                                    nullptr),
-              Unavailable());
+    HostStatus restaged =
+        RestageFaultedTensors(link, *model_, kModelId, 0, &next_sequence, 1000, nullptr);
+    EXPECT_EQ(restaged.status(), Unavailable());
+    detail = MessageOf(restaged);
     EXPECT_NE(detail.find("fault reports: no answer"), std::string::npos) << detail;
     EXPECT_EQ(next_sequence, 0u);
   }
@@ -446,9 +442,10 @@ TEST_F(RestageScriptedTest, LinkFailuresComeBackWithTheirCodeAndDetail) {
     ScriptedLink link;
     link.reports = {Report(1, kModelId, {3})};
     link.write_status = Unavailable();
-    EXPECT_EQ(RestageFaultedTensors(link, *model_, kModelId, 0, &next_sequence, 1000, &detail,
-                                    nullptr),
-              Unavailable());
+    HostStatus restaged =
+        RestageFaultedTensors(link, *model_, kModelId, 0, &next_sequence, 1000, nullptr);
+    EXPECT_EQ(restaged.status(), Unavailable());
+    detail = MessageOf(restaged);
     EXPECT_NE(detail.find("rewriting model.layers.0."), std::string::npos) << detail;
     EXPECT_EQ(link.writes.size(), 1u);
     EXPECT_TRUE(link.commits.empty());
@@ -460,19 +457,20 @@ TEST_F(RestageScriptedTest, LinkFailuresComeBackWithTheirCodeAndDetail) {
     link.reports = {Report(5, kModelId, {3})};
     link.commit_status = FailedPrecondition();
     next_sequence = 2;
-    EXPECT_EQ(RestageFaultedTensors(link, *model_, kModelId, 0, &next_sequence, 1000, &detail,
-                                    nullptr),
-              FailedPrecondition());
+    HostStatus restaged =
+        RestageFaultedTensors(link, *model_, kModelId, 0, &next_sequence, 1000, nullptr);
+    EXPECT_EQ(restaged.status(), FailedPrecondition());
+    detail = MessageOf(restaged);
     EXPECT_NE(detail.find("overwritten"), std::string::npos) << detail;
   }
   {
     ScriptedLink link;
-    EXPECT_EQ(RestageFaultedTensors(link, *model_, kModelId, 0, &next_sequence, 0, &detail,
-                                    nullptr),
-              InvalidArgument());
-    EXPECT_EQ(RestageFaultedTensors(link, *model_, kModelId, 1, &next_sequence, 1000, &detail,
-                                    nullptr),
-              InvalidArgument());  // A one-board plan has no stage 1.
+    EXPECT_EQ(
+        RestageFaultedTensors(link, *model_, kModelId, 0, &next_sequence, 0, nullptr).status(),
+        InvalidArgument());
+    EXPECT_EQ(
+        RestageFaultedTensors(link, *model_, kModelId, 1, &next_sequence, 1000, nullptr).status(),
+        InvalidArgument());  // A one-board plan has no stage 1.
     EXPECT_EQ(link.fault_reads, 0);
   }
 }

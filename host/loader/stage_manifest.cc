@@ -2,20 +2,19 @@
 
 namespace wafer::host {
 
-Status StageManifest(const PreparedModel& model, uint32_t model_id, uint32_t stage,
-                     ModelManifest* manifest, std::vector<std::span<const std::byte>>* data,
-                     std::string* detail) {
+HostStatus StageManifest(const PreparedModel& model, uint32_t model_id, uint32_t stage,
+                         ModelManifest* manifest, std::vector<std::span<const std::byte>>* data) {
   const Plan& plan = model.plan;
   const ModelSource& source = model.source;
   if (stage >= plan.boards.size()) {
-    *detail = "the placement plan has " + std::to_string(plan.boards.size()) + " boards, not " +
-              std::to_string(stage + 1);
-    return InvalidArgument();
+    return Error{StatusCode::kInvalidArgument, "the placement plan has " +
+                                                   std::to_string(plan.boards.size()) +
+                                                   " boards, not " + std::to_string(stage + 1)};
   }
   const BoardPlan& board = plan.boards[stage];
   if (board.stage.layer_count == 0) {
-    *detail = "the placement plan gives board " + std::to_string(stage) + " no decoder layer";
-    return InvalidArgument();
+    return Error{StatusCode::kInvalidArgument,
+                 "the placement plan gives board " + std::to_string(stage) + " no decoder layer"};
   }
   *manifest = ModelManifest{};
   data->clear();
@@ -42,8 +41,8 @@ Status StageManifest(const PreparedModel& model, uint32_t model_id, uint32_t sta
         ++i;
       }
       if (i == source.tensors.size()) {
-        *detail = "the placement plan names " + p.name + ", which the model does not have";
-        return InvalidArgument();
+        return Error{StatusCode::kInvalidArgument,
+                     "the placement plan names " + p.name + ", which the model does not have"};
       }
       TensorDesc t = source.tensors[i];
       t.placement = p.rect;
@@ -51,7 +50,7 @@ Status StageManifest(const PreparedModel& model, uint32_t model_id, uint32_t sta
       if (!source.shape_only) data->push_back(source.data[i]);
     }
   }
-  return OkStatus();
+  return HostOk();
 }
 
 }  // namespace wafer::host

@@ -24,9 +24,8 @@ PreparedModel SplitEightB() {
   r.split_over_all_boards = true;
   r.slots = m.slots;
   r.context = m.context_length;
-  std::string detail;
-  Result<Plan> plan = PlanPlacement(r, &detail);
-  EXPECT_TRUE(plan.ok()) << detail;
+  HostResult<Plan> plan = PlanPlacement(r);
+  EXPECT_TRUE(plan.ok()) << plan.error().ToString();
   if (plan.ok()) m.plan = std::move(plan).value();
   return m;
 }
@@ -38,8 +37,8 @@ TEST(StageManifestTest, StagesPartitionTheLayersWithEmbeddingFirstAndHeadLast) {
   for (uint32_t stage = 0; stage < 2; ++stage) {
     ModelManifest manifest;
     std::vector<std::span<const std::byte>> data;
-    std::string detail;
-    ASSERT_TRUE(StageManifest(m, 7, stage, &manifest, &data, &detail).ok()) << detail;
+    HostStatus listed = StageManifest(m, 7, stage, &manifest, &data);
+    ASSERT_TRUE(listed.ok()) << listed.error().ToString();
     EXPECT_EQ(manifest.model_id, 7u);
     EXPECT_TRUE(data.empty());  // Shape-only: no bytes.
     const ModelStage& st = manifest.stage;
@@ -74,8 +73,8 @@ TEST(StageManifestTest, FunctionalStagesCarryTheirTensorsBytes) {
   }
   ModelManifest manifest;
   std::vector<std::span<const std::byte>> data;
-  std::string detail;
-  ASSERT_TRUE(StageManifest(m, 1, 1, &manifest, &data, &detail).ok()) << detail;
+  HostStatus listed = StageManifest(m, 1, 1, &manifest, &data);
+  ASSERT_TRUE(listed.ok()) << listed.error().ToString();
   ASSERT_EQ(data.size(), manifest.tensors.size());
   for (size_t i = 0; i < data.size(); ++i) {
     size_t source = 0;
@@ -91,8 +90,9 @@ TEST(StageManifestTest, RefusesAStageThePlanDoesNotHave) {
   const PreparedModel m = SplitEightB();
   ModelManifest manifest;
   std::vector<std::span<const std::byte>> data;
-  std::string detail;
-  EXPECT_EQ(StageManifest(m, 1, 2, &manifest, &data, &detail), InvalidArgument());
+  HostStatus listed = StageManifest(m, 1, 2, &manifest, &data);
+  EXPECT_EQ(listed.status(), InvalidArgument());
+  const std::string detail = listed.ok() ? std::string() : listed.error().message;
   EXPECT_NE(detail.find("2 boards"), std::string::npos) << detail;
 }
 
@@ -101,8 +101,9 @@ TEST(StageManifestTest, RefusesAPlanForAnotherModel) {
   m.source.tensors.pop_back();  // The final norm: the plan still places it.
   ModelManifest manifest;
   std::vector<std::span<const std::byte>> data;
-  std::string detail;
-  EXPECT_EQ(StageManifest(m, 1, 1, &manifest, &data, &detail), InvalidArgument());
+  HostStatus listed = StageManifest(m, 1, 1, &manifest, &data);
+  EXPECT_EQ(listed.status(), InvalidArgument());
+  const std::string detail = listed.ok() ? std::string() : listed.error().message;
   EXPECT_NE(detail.find("norm"), std::string::npos) << detail;
 }
 

@@ -14,19 +14,18 @@ StageSession::StageSession(std::shared_ptr<const PreparedModel> model, uint32_t 
       max_chunk_(max_chunk),
       next_stage_(std::move(next_stage)) {}
 
-Status StageSession::Begin(BoardLink& link, std::string* detail) {
-  WAFER_RETURN_IF_ERROR(StageManifest(*model_, model_id_, stage_, &manifest_, &data_, detail));
+HostStatus StageSession::Begin(BoardLink& link) {
+  WAFER_HOST_RETURN_IF_ERROR(StageManifest(*model_, model_id_, stage_, &manifest_, &data_));
   manifest_.next_stage = next_stage_;
   if (HostStatus s = link.BeginModel(manifest_); !s.ok()) {
-    *detail = "refused the model: " + s.error().message;
-    return s.status();
+    return Error{s.code(), "refused the model: " + s.error().message};
   }
   // Empty tensors hold no chunk.
   while (tensor_ < data_.size() && data_[tensor_].empty()) ++tensor_;
-  return OkStatus();
+  return HostOk();
 }
 
-Status StageSession::Next(BoardLink& link, std::string* detail) {
+HostStatus StageSession::Next(BoardLink& link) {
   if (tensor_ < data_.size()) {
     const std::span<const std::byte> bytes = data_[tensor_];
     const auto piece = bytes.subspan(offset_, std::min<uint64_t>(max_chunk_, bytes.size() - offset_));
@@ -35,10 +34,10 @@ Status StageSession::Next(BoardLink& link, std::string* detail) {
     if (HostStatus s = link.WriteSharedWeights(model_id_, static_cast<uint32_t>(tensor_),
                                                offset_, piece, model_);
         !s.ok()) {
-      *detail = "writing " + manifest_.tensors[tensor_].name + " at offset " +
-                std::to_string(offset_) + ": " + s.error().message;
+      Error error{s.code(), "writing " + manifest_.tensors[tensor_].name + " at offset " +
+                                std::to_string(offset_) + ": " + s.error().message};
       Abort(link);
-      return s.status();
+      return error;
     }
     written_ += piece.size();
     offset_ += piece.size();
@@ -47,15 +46,15 @@ Status StageSession::Next(BoardLink& link, std::string* detail) {
       ++tensor_;
       while (tensor_ < data_.size() && data_[tensor_].empty()) ++tensor_;
     }
-    if (tensor_ < data_.size()) return OkStatus();
+    if (tensor_ < data_.size()) return HostOk();
   }
   if (HostStatus s = link.CommitModel(model_id_); !s.ok()) {
-    *detail = "commit failed: " + s.error().message;
+    Error error{s.code(), "commit failed: " + s.error().message};
     Abort(link);
-    return s.status();
+    return error;
   }
   committed_ = true;
-  return OkStatus();
+  return HostOk();
 }
 
 void StageSession::Abort(BoardLink& link) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
 #include "common/status.h"
 #include "host/board/board_link.h"
 #include "host/loader/prepared_model.h"
@@ -23,13 +24,13 @@ class StageSession {
   StageSession(std::shared_ptr<const PreparedModel> model, uint32_t model_id, uint32_t stage,
                uint64_t max_chunk, NextStage next_stage = {});
 
-  // Builds the stage's manifest and sends BeginModel. Returns the manifest's or the board's
-  // error, `*detail` saying what failed.
-  [[nodiscard]] Status Begin(BoardLink& link, std::string* detail);
+  // Builds the stage's manifest and sends BeginModel. Returns OK, the manifest's error
+  // (INVALID_ARGUMENT, see StageManifest) or the board's code, the message saying what failed.
+  [[nodiscard]] HostStatus Begin(BoardLink& link);
   // Writes the next chunk; after the last one, commits. done() is true once committed. On an
-  // error the model is unloaded from the board (nothing half-loaded stays) and `*detail` names
-  // the tensor and offset. REQUIRES: Begin returned OK and !done().
-  [[nodiscard]] Status Next(BoardLink& link, std::string* detail);
+  // error (the link's code) the model is unloaded from the board (nothing half-loaded stays)
+  // and the message names the tensor and offset. REQUIRES: Begin returned OK and !done().
+  [[nodiscard]] HostStatus Next(BoardLink& link);
   // Unloads what was staged (after Begin, before done()).
   void Abort(BoardLink& link);
 

@@ -8,10 +8,10 @@
 
 namespace wafer::host {
 
-Status PrepareModel(const PrepareWork& work, std::shared_ptr<const PreparedModel>* out,
-                    RowBand* rows, std::string* detail) {
+HostStatus PrepareModel(const PrepareWork& work, std::shared_ptr<const PreparedModel>* out,
+                        RowBand* rows) {
   auto model = std::make_shared<PreparedModel>();
-  WAFER_RETURN_IF_ERROR(OpenModelSource(work.path, &model->source, detail));
+  WAFER_HOST_RETURN_IF_ERROR(OpenModelSource(work.path, &model->source));
   model->name = work.name.empty() ? model->source.name : work.name;
   model->slots = work.slots;
   const uint32_t max_context = model->source.arch.max_position;
@@ -33,10 +33,9 @@ Status PrepareModel(const PrepareWork& work, std::shared_ptr<const PreparedModel
   for (const RowBand& gap : work.gaps) {
     request.origin_row = gap.first;
     request.confine_height = gap.rows;
-    std::string gap_detail;
-    Result<Plan> plan = PlanPlacement(request, &gap_detail);
+    HostResult<Plan> plan = PlanPlacement(request);
     if (!plan.ok()) {
-      why = gap_detail;
+      why = plan.error().message;
       continue;
     }
     uint32_t used = 0;
@@ -44,53 +43,50 @@ Status PrepareModel(const PrepareWork& work, std::shared_ptr<const PreparedModel
     model->plan = std::move(plan).value();
     *rows = RowBand{gap.first, used};
     *out = std::move(model);
-    return OkStatus();
+    return HostOk();
   }
   std::string boards;
   for (uint32_t b : work.boards) {
     if (!boards.empty()) boards += ',';
     boards += std::to_string(b);
   }
-  *detail = "no room for " + model->name + " on board" + (work.boards.size() > 1 ? "s " : " ") +
-            boards + " (" + std::to_string(work.geometry.fabric_width) + "x" +
-            std::to_string(work.geometry.fabric_height) + " PEs): " + why;
-  return ResourceExhausted();
+  return Error{StatusCode::kResourceExhausted,
+               "no room for " + model->name + " on board" + (work.boards.size() > 1 ? "s " : " ") +
+                   boards + " (" + std::to_string(work.geometry.fabric_width) + "x" +
+                   std::to_string(work.geometry.fabric_height) + " PEs): " + why};
 }
 
-Status WriteTensorChunks(BoardLink& link, uint32_t model_id, uint32_t index, const char* doing,
-                         const std::string& name, std::span<const std::byte> bytes,
-                         uint64_t max_chunk, const std::function<void(uint64_t)>& on_chunk,
-                         std::string* detail) {
+HostStatus WriteTensorChunks(BoardLink& link, uint32_t model_id, uint32_t index, const char* doing,
+                             const std::string& name, std::span<const std::byte> bytes,
+                             uint64_t max_chunk, const std::function<void(uint64_t)>& on_chunk) {
   for (uint64_t off = 0; off < bytes.size(); off += max_chunk) {
     const auto piece = bytes.subspan(off, std::min<uint64_t>(max_chunk, bytes.size() - off));
     if (HostStatus s = link.WriteWeights(model_id, index, off, piece); !s.ok()) {
-      *detail = std::string(doing) + " " + name + " at offset " + std::to_string(off) + ": " +
-                s.error().message;
-      return s.status();
+      return Error{s.code(), std::string(doing) + " " + name + " at offset " + std::to_string(off) +
+                                 ": " + s.error().message};
     }
     if (on_chunk) on_chunk(piece.size());
   }
-  return OkStatus();
+  return HostOk();
 }
 
-Status StageModel(BoardLink& link, const PreparedModel& model, uint32_t model_id,
-                  uint32_t stage, uint64_t max_chunk,
-                  const std::function<void(uint64_t)>& on_written,
-                  const std::function<bool()>& cancelled, std::string* detail) {
+HostStatus StageModel(BoardLink& link, const PreparedModel& model, uint32_t model_id,
+                      uint32_t stage, uint64_t max_chunk,
+                      const std::function<void(uint64_t)>& on_written,
+                      const std::function<bool()>& cancelled) {
   // The session keeps `model` only for the call: a non-owning shared_ptr.
   StageSession session(std::shared_ptr<const PreparedModel>(&model, [](const PreparedModel*) {}),
                        model_id, stage, max_chunk);
-  WAFER_RETURN_IF_ERROR(session.Begin(link, detail));
+  WAFER_HOST_RETURN_IF_ERROR(session.Begin(link));
   while (!session.done()) {
     if (cancelled && cancelled()) {
       session.Abort(link);
-      *detail = "cancelled";
-      return Cancelled();
+      return Error{StatusCode::kCancelled, "cancelled"};
     }
-    WAFER_RETURN_IF_ERROR(session.Next(link, detail));
+    WAFER_HOST_RETURN_IF_ERROR(session.Next(link));
     if (on_written) on_written(session.written());
   }
-  return OkStatus();
+  return HostOk();
 }
 
 }  // namespace wafer::host

@@ -33,9 +33,8 @@ constexpr LayerSuffix kLayerSuffixes[] = {
     {"mlp.down_proj.weight", TensorRole::kWDown},
 };
 
-Status Fail(Status status, std::string* detail, std::string message) {
-  if (detail != nullptr) *detail = std::move(message);
-  return status;
+Error Fail(Status status, std::string message) {
+  return Error{status.code(), std::move(message)};
 }
 
 std::string ShapeString(const std::vector<uint64_t>& shape) {
@@ -58,37 +57,37 @@ uint64_t OrderKey(TensorRole role, uint32_t layer) {
 }
 
 // Opens the files and returns, per tensor name, the file holding it.
-Status OpenShards(const fs::path& dir, Checkpoint& ckpt,
-                  std::map<std::string, const SafetensorsTensor*>& by_name, std::string* detail) {
+HostStatus OpenShards(const fs::path& dir, Checkpoint& ckpt,
+                      std::map<std::string, const SafetensorsTensor*>& by_name) {
   const fs::path single = dir / "model.safetensors";
   const fs::path index = dir / "model.safetensors.index.json";
   std::error_code ec;
   if (!fs::exists(index, ec)) {
     if (!fs::exists(single, ec)) {
-      return Fail(NotFound(), detail, dir.string() + ": has neither model.safetensors nor "
-                                                     "model.safetensors.index.json");
+      return Fail(NotFound(), dir.string() + ": has neither model.safetensors nor "
+                                             "model.safetensors.index.json");
     }
-    WAFER_ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(single.string(), detail));
+    WAFER_HOST_ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(single.string()));
     for (const SafetensorsTensor& t : file->tensors()) by_name[t.name] = &t;
     ckpt.files.push_back(std::move(file));
-    return OkStatus();
+    return HostOk();
   }
-  WAFER_ASSIGN_OR_RETURN(const std::string text, ReadFile(index.string(), detail));
+  WAFER_HOST_ASSIGN_OR_RETURN(const std::string text, ReadFile(index.string()));
   const std::string where = index.string() + ": ";
   const Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object() || !j.contains("weight_map") ||
       !j["weight_map"].is_object()) {
-    return Fail(InvalidArgument(), detail, where + "needs a JSON object 'weight_map'");
+    return Fail(InvalidArgument(), where + "needs a JSON object 'weight_map'");
   }
   std::map<std::string, std::string> weight_map;  // tensor -> shard
   std::set<std::string> shards;
   for (const auto& [name, shard] : j["weight_map"].items()) {
     if (!shard.is_string()) {
-      return Fail(InvalidArgument(), detail, where + "weight_map['" + name + "'] is not a string");
+      return Fail(InvalidArgument(), where + "weight_map['" + name + "'] is not a string");
     }
     const std::string file = shard.get<std::string>();
     if (file.empty() || file.find('/') != std::string::npos || file == "." || file == "..") {
-      return Fail(InvalidArgument(), detail,
+      return Fail(InvalidArgument(),
                   where + "weight_map['" + name + "'] = '" + file + "' is not a plain file name");
     }
     weight_map[name] = file;
@@ -97,29 +96,29 @@ Status OpenShards(const fs::path& dir, Checkpoint& ckpt,
   for (const std::string& shard : shards) {
     const fs::path path = dir / shard;
     if (!fs::exists(path, ec)) {
-      return Fail(NotFound(), detail, where + "names shard " + shard + ", which does not exist");
+      return Fail(NotFound(), where + "names shard " + shard + ", which does not exist");
     }
-    WAFER_ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(path.string(), detail));
+    WAFER_HOST_ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(path.string()));
     for (const SafetensorsTensor& t : file->tensors()) {
       auto it = weight_map.find(t.name);
       if (it == weight_map.end() || it->second != shard) {
-        return Fail(InvalidArgument(), detail,
+        return Fail(InvalidArgument(),
                     path.string() + ": tensor '" + t.name + "' is not mapped to this shard in " +
                         index.filename().string());
       }
       if (!by_name.emplace(t.name, &t).second) {
-        return Fail(InvalidArgument(), detail, path.string() + ": duplicate tensor '" + t.name + "'");
+        return Fail(InvalidArgument(), path.string() + ": duplicate tensor '" + t.name + "'");
       }
     }
     ckpt.files.push_back(std::move(file));
   }
   for (const auto& [name, shard] : weight_map) {
     if (!by_name.contains(name)) {
-      return Fail(InvalidArgument(), detail,
+      return Fail(InvalidArgument(),
                   where + "tensor '" + name + "' is mapped to " + shard + " but is not in it");
     }
   }
-  return OkStatus();
+  return HostOk();
 }
 
 }  // namespace
@@ -186,26 +185,25 @@ std::vector<uint64_t> ExpectedTensorShape(const ModelArch& a, TensorRole role) {
   return {};
 }
 
-Result<std::unique_ptr<Checkpoint>> LoadCheckpoint(const std::string& dir_name,
-                                                   std::string* detail) {
+HostResult<std::unique_ptr<Checkpoint>> LoadCheckpoint(const std::string& dir_name) {
   const fs::path dir(dir_name);
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
-    return Fail(NotFound(), detail, dir_name + ": not a directory");
+    return Fail(NotFound(), dir_name + ": not a directory");
   }
   // Integrity first: a corrupted file is DATA_LOSS, not whatever its parse happens to say.
-  WAFER_RETURN_IF_ERROR(VerifyChecksumManifest(dir_name, detail));
+  WAFER_HOST_RETURN_IF_ERROR(VerifyChecksumManifest(dir_name));
   auto ckpt = std::make_unique<Checkpoint>();
   ckpt->name = fs::absolute(dir, ec).lexically_normal().filename().string();
   if (ckpt->name.empty()) ckpt->name = fs::absolute(dir, ec).lexically_normal().parent_path().filename().string();
-  WAFER_ASSIGN_OR_RETURN(ckpt->config, LoadModelConfig((dir / "config.json").string(), detail));
+  WAFER_HOST_ASSIGN_OR_RETURN(ckpt->config, LoadModelConfig((dir / "config.json").string()));
   const ModelArch& arch = ckpt->config.arch;
 
   const fs::path tokenizer_path = dir / "tokenizer.json";
   if (fs::exists(tokenizer_path, ec)) {
-    WAFER_ASSIGN_OR_RETURN(ckpt->tokenizer, Tokenizer::Load(tokenizer_path.string(), detail));
+    WAFER_HOST_ASSIGN_OR_RETURN(ckpt->tokenizer, Tokenizer::Load(tokenizer_path.string()));
     if (ckpt->tokenizer->vocab_size() > arch.vocab_size) {
-      return Fail(InvalidArgument(), detail,
+      return Fail(InvalidArgument(),
                   tokenizer_path.string() + ": has ids up to " +
                       std::to_string(ckpt->tokenizer->vocab_size() - 1) +
                       " but config.json vocab_size is " + std::to_string(arch.vocab_size));
@@ -213,7 +211,7 @@ Result<std::unique_ptr<Checkpoint>> LoadCheckpoint(const std::string& dir_name,
   }
 
   std::map<std::string, const SafetensorsTensor*> by_name;
-  WAFER_RETURN_IF_ERROR(OpenShards(dir, *ckpt, by_name, detail));
+  WAFER_HOST_RETURN_IF_ERROR(OpenShards(dir, *ckpt, by_name));
   auto file_of = [&](const SafetensorsTensor* t) -> std::string {
     for (const auto& f : ckpt->files) {
       if (!f->tensors().empty() && t >= &f->tensors().front() && t <= &f->tensors().back()) {
@@ -229,18 +227,18 @@ Result<std::unique_ptr<Checkpoint>> LoadCheckpoint(const std::string& dir_name,
     uint32_t layer;
     if (!ParseTensorName(name, &role, &layer)) {
       if (name.ends_with("self_attn.rotary_emb.inv_freq")) continue;  // A derived buffer.
-      return Fail(InvalidArgument(), detail,
+      return Fail(InvalidArgument(),
                   file_of(t) + ": unknown tensor '" + name + "' (not a Llama weight)");
     }
     if (role == TensorRole::kLmHead && arch.tie_embeddings) continue;
     if (IsPerLayer(role) && layer >= arch.num_layers) {
-      return Fail(InvalidArgument(), detail,
+      return Fail(InvalidArgument(),
                   file_of(t) + ": tensor '" + name + "' is for layer " + std::to_string(layer) +
                       " but config.json has " + std::to_string(arch.num_layers) + " layers");
     }
     const std::vector<uint64_t> want = ExpectedTensorShape(arch, role);
     if (t->shape != want) {
-      return Fail(InvalidArgument(), detail,
+      return Fail(InvalidArgument(),
                   file_of(t) + ": tensor '" + name + "' has shape " + ShapeString(t->shape) +
                       " but config.json implies " + ShapeString(want));
     }
@@ -255,17 +253,17 @@ Result<std::unique_ptr<Checkpoint>> LoadCheckpoint(const std::string& dir_name,
     ordered.emplace(OrderKey(role, layer), std::move(ct));
   }
   // Every required tensor present (ParseTensorName + the map key make duplicates impossible).
-  auto require = [&](TensorRole role, uint32_t layer) -> Status {
-    if (ordered.contains(OrderKey(role, layer))) return OkStatus();
-    return Fail(InvalidArgument(), detail,
+  auto require = [&](TensorRole role, uint32_t layer) -> HostStatus {
+    if (ordered.contains(OrderKey(role, layer))) return HostOk();
+    return Fail(InvalidArgument(),
                 dir_name + ": missing tensor '" + TensorName(role, layer) + "'");
   };
-  WAFER_RETURN_IF_ERROR(require(TensorRole::kEmbedding, 0));
+  WAFER_HOST_RETURN_IF_ERROR(require(TensorRole::kEmbedding, 0));
   for (uint32_t l = 0; l < arch.num_layers; ++l) {
-    for (const LayerSuffix& s : kLayerSuffixes) WAFER_RETURN_IF_ERROR(require(s.role, l));
+    for (const LayerSuffix& s : kLayerSuffixes) WAFER_HOST_RETURN_IF_ERROR(require(s.role, l));
   }
-  WAFER_RETURN_IF_ERROR(require(TensorRole::kFinalNorm, 0));
-  if (!arch.tie_embeddings) WAFER_RETURN_IF_ERROR(require(TensorRole::kLmHead, 0));
+  WAFER_HOST_RETURN_IF_ERROR(require(TensorRole::kFinalNorm, 0));
+  if (!arch.tie_embeddings) WAFER_HOST_RETURN_IF_ERROR(require(TensorRole::kLmHead, 0));
   for (auto& [key, t] : ordered) ckpt->tensors.push_back(std::move(t));
   return ckpt;
 }

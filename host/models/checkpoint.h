@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
 #include "common/result.h"
 #include "host/board/board_types.h"
 #include "host/models/model_config.h"
@@ -49,11 +50,11 @@ std::vector<uint64_t> ExpectedTensorShape(const ModelArch& arch, TensorRole role
 
 // Loads and validates `dir`. If `dir` holds model.checksums.json (see checksum_manifest.h), every
 // file it lists is first checked against its length and CRC-32C, before anything is parsed; files
-// it does not list are not checked. Every tensor must be present exactly once with the shape the config
-// requires; unknown tensors are refused (rotary_emb.inv_freq buffers of old checkpoints are
+// it does not list are not checked. Every tensor must be present exactly once with the shape the
+// config requires; unknown tensors are refused (rotary_emb.inv_freq buffers of old checkpoints are
 // skipped). With an index, every weight_map entry must be in the shard it names and every shard
-// tensor in the weight_map; shard names must be plain file names. On error `*detail` (if not
-// null) names the file and tensor at fault.
+// tensor in the weight_map; shard names must be plain file names. An Error's message names the
+// file and tensor at fault.
 //
 // Returns:
 //   NOT_FOUND        - no config.json or no model.safetensors / index, a missing shard, or a
@@ -63,6 +64,6 @@ std::vector<uint64_t> ExpectedTensorShape(const ModelArch& arch, TensorRole role
 //   DATA_LOSS        - a corrupt or truncated safetensors file, or a listed file whose length or
 //                      CRC-32C differs from the manifest.
 //   UNAVAILABLE      - a file could not be read.
-Result<std::unique_ptr<Checkpoint>> LoadCheckpoint(const std::string& dir, std::string* detail);
+HostResult<std::unique_ptr<Checkpoint>> LoadCheckpoint(const std::string& dir);
 
 }  // namespace wafer::host

@@ -37,8 +37,8 @@ class CheckpointTest : public ::testing::Test {
     o.shards = shards;
     o.checksums = checksums;
     o.seed = 9;
-    std::string detail;
-    EXPECT_TRUE(MakeModel(o, &detail).ok()) << detail;
+    HostStatus made = MakeModel(o);
+    EXPECT_TRUE(made.ok()) << made.error().ToString();
     return o.out_dir;
   }
 
@@ -48,21 +48,21 @@ class CheckpointTest : public ::testing::Test {
     const std::string path = dir + "/model.safetensors";
     std::vector<SafetensorsWriteTensor> tensors;
     {
-      auto file = SafetensorsFile::Open(path, nullptr);
+      auto file = SafetensorsFile::Open(path);
       ASSERT_TRUE(file.ok());
       for (const SafetensorsTensor& t : (*file)->tensors()) {
         tensors.push_back({t.name, t.dtype, t.shape, {t.bytes.begin(), t.bytes.end()}});
       }
     }
     edit(tensors);
-    ASSERT_TRUE(WriteFile(path, EncodeSafetensors(tensors, {}), nullptr).ok());
+    ASSERT_TRUE(WriteFile(path, EncodeSafetensors(tensors, {})).ok());
   }
 
   // Loads `dir`, expecting `code` and a detail that mentions every string in `mentions`.
   void ExpectRefused(const std::string& dir, StatusCode code,
                      const std::vector<std::string>& mentions) {
-    std::string detail;
-    auto ck = LoadCheckpoint(dir, &detail);
+    auto ck = LoadCheckpoint(dir);
+    const std::string detail = ck.ok() ? std::string() : ck.error().message;
     EXPECT_EQ(ck.status().code(), code) << detail;
     for (const std::string& m : mentions) EXPECT_NE(detail.find(m), std::string::npos) << detail;
   }
@@ -128,9 +128,8 @@ TEST_F(CheckpointTest, RoundTripsEveryLayout) {
                                      (c.tied ? "t" : "u") + std::to_string(c.shards),
                                  c.dtype, c.tied, c.shards);
     EXPECT_EQ(fs::exists(dir + "/model.safetensors.index.json"), c.shards > 1);
-    std::string detail;
-    auto ck = LoadCheckpoint(dir, &detail);
-    ASSERT_TRUE(ck.ok()) << detail;
+    auto ck = LoadCheckpoint(dir);
+    ASSERT_TRUE(ck.ok()) << ck.error().ToString();
     EXPECT_EQ((*ck)->files.size(), c.shards);
     EXPECT_EQ((*ck)->name, fs::path(dir).filename().string());
     CheckLoaded(**ck, c.dtype, c.tied);
@@ -138,8 +137,8 @@ TEST_F(CheckpointTest, RoundTripsEveryLayout) {
 }
 
 TEST_F(CheckpointTest, ShardedAndSingleHoldTheSameBytes) {
-  auto one = LoadCheckpoint(Make("one", DType::kF32, false, 1), nullptr);
-  auto four = LoadCheckpoint(Make("four", DType::kF32, false, 4), nullptr);
+  auto one = LoadCheckpoint(Make("one", DType::kF32, false, 1));
+  auto four = LoadCheckpoint(Make("four", DType::kF32, false, 4));
   ASSERT_TRUE(one.ok() && four.ok());
   ASSERT_EQ((*one)->tensors.size(), (*four)->tensors.size());
   for (size_t i = 0; i < (*one)->tensors.size(); ++i) {
@@ -157,7 +156,7 @@ TEST_F(CheckpointTest, TiedCheckpointWithExtraLmHeadIgnoresIt) {
     head.name = "lm_head.weight";
     t.push_back(head);
   });
-  auto ck = LoadCheckpoint(dir, nullptr);
+  auto ck = LoadCheckpoint(dir);
   ASSERT_TRUE(ck.ok());
   EXPECT_EQ((*ck)->tensors.back().desc.role, TensorRole::kFinalNorm);
 }
@@ -165,7 +164,7 @@ TEST_F(CheckpointTest, TiedCheckpointWithExtraLmHeadIgnoresIt) {
 TEST_F(CheckpointTest, NoTokenizerIsFine) {
   const std::string dir = Make("notok", DType::kF32, false, 1);
   fs::remove(dir + "/tokenizer.json");
-  auto ck = LoadCheckpoint(dir, nullptr);
+  auto ck = LoadCheckpoint(dir);
   ASSERT_TRUE(ck.ok());
   EXPECT_EQ((*ck)->tokenizer, nullptr);
 }
@@ -178,16 +177,16 @@ TEST_F(CheckpointTest, RefusesTruncatedFile) {
 
 TEST_F(CheckpointTest, RefusesHeaderLengthBeyondFile) {
   const std::string dir = Make("hdr", DType::kF32, false, 1);
-  auto contents = ReadFile(dir + "/model.safetensors", nullptr);
+  auto contents = ReadFile(dir + "/model.safetensors");
   ASSERT_TRUE(contents.ok());
   (*contents)[3] = '\x01';  // Header length += 16 MB.
-  ASSERT_TRUE(WriteFile(dir + "/model.safetensors", *contents, nullptr).ok());
+  ASSERT_TRUE(WriteFile(dir + "/model.safetensors", *contents).ok());
   ExpectRefused(dir, StatusCode::kDataLoss, {"model.safetensors", "runs past the end"});
 }
 
 TEST_F(CheckpointTest, RefusesOverlappingOffsets) {
   const std::string dir = Make("overlap", DType::kF32, false, 1);
-  auto contents = ReadFile(dir + "/model.safetensors", nullptr);
+  auto contents = ReadFile(dir + "/model.safetensors");
   ASSERT_TRUE(contents.ok());
   // Point model.norm.weight 4 bytes earlier, into the tensor before it.
   uint64_t header_len = 0;
@@ -206,7 +205,7 @@ TEST_F(CheckpointTest, RefusesOverlappingOffsets) {
   patched.resize(header.size(), ' ');  // Same length (shorter numbers are padded with spaces).
   ASSERT_EQ(patched.size(), header.size());
   contents->replace(8, header_len, patched);
-  ASSERT_TRUE(WriteFile(dir + "/model.safetensors", *contents, nullptr).ok());
+  ASSERT_TRUE(WriteFile(dir + "/model.safetensors", *contents).ok());
   ExpectRefused(dir, StatusCode::kDataLoss, {"model.safetensors", "model.norm.weight", "overlap"});
 }
 
@@ -239,18 +238,18 @@ TEST_F(CheckpointTest, RefusesUnknownTensorAndBadDtype) {
                 {"model.safetensors", "unknown tensor 'model.layers.0.self_attn.q_proj.bias'"});
 
   const std::string dir2 = Make("dtype", DType::kF32, false, 1);
-  auto contents = ReadFile(dir2 + "/model.safetensors", nullptr);
+  auto contents = ReadFile(dir2 + "/model.safetensors");
   ASSERT_TRUE(contents.ok());
   const size_t at = contents->find("\"F32\"");  // The first tensor in key order.
   ASSERT_NE(at, std::string::npos);
   contents->replace(at, 5, "\"I32\"");
-  ASSERT_TRUE(WriteFile(dir2 + "/model.safetensors", *contents, nullptr).ok());
+  ASSERT_TRUE(WriteFile(dir2 + "/model.safetensors", *contents).ok());
   ExpectRefused(dir2, StatusCode::kInvalidArgument, {"model.safetensors", "unsupported dtype I32"});
 }
 
 TEST_F(CheckpointTest, RefusesBadConfigAndMissingFiles) {
   const std::string dir = Make("cfg", DType::kF32, false, 1);
-  ASSERT_TRUE(WriteFile(dir + "/config.json", R"({"architectures":["LlamaForCausalLM"]})", nullptr).ok());
+  ASSERT_TRUE(WriteFile(dir + "/config.json", R"({"architectures":["LlamaForCausalLM"]})").ok());
   ExpectRefused(dir, StatusCode::kInvalidArgument, {"config.json", "vocab_size"});
   fs::remove(dir + "/config.json");
   ExpectRefused(dir, StatusCode::kNotFound, {"config.json"});
@@ -280,17 +279,17 @@ TEST(TensorNameTest, ParsesAndPrintsHfNames) {
 // ---------------------------------------------------------------------------------------------
 
 void FlipByte(const fs::path& path, uint64_t offset_from_end) {
-  std::string bytes = ReadFile(path.string(), nullptr).value();
+  std::string bytes = ReadFile(path.string()).value();
   ASSERT_GT(bytes.size(), offset_from_end);
   bytes[bytes.size() - 1 - offset_from_end] ^= 0x01;
-  ASSERT_TRUE(WriteFile(path.string(), bytes, nullptr).ok());
+  ASSERT_TRUE(WriteFile(path.string(), bytes).ok());
 }
 
 TEST_F(CheckpointTest, ManifestThatMatchesLoadsEveryLayout) {
   for (uint32_t shards : {1u, 3u}) {
     const std::string dir = Make("ok" + std::to_string(shards), DType::kBF16, false, shards, true);
-    const std::string manifest_text = ReadFile(dir + "/model.checksums.json", nullptr).value();
-    auto manifest = ParseChecksumManifest(manifest_text, "manifest", nullptr);
+    const std::string manifest_text = ReadFile(dir + "/model.checksums.json").value();
+    auto manifest = ParseChecksumManifest(manifest_text, "manifest");
     ASSERT_TRUE(manifest.ok());
     // Every file mkmodel wrote is listed.
     size_t files = 0;
@@ -301,9 +300,8 @@ TEST_F(CheckpointTest, ManifestThatMatchesLoadsEveryLayout) {
     }
     EXPECT_EQ(manifest->size(), files);
     EXPECT_EQ(files, shards == 1 ? 3u : 3u + 3u);  // config, tokenizer, weights (+ index).
-    std::string detail;
-    auto ck = LoadCheckpoint(dir, &detail);
-    ASSERT_TRUE(ck.ok()) << detail;
+    auto ck = LoadCheckpoint(dir);
+    ASSERT_TRUE(ck.ok()) << ck.error().ToString();
     CheckLoaded(**ck, DType::kBF16, false);
   }
 }
@@ -314,8 +312,8 @@ TEST_F(CheckpointTest, ManifestCatchesACorruptedByteThatTheParserCannot) {
   FlipByte(fs::path(dir) / "model.safetensors", 0);
   ExpectRefused(dir, StatusCode::kDataLoss, {"model.safetensors", "CRC-32C"});
   fs::remove(fs::path(dir) / "model.checksums.json");
-  std::string detail;
-  EXPECT_TRUE(LoadCheckpoint(dir, &detail).ok()) << detail;  // Only the manifest could tell.
+  auto ck = LoadCheckpoint(dir);
+  EXPECT_TRUE(ck.ok()) << ck.error().ToString();  // Only the manifest could tell.
 }
 
 TEST_F(CheckpointTest, ManifestCatchesACorruptedShard) {
@@ -334,8 +332,8 @@ TEST_F(CheckpointTest, ManifestNamesAMissingListedFile) {
 TEST_F(CheckpointTest, ManifestCatchesAWrongLength) {
   const std::string dir = Make("length", DType::kF32, false, 1, true);
   // Trailing whitespace: config.json is still valid JSON with the same content.
-  const std::string config = ReadFile(dir + "/config.json", nullptr).value();
-  ASSERT_TRUE(WriteFile(dir + "/config.json", config + "\n", nullptr).ok());
+  const std::string config = ReadFile(dir + "/config.json").value();
+  ASSERT_TRUE(WriteFile(dir + "/config.json", config + "\n").ok());
   ExpectRefused(dir, StatusCode::kDataLoss,
                 {"config.json", std::to_string(config.size() + 1) + " bytes",
                  std::to_string(config.size())});
@@ -345,12 +343,12 @@ TEST_F(CheckpointTest, MalformedManifestIsInvalidArgument) {
   const std::string dir = Make("badmanifest", DType::kF32, false, 1, true);
   const std::string path = dir + "/model.checksums.json";
   ASSERT_TRUE(WriteFile(path, "{\"algorithm\": \"crc32c\", \"files\": {\"../config.json\": "
-                              "{\"crc32c\": \"00000000\", \"bytes\": 1}}}", nullptr).ok());
+                              "{\"crc32c\": \"00000000\", \"bytes\": 1}}}").ok());
   ExpectRefused(dir, StatusCode::kInvalidArgument, {"model.checksums.json", "../config.json"});
-  ASSERT_TRUE(WriteFile(path, "{\"algorithm\": \"sha256\", \"files\": {}}", nullptr).ok());
+  ASSERT_TRUE(WriteFile(path, "{\"algorithm\": \"sha256\", \"files\": {}}").ok());
   ExpectRefused(dir, StatusCode::kInvalidArgument, {"crc32c"});
   ASSERT_TRUE(WriteFile(path, "{\"algorithm\": \"crc32c\", \"files\": {\"config.json\": "
-                              "{\"crc32c\": \"xyz\", \"bytes\": 1}}}", nullptr).ok());
+                              "{\"crc32c\": \"xyz\", \"bytes\": 1}}}").ok());
   ExpectRefused(dir, StatusCode::kInvalidArgument, {"hex"});
 }
 

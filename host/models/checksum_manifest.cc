@@ -23,9 +23,8 @@ namespace {
 using Json = nlohmann::json;
 namespace fs = std::filesystem;
 
-Status Fail(Status status, std::string* detail, std::string message) {
-  if (detail != nullptr) *detail = std::move(message);
-  return status;
+Error Fail(Status status, std::string message) {
+  return Error{status.code(), std::move(message)};
 }
 
 bool IsPlainFileName(const std::string& name) {
@@ -61,25 +60,25 @@ void Gf2Square(uint32_t* square, const uint32_t* matrix) {
 constexpr size_t kParallelCrcBytes = size_t{8} << 20;
 
 // Checks one listed file: its length, then its CRC over a read-only mapping.
-Status VerifyFile(const fs::path& path, const FileChecksum& want, std::string* detail) {
+HostStatus VerifyFile(const fs::path& path, const FileChecksum& want) {
   const std::string name = path.string();
   const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) {
-      return Fail(NotFound(), detail,
+      return Fail(NotFound(),
                   name + ": listed in " + std::string(kChecksumManifestName) + " but missing");
     }
-    return Fail(Unavailable(), detail, name + ": cannot open: " + std::strerror(errno));
+    return Fail(Unavailable(), name + ": cannot open: " + std::strerror(errno));
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
-    return Fail(Unavailable(), detail, name + ": not a readable regular file");
+    return Fail(Unavailable(), name + ": not a readable regular file");
   }
   const auto size = static_cast<uint64_t>(st.st_size);
   if (size != want.bytes) {
     ::close(fd);
-    return Fail(DataLoss(), detail,
+    return Fail(DataLoss(),
                 name + ": has " + std::to_string(size) + " bytes but " +
                     std::string(kChecksumManifestName) + " lists " + std::to_string(want.bytes));
   }
@@ -88,7 +87,7 @@ Status VerifyFile(const fs::path& path, const FileChecksum& want, std::string* d
     void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
     if (map == MAP_FAILED) {
       ::close(fd);
-      return Fail(Unavailable(), detail, name + ": mmap failed");
+      return Fail(Unavailable(), name + ": mmap failed");
     }
     ::madvise(map, size, MADV_SEQUENTIAL);
     crc = ParallelCrc32c({static_cast<const std::byte*>(map), size});
@@ -96,11 +95,11 @@ Status VerifyFile(const fs::path& path, const FileChecksum& want, std::string* d
   }
   ::close(fd);
   if (crc != want.crc32c) {
-    return Fail(DataLoss(), detail,
+    return Fail(DataLoss(),
                 name + ": CRC-32C is " + Hex(crc) + " but " + std::string(kChecksumManifestName) +
                     " lists " + Hex(want.crc32c));
   }
-  return OkStatus();
+  return HostOk();
 }
 
 }  // namespace
@@ -118,30 +117,30 @@ std::string ChecksumManifestJson(const ChecksumManifest& manifest) {
   return j.dump(2) + "\n";
 }
 
-Result<ChecksumManifest> ParseChecksumManifest(std::string_view text, const std::string& where,
-                                               std::string* detail) {
+HostResult<ChecksumManifest> ParseChecksumManifest(std::string_view text,
+                                                   const std::string& where) {
   const Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   const std::string at = where + ": ";
   if (j.is_discarded() || !j.is_object()) {
-    return Fail(InvalidArgument(), detail, at + "is not a JSON object");
+    return Fail(InvalidArgument(), at + "is not a JSON object");
   }
   if (!j.contains("algorithm") || j["algorithm"] != "crc32c") {
-    return Fail(InvalidArgument(), detail, at + "needs \"algorithm\": \"crc32c\"");
+    return Fail(InvalidArgument(), at + "needs \"algorithm\": \"crc32c\"");
   }
   if (!j.contains("files") || !j["files"].is_object()) {
-    return Fail(InvalidArgument(), detail, at + "needs a JSON object 'files'");
+    return Fail(InvalidArgument(), at + "needs a JSON object 'files'");
   }
   ChecksumManifest manifest;
   for (const auto& [name, entry] : j["files"].items()) {
     const std::string file = at + "files['" + name + "']";
-    if (!IsPlainFileName(name)) return Fail(InvalidArgument(), detail, file + " is not a plain file name");
+    if (!IsPlainFileName(name)) return Fail(InvalidArgument(), file + " is not a plain file name");
     FileChecksum c;
     if (!entry.is_object() || !entry.contains("crc32c") || !entry["crc32c"].is_string() ||
         !ParseHex32(entry["crc32c"].get<std::string>(), &c.crc32c)) {
-      return Fail(InvalidArgument(), detail, file + " needs 'crc32c' as 8 hex digits");
+      return Fail(InvalidArgument(), file + " needs 'crc32c' as 8 hex digits");
     }
     if (!entry.contains("bytes") || !entry["bytes"].is_number_unsigned()) {
-      return Fail(InvalidArgument(), detail, file + " needs 'bytes' as an unsigned integer");
+      return Fail(InvalidArgument(), file + " needs 'bytes' as an unsigned integer");
     }
     c.bytes = entry["bytes"].get<uint64_t>();
     manifest.emplace(name, c);
@@ -149,18 +148,18 @@ Result<ChecksumManifest> ParseChecksumManifest(std::string_view text, const std:
   return manifest;
 }
 
-Status VerifyChecksumManifest(const std::string& dir_name, std::string* detail) {
+HostStatus VerifyChecksumManifest(const std::string& dir_name) {
   const fs::path dir(dir_name);
   const fs::path path = dir / kChecksumManifestName;
   std::error_code ec;
-  if (!fs::exists(path, ec)) return OkStatus();
-  WAFER_ASSIGN_OR_RETURN(const std::string text, ReadFile(path.string(), detail));
-  WAFER_ASSIGN_OR_RETURN(const ChecksumManifest manifest,
-                         ParseChecksumManifest(text, path.string(), detail));
+  if (!fs::exists(path, ec)) return HostOk();
+  WAFER_HOST_ASSIGN_OR_RETURN(const std::string text, ReadFile(path.string()));
+  WAFER_HOST_ASSIGN_OR_RETURN(const ChecksumManifest manifest,
+                              ParseChecksumManifest(text, path.string()));
   for (const auto& [name, want] : manifest) {
-    WAFER_RETURN_IF_ERROR(VerifyFile(dir / name, want, detail));
+    WAFER_HOST_RETURN_IF_ERROR(VerifyFile(dir / name, want));
   }
-  return OkStatus();
+  return HostOk();
 }
 
 uint32_t Crc32cCombine(uint32_t crc_a, uint32_t crc_b, uint64_t length_b) {

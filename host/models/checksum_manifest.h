@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/error.h"
 #include "common/result.h"
 
 namespace wafer::host {
@@ -34,15 +35,14 @@ FileChecksum ChecksumOf(std::span<const std::byte> contents);
 // The manifest's JSON text (file names sorted, CRCs as 8 lowercase hex digits).
 std::string ChecksumManifestJson(const ChecksumManifest& manifest);
 
-// Parses a manifest; `where` names it in `*detail` (if not null).
+// Parses a manifest; `where` names it in the Error's message.
 // Returns INVALID_ARGUMENT for anything but the format above: bad JSON, an algorithm other than
 // "crc32c", a name that is not a plain file name, a CRC that is not 8 hex digits, a length that
 // is not an unsigned integer.
-Result<ChecksumManifest> ParseChecksumManifest(std::string_view text, const std::string& where,
-                                               std::string* detail);
+HostResult<ChecksumManifest> ParseChecksumManifest(std::string_view text, const std::string& where);
 
-// Verifies every file the manifest in `dir` lists (no manifest: nothing to do). On error
-// `*detail` (if not null) names the file.
+// Verifies every file the manifest in `dir` lists (no manifest: nothing to do). An Error's
+// message names the file.
 //
 // Returns:
 //   OK               - no manifest, or every listed file has its listed length and CRC-32C.
@@ -50,7 +50,7 @@ Result<ChecksumManifest> ParseChecksumManifest(std::string_view text, const std:
 //   DATA_LOSS        - a listed file's length or CRC-32C differs.
 //   INVALID_ARGUMENT - the manifest is malformed (see ParseChecksumManifest).
 //   UNAVAILABLE      - a file could not be read.
-Status VerifyChecksumManifest(const std::string& dir, std::string* detail);
+HostStatus VerifyChecksumManifest(const std::string& dir);
 
 // CRC-32C of A followed by B, from crc(A), crc(B) and B's length (the zlib crc32_combine method
 // for the Castagnoli polynomial).

@@ -41,7 +41,7 @@ TEST(ChecksumManifestTest, JsonRoundTrips) {
                               {"model.safetensors", {0xffffffffu, 1ull << 33}}};
   const std::string text = ChecksumManifestJson(m);
   EXPECT_NE(text.find("\"0123abcd\""), std::string::npos) << text;
-  auto parsed = ParseChecksumManifest(text, "m", nullptr);
+  auto parsed = ParseChecksumManifest(text, "m");
   ASSERT_TRUE(parsed.ok());
   ASSERT_EQ(parsed->size(), 2u);
   EXPECT_EQ(parsed->at("config.json").crc32c, 0x0123abcdu);
@@ -63,10 +63,9 @@ TEST(ChecksumManifestTest, RefusesMalformedEntries) {
       "{\"algorithm\": \"crc32c\", \"files\": {\"d/a\": {\"crc32c\": \"0123abcd\", \"bytes\": 1}}}",
   };
   for (const char* text : bad) {
-    std::string detail;
-    EXPECT_EQ(ParseChecksumManifest(text, "m.json", &detail).status().code(),
-              StatusCode::kInvalidArgument)
-        << text;
+    auto parsed = ParseChecksumManifest(text, "m.json");
+    EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument) << text;
+    const std::string detail = parsed.ok() ? std::string() : parsed.error().message;
     EXPECT_NE(detail.find("m.json"), std::string::npos) << detail;
   }
 }

@@ -126,9 +126,8 @@ const char* TorchDType(DType dtype) {
   return "float32";
 }
 
-Status Fail(Status status, std::string* detail, std::string message) {
-  if (detail != nullptr) *detail = std::move(message);
-  return status;
+Error Fail(Status status, std::string message) {
+  return Error{status.code(), std::move(message)};
 }
 
 bool ParseUint(std::string_view s, uint64_t* out) {
@@ -252,8 +251,7 @@ std::string TrainTokenizerJson(uint32_t merges) {
   return j.dump(1) + "\n";
 }
 
-Result<MkModelOptions> ParseMkModelArgs(std::span<const std::string_view> args,
-                                        std::string* detail) {
+HostResult<MkModelOptions> ParseMkModelArgs(std::span<const std::string_view> args) {
   MkModelOptions o;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string_view flag = args[i];
@@ -267,10 +265,10 @@ Result<MkModelOptions> ParseMkModelArgs(std::span<const std::string_view> args,
     }
     if (flag != "--out" && flag != "--preset" && flag != "--dtype" && flag != "--seed" &&
         flag != "--shards") {
-      return Fail(InvalidArgument(), detail, "unknown argument '" + std::string(flag) + "'");
+      return Fail(InvalidArgument(), "unknown argument '" + std::string(flag) + "'");
     }
     if (i + 1 >= args.size()) {
-      return Fail(InvalidArgument(), detail, std::string(flag) + " needs a value");
+      return Fail(InvalidArgument(), std::string(flag) + " needs a value");
     }
     const std::string_view value = args[++i];
     uint64_t n = 0;
@@ -281,23 +279,23 @@ Result<MkModelOptions> ParseMkModelArgs(std::span<const std::string_view> args,
       else if (value == "small") o.preset = ModelPreset::kSmall;
       else if (value == "medium") o.preset = ModelPreset::kMedium;
       else if (value == "demo") o.preset = ModelPreset::kDemo;
-      else return Fail(InvalidArgument(), detail, "--preset must be tiny, small, medium or demo, not '" + std::string(value) + "'");
+      else return Fail(InvalidArgument(), "--preset must be tiny, small, medium or demo, not '" + std::string(value) + "'");
     } else if (flag == "--dtype") {
       if (value == "f32") o.dtype = DType::kF32;
       else if (value == "bf16") o.dtype = DType::kBF16;
       else if (value == "f16") o.dtype = DType::kF16;
-      else return Fail(InvalidArgument(), detail, "--dtype must be f32, bf16 or f16, not '" + std::string(value) + "'");
+      else return Fail(InvalidArgument(), "--dtype must be f32, bf16 or f16, not '" + std::string(value) + "'");
     } else if (flag == "--seed") {
-      if (!ParseUint(value, &n)) return Fail(InvalidArgument(), detail, "--seed must be an unsigned integer");
+      if (!ParseUint(value, &n)) return Fail(InvalidArgument(), "--seed must be an unsigned integer");
       o.seed = n;
     } else {
       if (!ParseUint(value, &n) || n < 1 || n > 64) {
-        return Fail(InvalidArgument(), detail, "--shards must be between 1 and 64");
+        return Fail(InvalidArgument(), "--shards must be between 1 and 64");
       }
       o.shards = static_cast<uint32_t>(n);
     }
   }
-  if (o.out_dir.empty()) return Fail(InvalidArgument(), detail, "--out DIR is required");
+  if (o.out_dir.empty()) return Fail(InvalidArgument(), "--out DIR is required");
   return o;
 }
 
@@ -346,19 +344,20 @@ std::optional<float> DemoValue(TensorRole role, uint64_t i, const ModelArch& arc
   }
 }
 
-Status MakeModel(const MkModelOptions& o, std::string* detail) {
-  if (o.out_dir.empty()) return Fail(InvalidArgument(), detail, "no output directory");
+HostStatus MakeModel(const MkModelOptions& o) {
+  if (o.out_dir.empty()) return Fail(InvalidArgument(), "no output directory");
   const std::string tokenizer_json =
       TrainTokenizerJson(
           o.preset == ModelPreset::kTiny || o.preset == ModelPreset::kDemo ? 256 : 512);
-  std::string ignored;
-  auto tokenizer = Tokenizer::FromJson(tokenizer_json, "generated tokenizer.json", &ignored);
-  if (!tokenizer.ok()) return Fail(Internal(), detail, "generated tokenizer is invalid: " + ignored);
+  auto tokenizer = Tokenizer::FromJson(tokenizer_json, "generated tokenizer.json");
+  if (!tokenizer.ok()) {
+    return Fail(Internal(), "generated tokenizer is invalid: " + tokenizer.error().message);
+  }
   ModelArch arch = PresetArch(o.preset, o.tied);
   arch.vocab_size = (*tokenizer)->vocab_size();
   const bool demo = o.preset == ModelPreset::kDemo;
   if (demo && (o.tied || arch.vocab_size > arch.hidden_size)) {
-    return Fail(InvalidArgument(), detail, "the demo preset needs an untied head and vocab <= hidden");
+    return Fail(InvalidArgument(), "the demo preset needs an untied head and vocab <= hidden");
   }
   const std::vector<double> bigram =
       demo ? BigramLogProbabilities(**tokenizer, arch.vocab_size) : std::vector<double>();
@@ -377,7 +376,7 @@ Status MakeModel(const MkModelOptions& o, std::string* detail) {
   order.emplace_back(TensorRole::kFinalNorm, 0);
   if (!o.tied) order.emplace_back(TensorRole::kLmHead, 0);
   if (o.shards > order.size()) {
-    return Fail(InvalidArgument(), detail, "more shards than tensors");
+    return Fail(InvalidArgument(), "more shards than tensors");
   }
 
   Rng rng(o.seed);
@@ -406,26 +405,27 @@ Status MakeModel(const MkModelOptions& o, std::string* detail) {
 
   std::error_code ec;
   fs::create_directories(o.out_dir, ec);
-  if (ec) return Fail(Unavailable(), detail, o.out_dir + ": cannot create: " + ec.message());
+  if (ec) return Fail(Unavailable(), o.out_dir + ": cannot create: " + ec.message());
   const fs::path dir(o.out_dir);
   // Every file written, with its checksum, for model.checksums.json.
   ChecksumManifest manifest;
-  auto write = [&](const std::string& name, std::string_view contents) -> Status {
-    WAFER_RETURN_IF_ERROR(WriteFile((dir / name).string(), contents, detail));
+  auto write = [&](const std::string& name, std::string_view contents) -> HostStatus {
+    WAFER_HOST_RETURN_IF_ERROR(WriteFile((dir / name).string(), contents));
     if (o.checksums) manifest[name] = ChecksumOf(std::as_bytes(std::span(contents)));
-    return OkStatus();
+    return HostOk();
   };
   // A manifest left by a previous run would not match what this run writes.
   fs::remove(dir / kChecksumManifestName, ec);
   const uint32_t bos = arch.vocab_size - 2, eos = arch.vocab_size - 1;
-  WAFER_RETURN_IF_ERROR(write("config.json", ModelConfigJson(arch, TorchDType(o.dtype), bos, eos)));
-  WAFER_RETURN_IF_ERROR(write("tokenizer.json", tokenizer_json));
+  WAFER_HOST_RETURN_IF_ERROR(
+      write("config.json", ModelConfigJson(arch, TorchDType(o.dtype), bos, eos)));
+  WAFER_HOST_RETURN_IF_ERROR(write("tokenizer.json", tokenizer_json));
   const std::map<std::string, std::string> metadata = {{"format", "pt"}};
   // Remove whatever layout a previous run left, so the directory holds exactly one.
   fs::remove(dir / "model.safetensors", ec);
   fs::remove(dir / "model.safetensors.index.json", ec);
   if (o.shards == 1) {
-    WAFER_RETURN_IF_ERROR(write("model.safetensors", EncodeSafetensors(tensors, metadata)));
+    WAFER_HOST_RETURN_IF_ERROR(write("model.safetensors", EncodeSafetensors(tensors, metadata)));
   } else {
     // Contiguous runs of tensors, each shard closing once it holds its share of the bytes.
     Json weight_map = Json::object();
@@ -446,13 +446,13 @@ Status MakeModel(const MkModelOptions& o, std::string* detail) {
         for (; next < tensors.size(); ++next) weight_map[tensors[next].name] = name;
       }
       const std::span<const SafetensorsWriteTensor> part(tensors.data() + begin, next - begin);
-      WAFER_RETURN_IF_ERROR(write(name, EncodeSafetensors(part, metadata)));
+      WAFER_HOST_RETURN_IF_ERROR(write(name, EncodeSafetensors(part, metadata)));
     }
     const Json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}};
-    WAFER_RETURN_IF_ERROR(write("model.safetensors.index.json", index.dump(2) + "\n"));
+    WAFER_HOST_RETURN_IF_ERROR(write("model.safetensors.index.json", index.dump(2) + "\n"));
   }
-  if (!o.checksums) return OkStatus();
-  return WriteFile((dir / kChecksumManifestName).string(), ChecksumManifestJson(manifest), detail);
+  if (!o.checksums) return HostOk();
+  return WriteFile((dir / kChecksumManifestName).string(), ChecksumManifestJson(manifest));
 }
 
 }  // namespace wafer::host

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/error.h"
 #include "common/result.h"
 #include "host/board/board_types.h"
 
@@ -43,13 +44,18 @@ std::string TrainTokenizerJson(uint32_t merges);
 // Parses command-line arguments (without argv[0]): --out DIR (required),
 // --preset tiny|small|medium|demo, --dtype f32|bf16|f16, --tied, --seed N, --shards N (1..64),
 // --no-checksums.
-// Returns INVALID_ARGUMENT with a detail for an unknown flag or a bad value.
-Result<MkModelOptions> ParseMkModelArgs(std::span<const std::string_view> args,
-                                        std::string* detail);
+// Returns INVALID_ARGUMENT, the message naming the flag, for an unknown flag or a bad value.
+HostResult<MkModelOptions> ParseMkModelArgs(std::span<const std::string_view> args);
 
 // Creates `options.out_dir` (and parents) and writes the checkpoint into it, with
 // model.checksums.json unless `options.checksums` is false (then a stale one is removed).
-// Returns INVALID_ARGUMENT (bad options) or UNAVAILABLE (cannot create or write; detail says).
-Status MakeModel(const MkModelOptions& options, std::string* detail);
+//
+// Returns:
+//   OK               - the checkpoint is written.
+//   INVALID_ARGUMENT - bad options (no output directory, more shards than tensors, a demo preset
+//                      with a tied head).
+//   UNAVAILABLE      - the directory or a file cannot be created or written; the message names it.
+//   INTERNAL         - the generated tokenizer does not parse (a bug).
+HostStatus MakeModel(const MkModelOptions& options);
 
 }  // namespace wafer::host

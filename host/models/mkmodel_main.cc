@@ -20,15 +20,15 @@ int main(int argc, char** argv) {
       return 0;
     }
   }
-  std::string detail;
-  auto options = wafer::host::ParseMkModelArgs(args, &detail);
+  auto options = wafer::host::ParseMkModelArgs(args);
   if (!options.ok()) {
+    const std::string& detail = options.error().message;
     std::fprintf(stderr, "wafer-mkmodel: %s (try --help)\n", detail.c_str());
     return 2;
   }
-  const wafer::Status status = wafer::host::MakeModel(*options, &detail);
-  if (!status.ok()) {
-    wafer::log::Error("mkmodel", "{}: {}", status.name(), detail);
+  const wafer::HostStatus made = wafer::host::MakeModel(*options);
+  if (!made.ok()) {
+    wafer::log::Error("mkmodel", "{}: {}", made.error().code_name(), made.error().message);
     return 1;
   }
   std::printf("wrote %s\n", options->out_dir.c_str());

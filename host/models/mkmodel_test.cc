@@ -15,7 +15,7 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string Slurp(const fs::path& p) {
-  auto r = ReadFile(p.string(), nullptr);
+  auto r = ReadFile(p.string());
   return r.ok() ? *r : std::string();
 }
 
@@ -27,8 +27,8 @@ TEST(MkModelTest, DeterministicForASeed) {
     o.out_dir = (root / name).string();
     o.dtype = DType::kBF16;
     o.seed = seed;
-    std::string detail;
-    EXPECT_TRUE(MakeModel(o, &detail).ok()) << detail;
+    HostStatus made = MakeModel(o);
+    EXPECT_TRUE(made.ok()) << made.error().ToString();
     return root / name;
   };
   const fs::path a = make("a", 5), b = make("b", 5), c = make("c", 6);
@@ -40,7 +40,7 @@ TEST(MkModelTest, DeterministicForASeed) {
   EXPECT_EQ(Slurp(a / "tokenizer.json"), Slurp(c / "tokenizer.json"));
 
   // Weights look like a trained model's scale: projections ~ N(0, 1/in), not constant.
-  auto ck = LoadCheckpoint(a.string(), nullptr);
+  auto ck = LoadCheckpoint(a.string());
   ASSERT_TRUE(ck.ok());
   const CheckpointTensor& wq = (*ck)->tensors[2];
   ASSERT_EQ(wq.desc.role, TensorRole::kWq);
@@ -89,23 +89,24 @@ TEST(MkModelTest, ChecksumsOnByDefaultAndStaleManifestRemovedWhenOff) {
   fs::remove_all(dir);
   MkModelOptions o;
   o.out_dir = dir.string();
-  std::string detail;
-  ASSERT_TRUE(MakeModel(o, &detail).ok()) << detail;
+  HostStatus made = MakeModel(o);
+  ASSERT_TRUE(made.ok()) << made.error().ToString();
   EXPECT_TRUE(fs::exists(dir / "model.checksums.json"));
   o.checksums = false;
   o.seed = 2;  // Different weights: the old manifest would no longer match.
-  ASSERT_TRUE(MakeModel(o, &detail).ok()) << detail;
+  made = MakeModel(o);
+  ASSERT_TRUE(made.ok()) << made.error().ToString();
   EXPECT_FALSE(fs::exists(dir / "model.checksums.json"));
-  EXPECT_TRUE(LoadCheckpoint(dir.string(), &detail).ok()) << detail;
+  auto ck = LoadCheckpoint(dir.string());
+  EXPECT_TRUE(ck.ok()) << ck.error().ToString();
   fs::remove_all(dir);
 }
 
 TEST(MkModelTest, ParsesArguments) {
-  std::string detail;
   const std::vector<std::string_view> args = {"--out", "/tmp/x", "--preset", "small", "--dtype",
                                               "f16", "--tied", "--seed", "77", "--shards", "3"};
-  auto o = ParseMkModelArgs(args, &detail);
-  ASSERT_TRUE(o.ok()) << detail;
+  auto o = ParseMkModelArgs(args);
+  ASSERT_TRUE(o.ok()) << o.error().ToString();
   EXPECT_EQ(o->out_dir, "/tmp/x");
   EXPECT_EQ(o->preset, ModelPreset::kSmall);
   EXPECT_EQ(o->dtype, DType::kF16);
@@ -116,8 +117,8 @@ TEST(MkModelTest, ParsesArguments) {
 
   const std::vector<std::string_view> medium = {"--out", "d", "--preset", "medium",
                                                 "--no-checksums"};
-  o = ParseMkModelArgs(medium, &detail);
-  ASSERT_TRUE(o.ok()) << detail;
+  o = ParseMkModelArgs(medium);
+  ASSERT_TRUE(o.ok()) << o.error().ToString();
   EXPECT_EQ(o->preset, ModelPreset::kMedium);
   EXPECT_FALSE(o->checksums);
 
@@ -131,9 +132,9 @@ TEST(MkModelTest, ParsesArguments) {
       {"--out", "d", "--frobnicate"},
   };
   for (const auto& b : bad) {
-    detail.clear();
-    EXPECT_EQ(ParseMkModelArgs(b, &detail).status().code(), StatusCode::kInvalidArgument);
-    EXPECT_FALSE(detail.empty());
+    auto parsed = ParseMkModelArgs(b);
+    EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_FALSE(parsed.ok() ? true : parsed.error().message.empty());
   }
 }
 

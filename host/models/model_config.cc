@@ -69,9 +69,8 @@ class FieldReader {
   std::string error_;
 };
 
-Status Fail(std::string* detail, std::string message) {
-  if (detail != nullptr) *detail = std::move(message);
-  return InvalidArgument();
+Error Fail(std::string message) {
+  return Error{StatusCode::kInvalidArgument, std::move(message)};
 }
 
 // The shortest decimal that reads back as the same float (1e-05, not 9.999999747378752e-06).
@@ -94,22 +93,21 @@ uint64_t CountParameters(const ModelArch& a) {
   return v * h + a.num_layers * per_layer + h + (a.tie_embeddings ? 0 : v * h);
 }
 
-Result<ModelConfig> ParseModelConfig(std::string_view json_text, std::string_view source,
-                                     std::string* detail) {
+HostResult<ModelConfig> ParseModelConfig(std::string_view json_text, std::string_view source) {
   const std::string where = std::string(source) + ": ";
   const Json j = Json::parse(json_text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return Fail(detail, where + "not a JSON object");
+  if (j.is_discarded() || !j.is_object()) return Fail(where + "not a JSON object");
   ModelConfig c;
   try {
     bool llama = false;
     if (auto it = j.find("architectures"); it != j.end() && it->is_array()) {
       for (const Json& name : *it) llama |= name.is_string() && name.get<std::string>() == "LlamaForCausalLM";
-      if (!llama) return Fail(detail, where + "architectures " + it->dump() + " is not LlamaForCausalLM");
+      if (!llama) return Fail(where + "architectures " + it->dump() + " is not LlamaForCausalLM");
     } else if (auto mt = j.find("model_type"); mt != j.end() && mt->is_string()) {
       llama = mt->get<std::string>() == "llama";
-      if (!llama) return Fail(detail, where + "model_type " + mt->dump() + " is not llama");
+      if (!llama) return Fail(where + "model_type " + mt->dump() + " is not llama");
     } else {
-      return Fail(detail, where + "field 'architectures' is required (LlamaForCausalLM)");
+      return Fail(where + "field 'architectures' is required (LlamaForCausalLM)");
     }
 
     FieldReader r(j, where);
@@ -121,11 +119,11 @@ Result<ModelConfig> ParseModelConfig(std::string_view json_text, std::string_vie
     a.num_heads = r.PositiveInt("num_attention_heads");
     a.num_kv_heads = r.PositiveInt("num_key_value_heads", a.num_heads);
     a.max_position = r.PositiveInt("max_position_embeddings");
-    if (!r.error().empty()) return Fail(detail, r.error());
+    if (!r.error().empty()) return Fail(r.error());
     if (a.hidden_size % a.num_heads != 0 && r.Get("head_dim") == nullptr) {
-      return Fail(detail, where + "hidden_size " + std::to_string(a.hidden_size) +
-                              " is not divisible by num_attention_heads " +
-                              std::to_string(a.num_heads) + " and head_dim is not given");
+      return Fail(where + "hidden_size " + std::to_string(a.hidden_size) +
+                      " is not divisible by num_attention_heads " +
+                      std::to_string(a.num_heads) + " and head_dim is not given");
     }
     a.head_dim = r.PositiveInt("head_dim", a.hidden_size / a.num_heads);
     a.rope_theta = r.PositiveFloat("rope_theta", 10000.0f);
@@ -143,51 +141,51 @@ Result<ModelConfig> ParseModelConfig(std::string_view json_text, std::string_vie
       c.eos_token_id = eos->get<uint32_t>();
       c.has_eos = true;
     }
-    if (!r.error().empty()) return Fail(detail, r.error());
+    if (!r.error().empty()) return Fail(r.error());
 
     if (const Json* rs = r.Get("rope_scaling")) {
-      if (!rs->is_object()) return Fail(detail, where + "field 'rope_scaling' must be an object or null");
+      if (!rs->is_object()) return Fail(where + "field 'rope_scaling' must be an object or null");
       FieldReader s(*rs, where + "rope_scaling: ");
       const Json* type = s.Get("rope_type");
       if (type == nullptr) type = s.Get("type");
       if (type == nullptr || !type->is_string() || type->get<std::string>() != "llama3") {
-        return Fail(detail, where + "rope_scaling.rope_type must be \"llama3\" (others are not "
-                                    "supported), got " + (type ? type->dump() : "nothing"));
+        return Fail(where + "rope_scaling.rope_type must be \"llama3\" (others are not "
+                            "supported), got " + (type ? type->dump() : "nothing"));
       }
       RopeScaling& rope = a.rope_scaling;
       rope.factor = s.PositiveFloat("factor", 0);
       rope.low_freq_factor = s.PositiveFloat("low_freq_factor", 0);
       rope.high_freq_factor = s.PositiveFloat("high_freq_factor", 0);
       rope.original_max_position = s.PositiveInt("original_max_position_embeddings");
-      if (!s.error().empty()) return Fail(detail, s.error());
+      if (!s.error().empty()) return Fail(s.error());
       if (rope.factor == 0 || rope.low_freq_factor == 0 || rope.high_freq_factor == 0) {
-        return Fail(detail, where + "rope_scaling needs factor, low_freq_factor and high_freq_factor");
+        return Fail(where + "rope_scaling needs factor, low_freq_factor and high_freq_factor");
       }
       if (!(rope.high_freq_factor > rope.low_freq_factor)) {
-        return Fail(detail, where + "rope_scaling.high_freq_factor must exceed low_freq_factor");
+        return Fail(where + "rope_scaling.high_freq_factor must exceed low_freq_factor");
       }
     }
   } catch (const std::exception& e) {
-    return Fail(detail, where + "malformed: " + e.what());
+    return Fail(where + "malformed: " + e.what());
   }
 
   const ModelArch& a = c.arch;
   if (a.num_heads % a.num_kv_heads != 0) {
-    return Fail(detail, where + "num_attention_heads " + std::to_string(a.num_heads) +
-                            " is not a multiple of num_key_value_heads " +
-                            std::to_string(a.num_kv_heads));
+    return Fail(where + "num_attention_heads " + std::to_string(a.num_heads) +
+                    " is not a multiple of num_key_value_heads " +
+                    std::to_string(a.num_kv_heads));
   }
   if (a.head_dim % 2 != 0) {
-    return Fail(detail, where + "head_dim " + std::to_string(a.head_dim) + " must be even (rotary)");
+    return Fail(where + "head_dim " + std::to_string(a.head_dim) + " must be even (rotary)");
   }
-  if (!(a.rope_theta > 1)) return Fail(detail, where + "rope_theta must exceed 1");
+  if (!(a.rope_theta > 1)) return Fail(where + "rope_theta must exceed 1");
   c.param_count = CountParameters(a);
   return c;
 }
 
-Result<ModelConfig> LoadModelConfig(const std::string& path, std::string* detail) {
-  WAFER_ASSIGN_OR_RETURN(const std::string text, ReadFile(path, detail));
-  return ParseModelConfig(text, path, detail);
+HostResult<ModelConfig> LoadModelConfig(const std::string& path) {
+  WAFER_HOST_ASSIGN_OR_RETURN(const std::string text, ReadFile(path));
+  return ParseModelConfig(text, path);
 }
 
 std::string ModelConfigJson(const ModelArch& a, std::string_view torch_dtype,

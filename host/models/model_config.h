@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/error.h"
 #include "common/result.h"
 #include "host/board/board_types.h"
 
@@ -28,16 +29,15 @@ uint64_t CountParameters(const ModelArch& arch);
 // max_position_embeddings; num_key_value_heads defaults to the heads, head_dim to hidden / heads,
 // rope_theta to 10000, rms_norm_eps to 1e-6, tie_word_embeddings to false. rope_scaling may be
 // null or {"rope_type": "llama3", factor, low_freq_factor, high_freq_factor,
-// original_max_position_embeddings}. `source` names the file in `*detail` (may be null).
+// original_max_position_embeddings}. `source` names the file in the Error's message.
 //
 // Returns:
 //   INVALID_ARGUMENT - bad JSON, another architecture, a missing, wrong-typed or impossible
 //                      field (heads not divisible by kv heads, odd head_dim, ...).
-Result<ModelConfig> ParseModelConfig(std::string_view json_text, std::string_view source,
-                                     std::string* detail);
+HostResult<ModelConfig> ParseModelConfig(std::string_view json_text, std::string_view source);
 
 // Reads and parses a config.json. Returns NOT_FOUND/UNAVAILABLE (file) or as ParseModelConfig.
-Result<ModelConfig> LoadModelConfig(const std::string& path, std::string* detail);
+HostResult<ModelConfig> LoadModelConfig(const std::string& path);
 
 // The config.json that ParseModelConfig reads back as `arch` (used by wafer-mkmodel).
 std::string ModelConfigJson(const ModelArch& arch, std::string_view torch_dtype,

@@ -22,9 +22,8 @@ Json Llama32OneB() {
 }
 
 TEST(ModelConfigTest, ParsesLlama32) {
-  std::string detail;
-  auto c = ParseModelConfig(Llama32OneB().dump(), "config.json", &detail);
-  ASSERT_TRUE(c.ok()) << detail;
+  auto c = ParseModelConfig(Llama32OneB().dump(), "config.json");
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
   const ModelArch& a = c->arch;
   EXPECT_EQ(a.vocab_size, 128256u);
   EXPECT_EQ(a.num_kv_heads, 8u);
@@ -46,9 +45,8 @@ TEST(ModelConfigTest, Defaults) {
   j.erase("rope_scaling");
   j.erase("tie_word_embeddings");
   j.erase("rope_theta");
-  std::string detail;
-  auto c = ParseModelConfig(j.dump(), "config.json", &detail);
-  ASSERT_TRUE(c.ok()) << detail;
+  auto c = ParseModelConfig(j.dump(), "config.json");
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
   EXPECT_EQ(c->arch.num_kv_heads, 32u);
   EXPECT_EQ(c->arch.head_dim, 64u);
   EXPECT_EQ(c->arch.rope_scaling.factor, 0.0f);
@@ -57,11 +55,10 @@ TEST(ModelConfigTest, Defaults) {
 }
 
 TEST(ModelConfigTest, RoundTripsThroughModelConfigJson) {
-  std::string detail;
-  auto c = ParseModelConfig(Llama32OneB().dump(), "a", &detail);
+  auto c = ParseModelConfig(Llama32OneB().dump(), "a");
   ASSERT_TRUE(c.ok());
-  auto again = ParseModelConfig(ModelConfigJson(c->arch, "bfloat16", 1, 2), "b", &detail);
-  ASSERT_TRUE(again.ok()) << detail;
+  auto again = ParseModelConfig(ModelConfigJson(c->arch, "bfloat16", 1, 2), "b");
+  ASSERT_TRUE(again.ok()) << again.error().ToString();
   EXPECT_EQ(again->arch.hidden_size, c->arch.hidden_size);
   EXPECT_EQ(again->arch.rms_norm_eps, c->arch.rms_norm_eps);
   EXPECT_EQ(again->arch.rope_scaling.low_freq_factor, c->arch.rope_scaling.low_freq_factor);
@@ -91,14 +88,13 @@ TEST(ModelConfigTest, RefusesBadFieldsWithDetail) {
   for (const Case& c : cases) {
     Json j = Llama32OneB();
     c.edit(j);
-    std::string detail;
-    auto r = ParseModelConfig(j.dump(), "dir/config.json", &detail);
+    auto r = ParseModelConfig(j.dump(), "dir/config.json");
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << c.must_mention;
+    const std::string detail = r.ok() ? std::string() : r.error().message;
     EXPECT_NE(detail.find(c.must_mention), std::string::npos) << detail;
     EXPECT_NE(detail.find("dir/config.json"), std::string::npos) << detail;
   }
-  std::string detail;
-  EXPECT_EQ(ParseModelConfig("{not json", "c", &detail).status().code(),
+  EXPECT_EQ(ParseModelConfig("{not json", "c").status().code(),
             StatusCode::kInvalidArgument);
 }
 

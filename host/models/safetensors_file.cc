@@ -19,9 +19,8 @@ namespace {
 
 using Json = nlohmann::json;
 
-Status Fail(Status status, std::string* detail, std::string message) {
-  if (detail != nullptr) *detail = std::move(message);
-  return status;
+Error Fail(Status status, std::string message) {
+  return Error{status.code(), std::move(message)};
 }
 
 bool ParseDType(const std::string& name, DType* out) {
@@ -54,43 +53,42 @@ const char* DTypeName(DType dtype) {
   return "?";
 }
 
-Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string& path,
-                                                               std::string* detail) {
+HostResult<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    return Fail(errno == ENOENT ? NotFound() : Unavailable(), detail,
+    return Fail(errno == ENOENT ? NotFound() : Unavailable(),
                 path + ": cannot open: " + std::strerror(errno));
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
-    return Fail(Unavailable(), detail, path + ": not a readable regular file");
+    return Fail(Unavailable(), path + ": not a readable regular file");
   }
   const auto file_size = static_cast<uint64_t>(st.st_size);
   if (file_size < 8) {
     ::close(fd);
-    return Fail(DataLoss(), detail,
+    return Fail(DataLoss(),
                 path + ": truncated: " + std::to_string(file_size) + " bytes, need at least 8");
   }
   void* map = ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
   ::close(fd);
-  if (map == MAP_FAILED) return Fail(Unavailable(), detail, path + ": mmap failed");
-  Result<std::unique_ptr<SafetensorsFile>> file =
-      FromBytes({static_cast<const std::byte*>(map), file_size}, path, detail);
+  if (map == MAP_FAILED) return Fail(Unavailable(), path + ": mmap failed");
+  HostResult<std::unique_ptr<SafetensorsFile>> file =
+      FromBytes({static_cast<const std::byte*>(map), file_size}, path);
   if (!file.ok()) {
     ::munmap(map, file_size);
-    return file.status();
+    return std::move(file).error();
   }
   (*file)->map_ = map;
   (*file)->map_size_ = file_size;
   return file;
 }
 
-Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::FromBytes(
-    std::span<const std::byte> bytes, const std::string& path, std::string* detail) {
+HostResult<std::unique_ptr<SafetensorsFile>> SafetensorsFile::FromBytes(
+    std::span<const std::byte> bytes, const std::string& path) {
   const uint64_t file_size = bytes.size();
   if (file_size < 8) {
-    return Fail(DataLoss(), detail,
+    return Fail(DataLoss(),
                 path + ": truncated: " + std::to_string(file_size) + " bytes, need at least 8");
   }
   std::unique_ptr<SafetensorsFile> file(new SafetensorsFile());
@@ -100,19 +98,19 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::FromBytes(
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | static_cast<uint8_t>(base[i]);
   if (header_len > kMaxHeaderBytes) {
-    return Fail(DataLoss(), detail,
+    return Fail(DataLoss(),
                 path + ": header length " + std::to_string(header_len) + " exceeds the limit of " +
                     std::to_string(kMaxHeaderBytes) + " bytes");
   }
   if (header_len > file_size - 8) {
-    return Fail(DataLoss(), detail,
+    return Fail(DataLoss(),
                 path + ": header length " + std::to_string(header_len) + " runs past the end of " +
                     "the file (" + std::to_string(file_size) + " bytes)");
   }
   const std::string_view header_text(reinterpret_cast<const char*>(base + 8), header_len);
   const Json header = Json::parse(header_text, nullptr, /*allow_exceptions=*/false);
   if (header.is_discarded() || !header.is_object()) {
-    return Fail(DataLoss(), detail, path + ": header is not a JSON object");
+    return Fail(DataLoss(), path + ": header is not a JSON object");
   }
   const uint64_t data_size = file_size - 8 - header_len;
   const std::byte* data = base + 8 + header_len;
@@ -126,10 +124,10 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::FromBytes(
     for (const auto& [name, entry] : header.items()) {
       const std::string where = path + ": tensor '" + name + "'";
       if (name == "__metadata__") {
-        if (!entry.is_object()) return Fail(DataLoss(), detail, path + ": __metadata__ is not an object");
+        if (!entry.is_object()) return Fail(DataLoss(), path + ": __metadata__ is not an object");
         for (const auto& [key, value] : entry.items()) {
           if (!value.is_string()) {
-            return Fail(DataLoss(), detail, path + ": __metadata__['" + key + "'] is not a string");
+            return Fail(DataLoss(), path + ": __metadata__['" + key + "'] is not a string");
           }
           file->metadata_[key] = value.get<std::string>();
         }
@@ -138,39 +136,39 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::FromBytes(
       if (!entry.is_object() || !entry.contains("dtype") || !entry["dtype"].is_string() ||
           !entry.contains("shape") || !entry["shape"].is_array() ||
           !entry.contains("data_offsets") || !entry["data_offsets"].is_array()) {
-        return Fail(DataLoss(), detail, where + ": needs string dtype, array shape and data_offsets");
+        return Fail(DataLoss(), where + ": needs string dtype, array shape and data_offsets");
       }
       SafetensorsTensor t;
       t.name = name;
       const std::string dtype = entry["dtype"].get<std::string>();
       if (!ParseDType(dtype, &t.dtype)) {
-        return Fail(InvalidArgument(), detail,
+        return Fail(InvalidArgument(),
                     where + ": unsupported dtype " + dtype + " (supported: F32, F16, BF16)");
       }
       uint64_t elements = 1;
       for (const Json& d : entry["shape"]) {
-        if (!IsUint(d)) return Fail(DataLoss(), detail, where + ": shape holds a non-integer");
+        if (!IsUint(d)) return Fail(DataLoss(), where + ": shape holds a non-integer");
         const uint64_t dim = d.get<uint64_t>();
         if (dim != 0 && elements > std::numeric_limits<uint64_t>::max() / 8 / dim) {
-          return Fail(DataLoss(), detail, where + ": shape overflows");
+          return Fail(DataLoss(), where + ": shape overflows");
         }
         elements *= dim;
         t.shape.push_back(dim);
       }
       const Json& off = entry["data_offsets"];
       if (off.size() != 2 || !IsUint(off[0]) || !IsUint(off[1])) {
-        return Fail(DataLoss(), detail, where + ": data_offsets must be two unsigned integers");
+        return Fail(DataLoss(), where + ": data_offsets must be two unsigned integers");
       }
       const uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
       if (begin > end || end > data_size) {
-        return Fail(DataLoss(), detail,
+        return Fail(DataLoss(),
                     where + ": data_offsets [" + std::to_string(begin) + ", " +
                         std::to_string(end) + ") outside the data section of " +
                         std::to_string(data_size) + " bytes (file truncated?)");
       }
       const uint64_t want = elements * DTypeSize(t.dtype);
       if (end - begin != want) {
-        return Fail(DataLoss(), detail,
+        return Fail(DataLoss(),
                     where + ": holds " + std::to_string(end - begin) + " bytes but its shape and " +
                         "dtype need " + std::to_string(want));
       }
@@ -179,7 +177,7 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::FromBytes(
       file->tensors_.push_back(std::move(t));
     }
   } catch (const std::exception& e) {
-    return Fail(DataLoss(), detail, path + ": malformed header: " + e.what());
+    return Fail(DataLoss(), path + ": malformed header: " + e.what());
   }
 
   std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) {
@@ -190,7 +188,7 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::FromBytes(
   for (const Range& cur : ranges) {
     if (cur.begin == cur.end) continue;
     if (furthest != nullptr && cur.begin < furthest->end) {
-      return Fail(DataLoss(), detail,
+      return Fail(DataLoss(),
                   path + ": tensors '" + file->tensors_[furthest->index].name + "' and '" +
                       file->tensors_[cur.index].name + "' overlap");
     }
@@ -238,22 +236,22 @@ std::string EncodeSafetensors(std::span<const SafetensorsWriteTensor> tensors,
   return out;
 }
 
-Status WriteFile(const std::string& path, std::string_view contents, std::string* detail) {
+HostStatus WriteFile(const std::string& path, std::string_view contents) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (out) out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
   if (out) out.close();
-  if (!out) return Fail(Unavailable(), detail, path + ": cannot write");
-  return OkStatus();
+  if (!out) return Fail(Unavailable(), path + ": cannot write");
+  return HostOk();
 }
 
-Result<std::string> ReadFile(const std::string& path, std::string* detail) {
+HostResult<std::string> ReadFile(const std::string& path) {
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) return Fail(NotFound(), detail, path + ": no such file");
+  if (!std::filesystem::exists(path, ec)) return Fail(NotFound(), path + ": no such file");
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Fail(Unavailable(), detail, path + ": cannot open");
+  if (!in) return Fail(Unavailable(), path + ": cannot open");
   std::ostringstream buffer;
   buffer << in.rdbuf();
-  if (in.bad()) return Fail(Unavailable(), detail, path + ": read failed");
+  if (in.bad()) return Fail(Unavailable(), path + ": read failed");
   return buffer.str();
 }
 

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/error.h"
 #include "common/result.h"
 #include "host/board/board_types.h"
 
@@ -38,21 +39,19 @@ class SafetensorsFile {
   // Maps `path` and validates it: header length within bounds and the file, a JSON object header,
   // every tensor with a supported dtype (F32, F16, BF16), a shape, data_offsets [begin, end)
   // inside the data section with end - begin == product(shape) * element size, no two tensors
-  // overlapping. "__metadata__" (string to string) is allowed. On error `*detail` (if not null)
-  // names the file and, where one is at fault, the tensor.
+  // overlapping. "__metadata__" (string to string) is allowed. An Error's message names the file
+  // and, where one is at fault, the tensor.
   //
   // Returns:
   //   NOT_FOUND        - the file does not exist or cannot be opened.
   //   UNAVAILABLE      - the file could not be read or mapped.
   //   DATA_LOSS        - truncated file, bad header length, bad JSON or bad offsets/sizes.
   //   INVALID_ARGUMENT - a well-formed file with an unsupported dtype.
-  static Result<std::unique_ptr<SafetensorsFile>> Open(const std::string& path,
-                                                       std::string* detail);
+  static HostResult<std::unique_ptr<SafetensorsFile>> Open(const std::string& path);
   // As Open, over bytes already in memory (tests and the fuzz target): the tensors' spans point
-  // into `bytes`, which must outlive the object; `path` only names them in `*detail`.
-  static Result<std::unique_ptr<SafetensorsFile>> FromBytes(std::span<const std::byte> bytes,
-                                                            const std::string& path,
-                                                            std::string* detail);
+  // into `bytes`, which must outlive the object; `path` only names them in the Error's message.
+  static HostResult<std::unique_ptr<SafetensorsFile>> FromBytes(std::span<const std::byte> bytes,
+                                                                const std::string& path);
   ~SafetensorsFile();
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
@@ -86,10 +85,11 @@ std::string EncodeSafetensors(std::span<const SafetensorsWriteTensor> tensors,
                               const std::map<std::string, std::string>& metadata);
 
 // Writes EncodeSafetensors(...) to `path`.
-// Returns UNAVAILABLE (cannot write; detail names the file).
-Status WriteFile(const std::string& path, std::string_view contents, std::string* detail);
+// Returns OK, or UNAVAILABLE (cannot write; the message names the file).
+HostStatus WriteFile(const std::string& path, std::string_view contents);
 
-// Reads a whole (small) file. Returns NOT_FOUND or UNAVAILABLE; detail names the file.
-Result<std::string> ReadFile(const std::string& path, std::string* detail);
+// Reads a whole (small) file. Returns NOT_FOUND (no such file) or UNAVAILABLE (cannot open or
+// read); the message names the file.
+HostResult<std::string> ReadFile(const std::string& path);
 
 }  // namespace wafer::host

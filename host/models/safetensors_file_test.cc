@@ -26,12 +26,14 @@ class SafetensorsFileTest : public ::testing::Test {
     contents += header;
     contents.append(data_bytes, '\0');
     const std::string path = (dir_ / "x.safetensors").string();
-    EXPECT_TRUE(WriteFile(path, contents, nullptr).ok());
+    EXPECT_TRUE(WriteFile(path, contents).ok());
     return path;
   }
 
-  Status OpenStatus(const std::string& path, std::string* detail) {
-    return SafetensorsFile::Open(path, detail).status();
+  // The Error Open returns for `path` (code OK, no message, if the file opened).
+  Error OpenError(const std::string& path) {
+    auto file = SafetensorsFile::Open(path);
+    return file.ok() ? Error{StatusCode::kOk, {}} : std::move(file).error();
   }
 
   std::filesystem::path dir_;
@@ -43,10 +45,9 @@ TEST_F(SafetensorsFileTest, RoundTripsWrittenTensors) {
   tensors[1] = {"a", DType::kBF16, {5}, std::vector<std::byte>(10, std::byte{2})};
   tensors[2] = {"c", DType::kF16, {0, 4}, {}};
   const std::string path = (dir_ / "ok.safetensors").string();
-  ASSERT_TRUE(WriteFile(path, EncodeSafetensors(tensors, {{"format", "pt"}}), nullptr).ok());
-  std::string detail;
-  auto file = SafetensorsFile::Open(path, &detail);
-  ASSERT_TRUE(file.ok()) << detail;
+  ASSERT_TRUE(WriteFile(path, EncodeSafetensors(tensors, {{"format", "pt"}})).ok());
+  auto file = SafetensorsFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.error().ToString();
   EXPECT_EQ((*file)->metadata().at("format"), "pt");
   ASSERT_EQ((*file)->tensors().size(), 3u);
   const SafetensorsTensor* b = (*file)->Find("b");
@@ -63,10 +64,9 @@ TEST_F(SafetensorsFileTest, RoundTripsWrittenTensors) {
 }
 
 TEST_F(SafetensorsFileTest, MissingFileIsNotFound) {
-  std::string detail;
-  EXPECT_EQ(OpenStatus((dir_ / "nope.safetensors").string(), &detail).code(),
-            StatusCode::kNotFound);
-  EXPECT_NE(detail.find("nope.safetensors"), std::string::npos);
+  const Error error = OpenError((dir_ / "nope.safetensors").string());
+  EXPECT_EQ(error.code, StatusCode::kNotFound);
+  EXPECT_NE(error.message.find("nope.safetensors"), std::string::npos);
 }
 
 TEST_F(SafetensorsFileTest, RefusesCorruptFiles) {
@@ -104,9 +104,10 @@ TEST_F(SafetensorsFileTest, RefusesCorruptFiles) {
       {R"({"__metadata__":{"k":1}})", 0, 0, StatusCode::kDataLoss, "__metadata__"},
   };
   for (const Case& c : cases) {
-    std::string detail;
     const std::string path = WriteRaw(c.header, c.data, c.claimed_len);
-    EXPECT_EQ(OpenStatus(path, &detail).code(), c.code) << c.header << " -> " << detail;
+    const Error error = OpenError(path);
+    const std::string& detail = error.message;
+    EXPECT_EQ(error.code, c.code) << c.header << " -> " << detail;
     EXPECT_NE(detail.find(c.must_mention), std::string::npos) << detail;
     EXPECT_NE(detail.find("x.safetensors"), std::string::npos) << detail;
   }
@@ -117,13 +118,14 @@ TEST_F(SafetensorsFileTest, TruncatedFileIsDataLoss) {
       {"w", DType::kF32, {4, 4}, std::vector<std::byte>(64)}};
   const std::string bytes = EncodeSafetensors(tensors, {});
   const std::string path = (dir_ / "t.safetensors").string();
-  ASSERT_TRUE(WriteFile(path, bytes.substr(0, bytes.size() - 1), nullptr).ok());
-  std::string detail;
-  EXPECT_EQ(OpenStatus(path, &detail).code(), StatusCode::kDataLoss);
-  EXPECT_NE(detail.find("'w'"), std::string::npos) << detail;
-  ASSERT_TRUE(WriteFile(path, bytes.substr(0, 5), nullptr).ok());
-  EXPECT_EQ(OpenStatus(path, &detail).code(), StatusCode::kDataLoss);
-  EXPECT_NE(detail.find("truncated"), std::string::npos) << detail;
+  ASSERT_TRUE(WriteFile(path, bytes.substr(0, bytes.size() - 1)).ok());
+  Error error = OpenError(path);
+  EXPECT_EQ(error.code, StatusCode::kDataLoss);
+  EXPECT_NE(error.message.find("'w'"), std::string::npos) << error.message;
+  ASSERT_TRUE(WriteFile(path, bytes.substr(0, 5)).ok());
+  error = OpenError(path);
+  EXPECT_EQ(error.code, StatusCode::kDataLoss);
+  EXPECT_NE(error.message.find("truncated"), std::string::npos) << error.message;
 }
 
 }  // namespace

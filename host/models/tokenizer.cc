@@ -63,9 +63,8 @@ std::string VocabStringToBytes(std::string_view s) {
   return out;
 }
 
-Status Fail(std::string* detail, std::string message) {
-  if (detail != nullptr) *detail = std::move(message);
-  return InvalidArgument();
+Error Fail(std::string message) {
+  return Error{StatusCode::kInvalidArgument, std::move(message)};
 }
 
 std::string MergeKey(std::string_view a, std::string_view b) {
@@ -138,14 +137,13 @@ std::optional<PreTokenizer> KnownSplit(const Json& step) {
 // Which split a tokenizer.json's pre_tokenizer declares (`pre` is null when it has none). Only
 // the forms that PreTokenize reproduces exactly are accepted; anything else would tokenize
 // differently from the model's training, so it is refused rather than approximated.
-Result<PreTokenizer> ParsePreTokenizer(const Json* pre, const std::string& where,
-                                       std::string* detail) {
+HostResult<PreTokenizer> ParsePreTokenizer(const Json* pre, const std::string& where) {
   static constexpr char kSupported[] =
       "; supported are ByteLevel{add_prefix_space: false, use_regex: true} (GPT-2 split) and "
       "Sequence[Split{pattern: {Regex: <the GPT-2 or Llama 3 pattern>}, behavior: \"Isolated\"}, "
       "ByteLevel{add_prefix_space: false, use_regex: false}]";
   if (pre == nullptr || pre->is_null()) {
-    return Fail(detail, where + "no pre_tokenizer (text would not be split)" + kSupported);
+    return Fail(where + "no pre_tokenizer (text would not be split)" + kSupported);
   }
   std::vector<const Json*> steps;
   FlattenPreTokenizer(*pre, steps);
@@ -156,7 +154,7 @@ Result<PreTokenizer> ParsePreTokenizer(const Json* pre, const std::string& where
   std::string described;
   for (const Json* step : steps) described += (described.empty() ? "" : ", ") + DescribeStep(*step);
   if (steps.size() != 1) described = "Sequence[" + described + "]";
-  return Fail(detail, where + "pre_tokenizer " + described + " is not supported" + kSupported);
+  return Fail(where + "pre_tokenizer " + described + " is not supported" + kSupported);
 }
 
 }  // namespace
@@ -212,39 +210,38 @@ size_t AppendCompleteUtf8(std::string_view bytes, std::string& out) {
   return i;
 }
 
-Result<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(std::string_view json_text,
-                                                       std::string_view source,
-                                                       std::string* detail) {
+HostResult<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(std::string_view json_text,
+                                                           std::string_view source) {
   const std::string where = std::string(source) + ": ";
   const Json j = Json::parse(json_text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return Fail(detail, where + "not a JSON object");
+  if (j.is_discarded() || !j.is_object()) return Fail(where + "not a JSON object");
   std::unique_ptr<Tokenizer> tok(new Tokenizer());
   try {
     auto model = j.find("model");
-    if (model == j.end() || !model->is_object()) return Fail(detail, where + "no 'model' object");
+    if (model == j.end() || !model->is_object()) return Fail(where + "no 'model' object");
     if (auto type = model->find("type"); type != model->end() &&
                                          (!type->is_string() || type->get<std::string>() != "BPE")) {
-      return Fail(detail, where + "model.type " + type->dump() + " is not \"BPE\"");
+      return Fail(where + "model.type " + type->dump() + " is not \"BPE\"");
     }
     auto vocab = model->find("vocab");
     if (vocab == model->end() || !vocab->is_object()) {
-      return Fail(detail, where + "model.vocab must be an object");
+      return Fail(where + "model.vocab must be an object");
     }
     uint64_t max_id = 0;
     for (const auto& [token, id] : vocab->items()) {
       if (!id.is_number_unsigned() || id.get<uint64_t>() >= (1u << 24)) {
-        return Fail(detail, where + "model.vocab['" + token + "'] is not an id below 2^24");
+        return Fail(where + "model.vocab['" + token + "'] is not an id below 2^24");
       }
       max_id = std::max<uint64_t>(max_id, id.get<uint64_t>() + 1);
     }
     std::vector<std::pair<std::string, uint32_t>> added;
     if (auto at = j.find("added_tokens"); at != j.end() && !at->is_null()) {
-      if (!at->is_array()) return Fail(detail, where + "added_tokens must be an array");
+      if (!at->is_array()) return Fail(where + "added_tokens must be an array");
       for (const Json& t : *at) {
         if (!t.is_object() || !t.contains("id") || !t["id"].is_number_unsigned() ||
             t["id"].get<uint64_t>() >= (1u << 24) || !t.contains("content") ||
             !t["content"].is_string() || t["content"].get<std::string>().empty()) {
-          return Fail(detail, where + "added token " + t.dump() + " needs an id and content");
+          return Fail(where + "added token " + t.dump() + " needs an id and content");
         }
         added.emplace_back(t["content"].get<std::string>(), t["id"].get<uint32_t>());
         max_id = std::max<uint64_t>(max_id, t["id"].get<uint64_t>() + 1);
@@ -255,7 +252,7 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(std::string_view json_tex
     std::vector<bool> used(max_id, false);
     for (const auto& [token, id_json] : vocab->items()) {
       const auto id = id_json.get<uint32_t>();
-      if (used[id]) return Fail(detail, where + "model.vocab gives id " + std::to_string(id) + " twice");
+      if (used[id]) return Fail(where + "model.vocab gives id " + std::to_string(id) + " twice");
       used[id] = true;
       tok->vocab_[token] = id;
       tok->id_bytes_[id] = VocabStringToBytes(token);
@@ -271,7 +268,7 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(std::string_view json_tex
 
     auto merges = model->find("merges");
     if (merges != model->end() && !merges->is_null()) {
-      if (!merges->is_array()) return Fail(detail, where + "model.merges must be an array");
+      if (!merges->is_array()) return Fail(where + "model.merges must be an array");
       uint32_t rank = 0;
       for (const Json& m : *merges) {
         std::string a, b;
@@ -280,7 +277,7 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(std::string_view json_tex
           const size_t space = s.find(' ');
           if (space == std::string::npos || space == 0 || space + 1 >= s.size() ||
               s.find(' ', space + 1) != std::string::npos) {
-            return Fail(detail, where + "merge " + m.dump() + " is not \"a b\"");
+            return Fail(where + "merge " + m.dump() + " is not \"a b\"");
           }
           a = s.substr(0, space);
           b = s.substr(space + 1);
@@ -288,26 +285,26 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(std::string_view json_tex
           a = m[0].get<std::string>();
           b = m[1].get<std::string>();
         } else {
-          return Fail(detail, where + "merge " + m.dump() + " is neither \"a b\" nor [a, b]");
+          return Fail(where + "merge " + m.dump() + " is neither \"a b\" nor [a, b]");
         }
         if (!tok->vocab_.contains(a) || !tok->vocab_.contains(b) || !tok->vocab_.contains(a + b)) {
-          return Fail(detail, where + "merge " + m.dump() + " uses or makes a token not in the vocab");
+          return Fail(where + "merge " + m.dump() + " uses or makes a token not in the vocab");
         }
         tok->merge_rank_.emplace(MergeKey(a, b), rank++);
       }
     }
     auto pre = j.find("pre_tokenizer");
-    WAFER_ASSIGN_OR_RETURN(tok->pre_tokenizer_,
-                           ParsePreTokenizer(pre == j.end() ? nullptr : &*pre, where, detail));
+    WAFER_HOST_ASSIGN_OR_RETURN(tok->pre_tokenizer_,
+                                ParsePreTokenizer(pre == j.end() ? nullptr : &*pre, where));
   } catch (const std::exception& e) {
-    return Fail(detail, where + "malformed: " + e.what());
+    return Fail(where + "malformed: " + e.what());
   }
   return tok;
 }
 
-Result<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& path, std::string* detail) {
-  WAFER_ASSIGN_OR_RETURN(const std::string text, ReadFile(path, detail));
-  return FromJson(text, path, detail);
+HostResult<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& path) {
+  WAFER_HOST_ASSIGN_OR_RETURN(const std::string text, ReadFile(path));
+  return FromJson(text, path);
 }
 
 void Tokenizer::EncodeWord(std::string_view word, std::vector<uint32_t>& out) const {

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/error.h"
 #include "common/result.h"
 
 namespace wafer::host {
@@ -47,17 +48,17 @@ class Tokenizer {
   //   ByteLevel{add_prefix_space: false, use_regex: true}                  -> kGpt2
   //   Sequence[Split{pattern: {Regex: <kGpt2 or kLlama3 regex>}, behavior: "Isolated",
   //                  invert: false}, ByteLevel{add_prefix_space: false, use_regex: false}]
-  // (a Sequence may also wrap the lone ByteLevel). `source` names the file in `*detail` (may be
-  // null).
+  // (a Sequence may also wrap the lone ByteLevel). `source` names the file in the Error's
+  // message.
   //
   // Returns:
   //   INVALID_ARGUMENT - bad JSON, not BPE, a duplicate id, a merge whose parts or result are
   //                      not in the vocabulary, or a pre_tokenizer that is missing or other than
-  //                      the above (`*detail` names it and its pattern).
-  static Result<std::unique_ptr<Tokenizer>> FromJson(std::string_view json_text,
-                                                     std::string_view source, std::string* detail);
+  //                      the above (the message names it and its pattern).
+  static HostResult<std::unique_ptr<Tokenizer>> FromJson(std::string_view json_text,
+                                                         std::string_view source);
   // Reads and parses a file. Returns NOT_FOUND/UNAVAILABLE (file) or as FromJson.
-  static Result<std::unique_ptr<Tokenizer>> Load(const std::string& path, std::string* detail);
+  static HostResult<std::unique_ptr<Tokenizer>> Load(const std::string& path);
 
   // Added tokens (e.g. "<|begin_of_text|>") found verbatim in `text` become their ids; the rest
   // is pre-tokenized (PreTokenize with pre_tokenizer()) and BPE-merged. Bytes with no token are skipped (a byte-level

@@ -218,16 +218,15 @@ std::string ByteTokenizer(const Json& pre_tokenizer) {
 }
 
 TEST(TokenizerTest, UsesThePreTokenizerTheFileDeclares) {
-  std::string detail;
-  auto gpt2 = Tokenizer::FromJson(ByteTokenizer(kGpt2PreTokenizer), "gpt2.json", &detail);
-  ASSERT_TRUE(gpt2.ok()) << detail;
+  auto gpt2 = Tokenizer::FromJson(ByteTokenizer(kGpt2PreTokenizer), "gpt2.json");
+  ASSERT_TRUE(gpt2.ok()) << gpt2.error().ToString();
   EXPECT_EQ((*gpt2)->pre_tokenizer(), PreTokenizer::kGpt2);
   // GPT-2 splits "\n\n" before a word into two pieces, so the newline merge cannot apply...
   EXPECT_EQ((*gpt2)->Encode("a\n\nb"), (std::vector<uint32_t>{'a', '\n', '\n', 'b'}));
   EXPECT_EQ((*gpt2)->Encode("1234"), (std::vector<uint32_t>{'1', '2', '3', '4'}));
 
-  auto llama = Tokenizer::FromJson(ByteTokenizer(Llama3PreTokenizer()), "llama.json", &detail);
-  ASSERT_TRUE(llama.ok()) << detail;
+  auto llama = Tokenizer::FromJson(ByteTokenizer(Llama3PreTokenizer()), "llama.json");
+  ASSERT_TRUE(llama.ok()) << llama.error().ToString();
   EXPECT_EQ((*llama)->pre_tokenizer(), PreTokenizer::kLlama3);
   // ...while Llama 3 keeps it whole.
   EXPECT_EQ((*llama)->Encode("a\n\nb"), (std::vector<uint32_t>{'a', 256, 'b'}));
@@ -237,8 +236,8 @@ TEST(TokenizerTest, UsesThePreTokenizerTheFileDeclares) {
       R"('s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+)");
   const Json wrapped = {{"type", "Sequence"}, {"pretokenizers", Json::array({kGpt2PreTokenizer})}};
   for (const Json& pre : {split_gpt2, wrapped}) {
-    auto tok = Tokenizer::FromJson(ByteTokenizer(pre), "gpt2.json", &detail);
-    ASSERT_TRUE(tok.ok()) << detail;
+    auto tok = Tokenizer::FromJson(ByteTokenizer(pre), "gpt2.json");
+    ASSERT_TRUE(tok.ok()) << tok.error().ToString();
     EXPECT_EQ((*tok)->pre_tokenizer(), PreTokenizer::kGpt2) << pre.dump();
   }
 }
@@ -270,9 +269,9 @@ TEST(TokenizerTest, RefusesPreTokenizersItCannotReproduce) {
       {no_regex, {"pre_tokenizer ByteLevel{add_prefix_space: false, use_regex: false}"}},
   };
   for (const auto& [pre, mentions] : cases) {
-    std::string detail;
-    auto tok = Tokenizer::FromJson(ByteTokenizer(pre), "bad.json", &detail);
+    auto tok = Tokenizer::FromJson(ByteTokenizer(pre), "bad.json");
     EXPECT_EQ(tok.status().code(), StatusCode::kInvalidArgument) << pre.dump();
+    const std::string detail = tok.ok() ? std::string() : tok.error().message;
     EXPECT_NE(detail.find("bad.json"), std::string::npos) << detail;
     EXPECT_NE(detail.find("supported are ByteLevel"), std::string::npos) << detail;
     for (const std::string& mention : mentions) {
@@ -294,9 +293,8 @@ std::string HandTokenizer(bool pair_merges) {
 
 TEST(TokenizerTest, AppliesMergesInRankOrderAndAddedTokens) {
   for (bool pairs : {false, true}) {
-    std::string detail;
-    auto tok = Tokenizer::FromJson(HandTokenizer(pairs), "tok.json", &detail);
-    ASSERT_TRUE(tok.ok()) << detail;
+    auto tok = Tokenizer::FromJson(HandTokenizer(pairs), "tok.json");
+    ASSERT_TRUE(tok.ok()) << tok.error().ToString();
     EXPECT_EQ((*tok)->vocab_size(), 6u);
     EXPECT_EQ((*tok)->Encode("ab ab<s>ba"), (std::vector<uint32_t>{3, 4, 5, 1, 0}));
     const std::vector<uint32_t> ids = {3, 4, 5, 1, 0};
@@ -316,9 +314,9 @@ TEST(TokenizerTest, RefusesBadJsonWithDetail) {
       {R"({"model":{"type":"BPE","vocab":{"a":-1}}})", "not an id"},
   };
   for (const auto& [json, mention] : cases) {
-    std::string detail;
-    auto tok = Tokenizer::FromJson(json, "bad.json", &detail);
+    auto tok = Tokenizer::FromJson(json, "bad.json");
     EXPECT_EQ(tok.status().code(), StatusCode::kInvalidArgument) << json;
+    const std::string detail = tok.ok() ? std::string() : tok.error().message;
     EXPECT_NE(detail.find(mention), std::string::npos) << detail;
     EXPECT_NE(detail.find("bad.json"), std::string::npos) << detail;
   }
@@ -327,9 +325,8 @@ TEST(TokenizerTest, RefusesBadJsonWithDetail) {
 class TrainedTokenizerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string detail;
-    auto tok = Tokenizer::FromJson(TrainTokenizerJson(256), "trained", &detail);
-    ASSERT_TRUE(tok.ok()) << detail;
+    auto tok = Tokenizer::FromJson(TrainTokenizerJson(256), "trained");
+    ASSERT_TRUE(tok.ok()) << tok.error().ToString();
     tok_ = std::move(tok).value();
   }
   std::unique_ptr<Tokenizer> tok_;

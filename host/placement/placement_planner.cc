@@ -29,10 +29,7 @@ struct StageSpec {
 
 uint64_t CeilDiv(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 
-Status Fail(Status status, std::string* detail, const std::string& why) {
-  if (detail != nullptr) *detail = why;
-  return status;
-}
+Error Fail(Status status, std::string why) { return Error{status.code(), std::move(why)}; }
 
 TensorSpec Spec(const ModelArch& arch, TensorRole role, uint32_t layer, uint32_t dtype_bytes) {
   uint64_t bytes = dtype_bytes;
@@ -108,33 +105,33 @@ uint32_t CountBoards(const std::vector<StageSpec>& stages, uint32_t cap) {
   return boards;
 }
 
-Status Validate(const PlanRequest& r, std::string* detail) {
+HostStatus Validate(const PlanRequest& r) {
   const ModelArch& a = r.arch;
   if (a.vocab_size == 0 || a.hidden_size == 0 || a.intermediate_size == 0 ||
       a.num_layers == 0 || a.num_heads == 0 || a.num_kv_heads == 0 || a.head_dim == 0) {
-    return Fail(InvalidArgument(), detail, "model architecture has a zero dimension");
+    return Fail(InvalidArgument(), "model architecture has a zero dimension");
   }
   if (r.board.fabric_width == 0 || r.board.fabric_height == 0 || r.board.sram_per_pe == 0) {
-    return Fail(InvalidArgument(), detail, "board geometry has a zero dimension");
+    return Fail(InvalidArgument(), "board geometry has a zero dimension");
   }
-  if (r.boards == 0) return Fail(InvalidArgument(), detail, "boards must be at least 1");
+  if (r.boards == 0) return Fail(InvalidArgument(), "boards must be at least 1");
   if (r.dtype_bytes == 0 || r.kv_dtype_bytes == 0) {
-    return Fail(InvalidArgument(), detail, "dtype_bytes and kv_dtype_bytes must be > 0");
+    return Fail(InvalidArgument(), "dtype_bytes and kv_dtype_bytes must be > 0");
   }
   if (r.origin_row >= r.board.fabric_height) {
-    return Fail(InvalidArgument(), detail,
+    return Fail(InvalidArgument(),
                 "origin row " + std::to_string(r.origin_row) + " is outside the fabric's " +
                     std::to_string(r.board.fabric_height) + " rows");
   }
   if (r.confine_width > r.board.fabric_width ||
       r.confine_height > r.board.fabric_height - r.origin_row) {
-    return Fail(InvalidArgument(), detail,
+    return Fail(InvalidArgument(),
                 "fabric confinement " + std::to_string(r.confine_width) + "x" +
                     std::to_string(r.confine_height) + " exceeds the fabric " +
                     std::to_string(r.board.fabric_width) + "x" +
                     std::to_string(r.board.fabric_height));
   }
-  return OkStatus();
+  return HostOk();
 }
 
 struct Shaped {
@@ -147,7 +144,7 @@ struct Shaped {
 // The stages of the model, each with its band shape, and the fewest boards that hold them.
 // `tied_copy`: a tied embedding also sits in the head band (needed when the head is on another
 // board than the embedding).
-Result<Shaped> ShapeStages(const PlanRequest& r, bool tied_copy, std::string* detail) {
+HostResult<Shaped> ShapeStages(const PlanRequest& r, bool tied_copy) {
   const ModelArch& a = r.arch;
   Shaped out;
   out.width = r.confine_width != 0 ? r.confine_width : r.board.fabric_width;
@@ -196,7 +193,7 @@ Result<Shaped> ShapeStages(const PlanRequest& r, bool tied_copy, std::string* de
     if (!ShapeBand(&s, out.width, out.height, r.board.sram_per_pe)) {
       uint64_t bytes = s.kv_bytes;
       for (const TensorSpec& t : s.tensors) bytes += t.bytes;
-      return Fail(ResourceExhausted(), detail,
+      return Fail(ResourceExhausted(),
                   std::string("even one stage does not fit a wafer: ") + StageLabel(s) +
                       " needs " + Gb(bytes) + (s.kv_bytes ? " (" + Gb(s.kv_bytes) + " of KV)" : "") +
                       " but a " + std::to_string(out.width) + "x" + std::to_string(out.height) +
@@ -211,12 +208,12 @@ Result<Shaped> ShapeStages(const PlanRequest& r, bool tied_copy, std::string* de
 }
 
 // Shapes the stages, adding the tied copy only when the model goes over more than one board.
-Result<Shaped> ShapeModel(const PlanRequest& r, std::string* detail) {
-  WAFER_RETURN_IF_ERROR(Validate(r, detail));
-  WAFER_ASSIGN_OR_RETURN(Shaped shaped, ShapeStages(r, /*tied_copy=*/false, detail));
+HostResult<Shaped> ShapeModel(const PlanRequest& r) {
+  WAFER_HOST_RETURN_IF_ERROR(Validate(r));
+  WAFER_HOST_ASSIGN_OR_RETURN(Shaped shaped, ShapeStages(r, /*tied_copy=*/false));
   const bool split = shaped.boards_needed > 1 || (r.split_over_all_boards && r.boards > 1);
   if (r.arch.tie_embeddings && split) {
-    return ShapeStages(r, /*tied_copy=*/true, detail);
+    return ShapeStages(r, /*tied_copy=*/true);
   }
   return shaped;
 }
@@ -237,9 +234,8 @@ uint64_t MatmulBytes(const StageSpec& s, bool embedding_is_lm_head) {
 // stage), so rows end up in proportion to the bands' work as far as each band's fewest rows
 // allow. Then re-splits the taller bands' columns; that cannot fail, since a band that fits in
 // r rows fits in more (SplitColumns), but a failure is reported rather than ignored.
-Status SpreadRows(const PlanRequest& r, const std::vector<uint32_t>& board_of, size_t boards,
-                  uint32_t width, uint32_t height, std::vector<StageSpec>* stages,
-                  std::string* detail) {
+HostStatus SpreadRows(const PlanRequest& r, const std::vector<uint32_t>& board_of, size_t boards,
+                      uint32_t width, uint32_t height, std::vector<StageSpec>* stages) {
   bool head_has_lm_head = false;
   for (const StageSpec& s : *stages) {
     if (s.kind != StageKind::kHead) continue;
@@ -276,13 +272,13 @@ Status SpreadRows(const PlanRequest& r, const std::vector<uint32_t>& board_of, s
       StageSpec& s = (*stages)[on_board[i]];
       if (rows[i] == s.rows) continue;
       if (!SplitColumns(&s, width, rows[i], r.board.sram_per_pe)) {
-        return Fail(Internal(), detail,
+        return Fail(Internal(),
                     std::string("spreading ") + StageLabel(s) + " over " +
                         std::to_string(rows[i]) + " rows broke its column split");
       }
     }
   }
-  return OkStatus();
+  return HostOk();
 }
 
 }  // namespace
@@ -300,16 +296,16 @@ BoardGeometry GeometryFromIdentity(const BoardIdentity& identity) {
   return {identity.fabric_width, identity.fabric_height, identity.sram_per_pe};
 }
 
-Result<uint32_t> BoardsNeeded(const PlanRequest& request, std::string* detail) {
-  WAFER_ASSIGN_OR_RETURN(const Shaped shaped, ShapeModel(request, detail));
+HostResult<uint32_t> BoardsNeeded(const PlanRequest& request) {
+  WAFER_HOST_ASSIGN_OR_RETURN(const Shaped shaped, ShapeModel(request));
   return shaped.boards_needed;
 }
 
-Result<Plan> PlanPlacement(const PlanRequest& request, std::string* detail) {
-  WAFER_ASSIGN_OR_RETURN(Shaped shaped, ShapeModel(request, detail));
+HostResult<Plan> PlanPlacement(const PlanRequest& request) {
+  WAFER_HOST_ASSIGN_OR_RETURN(Shaped shaped, ShapeModel(request));
   const uint32_t n = shaped.boards_needed;
   if (n > request.boards) {
-    return Fail(ResourceExhausted(), detail,
+    return Fail(ResourceExhausted(),
                 "the model needs " + std::to_string(n) + " boards of " +
                     std::to_string(shaped.width) + "x" + std::to_string(shaped.height) +
                     " PEs for its weights and KV reservation; " + std::to_string(request.boards) +
@@ -319,7 +315,7 @@ Result<Plan> PlanPlacement(const PlanRequest& request, std::string* detail) {
   // l * boards / layers), the embedding with the first, the head with the last.
   const bool even = request.split_over_all_boards && request.boards > n;
   if (even && request.boards > request.arch.num_layers) {
-    return Fail(InvalidArgument(), detail,
+    return Fail(InvalidArgument(),
                 std::to_string(request.boards) + " boards for " +
                     std::to_string(request.arch.num_layers) +
                     " layers: a split gives every board at least one layer");
@@ -352,16 +348,16 @@ Result<Plan> PlanPlacement(const PlanRequest& request, std::string* detail) {
   }
   for (size_t b = 0; b < rows_on.size(); ++b) {
     if (rows_on[b] > shaped.height) {  // Only an even split can get here.
-      return Fail(ResourceExhausted(), detail,
+      return Fail(ResourceExhausted(),
                   "split evenly over " + std::to_string(request.boards) + " boards, board " +
                       std::to_string(b) + " needs " + std::to_string(rows_on[b]) + " rows of " +
                       std::to_string(shaped.height));
     }
   }
   if (request.spread) {
-    WAFER_RETURN_IF_ERROR(
+    WAFER_HOST_RETURN_IF_ERROR(
         SpreadRows(request, board_of, rows_on.size(), shaped.width, shaped.height,
-                   &shaped.stages, detail));
+                   &shaped.stages));
   }
 
   Plan plan;
@@ -520,8 +516,7 @@ std::string PlanJson(const Plan& plan, bool include_tensors) {
   return j.dump(2);
 }
 
-Status ApplyPlan(const Plan& plan, uint32_t board, ModelManifest* manifest,
-                 std::string* detail) {
+HostStatus ApplyPlan(const Plan& plan, uint32_t board, ModelManifest* manifest) {
   manifest->kv_regions.clear();
   for (TensorDesc& t : manifest->tensors) t.placement = {};
   for (const StagePlacement& stage : plan.stages) {
@@ -537,10 +532,10 @@ Status ApplyPlan(const Plan& plan, uint32_t board, ModelManifest* manifest,
   }
   for (const TensorDesc& t : manifest->tensors) {
     if (t.placement.pes() == 0) {
-      return Fail(InvalidArgument(), detail, "the placement plan has no place for " + t.name);
+      return Fail(InvalidArgument(), "the placement plan has no place for " + t.name);
     }
   }
-  return OkStatus();
+  return HostOk();
 }
 
 }  // namespace wafer::host

@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
 #include "common/model_stage.h"
 #include "common/result.h"
 #include "host/board/board_types.h"
@@ -117,21 +118,21 @@ struct Plan {
   std::vector<StagePlacement> stages;  // In pipeline order.
 };
 
-// Plans `request`. On failure `*detail` (if not null) says why, e.g. how many boards the model
+// Plans `request`. On failure the Error's message says why, e.g. how many boards the model
 // would need, or which band is taller than a wafer.
 //
 // Returns:
 //   INVALID_ARGUMENT   - an empty or inconsistent arch, zero geometry, zero boards or
 //                        dtype_bytes, a confinement larger than the fabric.
-//   RESOURCE_EXHAUSTED - more boards needed than given (the detail names how many), or one
+//   RESOURCE_EXHAUSTED - more boards needed than given (the message names how many), or one
 //                        stage (a layer with its KV share, the embedding, the head) does not
 //                        fit one wafer's region at all.
 //   INTERNAL           - never expected: spreading made a band's column split fail.
-Result<Plan> PlanPlacement(const PlanRequest& request, std::string* detail);
+HostResult<Plan> PlanPlacement(const PlanRequest& request);
 
 // The minimum number of boards for `request` regardless of request.boards. Same errors as
 // PlanPlacement except the "more boards needed" case.
-Result<uint32_t> BoardsNeeded(const PlanRequest& request, std::string* detail);
+HostResult<uint32_t> BoardsNeeded(const PlanRequest& request);
 
 // A few lines for humans: region, per-board layer ranges, PEs and SRAM (weights, KV, free).
 std::string PlanSummary(const Plan& plan);
@@ -142,8 +143,9 @@ std::string PlanJson(const Plan& plan, bool include_tensors);
 const char* StageKindName(StageKind kind);
 
 // Copies board `board`'s part of `plan` into `manifest`: each tensor's placement (matched by
-// role and layer) and one KV region per decoder layer. INVALID_ARGUMENT, with `*detail`, when a
-// manifest tensor has no place in the plan (the plan was made for another architecture).
-Status ApplyPlan(const Plan& plan, uint32_t board, ModelManifest* manifest, std::string* detail);
+// role and layer) and one KV region per decoder layer. Returns OK, or INVALID_ARGUMENT (the
+// message names the tensor) when a manifest tensor has no place in the plan (the plan was made
+// for another architecture).
+HostStatus ApplyPlan(const Plan& plan, uint32_t board, ModelManifest* manifest);
 
 }  // namespace wafer::host

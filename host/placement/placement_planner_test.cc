@@ -13,6 +13,12 @@
 namespace wafer::host {
 namespace {
 
+// The message of a failed HostResult/HostStatus; "" for a successful one.
+template <typename R>
+std::string MessageOf(const R& r) {
+  return r.ok() ? std::string() : r.error().message;
+}
+
 using testing::Llama405B;
 using testing::Llama70B;
 using testing::Llama8B;
@@ -122,9 +128,8 @@ void CheckPlan(const Plan& plan) {
 }
 
 TEST(PlacementPlannerTest, Llama8BFitsOneWse3WithModestKv) {
-  std::string detail;
-  auto plan = PlanPlacement(Request(Llama8B(), kWse3, 1, 16, 8192), &detail);
-  ASSERT_TRUE(plan.ok()) << detail;
+  auto plan = PlanPlacement(Request(Llama8B(), kWse3, 1, 16, 8192));
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
   EXPECT_EQ(plan->boards.size(), 1u);
   EXPECT_EQ(plan->boards[0].stage.layer_count, 32u);
   EXPECT_NEAR(double(plan->weight_bytes), 16.06e9, 0.1e9);
@@ -137,21 +142,19 @@ TEST(PlacementPlannerTest, Llama8BFitsOneWse3WithModestKv) {
 
 TEST(PlacementPlannerTest, TinyModelFitsMini) {
   for (bool tied : {false, true}) {
-    std::string detail;
-    auto plan = PlanPlacement(Request(Tiny(tied), kMini, 1, 64, 1024), &detail);
-    ASSERT_TRUE(plan.ok()) << detail;
+    auto plan = PlanPlacement(Request(Tiny(tied), kMini, 1, 64, 1024));
+    ASSERT_TRUE(plan.ok()) << plan.error().ToString();
     EXPECT_EQ(plan->boards.size(), 1u);
     CheckPlan(*plan);
   }
 }
 
 TEST(PlacementPlannerTest, Llama70BNeedsFourWse3) {
-  std::string detail;
-  auto needed = BoardsNeeded(Request(Llama70B(), kWse3, 1, 1, 8192), &detail);
-  ASSERT_TRUE(needed.ok()) << detail;
+  auto needed = BoardsNeeded(Request(Llama70B(), kWse3, 1, 1, 8192));
+  ASSERT_TRUE(needed.ok()) << needed.error().ToString();
   EXPECT_EQ(*needed, 4u);
-  auto plan = PlanPlacement(Request(Llama70B(), kWse3, 8, 1, 8192), &detail);
-  ASSERT_TRUE(plan.ok()) << detail;
+  auto plan = PlanPlacement(Request(Llama70B(), kWse3, 8, 1, 8192));
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
   EXPECT_EQ(plan->boards.size(), 4u) << "uses the fewest boards even when more are given";
   CheckPlan(*plan);
   // Balanced pipeline: every board carries a similar number of layers.
@@ -163,7 +166,8 @@ TEST(PlacementPlannerTest, Llama70BNeedsFourWse3) {
 
 TEST(PlacementPlannerTest, Llama70BOnOneBoardIsResourceExhaustedWithBoardCount) {
   std::string detail;
-  auto plan = PlanPlacement(Request(Llama70B(), kWse3, 1, 1, 8192), &detail);
+  auto plan = PlanPlacement(Request(Llama70B(), kWse3, 1, 1, 8192));
+  detail = MessageOf(plan);
   ASSERT_FALSE(plan.ok());
   EXPECT_EQ(plan.status().code(), StatusCode::kResourceExhausted);
   EXPECT_NE(detail.find("needs 4 boards"), std::string::npos) << detail;
@@ -171,63 +175,62 @@ TEST(PlacementPlannerTest, Llama70BOnOneBoardIsResourceExhaustedWithBoardCount) 
 }
 
 TEST(PlacementPlannerTest, Llama405BNeedsManyBoards) {
-  std::string detail;
-  auto needed3 = BoardsNeeded(Request(Llama405B(), kWse3, 1, 1, 8192), &detail);
-  ASSERT_TRUE(needed3.ok()) << detail;
+  auto needed3 = BoardsNeeded(Request(Llama405B(), kWse3, 1, 1, 8192));
+  ASSERT_TRUE(needed3.ok()) << needed3.error().ToString();
   // 811 GB of weights over 43.9 GB wafers: at least 19.
   EXPECT_GE(*needed3, 19u);
   EXPECT_LE(*needed3, 24u);
-  auto needed2 = BoardsNeeded(Request(Llama405B(), kWse2, 1, 1, 8192), &detail);
-  ASSERT_TRUE(needed2.ok()) << detail;
+  auto needed2 = BoardsNeeded(Request(Llama405B(), kWse2, 1, 1, 8192));
+  ASSERT_TRUE(needed2.ok()) << needed2.error().ToString();
   EXPECT_GT(*needed2, *needed3) << "a wse2 wafer holds less";
-  auto plan = PlanPlacement(Request(Llama405B(), kWse3, *needed3, 1, 8192), &detail);
-  ASSERT_TRUE(plan.ok()) << detail;
+  auto plan = PlanPlacement(Request(Llama405B(), kWse3, *needed3, 1, 8192));
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
   CheckPlan(*plan);
 }
 
 TEST(PlacementPlannerTest, LayerLargerThanWaferCannotFitAtAll) {
   std::string detail;
   // A 405B layer (3.2 GB) on a 768 MiB wafer.
-  auto plan = PlanPlacement(Request(Llama405B(), kMini, 1000, 1, 1024), &detail);
+  auto plan = PlanPlacement(Request(Llama405B(), kMini, 1000, 1, 1024));
+  detail = MessageOf(plan);
   ASSERT_FALSE(plan.ok());
   EXPECT_EQ(plan.status().code(), StatusCode::kResourceExhausted);
   EXPECT_NE(detail.find("even one stage does not fit a wafer"), std::string::npos) << detail;
   // A KV reservation larger than a wafer per layer: 256 x 128K tokens of an 8B layer is 137 GB.
   detail.clear();
-  auto kv = BoardsNeeded(Request(Llama8B(), kWse3, 100, 256, 131072), &detail);
+  auto kv = BoardsNeeded(Request(Llama8B(), kWse3, 100, 256, 131072));
+  detail = MessageOf(kv);
   ASSERT_FALSE(kv.ok());
   EXPECT_EQ(kv.status().code(), StatusCode::kResourceExhausted);
   EXPECT_NE(detail.find("of KV"), std::string::npos) << detail;
 }
 
 TEST(PlacementPlannerTest, KvReservationGrowsBandsAndBoards) {
-  std::string detail;
-  auto small = PlanPlacement(Request(Llama8B(), kWse3, 8, 1, 1024), &detail);
-  auto large = PlanPlacement(Request(Llama8B(), kWse3, 8, 64, 32768), &detail);
-  ASSERT_TRUE(small.ok() && large.ok()) << detail;
+  auto small = PlanPlacement(Request(Llama8B(), kWse3, 8, 1, 1024));
+  auto large = PlanPlacement(Request(Llama8B(), kWse3, 8, 64, 32768));
+  ASSERT_TRUE(small.ok() && large.ok()) << MessageOf(small) << MessageOf(large);
   EXPECT_GT(large->stages[1].band.h, small->stages[1].band.h);
   EXPECT_GT(large->boards.size(), small->boards.size());
   CheckPlan(*large);
 }
 
 TEST(PlacementPlannerTest, FabricConfinementShrinksCapacity) {
-  std::string detail;
   PlanRequest full = Request(Llama8B(), kWse3, 16, 4, 4096);
   PlanRequest confined = full;
   confined.confine_width = 400;
   confined.confine_height = 500;
-  auto a = PlanPlacement(full, &detail);
-  auto b = PlanPlacement(confined, &detail);
-  ASSERT_TRUE(a.ok() && b.ok()) << detail;
+  auto a = PlanPlacement(full);
+  auto b = PlanPlacement(confined);
+  ASSERT_TRUE(a.ok() && b.ok()) << MessageOf(a) << MessageOf(b);
   EXPECT_EQ(a->boards.size(), 1u);
   EXPECT_GT(b->boards.size(), 1u);
   EXPECT_EQ(b->region_width, 400u);
   EXPECT_EQ(b->region_height, 500u);
   CheckPlan(*b);
   confined.boards = 1;
-  EXPECT_EQ(PlanPlacement(confined, &detail).status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(PlanPlacement(confined).status().code(), StatusCode::kResourceExhausted);
   confined.confine_width = 763;  // Wider than the fabric.
-  EXPECT_EQ(PlanPlacement(confined, &detail).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(PlanPlacement(confined).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(PlacementPlannerTest, PropertiesHoldOverManyShapes) {
@@ -247,28 +250,26 @@ TEST(PlacementPlannerTest, PropertiesHoldOverManyShapes) {
     r.dtype_bytes = c.dtype;
     r.confine_width = c.cw;
     r.confine_height = c.ch;
-    std::string detail;
-    auto plan = PlanPlacement(r, &detail);
-    ASSERT_TRUE(plan.ok()) << detail;
+    auto plan = PlanPlacement(r);
+    ASSERT_TRUE(plan.ok()) << plan.error().ToString();
     SCOPED_TRACE(PlanSummary(*plan));
     CheckPlan(*plan);
     // The fewest boards: one fewer is refused.
     if (plan->boards.size() > 1) {
       r.boards = static_cast<uint32_t>(plan->boards.size()) - 1;
-      EXPECT_EQ(PlanPlacement(r, &detail).status().code(), StatusCode::kResourceExhausted);
+      EXPECT_EQ(PlanPlacement(r).status().code(), StatusCode::kResourceExhausted);
     }
   }
 }
 
 TEST(PlacementPlannerTest, TiedEmbeddingIsCopiedOnlyAcrossBoards) {
-  std::string detail;
-  auto one = PlanPlacement(Request(Tiny(true), kMini, 1, 1, 16), &detail);
-  ASSERT_TRUE(one.ok()) << detail;
+  auto one = PlanPlacement(Request(Tiny(true), kMini, 1, 1, 16));
+  ASSERT_TRUE(one.ok()) << one.error().ToString();
   EXPECT_EQ(one->stages.back().tensors.size(), 1u);  // Final norm only.
   // Tiny bands on a 9 x 3 region: one layer per board.
   PlanRequest r = Request(Tiny(true), {9, 3, 1u << 20}, 100, 1, 16);
-  auto many = PlanPlacement(r, &detail);
-  ASSERT_TRUE(many.ok()) << detail;
+  auto many = PlanPlacement(r);
+  ASSERT_TRUE(many.ok()) << many.error().ToString();
   ASSERT_GT(many->boards.size(), 1u);
   ASSERT_EQ(many->stages.back().tensors.size(), 2u);
   EXPECT_NE(many->stages.back().tensors[1].name.find("tied copy"), std::string::npos);
@@ -276,23 +277,21 @@ TEST(PlacementPlannerTest, TiedEmbeddingIsCopiedOnlyAcrossBoards) {
 }
 
 TEST(PlacementPlannerTest, RejectsBadRequests) {
-  std::string detail;
   PlanRequest r = Request(Tiny(false), kMini, 1, 1, 16);
   r.boards = 0;
-  EXPECT_EQ(PlanPlacement(r, &detail).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(PlanPlacement(r).status().code(), StatusCode::kInvalidArgument);
   r = Request(Tiny(false), {0, 128, 49152}, 1, 1, 16);
-  EXPECT_EQ(PlanPlacement(r, &detail).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(PlanPlacement(r).status().code(), StatusCode::kInvalidArgument);
   r = Request(ModelArch{}, kMini, 1, 1, 16);
-  EXPECT_EQ(PlanPlacement(r, &detail).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(PlanPlacement(r).status().code(), StatusCode::kInvalidArgument);
   r = Request(Tiny(false), kMini, 1, 1, 16);
   r.dtype_bytes = 0;
-  EXPECT_EQ(PlanPlacement(r, &detail).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(PlanPlacement(r).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(PlacementPlannerTest, JsonDescribesThePlan) {
-  std::string detail;
-  auto plan = PlanPlacement(Request(Tiny(false), kMini, 1, 8, 256), &detail);
-  ASSERT_TRUE(plan.ok()) << detail;
+  auto plan = PlanPlacement(Request(Tiny(false), kMini, 1, 8, 256));
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
   const auto j = nlohmann::json::parse(PlanJson(*plan, /*include_tensors=*/true));
   EXPECT_EQ(j["boards_needed"], 1);
   EXPECT_EQ(j["boards"].size(), 1u);
@@ -321,14 +320,13 @@ namespace wafer::host {
 namespace {
 
 TEST(PlacementPlannerTest, OriginRowPlacesBelowOtherModelsAndConfinesTheHeight) {
-  std::string detail;
   PlanRequest at_top = Request(Tiny(false), kMini, 1, 8, 256);
-  auto top = PlanPlacement(at_top, &detail);
-  ASSERT_TRUE(top.ok()) << detail;
+  auto top = PlanPlacement(at_top);
+  ASSERT_TRUE(top.ok()) << top.error().ToString();
   PlanRequest below = at_top;
   below.origin_row = 40;
-  auto shifted = PlanPlacement(below, &detail);
-  ASSERT_TRUE(shifted.ok()) << detail;
+  auto shifted = PlanPlacement(below);
+  ASSERT_TRUE(shifted.ok()) << shifted.error().ToString();
   EXPECT_EQ(shifted->region_height, 128u - 40);
   ASSERT_EQ(shifted->stages.size(), top->stages.size());
   for (size_t s = 0; s < top->stages.size(); ++s) {
@@ -341,15 +339,14 @@ TEST(PlacementPlannerTest, OriginRowPlacesBelowOtherModelsAndConfinesTheHeight) 
   }
   // Too few rows below the origin: refused, not placed past the fabric's edge.
   below.origin_row = 128 - top->boards[0].rows_used + 1;
-  EXPECT_EQ(PlanPlacement(below, &detail).status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(PlanPlacement(below).status().code(), StatusCode::kResourceExhausted);
   below.origin_row = 128;
-  EXPECT_EQ(PlanPlacement(below, &detail).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(PlanPlacement(below).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(PlacementPlannerTest, ApplyPlanFillsEveryTensorAndOneKvRegionPerLayer) {
-  std::string detail;
-  auto plan = PlanPlacement(Request(Tiny(false), kMini, 1, 8, 256), &detail);
-  ASSERT_TRUE(plan.ok()) << detail;
+  auto plan = PlanPlacement(Request(Tiny(false), kMini, 1, 8, 256));
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
   ModelManifest m;
   for (const StagePlacement& stage : plan->stages) {
     for (const TensorPlacement& t : stage.tensors) {
@@ -357,7 +354,8 @@ TEST(PlacementPlannerTest, ApplyPlanFillsEveryTensorAndOneKvRegionPerLayer) {
     }
   }
   std::reverse(m.tensors.begin(), m.tensors.end());  // Matched by role and layer, not order.
-  ASSERT_TRUE(ApplyPlan(*plan, 0, &m, &detail).ok()) << detail;
+  HostStatus applied = ApplyPlan(*plan, 0, &m);
+  ASSERT_TRUE(applied.ok()) << applied.error().ToString();
   for (const TensorDesc& t : m.tensors) {
     EXPECT_GT(t.placement.pes(), 0u) << t.name;
     EXPECT_LE(t.placement.y + t.placement.h, 128u);
@@ -371,7 +369,9 @@ TEST(PlacementPlannerTest, ApplyPlanFillsEveryTensorAndOneKvRegionPerLayer) {
   // A tensor the plan does not know (another architecture) is refused by name.
   m.tensors.push_back(TensorDesc{"model.layers.9.mlp.up_proj.weight", TensorRole::kWUp, 9,
                                  DType::kBF16, {}, 64, {}});
-  EXPECT_EQ(ApplyPlan(*plan, 0, &m, &detail).code(), StatusCode::kInvalidArgument);
+  applied = ApplyPlan(*plan, 0, &m);
+  EXPECT_EQ(applied.code(), StatusCode::kInvalidArgument);
+  const std::string detail = MessageOf(applied);
   EXPECT_NE(detail.find("model.layers.9.mlp.up_proj.weight"), std::string::npos) << detail;
 }
 
@@ -399,12 +399,11 @@ TEST(PlacementPlannerTest, SpreadFillsEveryBoardsRegion) {
     r.confine_width = c.cw;
     r.confine_height = c.ch;
     r.split_over_all_boards = c.split;
-    std::string detail;
-    auto packed = PlanPlacement(r, &detail);
-    ASSERT_TRUE(packed.ok()) << detail;
+    auto packed = PlanPlacement(r);
+    ASSERT_TRUE(packed.ok()) << packed.error().ToString();
     r.spread = true;
-    auto spread = PlanPlacement(r, &detail);
-    ASSERT_TRUE(spread.ok()) << detail;
+    auto spread = PlanPlacement(r);
+    ASSERT_TRUE(spread.ok()) << spread.error().ToString();
     SCOPED_TRACE(PlanSummary(*spread));
     CheckPlan(*spread);
     ASSERT_EQ(spread->boards.size(), packed->boards.size());
@@ -437,9 +436,8 @@ TEST(PlacementPlannerTest, SpreadFillsEveryBoardsRegion) {
 TEST(PlacementPlannerTest, SpreadGivesRowsInProportionToWeights) {
   PlanRequest r = Request(Llama8B(), kWse3, 1, 8, 8192);
   r.spread = true;
-  std::string detail;
-  auto plan = PlanPlacement(r, &detail);
-  ASSERT_TRUE(plan.ok()) << detail;
+  auto plan = PlanPlacement(r);
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
   const StagePlacement& layer = plan->stages[1];
   const StagePlacement& head = plan->stages.back();
   ASSERT_EQ(head.kind, StageKind::kHead);
@@ -448,8 +446,8 @@ TEST(PlacementPlannerTest, SpreadGivesRowsInProportionToWeights) {
   EXPECT_NEAR(rows, weights, 0.1 * weights);
   // The taller layer holds fewer KV bytes per PE and fewer weight bytes per PE.
   r.spread = false;
-  auto packed = PlanPlacement(r, &detail);
-  ASSERT_TRUE(packed.ok()) << detail;
+  auto packed = PlanPlacement(r);
+  ASSERT_TRUE(packed.ok()) << packed.error().ToString();
   EXPECT_GT(layer.band.h, packed->stages[1].band.h);
   EXPECT_LT(layer.kv_bytes_per_pe, packed->stages[1].kv_bytes_per_pe);
   for (size_t t = 0; t < layer.tensors.size(); ++t) {
@@ -464,15 +462,18 @@ TEST(PlacementPlannerTest, SpreadDoesNotMakeAPlanFit) {
     PlanRequest r = Request(Llama70B(), kWse3, 3, 8, 8192);
     r.spread = spread;
     std::string detail;
-    auto plan = PlanPlacement(r, &detail);
+    auto plan = PlanPlacement(r);
+    detail = MessageOf(plan);
     EXPECT_EQ(plan.status().code(), StatusCode::kResourceExhausted);
     EXPECT_NE(detail.find("needs 4 boards"), std::string::npos) << detail;
-    auto needed = BoardsNeeded(r, &detail);
-    ASSERT_TRUE(needed.ok()) << detail;
+    auto needed = BoardsNeeded(r);
+    ASSERT_TRUE(needed.ok()) << needed.error().ToString();
     EXPECT_EQ(*needed, 4u);
     r = Request(Llama8B(), kWse3, 100, 256, 131072);  // A layer's KV alone exceeds a wafer.
     r.spread = spread;
-    EXPECT_EQ(PlanPlacement(r, &detail).status().code(), StatusCode::kResourceExhausted);
+    auto kv = PlanPlacement(r);
+    EXPECT_EQ(kv.status().code(), StatusCode::kResourceExhausted);
+    detail = MessageOf(kv);
     EXPECT_NE(detail.find("of KV"), std::string::npos) << detail;
   }
 }
@@ -484,9 +485,8 @@ TEST(PlacementPlannerTest, SpreadStaysInsideAnOffsetRegionAndApplies) {
   r.origin_row = 40;
   r.confine_height = 60;
   r.spread = true;
-  std::string detail;
-  auto plan = PlanPlacement(r, &detail);
-  ASSERT_TRUE(plan.ok()) << detail;
+  auto plan = PlanPlacement(r);
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
   EXPECT_EQ(plan->boards[0].rows_used, 60u);
   uint32_t next_row = 40;
   for (const StagePlacement& s : plan->stages) {
@@ -500,7 +500,8 @@ TEST(PlacementPlannerTest, SpreadStaysInsideAnOffsetRegionAndApplies) {
       m.tensors.push_back(TensorDesc{t.name, t.role, t.layer, DType::kBF16, {}, t.bytes, {}});
     }
   }
-  ASSERT_TRUE(ApplyPlan(*plan, 0, &m, &detail).ok()) << detail;
+  HostStatus applied = ApplyPlan(*plan, 0, &m);
+  ASSERT_TRUE(applied.ok()) << applied.error().ToString();
   for (const TensorDesc& t : m.tensors) {
     EXPECT_GE(t.placement.y, 40u) << t.name;
     EXPECT_LE(t.placement.y + t.placement.h, 100u) << t.name;

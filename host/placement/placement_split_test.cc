@@ -20,9 +20,8 @@ PlanRequest EightBOn(uint32_t boards) {
 }
 
 TEST(PlacementSplitTest, LayersSpreadEvenlyOverEveryBoard) {
-  std::string detail;
-  Result<Plan> plan = PlanPlacement(EightBOn(3), &detail);
-  ASSERT_TRUE(plan.ok()) << detail;
+  HostResult<Plan> plan = PlanPlacement(EightBOn(3));
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
   ASSERT_EQ(plan->boards.size(), 3u);
   EXPECT_EQ(plan->boards_needed, 3u);
   // 32 layers over 3 boards: 11, 11, 10 (layer l on board l * 3 / 32).
@@ -41,18 +40,16 @@ TEST(PlacementSplitTest, LayersSpreadEvenlyOverEveryBoard) {
 TEST(PlacementSplitTest, WithoutTheFlagTheFewestBoardsAreUsed) {
   PlanRequest r = EightBOn(3);
   r.split_over_all_boards = false;
-  std::string detail;
-  Result<Plan> plan = PlanPlacement(r, &detail);
-  ASSERT_TRUE(plan.ok()) << detail;
+  HostResult<Plan> plan = PlanPlacement(r);
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
   EXPECT_EQ(plan->boards.size(), 1u);
 }
 
 TEST(PlacementSplitTest, TiedEmbeddingGetsItsCopyOnTheLastBoard) {
   PlanRequest r = EightBOn(2);
   r.arch.tie_embeddings = true;
-  std::string detail;
-  Result<Plan> plan = PlanPlacement(r, &detail);
-  ASSERT_TRUE(plan.ok()) << detail;
+  HostResult<Plan> plan = PlanPlacement(r);
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
   // The plan places the copy as the head's LM head matrix, named after the embedding.
   int embeddings = 0, copies = 0;
   for (const StagePlacement& s : plan->stages) {
@@ -74,8 +71,9 @@ TEST(PlacementSplitTest, TiedEmbeddingGetsItsCopyOnTheLastBoard) {
 
 TEST(PlacementSplitTest, MoreBoardsThanLayersIsRefused) {
   PlanRequest r = EightBOn(33);
-  std::string detail;
-  EXPECT_EQ(PlanPlacement(r, &detail).status(), InvalidArgument());
+  auto plan = PlanPlacement(r);
+  EXPECT_EQ(plan.status(), InvalidArgument());
+  const std::string detail = plan.ok() ? std::string() : plan.error().message;
   EXPECT_NE(detail.find("33 boards for 32 layers"), std::string::npos) << detail;
 }
 
@@ -83,8 +81,7 @@ TEST(PlacementSplitTest, AnEvenSplitThatOverflowsABoardIsRefused) {
   // 70B needs 4 wse3 boards; split evenly over 2 each would need twice the rows.
   PlanRequest r = EightBOn(2);
   r.arch = testing::Llama70B();
-  std::string detail;
-  EXPECT_EQ(PlanPlacement(r, &detail).status(), ResourceExhausted());
+  EXPECT_EQ(PlanPlacement(r).status(), ResourceExhausted());
 }
 
 }  // namespace

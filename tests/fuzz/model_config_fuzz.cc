@@ -9,10 +9,9 @@ using ::wafer::ModelArch;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
-  std::string detail;
-  auto config = ParseModelConfig(text, "fuzz/config.json", &detail);
+  auto config = ParseModelConfig(text, "fuzz/config.json");
   if (!config.ok()) {
-    FUZZ_CHECK(!detail.empty());
+    FUZZ_CHECK(!config.error().message.empty());
     return 0;
   }
   const ModelArch& arch = config->arch;

@@ -10,10 +10,9 @@ using ::wafer::DType;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(data), size);
-  std::string detail;
-  auto file = SafetensorsFile::FromBytes(bytes, "fuzz.safetensors", &detail);
+  auto file = SafetensorsFile::FromBytes(bytes, "fuzz.safetensors");
   if (!file.ok()) {
-    FUZZ_CHECK(!detail.empty());
+    FUZZ_CHECK(!file.error().message.empty());
     return 0;
   }
   uint64_t end_of_previous = 0;

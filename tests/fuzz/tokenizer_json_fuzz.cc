@@ -9,10 +9,9 @@ using namespace wafer::host;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
-  std::string detail;
-  auto tokenizer = Tokenizer::FromJson(text, "fuzz/tokenizer.json", &detail);
+  auto tokenizer = Tokenizer::FromJson(text, "fuzz/tokenizer.json");
   if (!tokenizer.ok()) {
-    FUZZ_CHECK(!detail.empty());
+    FUZZ_CHECK(!tokenizer.error().message.empty());
     return 0;
   }
   const std::vector<uint32_t> ids = (*tokenizer)->Encode("Hello world, 123 <|end_of_text|>\n");
