@@ -113,8 +113,8 @@ void DaemonMetrics::SetBuildInfo(const std::string& version) {
       .Set(1);
 }
 
-Status DaemonMetrics::Serve(const std::string& address, const std::string& user,
-                            const std::string& password, std::string* detail) {
+HostStatus DaemonMetrics::Serve(const std::string& address, const std::string& user,
+                                const std::string& password) {
   try {
     exposer_ = std::make_unique<prometheus::Exposer>(address, 2);
     if (!user.empty()) {
@@ -136,11 +136,10 @@ Status DaemonMetrics::Serve(const std::string& address, const std::string& user,
     std::vector<int> ports = exposer_->GetListeningPorts();
     port_ = ports.empty() ? 0 : ports.front();
   } catch (const std::exception& e) {
-    *detail = "cannot serve metrics on " + address + ": " + e.what();
     exposer_.reset();
-    return Unavailable();
+    return Error{StatusCode::kUnavailable, "cannot serve metrics on " + address + ": " + e.what()};
   }
-  return OkStatus();
+  return HostOk();
 }
 
 ModelSeries& DaemonMetrics::Model(const std::string& model) {

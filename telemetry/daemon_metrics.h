@@ -13,6 +13,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include "common/error.h"
 #include "common/status.h"
 #include "telemetry/board_signal_metrics.h"
 #include "telemetry/health_metrics.h"
@@ -61,10 +62,10 @@ class DaemonMetrics {
   ~DaemonMetrics();
 
   // Starts serving /metrics on `address` ("127.0.0.1:0" picks a port), behind HTTP basic
-  // authentication when `user` is not empty. Returns UNAVAILABLE (bind failed; `detail` says
-  // why).
-  Status Serve(const std::string& address, const std::string& user, const std::string& password,
-               std::string* detail);
+  // authentication when `user` is not empty. Returns OK, or UNAVAILABLE (bind failed; the
+  // message names the address and says why).
+  HostStatus Serve(const std::string& address, const std::string& user,
+                   const std::string& password);
   // The bound port, or 0 when not serving.
   int port() const { return port_; }
 

@@ -132,14 +132,15 @@ DaemonHarness::DaemonHarness(
     }
     boards_.push_back(std::move(board).value());
   }
-  std::string detail;
   host::BoardLinkFactory links = host::ZmqBoardLinkFactory(context_, SystemClock::Get());
   if (wrap_links) links = wrap_links(std::move(links));
-  if (!host::Daemon::Create(context_, config_, SystemClock::Get(), std::move(links), &daemon_,
-                            &detail).ok()) {
-    ADD_FAILURE() << "daemon: " << detail;
+  HostResult<std::unique_ptr<host::Daemon>> daemon =
+      host::Daemon::Create(context_, config_, SystemClock::Get(), std::move(links));
+  if (!daemon.ok()) {
+    ADD_FAILURE() << "daemon: " << daemon.error().message;
     return;
   }
+  daemon_ = std::move(daemon).value();
   loop_ = std::thread([this] { daemon_->Run(); });
 }
 

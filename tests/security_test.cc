@@ -63,11 +63,12 @@ class SecurityTest : public ::testing::Test {
 
   // SIGHUP, as the config file would now say: the same key file, only sched-a and ops listed.
   void ReloadKeepingOnlySchedAAndOps() {
-    harness_->daemon().set_config_source([this](DaemonConfig* config, std::string*) {
-      config->security.server_secret_key_file = dir_.path() + "/server.key";
-      config->security.clients = {{"sched-a", a_.public_key, "submitter", "team-a"},
-                                  {"ops", admin_.public_key, "admin", ""}};
-      return OkStatus();
+    harness_->daemon().set_config_source([this]() -> HostResult<DaemonConfig> {
+      DaemonConfig config;
+      config.security.server_secret_key_file = dir_.path() + "/server.key";
+      config.security.clients = {{"sched-a", a_.public_key, "submitter", "team-a"},
+                                 {"ops", admin_.public_key, "admin", ""}};
+      return config;
     });
     harness_->daemon().RequestReload();
   }
@@ -310,10 +311,11 @@ TEST(SecurityStartTest, AReadableSecretKeyFileAndPlaintextBeyondLoopbackStopTheD
   const std::string key_file = dir.path() + "/server.key";
   WriteFile(key_file, NewKeys().secret_key, 0644);
   zmq::context_t context(1);
-  auto start = [&](const DaemonConfig& config, std::string* detail) {
-    std::unique_ptr<Daemon> daemon;
-    return Daemon::Create(context, config, SystemClock::Get(),
-                          ZmqBoardLinkFactory(context, SystemClock::Get()), &daemon, detail);
+  // Creates a daemon from `config` and stops it again: the Error (code OK if it started).
+  auto start = [&](const DaemonConfig& config) {
+    HostResult<std::unique_ptr<Daemon>> daemon = Daemon::Create(
+        context, config, SystemClock::Get(), ZmqBoardLinkFactory(context, SystemClock::Get()));
+    return daemon.ok() ? Error{StatusCode::kOk, {}} : std::move(daemon).error();
   };
   DaemonConfig config;
   config.job_endpoint = "tcp://127.0.0.1:*";
@@ -322,18 +324,46 @@ TEST(SecurityStartTest, AReadableSecretKeyFileAndPlaintextBeyondLoopbackStopTheD
   config.boards[0].timeout_ms = 100;  // No board listens: its worker gives up quickly.
   config.store.path = dir.path() + "/jobs.db";
   config.security.server_secret_key_file = key_file;
-  std::string detail;
-  EXPECT_EQ(start(config, &detail).code(), StatusCode::kInvalidArgument);
+  Error started = start(config);
+  std::string detail = started.message;
+  EXPECT_EQ(started.code, StatusCode::kInvalidArgument);
   EXPECT_NE(detail.find(key_file), std::string::npos) << detail;
   EXPECT_NE(detail.find("chmod 600"), std::string::npos) << detail;
 
   config.security = SecurityConfig{};
   config.job_endpoint = "tcp://0.0.0.0:*";
-  EXPECT_EQ(start(config, &detail).code(), StatusCode::kInvalidArgument);
+  started = start(config);
+  detail = started.message;
+  EXPECT_EQ(started.code, StatusCode::kInvalidArgument);
   EXPECT_NE(detail.find("tcp://0.0.0.0:* is reachable from other hosts"), std::string::npos)
       << detail;
   config.security.insecure = true;  // Said explicitly: it starts.
-  EXPECT_TRUE(start(config, &detail).ok()) << detail;
+  started = start(config);
+  EXPECT_EQ(started.code, StatusCode::kOk) << started.ToString();
+}
+
+// Daemon::Create's refusal keeps the bind's own words: which socket, which endpoint and why.
+TEST(DaemonStartTest, AnEndpointInUseIsUnavailableNamingItAndWhy) {
+  TempDir dir;
+  zmq::context_t context(1);
+  zmq::socket_t squatter(context, zmq::socket_type::router);
+  squatter.set(zmq::sockopt::linger, 0);
+  squatter.bind("tcp://127.0.0.1:*");
+  const std::string taken = squatter.get(zmq::sockopt::last_endpoint);
+  DaemonConfig config;
+  config.job_endpoint = taken;
+  config.admin_endpoint = "ipc://" + dir.path() + "/admin.sock";
+  config.metrics_address = "";
+  config.boards[0].timeout_ms = 100;  // No board listens: its worker gives up quickly.
+  config.store.path = "memory";
+  HostResult<std::unique_ptr<Daemon>> daemon = Daemon::Create(
+      context, config, SystemClock::Get(), ZmqBoardLinkFactory(context, SystemClock::Get()));
+  ASSERT_FALSE(daemon.ok());
+  EXPECT_EQ(daemon.error().code, StatusCode::kUnavailable) << daemon.error().ToString();
+  const std::string& message = daemon.error().message;
+  EXPECT_NE(message.find("cannot bind the job endpoint"), std::string::npos) << message;
+  EXPECT_NE(message.find(taken), std::string::npos) << message;
+  EXPECT_NE(message.find("in use"), std::string::npos) << message;
 }
 
 }  // namespace

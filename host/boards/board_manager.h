@@ -12,6 +12,7 @@
 #include <zmq.hpp>
 
 #include "common/clock.h"
+#include "common/error.h"
 #include "common/net/socket.h"
 #include "host/boards/board_drain.h"
 #include "host/boards/board_link_factory.h"

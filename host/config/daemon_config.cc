@@ -20,22 +20,22 @@ bool ValidEndpoint(const std::string& e) {
   return e.rfind("tcp://", 0) == 0 || e.rfind("ipc://", 0) == 0 || e.rfind("inproc://", 0) == 0;
 }
 
-bool ParseBoards(MapReader& top, DaemonConfig* c, std::string* detail) {
+HostStatus ParseBoards(MapReader& top, DaemonConfig* c) {
   YAML::Node boards = top.Child("boards");
-  if (!boards) return true;
+  if (!boards) return HostOk();
   if (!boards.IsSequence() || boards.size() == 0) {
     return top.Fail(boards, "boards", "must be a non-empty list");
   }
   c->boards.clear();
   for (size_t i = 0; i < boards.size(); ++i) {
     BoardConfig b;
-    MapReader r(boards[i], "boards[" + std::to_string(i) + "]", detail);
+    MapReader r(boards[i], "boards[" + std::to_string(i) + "]");
     if (!r.IsMap() || !r.String("endpoint", &b.endpoint, false) ||
         !r.String("preset", &b.preset, false) || !r.String("pacing", &b.pacing, false) ||
         !r.Uint("seed", &b.seed, 0, std::numeric_limits<uint64_t>::max()) ||
         !r.Uint("timeout_ms", &b.timeout_ms, 10, 600000) ||
         !r.String("curve_public_key", &b.curve_public_key) || !r.NoUnknownKeys()) {
-      return false;
+      return r.error();
     }
     if (b.pacing != "fast" && b.pacing != "realtime") {
       return r.Fail(boards[i]["pacing"], r.Name("pacing"), "must be realtime or fast");
@@ -50,61 +50,61 @@ bool ParseBoards(MapReader& top, DaemonConfig* c, std::string* detail) {
     }
     c->boards.push_back(b);
   }
-  return true;
+  return HostOk();
 }
 
-bool ParseHealth(MapReader& top, DaemonConfig* c, std::string* detail) {
+HostStatus ParseHealth(MapReader& top, DaemonConfig* c) {
   YAML::Node node = top.Child("health");
-  if (!node) return true;
-  MapReader r(node, "health", detail);
-  return config_internal::ParseHealthKeys(r, &c->health, detail);
+  if (!node) return HostOk();
+  MapReader r(node, "health");
+  return config_internal::ParseHealthKeys(r, &c->health);
 }
 
-bool ParseHeartbeat(MapReader& top, DaemonConfig* c, std::string* detail) {
+HostStatus ParseHeartbeat(MapReader& top, DaemonConfig* c) {
   YAML::Node node = top.Child("heartbeat");
-  if (!node) return true;
-  MapReader r(node, "heartbeat", detail);
+  if (!node) return HostOk();
+  MapReader r(node, "heartbeat");
   HeartbeatConfig& h = c->heartbeat;
   if (!r.IsMap() || !r.Uint("interval_ms", &h.interval_ms, 100, 600'000) ||
       !r.Uint("timeout_ms", &h.timeout_ms, 100, 3'600'000) ||
       !r.Uint("grace_ms", &h.grace_ms, 0, 86'400'000) || !r.NoUnknownKeys()) {
-    return false;
+    return r.error();
   }
   if (h.timeout_ms <= h.interval_ms) {
     return r.Fail(node, "heartbeat.timeout_ms", "must be longer than heartbeat.interval_ms");
   }
-  return true;
+  return HostOk();
 }
 
-bool ParseStore(MapReader& top, DaemonConfig* c, std::string* detail) {
+HostStatus ParseStore(MapReader& top, DaemonConfig* c) {
   YAML::Node node = top.Child("store");
-  if (!node) return true;
-  MapReader r(node, "store", detail);
+  if (!node) return HostOk();
+  MapReader r(node, "store");
   std::string fsync = c->store.fsync ? "true" : "false";
   if (!r.IsMap() || !r.String("path", &c->store.path, false) ||
       !r.String("fsync", &fsync, false) ||
       !r.Uint("finished_retention_bytes", &c->store.finished_retention_bytes, 0,
               std::numeric_limits<uint64_t>::max()) ||
       !r.NoUnknownKeys()) {
-    return false;
+    return r.error();
   }
   if (fsync != "true" && fsync != "false") {
     return r.Fail(node["fsync"], "store.fsync", "must be true or false");
   }
   c->store.fsync = fsync == "true";
-  return true;
+  return HostOk();
 }
 
-bool ParseSecurity(MapReader& top, DaemonConfig* c, std::string* detail) {
+HostStatus ParseSecurity(MapReader& top, DaemonConfig* c) {
   YAML::Node node = top.Child("security");
-  if (!node) return true;
-  MapReader r(node, "security", detail);
+  if (!node) return HostOk();
+  MapReader r(node, "security");
   std::string insecure = "false";
   if (!r.IsMap() || !r.String("server_secret_key_file", &c->security.server_secret_key_file) ||
       !r.String("insecure", &insecure, false) ||
       !r.String("audit_log_file", &c->security.audit_log_file) ||
       !r.String("metrics_auth_file", &c->security.metrics_auth_file)) {
-    return false;
+    return r.error();
   }
   if (YAML::Node roots = r.Child("model_roots"); roots && !roots.IsNull()) {
     if (!roots.IsSequence()) return r.Fail(roots, "security.model_roots", "must be a list");
@@ -121,16 +121,16 @@ bool ParseSecurity(MapReader& top, DaemonConfig* c, std::string* detail) {
   }
   c->security.insecure = insecure == "true";
   YAML::Node clients = r.Child("clients");
-  if (!r.NoUnknownKeys()) return false;
-  if (!clients || clients.IsNull()) return true;
+  if (!r.NoUnknownKeys()) return r.error();
+  if (!clients || clients.IsNull()) return HostOk();
   if (!clients.IsSequence()) return r.Fail(clients, "security.clients", "must be a list");
   for (size_t i = 0; i < clients.size(); ++i) {
     ClientKeyConfig k;
-    MapReader cr(clients[i], "security.clients[" + std::to_string(i) + "]", detail);
+    MapReader cr(clients[i], "security.clients[" + std::to_string(i) + "]");
     if (!cr.IsMap() || !cr.String("name", &k.name, false) ||
         !cr.String("public_key", &k.public_key, false) || !cr.String("role", &k.role, false) ||
         !cr.String("tenant", &k.tenant) || !cr.NoUnknownKeys()) {
-      return false;
+      return cr.error();
     }
     if (k.public_key.size() != 40) {
       return cr.Fail(clients[i]["public_key"], cr.Name("public_key"),
@@ -150,21 +150,21 @@ bool ParseSecurity(MapReader& top, DaemonConfig* c, std::string* detail) {
     }
     c->security.clients.push_back(std::move(k));
   }
-  return true;
+  return HostOk();
 }
 
-bool ParseModels(MapReader& top, DaemonConfig* c, std::string* detail) {
+HostStatus ParseModels(MapReader& top, DaemonConfig* c) {
   YAML::Node models = top.Child("models");
-  if (!models || models.IsNull()) return true;
+  if (!models || models.IsNull()) return HostOk();
   if (!models.IsSequence()) return top.Fail(models, "models", "must be a list");
   for (size_t i = 0; i < models.size(); ++i) {
     ModelLoadConfig m;
-    MapReader r(models[i], "models[" + std::to_string(i) + "]", detail);
+    MapReader r(models[i], "models[" + std::to_string(i) + "]");
     if (!r.IsMap() || !r.String("name", &m.name) || !r.String("path", &m.path, false) ||
         !r.Uint("board", &m.board, 0, 1023) || !r.UintList("boards", &m.boards, 0, 1023) ||
         !r.Uint("slots", &m.slots, 0, 65536) ||
         !r.Uint("context_length", &m.context_length, 0, 1 << 24) || !r.NoUnknownKeys()) {
-      return false;
+      return r.error();
     }
     if (!models[i]["path"]) return r.Fail(models[i], r.Name("path"), "is required");
     if (models[i]["board"] && models[i]["boards"]) {
@@ -182,22 +182,18 @@ bool ParseModels(MapReader& top, DaemonConfig* c, std::string* detail) {
     m.board = m.boards[0];
     c->models.push_back(m);
   }
-  return true;
+  return HostOk();
 }
 
 }  // namespace
 
-Status ParseDaemonConfig(const std::string& yaml_text, DaemonConfig* config,
-                         std::string* detail) {
+HostResult<DaemonConfig> ParseDaemonConfig(const std::string& yaml_text) {
   DaemonConfig c;
   try {
     YAML::Node root = YAML::Load(yaml_text);
-    if (!root || root.IsNull()) {
-      *config = c;
-      return OkStatus();
-    }
-    MapReader top(root, "", detail);
-    if (!top.IsMap()) return InvalidArgument();
+    if (!root || root.IsNull()) return c;
+    MapReader top(root, "");
+    if (!top.IsMap()) return top.error();
     bool ok = top.String("job_endpoint", &c.job_endpoint, false) &&
               top.String("admin_endpoint", &c.admin_endpoint, false) &&
               top.String("metrics_address", &c.metrics_address) &&
@@ -206,27 +202,25 @@ Status ParseDaemonConfig(const std::string& yaml_text, DaemonConfig* config,
               top.Uint("drain_timeout_ms", &c.drain_timeout_ms, 0, 3'600'000) &&
               top.String("placement", &c.placement, false) &&
               top.String("pipeline_handoff", &c.pipeline_handoff, false);
-    if (!ok) return InvalidArgument();
+    if (!ok) return top.error();
     if (c.placement != "pack" && c.placement != "spread") {
-      top.Fail(root["placement"], "placement", "must be pack or spread");
-      return InvalidArgument();
+      return MapReader::Fail(root["placement"], "placement", "must be pack or spread");
     }
     if (c.pipeline_handoff != "direct" && c.pipeline_handoff != "host") {
-      top.Fail(root["pipeline_handoff"], "pipeline_handoff", "must be direct or host");
-      return InvalidArgument();
+      return MapReader::Fail(root["pipeline_handoff"], "pipeline_handoff",
+                             "must be direct or host");
     }
     for (const std::string* e : {&c.job_endpoint, &c.admin_endpoint}) {
       if (!ValidEndpoint(*e)) {
-        *detail = "endpoint '" + *e + "' must start with tcp://, ipc:// or inproc://";
-        return InvalidArgument();
+        return Error{StatusCode::kInvalidArgument,
+                     "endpoint '" + *e + "' must start with tcp://, ipc:// or inproc://"};
       }
     }
     if (c.job_endpoint == c.admin_endpoint) {
-      *detail = "job_endpoint and admin_endpoint must differ";
-      return InvalidArgument();
+      return Error{StatusCode::kInvalidArgument, "job_endpoint and admin_endpoint must differ"};
     }
     if (YAML::Node s = top.Child("scheduler")) {
-      MapReader r(s, "scheduler", detail);
+      MapReader r(s, "scheduler");
       ok = r.IsMap() && r.String("policy", &c.scheduler_policy, false) &&
            r.Uint("queue_limit", &c.queue_limit, 1, 10'000'000) &&
            r.Uint("max_tokens_limit", &c.max_tokens_limit, 1, 1 << 24) &&
@@ -236,48 +230,46 @@ Status ParseDaemonConfig(const std::string& yaml_text, DaemonConfig* config,
            r.Uint("steps_in_flight", &c.steps_in_flight, 1, 8) &&
            r.Uint("prefill_chunk_tokens", &c.prefill_chunk_tokens, 1, 1 << 20) &&
            r.Uint("default_slots", &c.default_slots, 1, 65536) &&
-           r.Uint("finished_job_retention", &c.finished_job_retention, 0, 10'000'000) &&
-           config_internal::ParseSchedulingKeys(r, &c.scheduling, detail) && r.NoUnknownKeys();
-      if (!ok) return InvalidArgument();
+           r.Uint("finished_job_retention", &c.finished_job_retention, 0, 10'000'000);
+      if (!ok) return r.error();
+      WAFER_HOST_RETURN_IF_ERROR(config_internal::ParseSchedulingKeys(r, &c.scheduling));
+      if (!r.NoUnknownKeys()) return r.error();
       if (c.scheduler_policy != "fair" && c.scheduler_policy != "fifo") {
-        r.Fail(s["policy"], "scheduler.policy", "unknown policy (known: fair, fifo)");
-        return InvalidArgument();
+        return MapReader::Fail(s["policy"], "scheduler.policy",
+                               "unknown policy (known: fair, fifo)");
       }
     }
-    if (!ParseBoards(top, &c, detail) || !ParseModels(top, &c, detail) ||
-        !ParseHeartbeat(top, &c, detail) || !ParseStore(top, &c, detail) ||
-        !ParseSecurity(top, &c, detail) || !ParseHealth(top, &c, detail) ||
-        !top.NoUnknownKeys()) {
-      return InvalidArgument();
-    }
+    WAFER_HOST_RETURN_IF_ERROR(ParseBoards(top, &c));
+    WAFER_HOST_RETURN_IF_ERROR(ParseModels(top, &c));
+    WAFER_HOST_RETURN_IF_ERROR(ParseHeartbeat(top, &c));
+    WAFER_HOST_RETURN_IF_ERROR(ParseStore(top, &c));
+    WAFER_HOST_RETURN_IF_ERROR(ParseSecurity(top, &c));
+    WAFER_HOST_RETURN_IF_ERROR(ParseHealth(top, &c));
+    if (!top.NoUnknownKeys()) return top.error();
     for (const ModelLoadConfig& m : c.models) {
       for (uint32_t board : m.boards) {
         if (board >= c.boards.size()) {
-          *detail = "models: board " + std::to_string(board) + " is not configured (" +
-                    std::to_string(c.boards.size()) + " boards)";
-          return InvalidArgument();
+          return Error{StatusCode::kInvalidArgument,
+                       "models: board " + std::to_string(board) + " is not configured (" +
+                           std::to_string(c.boards.size()) + " boards)"};
         }
       }
     }
   } catch (const YAML::Exception& e) {
-    *detail = "line " + std::to_string(e.mark.line + 1) + ": YAML syntax: " + e.msg;
-    return InvalidArgument();
+    return Error{StatusCode::kInvalidArgument,
+                 "line " + std::to_string(e.mark.line + 1) + ": YAML syntax: " + e.msg};
   }
-  *config = std::move(c);
-  return OkStatus();
+  return c;
 }
 
-Status LoadDaemonConfig(const std::string& path, DaemonConfig* config, std::string* detail) {
+HostResult<DaemonConfig> LoadDaemonConfig(const std::string& path) {
   std::ifstream in(path);
-  if (!in) {
-    *detail = "cannot read config file " + path;
-    return NotFound();
-  }
+  if (!in) return Error{StatusCode::kNotFound, "cannot read config file " + path};
   std::stringstream text;
   text << in.rdbuf();
-  Status s = ParseDaemonConfig(text.str(), config, detail);
-  if (!s.ok()) *detail = path + ": " + *detail;
-  return s;
+  HostResult<DaemonConfig> config = ParseDaemonConfig(text.str());
+  if (!config.ok()) return std::move(config).error().WithContext(path);
+  return config;
 }
 
 std::string ResolveStorePath(const JobStoreConfig& store) {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "common/status.h"
+#include "common/error.h"
 #include "host/config/health_config.h"
 #include "host/config/scheduling_config.h"
 
@@ -138,12 +138,22 @@ struct DaemonConfig {
   std::vector<ModelLoadConfig> models;
 };
 
-// Parses YAML text over the defaults. Returns INVALID_ARGUMENT with `detail` naming the key and
-// line ("line 4: scheduler.max_batch: must be between 1 and 4096").
-Status ParseDaemonConfig(const std::string& yaml_text, DaemonConfig* config, std::string* detail);
+// Parses YAML text over the defaults (empty text: DaemonConfig{}).
+//
+// Returns:
+//   OK               - the configuration.
+//   INVALID_ARGUMENT - a YAML syntax error, an unknown key, a wrong type or an impossible value;
+//                      the message names the key and line ("line 4: scheduler.max_batch: must be
+//                      between 1 and 4096").
+HostResult<DaemonConfig> ParseDaemonConfig(const std::string& yaml_text);
 
-// Reads and parses a file. NOT_FOUND when it cannot be read.
-Status LoadDaemonConfig(const std::string& path, DaemonConfig* config, std::string* detail);
+// Reads and parses a file.
+//
+// Returns:
+//   OK               - the configuration.
+//   NOT_FOUND        - the file cannot be read ("cannot read config file PATH").
+//   INVALID_ARGUMENT - as ParseDaemonConfig, the message prefixed with "PATH: ".
+HostResult<DaemonConfig> LoadDaemonConfig(const std::string& path);
 
 // The file `store.path` names: "default" resolved against the environment; "" for "memory".
 std::string ResolveStorePath(const JobStoreConfig& store);

@@ -8,8 +8,9 @@ namespace {
 TEST(DaemonConfigTest, DefaultYamlParsesToDefaults) {
   DaemonConfig c;
   c.queue_limit = 1;
-  std::string detail;
-  ASSERT_TRUE(ParseDaemonConfig(DefaultConfigYaml(), &c, &detail).ok()) << detail;
+  HostResult<DaemonConfig> parsed = ParseDaemonConfig(DefaultConfigYaml());
+  ASSERT_TRUE(parsed.ok()) << parsed.error().ToString();
+  c = std::move(parsed).value();
   DaemonConfig d;
   EXPECT_EQ(c.job_endpoint, d.job_endpoint);
   EXPECT_EQ(c.admin_endpoint, d.admin_endpoint);
@@ -22,15 +23,15 @@ TEST(DaemonConfigTest, DefaultYamlParsesToDefaults) {
 
 TEST(DaemonConfigTest, EmptyFileMeansDefaults) {
   DaemonConfig c;
-  std::string detail;
-  ASSERT_TRUE(ParseDaemonConfig("", &c, &detail).ok());
+  HostResult<DaemonConfig> parsed = ParseDaemonConfig("");
+  ASSERT_TRUE(parsed.ok()) << parsed.error().ToString();
+  c = std::move(parsed).value();
   EXPECT_EQ(c.max_batch, DaemonConfig{}.max_batch);
 }
 
 TEST(DaemonConfigTest, ReadsNestedValues) {
   DaemonConfig c;
-  std::string detail;
-  ASSERT_TRUE(ParseDaemonConfig(R"(
+  HostResult<DaemonConfig> parsed = ParseDaemonConfig(R"(
 job_endpoint: ipc:///tmp/j
 scheduler:
   max_batch: 32
@@ -42,7 +43,9 @@ models:
   - path: /models/demo
     board: 1
     slots: 8
-)", &c, &detail).ok()) << detail;
+)");
+  ASSERT_TRUE(parsed.ok()) << parsed.error().ToString();
+  c = std::move(parsed).value();
   EXPECT_EQ(c.job_endpoint, "ipc:///tmp/j");
   EXPECT_EQ(c.max_batch, 32u);
   ASSERT_EQ(c.boards.size(), 2u);
@@ -56,8 +59,7 @@ models:
 
 TEST(DaemonConfigTest, ModelOverSeveralBoards) {
   DaemonConfig c;
-  std::string detail;
-  ASSERT_TRUE(ParseDaemonConfig(R"(
+  HostResult<DaemonConfig> parsed = ParseDaemonConfig(R"(
 boards:
   - endpoint: inproc://b0
   - endpoint: inproc://b1
@@ -65,7 +67,9 @@ boards:
 models:
   - path: /models/big
     boards: [2, 0]
-)", &c, &detail).ok()) << detail;
+)");
+  ASSERT_TRUE(parsed.ok()) << parsed.error().ToString();
+  c = std::move(parsed).value();
   ASSERT_EQ(c.models.size(), 1u);
   EXPECT_EQ(c.models[0].boards, (std::vector<uint32_t>{2, 0}));
   EXPECT_EQ(c.models[0].board, 2u);
@@ -101,17 +105,17 @@ TEST(DaemonConfigTest, ErrorsNameKeyAndLine) {
       {"scheduler: {max_batch: 3\n", "YAML syntax"},
   };
   for (const BadCase& bad : cases) {
-    DaemonConfig c;
-    std::string detail;
-    EXPECT_EQ(ParseDaemonConfig(bad.yaml, &c, &detail), InvalidArgument()) << bad.yaml;
+    HostResult<DaemonConfig> parsed = ParseDaemonConfig(bad.yaml);
+    EXPECT_EQ(parsed.code(), StatusCode::kInvalidArgument) << bad.yaml;
+    const std::string detail = parsed.ok() ? std::string() : parsed.error().message;
     EXPECT_NE(detail.find(bad.expect), std::string::npos) << bad.yaml << " -> " << detail;
   }
 }
 
 TEST(DaemonConfigTest, MissingFileIsNotFound) {
-  DaemonConfig c;
-  std::string detail;
-  EXPECT_EQ(LoadDaemonConfig("/nonexistent/waferd.yaml", &c, &detail), NotFound());
+  HostResult<DaemonConfig> loaded = LoadDaemonConfig("/nonexistent/waferd.yaml");
+  EXPECT_EQ(loaded.code(), StatusCode::kNotFound);
+  const std::string detail = loaded.ok() ? std::string() : loaded.error().message;
   EXPECT_NE(detail.find("/nonexistent/waferd.yaml"), std::string::npos);
 }
 

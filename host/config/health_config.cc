@@ -6,7 +6,7 @@
 
 namespace wafer::host::config_internal {
 
-bool ParseHealthKeys(MapReader& r, HealthConfig* h, std::string* detail) {
+HostStatus ParseHealthKeys(MapReader& r, HealthConfig* h) {
   const bool ok =
       r.IsMap() && r.Bool("enabled", &h->enabled) &&
       r.Uint("temperature_warn_c", &h->temperature_warn_c, 1, 200) &&
@@ -28,7 +28,7 @@ bool ParseHealthKeys(MapReader& r, HealthConfig* h, std::string* detail) {
       r.Uint("recovery_backoff_ms", &h->recovery_backoff_ms, 0, 3'600'000) &&
       r.Uint("max_recoveries", &h->max_recoveries, 0, 100) &&
       r.Uint("return_after_s", &h->return_after_s, 0, 86400) && r.NoUnknownKeys();
-  if (!ok) return false;
+  if (!ok) return r.error();
   // Each pair: the warning must come before the failure.
   const struct {
     const char* warn;
@@ -49,19 +49,18 @@ bool ParseHealthKeys(MapReader& r, HealthConfig* h, std::string* detail) {
   };
   for (const auto& p : pairs) {
     if (p.w > p.f) {
-      *detail = std::string("health.") + p.warn + " must not be above health." + p.fail;
-      return false;
+      return Error{StatusCode::kInvalidArgument,
+                   std::string("health.") + p.warn + " must not be above health." + p.fail};
     }
   }
   if (h->spare_pes_fail > h->spare_pes_warn) {
-    *detail = "health.spare_pes_fail must not be above health.spare_pes_warn";
-    return false;
+    return Error{StatusCode::kInvalidArgument,
+                 "health.spare_pes_fail must not be above health.spare_pes_warn"};
   }
   if (h->drain_mode != "evacuate" && h->drain_mode != "graceful") {
-    *detail = "health.drain_mode: must be evacuate or graceful";
-    return false;
+    return Error{StatusCode::kInvalidArgument, "health.drain_mode: must be evacuate or graceful"};
   }
-  return true;
+  return HostOk();
 }
 
 std::string HealthDefaultYaml() {

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "common/error.h"
+
 namespace wafer::host {
 
 struct HealthConfig {
@@ -52,8 +54,9 @@ struct HealthConfig {
 
 namespace wafer::host::config_internal {
 class MapReader;
-// Reads the `health:` map `r` walks into `out`. False with `detail` naming key and line.
-bool ParseHealthKeys(MapReader& r, HealthConfig* out, std::string* detail);
+// Reads the `health:` map `r` walks into `out`. Returns OK, or INVALID_ARGUMENT naming
+// the key and line.
+HostStatus ParseHealthKeys(MapReader& r, HealthConfig* out);
 // The defaults as commented YAML, the `health:` line included.
 std::string HealthDefaultYaml();
 }  // namespace wafer::host::config_internal

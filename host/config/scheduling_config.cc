@@ -45,9 +45,9 @@ uint32_t SchedulingConfig::ClassFor(uint32_t priority, const TenantConfig& tenan
 namespace config_internal {
 namespace {
 
-bool ParseTenant(const YAML::Node& node, const std::string& where, const SchedulingConfig& s,
-                 bool named, TenantConfig* t, std::string* detail) {
-  MapReader r(node, where, detail);
+HostStatus ParseTenant(const YAML::Node& node, const std::string& where, const SchedulingConfig& s,
+                       bool named, TenantConfig* t) {
+  MapReader r(node, where);
   if (!r.IsMap() || (named && !r.String("name", &t->name, false)) ||
       !r.Uint("weight", &t->weight, 1, 1000) || !r.String("max_class", &t->max_class) ||
       !r.Bool("reject_above_max_class", &t->reject_above_max_class) ||
@@ -55,29 +55,29 @@ bool ParseTenant(const YAML::Node& node, const std::string& where, const Schedul
       !r.Uint("tokens_per_minute", &t->tokens_per_minute, 0, 1ull << 40) ||
       !r.Uint("requests_per_minute", &t->requests_per_minute, 0, 100'000'000) ||
       !r.Bool("shed_on_ttft_miss", &t->shed_on_ttft_miss) || !r.NoUnknownKeys()) {
-    return false;
+    return r.error();
   }
   if (named && !node["name"]) return r.Fail(node, r.Name("name"), "is required");
   if (!t->max_class.empty() && s.ClassNamed(t->max_class) == s.classes.size()) {
     return r.Fail(node["max_class"], r.Name("max_class"),
                   "names no class in scheduler.classes");
   }
-  return true;
+  return HostOk();
 }
 
-bool ParseClasses(MapReader& r, SchedulingConfig* s, std::string* detail) {
+HostStatus ParseClasses(MapReader& r, SchedulingConfig* s) {
   YAML::Node node = r.Child("classes");
-  if (!node) return true;
+  if (!node) return HostOk();
   if (!node.IsSequence() || node.size() == 0 || node.size() > 16) {
     return r.Fail(node, "scheduler.classes", "must be a list of 1 to 16 classes");
   }
   s->classes.clear();
   for (size_t i = 0; i < node.size(); ++i) {
     PriorityClassConfig c;
-    MapReader cr(node[i], "scheduler.classes[" + std::to_string(i) + "]", detail);
+    MapReader cr(node[i], "scheduler.classes[" + std::to_string(i) + "]");
     if (!cr.IsMap() || !cr.String("name", &c.name, false) ||
         !cr.Uint("min_priority", &c.min_priority, 0, 255) || !cr.NoUnknownKeys()) {
-      return false;
+      return cr.error();
     }
     if (!node[i]["min_priority"]) return cr.Fail(node[i], cr.Name("min_priority"), "is required");
     if (!s->classes.empty() && c.min_priority >= s->classes.back().min_priority) {
@@ -93,48 +93,47 @@ bool ParseClasses(MapReader& r, SchedulingConfig* s, std::string* detail) {
     return r.Fail(node[node.size() - 1], "scheduler.classes",
                   "the last class must have min_priority 0, so that every priority has a class");
   }
-  return true;
+  return HostOk();
 }
 
 }  // namespace
 
-bool ParseSchedulingKeys(MapReader& r, SchedulingConfig* s, std::string* detail) {
+HostStatus ParseSchedulingKeys(MapReader& r, SchedulingConfig* s) {
   if (!r.Uint("model_queue_limit", &s->model_queue_limit, 1, 10'000'000) ||
       !r.Uint("prompt_token_cost", &s->prompt_token_cost, 0, 1000) ||
-      !r.Uint("output_token_cost", &s->output_token_cost, 0, 1000) ||
-      !ParseClasses(r, s, detail)) {
-    return false;
+      !r.Uint("output_token_cost", &s->output_token_cost, 0, 1000)) {
+    return r.error();
   }
+  WAFER_HOST_RETURN_IF_ERROR(ParseClasses(r, s));
   if (s->prompt_token_cost + s->output_token_cost == 0) {
-    *detail = "scheduler.prompt_token_cost and output_token_cost may not both be 0";
-    return false;
+    return Error{StatusCode::kInvalidArgument,
+                 "scheduler.prompt_token_cost and output_token_cost may not both be 0"};
   }
   if (YAML::Node p = r.Child("preemption")) {
-    MapReader pr(p, "scheduler.preemption", detail);
+    MapReader pr(p, "scheduler.preemption");
     if (!pr.IsMap() || !pr.Bool("enabled", &s->preemption.enabled) ||
         !pr.Uint("min_class_gap", &s->preemption.min_class_gap, 1, 16) ||
         !pr.Uint("min_run_ms", &s->preemption.min_run_ms, 0, 3'600'000) || !pr.NoUnknownKeys()) {
-      return false;
+      return pr.error();
     }
   }
   if (YAML::Node d = r.Child("default_tenant")) {
-    if (!ParseTenant(d, "scheduler.default_tenant", *s, false, &s->default_tenant, detail)) {
-      return false;
-    }
+    WAFER_HOST_RETURN_IF_ERROR(
+        ParseTenant(d, "scheduler.default_tenant", *s, false, &s->default_tenant));
   }
   YAML::Node tenants = r.Child("tenants");
-  if (!tenants || tenants.IsNull()) return true;
+  if (!tenants || tenants.IsNull()) return HostOk();
   if (!tenants.IsSequence()) return r.Fail(tenants, "scheduler.tenants", "must be a list");
   for (size_t i = 0; i < tenants.size(); ++i) {
     TenantConfig t;
     const std::string where = "scheduler.tenants[" + std::to_string(i) + "]";
-    if (!ParseTenant(tenants[i], where, *s, true, &t, detail)) return false;
+    WAFER_HOST_RETURN_IF_ERROR(ParseTenant(tenants[i], where, *s, true, &t));
     for (const TenantConfig& other : s->tenants) {
       if (other.name == t.name) return r.Fail(tenants[i], where + ".name", "is used twice");
     }
     s->tenants.push_back(std::move(t));
   }
-  return true;
+  return HostOk();
 }
 
 std::string SchedulingDefaultYaml() {

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
+
 namespace wafer::host {
 
 // A named range of SubmitJob.priority: from `min_priority` up to the next class's minimum.
@@ -75,8 +77,9 @@ struct SchedulingConfig {
 namespace wafer::host::config_internal {
 class MapReader;
 // Reads the scheduling keys of the `scheduler:` map `r` walks into `out` (the other scheduler
-// keys are daemon_config.cc's). False with `detail` naming key and line.
-bool ParseSchedulingKeys(MapReader& r, SchedulingConfig* out, std::string* detail);
+// keys are daemon_config.cc's). Returns OK, or INVALID_ARGUMENT naming
+// the key and line.
+HostStatus ParseSchedulingKeys(MapReader& r, SchedulingConfig* out);
 // The defaults of those keys as commented YAML, indented for the `scheduler:` map.
 std::string SchedulingDefaultYaml();
 }  // namespace wafer::host::config_internal

@@ -11,8 +11,9 @@ TEST(SchedulingConfigTest, DefaultsRoundTripThroughTheDefaultYaml) {
   DaemonConfig c;
   c.scheduling.classes.clear();
   c.scheduling.preemption.min_run_ms = 1;
-  std::string detail;
-  ASSERT_TRUE(ParseDaemonConfig(DefaultConfigYaml(), &c, &detail).ok()) << detail;
+  HostResult<DaemonConfig> parsed = ParseDaemonConfig(DefaultConfigYaml());
+  ASSERT_TRUE(parsed.ok()) << parsed.error().ToString();
+  c = std::move(parsed).value();
   const SchedulingConfig d;
   EXPECT_EQ(c.scheduler_policy, "fair");
   ASSERT_EQ(c.scheduling.classes.size(), d.classes.size());
@@ -41,8 +42,9 @@ scheduler:
   preemption: {enabled: false, min_class_gap: 1, min_run_ms: 20}
 )";
   DaemonConfig c;
-  std::string detail;
-  ASSERT_TRUE(ParseDaemonConfig(yaml, &c, &detail).ok()) << detail;
+  HostResult<DaemonConfig> parsed = ParseDaemonConfig(yaml);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().ToString();
+  c = std::move(parsed).value();
   const SchedulingConfig& s = c.scheduling;
   EXPECT_EQ(c.scheduler_policy, "fifo");
   EXPECT_EQ(s.model_queue_limit, 50u);
@@ -106,9 +108,9 @@ TEST(SchedulingConfigTest, ErrorsNameKeyAndLine) {
       {"scheduler:\n  policy: lottery\n", "unknown policy (known: fair, fifo)"},
   };
   for (const BadCase& bad : cases) {
-    DaemonConfig c;
-    std::string detail;
-    EXPECT_FALSE(ParseDaemonConfig(bad.yaml, &c, &detail).ok()) << bad.yaml;
+    HostResult<DaemonConfig> parsed = ParseDaemonConfig(bad.yaml);
+    EXPECT_FALSE(parsed.ok()) << bad.yaml;
+    const std::string detail = parsed.ok() ? std::string() : parsed.error().message;
     EXPECT_NE(detail.find(bad.expect), std::string::npos) << bad.yaml << " -> " << detail;
   }
 }

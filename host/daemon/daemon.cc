@@ -21,9 +21,9 @@ namespace {
 constexpr int kBurst = 256;
 
 // The store `config.store` names: SQLite (the default location's folder created on first
-// start), or memory. Codes as SqliteJobStore::Open; `detail` names the file.
-Result<std::unique_ptr<JobStore>> OpenJobStore(const DaemonConfig& config, const Clock& clock,
-                                               std::string* detail) {
+// start), or memory. Codes as SqliteJobStore::Open (UNAVAILABLE also when the default folder
+// cannot be created); the message names the file or folder.
+HostResult<std::unique_ptr<JobStore>> OpenJobStore(const DaemonConfig& config, const Clock& clock) {
   if (!config.store.durable()) {
     log::Warn("store", "store.path is memory: accepted jobs do not survive a restart");
     return std::unique_ptr<JobStore>(std::make_unique<InMemoryJobStore>());
@@ -34,13 +34,13 @@ Result<std::unique_ptr<JobStore>> OpenJobStore(const DaemonConfig& config, const
     const std::filesystem::path folder = std::filesystem::path(path).parent_path();
     std::filesystem::create_directories(folder, error);
     if (error) {
-      *detail = "cannot create the job store's folder " + folder.string() + ": " + error.message();
-      return Unavailable();
+      return Error{StatusCode::kUnavailable, "cannot create the job store's folder " +
+                                                 folder.string() + ": " + error.message()};
     }
   }
-  WAFER_ASSIGN_OR_RETURN(std::unique_ptr<SqliteJobStore> store,
-                         SqliteJobStore::Open(SqliteStoreOptions{path, config.store.fsync, 0},
-                                              clock, detail));
+  WAFER_HOST_ASSIGN_OR_RETURN(
+      std::unique_ptr<SqliteJobStore> store,
+      SqliteJobStore::Open(SqliteStoreOptions{path, config.store.fsync, 0}, clock));
   return std::unique_ptr<JobStore>(std::move(store));
 }
 
@@ -93,31 +93,26 @@ const std::string& Daemon::job_endpoint() const { return parts_->job_frontend.en
 const std::string& Daemon::admin_endpoint() const { return parts_->admin_frontend.endpoint(); }
 int Daemon::metrics_port() const { return parts_->metrics.port(); }
 
-Status Daemon::Create(zmq::context_t& context, const DaemonConfig& config, const Clock& clock,
-                      BoardLinkFactory link_factory, std::unique_ptr<Daemon>* out,
-                      std::string* detail) {
+HostResult<std::unique_ptr<Daemon>> Daemon::Create(zmq::context_t& context,
+                                                   const DaemonConfig& config, const Clock& clock,
+                                                   BoardLinkFactory link_factory) {
   std::unique_ptr<Daemon> d(new Daemon(context, config, clock));
-  std::unique_ptr<SchedulingPolicy> policy =
-      MakeSchedulingPolicy(config.scheduler_policy, config.scheduling, detail);
-  if (policy == nullptr) return InvalidArgument();
+  WAFER_HOST_ASSIGN_OR_RETURN(std::unique_ptr<SchedulingPolicy> policy,
+                              MakeSchedulingPolicy(config.scheduler_policy, config.scheduling));
   d->stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   d->reload_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (d->stop_fd_ < 0 || d->reload_fd_ < 0) {
-    *detail = "eventfd failed";
-    return Internal();
-  }
+  if (d->stop_fd_ < 0 || d->reload_fd_ < 0) return Error{StatusCode::kInternal, "eventfd failed"};
   const SecurityConfig& security = config.security;
-  WAFER_RETURN_IF_ERROR(CheckTransportSecurity(config, detail));
+  WAFER_HOST_RETURN_IF_ERROR(CheckTransportSecurity(config));
   std::string secret_key;
   if (security.curve()) {
-    WAFER_ASSIGN_OR_RETURN(secret_key, ReadSecretKeyFile(security.server_secret_key_file, detail));
+    WAFER_HOST_ASSIGN_OR_RETURN(secret_key, ReadSecretKeyFile(security.server_secret_key_file));
   }
-  WAFER_ASSIGN_OR_RETURN(std::unique_ptr<JobStore> store,
-                         OpenJobStore(d->config_, clock, detail));
+  WAFER_HOST_ASSIGN_OR_RETURN(std::unique_ptr<JobStore> store, OpenJobStore(d->config_, clock));
   d->parts_ = std::make_unique<DaemonParts>(context, d->config_, clock, std::move(store),
                                             std::move(policy), std::move(link_factory));
   DaemonParts& p = *d->parts_;
-  WAFER_RETURN_IF_ERROR(p.audit.Open(security.audit_log_file, detail));
+  WAFER_HOST_RETURN_IF_ERROR(p.audit.Open(security.audit_log_file));
   if (security.curve()) {
     // Before any CURVE socket binds: libzmq's CURVE server accepts every client while no ZAP
     // handler runs.
@@ -129,40 +124,30 @@ Status Daemon::Create(zmq::context_t& context, const DaemonConfig& config, const
           if (!name) audit->RecordRepeatable("auth_refused", "key " + key, domain, "refused");
           return name;
         });
-    if (!zap.ok()) {
-      *detail = zap.error().message;
-      return zap.status();
-    }
+    if (!zap.ok()) return std::move(zap).error();
     p.zap = std::move(zap).value();
   } else if (security.insecure) {
     log::Warn("daemon", "security.insecure: the job and admin sockets are plaintext");
   }
   d->server_secret_key_ = secret_key;
-  WAFER_RETURN_IF_ERROR(p.job_frontend.Bind(secret_key, detail));
-  WAFER_RETURN_IF_ERROR(p.admin_frontend.Bind(secret_key, detail));
+  WAFER_HOST_RETURN_IF_ERROR(p.job_frontend.Bind(secret_key));
+  WAFER_HOST_RETURN_IF_ERROR(p.admin_frontend.Bind(secret_key));
   if (!config.metrics_address.empty()) {
     BasicAuth auth;  // Empty: /metrics is open.
     if (!security.metrics_auth_file.empty()) {
-      WAFER_ASSIGN_OR_RETURN(auth, ReadBasicAuthFile(security.metrics_auth_file, detail));
+      WAFER_HOST_ASSIGN_OR_RETURN(auth, ReadBasicAuthFile(security.metrics_auth_file));
     }
-    WAFER_RETURN_IF_ERROR(
-        p.metrics.Serve(config.metrics_address, auth.user, auth.password, detail));
+    WAFER_HOST_RETURN_IF_ERROR(p.metrics.Serve(config.metrics_address, auth.user, auth.password));
     const std::string& a = config.metrics_address;
     p.admin_frontend.set_metrics_url("http://" + a.substr(0, a.rfind(':')) + ":" +
                                      std::to_string(p.metrics.port()) + "/metrics");
   }
   HostResult<net::OwnedChannel> channel = net::OpenOwnedChannel(context, Loader::ChannelEndpoint());
-  if (!channel.ok()) {
-    *detail = channel.error().message;
-    return channel.status();
-  }
+  if (!channel.ok()) return std::move(channel).error();
   p.loader_channel = std::move(channel->bound);
   p.loader = std::make_unique<Loader>(std::move(channel->connected));
   p.loader->Start();
-  if (HostStatus started = p.boards.Start(); !started.ok()) {
-    *detail = started.error().message;
-    return started.status();
-  }
+  WAFER_HOST_RETURN_IF_ERROR(p.boards.Start());
   p.boards.set_drain_listener([&p](Board& board) { p.steps.OnDrainChanged(board); });
   // An operator's drain, like a health incident, outlives a restart.
   p.boards.set_drain_recorder([&p](const Board& board) {
@@ -178,8 +163,7 @@ Status Daemon::Create(zmq::context_t& context, const DaemonConfig& config, const
     p.models.StartLoad(std::move(request));
   }
   d->Recover();
-  *out = std::move(d);
-  return OkStatus();
+  return d;
 }
 
 void Daemon::Recover() {
@@ -257,7 +241,7 @@ void Daemon::RequestReload() {
   (void)n;  // A full eventfd already carries a reload request.
 }
 
-void Daemon::set_config_source(std::function<Status(DaemonConfig*, std::string*)> source) {
+void Daemon::set_config_source(std::function<HostResult<DaemonConfig>()> source) {
   std::lock_guard<std::mutex> lock(source_mu_);
   config_source_ = std::move(source);
 }
@@ -266,20 +250,20 @@ void Daemon::Reload() {
   uint64_t value;
   ssize_t n = read(reload_fd_, &value, sizeof(value));
   (void)n;
-  std::function<Status(DaemonConfig*, std::string*)> source;
+  std::function<HostResult<DaemonConfig>()> source;
   {
     std::lock_guard<std::mutex> lock(source_mu_);
     source = config_source_;
   }
   if (!source) return;
-  DaemonConfig fresh;
-  std::string detail;
   DaemonParts& p = *parts_;
-  if (Status s = source(&fresh, &detail); !s.ok()) {
+  HostResult<DaemonConfig> reread = source();
+  if (!reread.ok()) {
     // The running allowlist stays: a broken file must not open or close the doors.
-    p.audit.Record("reload", "-", "security.clients", std::string(s.name()) + ": " + detail);
+    p.audit.Record("reload", "-", "security.clients", reread.error().ToString());
     return;
   }
+  const DaemonConfig& fresh = *reread;
   p.access.ReplaceClients(fresh.security.clients);
   p.audit.Record("reload", "-", "security.clients",
                  "OK: " + std::to_string(fresh.security.clients.size()) + " keys");
@@ -294,23 +278,22 @@ void Daemon::ReloadServerKey(const SecurityConfig& fresh) {
     return;
   }
   if (!fresh.curve()) return;
-  std::string detail;
-  Result<std::string> key = ReadSecretKeyFile(fresh.server_secret_key_file, &detail);
+  HostResult<std::string> key = ReadSecretKeyFile(fresh.server_secret_key_file);
   if (!key.ok()) {
     // The running key stays: a broken file must not open or close the doors.
-    p.audit.Record("reload", "-", what, std::string(key.status().name()) + ": " + detail);
+    p.audit.Record("reload", "-", what, key.error().ToString());
     return;
   }
   if (*key == server_secret_key_) return;
-  if (Status s = p.job_frontend.Rekey(*key, server_secret_key_, &detail); !s.ok()) {
-    p.audit.Record("reload", "-", what, std::string(s.name()) + ": " + detail);
+  if (HostStatus s = p.job_frontend.Rekey(*key, server_secret_key_); !s.ok()) {
+    p.audit.Record("reload", "-", what, s.error().ToString());
     return;
   }
-  if (Status s = p.admin_frontend.Rekey(*key, server_secret_key_, &detail); !s.ok()) {
-    // Both sockets keep one key: the job socket goes back to the old one.
-    std::string ignored;
-    p.job_frontend.Rekey(server_secret_key_, *key, &ignored).IgnoreError();
-    p.audit.Record("reload", "-", what, std::string(s.name()) + ": " + detail);
+  if (HostStatus s = p.admin_frontend.Rekey(*key, server_secret_key_); !s.ok()) {
+    // Both sockets keep one key: the job socket goes back to the old one (whose failure the
+    // audit line below does not add to: the admin socket's is the one reported).
+    (void)p.job_frontend.Rekey(server_secret_key_, *key);
+    p.audit.Record("reload", "-", what, s.error().ToString());
     return;
   }
   server_secret_key_ = *key;

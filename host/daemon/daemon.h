@@ -10,6 +10,7 @@
 #include <zmq.hpp>
 
 #include "common/clock.h"
+#include "common/error.h"
 #include "host/boards/board_link_factory.h"
 #include "host/config/daemon_config.h"
 #include "host/frontend/admin_frontend.h"
@@ -25,15 +26,28 @@ class Daemon {
  public:
   // Opens the job store, binds the sockets and the metrics endpoint, starts the loader and the
   // board workers (each reaching its board through `link_factory`), queues the config's model
-  // loads and the store's (stored loads, unfinished jobs). Returns INVALID_ARGUMENT (bad
-  // config), UNAVAILABLE (an endpoint could not be bound, the store cannot be opened or is in
-  // use), DATA_LOSS (the store is damaged) or FAILED_PRECONDITION (a newer waferd's store), with
-  // detail.
+  // loads and the store's (stored loads, unfinished jobs). Each Error's message says what failed
+  // and where: the socket and endpoint that could not be bound and libzmq's reason ("cannot bind
+  // the job endpoint: cannot bind ROUTER to tcp://127.0.0.1:7421: Address already in use"), the
+  // file, the key.
+  //
+  // Returns:
+  //   OK                  - the daemon, ready to Run().
+  //   INVALID_ARGUMENT    - a bad config: an unknown scheduler policy, an endpoint reachable
+  //                         from other hosts without CURVE, a secret key or auth file that is
+  //                         readable by others or malformed.
+  //   NOT_FOUND           - the secret key, metrics auth or audit log file cannot be read or
+  //                         opened.
+  //   UNAVAILABLE         - an endpoint (job, admin, metrics, an internal channel) could not be
+  //                         bound, or the store cannot be opened or is in use.
+  //   DATA_LOSS           - the store is damaged.
+  //   FAILED_PRECONDITION - the store was written by a newer waferd.
+  //   INTERNAL            - an eventfd could not be made.
   // REQUIRES: `context` and `clock` outlive the daemon; embedded boards are already listening
   // on their inproc:// endpoints in `context`.
-  static Status Create(zmq::context_t& context, const DaemonConfig& config, const Clock& clock,
-                       BoardLinkFactory link_factory, std::unique_ptr<Daemon>* out,
-                       std::string* detail);
+  static HostResult<std::unique_ptr<Daemon>> Create(zmq::context_t& context,
+                                                    const DaemonConfig& config, const Clock& clock,
+                                                    BoardLinkFactory link_factory);
   ~Daemon();
 
   // Serves until RequestStop(), then drains: no new jobs, accepted ones run to completion (up to
@@ -43,10 +57,12 @@ class Daemon {
   void RequestStop();
   // Re-reads the client allowlist and the server's CURVE secret key file through the source
   // given here (waferd: the config file) at the next turn of the loop; a new server key rebinds
-  // the job and admin sockets (clients of the old public key are cut off). RequestReload is async-signal-safe (it writes an eventfd);
-  // without a source set it does nothing. set_config_source is thread-safe.
+  // the job and admin sockets (clients of the old public key are cut off). RequestReload is
+  // async-signal-safe (it writes an eventfd); without a source set it does nothing.
+  // set_config_source is thread-safe. The source returns the configuration read afresh, or the
+  // Error that the audit log records (the running allowlist and key then stay).
   void RequestReload();
-  void set_config_source(std::function<Status(DaemonConfig*, std::string*)> source);
+  void set_config_source(std::function<HostResult<DaemonConfig>()> source);
 
   // The endpoints actually bound (a "tcp://127.0.0.1:*" config gets its real port here). Fixed
   // after Create, key reloads included: safe to read from any thread while Run() runs.
@@ -81,7 +97,7 @@ class Daemon {
   int stop_fd_ = -1;
   int reload_fd_ = -1;
   std::mutex source_mu_;
-  std::function<Status(DaemonConfig*, std::string*)> config_source_;  // Guarded by source_mu_.
+  std::function<HostResult<DaemonConfig>()> config_source_;  // Guarded by source_mu_.
   bool stopping_ = false;
   int64_t drain_deadline_ns_ = 0;
   JobStoreStats exported_store_stats_;  // What /metrics has been told so far.

@@ -87,12 +87,13 @@ int main(int argc, char** argv) {
     }
   }
   log::Configure(log_options);
-  host::DaemonConfig config;
-  std::string detail;
-  if (!config_path.empty() && !host::LoadDaemonConfig(config_path, &config, &detail).ok()) {
-    log::Error("daemon", "config error: {}", detail);
+  HostResult<host::DaemonConfig> loaded = host::DaemonConfig{};
+  if (!config_path.empty()) loaded = host::LoadDaemonConfig(config_path);
+  if (!loaded.ok()) {
+    log::Error("daemon", "config error: {}", loaded.error().message);
     return 2;
   }
+  const host::DaemonConfig config = std::move(loaded).value();
 
   zmq::context_t context(2);
   // Embedded boards first: the daemon's board workers connect to them over inproc://.
@@ -118,21 +119,21 @@ int main(int argc, char** argv) {
   // The daemon's own CURVE pair also authenticates it to wafer-sim boards that have keys.
   std::string secret_key;
   if (config.security.curve()) {
-    auto key = host::ReadSecretKeyFile(config.security.server_secret_key_file, &detail);
+    auto key = host::ReadSecretKeyFile(config.security.server_secret_key_file);
     if (!key.ok()) {
-      log::Error("daemon", "{}", detail);
+      log::Error("daemon", "{}", key.error().message);
       return 2;
     }
     secret_key = *key;
   }
-  std::unique_ptr<host::Daemon> daemon;
-  if (!host::Daemon::Create(context, config, SystemClock::Get(),
-                            host::ZmqBoardLinkFactory(context, SystemClock::Get(), secret_key),
-                            &daemon, &detail)
-           .ok()) {
-    log::Error("daemon", "{}", detail);
+  HostResult<std::unique_ptr<host::Daemon>> created =
+      host::Daemon::Create(context, config, SystemClock::Get(),
+                           host::ZmqBoardLinkFactory(context, SystemClock::Get(), secret_key));
+  if (!created.ok()) {
+    log::Error("daemon", "{}", created.error().message);
     return 3;
   }
+  std::unique_ptr<host::Daemon> daemon = std::move(created).value();
   g_daemon = daemon.get();
   struct sigaction action {};
   action.sa_handler = OnSignal;
@@ -141,9 +142,7 @@ int main(int argc, char** argv) {
   sigaction(SIGINT, &action, nullptr);
   // SIGHUP re-reads security.clients from the config file (nothing else is reloaded).
   if (!config_path.empty()) {
-    daemon->set_config_source([config_path](host::DaemonConfig* config, std::string* detail) {
-      return host::LoadDaemonConfig(config_path, config, detail);
-    });
+    daemon->set_config_source([config_path] { return host::LoadDaemonConfig(config_path); });
   }
   struct sigaction hangup {};
   hangup.sa_handler = OnHangup;

@@ -65,20 +65,18 @@ std::optional<ClientKeyConfig> AccessPolicy::Find(const std::string& user_id) co
   return it->second;
 }
 
-Result<std::string> ReadPrivateFile(const std::string& path, std::string* detail) {
+HostResult<std::string> ReadPrivateFile(const std::string& path) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) {
-    *detail = "cannot read " + path;
-    return NotFound();
+    return Error{StatusCode::kNotFound, "cannot read " + path};
   }
   if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    *detail = path + " is readable by group or others: chmod 600 it (waferd refuses to use it)";
-    return InvalidArgument();
+    return Error{StatusCode::kInvalidArgument,
+                 path + " is readable by group or others: chmod 600 it (waferd refuses to use it)"};
   }
   std::ifstream in(path);
   if (!in) {
-    *detail = "cannot read " + path;
-    return NotFound();
+    return Error{StatusCode::kNotFound, "cannot read " + path};
   }
   std::string text;
   std::getline(in, text);
@@ -86,48 +84,49 @@ Result<std::string> ReadPrivateFile(const std::string& path, std::string* detail
   return text;
 }
 
-Result<std::string> ReadSecretKeyFile(const std::string& path, std::string* detail) {
-  WAFER_ASSIGN_OR_RETURN(std::string key, ReadPrivateFile(path, detail));
+HostResult<std::string> ReadSecretKeyFile(const std::string& path) {
+  WAFER_HOST_ASSIGN_OR_RETURN(std::string key, ReadPrivateFile(path));
   if (key.size() != 40) {
-    *detail = "the secret key file " + path + " does not hold a 40-character Z85 CURVE key";
-    return InvalidArgument();
+    return Error{StatusCode::kInvalidArgument,
+                 "the secret key file " + path + " does not hold a 40-character Z85 CURVE key"};
   }
   return key;
 }
 
-Status CheckTransportSecurity(const DaemonConfig& config, std::string* detail) {
+HostStatus CheckTransportSecurity(const DaemonConfig& config) {
   const SecurityConfig& security = config.security;
   if (!security.curve() && !security.insecure) {
     for (const std::string* e : {&config.job_endpoint, &config.admin_endpoint}) {
       if (!LoopbackEndpoint(*e)) {
-        *detail = *e + " is reachable from other hosts: set security.server_secret_key_file " +
-                  "(CURVE), or security.insecure: true to serve it in plaintext";
-        return InvalidArgument();
+        return Error{StatusCode::kInvalidArgument,
+                     *e + " is reachable from other hosts: set security.server_secret_key_file " +
+                         "(CURVE), or security.insecure: true to serve it in plaintext"};
       }
     }
   }
   for (const BoardConfig& board : config.boards) {
     if (!board.curve_public_key.empty() && !security.curve()) {
-      *detail = "board " + board.endpoint + " has a curve_public_key but the daemon has no key "
-                "pair of its own: set security.server_secret_key_file";
-      return InvalidArgument();
+      return Error{StatusCode::kInvalidArgument,
+                   "board " + board.endpoint +
+                       " has a curve_public_key but the daemon has no key "
+                       "pair of its own: set security.server_secret_key_file"};
     }
     if (board.curve_public_key.empty() && !LoopbackEndpoint(board.endpoint) &&
         !security.insecure) {
-      *detail = "board " + board.endpoint + " is reached over the network in plaintext: give it "
-                "a curve_public_key, or set security.insecure: true";
-      return InvalidArgument();
+      return Error{StatusCode::kInvalidArgument,
+                   "board " + board.endpoint +
+                       " is reached over the network in plaintext: give it "
+                       "a curve_public_key, or set security.insecure: true"};
     }
   }
-  return OkStatus();
+  return HostOk();
 }
 
-Result<BasicAuth> ReadBasicAuthFile(const std::string& path, std::string* detail) {
-  WAFER_ASSIGN_OR_RETURN(std::string line, ReadPrivateFile(path, detail));
+HostResult<BasicAuth> ReadBasicAuthFile(const std::string& path) {
+  WAFER_HOST_ASSIGN_OR_RETURN(std::string line, ReadPrivateFile(path));
   const size_t colon = line.find(':');
   if (colon == 0 || colon == std::string::npos || colon + 1 == line.size()) {
-    *detail = path + " must hold user:password on its first line";
-    return InvalidArgument();
+    return Error{StatusCode::kInvalidArgument, path + " must hold user:password on its first line"};
   }
   return BasicAuth{line.substr(0, colon), line.substr(colon + 1)};
 }

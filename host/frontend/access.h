@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "common/error.h"
 #include "common/result.h"
 #include "host/config/daemon_config.h"
 
@@ -56,28 +57,37 @@ class AccessPolicy {
   std::shared_ptr<const Lists> lists_;  // Guarded by mu_; replaced whole.
 };
 
-// Reads a one-line secret (trailing whitespace dropped) from `path`. INVALID_ARGUMENT
-// (`detail` names the file) when the file is readable by group or others; NOT_FOUND when it
-// cannot be read.
-Result<std::string> ReadPrivateFile(const std::string& path, std::string* detail);
+// Reads a one-line secret (trailing whitespace dropped) from `path`. Every message names the
+// file.
+//
+// Returns:
+//   OK               - the secret.
+//   INVALID_ARGUMENT - the file is readable by group or others.
+//   NOT_FOUND        - the file cannot be read.
+HostResult<std::string> ReadPrivateFile(const std::string& path);
 
-// Reads the daemon's CURVE secret key from `path`. INVALID_ARGUMENT (`detail` names the file)
-// when the file is readable by group or others, or does not hold a 40-character Z85 key;
-// NOT_FOUND when it cannot be read.
-Result<std::string> ReadSecretKeyFile(const std::string& path, std::string* detail);
+// Reads the daemon's CURVE secret key from `path`. Every message names the file.
+//
+// Returns:
+//   OK               - the key (40 characters of Z85).
+//   INVALID_ARGUMENT - the file is readable by group or others, or does not hold a
+//                      40-character Z85 key.
+//   NOT_FOUND        - the file cannot be read.
+HostResult<std::string> ReadSecretKeyFile(const std::string& path);
 
 // The transport rules of `config`: without a server key, no job or admin endpoint and no board
 // link may be reachable from other hosts unless security.insecure; a board key needs the
-// daemon's own key pair. INVALID_ARGUMENT (`detail` names the endpoint and the fix) otherwise.
-Status CheckTransportSecurity(const DaemonConfig& config, std::string* detail);
+// daemon's own key pair. Returns OK, or INVALID_ARGUMENT (the message names the endpoint and
+// the fix).
+HostStatus CheckTransportSecurity(const DaemonConfig& config);
 
 struct BasicAuth {
   std::string user;
   std::string password;
 };
-// Reads "user:password" from the first line of `path` (ReadPrivateFile's rules). INVALID_ARGUMENT
-// when either part is empty or the colon is missing.
-Result<BasicAuth> ReadBasicAuthFile(const std::string& path, std::string* detail);
+// Reads "user:password" from the first line of `path`. Returns ReadPrivateFile's errors, or
+// INVALID_ARGUMENT when either part is empty or the colon is missing.
+HostResult<BasicAuth> ReadBasicAuthFile(const std::string& path);
 
 // True for endpoints only this host can reach: inproc://, ipc://, and tcp:// on 127.0.0.0/8,
 // [::1] or localhost.

@@ -77,8 +77,8 @@ AdminFrontend::AdminFrontend(zmq::context_t& context, const DaemonConfig& config
       health_(health),
       socket_(context, "admin", kAdminZapDomain, access, metrics) {}
 
-Status AdminFrontend::Bind(const std::string& curve_secret_key, std::string* detail) {
-  return socket_.Bind(config_.admin_endpoint, config_, curve_secret_key, detail);
+HostStatus AdminFrontend::Bind(const std::string& curve_secret_key) {
+  return socket_.Bind(config_.admin_endpoint, config_, curve_secret_key);
 }
 
 void AdminFrontend::Pump(int burst) {
@@ -336,12 +336,11 @@ void AdminFrontend::OnUnload(const std::string& peer, const UnloadModel& unload)
                                     "model '" + unload.name + "' is not loaded", 0});
     return;
   }
-  std::string detail;
-  const Status s = models_.BeginUnload(unload.name, unload.board, peer, unload.request_tag, &detail);
+  const HostStatus s = models_.BeginUnload(unload.name, unload.board, peer, unload.request_tag);
   if (s.code() == StatusCode::kNotFound) {  // No replica on that board.
-    Send(peer, OperationResult{unload.request_tag, ErrorCode::kUnknownModel, detail, 0});
+    Send(peer, OperationResult{unload.request_tag, ErrorCode::kUnknownModel, s.error().message, 0});
   } else if (!s.ok()) {
-    FinishOperation(peer, unload.request_tag, s, detail, 0);
+    FinishOperation(peer, unload.request_tag, s.status(), s.error().message, 0);
   }
 }
 

@@ -52,10 +52,11 @@ void AdminFrontend::OnHealth(const std::string& peer, const HealthQuery& query) 
 
 void AdminFrontend::OnClearHealth(const std::string& peer, const ClearHealthIncident& clear) {
   if (!CheckBoard(peer, clear.request_tag, clear.board)) return;
-  std::string detail;
-  const Status s = health_.Clear(clear.board, &detail);
+  const HostResult<std::string> cleared = health_.Clear(clear.board);
+  if (cleared.ok()) return FinishOperation(peer, clear.request_tag, OkStatus(), *cleared, 0);
   FinishOperation(peer, clear.request_tag,
-                  s.code() == StatusCode::kNotFound ? FailedPrecondition() : s, detail, 0);
+                  cleared.code() == StatusCode::kNotFound ? FailedPrecondition() : cleared.status(),
+                  cleared.error().message, 0);
 }
 
 }  // namespace wafer::host

@@ -37,17 +37,16 @@ AuditLog::~AuditLog() {
   if (file_ != nullptr) std::fclose(file_);
 }
 
-Status AuditLog::Open(const std::string& path, std::string* detail) {
-  if (path.empty()) return OkStatus();
+HostStatus AuditLog::Open(const std::string& path) {
+  if (path.empty()) return HostOk();
   std::FILE* file = std::fopen(path.c_str(), "a");
   if (file == nullptr) {
-    *detail = "cannot open the audit log " + path + " for appending";
-    return NotFound();
+    return Error{StatusCode::kNotFound, "cannot open the audit log " + path + " for appending"};
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (file_ != nullptr) std::fclose(file_);
   file_ = file;
-  return OkStatus();
+  return HostOk();
 }
 
 void AuditLog::Record(const char* event, const std::string& who, const std::string& what,

@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "common/clock.h"
+#include "common/error.h"
 #include "common/status.h"
 #include "telemetry/daemon_metrics.h"
 
@@ -25,9 +26,9 @@ class AuditLog {
   AuditLog(const Clock& clock, telemetry::DaemonMetrics& metrics);
   ~AuditLog();
 
-  // Appends to `path` ("" keeps stderr). NOT_FOUND (`detail` names the file) when it cannot be
-  // opened for appending.
-  Status Open(const std::string& path, std::string* detail);
+  // Appends to `path` ("" keeps stderr). Returns OK, or NOT_FOUND (the message names the file)
+  // when it cannot be opened for appending.
+  HostStatus Open(const std::string& path);
 
   // One line: time (UTC, from the clock's wall time), `event`, who, what and the outcome.
   void Record(const char* event, const std::string& who, const std::string& what,

@@ -30,8 +30,8 @@ JobFrontend::JobFrontend(zmq::context_t& context, const DaemonConfig& config, co
       metrics_(metrics),
       socket_(context, "job", kJobZapDomain, access, metrics) {}
 
-Status JobFrontend::Bind(const std::string& curve_secret_key, std::string* detail) {
-  return socket_.Bind(config_.job_endpoint, config_, curve_secret_key, detail);
+HostStatus JobFrontend::Bind(const std::string& curve_secret_key) {
+  return socket_.Bind(config_.job_endpoint, config_, curve_secret_key);
 }
 
 JobRecord* JobFrontend::Visible(uint64_t id, const ClientKeyConfig* key) {

@@ -17,6 +17,7 @@
 #include <zmq.hpp>
 
 #include "common/clock.h"
+#include "common/error.h"
 #include "host/boards/board_manager.h"
 #include "host/health/health_monitor.h"
 #include "host/config/daemon_config.h"
@@ -49,14 +50,13 @@ class JobFrontend final : public JobReplies {
               const HealthMonitor& health, telemetry::DaemonMetrics& metrics);
 
   // See RouterSocket::Bind (CURVE when `curve_secret_key` is not empty).
-  Status Bind(const std::string& curve_secret_key, std::string* detail);
+  HostStatus Bind(const std::string& curve_secret_key);
   // See RouterSocket::monitor_handle and DrainRefusedHandshakes.
   void* monitor_handle() { return socket_.monitor_handle(); }
   void DrainRefusedHandshakes(AuditLog& audit) { socket_.DrainRefusedHandshakes(audit); }
   // See RouterSocket::Rebind: the server key rotated.
-  Status Rekey(const std::string& new_secret_key, const std::string& old_secret_key,
-               std::string* detail) {
-    return socket_.Rebind(config_, new_secret_key, old_secret_key, detail);
+  HostStatus Rekey(const std::string& new_secret_key, const std::string& old_secret_key) {
+    return socket_.Rebind(config_, new_secret_key, old_secret_key);
   }
   const std::string& endpoint() const { return socket_.endpoint(); }
   void* handle() { return socket_.handle(); }

@@ -13,8 +13,8 @@ RouterSocket::RouterSocket(zmq::context_t& context, const char* name, const char
       access_(access),
       metrics_(metrics) {}
 
-Status RouterSocket::Bind(const std::string& endpoint, const DaemonConfig& config,
-                          const std::string& curve_secret_key, std::string* detail) {
+HostStatus RouterSocket::Bind(const std::string& endpoint, const DaemonConfig& config,
+                              const std::string& curve_secret_key) {
   net::SocketOptions options;
   options.send_high_water_mark = static_cast<int>(config.send_high_water_mark);
   options.receive_high_water_mark = static_cast<int>(config.send_high_water_mark);
@@ -27,8 +27,8 @@ Status RouterSocket::Bind(const std::string& endpoint, const DaemonConfig& confi
   HostResult<std::unique_ptr<net::Socket>> socket =
       net::Socket::Bind(context_, net::SocketType::kRouter, endpoint, options);
   if (!socket.ok()) {
-    *detail = std::string("cannot bind the ") + name_ + " endpoint: " + socket.error().message;
-    return Unavailable();
+    return Error{StatusCode::kUnavailable,
+                 std::string("cannot bind the ") + name_ + " endpoint: " + socket.error().message};
   }
   socket_ = std::move(socket).value();
   // Set by the first Bind only: a Rebind binds the same (resolved) endpoint, and other threads
@@ -37,36 +37,38 @@ Status RouterSocket::Bind(const std::string& endpoint, const DaemonConfig& confi
   if (!curve_secret_key.empty()) {
     // Plaintext clients never reach the ZAP handler: only a monitor sees them turned away.
     auto monitor = net::HandshakeMonitor::Start(context_, *socket_);
-    if (!monitor.ok()) {
-      *detail = monitor.error().message;
-      return monitor.status();
-    }
+    if (!monitor.ok()) return std::move(monitor).error();
     monitor_ = std::move(monitor).value();
   }
-  return OkStatus();
+  return HostOk();
 }
 
-Status RouterSocket::Rebind(const DaemonConfig& config, const std::string& new_secret_key,
-                            const std::string& old_secret_key, std::string* detail) {
+HostStatus RouterSocket::Rebind(const DaemonConfig& config, const std::string& new_secret_key,
+                                const std::string& old_secret_key) {
   const std::string endpoint = endpoint_;
   monitor_.reset();
   socket_.reset();
   // libzmq closes the listener on its I/O thread, a moment after the socket: until then the
-  // endpoint is taken. A key rotation is rare; the loop may wait a little for it.
-  auto bind = [&](const std::string& key, std::string* why) {
+  // endpoint is taken. A key rotation is rare; the loop may wait a little for it. Returns the
+  // last attempt's result.
+  auto bind = [&](const std::string& key) {
+    HostStatus bound = HostOk();
     for (int attempt = 0; attempt < 200; ++attempt) {
-      if (Bind(endpoint, config, key, why).ok()) return true;
+      bound = Bind(endpoint, config, key);
+      if (bound.ok()) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    return false;
+    return bound;
   };
-  if (bind(new_secret_key, detail)) return OkStatus();
-  std::string again;
-  if (!bind(old_secret_key, &again)) {
-    *detail += "; the old key's socket could not be bound again either (" + again +
-               "): the " + name_ + " socket is closed until waferd restarts";
+  HostStatus bound = bind(new_secret_key);
+  if (bound.ok()) return bound;
+  Error error{StatusCode::kUnavailable, std::move(bound).error().message};
+  if (HostStatus again = bind(old_secret_key); !again.ok()) {
+    error.message += "; the old key's socket could not be bound again either (" +
+                     again.error().message + "): the " + name_ +
+                     " socket is closed until waferd restarts";
   }
-  return Unavailable();
+  return error;
 }
 
 void RouterSocket::Pump(

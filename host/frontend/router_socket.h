@@ -11,6 +11,7 @@
 
 #include <zmq.hpp>
 
+#include "common/error.h"
 #include "common/net/handshake_monitor.h"
 #include "common/net/router.h"
 #include "common/net/socket.h"
@@ -33,15 +34,17 @@ class RouterSocket {
                const AccessPolicy& access, telemetry::DaemonMetrics& metrics);
 
   // Configures (ROUTER_MANDATORY, high-water marks and ZMQ_MAXMSGSIZE from `config`, linger 0;
-  // CURVE with `curve_secret_key` when it is not empty) and binds. UNAVAILABLE (`detail` names
-  // the endpoint) when it cannot be bound.
-  Status Bind(const std::string& endpoint, const DaemonConfig& config,
-              const std::string& curve_secret_key, std::string* detail);
+  // CURVE with `curve_secret_key` when it is not empty) and binds. Returns OK, UNAVAILABLE (the
+  // message names the endpoint and why, e.g. "cannot bind the job endpoint: ... Address already
+  // in use") when it cannot be bound, or the handshake monitor's code when that cannot start.
+  HostStatus Bind(const std::string& endpoint, const DaemonConfig& config,
+                  const std::string& curve_secret_key);
   // Binds the same endpoint again with another CURVE secret key (the server key rotated):
   // clients of the old public key are cut off, the new one's connect. When the new socket
-  // cannot be bound, the old key's is bound again and UNAVAILABLE returned (`detail` says why).
-  Status Rebind(const DaemonConfig& config, const std::string& new_secret_key,
-                const std::string& old_secret_key, std::string* detail);
+  // cannot be bound, the old key's is bound again and UNAVAILABLE returned (the message says
+  // why, and whether the old key's socket is back).
+  HostStatus Rebind(const DaemonConfig& config, const std::string& new_secret_key,
+                    const std::string& old_secret_key);
   // The endpoint actually bound (a "tcp://127.0.0.1:*" gets its real port here). Fixed once the
   // first Bind returned (a Rebind keeps it), so any thread may read it from then on.
   const std::string& endpoint() const { return endpoint_; }

@@ -238,24 +238,23 @@ void HealthMonitor::Restore(const Incident& incident) {
             b.open->last_action);
 }
 
-Status HealthMonitor::Clear(uint32_t board, std::string* detail) {
+HostResult<std::string> HealthMonitor::Clear(uint32_t board) {
   if (board >= boards_.size()) {
-    *detail = "board " + std::to_string(board) + " is not configured";
-    return InvalidArgument();
+    return Error{StatusCode::kInvalidArgument,
+                 "board " + std::to_string(board) + " is not configured"};
   }
   BoardState& b = boards_[board];
   if (!b.open) {
-    *detail = "board " + std::to_string(board) + " has no open health incident";
-    return NotFound();
+    return Error{StatusCode::kNotFound,
+                 "board " + std::to_string(board) + " has no open health incident"};
   }
   const uint64_t id = b.open->id;
   // The operator vouches for the board: its rules judge what it does from now on, not the
   // errors still in their window (which would open a new incident at the next reading).
   b.rules = std::make_unique<BoardHealthRules>(config_);
   Close(board, b, "cleared by an operator");
-  *detail = "board " + std::to_string(board) + ": incident " + std::to_string(id) +
-            " cleared, health drain lifted";
-  return OkStatus();
+  return "board " + std::to_string(board) + ": incident " + std::to_string(id) +
+         " cleared, health drain lifted";
 }
 
 BoardHealthReport HealthMonitor::Report(uint32_t board) const {

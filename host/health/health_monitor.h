@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/error.h"
 #include "common/status.h"
 #include "host/config/health_config.h"
 #include "host/health/health_rules.h"
@@ -95,8 +96,13 @@ class HealthMonitor {
   void Restore(const Incident& incident);
   // An operator ends the board's incident (quarantined or not) and lifts its health drain; the
   // rules start a fresh window (errors before the clear do not open a new incident).
-  // NOT_FOUND when it has none; INVALID_ARGUMENT for an unknown board.
-  Status Clear(uint32_t board, std::string* detail);
+  //
+  // Returns:
+  //   OK               - what was done, for the operator ("board 0: incident 3 cleared, health
+  //                      drain lifted").
+  //   NOT_FOUND        - the board has no open incident.
+  //   INVALID_ARGUMENT - an unknown board.
+  HostResult<std::string> Clear(uint32_t board);
 
   // A diagnostics run ended on the board (`outcome`: PASS, WARN, FAIL), having retired
   // `pes_retired` PEs: counted for the operator's dashboards. The rules see the retired PEs in

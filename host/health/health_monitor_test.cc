@@ -138,12 +138,14 @@ TEST_F(HealthMonitorTest, FailedResetsBackOffThenQuarantineUntilAnOperatorClears
   // Quarantined: no more resets, however long it stays.
   Run(120, 101);
   EXPECT_EQ(actions_.done.size(), 3u);
-  std::string detail;
-  EXPECT_EQ(Monitor().Clear(1, &detail).code(), StatusCode::kNotFound);
-  EXPECT_EQ(detail, "board 1 has no open health incident");
-  EXPECT_EQ(Monitor().Clear(7, &detail).code(), StatusCode::kInvalidArgument);
-  ASSERT_TRUE(Monitor().Clear(0, &detail).ok());
-  EXPECT_EQ(detail, "board 0: incident 1 cleared, health drain lifted");
+  HostResult<std::string> cleared = Monitor().Clear(1);
+  EXPECT_EQ(cleared.code(), StatusCode::kNotFound);
+  EXPECT_EQ(cleared.ok() ? std::string() : cleared.error().message,
+            "board 1 has no open health incident");
+  EXPECT_EQ(Monitor().Clear(7).code(), StatusCode::kInvalidArgument);
+  cleared = Monitor().Clear(0);
+  ASSERT_TRUE(cleared.ok());
+  EXPECT_EQ(*cleared, "board 0: incident 1 cleared, health drain lifted");
   EXPECT_EQ(actions_.done.back(), "undrain 0");
   EXPECT_EQ(Metric("wafer_board_quarantined"), 0);
 }
@@ -250,8 +252,7 @@ TEST_F(HealthMonitorTest, AClearJudgesTheBoardAfreshRatherThanReopeningOnOldErro
   s.ecc_uncorrectable = 1;
   Monitor().OnSample(0, s);
   ASSERT_TRUE(Monitor().Report(0).open.has_value());
-  std::string detail;
-  ASSERT_TRUE(Monitor().Clear(0, &detail).ok());
+  ASSERT_TRUE(Monitor().Clear(0).ok());
   clock_.Advance(kSecond);  // Still within the 60 s window of that error.
   s.at_ns = clock_.NowNanos();
   Monitor().OnSample(0, s);
@@ -271,8 +272,7 @@ TEST_F(HealthMonitorTest, EveryIncidentChangeIsReportedForTheStore) {
   Run(1, 101);   // Failed.
   EXPECT_EQ(actions_.changes[0], 3);
   ASSERT_TRUE(Monitor().Report(0).open.has_value());
-  std::string detail;
-  ASSERT_TRUE(Monitor().Clear(0, &detail).ok());  // Closed.
+  ASSERT_TRUE(Monitor().Clear(0).ok());  // Closed.
   EXPECT_EQ(actions_.changes[0], 4);
   EXPECT_EQ(actions_.changes.count(1), 0u);
 }
@@ -302,8 +302,7 @@ TEST_F(HealthMonitorTest, ARestoredIncidentDrainsAgainAndKeepsItsResetsAndQuaran
   stored.state = IncidentState::kQuarantined;
   Monitor().Restore(stored);
   EXPECT_EQ(Monitor().Report(0).open->state, IncidentState::kQuarantined);
-  std::string detail;
-  ASSERT_TRUE(Monitor().Clear(0, &detail).ok());
+  ASSERT_TRUE(Monitor().Clear(0).ok());
   Run(1, 101);
   EXPECT_EQ(Monitor().Report(0).open->id, 42u);
 }

@@ -11,16 +11,17 @@
 
 namespace wafer::host {
 
-Result<std::unique_ptr<FileSyncer>> FileSyncer::Start(const std::string& path,
-                                                      const Clock& clock, std::string* detail) {
+HostResult<std::unique_ptr<FileSyncer>> FileSyncer::Start(const std::string& path,
+                                                          const Clock& clock) {
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   const int error = errno;
   const int event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (fd < 0 || event_fd < 0) {
-    *detail = path + ": cannot open it to fsync it: " + std::strerror(fd < 0 ? error : errno);
+    Error failure{StatusCode::kUnavailable,
+                  path + ": cannot open it to fsync it: " + std::strerror(fd < 0 ? error : errno)};
     if (fd >= 0) close(fd);
     if (event_fd >= 0) close(event_fd);
-    return Unavailable();
+    return failure;
   }
   return std::unique_ptr<FileSyncer>(new FileSyncer(path, clock, fd, event_fd));
 }

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "common/clock.h"
+#include "common/error.h"
 #include "common/result.h"
 
 namespace wafer::host {
@@ -24,10 +25,10 @@ namespace wafer::host {
 class FileSyncer {
  public:
   // Opens `path` (which must exist; its writer keeps it, same inode, while the syncer runs) and
-  // starts the thread. UNAVAILABLE (naming the file in `detail`) when it cannot be opened.
+  // starts the thread. Returns the syncer, or UNAVAILABLE (the message naming the file) when it
+  // cannot be opened.
   // REQUIRES: `clock` outlives the syncer (it times the fsyncs, from the syncer's thread).
-  static Result<std::unique_ptr<FileSyncer>> Start(const std::string& path, const Clock& clock,
-                                                   std::string* detail);
+  static HostResult<std::unique_ptr<FileSyncer>> Start(const std::string& path, const Clock& clock);
   // Syncs what was requested, then stops the thread.
   ~FileSyncer();
 

@@ -39,9 +39,8 @@ class FileSyncerTest : public ::testing::Test {
 };
 
 TEST_F(FileSyncerTest, GenerationsBecomeDurableInOrderAndAreSignalled) {
-  std::string detail;
-  auto syncer = FileSyncer::Start(path_, SystemClock::Get(), &detail);
-  ASSERT_TRUE(syncer.ok()) << detail;
+  auto syncer = FileSyncer::Start(path_, SystemClock::Get());
+  ASSERT_TRUE(syncer.ok()) << syncer.error().ToString();
   EXPECT_EQ((*syncer)->synced(), 0u);
   for (uint64_t g = 1; g <= 20; ++g) {
     ASSERT_EQ(write(fd_, "record\n", 7), 7);
@@ -57,9 +56,9 @@ TEST_F(FileSyncerTest, GenerationsBecomeDurableInOrderAndAreSignalled) {
 }
 
 TEST_F(FileSyncerTest, AMissingFileIsUnavailableNamingIt) {
-  std::string detail;
-  auto syncer = FileSyncer::Start(dir_ + "/absent", SystemClock::Get(), &detail);
+  auto syncer = FileSyncer::Start(dir_ + "/absent", SystemClock::Get());
   EXPECT_EQ(syncer.status().code(), StatusCode::kUnavailable);
+  const std::string detail = syncer.ok() ? std::string() : syncer.error().message;
   EXPECT_NE(detail.find(dir_ + "/absent"), std::string::npos) << detail;
 }
 

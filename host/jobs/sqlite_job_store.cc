@@ -158,36 +158,39 @@ bool ParseBoardsText(std::string_view text, std::vector<uint32_t>* boards) {
   return true;
 }
 
-// Runs one statement of `sql` at a time; the error (named by `path`) into `detail`.
-bool ExecAll(sqlite3* db, const char* sql, const std::string& path, std::string* detail) {
+// Runs one statement of `sql` at a time. UNAVAILABLE, with SQLite's message after `path`, when
+// one fails.
+HostStatus ExecAll(sqlite3* db, const char* sql, const std::string& path) {
   char* message = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &message) == SQLITE_OK) return true;
-  *detail = path + ": " + (message != nullptr ? message : sqlite3_errmsg(db));
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &message) == SQLITE_OK) return HostOk();
+  Error error{StatusCode::kUnavailable,
+              path + ": " + (message != nullptr ? message : sqlite3_errmsg(db))};
   sqlite3_free(message);
-  return false;
+  return error;
 }
 
-// The code for a failure opening or reading `db` (`detail` says more when another process
-// holds it).
-Status OpenFailure(sqlite3* db, const std::string& path, std::string* detail) {
+// `error`, a failure opening or reading `db`, with the code (and, when another process holds
+// the file or it is not a database, the message) that SQLite's last error calls for.
+Error OpenFailure(sqlite3* db, const std::string& path, Error error) {
   switch (sqlite3_errcode(db) & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-      *detail = path + ": the job store is in use by another process (another waferd?)";
-      return Unavailable();
+      return Error{StatusCode::kUnavailable,
+                   path + ": the job store is in use by another process (another waferd?)"};
     case SQLITE_NOTADB:
     case SQLITE_CORRUPT:
     case SQLITE_FORMAT:
-      *detail = path + ": not a readable job store (" + sqlite3_errmsg(db) +
-                "); move it aside to start with an empty one";
-      return DataLoss();
+      return Error{StatusCode::kDataLoss, path + ": not a readable job store (" +
+                                              sqlite3_errmsg(db) +
+                                              "); move it aside to start with an empty one"};
     default:
-      return Unavailable();
+      error.code = StatusCode::kUnavailable;
+      return error;
   }
 }
 
 // Creates the schema of a new file, migrates an older one, and returns the instance id.
-Result<uint64_t> PrepareSchema(sqlite3* db, const std::string& path, std::string* detail) {
+HostResult<uint64_t> PrepareSchema(sqlite3* db, const std::string& path) {
   int64_t version = -1;
   int64_t tables = -1;
   {
@@ -205,25 +208,27 @@ Result<uint64_t> PrepareSchema(sqlite3* db, const std::string& path, std::string
     sqlite3_finalize(s);
   }
   if (version < 0 || tables < 0) {
-    *detail = path + ": not a readable job store: " + sqlite3_errmsg(db);
-    return OpenFailure(db, path, detail);
+    return OpenFailure(db, path,
+                       Error{StatusCode::kUnavailable,
+                             path + ": not a readable job store: " + sqlite3_errmsg(db)});
   }
   if (version > SqliteJobStore::kSchemaVersion) {
-    *detail = path + ": written by a newer waferd (schema version " + std::to_string(version) +
-              ", this one reads up to " + std::to_string(SqliteJobStore::kSchemaVersion) + ")";
-    return FailedPrecondition();
+    return Error{StatusCode::kFailedPrecondition,
+                 path + ": written by a newer waferd (schema version " + std::to_string(version) +
+                     ", this one reads up to " + std::to_string(SqliteJobStore::kSchemaVersion) +
+                     ")"};
   }
   if (version == 0) {
     if (tables != 0) {
-      *detail = path + ": an SQLite file that is not a waferd job store (" +
-                std::to_string(tables) + " foreign tables)";
-      return DataLoss();
+      return Error{StatusCode::kDataLoss, path +
+                                              ": an SQLite file that is not a waferd job store (" +
+                                              std::to_string(tables) + " foreign tables)"};
     }
     const uint64_t instance = RandomNonZeroId();
     const std::string create = std::string(kSchemaV1) +
                                "INSERT INTO meta VALUES('instance_id', " +
                                std::to_string(AsSql(instance)) + ");PRAGMA user_version = 1;";
-    if (!ExecAll(db, create.c_str(), path, detail)) return Unavailable();
+    WAFER_HOST_RETURN_IF_ERROR(ExecAll(db, create.c_str(), path));
     version = 1;
   }
   for (; version < SqliteJobStore::kSchemaVersion; ++version) {
@@ -231,9 +236,11 @@ Result<uint64_t> PrepareSchema(sqlite3* db, const std::string& path, std::string
     // file as it was.
     const std::string step = std::string(kMigrations[version - 1]) + "PRAGMA user_version = " +
                              std::to_string(version + 1) + ";";
-    if (!ExecAll(db, step.c_str(), path, detail)) {
-      *detail += " (migrating the job store to schema version " + std::to_string(version + 1) + ")";
-      return Unavailable();
+    if (HostStatus migrated = ExecAll(db, step.c_str(), path); !migrated.ok()) {
+      Error error = std::move(migrated).error();
+      error.message +=
+          " (migrating the job store to schema version " + std::to_string(version + 1) + ")";
+      return error;
     }
   }
   sqlite3_stmt* s = nullptr;
@@ -245,29 +252,29 @@ Result<uint64_t> PrepareSchema(sqlite3* db, const std::string& path, std::string
   }
   sqlite3_finalize(s);
   if (instance == 0) {
-    *detail = path + ": job store without an instance id (damaged): " + sqlite3_errmsg(db);
-    return DataLoss();
+    return Error{StatusCode::kDataLoss,
+                 path + ": job store without an instance id (damaged): " + sqlite3_errmsg(db)};
   }
   return FromSql(instance);
 }
 
 }  // namespace
 
-Result<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const SqliteStoreOptions& options,
-                                                             const Clock& clock,
-                                                             std::string* detail) {
+HostResult<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const SqliteStoreOptions& options,
+                                                                 const Clock& clock) {
   sqlite3* db = nullptr;
   const int rc = sqlite3_open_v2(options.path.c_str(), &db,
                                  SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
   if (rc != SQLITE_OK) {
-    *detail = options.path + ": cannot open the job store: " +
-              (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    Error error{StatusCode::kUnavailable,
+                options.path + ": cannot open the job store: " +
+                    (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc))};
     sqlite3_close(db);
-    return Unavailable();
+    return error;
   }
-  auto fail = [&](Status status) {
+  auto fail = [&](Error error) {
     sqlite3_close(db);
-    return status;
+    return error;
   };
   // Exclusive locking: one waferd per store (a second one is refused, not interleaved), and
   // WAL without a shared-memory file. Synchronous NORMAL: a commit is not fsync'd by SQLite
@@ -278,13 +285,16 @@ Result<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const SqliteStoreOp
       (options.max_page_count != 0
            ? "PRAGMA max_page_count = " + std::to_string(options.max_page_count) + ";"
            : std::string());
-  if (!ExecAll(db, pragmas.c_str(), options.path, detail)) return fail(OpenFailure(db, options.path, detail));
-  if (!ExecAll(db, "BEGIN IMMEDIATE", options.path, detail)) {
-    return fail(OpenFailure(db, options.path, detail));
+  for (const char* sql : {pragmas.c_str(), "BEGIN IMMEDIATE"}) {
+    if (HostStatus s = ExecAll(db, sql, options.path); !s.ok()) {
+      return fail(OpenFailure(db, options.path, std::move(s).error()));
+    }
   }
-  Result<uint64_t> instance = PrepareSchema(db, options.path, detail);
-  if (!instance.ok()) return fail(instance.status());
-  if (!ExecAll(db, "COMMIT", options.path, detail)) return fail(OpenFailure(db, options.path, detail));
+  HostResult<uint64_t> instance = PrepareSchema(db, options.path);
+  if (!instance.ok()) return fail(std::move(instance).error());
+  if (HostStatus s = ExecAll(db, "COMMIT", options.path); !s.ok()) {
+    return fail(OpenFailure(db, options.path, std::move(s).error()));
+  }
   {
     // Catches damaged pages now, with the file's name, rather than in the middle of serving.
     sqlite3_stmt* s = nullptr;
@@ -295,23 +305,23 @@ Result<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const SqliteStoreOp
     }
     sqlite3_finalize(s);
     if (verdict != "ok") {
-      *detail = options.path + ": the job store is damaged: " +
-                (verdict.empty() ? std::string(sqlite3_errmsg(db)) : verdict);
-      return fail(DataLoss());
+      return fail(Error{StatusCode::kDataLoss,
+                        options.path + ": the job store is damaged: " +
+                            (verdict.empty() ? std::string(sqlite3_errmsg(db)) : verdict)});
     }
   }
   std::unique_ptr<SqliteJobStore> store(new SqliteJobStore(options, clock, db, *instance));
-  WAFER_RETURN_IF_ERROR(store->ReadAll(detail));
-  WAFER_RETURN_IF_ERROR(store->StartSyncer(detail));
+  WAFER_HOST_RETURN_IF_ERROR(store->ReadAll());
+  WAFER_HOST_RETURN_IF_ERROR(store->StartSyncer());
   return store;
 }
 
-Status SqliteJobStore::StartSyncer(std::string* detail) {
-  if (!options_.fsync) return OkStatus();
+HostStatus SqliteJobStore::StartSyncer() {
+  if (!options_.fsync) return HostOk();
   // SQLite keeps the WAL file (same inode) while the connection is open: an fdatasync on the
   // syncer's own descriptor flushes what SQLite wrote through its.
-  WAFER_ASSIGN_OR_RETURN(syncer_, FileSyncer::Start(options_.path + "-wal", clock_, detail));
-  return OkStatus();
+  WAFER_HOST_ASSIGN_OR_RETURN(syncer_, FileSyncer::Start(options_.path + "-wal", clock_));
+  return HostOk();
 }
 
 uint64_t SqliteJobStore::durable() const { return syncer_ ? syncer_->synced() : written_; }
@@ -346,10 +356,9 @@ sqlite3_stmt* SqliteJobStore::Statement(const char* sql) {
   return s;
 }
 
-Status SqliteJobStore::ReadAll(std::string* detail) {
+HostStatus SqliteJobStore::ReadAll() {
   auto damaged = [&](const std::string& what) {
-    *detail = options_.path + ": the job store is damaged: " + what;
-    return DataLoss();
+    return Error{StatusCode::kDataLoss, options_.path + ": the job store is damaged: " + what};
   };
   // A recovered job's timings continue on this process's clock.
   const int64_t now_ns = clock_.NowNanos();
@@ -407,7 +416,10 @@ Status SqliteJobStore::ReadAll(std::string* detail) {
     } else if (job->prompt.size() != prompt_tokens || job->prompt.empty()) {
       return damaged("unfinished job " + std::to_string(job->id) + " has no whole prompt");
     }
-    WAFER_RETURN_IF_ERROR(cache_.Insert(std::move(job)));
+    const uint64_t id = job->id;
+    if (Status held = cache_.Insert(std::move(job)); !held.ok()) {
+      return Error{held.code(), options_.path + ": job " + std::to_string(id) + " is held twice"};
+    }
   }
   s = Statement("SELECT * FROM chunks ORDER BY job_id, seq");
   if (s == nullptr) return damaged(sqlite3_errmsg(db_));
@@ -462,7 +474,7 @@ Status SqliteJobStore::ReadAll(std::string* detail) {
     b.incident_last_action = ColumnText(s, 8);
     cache_.BoardStateChanged(b).IgnoreError();  // The memory store takes every state.
   }
-  return OkStatus();
+  return HostOk();
 }
 
 bool SqliteJobStore::Exec(const char* sql) {

@@ -20,6 +20,7 @@
 #include <string_view>
 
 #include "common/clock.h"
+#include "common/error.h"
 #include "common/result.h"
 #include "host/jobs/file_syncer.h"
 #include "host/jobs/in_memory_job_store.h"
@@ -46,13 +47,13 @@ class SqliteJobStore final : public JobStore {
   static constexpr int kSchemaVersion = 4;
 
   // Opens the file, creating it (not its folder) on first use, and reads every job and model
-  // load it holds. Every refusal names the file in `detail`.
+  // load it holds. Every refusal's message names the file.
   // Returns:
   //   UNAVAILABLE         - it cannot be opened or created, or another waferd holds it.
   //   DATA_LOSS           - it is not a job store (not SQLite, corrupt, tables missing).
   //   FAILED_PRECONDITION - a newer waferd wrote it (its schema version is above ours).
-  static Result<std::unique_ptr<SqliteJobStore>> Open(const SqliteStoreOptions& options,
-                                                     const Clock& clock, std::string* detail);
+  static HostResult<std::unique_ptr<SqliteJobStore>> Open(const SqliteStoreOptions& options,
+                                                          const Clock& clock);
   ~SqliteJobStore() override;
 
   uint64_t instance_id() const override { return cache_.instance_id(); }
@@ -82,12 +83,12 @@ class SqliteJobStore final : public JobStore {
  private:
   SqliteJobStore(const SqliteStoreOptions& options, const Clock& clock, sqlite3* db,
                  uint64_t instance_id);
-  // Starts the syncer on the WAL file (options_.fsync only).
-  Status StartSyncer(std::string* detail);
+  // Starts the syncer on the WAL file (options_.fsync only). UNAVAILABLE when it cannot.
+  HostStatus StartSyncer();
   bool sync_failed() const;
 
   // Reads every job and model load into the cache. DATA_LOSS for rows that do not add up.
-  Status ReadAll(std::string* detail);
+  HostStatus ReadAll();
   // Runs `write` inside the open transaction (beginning one if needed). On failure the
   // transaction is rolled back and the store stalls: RESOURCE_EXHAUSTED (disk full) or
   // UNAVAILABLE.

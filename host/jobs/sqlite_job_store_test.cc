@@ -26,16 +26,16 @@ class SqliteJobStoreTest : public ::testing::Test {
   ~SqliteJobStoreTest() override { std::filesystem::remove_all(dir_); }
 
   std::unique_ptr<SqliteJobStore> Open(uint32_t max_page_count = 0) {
-    std::string detail;
-    Result<std::unique_ptr<SqliteJobStore>> store =
-        SqliteJobStore::Open(SqliteStoreOptions{path_, false, max_page_count}, clock_, &detail);
-    EXPECT_TRUE(store.ok()) << detail;
+    HostResult<std::unique_ptr<SqliteJobStore>> store =
+        SqliteJobStore::Open(SqliteStoreOptions{path_, false, max_page_count}, clock_);
+    EXPECT_TRUE(store.ok()) << store.error().ToString();
     return store.ok() ? std::move(store.value()) : nullptr;
   }
-  Status OpenFails(std::string* detail) {
-    Result<std::unique_ptr<SqliteJobStore>> store =
-        SqliteJobStore::Open(SqliteStoreOptions{path_, false, 0}, clock_, detail);
-    return store.status();
+  // The Error opening the store returns (code OK, no message, if it opened).
+  Error OpenError() {
+    HostResult<std::unique_ptr<SqliteJobStore>> store =
+        SqliteJobStore::Open(SqliteStoreOptions{path_, false, 0}, clock_);
+    return store.ok() ? Error{StatusCode::kOk, {}} : std::move(store).error();
   }
 
   static std::unique_ptr<JobRecord> Request(const std::string& key, size_t prompt_tokens = 3) {
@@ -130,9 +130,8 @@ TEST_F(SqliteJobStoreTest, JobsChunksEndingsAndModelsSurviveAReopen) {
 }
 
 TEST_F(SqliteJobStoreTest, CommitsBecomeDurableInGenerationsSignalledOnTheEventFd) {
-  std::string detail;
-  auto opened = SqliteJobStore::Open(SqliteStoreOptions{path_, true, 0}, clock_, &detail);
-  ASSERT_TRUE(opened.ok()) << detail;
+  auto opened = SqliteJobStore::Open(SqliteStoreOptions{path_, true, 0}, clock_);
+  ASSERT_TRUE(opened.ok()) << opened.error().ToString();
   SqliteJobStore& store = **opened;
   ASSERT_GE(store.durable_event_fd(), 0);
   JobTable table(store, 10, kNoByteLimit);
@@ -166,8 +165,7 @@ TEST_F(SqliteJobStoreTest, OnlyCommittedWritesSurviveAProcessThatDies) {
   const pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
-    std::string detail;
-    auto store = SqliteJobStore::Open(SqliteStoreOptions{path_, true, 0}, clock_, &detail);
+    auto store = SqliteJobStore::Open(SqliteStoreOptions{path_, true, 0}, clock_);
     if (!store.ok()) _exit(3);
     JobTable table(**store, 10, kNoByteLimit);
     ids[0] = table.Add(Request("one")).value()->id;
@@ -192,8 +190,9 @@ TEST_F(SqliteJobStoreTest, OnlyCommittedWritesSurviveAProcessThatDies) {
 
 TEST_F(SqliteJobStoreTest, AFileThatIsNotAStoreIsDataLossNamingIt) {
   std::ofstream(path_) << std::string(8192, 'x');
-  std::string detail;
-  EXPECT_EQ(OpenFails(&detail).code(), StatusCode::kDataLoss);
+  const Error error = OpenError();
+  const std::string& detail = error.message;
+  EXPECT_EQ(error.code, StatusCode::kDataLoss);
   EXPECT_NE(detail.find(path_), std::string::npos) << detail;
 }
 
@@ -202,8 +201,9 @@ TEST_F(SqliteJobStoreTest, AnotherProgramsDatabaseIsDataLoss) {
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE invoices(x)", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(db);
-  std::string detail;
-  EXPECT_EQ(OpenFails(&detail).code(), StatusCode::kDataLoss);
+  const Error error = OpenError();
+  const std::string& detail = error.message;
+  EXPECT_EQ(error.code, StatusCode::kDataLoss);
   EXPECT_NE(detail.find("not a waferd job store"), std::string::npos) << detail;
 }
 
@@ -213,8 +213,9 @@ TEST_F(SqliteJobStoreTest, AStoreFromANewerWaferdIsRefused) {
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 99", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(db);
-  std::string detail;
-  EXPECT_EQ(OpenFails(&detail).code(), StatusCode::kFailedPrecondition);
+  const Error error = OpenError();
+  const std::string& detail = error.message;
+  EXPECT_EQ(error.code, StatusCode::kFailedPrecondition);
   EXPECT_NE(detail.find("newer waferd"), std::string::npos) << detail;
   EXPECT_NE(detail.find(path_), std::string::npos) << detail;
 }
@@ -355,8 +356,9 @@ TEST_F(SqliteJobStoreTest, BoardDrainsAndIncidentsSurviveAReopenAndAnEmptyStateR
 TEST_F(SqliteJobStoreTest, ASecondDaemonOnTheSameStoreIsRefused) {
   std::unique_ptr<SqliteJobStore> first = Open();
   ASSERT_NE(first, nullptr);
-  std::string detail;
-  EXPECT_EQ(OpenFails(&detail).code(), StatusCode::kUnavailable);
+  const Error error = OpenError();
+  const std::string& detail = error.message;
+  EXPECT_EQ(error.code, StatusCode::kUnavailable);
   EXPECT_NE(detail.find("in use"), std::string::npos) << detail;
 }
 
@@ -375,8 +377,9 @@ TEST_F(SqliteJobStoreTest, TornRowsAreDataLoss) {
   ASSERT_EQ(sqlite3_exec(db, "DELETE FROM chunks WHERE seq = 0", nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
-  std::string detail;
-  EXPECT_EQ(OpenFails(&detail).code(), StatusCode::kDataLoss);
+  const Error error = OpenError();
+  const std::string& detail = error.message;
+  EXPECT_EQ(error.code, StatusCode::kDataLoss);
   EXPECT_NE(detail.find("does not follow"), std::string::npos) << detail;
 }
 
@@ -404,8 +407,9 @@ TEST_F(SqliteJobStoreTest, DamagedBoardListsAndAcceptanceTimesAreDataLoss) {
     ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
     ASSERT_EQ(sqlite3_exec(db, c.sql, nullptr, nullptr, nullptr), SQLITE_OK) << c.sql;
     sqlite3_close(db);
-    std::string detail;
-    EXPECT_EQ(OpenFails(&detail).code(), StatusCode::kDataLoss) << c.sql;
+    const Error error = OpenError();
+    const std::string& detail = error.message;
+    EXPECT_EQ(error.code, StatusCode::kDataLoss) << c.sql;
     EXPECT_NE(detail.find(c.expect), std::string::npos) << detail;
   }
 }

@@ -73,11 +73,16 @@ TEST(FifoPolicyTest, TakeAllEmptiesOneModelInOrder) {
 }
 
 TEST(FifoPolicyTest, FactoryKnowsFairAndFifo) {
-  std::string detail;
   const SchedulingConfig config;
-  EXPECT_NE(MakeSchedulingPolicy("fifo", config, &detail), nullptr);
-  EXPECT_NE(MakeSchedulingPolicy("fair", config, &detail), nullptr);
-  EXPECT_EQ(MakeSchedulingPolicy("lottery", config, &detail), nullptr);
+  auto fifo = MakeSchedulingPolicy("fifo", config);
+  ASSERT_TRUE(fifo.ok()) << fifo.error().ToString();
+  EXPECT_NE(*fifo, nullptr);
+  auto fair = MakeSchedulingPolicy("fair", config);
+  ASSERT_TRUE(fair.ok()) << fair.error().ToString();
+  EXPECT_NE(*fair, nullptr);
+  auto lottery = MakeSchedulingPolicy("lottery", config);
+  EXPECT_EQ(lottery.code(), StatusCode::kInvalidArgument);
+  const std::string detail = lottery.ok() ? std::string() : lottery.error().message;
   EXPECT_NE(detail.find("'lottery'"), std::string::npos) << detail;
   EXPECT_NE(detail.find("fair, fifo"), std::string::npos) << detail;
 }

@@ -5,13 +5,13 @@
 
 namespace wafer::host {
 
-std::unique_ptr<SchedulingPolicy> MakeSchedulingPolicy(const std::string& name,
-                                                       const SchedulingConfig& config,
-                                                       std::string* detail) {
-  if (name == "fair") return std::make_unique<FairPolicy>(config);
-  if (name == "fifo") return std::make_unique<FifoPolicy>();
-  *detail = "unknown scheduler policy '" + name + "' (known: " + kKnownPolicies + ")";
-  return nullptr;
+HostResult<std::unique_ptr<SchedulingPolicy>> MakeSchedulingPolicy(const std::string& name,
+                                                                   const SchedulingConfig& config) {
+  using Policy = std::unique_ptr<SchedulingPolicy>;
+  if (name == "fair") return Policy(std::make_unique<FairPolicy>(config));
+  if (name == "fifo") return Policy(std::make_unique<FifoPolicy>());
+  return Error{StatusCode::kInvalidArgument,
+               "unknown scheduler policy '" + name + "' (known: " + kKnownPolicies + ")"};
 }
 
 }  // namespace wafer::host

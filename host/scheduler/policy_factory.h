@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "common/error.h"
 #include "host/config/scheduling_config.h"
 #include "host/scheduler/scheduling_policy.h"
 
@@ -13,9 +14,11 @@ namespace wafer::host {
 inline constexpr const char* kKnownPolicies = "fair, fifo";
 
 // The policy `name` (scheduler.policy), reading what it needs of `config` (FIFO: nothing).
-// Returns nullptr, with `detail` naming the policy and the known ones, for an unknown name.
-std::unique_ptr<SchedulingPolicy> MakeSchedulingPolicy(const std::string& name,
-                                                       const SchedulingConfig& config,
-                                                       std::string* detail);
+//
+// Returns:
+//   OK               - the policy (never null).
+//   INVALID_ARGUMENT - an unknown name; the message names it and the known ones.
+HostResult<std::unique_ptr<SchedulingPolicy>> MakeSchedulingPolicy(const std::string& name,
+                                                                   const SchedulingConfig& config);
 
 }  // namespace wafer::host

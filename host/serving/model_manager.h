@@ -63,10 +63,14 @@ class ModelManager {
   // Every replica of `name` (`board` < 0), or the one whose first board is `board`: no new job
   // goes to it, running ones finish their tokens, then the boards free it; the client is
   // answered once the last replica asked for is gone. Queued jobs end now when no replica stays,
-  // else they wait for the replicas that stay. NOT_FOUND when no such replica is loaded;
-  // FAILED_PRECONDITION (`detail`) unless every replica asked for is ready.
-  Status BeginUnload(const std::string& name, int32_t board, const std::string& peer,
-                     uint64_t tag, std::string* detail);
+  // else they wait for the replicas that stay.
+  //
+  // Returns (the message naming the model and board):
+  //   OK                  - the unload has begun; the client is answered when it ends.
+  //   NOT_FOUND           - no such replica is loaded.
+  //   FAILED_PRECONDITION - a replica asked for is not ready (loading, unloading, failed).
+  HostStatus BeginUnload(const std::string& name, int32_t board, const std::string& peer,
+                         uint64_t tag);
   // Once an unloading model's last job ended: tells its boards to free it (once).
   void SendUnloadWhenIdle(ModelRecord& model);
   void OnUnloadDone(OperationDone& done);

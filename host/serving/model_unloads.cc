@@ -15,23 +15,23 @@ void ModelManager::UnloadQuietly(const ModelRecord& model, uint32_t model_id) {
   }
 }
 
-Status ModelManager::BeginUnload(const std::string& name, int32_t board, const std::string& peer,
-                                 uint64_t tag, std::string* detail) {
+HostStatus ModelManager::BeginUnload(const std::string& name, int32_t board,
+                                     const std::string& peer, uint64_t tag) {
   const std::vector<ModelRecord*> all = Replicas(name);
   std::vector<ModelRecord*> going;
   for (ModelRecord* model : all) {
     if (board < 0 || model->boards[0] == static_cast<uint32_t>(board)) going.push_back(model);
   }
   if (going.empty()) {
-    *detail = "model '" + name + "' is not loaded" +
-              (all.empty() ? "" : " on board " + std::to_string(board));
-    return NotFound();
+    return Error{StatusCode::kNotFound,
+                 "model '" + name + "' is not loaded" +
+                     (all.empty() ? "" : " on board " + std::to_string(board))};
   }
   for (const ModelRecord* model : going) {
     if (model->state != ModelState::kReady) {
-      *detail = "model '" + name + "' is " + ModelStateName(model->state) +
-                (all.size() > 1 ? " on board " + std::to_string(model->boards[0]) : "");
-      return FailedPrecondition();
+      return Error{StatusCode::kFailedPrecondition,
+                   "model '" + name + "' is " + ModelStateName(model->state) +
+                       (all.size() > 1 ? " on board " + std::to_string(model->boards[0]) : "")};
     }
   }
   for (ModelRecord* model : going) {
@@ -43,7 +43,7 @@ Status ModelManager::BeginUnload(const std::string& name, int32_t board, const s
     return m->state != ModelState::kUnloading;
   });
   if (!others_stay) steps_.FailQueued(name, ErrorCode::kModelNotReady, "model unloaded");
-  return OkStatus();
+  return HostOk();
 }
 
 void ModelManager::SendUnloadWhenIdle(ModelRecord& model) {

@@ -7,9 +7,8 @@ using namespace wafer::host;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
-  DaemonConfig config;
-  std::string detail;
-  if (!ParseDaemonConfig(text, &config, &detail).ok()) FUZZ_CHECK(!detail.empty());
+  wafer::HostResult<DaemonConfig> config = ParseDaemonConfig(text);
+  if (!config.ok()) FUZZ_CHECK(!config.error().message.empty());
   return 0;
 }
 

@@ -45,8 +45,7 @@ const std::string& EmptyStore() {
   static const std::string* bytes = [] {
     const std::string path = ScratchPath("empty");
     RemoveStore(path);
-    std::string detail;
-    SqliteJobStore::Open(SqliteStoreOptions{path, false, 0}, TheClock(), &detail).value().reset();
+    SqliteJobStore::Open(SqliteStoreOptions{path, false, 0}, TheClock()).value().reset();
     std::ifstream in(path, std::ios::binary);
     auto* b = new std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     RemoveStore(path);
@@ -139,9 +138,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   WriteRows(path, std::string_view(reinterpret_cast<const char*>(data), size));
   {
-    std::string detail;
-    auto store = SqliteJobStore::Open(SqliteStoreOptions{path, false, 0}, TheClock(), &detail);
-    if (!store.ok()) FUZZ_CHECK(!detail.empty());
+    auto store = SqliteJobStore::Open(SqliteStoreOptions{path, false, 0}, TheClock());
+    if (!store.ok()) FUZZ_CHECK(!store.error().message.empty());
   }
   RemoveStore(path);
   return 0;
@@ -151,9 +149,8 @@ std::vector<std::string> FuzzSeeds() {
   const std::string path = ScratchPath("seed");
   RemoveStore(path);
   {
-    std::string detail;
     std::unique_ptr<SqliteJobStore> store =
-        SqliteJobStore::Open(SqliteStoreOptions{path, false, 0}, TheClock(), &detail).value();
+        SqliteJobStore::Open(SqliteStoreOptions{path, false, 0}, TheClock()).value();
     JobTable table(*store, 10, UINT64_MAX);  // No byte limit.
     auto request = [](const std::string& key) {
       auto job = std::make_unique<JobRecord>();
