@@ -193,11 +193,12 @@ LoadFigures LoadThroughWaferd(const std::string& bin, const fs::path& scratch,
   o.dir = scratch.string();
   o.load_shape = false;
   o.board_endpoint = board_endpoint;
-  wafer::bench::WaferdProcess waferd(o);
-  if (!waferd.ok()) {
-    f.error = waferd.error();
+  auto started = wafer::bench::WaferdProcess::Start(o);
+  if (!started.ok()) {
+    f.error = started.error().ToString();
     return f;
   }
+  wafer::bench::WaferdProcess& waferd = **started;
   std::vector<double> times;
   for (int i = 0; i < 3; ++i) {
     const wafer::HostResult<double> t = waferd.LoadModel(model, "m", kLoadSlots, kLoadContext);

@@ -91,11 +91,12 @@ struct Capacity {
 std::optional<Capacity> MeasureCapacity(const SchedBenchOptions& o, const Durations& d) {
   const TraceSpec spec = SchedulingMix(o.seed, 5000, d.capacity_s, Arrivals::kPoisson);
   const std::vector<TraceJob> trace = GenerateTrace(spec);
-  WaferdProcess waferd(DaemonFor(o, "fifo", spec));
-  if (!waferd.ok()) {
-    std::printf("    capacity: waferd did not start: %s\n", waferd.error().c_str());
+  auto started = WaferdProcess::Start(DaemonFor(o, "fifo", spec));
+  if (!started.ok()) {
+    std::printf("    capacity: waferd did not start: %s\n", started.error().ToString().c_str());
     return std::nullopt;
   }
+  WaferdProcess& waferd = **started;
   ReplayOptions r;
   r.endpoint = waferd.job_endpoint();
   r.in_flight = 2 * kSlots;
@@ -126,15 +127,12 @@ std::optional<Capacity> MeasureCapacity(const SchedBenchOptions& o, const Durati
 
 // One open-loop replay of `trace` through a fresh waferd running `policy`; without TTFT targets
 // in the submits when `send_targets` is false.
-std::optional<RunSummary> RunPolicy(const SchedBenchOptions& o, const Durations& d,
-                                    const std::string& policy, const TraceSpec& spec,
-                                    const std::vector<TraceJob>& trace, bool send_targets,
-                                    std::string* why) {
-  WaferdProcess waferd(DaemonFor(o, policy, spec));
-  if (!waferd.ok()) {
-    *why = waferd.error();
-    return std::nullopt;
-  }
+HostResult<RunSummary> RunPolicy(const SchedBenchOptions& o, const Durations& d,
+                                 const std::string& policy, const TraceSpec& spec,
+                                 const std::vector<TraceJob>& trace, bool send_targets) {
+  auto started = WaferdProcess::Start(DaemonFor(o, policy, spec));
+  if (!started.ok()) return std::move(started).error();
+  WaferdProcess& waferd = **started;
   ReplayOptions r;
   r.endpoint = waferd.job_endpoint();
   r.drain_limit_s = d.drain_s;
@@ -146,10 +144,7 @@ std::optional<RunSummary> RunPolicy(const SchedBenchOptions& o, const Durations&
   EchoProbe echo(kEchoIntervalMs, kEchoBytes);
   const HostStatus s = ReplayTrace(spec, trace, r, &result);
   std::vector<double> echo_s = echo.Stop();
-  if (!s.ok()) {
-    *why = s.error().ToString();
-    return std::nullopt;
-  }
+  if (!s.ok()) return std::move(s).error();
   RunSummary summary = Summarize(spec, trace, result, d.warmup_s, d.trace_s);
   summary.echo_s = std::move(echo_s);
   if (result.wall_s > 0) {
@@ -164,7 +159,18 @@ struct LoadRuns {
   // FIFO with no TTFT targets in the submits: waferd as it was before admission control (every
   // job accepted). Run at 150% only.
   std::optional<RunSummary> legacy;
+  // Why a run has no summary.
   std::string fair_why, fifo_why, legacy_why;
+
+  // Keeps `run`'s summary in `summary`, or its error in `why`.
+  static void Keep(HostResult<RunSummary> run, std::optional<RunSummary>& summary,
+                   std::string& why) {
+    if (run.ok()) {
+      summary = std::move(run).value();
+    } else {
+      why = run.error().ToString();
+    }
+  }
 };
 
 void PrintTarget(const std::string& what, const std::string& figures, std::optional<bool> met) {
@@ -319,9 +325,11 @@ bool RunSchedulingBench(const SchedBenchOptions& o) {
         SchedulingMix(o.seed, load.fraction * cap->jobs_per_s, d.trace_s, load.arrivals);
     const std::vector<TraceJob> trace = GenerateTrace(spec);
     LoadRuns& r = runs[i];
-    r.fair = RunPolicy(o, d, "fair", spec, trace, true, &r.fair_why);
-    r.fifo = RunPolicy(o, d, "fifo", spec, trace, true, &r.fifo_why);
-    if (load.fraction > 1) r.legacy = RunPolicy(o, d, "fifo", spec, trace, false, &r.legacy_why);
+    LoadRuns::Keep(RunPolicy(o, d, "fair", spec, trace, true), r.fair, r.fair_why);
+    LoadRuns::Keep(RunPolicy(o, d, "fifo", spec, trace, true), r.fifo, r.fifo_why);
+    if (load.fraction > 1) {
+      LoadRuns::Keep(RunPolicy(o, d, "fifo", spec, trace, false), r.legacy, r.legacy_why);
+    }
     std::printf("(f) %s of capacity, %s: %.1f jobs/s, %zu jobs over %.0f s\n", load.name,
                 load.arrivals == Arrivals::kPoisson ? "Poisson" : "bursty", spec.rate,
                 trace.size(), spec.duration_s);

@@ -76,10 +76,11 @@ WaferdOptions Daemon(const Options& o, const std::string& dir, const char* shape
   return w;
 }
 
-// False (saying why) when `waferd` did not start or load its model.
-bool Started(const WaferdProcess& waferd) {
-  if (!waferd.ok()) std::fprintf(stderr, "waferd-bench: %s\n", waferd.error().c_str());
-  return waferd.ok();
+// False (saying why) when waferd did not start or load its model.
+bool Started(const HostResult<std::unique_ptr<WaferdProcess>>& waferd) {
+  if (waferd.ok()) return true;
+  std::fprintf(stderr, "waferd-bench: %s\n", waferd.error().ToString().c_str());
+  return false;
 }
 
 // Streams `jobs` jobs of `max_tokens` tokens (8-token prompts) through `waferd`'s shape-only
@@ -427,8 +428,9 @@ int Main(int argc, char** argv) {
               "Llama 3.1 8B's shape for (a) and (c), Llama 3.2 1B's for (b) and (d); (f) paces\n"
               "the 8B shape in real time.\n\n");
   if (o.Runs('a') || o.Runs('c')) {
-    WaferdProcess waferd(Daemon(o, dir, kLlama8B, 64, 1024));
-    if (!Started(waferd)) return 1;
+    auto started = WaferdProcess::Start(Daemon(o, dir, kLlama8B, 64, 1024));
+    if (!Started(started)) return 1;
+    WaferdProcess& waferd = **started;
     const double idle_rss = waferd.RssMb();
     const size_t bytes = EncodedSubmit(0).size();
     // Each submit's job runs to its end before the next: the daemon is idle at every submit.
@@ -483,8 +485,9 @@ int Main(int argc, char** argv) {
   double stream_rss = 0;
   if (o.Runs('b')) {
     const uint32_t slots = 256, jobs = o.quick ? 512 : 4096, max_tokens = o.quick ? 500 : 1000;
-    WaferdProcess waferd(Daemon(o, dir, kLlama1B, slots, 1024));
-    if (!Started(waferd)) return 1;
+    auto started = WaferdProcess::Start(Daemon(o, dir, kLlama1B, slots, 1024));
+    if (!Started(started)) return 1;
+    WaferdProcess& waferd = **started;
     {
       // (a) again while streams run: a cluster scheduler submits to a busy daemon. The load is
       // a run long enough (about a second at (b)'s rate) to outlast the probes, which start as
@@ -529,8 +532,9 @@ int Main(int argc, char** argv) {
     const uint32_t tokens = host::DaemonConfig{}.decode_tokens_per_step;
     WaferdOptions options = Daemon(o, dir, kLlama1B, slots, 1024);
     options.scheduler_yaml = ThroughputSchedulerYaml(0);
-    WaferdProcess waferd(options);
-    if (!Started(waferd)) return 1;
+    auto started = WaferdProcess::Start(options);
+    if (!Started(started)) return 1;
+    WaferdProcess& waferd = **started;
     stream_figures.insert(stream_figures.begin(),
                           StreamFigures(waferd, jobs, slots, max_tokens, tokens));
     for (const Stream& f : stream_figures) {
@@ -570,8 +574,9 @@ int Main(int argc, char** argv) {
     for (Split& run : runs) {
       WaferdOptions w = Daemon(o, dir, kLlama1B, slots, 1024, run.boards);
       w.extra_yaml = std::string("pipeline_handoff: ") + run.handoff + "\n";
-      WaferdProcess waferd(w);
-      if (!Started(waferd)) return 1;
+      auto started = WaferdProcess::Start(w);
+      if (!Started(started)) return 1;
+      WaferdProcess& waferd = **started;
       LoadReport report;
       if (!StreamShapeJobs(waferd, jobs, slots, max_tokens, &report)) return 1;
       run.rate = report.tokens_per_s();
@@ -597,8 +602,9 @@ int Main(int argc, char** argv) {
     WaferdOptions w = Daemon(o, dir, kLlama70B, big_slots, 1024, 4);
     double served = 0;
     {
-      WaferdProcess waferd(w);
-      if (!Started(waferd)) return 1;
+      auto started = WaferdProcess::Start(w);
+      if (!Started(started)) return 1;
+      WaferdProcess& waferd = **started;
       LoadReport report;
       if (!StreamShapeJobs(waferd, big_jobs, big_slots, big_tokens, &report)) return 1;
       served = Quantile(report.device_tokens_per_s, 0.5);
@@ -629,21 +635,24 @@ int Main(int argc, char** argv) {
     for (Figures* f : {&on, &off}) {
       const std::string store = f == &on ? dir + "/jobs-" + std::to_string(run++) + ".db" : "memory";
       {
-        WaferdProcess waferd(Daemon(o, dir, kLlama1B, 256, 1024, 1, store));
-        if (!Started(waferd)) return 1;
+        auto started = WaferdProcess::Start(Daemon(o, dir, kLlama1B, 256, 1024, 1, store));
+        if (!Started(started)) return 1;
+        WaferdProcess& waferd = **started;
         f->one = DaemonRoundTrip(waferd.job_endpoint(), one, EncodedSubmit, AcceptsSubmit,
                                  AcceptsSubmit);
       }
       {
-        WaferdProcess waferd(
+        auto started = WaferdProcess::Start(
             Daemon(o, dir, kLlama1B, 256, 1024, 1, store + (f == &on ? "-256" : "")));
-        if (!Started(waferd)) return 1;
+        if (!Started(started)) return 1;
+        WaferdProcess& waferd = **started;
         f->many_per_s = AcceptedPerSecond(waferd.job_endpoint(), 256, many);
       }
       {
-        WaferdProcess waferd(
+        auto started = WaferdProcess::Start(
             Daemon(o, dir, kLlama1B, 256, 1024, 1, store + (f == &on ? "-stream" : "")));
-        if (!Started(waferd)) return 1;
+        if (!Started(started)) return 1;
+        WaferdProcess& waferd = **started;
         LoadReport report;
         if (!StreamShapeJobs(waferd, stream_jobs, 256, stream_tokens, &report)) return 1;
         f->stream_tokens_per_s = report.tokens_per_s();

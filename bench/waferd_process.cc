@@ -20,7 +20,13 @@ constexpr int kStartupQueries = 120;  // x 250 ms.
 
 }  // namespace
 
-WaferdProcess::WaferdProcess(const WaferdOptions& o) : dir_(o.dir) {
+HostResult<std::unique_ptr<WaferdProcess>> WaferdProcess::Start(const WaferdOptions& options) {
+  std::unique_ptr<WaferdProcess> process(new WaferdProcess(options.dir));
+  WAFER_HOST_RETURN_IF_ERROR(process->Launch(options));
+  return process;
+}
+
+HostStatus WaferdProcess::Launch(const WaferdOptions& o) {
   job_ep_ = "tcp://127.0.0.1:" + std::to_string(testing::FreeLoopbackPort());
   admin_ep_ = "tcp://127.0.0.1:" + std::to_string(testing::FreeLoopbackPort());
   std::ofstream(o.dir + "/config.json") << o.shape;
@@ -49,8 +55,7 @@ WaferdProcess::WaferdProcess(const WaferdOptions& o) : dir_(o.dir) {
   }
   auto admin = host::AdminClient::Connect(admin_ep_);
   if (!admin.ok()) {
-    error_ = "cannot make an admin socket";
-    return;
+    return Error{StatusCode::kUnavailable, "cannot make an admin socket: " + admin.error().message};
   }
   // Wait until waferd answers, or has exited (a refused config).
   bool up = false;
@@ -58,22 +63,18 @@ WaferdProcess::WaferdProcess(const WaferdOptions& o) : dir_(o.dir) {
     int status = 0;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      error_ = WIFEXITED(status) && WEXITSTATUS(status) == 127
-                   ? "could not run " + o.bin_dir + "/waferd"
-                   : "waferd exited at start: " + LastLogLine();
-      return;
+      if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+        return Error{StatusCode::kNotFound, "could not run " + o.bin_dir + "/waferd"};
+      }
+      return Error{StatusCode::kFailedPrecondition, "waferd exited at start: " + LastLogLine()};
     }
     host::StatusReply reply;
     up = (*admin)->QueryStatus(&reply, 250).ok();
   }
   if (!up) {
-    error_ = "waferd did not answer within 30 s: " + LastLogLine();
-    return;
+    return Error{StatusCode::kUnavailable, "waferd did not answer within 30 s: " + LastLogLine()};
   }
-  if (!o.load_shape) {
-    ok_ = true;
-    return;
-  }
+  if (!o.load_shape) return HostOk();
   host::OperationResult r;
   host::LoadModel load;
   load.name = "shape";
@@ -81,8 +82,13 @@ WaferdProcess::WaferdProcess(const WaferdOptions& o) : dir_(o.dir) {
   load.slots = o.slots;
   load.context_length = o.context;
   for (uint32_t b = 0; b < o.boards; ++b) load.boards.push_back(b);
-  ok_ = (*admin)->Operate(load, nullptr, &r, 60000).ok() && r.code == host::ErrorCode::kNone;
-  if (!ok_) error_ = "load failed: " + r.detail;
+  if (HostStatus s = (*admin)->Operate(load, nullptr, &r, 60000); !s.ok()) {
+    return Error{s.code(), "load failed: " + s.error().message};
+  }
+  if (r.code != host::ErrorCode::kNone) {
+    return Error{StatusCode::kFailedPrecondition, "load failed: " + r.detail};
+  }
+  return HostOk();
 }
 
 WaferdProcess::~WaferdProcess() {

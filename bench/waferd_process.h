@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "common/error.h"
@@ -67,16 +68,20 @@ struct WaferdOptions {
 // Not thread-safe. The destructor stops waferd (SIGTERM) and waits for it to exit.
 class WaferdProcess {
  public:
-  // Starts waferd and loads the model; ok() says whether both worked. A waferd that exits at
-  // start (a config it refuses) is noticed within a second; error() then quotes its log.
-  explicit WaferdProcess(const WaferdOptions& options);
+  // Starts waferd and, unless `options.load_shape` is false, loads the shape model. A waferd that
+  // exits at start (a config it refuses) is noticed within a second.
+  //
+  // Returns:
+  //   OK                  - waferd answers on its admin socket (with the model loaded).
+  //   NOT_FOUND           - there is no runnable `bin_dir`/waferd.
+  //   FAILED_PRECONDITION - waferd exited at start, or refused the load (the message quotes the
+  //                         last line of its log, or the load's detail).
+  //   UNAVAILABLE         - no admin socket could be made, or waferd did not answer within 30 s.
+  static HostResult<std::unique_ptr<WaferdProcess>> Start(const WaferdOptions& options);
   ~WaferdProcess();
   WaferdProcess(const WaferdProcess&) = delete;
   WaferdProcess& operator=(const WaferdProcess&) = delete;
 
-  bool ok() const { return ok_; }
-  // Why it is not ok (empty when it is).
-  const std::string& error() const { return error_; }
   const std::string& job_endpoint() const { return job_ep_; }
   // Resident memory in MB, from /proc; -1 when unreadable.
   double RssMb() const;
@@ -95,12 +100,13 @@ class WaferdProcess {
   bool UnloadModel(const std::string& name) const;
 
  private:
-  // The last line of waferd.log that says something, for error().
+  explicit WaferdProcess(std::string dir) : dir_(std::move(dir)) {}
+  // Start()'s work, on a process object whose destructor stops whatever was started.
+  HostStatus Launch(const WaferdOptions& options);
+  // The last line of waferd.log that says something, for the start errors.
   std::string LastLogLine() const;
 
   pid_t pid_ = -1;
-  bool ok_ = false;
-  std::string error_;
   std::string dir_;
   std::string job_ep_, admin_ep_;
 };
